@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set-up shared by `npm start` and `npm test`: installs what is missing on a fresh Debian machine
+# (apt packages, npm packages), builds, and links the `skiff` binary onto the PATH. Idempotent and
+# quiet when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'skiff setup: %s\n' "$*" >&2; }
+
+# apt: package -> a file that proves it is installed
+declare -A apt_needs=(
+  [etcd-server]=/usr/bin/etcd
+  [etcd-client]=/usr/bin/etcdctl
+  [nats-server]=/usr/sbin/nats-server
+  [busybox-static]=/bin/busybox
+  [iproute2]=/usr/bin/ip
+  [gcc]=/usr/bin/gcc
+  [make]=/usr/bin/make
+  [libc6-dev]=/usr/include/linux/openat2.h
+)
+missing=()
+for pkg in "${!apt_needs[@]}"; do
+  [ -e "${apt_needs[$pkg]}" ] || missing+=("$pkg")
+done
+# busybox (dynamic) also provides /bin/busybox; the test images need the static build.
+if [ -e /bin/busybox ] && ! dpkg -s busybox-static >/dev/null 2>&1; then missing+=(busybox-static); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    say "missing system packages: ${missing[*]}; run as root or: apt-get install -y ${missing[*]}"
+    exit 1
+  fi
+  say "installing ${missing[*]} (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm: install when node_modules is missing or older than the lockfile
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+say "building"
+npm run --silent build
+
+# put `skiff` on the PATH (the package's bin entry, linked like `npm link` does)
+bindir="$(npm prefix -g)/bin"
+if [ -w "$bindir" ] || [ "$(id -u)" = 0 ]; then
+  mkdir -p "$bindir"
+  ln -sf "$PWD/dist/cli/main.js" "$bindir/skiff"
+fi

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every compiled test file (unit tests beside the code, integration and e2e under test/)
+# with node's built-in runner. Fails when it finds no test files: a suite that ran nothing is red.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mapfile -t files < <(find dist -name '*.test.js' -not -path '*/node_modules/*' | sort)
+if [ ${#files[@]} -eq 0 ]; then
+  echo "run-suite: no test files under dist/ (did the build run?)" >&2
+  exit 1
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "run-suite: the suite runs real containers, mounts and cgroups and must run as root" >&2
+  exit 1
+fi
+exec node --test --test-reporter=spec --test-timeout=300000 "$@" "${files[@]}"
