@@ -1,0 +1,91 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  DeadlineExceededError,
+  FailedPreconditionError,
+  GoneError,
+  InternalError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+  UnauthenticatedError,
+  UnavailableError,
+  type SkiffError,
+} from './errors.js';
+import { INTERNAL_MESSAGE, fromGrpcError, toGrpcStatus } from './grpc-status.js';
+
+function overTheWire(err: unknown): ServiceError {
+  const st = toGrpcStatus(err);
+  return Object.assign(new Error(`${st.code} ${status[st.code]}: ${st.details}`), {
+    code: st.code,
+    details: st.details,
+    metadata: st.metadata,
+  });
+}
+
+describe('grpc-status', () => {
+  const cases: Array<[SkiffError, status]> = [
+    [new NotFoundError('get pod default/x: not found'), status.NOT_FOUND],
+    [new AlreadyExistsError('create pod default/x: already exists'), status.ALREADY_EXISTS],
+    [new ConflictError('update pod default/x: stale resourceVersion'), status.ABORTED],
+    [new FailedPreconditionError('create pod: namespace is terminating'), status.FAILED_PRECONDITION],
+    [new UnauthenticatedError('no token'), status.UNAUTHENTICATED],
+    [new PermissionDeniedError('view role cannot write'), status.PERMISSION_DENIED],
+    [new DeadlineExceededError('too slow'), status.DEADLINE_EXCEEDED],
+    [new ResourceExhaustedError('too big'), status.RESOURCE_EXHAUSTED],
+    [new GoneError('watch: compacted; re-list'), status.OUT_OF_RANGE],
+  ];
+  for (const [err, code] of cases) {
+    test(`${err.name} round-trips as ${status[code]}`, () => {
+      const st = toGrpcStatus(err);
+      assert.equal(st.code, code);
+      assert.equal(st.internal, false);
+      const back = fromGrpcError(overTheWire(err), '127.0.0.1:1');
+      assert.equal(back.constructor, err.constructor);
+      if (code !== status.DEADLINE_EXCEEDED) assert.equal(back.message, err.message);
+    });
+  }
+
+  test('InvalidArgumentError keeps its field path', () => {
+    const back = fromGrpcError(
+      overTheWire(new InvalidArgumentError('create pod: bad image', 'spec.containers[0].image')),
+      'x:1',
+    );
+    assert.ok(back instanceof InvalidArgumentError);
+    assert.equal(back.field, 'spec.containers[0].image');
+    assert.equal(back.message, 'create pod: bad image');
+  });
+
+  test('UnavailableError keeps its endpoint', () => {
+    const back = fromGrpcError(
+      overTheWire(new UnavailableError('etcd down', 'http://127.0.0.1:2379')),
+      'x:1',
+    );
+    assert.ok(back instanceof UnavailableError);
+    assert.equal(back.endpoint, 'http://127.0.0.1:2379');
+  });
+
+  test('a transport UNAVAILABLE names the server', () => {
+    const transport = Object.assign(new Error('14 UNAVAILABLE: No connection established'), {
+      code: status.UNAVAILABLE,
+      details: 'No connection established',
+      metadata: new Metadata(),
+    });
+    const back = fromGrpcError(transport, '127.0.0.1:7440');
+    assert.ok(back instanceof UnavailableError);
+    assert.equal(back.endpoint, '127.0.0.1:7440');
+    assert.match(back.message, /127\.0\.0\.1:7440/);
+  });
+
+  test('a raw internal error never reaches the wire', () => {
+    const st = toGrpcStatus(new TypeError('secret path /etc/shadow in stack'));
+    assert.equal(st.code, status.INTERNAL);
+    assert.equal(st.internal, true);
+    assert.equal(st.details, INTERNAL_MESSAGE);
+    assert.ok(fromGrpcError(overTheWire(new TypeError('x')), 'x:1') instanceof InternalError);
+  });
+});
