@@ -1,0 +1,149 @@
+import { describe, test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InvalidArgumentError } from '../proto/errors.js';
+import {
+  ManifestError,
+  manifestFieldError,
+  parseFieldPath,
+  parseManifestSource,
+  readManifestSources,
+} from './manifests.js';
+
+const multi = `apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: demo
+spec:
+  replicas: 2
+  template:
+    spec:
+      containers:
+        - name: web
+          image: busybox
+          bogus: 1
+---
+`;
+
+describe('parseManifestSource', () => {
+  test('splits documents and skips empty ones', () => {
+    const docs = parseManifestSource({ name: 'a.yaml', text: multi });
+    assert.equal(docs.length, 2);
+    assert.equal(docs[0]!.documentIndex, 1);
+    assert.equal(docs[1]!.documentIndex, 2);
+    assert.equal((docs[1]!.object.metadata as { name: string }).name, 'web');
+  });
+
+  test('locates a field path at its key, and a missing field at its parent', () => {
+    const [, deploy] = parseManifestSource({ name: 'a.yaml', text: multi });
+    assert.deepEqual(deploy!.locate('spec.template.spec.containers[0].bogus'), { line: 18, column: 11 });
+    assert.deepEqual(deploy!.locate('spec.replicas'), { line: 12, column: 3 });
+    assert.deepEqual(deploy!.locate('spec.selector'), { line: 11, column: 1 });
+  });
+
+  test('field errors name file, document, line, column and path', () => {
+    const [, deploy] = parseManifestSource({ name: 'a.yaml', text: multi });
+    const err = manifestFieldError(
+      deploy!,
+      new InvalidArgumentError('unknown field', 'spec.template.spec.containers[0].bogus'),
+    );
+    assert.equal(
+      err.message,
+      'a.yaml: document 2 (line 18, column 11): spec.template.spec.containers[0].bogus: unknown field',
+    );
+    assert.equal(err.field, 'spec.template.spec.containers[0].bogus');
+  });
+
+  test('a YAML syntax error names document, line and column', () => {
+    const text = 'apiVersion: v1\nkind: ConfigMap\n---\napiVersion: v1\nkind: [unclosed\n';
+    assert.throws(
+      () => parseManifestSource({ name: 'bad.yaml', text }),
+      (err: unknown) =>
+        err instanceof ManifestError &&
+        err.documentIndex === 2 &&
+        /^bad\.yaml: document 2 \(line \d+, column \d+\): YAML syntax error/.test(err.message),
+    );
+  });
+
+  test('duplicate keys are a syntax error', () => {
+    assert.throws(() => parseManifestSource({ name: 'd.yaml', text: 'kind: A\nkind: B\n' }), ManifestError);
+  });
+
+  test('a scalar document is refused', () => {
+    assert.throws(() => parseManifestSource({ name: 's.yaml', text: 'hello\n' }), /must be a mapping/);
+  });
+
+  test('a List expands into items, located under items[i]', () => {
+    const text =
+      'apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: a}\n';
+    const docs = parseManifestSource({ name: 'l.yaml', text });
+    assert.equal(docs.length, 1);
+    assert.equal(docs[0]!.object.kind, 'ConfigMap');
+    assert.deepEqual(docs[0]!.locate('metadata'), { line: 6, column: 5 });
+    const err = manifestFieldError(docs[0]!, new InvalidArgumentError('bad name', 'metadata.name'));
+    assert.match(err.message, /items\[0\]\.metadata\.name: bad name/);
+  });
+
+  test('JSON documents parse too', () => {
+    const docs = parseManifestSource({ name: 'x.json', text: '{"apiVersion":"v1","kind":"ConfigMap"}' });
+    assert.equal(docs[0]!.object.kind, 'ConfigMap');
+  });
+
+  test('an alias bomb is refused, not expanded', () => {
+    const text = [
+      'a: &a [x,x,x,x,x,x,x,x,x,x]',
+      ...Array.from({ length: 9 }, (_, i) => {
+        const prev = i === 0 ? 'a' : `l${i - 1}`;
+        return `l${i}: &l${i} [*${prev},*${prev},*${prev},*${prev},*${prev},*${prev},*${prev},*${prev},*${prev},*${prev}]`;
+      }),
+    ].join('\n');
+    assert.throws(() => parseManifestSource({ name: 'bomb.yaml', text }), ManifestError);
+  });
+});
+
+test('parseFieldPath', () => {
+  assert.deepEqual(parseFieldPath('spec.containers[0].image'), ['spec', 'containers', 0, 'image']);
+  assert.deepEqual(parseFieldPath('metadata.labels["app.kubernetes.io/name"]'), [
+    'metadata',
+    'labels',
+    'app.kubernetes.io/name',
+  ]);
+  assert.deepEqual(parseFieldPath(''), []);
+});
+
+describe('readManifestSources', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skiff-manifests-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('directories give their manifest files sorted; stdin is read once', async () => {
+    mkdirSync(join(dir, 'm'));
+    writeFileSync(join(dir, 'm', 'b.yml'), 'kind: B\n');
+    writeFileSync(join(dir, 'm', 'a.yaml'), 'kind: A\n');
+    writeFileSync(join(dir, 'm', 'c.json'), '{}');
+    writeFileSync(join(dir, 'm', 'notes.txt'), 'x');
+    const sources = await readManifestSources([join(dir, 'm'), '-'], async () => 'kind: S\n');
+    assert.deepEqual(
+      sources.map((s) => s.name),
+      [join(dir, 'm', 'a.yaml'), join(dir, 'm', 'b.yml'), join(dir, 'm', 'c.json'), '<stdin>'],
+    );
+    await assert.rejects(
+      readManifestSources(['-', '-'], async () => ''),
+      /stdin can be read once/,
+    );
+  });
+
+  test('a missing file is named', async () => {
+    await assert.rejects(
+      readManifestSources([join(dir, 'nope.yaml')]),
+      /nope\.yaml: no such file or directory/,
+    );
+  });
+});

@@ -1,0 +1,320 @@
+/**
+ * Reading manifests: `-f` files, directories (*.yaml, *.yml, *.json, sorted, not recursive) and `-`
+ * (stdin); each source may hold many YAML documents, and a `kind: List` expands into its items.
+ *
+ * Every error names where it is: `app.yaml: document 2 (line 10, column 7): spec.replicas: …`.
+ * Field errors from local validation or from the server carry a field path
+ * (`spec.template.spec.containers[0].image`); `ManifestDocument.locate` maps it back to the YAML
+ * node, or to its nearest existing parent when the field is missing.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  LineCounter,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  parseAllDocuments,
+  type Document,
+  type Node,
+} from 'yaml';
+import { InvalidArgumentError, errorMessage } from '../proto/errors.js';
+
+export interface ManifestSource {
+  /** File path, or `<stdin>`. */
+  name: string;
+  text: string;
+}
+
+export interface SourcePosition {
+  line: number;
+  column: number;
+}
+
+export type ManifestObject = Record<string, unknown>;
+
+export interface ManifestDocument {
+  source: string;
+  /** 1-based index of the YAML document in its source. */
+  documentIndex: number;
+  /** For an item of a `kind: List`, its path inside the document (`['items', 2]`). */
+  pathPrefix: (string | number)[];
+  object: ManifestObject;
+  /** Where a field path (`spec.containers[0].image`) sits in the source. */
+  locate(fieldPath: string | undefined): SourcePosition;
+}
+
+/** A manifest problem with its location; `field` is the path inside the object. */
+export class ManifestError extends InvalidArgumentError {
+  constructor(
+    message: string,
+    readonly source: string,
+    readonly documentIndex: number,
+    readonly position: SourcePosition | undefined,
+    field?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, field, options);
+  }
+}
+
+const MANIFEST_EXTENSIONS = /\.(ya?ml|json)$/i;
+/** Large enough for any real manifest set; bounds memory against a hostile stdin or file. */
+const MAX_SOURCE_BYTES = 16 * 1024 * 1024;
+
+/** Expands `-f` arguments into sources: files as named, directories' manifest files sorted. */
+export async function readManifestSources(
+  paths: string[],
+  readStdin: () => Promise<string> = readAllStdin,
+): Promise<ManifestSource[]> {
+  if (paths.length === 0)
+    throw new InvalidArgumentError('read manifests: no -f given: pass a file, a directory or -', 'filename');
+  const sources: ManifestSource[] = [];
+  let stdinUsed = false;
+  for (const path of paths) {
+    if (path === '-') {
+      if (stdinUsed)
+        throw new InvalidArgumentError(
+          'read manifests: `-f -` given twice: stdin can be read once',
+          'filename',
+        );
+      stdinUsed = true;
+      sources.push({ name: '<stdin>', text: await readStdin() });
+      continue;
+    }
+    let isDirectory: boolean;
+    try {
+      isDirectory = statSync(path).isDirectory();
+    } catch (err) {
+      throw new InvalidArgumentError(`read manifests ${path}: ${describeFsError(err)}`, 'filename', {
+        cause: err,
+      });
+    }
+    if (isDirectory) {
+      const names = readdirSync(path)
+        .filter((name) => MANIFEST_EXTENSIONS.test(name))
+        .sort();
+      if (names.length === 0) {
+        throw new InvalidArgumentError(
+          `read manifests ${path}: directory holds no *.yaml, *.yml or *.json file`,
+          'filename',
+        );
+      }
+      for (const name of names) {
+        const file = join(path, name);
+        if (statSync(file).isFile()) sources.push({ name: file, text: readSourceFile(file) });
+      }
+    } else {
+      sources.push({ name: path, text: readSourceFile(path) });
+    }
+  }
+  return sources;
+}
+
+function readSourceFile(path: string): string {
+  const size = statSync(path).size;
+  if (size > MAX_SOURCE_BYTES) {
+    throw new InvalidArgumentError(
+      `read manifests ${path}: ${size} bytes is more than the ${MAX_SOURCE_BYTES} allowed`,
+      'filename',
+    );
+  }
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`read manifests ${path}: ${describeFsError(err)}`, 'filename', {
+      cause: err,
+    });
+  }
+}
+
+function describeFsError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file or directory';
+  if (code === 'EACCES') return 'permission denied';
+  return errorMessage(err);
+}
+
+async function readAllStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of process.stdin) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+    total += buf.length;
+    if (total > MAX_SOURCE_BYTES) {
+      throw new InvalidArgumentError(
+        `read manifests <stdin>: more than ${MAX_SOURCE_BYTES} bytes`,
+        'filename',
+      );
+    }
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Parses one source into its documents. Empty documents (a trailing `---`) are skipped. Throws
+ * ManifestError at the first syntax error or non-object document.
+ */
+export function parseManifestSource(source: ManifestSource): ManifestDocument[] {
+  const lineCounter = new LineCounter();
+  const parsed = parseAllDocuments(source.text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // A stream with no documents at all (empty file, comments only) parses to an empty list.
+  const docs = Array.isArray(parsed) ? parsed : [];
+  const out: ManifestDocument[] = [];
+  docs.forEach((doc, i) => {
+    const documentIndex = i + 1;
+    const syntaxError = doc.errors[0];
+    if (syntaxError) {
+      const pos = lineCounter.linePos(syntaxError.pos[0]);
+      throw new ManifestError(
+        `${where(source.name, documentIndex, { line: pos.line, column: pos.col })}: YAML syntax error: ${firstLine(syntaxError.message)}`,
+        source.name,
+        documentIndex,
+        { line: pos.line, column: pos.col },
+      );
+    }
+    if (doc.contents === null) return;
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      throw new ManifestError(
+        `${where(source.name, documentIndex, undefined)}: ${errorMessage(err)}`,
+        source.name,
+        documentIndex,
+        undefined,
+      );
+    }
+    if (value === null || value === undefined) return;
+    const locateIn = (prefix: (string | number)[]) => (fieldPath: string | undefined) =>
+      locateNode(doc, lineCounter, [...prefix, ...parseFieldPath(fieldPath ?? '')]);
+    if (!isPlainObject(value)) {
+      const position = locateIn([])(undefined);
+      throw new ManifestError(
+        `${where(source.name, documentIndex, position)}: a manifest must be a mapping with apiVersion, kind and metadata`,
+        source.name,
+        documentIndex,
+        position,
+      );
+    }
+    if (value.kind === 'List' && Array.isArray(value.items)) {
+      value.items.forEach((item, itemIndex) => {
+        const prefix = ['items', itemIndex];
+        if (!isPlainObject(item)) {
+          const position = locateIn(prefix)(undefined);
+          throw new ManifestError(
+            `${where(source.name, documentIndex, position)}: items[${itemIndex}]: a manifest must be a mapping`,
+            source.name,
+            documentIndex,
+            position,
+            `items[${itemIndex}]`,
+          );
+        }
+        out.push({
+          source: source.name,
+          documentIndex,
+          pathPrefix: prefix,
+          object: item,
+          locate: locateIn(prefix),
+        });
+      });
+      return;
+    }
+    out.push({ source: source.name, documentIndex, pathPrefix: [], object: value, locate: locateIn([]) });
+  });
+  return out;
+}
+
+/**
+ * Wraps a field error (from local validation or the server) with the document's location:
+ * `file: document N (line L, column C): <field>: <message>`.
+ */
+export function manifestFieldError(doc: ManifestDocument, err: InvalidArgumentError): ManifestError {
+  const position = doc.locate(err.field);
+  const field = [formatFieldPath(doc.pathPrefix), err.field].filter(Boolean).join('.');
+  const fieldPart = field && !err.message.includes(err.field ?? '\0') ? `${field}: ` : '';
+  return new ManifestError(
+    `${where(doc.source, doc.documentIndex, position)}: ${fieldPart}${err.message}`,
+    doc.source,
+    doc.documentIndex,
+    position,
+    err.field,
+    { cause: err },
+  );
+}
+
+/** A ManifestError for a document as a whole (no field), e.g. an unknown kind. */
+export function manifestDocumentError(doc: ManifestDocument, message: string, field?: string): ManifestError {
+  const position = doc.locate(field);
+  return new ManifestError(
+    `${where(doc.source, doc.documentIndex, position)}: ${field ? `${field}: ` : ''}${message}`,
+    doc.source,
+    doc.documentIndex,
+    position,
+    field,
+  );
+}
+
+function where(source: string, documentIndex: number, position: SourcePosition | undefined): string {
+  const at = position ? ` (line ${position.line}, column ${position.column})` : '';
+  return `${source}: document ${documentIndex}${at}`;
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0] ?? message;
+}
+
+/** `spec.containers[0].image` → ['spec', 'containers', 0, 'image']; `metadata.labels["a.b/c"]` too. */
+export function parseFieldPath(path: string): (string | number)[] {
+  const out: (string | number)[] = [];
+  const re = /([^.[\]]+)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]|\['([^']*)'\]/g;
+  for (const match of path.matchAll(re)) {
+    if (match[1] !== undefined) out.push(match[1]);
+    else if (match[2] !== undefined) out.push(Number(match[2]));
+    else if (match[3] !== undefined) out.push(match[3].replace(/\\(.)/g, '$1'));
+    else if (match[4] !== undefined) out.push(match[4]);
+  }
+  return out;
+}
+
+function formatFieldPath(path: (string | number)[]): string {
+  return path.reduce<string>(
+    (acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part),
+    '',
+  );
+}
+
+/**
+ * Walks the path as far as the YAML tree goes. A mapping entry resolves to its key (that is where
+ * an unknown field is written); a missing field resolves to its nearest existing parent.
+ */
+function locateNode(doc: Document, lineCounter: LineCounter, path: (string | number)[]): SourcePosition {
+  let node: unknown = doc.contents;
+  let offset = (doc.contents as Node | null)?.range?.[0] ?? 0;
+  for (const part of path) {
+    if (isMap(node)) {
+      const pair = node.items.find(
+        (item) => isPair(item) && isScalar(item.key) && String(item.key.value) === String(part),
+      );
+      if (!pair) break;
+      const keyNode = pair.key as Node;
+      offset = keyNode.range?.[0] ?? offset;
+      node = pair.value;
+    } else if (isSeq(node) && typeof part === 'number') {
+      const item = node.items[part] as Node | undefined;
+      if (!item) break;
+      offset = item.range?.[0] ?? offset;
+      node = item;
+    } else {
+      break;
+    }
+  }
+  const pos = lineCounter.linePos(offset);
+  return { line: pos.line, column: pos.col };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
