@@ -1,0 +1,138 @@
+/**
+ * Bearer-token authentication and role-based authorisation for the API.
+ *
+ * Tokens are 32 random bytes, base64url. Only their SHA-256 hash is stored (with a name and a
+ * role); a presented token is hashed and compared against every stored hash in constant time.
+ * Roles: `admin` and `edit` may do everything, `view` only get/list/watch/version.
+ *
+ * The Authenticator keeps the token records in memory and refreshes them from the TokenStore
+ * in the background, and at most once per second on an unknown token, so an etcd outage does not
+ * turn every call into UNAUTHENTICATED (the call then fails on the store, as UNAVAILABLE).
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { PermissionDeniedError, UnauthenticatedError } from '../../proto/errors.js';
+import type { Logger } from '../../proto/logger.js';
+
+export type Role = 'admin' | 'edit' | 'view';
+export const ROLES: readonly Role[] = ['admin', 'edit', 'view'];
+
+export interface TokenRecord {
+  name: string;
+  role: Role;
+  /** Hex SHA-256 of the token. */
+  sha256: string;
+  createdAt: string;
+}
+
+/** Where token records live (etcd under `<prefix>/tokens/`). */
+export interface TokenStore {
+  list(): Promise<TokenRecord[]>;
+  /** Stores `record` unless one with the same name exists; resolves false when it did. */
+  createIfAbsent(record: TokenRecord): Promise<boolean>;
+}
+
+export interface Principal {
+  name: string;
+  role: Role;
+}
+
+export type Verb = 'create' | 'get' | 'list' | 'update' | 'updateStatus' | 'delete' | 'watch' | 'version';
+const READ_VERBS: ReadonlySet<Verb> = new Set(['get', 'list', 'watch', 'version']);
+
+export function generateToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** The token in an `authorization` header value, or undefined when it is not `Bearer <token>`. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+  return match?.[1];
+}
+
+export function authorize(principal: Principal, verb: Verb, what: string): void {
+  if (principal.role === 'view' && !READ_VERBS.has(verb)) {
+    throw new PermissionDeniedError(
+      `${verb} ${what}: token "${principal.name}" has role view, which may only get, list and watch; use an edit or admin token`,
+    );
+  }
+}
+
+export interface AuthenticatorOptions {
+  store: TokenStore;
+  log: Logger;
+  now?: () => number;
+  /** Refresh the cached records at least this often. */
+  refreshMs?: number;
+}
+
+export class Authenticator {
+  private records: Array<{ name: string; role: Role; hash: Buffer }> = [];
+  private loadedAt = -Infinity;
+  private refreshing: Promise<void> | undefined;
+  private readonly now: () => number;
+  private readonly refreshMs: number;
+
+  constructor(private readonly options: AuthenticatorOptions) {
+    this.now = options.now ?? Date.now;
+    this.refreshMs = options.refreshMs ?? 30_000;
+  }
+
+  /** Loads the records; call once at start-up so the first request needs no etcd round trip. */
+  async load(): Promise<void> {
+    const records = await this.options.store.list();
+    this.records = records.map((r) => ({ name: r.name, role: r.role, hash: Buffer.from(r.sha256, 'hex') }));
+    this.loadedAt = this.now();
+  }
+
+  private async refresh(): Promise<void> {
+    this.refreshing ??= this.load()
+      .catch((err: unknown) =>
+        this.options.log.warn({ err }, 'refresh api tokens failed; using the cached ones'),
+      )
+      .finally(() => {
+        this.refreshing = undefined;
+      });
+    await this.refreshing;
+  }
+
+  private match(hash: Buffer): Principal | undefined {
+    let found: Principal | undefined;
+    for (const record of this.records) {
+      // Compare against every record so the time taken says nothing about which one matched.
+      if (record.hash.length === hash.length && timingSafeEqual(record.hash, hash) && !found) {
+        found = { name: record.name, role: record.role };
+      }
+    }
+    return found;
+  }
+
+  /** The principal for an `authorization` header value; UnauthenticatedError when missing or unknown. */
+  async authenticate(header: string | undefined): Promise<Principal> {
+    const token = bearerToken(header);
+    if (token === undefined) {
+      throw new UnauthenticatedError(
+        'authenticate request: no bearer token; send "authorization: Bearer <token>" (the admin token is in <state-dir>/admin-token)',
+      );
+    }
+    const hash = Buffer.from(hashToken(token), 'hex');
+    const age = this.now() - this.loadedAt;
+    // Known tokens are served from the cache while it refreshes in the background, so a slow or
+    // unreachable etcd never delays authentication of a token already seen.
+    if (age > this.refreshMs) void this.refresh();
+    let principal = this.match(hash);
+    if (!principal && age > 1000) {
+      await this.refresh();
+      principal = this.match(hash);
+    }
+    if (!principal) {
+      throw new UnauthenticatedError(
+        'authenticate request: the bearer token is not valid; check the token in your client config',
+      );
+    }
+    return principal;
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The control plane's HTTP port: `/healthz` (the process is alive), `/readyz` (every readiness
+ * check passes right now; 503 with the failing check's reason otherwise) and `/metrics`
+ * (Prometheus text format from the given registry). Later components (dashboard, OCI registry)
+ * mount their handlers with `route(prefix, handler)`.
+ *
+ * Readiness is evaluated per request, so it turns false while etcd is unreachable and true again
+ * when it returns, without a restart.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { errorMessage } from '../../proto/errors.js';
+import { formatHostPort, parseHostPort } from './host-port.js';
+import type { Logger } from '../../proto/logger.js';
+
+/** One readiness gate: resolves when ready, rejects (or times out) with the reason otherwise. */
+export interface ReadinessCheck {
+  name: string;
+  check(): Promise<void>;
+}
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+export interface HttpServerOptions {
+  /** `host:port`; port 0 picks a free one. */
+  address: string;
+  readinessChecks: ReadinessCheck[];
+  metrics: Registry;
+  log: Logger;
+  /** How long one readiness check may take before it counts as failed. */
+  readinessTimeoutMs?: number;
+}
+
+export interface ReadinessReport {
+  ready: boolean;
+  checks: Array<{ name: string; ok: boolean; reason?: string }>;
+}
+
+async function withTimeout(check: ReadinessCheck, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      check.check(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function evaluateReadiness(
+  checks: ReadinessCheck[],
+  timeoutMs: number,
+): Promise<ReadinessReport> {
+  const results = await Promise.all(
+    checks.map(async (c) => {
+      try {
+        await withTimeout(c, timeoutMs);
+        return { name: c.name, ok: true };
+      } catch (err) {
+        return { name: c.name, ok: false, reason: errorMessage(err) };
+      }
+    }),
+  );
+  return { ready: results.every((r) => r.ok), checks: results };
+}
+
+export class HttpServer {
+  private readonly server: Server;
+  private readonly routes: Array<{ prefix: string; handler: RouteHandler }> = [];
+
+  constructor(private readonly options: HttpServerOptions) {
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        options.log.error({ err, url: req.url }, 'http handler failed');
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end('internal error\n');
+      });
+    });
+    this.route('/healthz', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    });
+    this.route('/readyz', async (_req, res) => {
+      const report = await evaluateReadiness(options.readinessChecks, options.readinessTimeoutMs ?? 2000);
+      const lines = report.checks.map((c) =>
+        c.ok ? `[+] ${c.name} ok` : `[-] ${c.name} failed: ${c.reason}`,
+      );
+      lines.push(report.ready ? 'ready' : 'not ready');
+      res.writeHead(report.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(lines.join('\n') + '\n');
+    });
+    this.route('/metrics', async (_req, res) => {
+      const body = await options.metrics.metrics();
+      res.writeHead(200, { 'content-type': options.metrics.contentType }).end(body);
+    });
+  }
+
+  /** Serve `prefix` (an exact path, or a subtree when it ends with '/') with `handler`. */
+  route(prefix: string, handler: RouteHandler): void {
+    this.routes.push({ prefix, handler });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const route = this.routes.find((r) =>
+      r.prefix.endsWith('/') ? path.startsWith(r.prefix) : path === r.prefix,
+    );
+    if (!route) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`no handler for ${path}\n`);
+      return;
+    }
+    await route.handler(req, res);
+  }
+
+  /** Starts listening; resolves with the bound `host:port`. */
+  async listen(): Promise<string> {
+    const { host, port } = parseHostPort(this.options.address, '--http-addr');
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = this.server.address() as AddressInfo;
+    return formatHostPort(host, bound.port);
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
