@@ -1,0 +1,294 @@
+/**
+ * What the etcd and NATS launchers share: finding a system binary, choosing loopback ports,
+ * spawning a server with its output in a log file or a pipe, waiting for readiness, and stopping
+ * a process by pid (SIGTERM, then SIGKILL after a bound, always waiting for the exit).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, closeSync, constants, openSync, readSync, fstatSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { delimiter, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  UnavailableError,
+  errorMessage,
+} from '../../proto/errors.js';
+
+const SYSTEM_BIN_DIRS = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin'];
+
+/**
+ * The absolute path of `command`, searched on PATH and then in the system bin directories
+ * (nats-server lives in /usr/sbin, which is not on a non-root PATH). Throws
+ * FailedPreconditionError naming the apt package when it is missing.
+ */
+export function findBinary(command: string, aptPackage: string): string {
+  const pathDirs = (process.env.PATH ?? '').split(delimiter).filter((dir) => dir !== '');
+  for (const dir of [...pathDirs, ...SYSTEM_BIN_DIRS]) {
+    const candidate = join(dir, command);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory; keep looking
+    }
+  }
+  throw new FailedPreconditionError(
+    `find ${command}: not on PATH nor in ${SYSTEM_BIN_DIRS.join(', ')}; install it with: apt-get install -y ${aptPackage}`,
+  );
+}
+
+/** How to choose a port: `exact` must be free, `preferred` is tried first, neither = any free port. */
+export interface PortRequest {
+  exact?: number;
+  preferred?: number;
+}
+
+function listenOn(host: string, port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen({ host, port, exclusive: true }, () => resolve(server));
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/**
+ * Resolves each request to a port that is free on `host` right now, all distinct. The ports are
+ * held until every request is resolved, so two requests never get the same port; there is still
+ * a short window before the server binds them, which the launchers report if it is lost.
+ */
+export async function choosePorts(
+  host: string,
+  requests: Record<string, PortRequest>,
+): Promise<Record<string, number>> {
+  const held: Server[] = [];
+  const chosen: Record<string, number> = {};
+  try {
+    for (const [label, request] of Object.entries(requests)) {
+      for (const port of [request.exact, request.preferred]) {
+        if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) {
+          throw new InvalidArgumentError(`choose ${label}: ${port} is not a TCP port (1-65535)`, label);
+        }
+      }
+      const wanted = request.exact ?? request.preferred;
+      let server: Server | undefined;
+      if (wanted !== undefined) {
+        try {
+          server = await listenOn(host, wanted);
+        } catch (err) {
+          if (request.exact !== undefined) {
+            throw new FailedPreconditionError(
+              `choose ${label}: ${host}:${wanted} is not available (${errorMessage(err)}); stop what uses it, or ask for a preferred port so a free one is picked instead`,
+              { cause: err },
+            );
+          }
+        }
+      }
+      server ??= await listenOn(host, 0);
+      held.push(server);
+      const address = server.address();
+      if (address === null || typeof address === 'string') {
+        throw new UnavailableError(`choose ${label}: no TCP address on ${host}`, host);
+      }
+      chosen[label] = address.port;
+    }
+    return chosen;
+  } finally {
+    await Promise.all(held.map(closeServer));
+  }
+}
+
+/** Where a server's stdout and stderr go. */
+export type OutputTarget =
+  | { logFile: string }
+  /** A pipe the caller reads; the launcher also keeps the last lines for its error messages. */
+  | { onOutput?: (chunk: Buffer) => void };
+
+const KEPT_OUTPUT_BYTES = 16 * 1024;
+
+/** A spawned server: the child, and where to read its recent output from. */
+export interface SpawnedServer {
+  child: ChildProcess;
+  /** Resolves with the exit code or signal once the process has exited (never rejects). */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  lastOutput(lines?: number): string;
+}
+
+/**
+ * Starts `binary`. Detached children get their own session, write only to the log file and are
+ * unref'd, so they survive this process (`skiff up --detach`); attached children are killed when
+ * this process exits, so a crashed parent (a failed test run) leaves no servers behind.
+ */
+export function spawnServer(
+  binary: string,
+  args: string[],
+  output: OutputTarget,
+  detached: boolean,
+): SpawnedServer {
+  let logFd: number | undefined;
+  let kept = '';
+  if ('logFile' in output) {
+    logFd = openSync(output.logFile, 'a');
+  } else if (detached) {
+    throw new InvalidArgumentError(
+      `start ${binary}: a detached server needs a log file (its output cannot go to a pipe of a process that exits)`,
+      'logFile',
+    );
+  }
+  const child = spawn(binary, args, {
+    detached,
+    stdio: logFd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', logFd, logFd],
+  });
+  if (logFd !== undefined) closeSync(logFd);
+  if (logFd === undefined && !('logFile' in output)) {
+    const onChunk = (chunk: Buffer): void => {
+      kept = (kept + chunk.toString('utf8')).slice(-KEPT_OUTPUT_BYTES);
+      output.onOutput?.(chunk);
+    };
+    child.stdout?.on('data', onChunk);
+    child.stderr?.on('data', onChunk);
+  }
+  const killOnParentExit = (): void => {
+    child.kill('SIGKILL');
+  };
+  if (detached) child.unref();
+  else process.on('exit', killOnParentExit);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('error', () => resolve({ code: null, signal: null }));
+    child.once('exit', (code, signal) => {
+      process.off('exit', killOnParentExit);
+      resolve({ code, signal });
+    });
+  });
+  const logFile = 'logFile' in output ? output.logFile : undefined;
+  return {
+    child,
+    exited,
+    lastOutput: (lines = 20) => lastLines(logFile === undefined ? kept : readTail(logFile), lines),
+  };
+}
+
+function readTail(path: string): string {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, KEPT_OUTPUT_BYTES);
+    const buffer = Buffer.alloc(length);
+    readSync(fd, buffer, 0, length, size - length);
+    return buffer.toString('utf8');
+  } catch (err) {
+    return `(cannot read ${path}: ${errorMessage(err)})`;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function lastLines(text: string, count: number): string {
+  return text.trimEnd().split('\n').slice(-count).join('\n');
+}
+
+/**
+ * Polls `probe` every `intervalMs` until it returns true. Fails fast when the server exits, and
+ * after `timeoutMs` otherwise; both errors end with the server's last output lines.
+ */
+export async function waitUntilReady(
+  what: string,
+  server: SpawnedServer,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+  intervalMs = 50,
+): Promise<void> {
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  void server.exited.then((result) => (exit = result));
+  const startError = new Promise<Error>((resolve) => server.child.once('error', (err) => resolve(err)));
+  let spawnError: Error | undefined;
+  void startError.then((err) => (spawnError = err));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (spawnError !== undefined) {
+      throw new UnavailableError(`start ${what}: cannot run it: ${spawnError.message}`, undefined, {
+        cause: spawnError,
+      });
+    }
+    if (exit !== undefined) {
+      throw new UnavailableError(
+        `start ${what}: it exited (${exit.signal ?? `code ${exit.code}`}) before it was ready; last output:\n${server.lastOutput()}`,
+      );
+    }
+    if (await probe().catch(() => false)) return;
+    if (Date.now() >= deadline) {
+      throw new UnavailableError(
+        `start ${what}: not ready after ${timeoutMs} ms; last output:\n${server.lastOutput()}`,
+      );
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/** True when an HTTP GET of `url` answers 2xx within `timeoutMs` and `accept(body)` holds. */
+export async function httpProbe(
+  url: string,
+  accept: (body: string) => boolean,
+  timeoutMs = 1000,
+): Promise<boolean> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  const body = await response.text();
+  return response.ok && accept(body);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Stops a process by pid: SIGTERM, then SIGKILL when it is still running after `graceMs`, and
+ * returns once it has exited. `exited` (when this process spawned it) is awaited instead of
+ * polling, since a child that exited but has not been reaped would still look alive.
+ */
+export async function stopProcess(
+  pid: number,
+  options: { graceMs?: number; exited?: Promise<unknown> } = {},
+): Promise<void> {
+  const graceMs = options.graceMs ?? 5000;
+  const signal = (name: NodeJS.Signals): boolean => {
+    try {
+      process.kill(pid, name);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+      throw err;
+    }
+  };
+  const waitForExit = async (ms: number): Promise<boolean> => {
+    if (options.exited !== undefined) {
+      const timedOut = Symbol('timeout');
+      const result = await Promise.race([options.exited, sleep(ms, timedOut)]);
+      return result !== timedOut;
+    }
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      if (!isAlive(pid)) return true;
+      await sleep(20);
+    }
+    return !isAlive(pid);
+  };
+  if (!signal('SIGTERM')) {
+    if (options.exited !== undefined) await options.exited;
+    return;
+  }
+  if (await waitForExit(graceMs)) return;
+  signal('SIGKILL');
+  if (!(await waitForExit(graceMs))) {
+    throw new UnavailableError(`stop process ${pid}: still running after SIGKILL`);
+  }
+}
