@@ -1,0 +1,134 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ConfigMap, Namespace, Pod } from '../../proto/gen/types.js';
+import { kindInfoOf } from '../../proto/kinds.js';
+import {
+  deletionComplete,
+  generatedName,
+  planDelete,
+  prepareCreate,
+  prepareStatusUpdate,
+  prepareUpdate,
+  randomNameSuffix,
+} from './object-lifecycle.js';
+
+const now = new Date('2026-01-02T03:04:05.678Z');
+
+function pod(extra: Partial<Pod> = {}): Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'web', namespace: 'default', uid: 'u1', generation: 1, resourceVersion: '7' },
+    spec: { containers: [{ name: 'c', image: 'busybox' }] },
+    ...extra,
+  };
+}
+
+describe('object lifecycle', () => {
+  test('generated names use the suffix alphabet and stay within 63 characters', () => {
+    const suffix = randomNameSuffix();
+    assert.match(suffix, /^[bcdfghjklmnpqrstvwxz2456789]{5}$/);
+    assert.equal(generatedName('web-', 'abcde'), 'web-abcde');
+    assert.equal(generatedName('x'.repeat(70), 'abcde').length, 63);
+  });
+
+  test('create sets server fields and drops status and client-set system fields', () => {
+    const created = prepareCreate(
+      pod({
+        status: { phase: 'Running' },
+        metadata: { name: '', namespace: '', resourceVersion: '9', generation: 5, deletionTimestamp: 'x' },
+      }),
+      kindInfoOf('Pod'),
+      { now, uid: 'new-uid', name: 'web-abcde' },
+    );
+    assert.equal(created.metadata.name, 'web-abcde');
+    assert.equal(created.metadata.namespace, 'default');
+    assert.equal(created.metadata.uid, 'new-uid');
+    assert.equal(created.metadata.generation, 1);
+    assert.equal(created.metadata.creationTimestamp, '2026-01-02T03:04:05Z');
+    assert.equal(created.metadata.resourceVersion, undefined);
+    assert.equal(created.metadata.deletionTimestamp, undefined);
+    assert.equal((created as Pod).status, undefined);
+  });
+
+  test('a namespace is created Active and cluster-scoped kinds lose any namespace', () => {
+    const ns: Namespace = {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'a', namespace: 'x' },
+      spec: {},
+    };
+    const created = prepareCreate(ns, kindInfoOf('Namespace'), { now, uid: 'u', name: 'a' }) as Namespace;
+    assert.equal(created.metadata.namespace, undefined);
+    assert.deepEqual(created.status, { phase: 'Active' });
+  });
+
+  test('update bumps generation only when the spec changes, and keeps status and system fields', () => {
+    const current = pod({ status: { phase: 'Running' } });
+    const relabelled = prepareUpdate(
+      pod({
+        metadata: { ...current.metadata, labels: { a: 'b' }, uid: 'forged', generation: 99 },
+        status: { phase: 'Failed' },
+      }),
+      current,
+    ) as Pod;
+    assert.equal(relabelled.metadata.generation, 1);
+    assert.equal(relabelled.metadata.uid, 'u1');
+    assert.deepEqual(relabelled.metadata.labels, { a: 'b' });
+    assert.deepEqual(relabelled.status, { phase: 'Running' });
+    const respecced = prepareUpdate(pod({ spec: { containers: [{ name: 'c', image: 'nginx' }] } }), current);
+    assert.equal(respecced.metadata.generation, 2);
+  });
+
+  test('for kinds without spec, a data change bumps generation', () => {
+    const cm = (data: Record<string, string>): ConfigMap => ({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'c', namespace: 'default', generation: 3 },
+      data,
+    });
+    assert.equal(prepareUpdate(cm({ a: '1' }), cm({ a: '1' })).metadata.generation, 3);
+    assert.equal(prepareUpdate(cm({ a: '2' }), cm({ a: '1' })).metadata.generation, 4);
+  });
+
+  test('status update takes only the status', () => {
+    const current = pod();
+    const next = prepareStatusUpdate(
+      pod({ spec: { containers: [{ name: 'c', image: 'other' }] }, status: { phase: 'Running' } }),
+      current,
+    ) as Pod;
+    assert.equal(next.spec.containers[0]!.image, 'busybox');
+    assert.deepEqual(next.status, { phase: 'Running' });
+  });
+
+  test('delete removes plain objects and marks finalized ones, namespaces and bound pods', () => {
+    assert.deepEqual(planDelete(pod(), undefined, now), { action: 'remove' });
+    const finalized = planDelete(pod({ metadata: { name: 'w', finalizers: ['x/y'] } }), undefined, now);
+    assert.equal(finalized.action, 'mark');
+    const bound = planDelete(
+      pod({ spec: { nodeName: 'n1', containers: [], terminationGracePeriodSeconds: 10 } }),
+      undefined,
+      now,
+    );
+    assert.ok(bound.action === 'mark');
+    assert.equal(bound.object.metadata.deletionTimestamp, '2026-01-02T03:04:15Z');
+    assert.equal(bound.object.metadata.deletionGracePeriodSeconds, 10);
+    assert.deepEqual(planDelete(bound.object, undefined, now), { action: 'unchanged' });
+    assert.deepEqual(planDelete(bound.object, 0, now), { action: 'remove' });
+    const ns = planDelete(
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'a' }, spec: {} },
+      undefined,
+      now,
+    );
+    assert.ok(ns.action === 'mark');
+    assert.equal((ns.object as Namespace).status?.phase, 'Terminating');
+  });
+
+  test('removing the last finalizer of a marked object completes its deletion', () => {
+    const marked = pod({
+      metadata: { name: 'w', deletionTimestamp: '2026-01-01T00:00:00Z', finalizers: ['a'] },
+    });
+    assert.equal(deletionComplete(marked), false);
+    assert.equal(deletionComplete({ ...marked, metadata: { ...marked.metadata, finalizers: [] } }), true);
+  });
+});

@@ -1,0 +1,194 @@
+/**
+ * The server-owned parts of an object's life, as pure functions over KubeObjects (no I/O): what
+ * the API server fills in on create, what it keeps from the stored object on update and status
+ * update, when generation moves, and what a delete does (remove now, or mark with
+ * deletionTimestamp while finalizers or a bound pod's grace period hold the object).
+ *
+ * Rules, as Kubernetes:
+ * - create: uid, creationTimestamp and generation 1 are set; resourceVersion, deletion fields and
+ *   status from the client are dropped (a Namespace starts with phase Active).
+ * - update: the client owns spec (or the kind's data fields), labels, annotations, ownerReferences
+ *   and finalizers; name, namespace, uid, creationTimestamp, deletion fields and status stay as
+ *   stored. generation is bumped only when the spec (the content, for kinds without a spec) changes.
+ * - updateStatus: only status is taken from the client.
+ * - delete: a Namespace is marked Terminating; an object with finalizers is marked; a pod bound
+ *   to a node with a grace period is marked with deletionTimestamp = now + grace; everything else
+ *   is removed at once. An update that leaves a marked object without finalizers (and no grace
+ *   period running) completes the delete.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { KubeObject, ObjectMeta } from '../../proto/gen/types.js';
+import type { KindInfo } from '../../proto/kinds.js';
+
+/** The namespace for objects that do not name one (as kubectl's default context). */
+export const DEFAULT_NAMESPACE = 'default';
+/** Kubernetes' default terminationGracePeriodSeconds. */
+export const DEFAULT_POD_GRACE_SECONDS = 30;
+
+const GENERATED_SUFFIX_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
+const GENERATED_SUFFIX_LENGTH = 5;
+const MAX_NAME_LENGTH = 63;
+
+/** A random 5-character suffix from Kubernetes' alphabet (no vowels, no look-alike digits). */
+export function randomNameSuffix(random: () => number = Math.random): string {
+  let suffix = '';
+  for (let i = 0; i < GENERATED_SUFFIX_LENGTH; i++) {
+    suffix += GENERATED_SUFFIX_ALPHABET[Math.floor(random() * GENERATED_SUFFIX_ALPHABET.length)];
+  }
+  return suffix;
+}
+
+/** `generateName` plus a suffix, with the base cut so the result stays a valid name length. */
+export function generatedName(generateName: string, suffix: string): string {
+  return generateName.slice(0, MAX_NAME_LENGTH - suffix.length) + suffix;
+}
+
+const SYSTEM_FIELDS = new Set(['apiVersion', 'kind', 'metadata', 'status']);
+
+/**
+ * Drops what proto3 cannot tell from absent (undefined, empty lists and maps) so that two objects
+ * that encode alike compare alike, whatever path they came by.
+ */
+function normalized(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    const items = value.map(normalized);
+    return items.length === 0 ? undefined : items;
+  }
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [key, child] of Object.entries(value)) {
+      const n = normalized(child);
+      if (n !== undefined) out[key] = n;
+    }
+    return Object.keys(out).length === 0 ? undefined : out;
+  }
+  return value;
+}
+
+/** The user-owned content that generation tracks: spec, or for kinds without one, their data fields. */
+export function contentOf(object: KubeObject): Record<string, unknown> {
+  const content: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(object)) if (!SYSTEM_FIELDS.has(key)) content[key] = value;
+  return content;
+}
+
+export function sameContent(a: KubeObject, b: KubeObject): boolean {
+  return isDeepStrictEqual(normalized(contentOf(a)), normalized(contentOf(b)));
+}
+
+/** True when writing `next` over `current` would change nothing stored. */
+export function sameStored(next: KubeObject, current: KubeObject): boolean {
+  const strip = (o: KubeObject): unknown =>
+    normalized({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  return isDeepStrictEqual(strip(next), strip(current));
+}
+
+function withStatus<T extends KubeObject>(object: T, status: unknown): T {
+  const copy = { ...object } as Record<string, unknown>;
+  if (status === undefined) delete copy.status;
+  else copy.status = status;
+  return copy as T;
+}
+
+export interface CreateContext {
+  now: Date;
+  uid: string;
+  /** The final name (after generateName); empty when neither was given (validation reports it). */
+  name: string;
+}
+
+/** The object as stored on create: server fields set, client-only and system-owned fields dropped. */
+export function prepareCreate(object: KubeObject, info: KindInfo, ctx: CreateContext): KubeObject {
+  const metadata: ObjectMeta = {
+    ...object.metadata,
+    name: ctx.name,
+    uid: ctx.uid,
+    creationTimestamp: ctx.now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    generation: 1,
+  };
+  delete metadata.resourceVersion;
+  delete metadata.deletionTimestamp;
+  delete metadata.deletionGracePeriodSeconds;
+  if (info.namespaced) metadata.namespace = object.metadata.namespace || DEFAULT_NAMESPACE;
+  else delete metadata.namespace;
+  const status = info.kind === 'Namespace' ? { phase: 'Active' } : undefined;
+  return withStatus({ ...object, metadata } as KubeObject, status);
+}
+
+/** The object as stored after a client update of `current` to `incoming`. */
+export function prepareUpdate(incoming: KubeObject, current: KubeObject): KubeObject {
+  const metadata: ObjectMeta = {
+    ...current.metadata,
+    labels: incoming.metadata.labels,
+    annotations: incoming.metadata.annotations,
+    ownerReferences: incoming.metadata.ownerReferences,
+    finalizers: incoming.metadata.finalizers,
+  };
+  const next = withStatus({ ...incoming, metadata } as KubeObject, (current as { status?: unknown }).status);
+  if (!sameContent(next, current)) metadata.generation = (current.metadata.generation ?? 0) + 1;
+  return next;
+}
+
+/** The object as stored after a status update: everything from `current` but the status. */
+export function prepareStatusUpdate(incoming: KubeObject, current: KubeObject): KubeObject {
+  return withStatus(
+    { ...current, metadata: { ...current.metadata } },
+    (incoming as { status?: unknown }).status,
+  );
+}
+
+/** True when a marked object has nothing left holding it: the update that made it so completes the delete. */
+export function deletionComplete(object: KubeObject): boolean {
+  return (
+    object.metadata.deletionTimestamp !== undefined &&
+    object.metadata.deletionTimestamp !== '' &&
+    (object.metadata.finalizers ?? []).length === 0 &&
+    (object.metadata.deletionGracePeriodSeconds ?? 0) === 0 &&
+    object.kind !== 'Namespace'
+  );
+}
+
+export type DeletePlan =
+  | { action: 'remove' }
+  /** Write `object` (deletionTimestamp set); it stays until finalizers, a grace period or the namespace worker end it. */
+  | { action: 'mark'; object: KubeObject }
+  /** Already marked, and this delete changes nothing. */
+  | { action: 'unchanged' };
+
+function isoSeconds(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** What deleting `object` with `gracePeriodSeconds` (as requested, if at all) does at `now`. */
+export function planDelete(
+  object: KubeObject,
+  gracePeriodSeconds: number | undefined,
+  now: Date,
+): DeletePlan {
+  const meta = object.metadata;
+  const marked = meta.deletionTimestamp !== undefined && meta.deletionTimestamp !== '';
+  if (object.kind === 'Namespace') {
+    if (marked) return { action: 'unchanged' };
+    const status = { ...(object.status ?? {}), phase: 'Terminating' };
+    return {
+      action: 'mark',
+      object: { ...object, metadata: { ...meta, deletionTimestamp: isoSeconds(now) }, status },
+    };
+  }
+  let grace = 0;
+  if (object.kind === 'Pod' && object.spec.nodeName) {
+    grace = gracePeriodSeconds ?? object.spec.terminationGracePeriodSeconds ?? DEFAULT_POD_GRACE_SECONDS;
+  }
+  const finalizers = (meta.finalizers ?? []).length;
+  if (finalizers === 0 && grace <= 0) return { action: 'remove' };
+  if (marked) {
+    // A running grace period can only be shortened, as Kubernetes does.
+    const running = meta.deletionGracePeriodSeconds ?? 0;
+    if (grace >= running) return { action: 'unchanged' };
+  }
+  const deletionTimestamp = isoSeconds(new Date(now.getTime() + grace * 1000));
+  return {
+    action: 'mark',
+    object: { ...object, metadata: { ...meta, deletionTimestamp, deletionGracePeriodSeconds: grace } },
+  };
+}
