@@ -1,0 +1,904 @@
+/*
+ * skiff-helper: the system calls Node cannot make, executed mechanically from a spec that
+ * TypeScript writes (node-agent/runtime/sys/helper-spec.ts). No policy lives here: every path,
+ * namespace, capability and limit comes from the spec.
+ *
+ *   skiff-helper shim SPEC   detach (double fork), start the container, report "ok PID" or
+ *                            "error STEP\tPATH\tERRNO\tMESSAGE" on fd 3, then monitor it: write
+ *                            its stdout/stderr as CRI log lines, reap, write the exit file, exit.
+ *   skiff-helper exec SPEC   enter a running container (setns, cgroups, fork into its pid ns),
+ *                            report on fd 3 as above, then wait and exit with the process's
+ *                            status (128+signal when killed). stdio is the caller's.
+ *
+ * The spec is a sequence of NUL-terminated strings: a key followed by a fixed number of values.
+ * Built statically so nothing (NSS, libc) is ever loaded from a container's root (CVE-2019-14271).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MAX_ITEMS 512
+#define REPORT_FD 3
+
+/* ---------- spec ---------- */
+
+struct volume {
+  const char *source, *target;
+  int readonly;
+};
+struct ns_join {
+  const char *type, *path;
+};
+struct rlim {
+  int resource;
+  rlim_t soft, hard;
+};
+
+struct spec {
+  const char *rootfs_path;    /* where the root mount is attached before pivot_root */
+  const char *rootfs_type;    /* "overlay" (new mount API) or "bind" */
+  const char *rootfs_source;
+  const char *rootfs_opts[MAX_ITEMS];
+  int n_rootfs_opts;
+  int readonly_root;
+  const char *hostname;
+  const char *cwd;
+  const char *env[MAX_ITEMS + 1];
+  int n_env;
+  const char *argv[MAX_ITEMS + 1];
+  int n_argv;
+  uid_t uid;
+  gid_t gid;
+  gid_t gids[64];
+  int n_gids;
+  uint64_t caps;
+  int no_new_privs;
+  const char *masked[64];
+  int n_masked;
+  const char *readonly[64];
+  int n_readonly;
+  const char *cgroups[16];
+  int n_cgroups;
+  struct rlim rlimits[16];
+  int n_rlimits;
+  struct volume volumes[64];
+  int n_volumes;
+  int new_ns; /* CLONE_NEW* flags to unshare */
+  struct ns_join joins[8];
+  int n_joins;
+  int lo_up;
+  const char *log_path;
+  long long log_max_bytes;
+  int log_max_files;
+  const char *exit_path;
+};
+
+static void die_usage(const char *msg) {
+  fprintf(stderr, "skiff-helper: %s\n", msg);
+  exit(125);
+}
+
+static char *read_file_all(const char *path, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  size_t cap = 65536, n = 0;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (n == cap) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+    }
+    ssize_t r = read(fd, buf + n, cap - n);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      close(fd);
+      return NULL;
+    }
+    if (r == 0) break;
+    n += (size_t)r;
+  }
+  close(fd);
+  *len = n;
+  return buf;
+}
+
+static int ns_flag(const char *name) {
+  if (!strcmp(name, "pid")) return CLONE_NEWPID;
+  if (!strcmp(name, "mnt")) return CLONE_NEWNS;
+  if (!strcmp(name, "uts")) return CLONE_NEWUTS;
+  if (!strcmp(name, "ipc")) return CLONE_NEWIPC;
+  if (!strcmp(name, "net")) return CLONE_NEWNET;
+  if (!strcmp(name, "cgroup")) return CLONE_NEWCGROUP;
+  return -1;
+}
+
+static void parse_spec(const char *path, struct spec *s) {
+  size_t len;
+  char *buf = read_file_all(path, &len);
+  if (!buf) die_usage("cannot read spec file");
+  if (len == 0 || buf[len - 1] != '\0') die_usage("spec is not NUL-terminated");
+  const char *tok[8];
+  size_t pos = 0;
+#define NEXT() (pos < len ? (tok[0] = buf + pos, pos += strlen(buf + pos) + 1, tok[0]) : NULL)
+  memset(s, 0, sizeof *s);
+  s->log_max_files = 1;
+  const char *key;
+  while ((key = NEXT()) != NULL) {
+    const char *v = NEXT();
+    if (!v) die_usage("spec: key without value");
+    if (!strcmp(key, "rootfs.path")) s->rootfs_path = v;
+    else if (!strcmp(key, "rootfs.type")) s->rootfs_type = v;
+    else if (!strcmp(key, "rootfs.source")) s->rootfs_source = v;
+    else if (!strcmp(key, "rootfs.option")) {
+      if (s->n_rootfs_opts >= MAX_ITEMS) die_usage("spec: too many rootfs options");
+      s->rootfs_opts[s->n_rootfs_opts++] = v;
+    } else if (!strcmp(key, "readonly_root")) s->readonly_root = atoi(v);
+    else if (!strcmp(key, "hostname")) s->hostname = v;
+    else if (!strcmp(key, "cwd")) s->cwd = v;
+    else if (!strcmp(key, "env")) {
+      if (s->n_env >= MAX_ITEMS) die_usage("spec: too many env entries");
+      s->env[s->n_env++] = v;
+    } else if (!strcmp(key, "arg")) {
+      if (s->n_argv >= MAX_ITEMS) die_usage("spec: too many arguments");
+      s->argv[s->n_argv++] = v;
+    } else if (!strcmp(key, "uid")) s->uid = (uid_t)strtoul(v, NULL, 10);
+    else if (!strcmp(key, "gid")) s->gid = (gid_t)strtoul(v, NULL, 10);
+    else if (!strcmp(key, "additional_gid")) {
+      if (s->n_gids >= 64) die_usage("spec: too many additional gids");
+      s->gids[s->n_gids++] = (gid_t)strtoul(v, NULL, 10);
+    } else if (!strcmp(key, "cap")) {
+      int c = atoi(v);
+      if (c < 0 || c > 63) die_usage("spec: capability out of range");
+      s->caps |= 1ULL << c;
+    } else if (!strcmp(key, "no_new_privs")) s->no_new_privs = atoi(v);
+    else if (!strcmp(key, "masked")) {
+      if (s->n_masked >= 64) die_usage("spec: too many masked paths");
+      s->masked[s->n_masked++] = v;
+    } else if (!strcmp(key, "readonly")) {
+      if (s->n_readonly >= 64) die_usage("spec: too many read-only paths");
+      s->readonly[s->n_readonly++] = v;
+    } else if (!strcmp(key, "cgroup")) {
+      if (s->n_cgroups >= 16) die_usage("spec: too many cgroups");
+      s->cgroups[s->n_cgroups++] = v;
+    } else if (!strcmp(key, "rlimit")) {
+      const char *soft = NEXT(), *hard = NEXT();
+      if (!soft || !hard || s->n_rlimits >= 16) die_usage("spec: bad rlimit");
+      struct rlim *r = &s->rlimits[s->n_rlimits++];
+      r->resource = atoi(v);
+      r->soft = strtoull(soft, NULL, 10);
+      r->hard = strtoull(hard, NULL, 10);
+    } else if (!strcmp(key, "volume")) {
+      const char *target = NEXT(), *ro = NEXT();
+      if (!target || !ro || s->n_volumes >= 64) die_usage("spec: bad volume");
+      struct volume *vol = &s->volumes[s->n_volumes++];
+      vol->source = v;
+      vol->target = target;
+      vol->readonly = atoi(ro);
+    } else if (!strcmp(key, "ns.new")) {
+      int f = ns_flag(v);
+      if (f < 0) die_usage("spec: unknown namespace");
+      s->new_ns |= f;
+    } else if (!strcmp(key, "ns.join")) {
+      const char *p = NEXT();
+      if (!p || ns_flag(v) < 0 || s->n_joins >= 8) die_usage("spec: bad namespace join");
+      s->joins[s->n_joins].type = v;
+      s->joins[s->n_joins++].path = p;
+    } else if (!strcmp(key, "lo_up")) s->lo_up = atoi(v);
+    else if (!strcmp(key, "log.path")) s->log_path = v;
+    else if (!strcmp(key, "log.max_bytes")) s->log_max_bytes = atoll(v);
+    else if (!strcmp(key, "log.max_files")) s->log_max_files = atoi(v);
+    else if (!strcmp(key, "exit_path")) s->exit_path = v;
+    else die_usage("spec: unknown key");
+  }
+#undef NEXT
+  if (s->n_argv == 0) die_usage("spec: no argv");
+  s->env[s->n_env] = NULL;
+  s->argv[s->n_argv] = NULL;
+}
+
+/* ---------- error reporting ---------- */
+
+static int err_fd = -1; /* the setup child's end of the error pipe */
+
+static void write_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t w = write(fd, buf, len);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    buf += w;
+    len -= (size_t)w;
+  }
+}
+
+/* A failed setup step: "STEP\tPATH\tERRNO\tMESSAGE" to the parent, then exit. */
+__attribute__((noreturn)) static void fail(const char *step, const char *path, int err, const char *fmt, ...) {
+  char msg[512] = "";
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+  } else if (err) {
+    snprintf(msg, sizeof msg, "%s", strerror(err));
+  }
+  char line[PATH_MAX + 1024];
+  int n = snprintf(line, sizeof line, "%s\t%s\t%d\t%s\n", step, path ? path : "", err, msg);
+  if (n > (int)sizeof line) n = sizeof line;
+  if (err_fd >= 0) write_all(err_fd, line, (size_t)n);
+  else write_all(2, line, (size_t)n);
+  _exit(err == ENOENT ? 127 : err == EACCES ? 126 : 125);
+}
+
+/* ---------- small syscall wrappers ---------- */
+
+static int openat2_fd(int dirfd, const char *path, int flags, unsigned long long resolve) {
+  struct open_how how = {.flags = (unsigned long long)flags | O_CLOEXEC, .mode = 0, .resolve = resolve};
+  return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+static void write_file(const char *step, const char *path, const char *data) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) fail(step, path, errno, NULL);
+  ssize_t len = (ssize_t)strlen(data);
+  if (write(fd, data, (size_t)len) != len) fail(step, path, errno, NULL);
+  close(fd);
+}
+
+/* mkdir -p inside the current root, refusing to follow symlinks out of it (the root is already
+ * pivoted, so RESOLVE_IN_ROOT keeps ".." and absolute links inside). */
+static int open_in_root(const char *path) {
+  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return -1;
+  int fd = openat2_fd(root, path, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  int saved = errno;
+  close(root);
+  errno = saved;
+  return fd;
+}
+
+static int ensure_path(const char *path, int as_file) {
+  int fd = open_in_root(path);
+  if (fd >= 0) return fd;
+  if (errno != ENOENT) return -1;
+  char parent[PATH_MAX];
+  snprintf(parent, sizeof parent, "%s", path);
+  char *slash = strrchr(parent, '/');
+  if (!slash) {
+    errno = EINVAL;
+    return -1;
+  }
+  const char *base = path + (slash - parent) + 1;
+  if (slash == parent) strcpy(parent, "/");
+  else *slash = '\0';
+  int pfd = ensure_path(parent, 0);
+  if (pfd < 0) return -1;
+  if (as_file) {
+    int f = openat(pfd, base, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (f < 0 && errno != EEXIST) {
+      close(pfd);
+      return -1;
+    }
+    if (f >= 0) close(f);
+  } else if (mkdirat(pfd, base, 0755) < 0 && errno != EEXIST) {
+    close(pfd);
+    return -1;
+  }
+  close(pfd);
+  return open_in_root(path);
+}
+
+/* A directory the runtime mounts on (/proc, /sys, /dev) must be a real directory, not a link. */
+static void ensure_dir_no_link(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) fail("mount", path, ENOTDIR, "%s in the image is not a directory", path);
+    return;
+  }
+  if (errno != ENOENT || mkdir(path, 0755) < 0) fail("mkdir", path, errno, NULL);
+}
+
+static void attach_fd(const char *step, int mntfd, const char *target, int as_file) {
+  int tfd = ensure_path(target, as_file);
+  if (tfd < 0) fail(step, target, errno, NULL);
+  if (move_mount(mntfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    fail(step, target, errno, NULL);
+  close(tfd);
+  close(mntfd);
+}
+
+/* ---------- container setup ---------- */
+
+static int open_rootfs_mount(const struct spec *s) {
+  if (!s->rootfs_type) fail("rootfs", NULL, EINVAL, "no root file system in the spec");
+  if (!strcmp(s->rootfs_type, "bind")) {
+    int fd = open_tree(AT_FDCWD, s->rootfs_source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (fd < 0) fail("mount rootfs", s->rootfs_source, errno, NULL);
+    return fd;
+  }
+  if (strcmp(s->rootfs_type, "overlay") != 0)
+    fail("mount rootfs", s->rootfs_source, EINVAL, "unsupported root mount type %s", s->rootfs_type);
+  /* The new mount API has no one-page limit on options: each lower layer is its own "lowerdir+"
+   * call, so images with hundreds of layers mount. */
+  int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
+  if (fsfd < 0) fail("fsopen overlay", NULL, errno, NULL);
+  for (int i = 0; i < s->n_rootfs_opts; i++) {
+    const char *opt = s->rootfs_opts[i];
+    const char *eq = strchr(opt, '=');
+    if (!eq) {
+      if (fsconfig(fsfd, FSCONFIG_SET_FLAG, opt, NULL, 0) < 0) fail("overlay option", opt, errno, NULL);
+      continue;
+    }
+    char key[64];
+    size_t klen = (size_t)(eq - opt);
+    if (klen >= sizeof key) fail("overlay option", opt, EINVAL, "option name too long");
+    memcpy(key, opt, klen);
+    key[klen] = '\0';
+    if (!strcmp(key, "lowerdir")) {
+      /* lowerdir=A:B:C (leftmost uppermost) becomes lowerdir+ A, lowerdir+ B, ... in that order */
+      char *dirs = strdup(eq + 1), *save = NULL;
+      for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save))
+        if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", d, 0) < 0) fail("overlay lowerdir", d, errno, NULL);
+      free(dirs);
+    } else if (fsconfig(fsfd, FSCONFIG_SET_STRING, key, eq + 1, 0) < 0) {
+      fail("overlay option", opt, errno, NULL);
+    }
+  }
+  if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+    char log[512];
+    ssize_t n = read(fsfd, log, sizeof log - 1); /* the kernel's reason, when it gives one */
+    fail("mount overlay", s->rootfs_path, errno, "%s%s%s", strerror(errno), n > 0 ? ": " : "",
+         n > 0 ? (log[n] = '\0', log) : "");
+  }
+  int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
+  if (mfd < 0) fail("fsmount overlay", s->rootfs_path, errno, NULL);
+  close(fsfd);
+  return mfd;
+}
+
+static void mount_dev(void) {
+  ensure_dir_no_link("/dev");
+  if (mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, "mode=755,size=65536k") < 0)
+    fail("mount", "/dev", errno, NULL);
+  static const struct {
+    const char *name;
+    unsigned maj, min;
+  } devs[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+  char p[64];
+  mode_t old = umask(0);
+  for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) {
+    snprintf(p, sizeof p, "/dev/%s", devs[i].name);
+    if (mknod(p, S_IFCHR | 0666, makedev(devs[i].maj, devs[i].min)) < 0) fail("mknod", p, errno, NULL);
+  }
+  umask(old);
+  static const char *links[][2] = {{"/proc/self/fd", "/dev/fd"},     {"/proc/self/fd/0", "/dev/stdin"},
+                                   {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
+                                   {"pts/ptmx", "/dev/ptmx"},          {"/proc/kcore", "/dev/core"}};
+  for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
+    if (symlink(links[i][0], links[i][1]) < 0) fail("symlink", links[i][1], errno, NULL);
+  if (mkdir("/dev/pts", 0755) < 0) fail("mkdir", "/dev/pts", errno, NULL);
+  if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0)
+    fail("mount", "/dev/pts", errno, NULL);
+  if (mkdir("/dev/shm", 01777) < 0) fail("mkdir", "/dev/shm", errno, NULL);
+  if (mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV, "mode=1777,size=65536k") < 0)
+    fail("mount", "/dev/shm", errno, NULL);
+}
+
+/* Masking binds /dev/null; a /dev/null that is anything but the real char device 1:3 would let a
+ * container redirect the mask onto a file of its choice (CVE-2025-31133). */
+static int verified_dev_null(void) {
+  int fd = openat2_fd(AT_FDCWD, "/dev/null", O_PATH | O_NOFOLLOW, RESOLVE_NO_SYMLINKS);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) < 0) fail("mask", "/dev/null", errno, NULL);
+  if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3)
+    fail("mask", "/dev/null", EPERM, "/dev/null is not the null device 1:3");
+  return fd;
+}
+
+static void mask_paths(const struct spec *s) {
+  if (s->n_masked == 0) return;
+  int null_fd = verified_dev_null();
+  for (int i = 0; i < s->n_masked; i++) {
+    const char *p = s->masked[i];
+    int tfd = openat2_fd(AT_FDCWD, p, O_PATH | O_NOFOLLOW, RESOLVE_NO_SYMLINKS);
+    if (tfd < 0) {
+      if (errno == ENOENT) continue;
+      fail("mask", p, errno, NULL);
+    }
+    struct stat st;
+    if (fstat(tfd, &st) < 0) fail("mask", p, errno, NULL);
+    int mfd;
+    if (S_ISDIR(st.st_mode)) {
+      int fsfd = fsopen("tmpfs", FSOPEN_CLOEXEC);
+      if (fsfd < 0 || fsconfig(fsfd, FSCONFIG_SET_STRING, "size", "0", 0) < 0 ||
+          fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        fail("mask", p, errno, NULL);
+      mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+      close(fsfd);
+    } else {
+      mfd = open_tree(null_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    }
+    if (mfd < 0) fail("mask", p, errno, NULL);
+    if (move_mount(mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) fail("mask", p, errno, NULL);
+    close(mfd);
+    close(tfd);
+  }
+  close(null_fd);
+}
+
+static void readonly_paths(const struct spec *s) {
+  for (int i = 0; i < s->n_readonly; i++) {
+    const char *p = s->readonly[i];
+    int mfd = open_tree(AT_FDCWD, p, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+    if (mfd < 0) {
+      if (errno == ENOENT) continue;
+      fail("read-only path", p, errno, NULL);
+    }
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (mount_setattr(mfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) fail("read-only path", p, errno, NULL);
+    if (move_mount(mfd, "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH) < 0) fail("read-only path", p, errno, NULL);
+    close(mfd);
+  }
+}
+
+static void bring_lo_up(void) {
+  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) fail("loopback up", "lo", errno, NULL);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) fail("loopback up", "lo", errno, NULL);
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) fail("loopback up", "lo", errno, NULL);
+  close(sock);
+}
+
+static void join_cgroups(const struct spec *s) {
+  char p[PATH_MAX];
+  for (int i = 0; i < s->n_cgroups; i++) {
+    snprintf(p, sizeof p, "%s/cgroup.procs", s->cgroups[i]);
+    write_file("join cgroup", p, "0");
+  }
+}
+
+/* Opens every namespace to join before entering any, so the paths still name the host's /proc. */
+static void join_namespaces(const struct spec *s, int mnt_last) {
+  int fds[8];
+  for (int i = 0; i < s->n_joins; i++) {
+    fds[i] = open(s->joins[i].path, O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) fail("open namespace", s->joins[i].path, errno, NULL);
+  }
+  for (int pass = 0; pass < 2; pass++) {
+    for (int i = 0; i < s->n_joins; i++) {
+      int is_mnt = ns_flag(s->joins[i].type) == CLONE_NEWNS;
+      if (mnt_last && is_mnt != pass) continue;
+      if (!mnt_last && pass == 1) continue;
+      if (setns(fds[i], ns_flag(s->joins[i].type)) < 0) fail("setns", s->joins[i].path, errno, NULL);
+      close(fds[i]);
+    }
+  }
+}
+
+static void set_rlimits(const struct spec *s) {
+  for (int i = 0; i < s->n_rlimits; i++) {
+    struct rlimit cur, want = {.rlim_cur = s->rlimits[i].soft, .rlim_max = s->rlimits[i].hard};
+    if (getrlimit(s->rlimits[i].resource, &cur) < 0) fail("setrlimit", NULL, errno, NULL);
+    /* Raising a hard limit needs CAP_SYS_RESOURCE, which the runtime does not assume. */
+    if (want.rlim_max > cur.rlim_max) fail("setrlimit", NULL, EPERM, "rlimit %d hard limit %llu is above the host's %llu",
+                                           s->rlimits[i].resource, (unsigned long long)want.rlim_max, (unsigned long long)cur.rlim_max);
+    if (setrlimit(s->rlimits[i].resource, &want) < 0) fail("setrlimit", NULL, errno, NULL);
+  }
+}
+
+/* Identity, capabilities, no_new_privs, descriptors, working directory; then execve. */
+__attribute__((noreturn)) static void become_process(const struct spec *s) {
+  set_rlimits(s);
+  for (int c = 0; c <= 63; c++) {
+    if (s->caps & (1ULL << c)) continue;
+    if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) fail("drop capability", NULL, errno, "capability %d: %s", c, strerror(errno));
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) fail("clear ambient capabilities", NULL, errno, NULL);
+
+  if (s->cwd) {
+    /* Resolved without magic links, so a descriptor leaked from the host (/proc/self/fd/N) can
+     * never become the working directory (CVE-2024-21626). */
+    int dfd = ensure_path(s->cwd, 0);
+    if (dfd < 0) fail("chdir", s->cwd, errno, NULL);
+    if (fchdir(dfd) < 0) fail("chdir", s->cwd, errno, NULL);
+    close(dfd);
+    char buf[PATH_MAX];
+    if (!getcwd(buf, sizeof buf) || buf[0] != '/') fail("chdir", s->cwd, EPERM, "working directory %s is outside the container root", s->cwd);
+  }
+
+  if (setgroups((size_t)s->n_gids, s->gids) < 0) fail("setgroups", NULL, errno, NULL);
+  if (setresgid(s->gid, s->gid, s->gid) < 0) fail("setgid", NULL, errno, NULL);
+  if (setresuid(s->uid, s->uid, s->uid) < 0) fail("setuid", NULL, errno, NULL);
+  if (s->uid == 0) {
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    data[0].effective = data[0].permitted = (uint32_t)(s->caps & 0xffffffffu);
+    data[1].effective = data[1].permitted = (uint32_t)(s->caps >> 32);
+    if (syscall(SYS_capset, &hdr, data) < 0) fail("capset", NULL, errno, NULL);
+  }
+  if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail("no_new_privs", NULL, errno, NULL);
+
+  /* Everything but stdio closes at execve; the error pipe stays usable until then. */
+  if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) fail("close descriptors", NULL, errno, NULL);
+
+  environ = (char **)s->env;
+  execvp(s->argv[0], (char *const *)s->argv);
+  fail("exec", s->argv[0], errno, "exec %s: %s", s->argv[0], strerror(errno));
+}
+
+/* Runs in the child that becomes the container's pid 1. */
+__attribute__((noreturn)) static void setup_container(const struct spec *s) {
+  join_cgroups(s);
+  join_namespaces(s, 0);
+  if (unshare(s->new_ns & ~CLONE_NEWPID) < 0) fail("unshare", NULL, errno, NULL);
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("make mounts private", "/", errno, NULL);
+
+  /* Host-side sources are opened as detached mounts while the host is still visible. */
+  int rootfd = open_rootfs_mount(s);
+  int volfds[64];
+  for (int i = 0; i < s->n_volumes; i++) {
+    volfds[i] = open_tree(AT_FDCWD, s->volumes[i].source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (volfds[i] < 0) fail("bind volume", s->volumes[i].source, errno, NULL);
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (s->volumes[i].readonly ? MOUNT_ATTR_RDONLY : 0)};
+    if (mount_setattr(volfds[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) fail("bind volume", s->volumes[i].source, errno, NULL);
+  }
+  if (move_mount(rootfd, "", AT_FDCWD, s->rootfs_path, MOVE_MOUNT_F_EMPTY_PATH) < 0) fail("attach rootfs", s->rootfs_path, errno, NULL);
+  close(rootfd);
+  if (chdir(s->rootfs_path) < 0) fail("chdir", s->rootfs_path, errno, NULL);
+  if (syscall(SYS_pivot_root, ".", ".") < 0) fail("pivot_root", s->rootfs_path, errno, NULL);
+  if (umount2(".", MNT_DETACH) < 0) fail("detach old root", "/", errno, NULL);
+  if (chdir("/") < 0) fail("chdir", "/", errno, NULL);
+
+  /* From here on every path resolves inside the container's root. */
+  ensure_dir_no_link("/proc");
+  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL) < 0) fail("mount", "/proc", errno, NULL);
+  ensure_dir_no_link("/sys");
+  if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY, NULL) < 0) fail("mount", "/sys", errno, NULL);
+  mount_dev();
+  for (int i = 0; i < s->n_volumes; i++) {
+    struct stat st;
+    int as_file = fstat(volfds[i], &st) == 0 && !S_ISDIR(st.st_mode);
+    attach_fd("bind volume", volfds[i], s->volumes[i].target, as_file);
+  }
+  mask_paths(s);
+  readonly_paths(s);
+  if (s->readonly_root) {
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (mount_setattr(AT_FDCWD, "/", 0, &attr, sizeof attr) < 0) fail("read-only root", "/", errno, NULL);
+  }
+  if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) fail("sethostname", s->hostname, errno, NULL);
+  if (s->lo_up) bring_lo_up();
+  become_process(s);
+}
+
+/* ---------- the parent side: start, report, monitor ---------- */
+
+static void report(const char *line) { write_all(REPORT_FD, line, strlen(line)); }
+
+/* Forks the process that becomes the container (or the exec'd process); returns its pid after
+ * setup succeeded, or reports the setup error on fd 3 and returns -1. */
+static pid_t start_child(const struct spec *s, int is_exec) {
+  int ep[2];
+  if (pipe2(ep, O_CLOEXEC) < 0) {
+    report("error\tpipe\t\t0\tcannot create a pipe\n");
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    char line[256];
+    snprintf(line, sizeof line, "error\tfork\t\t%d\t%s\n", errno, strerror(errno));
+    report(line);
+    return -1;
+  }
+  if (pid == 0) {
+    close(ep[0]);
+    err_fd = ep[1];
+    signal(SIGPIPE, SIG_DFL);
+    if (is_exec) become_process(s);
+    setup_container(s);
+  }
+  close(ep[1]);
+  char buf[PATH_MAX + 1024];
+  size_t n = 0;
+  for (;;) {
+    ssize_t r = read(ep[0], buf + n, sizeof buf - 1 - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    n += (size_t)r;
+    if (n >= sizeof buf - 1) break;
+  }
+  close(ep[0]);
+  if (n > 0) {
+    buf[n] = '\0';
+    char line[PATH_MAX + 1100];
+    snprintf(line, sizeof line, "error\t%s", buf);
+    report(line);
+    int status;
+    waitpid(pid, &status, 0);
+    return -1;
+  }
+  return pid;
+}
+
+static int exit_code_of(int status, int *signo) {
+  *signo = 0;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) {
+    *signo = WTERMSIG(status);
+    return 128 + *signo;
+  }
+  return 255;
+}
+
+/* ---------- logs ---------- */
+
+struct log_stream {
+  int fd;
+  const char *name;
+  char buf[16384];
+  size_t len;
+};
+
+static int log_fd = -1;
+static long long log_size = 0;
+
+static void open_log(const struct spec *s) {
+  log_fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  struct stat st;
+  log_size = (log_fd >= 0 && fstat(log_fd, &st) == 0) ? st.st_size : 0;
+}
+
+static void rotate_log(const struct spec *s) {
+  char from[PATH_MAX], to[PATH_MAX];
+  close(log_fd);
+  for (int i = s->log_max_files - 1; i >= 1; i--) {
+    if (i == 1) snprintf(from, sizeof from, "%s", s->log_path);
+    else snprintf(from, sizeof from, "%s.%d", s->log_path, i - 1);
+    snprintf(to, sizeof to, "%s.%d", s->log_path, i);
+    rename(from, to);
+  }
+  if (s->log_max_files <= 1) unlink(s->log_path);
+  open_log(s);
+}
+
+static void rfc3339nano(char *out, size_t len) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+           tm.tm_min, tm.tm_sec, ts.tv_nsec);
+}
+
+static void log_line(const struct spec *s, const char *stream, const char *text, size_t len, int partial) {
+  if (log_fd < 0) return;
+  char head[160];
+  char ts[96];
+  rfc3339nano(ts, sizeof ts);
+  int hlen = snprintf(head, sizeof head, "%s %s %c ", ts, stream, partial ? 'P' : 'F');
+  long long entry = hlen + (long long)len + 1;
+  if (s->log_max_bytes > 0 && log_size > 0 && log_size + entry > s->log_max_bytes) rotate_log(s);
+  if (log_fd < 0) return;
+  struct iovec iov[3] = {{head, (size_t)hlen}, {(void *)text, len}, {"\n", 1}};
+  ssize_t w = writev(log_fd, iov, 3);
+  if (w > 0) log_size += w;
+}
+
+/* Drains a pipe; returns 0 at EOF. */
+static int pump(const struct spec *s, struct log_stream *ls) {
+  ssize_t r = read(ls->fd, ls->buf + ls->len, sizeof ls->buf - ls->len);
+  if (r < 0) return errno == EINTR || errno == EAGAIN;
+  if (r == 0) {
+    if (ls->len > 0) log_line(s, ls->name, ls->buf, ls->len, 0);
+    ls->len = 0;
+    return 0;
+  }
+  ls->len += (size_t)r;
+  size_t start = 0;
+  for (size_t i = 0; i < ls->len; i++) {
+    if (ls->buf[i] == '\n') {
+      log_line(s, ls->name, ls->buf + start, i - start, 0);
+      start = i + 1;
+    }
+  }
+  if (start == 0 && ls->len == sizeof ls->buf) { /* a line longer than the buffer: emit it in parts */
+    log_line(s, ls->name, ls->buf, ls->len, 1);
+    start = ls->len;
+  }
+  memmove(ls->buf, ls->buf + start, ls->len - start);
+  ls->len -= start;
+  return 1;
+}
+
+static void write_exit_file(const struct spec *s, int code, int signo) {
+  char tmp[PATH_MAX], body[256], ts[96];
+  rfc3339nano(ts, sizeof ts);
+  snprintf(tmp, sizeof tmp, "%s.tmp", s->exit_path);
+  int n = snprintf(body, sizeof body, "{\"exitCode\":%d,\"signal\":%d,\"finishedAt\":\"%s\"}\n", code, signo, ts);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return;
+  write_all(fd, body, (size_t)n);
+  fsync(fd);
+  close(fd);
+  rename(tmp, s->exit_path);
+}
+
+static int run_shim(const struct spec *s) {
+  /* Detach: the process Node spawned exits at once, so the shim is nobody's child but init's
+   * (or a subreaper's) and survives whatever started it. Node already called setsid(). */
+  pid_t p = fork();
+  if (p < 0) {
+    report("error\tfork shim\t\t0\tcannot fork\n");
+    return 125;
+  }
+  if (p > 0) _exit(0);
+  if (chdir("/") < 0) { /* not fatal: only keeps the shim from pinning a directory */
+  }
+  prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+  int out[2], errp[2];
+  if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+    report("error\tpipe\t\t0\tcannot create log pipes\n");
+    return 125;
+  }
+  if (s->new_ns & CLONE_NEWPID) {
+    if (unshare(CLONE_NEWPID) < 0) {
+      char line[256];
+      snprintf(line, sizeof line, "error\tunshare pid\t\t%d\t%s\n", errno, strerror(errno));
+      report(line);
+      return 125;
+    }
+  }
+  /* stdio of the child: /dev/null in, the log pipes out (dup2 clears O_CLOEXEC on 1 and 2) */
+  int saved_out = dup(1), saved_err = dup(2);
+  dup2(out[1], 1);
+  dup2(errp[1], 2);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  pid_t child = start_child(s, 0);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  dup2(saved_out, 1);
+  dup2(saved_err, 2);
+  close(saved_out);
+  close(saved_err);
+  close(out[1]);
+  close(errp[1]);
+  if (child < 0) {
+    write_exit_file(s, 127, 0);
+    return 125;
+  }
+  open_log(s);
+  char line[64];
+  snprintf(line, sizeof line, "ok\t%d\n", (int)child);
+  report(line);
+  close(REPORT_FD);
+
+  struct log_stream streams[2] = {{.fd = out[0], .name = "stdout"}, {.fd = errp[0], .name = "stderr"}};
+  int open_streams = 2, exited = 0, code = 0, signo = 0;
+  while (open_streams > 0 || !exited) {
+    struct pollfd pfds[3];
+    int n = 0;
+    pfds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+    for (int i = 0; i < 2; i++)
+      if (streams[i].fd >= 0) pfds[n++] = (struct pollfd){.fd = streams[i].fd, .events = POLLIN};
+    if (poll(pfds, (nfds_t)n, -1) < 0 && errno != EINTR) break;
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == sizeof si) {
+      /* SIGTERM/SIGINT/SIGHUP are ignored: stopping is the runtime's job, through the pid. */
+    }
+    int status;
+    pid_t w;
+    while ((w = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (w == child) {
+        code = exit_code_of(status, &signo);
+        exited = 1;
+      }
+    }
+    for (int i = 1; i < n; i++) {
+      if (!(pfds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      for (int k = 0; k < 2; k++) {
+        if (streams[k].fd != pfds[i].fd) continue;
+        if (!pump(s, &streams[k])) {
+          close(streams[k].fd);
+          streams[k].fd = -1;
+          open_streams--;
+        }
+      }
+    }
+  }
+  if (log_fd >= 0) fsync(log_fd);
+  write_exit_file(s, code, signo);
+  return 0;
+}
+
+static int run_exec(const struct spec *s) {
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* no ptrace of the helper from inside (CVE-2016-9962) */
+  join_cgroups(s);
+  join_namespaces(s, 1);
+  sigset_t mask, old;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  sigaddset(&mask, SIGQUIT);
+  sigaddset(&mask, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &mask, &old);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  pid_t child = start_child(s, 1);
+  if (child < 0) return 125;
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  char line[64];
+  snprintf(line, sizeof line, "ok\t%d\n", (int)child);
+  report(line);
+  close(REPORT_FD);
+  for (;;) {
+    int status;
+    pid_t w = waitpid(child, &status, WNOHANG);
+    if (w == child) {
+      int signo;
+      return exit_code_of(status, &signo);
+    }
+    struct signalfd_siginfo si;
+    if (read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD) kill(child, (int)si.ssi_signo);
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) die_usage("usage: skiff-helper shim|exec SPEC");
+  if (fcntl(REPORT_FD, F_GETFD) < 0) die_usage("fd 3 must be the report pipe");
+  struct spec s;
+  parse_spec(argv[2], &s);
+  if (!strcmp(argv[1], "shim")) {
+    if (!s.rootfs_path || !s.log_path || !s.exit_path) die_usage("spec: shim needs rootfs.path, log.path and exit_path");
+    return run_shim(&s);
+  }
+  if (!strcmp(argv[1], "exec")) return run_exec(&s);
+  die_usage("unknown mode");
+}
