@@ -1,0 +1,240 @@
+/**
+ * The kind registry: every API kind skiff serves, with the names kubectl users type for it
+ * (Kind, plural, singular, short names, `plural.group`), its apiVersion, its scope, the field of
+ * api.proto's `Object` envelope that carries it and its protobuf message.
+ */
+import type protobuf from 'protobufjs';
+import { InvalidArgumentError } from './errors.js';
+import { messageType } from './schema.js';
+
+export type KindName =
+  | 'Namespace'
+  | 'Node'
+  | 'Pod'
+  | 'ReplicaSet'
+  | 'Deployment'
+  | 'DaemonSet'
+  | 'Job'
+  | 'Service'
+  | 'Endpoints'
+  | 'ConfigMap'
+  | 'Secret'
+  | 'Event';
+
+export type ApiGroup = '' | 'apps' | 'batch';
+export type ApiVersion = 'v1' | 'apps/v1' | 'batch/v1';
+
+export interface KindInfo {
+  readonly kind: KindName;
+  /** "group/version", or just "v1" for the core group, as written in manifests. */
+  readonly apiVersion: ApiVersion;
+  /** "" for the core group. */
+  readonly group: ApiGroup;
+  readonly plural: string;
+  readonly singular: string;
+  readonly shortNames: readonly string[];
+  readonly namespaced: boolean;
+  /** The field of api.proto's `Object` oneof that carries this kind, as protobufjs names it. */
+  readonly envelopeField: string;
+  /** The skiff.v1 message of this kind (same name as the kind). */
+  readonly message: protobuf.Type;
+  /** `deployments.apps`, or just `pods` for the core group: the name `get` and `api-resources` print. */
+  readonly resource: string;
+}
+
+interface KindSpec {
+  kind: KindName;
+  group: ApiGroup;
+  plural: string;
+  shortNames: string[];
+  namespaced: boolean;
+  envelopeField: string;
+}
+
+const KIND_SPECS: readonly KindSpec[] = [
+  {
+    kind: 'Namespace',
+    group: '',
+    plural: 'namespaces',
+    shortNames: ['ns'],
+    namespaced: false,
+    envelopeField: 'namespace',
+  },
+  { kind: 'Node', group: '', plural: 'nodes', shortNames: ['no'], namespaced: false, envelopeField: 'node' },
+  { kind: 'Pod', group: '', plural: 'pods', shortNames: ['po'], namespaced: true, envelopeField: 'pod' },
+  {
+    kind: 'ReplicaSet',
+    group: 'apps',
+    plural: 'replicasets',
+    shortNames: ['rs'],
+    namespaced: true,
+    envelopeField: 'replicaSet',
+  },
+  {
+    kind: 'Deployment',
+    group: 'apps',
+    plural: 'deployments',
+    shortNames: ['deploy'],
+    namespaced: true,
+    envelopeField: 'deployment',
+  },
+  {
+    kind: 'DaemonSet',
+    group: 'apps',
+    plural: 'daemonsets',
+    shortNames: ['ds'],
+    namespaced: true,
+    envelopeField: 'daemonSet',
+  },
+  { kind: 'Job', group: 'batch', plural: 'jobs', shortNames: [], namespaced: true, envelopeField: 'job' },
+  {
+    kind: 'Service',
+    group: '',
+    plural: 'services',
+    shortNames: ['svc'],
+    namespaced: true,
+    envelopeField: 'service',
+  },
+  {
+    kind: 'Endpoints',
+    group: '',
+    plural: 'endpoints',
+    shortNames: ['ep'],
+    namespaced: true,
+    envelopeField: 'endpoints',
+  },
+  {
+    kind: 'ConfigMap',
+    group: '',
+    plural: 'configmaps',
+    shortNames: ['cm'],
+    namespaced: true,
+    envelopeField: 'configMap',
+  },
+  { kind: 'Secret', group: '', plural: 'secrets', shortNames: [], namespaced: true, envelopeField: 'secret' },
+  {
+    kind: 'Event',
+    group: '',
+    plural: 'events',
+    shortNames: ['ev'],
+    namespaced: true,
+    envelopeField: 'event',
+  },
+];
+
+function kindInfo(spec: KindSpec): KindInfo {
+  const apiVersion = (spec.group === '' ? 'v1' : `${spec.group}/v1`) as ApiVersion;
+  return {
+    kind: spec.kind,
+    apiVersion,
+    group: spec.group,
+    plural: spec.plural,
+    singular: spec.kind.toLowerCase(),
+    shortNames: Object.freeze([...spec.shortNames]),
+    namespaced: spec.namespaced,
+    envelopeField: spec.envelopeField,
+    resource: spec.group === '' ? spec.plural : `${spec.plural}.${spec.group}`,
+    // The schema is loaded on first use, not when this module is imported.
+    get message() {
+      return messageType(spec.kind);
+    },
+  };
+}
+
+/** Every kind, in the order `api-resources` lists them. */
+export const KINDS: readonly KindInfo[] = Object.freeze(KIND_SPECS.map(kindInfo));
+
+const BY_KIND = new Map<string, KindInfo>(KINDS.map((info) => [info.kind, info]));
+const BY_ENVELOPE_FIELD = new Map<string, KindInfo>(KINDS.map((info) => [info.envelopeField, info]));
+
+/** Every lowercase name a user may type for a kind, without a group suffix. */
+const BY_NAME = new Map<string, KindInfo>();
+for (const info of KINDS) {
+  for (const name of [info.singular, info.plural, ...info.shortNames]) BY_NAME.set(name, info);
+}
+
+function validKindsHint(): string {
+  return KINDS.map((info) => {
+    const aliases = [info.plural, ...info.shortNames].join(', ');
+    return `${info.kind} (${aliases})`;
+  }).join('; ');
+}
+
+/** The kind of a Kind name exactly as written in manifests ("Deployment"), if skiff serves it. */
+export function lookupKind(kind: string): KindInfo | undefined {
+  return BY_KIND.get(kind);
+}
+
+/** The kind by its exact Kind name; throws InvalidArgumentError (field `kind`) otherwise. */
+export function kindInfoOf(kind: string): KindInfo {
+  const info = BY_KIND.get(kind);
+  if (info === undefined) {
+    throw new InvalidArgumentError(
+      `resolve kind "${kind}": unknown kind; valid kinds: ${validKindsHint()}`,
+      'kind',
+    );
+  }
+  return info;
+}
+
+/** The kind carried by a field of api.proto's `Object` envelope ("replicaSet"). */
+export function kindForEnvelopeField(field: string): KindInfo | undefined {
+  return BY_ENVELOPE_FIELD.get(field);
+}
+
+/**
+ * The kind a user means by `name`, as kubectl reads it: the Kind ("Deployment"), its lowercase
+ * singular, plural or short name ("deployment", "deployments", "deploy"), optionally qualified by
+ * group or version and group ("deployments.apps", "deploy.v1.apps"). Case does not matter.
+ * Throws InvalidArgumentError (field `kind`) listing the valid kinds otherwise.
+ */
+export function resolveKind(name: string): KindInfo {
+  const lowered = name.trim().toLowerCase();
+  const [resource = '', ...qualifier] = lowered.split('.');
+  const info = BY_NAME.get(resource);
+  if (info !== undefined && qualifierMatches(info, qualifier)) return info;
+  throw new InvalidArgumentError(
+    `resolve kind "${name}": the server doesn't have a resource type "${name}"; valid kinds: ${validKindsHint()}`,
+    'kind',
+  );
+}
+
+function qualifierMatches(info: KindInfo, qualifier: string[]): boolean {
+  if (qualifier.length === 0) return true;
+  // "pods." is how kubectl spells an explicit core group.
+  if (qualifier.length === 1) return qualifier[0] === info.group;
+  if (qualifier.length === 2) return qualifier[0] === 'v1' && qualifier[1] === info.group;
+  return false;
+}
+
+/**
+ * The kind named by a manifest's `apiVersion` and `kind`. An unknown kind is an error naming `kind`;
+ * a known kind under the wrong apiVersion is an error naming `apiVersion` that says the right one.
+ */
+export function kindForApiVersion(apiVersion: string, kind: string): KindInfo {
+  if (kind === '') {
+    throw new InvalidArgumentError(`read object: kind is required; valid kinds: ${validKindsHint()}`, 'kind');
+  }
+  const info = BY_KIND.get(kind);
+  if (info === undefined) {
+    const caseInsensitive = KINDS.find((candidate) => candidate.kind.toLowerCase() === kind.toLowerCase());
+    const hint =
+      caseInsensitive === undefined
+        ? `valid kinds: ${validKindsHint()}`
+        : `did you mean "${caseInsensitive.kind}"?`;
+    throw new InvalidArgumentError(`read object: unknown kind "${kind}"; ${hint}`, 'kind');
+  }
+  if (apiVersion === '') {
+    throw new InvalidArgumentError(
+      `read ${kind}: apiVersion is required; use "apiVersion: ${info.apiVersion}"`,
+      'apiVersion',
+    );
+  }
+  if (apiVersion !== info.apiVersion) {
+    throw new InvalidArgumentError(
+      `read ${kind}: apiVersion "${apiVersion}" does not serve kind ${kind}; use "apiVersion: ${info.apiVersion}"`,
+      'apiVersion',
+    );
+  }
+  return info;
+}

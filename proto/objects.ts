@@ -1,0 +1,446 @@
+/**
+ * Conversion of API objects between their three representations:
+ *
+ * 1. The Kubernetes JSON shape (`KubeObject`, proto/gen/types.ts): what YAML manifests contain and
+ *    what `-o json` prints. apiVersion and kind at the top, camelCase field names (or the .proto's
+ *    json_name, e.g. podIP), int64 as number, IntOrString as a bare number or string, bytes as
+ *    base64 strings. Everything in skiff's TypeScript handles objects in this shape.
+ * 2. The protobufjs plain object of the kind's message: protobufjs field names (podIp), IntOrString
+ *    as `{intVal}` / `{strVal}`, no apiVersion/kind (the message type says the kind). It is what
+ *    `Type.fromObject` takes and `Type.toObject` returns; the gRPC layer carries objects as api.proto's
+ *    `Object` envelope in this shape (`toEnvelope` / `fromEnvelope`).
+ * 3. Protobuf binary of the kind's message (`encodeObject` / `decodeObject`): what etcd stores.
+ *
+ * One reflective walker, driven by the protobufjs schema, converts between 1 and 2 for every kind.
+ * Going from 1 to 2 it is strict, because manifests and requests are untrusted: an unknown field, a
+ * wrong type or a missing required field is an InvalidArgumentError whose `field` is the path
+ * ("spec.template.spec.containers[0].image"). Every conversion returns the *normalised* object:
+ * proto3 fields without presence drop their zero values, empty lists and maps are dropped, and a kind's
+ * metadata (and spec, where it has one) is always present. So parseObject(x) equals
+ * decodeObject(encodeObject(parseObject(x))), and normalised objects compare structurally.
+ */
+import protobuf from 'protobufjs';
+import { InternalError, InvalidArgumentError, errorMessage } from './errors.js';
+import type { KubeObject, KubeObjectByKind } from './gen/types.js';
+import {
+  type KindInfo,
+  type KindName,
+  kindForApiVersion,
+  kindForEnvelopeField,
+  kindInfoOf,
+} from './kinds.js';
+import { REQUIRED_FIELDS, hasExplicitPresence, jsonFieldName, messageType } from './schema.js';
+
+type PlainObject = Record<string, unknown>;
+
+/** The protobufjs `toObject` options that produce representation 2 as this module expects it. */
+export const PROTO_OBJECT_OPTIONS: protobuf.IConversionOptions = Object.freeze({
+  longs: Number,
+  bytes: String,
+  defaults: false,
+  arrays: false,
+  objects: false,
+  oneofs: false,
+});
+
+const INT_OR_STRING = 'IntOrString';
+
+// ---------------------------------------------------------------------------------------------
+// Reflection helpers
+
+interface FieldIndex {
+  byJsonName: Map<string, protobuf.Field>;
+  byProtoName: Map<string, protobuf.Field>;
+  jsonNames: string[];
+}
+
+const fieldIndexes = new WeakMap<protobuf.Type, FieldIndex>();
+
+function fieldIndex(type: protobuf.Type): FieldIndex {
+  let index = fieldIndexes.get(type);
+  if (index === undefined) {
+    const byJsonName = new Map<string, protobuf.Field>();
+    const byProtoName = new Map<string, protobuf.Field>();
+    for (const field of type.fieldsArray) {
+      byJsonName.set(jsonFieldName(field), field);
+      byProtoName.set(field.name, field);
+    }
+    index = { byJsonName, byProtoName, jsonNames: [...byJsonName.keys()] };
+    fieldIndexes.set(type, index);
+  }
+  return index;
+}
+
+function isPlainObject(value: unknown): value is PlainObject {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'string')
+    return `string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;
+  if (typeof value === 'number') return `number ${value}`;
+  if (typeof value === 'object') return 'an object';
+  return typeof value;
+}
+
+function joinPath(path: string, name: string): string {
+  return path === '' ? name : `${path}.${name}`;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!;
+      row[j] = Math.min(above + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length]!;
+}
+
+function closestName(name: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(name.length / 4)) + 1;
+  for (const candidate of candidates) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kubernetes JSON shape → protobufjs plain object (strict)
+
+/** Throws InvalidArgumentError for the field at `path`; `subject` says which object is being read. */
+class Reader {
+  constructor(readonly subject: string) {}
+
+  fail(path: string, reason: string): never {
+    throw new InvalidArgumentError(`${this.subject}: field "${path}": ${reason}`, path);
+  }
+
+  message(type: protobuf.Type, value: unknown, path: string): PlainObject {
+    if (!isPlainObject(value))
+      this.fail(path, `expected an object (${type.name}), got ${describeValue(value)}`);
+    const index = fieldIndex(type);
+    const out: PlainObject = {};
+    for (const [key, fieldValue] of Object.entries(value)) {
+      const field = index.byJsonName.get(key);
+      const fieldPath = joinPath(path, key);
+      if (field === undefined) {
+        const suggestion = closestName(key, index.jsonNames);
+        this.fail(
+          fieldPath,
+          `unknown field: "${key}" is not a field of ${type.name}` +
+            (suggestion === undefined ? '' : `; did you mean "${suggestion}"?`),
+        );
+      }
+      // null is "unset" in Kubernetes JSON (e.g. `creationTimestamp: null` in generated manifests).
+      if (fieldValue === null || fieldValue === undefined) continue;
+      const converted = this.field(field, fieldValue, fieldPath);
+      if (converted !== undefined) out[field.name] = converted;
+    }
+    this.checkRequired(type, out, path);
+    return out;
+  }
+
+  private checkRequired(type: protobuf.Type, out: PlainObject, path: string): void {
+    for (const field of type.fieldsArray) {
+      const name = jsonFieldName(field);
+      if (out[field.name] === undefined && REQUIRED_FIELDS.has(`${type.name}.${name}`)) {
+        this.fail(joinPath(path, name), `required field is missing (or empty) in ${type.name}`);
+      }
+    }
+  }
+
+  private field(field: protobuf.Field, value: unknown, path: string): unknown {
+    if (field instanceof protobuf.MapField) {
+      if (!isPlainObject(value))
+        this.fail(path, `expected a map of string to ${field.type}, got ${describeValue(value)}`);
+      const entries = Object.entries(value).map(([key, entry]): [string, unknown] => {
+        if (entry === null || entry === undefined)
+          this.fail(`${path}[${key}]`, `expected ${field.type}, got null`);
+        return [key, this.single(field, entry, `${path}[${key}]`, true)];
+      });
+      // fromEntries defines own properties, so a "__proto__" key stays a plain key.
+      return entries.length === 0 ? undefined : Object.fromEntries(entries);
+    }
+    if (field.repeated) {
+      if (!Array.isArray(value)) this.fail(path, `expected a list, got ${describeValue(value)}`);
+      const items = value.map((item, i) => {
+        if (item === null || item === undefined) this.fail(`${path}[${i}]`, 'list items must not be null');
+        return this.single(field, item, `${path}[${i}]`, true);
+      });
+      return items.length === 0 ? undefined : items;
+    }
+    return this.single(field, value, path, hasExplicitPresence(field));
+  }
+
+  /** One value of the field's element type; `keepZero` keeps zero values that proto3 would drop. */
+  private single(field: protobuf.Field, value: unknown, path: string, keepZero: boolean): unknown {
+    const resolved = field.resolvedType;
+    if (resolved instanceof protobuf.Type) {
+      if (resolved.name === INT_OR_STRING) return this.intOrString(value, path);
+      return this.message(resolved, value, path);
+    }
+    if (resolved instanceof protobuf.Enum) {
+      if (typeof value !== 'string' || !(value in resolved.values)) {
+        this.fail(
+          path,
+          `expected one of ${Object.keys(resolved.values).join(', ')}, got ${describeValue(value)}`,
+        );
+      }
+      return value;
+    }
+    const scalar = this.scalar(field.type, value, path);
+    return keepZero || !isZero(scalar) ? scalar : undefined;
+  }
+
+  private intOrString(value: unknown, path: string): PlainObject {
+    if (typeof value === 'string') return { strVal: value };
+    if (typeof value === 'number' && Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX) {
+      return { intVal: value };
+    }
+    this.fail(path, `expected an integer or a string, got ${describeValue(value)}`);
+  }
+
+  private scalar(type: string, value: unknown, path: string): unknown {
+    switch (type) {
+      case 'string':
+        if (typeof value !== 'string') this.fail(path, `expected a string, got ${describeValue(value)}`);
+        return value;
+      case 'bool':
+        if (typeof value !== 'boolean')
+          this.fail(path, `expected a boolean (true or false), got ${describeValue(value)}`);
+        return value;
+      case 'bytes':
+        if (typeof value !== 'string' || !isBase64(value)) {
+          this.fail(path, `expected base64-encoded data, got ${describeValue(value)}`);
+        }
+        return value;
+      case 'double':
+      case 'float':
+        if (typeof value !== 'number' || !Number.isFinite(value)) {
+          this.fail(path, `expected a number, got ${describeValue(value)}`);
+        }
+        return value;
+      default: {
+        const range = INTEGER_RANGES[type];
+        if (range === undefined)
+          throw new InternalError(`${this.subject}: field "${path}" has unsupported type ${type}`);
+        if (typeof value !== 'number' || !Number.isInteger(value)) {
+          this.fail(path, `expected an integer (${type}), got ${describeValue(value)}`);
+        }
+        if (value < range[0] || value > range[1]) {
+          this.fail(path, `${value} is out of range for ${type} (${range[0]} to ${range[1]})`);
+        }
+        return value;
+      }
+    }
+  }
+}
+
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
+/** int64 values are JavaScript numbers, so they are limited to the safe-integer range. */
+const INTEGER_RANGES: Record<string, [number, number]> = {
+  int32: [INT32_MIN, INT32_MAX],
+  sint32: [INT32_MIN, INT32_MAX],
+  sfixed32: [INT32_MIN, INT32_MAX],
+  uint32: [0, 2 ** 32 - 1],
+  fixed32: [0, 2 ** 32 - 1],
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  sint64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  sfixed64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  uint64: [0, Number.MAX_SAFE_INTEGER],
+  fixed64: [0, Number.MAX_SAFE_INTEGER],
+};
+
+function isZero(value: unknown): boolean {
+  return value === '' || value === 0 || value === false;
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function isBase64(value: string): boolean {
+  return BASE64.test(value);
+}
+
+function subjectOf(kind: string, value: PlainObject): string {
+  const metadata = value['metadata'];
+  const name = isPlainObject(metadata) && typeof metadata['name'] === 'string' ? metadata['name'] : '';
+  return name === '' ? `read ${kind}` : `read ${kind} "${name}"`;
+}
+
+function readKindHeader(json: unknown): { info: KindInfo; body: PlainObject } {
+  if (!isPlainObject(json)) {
+    throw new InvalidArgumentError(
+      `read object: expected a mapping with apiVersion, kind and metadata, got ${describeValue(json)}`,
+    );
+  }
+  const { apiVersion = '', kind = '', ...body } = json;
+  if (typeof kind !== 'string') {
+    throw new InvalidArgumentError(
+      `read object: field "kind": expected a string, got ${describeValue(kind)}`,
+      'kind',
+    );
+  }
+  if (typeof apiVersion !== 'string') {
+    throw new InvalidArgumentError(
+      `read ${kind}: field "apiVersion": expected a string, got ${describeValue(apiVersion)}`,
+      'apiVersion',
+    );
+  }
+  return { info: kindForApiVersion(apiVersion, kind), body };
+}
+
+/** Representation 1 → 2 for a kind's body (everything but apiVersion and kind). */
+function kubeBodyToProto(info: KindInfo, body: PlainObject): PlainObject {
+  return new Reader(subjectOf(info.kind, body)).message(info.message, body, '');
+}
+
+// ---------------------------------------------------------------------------------------------
+// protobufjs plain object → Kubernetes JSON shape
+
+function protoMessageToKube(type: protobuf.Type, value: PlainObject): PlainObject {
+  const out: PlainObject = {};
+  for (const field of type.fieldsArray) {
+    const fieldValue = value[field.name];
+    if (fieldValue === undefined || fieldValue === null) continue;
+    out[jsonFieldName(field)] = protoFieldToKube(field, fieldValue);
+  }
+  return out;
+}
+
+function protoFieldToKube(field: protobuf.Field, value: unknown): unknown {
+  if (field instanceof protobuf.MapField) {
+    return Object.fromEntries(
+      Object.entries(value as PlainObject).map(([key, entry]) => [key, protoSingleToKube(field, entry)]),
+    );
+  }
+  if (field.repeated) return (value as unknown[]).map((item) => protoSingleToKube(field, item));
+  return protoSingleToKube(field, value);
+}
+
+function protoSingleToKube(field: protobuf.Field, value: unknown): unknown {
+  const resolved = field.resolvedType;
+  if (resolved instanceof protobuf.Type) {
+    const message = value as PlainObject;
+    if (resolved.name === INT_OR_STRING) return message['strVal'] ?? message['intVal'] ?? 0;
+    return protoMessageToKube(resolved, message);
+  }
+  return value;
+}
+
+/** Representation 2 (canonical toObject output) → 1, with apiVersion, kind and the normalised parts. */
+function protoBodyToKube(info: KindInfo, body: PlainObject): PlainObject {
+  const converted = protoMessageToKube(info.message, body);
+  return normaliseKindParts(info, { apiVersion: info.apiVersion, kind: info.kind, ...converted });
+}
+
+function normaliseKindParts(info: KindInfo, obj: PlainObject): PlainObject {
+  if (obj['metadata'] === undefined) obj['metadata'] = {};
+  if (info.message.fields['spec'] !== undefined && obj['spec'] === undefined) obj['spec'] = {};
+  // Keep the conventional order: apiVersion, kind, metadata, then the rest as the message declares.
+  const { apiVersion, kind, metadata, ...rest } = obj;
+  return { apiVersion, kind, metadata, ...rest };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+
+/**
+ * Reads an object in the Kubernetes JSON shape (a parsed YAML or JSON document) strictly and returns
+ * it normalised. Throws InvalidArgumentError naming the field path for a missing or unknown
+ * apiVersion/kind, an unknown field, a value of the wrong type or range, or a missing required field.
+ */
+export function parseObject(json: unknown): KubeObject {
+  const { info, body } = readKindHeader(json);
+  const proto = kubeBodyToProto(info, body);
+  return protoBodyToKube(info, proto) as unknown as KubeObject;
+}
+
+/** The protobuf binary of the object's kind message: what etcd stores. Throws like parseObject. */
+export function encodeObject(obj: KubeObject): Uint8Array {
+  const { info, body } = readKindHeader(obj);
+  const type = info.message;
+  return type.encode(type.fromObject(kubeBodyToProto(info, body))).finish();
+}
+
+/** Decodes what encodeObject wrote for `kind`. Bytes that are not that message are an InternalError. */
+export function decodeObject<K extends KindName>(kind: K, bytes: Uint8Array): KubeObjectByKind[K] {
+  const info = kindInfoOf(kind);
+  let message: protobuf.Message;
+  try {
+    message = info.message.decode(bytes);
+  } catch (err) {
+    throw new InternalError(`decode stored ${kind}: ${errorMessage(err)}`, { cause: err });
+  }
+  const body = info.message.toObject(message, PROTO_OBJECT_OPTIONS);
+  return protoBodyToKube(info, body) as unknown as KubeObjectByKind[K];
+}
+
+/** api.proto's `Object` envelope as a protobufjs plain object: `{ [envelopeField]: message }`. */
+export type EnvelopeObject = Record<string, PlainObject>;
+
+/**
+ * The object as api.proto's `Object` envelope, a plain object for `Type.fromObject` (representation
+ * 2 under the kind's oneof field, e.g. `{ replicaSet: {...} }`). Throws like parseObject.
+ */
+export function toEnvelope(obj: KubeObject): EnvelopeObject {
+  const { info, body } = readKindHeader(obj);
+  return { [info.envelopeField]: kubeBodyToProto(info, body) };
+}
+
+/**
+ * The object carried by an `Object` envelope: a protobufjs message or plain object, whatever
+ * conversion options produced it (Longs, Buffers and defaults are all accepted). Envelopes come from
+ * clients, so the result is checked like parseObject's: exactly one kind must be set, and required
+ * fields must be present.
+ */
+export function fromEnvelope(envelope: unknown): KubeObject {
+  if (typeof envelope !== 'object' || envelope === null) {
+    throw new InvalidArgumentError(
+      `read object envelope: expected an object, got ${describeValue(envelope)}`,
+      'object',
+    );
+  }
+  const setFields = Object.entries(envelope).filter(
+    ([key, value]) => value !== undefined && value !== null && kindForEnvelopeField(key) !== undefined,
+  );
+  if (setFields.length !== 1) {
+    throw new InvalidArgumentError(
+      `read object envelope: exactly one kind must be set, found ${setFields.length === 0 ? 'none' : setFields.map(([key]) => key).join(', ')}`,
+      'object',
+    );
+  }
+  const [field, value] = setFields[0]!;
+  const info = kindForEnvelopeField(field)!;
+  let body: PlainObject;
+  try {
+    // fromObject/toObject put whatever shape the caller used into the canonical one.
+    const message = value instanceof protobuf.Message ? value : info.message.fromObject(value as PlainObject);
+    body = info.message.toObject(message, PROTO_OBJECT_OPTIONS);
+  } catch (err) {
+    throw new InvalidArgumentError(`read ${info.kind} from envelope: ${errorMessage(err)}`, field, {
+      cause: err,
+    });
+  }
+  return parseObject(protoBodyToKube(info, body));
+}
+
+/** The protobuf message type of api.proto's `Object` envelope. */
+export function envelopeType(): protobuf.Type {
+  return messageType('Object');
+}
