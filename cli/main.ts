@@ -5,6 +5,14 @@
  */
 import { Command, CommanderError } from 'commander';
 import { errorMessage } from '../proto/errors.js';
+import { registerApiResources } from './commands/api-resources.js';
+import { registerApply } from './commands/apply.js';
+import { registerClusterInfo, registerConfig } from './commands/config.js';
+import { registerGlobalOptions } from './commands/context.js';
+import { registerDelete } from './commands/delete.js';
+import { registerDescribe } from './commands/describe.js';
+import { registerGet } from './commands/get.js';
+import { registerDown, registerUp } from './commands/up.js';
 import { registerVersion } from './commands/version.js';
 
 const program = new Command('skiff')
@@ -12,7 +20,17 @@ const program = new Command('skiff')
   .showHelpAfterError()
   .exitOverride();
 
+registerGlobalOptions(program);
 registerVersion(program);
+registerApply(program);
+registerGet(program);
+registerDescribe(program);
+registerDelete(program);
+registerApiResources(program);
+registerConfig(program);
+registerClusterInfo(program);
+registerUp(program);
+registerDown(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,197 @@
+/**
+ * `skiff apply -f FILE|DIR|- [-f …]`: create or update every object in the manifests, computed
+ * against the last-applied configuration (cli/apply.ts). Every document is read and validated
+ * before the first write, so a bad document anywhere means nothing is written.
+ */
+import type { Command } from 'commander';
+import type { ApiClient } from '../../proto/client.js';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  InvalidArgumentError,
+  NotFoundError,
+} from '../../proto/errors.js';
+import type { KubeObject } from '../../proto/gen/types.js';
+import { kindInfoOf, type KindInfo } from '../../proto/kinds.js';
+import { parseObject } from '../../proto/objects.js';
+import { deepEqual, resourceName, threeWayMerge, withLastApplied, type ApplyAction } from '../apply.js';
+import {
+  manifestDocumentError,
+  manifestFieldError,
+  parseManifestSource,
+  readManifestSources,
+  type ManifestDocument,
+} from '../manifests.js';
+import { DEFAULT_NAMESPACE, out, withClient } from './context.js';
+
+/** A document checked and ready to write. */
+export interface PreparedObject {
+  doc: ManifestDocument;
+  info: KindInfo;
+  object: KubeObject;
+  namespace: string;
+  name: string;
+}
+
+/** Bounds the re-read-and-retry loop when others keep writing the same object. */
+const MAX_APPLY_ATTEMPTS = 5;
+
+/** Reads every source and prepares every document; throws one error listing every bad document. */
+export async function loadManifests(
+  paths: string[],
+  namespaceFlag: string | undefined,
+): Promise<PreparedObject[]> {
+  const sources = await readManifestSources(paths);
+  const prepared: PreparedObject[] = [];
+  const problems: InvalidArgumentError[] = [];
+  for (const source of sources) {
+    let docs: ManifestDocument[];
+    try {
+      docs = parseManifestSource(source);
+    } catch (err) {
+      if (!(err instanceof InvalidArgumentError)) throw err;
+      problems.push(err);
+      continue;
+    }
+    for (const doc of docs) {
+      try {
+        prepared.push(prepareDocument(doc, namespaceFlag));
+      } catch (err) {
+        if (!(err instanceof InvalidArgumentError)) throw err;
+        problems.push(err);
+      }
+    }
+  }
+  if (problems.length === 1) throw problems[0]!;
+  if (problems.length > 1) {
+    throw new InvalidArgumentError(
+      `${problems.length} invalid documents, nothing was applied:\n${problems.map((p) => `  ${p.message}`).join('\n')}`,
+      problems[0]!.field,
+    );
+  }
+  if (prepared.length === 0)
+    throw new InvalidArgumentError(`read manifests ${paths.join(', ')}: no objects found`, 'filename');
+  const seen = new Map<string, PreparedObject>();
+  for (const p of prepared) {
+    const key = `${p.info.kind}/${p.namespace}/${p.name}`;
+    const first = seen.get(key);
+    if (first) {
+      throw manifestDocumentError(
+        p.doc,
+        `${resourceName(p.info.kind, p.info.group, p.name)} is also defined in ${first.doc.source} document ${first.doc.documentIndex}`,
+        'metadata.name',
+      );
+    }
+    seen.set(key, p);
+  }
+  return prepared;
+}
+
+/**
+ * Validates one document strictly (unknown fields, types, required fields: proto/objects.ts) and
+ * settles its namespace: the manifest's, else `-n`, else `default`; the two may not disagree.
+ */
+export function prepareDocument(doc: ManifestDocument, namespaceFlag: string | undefined): PreparedObject {
+  let object: KubeObject;
+  try {
+    object = parseObject(doc.object);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw manifestFieldError(doc, err);
+    throw err;
+  }
+  const info = kindInfoOf(object.kind);
+  const metadata = object.metadata;
+  if (!metadata.name) {
+    throw manifestDocumentError(
+      doc,
+      `${info.kind} needs a name to be applied (generateName cannot be applied)`,
+      'metadata.name',
+    );
+  }
+  let namespace = '';
+  if (info.namespaced) {
+    if (metadata.namespace && namespaceFlag && metadata.namespace !== namespaceFlag) {
+      throw manifestDocumentError(
+        doc,
+        `namespace "${metadata.namespace}" does not match -n ${namespaceFlag}: pass -n ${metadata.namespace} or drop one of them`,
+        'metadata.namespace',
+      );
+    }
+    namespace = metadata.namespace || namespaceFlag || DEFAULT_NAMESPACE;
+    metadata.namespace = namespace;
+  } else if (metadata.namespace) {
+    delete metadata.namespace;
+  }
+  return { doc, info, object, namespace, name: metadata.name };
+}
+
+/**
+ * Creates or updates one object. A Conflict (someone wrote in between) or an AlreadyExists (someone
+ * created it in between) re-reads and tries again, a bounded number of times.
+ */
+export async function applyObject(api: ApiClient, p: PreparedObject): Promise<ApplyAction> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      let live: KubeObject;
+      try {
+        live = await api.get(p.info.kind, p.namespace, p.name);
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+        await api.create(
+          withLastApplied(p.object as unknown as Record<string, unknown>) as unknown as KubeObject,
+        );
+        return 'created';
+      }
+      const { merged } = threeWayMerge(
+        live as unknown as Record<string, unknown>,
+        p.object as unknown as Record<string, unknown>,
+      );
+      // Compare in the normalised shape the server returns, so defaults and zero values do not
+      // make every re-apply look like a change.
+      const next = parseObject(merged);
+      if (deepEqual(next, live)) return 'unchanged';
+      await api.update(next);
+      return 'configured';
+    } catch (err) {
+      if ((err instanceof ConflictError || err instanceof AlreadyExistsError) && attempt < MAX_APPLY_ATTEMPTS)
+        continue;
+      if (err instanceof InvalidArgumentError) throw manifestFieldError(p.doc, err);
+      throw err;
+    }
+  }
+}
+
+/** Applies prepared objects in order (namespaces before what lives in them, as listed). */
+export async function applyAll(
+  api: ApiClient,
+  prepared: PreparedObject[],
+  print: (line: string) => void,
+): Promise<void> {
+  for (const p of prepared) {
+    const action = await applyObject(api, p);
+    print(`${resourceName(p.info.kind, p.info.group, p.name)} ${action}`);
+  }
+}
+
+export function registerApply(program: Command): void {
+  program
+    .command('apply')
+    .description('create or update objects from manifests (files, directories, - for stdin)')
+    .requiredOption(
+      '-f, --filename <path...>',
+      'manifest file, directory of *.yaml/*.yml/*.json, or - for stdin',
+    )
+    .option('-n, --namespace <ns>', 'namespace for objects that do not name one')
+    .action(async (opts: { filename: string[]; namespace?: string }, command: Command) => {
+      const prepared = await loadManifests(opts.filename, opts.namespace);
+      await withClient(command, (api) => applyAll(api, orderForApply(prepared), out));
+    });
+}
+
+/** Namespaces first: a manifest that creates a namespace and its contents applies in one go. */
+export function orderForApply(prepared: PreparedObject[]): PreparedObject[] {
+  return [
+    ...prepared.filter((p) => p.info.kind === 'Namespace'),
+    ...prepared.filter((p) => p.info.kind !== 'Namespace'),
+  ];
+}

@@ -1,0 +1,69 @@
+/**
+ * What every verb that talks to the cluster shares: the global `--server`/`--token` flags, the
+ * client built from them and the config file, and the namespace flags.
+ */
+// Commander reports this as `error: option '…' argument '…' is invalid. <message>`.
+import { InvalidArgumentError as InvalidOptionValue, type Command } from 'commander';
+import { connectApi, type ApiClient } from '../../proto/client.js';
+import { resolveClientConfig, type ClientConfig } from '../config.js';
+
+export const DEFAULT_NAMESPACE = 'default';
+
+export function registerGlobalOptions(program: Command): void {
+  program
+    .option('--server <host:port>', 'API server address (overrides the client config)')
+    .option('--token <token>', 'bearer token (overrides the client config)')
+    .option(
+      '--request-timeout <ms>',
+      'deadline of each API call in milliseconds',
+      parsePositiveInt('--request-timeout'),
+    );
+}
+
+interface GlobalOptions {
+  server?: string;
+  token?: string;
+  requestTimeout?: number;
+}
+
+export function clientConfigOf(command: Command): ClientConfig {
+  const opts = command.optsWithGlobals<GlobalOptions>();
+  return resolveClientConfig({ server: opts.server, token: opts.token });
+}
+
+/** Runs `fn` with a connected client and always closes it. */
+export async function withClient<T>(
+  command: Command,
+  fn: (api: ApiClient, config: ClientConfig) => Promise<T>,
+): Promise<T> {
+  const config = clientConfigOf(command);
+  const opts = command.optsWithGlobals<GlobalOptions>();
+  const api = connectApi({ server: config.server, token: config.token, timeoutMs: opts.requestTimeout });
+  try {
+    return await fn(api, config);
+  } finally {
+    api.close();
+  }
+}
+
+export function parsePositiveInt(flag: string): (value: string) => number {
+  return (value: string) => {
+    if (!/^\d+$/.test(value) || Number(value) <= 0) {
+      throw new InvalidOptionValue(`${flag} must be a positive integer, got "${value}"`);
+    }
+    return Number(value);
+  };
+}
+
+export function parseNonNegativeInt(flag: string): (value: string) => number {
+  return (value: string) => {
+    if (!/^\d+$/.test(value))
+      throw new InvalidOptionValue(`${flag} must be a non-negative integer, got "${value}"`);
+    return Number(value);
+  };
+}
+
+/** Lines printed to stdout, one write per call so piped output is never interleaved mid-line. */
+export function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}

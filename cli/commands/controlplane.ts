@@ -1,0 +1,74 @@
+/**
+ * `skiff controlplane`: the production entry point of the control plane, against external etcd
+ * and NATS (`skiff up` runs this same command with the servers it started). Runs until SIGTERM or
+ * SIGINT, then stops cleanly: the API drains, the etcd and NATS connections close.
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { componentLogger } from '../../proto/logger.js';
+import {
+  DEFAULT_API_ADDR,
+  DEFAULT_ETCD_PREFIX,
+  DEFAULT_HTTP_ADDR,
+  startControlPlane,
+} from '../../controlplane/main.js';
+
+interface ControlPlaneFlags {
+  etcd: string;
+  nats: string;
+  apiAddr: string;
+  httpAddr: string;
+  stateDir: string;
+  etcdPrefix: string;
+  adminTokenFile?: string;
+}
+
+function defaultStateDir(): string {
+  return process.getuid?.() === 0
+    ? '/var/lib/skiff/controlplane'
+    : join(homedir(), '.local/share/skiff/controlplane');
+}
+
+export function registerControlPlane(program: Command): void {
+  program
+    .command('controlplane')
+    .description('run the control plane (gRPC API, HTTP health and metrics) against etcd and NATS')
+    .requiredOption('--etcd <urls>', 'etcd client URLs, comma-separated (e.g. http://127.0.0.1:2379)')
+    .requiredOption('--nats <url>', 'NATS server URL (e.g. nats://127.0.0.1:4222)')
+    .option('--api-addr <host:port>', 'gRPC API listen address', DEFAULT_API_ADDR)
+    .option('--http-addr <host:port>', 'HTTP listen address (/healthz, /readyz, /metrics)', DEFAULT_HTTP_ADDR)
+    .option('--state-dir <dir>', 'directory for the control plane state', defaultStateDir())
+    .option('--etcd-prefix <prefix>', 'key prefix of every skiff key in etcd', DEFAULT_ETCD_PREFIX)
+    .option(
+      '--admin-token-file <file>',
+      'where the admin token is written on first start (default <state-dir>/admin-token)',
+    )
+    .action(async (flags: ControlPlaneFlags) => {
+      const log = componentLogger('controlplane');
+      const controlPlane = await startControlPlane({
+        etcdEndpoints: flags.etcd
+          .split(',')
+          .map((url) => url.trim())
+          .filter((url) => url !== ''),
+        natsUrl: flags.nats,
+        apiAddr: flags.apiAddr,
+        httpAddr: flags.httpAddr,
+        stateDir: flags.stateDir,
+        etcdPrefix: flags.etcdPrefix,
+        ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
+        log,
+      });
+      await new Promise<void>((resolve) => {
+        const onSignal = (signal: NodeJS.Signals): void => {
+          log.info({ signal }, 'stopping control plane');
+          process.off('SIGTERM', onSignal);
+          process.off('SIGINT', onSignal);
+          resolve();
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+      });
+      await controlPlane.stop();
+    });
+}

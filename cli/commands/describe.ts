@@ -1,0 +1,75 @@
+/** `skiff describe KIND [NAME…]`: the readable view of objects, with the Events about them. */
+import type { Command } from 'commander';
+import type { ApiClient } from '../../proto/client.js';
+import { InvalidArgumentError, UnauthenticatedError, UnavailableError } from '../../proto/errors.js';
+import type { KubeObject } from '../../proto/gen/types.js';
+import { resolveKind, type KindInfo } from '../../proto/kinds.js';
+import { describeObject } from '../output/describe.js';
+import type { ObjectJson } from '../output/fields.js';
+import { DEFAULT_NAMESPACE, out, withClient } from './context.js';
+
+/**
+ * The Events whose involvedObject is `obj`, or undefined when the server cannot list them that
+ * way (then describe shows no Events section rather than a wrong `<none>`).
+ */
+async function eventsAbout(
+  api: ApiClient,
+  info: KindInfo,
+  obj: KubeObject,
+): Promise<ObjectJson[] | undefined> {
+  const selector = [
+    `involvedObject.kind=${info.kind}`,
+    `involvedObject.name=${obj.metadata.name ?? ''}`,
+    ...(info.namespaced ? [`involvedObject.namespace=${obj.metadata.namespace ?? ''}`] : []),
+  ].join(',');
+  try {
+    const result = await api.list('Event', {
+      namespace: info.namespaced ? (obj.metadata.namespace ?? '') : '',
+      fieldSelector: selector,
+    });
+    return result.items as unknown as ObjectJson[];
+  } catch (err) {
+    if (err instanceof UnavailableError || err instanceof UnauthenticatedError) throw err;
+    return undefined;
+  }
+}
+
+export function registerDescribe(program: Command): void {
+  program
+    .command('describe')
+    .description('show one or more objects in detail, with their events')
+    .argument('<kind>', 'kind, plural or short name')
+    .argument('[names...]', 'names (default: every object of the kind matching -l)')
+    .option('-n, --namespace <ns>', 'namespace (default: default)')
+    .option('-l, --selector <selector>', 'label selector, when no name is given')
+    .action(
+      async (
+        kindArg: string,
+        names: string[],
+        opts: { namespace?: string; selector?: string },
+        command: Command,
+      ) => {
+        const info = resolveKind(kindArg);
+        if (names.length && opts.selector)
+          throw new InvalidArgumentError('describe: give names or -l, not both', 'selector');
+        const namespace = info.namespaced ? opts.namespace || DEFAULT_NAMESPACE : '';
+        await withClient(command, async (api) => {
+          const objects = names.length
+            ? await Promise.all(names.map((name) => api.get(info.kind, namespace, name)))
+            : (await api.list(info.kind, { namespace, labelSelector: opts.selector })).items;
+          if (objects.length === 0) {
+            process.stderr.write(
+              `No resources found${info.namespaced ? ` in ${namespace} namespace` : ''}.\n`,
+            );
+            return;
+          }
+          const now = Date.now();
+          const texts: string[] = [];
+          for (const obj of objects) {
+            texts.push(describeObject(obj as unknown as ObjectJson, await eventsAbout(api, info, obj), now));
+          }
+          out(texts.join('\n\n'));
+        });
+      },
+    );
+}

@@ -1,0 +1,154 @@
+/**
+ * `skiff up [--state DIR] [--agents N] [--detach]` and `skiff down [--state DIR]`: a whole local
+ * cluster in one command (cli/up/cluster.ts does the work).
+ *
+ * `up` on a state dir whose cluster is already running fails (exit 1) and says so: silently
+ * reusing it would hide that its ports, token or version may differ from what was asked for.
+ * In the foreground (no --detach), the first `up` of a state dir also applies the demo manifest
+ * (test/fixtures/demo.yaml) unless --no-demo; Ctrl-C stops everything and keeps the data.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { connectApi } from '../../proto/client.js';
+import { InvalidArgumentError } from '../../proto/errors.js';
+import { defaultConfigPath, writeConfigFile } from '../config.js';
+import { clusterFile, defaultStateDir, readAdminToken, startCluster, stopCluster } from '../up/cluster.js';
+import { applyAll, loadManifests, orderForApply } from './apply.js';
+import { out, parseNonNegativeInt } from './context.js';
+
+interface UpFlags {
+  state?: string;
+  agents: number;
+  detach?: boolean;
+  demo: boolean;
+}
+
+function progress(line: string): void {
+  process.stderr.write(`skiff up: ${line}\n`);
+}
+
+/** test/fixtures/demo.yaml, from the source tree (tsx) or from dist/. */
+function demoManifestPath(): string | undefined {
+  return [
+    new URL('../../test/fixtures/demo.yaml', import.meta.url),
+    new URL('../../../test/fixtures/demo.yaml', import.meta.url),
+  ]
+    .map((url) => fileURLToPath(url))
+    .find((path) => existsSync(path));
+}
+
+export function registerUp(program: Command): void {
+  program
+    .command('up')
+    .description('start a local cluster: etcd, nats-server and the control plane, data under --state')
+    .option('--state <dir>', 'state directory (default: /var/lib/skiff as root, else ~/.local/share/skiff)')
+    .option(
+      '--agents <n>',
+      'node agents to start (0 or 1; agents are not available yet)',
+      parseNonNegativeInt('--agents'),
+      1,
+    )
+    .option('--detach', 'return once the cluster is ready and leave it running')
+    .option('--no-demo', 'do not apply the demo manifest on the first foreground start')
+    .action(async (flags: UpFlags) => {
+      if (flags.agents > 1) {
+        throw new InvalidArgumentError(
+          `up --agents ${flags.agents}: node agents are not available yet, so only 0 or 1 is accepted (and none is started)`,
+          'agents',
+        );
+      }
+      const stateDir = resolve(flags.state ?? defaultStateDir());
+      const firstStart = !existsSync(resolve(stateDir, 'etcd'));
+      const cluster = await startCluster({ stateDir, detached: !!flags.detach, onProgress: progress });
+      const { record } = cluster;
+      try {
+        const token = readAdminToken(stateDir);
+        const configPath = defaultConfigPath();
+        writeConfigFile(configPath, {
+          server: record.controlplane.api,
+          token,
+          http: record.controlplane.http,
+        });
+        progress(`admin client config written to ${configPath}`);
+        if (flags.agents === 1)
+          progress('node agents are not available yet (a later issue): none started, pods stay Pending');
+        if (!flags.detach && flags.demo && firstStart) {
+          await applyDemo(record.controlplane.api, token);
+        }
+      } catch (err) {
+        await cluster.stop();
+        throw err;
+      }
+      out(`cluster ready: API ${record.controlplane.api}, dashboard and metrics ${record.controlplane.http}`);
+      out(`state and logs in ${stateDir} (pids in ${clusterFile(stateDir)})`);
+      if (flags.detach) {
+        out(`stop it with: skiff down --state ${stateDir}`);
+        return;
+      }
+      out(
+        'try:\n  skiff get deploy,cm -n demo\n  skiff describe deployment web -n demo\n  skiff api-resources',
+      );
+      out('press Ctrl-C to stop the cluster (the data stays for the next `skiff up`)');
+      await runUntilStopped(cluster);
+    });
+}
+
+async function applyDemo(server: string, token: string): Promise<void> {
+  const path = demoManifestPath();
+  if (!path) {
+    progress('demo manifest test/fixtures/demo.yaml not found: skipping the demo');
+    return;
+  }
+  const prepared = await loadManifests([path], undefined);
+  const api = connectApi({ server, token });
+  try {
+    await applyAll(api, orderForApply(prepared), (line) => progress(`demo: ${line}`));
+  } finally {
+    api.close();
+  }
+}
+
+/** Waits for Ctrl-C / SIGTERM (or a component dying), then stops everything in order. */
+async function runUntilStopped(cluster: Awaited<ReturnType<typeof startCluster>>): Promise<void> {
+  let onSignal: (signal: NodeJS.Signals) => void = () => {};
+  const signalled = new Promise<NodeJS.Signals>((resolveSignal) => {
+    onSignal = resolveSignal;
+  });
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const reason = await Promise.race([
+      signalled.then((s) => ({ signal: s })),
+      cluster.firstExit.then((e) => ({ exit: e })),
+    ]);
+    if ('exit' in reason) {
+      progress(
+        `${reason.exit.component} exited (${reason.exit.signal ?? `code ${reason.exit.code}`}): stopping the cluster`,
+      );
+      process.exitCode = 1;
+    } else {
+      progress(`${reason.signal}: stopping the cluster`);
+    }
+    await cluster.stop();
+    progress('stopped; the data is kept');
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+export function registerDown(program: Command): void {
+  program
+    .command('down')
+    .description('stop the cluster `skiff up` started in --state; the data is kept')
+    .option('--state <dir>', 'state directory (default: /var/lib/skiff as root, else ~/.local/share/skiff)')
+    .action(async (flags: { state?: string }) => {
+      const stateDir = resolve(flags.state ?? defaultStateDir());
+      const stopped = await stopCluster(stateDir);
+      if (stopped === undefined) out(`no cluster recorded in ${stateDir}: nothing to stop`);
+      else if (stopped.length === 0) out(`cluster in ${stateDir} was not running; record removed`);
+      else out(`stopped ${stopped.join(', ')}; data kept in ${stateDir}`);
+    });
+}
