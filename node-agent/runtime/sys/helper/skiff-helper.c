@@ -3,7 +3,7 @@
  * TypeScript writes (node-agent/runtime/sys/helper-spec.ts). No policy lives here: every path,
  * namespace, capability and limit comes from the spec.
  *
- *   skiff-helper shim SPEC   detach (double fork), start the container, report "ok PID" or
+ *   skiff-helper shim SPEC   detach (double fork), start the container, report "ok PID SHIM_PID" or
  *                            "error STEP\tPATH\tERRNO\tMESSAGE" on fd 3, then monitor it: write
  *                            its stdout/stderr as CRI log lines, reap, write the exit file, exit.
  *   skiff-helper exec SPEC   enter a running container (setns, cgroups, fork into its pid ns),
@@ -102,8 +102,12 @@ struct spec {
   const char *exit_path;
 };
 
+#define REPORT_FD_EARLY 3
 static void die_usage(const char *msg) {
-  fprintf(stderr, "skiff-helper: %s\n", msg);
+  char line[512];
+  int n = snprintf(line, sizeof line, "error\tusage\t\t0\tskiff-helper: %s\n", msg);
+  if (write(REPORT_FD_EARLY, line, (size_t)n) < 0 && write(2, line, (size_t)n) < 0) {
+  }
   exit(125);
 }
 
@@ -815,7 +819,7 @@ static int run_shim(const struct spec *s) {
   }
   open_log(s);
   char line[64];
-  snprintf(line, sizeof line, "ok\t%d\n", (int)child);
+  snprintf(line, sizeof line, "ok\t%d\t%d\n", (int)child, (int)getpid());
   report(line);
   close(REPORT_FD);
 
@@ -875,7 +879,7 @@ static int run_exec(const struct spec *s) {
   if (child < 0) return 125;
   sigprocmask(SIG_BLOCK, &mask, NULL);
   char line[64];
-  snprintf(line, sizeof line, "ok\t%d\n", (int)child);
+  snprintf(line, sizeof line, "ok\t%d\t%d\n", (int)child, (int)getpid());
   report(line);
   close(REPORT_FD);
   for (;;) {
@@ -892,7 +896,10 @@ static int run_exec(const struct spec *s) {
 
 int main(int argc, char **argv) {
   if (argc != 3) die_usage("usage: skiff-helper shim|exec SPEC");
-  if (fcntl(REPORT_FD, F_GETFD) < 0) die_usage("fd 3 must be the report pipe");
+  if (fcntl(REPORT_FD, F_GETFD) < 0) {
+    fprintf(stderr, "skiff-helper: fd 3 must be the report pipe\n");
+    return 125;
+  }
   struct spec s;
   parse_spec(argv[2], &s);
   if (!strcmp(argv[1], "shim")) {

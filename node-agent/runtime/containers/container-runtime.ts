@@ -1,0 +1,563 @@
+/**
+ * The container half of the runtime: create, start, wait, stop, kill, exec, remove, list,
+ * inspect and logs, over state kept under `<root>/containers/`. Any process can pick up where
+ * another left off: the container's process belongs to its shim, not to whoever started it.
+ *
+ * Lifecycle:  create → created ─start→ running ─(exit | stop | kill | shim death)→ exited ─rm→ gone
+ *
+ * The container's pid 1 is the user's process (as docker without --init): it gets no default
+ * signal handlers, so `stop` ends a process that ignores SIGTERM with SIGKILL after the grace.
+ * Mounts exist only inside the container's private mount namespace and vanish with it, so no
+ * container ever leaves a mount behind on the host.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { writeFile, unlink, mkdir } from 'node:fs/promises';
+import { availableParallelism, constants as osConstants } from 'node:os';
+import type { StdioOptions } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  DeadlineExceededError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  errorMessage,
+} from '../../../proto/errors.js';
+import { componentLogger } from '../../../proto/logger.js';
+import { Cgroups, type CgroupStats } from '../sys/cgroups.js';
+import {
+  encodeContainerSpec,
+  encodeExecSpec,
+  type NamespaceType,
+  type RootMount,
+} from '../sys/helper-spec.js';
+import { startExec, startShim, type ExecHandle } from '../sys/helper.js';
+import {
+  DEFAULT_CAPABILITIES,
+  DEFAULT_LOG_MAX_BYTES,
+  DEFAULT_LOG_MAX_FILES,
+  MASKED_PATHS,
+  READONLY_PATHS,
+  containerEnv,
+} from './defaults.js';
+import { readLogs, type LogEntry, type ReadLogsOptions } from './logs.js';
+import {
+  ContainerStore,
+  isSameProcess,
+  newContainerId,
+  processStartTime,
+  type ContainerConfig,
+  type ContainerState,
+  type ExitReason,
+  type NetworkMode,
+  type VolumeSpec,
+} from './state.js';
+import {
+  validateArgv,
+  validateCwd,
+  validateEnv,
+  validateHostname,
+  validateLimits,
+  validateNetwork,
+  validateVolumes,
+} from './validate.js';
+
+const log = componentLogger('containers');
+
+/** What removes a container's writable snapshot (a Snapshotter fits). */
+export interface SnapshotRemover {
+  remove(key: string): Promise<void>;
+}
+
+export interface CreateContainerOptions {
+  name?: string;
+  image?: string;
+  imageDigest?: string;
+  rootfs: RootMount;
+  snapshotKey?: string;
+  argv: string[];
+  env?: string[];
+  cwd?: string;
+  user?: { uid: number; gid?: number; additionalGids?: number[] };
+  hostname?: string;
+  network?: NetworkMode;
+  memoryBytes?: number;
+  cpus?: number;
+  pidsLimit?: number;
+  readOnly?: boolean;
+  volumes?: VolumeSpec[];
+  autoRemove?: boolean;
+  labels?: Record<string, string>;
+  logMaxBytes?: number;
+  logMaxFiles?: number;
+}
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  config: ContainerConfig;
+  state: ContainerState;
+}
+
+export interface ExitInfo {
+  exitCode: number;
+  signal?: number;
+  reason: ExitReason;
+  oomKilled: boolean;
+  error?: string;
+}
+
+export interface ExecOptions {
+  argv: string[];
+  env?: string[];
+  cwd?: string;
+  user?: { uid: number; gid?: number };
+  /** stdio of the exec'd process, as for child_process.spawn (default: inherit). */
+  stdio?: StdioOptions;
+}
+
+/** The Runtime interface others code against (the agent, the CLI, benchmarks). */
+export interface ContainerRuntime {
+  create(opts: CreateContainerOptions): Promise<ContainerInfo>;
+  start(ref: string): Promise<ContainerInfo>;
+  wait(ref: string, opts?: { timeoutMs?: number }): Promise<ExitInfo>;
+  stop(ref: string, graceSeconds?: number): Promise<ExitInfo | undefined>;
+  kill(ref: string, signal?: NodeJS.Signals | number): Promise<void>;
+  remove(ref: string, opts?: { force?: boolean }): Promise<void>;
+  exec(ref: string, opts: ExecOptions): Promise<ExecHandle>;
+  list(opts?: { all?: boolean }): Promise<ContainerInfo[]>;
+  inspect(ref: string): Promise<ContainerInfo & { stats?: CgroupStats }>;
+  logs(ref: string, opts?: Omit<ReadLogsOptions, 'finished'>): AsyncGenerator<LogEntry>;
+  resolve(ref: string): Promise<string>;
+}
+
+export function exitInfo(state: ContainerState): ExitInfo {
+  return {
+    exitCode: state.exitCode ?? 255,
+    signal: state.signal || undefined,
+    reason: state.reason ?? 'Error',
+    oomKilled: state.reason === 'OOMKilled',
+    error: state.error,
+  };
+}
+
+export function signalNumber(signal: NodeJS.Signals | number | string): number {
+  if (typeof signal === 'number' || /^\d+$/.test(String(signal))) {
+    const n = Number(signal);
+    if (n >= 1 && n <= 64) return n;
+  } else {
+    const name = String(signal).toUpperCase();
+    const full = name.startsWith('SIG') ? name : `SIG${name}`;
+    const n = (osConstants.signals as Record<string, number>)[full];
+    if (n !== undefined) return n;
+  }
+  throw new InvalidArgumentError(
+    `signal: "${signal}" is not a signal name or number (e.g. TERM, SIGKILL, 9)`,
+    'signal',
+  );
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class LinuxContainerRuntime implements ContainerRuntime {
+  private constructor(
+    readonly store: ContainerStore,
+    readonly cgroups: Cgroups,
+    private readonly snapshots?: SnapshotRemover,
+  ) {}
+
+  static async open(opts: {
+    root: string;
+    snapshots?: SnapshotRemover;
+    cgroups?: Cgroups;
+  }): Promise<LinuxContainerRuntime> {
+    const store = new ContainerStore(opts.root);
+    await store.init();
+    return new LinuxContainerRuntime(store, opts.cgroups ?? (await Cgroups.detect()), opts.snapshots);
+  }
+
+  resolve(ref: string): Promise<string> {
+    return this.store.resolve(ref);
+  }
+
+  async create(opts: CreateContainerOptions): Promise<ContainerInfo> {
+    const id = newContainerId();
+    const network = opts.network ?? { mode: 'none' };
+    validateArgv(opts.argv);
+    validateEnv(opts.env ?? []);
+    validateCwd(opts.cwd ?? '/');
+    if (opts.hostname !== undefined) validateHostname(opts.hostname);
+    validateNetwork(network, opts.hostname);
+    validateVolumes(opts.volumes ?? []);
+    validateLimits(opts, availableParallelism());
+    if (network.mode === 'container') network.container = await this.store.resolve(network.container);
+    const uid = opts.user?.uid ?? 0;
+    const hostname = opts.hostname ?? id.slice(0, 12);
+    const config: ContainerConfig = {
+      id,
+      name: opts.name ?? `skiff-${id.slice(0, 12)}`,
+      created: new Date().toISOString(),
+      image: opts.image,
+      imageDigest: opts.imageDigest,
+      rootfs: opts.rootfs,
+      snapshotKey: opts.snapshotKey,
+      argv: opts.argv,
+      env: containerEnv(opts.env ?? [], hostname, uid),
+      cwd: opts.cwd ?? '/',
+      uid,
+      gid: opts.user?.gid ?? 0,
+      additionalGids: opts.user?.additionalGids ?? [],
+      hostname,
+      network,
+      memoryBytes: opts.memoryBytes,
+      cpus: opts.cpus,
+      pidsLimit: opts.pidsLimit,
+      readOnly: opts.readOnly ?? false,
+      volumes: opts.volumes ?? [],
+      autoRemove: opts.autoRemove ?? false,
+      logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
+      logMaxFiles: opts.logMaxFiles ?? DEFAULT_LOG_MAX_FILES,
+      labels: opts.labels ?? {},
+    };
+    await this.store.create(config, { status: 'created' });
+    return { id, name: config.name, config, state: { status: 'created' } };
+  }
+
+  async start(ref: string): Promise<ContainerInfo> {
+    const id = await this.store.resolve(ref);
+    const config = await this.store.config(id);
+    const state = await this.store.state(id);
+    if (state.status !== 'created') {
+      throw new FailedPreconditionError(
+        `start container ${config.name}: it is ${state.status}; create a new one`,
+      );
+    }
+    const joins: { type: NamespaceType; path: string }[] = [];
+    let newNs: NamespaceType[] = ['pid', 'mnt', 'ipc', 'uts', 'cgroup'];
+    if (config.network.mode === 'none') newNs.push('net');
+    if (config.network.mode === 'container') {
+      const peer = await this.refresh(config.network.container);
+      if (peer.state.status !== 'running' || !peer.state.pid) {
+        throw new FailedPreconditionError(
+          `start container ${config.name}: the container ${peer.name} whose namespaces it joins is not running`,
+        );
+      }
+      for (const t of ['net', 'ipc', 'uts'] as const)
+        joins.push({ type: t, path: `/proc/${peer.state.pid}/ns/${t}` });
+      newNs = newNs.filter((t) => t !== 'ipc' && t !== 'uts');
+    }
+    const cgroupDirs = await this.cgroups.create(id, {
+      memoryBytes: config.memoryBytes,
+      cpuQuotaUs: config.cpus !== undefined ? Math.round(config.cpus * 100_000) : undefined,
+      cpuPeriodUs: 100_000,
+      pidsMax: config.pidsLimit,
+    });
+    const specPath = this.store.path(id, 'helper.spec');
+    try {
+      await writeFile(
+        specPath,
+        encodeContainerSpec({
+          argv: config.argv,
+          env: config.env,
+          cwd: config.cwd,
+          uid: config.uid,
+          gid: config.gid,
+          additionalGids: config.additionalGids,
+          capabilities: DEFAULT_CAPABILITIES,
+          noNewPrivs: true,
+          rlimits: [],
+          cgroups: cgroupDirs,
+          joinNamespaces: joins,
+          newNamespaces: newNs,
+          rootfsPath: this.store.path(id, 'rootfs'),
+          rootfs: config.rootfs,
+          readonlyRoot: config.readOnly,
+          hostname: config.network.mode === 'container' ? undefined : config.hostname,
+          maskedPaths: MASKED_PATHS,
+          readonlyPaths: READONLY_PATHS,
+          volumes: config.volumes,
+          loopbackUp: config.network.mode === 'none',
+          logPath: this.store.path(id, 'container.log'),
+          logMaxBytes: config.logMaxBytes,
+          logMaxFiles: config.logMaxFiles,
+          exitPath: this.store.path(id, 'exit.json'),
+        }),
+        { mode: 0o600 },
+      );
+      // peers' pids were read above: make sure they still name the same processes
+      if (config.network.mode === 'container') {
+        const peer = await this.store.state(config.network.container);
+        if (!(await isSameProcess(peer.pid, peer.pidStartTime))) {
+          throw new FailedPreconditionError(
+            `start container ${config.name}: the container it joins exited meanwhile`,
+          );
+        }
+      }
+      const started = await startShim(specPath, `start container ${config.name}`);
+      const [pidStartTime, shimStartTime] = await Promise.all([
+        processStartTime(started.pid),
+        processStartTime(started.shimPid),
+      ]);
+      const running: ContainerState = {
+        status: 'running',
+        pid: started.pid,
+        pidStartTime,
+        shimPid: started.shimPid,
+        shimStartTime,
+        startedAt: new Date().toISOString(),
+      };
+      await this.store.writeState(id, running);
+      log.debug({ id, pid: started.pid }, 'container started');
+      return { id, name: config.name, config, state: running };
+    } catch (err) {
+      await this.cgroups.remove(id).catch(() => {});
+      await this.store
+        .writeState(id, {
+          status: 'exited',
+          exitCode: 127,
+          reason: 'StartError',
+          error: errorMessage(err),
+          finishedAt: new Date().toISOString(),
+        })
+        .catch(() => {});
+      throw err;
+    }
+  }
+
+  /**
+   * Re-reads a container and settles what happened since: an exit the shim recorded, or a shim
+   * that died (its container is then killed and marked exited with reason ShimDied).
+   */
+  async refresh(ref: string): Promise<ContainerInfo> {
+    const id = await this.store.resolve(ref);
+    const config = await this.store.config(id);
+    let state = await this.store.state(id);
+    if (state.status === 'running') {
+      const shimAlive = await isSameProcess(state.shimPid, state.shimStartTime);
+      const exit = await this.store.exitFile(id);
+      if (exit || !shimAlive) state = await this.finish(id, config, state, shimAlive);
+    }
+    return { id, name: config.name, config, state };
+  }
+
+  private async finish(
+    id: string,
+    config: ContainerConfig,
+    running: ContainerState,
+    shimAlive: boolean,
+  ): Promise<ContainerState> {
+    // One process settles the exit; others wait for its result, so the reason is read once.
+    try {
+      await writeFile(this.store.path(id, 'finish.lock'), String(process.pid), { flag: 'wx' });
+    } catch {
+      for (let i = 0; i < 400; i++) {
+        const s = await this.store.state(id);
+        if (s.status !== 'running') return s;
+        await sleep(5);
+      }
+      return running;
+    }
+    let exit = await this.store.exitFile(id);
+    let state: ContainerState;
+    if (!exit && !shimAlive) {
+      if (await isSameProcess(running.pid, running.pidStartTime)) {
+        try {
+          process.kill(running.pid!, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }
+      exit = await this.store.exitFile(id); // the shim may have finished just before dying
+    }
+    const oomKills = await this.cgroups.oomKills(id);
+    await this.cgroups
+      .remove(id)
+      .catch((err) => log.warn({ id, err: errorMessage(err) }, 'cgroup removal failed'));
+    if (exit) {
+      state = {
+        ...running,
+        status: 'exited',
+        exitCode: exit.exitCode,
+        signal: exit.signal,
+        finishedAt: exit.finishedAt,
+        reason: oomKills > 0 ? 'OOMKilled' : exit.exitCode === 0 ? 'Completed' : 'Error',
+      };
+    } else {
+      state = {
+        ...running,
+        status: 'exited',
+        exitCode: 255,
+        finishedAt: new Date().toISOString(),
+        reason: 'ShimDied',
+        error: `shim died: the container's monitor (pid ${running.shimPid}) is gone; its processes were killed`,
+      };
+      log.warn({ id, shimPid: running.shimPid }, 'shim died');
+    }
+    await this.store.writeState(id, state);
+    return state;
+  }
+
+  async wait(ref: string, opts: { timeoutMs?: number } = {}): Promise<ExitInfo> {
+    const id = await this.store.resolve(ref);
+    const deadline = opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : Infinity;
+    let woken = false;
+    let wake: () => void = () => {};
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(this.store.path(id), () => {
+        woken = true;
+        wake();
+      });
+    } catch {
+      // fall back to polling
+    }
+    try {
+      for (;;) {
+        woken = false;
+        const info = await this.refresh(id);
+        if (info.state.status === 'exited') return exitInfo(info.state);
+        if (info.state.status === 'created') {
+          throw new FailedPreconditionError(`wait for container ${info.name}: it was never started`);
+        }
+        if (Date.now() > deadline)
+          throw new DeadlineExceededError(`wait for container ${info.name}: still running`);
+        if (!woken) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 200);
+            wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+        }
+      }
+    } finally {
+      watcher?.close();
+    }
+  }
+
+  async kill(ref: string, signal: NodeJS.Signals | number = 'SIGKILL'): Promise<void> {
+    const signo = signalNumber(signal);
+    const info = await this.refresh(ref);
+    if (info.state.status !== 'running') {
+      throw new FailedPreconditionError(
+        `kill container ${info.name}: it is not running (${info.state.status})`,
+      );
+    }
+    if (!(await isSameProcess(info.state.pid, info.state.pidStartTime))) return; // exiting now
+    try {
+      process.kill(info.state.pid!, signo);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  }
+
+  async stop(ref: string, graceSeconds = 10): Promise<ExitInfo | undefined> {
+    const info = await this.refresh(ref);
+    if (info.state.status !== 'running')
+      return info.state.status === 'exited' ? exitInfo(info.state) : undefined;
+    await this.kill(info.id, 'SIGTERM').catch(() => {});
+    try {
+      return await this.wait(info.id, { timeoutMs: graceSeconds * 1000 });
+    } catch (err) {
+      if (!(err instanceof DeadlineExceededError)) throw err;
+    }
+    await this.kill(info.id, 'SIGKILL').catch(() => {});
+    return this.wait(info.id, { timeoutMs: 10_000 });
+  }
+
+  async remove(ref: string, opts: { force?: boolean } = {}): Promise<void> {
+    const info = await this.refresh(ref);
+    if (info.state.status === 'running') {
+      if (!opts.force) {
+        throw new FailedPreconditionError(
+          `remove container ${info.name}: it is running; stop it first or use --force`,
+        );
+      }
+      await this.kill(info.id, 'SIGKILL').catch(() => {});
+      await this.wait(info.id, { timeoutMs: 10_000 });
+    }
+    await this.cgroups.remove(info.id);
+    if (info.config.snapshotKey && this.snapshots) {
+      try {
+        await this.snapshots.remove(info.config.snapshotKey);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'NotFound') throw err;
+      }
+    }
+    await this.store.delete(info.id, info.name);
+    log.debug({ id: info.id }, 'container removed');
+  }
+
+  async exec(ref: string, opts: ExecOptions): Promise<ExecHandle> {
+    const info = await this.refresh(ref);
+    if (info.state.status !== 'running' || !info.state.pid) {
+      throw new FailedPreconditionError(
+        `exec in container ${info.name}: it is not running (${info.state.status})`,
+      );
+    }
+    validateArgv(opts.argv);
+    validateEnv(opts.env ?? []);
+    if (opts.cwd !== undefined) validateCwd(opts.cwd);
+    const pid = info.state.pid;
+    const env = [...info.config.env];
+    for (const e of opts.env ?? []) {
+      const key = e.slice(0, e.indexOf('=') + 1);
+      const at = env.findIndex((x) => x.startsWith(key));
+      if (at >= 0) env[at] = e;
+      else env.push(e);
+    }
+    const types: NamespaceType[] = ['cgroup', 'ipc', 'uts', 'net', 'pid', 'mnt'];
+    const spec = encodeExecSpec({
+      argv: opts.argv,
+      env,
+      cwd: opts.cwd ?? info.config.cwd,
+      uid: opts.user?.uid ?? info.config.uid,
+      gid: opts.user?.gid ?? (opts.user ? 0 : info.config.gid),
+      additionalGids: opts.user ? [] : info.config.additionalGids,
+      capabilities: DEFAULT_CAPABILITIES,
+      noNewPrivs: true,
+      rlimits: [],
+      cgroups: this.cgroups.dirs(info.id),
+      joinNamespaces: types.map((type) => ({ type, path: `/proc/${pid}/ns/${type}` })),
+    });
+    const execDir = this.store.path(info.id, 'exec');
+    await mkdir(execDir, { recursive: true, mode: 0o700 });
+    const specPath = `${execDir}/${randomBytes(8).toString('hex')}.spec`;
+    await writeFile(specPath, spec, { mode: 0o600 });
+    try {
+      if (!(await isSameProcess(pid, info.state.pidStartTime))) {
+        throw new FailedPreconditionError(`exec in container ${info.name}: it exited`);
+      }
+      return await startExec(specPath, opts.stdio ?? 'inherit', `exec in container ${info.name}`);
+    } finally {
+      await unlink(specPath).catch(() => {});
+    }
+  }
+
+  async list(opts: { all?: boolean } = {}): Promise<ContainerInfo[]> {
+    const out: ContainerInfo[] = [];
+    for (const id of await this.store.ids()) {
+      try {
+        const info = await this.refresh(id);
+        if (opts.all || info.state.status === 'running') out.push(info);
+      } catch {
+        // removed meanwhile
+      }
+    }
+    return out.sort((a, b) => b.config.created.localeCompare(a.config.created));
+  }
+
+  async inspect(ref: string): Promise<ContainerInfo & { stats?: CgroupStats }> {
+    const info = await this.refresh(ref);
+    if (info.state.status !== 'running') return info;
+    return { ...info, stats: await this.cgroups.stats(info.id) };
+  }
+
+  async *logs(ref: string, opts: Omit<ReadLogsOptions, 'finished'> = {}): AsyncGenerator<LogEntry> {
+    const id = await this.store.resolve(ref);
+    const config = await this.store.config(id);
+    yield* readLogs(this.store.path(id, 'container.log'), config.logMaxFiles, {
+      ...opts,
+      finished: async () => (await this.refresh(id)).state.status !== 'running',
+    });
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Container logs in the CRI format the shim writes, one entry a line:
+ *   2026-11-29T10:00:00.123456789Z stdout F hello
+ * (P instead of F marks a part of a line longer than the shim's buffer). Rotated files are
+ * `container.log.1` (older) … and `container.log` (current).
+ */
+import { open, readFile, stat } from 'node:fs/promises';
+import { InvalidArgumentError } from '../../../proto/errors.js';
+
+export interface LogEntry {
+  time: string;
+  stream: 'stdout' | 'stderr';
+  partial: boolean;
+  text: string;
+}
+
+export function parseCriLine(line: string): LogEntry | undefined {
+  const m = /^(\S+) (stdout|stderr) ([FP]) (.*)$/s.exec(line);
+  if (!m) return undefined;
+  return { time: m[1]!, stream: m[2] as 'stdout' | 'stderr', partial: m[3] === 'P', text: m[4]! };
+}
+
+export function formatCriLine(e: LogEntry): string {
+  return `${e.time} ${e.stream} ${e.partial ? 'P' : 'F'} ${e.text}`;
+}
+
+export interface ReadLogsOptions {
+  /** Only the last N entries of what exists now (then new ones when following). */
+  tail?: number;
+  follow?: boolean;
+  /** Tells a follower that the writer is gone, so the end of the file is the end. */
+  finished?: () => Promise<boolean>;
+  pollMs?: number;
+  signal?: AbortSignal;
+}
+
+async function readOr(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Entries of a log (rotated files first), optionally following the current file. */
+export async function* readLogs(
+  path: string,
+  maxFiles: number,
+  opts: ReadLogsOptions = {},
+): AsyncGenerator<LogEntry> {
+  if (opts.tail !== undefined && (!Number.isInteger(opts.tail) || opts.tail < 0)) {
+    throw new InvalidArgumentError(`read logs: tail must be a whole number >= 0, got ${opts.tail}`, 'tail');
+  }
+  let text = '';
+  for (let i = maxFiles - 1; i >= 1; i--) text += await readOr(`${path}.${i}`);
+  let ino = -1;
+  let offset = 0;
+  try {
+    const fh = await open(path, 'r');
+    try {
+      const st = await fh.stat();
+      ino = st.ino;
+      const buf = Buffer.alloc(st.size);
+      const { bytesRead } = await fh.read(buf, 0, st.size, 0);
+      offset = bytesRead;
+      text += buf.subarray(0, bytesRead).toString('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    // not written yet
+  }
+  // only whole lines: a line being written is picked up by the follower
+  const lastNl = text.lastIndexOf('\n');
+  const complete = lastNl >= 0 ? text.slice(0, lastNl) : '';
+  const pendingBytes = Buffer.byteLength(text.slice(lastNl + 1));
+  offset -= pendingBytes;
+  let lines = complete ? complete.split('\n') : [];
+  if (opts.tail !== undefined) lines = opts.tail === 0 ? [] : lines.slice(-opts.tail);
+  for (const l of lines) {
+    const e = parseCriLine(l);
+    if (e) yield e;
+  }
+  if (!opts.follow) return;
+
+  const pollMs = opts.pollMs ?? 50;
+  let carry = '';
+  for (;;) {
+    if (opts.signal?.aborted) return;
+    const done = opts.finished ? await opts.finished() : false;
+    let st;
+    try {
+      st = await stat(path);
+    } catch {
+      st = undefined;
+    }
+    if (st && st.ino !== ino) {
+      // rotated: the rest of the old file now sits in .1
+      if (ino !== -1) {
+        const old = await readOr(`${path}.1`);
+        carry += Buffer.from(old, 'utf8').subarray(offset).toString('utf8');
+      }
+      ino = st.ino;
+      offset = 0;
+    }
+    if (st && st.size > offset) {
+      const fh = await open(path, 'r');
+      try {
+        const buf = Buffer.alloc(st.size - offset);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+        offset += bytesRead;
+        carry += buf.subarray(0, bytesRead).toString('utf8');
+      } finally {
+        await fh.close();
+      }
+    }
+    const nl = carry.lastIndexOf('\n');
+    if (nl >= 0) {
+      for (const l of carry.slice(0, nl).split('\n')) {
+        const e = parseCriLine(l);
+        if (e) yield e;
+      }
+      carry = carry.slice(nl + 1);
+    }
+    if (done) {
+      // the writer finished before this read, so everything it wrote has been read
+      return;
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * Container records under `<root>/containers/<id>/`: config.json (what was asked, immutable),
+ * state.json (what happened), exit.json (written by the shim), container.log*, and the rootfs/
+ * mount point. Names live in `<root>/containers/.names/<name>` (created exclusively, so two
+ * creates cannot take one name). Every JSON write is temp + fsync + rename.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  AlreadyExistsError,
+  InvalidArgumentError,
+  NotFoundError,
+  errorMessage,
+  InternalError,
+} from '../../../proto/errors.js';
+import type { RootMount } from '../sys/helper-spec.js';
+
+export type NetworkMode = { mode: 'none' } | { mode: 'host' } | { mode: 'container'; container: string };
+
+export interface VolumeSpec {
+  source: string;
+  target: string;
+  readonly: boolean;
+}
+
+export interface ContainerConfig {
+  id: string;
+  name: string;
+  created: string;
+  image?: string;
+  imageDigest?: string;
+  /** The root file system mount (from the snapshotter, or a bind of a directory). */
+  rootfs: RootMount;
+  /** The writable snapshot to remove with the container. */
+  snapshotKey?: string;
+  argv: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  additionalGids: number[];
+  hostname: string;
+  network: NetworkMode;
+  memoryBytes?: number;
+  cpus?: number;
+  pidsLimit?: number;
+  readOnly: boolean;
+  volumes: VolumeSpec[];
+  autoRemove: boolean;
+  logMaxBytes: number;
+  logMaxFiles: number;
+  labels: Record<string, string>;
+}
+
+export type ContainerStatus = 'created' | 'running' | 'exited';
+export type ExitReason = 'Completed' | 'Error' | 'OOMKilled' | 'ShimDied' | 'StartError';
+
+export interface ContainerState {
+  status: ContainerStatus;
+  pid?: number;
+  /** /proc/<pid>/stat start time, so a reused pid is never mistaken for the container. */
+  pidStartTime?: string;
+  shimPid?: number;
+  shimStartTime?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  signal?: number;
+  reason?: ExitReason;
+  error?: string;
+}
+
+export interface ExitFile {
+  exitCode: number;
+  signal: number;
+  finishedAt: string;
+}
+
+export const ID_RE = /^[0-9a-f]{64}$/;
+export const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
+export function newContainerId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(JSON.stringify(value, null, 2) + '\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+}
+
+/** The start time of a process (field 22 of /proc/<pid>/stat), or undefined when it is gone. */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // the command name may hold spaces and parentheses: fields start after the last ')'
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
+    return rest[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export async function isSameProcess(
+  pid: number | undefined,
+  startTime: string | undefined,
+): Promise<boolean> {
+  if (!pid || !startTime) return false;
+  return (await processStartTime(pid)) === startTime;
+}
+
+export class ContainerStore {
+  readonly dir: string;
+  private readonly namesDir: string;
+
+  constructor(root: string) {
+    this.dir = join(root, 'containers');
+    this.namesDir = join(this.dir, '.names');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.namesDir, { recursive: true, mode: 0o700 });
+  }
+
+  path(id: string, file = ''): string {
+    return join(this.dir, id, file);
+  }
+
+  /** Reserves the name and creates the record; undoes both when anything fails. */
+  async create(config: ContainerConfig, state: ContainerState): Promise<void> {
+    if (!NAME_RE.test(config.name)) {
+      throw new InvalidArgumentError(
+        `create container: name "${config.name}" must match ${NAME_RE.source}`,
+        'name',
+      );
+    }
+    try {
+      const fh = await open(join(this.namesDir, config.name), 'wx', 0o600);
+      await fh.writeFile(config.id);
+      await fh.close();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        const owner = await readFile(join(this.namesDir, config.name), 'utf8').catch(() => '?');
+        throw new AlreadyExistsError(
+          `create container: the name "${config.name}" is in use by container ${owner.slice(0, 12)}; remove it or choose another name`,
+        );
+      }
+      throw err;
+    }
+    try {
+      await mkdir(this.path(config.id, 'rootfs'), { recursive: true, mode: 0o700 });
+      await writeJsonAtomic(this.path(config.id, 'config.json'), config);
+      await writeJsonAtomic(this.path(config.id, 'state.json'), state);
+    } catch (err) {
+      await rm(this.path(config.id), { recursive: true, force: true });
+      await unlink(join(this.namesDir, config.name)).catch(() => {});
+      throw new InternalError(`create container ${config.name}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  async ids(): Promise<string[]> {
+    try {
+      return (await readdir(this.dir)).filter((n) => ID_RE.test(n));
+    } catch {
+      return [];
+    }
+  }
+
+  async config(id: string): Promise<ContainerConfig> {
+    try {
+      return JSON.parse(await readFile(this.path(id, 'config.json'), 'utf8')) as ContainerConfig;
+    } catch (err) {
+      throw new NotFoundError(`read container ${id.slice(0, 12)}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  async state(id: string): Promise<ContainerState> {
+    try {
+      return JSON.parse(await readFile(this.path(id, 'state.json'), 'utf8')) as ContainerState;
+    } catch (err) {
+      throw new NotFoundError(`read container state ${id.slice(0, 12)}: ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async writeState(id: string, state: ContainerState): Promise<void> {
+    await writeJsonAtomic(this.path(id, 'state.json'), state);
+  }
+
+  async exitFile(id: string): Promise<ExitFile | undefined> {
+    try {
+      return JSON.parse(await readFile(this.path(id, 'exit.json'), 'utf8')) as ExitFile;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Resolves a full id, a name, or a unique id prefix (as docker does). */
+  async resolve(ref: string): Promise<string> {
+    if (!ref) throw new InvalidArgumentError('find container: empty container reference', 'container');
+    if (ID_RE.test(ref) && (await this.ids()).includes(ref)) return ref;
+    if (NAME_RE.test(ref)) {
+      try {
+        const id = (await readFile(join(this.namesDir, ref), 'utf8')).trim();
+        if (ID_RE.test(id)) return id;
+      } catch {
+        // not a name
+      }
+    }
+    if (/^[0-9a-f]+$/.test(ref)) {
+      const matches = (await this.ids()).filter((id) => id.startsWith(ref));
+      if (matches.length === 1) return matches[0]!;
+      if (matches.length > 1) {
+        throw new InvalidArgumentError(
+          `find container ${ref}: the prefix matches ${matches.length} containers; give more of the id`,
+          'container',
+        );
+      }
+    }
+    throw new NotFoundError(`find container ${ref}: no such container (see \`skiff runtime ps -a\`)`);
+  }
+
+  async delete(id: string, name: string): Promise<void> {
+    await rm(this.path(id), { recursive: true, force: true });
+    const owner = await readFile(join(this.namesDir, name), 'utf8').catch(() => '');
+    if (owner.trim() === id) await unlink(join(this.namesDir, name)).catch(() => {});
+  }
+}

@@ -1,0 +1,148 @@
+/** Checks of what a user asks a container to be. Pure: every error names the field at fault. */
+import { isAbsolute, normalize } from 'node:path';
+import { InvalidArgumentError } from '../../../proto/errors.js';
+import type { NetworkMode, VolumeSpec } from './state.js';
+
+const MIN_MEMORY = 6 * 1024 * 1024; // as docker: below this a container cannot even start its shell
+const HOSTNAME_RE =
+  /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+
+function noNul(value: string, field: string): void {
+  if (value.includes('\0')) throw new InvalidArgumentError(`${field}: contains a NUL byte`, field);
+}
+
+export function validateEnv(env: string[], field = 'env'): void {
+  env.forEach((e, i) => {
+    noNul(e, `${field}[${i}]`);
+    const eq = e.indexOf('=');
+    if (eq <= 0) throw new InvalidArgumentError(`${field}[${i}]: "${e}" is not KEY=VALUE`, `${field}[${i}]`);
+  });
+}
+
+export function validateArgv(argv: string[], field = 'command'): void {
+  if (argv.length === 0 || argv[0] === '') {
+    throw new InvalidArgumentError(
+      `${field}: no command to run (the image has no Entrypoint or Cmd; give one)`,
+      field,
+    );
+  }
+  argv.forEach((a, i) => noNul(a, `${field}[${i}]`));
+}
+
+export function validateCwd(cwd: string, field = 'workdir'): void {
+  noNul(cwd, field);
+  if (!isAbsolute(cwd)) throw new InvalidArgumentError(`${field}: "${cwd}" is not an absolute path`, field);
+}
+
+export function validateHostname(hostname: string): void {
+  if (hostname.length > 64 || !HOSTNAME_RE.test(hostname)) {
+    throw new InvalidArgumentError(
+      `hostname: "${hostname}" is not a valid host name (letters, digits, '-', '.', at most 64)`,
+      'hostname',
+    );
+  }
+}
+
+export function validateVolumes(volumes: VolumeSpec[]): void {
+  volumes.forEach((v, i) => {
+    const field = `volumes[${i}]`;
+    noNul(v.source, `${field}.source`);
+    noNul(v.target, `${field}.target`);
+    if (!isAbsolute(v.source))
+      throw new InvalidArgumentError(`${field}: host path "${v.source}" is not absolute`, `${field}.source`);
+    if (!isAbsolute(v.target))
+      throw new InvalidArgumentError(
+        `${field}: container path "${v.target}" is not absolute`,
+        `${field}.target`,
+      );
+    if (normalize(v.target) === '/')
+      throw new InvalidArgumentError(`${field}: cannot mount over the container's root`, `${field}.target`);
+  });
+}
+
+export function validateLimits(
+  limits: { memoryBytes?: number; cpus?: number; pidsLimit?: number },
+  hostCpus: number,
+): void {
+  const { memoryBytes, cpus, pidsLimit } = limits;
+  if (memoryBytes !== undefined && (!Number.isSafeInteger(memoryBytes) || memoryBytes < MIN_MEMORY)) {
+    throw new InvalidArgumentError(`memory: ${memoryBytes} bytes is below the minimum of 6Mi`, 'memory');
+  }
+  if (cpus !== undefined && (!Number.isFinite(cpus) || cpus <= 0 || cpus > hostCpus)) {
+    throw new InvalidArgumentError(
+      `cpus: ${cpus} must be above 0 and at most the host's ${hostCpus}`,
+      'cpus',
+    );
+  }
+  if (pidsLimit !== undefined && (!Number.isSafeInteger(pidsLimit) || pidsLimit < 1)) {
+    throw new InvalidArgumentError(`pids-limit: ${pidsLimit} must be a whole number >= 1`, 'pids-limit');
+  }
+}
+
+export function validateNetwork(network: NetworkMode, hostname: string | undefined): void {
+  if (network.mode === 'container' && hostname !== undefined) {
+    throw new InvalidArgumentError(
+      "hostname: a container that joins another container's namespaces shares its hostname; drop --hostname",
+      'hostname',
+    );
+  }
+}
+
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1000,
+  kb: 1000,
+  ki: 1024,
+  kib: 1024,
+  m: 1000 ** 2,
+  mb: 1000 ** 2,
+  mi: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1000 ** 3,
+  gb: 1000 ** 3,
+  gi: 1024 ** 3,
+  gib: 1024 ** 3,
+};
+
+/** "64Mi", "512m", "1G", "1048576" → bytes. Docker's lowercase k/m/g are binary units, as there. */
+export function parseBytes(text: string, field: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(text.trim());
+  const unitKey = m?.[2] ?? '';
+  let mult = UNITS[unitKey.toLowerCase()];
+  if (['k', 'm', 'g'].includes(unitKey)) mult = 1024 ** (['k', 'm', 'g'].indexOf(unitKey) + 1);
+  if (!m || mult === undefined) {
+    throw new InvalidArgumentError(`${field}: "${text}" is not a size (examples: 64Mi, 512m, 1G)`, field);
+  }
+  return Math.floor(Number(m[1]) * mult);
+}
+
+/** "UID[:GID]" → numbers. Names are not resolved: that would read the container's /etc/passwd. */
+export function parseUser(text: string): { uid: number; gid?: number } {
+  const m = /^(\d+)(?::(\d+))?$/.exec(text);
+  if (!m) throw new InvalidArgumentError(`user: "${text}" must be UID[:GID] in numbers`, 'user');
+  const uid = Number(m[1]);
+  const gid = m[2] !== undefined ? Number(m[2]) : undefined;
+  if (uid > 0xfffffffe || (gid !== undefined && gid > 0xfffffffe))
+    throw new InvalidArgumentError(`user: "${text}" is out of range`, 'user');
+  return { uid, gid };
+}
+
+/** "HOSTDIR:DIR[:ro|rw]" → a volume. */
+export function parseVolume(text: string, index: number): VolumeSpec {
+  const parts = text.split(':');
+  const field = `volume[${index}]`;
+  if (parts.length < 2 || parts.length > 3 || (parts[2] !== undefined && !['ro', 'rw'].includes(parts[2]))) {
+    throw new InvalidArgumentError(`${field}: "${text}" must be HOSTDIR:DIR[:ro|rw]`, field);
+  }
+  return { source: parts[0]!, target: parts[1]!, readonly: parts[2] === 'ro' };
+}
+
+export function parseNetwork(text: string): NetworkMode {
+  if (text === 'none') return { mode: 'none' };
+  if (text === 'host') return { mode: 'host' };
+  if (text.startsWith('container:') && text.length > 'container:'.length) {
+    return { mode: 'container', container: text.slice('container:'.length) };
+  }
+  throw new InvalidArgumentError(`network: "${text}" must be none, host or container:NAME`, 'network');
+}

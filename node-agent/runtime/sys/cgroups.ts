@@ -1,0 +1,334 @@
+/**
+ * cgroups for containers on cgroup v2, v1, and the hybrid layout (v1 controllers plus a v2 mount
+ * at /sys/fs/cgroup/unified that holds few or no controllers). Each container gets `skiff/<id>`
+ * under every hierarchy that carries a controller it needs; limits are written before the
+ * container's process joins (the helper writes its own pid into cgroup.procs before exec).
+ *
+ * On the hybrid layout the v1 hierarchies carry every limit and the v2 mount is left alone: its
+ * controllers (often just hugetlb) are not needed, which is where crun gives up.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdir, readFile, readdir, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FailedPreconditionError, InternalError, errorMessage } from '../../../proto/errors.js';
+
+/** The controllers containers use. `devices` exists on v1 only (v2 needs eBPF programs). */
+export type Controller = 'memory' | 'cpu' | 'cpuacct' | 'pids' | 'devices';
+const V1_CONTROLLERS: Controller[] = ['memory', 'cpu', 'cpuacct', 'pids', 'devices'];
+const V2_CONTROLLERS = ['memory', 'cpu', 'pids'];
+
+export type CgroupLayout =
+  | { kind: 'v2'; unified: string }
+  | { kind: 'v1' | 'hybrid'; controllers: Partial<Record<Controller, string>>; unified?: string };
+
+/** Reads cgroup mounts out of /proc/self/mountinfo text. Pure. */
+export function parseCgroupLayout(mountinfo: string): CgroupLayout {
+  const v1: Partial<Record<Controller, string>> = {};
+  let unified: string | undefined;
+  for (const line of mountinfo.split('\n')) {
+    const sep = line.indexOf(' - ');
+    if (sep < 0) continue;
+    const left = line.slice(0, sep).split(' ');
+    const [fstype, , superOptions = ''] = line.slice(sep + 3).split(' ');
+    const mountPoint = left[4];
+    if (!mountPoint) continue;
+    if (fstype === 'cgroup2') unified ??= mountPoint;
+    if (fstype === 'cgroup') {
+      for (const opt of superOptions.split(',')) {
+        if ((V1_CONTROLLERS as string[]).includes(opt)) v1[opt as Controller] ??= mountPoint;
+      }
+    }
+  }
+  if (Object.keys(v1).length > 0) return { kind: unified ? 'hybrid' : 'v1', controllers: v1, unified };
+  if (unified) return { kind: 'v2', unified };
+  throw new FailedPreconditionError(
+    'detect cgroups: no cgroup file system is mounted (mount cgroup2 on /sys/fs/cgroup)',
+  );
+}
+
+export async function detectCgroupLayout(): Promise<CgroupLayout> {
+  return parseCgroupLayout(await readFile('/proc/self/mountinfo', 'utf8'));
+}
+
+export interface CgroupLimits {
+  memoryBytes?: number;
+  /** CPU time per period, in microseconds (cpus × period). */
+  cpuQuotaUs?: number;
+  cpuPeriodUs?: number;
+  pidsMax?: number;
+}
+
+export interface CgroupWrite {
+  controller: Controller | 'unified';
+  file: string;
+  value: string;
+  /** A file that may be absent (memsw without swap accounting): skip it then. */
+  optional?: boolean;
+}
+
+/** Docker's device rules: only the standard character devices and ptys may be opened. */
+export const DEVICE_ALLOW_V1 = [
+  'c *:* m',
+  'b *:* m',
+  'c 1:3 rwm',
+  'c 1:5 rwm',
+  'c 1:7 rwm',
+  'c 1:8 rwm',
+  'c 1:9 rwm',
+  'c 5:0 rwm',
+  'c 5:1 rwm',
+  'c 5:2 rwm',
+  'c 136:* rwm',
+];
+
+/** The files to write, in order, for some limits on a layout. Pure. */
+export function limitWrites(layout: CgroupLayout, limits: CgroupLimits): CgroupWrite[] {
+  const w: CgroupWrite[] = [];
+  const period = limits.cpuPeriodUs ?? 100_000;
+  if (layout.kind === 'v2') {
+    if (limits.memoryBytes !== undefined) {
+      w.push({ controller: 'unified', file: 'memory.max', value: String(limits.memoryBytes) });
+      w.push({ controller: 'unified', file: 'memory.swap.max', value: '0', optional: true });
+    }
+    if (limits.cpuQuotaUs !== undefined) {
+      w.push({ controller: 'unified', file: 'cpu.max', value: `${limits.cpuQuotaUs} ${period}` });
+    }
+    if (limits.pidsMax !== undefined)
+      w.push({ controller: 'unified', file: 'pids.max', value: String(limits.pidsMax) });
+    return w;
+  }
+  if (limits.memoryBytes !== undefined) {
+    w.push({ controller: 'memory', file: 'memory.limit_in_bytes', value: String(limits.memoryBytes) });
+    // Without this a container with swap available would swap instead of being OOM-killed.
+    w.push({
+      controller: 'memory',
+      file: 'memory.memsw.limit_in_bytes',
+      value: String(limits.memoryBytes),
+      optional: true,
+    });
+  }
+  if (limits.cpuQuotaUs !== undefined) {
+    w.push({ controller: 'cpu', file: 'cpu.cfs_period_us', value: String(period) });
+    w.push({ controller: 'cpu', file: 'cpu.cfs_quota_us', value: String(limits.cpuQuotaUs) });
+  }
+  if (limits.pidsMax !== undefined)
+    w.push({ controller: 'pids', file: 'pids.max', value: String(limits.pidsMax) });
+  if (layout.controllers.devices) {
+    w.push({ controller: 'devices', file: 'devices.deny', value: 'a' });
+    for (const rule of DEVICE_ALLOW_V1) w.push({ controller: 'devices', file: 'devices.allow', value: rule });
+  }
+  return w;
+}
+
+/** "oom_kill N" from v1 memory.oom_control or v2 memory.events. Pure. */
+export function parseOomKills(text: string): number {
+  const m = /^oom_kill (\d+)$/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+/** A flat "key value" file (memory.stat, cpu.stat). Pure. */
+export function parseFlatKeyed(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const [k, v] = line.trim().split(/\s+/);
+    if (k && v !== undefined && /^\d+$/.test(v)) out[k] = Number(v);
+  }
+  return out;
+}
+
+export interface CgroupStats {
+  memoryBytes: number;
+  memoryLimitBytes?: number;
+  cpuUsageNs: number;
+  pids: number;
+  oomKills: number;
+}
+
+function controllersFor(layout: CgroupLayout): [Controller | 'unified', string][] {
+  if (layout.kind === 'v2') return [['unified', layout.unified]];
+  return Object.entries(layout.controllers) as [Controller, string][];
+}
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The cgroups of containers under `<hierarchy>/<parent>/<id>`. Created before start, read for
+ * stats and OOM, removed (after killing what is left inside) on rm.
+ */
+export class Cgroups {
+  constructor(
+    readonly layout: CgroupLayout,
+    readonly parent = 'skiff',
+  ) {}
+
+  static async detect(parent = 'skiff'): Promise<Cgroups> {
+    return new Cgroups(await detectCgroupLayout(), parent);
+  }
+
+  /** The distinct directories of one container (co-mounted controllers share one). */
+  dirs(id: string): string[] {
+    return [...new Set(controllersFor(this.layout).map(([, mount]) => join(mount, this.parent, id)))];
+  }
+
+  private dir(id: string, controller: Controller | 'unified'): string | undefined {
+    if (this.layout.kind === 'v2') return join(this.layout.unified, this.parent, id);
+    const mount = controller === 'unified' ? undefined : this.layout.controllers[controller];
+    return mount ? join(mount, this.parent, id) : undefined;
+  }
+
+  /** Creates the container's cgroups and writes its limits; returns the dirs to join. */
+  async create(id: string, limits: CgroupLimits): Promise<string[]> {
+    if (this.layout.kind === 'v2') await this.enableV2Controllers();
+    const dirs = this.dirs(id);
+    try {
+      for (const d of dirs) await mkdir(d, { recursive: true });
+      for (const w of limitWrites(this.layout, limits)) {
+        const dir = this.dir(id, w.controller);
+        if (!dir) continue;
+        try {
+          await writeFile(join(dir, w.file), w.value);
+        } catch (err) {
+          if (w.optional && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          throw new FailedPreconditionError(
+            `set cgroup limit ${join(dir, w.file)}=${w.value}: ${errorMessage(err)}`,
+            {
+              cause: err,
+            },
+          );
+        }
+      }
+    } catch (err) {
+      await this.remove(id).catch(() => {});
+      throw err;
+    }
+    return dirs;
+  }
+
+  private async enableV2Controllers(): Promise<void> {
+    if (this.layout.kind !== 'v2') return;
+    const root = this.layout.unified;
+    const available = (await readText(join(root, 'cgroup.controllers'))).trim().split(/\s+/);
+    const wanted = V2_CONTROLLERS.filter((c) => available.includes(c));
+    const enable = wanted.map((c) => `+${c}`).join(' ');
+    await mkdir(join(root, this.parent), { recursive: true });
+    for (const dir of [root, join(root, this.parent)]) {
+      await writeFile(join(dir, 'cgroup.subtree_control'), enable).catch(() => {});
+    }
+  }
+
+  async stats(id: string): Promise<CgroupStats> {
+    if (this.layout.kind === 'v2') {
+      const d = this.dir(id, 'unified')!;
+      const cpu = parseFlatKeyed(await readText(join(d, 'cpu.stat')));
+      const limit = (await readText(join(d, 'memory.max'))).trim();
+      return {
+        memoryBytes: Number((await readText(join(d, 'memory.current'))).trim() || 0),
+        memoryLimitBytes: /^\d+$/.test(limit) ? Number(limit) : undefined,
+        cpuUsageNs: (cpu.usage_usec ?? 0) * 1000,
+        pids: Number((await readText(join(d, 'pids.current'))).trim() || 0),
+        oomKills: parseOomKills(await readText(join(d, 'memory.events'))),
+      };
+    }
+    const at = (c: Controller, f: string) => {
+      const d = this.dir(id, c);
+      return d ? readText(join(d, f)) : Promise.resolve('');
+    };
+    const limit = Number((await at('memory', 'memory.limit_in_bytes')).trim() || 0);
+    return {
+      memoryBytes: Number((await at('memory', 'memory.usage_in_bytes')).trim() || 0),
+      // v1 reports "no limit" as a page-rounded LONG_MAX
+      memoryLimitBytes: limit > 0 && limit < 2 ** 62 ? limit : undefined,
+      cpuUsageNs: Number((await at('cpuacct', 'cpuacct.usage')).trim() || 0),
+      pids: Number((await at('pids', 'pids.current')).trim() || 0),
+      oomKills: parseOomKills(await at('memory', 'memory.oom_control')),
+    };
+  }
+
+  async oomKills(id: string): Promise<number> {
+    const file =
+      this.layout.kind === 'v2'
+        ? join(this.dir(id, 'unified')!, 'memory.events')
+        : join(this.dir(id, 'memory') ?? '/nonexistent', 'memory.oom_control');
+    return parseOomKills(await readText(file));
+  }
+
+  /** Pids in any of the container's cgroups. */
+  async pids(id: string): Promise<number[]> {
+    const all = new Set<number>();
+    for (const d of this.dirs(id)) {
+      for (const line of (await readText(join(d, 'cgroup.procs'))).split('\n'))
+        if (line) all.add(Number(line));
+    }
+    return [...all];
+  }
+
+  /** Kills every process left in the container's cgroups, then removes them. Idempotent. */
+  async remove(id: string, timeoutMs = 5000): Promise<void> {
+    const dirs = this.dirs(id);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const pids = await this.pids(id);
+      if (pids.length === 0) break;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      if (Date.now() > deadline) {
+        throw new InternalError(`remove cgroups of ${id}: processes ${pids.join(', ')} survive SIGKILL`);
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    for (const d of dirs) {
+      for (;;) {
+        try {
+          await rmdir(d);
+          break;
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT') break;
+          // EBUSY while the kernel finishes tearing down exited tasks
+          if (code === 'EBUSY' && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 5));
+            continue;
+          }
+          throw new InternalError(`remove cgroup ${d}: ${errorMessage(err)}`, { cause: err });
+        }
+      }
+    }
+  }
+
+  /** Whether the container's cgroups exist (for tests and clean-up checks). */
+  async exists(id: string): Promise<boolean> {
+    for (const d of this.dirs(id)) {
+      try {
+        await access(d, fsConstants.F_OK);
+        return true;
+      } catch {
+        // next
+      }
+    }
+    return false;
+  }
+
+  /** Names of container cgroups under the parent (for clean-up of leftovers). */
+  async list(): Promise<string[]> {
+    const names = new Set<string>();
+    for (const [, mount] of controllersFor(this.layout)) {
+      try {
+        for (const n of await readdir(join(mount, this.parent))) if (/^[0-9a-f]{64}$/.test(n)) names.add(n);
+      } catch {
+        // no parent yet
+      }
+    }
+    return [...names];
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The spec skiff-helper executes: everything the container process becomes, decided here in
+ * TypeScript. The helper reads it as NUL-terminated strings, a key followed by a fixed number of
+ * values (see skiff-helper.c), so any byte but NUL may appear in a path, argument or variable.
+ */
+import { InvalidArgumentError } from '../../../proto/errors.js';
+
+export type NamespaceType = 'pid' | 'mnt' | 'uts' | 'ipc' | 'net' | 'cgroup';
+
+/** A mount description, as a Snapshotter returns it (containerd semantics). */
+export interface RootMount {
+  type: string;
+  source: string;
+  options: string[];
+}
+
+export interface Rlimit {
+  /** RLIMIT_* number (RLIMIT_NOFILE = 7, RLIMIT_NPROC = 6, ...). */
+  resource: number;
+  soft: bigint;
+  hard: bigint;
+}
+
+export interface HelperProcessSpec {
+  argv: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  additionalGids: number[];
+  /** Capability numbers kept in every set but ambient (and in none when uid != 0, as Docker). */
+  capabilities: number[];
+  noNewPrivs: boolean;
+  rlimits: Rlimit[];
+  /** cgroup directories to join (cgroup.procs) before any namespace is entered. */
+  cgroups: string[];
+  /** Namespaces of another process to enter: /proc/<pid>/ns/<type>. */
+  joinNamespaces: { type: NamespaceType; path: string }[];
+}
+
+export interface HelperContainerSpec extends HelperProcessSpec {
+  newNamespaces: NamespaceType[];
+  /** The directory the root mount is attached to before pivot_root. */
+  rootfsPath: string;
+  rootfs: RootMount;
+  readonlyRoot: boolean;
+  hostname?: string;
+  maskedPaths: string[];
+  readonlyPaths: string[];
+  volumes: { source: string; target: string; readonly: boolean }[];
+  /** Bring `lo` up in a new network namespace. */
+  loopbackUp: boolean;
+  logPath: string;
+  logMaxBytes: number;
+  logMaxFiles: number;
+  exitPath: string;
+}
+
+function check(value: string, field: string): string {
+  if (value.includes('\0'))
+    throw new InvalidArgumentError(`encode helper spec: ${field} contains a NUL byte`, field);
+  return value;
+}
+
+function encode(pairs: [string, ...string[]][]): Buffer {
+  const parts: string[] = [];
+  for (const [key, ...values] of pairs) {
+    parts.push(key);
+    values.forEach((v, i) => parts.push(check(v, values.length > 1 ? `${key}[${i}]` : key)));
+  }
+  return Buffer.from(parts.join('\0') + '\0', 'utf8');
+}
+
+function processPairs(spec: HelperProcessSpec): [string, ...string[]][] {
+  if (spec.argv.length === 0) throw new InvalidArgumentError('encode helper spec: no command to run', 'argv');
+  const pairs: [string, ...string[]][] = [];
+  for (const a of spec.argv) pairs.push(['arg', a]);
+  for (const e of spec.env) pairs.push(['env', e]);
+  pairs.push(['cwd', spec.cwd], ['uid', String(spec.uid)], ['gid', String(spec.gid)]);
+  for (const g of spec.additionalGids) pairs.push(['additional_gid', String(g)]);
+  for (const c of spec.capabilities) pairs.push(['cap', String(c)]);
+  pairs.push(['no_new_privs', spec.noNewPrivs ? '1' : '0']);
+  for (const r of spec.rlimits) pairs.push(['rlimit', String(r.resource), String(r.soft), String(r.hard)]);
+  for (const c of spec.cgroups) pairs.push(['cgroup', c]);
+  for (const j of spec.joinNamespaces) pairs.push(['ns.join', j.type, j.path]);
+  return pairs;
+}
+
+export function encodeExecSpec(spec: HelperProcessSpec): Buffer {
+  return encode(processPairs(spec));
+}
+
+export function encodeContainerSpec(spec: HelperContainerSpec): Buffer {
+  const pairs = processPairs(spec);
+  for (const ns of spec.newNamespaces) pairs.push(['ns.new', ns]);
+  pairs.push(
+    ['rootfs.path', spec.rootfsPath],
+    ['rootfs.type', spec.rootfs.type],
+    ['rootfs.source', spec.rootfs.source],
+  );
+  for (const o of spec.rootfs.options) pairs.push(['rootfs.option', o]);
+  pairs.push(['readonly_root', spec.readonlyRoot ? '1' : '0']);
+  if (spec.hostname !== undefined) pairs.push(['hostname', spec.hostname]);
+  for (const p of spec.maskedPaths) pairs.push(['masked', p]);
+  for (const p of spec.readonlyPaths) pairs.push(['readonly', p]);
+  for (const v of spec.volumes) pairs.push(['volume', v.source, v.target, v.readonly ? '1' : '0']);
+  pairs.push(['lo_up', spec.loopbackUp ? '1' : '0']);
+  pairs.push(
+    ['log.path', spec.logPath],
+    ['log.max_bytes', String(spec.logMaxBytes)],
+    ['log.max_files', String(spec.logMaxFiles)],
+  );
+  pairs.push(['exit_path', spec.exitPath]);
+  return encode(pairs);
+}
+
+/** What the helper said on fd 3: the pid it started, or the setup step that failed. */
+export type HelperReport =
+  | { ok: true; pid: number; helperPid: number }
+  | { ok: false; step: string; path: string; errno: number; message: string };
+
+export function parseHelperReport(text: string): HelperReport | undefined {
+  const line = text.split('\n')[0] ?? '';
+  const fields = line.split('\t');
+  if (fields[0] === 'ok' && /^\d+$/.test(fields[1] ?? '') && /^\d+$/.test(fields[2] ?? '')) {
+    return { ok: true, pid: Number(fields[1]), helperPid: Number(fields[2]) };
+  }
+  if (fields[0] === 'error' && fields.length >= 5) {
+    return {
+      ok: false,
+      step: fields[1]!,
+      path: fields[2]!,
+      errno: Number(fields[3]),
+      message: fields.slice(4).join('\t'),
+    };
+  }
+  return undefined;
+}
