@@ -1,0 +1,582 @@
+/**
+ * EtcdStore: the Store contract (store.ts) on etcd v3, through the etcd3 client.
+ *
+ * - create is a transaction `if create_revision == 0 then put`; update and a preconditioned
+ *   delete compare mod_revision; a failed comparison reads the key in the same transaction to tell
+ *   Conflict from NotFound.
+ * - Every unary call has a deadline (default 5 s): gRPC's own, and a timer around the whole call,
+ *   including the client's retries. Any etcd failure becomes UnavailableError naming the
+ *   endpoints. etcd3's default circuit breaker is replaced (it keeps failing calls for 5 s after
+ *   etcd is back); a call is retried on the next endpoint only when there is one.
+ * - watch uses etcd3's Watcher, which re-establishes the stream after a disconnect. It resumes
+ *   from the revision after the last event *this store delivered*: etcd3 on its own resumes after
+ *   the response header's revision, which during a replay can be ahead of the events sent so far.
+ */
+import { Etcd3, isRecoverableError, type IOptions, type IKeyValue, type IWatchResponse } from 'etcd3';
+import {
+  GoneError,
+  InvalidArgumentError,
+  NotFoundError,
+  ConflictError,
+  AlreadyExistsError,
+  UnavailableError,
+  InternalError,
+  isSkiffError,
+  errorMessage,
+} from '../../proto/errors.js';
+import { componentLogger, type Logger } from '../../proto/logger.js';
+import {
+  DEFAULT_PREFIX,
+  checkKey,
+  checkPrefix,
+  checkSegment,
+  decodeContinue,
+  encodeContinue,
+  expiredContinue,
+  objectPath,
+  parseObjectPath,
+  prefixEnd,
+  rangePrefix,
+} from './keys.js';
+import {
+  describeKey,
+  type ListOptions,
+  type ListResult,
+  type ObjectKey,
+  type Store,
+  type StoreEvent,
+  type StoredValue,
+  type WatchOptions,
+} from './store.js';
+
+/** etcd's default --max-request-bytes. */
+export const ETCD_DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+/** Room in a request for the transaction around the key and value. */
+const REQUEST_OVERHEAD_BYTES = 512;
+
+export interface EtcdStoreOptions {
+  /** Client URLs, e.g. `http://127.0.0.1:2379`. */
+  endpoints: string[];
+  /** Key prefix; default `/skiff`. */
+  prefix?: string;
+  /** Deadline of every unary call; default 5000 ms. */
+  timeoutMs?: number;
+  /** The etcd server's --max-request-bytes; default 1.5 MiB. */
+  maxRequestBytes?: number;
+  /** Longest pause between watch reconnection attempts; default 1000 ms. */
+  maxWatchBackoffMs?: number;
+  credentials?: IOptions['credentials'];
+  logger?: Logger;
+}
+
+type FaultHandling = NonNullable<IOptions['faultHandling']>;
+type Policy = NonNullable<FaultHandling['global']>;
+type Backoff = NonNullable<FaultHandling['watchBackoff']>;
+
+/**
+ * A policy that runs the call and retries recoverable failures on the next host, up to once per
+ * host. etcd3 only ever calls `execute` on its policies.
+ */
+function failoverPolicy(hostCount: number): Policy {
+  const noEvent = () => ({ dispose() {} });
+  const policy = {
+    onSuccess: noEvent,
+    onFailure: noEvent,
+    async execute<T>(
+      fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T,
+      signal?: AbortSignal,
+    ): Promise<T> {
+      const context = { signal: signal ?? new AbortController().signal };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fn(context);
+        } catch (err) {
+          if (attempt >= hostCount || !(err instanceof Error) || !isRecoverableError(err)) throw err;
+        }
+      }
+    },
+  };
+  return policy as unknown as Policy;
+}
+
+const passThroughPolicy = (): Policy => failoverPolicy(1);
+
+function cappedBackoff(durationMs: number, maxMs: number): Backoff {
+  return { duration: durationMs, next: () => cappedBackoff(Math.min(durationMs * 2, maxMs), maxMs) };
+}
+
+/** etcd error texts (stable across 3.x) that are not outages. */
+const COMPACTED = 'required revision has been compacted';
+const FUTURE_REVISION = 'required revision is a future revision';
+const TOO_LARGE = 'request is too large';
+
+export class EtcdStore implements Store {
+  private readonly client: Etcd3;
+  private readonly prefix: string;
+  private readonly timeoutMs: number;
+  private readonly maxRequestBytes: number;
+  private readonly endpointList: string;
+  private readonly log: Logger;
+  private readonly watches = new Set<AbortController>();
+
+  constructor(options: EtcdStoreOptions) {
+    if (options.endpoints.length === 0) {
+      throw new InvalidArgumentError('configure store: no etcd endpoints given', 'endpoints');
+    }
+    this.prefix = options.prefix ?? DEFAULT_PREFIX;
+    checkPrefix(this.prefix);
+    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.maxRequestBytes = options.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES;
+    this.endpointList = options.endpoints.join(',');
+    this.log = options.logger ?? componentLogger('store', { etcd: this.endpointList });
+    const timeoutMs = this.timeoutMs;
+    this.client = new Etcd3({
+      hosts: options.endpoints,
+      credentials: options.credentials,
+      dialTimeout: timeoutMs,
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeoutMs }),
+      faultHandling: {
+        host: passThroughPolicy,
+        global: failoverPolicy(options.endpoints.length),
+        watchBackoff: cappedBackoff(100, options.maxWatchBackoffMs ?? 1000),
+      },
+    });
+  }
+
+  async create(key: ObjectKey, value: Uint8Array): Promise<StoredValue> {
+    const action = `create ${key.resource} ${describeKey(key)}`;
+    checkKey(action, key);
+    const path = Buffer.from(objectPath(this.prefix, key));
+    this.checkSize(action, path, value);
+    const response = await this.call(action, () =>
+      this.client.kv.txn({
+        compare: [{ key: path, target: 'Create', result: 'Equal', create_revision: 0 }],
+        success: [{ request_put: { key: path, value: Buffer.from(value) } }],
+        failure: [],
+      }),
+    );
+    if (!response.succeeded) {
+      throw new AlreadyExistsError(`${action}: it already exists; update it or choose another name`);
+    }
+    const revision = BigInt(response.header.revision);
+    return { key: { ...key }, value, modRevision: revision, createRevision: revision };
+  }
+
+  async get(key: ObjectKey): Promise<StoredValue> {
+    const action = `get ${key.resource} ${describeKey(key)}`;
+    checkKey(action, key);
+    const path = Buffer.from(objectPath(this.prefix, key));
+    const response = await this.call(action, () => this.client.kv.range({ key: path }));
+    const kv = response.kvs[0];
+    if (kv === undefined) throw new NotFoundError(`${action}: not found`);
+    return toStoredValue(key, kv);
+  }
+
+  async update(key: ObjectKey, value: Uint8Array, expectedModRevision: bigint): Promise<StoredValue> {
+    const action = `update ${key.resource} ${describeKey(key)}`;
+    checkKey(action, key);
+    checkRevision(action, expectedModRevision);
+    const path = Buffer.from(objectPath(this.prefix, key));
+    this.checkSize(action, path, value);
+    const response = await this.call(action, () =>
+      this.client.kv.txn({
+        compare: [
+          { key: path, target: 'Mod', result: 'Equal', mod_revision: expectedModRevision.toString() },
+        ],
+        success: [{ request_put: { key: path, value: Buffer.from(value), prev_kv: true } }],
+        failure: [{ request_range: { key: path } }],
+      }),
+    );
+    if (!response.succeeded)
+      throw this.preconditionFailure(action, response.responses[0], expectedModRevision);
+    const previous = response.responses[0]?.response_put?.prev_kv;
+    const revision = BigInt(response.header.revision);
+    return {
+      key: { ...key },
+      value,
+      modRevision: revision,
+      createRevision: previous === undefined ? revision : BigInt(previous.create_revision),
+    };
+  }
+
+  async delete(key: ObjectKey, expectedModRevision?: bigint): Promise<StoredValue> {
+    const action = `delete ${key.resource} ${describeKey(key)}`;
+    checkKey(action, key);
+    if (expectedModRevision !== undefined) checkRevision(action, expectedModRevision);
+    const path = Buffer.from(objectPath(this.prefix, key));
+    const response = await this.call(action, () =>
+      this.client.kv.txn({
+        compare:
+          expectedModRevision === undefined
+            ? []
+            : [{ key: path, target: 'Mod', result: 'Equal', mod_revision: expectedModRevision.toString() }],
+        success: [{ request_delete_range: { key: path, prev_kv: true } }],
+        failure: [{ request_range: { key: path } }],
+      }),
+    );
+    if (!response.succeeded) {
+      throw this.preconditionFailure(action, response.responses[0], expectedModRevision!);
+    }
+    const deleted = response.responses[0]?.response_delete_range?.prev_kvs[0];
+    if (deleted === undefined) throw new NotFoundError(`${action}: not found`);
+    return toStoredValue(key, deleted);
+  }
+
+  async list(resource: string, options: ListOptions = {}): Promise<ListResult> {
+    const scope = options.namespace === undefined ? '' : ` in namespace ${options.namespace}`;
+    const action = `list ${resource}${scope}`;
+    checkSegment(action, resource, 'resource');
+    if (options.namespace !== undefined) checkSegment(action, options.namespace, 'metadata.namespace');
+    if (options.limit !== undefined && (!Number.isSafeInteger(options.limit) || options.limit < 1)) {
+      throw new InvalidArgumentError(`${action}: limit ${options.limit} must be a positive integer`, 'limit');
+    }
+    const base = rangePrefix(this.prefix, resource);
+    const range = Buffer.from(rangePrefix(this.prefix, resource, options.namespace));
+    let start = range;
+    let revision = options.revision;
+    if (revision !== undefined) checkRevision(action, revision, 'revision');
+    if (options.continue !== undefined) {
+      const token = decodeContinue(action, options.continue, options.namespace);
+      revision = token.revision;
+      start = Buffer.concat([Buffer.from(base + token.after), Buffer.from([0])]);
+    }
+    const response = await this.call(action, () =>
+      this.client.kv.range({
+        key: start,
+        range_end: prefixEnd(range),
+        limit: options.limit ?? 0,
+        revision: revision === undefined ? 0 : revision.toString(),
+      }),
+    ).catch((err: unknown) => {
+      if (err instanceof GoneError && options.continue !== undefined) {
+        throw expiredContinue(action, revision!);
+      }
+      throw err;
+    });
+    const readAt = revision ?? BigInt(response.header.revision);
+    const items: StoredValue[] = [];
+    for (const kv of response.kvs) {
+      const path = kv.key.toString('utf8');
+      const key = parseObjectPath(this.prefix, resource, path);
+      if (key === undefined) {
+        this.log.warn({ key: path }, 'skipping a key that is not an object key');
+        continue;
+      }
+      items.push(toStoredValue(key, kv));
+    }
+    const last = response.kvs[response.kvs.length - 1];
+    const result: ListResult = { items, revision: readAt };
+    if (response.more && last !== undefined) {
+      result.continue = encodeContinue(readAt, last.key.toString('utf8').slice(base.length));
+    }
+    return result;
+  }
+
+  watch(resource: string, options: WatchOptions): AsyncIterable<StoreEvent> {
+    const scope = options.namespace === undefined ? '' : ` in namespace ${options.namespace}`;
+    const action = `watch ${resource}${scope}`;
+    checkSegment(action, resource, 'resource');
+    if (options.namespace !== undefined) checkSegment(action, options.namespace, 'metadata.namespace');
+    if (typeof options.afterRevision !== 'bigint' || options.afterRevision < 0n) {
+      throw new InvalidArgumentError(`${action}: afterRevision must be a bigint >= 0`, 'afterRevision');
+    }
+    return { [Symbol.asyncIterator]: () => this.watchEvents(action, resource, options) };
+  }
+
+  private async *watchEvents(
+    action: string,
+    resource: string,
+    options: WatchOptions,
+  ): AsyncGenerator<StoreEvent> {
+    const range = Buffer.from(rangePrefix(this.prefix, resource, options.namespace));
+    if (options.signal?.aborted) return;
+    let delivered = options.afterRevision;
+    const watcher = this.client
+      .watch()
+      .inRange({ start: range, end: prefixEnd(range) })
+      .startRevision((delivered + 1n).toString())
+      .withPreviousKV()
+      .watcher();
+    const queue = new EventQueue<StoreEvent>();
+    const stopped = new AbortController();
+    const onAbort = (): void => stopped.abort();
+    let cancelled = false;
+    // Runs on abort even when the consumer is not waiting in next(), so an abandoned iteration
+    // does not leave a watcher behind.
+    const cancelWatcher = (): void => {
+      if (cancelled) return;
+      cancelled = true;
+      queue.end();
+      options.signal?.removeEventListener('abort', onAbort);
+      this.watches.delete(stopped);
+      // Not awaited: while etcd is down etcd3 only confirms a cancel after it reconnects.
+      watcher.cancel().catch(() => undefined);
+    };
+    stopped.signal.addEventListener('abort', cancelWatcher);
+    options.signal?.addEventListener('abort', onAbort);
+    this.watches.add(stopped);
+    watcher.on('connecting', (request) => {
+      // etcd3 passes the create request it is about to send; resume after what was delivered.
+      const create = request as { start_revision?: string | number };
+      create.start_revision = (delivered + 1n).toString();
+    });
+    watcher.on('disconnected', (err) =>
+      this.log.warn({ resource, err: errorMessage(err) }, 'watch disconnected, resuming'),
+    );
+    watcher.on('data', (response: IWatchResponse) => {
+      const alreadyDelivered = delivered;
+      if (response.events.length === 0) {
+        if (!response.created && !response.canceled) {
+          const revision = BigInt(response.header.revision);
+          if (revision > delivered) {
+            delivered = revision;
+            queue.push({ type: 'progress', revision });
+          }
+        }
+        return;
+      }
+      for (const event of response.events) {
+        const revision = BigInt(event.kv.mod_revision);
+        // A resumed stream can repeat a revision; one revision's events arrive in one response.
+        if (revision <= alreadyDelivered) continue;
+        const converted = this.toEvent(resource, event.type, event.kv, event.prev_kv);
+        if (converted !== undefined) queue.push(converted);
+        delivered = revision;
+      }
+    });
+    watcher.on('error', (err) => {
+      void this.explainCancel(action, delivered + 1n, err).then((error) => queue.fail(error));
+    });
+    try {
+      for (;;) {
+        const next = await queue.next();
+        if (next.done) return;
+        yield next.value;
+      }
+    } finally {
+      cancelWatcher();
+    }
+  }
+
+  /** etcd cancels a watch without a reason when its start is compacted: find out if it was. */
+  private async explainCancel(action: string, resumeAt: bigint, err: unknown): Promise<Error> {
+    try {
+      await this.call(action, () =>
+        this.client.kv.range({ key: Buffer.from(this.prefix), revision: resumeAt.toString(), limit: 1 }),
+      );
+    } catch (probeError) {
+      if (probeError instanceof GoneError) {
+        return new GoneError(
+          `${action}: revision ${resumeAt} has been compacted; list again and watch from the list's revision`,
+          { cause: err },
+        );
+      }
+      if (probeError instanceof UnavailableError) return probeError;
+    }
+    return new UnavailableError(
+      `${action}: etcd ended the watch: ${errorMessage(err)}; watch again`,
+      this.endpointList,
+      { cause: err },
+    );
+  }
+
+  async currentRevision(): Promise<bigint> {
+    const response = await this.call('read current revision', () =>
+      this.client.kv.range({ key: Buffer.from(this.prefix), limit: 1, keys_only: true }),
+    );
+    return BigInt(response.header.revision);
+  }
+
+  async compact(revision: bigint): Promise<void> {
+    const action = `compact to revision ${revision}`;
+    checkRevision(action, revision, 'revision');
+    try {
+      await this.call(action, () =>
+        this.client.kv.compact({ revision: revision.toString(), physical: true }),
+      );
+    } catch (err) {
+      if (err instanceof GoneError) return; // already compacted at or past it
+      throw err;
+    }
+  }
+
+  async health(): Promise<void> {
+    await this.call('check etcd health', () =>
+      this.client.kv.range({ key: Buffer.from(`${this.prefix}/`), limit: 1, keys_only: true }),
+    );
+  }
+
+  async close(): Promise<void> {
+    for (const watch of this.watches) watch.abort();
+    this.client.close();
+  }
+
+  private checkSize(action: string, path: Buffer, value: Uint8Array): void {
+    const size = value.byteLength + 2 * path.byteLength + REQUEST_OVERHEAD_BYTES;
+    if (size > this.maxRequestBytes) {
+      throw new InvalidArgumentError(
+        `${action}: the object is too large: ${value.byteLength} bytes encoded, and etcd accepts at most ${this.maxRequestBytes} bytes per request; make it smaller (large data belongs in a volume, not in the object)`,
+      );
+    }
+  }
+
+  private preconditionFailure(
+    action: string,
+    failure: { response_range?: { kvs: IKeyValue[] } } | undefined,
+    expected: bigint,
+  ): Error {
+    const current = failure?.response_range?.kvs[0];
+    if (current === undefined) return new NotFoundError(`${action}: not found`);
+    return new ConflictError(
+      `${action}: the object has been modified (resourceVersion ${expected} is stale, it is now ${current.mod_revision}); read it again and retry`,
+    );
+  }
+
+  private toEvent(
+    resource: string,
+    type: string,
+    kv: IKeyValue,
+    previous: IKeyValue | undefined,
+  ): StoreEvent | undefined {
+    const path = kv.key.toString('utf8');
+    const key = parseObjectPath(this.prefix, resource, path);
+    if (key === undefined) {
+      this.log.warn({ key: path }, 'skipping a key that is not an object key');
+      return undefined;
+    }
+    const revision = BigInt(kv.mod_revision);
+    if (type === 'Delete') {
+      const item =
+        previous === undefined || previous === null
+          ? { key, value: new Uint8Array(), modRevision: revision, createRevision: 0n }
+          : toStoredValue(key, previous);
+      return { type: 'deleted', item, revision };
+    }
+    const item = toStoredValue(key, kv);
+    return { type: item.createRevision === item.modRevision ? 'added' : 'modified', item };
+  }
+
+  /** Runs one etcd call within the deadline and translates its failure to the vocabulary. */
+  private async call<T>(action: string, run: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
+    try {
+      return await Promise.race([run(), deadline]);
+    } catch (err) {
+      throw this.translate(action, err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private translate(action: string, err: unknown): Error {
+    if (isSkiffError(err)) return err;
+    const message = errorMessage(err);
+    if (message.includes(COMPACTED)) {
+      return new GoneError(`${action}: the revision asked for has been compacted; list again`, {
+        cause: err,
+      });
+    }
+    if (message.includes(FUTURE_REVISION)) {
+      return new InvalidArgumentError(
+        `${action}: the revision asked for is newer than the store's`,
+        'revision',
+        {
+          cause: err,
+        },
+      );
+    }
+    if (message.includes(TOO_LARGE)) {
+      return new InvalidArgumentError(
+        `${action}: the object is too large for etcd's request limit; make it smaller`,
+        undefined,
+        { cause: err },
+      );
+    }
+    if (err instanceof Error && err.name === 'ClientClosedError') {
+      return new InternalError(`${action}: the store has been closed`, { cause: err });
+    }
+    return new UnavailableError(
+      `${action}: etcd ${this.endpointList} is unavailable: ${message}; check that etcd is running and reachable`,
+      this.endpointList,
+      { cause: err },
+    );
+  }
+}
+
+function checkRevision(action: string, revision: bigint, field = 'metadata.resourceVersion'): void {
+  if (typeof revision !== 'bigint' || revision < 1n) {
+    throw new InvalidArgumentError(
+      `${action}: ${field} ${String(revision)} must be a positive revision`,
+      field,
+    );
+  }
+}
+
+function toStoredValue(key: ObjectKey, kv: IKeyValue): StoredValue {
+  return {
+    key,
+    value: new Uint8Array(kv.value.buffer, kv.value.byteOffset, kv.value.byteLength),
+    modRevision: BigInt(kv.mod_revision),
+    createRevision: BigInt(kv.create_revision),
+  };
+}
+
+/** A single-consumer queue of events that can end or fail; the watch's hand-off. */
+class EventQueue<T> {
+  private readonly items: T[] = [];
+  private waiting: ((result: IteratorResult<T>) => void) | undefined;
+  private failWaiting: ((err: Error) => void) | undefined;
+  private ended = false;
+  private error: Error | undefined;
+
+  push(item: T): void {
+    if (this.ended || this.error !== undefined) return;
+    if (this.waiting !== undefined) {
+      const resolve = this.waiting;
+      this.clearWaiting();
+      resolve({ done: false, value: item });
+    } else {
+      this.items.push(item);
+    }
+  }
+
+  /** Ends the iteration now, dropping what was not consumed yet. */
+  end(): void {
+    this.ended = true;
+    this.items.length = 0;
+    if (this.waiting !== undefined) {
+      const resolve = this.waiting;
+      this.clearWaiting();
+      resolve({ done: true, value: undefined });
+    }
+  }
+
+  fail(err: Error): void {
+    if (this.ended || this.error !== undefined) return;
+    this.error = err;
+    if (this.failWaiting !== undefined) {
+      const reject = this.failWaiting;
+      this.clearWaiting();
+      reject(err);
+    }
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    const item = this.items.shift();
+    if (item !== undefined) return Promise.resolve({ done: false, value: item });
+    if (this.error !== undefined) return Promise.reject(this.error);
+    if (this.ended) return Promise.resolve({ done: true, value: undefined });
+    return new Promise((resolve, reject) => {
+      this.waiting = resolve;
+      this.failWaiting = reject;
+    });
+  }
+
+  private clearWaiting(): void {
+    this.waiting = undefined;
+    this.failWaiting = undefined;
+  }
+}

@@ -1,0 +1,358 @@
+/**
+ * The one conformance suite for the Store contract (store.ts). Every implementation runs it from
+ * its own test file with a factory:
+ *
+ *   storeConformance('EtcdStore', async () => ({ store, endpoint, deadlineMs, stopBackend, startBackend }));
+ *
+ * Each test gets a fresh fixture whose store sees no other test's objects. Tests run one after the
+ * other (compaction and outages affect the whole backend).
+ */
+import { describe, test, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  GoneError,
+  InvalidArgumentError,
+  NotFoundError,
+  UnavailableError,
+} from '../../proto/errors.js';
+import type { ObjectKey, Store, StoreEvent } from './store.js';
+
+export interface StoreFixture {
+  /** A store that sees nothing written by other fixtures. */
+  store: Store;
+  /** What an UnavailableError must name when the backend is down. */
+  endpoint: string;
+  /** The store's call deadline. */
+  deadlineMs: number;
+  /** Stops the backend, keeping its data. */
+  stopBackend(): Promise<void>;
+  /** Starts it again on the same data and address. */
+  startBackend(): Promise<void>;
+  /** Releases what the fixture holds (the store is closed by the suite). */
+  dispose?(): Promise<void>;
+}
+
+const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+const text = (value: Uint8Array): string => new TextDecoder().decode(value);
+const pod = (name: string, namespace = 'default'): ObjectKey => ({ resource: 'pods', namespace, name });
+
+/** Collects `count` events from a watch, failing after `timeoutMs`. */
+async function collect(
+  iterable: AsyncIterable<StoreEvent>,
+  count: number,
+  timeoutMs = 10_000,
+): Promise<StoreEvent[]> {
+  const events: StoreEvent[] = [];
+  const iterator = iterable[Symbol.asyncIterator]();
+  const timeout = setTimeout(() => void iterator.return?.(), timeoutMs);
+  try {
+    while (events.length < count) {
+      const next = await iterator.next();
+      if (next.done) break;
+      if (next.value.type !== 'progress') events.push(next.value);
+    }
+  } finally {
+    clearTimeout(timeout);
+  }
+  assert.equal(events.length, count, `expected ${count} events within ${timeoutMs} ms, got ${events.length}`);
+  return events;
+}
+
+function summary(event: StoreEvent): string {
+  if (event.type === 'progress') return `progress@${event.revision}`;
+  return `${event.type} ${event.item.key.namespace ?? ''}/${event.item.key.name}=${text(event.item.value)}`;
+}
+
+async function eventually<T>(what: string, fn: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline)
+        throw new Error(`${what}: still failing after ${timeoutMs} ms`, { cause: err });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+export function storeConformance(name: string, makeFixture: () => Promise<StoreFixture>): void {
+  describe(`Store conformance: ${name}`, () => {
+    let current: StoreFixture | undefined;
+    const fixture = async (): Promise<StoreFixture> => {
+      current = await makeFixture();
+      return current;
+    };
+    afterEach(async () => {
+      if (current === undefined) return;
+      const done = current;
+      current = undefined;
+      await done.startBackend();
+      await done.store.close();
+      await done.dispose?.();
+    });
+
+    test('create, then get; a second create is AlreadyExists; a missing get is NotFound', async () => {
+      const { store } = await fixture();
+      const created = await store.create(pod('a'), bytes('v1'));
+      assert.equal(created.modRevision, created.createRevision);
+      assert.ok(created.modRevision > 0n);
+      const got = await store.get(pod('a'));
+      assert.equal(text(got.value), 'v1');
+      assert.equal(got.modRevision, created.modRevision);
+      assert.deepEqual(got.key, pod('a'));
+      await assert.rejects(store.create(pod('a'), bytes('v2')), AlreadyExistsError);
+      await assert.rejects(store.get(pod('missing')), NotFoundError);
+      const node = await store.create({ resource: 'nodes', name: 'n1' }, bytes('node'));
+      assert.deepEqual((await store.get({ resource: 'nodes', name: 'n1' })).key, node.key);
+    });
+
+    test('update compares the revision: current wins, stale is Conflict, missing is NotFound', async () => {
+      const { store } = await fixture();
+      const created = await store.create(pod('a'), bytes('v1'));
+      const updated = await store.update(pod('a'), bytes('v2'), created.modRevision);
+      assert.ok(updated.modRevision > created.modRevision);
+      assert.equal(updated.createRevision, created.createRevision);
+      assert.equal(text((await store.get(pod('a'))).value), 'v2');
+      await assert.rejects(store.update(pod('a'), bytes('v3'), created.modRevision), ConflictError);
+      assert.equal(text((await store.get(pod('a'))).value), 'v2', 'a stale update changes nothing');
+      await assert.rejects(store.update(pod('missing'), bytes('x'), updated.modRevision), NotFoundError);
+      await assert.rejects(store.update(pod('a'), bytes('x'), 0n), InvalidArgumentError);
+    });
+
+    test('delete honours its precondition and returns the last value', async () => {
+      const { store } = await fixture();
+      const created = await store.create(pod('a'), bytes('v1'));
+      const updated = await store.update(pod('a'), bytes('v2'), created.modRevision);
+      await assert.rejects(store.delete(pod('a'), created.modRevision), ConflictError);
+      const deleted = await store.delete(pod('a'), updated.modRevision);
+      assert.equal(text(deleted.value), 'v2');
+      assert.equal(deleted.modRevision, updated.modRevision);
+      await assert.rejects(store.get(pod('a')), NotFoundError);
+      await assert.rejects(store.delete(pod('a')), NotFoundError);
+      await assert.rejects(store.delete(pod('a'), updated.modRevision), NotFoundError);
+      await store.create(pod('b'), bytes('b'));
+      assert.equal(text((await store.delete(pod('b'))).value), 'b');
+    });
+
+    test('bad keys and oversized values are InvalidArgument naming the field, and write nothing', async () => {
+      const { store } = await fixture();
+      await assert.rejects(
+        store.create(pod('a/b'), bytes('x')),
+        (err: unknown) => err instanceof InvalidArgumentError && err.field === 'metadata.name',
+      );
+      await assert.rejects(
+        store.create(pod('a', ''), bytes('x')),
+        (err: unknown) => err instanceof InvalidArgumentError && err.field === 'metadata.namespace',
+      );
+      await assert.rejects(
+        store.create(pod('big'), new Uint8Array(2 * 1024 * 1024)),
+        (err: unknown) => err instanceof InvalidArgumentError && /too large: 2097152 bytes/.test(err.message),
+      );
+      await assert.rejects(store.get(pod('big')), NotFoundError);
+      await assert.rejects(store.list('pods', { limit: 0 }), InvalidArgumentError);
+      await assert.rejects(store.list('pods', { continue: 'garbage!' }), InvalidArgumentError);
+    });
+
+    test('list pages are all read at the revision of the first page', async () => {
+      const { store } = await fixture();
+      for (let i = 0; i < 7; i++) await store.create(pod(`p${i}`), bytes(`v${i}`));
+      const first = await store.list('pods', { namespace: 'default', limit: 3 });
+      assert.deepEqual(
+        first.items.map((item) => item.key.name),
+        ['p0', 'p1', 'p2'],
+      );
+      assert.ok(first.continue !== undefined);
+      // Changes after the first page must not show in the later ones.
+      await store.delete(pod('p4'));
+      await store.create(pod('p9'), bytes('late'));
+      const p5 = await store.get(pod('p5'));
+      await store.update(pod('p5'), bytes('changed'), p5.modRevision);
+      const names: string[] = first.items.map((item) => item.key.name);
+      let token: string | undefined = first.continue;
+      while (token !== undefined) {
+        const page = await store.list('pods', { namespace: 'default', limit: 3, continue: token });
+        assert.equal(page.revision, first.revision);
+        names.push(...page.items.map((item) => `${item.key.name}=${text(item.value)}`.replace(/=v\d$/, '')));
+        token = page.continue;
+      }
+      assert.deepEqual(names, ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6']);
+      const now = await store.list('pods', { namespace: 'default' });
+      assert.equal(now.continue, undefined);
+      assert.deepEqual(
+        now.items.map((item) => item.key.name),
+        ['p0', 'p1', 'p2', 'p3', 'p5', 'p6', 'p9'],
+      );
+      assert.ok(now.revision > first.revision);
+      const past = await store.list('pods', { namespace: 'default', revision: first.revision });
+      assert.equal(past.items.length, 7);
+    });
+
+    test('a namespace sees only itself, never a namespace that shares its first letters', async () => {
+      const { store } = await fixture();
+      await store.create(pod('a', 'web'), bytes('web'));
+      await store.create(pod('a', 'web-2'), bytes('web-2'));
+      await store.create(pod('b', 'webx'), bytes('webx'));
+      await store.create({ resource: 'podtemplates', namespace: 'web', name: 't' }, bytes('other'));
+      const web = await store.list('pods', { namespace: 'web' });
+      assert.deepEqual(
+        web.items.map((item) => text(item.value)),
+        ['web'],
+      );
+      const all = await store.list('pods');
+      assert.deepEqual(
+        all.items.map((item) => text(item.value)),
+        ['web-2', 'web', 'webx'],
+        'ordered by the bytes of namespace/name',
+      );
+      const watch = new AbortController();
+      const events = store.watch('pods', {
+        namespace: 'web',
+        afterRevision: web.revision,
+        signal: watch.signal,
+      });
+      const seen = collect(events, 1);
+      await store.create(pod('c', 'web-2'), bytes('web-2 late'));
+      await store.create(pod('c', 'web'), bytes('web late'));
+      assert.deepEqual((await seen).map(summary), ['added web/c=web late']);
+      watch.abort();
+      // A continue token is bound to its range.
+      const paged = await store.list('pods', { limit: 1 });
+      await assert.rejects(
+        store.list('pods', { namespace: 'web', continue: paged.continue }),
+        (err: unknown) => err instanceof InvalidArgumentError && err.field === 'continue',
+      );
+    });
+
+    test('watch replays history after a revision, then delivers live changes; deletes carry the last value', async () => {
+      const { store } = await fixture();
+      const start = await store.currentRevision();
+      const a = await store.create(pod('a'), bytes('a1'));
+      await store.update(pod('a'), bytes('a2'), a.modRevision);
+      await store.create(pod('b'), bytes('b1'));
+      const controller = new AbortController();
+      const events = store.watch('pods', { afterRevision: start, signal: controller.signal });
+      const iterator = events[Symbol.asyncIterator]();
+      const replayed = await collect({ [Symbol.asyncIterator]: () => iterator }, 3);
+      assert.deepEqual(replayed.map(summary), [
+        'added default/a=a1',
+        'modified default/a=a2',
+        'added default/b=b1',
+      ]);
+      await store.delete(pod('a'));
+      const b = await store.get(pod('b'));
+      await store.update(pod('b'), bytes('b2'), b.modRevision);
+      const live = await collect({ [Symbol.asyncIterator]: () => iterator }, 2);
+      assert.deepEqual(live.map(summary), ['deleted default/a=a2', 'modified default/b=b2']);
+      const deleted = live[0]!;
+      assert.ok(deleted.type === 'deleted');
+      assert.ok(deleted.revision > deleted.item.modRevision, 'the delete has its own revision');
+      const revisions = [...replayed, ...live].map((event) =>
+        event.type === 'deleted' ? event.revision : event.type === 'progress' ? 0n : event.item.modRevision,
+      );
+      assert.deepEqual(
+        [...revisions].sort((x, y) => (x < y ? -1 : 1)),
+        revisions,
+        'in revision order',
+      );
+      controller.abort();
+      assert.equal((await iterator.next()).done, true, 'an aborted watch ends');
+    });
+
+    test('the conflict race: of N updaters from one revision exactly one wins', async () => {
+      const { store } = await fixture();
+      const created = await store.create(pod('contended'), bytes('0'));
+      const writers = 16;
+      const results = await Promise.allSettled(
+        Array.from({ length: writers }, (_, i) =>
+          store.update(pod('contended'), bytes(`writer-${i}`), created.modRevision),
+        ),
+      );
+      const winners = results.filter((result) => result.status === 'fulfilled');
+      const losers = results.filter((result) => result.status === 'rejected');
+      assert.equal(winners.length, 1);
+      assert.equal(losers.length, writers - 1);
+      for (const loser of losers) assert.ok(loser.reason instanceof ConflictError, String(loser.reason));
+      const winner = winners[0]!;
+      assert.equal(text((await store.get(pod('contended'))).value), text(winner.value.value));
+    });
+
+    test('a watch survives a backend restart without losing or repeating an event', async () => {
+      const { store, stopBackend, startBackend } = await fixture();
+      const start = await store.currentRevision();
+      const controller = new AbortController();
+      const iterator = store
+        .watch('pods', { afterRevision: start, signal: controller.signal })
+        [Symbol.asyncIterator]();
+      const events = (count: number): Promise<StoreEvent[]> =>
+        collect({ [Symbol.asyncIterator]: () => iterator }, count, 20_000);
+      await store.create(pod('before'), bytes('1'));
+      assert.deepEqual((await events(1)).map(summary), ['added default/before=1']);
+      await store.create(pod('before-unread'), bytes('2'));
+      await stopBackend();
+      await startBackend();
+      await eventually('write after the restart', () => store.create(pod('after'), bytes('3')));
+      await store.create(pod('after-2'), bytes('4'));
+      assert.deepEqual((await events(3)).map(summary), [
+        'added default/before-unread=2',
+        'added default/after=3',
+        'added default/after-2=4',
+      ]);
+      controller.abort();
+    });
+
+    test('compaction: a watch from a compacted revision and a stale continue token are Gone', async () => {
+      const { store } = await fixture();
+      for (let i = 0; i < 4; i++) await store.create(pod(`p${i}`), bytes(`v${i}`));
+      const page = await store.list('pods', { limit: 2 });
+      assert.ok(page.continue !== undefined);
+      const before = page.revision - 2n;
+      await store.create(pod('later'), bytes('x'));
+      await store.compact(await store.currentRevision());
+      await assert.rejects(store.list('pods', { limit: 2, continue: page.continue }), GoneError);
+      await assert.rejects(store.list('pods', { revision: page.revision }), GoneError);
+      await assert.rejects(collect(store.watch('pods', { afterRevision: before }), 1), GoneError);
+      // The current revision is still watchable, and compacting again is harmless.
+      await store.compact(await store.currentRevision());
+      const fresh = await store.list('pods');
+      const controller = new AbortController();
+      const seen = collect(
+        store.watch('pods', { afterRevision: fresh.revision, signal: controller.signal }),
+        1,
+      );
+      await store.create(pod('fresh'), bytes('f'));
+      assert.deepEqual((await seen).map(summary), ['added default/fresh=f']);
+      controller.abort();
+    });
+
+    test('with the backend down calls fail within the deadline naming it, and recover without a new store', async () => {
+      const { store, endpoint, deadlineMs, stopBackend, startBackend } = await fixture();
+      await store.create(pod('a'), bytes('a'));
+      await store.health();
+      await stopBackend();
+      for (const call of [
+        () => store.get(pod('a')),
+        () => store.create(pod('b'), bytes('b')),
+        () => store.list('pods'),
+        () => store.health(),
+      ]) {
+        const began = Date.now();
+        await assert.rejects(
+          call(),
+          (err: unknown) =>
+            err instanceof UnavailableError &&
+            err.message.includes(endpoint) &&
+            (err.endpoint ?? '').includes(endpoint),
+        );
+        const took = Date.now() - began;
+        assert.ok(took <= deadlineMs + 1000, `failed after ${took} ms, deadline ${deadlineMs} ms`);
+      }
+      await startBackend();
+      const got = await eventually('get after the backend returned', () => store.get(pod('a')));
+      assert.equal(text(got.value), 'a');
+      await store.health();
+    });
+  });
+}

@@ -1,0 +1,126 @@
+/**
+ * Store: the revisioned key-value contract the API machinery is built on (after kine's).
+ *
+ * Vocabulary
+ * - An object is addressed by an ObjectKey: the resource (lower-case plural, `pods`), the
+ *   namespace (absent for cluster-scoped resources such as `nodes` and `namespaces`) and the name.
+ *   No segment may be empty, `.` or `..`, or contain `/` or a NUL byte (InvalidArgumentError naming
+ *   the field: `resource`, `metadata.namespace`, `metadata.name`).
+ * - A value is opaque bytes: the API layer encodes objects (protobuf) and the Store never looks
+ *   inside. The Store adds the revisions around it.
+ * - The revision is one counter for the whole store, raised by every write. `modRevision` is the
+ *   revision of an object's last write (its resourceVersion); `createRevision` that of its
+ *   creation. Both are bigints.
+ *
+ * Invariants
+ * - Writes are linearizable and compare-and-swap: `update` and a preconditioned `delete` succeed
+ *   only when the object's modRevision still equals the one the caller read, so a stale write is
+ *   a ConflictError, never a lost update. Of N writers racing from one revision exactly one wins.
+ * - `list` returns the items as of one revision and that revision; watching from it afterwards
+ *   misses nothing and repeats nothing. Every page of a paginated list is read at the revision of
+ *   the first page; the continue token carries it.
+ * - `watch` delivers, in revision order and exactly once, every change with a revision greater
+ *   than `afterRevision`, first the history and then live changes, and keeps doing so across a
+ *   loss of the connection to the backend (it resumes after the last delivered revision).
+ *   A deleted object is delivered with its last value.
+ * - History older than the compacted revision is gone: a watch from there, a list at such a
+ *   revision, or a continue token from there throws GoneError; the caller re-lists.
+ * - A namespaced list or watch sees that namespace only, never another one whose name merely
+ *   starts with the same characters.
+ *
+ * Errors (proto/errors.ts): NotFoundError, AlreadyExistsError, ConflictError, GoneError,
+ * InvalidArgumentError (bad key, value over the backend's request size, bad continue token or
+ * limit), UnavailableError (the backend cannot be reached within the call's deadline; names the
+ * endpoints). No call waits forever; only the watch stream outlives an outage, by design.
+ */
+
+export interface ObjectKey {
+  /** Lower-case plural, e.g. `pods`. */
+  resource: string;
+  /** Absent for cluster-scoped resources. */
+  namespace?: string;
+  name: string;
+}
+
+export interface StoredValue {
+  key: ObjectKey;
+  value: Uint8Array;
+  /** The revision of the last write: the object's resourceVersion. */
+  modRevision: bigint;
+  createRevision: bigint;
+}
+
+export interface ListOptions {
+  /** Only this namespace; all namespaces (or a cluster-scoped resource) when absent. */
+  namespace?: string;
+  /** At most this many items per page (a positive integer); all when absent. */
+  limit?: number;
+  /** The token of the previous page. Its revision wins over `revision`. */
+  continue?: string;
+  /** Read as of this past revision; the current one when absent. */
+  revision?: bigint;
+}
+
+export interface ListResult {
+  /** Ordered by the bytes of `namespace/name` (so `web-2/a` sorts before `web/a`). */
+  items: StoredValue[];
+  /** The revision the items are as of; watch from here. */
+  revision: bigint;
+  /** Present when more items remain: pass it back as `continue`. */
+  continue?: string;
+}
+
+export interface WatchOptions {
+  namespace?: string;
+  /** Deliver changes with a revision greater than this (a list's `revision`). */
+  afterRevision: bigint;
+  /** Ends the iteration (without an error) when aborted. */
+  signal?: AbortSignal;
+}
+
+export type StoreEvent =
+  | { type: 'added' | 'modified'; item: StoredValue }
+  /**
+   * `item` is the last value before deletion (its modRevision is that value's); `revision` is
+   * the revision of the delete. When the backend no longer holds the last value (deleted exactly
+   * at the compacted revision), `item.value` is empty and `item.modRevision` is `revision`.
+   */
+  | { type: 'deleted'; item: StoredValue; revision: bigint }
+  /** Nothing changed up to `revision`: a bookmark to resume from. */
+  | { type: 'progress'; revision: bigint };
+
+export interface Store {
+  /** Stores a new object. AlreadyExistsError when the key exists. */
+  create(key: ObjectKey, value: Uint8Array): Promise<StoredValue>;
+  /** NotFoundError when absent. */
+  get(key: ObjectKey): Promise<StoredValue>;
+  /**
+   * Replaces the value if the object's modRevision is still `expectedModRevision`.
+   * ConflictError when it has changed since, NotFoundError when the object is gone.
+   */
+  update(key: ObjectKey, value: Uint8Array, expectedModRevision: bigint): Promise<StoredValue>;
+  /**
+   * Deletes the object, if its modRevision is still `expectedModRevision` when given, and returns
+   * its last value. NotFoundError when absent, ConflictError when the precondition fails.
+   */
+  delete(key: ObjectKey, expectedModRevision?: bigint): Promise<StoredValue>;
+  list(resource: string, options?: ListOptions): Promise<ListResult>;
+  /**
+   * Changes after `options.afterRevision`, forever (until `signal` aborts or the iteration is
+   * returned). Throws GoneError (from the iteration) when that revision has been compacted.
+   */
+  watch(resource: string, options: WatchOptions): AsyncIterable<StoreEvent>;
+  /** The store's current revision. */
+  currentRevision(): Promise<bigint>;
+  /** Discards history before `revision` (for tests and operations). */
+  compact(revision: bigint): Promise<void>;
+  /** Resolves when the backend answers a read within the deadline; UnavailableError otherwise. */
+  health(): Promise<void>;
+  /** Ends watches and releases the connection. */
+  close(): Promise<void>;
+}
+
+/** `pods` + `web` + `api-0` → `web/api-0` (or `api-0` when cluster-scoped): for logs and caches. */
+export function describeKey(key: ObjectKey): string {
+  return key.namespace === undefined ? key.name : `${key.namespace}/${key.name}`;
+}
