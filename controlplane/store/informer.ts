@@ -1,0 +1,262 @@
+/**
+ * Informer: the one way skiff components follow a resource (DESIGN.md, "API machinery").
+ *
+ *   list (paged, at one revision) ──► cache keyed `namespace/name` ──► handlers get keys
+ *        ▲                                  ▲
+ *        │ GoneError / a failed watch       │ events after the list's revision
+ *        └──────────── watch ───────────────┘
+ *
+ * - The cache is replaced by every list; keys that changed, appeared or vanished since the previous
+ *   cache are handed to the handlers, so a re-list after a compaction misses nothing.
+ * - Handlers receive keys (and what kind of change it was), never do the work: they enqueue the key
+ *   and a worker reads the object back with `get(key)` (level-triggered reconcile).
+ * - A compacted watch re-lists at once and logs it; any other failure re-lists after a capped
+ *   back-off. Resync hands every cached key to the handlers again on an interval.
+ * - Objects whose bytes do not decode are logged and left out of the cache.
+ */
+import { GoneError, errorMessage } from '../../proto/errors.js';
+import { componentLogger, type Logger } from '../../proto/logger.js';
+import { describeKey, type ObjectKey, type Store, type StoredValue } from './store.js';
+
+export interface CachedObject<T> {
+  key: ObjectKey;
+  object: T;
+  /** The object's resourceVersion. */
+  modRevision: bigint;
+}
+
+export type InformerChange = 'added' | 'modified' | 'deleted' | 'resync';
+
+/** Called with the cache key (`namespace/name`, or `name` when cluster-scoped). */
+export type InformerHandler<T> = (
+  key: string,
+  change: InformerChange,
+  /** For 'deleted': the last object the cache held. */
+  lastKnown?: CachedObject<T>,
+) => void;
+
+export interface InformerOptions<T> {
+  store: Store;
+  resource: string;
+  /** Only this namespace; every namespace when absent. */
+  namespace?: string;
+  decode: (bytes: Uint8Array, key: ObjectKey) => T;
+  /** Items per list page; default 500. */
+  pageSize?: number;
+  /** Hand every cached key to the handlers this often; 0 (default) turns resync off. */
+  resyncIntervalMs?: number;
+  /** Longest wait before re-listing after a failure; default 5000 ms (starts at 100 ms). */
+  maxRetryDelayMs?: number;
+  logger?: Logger;
+}
+
+export class Informer<T> {
+  private cache = new Map<string, CachedObject<T>>();
+  private readonly handlers = new Set<InformerHandler<T>>();
+  private readonly controller = new AbortController();
+  private readonly log: Logger;
+  private running: Promise<void> | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private synced = false;
+  private syncWaiters: (() => void)[] = [];
+  private lastRevision = 0n;
+  private relistCount = 0;
+
+  constructor(private readonly options: InformerOptions<T>) {
+    this.log =
+      options.logger ??
+      componentLogger('informer', {
+        resource: options.resource,
+        ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
+      });
+  }
+
+  /** Registers a handler; returns its removal. Handlers must not throw or block. */
+  onChange(handler: InformerHandler<T>): () => void {
+    this.handlers.add(handler);
+    return () => this.handlers.delete(handler);
+  }
+
+  /** Starts listing and watching in the background. */
+  start(): void {
+    if (this.running !== undefined) return;
+    this.running = this.run();
+    const interval = this.options.resyncIntervalMs ?? 0;
+    if (interval > 0) {
+      this.resyncTimer = setInterval(() => {
+        for (const [key, cached] of this.cache) this.notify(key, 'resync', cached);
+      }, interval);
+      this.resyncTimer.unref();
+    }
+  }
+
+  /** Stops watching; resolves once the background loop has ended. */
+  async stop(): Promise<void> {
+    this.controller.abort();
+    clearInterval(this.resyncTimer);
+    for (const wake of this.syncWaiters) wake();
+    this.syncWaiters = [];
+    await this.running;
+  }
+
+  /** True once the first list has filled the cache. */
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** Resolves once the first list has filled the cache (or the informer is stopped). */
+  waitForSync(): Promise<void> {
+    if (this.synced || this.controller.signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  get(key: string): CachedObject<T> | undefined {
+    return this.cache.get(key);
+  }
+
+  list(): CachedObject<T>[] {
+    return [...this.cache.values()];
+  }
+
+  /** The revision the cache is current to. */
+  get revision(): bigint {
+    return this.lastRevision;
+  }
+
+  /** How many times the informer has listed after its first list. */
+  get relists(): number {
+    return this.relistCount;
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.controller.signal;
+    const maxDelay = this.options.maxRetryDelayMs ?? 5000;
+    let delay = 100;
+    let first = true;
+    while (!signal.aborted) {
+      try {
+        if (!first) this.relistCount++;
+        await this.relist();
+        first = false;
+        delay = 100;
+        for await (const event of this.options.store.watch(this.options.resource, {
+          namespace: this.options.namespace,
+          afterRevision: this.lastRevision,
+          signal,
+        })) {
+          if (event.type === 'progress') {
+            this.lastRevision = event.revision;
+          } else if (event.type === 'deleted') {
+            this.lastRevision = event.revision;
+            this.remove(describeKey(event.item.key));
+          } else {
+            this.lastRevision = event.item.modRevision;
+            this.put(event.item, event.type);
+          }
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        if (err instanceof GoneError) {
+          this.log.warn({ revision: this.lastRevision.toString() }, 'watch revision compacted, re-listing');
+          continue;
+        }
+        this.log.warn({ err: errorMessage(err), retryInMs: delay }, 'list or watch failed, re-listing');
+        await sleep(delay, signal);
+        delay = Math.min(delay * 2, maxDelay);
+      }
+    }
+  }
+
+  /** Lists every page at one revision, replaces the cache and notifies what differs. */
+  private async relist(): Promise<void> {
+    const fresh = new Map<string, CachedObject<T>>();
+    let revision: bigint | undefined;
+    let token: string | undefined;
+    do {
+      const page = await this.options.store.list(this.options.resource, {
+        namespace: this.options.namespace,
+        limit: this.options.pageSize ?? 500,
+        continue: token,
+      });
+      revision = page.revision;
+      for (const item of page.items) {
+        const cached = this.decode(item);
+        if (cached !== undefined) fresh.set(describeKey(item.key), cached);
+      }
+      token = page.continue;
+    } while (token !== undefined);
+    const previous = this.cache;
+    this.cache = fresh;
+    this.lastRevision = revision;
+    for (const [key, cached] of fresh) {
+      const before = previous.get(key);
+      if (before === undefined) this.notify(key, 'added');
+      else if (before.modRevision !== cached.modRevision) this.notify(key, 'modified');
+    }
+    for (const [key, before] of previous) {
+      if (!fresh.has(key)) this.notify(key, 'deleted', before);
+    }
+    if (!this.synced) {
+      this.synced = true;
+      for (const wake of this.syncWaiters) wake();
+      this.syncWaiters = [];
+      this.log.info({ objects: fresh.size, revision: revision.toString() }, 'informer synced');
+    }
+  }
+
+  private put(item: StoredValue, change: 'added' | 'modified'): void {
+    const cached = this.decode(item);
+    const key = describeKey(item.key);
+    if (cached === undefined) {
+      this.remove(key);
+      return;
+    }
+    this.cache.set(key, cached);
+    this.notify(key, change);
+  }
+
+  private remove(key: string): void {
+    const last = this.cache.get(key);
+    if (last === undefined) return;
+    this.cache.delete(key);
+    this.notify(key, 'deleted', last);
+  }
+
+  private decode(item: StoredValue): CachedObject<T> | undefined {
+    try {
+      return {
+        key: item.key,
+        object: this.options.decode(item.value, item.key),
+        modRevision: item.modRevision,
+      };
+    } catch (err) {
+      this.log.error(
+        { key: describeKey(item.key), revision: item.modRevision.toString(), err: errorMessage(err) },
+        'cannot decode stored object, leaving it out of the cache',
+      );
+      return undefined;
+    }
+  }
+
+  private notify(key: string, change: InformerChange, lastKnown?: CachedObject<T>): void {
+    for (const handler of this.handlers) {
+      try {
+        handler(key, change, lastKnown);
+      } catch (err) {
+        this.log.error({ key, err: errorMessage(err) }, 'informer handler threw');
+      }
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done);
+  });
+}
