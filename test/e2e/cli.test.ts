@@ -1,0 +1,397 @@
+/**
+ * The `skiff` CLI end to end, through the built binary, against a real cluster (`skiff up
+ * --detach`: etcd, nats-server, control plane) with an isolated $SKIFF_CONFIG.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { connectApi } from '../../proto/client.js';
+import { readConfigFile } from '../../cli/config.js';
+import { skiffArgv, startTestCluster, type RunResult, type TestCluster } from './cli-harness.js';
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+function appManifest(replicas: number, image = 'busybox:1'): string {
+  return `apiVersion: v1
+kind: Namespace
+metadata:
+  name: e2e
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+  namespace: e2e
+  labels:
+    app: web
+data:
+  greeting: hello
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: e2e
+  labels:
+    app: web
+spec:
+  replicas: ${replicas}
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+        - name: web
+          image: ${image}
+          ports:
+            - containerPort: 8080
+`;
+}
+
+function ok(result: RunResult, what: string): RunResult {
+  assert.equal(
+    result.code,
+    0,
+    `${what} failed (exit ${result.code}):\nstdout: ${result.stdout}\nstderr: ${result.stderr}`,
+  );
+  return result;
+}
+
+describe('skiff CLI end to end', { timeout: 240_000 }, () => {
+  let cluster: TestCluster;
+  let dir: string;
+  const file = (name: string, text: string): string => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'skiff-e2e-manifests-'));
+    cluster = await startTestCluster('cli');
+  });
+
+  after(async () => {
+    await cluster?.dispose();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the client config is written 0600 with server, token and HTTP address', () => {
+    const config = readConfigFile(cluster.configPath);
+    assert.ok(config?.server && config.token && config.http, JSON.stringify(config));
+    assert.equal(statSync(cluster.configPath).mode & 0o777, 0o600);
+  });
+
+  test('apply: created, then unchanged, then configured', async () => {
+    const app = file('app.yaml', appManifest(2));
+    const first = ok(await cluster.skiff(['apply', '-f', app]), 'first apply');
+    assert.equal(
+      first.stdout,
+      'namespace/e2e created\nconfigmap/web-config created\ndeployment.apps/web created\n',
+    );
+
+    const again = ok(await cluster.skiff(['apply', '-f', app]), 'second apply');
+    assert.equal(
+      again.stdout,
+      'namespace/e2e unchanged\nconfigmap/web-config unchanged\ndeployment.apps/web unchanged\n',
+    );
+
+    const edited = file('app-edited.yaml', appManifest(3, 'busybox:2'));
+    const third = ok(await cluster.skiff(['apply', '-f', edited]), 'apply of the edit');
+    assert.equal(
+      third.stdout,
+      'namespace/e2e unchanged\nconfigmap/web-config unchanged\ndeployment.apps/web configured\n',
+    );
+    const json = JSON.parse(
+      ok(await cluster.skiff(['get', 'deploy', 'web', '-n', 'e2e', '-o', 'json']), 'get').stdout,
+    );
+    assert.equal(json.spec.replicas, 3);
+    assert.equal(json.spec.template.spec.containers[0].image, 'busybox:2');
+    assert.equal(JSON.parse(json.metadata.annotations[LAST_APPLIED]).spec.replicas, 3);
+  });
+
+  test('apply from stdin and from a directory', async () => {
+    const stdin = ok(
+      await cluster.skiff(['apply', '-f', '-'], { input: appManifest(3, 'busybox:2') }),
+      'apply -f -',
+    );
+    assert.match(stdin.stdout, /deployment\.apps\/web unchanged/);
+    const sub = mkdtempSync(join(dir, 'dir-'));
+    writeFileSync(
+      join(sub, '10-cm.yaml'),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-dir, namespace: e2e}\ndata: {a: "1"}\n',
+    );
+    writeFileSync(join(sub, 'README.md'), 'not a manifest');
+    assert.equal(
+      ok(await cluster.skiff(['apply', '-f', sub]), 'apply dir').stdout,
+      'configmap/from-dir created\n',
+    );
+  });
+
+  test('replicas set by someone else survive a re-apply of a manifest that does not set them', async () => {
+    const manifest = file(
+      'scaled.yaml',
+      `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: scaled, namespace: e2e}
+spec:
+  selector: {matchLabels: {app: scaled}}
+  template:
+    metadata: {labels: {app: scaled}}
+    spec:
+      containers: [{name: c, image: busybox}]
+`,
+    );
+    ok(await cluster.skiff(['apply', '-f', manifest]), 'apply scaled');
+    const config = readConfigFile(cluster.configPath)!;
+    const api = connectApi({ server: config.server!, token: config.token! });
+    try {
+      const live = await api.get('Deployment', 'e2e', 'scaled');
+      live.spec.replicas = 5;
+      await api.update(live);
+    } finally {
+      api.close();
+    }
+    const reapply = ok(await cluster.skiff(['apply', '-f', manifest]), 're-apply scaled');
+    assert.equal(reapply.stdout, 'deployment.apps/scaled unchanged\n');
+    const json = JSON.parse(
+      ok(await cluster.skiff(['get', 'deployment', 'scaled', '-n', 'e2e', '-o', 'json']), 'get').stdout,
+    );
+    assert.equal(json.spec.replicas, 5);
+  });
+
+  test('get: table, wide, json, yaml, name, several kinds, -A, -l', async () => {
+    const table = ok(await cluster.skiff(['get', 'deploy', '-n', 'e2e']), 'get deploy').stdout;
+    assert.match(table, /^NAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE\n/);
+    assert.match(table, /^web\s+\d+\/3\s+\d+\s+\d+\s+\d+s\n/m);
+
+    const wide = ok(
+      await cluster.skiff(['get', 'deployments', '-n', 'e2e', '-o', 'wide']),
+      'get -o wide',
+    ).stdout;
+    assert.match(wide, /CONTAINERS\s+IMAGES\s+SELECTOR/);
+    assert.match(wide, /web\s.*busybox:2\s+app=web/);
+
+    const list = JSON.parse(
+      ok(await cluster.skiff(['get', 'cm', '-n', 'e2e', '-o', 'json']), 'get -o json').stdout,
+    );
+    assert.equal(list.apiVersion, 'v1');
+    assert.equal(list.kind, 'List');
+    assert.deepEqual(list.items.map((i: { metadata: { name: string } }) => i.metadata.name).sort(), [
+      'from-dir',
+      'web-config',
+    ]);
+
+    const one = parseYaml(
+      ok(await cluster.skiff(['get', 'configmap', 'web-config', '-n', 'e2e', '-o', 'yaml']), 'get -o yaml')
+        .stdout,
+    );
+    assert.equal(one.kind, 'ConfigMap');
+    assert.equal(one.data.greeting, 'hello');
+
+    const names = ok(
+      await cluster.skiff(['get', 'deploy,cm', '-n', 'e2e', '-o', 'name']),
+      'get -o name',
+    ).stdout;
+    assert.equal(
+      names,
+      'deployment.apps/scaled\ndeployment.apps/web\nconfigmap/from-dir\nconfigmap/web-config\n',
+    );
+
+    const several = ok(await cluster.skiff(['get', 'deploy,cm', '-n', 'e2e']), 'get deploy,cm').stdout;
+    assert.match(several, /^deployment\.apps\/web\s/m);
+    assert.match(several, /^configmap\/web-config\s+1\s/m);
+
+    const all = ok(await cluster.skiff(['get', 'ns', '-A']), 'get ns -A').stdout;
+    assert.match(all, /^NAME\s+STATUS\s+AGE\n/);
+    assert.match(all, /^e2e\s+Active\s/m);
+    const allCm = ok(await cluster.skiff(['get', 'cm', '-A']), 'get cm -A').stdout;
+    assert.match(allCm, /^NAMESPACE\s+NAME\s+DATA\s+AGE\n/);
+    assert.match(allCm, /^e2e\s+web-config\s+1\s/m);
+
+    const selected = ok(
+      await cluster.skiff(['get', 'cm', '-n', 'e2e', '-l', 'app=web', '-o', 'name']),
+      'get -l',
+    ).stdout;
+    assert.equal(selected, 'configmap/web-config\n');
+    const none = ok(await cluster.skiff(['get', 'cm', '-n', 'e2e', '-l', 'app=nothing']), 'get -l none');
+    assert.equal(none.stdout, '');
+    assert.match(none.stderr, /No resources found in e2e namespace/);
+
+    const missing = await cluster.skiff(['get', 'deploy', 'nope', '-n', 'e2e']);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /deployments\.apps "nope" not found/);
+  });
+
+  test('get -w prints a row when an object changes', async () => {
+    const child = spawn(process.execPath, [...skiffArgv, 'get', 'cm', '-n', 'e2e', '-w'], {
+      env: cluster.env,
+    });
+    let stdout = '';
+    const seen = (re: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`get -w: no ${re} in:\n${stdout}`)), 20_000);
+        const check = (): void => {
+          if (re.test(stdout)) {
+            clearTimeout(timer);
+            child.stdout.off('data', onData);
+            resolve();
+          }
+        };
+        const onData = (chunk: Buffer): void => {
+          stdout += chunk.toString();
+          check();
+        };
+        child.stdout.on('data', onData);
+        check();
+      });
+    try {
+      await seen(/web-config/);
+      ok(
+        await cluster.skiff(['apply', '-f', '-'], {
+          input: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched, namespace: e2e}\n',
+        }),
+        'apply watched',
+      );
+      await seen(/^watched\s+0\s/m);
+    } finally {
+      child.kill('SIGINT');
+    }
+  });
+
+  test('describe shows metadata, spec essentials and labels', async () => {
+    const text = ok(await cluster.skiff(['describe', 'deployment', 'web', '-n', 'e2e']), 'describe').stdout;
+    assert.match(text, /^Name:\s+web$/m);
+    assert.match(text, /^Namespace:\s+e2e$/m);
+    assert.match(text, /^Labels:\s+app=web$/m);
+    assert.match(text, /^Replicas:\s+3 desired/m);
+    assert.match(text, /Image:\s+busybox:2/);
+    assert.doesNotMatch(text, /last-applied-configuration/);
+  });
+
+  test('invalid manifests: non-zero exit, file/document/line/column/field named, nothing written', async () => {
+    const cases: { name: string; text: string; expect: RegExp; absent: [string, string] }[] = [
+      {
+        name: 'syntax.yaml',
+        text: 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: syntax\n  namespace: e2e\ndata: {a: [1\n',
+        expect: /syntax\.yaml: document 1 \(line \d+, column \d+\): YAML syntax error/,
+        absent: ['cm', 'syntax'],
+      },
+      {
+        name: 'kind.yaml',
+        text: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kind-ok, namespace: e2e}\n---\napiVersion: v1\nkind: Gizmo\nmetadata: {name: g}\n',
+        expect: /kind\.yaml: document 2 \(line 6, column 1\): .*unknown kind "Gizmo"/,
+        absent: ['cm', 'kind-ok'],
+      },
+      {
+        name: 'field.yaml',
+        text: 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: field\n  namespace: e2e\ndata: {a: b}\nbogus: 1\n',
+        expect: /field\.yaml: document 1 \(line 7, column 1\): .*bogus/,
+        absent: ['cm', 'field'],
+      },
+      {
+        name: 'name.yaml',
+        text: 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n  namespace: e2e\n',
+        expect: /name\.yaml: document 1 \(line 4, column 3\): .*metadata\.name/,
+        absent: ['cm', 'Bad_Name'],
+      },
+      {
+        name: 'quantity.yaml',
+        text: `apiVersion: v1
+kind: Pod
+metadata: {name: quantity, namespace: e2e}
+spec:
+  containers:
+    - name: c
+      image: busybox
+      resources:
+        limits:
+          memory: lots
+`,
+        expect:
+          /quantity\.yaml: document 1 \(line 10, column 11\): .*spec\.containers\[0\]\.resources\.limits(\.memory|\["memory"\])/,
+        absent: ['pod', 'quantity'],
+      },
+    ];
+    for (const c of cases) {
+      const result = await cluster.skiff(['apply', '-f', file(c.name, c.text)]);
+      assert.notEqual(result.code, 0, `${c.name}: apply should fail\n${result.stdout}`);
+      assert.match(result.stderr, c.expect, `${c.name}: stderr`);
+      assert.equal(result.stdout, '', `${c.name}: nothing may be applied`);
+      const get = await cluster.skiff(['get', c.absent[0], c.absent[1], '-n', 'e2e']);
+      assert.notEqual(get.code, 0, `${c.name}: ${c.absent.join('/')} must not exist`);
+    }
+  });
+
+  test('a multi-document file with one bad document writes none of them', async () => {
+    const path = file(
+      'partial.yaml',
+      `apiVersion: v1
+kind: Namespace
+metadata: {name: e2e-partial}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: good, namespace: e2e-partial}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: Not-Valid!, namespace: e2e-partial}
+`,
+    );
+    const result = await cluster.skiff(['apply', '-f', path]);
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /partial\.yaml: document 3 \(line 11, column \d+\)/);
+    assert.equal(result.stdout, '');
+    const ns = await cluster.skiff(['get', 'ns', 'e2e-partial']);
+    assert.notEqual(ns.code, 0, 'namespace e2e-partial must not exist');
+  });
+
+  test('a wrong token is refused', async () => {
+    const result = await cluster.skiff(['--token', 'not-the-token', 'get', 'ns']);
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /^error: .*(unauthenticated|token)/im);
+  });
+
+  test('api-resources, version, config view, cluster-info', async () => {
+    const resources = ok(await cluster.skiff(['api-resources']), 'api-resources').stdout;
+    assert.match(resources, /^NAME\s+SHORTNAMES\s+APIVERSION\s+NAMESPACED\s+KIND\n/);
+    assert.match(resources, /^deployments\s+deploy\s+apps\/v1\s+true\s+Deployment$/m);
+
+    const version = ok(await cluster.skiff(['version']), 'version').stdout;
+    assert.match(version, /^Client Version: \S+\nServer Version: \S+\n$/);
+
+    const view = ok(await cluster.skiff(['config', 'view']), 'config view').stdout;
+    const token = readConfigFile(cluster.configPath)!.token!;
+    assert.match(view, /token: REDACTED/);
+    assert.ok(!view.includes(token), 'the token is not printed');
+
+    const info = JSON.parse(ok(await cluster.skiff(['cluster-info', '-o', 'json']), 'cluster-info').stdout);
+    const config = readConfigFile(cluster.configPath)!;
+    assert.deepEqual(info, { api: config.server, http: config.http });
+    const readyz = await fetch(`${info.http}/readyz`);
+    assert.equal(readyz.status, 200);
+  });
+
+  test('delete -f removes what the manifest names; delete by name and by -l', async () => {
+    ok(await cluster.skiff(['delete', 'cm', 'from-dir', '-n', 'e2e']), 'delete by name');
+    const byLabel = ok(await cluster.skiff(['delete', 'deploy', '-l', 'app=web', '-n', 'e2e']), 'delete -l');
+    assert.equal(byLabel.stdout, 'deployment.apps "web" deleted\n');
+    const result = ok(
+      await cluster.skiff(['delete', '-f', join(dir, 'app.yaml'), '--ignore-not-found']),
+      'delete -f',
+    );
+    assert.match(result.stdout, /configmap "web-config" deleted/);
+    assert.match(result.stdout, /namespace "e2e" deleted/);
+    const gone = await cluster.skiff(['get', 'cm', 'web-config', '-n', 'e2e']);
+    assert.notEqual(gone.code, 0);
+  });
+});

@@ -1,0 +1,87 @@
+/**
+ * `skiff up --detach` / `skiff down` through the built binary: a cluster in a temp state dir,
+ * stopped by pid, started again on the same data with every object still there.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { readConfigFile } from '../../cli/config.js';
+import { pidRunning, prepareTestCluster, type RunResult } from './cli-harness.js';
+
+function ok(result: RunResult, what: string): RunResult {
+  assert.equal(
+    result.code,
+    0,
+    `${what} failed (exit ${result.code}):\nstdout: ${result.stdout}\nstderr: ${result.stderr}`,
+  );
+  return result;
+}
+
+interface Record {
+  etcd: { pid: number };
+  nats: { pid: number };
+  controlplane: { pid: number; api: string; http: string };
+}
+
+describe('skiff up / down', { timeout: 240_000 }, () => {
+  const cluster = prepareTestCluster('updown');
+  after(() => cluster.dispose());
+  const recordPath = join(cluster.stateDir, 'cluster.json');
+  const manifest = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: survivor}\ndata: {kept: "yes"}\n';
+
+  test('up --detach starts etcd, NATS and the control plane and writes the client config', async () => {
+    const up = ok(await cluster.up(), 'up --detach');
+    assert.match(up.stdout, /cluster ready: API 127\.0\.0\.1:\d+/);
+    const record = JSON.parse(readFileSync(recordPath, 'utf8')) as Record;
+    for (const part of ['etcd', 'nats', 'controlplane'] as const)
+      assert.ok(pidRunning(record[part].pid), `${part} runs`);
+    const config = readConfigFile(cluster.configPath)!;
+    assert.equal(config.server, record.controlplane.api);
+    assert.equal(config.http, record.controlplane.http);
+    assert.equal(statSync(cluster.configPath).mode & 0o777, 0o600);
+    assert.equal((await fetch(`${record.controlplane.http}/readyz`)).status, 200);
+  });
+
+  test('up on a running state dir fails and says so', async () => {
+    const again = await cluster.up();
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /already running/);
+  });
+
+  test('--agents above 1 is refused: agents do not exist yet', async () => {
+    const result = await cluster.skiff(['up', '--agents', '2', '--state', cluster.stateDir]);
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /agents are not available yet/);
+  });
+
+  test('down stops every process and keeps the data; up again finds the objects', async () => {
+    ok(await cluster.skiff(['apply', '-f', '-'], { input: manifest }), 'apply');
+    const record = JSON.parse(readFileSync(recordPath, 'utf8')) as Record;
+    const down = ok(await cluster.down(), 'down');
+    assert.match(down.stdout, /stopped controlplane .*nats .*etcd/);
+    for (const part of ['etcd', 'nats', 'controlplane'] as const)
+      assert.ok(!pidRunning(record[part].pid), `${part} stopped`);
+    assert.equal(existsSync(recordPath), false);
+    assert.ok(existsSync(join(cluster.stateDir, 'etcd')), 'etcd data kept');
+
+    const cmd = await cluster.skiff(['get', 'cm', 'survivor']);
+    assert.notEqual(cmd.code, 0, 'the API is down');
+
+    ok(await cluster.up(), 'second up');
+    const json = JSON.parse(
+      ok(await cluster.skiff(['get', 'cm', 'survivor', '-o', 'json']), 'get after restart').stdout,
+    );
+    assert.equal(json.data.kept, 'yes');
+    assert.equal(
+      ok(await cluster.skiff(['apply', '-f', '-'], { input: manifest }), 're-apply').stdout,
+      'configmap/survivor unchanged\n',
+    );
+  });
+
+  test('down twice is harmless', async () => {
+    ok(await cluster.down(), 'down');
+    const again = ok(await cluster.down(), 'second down');
+    assert.match(again.stdout, /nothing to stop/);
+  });
+});
