@@ -1,0 +1,491 @@
+/**
+ * The container runtime on the real machine: namespaces, mounts, cgroups, the shim, logs, exec,
+ * stop/kill/rm. Runs as root; every container is removed (processes killed, cgroups removed)
+ * even when a test fails.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  LinuxContainerRuntime,
+  type CreateContainerOptions,
+  type ExitInfo,
+} from '../../node-agent/runtime/containers/container-runtime.js';
+import { FailedPreconditionError, NotFoundError } from '../../proto/errors.js';
+import {
+  makeBusyboxRootfs,
+  mountsUnder,
+  removeTree,
+  requireRootAndBusybox,
+  scratchDir,
+} from './runtime-containers-fixture.js';
+
+let work: string;
+let rootfs: string;
+let root: string;
+let rt: LinuxContainerRuntime;
+
+before(async () => {
+  requireRootAndBusybox();
+  work = await scratchDir('skiff-ctr-test-');
+  rootfs = await makeBusyboxRootfs(join(work, 'rootfs'));
+  root = join(work, 'root');
+  rt = await LinuxContainerRuntime.open({ root });
+});
+
+after(async () => {
+  if (rt) {
+    for (const c of await rt.list({ all: true })) await rt.remove(c.id, { force: true }).catch(() => {});
+    assert.deepEqual(mountsUnder(work), [], 'nothing stays mounted');
+  }
+  if (work) await removeTree(work);
+});
+
+function opts(argv: string[], extra: Partial<CreateContainerOptions> = {}): CreateContainerOptions {
+  return { rootfs: { type: 'bind', source: rootfs, options: ['rbind', 'rw'] }, argv, ...extra };
+}
+
+/** Runs a container to its end; returns its exit and its output, and removes it. */
+async function run(argv: string[], extra: Partial<CreateContainerOptions> = {}) {
+  const c = await rt.create(opts(argv, extra));
+  try {
+    await rt.start(c.id);
+    const exit = await rt.wait(c.id, { timeoutMs: 30_000 });
+    let stdout = '';
+    let stderr = '';
+    for await (const e of rt.logs(c.id)) {
+      if (e.stream === 'stdout') stdout += e.text + '\n';
+      else stderr += e.text + '\n';
+    }
+    return { exit, stdout, stderr, id: c.id };
+  } finally {
+    await rt.remove(c.id, { force: true });
+  }
+}
+
+const sh = (script: string) => ['sh', '-c', script];
+
+describe('container isolation', () => {
+  test("exit codes are the process's", async () => {
+    assert.equal((await run(['true'])).exit.exitCode, 0);
+    const r = await run(sh('exit 42'));
+    assert.equal(r.exit.exitCode, 42);
+    assert.equal(r.exit.reason, 'Error');
+  });
+
+  test('the process is pid 1 and host processes are invisible', async () => {
+    const r = await run(sh('echo $$; ls /proc | grep -c "^[0-9]"'));
+    const [pid, count] = r.stdout.trim().split('\n');
+    assert.equal(pid, '1');
+    assert.ok(Number(count) <= 3, `only the container's processes are visible, saw ${count}`);
+  });
+
+  test('hostname is its own', async () => {
+    const r = await run(['hostname'], { hostname: 'box-one' });
+    assert.equal(r.stdout.trim(), 'box-one');
+  });
+
+  test("capabilities are docker's 14, ambient and inheritable empty, no_new_privs set", async () => {
+    const r = await run(sh('grep -E "^(Cap|NoNewPrivs)" /proc/self/status'));
+    const status = Object.fromEntries(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(/:\s+/)),
+    );
+    assert.equal(status.CapEff, '00000000a80425fb');
+    assert.equal(status.CapBnd, '00000000a80425fb');
+    assert.equal(status.CapPrm, '00000000a80425fb');
+    assert.equal(status.CapInh, '0000000000000000');
+    assert.equal(status.CapAmb, '0000000000000000');
+    assert.equal(status.NoNewPrivs, '1');
+  });
+
+  test('a non-root user has no effective capabilities', async () => {
+    const r = await run(sh('id -u; id -g; grep CapEff /proc/self/status'), {
+      user: { uid: 1000, gid: 1001 },
+    });
+    assert.deepEqual(r.stdout.trim().split('\n'), ['1000', '1001', 'CapEff:\t0000000000000000']);
+  });
+
+  test('/proc is masked and read-only where docker masks it; /sys is read-only', async () => {
+    const r = await run(
+      sh(
+        [
+          'wc -c < /proc/keys',
+          'wc -c < /proc/timer_list',
+          'ls -A /proc/acpi | wc -l',
+          'test -e /proc/kcore && wc -c < /proc/kcore || echo absent',
+          'echo x > /proc/sys/kernel/domainname 2>/dev/null && echo writable || echo ro',
+          'touch /sys/x 2>/dev/null && echo writable || echo ro',
+          'grep " /proc " /proc/self/mounts',
+        ].join('; '),
+      ),
+    );
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines[0], '0', '/proc/keys reads as /dev/null');
+    assert.equal(lines[1], '0', '/proc/timer_list reads as /dev/null');
+    assert.equal(lines[2], '0', '/proc/acpi is an empty tmpfs');
+    assert.ok(lines[3] === 'absent' || lines[3] === '0', '/proc/kcore masked or absent on this kernel');
+    assert.equal(lines[4], 'ro');
+    assert.equal(lines[5], 'ro');
+    assert.match(lines[6]!, /nosuid,nodev,noexec/);
+  });
+
+  test('/dev holds only the standard devices', async () => {
+    const r = await run(
+      sh('ls /dev | sort | tr "\\n" " "; echo; echo hi > /dev/null && head -c 4 /dev/zero | wc -c'),
+    );
+    const [devs, zero] = r.stdout.trim().split('\n');
+    for (const d of ['full', 'null', 'pts', 'random', 'shm', 'tty', 'urandom', 'zero'])
+      assert.ok(devs!.includes(d), d);
+    assert.ok(!/sda|vda|mem /.test(devs!), `no host devices: ${devs}`);
+    assert.equal(zero, '4');
+  });
+
+  test('a device node made inside is unusable (device cgroup)', async () => {
+    const r = await run(
+      sh('mknod /tmp/mem c 1 1 && head -c 1 /tmp/mem >/dev/null 2>&1 && echo readable || echo denied'),
+    );
+    assert.equal(r.stdout.trim(), 'denied');
+  });
+
+  test('inherited descriptors are closed', async () => {
+    const r = await run(sh('ls /proc/$$/fd | tr "\\n" " "'));
+    assert.equal(r.stdout.trim(), '0 1 2');
+  });
+
+  test('a working directory through a magic link is refused (CVE-2024-21626)', async () => {
+    const c = await rt.create(opts(['pwd'], { cwd: '/proc/self/cwd' }));
+    try {
+      await assert.rejects(rt.start(c.id), (err: Error) => {
+        assert.match(err.message, /chdir \/proc\/self\/cwd/);
+        return true;
+      });
+      assert.equal((await rt.inspect(c.id)).state.reason, 'StartError');
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+    const r = await run(['pwd'], { cwd: '/../../../tmp' });
+    assert.equal(r.stdout.trim(), '/tmp', '.. stops at the container root');
+  });
+
+  test('a missing command fails start with NotFound naming it', async () => {
+    const c = await rt.create(opts(['/no/such/binary']));
+    try {
+      await assert.rejects(rt.start(c.id), (err: Error) => {
+        assert.ok(err instanceof NotFoundError);
+        assert.match(err.message, /exec \/no\/such\/binary/);
+        return true;
+      });
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
+  test('network none has only loopback, and it is up', async () => {
+    const r = await run(
+      sh(
+        'ls /sys/class/net | tr "\\n" " "; echo; cat /sys/class/net/lo/operstate; ping -c1 -W1 127.0.0.1 >/dev/null && echo ping-ok',
+      ),
+    );
+    const [ifs, , ping] = r.stdout.trim().split('\n');
+    assert.equal(ifs!.trim(), 'lo');
+    assert.equal(ping, 'ping-ok');
+  });
+
+  test('volumes: read-write and read-only binds; read-only root', async () => {
+    const vol = join(work, 'vol');
+    await mkdir(vol, { recursive: true });
+    await writeFile(join(vol, 'in.txt'), 'from host\n');
+    const r = await run(
+      sh(
+        'cat /data/in.txt; echo out > /data/out.txt; echo x > /ro/x 2>/dev/null || echo ro-refused; touch /newfile 2>/dev/null || echo root-ro',
+      ),
+      {
+        volumes: [
+          { source: vol, target: '/data', readonly: false },
+          { source: vol, target: '/ro', readonly: true },
+        ],
+        readOnly: true,
+      },
+    );
+    assert.deepEqual(r.stdout.trim().split('\n'), ['from host', 'ro-refused', 'root-ro']);
+    assert.equal(await readFile(join(vol, 'out.txt'), 'utf8'), 'out\n');
+  });
+});
+
+describe('cgroup limits', () => {
+  test('memory limit: the process is OOM-killed, exit 137, reason OOMKilled', async () => {
+    const r = await run(['tail', '/dev/zero'], { memoryBytes: 16 * 1024 * 1024 });
+    assert.equal(r.exit.exitCode, 137);
+    assert.equal(r.exit.reason, 'OOMKilled');
+    assert.equal(r.exit.oomKilled, true);
+  });
+
+  test('pids limit: a fork bomb stops at the limit', async () => {
+    // the loop runs in a subshell: a shell whose fork fails exits, and pid 1 must stay
+    const c = await rt.create(
+      opts(sh('(for i in $(seq 60); do sleep 30 & done) 2>/dev/null; exec sleep 30'), { pidsLimit: 16 }),
+    );
+    try {
+      await rt.start(c.id);
+      let pids = 0;
+      for (let i = 0; i < 50; i++) {
+        pids = (await rt.inspect(c.id)).stats?.pids ?? 0;
+        if (pids >= 16) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      pids = (await rt.inspect(c.id)).stats?.pids ?? 0;
+      assert.ok(pids >= 14 && pids <= 16, `the container filled up to the limit and no more (${pids})`);
+      const layout = rt.cgroups.layout;
+      const events = join(
+        layout.kind === 'v2' ? layout.unified : layout.controllers.pids!,
+        'skiff',
+        c.id,
+        'pids.events',
+      );
+      assert.match(await readFile(events, 'utf8'), /^max [1-9]/m, 'forks were refused by the pids limit');
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
+  test('cpu quota and memory limit are written before the process runs; stats read back', async () => {
+    const c = await rt.create(
+      opts(['sleep', '30'], { cpus: 0.5, memoryBytes: 64 * 1024 * 1024, pidsLimit: 20 }),
+    );
+    try {
+      await rt.start(c.id);
+      const layout = rt.cgroups.layout;
+      if (layout.kind === 'v2') {
+        assert.equal(
+          (await readFile(join(layout.unified, 'skiff', c.id, 'cpu.max'), 'utf8')).trim(),
+          '50000 100000',
+        );
+      } else {
+        assert.equal(
+          (await readFile(join(layout.controllers.cpu!, 'skiff', c.id, 'cpu.cfs_quota_us'), 'utf8')).trim(),
+          '50000',
+        );
+        assert.equal(
+          (
+            await readFile(join(layout.controllers.memory!, 'skiff', c.id, 'memory.limit_in_bytes'), 'utf8')
+          ).trim(),
+          String(64 * 1024 * 1024),
+        );
+      }
+      const info = await rt.inspect(c.id);
+      assert.equal(info.stats?.pids, 1);
+      assert.equal(info.stats?.memoryLimitBytes, 64 * 1024 * 1024);
+      assert.ok((info.stats?.memoryBytes ?? 0) > 0);
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+    assert.equal(await rt.cgroups.exists(c.id), false, 'rm removes every cgroup dir');
+  });
+});
+
+describe('logs, lifecycle, exec', () => {
+  test('stdout and stderr are logged with RFC3339Nano timestamps; tail; rotation at a size limit', async () => {
+    const r = await run(sh('echo one; echo two >&2; echo three'));
+    assert.equal(r.stdout, 'one\nthree\n');
+    assert.equal(r.stderr, 'two\n');
+    const c = await rt.create(
+      opts(sh('for i in $(seq 200); do echo line-$i; done'), { logMaxBytes: 4096, logMaxFiles: 2 }),
+    );
+    try {
+      await rt.start(c.id);
+      await rt.wait(c.id);
+      const tail: string[] = [];
+      for await (const e of rt.logs(c.id, { tail: 3 })) {
+        assert.match(e.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
+        tail.push(e.text);
+      }
+      assert.deepEqual(tail, ['line-198', 'line-199', 'line-200']);
+      const size = (await stat(rt.store.path(c.id, 'container.log'))).size;
+      assert.ok(size <= 4096, `the current file stays under the limit (${size})`);
+      await stat(rt.store.path(c.id, 'container.log.1'));
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
+  test('logs --follow streams until the container exits', async () => {
+    const c = await rt.create(opts(sh('echo a; sleep 0.3; echo b; sleep 0.3; echo c')));
+    try {
+      await rt.start(c.id);
+      const seen: string[] = [];
+      for await (const e of rt.logs(c.id, { follow: true })) seen.push(e.text);
+      assert.deepEqual(seen, ['a', 'b', 'c']);
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
+  test('a container outlives the process that started it and is stopped from another', async () => {
+    const script = join(work, 'start-detached.mjs');
+    const moduleUrl = new URL('../../node-agent/runtime/containers/container-runtime.js', import.meta.url)
+      .href;
+    await writeFile(
+      script,
+      `import { LinuxContainerRuntime } from ${JSON.stringify(moduleUrl)};
+       const rt = await LinuxContainerRuntime.open({ root: ${JSON.stringify(root)} });
+       const c = await rt.create({ name: 'detached', rootfs: { type: 'bind', source: ${JSON.stringify(rootfs)}, options: [] }, argv: ['sleep', '1000'] });
+       await rt.start(c.id);
+       process.stdout.write(c.id);`,
+    );
+    const id = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [...process.execArgv, script], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`starter exited ${code}`))));
+    });
+    try {
+      const running = await rt.list();
+      assert.ok(
+        running.some((c) => c.id === id && c.state.status === 'running'),
+        'still running after its starter exited',
+      );
+      assert.equal((await rt.inspect('detached')).id, id, 'names resolve');
+      assert.equal((await rt.inspect(id.slice(0, 8))).id, id, 'short ids resolve');
+      const t0 = Date.now();
+      const exit = (await rt.stop('detached', 1)) as ExitInfo;
+      assert.equal(exit.exitCode, 137, 'sleep as pid 1 ignores SIGTERM, so the grace ends in SIGKILL');
+      assert.ok(Date.now() - t0 >= 900, 'the grace period was given');
+      await assert.rejects(rt.remove('nonexistent-name'), NotFoundError);
+    } finally {
+      await rt.remove(id, { force: true });
+    }
+  });
+
+  test('kill delivers a signal; a process that handles TERM stops at once', async () => {
+    const c = await rt.create(opts(sh('trap "exit 7" TERM; while true; do sleep 0.05; done')));
+    try {
+      await rt.start(c.id);
+      await new Promise((r) => setTimeout(r, 200));
+      const exit = await rt.stop(c.id, 10);
+      assert.equal(exit?.exitCode, 7);
+      await assert.rejects(rt.kill(c.id, 'TERM'), FailedPreconditionError);
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
+  test('a killed shim is noticed: the container is marked exited (ShimDied) and its process killed', async () => {
+    const c = await rt.create(opts(['sleep', '1000']));
+    try {
+      const started = await rt.start(c.id);
+      const pid = started.state.pid!;
+      process.kill(started.state.shimPid!, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 100));
+      const info = await rt.inspect(c.id);
+      assert.equal(info.state.status, 'exited');
+      assert.equal(info.state.reason, 'ShimDied');
+      assert.match(info.state.error ?? '', /shim died/);
+      for (
+        let i = 0;
+        i < 100 && (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).length > 0;
+        i++
+      ) {
+        const st = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+        if (/\) [ZX] /.test(st)) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const st = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+      assert.ok(st === '' || /\) [ZX] /.test(st), 'the container process is gone');
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
+  test("exec runs inside: sees the container's processes and hostname; exit code comes back", async () => {
+    const c = await rt.create(opts(['sleep', '1000'], { hostname: 'exec-box', user: { uid: 0 } }));
+    try {
+      await rt.start(c.id);
+      const out = join(work, 'exec-out.txt');
+      const { openSync, closeSync } = await import('node:fs');
+      const fd = openSync(out, 'w');
+      const h = await rt.exec(c.id, {
+        argv: sh('hostname; cat /proc/1/cmdline | tr "\\0" " "; echo; grep CapEff /proc/self/status; exit 5'),
+        stdio: ['ignore', fd, 'inherit'],
+      });
+      closeSync(fd);
+      assert.equal(await h.exited, 5);
+      const lines = (await readFile(out, 'utf8')).trim().split('\n');
+      assert.equal(lines[0], 'exec-box');
+      assert.equal(lines[1]!.trim(), 'sleep 1000');
+      assert.equal(lines[2], 'CapEff:\t00000000a80425fb');
+      await assert.rejects(rt.exec(c.id, { argv: ['/nope'], stdio: 'ignore' }), NotFoundError);
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
+  test('--network container:C shares the network namespace', async () => {
+    const a = await rt.create(opts(['sleep', '1000'], { name: 'net-owner' }));
+    try {
+      const started = await rt.start(a.id);
+      const ownerNs = await readlink(`/proc/${started.state.pid}/ns/net`);
+      const r = await run(['readlink', '/proc/self/ns/net'], {
+        network: { mode: 'container', container: 'net-owner' },
+      });
+      assert.equal(r.stdout.trim(), ownerNs);
+    } finally {
+      await rt.remove(a.id, { force: true });
+    }
+  });
+
+  test('rm leaves no mount, no cgroup and no state; names are unique until then', async () => {
+    const c = await rt.create(
+      opts(['sleep', '1000'], { name: 'unique-name', memoryBytes: 32 * 1024 * 1024 }),
+    );
+    await assert.rejects(rt.create(opts(['true'], { name: 'unique-name' })), /in use/);
+    await rt.start(c.id);
+    await assert.rejects(rt.remove(c.id), FailedPreconditionError);
+    await rt.remove(c.id, { force: true });
+    assert.deepEqual(mountsUnder(root), []);
+    assert.equal(await rt.cgroups.exists(c.id), false);
+    await assert.rejects(stat(rt.store.path(c.id)));
+    const again = await rt.create(opts(['true'], { name: 'unique-name' }));
+    await rt.remove(again.id);
+  });
+});
+
+describe('overlay root', () => {
+  test('an overlay with 150 lower layers (options far beyond one page) mounts and merges', async () => {
+    const layers = join(work, 'layers-with-a-long-directory-name-to-overflow-the-page-limit');
+    const lowers: string[] = [];
+    for (let i = 0; i < 150; i++) {
+      const dir = join(layers, `layer-${String(i).padStart(4, '0')}-${'x'.repeat(20)}`);
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, `file-${i}`), `${i}\n`);
+      lowers.unshift(dir); // leftmost is uppermost
+    }
+    await writeFile(join(lowers[0]!, 'shadowed'), 'top\n');
+    await writeFile(join(lowers[149]!, 'shadowed'), 'bottom\n');
+    // the bottom layer carries the busybox root
+    await rm(lowers[149]!, { recursive: true });
+    await makeBusyboxRootfs(lowers[149]!);
+    await writeFile(join(lowers[149]!, 'shadowed'), 'bottom\n');
+    const upper = join(work, 'upper');
+    const workdir = join(work, 'work');
+    await mkdir(upper, { recursive: true });
+    await mkdir(workdir, { recursive: true });
+    const options = [`lowerdir=${lowers.join(':')}`, `upperdir=${upper}`, `workdir=${workdir}`];
+    assert.ok(options[0]!.length > 4096);
+    const r = await run(sh('cat /shadowed /file-1 /file-149; echo new > /written'), {
+      rootfs: { type: 'overlay', source: 'overlay', options },
+    });
+    assert.equal(r.exit.exitCode, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['top', '1', '149']);
+    assert.equal(await readFile(join(upper, 'written'), 'utf8'), 'new\n', 'writes land in the upper layer');
+    await assert.rejects(stat(join(lowers[0]!, 'written')), 'lower layers stay untouched');
+    assert.deepEqual(mountsUnder(work), []);
+  });
+});
