@@ -1,0 +1,85 @@
+import { describe, test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseManifestSource } from '../manifests.js';
+import { loadManifests, orderForApply, prepareDocument } from './apply.js';
+
+const one = (text: string) => parseManifestSource({ name: 'm.yaml', text })[0]!;
+
+describe('prepareDocument', () => {
+  test('namespaced objects take the manifest namespace, else -n, else default', () => {
+    const cm = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n';
+    assert.equal(prepareDocument(one(cm), undefined).namespace, 'default');
+    assert.equal(prepareDocument(one(cm), 'web').namespace, 'web');
+    const inNs = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: a}\n';
+    assert.equal(prepareDocument(one(inNs), 'a').object.metadata.namespace, 'a');
+    assert.throws(
+      () => prepareDocument(one(inNs), 'b'),
+      /m\.yaml: document 1 \(line 3, column \d+\): metadata\.namespace: namespace "a" does not match -n b/,
+    );
+  });
+
+  test('cluster-scoped objects drop a namespace', () => {
+    const ns = prepareDocument(
+      one('apiVersion: v1\nkind: Namespace\nmetadata: {name: x, namespace: y}\n'),
+      'z',
+    );
+    assert.equal(ns.namespace, '');
+    assert.equal(ns.object.metadata.namespace, undefined);
+  });
+
+  test('a name is required; field errors carry the location', () => {
+    assert.throws(
+      () =>
+        prepareDocument(one('apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: c-}\n'), undefined),
+      /needs a name/,
+    );
+    assert.throws(
+      () =>
+        prepareDocument(one('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nbogus: 1\n'), undefined),
+      (err: unknown) =>
+        err instanceof Error && /^m\.yaml: document 1 \(line 4, column 1\): .*bogus/.test(err.message),
+    );
+  });
+});
+
+describe('loadManifests', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skiff-apply-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('every bad document is reported, and a duplicate object is refused', async () => {
+    const path = join(dir, 'bad.yaml');
+    writeFileSync(
+      path,
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\nx: 1\n---\napiVersion: v1\nkind: Nope\nmetadata: {name: b}\n',
+    );
+    await assert.rejects(
+      loadManifests([path], undefined),
+      /2 invalid documents, nothing was applied:\n.*document 1.*\n.*document 2/,
+    );
+    const dup = join(dir, 'dup.yaml');
+    writeFileSync(
+      dup,
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n',
+    );
+    await assert.rejects(
+      loadManifests([dup], undefined),
+      /document 2 .*configmap\/a is also defined in .*dup\.yaml document 1/,
+    );
+  });
+
+  test('namespaces are applied first', async () => {
+    const path = join(dir, 'order.yaml');
+    writeFileSync(
+      path,
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: n}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n',
+    );
+    const ordered = orderForApply(await loadManifests([path], undefined));
+    assert.deepEqual(
+      ordered.map((p) => p.info.kind),
+      ['Namespace', 'ConfigMap'],
+    );
+  });
+});
