@@ -1,0 +1,245 @@
+/**
+ * The typed client of the skiff API, used by the CLI, agents and controllers.
+ *
+ *   const api = connectApi({ server: '127.0.0.1:7440', token });
+ *   const pod = await api.get('Pod', 'default', 'web-0');
+ *   for await (const ev of api.watch('Pod', { namespace: 'default', resourceVersion })) …
+ *   api.close();
+ *
+ * KubeObjects go in and come out (Kubernetes JSON shape); kinds may be given as kubectl spells them
+ * ("Pod", "pods", "po"). Every failure is a proto/errors.ts class (converted in grpc-status.ts):
+ * a ConflictError means re-read and retry, a GoneError from watch means re-list. Unary calls carry
+ * a deadline (`timeoutMs`, default 10 s); watches run until the signal aborts, the server ends
+ * them, or they fail.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { fromGrpcError } from './grpc-status.js';
+import { grpcServiceDefinition, type WireMessage } from './grpc-service.js';
+import type { KubeObject, KubeObjectByKind } from './gen/types.js';
+import { resolveKind } from './kinds.js';
+import { fromEnvelope, toEnvelope } from './objects.js';
+import { schemaRoot } from './schema.js';
+
+export interface ConnectOptions {
+  /** The API address, `host:port`. */
+  server: string;
+  /** A bearer token (the admin token is written to `<state-dir>/admin-token`). */
+  token: string;
+  /** Deadline of each unary call; default 10 000 ms. */
+  timeoutMs?: number;
+}
+
+export interface ListOptions {
+  /** Omitted or empty: every namespace. */
+  namespace?: string;
+  /** `app=web,tier!=db,env in (a,b),!legacy` */
+  labelSelector?: string;
+  /** `metadata.name=x,spec.nodeName=n1,status.phase!=Running` */
+  fieldSelector?: string;
+  /** Page size; omitted or 0: everything. */
+  limit?: number;
+  /** The `continue` token of the previous page. */
+  continue?: string;
+}
+
+export interface ListResult<T extends KubeObject = KubeObject> {
+  items: T[];
+  /** The revision to watch from for changes after this list. */
+  resourceVersion: string;
+  /** Set when more pages follow. */
+  continue?: string;
+}
+
+export interface DeleteOptions {
+  gracePeriodSeconds?: number;
+  /** A mismatch fails the delete with ConflictError. */
+  preconditions?: { uid?: string; resourceVersion?: string };
+}
+
+export interface WatchOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Deliver the events after this revision (from a list or an earlier event); omitted: from now. */
+  resourceVersion?: string;
+  /** Ask for periodic BOOKMARK events carrying the current revision. */
+  allowBookmarks?: boolean;
+  /** Aborting ends the iteration quietly. */
+  signal?: AbortSignal;
+}
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
+
+export interface WatchEvent<T extends KubeObject = KubeObject> {
+  type: WatchEventType;
+  /** Absent for BOOKMARK. For DELETED, the object as it was deleted. */
+  object?: T;
+  resourceVersion: string;
+}
+
+export interface VersionInfo {
+  version: string;
+  etcdEndpoints: string;
+}
+
+type KindArg = keyof KubeObjectByKind | string;
+type ObjectOf<K> = K extends keyof KubeObjectByKind ? KubeObjectByKind[K] : KubeObject;
+
+export interface ApiClient {
+  create<T extends KubeObject>(object: T): Promise<T>;
+  get<K extends KindArg>(kind: K, namespace: string, name: string): Promise<ObjectOf<K>>;
+  list<K extends KindArg>(kind: K, options?: ListOptions): Promise<ListResult<ObjectOf<K>>>;
+  /** metadata.resourceVersion, when set, is a precondition: a stale one is a ConflictError. */
+  update<T extends KubeObject>(object: T): Promise<T>;
+  /** Writes only `status`. */
+  updateStatus<T extends KubeObject>(object: T): Promise<T>;
+  /** The deleted object, or the object with deletionTimestamp set while finalizers or a grace period keep it. */
+  delete<K extends KindArg>(
+    kind: K,
+    namespace: string,
+    name: string,
+    options?: DeleteOptions,
+  ): Promise<ObjectOf<K>>;
+  watch<K extends KindArg>(kind: K, options?: WatchOptions): AsyncIterable<WatchEvent<ObjectOf<K>>>;
+  version(): Promise<VersionInfo>;
+  close(): void;
+}
+
+type UnaryMethod = (
+  request: WireMessage,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (err: grpc.ServiceError | null, response?: WireMessage) => void,
+) => grpc.ClientUnaryCall;
+type StreamMethod = (
+  request: WireMessage,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+) => grpc.ClientReadableStream<WireMessage>;
+
+let apiClientConstructor: grpc.ServiceClientConstructor | undefined;
+
+/** The grpc-js client class of skiff.v1.Api (built once from the schema). */
+function apiClientClass(): grpc.ServiceClientConstructor {
+  apiClientConstructor ??= grpc.makeGenericClientConstructor(
+    grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api')),
+    'Api',
+  );
+  return apiClientConstructor;
+}
+
+/** Connects lazily: the first call dials the server, so this never blocks or fails on I/O. */
+export function connectApi(options: ConnectOptions): ApiClient {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const Client = apiClientClass();
+  const client = new Client(options.server, grpc.credentials.createInsecure(), {
+    // Watches are long-lived and mostly idle: keepalives notice a dead server or path.
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  }) as unknown as grpc.Client & Record<string, UnaryMethod & StreamMethod>;
+
+  const metadata = (): grpc.Metadata => {
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${options.token}`);
+    return md;
+  };
+
+  const unary = (method: string, request: WireMessage): Promise<WireMessage> =>
+    new Promise((resolve, reject) => {
+      client[method]!(request, metadata(), { deadline: Date.now() + timeoutMs }, (err, response) => {
+        if (err) reject(fromGrpcError(err, options.server));
+        else resolve(response ?? {});
+      });
+    });
+
+  const objectOf = <T>(envelope: WireMessage): T => fromEnvelope(envelope) as T;
+
+  return {
+    async create(object) {
+      return objectOf(await unary('Create', { object: toEnvelope(object) }));
+    },
+    async get(kind, namespace, name) {
+      return objectOf(await unary('Get', { kind: resolveKind(kind).kind, namespace, name }));
+    },
+    async list(kind, listOptions = {}) {
+      const response = await unary('List', {
+        kind: resolveKind(kind).kind,
+        namespace: listOptions.namespace ?? '',
+        labelSelector: listOptions.labelSelector ?? '',
+        fieldSelector: listOptions.fieldSelector ?? '',
+        limit: String(listOptions.limit ?? 0),
+        continue: listOptions.continue ?? '',
+      });
+      const items = ((response.items as WireMessage[] | undefined) ?? []).map((item) =>
+        objectOf<never>(item),
+      );
+      const next = response.continue as string | undefined;
+      return {
+        items,
+        resourceVersion: String(response.resourceVersion ?? ''),
+        ...(next ? { continue: next } : {}),
+      };
+    },
+    async update(object) {
+      return objectOf(await unary('Update', { object: toEnvelope(object) }));
+    },
+    async updateStatus(object) {
+      return objectOf(await unary('UpdateStatus', { object: toEnvelope(object) }));
+    },
+    async delete(kind, namespace, name, deleteOptions = {}) {
+      const request: WireMessage = { kind: resolveKind(kind).kind, namespace, name };
+      if (deleteOptions.gracePeriodSeconds !== undefined) {
+        request.gracePeriodSeconds = String(deleteOptions.gracePeriodSeconds);
+      }
+      if (deleteOptions.preconditions) request.preconditions = { ...deleteOptions.preconditions };
+      return objectOf(await unary('Delete', request));
+    },
+    watch(kind, watchOptions = {}) {
+      const request: WireMessage = {
+        kind: resolveKind(kind).kind,
+        namespace: watchOptions.namespace ?? '',
+        labelSelector: watchOptions.labelSelector ?? '',
+        fieldSelector: watchOptions.fieldSelector ?? '',
+        resourceVersion: watchOptions.resourceVersion ?? '',
+        allowBookmarks: watchOptions.allowBookmarks ?? false,
+      };
+      return watchStream(() => client.Watch!(request, metadata(), {}), options.server, watchOptions.signal);
+    },
+    async version() {
+      const response = await unary('Version', {});
+      return { version: String(response.version ?? ''), etcdEndpoints: String(response.etcdEndpoints ?? '') };
+    },
+    close() {
+      client.close();
+    },
+  };
+}
+
+async function* watchStream<T extends KubeObject>(
+  open: () => grpc.ClientReadableStream<WireMessage>,
+  server: string,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<WatchEvent<T>> {
+  if (signal?.aborted) return;
+  const call = open();
+  const onAbort = (): void => call.cancel();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    for await (const message of call as AsyncIterable<WireMessage>) {
+      const event: WatchEvent<T> = {
+        type: message.type as WatchEventType,
+        resourceVersion: String(message.resourceVersion ?? ''),
+      };
+      if (message.object) event.object = fromEnvelope(message.object as WireMessage) as T;
+      yield event;
+    }
+  } catch (err) {
+    if (signal?.aborted && (err as grpc.ServiceError).code === grpc.status.CANCELLED) return;
+    throw fromGrpcError(err, server);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    // Ends the server-side watch when the consumer stops early (break or throw).
+    call.cancel();
+  }
+}
