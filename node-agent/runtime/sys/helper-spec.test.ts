@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  encodeContainerSpec,
+  encodeExecSpec,
+  parseHelperReport,
+  type HelperContainerSpec,
+} from './helper-spec.js';
+
+const base: HelperContainerSpec = {
+  argv: ['sh', '-c', 'echo "a\nb"'],
+  env: ['A=1'],
+  cwd: '/',
+  uid: 0,
+  gid: 0,
+  additionalGids: [10],
+  capabilities: [0, 1],
+  noNewPrivs: true,
+  rlimits: [{ resource: 7, soft: 1024n, hard: 4096n }],
+  cgroups: ['/sys/fs/cgroup/memory/skiff/x'],
+  joinNamespaces: [],
+  newNamespaces: ['pid', 'mnt'],
+  rootfsPath: '/r',
+  rootfs: { type: 'overlay', source: 'overlay', options: ['lowerdir=/a:/b', 'upperdir=/u', 'workdir=/w'] },
+  readonlyRoot: false,
+  hostname: 'h',
+  maskedPaths: ['/proc/kcore'],
+  readonlyPaths: ['/proc/sys'],
+  volumes: [{ source: '/s', target: '/t', readonly: true }],
+  loopbackUp: true,
+  logPath: '/l',
+  logMaxBytes: 100,
+  logMaxFiles: 2,
+  exitPath: '/e',
+};
+
+function pairs(buf: Buffer): string[] {
+  const s = buf.toString('utf8');
+  assert.ok(s.endsWith('\0'));
+  return s.slice(0, -1).split('\0');
+}
+
+test('container spec: keys followed by their values, newlines kept verbatim', () => {
+  const p = pairs(encodeContainerSpec(base));
+  assert.deepEqual(p.slice(0, 6), ['arg', 'sh', 'arg', '-c', 'arg', 'echo "a\nb"']);
+  const at = (k: string) => p.indexOf(k);
+  assert.deepEqual(p.slice(at('rlimit'), at('rlimit') + 4), ['rlimit', '7', '1024', '4096']);
+  assert.deepEqual(p.slice(at('volume'), at('volume') + 4), ['volume', '/s', '/t', '1']);
+  assert.equal(p[at('rootfs.option') + 1], 'lowerdir=/a:/b');
+  assert.equal(p[at('no_new_privs') + 1], '1');
+});
+
+test('a NUL byte anywhere is refused with the field named', () => {
+  assert.throws(() => encodeContainerSpec({ ...base, env: ['A=1\0B=2'] }), /env contains a NUL/);
+  assert.throws(() => encodeExecSpec({ ...base, argv: [] }), /no command/);
+});
+
+test('helper reports', () => {
+  assert.deepEqual(parseHelperReport('ok\t12\t10\n'), { ok: true, pid: 12, helperPid: 10 });
+  assert.deepEqual(parseHelperReport('error\tchdir\t/x\t40\ttoo many links\n'), {
+    ok: false,
+    step: 'chdir',
+    path: '/x',
+    errno: 40,
+    message: 'too many links',
+  });
+  assert.equal(parseHelperReport(''), undefined);
+  assert.equal(parseHelperReport('ok\tx'), undefined);
+});
