@@ -12,6 +12,7 @@ import { registerGlobalOptions } from './commands/context.js';
 import { registerDelete } from './commands/delete.js';
 import { registerDescribe } from './commands/describe.js';
 import { registerGet } from './commands/get.js';
+import { registerRuntime } from './commands/runtime.js';
 import { registerDown, registerUp } from './commands/up.js';
 import { registerVersion } from './commands/version.js';
 
@@ -31,6 +32,7 @@ registerConfig(program);
 registerClusterInfo(program);
 registerUp(program);
 registerDown(program);
+registerRuntime(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -371,7 +371,7 @@ describe('logs, lifecycle, exec', () => {
       await new Promise((r) => setTimeout(r, 200));
       const exit = await rt.stop(c.id, 10);
       assert.equal(exit?.exitCode, 7);
-      await assert.rejects(rt.kill(c.id, 'TERM'), FailedPreconditionError);
+      await assert.rejects(rt.kill(c.id, 'SIGTERM'), FailedPreconditionError);
     } finally {
       await rt.remove(c.id, { force: true });
     }

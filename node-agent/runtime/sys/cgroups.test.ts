@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { limitWrites, parseCgroupLayout, parseFlatKeyed, parseOomKills } from './cgroups.js';
+import {
+  limitWrites,
+  parseCgroupLayout,
+  parseFlatKeyed,
+  parseOomKills,
+  type CgroupLayout,
+} from './cgroups.js';
+
+type V1Layout = Extract<CgroupLayout, { kind: 'v1' | 'hybrid' }>;
 
 const HYBRID = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
@@ -17,18 +25,16 @@ const COMOUNTED_V1 = `25 24 0:22 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup
 const V2 = `30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate`;
 
 test('hybrid layout: v1 controllers and the unified mount', () => {
-  const l = parseCgroupLayout(HYBRID);
+  const l = parseCgroupLayout(HYBRID) as V1Layout;
   assert.equal(l.kind, 'hybrid');
-  assert.ok(l.kind !== 'v2');
   assert.equal(l.controllers.memory, '/sys/fs/cgroup/memory');
   assert.equal(l.controllers.cpuacct, '/sys/fs/cgroup/cpuacct');
   assert.equal(l.unified, '/sys/fs/cgroup/unified');
 });
 
 test('co-mounted v1 controllers share a directory', () => {
-  const l = parseCgroupLayout(COMOUNTED_V1);
+  const l = parseCgroupLayout(COMOUNTED_V1) as V1Layout;
   assert.equal(l.kind, 'v1');
-  assert.ok(l.kind !== 'v2');
   assert.equal(l.controllers.cpu, l.controllers.cpuacct);
 });
 

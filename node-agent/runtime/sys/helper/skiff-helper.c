@@ -562,7 +562,7 @@ __attribute__((noreturn)) static void become_process(const struct spec *s) {
 
   environ = (char **)s->env;
   execvp(s->argv[0], (char *const *)s->argv);
-  fail("exec", s->argv[0], errno, "exec %s: %s", s->argv[0], strerror(errno));
+  fail("exec", s->argv[0], errno, NULL);
 }
 
 /* Runs in the child that becomes the container's pid 1. */

@@ -1,0 +1,350 @@
+/**
+ * `skiff runtime --root DIR …`: the embedded container runtime on its own, docker-style.
+ * Containers: run, ps, logs, stop, kill, rm, exec, inspect. Image verbs go to the image store.
+ */
+import { Command, Option } from 'commander';
+import { availableParallelism } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  errorMessage,
+} from '../../proto/errors.js';
+import {
+  exitInfo,
+  signalNumber,
+  type ContainerInfo,
+} from '../../node-agent/runtime/containers/container-runtime.js';
+import { parseBytes, parseNetwork, parseVolume } from '../../node-agent/runtime/containers/validate.js';
+import { DEFAULT_ROOT, Runtime } from '../../node-agent/runtime/runtime.js';
+import { humanDuration } from '../output/age.js';
+import { renderTable } from '../output/table.js';
+
+interface RuntimeGlobals {
+  root: string;
+}
+
+function rootOf(command: Command): string {
+  let c: Command | null = command;
+  while (c && c.name() !== 'runtime') c = c.parent;
+  return resolvePath((c?.opts() as RuntimeGlobals | undefined)?.root ?? DEFAULT_ROOT);
+}
+
+async function openRuntime(command: Command): Promise<Runtime> {
+  if (process.getuid?.() !== 0) {
+    throw new PermissionDeniedError(
+      'skiff runtime: containers need root (namespaces, mounts, cgroups); run it as root',
+    );
+  }
+  return Runtime.open({ root: rootOf(command) });
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function intArg(flag: string, min: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < min) {
+      throw new InvalidArgumentError(
+        `${flag}: "${value}" must be a whole number >= ${min}`,
+        flag.replace(/^-+/, ''),
+      );
+    }
+    return Number(value);
+  };
+}
+
+/** `run IMAGE -- CMD` and `exec C -- CMD`: the separator is not part of the command. */
+function withoutSeparator(args: string[]): string[] {
+  return args[0] === '--' ? args.slice(1) : args;
+}
+
+function shortId(id: string): string {
+  return id.slice(0, 12);
+}
+
+function statusText(info: ContainerInfo, now = Date.now()): string {
+  const s = info.state;
+  if (s.status === 'running')
+    return `Up ${humanDuration(now - Date.parse(s.startedAt ?? info.config.created))}`;
+  if (s.status === 'created') return 'Created';
+  const ago = s.finishedAt ? ` ${humanDuration(now - Date.parse(s.finishedAt))} ago` : '';
+  const why = s.reason === 'OOMKilled' || s.reason === 'ShimDied' ? ` ${s.reason}` : '';
+  return `Exited (${s.exitCode ?? '?'})${why}${ago}`;
+}
+
+function commandText(argv: string[]): string {
+  const text = JSON.stringify(argv.join(' '));
+  return text.length > 32 ? `${text.slice(0, 30)}…"` : text;
+}
+
+/** Docker's exit codes for a run that never reached the process: 125 runtime, 126 cannot exec, 127 not found. */
+function startFailureCode(err: unknown): number {
+  if (err instanceof NotFoundError) return 127;
+  if (err instanceof PermissionDeniedError) return 126;
+  return 125;
+}
+
+function writeEntry(text: string, partial: boolean, stream: 'stdout' | 'stderr', time?: string): void {
+  const line = `${time ? `${time} ` : ''}${text}${partial ? '' : '\n'}`;
+  (stream === 'stdout' ? process.stdout : process.stderr).write(line);
+}
+
+interface RunFlags {
+  rm?: boolean;
+  detach?: boolean;
+  name?: string;
+  env?: string[];
+  workdir?: string;
+  user?: string;
+  hostname?: string;
+  memory?: string;
+  cpus?: string;
+  pidsLimit?: number;
+  readOnly?: boolean;
+  network: string;
+  volume?: string[];
+  rootfs?: string;
+}
+
+function registerRun(runtime: Command): void {
+  runtime
+    .command('run')
+    .description('create and start a container from IMAGE (or from a directory with --rootfs)')
+    .argument('[image]', 'image reference (omit with --rootfs)')
+    .argument('[command...]', 'command and arguments (replace the image Cmd)')
+    .option('--rm', 'remove the container when it exits')
+    .option('-d, --detach', 'run in the background and print the container id')
+    .option('--name <name>', 'container name (unique)')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <uid[:gid]>', 'numeric user and group')
+    .option('--hostname <name>', 'container host name')
+    .option('--memory <size>', 'memory limit, e.g. 64Mi')
+    .option('--cpus <n>', 'CPU quota in cores, e.g. 0.5')
+    .option('--pids-limit <n>', 'maximum number of processes', intArg('--pids-limit', 1))
+    .option('--read-only', 'mount the root file system read-only')
+    .addOption(new Option('--network <mode>', 'none | host | container:NAME').default('none'))
+    .option('-v, --volume <HOST:CTR[:ro]>', 'bind mount a host directory (repeatable)', collect)
+    .option('--rootfs <dir>', 'run from this directory instead of an image (all arguments are the command)')
+    .passThroughOptions()
+    .action(async (image: string | undefined, command: string[], flags: RunFlags, cmd: Command) => {
+      const rt = await openRuntime(cmd);
+      const argv = withoutSeparator(
+        flags.rootfs ? [...(image !== undefined ? [image] : []), ...command] : command,
+      );
+      const cpus = flags.cpus !== undefined ? Number(flags.cpus) : undefined;
+      if (cpus !== undefined && !(cpus > 0 && cpus <= availableParallelism())) {
+        throw new InvalidArgumentError(
+          `--cpus: "${flags.cpus}" must be above 0 and at most ${availableParallelism()}`,
+          'cpus',
+        );
+      }
+      let info: ContainerInfo;
+      try {
+        info = await rt.run({
+          image: flags.rootfs ? undefined : image,
+          rootfsDir: flags.rootfs ? resolvePath(flags.rootfs) : undefined,
+          command: argv,
+          name: flags.name,
+          env: flags.env,
+          workdir: flags.workdir,
+          user: flags.user,
+          hostname: flags.hostname,
+          memoryBytes: flags.memory !== undefined ? parseBytes(flags.memory, 'memory') : undefined,
+          cpus,
+          pidsLimit: flags.pidsLimit,
+          readOnly: flags.readOnly,
+          network: parseNetwork(flags.network),
+          volumes: (flags.volume ?? []).map((v, i) => {
+            const vol = parseVolume(v, i);
+            return { ...vol, source: resolvePath(vol.source) };
+          }),
+          autoRemove: flags.rm,
+        });
+      } catch (err) {
+        process.stderr.write(`error: ${errorMessage(err)}\n`);
+        process.exitCode = startFailureCode(err);
+        return;
+      }
+      if (flags.detach) {
+        process.stdout.write(`${info.id}\n`);
+        return;
+      }
+      const forward = (signal: NodeJS.Signals) => {
+        rt.containers.kill(info.id, signal).catch(() => {});
+      };
+      const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+      for (const s of signals) process.on(s, forward);
+      try {
+        for await (const e of rt.containers.logs(info.id, { follow: true }))
+          writeEntry(e.text, e.partial, e.stream);
+        const exit = await rt.containers.wait(info.id);
+        if (exit.reason === 'ShimDied') process.stderr.write(`error: ${exit.error}\n`);
+        process.exitCode = exit.exitCode;
+      } finally {
+        for (const s of signals) process.off(s, forward);
+        if (flags.rm) await rt.containers.remove(info.id, { force: true });
+      }
+    });
+}
+
+function registerContainerVerbs(runtime: Command): void {
+  runtime
+    .command('ps')
+    .description('list containers (running ones; -a for all)')
+    .option('-a, --all', 'show all containers')
+    .option('-q, --quiet', 'only ids')
+    .action(async (flags: { all?: boolean; quiet?: boolean }, cmd: Command) => {
+      const rt = await openRuntime(cmd);
+      const list = await rt.containers.list({ all: flags.all });
+      if (flags.quiet) {
+        for (const c of list) process.stdout.write(`${shortId(c.id)}\n`);
+        return;
+      }
+      const now = Date.now();
+      const rows = list.map((c) => [
+        shortId(c.id),
+        c.config.image ?? '',
+        commandText(c.config.argv),
+        `${humanDuration(now - Date.parse(c.config.created))} ago`,
+        statusText(c, now),
+        c.name,
+      ]);
+      process.stdout.write(
+        renderTable(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'], rows),
+      );
+    });
+
+  runtime
+    .command('logs')
+    .description("print a container's logs")
+    .argument('<container>')
+    .option('-f, --follow', 'keep printing new lines until the container exits')
+    .option('-t, --timestamps', 'prefix each line with its RFC3339Nano time')
+    .option('--tail <n>', 'only the last N lines ("all" for every line)', 'all')
+    .action(
+      async (ref: string, flags: { follow?: boolean; timestamps?: boolean; tail: string }, cmd: Command) => {
+        const rt = await openRuntime(cmd);
+        const tail = flags.tail === 'all' ? undefined : intArg('--tail', 0)(flags.tail);
+        for await (const e of rt.containers.logs(ref, { follow: flags.follow, tail })) {
+          writeEntry(e.text, e.partial, e.stream, flags.timestamps ? e.time : undefined);
+        }
+      },
+    );
+
+  runtime
+    .command('stop')
+    .description('stop containers: SIGTERM, then SIGKILL after the grace period')
+    .argument('<containers...>')
+    .option('-t, --time <seconds>', 'grace period before SIGKILL', intArg('--time', 0), 10)
+    .action(async (refs: string[], flags: { time: number }, cmd: Command) => {
+      const rt = await openRuntime(cmd);
+      for (const ref of refs) {
+        await rt.containers.stop(ref, flags.time);
+        process.stdout.write(`${ref}\n`);
+      }
+    });
+
+  runtime
+    .command('kill')
+    .description('send a signal to containers (default SIGKILL)')
+    .argument('<containers...>')
+    .option('-s, --signal <signal>', 'signal name or number', 'KILL')
+    .action(async (refs: string[], flags: { signal: string }, cmd: Command) => {
+      const rt = await openRuntime(cmd);
+      const signo = signalNumber(flags.signal);
+      for (const ref of refs) {
+        await rt.containers.kill(ref, signo);
+        process.stdout.write(`${ref}\n`);
+      }
+    });
+
+  runtime
+    .command('rm')
+    .description('remove containers (their writable layer, cgroups and state)')
+    .argument('<containers...>')
+    .option('-f, --force', 'kill running containers first')
+    .action(async (refs: string[], flags: { force?: boolean }, cmd: Command) => {
+      const rt = await openRuntime(cmd);
+      for (const ref of refs) {
+        await rt.containers.remove(ref, { force: flags.force });
+        process.stdout.write(`${ref}\n`);
+      }
+    });
+
+  runtime
+    .command('exec')
+    .description('run a command inside a running container')
+    .argument('<container>')
+    .argument('<command...>')
+    .option('-i, --interactive', 'keep stdin open')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
+    .option('-w, --workdir <dir>', 'working directory')
+    .option('-u, --user <uid[:gid]>', 'numeric user and group')
+    .passThroughOptions()
+    .action(
+      async (
+        ref: string,
+        command: string[],
+        flags: { interactive?: boolean; env?: string[]; workdir?: string; user?: string },
+        cmd: Command,
+      ) => {
+        const rt = await openRuntime(cmd);
+        const { parseUser } = await import('../../node-agent/runtime/containers/validate.js');
+        let handle;
+        try {
+          handle = await rt.containers.exec(ref, {
+            argv: withoutSeparator(command),
+            env: flags.env,
+            cwd: flags.workdir,
+            user: flags.user !== undefined ? parseUser(flags.user) : undefined,
+            stdio: [flags.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'],
+          });
+        } catch (err) {
+          process.stderr.write(`error: ${errorMessage(err)}\n`);
+          process.exitCode = startFailureCode(err);
+          return;
+        }
+        const forward = (signal: NodeJS.Signals) => handle.child.kill(signal);
+        const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+        for (const s of signals) process.on(s, forward);
+        try {
+          process.exitCode = await handle.exited;
+        } finally {
+          for (const s of signals) process.off(s, forward);
+        }
+      },
+    );
+
+  runtime
+    .command('inspect')
+    .description('show a container as JSON (config, state, exit, live cgroup stats)')
+    .argument('<containers...>')
+    .action(async (refs: string[], _flags: unknown, cmd: Command) => {
+      const rt = await openRuntime(cmd);
+      const out = [];
+      for (const ref of refs) {
+        const info = await rt.containers.inspect(ref);
+        out.push({
+          ...info,
+          exit: info.state.status === 'exited' ? exitInfo(info.state) : undefined,
+        });
+      }
+      process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    });
+}
+
+export function registerRuntime(program: Command): void {
+  const runtime = program
+    .command('runtime')
+    .description('the embedded container runtime, on its own (docker-style verbs)')
+    .option('--root <dir>', 'runtime state directory', DEFAULT_ROOT)
+    .enablePositionalOptions();
+  registerRun(runtime);
+  registerContainerVerbs(runtime);
+  runtime.hook('preAction', () => {
+    if (process.platform !== 'linux') throw new FailedPreconditionError('skiff runtime: Linux only');
+  });
+}

@@ -1,0 +1,188 @@
+/**
+ * The runtime as one object: images (the image store), snapshots, and containers tied together.
+ * `run` = resolve the image → unpack it (committed snapshots per layer) → prepare a writable
+ * snapshot on its top chain ID → create and start a container on the snapshot's mounts, with
+ * entrypoint/cmd/env/workdir/user taken from the image config and overridden by the caller.
+ *
+ *   <root>/content, <root>/images, <root>/snapshots   the image side (images engineer)
+ *   <root>/containers/<id>/                           the container side (containers/)
+ */
+import { randomBytes } from 'node:crypto';
+import { InvalidArgumentError, FailedPreconditionError, errorMessage } from '../../proto/errors.js';
+import {
+  LinuxContainerRuntime,
+  type ContainerInfo,
+  type CreateContainerOptions,
+  type SnapshotRemover,
+} from './containers/container-runtime.js';
+import { parseUser } from './containers/validate.js';
+import type { RootMount } from './sys/helper-spec.js';
+
+export const DEFAULT_ROOT = '/var/lib/skiff/runtime';
+
+/** The part of a resolved image the container side needs (images/image-store.ts ResolvedImage). */
+export interface RuntimeImage {
+  /** The image ID (config digest). */
+  id: string;
+  manifestDigest: string;
+  /** The OCI image config; `config` is its runtime part (Env, Cmd, Entrypoint, WorkingDir, User). */
+  config: { config: Record<string, unknown> };
+}
+
+/** What the image store offers the runtime (images/image-store.ts ImageStore fits). */
+export interface ImageService {
+  resolve(ref: string): Promise<RuntimeImage>;
+  /** Ensures a committed snapshot for every layer; returns the top one's chain ID. */
+  unpack(image: RuntimeImage): Promise<{ chainId: string }>;
+}
+
+/** What the snapshotter offers the runtime (node-agent/runtime/snapshots). */
+export interface ContainerSnapshots extends SnapshotRemover {
+  prepare(key: string, parent?: string): Promise<RootMount[]>;
+}
+
+/** The runtime part of an OCI image config (`config.config`, or the object itself). */
+export function runtimeConfigOf(config: Record<string, unknown>): Record<string, unknown> {
+  const inner = config.config;
+  return inner && typeof inner === 'object' && !Array.isArray(inner)
+    ? (inner as Record<string, unknown>)
+    : config;
+}
+
+function stringList(value: unknown, field: string): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
+    throw new InvalidArgumentError(`read image config: ${field} must be a list of strings`, field);
+  }
+  return value as string[];
+}
+
+export interface ProcessOverrides {
+  /** Arguments after the image name: replace Cmd (Entrypoint stays). */
+  command?: string[];
+  env?: string[];
+  workdir?: string;
+  /** "UID[:GID]" */
+  user?: string;
+}
+
+/** The process a container runs: the image's defaults with the caller's overrides. Pure. */
+export function processFromImage(
+  imageConfig: Record<string, unknown>,
+  overrides: ProcessOverrides,
+): { argv: string[]; env: string[]; cwd: string; user: { uid: number; gid?: number } } {
+  const c = runtimeConfigOf(imageConfig);
+  const entrypoint = stringList(c.Entrypoint, 'config.Entrypoint') ?? [];
+  const cmd =
+    overrides.command && overrides.command.length > 0
+      ? overrides.command
+      : (stringList(c.Cmd, 'config.Cmd') ?? []);
+  const env = [...(stringList(c.Env, 'config.Env') ?? [])];
+  for (const e of overrides.env ?? []) {
+    const key = e.includes('=') ? e.slice(0, e.indexOf('=') + 1) : `${e}=`;
+    const at = env.findIndex((x) => x.startsWith(key));
+    if (at >= 0) env[at] = e;
+    else env.push(e);
+  }
+  const workdir =
+    overrides.workdir ?? (typeof c.WorkingDir === 'string' && c.WorkingDir ? c.WorkingDir : '/');
+  const userText = overrides.user ?? (typeof c.User === 'string' && c.User ? c.User : '0');
+  let user;
+  try {
+    user = parseUser(userText);
+  } catch (err) {
+    // Names would need the image's /etc/passwd, which is hostile input: numbers only.
+    const field = overrides.user !== undefined ? 'user' : 'config.User';
+    throw new InvalidArgumentError(
+      `${field}: ${errorMessage(err).replace(/^user: /, '')} (user names are not resolved)`,
+      field,
+    );
+  }
+  return { argv: [...entrypoint, ...cmd], env, cwd: workdir, user };
+}
+
+export type RunOptions = Omit<
+  CreateContainerOptions,
+  'rootfs' | 'snapshotKey' | 'argv' | 'env' | 'cwd' | 'user' | 'image'
+> &
+  ProcessOverrides & {
+    /** An image reference, resolved through the image store. */
+    image?: string;
+    /** Or a directory to run from (bind-mounted root), without an image. */
+    rootfsDir?: string;
+  };
+
+export class Runtime {
+  constructor(
+    readonly containers: LinuxContainerRuntime,
+    readonly images?: ImageService,
+    readonly snapshots?: ContainerSnapshots,
+  ) {}
+
+  static async open(opts: {
+    root?: string;
+    images?: ImageService;
+    snapshots?: ContainerSnapshots;
+  }): Promise<Runtime> {
+    const root = opts.root ?? DEFAULT_ROOT;
+    const containers = await LinuxContainerRuntime.open({ root, snapshots: opts.snapshots });
+    return new Runtime(containers, opts.images, opts.snapshots);
+  }
+
+  /** Creates a container from an image (or a directory) and starts it. */
+  async run(opts: RunOptions): Promise<ContainerInfo> {
+    const { image: ref, rootfsDir, command, workdir, user, env, ...rest } = opts;
+    let rootfs: RootMount;
+    let snapshotKey: string | undefined;
+    let imageConfig: Record<string, unknown> = {};
+    let imageName: string | undefined;
+    let imageDigest: string | undefined;
+    if (rootfsDir !== undefined) {
+      rootfs = { type: 'bind', source: rootfsDir, options: ['rbind', 'rw'] };
+      imageName = rootfsDir;
+    } else {
+      if (!ref) throw new InvalidArgumentError('run: give an image (or a root directory)', 'image');
+      if (!this.images || !this.snapshots) {
+        throw new FailedPreconditionError(
+          `run ${ref}: this runtime has no image store; run from a directory instead`,
+        );
+      }
+      const image = await this.images.resolve(ref);
+      const { chainId } = await this.images.unpack(image);
+      imageConfig = image.config.config;
+      imageName = ref;
+      imageDigest = image.manifestDigest;
+      snapshotKey = `container-${randomBytes(16).toString('hex')}`;
+      const mounts = await this.snapshots.prepare(snapshotKey, chainId);
+      if (mounts.length !== 1) {
+        await this.snapshots.remove(snapshotKey).catch(() => {});
+        throw new FailedPreconditionError(
+          `run ${ref}: the snapshotter returned ${mounts.length} mounts; one root mount is supported`,
+        );
+      }
+      rootfs = mounts[0]!;
+    }
+    const proc = processFromImage(imageConfig, { command, workdir, user, env });
+    let created: ContainerInfo;
+    try {
+      created = await this.containers.create({
+        ...rest,
+        ...proc,
+        image: imageName,
+        imageDigest,
+        rootfs,
+        snapshotKey,
+      });
+    } catch (err) {
+      if (snapshotKey) await this.snapshots?.remove(snapshotKey).catch(() => {});
+      throw err;
+    }
+    try {
+      return await this.containers.start(created.id);
+    } catch (err) {
+      // a failed start leaves the record for inspection, unless the caller asked for --rm
+      if (opts.autoRemove) await this.containers.remove(created.id, { force: true }).catch(() => {});
+      throw err;
+    }
+  }
+}
