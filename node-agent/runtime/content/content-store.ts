@@ -61,8 +61,16 @@ export interface IngestResult {
 }
 
 export interface ContentIngester {
+  /**
+   * Refuses (ResourceExhaustedError giving the size and the limit) when `bytes` more would fill
+   * the disk: lets an import check the declared total of its blobs before writing any of them.
+   */
+  checkSpace(bytes: number, what: string): Promise<void>;
   /** Consumes `source` to its end; see the invariants above. */
-  ingest(source: AsyncIterable<Buffer | Uint8Array>, options?: IngestOptions): Promise<IngestResult>;
+  ingest(
+    source: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>,
+    options?: IngestOptions,
+  ): Promise<IngestResult>;
 }
 
 export interface ContentManager {

@@ -126,7 +126,7 @@ export class LocalContentStore implements ContentStore {
       }
     }
     const exists = expected !== undefined && (await this.has(expected));
-    if (!exists && options.size !== undefined) await this.checkDiskBudget(what, options.size);
+    if (!exists && options.size !== undefined) await this.checkSpace(options.size, `ingest ${what}`);
 
     const hash = createHash('sha256');
     let size = 0;
@@ -186,12 +186,12 @@ export class LocalContentStore implements ContentStore {
     }
   }
 
-  private async checkDiskBudget(what: string, size: number): Promise<void> {
+  async checkSpace(size: number, what: string): Promise<void> {
     const free = await this.freeBytes(this.ingestDir);
     const usable = Math.max(0, free - this.reserveBytes);
     if (size > usable) {
       throw new ResourceExhaustedError(
-        `ingest ${what}: declared size ${size} bytes would fill the disk (${usable} bytes usable: ` +
+        `${what}: declared size ${size} bytes would fill the disk (${usable} bytes usable: ` +
           `${free} free minus a reserve of ${this.reserveBytes}); free space under ${this.ingestDir} or prune images`,
       );
     }

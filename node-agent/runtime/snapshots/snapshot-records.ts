@@ -1,0 +1,158 @@
+/**
+ * The on-disk bookkeeping shared by the file-system snapshotters:
+ *
+ *   ROOT/records/<sha256(key)>.json   one record per key: { id, key, kind, parent, labels, ... }
+ *   ROOT/snapshots/<id>/              the snapshot's storage, named by a short random id so that
+ *                                     overlay lowerdir lists stay short
+ *
+ * Every change is one atomic file-system operation, so concurrent processes (several CLI calls,
+ * the agent) never lose an update: a record is created with link(2) (EEXIST = the key is taken),
+ * replaced by rename(2), removed by unlink(2).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { link, mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../../proto/errors.js';
+import { writeFileAtomic } from '../content/atomic-file.js';
+import type { SnapshotInfo, SnapshotKind } from './snapshotter.js';
+
+export interface SnapshotRecord {
+  id: string;
+  key: string;
+  kind: SnapshotKind;
+  parent?: string;
+  labels: Record<string, string>;
+  created: string;
+  updated: string;
+}
+
+export function toInfo(record: SnapshotRecord): SnapshotInfo {
+  const { key, kind, parent, labels, created, updated } = record;
+  return parent === undefined
+    ? { key, kind, labels, created, updated }
+    : { key, kind, parent, labels, created, updated };
+}
+
+export function validateKey(key: unknown, field = 'key'): string {
+  if (typeof key !== 'string' || key.length === 0 || Buffer.byteLength(key) > 1024 || key.includes('\0')) {
+    throw new InvalidArgumentError(
+      `snapshot ${field} ${JSON.stringify(key)}: want a non-empty string of at most 1024 bytes`,
+      field,
+    );
+  }
+  return key;
+}
+
+export class SnapshotRecords {
+  readonly recordsDir: string;
+  readonly snapshotsDir: string;
+
+  constructor(readonly root: string) {
+    this.recordsDir = join(root, 'records');
+    this.snapshotsDir = join(root, 'snapshots');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.recordsDir, { recursive: true, mode: 0o700 });
+    await mkdir(this.snapshotsDir, { recursive: true, mode: 0o700 });
+  }
+
+  private recordPath(key: string): string {
+    return join(this.recordsDir, `${createHash('sha256').update(key).digest('hex')}.json`);
+  }
+
+  dir(id: string): string {
+    return join(this.snapshotsDir, id);
+  }
+
+  /** A fresh storage directory with a short unique id. */
+  async newStorage(): Promise<string> {
+    for (;;) {
+      const id = randomBytes(5)
+        .toString('base64url')
+        .toLowerCase()
+        .replace(/[^a-z0-9]/g, '')
+        .slice(0, 6);
+      if (id.length < 6) continue;
+      try {
+        await mkdir(this.dir(id), { mode: 0o700 });
+        return id;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+  }
+
+  async find(key: string): Promise<SnapshotRecord | undefined> {
+    try {
+      return JSON.parse(await readFile(this.recordPath(key), 'utf8')) as SnapshotRecord;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async get(key: string, action: string): Promise<SnapshotRecord> {
+    const record = await this.find(key);
+    if (!record) throw new NotFoundError(`${action} snapshot ${JSON.stringify(key)}: no such snapshot`);
+    return record;
+  }
+
+  /** Creates the record; AlreadyExistsError when the key is taken (atomically, via link(2)). */
+  async create(record: SnapshotRecord, action: string): Promise<void> {
+    const tmp = join(this.recordsDir, `.new-${randomBytes(8).toString('hex')}`);
+    const handle = await open(tmp, 'wx', 0o600);
+    try {
+      await handle.writeFile(JSON.stringify(record));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await link(tmp, this.recordPath(record.key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new AlreadyExistsError(
+          `${action} snapshot ${JSON.stringify(record.key)}: the key is already in use`,
+        );
+      }
+      throw err;
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async replace(record: SnapshotRecord): Promise<void> {
+    await writeFileAtomic(this.recordPath(record.key), JSON.stringify(record));
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.recordPath(key), { force: true });
+  }
+
+  async all(): Promise<SnapshotRecord[]> {
+    const out: SnapshotRecord[] = [];
+    for (const name of await readdir(this.recordsDir)) {
+      if (!name.endsWith('.json')) continue;
+      try {
+        out.push(JSON.parse(await readFile(join(this.recordsDir, name), 'utf8')) as SnapshotRecord);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    return out.sort((a, b) => a.created.localeCompare(b.created) || a.key.localeCompare(b.key));
+  }
+
+  /** Storage directories that no record names (a crash between mkdir and record, or a removal). */
+  async orphanIds(): Promise<string[]> {
+    const used = new Set((await this.all()).map((r) => r.id));
+    const out: string[] = [];
+    for (const id of await readdir(this.snapshotsDir)) {
+      if (used.has(id)) continue;
+      // a prepare in progress has made its directory but not yet its record
+      const st = await stat(this.dir(id)).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > 60_000) out.push(id);
+    }
+    return out;
+  }
+}
