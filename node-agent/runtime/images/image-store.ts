@@ -1,0 +1,623 @@
+/**
+ * ImageStore — the images of one runtime root: names → manifests, backed by the content store
+ * (blobs) and a snapshotter (unpacked layers).
+ *
+ *   DIR/images/images.json   { images: { "<normalised name>": ImageRecord } }, written atomically
+ *
+ * Reference graph (what garbage collection keeps): an image record → its manifest → config and
+ * layer blobs → committed snapshots named by the layers' ChainIDs. Containers add the snapshot
+ * keys they use (`prune({ snapshotKeysInUse })`); a snapshot's parents are kept with it. Nothing
+ * else is a root, so nothing an image or a container uses can be collected.
+ *
+ * Names: every image has at least one; an image imported without a name is recorded under its
+ * manifest digest ("dangling", shown as <none>) until it is named or removed.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  isSkiffError,
+} from '../../../proto/errors.js';
+import type { Logger } from '../../../proto/logger.js';
+import { writeFileAtomic } from '../content/atomic-file.js';
+import type { ContentStore } from '../content/content-store.js';
+import { isDigest, sha256Digest, type Digest } from '../content/digest.js';
+import type { Snapshotter } from '../snapshots/snapshotter.js';
+import { applyLayer } from './layer-unpack.js';
+import { importArchive, type ImportOptions, type ImportResult } from './image-import.js';
+import { exportArchive } from './image-export.js';
+import { layerCompression, ZSTD_UNSUPPORTED } from './media-types.js';
+import {
+  MAX_CONFIG_BYTES,
+  MAX_MANIFEST_BYTES,
+  chainIds,
+  checkLayersMatchConfig,
+  parseConfig,
+  parseManifest,
+  type Descriptor,
+  type ImageConfig,
+  type ImageManifest,
+} from './oci.js';
+import { familiarRepository, parseReference, repositoryOf, formatReference } from './reference.js';
+
+export { UNCOMPRESSED_LABEL } from './image-import.js';
+
+export interface ImageRecord {
+  /** The manifest. */
+  target: Descriptor;
+  /** ISO 8601: when this name was set. */
+  recordedAt: string;
+}
+
+export interface LayerInfo {
+  /** Blob digest (compressed as stored). */
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  diffId: Digest;
+  /** Snapshot name of the layer stack up to and including this layer. */
+  chainId: Digest;
+}
+
+export interface ResolvedImage {
+  /** Names pointing at this manifest (normalised), possibly empty for a dangling image. */
+  names: string[];
+  manifestDigest: Digest;
+  manifest: ImageManifest;
+  /** The image ID, as docker shows it: the config digest. */
+  id: Digest;
+  config: ImageConfig;
+  layers: LayerInfo[];
+}
+
+export interface ImageSummary {
+  /** Normalised name, or the manifest digest for a dangling image. */
+  name: string;
+  /** Familiar repository (busybox) or "<none>". */
+  repository: string;
+  tag: string;
+  id: Digest;
+  manifestDigest: Digest;
+  created?: string;
+  /** Bytes of the image's blobs (manifest, config, layers as stored). */
+  size: number;
+  layers: number;
+}
+
+export interface UnpackResult {
+  /** The snapshot to prepare a container on (the top layer's ChainID). */
+  chainId: Digest;
+  layersUnpacked: number;
+  layersReused: number;
+  bytesWritten: number;
+}
+
+export interface PruneOptions {
+  /** Snapshot keys containers use (their active snapshots and any view). Kept with all parents. */
+  snapshotKeysInUse?: string[];
+  /** Also remove images no container uses (`prune -a`); by default only dangling content goes. */
+  removeUnusedImages?: boolean;
+}
+
+export interface PruneResult {
+  blobsRemoved: number;
+  blobBytesRemoved: number;
+  snapshotsRemoved: number;
+  imagesRemoved: string[];
+}
+
+export interface DiskUsageReport {
+  images: { name: string; id: Digest; size: number; sharedSize: number; uniqueSize: number }[];
+  /** Every blob once, however many images name it. */
+  content: { blobs: number; bytes: number };
+  snapshots: { count: number; bytes: number };
+  /** content + snapshots: shared layers counted once. */
+  totalBytes: number;
+}
+
+export interface ImageStoreOptions {
+  content: ContentStore;
+  snapshotter: Snapshotter;
+  logger?: Logger;
+  /** Refuse a layer whose files add up to more than this (default: the free disk space minus 256 MiB). */
+  maxLayerBytes?: number;
+  /** Free bytes of a directory, for the unpack limit; a parameter so tests can simulate a full disk. */
+  freeBytes?: (dir: string) => Promise<number>;
+}
+
+interface ImagesFile {
+  images: Record<string, ImageRecord>;
+}
+
+const RESERVE_BYTES = 256 * 1024 * 1024;
+
+export class ImageStore {
+  readonly content: ContentStore;
+  readonly snapshotter: Snapshotter;
+  private readonly file: string;
+  private readonly logger: Logger | undefined;
+  private readonly options: ImageStoreOptions;
+  /** Serialises read-modify-write of images.json within this process. */
+  private writing: Promise<unknown> = Promise.resolve();
+
+  private constructor(dir: string, options: ImageStoreOptions) {
+    this.file = join(dir, 'images.json');
+    this.content = options.content;
+    this.snapshotter = options.snapshotter;
+    this.logger = options.logger;
+    this.options = options;
+  }
+
+  /** `dir` is DIR/images. */
+  static async open(dir: string, options: ImageStoreOptions): Promise<ImageStore> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return new ImageStore(dir, options);
+  }
+
+  // ------------------------------------------------------------------ records
+
+  private async readRecords(): Promise<ImagesFile> {
+    try {
+      const parsed = JSON.parse(await readFile(this.file, 'utf8')) as ImagesFile;
+      return { images: parsed.images ?? {} };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { images: {} };
+      throw err;
+    }
+  }
+
+  private update<T>(fn: (file: ImagesFile) => T | Promise<T>): Promise<T> {
+    const next = this.writing.then(async () => {
+      const file = await this.readRecords();
+      const result = await fn(file);
+      await writeFileAtomic(this.file, JSON.stringify(file, null, 1));
+      return result;
+    });
+    this.writing = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Points `name` at `target` (a manifest already in the content store). Replaces an existing tag. */
+  async tag(name: string, target: Descriptor): Promise<void> {
+    const key = isDigest(name) ? name : formatReference(parseReference(name));
+    await this.update((file) => {
+      file.images[key] = { target, recordedAt: new Date().toISOString() };
+      // a dangling record of the same manifest is superseded by a name
+      if (key !== target.digest) delete file.images[target.digest];
+    });
+  }
+
+  // ------------------------------------------------------------------ import / export
+
+  /** Imports every image of an OCI layout (dir or tar) or `docker save` archive. */
+  async import(path: string, options: ImportOptions = {}): Promise<ImportResult> {
+    const result = await importArchive(path, this.content, options, () => this.referencedBlobs());
+    for (const image of result.images) {
+      const names = image.names.length > 0 ? image.names : [image.manifest.digest];
+      for (const name of names) await this.tag(name, image.manifest);
+    }
+    this.logger?.info(
+      {
+        source: path,
+        images: result.images.length,
+        bytesWritten: result.bytesWritten,
+        bytesSkipped: result.bytesSkipped,
+      },
+      'images imported',
+    );
+    return result;
+  }
+
+  /** Writes the images to `out` as a tar that `docker load` and `skiff runtime import` accept. */
+  async save(refs: string[], out: string): Promise<void> {
+    if (refs.length === 0) throw new InvalidArgumentError('save images: name at least one image', 'images');
+    const images: { names: string[]; image: ResolvedImage }[] = [];
+    for (const ref of refs) {
+      const image = await this.resolve(ref);
+      const asked = this.nameFor(ref);
+      images.push({ names: asked ? [asked] : image.names.filter((n) => !isDigest(n)), image });
+    }
+    await exportArchive(out, images, this.content);
+  }
+
+  private nameFor(ref: string): string | undefined {
+    try {
+      const parsed = parseReference(ref);
+      return parsed.digest === undefined ? formatReference(parsed) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  // ------------------------------------------------------------------ queries
+
+  /**
+   * Finds an image by name (`busybox`, `busybox:1`, `docker.io/library/busybox:1`), by digest
+   * (`busybox@sha256:…` or `sha256:…` of the manifest) or by image ID (config digest, or an
+   * unambiguous hex prefix of it as docker allows).
+   */
+  async resolve(ref: string): Promise<ResolvedImage> {
+    const { images } = await this.readRecords();
+    const target = await this.findTarget(ref, images);
+    return this.load(target, images);
+  }
+
+  private async findTarget(ref: string, images: Record<string, ImageRecord>): Promise<Descriptor> {
+    if (typeof ref !== 'string' || ref.length === 0)
+      throw new InvalidArgumentError('resolve image: empty reference', 'image');
+    const direct = images[ref];
+    if (direct) return direct.target;
+    let parsed;
+    try {
+      parsed = parseReference(ref);
+    } catch (err) {
+      if (!/^(sha256:)?[a-f0-9]{4,64}$/.test(ref)) throw err;
+    }
+    if (parsed) {
+      if (parsed.digest !== undefined) {
+        const repo = repositoryOf(parsed);
+        const hit = Object.entries(images).find(
+          ([name, r]) =>
+            r.target.digest === parsed.digest &&
+            (isDigest(name) || name.startsWith(`${repo}:`) || name.startsWith(`${repo}@`)),
+        );
+        if (hit) return hit[1].target;
+        const anyName = Object.values(images).find((r) => r.target.digest === parsed.digest);
+        if (anyName) return anyName.target;
+      } else {
+        const hit = images[formatReference(parsed)];
+        if (hit) return hit.target;
+      }
+    }
+    const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
+    if (/^[a-f0-9]{4,64}$/.test(hex)) {
+      const matches = new Map<string, Descriptor>();
+      for (const record of Object.values(images)) {
+        if (record.target.digest.slice(7).startsWith(hex)) matches.set(record.target.digest, record.target);
+        const id = await this.configDigestOf(record.target).catch(() => undefined);
+        if (id?.slice(7).startsWith(hex)) matches.set(record.target.digest, record.target);
+      }
+      if (matches.size === 1) return [...matches.values()][0]!;
+      if (matches.size > 1) {
+        throw new InvalidArgumentError(
+          `resolve image ${JSON.stringify(ref)}: the ID prefix matches ${matches.size} images; give more digits`,
+          'image',
+        );
+      }
+    }
+    throw new NotFoundError(
+      `resolve image ${JSON.stringify(ref)}: no such image; see \`skiff runtime images\` or import it first`,
+    );
+  }
+
+  private async configDigestOf(target: Descriptor): Promise<Digest> {
+    const manifest = parseManifest(
+      await this.content.readAll(target.digest, MAX_MANIFEST_BYTES),
+      `manifest ${target.digest}`,
+      target.mediaType,
+    );
+    return manifest.config.digest;
+  }
+
+  private async load(target: Descriptor, images: Record<string, ImageRecord>): Promise<ResolvedImage> {
+    const manifest = parseManifest(
+      await this.content.readAll(target.digest, MAX_MANIFEST_BYTES),
+      `manifest ${target.digest}`,
+      target.mediaType,
+    );
+    const config = parseConfig(
+      await this.content.readAll(manifest.config.digest, MAX_CONFIG_BYTES),
+      `config ${manifest.config.digest}`,
+    );
+    checkLayersMatchConfig(manifest, config, `config ${manifest.config.digest}`);
+    const chains = chainIds(config.diffIds, sha256Digest);
+    const layers = manifest.layers.map((l, i) => ({
+      digest: l.digest,
+      mediaType: l.mediaType,
+      size: l.size,
+      diffId: config.diffIds[i]!,
+      chainId: chains[i]!,
+    }));
+    const names = Object.entries(images)
+      .filter(([, r]) => r.target.digest === target.digest)
+      .map(([n]) => n)
+      .sort();
+    return { names, manifestDigest: target.digest, manifest, id: manifest.config.digest, config, layers };
+  }
+
+  async list(): Promise<ImageSummary[]> {
+    const { images } = await this.readRecords();
+    const out: ImageSummary[] = [];
+    for (const [name, record] of Object.entries(images)) {
+      const image = await this.load(record.target, images);
+      let repository = '<none>';
+      let tag = '<none>';
+      if (!isDigest(name)) {
+        const ref = parseReference(name);
+        repository = familiarRepository(repositoryOf(ref));
+        tag = ref.tag ?? '<none>';
+      }
+      const summary: ImageSummary = {
+        name,
+        repository,
+        tag,
+        id: image.id,
+        manifestDigest: image.manifestDigest,
+        size: record.target.size + image.manifest.config.size + image.layers.reduce((s, l) => s + l.size, 0),
+        layers: image.layers.length,
+      };
+      if (image.config.created !== undefined) summary.created = image.config.created;
+      out.push(summary);
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * Removes a name. Given a digest or ID, removes every name of that image. The blobs and
+   * snapshots stay until `prune` (they may be shared, or used by a container).
+   */
+  async remove(ref: string): Promise<string[]> {
+    return this.update(async (file) => {
+      const target = await this.findTarget(ref, file.images);
+      const byName = this.nameFor(ref);
+      const names =
+        byName && file.images[byName]
+          ? [byName]
+          : Object.keys(file.images).filter((n) => file.images[n]!.target.digest === target.digest);
+      for (const n of names) delete file.images[n];
+      return names;
+    });
+  }
+
+  // ------------------------------------------------------------------ unpack
+
+  /**
+   * Ensures a committed snapshot per layer, keyed by ChainID, unpacking only the layers no
+   * snapshot holds yet (layers shared with other images are unpacked once). Returns the top
+   * ChainID: `snapshotter.prepare(containerKey, chainId)` gives a container root.
+   */
+  async unpack(ref: string | ResolvedImage): Promise<UnpackResult> {
+    const image = typeof ref === 'string' ? await this.resolve(ref) : ref;
+    if (image.layers.length === 0) {
+      throw new FailedPreconditionError(
+        `unpack image ${image.names[0] ?? image.manifestDigest}: it has no layers`,
+      );
+    }
+    let parent: Digest | undefined;
+    let unpacked = 0;
+    let reused = 0;
+    let bytesWritten = 0;
+    for (const layer of image.layers) {
+      if (await this.committed(layer.chainId)) {
+        reused++;
+      } else {
+        bytesWritten += await this.unpackLayer(layer, parent);
+        unpacked++;
+      }
+      parent = layer.chainId;
+    }
+    return { chainId: parent!, layersUnpacked: unpacked, layersReused: reused, bytesWritten };
+  }
+
+  private async committed(key: string): Promise<boolean> {
+    try {
+      return (await this.snapshotter.stat(key)).kind === 'committed';
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+
+  private async unpackLayer(layer: LayerInfo, parent: Digest | undefined): Promise<number> {
+    const compression = layerCompression(layer.mediaType);
+    if (compression === undefined || compression === 'zstd') {
+      throw new InvalidArgumentError(
+        `unpack layer ${layer.digest}: ${compression === 'zstd' ? ZSTD_UNSUPPORTED : `media type ${layer.mediaType} is not a layer`}`,
+        'mediaType',
+      );
+    }
+    const key = `extract-${randomBytes(6).toString('hex')}-${layer.chainId}`;
+    await this.snapshotter.prepare(key, parent, { labels: { 'skiff.io/unpacking': layer.chainId } });
+    try {
+      const { dir, whiteouts } = await this.snapshotter.writableLayer(key);
+      const free = await (this.options.freeBytes ?? defaultFreeBytes)(dir);
+      const maxBytes = Math.min(this.options.maxLayerBytes ?? Infinity, Math.max(0, free - RESERVE_BYTES));
+      const stats = await applyLayer(await this.content.read(layer.digest), {
+        dir,
+        whiteouts,
+        digest: layer.digest,
+        diffId: layer.diffId,
+        compression,
+        maxBytes,
+      });
+      try {
+        await this.snapshotter.commit(layer.chainId, key);
+      } catch (err) {
+        // another process unpacked the same layer meanwhile: theirs is as good as ours
+        if (!(err instanceof AlreadyExistsError)) throw err;
+        await this.snapshotter.remove(key);
+      }
+      this.logger?.debug({ layer: layer.digest, chainId: layer.chainId, ...stats }, 'layer unpacked');
+      return stats.bytes;
+    } catch (err) {
+      await this.snapshotter.remove(key).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  // ------------------------------------------------------------------ garbage collection
+
+  /** Every blob an image record reaches (manifests, configs, layers). */
+  async referencedBlobs(): Promise<Set<Digest>> {
+    const { images } = await this.readRecords();
+    const out = new Set<Digest>();
+    for (const record of Object.values(images)) {
+      out.add(record.target.digest);
+      try {
+        const manifest = parseManifest(
+          await this.content.readAll(record.target.digest, MAX_MANIFEST_BYTES),
+          `manifest ${record.target.digest}`,
+          record.target.mediaType,
+        );
+        out.add(manifest.config.digest);
+        for (const l of manifest.layers) out.add(l.digest);
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+    }
+    return out;
+  }
+
+  /** Removes blobs and snapshots nothing uses; see the reference graph at the top of this file. */
+  async prune(options: PruneOptions = {}): Promise<PruneResult> {
+    const inUse = new Set(options.snapshotKeysInUse ?? []);
+    const parentOf = new Map<string, string | undefined>();
+    const kindOf = new Map<string, string>();
+    const labelsOf = new Map<string, Record<string, string>>();
+    const createdOf = new Map<string, string>();
+    await this.snapshotter.walk((info) => {
+      parentOf.set(info.key, info.parent);
+      kindOf.set(info.key, info.kind);
+      labelsOf.set(info.key, info.labels);
+      createdOf.set(info.key, info.created);
+    });
+    const keepWithParents = (key: string, keep: Set<string>): void => {
+      for (let k: string | undefined = key; k !== undefined && !keep.has(k); k = parentOf.get(k)) keep.add(k);
+    };
+    const usedKeep = new Set<string>();
+    for (const key of inUse) keepWithParents(key, usedKeep);
+
+    const imagesRemoved: string[] = [];
+    if (options.removeUnusedImages) {
+      const { images } = await this.readRecords();
+      for (const [name, record] of Object.entries(images)) {
+        const image = await this.load(record.target, images);
+        if (!image.layers.some((l) => usedKeep.has(l.chainId))) imagesRemoved.push(name);
+      }
+      await this.update((file) => {
+        for (const name of imagesRemoved) delete file.images[name];
+      });
+    } else {
+      const { images } = await this.readRecords();
+      for (const [name, record] of Object.entries(images)) {
+        if (!isDigest(name)) continue;
+        const image = await this.load(record.target, images);
+        if (image.layers.some((l) => usedKeep.has(l.chainId))) continue;
+        imagesRemoved.push(name);
+      }
+      await this.update((file) => {
+        for (const name of imagesRemoved) delete file.images[name];
+      });
+    }
+
+    const keep = new Set(usedKeep);
+    const { images } = await this.readRecords();
+    for (const record of Object.values(images)) {
+      const image = await this.load(record.target, images);
+      for (const l of image.layers) keepWithParents(l.chainId, keep);
+    }
+    // active and view snapshots belong to containers (which name them in snapshotKeysInUse) or
+    // to an unpack in progress; only unpacks abandoned for an hour are collected
+    const staleBefore = Date.now() - 3600_000;
+    for (const [key, kind] of kindOf) {
+      if (kind === 'committed') continue;
+      const abandonedUnpack =
+        labelsOf.get(key)?.['skiff.io/unpacking'] !== undefined &&
+        Date.parse(createdOf.get(key)!) < staleBefore;
+      if (!abandonedUnpack) keepWithParents(key, keep);
+    }
+    let snapshotsRemoved = 0;
+    // remove leaves first: a snapshot is removable once nothing that stays is built on it
+    let progress = true;
+    const gone = new Set<string>();
+    while (progress) {
+      progress = false;
+      for (const key of parentOf.keys()) {
+        if (keep.has(key) || gone.has(key)) continue;
+        const hasChild = [...parentOf].some(([child, p]) => p === key && !gone.has(child));
+        if (hasChild) continue;
+        await this.snapshotter.remove(key);
+        gone.add(key);
+        snapshotsRemoved++;
+        progress = true;
+      }
+    }
+    await this.snapshotter.cleanup();
+
+    const referenced = await this.referencedBlobs();
+    let blobsRemoved = 0;
+    let blobBytesRemoved = 0;
+    for (const blob of await this.content.list()) {
+      if (referenced.has(blob.digest)) continue;
+      await this.content.delete(blob.digest);
+      blobsRemoved++;
+      blobBytesRemoved += blob.size;
+    }
+    await this.content.cleanIngests(3600_000);
+    this.logger?.info({ blobsRemoved, blobBytesRemoved, snapshotsRemoved, imagesRemoved }, 'pruned');
+    return { blobsRemoved, blobBytesRemoved, snapshotsRemoved, imagesRemoved };
+  }
+
+  /** Disk usage with shared layers counted once (`skiff runtime df`). */
+  async df(): Promise<DiskUsageReport> {
+    const { images } = await this.readRecords();
+    const blobs = await this.content.list();
+    const sizeOf = new Map(blobs.map((b) => [b.digest, b.size]));
+    const users = new Map<Digest, number>();
+    const perImage: { name: string; image: ResolvedImage; digests: Digest[] }[] = [];
+    for (const [name, record] of Object.entries(images)) {
+      const image = await this.load(record.target, images);
+      const digests = [
+        record.target.digest,
+        image.manifest.config.digest,
+        ...image.layers.map((l) => l.digest),
+      ];
+      perImage.push({ name, image, digests });
+    }
+    // an image with several names is one image: count users per distinct manifest
+    const seenManifest = new Set<string>();
+    for (const { image, digests } of perImage) {
+      if (seenManifest.has(image.manifestDigest)) continue;
+      seenManifest.add(image.manifestDigest);
+      for (const d of new Set(digests)) users.set(d, (users.get(d) ?? 0) + 1);
+    }
+    const report: DiskUsageReport = {
+      images: perImage.map(({ name, image, digests }) => {
+        let size = 0;
+        let sharedSize = 0;
+        for (const d of new Set(digests)) {
+          const s = sizeOf.get(d) ?? 0;
+          size += s;
+          if ((users.get(d) ?? 0) > 1) sharedSize += s;
+        }
+        return { name, id: image.id, size, sharedSize, uniqueSize: size - sharedSize };
+      }),
+      content: { blobs: blobs.length, bytes: blobs.reduce((s, b) => s + b.size, 0) },
+      snapshots: { count: 0, bytes: 0 },
+      totalBytes: 0,
+    };
+    const keys: string[] = [];
+    await this.snapshotter.walk((info) => {
+      keys.push(info.key);
+    });
+    for (const key of keys) {
+      try {
+        report.snapshots.bytes += (await this.snapshotter.usage(key)).size;
+        report.snapshots.count++;
+      } catch (err) {
+        if (!(isSkiffError(err) && err instanceof NotFoundError)) throw err;
+      }
+    }
+    report.totalBytes = report.content.bytes + report.snapshots.bytes;
+    return report;
+  }
+}
+
+async function defaultFreeBytes(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return s.bavail * s.bsize;
+}

@@ -1,0 +1,158 @@
+/**
+ * Applies one layer blob to a snapshot's writable directory: the TypeScript half of unpacking.
+ * Here: decompression and both digests (the blob's, checked against the manifest descriptor, and
+ * the uncompressed tar's, checked against the config's DiffID). In skiff-unpack (C, beside this
+ * file): every file-system change, confined to the directory by the kernel (openat2). See
+ * unpack/README.md for the policy on hostile entries.
+ *
+ * On any failure the caller discards the directory (the snapshot): a layer is all or nothing.
+ */
+import { spawn } from 'node:child_process';
+import { createHash, type Hash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { createGunzip } from 'node:zlib';
+import {
+  FailedPreconditionError,
+  InternalError,
+  InvalidArgumentError,
+  ResourceExhaustedError,
+  errorMessage,
+} from '../../../proto/errors.js';
+import type { Digest } from '../content/digest.js';
+import { ZSTD_UNSUPPORTED, type LayerCompression } from './media-types.js';
+
+export interface ApplyLayerOptions {
+  /** The snapshot's writable layer directory. */
+  dir: string;
+  /** 'overlay': record whiteouts in overlayfs form; 'apply': delete what they name. */
+  whiteouts: 'overlay' | 'apply';
+  /** The layer blob's digest (manifest descriptor), verified over the bytes read. */
+  digest: Digest;
+  /** The DiffID from the image config, verified over the uncompressed tar. */
+  diffId: Digest;
+  compression: LayerCompression;
+  /** Refuse a layer whose files add up to more than this many bytes. */
+  maxBytes?: number;
+}
+
+export interface ApplyLayerStats {
+  entries: number;
+  files: number;
+  /** Bytes of file data written. */
+  bytes: number;
+  devicesSkipped: number;
+  whiteouts: number;
+  opaques: number;
+  xattrsSkipped: number;
+  compressedBytes: number;
+  uncompressedBytes: number;
+}
+
+/** skiff-unpack: $SKIFF_UNPACK, else dist/native/skiff-unpack of this package. */
+export function unpackerPath(): string {
+  const fromEnv = process.env.SKIFF_UNPACK;
+  if (fromEnv) return fromEnv;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  const candidates = [join(dir, 'dist/native/skiff-unpack'), join(dir, '../dist/native/skiff-unpack')];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new FailedPreconditionError(
+      `find skiff-unpack: not built (looked for ${candidates[0]}); run \`npm run build\` (needs apt gcc make libc6-dev)`,
+    );
+  }
+  return found;
+}
+
+function hashing(hash: Hash, count: { bytes: number }): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      count.bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+}
+
+export async function applyLayer(source: Readable, options: ApplyLayerOptions): Promise<ApplyLayerStats> {
+  const what = `unpack layer ${options.digest}`;
+  if (options.compression === 'zstd')
+    throw new InvalidArgumentError(`${what}: ${ZSTD_UNSUPPORTED}`, 'mediaType');
+  const args = ['--root', options.dir, '--whiteouts', options.whiteouts];
+  if (options.maxBytes !== undefined) args.push('--max-bytes', String(Math.floor(options.maxBytes)));
+  const child = spawn(unpackerPath(), args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    if (stderr.length < 8192) stderr += d;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+
+  const compressedHash = createHash('sha256');
+  const diffHash = createHash('sha256');
+  const compressed = { bytes: 0 };
+  const uncompressed = { bytes: 0 };
+  let gzipError: Error | undefined;
+  const stages: NodeJS.ReadWriteStream[] = [hashing(compressedHash, compressed)];
+  if (options.compression === 'gzip') {
+    const gunzip = createGunzip({ chunkSize: 1 << 18 });
+    gunzip.on('error', (err) => (gzipError ??= err));
+    stages.push(gunzip);
+  }
+  stages.push(hashing(diffHash, uncompressed));
+  const fed = pipeline(source, ...(stages as [Transform]), child.stdin);
+  const [feedResult, exitResult] = await Promise.allSettled([fed, exited]);
+
+  if (gzipError) {
+    throw new InvalidArgumentError(
+      `${what}: corrupt or truncated gzip stream: ${gzipError.message}`,
+      'layer',
+      {
+        cause: gzipError,
+      },
+    );
+  }
+  if (exitResult.status === 'rejected') {
+    throw new InternalError(`${what}: cannot run skiff-unpack: ${errorMessage(exitResult.reason)}`, {
+      cause: exitResult.reason,
+    });
+  }
+  const { code, signal } = exitResult.value;
+  const reason = stderr.trim().split('\n')[0] ?? '';
+  if (code === 2) throw new InvalidArgumentError(`${what}: ${reason}`, 'layer');
+  if (code === 3) throw new ResourceExhaustedError(`${what}: ${reason}`);
+  if (code !== 0) throw new InternalError(`${what}: skiff-unpack failed (${signal ?? code}): ${reason}`);
+  if (feedResult.status === 'rejected') {
+    throw new InternalError(`${what}: read layer: ${errorMessage(feedResult.reason)}`, {
+      cause: feedResult.reason,
+    });
+  }
+  const actualDigest: Digest = `sha256:${compressedHash.digest('hex')}`;
+  if (actualDigest !== options.digest) {
+    throw new InvalidArgumentError(
+      `${what}: blob does not match its digest (expected ${options.digest}, actual ${actualDigest})`,
+      'digest',
+    );
+  }
+  const actualDiffId: Digest = `sha256:${diffHash.digest('hex')}`;
+  if (actualDiffId !== options.diffId) {
+    throw new InvalidArgumentError(
+      `${what}: uncompressed content does not match the config's diff_id (expected ${options.diffId}, actual ${actualDiffId})`,
+      'rootfs.diff_ids',
+    );
+  }
+  const counts = JSON.parse(stdout) as Omit<ApplyLayerStats, 'compressedBytes' | 'uncompressedBytes'>;
+  return { ...counts, compressedBytes: compressed.bytes, uncompressedBytes: uncompressed.bytes };
+}

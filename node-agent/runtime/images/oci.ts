@@ -1,0 +1,226 @@
+/**
+ * Strict parsing of OCI / Docker schema 2 documents: descriptors, image indexes, image manifests,
+ * image configs. Pure functions over bytes; every refusal names the document and the field.
+ *
+ * CVE-2021-41190: a document carrying both `manifests` (index) and `layers`/`config` (manifest)
+ * could be read as either; it is refused outright, as are documents whose mediaType contradicts
+ * the descriptor that pointed at them.
+ */
+import { InvalidArgumentError } from '../../../proto/errors.js';
+import { parseDigest, type Digest } from '../content/digest.js';
+import { CONFIG_TYPES, INDEX_TYPES, MANIFEST_TYPES, MediaType, layerCompression } from './media-types.js';
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+export interface Descriptor {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+  annotations?: Record<string, string>;
+  platform?: Platform;
+}
+
+export interface ImageIndex {
+  mediaType: string;
+  manifests: Descriptor[];
+}
+
+export interface ImageManifest {
+  mediaType: string;
+  config: Descriptor;
+  layers: Descriptor[];
+}
+
+export interface ImageConfig {
+  created?: string;
+  os: string;
+  architecture: string;
+  diffIds: Digest[];
+  /** The runtime part (Env, Cmd, Entrypoint, WorkingDir, User, ...), passed on untouched. */
+  config: Record<string, unknown>;
+}
+
+/** Manifests and indexes above this are refused (the distribution spec requires 4 MB support). */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+
+type Json = Record<string, unknown>;
+
+function fail(what: string, field: string, why: string): never {
+  throw new InvalidArgumentError(`parse ${what}: ${field ? `${field} ` : ''}${why}`, field || undefined);
+}
+
+export function parseJsonObject(bytes: Buffer, what: string): Json {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    fail(what, '', `is not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    fail(what, '', 'is not a JSON object');
+  return value as Json;
+}
+
+function stringMap(value: unknown, what: string, field: string): Record<string, string> | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'object' || Array.isArray(value)) fail(what, field, 'must be an object of strings');
+  for (const [k, v] of Object.entries(value as Json)) {
+    if (typeof v !== 'string') fail(what, `${field}.${k}`, 'must be a string');
+  }
+  return value as Record<string, string>;
+}
+
+export function parseDescriptor(value: unknown, what: string, field: string): Descriptor {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    fail(what, field, 'must be a descriptor object');
+  const d = value as Json;
+  if (typeof d.mediaType !== 'string' || d.mediaType.length === 0)
+    fail(what, `${field}.mediaType`, 'must be a non-empty string');
+  let digest: Digest;
+  try {
+    digest = parseDigest(d.digest, `${field}.digest`);
+  } catch (err) {
+    fail(what, `${field}.digest`, (err as Error).message.replace(/^parse digest /, ''));
+  }
+  if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) {
+    fail(what, `${field}.size`, 'must be a non-negative integer');
+  }
+  const out: Descriptor = { mediaType: d.mediaType, digest, size: d.size };
+  const annotations = stringMap(d.annotations, what, `${field}.annotations`);
+  if (annotations) out.annotations = annotations;
+  if (d.platform !== undefined) {
+    const p = d.platform as Json;
+    if (
+      typeof p !== 'object' ||
+      p === null ||
+      typeof p.os !== 'string' ||
+      typeof p.architecture !== 'string'
+    ) {
+      fail(what, `${field}.platform`, 'must have string os and architecture');
+    }
+    out.platform = { os: p.os, architecture: p.architecture };
+    if (typeof p.variant === 'string') out.platform.variant = p.variant;
+  }
+  return out;
+}
+
+function checkCommon(
+  doc: Json,
+  what: string,
+  expectedMediaType: string | undefined,
+  allowed: ReadonlySet<string>,
+): string {
+  if ('manifests' in doc && ('layers' in doc || 'config' in doc)) {
+    fail(what, '', 'has both "manifests" and "layers"/"config": ambiguous document refused (CVE-2021-41190)');
+  }
+  if (doc.schemaVersion !== 2)
+    fail(what, 'schemaVersion', `must be 2 (got ${JSON.stringify(doc.schemaVersion)})`);
+  const mediaType = doc.mediaType;
+  if (mediaType !== undefined && (typeof mediaType !== 'string' || !allowed.has(mediaType))) {
+    fail(what, 'mediaType', `${JSON.stringify(mediaType)} is not one of ${[...allowed].join(', ')}`);
+  }
+  if (expectedMediaType !== undefined && mediaType !== undefined && mediaType !== expectedMediaType) {
+    fail(
+      what,
+      'mediaType',
+      `${JSON.stringify(mediaType)} contradicts the descriptor's ${JSON.stringify(expectedMediaType)}`,
+    );
+  }
+  return (mediaType as string | undefined) ?? expectedMediaType ?? [...allowed][0]!;
+}
+
+/** `expectedMediaType` is the type the referring descriptor declared (undefined for index.json). */
+export function parseIndex(bytes: Buffer, what: string, expectedMediaType?: string): ImageIndex {
+  const doc = parseJsonObject(bytes, what);
+  const mediaType = checkCommon(doc, what, expectedMediaType, INDEX_TYPES);
+  if (!Array.isArray(doc.manifests)) fail(what, 'manifests', 'must be an array');
+  return { mediaType, manifests: doc.manifests.map((m, i) => parseDescriptor(m, what, `manifests[${i}]`)) };
+}
+
+export function parseManifest(bytes: Buffer, what: string, expectedMediaType?: string): ImageManifest {
+  const doc = parseJsonObject(bytes, what);
+  const mediaType = checkCommon(doc, what, expectedMediaType, MANIFEST_TYPES);
+  const config = parseDescriptor(doc.config, what, 'config');
+  if (!CONFIG_TYPES.has(config.mediaType)) {
+    fail(
+      what,
+      'config.mediaType',
+      `${JSON.stringify(config.mediaType)} is not a container image config (an artifact?)`,
+    );
+  }
+  if (!Array.isArray(doc.layers)) fail(what, 'layers', 'must be an array');
+  const layers = doc.layers.map((l, i) => parseDescriptor(l, what, `layers[${i}]`));
+  layers.forEach((l, i) => {
+    if (layerCompression(l.mediaType) === undefined) {
+      fail(
+        what,
+        `layers[${i}].mediaType`,
+        `${JSON.stringify(l.mediaType)} is not a layer type skiff can unpack`,
+      );
+    }
+  });
+  return { mediaType, config, layers };
+}
+
+export function parseConfig(bytes: Buffer, what: string): ImageConfig {
+  const doc = parseJsonObject(bytes, what);
+  const rootfs = doc.rootfs as Json | undefined;
+  if (typeof rootfs !== 'object' || rootfs === null) fail(what, 'rootfs', 'is missing');
+  if (rootfs.type !== 'layers')
+    fail(what, 'rootfs.type', `must be "layers" (got ${JSON.stringify(rootfs.type)})`);
+  if (!Array.isArray(rootfs.diff_ids)) fail(what, 'rootfs.diff_ids', 'must be an array');
+  const diffIds = rootfs.diff_ids.map((d, i) => {
+    try {
+      return parseDigest(d, `rootfs.diff_ids[${i}]`);
+    } catch (err) {
+      fail(what, `rootfs.diff_ids[${i}]`, (err as Error).message.replace(/^parse digest /, ''));
+    }
+  });
+  if (typeof doc.os !== 'string') fail(what, 'os', 'must be a string');
+  if (typeof doc.architecture !== 'string') fail(what, 'architecture', 'must be a string');
+  const config = doc.config ?? {};
+  if (typeof config !== 'object' || config === null || Array.isArray(config))
+    fail(what, 'config', 'must be an object');
+  const out: ImageConfig = { os: doc.os, architecture: doc.architecture, diffIds, config: config as Json };
+  if (typeof doc.created === 'string') out.created = doc.created;
+  return out;
+}
+
+/** The image's layers must line up with the config's diff_ids one for one. */
+export function checkLayersMatchConfig(manifest: ImageManifest, config: ImageConfig, what: string): void {
+  if (manifest.layers.length !== config.diffIds.length) {
+    fail(
+      what,
+      'rootfs.diff_ids',
+      `has ${config.diffIds.length} entries but the manifest has ${manifest.layers.length} layers`,
+    );
+  }
+}
+
+/** ChainID(L0) = DiffID(L0); ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(Ln)). */
+export function chainIds(diffIds: Digest[], sha256: (s: string) => Digest): Digest[] {
+  const out: Digest[] = [];
+  for (const d of diffIds) out.push(out.length === 0 ? d : sha256(`${out[out.length - 1]!} ${d}`));
+  return out;
+}
+
+/** The platform of this machine in OCI terms. */
+export function hostPlatform(): Platform {
+  const arch: Record<string, string> = {
+    x64: 'amd64',
+    arm64: 'arm64',
+    arm: 'arm',
+    ia32: '386',
+    ppc64: 'ppc64le',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+  };
+  return { os: 'linux', architecture: arch[process.arch] ?? process.arch };
+}
+
+export { MediaType };
