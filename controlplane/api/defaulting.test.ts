@@ -1,0 +1,243 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type {
+  DaemonSet,
+  Deployment,
+  Job,
+  KubeObject,
+  Namespace,
+  Pod,
+  ReplicaSet,
+  Secret,
+  Service,
+} from '../../proto/gen/types.js';
+import { parseObject } from '../../proto/objects.js';
+import { defaultImagePullPolicy, defaultObject } from './defaulting.js';
+
+describe('imagePullPolicy by image reference', () => {
+  const table: [string, string][] = [
+    ['nginx', 'Always'],
+    ['nginx:latest', 'Always'],
+    ['registry.local:5000/web', 'Always'],
+    ['registry.local:5000/web:latest', 'Always'],
+    ['nginx:1.25', 'IfNotPresent'],
+    ['registry.local:5000/web:1', 'IfNotPresent'],
+    ['nginx@sha256:' + 'a'.repeat(64), 'IfNotPresent'],
+  ];
+  for (const [image, policy] of table) {
+    test(`${image} → ${policy}`, () => assert.equal(defaultImagePullPolicy(image), policy));
+  }
+});
+
+describe('defaultObject', () => {
+  test('a Pod gets restartPolicy, grace period, dnsPolicy, scheduler, pull policy, protocol, probe timings and requests from limits', () => {
+    const pod: Pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p' },
+      spec: {
+        containers: [
+          {
+            name: 'a',
+            image: 'web:1',
+            ports: [{ containerPort: 80 }, { containerPort: 53, protocol: 'UDP' }],
+            resources: { limits: { cpu: '1', memory: '1Gi' }, requests: { cpu: '500m' } },
+            livenessProbe: { httpGet: { port: 80 } },
+            env: [{ name: 'N', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+          },
+        ],
+        initContainers: [{ name: 'i', image: 'busybox' }],
+        volumes: [
+          { name: 'c', configMap: { name: 'cm' } },
+          { name: 's', secret: { secretName: 's', defaultMode: 0o400 } },
+        ],
+      },
+    };
+    const defaulted = defaultObject(pod);
+    assert.deepEqual(defaulted.spec, {
+      containers: [
+        {
+          name: 'a',
+          image: 'web:1',
+          imagePullPolicy: 'IfNotPresent',
+          ports: [
+            { containerPort: 80, protocol: 'TCP' },
+            { containerPort: 53, protocol: 'UDP' },
+          ],
+          resources: { limits: { cpu: '1', memory: '1Gi' }, requests: { cpu: '500m', memory: '1Gi' } },
+          livenessProbe: {
+            httpGet: { port: 80, scheme: 'HTTP' },
+            timeoutSeconds: 1,
+            periodSeconds: 10,
+            successThreshold: 1,
+            failureThreshold: 3,
+          },
+          env: [{ name: 'N', valueFrom: { fieldRef: { fieldPath: 'metadata.name', apiVersion: 'v1' } } }],
+        },
+      ],
+      initContainers: [{ name: 'i', image: 'busybox', imagePullPolicy: 'Always' }],
+      volumes: [
+        { name: 'c', configMap: { name: 'cm', defaultMode: 0o644 } },
+        { name: 's', secret: { secretName: 's', defaultMode: 0o400 } },
+      ],
+      restartPolicy: 'Always',
+      dnsPolicy: 'ClusterFirst',
+      schedulerName: 'default-scheduler',
+      terminationGracePeriodSeconds: 30,
+    });
+    assert.equal(pod.spec.restartPolicy, undefined, 'the input is not changed');
+  });
+
+  test('explicit values, including zeros, are kept', () => {
+    const pod = defaultObject<Pod>({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p' },
+      spec: {
+        containers: [{ name: 'a', image: 'web', imagePullPolicy: 'Never' }],
+        restartPolicy: 'Never',
+        terminationGracePeriodSeconds: 0,
+      },
+    });
+    assert.equal(pod.spec.restartPolicy, 'Never');
+    assert.equal(pod.spec.terminationGracePeriodSeconds, 0);
+    assert.equal(pod.spec.containers[0]!.imagePullPolicy, 'Never');
+  });
+
+  test('a Deployment gets replicas 1, RollingUpdate 25%/25%, history 10 and a defaulted template', () => {
+    const deployment = defaultObject<Deployment>({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'd' },
+      spec: {
+        selector: { matchLabels: { a: 'b' } },
+        template: { spec: { containers: [{ name: 'c', image: 'x:1' }] } },
+      },
+    });
+    assert.equal(deployment.spec.replicas, 1);
+    assert.deepEqual(deployment.spec.strategy, {
+      type: 'RollingUpdate',
+      rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' },
+    });
+    assert.equal(deployment.spec.revisionHistoryLimit, 10);
+    assert.equal(deployment.spec.progressDeadlineSeconds, 600);
+    assert.equal(deployment.spec.template?.spec?.restartPolicy, 'Always');
+    const zero = defaultObject<Deployment>({
+      ...deployment,
+      spec: { ...deployment.spec, replicas: 0, strategy: { type: 'Recreate' } },
+    });
+    assert.equal(zero.spec.replicas, 0);
+    assert.deepEqual(zero.spec.strategy, { type: 'Recreate' });
+  });
+
+  test('ReplicaSet and DaemonSet defaults', () => {
+    const rs = defaultObject<ReplicaSet>({
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      metadata: { name: 'r' },
+      spec: {},
+    });
+    assert.equal(rs.spec.replicas, 1);
+    const ds = defaultObject<DaemonSet>({
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { name: 'd' },
+      spec: {},
+    });
+    assert.deepEqual(ds.spec.updateStrategy, {
+      type: 'RollingUpdate',
+      rollingUpdate: { maxUnavailable: 1, maxSurge: 0 },
+    });
+    assert.equal(ds.spec.revisionHistoryLimit, 10);
+  });
+
+  test('Job: backoffLimit 6, completions 1 and parallelism 1; a work queue keeps completions unset', () => {
+    const job = defaultObject<Job>({
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: 'j' },
+      spec: {},
+    });
+    assert.equal(job.spec.backoffLimit, 6);
+    assert.equal(job.spec.completions, 1);
+    assert.equal(job.spec.parallelism, 1);
+    assert.equal(job.spec.completionMode, 'NonIndexed');
+    const queue = defaultObject<Job>({
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: 'j' },
+      spec: { parallelism: 4 },
+    });
+    assert.equal(queue.spec.completions, undefined);
+    assert.equal(queue.spec.parallelism, 4);
+    const none = defaultObject<Job>({
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: 'j' },
+      spec: { backoffLimit: 0 },
+    });
+    assert.equal(none.spec.backoffLimit, 0);
+  });
+
+  test('Service: ClusterIP, no session affinity, TCP and targetPort = port', () => {
+    const service = defaultObject<Service>({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 's' },
+      spec: { ports: [{ port: 80 }, { port: 53, protocol: 'UDP', targetPort: 'dns' }] },
+    });
+    assert.equal(service.spec.type, 'ClusterIP');
+    assert.equal(service.spec.sessionAffinity, 'None');
+    assert.deepEqual(service.spec.ports, [
+      { port: 80, protocol: 'TCP', targetPort: 80 },
+      { port: 53, protocol: 'UDP', targetPort: 'dns' },
+    ]);
+  });
+
+  test('Secret: type Opaque, stringData merged into data as base64 and dropped', () => {
+    const secret = defaultObject<Secret>({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 's' },
+      data: { a: 'eA==', b: 'eA==' },
+      stringData: { b: 'hunter2', c: 'ü' },
+    });
+    assert.equal(secret.type, 'Opaque');
+    assert.equal(secret.stringData, undefined);
+    assert.deepEqual(secret.data, {
+      a: 'eA==',
+      b: Buffer.from('hunter2').toString('base64'),
+      c: Buffer.from('ü').toString('base64'),
+    });
+  });
+
+  test('Namespace starts Active', () => {
+    const ns = defaultObject<Namespace>({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'n' },
+      spec: {},
+    });
+    assert.equal(ns.status?.phase, 'Active');
+  });
+
+  test('defaulting is idempotent and its output survives the codec unchanged', () => {
+    const objects: KubeObject[] = [
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'p' },
+        spec: { containers: [{ name: 'a', image: 'x', ports: [{ containerPort: 1 }] }] },
+      },
+      { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'd' }, spec: {} },
+      { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'j' }, spec: {} },
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { ports: [{ port: 1 }] } },
+      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, stringData: { a: 'b' } },
+    ];
+    for (const obj of objects) {
+      const once = defaultObject(obj);
+      assert.deepEqual(defaultObject(once), once, obj.kind);
+      assert.deepEqual(parseObject(once), once, obj.kind);
+    }
+  });
+});

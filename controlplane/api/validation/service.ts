@@ -1,0 +1,107 @@
+/** Service and Endpoints: types, ports, cluster IPs and the fields fixed after create. */
+import type { Endpoints, Service } from '../../../proto/gen/types.js';
+import { requireInRange, requireNonEmpty, requireOneOf, requireValid, violation } from './field-violation.js';
+import { validateLabels } from './meta.js';
+import { PROTOCOLS, validatePortReference } from './pod.js';
+import { checkDns1123Subdomain, checkIp, checkPortName } from './names.js';
+
+export const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'];
+/** Kubernetes' default --service-node-port-range. */
+export const NODE_PORT_RANGE: readonly [number, number] = [30000, 32767];
+
+export function validateService(service: Service, old: Service | undefined): void {
+  const spec = service.spec;
+  requireOneOf('spec.type', spec.type, SERVICE_TYPES);
+  requireOneOf('spec.sessionAffinity', spec.sessionAffinity, ['None', 'ClientIP']);
+  const type = spec.type || 'ClusterIP';
+  const headless = spec.clusterIP === 'None';
+  if (type === 'ExternalName') {
+    const name = requireNonEmpty(
+      'spec.externalName',
+      spec.externalName,
+      'an ExternalName service needs the DNS name it aliases',
+    );
+    requireValid('spec.externalName', name, checkDns1123Subdomain(name));
+  }
+  if (spec.clusterIP && !headless) requireValid('spec.clusterIP', spec.clusterIP, checkIp(spec.clusterIP));
+  if (headless && type !== 'ClusterIP')
+    violation('spec.clusterIP', `may be "None" (headless) only for type ClusterIP, not ${type}`);
+  (spec.clusterIPs ?? []).forEach((ip, i) => {
+    if (!(ip === 'None' && headless)) requireValid(`spec.clusterIPs[${i}]`, ip, checkIp(ip));
+  });
+  if (spec.clusterIP && spec.clusterIPs?.length && spec.clusterIPs[0] !== spec.clusterIP) {
+    violation('spec.clusterIPs[0]', `must equal spec.clusterIP "${spec.clusterIP}"`);
+  }
+  (spec.externalIPs ?? []).forEach((ip, i) => requireValid(`spec.externalIPs[${i}]`, ip, checkIp(ip)));
+  validateLabels('spec.selector', spec.selector);
+
+  const ports = spec.ports ?? [];
+  if (ports.length === 0 && type !== 'ExternalName' && !headless) {
+    violation(
+      'spec.ports',
+      'required: a service needs at least one port (unless it is headless, clusterIP "None")',
+    );
+  }
+  const names = new Set<string>();
+  const numbers = new Set<string>();
+  ports.forEach((port, i) => {
+    const at = `spec.ports[${i}]`;
+    if (ports.length > 1 && !port.name)
+      violation(`${at}.name`, 'required: when a service has several ports, each needs a name');
+    if (port.name) {
+      requireValid(`${at}.name`, port.name, checkPortName(port.name));
+      if (names.has(port.name)) violation(`${at}.name`, `duplicate port name "${port.name}"`);
+      names.add(port.name);
+    }
+    requireInRange(`${at}.port`, port.port, 1, 65535);
+    requireOneOf(`${at}.protocol`, port.protocol, PROTOCOLS);
+    const key = `${port.port}/${port.protocol || 'TCP'}`;
+    if (numbers.has(key)) violation(`${at}.port`, `duplicate port ${key}`);
+    numbers.add(key);
+    if (port.targetPort !== undefined) validatePortReference(`${at}.targetPort`, port.targetPort);
+    if (port.nodePort) {
+      if (type !== 'NodePort' && type !== 'LoadBalancer') {
+        violation(`${at}.nodePort`, `may be set only for type NodePort or LoadBalancer, not ${type}`);
+      }
+      requireInRange(`${at}.nodePort`, port.nodePort, NODE_PORT_RANGE[0], NODE_PORT_RANGE[1]);
+    }
+  });
+
+  if (
+    old &&
+    old.spec.clusterIP &&
+    spec.clusterIP !== old.spec.clusterIP &&
+    type !== 'ExternalName' &&
+    (old.spec.type || 'ClusterIP') !== 'ExternalName'
+  ) {
+    violation(
+      'spec.clusterIP',
+      `field is immutable: was "${old.spec.clusterIP}", got "${spec.clusterIP ?? ''}"`,
+    );
+  }
+}
+
+export function validateEndpoints(endpoints: Endpoints): void {
+  (endpoints.subsets ?? []).forEach((subset, i) => {
+    const at = `subsets[${i}]`;
+    for (const field of ['addresses', 'notReadyAddresses'] as const) {
+      (subset[field] ?? []).forEach((address, j) => {
+        requireValid(`${at}.${field}[${j}].ip`, address.ip, checkIp(address.ip));
+        if (address.nodeName)
+          requireValid(
+            `${at}.${field}[${j}].nodeName`,
+            address.nodeName,
+            checkDns1123Subdomain(address.nodeName),
+          );
+      });
+    }
+    const ports = subset.ports ?? [];
+    ports.forEach((port, j) => {
+      if (ports.length > 1 && !port.name)
+        violation(`${at}.ports[${j}].name`, 'required when a subset has several ports');
+      if (port.name) requireValid(`${at}.ports[${j}].name`, port.name, checkPortName(port.name));
+      requireInRange(`${at}.ports[${j}].port`, port.port, 1, 65535);
+      requireOneOf(`${at}.ports[${j}].protocol`, port.protocol, PROTOCOLS);
+    });
+  });
+}
