@@ -101,7 +101,7 @@ describe('defaultObject', () => {
     });
     assert.equal(pod.spec.restartPolicy, 'Never');
     assert.equal(pod.spec.terminationGracePeriodSeconds, 0);
-    assert.equal(pod.spec.containers[0]!.imagePullPolicy, 'Never');
+    assert.equal(pod.spec.containers![0]!.imagePullPolicy, 'Never');
   });
 
   test('a Deployment gets replicas 1, RollingUpdate 25%/25%, history 10 and a defaulted template', () => {

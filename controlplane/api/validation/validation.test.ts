@@ -277,19 +277,19 @@ table<Pod>('Pod', [
   },
   {
     name: 'missing image',
-    mutate: (p) => delete p.spec.containers[0]!.image,
+    mutate: (p) => delete p.spec.containers![0]!.image,
     field: 'spec.containers[0].image',
     message: /needs an image/,
   },
   {
     name: 'image with whitespace',
-    mutate: (p) => (p.spec.containers[0]!.image = 'web 1'),
+    mutate: (p) => (p.spec.containers![0]!.image = 'web 1'),
     field: 'spec.containers[0].image',
     message: /whitespace/,
   },
   {
     name: 'container name not a label',
-    mutate: (p) => (p.spec.containers[0]!.name = 'my.app'),
+    mutate: (p) => (p.spec.containers![0]!.name = 'my.app'),
     field: 'spec.containers[0].name',
     message: /DNS-1123 label/,
   },
@@ -307,74 +307,74 @@ table<Pod>('Pod', [
   },
   {
     name: 'bad imagePullPolicy',
-    mutate: (p) => (p.spec.containers[0]!.imagePullPolicy = 'Maybe'),
+    mutate: (p) => (p.spec.containers![0]!.imagePullPolicy = 'Maybe'),
     field: 'spec.containers[0].imagePullPolicy',
     message: /Always, IfNotPresent, Never/,
   },
   {
     name: 'port 0',
-    mutate: (p) => (p.spec.containers[0]!.ports = [{ containerPort: 0 }]),
+    mutate: (p) => (p.spec.containers![0]!.ports = [{ containerPort: 0 }]),
     field: 'spec.containers[0].ports[0].containerPort',
     message: /between 1 and 65535/,
   },
   {
     name: 'port 65536',
-    mutate: (p) => (p.spec.containers[0]!.ports = [{ containerPort: 65536 }]),
+    mutate: (p) => (p.spec.containers![0]!.ports = [{ containerPort: 65536 }]),
     field: 'spec.containers[0].ports[0].containerPort',
     message: /between 1 and 65535/,
   },
   {
     name: 'bad protocol',
-    mutate: (p) => (p.spec.containers[0]!.ports = [{ containerPort: 80, protocol: 'HTTP' }]),
+    mutate: (p) => (p.spec.containers![0]!.ports = [{ containerPort: 80, protocol: 'HTTP' }]),
     field: 'spec.containers[0].ports[0].protocol',
     message: /TCP, UDP, SCTP/,
   },
   {
     name: 'bad port name',
-    mutate: (p) => (p.spec.containers[0]!.ports = [{ containerPort: 80, name: 'this-name-is-too-long' }]),
+    mutate: (p) => (p.spec.containers![0]!.ports = [{ containerPort: 80, name: 'this-name-is-too-long' }]),
     field: 'spec.containers[0].ports[0].name',
     message: /15 characters/,
   },
   {
     name: 'bad cpu quantity',
-    mutate: (p) => (p.spec.containers[0]!.resources = { limits: { cpu: 'lots' } }),
+    mutate: (p) => (p.spec.containers![0]!.resources = { limits: { cpu: 'lots' } }),
     field: 'spec.containers[0].resources.limits[cpu]',
     message: /quantity "lots"/,
   },
   {
     name: 'negative memory',
-    mutate: (p) => (p.spec.containers[0]!.resources = { requests: { memory: '-1Mi' } }),
+    mutate: (p) => (p.spec.containers![0]!.resources = { requests: { memory: '-1Mi' } }),
     field: 'spec.containers[0].resources.requests[memory]',
     message: /negative/,
   },
   {
     name: 'request above limit',
-    mutate: (p) => (p.spec.containers[0]!.resources = { requests: { cpu: '2' }, limits: { cpu: '1500m' } }),
+    mutate: (p) => (p.spec.containers![0]!.resources = { requests: { cpu: '2' }, limits: { cpu: '1500m' } }),
     field: 'spec.containers[0].resources.requests[cpu]',
     message: /more than the limit "1500m"/,
   },
   {
     name: 'unknown resource',
-    mutate: (p) => (p.spec.containers[0]!.resources = { limits: { gpu: '1' } }),
+    mutate: (p) => (p.spec.containers![0]!.resources = { limits: { gpu: '1' } }),
     field: 'spec.containers[0].resources.limits[gpu]',
     message: /domain-qualified/,
   },
   {
     name: 'mount of an unknown volume',
-    mutate: (p) => (p.spec.containers[0]!.volumeMounts = [{ name: 'nope', mountPath: '/x' }]),
+    mutate: (p) => (p.spec.containers![0]!.volumeMounts = [{ name: 'nope', mountPath: '/x' }]),
     field: 'spec.containers[0].volumeMounts[0].name',
     message: /not one of the pod's spec.volumes/,
   },
   {
     name: 'relative mountPath',
-    mutate: (p) => (p.spec.containers[0]!.volumeMounts = [{ name: 'scratch', mountPath: 'tmp' }]),
+    mutate: (p) => (p.spec.containers![0]!.volumeMounts = [{ name: 'scratch', mountPath: 'tmp' }]),
     field: 'spec.containers[0].volumeMounts[0].mountPath',
     message: /absolute/,
   },
   {
     name: 'subPath escaping',
     mutate: (p) =>
-      (p.spec.containers[0]!.volumeMounts = [{ name: 'scratch', mountPath: '/x', subPath: '../etc' }]),
+      (p.spec.containers![0]!.volumeMounts = [{ name: 'scratch', mountPath: '/x', subPath: '../etc' }]),
     field: 'spec.containers[0].volumeMounts[0].subPath',
     message: /'\.\.'/,
   },
@@ -414,14 +414,14 @@ table<Pod>('Pod', [
   },
   {
     name: 'env var with = in its name',
-    mutate: (p) => (p.spec.containers[0]!.env = [{ name: 'A=B' }]),
+    mutate: (p) => (p.spec.containers![0]!.env = [{ name: 'A=B' }]),
     field: 'spec.containers[0].env[0].name',
     message: /letters, digits/,
   },
   {
     name: 'env value and valueFrom',
     mutate: (p) =>
-      (p.spec.containers[0]!.env = [
+      (p.spec.containers![0]!.env = [
         { name: 'A', value: 'x', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       ]),
     field: 'spec.containers[0].env[0].valueFrom',
@@ -430,7 +430,7 @@ table<Pod>('Pod', [
   {
     name: 'env from two sources',
     mutate: (p) =>
-      (p.spec.containers[0]!.env = [
+      (p.spec.containers![0]!.env = [
         {
           name: 'A',
           valueFrom: { fieldRef: { fieldPath: 'metadata.name' }, secretKeyRef: { name: 's', key: 'k' } },
@@ -442,7 +442,7 @@ table<Pod>('Pod', [
   {
     name: 'unsupported fieldRef',
     mutate: (p) =>
-      (p.spec.containers[0]!.env = [
+      (p.spec.containers![0]!.env = [
         { name: 'A', valueFrom: { fieldRef: { fieldPath: 'spec.containers' } } },
       ]),
     field: 'spec.containers[0].env[0].valueFrom.fieldRef.fieldPath',
@@ -451,52 +451,52 @@ table<Pod>('Pod', [
   {
     name: 'configMapKeyRef without name',
     mutate: (p) =>
-      (p.spec.containers[0]!.env = [{ name: 'A', valueFrom: { configMapKeyRef: { key: 'k' } } }]),
+      (p.spec.containers![0]!.env = [{ name: 'A', valueFrom: { configMapKeyRef: { key: 'k' } } }]),
     field: 'spec.containers[0].env[0].valueFrom.configMapKeyRef.name',
     message: /required/,
   },
   {
     name: 'envFrom without source',
-    mutate: (p) => (p.spec.containers[0]!.envFrom = [{ prefix: 'X_' }]),
+    mutate: (p) => (p.spec.containers![0]!.envFrom = [{ prefix: 'X_' }]),
     field: 'spec.containers[0].envFrom[0]',
     message: /must specify a source/,
   },
   {
     name: 'probe without handler',
-    mutate: (p) => (p.spec.containers[0]!.livenessProbe = { periodSeconds: 5 }),
+    mutate: (p) => (p.spec.containers![0]!.livenessProbe = { periodSeconds: 5 }),
     field: 'spec.containers[0].livenessProbe',
     message: /must specify a handler/,
   },
   {
     name: 'probe with two handlers',
     mutate: (p) =>
-      (p.spec.containers[0]!.startupProbe = { exec: { command: ['true'] }, tcpSocket: { port: 80 } }),
+      (p.spec.containers![0]!.startupProbe = { exec: { command: ['true'] }, tcpSocket: { port: 80 } }),
     field: 'spec.containers[0].startupProbe',
     message: /only one handler/,
   },
   {
     name: 'liveness successThreshold',
     mutate: (p) =>
-      (p.spec.containers[0]!.livenessProbe = { exec: { command: ['true'] }, successThreshold: 2 }),
+      (p.spec.containers![0]!.livenessProbe = { exec: { command: ['true'] }, successThreshold: 2 }),
     field: 'spec.containers[0].livenessProbe.successThreshold',
     message: /must be 1/,
   },
   {
     name: 'probe port out of range',
-    mutate: (p) => (p.spec.containers[0]!.readinessProbe = { tcpSocket: { port: 70000 } }),
+    mutate: (p) => (p.spec.containers![0]!.readinessProbe = { tcpSocket: { port: 70000 } }),
     field: 'spec.containers[0].readinessProbe.tcpSocket.port',
     message: /between 1 and 65535/,
   },
   {
     name: 'negative probe timing',
     mutate: (p) =>
-      (p.spec.containers[0]!.readinessProbe = { tcpSocket: { port: 80 }, initialDelaySeconds: -1 }),
+      (p.spec.containers![0]!.readinessProbe = { tcpSocket: { port: 80 }, initialDelaySeconds: -1 }),
     field: 'spec.containers[0].readinessProbe.initialDelaySeconds',
     message: /at least 0/,
   },
   {
     name: 'exec probe without command',
-    mutate: (p) => (p.spec.containers[0]!.readinessProbe = { exec: {} }),
+    mutate: (p) => (p.spec.containers![0]!.readinessProbe = { exec: {} }),
     field: 'spec.containers[0].readinessProbe.exec.command',
     message: /required/,
   },
@@ -510,7 +510,7 @@ table<Pod>('Pod', [
   {
     name: 'privileged without escalation',
     mutate: (p) =>
-      (p.spec.containers[0]!.securityContext = { privileged: true, allowPrivilegeEscalation: false }),
+      (p.spec.containers![0]!.securityContext = { privileged: true, allowPrivilegeEscalation: false }),
     field: 'spec.containers[0].securityContext.allowPrivilegeEscalation',
     message: /privileged/,
   },
@@ -617,7 +617,7 @@ table<Pod>('Pod', [
     name: 'hostNetwork with a different host port',
     mutate: (p) => {
       p.spec.hostNetwork = true;
-      p.spec.containers[0]!.ports = [{ containerPort: 80, hostPort: 8080 }];
+      p.spec.containers![0]!.ports = [{ containerPort: 80, hostPort: 8080 }];
     },
     field: 'spec.containers[0].ports[0].hostPort',
     message: /must equal containerPort/,
@@ -636,7 +636,7 @@ describe('Pod updates', () => {
     const old = stored();
     old.spec.activeDeadlineSeconds = 100;
     const next = structuredClone(old);
-    next.spec.containers[0]!.image = 'registry.local/web:1.3';
+    next.spec.containers![0]!.image = 'registry.local/web:1.3';
     next.spec.activeDeadlineSeconds = 50;
     next.spec.tolerations!.push({ key: 'extra', operator: 'Exists' });
     next.spec.nodeName = 'node-1';
@@ -646,7 +646,7 @@ describe('Pod updates', () => {
   const updates: [string, (p: Pod) => void, string, RegExp][] = [
     [
       'a container command',
-      (p) => (p.spec.containers[0]!.command = ['sh']),
+      (p) => (p.spec.containers![0]!.command = ['sh']),
       'spec.containers[0].command',
       /field is immutable: a pod spec may change only in/,
     ],
