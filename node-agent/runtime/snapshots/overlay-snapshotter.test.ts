@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { OverlaySnapshotter } from './overlay-snapshotter.js';
+import { snapshotterConformance } from './snapshotter-conformance.js';
+
+snapshotterConformance('overlay', (root) => OverlaySnapshotter.open(root));
+
+test('overlay mounts: bind for a base layer, lowerdir top first, read-only views', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-ovl-'));
+  try {
+    const s = await OverlaySnapshotter.open(join(dir, 'o'));
+    const [base] = await s.prepare('a');
+    assert.equal(base!.type, 'bind');
+    assert.deepEqual(base!.options, ['rbind', 'rw']);
+    await s.commit('A', 'a');
+    await s.prepare('b', 'A');
+    await s.commit('B', 'b');
+    const [top] = await s.prepare('c', 'B');
+    assert.equal(top!.type, 'overlay');
+    const lower = top!.options
+      .find((o) => o.startsWith('lowerdir='))!
+      .slice(9)
+      .split(':');
+    assert.equal(lower.length, 2);
+    assert.match(lower[0]!, /\/fs$/);
+    assert.ok(top!.options.some((o) => o.startsWith('upperdir=')));
+    assert.ok(top!.options.some((o) => o.startsWith('workdir=')));
+    const [oneLayerView] = await s.view('v1', 'A');
+    assert.deepEqual(oneLayerView!.options, ['rbind', 'ro']);
+    const [twoLayerView] = await s.view('v2', 'B');
+    assert.equal(twoLayerView!.type, 'overlay');
+    assert.equal(twoLayerView!.options.length, 1);
+    assert.equal((await s.writableLayer('c')).whiteouts, 'overlay');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
