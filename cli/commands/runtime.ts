@@ -18,7 +18,13 @@ import {
   type ContainerInfo,
 } from '../../node-agent/runtime/containers/container-runtime.js';
 import { parseBytes, parseNetwork, parseVolume } from '../../node-agent/runtime/containers/validate.js';
-import { DEFAULT_ROOT, Runtime } from '../../node-agent/runtime/runtime.js';
+import {
+  DEFAULT_ROOT,
+  Runtime,
+  openImageRuntime,
+  type ImageRuntime,
+} from '../../node-agent/runtime/runtime.js';
+import type { SnapshotterChoice } from '../../node-agent/runtime/snapshots/open-snapshotter.js';
 import { humanDuration } from '../output/age.js';
 import { renderTable } from '../output/table.js';
 
@@ -32,13 +38,37 @@ function rootOf(command: Command): string {
   return resolvePath((c?.opts() as RuntimeGlobals | undefined)?.root ?? DEFAULT_ROOT);
 }
 
-async function openRuntime(command: Command): Promise<Runtime> {
+function requireRoot(): void {
   if (process.getuid?.() !== 0) {
     throw new PermissionDeniedError(
       'skiff runtime: containers need root (namespaces, mounts, cgroups); run it as root',
     );
   }
+}
+
+/** Containers only: no image store is opened (and no overlay probe is paid for). */
+async function openRuntime(command: Command): Promise<Runtime> {
+  requireRoot();
   return Runtime.open({ root: rootOf(command) });
+}
+
+async function openImages(command: Command): Promise<ImageRuntime> {
+  requireRoot();
+  let c: Command | null = command;
+  while (c && c.name() !== 'runtime') c = c.parent;
+  const choice = (c?.opts() as { snapshotter?: SnapshotterChoice } | undefined)?.snapshotter;
+  return openImageRuntime(rootOf(command), { snapshotter: choice });
+}
+
+export function humanSize(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${v}B` : `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)}${units[i]}`;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -130,7 +160,7 @@ function registerRun(runtime: Command): void {
     .option('--rootfs <dir>', 'run from this directory instead of an image (all arguments are the command)')
     .passThroughOptions()
     .action(async (image: string | undefined, command: string[], flags: RunFlags, cmd: Command) => {
-      const rt = await openRuntime(cmd);
+      const rt = flags.rootfs ? await openRuntime(cmd) : (await openImages(cmd)).runtime;
       const argv = withoutSeparator(
         flags.rootfs ? [...(image !== undefined ? [image] : []), ...command] : command,
       );
@@ -320,19 +350,146 @@ function registerContainerVerbs(runtime: Command): void {
 
   runtime
     .command('inspect')
-    .description('show a container as JSON (config, state, exit, live cgroup stats)')
-    .argument('<containers...>')
+    .description('show containers or images as JSON (containers: config, state, exit, live cgroup stats)')
+    .argument('<refs...>', 'container (id, prefix or name) or image')
     .action(async (refs: string[], _flags: unknown, cmd: Command) => {
       const rt = await openRuntime(cmd);
+      let images: ImageRuntime | undefined;
       const out = [];
       for (const ref of refs) {
-        const info = await rt.containers.inspect(ref);
-        out.push({
-          ...info,
-          exit: info.state.status === 'exited' ? exitInfo(info.state) : undefined,
-        });
+        try {
+          const info = await rt.containers.inspect(ref);
+          out.push({ ...info, exit: info.state.status === 'exited' ? exitInfo(info.state) : undefined });
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err;
+          images ??= await openImages(cmd);
+          try {
+            out.push(await images.images.resolve(ref));
+          } catch (imageErr) {
+            if (!(imageErr instanceof NotFoundError)) throw imageErr;
+            throw new NotFoundError(`inspect ${ref}: no such container or image`);
+          }
+        }
       }
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    });
+}
+
+function registerImageVerbs(runtime: Command): void {
+  runtime
+    .command('import')
+    .description('import images from an OCI image layout (dir or tar) or a `docker save` archive')
+    .argument('<path>')
+    .option('--name <ref>', 'name for images the archive leaves unnamed')
+    .action(async (path: string, flags: { name?: string }, cmd: Command) => {
+      const { images } = await openImages(cmd);
+      const result = await images.import(resolvePath(path), { name: flags.name });
+      for (const image of result.images) {
+        process.stdout.write(
+          `imported ${image.names.join(', ') || image.manifest.digest} (${image.layers} layers)\n`,
+        );
+      }
+      process.stdout.write(
+        `wrote ${result.blobsWritten} blobs (${humanSize(result.bytesWritten)}); ${result.blobsSkipped} already present (${humanSize(result.bytesSkipped)})\n`,
+      );
+    });
+
+  runtime
+    .command('images')
+    .description('list images (the total counts shared layers once)')
+    .action(async (_flags: unknown, cmd: Command) => {
+      const { images } = await openImages(cmd);
+      const list = await images.list();
+      const now = Date.now();
+      const rows = list.map((i) => [
+        i.repository,
+        i.tag || '<none>',
+        i.id.replace(/^sha256:/, '').slice(0, 12),
+        i.created ? `${humanDuration(now - Date.parse(i.created))} ago` : 'N/A',
+        humanSize(i.size),
+      ]);
+      process.stdout.write(renderTable(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], rows));
+      const df = await images.df();
+      process.stdout.write(
+        `total: ${humanSize(df.content.bytes)} in ${df.content.blobs} blobs (shared layers counted once)\n`,
+      );
+    });
+
+  runtime
+    .command('rmi')
+    .description('remove images (refused while a container uses one)')
+    .argument('<images...>')
+    .action(async (refs: string[], _flags: unknown, cmd: Command) => {
+      const { images, runtime: rt } = await openImages(cmd);
+      const containers = await rt.containers.list({ all: true });
+      for (const ref of refs) {
+        const image = await images.resolve(ref);
+        const user = containers.find((c) => c.config.imageDigest === image.manifestDigest);
+        if (user) {
+          throw new FailedPreconditionError(
+            `remove image ${ref}: container ${user.name} (${shortId(user.id)}) uses it; remove the container first`,
+          );
+        }
+        for (const removed of await images.remove(ref)) process.stdout.write(`Untagged: ${removed}\n`);
+      }
+    });
+
+  runtime
+    .command('save')
+    .description('write images to a tar that `docker load` and `skiff runtime import` accept')
+    .argument('<images...>')
+    .requiredOption('-o, --output <file>', 'output tar file')
+    .action(async (refs: string[], flags: { output: string }, cmd: Command) => {
+      const { images } = await openImages(cmd);
+      await images.save(refs, resolvePath(flags.output));
+    });
+
+  runtime
+    .command('prune')
+    .description('remove exited containers, then content and snapshots nothing uses')
+    .option('-a, --all', 'also remove images no container uses')
+    .action(async (flags: { all?: boolean }, cmd: Command) => {
+      const { images, runtime: rt } = await openImages(cmd);
+      let removedContainers = 0;
+      for (const c of await rt.containers.list({ all: true })) {
+        if (c.state.status === 'exited') {
+          await rt.containers.remove(c.id);
+          removedContainers++;
+        }
+      }
+      const inUse = (await rt.containers.list({ all: true }))
+        .map((c) => c.config.snapshotKey)
+        .filter((k): k is string => k !== undefined);
+      const result = await images.prune({ snapshotKeysInUse: inUse, removeUnusedImages: flags.all });
+      process.stdout.write(
+        `removed ${removedContainers} containers, ${result.imagesRemoved.length} images, ${result.blobsRemoved} blobs (${humanSize(result.blobBytesRemoved)}), ${result.snapshotsRemoved} snapshots\n`,
+      );
+    });
+
+  runtime
+    .command('df')
+    .description('disk usage of images, content, snapshots and containers')
+    .action(async (_flags: unknown, cmd: Command) => {
+      const { images, runtime: rt } = await openImages(cmd);
+      const df = await images.df();
+      const containers = await rt.containers.list({ all: true });
+      const running = containers.filter((c) => c.state.status === 'running').length;
+      process.stdout.write(
+        renderTable(
+          ['TYPE', 'TOTAL', 'ACTIVE', 'SIZE'],
+          [
+            [
+              'Images',
+              String(df.images.length),
+              String(new Set(containers.map((c) => c.config.imageDigest).filter(Boolean)).size),
+              humanSize(df.content.bytes),
+            ],
+            ['Snapshots', String(df.snapshots.count), '', humanSize(df.snapshots.bytes)],
+            ['Containers', String(containers.length), String(running), ''],
+          ],
+        ),
+      );
+      process.stdout.write(`total: ${humanSize(df.totalBytes)} (shared layers counted once)\n`);
     });
 }
 
@@ -341,9 +498,15 @@ export function registerRuntime(program: Command): void {
     .command('runtime')
     .description('the embedded container runtime, on its own (docker-style verbs)')
     .option('--root <dir>', 'runtime state directory', DEFAULT_ROOT)
+    .addOption(
+      new Option('--snapshotter <name>', 'snapshotter for new containers')
+        .choices(['auto', 'overlay', 'copy'])
+        .default('auto'),
+    )
     .enablePositionalOptions();
   registerRun(runtime);
   registerContainerVerbs(runtime);
+  registerImageVerbs(runtime);
   runtime.hook('preAction', () => {
     if (process.platform !== 'linux') throw new FailedPreconditionError('skiff runtime: Linux only');
   });

@@ -8,13 +8,19 @@
  *   <root>/containers/<id>/                           the container side (containers/)
  */
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { InvalidArgumentError, FailedPreconditionError, errorMessage } from '../../proto/errors.js';
+import type { Logger } from '../../proto/logger.js';
+import { LocalContentStore } from './content/local-content-store.js';
 import {
   LinuxContainerRuntime,
   type ContainerInfo,
   type CreateContainerOptions,
   type SnapshotRemover,
 } from './containers/container-runtime.js';
+import { ImageStore, type ResolvedImage } from './images/image-store.js';
+import { openSnapshotter, type SnapshotterChoice } from './snapshots/open-snapshotter.js';
+import { probeOverlay } from './snapshots/overlay-probe.js';
 import { parseUser } from './containers/validate.js';
 import type { RootMount } from './sys/helper-spec.js';
 
@@ -38,6 +44,7 @@ export interface ImageService {
 
 /** What the snapshotter offers the runtime (node-agent/runtime/snapshots). */
 export interface ContainerSnapshots extends SnapshotRemover {
+  readonly name: string;
   prepare(key: string, parent?: string): Promise<RootMount[]>;
 }
 
@@ -125,8 +132,16 @@ export class Runtime {
     snapshots?: ContainerSnapshots;
   }): Promise<Runtime> {
     const root = opts.root ?? DEFAULT_ROOT;
-    const containers = await LinuxContainerRuntime.open({ root, snapshots: opts.snapshots });
-    return new Runtime(containers, opts.images, opts.snapshots);
+    const given = opts.snapshots;
+    // a container's snapshot is removed through the snapshotter that made it, opened by name
+    const containers = await LinuxContainerRuntime.open({
+      root,
+      snapshots: async (name) => {
+        if (given && given.name === name) return given;
+        return openSnapshotter(root, { choice: name as SnapshotterChoice, probe: probeOverlay });
+      },
+    });
+    return new Runtime(containers, opts.images, given);
   }
 
   /** Creates a container from an image (or a directory) and starts it. */
@@ -172,6 +187,7 @@ export class Runtime {
         imageDigest,
         rootfs,
         snapshotKey,
+        snapshotter: snapshotKey ? this.snapshots?.name : undefined,
       });
     } catch (err) {
       if (snapshotKey) await this.snapshots?.remove(snapshotKey).catch(() => {});
@@ -185,4 +201,31 @@ export class Runtime {
       throw err;
     }
   }
+}
+
+export interface ImageRuntime {
+  runtime: Runtime;
+  images: ImageStore;
+  content: LocalContentStore;
+}
+
+/** The whole runtime of a root: content store, snapshotter (probed unless chosen), image store, containers. */
+export async function openImageRuntime(
+  root: string,
+  opts: { snapshotter?: SnapshotterChoice; logger?: Logger } = {},
+): Promise<ImageRuntime> {
+  const content = await LocalContentStore.open(join(root, 'content'));
+  const snapshotter = await openSnapshotter(root, {
+    choice: opts.snapshotter ?? 'auto',
+    probe: probeOverlay,
+    logger: opts.logger,
+  });
+  const images = await ImageStore.open(join(root, 'images'), { content, snapshotter, logger: opts.logger });
+  const service: ImageService = {
+    resolve: (ref) => images.resolve(ref),
+    // only ever given what resolve returned
+    unpack: (image) => images.unpack(image as ResolvedImage),
+  };
+  const runtime = await Runtime.open({ root, images: service, snapshots: snapshotter });
+  return { runtime, images, content };
 }

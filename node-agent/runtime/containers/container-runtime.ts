@@ -67,12 +67,16 @@ export interface SnapshotRemover {
   remove(key: string): Promise<void>;
 }
 
+/** Finds the snapshotter a container's snapshot belongs to, by its name ('overlay', 'copy'). */
+export type SnapshotResolver = (snapshotterName: string) => Promise<SnapshotRemover>;
+
 export interface CreateContainerOptions {
   name?: string;
   image?: string;
   imageDigest?: string;
   rootfs: RootMount;
   snapshotKey?: string;
+  snapshotter?: string;
   argv: string[];
   env?: string[];
   cwd?: string;
@@ -161,12 +165,12 @@ export class LinuxContainerRuntime implements ContainerRuntime {
   private constructor(
     readonly store: ContainerStore,
     readonly cgroups: Cgroups,
-    private readonly snapshots?: SnapshotRemover,
+    private readonly snapshots?: SnapshotResolver,
   ) {}
 
   static async open(opts: {
     root: string;
-    snapshots?: SnapshotRemover;
+    snapshots?: SnapshotResolver;
     cgroups?: Cgroups;
   }): Promise<LinuxContainerRuntime> {
     const store = new ContainerStore(opts.root);
@@ -199,6 +203,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       imageDigest: opts.imageDigest,
       rootfs: opts.rootfs,
       snapshotKey: opts.snapshotKey,
+      snapshotter: opts.snapshotKey ? (opts.snapshotter ?? 'overlay') : undefined,
       argv: opts.argv,
       env: containerEnv(opts.env ?? [], hostname, uid),
       cwd: opts.cwd ?? '/',
@@ -476,9 +481,15 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       await this.wait(info.id, { timeoutMs: 10_000 });
     }
     await this.cgroups.remove(info.id);
-    if (info.config.snapshotKey && this.snapshots) {
+    if (info.config.snapshotKey) {
+      if (!this.snapshots) {
+        throw new FailedPreconditionError(
+          `remove container ${info.name}: its snapshot ${info.config.snapshotKey} needs the ${info.config.snapshotter} snapshotter, which this runtime was opened without`,
+        );
+      }
+      const snapshots = await this.snapshots(info.config.snapshotter ?? 'overlay');
       try {
-        await this.snapshots.remove(info.config.snapshotKey);
+        await snapshots.remove(info.config.snapshotKey);
       } catch (err) {
         if ((err as { code?: string }).code !== 'NotFound') throw err;
       }
@@ -538,6 +549,13 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     for (const id of await this.store.ids()) {
       try {
         const info = await this.refresh(id);
+        // detached --rm containers have no one waiting for them: the next listing removes them
+        if (info.state.status === 'exited' && info.config.autoRemove) {
+          await this.remove(id).catch((err) =>
+            log.warn({ id, err: errorMessage(err) }, 'auto-remove failed'),
+          );
+          continue;
+        }
         if (opts.all || info.state.status === 'running') out.push(info);
       } catch {
         // removed meanwhile

@@ -32,8 +32,9 @@ export interface ContainerConfig {
   imageDigest?: string;
   /** The root file system mount (from the snapshotter, or a bind of a directory). */
   rootfs: RootMount;
-  /** The writable snapshot to remove with the container. */
+  /** The writable snapshot to remove with the container, and the snapshotter that holds it. */
   snapshotKey?: string;
+  snapshotter?: string;
   argv: string[];
   env: string[];
   cwd: string;
