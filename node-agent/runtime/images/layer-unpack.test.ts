@@ -1,0 +1,274 @@
+import assert from 'node:assert/strict';
+import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { InvalidArgumentError, ResourceExhaustedError } from '../../../proto/errors.js';
+import { gzip, sha256, sorted, tar, type TarEntry } from '../../../test/fixtures/images.js';
+import { hostileLayers } from '../../../test/fixtures/images-hostile.js';
+import { treeFingerprint } from '../snapshots/snapshotter-conformance.js';
+import { applyLayer, type ApplyLayerOptions } from './layer-unpack.js';
+
+function layerOf(entries: TarEntry[], compression: 'gzip' | 'none' = 'none') {
+  const t = tar(entries);
+  const blob = compression === 'gzip' ? gzip(t) : t;
+  return { blob, digest: sha256(blob), diffId: sha256(t), compression } as const;
+}
+
+async function apply(
+  dir: string,
+  entries: TarEntry[] | Buffer,
+  whiteouts: ApplyLayerOptions['whiteouts'],
+  extra: Partial<ApplyLayerOptions> = {},
+) {
+  const t = Buffer.isBuffer(entries) ? entries : tar(entries);
+  return applyLayer(Readable.from([t]), {
+    dir,
+    whiteouts,
+    digest: sha256(t),
+    diffId: sha256(t),
+    compression: 'none',
+    ...extra,
+  });
+}
+
+describe('layer unpack (skiff-unpack)', () => {
+  let base: string;
+  let n = 0;
+  before(async () => {
+    base = await mkdtemp(join(tmpdir(), 'skiff-unpack-'));
+  });
+  after(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+
+  /** A fresh sandbox: sandbox/layer (the target), sandbox/canary (must never change). */
+  async function sandbox() {
+    const root = join(base, `s${n++}`);
+    const layer = join(root, 'layer');
+    const canary = join(root, 'canary');
+    await mkdir(join(canary, 'dir'), { recursive: true });
+    await mkdir(layer);
+    await writeFile(join(canary, 'file'), 'canary');
+    await writeFile(join(canary, 'dir', 'inner'), 'inner');
+    return { root, layer, canary };
+  }
+
+  test('keeps modes, owners, mtimes, hard links, symlinks, fifos and allowed xattrs', async () => {
+    const { layer } = await sandbox();
+    const stats = await apply(
+      layer,
+      sorted([
+        { name: 'd/', type: 'dir', mode: 0o750, uid: 1000, gid: 1000, mtime: 1_000_000 },
+        {
+          name: 'd/f',
+          data: 'hello',
+          mode: 0o640,
+          uid: 1234,
+          gid: 4321,
+          mtime: 1_500_000,
+          xattrs: { 'user.k': 'v', 'security.selinux': 'x' },
+        },
+        { name: 'd/h', type: 'hardlink', linkname: 'd/f' },
+        { name: 'd/l', type: 'symlink', linkname: 'f', uid: 7, gid: 7 },
+        { name: 'p', type: 'fifo', mode: 0o600 },
+        { name: 'x'.repeat(150) + '/y'.repeat(30), data: 'long' },
+      ]),
+      'apply',
+    );
+    const f = await lstat(join(layer, 'd/f'));
+    assert.equal(f.mode & 0o7777, 0o640);
+    assert.equal(f.uid, 1234);
+    assert.equal(f.gid, 4321);
+    assert.equal(Math.floor(f.mtimeMs / 1000), 1_500_000);
+    assert.equal(f.nlink, 2);
+    assert.equal((await lstat(join(layer, 'd/h'))).ino, f.ino);
+    assert.equal(await readlink(join(layer, 'd/l')), 'f');
+    assert.equal((await lstat(join(layer, 'd/l'))).uid, 7);
+    assert.ok((await lstat(join(layer, 'p'))).isFIFO());
+    const d = await lstat(join(layer, 'd'));
+    assert.equal(d.mode & 0o7777, 0o750);
+    assert.equal(
+      Math.floor(d.mtimeMs / 1000),
+      1_000_000,
+      'directory mtimes are restored after their children are written',
+    );
+    assert.equal(await readFile(join(layer, 'x'.repeat(150) + '/y'.repeat(30)), 'utf8'), 'long');
+    assert.equal(stats.xattrsSkipped, 1);
+    assert.equal(stats.files, 2);
+  });
+
+  for (const whiteouts of ['overlay', 'apply'] as const) {
+    for (const c of hostileLayers('/CANARY')) {
+      test(`hostile (${whiteouts}): ${c.name}`, async () => {
+        const { root, layer, canary } = await sandbox();
+        const entries = hostileLayers(canary).find((h) => h.name === c.name)!.entries;
+        const before = await treeFingerprint(canary);
+        const run = apply(layer, entries, whiteouts);
+        if (c.refused) {
+          await assert.rejects(run, (err: unknown) => {
+            assert.ok(err instanceof InvalidArgumentError, String(err));
+            assert.match(err.message, /^unpack layer sha256:[a-f0-9]{64}: /);
+            assert.match(err.message, c.refused!);
+            return true;
+          });
+        } else {
+          await run;
+        }
+        assert.deepEqual(
+          await treeFingerprint(canary),
+          before,
+          'nothing outside the layer directory changed',
+        );
+        assert.deepEqual(
+          (await readdir(root)).sort(),
+          ['canary', 'layer'],
+          'nothing was created beside the layer',
+        );
+        if (c.name.startsWith('file over')) {
+          assert.ok((await lstat(join(layer, 'f'))).isFile());
+          assert.equal(await readFile(join(layer, 'f'), 'utf8'), 'new');
+        }
+        if (c.name.startsWith('directory over')) assert.ok((await lstat(join(layer, 'd'))).isDirectory());
+        if (c.name.startsWith('device nodes')) assert.deepEqual(await readdir(join(layer, 'dev')), []);
+        if (c.name.startsWith('setuid')) {
+          assert.equal((await lstat(join(layer, 'bin/su'))).mode & 0o7777, 0o4755);
+          assert.equal((await lstat(join(layer, 'bin/wall'))).mode & 0o7777, 0o2755);
+        }
+        if (c.name.startsWith('symlink targets')) {
+          assert.equal(await readlink(join(layer, 'abs')), '/etc/shadow');
+          assert.equal(await readlink(join(layer, 'climb')), '../../../../etc');
+        }
+      });
+    }
+  }
+
+  test('whiteouts in overlay form: char 0/0 devices and an opaque xattr, the marker processed first', async () => {
+    const { layer } = await sandbox();
+    const stats = await apply(
+      layer,
+      [
+        { name: 'etc/', type: 'dir' },
+        { name: 'etc/.wh.doomed' },
+        { name: 'data/', type: 'dir' },
+        { name: 'data/c', data: 'c' },
+        { name: 'data/.wh..wh..opq' },
+      ],
+      'overlay',
+    );
+    const wh = await lstat(join(layer, 'etc/doomed'));
+    assert.ok(wh.isCharacterDevice());
+    assert.equal(wh.rdev, 0);
+    assert.equal(await readFile(join(layer, 'data/c'), 'utf8'), 'c');
+    assert.deepEqual({ whiteouts: stats.whiteouts, opaques: stats.opaques }, { whiteouts: 1, opaques: 1 });
+    // the opaque xattr itself is checked through a real overlay mount in image-store.test.ts (merged view)
+  });
+
+  test("whiteouts applied: deletes what they name, the opaque marker keeps only this layer's entries", async () => {
+    const { layer } = await sandbox();
+    await apply(
+      layer,
+      sorted([
+        { name: 'etc/', type: 'dir' },
+        { name: 'etc/doomed', data: 'x' },
+        { name: 'etc/kept', data: 'k' },
+        { name: 'data/', type: 'dir' },
+        { name: 'data/a', data: 'a' },
+        { name: 'data/sub/', type: 'dir' },
+        { name: 'data/sub/x', data: 'x' },
+      ]),
+      'apply',
+    );
+    await apply(
+      layer,
+      [
+        { name: 'etc/.wh.doomed' },
+        { name: 'data/c', data: 'c' },
+        { name: 'data/new/y', data: 'y' },
+        { name: 'data/.wh..wh..opq' },
+      ],
+      'apply',
+    );
+    assert.deepEqual(await readdir(join(layer, 'etc')), ['kept']);
+    assert.deepEqual((await readdir(join(layer, 'data'))).sort(), ['c', 'new']);
+  });
+
+  test('gzip layers: both digests verified; corrupt and truncated gzip refused', async () => {
+    const { layer } = await sandbox();
+    const good = layerOf([{ name: 'f', data: 'x'.repeat(100_000) }], 'gzip');
+    const stats = await applyLayer(Readable.from([good.blob]), { dir: layer, whiteouts: 'apply', ...good });
+    assert.equal(stats.uncompressedBytes, tar([{ name: 'f', data: 'x'.repeat(100_000) }]).length);
+
+    const truncated = good.blob.subarray(0, Math.floor(good.blob.length / 2));
+    await assert.rejects(
+      applyLayer(Readable.from([truncated]), {
+        dir: (await sandbox()).layer,
+        whiteouts: 'apply',
+        ...good,
+        digest: sha256(truncated),
+      }),
+      /corrupt or truncated gzip stream/,
+    );
+    const corrupt = Buffer.from(good.blob);
+    corrupt[corrupt.length - 6]! ^= 0xff; // inside the CRC32/ISIZE trailer
+    await assert.rejects(
+      applyLayer(Readable.from([corrupt]), {
+        dir: (await sandbox()).layer,
+        whiteouts: 'apply',
+        ...good,
+        digest: sha256(corrupt),
+      }),
+      /corrupt or truncated gzip stream/,
+    );
+    const garbage = Buffer.concat([good.blob.subarray(0, 20), Buffer.alloc(200, 0x55)]);
+    await assert.rejects(
+      applyLayer(Readable.from([garbage]), {
+        dir: (await sandbox()).layer,
+        whiteouts: 'apply',
+        ...good,
+        digest: sha256(garbage),
+      }),
+      /corrupt or truncated gzip stream/,
+    );
+  });
+
+  test('digest and DiffID mismatches are refused naming expected and actual', async () => {
+    const good = layerOf([{ name: 'f', data: 'x' }], 'gzip');
+    const other = sha256('other');
+    await assert.rejects(
+      applyLayer(Readable.from([good.blob]), {
+        dir: (await sandbox()).layer,
+        whiteouts: 'apply',
+        ...good,
+        diffId: other,
+      }),
+      new RegExp(`does not match the config's diff_id \\(expected ${other}, actual ${good.diffId}\\)`),
+    );
+    await assert.rejects(
+      applyLayer(Readable.from([good.blob]), {
+        dir: (await sandbox()).layer,
+        whiteouts: 'apply',
+        ...good,
+        digest: other,
+      }),
+      new RegExp(`blob does not match its digest \\(expected ${other}, actual ${good.digest}\\)`),
+    );
+  });
+
+  test('a truncated or corrupt tar, and a layer over the size limit, are refused', async () => {
+    const t = tar([{ name: 'f', data: 'x'.repeat(5000) }]);
+    await assert.rejects(
+      apply((await sandbox()).layer, t.subarray(0, 1536), 'apply'),
+      /truncated tar archive/,
+    );
+    const bad = Buffer.from(t);
+    bad[10] = 0x41;
+    await assert.rejects(apply((await sandbox()).layer, bad, 'apply'), /checksum mismatch/);
+    await assert.rejects(apply((await sandbox()).layer, t, 'apply', { maxBytes: 4096 }), (err: unknown) => {
+      assert.ok(err instanceof ResourceExhaustedError);
+      assert.match(err.message, /exceeds the limit of 4096 bytes \(declared size 5000 bytes/);
+      return true;
+    });
+  });
+});
