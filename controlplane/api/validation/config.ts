@@ -41,7 +41,7 @@ function validateImmutable(
   if (immutable !== true)
     violation('immutable', `field is immutable: the ${kind} was created immutable and stays so`);
   for (const [field, value, oldValue] of fields) {
-    const changed = firstDifference(value, oldValue, field);
+    const changed = firstDifference(value, oldValue, field, 'map');
     if (changed !== undefined)
       violation(changed, `field is immutable: the ${kind} is immutable; create a new one`);
   }

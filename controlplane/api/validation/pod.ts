@@ -625,6 +625,7 @@ export function validatePodSpecUpdate(spec: PodSpec, old: PodSpec): void {
     newTolerations.slice(0, oldTolerations.length),
     oldTolerations,
     'spec.tolerations',
+    'Toleration',
   );
   if (kept !== undefined)
     violation(kept, 'existing tolerations may not be changed or removed, only new ones added');
@@ -634,7 +635,7 @@ export function validatePodSpecUpdate(spec: PodSpec, old: PodSpec): void {
     if (old.nodeName === undefined) delete masked.nodeName;
     else masked.nodeName = old.nodeName;
   }
-  const changed = firstDifference(masked, old, 'spec');
+  const changed = firstDifference(masked, old, 'spec', 'PodSpec');
   if (changed !== undefined) {
     violation(
       changed,

@@ -523,7 +523,7 @@ table<Pod>('Pod', [
   {
     name: 'bad nodeSelector',
     mutate: (p) => (p.spec.nodeSelector = { zone: 'a b' }),
-    field: 'spec.nodeSelector[zone]',
+    field: 'spec.nodeSelector',
     message: /value "a b"/,
   },
   {
@@ -665,6 +665,18 @@ describe('Pod updates', () => {
       /may only be lowered/,
     ],
     ['metadata.name', (p) => (p.metadata.name = 'other'), 'metadata.name', /immutable/],
+    [
+      'a nodeSelector',
+      (p) => (p.spec.nodeSelector = { zone: 'b' }),
+      'spec.nodeSelector',
+      /field is immutable/,
+    ],
+    [
+      'a resource limit',
+      (p) => (p.spec.containers![0]!.resources!.limits!['cpu'] = '2'),
+      'spec.containers[0].resources.limits[cpu]',
+      /field is immutable/,
+    ],
   ];
   for (const [what, mutate, field, message] of updates) {
     test(`changing ${what} is refused at ${field}`, () => {
@@ -779,7 +791,7 @@ test('a Deployment selector cannot change on update; replicas and template can',
   moved.spec.template!.metadata!.labels = { app: 'web', tier: 'x' };
   expectInvalid(
     moved,
-    'spec.selector.matchLabels.tier',
+    'spec.selector.matchLabels[tier]',
     /field is immutable: a Deployment selector cannot change/,
     old,
   );
@@ -1076,7 +1088,7 @@ test('an immutable ConfigMap keeps its data and stays immutable', () => {
   validateObject(relabelled, old);
   const changed = structuredClone(old);
   changed.data = { 'app.conf': 'x=2' };
-  expectInvalid(changed, 'data.app.conf', /the ConfigMap is immutable/, old);
+  expectInvalid(changed, 'data[app.conf]', /the ConfigMap is immutable/, old);
   const unfrozen = structuredClone(old);
   unfrozen.immutable = false;
   expectInvalid(unfrozen, 'immutable', /created immutable/, old);

@@ -12,7 +12,7 @@ import type {
   ReplicaSet,
 } from '../../../proto/gen/types.js';
 import { labelSelectorFromObject } from '../selectors.js';
-import { firstDifference } from './diff.js';
+import { type DiffShape, firstDifference } from './diff.js';
 import { requireAtLeast, requireOneOf, violation } from './field-violation.js';
 import { validateAnnotations, validateLabels } from './meta.js';
 import { validatePodSpec } from './pod.js';
@@ -58,8 +58,8 @@ function isZero(value: IntOrString | undefined): boolean {
   return value === undefined || value === 0 || value === '0%';
 }
 
-function requireUnchanged(path: string, value: unknown, old: unknown, why: string): void {
-  const changed = firstDifference(value, old, path);
+function requireUnchanged(path: string, value: unknown, old: unknown, why: string, shape?: DiffShape): void {
+  const changed = firstDifference(value, old, path, shape);
   if (changed !== undefined) violation(changed, `field is immutable: ${why}`);
 }
 
@@ -75,6 +75,7 @@ export function validateReplicaSet(rs: ReplicaSet, old: ReplicaSet | undefined):
       rs.spec.selector,
       old.spec.selector,
       'a ReplicaSet selector cannot change',
+      'LabelSelector',
     );
 }
 
@@ -114,6 +115,7 @@ export function validateDeployment(deployment: Deployment, old: Deployment | und
       spec.selector,
       old.spec.selector,
       'a Deployment selector cannot change; create a new Deployment',
+      'LabelSelector',
     );
 }
 
@@ -135,7 +137,13 @@ export function validateDaemonSet(ds: DaemonSet, old: DaemonSet | undefined): vo
   }
   validateSelectorAndTemplate(spec.selector, spec.template, ALWAYS);
   if (old)
-    requireUnchanged('spec.selector', spec.selector, old.spec.selector, 'a DaemonSet selector cannot change');
+    requireUnchanged(
+      'spec.selector',
+      spec.selector,
+      old.spec.selector,
+      'a DaemonSet selector cannot change',
+      'LabelSelector',
+    );
 }
 
 export function validateJob(job: Job, old: Job | undefined): void {
@@ -171,9 +179,9 @@ export function validateJob(job: Job, old: Job | undefined): void {
   }
   if (old) {
     const why = 'a Job runs the pods it was created with; create a new Job';
-    requireUnchanged('spec.selector', spec.selector, old.spec.selector, why);
+    requireUnchanged('spec.selector', spec.selector, old.spec.selector, why, 'LabelSelector');
     requireUnchanged('spec.completions', spec.completions, old.spec.completions, why);
     requireUnchanged('spec.completionMode', spec.completionMode, old.spec.completionMode, why);
-    requireUnchanged('spec.template', spec.template, old.spec.template, why);
+    requireUnchanged('spec.template', spec.template, old.spec.template, why, 'PodTemplateSpec');
   }
 }
