@@ -523,7 +523,7 @@ table<Pod>('Pod', [
   {
     name: 'bad nodeSelector',
     mutate: (p) => (p.spec.nodeSelector = { zone: 'a b' }),
-    field: 'spec.nodeSelector',
+    field: 'spec.nodeSelector[zone]',
     message: /value "a b"/,
   },
   {
