@@ -4,7 +4,10 @@ import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { FailedPreconditionError } from '../../proto/errors.js';
+import { stopProcess } from './process-support.js';
 import { startEtcd, type EtcdProcess } from './etcd-process.js';
 
 function listen(port = 0): Promise<Server> {
@@ -84,6 +87,31 @@ describe('startEtcd', () => {
     const sessionId = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
     assert.equal(sessionId, etcd.pid, 'a detached child leads its own session');
     await etcd.stop();
+  });
+
+  test('a detached etcd outlives the process that started it and is stopped by pid', async () => {
+    const launcher = new URL('./etcd-process.js', import.meta.url).href;
+    const script = `
+      const { startEtcd } = await import(${JSON.stringify(launcher)});
+      const etcd = await startEtcd({
+        dataDir: ${JSON.stringify(join(dir, 'f'))},
+        detached: true,
+        output: { logFile: ${JSON.stringify(join(dir, 'etcd-f.log'))} },
+      });
+      process.stdout.write(JSON.stringify({ pid: etcd.pid, endpoint: etcd.endpoint }));
+      process.exit(0);`;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [...process.execArgv.filter((arg) => !arg.startsWith('--test')), '--input-type=module', '-e', script],
+      { timeout: 30_000 },
+    );
+    const { pid, endpoint } = JSON.parse(stdout) as { pid: number; endpoint: string };
+    try {
+      assert.equal((await fetch(`${endpoint}/health`)).status, 200, 'still serving after its parent exited');
+    } finally {
+      await stopProcess(pid);
+    }
+    await assert.rejects(fetch(`${endpoint}/health`));
   });
 
   test('a server that exits during start-up is reported with its last output lines', async () => {

@@ -110,6 +110,19 @@ export type OutputTarget =
 
 const KEPT_OUTPUT_BYTES = 16 * 1024;
 
+const attachedChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function killWithThisProcess(child: ChildProcess): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const attached of attachedChildren) attached.kill('SIGKILL');
+    });
+  }
+  attachedChildren.add(child);
+}
+
 /** A spawned server: the child, and where to read its recent output from. */
 export interface SpawnedServer {
   child: ChildProcess;
@@ -152,15 +165,12 @@ export function spawnServer(
     child.stdout?.on('data', onChunk);
     child.stderr?.on('data', onChunk);
   }
-  const killOnParentExit = (): void => {
-    child.kill('SIGKILL');
-  };
   if (detached) child.unref();
-  else process.on('exit', killOnParentExit);
+  else killWithThisProcess(child);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('error', () => resolve({ code: null, signal: null }));
     child.once('exit', (code, signal) => {
-      process.off('exit', killOnParentExit);
+      attachedChildren.delete(child);
       resolve({ code, signal });
     });
   });
