@@ -4,6 +4,8 @@
  * before the first write, so a bad document anywhere means nothing is written.
  */
 import type { Command } from 'commander';
+import { defaultObject } from '../../controlplane/api/defaulting.js';
+import { validateObject } from '../../controlplane/api/validation/index.js';
 import type { ApiClient } from '../../proto/client.js';
 import {
   AlreadyExistsError,
@@ -88,8 +90,9 @@ export async function loadManifests(
 }
 
 /**
- * Validates one document strictly (unknown fields, types, required fields: proto/objects.ts) and
- * settles its namespace: the manifest's, else `-n`, else `default`; the two may not disagree.
+ * Validates one document strictly (unknown fields, types, required fields: proto/objects.ts; names,
+ * quantities, ports…: the API server's validation) and settles its namespace: the manifest's, else
+ * `-n`, else `default`; the two may not disagree.
  */
 export function prepareDocument(doc: ManifestDocument, namespaceFlag: string | undefined): PreparedObject {
   let object: KubeObject;
@@ -121,6 +124,14 @@ export function prepareDocument(doc: ManifestDocument, namespaceFlag: string | u
     metadata.namespace = namespace;
   } else if (metadata.namespace) {
     delete metadata.namespace;
+  }
+  // The server's own defaulting and validation, run here first so that a bad name or quantity in
+  // any document stops the apply before anything is written.
+  try {
+    validateObject(defaultObject(object));
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw manifestFieldError(doc, err);
+    throw err;
   }
   return { doc, info, object, namespace, name: metadata.name };
 }

@@ -317,7 +317,7 @@ spec:
           memory: lots
 `,
         expect:
-          /quantity\.yaml: document 1 \(line 10, column 11\): .*spec\.containers\[0\]\.resources\.limits(\.memory|\["memory"\])/,
+          /quantity\.yaml: document 1 \(line 10, column 11\): .*spec\.containers\[0\]\.resources\.limits(\.memory|\[memory\]|\["memory"\])/,
         absent: ['pod', 'quantity'],
       },
     ];
