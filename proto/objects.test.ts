@@ -332,6 +332,40 @@ describe('object round trips', () => {
     assert.equal('replicas' in unset.spec, false);
   });
 
+  test('quantities may be bare numbers, as in Kubernetes manifests', () => {
+    const pod = parseObject({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p' },
+      spec: {
+        containers: [
+          {
+            name: 'c',
+            image: 'i',
+            resources: { limits: { cpu: 1, memory: 536870912 }, requests: { cpu: 0.5 } },
+          },
+        ],
+        volumes: [{ name: 'v', emptyDir: { sizeLimit: 1000 } }],
+      },
+    }) as Pod;
+    assert.deepEqual(pod.spec.containers![0]!.resources, {
+      limits: { cpu: '1', memory: '536870912' },
+      requests: { cpu: '0.5' },
+    });
+    assert.equal(pod.spec.volumes![0]!.emptyDir!.sizeLimit, '1000');
+    invalid(
+      () =>
+        parseObject({
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name: 'p' },
+          spec: { containers: [{ name: 'c', env: [{ name: 'A', value: 1 }] }] },
+        }),
+      'spec.containers[0].env[0].value',
+      /expected a string, got number 1/,
+    );
+  });
+
   test('Secret and ConfigMap bytes round trip as base64', () => {
     const secret = {
       apiVersion: 'v1',
@@ -447,9 +481,15 @@ describe('parseObject rejects bad input, naming the field', () => {
     },
     {
       name: 'number in a string map',
-      input: pod({ resources: { limits: { cpu: 1 } } }),
-      field: 'spec.containers[0].resources.limits[cpu]',
+      input: pod({}, { nodeSelector: { zone: 1 } }),
+      field: 'spec.nodeSelector[zone]',
       message: /expected a string/,
+    },
+    {
+      name: 'a quantity that is neither string nor number',
+      input: pod({ resources: { limits: { cpu: true } } }),
+      field: 'spec.containers[0].resources.limits[cpu]',
+      message: /expected a string, got boolean/,
     },
     {
       name: 'string for a boolean',

@@ -29,7 +29,13 @@ import {
   kindForEnvelopeField,
   kindInfoOf,
 } from './kinds.js';
-import { REQUIRED_FIELDS, hasExplicitPresence, jsonFieldName, messageType } from './schema.js';
+import {
+  QUANTITY_FIELDS,
+  REQUIRED_FIELDS,
+  hasExplicitPresence,
+  jsonFieldName,
+  messageType,
+} from './schema.js';
 
 type PlainObject = Record<string, unknown>;
 
@@ -147,7 +153,7 @@ class Reader {
       }
       // null is "unset" in Kubernetes JSON (e.g. `creationTimestamp: null` in generated manifests).
       if (fieldValue === null || fieldValue === undefined) continue;
-      const converted = this.field(field, fieldValue, fieldPath);
+      const converted = this.field(field, quantityText(type, key, fieldValue), fieldPath);
       if (converted !== undefined) out[field.name] = converted;
     }
     this.checkRequired(type, out, path);
@@ -248,6 +254,15 @@ class Reader {
       }
     }
   }
+}
+
+/** A quantity written as a bare number (`cpu: 0.5`) becomes its text, as Kubernetes reads it. */
+function quantityText(type: protobuf.Type, key: string, value: unknown): unknown {
+  if (!QUANTITY_FIELDS.has(`${type.name}.${key}`)) return value;
+  const asText = (item: unknown): unknown =>
+    typeof item === 'number' && Number.isFinite(item) ? String(item) : item;
+  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, asText(v)]));
+  return asText(value);
 }
 
 const INT32_MIN = -(2 ** 31);

@@ -128,3 +128,17 @@ export const REQUIRED_FIELDS: ReadonlySet<string> = new Set([
   'EndpointPort.port',
   'Sysctl.name',
 ]);
+
+/**
+ * Fields holding Kubernetes quantities ("500m", "128Mi"), keyed "Message.jsonName". They are strings
+ * in the schema, but Kubernetes manifests may write them as bare numbers (`cpu: 1`, `cpu: 0.5`), so
+ * parseObject accepts a number there and stores its decimal text.
+ */
+export const QUANTITY_FIELDS: ReadonlySet<string> = new Set([
+  'ResourceRequirements.limits',
+  'ResourceRequirements.requests',
+  'NodeStatus.capacity',
+  'NodeStatus.allocatable',
+  'EmptyDirVolumeSource.sizeLimit',
+  'ResourceFieldSelector.divisor',
+]);
