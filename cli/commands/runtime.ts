@@ -187,10 +187,7 @@ function registerRun(runtime: Command): void {
           pidsLimit: flags.pidsLimit,
           readOnly: flags.readOnly,
           network: parseNetwork(flags.network),
-          volumes: (flags.volume ?? []).map((v, i) => {
-            const vol = parseVolume(v, i);
-            return { ...vol, source: resolvePath(vol.source) };
-          }),
+          volumes: (flags.volume ?? []).map((v, i) => parseVolume(v, i)),
           autoRemove: flags.rm,
         });
       } catch (err) {

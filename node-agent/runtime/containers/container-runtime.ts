@@ -11,7 +11,7 @@
  * container ever leaves a mount behind on the host.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { writeFile, unlink, mkdir } from 'node:fs/promises';
+import { writeFile, unlink, mkdir, stat } from 'node:fs/promises';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import type { StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -191,6 +191,16 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     if (opts.hostname !== undefined) validateHostname(opts.hostname);
     validateNetwork(network, opts.hostname);
     validateVolumes(opts.volumes ?? []);
+    for (const [i, v] of (opts.volumes ?? []).entries()) {
+      try {
+        await stat(v.source);
+      } catch (err) {
+        throw new InvalidArgumentError(
+          `volumes[${i}]: host path ${v.source}: ${errorMessage(err)}`,
+          `volumes[${i}].source`,
+        );
+      }
+    }
     validateLimits(opts, availableParallelism());
     if (network.mode === 'container') network.container = await this.store.resolve(network.container);
     const uid = opts.user?.uid ?? 0;
