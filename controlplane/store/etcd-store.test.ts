@@ -1,4 +1,6 @@
-import { describe } from 'node:test';
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { UnavailableError } from '../../proto/errors.js';
 import { withEtcd } from '../../test/harness/servers.js';
 import { EtcdStore } from './etcd-store.js';
 import { storeConformance } from './store-conformance.js';
@@ -20,5 +22,40 @@ describe('EtcdStore against a real etcd', () => {
       stopBackend: () => server.stop(),
       startBackend: () => server.start(),
     };
+  });
+
+  test('an etcd that hangs (SIGSTOP) fails calls at the deadline, and they work again after SIGCONT', async () => {
+    const server = etcd();
+    const store = new EtcdStore({ endpoints: [server.endpoint], prefix: '/hung', timeoutMs: 1000 });
+    const key = { resource: 'pods', namespace: 'a', name: 'b' };
+    try {
+      await store.create(key, new Uint8Array([1]));
+      process.kill(server.process.pid, 'SIGSTOP');
+      try {
+        for (const call of [() => store.get(key), () => store.health()]) {
+          const began = Date.now();
+          await assert.rejects(
+            call(),
+            (err: unknown) => err instanceof UnavailableError && err.endpoint === server.endpoint,
+          );
+          assert.ok(Date.now() - began < 2000, `took ${Date.now() - began} ms`);
+        }
+      } finally {
+        process.kill(server.process.pid, 'SIGCONT');
+      }
+      assert.deepEqual([...(await store.get(key)).value], [1]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('with several endpoints a dead one is skipped', async () => {
+    const dead = 'http://127.0.0.1:1';
+    const store = new EtcdStore({ endpoints: [dead, etcd().endpoint], prefix: '/failover' });
+    try {
+      for (let i = 0; i < 6; i++) await store.health();
+    } finally {
+      await store.close();
+    }
   });
 });
