@@ -9,7 +9,7 @@ import type { Digest } from '../content/digest.js';
 import { ZSTD_UNSUPPORTED, sniffCompression, type LayerCompression } from './media-types.js';
 
 export interface DiffIdProbe {
-  /** The uncompressed digest, once the source has been read to its end without error. */
+  /** The uncompressed digest, once the source has been read to its end; throws for corrupt gzip. */
   diffId(): Digest;
   /** The compression found (or declared). */
   compression(): LayerCompression;
@@ -27,6 +27,7 @@ export function withDiffId(
   const hash = createHash('sha256');
   let result: Digest | undefined;
   let decided: LayerCompression | undefined;
+  let failure: InvalidArgumentError | undefined;
   async function* run(): AsyncIterable<Buffer> {
     let gunzip: Gunzip | undefined;
     let gzipError: Error | undefined;
@@ -54,11 +55,16 @@ export function withDiffId(
       await ended;
     }
     if (gzipError) {
-      throw new InvalidArgumentError(
+      // reported by diffId(), after the consumer has checked the blob digest: a blob that is not
+      // the one the manifest names is the more basic fault and is reported first
+      failure = new InvalidArgumentError(
         `${what}: corrupt or truncated gzip stream: ${gzipError.message}`,
         'layer',
-        { cause: gzipError },
+        {
+          cause: gzipError,
+        },
       );
+      return;
     }
     result = `sha256:${hash.digest('hex')}`;
   }
@@ -66,6 +72,7 @@ export function withDiffId(
     stream: run(),
     probe: {
       diffId() {
+        if (failure) throw failure;
         if (!result) throw new Error('diffId read before the layer stream ended');
         return result;
       },
