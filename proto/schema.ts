@@ -127,6 +127,7 @@ export const REQUIRED_FIELDS: ReadonlySet<string> = new Set([
   'EndpointAddress.ip',
   'EndpointPort.port',
   'Sysctl.name',
+  'LocalObjectReference.name',
 ]);
 
 /**

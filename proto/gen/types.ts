@@ -181,6 +181,14 @@ export interface PodSpec {
   tolerations?: Toleration[];
   priorityClassName?: string;
   priority?: number;
+  /** Credentials for pulling images from registries that need them (Secrets in the pod's namespace). */
+  imagePullSecrets?: LocalObjectReference[];
+  automountServiceAccountToken?: boolean;
+  enableServiceLinks?: boolean;
+}
+
+export interface LocalObjectReference {
+  name: string;
 }
 
 export interface Container {
@@ -204,6 +212,9 @@ export interface Container {
   securityContext?: SecurityContext;
   stdin?: boolean;
   tty?: boolean;
+  /** File, FallbackToLogsOnError */
+  terminationMessagePolicy?: string;
+  stdinOnce?: boolean;
 }
 
 export interface ContainerPort {
@@ -548,6 +559,15 @@ export interface ServiceSpec {
   sessionAffinity?: string;
   externalName?: string;
   publishNotReadyAddresses?: boolean;
+  /** Cluster, Local */
+  externalTrafficPolicy?: string;
+  /** Cluster, Local */
+  internalTrafficPolicy?: string;
+  /** IPv4, IPv6 */
+  ipFamilies?: string[];
+  /** SingleStack, PreferDualStack, RequireDualStack */
+  ipFamilyPolicy?: string;
+  loadBalancerIP?: string;
 }
 
 export interface ServicePort {
@@ -557,6 +577,7 @@ export interface ServicePort {
   port: number;
   targetPort?: IntOrString;
   nodePort?: number;
+  appProtocol?: string;
 }
 
 export interface ServiceStatus {

@@ -281,6 +281,10 @@ function validateContainer(path: string, container: Container, context: Containe
   if (image.trim() !== image || /\s/.test(image))
     violation(`${path}.image`, `"${image}" must not contain whitespace`);
   requireOneOf(`${path}.imagePullPolicy`, container.imagePullPolicy, PULL_POLICIES);
+  requireOneOf(`${path}.terminationMessagePolicy`, container.terminationMessagePolicy, [
+    'File',
+    'FallbackToLogsOnError',
+  ]);
   if (container.workingDir && !container.workingDir.startsWith('/')) {
     violation(`${path}.workingDir`, `"${container.workingDir}" must be an absolute path`);
   }
@@ -587,6 +591,9 @@ export function validatePodSpec(
       }
     });
   }
+  (spec.imagePullSecrets ?? []).forEach((secret, i) =>
+    requireValid(`${path}.imagePullSecrets[${i}].name`, secret.name, checkDns1123Subdomain(secret.name)),
+  );
   validateAffinity(`${path}.affinity`, spec.affinity);
   (spec.tolerations ?? []).forEach((toleration, i) =>
     validateToleration(`${path}.tolerations[${i}]`, toleration),

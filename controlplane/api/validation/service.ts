@@ -33,6 +33,18 @@ export function validateService(service: Service, old: Service | undefined): voi
     violation('spec.clusterIPs[0]', `must equal spec.clusterIP "${spec.clusterIP}"`);
   }
   (spec.externalIPs ?? []).forEach((ip, i) => requireValid(`spec.externalIPs[${i}]`, ip, checkIp(ip)));
+  if (spec.loadBalancerIP)
+    requireValid('spec.loadBalancerIP', spec.loadBalancerIP, checkIp(spec.loadBalancerIP));
+  requireOneOf('spec.externalTrafficPolicy', spec.externalTrafficPolicy, ['Cluster', 'Local']);
+  requireOneOf('spec.internalTrafficPolicy', spec.internalTrafficPolicy, ['Cluster', 'Local']);
+  requireOneOf('spec.ipFamilyPolicy', spec.ipFamilyPolicy, [
+    'SingleStack',
+    'PreferDualStack',
+    'RequireDualStack',
+  ]);
+  (spec.ipFamilies ?? []).forEach((family, i) =>
+    requireOneOf(`spec.ipFamilies[${i}]`, family, ['IPv4', 'IPv6']),
+  );
   validateLabels('spec.selector', spec.selector);
 
   const ports = spec.ports ?? [];

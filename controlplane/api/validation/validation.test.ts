@@ -1032,6 +1032,27 @@ test('a headless Service needs no ports, and clusterIP is immutable', () => {
   expectInvalid(next, 'spec.clusterIP', /field is immutable/, old);
 });
 
+test('fields from kubectl-exported Services and Pods are accepted and checked', () => {
+  const service = defaultObject(VALID.Service()) as Service;
+  Object.assign(service.spec, {
+    ipFamilies: ['IPv4'],
+    ipFamilyPolicy: 'SingleStack',
+    internalTrafficPolicy: 'Cluster',
+  });
+  validateObject(parseObject(service));
+  expectInvalid(
+    { ...service, spec: { ...service.spec, ipFamilies: ['IPv5'] } },
+    'spec.ipFamilies[0]',
+    /IPv4, IPv6/,
+  );
+  const pod = defaultObject(VALID.Pod()) as Pod;
+  pod.spec.imagePullSecrets = [{ name: 'regcred' }];
+  pod.spec.containers![0]!.terminationMessagePolicy = 'File';
+  validateObject(parseObject(pod));
+  pod.spec.containers![0]!.terminationMessagePolicy = 'Always';
+  expectInvalid(pod, 'spec.containers[0].terminationMessagePolicy', /File, FallbackToLogsOnError/);
+});
+
 table<Endpoints>('Endpoints', [
   {
     name: 'bad address',
