@@ -16,7 +16,8 @@ import type {
   Secret,
   Service,
 } from '../../../proto/gen/types.js';
-import { parseObject } from '../../../proto/objects.js';
+import { decodeObject, encodeObject, parseObject } from '../../../proto/objects.js';
+import { parseAllDocuments } from 'yaml';
 import { defaultObject } from '../defaulting.js';
 import { validateObject } from './index.js';
 
@@ -188,6 +189,7 @@ function table<T extends KubeObject>(kind: T['kind'], cases: Case<T>[]): void {
       validateObject(obj);
       validateObject(parseObject(obj));
       validateObject(obj, obj);
+      assert.deepEqual(decodeObject(obj.kind, encodeObject(obj)), parseObject(obj));
     });
     for (const c of cases) {
       test(`${c.name} → ${c.field}`, () => expectInvalid(variant<T>(kind, c.mutate), c.field, c.message));
@@ -1226,3 +1228,111 @@ table<Event>('Event', [
   },
   { name: 'bad type', mutate: (e) => (e.type = 'Error'), field: 'type', message: /Normal, Warning/ },
 ]);
+
+test('a manifest written for Kubernetes parses, defaults and validates unchanged', () => {
+  const manifest = `
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+  labels: { app.kubernetes.io/name: web }
+  annotations:
+    kubernetes.io/change-cause: "first rollout"
+spec:
+  replicas: 3
+  selector:
+    matchLabels: { app: web }
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: { maxSurge: 1, maxUnavailable: 25% }
+  template:
+    metadata:
+      labels: { app: web }
+    spec:
+      terminationGracePeriodSeconds: 10
+      containers:
+        - name: web
+          image: nginx:1.25
+          imagePullPolicy: IfNotPresent
+          args: ["-g", "daemon off;"]
+          ports:
+            - name: http
+              containerPort: 80
+          env:
+            - name: POD_IP
+              valueFrom: { fieldRef: { fieldPath: status.podIP } }
+            - name: MODE
+              valueFrom: { configMapKeyRef: { name: web-conf, key: mode, optional: true } }
+          envFrom:
+            - secretRef: { name: web-creds }
+          resources:
+            requests: { cpu: 100m, memory: 64Mi }
+            limits: { cpu: 0.5, memory: 128Mi }
+          readinessProbe:
+            httpGet: { path: /, port: http }
+            initialDelaySeconds: 2
+            periodSeconds: 5
+          livenessProbe:
+            tcpSocket: { port: 80 }
+          volumeMounts:
+            - { name: conf, mountPath: /etc/nginx/conf.d, readOnly: true }
+            - { name: cache, mountPath: /var/cache/nginx }
+      volumes:
+        - name: conf
+          configMap: { name: web-conf }
+        - name: cache
+          emptyDir: {}
+      nodeSelector: { kubernetes.io/os: linux }
+      tolerations:
+        - { key: dedicated, operator: Equal, value: web, effect: NoSchedule }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: shop }
+spec:
+  type: NodePort
+  selector: { app: web }
+  ports:
+    - { name: http, port: 80, targetPort: http, nodePort: 30080 }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: web-conf, namespace: shop }
+data:
+  mode: fast
+  default.conf: |
+    server { listen 80; }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: web-creds, namespace: shop }
+stringData:
+  TOKEN: hunter2
+---
+apiVersion: batch/v1
+kind: Job
+metadata: { name: migrate, namespace: shop }
+spec:
+  backoffLimit: 2
+  ttlSecondsAfterFinished: 100
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - { name: migrate, image: "registry.local:5000/tools/migrate@sha256:${'a'.repeat(64)}", command: [migrate, up] }
+`;
+  const kinds: string[] = [];
+  for (const document of parseAllDocuments(manifest)) {
+    const obj = defaultObject(parseObject(document.toJS()));
+    validateObject(obj);
+    assert.deepEqual(decodeObject(obj.kind, encodeObject(obj)), obj);
+    kinds.push(obj.kind);
+  }
+  assert.deepEqual(kinds, ['Namespace', 'Deployment', 'Service', 'ConfigMap', 'Secret', 'Job']);
+});
