@@ -11,7 +11,7 @@
  * container ever leaves a mount behind on the host.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { writeFile, unlink, mkdir, stat } from 'node:fs/promises';
+import { writeFile, unlink, mkdir, readFile, stat } from 'node:fs/promises';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import type { StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -360,9 +360,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     shimAlive: boolean,
   ): Promise<ContainerState> {
     // One process settles the exit; others wait for its result, so the reason is read once.
-    try {
-      await writeFile(this.store.path(id, 'finish.lock'), String(process.pid), { flag: 'wx' });
-    } catch {
+    if (!(await this.takeFinishLock(id))) {
       for (let i = 0; i < 400; i++) {
         const s = await this.store.state(id);
         if (s.status !== 'running') return s;
@@ -408,6 +406,24 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     }
     await this.store.writeState(id, state);
     return state;
+  }
+
+  /** The lock is a file holding the owner's pid; a dead owner's lock is taken over. */
+  private async takeFinishLock(id: string): Promise<boolean> {
+    const path = this.store.path(id, 'finish.lock');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await writeFile(path, `${process.pid} ${await processStartTime(process.pid)}`, { flag: 'wx' });
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const [pid, start] = (await readFile(path, 'utf8').catch(() => '')).split(' ');
+        // an empty lock is one being written right now
+        if (!pid || (await isSameProcess(Number(pid), start))) return false;
+        await unlink(path).catch(() => {});
+      }
+    }
+    return false;
   }
 
   async wait(ref: string, opts: { timeoutMs?: number } = {}): Promise<ExitInfo> {
