@@ -236,21 +236,25 @@ spec:
       env: cluster.env,
     });
     let stdout = '';
+    // One listener for the whole run: output arriving between two waits must not be dropped.
+    const waiters = new Set<() => void>();
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      for (const check of waiters) check();
+    });
     const seen = (re: RegExp) =>
       new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`get -w: no ${re} in:\n${stdout}`)), 20_000);
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`get -w: no ${re} in:\n${stdout}`));
+        }, 20_000);
         const check = (): void => {
-          if (re.test(stdout)) {
-            clearTimeout(timer);
-            child.stdout.off('data', onData);
-            resolve();
-          }
+          if (!re.test(stdout)) return;
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve();
         };
-        const onData = (chunk: Buffer): void => {
-          stdout += chunk.toString();
-          check();
-        };
-        child.stdout.on('data', onData);
+        waiters.add(check);
         check();
       });
     try {
