@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { InvalidArgumentError } from '../../../proto/errors.js';
+import { sha256Digest } from '../content/digest.js';
+import { chainIds, parseConfig, parseDescriptor, parseIndex, parseManifest } from './oci.js';
+
+const D = (s: string) => sha256Digest(s);
+const layer = { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: D('l'), size: 3 };
+const config = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: D('c'), size: 2 };
+const manifest = {
+  schemaVersion: 2,
+  mediaType: 'application/vnd.oci.image.manifest.v1+json',
+  config,
+  layers: [layer],
+};
+const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+
+function refuses(fn: () => unknown, why: RegExp): void {
+  assert.throws(fn, (err: unknown) => err instanceof InvalidArgumentError && why.test(err.message));
+}
+
+test('manifests: strict checks with the field named', () => {
+  assert.equal(parseManifest(json(manifest), 'm').layers.length, 1);
+  refuses(() => parseManifest(json({ ...manifest, manifests: [] }), 'm'), /CVE-2021-41190/);
+  refuses(() => parseManifest(json({ ...manifest, schemaVersion: 1 }), 'm'), /schemaVersion must be 2/);
+  refuses(
+    () => parseManifest(json({ ...manifest, mediaType: 'text/plain' }), 'm'),
+    /mediaType "text\/plain" is not one of/,
+  );
+  refuses(
+    () => parseManifest(json(manifest), 'm', 'application/vnd.docker.distribution.manifest.v2+json'),
+    /contradicts the descriptor/,
+  );
+  refuses(
+    () =>
+      parseManifest(json({ ...manifest, config: { ...config, mediaType: 'application/x-artifact' } }), 'm'),
+    /not a container image config/,
+  );
+  refuses(
+    () => parseManifest(json({ ...manifest, layers: [{ ...layer, mediaType: 'application/x-foo' }] }), 'm'),
+    /layers\[0\]\.mediaType/,
+  );
+  refuses(
+    () => parseManifest(json({ ...manifest, layers: [{ ...layer, size: -1 }] }), 'm'),
+    /layers\[0\]\.size must be a non-negative integer/,
+  );
+  refuses(
+    () => parseManifest(json({ ...manifest, layers: [{ ...layer, digest: 'sha256:AB' }] }), 'm'),
+    /layers\[0\]\.digest/,
+  );
+  refuses(() => parseManifest(Buffer.from('{'), 'm'), /not valid JSON/);
+});
+
+test('indexes: CVE-2021-41190 both ways, descriptors checked', () => {
+  const index = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [{ ...config, mediaType: manifest.mediaType }],
+  };
+  assert.equal(parseIndex(json(index), 'i').manifests.length, 1);
+  refuses(() => parseIndex(json({ ...index, layers: [] }), 'i'), /CVE-2021-41190/);
+  refuses(() => parseIndex(json({ ...index, config }), 'i'), /CVE-2021-41190/);
+  refuses(() => parseIndex(json({ ...index, manifests: {} }), 'i'), /manifests must be an array/);
+  refuses(() => parseDescriptor({ mediaType: 'x', digest: D('x'), size: 1.5 }, 'd', 'f'), /f\.size/);
+});
+
+test('configs: rootfs type, diff_ids, os and architecture', () => {
+  const c = { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [D('a')] } };
+  assert.deepEqual(parseConfig(json(c), 'c').diffIds, [D('a')]);
+  refuses(
+    () => parseConfig(json({ ...c, rootfs: { type: 'other', diff_ids: [] } }), 'c'),
+    /rootfs\.type must be "layers"/,
+  );
+  refuses(
+    () => parseConfig(json({ ...c, rootfs: { type: 'layers', diff_ids: ['x'] } }), 'c'),
+    /rootfs\.diff_ids\[0\]/,
+  );
+  refuses(() => parseConfig(json({ ...c, os: 1 }), 'c'), /os must be a string/);
+});
+
+test('chain IDs follow the OCI definition', () => {
+  const [a, b, c] = [D('a'), D('b'), D('c')];
+  assert.deepEqual(chainIds([a, b, c], sha256Digest), [
+    a,
+    sha256Digest(`${a} ${b}`),
+    sha256Digest(`${sha256Digest(`${a} ${b}`)} ${c}`),
+  ]);
+});
