@@ -1,6 +1,6 @@
 /**
  * Container records under `<root>/containers/<id>/`: config.json (what was asked, immutable),
- * state.json (what happened), exit.json (written by the shim), container.log*, and the rootfs/
+ * state.json (what happened; absent while the container is only created), exit.json (written by the shim), container.log*, and the rootfs/
  * mount point. Names live in `<root>/containers/.names/<name>` (created exclusively, so two
  * creates cannot take one name). Every JSON write is temp + fsync + rename.
  */
@@ -164,7 +164,8 @@ export class ContainerStore {
     try {
       await mkdir(this.path(config.id, 'rootfs'), { recursive: true, mode: 0o700 });
       await writeJsonAtomic(this.path(config.id, 'config.json'), config);
-      await writeJsonAtomic(this.path(config.id, 'state.json'), state);
+      // no state file means "created": one fsync less on the start path
+      if (state.status !== 'created') await writeJsonAtomic(this.path(config.id, 'state.json'), state);
     } catch (err) {
       await rm(this.path(config.id), { recursive: true, force: true });
       await unlink(join(this.namesDir, config.name)).catch(() => {});
@@ -192,6 +193,15 @@ export class ContainerStore {
     try {
       return JSON.parse(await readFile(this.path(id, 'state.json'), 'utf8')) as ContainerState;
     } catch (err) {
+      if (
+        (err as NodeJS.ErrnoException).code === 'ENOENT' &&
+        (await this.config(id).then(
+          () => true,
+          () => false,
+        ))
+      ) {
+        return { status: 'created' };
+      }
       throw new NotFoundError(`read container state ${id.slice(0, 12)}: ${errorMessage(err)}`, {
         cause: err,
       });

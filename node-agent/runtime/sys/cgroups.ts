@@ -187,27 +187,38 @@ export class Cgroups {
     if (this.layout.kind === 'v2') await this.enableV2Controllers();
     const dirs = this.dirs(id);
     try {
-      for (const d of dirs) await mkdir(d, { recursive: true });
+      await Promise.all(dirs.map((d) => mkdir(d, { recursive: true })));
+      // writes to one controller keep their order (period before quota, deny before allow)
+      const byController = new Map<string, CgroupWrite[]>();
       for (const w of limitWrites(this.layout, limits)) {
-        const dir = this.dir(id, w.controller);
-        if (!dir) continue;
-        try {
-          await writeFile(join(dir, w.file), w.value);
-        } catch (err) {
-          if (w.optional && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-          throw new FailedPreconditionError(
-            `set cgroup limit ${join(dir, w.file)}=${w.value}: ${errorMessage(err)}`,
-            {
-              cause: err,
-            },
-          );
-        }
+        byController.set(w.controller, [...(byController.get(w.controller) ?? []), w]);
       }
+      await Promise.all(
+        [...byController.values()].map(async (writes) => {
+          for (const w of writes) await this.writeLimit(id, w);
+        }),
+      );
     } catch (err) {
       await this.remove(id).catch(() => {});
       throw err;
     }
     return dirs;
+  }
+
+  private async writeLimit(id: string, w: CgroupWrite): Promise<void> {
+    const dir = this.dir(id, w.controller);
+    if (!dir) return;
+    try {
+      await writeFile(join(dir, w.file), w.value);
+    } catch (err) {
+      if (w.optional && (err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new FailedPreconditionError(
+        `set cgroup limit ${join(dir, w.file)}=${w.value}: ${errorMessage(err)}`,
+        {
+          cause: err,
+        },
+      );
+    }
   }
 
   private async enableV2Controllers(): Promise<void> {
@@ -261,10 +272,8 @@ export class Cgroups {
   /** Pids in any of the container's cgroups. */
   async pids(id: string): Promise<number[]> {
     const all = new Set<number>();
-    for (const d of this.dirs(id)) {
-      for (const line of (await readText(join(d, 'cgroup.procs'))).split('\n'))
-        if (line) all.add(Number(line));
-    }
+    const texts = await Promise.all(this.dirs(id).map((d) => readText(join(d, 'cgroup.procs'))));
+    for (const text of texts) for (const line of text.split('\n')) if (line) all.add(Number(line));
     return [...all];
   }
 
@@ -287,14 +296,14 @@ export class Cgroups {
       }
       await new Promise((r) => setTimeout(r, 5));
     }
-    for (const d of dirs) {
+    const removeDir = async (d: string): Promise<void> => {
       for (;;) {
         try {
           await rmdir(d);
-          break;
+          return;
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
-          if (code === 'ENOENT') break;
+          if (code === 'ENOENT') return;
           // EBUSY while the kernel finishes tearing down exited tasks
           if (code === 'EBUSY' && Date.now() < deadline) {
             await new Promise((r) => setTimeout(r, 5));
@@ -303,7 +312,8 @@ export class Cgroups {
           throw new InternalError(`remove cgroup ${d}: ${errorMessage(err)}`, { cause: err });
         }
       }
-    }
+    };
+    await Promise.all(dirs.map(removeDir));
   }
 
   /** Whether the container's cgroups exist (for tests and clean-up checks). */
