@@ -566,10 +566,24 @@ __attribute__((noreturn)) static void become_process(const struct spec *s) {
 }
 
 /* Runs in the child that becomes the container's pid 1. */
+static int cgroups_joined_fd = -1; /* the setup child's end of the "cgroups joined" pipe */
+
+/* The shim moves the child into its cgroups while the child builds its mounts: on cgroup v1 the
+ * move waits for an RCU grace period (~10 ms here), which so overlaps the setup instead of
+ * preceding it. The cgroup namespace is entered only afterwards, so its root is the container's. */
+static void wait_for_cgroups(const struct spec *s) {
+  char byte;
+  ssize_t r;
+  do r = read(cgroups_joined_fd, &byte, 1);
+  while (r < 0 && errno == EINTR);
+  if (r != 1) _exit(125); /* the shim failed and reports why */
+  close(cgroups_joined_fd);
+  if ((s->new_ns & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) fail("unshare cgroup", NULL, errno, NULL);
+}
+
 __attribute__((noreturn)) static void setup_container(const struct spec *s) {
-  join_cgroups(s);
   join_namespaces(s, 0);
-  if (unshare(s->new_ns & ~CLONE_NEWPID) < 0) fail("unshare", NULL, errno, NULL);
+  if (unshare(s->new_ns & ~(CLONE_NEWPID | CLONE_NEWCGROUP)) < 0) fail("unshare", NULL, errno, NULL);
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("make mounts private", "/", errno, NULL);
 
   /* Host-side sources are opened as detached mounts while the host is still visible. */
@@ -607,6 +621,7 @@ __attribute__((noreturn)) static void setup_container(const struct spec *s) {
   }
   if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) fail("sethostname", s->hostname, errno, NULL);
   if (s->lo_up) bring_lo_up();
+  wait_for_cgroups(s);
   become_process(s);
 }
 
@@ -616,9 +631,28 @@ static void report(const char *line) { write_all(REPORT_FD, line, strlen(line));
 
 /* Forks the process that becomes the container (or the exec'd process); returns its pid after
  * setup succeeded, or reports the setup error on fd 3 and returns -1. */
+/* Writes the child's pid into each cgroup; 0 on success, else the error is reported. */
+static int move_into_cgroups(const struct spec *s, pid_t pid) {
+  char path[PATH_MAX], num[32];
+  int len = snprintf(num, sizeof num, "%d", (int)pid);
+  for (int i = 0; i < s->n_cgroups; i++) {
+    snprintf(path, sizeof path, "%s/cgroup.procs", s->cgroups[i]);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, num, (size_t)len) != len) {
+      char line[PATH_MAX + 256];
+      snprintf(line, sizeof line, "error\tjoin cgroup\t%s\t%d\t%s\n", path, errno, strerror(errno));
+      report(line);
+      if (fd >= 0) close(fd);
+      return -1;
+    }
+    close(fd);
+  }
+  return 0;
+}
+
 static pid_t start_child(const struct spec *s, int is_exec) {
-  int ep[2];
-  if (pipe2(ep, O_CLOEXEC) < 0) {
+  int ep[2], cp[2];
+  if (pipe2(ep, O_CLOEXEC) < 0 || pipe2(cp, O_CLOEXEC) < 0) {
     report("error\tpipe\t\t0\tcannot create a pipe\n");
     return -1;
   }
@@ -631,12 +665,27 @@ static pid_t start_child(const struct spec *s, int is_exec) {
   }
   if (pid == 0) {
     close(ep[0]);
+    close(cp[1]);
     err_fd = ep[1];
+    cgroups_joined_fd = cp[0];
     signal(SIGPIPE, SIG_DFL);
     if (is_exec) become_process(s);
     setup_container(s);
   }
   close(ep[1]);
+  close(cp[0]);
+  if (!is_exec) {
+    if (move_into_cgroups(s, pid) < 0) {
+      close(cp[1]);
+      close(ep[0]);
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      return -1;
+    }
+    if (write(cp[1], "j", 1) != 1) { /* the child died: its error is on the error pipe */
+    }
+  }
+  close(cp[1]);
   char buf[PATH_MAX + 1024];
   size_t n = 0;
   for (;;) {
@@ -863,7 +912,7 @@ static int run_shim(const struct spec *s) {
 
 static int run_exec(const struct spec *s) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* no ptrace of the helper from inside (CVE-2016-9962) */
-  join_cgroups(s);
+  join_cgroups(s); /* the helper itself, so the forked process is born inside */
   join_namespaces(s, 1);
   sigset_t mask, old;
   sigemptyset(&mask);
