@@ -188,7 +188,10 @@ function registerRun(runtime: Command): void {
           readOnly: flags.readOnly,
           network: parseNetwork(flags.network),
           volumes: (flags.volume ?? []).map((v, i) => parseVolume(v, i)),
-          autoRemove: flags.rm,
+          // a foreground --rm is removed here after its logs are read; only a detached one is
+          // left to whichever runtime call next sees it exited
+          autoRemove: flags.rm && flags.detach,
+          removeIfStartFails: flags.rm,
         });
       } catch (err) {
         process.stderr.write(`error: ${errorMessage(err)}\n`);

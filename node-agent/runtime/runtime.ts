@@ -117,6 +117,8 @@ export type RunOptions = Omit<
     image?: string;
     /** Or a directory to run from (bind-mounted root), without an image. */
     rootfsDir?: string;
+    /** Remove the container when it fails to start (a foreground `run --rm` removes it itself after exit). */
+    removeIfStartFails?: boolean;
   };
 
 export class Runtime {
@@ -146,7 +148,16 @@ export class Runtime {
 
   /** Creates a container from an image (or a directory) and starts it. */
   async run(opts: RunOptions): Promise<ContainerInfo> {
-    const { image: ref, rootfsDir, command, workdir, user, env, ...rest } = opts;
+    const {
+      image: ref,
+      rootfsDir,
+      command,
+      workdir,
+      user,
+      env,
+      removeIfStartFails: _removeIfStartFails,
+      ...rest
+    } = opts;
     let rootfs: RootMount;
     let snapshotKey: string | undefined;
     let imageConfig: Record<string, unknown> = {};
@@ -197,7 +208,9 @@ export class Runtime {
       return await this.containers.start(created.id);
     } catch (err) {
       // a failed start leaves the record for inspection, unless the caller asked for --rm
-      if (opts.autoRemove) await this.containers.remove(created.id, { force: true }).catch(() => {});
+      if (opts.autoRemove || opts.removeIfStartFails) {
+        await this.containers.remove(created.id, { force: true }).catch(() => {});
+      }
       throw err;
     }
   }
