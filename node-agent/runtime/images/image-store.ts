@@ -13,13 +13,14 @@
  * manifest digest ("dangling", shown as <none>) until it is named or removed.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, statfs } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AlreadyExistsError,
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
+  UnavailableError,
   isSkiffError,
 } from '../../../proto/errors.js';
 import type { Logger } from '../../../proto/logger.js';
@@ -170,12 +171,18 @@ export class ImageStore {
     }
   }
 
+  /** Read-modify-write of images.json, serialised within this process and across processes. */
   private update<T>(fn: (file: ImagesFile) => T | Promise<T>): Promise<T> {
     const next = this.writing.then(async () => {
-      const file = await this.readRecords();
-      const result = await fn(file);
-      await writeFileAtomic(this.file, JSON.stringify(file, null, 1));
-      return result;
+      const release = await acquireLock(`${this.file}.lock`);
+      try {
+        const file = await this.readRecords();
+        const result = await fn(file);
+        await writeFileAtomic(this.file, JSON.stringify(file, null, 1));
+        return result;
+      } finally {
+        await release();
+      }
     });
     this.writing = next.catch(() => undefined);
     return next;
@@ -614,6 +621,45 @@ export class ImageStore {
     }
     report.totalBytes = report.content.bytes + report.snapshots.bytes;
     return report;
+  }
+}
+
+/**
+ * A lock file holding the owner's pid, created with O_EXCL. A lock whose owner is gone (crash) is
+ * taken over; a live owner is waited for, up to 30 s.
+ */
+async function acquireLock(path: string): Promise<() => Promise<void>> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const handle = await open(path, 'wx', 0o600);
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      return () => rm(path, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const owner = Number(await readFile(path, 'utf8').catch(() => ''));
+    if (owner > 0 && !processAlive(owner)) {
+      await rm(path, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) {
+      throw new UnavailableError(
+        `update image records: ${path} is held by process ${owner || '?'} for more than 30 s`,
+        path,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -108,7 +108,11 @@ export async function applyLayer(source: Readable, options: ApplyLayerOptions): 
   const stages: NodeJS.ReadWriteStream[] = [hashing(compressedHash, compressed)];
   if (options.compression === 'gzip') {
     const gunzip = createGunzip({ chunkSize: 1 << 18 });
-    gunzip.on('error', (err) => (gzipError ??= err));
+    // only zlib's own errors (Z_DATA_ERROR, Z_BUF_ERROR, ...) mean bad data; a teardown after the
+    // extractor refused an entry surfaces here as "Premature close" and is not the cause
+    gunzip.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code?.startsWith('Z_')) gzipError ??= err;
+    });
     stages.push(gunzip);
   }
   stages.push(hashing(diffHash, uncompressed));
@@ -132,7 +136,11 @@ export async function applyLayer(source: Readable, options: ApplyLayerOptions): 
   const { code, signal } = exitResult.value;
   const reason = stderr.trim().split('\n')[0] ?? '';
   if (code === 2) throw new InvalidArgumentError(`${what}: ${reason}`, 'layer');
-  if (code === 3) throw new ResourceExhaustedError(`${what}: ${reason}`);
+  if (code === 3) {
+    throw new ResourceExhaustedError(
+      `${what}: ${reason}; the limit is the free space under ${options.dir} minus a reserve (or the configured maximum layer size)`,
+    );
+  }
   if (code !== 0) throw new InternalError(`${what}: skiff-unpack failed (${signal ?? code}): ${reason}`);
   if (feedResult.status === 'rejected') {
     throw new InternalError(`${what}: read layer: ${errorMessage(feedResult.reason)}`, {
