@@ -256,6 +256,24 @@ describe('layer unpack (skiff-unpack)', () => {
     );
   });
 
+  test('a directory replaced by a file is not written into afterwards', async () => {
+    const entries: TarEntry[] = [
+      { name: 'a/', type: 'dir' },
+      { name: 'a/b/', type: 'dir' },
+      { name: 'a/b/f1', data: '1' },
+      { name: 'a', data: 'now a file' },
+      { name: 'a/b/f2', data: '2' },
+    ];
+    for (const mode of ['overlay', 'apply'] as const) {
+      const { layer } = await sandbox();
+      await assert.rejects(apply(layer, entries, mode), (err: unknown) => {
+        assert.ok(err instanceof InvalidArgumentError, String(err));
+        assert.match(err.message, /entry "a\/b\/f2": a parent \("a\/b"\) is not a directory/);
+        return true;
+      });
+    }
+  });
+
   test('a truncated or corrupt tar, and a layer over the size limit, are refused', async () => {
     const t = tar([{ name: 'f', data: 'x'.repeat(5000) }]);
     await assert.rejects(

@@ -373,12 +373,15 @@ static void refuse_resolution(const char *dir, int err) {
   die(EXIT_SYSTEM, "open directory \"%s\": %s", dir, strerror(err));
 }
 
-/* One-slot cache: tar entries arrive grouped by directory. Invalidated by every removal. */
+/* One-slot cache: tar entries arrive grouped by directory. Invalidated whenever a directory is
+ * removed (the cached one may have been it, or under it). The fd stays open until the next lookup,
+ * because the entry being applied may still be using it. */
 static char cached_dir[PATH_MAX];
-static int cached_fd = -1;
+static int cached_fd = -1, retired_fd = -1;
 
 static void invalidate_cache(void) {
-  if (cached_fd >= 0) close(cached_fd);
+  if (retired_fd >= 0) close(retired_fd);
+  retired_fd = cached_fd;
   cached_fd = -1;
   cached_dir[0] = 0;
 }
@@ -386,6 +389,7 @@ static void invalidate_cache(void) {
 /* Opens directory DIR (relative, cleaned; "" = root) beneath the root without following any
  * symlink. Missing components are created (0755) when CREATE, else -1/ENOENT is returned. */
 static int open_dir(const char *dir, int create) {
+  if (retired_fd >= 0) close(retired_fd), retired_fd = -1;
   if (!dir[0]) return rootfd;
   if (cached_fd >= 0 && strcmp(dir, cached_dir) == 0) return cached_fd;
   long fd = do_openat2(rootfd, dir, O_RDONLY | O_DIRECTORY);
@@ -452,6 +456,7 @@ static void remove_tree(int dirfd, const char *name) {
     }
     closedir(d);
     if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0) die(EXIT_SYSTEM, "remove \"%s\": %s", name, strerror(errno));
+    invalidate_cache();
   } else if (unlinkat(dirfd, name, 0) < 0) {
     die(EXIT_SYSTEM, "remove \"%s\": %s", name, strerror(errno));
   }
