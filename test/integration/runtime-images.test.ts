@@ -426,6 +426,29 @@ describe('runtime images', () => {
     );
   });
 
+  test('a layer blob corrupted on disk after import fails unpack, and the partial layer is removed', async () => {
+    const rt = await runtime();
+    const image = buildImage({ name: 'rot:1', layers: [[{ name: 'big', data: 'x'.repeat(1 << 20) }]] });
+    await rt.images.import(await archive(ociLayout([image]), 'tar'));
+    const blob = rt.content.blobPath(image.layers[0]!.digest);
+    const bytes = await readFile(blob);
+    await writeFile(blob, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    await assert.rejects(
+      rt.images.unpack('rot:1'),
+      (e: unknown) => e instanceof InvalidArgumentError && /corrupt or truncated gzip stream/.test(e.message),
+    );
+    const keys: string[] = [];
+    await rt.snapshotter.walk((i) => {
+      keys.push(i.key);
+    });
+    assert.deepEqual(keys, []);
+    assert.deepEqual(
+      await readdir(join(rt.root, 'snapshots', 'overlay', 'snapshots')),
+      [],
+      'no partial layer directory left',
+    );
+  });
+
   test('a hostile layer that passes import fails unpack and leaves no snapshot', async () => {
     const rt = await runtime();
     const evil = buildImage({

@@ -597,11 +597,12 @@ static int symlink_climbs_out(const char *linkdir, const char *target) {
   return 0;
 }
 
-static void apply_hardlink(int dirfd, const char *base, struct entry *e) {
+static void apply_hardlink(int dirfd, const char *base, const char *full, struct entry *e) {
   char target[PATH_MAX];
   snprintf(target, sizeof target, "%s", e->link);
   char *t = clean_name(target, "hard link target");
   if (!t[0]) die(EXIT_REFUSED, "hard link to the layer root");
+  if (strcmp(t, full) == 0) die(EXIT_REFUSED, "hard link to itself");
   char tcopy[PATH_MAX];
   snprintf(tcopy, sizeof tcopy, "%s", t);
   char *tdir, *tbase;
@@ -739,7 +740,7 @@ static void apply_entry(struct entry *e) {
     set_link_metadata(dirfd, base, e);
     break;
   case '1':
-    apply_hardlink(dirfd, base, e);
+    apply_hardlink(dirfd, base, full, e);
     break;
   case '6':
     clear_path(dirfd, base);
