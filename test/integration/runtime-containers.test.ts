@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   LinuxContainerRuntime,
@@ -177,6 +177,34 @@ describe('container isolation', () => {
     }
     const r = await run(['pwd'], { cwd: '/../../../tmp' });
     assert.equal(r.stdout.trim(), '/tmp', '.. stops at the container root');
+  });
+
+  test('hostile roots: /proc as a link is refused; a volume target through a link stays inside', async () => {
+    const evil = await makeBusyboxRootfs(join(work, 'evil-rootfs'));
+    await rm(join(evil, 'proc'), { recursive: true });
+    await symlink('/etc', join(evil, 'proc'));
+    const c = await rt.create({ rootfs: { type: 'bind', source: evil, options: [] }, argv: ['true'] });
+    try {
+      await assert.rejects(rt.start(c.id), /mount \/proc: \/proc in the image is not a directory/);
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+    const outside = join(work, 'outside');
+    await mkdir(outside, { recursive: true });
+    const linked = await makeBusyboxRootfs(join(work, 'linked-rootfs'));
+    await symlink(`../../../../../../..${outside}`, join(linked, 'escape'));
+    const vol = join(work, 'vol-link');
+    await mkdir(vol, { recursive: true });
+    const r = await run(['ls', '/escape/data'], {
+      rootfs: { type: 'bind', source: linked, options: [] },
+      volumes: [{ source: vol, target: '/escape/data', readonly: false }],
+    });
+    assert.equal(r.exit.exitCode, 0, r.stderr);
+    assert.deepEqual(await readdir(outside), [], 'nothing was created or mounted outside the root');
+    assert.ok(
+      (await readdir(join(linked, work, 'outside'))).includes('data'),
+      'the link resolved inside the root',
+    );
   });
 
   test('a missing command fails start with NotFound naming it', async () => {

@@ -36,6 +36,8 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -279,47 +281,100 @@ static void write_file(const char *step, const char *path, const char *data) {
   close(fd);
 }
 
-/* mkdir -p inside the current root, refusing to follow symlinks out of it (the root is already
- * pivoted, so RESOLVE_IN_ROOT keeps ".." and absolute links inside). */
-static int open_in_root(const char *path) {
-  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (root < 0) return -1;
-  int fd = openat2_fd(root, path, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
-  int saved = errno;
-  close(root);
-  errno = saved;
-  return fd;
-}
-
+/* mkdir -p inside the current (already pivoted) root, returning an O_PATH descriptor of the result.
+ * Walks one component at a time without following anything: a symlink's target is spliced into
+ * the rest of the path and resolved from the root again, so ".." and absolute links never leave
+ * the container's root, links in /proc are refused, and a dangling
+ * link is created where it points inside the root (as filepath-securejoin's MkdirAll does). */
 static int ensure_path(const char *path, int as_file) {
-  int fd = open_in_root(path);
-  if (fd >= 0) return fd;
-  if (errno != ENOENT) return -1;
-  char parent[PATH_MAX];
-  snprintf(parent, sizeof parent, "%s", path);
-  char *slash = strrchr(parent, '/');
-  if (!slash) {
-    errno = EINVAL;
+  char rest[PATH_MAX];
+  if (snprintf(rest, sizeof rest, "%s", path) >= (int)sizeof rest) {
+    errno = ENAMETOOLONG;
     return -1;
   }
-  const char *base = path + (slash - parent) + 1;
-  if (slash == parent) strcpy(parent, "/");
-  else *slash = '\0';
-  int pfd = ensure_path(parent, 0);
-  if (pfd < 0) return -1;
-  if (as_file) {
-    int f = openat(pfd, base, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (f < 0 && errno != EEXIST) {
-      close(pfd);
+  int cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  int links = 0;
+  char *p = rest;
+  while (cur >= 0) {
+    while (*p == '/') p++;
+    if (*p == '\0') return cur;
+    char *slash = strchr(p, '/');
+    char comp[NAME_MAX + 1];
+    size_t len = slash ? (size_t)(slash - p) : strlen(p);
+    if (len > NAME_MAX) {
+      close(cur);
+      errno = ENAMETOOLONG;
       return -1;
     }
-    if (f >= 0) close(f);
-  } else if (mkdirat(pfd, base, 0755) < 0 && errno != EEXIST) {
-    close(pfd);
-    return -1;
+    memcpy(comp, p, len);
+    comp[len] = '\0';
+    p += len;
+    int last = strspn(p, "/") == strlen(p);
+    if (!strcmp(comp, ".")) continue;
+    int fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+      int made = (last && as_file) ? openat(cur, comp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644)
+                                   : mkdirat(cur, comp, 0755);
+      if (made < 0 && errno != EEXIST) {
+        int saved = errno;
+        close(cur);
+        errno = saved;
+        return -1;
+      }
+      if (made > 0 && last && as_file) close(made);
+      fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0) {
+      int saved = errno;
+      close(cur);
+      errno = saved;
+      return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+      int saved = errno;
+      close(fd);
+      close(cur);
+      errno = saved;
+      return -1;
+    }
+    if (!S_ISLNK(st.st_mode)) {
+      close(cur);
+      cur = fd;
+      continue;
+    }
+    /* links in procfs name the caller's descriptors and roots (/proc/self/fd/N, /proc/1/cwd):
+     * a path through them is refused outright (CVE-2024-21626) */
+    struct statfs sfs;
+    if (fstatfs(fd, &sfs) < 0 || sfs.f_type == PROC_SUPER_MAGIC) {
+      close(fd);
+      close(cur);
+      errno = ELOOP;
+      return -1;
+    }
+    char target[PATH_MAX], joined[PATH_MAX];
+    ssize_t n = readlinkat(fd, "", target, sizeof target - 1);
+    int saved = errno;
+    close(fd);
+    if (n < 0 || ++links > 40) {
+      close(cur);
+      errno = n < 0 ? saved : ELOOP;
+      return -1;
+    }
+    target[n] = '\0';
+    if (snprintf(joined, sizeof joined, "%s/%s", target, p) >= (int)sizeof joined) {
+      close(cur);
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    memcpy(rest, joined, sizeof rest);
+    p = rest;
+    if (target[0] == '/') {
+      close(cur);
+      cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    }
   }
-  close(pfd);
-  return open_in_root(path);
+  return -1;
 }
 
 /* A directory the runtime mounts on (/proc, /sys, /dev) must be a real directory, not a link. */
