@@ -82,9 +82,16 @@ describe('container isolation', () => {
     assert.ok(Number(count) <= 3, `only the container's processes are visible, saw ${count}`);
   });
 
-  test('hostname is its own', async () => {
-    const r = await run(['hostname'], { hostname: 'box-one' });
-    assert.equal(r.stdout.trim(), 'box-one');
+  test('hostname is its own, with /etc/hostname and /etc/hosts to match', async () => {
+    const r = await run(
+      sh(
+        'hostname; cat /etc/hostname; grep -c "box-one" /etc/hosts; ping -c1 -W1 box-one >/dev/null && echo resolves',
+      ),
+      {
+        hostname: 'box-one',
+      },
+    );
+    assert.deepEqual(r.stdout.trim().split('\n'), ['box-one', 'box-one', '1', 'resolves']);
   });
 
   test("capabilities are docker's 14, ambient and inheritable empty, no_new_privs set", async () => {

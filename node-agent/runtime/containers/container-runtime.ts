@@ -288,7 +288,8 @@ export class LinuxContainerRuntime implements ContainerRuntime {
           hostname: config.network.mode === 'container' ? undefined : config.hostname,
           maskedPaths: MASKED_PATHS,
           readonlyPaths: READONLY_PATHS,
-          volumes: config.volumes,
+          // user volumes come last, so one at /etc/hosts wins over the generated file
+          volumes: [...(await this.etcFiles(id, config)), ...config.volumes],
           loopbackUp: config.network.mode === 'none',
           logPath: this.store.path(id, 'container.log'),
           logMaxBytes: config.logMaxBytes,
@@ -335,6 +336,37 @@ export class LinuxContainerRuntime implements ContainerRuntime {
         .catch(() => {});
       throw err;
     }
+  }
+
+  /**
+   * /etc/hosts and /etc/hostname (and, with the host's network, /etc/resolv.conf) as docker
+   * provides them; a container in another's namespaces shares that one's files.
+   */
+  private async etcFiles(id: string, config: ContainerConfig): Promise<VolumeSpec[]> {
+    const owner = config.network.mode === 'container' ? config.network.container : id;
+    const files: VolumeSpec[] = [];
+    if (owner === id) {
+      const hosts = `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${config.hostname}\n`;
+      await writeFile(this.store.path(id, 'hosts'), hosts, { mode: 0o644 });
+      await writeFile(this.store.path(id, 'hostname'), `${config.hostname}\n`, { mode: 0o644 });
+      if (config.network.mode === 'host') {
+        const resolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => undefined);
+        if (resolv !== undefined)
+          await writeFile(this.store.path(id, 'resolv.conf'), resolv, { mode: 0o644 });
+      }
+    }
+    for (const name of ['hosts', 'hostname', 'resolv.conf']) {
+      const source = this.store.path(owner, name);
+      if (
+        await stat(source).then(
+          () => true,
+          () => false,
+        )
+      ) {
+        files.push({ source, target: `/etc/${name}`, readonly: false });
+      }
+    }
+    return files;
   }
 
   /**
