@@ -1,0 +1,284 @@
+/**
+ * The gRPC binding of ApiHandlers: skiff.v1.Api served by grpc-js. Per call it authenticates the
+ * bearer token, authorises the verb for the token's role, converts envelopes to KubeObjects and
+ * back, records latency, and converts errors in the one place (proto/grpc-status.ts); faults
+ * outside the error vocabulary are logged here and reach the client as a generic INTERNAL.
+ *
+ * Unary calls honour the client's deadline on the server too: a call whose store work has not
+ * finished shortly before the deadline fails with UNAVAILABLE naming the etcd endpoints, so the
+ * client learns why instead of only seeing DEADLINE_EXCEEDED.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { InvalidArgumentError, SkiffError, UnavailableError } from '../../proto/errors.js';
+import type { KubeObject } from '../../proto/gen/types.js';
+import { toServiceError } from '../../proto/grpc-status.js';
+import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
+import type { Logger } from '../../proto/logger.js';
+import { kindForEnvelopeField, lookupKind } from '../../proto/kinds.js';
+import { fromEnvelope, toEnvelope } from '../../proto/objects.js';
+import { schemaRoot } from '../../proto/schema.js';
+import { authorize, type Authenticator, type Verb } from './auth.js';
+import type { ApiHandlers } from './handlers.js';
+import type { ApiMetrics } from './metrics.js';
+
+export interface ApiServiceOptions {
+  handlers: ApiHandlers;
+  auth: Authenticator;
+  metrics: ApiMetrics;
+  log: Logger;
+  version: string;
+  /** etcd endpoints, comma-separated: reported by Version and named when etcd does not answer. */
+  etcdEndpoints: string;
+}
+
+/** Time kept back from the client's deadline so the server's own answer arrives first. */
+const DEADLINE_MARGIN_MS = 250;
+
+type Unary = grpc.handleUnaryCall<WireMessage, WireMessage>;
+
+function int64Field(value: unknown, field: string): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n))
+    throw new InvalidArgumentError(`read request: ${field} "${String(value)}" is not an integer`, field);
+  return n;
+}
+
+function str(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+function objectOf(request: WireMessage): KubeObject {
+  if (!request.object) throw new InvalidArgumentError('read request: object is required', 'object');
+  return fromEnvelope(request.object);
+}
+
+/** The kind label of an object request: the envelope's oneof case ("configMap") as its Kind name. */
+function kindOfObjectRequest(request: WireMessage): string {
+  const envelope = request.object as Record<string, unknown> | undefined;
+  const field = typeof envelope?.kind === 'string' ? envelope.kind : '';
+  return kindForEnvelopeField(field)?.kind ?? 'unknown';
+}
+
+/** The kind label of a by-name request; anything but an exact Kind name is `unknown`, to bound label cardinality. */
+function kindOfNamedRequest(request: WireMessage): string {
+  return lookupKind(str(request.kind))?.kind ?? 'unknown';
+}
+
+function remainingMs(deadline: grpc.Deadline): number {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return at === Infinity ? Infinity : at - Date.now();
+}
+
+async function withinDeadline<T>(
+  work: Promise<T>,
+  deadline: grpc.Deadline,
+  what: string,
+  endpoints: string,
+): Promise<T> {
+  const budget = remainingMs(deadline) - DEADLINE_MARGIN_MS;
+  if (budget === Infinity) return work;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new UnavailableError(
+                `${what}: etcd (${endpoints}) did not answer within the call's deadline`,
+                endpoints,
+              ),
+            ),
+          Math.max(budget, 0),
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export interface ApiService {
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+  /** Ends every open watch with UNAVAILABLE (clients watch again elsewhere): the first step of a drain. */
+  closeWatches(): void;
+}
+
+export function createApiService(options: ApiServiceOptions): ApiService {
+  const { handlers, auth, metrics, log } = options;
+  const openWatches = new Set<() => void>();
+  let closing = false;
+  const definition = grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'));
+
+  const fail = (err: unknown, method: string): Partial<grpc.ServiceError> => {
+    const serviceError = toServiceError(err);
+    if (serviceError.internal) log.error({ err, method }, 'api call failed with an internal error');
+    return serviceError;
+  };
+
+  const codeOf = (err: unknown): string => (err instanceof SkiffError ? err.code : 'Internal');
+
+  const unary = (
+    method: string,
+    verb: Verb,
+    kindOf: (request: WireMessage) => string,
+    run: (request: WireMessage) => Promise<WireMessage>,
+  ): Unary => {
+    return (call, callback) => {
+      const started = process.hrtime.bigint();
+      const kind = kindOf(call.request);
+      const done = (code: string): void =>
+        metrics.observe(method, kind, code, Number(process.hrtime.bigint() - started) / 1e9);
+      const work = (async () => {
+        const principal = await auth.authenticate(call.metadata.get('authorization')[0]?.toString());
+        authorize(principal, verb, kind || 'object');
+        return withinDeadline(
+          run(call.request),
+          call.getDeadline(),
+          `${method} ${kind}`.trim(),
+          options.etcdEndpoints,
+        );
+      })();
+      work.then(
+        (response) => {
+          done('OK');
+          callback(null, response);
+        },
+        (err: unknown) => {
+          done(codeOf(err));
+          callback(fail(err, method));
+        },
+      );
+    };
+  };
+
+  const implementation: grpc.UntypedServiceImplementation = {
+    Create: unary('Create', 'create', kindOfObjectRequest, async (req) =>
+      toEnvelope(await handlers.create(objectOf(req))),
+    ),
+    Get: unary('Get', 'get', kindOfNamedRequest, async (req) =>
+      toEnvelope(await handlers.get(str(req.kind), str(req.namespace), str(req.name))),
+    ),
+    List: unary('List', 'list', kindOfNamedRequest, async (req) => {
+      const limit = int64Field(req.limit, 'limit');
+      const result = await handlers.list(str(req.kind), {
+        namespace: str(req.namespace),
+        labelSelector: str(req.labelSelector),
+        fieldSelector: str(req.fieldSelector),
+        ...(limit !== undefined ? { limit } : {}),
+        continue: str(req.continue),
+      });
+      return {
+        items: result.items.map(toEnvelope),
+        resourceVersion: result.resourceVersion,
+        ...(result.continue !== undefined ? { continue: result.continue } : {}),
+      };
+    }),
+    Update: unary('Update', 'update', kindOfObjectRequest, async (req) =>
+      toEnvelope(await handlers.update(objectOf(req))),
+    ),
+    UpdateStatus: unary('UpdateStatus', 'updateStatus', kindOfObjectRequest, async (req) =>
+      toEnvelope(await handlers.updateStatus(objectOf(req))),
+    ),
+    Delete: unary('Delete', 'delete', kindOfNamedRequest, async (req) => {
+      const gracePeriodSeconds = int64Field(req.gracePeriodSeconds, 'gracePeriodSeconds');
+      const preconditions = req.preconditions as { uid?: string; resourceVersion?: string } | undefined;
+      return toEnvelope(
+        await handlers.delete(str(req.kind), str(req.namespace), str(req.name), {
+          ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
+          ...(preconditions ? { preconditions } : {}),
+        }),
+      );
+    }),
+    Version: unary(
+      'Version',
+      'version',
+      () => '',
+      async () => ({
+        version: options.version,
+        etcdEndpoints: options.etcdEndpoints,
+      }),
+    ),
+    Watch: (call: grpc.ServerWritableStream<WireMessage, WireMessage>) => {
+      const started = process.hrtime.bigint();
+      const kind = str(call.request.kind);
+      const kindLabel = kindOfNamedRequest(call.request);
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort());
+      let closedByServer = false;
+      const closeByServer = (): void => {
+        closedByServer = true;
+        abort.abort();
+      };
+      openWatches.add(closeByServer);
+      let observed = false;
+      const observe = (code: string): void => {
+        if (observed) return;
+        observed = true;
+        metrics.observe('Watch', kindLabel, code, Number(process.hrtime.bigint() - started) / 1e9);
+      };
+      if (closing) closeByServer();
+      void (async () => {
+        try {
+          const principal = await auth.authenticate(call.metadata.get('authorization')[0]?.toString());
+          authorize(principal, 'watch', kind || 'object');
+          const req = call.request;
+          const events = await handlers.watch(kind, {
+            namespace: str(req.namespace),
+            labelSelector: str(req.labelSelector),
+            fieldSelector: str(req.fieldSelector),
+            resourceVersion: str(req.resourceVersion),
+            allowBookmarks: req.allowBookmarks === true,
+            signal: abort.signal,
+          });
+          // Headers go out at once, so a client knows the watch is established before any event.
+          call.sendMetadata(new grpc.Metadata());
+          observe('OK');
+          for await (const event of events) {
+            if (abort.signal.aborted) break;
+            const message: WireMessage = { type: event.type, resourceVersion: event.resourceVersion };
+            if (event.object) message.object = toEnvelope(event.object);
+            if (!call.write(message)) {
+              await new Promise<void>((resolve) => {
+                const resume = (): void => {
+                  call.off('drain', resume);
+                  abort.signal.removeEventListener('abort', resume);
+                  resolve();
+                };
+                call.on('drain', resume);
+                abort.signal.addEventListener('abort', resume, { once: true });
+              });
+            }
+          }
+          if (closedByServer) {
+            call.emit(
+              'error',
+              fail(
+                new UnavailableError(
+                  'watch: the control plane is shutting down; watch again from the last resourceVersion',
+                ),
+                'Watch',
+              ),
+            );
+          } else if (!abort.signal.aborted) call.end();
+        } catch (err) {
+          observe(codeOf(err));
+          if (!abort.signal.aborted || closedByServer) call.emit('error', fail(err, 'Watch'));
+        } finally {
+          openWatches.delete(closeByServer);
+        }
+      })();
+    },
+  };
+  return {
+    definition,
+    implementation,
+    closeWatches() {
+      closing = true;
+      for (const close of openWatches) close();
+    },
+  };
+}

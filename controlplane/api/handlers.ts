@@ -1,0 +1,589 @@
+/**
+ * ApiHandlers: the API server's core, generic over kinds, with no transport. It turns API calls
+ * on KubeObjects into Store operations, and owns what Kubernetes' apiserver owns: server-set
+ * metadata (object-lifecycle.ts), defaulting then validation, namespaces (an object needs an
+ * existing, non-terminating namespace), optimistic concurrency, finalizers and graceful delete,
+ * label/field selectors, pagination, and watches that resume from a resourceVersion.
+ *
+ * resourceVersion is the etcd mod revision of the object (set on every object returned, never
+ * stored). Writes without a resourceVersion from the client are retried on conflict (the server
+ * re-reads and re-applies them); writes with one fail with ConflictError when it is stale.
+ *
+ * The clock, uid source and randomness are parameters, so the logic is testable; the transport
+ * (grpc-server.ts) adds authentication, deadlines and metrics.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  FailedPreconditionError,
+  GoneError,
+  InvalidArgumentError,
+  NotFoundError,
+} from '../../proto/errors.js';
+import type { KubeObject } from '../../proto/gen/types.js';
+import { kindInfoOf, type KindInfo } from '../../proto/kinds.js';
+import type { Logger } from '../../proto/logger.js';
+import { decodeObject, encodeObject } from '../../proto/objects.js';
+import type { ObjectKey, Store, StoreEvent, StoredValue } from '../store/store.js';
+import { defaultObject } from './defaulting.js';
+import {
+  DEFAULT_NAMESPACE,
+  deletionComplete,
+  generatedName,
+  planDelete,
+  prepareCreate,
+  prepareStatusUpdate,
+  prepareUpdate,
+  randomNameSuffix,
+  sameStored,
+} from './object-lifecycle.js';
+import { StoreNamespaceLookup, type NamespaceLookup } from './namespace-lookup.js';
+import { compileObjectFilter, type ObjectFilter } from './object-filter.js';
+import { validateObject } from './validation/index.js';
+
+/** etcd's default --max-request-bytes is 1.5 MiB; the rest of the transaction needs some room. */
+export const DEFAULT_MAX_OBJECT_BYTES = 1_572_864 - 8 * 1024;
+const GENERATE_NAME_ATTEMPTS = 8;
+const CONFLICT_RETRIES = 16;
+
+/** Namespaces that always exist and may not be deleted. */
+export const SYSTEM_NAMESPACES: readonly string[] = [DEFAULT_NAMESPACE, 'skiff-system'];
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+}
+
+export interface ListResult {
+  items: KubeObject[];
+  resourceVersion: string;
+  continue?: string;
+}
+
+export interface DeleteOptions {
+  gracePeriodSeconds?: number;
+  preconditions?: { uid?: string; resourceVersion?: string };
+}
+
+export interface WatchOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Events after this revision; empty or "0": from now. */
+  resourceVersion?: string;
+  allowBookmarks?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
+  object?: KubeObject;
+  resourceVersion: string;
+}
+
+export interface ApiHandlersOptions {
+  store: Store;
+  log: Logger;
+  now?: () => Date;
+  newUid?: () => string;
+  random?: () => number;
+  namespaces?: NamespaceLookup;
+  maxObjectBytes?: number;
+  /** How often a watch with allowBookmarks sends a BOOKMARK; default 60 s. */
+  bookmarkIntervalMs?: number;
+  /** Called after a namespace is marked for deletion (to wake the namespace deleter). */
+  onNamespaceTerminating?: (name: string) => void;
+}
+
+function parseRevision(value: string, field: string, action: string): bigint {
+  if (!/^\d{1,19}$/.test(value)) {
+    throw new InvalidArgumentError(
+      `${action}: ${field} "${value}" is not a revision (a decimal number)`,
+      field,
+    );
+  }
+  return BigInt(value);
+}
+
+function describeObject(info: KindInfo, namespace: string | undefined, name: string): string {
+  return info.namespaced ? `${info.singular} ${namespace}/${name}` : `${info.singular} ${name}`;
+}
+
+export class ApiHandlers {
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly now: () => Date;
+  private readonly newUid: () => string;
+  private readonly random: () => number;
+  private readonly namespaces: NamespaceLookup;
+  private readonly maxObjectBytes: number;
+  private readonly bookmarkIntervalMs: number;
+
+  constructor(private readonly options: ApiHandlersOptions) {
+    this.store = options.store;
+    this.log = options.log;
+    this.now = options.now ?? (() => new Date());
+    this.newUid = options.newUid ?? randomUUID;
+    this.random = options.random ?? Math.random;
+    this.namespaces = options.namespaces ?? new StoreNamespaceLookup(options.store);
+    this.maxObjectBytes = options.maxObjectBytes ?? DEFAULT_MAX_OBJECT_BYTES;
+    this.bookmarkIntervalMs = options.bookmarkIntervalMs ?? 60_000;
+  }
+
+  private keyOf(info: KindInfo, namespace: string | undefined, name: string): ObjectKey {
+    return info.namespaced
+      ? { resource: info.plural, namespace: namespace || DEFAULT_NAMESPACE, name }
+      : { resource: info.plural, name };
+  }
+
+  private decode(info: KindInfo, stored: StoredValue): KubeObject {
+    const object = decodeObject(info.kind, stored.value);
+    object.metadata.resourceVersion = stored.modRevision.toString();
+    return object;
+  }
+
+  private encode(object: KubeObject, action: string): Uint8Array {
+    const bytes = encodeObject(object);
+    if (bytes.length > this.maxObjectBytes) {
+      const sections = Object.entries(object).filter(([key]) => key !== 'apiVersion' && key !== 'kind');
+      const largest = sections.sort((a, b) => JSON.stringify(b[1]).length - JSON.stringify(a[1]).length)[0];
+      throw new InvalidArgumentError(
+        `${action}: the encoded object is ${bytes.length} bytes, over the limit of ${this.maxObjectBytes} ` +
+          `(etcd's request size); keep large data (mostly in ${largest?.[0]}) out of the object`,
+        largest?.[0],
+      );
+    }
+    return bytes;
+  }
+
+  /** Creates the system namespaces when missing; idempotent, safe with several control planes. */
+  async ensureSystemNamespaces(): Promise<void> {
+    for (const name of SYSTEM_NAMESPACES) {
+      try {
+        await this.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: {} });
+        this.log.info({ namespace: name }, 'namespace created');
+      } catch (err) {
+        if (!(err instanceof AlreadyExistsError)) throw err;
+      }
+    }
+  }
+
+  private async requireNamespace(namespace: string, action: string): Promise<void> {
+    const phase = await this.namespaces.phase(namespace);
+    if (phase === undefined) {
+      throw new NotFoundError(
+        `${action}: namespace "${namespace}" not found; create it first (skiff create namespace ${namespace})`,
+      );
+    }
+    if (phase === 'Terminating') {
+      throw new FailedPreconditionError(
+        `${action}: namespace "${namespace}" is being terminated; new objects cannot be created in it`,
+      );
+    }
+  }
+
+  async create(input: KubeObject): Promise<KubeObject> {
+    const info = kindInfoOf(input.kind);
+    const defaulted = defaultObject(input);
+    const namespace = info.namespaced ? defaulted.metadata.namespace || DEFAULT_NAMESPACE : undefined;
+    const givenName = defaulted.metadata.name ?? '';
+    const generateName = defaulted.metadata.generateName ?? '';
+    const attempts = givenName === '' && generateName !== '' ? GENERATE_NAME_ATTEMPTS : 1;
+    let namespaceChecked = false;
+    for (let attempt = 1; ; attempt++) {
+      const name =
+        givenName !== ''
+          ? givenName
+          : generateName !== ''
+            ? generatedName(generateName, randomNameSuffix(this.random))
+            : '';
+      const action = `create ${describeObject(info, namespace, name || generateName || '<no name>')}`;
+      const prepared = prepareCreate(defaulted, info, { now: this.now(), uid: this.newUid(), name });
+      validateObject(prepared);
+      if (namespace !== undefined && !namespaceChecked) {
+        await this.requireNamespace(namespace, action);
+        namespaceChecked = true;
+      }
+      const bytes = this.encode(prepared, action);
+      try {
+        const stored = await this.store.create(this.keyOf(info, namespace, name), bytes);
+        prepared.metadata.resourceVersion = stored.modRevision.toString();
+        return prepared;
+      } catch (err) {
+        if (!(err instanceof AlreadyExistsError)) throw err;
+        if (attempt < attempts) continue;
+        const hint =
+          givenName === ''
+            ? `${attempts} generated names from "${generateName}" were all taken; try again or choose another generateName`
+            : 'already exists; use update (or apply) to change it, or delete it first';
+        throw new AlreadyExistsError(`${action}: ${hint}`, { cause: err });
+      }
+    }
+  }
+
+  async get(kind: string, namespace: string, name: string): Promise<KubeObject> {
+    const info = kindInfoOf(kind);
+    try {
+      return this.decode(info, await this.store.get(this.keyOf(info, namespace, name)));
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        throw new NotFoundError(
+          `get ${describeObject(info, namespace || DEFAULT_NAMESPACE, name)}: not found`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  private async read(
+    info: KindInfo,
+    key: ObjectKey,
+    action: string,
+  ): Promise<{ object: KubeObject; revision: bigint }> {
+    try {
+      const stored = await this.store.get(key);
+      return { object: this.decode(info, stored), revision: stored.modRevision };
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new NotFoundError(`${action}: not found`, { cause: err });
+      throw err;
+    }
+  }
+
+  /**
+   * The read-modify-write loop of update, updateStatus and delete: re-reads and re-applies on a
+   * conflict unless the caller pinned a resourceVersion, whose staleness is then its conflict.
+   */
+  private async readModifyWrite<T>(
+    info: KindInfo,
+    key: ObjectKey,
+    action: string,
+    pinnedRevision: string | undefined,
+    step: (current: KubeObject, revision: bigint) => Promise<T>,
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const { object: current, revision } = await this.read(info, key, action);
+      if (pinnedRevision !== undefined && pinnedRevision !== revision.toString()) {
+        throw new ConflictError(
+          `${action}: the object has been modified (resourceVersion ${pinnedRevision} is stale, now ${revision}); read it again and retry`,
+        );
+      }
+      try {
+        return await step(current, revision);
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+        if (pinnedRevision !== undefined || attempt >= CONFLICT_RETRIES) {
+          throw new ConflictError(
+            `${action}: the object has been modified since resourceVersion ${revision}; read it again and retry`,
+            { cause: err },
+          );
+        }
+      }
+    }
+  }
+
+  async update(input: KubeObject): Promise<KubeObject> {
+    return this.write(input, 'update');
+  }
+
+  async updateStatus(input: KubeObject): Promise<KubeObject> {
+    return this.write(input, 'updateStatus');
+  }
+
+  private async write(input: KubeObject, verb: 'update' | 'updateStatus'): Promise<KubeObject> {
+    const info = kindInfoOf(input.kind);
+    const name = input.metadata.name ?? '';
+    if (name === '')
+      throw new InvalidArgumentError(`${verb} ${info.singular}: metadata.name is required`, 'metadata.name');
+    const key = this.keyOf(info, input.metadata.namespace, name);
+    const action = `${verb === 'update' ? 'update' : 'update status of'} ${describeObject(info, key.namespace, name)}`;
+    const pinned = input.metadata.resourceVersion || undefined;
+    if (pinned !== undefined) parseRevision(pinned, 'metadata.resourceVersion', action);
+    const defaulted = verb === 'update' ? defaultObject(input) : input;
+    return this.readModifyWrite(info, key, action, pinned, async (current, revision) => {
+      if (input.metadata.uid && input.metadata.uid !== current.metadata.uid) {
+        throw new ConflictError(
+          `${action}: metadata.uid ${input.metadata.uid} does not match the stored object's ${current.metadata.uid} (it was deleted and re-created)`,
+        );
+      }
+      const next =
+        verb === 'update' ? prepareUpdate(defaulted, current) : prepareStatusUpdate(defaulted, current);
+      validateObject(next, current);
+      if (verb === 'update' && deletionComplete(next)) {
+        await this.store.delete(key, revision);
+        this.log.debug({ object: action }, 'last finalizer removed; object deleted');
+        return next;
+      }
+      if (sameStored(next, current)) return current;
+      const stored = await this.store.update(key, this.encode(next, action), revision);
+      next.metadata.resourceVersion = stored.modRevision.toString();
+      return next;
+    });
+  }
+
+  async delete(
+    kind: string,
+    namespace: string,
+    name: string,
+    options: DeleteOptions = {},
+  ): Promise<KubeObject> {
+    const info = kindInfoOf(kind);
+    const key = this.keyOf(info, namespace, name);
+    const action = `delete ${describeObject(info, key.namespace, name)}`;
+    if (info.kind === 'Namespace' && SYSTEM_NAMESPACES.includes(name)) {
+      throw new FailedPreconditionError(`${action}: the system namespace "${name}" may not be deleted`);
+    }
+    const grace = options.gracePeriodSeconds;
+    if (grace !== undefined && (!Number.isInteger(grace) || grace < 0)) {
+      throw new InvalidArgumentError(
+        `${action}: gracePeriodSeconds must be a whole number ≥ 0, got ${grace}`,
+        'gracePeriodSeconds',
+      );
+    }
+    const pinned = options.preconditions?.resourceVersion || undefined;
+    if (pinned !== undefined) parseRevision(pinned, 'preconditions.resourceVersion', action);
+    return this.readModifyWrite(info, key, action, pinned, async (current, revision) => {
+      const uid = options.preconditions?.uid;
+      if (uid && uid !== current.metadata.uid) {
+        throw new ConflictError(`${action}: precondition failed: uid is ${current.metadata.uid}, not ${uid}`);
+      }
+      const plan = planDelete(current, grace, this.now());
+      if (plan.action === 'unchanged') return current;
+      if (plan.action === 'remove') {
+        const stored = await this.store.delete(key, revision);
+        return this.decode(info, stored);
+      }
+      const stored = await this.store.update(key, this.encode(plan.object, action), revision);
+      plan.object.metadata.resourceVersion = stored.modRevision.toString();
+      if (info.kind === 'Namespace') this.options.onNamespaceTerminating?.(name);
+      return plan.object;
+    });
+  }
+
+  /**
+   * Removes a Terminating namespace (the namespace deleter's last step, once it is empty).
+   * ConflictError when it changed since `resourceVersion` was read.
+   */
+  async removeTerminatedNamespace(name: string, resourceVersion: string): Promise<void> {
+    const action = `delete namespace ${name}`;
+    await this.store.delete(
+      { resource: 'namespaces', name },
+      parseRevision(resourceVersion, 'resourceVersion', action),
+    );
+  }
+
+  async list(kind: string, options: ListOptions = {}): Promise<ListResult> {
+    const info = kindInfoOf(kind);
+    const namespace = info.namespaced && options.namespace ? options.namespace : undefined;
+    const limit = options.limit ?? 0;
+    if (!Number.isInteger(limit) || limit < 0) {
+      throw new InvalidArgumentError(
+        `list ${info.plural}: limit must be a whole number ≥ 0, got ${limit}`,
+        'limit',
+      );
+    }
+    const filter = compileObjectFilter(info, options.labelSelector ?? '', options.fieldSelector ?? '');
+    const items: KubeObject[] = [];
+    let token = options.continue || undefined;
+    for (;;) {
+      const want = limit === 0 ? undefined : limit - items.length;
+      const page = await this.store.list(info.plural, {
+        ...(namespace !== undefined ? { namespace } : {}),
+        ...(want !== undefined ? { limit: want } : {}),
+        ...(token !== undefined ? { continue: token } : {}),
+      });
+      for (const stored of page.items) {
+        const object = this.decode(info, stored);
+        if (!filter || filter(object)) items.push(object);
+      }
+      token = page.continue;
+      // Without a filter one page is the answer; with one, pages are refilled up to the limit.
+      if (!filter || token === undefined || (limit !== 0 && items.length >= limit)) {
+        return {
+          items,
+          resourceVersion: page.revision.toString(),
+          ...(token !== undefined ? { continue: token } : {}),
+        };
+      }
+    }
+  }
+
+  /**
+   * The changes after `resourceVersion` as an async iterable. With a selector, an object that
+   * stops matching is delivered as DELETED and one that starts matching as ADDED (as Kubernetes
+   * does); the set of matching objects at the start revision is read from the store for that.
+   * Compacted history fails the iteration with GoneError.
+   */
+  async watch(kind: string, options: WatchOptions = {}): Promise<AsyncGenerator<WatchEvent>> {
+    const info = kindInfoOf(kind);
+    const namespace = info.namespaced && options.namespace ? options.namespace : undefined;
+    const action = `watch ${info.plural}`;
+    const filter = compileObjectFilter(info, options.labelSelector ?? '', options.fieldSelector ?? '');
+    const requested = options.resourceVersion ?? '';
+    // Resolved before returning, so "from now" means from the moment the watch was opened.
+    const afterRevision =
+      requested === '' || requested === '0'
+        ? await this.store.currentRevision()
+        : parseRevision(requested, 'resourceVersion', action);
+    if (requested !== '' && requested !== '0')
+      await this.requireHistory(info, namespace, afterRevision, action);
+    const matching = filter ? await this.matchingAt(info, namespace, afterRevision, filter) : undefined;
+    return this.watchFrom(info, namespace, afterRevision, filter, matching, options);
+  }
+
+  private async *watchFrom(
+    info: KindInfo,
+    namespace: string | undefined,
+    afterRevision: bigint,
+    filter: ObjectFilter | undefined,
+    matching: Set<string> | undefined,
+    options: WatchOptions,
+  ): AsyncGenerator<WatchEvent> {
+    const abort = new AbortController();
+    const onOuterAbort = (): void => abort.abort();
+    options.signal?.addEventListener('abort', onOuterAbort, { once: true });
+    const events = this.store
+      .watch(info.plural, {
+        ...(namespace !== undefined ? { namespace } : {}),
+        afterRevision,
+        signal: abort.signal,
+      })
+      [Symbol.asyncIterator]();
+    let lastRevision = afterRevision;
+    let bookmarkTimer: NodeJS.Timeout | undefined;
+    let bookmarkDue: Promise<'bookmark'> | undefined;
+    const armBookmark = (): void => {
+      if (!options.allowBookmarks) return;
+      bookmarkDue = new Promise((resolve) => {
+        bookmarkTimer = setTimeout(() => resolve('bookmark'), this.bookmarkIntervalMs);
+      });
+    };
+    armBookmark();
+    let pending: Promise<IteratorResult<StoreEvent>> | undefined;
+    try {
+      for (;;) {
+        pending ??= events.next();
+        const next = bookmarkDue ? await Promise.race([pending, bookmarkDue]) : await pending;
+        if (next === 'bookmark') {
+          yield { type: 'BOOKMARK', resourceVersion: lastRevision.toString() };
+          armBookmark();
+          continue;
+        }
+        pending = undefined;
+        if (next.done) return;
+        const event = next.value;
+        if (event.type === 'progress') {
+          lastRevision = event.revision;
+          if (options.allowBookmarks) yield { type: 'BOOKMARK', resourceVersion: lastRevision.toString() };
+          continue;
+        }
+        const revision = event.type === 'deleted' ? event.revision : event.item.modRevision;
+        lastRevision = revision;
+        const out = this.toWatchEvent(info, event, revision, filter, matching);
+        if (out) yield out;
+      }
+    } finally {
+      clearTimeout(bookmarkTimer);
+      options.signal?.removeEventListener('abort', onOuterAbort);
+      abort.abort();
+      await events.return?.();
+    }
+  }
+
+  private toWatchEvent(
+    info: KindInfo,
+    event: Exclude<StoreEvent, { type: 'progress' }>,
+    revision: bigint,
+    filter: ObjectFilter | undefined,
+    matching: Set<string> | undefined,
+  ): WatchEvent | undefined {
+    const resourceVersion = revision.toString();
+    const keyText = `${event.item.key.namespace ?? ''}/${event.item.key.name}`;
+    if (event.type === 'deleted') {
+      const object =
+        event.item.value.length > 0
+          ? decodeObject(info.kind, event.item.value)
+          : ({
+              apiVersion: info.apiVersion,
+              kind: info.kind,
+              metadata: {
+                name: event.item.key.name,
+                ...(event.item.key.namespace ? { namespace: event.item.key.namespace } : {}),
+              },
+            } as KubeObject);
+      object.metadata.resourceVersion = resourceVersion;
+      if (matching) {
+        if (!matching.delete(keyText)) return undefined;
+      }
+      return { type: 'DELETED', object, resourceVersion };
+    }
+    const object = this.decode(info, event.item);
+    if (!filter || !matching)
+      return { type: event.type === 'added' ? 'ADDED' : 'MODIFIED', object, resourceVersion };
+    const matchesNow = filter(object);
+    const matchedBefore = matching.has(keyText);
+    if (matchesNow) matching.add(keyText);
+    else matching.delete(keyText);
+    if (matchesNow && matchedBefore) return { type: 'MODIFIED', object, resourceVersion };
+    if (matchesNow) return { type: 'ADDED', object, resourceVersion };
+    if (matchedBefore) return { type: 'DELETED', object, resourceVersion };
+    return undefined;
+  }
+
+  /**
+   * GoneError when the history after `afterRevision` has been compacted. Checked with a read
+   * before the watch starts, because an etcd watch cancelled for compaction also breaks the
+   * etcd3 client's other watches on the same stream.
+   */
+  private async requireHistory(
+    info: KindInfo,
+    namespace: string | undefined,
+    afterRevision: bigint,
+    action: string,
+  ): Promise<void> {
+    const current = await this.store.currentRevision();
+    if (afterRevision >= current) return;
+    try {
+      await this.store.list(info.plural, {
+        ...(namespace !== undefined ? { namespace } : {}),
+        revision: afterRevision + 1n,
+        limit: 1,
+      });
+    } catch (err) {
+      if (err instanceof GoneError) {
+        throw new GoneError(
+          `${action}: resourceVersion ${afterRevision} is too old (compacted); list again and watch from the list's resourceVersion`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  private async matchingAt(
+    info: KindInfo,
+    namespace: string | undefined,
+    revision: bigint,
+    filter: ObjectFilter,
+  ): Promise<Set<string>> {
+    const matching = new Set<string>();
+    let token: string | undefined;
+    do {
+      const page = await this.store.list(info.plural, {
+        ...(namespace !== undefined ? { namespace } : {}),
+        ...(token !== undefined ? { continue: token } : { revision }),
+        limit: 1000,
+      });
+      for (const stored of page.items) {
+        if (filter(this.decode(info, stored)))
+          matching.add(`${stored.key.namespace ?? ''}/${stored.key.name}`);
+      }
+      token = page.continue;
+    } while (token !== undefined);
+    return matching;
+  }
+}

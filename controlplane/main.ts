@@ -1,0 +1,297 @@
+/**
+ * The control plane's start-up, as one straight sequence with readiness gates (k3s style):
+ *
+ *   1. state dir            created 0700
+ *   2. etcd                 the Store, gated on etcd answering (bounded wait)
+ *   3. NATS                 connected (fails clearly when unreachable now; reconnects forever later)
+ *   4. namespaces           informer started; `default` and `skiff-system` exist
+ *   5. tokens               the admin token exists (created and written to the token file on first start)
+ *   6. namespace deleter    resumes any namespace deletion left half-done
+ *   7. HTTP                 /healthz, /readyz, /metrics
+ *   8. gRPC API             serving; then one "control plane ready" log line
+ *
+ * `stop()` undoes it in reverse: the API drains (new calls refused, running ones finish, watches
+ * are ended), then the workers stop and the etcd and NATS connections close.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { connect, type NatsConnection } from 'nats';
+import { Registry } from 'prom-client';
+import { FailedPreconditionError, UnavailableError, errorMessage } from '../proto/errors.js';
+import type { Namespace } from '../proto/gen/types.js';
+import { componentLogger, type Logger } from '../proto/logger.js';
+import { decodeObject } from '../proto/objects.js';
+import { ensureAdminToken } from './api/admin-token.js';
+import { Authenticator } from './api/auth.js';
+import { createApiService } from './api/grpc-server.js';
+import { ApiHandlers } from './api/handlers.js';
+import { createApiMetrics } from './api/metrics.js';
+import { NamespaceDeleter } from './api/namespace-deleter.js';
+import { CachedNamespaceLookup } from './api/namespace-lookup.js';
+import { StoreTokenStore } from './api/token-store.js';
+import { formatHostPort, parseHostPort } from './http/host-port.js';
+import { HttpServer } from './http/server.js';
+import { EtcdStore } from './store/etcd-store.js';
+import { Informer } from './store/informer.js';
+import type { Store } from './store/store.js';
+
+export const DEFAULT_API_ADDR = '127.0.0.1:7440';
+export const DEFAULT_HTTP_ADDR = '127.0.0.1:7441';
+export const DEFAULT_ETCD_PREFIX = '/skiff';
+
+export interface ControlPlaneOptions {
+  etcdEndpoints: string[];
+  /** NATS server URL(s), comma-separated; omitted: run without NATS (tests of the API alone). */
+  natsUrl?: string;
+  /** gRPC listen address `host:port` (port 0: any free port). */
+  apiAddr?: string;
+  /** HTTP listen address `host:port` (port 0: any free port). */
+  httpAddr?: string;
+  stateDir: string;
+  etcdPrefix?: string;
+  /** Default `<stateDir>/admin-token`. */
+  adminTokenFile?: string;
+  /** How long start-up waits for etcd to answer; default 30 s. */
+  etcdWaitMs?: number;
+  /** Deadline of each etcd call; default the store's (5 s). */
+  etcdTimeoutMs?: number;
+  bookmarkIntervalMs?: number;
+  namespaceResyncMs?: number;
+  log?: Logger;
+}
+
+export interface ControlPlane {
+  /** The bound gRPC address, `host:port`. */
+  apiAddress: string;
+  /** The bound HTTP address, `host:port`. */
+  httpAddress: string;
+  adminTokenFile: string;
+  store: Store;
+  /** Kept for later components (status ingest); undefined when started without NATS. */
+  nats: NatsConnection | undefined;
+  /** Drains the API and closes every connection. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export function serverVersion(): string {
+  // The package.json sits two levels above dist/controlplane/main.js and one above controlplane/main.ts.
+  for (const relative of ['../../package.json', '../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'skiff' && pkg.version) return pkg.version;
+    } catch {
+      // try the next location
+    }
+  }
+  return 'unknown';
+}
+
+async function waitForEtcd(store: Store, endpoints: string, waitMs: number, log: Logger): Promise<void> {
+  const until = Date.now() + waitMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await store.health();
+      return;
+    } catch (err) {
+      if (Date.now() >= until) {
+        throw new UnavailableError(
+          `start control plane: etcd at ${endpoints} did not answer within ${waitMs} ms (${errorMessage(err)}); check --etcd and that etcd is running`,
+          endpoints,
+          { cause: err },
+        );
+      }
+      if (attempt === 1) log.info({ etcd: endpoints }, 'waiting for etcd');
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
+async function connectNats(url: string, log: Logger): Promise<NatsConnection> {
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: url.split(',').map((s) => s.trim()),
+      name: 'skiff-controlplane',
+      timeout: 5000,
+      reconnect: true,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 1000,
+    });
+  } catch (err) {
+    throw new UnavailableError(
+      `start control plane: cannot connect to NATS at ${url}: ${errorMessage(err)}; check --nats and that nats-server is running`,
+      url,
+      { cause: err },
+    );
+  }
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') log.warn({ nats: url }, 'nats disconnected; reconnecting');
+      else if (s.type === 'reconnect') log.info({ nats: url }, 'nats reconnected');
+    }
+  })();
+  return nc;
+}
+
+function bindGrpc(server: grpc.Server, address: string): Promise<number> {
+  const { host, port } = parseHostPort(address, '--api-addr');
+  return new Promise((resolve, reject) =>
+    server.bindAsync(formatHostPort(host, port), grpc.ServerCredentials.createInsecure(), (err, bound) => {
+      if (err) {
+        reject(
+          new FailedPreconditionError(`listen on --api-addr ${address}: ${err.message}`, { cause: err }),
+        );
+      } else resolve(bound);
+    }),
+  );
+}
+
+export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
+  const log = options.log ?? componentLogger('controlplane');
+  const endpoints = options.etcdEndpoints.join(',');
+  const adminTokenFile = options.adminTokenFile ?? join(options.stateDir, 'admin-token');
+  const undo: Array<() => Promise<void> | void> = [];
+  const unwind = async (): Promise<void> => {
+    for (const step of undo.reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        log.warn({ err: errorMessage(err) }, 'stop step failed');
+      }
+    }
+    undo.length = 0;
+  };
+
+  try {
+    // 1. state dir
+    await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+
+    // 2. etcd
+    const store = new EtcdStore({
+      endpoints: options.etcdEndpoints,
+      prefix: options.etcdPrefix ?? DEFAULT_ETCD_PREFIX,
+      ...(options.etcdTimeoutMs !== undefined ? { timeoutMs: options.etcdTimeoutMs } : {}),
+      logger: log.child({ component: 'store' }),
+    });
+    undo.push(() => store.close());
+    await waitForEtcd(store, endpoints, options.etcdWaitMs ?? 30_000, log);
+    log.info({ etcd: endpoints, prefix: options.etcdPrefix ?? DEFAULT_ETCD_PREFIX }, 'etcd ready');
+
+    // 3. NATS
+    let nats: NatsConnection | undefined;
+    if (options.natsUrl) {
+      const nc = await connectNats(options.natsUrl, log);
+      nats = nc;
+      undo.push(() => nc.close());
+      log.info({ nats: options.natsUrl }, 'nats connected');
+    }
+
+    // 4. namespaces
+    let deleter: NamespaceDeleter | undefined;
+    const namespaceInformer = new Informer<Namespace>({
+      store,
+      resource: 'namespaces',
+      decode: (bytes) => decodeObject('Namespace', bytes),
+      logger: log.child({ component: 'informer', resource: 'namespaces' }),
+    });
+    // Any namespace change, from this control plane or another, may be a deletion to finish.
+    namespaceInformer.onChange(() => deleter?.poke());
+    namespaceInformer.start();
+    undo.push(() => namespaceInformer.stop());
+    const namespaces = new CachedNamespaceLookup(namespaceInformer, store);
+    const handlers = new ApiHandlers({
+      store,
+      log: log.child({ component: 'api' }),
+      namespaces,
+      ...(options.bookmarkIntervalMs !== undefined ? { bookmarkIntervalMs: options.bookmarkIntervalMs } : {}),
+      onNamespaceTerminating: (name) => {
+        namespaces.noteTerminating(name);
+        deleter?.poke();
+      },
+    });
+    await handlers.ensureSystemNamespaces();
+
+    // 5. tokens
+    const tokens = new StoreTokenStore(store);
+    await ensureAdminToken(tokens, adminTokenFile, log);
+    const auth = new Authenticator({ store: tokens, log });
+    await auth.load();
+
+    // 6. namespace deleter
+    deleter = new NamespaceDeleter({
+      handlers,
+      log: log.child({ component: 'namespace-deleter' }),
+      ...(options.namespaceResyncMs !== undefined ? { resyncMs: options.namespaceResyncMs } : {}),
+    });
+    deleter.start();
+    const startedDeleter = deleter;
+    undo.push(() => startedDeleter.stop());
+
+    // 7. HTTP
+    const registry = new Registry();
+    const metrics = createApiMetrics(registry);
+    const http = new HttpServer({
+      address: options.httpAddr ?? DEFAULT_HTTP_ADDR,
+      readinessChecks: [{ name: 'etcd', check: () => store.health() }],
+      metrics: registry,
+      log: log.child({ component: 'http' }),
+    });
+    const httpAddress = await http.listen();
+    undo.push(() => http.close());
+
+    // 8. gRPC API
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+    const service = createApiService({
+      handlers,
+      auth,
+      metrics,
+      log: log.child({ component: 'api' }),
+      version: serverVersion(),
+      etcdEndpoints: endpoints,
+    });
+    server.addService(service.definition, service.implementation);
+    const apiAddr = options.apiAddr ?? DEFAULT_API_ADDR;
+    const port = await bindGrpc(server, apiAddr);
+    const apiAddress = formatHostPort(parseHostPort(apiAddr, '--api-addr').host, port);
+    undo.push(() => {
+      service.closeWatches();
+      return drainGrpc(server);
+    });
+
+    log.info(
+      { api: apiAddress, http: httpAddress, adminTokenFile },
+      `control plane ready api=${apiAddress} http=${httpAddress}`,
+    );
+    let stopping: Promise<void> | undefined;
+    return {
+      apiAddress,
+      httpAddress,
+      adminTokenFile,
+      store,
+      nats,
+      stop: () => (stopping ??= unwind().then(() => log.info('control plane stopped'))),
+    };
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}
+
+/** Refuses new calls, lets running unary calls finish (bounded), then ends what remains (watches). */
+async function drainGrpc(server: grpc.Server, graceMs = 5000): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

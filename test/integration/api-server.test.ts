@@ -1,0 +1,504 @@
+/**
+ * The API server end to end: a real control plane (real etcd and NATS from the test harness, the
+ * gRPC server on a free port) driven through the typed client, as the CLI and agents use it.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  FailedPreconditionError,
+  GoneError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  UnauthenticatedError,
+  UnavailableError,
+} from '../../proto/errors.js';
+import type { ConfigMap, Namespace, Pod } from '../../proto/gen/types.js';
+import { connectApi, type ApiClient, type WatchEvent } from '../../proto/client.js';
+import { generateToken, hashToken } from '../../controlplane/api/auth.js';
+import { StoreTokenStore } from '../../controlplane/api/token-store.js';
+import { startControlPlane, type ControlPlane } from '../../controlplane/main.js';
+import { launchTestEtcd, launchTestNats, type TestEtcd, type TestNats } from '../harness/servers.js';
+
+const UNARY_TIMEOUT_MS = 3000;
+
+function configMap(
+  name: string,
+  data: Record<string, string> = { a: '1' },
+  namespace = 'default',
+): ConfigMap {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data };
+}
+
+function pod(name: string, extra: Partial<Pod['spec']> = {}, namespace = 'default'): Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, labels: { app: 'web' } },
+    spec: { containers: [{ name: 'main', image: 'busybox:1.36' }], ...extra },
+  };
+}
+
+/** Collects events from a watch until `done` says so or the timeout passes. */
+async function collect(
+  events: AsyncIterable<WatchEvent>,
+  done: (seen: WatchEvent[]) => boolean,
+  timeoutMs = 5000,
+): Promise<WatchEvent[]> {
+  const seen: WatchEvent[] = [];
+  const iterator = events[Symbol.asyncIterator]();
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (!done(seen)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`watch: timed out; saw ${JSON.stringify(seen.map((e) => e.type))}`);
+      let timer: NodeJS.Timeout | undefined;
+      const next = await Promise.race([
+        iterator.next(),
+        new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), left))),
+      ]);
+      clearTimeout(timer);
+      if (next === 'timeout') continue;
+      if (next.done) break;
+      seen.push(next.value);
+    }
+  } finally {
+    void iterator.return?.();
+  }
+  return seen;
+}
+
+async function eventually(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+describe('API server', { timeout: 120_000 }, () => {
+  let etcd: TestEtcd;
+  let nats: TestNats;
+  let stateDir: string;
+  let controlPlane: ControlPlane;
+  let token: string;
+  let api: ApiClient;
+
+  before(async () => {
+    stateDir = await mkdtemp(join(tmpdir(), 'skiff-api-test-'));
+    etcd = await launchTestEtcd();
+    nats = await launchTestNats();
+    controlPlane = await startControlPlane({
+      etcdEndpoints: [etcd.endpoint],
+      natsUrl: nats.endpoint,
+      apiAddr: '127.0.0.1:0',
+      httpAddr: '127.0.0.1:0',
+      stateDir,
+      etcdTimeoutMs: 1000,
+      bookmarkIntervalMs: 200,
+      namespaceResyncMs: 200,
+    });
+    token = (await readFile(controlPlane.adminTokenFile, 'utf8')).trim();
+    api = connectApi({ server: controlPlane.apiAddress, token, timeoutMs: UNARY_TIMEOUT_MS });
+  });
+
+  after(async () => {
+    api?.close();
+    await controlPlane?.stop();
+    await nats?.dispose();
+    await etcd?.dispose();
+    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  });
+
+  test('the admin token file is 0600 and etcd holds only its hash', async () => {
+    assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal((await stat(controlPlane.adminTokenFile)).mode & 0o777, 0o600);
+    const stored = await controlPlane.store.list('tokens');
+    assert.equal(stored.items.length, 1);
+    const text = Buffer.from(stored.items[0]!.value).toString();
+    assert.ok(text.includes(hashToken(token)));
+    assert.ok(!text.includes(token));
+  });
+
+  test('default and skiff-system namespaces exist', async () => {
+    const names = (await api.list('Namespace')).items.map((ns) => ns.metadata.name);
+    assert.ok(names.includes('default') && names.includes('skiff-system'), `namespaces: ${names.join(',')}`);
+    assert.equal(((await api.get('Namespace', '', 'default')) as Namespace).status?.phase, 'Active');
+  });
+
+  test('create, get, list, update and delete through the client', async () => {
+    const created = await api.create(configMap('crud'));
+    assert.ok(created.metadata.uid);
+    assert.ok(created.metadata.creationTimestamp);
+    assert.match(created.metadata.resourceVersion ?? '', /^\d+$/);
+    const got = await api.get('ConfigMap', 'default', 'crud');
+    assert.equal((await api.get('configmaps', 'default', 'crud')).metadata.uid, created.metadata.uid);
+    assert.deepEqual(got.data, { a: '1' });
+    assert.equal(got.metadata.resourceVersion, created.metadata.resourceVersion);
+    const listed = await api.list('cm', { namespace: 'default' });
+    assert.ok(listed.items.some((cm) => cm.metadata.name === 'crud'));
+    assert.ok(BigInt(listed.resourceVersion) >= BigInt(created.metadata.resourceVersion!));
+    const updated = await api.update({ ...got, data: { a: '2' } });
+    assert.deepEqual(updated.data, { a: '2' });
+    assert.ok(BigInt(updated.metadata.resourceVersion!) > BigInt(got.metadata.resourceVersion!));
+    await assert.rejects(api.create(configMap('crud')), AlreadyExistsError);
+    const deleted = await api.delete('ConfigMap', 'default', 'crud');
+    assert.equal(deleted.metadata.name, 'crud');
+    await assert.rejects(api.get('ConfigMap', 'default', 'crud'), NotFoundError);
+  });
+
+  test('generation moves only when the spec changes; status is written only by updateStatus', async () => {
+    const created = await api.create({ ...pod('gen'), status: { phase: 'Running' } });
+    assert.equal(created.metadata.generation, 1);
+    assert.equal(created.status, undefined, 'status is ignored on create');
+    const relabelled = await api.update({
+      ...created,
+      metadata: { ...created.metadata, labels: { app: 'other' } },
+    });
+    assert.equal(relabelled.metadata.generation, 1);
+    const withStatus = await api.updateStatus({ ...relabelled, status: { phase: 'Running' } });
+    assert.equal(withStatus.metadata.generation, 1);
+    assert.equal(withStatus.status?.phase, 'Running');
+    const respecced = await api.update({
+      ...withStatus,
+      spec: { ...withStatus.spec, containers: [{ name: 'main', image: 'busybox:1.37' }] },
+      status: { phase: 'Failed' },
+    });
+    assert.equal(respecced.metadata.generation, 2);
+    assert.equal(respecced.status?.phase, 'Running', 'status is ignored on update');
+    const statusOnly = await api.updateStatus({
+      ...respecced,
+      spec: { ...respecced.spec, containers: [{ name: 'main', image: 'ignored:1' }] },
+      status: { phase: 'Succeeded' },
+    });
+    assert.equal(statusOnly.spec.containers?.[0]?.image, 'busybox:1.37', 'spec is ignored on updateStatus');
+    assert.equal(statusOnly.metadata.generation, 2);
+  });
+
+  test('generateName gives distinct names with a random suffix', async () => {
+    const template: ConfigMap = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { generateName: 'gen-', namespace: 'default' },
+    };
+    const a = await api.create(template);
+    const b = await api.create(template);
+    assert.match(a.metadata.name ?? '', /^gen-[a-z0-9]{5}$/);
+    assert.notEqual(a.metadata.name, b.metadata.name);
+  });
+
+  test('an unknown field and a bad name are INVALID_ARGUMENT naming the field path', async () => {
+    const bogus = pod('bogus') as unknown as { spec: { containers: Array<Record<string, unknown>> } };
+    bogus.spec.containers[0]!.imagePullSecretz = 'x';
+    await assert.rejects(api.create(bogus as unknown as Pod), (err: unknown) => {
+      assert.ok(err instanceof InvalidArgumentError);
+      assert.equal(err.field, 'spec.containers[0].imagePullSecretz');
+      return true;
+    });
+    await assert.rejects(api.create(configMap('Bad_Name')), (err: unknown) => {
+      assert.ok(err instanceof InvalidArgumentError, String(err));
+      assert.equal(err.field, 'metadata.name');
+      assert.match(err.message, /Bad_Name/);
+      return true;
+    });
+  });
+
+  test('creating in a missing namespace is NotFound naming it; an oversized object is INVALID_ARGUMENT', async () => {
+    await assert.rejects(api.create(configMap('x', {}, 'nowhere')), (err: unknown) => {
+      assert.ok(err instanceof NotFoundError);
+      assert.match(err.message, /namespace "nowhere" not found/);
+      return true;
+    });
+    await assert.rejects(
+      api.create(configMap('huge', { blob: 'x'.repeat(2 * 1024 * 1024) })),
+      (err: unknown) => {
+        assert.ok(err instanceof InvalidArgumentError, String(err));
+        assert.equal(err.field, 'data');
+        return true;
+      },
+    );
+  });
+
+  test('two updaters from one resourceVersion: exactly one wins, the other gets ConflictError', async () => {
+    const base = await api.create(configMap('race'));
+    const results = await Promise.allSettled([
+      api.update({ ...base, data: { a: 'first' } }),
+      api.update({ ...base, data: { a: 'second' } }),
+    ]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    assert.equal(won.length, 1);
+    assert.equal(lost.length, 1);
+    assert.ok(lost[0]!.reason instanceof ConflictError, String(lost[0]!.reason));
+  });
+
+  test('label and field selectors on list; pagination with limit and continue', async () => {
+    await api.create({
+      ...configMap('sel-a'),
+      metadata: { name: 'sel-a', namespace: 'default', labels: { tier: 'front', page: 'yes' } },
+    });
+    await api.create({
+      ...configMap('sel-b'),
+      metadata: { name: 'sel-b', namespace: 'default', labels: { tier: 'back', page: 'yes' } },
+    });
+    await api.create({
+      ...configMap('sel-c'),
+      metadata: { name: 'sel-c', namespace: 'default', labels: { page: 'yes' } },
+    });
+    const names = async (opts: Parameters<ApiClient['list']>[1]): Promise<string[]> =>
+      (await api.list('ConfigMap', opts)).items.map((cm) => cm.metadata.name!).sort();
+    assert.deepEqual(await names({ labelSelector: 'tier=front' }), ['sel-a']);
+    assert.deepEqual(await names({ labelSelector: 'page=yes,tier!=front' }), ['sel-b', 'sel-c']);
+    assert.deepEqual(await names({ labelSelector: 'tier in (front,back)' }), ['sel-a', 'sel-b']);
+    assert.deepEqual(await names({ fieldSelector: 'metadata.name=sel-c' }), ['sel-c']);
+    const seen: string[] = [];
+    let page = await api.list('ConfigMap', { labelSelector: 'page=yes', limit: 2 });
+    seen.push(...page.items.map((cm) => cm.metadata.name!));
+    assert.equal(page.items.length, 2);
+    assert.ok(page.continue);
+    page = await api.list('ConfigMap', { labelSelector: 'page=yes', limit: 2, continue: page.continue! });
+    seen.push(...page.items.map((cm) => cm.metadata.name!));
+    assert.deepEqual(seen.sort(), ['sel-a', 'sel-b', 'sel-c']);
+  });
+
+  test('watch resumes after a resourceVersion, with every later event in order', async () => {
+    const start = (await api.list('ConfigMap', { namespace: 'default' })).resourceVersion;
+    await api.create(configMap('w-1'));
+    const second = await api.create(configMap('w-2'));
+    await api.update({ ...second, data: { a: 'changed' } });
+    await api.delete('ConfigMap', 'default', 'w-1');
+    const all = await collect(
+      api.watch('ConfigMap', { namespace: 'default', resourceVersion: start }),
+      (s) => s.length >= 4,
+    );
+    assert.deepEqual(
+      all.map((e) => `${e.type} ${e.object?.metadata.name}`),
+      ['ADDED w-1', 'ADDED w-2', 'MODIFIED w-2', 'DELETED w-1'],
+    );
+    const fromSecond = await collect(
+      api.watch('ConfigMap', { namespace: 'default', resourceVersion: all[1]!.resourceVersion }),
+      (s) => s.length >= 2,
+    );
+    assert.deepEqual(
+      fromSecond.map((e) => e.type),
+      ['MODIFIED', 'DELETED'],
+    );
+  });
+
+  test('a selective watch reports objects leaving and entering the selection', async () => {
+    const start = (await api.list('ConfigMap')).resourceVersion;
+    const cm = await api.create({
+      ...configMap('move'),
+      metadata: { name: 'move', namespace: 'default', labels: { watch: 'in' } },
+    });
+    await api.update({ ...cm, metadata: { ...cm.metadata, labels: { watch: 'out' }, resourceVersion: '' } });
+    const events = await collect(
+      api.watch('ConfigMap', { labelSelector: 'watch=in', resourceVersion: start }),
+      (s) => s.length >= 2,
+    );
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['ADDED', 'DELETED'],
+    );
+  });
+
+  test('bookmarks arrive periodically when asked for', async () => {
+    const start = (await api.list('Secret')).resourceVersion;
+    const events = await collect(
+      api.watch('Secret', { resourceVersion: start, allowBookmarks: true }),
+      (s) => s.length >= 1,
+      3000,
+    );
+    assert.equal(events[0]!.type, 'BOOKMARK');
+    assert.ok(BigInt(events[0]!.resourceVersion) >= BigInt(start));
+    assert.equal(events[0]!.object, undefined);
+  });
+
+  test('a watch from a compacted resourceVersion fails with GoneError', async () => {
+    const old = (await api.create(configMap('compact-1'))).metadata.resourceVersion!;
+    await api.create(configMap('compact-2'));
+    await api.create(configMap('compact-3'));
+    const now = await controlPlane.store.currentRevision();
+    await controlPlane.store.compact(now);
+    await assert.rejects(
+      collect(api.watch('ConfigMap', { resourceVersion: old }), () => false, 3000),
+      (err: unknown) => {
+        assert.ok(err instanceof GoneError, String(err));
+        return true;
+      },
+    );
+  });
+
+  test('finalizers hold a deleted object until the last one is removed', async () => {
+    await api.create({
+      ...configMap('held'),
+      metadata: { name: 'held', namespace: 'default', finalizers: ['example.com/hold'] },
+    });
+    const marked = await api.delete('ConfigMap', 'default', 'held');
+    assert.ok(marked.metadata.deletionTimestamp);
+    const still = await api.get('ConfigMap', 'default', 'held');
+    assert.ok(still.metadata.deletionTimestamp);
+    await api.update({ ...still, metadata: { ...still.metadata, finalizers: [] } });
+    await assert.rejects(api.get('ConfigMap', 'default', 'held'), NotFoundError);
+  });
+
+  test('delete preconditions; bound pods get a grace period, unbound ones go at once', async () => {
+    const cm = await api.create(configMap('pre'));
+    await assert.rejects(
+      api.delete('ConfigMap', 'default', 'pre', { preconditions: { uid: 'not-the-uid' } }),
+      ConflictError,
+    );
+    await api.update({ ...cm, data: { a: 'newer' } });
+    await assert.rejects(
+      api.delete('ConfigMap', 'default', 'pre', {
+        preconditions: { resourceVersion: cm.metadata.resourceVersion! },
+      }),
+      ConflictError,
+    );
+    await api.delete('ConfigMap', 'default', 'pre', { preconditions: { uid: cm.metadata.uid! } });
+
+    await api.create(pod('unbound'));
+    await api.delete('Pod', 'default', 'unbound');
+    await assert.rejects(api.get('Pod', 'default', 'unbound'), NotFoundError);
+
+    await api.create(pod('bound', { nodeName: 'node-1', terminationGracePeriodSeconds: 20 }));
+    const terminating = await api.delete('Pod', 'default', 'bound');
+    assert.ok(terminating.metadata.deletionTimestamp);
+    assert.equal(terminating.metadata.deletionGracePeriodSeconds, 20);
+    assert.ok((await api.get('Pod', 'default', 'bound')).metadata.deletionTimestamp);
+    await api.delete('Pod', 'default', 'bound', { gracePeriodSeconds: 0 });
+    await assert.rejects(api.get('Pod', 'default', 'bound'), NotFoundError);
+  });
+
+  test('deleting a namespace refuses new objects in it and deletes its contents, then itself', async () => {
+    await api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'doomed' }, spec: {} });
+    await api.create(configMap('inside', {}, 'doomed'));
+    await api.create(pod('inside', {}, 'doomed'));
+    const marked = (await api.delete('Namespace', '', 'doomed')) as Namespace;
+    assert.ok(marked.metadata.deletionTimestamp);
+    assert.equal(marked.status?.phase, 'Terminating');
+    await assert.rejects(api.create(configMap('late', {}, 'doomed')), (err: unknown) => {
+      // The deleter may already have removed the namespace.
+      assert.ok(err instanceof FailedPreconditionError || err instanceof NotFoundError, String(err));
+      return true;
+    });
+    await eventually(
+      async () => {
+        try {
+          await api.get('Namespace', '', 'doomed');
+          return false;
+        } catch (err) {
+          if (err instanceof NotFoundError) return true;
+          throw err;
+        }
+      },
+      10_000,
+      'namespace doomed to be deleted',
+    );
+    assert.equal((await api.list('ConfigMap', { namespace: 'doomed' })).items.length, 0);
+    assert.equal((await api.list('Pod', { namespace: 'doomed' })).items.length, 0);
+    await assert.rejects(api.delete('Namespace', '', 'default'), FailedPreconditionError);
+  });
+
+  test('no token or a wrong token is UNAUTHENTICATED; a view token may only read', async () => {
+    const anonymous = connectApi({ server: controlPlane.apiAddress, token: '', timeoutMs: UNARY_TIMEOUT_MS });
+    const wrong = connectApi({
+      server: controlPlane.apiAddress,
+      token: generateToken(),
+      timeoutMs: UNARY_TIMEOUT_MS,
+    });
+    const viewToken = generateToken();
+    await new StoreTokenStore(controlPlane.store).createIfAbsent({
+      name: 'viewer',
+      role: 'view',
+      sha256: hashToken(viewToken),
+      createdAt: new Date().toISOString(),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const viewer = connectApi({
+      server: controlPlane.apiAddress,
+      token: viewToken,
+      timeoutMs: UNARY_TIMEOUT_MS,
+    });
+    try {
+      await assert.rejects(anonymous.list('Pod'), UnauthenticatedError);
+      await assert.rejects(wrong.get('Namespace', '', 'default'), UnauthenticatedError);
+      await assert.rejects(
+        collect(wrong.watch('Pod'), () => false, 2000),
+        UnauthenticatedError,
+      );
+      await viewer.list('Pod');
+      await assert.rejects(viewer.create(configMap('by-viewer')), PermissionDeniedError);
+    } finally {
+      anonymous.close();
+      wrong.close();
+      viewer.close();
+    }
+  });
+
+  test('/healthz, /readyz and /metrics', async () => {
+    const base = `http://${controlPlane.httpAddress}`;
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    const ready = await fetch(`${base}/readyz`);
+    assert.equal(ready.status, 200, await ready.text());
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(
+      metrics,
+      /skiff_api_request_duration_seconds_count\{method="Create",kind="ConfigMap",code="OK"\} \d+/,
+    );
+    assert.match(metrics, /process_resident_memory_bytes/);
+  });
+
+  test('etcd down: calls fail within their deadline as UNAVAILABLE naming etcd and /readyz is 503; back up: all works, an open watch misses nothing', async () => {
+    const start = (await api.list('ConfigMap', { namespace: 'default' })).resourceVersion;
+    const watch = api
+      .watch('ConfigMap', { namespace: 'default', resourceVersion: start })
+      [Symbol.asyncIterator]();
+    await api.create(configMap('before-outage'));
+    const first = await Promise.race([
+      watch.next(),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('watch saw nothing before the outage')), 5000),
+      ),
+    ]);
+    assert.equal(first.value?.object?.metadata.name, 'before-outage');
+
+    await etcd.stop();
+    try {
+      const began = Date.now();
+      await assert.rejects(api.get('ConfigMap', 'default', 'before-outage'), (err: unknown) => {
+        assert.ok(err instanceof UnavailableError, String(err));
+        assert.ok(err.endpoint?.includes(etcd.endpoint), `endpoint ${err.endpoint}`);
+        return true;
+      });
+      assert.ok(Date.now() - began < UNARY_TIMEOUT_MS + 500, `took ${Date.now() - began} ms`);
+      const notReady = await fetch(`http://${controlPlane.httpAddress}/readyz`);
+      assert.equal(notReady.status, 503);
+      assert.match(await notReady.text(), /etcd/);
+    } finally {
+      await etcd.start();
+    }
+    await eventually(
+      async () => (await fetch(`http://${controlPlane.httpAddress}/readyz`)).status === 200,
+      15_000,
+      '/readyz to turn 200 after etcd returned',
+    );
+    await api.create(configMap('after-outage'));
+    assert.equal((await api.get('ConfigMap', 'default', 'after-outage')).metadata.name, 'after-outage');
+    const next = await Promise.race([
+      watch.next(),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('watch saw nothing after etcd returned')), 10_000),
+      ),
+    ]);
+    assert.equal(next.value?.type, 'ADDED');
+    assert.equal(next.value?.object?.metadata.name, 'after-outage');
+    await watch.return?.();
+  });
+});
