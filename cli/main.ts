@@ -8,6 +8,7 @@ import { errorMessage } from '../proto/errors.js';
 import { registerApiResources } from './commands/api-resources.js';
 import { registerApply } from './commands/apply.js';
 import { registerClusterInfo, registerConfig } from './commands/config.js';
+import { registerControlPlane } from './commands/controlplane.js';
 import { registerGlobalOptions } from './commands/context.js';
 import { registerDelete } from './commands/delete.js';
 import { registerDescribe } from './commands/describe.js';
@@ -32,6 +33,7 @@ registerConfig(program);
 registerClusterInfo(program);
 registerUp(program);
 registerDown(program);
+registerControlPlane(program);
 registerRuntime(program);
 
 try {
