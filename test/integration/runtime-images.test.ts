@@ -4,7 +4,7 @@
  * with whiteouts and opaque directories, 130 layers), hostile archives, save/re-import, prune, df.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -31,6 +31,7 @@ import {
   ociLayout,
   sha256,
   writeArchiveDir,
+  FIXTURE_MTIME,
   type ArchiveFiles,
   type FixtureImage,
 } from '../fixtures/images.js';
@@ -188,6 +189,24 @@ describe('runtime images', () => {
         'lower layers unchanged by a container write',
       );
       await release(c3);
+    });
+  }
+
+  for (const kind of ['overlay', 'copy'] as const) {
+    test(`a layer that omits a parent directory entry leaves that directory as the lower layer has it (${kind})`, async () => {
+      const rt = await runtime(kind);
+      const image = buildImage({
+        name: 'parents:1',
+        layers: [busyboxLayerEntries(), [{ name: 'tmp/deep/x', data: 'x' }]],
+      });
+      await rt.images.import(await archive(ociLayout([image]), 'tar'));
+      const root = await containerRoot(rt, 'parents:1', 'p');
+      const st = await stat(join(root, 'tmp'));
+      assert.equal(st.mode & 0o7777, 0o1777, '/tmp keeps its sticky, world-writable mode');
+      // in a full copy the directory really gained an entry; in overlay form it is the lower's, untouched
+      if (kind === 'overlay') assert.equal(Math.floor(st.mtimeMs / 1000), FIXTURE_MTIME);
+      assert.equal(await readFile(join(root, 'tmp/deep/x'), 'utf8'), 'x');
+      await release(root);
     });
   }
 

@@ -430,7 +430,7 @@ export class ImageStore {
     const key = `extract-${randomBytes(6).toString('hex')}-${layer.chainId}`;
     await this.snapshotter.prepare(key, parent, { labels: { 'skiff.io/unpacking': layer.chainId } });
     try {
-      const { dir, whiteouts } = await this.snapshotter.writableLayer(key);
+      const { dir, whiteouts, lowers } = await this.snapshotter.writableLayer(key);
       const free = await (this.options.freeBytes ?? defaultFreeBytes)(dir);
       const maxBytes = Math.min(this.options.maxLayerBytes ?? Infinity, Math.max(0, free - RESERVE_BYTES));
       const stats = await applyLayer(await this.content.read(layer.digest), {
@@ -440,6 +440,7 @@ export class ImageStore {
         diffId: layer.diffId,
         compression,
         maxBytes,
+        lowers,
       });
       try {
         await this.snapshotter.commit(layer.chainId, key);

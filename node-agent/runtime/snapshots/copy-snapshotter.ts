@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { InternalError } from '../../../proto/errors.js';
 import { FileSnapshotter } from './file-snapshotter.js';
 import type { SnapshotRecord } from './snapshot-records.js';
-import type { Mount } from './snapshotter.js';
+import type { Mount, WritableLayer } from './snapshotter.js';
 
 const run = promisify(execFile);
 
@@ -62,7 +62,8 @@ export class CopySnapshotter extends FileSnapshotter {
     return [{ type: 'bind', source: this.fsDir(parent ?? record), options: ['rbind', 'ro'] }];
   }
 
-  protected writableLayerOf(record: SnapshotRecord): { dir: string; whiteouts: 'overlay' | 'apply' } {
-    return { dir: this.fsDir(record), whiteouts: 'apply' };
+  protected async writableLayerOf(record: SnapshotRecord): Promise<WritableLayer> {
+    // the parent's content is already in the copy
+    return { dir: this.fsDir(record), whiteouts: 'apply', lowers: [] };
   }
 }

@@ -7,7 +7,14 @@ import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } from '../../../proto/errors.js';
 import { SnapshotRecords, toInfo, validateKey, type SnapshotRecord } from './snapshot-records.js';
-import type { Mount, SnapshotInfo, SnapshotOptions, SnapshotUsage, Snapshotter } from './snapshotter.js';
+import type {
+  Mount,
+  SnapshotInfo,
+  SnapshotOptions,
+  SnapshotUsage,
+  Snapshotter,
+  WritableLayer,
+} from './snapshotter.js';
 
 export abstract class FileSnapshotter implements Snapshotter {
   abstract readonly name: string;
@@ -31,7 +38,7 @@ export abstract class FileSnapshotter implements Snapshotter {
     kind: 'active' | 'view',
   ): Promise<void>;
   protected abstract mountsOf(record: SnapshotRecord): Promise<Mount[]>;
-  protected abstract writableLayerOf(record: SnapshotRecord): { dir: string; whiteouts: 'overlay' | 'apply' };
+  protected abstract writableLayerOf(record: SnapshotRecord): Promise<WritableLayer>;
 
   /** The directory holding a snapshot's own content. */
   protected fsDir(record: SnapshotRecord): string {
@@ -110,7 +117,7 @@ export abstract class FileSnapshotter implements Snapshotter {
     return this.mountsOf(record);
   }
 
-  async writableLayer(key: string): Promise<{ dir: string; whiteouts: 'overlay' | 'apply' }> {
+  async writableLayer(key: string): Promise<WritableLayer> {
     const record = await this.records.get(validateKey(key), 'get writable layer of');
     if (record.kind !== 'active') {
       throw new FailedPreconditionError(

@@ -15,7 +15,7 @@
 import { join } from 'node:path';
 import { FileSnapshotter } from './file-snapshotter.js';
 import type { SnapshotRecord } from './snapshot-records.js';
-import type { Mount } from './snapshotter.js';
+import type { Mount, WritableLayer } from './snapshotter.js';
 
 export class OverlaySnapshotter extends FileSnapshotter {
   readonly name = 'overlay';
@@ -62,7 +62,9 @@ export class OverlaySnapshotter extends FileSnapshotter {
     return [{ type: 'overlay', source: 'overlay', options: [`lowerdir=${lowers.join(':')}`] }];
   }
 
-  protected writableLayerOf(record: SnapshotRecord): { dir: string; whiteouts: 'overlay' | 'apply' } {
-    return { dir: this.fsDir(record), whiteouts: record.parent === undefined ? 'apply' : 'overlay' };
+  protected async writableLayerOf(record: SnapshotRecord): Promise<WritableLayer> {
+    if (record.parent === undefined) return { dir: this.fsDir(record), whiteouts: 'apply', lowers: [] };
+    const lowers = (await this.ancestors(record)).map((a) => this.fsDir(a));
+    return { dir: this.fsDir(record), whiteouts: 'overlay', lowers };
   }
 }

@@ -69,6 +69,12 @@ export interface SnapshotUsage {
   inodes: number;
 }
 
+export interface WritableLayer {
+  dir: string;
+  whiteouts: 'overlay' | 'apply';
+  lowers: string[];
+}
+
 export interface SnapshotOptions {
   labels?: Record<string, string>;
 }
@@ -89,8 +95,10 @@ export interface Snapshotter {
    * Where an active snapshot's own writable layer lives on the host, without mounting anything:
    * the layer unpacker writes there. `whiteouts` says how deletions must be recorded in it:
    * 'overlay' (char 0/0 devices and opaque xattrs, read by overlayfs) or 'apply' (delete for real).
+   * `lowers` (top first) are the parents' directories when `dir` holds only this layer's changes,
+   * for reading the attributes of directories the layer does not carry itself.
    */
-  writableLayer(key: string): Promise<{ dir: string; whiteouts: 'overlay' | 'apply' }>;
+  writableLayer(key: string): Promise<WritableLayer>;
   /** Removes storage no record points to (left by a crash). Returns the number of directories removed. */
   cleanup(): Promise<number>;
 }

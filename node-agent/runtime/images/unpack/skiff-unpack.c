@@ -1,7 +1,7 @@
 /*
  * skiff-unpack: applies one OCI image layer to a directory. Hostile-input code.
  *
- *   skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] < layer.tar
+ *   skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--lower DIR]... < layer.tar
  *
  * stdin is the *uncompressed* layer tar; the caller (images/unpack.ts) does the gunzip and both
  * digests. Nothing here trusts a path: every parent directory is opened with
@@ -388,6 +388,34 @@ static void invalidate_cache(void) {
 
 /* Opens directory DIR (relative, cleaned; "" = root) beneath the root without following any
  * symlink. Missing components are created (0755) when CREATE, else -1/ENOENT is returned. */
+/* Lower layers (top first), read only to give implicitly created parents their real attributes. */
+#define MAX_LOWERS 512
+static int lowerfds[MAX_LOWERS];
+static int nlowers;
+
+static void record_dir_time(const char *path, int64_t mtime);
+
+/* A layer that writes a/b/f without an entry for a/ must not change a/ in the merged view: a parent
+ * created here takes owner, mode and mtime from the nearest lower layer that has it as a directory
+ * (a whiteout or a non-directory there hides the layers below, so the defaults stay). */
+static void inherit_from_lower(int fd, const char *path) {
+  for (int i = 0; i < nlowers; i++) {
+    long lfd = do_openat2(lowerfds[i], path, O_PATH);
+    if (lfd < 0) {
+      if (errno == ENOENT) continue;
+      return;
+    }
+    struct stat st;
+    int ok = fstat((int)lfd, &st) == 0;
+    close((int)lfd);
+    if (!ok || !S_ISDIR(st.st_mode)) return;
+    if (fchown(fd, st.st_uid, st.st_gid) < 0 || fchmod(fd, st.st_mode & 07777) < 0)
+      die(EXIT_SYSTEM, "copy attributes of parent \"%s\": %s", path, strerror(errno));
+    record_dir_time(path, st.st_mtim.tv_sec);
+    return;
+  }
+}
+
 static int open_dir(const char *dir, int create) {
   if (retired_fd >= 0) close(retired_fd), retired_fd = -1;
   if (!dir[0]) return rootfd;
@@ -403,13 +431,22 @@ static int open_dir(const char *dir, int create) {
       size_t len = (size_t)(p - start);
       memcpy(part, start, len);
       part[len] = 0;
+      size_t prefix_len = (size_t)(p - dir);
       if (*p) p++;
       long next = do_openat2(cur, part, O_RDONLY | O_DIRECTORY);
+      int created = 0;
       if (next < 0 && errno == ENOENT) {
         if (mkdirat(cur, part, 0755) < 0 && errno != EEXIST) die(EXIT_SYSTEM, "create directory \"%s\": %s", dir, strerror(errno));
+        created = 1;
         next = do_openat2(cur, part, O_RDONLY | O_DIRECTORY);
       }
       if (next < 0) refuse_resolution(dir, errno);
+      if (created && nlowers > 0) {
+        char prefix[PATH_MAX];
+        memcpy(prefix, dir, prefix_len);
+        prefix[prefix_len] = 0;
+        inherit_from_lower((int)next, prefix);
+      }
       if (cur != rootfd) close(cur);
       cur = (int)next;
     }
@@ -515,6 +552,17 @@ struct dir_time {
 };
 static struct dir_time *dir_times;
 static size_t dir_times_len, dir_times_cap;
+
+static void record_dir_time(const char *path, int64_t mtime) {
+  if (dir_times_len == dir_times_cap) {
+    dir_times_cap = dir_times_cap ? dir_times_cap * 2 : 256;
+    dir_times = realloc(dir_times, dir_times_cap * sizeof *dir_times);
+    if (!dir_times) die(EXIT_SYSTEM, "out of memory");
+  }
+  dir_times[dir_times_len].path = strdup(path);
+  if (!dir_times[dir_times_len].path) die(EXIT_SYSTEM, "out of memory");
+  dir_times[dir_times_len++].mtime = mtime;
+}
 
 static int keep_xattr(const char *name) {
   if (strncmp(name, "trusted.overlay.", 16) == 0 || strncmp(name, "user.overlay.", 13) == 0)
@@ -724,13 +772,7 @@ static void apply_entry(struct entry *e) {
     if (fd < 0) die(EXIT_SYSTEM, "open directory: %s", strerror(errno));
     set_metadata(fd, e, 1);
     close(fd);
-    if (dir_times_len == dir_times_cap) {
-      dir_times_cap = dir_times_cap ? dir_times_cap * 2 : 256;
-      dir_times = realloc(dir_times, dir_times_cap * sizeof *dir_times);
-      if (!dir_times) die(EXIT_SYSTEM, "out of memory");
-    }
-    dir_times[dir_times_len].path = strdup(full);
-    dir_times[dir_times_len++].mtime = e->mtime;
+    record_dir_time(full, e->mtime);
     break;
   }
   case '2':
@@ -783,13 +825,19 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "--root") == 0 && i + 1 < argc) root = argv[++i];
     else if (strcmp(argv[i], "--whiteouts") == 0 && i + 1 < argc) whiteouts = argv[++i];
     else if (strcmp(argv[i], "--max-bytes") == 0 && i + 1 < argc) max_bytes = strtoull(argv[++i], NULL, 10);
-    else {
-      fprintf(stderr, "usage: skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] < layer.tar\n");
+    else if (strcmp(argv[i], "--lower") == 0 && i + 1 < argc) {
+      if (nlowers == MAX_LOWERS) die(EXIT_SYSTEM, "more than %d --lower directories", MAX_LOWERS);
+      const char *lower = argv[++i];
+      lowerfds[nlowers] = open(lower, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (lowerfds[nlowers] < 0) die(EXIT_SYSTEM, "open lower layer %s: %s", lower, strerror(errno));
+      nlowers++;
+    } else {
+      fprintf(stderr, "usage: skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--lower DIR]... < layer.tar\n");
       return EXIT_SYSTEM;
     }
   }
   if (!root || !whiteouts || (strcmp(whiteouts, "overlay") && strcmp(whiteouts, "apply"))) {
-    fprintf(stderr, "usage: skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] < layer.tar\n");
+    fprintf(stderr, "usage: skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--lower DIR]... < layer.tar\n");
     return EXIT_SYSTEM;
   }
   overlay_mode = strcmp(whiteouts, "overlay") == 0;
