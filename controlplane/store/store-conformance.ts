@@ -46,15 +46,19 @@ async function collect(
 ): Promise<StoreEvent[]> {
   const events: StoreEvent[] = [];
   const iterator = iterable[Symbol.asyncIterator]();
-  const timeout = setTimeout(() => void iterator.return?.(), timeoutMs);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
   try {
     while (events.length < count) {
-      const next = await iterator.next();
-      if (next.done) break;
+      // An async generator queues return() behind a pending next(), so the timeout is a race.
+      const next = await Promise.race([iterator.next(), timedOut]);
+      if (next === 'timeout' || next.done) break;
       if (next.value.type !== 'progress') events.push(next.value);
     }
   } finally {
-    clearTimeout(timeout);
+    clearTimeout(timer);
   }
   assert.equal(events.length, count, `expected ${count} events within ${timeoutMs} ms, got ${events.length}`);
   return events;
@@ -300,6 +304,32 @@ export function storeConformance(name: string, makeFixture: () => Promise<StoreF
         'added default/after=3',
         'added default/after-2=4',
       ]);
+      controller.abort();
+    });
+
+    test('a watch cut off in the middle of replaying history resumes where it stopped', async () => {
+      const { store, stopBackend, startBackend } = await fixture();
+      const start = await store.currentRevision();
+      const total = 3000;
+      const names = Array.from({ length: total }, (_, i) => `p${String(i).padStart(5, '0')}`);
+      for (let i = 0; i < total; i += 100) {
+        await Promise.all(names.slice(i, i + 100).map((name) => store.create(pod(name), bytes(name))));
+      }
+      const controller = new AbortController();
+      const iterator = store
+        .watch('pods', { afterRevision: start, signal: controller.signal })
+        [Symbol.asyncIterator]();
+      const first = await iterator.next();
+      assert.ok(!first.done);
+      // The backlog is far more than one response; cut the stream while it is being sent.
+      await stopBackend();
+      await startBackend();
+      const rest = await collect({ [Symbol.asyncIterator]: () => iterator }, total - 1, 30_000);
+      const seen = [first.value, ...rest].map((event) =>
+        event.type === 'progress' ? '' : event.item.key.name,
+      );
+      assert.equal(new Set(seen).size, total, 'no event repeated');
+      assert.deepEqual([...seen].sort(), names, 'no event lost');
       controller.abort();
     });
 
