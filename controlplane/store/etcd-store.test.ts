@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { UnavailableError } from '../../proto/errors.js';
+import { ResourceExhaustedError, UnavailableError } from '../../proto/errors.js';
 import { withEtcd } from '../../test/harness/servers.js';
 import { EtcdStore } from './etcd-store.js';
 import { storeConformance } from './store-conformance.js';
@@ -44,6 +44,30 @@ describe('EtcdStore against a real etcd', () => {
         process.kill(server.process.pid, 'SIGCONT');
       }
       assert.deepEqual([...(await store.get(key)).value], [1]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('an answer over the response limit is ResourceExhausted and says to page; pages fit', async () => {
+    const store = new EtcdStore({
+      endpoints: [etcd().endpoint],
+      prefix: '/big-list',
+      maxResponseBytes: 64 * 1024,
+    });
+    try {
+      const value = new Uint8Array(1024);
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          store.create({ resource: 'pods', namespace: 'a', name: `p${i}` }, value),
+        ),
+      );
+      await assert.rejects(
+        store.list('pods'),
+        (err: unknown) => err instanceof ResourceExhaustedError && /list in pages/.test(err.message),
+      );
+      const page = await store.list('pods', { limit: 20 });
+      assert.equal(page.items.length, 20);
     } finally {
       await store.close();
     }

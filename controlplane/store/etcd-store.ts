@@ -21,6 +21,7 @@ import {
   AlreadyExistsError,
   UnavailableError,
   InternalError,
+  ResourceExhaustedError,
   isSkiffError,
   errorMessage,
 } from '../../proto/errors.js';
@@ -63,6 +64,11 @@ export interface EtcdStoreOptions {
   timeoutMs?: number;
   /** The etcd server's --max-request-bytes; default 1.5 MiB. */
   maxRequestBytes?: number;
+  /**
+   * The largest answer accepted from etcd (an unpaged list of many objects); default 256 MiB.
+   * gRPC's own default, 4 MiB, is about 3,000 small pods.
+   */
+  maxResponseBytes?: number;
   /** Longest pause between watch reconnection attempts; default 1000 ms. */
   maxWatchBackoffMs?: number;
   credentials?: IOptions['credentials'];
@@ -109,12 +115,15 @@ function cappedBackoff(durationMs: number, maxMs: number): Backoff {
 const COMPACTED = 'required revision has been compacted';
 const FUTURE_REVISION = 'required revision is a future revision';
 const TOO_LARGE = 'request is too large';
+/** grpc-js's text when an answer exceeds grpc.max_receive_message_length. */
+const ANSWER_TOO_LARGE = 'Received message larger than max';
 
 export class EtcdStore implements Store {
   private readonly client: Etcd3;
   private readonly prefix: string;
   private readonly timeoutMs: number;
   private readonly maxRequestBytes: number;
+  private readonly maxResponseBytes: number;
   private readonly endpointList: string;
   private readonly log: Logger;
   private readonly watches = new Set<AbortController>();
@@ -127,12 +136,14 @@ export class EtcdStore implements Store {
     checkPrefix(this.prefix);
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.maxRequestBytes = options.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES;
+    this.maxResponseBytes = options.maxResponseBytes ?? 256 * 1024 * 1024;
     this.endpointList = options.endpoints.join(',');
     this.log = options.logger ?? componentLogger('store', { etcd: this.endpointList });
     const timeoutMs = this.timeoutMs;
     this.client = new Etcd3({
       hosts: options.endpoints,
       credentials: options.credentials,
+      grpcOptions: { 'grpc.max_receive_message_length': this.maxResponseBytes },
       dialTimeout: timeoutMs,
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeoutMs }),
       faultHandling: {
@@ -492,6 +503,12 @@ export class EtcdStore implements Store {
       return new InvalidArgumentError(
         `${action}: the object is too large for etcd's request limit; make it smaller`,
         undefined,
+        { cause: err },
+      );
+    }
+    if (message.includes(ANSWER_TOO_LARGE)) {
+      return new ResourceExhaustedError(
+        `${action}: the answer is larger than ${this.maxResponseBytes} bytes; list in pages (limit and continue)`,
         { cause: err },
       );
     }
