@@ -844,6 +844,8 @@ int main(int argc, char **argv) {
   umask(0);
   rootfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (rootfd < 0) die(EXIT_SYSTEM, "open layer root %s: %s", root, strerror(errno));
+  /* fewer, larger reads from Node's pipe; best effort (capped by /proc/sys/fs/pipe-max-size) */
+  (void)fcntl(0, F_SETPIPE_SZ, IOBUF);
   inbuf = malloc(IOBUF);
   if (!inbuf) die(EXIT_SYSTEM, "out of memory");
 
