@@ -387,6 +387,22 @@ metadata: {name: Not-Valid!, namespace: e2e-partial}
 
   test('delete -f removes what the manifest names; delete by name and by -l', async () => {
     ok(await cluster.skiff(['delete', 'cm', 'from-dir', '-n', 'e2e']), 'delete by name');
+    ok(
+      await cluster.skiff(['apply', '-f', '-'], {
+        input:
+          'apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: e2e}\nspec:\n  containers: [{name: c, image: busybox}]\n',
+      }),
+      'apply pod',
+    );
+    const pod = ok(
+      await cluster.skiff(['delete', 'pod', 'p', '-n', 'e2e', '--grace-period', '0']),
+      'delete --grace-period 0',
+    );
+    assert.equal(pod.stdout, 'pod "p" deleted\n');
+    assert.notEqual((await cluster.skiff(['get', 'pod', 'p', '-n', 'e2e'])).code, 0, 'pod p is gone');
+    const again = await cluster.skiff(['delete', 'pod', 'p', '-n', 'e2e']);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /pods "p" not found/);
     const byLabel = ok(await cluster.skiff(['delete', 'deploy', '-l', 'app=web', '-n', 'e2e']), 'delete -l');
     assert.equal(byLabel.stdout, 'deployment.apps "web" deleted\n');
     const result = ok(
