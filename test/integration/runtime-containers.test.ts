@@ -14,6 +14,7 @@ import {
   type ExitInfo,
 } from '../../node-agent/runtime/containers/container-runtime.js';
 import { FailedPreconditionError, NotFoundError } from '../../proto/errors.js';
+import { Cgroups, parseCgroupLayout } from '../../node-agent/runtime/sys/cgroups.js';
 import {
   makeBusyboxRootfs,
   mountsUnder,
@@ -153,8 +154,11 @@ describe('container isolation', () => {
   });
 
   test('a device node made inside is unusable (device cgroup)', async () => {
+    // /dev/fuse (10:229) opens without any capability: only the device cgroup stands in the way
     const r = await run(
-      sh('mknod /tmp/mem c 1 1 && head -c 1 /tmp/mem >/dev/null 2>&1 && echo readable || echo denied'),
+      sh(
+        'rm -f /tmp/fuse-v1; mknod /tmp/fuse-v1 c 10 229 && (exec 3<>/tmp/fuse-v1) 2>/dev/null && echo usable || echo denied',
+      ),
     );
     assert.equal(r.stdout.trim(), 'denied');
   });
@@ -328,6 +332,40 @@ describe('cgroup limits', () => {
       await rt.remove(c.id, { force: true });
     }
     assert.equal(await rt.cgroups.exists(c.id), false, 'rm removes every cgroup dir');
+  });
+});
+
+describe("cgroup v2 path (forced onto this machine's cgroup2 mount)", () => {
+  test('device access is filtered by a BPF program: a node made inside is unusable, standard ones work', async () => {
+    const layout = parseCgroupLayout(await readFile('/proc/self/mountinfo', 'utf8'));
+    const unified = layout.kind === 'v2' ? layout.unified : layout.unified;
+    if (!unified)
+      throw new Error('this test needs a cgroup2 mount (mount -t cgroup2 none /sys/fs/cgroup/unified)');
+    const v2 = await LinuxContainerRuntime.open({
+      root: join(work, 'root-v2'),
+      cgroups: new Cgroups({ kind: 'v2', unified }),
+    });
+    const c = await v2.create(
+      opts(
+        sh(
+          'rm -f /tmp/fuse-v2; mknod /tmp/fuse-v2 c 10 229 && (exec 3<>/tmp/fuse-v2) 2>/dev/null && echo usable || echo denied; head -c 3 /dev/zero | wc -c; cat /proc/self/cgroup',
+        ),
+      ),
+    );
+    try {
+      await v2.start(c.id);
+      const exit = await v2.wait(c.id);
+      let out = '';
+      for await (const e of v2.logs(c.id)) out += e.text + '\n';
+      assert.equal(exit.exitCode, 0, out);
+      const lines = out.trim().split('\n');
+      assert.equal(lines[0], 'denied');
+      assert.equal(lines[1], '3');
+      assert.ok(lines.includes('0::/'), "the cgroup namespace is rooted at the container's v2 cgroup");
+    } finally {
+      await v2.remove(c.id, { force: true });
+    }
+    assert.equal(await v2.cgroups.exists(c.id), false);
   });
 });
 

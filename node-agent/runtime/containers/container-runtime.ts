@@ -286,6 +286,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
           rootfs: config.rootfs,
           readonlyRoot: config.readOnly,
           hostname: config.network.mode === 'container' ? undefined : config.hostname,
+          deviceFilterCgroups: this.cgroups.deviceFilterDirs(id),
           maskedPaths: MASKED_PATHS,
           readonlyPaths: READONLY_PATHS,
           // user volumes come last, so one at /etc/hosts wins over the generated file

@@ -176,6 +176,14 @@ export class Cgroups {
     return [...new Set(controllersFor(this.layout).map(([, mount]) => join(mount, this.parent, id)))];
   }
 
+  /**
+   * Where device access must be filtered by a BPF program: cgroup v2, which has no devices
+   * controller. (v1 and hybrid use the devices controller's rules from limitWrites.)
+   */
+  deviceFilterDirs(id: string): string[] {
+    return this.layout.kind === 'v2' ? [join(this.layout.unified, this.parent, id)] : [];
+  }
+
   private dir(id: string, controller: Controller | 'unified'): string | undefined {
     if (this.layout.kind === 'v2') return join(this.layout.unified, this.parent, id);
     const mount = controller === 'unified' ? undefined : this.layout.controllers[controller];

@@ -24,6 +24,7 @@ const base: HelperContainerSpec = {
   rootfs: { type: 'overlay', source: 'overlay', options: ['lowerdir=/a:/b', 'upperdir=/u', 'workdir=/w'] },
   readonlyRoot: false,
   hostname: 'h',
+  deviceFilterCgroups: ['/sys/fs/cgroup/skiff/x'],
   maskedPaths: ['/proc/kcore'],
   readonlyPaths: ['/proc/sys'],
   volumes: [{ source: '/s', target: '/t', readonly: true }],
@@ -48,6 +49,7 @@ test('container spec: keys followed by their values, newlines kept verbatim', ()
   assert.deepEqual(p.slice(at('volume'), at('volume') + 4), ['volume', '/s', '/t', '1']);
   assert.equal(p[at('rootfs.option') + 1], 'lowerdir=/a:/b');
   assert.equal(p[at('no_new_privs') + 1], '1');
+  assert.equal(p[at('device_filter') + 1], '/sys/fs/cgroup/skiff/x');
 });
 
 test('a NUL byte anywhere is refused with the field named', () => {

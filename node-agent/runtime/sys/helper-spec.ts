@@ -45,6 +45,8 @@ export interface HelperContainerSpec extends HelperProcessSpec {
   rootfs: RootMount;
   readonlyRoot: boolean;
   hostname?: string;
+  /** cgroup v2 directories that get the device filter (docker's allowed devices only). */
+  deviceFilterCgroups: string[];
   maskedPaths: string[];
   readonlyPaths: string[];
   volumes: { source: string; target: string; readonly: boolean }[];
@@ -101,6 +103,7 @@ export function encodeContainerSpec(spec: HelperContainerSpec): Buffer {
   for (const o of spec.rootfs.options) pairs.push(['rootfs.option', o]);
   pairs.push(['readonly_root', spec.readonlyRoot ? '1' : '0']);
   if (spec.hostname !== undefined) pairs.push(['hostname', spec.hostname]);
+  for (const d of spec.deviceFilterCgroups) pairs.push(['device_filter', d]);
   for (const p of spec.maskedPaths) pairs.push(['masked', p]);
   for (const p of spec.readonlyPaths) pairs.push(['readonly', p]);
   for (const v of spec.volumes) pairs.push(['volume', v.source, v.target, v.readonly ? '1' : '0']);

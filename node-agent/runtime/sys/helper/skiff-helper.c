@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/bpf.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
 #include <net/if.h>
@@ -90,6 +91,8 @@ struct spec {
   int n_readonly;
   const char *cgroups[16];
   int n_cgroups;
+  const char *device_cgroups[4]; /* cgroup v2 dirs that get the device filter */
+  int n_device_cgroups;
   struct rlim rlimits[16];
   int n_rlimits;
   struct volume volumes[64];
@@ -195,6 +198,9 @@ static void parse_spec(const char *path, struct spec *s) {
     } else if (!strcmp(key, "cgroup")) {
       if (s->n_cgroups >= 16) die_usage("spec: too many cgroups");
       s->cgroups[s->n_cgroups++] = v;
+    } else if (!strcmp(key, "device_filter")) {
+      if (s->n_device_cgroups >= 4) die_usage("spec: too many device filter cgroups");
+      s->device_cgroups[s->n_device_cgroups++] = v;
     } else if (!strcmp(key, "rlimit")) {
       const char *soft = NEXT(), *hard = NEXT();
       if (!soft || !hard || s->n_rlimits >= 16) die_usage("spec: bad rlimit");
@@ -686,6 +692,90 @@ static void report(const char *line) { write_all(REPORT_FD, line, strlen(line));
 
 /* Forks the process that becomes the container (or the exec'd process); returns its pid after
  * setup succeeded, or reports the setup error on fd 3 and returns -1. */
+/* ---------- device access on cgroup v2: a BPF_PROG_TYPE_CGROUP_DEVICE program ---------- */
+
+/* cgroup v2 has no devices controller; the kernel asks a BPF program instead. This one encodes
+ * docker's fixed rules, the same list as DEVICE_ALLOW_V1 in sys/cgroups.ts: mknod of anything,
+ * and read/write of c 1:3 1:5 1:7 1:8 1:9 5:0 5:1 5:2 136:*. TypeScript decides where it applies. */
+#define INSN(c, d, s, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
+
+static int load_device_program(void) {
+  enum { ALLOW = 1000, DENY = 1001 }; /* jump targets, fixed up below */
+  struct bpf_insn prog[64];
+  int n = 0;
+  prog[n++] = INSN(BPF_LDX | BPF_MEM | BPF_W, 2, 1, 0, 0);       /* r2 = ctx->access_type */
+  prog[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, 3, 2, 0, 0);     /* r3 = r2 */
+  prog[n++] = INSN(BPF_ALU | BPF_AND | BPF_K, 3, 0, 0, 0xffff);  /* w3 = device type */
+  prog[n++] = INSN(BPF_ALU | BPF_RSH | BPF_K, 2, 0, 0, 16);      /* w2 = access */
+  prog[n++] = INSN(BPF_LDX | BPF_MEM | BPF_W, 4, 1, 4, 0);       /* r4 = major */
+  prog[n++] = INSN(BPF_LDX | BPF_MEM | BPF_W, 5, 1, 8, 0);       /* r5 = minor */
+  prog[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, 6, 2, 0, 0);     /* r6 = access */
+  prog[n++] = INSN(BPF_ALU | BPF_AND | BPF_K, 6, 0, 0, BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE);
+  prog[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, 6, 0, ALLOW, 0);   /* mknod only: allowed */
+  prog[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, 3, 0, DENY, BPF_DEVCG_DEV_CHAR);
+  static const struct {
+    int major, minor; /* minor -1: any */
+  } allowed[] = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}, {136, -1}};
+  for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
+    if (allowed[i].minor < 0) {
+      prog[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, 4, 0, ALLOW, allowed[i].major);
+      continue;
+    }
+    prog[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, 4, 0, 1, allowed[i].major); /* skip the next */
+    prog[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, 5, 0, ALLOW, allowed[i].minor);
+  }
+  int deny_at = n;
+  prog[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0);
+  prog[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+  int allow_at = n;
+  prog[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1);
+  prog[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+  for (int i = 0; i < n; i++) {
+    if (BPF_CLASS(prog[i].code) != BPF_JMP || BPF_OP(prog[i].code) == BPF_EXIT) continue;
+    if (prog[i].off == ALLOW) prog[i].off = (short)(allow_at - (i + 1));
+    else if (prog[i].off == DENY) prog[i].off = (short)(deny_at - (i + 1));
+  }
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  attr.insns = (uint64_t)(uintptr_t)prog;
+  attr.insn_cnt = (uint32_t)n;
+  attr.license = (uint64_t)(uintptr_t) "Apache-2.0";
+  return (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+}
+
+/* Attaches the device program to each cgroup v2 directory; 0 on success, else reported. */
+static int restrict_devices(const struct spec *s) {
+  if (s->n_device_cgroups == 0) return 0;
+  int prog = load_device_program();
+  if (prog < 0) {
+    char line[256];
+    snprintf(line, sizeof line, "error\tload device filter\t\t%d\t%s\n", errno, strerror(errno));
+    report(line);
+    return -1;
+  }
+  for (int i = 0; i < s->n_device_cgroups; i++) {
+    int cg = open(s->device_cgroups[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.target_fd = (uint32_t)cg;
+    attr.attach_bpf_fd = (uint32_t)prog;
+    attr.attach_type = BPF_CGROUP_DEVICE;
+    attr.attach_flags = BPF_F_ALLOW_MULTI;
+    if (cg < 0 || syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof attr) < 0) {
+      char line[PATH_MAX + 256];
+      snprintf(line, sizeof line, "error\tattach device filter\t%s\t%d\t%s\n", s->device_cgroups[i], errno, strerror(errno));
+      report(line);
+      if (cg >= 0) close(cg);
+      close(prog);
+      return -1;
+    }
+    close(cg);
+  }
+  close(prog); /* the cgroups hold the program now */
+  return 0;
+}
+
 /* Writes the child's pid into each cgroup; 0 on success, else the error is reported. */
 static int move_into_cgroups(const struct spec *s, pid_t pid) {
   char path[PATH_MAX], num[32];
@@ -730,7 +820,7 @@ static pid_t start_child(const struct spec *s, int is_exec) {
   close(ep[1]);
   close(cp[0]);
   if (!is_exec) {
-    if (move_into_cgroups(s, pid) < 0) {
+    if (restrict_devices(s) < 0 || move_into_cgroups(s, pid) < 0) {
       close(cp[1]);
       close(ep[0]);
       kill(pid, SIGKILL);
