@@ -11,6 +11,7 @@ import {
   choosePorts,
   findBinary,
   httpProbe,
+  retryLostPortRace,
   spawnServer,
   stopProcess,
   waitUntilReady,
@@ -59,7 +60,11 @@ export interface EtcdProcess {
   stop(): Promise<void>;
 }
 
-export async function startEtcd(options: EtcdOptions): Promise<EtcdProcess> {
+export function startEtcd(options: EtcdOptions): Promise<EtcdProcess> {
+  return retryLostPortRace(() => startEtcdOnce(options));
+}
+
+async function startEtcdOnce(options: EtcdOptions): Promise<EtcdProcess> {
   const binary = findBinary('etcd', 'etcd-server');
   const host = options.host ?? '127.0.0.1';
   const name = options.name ?? 'skiff';

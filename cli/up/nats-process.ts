@@ -8,6 +8,7 @@ import {
   choosePorts,
   findBinary,
   httpProbe,
+  retryLostPortRace,
   spawnServer,
   stopProcess,
   waitUntilReady,
@@ -47,7 +48,11 @@ export interface NatsProcess {
   stop(): Promise<void>;
 }
 
-export async function startNats(options: NatsOptions): Promise<NatsProcess> {
+export function startNats(options: NatsOptions): Promise<NatsProcess> {
+  return retryLostPortRace(() => startNatsOnce(options));
+}
+
+async function startNatsOnce(options: NatsOptions): Promise<NatsProcess> {
   const binary = findBinary('nats-server', 'nats-server');
   const host = options.host ?? '127.0.0.1';
   const ports = await choosePorts(host, {

@@ -251,6 +251,20 @@ export async function httpProbe(
   return response.ok && accept(body);
 }
 
+/**
+ * Runs `start` again (up to `attempts` times) when the server lost a port between choosePorts
+ * and its own bind: another process may take a just-freed port in that window.
+ */
+export async function retryLostPortRace<T>(start: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= attempts || !errorMessage(err).includes('address already in use')) throw err;
+    }
+  }
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
