@@ -468,6 +468,22 @@ describe('runtime images', () => {
     );
   });
 
+  test('prune spares the blobs of an import still running in another process', async () => {
+    const rt = await runtime();
+    const leases = join(rt.root, 'images', 'leases');
+    await mkdir(leases, { recursive: true });
+    // a live importer (this process stands in for it) and a dead one
+    await writeFile(join(leases, `${process.pid}-other`), String(process.pid));
+    await writeFile(join(leases, '999999999-dead'), '999999999');
+    const image = busyboxImage('leased:1');
+    await rt.images.import(await archive(ociLayout([image]), 'tar'));
+    await rt.images.remove('leased:1'); // as if the other import had not recorded its names yet
+    assert.equal((await rt.images.prune()).blobsRemoved, 0);
+    assert.deepEqual(await readdir(leases), [`${process.pid}-other`], "the dead importer's lease is dropped");
+    await rm(join(leases, `${process.pid}-other`));
+    assert.equal((await rt.images.prune()).blobsRemoved, 3);
+  });
+
   test('a hostile layer that passes import fails unpack and leaves no snapshot', async () => {
     const rt = await runtime();
     const evil = buildImage({

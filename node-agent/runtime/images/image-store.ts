@@ -3,6 +3,7 @@
  * (blobs) and a snapshotter (unpacked layers).
  *
  *   DIR/images/images.json   { images: { "<normalised name>": ImageRecord } }, written atomically
+ *   DIR/images/leases/       one file per import in progress (pid-named): prune spares newer blobs
  *
  * Reference graph (what garbage collection keeps): an image record → its manifest → config and
  * layer blobs → committed snapshots named by the layers' ChainIDs. Containers add the snapshot
@@ -13,7 +14,7 @@
  * manifest digest ("dangling", shown as <none>) until it is named or removed.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rm, statfs } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AlreadyExistsError,
@@ -140,6 +141,7 @@ export class ImageStore {
   readonly content: ContentStore;
   readonly snapshotter: Snapshotter;
   private readonly file: string;
+  private readonly leasesDir: string;
   private readonly logger: Logger | undefined;
   private readonly options: ImageStoreOptions;
   /** Serialises read-modify-write of images.json within this process. */
@@ -147,6 +149,7 @@ export class ImageStore {
 
   private constructor(dir: string, options: ImageStoreOptions) {
     this.file = join(dir, 'images.json');
+    this.leasesDir = join(dir, 'leases');
     this.content = options.content;
     this.snapshotter = options.snapshotter;
     this.logger = options.logger;
@@ -202,10 +205,18 @@ export class ImageStore {
 
   /** Imports every image of an OCI layout (dir or tar) or `docker save` archive. */
   async import(path: string, options: ImportOptions = {}): Promise<ImportResult> {
-    const result = await importArchive(path, this.content, options, () => this.referencedBlobs());
-    for (const image of result.images) {
-      const names = image.names.length > 0 ? image.names : [image.manifest.digest];
-      for (const name of names) await this.tag(name, image.manifest);
+    // the blobs of an import in progress are referenced by no image yet: the lease keeps a
+    // concurrent prune (another process) from collecting them before the names are recorded
+    const releaseLease = await this.takeLease();
+    let result: ImportResult;
+    try {
+      result = await importArchive(path, this.content, options, () => this.referencedBlobs());
+      for (const image of result.images) {
+        const names = image.names.length > 0 ? image.names : [image.manifest.digest];
+        for (const name of names) await this.tag(name, image.manifest);
+      }
+    } finally {
+      await releaseLease();
     }
     this.logger?.info(
       {
@@ -238,6 +249,36 @@ export class ImageStore {
     } catch {
       return undefined;
     }
+  }
+
+  /** A lease file (pid inside) for the duration of an import; see `import`. */
+  private async takeLease(): Promise<() => Promise<void>> {
+    await mkdir(this.leasesDir, { recursive: true, mode: 0o700 });
+    const path = join(this.leasesDir, `${process.pid}-${randomBytes(6).toString('hex')}`);
+    await writeFile(path, String(process.pid), { flag: 'wx' });
+    return () => rm(path, { force: true });
+  }
+
+  /** When the oldest import still running (in a live process) began, in ms since the epoch. */
+  private async oldestLiveLease(): Promise<number | undefined> {
+    let oldest: number | undefined;
+    let names: string[];
+    try {
+      names = await readdir(this.leasesDir);
+    } catch {
+      return undefined;
+    }
+    for (const name of names) {
+      const path = join(this.leasesDir, name);
+      const pid = Number(name.split('-')[0]);
+      if (!(pid > 0) || !processAlive(pid)) {
+        await rm(path, { force: true });
+        continue;
+      }
+      const st = await stat(path).catch(() => undefined);
+      if (st && (oldest === undefined || st.mtimeMs < oldest)) oldest = st.mtimeMs;
+    }
+    return oldest;
   }
 
   // ------------------------------------------------------------------ queries
@@ -557,10 +598,12 @@ export class ImageStore {
     await this.snapshotter.cleanup();
 
     const referenced = await this.referencedBlobs();
+    const leasedSince = await this.oldestLiveLease();
     let blobsRemoved = 0;
     let blobBytesRemoved = 0;
     for (const blob of await this.content.list()) {
       if (referenced.has(blob.digest)) continue;
+      if (leasedSince !== undefined && Date.parse(blob.committedAt) >= leasedSince - 1000) continue;
       await this.content.delete(blob.digest);
       blobsRemoved++;
       blobBytesRemoved += blob.size;
