@@ -4,7 +4,7 @@
  * with whiteouts and opaque directories, 130 layers), hostile archives, save/re-import, prune, df.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -342,6 +342,18 @@ describe('runtime images', () => {
       rt,
       await archive(lying, 'tar'),
       (e) => e instanceof InvalidArgumentError && /descriptor says/.test(e.message),
+    );
+
+    // a directory layout whose blob is a symlink to a host file
+    const linkDir = await archive(ociLayout([good]), 'dir');
+    const victim = join(linkDir, 'blobs/sha256', good.layers[0]!.digest.slice(7));
+    await rm(victim);
+    await symlink('/etc/passwd', victim);
+    await refused(
+      rt,
+      linkDir,
+      (e) =>
+        e instanceof InvalidArgumentError && /is a symlink that leads outside the archive/.test(e.message),
     );
 
     // not an archive at all

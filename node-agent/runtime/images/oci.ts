@@ -191,8 +191,18 @@ export function parseConfig(bytes: Buffer, what: string): ImageConfig {
   return out;
 }
 
+/** overlayfs stacks at most this many lower layers (OVL_MAX_STACK); deeper images cannot run. */
+export const MAX_LAYERS = 500;
+
 /** The image's layers must line up with the config's diff_ids one for one. */
 export function checkLayersMatchConfig(manifest: ImageManifest, config: ImageConfig, what: string): void {
+  if (manifest.layers.length > MAX_LAYERS) {
+    fail(
+      what,
+      'layers',
+      `has ${manifest.layers.length} layers, more than the ${MAX_LAYERS} overlayfs can stack`,
+    );
+  }
   if (manifest.layers.length !== config.diffIds.length) {
     fail(
       what,
