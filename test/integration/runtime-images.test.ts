@@ -210,6 +210,27 @@ describe('runtime images', () => {
     });
   }
 
+  for (const kind of ['overlay', 'copy'] as const) {
+    test(`a whiteout of a directory the same layer recreates hides only the lower contents (${kind})`, async () => {
+      const rt = await runtime(kind);
+      const image = buildImage({
+        name: 'rewhite:1',
+        layers: [
+          busyboxLayerEntries(),
+          [
+            { name: 'd/', type: 'dir' },
+            { name: 'd/old', data: 'o' },
+          ],
+          [{ name: 'd/', type: 'dir' }, { name: 'd/new', data: 'n' }, { name: '.wh.d' }],
+        ],
+      });
+      await rt.images.import(await archive(ociLayout([image]), 'tar'));
+      const root = await containerRoot(rt, 'rewhite:1', 'rw');
+      assert.deepEqual(await readdir(join(root, 'd')), ['new']);
+      await release(root);
+    });
+  }
+
   test('a 130-layer image imports, unpacks and mounts', async () => {
     const rt = await runtime();
     await rt.images.import(await archive(ociLayout([manyLayerImage(130)]), 'tar'));

@@ -256,6 +256,37 @@ describe('layer unpack (skiff-unpack)', () => {
     );
   });
 
+  test('a whiteout hides lower layers only: what the same layer wrote at that path stays', async () => {
+    for (const mode of ['overlay', 'apply'] as const) {
+      const { layer } = await sandbox();
+      if (mode === 'apply') {
+        await apply(
+          layer,
+          sorted([
+            { name: 'x', data: 'lower' },
+            { name: 'd/', type: 'dir' },
+            { name: 'd/old', data: 'o' },
+          ]),
+          'apply',
+        );
+      }
+      await apply(
+        layer,
+        [
+          { name: 'x', data: 'upper' },
+          { name: '.wh.x' },
+          { name: 'd/', type: 'dir' },
+          { name: 'd/new', data: 'n' },
+          { name: '.wh.d' },
+        ],
+        mode,
+      );
+      assert.ok((await lstat(join(layer, 'x'))).isFile(), mode);
+      assert.equal(await readFile(join(layer, 'x'), 'utf8'), 'upper');
+      assert.deepEqual(await readdir(join(layer, 'd')), ['new'], mode);
+    }
+  });
+
   test('a directory replaced by a file is not written into afterwards', async () => {
     const entries: TarEntry[] = [
       { name: 'a/', type: 'dir' },

@@ -499,7 +499,7 @@ static void remove_tree(int dirfd, const char *name) {
   }
 }
 
-/* ---------- set of paths written by this layer (for opaque dirs in "apply" mode) ---------- */
+/* ---------- set of paths written by this layer (opaque dirs, whiteouts of same-layer paths) ---------- */
 
 static char **seen;
 static size_t seen_cap, seen_len;
@@ -734,10 +734,22 @@ static void apply_entry(struct entry *e) {
     const char *target = base + 4;
     if (!target[0] || strncmp(target, ".wh.", 4) == 0 || strcmp(target, ".") == 0 || strcmp(target, "..") == 0)
       die(EXIT_REFUSED, "invalid whiteout \"%s\"", base);
+    /* A whiteout hides lower layers only (image-spec layer.md): what this layer itself wrote at
+     * that path stays. A file of this layer already hides the lower one; a directory of this
+     * layer must stop showing the lower directory's children, which is what opaque does. */
+    char hidden[PATH_MAX * 2];
+    snprintf(hidden, sizeof hidden, "%s%s%s", dir, dir[0] ? "/" : "", target);
+    if (seen_has(hidden)) {
+      n_whiteouts++;
+      int dirfd = open_dir(dir, 0);
+      struct stat st;
+      if (dirfd >= 0 && fstatat(dirfd, target, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) apply_opaque(hidden);
+      return;
+    }
     return apply_whiteout(dir, target);
   }
 
-  if (!overlay_mode) { /* implicit parents count as written by this layer too */
+  { /* implicit parents count as written by this layer too */
     for (char *slash = strchr(full, '/'); slash; slash = strchr(slash + 1, '/')) {
       *slash = 0;
       seen_add(full);
