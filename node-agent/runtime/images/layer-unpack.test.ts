@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { InvalidArgumentError, ResourceExhaustedError } from '../../../proto/err
 import { gzip, sha256, sorted, tar, type TarEntry } from '../../../test/fixtures/images.js';
 import { hostileLayers } from '../../../test/fixtures/images-hostile.js';
 import { treeFingerprint } from '../snapshots/snapshotter-conformance.js';
-import { applyLayer, type ApplyLayerOptions } from './layer-unpack.js';
+import { applyLayer, unpackerPath, type ApplyLayerOptions } from './layer-unpack.js';
 
 function layerOf(entries: TarEntry[], compression: 'gzip' | 'none' = 'none') {
   const t = tar(entries);
@@ -285,6 +286,58 @@ describe('layer unpack (skiff-unpack)', () => {
       assert.equal(await readFile(join(layer, 'x'), 'utf8'), 'upper');
       assert.deepEqual(await readdir(join(layer, 'd')), ['new'], mode);
     }
+  });
+
+  test('fuzz: mutated hostile tars never crash the extractor nor touch anything outside', async () => {
+    const { root, canary } = await sandbox();
+    const seedEntries: TarEntry[] = [
+      { name: 'evil', type: 'symlink', linkname: canary },
+      { name: 'rel', type: 'symlink', linkname: '../canary' },
+      { name: 'd/', type: 'dir' },
+      { name: 'd/f', data: 'data'.repeat(300), xattrs: { 'user.a': 'b' } },
+      { name: 'd/h', type: 'hardlink', linkname: 'd/f' },
+      { name: 'd/.wh.f' },
+      { name: 'e/.wh..wh..opq' },
+      { name: 'x'.repeat(120) + '/y', data: 'long' },
+    ];
+    const pristine = tar(seedEntries);
+    const before = await treeFingerprint(canary);
+    let state = 0x5eed;
+    const rand = (n: number): number => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state % n;
+    };
+    const outcomes = new Map<string, number>();
+    for (let i = 0; i < 300; i++) {
+      const t = Buffer.from(pristine);
+      for (let k = 0, flips = 1 + rand(8); k < flips; k++) {
+        const block = rand(t.length / 512);
+        const at =
+          block * 512 + (rand(3) === 0 ? rand(512) : [0, 1, 2, 99, 124, 135, 156, 157, 158, 345][rand(10)]!);
+        t[at] = rand(4) === 0 ? '/'.charCodeAt(0) : rand(4) === 0 ? '.'.charCodeAt(0) : rand(256);
+        if (rand(2) === 0) {
+          // keep most headers valid so the mutation reaches the extraction logic
+          const h = t.subarray(block * 512, block * 512 + 512);
+          h.fill(0x20, 148, 156);
+          let sum = 0;
+          for (const b of h) sum += b;
+          h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+        }
+      }
+      const layer = join(root, 'layer');
+      await rm(layer, { recursive: true, force: true });
+      await mkdir(layer);
+      const r = spawnSync(unpackerPath(), ['--root', layer, '--whiteouts', i % 2 ? 'overlay' : 'apply'], {
+        input: t,
+      });
+      assert.equal(r.signal, null, `iteration ${i}: killed by ${r.signal}: ${r.stderr}`);
+      assert.ok([0, 1, 2, 3].includes(r.status!), `iteration ${i}: exit ${r.status}`);
+      const key = String(r.status);
+      outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+    }
+    assert.deepEqual(await treeFingerprint(canary), before);
+    assert.deepEqual((await readdir(root)).sort(), ['canary', 'layer']);
+    assert.ok((outcomes.get('2') ?? 0) > 0 && (outcomes.get('0') ?? 0) > 0, JSON.stringify([...outcomes]));
   });
 
   test('a directory replaced by a file is not written into afterwards', async () => {
