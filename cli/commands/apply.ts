@@ -172,12 +172,36 @@ export async function applyObject(api: ApiClient, p: PreparedObject): Promise<Ap
   }
 }
 
+/**
+ * Fails, before anything is written, when an object's namespace neither exists nor is created by
+ * the same apply: otherwise the objects before it would be written and the rest not.
+ */
+export async function checkNamespaces(api: ApiClient, prepared: PreparedObject[]): Promise<void> {
+  const created = new Set(prepared.filter((p) => p.info.kind === 'Namespace').map((p) => p.name));
+  const checked = new Set<string>();
+  for (const p of prepared) {
+    if (!p.info.namespaced || created.has(p.namespace) || checked.has(p.namespace)) continue;
+    try {
+      await api.get('Namespace', '', p.namespace);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      throw manifestDocumentError(
+        p.doc,
+        `namespace "${p.namespace}" does not exist: create it first (or add a Namespace document); nothing was applied`,
+        'metadata.namespace',
+      );
+    }
+    checked.add(p.namespace);
+  }
+}
+
 /** Applies prepared objects in order (namespaces before what lives in them, as listed). */
 export async function applyAll(
   api: ApiClient,
   prepared: PreparedObject[],
   print: (line: string) => void,
 ): Promise<void> {
+  await checkNamespaces(api, prepared);
   for (const p of prepared) {
     const action = await applyObject(api, p);
     print(`${resourceName(p.info.kind, p.info.group, p.name)} ${action}`);

@@ -359,6 +359,24 @@ metadata: {name: Not-Valid!, namespace: e2e-partial}
     assert.notEqual(ns.code, 0, 'namespace e2e-partial must not exist');
   });
 
+  test('an object in a namespace that does not exist stops the apply before any write', async () => {
+    const path = file(
+      'missing-ns.yaml',
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: first, namespace: e2e}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: second, namespace: no-such-ns}\n',
+    );
+    const result = await cluster.skiff(['apply', '-f', path]);
+    assert.notEqual(result.code, 0);
+    assert.match(
+      result.stderr,
+      /missing-ns\.yaml: document 2 \(line 7, column \d+\): metadata\.namespace: namespace "no-such-ns" does not exist/,
+    );
+    assert.notEqual(
+      (await cluster.skiff(['get', 'cm', 'first', '-n', 'e2e'])).code,
+      0,
+      'configmap first must not exist',
+    );
+  });
+
   test('a wrong token is refused', async () => {
     const result = await cluster.skiff(['--token', 'not-the-token', 'get', 'ns']);
     assert.notEqual(result.code, 0);
