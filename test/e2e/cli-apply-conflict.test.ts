@@ -1,0 +1,67 @@
+/**
+ * apply's retry on a Conflict, against a real control plane: another writer updates the object
+ * between apply's read and its write, so the first write is stale and is refused; apply re-reads,
+ * merges again, and both changes survive.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connectApi, type ApiClient } from '../../proto/client.js';
+import { readConfigFile } from '../../cli/config.js';
+import { parseManifestSource } from '../../cli/manifests.js';
+import { applyObject, prepareDocument } from '../../cli/commands/apply.js';
+import { startTestCluster, type TestCluster } from './cli-harness.js';
+
+let cluster: TestCluster;
+let api: ApiClient;
+
+before(async () => {
+  cluster = await startTestCluster('conflict');
+  const config = readConfigFile(cluster.configPath)!;
+  api = connectApi({ server: config.server!, token: config.token! });
+});
+
+after(async () => {
+  api?.close();
+  await cluster?.dispose();
+});
+
+const manifest = (value: string) =>
+  prepareDocument(
+    parseManifestSource({
+      name: 'cm.yaml',
+      text: `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: raced}\ndata: {mine: "${value}"}\n`,
+    })[0]!,
+    undefined,
+  );
+
+test(
+  'a write that lands between read and update makes apply retry, keeping both changes',
+  { timeout: 120_000 },
+  async () => {
+    assert.equal(await applyObject(api, manifest('1')), 'created');
+    let interleaved = 0;
+    let refused = 0;
+    // The real client, with another writer's real update slipped in before apply's first write.
+    const racing: ApiClient = {
+      ...api,
+      async update(object) {
+        if (interleaved === 0) {
+          interleaved++;
+          const live = await api.get('ConfigMap', 'default', 'raced');
+          live.data = { ...live.data, theirs: 'x' };
+          await api.update(live);
+        }
+        try {
+          return await api.update(object);
+        } catch (err) {
+          refused++;
+          throw err;
+        }
+      },
+    };
+    assert.equal(await applyObject(racing, manifest('2')), 'configured');
+    assert.equal(refused, 1, 'the stale write was refused once');
+    const live = await api.get('ConfigMap', 'default', 'raced');
+    assert.deepEqual(live.data, { mine: '2', theirs: 'x' });
+  },
+);
