@@ -97,6 +97,11 @@ describe('parseManifestSource', () => {
     assert.equal(docs[0]!.object.kind, 'ConfigMap');
   });
 
+  test('hostile nesting is a ManifestError, not a crash', () => {
+    const text = `a: ${'['.repeat(200_000)}${']'.repeat(200_000)}\n`;
+    assert.throws(() => parseManifestSource({ name: 'deep.yaml', text }), ManifestError);
+  });
+
   test('an alias bomb is refused, not expanded', () => {
     const text = [
       'a: &a [x,x,x,x,x,x,x,x,x,x]',

@@ -159,7 +159,13 @@ async function readAllStdin(): Promise<string> {
  */
 export function parseManifestSource(source: ManifestSource): ManifestDocument[] {
   const lineCounter = new LineCounter();
-  const parsed = parseAllDocuments(source.text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  let parsed: ReturnType<typeof parseAllDocuments>;
+  try {
+    parsed = parseAllDocuments(source.text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  } catch (err) {
+    // The parser recurses per nesting level: hostile nesting ends here, not in a crash.
+    throw new ManifestError(`${source.name}: cannot parse: ${errorMessage(err)}`, source.name, 0, undefined);
+  }
   // A stream with no documents at all (empty file, comments only) parses to an empty list.
   const docs = Array.isArray(parsed) ? parsed : [];
   const out: ManifestDocument[] = [];

@@ -137,8 +137,44 @@ export interface UpOptions {
   onProgress?: (line: string) => void;
 }
 
+/**
+ * Holds DIR/up.lock while a cluster is being started, so two `skiff up` on one state dir cannot
+ * both start servers on the same data. A lock left by a process that died is taken over.
+ */
+function acquireStartLock(stateDir: string): () => void {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const path = join(stateDir, 'up.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return () => rmSync(path, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(readFileSync(path, 'utf8').trim());
+      if (Number.isInteger(holder) && holder > 0 && isRunning({ pid: holder, marker: 'up' })) {
+        throw new FailedPreconditionError(
+          `start cluster in ${stateDir}: another \`skiff up\` (pid ${holder}) is starting it; wait for it, or stop it`,
+        );
+      }
+      rmSync(path, { force: true });
+    }
+  }
+  throw new FailedPreconditionError(
+    `start cluster in ${stateDir}: cannot take ${path}; remove it if no \`skiff up\` runs`,
+  );
+}
+
 /** Starts etcd, NATS and the control plane under `stateDir` and records them in cluster.json. */
 export async function startCluster(options: UpOptions): Promise<RunningCluster> {
+  const release = acquireStartLock(options.stateDir);
+  try {
+    return await startClusterLocked(options);
+  } finally {
+    release();
+  }
+}
+
+async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
   const { stateDir, detached } = options;
   const progress = options.onProgress ?? (() => {});
   const previous = readClusterRecord(stateDir);

@@ -49,6 +49,19 @@ describe('skiff up / down', { timeout: 240_000 }, () => {
     assert.match(again.stderr, /already running/);
   });
 
+  test('two ups racing on one fresh state dir: one starts it, the other is refused', async () => {
+    const other = prepareTestCluster('race');
+    try {
+      const results = await Promise.all([other.up(), other.up()]);
+      const codes = results.map((r) => r.code).sort();
+      assert.deepEqual(codes, [0, 1], results.map((r) => r.stderr).join('\n'));
+      const refused = results.find((r) => r.code !== 0)!;
+      assert.match(refused.stderr, /is starting it|already running/);
+    } finally {
+      await other.dispose();
+    }
+  });
+
   test('--agents above 1 is refused: agents do not exist yet', async () => {
     const result = await cluster.skiff(['up', '--agents', '2', '--state', cluster.stateDir]);
     assert.notEqual(result.code, 0);
