@@ -187,6 +187,8 @@ class TarArchive implements ImageArchive {
           }
         } else if (type === 'L') {
           longName = (await readMeta(headerSize)).toString('utf8').replace(/\0+$/, '');
+        } else if (type === 'K') {
+          paxLink = (await readMeta(headerSize)).toString('utf8').replace(/\0+$/, '');
         } else if (type !== 'g') {
           let name = paxPath ?? longName;
           if (name === undefined) {
