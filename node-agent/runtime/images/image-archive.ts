@@ -160,10 +160,11 @@ class TarArchive implements ImageArchive {
       for (;;) {
         const { bytesRead } = await handle.read(head, 0, BLOCK, offset);
         if (bytesRead === 0 && offset > 0) break;
+        if (offset === 0 && bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
+          bad('it is gzip-compressed; gunzip it first');
+        }
         if (bytesRead < BLOCK) bad(`truncated at byte ${offset}`);
         if (head.every((b) => b === 0)) break;
-        if (offset === 0 && head[0] === 0x1f && head[1] === 0x8b)
-          bad('it is gzip-compressed; gunzip it first');
         let sum = 0;
         for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : head[i]!;
         if (sum !== tarNumber(head, 148, 8)) bad(`header checksum mismatch at byte ${offset}`);
