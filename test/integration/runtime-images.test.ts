@@ -436,6 +436,11 @@ describe('runtime images', () => {
       execFileSync('tar', ['-xOf', out, 'manifest.json'], { encoding: 'utf8' }),
     ) as { RepoTags: string[] }[];
     assert.deepEqual(manifestJson[0]!.RepoTags, ['multi:2']);
+    await assert.rejects(
+      rt.images.save(['multi:2'], join(base, 'no-such-dir', 'x.tar')),
+      (e: unknown) => e instanceof InvalidArgumentError && /save images to/.test(e.message),
+    );
+    await assert.rejects(rt.images.save(['nope:1'], join(base, 'x.tar')), NotFoundError);
     // deterministic bytes
     const again = join(base, `saved${n++}.tar`);
     await rt.images.save(['multi:2'], again);

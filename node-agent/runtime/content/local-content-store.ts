@@ -180,6 +180,16 @@ export class LocalContentStore implements ContentStore {
       if (options.labels && Object.keys(options.labels).length > 0)
         await this.setLabels(actual, options.labels);
       return { digest: actual, size, written: true, bytesWritten: size };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
+        throw new ResourceExhaustedError(
+          `ingest ${what}: the disk under ${this.ingestDir} is full; free space or prune images`,
+          {
+            cause: err,
+          },
+        );
+      }
+      throw err;
     } finally {
       await handle?.close().catch(() => undefined);
       if (tmp) await rm(tmp, { force: true });

@@ -11,6 +11,13 @@ import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { pack } from 'tar-stream';
+import {
+  InternalError,
+  InvalidArgumentError,
+  ResourceExhaustedError,
+  errorMessage,
+  isSkiffError,
+} from '../../../proto/errors.js';
 import type { ContentStore } from '../content/content-store.js';
 import { digestHex, type Digest } from '../content/digest.js';
 import type { ResolvedImage } from './image-store.js';
@@ -101,6 +108,13 @@ export async function exportArchive(
     tarball.destroy();
     await written.catch(() => undefined);
     await rm(tmp, { force: true });
-    throw err;
+    if (isSkiffError(err)) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC')
+      throw new ResourceExhaustedError(`save images to ${out}: the disk is full`, { cause: err });
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' || code === 'EEXIST') {
+      throw new InvalidArgumentError(`save images to ${out}: ${errorMessage(err)}`, 'output', { cause: err });
+    }
+    throw new InternalError(`save images to ${out}: ${errorMessage(err)}`, { cause: err });
   }
 }

@@ -144,6 +144,9 @@ export async function applyLayer(source: Readable, options: ApplyLayerOptions): 
       `${what}: ${reason}; the limit is the free space under ${options.dir} minus a reserve (or the configured maximum layer size)`,
     );
   }
+  if (code !== 0 && /No space left on device|Disk quota exceeded/.test(reason)) {
+    throw new ResourceExhaustedError(`${what}: ${reason}; free space under ${options.dir} or prune images`);
+  }
   if (code !== 0) throw new InternalError(`${what}: skiff-unpack failed (${signal ?? code}): ${reason}`);
   if (feedResult.status === 'rejected') {
     throw new InternalError(`${what}: read layer: ${errorMessage(feedResult.reason)}`, {
