@@ -417,6 +417,34 @@ describe('runtime images', () => {
     );
   });
 
+  test('on a real small file system, an image larger than the free space is refused with sizes and limit', async () => {
+    const small = join(base, `tmpfs${n++}`);
+    await mkdir(small);
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', small]);
+    mounted.push(small);
+    const root = join(small, 'rt');
+    const content = await LocalContentStore.open(join(root, 'content'), { reserveBytes: 1024 * 1024 });
+    const snapshotter = await OverlaySnapshotter.open(join(root, 'snapshots', 'overlay'));
+    const images = await ImageStore.open(join(root, 'images'), { content, snapshotter });
+    const big = buildImage({
+      name: 'big:1',
+      layers: [[{ name: 'f', data: Buffer.alloc(4 * 1024 * 1024, 1) }]],
+      compression: 'none',
+    });
+    await assert.rejects(images.import(await archive(ociLayout([big]), 'tar')), (e: unknown) => {
+      assert.ok(e instanceof ResourceExhaustedError, String(e));
+      assert.match(
+        e.message,
+        /declared size \d+ bytes would fill the disk \(\d+ bytes usable: \d+ free minus a reserve of 1048576\)/,
+      );
+      return true;
+    });
+    assert.deepEqual(await content.list(), []);
+    assert.deepEqual(await readdir(content.ingestDir), []);
+    await release(small);
+  });
+
   test('save writes the dual format, which imports again to the same image', async () => {
     const rt = await runtime();
     const image = multiLayerImage('multi:2');
