@@ -127,6 +127,8 @@ export interface ImageStoreOptions {
   logger?: Logger;
   /** Refuse a layer whose files add up to more than this (default: the free disk space minus 256 MiB). */
   maxLayerBytes?: number;
+  /** Free space an unpack must leave on the snapshot file system (default 256 MiB). */
+  reserveBytes?: number;
   /** Free bytes of a directory, for the unpack limit; a parameter so tests can simulate a full disk. */
   freeBytes?: (dir: string) => Promise<number>;
 }
@@ -473,7 +475,10 @@ export class ImageStore {
     try {
       const { dir, whiteouts, lowers } = await this.snapshotter.writableLayer(key);
       const free = await (this.options.freeBytes ?? defaultFreeBytes)(dir);
-      const maxBytes = Math.min(this.options.maxLayerBytes ?? Infinity, Math.max(0, free - RESERVE_BYTES));
+      const maxBytes = Math.min(
+        this.options.maxLayerBytes ?? Infinity,
+        Math.max(0, free - (this.options.reserveBytes ?? RESERVE_BYTES)),
+      );
       const stats = await applyLayer(await this.content.read(layer.digest), {
         dir,
         whiteouts,
