@@ -445,6 +445,43 @@ describe('runtime images', () => {
     await release(small);
   });
 
+  test('a gzip bomb (tiny blob, files larger than the free space) is refused at unpack, leaving no snapshot', async () => {
+    const small = join(base, `tmpfs${n++}`);
+    await mkdir(small);
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', small]);
+    mounted.push(small);
+    const root = join(base, `rt${n++}`);
+    const content = await LocalContentStore.open(join(root, 'content'));
+    const snapshotter = await OverlaySnapshotter.open(join(small, 'overlay'));
+    const images = await ImageStore.open(join(root, 'images'), {
+      content,
+      snapshotter,
+      reserveBytes: 1024 * 1024,
+    });
+    const bomb = buildImage({
+      name: 'bomb:1',
+      layers: [[{ name: 'zeros', data: Buffer.alloc(64 * 1024 * 1024) }]],
+    });
+    assert.ok(bomb.layers[0]!.blob.length < 100 * 1024, 'the compressed layer is tiny');
+    await images.import(await archive(ociLayout([bomb]), 'tar'));
+    await assert.rejects(images.unpack('bomb:1'), (e: unknown) => {
+      assert.ok(e instanceof ResourceExhaustedError, String(e));
+      assert.match(
+        e.message,
+        /file data of the layer exceeds the limit of \d+ bytes \(declared size 67108864 bytes/,
+      );
+      return true;
+    });
+    const keys: string[] = [];
+    await snapshotter.walk((i) => {
+      keys.push(i.key);
+    });
+    assert.deepEqual(keys, []);
+    assert.deepEqual(await readdir(join(small, 'overlay', 'snapshots')), []);
+    await release(small);
+  });
+
   test('save writes the dual format, which imports again to the same image', async () => {
     const rt = await runtime();
     const image = multiLayerImage('multi:2');
