@@ -73,6 +73,12 @@ async function waitReady(httpAddress: string, child: ChildProcess, timeoutMs: nu
   throw new Error(`control plane not ready within ${timeoutMs} ms`);
 }
 
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -181,13 +187,23 @@ async function main(): Promise<void> {
     }).length;
     await createPods(clients, 'warm-up', { total: concurrency * 4 });
 
+    const pids = { etcd: etcd.pid, controlPlane: child.pid!, bench: process.pid };
+    const cpuOf = (): Record<string, number> =>
+      Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
+    const perOp = (after: Record<string, number>, before: Record<string, number>, ops: number): string =>
+      Object.keys(pids)
+        .map((name) => `${name} ${(((after[name]! - before[name]!) / ops) * 1e6).toFixed(0)}`)
+        .join(', ');
+    const startCpu = cpuOf();
     const raw = await measureRawEtcdCreates({
       endpoint: etcd.endpoint,
       payloadBytes,
       concurrency,
       durationMs,
     });
+    const rawCpu = cpuOf();
     const api = await createPods(clients, 'p', { durationMs });
+    const apiCpu = cpuOf();
     const apiRate = api.created / api.seconds;
     out(
       `create throughput, ${concurrency} in flight, ${payloadBytes} B per object, same etcd (${etcd.endpoint}):`,
@@ -200,6 +216,8 @@ async function main(): Promise<void> {
         `(p50 ${percentile(api.latencies, 0.5).toFixed(2)} ms, p99 ${percentile(api.latencies, 0.99).toFixed(2)} ms)`,
     );
     out(`  ratio API / raw: ${(apiRate / raw.txnPerSec).toFixed(2)} (goal >= 0.60)`);
+    out(`  CPU µs per raw create: ${perOp(rawCpu, startCpu, raw.transactions)}`);
+    out(`  CPU µs per API create: ${perOp(apiCpu, rawCpu, api.created)}`);
 
     const stored = (await admin.list('Pod', { namespace: NAMESPACE })).items.length;
     if (stored < podTarget) await createPods(clients, 'fill', { total: podTarget - stored });
