@@ -475,6 +475,9 @@ export class ImageStore {
     try {
       const { dir, whiteouts, lowers } = await this.snapshotter.writableLayer(key);
       const free = await (this.options.freeBytes ?? defaultFreeBytes)(dir);
+      const fs = await statfs(dir);
+      // file systems without an inode count (btrfs) report 0 files: no limit there
+      const maxEntries = fs.files > 0 ? Math.max(0, fs.ffree - 1024) : undefined;
       const maxBytes = Math.min(
         this.options.maxLayerBytes ?? Infinity,
         Math.max(0, free - (this.options.reserveBytes ?? RESERVE_BYTES)),
@@ -486,6 +489,7 @@ export class ImageStore {
         diffId: layer.diffId,
         compression,
         maxBytes,
+        ...(maxEntries === undefined ? {} : { maxEntries }),
         lowers,
       });
       try {

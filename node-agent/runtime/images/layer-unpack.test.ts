@@ -367,6 +367,14 @@ describe('layer unpack (skiff-unpack)', () => {
     const bad = Buffer.from(t);
     bad[10] = 0x41;
     await assert.rejects(apply((await sandbox()).layer, bad, 'apply'), /checksum mismatch/);
+    await assert.rejects(
+      apply((await sandbox()).layer, tar([{ name: 'a' }, { name: 'b' }, { name: 'c' }]), 'apply', {
+        maxEntries: 2,
+      }),
+      (err: unknown) =>
+        err instanceof ResourceExhaustedError &&
+        /more than 2 entries, the limit \(free inodes\)/.test(err.message),
+    );
     await assert.rejects(apply((await sandbox()).layer, t, 'apply', { maxBytes: 4096 }), (err: unknown) => {
       assert.ok(err instanceof ResourceExhaustedError);
       assert.match(err.message, /exceeds the limit of 4096 bytes \(declared size 5000 bytes/);

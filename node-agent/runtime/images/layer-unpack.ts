@@ -37,6 +37,8 @@ export interface ApplyLayerOptions {
   compression: LayerCompression;
   /** Refuse a layer whose files add up to more than this many bytes. */
   maxBytes?: number;
+  /** Refuse a layer with more entries than this (free inodes). */
+  maxEntries?: number;
   /** Parent layer directories, top first (overlay form): attributes of parents the layer omits. */
   lowers?: string[];
 }
@@ -90,6 +92,7 @@ export async function applyLayer(source: Readable, options: ApplyLayerOptions): 
     throw new InvalidArgumentError(`${what}: ${ZSTD_UNSUPPORTED}`, 'mediaType');
   const args = ['--root', options.dir, '--whiteouts', options.whiteouts];
   if (options.maxBytes !== undefined) args.push('--max-bytes', String(Math.floor(options.maxBytes)));
+  if (options.maxEntries !== undefined) args.push('--max-entries', String(Math.floor(options.maxEntries)));
   for (const lower of options.lowers ?? []) args.push('--lower', lower);
   const child = spawn(unpackerPath(), args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';

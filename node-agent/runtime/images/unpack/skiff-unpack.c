@@ -1,7 +1,7 @@
 /*
  * skiff-unpack: applies one OCI image layer to a directory. Hostile-input code.
  *
- *   skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--lower DIR]... < layer.tar
+ *   skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--max-entries N] [--lower DIR]... < layer.tar
  *
  * stdin is the *uncompressed* layer tar; the caller (images/unpack.ts) does the gunzip and both
  * digests. Nothing here trusts a path: every parent directory is opened with
@@ -543,7 +543,7 @@ static void seen_add(const char *s) {
 /* ---------- applying entries ---------- */
 
 static int overlay_mode;
-static uint64_t max_bytes = UINT64_MAX, data_bytes;
+static uint64_t max_bytes = UINT64_MAX, data_bytes, max_entries = UINT64_MAX;
 static uint64_t n_entries, n_files, n_devices_skipped, n_whiteouts, n_opaques, n_xattrs_skipped;
 
 struct dir_time {
@@ -718,7 +718,7 @@ static void apply_entry(struct entry *e) {
   snprintf(namebuf, sizeof namebuf, "%s", e->name);
   char *name = clean_name(namebuf, "name");
   uint64_t data = (e->type == '0' || e->type == '7') ? e->size : 0;
-  n_entries++;
+  if (++n_entries > max_entries) die(EXIT_LIMIT, "the layer has more than %" PRIu64 " entries, the limit (free inodes)", max_entries);
   if (!name[0]) { /* the root itself: its attributes belong to the snapshot, not the layer */
     skip_bytes(padded(e->size));
     return;
@@ -837,6 +837,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "--root") == 0 && i + 1 < argc) root = argv[++i];
     else if (strcmp(argv[i], "--whiteouts") == 0 && i + 1 < argc) whiteouts = argv[++i];
     else if (strcmp(argv[i], "--max-bytes") == 0 && i + 1 < argc) max_bytes = strtoull(argv[++i], NULL, 10);
+    else if (strcmp(argv[i], "--max-entries") == 0 && i + 1 < argc) max_entries = strtoull(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--lower") == 0 && i + 1 < argc) {
       if (nlowers == MAX_LOWERS) die(EXIT_SYSTEM, "more than %d --lower directories", MAX_LOWERS);
       const char *lower = argv[++i];
@@ -844,12 +845,12 @@ int main(int argc, char **argv) {
       if (lowerfds[nlowers] < 0) die(EXIT_SYSTEM, "open lower layer %s: %s", lower, strerror(errno));
       nlowers++;
     } else {
-      fprintf(stderr, "usage: skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--lower DIR]... < layer.tar\n");
+      fprintf(stderr, "usage: skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--max-entries N] [--lower DIR]... < layer.tar\n");
       return EXIT_SYSTEM;
     }
   }
   if (!root || !whiteouts || (strcmp(whiteouts, "overlay") && strcmp(whiteouts, "apply"))) {
-    fprintf(stderr, "usage: skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--lower DIR]... < layer.tar\n");
+    fprintf(stderr, "usage: skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--max-entries N] [--lower DIR]... < layer.tar\n");
     return EXIT_SYSTEM;
   }
   overlay_mode = strcmp(whiteouts, "overlay") == 0;
