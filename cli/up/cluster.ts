@@ -18,6 +18,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
   FailedPreconditionError,
@@ -116,6 +117,29 @@ export function isRunning(component: ComponentRecord): boolean {
 }
 
 export type ComponentName = 'etcd' | 'nats' | 'controlplane';
+
+/**
+ * SIGTERM, then SIGKILL after `graceMs`, returning once the component has exited. Exit is read
+ * from /proc rather than kill(pid, 0): a detached server's parent is gone, and until init reaps
+ * it (seconds, here) an exited server is a zombie that kill(0) still reports as alive.
+ */
+async function terminate(name: string, component: ComponentRecord, graceMs: number): Promise<void> {
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    try {
+      process.kill(component.pid, signal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return;
+      throw err;
+    }
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline) {
+      if (!isRunning(component)) return;
+      await sleep(20);
+    }
+  }
+  if (isRunning(component))
+    throw new UnavailableError(`stop ${name} (pid ${component.pid}): still running after SIGKILL`);
+}
 
 /** The components of `record` that still run. */
 export function runningComponents(record: ClusterRecord): ComponentName[] {
@@ -339,7 +363,7 @@ export async function stopCluster(stateDir: string, graceMs = 10_000): Promise<s
   for (const name of ['controlplane', 'nats', 'etcd'] as const) {
     const component = record[name];
     if (!isRunning(component)) continue;
-    await stopProcess(component.pid, { graceMs });
+    await terminate(name, component, graceMs);
     stopped.push(`${name} (pid ${component.pid})`);
   }
   rmSync(clusterFile(stateDir), { force: true });
