@@ -512,6 +512,31 @@ describe('runtime images', () => {
     assert.equal(sha256(await readFile(out)), sha256(await readFile(again)));
   });
 
+  test('two runtime processes importing at once both keep their images (images.json lock)', async () => {
+    const rt = await runtime();
+    const other = await ImageStore.open(join(rt.root, 'images'), {
+      content: rt.content,
+      snapshotter: rt.snapshotter,
+    });
+    const paths = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        archive(
+          ociLayout([buildImage({ name: `p${i}:1`, layers: [[{ name: 'f', data: String(i) }]] })]),
+          'tar',
+        ),
+      ),
+    );
+    await Promise.all(paths.map((p, i) => (i % 2 ? other : rt.images).import(p)));
+    assert.deepEqual((await rt.images.list()).map((i) => i.repository).sort(), [
+      'p0',
+      'p1',
+      'p2',
+      'p3',
+      'p4',
+      'p5',
+    ]);
+  });
+
   test('remove and prune never collect what an image or a container uses', async () => {
     const rt = await runtime();
     const a = busyboxImage('a:1');
