@@ -15,7 +15,7 @@ import { toServiceError } from '../../proto/grpc-status.js';
 import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
 import type { Logger } from '../../proto/logger.js';
 import { kindForEnvelopeField, lookupKind } from '../../proto/kinds.js';
-import { fromEnvelope, toEnvelope } from '../../proto/objects.js';
+import { fromEnvelope } from '../../proto/objects.js';
 import { schemaRoot } from '../../proto/schema.js';
 import { authorize, type Authenticator, type Verb } from './auth.js';
 import type { ApiHandlers } from './handlers.js';
@@ -157,10 +157,10 @@ export function createApiService(options: ApiServiceOptions): ApiService {
 
   const implementation: grpc.UntypedServiceImplementation = {
     Create: unary('Create', 'create', kindOfObjectRequest, async (req) =>
-      toEnvelope(await handlers.create(objectOf(req))),
+      (await handlers.create(objectOf(req))).envelope(),
     ),
     Get: unary('Get', 'get', kindOfNamedRequest, async (req) =>
-      toEnvelope(await handlers.get(str(req.kind), str(req.namespace), str(req.name))),
+      (await handlers.get(str(req.kind), str(req.namespace), str(req.name))).envelope(),
     ),
     List: unary('List', 'list', kindOfNamedRequest, async (req) => {
       const limit = int64Field(req.limit, 'limit');
@@ -172,26 +172,25 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         continue: str(req.continue),
       });
       return {
-        items: result.items.map(toEnvelope),
+        items: result.items.map((item) => item.envelope()),
         resourceVersion: result.resourceVersion,
         ...(result.continue !== undefined ? { continue: result.continue } : {}),
       };
     }),
     Update: unary('Update', 'update', kindOfObjectRequest, async (req) =>
-      toEnvelope(await handlers.update(objectOf(req))),
+      (await handlers.update(objectOf(req))).envelope(),
     ),
     UpdateStatus: unary('UpdateStatus', 'updateStatus', kindOfObjectRequest, async (req) =>
-      toEnvelope(await handlers.updateStatus(objectOf(req))),
+      (await handlers.updateStatus(objectOf(req))).envelope(),
     ),
     Delete: unary('Delete', 'delete', kindOfNamedRequest, async (req) => {
       const gracePeriodSeconds = int64Field(req.gracePeriodSeconds, 'gracePeriodSeconds');
       const preconditions = req.preconditions as { uid?: string; resourceVersion?: string } | undefined;
-      return toEnvelope(
-        await handlers.delete(str(req.kind), str(req.namespace), str(req.name), {
-          ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
-          ...(preconditions ? { preconditions } : {}),
-        }),
-      );
+      const deleted = await handlers.delete(str(req.kind), str(req.namespace), str(req.name), {
+        ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
+        ...(preconditions ? { preconditions } : {}),
+      });
+      return deleted.envelope();
     }),
     Version: unary(
       'Version',
@@ -240,7 +239,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
           for await (const event of events) {
             if (abort.signal.aborted) break;
             const message: WireMessage = { type: event.type, resourceVersion: event.resourceVersion };
-            if (event.object) message.object = toEnvelope(event.object);
+            if (event.object) message.object = event.object.envelope();
             if (!call.write(message)) {
               await new Promise<void>((resolve) => {
                 const resume = (): void => {

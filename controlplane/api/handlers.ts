@@ -1,6 +1,7 @@
 /**
  * ApiHandlers: the API server's core, generic over kinds, with no transport. It turns API calls
- * on KubeObjects into Store operations, and owns what Kubernetes' apiserver owns: server-set
+ * on KubeObjects into Store operations (returning ApiObjects, which give the KubeObject or the
+ * wire form, see api-object.ts), and owns what Kubernetes' apiserver owns: server-set
  * metadata (object-lifecycle.ts), defaulting then validation, namespaces (an object needs an
  * existing, non-terminating namespace), optimistic concurrency, finalizers and graceful delete,
  * label/field selectors, pagination, and watches that resume from a resourceVersion.
@@ -24,8 +25,9 @@ import {
 import type { KubeObject } from '../../proto/gen/types.js';
 import { kindInfoOf, type KindInfo } from '../../proto/kinds.js';
 import type { Logger } from '../../proto/logger.js';
-import { decodeObject, encodeObject } from '../../proto/objects.js';
+import { encodeObject } from '../../proto/objects.js';
 import type { ObjectKey, Store, StoreEvent, StoredValue } from '../store/store.js';
+import { ApiObject } from './api-object.js';
 import { defaultObject } from './defaulting.js';
 import {
   DEFAULT_NAMESPACE,
@@ -59,7 +61,7 @@ export interface ListOptions {
 }
 
 export interface ListResult {
-  items: KubeObject[];
+  items: ApiObject[];
   resourceVersion: string;
   continue?: string;
 }
@@ -81,7 +83,7 @@ export interface WatchOptions {
 
 export interface WatchEvent {
   type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
-  object?: KubeObject;
+  object?: ApiObject;
   resourceVersion: string;
 }
 
@@ -140,10 +142,12 @@ export class ApiHandlers {
       : { resource: info.plural, name };
   }
 
+  private apiObject(info: KindInfo, stored: StoredValue): ApiObject {
+    return ApiObject.fromStored(info, stored.value, stored.modRevision.toString());
+  }
+
   private decode(info: KindInfo, stored: StoredValue): KubeObject {
-    const object = decodeObject(info.kind, stored.value);
-    object.metadata.resourceVersion = stored.modRevision.toString();
-    return object;
+    return this.apiObject(info, stored).object;
   }
 
   private encode(object: KubeObject, action: string): Uint8Array {
@@ -186,7 +190,7 @@ export class ApiHandlers {
     }
   }
 
-  async create(input: KubeObject): Promise<KubeObject> {
+  async create(input: KubeObject): Promise<ApiObject> {
     const info = kindInfoOf(input.kind);
     const defaulted = defaultObject(input);
     const namespace = info.namespaced ? defaulted.metadata.namespace || DEFAULT_NAMESPACE : undefined;
@@ -212,7 +216,7 @@ export class ApiHandlers {
       try {
         const stored = await this.store.create(this.keyOf(info, namespace, name), bytes);
         prepared.metadata.resourceVersion = stored.modRevision.toString();
-        return prepared;
+        return ApiObject.fromStored(info, bytes, prepared.metadata.resourceVersion, prepared);
       } catch (err) {
         if (!(err instanceof AlreadyExistsError)) throw err;
         if (attempt < attempts) continue;
@@ -225,10 +229,10 @@ export class ApiHandlers {
     }
   }
 
-  async get(kind: string, namespace: string, name: string): Promise<KubeObject> {
+  async get(kind: string, namespace: string, name: string): Promise<ApiObject> {
     const info = kindInfoOf(kind);
     try {
-      return this.decode(info, await this.store.get(this.keyOf(info, namespace, name)));
+      return this.apiObject(info, await this.store.get(this.keyOf(info, namespace, name)));
     } catch (err) {
       if (err instanceof NotFoundError) {
         throw new NotFoundError(
@@ -286,15 +290,15 @@ export class ApiHandlers {
     }
   }
 
-  async update(input: KubeObject): Promise<KubeObject> {
+  async update(input: KubeObject): Promise<ApiObject> {
     return this.write(input, 'update');
   }
 
-  async updateStatus(input: KubeObject): Promise<KubeObject> {
+  async updateStatus(input: KubeObject): Promise<ApiObject> {
     return this.write(input, 'updateStatus');
   }
 
-  private async write(input: KubeObject, verb: 'update' | 'updateStatus'): Promise<KubeObject> {
+  private async write(input: KubeObject, verb: 'update' | 'updateStatus'): Promise<ApiObject> {
     const info = kindInfoOf(input.kind);
     const name = input.metadata.name ?? '';
     if (name === '')
@@ -316,12 +320,13 @@ export class ApiHandlers {
       if (verb === 'update' && deletionComplete(next)) {
         await this.store.delete(key, revision);
         this.log.debug({ object: action }, 'last finalizer removed; object deleted');
-        return next;
+        return ApiObject.fromObject(info, next);
       }
-      if (sameStored(next, current)) return current;
-      const stored = await this.store.update(key, this.encode(next, action), revision);
+      if (sameStored(next, current)) return ApiObject.fromObject(info, current);
+      const bytes = this.encode(next, action);
+      const stored = await this.store.update(key, bytes, revision);
       next.metadata.resourceVersion = stored.modRevision.toString();
-      return next;
+      return ApiObject.fromStored(info, bytes, next.metadata.resourceVersion, next);
     });
   }
 
@@ -330,7 +335,7 @@ export class ApiHandlers {
     namespace: string,
     name: string,
     options: DeleteOptions = {},
-  ): Promise<KubeObject> {
+  ): Promise<ApiObject> {
     const info = kindInfoOf(kind);
     const key = this.keyOf(info, namespace, name);
     const action = `delete ${describeObject(info, key.namespace, name)}`;
@@ -352,15 +357,13 @@ export class ApiHandlers {
         throw new ConflictError(`${action}: precondition failed: uid is ${current.metadata.uid}, not ${uid}`);
       }
       const plan = planDelete(current, grace, this.now());
-      if (plan.action === 'unchanged') return current;
-      if (plan.action === 'remove') {
-        const stored = await this.store.delete(key, revision);
-        return this.decode(info, stored);
-      }
-      const stored = await this.store.update(key, this.encode(plan.object, action), revision);
+      if (plan.action === 'unchanged') return ApiObject.fromObject(info, current);
+      if (plan.action === 'remove') return this.apiObject(info, await this.store.delete(key, revision));
+      const bytes = this.encode(plan.object, action);
+      const stored = await this.store.update(key, bytes, revision);
       plan.object.metadata.resourceVersion = stored.modRevision.toString();
       if (info.kind === 'Namespace') this.options.onNamespaceTerminating?.(name);
-      return plan.object;
+      return ApiObject.fromStored(info, bytes, plan.object.metadata.resourceVersion, plan.object);
     });
   }
 
@@ -387,7 +390,7 @@ export class ApiHandlers {
       );
     }
     const filter = compileObjectFilter(info, options.labelSelector ?? '', options.fieldSelector ?? '');
-    const items: KubeObject[] = [];
+    const items: ApiObject[] = [];
     let token = options.continue || undefined;
     for (;;) {
       const want = limit === 0 ? undefined : limit - items.length;
@@ -397,8 +400,8 @@ export class ApiHandlers {
         ...(token !== undefined ? { continue: token } : {}),
       });
       for (const stored of page.items) {
-        const object = this.decode(info, stored);
-        if (!filter || filter(object)) items.push(object);
+        const object = this.apiObject(info, stored);
+        if (!filter || filter(object.object)) items.push(object);
       }
       token = page.continue;
       // Without a filter one page is the answer; with one, pages are refilled up to the limit.
@@ -506,25 +509,25 @@ export class ApiHandlers {
     if (event.type === 'deleted') {
       const object =
         event.item.value.length > 0
-          ? decodeObject(info.kind, event.item.value)
-          : ({
+          ? ApiObject.fromStored(info, event.item.value, resourceVersion)
+          : ApiObject.fromObject(info, {
               apiVersion: info.apiVersion,
               kind: info.kind,
               metadata: {
                 name: event.item.key.name,
                 ...(event.item.key.namespace ? { namespace: event.item.key.namespace } : {}),
+                resourceVersion,
               },
             } as KubeObject);
-      object.metadata.resourceVersion = resourceVersion;
       if (matching) {
         if (!matching.delete(keyText)) return undefined;
       }
       return { type: 'DELETED', object, resourceVersion };
     }
-    const object = this.decode(info, event.item);
+    const object = this.apiObject(info, event.item);
     if (!filter || !matching)
       return { type: event.type === 'added' ? 'ADDED' : 'MODIFIED', object, resourceVersion };
-    const matchesNow = filter(object);
+    const matchesNow = filter(object.object);
     const matchedBefore = matching.has(keyText);
     if (matchesNow) matching.add(keyText);
     else matching.delete(keyText);

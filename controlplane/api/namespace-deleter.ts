@@ -74,7 +74,7 @@ export class NamespaceDeleter {
   /** One pass over every Terminating namespace; resolves true while any is left. */
   async pass(): Promise<boolean> {
     const { handlers } = this.options;
-    const namespaces = (await handlers.list('Namespace')).items as Namespace[];
+    const namespaces = (await handlers.list('Namespace')).items.map((item) => item.object as Namespace);
     let pending = false;
     for (const ns of namespaces) {
       if (!ns.metadata.deletionTimestamp || this.stopped) continue;
@@ -103,7 +103,7 @@ export class NamespaceDeleter {
     for (const info of KINDS) {
       if (!info.namespaced) continue;
       const { items } = await handlers.list(info.kind, { namespace });
-      for (const item of items) {
+      for (const { object: item } of items) {
         remaining++;
         if (item.metadata.deletionTimestamp) continue;
         try {
