@@ -155,9 +155,10 @@ describe('runtime images', () => {
     );
     assert.equal(b.bytesSkipped, first.layers[0]!.blob.length);
     assert.equal((await rt.content.list()).filter((x) => x.digest === first.layers[0]!.digest).length, 1);
-    const u1 = await rt.images.unpack('base:1');
-    const u2 = await rt.images.unpack('app:1');
-    assert.deepEqual([u1.layersUnpacked, u2.layersUnpacked, u2.layersReused], [1, 1, 1]);
+    // unpacked at the same time, as an agent starting two pods does: the shared layer once
+    const [u1, u2] = await Promise.all([rt.images.unpack('base:1'), rt.images.unpack('app:1')]);
+    assert.equal(u1.layersUnpacked + u2.layersUnpacked, 2);
+    assert.equal(u1.layersReused + u2.layersReused, 1);
     const df = await rt.images.df();
     assert.equal(
       df.content.bytes,

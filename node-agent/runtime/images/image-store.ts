@@ -146,6 +146,8 @@ export class ImageStore {
   private readonly leasesDir: string;
   private readonly logger: Logger | undefined;
   private readonly options: ImageStoreOptions;
+  /** Layer unpacks in progress in this process, by ChainID. */
+  private readonly unpacking = new Map<string, Promise<number>>();
   /** Serialises read-modify-write of images.json within this process. */
   private writing: Promise<unknown> = Promise.resolve();
 
@@ -442,10 +444,21 @@ export class ImageStore {
     let reused = 0;
     let bytesWritten = 0;
     for (const layer of image.layers) {
-      if (await this.committed(layer.chainId)) {
+      const inflight = this.unpacking.get(layer.chainId);
+      if (inflight) {
+        // the same layer is being unpacked for another image in this process: share that work
+        await inflight;
+        reused++;
+      } else if (await this.committed(layer.chainId)) {
         reused++;
       } else {
-        bytesWritten += await this.unpackLayer(layer, parent);
+        const work = this.unpackLayer(layer, parent);
+        this.unpacking.set(layer.chainId, work);
+        try {
+          bytesWritten += await work;
+        } finally {
+          this.unpacking.delete(layer.chainId);
+        }
         unpacked++;
       }
       parent = layer.chainId;
