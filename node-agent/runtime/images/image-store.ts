@@ -147,7 +147,7 @@ export class ImageStore {
   private readonly logger: Logger | undefined;
   private readonly options: ImageStoreOptions;
   /** Layer unpacks in progress in this process, by ChainID. */
-  private readonly unpacking = new Map<string, Promise<number>>();
+  private readonly unpacking = new Map<string, Promise<number | undefined>>();
   /** Serialises read-modify-write of images.json within this process. */
   private writing: Promise<unknown> = Promise.resolve();
 
@@ -449,17 +449,23 @@ export class ImageStore {
         // the same layer is being unpacked for another image in this process: share that work
         await inflight;
         reused++;
-      } else if (await this.committed(layer.chainId)) {
-        reused++;
       } else {
-        const work = this.unpackLayer(layer, parent);
+        // registered before the first await, so a concurrent unpack of the same layer finds it
+        const layerParent = parent;
+        const work = (async () =>
+          (await this.committed(layer.chainId)) ? undefined : this.unpackLayer(layer, layerParent))();
         this.unpacking.set(layer.chainId, work);
         try {
-          bytesWritten += await work;
+          const written = await work;
+          if (written === undefined) {
+            reused++;
+          } else {
+            bytesWritten += written;
+            unpacked++;
+          }
         } finally {
           this.unpacking.delete(layer.chainId);
         }
-        unpacked++;
       }
       parent = layer.chainId;
     }
