@@ -85,6 +85,16 @@ describe('auth', () => {
     };
     clock += 100;
     assert.equal((await auth.authenticate('Bearer good')).name, 'admin');
+    // Wrong tokens during the outage do not turn into one store call each.
+    let calls = 0;
+    tokens.list = async () => {
+      calls++;
+      throw new Error('etcd down');
+    };
+    clock += 2000;
+    for (let i = 0; i < 5; i++)
+      await assert.rejects(auth.authenticate(`Bearer wrong-${i}`), UnauthenticatedError);
+    assert.equal(calls, 1);
   });
 
   test('the view role may only read', () => {

@@ -72,6 +72,8 @@ export interface AuthenticatorOptions {
 export class Authenticator {
   private records: Array<{ name: string; role: Role; hash: Buffer }> = [];
   private loadedAt = -Infinity;
+  /** When the last load began, successful or not: refreshes are at most one a second. */
+  private attemptedAt = -Infinity;
   private refreshing: Promise<void> | undefined;
   private readonly now: () => number;
   private readonly refreshMs: number;
@@ -83,6 +85,7 @@ export class Authenticator {
 
   /** Loads the records; call once at start-up so the first request needs no etcd round trip. */
   async load(): Promise<void> {
+    this.attemptedAt = this.now();
     const records = await this.options.store.list();
     this.records = records.map((r) => ({ name: r.name, role: r.role, hash: Buffer.from(r.sha256, 'hex') }));
     this.loadedAt = this.now();
@@ -119,12 +122,13 @@ export class Authenticator {
       );
     }
     const hash = Buffer.from(hashToken(token), 'hex');
-    const age = this.now() - this.loadedAt;
+    const now = this.now();
+    const mayRetry = now - this.attemptedAt > 1000;
     // Known tokens are served from the cache while it refreshes in the background, so a slow or
     // unreachable etcd never delays authentication of a token already seen.
-    if (age > this.refreshMs) void this.refresh();
+    if (now - this.loadedAt > this.refreshMs && mayRetry) void this.refresh();
     let principal = this.match(hash);
-    if (!principal && age > 1000) {
+    if (!principal && mayRetry) {
       await this.refresh();
       principal = this.match(hash);
     }
