@@ -9,7 +9,7 @@
  * client learns why instead of only seeing DEADLINE_EXCEEDED.
  */
 import * as grpc from '@grpc/grpc-js';
-import { InvalidArgumentError, SkiffError, UnavailableError } from '../../proto/errors.js';
+import { InternalError, InvalidArgumentError, SkiffError, UnavailableError } from '../../proto/errors.js';
 import type { KubeObject } from '../../proto/gen/types.js';
 import { toServiceError } from '../../proto/grpc-status.js';
 import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
@@ -115,7 +115,9 @@ export function createApiService(options: ApiServiceOptions): ApiService {
 
   const fail = (err: unknown, method: string): Partial<grpc.ServiceError> => {
     const serviceError = toServiceError(err);
-    if (serviceError.internal) log.error({ err, method }, 'api call failed with an internal error');
+    if (serviceError.internal || err instanceof InternalError) {
+      log.error({ err, method }, 'api call failed with an internal error');
+    }
     return serviceError;
   };
 
