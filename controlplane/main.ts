@@ -69,6 +69,12 @@ export interface ControlPlane {
   httpAddress: string;
   adminTokenFile: string;
   store: Store;
+  /** The API core, for in-process components (controllers, the agent service). */
+  handlers: ApiHandlers;
+  /** Serves skiff.v1.Api; later services (agents) are added to it with addService. */
+  grpcServer: grpc.Server;
+  /** The HTTP port's server; later components mount handlers with `route(prefix, handler)`. */
+  http: HttpServer;
   /** Kept for later components (status ingest); undefined when started without NATS. */
   nats: NatsConnection | undefined;
   /** Drains the API and closes every connection. Idempotent. */
@@ -273,6 +279,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       httpAddress,
       adminTokenFile,
       store,
+      handlers,
+      grpcServer: server,
+      http,
       nats,
       stop: () => (stopping ??= unwind().then(() => log.info('control plane stopped'))),
     };
