@@ -161,6 +161,9 @@ export function signalNumber(signal: NodeJS.Signals | number | string): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** This process's start time, the second half of a finish lock's owner. */
+let ownStartTime: string | undefined;
+
 export class LinuxContainerRuntime implements ContainerRuntime {
   private constructor(
     readonly store: ContainerStore,
@@ -446,7 +449,8 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     const path = this.store.path(id, 'finish.lock');
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        await writeFile(path, `${process.pid} ${await processStartTime(process.pid)}`, { flag: 'wx' });
+        ownStartTime ??= await processStartTime(process.pid);
+        await writeFile(path, `${process.pid} ${ownStartTime}`, { flag: 'wx' });
         return true;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;

@@ -149,7 +149,9 @@ export abstract class FileSnapshotter implements Snapshotter {
 
   async remove(key: string): Promise<void> {
     const record = await this.records.get(validateKey(key), 'remove');
-    const children = (await this.records.all()).filter((r) => r.parent === key);
+    // only committed snapshots can be parents: a container's active one needs no scan of every record
+    const children =
+      record.kind === 'committed' ? (await this.records.all()).filter((r) => r.parent === key) : [];
     if (children.length > 0) {
       const names = children.slice(0, 3).map((c) => JSON.stringify(c.key));
       throw new FailedPreconditionError(

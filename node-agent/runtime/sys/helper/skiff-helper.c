@@ -951,7 +951,8 @@ static void write_exit_file(const struct spec *s, int code, int signo) {
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd < 0) return;
   write_all(fd, body, (size_t)n);
-  fsync(fd);
+  /* no fsync: the file must outlive the shim and the agent, not a reboot (which the container
+   * does not survive either); the rename alone makes it appear whole to readers */
   close(fd);
   rename(tmp, s->exit_path);
 }
