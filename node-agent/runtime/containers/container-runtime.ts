@@ -262,14 +262,15 @@ export class LinuxContainerRuntime implements ContainerRuntime {
         joins.push({ type: t, path: `/proc/${peer.state.pid}/ns/${t}` });
       newNs = newNs.filter((t) => t !== 'ipc' && t !== 'uts');
     }
-    const cgroupDirs = await this.cgroups.create(id, {
-      memoryBytes: config.memoryBytes,
-      cpuQuotaUs: config.cpus !== undefined ? Math.round(config.cpus * 100_000) : undefined,
-      cpuPeriodUs: 100_000,
-      pidsMax: config.pidsLimit,
-    });
     const specPath = this.store.path(id, 'helper.spec');
     try {
+      await this.cgroups.prepareParent();
+      const cgroups = this.cgroups.plan(id, {
+        memoryBytes: config.memoryBytes,
+        cpuQuotaUs: config.cpus !== undefined ? Math.round(config.cpus * 100_000) : undefined,
+        cpuPeriodUs: 100_000,
+        pidsMax: config.pidsLimit,
+      });
       await writeFile(
         specPath,
         encodeContainerSpec({
@@ -282,7 +283,9 @@ export class LinuxContainerRuntime implements ContainerRuntime {
           capabilities: DEFAULT_CAPABILITIES,
           noNewPrivs: true,
           rlimits: [],
-          cgroups: cgroupDirs,
+          cgroups: cgroups.join,
+          cgroupMkdirs: cgroups.mkdirs,
+          cgroupLimits: cgroups.writes,
           joinNamespaces: joins,
           newNamespaces: newNs,
           rootfsPath: this.store.path(id, 'rootfs'),

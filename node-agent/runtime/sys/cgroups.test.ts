@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  Cgroups,
   limitWrites,
   parseCgroupLayout,
   parseFlatKeyed,
@@ -54,6 +55,21 @@ test('limit writes on v1: memsw optional, cpu period before quota, device rules'
   assert.ok(files.indexOf('cpu/cpu.cfs_period_us=100000') < files.indexOf('cpu/cpu.cfs_quota_us=50000'));
   assert.ok(files.includes('pids/pids.max=64'));
   assert.equal(files[files.indexOf('devices/devices.deny=a') + 1], 'devices/devices.allow=c *:* m');
+});
+
+test('plan: parents before children, limits as paths, the join list', () => {
+  const plan = new Cgroups(parseCgroupLayout(COMOUNTED_V1)).plan('c1', { memoryBytes: 1000, pidsMax: 5 });
+  assert.deepEqual(plan.mkdirs, [
+    '/sys/fs/cgroup/cpu,cpuacct/skiff',
+    '/sys/fs/cgroup/cpu,cpuacct/skiff/c1',
+    '/sys/fs/cgroup/memory/skiff',
+    '/sys/fs/cgroup/memory/skiff/c1',
+  ]);
+  assert.deepEqual(plan.join, ['/sys/fs/cgroup/cpu,cpuacct/skiff/c1', '/sys/fs/cgroup/memory/skiff/c1']);
+  assert.deepEqual(plan.writes, [
+    { path: '/sys/fs/cgroup/memory/skiff/c1/memory.limit_in_bytes', value: '1000', optional: false },
+    { path: '/sys/fs/cgroup/memory/skiff/c1/memory.memsw.limit_in_bytes', value: '1000', optional: true },
+  ]);
 });
 
 test('limit writes on v2', () => {

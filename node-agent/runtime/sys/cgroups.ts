@@ -1,8 +1,9 @@
 /**
  * cgroups for containers on cgroup v2, v1, and the hybrid layout (v1 controllers plus a v2 mount
  * at /sys/fs/cgroup/unified that holds few or no controllers). Each container gets `skiff/<id>`
- * under every hierarchy that carries a controller it needs; limits are written before the
- * container's process joins (the helper writes its own pid into cgroup.procs before exec).
+ * under every hierarchy that carries a controller it needs. `plan()` decides the directories and
+ * limit files; the helper creates and writes them while the container's process builds its
+ * mounts, then moves that process in, all before it execs.
  *
  * On the hybrid layout the v1 hierarchies carry every limit and the v2 mount is left alone: its
  * controllers (often just hugetlb) are not needed, which is where crun gives up.
@@ -11,6 +12,7 @@ import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, readFile, readdir, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FailedPreconditionError, InternalError, errorMessage } from '../../../proto/errors.js';
+import type { CgroupLimitWrite } from './helper-spec.js';
 
 /** The controllers containers use. `devices` exists on v1 only (v2 needs eBPF programs). */
 export type Controller = 'memory' | 'cpu' | 'cpuacct' | 'pids' | 'devices';
@@ -136,6 +138,16 @@ export function parseFlatKeyed(text: string): Record<string, number> {
   return out;
 }
 
+/** A container's cgroups as the helper creates them (sys/helper-spec.ts carries it). */
+export interface CgroupPlan {
+  /** Directories to create, each parent before its child; existing ones are fine. */
+  mkdirs: string[];
+  /** Limit files to write, in order, once the directories exist. */
+  writes: CgroupLimitWrite[];
+  /** The directories whose cgroup.procs the container's process joins. */
+  join: string[];
+}
+
 export interface CgroupStats {
   memoryBytes: number;
   memoryLimitBytes?: number;
@@ -158,7 +170,7 @@ async function readText(path: string): Promise<string> {
 }
 
 /**
- * The cgroups of containers under `<hierarchy>/<parent>/<id>`. Created before start, read for
+ * The cgroups of containers under `<hierarchy>/<parent>/<id>`. Created by the helper at start, read for
  * stats and OOM, removed (after killing what is left inside) on rm.
  */
 export class Cgroups {
@@ -190,46 +202,25 @@ export class Cgroups {
     return mount ? join(mount, this.parent, id) : undefined;
   }
 
-  /** Creates the container's cgroups and writes its limits; returns the dirs to join. */
-  async create(id: string, limits: CgroupLimits): Promise<string[]> {
-    if (this.layout.kind === 'v2') await this.enableV2Controllers();
-    const dirs = this.dirs(id);
-    try {
-      await Promise.all(dirs.map((d) => mkdir(d, { recursive: true })));
-      // writes to one controller keep their order (period before quota, deny before allow)
-      const byController = new Map<string, CgroupWrite[]>();
-      for (const w of limitWrites(this.layout, limits)) {
-        byController.set(w.controller, [...(byController.get(w.controller) ?? []), w]);
-      }
-      await Promise.all(
-        [...byController.values()].map(async (writes) => {
-          for (const w of writes) await this.writeLimit(id, w);
-        }),
-      );
-    } catch (err) {
-      await this.remove(id).catch(() => {});
-      throw err;
+  /**
+   * What creating a container's cgroups takes, for the helper to do while the container's process
+   * builds its mounts (the directories, parents first, then the limit files, then the join). On
+   * v2, call prepareParent() first so the controllers' files exist in the new directories.
+   */
+  plan(id: string, limits: CgroupLimits): CgroupPlan {
+    const mkdirs: string[] = [];
+    for (const dir of this.dirs(id)) mkdirs.push(join(dir, '..'), dir);
+    const writes: CgroupLimitWrite[] = [];
+    // writes to one controller keep their order (period before quota, deny before allow)
+    for (const w of limitWrites(this.layout, limits)) {
+      const dir = this.dir(id, w.controller);
+      if (dir) writes.push({ path: join(dir, w.file), value: w.value, optional: w.optional ?? false });
     }
-    return dirs;
+    return { mkdirs, writes, join: this.dirs(id) };
   }
 
-  private async writeLimit(id: string, w: CgroupWrite): Promise<void> {
-    const dir = this.dir(id, w.controller);
-    if (!dir) return;
-    try {
-      await writeFile(join(dir, w.file), w.value);
-    } catch (err) {
-      if (w.optional && (err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw new FailedPreconditionError(
-        `set cgroup limit ${join(dir, w.file)}=${w.value}: ${errorMessage(err)}`,
-        {
-          cause: err,
-        },
-      );
-    }
-  }
-
-  private async enableV2Controllers(): Promise<void> {
+  /** cgroup v2: enables the controllers containers use for the parent's children. */
+  async prepareParent(): Promise<void> {
     if (this.layout.kind !== 'v2') return;
     const root = this.layout.unified;
     const available = (await readText(join(root, 'cgroup.controllers'))).trim().split(/\s+/);

@@ -18,6 +18,10 @@ const base: HelperContainerSpec = {
   noNewPrivs: true,
   rlimits: [{ resource: 7, soft: 1024n, hard: 4096n }],
   cgroups: ['/sys/fs/cgroup/memory/skiff/x'],
+  cgroupMkdirs: ['/sys/fs/cgroup/memory/skiff', '/sys/fs/cgroup/memory/skiff/x'],
+  cgroupLimits: [
+    { path: '/sys/fs/cgroup/memory/skiff/x/memory.memsw.limit_in_bytes', value: '64', optional: true },
+  ],
   joinNamespaces: [],
   newNamespaces: ['pid', 'mnt'],
   rootfsPath: '/r',
@@ -47,6 +51,18 @@ test('container spec: keys followed by their values, newlines kept verbatim', ()
   const at = (k: string) => p.indexOf(k);
   assert.deepEqual(p.slice(at('rlimit'), at('rlimit') + 4), ['rlimit', '7', '1024', '4096']);
   assert.deepEqual(p.slice(at('volume'), at('volume') + 4), ['volume', '/s', '/t', '1']);
+  assert.deepEqual(p.slice(at('cgroup.mkdir'), at('cgroup.mkdir') + 4), [
+    'cgroup.mkdir',
+    '/sys/fs/cgroup/memory/skiff',
+    'cgroup.mkdir',
+    '/sys/fs/cgroup/memory/skiff/x',
+  ]);
+  assert.deepEqual(p.slice(at('cgroup.limit'), at('cgroup.limit') + 4), [
+    'cgroup.limit',
+    '/sys/fs/cgroup/memory/skiff/x/memory.memsw.limit_in_bytes',
+    '64',
+    '1',
+  ]);
   assert.equal(p[at('rootfs.option') + 1], 'lowerdir=/a:/b');
   assert.equal(p[at('no_new_privs') + 1], '1');
   assert.equal(p[at('device_filter') + 1], '/sys/fs/cgroup/skiff/x');

@@ -38,7 +38,21 @@ export interface HelperProcessSpec {
   joinNamespaces: { type: NamespaceType; path: string }[];
 }
 
+/** A limit file the helper writes into a container's new cgroup. */
+export interface CgroupLimitWrite {
+  path: string;
+  value: string;
+  /** Skipped when the file does not exist (memsw without swap accounting). */
+  optional: boolean;
+}
+
 export interface HelperContainerSpec extends HelperProcessSpec {
+  /**
+   * cgroup directories the shim creates (parents first; existing ones are fine) and the limits
+   * it writes into them, before the container's process joins `cgroups`.
+   */
+  cgroupMkdirs: string[];
+  cgroupLimits: CgroupLimitWrite[];
   newNamespaces: NamespaceType[];
   /** The directory the root mount is attached to before pivot_root. */
   rootfsPath: string;
@@ -94,6 +108,8 @@ export function encodeExecSpec(spec: HelperProcessSpec): Buffer {
 
 export function encodeContainerSpec(spec: HelperContainerSpec): Buffer {
   const pairs = processPairs(spec);
+  for (const d of spec.cgroupMkdirs) pairs.push(['cgroup.mkdir', d]);
+  for (const l of spec.cgroupLimits) pairs.push(['cgroup.limit', l.path, l.value, l.optional ? '1' : '0']);
   for (const ns of spec.newNamespaces) pairs.push(['ns.new', ns]);
   pairs.push(
     ['rootfs.path', spec.rootfsPath],

@@ -65,6 +65,10 @@ struct rlim {
   int resource;
   rlim_t soft, hard;
 };
+struct cgroup_limit {
+  const char *path, *value;
+  int optional; /* absent file (memsw without swap accounting): skipped */
+};
 
 struct spec {
   const char *rootfs_path;    /* where the root mount is attached before pivot_root */
@@ -91,6 +95,10 @@ struct spec {
   int n_readonly;
   const char *cgroups[16];
   int n_cgroups;
+  const char *cgroup_mkdirs[32]; /* created in order (parents first) before the limits */
+  int n_cgroup_mkdirs;
+  struct cgroup_limit cgroup_limits[64];
+  int n_cgroup_limits;
   const char *device_cgroups[4]; /* cgroup v2 dirs that get the device filter */
   int n_device_cgroups;
   struct rlim rlimits[16];
@@ -198,6 +206,16 @@ static void parse_spec(const char *path, struct spec *s) {
     } else if (!strcmp(key, "cgroup")) {
       if (s->n_cgroups >= 16) die_usage("spec: too many cgroups");
       s->cgroups[s->n_cgroups++] = v;
+    } else if (!strcmp(key, "cgroup.mkdir")) {
+      if (s->n_cgroup_mkdirs >= 32) die_usage("spec: too many cgroup directories");
+      s->cgroup_mkdirs[s->n_cgroup_mkdirs++] = v;
+    } else if (!strcmp(key, "cgroup.limit")) {
+      const char *value = NEXT(), *optional = NEXT();
+      if (!value || !optional || s->n_cgroup_limits >= 64) die_usage("spec: bad cgroup limit");
+      struct cgroup_limit *l = &s->cgroup_limits[s->n_cgroup_limits++];
+      l->path = v;
+      l->value = value;
+      l->optional = atoi(optional);
     } else if (!strcmp(key, "device_filter")) {
       if (s->n_device_cgroups >= 4) die_usage("spec: too many device filter cgroups");
       s->device_cgroups[s->n_device_cgroups++] = v;
@@ -629,9 +647,11 @@ __attribute__((noreturn)) static void become_process(const struct spec *s) {
 /* Runs in the child that becomes the container's pid 1. */
 static int cgroups_joined_fd = -1; /* the setup child's end of the "cgroups joined" pipe */
 
-/* The shim moves the child into its cgroups while the child builds its mounts: on cgroup v1 the
- * move waits for an RCU grace period (~10 ms here), which so overlaps the setup instead of
- * preceding it. The cgroup namespace is entered only afterwards, so its root is the container's. */
+/* The shim creates the child's cgroups, writes their limits and moves the child in while the
+ * child builds its mounts: on cgroup v1 the move waits for an RCU grace period (~3-10 ms here),
+ * which so overlaps the setup instead of preceding it. The child execs only after the move, so
+ * every limit applies from its first instruction. The cgroup namespace is entered afterwards, so
+ * its root is the container's. */
 static void wait_for_cgroups(const struct spec *s) {
   char byte;
   ssize_t r;
@@ -776,6 +796,34 @@ static int restrict_devices(const struct spec *s) {
   return 0;
 }
 
+/* Creates the container's cgroups and writes their limits, while the child builds its mounts;
+ * 0 on success, else the error is reported (the runtime removes what was created). */
+static int create_cgroups(const struct spec *s) {
+  char line[PATH_MAX + 512];
+  for (int i = 0; i < s->n_cgroup_mkdirs; i++) {
+    if (mkdir(s->cgroup_mkdirs[i], 0755) < 0 && errno != EEXIST) {
+      snprintf(line, sizeof line, "error\tcreate cgroup\t%s\t%d\t%s\n", s->cgroup_mkdirs[i], errno, strerror(errno));
+      report(line);
+      return -1;
+    }
+  }
+  for (int i = 0; i < s->n_cgroup_limits; i++) {
+    const struct cgroup_limit *l = &s->cgroup_limits[i];
+    int fd = open(l->path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && l->optional) continue;
+    ssize_t len = (ssize_t)strlen(l->value);
+    if (fd < 0 || write(fd, l->value, (size_t)len) != len) {
+      int err = errno;
+      snprintf(line, sizeof line, "error\tset cgroup limit\t%s\t%d\twriting %s: %s\n", l->path, err, l->value, strerror(err));
+      report(line);
+      if (fd >= 0) close(fd);
+      return -1;
+    }
+    close(fd);
+  }
+  return 0;
+}
+
 /* Writes the child's pid into each cgroup; 0 on success, else the error is reported. */
 static int move_into_cgroups(const struct spec *s, pid_t pid) {
   char path[PATH_MAX], num[32];
@@ -820,7 +868,7 @@ static pid_t start_child(const struct spec *s, int is_exec) {
   close(ep[1]);
   close(cp[0]);
   if (!is_exec) {
-    if (restrict_devices(s) < 0 || move_into_cgroups(s, pid) < 0) {
+    if (create_cgroups(s) < 0 || restrict_devices(s) < 0 || move_into_cgroups(s, pid) < 0) {
       close(cp[1]);
       close(ep[0]);
       kill(pid, SIGKILL);
