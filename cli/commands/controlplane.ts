@@ -7,12 +7,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { componentLogger } from '../../proto/logger.js';
-import {
-  DEFAULT_API_ADDR,
-  DEFAULT_ETCD_PREFIX,
-  DEFAULT_HTTP_ADDR,
-  startControlPlane,
-} from '../../controlplane/main.js';
+import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from '../../controlplane/defaults.js';
 
 interface ControlPlaneFlags {
   etcd: string;
@@ -46,6 +41,8 @@ export function registerControlPlane(program: Command): void {
     )
     .action(async (flags: ControlPlaneFlags) => {
       const log = componentLogger('controlplane');
+      // Loaded here, not at the top: every other verb would pay for etcd3, NATS and grpc-js.
+      const { startControlPlane } = await import('../../controlplane/main.js');
       const controlPlane = await startControlPlane({
         etcdEndpoints: flags.etcd
           .split(',')
