@@ -10,7 +10,7 @@
  * 2. API creates of that pod through the typed client, `concurrency` callers in flight, against
  *    `skiff controlplane` running as its own process (so its memory can be read);
  * then the ratio. Afterwards the namespace is topped up to `pods` pods, and a full `list`, a paged
- * list (500 per page) and the control plane's resident memory are measured.
+ * list (500 per page) and the control plane's resident memory are measured (skipped with --pods 0).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -97,9 +97,14 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** `concurrency` callers creating pods named `${prefix}-<n>` for `durationMs` (or until `total`). */
+/**
+ * `concurrency` callers creating pods named `${prefix}-<n>` for `durationMs` (or until `total`),
+ * all through one client (one HTTP/2 connection), as the raw side sends its transactions through
+ * one etcd3 client.
+ */
 async function createPods(
-  clients: ApiClient[],
+  client: ApiClient,
+  concurrency: number,
   prefix: string,
   options: { durationMs?: number; total?: number },
 ): Promise<{ created: number; seconds: number; latencies: number[] }> {
@@ -109,7 +114,7 @@ async function createPods(
   const until = options.durationMs !== undefined ? began + options.durationMs : Infinity;
   const total = options.total ?? Infinity;
   await Promise.all(
-    clients.map(async (client) => {
+    Array.from({ length: concurrency }, async () => {
       while (performance.now() < until) {
         const n = next++;
         if (n >= total) return;
@@ -172,11 +177,8 @@ async function main(): Promise<void> {
     });
     await waitReady(httpAddress, child, 30_000);
     const token = readFileSync(join(dir, 'controlplane', 'admin-token'), 'utf8').trim();
-    const clients = Array.from({ length: concurrency }, () =>
-      connectApi({ server: apiAddress, token, timeoutMs: 60_000 }),
-    );
-    cleanups.push(() => clients.forEach((c) => c.close()));
-    const admin = clients[0]!;
+    const admin = connectApi({ server: apiAddress, token, timeoutMs: 60_000 });
+    cleanups.push(() => admin.close());
     await admin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE }, spec: {} });
 
     // The stored size of the benchmark pod: the raw transactions write the same number of bytes.
@@ -185,7 +187,7 @@ async function main(): Promise<void> {
       ...sample,
       metadata: { ...sample.metadata, resourceVersion: undefined },
     }).length;
-    await createPods(clients, 'warm-up', { total: concurrency * 4 });
+    await createPods(admin, concurrency, 'warm-up', { total: concurrency * 4 });
 
     const pids = { etcd: etcd.pid, controlPlane: child.pid!, bench: process.pid };
     const cpuOf = (): Record<string, number> =>
@@ -202,7 +204,7 @@ async function main(): Promise<void> {
       durationMs,
     });
     const rawCpu = cpuOf();
-    const api = await createPods(clients, 'p', { durationMs });
+    const api = await createPods(admin, concurrency, 'p', { durationMs });
     const apiCpu = cpuOf();
     const apiRate = api.created / api.seconds;
     out(
@@ -219,8 +221,10 @@ async function main(): Promise<void> {
     out(`  CPU µs per raw create: ${perOp(rawCpu, startCpu, raw.transactions)}`);
     out(`  CPU µs per API create: ${perOp(apiCpu, rawCpu, api.created)}`);
 
+    // --pods 0 measures creates only, so that a --profile shows the create path alone.
+    if (podTarget === 0) return;
     const stored = (await admin.list('Pod', { namespace: NAMESPACE })).items.length;
-    if (stored < podTarget) await createPods(clients, 'fill', { total: podTarget - stored });
+    if (stored < podTarget) await createPods(admin, concurrency, 'fill', { total: podTarget - stored });
     const rssBefore = rssMiB(child.pid!);
     const fullLatencies: number[] = [];
     let count = 0;
