@@ -36,10 +36,9 @@ import { HttpServer } from './http/server.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { Informer } from './store/informer.js';
 import type { Store } from './store/store.js';
+import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
 
-export const DEFAULT_API_ADDR = '127.0.0.1:7440';
-export const DEFAULT_HTTP_ADDR = '127.0.0.1:7441';
-export const DEFAULT_ETCD_PREFIX = '/skiff';
+export { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
 
 export interface ControlPlaneOptions {
   etcdEndpoints: string[];
@@ -251,7 +250,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     undo.push(() => http.close());
 
     // 8. gRPC API
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': 8 * 1024 * 1024,
+      // channelz keeps per-call bookkeeping that nothing here reads.
+      'grpc.enable_channelz': 0,
+    });
     const service = createApiService({
       handlers,
       auth,

@@ -122,7 +122,9 @@ let apiClientConstructor: grpc.ServiceClientConstructor | undefined;
 /** The grpc-js client class of skiff.v1.Api (built once from the schema). */
 function apiClientClass(): grpc.ServiceClientConstructor {
   apiClientConstructor ??= grpc.makeGenericClientConstructor(
-    grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api')),
+    // Responses stay decoded messages: fromEnvelope reads one in a single walk, and the few
+    // scalar fields read here (strings) are the same on a message.
+    grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'), { messageResponses: true }),
     'Api',
   );
   return apiClientConstructor;
@@ -137,6 +139,8 @@ export function connectApi(options: ConnectOptions): ApiClient {
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    // channelz keeps per-call bookkeeping that nothing here reads.
+    'grpc.enable_channelz': 0,
   }) as unknown as grpc.Client & Record<string, UnaryMethod & StreamMethod>;
 
   const metadata = (): grpc.Metadata => {

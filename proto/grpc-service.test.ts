@@ -57,6 +57,20 @@ describe('grpcServiceDefinition', () => {
     assert.deepEqual(reply, { name: 'a', size: '9007199254740993', text: 'hi', value: 'text' });
   });
 
+  test('messageRequests and messageResponses hand over decoded messages', () => {
+    const type = root.lookupType('demo.v1.Item');
+    const bytes = Buffer.from(type.encode(type.fromObject({ name: 'a', size: '9007199254740993' })).finish());
+    const messages = grpcServiceDefinition(root.lookupService('demo.v1.Demo'), {
+      messageRequests: ['Echo'],
+      messageResponses: true,
+    });
+    const request = messages.Echo!.requestDeserialize(bytes) as WireMessage;
+    assert.ok(request instanceof type.ctor);
+    assert.equal(String(request.size), '9007199254740993');
+    assert.ok(messages.Repeat!.responseDeserialize(bytes) instanceof type.ctor);
+    assert.equal(Object.getPrototypeOf(messages.Repeat!.requestDeserialize(bytes)), Object.prototype);
+  });
+
   test('a server stream delivers every message', async () => {
     const stream = client.Repeat({ name: 'b' }) as grpc.ClientReadableStream<WireMessage>;
     const got: unknown[] = [];

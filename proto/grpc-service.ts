@@ -40,9 +40,30 @@ export function deserializerFor(type: Type): (bytes: Buffer) => WireMessage {
   return (bytes) => type.toObject(type.decode(bytes), DECODE_OPTIONS);
 }
 
+/**
+ * Hands over the decoded protobufjs message itself: fields under their protobufjs names, set ones
+ * as own properties (defaults on the prototype), nested messages as messages, int64 as Long,
+ * bytes as Buffer. For receivers that convert the message anyway (objects.ts `fromEnvelope`
+ * takes one as is), so the plain-object copy that toObject makes would be thrown away.
+ */
+export function messageDeserializerFor(type: Type): (bytes: Buffer) => WireMessage {
+  return (bytes) => type.decode(bytes) as unknown as WireMessage;
+}
+
+export interface ServiceDefinitionOptions {
+  /** Methods whose requests are decoded with messageDeserializerFor instead of to plain objects. */
+  messageRequests?: readonly string[];
+  /** Decode every response with messageDeserializerFor. */
+  messageResponses?: boolean;
+}
+
 /** The grpc-js definition of `service`, with method paths `/<package>.<Service>/<Method>`. */
-export function grpcServiceDefinition(service: Service): ServiceDefinition {
+export function grpcServiceDefinition(
+  service: Service,
+  options: ServiceDefinitionOptions = {},
+): ServiceDefinition {
   const serviceName = service.fullName.replace(/^\./, '');
+  const messageRequests = new Set(options.messageRequests ?? []);
   const definition: Record<string, MethodDefinition<WireMessage, WireMessage>> = {};
   for (const method of service.methodsArray) {
     const requestType = resolvedType(method, 'request');
@@ -52,9 +73,13 @@ export function grpcServiceDefinition(service: Service): ServiceDefinition {
       requestStream: method.requestStream === true,
       responseStream: method.responseStream === true,
       requestSerialize: serializerFor(requestType),
-      requestDeserialize: deserializerFor(requestType),
+      requestDeserialize: messageRequests.has(method.name)
+        ? messageDeserializerFor(requestType)
+        : deserializerFor(requestType),
       responseSerialize: serializerFor(responseType),
-      responseDeserialize: deserializerFor(responseType),
+      responseDeserialize: options.messageResponses
+        ? messageDeserializerFor(responseType)
+        : deserializerFor(responseType),
       originalName: method.name,
     };
   }

@@ -123,6 +123,7 @@ const KIND_SPECS: readonly KindSpec[] = [
 ];
 
 function kindInfo(spec: KindSpec): KindInfo {
+  let message: protobuf.Type | undefined;
   const apiVersion = (spec.group === '' ? 'v1' : `${spec.group}/v1`) as ApiVersion;
   return {
     kind: spec.kind,
@@ -134,9 +135,10 @@ function kindInfo(spec: KindSpec): KindInfo {
     namespaced: spec.namespaced,
     envelopeField: spec.envelopeField,
     resource: spec.group === '' ? spec.plural : `${spec.plural}.${spec.group}`,
-    // The schema is loaded on first use, not when this module is imported.
+    // The schema is loaded on first use, not when this module is imported, then kept.
     get message() {
-      return messageType(spec.kind);
+      message ??= messageType(spec.kind);
+      return message;
     },
   };
 }

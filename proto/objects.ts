@@ -390,7 +390,9 @@ export function parseObject(json: unknown): KubeObject {
 export function encodeObject(obj: KubeObject): Uint8Array {
   const { info, body } = readKindHeader(obj);
   const type = info.message;
-  return type.encode(type.fromObject(kubeBodyToProto(info, body))).finish();
+  // The Reader's output already has the exact types the generated encoder writes (numbers for
+  // int64, base64 text for bytes, nested plain objects), so no fromObject copy is needed first.
+  return type.encode(kubeBodyToProto(info, body)).finish();
 }
 
 /** Decodes what encodeObject wrote for `kind`. Bytes that are not that message are an InternalError. */
@@ -442,17 +444,165 @@ export function fromEnvelope(envelope: unknown): KubeObject {
   }
   const [field, value] = setFields[0]!;
   const info = kindForEnvelopeField(field)!;
-  let body: PlainObject;
+  let message: protobuf.Message;
   try {
-    // fromObject/toObject put whatever shape the caller used into the canonical one.
-    const message = value instanceof protobuf.Message ? value : info.message.fromObject(value as PlainObject);
-    body = info.message.toObject(message, PROTO_OBJECT_OPTIONS);
+    // fromObject puts whatever shape the caller used into a message; a decoded one is used as is.
+    message = value instanceof protobuf.Message ? value : info.message.fromObject(value as PlainObject);
   } catch (err) {
     throw new InvalidArgumentError(`read ${info.kind} from envelope: ${errorMessage(err)}`, field, {
       cause: err,
     });
   }
-  return parseObject(protoBodyToKube(info, body));
+  return messageToKube(info, message);
+}
+
+// ---------------------------------------------------------------------------------------------
+// protobufjs message → Kubernetes JSON shape, strict (for envelopes, which come from clients)
+
+/**
+ * A message of the kind's type as the normalised KubeObject, in one walk. It gives exactly what
+ * parseObject gives for the message's Kubernetes form (toObject, then protoBodyToKube, then
+ * parseObject, which walked the object four times): proto3 zero values without presence and empty
+ * lists and maps dropped, and the same InvalidArgumentErrors naming the field path for a missing
+ * required field, an integer outside its range or a number that is not finite.
+ */
+function messageToKube(info: KindInfo, message: protobuf.Message): KubeObject {
+  const metadata = (message as unknown as { metadata?: { name?: unknown } | null }).metadata;
+  const name = typeof metadata?.name === 'string' ? metadata.name : '';
+  const reader = new Reader(name === '' ? `read ${info.kind}` : `read ${info.kind} "${name}"`);
+  const type = info.message;
+  const body = messageBodyToKube(reader, type, message as unknown as PlainObject, '');
+  // parseObject read the empty metadata and spec that normalising adds, so their required fields
+  // are checked here too.
+  for (const part of ['metadata', 'spec']) {
+    const partType = type.fields[part]?.resolvedType;
+    if (body[part] === undefined && partType instanceof protobuf.Type) {
+      messageBodyToKube(reader, partType, {}, part);
+    }
+  }
+  return normaliseKindParts(info, {
+    apiVersion: info.apiVersion,
+    kind: info.kind,
+    ...body,
+  }) as unknown as KubeObject;
+}
+
+function messageBodyToKube(
+  reader: Reader,
+  type: protobuf.Type,
+  message: PlainObject,
+  path: string,
+): PlainObject {
+  const out: PlainObject = {};
+  for (const field of type.fieldsArray) {
+    // Decoded messages carry set fields as own properties; defaults live on the prototype.
+    if (!Object.prototype.hasOwnProperty.call(message, field.name)) continue;
+    const value = message[field.name];
+    if (value === undefined || value === null) continue;
+    const name = jsonFieldName(field);
+    const fieldPath = joinPath(path, name);
+    let converted: unknown;
+    if (field instanceof protobuf.MapField) {
+      const keys = Object.keys(value as PlainObject);
+      if (keys.length === 0) continue;
+      const entries: Array<[string, unknown]> = [];
+      for (const key of keys) {
+        const entryPath = `${fieldPath}[${key}]`;
+        entries.push([key, messageSingleToKube(reader, field, (value as PlainObject)[key], entryPath, true)]);
+      }
+      // fromEntries defines own properties, so a "__proto__" key stays a plain key.
+      converted = Object.fromEntries(entries);
+    } else if (field.repeated) {
+      const items = value as unknown[];
+      if (items.length === 0) continue;
+      converted = items.map((item, i) =>
+        messageSingleToKube(reader, field, item, `${fieldPath}[${i}]`, true),
+      );
+    } else {
+      converted = messageSingleToKube(reader, field, value, fieldPath, hasExplicitPresence(field));
+    }
+    if (converted !== undefined) out[name] = converted;
+  }
+  for (const field of type.fieldsArray) {
+    const name = jsonFieldName(field);
+    if (out[name] === undefined && REQUIRED_FIELDS.has(`${type.name}.${name}`)) {
+      reader.fail(joinPath(path, name), `required field is missing (or empty) in ${type.name}`);
+    }
+  }
+  return out;
+}
+
+function messageSingleToKube(
+  reader: Reader,
+  field: protobuf.Field,
+  value: unknown,
+  path: string,
+  keepZero: boolean,
+): unknown {
+  const resolved = field.resolvedType;
+  if (resolved instanceof protobuf.Type) {
+    const message = value as PlainObject;
+    if (resolved.name === INT_OR_STRING) {
+      const own = (key: string): unknown =>
+        Object.prototype.hasOwnProperty.call(message, key) ? message[key] : undefined;
+      return own('strVal') ?? own('intVal') ?? 0;
+    }
+    return messageBodyToKube(reader, resolved, message, path);
+  }
+  if (resolved instanceof protobuf.Enum) {
+    // toObject gave enums as numbers, which the Reader refused; no kind has an enum field.
+    reader.fail(
+      path,
+      `expected one of ${Object.keys(resolved.values).join(', ')}, got ${describeValue(value)}`,
+    );
+  }
+  let scalar: unknown;
+  switch (field.type) {
+    case 'string':
+    case 'bool':
+      scalar = value;
+      break;
+    case 'bytes':
+      scalar = base64Of(value);
+      break;
+    case 'double':
+    case 'float':
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        reader.fail(path, `expected a number, got ${describeValue(value)}`);
+      }
+      scalar = value;
+      break;
+    default: {
+      const range = INTEGER_RANGES[field.type];
+      if (range === undefined)
+        throw new InternalError(`${reader.subject}: field "${path}" has unsupported type ${field.type}`);
+      const number =
+        typeof value === 'number'
+          ? value
+          : longToNumber(value, field.type === 'uint64' || field.type === 'fixed64');
+      if (number < range[0] || number > range[1]) {
+        reader.fail(path, `${number} is out of range for ${field.type} (${range[0]} to ${range[1]})`);
+      }
+      scalar = number;
+    }
+  }
+  return keepZero || !isZero(scalar) ? scalar : undefined;
+}
+
+/** An int64 as decoded (a Long, or a number when long.js is absent), as toObject's `longs: Number` gives it. */
+function longToNumber(value: unknown, unsigned: boolean): number {
+  if (typeof value === 'object' && value !== null) {
+    const long = value as { low: number; high: number };
+    return new protobuf.util.LongBits(long.low >>> 0, long.high >>> 0).toNumber(unsigned);
+  }
+  return Number(value);
+}
+
+/** bytes as toObject's `bytes: String` gives them. */
+function base64Of(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const bytes = value as Uint8Array;
+  return protobuf.util.base64.encode(bytes, 0, bytes.length);
 }
 
 /** The protobuf message type of api.proto's `Object` envelope. */

@@ -57,12 +57,18 @@ export function schemaRoot(): protobuf.Root {
   return root;
 }
 
+const messageTypes = new Map<string, protobuf.Type>();
+
 /** A skiff.v1 message type by its short name ("Pod", "ObjectMeta", "Object"). */
 export function messageType(name: string): protobuf.Type {
+  // Cached: every object conversion asks for its kind's type, and a Root lookup walks namespaces.
+  const cached = messageTypes.get(name);
+  if (cached !== undefined) return cached;
   const found = schemaRoot().lookup(`${PROTO_PACKAGE}.${name}`);
   if (!(found instanceof protobuf.Type)) {
     throw new InternalError(`look up message ${PROTO_PACKAGE}.${name}: no such message in the schema`);
   }
+  messageTypes.set(name, found);
   return found;
 }
 

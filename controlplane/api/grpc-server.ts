@@ -111,7 +111,10 @@ export function createApiService(options: ApiServiceOptions): ApiService {
   const { handlers, auth, metrics, log } = options;
   const openWatches = new Set<() => void>();
   let closing = false;
-  const definition = grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'));
+  // Object-carrying requests reach fromEnvelope as decoded messages, which it reads in one walk.
+  const definition = grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'), {
+    messageRequests: ['Create', 'Update', 'UpdateStatus'],
+  });
 
   const fail = (err: unknown, method: string): Partial<grpc.ServiceError> => {
     const serviceError = toServiceError(err);
