@@ -11,8 +11,24 @@
  * - watch uses etcd3's Watcher, which re-establishes the stream after a disconnect. It resumes
  *   from the revision after the last event *this store delivered*: etcd3 on its own resumes after
  *   the response header's revision, which during a replay can be ahead of the events sent so far.
+ * - A watch from compacted history must never take the process down. etcd3 1.1.2 throws from its
+ *   gRPC 'data' listener (an uncaught exception) when a response names a watch it has forgotten,
+ *   which is what follows etcd cancelling a watch whose start was compacted: the library drops
+ *   the watcher, and the answer to the cancel request sent after it names it again; the throw
+ *   also leaves that gRPC stream deaf, stalling every other watch on it. So a watch first checks
+ *   its start revision with a read (GoneError without touching the watch stream), every watch
+ *   has a gRPC watch stream of its own (a cancelled one cannot stall another), the manager of
+ *   that stream ignores responses for watches it no longer has (guardWatchManager), and a watch
+ *   etcd has cancelled is not cancelled again.
  */
-import { Etcd3, isRecoverableError, type IOptions, type IKeyValue, type IWatchResponse } from 'etcd3';
+import {
+  Etcd3,
+  isRecoverableError,
+  type IOptions,
+  type IKeyValue,
+  type IWatchResponse,
+  type Namespace,
+} from 'etcd3';
 import {
   GoneError,
   InvalidArgumentError,
@@ -302,7 +318,9 @@ export class EtcdStore implements Store {
     const range = Buffer.from(rangePrefix(this.prefix, resource, options.namespace));
     if (options.signal?.aborted) return;
     let delivered = options.afterRevision;
-    const watcher = this.client
+    await this.requireHistory(action, range, delivered);
+    if (options.signal?.aborted) return;
+    const watcher = this.isolatedWatchStream()
       .watch()
       .inRange({ start: range, end: prefixEnd(range) })
       .startRevision((delivered + 1n).toString())
@@ -312,6 +330,9 @@ export class EtcdStore implements Store {
     const stopped = new AbortController();
     const onAbort = (): void => stopped.abort();
     let cancelled = false;
+    // etcd3 has already forgotten a watcher etcd cancelled; a cancel request for it would be
+    // answered with a response naming a watch the library no longer knows.
+    let cancelledByEtcd = false;
     // Runs on abort even when the consumer is not waiting in next(), so an abandoned iteration
     // does not leave a watcher behind.
     const cancelWatcher = (): void => {
@@ -321,7 +342,7 @@ export class EtcdStore implements Store {
       options.signal?.removeEventListener('abort', onAbort);
       this.watches.delete(stopped);
       // Not awaited: while etcd is down etcd3 only confirms a cancel after it reconnects.
-      watcher.cancel().catch(() => undefined);
+      if (!cancelledByEtcd) watcher.cancel().catch(() => undefined);
     };
     stopped.signal.addEventListener('abort', cancelWatcher);
     options.signal?.addEventListener('abort', onAbort);
@@ -356,6 +377,7 @@ export class EtcdStore implements Store {
       }
     });
     watcher.on('error', (err) => {
+      cancelledByEtcd = true;
       void this.explainCancel(action, delivered + 1n, err).then((error) => queue.fail(error));
     });
     try {
@@ -367,6 +389,51 @@ export class EtcdStore implements Store {
     } finally {
       cancelWatcher();
     }
+  }
+
+  /**
+   * GoneError when the changes after `afterRevision` have been compacted, read before the watch
+   * is opened so that the common case never reaches etcd3's watch stream. The read is at
+   * `afterRevision` itself, which a watch from a list's revision can always read (the revision
+   * after it is usually in the future, which etcd refuses); only when that is compacted is the
+   * revision the watch starts from read. An unreachable etcd is left to the watch, which waits.
+   */
+  private async requireHistory(action: string, range: Buffer, afterRevision: bigint): Promise<void> {
+    const readAt = (revision: bigint): Promise<unknown> =>
+      this.call(action, () =>
+        this.client.kv.range({
+          key: range,
+          range_end: prefixEnd(range),
+          revision: revision.toString(),
+          limit: 1,
+          keys_only: true,
+        }),
+      );
+    try {
+      try {
+        await readAt(afterRevision > 0n ? afterRevision : 1n);
+      } catch (err) {
+        // etcd keeps the compacted revision itself, so a watch may start exactly there.
+        if (err instanceof GoneError && afterRevision > 0n) await readAt(afterRevision + 1n);
+        else throw err;
+      }
+    } catch (err) {
+      if (err instanceof GoneError) {
+        throw new GoneError(
+          `${action}: revision ${afterRevision + 1n} has been compacted; list again and watch from the list's revision`,
+          { cause: err },
+        );
+      }
+      if (err instanceof InvalidArgumentError || err instanceof UnavailableError) return;
+      throw err;
+    }
+  }
+
+  /** A namespace of the same client (same connection) whose watch manager is this watch's alone. */
+  private isolatedWatchStream(): Namespace {
+    const scope = this.client.namespace('');
+    guardWatchManager(scope, this.log);
+    return scope;
   }
 
   /** etcd cancels a watch without a reason when its start is compacted: find out if it was. */
@@ -521,6 +588,43 @@ export class EtcdStore implements Store {
       { cause: err },
     );
   }
+}
+
+/** The parts of etcd3 1.1.2's (unexported) WatchManager that guardWatchManager relies on. */
+interface WatchManagerInternals {
+  watchers: { id: string | null }[];
+  handleResponse(response: IWatchResponse): void;
+}
+
+/**
+ * Makes the namespace's watch manager ignore a response for a watch it no longer tracks instead
+ * of throwing from the gRPC stream's 'data' listener, where nothing can catch it (see the top of
+ * this file). Such a response carries nothing a consumer is still waiting for: it answers a
+ * cancel, or follows one.
+ */
+function guardWatchManager(scope: Namespace, log: Logger): void {
+  const manager = (scope as unknown as { watchManager?: Partial<WatchManagerInternals> }).watchManager;
+  if (
+    manager === undefined ||
+    !Array.isArray(manager.watchers) ||
+    typeof manager.handleResponse !== 'function'
+  ) {
+    throw new InternalError(
+      'open etcd watch: the etcd3 client no longer has the WatchManager this store guards; keep etcd3 pinned at 1.1.2 or update guardWatchManager',
+    );
+  }
+  const tracked = manager as WatchManagerInternals;
+  const handleResponse = tracked.handleResponse.bind(tracked);
+  tracked.handleResponse = (response: IWatchResponse): void => {
+    if (!tracked.watchers.some((watcher) => watcher.id === response.watch_id)) {
+      log.debug(
+        { watchId: response.watch_id, canceled: response.canceled },
+        'ignoring a watch response for a watch that has ended',
+      );
+      return;
+    }
+    handleResponse(response);
+  };
 }
 
 function checkRevision(action: string, revision: bigint, field = 'metadata.resourceVersion'): void {
