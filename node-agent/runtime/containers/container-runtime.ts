@@ -46,6 +46,7 @@ import {
   processStartTime,
   type ContainerConfig,
   type ContainerState,
+  type ExitFile,
   type ExitReason,
   type NetworkMode,
   type VolumeSpec,
@@ -350,30 +351,45 @@ export class LinuxContainerRuntime implements ContainerRuntime {
    * provides them; a container in another's namespaces shares that one's files.
    */
   private async etcFiles(id: string, config: ContainerConfig): Promise<VolumeSpec[]> {
-    const owner = config.network.mode === 'container' ? config.network.container : id;
-    const files: VolumeSpec[] = [];
-    if (owner === id) {
-      const hosts = `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${config.hostname}\n`;
-      await writeFile(this.store.path(id, 'hosts'), hosts, { mode: 0o644 });
-      await writeFile(this.store.path(id, 'hostname'), `${config.hostname}\n`, { mode: 0o644 });
+    const asVolumes = (owner: string, names: string[]) =>
+      names.map((name) => ({
+        source: this.store.path(owner, name),
+        target: `/etc/${name}`,
+        readonly: false,
+      }));
+    if (config.network.mode !== 'container') {
+      const files: [string, string][] = [
+        [
+          'hosts',
+          `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${config.hostname}\n`,
+        ],
+        ['hostname', `${config.hostname}\n`],
+      ];
       if (config.network.mode === 'host') {
         const resolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => undefined);
-        if (resolv !== undefined)
-          await writeFile(this.store.path(id, 'resolv.conf'), resolv, { mode: 0o644 });
+        if (resolv !== undefined) files.push(['resolv.conf', resolv]);
       }
+      await Promise.all(
+        files.map(([name, text]) => writeFile(this.store.path(id, name), text, { mode: 0o644 })),
+      );
+      return asVolumes(
+        id,
+        files.map(([name]) => name),
+      );
     }
-    for (const name of ['hosts', 'hostname', 'resolv.conf']) {
-      const source = this.store.path(owner, name);
-      if (
-        await stat(source).then(
-          () => true,
-          () => false,
-        )
-      ) {
-        files.push({ source, target: `/etc/${name}`, readonly: false });
-      }
-    }
-    return files;
+    const peer = config.network.container;
+    const present = await Promise.all(
+      ['hosts', 'hostname', 'resolv.conf'].map((name) =>
+        stat(this.store.path(peer, name)).then(
+          () => name,
+          () => undefined,
+        ),
+      ),
+    );
+    return asVolumes(
+      peer,
+      present.filter((name) => name !== undefined),
+    );
   }
 
   /**
@@ -385,9 +401,11 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     const config = await this.store.config(id);
     let state = await this.store.state(id);
     if (state.status === 'running') {
-      const shimAlive = await isSameProcess(state.shimPid, state.shimStartTime);
+      // the exit file first: once it exists the shim's liveness no longer matters
       const exit = await this.store.exitFile(id);
-      if (exit || !shimAlive) state = await this.finish(id, config, state, shimAlive);
+      if (exit || !(await isSameProcess(state.shimPid, state.shimStartTime))) {
+        state = await this.finish(id, config, state, exit);
+      }
     }
     return { id, name: config.name, config, state };
   }
@@ -396,7 +414,8 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     id: string,
     config: ContainerConfig,
     running: ContainerState,
-    shimAlive: boolean,
+    /** The shim's exit file, when read; without it the shim was found dead. */
+    exitFile: ExitFile | undefined,
   ): Promise<ContainerState> {
     // One process settles the exit; others wait for its result, so the reason is read once.
     if (!(await this.takeFinishLock(id))) {
@@ -407,9 +426,10 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       }
       return running;
     }
-    let exit = await this.store.exitFile(id);
+    // the shim may have written the exit file just before it was found gone
+    let exit = exitFile ?? (await this.store.exitFile(id));
     let state: ContainerState;
-    if (!exit && !shimAlive) {
+    if (!exit) {
       if (await isSameProcess(running.pid, running.pidStartTime)) {
         try {
           process.kill(running.pid!, 'SIGKILL');
@@ -417,7 +437,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
           // gone meanwhile
         }
       }
-      exit = await this.store.exitFile(id); // the shim may have finished just before dying
+      exit = await this.store.exitFile(id); // or just before its container was killed
     }
     const oomKills = await this.cgroups.oomKills(id);
     await this.cgroups

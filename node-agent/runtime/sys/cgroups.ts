@@ -268,33 +268,12 @@ export class Cgroups {
     return parseOomKills(await readText(file));
   }
 
-  /** Pids in any of the container's cgroups. */
-  async pids(id: string): Promise<number[]> {
-    const all = new Set<number>();
-    const texts = await Promise.all(this.dirs(id).map((d) => readText(join(d, 'cgroup.procs'))));
-    for (const text of texts) for (const line of text.split('\n')) if (line) all.add(Number(line));
-    return [...all];
-  }
-
-  /** Kills every process left in the container's cgroups, then removes them. Idempotent. */
+  /**
+   * Removes the container's cgroups, killing whatever is left inside first. Idempotent. An rmdir
+   * comes first: on the usual paths (already gone, or empty) that is the only call per directory.
+   */
   async remove(id: string, timeoutMs = 5000): Promise<void> {
-    const dirs = this.dirs(id);
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const pids = await this.pids(id);
-      if (pids.length === 0) break;
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-      if (Date.now() > deadline) {
-        throw new InternalError(`remove cgroups of ${id}: processes ${pids.join(', ')} survive SIGKILL`);
-      }
-      await new Promise((r) => setTimeout(r, 5));
-    }
     const removeDir = async (d: string): Promise<void> => {
       for (;;) {
         try {
@@ -303,16 +282,30 @@ export class Cgroups {
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
           if (code === 'ENOENT') return;
-          // EBUSY while the kernel finishes tearing down exited tasks
-          if (code === 'EBUSY' && Date.now() < deadline) {
-            await new Promise((r) => setTimeout(r, 5));
-            continue;
+          if (code !== 'EBUSY')
+            throw new InternalError(`remove cgroup ${d}: ${errorMessage(err)}`, { cause: err });
+          // processes inside, or exited ones the kernel has not finished tearing down
+          const pids = (await readText(join(d, 'cgroup.procs'))).split('\n').filter(Boolean).map(Number);
+          if (Date.now() > deadline) {
+            throw new InternalError(
+              pids.length > 0
+                ? `remove cgroups of ${id}: processes ${pids.join(', ')} survive SIGKILL`
+                : `remove cgroup ${d}: still busy after ${timeoutMs} ms`,
+              { cause: err },
+            );
           }
-          throw new InternalError(`remove cgroup ${d}: ${errorMessage(err)}`, { cause: err });
+          for (const pid of pids) {
+            try {
+              process.kill(pid, 'SIGKILL');
+            } catch {
+              // already gone
+            }
+          }
+          await new Promise((r) => setTimeout(r, 5));
         }
       }
     };
-    await Promise.all(dirs.map(removeDir));
+    await Promise.all(this.dirs(id).map(removeDir));
   }
 
   /** Whether the container's cgroups exist (for tests and clean-up checks). */
