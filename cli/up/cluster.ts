@@ -18,7 +18,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
   FailedPreconditionError,
@@ -28,7 +27,14 @@ import {
 } from '../../proto/errors.js';
 import { startEtcd } from './etcd-process.js';
 import { startNats } from './nats-process.js';
-import { choosePorts, httpProbe, spawnServer, stopProcess, waitUntilReady } from './process-support.js';
+import {
+  choosePorts,
+  httpProbe,
+  isAlive,
+  spawnServer,
+  stopProcess,
+  waitUntilReady,
+} from './process-support.js';
 
 export const HOST = '127.0.0.1';
 
@@ -108,6 +114,7 @@ function writeClusterRecord(record: ClusterRecord): void {
 
 /** True when `pid` runs and its command line contains `marker` (so it is not a reused pid). */
 export function isRunning(component: ComponentRecord): boolean {
+  if (!isAlive(component.pid)) return false;
   try {
     const cmdline = readFileSync(`/proc/${component.pid}/cmdline`, 'utf8').split('\0').join(' ');
     return cmdline.includes(component.marker);
@@ -117,29 +124,6 @@ export function isRunning(component: ComponentRecord): boolean {
 }
 
 export type ComponentName = 'etcd' | 'nats' | 'controlplane';
-
-/**
- * SIGTERM, then SIGKILL after `graceMs`, returning once the component has exited. Exit is read
- * from /proc rather than kill(pid, 0): a detached server's parent is gone, and until init reaps
- * it (seconds, here) an exited server is a zombie that kill(0) still reports as alive.
- */
-async function terminate(name: string, component: ComponentRecord, graceMs: number): Promise<void> {
-  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-    try {
-      process.kill(component.pid, signal);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return;
-      throw err;
-    }
-    const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline) {
-      if (!isRunning(component)) return;
-      await sleep(20);
-    }
-  }
-  if (isRunning(component))
-    throw new UnavailableError(`stop ${name} (pid ${component.pid}): still running after SIGKILL`);
-}
 
 /** The components of `record` that still run. */
 export function runningComponents(record: ClusterRecord): ComponentName[] {
@@ -363,7 +347,7 @@ export async function stopCluster(stateDir: string, graceMs = 10_000): Promise<s
   for (const name of ['controlplane', 'nats', 'etcd'] as const) {
     const component = record[name];
     if (!isRunning(component)) continue;
-    await terminate(name, component, graceMs);
+    await stopProcess(component.pid, { graceMs, what: `${name} (pid ${component.pid})` });
     stopped.push(`${name} (pid ${component.pid})`);
   }
   rmSync(clusterFile(stateDir), { force: true });

@@ -1,8 +1,39 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { FailedPreconditionError, InvalidArgumentError } from '../../proto/errors.js';
-import { choosePorts, findBinary, retryLostPortRace } from './process-support.js';
+import { choosePorts, findBinary, isAlive, retryLostPortRace, stopProcess } from './process-support.js';
+
+/**
+ * Starts `sleep 60` whose child `sleep CHILD` is never reaped (the shell execs into a sleep that
+ * never waits), so once that child exits it stays a zombie. Returns the parent and the child pid.
+ */
+async function parentOfUnreapedChild(child = '30'): Promise<{ parent: ChildProcess; childPid: number }> {
+  const parent = spawn('bash', ['-c', `sleep ${child} & echo $!; exec sleep 60`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+  return { parent, childPid: Number(line.toString().trim()) };
+}
+
+async function killAndReap(parent: ChildProcess): Promise<void> {
+  if (parent.exitCode !== null || parent.signalCode !== null) return;
+  const exited = once(parent, 'exit');
+  parent.kill('SIGKILL');
+  await exited;
+}
+
+const stateOf = (pid: number): string => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2)[0]!;
+};
+
+function activeTimers(): number {
+  return process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+}
 
 function listen(): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -67,5 +98,47 @@ describe('process support', () => {
       /invalid duration/,
     );
     assert.equal(calls, 1);
+  });
+
+  test('isAlive: a running process is alive; an exited one that is not reaped yet (a zombie) is not', async () => {
+    const { parent, childPid } = await parentOfUnreapedChild('0.05');
+    try {
+      assert.equal(isAlive(parent.pid!), true);
+      const deadline = Date.now() + 5000;
+      while (stateOf(childPid) !== 'Z') {
+        assert.ok(Date.now() < deadline, `pid ${childPid} did not become a zombie`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      process.kill(childPid, 0); // kill(0) still succeeds on a zombie: the case isAlive exists for
+      assert.equal(isAlive(childPid), false);
+    } finally {
+      await killAndReap(parent);
+    }
+    assert.equal(isAlive(parent.pid!), false, 'reaped and gone');
+  });
+
+  test('stopProcess returns as soon as a process it did not spawn has exited, reaped or not', async () => {
+    const { parent, childPid } = await parentOfUnreapedChild();
+    try {
+      const began = Date.now();
+      await stopProcess(childPid, { graceMs: 5000 });
+      const took = Date.now() - began;
+      assert.ok(took < 1000, `took ${took} ms; a zombie was taken for alive`);
+      assert.equal(stateOf(childPid), 'Z', 'exited, and its parent has not reaped it');
+    } finally {
+      await killAndReap(parent);
+    }
+  });
+
+  test('stopProcess of a spawned process leaves no timer running (a CLI exits at once after it)', async () => {
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const exited = once(child, 'exit');
+    try {
+      const timersBefore = activeTimers();
+      await stopProcess(child.pid!, { graceMs: 5000, exited });
+      assert.equal(activeTimers(), timersBefore, 'the grace-period timer is still pending');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
   });
 });

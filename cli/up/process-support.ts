@@ -4,7 +4,7 @@
  * a process by pid (SIGTERM, then SIGKILL after a bound, always waiting for the exit).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, openSync, readSync, fstatSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readFileSync, readSync, fstatSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -265,7 +265,25 @@ export async function retryLostPortRace<T>(start: () => Promise<T>, attempts = 3
   }
 }
 
-function isAlive(pid: number): boolean {
+/**
+ * True while `pid` is a process that has not exited. A zombie (exited, not yet reaped by its
+ * parent: state Z or X in /proc/PID/stat) counts as exited, which kill(pid, 0) cannot tell: a
+ * detached server whose parent is gone stays a zombie until init reaps it, seconds here.
+ */
+export function isAlive(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    return signalZeroSucceeds(pid);
+  }
+  // "PID (COMM) STATE ...": COMM may itself contain spaces and parentheses.
+  const state = stat.slice(stat.lastIndexOf(')') + 1).trimStart()[0];
+  return state !== 'Z' && state !== 'X';
+}
+
+function signalZeroSucceeds(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -274,16 +292,31 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Resolves true when `promise` settles within `ms`, false otherwise; leaves no timer behind. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Stops a process by pid: SIGTERM, then SIGKILL when it is still running after `graceMs`, and
- * returns once it has exited. `exited` (when this process spawned it) is awaited instead of
- * polling, since a child that exited but has not been reaped would still look alive.
+ * returns once it has exited (isAlive: a zombie has exited). `exited` (when this process spawned
+ * it) is awaited instead of polling. No timer outlives the call, so a CLI that has stopped
+ * everything exits at once. `what` names the process in the error.
  */
 export async function stopProcess(
   pid: number,
-  options: { graceMs?: number; exited?: Promise<unknown> } = {},
+  options: { graceMs?: number; exited?: Promise<unknown>; what?: string } = {},
 ): Promise<void> {
   const graceMs = options.graceMs ?? 5000;
+  const what = options.what ?? `process ${pid}`;
   const signal = (name: NodeJS.Signals): boolean => {
     try {
       process.kill(pid, name);
@@ -294,11 +327,7 @@ export async function stopProcess(
     }
   };
   const waitForExit = async (ms: number): Promise<boolean> => {
-    if (options.exited !== undefined) {
-      const timedOut = Symbol('timeout');
-      const result = await Promise.race([options.exited, sleep(ms, timedOut)]);
-      return result !== timedOut;
-    }
+    if (options.exited !== undefined) return settlesWithin(options.exited, ms);
     const deadline = Date.now() + ms;
     while (Date.now() < deadline) {
       if (!isAlive(pid)) return true;
@@ -313,6 +342,6 @@ export async function stopProcess(
   if (await waitForExit(graceMs)) return;
   signal('SIGKILL');
   if (!(await waitForExit(graceMs))) {
-    throw new UnavailableError(`stop process ${pid}: still running after SIGKILL`);
+    throw new UnavailableError(`stop ${what}: still running after SIGKILL`);
   }
 }
