@@ -54,10 +54,23 @@ const INT_OR_STRING = 'IntOrString';
 // ---------------------------------------------------------------------------------------------
 // Reflection helpers
 
+/** One field of a message with what the walkers ask of it on every object, worked out once. */
+interface FieldInfo {
+  field: protobuf.Field;
+  jsonName: string;
+  explicitPresence: boolean;
+}
+
 interface FieldIndex {
   byJsonName: Map<string, protobuf.Field>;
   byProtoName: Map<string, protobuf.Field>;
   jsonNames: string[];
+  /** Every field, in declaration order. */
+  fields: FieldInfo[];
+  /** The REQUIRED_FIELDS of this message, in declaration order. */
+  required: FieldInfo[];
+  /** json names of the fields in QUANTITY_FIELDS. */
+  quantities: Set<string>;
 }
 
 const fieldIndexes = new WeakMap<protobuf.Type, FieldIndex>();
@@ -67,11 +80,23 @@ function fieldIndex(type: protobuf.Type): FieldIndex {
   if (index === undefined) {
     const byJsonName = new Map<string, protobuf.Field>();
     const byProtoName = new Map<string, protobuf.Field>();
+    const fields: FieldInfo[] = [];
     for (const field of type.fieldsArray) {
-      byJsonName.set(jsonFieldName(field), field);
+      const jsonName = jsonFieldName(field);
+      byJsonName.set(jsonName, field);
       byProtoName.set(field.name, field);
+      fields.push({ field, jsonName, explicitPresence: hasExplicitPresence(field) });
     }
-    index = { byJsonName, byProtoName, jsonNames: [...byJsonName.keys()] };
+    index = {
+      byJsonName,
+      byProtoName,
+      jsonNames: [...byJsonName.keys()],
+      fields,
+      required: fields.filter((info) => REQUIRED_FIELDS.has(`${type.name}.${info.jsonName}`)),
+      quantities: new Set(
+        fields.map((info) => info.jsonName).filter((name) => QUANTITY_FIELDS.has(`${type.name}.${name}`)),
+      ),
+    };
     fieldIndexes.set(type, index);
   }
   return index;
@@ -153,18 +178,18 @@ class Reader {
       }
       // null is "unset" in Kubernetes JSON (e.g. `creationTimestamp: null` in generated manifests).
       if (fieldValue === null || fieldValue === undefined) continue;
-      const converted = this.field(field, quantityText(type, key, fieldValue), fieldPath);
+      const text = index.quantities.has(key) ? quantityText(fieldValue) : fieldValue;
+      const converted = this.field(field, text, fieldPath);
       if (converted !== undefined) out[field.name] = converted;
     }
-    this.checkRequired(type, out, path);
+    this.checkRequired(type, index, out, path);
     return out;
   }
 
-  private checkRequired(type: protobuf.Type, out: PlainObject, path: string): void {
-    for (const field of type.fieldsArray) {
-      const name = jsonFieldName(field);
-      if (out[field.name] === undefined && REQUIRED_FIELDS.has(`${type.name}.${name}`)) {
-        this.fail(joinPath(path, name), `required field is missing (or empty) in ${type.name}`);
+  private checkRequired(type: protobuf.Type, index: FieldIndex, out: PlainObject, path: string): void {
+    for (const { field, jsonName } of index.required) {
+      if (out[field.name] === undefined) {
+        this.fail(joinPath(path, jsonName), `required field is missing (or empty) in ${type.name}`);
       }
     }
   }
@@ -257,8 +282,7 @@ class Reader {
 }
 
 /** A quantity written as a bare number (`cpu: 0.5`) becomes its text, as Kubernetes reads it. */
-function quantityText(type: protobuf.Type, key: string, value: unknown): unknown {
-  if (!QUANTITY_FIELDS.has(`${type.name}.${key}`)) return value;
+function quantityText(value: unknown): unknown {
   const asText = (item: unknown): unknown =>
     typeof item === 'number' && Number.isFinite(item) ? String(item) : item;
   if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, asText(v)]));
@@ -330,10 +354,10 @@ function kubeBodyToProto(info: KindInfo, body: PlainObject): PlainObject {
 
 function protoMessageToKube(type: protobuf.Type, value: PlainObject): PlainObject {
   const out: PlainObject = {};
-  for (const field of type.fieldsArray) {
+  for (const { field, jsonName } of fieldIndex(type).fields) {
     const fieldValue = value[field.name];
     if (fieldValue === undefined || fieldValue === null) continue;
-    out[jsonFieldName(field)] = protoFieldToKube(field, fieldValue);
+    out[jsonName] = protoFieldToKube(field, fieldValue);
   }
   return out;
 }
@@ -494,12 +518,12 @@ function messageBodyToKube(
   path: string,
 ): PlainObject {
   const out: PlainObject = {};
-  for (const field of type.fieldsArray) {
+  const index = fieldIndex(type);
+  for (const { field, jsonName: name, explicitPresence } of index.fields) {
     // Decoded messages carry set fields as own properties; defaults live on the prototype.
     if (!Object.prototype.hasOwnProperty.call(message, field.name)) continue;
     const value = message[field.name];
     if (value === undefined || value === null) continue;
-    const name = jsonFieldName(field);
     const fieldPath = joinPath(path, name);
     let converted: unknown;
     if (field instanceof protobuf.MapField) {
@@ -519,14 +543,13 @@ function messageBodyToKube(
         messageSingleToKube(reader, field, item, `${fieldPath}[${i}]`, true),
       );
     } else {
-      converted = messageSingleToKube(reader, field, value, fieldPath, hasExplicitPresence(field));
+      converted = messageSingleToKube(reader, field, value, fieldPath, explicitPresence);
     }
     if (converted !== undefined) out[name] = converted;
   }
-  for (const field of type.fieldsArray) {
-    const name = jsonFieldName(field);
-    if (out[name] === undefined && REQUIRED_FIELDS.has(`${type.name}.${name}`)) {
-      reader.fail(joinPath(path, name), `required field is missing (or empty) in ${type.name}`);
+  for (const { jsonName } of index.required) {
+    if (out[jsonName] === undefined) {
+      reader.fail(joinPath(path, jsonName), `required field is missing (or empty) in ${type.name}`);
     }
   }
   return out;
