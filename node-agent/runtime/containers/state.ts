@@ -18,6 +18,7 @@ import {
   InternalError,
 } from '../../../proto/errors.js';
 import type { RootMount } from '../sys/helper-spec.js';
+import { removeTree } from '../sys/remove-tree.js';
 
 export type NetworkMode = { mode: 'none' } | { mode: 'host' } | { mode: 'container'; container: string };
 
@@ -266,7 +267,7 @@ export class ContainerStore {
 
   async delete(id: string, name: string): Promise<void> {
     this.configs.delete(id);
-    await rm(this.path(id), { recursive: true, force: true });
+    await removeTree(this.path(id));
     const owner = await readFile(join(this.namesDir, name), 'utf8').catch(() => '');
     if (owner.trim() === id) await unlink(join(this.namesDir, name)).catch(() => {});
   }

@@ -138,6 +138,8 @@ interface ImagesFile {
 }
 
 const RESERVE_BYTES = 256 * 1024 * 1024;
+/** Parsed images kept in memory (a few KiB each). */
+const PARSED_IMAGES_KEPT = 256;
 
 export class ImageStore {
   readonly content: ContentStore;
@@ -150,6 +152,11 @@ export class ImageStore {
   private readonly unpacking = new Map<string, Promise<number | undefined>>();
   /** Serialises read-modify-write of images.json within this process. */
   private writing: Promise<unknown> = Promise.resolve();
+  /**
+   * Parsed manifests and configs by manifest digest: content-addressed, so they never change, and
+   * a container start need not re-read and re-parse two blobs. Names are looked up afresh.
+   */
+  private readonly parsed = new Map<Digest, Omit<ResolvedImage, 'names'>>();
 
   private constructor(dir: string, options: ImageStoreOptions) {
     this.file = join(dir, 'images.json');
@@ -356,6 +363,16 @@ export class ImageStore {
   }
 
   private async load(target: Descriptor, images: Record<string, ImageRecord>): Promise<ResolvedImage> {
+    const names = Object.entries(images)
+      .filter(([, r]) => r.target.digest === target.digest)
+      .map(([n]) => n)
+      .sort();
+    return { names, ...(await this.parse(target)) };
+  }
+
+  private async parse(target: Descriptor): Promise<Omit<ResolvedImage, 'names'>> {
+    const cached = this.parsed.get(target.digest);
+    if (cached) return cached;
     const manifest = parseManifest(
       await this.content.readAll(target.digest, MAX_MANIFEST_BYTES),
       `manifest ${target.digest}`,
@@ -374,11 +391,10 @@ export class ImageStore {
       diffId: config.diffIds[i]!,
       chainId: chains[i]!,
     }));
-    const names = Object.entries(images)
-      .filter(([, r]) => r.target.digest === target.digest)
-      .map(([n]) => n)
-      .sort();
-    return { names, manifestDigest: target.digest, manifest, id: manifest.config.digest, config, layers };
+    const image = { manifestDigest: target.digest, manifest, id: manifest.config.digest, config, layers };
+    if (this.parsed.size >= PARSED_IMAGES_KEPT) this.parsed.delete(this.parsed.keys().next().value!);
+    this.parsed.set(target.digest, image);
+    return image;
   }
 
   async list(): Promise<ImageSummary[]> {

@@ -6,6 +6,7 @@
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } from '../../../proto/errors.js';
+import { removeTree } from '../sys/remove-tree.js';
 import { SnapshotRecords, toInfo, validateKey, type SnapshotRecord } from './snapshot-records.js';
 import type {
   Mount,
@@ -37,7 +38,8 @@ export abstract class FileSnapshotter implements Snapshotter {
     parent: SnapshotRecord | undefined,
     kind: 'active' | 'view',
   ): Promise<void>;
-  protected abstract mountsOf(record: SnapshotRecord): Promise<Mount[]>;
+  /** `parent`, when the caller already read it, saves reading the record again. */
+  protected abstract mountsOf(record: SnapshotRecord, parent?: SnapshotRecord): Promise<Mount[]>;
   protected abstract writableLayerOf(record: SnapshotRecord): Promise<WritableLayer>;
 
   /** The directory holding a snapshot's own content. */
@@ -45,12 +47,15 @@ export abstract class FileSnapshotter implements Snapshotter {
     return join(this.records.dir(record.id), 'fs');
   }
 
-  /** The chain of committed parents, nearest first. */
-  protected async ancestors(record: SnapshotRecord): Promise<SnapshotRecord[]> {
+  /** The chain of committed parents, nearest first (`known`: the parent's record, already read). */
+  protected async ancestors(record: SnapshotRecord, known?: SnapshotRecord): Promise<SnapshotRecord[]> {
     const out: SnapshotRecord[] = [];
     let parent = record.parent;
     while (parent !== undefined) {
-      const p = await this.records.get(parent, 'resolve parent of');
+      const p =
+        known !== undefined && known.key === parent
+          ? known
+          : await this.records.get(parent, 'resolve parent of');
       out.push(p);
       parent = p.parent;
     }
@@ -104,7 +109,7 @@ export abstract class FileSnapshotter implements Snapshotter {
       await rm(this.records.dir(id), { recursive: true, force: true });
       throw err;
     }
-    return this.mountsOf(record);
+    return this.mountsOf(record, parentRecord);
   }
 
   async mounts(key: string): Promise<Mount[]> {
@@ -161,7 +166,7 @@ export abstract class FileSnapshotter implements Snapshotter {
       );
     }
     await this.records.delete(key);
-    await rm(this.records.dir(record.id), { recursive: true, force: true });
+    await removeTree(this.records.dir(record.id));
   }
 
   async stat(key: string): Promise<SnapshotInfo> {
@@ -178,6 +183,7 @@ export abstract class FileSnapshotter implements Snapshotter {
   }
 
   async cleanup(): Promise<number> {
+    await this.records.dropEmpty();
     const orphans = await this.records.orphanIds();
     for (const id of orphans) await rm(this.records.dir(id), { recursive: true, force: true });
     return orphans.length;

@@ -40,8 +40,8 @@ export class OverlaySnapshotter extends FileSnapshotter {
     else await this.makeDirs(dir, 'fs');
   }
 
-  protected async mountsOf(record: SnapshotRecord): Promise<Mount[]> {
-    const lowers = (await this.ancestors(record)).map((a) => this.fsDir(a));
+  protected async mountsOf(record: SnapshotRecord, parent?: SnapshotRecord): Promise<Mount[]> {
+    const lowers = (await this.ancestors(record, parent)).map((a) => this.fsDir(a));
     const own = this.fsDir(record);
     if (record.kind === 'active') {
       if (lowers.length === 0) return [{ type: 'bind', source: own, options: ['rbind', 'rw'] }];
