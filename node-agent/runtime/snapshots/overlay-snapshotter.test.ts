@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, truncate, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -34,6 +34,38 @@ test('overlay mounts: bind for a base layer, lowerdir top first, read-only views
     assert.equal(twoLayerView!.type, 'overlay');
     assert.equal(twoLayerView!.options.length, 1);
     assert.equal((await s.writableLayer('c')).whiteouts, 'overlay');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a container record a power loss left empty counts as absent; cleanup drops it and its storage', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-ovl-'));
+  try {
+    const root = join(dir, 'o');
+    const s = await OverlaySnapshotter.open(root);
+    await s.prepare('base');
+    await s.commit('L', 'base');
+    await s.prepare('container-1', 'L');
+    // what an unsynced record can look like after a crash: the name, no content
+    const records = join(root, 'records');
+    let truncated = 0;
+    for (const n of await readdir(records)) {
+      if ((await readFile(join(records, n), 'utf8')).includes('"container-1"')) {
+        await truncate(join(records, n));
+        truncated++;
+      }
+    }
+    assert.equal(truncated, 1);
+    await assert.rejects(s.stat('container-1'), /no such snapshot/);
+    const keys: string[] = [];
+    await s.walk((info) => void keys.push(info.key));
+    assert.deepEqual(keys, ['L']);
+    const old = new Date(Date.now() - 120_000);
+    for (const id of await readdir(join(root, 'snapshots')))
+      await utimes(join(root, 'snapshots', id), old, old);
+    assert.equal(await s.cleanup(), 1);
+    assert.equal((await readdir(records)).length, 1);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
