@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import type { ApiClient } from '../../proto/client.js';
-import { InvalidArgumentError, NotFoundError } from '../../proto/errors.js';
+import { GoneError, InvalidArgumentError, NotFoundError } from '../../proto/errors.js';
 import type { KubeObject } from '../../proto/gen/types.js';
 import { resolveKind, type KindInfo } from '../../proto/kinds.js';
 import { resourceName } from '../apply.js';
@@ -125,8 +125,40 @@ function noResourcesMessage(kinds: KindInfo[], opts: GetOptions): string {
   return `No resources found in ${opts.namespace || DEFAULT_NAMESPACE} namespace.`;
 }
 
+/** `namespace/name` of an object, the key a watch's view of the world is kept by. */
+function objectKey(obj: ObjectJson): string {
+  const metadata = (obj.metadata ?? {}) as { namespace?: string; name?: string };
+  return `${metadata.namespace ?? ''}/${metadata.name ?? ''}`;
+}
+
+function resourceVersionOf(obj: ObjectJson): string | undefined {
+  return (obj.metadata as { resourceVersion?: string } | undefined)?.resourceVersion;
+}
+
+/**
+ * What a fresh list shows that `known` (the objects printed so far) does not: objects that are
+ * new or have another resourceVersion, then the last known state of those that are gone.
+ * Replaces `known` with the list.
+ */
+export function changesSinceRelist(known: Map<string, ObjectJson>, listed: ObjectJson[]): ObjectJson[] {
+  const changed: ObjectJson[] = [];
+  const fresh = new Map<string, ObjectJson>();
+  for (const obj of listed) {
+    const key = objectKey(obj);
+    fresh.set(key, obj);
+    const before = known.get(key);
+    if (before === undefined || resourceVersionOf(before) !== resourceVersionOf(obj)) changed.push(obj);
+  }
+  for (const [key, before] of known) if (!fresh.has(key)) changed.push(before);
+  known.clear();
+  for (const [key, obj] of fresh) known.set(key, obj);
+  return changed;
+}
+
 /**
  * Lists, prints, then watches from the list's revision and prints each change until Ctrl-C.
+ * When the watch's history has been compacted (GoneError) it lists again, prints only what
+ * changed meanwhile, and watches on from the new list's revision, as kubectl does.
  * Table widths are fixed by the first batch: rows stream, so later ones cannot reflow the table.
  */
 async function watchKind(
@@ -141,11 +173,12 @@ async function watchKind(
     .filter(Boolean)
     .join(',');
   if (names.length > 1) throw new InvalidArgumentError('get -w: watch takes at most one name', 'watch');
-  const listed = await api.list(info.kind, {
+  const selection = {
     namespace,
     labelSelector: opts.selector,
     fieldSelector: fieldSelector || undefined,
-  });
+  };
+  const listed = await api.list(info.kind, selection);
   const tableOptions: TableOptions = {
     wide: format === 'wide',
     withNamespace: !!opts.allNamespaces && info.namespaced,
@@ -170,20 +203,38 @@ async function watchKind(
     }
   };
   print(first);
+  const known = new Map<string, ObjectJson>();
+  changesSinceRelist(known, first);
+  let resourceVersion = listed.resourceVersion;
   const abort = new AbortController();
   const stop = (): void => abort.abort();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    for await (const event of api.watch(info.kind, {
-      namespace,
-      labelSelector: opts.selector,
-      fieldSelector: fieldSelector || undefined,
-      resourceVersion: listed.resourceVersion,
-      signal: abort.signal,
-    })) {
-      if (event.type === 'BOOKMARK' || !event.object) continue;
-      print([event.object as unknown as ObjectJson]);
+    while (!abort.signal.aborted) {
+      try {
+        for await (const event of api.watch(info.kind, {
+          ...selection,
+          resourceVersion,
+          signal: abort.signal,
+        })) {
+          resourceVersion = event.resourceVersion || resourceVersion;
+          if (event.type === 'BOOKMARK' || !event.object) continue;
+          const obj = event.object as unknown as ObjectJson;
+          if (event.type === 'DELETED') known.delete(objectKey(obj));
+          else known.set(objectKey(obj), obj);
+          print([obj]);
+        }
+        return 0;
+      } catch (err) {
+        if (!(err instanceof GoneError) || abort.signal.aborted) throw err;
+        const relisted = await api.list(info.kind, selection);
+        process.stderr.write(
+          `watch: resourceVersion ${resourceVersion} is no longer in the history; listed again at ${relisted.resourceVersion}\n`,
+        );
+        print(changesSinceRelist(known, relisted.items as unknown as ObjectJson[]));
+        resourceVersion = relisted.resourceVersion;
+      }
     }
   } finally {
     process.off('SIGINT', stop);
