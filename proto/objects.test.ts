@@ -600,4 +600,42 @@ describe('parseObject rejects bad input, naming the field', () => {
     );
     assert.ok(envelopeType() instanceof protobuf.Type);
   });
+
+  test('fromEnvelope reads a decoded message as strictly as parseObject reads its Kubernetes form', () => {
+    const type = envelopeType();
+    const podType = type.lookupType('Pod');
+    const decoded = (body: Record<string, unknown>): protobuf.Message =>
+      type.decode(type.encode({ pod: podType.fromObject(body) }).finish());
+    // Zero values sent explicitly on the wire are dropped where proto3 has no presence, kept where it has.
+    const zeros = fromEnvelope(
+      decoded({
+        metadata: { name: 'z', namespace: '', generation: 0 },
+        spec: {
+          priority: 0,
+          containers: [{ name: 'c', image: '', ports: [{ containerPort: 80, hostPort: 0 }] }],
+        },
+      }),
+    ) as Pod;
+    assert.deepEqual(zeros.metadata, { name: 'z' });
+    assert.equal(zeros.spec.priority, 0);
+    assert.deepEqual(zeros.spec.containers[0], { name: 'c', ports: [{ containerPort: 80 }] });
+    invalid(
+      () => fromEnvelope(decoded({ metadata: { name: 'p' }, spec: { containers: [{ name: '' }] } })),
+      'spec.containers[0].name',
+      /read Pod "p": field "spec.containers\[0\].name": required field is missing \(or empty\) in Container/,
+    );
+    invalid(
+      () => fromEnvelope(decoded({ metadata: { name: 'p', generation: '9007199254740993' } })),
+      'metadata.generation',
+      /out of range for int64/,
+    );
+    invalid(
+      () =>
+        fromEnvelope(
+          decoded({ spec: { containers: [{ name: 'c', livenessProbe: { httpGet: { path: '/' } } }] } }),
+        ),
+      'spec.containers[0].livenessProbe.httpGet.port',
+      /^read Pod: field .*required field is missing/,
+    );
+  });
 });
