@@ -618,7 +618,7 @@ describe('parseObject rejects bad input, naming the field', () => {
     ) as Pod;
     assert.deepEqual(zeros.metadata, { name: 'z' });
     assert.equal(zeros.spec.priority, 0);
-    assert.deepEqual(zeros.spec.containers[0], { name: 'c', ports: [{ containerPort: 80 }] });
+    assert.deepEqual(zeros.spec.containers?.[0], { name: 'c', ports: [{ containerPort: 80 }] });
     invalid(
       () => fromEnvelope(decoded({ metadata: { name: 'p' }, spec: { containers: [{ name: '' }] } })),
       'spec.containers[0].name',
