@@ -20,7 +20,7 @@ import {
 } from './containers/container-runtime.js';
 import { ImageStore, type ResolvedImage } from './images/image-store.js';
 import { openSnapshotter, type SnapshotterChoice } from './snapshots/open-snapshotter.js';
-import { probeOverlay } from './snapshots/overlay-probe.js';
+import { probeOverlay } from './sys/overlay-probe.js';
 import { parseUser } from './containers/validate.js';
 import type { RootMount } from './sys/helper-spec.js';
 

@@ -9,14 +9,14 @@ import { InvalidArgumentError } from '../../../proto/errors.js';
 import type { Logger } from '../../../proto/logger.js';
 import { CopySnapshotter } from './copy-snapshotter.js';
 import { OverlaySnapshotter } from './overlay-snapshotter.js';
-import type { ProbeResult } from './overlay-probe.js';
+import type { ProbeResult } from '../sys/overlay-probe.js';
 import type { Snapshotter } from './snapshotter.js';
 
 export type SnapshotterChoice = 'auto' | 'overlay' | 'copy';
 
 export interface OpenSnapshotterOptions {
   choice?: SnapshotterChoice;
-  /** The mount probe (overlay-probe.ts in production); only called for 'auto'. */
+  /** The mount probe (sys/overlay-probe.ts in production); only called for 'auto'. */
   probe: (dir: string) => Promise<ProbeResult>;
   logger?: Logger;
 }

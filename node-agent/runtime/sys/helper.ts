@@ -106,6 +106,25 @@ export async function startShim(specPath: string, action: string): Promise<{ pid
   }
 }
 
+/**
+ * Runs a helper mode that reports once and exits (probe-overlay); resolves after it exited, so
+ * nothing it set up outlives the call.
+ */
+export async function runHelper(args: string[], action: string): Promise<void> {
+  const child = spawn(helperPath(), args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  const reportStream = child.stdio[3] as Readable;
+  try {
+    await readReport(reportStream, child, action);
+  } finally {
+    reportStream.destroy();
+    await exited;
+  }
+}
+
 export interface ExecHandle {
   /** The exec'd process, as seen from the host. */
   pid: number;

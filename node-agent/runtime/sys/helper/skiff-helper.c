@@ -9,6 +9,10 @@
  *   skiff-helper exec SPEC   enter a running container (setns, cgroups, fork into its pid ns),
  *                            report on fd 3 as above, then wait and exit with the process's
  *                            status (128+signal when killed). stdio is the caller's.
+ *   skiff-helper probe-overlay DIR
+ *                            mount DIR/lower, DIR/upper, DIR/work as an overlay that is never
+ *                            attached anywhere (it vanishes when the helper exits, whatever
+ *                            happens), write DIR-relative "probe" through it, report "ok 0 PID".
  *
  * The spec is a sequence of NUL-terminated strings: a key followed by a fixed number of values.
  * Built statically so nothing (NSS, libc) is ever loaded from a container's root (CVE-2019-14271).
@@ -258,6 +262,7 @@ static void parse_spec(const char *path, struct spec *s) {
 /* ---------- error reporting ---------- */
 
 static int err_fd = -1; /* the setup child's end of the error pipe */
+static const char *fail_prefix = ""; /* "error\t" where fail() reports on fd 3 itself */
 
 static void write_all(int fd, const char *buf, size_t len) {
   while (len > 0) {
@@ -283,7 +288,7 @@ __attribute__((noreturn)) static void fail(const char *step, const char *path, i
     snprintf(msg, sizeof msg, "%s", strerror(err));
   }
   char line[PATH_MAX + 1024];
-  int n = snprintf(line, sizeof line, "%s\t%s\t%d\t%s\n", step, path ? path : "", err, msg);
+  int n = snprintf(line, sizeof line, "%s%s\t%s\t%d\t%s\n", fail_prefix, step, path ? path : "", err, msg);
   if (n > (int)sizeof line) n = sizeof line;
   if (err_fd >= 0) write_all(err_fd, line, (size_t)n);
   else write_all(2, line, (size_t)n);
@@ -1137,8 +1142,44 @@ static int run_exec(const struct spec *s) {
   }
 }
 
+/* Whether the kernel takes an overlay with an upper dir here; TypeScript judges the result. */
+static int run_probe_overlay(const char *dir) {
+  char lower[PATH_MAX], upper[PATH_MAX], work[PATH_MAX];
+  if (snprintf(lower, sizeof lower, "%s/lower", dir) >= (int)sizeof lower || snprintf(upper, sizeof upper, "%s/upper", dir) >= (int)sizeof upper ||
+      snprintf(work, sizeof work, "%s/work", dir) >= (int)sizeof work)
+    die_usage("probe directory path too long");
+  struct spec s;
+  memset(&s, 0, sizeof s);
+  char opt_lower[PATH_MAX + 16], opt_upper[PATH_MAX + 16], opt_work[PATH_MAX + 16];
+  snprintf(opt_lower, sizeof opt_lower, "lowerdir=%s", lower);
+  snprintf(opt_upper, sizeof opt_upper, "upperdir=%s", upper);
+  snprintf(opt_work, sizeof opt_work, "workdir=%s", work);
+  s.rootfs_type = "overlay";
+  s.rootfs_source = "overlay";
+  s.rootfs_path = dir;
+  s.rootfs_opts[s.n_rootfs_opts++] = opt_lower;
+  s.rootfs_opts[s.n_rootfs_opts++] = opt_upper;
+  s.rootfs_opts[s.n_rootfs_opts++] = opt_work;
+  err_fd = REPORT_FD;
+  fail_prefix = "error\t";
+  int mfd = open_rootfs_mount(&s);
+  int fd = openat(mfd, "probe", O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) fail("write through overlay", "probe", errno, NULL);
+  if (write(fd, "upper", 5) != 5) fail("write through overlay", "probe", errno, NULL);
+  close(fd);
+  close(mfd);
+  char line[64];
+  snprintf(line, sizeof line, "ok\t0\t%d\n", (int)getpid());
+  report(line);
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  if (argc != 3) die_usage("usage: skiff-helper shim|exec SPEC");
+  if (argc != 3) die_usage("usage: skiff-helper shim|exec SPEC | probe-overlay DIR");
+  if (!strcmp(argv[1], "probe-overlay")) {
+    if (fcntl(REPORT_FD, F_GETFD) < 0) return 125;
+    return run_probe_overlay(argv[2]);
+  }
   if (fcntl(REPORT_FD, F_GETFD) < 0) {
     fprintf(stderr, "skiff-helper: fd 3 must be the report pipe\n");
     return 125;
