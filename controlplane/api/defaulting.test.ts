@@ -88,6 +88,24 @@ describe('defaultObject', () => {
     assert.equal(pod.spec.restartPolicy, undefined, 'the input is not changed');
   });
 
+  test('the copy shares nothing with the input, and a "__proto__" key stays a plain key', () => {
+    const labels = JSON.parse('{"__proto__": {"polluted": "yes"}, "app": "web"}') as Record<string, string>;
+    const input: Pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p', labels },
+      spec: { containers: [{ name: 'c', image: 'x', args: ['a'] }] },
+    };
+    const pod = defaultObject(input);
+    assert.notEqual(pod.metadata, input.metadata);
+    assert.notEqual(pod.metadata.labels, labels);
+    assert.deepEqual(Object.keys(pod.metadata.labels!), ['__proto__', 'app']);
+    assert.equal(Object.getPrototypeOf(pod.metadata.labels), Object.prototype);
+    assert.equal((pod.metadata.labels as Record<string, unknown>)['polluted'], undefined);
+    pod.spec.containers![0]!.args!.push('b');
+    assert.deepEqual(input.spec.containers![0]!.args, ['a']);
+  });
+
   test('explicit values, including zeros, are kept', () => {
     const pod = defaultObject<Pod>({
       apiVersion: 'v1',

@@ -29,9 +29,30 @@ export const DEFAULT_BACKOFF_LIMIT = 6;
 /** 0644, the mode of files projected from ConfigMaps and Secrets. */
 export const DEFAULT_VOLUME_FILE_MODE = 0o644;
 
+/**
+ * A deep copy of JSON-shaped data, which is what a KubeObject is: lists and plain objects are
+ * copied, anything else is kept as is. It replaced structuredClone, which cost twice as much on
+ * every create.
+ */
+function copyData<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map(copyData) as T;
+  const prototype: unknown = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return value;
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const item = copyData((value as Record<string, unknown>)[key]);
+    // A hostile "__proto__" key must stay a plain key, not replace the copy's prototype.
+    if (key === '__proto__')
+      Object.defineProperty(copy, key, { value: item, enumerable: true, writable: true, configurable: true });
+    else copy[key] = item;
+  }
+  return copy as T;
+}
+
 /** A defaulted copy of `obj`. */
 export function defaultObject<T extends KubeObject>(obj: T): T {
-  const copy = structuredClone(obj);
+  const copy = copyData(obj);
   switch (copy.kind) {
     case 'Pod':
       copy.spec = defaultPodSpec(copy.spec ?? {});
