@@ -11,6 +11,18 @@
  * reference script does) the benchmark re-runs itself in a private mount namespace without
  * /sys/fs/cgroup/unified; skiff runs there too, so both see the same machine.
  *
+ * Fairness: crun gets the same namespaces but cgroup (its default spec: pid, net, ipc, uts, mnt),
+ * creates and joins a cgroup in every v1 hierarchy with docker-like device rules and no other
+ * limits (skiff: five hierarchies, the same device rules, no limits), waits for the exit and
+ * deletes its state; its stdio goes to /dev/null where skiff's shim logs. The order of the tools
+ * rotates every round, so none always runs right after another's cgroup migration (on v1 the
+ * first migration after a quiet spell waits for an RCU grace period, see
+ * shared/reference-bench/start-latency.sh). skiff-dir is the like-for-like figure; skiff-image adds
+ * what the issue counts too: image resolution and an overlay snapshot prepared and removed.
+ *
+ * Also printed: the medians of skiff's three API calls (run = resolve + prepare + create + start,
+ * wait = until the exit is recorded, remove = cgroups + snapshot + state).
+ *
  * Usage (root): node dist/test/bench/start-latency.js [ROUNDS]     (default 30, plus 3 warm-up)
  * Needs: apt-get install -y crun busybox-static
  */
@@ -19,7 +31,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openImageRuntime, Runtime } from '../../node-agent/runtime/runtime.js';
+import { openImageRuntime, Runtime, type RunOptions } from '../../node-agent/runtime/runtime.js';
 import { archiveTar, busyboxImage, ociLayout } from '../fixtures/images.js';
 import {
   makeBusyboxRootfs,
@@ -99,26 +111,33 @@ async function main(): Promise<void> {
     spec.root.readonly = false;
     await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
 
-    const tools: Record<string, (round: string) => Promise<void>> = {
-      'skiff-image': async () => {
-        const c = await runtime.run({ image: 'busybox:1', command: ['/bin/true'] });
-        const exit = await runtime.containers.wait(c.id);
-        if (exit.exitCode !== 0) throw new Error(`skiff-image: exit ${exit.exitCode}`);
-        await runtime.containers.remove(c.id);
-      },
-      'skiff-dir': async () => {
-        const c = await dirRuntime.run({ rootfsDir: rootfs, command: ['/bin/true'] });
-        const exit = await dirRuntime.containers.wait(c.id);
-        if (exit.exitCode !== 0) throw new Error(`skiff-dir: exit ${exit.exitCode}`);
-        await dirRuntime.containers.remove(c.id);
-      },
+    const phases: Record<string, Record<'run' | 'wait' | 'remove', number[]>> = {};
+    const skiff = async (name: string, rt: Runtime, opts: RunOptions, measured: boolean) => {
+      const t0 = performance.now();
+      const c = await rt.run({ ...opts, command: ['/bin/true'] });
+      const t1 = performance.now();
+      const exit = await rt.containers.wait(c.id);
+      const t2 = performance.now();
+      if (exit.exitCode !== 0) throw new Error(`${name}: exit ${exit.exitCode}`);
+      await rt.containers.remove(c.id);
+      if (!measured) return;
+      const p = (phases[name] ??= { run: [], wait: [], remove: [] });
+      p.run.push(t1 - t0);
+      p.wait.push(t2 - t1);
+      p.remove.push(performance.now() - t2);
+    };
+    const tools: Record<string, (round: string, measured: boolean) => Promise<void>> = {
+      'skiff-image': (_, measured) => skiff('skiff-image', runtime, { image: 'busybox:1' }, measured),
+      'skiff-dir': (_, measured) => skiff('skiff-dir', dirRuntime, { rootfsDir: rootfs }, measured),
       crun: (round) => runCrun(bundle, `skiff-bench-${process.pid}-${round}`),
     };
-    const times: Record<string, number[]> = Object.fromEntries(Object.keys(tools).map((t) => [t, []]));
+    const names = Object.keys(tools);
+    const times: Record<string, number[]> = Object.fromEntries(names.map((t) => [t, []]));
     for (let i = -WARM; i < ROUNDS; i++) {
-      for (const [name, fn] of Object.entries(tools)) {
+      const shift = (i + WARM) % names.length;
+      for (const name of [...names.slice(shift), ...names.slice(0, shift)]) {
         const t0 = performance.now();
-        await fn(String(i + WARM));
+        await tools[name]!(String(i + WARM), i >= 0);
         const ms = performance.now() - t0;
         if (i >= 0) times[name]!.push(ms);
       }
@@ -136,6 +155,12 @@ async function main(): Promise<void> {
       const paired = median(xs.map((x, i) => x / times.crun![i]!));
       console.log(
         `| ${name} | ${median(xs).toFixed(2)} | ${Math.min(...xs).toFixed(2)} | ${Math.max(...xs).toFixed(2)} | ${(median(xs) / crunMedian).toFixed(2)}x | ${paired.toFixed(2)}x |`,
+      );
+    }
+    console.log('\n| skiff phase medians, ms | run | wait | remove |\n|---|---|---|---|');
+    for (const [name, p] of Object.entries(phases)) {
+      console.log(
+        `| ${name} | ${median(p.run).toFixed(2)} | ${median(p.wait).toFixed(2)} | ${median(p.remove).toFixed(2)} |`,
       );
     }
     if (mountsUnder(work).length > 0) throw new Error(`mounts left behind: ${mountsUnder(work).join(', ')}`);
