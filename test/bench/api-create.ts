@@ -191,9 +191,9 @@ async function main(): Promise<void> {
       ...sample,
       metadata: { ...sample.metadata, resourceVersion: undefined },
     }).length;
-    // Both sides run untimed for a while first: 256 creates left the control plane's JIT cold, so
-    // the first round measured start-up more than the create path.
-    const warmUpMs = Math.min(durationMs, 2000);
+    // Both sides run untimed for one round's length first: after 256 creates the control plane's
+    // JIT was still cold, and the first round measured its compiling more than the create path.
+    const warmUpMs = durationMs;
     await measureRawEtcdCreates({ endpoint: etcd.endpoint, payloadBytes, concurrency, durationMs: warmUpMs });
     await createPods(admin, concurrency, 'warm-up', { durationMs: warmUpMs });
 
@@ -232,6 +232,7 @@ async function main(): Promise<void> {
       out(`  ratio API / raw: ${(apiRate / raw.txnPerSec).toFixed(2)}`);
       out(`  CPU µs per raw create: ${perOp(rawCpu, startCpu, raw.transactions)}`);
       out(`  CPU µs per API create: ${perOp(apiCpu, rawCpu, api.created)}`);
+      out(`  control-plane RSS: ${rssMiB(child.pid!).toFixed(0)} MiB`);
     }
     ratios.sort((a, b) => a - b);
     out(
