@@ -1238,6 +1238,8 @@ static int launcher_start(const char *id, const char *spec_path) {
 
 static int run_launcher(void) {
   signal(SIGPIPE, SIG_IGN); /* a caller that went away is seen as EPIPE / EOF */
+  if (chdir("/") < 0) { /* not fatal: only keeps the launcher from pinning the caller's directory */
+  }
   static struct launch launches[LAUNCH_MAX];
   int n_launches = 0, input_open = 1;
   static char in[PATH_MAX + 64];
