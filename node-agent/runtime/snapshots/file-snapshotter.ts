@@ -78,17 +78,20 @@ export abstract class FileSnapshotter implements Snapshotter {
   ): Promise<Mount[]> {
     const action = kind === 'active' ? 'prepare' : 'view';
     validateKey(key);
-    let parentRecord: SnapshotRecord | undefined;
-    if (parent !== undefined) {
-      validateKey(parent, 'parent');
-      parentRecord = await this.records.get(parent, `${action} ${JSON.stringify(key)}: parent`);
+    if (parent !== undefined) validateKey(parent, 'parent');
+    // both reads at once: they are on every container start
+    const [parentRecord, taken] = await Promise.all([
+      parent === undefined ? undefined : this.records.get(parent, `${action} ${JSON.stringify(key)}: parent`),
+      this.records.find(key),
+    ]);
+    if (parentRecord !== undefined) {
       if (parentRecord.kind !== 'committed') {
         throw new FailedPreconditionError(
           `${action} snapshot ${JSON.stringify(key)}: parent ${JSON.stringify(parent)} is ${parentRecord.kind}, not committed`,
         );
       }
     }
-    if (await this.records.find(key)) {
+    if (taken) {
       throw new AlreadyExistsError(`${action} snapshot ${JSON.stringify(key)}: the key is already in use`);
     }
     const id = await this.records.newStorage();
@@ -190,7 +193,7 @@ export abstract class FileSnapshotter implements Snapshotter {
   }
 
   protected async makeDirs(dir: string, ...names: string[]): Promise<void> {
-    for (const name of names) await mkdir(join(dir, name), { mode: 0o755 });
+    await Promise.all(names.map((name) => mkdir(join(dir, name), { mode: 0o755 })));
   }
 }
 
