@@ -11,7 +11,7 @@
  *    `skiff controlplane` running as its own process (so its memory can be read);
  * then the ratio. The two alternate for `rounds` rounds and each round's ratio is printed, then their
  * median: on a shared machine the load changes between measurements, so only neighbours compare.
- * Afterwards the namespace is topped up to `pods` pods, and a full `list`, a paged
+ * Afterwards a namespace of its own is filled with `pods` pods, and a full `list` of it, a paged
  * list (500 per page) and the control plane's resident memory are measured (skipped with --pods 0).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -27,13 +27,16 @@ import type { Pod } from '../../proto/gen/types.js';
 import { encodeObject } from '../../proto/objects.js';
 import { measureRawEtcdCreates } from './etcd-raw-create.js';
 
-const NAMESPACE = 'bench';
+/** Where the throughput rounds create (as many pods as they manage). */
+const CREATE_NAMESPACE = 'bench';
+/** Holds exactly `--pods` pods for the list measurements, however many the rounds created. */
+const LIST_NAMESPACE = 'bench-list';
 
-function benchPod(name: string): Pod {
+function benchPod(name: string, namespace = CREATE_NAMESPACE): Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, namespace: NAMESPACE, labels: { app: 'bench', tier: 'web' } },
+    metadata: { name, namespace, labels: { app: 'bench', tier: 'web' } },
     spec: {
       containers: [
         {
@@ -108,7 +111,7 @@ async function createPods(
   client: ApiClient,
   concurrency: number,
   prefix: string,
-  options: { durationMs?: number; total?: number },
+  options: { durationMs?: number; total?: number; namespace?: string },
 ): Promise<{ created: number; seconds: number; latencies: number[] }> {
   const latencies: number[] = [];
   let next = 0;
@@ -121,7 +124,7 @@ async function createPods(
         const n = next++;
         if (n >= total) return;
         const start = performance.now();
-        await client.create(benchPod(`${prefix}-${n}`));
+        await client.create(benchPod(`${prefix}-${n}`, options.namespace));
         latencies.push(performance.now() - start);
       }
     }),
@@ -183,7 +186,9 @@ async function main(): Promise<void> {
     const token = readFileSync(join(dir, 'controlplane', 'admin-token'), 'utf8').trim();
     const admin = connectApi({ server: apiAddress, token, timeoutMs: 60_000 });
     cleanups.push(() => admin.close());
-    await admin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE }, spec: {} });
+    for (const name of [CREATE_NAMESPACE, LIST_NAMESPACE]) {
+      await admin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: {} });
+    }
 
     // The stored size of the benchmark pod: the raw transactions write the same number of bytes.
     const sample = await admin.create(benchPod('sample'));
@@ -242,14 +247,13 @@ async function main(): Promise<void> {
 
     // --pods 0 measures creates only, so that a --profile shows the create path alone.
     if (podTarget === 0) return;
-    const stored = (await admin.list('Pod', { namespace: NAMESPACE })).items.length;
-    if (stored < podTarget) await createPods(admin, concurrency, 'fill', { total: podTarget - stored });
+    await createPods(admin, concurrency, 'fill', { total: podTarget, namespace: LIST_NAMESPACE });
     const rssBefore = rssMiB(child.pid!);
     const fullLatencies: number[] = [];
     let count = 0;
     for (let i = 0; i < 3; i++) {
       const start = performance.now();
-      count = (await admin.list('Pod', { namespace: NAMESPACE })).items.length;
+      count = (await admin.list('Pod', { namespace: LIST_NAMESPACE })).items.length;
       fullLatencies.push(performance.now() - start);
     }
     const rssAfter = rssMiB(child.pid!);
@@ -258,7 +262,7 @@ async function main(): Promise<void> {
     let token2: string | undefined;
     do {
       const page = await admin.list('Pod', {
-        namespace: NAMESPACE,
+        namespace: LIST_NAMESPACE,
         limit: 500,
         ...(token2 ? { continue: token2 } : {}),
       });
@@ -273,7 +277,7 @@ async function main(): Promise<void> {
     );
     out(`  paged, 500 per page: ${pagedMs.toFixed(0)} ms for ${pages} pages`);
     out(
-      `control-plane RSS with ${count} pods stored: ${rssBefore.toFixed(0)} MiB idle, ${rssAfter.toFixed(0)} MiB after the lists`,
+      `control-plane RSS with ${count} pods listed (more stored by the rounds): ${rssBefore.toFixed(0)} MiB idle, ${rssAfter.toFixed(0)} MiB after the lists`,
     );
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup();
