@@ -35,10 +35,15 @@ const configMaps = (...names: string[]): string =>
     .map((name) => `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${name}}\ndata: {v: "1"}\n`)
     .join('---\n');
 
-async function until(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
+async function until(
+  what: string,
+  check: () => boolean,
+  timeoutMs = 30_000,
+  explain: () => string = () => '',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${explain()}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
@@ -86,8 +91,14 @@ describe('skiff get -w', { timeout: 240_000 }, () => {
     watcher.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const lines = (): string[] => stdout.split('\n').filter((line) => line !== '');
     const exited = new Promise<number | null>((resolve) => watcher.once('exit', (code) => resolve(code)));
-    await until('the first list printed', () => lines().length >= 3);
+    const output = (): string =>
+      `\nget -w exit: ${watcher.exitCode ?? watcher.signalCode ?? 'running'}\nstdout:\n${stdout}\nstderr:\n${stderr}`;
+    await until('the first list printed', () => lines().length >= 3, 30_000, output);
     assert.deepEqual(lines(), ['configmap/a', 'configmap/b', 'configmap/c']);
+    // A change printed proves the watch is open at the control plane before it is paused.
+    ok(await cluster.skiff(['apply', '-f', '-'], { input: configMaps('ready') }), 'apply ready');
+    await until('the watch delivered a change', () => lines().length >= 4, 30_000, output);
+    assert.equal(lines()[3], 'configmap/ready');
 
     const controlplanePid = record.controlplane.pid;
     process.kill(controlplanePid, 'SIGSTOP');
@@ -126,17 +137,17 @@ describe('skiff get -w', { timeout: 240_000 }, () => {
     }
     process.kill(controlplanePid, 'SIGCONT');
 
-    await until('the changes printed after the re-list', () => lines().length >= 5);
+    await until('the changes printed after the re-list', () => lines().length >= 6, 30_000, output);
     assert.deepEqual(
-      lines().slice(3),
+      lines().slice(4),
       ['configmap/a', 'configmap/b'],
-      'modified a, deleted b; c is unchanged',
+      'modified a, deleted b; c and ready are unchanged',
     );
     assert.match(stderr, /no longer in the history; listed again/);
 
     ok(await cluster.skiff(['apply', '-f', '-'], { input: configMaps('d') }), 'apply d');
-    await until('the watch goes on after the re-list', () => lines().length >= 6);
-    assert.equal(lines()[5], 'configmap/d');
+    await until('the watch goes on after the re-list', () => lines().length >= 7, 30_000, output);
+    assert.equal(lines()[6], 'configmap/d');
 
     watcher.kill('SIGINT');
     assert.equal(await exited, 0, `get -w exit after Ctrl-C; stderr: ${stderr}`);
