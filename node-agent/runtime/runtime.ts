@@ -132,6 +132,8 @@ export class Runtime {
     root?: string;
     images?: ImageService;
     snapshots?: ContainerSnapshots;
+    /** See LinuxContainerRuntime.open: parked shims for a long-lived process (the agent). */
+    warmShims?: number;
   }): Promise<Runtime> {
     const root = opts.root ?? DEFAULT_ROOT;
     const given = opts.snapshots;
@@ -142,6 +144,7 @@ export class Runtime {
         if (given && given.name === name) return given;
         return openSnapshotter(root, { choice: name as SnapshotterChoice, probe: probeOverlay });
       },
+      warmShims: opts.warmShims,
     });
     return new Runtime(containers, opts.images, given);
   }
@@ -225,7 +228,7 @@ export interface ImageRuntime {
 /** The whole runtime of a root: content store, snapshotter (probed unless chosen), image store, containers. */
 export async function openImageRuntime(
   root: string,
-  opts: { snapshotter?: SnapshotterChoice; logger?: Logger } = {},
+  opts: { snapshotter?: SnapshotterChoice; logger?: Logger; warmShims?: number } = {},
 ): Promise<ImageRuntime> {
   const content = await LocalContentStore.open(join(root, 'content'));
   const snapshotter = await openSnapshotter(root, {
@@ -239,6 +242,11 @@ export async function openImageRuntime(
     // only ever given what resolve returned
     unpack: (image) => images.unpack(image as ResolvedImage),
   };
-  const runtime = await Runtime.open({ root, images: service, snapshots: snapshotter });
+  const runtime = await Runtime.open({
+    root,
+    images: service,
+    snapshots: snapshotter,
+    warmShims: opts.warmShims,
+  });
   return { runtime, images, content };
 }

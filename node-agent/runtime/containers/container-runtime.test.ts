@@ -47,8 +47,8 @@ async function runToExit(script: string): Promise<number> {
   }
 }
 
-/** Pids of this process's children running `skiff-helper launcher`. */
-async function launcherPids(): Promise<number[]> {
+/** Pids of this process's children running `skiff-helper launcher` (cold: no arguments). */
+async function launcherPids(kind: 'cold' | 'warm' = 'cold'): Promise<number[]> {
   const out: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -56,7 +56,8 @@ async function launcherPids(): Promise<number[]> {
     const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
     if (ppid !== process.pid) continue;
     const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.endsWith('skiff-helper\0launcher\0')) out.push(Number(name));
+    const cold = cmdline.endsWith('skiff-helper\0launcher\0');
+    if (cmdline.includes('skiff-helper\0launcher\0') && cold === (kind === 'cold')) out.push(Number(name));
   }
   return out;
 }
@@ -86,4 +87,67 @@ test('a launcher that died is replaced on the next start', async () => {
   const now = await launcherPids();
   assert.equal(now.length, 1);
   assert.notEqual(now[0], first);
+});
+
+/** The warm cgroups parked under the runtime's cgroup parents. */
+async function warmDirs(runtime: LinuxContainerRuntime): Promise<string[]> {
+  const out: string[] = [];
+  for (const parent of runtime.cgroups.parentDirs()) {
+    for (const n of await readdir(parent).catch(() => [] as string[]))
+      if (n.startsWith('warm-')) out.push(join(parent, n));
+  }
+  return out;
+}
+
+test('warm shims: the process was parked before the start, limits and device rules still hold, and they clean up', async () => {
+  const warm = await LinuxContainerRuntime.open({ root: join(work, 'root'), warmShims: 2 });
+  assert.notEqual(warm.cgroups.layout.kind, 'v2', 'warm shims are for cgroup v1 and hybrid, this machine');
+  const first = await warm.create({
+    rootfs: { type: 'bind', source: rootfs, options: ['rbind', 'rw'] },
+    argv: ['true'],
+  });
+  await warm.start(first.id);
+  await warm.wait(first.id, { timeoutMs: 30_000 });
+  await warm.remove(first.id);
+  // the first start was cold and asked the launcher to park two
+  for (let i = 0; i < 400 && (await warmDirs(warm)).length < 2 * warm.cgroups.parentDirs().length; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.equal((await warmDirs(warm)).length, 2 * warm.cgroups.parentDirs().length);
+  const c = await warm.create({
+    rootfs: { type: 'bind', source: rootfs, options: ['rbind', 'rw'] },
+    argv: [
+      'sh',
+      '-c',
+      'mknod /tmp/fuse c 10 229 && (exec 3<>/tmp/fuse) 2>/dev/null && echo usable || echo denied; sleep 30',
+    ],
+    pidsLimit: 7,
+  });
+  const askedAt = Number((await readFile('/proc/uptime', 'utf8')).split(' ')[0]) * 100;
+  const started = await warm.start(c.id);
+  try {
+    const ticks = Number(started.state.pidStartTime);
+    assert.ok(ticks < askedAt, `the container process was forked before the start (${ticks} < ${askedAt})`);
+    const cgroup = await readFile(`/proc/${started.state.pid}/cgroup`, 'utf8');
+    assert.match(cgroup, new RegExp(`:pids:/skiff/${c.id}\n`));
+    assert.match(cgroup, new RegExp(`:devices:/skiff/${c.id}\n`));
+    const pidsDir = warm.cgroups.dirs(c.id).find((d) => d.includes('/pids/'))!;
+    assert.equal((await readFile(join(pidsDir, 'pids.max'), 'utf8')).trim(), '7');
+    let text = '';
+    for (let i = 0; i < 200 && !text; i++) {
+      for await (const e of warm.logs(c.id)) text += e.text;
+      if (!text) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(text, 'denied', 'device rules apply to a warm-started container');
+  } finally {
+    await warm.remove(c.id, { force: true });
+  }
+  assert.equal(await warm.cgroups.exists(c.id), false);
+  // the launcher going away takes its parked shims, their processes and their cgroups with it
+  const [launcher] = await launcherPids('warm');
+  assert.ok(launcher);
+  process.kill(launcher, 'SIGKILL');
+  for (let i = 0; i < 400 && (await warmDirs(warm)).length > 0; i++)
+    await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(await warmDirs(warm), []);
 });

@@ -188,6 +188,26 @@ export class Cgroups {
     return [...new Set(controllersFor(this.layout).map(([, mount]) => join(mount, this.parent, id)))];
   }
 
+  /** `<hierarchy>/<parent>` for every hierarchy, in the order of dirs(). */
+  parentDirs(): string[] {
+    return [...new Set(controllersFor(this.layout).map(([, mount]) => join(mount, this.parent)))];
+  }
+
+  /**
+   * Makes the parents warm shims park under (sys/helper.ts WarmShims), and removes the empty
+   * `warm-<pid>` cgroups a killed warm shim left; one still holding its parked process is busy
+   * and stays.
+   */
+  async prepareWarm(): Promise<void> {
+    for (const parent of this.parentDirs()) {
+      await mkdir(parent, { recursive: true });
+      const names = await readdir(parent).catch(() => [] as string[]);
+      await Promise.all(
+        names.filter((n) => /^warm-\d+$/.test(n)).map((n) => rmdir(join(parent, n)).catch(() => {})),
+      );
+    }
+  }
+
   /**
    * Where device access must be filtered by a BPF program: cgroup v2, which has no devices
    * controller. (v1 and hybrid use the devices controller's rules from limitWrites.)

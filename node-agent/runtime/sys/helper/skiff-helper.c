@@ -3,13 +3,15 @@
  * TypeScript writes (node-agent/runtime/sys/helper-spec.ts). No policy lives here: every path,
  * namespace, capability and limit comes from the spec.
  *
- *   skiff-helper launcher    a small long-lived process that starts shims for its caller: reads
+ *   skiff-helper launcher [WARM CGROUP_PARENT...]
+ *                            a small long-lived process that starts shims for its caller: reads
  *                            "ID\tSPEC\0" requests on stdin and answers "ID\t" + the shim's
  *                            report line on stdout, as each shim reports (several at once). A
  *                            shim: detach (setsid, double fork), start the container, report
  *                            "ok PID SHIM_PID" or "error STEP\tPATH\tERRNO\tMESSAGE", then
  *                            monitor it: write its stdout/stderr as CRI log lines, reap, write
- *                            the exit file, exit. The launcher exits at EOF on stdin.
+ *                            the exit file, exit. The launcher exits at EOF on stdin. With WARM,
+ *                            it keeps that many warm shims parked (see run_warm_shim).
  *   skiff-helper exec SPEC   enter a running container (setns, cgroups, fork into its pid ns),
  *                            report on fd 3 as above, then wait and exit with the process's
  *                            status (128+signal when killed). stdio is the caller's.
@@ -852,6 +854,8 @@ static int move_into_cgroups(const struct spec *s, pid_t pid) {
   return 0;
 }
 
+static pid_t await_exec(pid_t pid, int ep_read);
+
 static pid_t start_child(const struct spec *s, int is_exec) {
   int ep[2], cp[2];
   if (pipe2(ep, O_CLOEXEC) < 0 || pipe2(cp, O_CLOEXEC) < 0) {
@@ -888,16 +892,22 @@ static pid_t start_child(const struct spec *s, int is_exec) {
     }
   }
   close(cp[1]);
+  return await_exec(pid, ep[0]);
+}
+
+/* Reads the child's error pipe until exec closes it (success: returns the pid) or a setup step
+ * reports its failure (reported on fd 3; returns -1). */
+static pid_t await_exec(pid_t pid, int ep_read) {
   char buf[PATH_MAX + 1024];
   size_t n = 0;
   for (;;) {
-    ssize_t r = read(ep[0], buf + n, sizeof buf - 1 - n);
+    ssize_t r = read(ep_read, buf + n, sizeof buf - 1 - n);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break;
     n += (size_t)r;
     if (n >= sizeof buf - 1) break;
   }
-  close(ep[0]);
+  close(ep_read);
   if (n > 0) {
     buf[n] = '\0';
     char line[PATH_MAX + 1100];
@@ -1014,13 +1024,14 @@ static void write_exit_file(const struct spec *s, int code, int signo) {
   rename(tmp, s->exit_path);
 }
 
-static int run_shim(const struct spec *s) {
-  /* Detach: the process the launcher forked exits at once, so the shim is nobody's child but
-   * init's (or a subreaper's) and survives whatever started it. That process called setsid(). */
+/* Detach: the process the launcher forked exits at once, so the shim is nobody's child but init's
+ * (or a subreaper's) and survives whatever started it. That process called setsid(). Returns the
+ * signalfd the monitor loop reads; `mask` is left blocked. */
+static int shim_detach(sigset_t *mask) {
   pid_t p = fork();
   if (p < 0) {
     report("error\tfork shim\t\t0\tcannot fork\n");
-    return 125;
+    _exit(125);
   }
   if (p > 0) _exit(0);
   if (chdir("/") < 0) { /* not fatal: only keeps the shim from pinning a directory */
@@ -1028,14 +1039,20 @@ static int run_shim(const struct spec *s) {
   prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
   signal(SIGPIPE, SIG_IGN);
+  sigemptyset(mask);
+  sigaddset(mask, SIGCHLD);
+  sigaddset(mask, SIGTERM);
+  sigaddset(mask, SIGINT);
+  sigaddset(mask, SIGHUP);
+  sigprocmask(SIG_BLOCK, mask, NULL);
+  return signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static int shim_monitor(const struct spec *s, pid_t child, int out_read, int err_read, int sfd);
+
+static int run_shim(const struct spec *s) {
   sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGCHLD);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGHUP);
-  sigprocmask(SIG_BLOCK, &mask, NULL);
-  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  int sfd = shim_detach(&mask);
 
   int out[2], errp[2];
   if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
@@ -1069,13 +1086,18 @@ static int run_shim(const struct spec *s) {
     write_exit_file(s, 127, 0);
     return 125;
   }
+  return shim_monitor(s, child, out[0], errp[0], sfd);
+}
+
+/* Reports the started container, then writes its output as log lines until it exits. */
+static int shim_monitor(const struct spec *s, pid_t child, int out_read, int err_read, int sfd) {
   open_log(s);
   char line[64];
   snprintf(line, sizeof line, "ok\t%d\t%d\n", (int)child, (int)getpid());
   report(line);
   close(REPORT_FD);
 
-  struct log_stream streams[2] = {{.fd = out[0], .name = "stdout"}, {.fd = errp[0], .name = "stderr"}};
+  struct log_stream streams[2] = {{.fd = out_read, .name = "stdout"}, {.fd = err_read, .name = "stderr"}};
   int open_streams = 2, exited = 0, code = 0, signo = 0;
   while (open_streams > 0 || !exited) {
     struct pollfd pfds[3];
@@ -1178,6 +1200,176 @@ static int run_probe_overlay(const char *dir) {
   return 0;
 }
 
+/* ---------- warm shims: a container process parked in its cgroups ahead of time ---------- */
+
+/* On cgroup v1 the first move of a process into a cgroup after a quiet spell waits for an RCU
+ * grace period (~10 ms here, on about half of back-to-back starts). A process forked inside a
+ * cgroup is born there without that wait. So the launcher keeps a few shims ready: each has
+ * already unshared its pid namespace, forked its container's pid 1 and moved it into empty
+ * cgroups named warm-<shim pid> under the runtime's cgroup parents. A start hands one the spec:
+ * the shim renames those cgroups to the container's, writes the limits and lets the child set
+ * up and exec, all before exec exactly as a cold start does. A warm shim whose launcher goes
+ * away (EOF on its control pipe) kills its child and removes its cgroups. */
+
+#define WARM_CTL_FD 4
+#define MAX_PARENTS 16
+
+static const char *warm_parents[MAX_PARENTS];
+static int n_warm_parents;
+
+static void warm_dir(char *out, size_t len, int i, pid_t shim) {
+  snprintf(out, len, "%s/warm-%d", warm_parents[i], (int)shim);
+}
+
+static void warm_discard(pid_t child) {
+  char dir[PATH_MAX];
+  if (child > 0) {
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+  }
+  for (int i = 0; i < n_warm_parents; i++) {
+    warm_dir(dir, sizeof dir, i, getpid());
+    rmdir(dir);
+  }
+}
+
+/* Reads one NUL-terminated path from fd; 0 at EOF before any byte. */
+static int read_path(int fd, char *out, size_t len) {
+  size_t n = 0;
+  while (n < len - 1) {
+    ssize_t r = read(fd, out + n, 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    if (out[n] == '\0') return 1;
+    n++;
+  }
+  out[n] = '\0';
+  return n > 0;
+}
+
+static int run_warm_shim(void) {
+  sigset_t mask;
+  int sfd = shim_detach(&mask);
+  int out[2], errp[2], gp[2], ep[2], cp[2];
+  if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(gp, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 ||
+      pipe2(cp, O_CLOEXEC) < 0 || unshare(CLONE_NEWPID) < 0)
+    return 125;
+  int saved_out = dup(1), saved_err = dup(2);
+  dup2(out[1], 1);
+  dup2(errp[1], 2);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  pid_t child = fork();
+  if (child == 0) {
+    close(ep[0]);
+    close(cp[1]);
+    close(gp[1]);
+    close(WARM_CTL_FD);
+    close(REPORT_FD);
+    err_fd = ep[1];
+    cgroups_joined_fd = cp[0];
+    signal(SIGPIPE, SIG_DFL);
+    static char path[PATH_MAX];
+    if (!read_path(gp[0], path, sizeof path)) _exit(0); /* discarded unused */
+    close(gp[0]);
+    static struct spec cs;
+    parse_spec(path, &cs);
+    setup_container(&cs);
+  }
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  dup2(saved_out, 1);
+  dup2(saved_err, 2);
+  close(saved_out);
+  close(saved_err);
+  close(out[1]);
+  close(errp[1]);
+  close(ep[1]);
+  close(cp[0]);
+  close(gp[0]);
+  if (child < 0) return 125;
+
+  /* park the child in this shim's warm cgroups: the grace period is paid here, before any start */
+  char dir[PATH_MAX], procs[PATH_MAX + 16], num[32];
+  int num_len = snprintf(num, sizeof num, "%d", (int)child);
+  for (int i = 0; i < n_warm_parents; i++) {
+    warm_dir(dir, sizeof dir, i, getpid());
+    snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
+    int fd = -1;
+    if (mkdir(dir, 0755) < 0 || (fd = open(procs, O_WRONLY | O_CLOEXEC)) < 0 || write(fd, num, (size_t)num_len) != num_len) {
+      if (fd >= 0) close(fd);
+      warm_discard(child);
+      return 125;
+    }
+    close(fd);
+  }
+  report("ready\n");
+
+  static char spec_path[PATH_MAX];
+  if (!read_path(WARM_CTL_FD, spec_path, sizeof spec_path)) {
+    warm_discard(child);
+    return 0;
+  }
+  close(WARM_CTL_FD);
+  static struct spec s;
+  parse_spec(spec_path, &s);
+  if (!s.rootfs_path || !s.log_path || !s.exit_path || !(s.new_ns & CLONE_NEWPID)) {
+    report("error\tusage\t\t0\tskiff-helper: a warm shim needs a container spec with a new pid namespace\n");
+    warm_discard(child);
+    return 125;
+  }
+  /* the warm cgroups become the container's: each join dir must sit under one warm parent */
+  int adopted[MAX_PARENTS] = {0};
+  int ok = s.n_cgroups == n_warm_parents;
+  for (int i = 0; ok && i < s.n_cgroups; i++) {
+    const char *slash = strrchr(s.cgroups[i], '/');
+    int k = 0;
+    for (; k < n_warm_parents; k++) {
+      size_t plen = strlen(warm_parents[k]);
+      if (!adopted[k] && slash && (size_t)(slash - s.cgroups[i]) == plen && !strncmp(s.cgroups[i], warm_parents[k], plen)) break;
+    }
+    if (k == n_warm_parents) {
+      ok = 0;
+      break;
+    }
+    warm_dir(dir, sizeof dir, k, getpid());
+    if (rename(dir, s.cgroups[i]) < 0) {
+      char line[PATH_MAX + 256];
+      snprintf(line, sizeof line, "error\tadopt warm cgroup\t%s\t%d\t%s\n", s.cgroups[i], errno, strerror(errno));
+      report(line);
+      warm_discard(child);
+      write_exit_file(&s, 127, 0);
+      return 125;
+    }
+    adopted[k] = 1;
+  }
+  if (!ok) {
+    report("error\tadopt warm cgroup\t\t0\tthe spec's cgroups are not under the launcher's cgroup parents\n");
+    warm_discard(child);
+    write_exit_file(&s, 127, 0);
+    return 125;
+  }
+  /* limits before the child does anything: it is inside already, so device rules written while
+   * it made /dev would race with its mknods */
+  if (create_cgroups(&s) < 0 || restrict_devices(&s) < 0) {
+    close(cp[1]);
+    close(ep[0]);
+    warm_discard(child);
+    write_exit_file(&s, 127, 0);
+    return 125;
+  }
+  write_all(gp[1], spec_path, strlen(spec_path) + 1);
+  close(gp[1]);
+  if (write(cp[1], "j", 1) != 1) { /* the child died: its error is on the error pipe */
+  }
+  close(cp[1]);
+  if (await_exec(child, ep[0]) < 0) {
+    write_exit_file(&s, 127, 0);
+    return 125;
+  }
+  return shim_monitor(&s, child, out[0], errp[0], sfd);
+}
+
 /* ---------- launcher: shims forked from a small process instead of from Node ---------- */
 
 /* Node forking itself for every container costs 1-3 ms, more as the agent grows (fork copies the
@@ -1198,6 +1390,47 @@ static void launcher_answer(const char *id, const char *line, size_t len) {
   if (n > (int)sizeof out - 2) n = (int)sizeof out - 2;
   if (out[n - 1] != '\n') out[n++] = '\n';
   write_all(1, out, (size_t)n);
+}
+
+struct warm {
+  int ctl; /* write end of the shim's control pipe: the spec path goes here */
+  int rep; /* read end of its report pipe: "ready", then the start's report */
+  int ready;
+};
+
+/* Forks a warm shim (see run_warm_shim); 0 on success. */
+static int launcher_park(struct warm *w) {
+  int rp[2], ctl[2];
+  if (pipe2(rp, O_CLOEXEC) < 0) return -1;
+  if (pipe2(ctl, O_CLOEXEC) < 0) {
+    close(rp[0]);
+    close(rp[1]);
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(rp[0]);
+    close(rp[1]);
+    close(ctl[0]);
+    close(ctl[1]);
+    return -1;
+  }
+  if (pid == 0) {
+    setsid();
+    int null_fd = open("/dev/null", O_RDWR);
+    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(null_fd, 1) < 0 || dup2(null_fd, 2) < 0 || dup2(rp[1], REPORT_FD) < 0 ||
+        dup2(ctl[0], WARM_CTL_FD) < 0)
+      _exit(125);
+    close_range(WARM_CTL_FD + 1, ~0U, 0);
+    signal(SIGPIPE, SIG_DFL);
+    _exit(run_warm_shim());
+  }
+  close(rp[1]);
+  close(ctl[0]);
+  w->ctl = ctl[1];
+  w->rep = rp[0];
+  w->ready = 0;
+  return 0;
 }
 
 /* Forks the process that becomes the shim's parent for a moment; returns the report pipe, or -1
@@ -1236,17 +1469,23 @@ static int launcher_start(const char *id, const char *spec_path) {
   return rp[0];
 }
 
-static int run_launcher(void) {
+/* `warm_target` shims are kept ready once the first start was asked for (a one-off CLI start
+ * then parks none it does not use); `parents` are the cgroup directories they park under. */
+static int run_launcher(int warm_target) {
   signal(SIGPIPE, SIG_IGN); /* a caller that went away is seen as EPIPE / EOF */
   if (chdir("/") < 0) { /* not fatal: only keeps the launcher from pinning the caller's directory */
   }
   static struct launch launches[LAUNCH_MAX];
-  int n_launches = 0, input_open = 1;
+  int n_launches = 0, input_open = 1, started = 0;
+  static struct warm warms[8];
+  int n_warms = 0;
+  if (warm_target > 8) warm_target = 8;
   static char in[PATH_MAX + 64];
   size_t in_len = 0;
   for (;;) {
     while (waitpid(-1, NULL, WNOHANG) > 0) {
     }
+    while (input_open && started && n_warms < warm_target && launcher_park(&warms[n_warms]) == 0) n_warms++;
     /* requests already read, as far as there is room for them */
     char *end;
     while (n_launches < LAUNCH_MAX && (end = memchr(in, '\0', in_len)) != NULL) {
@@ -1256,8 +1495,19 @@ static int run_launcher(void) {
         struct launch *l = &launches[n_launches];
         memcpy(l->id, in, id_len);
         l->id[id_len] = '\0';
-        l->fd = launcher_start(l->id, tab + 1);
         l->len = 0;
+        l->fd = -1;
+        started = 1;
+        for (int w = 0; w < n_warms; w++) {
+          if (!warms[w].ready) continue;
+          /* a warm shim takes the spec path; its report comes on the same pipe */
+          write_all(warms[w].ctl, tab + 1, strlen(tab + 1) + 1);
+          close(warms[w].ctl);
+          l->fd = warms[w].rep;
+          warms[w] = warms[--n_warms];
+          break;
+        }
+        if (l->fd < 0) l->fd = launcher_start(l->id, tab + 1);
         if (l->fd >= 0) n_launches++;
       }
       size_t used = (size_t)(end - in) + 1;
@@ -1274,6 +1524,8 @@ static int run_launcher(void) {
       input_at = n;
       pfds[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
     }
+    int warm_at = n;
+    for (int w = 0; w < n_warms; w++) pfds[n++] = (struct pollfd){.fd = warms[w].rep, .events = POLLIN};
     /* the timeout only reaps the forked intermediates of quiet periods */
     if (poll(pfds, (nfds_t)n, 1000) < 0) {
       if (errno == EINTR) continue;
@@ -1295,11 +1547,32 @@ static int run_launcher(void) {
       close(l->fd);
       launches[i] = launches[--n_launches];
     }
+    for (int w = n_warms - 1; w >= 0; w--) {
+      if (!(pfds[warm_at + w].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buf[16];
+      ssize_t r = read(warms[w].rep, buf, sizeof buf);
+      if (r == 6 && !memcmp(buf, "ready\n", 6)) {
+        warms[w].ready = 1;
+        continue;
+      }
+      /* a shim that died is replaced on the next turn; one that could not park at all means
+       * parking does not work here (no such cgroups): cold starts only from now on */
+      if (!warms[w].ready) warm_target = 0;
+      close(warms[w].ctl);
+      close(warms[w].rep);
+      warms[w] = warms[--n_warms];
+    }
     if (input_at < 0 || !(pfds[input_at].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     ssize_t r = read(0, in + in_len, sizeof in - in_len);
     if (r <= 0) {
       if (r < 0 && errno == EINTR) continue;
       input_open = 0;
+      /* warm shims see EOF on their control pipes and clean up after themselves */
+      for (int w = 0; w < n_warms; w++) {
+        close(warms[w].ctl);
+        close(warms[w].rep);
+      }
+      n_warms = 0;
       continue;
     }
     in_len += (size_t)r;
@@ -1307,8 +1580,13 @@ static int run_launcher(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc == 2 && !strcmp(argv[1], "launcher")) return run_launcher();
-  if (argc != 3) die_usage("usage: skiff-helper launcher | exec SPEC | probe-overlay DIR");
+  if (argc >= 2 && !strcmp(argv[1], "launcher")) {
+    /* launcher [WARM CGROUP_PARENT...] */
+    int warm = argc >= 3 ? atoi(argv[2]) : 0;
+    for (int i = 3; i < argc && n_warm_parents < MAX_PARENTS; i++) warm_parents[n_warm_parents++] = argv[i];
+    return run_launcher(n_warm_parents > 0 ? warm : 0);
+  }
+  if (argc != 3) die_usage("usage: skiff-helper launcher [WARM CGROUP_PARENT...] | exec SPEC | probe-overlay DIR");
   if (!strcmp(argv[1], "probe-overlay")) {
     if (fcntl(REPORT_FD, F_GETFD) < 0) return 125;
     return run_probe_overlay(argv[2]);
