@@ -1471,7 +1471,16 @@ static int launcher_start(const char *id, const char *spec_path) {
 
 /* `warm_target` shims are kept ready once the first start was asked for (a one-off CLI start
  * then parks none it does not use); `parents` are the cgroup directories they park under. */
+#define PARK_QUIET_MS 20
+
+static long long monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int run_launcher(int warm_target) {
+  long long last_activity_ms = 0;
   signal(SIGPIPE, SIG_IGN); /* a caller that went away is seen as EPIPE / EOF */
   if (chdir("/") < 0) { /* not fatal: only keeps the launcher from pinning the caller's directory */
   }
@@ -1485,7 +1494,11 @@ static int run_launcher(int warm_target) {
   for (;;) {
     while (waitpid(-1, NULL, WNOHANG) > 0) {
     }
-    while (input_open && started && n_warms < warm_target && launcher_park(&warms[n_warms]) == 0) n_warms++;
+    /* parking moves a process into cgroups, which briefly holds up every fork and exit on the
+     * machine: not while a start is in flight, and not right after one (its container may be
+     * exiting), so it lands between starts */
+    int quiet = n_launches == 0 && monotonic_ms() - last_activity_ms >= PARK_QUIET_MS;
+    while (input_open && started && quiet && n_warms < warm_target && launcher_park(&warms[n_warms]) == 0) n_warms++;
     /* requests already read, as far as there is room for them */
     char *end;
     while (n_launches < LAUNCH_MAX && (end = memchr(in, '\0', in_len)) != NULL) {
@@ -1498,6 +1511,7 @@ static int run_launcher(int warm_target) {
         l->len = 0;
         l->fd = -1;
         started = 1;
+        last_activity_ms = monotonic_ms();
         for (int w = 0; w < n_warms; w++) {
           if (!warms[w].ready) continue;
           /* a warm shim takes the spec path; its report comes on the same pipe */
@@ -1527,7 +1541,8 @@ static int run_launcher(int warm_target) {
     int warm_at = n;
     for (int w = 0; w < n_warms; w++) pfds[n++] = (struct pollfd){.fd = warms[w].rep, .events = POLLIN};
     /* the timeout only reaps the forked intermediates of quiet periods */
-    if (poll(pfds, (nfds_t)n, 1000) < 0) {
+    int wait_ms = started && n_warms < warm_target && n_launches == 0 ? PARK_QUIET_MS : 1000;
+    if (poll(pfds, (nfds_t)n, wait_ms) < 0) {
       if (errno == EINTR) continue;
       return 125;
     }
@@ -1538,6 +1553,7 @@ static int run_launcher(int warm_target) {
       if (r > 0) l->len += (size_t)r;
       char *nl = memchr(l->buf, '\n', l->len);
       if (r > 0 && !nl && l->len < sizeof l->buf - 1) continue;
+      last_activity_ms = monotonic_ms();
       if (nl) launcher_answer(l->id, l->buf, (size_t)(nl - l->buf + 1));
       else if (l->len > 0) launcher_answer(l->id, l->buf, l->len);
       else {
