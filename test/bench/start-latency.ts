@@ -20,14 +20,15 @@
  * shared/reference-bench/start-latency.sh). skiff-dir is the like-for-like figure; skiff-image adds
  * what the issue counts too: image resolution and an overlay snapshot prepared and removed.
  *
- * The -warm rows use `warmShims: 2`, as a long-lived agent would: the runtime keeps two shims
- * parked with their container process already in (empty) cgroups, paying the v1 migration's
- * grace period before the start instead of during it.
+ * With --warm, skiff runs with `warmShims: 2`, as a long-lived agent would: the runtime keeps two
+ * shims parked with their container process already in (empty) cgroups, paying the v1
+ * migration's grace period before the start instead of during it. Warm and cold are separate
+ * runs, so parking (which moves processes between cgroups too) never runs beside a cold row.
  *
  * Also printed: the medians of skiff's three API calls (run = resolve + prepare + create + start,
  * wait = until the exit is recorded, remove = cgroups + snapshot + state).
  *
- * Usage (root): node dist/test/bench/start-latency.js [ROUNDS]     (default 30, plus 3 warm-up)
+ * Usage (root): node dist/test/bench/start-latency.js [ROUNDS] [--warm]   (default 30, plus 3 warm-up)
  * Needs: apt-get install -y crun busybox-static
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -46,6 +47,7 @@ import {
 } from '../integration/runtime-containers-fixture.js';
 
 const ROUNDS = Number(process.argv[2] ?? 30);
+const WARM_SHIMS = process.argv.includes('--warm');
 const WARM = 3;
 
 function hybridWithV2Controllers(): boolean {
@@ -104,10 +106,12 @@ async function main(): Promise<void> {
     const { runtime, images } = await openImageRuntime(root, { snapshotter: 'overlay' });
     await images.import(archive);
     await images.unpack(await images.resolve('busybox:1'));
-    const dirRuntime = await Runtime.open({ root });
-    // as the agent would run: shims parked with their process already in its cgroups
-    const warm = await openImageRuntime(root, { snapshotter: 'overlay', warmShims: 2 });
-    const dirWarm = await Runtime.open({ root, warmShims: 2 });
+    const warmShims = WARM_SHIMS ? 2 : 0;
+    const imageRuntime = WARM_SHIMS
+      ? (await openImageRuntime(root, { snapshotter: 'overlay', warmShims })).runtime
+      : runtime;
+    const dirRuntime = await Runtime.open({ root, warmShims });
+    const suffix = WARM_SHIMS ? '-warm' : '';
 
     const bundle = join(work, 'bundle');
     const rootfs = await makeBusyboxRootfs(join(bundle, 'rootfs'));
@@ -134,11 +138,10 @@ async function main(): Promise<void> {
       p.remove.push(performance.now() - t2);
     };
     const tools: Record<string, (round: string, measured: boolean) => Promise<void>> = {
-      'skiff-image': (_, measured) => skiff('skiff-image', runtime, { image: 'busybox:1' }, measured),
-      'skiff-dir': (_, measured) => skiff('skiff-dir', dirRuntime, { rootfsDir: rootfs }, measured),
-      'skiff-image-warm': (_, measured) =>
-        skiff('skiff-image-warm', warm.runtime, { image: 'busybox:1' }, measured),
-      'skiff-dir-warm': (_, measured) => skiff('skiff-dir-warm', dirWarm, { rootfsDir: rootfs }, measured),
+      [`skiff-image${suffix}`]: (_, measured) =>
+        skiff(`skiff-image${suffix}`, imageRuntime, { image: 'busybox:1' }, measured),
+      [`skiff-dir${suffix}`]: (_, measured) =>
+        skiff(`skiff-dir${suffix}`, dirRuntime, { rootfsDir: rootfs }, measured),
       crun: (round) => runCrun(bundle, `skiff-bench-${process.pid}-${round}`),
     };
     const names = Object.keys(tools);
