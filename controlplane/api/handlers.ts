@@ -18,7 +18,6 @@ import {
   AlreadyExistsError,
   ConflictError,
   FailedPreconditionError,
-  GoneError,
   InvalidArgumentError,
   NotFoundError,
 } from '../../proto/errors.js';
@@ -432,8 +431,6 @@ export class ApiHandlers {
       requested === '' || requested === '0'
         ? await this.store.currentRevision()
         : parseRevision(requested, 'resourceVersion', action);
-    if (requested !== '' && requested !== '0')
-      await this.requireHistory(info, namespace, afterRevision, action);
     const matching = filter ? await this.matchingAt(info, namespace, afterRevision, filter) : undefined;
     return this.watchFrom(info, namespace, afterRevision, filter, matching, options);
   }
@@ -535,36 +532,6 @@ export class ApiHandlers {
     if (matchesNow) return { type: 'ADDED', object, resourceVersion };
     if (matchedBefore) return { type: 'DELETED', object, resourceVersion };
     return undefined;
-  }
-
-  /**
-   * GoneError when the history after `afterRevision` has been compacted. Checked with a read
-   * before the watch starts, because an etcd watch cancelled for compaction also breaks the
-   * etcd3 client's other watches on the same stream.
-   */
-  private async requireHistory(
-    info: KindInfo,
-    namespace: string | undefined,
-    afterRevision: bigint,
-    action: string,
-  ): Promise<void> {
-    const current = await this.store.currentRevision();
-    if (afterRevision >= current) return;
-    try {
-      await this.store.list(info.plural, {
-        ...(namespace !== undefined ? { namespace } : {}),
-        revision: afterRevision + 1n,
-        limit: 1,
-      });
-    } catch (err) {
-      if (err instanceof GoneError) {
-        throw new GoneError(
-          `${action}: resourceVersion ${afterRevision} is too old (compacted); list again and watch from the list's resourceVersion`,
-          { cause: err },
-        );
-      }
-      throw err;
-    }
   }
 
   private async matchingAt(
