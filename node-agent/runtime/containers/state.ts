@@ -267,8 +267,11 @@ export class ContainerStore {
 
   async delete(id: string, name: string): Promise<void> {
     this.configs.delete(id);
-    await removeTree(this.path(id));
-    const owner = await readFile(join(this.namesDir, name), 'utf8').catch(() => '');
-    if (owner.trim() === id) await unlink(join(this.namesDir, name)).catch(() => {});
+    // at once: the name lock holds the id, so a new container taking the name meanwhile is no clash
+    const releaseName = async () => {
+      const owner = await readFile(join(this.namesDir, name), 'utf8').catch(() => '');
+      if (owner.trim() === id) await unlink(join(this.namesDir, name)).catch(() => {});
+    };
+    await Promise.all([removeTree(this.path(id)), releaseName()]);
   }
 }

@@ -116,8 +116,9 @@ export interface DiskUsageReport {
   images: { name: string; id: Digest; size: number; sharedSize: number; uniqueSize: number }[];
   /** Every blob once, however many images name it. */
   content: { blobs: number; bytes: number };
-  snapshots: { count: number; bytes: number };
-  /** content + snapshots: shared layers counted once. */
+  /** `reclaimableBytes`: removed snapshots whose storage is being deleted in the background. */
+  snapshots: { count: number; bytes: number; reclaimableBytes: number };
+  /** content + snapshots (reclaimable included): shared layers counted once. */
   totalBytes: number;
 }
 
@@ -692,7 +693,7 @@ export class ImageStore {
         return { name, id: image.id, size, sharedSize, uniqueSize: size - sharedSize };
       }),
       content: { blobs: blobs.length, bytes: blobs.reduce((s, b) => s + b.size, 0) },
-      snapshots: { count: 0, bytes: 0 },
+      snapshots: { count: 0, bytes: 0, reclaimableBytes: (await this.snapshotter.reclaimable()).size },
       totalBytes: 0,
     };
     const keys: string[] = [];
@@ -707,7 +708,7 @@ export class ImageStore {
         if (!(isSkiffError(err) && err instanceof NotFoundError)) throw err;
       }
     }
-    report.totalBytes = report.content.bytes + report.snapshots.bytes;
+    report.totalBytes = report.content.bytes + report.snapshots.bytes + report.snapshots.reclaimableBytes;
     return report;
   }
 }

@@ -30,6 +30,7 @@ export class CopySnapshotter extends FileSnapshotter {
   static async open(root: string): Promise<CopySnapshotter> {
     const s = new CopySnapshotter(root);
     await s.records.init();
+    await s.sweepLeftovers();
     return s;
   }
 

@@ -6,7 +6,6 @@
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } from '../../../proto/errors.js';
-import { removeTree } from '../sys/remove-tree.js';
 import { SnapshotRecords, toInfo, validateKey, type SnapshotRecord } from './snapshot-records.js';
 import type {
   Mount,
@@ -16,6 +15,27 @@ import type {
   Snapshotter,
   WritableLayer,
 } from './snapshotter.js';
+
+/**
+ * How long a process must go without removing a snapshot before the trash is emptied. A burst
+ * of starts and removals (an agent starting a deployment's pods) is not slowed by deletions;
+ * each sweep still runs within this long of the burst's end.
+ */
+const SWEEP_DELAY_MS = 50;
+/** …but a process that never pauses sweeps after this many removals, so the trash stays small. */
+const SWEEP_AFTER_REMOVALS = 32;
+
+const pendingSweeps = new Set<FileSnapshotter>();
+let beforeExitListening = false;
+
+/** One listener for all snapshotters: a short-lived process (a CLI `rm`) frees the space before it exits. */
+function listenBeforeExit(): void {
+  if (beforeExitListening) return;
+  beforeExitListening = true;
+  process.on('beforeExit', () => {
+    for (const s of [...pendingSweeps]) void s.sweep();
+  });
+}
 
 export abstract class FileSnapshotter implements Snapshotter {
   abstract readonly name: string;
@@ -168,8 +188,67 @@ export abstract class FileSnapshotter implements Snapshotter {
         }); remove those first`,
       );
     }
+    // the record first: a crash between the two leaves an orphan that cleanup() collects
     await this.records.delete(key);
-    await removeTree(this.records.dir(record.id));
+    await this.records.discard(record.id);
+    this.scheduleSweep();
+  }
+
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
+  private removalsSinceSweep = 0;
+
+  /** After open: storage a previous process removed but did not delete (it was killed) is swept. */
+  protected async sweepLeftovers(): Promise<void> {
+    if ((await readdir(this.records.trashDir)).length > 0) this.scheduleSweep();
+  }
+
+  /**
+   * Empties the trash once the process has been idle for SWEEP_DELAY_MS (so the deletion does
+   * not compete with the next container start), or when it is about to exit. The timer never
+   * keeps the process alive: a process killed first leaves the trash to the next open.
+   */
+  private scheduleSweep(): void {
+    if (++this.removalsSinceSweep >= SWEEP_AFTER_REMOVALS) {
+      void this.sweep();
+      return;
+    }
+    pendingSweeps.add(this);
+    clearTimeout(this.sweepTimer);
+    this.sweepTimer = setTimeout(() => void this.sweep(), SWEEP_DELAY_MS);
+    this.sweepTimer.unref();
+    listenBeforeExit();
+  }
+
+  /** Empties the trash now (one sweep at a time per snapshotter); never rejects. */
+  sweep(): Promise<void> {
+    clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    pendingSweeps.delete(this);
+    this.removalsSinceSweep = 0;
+    // queued behind a pass in progress, which may have listed the trash before the last removal
+    const pass = (this.sweeping ?? Promise.resolve())
+      .then(() => this.records.emptyTrash())
+      .catch(() => {
+        // left for the next sweep, open or cleanup(); cleanup() reports what it cannot delete
+      });
+    this.sweeping = pass;
+    void pass.finally(() => {
+      if (this.sweeping === pass) this.sweeping = undefined;
+    });
+    return pass;
+  }
+
+  /** Bytes and inodes of removed snapshots whose storage is not deleted yet. */
+  async reclaimable(): Promise<SnapshotUsage> {
+    const total = { size: 0, inodes: 0 };
+    const names = await readdir(this.records.trashDir).catch(() => []);
+    for (const name of names) {
+      const u = await diskUsage(join(this.records.trashDir, name));
+      total.size += u.size;
+      total.inodes += u.inodes;
+    }
+    return total;
   }
 
   async stat(key: string): Promise<SnapshotInfo> {
@@ -186,6 +265,8 @@ export abstract class FileSnapshotter implements Snapshotter {
   }
 
   async cleanup(): Promise<number> {
+    await this.sweeping;
+    await this.records.emptyTrash();
     await this.records.dropEmpty();
     const orphans = await this.records.orphanIds();
     for (const id of orphans) await rm(this.records.dir(id), { recursive: true, force: true });

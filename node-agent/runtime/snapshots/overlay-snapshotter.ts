@@ -28,6 +28,7 @@ export class OverlaySnapshotter extends FileSnapshotter {
   static async open(root: string): Promise<OverlaySnapshotter> {
     const s = new OverlaySnapshotter(root);
     await s.records.init();
+    await s.sweepLeftovers();
     return s;
   }
 

@@ -9,16 +9,22 @@
  * the agent) never lose an update: a record is created with link(2) (EEXIST = the key is taken),
  * replaced by rename(2), removed by unlink(2).
  *
+ *   ROOT/trash/<id>-<rand>/           storage of removed snapshots, waiting to be deleted: removal is
+ *                                     one rename (a container's `rm` does not wait for an unlink per
+ *                                     file), the deletion follows when the process is idle, before
+ *                                     it exits, at the next open, or at cleanup() (prune)
+ *
  * Only committed records (image layers) are fsynced. An active or view record (a container's
  * writable layer) needs to outlive the agent, not a reboot, and an fsync cost 1-8 ms of every
  * container start on this disk. After a power loss such a record may be left empty: it then
  * counts as absent, its storage as an orphan, and cleanup() removes both.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { link, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../../proto/errors.js';
 import { writeFileAtomic } from '../content/atomic-file.js';
+import { removeTree } from '../sys/remove-tree.js';
 import type { SnapshotInfo, SnapshotKind } from './snapshotter.js';
 
 export interface SnapshotRecord {
@@ -56,15 +62,42 @@ export function validateKey(key: unknown, field = 'key'): string {
 export class SnapshotRecords {
   readonly recordsDir: string;
   readonly snapshotsDir: string;
+  readonly trashDir: string;
 
   constructor(readonly root: string) {
     this.recordsDir = join(root, 'records');
     this.snapshotsDir = join(root, 'snapshots');
+    this.trashDir = join(root, 'trash');
   }
 
   async init(): Promise<void> {
     await mkdir(this.recordsDir, { recursive: true, mode: 0o700 });
     await mkdir(this.snapshotsDir, { recursive: true, mode: 0o700 });
+    await mkdir(this.trashDir, { recursive: true, mode: 0o700 });
+  }
+
+  /**
+   * Moves a snapshot's storage out of sight in one rename (same file system); emptyTrash()
+   * deletes it. The random suffix lets a storage id be reused before the trash is emptied.
+   */
+  async discard(id: string): Promise<void> {
+    try {
+      await rename(this.dir(id), join(this.trashDir, `${id}-${randomBytes(4).toString('hex')}`));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
+  /** Deletes everything in the trash; other processes may be emptying it at the same time. */
+  async emptyTrash(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.trashDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    for (const name of names) await removeTree(join(this.trashDir, name));
   }
 
   private recordPath(key: string): string {
@@ -137,7 +170,12 @@ export class SnapshotRecords {
   }
 
   async delete(key: string): Promise<void> {
-    await rm(this.recordPath(key), { force: true });
+    // unlink, not fs.rm: rm stats first (a second file call on every container removal)
+    try {
+      await unlink(this.recordPath(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
 
   async all(): Promise<SnapshotRecord[]> {

@@ -102,6 +102,40 @@ export function snapshotterConformance(name: string, open: (root: string) => Pro
       await assert.rejects(s.stat('life-committed'), NotFoundError);
     });
 
+    test('remove: gone at once, its storage deleted in the background, by the next open, or by cleanup', async () => {
+      const root = join(dir, 'trash-root');
+      const t = await open(root);
+      const snapshotDirs = () => readdir(join(root, 'snapshots'));
+      const trash = () => readdir(join(root, 'trash'));
+      await t.prepare('tr-base');
+      await writeFile(join((await t.writableLayer('tr-base')).dir, 'f'), 'x'.repeat(20000));
+      await t.commit('tr-L', 'tr-base');
+      await t.prepare('tr-c1', 'tr-L');
+      await writeFile(join((await t.writableLayer('tr-c1')).dir, 'g'), 'y'.repeat(20000));
+      await t.remove('tr-c1');
+      await assert.rejects(t.stat('tr-c1'), NotFoundError);
+      assert.equal((await snapshotDirs()).length, 1, 'only the committed layer is left in sight');
+      assert.ok((await t.reclaimable()).size >= 20000, 'the removed layer is counted until deleted');
+      // the idle sweep
+      const deadline = Date.now() + 5000;
+      while ((await trash()).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(await trash(), []);
+      assert.equal((await t.reclaimable()).size, 0);
+
+      await t.prepare('tr-c2', 'tr-L');
+      await t.remove('tr-c2');
+      await t.cleanup();
+      assert.deepEqual(await trash(), [], 'cleanup (prune) deletes the trash now');
+      // a process killed before its sweep: the next open deletes what it left
+      await mkdir(join(root, 'trash', 'left-by-a-killed-process', 'fs'), { recursive: true });
+      await writeFile(join(root, 'trash', 'left-by-a-killed-process', 'fs', 'h'), 'z');
+      await open(root);
+      const until = Date.now() + 5000;
+      while ((await trash()).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(await trash(), []);
+      assert.equal((await t.stat('tr-L')).kind, 'committed');
+    });
+
     test('errors: taken keys, missing or uncommitted parents, wrong kinds, children', async () => {
       await s.prepare('err-a');
       await assert.rejects(s.prepare('err-a'), AlreadyExistsError);

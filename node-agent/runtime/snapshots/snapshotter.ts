@@ -87,6 +87,10 @@ export interface Snapshotter {
   /** The mounts of an active or view snapshot (the same as prepare/view returned). */
   mounts(key: string): Promise<Mount[]>;
   commit(name: string, key: string, options?: SnapshotOptions): Promise<void>;
+  /**
+   * Removes the snapshot at once (no longer stat-able, walked or usable as a parent); its
+   * storage is deleted shortly after, in the background (see reclaimable()).
+   */
   remove(key: string): Promise<void>;
   stat(key: string): Promise<SnapshotInfo>;
   walk(fn: (info: SnapshotInfo) => void | Promise<void>): Promise<void>;
@@ -99,6 +103,11 @@ export interface Snapshotter {
    * for reading the attributes of directories the layer does not carry itself.
    */
   writableLayer(key: string): Promise<WritableLayer>;
-  /** Removes storage no record points to (left by a crash). Returns the number of directories removed. */
+  /**
+   * Removes storage no record points to (left by a crash) and deletes removed snapshots' storage
+   * now. Returns the number of orphaned directories removed.
+   */
   cleanup(): Promise<number>;
+  /** Disk still held by removed snapshots whose storage is not deleted yet. */
+  reclaimable(): Promise<SnapshotUsage>;
 }
