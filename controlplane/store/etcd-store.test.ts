@@ -51,6 +51,54 @@ describe('EtcdStore against a real etcd', () => {
     }
   });
 
+  test('concurrent creates are grouped into transactions of at most maxCreatesPerTxn keys and the request byte limit', async () => {
+    const server = etcd();
+    const byCount = new EtcdStore({
+      endpoints: [server.endpoint],
+      prefix: '/group-count',
+      maxCreatesPerTxn: 4,
+    });
+    const byBytes = new EtcdStore({
+      endpoints: [server.endpoint],
+      prefix: '/group-bytes',
+      maxRequestBytes: 4096,
+    });
+    const keysPerRevision = (created: { modRevision: bigint }[]): number[] => {
+      const counts = new Map<bigint, number>();
+      for (const stored of created) counts.set(stored.modRevision, (counts.get(stored.modRevision) ?? 0) + 1);
+      return [...counts.values()];
+    };
+    try {
+      const small = await Promise.all(
+        Array.from({ length: 13 }, (_, i) =>
+          byCount.create({ resource: 'pods', namespace: 'a', name: `p${i}` }, new Uint8Array([i])),
+        ),
+      );
+      const counts = keysPerRevision(small);
+      assert.ok(Math.max(...counts) <= 4, `keys per transaction: ${counts.join(', ')}`);
+      assert.ok(Math.max(...counts) > 1, `creates that waited were grouped: ${counts.join(', ')}`);
+      assert.equal((await byCount.list('pods')).items.length, 13);
+
+      // 1,500-byte values: two fit a 4,096-byte request, three do not.
+      const large = await Promise.all(
+        Array.from({ length: 9 }, (_, i) =>
+          byBytes.create({ resource: 'pods', namespace: 'a', name: `p${i}` }, new Uint8Array(1500).fill(i)),
+        ),
+      );
+      const largeCounts = keysPerRevision(large);
+      assert.ok(Math.max(...largeCounts) === 2, `keys per transaction: ${largeCounts.join(', ')}`);
+      const stored = await byBytes.get({ resource: 'pods', namespace: 'a', name: 'p5' });
+      assert.deepEqual([...stored.value], [...new Uint8Array(1500).fill(5)]);
+      assert.throws(
+        () => new EtcdStore({ endpoints: [server.endpoint], maxCreatesPerTxn: 0 }),
+        /maxCreatesPerTxn/,
+      );
+    } finally {
+      await byCount.close();
+      await byBytes.close();
+    }
+  });
+
   test('an answer over the response limit is ResourceExhausted and says to page; pages fit', async () => {
     const store = new EtcdStore({
       endpoints: [etcd().endpoint],

@@ -265,6 +265,88 @@ export function storeConformance(name: string, makeFixture: () => Promise<StoreF
       assert.equal((await iterator.next()).done, true, 'an aborted watch ends');
     });
 
+    test('concurrent creates of distinct keys all succeed, each is watched as its own event, and a resumed watch misses none', async () => {
+      const { store } = await fixture();
+      const start = await store.currentRevision();
+      const names = Array.from({ length: 100 }, (_, i) => `c${i}`);
+      const created = await Promise.all(names.map((name) => store.create(pod(name), bytes(name))));
+      for (const [i, stored] of created.entries()) {
+        assert.equal(stored.key.name, names[i]);
+        assert.equal(stored.modRevision, stored.createRevision);
+        assert.equal(text((await store.get(pod(names[i]!))).value), names[i]);
+      }
+      const controller = new AbortController();
+      try {
+        const events = await collect(
+          store.watch('pods', { afterRevision: start, signal: controller.signal }),
+          100,
+        );
+        assert.deepEqual(
+          events.map(summary).sort(),
+          names.map((name) => `added default/${name}=${name}`).sort(),
+        );
+        for (const event of events) {
+          assert.ok(event.type === 'added');
+          const mine = created.find((stored) => stored.key.name === event.item.key.name)!;
+          assert.equal(
+            event.item.modRevision,
+            mine.modRevision,
+            `${event.item.key.name}: the revision create returned`,
+          );
+        }
+        // Resuming after any create's revision delivers exactly the creates of later revisions.
+        const middle = created[50]!.modRevision;
+        const later = created.filter((stored) => stored.modRevision > middle).length;
+        if (later > 0) {
+          const resumed = await collect(
+            store.watch('pods', { afterRevision: middle, signal: controller.signal }),
+            later,
+          );
+          assert.ok(resumed.every((event) => event.type === 'added' && event.item.modRevision > middle));
+        }
+      } finally {
+        controller.abort();
+      }
+    });
+
+    test('concurrent creates where some keys exist: exactly those callers get AlreadyExists, the rest succeed', async () => {
+      const { store } = await fixture();
+      await store.create(pod('taken-1'), bytes('old'));
+      await store.create(pod('taken-2'), bytes('old'));
+      const names = Array.from({ length: 40 }, (_, i) =>
+        i === 7 ? 'taken-1' : i === 31 ? 'taken-2' : `free-${i}`,
+      );
+      // The same new key twice: one of the two wins.
+      names.push('twice', 'twice');
+      const results = await Promise.allSettled(
+        names.map((name) => store.create(pod(name), bytes(`new-${name}`))),
+      );
+      for (const [i, result] of results.entries()) {
+        const name = names[i]!;
+        if (name.startsWith('taken-')) {
+          assert.ok(
+            result.status === 'rejected' && result.reason instanceof AlreadyExistsError,
+            `${name}: ${String(result.status)}`,
+          );
+          assert.match((result.reason as Error).message, new RegExp(name));
+        } else if (name !== 'twice') {
+          assert.equal(
+            result.status,
+            'fulfilled',
+            `${name}: ${result.status === 'rejected' ? String(result.reason) : ''}`,
+          );
+        }
+      }
+      const twice = results.slice(-2);
+      assert.equal(twice.filter((result) => result.status === 'fulfilled').length, 1);
+      assert.ok(
+        twice.some((result) => result.status === 'rejected' && result.reason instanceof AlreadyExistsError),
+      );
+      assert.equal(text((await store.get(pod('taken-1'))).value), 'old', 'an existing object is left alone');
+      assert.equal(text((await store.get(pod('free-8'))).value), 'new-free-8');
+      assert.equal((await store.list('pods')).items.length, 41);
+    });
+
     test('the conflict race: of N updaters from one revision exactly one wins', async () => {
       const { store } = await fixture();
       const created = await store.create(pod('contended'), bytes('0'));
@@ -407,6 +489,23 @@ export function storeConformance(name: string, makeFixture: () => Promise<StoreF
         const took = Date.now() - began;
         assert.ok(took <= deadlineMs + 1000, `failed after ${took} ms, deadline ${deadlineMs} ms`);
       }
+      const began = Date.now();
+      const concurrent = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) => store.create(pod(`down-${i}`), bytes('x'))),
+      );
+      const took = Date.now() - began;
+      for (const result of concurrent) {
+        assert.ok(
+          result.status === 'rejected' &&
+            result.reason instanceof UnavailableError &&
+            result.reason.message.includes(endpoint),
+          `every concurrent create fails as Unavailable: ${result.status === 'rejected' ? String(result.reason) : 'fulfilled'}`,
+        );
+      }
+      assert.ok(
+        took <= deadlineMs + 1000,
+        `concurrent creates failed after ${took} ms, deadline ${deadlineMs} ms`,
+      );
       await startBackend();
       const got = await eventually('get after the backend returned', () => store.get(pod('a')));
       assert.equal(text(got.value), 'a');
