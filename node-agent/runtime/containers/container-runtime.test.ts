@@ -3,7 +3,7 @@
  * launcher that died is replaced on the next start. Real containers (root, busybox-static).
  */
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
@@ -114,6 +114,8 @@ test('warm shims: the process was parked before the start, limits and device rul
     await new Promise((r) => setTimeout(r, 5));
   }
   assert.equal((await warmDirs(warm)).length, 2 * warm.cgroups.parentDirs().length);
+  // start times count in 10 ms ticks: ask two ticks after the parking, so "before" is measurable
+  await new Promise((r) => setTimeout(r, 20));
   const c = await warm.create({
     rootfs: { type: 'bind', source: rootfs, options: ['rbind', 'rw'] },
     argv: [
@@ -150,4 +152,37 @@ test('warm shims: the process was parked before the start, limits and device rul
   for (let i = 0; i < 400 && (await warmDirs(warm)).length > 0; i++)
     await new Promise((r) => setTimeout(r, 5));
   assert.deepEqual(await warmDirs(warm), []);
+});
+
+/** Every process on the host that is in, or holds a descriptor of, the mount namespace `ns`. */
+async function holdersOf(ns: string): Promise<number[]> {
+  const out: number[] = [];
+  const linkOf = (path: string) => readlink(path).catch(() => '');
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const links = [await linkOf(`/proc/${name}/ns/mnt`)];
+    for (const fd of await readdir(`/proc/${name}/fd`).catch(() => [] as string[]))
+      links.push(await linkOf(`/proc/${name}/fd/${fd}`));
+    if (links.includes(ns)) out.push(Number(name));
+  }
+  return out;
+}
+
+test('the shim holds the container mount namespace until the exit is recorded; after rm nothing holds it', async () => {
+  const c = await rt.create({
+    rootfs: { type: 'bind', source: rootfs, options: ['rbind', 'rw'] },
+    argv: ['sleep', '30'],
+  });
+  const started = await rt.start(c.id);
+  const ns = await readlink(`/proc/${started.state.pid}/ns/mnt`);
+  assert.notEqual(ns, await readlink('/proc/self/ns/mnt'));
+  const holders = await holdersOf(ns);
+  assert.ok(
+    holders.includes(started.state.shimPid!),
+    `the shim holds ${ns} (holders: ${holders.join(', ')})`,
+  );
+  await rt.kill(c.id, 'SIGKILL');
+  assert.equal((await rt.wait(c.id, { timeoutMs: 30_000 })).exitCode, 137);
+  await rt.remove(c.id);
+  assert.deepEqual(await holdersOf(ns), [], 'no process keeps the container mounts after rm');
 });

@@ -580,7 +580,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       await this.kill(info.id, 'SIGKILL').catch(() => {});
       await this.wait(info.id, { timeoutMs: 10_000 });
     }
-    await this.cgroups.remove(info.id);
+    await Promise.all([this.cgroups.remove(info.id), this.shimGone(info.state)]);
     if (info.config.snapshotKey) {
       if (!this.snapshots) {
         throw new FailedPreconditionError(
@@ -596,6 +596,25 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     }
     await this.store.delete(info.id, info.name);
     log.debug({ id: info.id }, 'container removed');
+  }
+
+  /**
+   * The shim holds the container's mount namespace (its root and the rest, mounted nowhere else)
+   * until the exit is recorded, then releases it and exits: once it is gone nothing of the
+   * container is mounted anywhere, and its writable layer can go. A shim that lingers after the
+   * record (stopped?) has nothing left to do and is killed.
+   */
+  private async shimGone(state: ContainerState): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      if (!(await isSameProcess(state.shimPid, state.shimStartTime))) return;
+      await sleep(5);
+    }
+    try {
+      process.kill(state.shimPid!, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+    for (let i = 0; i < 200 && (await isSameProcess(state.shimPid, state.shimStartTime)); i++) await sleep(5);
   }
 
   async exec(ref: string, opts: ExecOptions): Promise<ExecHandle> {

@@ -657,6 +657,7 @@ __attribute__((noreturn)) static void become_process(const struct spec *s) {
 
 /* Runs in the child that becomes the container's pid 1. */
 static int cgroups_joined_fd = -1; /* the setup child's end of the "cgroups joined" pipe */
+static int mounts_ready_fd = -1;    /* the setup child's end of the "mounts built" pipe */
 
 /* The shim creates the child's cgroups, writes their limits and moves the child in while the
  * child builds its mounts: on cgroup v1 the move waits for an RCU grace period (~3-10 ms here),
@@ -664,8 +665,12 @@ static int cgroups_joined_fd = -1; /* the setup child's end of the "cgroups join
  * every limit applies from its first instruction. The cgroup namespace is entered afterwards, so
  * its root is the container's. */
 static void wait_for_cgroups(const struct spec *s) {
-  char byte;
+  char byte = 'm';
   ssize_t r;
+  if (mounts_ready_fd >= 0) { /* the shim takes hold of the mount namespace now (hold_mount_ns) */
+    if (write(mounts_ready_fd, &byte, 1) != 1) _exit(125);
+    close(mounts_ready_fd);
+  }
   do r = read(cgroups_joined_fd, &byte, 1);
   while (r < 0 && errno == EINTR);
   if (r != 1) _exit(125); /* the shim failed and reports why */
@@ -856,9 +861,32 @@ static int move_into_cgroups(const struct spec *s, pid_t pid) {
 
 static pid_t await_exec(pid_t pid, int ep_read);
 
+/* The container's mount namespace, held by the shim from before the exec until its exit is
+ * recorded. Without it the namespace dies with the container's pid 1, and the kernel unmounts
+ * its whole tree (the overlay root, /proc, /sys, /dev...) inside that process's exit, before the
+ * shim can reap it: ~0.5-1 ms between the exit and its record. Held here, that teardown happens
+ * when the shim exits, after exit.json is written. It stays private to the container's namespace
+ * either way: nothing is ever mounted on the host. */
+static int held_mnt_ns = -1;
+
+/* Waits for the child to report its mounts built (EOF: it failed, and says why on the error
+ * pipe), then opens its mount namespace; the child execs only after the shim's go-ahead, so it
+ * cannot have exited yet. Failing to hold it only costs the teardown on the exit path. */
+static void hold_mount_ns(pid_t child, int ready_read) {
+  char byte;
+  ssize_t r;
+  do r = read(ready_read, &byte, 1);
+  while (r < 0 && errno == EINTR);
+  close(ready_read);
+  if (r != 1) return;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)child);
+  held_mnt_ns = open(path, O_RDONLY | O_CLOEXEC);
+}
+
 static pid_t start_child(const struct spec *s, int is_exec) {
-  int ep[2], cp[2];
-  if (pipe2(ep, O_CLOEXEC) < 0 || pipe2(cp, O_CLOEXEC) < 0) {
+  int ep[2], cp[2], mp[2];
+  if (pipe2(ep, O_CLOEXEC) < 0 || pipe2(cp, O_CLOEXEC) < 0 || pipe2(mp, O_CLOEXEC) < 0) {
     report("error\tpipe\t\t0\tcannot create a pipe\n");
     return -1;
   }
@@ -872,22 +900,29 @@ static pid_t start_child(const struct spec *s, int is_exec) {
   if (pid == 0) {
     close(ep[0]);
     close(cp[1]);
+    close(mp[0]);
     err_fd = ep[1];
     cgroups_joined_fd = cp[0];
+    if (is_exec) close(mp[1]);
+    else mounts_ready_fd = mp[1];
     signal(SIGPIPE, SIG_DFL);
     if (is_exec) become_process(s);
     setup_container(s);
   }
   close(ep[1]);
   close(cp[0]);
+  close(mp[1]);
+  if (is_exec) close(mp[0]);
   if (!is_exec) {
     if (create_cgroups(s) < 0 || restrict_devices(s) < 0 || move_into_cgroups(s, pid) < 0) {
       close(cp[1]);
       close(ep[0]);
+      close(mp[0]);
       kill(pid, SIGKILL);
       waitpid(pid, NULL, 0);
       return -1;
     }
+    hold_mount_ns(pid, mp[0]);
     if (write(cp[1], "j", 1) != 1) { /* the child died: its error is on the error pipe */
     }
   }
@@ -1132,6 +1167,7 @@ static int shim_monitor(const struct spec *s, pid_t child, int out_read, int err
   }
   /* no fsync of the log: readers see it through the page cache, and only exit.json must be durable */
   write_exit_file(s, code, signo);
+  if (held_mnt_ns >= 0) close(held_mnt_ns); /* the container's mounts go now, after the record */
   return 0;
 }
 
@@ -1250,9 +1286,9 @@ static int read_path(int fd, char *out, size_t len) {
 static int run_warm_shim(void) {
   sigset_t mask;
   int sfd = shim_detach(&mask);
-  int out[2], errp[2], gp[2], ep[2], cp[2];
+  int out[2], errp[2], gp[2], ep[2], cp[2], mp[2];
   if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(gp, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 ||
-      pipe2(cp, O_CLOEXEC) < 0 || unshare(CLONE_NEWPID) < 0)
+      pipe2(cp, O_CLOEXEC) < 0 || pipe2(mp, O_CLOEXEC) < 0 || unshare(CLONE_NEWPID) < 0)
     return 125;
   int saved_out = dup(1), saved_err = dup(2);
   dup2(out[1], 1);
@@ -1265,10 +1301,12 @@ static int run_warm_shim(void) {
     close(ep[0]);
     close(cp[1]);
     close(gp[1]);
+    close(mp[0]);
     close(WARM_CTL_FD);
     close(REPORT_FD);
     err_fd = ep[1];
     cgroups_joined_fd = cp[0];
+    mounts_ready_fd = mp[1];
     signal(SIGPIPE, SIG_DFL);
     static char path[PATH_MAX];
     if (!read_path(gp[0], path, sizeof path)) _exit(0); /* discarded unused */
@@ -1287,6 +1325,7 @@ static int run_warm_shim(void) {
   close(ep[1]);
   close(cp[0]);
   close(gp[0]);
+  close(mp[1]);
   if (child < 0) return 125;
 
   /* park the child in this shim's warm cgroups: the grace period is paid here, before any start */
@@ -1360,6 +1399,7 @@ static int run_warm_shim(void) {
   }
   write_all(gp[1], spec_path, strlen(spec_path) + 1);
   close(gp[1]);
+  hold_mount_ns(child, mp[0]);
   if (write(cp[1], "j", 1) != 1) { /* the child died: its error is on the error pipe */
   }
   close(cp[1]);
