@@ -99,6 +99,19 @@ describe('containers from images', () => {
     await assert.rejects(rt.images.snapshotter.stat(key), /not|no such/i);
   });
 
+  test("the container's overlay root is volatile (no sync of the host disk when it goes); rm leaves no trace of it", async () => {
+    const c = await rt.runtime.run({ image: 'busybox:1', command: ['cat', '/proc/self/mountinfo'] });
+    assert.equal((await rt.runtime.containers.wait(c.id)).exitCode, 0);
+    const rootLine = (await output(c.id)).split('\n').find((l) => l.split(' ')[4] === '/');
+    assert.match(rootLine ?? '', / - overlay \S+ \S*\bvolatile\b/, `the root mount: ${rootLine}`);
+    const key = c.config.snapshotKey!;
+    await rt.runtime.containers.remove(c.id);
+    await assert.rejects(rt.images.snapshotter.stat(key), /no such snapshot/);
+    await rt.images.snapshotter.cleanup();
+    assert.equal((await rt.images.snapshotter.reclaimable()).size, 0);
+    assert.deepEqual(await readdir(join(root, 'snapshots', 'overlay', 'trash')), []);
+  });
+
   test('an image with 140 layers runs (overlay options beyond one page)', async () => {
     const c = await rt.runtime.run({ image: 'many:140', command: ['sh', '-c', 'ls /layers | wc -l'] });
     const exit = await rt.runtime.containers.wait(c.id);

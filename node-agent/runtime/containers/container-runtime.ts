@@ -580,34 +580,42 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       await this.kill(info.id, 'SIGKILL').catch(() => {});
       await this.wait(info.id, { timeoutMs: 10_000 });
     }
-    await Promise.all([this.cgroups.remove(info.id), this.shimGone(info.state)]);
-    if (info.config.snapshotKey) {
-      if (!this.snapshots) {
-        throw new FailedPreconditionError(
-          `remove container ${info.name}: its snapshot ${info.config.snapshotKey} needs the ${info.config.snapshotter} snapshotter, which this runtime was opened without`,
-        );
-      }
-      const snapshots = await this.snapshots(info.config.snapshotter ?? 'overlay');
-      try {
-        await snapshots.remove(info.config.snapshotKey);
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'NotFound') throw err;
-      }
-    }
+    // the shim is releasing the container's mounts meanwhile: awaited last
+    const shimGone = this.shimGone(info.state);
+    await Promise.all([this.cgroups.remove(info.id), this.removeSnapshot(info)]);
     await this.store.delete(info.id, info.name);
+    await shimGone;
     log.debug({ id: info.id }, 'container removed');
+  }
+
+  /** Before the container's record goes: prune keeps an active snapshot until its container is gone. */
+  private async removeSnapshot(info: ContainerInfo): Promise<void> {
+    if (!info.config.snapshotKey) return;
+    if (!this.snapshots) {
+      throw new FailedPreconditionError(
+        `remove container ${info.name}: its snapshot ${info.config.snapshotKey} needs the ${info.config.snapshotter} snapshotter, which this runtime was opened without`,
+      );
+    }
+    const snapshots = await this.snapshots(info.config.snapshotter ?? 'overlay');
+    try {
+      await snapshots.remove(info.config.snapshotKey);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'NotFound') throw err;
+    }
   }
 
   /**
    * The shim holds the container's mount namespace (its root and the rest, mounted nowhere else)
    * until the exit is recorded, then releases it and exits: once it is gone nothing of the
-   * container is mounted anywhere, and its writable layer can go. A shim that lingers after the
-   * record (stopped?) has nothing left to do and is killed.
+   * container is mounted anywhere (its writable layer, already in the snapshotter's trash, is
+   * deleted later still). A shim that lingers after the record (stopped?) has nothing left to do
+   * and is killed.
    */
   private async shimGone(state: ContainerState): Promise<void> {
-    for (let i = 0; i < 200; i++) {
+    // the release takes about a millisecond after the record: look often at first
+    for (let i = 0; i < 220; i++) {
       if (!(await isSameProcess(state.shimPid, state.shimStartTime))) return;
-      await sleep(5);
+      await sleep(i < 20 ? 1 : 5);
     }
     try {
       process.kill(state.shimPid!, 'SIGKILL');
