@@ -93,6 +93,22 @@ describe('EtcdStore against a real etcd', () => {
         () => new EtcdStore({ endpoints: [server.endpoint], maxCreatesPerTxn: 0 }),
         /maxCreatesPerTxn/,
       );
+
+      const ungrouped = new EtcdStore({
+        endpoints: [server.endpoint],
+        prefix: '/group-none',
+        maxCreatesPerTxn: 1,
+      });
+      try {
+        const each = await Promise.all(
+          Array.from({ length: 8 }, (_, i) =>
+            ungrouped.create({ resource: 'pods', namespace: 'a', name: `p${i}` }, new Uint8Array([i])),
+          ),
+        );
+        assert.deepEqual(keysPerRevision(each), Array(8).fill(1));
+      } finally {
+        await ungrouped.close();
+      }
     } finally {
       await byCount.close();
       await byBytes.close();

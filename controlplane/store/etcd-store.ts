@@ -230,16 +230,13 @@ export class EtcdStore implements Store {
     const path = Buffer.from(objectPath(this.prefix, key));
     this.checkSize(action, path, value);
     return new Promise<StoredValue>((resolve, reject) => {
-      this.queuedCreates.push({
-        action,
-        key,
-        path,
-        value,
-        deadline: Date.now() + this.timeoutMs,
-        resolve,
-        reject,
-      });
-      this.sendQueuedCreates();
+      const queued = { action, key, path, value, deadline: Date.now() + this.timeoutMs, resolve, reject };
+      // Ungrouped creates are not held back by the one in flight.
+      if (this.maxCreatesPerTxn === 1) void this.commitOneCreate(queued);
+      else {
+        this.queuedCreates.push(queued);
+        this.sendQueuedCreates();
+      }
     });
   }
 
@@ -307,7 +304,7 @@ export class EtcdStore implements Store {
               create_revision: 0,
             })),
             success: live.map((queued) => ({
-              request_put: { key: queued.path, value: Buffer.from(queued.value) },
+              request_put: { key: queued.path, value: asBuffer(queued.value) },
             })),
             failure: [],
           }),
@@ -339,7 +336,7 @@ export class EtcdStore implements Store {
         () =>
           this.client.kv.txn({
             compare: [{ key: queued.path, target: 'Create', result: 'Equal', create_revision: 0 }],
-            success: [{ request_put: { key: queued.path, value: Buffer.from(queued.value) } }],
+            success: [{ request_put: { key: queued.path, value: asBuffer(queued.value) } }],
             failure: [],
           }),
         queued.deadline - Date.now(),
@@ -864,4 +861,9 @@ class EventQueue<T> {
     this.waiting = undefined;
     this.failWaiting = undefined;
   }
+}
+
+/** A view of the same bytes (Buffer.from(Uint8Array) would copy them). */
+function asBuffer(value: Uint8Array): Buffer {
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
