@@ -25,6 +25,7 @@ import {
   isSkiffError,
 } from '../../../proto/errors.js';
 import type { Logger } from '../../../proto/logger.js';
+import { CachedFiles } from '../content/cached-file.js';
 import { writeFileAtomic } from '../content/atomic-file.js';
 import type { ContentStore } from '../content/content-store.js';
 import { isDigest, sha256Digest, type Digest } from '../content/digest.js';
@@ -158,6 +159,8 @@ export class ImageStore {
    * a container start need not re-read and re-parse two blobs. Names are looked up afresh.
    */
   private readonly parsed = new Map<Digest, Omit<ResolvedImage, 'names'>>();
+  /** images.json is only ever replaced by rename (writeFileAtomic): see CachedFiles. */
+  private readonly files = new CachedFiles(1);
 
   private constructor(dir: string, options: ImageStoreOptions) {
     this.file = join(dir, 'images.json');
@@ -178,7 +181,7 @@ export class ImageStore {
 
   private async readRecords(): Promise<ImagesFile> {
     try {
-      const parsed = JSON.parse(await readFile(this.file, 'utf8')) as ImagesFile;
+      const parsed = JSON.parse(await this.files.read(this.file)) as ImagesFile;
       return { images: parsed.images ?? {} };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { images: {} };

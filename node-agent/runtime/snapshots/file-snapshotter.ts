@@ -3,7 +3,7 @@
  * parents, lifecycle checks and usage. OverlaySnapshotter and CopySnapshotter supply storage
  * (how a new snapshot's directory is filled) and mounts (how it is shown).
  */
-import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } from '../../../proto/errors.js';
 import { SnapshotRecords, toInfo, validateKey, type SnapshotRecord } from './snapshot-records.js';
@@ -99,22 +99,35 @@ export abstract class FileSnapshotter implements Snapshotter {
     const action = kind === 'active' ? 'prepare' : 'view';
     validateKey(key);
     if (parent !== undefined) validateKey(parent, 'parent');
-    // both reads at once: they are on every container start
-    const [parentRecord, taken] = await Promise.all([
+    // the reads and the new storage directory at once: they are on every container start
+    const [parentRead, takenRead, idMade] = await Promise.allSettled([
       parent === undefined ? undefined : this.records.get(parent, `${action} ${JSON.stringify(key)}: parent`),
       this.records.find(key),
+      this.records.newStorage(),
     ]);
-    if (parentRecord !== undefined) {
-      if (parentRecord.kind !== 'committed') {
+    const dropStorage = async () => {
+      if (idMade.status === 'fulfilled')
+        await rm(this.records.dir(idMade.value), { recursive: true, force: true });
+    };
+    if (parentRead.status === 'rejected' || takenRead.status === 'rejected' || idMade.status === 'rejected') {
+      await dropStorage();
+      throw [parentRead, takenRead, idMade].find((r) => r.status === 'rejected')!.reason;
+    }
+    const parentRecord = parentRead.value;
+    const id = idMade.value;
+    try {
+      if (parentRecord !== undefined && parentRecord.kind !== 'committed') {
         throw new FailedPreconditionError(
           `${action} snapshot ${JSON.stringify(key)}: parent ${JSON.stringify(parent)} is ${parentRecord.kind}, not committed`,
         );
       }
+      if (takenRead.value) {
+        throw new AlreadyExistsError(`${action} snapshot ${JSON.stringify(key)}: the key is already in use`);
+      }
+    } catch (err) {
+      await dropStorage();
+      throw err;
     }
-    if (taken) {
-      throw new AlreadyExistsError(`${action} snapshot ${JSON.stringify(key)}: the key is already in use`);
-    }
-    const id = await this.records.newStorage();
     const now = new Date().toISOString();
     const record: SnapshotRecord = {
       id,
@@ -125,11 +138,18 @@ export abstract class FileSnapshotter implements Snapshotter {
       updated: now,
     };
     if (parentRecord) record.parent = parentRecord.key;
+    // the record is written meanwhile but published (linked) only once the storage is complete
+    const [populated, staged] = await Promise.allSettled([
+      this.populate(this.records.dir(id), parentRecord, kind),
+      this.records.stage(record),
+    ]);
     try {
-      await this.populate(this.records.dir(id), parentRecord, kind);
-      await this.records.create(record, action);
+      if (populated.status === 'rejected') throw populated.reason;
+      if (staged.status === 'rejected') throw staged.reason;
+      await this.records.publish(staged.value, record, action);
     } catch (err) {
-      await rm(this.records.dir(id), { recursive: true, force: true });
+      if (staged.status === 'fulfilled') await unlink(staged.value).catch(() => {});
+      await dropStorage();
       throw err;
     }
     return this.mountsOf(record, parentRecord);

@@ -20,10 +20,11 @@
  * counts as absent, its storage as an orphan, and cleanup() removes both.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../../proto/errors.js';
 import { writeFileAtomic } from '../content/atomic-file.js';
+import { CachedFiles } from '../content/cached-file.js';
 import { removeTree } from '../sys/remove-tree.js';
 import type { SnapshotInfo, SnapshotKind } from './snapshotter.js';
 
@@ -63,6 +64,8 @@ export class SnapshotRecords {
   readonly recordsDir: string;
   readonly snapshotsDir: string;
   readonly trashDir: string;
+  /** Records are only ever linked, renamed into place or unlinked: see CachedFiles. */
+  private readonly files = new CachedFiles();
 
   constructor(readonly root: string) {
     this.recordsDir = join(root, 'records');
@@ -128,7 +131,7 @@ export class SnapshotRecords {
 
   async find(key: string): Promise<SnapshotRecord | undefined> {
     try {
-      return parseRecord(await readFile(this.recordPath(key), 'utf8'));
+      return parseRecord(await this.files.read(this.recordPath(key)));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
@@ -143,14 +146,27 @@ export class SnapshotRecords {
 
   /** Creates the record; AlreadyExistsError when the key is taken (atomically, via link(2)). */
   async create(record: SnapshotRecord, action: string): Promise<void> {
+    await this.publish(await this.stage(record), record, action);
+  }
+
+  /** The record's content in a temp file of its own, for publish(); may run beside other work. */
+  async stage(record: SnapshotRecord): Promise<string> {
     const tmp = join(this.recordsDir, `.new-${randomBytes(8).toString('hex')}`);
     const handle = await open(tmp, 'wx', 0o600);
     try {
       await handle.writeFile(JSON.stringify(record));
       if (record.kind === 'committed') await handle.sync();
-    } finally {
+    } catch (err) {
       await handle.close();
+      await unlink(tmp).catch(() => {});
+      throw err;
     }
+    await handle.close();
+    return tmp;
+  }
+
+  /** Links a staged record into place (AlreadyExistsError when the key is taken); the temp file goes either way. */
+  async publish(tmp: string, record: SnapshotRecord, action: string): Promise<void> {
     try {
       await link(tmp, this.recordPath(record.key));
     } catch (err) {
@@ -161,7 +177,7 @@ export class SnapshotRecords {
       }
       throw err;
     } finally {
-      await rm(tmp, { force: true });
+      await unlink(tmp).catch(() => {});
     }
   }
 
@@ -171,6 +187,7 @@ export class SnapshotRecords {
 
   async delete(key: string): Promise<void> {
     // unlink, not fs.rm: rm stats first (a second file call on every container removal)
+    this.files.forget(this.recordPath(key));
     try {
       await unlink(this.recordPath(key));
     } catch (err) {
@@ -183,7 +200,7 @@ export class SnapshotRecords {
     for (const name of await readdir(this.recordsDir)) {
       if (!name.endsWith('.json')) continue;
       try {
-        const record = parseRecord(await readFile(join(this.recordsDir, name), 'utf8'));
+        const record = parseRecord(await this.files.read(join(this.recordsDir, name)));
         if (record) out.push(record);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { link, mkdtemp, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { writeFileAtomic } from './atomic-file.js';
+import { CachedFiles } from './cached-file.js';
+
+test('cached reads follow every change: atomic replace, link of a new file, truncation, removal', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-cached-'));
+  try {
+    const files = new CachedFiles();
+    const path = join(dir, 'r.json');
+    await writeFileAtomic(path, 'one');
+    assert.equal(await files.read(path), 'one');
+    assert.equal(await files.read(path), 'one');
+    // same size, replaced by rename: a new inode
+    await writeFileAtomic(path, 'two');
+    assert.equal(await files.read(path), 'two');
+    await unlink(path);
+    await assert.rejects(files.read(path), { code: 'ENOENT' });
+    await writeFile(join(dir, 'new'), 'six');
+    await link(join(dir, 'new'), path);
+    assert.equal(await files.read(path), 'six');
+    await truncate(path);
+    assert.equal(await files.read(path), '');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a bounded number of files is kept, the oldest dropped first', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-cached-'));
+  try {
+    const files = new CachedFiles(2);
+    for (const n of ['a', 'b', 'c']) await writeFile(join(dir, n), n);
+    for (const n of ['a', 'b', 'c']) assert.equal(await files.read(join(dir, n)), n);
+    await writeFile(join(dir, 'a'), 'A'); // in place: only safe because 'a' is no longer kept
+    assert.equal(await files.read(join(dir, 'a')), 'A');
+    assert.equal(await files.read(join(dir, 'c')), 'c');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

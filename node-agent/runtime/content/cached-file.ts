@@ -1,0 +1,59 @@
+/**
+ * Small files read on every container start that rarely change (images.json, snapshot records):
+ * the text is kept with the file's identity (inode, size, mtime in ns), and a read whose stat(2)
+ * finds the same identity returns it — one file call instead of readFile's four (open, fstat,
+ * read, close), ~0.05 ms instead of ~0.15–0.25 ms from Node's thread pool.
+ *
+ * Sound for files that are only ever replaced by rename(2) or link(2) of a new file (a new inode:
+ * writeFileAtomic, SnapshotRecords.create/replace) or unlinked: a changed file never has the
+ * identity of the text kept for it. Errors are readFile's (ENOENT for a missing file).
+ */
+import { open, stat } from 'node:fs/promises';
+
+interface Entry {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  text: string;
+}
+
+export class CachedFiles {
+  private readonly entries = new Map<string, Entry>();
+
+  /** `max`: files kept; the oldest goes first. */
+  constructor(private readonly max = 4096) {}
+
+  async read(path: string): Promise<string> {
+    const kept = this.entries.get(path);
+    if (kept) {
+      let st;
+      try {
+        st = await stat(path, { bigint: true });
+      } catch (err) {
+        this.entries.delete(path);
+        throw err;
+      }
+      if (st.ino === kept.ino && st.size === kept.size && st.mtimeNs === kept.mtimeNs) return kept.text;
+    }
+    const handle = await open(path, 'r');
+    try {
+      // the identity of what is read: from the open file, not from the path again
+      const st = await handle.stat({ bigint: true });
+      const text = await handle.readFile('utf8');
+      this.entries.delete(path);
+      if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
+      this.entries.set(path, { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, text });
+      return text;
+    } catch (err) {
+      this.entries.delete(path);
+      throw err;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** After this process removed or replaced the file: nothing is kept for it. */
+  forget(path: string): void {
+    this.entries.delete(path);
+  }
+}
