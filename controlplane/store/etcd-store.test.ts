@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GoneError, ResourceExhaustedError, UnavailableError } from '../../proto/errors.js';
@@ -6,6 +7,15 @@ import { withEtcd } from '../../test/harness/servers.js';
 import { EtcdStore } from './etcd-store.js';
 import { storeConformance } from './store-conformance.js';
 import { startProxy } from './tcp-proxy.js';
+
+/** Waits until the kernel shows `pid` stopped: SIGSTOP takes effect shortly after kill returns. */
+async function stopped(pid: number): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while (readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] !== 'T') {
+    if (Date.now() > deadline) throw new Error(`etcd (pid ${pid}) did not stop within 2 s of SIGSTOP`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 describe('EtcdStore against a real etcd', () => {
   const etcd = withEtcd();
@@ -34,6 +44,7 @@ describe('EtcdStore against a real etcd', () => {
       await store.create(key, new Uint8Array([1]));
       process.kill(server.process.pid, 'SIGSTOP');
       try {
+        await stopped(server.process.pid);
         for (const call of [() => store.get(key), () => store.health()]) {
           const began = Date.now();
           await assert.rejects(
@@ -42,6 +53,22 @@ describe('EtcdStore against a real etcd', () => {
           );
           assert.ok(Date.now() - began < 2000, `took ${Date.now() - began} ms`);
         }
+        // Creates that queue behind a hung one still fail within their own deadline.
+        const timedCreate = async (name: string): Promise<number> => {
+          const began = Date.now();
+          await assert.rejects(
+            store.create({ resource: 'pods', namespace: 'a', name }, new Uint8Array([2])),
+            (err: unknown) => err instanceof UnavailableError && err.message.includes(name),
+          );
+          return Date.now() - began;
+        };
+        const first = timedCreate('hung-0');
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        const took = await Promise.all([
+          first,
+          ...Array.from({ length: 5 }, (_, i) => timedCreate(`hung-${i + 1}`)),
+        ]);
+        assert.ok(Math.max(...took) < 1500, `creates failed after ${took.join(', ')} ms, deadline 1000 ms`);
       } finally {
         process.kill(server.process.pid, 'SIGCONT');
       }
