@@ -99,11 +99,9 @@ describe('containers from images', () => {
     await assert.rejects(rt.images.snapshotter.stat(key), /not|no such/i);
   });
 
-  test("the container's overlay root is volatile (no sync of the host disk when it goes); rm leaves no trace of it", async () => {
-    const c = await rt.runtime.run({ image: 'busybox:1', command: ['cat', '/proc/self/mountinfo'] });
+  test("rm leaves no trace of the container's writable layer once the trash is emptied", async () => {
+    const c = await rt.runtime.run({ image: 'busybox:1', command: ['sh', '-c', 'echo x > /written'] });
     assert.equal((await rt.runtime.containers.wait(c.id)).exitCode, 0);
-    const rootLine = (await output(c.id)).split('\n').find((l) => l.split(' ')[4] === '/');
-    assert.match(rootLine ?? '', / - overlay \S+ \S*\bvolatile\b/, `the root mount: ${rootLine}`);
     const key = c.config.snapshotKey!;
     await rt.runtime.containers.remove(c.id);
     await assert.rejects(rt.images.snapshotter.stat(key), /no such snapshot/);
