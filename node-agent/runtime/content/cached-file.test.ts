@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { link, mkdtemp, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdtemp, open, rm, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -38,6 +38,33 @@ test('a bounded number of files is kept, the oldest dropped first', async () => 
     await writeFile(join(dir, 'a'), 'A'); // in place: only safe because 'a' is no longer kept
     assert.equal(await files.read(join(dir, 'a')), 'A');
     assert.equal(await files.read(join(dir, 'c')), 'c');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a file linked into place keeps the identity its handle had after the write: remembered text is served, a replacement is read', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-cached-'));
+  try {
+    const files = new CachedFiles();
+    const tmp = join(dir, '.tmp');
+    const path = join(dir, 'r.json');
+    const handle = await open(tmp, 'wx');
+    await handle.writeFile('linked');
+    const identity = await handle.stat({ bigint: true });
+    await handle.close();
+    await link(tmp, path);
+    await unlink(tmp);
+    const after = await stat(path, { bigint: true });
+    assert.deepEqual(
+      [after.ino, after.size, after.mtimeNs],
+      [identity.ino, identity.size, identity.mtimeNs],
+      'link and unlink of the temp name leave inode, size and mtime alone',
+    );
+    files.remember(path, identity, 'linked');
+    assert.equal(await files.read(path), 'linked');
+    await writeFileAtomic(path, 'newer');
+    assert.equal(await files.read(path), 'newer');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

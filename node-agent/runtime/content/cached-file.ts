@@ -52,6 +52,17 @@ export class CachedFiles {
     }
   }
 
+  /**
+   * Keeps `text` as the content of `path` with the identity of the file it was written to (its
+   * handle's stat after the last write): for a file this process links into place, which keeps
+   * the inode, size and mtime.
+   */
+  remember(path: string, identity: { ino: bigint; size: bigint; mtimeNs: bigint }, text: string): void {
+    this.entries.delete(path);
+    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(path, { ino: identity.ino, size: identity.size, mtimeNs: identity.mtimeNs, text });
+  }
+
   /** After this process removed or replaced the file: nothing is kept for it. */
   forget(path: string): void {
     this.entries.delete(path);

@@ -148,7 +148,7 @@ export abstract class FileSnapshotter implements Snapshotter {
       if (staged.status === 'rejected') throw staged.reason;
       await this.records.publish(staged.value, record, action);
     } catch (err) {
-      if (staged.status === 'fulfilled') await unlink(staged.value).catch(() => {});
+      if (staged.status === 'fulfilled') await unlink(staged.value.tmp).catch(() => {});
       await dropStorage();
       throw err;
     }

@@ -38,6 +38,12 @@ export interface SnapshotRecord {
   updated: string;
 }
 
+export interface StagedRecord {
+  tmp: string;
+  text: string;
+  identity: { ino: bigint; size: bigint; mtimeNs: bigint };
+}
+
 export function toInfo(record: SnapshotRecord): SnapshotInfo {
   const { key, kind, parent, labels, created, updated } = record;
   return parent === undefined
@@ -150,25 +156,29 @@ export class SnapshotRecords {
   }
 
   /** The record's content in a temp file of its own, for publish(); may run beside other work. */
-  async stage(record: SnapshotRecord): Promise<string> {
+  async stage(record: SnapshotRecord): Promise<StagedRecord> {
     const tmp = join(this.recordsDir, `.new-${randomBytes(8).toString('hex')}`);
+    const text = JSON.stringify(record);
     const handle = await open(tmp, 'wx', 0o600);
     try {
-      await handle.writeFile(JSON.stringify(record));
+      await handle.writeFile(text);
       if (record.kind === 'committed') await handle.sync();
+      return { tmp, text, identity: await handle.stat({ bigint: true }) };
     } catch (err) {
-      await handle.close();
       await unlink(tmp).catch(() => {});
       throw err;
+    } finally {
+      await handle.close();
     }
-    await handle.close();
-    return tmp;
   }
 
   /** Links a staged record into place (AlreadyExistsError when the key is taken); the temp file goes either way. */
-  async publish(tmp: string, record: SnapshotRecord, action: string): Promise<void> {
+  async publish(staged: StagedRecord, record: SnapshotRecord, action: string): Promise<void> {
+    const path = this.recordPath(record.key);
     try {
-      await link(tmp, this.recordPath(record.key));
+      await link(staged.tmp, path);
+      // the record's inode, size and mtime are the temp file's: a later read is one stat
+      this.files.remember(path, staged.identity, staged.text);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
         throw new AlreadyExistsError(
@@ -177,7 +187,7 @@ export class SnapshotRecords {
       }
       throw err;
     } finally {
-      await unlink(tmp).catch(() => {});
+      await unlink(staged.tmp).catch(() => {});
     }
   }
 
