@@ -73,3 +73,52 @@ test('member names are cleaned and never climb out', () => {
   assert.equal(cleanMemberName('/etc/passwd'), undefined);
   assert.equal(cleanMemberName('a/../../b'), undefined);
 });
+
+test('a hostile PAX header is refused, never looped on', async () => {
+  const cases: Array<[string, string | Buffer, RegExp]> = [
+    ['negative size', '14 size=-1536\n', /size "-1536" is not a byte count/],
+    ['NaN size', '12 size=abc\n', /size "abc" is not a byte count/],
+    ['huge size', '29 size=99999999999999999999\n', /is not a byte count/],
+    ['length too short', '1 abc\n', /out of bounds/],
+    ['length past the end', '99 path=a\n', /out of bounds/],
+    ['leading whitespace', '\n1 abc\n', /does not start with its length/],
+    ['signed length', '-9 path=a\n', /does not start with its length/],
+    ['missing =', '9 pathab\n', /no KEY=VALUE/],
+    ['no newline', '9 path=ab', /does not end with a newline/],
+  ];
+  for (const [what, paxBody, reason] of cases) {
+    const path = await tarFile(`pax-${what}.tar`, tar([{ name: 'index.json', data: '{}', paxBody }]));
+    await assert.rejects(
+      openImageArchive(path),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError &&
+        /PAX header "PaxHeaders\/entry"/.test(e.message) &&
+        reason.test(e.message),
+      what,
+    );
+  }
+  const ok = await openImageArchive(
+    await tarFile('pax-ok.tar', tar([{ name: 'x', data: 'abc', paxBody: '15 path=a\nb=c\n\n6 a=b\n' }])),
+  );
+  try {
+    assert.equal((await ok.readSmall('a\nb=c\n', 10)).toString(), 'abc');
+  } finally {
+    await ok.close();
+  }
+});
+
+test('a symlink to a member whose name starts with two dots is followed', async () => {
+  const path = await tarFile(
+    'dots.tar',
+    tar([
+      { name: '..foo', data: 'dots' },
+      { name: 'link', type: 'symlink', linkname: '..foo' },
+    ]),
+  );
+  const archive = await openImageArchive(path);
+  try {
+    assert.equal((await archive.readSmall('link', 10)).toString(), 'dots');
+  } finally {
+    await archive.close();
+  }
+});

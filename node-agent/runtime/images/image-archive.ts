@@ -131,6 +131,36 @@ function tarNumber(buf: Buffer, start: number, len: number): number {
   return s === '' ? 0 : parseInt(s, 8);
 }
 
+/**
+ * The records of a PAX extended header, each `LEN SP KEY=VALUE LF` where LEN (decimal digits
+ * only) counts the whole record's bytes; records are walked by that prefix, since a value may
+ * itself hold newlines. Anything else calls `refuse`, which throws.
+ */
+export function parsePaxRecords(data: Buffer, refuse: (why: string) => never): Array<[string, string]> {
+  const records: Array<[string, string]> = [];
+  let at = 0;
+  while (at < data.length) {
+    if (data[at] === 0 && data.subarray(at).every((b) => b === 0)) break;
+    let digits = 0;
+    let len = 0;
+    while (at + digits < data.length && data[at + digits]! >= 0x30 && data[at + digits]! <= 0x39) {
+      len = len * 10 + (data[at + digits]! - 0x30);
+      if (++digits > 7) refuse(`record at offset ${at} has an over-long length`);
+    }
+    if (digits === 0) refuse(`record at offset ${at} does not start with its length`);
+    if (data[at + digits] !== 0x20) refuse(`record at offset ${at}: no space after the length`);
+    if (len < digits + 4 || at + len > data.length)
+      refuse(`record at offset ${at} has length ${len}, out of bounds`);
+    if (data[at + len - 1] !== 0x0a) refuse(`record at offset ${at} does not end with a newline`);
+    const body = data.subarray(at + digits + 1, at + len - 1);
+    const eq = body.indexOf(0x3d);
+    if (eq <= 0) refuse(`record at offset ${at} has no KEY=VALUE`);
+    records.push([body.toString('utf8', 0, eq), body.toString('utf8', eq + 1)]);
+    at += len;
+  }
+  return records;
+}
+
 function tarString(buf: Buffer, start: number, len: number): string {
   const end = buf.indexOf(0, start);
   return buf.toString('utf8', start, end >= 0 && end < start + len ? end : start + len);
@@ -170,7 +200,7 @@ class TarArchive implements ImageArchive {
         if (sum !== tarNumber(head, 148, 8)) bad(`header checksum mismatch at byte ${offset}`);
         const type = String.fromCharCode(head[156]!);
         const headerSize = tarNumber(head, 124, 12);
-        if (!Number.isSafeInteger(headerSize)) bad(`bad size field at byte ${offset}`);
+        if (!Number.isSafeInteger(headerSize) || headerSize < 0) bad(`bad size field at byte ${offset}`);
         const dataOffset = offset + BLOCK;
         const readMeta = async (size: number): Promise<Buffer> => {
           if (size > MAX_META) bad(`metadata record of ${size} bytes at byte ${offset}`);
@@ -180,11 +210,20 @@ class TarArchive implements ImageArchive {
           return b;
         };
         if (type === 'x') {
-          const text = (await readMeta(headerSize)).toString('utf8');
-          for (const m of text.matchAll(/^\d+ ([^=\n]+)=(.*)$/gm)) {
-            if (m[1] === 'path') paxPath = m[2];
-            else if (m[1] === 'linkpath') paxLink = m[2];
-            else if (m[1] === 'size') paxSize = Number(m[2]);
+          const records = parsePaxRecords(await readMeta(headerSize), (why) =>
+            bad(`PAX header ${JSON.stringify(tarString(head, 0, 100))} at byte ${offset}: ${why}`),
+          );
+          for (const [key, value] of records) {
+            if (key === 'path') paxPath = value;
+            else if (key === 'linkpath') paxLink = value;
+            else if (key === 'size') {
+              const n = /^\d+$/.test(value) ? Number(value) : NaN;
+              if (!Number.isSafeInteger(n))
+                bad(
+                  `PAX header ${JSON.stringify(tarString(head, 0, 100))} at byte ${offset}: size ${JSON.stringify(value)} is not a byte count`,
+                );
+              paxSize = n;
+            }
           }
         } else if (type === 'L') {
           longName = (await readMeta(headerSize)).toString('utf8').replace(/\0+$/, '');
@@ -206,11 +245,16 @@ class TarArchive implements ImageArchive {
               members.set(clean, { kind: 'symlink', target: paxLink ?? tarString(head, 157, 100) });
           }
           longName = paxPath = paxLink = paxSize = undefined;
-          offset = dataOffset + Math.ceil(size / BLOCK) * BLOCK;
-          if (offset > fileSize) bad(`member ${JSON.stringify(name)} runs past the end of the file`);
+          const next = dataOffset + Math.ceil(size / BLOCK) * BLOCK;
+          if (next > fileSize) bad(`member ${JSON.stringify(name)} runs past the end of the file`);
+          offset = next;
           continue;
         }
+        // Both sizes are checked non-negative above, so each turn moves forward; the end-of-file
+        // check keeps a metadata header from claiming more bytes than the file has.
         offset = dataOffset + Math.ceil(headerSize / BLOCK) * BLOCK;
+        if (offset > fileSize)
+          bad(`metadata header at byte ${dataOffset - BLOCK} runs past the end of the file`);
       }
       return new TarArchive(path, handle, members);
     } catch (err) {
@@ -227,7 +271,7 @@ class TarArchive implements ImageArchive {
       if (m.kind === 'file') return m;
       const target: string = m.target.startsWith('/') ? m.target : posix.join(posix.dirname(clean), m.target);
       const next = cleanMemberName(posix.normalize(target));
-      if (next === undefined || posix.normalize(target).startsWith('..')) {
+      if (next === undefined) {
         throw new InvalidArgumentError(
           `import ${this.source}: member ${clean} is a symlink that leads outside the archive`,
           clean,
