@@ -74,6 +74,11 @@ export interface WatchEvent<T extends KubeObject = KubeObject> {
   type: WatchEventType;
   /** Absent for BOOKMARK. For DELETED, the object as it was deleted. */
   object?: T;
+  /**
+   * Resume from here (not from object.metadata.resourceVersion): it is one less than the
+   * object's revision while other objects of that revision are still to come, so a resume may
+   * repeat events of one revision but never misses one.
+   */
   resourceVersion: string;
 }
 

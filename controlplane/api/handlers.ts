@@ -83,6 +83,12 @@ export interface WatchOptions {
 export interface WatchEvent {
   type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
   object?: ApiObject;
+  /**
+   * Where to resume after this event: its revision when it is the last event of that revision,
+   * otherwise the revision before (several objects can share a revision), so a resume never
+   * skips an event and may repeat those of one revision. The object's own
+   * metadata.resourceVersion is always its real revision.
+   */
   resourceVersion: string;
 }
 
@@ -453,6 +459,7 @@ export class ApiHandlers {
         signal: abort.signal,
       })
       [Symbol.asyncIterator]();
+    // The last revision all of whose events have been delivered: bookmarks carry only these.
     let lastRevision = afterRevision;
     let bookmarkTimer: NodeJS.Timeout | undefined;
     let bookmarkDue: Promise<'bookmark'> | undefined;
@@ -482,9 +489,12 @@ export class ApiHandlers {
           continue;
         }
         const revision = event.type === 'deleted' ? event.revision : event.item.modRevision;
-        lastRevision = revision;
+        // Resuming after a revision skips all of it, so until its last event has gone out the
+        // point to resume from is the revision before (its events may then be sent again).
+        const resumeFrom = event.lastOfRevision ? revision : revision - 1n;
+        if (event.lastOfRevision) lastRevision = revision;
         const out = this.toWatchEvent(info, event, revision, filter, matching);
-        if (out) yield out;
+        if (out) yield { ...out, resourceVersion: resumeFrom.toString() };
       }
     } finally {
       clearTimeout(bookmarkTimer);

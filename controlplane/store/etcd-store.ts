@@ -534,13 +534,26 @@ export class EtcdStore implements Store {
         }
         return;
       }
+      // etcd sends a revision's events in one response unless the watch asked for fragments
+      // (this one does not): the server's batches split only between revisions. A fragmented
+      // response (`fragment` set) would continue its last revision in the next one.
+      const converted: Exclude<StoreEvent, { type: 'progress' }>[] = [];
       for (const event of response.events) {
         const revision = BigInt(event.kv.mod_revision);
         // A resumed stream can repeat a revision; one revision's events arrive in one response.
         if (revision <= alreadyDelivered) continue;
-        const converted = this.toEvent(resource, event.type, event.kv, event.prev_kv);
-        if (converted !== undefined) queue.push(converted);
+        const storeEvent = this.toEvent(resource, event.type, event.kv, event.prev_kv);
+        if (storeEvent !== undefined) converted.push(storeEvent);
         delivered = revision;
+      }
+      for (let i = 0; i < converted.length; i++) {
+        const event = converted[i]!;
+        const following = converted[i + 1];
+        event.lastOfRevision =
+          following === undefined
+            ? response.fragment !== true
+            : eventRevision(following) !== eventRevision(event);
+        queue.push(event);
       }
     });
     watcher.on('error', (err) => {
@@ -682,7 +695,7 @@ export class EtcdStore implements Store {
     type: string,
     kv: IKeyValue,
     previous: IKeyValue | undefined,
-  ): StoreEvent | undefined {
+  ): Exclude<StoreEvent, { type: 'progress' }> | undefined {
     const path = kv.key.toString('utf8');
     const key = parseObjectPath(this.prefix, resource, path);
     if (key === undefined) {
@@ -695,10 +708,14 @@ export class EtcdStore implements Store {
         previous === undefined || previous === null
           ? { key, value: new Uint8Array(), modRevision: revision, createRevision: 0n }
           : toStoredValue(key, previous);
-      return { type: 'deleted', item, revision };
+      return { type: 'deleted', item, revision, lastOfRevision: true };
     }
     const item = toStoredValue(key, kv);
-    return { type: item.createRevision === item.modRevision ? 'added' : 'modified', item };
+    return {
+      type: item.createRevision === item.modRevision ? 'added' : 'modified',
+      item,
+      lastOfRevision: true,
+    };
   }
 
   /** Runs one etcd call within the deadline and translates its failure to the vocabulary. */
@@ -804,6 +821,11 @@ function toStoredValue(key: ObjectKey, kv: IKeyValue): StoredValue {
     modRevision: BigInt(kv.mod_revision),
     createRevision: BigInt(kv.create_revision),
   };
+}
+
+function eventRevision(event: StoreEvent): bigint {
+  if (event.type === 'progress' || event.type === 'deleted') return event.revision;
+  return event.item.modRevision;
 }
 
 /** A single-consumer queue of events that can end or fail; the watch's hand-off. */

@@ -147,10 +147,10 @@ export class Informer<T> {
           if (event.type === 'progress') {
             this.lastRevision = event.revision;
           } else if (event.type === 'deleted') {
-            this.lastRevision = event.revision;
+            if (event.lastOfRevision) this.lastRevision = event.revision;
             this.remove(describeKey(event.item.key));
           } else {
-            this.lastRevision = event.item.modRevision;
+            if (event.lastOfRevision) this.lastRevision = event.item.modRevision;
             this.put(event.item, event.type);
           }
         }

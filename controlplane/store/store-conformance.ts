@@ -294,6 +294,15 @@ export function storeConformance(name: string, makeFixture: () => Promise<StoreF
             `${event.item.key.name}: the revision create returned`,
           );
         }
+        // Exactly the last event of each revision says so: consumers resume only after those.
+        for (const [i, event] of events.entries()) {
+          assert.ok(event.type === 'added');
+          const following = events[i + 1];
+          const endsRevision =
+            following === undefined ||
+            (following.type === 'added' && following.item.modRevision !== event.item.modRevision);
+          assert.equal(event.lastOfRevision, endsRevision, `${event.item.key.name}: lastOfRevision`);
+        }
         // Resuming after any create's revision delivers exactly the creates of later revisions.
         const middle = created[50]!.modRevision;
         const later = created.filter((stored) => stored.modRevision > middle).length;

@@ -78,14 +78,20 @@ export interface WatchOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Several keys can share one revision (one transaction, e.g. grouped creates). `lastOfRevision`
+ * is false for every event of a revision but its last, so a consumer that must resume after a
+ * broken stream records the revision only once its last event arrived (resuming "after" a
+ * revision whose events were only partly received would lose the rest).
+ */
 export type StoreEvent =
-  | { type: 'added' | 'modified'; item: StoredValue }
+  | { type: 'added' | 'modified'; item: StoredValue; lastOfRevision: boolean }
   /**
    * `item` is the last value before deletion (its modRevision is that value's); `revision` is
    * the revision of the delete. When the backend no longer holds the last value (deleted exactly
    * at the compacted revision), `item.value` is empty and `item.modRevision` is `revision`.
    */
-  | { type: 'deleted'; item: StoredValue; revision: bigint }
+  | { type: 'deleted'; item: StoredValue; revision: bigint; lastOfRevision: boolean }
   /** Nothing changed up to `revision`: a bookmark to resume from. */
   | { type: 'progress'; revision: bigint };
 

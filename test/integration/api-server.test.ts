@@ -291,6 +291,43 @@ describe('API server', { timeout: 120_000 }, () => {
     );
   });
 
+  test('a watch resumed mid-revision delivers every object of a group of creates that share it', async () => {
+    const start = (await api.list('ConfigMap', { namespace: 'default' })).resourceVersion;
+    // Creates arriving while one is in flight go to etcd as one transaction: one revision.
+    const created = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => api.create(configMap(`grp-${i}`))),
+    );
+    const byRevision = new Map<string, string[]>();
+    for (const object of created) {
+      const names = byRevision.get(object.metadata.resourceVersion!) ?? [];
+      names.push(object.metadata.name!);
+      byRevision.set(object.metadata.resourceVersion!, names);
+    }
+    const [groupRevision, group] = [...byRevision].sort((a, b) => b[1].length - a[1].length)[0]!;
+    assert.ok(group.length >= 2, `concurrent creates formed no group: ${JSON.stringify([...byRevision])}`);
+    const isGrouped = (e: WatchEvent): boolean => e.object?.metadata.resourceVersion === groupRevision;
+
+    const abort = new AbortController();
+    const firstPart = await collect(
+      api.watch('ConfigMap', { namespace: 'default', resourceVersion: start, signal: abort.signal }),
+      (seen) => seen.some(isGrouped),
+    );
+    abort.abort();
+    const lastReceived = firstPart.at(-1)!;
+    assert.ok(isGrouped(lastReceived));
+
+    const received = new Set(firstPart.filter(isGrouped).map((e) => e.object!.metadata.name!));
+    const resumed = await collect(
+      api.watch('ConfigMap', { namespace: 'default', resourceVersion: lastReceived.resourceVersion }),
+      (seen) =>
+        group.every((name) => received.has(name) || seen.some((e) => e.object?.metadata.name === name)),
+    );
+    for (const e of resumed) if (isGrouped(e)) received.add(e.object!.metadata.name!);
+    assert.deepEqual([...received].sort(), [...group].sort());
+    assert.equal(BigInt(lastReceived.resourceVersion), BigInt(groupRevision) - 1n);
+    for (const object of created) await api.delete('ConfigMap', 'default', object.metadata.name!);
+  });
+
   test('a selective watch reports objects leaving and entering the selection', async () => {
     const start = (await api.list('ConfigMap')).resourceVersion;
     const cm = await api.create({
