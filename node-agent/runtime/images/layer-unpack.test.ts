@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { InvalidArgumentError, ResourceExhaustedError } from '../../../proto/errors.js';
 import { gzip, sha256, sorted, tar, type TarEntry } from '../../../test/fixtures/images.js';
+import { tarHeader } from '../../../test/fixtures/images-tar.js';
 import { hostileLayers } from '../../../test/fixtures/images-hostile.js';
 import { treeFingerprint } from '../snapshots/snapshotter-conformance.js';
 import { applyLayer, unpackerPath, type ApplyLayerOptions } from './layer-unpack.js';
@@ -338,6 +339,69 @@ describe('layer unpack (skiff-unpack)', () => {
     assert.deepEqual(await treeFingerprint(canary), before);
     assert.deepEqual((await readdir(root)).sort(), ['canary', 'layer']);
     assert.ok((outcomes.get('2') ?? 0) > 0 && (outcomes.get('0') ?? 0) > 0, JSON.stringify([...outcomes]));
+  });
+
+  test('malformed PAX records and GNU long names are refused cleanly, never by a signal', async () => {
+    const { root, canary } = await sandbox();
+    const before = await treeFingerprint(canary);
+    const paxBodies = [
+      '\n1 abc\n', // strtoull skipped the newline: len 1 put the key past the record
+      ' 9 path=a\n',
+      '+9 path=a\n',
+      '-9 path=a\n',
+      '0 path=a\n',
+      '1 \n',
+      '5 =a\n\n',
+      '9 pathab\n',
+      '9 path=ab',
+      '99 path=a\n',
+      '99999999999999999999 path=a\n',
+      '9path=ab\n',
+      '11 path=a\n', // one past the end
+      '8 path=a\n', // newline not where the length says
+      '12 size=-1\n',
+      '12 size=1x\n',
+      '20 uid=4294967296\n',
+      '11 path=a\0b\n',
+      '6 a=b\n7 ',
+    ];
+    const longNames: Buffer[] = [];
+    const gnu = (type: string, data: Buffer, declared = data.length): Buffer => {
+      const pad = Buffer.alloc((512 - (data.length % 512)) % 512);
+      return Buffer.concat([tarHeader('././@LongLink', type, declared, { name: '' }, ''), data, pad]);
+    };
+    const file = tar([{ name: 'f', data: 'x' }]);
+    longNames.push(Buffer.concat([gnu('L', Buffer.from('a'.repeat(200))), file])); // no NUL: still a name
+    longNames.push(Buffer.concat([gnu('L', Buffer.alloc(0)), file]));
+    longNames.push(Buffer.concat([gnu('L', Buffer.from('../../escape\0')), file]));
+    longNames.push(
+      Buffer.concat([gnu('K', Buffer.from('/abs\0')), tar([{ name: 'h', type: 'hardlink', linkname: 'x' }])]),
+    );
+    longNames.push(gnu('L', Buffer.from('abc'), 4096)); // truncated
+    longNames.push(Buffer.concat([gnu('L', Buffer.from('abc'), 1 << 30), file])); // over the limit
+    const cases: Array<[string, Buffer, number[]]> = [
+      ...paxBodies.map((paxBody): [string, Buffer, number[]] => [
+        `PAX ${JSON.stringify(paxBody)}`,
+        tar([{ name: 'f', data: 'x', paxBody }]),
+        [2],
+      ]),
+      ...longNames.map((t, i): [string, Buffer, number[]] => [
+        `GNU long name ${i}`,
+        t,
+        i === 0 || i === 1 ? [0, 2] : [2],
+      ]),
+    ];
+    for (const [what, input, statuses] of cases) {
+      const layer = join(root, 'layer');
+      await rm(layer, { recursive: true, force: true });
+      await mkdir(layer);
+      const r = spawnSync(unpackerPath(), ['--root', layer, '--whiteouts', 'overlay'], { input });
+      assert.equal(r.signal, null, `${what}: killed by ${r.signal}: ${r.stderr}`);
+      assert.ok(statuses.includes(r.status!), `${what}: exit ${r.status}: ${r.stderr}`);
+      if (r.status === 2) assert.match(String(r.stderr), /\S/, `${what}: refused without a reason`);
+    }
+    assert.deepEqual(await treeFingerprint(canary), before);
+    assert.deepEqual((await readdir(root)).sort(), ['canary', 'layer']);
   });
 
   test('a directory replaced by a file is not written into afterwards', async () => {

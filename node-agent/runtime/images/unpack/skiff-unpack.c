@@ -3,7 +3,7 @@
  *
  *   skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--max-entries N] [--lower DIR]... < layer.tar
  *
- * stdin is the *uncompressed* layer tar; the caller (images/unpack.ts) does the gunzip and both
+ * stdin is the *uncompressed* layer tar; the caller (images/layer-unpack.ts) does the gunzip and both
  * digests. Nothing here trusts a path: every parent directory is opened with
  * openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS|RESOLVE_NO_XDEV) relative to the
  * root fd, and the last component is always created/changed with *at calls that do not follow it
@@ -110,7 +110,11 @@ static void skip_bytes(uint64_t n) {
   }
 }
 
-static uint64_t padded(uint64_t size) { return (size + BLOCK - 1) & ~(uint64_t)(BLOCK - 1); }
+static uint64_t padded(uint64_t size) {
+  /* a base-256 size near 2^64 would wrap to a small skip and desynchronise the headers */
+  if (size > UINT64_MAX - BLOCK) die(EXIT_REFUSED, "tar entry size out of range");
+  return (size + BLOCK - 1) & ~(uint64_t)(BLOCK - 1);
+}
 
 /* ---------- tar headers ---------- */
 
@@ -215,19 +219,35 @@ static char *dup_bytes(const char *v, size_t len) {
   return s;
 }
 
+/* Each record is exactly `LEN SP KEY=VALUE LF`, LEN counting the whole record in decimal digits
+ * only: the length is read digit by digit from the record's first byte (strtoull would skip
+ * whitespace and accept signs, letting a record end before its key starts), and every part is
+ * checked to lie inside the record before it is touched. */
 static void parse_pax(char *buf, uint64_t size, struct pax *px) {
   uint64_t off = 0;
   while (off < size) {
-    char *rec = buf + off, *end;
-    errno = 0;
-    unsigned long long len = strtoull(rec, &end, 10);
-    if (errno || end == rec || *end != ' ' || len == 0 || len > size - off || rec[len - 1] != '\n')
-      die(EXIT_REFUSED, "malformed PAX record");
-    char *key = end + 1, *eq = memchr(key, '=', (size_t)(rec + len - 1 - key));
-    if (!eq) die(EXIT_REFUSED, "malformed PAX record");
+    char *rec = buf + off;
+    uint64_t room = size - off, len = 0;
+    size_t digits = 0;
+    while (digits < room && rec[digits] >= '0' && rec[digits] <= '9') {
+      if (++digits > 7) die(EXIT_REFUSED, "malformed PAX record at offset %" PRIu64 ": length too long", off);
+      len = len * 10 + (uint64_t)(rec[digits - 1] - '0');
+    }
+    if (digits == 0) die(EXIT_REFUSED, "malformed PAX record at offset %" PRIu64 ": no length", off);
+    if (digits >= room || rec[digits] != ' ')
+      die(EXIT_REFUSED, "malformed PAX record at offset %" PRIu64 ": no space after the length", off);
+    /* the shortest record is "LEN k=\n" */
+    if (len < digits + 4 || len > room)
+      die(EXIT_REFUSED, "malformed PAX record at offset %" PRIu64 ": length %" PRIu64 " out of bounds", off, len);
+    if (rec[len - 1] != '\n')
+      die(EXIT_REFUSED, "malformed PAX record at offset %" PRIu64 ": no newline at its end", off);
+    char *key = rec + digits + 1, *eq = memchr(key, '=', (size_t)(rec + len - 1 - key));
+    if (!eq || eq == key) die(EXIT_REFUSED, "malformed PAX record at offset %" PRIu64 ": no KEY=VALUE", off);
     size_t klen = (size_t)(eq - key), vlen = (size_t)(rec + len - 1 - (eq + 1));
     char *val = eq + 1;
 #define KEY(s) (klen == sizeof(s) - 1 && memcmp(key, s, klen) == 0)
+    if ((KEY("path") || KEY("linkpath")) && memchr(val, 0, vlen))
+      die(EXIT_REFUSED, "PAX %.*s holds a NUL byte", (int)klen, key);
     if (KEY("path")) {
       free(px->path);
       px->path = dup_bytes(val, vlen);
@@ -244,8 +264,9 @@ static void parse_pax(char *buf, uint64_t size, struct pax *px) {
       size_t ilen = 0;
       int neg = vlen > 0 && val[0] == '-';
       while (neg + ilen < vlen && val[neg + ilen] != '.') ilen++;
-      int64_t t = (int64_t)pax_uint(val + neg, ilen, "mtime");
-      px->mtime = neg ? -t : t, px->has_mtime = 1;
+      uint64_t t = pax_uint(val + neg, ilen, "mtime");
+      if (t > INT64_MAX) die(EXIT_REFUSED, "PAX mtime out of range");
+      px->mtime = neg ? -(int64_t)t : (int64_t)t, px->has_mtime = 1;
     } else if (klen > 12 && memcmp(key, "SCHILY.xattr.", 13) == 0) {
       if (px->nxattrs == MAX_XATTRS) die(EXIT_REFUSED, "more than %d xattrs on one entry", MAX_XATTRS);
       struct xattr *x = &px->xattrs[px->nxattrs++];
@@ -318,8 +339,11 @@ static int next_entry(struct entry *e) {
     free(longname), free(longlink);
     e->size = px.has_size ? px.size : size;
     e->mode = (mode_t)(parse_number(h + 100, 8, "mode") & 07777);
-    e->uid = (uid_t)(px.has_uid ? px.uid : parse_number(h + 108, 8, "uid"));
-    e->gid = (gid_t)(px.has_gid ? px.gid : parse_number(h + 116, 8, "gid"));
+    uint64_t uid = px.has_uid ? px.uid : parse_number(h + 108, 8, "uid");
+    uint64_t gid = px.has_gid ? px.gid : parse_number(h + 116, 8, "gid");
+    /* a cast would wrap 2^32 to uid 0 */
+    if (uid >= UINT32_MAX || gid >= UINT32_MAX) die(EXIT_REFUSED, "uid or gid out of range");
+    e->uid = (uid_t)uid, e->gid = (gid_t)gid;
     e->mtime = px.has_mtime ? px.mtime : (int64_t)parse_number(h + 136, 12, "mtime");
     e->dev = makedev((unsigned)parse_number(h + 329, 8, "devmajor"), (unsigned)parse_number(h + 337, 8, "devminor"));
     memcpy(e->xattrs, px.xattrs, sizeof px.xattrs);
@@ -386,8 +410,6 @@ static void invalidate_cache(void) {
   cached_dir[0] = 0;
 }
 
-/* Opens directory DIR (relative, cleaned; "" = root) beneath the root without following any
- * symlink. Missing components are created (0755) when CREATE, else -1/ENOENT is returned. */
 /* Lower layers (top first), read only to give implicitly created parents their real attributes. */
 #define MAX_LOWERS 512
 static int lowerfds[MAX_LOWERS];
@@ -416,6 +438,8 @@ static void inherit_from_lower(int fd, const char *path) {
   }
 }
 
+/* Opens directory DIR (relative, cleaned; "" = root) beneath the root without following any
+ * symlink. Missing components are created (0755) when CREATE, else -1/ENOENT is returned. */
 static int open_dir(const char *dir, int create) {
   if (retired_fd >= 0) close(retired_fd), retired_fd = -1;
   if (!dir[0]) return rootfd;
