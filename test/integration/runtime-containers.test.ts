@@ -5,15 +5,17 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   LinuxContainerRuntime,
   type CreateContainerOptions,
   type ExitInfo,
 } from '../../node-agent/runtime/containers/container-runtime.js';
-import { FailedPreconditionError, NotFoundError } from '../../proto/errors.js';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../proto/errors.js';
+import { MASKED_PATHS } from '../../node-agent/runtime/containers/defaults.js';
 import { Cgroups, parseCgroupLayout } from '../../node-agent/runtime/sys/cgroups.js';
 import {
   makeBusyboxRootfs,
@@ -129,6 +131,7 @@ describe('container isolation', () => {
           'echo x > /proc/sys/kernel/domainname 2>/dev/null && echo writable || echo ro',
           'touch /sys/x 2>/dev/null && echo writable || echo ro',
           'grep " /proc " /proc/self/mounts',
+          'cut -d" " -f5 /proc/self/mountinfo | tr "\\n" " "',
         ].join('; '),
       ),
     );
@@ -136,10 +139,60 @@ describe('container isolation', () => {
     assert.equal(lines[0], '0', '/proc/keys reads as /dev/null');
     assert.equal(lines[1], '0', '/proc/timer_list reads as /dev/null');
     assert.equal(lines[2], '0', '/proc/acpi is an empty tmpfs');
-    assert.ok(lines[3] === 'absent' || lines[3] === '0', '/proc/kcore masked or absent on this kernel');
     assert.equal(lines[4], 'ro');
     assert.equal(lines[5], 'ro');
     assert.match(lines[6]!, /nosuid,nodev,noexec/);
+    const mountPoints = new Set(lines[7]!.trim().split(' '));
+    // Every masked path the host's kernel has is covered by a mount of its own in the container.
+    const present = MASKED_PATHS.filter((p) => existsSync(p));
+    assert.ok(present.includes('/proc/keys') && present.includes('/proc/timer_list'), present.join(' '));
+    for (const p of present)
+      assert.ok(mountPoints.has(p), `${p} has no mount over it: ${[...mountPoints].join(' ')}`);
+    // This machine's kernel has no /proc/kcore (CONFIG_PROC_KCORE off), so the container's must
+    // be absent too; where the host has it, it must read empty through its mask.
+    if (existsSync('/proc/kcore')) {
+      assert.equal(lines[3], '0', '/proc/kcore reads as /dev/null');
+      assert.ok(mountPoints.has('/proc/kcore'));
+    } else assert.equal(lines[3], 'absent', '/proc/kcore appears in the container but not on the host');
+  });
+
+  test('a volume under /proc, /sys or /dev is refused: it would cover the masked paths', async () => {
+    for (const target of ['/proc/keys', '/sys/firmware', '/dev']) {
+      await assert.rejects(
+        rt.create(opts(['/bin/true'], { volumes: [{ source: work, target, readonly: true }] })),
+        (e: unknown) => e instanceof InvalidArgumentError && e.field === 'volumes[0].target',
+        target,
+      );
+    }
+    assert.deepEqual(await rt.list({ all: true }), [], 'nothing half-created');
+  });
+
+  test('a setuid-root binary run as uid 1000 stays uid 1000 (no_new_privs)', async () => {
+    // A program of our own: busybox may drop a setuid gain itself, which would hide a missing
+    // no_new_privs.
+    const src = join(work, 'euid.c');
+    const bin = join(rootfs, 'bin/suid-euid');
+    await writeFile(
+      src,
+      '#include <stdio.h>\n#include <unistd.h>\nint main(void) { printf("%d %d\\n", (int)getuid(), (int)geteuid()); return 0; }\n',
+    );
+    const cc = spawnSync('gcc', ['-static', '-O1', '-o', bin, src], { encoding: 'utf8' });
+    assert.equal(cc.status, 0, `gcc (apt-get install -y gcc libc6-dev) failed: ${cc.error ?? cc.stderr}`);
+    await chmod(bin, 0o4755);
+    try {
+      const r = await run(
+        sh('stat -c %a /bin/suid-euid; /bin/suid-euid; grep NoNewPrivs /proc/self/status'),
+        {
+          user: { uid: 1000, gid: 1000 },
+        },
+      );
+      const lines = r.stdout.trim().split('\n');
+      assert.equal(lines[0], '4755', 'the setuid bit is kept');
+      assert.equal(lines[1], '1000 1000', 'the setuid-root binary did not gain root');
+      assert.match(lines[2]!, /^NoNewPrivs:\s+1$/);
+    } finally {
+      await rm(bin, { force: true });
+    }
   });
 
   test('/dev holds only the standard devices', async () => {

@@ -87,3 +87,26 @@ test('fields at fault are named', () => {
     'hostname',
   );
 });
+
+test('volume targets under /proc, /sys or /dev (or the root) are refused: they would undo masking', () => {
+  for (const target of [
+    '/proc',
+    '/proc/kcore',
+    '/sys/firmware',
+    '/dev/',
+    '/dev/shm',
+    '//proc/../proc/acpi',
+    '/',
+  ]) {
+    assert.throws(
+      () => validateVolumes([{ source: '/x', target, readonly: true }]),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError &&
+        e.field === 'volumes[0].target' &&
+        e.message.includes('volumes[0]'),
+      target,
+    );
+  }
+  for (const target of ['/procfs', '/devices', '/data/proc', '/system'])
+    validateVolumes([{ source: '/x', target, readonly: true }]);
+});

@@ -55,8 +55,17 @@ export function validateVolumes(volumes: VolumeSpec[]): void {
         `${field}: container path "${v.target}" is not absolute`,
         `${field}.target`,
       );
-    if (normalize(v.target) === '/')
+    const target = normalize(v.target);
+    if (target === '/')
       throw new InvalidArgumentError(`${field}: cannot mount over the container's root`, `${field}.target`);
+    // Volumes are attached after /proc, /sys and /dev are set up, so one there would cover their
+    // masked and read-only paths.
+    const kernelDir = ['/proc', '/sys', '/dev'].find((d) => target === d || target.startsWith(`${d}/`));
+    if (kernelDir !== undefined)
+      throw new InvalidArgumentError(
+        `${field}: container path "${v.target}" is under ${kernelDir}, which the runtime sets up itself; mount the volume elsewhere`,
+        `${field}.target`,
+      );
   });
 }
 

@@ -519,6 +519,31 @@ static int verified_dev_null(void) {
   return fd;
 }
 
+/* Kernels differ in what /proc and /sys hold (timer_stats is gone from recent ones), so a masked
+ * path may be absent — but only from the real procfs or sysfs: its nearest existing ancestor must
+ * be one, or something mounted over it would hide the path instead of the kernel never having it. */
+static int absent_from_kernel_fs(const char *path) {
+  long want = strncmp(path, "/proc/", 6) == 0 ? PROC_SUPER_MAGIC : strncmp(path, "/sys/", 5) == 0 ? SYSFS_MAGIC : 0;
+  if (want == 0) return 0;
+  char dir[PATH_MAX];
+  if (strlen(path) >= sizeof dir) return 0;
+  strcpy(dir, path);
+  for (;;) {
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return 0;
+    *slash = 0;
+    int fd = openat2_fd(AT_FDCWD, dir, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS);
+    if (fd < 0) {
+      if (errno == ENOENT) continue;
+      return 0;
+    }
+    struct statfs sfs;
+    int ok = fstatfs(fd, &sfs) == 0 && (long)sfs.f_type == want;
+    close(fd);
+    return ok;
+  }
+}
+
 static void mask_paths(const struct spec *s) {
   if (s->n_masked == 0) return;
   int null_fd = verified_dev_null();
@@ -526,8 +551,10 @@ static void mask_paths(const struct spec *s) {
     const char *p = s->masked[i];
     int tfd = openat2_fd(AT_FDCWD, p, O_PATH | O_NOFOLLOW, RESOLVE_NO_SYMLINKS);
     if (tfd < 0) {
-      if (errno == ENOENT) continue;
-      fail("mask", p, errno, NULL);
+      int err = errno;
+      if (err == ENOENT && absent_from_kernel_fs(p)) continue;
+      if (err == ENOENT) fail("mask", p, err, "a masked path is missing and its parent is not the kernel's procfs or sysfs");
+      fail("mask", p, err, NULL);
     }
     struct stat st;
     if (fstat(tfd, &st) < 0) fail("mask", p, errno, NULL);
@@ -726,8 +753,6 @@ __attribute__((noreturn)) static void setup_container(const struct spec *s) {
 
 static void report(const char *line) { write_all(REPORT_FD, line, strlen(line)); }
 
-/* Forks the process that becomes the container (or the exec'd process); returns its pid after
- * setup succeeded, or reports the setup error on fd 3 and returns -1. */
 /* ---------- device access on cgroup v2: a BPF_PROG_TYPE_CGROUP_DEVICE program ---------- */
 
 /* cgroup v2 has no devices controller; the kernel asks a BPF program instead. This one encodes
@@ -884,6 +909,8 @@ static void hold_mount_ns(pid_t child, int ready_read) {
   held_mnt_ns = open(path, O_RDONLY | O_CLOEXEC);
 }
 
+/* Forks the process that becomes the container (or the exec'd process); returns its pid after
+ * setup succeeded, or reports the setup error on fd 3 and returns -1. */
 static pid_t start_child(const struct spec *s, int is_exec) {
   int ep[2], cp[2], mp[2];
   if (pipe2(ep, O_CLOEXEC) < 0 || pipe2(cp, O_CLOEXEC) < 0 || pipe2(mp, O_CLOEXEC) < 0) {
