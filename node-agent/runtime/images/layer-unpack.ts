@@ -9,14 +9,10 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import { createGunzip } from 'node:zlib';
 import {
-  FailedPreconditionError,
   InternalError,
   InvalidArgumentError,
   ResourceExhaustedError,
@@ -24,6 +20,7 @@ import {
 } from '../../../proto/errors.js';
 import type { Digest } from '../content/digest.js';
 import { ZSTD_UNSUPPORTED, type LayerCompression } from './media-types.js';
+import { nativeBinary } from '../sys/native-binary.js';
 
 export interface ApplyLayerOptions {
   /** The snapshot's writable layer directory. */
@@ -58,22 +55,7 @@ export interface ApplyLayerStats {
 
 /** skiff-unpack: $SKIFF_UNPACK, else dist/native/skiff-unpack of this package. */
 export function unpackerPath(): string {
-  const fromEnv = process.env.SKIFF_UNPACK;
-  if (fromEnv) return fromEnv;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  const candidates = [join(dir, 'dist/native/skiff-unpack'), join(dir, '../dist/native/skiff-unpack')];
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new FailedPreconditionError(
-      `find skiff-unpack: not built (looked for ${candidates[0]}); run \`npm run build\` (needs apt gcc make libc6-dev)`,
-    );
-  }
-  return found;
+  return nativeBinary('skiff-unpack', 'SKIFF_UNPACK');
 }
 
 function hashing(hash: Hash, count: { bytes: number }): Transform {

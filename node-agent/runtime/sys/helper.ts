@@ -3,10 +3,7 @@
  * precise error. The only place that spawns the helper.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import {
@@ -19,26 +16,11 @@ import {
   type SkiffError,
 } from '../../../proto/errors.js';
 import { parseHelperReport, type HelperReport } from './helper-spec.js';
+import { nativeBinary } from './native-binary.js';
 
 /** The helper binary: $SKIFF_HELPER, else dist/native/skiff-helper of this package. */
 export function helperPath(): string {
-  const fromEnv = process.env.SKIFF_HELPER;
-  if (fromEnv) return fromEnv;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  // Compiled code lives under dist/, so the package root may be one level above the found dir.
-  const candidates = [join(dir, 'dist/native/skiff-helper'), join(dir, '../dist/native/skiff-helper')];
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new FailedPreconditionError(
-      `find skiff-helper: not built (looked for ${candidates[0]}); run \`npm run build\` (needs apt gcc make libc6-dev)`,
-    );
-  }
-  return found;
+  return nativeBinary('skiff-helper', 'SKIFF_HELPER');
 }
 
 /** A failed setup step reported by the helper, as the error vocabulary. */
@@ -98,18 +80,38 @@ async function readReport(
  * goes away (EOF), and is started again if it died. The shims it forks are detached as before.
  */
 class ShimLauncher {
-  constructor(private readonly args: string[]) {}
+  constructor(
+    private readonly args: string[],
+    private readonly timeoutMs: number,
+  ) {}
 
   private child: ChildProcess | undefined;
   private readonly waiting = new Map<string, (line: string | Error) => void>();
   private nextId = 1;
   private buffered = '';
 
-  launch(specPath: string): Promise<string> {
+  launch(specPath: string, action: string): Promise<string> {
     const child = this.child ?? this.spawn();
     const id = String(this.nextId++);
     return new Promise<string>((resolve, reject) => {
-      this.waiting.set(id, (answer) => (answer instanceof Error ? reject(answer) : resolve(answer)));
+      // A shim stuck before its report (a hung mount, a cgroup write that never returns) would
+      // otherwise leave the start waiting forever; its answer, if it ever comes, is dropped.
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        if (this.waiting.size === 0) (child.stdout as Socket).unref();
+        reject(
+          new UnavailableError(
+            `${action}: the shim did not report within ${this.timeoutMs / 1000} s; check for a hung mount or cgroup write (ps -ef | grep skiff-helper, dmesg) and the skiff-helper launcher ${child.pid}`,
+            'skiff-helper',
+          ),
+        );
+      }, this.timeoutMs);
+      timer.unref();
+      this.waiting.set(id, (answer) => {
+        clearTimeout(timer);
+        if (answer instanceof Error) reject(answer);
+        else resolve(answer);
+      });
       // while an answer is due the launcher's pipe keeps Node alive; idle, it does not
       (child.stdout as Socket).ref();
       child.stdin!.write(`${id}\t${specPath}\0`);
@@ -163,14 +165,17 @@ export interface WarmShims {
   cgroupParents: string[];
 }
 
-/** One launcher per warm configuration (and one for cold starts). */
+/** One launcher per warm configuration, start deadline and helper binary (and one for cold starts). */
 const launchers = new Map<string, ShimLauncher>();
 
-function launcherFor(warm: WarmShims | undefined): ShimLauncher {
+/** How long a start waits for the shim's report before it fails. */
+export const SHIM_START_TIMEOUT_MS = 30_000;
+
+function launcherFor(warm: WarmShims | undefined, timeoutMs: number): ShimLauncher {
   const args = warm && warm.count > 0 ? [String(warm.count), ...warm.cgroupParents] : [];
-  const key = args.join('\0');
+  const key = [timeoutMs, helperPath(), ...args].join('\0');
   let launcher = launchers.get(key);
-  if (!launcher) launchers.set(key, (launcher = new ShimLauncher(args)));
+  if (!launcher) launchers.set(key, (launcher = new ShimLauncher(args, timeoutMs)));
   return launcher;
 }
 
@@ -182,8 +187,9 @@ export async function startShim(
   specPath: string,
   action: string,
   warm?: WarmShims,
+  timeoutMs = SHIM_START_TIMEOUT_MS,
 ): Promise<{ pid: number; shimPid: number }> {
-  const line = await launcherFor(warm).launch(specPath);
+  const line = await launcherFor(warm, timeoutMs).launch(specPath, action);
   const report = parseHelperReport(line);
   if (!report) throw new InternalError(`${action}: skiff-helper answered ${JSON.stringify(line.trim())}`);
   if (!report.ok) throw helperError(action, report);
