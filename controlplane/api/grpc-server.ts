@@ -48,6 +48,21 @@ function str(value: unknown): string {
   return typeof value === 'string' ? value : '';
 }
 
+/** Longest selector accepted, checked before any parsing (Kubernetes' selectors are far shorter). */
+export const MAX_SELECTOR_BYTES = 4096;
+
+function selector(request: WireMessage, field: 'labelSelector' | 'fieldSelector'): string {
+  const text = str(request[field]);
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_SELECTOR_BYTES) {
+    throw new InvalidArgumentError(
+      `read request: ${field} is ${bytes} bytes, over the limit of ${MAX_SELECTOR_BYTES}; select with fewer or shorter terms`,
+      field,
+    );
+  }
+  return text;
+}
+
 function objectOf(request: WireMessage): KubeObject {
   if (!request.object) throw new InvalidArgumentError('read request: object is required', 'object');
   return fromEnvelope(request.object);
@@ -171,8 +186,8 @@ export function createApiService(options: ApiServiceOptions): ApiService {
       const limit = int64Field(req.limit, 'limit');
       const result = await handlers.list(str(req.kind), {
         namespace: str(req.namespace),
-        labelSelector: str(req.labelSelector),
-        fieldSelector: str(req.fieldSelector),
+        labelSelector: selector(req, 'labelSelector'),
+        fieldSelector: selector(req, 'fieldSelector'),
         ...(limit !== undefined ? { limit } : {}),
         continue: str(req.continue),
       });
@@ -232,8 +247,8 @@ export function createApiService(options: ApiServiceOptions): ApiService {
           const req = call.request;
           const events = await handlers.watch(kind, {
             namespace: str(req.namespace),
-            labelSelector: str(req.labelSelector),
-            fieldSelector: str(req.fieldSelector),
+            labelSelector: selector(req, 'labelSelector'),
+            fieldSelector: selector(req, 'fieldSelector'),
             resourceVersion: str(req.resourceVersion),
             allowBookmarks: req.allowBookmarks === true,
             signal: abort.signal,

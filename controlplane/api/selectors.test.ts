@@ -236,3 +236,65 @@ describe('field selectors', () => {
     });
   }
 });
+
+describe('hostile selector text', () => {
+  const elapsedMs = (run: () => void): number => {
+    const started = performance.now();
+    try {
+      run();
+    } catch {
+      // Refusing is as good as parsing here; only the time counts.
+    }
+    return performance.now() - started;
+  };
+
+  test('a field term of thousands of spaces is refused in milliseconds (it backtracked for seconds)', () => {
+    for (const term of [`a=${' '.repeat(5000)}!`, `a${' '.repeat(5000)}=!`, `a!=${' '.repeat(5000)}=`]) {
+      assert.ok(elapsedMs(() => parseFieldSelector(term, 'Pod')) < 50, JSON.stringify(term.slice(0, 8)));
+      assert.throws(() => parseFieldSelector(term, 'Pod'), InvalidArgumentError);
+    }
+  });
+
+  test('field terms split at the first operator, with spaces around each side', () => {
+    const parsed = parseFieldSelector(
+      ' metadata.name == web , spec.nodeName!= n1 ,metadata.namespace=',
+      'Pod',
+    );
+    assert.deepEqual(
+      parsed.requirements.map((r) => [r.field, r.operator, r.value]),
+      [
+        ['metadata.name', 'Equals', 'web'],
+        ['spec.nodeName', 'NotEquals', 'n1'],
+        ['metadata.namespace', 'Equals', ''],
+      ],
+    );
+    for (const bad of [
+      'metadata.name',
+      '=web',
+      'metadata.name=a=b',
+      'metadata.name!web',
+      'meta data.name=a',
+      'metadata.name=!a',
+    ]) {
+      assert.throws(
+        () => parseFieldSelector(bad, 'Pod'),
+        (err: unknown) => err instanceof InvalidArgumentError && err.field === 'fieldSelector',
+        bad,
+      );
+    }
+  });
+
+  test('long label selectors of every shape parse or are refused in milliseconds', () => {
+    const long = 5000;
+    for (const text of [
+      `a=${' '.repeat(long)}!`,
+      `a in (${'b,'.repeat(long)}`,
+      `${'a'.repeat(long)}!`,
+      `a notin (${' '.repeat(long)})`,
+      `${'!'.repeat(long)}a`,
+      `a,${','.repeat(long)}`,
+    ]) {
+      assert.ok(elapsedMs(() => parseLabelSelector(text)) < 50, JSON.stringify(text.slice(0, 8)));
+    }
+  });
+});

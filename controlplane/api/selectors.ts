@@ -379,6 +379,23 @@ export function selectableFields(kind: string): string[] {
   return [...Object.keys(COMMON_FIELDS), ...Object.keys(KIND_FIELDS[kind] ?? {})];
 }
 
+/** `field op value` with op `=`, `==` or `!=`, split at the first `=` or `!`; undefined when malformed. */
+function splitFieldTerm(term: string): { field: string; op: '=' | '==' | '!='; value: string } | undefined {
+  const equals = term.indexOf('=');
+  const bang = term.indexOf('!');
+  const at = bang !== -1 && (equals === -1 || bang < equals) ? bang : equals;
+  if (at === -1) return undefined;
+  let op: '=' | '==' | '!=';
+  if (term[at] === '!') {
+    if (term[at + 1] !== '=') return undefined;
+    op = '!=';
+  } else op = term[at + 1] === '=' ? '==' : '=';
+  const field = term.slice(0, at).trim();
+  const value = term.slice(at + op.length).trim();
+  if (field === '' || /\s/.test(field) || value.includes('=') || value.includes('!')) return undefined;
+  return { field, op, value };
+}
+
 /**
  * Parses field selector text for objects of `kind`. Throws InvalidArgumentError (field
  * `fieldSelector`) naming the bad term and, for an unsupported field, the supported ones.
@@ -394,9 +411,10 @@ export function parseFieldSelector(text: string, kind: string): FieldSelector {
     );
   };
   for (const term of terms) {
-    const match = /^\s*([^=!\s]+)\s*(==|=|!=)\s*([^=!]*?)\s*$/.exec(term);
-    if (match === null) fail(term, 'expected field=value, field==value or field!=value');
-    const [, field = '', op, value = ''] = match!;
+    // Split with indexOf, not a regular expression: a pattern of adjacent quantifiers over
+    // whitespace backtracked for seconds on a term of a few thousand spaces.
+    const { field, op, value } =
+      splitFieldTerm(term) ?? fail(term, 'expected field=value, field==value or field!=value');
     if (!Object.hasOwn(getters, field)) {
       fail(
         term,

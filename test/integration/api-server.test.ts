@@ -328,6 +328,24 @@ describe('API server', { timeout: 120_000 }, () => {
     for (const object of created) await api.delete('ConfigMap', 'default', object.metadata.name!);
   });
 
+  test('a selector over 4 KiB is INVALID_ARGUMENT naming it, on list and watch, before it is parsed', async () => {
+    const hostile = `metadata.name=${' '.repeat(5000)}!`;
+    const started = Date.now();
+    await assert.rejects(
+      api.list('Pod', { namespace: 'default', fieldSelector: hostile }),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError && err.field === 'fieldSelector' && /4096/.test(err.message),
+    );
+    await assert.rejects(
+      collect(
+        api.watch('Pod', { namespace: 'default', labelSelector: `a in (${'b,'.repeat(3000)}c)` }),
+        () => false,
+      ),
+      (err: unknown) => err instanceof InvalidArgumentError && err.field === 'labelSelector',
+    );
+    assert.ok(Date.now() - started < 1000, `refusing took ${Date.now() - started} ms`);
+  });
+
   test('a selective watch reports objects leaving and entering the selection', async () => {
     const start = (await api.list('ConfigMap')).resourceVersion;
     const cm = await api.create({
