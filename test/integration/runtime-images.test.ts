@@ -310,6 +310,33 @@ describe('runtime images', () => {
       (e) =>
         e instanceof InvalidArgumentError && /has 1 entries but the manifest has 2 layers/.test(e.message),
     );
+    await refused(
+      rt,
+      await archive(dockerSaveLegacy([short]), 'tar'),
+      (e) =>
+        e instanceof InvalidArgumentError &&
+        /has 1 entries but manifest.json\[0\].Layers has 2 layers/.test(e.message),
+    );
+    // a legacy archive deeper than overlayfs can stack, its config agreeing: refused before any copy
+    const deep = dockerSaveLegacy([short]);
+    const [legacyEntry] = JSON.parse(deep.get('manifest.json')!.toString()) as Array<{
+      Config: string;
+      Layers: string[];
+    }>;
+    legacyEntry!.Layers = Array.from({ length: 501 }, () => legacyEntry!.Layers[0]!);
+    deep.set('manifest.json', Buffer.from(JSON.stringify([{ ...legacyEntry, RepoTags: ['x:1'] }])));
+    const deepConfig = JSON.parse(deep.get(legacyEntry!.Config)!.toString()) as {
+      rootfs: { diff_ids: string[] };
+    };
+    deepConfig.rootfs.diff_ids = Array.from({ length: 501 }, () => short.layers[0]!.diffId);
+    deep.set(legacyEntry!.Config, Buffer.from(JSON.stringify(deepConfig)));
+    await refused(
+      rt,
+      await archive(deep, 'tar'),
+      (e) =>
+        e instanceof InvalidArgumentError &&
+        /has 501 layers, more than the 500 overlayfs can stack/.test(e.message),
+    );
 
     // truncated and corrupt gzip layers whose digests match their (broken) bytes
     const full = good.layers[0]!.blob;
@@ -395,20 +422,27 @@ describe('runtime images', () => {
       freeBytes: async () => 300 * 1024 * 1024,
       reserveBytes: 256 * 1024 * 1024,
     });
+    // a real 64 MiB blob whose descriptor is honest, against 44 MiB usable: only the budget can refuse it
+    const bigBlob = Buffer.alloc(64 * 1024 * 1024);
+    const bigDigest = sha256(bigBlob);
     const huge = buildImage({
       name: 'huge:1',
       layers: [[{ name: 'f', data: 'f' }]],
-      editManifest: (m) => ((m.layers as { size: number }[])[0]!.size = 5 * 1024 ** 4),
+      editManifest: (m) =>
+        Object.assign((m.layers as { size: number; digest: string }[])[0]!, {
+          size: bigBlob.length,
+          digest: bigDigest,
+        }),
     });
-    // the archive's blob is small; its descriptor claims 5 TiB
     const files = ociLayout([huge]);
-    await refused(rt, await archive(files, 'dir'), (e) => {
-      return (
-        (e instanceof ResourceExhaustedError &&
-          /declared size \d+ bytes would fill the disk \(46137344 bytes usable/.test(e.message)) ||
-        (e instanceof InvalidArgumentError && /descriptor says 5497558138880/.test(e.message))
-      );
-    });
+    files.set(`blobs/sha256/${bigDigest.slice('sha256:'.length)}`, bigBlob);
+    await refused(
+      rt,
+      await archive(files, 'dir'),
+      (e) =>
+        e instanceof ResourceExhaustedError &&
+        /declared size 6710\d{4} bytes would fill the disk \(46137344 bytes usable/.test(e.message),
+    );
     const big = busyboxImage('big:1');
     const rt2 = await runtime('overlay', { freeBytes: async () => 1024, reserveBytes: 0 });
     await refused(

@@ -21,6 +21,7 @@ import { INDEX_TYPES, MANIFEST_TYPES, MediaType, ZSTD_UNSUPPORTED, layerCompress
 import {
   MAX_CONFIG_BYTES,
   MAX_MANIFEST_BYTES,
+  checkLayerCount,
   checkLayersMatchConfig,
   hostPlatform,
   parseConfig,
@@ -274,12 +275,7 @@ class Planner {
       }
       const configBytes = await this.archive.readSmall(entry.Config, MAX_CONFIG_BYTES);
       const config = parseConfig(configBytes, `config ${entry.Config}`);
-      if (config.diffIds.length !== entry.Layers.length) {
-        throw new InvalidArgumentError(
-          `import ${this.source}: config ${entry.Config}: rootfs.diff_ids has ${config.diffIds.length} entries but ${field}.Layers has ${entry.Layers.length}`,
-          'rootfs.diff_ids',
-        );
-      }
+      checkLayerCount(entry.Layers.length, `${field}.Layers`, config, `config ${entry.Config}`);
       const layerSizes: number[] = [];
       for (const [j, path] of entry.Layers.entries()) {
         if (!(await this.archive.has(path))) {

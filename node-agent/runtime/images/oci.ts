@@ -196,19 +196,19 @@ export const MAX_LAYERS = 500;
 
 /** The image's layers must line up with the config's diff_ids one for one. */
 export function checkLayersMatchConfig(manifest: ImageManifest, config: ImageConfig, what: string): void {
-  if (manifest.layers.length > MAX_LAYERS) {
-    fail(
-      what,
-      'layers',
-      `has ${manifest.layers.length} layers, more than the ${MAX_LAYERS} overlayfs can stack`,
-    );
+  checkLayerCount(manifest.layers.length, 'the manifest', config, what);
+}
+
+/**
+ * The same check for a layer list that is not an OCI manifest (a legacy `docker save` entry):
+ * `count` layers listed by `listedBy`, at most MAX_LAYERS, as many as the config's diff_ids.
+ */
+export function checkLayerCount(count: number, listedBy: string, config: ImageConfig, what: string): void {
+  if (count > MAX_LAYERS) {
+    fail(what, 'layers', `has ${count} layers, more than the ${MAX_LAYERS} overlayfs can stack`);
   }
-  if (manifest.layers.length !== config.diffIds.length) {
-    fail(
-      what,
-      'rootfs.diff_ids',
-      `has ${config.diffIds.length} entries but the manifest has ${manifest.layers.length} layers`,
-    );
+  if (count !== config.diffIds.length) {
+    fail(what, 'rootfs.diff_ids', `has ${config.diffIds.length} entries but ${listedBy} has ${count} layers`);
   }
 }
 
