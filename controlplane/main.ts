@@ -58,6 +58,8 @@ export interface ControlPlaneOptions {
   etcdTimeoutMs?: number;
   bookmarkIntervalMs?: number;
   namespaceResyncMs?: number;
+  /** Concurrent API watches one token may hold; default 256. */
+  maxWatchesPerToken?: number;
   log?: Logger;
 }
 
@@ -262,6 +264,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       log: log.child({ component: 'api' }),
       version: serverVersion(),
       etcdEndpoints: endpoints,
+      ...(options.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: options.maxWatchesPerToken } : {}),
     });
     server.addService(service.definition, service.implementation);
     const apiAddr = options.apiAddr ?? DEFAULT_API_ADDR;

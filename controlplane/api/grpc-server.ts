@@ -9,7 +9,13 @@
  * client learns why instead of only seeing DEADLINE_EXCEEDED.
  */
 import * as grpc from '@grpc/grpc-js';
-import { InternalError, InvalidArgumentError, SkiffError, UnavailableError } from '../../proto/errors.js';
+import {
+  InternalError,
+  InvalidArgumentError,
+  ResourceExhaustedError,
+  SkiffError,
+  UnavailableError,
+} from '../../proto/errors.js';
 import type { KubeObject } from '../../proto/gen/types.js';
 import { toServiceError } from '../../proto/grpc-status.js';
 import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
@@ -29,6 +35,11 @@ export interface ApiServiceOptions {
   version: string;
   /** etcd endpoints, comma-separated: reported by Version and named when etcd does not answer. */
   etcdEndpoints: string;
+  /**
+   * Concurrent watches one token may hold; default 256. Each holds an etcd watch stream and a
+   * backlog, so one client must not open them without limit.
+   */
+  maxWatchesPerToken?: number;
 }
 
 /** Time kept back from the client's deadline so the server's own answer arrives first. */
@@ -125,6 +136,8 @@ export interface ApiService {
 export function createApiService(options: ApiServiceOptions): ApiService {
   const { handlers, auth, metrics, log } = options;
   const openWatches = new Set<() => void>();
+  const maxWatchesPerToken = options.maxWatchesPerToken ?? 256;
+  const watchesByToken = new Map<string, number>();
   let closing = false;
   // Object-carrying requests reach fromEnvelope as decoded messages, which it reads in one walk.
   const definition = grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'), {
@@ -240,10 +253,23 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         metrics.observe('Watch', kindLabel, code, Number(process.hrtime.bigint() - started) / 1e9);
       };
       if (closing) closeByServer();
+      let releaseWatch = (): void => undefined;
       void (async () => {
         try {
           const principal = await auth.authenticate(call.metadata.get('authorization')[0]?.toString());
           authorize(principal, 'watch', kind || 'object');
+          const held = watchesByToken.get(principal.name) ?? 0;
+          if (held >= maxWatchesPerToken) {
+            throw new ResourceExhaustedError(
+              `watch ${kind}: token "${principal.name}" already holds ${held} watches, the limit (maxWatchesPerToken ${maxWatchesPerToken}); end watches it no longer needs`,
+            );
+          }
+          watchesByToken.set(principal.name, held + 1);
+          releaseWatch = () => {
+            const left = (watchesByToken.get(principal.name) ?? 1) - 1;
+            if (left > 0) watchesByToken.set(principal.name, left);
+            else watchesByToken.delete(principal.name);
+          };
           const req = call.request;
           const events = await handlers.watch(kind, {
             namespace: str(req.namespace),
@@ -288,6 +314,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
           if (!abort.signal.aborted || closedByServer) call.emit('error', fail(err, 'Watch'));
         } finally {
           openWatches.delete(closeByServer);
+          releaseWatch();
         }
       })();
     },

@@ -227,6 +227,56 @@ describe('EtcdStore against a real etcd', () => {
       await store.close();
     }
   });
+
+  test('a watcher that falls more than the backlog limit behind is ended with ResourceExhausted, and resumes from what it took', async () => {
+    const server = etcd();
+    const store = new EtcdStore({
+      endpoints: [server.endpoint],
+      prefix: '/backlog',
+      maxWatchBacklog: { events: 5 },
+    });
+    const key = (i: number) => ({ resource: 'pods', namespace: 'a', name: `p${i}` });
+    const abort = new AbortController();
+    try {
+      const start = await store.currentRevision();
+      const iterator = store
+        .watch('pods', { afterRevision: start, signal: abort.signal })
+        [Symbol.asyncIterator]();
+      await store.create(key(0), new Uint8Array([0]));
+      const taken = await nextChange(iterator);
+      assert.equal(taken.type, 'added');
+      // Each create is its own watch response; the consumer takes none of them.
+      for (let i = 1; i <= 20; i++) await store.create(key(i), new Uint8Array([i]));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await assert.rejects(
+        (async () => {
+          for (;;) if ((await iterator.next()).done) return;
+        })(),
+        (err: unknown) =>
+          err instanceof ResourceExhaustedError &&
+          /fell more than 5 events/.test(err.message) &&
+          /watch again/.test(err.message),
+      );
+      const resumed = store
+        .watch('pods', {
+          afterRevision: taken.type === 'added' ? taken.item.modRevision : 0n,
+          signal: abort.signal,
+        })
+        [Symbol.asyncIterator]();
+      const names: string[] = [];
+      while (names.length < 20) {
+        const event = await nextChange(resumed);
+        if (event.type !== 'progress') names.push(event.item.key.name);
+      }
+      assert.deepEqual(
+        names,
+        Array.from({ length: 20 }, (_, i) => `p${i + 1}`),
+      );
+    } finally {
+      abort.abort();
+      await store.close();
+    }
+  });
 });
 
 /** The next event that is not a bookmark, failing after `timeoutMs`. */

@@ -96,6 +96,12 @@ export interface EtcdStoreOptions {
   maxCreatesPerTxn?: number;
   /** Longest pause between watch reconnection attempts; default 1000 ms. */
   maxWatchBackoffMs?: number;
+  /**
+   * Most events (and value bytes) a watch holds for a consumer that does not take them: beyond
+   * either the watch fails with ResourceExhaustedError, and the consumer watches again from the
+   * last revision it took. Defaults 10 000 events, 64 MiB.
+   */
+  maxWatchBacklog?: { events?: number; bytes?: number };
   credentials?: IOptions['credentials'];
   logger?: Logger;
 }
@@ -183,6 +189,7 @@ export class EtcdStore implements Store {
   private readonly log: Logger;
   private readonly watches = new Set<AbortController>();
   private readonly maxCreatesPerTxn: number;
+  private readonly maxWatchBacklog: { events: number; bytes: number };
   private readonly queuedCreates: QueuedCreate[] = [];
   private createTxnsInFlight = 0;
 
@@ -203,6 +210,10 @@ export class EtcdStore implements Store {
         'maxCreatesPerTxn',
       );
     }
+    this.maxWatchBacklog = {
+      events: options.maxWatchBacklog?.events ?? 10_000,
+      bytes: options.maxWatchBacklog?.bytes ?? 64 * 1024 * 1024,
+    };
     this.log = options.logger ?? componentLogger('store', { etcd: this.endpointList });
     const timeoutMs = this.timeoutMs;
     this.client = new Etcd3({
@@ -493,7 +504,15 @@ export class EtcdStore implements Store {
       .startRevision((delivered + 1n).toString())
       .withPreviousKV()
       .watcher();
-    const queue = new EventQueue<StoreEvent>();
+    const backlog = this.maxWatchBacklog;
+    const queue = new EventQueue<StoreEvent>(
+      backlog,
+      (event) => (event.type === 'progress' ? 0 : event.item.value.byteLength),
+      () =>
+        new ResourceExhaustedError(
+          `${action}: the watcher fell more than ${backlog.events} events or ${backlog.bytes} bytes behind; watch again from the last resourceVersion it received`,
+        ),
+    );
     const stopped = new AbortController();
     const onAbort = (): void => stopped.abort();
     let cancelled = false;
@@ -523,6 +542,10 @@ export class EtcdStore implements Store {
       this.log.warn({ resource, err: errorMessage(err) }, 'watch disconnected, resuming'),
     );
     watcher.on('data', (response: IWatchResponse) => {
+      if (queue.failIfBehind()) {
+        cancelWatcher();
+        return;
+      }
       const alreadyDelivered = delivered;
       if (response.events.length === 0) {
         if (!response.created && !response.canceled) {
@@ -828,13 +851,24 @@ function eventRevision(event: StoreEvent): bigint {
   return event.item.modRevision;
 }
 
-/** A single-consumer queue of events that can end or fail; the watch's hand-off. */
+/**
+ * A single-consumer queue of events that can end or fail; the watch's hand-off. A consumer that
+ * lets more than the limit pile up fails with `overflow()` (what was queued is dropped: it
+ * resumes after what it took), so a slow reader cannot grow the process without bound.
+ */
 class EventQueue<T> {
   private readonly items: T[] = [];
+  private queuedBytes = 0;
   private waiting: ((result: IteratorResult<T>) => void) | undefined;
   private failWaiting: ((err: Error) => void) | undefined;
   private ended = false;
   private error: Error | undefined;
+
+  constructor(
+    private readonly limit: { events: number; bytes: number },
+    private readonly sizeOf: (item: T) => number,
+    private readonly overflow: () => Error,
+  ) {}
 
   push(item: T): void {
     if (this.ended || this.error !== undefined) return;
@@ -842,15 +876,31 @@ class EventQueue<T> {
       const resolve = this.waiting;
       this.clearWaiting();
       resolve({ done: false, value: item });
-    } else {
-      this.items.push(item);
+      return;
     }
+    this.items.push(item);
+    this.queuedBytes += this.sizeOf(item);
+  }
+
+  /**
+   * Fails the queue when what is still queued is over the limit. Called before each etcd
+   * response is queued, not per event: one response (a catch-up batch of up to 1000 revisions)
+   * may alone exceed the limit for a consumer that keeps up, so the backlog is what is left of
+   * earlier responses; a stuck consumer holds at most the limit plus one response.
+   */
+  failIfBehind(): boolean {
+    if (this.items.length <= this.limit.events && this.queuedBytes <= this.limit.bytes) return false;
+    this.items.length = 0;
+    this.queuedBytes = 0;
+    this.fail(this.overflow());
+    return true;
   }
 
   /** Ends the iteration now, dropping what was not consumed yet. */
   end(): void {
     this.ended = true;
     this.items.length = 0;
+    this.queuedBytes = 0;
     if (this.waiting !== undefined) {
       const resolve = this.waiting;
       this.clearWaiting();
@@ -870,7 +920,10 @@ class EventQueue<T> {
 
   next(): Promise<IteratorResult<T>> {
     const item = this.items.shift();
-    if (item !== undefined) return Promise.resolve({ done: false, value: item });
+    if (item !== undefined) {
+      this.queuedBytes -= this.sizeOf(item);
+      return Promise.resolve({ done: false, value: item });
+    }
     if (this.error !== undefined) return Promise.reject(this.error);
     if (this.ended) return Promise.resolve({ done: true, value: undefined });
     return new Promise((resolve, reject) => {

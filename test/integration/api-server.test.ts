@@ -15,6 +15,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
   PermissionDeniedError,
+  ResourceExhaustedError,
   UnauthenticatedError,
   UnavailableError,
 } from '../../proto/errors.js';
@@ -103,6 +104,7 @@ describe('API server', { timeout: 120_000 }, () => {
       etcdTimeoutMs: 1000,
       bookmarkIntervalMs: 200,
       namespaceResyncMs: 200,
+      maxWatchesPerToken: 4,
     });
     token = (await readFile(controlPlane.adminTokenFile, 'utf8')).trim();
     api = connectApi({ server: controlPlane.apiAddress, token, timeoutMs: UNARY_TIMEOUT_MS });
@@ -494,6 +496,49 @@ describe('API server', { timeout: 120_000 }, () => {
       anonymous.close();
       wrong.close();
       viewer.close();
+    }
+  });
+
+  test('one token may hold only maxWatchesPerToken watches: the next is RESOURCE_EXHAUSTED naming the limit', async () => {
+    const watcherToken = generateToken();
+    await new StoreTokenStore(controlPlane.store).createIfAbsent({
+      name: 'watcher',
+      role: 'view',
+      sha256: hashToken(watcherToken),
+      createdAt: new Date().toISOString(),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const watcher = connectApi({
+      server: controlPlane.apiAddress,
+      token: watcherToken,
+      timeoutMs: UNARY_TIMEOUT_MS,
+    });
+    const aborts = Array.from({ length: 4 }, () => new AbortController());
+    try {
+      const open = aborts.map((abort) =>
+        watcher.watch('Pod', { allowBookmarks: true, signal: abort.signal })[Symbol.asyncIterator](),
+      );
+      // A bookmark proves the watch is established and counted.
+      for (const iterator of open) assert.equal((await iterator.next()).value?.type, 'BOOKMARK');
+      await assert.rejects(
+        collect(watcher.watch('Pod'), () => false, 2000),
+        (err: unknown) => err instanceof ResourceExhaustedError && /maxWatchesPerToken 4/.test(err.message),
+      );
+      // Another token is not held back by this one's watches.
+      await collect(api.watch('Pod', { allowBookmarks: true }), (seen) => seen.length > 0);
+      aborts[0]!.abort();
+      await eventually(
+        async () =>
+          await collect(watcher.watch('Pod', { allowBookmarks: true }), (seen) => seen.length > 0).then(
+            () => true,
+            () => false,
+          ),
+        3000,
+        'a watch slot to be freed',
+      );
+    } finally {
+      for (const abort of aborts) abort.abort();
+      watcher.close();
     }
   });
 
