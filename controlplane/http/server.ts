@@ -4,8 +4,10 @@
  * (Prometheus text format from the given registry). Later components (dashboard, OCI registry)
  * mount their handlers with `route(prefix, handler)`.
  *
- * Readiness is evaluated per request, so it turns false while etcd is unreachable and true again
- * when it returns, without a restart.
+ * /readyz needs no token, so a request must not cost an etcd round trip: the result is kept for
+ * `readinessCacheMs` (1 s) and one evaluation runs at a time, whatever the request rate. It still
+ * turns false while etcd is unreachable and true again when it returns, without a restart. The
+ * failing check's reason (raw error text, endpoints) is shown only with `?verbose`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -30,6 +32,8 @@ export interface HttpServerOptions {
   log: Logger;
   /** How long one readiness check may take before it counts as failed. */
   readinessTimeoutMs?: number;
+  /** How long a readiness result is served before it is evaluated again; default 1000 ms. */
+  readinessCacheMs?: number;
 }
 
 export interface ReadinessReport {
@@ -68,6 +72,34 @@ export async function evaluateReadiness(
   return { ready: results.every((r) => r.ok), checks: results };
 }
 
+/**
+ * Readiness as of at most `maxAgeMs` ago: callers within that time share one result, and
+ * callers while an evaluation runs share that evaluation.
+ */
+export function cachedReadiness(
+  evaluate: () => Promise<ReadinessReport>,
+  maxAgeMs: number,
+  now: () => number = Date.now,
+): () => Promise<ReadinessReport> {
+  let last: { report: ReadinessReport; at: number } | undefined;
+  let running: Promise<ReadinessReport> | undefined;
+  return () => {
+    if (last !== undefined && now() - last.at < maxAgeMs) return Promise.resolve(last.report);
+    running ??= evaluate().then(
+      (report) => {
+        last = { report, at: now() };
+        running = undefined;
+        return report;
+      },
+      (err: unknown) => {
+        running = undefined;
+        throw err;
+      },
+    );
+    return running;
+  };
+}
+
 export class HttpServer {
   private readonly server: Server;
   private readonly routes: Array<{ prefix: string; handler: RouteHandler }> = [];
@@ -83,10 +115,15 @@ export class HttpServer {
     this.route('/healthz', (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     });
-    this.route('/readyz', async (_req, res) => {
-      const report = await evaluateReadiness(options.readinessChecks, options.readinessTimeoutMs ?? 2000);
+    const readiness = cachedReadiness(
+      () => evaluateReadiness(options.readinessChecks, options.readinessTimeoutMs ?? 2000),
+      options.readinessCacheMs ?? 1000,
+    );
+    this.route('/readyz', async (req, res) => {
+      const verbose = new URL(req.url ?? '/', 'http://localhost').searchParams.has('verbose');
+      const report = await readiness();
       const lines = report.checks.map((c) =>
-        c.ok ? `[+] ${c.name} ok` : `[-] ${c.name} failed: ${c.reason}`,
+        c.ok ? `[+] ${c.name} ok` : `[-] ${c.name} failed${verbose ? `: ${c.reason}` : ''}`,
       );
       lines.push(report.ready ? 'ready' : 'not ready');
       res.writeHead(report.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(lines.join('\n') + '\n');
