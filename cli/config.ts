@@ -9,14 +9,16 @@
  *
  * `--server` and `--token` override the file per invocation; with both given no file is needed.
  */
+import { randomBytes } from 'node:crypto';
 import {
-  chmodSync,
   closeSync,
+  fchmodSync,
   fsyncSync,
   mkdirSync,
   openSync,
   readFileSync,
   renameSync,
+  rmSync,
   writeSync,
 } from 'node:fs';
 import { homedir } from 'node:os';
@@ -127,19 +129,28 @@ function definedOnly(overrides: ConfigOverrides): ConfigOverrides {
   return out;
 }
 
-/** Writes the config atomically (temp file, fsync, rename) with mode 0600. */
+/**
+ * Writes the config atomically with mode 0600: a temp file of a random name created exclusively
+ * (never following a planted symlink or reusing another file and its mode), fsync, rename.
+ */
 export function writeConfigFile(path: string, config: ClientConfig): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
+  const tmp = `${path}.${randomBytes(8).toString('hex')}.tmp`;
+  const fd = openSync(tmp, 'wx', 0o600);
   try {
-    writeSync(fd, stringifyYaml(config));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      // The umask can only narrow the mode given at open; this makes it exactly 0600.
+      fchmodSync(fd, 0o600);
+      writeSync(fd, stringifyYaml(config));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
   }
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, path);
 }
 
 /** The config as `config view` shows it: the token is never printed. */

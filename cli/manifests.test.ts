@@ -1,6 +1,7 @@
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../proto/errors.js';
@@ -127,6 +128,28 @@ test('parseFieldPath', () => {
 describe('readManifestSources', () => {
   const dir = mkdtempSync(join(tmpdir(), 'skiff-manifests-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('a device, a FIFO or a file over 16 MiB is refused at once, naming the file (and the limit)', async () => {
+    const fifo = join(dir, 'pipe.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const huge = join(dir, 'huge.yaml');
+    writeFileSync(huge, '');
+    truncateSync(huge, 16 * 1024 * 1024 + 1);
+    const started = Date.now();
+    for (const [path, reason] of [
+      ['/dev/zero', /\/dev\/zero: not a regular file/],
+      [fifo, /pipe\.yaml: not a regular file/],
+      [huge, /huge\.yaml: larger than the 16777216 bytes allowed/],
+    ] as const) {
+      await assert.rejects(
+        readManifestSources([path], async () => ''),
+        (err: unknown) =>
+          err instanceof InvalidArgumentError && err.field === 'filename' && reason.test(err.message),
+        path,
+      );
+    }
+    assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+  });
 
   test('directories give their manifest files sorted; stdin is read once', async () => {
     mkdirSync(join(dir, 'm'));

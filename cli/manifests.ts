@@ -7,7 +7,7 @@
  * (`spec.template.spec.containers[0].image`); `ManifestDocument.locate` maps it back to the YAML
  * node, or to its nearest existing parent when the field is missing.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   LineCounter,
@@ -112,20 +112,51 @@ export async function readManifestSources(
   return sources;
 }
 
+/**
+ * Reads a regular file of at most MAX_SOURCE_BYTES. Opened without blocking and checked on the
+ * descriptor, so `-f /dev/zero`, a FIFO or a file swapped in after a stat is refused rather than
+ * read without end; the read itself stops past the limit in case the file grows meanwhile.
+ */
 function readSourceFile(path: string): string {
-  const size = statSync(path).size;
-  if (size > MAX_SOURCE_BYTES) {
-    throw new InvalidArgumentError(
-      `read manifests ${path}: ${size} bytes is more than the ${MAX_SOURCE_BYTES} allowed`,
-      'filename',
-    );
-  }
+  let fd: number;
   try {
-    return readFileSync(path, 'utf8');
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (err) {
     throw new InvalidArgumentError(`read manifests ${path}: ${describeFsError(err)}`, 'filename', {
       cause: err,
     });
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) {
+      throw new InvalidArgumentError(
+        `read manifests ${path}: not a regular file; pass a manifest file, a directory, or - for stdin`,
+        'filename',
+      );
+    }
+    const tooLarge = (): never => {
+      throw new InvalidArgumentError(
+        `read manifests ${path}: larger than the ${MAX_SOURCE_BYTES} bytes allowed; split it into several files`,
+        'filename',
+      );
+    };
+    if (stat.size > MAX_SOURCE_BYTES) tooLarge();
+    const buffer = Buffer.alloc(MAX_SOURCE_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const read = readSync(fd, buffer, length, buffer.length - length, null);
+      if (read === 0) break;
+      length += read;
+      if (length > MAX_SOURCE_BYTES) tooLarge();
+    }
+    return buffer.toString('utf8', 0, length);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw err;
+    throw new InvalidArgumentError(`read manifests ${path}: ${describeFsError(err)}`, 'filename', {
+      cause: err,
+    });
+  } finally {
+    closeSync(fd);
   }
 }
 
