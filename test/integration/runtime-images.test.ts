@@ -4,6 +4,7 @@
  * with whiteouts and opaque directories, 130 layers), hostile archives, save/re-import, prune, df.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import {
   ResourceExhaustedError,
 } from '../../proto/errors.js';
 import { LocalContentStore } from '../../node-agent/runtime/content/local-content-store.js';
+import { processStartTime } from '../../node-agent/runtime/sys/pid-lock.js';
 import { ImageStore } from '../../node-agent/runtime/images/image-store.js';
 import { CopySnapshotter } from '../../node-agent/runtime/snapshots/copy-snapshotter.js';
 import { OverlaySnapshotter } from '../../node-agent/runtime/snapshots/overlay-snapshotter.js';
@@ -631,20 +633,76 @@ describe('runtime images', () => {
     );
   });
 
-  test('prune spares the blobs of an import still running in another process', async () => {
-    const rt = await runtime();
+  /** Runs `fn` with a lease on `digests` held by another live process (a `sleep`, killed after). */
+  async function withForeignLease(
+    rt: Runtime,
+    digests: string[],
+    fn: (leases: string, name: string) => Promise<void>,
+  ): Promise<void> {
     const leases = join(rt.root, 'images', 'leases');
     await mkdir(leases, { recursive: true });
-    // a live importer (this process stands in for it) and a dead one
-    await writeFile(join(leases, `${process.pid}-other`), String(process.pid));
-    await writeFile(join(leases, '999999999-dead'), '999999999');
+    const other = spawn('sleep', ['600'], { stdio: 'ignore' });
+    try {
+      const startTime = await waitFor(() => processStartTime(other.pid!));
+      // `since` in the future: only the digests listed can protect anything
+      const lease = { pid: other.pid, startTime, since: Date.now() + 3600_000, digests };
+      const name = `${other.pid}-other.json`;
+      await writeFile(join(leases, name), JSON.stringify(lease));
+      await fn(leases, name);
+    } finally {
+      other.kill('SIGKILL');
+    }
+  }
+
+  async function waitFor<T>(get: () => Promise<T | undefined>): Promise<T> {
+    for (let i = 0; i < 500; i++) {
+      const v = await get();
+      if (v !== undefined) return v;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    throw new Error('timed out');
+  }
+
+  test('prune spares the blobs another running import holds, and drops leases of dead processes', async () => {
+    const rt = await runtime();
     const image = busyboxImage('leased:1');
-    await rt.images.import(await archive(ociLayout([image]), 'tar'));
-    await rt.images.remove('leased:1'); // as if the other import had not recorded its names yet
-    assert.equal((await rt.images.prune()).blobsRemoved, 0);
-    assert.deepEqual(await readdir(leases), [`${process.pid}-other`], "the dead importer's lease is dropped");
-    await rm(join(leases, `${process.pid}-other`));
-    assert.equal((await rt.images.prune()).blobsRemoved, 3);
+    const held = [image.manifestDigest, image.configDigest, ...image.layers.map((l) => l.digest)];
+    await withForeignLease(rt, held, async (leases, name) => {
+      // a lease whose pid is alive but is another process (start time differs) is dead
+      const ownStart = await processStartTime(process.pid);
+      const recycled = { pid: process.pid, startTime: `${ownStart}9`, since: 0, digests: [] };
+      await writeFile(join(leases, `${process.pid}-recycled.json`), JSON.stringify(recycled));
+      await rt.images.import(await archive(ociLayout([image]), 'tar'));
+      await rt.images.remove('leased:1'); // as if the other import had not recorded its names yet
+      assert.equal((await rt.images.prune()).blobsRemoved, 0);
+      assert.deepEqual(await readdir(leases), [name], "the dead importer's lease is dropped");
+      await rm(join(leases, name));
+      assert.equal((await rt.images.prune()).blobsRemoved, 3);
+    });
+  });
+
+  test('a failed import leaves the blobs another running import holds (it skipped them as present)', async () => {
+    const rt = await runtime();
+    const shared = buildImage({ name: 'b:1', layers: [[{ name: 'shared', data: 'shared' }]] });
+    const x = shared.layers[0]!;
+    // A writes the shared layer, then fails on a layer whose bytes do not match its digest
+    const failing = buildImage({
+      name: 'a:1',
+      layers: [[{ name: 'shared', data: 'shared' }], [{ name: 'g', data: 'g' }]],
+    });
+    const files = ociLayout([failing]);
+    files.set(`blobs/sha256/${failing.layers[1]!.digest.slice(7)}`, Buffer.from('not the layer'));
+    await withForeignLease(rt, [x.digest], async () => {
+      await assert.rejects(rt.images.import(await archive(files, 'dir')), InvalidArgumentError);
+      assert.ok(await rt.content.has(x.digest), "the blob B holds survived A's clean-up");
+      assert.ok(!(await rt.content.has(failing.manifestDigest)));
+      // B goes on and records its image, whose layer it never wrote
+      const r = await rt.images.import(await archive(ociLayout([shared]), 'tar'));
+      assert.equal(r.blobsSkipped, 1);
+    });
+    const root = await containerRoot(rt, 'b:1', 'b-ctr');
+    assert.equal(await readFile(join(root, 'shared'), 'utf8'), 'shared');
+    await release(root);
   });
 
   test('a hostile layer that passes import fails unpack and leaves no snapshot', async () => {

@@ -30,6 +30,7 @@ import {
   type RootMount,
 } from '../sys/helper-spec.js';
 import { startExec, startShim, type ExecHandle, type WarmShims } from '../sys/helper.js';
+import { PidLock, isSameProcess, processStartTime } from '../sys/pid-lock.js';
 import {
   DEFAULT_CAPABILITIES,
   DEFAULT_LOG_MAX_BYTES,
@@ -41,9 +42,7 @@ import {
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs.js';
 import {
   ContainerStore,
-  isSameProcess,
   newContainerId,
-  processStartTime,
   type ContainerConfig,
   type ContainerState,
   type ExitFile,
@@ -161,9 +160,6 @@ export function signalNumber(signal: NodeJS.Signals | number | string): number {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** This process's start time, the second half of a finish lock's owner. */
-let ownStartTime: string | undefined;
 
 export class LinuxContainerRuntime implements ContainerRuntime {
   private constructor(
@@ -481,23 +477,9 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     return state;
   }
 
-  /** The lock is a file holding the owner's pid; a dead owner's lock is taken over. */
+  /** Never released: it marks the exit as settled by a live process; a dead settler's is taken over. */
   private async takeFinishLock(id: string): Promise<boolean> {
-    const path = this.store.path(id, 'finish.lock');
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        ownStartTime ??= await processStartTime(process.pid);
-        await writeFile(path, `${process.pid} ${ownStartTime}`, { flag: 'wx' });
-        return true;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        const [pid, start] = (await readFile(path, 'utf8').catch(() => '')).split(' ');
-        // an empty lock is one being written right now
-        if (!pid || (await isSameProcess(Number(pid), start))) return false;
-        await unlink(path).catch(() => {});
-      }
-    }
-    return false;
+    return (await PidLock.tryAcquire(this.store.path(id, 'finish.lock'))) !== undefined;
   }
 
   async wait(ref: string, opts: { timeoutMs?: number } = {}): Promise<ExitInfo> {

@@ -101,27 +101,6 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   }
 }
 
-/** The start time of a process (field 22 of /proc/<pid>/stat), or undefined when it is gone. */
-export async function processStartTime(pid: number): Promise<string | undefined> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // the command name may hold spaces and parentheses: fields start after the last ')'
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
-    return rest[19];
-  } catch {
-    return undefined;
-  }
-}
-
-export async function isSameProcess(
-  pid: number | undefined,
-  startTime: string | undefined,
-): Promise<boolean> {
-  if (!pid || !startTime) return false;
-  return (await processStartTime(pid)) === startTime;
-}
-
 export class ContainerStore {
   readonly dir: string;
   private readonly namesDir: string;

@@ -44,6 +44,17 @@ export interface ImportOptions {
   onProgress?: (event: { blob: string; bytes: number; total: number }) => void;
 }
 
+/**
+ * What a running import holds (containerd's leases): the store keeps a held blob from prune and
+ * from the failure clean-up of any other import, so blobs shared by concurrent imports survive.
+ */
+export interface ImportLease {
+  /** Records that the import uses `digest`; called before the blob is looked for or written. */
+  hold(digest: Digest): Promise<void>;
+  /** After a failure: deletes those of `written` that no image and no other import holds. */
+  discard(written: Digest[]): Promise<void>;
+}
+
 export interface ImportedImage {
   names: string[];
   manifest: Descriptor;
@@ -302,7 +313,7 @@ export async function importArchive(
   path: string,
   content: ContentStore,
   options: ImportOptions,
-  referencedBlobs: () => Promise<Set<Digest>>,
+  lease: ImportLease,
 ): Promise<ImportResult> {
   const defaultName = options.name === undefined ? undefined : normalizeName(options.name, 'name');
   const archive = await openImageArchive(path);
@@ -372,6 +383,7 @@ export async function importArchive(
       diffId: Digest,
       what: string,
     ): Promise<{ digest: Digest; mediaType: string }> => {
+      if (expected.digest !== undefined) await lease.hold(expected.digest);
       if (expected.digest !== undefined && (await content.has(expected.digest))) {
         const stored = await storedDiffId(content, expected.digest, expected.mediaType!, what);
         if (stored !== diffId) throw diffIdMismatch(what, diffId, stored);
@@ -388,6 +400,12 @@ export async function importArchive(
       if (expected.digest !== undefined) ingestOptions.digest = expected.digest;
       if (options.maxBlobBytes !== undefined) ingestOptions.maxBytes = options.maxBlobBytes;
       const r = await content.ingest(stream, ingestOptions);
+      if (expected.digest === undefined) {
+        // a legacy layer's digest is known only now: a blob found already stored may have been
+        // removed by another import's failure before this hold, so it is then written again
+        await lease.hold(r.digest);
+        if (!r.written && !(await content.has(r.digest))) return ingestLayer(source, expected, diffId, what);
+      }
       account(r);
       const actual = probe.diffId();
       if (actual !== diffId) throw diffIdMismatch(what, diffId, actual);
@@ -396,11 +414,10 @@ export async function importArchive(
         expected.mediaType ?? (probe.compression() === 'gzip' ? MediaType.ociLayerGzip : MediaType.ociLayer);
       return { digest: r.digest, mediaType };
     };
-    const ingestBytes = async (bytes: Buffer, digest?: Digest): Promise<Digest> => {
-      const r = await content.ingest(
-        [bytes],
-        digest === undefined ? { size: bytes.length } : { digest, size: bytes.length },
-      );
+    const ingestBytes = async (bytes: Buffer, declared?: Digest): Promise<Digest> => {
+      const digest = declared ?? sha256Digest(bytes);
+      await lease.hold(digest);
+      const r = await content.ingest([bytes], { digest, size: bytes.length });
       account(r);
       return r.digest;
     };
@@ -455,8 +472,7 @@ export async function importArchive(
     }
     return result;
   } catch (err) {
-    const keep = await referencedBlobs();
-    for (const d of written) if (!keep.has(d)) await content.delete(d);
+    await lease.discard(written);
     throw err;
   } finally {
     await archive.close();

@@ -3,7 +3,10 @@
  * (blobs) and a snapshotter (unpacked layers).
  *
  *   DIR/images/images.json   { images: { "<normalised name>": ImageRecord } }, written atomically
- *   DIR/images/leases/       one file per import in progress (pid-named): prune spares newer blobs
+ *   DIR/images/leases/       one file per import in progress: its process (pid + start time), when
+ *                            it began and the digests it holds; prune and a failed import's
+ *                            clean-up spare held blobs (and, for blobs whose digest an import
+ *                            learns only once written, every blob newer than a live lease)
  *
  * Reference graph (what garbage collection keeps): an image record → its manifest → config and
  * layer blobs → committed snapshots named by the layers' ChainIDs. Containers add the snapshot
@@ -14,14 +17,13 @@
  * manifest digest ("dangling", shown as <none>) until it is named or removed.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AlreadyExistsError,
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
-  UnavailableError,
   isSkiffError,
 } from '../../../proto/errors.js';
 import type { Logger } from '../../../proto/logger.js';
@@ -31,7 +33,8 @@ import type { ContentStore } from '../content/content-store.js';
 import { isDigest, sha256Digest, type Digest } from '../content/digest.js';
 import type { Snapshotter } from '../snapshots/snapshotter.js';
 import { applyLayer } from './layer-unpack.js';
-import { importArchive, type ImportOptions, type ImportResult } from './image-import.js';
+import { importArchive, type ImportLease, type ImportOptions, type ImportResult } from './image-import.js';
+import { PidLock, isSameProcess, ownIdentity, type ProcessIdentity } from '../sys/pid-lock.js';
 import { exportArchive } from './image-export.js';
 import { layerCompression, ZSTD_UNSUPPORTED } from './media-types.js';
 import {
@@ -189,21 +192,31 @@ export class ImageStore {
     }
   }
 
-  /** Read-modify-write of images.json, serialised within this process and across processes. */
-  private update<T>(fn: (file: ImagesFile) => T | Promise<T>): Promise<T> {
+  /** Runs `fn` holding the images lock (images.json.lock), serialised within this process too. */
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.writing.then(async () => {
-      const release = await acquireLock(`${this.file}.lock`);
+      const lock = await PidLock.acquire(`${this.file}.lock`, {
+        timeoutMs: 30_000,
+        action: 'update image records',
+      });
       try {
-        const file = await this.readRecords();
-        const result = await fn(file);
-        await writeFileAtomic(this.file, JSON.stringify(file, null, 1));
-        return result;
+        return await fn();
       } finally {
-        await release();
+        await lock.release();
       }
     });
     this.writing = next.catch(() => undefined);
     return next;
+  }
+
+  /** Read-modify-write of images.json under the images lock. */
+  private update<T>(fn: (file: ImagesFile) => T | Promise<T>): Promise<T> {
+    return this.locked(async () => {
+      const file = await this.readRecords();
+      const result = await fn(file);
+      await writeFileAtomic(this.file, JSON.stringify(file, null, 1));
+      return result;
+    });
   }
 
   /** Points `name` at `target` (a manifest already in the content store). Replaces an existing tag. */
@@ -222,16 +235,16 @@ export class ImageStore {
   async import(path: string, options: ImportOptions = {}): Promise<ImportResult> {
     // the blobs of an import in progress are referenced by no image yet: the lease keeps a
     // concurrent prune (another process) from collecting them before the names are recorded
-    const releaseLease = await this.takeLease();
+    const lease = await this.takeLease();
     let result: ImportResult;
     try {
-      result = await importArchive(path, this.content, options, () => this.referencedBlobs());
+      result = await importArchive(path, this.content, options, lease);
       for (const image of result.images) {
         const names = image.names.length > 0 ? image.names : [image.manifest.digest];
         for (const name of names) await this.tag(name, image.manifest);
       }
     } finally {
-      await releaseLease();
+      await lease.release();
     }
     this.logger?.info(
       {
@@ -266,34 +279,66 @@ export class ImageStore {
     }
   }
 
-  /** A lease file (pid inside) for the duration of an import; see `import`. */
-  private async takeLease(): Promise<() => Promise<void>> {
+  /** The lease of one import (see `import` and ImportLease). */
+  private async takeLease(): Promise<ImportLease & { release(): Promise<void> }> {
     await mkdir(this.leasesDir, { recursive: true, mode: 0o700 });
-    const path = join(this.leasesDir, `${process.pid}-${randomBytes(6).toString('hex')}`);
-    await writeFile(path, String(process.pid), { flag: 'wx' });
-    return () => rm(path, { force: true });
+    const path = join(this.leasesDir, `${process.pid}-${randomBytes(6).toString('hex')}.json`);
+    const record: LeaseRecord = { ...(await ownIdentity()), since: Date.now(), digests: [] };
+    const held = new Set<Digest>();
+    await writeFile(path, JSON.stringify(record), { flag: 'wx', mode: 0o600 });
+    return {
+      // under the images lock, so a clean-up or prune either sees the hold or has already
+      // removed the blob (which the import then looks for, finds missing and writes)
+      hold: async (digest) => {
+        if (held.has(digest)) return;
+        await this.locked(async () => {
+          held.add(digest);
+          await writeFileAtomic(path, JSON.stringify({ ...record, digests: [...held] }));
+        });
+      },
+      discard: (written) =>
+        this.locked(async () => {
+          const keep = await this.referencedBlobs();
+          const others = await this.liveLeases(path);
+          for (const d of written) {
+            if (keep.has(d) || others.digests.has(d)) continue;
+            await this.content.delete(d);
+          }
+        }),
+      release: () => rm(path, { force: true }),
+    };
   }
 
-  /** When the oldest import still running (in a live process) began, in ms since the epoch. */
-  private async oldestLiveLease(): Promise<number | undefined> {
-    let oldest: number | undefined;
+  /**
+   * The leases of live imports (dead ones' files are removed): the digests they hold and when the
+   * oldest began. `except` leaves out one lease (the caller's own).
+   */
+  private async liveLeases(except?: string): Promise<{ digests: Set<Digest>; oldestSince?: number }> {
+    const out: { digests: Set<Digest>; oldestSince?: number } = { digests: new Set() };
     let names: string[];
     try {
       names = await readdir(this.leasesDir);
     } catch {
-      return undefined;
+      return out;
     }
     for (const name of names) {
       const path = join(this.leasesDir, name);
-      const pid = Number(name.split('-')[0]);
-      if (!(pid > 0) || !processAlive(pid)) {
+      if (path === except || !name.endsWith('.json')) continue;
+      let lease: LeaseRecord | undefined;
+      try {
+        lease = JSON.parse(await readFile(path, 'utf8')) as LeaseRecord;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        // a lease cut short (a crash or a full disk while it was created) holds nothing
+      }
+      if (!lease || !(await isSameProcess(lease.pid, lease.startTime))) {
         await rm(path, { force: true });
         continue;
       }
-      const st = await stat(path).catch(() => undefined);
-      if (st && (oldest === undefined || st.mtimeMs < oldest)) oldest = st.mtimeMs;
+      for (const d of lease.digests) out.digests.add(d);
+      if (out.oldestSince === undefined || lease.since < out.oldestSince) out.oldestSince = lease.since;
     }
-    return oldest;
+    return out;
   }
 
   // ------------------------------------------------------------------ queries
@@ -645,17 +690,20 @@ export class ImageStore {
     }
     await this.snapshotter.cleanup();
 
-    const referenced = await this.referencedBlobs();
-    const leasedSince = await this.oldestLiveLease();
     let blobsRemoved = 0;
     let blobBytesRemoved = 0;
-    for (const blob of await this.content.list()) {
-      if (referenced.has(blob.digest)) continue;
-      if (leasedSince !== undefined && Date.parse(blob.committedAt) >= leasedSince - 1000) continue;
-      await this.content.delete(blob.digest);
-      blobsRemoved++;
-      blobBytesRemoved += blob.size;
-    }
+    await this.locked(async () => {
+      const referenced = await this.referencedBlobs();
+      const leases = await this.liveLeases();
+      for (const blob of await this.content.list()) {
+        if (referenced.has(blob.digest) || leases.digests.has(blob.digest)) continue;
+        if (leases.oldestSince !== undefined && Date.parse(blob.committedAt) >= leases.oldestSince - 1000)
+          continue;
+        await this.content.delete(blob.digest);
+        blobsRemoved++;
+        blobBytesRemoved += blob.size;
+      }
+    });
     await this.content.cleanIngests(3600_000);
     this.logger?.info({ blobsRemoved, blobBytesRemoved, snapshotsRemoved, imagesRemoved }, 'pruned');
     return { blobsRemoved, blobBytesRemoved, snapshotsRemoved, imagesRemoved };
@@ -716,43 +764,10 @@ export class ImageStore {
   }
 }
 
-/**
- * A lock file holding the owner's pid, created with O_EXCL. A lock whose owner is gone (crash) is
- * taken over; a live owner is waited for, up to 30 s.
- */
-async function acquireLock(path: string): Promise<() => Promise<void>> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      const handle = await open(path, 'wx', 0o600);
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      return () => rm(path, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const owner = Number(await readFile(path, 'utf8').catch(() => ''));
-    if (owner > 0 && !processAlive(owner)) {
-      await rm(path, { force: true });
-      continue;
-    }
-    if (Date.now() > deadline) {
-      throw new UnavailableError(
-        `update image records: ${path} is held by process ${owner || '?'} for more than 30 s`,
-        path,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** One lease file: the import's process, when it began (ms since the epoch), the blobs it holds. */
+interface LeaseRecord extends ProcessIdentity {
+  since: number;
+  digests: Digest[];
 }
 
 async function defaultFreeBytes(dir: string): Promise<number> {
