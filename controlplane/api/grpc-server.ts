@@ -47,6 +47,8 @@ const DEADLINE_MARGIN_MS = 250;
 
 type Unary = grpc.handleUnaryCall<WireMessage, WireMessage>;
 
+const WRITE_VERBS: ReadonlySet<Verb> = new Set(['create', 'update', 'updateStatus', 'delete']);
+
 function int64Field(value: unknown, field: string): number | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   const n = Number(value);
@@ -96,11 +98,17 @@ function remainingMs(deadline: grpc.Deadline): number {
   return at === Infinity ? Infinity : at - Date.now();
 }
 
+/**
+ * A write that did not finish in time may still be applied: etcd3 1.1.2 can only drop its side
+ * of the request (the call's gRPC deadline), and a proposal etcd already accepted commits anyway,
+ * so the client is told the outcome is unknown rather than to simply retry.
+ */
 async function withinDeadline<T>(
   work: Promise<T>,
   deadline: grpc.Deadline,
   what: string,
   endpoints: string,
+  isWrite: boolean,
 ): Promise<T> {
   const budget = remainingMs(deadline) - DEADLINE_MARGIN_MS;
   if (budget === Infinity) return work;
@@ -113,7 +121,9 @@ async function withinDeadline<T>(
           () =>
             reject(
               new UnavailableError(
-                `${what}: etcd (${endpoints}) did not answer within the call's deadline`,
+                isWrite
+                  ? `${what}: etcd (${endpoints}) did not answer within the call's deadline; the outcome is unknown (the write may still be applied): read the object again before retrying`
+                  : `${what}: etcd (${endpoints}) did not answer within the call's deadline`,
                 endpoints,
               ),
             ),
@@ -173,6 +183,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
           call.getDeadline(),
           `${method} ${kind}`.trim(),
           options.etcdEndpoints,
+          WRITE_VERBS.has(verb),
         );
       })();
       work.then(

@@ -555,6 +555,28 @@ describe('API server', { timeout: 120_000 }, () => {
     assert.match(metrics, /process_resident_memory_bytes/);
   });
 
+  test('a write that etcd does not answer within the call deadline is UNAVAILABLE saying its outcome is unknown', async () => {
+    const hurried = connectApi({ server: controlPlane.apiAddress, token, timeoutMs: 700 });
+    const pid = etcd.process.pid!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await assert.rejects(hurried.create(configMap('maybe-written')), (err: unknown) => {
+        assert.ok(err instanceof UnavailableError, String(err));
+        assert.match(err.message, /outcome is unknown/);
+        assert.match(err.message, /read the object again before retrying/);
+        return true;
+      });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      hurried.close();
+    }
+    await eventually(
+      async () => (await fetch(`http://${controlPlane.httpAddress}/readyz`)).status === 200,
+      10_000,
+      'etcd to answer again after SIGCONT',
+    );
+  });
+
   test('etcd down: calls fail within their deadline as UNAVAILABLE naming etcd and /readyz is 503; back up: all works, an open watch misses nothing', async () => {
     const start = (await api.list('ConfigMap', { namespace: 'default' })).resourceVersion;
     const watch = api
