@@ -12,11 +12,12 @@
  *
  * Policy (documented in README.md beside this file):
  *   - refused (exit 2): absolute names, any ".." component, an entry whose parent is a symlink or
- *     not a directory, hard links to a directory, to a missing file or to a symlink that climbs out,
+ *     not a directory, hard links to a directory or to a missing file,
  *     invalid whiteouts, trusted.overlay.* xattrs, sparse files, unknown entry types, bad headers.
  *   - over --max-bytes of file data (exit 3).
  *   - block/char device nodes are skipped and counted: containers get /dev from the runtime.
- *   - setuid/setgid/sticky bits, uid/gid, mtime, symlink targets (verbatim), hard links, fifos,
+ *   - setuid/setgid/sticky bits, uid/gid, mtime, symlink targets (verbatim, wherever they point,
+ *     also through a hard link to the symlink), hard links, fifos,
  *     security.capability and user.* xattrs are kept; other xattrs are skipped and counted.
  *   - whiteouts: "overlay" writes overlayfs form (char 0/0, trusted.overlay.opaque=y), "apply"
  *     deletes what they name (for full-copy snapshots).
@@ -649,26 +650,6 @@ static void write_data(int fd, uint64_t size) {
   }
 }
 
-/* A symlink climbs out when, resolved lexically from its own directory, it goes above the root. */
-static int symlink_climbs_out(const char *linkdir, const char *target) {
-  if (target[0] == '/') return 0; /* absolute targets resolve inside the container root */
-  int depth = 0;
-  for (const char *p = linkdir; *p; p++)
-    if (*p != '/' && (p == linkdir || p[-1] == '/')) depth++;
-  for (const char *p = target; *p;) {
-    const char *s = p;
-    while (*p && *p != '/') p++;
-    size_t len = (size_t)(p - s);
-    if (*p) p++;
-    if (len == 2 && s[0] == '.' && s[1] == '.') {
-      if (--depth < 0) return 1;
-    } else if (len && !(len == 1 && s[0] == '.')) {
-      depth++;
-    }
-  }
-  return 0;
-}
-
 static void apply_hardlink(int dirfd, const char *base, const char *full, struct entry *e) {
   char target[PATH_MAX];
   snprintf(target, sizeof target, "%s", e->link);
@@ -689,13 +670,8 @@ static void apply_hardlink(int dirfd, const char *base, const char *full, struct
     die(EXIT_SYSTEM, "stat hard link target: %s", strerror(errno));
   }
   if (S_ISDIR(st.st_mode)) die(EXIT_REFUSED, "hard link target \"%s\" is a directory", t);
-  if (S_ISLNK(st.st_mode)) {
-    char lt[PATH_MAX];
-    ssize_t n = readlinkat((int)tfd, tbase, lt, sizeof lt - 1);
-    if (n < 0) die(EXIT_SYSTEM, "read symlink: %s", strerror(errno));
-    lt[n] = 0;
-    if (symlink_climbs_out(tdir, lt)) die(EXIT_REFUSED, "hard link target \"%s\" is a symlink pointing outside the layer (\"%s\")", t, lt);
-  }
+  /* A hard link to a symlink is another name for it, kept verbatim like the symlink itself: no
+   * target is followed here (RESOLVE_NO_SYMLINKS), and at run time it resolves in the container. */
   clear_path(dirfd, base);
   if (linkat((int)tfd, tbase, dirfd, base, 0) < 0) die(EXIT_SYSTEM, "create hard link: %s", strerror(errno));
   close((int)tfd);
