@@ -476,16 +476,24 @@ function registerImageVerbs(runtime: Command): void {
       const running = containers.filter((c) => c.state.status === 'running').length;
       process.stdout.write(
         renderTable(
-          ['TYPE', 'TOTAL', 'ACTIVE', 'SIZE'],
+          ['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'],
           [
             [
               'Images',
               String(df.images.length),
               String(new Set(containers.map((c) => c.config.imageDigest).filter(Boolean)).size),
               humanSize(df.content.bytes),
+              '',
             ],
-            ['Snapshots', String(df.snapshots.count), '', humanSize(df.snapshots.bytes)],
-            ['Containers', String(containers.length), String(running), ''],
+            // removed snapshots still being deleted in the background: freed without a prune
+            [
+              'Snapshots',
+              String(df.snapshots.count),
+              '',
+              humanSize(df.snapshots.bytes),
+              humanSize(df.snapshots.reclaimableBytes),
+            ],
+            ['Containers', String(containers.length), String(running), '', ''],
           ],
         ),
       );

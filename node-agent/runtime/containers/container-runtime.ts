@@ -70,29 +70,34 @@ export interface SnapshotRemover {
 /** Finds the snapshotter a container's snapshot belongs to, by its name ('overlay', 'copy'). */
 export type SnapshotResolver = (snapshotterName: string) => Promise<SnapshotRemover>;
 
-export interface CreateContainerOptions {
-  name?: string;
-  image?: string;
-  imageDigest?: string;
-  rootfs: RootMount;
-  snapshotKey?: string;
-  snapshotter?: string;
-  argv: string[];
-  env?: string[];
-  cwd?: string;
-  user?: { uid: number; gid?: number; additionalGids?: number[] };
-  hostname?: string;
-  network?: NetworkMode;
-  memoryBytes?: number;
-  cpus?: number;
-  pidsLimit?: number;
-  readOnly?: boolean;
-  volumes?: VolumeSpec[];
-  autoRemove?: boolean;
-  labels?: Record<string, string>;
-  logMaxBytes?: number;
-  logMaxFiles?: number;
-}
+/**
+ * What `create` is given: a ContainerConfig's fields, minus those the runtime assigns (id,
+ * created), with the ones that have defaults optional and the user as one field.
+ */
+export type CreateContainerOptions = Pick<ContainerConfig, 'rootfs' | 'argv'> &
+  Partial<
+    Pick<
+      ContainerConfig,
+      | 'name'
+      | 'image'
+      | 'imageDigest'
+      | 'snapshotKey'
+      | 'snapshotter'
+      | 'env'
+      | 'cwd'
+      | 'hostname'
+      | 'network'
+      | 'memoryBytes'
+      | 'cpus'
+      | 'pidsLimit'
+      | 'readOnly'
+      | 'volumes'
+      | 'autoRemove'
+      | 'labels'
+      | 'logMaxBytes'
+      | 'logMaxFiles'
+    >
+  > & { user?: { uid: number; gid?: number; additionalGids?: number[] } };
 
 export interface ContainerInfo {
   id: string;
