@@ -59,6 +59,16 @@ test('stale locks (dead owner, recycled pid, empty, garbage) are taken over', as
   assert.deepEqual(await readdir(dir), []);
 });
 
+test('a takeover lock left by a taker that died does not block the takeover', async () => {
+  const path = join(dir, 'guarded.lock');
+  await writeFile(path, `${deadPid()} 1\n`);
+  await writeFile(`${path}.takeover`, `${deadPid()} 1\n`);
+  const lock = await PidLock.tryAcquire(path);
+  assert.ok(lock);
+  await lock.release();
+  assert.deepEqual(await readdir(dir), []);
+});
+
 test('many takers racing for one stale lock: exactly one wins', async () => {
   for (let round = 0; round < 20; round++) {
     const path = join(dir, 'race.lock');

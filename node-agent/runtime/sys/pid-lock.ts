@@ -144,14 +144,17 @@ async function removeIfStale(path: string, temp: string): Promise<boolean> {
   if (found === undefined) return true;
   if (found.alive) return false;
   const guard = `${path}.takeover`;
-  try {
-    await link(temp, guard);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await link(temp, guard);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
     const taker = await ownerOf(guard);
+    if ((taker && taker.alive) || attempt > 0) return false;
     // a taker that died mid-takeover: its guard is moved aside only if it is still that file
-    if (taker && !taker.alive) await renameAsideIfSame(guard, taker.ino);
-    return false;
+    if (taker) await renameAsideIfSame(guard, taker.ino);
   }
   const guardIno = (await stat(temp)).ino;
   try {
