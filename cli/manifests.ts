@@ -306,12 +306,14 @@ function firstLine(message: string): string {
 /** `spec.containers[0].image` → ['spec', 'containers', 0, 'image']; `metadata.labels["a.b/c"]` too. */
 export function parseFieldPath(path: string): (string | number)[] {
   const out: (string | number)[] = [];
-  const re = /([^.[\]]+)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]|\['([^']*)'\]/g;
+  // `[key]` without quotes is how Kubernetes writes a map key (`data[big.bin]`).
+  const re = /([^.[\]]+)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]|\['([^']*)'\]|\[([^\]"']+)\]/g;
   for (const match of path.matchAll(re)) {
     if (match[1] !== undefined) out.push(match[1]);
     else if (match[2] !== undefined) out.push(Number(match[2]));
     else if (match[3] !== undefined) out.push(match[3].replace(/\\(.)/g, '$1'));
     else if (match[4] !== undefined) out.push(match[4]);
+    else if (match[5] !== undefined) out.push(match[5]);
   }
   return out;
 }

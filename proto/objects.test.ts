@@ -4,6 +4,8 @@ import protobuf from 'protobufjs';
 import { InvalidArgumentError } from './errors.js';
 import type { Deployment, KubeObject, Pod } from './gen/types.js';
 import {
+  encodeObjectWithin,
+  MAX_OBJECT_BYTES,
   decodeObject,
   encodeObject,
   envelopeType,
@@ -637,5 +639,25 @@ describe('parseObject rejects bad input, naming the field', () => {
       'spec.containers[0].livenessProbe.httpGet.port',
       /^read Pod: field .*required field is missing/,
     );
+  });
+});
+
+describe('encodeObjectWithin', () => {
+  test('an object over the limit is refused naming its largest field; one within it is encoded', () => {
+    const configMap = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'c', namespace: 'default' },
+      data: { small: 'y', 'big.bin': 'x'.repeat(2000) },
+    } as unknown as KubeObject;
+    assert.ok(encodeObjectWithin(configMap, 'create configmap c', 4096).length > 2000);
+    assert.throws(
+      () => encodeObjectWithin(configMap, 'create configmap c', 1000),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError &&
+        err.field === 'data[big.bin]' &&
+        /create configmap c: the encoded object is \d+ bytes, over the limit of 1000/.test(err.message),
+    );
+    assert.equal(MAX_OBJECT_BYTES, 1_572_864 - 8 * 1024);
   });
 });

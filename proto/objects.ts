@@ -419,6 +419,66 @@ export function encodeObject(obj: KubeObject): Uint8Array {
   return type.encode(kubeBodyToProto(info, body)).finish();
 }
 
+/**
+ * The largest encoded object the API stores: etcd's default --max-request-bytes (1.5 MiB) less
+ * room for the rest of the transaction. The server enforces it and the CLI checks it before an
+ * apply writes anything; both go through encodeObjectWithin.
+ */
+export const MAX_OBJECT_BYTES = 1_572_864 - 8 * 1024;
+
+/**
+ * encodeObject, refusing an object over `limit` bytes with InvalidArgumentError whose field is
+ * the path of the largest field (`data[big.bin]`) of `blame` (default the object itself; the CLI
+ * passes the manifest, since the copy of it in the last-applied annotation is no one's field).
+ */
+export function encodeObjectWithin(
+  obj: KubeObject,
+  action: string,
+  limit = MAX_OBJECT_BYTES,
+  blame: KubeObject = obj,
+): Uint8Array {
+  const bytes = encodeObject(obj);
+  if (bytes.length <= limit) return bytes;
+  const { path, size } = largestField(blame as unknown as Record<string, unknown>);
+  throw new InvalidArgumentError(
+    `${action}: the encoded object is ${bytes.length} bytes, over the limit of ${limit} (etcd's request size); ` +
+      `its largest field is ${path} (about ${size} bytes): keep large data out of the object`,
+    path,
+  );
+}
+
+/** Descends into the largest child (by JSON size) down to a leaf; apiVersion and kind are never it. */
+function largestField(obj: Record<string, unknown>): { path: string; size: number } {
+  let path = '';
+  let node: unknown = obj;
+  let size = 0;
+  for (;;) {
+    const entries: [string | number, unknown][] = Array.isArray(node)
+      ? node.map((value, i) => [i, value])
+      : node !== null && typeof node === 'object'
+        ? Object.entries(node).filter(([key]) => path !== '' || (key !== 'apiVersion' && key !== 'kind'))
+        : [];
+    if (entries.length === 0) return { path, size };
+    let best: [string | number, unknown] = entries[0]!;
+    let bestSize = -1;
+    for (const entry of entries) {
+      const entrySize = JSON.stringify(entry[1])?.length ?? 0;
+      if (entrySize > bestSize) [best, bestSize] = [entry, entrySize];
+    }
+    const [key, value] = best;
+    path =
+      typeof key === 'number'
+        ? `${path}[${key}]`
+        : /^[A-Za-z][A-Za-z0-9]*$/.test(key)
+          ? path === ''
+            ? key
+            : `${path}.${key}`
+          : `${path}[${key}]`;
+    node = value;
+    size = bestSize;
+  }
+}
+
 /** Decodes what encodeObject wrote for `kind`. Bytes that are not that message are an InternalError. */
 export function decodeObject<K extends KindName>(kind: K, bytes: Uint8Array): KubeObjectByKind[K] {
   const info = kindInfoOf(kind);

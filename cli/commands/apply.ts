@@ -15,7 +15,7 @@ import {
 } from '../../proto/errors.js';
 import type { KubeObject } from '../../proto/gen/types.js';
 import { kindInfoOf, type KindInfo } from '../../proto/kinds.js';
-import { parseObject } from '../../proto/objects.js';
+import { encodeObjectWithin, MAX_OBJECT_BYTES, parseObject } from '../../proto/objects.js';
 import { deepEqual, resourceName, threeWayMerge, withLastApplied, type ApplyAction } from '../apply.js';
 import {
   manifestDocumentError,
@@ -128,7 +128,14 @@ export function prepareDocument(doc: ManifestDocument, namespaceFlag: string | u
   // The server's own defaulting and validation, run here first so that a bad name or quantity in
   // any document stops the apply before anything is written.
   try {
-    validateObject(defaultObject(object));
+    const defaulted = defaultObject(object);
+    validateObject(defaulted);
+    // What the create sends (with the manifest's copy in the last-applied annotation) must fit
+    // etcd's request limit too; the field blamed is the manifest's largest.
+    const sent = parseObject(withLastApplied(defaulted as unknown as Record<string, unknown>));
+    encodeObjectWithin(sent, `apply ${info.kind} ${metadata.name}`, MAX_OBJECT_BYTES, object);
+    // The copy can push the annotations over their own limit, which the server would refuse.
+    validateObject(sent);
   } catch (err) {
     if (err instanceof InvalidArgumentError) throw manifestFieldError(doc, err);
     throw err;

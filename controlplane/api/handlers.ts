@@ -24,7 +24,7 @@ import {
 import type { KubeObject } from '../../proto/gen/types.js';
 import { kindInfoOf, type KindInfo } from '../../proto/kinds.js';
 import type { Logger } from '../../proto/logger.js';
-import { encodeObject } from '../../proto/objects.js';
+import { encodeObjectWithin, MAX_OBJECT_BYTES } from '../../proto/objects.js';
 import type { ObjectKey, Store, StoreEvent, StoredValue } from '../store/store.js';
 import { ApiObject } from './api-object.js';
 import { defaultObject } from './defaulting.js';
@@ -43,8 +43,6 @@ import { StoreNamespaceLookup, type NamespaceLookup } from './namespace-lookup.j
 import { compileObjectFilter, type ObjectFilter } from './object-filter.js';
 import { validateObject } from './validation/index.js';
 
-/** etcd's default --max-request-bytes is 1.5 MiB; the rest of the transaction needs some room. */
-export const DEFAULT_MAX_OBJECT_BYTES = 1_572_864 - 8 * 1024;
 const GENERATE_NAME_ATTEMPTS = 8;
 const CONFLICT_RETRIES = 16;
 
@@ -137,7 +135,7 @@ export class ApiHandlers {
     this.newUid = options.newUid ?? randomUUID;
     this.random = options.random ?? Math.random;
     this.namespaces = options.namespaces ?? new StoreNamespaceLookup(options.store);
-    this.maxObjectBytes = options.maxObjectBytes ?? DEFAULT_MAX_OBJECT_BYTES;
+    this.maxObjectBytes = options.maxObjectBytes ?? MAX_OBJECT_BYTES;
     this.bookmarkIntervalMs = options.bookmarkIntervalMs ?? 60_000;
   }
 
@@ -156,17 +154,7 @@ export class ApiHandlers {
   }
 
   private encode(object: KubeObject, action: string): Uint8Array {
-    const bytes = encodeObject(object);
-    if (bytes.length > this.maxObjectBytes) {
-      const sections = Object.entries(object).filter(([key]) => key !== 'apiVersion' && key !== 'kind');
-      const largest = sections.sort((a, b) => JSON.stringify(b[1]).length - JSON.stringify(a[1]).length)[0];
-      throw new InvalidArgumentError(
-        `${action}: the encoded object is ${bytes.length} bytes, over the limit of ${this.maxObjectBytes} ` +
-          `(etcd's request size); keep large data (mostly in ${largest?.[0]}) out of the object`,
-        largest?.[0],
-      );
-    }
-    return bytes;
+    return encodeObjectWithin(object, action, this.maxObjectBytes);
   }
 
   /** Creates the system namespaces when missing; idempotent, safe with several control planes. */

@@ -359,6 +359,41 @@ metadata: {name: Not-Valid!, namespace: e2e-partial}
     assert.notEqual(ns.code, 0, 'namespace e2e-partial must not exist');
   });
 
+  test("an object over etcd's request limit in the last document stops the apply before any write", async () => {
+    const big = 'x'.repeat(900 * 1024);
+    const path = file(
+      'oversized.yaml',
+      `apiVersion: v1
+kind: Namespace
+metadata: {name: e2e-oversized}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: small, namespace: e2e-oversized}
+data: {a: "1"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: large, namespace: e2e-oversized}
+data:
+  small.txt: "1"
+  big.bin: ${big}
+`,
+    );
+    const result = await cluster.skiff(['apply', '-f', path]);
+    assert.notEqual(result.code, 0);
+    assert.match(
+      result.stderr,
+      /oversized\.yaml: document 3 \(line 15, column \d+\): .*over the limit of 1564672.*largest field is data\[big\.bin\]/,
+    );
+    assert.equal(result.stdout, '');
+    assert.notEqual(
+      (await cluster.skiff(['get', 'ns', 'e2e-oversized'])).code,
+      0,
+      'namespace e2e-oversized must not exist',
+    );
+  });
+
   test('an object in a namespace that does not exist stops the apply before any write', async () => {
     const path = file(
       'missing-ns.yaml',

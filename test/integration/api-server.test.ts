@@ -225,6 +225,20 @@ describe('API server', { timeout: 120_000 }, () => {
         return true;
       },
     );
+    // Within every field's own limit, over etcd's request size as a whole.
+    const env = [
+      { name: 'SMALL', value: 'y' },
+      { name: 'BIG', value: 'x'.repeat(2 * 1024 * 1024) },
+    ];
+    await assert.rejects(
+      api.create(pod('huge', { containers: [{ name: 'main', image: 'busybox:1.36', env }] })),
+      (err: unknown) => {
+        assert.ok(err instanceof InvalidArgumentError, String(err));
+        assert.equal(err.field, 'spec.containers[0].env[1].value');
+        assert.match(err.message, /over the limit of 1564672/);
+        return true;
+      },
+    );
   });
 
   test('two updaters from one resourceVersion: exactly one wins, the other gets ConflictError', async () => {
