@@ -13,6 +13,14 @@
  * them, or they fail.
  */
 import * as grpc from '@grpc/grpc-js';
+import type {
+  DeleteOptions,
+  ListOptions,
+  ListResult,
+  WatchEvent,
+  WatchEventType,
+  WatchOptions,
+} from './api-requests.js';
 import { fromGrpcError } from './grpc-status.js';
 import { grpcServiceDefinition, type WireMessage } from './grpc-service.js';
 import type { KubeObject, KubeObjectByKind } from './gen/types.js';
@@ -29,58 +37,14 @@ export interface ConnectOptions {
   timeoutMs?: number;
 }
 
-export interface ListOptions {
-  /** Omitted or empty: every namespace. */
-  namespace?: string;
-  /** `app=web,tier!=db,env in (a,b),!legacy` */
-  labelSelector?: string;
-  /** `metadata.name=x,spec.nodeName=n1,status.phase!=Running` */
-  fieldSelector?: string;
-  /** Page size; omitted or 0: everything. */
-  limit?: number;
-  /** The `continue` token of the previous page. */
-  continue?: string;
-}
-
-export interface ListResult<T extends KubeObject = KubeObject> {
-  items: T[];
-  /** The revision to watch from for changes after this list. */
-  resourceVersion: string;
-  /** Set when more pages follow. */
-  continue?: string;
-}
-
-export interface DeleteOptions {
-  gracePeriodSeconds?: number;
-  /** A mismatch fails the delete with ConflictError. */
-  preconditions?: { uid?: string; resourceVersion?: string };
-}
-
-export interface WatchOptions {
-  namespace?: string;
-  labelSelector?: string;
-  fieldSelector?: string;
-  /** Deliver the events after this revision (from a list or an earlier event); omitted: from now. */
-  resourceVersion?: string;
-  /** Ask for periodic BOOKMARK events carrying the current revision. */
-  allowBookmarks?: boolean;
-  /** Aborting ends the iteration quietly. */
-  signal?: AbortSignal;
-}
-
-export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
-
-export interface WatchEvent<T extends KubeObject = KubeObject> {
-  type: WatchEventType;
-  /** Absent for BOOKMARK. For DELETED, the object as it was deleted. */
-  object?: T;
-  /**
-   * Resume from here (not from object.metadata.resourceVersion): it is one less than the
-   * object's revision while other objects of that revision are still to come, so a resume may
-   * repeat events of one revision but never misses one.
-   */
-  resourceVersion: string;
-}
+export type {
+  DeleteOptions,
+  ListOptions,
+  ListResult,
+  WatchEvent,
+  WatchEventType,
+  WatchOptions,
+} from './api-requests.js';
 
 export interface VersionInfo {
   version: string;

@@ -24,6 +24,13 @@ import {
 import type { KubeObject } from '../../proto/gen/types.js';
 import { kindInfoOf, type KindInfo } from '../../proto/kinds.js';
 import type { Logger } from '../../proto/logger.js';
+import type {
+  DeleteOptions,
+  ListOptions,
+  ListResult as SharedListResult,
+  WatchEvent as SharedWatchEvent,
+  WatchOptions,
+} from '../../proto/api-requests.js';
 import { encodeObjectWithin, MAX_OBJECT_BYTES } from '../../proto/objects.js';
 import type { ObjectKey, Store, StoreEvent, StoredValue } from '../store/store.js';
 import { ApiObject } from './api-object.js';
@@ -49,46 +56,9 @@ const CONFLICT_RETRIES = 16;
 /** Namespaces that always exist and may not be deleted. */
 export const SYSTEM_NAMESPACES: readonly string[] = [DEFAULT_NAMESPACE, 'skiff-system'];
 
-export interface ListOptions {
-  namespace?: string;
-  labelSelector?: string;
-  fieldSelector?: string;
-  limit?: number;
-  continue?: string;
-}
-
-export interface ListResult {
-  items: ApiObject[];
-  resourceVersion: string;
-  continue?: string;
-}
-
-export interface DeleteOptions {
-  gracePeriodSeconds?: number;
-  preconditions?: { uid?: string; resourceVersion?: string };
-}
-
-export interface WatchOptions {
-  namespace?: string;
-  labelSelector?: string;
-  fieldSelector?: string;
-  /** Events after this revision; empty or "0": from now. */
-  resourceVersion?: string;
-  allowBookmarks?: boolean;
-  signal?: AbortSignal;
-}
-
-export interface WatchEvent {
-  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
-  object?: ApiObject;
-  /**
-   * Where to resume after this event: its revision when it is the last event of that revision,
-   * otherwise the revision before (several objects can share a revision), so a resume never
-   * skips an event and may repeat those of one revision. The object's own
-   * metadata.resourceVersion is always its real revision.
-   */
-  resourceVersion: string;
-}
+export type { DeleteOptions, ListOptions, WatchOptions } from '../../proto/api-requests.js';
+export type ListResult = SharedListResult<ApiObject>;
+export type WatchEvent = SharedWatchEvent<ApiObject>;
 
 export interface ApiHandlersOptions {
   store: Store;

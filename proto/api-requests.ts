@@ -1,0 +1,59 @@
+/**
+ * The options and results of the API's list, delete and watch calls, shared by both sides: the
+ * server's handlers (controlplane/api/handlers.ts, with ApiObject items) and the typed client
+ * (proto/client.ts, with KubeObjects).
+ */
+import type { KubeObject } from './gen/types.js';
+
+export interface ListOptions {
+  /** Omitted or empty: every namespace. */
+  namespace?: string;
+  /** `app=web,tier!=db,env in (a,b),!legacy` */
+  labelSelector?: string;
+  /** `metadata.name=x,spec.nodeName=n1,status.phase!=Running` */
+  fieldSelector?: string;
+  /** Page size; omitted or 0: everything. */
+  limit?: number;
+  /** The `continue` token of the previous page. */
+  continue?: string;
+}
+
+export interface ListResult<T = KubeObject> {
+  items: T[];
+  /** The revision to watch from for changes after this list. */
+  resourceVersion: string;
+  /** Set when more pages follow. */
+  continue?: string;
+}
+
+export interface DeleteOptions {
+  gracePeriodSeconds?: number;
+  /** A mismatch fails the delete with ConflictError. */
+  preconditions?: { uid?: string; resourceVersion?: string };
+}
+
+export interface WatchOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Deliver the events after this revision (from a list or an earlier event); omitted: from now. */
+  resourceVersion?: string;
+  /** Ask for periodic BOOKMARK events carrying the current revision. */
+  allowBookmarks?: boolean;
+  /** Aborting ends the iteration quietly. */
+  signal?: AbortSignal;
+}
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
+
+export interface WatchEvent<T = KubeObject> {
+  type: WatchEventType;
+  /** Absent for BOOKMARK. For DELETED, the object as it was deleted. */
+  object?: T;
+  /**
+   * Resume from here (not from object.metadata.resourceVersion): it is one less than the
+   * object's revision while other objects of that revision are still to come, so a resume may
+   * repeat events of one revision but never misses one.
+   */
+  resourceVersion: string;
+}
