@@ -6,18 +6,7 @@
  * initial cluster. Restarting on an existing data dir reuses the member; the initial-cluster flags
  * are then ignored by etcd. Auto-compaction stays off unless asked for, so tests compact explicitly.
  */
-import { mkdirSync } from 'node:fs';
-import {
-  choosePorts,
-  findBinary,
-  httpProbe,
-  retryLostPortRace,
-  spawnServer,
-  stopProcess,
-  waitUntilReady,
-  type OutputTarget,
-  type PortRequest,
-} from './process-support.js';
+import { httpProbe, spawnManagedServer, type OutputTarget } from './process-support.js';
 
 export interface EtcdOptions {
   dataDir: string;
@@ -60,65 +49,61 @@ export interface EtcdProcess {
   stop(): Promise<void>;
 }
 
-export function startEtcd(options: EtcdOptions): Promise<EtcdProcess> {
-  return retryLostPortRace(() => startEtcdOnce(options));
-}
-
-async function startEtcdOnce(options: EtcdOptions): Promise<EtcdProcess> {
-  const binary = findBinary('etcd', 'etcd-server');
+export async function startEtcd(options: EtcdOptions): Promise<EtcdProcess> {
   const host = options.host ?? '127.0.0.1';
   const name = options.name ?? 'skiff';
-  const requests: Record<string, PortRequest> = {
-    'etcd client port': { exact: options.clientPort, preferred: options.preferredClientPort },
-    'etcd peer port': { exact: options.peerPort, preferred: options.preferredPeerPort },
-  };
-  const ports = await choosePorts(host, requests);
-  const clientPort = ports['etcd client port']!;
-  const peerPort = ports['etcd peer port']!;
-  const clientUrl = `http://${host}:${clientPort}`;
-  const peerUrl = `http://${host}:${peerPort}`;
-  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const args = [
-    '--name', name,
-    '--data-dir', options.dataDir,
-    '--listen-client-urls', clientUrl,
-    '--advertise-client-urls', clientUrl,
-    '--listen-peer-urls', peerUrl,
-    '--initial-advertise-peer-urls', peerUrl,
-    '--initial-cluster', `${name}=${peerUrl}`,
-    '--initial-cluster-state', 'new',
-    '--auto-compaction-retention', options.autoCompactionRetention ?? '0',
-    '--auto-compaction-mode', options.autoCompactionMode ?? 'periodic',
-    '--logger', 'zap',
-    '--log-outputs', 'stderr',
-  ]; // prettier-ignore
-  const server = spawnServer(binary, args, options.output ?? {}, options.detached ?? false);
-  const pid = server.child.pid;
-  const stop = (): Promise<void> =>
-    pid === undefined
-      ? Promise.resolve()
-      : stopProcess(pid, { graceMs: options.stopGraceMs, exited: server.exited });
-  try {
-    await waitUntilReady(
-      `etcd ${clientUrl} (data ${options.dataDir})`,
-      server,
-      () => httpProbe(`${clientUrl}/health`, (body) => body.includes('"health":"true"')),
-      options.readyTimeoutMs ?? 15_000,
-    );
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  const urls = (ports: Record<EtcdPort, number>) => ({
+    clientUrl: `http://${host}:${ports['etcd client port']}`,
+    peerUrl: `http://${host}:${ports['etcd peer port']}`,
+  });
+  const server = await spawnManagedServer<EtcdPort>({
+    command: 'etcd',
+    aptPackage: 'etcd-server',
+    host,
+    ports: {
+      'etcd client port': { exact: options.clientPort, preferred: options.preferredClientPort },
+      'etcd peer port': { exact: options.peerPort, preferred: options.preferredPeerPort },
+    },
+    dataDir: options.dataDir,
+    args: (ports) => {
+      const { clientUrl, peerUrl } = urls(ports);
+      return [
+        '--name', name,
+        '--data-dir', options.dataDir,
+        '--listen-client-urls', clientUrl,
+        '--advertise-client-urls', clientUrl,
+        '--listen-peer-urls', peerUrl,
+        '--initial-advertise-peer-urls', peerUrl,
+        '--initial-cluster', `${name}=${peerUrl}`,
+        '--initial-cluster-state', 'new',
+        '--auto-compaction-retention', options.autoCompactionRetention ?? '0',
+        '--auto-compaction-mode', options.autoCompactionMode ?? 'periodic',
+        '--logger', 'zap',
+        '--log-outputs', 'stderr',
+      ]; // prettier-ignore
+    },
+    describe: (ports) => `etcd ${urls(ports).clientUrl} (data ${options.dataDir})`,
+    ready: (ports) =>
+      httpProbe(`${urls(ports).clientUrl}/health`, (body) => body.includes('"health":"true"')),
+    readyTimeoutMs: options.readyTimeoutMs ?? 15_000,
+    output: options.output ?? {},
+    detached: options.detached ?? false,
+    ...(options.stopGraceMs !== undefined ? { stopGraceMs: options.stopGraceMs } : {}),
+  });
+  const { clientUrl, peerUrl } = urls(server.ports);
   return {
-    pid: pid!,
+    pid: server.pid,
     endpoint: clientUrl,
     clientUrl,
     peerUrl,
-    clientPort,
-    peerPort,
+    clientPort: server.ports['etcd client port'],
+    peerPort: server.ports['etcd peer port'],
     name,
     dataDir: options.dataDir,
     exited: server.exited,
-    stop,
+    stop: server.stop,
   };
 }
+
+/** The ports etcd listens on: clients (the API) and peers (raft). */
+type EtcdPort = 'etcd client port' | 'etcd peer port';

@@ -3,17 +3,7 @@
  * loopback, for `skiff up` and for the test harness: the one way skiff starts NATS.
  * `-a` is always given: without it nats-server binds 0.0.0.0.
  */
-import { mkdirSync } from 'node:fs';
-import {
-  choosePorts,
-  findBinary,
-  httpProbe,
-  retryLostPortRace,
-  spawnServer,
-  stopProcess,
-  waitUntilReady,
-  type OutputTarget,
-} from './process-support.js';
+import { httpProbe, spawnManagedServer, type OutputTarget } from './process-support.js';
 
 export interface NatsOptions {
   /** JetStream's store directory. */
@@ -48,55 +38,45 @@ export interface NatsProcess {
   stop(): Promise<void>;
 }
 
-export function startNats(options: NatsOptions): Promise<NatsProcess> {
-  return retryLostPortRace(() => startNatsOnce(options));
-}
-
-async function startNatsOnce(options: NatsOptions): Promise<NatsProcess> {
-  const binary = findBinary('nats-server', 'nats-server');
+export async function startNats(options: NatsOptions): Promise<NatsProcess> {
   const host = options.host ?? '127.0.0.1';
-  const ports = await choosePorts(host, {
-    'nats client port': { exact: options.port, preferred: options.preferredPort },
-    'nats monitor port': { exact: options.monitorPort, preferred: options.preferredMonitorPort },
+  const monitorUrl = (ports: Record<NatsPort, number>) => `http://${host}:${ports['nats monitor port']}`;
+  const clientUrl = (ports: Record<NatsPort, number>) => `nats://${host}:${ports['nats client port']}`;
+  const server = await spawnManagedServer<NatsPort>({
+    command: 'nats-server',
+    aptPackage: 'nats-server',
+    host,
+    ports: {
+      'nats client port': { exact: options.port, preferred: options.preferredPort },
+      'nats monitor port': { exact: options.monitorPort, preferred: options.preferredMonitorPort },
+    },
+    dataDir: options.storeDir,
+    args: (ports) => [
+      '-a', host,
+      '-p', String(ports['nats client port']),
+      '-m', String(ports['nats monitor port']),
+      '-js',
+      '-sd', options.storeDir,
+    ], // prettier-ignore
+    describe: (ports) => `nats-server ${clientUrl(ports)} (store ${options.storeDir})`,
+    ready: (ports) => httpProbe(`${monitorUrl(ports)}/healthz`, (body) => body.includes('"ok"')),
+    readyTimeoutMs: options.readyTimeoutMs ?? 10_000,
+    output: options.output ?? {},
+    detached: options.detached ?? false,
+    ...(options.stopGraceMs !== undefined ? { stopGraceMs: options.stopGraceMs } : {}),
   });
-  const port = ports['nats client port']!;
-  const monitorPort = ports['nats monitor port']!;
-  mkdirSync(options.storeDir, { recursive: true, mode: 0o700 });
-  const args = [
-    '-a', host,
-    '-p', String(port),
-    '-m', String(monitorPort),
-    '-js',
-    '-sd', options.storeDir,
-  ]; // prettier-ignore
-  const server = spawnServer(binary, args, options.output ?? {}, options.detached ?? false);
-  const pid = server.child.pid;
-  const clientUrl = `nats://${host}:${port}`;
-  const monitorUrl = `http://${host}:${monitorPort}`;
-  const stop = (): Promise<void> =>
-    pid === undefined
-      ? Promise.resolve()
-      : stopProcess(pid, { graceMs: options.stopGraceMs, exited: server.exited });
-  try {
-    await waitUntilReady(
-      `nats-server ${clientUrl} (store ${options.storeDir})`,
-      server,
-      () => httpProbe(`${monitorUrl}/healthz`, (body) => body.includes('"ok"')),
-      options.readyTimeoutMs ?? 10_000,
-    );
-  } catch (err) {
-    await stop();
-    throw err;
-  }
   return {
-    pid: pid!,
-    endpoint: clientUrl,
-    clientUrl,
-    monitorUrl,
-    port,
-    monitorPort,
+    pid: server.pid,
+    endpoint: clientUrl(server.ports),
+    clientUrl: clientUrl(server.ports),
+    monitorUrl: monitorUrl(server.ports),
+    port: server.ports['nats client port'],
+    monitorPort: server.ports['nats monitor port'],
     storeDir: options.storeDir,
     exited: server.exited,
-    stop,
+    stop: server.stop,
   };
 }
+
+/** The ports nats-server listens on: clients and the HTTP monitor. */
+type NatsPort = 'nats client port' | 'nats monitor port';

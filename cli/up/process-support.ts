@@ -4,7 +4,16 @@
  * a process by pid (SIGTERM, then SIGKILL after a bound, always waiting for the exit).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, openSync, readFileSync, readSync, fstatSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -344,4 +353,61 @@ export async function stopProcess(
   if (!(await waitForExit(graceMs))) {
     throw new UnavailableError(`stop ${what}: still running after SIGKILL`);
   }
+}
+
+/** What spawnManagedServer needs to know about one kind of server. */
+export interface ManagedServerSpec<Port extends string> {
+  /** The command and the apt package that provides it (named when it is missing). */
+  command: string;
+  aptPackage: string;
+  host: string;
+  /** The ports to choose, by label (the label names the port in errors). */
+  ports: Record<Port, PortRequest>;
+  /** Made (0700) before the start: the server's data or store directory. */
+  dataDir: string;
+  args(ports: Record<Port, number>): string[];
+  /** Names the server in readiness errors, e.g. `etcd http://127.0.0.1:2379 (data /x)`. */
+  describe(ports: Record<Port, number>): string;
+  /** Resolves true once the server answers. */
+  ready(ports: Record<Port, number>): Promise<boolean>;
+  readyTimeoutMs: number;
+  output: OutputTarget;
+  detached: boolean;
+  stopGraceMs?: number;
+}
+
+export interface ManagedServer<Port extends string> {
+  pid: number;
+  ports: Record<Port, number>;
+  exited: SpawnedServer['exited'];
+  /** SIGTERM, SIGKILL after the grace period, and resolves once the server has exited. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Chooses the ports, starts the server and waits until it is ready; a server that fails to get
+ * ready is stopped before the error is thrown, and a start that lost a chosen port to another
+ * process (between choosePorts and the server's bind) is tried again with new ports.
+ */
+export function spawnManagedServer<Port extends string>(
+  spec: ManagedServerSpec<Port>,
+): Promise<ManagedServer<Port>> {
+  return retryLostPortRace(async () => {
+    const binary = findBinary(spec.command, spec.aptPackage);
+    const ports = (await choosePorts(spec.host, spec.ports)) as Record<Port, number>;
+    mkdirSync(spec.dataDir, { recursive: true, mode: 0o700 });
+    const server = spawnServer(binary, spec.args(ports), spec.output, spec.detached);
+    const pid = server.child.pid;
+    const stop = (): Promise<void> =>
+      pid === undefined
+        ? Promise.resolve()
+        : stopProcess(pid, { graceMs: spec.stopGraceMs, exited: server.exited });
+    try {
+      await waitUntilReady(spec.describe(ports), server, () => spec.ready(ports), spec.readyTimeoutMs);
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+    return { pid: pid!, ports, exited: server.exited, stop };
+  });
 }
