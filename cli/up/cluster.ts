@@ -27,6 +27,7 @@ import {
 } from '../../proto/errors.js';
 import { startEtcd } from './etcd-process.js';
 import { startNats } from './nats-process.js';
+import { acquireStartLock } from './start-lock.js';
 import {
   choosePorts,
   httpProbe,
@@ -145,36 +146,11 @@ export interface UpOptions {
   onProgress?: (line: string) => void;
 }
 
-/**
- * Holds DIR/up.lock while a cluster is being started, so two `skiff up` on one state dir cannot
- * both start servers on the same data. A lock left by a process that died is taken over.
- */
-function acquireStartLock(stateDir: string): () => void {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const path = join(stateDir, 'up.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(path, String(process.pid), { flag: 'wx', mode: 0o600 });
-      return () => rmSync(path, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number(readFileSync(path, 'utf8').trim());
-      if (Number.isInteger(holder) && holder > 0 && isRunning({ pid: holder, marker: 'up' })) {
-        throw new FailedPreconditionError(
-          `start cluster in ${stateDir}: another \`skiff up\` (pid ${holder}) is starting it; wait for it, or stop it`,
-        );
-      }
-      rmSync(path, { force: true });
-    }
-  }
-  throw new FailedPreconditionError(
-    `start cluster in ${stateDir}: cannot take ${path}; remove it if no \`skiff up\` runs`,
-  );
-}
-
 /** Starts etcd, NATS and the control plane under `stateDir` and records them in cluster.json. */
 export async function startCluster(options: UpOptions): Promise<RunningCluster> {
-  const release = acquireStartLock(options.stateDir);
+  // Two `skiff up` on one state dir must not both start servers on the same data.
+  mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
+  const release = acquireStartLock(join(options.stateDir, 'up.lock'), `start cluster in ${options.stateDir}`);
   try {
     return await startClusterLocked(options);
   } finally {
