@@ -27,7 +27,7 @@ import {
 } from '../../proto/errors.js';
 import { startEtcd } from './etcd-process.js';
 import { startNats } from './nats-process.js';
-import { acquireStartLock } from './start-lock.js';
+import { PidLock } from '../../node-agent/runtime/sys/pid-lock.js';
 import {
   choosePorts,
   httpProbe,
@@ -150,11 +150,17 @@ export interface UpOptions {
 export async function startCluster(options: UpOptions): Promise<RunningCluster> {
   // Two `skiff up` on one state dir must not both start servers on the same data.
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
-  const release = acquireStartLock(join(options.stateDir, 'up.lock'), `start cluster in ${options.stateDir}`);
+  const lockPath = join(options.stateDir, 'up.lock');
+  const lock = await PidLock.tryAcquire(lockPath);
+  if (!lock) {
+    throw new FailedPreconditionError(
+      `start cluster in ${options.stateDir}: another \`skiff up\` is starting it (it holds ${lockPath}); wait for it, or stop it`,
+    );
+  }
   try {
     return await startClusterLocked(options);
   } finally {
-    release();
+    await lock.release();
   }
 }
 

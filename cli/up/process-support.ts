@@ -411,21 +411,3 @@ export function spawnManagedServer<Port extends string>(
     return { pid: pid!, ports, exited: server.exited, stop };
   });
 }
-
-/**
- * When `pid` started, in clock ticks since boot (/proc/PID/stat field 22); undefined when there is
- * no such process. With the pid it identifies a process for good: a reused pid starts later.
- */
-export function processStartTime(pid: number): string | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // Fields after "PID (COMM)" start at field 3 (state); COMM may contain spaces and parentheses.
-  return stat
-    .slice(stat.lastIndexOf(')') + 1)
-    .trim()
-    .split(/\s+/)[22 - 3];
-}
