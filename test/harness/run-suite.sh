@@ -18,4 +18,9 @@ if [ "$(id -u)" != 0 ]; then
   echo "run-suite: the suite runs real containers, mounts and cgroups and must run as root" >&2
   exit 1
 fi
+# formatting is part of the suite, like the type check the build already does
+npx --no-install prettier --check --log-level warn . || {
+  echo "run-suite: files above are not formatted: run \`npm run format\`" >&2
+  exit 1
+}
 exec node --test --test-reporter=spec --test-timeout=300000 "$@" "${files[@]}"
