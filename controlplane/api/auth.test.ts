@@ -74,6 +74,40 @@ describe('auth', () => {
     assert.deepEqual(await auth.authenticate('Bearer v'), { name: 'viewer', role: 'view' });
   });
 
+  test('Authenticator refuses a revoked token from the refresh that no longer lists it', async () => {
+    const tokens = new MemoryTokens();
+    tokens.records.push({ name: 'admin', role: 'admin', sha256: hashToken('good'), createdAt: '' });
+    tokens.records.push({ name: 'ci', role: 'edit', sha256: hashToken('ci'), createdAt: '' });
+    let clock = 0;
+    const auth = new Authenticator({ store: tokens, log, now: () => clock, refreshMs: 30_000 });
+    await auth.load();
+    // Verified once, then served from what the authenticator remembers.
+    assert.equal((await auth.authenticate('Bearer ci')).role, 'edit');
+    assert.equal((await auth.authenticate('Bearer ci')).role, 'edit');
+    tokens.records = tokens.records.filter((r) => r.name !== 'ci');
+    clock += 30_001;
+    // The call that notices the records are stale starts the refresh; the remembered header is
+    // forgotten as soon as that refresh lands, not after a further period.
+    await auth.authenticate('Bearer good');
+    await new Promise((resolve) => setImmediate(resolve));
+    await assert.rejects(auth.authenticate('Bearer ci'), UnauthenticatedError);
+    assert.equal((await auth.authenticate('Bearer good')).name, 'admin');
+  });
+
+  test('Authenticator remembers only verified headers, and a bounded number of them', async () => {
+    const tokens = new MemoryTokens();
+    for (let i = 0; i < 1100; i++) {
+      tokens.records.push({ name: `t${i}`, role: 'view', sha256: hashToken(`token-${i}`), createdAt: '' });
+    }
+    const auth = new Authenticator({ store: tokens, log, now: () => 0 });
+    await auth.load();
+    for (let i = 0; i < 1100; i++) assert.equal((await auth.authenticate(`Bearer token-${i}`)).name, `t${i}`);
+    const verified = (auth as unknown as { verified: Map<string, unknown> }).verified;
+    assert.ok(verified.size <= 1024, `remembers ${verified.size} headers`);
+    await assert.rejects(auth.authenticate('Bearer nope'), UnauthenticatedError);
+    assert.ok(!verified.has('Bearer nope'));
+  });
+
   test('Authenticator keeps serving from its cache when the store fails', async () => {
     const tokens = new MemoryTokens();
     tokens.records.push({ name: 'admin', role: 'admin', sha256: hashToken('good'), createdAt: '' });
