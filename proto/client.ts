@@ -93,7 +93,11 @@ function apiClientClass(): grpc.ServiceClientConstructor {
   apiClientConstructor ??= grpc.makeGenericClientConstructor(
     // Responses stay decoded messages: fromEnvelope reads one in a single walk, and the few
     // scalar fields read here (strings) are the same on a message.
-    grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'), { messageResponses: true }),
+    // Object requests carry toEnvelope's output, which is already in the encoder's types.
+    grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'), {
+      messageResponses: true,
+      encoderReadyRequests: ['Create', 'Update', 'UpdateStatus'],
+    }),
     'Api',
   );
   return apiClientConstructor;
@@ -112,15 +116,14 @@ export function connectApi(options: ConnectOptions): ApiClient {
     'grpc.enable_channelz': 0,
   }) as unknown as grpc.Client & Record<string, UnaryMethod & StreamMethod>;
 
-  const metadata = (): grpc.Metadata => {
-    const md = new grpc.Metadata();
-    md.set('authorization', `Bearer ${options.token}`);
-    return md;
-  };
+  // One instance for every call: grpc-js copies a call's metadata before it adds its own headers
+  // (ResolvingCall.start), so sharing it is safe and saves building and validating it per call.
+  const authMetadata = new grpc.Metadata();
+  authMetadata.set('authorization', `Bearer ${options.token}`);
 
   const unary = (method: string, request: WireMessage): Promise<WireMessage> =>
     new Promise((resolve, reject) => {
-      client[method]!(request, metadata(), { deadline: Date.now() + timeoutMs }, (err, response) => {
+      client[method]!(request, authMetadata, { deadline: Date.now() + timeoutMs }, (err, response) => {
         if (err) reject(fromGrpcError(err, options.server));
         else resolve(response ?? {});
       });
@@ -177,7 +180,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
         resourceVersion: watchOptions.resourceVersion ?? '',
         allowBookmarks: watchOptions.allowBookmarks ?? false,
       };
-      return watchStream(() => client.Watch!(request, metadata(), {}), options.server, watchOptions.signal);
+      return watchStream(() => client.Watch!(request, authMetadata, {}), options.server, watchOptions.signal);
     },
     async version() {
       const response = await unary('Version', {});

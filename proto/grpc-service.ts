@@ -32,8 +32,22 @@ function resolvedType(method: Method, which: 'request' | 'response'): Type {
   return type;
 }
 
+/** The writer's bytes as a Buffer without copying them (Buffer.from(buffer) would copy). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 export function serializerFor(type: Type): (value: WireMessage) => Buffer {
-  return (value) => Buffer.from(type.encode(type.fromObject(value)).finish());
+  return (value) => asBuffer(type.encode(type.fromObject(value)).finish());
+}
+
+/**
+ * Encodes a value that already has the generated encoder's types throughout (numbers for int64,
+ * base64 text for bytes, oneof members as plain fields: what objects.ts `toEnvelope` builds), so the
+ * fromObject copy serializerFor makes first would only be thrown away.
+ */
+export function encoderReadySerializerFor(type: Type): (value: WireMessage) => Buffer {
+  return (value) => asBuffer(type.encode(value).finish());
 }
 
 export function deserializerFor(type: Type): (bytes: Buffer) => WireMessage {
@@ -53,6 +67,8 @@ export function messageDeserializerFor(type: Type): (bytes: Buffer) => WireMessa
 export interface ServiceDefinitionOptions {
   /** Methods whose requests are decoded with messageDeserializerFor instead of to plain objects. */
   messageRequests?: readonly string[];
+  /** Methods whose requests the caller builds in the encoder's types (see encoderReadySerializerFor). */
+  encoderReadyRequests?: readonly string[];
   /** Decode every response with messageDeserializerFor. */
   messageResponses?: boolean;
 }
@@ -64,6 +80,7 @@ export function grpcServiceDefinition(
 ): ServiceDefinition {
   const serviceName = service.fullName.replace(/^\./, '');
   const messageRequests = new Set(options.messageRequests ?? []);
+  const encoderReadyRequests = new Set(options.encoderReadyRequests ?? []);
   const definition: Record<string, MethodDefinition<WireMessage, WireMessage>> = {};
   for (const method of service.methodsArray) {
     const requestType = resolvedType(method, 'request');
@@ -72,7 +89,9 @@ export function grpcServiceDefinition(
       path: `/${serviceName}/${method.name}`,
       requestStream: method.requestStream === true,
       responseStream: method.responseStream === true,
-      requestSerialize: serializerFor(requestType),
+      requestSerialize: encoderReadyRequests.has(method.name)
+        ? encoderReadySerializerFor(requestType)
+        : serializerFor(requestType),
       requestDeserialize: messageRequests.has(method.name)
         ? messageDeserializerFor(requestType)
         : deserializerFor(requestType),
