@@ -104,6 +104,32 @@ describe('compareQuantities', () => {
       assert.equal(compareQuantities(b, a), -expected || 0);
     });
   }
+  test('a quantity parsed again is the same value, and cannot be changed through either result', () => {
+    const first = parseQuantity('1536Mi');
+    const again = parseQuantity('1536Mi');
+    assert.deepEqual(again, { milli: 1536n * 1024n * 1024n * 1000n, format: 'BinarySI' });
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(again));
+    assert.throws(() => {
+      (first as { milli: bigint }).milli = 0n;
+    }, TypeError);
+    assert.equal(parseQuantity('1536Mi').milli, 1536n * 1024n * 1024n * 1000n);
+  });
+
+  test('a quantity refused twice names the field of each parse', () => {
+    for (const field of ['spec.a', 'spec.b']) {
+      assert.throws(
+        () => parseQuantity('12xyz', field),
+        (err: unknown) =>
+          err instanceof InvalidArgumentError && err.field === field && err.message.includes(field),
+      );
+    }
+  });
+
+  test('parses stay right across the clearing of remembered quantities', () => {
+    for (let i = 0; i < 5000; i++) assert.equal(parseQuantity(`${i}m`).milli, BigInt(i));
+    assert.equal(parseQuantity('7m').milli, 7n);
+  });
+
   test('canonicalQuantity keeps the format family', () => {
     assert.equal(canonicalQuantity('2048Ki'), '2Mi');
     assert.equal(canonicalQuantity('2000k'), '2M');

@@ -36,6 +36,15 @@ const GRAMMAR_HINT =
   'a quantity is a number with an optional suffix m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei or e<exponent>, ' +
   'e.g. "500m", "0.5", "128Mi", "1Gi"';
 
+/**
+ * Quantities parsed before, by text. Objects repeat a handful of them ("100m", "128Mi") and the
+ * bigint arithmetic is most of a parse, which every pod create did several times over (each
+ * request and limit, then again to compare them). Only successes are kept (an error names the
+ * field it was found in); the map is emptied when full rather than grown.
+ */
+const parsedQuantities = new Map<string, Quantity>();
+const MAX_REMEMBERED_QUANTITIES = 1024;
+
 function invalid(text: string, reason: string, field: string | undefined): never {
   const where = field === undefined ? '' : ` in ${field}`;
   throw new InvalidArgumentError(`parse quantity ${JSON.stringify(text)}${where}: ${reason}`, field);
@@ -53,6 +62,8 @@ export function parseQuantity(text: string, field?: string): Quantity {
   if (typeof text !== 'string') invalid(String(text), `expected a string; ${GRAMMAR_HINT}`, field);
   if (text.length === 0) invalid(text, `empty; ${GRAMMAR_HINT}`, field);
   if (text.length > MAX_TEXT_LENGTH) invalid(text, `longer than ${MAX_TEXT_LENGTH} characters`, field);
+  const known = parsedQuantities.get(text);
+  if (known !== undefined) return known;
   const match = QUANTITY.exec(text);
   if (match === null) invalid(text, GRAMMAR_HINT, field);
   const [, sign, number = '', suffix, exponentText] = match;
@@ -78,7 +89,10 @@ export function parseQuantity(text: string, field?: string): Quantity {
 
   const magnitude = ceilDiv(numerator, denominator);
   if (magnitude > MAX_MILLI) invalid(text, 'too large (the limit is 2^63-1 units)', field);
-  return { milli: sign === '-' ? -magnitude : magnitude, format };
+  const quantity: Quantity = Object.freeze({ milli: sign === '-' ? -magnitude : magnitude, format });
+  if (parsedQuantities.size >= MAX_REMEMBERED_QUANTITIES) parsedQuantities.clear();
+  parsedQuantities.set(text, quantity);
+  return quantity;
 }
 
 /** True when `text` is a valid quantity. */
