@@ -37,8 +37,14 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-export function serializerFor(type: Type): (value: WireMessage) => Buffer {
-  return (value) => asBuffer(type.encode(type.fromObject(value)).finish());
+/**
+ * Encodes a message given as a plain object. A Uint8Array is taken as the message's wire bytes,
+ * already encoded (e.g. an object sent as it is stored, see objects.ts
+ * envelopeBytesWithResourceVersion), and sent as they are.
+ */
+export function serializerFor(type: Type): (value: WireMessage | Uint8Array) => Buffer {
+  return (value) =>
+    value instanceof Uint8Array ? asBuffer(value) : asBuffer(type.encode(type.fromObject(value)).finish());
 }
 
 /**

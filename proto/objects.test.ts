@@ -1,16 +1,19 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import protobuf from 'protobufjs';
-import { InvalidArgumentError } from './errors.js';
+import { InternalError, InvalidArgumentError } from './errors.js';
 import type { Deployment, KubeObject, Pod } from './gen/types.js';
+import { kindInfoOf } from './kinds.js';
 import {
   encodeObjectWithin,
   MAX_OBJECT_BYTES,
   decodeObject,
   encodeObject,
+  envelopeBytesWithResourceVersion,
   envelopeType,
   fromEnvelope,
   parseObject,
+  PROTO_OBJECT_OPTIONS,
   toEnvelope,
 } from './objects.js';
 
@@ -659,5 +662,65 @@ describe('encodeObjectWithin', () => {
         /create configmap c: the encoded object is \d+ bytes, over the limit of 1000/.test(err.message),
     );
     assert.equal(MAX_OBJECT_BYTES, 1_572_864 - 8 * 1024);
+  });
+});
+
+describe('envelopeBytesWithResourceVersion', () => {
+  /** What the API answered before: the stored message decoded, resourceVersion set, the envelope encoded. */
+  function reencoded(kind: string, bytes: Uint8Array, resourceVersion: string): Uint8Array {
+    const info = kindInfoOf(kind);
+    const message = info.message.decode(bytes) as unknown as { metadata?: Record<string, unknown> };
+    message.metadata ??= {};
+    message.metadata.resourceVersion = resourceVersion;
+    const type = envelopeType();
+    return type.encode(type.fromObject({ [info.envelopeField]: message })).finish();
+  }
+
+  function assertSameEnvelope(kind: string, bytes: Uint8Array, resourceVersion: string): void {
+    const type = envelopeType();
+    const spliced = type.decode(envelopeBytesWithResourceVersion(kind as never, bytes, resourceVersion));
+    const expected = type.decode(reencoded(kind, bytes, resourceVersion));
+    assert.deepEqual(
+      type.toObject(spliced, PROTO_OBJECT_OPTIONS),
+      type.toObject(expected, PROTO_OBJECT_OPTIONS),
+    );
+  }
+
+  test('gives the envelope that decoding, setting resourceVersion and encoding gave', () => {
+    for (const obj of [FULL_POD, FULL_DEPLOYMENT] as KubeObject[]) {
+      const stored = encodeObject({ ...obj, metadata: { ...obj.metadata, resourceVersion: undefined } });
+      assertSameEnvelope(obj.kind, stored, '1234567');
+      // A stored resourceVersion is replaced, not kept beside the new one.
+      assertSameEnvelope(obj.kind, encodeObject(obj), '99');
+      const decoded = fromEnvelope(
+        envelopeType().decode(envelopeBytesWithResourceVersion(obj.kind as never, stored, '8')),
+      );
+      assert.deepEqual(decoded, { ...obj, metadata: { ...obj.metadata, resourceVersion: '8' } });
+    }
+  });
+
+  test('adds metadata when the stored message has none, and counts resourceVersion in UTF-8 bytes', () => {
+    assertSameEnvelope('Namespace', new Uint8Array(0), '5');
+    assertSameEnvelope('Pod', encodeObject(FULL_POD), 'é€😀');
+  });
+
+  test('length prefixes stay right where they grow by a byte', () => {
+    // Sizes around the one- to two- and two- to three-byte varint boundaries of both prefixes.
+    for (const size of [100, 115, 120, 125, 126, 127, 128, 16_250, 16_370, 16_380, 16_383, 16_384]) {
+      const configMap = {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'c', namespace: 'default', annotations: { a: 'x'.repeat(size % 200) } },
+        data: { big: 'y'.repeat(size) },
+      } as KubeObject;
+      assertSameEnvelope('ConfigMap', encodeObject(configMap), '12');
+    }
+  });
+
+  test('bytes that are not a message are an internal error naming the kind', () => {
+    assert.throws(
+      () => envelopeBytesWithResourceVersion('Pod', Uint8Array.from([0x0a, 0xff, 0xff]), '1'),
+      (err: unknown) => err instanceof InternalError && /read stored Pod/.test(err.message),
+    );
   });
 });

@@ -692,3 +692,121 @@ function base64Of(value: unknown): string {
 export function envelopeType(): protobuf.Type {
   return messageType('Object');
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stored bytes → the `Object` envelope on the wire, without decoding
+
+interface EnvelopeSplice {
+  /** Tag of the envelope's oneof field for the kind (length-delimited). */
+  envelopeTag: number;
+  /** Field number of `metadata` in the kind's message. */
+  metadataId: number;
+  metadataTag: number;
+  resourceVersionTag: number;
+}
+
+const envelopeSplices = new WeakMap<KindInfo, EnvelopeSplice>();
+
+function lengthDelimitedTag(fieldId: number): number {
+  return ((fieldId << 3) | 2) >>> 0;
+}
+
+function envelopeSplice(info: KindInfo): EnvelopeSplice {
+  let splice = envelopeSplices.get(info);
+  if (splice === undefined) {
+    const envelopeField = envelopeType().fields[info.envelopeField];
+    const metadataField = info.message.fields.metadata;
+    const resourceVersionField = messageType('ObjectMeta').fields.resourceVersion;
+    if (!envelopeField || !metadataField || !resourceVersionField) {
+      throw new InternalError(
+        `build ${info.kind} envelopes: the schema lacks its envelope, metadata or resourceVersion field`,
+      );
+    }
+    splice = {
+      envelopeTag: lengthDelimitedTag(envelopeField.id),
+      metadataId: metadataField.id,
+      metadataTag: lengthDelimitedTag(metadataField.id),
+      resourceVersionTag: lengthDelimitedTag(resourceVersionField.id),
+    };
+    envelopeSplices.set(info, splice);
+  }
+  return splice;
+}
+
+function varintLength(value: number): number {
+  let length = 1;
+  for (let rest = value >>> 7; rest !== 0; rest >>>= 7) length++;
+  return length;
+}
+
+function writeVarint(out: Uint8Array, at: number, value: number): number {
+  let rest = value >>> 0;
+  while (rest >= 0x80) {
+    out[at++] = (rest & 0x7f) | 0x80;
+    rest >>>= 7;
+  }
+  out[at++] = rest;
+  return at;
+}
+
+/**
+ * The wire bytes of an `Object` envelope holding the object stored as `bytes` (what encodeObject
+ * wrote for `kind`) with metadata.resourceVersion set: what encoding the envelope of
+ * decodeObject's message with that resourceVersion gives a decoder, without the decode and
+ * re-encode. The resourceVersion field is appended to the object's (last) metadata field, whose
+ * length prefix and the envelope's are rewritten; a later occurrence of a string field wins, so
+ * it replaces any stored one. Bytes that are not a message are an InternalError.
+ */
+export function envelopeBytesWithResourceVersion(
+  kind: KindName,
+  bytes: Uint8Array,
+  resourceVersion: string,
+): Uint8Array {
+  const info = kindInfoOf(kind);
+  const splice = envelopeSplice(info);
+  let metadataStart = bytes.length;
+  let metadataBodyStart = bytes.length;
+  let metadataEnd = bytes.length;
+  try {
+    const reader = protobuf.Reader.create(bytes);
+    while (reader.pos < reader.len) {
+      const fieldStart = reader.pos;
+      const tag = reader.uint32();
+      if (tag >>> 3 === splice.metadataId && (tag & 7) === 2) {
+        const length = reader.uint32();
+        metadataStart = fieldStart;
+        metadataBodyStart = reader.pos;
+        reader.skip(length);
+        metadataEnd = reader.pos;
+      } else {
+        reader.skipType(tag & 7);
+      }
+    }
+  } catch (err) {
+    throw new InternalError(`read stored ${kind}: ${errorMessage(err)}`, { cause: err });
+  }
+  const versionLength = Buffer.byteLength(resourceVersion, 'utf8');
+  const versionFieldLength =
+    varintLength(splice.resourceVersionTag) + varintLength(versionLength) + versionLength;
+  const metadataLength = metadataEnd - metadataBodyStart + versionFieldLength;
+  const bodyLength =
+    metadataStart +
+    varintLength(splice.metadataTag) +
+    varintLength(metadataLength) +
+    metadataLength +
+    (bytes.length - metadataEnd);
+  const out = Buffer.allocUnsafe(varintLength(splice.envelopeTag) + varintLength(bodyLength) + bodyLength);
+  let at = writeVarint(out, 0, splice.envelopeTag);
+  at = writeVarint(out, at, bodyLength);
+  out.set(bytes.subarray(0, metadataStart), at);
+  at += metadataStart;
+  at = writeVarint(out, at, splice.metadataTag);
+  at = writeVarint(out, at, metadataLength);
+  out.set(bytes.subarray(metadataBodyStart, metadataEnd), at);
+  at += metadataEnd - metadataBodyStart;
+  at = writeVarint(out, at, splice.resourceVersionTag);
+  at = writeVarint(out, at, versionLength);
+  at += out.write(resourceVersion, at, 'utf8');
+  out.set(bytes.subarray(metadataEnd), at);
+  return out;
+}

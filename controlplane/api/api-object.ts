@@ -10,7 +10,7 @@
  */
 import type { KubeObject } from '../../proto/gen/types.js';
 import type { KindInfo } from '../../proto/kinds.js';
-import { decodeObject, toEnvelope } from '../../proto/objects.js';
+import { decodeObject, envelopeBytesWithResourceVersion, toEnvelope } from '../../proto/objects.js';
 
 export class ApiObject {
   private kube: KubeObject | undefined;
@@ -46,6 +46,16 @@ export class ApiObject {
       this.kube.metadata.resourceVersion = this.resourceVersion;
     }
     return this.kube;
+  }
+
+  /**
+   * The `Object` envelope as a whole response: its wire bytes made from the stored bytes when
+   * there are some (what encoding envelope() gives, without decoding the object and encoding it
+   * again), else envelope().
+   */
+  responseEnvelope(): Record<string, unknown> | Uint8Array {
+    if (this.bytes === undefined) return this.envelope();
+    return envelopeBytesWithResourceVersion(this.info.kind, this.bytes, this.resourceVersion);
   }
 
   /** api.proto's `Object` envelope for the wire: `{ [envelopeField]: message }`. */

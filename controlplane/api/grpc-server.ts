@@ -45,7 +45,8 @@ export interface ApiServiceOptions {
 /** Time kept back from the client's deadline so the server's own answer arrives first. */
 const DEADLINE_MARGIN_MS = 250;
 
-type Unary = grpc.handleUnaryCall<WireMessage, WireMessage>;
+// Responses may be wire bytes already: the service definition's serializers send a Uint8Array as it is.
+type Unary = grpc.handleUnaryCall<WireMessage, WireMessage | Uint8Array>;
 
 const WRITE_VERBS: ReadonlySet<Verb> = new Set(['create', 'update', 'updateStatus', 'delete']);
 
@@ -168,7 +169,8 @@ export function createApiService(options: ApiServiceOptions): ApiService {
     method: string,
     verb: Verb,
     kindOf: (request: WireMessage) => string,
-    run: (request: WireMessage) => Promise<WireMessage>,
+    /** The response as a message, or its wire bytes (ApiObject.responseEnvelope). */
+    run: (request: WireMessage) => Promise<WireMessage | Uint8Array>,
   ): Unary => {
     return (call, callback) => {
       const started = process.hrtime.bigint();
@@ -201,10 +203,10 @@ export function createApiService(options: ApiServiceOptions): ApiService {
 
   const implementation: grpc.UntypedServiceImplementation = {
     Create: unary('Create', 'create', kindOfObjectRequest, async (req) =>
-      (await handlers.create(objectOf(req))).envelope(),
+      (await handlers.create(objectOf(req))).responseEnvelope(),
     ),
     Get: unary('Get', 'get', kindOfNamedRequest, async (req) =>
-      (await handlers.get(str(req.kind), str(req.namespace), str(req.name))).envelope(),
+      (await handlers.get(str(req.kind), str(req.namespace), str(req.name))).responseEnvelope(),
     ),
     List: unary('List', 'list', kindOfNamedRequest, async (req) => {
       const limit = int64Field(req.limit, 'limit');
@@ -222,10 +224,10 @@ export function createApiService(options: ApiServiceOptions): ApiService {
       };
     }),
     Update: unary('Update', 'update', kindOfObjectRequest, async (req) =>
-      (await handlers.update(objectOf(req))).envelope(),
+      (await handlers.update(objectOf(req))).responseEnvelope(),
     ),
     UpdateStatus: unary('UpdateStatus', 'updateStatus', kindOfObjectRequest, async (req) =>
-      (await handlers.updateStatus(objectOf(req))).envelope(),
+      (await handlers.updateStatus(objectOf(req))).responseEnvelope(),
     ),
     Delete: unary('Delete', 'delete', kindOfNamedRequest, async (req) => {
       const gracePeriodSeconds = int64Field(req.gracePeriodSeconds, 'gracePeriodSeconds');
@@ -234,7 +236,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
         ...(preconditions ? { preconditions } : {}),
       });
-      return deleted.envelope();
+      return deleted.responseEnvelope();
     }),
     Version: unary(
       'Version',
