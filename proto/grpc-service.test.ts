@@ -71,6 +71,27 @@ describe('grpcServiceDefinition', () => {
     assert.equal(Object.getPrototypeOf(messages.Repeat!.requestDeserialize(bytes)), Object.prototype);
   });
 
+  test('encoderReadyRequests encode without a fromObject copy; wire bytes are sent as they are', () => {
+    const type = root.lookupType('demo.v1.Item');
+    const ready = grpcServiceDefinition(root.lookupService('demo.v1.Demo'), {
+      encoderReadyRequests: ['Echo'],
+    });
+    const value = { name: 'a', size: 7, text: 'hi' };
+    const expected = Buffer.from(type.encode(type.fromObject(value)).finish());
+    assert.deepEqual(ready.Echo!.requestSerialize(value), expected);
+    assert.deepEqual(
+      type.toObject(type.decode(ready.Echo!.requestSerialize(value))),
+      type.toObject(type.decode(expected)),
+    );
+    // Methods not listed still convert first (here an int64 given as a decimal string).
+    assert.deepEqual(
+      ready.Repeat!.requestSerialize({ name: 'a', size: '9007199254740993' }),
+      Buffer.from(type.encode(type.fromObject({ name: 'a', size: '9007199254740993' })).finish()),
+    );
+    const wire = Uint8Array.from(expected);
+    assert.deepEqual(ready.Echo!.responseSerialize(wire), expected);
+  });
+
   test('a server stream delivers every message', async () => {
     const stream = client.Repeat({ name: 'b' }) as grpc.ClientReadableStream<WireMessage>;
     const got: unknown[] = [];

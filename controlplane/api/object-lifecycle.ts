@@ -103,7 +103,7 @@ export function prepareCreate(object: KubeObject, info: KindInfo, ctx: CreateCon
     ...object.metadata,
     name: ctx.name,
     uid: ctx.uid,
-    creationTimestamp: ctx.now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    creationTimestamp: isoSeconds(ctx.now),
     generation: 1,
   };
   delete metadata.resourceVersion;
@@ -155,8 +155,11 @@ export type DeletePlan =
   /** Already marked, and this delete changes nothing. */
   | { action: 'unchanged' };
 
+/** RFC 3339 in whole seconds, as Kubernetes writes timestamps. */
 function isoSeconds(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const iso = date.toISOString();
+  // toISOString always ends in ".sssZ" (also for six-digit years): cut the milliseconds.
+  return `${iso.slice(0, -5)}Z`;
 }
 
 /** What deleting `object` with `gracePeriodSeconds` (as requested, if at all) does at `now`. */
