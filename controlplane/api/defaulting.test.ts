@@ -12,7 +12,7 @@ import type {
   Service,
 } from '../../proto/gen/types.js';
 import { parseObject } from '../../proto/objects.js';
-import { defaultImagePullPolicy, defaultObject } from './defaulting.js';
+import { defaultImagePullPolicy, defaultObject, defaultObjectInPlace } from './defaulting.js';
 
 describe('imagePullPolicy by image reference', () => {
   const table: [string, string][] = [
@@ -257,5 +257,79 @@ describe('defaultObject', () => {
       assert.deepEqual(defaultObject(once), once, obj.kind);
       assert.deepEqual(parseObject(once), once, obj.kind);
     }
+  });
+});
+
+describe('defaultObjectInPlace', () => {
+  const undefaulted = (): KubeObject[] => [
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p', labels: { app: 'web' } },
+      spec: {
+        containers: [
+          {
+            name: 'a',
+            image: 'x',
+            ports: [{ containerPort: 1 }],
+            resources: { limits: { cpu: '1' } },
+            readinessProbe: { httpGet: { port: 1 } },
+            env: [{ name: 'N', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+          },
+        ],
+        initContainers: [{ name: 'i', image: 'y:latest', startupProbe: { exec: { command: ['true'] } } }],
+        volumes: [
+          { name: 'v', hostPath: { path: '/x' } },
+          { name: 'c', configMap: { name: 'cm' } },
+          { name: 's', secret: { secretName: 's' } },
+        ],
+      },
+    },
+    { apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'r' }, spec: { template: {} } },
+    {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: 'jt' },
+      spec: {
+        template: { spec: { containers: [{ name: 'a', image: 'x', ports: [{ containerPort: 1 }] }] } },
+      },
+    },
+    { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'd' }, spec: {} },
+    { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'ds' }, spec: {} },
+    { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'j' }, spec: {} },
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { ports: [{ port: 1 }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 's' },
+      data: { a: 'YQ==' },
+      stringData: { b: 'b' },
+    },
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'n' }, spec: {} },
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' }, data: { k: 'v' } },
+  ];
+
+  test('gives the same result as defaultObject for every defaulted kind, on the object it was given', () => {
+    const inputs = undefaulted();
+    const copies = undefaulted().map((obj) => defaultObject(obj));
+    inputs.forEach((input, i) => {
+      const defaulted = defaultObjectInPlace(input);
+      assert.equal(defaulted, input, `${input.kind}: the given object is returned`);
+      assert.deepEqual(input, copies[i], `${input.kind}: the given object is the defaulted one`);
+    });
+  });
+
+  test('is idempotent', () => {
+    for (const obj of undefaulted()) {
+      const once = structuredClone(defaultObjectInPlace(obj));
+      assert.deepEqual(defaultObjectInPlace(obj), once, obj.kind);
+    }
+  });
+
+  test('defaultObject still changes nothing it was given, nested fields included', () => {
+    const inputs = undefaulted();
+    const before = structuredClone(inputs);
+    for (const input of inputs) defaultObject(input);
+    assert.deepEqual(inputs, before);
   });
 });

@@ -24,7 +24,7 @@ import { kindForEnvelopeField, lookupKind } from '../../proto/kinds.js';
 import { fromEnvelope } from '../../proto/objects.js';
 import { schemaRoot } from '../../proto/schema.js';
 import { authorize, type Authenticator, type Verb } from './auth.js';
-import type { ApiHandlers } from './handlers.js';
+import type { ApiHandlers, WriteInputOptions } from './handlers.js';
 import type { ApiMetrics } from './metrics.js';
 
 export interface ApiServiceOptions {
@@ -47,6 +47,9 @@ const DEADLINE_MARGIN_MS = 250;
 
 // Responses may be wire bytes already: the service definition's serializers send a Uint8Array as it is.
 type Unary = grpc.handleUnaryCall<WireMessage, WireMessage | Uint8Array>;
+
+/** objectOf's result is decoded for the one call and referenced by nothing else, so handlers may default it in place. */
+const OWNED_INPUT: WriteInputOptions = { inputOwned: true };
 
 const WRITE_VERBS: ReadonlySet<Verb> = new Set(['create', 'update', 'updateStatus', 'delete']);
 
@@ -203,7 +206,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
 
   const implementation: grpc.UntypedServiceImplementation = {
     Create: unary('Create', 'create', kindOfObjectRequest, async (req) =>
-      (await handlers.create(objectOf(req))).responseEnvelope(),
+      (await handlers.create(objectOf(req), OWNED_INPUT)).responseEnvelope(),
     ),
     Get: unary('Get', 'get', kindOfNamedRequest, async (req) =>
       (await handlers.get(str(req.kind), str(req.namespace), str(req.name))).responseEnvelope(),
@@ -224,7 +227,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
       };
     }),
     Update: unary('Update', 'update', kindOfObjectRequest, async (req) =>
-      (await handlers.update(objectOf(req))).responseEnvelope(),
+      (await handlers.update(objectOf(req), OWNED_INPUT)).responseEnvelope(),
     ),
     UpdateStatus: unary('UpdateStatus', 'updateStatus', kindOfObjectRequest, async (req) =>
       (await handlers.updateStatus(objectOf(req))).responseEnvelope(),

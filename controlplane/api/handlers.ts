@@ -34,7 +34,7 @@ import type {
 import { encodeObjectWithin, MAX_OBJECT_BYTES } from '../../proto/objects.js';
 import type { ObjectKey, Store, StoreEvent, StoredValue } from '../store/store.js';
 import { ApiObject } from './api-object.js';
-import { defaultObject } from './defaulting.js';
+import { defaultObject, defaultObjectInPlace } from './defaulting.js';
 import {
   DEFAULT_NAMESPACE,
   deletionComplete,
@@ -72,6 +72,20 @@ export interface ApiHandlersOptions {
   bookmarkIntervalMs?: number;
   /** Called after a namespace is marked for deletion (to wake the namespace deleter). */
   onNamespaceTerminating?: (name: string) => void;
+}
+
+/** How a create or update may treat the object it is given. */
+export interface WriteInputOptions {
+  /**
+   * The caller hands the object over and never reads it again (the gRPC binding's freshly decoded
+   * request), so it is defaulted in place instead of deep-copied first. Default false: the
+   * caller's object is left as it was.
+   */
+  inputOwned?: boolean;
+}
+
+function defaultInput<T extends KubeObject>(input: T, options: WriteInputOptions | undefined): T {
+  return options?.inputOwned === true ? defaultObjectInPlace(input) : defaultObject(input);
 }
 
 function parseRevision(value: string, field: string, action: string): bigint {
@@ -153,9 +167,9 @@ export class ApiHandlers {
     }
   }
 
-  async create(input: KubeObject): Promise<ApiObject> {
+  async create(input: KubeObject, options?: WriteInputOptions): Promise<ApiObject> {
     const info = kindInfoOf(input.kind);
-    const defaulted = defaultObject(input);
+    const defaulted = defaultInput(input, options);
     const namespace = info.namespaced ? defaulted.metadata.namespace || DEFAULT_NAMESPACE : undefined;
     const givenName = defaulted.metadata.name ?? '';
     const generateName = defaulted.metadata.generateName ?? '';
@@ -253,15 +267,19 @@ export class ApiHandlers {
     }
   }
 
-  async update(input: KubeObject): Promise<ApiObject> {
-    return this.write(input, 'update');
+  async update(input: KubeObject, options?: WriteInputOptions): Promise<ApiObject> {
+    return this.write(input, 'update', options);
   }
 
   async updateStatus(input: KubeObject): Promise<ApiObject> {
     return this.write(input, 'updateStatus');
   }
 
-  private async write(input: KubeObject, verb: 'update' | 'updateStatus'): Promise<ApiObject> {
+  private async write(
+    input: KubeObject,
+    verb: 'update' | 'updateStatus',
+    options?: WriteInputOptions,
+  ): Promise<ApiObject> {
     const info = kindInfoOf(input.kind);
     const name = input.metadata.name ?? '';
     if (name === '')
@@ -270,7 +288,7 @@ export class ApiHandlers {
     const action = `${verb === 'update' ? 'update' : 'update status of'} ${describeObject(info, key.namespace, name)}`;
     const pinned = input.metadata.resourceVersion || undefined;
     if (pinned !== undefined) parseRevision(pinned, 'metadata.resourceVersion', action);
-    const defaulted = verb === 'update' ? defaultObject(input) : input;
+    const defaulted = verb === 'update' ? defaultInput(input, options) : input;
     return this.readModifyWrite(info, key, action, pinned, async (current, revision) => {
       if (input.metadata.uid && input.metadata.uid !== current.metadata.uid) {
         throw new ConflictError(

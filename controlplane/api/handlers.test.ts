@@ -1,0 +1,69 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Deployment, Pod } from '../../proto/gen/types.js';
+import { componentLogger } from '../../proto/logger.js';
+import { withEtcd } from '../../test/harness/servers.js';
+import { EtcdStore } from '../store/etcd-store.js';
+import { ApiHandlers } from './handlers.js';
+
+const pod = (name: string): Pod => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, namespace: 'default' },
+  spec: { containers: [{ name: 'c', image: 'web:1' }] },
+});
+
+describe('ApiHandlers and the objects they are given (real etcd)', () => {
+  const etcd = withEtcd();
+  let prefixes = 0;
+  const handlersOn = async (): Promise<{ handlers: ApiHandlers; store: EtcdStore }> => {
+    const store = new EtcdStore({ endpoints: [etcd().endpoint], prefix: `/handlers-${++prefixes}` });
+    const handlers = new ApiHandlers({ store, log: componentLogger('handlers-test') });
+    await handlers.ensureSystemNamespaces();
+    return { handlers, store };
+  };
+
+  test('create and update leave the caller’s object as it was unless it is handed over', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const input = pod('kept');
+      const before = structuredClone(input);
+      const created = await handlers.create(input);
+      assert.deepEqual(input, before);
+      assert.equal((created.object as Pod).spec.restartPolicy, 'Always');
+
+      const update: Deployment = {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'd', namespace: 'default' },
+        spec: {
+          selector: { matchLabels: { app: 'd' } },
+          template: {
+            metadata: { labels: { app: 'd' } },
+            spec: { containers: [{ name: 'c', image: 'web:1', ports: [{ containerPort: 80 }] }] },
+          },
+        },
+      };
+      await handlers.create(structuredClone(update));
+      const updateBefore = structuredClone(update);
+      await handlers.update(update);
+      assert.deepEqual(update, updateBefore);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('an object handed over (inputOwned) is defaulted in place and stored the same', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const owned = pod('owned');
+      const created = await handlers.create(owned, { inputOwned: true });
+      assert.equal(owned.spec.restartPolicy, 'Always', 'defaulted in place');
+      const copied = await handlers.create(pod('copied'));
+      const shape = (p: Pod): unknown => p.spec;
+      assert.deepEqual(shape(created.object as Pod), shape(copied.object as Pod));
+    } finally {
+      await store.close();
+    }
+  });
+});
