@@ -32,6 +32,31 @@ describe('object lifecycle', () => {
     assert.equal(generatedName('x'.repeat(70), 'abcde').length, 63);
   });
 
+  test('create copies the object and its metadata, keeping a hostile "__proto__" key a plain key', () => {
+    const metadata = JSON.parse(
+      '{"name": "web", "__proto__": {"polluted": "yes"}, "labels": {"a": "b"}}',
+    ) as Pod['metadata'];
+    const input = JSON.parse('{"__proto__": {"polluted": "yes"}}') as Record<string, unknown>;
+    Object.assign(input, pod({ metadata }));
+    const created = prepareCreate(input as unknown as Pod, kindInfoOf('Pod'), {
+      now,
+      uid: 'u2',
+      name: 'web',
+    });
+    for (const object of [created, created.metadata]) {
+      assert.equal(Object.getPrototypeOf(object), Object.prototype);
+      assert.ok(Object.hasOwn(object, '__proto__'));
+      assert.equal((object as Record<string, unknown>)['polluted'], undefined);
+    }
+    assert.notEqual(created.metadata, metadata);
+    assert.deepEqual(Object.keys(metadata), ['name', '__proto__', 'labels'], 'the input is not changed');
+    assert.equal(
+      created.metadata.labels,
+      metadata.labels,
+      'nested fields are shared, as a spread shared them',
+    );
+  });
+
   test('create sets server fields and drops status and client-set system fields', () => {
     const created = prepareCreate(
       pod({

@@ -83,12 +83,40 @@ export function sameStored(next: KubeObject, current: KubeObject): boolean {
   return isDeepStrictEqual(strip(next), strip(current));
 }
 
-function withStatus<T extends KubeObject>(object: T, status: unknown): T {
-  const copy = { ...object } as Record<string, unknown>;
-  if (status === undefined) delete copy.status;
-  else copy.status = status;
+/**
+ * A shallow copy of JSON-shaped `source` without the keys in `omit`, built by assignment: in V8
+ * (Node 20) a spread copy that then gains or loses fields takes a slow path (~2 µs per create).
+ */
+function copyWithout(source: object, omit: ReadonlySet<string>): Record<string, unknown> {
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(source)) {
+    if (omit.has(key)) continue;
+    const value = (source as Record<string, unknown>)[key];
+    // A hostile "__proto__" key must stay a plain key, as spreading kept it.
+    if (key === '__proto__')
+      Object.defineProperty(copy, key, { value, enumerable: true, writable: true, configurable: true });
+    else copy[key] = value;
+  }
+  return copy;
+}
+
+const METADATA_AND_STATUS: ReadonlySet<string> = new Set(['metadata', 'status']);
+
+/** `object` with `metadata` in place of its own and `status` as its status (none when undefined). */
+function withMetadataAndStatus<T extends KubeObject>(object: T, metadata: ObjectMeta, status: unknown): T {
+  const copy = copyWithout(object, METADATA_AND_STATUS);
+  copy.metadata = metadata;
+  if (status !== undefined) copy.status = status;
   return copy as T;
 }
+
+/** Metadata a client may not set on create; the server sets name and namespace itself. */
+const CREATE_DROPPED_METADATA: ReadonlySet<string> = new Set([
+  'resourceVersion',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
+  'namespace',
+]);
 
 export interface CreateContext {
   now: Date;
@@ -99,20 +127,14 @@ export interface CreateContext {
 
 /** The object as stored on create: server fields set, client-only and system-owned fields dropped. */
 export function prepareCreate(object: KubeObject, info: KindInfo, ctx: CreateContext): KubeObject {
-  const metadata: ObjectMeta = {
-    ...object.metadata,
-    name: ctx.name,
-    uid: ctx.uid,
-    creationTimestamp: isoSeconds(ctx.now),
-    generation: 1,
-  };
-  delete metadata.resourceVersion;
-  delete metadata.deletionTimestamp;
-  delete metadata.deletionGracePeriodSeconds;
+  const metadata = copyWithout(object.metadata, CREATE_DROPPED_METADATA) as ObjectMeta;
+  metadata.name = ctx.name;
+  metadata.uid = ctx.uid;
+  metadata.creationTimestamp = isoSeconds(ctx.now);
+  metadata.generation = 1;
   if (info.namespaced) metadata.namespace = object.metadata.namespace || DEFAULT_NAMESPACE;
-  else delete metadata.namespace;
   const status = info.kind === 'Namespace' ? { phase: 'Active' } : undefined;
-  return withStatus({ ...object, metadata } as KubeObject, status);
+  return withMetadataAndStatus(object, metadata, status);
 }
 
 /** The object as stored after a client update of `current` to `incoming`. */
@@ -124,17 +146,14 @@ export function prepareUpdate(incoming: KubeObject, current: KubeObject): KubeOb
     ownerReferences: incoming.metadata.ownerReferences,
     finalizers: incoming.metadata.finalizers,
   };
-  const next = withStatus({ ...incoming, metadata } as KubeObject, (current as { status?: unknown }).status);
+  const next = withMetadataAndStatus(incoming, metadata, (current as { status?: unknown }).status);
   if (!sameContent(next, current)) metadata.generation = (current.metadata.generation ?? 0) + 1;
   return next;
 }
 
 /** The object as stored after a status update: everything from `current` but the status. */
 export function prepareStatusUpdate(incoming: KubeObject, current: KubeObject): KubeObject {
-  return withStatus(
-    { ...current, metadata: { ...current.metadata } },
-    (incoming as { status?: unknown }).status,
-  );
+  return withMetadataAndStatus(current, { ...current.metadata }, (incoming as { status?: unknown }).status);
 }
 
 /** True when a marked object has nothing left holding it: the update that made it so completes the delete. */
