@@ -79,6 +79,33 @@ export function validateReplicaSet(rs: ReplicaSet, old: ReplicaSet | undefined):
     );
 }
 
+/**
+ * A Deployment's `strategy` or a DaemonSet's `updateStrategy`: RollingUpdate or the kind's other
+ * type (Recreate, OnDelete), which takes no rollingUpdate parameters.
+ */
+function validateUpdateStrategy(
+  path: string,
+  strategy:
+    { type?: string; rollingUpdate?: { maxUnavailable?: IntOrString; maxSurge?: IntOrString } } | undefined,
+  otherType: 'Recreate' | 'OnDelete',
+): void {
+  requireOneOf(`${path}.type`, strategy?.type, ['RollingUpdate', otherType]);
+  const rolling = strategy?.rollingUpdate;
+  if (strategy?.type === otherType && rolling !== undefined) {
+    violation(`${path}.rollingUpdate`, `may not be set when the type is ${otherType}`);
+  }
+  if (rolling) {
+    validateIntOrPercent(`${path}.rollingUpdate.maxUnavailable`, rolling.maxUnavailable);
+    validateIntOrPercent(`${path}.rollingUpdate.maxSurge`, rolling.maxSurge);
+    if (isZero(rolling.maxUnavailable) && isZero(rolling.maxSurge)) {
+      violation(
+        `${path}.rollingUpdate.maxUnavailable`,
+        'may not be 0 when maxSurge is 0: the rollout could never make progress',
+      );
+    }
+  }
+}
+
 export function validateDeployment(deployment: Deployment, old: Deployment | undefined): void {
   const spec = deployment.spec;
   requireAtLeast('spec.replicas', spec.replicas, 0);
@@ -93,21 +120,7 @@ export function validateDeployment(deployment: Deployment, old: Deployment | und
       `must be more than minReadySeconds (${spec.minReadySeconds ?? 0})`,
     );
   }
-  requireOneOf('spec.strategy.type', spec.strategy?.type, ['RollingUpdate', 'Recreate']);
-  const rolling = spec.strategy?.rollingUpdate;
-  if (spec.strategy?.type === 'Recreate' && rolling !== undefined) {
-    violation('spec.strategy.rollingUpdate', 'may not be set when strategy type is Recreate');
-  }
-  if (rolling) {
-    validateIntOrPercent('spec.strategy.rollingUpdate.maxUnavailable', rolling.maxUnavailable);
-    validateIntOrPercent('spec.strategy.rollingUpdate.maxSurge', rolling.maxSurge);
-    if (isZero(rolling.maxUnavailable) && isZero(rolling.maxSurge)) {
-      violation(
-        'spec.strategy.rollingUpdate.maxUnavailable',
-        'may not be 0 when maxSurge is 0: the rollout could never make progress',
-      );
-    }
-  }
+  validateUpdateStrategy('spec.strategy', spec.strategy, 'Recreate');
   validateSelectorAndTemplate(spec.selector, spec.template, ALWAYS);
   if (old)
     requireUnchanged(
@@ -123,18 +136,7 @@ export function validateDaemonSet(ds: DaemonSet, old: DaemonSet | undefined): vo
   const spec = ds.spec;
   requireAtLeast('spec.minReadySeconds', spec.minReadySeconds, 0);
   requireAtLeast('spec.revisionHistoryLimit', spec.revisionHistoryLimit, 0);
-  requireOneOf('spec.updateStrategy.type', spec.updateStrategy?.type, ['RollingUpdate', 'OnDelete']);
-  const rolling = spec.updateStrategy?.rollingUpdate;
-  if (spec.updateStrategy?.type === 'OnDelete' && rolling !== undefined) {
-    violation('spec.updateStrategy.rollingUpdate', 'may not be set when update strategy type is OnDelete');
-  }
-  if (rolling) {
-    validateIntOrPercent('spec.updateStrategy.rollingUpdate.maxUnavailable', rolling.maxUnavailable);
-    validateIntOrPercent('spec.updateStrategy.rollingUpdate.maxSurge', rolling.maxSurge);
-    if (isZero(rolling.maxUnavailable) && isZero(rolling.maxSurge)) {
-      violation('spec.updateStrategy.rollingUpdate.maxUnavailable', 'may not be 0 when maxSurge is 0');
-    }
-  }
+  validateUpdateStrategy('spec.updateStrategy', spec.updateStrategy, 'OnDelete');
   validateSelectorAndTemplate(spec.selector, spec.template, ALWAYS);
   if (old)
     requireUnchanged(
