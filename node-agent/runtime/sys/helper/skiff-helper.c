@@ -1112,6 +1112,31 @@ static int shim_detach(sigset_t *mask) {
 
 static int shim_monitor(const struct spec *s, pid_t child, int out_read, int err_read, int sfd);
 
+/* Runs start(arg), which forks the container's process, with the log pipes' write ends (out[1],
+ * errp[1]) as its stdout and stderr (dup2 clears O_CLOEXEC on 1 and 2) and no signal blocked; then
+ * puts the shim's own stdout and stderr back, blocks `mask` again and closes the two write ends.
+ * Returns what start returned: the child's pid, or < 0 if it was not started. */
+static pid_t start_on_log_pipes(const int out[2], const int errp[2], const sigset_t *mask, pid_t (*start)(void *),
+                                void *arg) {
+  int saved_out = dup(1), saved_err = dup(2);
+  dup2(out[1], 1);
+  dup2(errp[1], 2);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  pid_t child = start(arg);
+  sigprocmask(SIG_BLOCK, mask, NULL);
+  dup2(saved_out, 1);
+  dup2(saved_err, 2);
+  close(saved_out);
+  close(saved_err);
+  close(out[1]);
+  close(errp[1]);
+  return child;
+}
+
+static pid_t start_cold_child(void *s) { return start_child(s, 0); }
+
 static int run_shim(const struct spec *s) {
   sigset_t mask;
   int sfd = shim_detach(&mask);
@@ -1129,21 +1154,7 @@ static int run_shim(const struct spec *s) {
       return 125;
     }
   }
-  /* stdio of the child: /dev/null in, the log pipes out (dup2 clears O_CLOEXEC on 1 and 2) */
-  int saved_out = dup(1), saved_err = dup(2);
-  dup2(out[1], 1);
-  dup2(errp[1], 2);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  pid_t child = start_child(s, 0);
-  sigprocmask(SIG_BLOCK, &mask, NULL);
-  dup2(saved_out, 1);
-  dup2(saved_err, 2);
-  close(saved_out);
-  close(saved_err);
-  close(out[1]);
-  close(errp[1]);
+  pid_t child = start_on_log_pipes(out, errp, &mask, start_cold_child, (void *)s);
   if (child < 0) {
     write_exit_file(s, 127, 0);
     return 125;
@@ -1310,6 +1321,37 @@ static int read_path(int fd, char *out, size_t len) {
   return n > 0;
 }
 
+/* The warm shim's extra pipes, beside the log pipes: gp carries the spec path to the child, ep its
+ * setup errors back, cp and mp the cgroups-joined and mounts-ready handshakes. */
+struct warm_pipes {
+  int *gp, *ep, *cp, *mp;
+};
+
+/* Forks the warm child, which waits for a spec path on gp and then sets up as a cold child does. */
+static pid_t fork_warm_child(void *arg) {
+  const struct warm_pipes *p = arg;
+  pid_t child = fork();
+  if (child == 0) {
+    close(p->ep[0]);
+    close(p->cp[1]);
+    close(p->gp[1]);
+    close(p->mp[0]);
+    close(WARM_CTL_FD);
+    close(REPORT_FD);
+    err_fd = p->ep[1];
+    cgroups_joined_fd = p->cp[0];
+    mounts_ready_fd = p->mp[1];
+    signal(SIGPIPE, SIG_DFL);
+    static char path[PATH_MAX];
+    if (!read_path(p->gp[0], path, sizeof path)) _exit(0); /* discarded unused */
+    close(p->gp[0]);
+    static struct spec cs;
+    parse_spec(path, &cs);
+    setup_container(&cs);
+  }
+  return child;
+}
+
 static int run_warm_shim(void) {
   sigset_t mask;
   int sfd = shim_detach(&mask);
@@ -1317,38 +1359,8 @@ static int run_warm_shim(void) {
   if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(gp, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 ||
       pipe2(cp, O_CLOEXEC) < 0 || pipe2(mp, O_CLOEXEC) < 0 || unshare(CLONE_NEWPID) < 0)
     return 125;
-  int saved_out = dup(1), saved_err = dup(2);
-  dup2(out[1], 1);
-  dup2(errp[1], 2);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  pid_t child = fork();
-  if (child == 0) {
-    close(ep[0]);
-    close(cp[1]);
-    close(gp[1]);
-    close(mp[0]);
-    close(WARM_CTL_FD);
-    close(REPORT_FD);
-    err_fd = ep[1];
-    cgroups_joined_fd = cp[0];
-    mounts_ready_fd = mp[1];
-    signal(SIGPIPE, SIG_DFL);
-    static char path[PATH_MAX];
-    if (!read_path(gp[0], path, sizeof path)) _exit(0); /* discarded unused */
-    close(gp[0]);
-    static struct spec cs;
-    parse_spec(path, &cs);
-    setup_container(&cs);
-  }
-  sigprocmask(SIG_BLOCK, &mask, NULL);
-  dup2(saved_out, 1);
-  dup2(saved_err, 2);
-  close(saved_out);
-  close(saved_err);
-  close(out[1]);
-  close(errp[1]);
+  struct warm_pipes wp = {.gp = gp, .ep = ep, .cp = cp, .mp = mp};
+  pid_t child = start_on_log_pipes(out, errp, &mask, fork_warm_child, &wp);
   close(ep[1]);
   close(cp[0]);
   close(gp[0]);
