@@ -9,21 +9,11 @@
  *
  * `--server` and `--token` override the file per invocation; with both given no file is needed.
  */
-import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  fchmodSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { writeFileAtomic } from '../proto/atomic-file.js';
 import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../proto/errors.js';
 
 export interface ClientConfig {
@@ -129,28 +119,10 @@ function definedOnly(overrides: ConfigOverrides): ConfigOverrides {
   return out;
 }
 
-/**
- * Writes the config atomically with mode 0600: a temp file of a random name created exclusively
- * (never following a planted symlink or reusing another file and its mode), fsync, rename.
- */
-export function writeConfigFile(path: string, config: ClientConfig): void {
+/** Writes the config atomically and durably with mode 0600 (see writeFileAtomic). */
+export async function writeConfigFile(path: string, config: ClientConfig): Promise<void> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${randomBytes(8).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    try {
-      // The umask can only narrow the mode given at open; this makes it exactly 0600.
-      fchmodSync(fd, 0o600);
-      writeSync(fd, stringifyYaml(config));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  await writeFileAtomic(path, stringifyYaml(config), { mode: 0o600, durable: true });
 }
 
 /** The config as `config view` shows it: the token is never printed. */

@@ -66,7 +66,7 @@ export function registerUp(program: Command): void {
       try {
         const token = readAdminToken(stateDir);
         const configPath = defaultConfigPath();
-        writeConfigFile(configPath, {
+        await writeConfigFile(configPath, {
           server: record.controlplane.api,
           token,
           http: record.controlplane.http,

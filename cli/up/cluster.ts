@@ -15,7 +15,7 @@
  * Ports: the ones recorded by the previous `up` of DIR, else the defaults (etcd 2379/2380, NATS
  * 4222/8222, API 7440, HTTP 7441), else free ones.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,7 @@ import {
   UnavailableError,
   errorMessage,
 } from '../../proto/errors.js';
+import { writeFileAtomic } from '../../proto/atomic-file.js';
 import { startEtcd } from './etcd-process.js';
 import { startNats } from './nats-process.js';
 import { PidLock } from '../../node-agent/runtime/sys/pid-lock.js';
@@ -106,11 +107,11 @@ export function readClusterRecord(stateDir: string): ClusterRecord | undefined {
   }
 }
 
-function writeClusterRecord(record: ClusterRecord): void {
-  const path = clusterFile(record.stateDir);
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
-  renameSync(tmp, path);
+function writeClusterRecord(record: ClusterRecord): Promise<void> {
+  return writeFileAtomic(clusterFile(record.stateDir), `${JSON.stringify(record, null, 2)}\n`, {
+    mode: 0o600,
+    durable: false,
+  });
 }
 
 /** True when `pid` runs and its command line contains `marker` (so it is not a reused pid). */
@@ -279,7 +280,7 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
         httpPort,
       },
     };
-    writeClusterRecord(record);
+    await writeClusterRecord(record);
     const firstExit = Promise.race([
       etcd.exited.then((e) => ({ component: 'etcd', ...e })),
       nats.exited.then((e) => ({ component: 'nats-server', ...e })),

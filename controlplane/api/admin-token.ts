@@ -4,9 +4,9 @@
  * before the hash is stored, so a crash in between leaves no stored token and the next start
  * simply creates a fresh one; a stored hash whose plaintext was never written cannot happen.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { writeFileAtomic } from '../../proto/atomic-file.js';
 import { errorMessage, FailedPreconditionError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/logger.js';
 import { generateToken, hashToken, type TokenStore } from './auth.js';
@@ -15,12 +15,9 @@ export const ADMIN_TOKEN_NAME = 'admin';
 
 async function writeSecretFile(path: string, content: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await writeFile(temp, content, { mode: 0o600, flush: true });
-    await rename(temp, path);
+    await writeFileAtomic(path, content, { mode: 0o600, durable: true });
   } catch (err) {
-    await rm(temp, { force: true });
     throw new FailedPreconditionError(`write admin token file ${path}: ${errorMessage(err)}`, { cause: err });
   }
 }

@@ -8,7 +8,7 @@
  * An fsync cost 1–8 ms on this machine's disk, four of them on every start-to-exit.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AlreadyExistsError,
@@ -17,6 +17,7 @@ import {
   errorMessage,
   InternalError,
 } from '../../../proto/errors.js';
+import { writeFileAtomic } from '../../../proto/atomic-file.js';
 import type { RootMount } from '../sys/helper-spec.js';
 import { removeTree } from '../sys/remove-tree.js';
 
@@ -89,16 +90,9 @@ export function newContainerId(): string {
   return randomBytes(32).toString('hex');
 }
 
-/** Replaces a file as one step for concurrent readers (temp + rename); not durable across a power loss. */
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
-  await writeFile(tmp, JSON.stringify(value, null, 2) + '\n', { flag: 'wx', mode: 0o600 });
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
+/** Replaces a record as one step for concurrent readers; not durable across a power loss (see above). */
+function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  return writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n', { mode: 0o600, durable: false });
 }
 
 export class ContainerStore {

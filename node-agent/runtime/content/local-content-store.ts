@@ -11,7 +11,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, statfs } from 'node:f
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError, ResourceExhaustedError } from '../../../proto/errors.js';
-import { writeFileAtomic, syncDir } from './atomic-file.js';
+import { writeFileAtomic, syncDir } from '../../../proto/atomic-file.js';
 import type { BlobInfo, ContentStore, IngestOptions, IngestResult } from './content-store.js';
 import { digestHex, parseDigest, type Digest } from './digest.js';
 

@@ -28,7 +28,7 @@ import {
 } from '../../../proto/errors.js';
 import type { Logger } from '../../../proto/logger.js';
 import { CachedFiles } from '../content/cached-file.js';
-import { writeFileAtomic } from '../content/atomic-file.js';
+import { writeFileAtomic } from '../../../proto/atomic-file.js';
 import type { ContentStore } from '../content/content-store.js';
 import { isDigest, sha256Digest, type Digest } from '../content/digest.js';
 import type { Snapshotter } from '../snapshots/snapshotter.js';

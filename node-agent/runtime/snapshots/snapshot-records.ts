@@ -23,7 +23,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../../proto/errors.js';
-import { writeFileAtomic } from '../content/atomic-file.js';
+import { writeFileAtomic } from '../../../proto/atomic-file.js';
 import { CachedFiles } from '../content/cached-file.js';
 import { removeTree } from '../sys/remove-tree.js';
 import type { SnapshotInfo, SnapshotKind } from './snapshotter.js';

@@ -1,0 +1,53 @@
+/**
+ * The one way a whole file is written so that it is never seen half-done: a temp file of a
+ * random name in the same directory, created exclusively (never following a planted symlink or
+ * reusing another file and its mode) with exactly `mode`, written, renamed over the target; the
+ * temp file is removed on any failure.
+ *
+ * `durable` adds an fsync of the file before the rename and of the directory after it, so the
+ * new content survives a power loss. Without it the write still survives the writer dying
+ * (rename is atomic in the page cache: a reader sees the old file or the new one, never a torn
+ * one), which is all that records no reboot outlives need.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+export interface AtomicWriteOptions {
+  /** Permission bits of the new file, exactly (the umask can only narrow the mode given at open, so it is set again). Default 0o644. */
+  mode?: number;
+  /** fsync the file and its directory (survives a power loss). Default true. */
+  durable?: boolean;
+}
+
+export async function writeFileAtomic(
+  path: string,
+  data: string | Buffer,
+  { mode = 0o644, durable = true }: AtomicWriteOptions = {},
+): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const handle = await open(tmp, 'wx', mode);
+    try {
+      await handle.chmod(mode);
+      await handle.writeFile(data);
+      if (durable) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => {});
+    throw err;
+  }
+  if (durable) await syncDir(dirname(path));
+}
+
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
