@@ -654,9 +654,9 @@ describe('runtime images', () => {
     }
   }
 
-  async function waitFor<T>(get: () => Promise<T | undefined>): Promise<T> {
+  async function waitFor<T>(get: () => T | undefined): Promise<T> {
     for (let i = 0; i < 500; i++) {
-      const v = await get();
+      const v = get();
       if (v !== undefined) return v;
       await new Promise((r) => setTimeout(r, 2));
     }
@@ -669,7 +669,7 @@ describe('runtime images', () => {
     const held = [image.manifestDigest, image.configDigest, ...image.layers.map((l) => l.digest)];
     await withForeignLease(rt, held, async (leases, name) => {
       // a lease whose pid is alive but is another process (start time differs) is dead
-      const ownStart = await processStartTime(process.pid);
+      const ownStart = processStartTime(process.pid);
       const recycled = { pid: process.pid, startTime: `${ownStart}9`, since: 0, digests: [] };
       await writeFile(join(leases, `${process.pid}-recycled.json`), JSON.stringify(recycled));
       await rt.images.import(await archive(ociLayout([image]), 'tar'));

@@ -11,7 +11,8 @@
  * container ever leaves a mount behind on the host.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { writeFile, unlink, mkdir, readFile, stat } from 'node:fs/promises';
+import { writeFileSync, readFileSync, statSync } from 'node:fs';
+import { writeFile, unlink, mkdir } from 'node:fs/promises';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import type { StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -212,7 +213,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     validateVolumes(opts.volumes ?? []);
     for (const [i, v] of (opts.volumes ?? []).entries()) {
       try {
-        await stat(v.source);
+        statSync(v.source);
       } catch (err) {
         throw new InvalidArgumentError(
           `volumes[${i}]: host path ${v.source}: ${errorMessage(err)}`,
@@ -287,7 +288,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
         cpuPeriodUs: 100_000,
         pidsMax: config.pidsLimit,
       });
-      await writeFile(
+      writeFileSync(
         specPath,
         encodeContainerSpec({
           argv: config.argv,
@@ -312,7 +313,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
           maskedPaths: MASKED_PATHS,
           readonlyPaths: READONLY_PATHS,
           // user volumes come last, so one at /etc/hosts wins over the generated file
-          volumes: [...(await this.etcFiles(id, config)), ...config.volumes],
+          volumes: [...this.etcFiles(id, config), ...config.volumes],
           loopbackUp: config.network.mode === 'none',
           logPath: this.store.path(id, 'container.log'),
           logMaxBytes: config.logMaxBytes,
@@ -324,17 +325,15 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       // peers' pids were read above: make sure they still name the same processes
       if (config.network.mode === 'container') {
         const peer = await this.store.state(config.network.container);
-        if (!(await isSameProcess(peer.pid, peer.pidStartTime))) {
+        if (!isSameProcess(peer.pid, peer.pidStartTime)) {
           throw new FailedPreconditionError(
             `start container ${config.name}: the container it joins exited meanwhile`,
           );
         }
       }
       const started = await startShim(specPath, `start container ${config.name}`, this.warm);
-      const [pidStartTime, shimStartTime] = await Promise.all([
-        processStartTime(started.pid),
-        processStartTime(started.shimPid),
-      ]);
+      const pidStartTime = processStartTime(started.pid);
+      const shimStartTime = processStartTime(started.shimPid);
       const running: ContainerState = {
         status: 'running',
         pid: started.pid,
@@ -365,7 +364,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
    * /etc/hosts and /etc/hostname (and, with the host's network, /etc/resolv.conf) as docker
    * provides them; a container in another's namespaces shares that one's files.
    */
-  private async etcFiles(id: string, config: ContainerConfig): Promise<VolumeSpec[]> {
+  private etcFiles(id: string, config: ContainerConfig): VolumeSpec[] {
     const asVolumes = (owner: string, names: string[]) =>
       names.map((name) => ({
         source: this.store.path(owner, name),
@@ -381,29 +380,26 @@ export class LinuxContainerRuntime implements ContainerRuntime {
         ['hostname', `${config.hostname}\n`],
       ];
       if (config.network.mode === 'host') {
-        const resolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => undefined);
+        let resolv: string | undefined;
+        try {
+          resolv = readFileSync('/etc/resolv.conf', 'utf8');
+        } catch {
+          // the host has none: neither has the container
+        }
         if (resolv !== undefined) files.push(['resolv.conf', resolv]);
       }
-      await Promise.all(
-        files.map(([name, text]) => writeFile(this.store.path(id, name), text, { mode: 0o644 })),
-      );
+      for (const [name, text] of files) writeFileSync(this.store.path(id, name), text, { mode: 0o644 });
       return asVolumes(
         id,
         files.map(([name]) => name),
       );
     }
     const peer = config.network.container;
-    const present = await Promise.all(
-      ['hosts', 'hostname', 'resolv.conf'].map((name) =>
-        stat(this.store.path(peer, name)).then(
-          () => name,
-          () => undefined,
-        ),
-      ),
-    );
     return asVolumes(
       peer,
-      present.filter((name) => name !== undefined),
+      ['hosts', 'hostname', 'resolv.conf'].filter((name) =>
+        statSync(this.store.path(peer, name), { throwIfNoEntry: false }),
+      ),
     );
   }
 
@@ -418,7 +414,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     if (state.status === 'running') {
       // the exit file first: once it exists the shim's liveness no longer matters
       const exit = await this.store.exitFile(id);
-      if (exit || !(await isSameProcess(state.shimPid, state.shimStartTime))) {
+      if (exit || !isSameProcess(state.shimPid, state.shimStartTime)) {
         state = await this.finish(id, config, state, exit);
       }
     }
@@ -445,7 +441,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     let exit = exitFile ?? (await this.store.exitFile(id));
     let state: ContainerState;
     if (!exit) {
-      if (await isSameProcess(running.pid, running.pidStartTime)) {
+      if (isSameProcess(running.pid, running.pidStartTime)) {
         try {
           process.kill(running.pid!, 'SIGKILL');
         } catch {
@@ -534,7 +530,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
         `kill container ${info.name}: it is not running (${info.state.status})`,
       );
     }
-    if (!(await isSameProcess(info.state.pid, info.state.pidStartTime))) return; // exiting now
+    if (!isSameProcess(info.state.pid, info.state.pidStartTime)) return; // exiting now
     try {
       process.kill(info.state.pid!, signo);
     } catch (err) {
@@ -601,7 +597,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
   private async shimGone(state: ContainerState): Promise<void> {
     // the release takes about a millisecond after the record: look often at first
     for (let i = 0; i < 220; i++) {
-      if (!(await isSameProcess(state.shimPid, state.shimStartTime))) return;
+      if (!isSameProcess(state.shimPid, state.shimStartTime)) return;
       await sleep(i < 20 ? 1 : 5);
     }
     try {
@@ -609,7 +605,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     } catch {
       // gone meanwhile
     }
-    for (let i = 0; i < 200 && (await isSameProcess(state.shimPid, state.shimStartTime)); i++) await sleep(5);
+    for (let i = 0; i < 200 && isSameProcess(state.shimPid, state.shimStartTime); i++) await sleep(5);
   }
 
   async exec(ref: string, opts: ExecOptions): Promise<ExecHandle> {
@@ -649,7 +645,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     const specPath = `${execDir}/${randomBytes(8).toString('hex')}.spec`;
     await writeFile(specPath, spec, { mode: 0o600 });
     try {
-      if (!(await isSameProcess(pid, info.state.pidStartTime))) {
+      if (!isSameProcess(pid, info.state.pidStartTime)) {
         throw new FailedPreconditionError(`exec in container ${info.name}: it exited`);
       }
       return await startExec(specPath, opts.stdio ?? 'inherit', `exec in container ${info.name}`);

@@ -12,18 +12,18 @@ test('cached reads follow every change: atomic replace, link of a new file, trun
     const files = new CachedFiles();
     const path = join(dir, 'r.json');
     await writeFileAtomic(path, 'one');
-    assert.equal(await files.read(path), 'one');
-    assert.equal(await files.read(path), 'one');
+    assert.equal(files.read(path), 'one');
+    assert.equal(files.read(path), 'one');
     // same size, replaced by rename: a new inode
     await writeFileAtomic(path, 'two');
-    assert.equal(await files.read(path), 'two');
+    assert.equal(files.read(path), 'two');
     await unlink(path);
-    await assert.rejects(files.read(path), { code: 'ENOENT' });
+    assert.throws(() => files.read(path), { code: 'ENOENT' });
     await writeFile(join(dir, 'new'), 'six');
     await link(join(dir, 'new'), path);
-    assert.equal(await files.read(path), 'six');
+    assert.equal(files.read(path), 'six');
     await truncate(path);
-    assert.equal(await files.read(path), '');
+    assert.equal(files.read(path), '');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -34,10 +34,10 @@ test('a bounded number of files is kept, the oldest dropped first', async () => 
   try {
     const files = new CachedFiles(2);
     for (const n of ['a', 'b', 'c']) await writeFile(join(dir, n), n);
-    for (const n of ['a', 'b', 'c']) assert.equal(await files.read(join(dir, n)), n);
+    for (const n of ['a', 'b', 'c']) assert.equal(files.read(join(dir, n)), n);
     await writeFile(join(dir, 'a'), 'A'); // in place: only safe because 'a' is no longer kept
-    assert.equal(await files.read(join(dir, 'a')), 'A');
-    assert.equal(await files.read(join(dir, 'c')), 'c');
+    assert.equal(files.read(join(dir, 'a')), 'A');
+    assert.equal(files.read(join(dir, 'c')), 'c');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -62,9 +62,9 @@ test('a file linked into place keeps the identity its handle had after the write
       'link and unlink of the temp name leave inode, size and mtime alone',
     );
     files.remember(path, identity, 'linked');
-    assert.equal(await files.read(path), 'linked');
+    assert.equal(files.read(path), 'linked');
     await writeFileAtomic(path, 'newer');
-    assert.equal(await files.read(path), 'newer');
+    assert.equal(files.read(path), 'newer');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -39,7 +39,7 @@ export class CopySnapshotter extends FileSnapshotter {
     parent: SnapshotRecord | undefined,
     kind: 'active' | 'view',
   ): Promise<void> {
-    await this.makeDirs(dir, 'fs');
+    this.makeDirs(dir, 'fs');
     if (kind !== 'active' || !parent) return;
     try {
       // cp -a keeps owners, modes, times, xattrs, hard links, devices; --reflink=auto shares extents where possible

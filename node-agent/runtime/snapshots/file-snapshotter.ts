@@ -3,7 +3,8 @@
  * parents, lifecycle checks and usage. OverlaySnapshotter and CopySnapshotter supply storage
  * (how a new snapshot's directory is filled) and mounts (how it is shown).
  */
-import { lstat, mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } from '../../../proto/errors.js';
 import { SnapshotRecords, toInfo, validateKey, type SnapshotRecord } from './snapshot-records.js';
@@ -99,35 +100,19 @@ export abstract class FileSnapshotter implements Snapshotter {
     const action = kind === 'active' ? 'prepare' : 'view';
     validateKey(key);
     if (parent !== undefined) validateKey(parent, 'parent');
-    // the reads and the new storage directory at once: they are on every container start
-    const [parentRead, takenRead, idMade] = await Promise.allSettled([
-      parent === undefined ? undefined : this.records.get(parent, `${action} ${JSON.stringify(key)}: parent`),
-      this.records.find(key),
-      this.records.newStorage(),
-    ]);
-    const dropStorage = async () => {
-      if (idMade.status === 'fulfilled')
-        await rm(this.records.dir(idMade.value), { recursive: true, force: true });
-    };
-    if (parentRead.status === 'rejected' || takenRead.status === 'rejected' || idMade.status === 'rejected') {
-      await dropStorage();
-      throw [parentRead, takenRead, idMade].find((r) => r.status === 'rejected')!.reason;
+    const parentRecord =
+      parent === undefined
+        ? undefined
+        : await this.records.get(parent, `${action} ${JSON.stringify(key)}: parent`);
+    if (parentRecord !== undefined && parentRecord.kind !== 'committed') {
+      throw new FailedPreconditionError(
+        `${action} snapshot ${JSON.stringify(key)}: parent ${JSON.stringify(parent)} is ${parentRecord.kind}, not committed`,
+      );
     }
-    const parentRecord = parentRead.value;
-    const id = idMade.value;
-    try {
-      if (parentRecord !== undefined && parentRecord.kind !== 'committed') {
-        throw new FailedPreconditionError(
-          `${action} snapshot ${JSON.stringify(key)}: parent ${JSON.stringify(parent)} is ${parentRecord.kind}, not committed`,
-        );
-      }
-      if (takenRead.value) {
-        throw new AlreadyExistsError(`${action} snapshot ${JSON.stringify(key)}: the key is already in use`);
-      }
-    } catch (err) {
-      await dropStorage();
-      throw err;
+    if (await this.records.find(key)) {
+      throw new AlreadyExistsError(`${action} snapshot ${JSON.stringify(key)}: the key is already in use`);
     }
+    const id = await this.records.newStorage();
     const now = new Date().toISOString();
     const record: SnapshotRecord = {
       id,
@@ -138,18 +123,12 @@ export abstract class FileSnapshotter implements Snapshotter {
       updated: now,
     };
     if (parentRecord) record.parent = parentRecord.key;
-    // the record is written meanwhile but published (linked) only once the storage is complete
-    const [populated, staged] = await Promise.allSettled([
-      this.populate(this.records.dir(id), parentRecord, kind),
-      this.records.stage(record),
-    ]);
     try {
-      if (populated.status === 'rejected') throw populated.reason;
-      if (staged.status === 'rejected') throw staged.reason;
-      await this.records.publish(staged.value, record, action);
+      await this.populate(this.records.dir(id), parentRecord, kind);
+      // published (linked) only once the storage is complete; the key may have been taken meanwhile
+      await this.records.publish(await this.records.stage(record), record, action);
     } catch (err) {
-      if (staged.status === 'fulfilled') await unlink(staged.value.tmp).catch(() => {});
-      await dropStorage();
+      await rm(this.records.dir(id), { recursive: true, force: true });
       throw err;
     }
     return this.mountsOf(record, parentRecord);
@@ -293,8 +272,9 @@ export abstract class FileSnapshotter implements Snapshotter {
     return orphans.length;
   }
 
-  protected async makeDirs(dir: string, ...names: string[]): Promise<void> {
-    await Promise.all(names.map((name) => mkdir(join(dir, name), { mode: 0o755 })));
+  /** Synchronous: two mkdirs are on every container start (see snapshot-records.ts). */
+  protected makeDirs(dir: string, ...names: string[]): void {
+    for (const name of names) mkdirSync(join(dir, name), { mode: 0o755 });
   }
 }
 

@@ -37,8 +37,8 @@ export class OverlaySnapshotter extends FileSnapshotter {
     _parent: SnapshotRecord | undefined,
     kind: 'active' | 'view',
   ): Promise<void> {
-    if (kind === 'active') await this.makeDirs(dir, 'fs', 'work');
-    else await this.makeDirs(dir, 'fs');
+    if (kind === 'active') this.makeDirs(dir, 'fs', 'work');
+    else this.makeDirs(dir, 'fs');
   }
 
   protected async mountsOf(record: SnapshotRecord, parent?: SnapshotRecord): Promise<Mount[]> {

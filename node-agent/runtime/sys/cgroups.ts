@@ -7,9 +7,13 @@
  *
  * On the hybrid layout the v1 hierarchies carry every limit and the v2 mount is left alone: its
  * controllers (often just hugetlb) are not needed, which is where crun gives up.
+ *
+ * Reads, writes and removals of cgroup files are synchronous calls: they are kernel bookkeeping
+ * of microseconds, made on every container start and exit, where a trip through Node's thread
+ * pool costs ~80 µs.
  */
-import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, readFile, readdir, rmdir, writeFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FailedPreconditionError, InternalError, errorMessage } from '../../../proto/errors.js';
 import type { CgroupLimitWrite } from './helper-spec.js';
@@ -161,9 +165,9 @@ function controllersFor(layout: CgroupLayout): [Controller | 'unified', string][
   return Object.entries(layout.controllers) as [Controller, string][];
 }
 
-async function readText(path: string): Promise<string> {
+function readText(path: string): string {
   try {
-    return await readFile(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch {
     return '';
   }
@@ -200,11 +204,14 @@ export class Cgroups {
    */
   async prepareWarm(): Promise<void> {
     for (const parent of this.parentDirs()) {
-      await mkdir(parent, { recursive: true });
-      const names = await readdir(parent).catch(() => [] as string[]);
-      await Promise.all(
-        names.filter((n) => /^warm-\d+$/.test(n)).map((n) => rmdir(join(parent, n)).catch(() => {})),
-      );
+      mkdirSync(parent, { recursive: true });
+      for (const name of readdirSync(parent).filter((n) => /^warm-\d+$/.test(n))) {
+        try {
+          rmdirSync(join(parent, name));
+        } catch {
+          // still holds its parked process
+        }
+      }
     }
   }
 
@@ -243,40 +250,44 @@ export class Cgroups {
   async prepareParent(): Promise<void> {
     if (this.layout.kind !== 'v2') return;
     const root = this.layout.unified;
-    const available = (await readText(join(root, 'cgroup.controllers'))).trim().split(/\s+/);
+    const available = readText(join(root, 'cgroup.controllers')).trim().split(/\s+/);
     const wanted = V2_CONTROLLERS.filter((c) => available.includes(c));
     const enable = wanted.map((c) => `+${c}`).join(' ');
-    await mkdir(join(root, this.parent), { recursive: true });
+    mkdirSync(join(root, this.parent), { recursive: true });
     for (const dir of [root, join(root, this.parent)]) {
-      await writeFile(join(dir, 'cgroup.subtree_control'), enable).catch(() => {});
+      try {
+        writeFileSync(join(dir, 'cgroup.subtree_control'), enable);
+      } catch {
+        // a controller the parent cannot delegate: its limits fail later, naming the file
+      }
     }
   }
 
   async stats(id: string): Promise<CgroupStats> {
     if (this.layout.kind === 'v2') {
       const d = this.dir(id, 'unified')!;
-      const cpu = parseFlatKeyed(await readText(join(d, 'cpu.stat')));
-      const limit = (await readText(join(d, 'memory.max'))).trim();
+      const cpu = parseFlatKeyed(readText(join(d, 'cpu.stat')));
+      const limit = readText(join(d, 'memory.max')).trim();
       return {
-        memoryBytes: Number((await readText(join(d, 'memory.current'))).trim() || 0),
+        memoryBytes: Number(readText(join(d, 'memory.current')).trim() || 0),
         memoryLimitBytes: /^\d+$/.test(limit) ? Number(limit) : undefined,
         cpuUsageNs: (cpu.usage_usec ?? 0) * 1000,
-        pids: Number((await readText(join(d, 'pids.current'))).trim() || 0),
-        oomKills: parseOomKills(await readText(join(d, 'memory.events'))),
+        pids: Number(readText(join(d, 'pids.current')).trim() || 0),
+        oomKills: parseOomKills(readText(join(d, 'memory.events'))),
       };
     }
     const at = (c: Controller, f: string) => {
       const d = this.dir(id, c);
-      return d ? readText(join(d, f)) : Promise.resolve('');
+      return d ? readText(join(d, f)) : '';
     };
-    const limit = Number((await at('memory', 'memory.limit_in_bytes')).trim() || 0);
+    const limit = Number(at('memory', 'memory.limit_in_bytes').trim() || 0);
     return {
-      memoryBytes: Number((await at('memory', 'memory.usage_in_bytes')).trim() || 0),
+      memoryBytes: Number(at('memory', 'memory.usage_in_bytes').trim() || 0),
       // v1 reports "no limit" as a page-rounded LONG_MAX
       memoryLimitBytes: limit > 0 && limit < 2 ** 62 ? limit : undefined,
-      cpuUsageNs: Number((await at('cpuacct', 'cpuacct.usage')).trim() || 0),
-      pids: Number((await at('pids', 'pids.current')).trim() || 0),
-      oomKills: parseOomKills(await at('memory', 'memory.oom_control')),
+      cpuUsageNs: Number(at('cpuacct', 'cpuacct.usage').trim() || 0),
+      pids: Number(at('pids', 'pids.current').trim() || 0),
+      oomKills: parseOomKills(at('memory', 'memory.oom_control')),
     };
   }
 
@@ -285,7 +296,7 @@ export class Cgroups {
       this.layout.kind === 'v2'
         ? join(this.dir(id, 'unified')!, 'memory.events')
         : join(this.dir(id, 'memory') ?? '/nonexistent', 'memory.oom_control');
-    return parseOomKills(await readText(file));
+    return parseOomKills(readText(file));
   }
 
   /**
@@ -297,7 +308,7 @@ export class Cgroups {
     const removeDir = async (d: string): Promise<void> => {
       for (;;) {
         try {
-          await rmdir(d);
+          rmdirSync(d);
           return;
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
@@ -305,7 +316,7 @@ export class Cgroups {
           if (code !== 'EBUSY')
             throw new InternalError(`remove cgroup ${d}: ${errorMessage(err)}`, { cause: err });
           // processes inside, or exited ones the kernel has not finished tearing down
-          const pids = (await readText(join(d, 'cgroup.procs'))).split('\n').filter(Boolean).map(Number);
+          const pids = readText(join(d, 'cgroup.procs')).split('\n').filter(Boolean).map(Number);
           if (Date.now() > deadline) {
             throw new InternalError(
               pids.length > 0
@@ -330,15 +341,7 @@ export class Cgroups {
 
   /** Whether the container's cgroups exist (for tests and clean-up checks). */
   async exists(id: string): Promise<boolean> {
-    for (const d of this.dirs(id)) {
-      try {
-        await access(d, fsConstants.F_OK);
-        return true;
-      } catch {
-        // next
-      }
-    }
-    return false;
+    return this.dirs(id).some((d) => existsSync(d));
   }
 
   /** Names of container cgroups under the parent (for clean-up of leftovers). */
@@ -346,7 +349,7 @@ export class Cgroups {
     const names = new Set<string>();
     for (const [, mount] of controllersFor(this.layout)) {
       try {
-        for (const n of await readdir(join(mount, this.parent))) if (/^[0-9a-f]{64}$/.test(n)) names.add(n);
+        for (const n of readdirSync(join(mount, this.parent))) if (/^[0-9a-f]{64}$/.test(n)) names.add(n);
       } catch {
         // no parent yet
       }

@@ -6,11 +6,10 @@
  * mount(8)/umount(8) process is spawned. Choosing a snapshotter from the result stays in
  * snapshots/open-snapshotter.ts.
  */
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../../../proto/errors.js';
 import { runHelper } from './helper.js';
-import { removeTree } from './remove-tree.js';
 
 export type ProbeResult = { ok: true } | { ok: false; reason: string };
 
@@ -25,7 +24,7 @@ export async function probeOverlay(dir: string): Promise<ProbeResult> {
   } catch (err) {
     return { ok: false, reason: errorMessage(err) };
   } finally {
-    if (base !== undefined) await removeTree(base);
+    if (base !== undefined) await rm(base, { recursive: true, force: true });
   }
 }
 

@@ -22,18 +22,18 @@ function deadPid(): number {
 }
 
 test('liveness is pid and start time, never the pid alone', async () => {
-  const me = await ownIdentity();
-  assert.equal(me.startTime, await processStartTime(process.pid));
-  assert.equal(await isSameProcess(me.pid, me.startTime), true);
-  assert.equal(await isSameProcess(me.pid, `${me.startTime}1`), false, 'a recycled pid is another process');
-  assert.equal(await isSameProcess(deadPid(), me.startTime), false);
+  const me = ownIdentity();
+  assert.equal(me.startTime, processStartTime(process.pid));
+  assert.equal(isSameProcess(me.pid, me.startTime), true);
+  assert.equal(isSameProcess(me.pid, `${me.startTime}1`), false, 'a recycled pid is another process');
+  assert.equal(isSameProcess(deadPid(), me.startTime), false);
 });
 
 test('a held lock is not taken; released, it is free again', async () => {
   const path = join(dir, 'a.lock');
   const lock = await PidLock.tryAcquire(path);
   assert.ok(lock);
-  const me = await ownIdentity();
+  const me = ownIdentity();
   assert.equal(await readFile(path, 'utf8'), `${me.pid} ${me.startTime}\n`);
   assert.equal(await PidLock.tryAcquire(path), undefined);
   await assert.rejects(
@@ -48,7 +48,7 @@ test('a held lock is not taken; released, it is free again', async () => {
 });
 
 test('stale locks (dead owner, recycled pid, empty, garbage) are taken over', async () => {
-  const me = await ownIdentity();
+  const me = ownIdentity();
   for (const content of [`${deadPid()} ${me.startTime}\n`, `${me.pid} ${me.startTime}7\n`, '', 'junk']) {
     const path = join(dir, 'stale.lock');
     await writeFile(path, content);

@@ -13,9 +13,12 @@
  * a fresh lock taken meanwhile and is linked back. Only then is the place free for link() again.
  * A lock file that does not parse (left by an older format, or cut short by a full disk) counts
  * as stale, so it never blocks forever.
+ *
+ * Every step is a synchronous call: they are a few microseconds of /proc and page-cache work each,
+ * on every container start and exit, where a trip through Node's thread pool costs ~80 µs.
  */
 import { randomBytes } from 'node:crypto';
-import { link, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { UnavailableError } from '../../../proto/errors.js';
 
 export interface ProcessIdentity {
@@ -25,10 +28,10 @@ export interface ProcessIdentity {
 }
 
 /** The start time of a process, or undefined when it is gone (or a zombie). */
-export async function processStartTime(pid: number): Promise<string | undefined> {
+export function processStartTime(pid: number): string | undefined {
   if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
   try {
-    const text = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // the command name may hold spaces and parentheses: fields start after the last ')'
     const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
     if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
@@ -39,19 +42,16 @@ export async function processStartTime(pid: number): Promise<string | undefined>
 }
 
 /** True when `pid` runs and is the process that started at `startTime`. */
-export async function isSameProcess(
-  pid: number | undefined,
-  startTime: string | undefined,
-): Promise<boolean> {
+export function isSameProcess(pid: number | undefined, startTime: string | undefined): boolean {
   if (!pid || !startTime) return false;
-  return (await processStartTime(pid)) === startTime;
+  return processStartTime(pid) === startTime;
 }
 
 let own: ProcessIdentity | undefined;
 
-export async function ownIdentity(): Promise<ProcessIdentity> {
+export function ownIdentity(): ProcessIdentity {
   if (!own) {
-    const startTime = await processStartTime(process.pid);
+    const startTime = processStartTime(process.pid);
     if (startTime === undefined)
       throw new UnavailableError('read /proc/self/stat: is /proc mounted?', '/proc');
     own = { pid: process.pid, startTime };
@@ -78,22 +78,22 @@ export class PidLock {
 
   /** Takes the lock at `path` if it is free or its owner is gone; undefined while a live process holds it. */
   static async tryAcquire(path: string): Promise<PidLock | undefined> {
-    const me = formatIdentity(await ownIdentity());
+    const me = formatIdentity(ownIdentity());
     const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.new`;
-    await writeFile(temp, me, { flag: 'wx', mode: 0o600 });
+    writeFileSync(temp, me, { flag: 'wx', mode: 0o600 });
     try {
       for (let attempt = 0; attempt < 8; attempt++) {
         try {
-          await link(temp, path);
-          return new PidLock(path, (await stat(temp)).ino);
+          linkSync(temp, path);
+          return new PidLock(path, statSync(temp).ino);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         }
-        if (!(await removeIfStale(path, temp))) return undefined;
+        if (!removeIfStale(path, temp)) return undefined;
       }
       return undefined;
     } finally {
-      await unlink(temp).catch(() => {});
+      unlinkQuietly(temp);
     }
   }
 
@@ -104,7 +104,7 @@ export class PidLock {
       const lock = await PidLock.tryAcquire(path);
       if (lock) return lock;
       if (Date.now() > deadline) {
-        const holder = parseIdentity(await readFile(path, 'utf8').catch(() => ''));
+        const holder = parseIdentity(readTextOrEmpty(path));
         throw new UnavailableError(
           `${opts.action}: ${path} is held by process ${holder?.pid ?? '?'} for more than ${opts.timeoutMs / 1000} s; wait for it or stop that process`,
           path,
@@ -116,17 +116,32 @@ export class PidLock {
 
   /** Removes the lock if it is still this one (a lock taken over after this process was judged gone stays). */
   async release(): Promise<void> {
-    const st = await stat(this.path).catch(() => undefined);
-    if (st?.ino === this.ino) await unlink(this.path).catch(() => {});
+    if (statSync(this.path, { throwIfNoEntry: false })?.ino === this.ino) unlinkQuietly(this.path);
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // gone already
+  }
+}
+
+function readTextOrEmpty(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
   }
 }
 
 /** The owner named by a lock file: alive, stale (gone, or unreadable content), or no file at all. */
-async function ownerOf(path: string): Promise<{ ino: number; alive: boolean } | undefined> {
+function ownerOf(path: string): { ino: number; alive: boolean } | undefined {
   try {
-    const ino = (await stat(path)).ino;
-    const owner = parseIdentity(await readFile(path, 'utf8'));
-    return { ino, alive: owner !== undefined && (await isSameProcess(owner.pid, owner.startTime)) };
+    const ino = statSync(path).ino;
+    const owner = parseIdentity(readFileSync(path, 'utf8'));
+    return { ino, alive: owner !== undefined && isSameProcess(owner.pid, owner.startTime) };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
@@ -139,44 +154,50 @@ async function ownerOf(path: string): Promise<{ ino: number; alive: boolean } | 
  * cannot appear while the stale one is in place (link fails), and every remover holds the
  * takeover lock, so the file found stale there is still the one removed.
  */
-async function removeIfStale(path: string, temp: string): Promise<boolean> {
-  const found = await ownerOf(path);
+function removeIfStale(path: string, temp: string): boolean {
+  const found = ownerOf(path);
   if (found === undefined) return true;
   if (found.alive) return false;
   const guard = `${path}.takeover`;
   for (let attempt = 0; ; attempt++) {
     try {
-      await link(temp, guard);
+      linkSync(temp, guard);
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const taker = await ownerOf(guard);
+    const taker = ownerOf(guard);
     if ((taker && taker.alive) || attempt > 0) return false;
     // a taker that died mid-takeover: its guard is moved aside only if it is still that file
-    if (taker) await renameAsideIfSame(guard, taker.ino);
+    if (taker) renameAsideIfSame(guard, taker.ino);
   }
-  const guardIno = (await stat(temp)).ino;
+  const guardIno = statSync(temp).ino;
   try {
-    const again = await ownerOf(path);
+    const again = ownerOf(path);
     if (again === undefined) return true;
     if (again.alive) return false;
-    await unlink(path).catch(() => {});
+    unlinkQuietly(path);
     return true;
   } finally {
-    if ((await stat(guard).catch(() => undefined))?.ino === guardIno) await unlink(guard).catch(() => {});
+    if (statSync(guard, { throwIfNoEntry: false })?.ino === guardIno) unlinkQuietly(guard);
   }
 }
 
 /** Removes `path` if it is the file `ino`; a different file found there is linked back. */
-async function renameAsideIfSame(path: string, ino: number): Promise<void> {
+function renameAsideIfSame(path: string, ino: number): void {
   const aside = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.stale`;
   try {
-    await rename(path, aside);
+    renameSync(path, aside);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw err;
   }
-  if ((await stat(aside)).ino !== ino) await link(aside, path).catch(() => {});
-  await unlink(aside).catch(() => {});
+  if (statSync(aside).ino !== ino) {
+    try {
+      linkSync(aside, path);
+    } catch {
+      // a newer lock took the place: it stays
+    }
+  }
+  unlinkQuietly(aside);
 }
