@@ -1,7 +1,8 @@
 /**
  * The runtime as one object: images (the image store), snapshots, and containers tied together.
- * `run` = resolve the image → unpack it (committed snapshots per layer) → prepare a writable
- * snapshot on its top chain ID → create and start a container on the snapshot's mounts, with
+ * `run` = resolve the image → unpack it (committed snapshots per layer, and the image's init
+ * layer where layers stack) → prepare a writable snapshot on the init layer (else the top chain
+ * ID) → create and start a container on the snapshot's mounts, with
  * entrypoint/cmd/env/workdir/user taken from the image config and overridden by the caller.
  *
  *   <root>/content, <root>/images, <root>/snapshots   the image side (images engineer)
@@ -38,8 +39,12 @@ export interface RuntimeImage {
 /** What the image store offers the runtime (images/image-store.ts ImageStore fits). */
 export interface ImageService {
   resolve(ref: string): Promise<RuntimeImage>;
-  /** Ensures a committed snapshot for every layer; returns the top one's chain ID. */
-  unpack(image: RuntimeImage): Promise<{ chainId: string }>;
+  /**
+   * Ensures a committed snapshot per layer and, where layers stack, the image's init layer (the
+   * mount points every container gets, made once: images/init-layer.ts). Returns the top layer's
+   * chain ID and the snapshot containers are prepared on (the init layer, else the top layer).
+   */
+  unpack(image: RuntimeImage): Promise<{ chainId: string; containerParent: string }>;
 }
 
 /** What the snapshotter offers the runtime (node-agent/runtime/snapshots). */
@@ -177,12 +182,12 @@ export class Runtime {
         );
       }
       const image = await this.images.resolve(ref);
-      const { chainId } = await this.images.unpack(image);
+      const { containerParent } = await this.images.unpack(image);
       imageConfig = image.config.config;
       imageName = ref;
       imageDigest = image.manifestDigest;
       snapshotKey = `container-${randomBytes(16).toString('hex')}`;
-      const mounts = await this.snapshots.prepare(snapshotKey, chainId);
+      const mounts = await this.snapshots.prepare(snapshotKey, containerParent);
       if (mounts.length !== 1) {
         await this.snapshots.remove(snapshotKey).catch(() => {});
         throw new FailedPreconditionError(
@@ -240,7 +245,7 @@ export async function openImageRuntime(
   const service: ImageService = {
     resolve: (ref) => images.resolve(ref),
     // only ever given what resolve returned
-    unpack: (image) => images.unpack(image as ResolvedImage),
+    unpack: (image) => images.unpack(image as ResolvedImage, { initLayer: true }),
   };
   const runtime = await Runtime.open({
     root,

@@ -9,9 +9,10 @@
  *                            learns only once written, every blob newer than a live lease)
  *
  * Reference graph (what garbage collection keeps): an image record → its manifest → config and
- * layer blobs → committed snapshots named by the layers' ChainIDs. Containers add the snapshot
- * keys they use (`prune({ snapshotKeysInUse })`); a snapshot's parents are kept with it. Nothing
- * else is a root, so nothing an image or a container uses can be collected.
+ * layer blobs → committed snapshots named by the layers' ChainIDs, and the image's init layer
+ * (`<top ChainID>-init`, see init-layer.ts) on the top one. Containers add the snapshot keys they
+ * use (`prune({ snapshotKeysInUse })`); a snapshot's parents are kept with it. Nothing else is a
+ * root, so nothing an image or a container uses can be collected.
  *
  * Names: every image has at least one; an image imported without a name is recorded under its
  * manifest digest ("dangling", shown as <none>) until it is named or removed.
@@ -33,6 +34,8 @@ import type { ContentStore } from '../content/content-store.js';
 import { isDigest, sha256Digest, type Digest } from '../content/digest.js';
 import type { Snapshotter } from '../snapshots/snapshotter.js';
 import { applyLayer } from './layer-unpack.js';
+import { INIT_LAYER_FILES, initLayerKey, layersStack } from './init-layer.js';
+import { makeInitLayer } from '../sys/helper.js';
 import { importArchive, type ImportLease, type ImportOptions, type ImportResult } from './image-import.js';
 import { PidLock, isSameProcess, ownIdentity, type ProcessIdentity } from '../sys/pid-lock.js';
 import { exportArchive } from './image-export.js';
@@ -94,9 +97,25 @@ export interface ImageSummary {
   layers: number;
 }
 
+export interface UnpackOptions {
+  /**
+   * Also ensure the image's init layer (init-layer.ts) where layers stack (overlay), for
+   * containers to be prepared on. Not for snapshots that become image layers (a build step):
+   * the mount points would end up in the image.
+   */
+  initLayer?: boolean;
+}
+
 export interface UnpackResult {
-  /** The snapshot to prepare a container on (the top layer's ChainID). */
+  /** The top layer's ChainID. */
   chainId: Digest;
+  /**
+   * The snapshot to prepare a container on: the init layer's key when one was asked for and the
+   * snapshotter stacks layers, else `chainId`.
+   */
+  containerParent: string;
+  /** Whether this call made the init layer (false when it existed or was not asked for). */
+  initLayerCreated: boolean;
   layersUnpacked: number;
   layersReused: number;
   bytesWritten: number;
@@ -153,8 +172,8 @@ export class ImageStore {
   private readonly leasesDir: string;
   private readonly logger: Logger | undefined;
   private readonly options: ImageStoreOptions;
-  /** Layer unpacks in progress in this process, by ChainID. */
-  private readonly unpacking = new Map<string, Promise<number | undefined>>();
+  /** Layer unpacks (by ChainID) and init layers (by their key) in progress in this process. */
+  private readonly unpacking = new Map<string, Promise<unknown>>();
   /** Serialises read-modify-write of images.json within this process. */
   private writing: Promise<unknown> = Promise.resolve();
   /**
@@ -494,15 +513,30 @@ export class ImageStore {
 
   /**
    * Ensures a committed snapshot per layer, keyed by ChainID, unpacking only the layers no
-   * snapshot holds yet (layers shared with other images are unpacked once). Returns the top
-   * ChainID: `snapshotter.prepare(containerKey, chainId)` gives a container root.
+   * snapshot holds yet (layers shared with other images are unpacked once), and with
+   * `initLayer` the image's init layer on top. `snapshotter.prepare(containerKey,
+   * containerParent)` gives a container root.
    */
-  async unpack(ref: string | ResolvedImage): Promise<UnpackResult> {
+  async unpack(ref: string | ResolvedImage, options: UnpackOptions = {}): Promise<UnpackResult> {
     const image = typeof ref === 'string' ? await this.resolve(ref) : ref;
     if (image.layers.length === 0) {
       throw new FailedPreconditionError(
         `unpack image ${image.names[0] ?? image.manifestDigest}: it has no layers`,
       );
+    }
+    const top = image.layers[image.layers.length - 1]!.chainId;
+    const withInit = options.initLayer === true && layersStack(this.snapshotter);
+    // a committed snapshot's parents cannot be removed before it: the init layer vouches for
+    // every layer below, so a start on an unpacked image checks one snapshot, not one per layer
+    if (withInit && (await this.committed(initLayerKey(top)))) {
+      return {
+        chainId: top,
+        containerParent: initLayerKey(top),
+        initLayerCreated: false,
+        layersUnpacked: 0,
+        layersReused: image.layers.length,
+        bytesWritten: 0,
+      };
     }
     let parent: Digest | undefined;
     let unpacked = 0;
@@ -534,7 +568,61 @@ export class ImageStore {
       }
       parent = layer.chainId;
     }
-    return { chainId: parent!, layersUnpacked: unpacked, layersReused: reused, bytesWritten };
+    const initLayerCreated = withInit && (await this.ensureInitLayer(image, top));
+    return {
+      chainId: top,
+      containerParent: withInit ? initLayerKey(top) : top,
+      initLayerCreated,
+      layersUnpacked: unpacked,
+      layersReused: reused,
+      bytesWritten,
+    };
+  }
+
+  /** Makes the image's init layer unless it exists; whether this call made it. */
+  private async ensureInitLayer(image: ResolvedImage, top: Digest): Promise<boolean> {
+    const key = initLayerKey(top);
+    const inflight = this.unpacking.get(key);
+    if (inflight) {
+      await inflight;
+      return false;
+    }
+    const work = (async () => !(await this.committed(key)) && this.makeInitLayer(image, top))();
+    this.unpacking.set(key, work);
+    try {
+      return await work;
+    } finally {
+      this.unpacking.delete(key);
+    }
+  }
+
+  /** Whether the layer committed is this call's (not another process's, made meanwhile). */
+  private async makeInitLayer(image: ResolvedImage, top: Digest): Promise<boolean> {
+    const name = initLayerKey(top);
+    const key = `${name}-tmp-${randomBytes(6).toString('hex')}`;
+    const action = `make the init layer of image ${image.names[0] ?? image.manifestDigest}`;
+    const mounts = await this.snapshotter.prepare(key, top, { labels: { 'skiff.io/unpacking': name } });
+    try {
+      if (mounts.length !== 1) {
+        throw new FailedPreconditionError(
+          `${action}: the snapshotter returned ${mounts.length} mounts; one root mount is supported`,
+        );
+      }
+      await makeInitLayer(mounts[0]!, INIT_LAYER_FILES, action);
+      try {
+        await this.snapshotter.commit(name, key);
+      } catch (err) {
+        // another process made it meanwhile: theirs is as good as ours
+        if (!(err instanceof AlreadyExistsError)) throw err;
+        await this.snapshotter.remove(key);
+        return false;
+      }
+      this.logger?.debug({ image: image.manifestDigest, snapshot: name }, 'init layer made');
+      return true;
+    } catch (err) {
+      await this.snapshotter.remove(key).catch(() => undefined);
+      throw err;
+    }
   }
 
   private async committed(key: string): Promise<boolean> {
@@ -661,6 +749,7 @@ export class ImageStore {
     for (const record of Object.values(images)) {
       const image = await this.load(record.target, images);
       for (const l of image.layers) keepWithParents(l.chainId, keep);
+      if (image.layers.length > 0) keep.add(initLayerKey(image.layers[image.layers.length - 1]!.chainId));
     }
     // active and view snapshots belong to containers (which name them in snapshotKeysInUse) or
     // to an unpack in progress; only unpacks abandoned for an hour are collected

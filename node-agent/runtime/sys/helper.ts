@@ -15,7 +15,7 @@ import {
   UnavailableError,
   type SkiffError,
 } from '../../../proto/errors.js';
-import { parseHelperReport, type HelperReport } from './helper-spec.js';
+import { parseHelperReport, type HelperReport, type RootMount } from './helper-spec.js';
 import { nativeBinary } from './native-binary.js';
 
 /** The helper binary: $SKIFF_HELPER, else dist/native/skiff-helper of this package. */
@@ -197,8 +197,8 @@ export async function startShim(
 }
 
 /**
- * Runs a helper mode that reports once and exits (probe-overlay); resolves after it exited, so
- * nothing it set up outlives the call.
+ * Runs a helper mode that reports once and exits (probe-overlay, init-layer); resolves after it
+ * exited, so nothing it set up outlives the call.
  */
 export async function runHelper(args: string[], action: string): Promise<void> {
   const child = spawn(helperPath(), args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
@@ -213,6 +213,20 @@ export async function runHelper(args: string[], action: string): Promise<void> {
     reportStream.destroy();
     await exited;
   }
+}
+
+/**
+ * Creates, through the prepared snapshot `root` (mounted only inside the helper, in a private
+ * mount namespace), the mount points every container gets: /proc, /sys, /dev and the files in
+ * `files` (bind targets), with the code that otherwise creates them in each container's root.
+ * Resolves once the helper has exited, so the mount is gone and the snapshot can be committed.
+ */
+export async function makeInitLayer(root: RootMount, files: string[], action: string): Promise<void> {
+  // "--" ends the options on the command line; no mount option is ever that
+  if (root.options.includes('--')) {
+    throw new InvalidArgumentError(`${action}: a root mount option is "--"`, 'options');
+  }
+  await runHelper(['init-layer', root.type, root.source, ...root.options, '--', ...files], action);
 }
 
 export interface ExecHandle {

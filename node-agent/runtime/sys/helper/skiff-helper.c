@@ -19,6 +19,10 @@
  *                            mount DIR/lower, DIR/upper, DIR/work as an overlay that is never
  *                            attached anywhere (it vanishes when the helper exits, whatever
  *                            happens), write DIR-relative "probe" through it, report "ok 0 PID".
+ *   skiff-helper init-layer TYPE SOURCE [OPTION...] -- [FILE...]
+ *                            mount an image's prepared init layer (never attached), create in it
+ *                            the mount points every container gets (/proc, /sys, /dev and each
+ *                            FILE), report "ok 0 PID" (see run_init_layer).
  *
  * The spec is a sequence of NUL-terminated strings: a key followed by a fixed number of values.
  * Built statically so nothing (NSS, libc) is ever loaded from a container's root (CVE-2019-14271).
@@ -422,9 +426,24 @@ static void ensure_dir_no_link(const char *path) {
   if (errno != ENOENT || mkdir(path, 0755) < 0) fail("mkdir", path, errno, NULL);
 }
 
-static void attach_fd(const char *step, int mntfd, const char *target, int as_file) {
+/* The mount points every container gets, in the current root. setup_container calls it on the
+ * container's root and init-layer on an image's init layer, so an init layer holds exactly what a
+ * container would otherwise create in its own writable layer on every start. */
+static void ensure_mount_points(void) {
+  ensure_dir_no_link("/proc");
+  ensure_dir_no_link("/sys");
+  ensure_dir_no_link("/dev");
+}
+
+/* A bind mount's target (created as a file when a file is mounted on it), as an O_PATH descriptor. */
+static int ensure_mount_target(const char *step, const char *target, int as_file) {
   int tfd = ensure_path(target, as_file);
   if (tfd < 0) fail(step, target, errno, NULL);
+  return tfd;
+}
+
+static void attach_fd(const char *step, int mntfd, const char *target, int as_file) {
+  int tfd = ensure_mount_target(step, target, as_file);
   if (move_mount(mntfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
     fail(step, target, errno, NULL);
   close(tfd);
@@ -481,7 +500,6 @@ static int open_rootfs_mount(const struct spec *s) {
 }
 
 static void mount_dev(void) {
-  ensure_dir_no_link("/dev");
   if (mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, "mode=755,size=65536k") < 0)
     fail("mount", "/dev", errno, NULL);
   static const struct {
@@ -727,9 +745,8 @@ __attribute__((noreturn)) static void setup_container(const struct spec *s) {
   if (chdir("/") < 0) fail("chdir", "/", errno, NULL);
 
   /* From here on every path resolves inside the container's root. */
-  ensure_dir_no_link("/proc");
+  ensure_mount_points();
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL) < 0) fail("mount", "/proc", errno, NULL);
-  ensure_dir_no_link("/sys");
   if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY, NULL) < 0) fail("mount", "/sys", errno, NULL);
   mount_dev();
   for (int i = 0; i < s->n_volumes; i++) {
@@ -1274,6 +1291,42 @@ static int run_probe_overlay(const char *dir) {
   return 0;
 }
 
+/* An image's init layer: the prepared snapshot's root mount (TYPE SOURCE OPTION...) entered in a
+ * private mount namespace, and the mount points every container needs created in it by the code
+ * that would otherwise create them in each container's writable layer: ensure_mount_points() and
+ * ensure_mount_target() for each FILE (the bind targets the runtime always mounts). The root is a
+ * detached mount entered by chroot, so every path (a hostile image's links included) resolves
+ * inside it; it is never attached anywhere and goes away with the helper. */
+static int run_init_layer(int argc, char **argv) {
+  err_fd = REPORT_FD;
+  fail_prefix = "error\t";
+  if (argc < 5) die_usage("usage: skiff-helper init-layer TYPE SOURCE [OPTION...] -- [FILE...]");
+  struct spec s;
+  memset(&s, 0, sizeof s);
+  s.rootfs_type = argv[2];
+  s.rootfs_source = argv[3];
+  s.rootfs_path = "init layer";
+  int i = 4;
+  for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    if (s.n_rootfs_opts >= MAX_ITEMS) die_usage("init-layer: too many root mount options");
+    s.rootfs_opts[s.n_rootfs_opts++] = argv[i];
+  }
+  if (i == argc) die_usage("init-layer: no -- before the files");
+  if (unshare(CLONE_NEWNS) < 0) fail("unshare", NULL, errno, NULL);
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("make mounts private", "/", errno, NULL);
+  int mfd = open_rootfs_mount(&s);
+  if (fchdir(mfd) < 0) fail("chdir", "init layer", errno, NULL);
+  if (chroot(".") < 0) fail("chroot", "init layer", errno, NULL);
+  if (chdir("/") < 0) fail("chdir", "/", errno, NULL);
+  close(mfd);
+  ensure_mount_points();
+  for (i++; i < argc; i++) close(ensure_mount_target("bind volume", argv[i], 1));
+  char line[64];
+  snprintf(line, sizeof line, "ok\t0\t%d\n", (int)getpid());
+  report(line);
+  return 0;
+}
+
 /* ---------- warm shims: a container process parked in its cgroups ahead of time ---------- */
 
 /* On cgroup v1 the first move of a process into a cgroup after a quiet spell waits for an RCU
@@ -1681,7 +1734,12 @@ int main(int argc, char **argv) {
     for (int i = 3; i < argc && n_warm_parents < MAX_PARENTS; i++) warm_parents[n_warm_parents++] = argv[i];
     return run_launcher(n_warm_parents > 0 ? warm : 0);
   }
-  if (argc != 3) die_usage("usage: skiff-helper launcher [WARM CGROUP_PARENT...] | exec SPEC | probe-overlay DIR");
+  if (argc >= 2 && !strcmp(argv[1], "init-layer")) {
+    if (fcntl(REPORT_FD, F_GETFD) < 0) return 125;
+    return run_init_layer(argc, argv);
+  }
+  if (argc != 3)
+    die_usage("usage: skiff-helper launcher [WARM CGROUP_PARENT...] | exec SPEC | probe-overlay DIR | init-layer TYPE SOURCE [OPTION...] -- [FILE...]");
   if (!strcmp(argv[1], "probe-overlay")) {
     if (fcntl(REPORT_FD, F_GETFD) < 0) return 125;
     return run_probe_overlay(argv[2]);
