@@ -36,6 +36,7 @@ import {
   DEFAULT_CAPABILITIES,
   DEFAULT_LOG_MAX_BYTES,
   DEFAULT_LOG_MAX_FILES,
+  ETC_FILES_ALWAYS_MOUNTED,
   MASKED_PATHS,
   READONLY_PATHS,
   containerEnv,
@@ -372,13 +373,11 @@ export class LinuxContainerRuntime implements ContainerRuntime {
         readonly: false,
       }));
     if (config.network.mode !== 'container') {
-      const files: [string, string][] = [
-        [
-          'hosts',
-          `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${config.hostname}\n`,
-        ],
-        ['hostname', `${config.hostname}\n`],
-      ];
+      const text: Record<(typeof ETC_FILES_ALWAYS_MOUNTED)[number], string> = {
+        hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${config.hostname}\n`,
+        hostname: `${config.hostname}\n`,
+      };
+      const files: [string, string][] = ETC_FILES_ALWAYS_MOUNTED.map((name) => [name, text[name]]);
       if (config.network.mode === 'host') {
         let resolv: string | undefined;
         try {
@@ -397,7 +396,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     const peer = config.network.container;
     return asVolumes(
       peer,
-      ['hosts', 'hostname', 'resolv.conf'].filter((name) =>
+      [...ETC_FILES_ALWAYS_MOUNTED, 'resolv.conf'].filter((name) =>
         statSync(this.store.path(peer, name), { throwIfNoEntry: false }),
       ),
     );

@@ -33,5 +33,12 @@ export function containerEnv(env: string[], hostname: string, uid: number): stri
   return out;
 }
 
+/**
+ * The files under /etc every container gets bind-mounted from its record (generated per
+ * container, or its peer's with --network container:C); /etc/resolv.conf is added only with the
+ * host's network. Images' init layers hold their mount points (images/init-layer.ts).
+ */
+export const ETC_FILES_ALWAYS_MOUNTED = ['hosts', 'hostname'] as const;
+
 export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_LOG_MAX_FILES = 2;

@@ -34,7 +34,7 @@ import type { ContentStore } from '../content/content-store.js';
 import { isDigest, sha256Digest, type Digest } from '../content/digest.js';
 import type { Snapshotter } from '../snapshots/snapshotter.js';
 import { applyLayer } from './layer-unpack.js';
-import { INIT_LAYER_FILES, initLayerKey, layersStack } from './init-layer.js';
+import { INIT_LAYER_FILES, initLayerKey } from './init-layer.js';
 import { makeInitLayer } from '../sys/helper.js';
 import { importArchive, type ImportLease, type ImportOptions, type ImportResult } from './image-import.js';
 import { PidLock, isSameProcess, ownIdentity, type ProcessIdentity } from '../sys/pid-lock.js';
@@ -203,7 +203,7 @@ export class ImageStore {
 
   private async readRecords(): Promise<ImagesFile> {
     try {
-      const parsed = JSON.parse(await this.files.read(this.file)) as ImagesFile;
+      const parsed = JSON.parse(this.files.read(this.file)) as ImagesFile;
       return { images: parsed.images ?? {} };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { images: {} };
@@ -302,7 +302,7 @@ export class ImageStore {
   private async takeLease(): Promise<ImportLease & { release(): Promise<void> }> {
     await mkdir(this.leasesDir, { recursive: true, mode: 0o700 });
     const path = join(this.leasesDir, `${process.pid}-${randomBytes(6).toString('hex')}.json`);
-    const record: LeaseRecord = { ...(await ownIdentity()), since: Date.now(), digests: [] };
+    const record: LeaseRecord = { ...ownIdentity(), since: Date.now(), digests: [] };
     const held = new Set<Digest>();
     await writeFile(path, JSON.stringify(record), { flag: 'wx', mode: 0o600 });
     return {
@@ -350,7 +350,7 @@ export class ImageStore {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
         // a lease cut short (a crash or a full disk while it was created) holds nothing
       }
-      if (!lease || !(await isSameProcess(lease.pid, lease.startTime))) {
+      if (!lease || !isSameProcess(lease.pid, lease.startTime)) {
         await rm(path, { force: true });
         continue;
       }
@@ -525,7 +525,8 @@ export class ImageStore {
       );
     }
     const top = image.layers[image.layers.length - 1]!.chainId;
-    const withInit = options.initLayer === true && layersStack(this.snapshotter);
+    // with the copy snapshotter an init layer would be a second full copy of the image
+    const withInit = options.initLayer === true && this.snapshotter.layersStack;
     // a committed snapshot's parents cannot be removed before it: the init layer vouches for
     // every layer below, so a start on an unpacked image checks one snapshot, not one per layer
     if (withInit && (await this.committed(initLayerKey(top)))) {

@@ -21,6 +21,7 @@ const run = promisify(execFile);
 
 export class CopySnapshotter extends FileSnapshotter {
   readonly name = 'copy';
+  readonly layersStack = false;
 
   private constructor(root: string) {
     super(root);

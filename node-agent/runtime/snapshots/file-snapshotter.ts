@@ -40,6 +40,7 @@ function listenBeforeExit(): void {
 
 export abstract class FileSnapshotter implements Snapshotter {
   abstract readonly name: string;
+  abstract readonly layersStack: boolean;
   protected readonly records: SnapshotRecords;
 
   protected constructor(readonly root: string) {

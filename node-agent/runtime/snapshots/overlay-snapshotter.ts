@@ -19,6 +19,7 @@ import type { Mount, WritableLayer } from './snapshotter.js';
 
 export class OverlaySnapshotter extends FileSnapshotter {
   readonly name = 'overlay';
+  readonly layersStack = true;
 
   private constructor(root: string) {
     super(root);

@@ -82,6 +82,12 @@ export interface SnapshotOptions {
 export interface Snapshotter {
   /** 'overlay' or 'copy': how the mounts must be treated (e.g. whiteout form when unpacking into them). */
   readonly name: string;
+  /**
+   * True when a snapshot stores only its own changes over its parents (overlay): a layer of a
+   * few entries (an image's init layer) then costs a few entries. False when every snapshot is a
+   * full copy of its parent (copy).
+   */
+  readonly layersStack: boolean;
   prepare(key: string, parent?: string, options?: SnapshotOptions): Promise<Mount[]>;
   view(key: string, parent?: string, options?: SnapshotOptions): Promise<Mount[]>;
   /** The mounts of an active or view snapshot (the same as prepare/view returned). */
