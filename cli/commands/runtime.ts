@@ -128,6 +128,7 @@ interface RunFlags {
   env?: string[];
   workdir?: string;
   user?: string;
+  groupAdd?: string[];
   hostname?: string;
   memory?: string;
   cpus?: string;
@@ -149,7 +150,11 @@ function registerRun(runtime: Command): void {
     .option('--name <name>', 'container name (unique)')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory inside the container')
-    .option('-u, --user <uid[:gid]>', 'numeric user and group')
+    .option(
+      '-u, --user <name|uid[:group|gid]>',
+      "user and group (names from the image's /etc/passwd and /etc/group)",
+    )
+    .option('--group-add <group>', 'add a supplementary group, name or number (repeatable)', collect)
     .option('--hostname <name>', 'container host name')
     .option('--memory <size>', 'memory limit, e.g. 64Mi')
     .option('--cpus <n>', 'CPU quota in cores, e.g. 0.5')
@@ -181,6 +186,7 @@ function registerRun(runtime: Command): void {
           env: flags.env,
           workdir: flags.workdir,
           user: flags.user,
+          groupAdd: flags.groupAdd,
           hostname: flags.hostname,
           memoryBytes: flags.memory !== undefined ? parseBytes(flags.memory, 'memory') : undefined,
           cpus,
@@ -312,7 +318,10 @@ function registerContainerVerbs(runtime: Command): void {
     .option('-i, --interactive', 'keep stdin open')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory')
-    .option('-u, --user <uid[:gid]>', 'numeric user and group')
+    .option(
+      '-u, --user <name|uid[:group|gid]>',
+      "user and group (names from the container's /etc/passwd and /etc/group)",
+    )
     .passThroughOptions()
     .action(
       async (
@@ -322,14 +331,13 @@ function registerContainerVerbs(runtime: Command): void {
         cmd: Command,
       ) => {
         const rt = await openRuntime(cmd);
-        const { parseUser } = await import('../../node-agent/runtime/containers/validate.js');
         let handle;
         try {
           handle = await rt.containers.exec(ref, {
             argv: withoutSeparator(command),
             env: flags.env,
             cwd: flags.workdir,
-            user: flags.user !== undefined ? parseUser(flags.user) : undefined,
+            user: flags.user,
             stdio: [flags.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'],
           });
         } catch (err) {

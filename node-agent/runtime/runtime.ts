@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { InvalidArgumentError, FailedPreconditionError, errorMessage } from '../../proto/errors.js';
+import { InvalidArgumentError, FailedPreconditionError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/logger.js';
 import { LocalContentStore } from './content/local-content-store.js';
 import {
@@ -74,7 +74,7 @@ export interface ProcessOverrides {
   command?: string[];
   env?: string[];
   workdir?: string;
-  /** "UID[:GID]" */
+  /** NAME|UID[:GROUP|GID], replacing the image's User. */
   user?: string;
 }
 
@@ -82,7 +82,7 @@ export interface ProcessOverrides {
 export function processFromImage(
   imageConfig: Record<string, unknown>,
   overrides: ProcessOverrides,
-): { argv: string[]; env: string[]; cwd: string; user: { uid: number; gid?: number } } {
+): { argv: string[]; env: string[]; cwd: string; user: string } {
   const c = runtimeConfigOf(imageConfig);
   const entrypoint = stringList(c.Entrypoint, 'config.Entrypoint') ?? [];
   const cmd =
@@ -98,18 +98,11 @@ export function processFromImage(
   }
   const workdir =
     overrides.workdir ?? (typeof c.WorkingDir === 'string' && c.WorkingDir ? c.WorkingDir : '/');
-  const userText = overrides.user ?? (typeof c.User === 'string' && c.User ? c.User : '0');
-  let user;
-  try {
-    user = parseUser(userText);
-  } catch (err) {
-    // Names would need the image's /etc/passwd, which is hostile input: numbers only.
-    const field = overrides.user !== undefined ? 'user' : 'config.User';
-    throw new InvalidArgumentError(
-      `${field}: ${errorMessage(err).replace(/^user: /, '')} (user names are not resolved)`,
-      field,
-    );
-  }
+  // checked here so that a bad image User is named as such; names are resolved in the container
+  if (c.User !== undefined && c.User !== null && typeof c.User !== 'string')
+    throw new InvalidArgumentError('read image config: config.User must be a string', 'config.User');
+  const user = overrides.user ?? (c.User as string | null | undefined) ?? '';
+  parseUser(user, overrides.user !== undefined ? 'user' : 'config.User');
   return { argv: [...entrypoint, ...cmd], env, cwd: workdir, user };
 }
 

@@ -132,12 +132,13 @@ describe('containers from images', () => {
       argv: ['/bin/app', '--serve'],
       env: ['A=1', 'B=2'],
       cwd: '/srv',
-      user: { uid: 10, gid: 20 },
+      user: '10:20',
     });
     const o = processFromImage(cfg, { command: ['--check'], env: ['B=3', 'C=4'], workdir: '/', user: '0' });
     assert.deepEqual(o.argv, ['/bin/app', '--check']);
     assert.deepEqual(o.env, ['A=1', 'B=3', 'C=4']);
-    assert.throws(() => processFromImage({ config: { User: 'www-data' } }, {}), /config\.User/);
+    assert.equal(processFromImage({ config: { User: 'www-data' } }, {}).user, 'www-data');
+    assert.throws(() => processFromImage({ config: { User: 'a:b:c' } }, {}), /config\.User/);
   });
 });
 

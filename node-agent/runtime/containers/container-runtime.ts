@@ -40,6 +40,7 @@ import {
   MASKED_PATHS,
   READONLY_PATHS,
   containerEnv,
+  hasHome,
 } from './defaults.js';
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs.js';
 import {
@@ -53,13 +54,16 @@ import {
   type VolumeSpec,
 } from './state.js';
 import {
+  parseUser,
   validateArgv,
   validateCwd,
   validateEnv,
+  validateGroupAdd,
   validateHostname,
   validateLimits,
   validateNetwork,
   validateVolumes,
+  type ParsedUser,
 } from './validate.js';
 
 const log = componentLogger('containers');
@@ -98,8 +102,35 @@ export type CreateContainerOptions = Pick<ContainerConfig, 'rootfs' | 'argv'> &
       | 'labels'
       | 'logMaxBytes'
       | 'logMaxFiles'
+      | 'groupAdd'
     >
-  > & { user?: { uid: number; gid?: number; additionalGids?: number[] } };
+  > & { user?: UserOption };
+
+/**
+ * Who a process runs as: Docker's NAME|UID[:GROUP|GID] (names resolved inside the container from
+ * its own /etc/passwd and /etc/group), or numbers (Kubernetes' runAsUser, runAsGroup and
+ * supplementalGroups; the last are added as --group-add is).
+ */
+export type UserOption = string | { uid: number; gid?: number; additionalGids?: number[] };
+
+/** A UserOption as the text the helper resolves, plus the groups it adds; syntax checked. */
+function userRequest(
+  user: UserOption | undefined,
+  groupAdd: string[] = [],
+): { text: string; parsed: ParsedUser; groupAdd: string[] } {
+  const text =
+    user === undefined
+      ? ''
+      : typeof user === 'string'
+        ? user
+        : user.gid !== undefined
+          ? `${user.uid}:${user.gid}`
+          : `${user.uid}`;
+  const added = [...(typeof user === 'object' ? (user.additionalGids ?? []).map(String) : []), ...groupAdd];
+  const parsed = parseUser(text);
+  validateGroupAdd(added);
+  return { text, parsed, groupAdd: added };
+}
 
 export interface ContainerInfo {
   id: string;
@@ -120,7 +151,8 @@ export interface ExecOptions {
   argv: string[];
   env?: string[];
   cwd?: string;
-  user?: { uid: number; gid?: number };
+  /** Else the container's user; the container's added groups apply either way (as Docker). */
+  user?: UserOption;
   /** stdio of the exec'd process, as for child_process.spawn (default: inherit). */
   stdio?: StdioOptions;
 }
@@ -223,8 +255,8 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       }
     }
     validateLimits(opts, availableParallelism());
+    const user = userRequest(opts.user, opts.groupAdd);
     if (network.mode === 'container') network.container = await this.store.resolve(network.container);
-    const uid = opts.user?.uid ?? 0;
     const hostname = opts.hostname ?? id.slice(0, 12);
     const config: ContainerConfig = {
       id,
@@ -236,11 +268,12 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       snapshotKey: opts.snapshotKey,
       snapshotter: opts.snapshotKey ? (opts.snapshotter ?? 'overlay') : undefined,
       argv: opts.argv,
-      env: containerEnv(opts.env ?? [], hostname, uid),
+      env: containerEnv(opts.env ?? [], hostname),
       cwd: opts.cwd ?? '/',
-      uid,
-      gid: opts.user?.gid ?? 0,
-      additionalGids: opts.user?.additionalGids ?? [],
+      user: user.text,
+      uid: user.parsed.uid,
+      gid: user.parsed.gid,
+      groupAdd: user.groupAdd,
       hostname,
       network,
       memoryBytes: opts.memoryBytes,
@@ -295,9 +328,9 @@ export class LinuxContainerRuntime implements ContainerRuntime {
           argv: config.argv,
           env: config.env,
           cwd: config.cwd,
-          uid: config.uid,
-          gid: config.gid,
-          additionalGids: config.additionalGids,
+          user: config.user,
+          groupAdd: config.groupAdd,
+          homeFromPasswd: !hasHome(config.env),
           capabilities: DEFAULT_CAPABILITIES,
           noNewPrivs: true,
           rlimits: [],
@@ -617,6 +650,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     validateArgv(opts.argv);
     validateEnv(opts.env ?? []);
     if (opts.cwd !== undefined) validateCwd(opts.cwd);
+    const user = opts.user !== undefined ? userRequest(opts.user, info.config.groupAdd) : undefined;
     const pid = info.state.pid;
     const env = [...info.config.env];
     for (const e of opts.env ?? []) {
@@ -630,9 +664,9 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       argv: opts.argv,
       env,
       cwd: opts.cwd ?? info.config.cwd,
-      uid: opts.user?.uid ?? info.config.uid,
-      gid: opts.user?.gid ?? (opts.user ? 0 : info.config.gid),
-      additionalGids: opts.user ? [] : info.config.additionalGids,
+      user: user?.text ?? info.config.user,
+      groupAdd: user?.groupAdd ?? info.config.groupAdd,
+      homeFromPasswd: !hasHome(env),
       capabilities: DEFAULT_CAPABILITIES,
       noNewPrivs: true,
       rlimits: [],

@@ -23,14 +23,21 @@ export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys'
 
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** The environment a container sees: the given one plus PATH, HOSTNAME and HOME when missing. */
-export function containerEnv(env: string[], hostname: string, uid: number): string[] {
+/**
+ * The environment a container sees: the given one plus PATH and HOSTNAME when missing. HOME, when
+ * missing, is the user's from the container's /etc/passwd, set by the helper (hasHome).
+ */
+export function containerEnv(env: string[], hostname: string): string[] {
   const has = (k: string) => env.some((e) => e.startsWith(`${k}=`));
   const out = [...env];
   if (!has('PATH')) out.unshift(DEFAULT_PATH);
   if (!has('HOSTNAME')) out.push(`HOSTNAME=${hostname}`);
-  if (!has('HOME')) out.push(`HOME=${uid === 0 ? '/root' : '/'}`);
   return out;
+}
+
+/** Whether an environment sets HOME (else the helper takes the user's from /etc/passwd). */
+export function hasHome(env: string[]): boolean {
+  return env.some((e) => e.startsWith('HOME='));
 }
 
 /**

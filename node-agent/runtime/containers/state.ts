@@ -47,9 +47,16 @@ export interface ContainerConfig {
   argv: string[];
   env: string[];
   cwd: string;
-  uid: number;
-  gid: number;
-  additionalGids: number[];
+  /**
+   * Who the process runs as, as asked: NAME|UID[:GROUP|GID] ("" for the default, uid 0). Names are
+   * resolved at each start and exec from the container's own /etc/passwd and /etc/group.
+   */
+  user: string;
+  /** The user's and group's numbers, where they were given as numbers. */
+  uid?: number;
+  gid?: number;
+  /** Group names or numbers added to the supplementary groups (--group-add). */
+  groupAdd: string[];
   hostname: string;
   network: NetworkMode;
   memoryBytes?: number;

@@ -6,6 +6,7 @@ import {
   parseNetwork,
   parseUser,
   parseVolume,
+  validateGroupAdd,
   validateEnv,
   validateHostname,
   validateLimits,
@@ -35,12 +36,6 @@ test('sizes', () => {
 });
 
 test('users, volumes, networks', () => {
-  assert.deepEqual(parseUser('1000:1001'), { uid: 1000, gid: 1001 });
-  assert.deepEqual(parseUser('0'), { uid: 0, gid: undefined });
-  assert.equal(
-    field(() => parseUser('root')),
-    'user',
-  );
   assert.deepEqual(parseVolume('/a:/b:ro', 0), { source: '/a', target: '/b', readonly: true });
   assert.equal(
     field(() => parseVolume('/a:/b:rx', 2)),
@@ -109,4 +104,54 @@ test('volume targets under /proc, /sys or /dev (or the root) are refused: they w
   }
   for (const target of ['/procfs', '/devices', '/data/proc', '/system'])
     validateVolumes([{ source: '/x', target, readonly: true }]);
+});
+
+test('users: names or numbers, each side; syntax only', () => {
+  assert.deepEqual(parseUser('1000:1001'), { uid: 1000, gid: 1001 });
+  assert.deepEqual(parseUser('0'), { uid: 0 });
+  assert.deepEqual(parseUser(''), { uid: 0 }, 'the default user');
+  assert.deepEqual(parseUser('nginx'), { userName: 'nginx' });
+  assert.deepEqual(parseUser('nobody:nogroup'), { userName: 'nobody', groupName: 'nogroup' });
+  assert.deepEqual(parseUser('1000:staff'), { uid: 1000, groupName: 'staff' });
+  assert.deepEqual(parseUser('www-data:1'), { userName: 'www-data', gid: 1 });
+  assert.deepEqual(parseUser('_apt.x-1'), { userName: '_apt.x-1' });
+  assert.deepEqual(parseUser('4294967294'), { uid: 4294967294 });
+  assert.deepEqual(parseUser('a'.repeat(32)), { userName: 'a'.repeat(32) });
+});
+
+test('bad users are refused with the field named and the part at fault said', () => {
+  for (const bad of [':0', '0:', 'a:b:c', 'a b', 'root$', 'ü', '-1', 'a'.repeat(33), 'x\ny', '../etc']) {
+    assert.equal(
+      field(() => parseUser(bad)),
+      'user',
+      bad,
+    );
+  }
+  assert.throws(() => parseUser('4294967295'), /user id 4294967295 .* out of range/);
+  assert.throws(() => parseUser('0:4294967295'), /group id 4294967295 .* out of range/);
+  assert.throws(() => parseUser('nginx:st aff'), /the group "st aff" is not a number or a name/);
+  assert.equal(
+    field(() => parseUser('bad name', 'config.User')),
+    'config.User',
+  );
+  assert.equal(
+    field(() => parseUser('a\0b')),
+    'user',
+  );
+});
+
+test('added groups: names or numbers, at most 64', () => {
+  validateGroupAdd(['audio', '27', 'video']);
+  assert.equal(
+    field(() => validateGroupAdd(['audio', 'no way'])),
+    'group-add[1]',
+  );
+  assert.equal(
+    field(() => validateGroupAdd(['4294967295'])),
+    'group-add[0]',
+  );
+  assert.equal(
+    field(() => validateGroupAdd(Array.from({ length: 65 }, (_, i) => String(i)))),
+    'group-add',
+  );
 });

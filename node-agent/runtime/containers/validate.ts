@@ -126,15 +126,75 @@ export function parseBytes(text: string, field: string): number {
   return Math.floor(Number(m[1]) * mult);
 }
 
-/** "UID[:GID]" → numbers. Names are not resolved: that would read the container's /etc/passwd. */
-export function parseUser(text: string): { uid: number; gid?: number } {
-  const m = /^(\d+)(?::(\d+))?$/.exec(text);
-  if (!m) throw new InvalidArgumentError(`user: "${text}" must be UID[:GID] in numbers`, 'user');
-  const uid = Number(m[1]);
-  const gid = m[2] !== undefined ? Number(m[2]) : undefined;
-  if (uid > 0xfffffffe || (gid !== undefined && gid > 0xfffffffe))
-    throw new InvalidArgumentError(`user: "${text}" is out of range`, 'user');
-  return { uid, gid };
+/**
+ * POSIX-ish user and group names (letters, digits, '.', '_', '-'), as useradd takes them; not
+ * starting with '-', so that "-1" is never taken for a name.
+ */
+const ID_NAME_RE = /^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}$/;
+const MAX_ID = 0xfffffffe; // (uid_t)-1 means "unchanged" to the kernel
+/** The helper's limit on added groups (skiff-helper.c MAX_GROUP_ADD). */
+export const MAX_GROUP_ADD = 64;
+
+/** One side of NAME|UID[:GROUP|GID]: a number, or a name the container's files resolve. */
+function parseId(
+  text: string,
+  kind: 'user' | 'group',
+  whole: string,
+  field: string,
+): { id?: number; name?: string } {
+  if (/^\d+$/.test(text)) {
+    const id = Number(text);
+    if (id > MAX_ID)
+      throw new InvalidArgumentError(
+        `${field}: ${kind} id ${text} in "${whole}" is out of range (at most ${MAX_ID})`,
+        field,
+      );
+    return { id };
+  }
+  if (!ID_NAME_RE.test(text))
+    throw new InvalidArgumentError(
+      `${field}: "${whole}" must be NAME|UID[:GROUP|GID]; the ${kind} "${text}" is not a number or a name (letters, digits, '.', '_', '-' but not first, at most 32)`,
+      field,
+    );
+  return { name: text };
+}
+
+/** What a user asked a process to run as; names are resolved later, inside the container. */
+export interface ParsedUser {
+  uid?: number;
+  userName?: string;
+  gid?: number;
+  groupName?: string;
+}
+
+/**
+ * "NAME|UID[:GROUP|GID]" → its parts (syntax only: names are resolved by the helper from the
+ * container's own /etc/passwd and /etc/group, which are not readable from here). "" is the
+ * default user, uid 0.
+ */
+export function parseUser(text: string, field = 'user'): ParsedUser {
+  noNul(text, field);
+  if (text === '') return { uid: 0 };
+  const colon = text.indexOf(':');
+  const userPart = colon < 0 ? text : text.slice(0, colon);
+  const user = parseId(userPart, 'user', text, field);
+  const out: ParsedUser = user.name !== undefined ? { userName: user.name } : { uid: user.id };
+  if (colon < 0) return out;
+  const group = parseId(text.slice(colon + 1), 'group', text, field);
+  return group.name !== undefined ? { ...out, groupName: group.name } : { ...out, gid: group.id };
+}
+
+/** --group-add: each a group name or number. */
+export function validateGroupAdd(groups: string[], field = 'group-add'): void {
+  if (groups.length > MAX_GROUP_ADD)
+    throw new InvalidArgumentError(
+      `${field}: ${groups.length} groups; at most ${MAX_GROUP_ADD} can be added`,
+      field,
+    );
+  groups.forEach((g, i) => {
+    noNul(g, `${field}[${i}]`);
+    parseId(g, 'group', g, `${field}[${i}]`);
+  });
 }
 
 /** "HOSTDIR:DIR[:ro|rw]" → a volume. */

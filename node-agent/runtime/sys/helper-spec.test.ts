@@ -11,9 +11,9 @@ const base: HelperContainerSpec = {
   argv: ['sh', '-c', 'echo "a\nb"'],
   env: ['A=1'],
   cwd: '/',
-  uid: 0,
-  gid: 0,
-  additionalGids: [10],
+  user: 'nginx:staff',
+  groupAdd: ['audio', '27'],
+  homeFromPasswd: true,
   capabilities: [0, 1],
   noNewPrivs: true,
   rlimits: [{ resource: 7, soft: 1024n, hard: 4096n }],
@@ -66,6 +66,28 @@ test('container spec: keys followed by their values, newlines kept verbatim', ()
   assert.equal(p[at('rootfs.option') + 1], 'lowerdir=/a:/b');
   assert.equal(p[at('no_new_privs') + 1], '1');
   assert.equal(p[at('device_filter') + 1], '/sys/fs/cgroup/skiff/x');
+});
+
+test('the user goes to the helper as text, with the added groups and the HOME flag', () => {
+  const p = pairs(encodeExecSpec(base));
+  const at = p.indexOf('user');
+  assert.deepEqual(p.slice(at, at + 8), [
+    'user',
+    'nginx:staff',
+    'group_add',
+    'audio',
+    'group_add',
+    '27',
+    'home_from_passwd',
+    '1',
+  ]);
+  const numeric = pairs(encodeExecSpec({ ...base, user: '', groupAdd: [], homeFromPasswd: false }));
+  assert.deepEqual(numeric.slice(numeric.indexOf('user'), numeric.indexOf('user') + 4), [
+    'user',
+    '',
+    'home_from_passwd',
+    '0',
+  ]);
 });
 
 test('a NUL byte anywhere is refused with the field named', () => {

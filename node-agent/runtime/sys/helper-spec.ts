@@ -25,9 +25,15 @@ export interface HelperProcessSpec {
   argv: string[];
   env: string[];
   cwd: string;
-  uid: number;
-  gid: number;
-  additionalGids: number[];
+  /**
+   * NAME|UID[:GROUP|GID] ("" is uid 0), resolved by the helper inside the container from its own
+   * /etc/passwd and /etc/group, as Docker does (runc's libcontainer/user).
+   */
+  user: string;
+  /** Group names or numbers added to the supplementary groups (--group-add). */
+  groupAdd: string[];
+  /** The environment has no HOME: the helper sets the user's from /etc/passwd ("/" without an entry). */
+  homeFromPasswd: boolean;
   /** Capability numbers kept in every set but ambient (and in none when uid != 0, as Docker). */
   capabilities: number[];
   noNewPrivs: boolean;
@@ -92,8 +98,9 @@ function processPairs(spec: HelperProcessSpec): [string, ...string[]][] {
   const pairs: [string, ...string[]][] = [];
   for (const a of spec.argv) pairs.push(['arg', a]);
   for (const e of spec.env) pairs.push(['env', e]);
-  pairs.push(['cwd', spec.cwd], ['uid', String(spec.uid)], ['gid', String(spec.gid)]);
-  for (const g of spec.additionalGids) pairs.push(['additional_gid', String(g)]);
+  pairs.push(['cwd', spec.cwd], ['user', spec.user]);
+  for (const g of spec.groupAdd) pairs.push(['group_add', g]);
+  pairs.push(['home_from_passwd', spec.homeFromPasswd ? '1' : '0']);
   for (const c of spec.capabilities) pairs.push(['cap', String(c)]);
   pairs.push(['no_new_privs', spec.noNewPrivs ? '1' : '0']);
   for (const r of spec.rlimits) pairs.push(['rlimit', String(r.resource), String(r.soft), String(r.hard)]);

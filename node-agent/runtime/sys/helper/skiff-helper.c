@@ -64,6 +64,7 @@
 extern char **environ;
 
 #define MAX_ITEMS 512
+#define MAX_GROUP_ADD 64
 #define REPORT_FD 3
 
 /* ---------- spec ---------- */
@@ -97,10 +98,10 @@ struct spec {
   int n_env;
   const char *argv[MAX_ITEMS + 1];
   int n_argv;
-  uid_t uid;
-  gid_t gid;
-  gid_t gids[64];
-  int n_gids;
+  const char *user; /* NAME|UID[:GROUP|GID], resolved inside the container (resolve_identity) */
+  const char *group_add[MAX_GROUP_ADD]; /* group names or numbers added to the supplementary groups */
+  int n_group_add;
+  int home_from_passwd; /* the environment has no HOME: take the user's from /etc/passwd */
   uint64_t caps;
   int no_new_privs;
   const char *masked[64];
@@ -201,12 +202,12 @@ static void parse_spec(const char *path, struct spec *s) {
     } else if (!strcmp(key, "arg")) {
       if (s->n_argv >= MAX_ITEMS) die_usage("spec: too many arguments");
       s->argv[s->n_argv++] = v;
-    } else if (!strcmp(key, "uid")) s->uid = (uid_t)strtoul(v, NULL, 10);
-    else if (!strcmp(key, "gid")) s->gid = (gid_t)strtoul(v, NULL, 10);
-    else if (!strcmp(key, "additional_gid")) {
-      if (s->n_gids >= 64) die_usage("spec: too many additional gids");
-      s->gids[s->n_gids++] = (gid_t)strtoul(v, NULL, 10);
-    } else if (!strcmp(key, "cap")) {
+    } else if (!strcmp(key, "user")) s->user = v;
+    else if (!strcmp(key, "group_add")) {
+      if (s->n_group_add >= MAX_GROUP_ADD) die_usage("spec: too many added groups");
+      s->group_add[s->n_group_add++] = v;
+    } else if (!strcmp(key, "home_from_passwd")) s->home_from_passwd = atoi(v);
+    else if (!strcmp(key, "cap")) {
       int c = atoi(v);
       if (c < 0 || c > 63) die_usage("spec: capability out of range");
       s->caps |= 1ULL << c;
@@ -659,8 +660,232 @@ static void set_rlimits(const struct spec *s) {
   }
 }
 
+/* ---------- identity: the user and its groups, from the container's own files ---------- */
+
+/* NAME|UID[:GROUP|GID] is resolved as runc's libcontainer/user does (Docker's semantics), from the
+ * image's /etc/passwd and /etc/group. Those files are hostile input: they are read only once the
+ * root is the container's, resolved inside it, refused unless regular, and bounded in size and
+ * line length; no count in them is trusted. */
+#define ID_FILE_MAX (1 << 20)
+#define ID_LINE_MAX 65536
+#define MAX_GIDS 1024
+
+struct id_file {
+  const char *path;
+  char *data; /* NULL: the image has no such file, which reads as no entries (as runc) */
+  size_t len;
+  int read;
+};
+
+struct identity {
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[MAX_GIDS]; /* setgroups: the primary gid first, as Docker (CVE-2022-36109) */
+  int n_groups;
+  const char *home;
+};
+
+static const char *file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a fifo";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+static void read_id_file(struct id_file *f) {
+  if (f->read) return;
+  f->read = 1;
+  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) fail("user", NULL, errno, "open the container's root: %s", strerror(errno));
+  /* Every link resolves inside the root ("/" and ".." stop there) and never through a /proc magic
+   * link, the last component's included: a link to a host path finds the container's file of
+   * that name or nothing. O_NONBLOCK: a fifo must not block the open before it is refused. */
+  int fd = openat2_fd(root, f->path, O_RDONLY | O_NONBLOCK | O_NOCTTY, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  int err = errno;
+  close(root);
+  if (fd < 0) {
+    if (err == ENOENT || err == ENOTDIR) return;
+    fail("user", NULL, err, "open %s of the image: %s", f->path, strerror(err));
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0) fail("user", NULL, errno, "stat %s of the image: %s", f->path, strerror(errno));
+  if (!S_ISREG(st.st_mode)) fail("user", NULL, EINVAL, "%s of the image is %s; refused", f->path, file_kind(st.st_mode));
+  if (st.st_size > ID_FILE_MAX)
+    fail("user", NULL, EFBIG, "%s of the image is %lld bytes, above the limit of %d (1 MiB); refused", f->path,
+         (long long)st.st_size, ID_FILE_MAX);
+  char *buf = malloc(ID_FILE_MAX + 1);
+  if (!buf) fail("user", NULL, ENOMEM, NULL);
+  size_t n = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf + n, ID_FILE_MAX + 1 - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) fail("user", NULL, errno, "read %s of the image: %s", f->path, strerror(errno));
+    if (r == 0) break;
+    n += (size_t)r;
+    if (n > ID_FILE_MAX) fail("user", NULL, EFBIG, "%s of the image grew above the limit of %d (1 MiB); refused", f->path, ID_FILE_MAX);
+  }
+  close(fd);
+  f->data = buf;
+  f->len = n;
+}
+
+static char id_line[ID_LINE_MAX + 1];
+
+/* The next entry of f from *pos, split in place (in id_line) into at most max ':'-separated
+ * fields, the last one keeping any further ':'. Returns the field count, or -1 at the end.
+ * Blank lines and comments are skipped; a line above ID_LINE_MAX refuses the file. */
+static int next_id_entry(const struct id_file *f, size_t *pos, int *lineno, char **fields, int max) {
+  while (f->data && *pos < f->len) {
+    const char *start = f->data + *pos;
+    const char *nl = memchr(start, '\n', f->len - *pos);
+    size_t len = nl ? (size_t)(nl - start) : f->len - *pos;
+    *pos += len + (nl ? 1 : 0);
+    (*lineno)++;
+    if (len > ID_LINE_MAX)
+      fail("user", NULL, E2BIG, "%s of the image has a line longer than %d bytes (line %d); refused", f->path, ID_LINE_MAX, *lineno);
+    memcpy(id_line, start, len);
+    id_line[len] = '\0';
+    char *line = id_line;
+    while (*line == ' ' || *line == '\t') line++;
+    char *end = line + strlen(line);
+    while (end > line && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r')) *--end = '\0';
+    if (*line == '\0' || *line == '#') continue;
+    int n = 0;
+    for (char *p = line;;) {
+      fields[n++] = p;
+      char *colon = strchr(p, ':');
+      if (!colon || n == max) break;
+      *colon = '\0';
+      p = colon + 1;
+    }
+    return n;
+  }
+  return -1;
+}
+
+/* A uid or gid: decimal, at most 2^32-2 ((uid_t)-1 means "unchanged" to the kernel). */
+static int parse_id(const char *text, uint32_t *out) {
+  if (!*text) return 0;
+  uint64_t v = 0;
+  for (const char *p = text; *p; p++) {
+    if (*p < '0' || *p > '9') return 0;
+    v = v * 10 + (uint64_t)(*p - '0');
+    if (v > 0xfffffffeULL) return 0;
+  }
+  *out = (uint32_t)v;
+  return 1;
+}
+
+/* The first passwd entry with this name (or uid, when by_uid); malformed entries never match. */
+static int find_passwd_entry(struct id_file *f, const char *name, int by_uid, uint32_t uid, char **entry_name,
+                             uint32_t *entry_uid, uint32_t *entry_gid, char **home) {
+  read_id_file(f);
+  size_t pos = 0;
+  int lineno = 0, n;
+  char *fl[7];
+  while ((n = next_id_entry(f, &pos, &lineno, fl, 7)) >= 0) {
+    uint32_t u, g;
+    if (n < 4 || !parse_id(fl[2], &u) || !parse_id(fl[3], &g)) continue;
+    if (by_uid ? u != uid : strcmp(fl[0], name) != 0) continue;
+    *entry_name = strdup(fl[0]);
+    *home = strdup(n >= 6 && fl[5][0] ? fl[5] : "/");
+    if (!*entry_name || !*home) fail("user", NULL, ENOMEM, NULL);
+    *entry_uid = u;
+    *entry_gid = g;
+    return 1;
+  }
+  return 0;
+}
+
+static int find_group_by_name(struct id_file *f, const char *name, uint32_t *gid) {
+  read_id_file(f);
+  size_t pos = 0;
+  int lineno = 0, n;
+  char *fl[4];
+  while ((n = next_id_entry(f, &pos, &lineno, fl, 4)) >= 0) {
+    uint32_t g;
+    if (n >= 3 && parse_id(fl[2], &g) && !strcmp(fl[0], name)) {
+      *gid = g;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static void add_group(struct identity *id, gid_t gid) {
+  for (int i = 0; i < id->n_groups; i++)
+    if (id->groups[i] == gid) return;
+  if (id->n_groups >= MAX_GIDS) fail("user", NULL, E2BIG, "more than %d supplementary groups; refused", MAX_GIDS);
+  id->groups[id->n_groups++] = gid;
+}
+
+/* The groups of /etc/group whose member list names the user. */
+static void add_member_groups(struct identity *id, struct id_file *f, const char *member) {
+  read_id_file(f);
+  size_t pos = 0;
+  int lineno = 0, n;
+  char *fl[4];
+  while ((n = next_id_entry(f, &pos, &lineno, fl, 4)) >= 0) {
+    uint32_t g;
+    if (n < 4 || !parse_id(fl[2], &g)) continue;
+    for (char *m = fl[3], *comma; m; m = comma ? comma + 1 : NULL) {
+      comma = strchr(m, ',');
+      size_t len = comma ? (size_t)(comma - m) : strlen(m);
+      if (len == strlen(member) && !strncmp(m, member, len)) {
+        add_group(id, g);
+        break;
+      }
+    }
+  }
+}
+
+/* runc's GetExecUser and GetAdditionalGroups: a name must be in the file; a number need not be (a
+ * uid without an entry runs with gid 0 and HOME=/). The primary gid is passwd's unless a group is
+ * given, and only then does the user's membership in /etc/group add groups. Files are read only
+ * when something needs them: UID:GID with HOME set and numeric added groups reads nothing. */
+static void resolve_identity(const struct spec *s, struct identity *id) {
+  char user[512];
+  if (snprintf(user, sizeof user, "%s", s->user ? s->user : "") >= (int)sizeof user)
+    fail("user", NULL, EINVAL, "the user is longer than %zu bytes", sizeof user - 1);
+  char *group = strchr(user, ':');
+  if (group) *group++ = '\0';
+  struct id_file passwd = {.path = "/etc/passwd"}, groups = {.path = "/etc/group"};
+  uint32_t uid = 0, gid = 0;
+  int uid_given = user[0] == '\0' || parse_id(user, &uid); /* no user: uid 0, looked up as such */
+  char *member = NULL;
+  memset(id, 0, sizeof *id);
+  id->home = "/";
+  if (!uid_given || !group || s->home_from_passwd) {
+    char *home;
+    if (find_passwd_entry(&passwd, user, uid_given, uid, &member, &uid, &gid, &home)) {
+      id->home = home;
+    } else if (!uid_given) {
+      fail("user", NULL, ENOENT, "no user \"%s\" in /etc/passwd of the image%s", user, passwd.data ? "" : " (it has none)");
+    }
+  }
+  id->uid = uid;
+  if (group && !parse_id(group, &gid) && !find_group_by_name(&groups, group, &gid))
+    fail("user", NULL, ENOENT, "no group \"%s\" in /etc/group of the image%s", group, groups.data ? "" : " (it has none)");
+  id->gid = gid;
+  add_group(id, gid);
+  if (!group && member) add_member_groups(id, &groups, member);
+  for (int i = 0; i < s->n_group_add; i++) {
+    uint32_t added;
+    if (!parse_id(s->group_add[i], &added) && !find_group_by_name(&groups, s->group_add[i], &added))
+      fail("user", NULL, ENOENT, "no group \"%s\" (an added group) in /etc/group of the image%s", s->group_add[i],
+           groups.data ? "" : " (it has none)");
+    add_group(id, added);
+  }
+  free(passwd.data);
+  free(groups.data);
+}
+
 /* Identity, capabilities, no_new_privs, descriptors, working directory; then execve. */
 __attribute__((noreturn)) static void become_process(const struct spec *s) {
+  static struct identity id;
+  resolve_identity(s, &id);
   set_rlimits(s);
   for (int c = 0; c <= 63; c++) {
     if (s->caps & (1ULL << c)) continue;
@@ -679,10 +904,10 @@ __attribute__((noreturn)) static void become_process(const struct spec *s) {
     if (!getcwd(buf, sizeof buf) || buf[0] != '/') fail("chdir", s->cwd, EPERM, "working directory %s is outside the container root", s->cwd);
   }
 
-  if (setgroups((size_t)s->n_gids, s->gids) < 0) fail("setgroups", NULL, errno, NULL);
-  if (setresgid(s->gid, s->gid, s->gid) < 0) fail("setgid", NULL, errno, NULL);
-  if (setresuid(s->uid, s->uid, s->uid) < 0) fail("setuid", NULL, errno, NULL);
-  if (s->uid == 0) {
+  if (setgroups((size_t)id.n_groups, id.groups) < 0) fail("setgroups", NULL, errno, NULL);
+  if (setresgid(id.gid, id.gid, id.gid) < 0) fail("setgid", NULL, errno, NULL);
+  if (setresuid(id.uid, id.uid, id.uid) < 0) fail("setuid", NULL, errno, NULL);
+  if (id.uid == 0) {
     struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct data[2];
     memset(data, 0, sizeof data);
@@ -695,7 +920,18 @@ __attribute__((noreturn)) static void become_process(const struct spec *s) {
   /* Everything but stdio closes at execve; the error pipe stays usable until then. */
   if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) fail("close descriptors", NULL, errno, NULL);
 
-  environ = (char **)s->env;
+  static const char *envp[MAX_ITEMS + 2];
+  memcpy(envp, s->env, sizeof(char *) * (size_t)s->n_env);
+  int n_env = s->n_env;
+  if (s->home_from_passwd) {
+    char *home = malloc(strlen(id.home) + sizeof "HOME=");
+    if (!home) fail("user", NULL, ENOMEM, NULL);
+    strcpy(home, "HOME=");
+    strcat(home, id.home);
+    envp[n_env++] = home;
+  }
+  envp[n_env] = NULL;
+  environ = (char **)envp;
   execvp(s->argv[0], (char *const *)s->argv);
   fail("exec", s->argv[0], errno, NULL);
 }
