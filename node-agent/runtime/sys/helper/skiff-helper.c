@@ -715,16 +715,23 @@ static void read_id_file(struct id_file *f) {
   if (st.st_size > ID_FILE_MAX)
     fail("user", NULL, EFBIG, "%s of the image is %lld bytes, above the limit of %d (1 MiB); refused", f->path,
          (long long)st.st_size, ID_FILE_MAX);
-  char *buf = malloc(ID_FILE_MAX + 1);
+  /* sized by the file (a 1 MiB buffer costs an mmap and its unmap: most of a small file's read);
+   * one byte more shows a file that grew meanwhile, which is read on up to the limit */
+  size_t cap = (size_t)st.st_size + 1, n = 0;
+  char *buf = malloc(cap + 1);
   if (!buf) fail("user", NULL, ENOMEM, NULL);
-  size_t n = 0;
   for (;;) {
-    ssize_t r = read(fd, buf + n, ID_FILE_MAX + 1 - n);
+    ssize_t r = read(fd, buf + n, cap - n);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) fail("user", NULL, errno, "read %s of the image: %s", f->path, strerror(errno));
     if (r == 0) break;
     n += (size_t)r;
     if (n > ID_FILE_MAX) fail("user", NULL, EFBIG, "%s of the image grew above the limit of %d (1 MiB); refused", f->path, ID_FILE_MAX);
+    if (n == cap) {
+      cap = cap * 2 > ID_FILE_MAX + 1 ? ID_FILE_MAX + 1 : cap * 2;
+      buf = realloc(buf, cap + 1);
+      if (!buf) fail("user", NULL, ENOMEM, NULL);
+    }
   }
   close(fd);
   f->data = buf;
