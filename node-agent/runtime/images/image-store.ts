@@ -155,6 +155,8 @@ export interface ImageStoreOptions {
   reserveBytes?: number;
   /** Free bytes of a directory, for the unpack limit; a parameter so tests can simulate a full disk. */
   freeBytes?: (dir: string) => Promise<number>;
+  /** The layer unpacker's memory ceiling (default 1 GiB, DEFAULT_UNPACK_MAX_MEMORY_BYTES). */
+  unpackMaxMemoryBytes?: number;
 }
 
 interface ImagesFile {
@@ -664,6 +666,9 @@ export class ImageStore {
         maxBytes,
         ...(maxEntries === undefined ? {} : { maxEntries }),
         lowers,
+        ...(this.options.unpackMaxMemoryBytes === undefined
+          ? {}
+          : { maxMemoryBytes: this.options.unpackMaxMemoryBytes }),
       });
       try {
         await this.snapshotter.commit(layer.chainId, key);

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { InvalidArgumentError, ResourceExhaustedError } from '../../../proto/errors.js';
 import { gzip, sha256, sorted, tar, type TarEntry } from '../../../test/fixtures/images.js';
@@ -11,6 +14,43 @@ import { tarHeader } from '../../../test/fixtures/images-tar.js';
 import { hostileLayers } from '../../../test/fixtures/images-hostile.js';
 import { treeFingerprint } from '../snapshots/snapshotter-conformance.js';
 import { applyLayer, unpackerPath, type ApplyLayerOptions } from './layer-unpack.js';
+
+/**
+ * A gzip layer of `count` entries made by `entryAt(i)`, generated as a stream (the tar of a
+ * hostile layer can be hundreds of MiB that compress to a few).
+ */
+async function generatedLayer(count: number, entryAt: (i: number) => TarEntry) {
+  const diff = createHash('sha256');
+  function* blocks(): Generator<Buffer> {
+    for (let i = 0; i < count; i++) {
+      const t = tar([entryAt(i)]);
+      const one = t.subarray(0, t.length - 1024); // without the end-of-archive blocks
+      diff.update(one);
+      yield one;
+    }
+    const end = Buffer.alloc(1024);
+    diff.update(end);
+    yield end;
+  }
+  const chunks: Buffer[] = [];
+  await pipeline(
+    Readable.from(blocks()),
+    createGzip({ level: 1 }),
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        chunks.push(chunk);
+        done();
+      },
+    }),
+  );
+  const blob = Buffer.concat(chunks);
+  return {
+    blob,
+    digest: sha256(blob),
+    diffId: `sha256:${diff.digest('hex')}` as const,
+    compression: 'gzip',
+  } as const;
+}
 
 function layerOf(entries: TarEntry[], compression: 'gzip' | 'none' = 'none') {
   const t = tar(entries);
@@ -426,6 +466,174 @@ describe('layer unpack (skiff-unpack)', () => {
         return true;
       });
     }
+  });
+
+  // Security review finding 4: removing a directory with two or more subdirectories (or two levels
+  // of them) closed the directory fd the entry being applied still used ("Bad file descriptor").
+  const nestedTree = (top: string): TarEntry[] => [
+    { name: `${top}/`, type: 'dir' },
+    { name: `${top}/a/`, type: 'dir' },
+    { name: `${top}/a/x`, data: 'x' },
+    { name: `${top}/a/a1/`, type: 'dir' },
+    { name: `${top}/a/a1/deep`, data: 'd' },
+    { name: `${top}/a/a2/`, type: 'dir' },
+    { name: `${top}/b/`, type: 'dir' },
+    { name: `${top}/b/b1/`, type: 'dir' },
+    { name: `${top}/b/b1/deep`, data: 'd' },
+    { name: `${top}/b/b2/`, type: 'dir' },
+  ];
+
+  test('whiteouts and replacements of nested directories (two levels, two siblings), apply mode', async () => {
+    const { layer } = await sandbox();
+    await apply(
+      layer,
+      [
+        { name: 'usr/', type: 'dir' },
+        { name: 'usr/share/', type: 'dir' },
+        ...nestedTree('usr/share/doc'),
+        { name: 'usr/share/man', data: 'm' },
+        ...nestedTree('opt/app'),
+        ...nestedTree('srv/data'),
+        ...nestedTree('var/link'),
+      ],
+      'apply',
+    );
+    const stats = await apply(
+      layer,
+      [
+        { name: 'usr/share/.wh.doc' },
+        { name: 'usr/share/after', data: 'same directory, after the removal' },
+        { name: 'opt/app', data: 'a file now' },
+        { name: 'opt/next', data: 'n' },
+        { name: 'srv/data/.wh..wh..opq' },
+        { name: 'srv/data/new', data: 'only me' },
+        { name: 'var/link', type: 'symlink', linkname: '/elsewhere' },
+        // within this same layer too: written, then replaced by a file
+        ...nestedTree('tmp/t'),
+        { name: 'tmp/t', data: 'replaced' },
+        { name: 'tmp/u', data: 'u' },
+      ],
+      'apply',
+    );
+    assert.deepEqual((await readdir(join(layer, 'usr/share'))).sort(), ['after', 'man']);
+    assert.equal(await readFile(join(layer, 'opt/app'), 'utf8'), 'a file now');
+    assert.deepEqual((await readdir(join(layer, 'opt'))).sort(), ['app', 'next']);
+    assert.deepEqual(await readdir(join(layer, 'srv/data')), ['new']);
+    assert.equal(await readlink(join(layer, 'var/link')), '/elsewhere');
+    assert.equal(await readFile(join(layer, 'tmp/t'), 'utf8'), 'replaced');
+    assert.deepEqual((await readdir(join(layer, 'tmp'))).sort(), ['t', 'u']);
+    assert.deepEqual({ whiteouts: stats.whiteouts, opaques: stats.opaques }, { whiteouts: 1, opaques: 1 });
+  });
+
+  test('replacements of nested directories written by the same layer, overlay mode', async () => {
+    const { layer } = await sandbox();
+    await apply(
+      layer,
+      [
+        ...nestedTree('opt/app'),
+        { name: 'opt/app', data: 'a file now' },
+        { name: 'opt/next', data: 'n' },
+        ...nestedTree('var/link'),
+        { name: 'var/link', type: 'symlink', linkname: '/elsewhere' },
+        ...nestedTree('usr/share/doc'),
+        { name: 'usr/share/.wh.doc' }, // this layer's own directory: kept, made opaque
+        { name: 'usr/share/.wh.gone' },
+        { name: 'usr/share/after', data: 'a' },
+      ],
+      'overlay',
+    );
+    assert.equal(await readFile(join(layer, 'opt/app'), 'utf8'), 'a file now');
+    assert.deepEqual((await readdir(join(layer, 'opt'))).sort(), ['app', 'next']);
+    assert.equal(await readlink(join(layer, 'var/link')), '/elsewhere');
+    assert.deepEqual((await readdir(join(layer, 'usr/share/doc'))).sort(), ['a', 'b']);
+    assert.ok((await lstat(join(layer, 'usr/share/gone'))).isCharacterDevice());
+    assert.equal(await readFile(join(layer, 'usr/share/after'), 'utf8'), 'a');
+  });
+
+  test("the reviewer's repro: skiff-unpack --whiteouts apply of usr/share/.wh.doc over doc/{a,b}", async () => {
+    const { layer } = await sandbox();
+    await mkdir(join(layer, 'usr/share/doc/a'), { recursive: true });
+    await mkdir(join(layer, 'usr/share/doc/b'), { recursive: true });
+    const r = spawnSync(unpackerPath(), ['--root', layer, '--whiteouts', 'apply'], {
+      input: tar([{ name: 'usr/share/.wh.doc' }]),
+    });
+    assert.equal(r.status, 0, String(r.stderr));
+    assert.deepEqual(await readdir(join(layer, 'usr/share')), []);
+  });
+
+  test('memory: 50,000 files at ~3.8 KB paths unpack in a few MiB (paths are kept as 128-bit hashes)', async () => {
+    // the reviewer's generator (mkbig.py): it took 188 MB of RSS when every path was kept
+    const deep = Array.from({ length: 15 }, () => 'a'.repeat(250)).join('/');
+    const count = 50_000;
+    const big = await generatedLayer(count, (i) => ({ name: `${deep}/f${String(i).padStart(7, '0')}` }));
+    const { layer } = await sandbox();
+    const stats = await applyLayer(Readable.from([big.blob]), { dir: layer, whiteouts: 'overlay', ...big });
+    assert.equal(stats.files, count);
+    assert.ok(
+      stats.peakRssBytes < 64 * 1024 * 1024,
+      `peak RSS ${(stats.peakRssBytes / 2 ** 20).toFixed(1)} MiB, expected < 64 MiB`,
+    );
+    const names = await readdir(join(layer, deep));
+    assert.equal(names.length, count);
+    assert.equal(names.sort()[count - 1], `f${String(count - 1).padStart(7, '0')}`);
+  });
+
+  test('memory: a layer needing more than the ceiling is refused naming it, and unpacks under a larger one', async () => {
+    // 300,000 entries the unpacker only has to remember (device nodes are skipped): 16 bytes each
+    // in a hash table that doubles, beyond a 16 MiB ceiling, well within the default 1 GiB
+    const count = 300_000;
+    const hungry = await generatedLayer(count, (i) => ({
+      name: `dev/n${i}`,
+      type: 'char',
+      devmajor: 1,
+      devminor: 3,
+    }));
+    const { layer } = await sandbox();
+    await assert.rejects(
+      applyLayer(Readable.from([hungry.blob]), {
+        dir: layer,
+        whiteouts: 'overlay',
+        ...hungry,
+        maxMemoryBytes: 16 * 1024 * 1024,
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof ResourceExhaustedError, String(err));
+        assert.match(
+          err.message,
+          new RegExp(
+            `^unpack layer ${hungry.digest}: the layer needs more than 16 MiB of memory to unpack \\(set of paths written by the layer\\); refused`,
+          ),
+        );
+        return true;
+      },
+    );
+    const stats = await applyLayer(Readable.from([hungry.blob]), {
+      dir: (await sandbox()).layer,
+      whiteouts: 'overlay',
+      ...hungry,
+    });
+    assert.equal(stats.devicesSkipped, count);
+
+    // directories' paths must be kept (their mtimes are restored last): held to a quarter of it
+    const deep = Array.from({ length: 15 }, () => 'd'.repeat(250)).join('/');
+    const dirs = await generatedLayer(2_000, (i) => ({ name: `${deep}/${i}/`, type: 'dir' }));
+    await assert.rejects(
+      applyLayer(Readable.from([dirs.blob]), {
+        dir: (await sandbox()).layer,
+        whiteouts: 'overlay',
+        ...dirs,
+        maxMemoryBytes: 16 * 1024 * 1024,
+      }),
+      (err: unknown) =>
+        err instanceof ResourceExhaustedError &&
+        /needs more than 16 MiB of memory to unpack \(paths of directories whose mtimes are restored last, held to a quarter of it\); refused/.test(
+          err.message,
+        ),
+    );
+    await assert.rejects(
+      apply((await sandbox()).layer, [{ name: 'f' }], 'apply', { maxMemoryBytes: 1024 }),
+      (err: unknown) => err instanceof InvalidArgumentError && err.field === 'maxMemoryBytes',
+    );
   });
 
   test('a truncated or corrupt tar, and a layer over the size limit, are refused', async () => {

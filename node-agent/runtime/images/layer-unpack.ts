@@ -38,7 +38,21 @@ export interface ApplyLayerOptions {
   maxEntries?: number;
   /** Parent layer directories, top first (overlay form): attributes of parents the layer omits. */
   lowers?: string[];
+  /**
+   * The unpacker's memory ceiling (its address space, RLIMIT_AS), default
+   * DEFAULT_UNPACK_MAX_MEMORY_BYTES, at least 16 MiB: a layer needing more is refused with
+   * ResourceExhaustedError instead of exhausting the host.
+   */
+  maxMemoryBytes?: number;
 }
+
+/**
+ * 1 GiB: what the unpacker keeps grows by 16 bytes per path a layer writes plus the paths of its
+ * directory entries, so real layers stay within a few tens of MiB (a million entries ~ 32 MiB).
+ */
+export const DEFAULT_UNPACK_MAX_MEMORY_BYTES = 1024 * 1024 * 1024;
+
+const MIN_UNPACK_MAX_MEMORY_BYTES = 16 * 1024 * 1024;
 
 export interface ApplyLayerStats {
   entries: number;
@@ -49,6 +63,8 @@ export interface ApplyLayerStats {
   whiteouts: number;
   opaques: number;
   xattrsSkipped: number;
+  /** The unpacker's peak resident memory (getrusage ru_maxrss). */
+  peakRssBytes: number;
   compressedBytes: number;
   uncompressedBytes: number;
 }
@@ -75,6 +91,14 @@ export async function applyLayer(source: Readable, options: ApplyLayerOptions): 
   const args = ['--root', options.dir, '--whiteouts', options.whiteouts];
   if (options.maxBytes !== undefined) args.push('--max-bytes', String(Math.floor(options.maxBytes)));
   if (options.maxEntries !== undefined) args.push('--max-entries', String(Math.floor(options.maxEntries)));
+  const maxMemory = options.maxMemoryBytes ?? DEFAULT_UNPACK_MAX_MEMORY_BYTES;
+  if (!Number.isSafeInteger(maxMemory) || maxMemory < MIN_UNPACK_MAX_MEMORY_BYTES) {
+    throw new InvalidArgumentError(
+      `${what}: the unpacker's memory ceiling must be a whole number of bytes of at least 16 MiB (got ${maxMemory})`,
+      'maxMemoryBytes',
+    );
+  }
+  args.push('--max-memory', String(maxMemory));
   for (const lower of options.lowers ?? []) args.push('--lower', lower);
   const child = spawn(unpackerPath(), args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
@@ -127,6 +151,11 @@ export async function applyLayer(source: Readable, options: ApplyLayerOptions): 
   if (code === 3) {
     throw new ResourceExhaustedError(
       `${what}: ${reason}; the limit is the free space under ${options.dir} minus a reserve (or the configured maximum layer size)`,
+    );
+  }
+  if (code === 4) {
+    throw new ResourceExhaustedError(
+      `${what}: ${reason}; raise the ceiling (ImageStoreOptions.unpackMaxMemoryBytes) only for a layer from a source you trust`,
     );
   }
   if (code !== 0 && /No space left on device|Disk quota exceeded/.test(reason)) {

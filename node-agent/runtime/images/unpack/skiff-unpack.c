@@ -1,7 +1,8 @@
 /*
  * skiff-unpack: applies one OCI image layer to a directory. Hostile-input code.
  *
- *   skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--max-entries N] [--lower DIR]... < layer.tar
+ *   skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--max-entries N] [--max-memory BYTES]
+ *                [--lower DIR]... < layer.tar
  *
  * stdin is the *uncompressed* layer tar; the caller (images/layer-unpack.ts) does the gunzip and both
  * digests. Nothing here trusts a path: every parent directory is opened with
@@ -14,7 +15,10 @@
  *   - refused (exit 2): absolute names, any ".." component, an entry whose parent is a symlink or
  *     not a directory, hard links to a directory or to a missing file,
  *     invalid whiteouts, trusted.overlay.* xattrs, sparse files, unknown entry types, bad headers.
- *   - over --max-bytes of file data (exit 3).
+ *   - over --max-bytes of file data, or over --max-entries entries (exit 3).
+ *   - more memory than --max-memory (default 1 GiB; the process's RLIMIT_AS) (exit 4): what grows
+ *     with the layer is a set of 128-bit keyed hashes of the paths it writes and the paths of the
+ *     directories whose mtimes are restored at the end, the latter held to a quarter of the ceiling.
  *   - block/char device nodes are skipped and counted: containers get /dev from the runtime.
  *   - setuid/setgid/sticky bits, uid/gid, mtime, symlink targets (verbatim, wherever they point,
  *     also through a hard link to the symlink), hard links, fifos,
@@ -36,6 +40,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -46,6 +52,7 @@
 #define EXIT_SYSTEM 1
 #define EXIT_REFUSED 2
 #define EXIT_LIMIT 3
+#define EXIT_MEMORY 4
 
 #define BLOCK 512
 #define IOBUF (1 << 20)
@@ -62,6 +69,15 @@ static void die(int code, const char *fmt, ...) {
   va_end(ap);
   fputc('\n', stderr);
   exit(code);
+}
+
+#define DEFAULT_MAX_MEMORY (1ULL << 30)
+static uint64_t max_memory = DEFAULT_MAX_MEMORY;
+
+/* WHAT names the allocation that failed; any allocation failing means the ceiling was reached. */
+static void out_of_memory(const char *what) {
+  current_entry = NULL;
+  die(EXIT_MEMORY, "the layer needs more than %" PRIu64 " MiB of memory to unpack (%s); refused", max_memory >> 20, what);
 }
 
 /* ---------- buffered stdin ---------- */
@@ -164,7 +180,7 @@ static uint64_t parse_number(const unsigned char *p, size_t n, const char *field
 static char *field_string(const unsigned char *p, size_t n) {
   size_t len = strnlen((const char *)p, n);
   char *s = malloc(len + 1);
-  if (!s) die(EXIT_SYSTEM, "out of memory");
+  if (!s) out_of_memory("tar header field");
   memcpy(s, p, len);
   s[len] = 0;
   return s;
@@ -186,7 +202,7 @@ static void check_checksum(const unsigned char *h) {
 static char *read_meta(uint64_t size, const char *what) {
   if (size > MAX_META) die(EXIT_REFUSED, "%s record of %" PRIu64 " bytes is too large", what, size);
   char *buf = malloc(size + 1);
-  if (!buf) die(EXIT_SYSTEM, "out of memory");
+  if (!buf) out_of_memory(what);
   if (size && !read_exact(buf, size)) die(EXIT_REFUSED, "truncated tar archive");
   buf[size] = 0;
   skip_bytes(padded(size) - size);
@@ -214,7 +230,7 @@ static uint64_t pax_uint(const char *v, size_t len, const char *key) {
 
 static char *dup_bytes(const char *v, size_t len) {
   char *s = malloc(len + 1);
-  if (!s) die(EXIT_SYSTEM, "out of memory");
+  if (!s) out_of_memory("PAX record");
   memcpy(s, v, len);
   s[len] = 0;
   return s;
@@ -327,7 +343,7 @@ static int next_entry(struct entry *e) {
       if (memcmp(h + 257, "ustar", 5) == 0 && h[345]) {
         char *prefix = field_string(h + 345, 155);
         char *full = malloc(strlen(prefix) + strlen(name) + 2);
-        if (!full) die(EXIT_SYSTEM, "out of memory");
+        if (!full) out_of_memory("tar header field");
         sprintf(full, "%s/%s", prefix, name);
         free(prefix), free(name);
         name = full;
@@ -398,18 +414,15 @@ static void refuse_resolution(const char *dir, int err) {
   die(EXIT_SYSTEM, "open directory \"%s\": %s", dir, strerror(err));
 }
 
-/* One-slot cache: tar entries arrive grouped by directory. Invalidated whenever a directory is
- * removed (the cached one may have been it, or under it). The fd stays open until the next lookup,
- * because the entry being applied may still be using it. */
+/* One-slot cache: tar entries arrive grouped by directory. The rule that keeps it safe: a
+ * directory fd returned by open_dir stays open until the next open_dir call, which alone closes
+ * it, because the entry being applied uses it as the parent of every change it makes, also after a
+ * removal beneath it. A removal only makes the cache forget the path (the cached directory may have
+ * been the one removed, or under it), so no later lookup reuses that fd. */
 static char cached_dir[PATH_MAX];
-static int cached_fd = -1, retired_fd = -1;
+static int cached_fd = -1;
 
-static void invalidate_cache(void) {
-  if (retired_fd >= 0) close(retired_fd);
-  retired_fd = cached_fd;
-  cached_fd = -1;
-  cached_dir[0] = 0;
-}
+static void forget_cached_dir(void) { cached_dir[0] = 0; }
 
 /* Lower layers (top first), read only to give implicitly created parents their real attributes. */
 #define MAX_LOWERS 512
@@ -442,9 +455,8 @@ static void inherit_from_lower(int fd, const char *path) {
 /* Opens directory DIR (relative, cleaned; "" = root) beneath the root without following any
  * symlink. Missing components are created (0755) when CREATE, else -1/ENOENT is returned. */
 static int open_dir(const char *dir, int create) {
-  if (retired_fd >= 0) close(retired_fd), retired_fd = -1;
   if (!dir[0]) return rootfd;
-  if (cached_fd >= 0 && strcmp(dir, cached_dir) == 0) return cached_fd;
+  if (cached_dir[0] && strcmp(dir, cached_dir) == 0) return cached_fd;
   long fd = do_openat2(rootfd, dir, O_RDONLY | O_DIRECTORY);
   if (fd < 0 && errno == ENOENT && create) {
     char part[PATH_MAX];
@@ -481,7 +493,7 @@ static int open_dir(const char *dir, int create) {
   } else if (fd < 0) {
     refuse_resolution(dir, errno);
   }
-  invalidate_cache();
+  if (cached_fd >= 0) close(cached_fd);
   snprintf(cached_dir, sizeof cached_dir, "%s", dir);
   cached_fd = (int)fd;
   return cached_fd;
@@ -499,69 +511,148 @@ static void split(char *path, char **dir, char **base) {
   }
 }
 
-/* Removes NAME in DIRFD, recursively if it is a directory, never following symlinks. */
-static void remove_tree(int dirfd, const char *name) {
+/* Removes NAME in DIRFD, recursively if it is a directory, never following symlinks; closes only
+ * the fds it opens itself. 1 if a directory went. */
+static int remove_subtree(int dirfd, const char *name) {
   struct stat st;
   if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-    if (errno == ENOENT) return;
+    if (errno == ENOENT) return 0;
     die(EXIT_SYSTEM, "stat \"%s\": %s", name, strerror(errno));
   }
-  if (S_ISDIR(st.st_mode)) {
-    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) die(EXIT_SYSTEM, "open \"%s\": %s", name, strerror(errno));
-    DIR *d = fdopendir(fd);
-    if (!d) die(EXIT_SYSTEM, "read directory \"%s\": %s", name, strerror(errno));
-    struct dirent *de;
-    while ((de = readdir(d))) {
-      if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-      remove_tree(fd, de->d_name);
-    }
-    closedir(d);
-    if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0) die(EXIT_SYSTEM, "remove \"%s\": %s", name, strerror(errno));
-    invalidate_cache();
-  } else if (unlinkat(dirfd, name, 0) < 0) {
-    die(EXIT_SYSTEM, "remove \"%s\": %s", name, strerror(errno));
+  if (!S_ISDIR(st.st_mode)) {
+    if (unlinkat(dirfd, name, 0) < 0) die(EXIT_SYSTEM, "remove \"%s\": %s", name, strerror(errno));
+    return 0;
   }
+  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) die(EXIT_SYSTEM, "open \"%s\": %s", name, strerror(errno));
+  DIR *d = fdopendir(fd);
+  if (!d && errno == ENOMEM) out_of_memory("directory listing");
+  if (!d) die(EXIT_SYSTEM, "read directory \"%s\": %s", name, strerror(errno));
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    remove_subtree(fd, de->d_name);
+  }
+  closedir(d);
+  if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0) die(EXIT_SYSTEM, "remove \"%s\": %s", name, strerror(errno));
+  return 1;
+}
+
+static void remove_tree(int dirfd, const char *name) {
+  if (remove_subtree(dirfd, name)) forget_cached_dir();
 }
 
 /* ---------- set of paths written by this layer (opaque dirs, whiteouts of same-layer paths) ---------- */
 
-static char **seen;
-static size_t seen_cap, seen_len;
+/* The set holds a 128-bit SipHash-2-4 of each path under a key drawn at start, not the path: 16
+ * bytes an entry whatever the names' length. No path is kept to tell a collision from a match, and
+ * none is needed: the key is random per run and no hash ever leaves the process, so a layer cannot
+ * aim at one, and by chance one occurs with probability about n^2 / 2^129 (n paths). Even then the
+ * false "written by this layer" answer could only keep a lower-layer file visible that a whiteout
+ * or opaque marker meant to hide; it never makes the unpacker write anywhere. */
+struct path_hash {
+  uint64_t lo, hi;
+};
 
-static uint64_t hash_str(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-  return h;
-}
+struct siphash {
+  uint64_t v0, v1, v2, v3, tail;
+  size_t len;
+};
 
-static int seen_has(const char *s) {
-  if (!seen_cap) return 0;
-  for (size_t i = hash_str(s) & (seen_cap - 1);; i = (i + 1) & (seen_cap - 1)) {
-    if (!seen[i]) return 0;
-    if (strcmp(seen[i], s) == 0) return 1;
+static uint64_t sip_key[2];
+
+#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+
+static inline void sip_rounds(struct siphash *s, int n) {
+  while (n-- > 0) {
+    s->v0 += s->v1, s->v1 = ROTL(s->v1, 13), s->v1 ^= s->v0, s->v0 = ROTL(s->v0, 32);
+    s->v2 += s->v3, s->v3 = ROTL(s->v3, 16), s->v3 ^= s->v2;
+    s->v0 += s->v3, s->v3 = ROTL(s->v3, 21), s->v3 ^= s->v0;
+    s->v2 += s->v1, s->v1 = ROTL(s->v1, 17), s->v1 ^= s->v2, s->v2 = ROTL(s->v2, 32);
   }
 }
 
-static void seen_add(const char *s) {
-  if (seen_has(s)) return;
+static void sip_init(struct siphash *s) {
+  s->v0 = sip_key[0] ^ 0x736f6d6570736575ULL;
+  s->v1 = sip_key[1] ^ 0x646f72616e646f6dULL ^ 0xee; /* 0xee: the 128-bit output variant */
+  s->v2 = sip_key[0] ^ 0x6c7967656e657261ULL;
+  s->v3 = sip_key[1] ^ 0x7465646279746573ULL;
+  s->tail = 0;
+  s->len = 0;
+}
+
+static void sip_block(struct siphash *s, uint64_t m) {
+  s->v3 ^= m;
+  sip_rounds(s, 2);
+  s->v0 ^= m;
+}
+
+/* Streaming, so that a path's prefixes ("a", "a/b", ...) cost one pass over the path. */
+static void sip_update(struct siphash *s, const void *data, size_t n) {
+  const unsigned char *p = data;
+  while (n > 0 && (s->len & 7)) {
+    s->tail |= (uint64_t)*p++ << (8 * (s->len++ & 7));
+    n--;
+    if (!(s->len & 7)) sip_block(s, s->tail), s->tail = 0;
+  }
+  for (; n >= 8; n -= 8, p += 8, s->len += 8) {
+    uint64_t m;
+    memcpy(&m, p, 8); /* little-endian host (x86-64, arm64) */
+    sip_block(s, m);
+  }
+  while (n-- > 0) s->tail |= (uint64_t)*p++ << (8 * (s->len++ & 7));
+}
+
+/* The hash of what was fed so far; S itself stays usable for more input. */
+static struct path_hash sip_final(const struct siphash *state) {
+  struct siphash copy = *state, *s = &copy;
+  sip_block(s, s->tail | ((uint64_t)s->len << 56));
+  s->v2 ^= 0xee;
+  sip_rounds(s, 4);
+  struct path_hash h = {.lo = s->v0 ^ s->v1 ^ s->v2 ^ s->v3};
+  s->v1 ^= 0xdd;
+  sip_rounds(s, 4);
+  h.hi = s->v0 ^ s->v1 ^ s->v2 ^ s->v3;
+  if (!h.lo && !h.hi) h.lo = 1; /* all-zero marks an empty slot */
+  return h;
+}
+
+static struct path_hash hash_path(const char *path) {
+  struct siphash s;
+  sip_init(&s);
+  sip_update(&s, path, strlen(path));
+  return sip_final(&s);
+}
+
+static struct path_hash *seen;
+static size_t seen_cap, seen_len;
+
+static int seen_has(struct path_hash h) {
+  if (!seen_cap) return 0;
+  for (size_t i = h.lo & (seen_cap - 1);; i = (i + 1) & (seen_cap - 1)) {
+    if (!seen[i].lo && !seen[i].hi) return 0;
+    if (seen[i].lo == h.lo && seen[i].hi == h.hi) return 1;
+  }
+}
+
+static void seen_add(struct path_hash h) {
+  if (seen_has(h)) return;
   if ((seen_len + 1) * 2 > seen_cap) {
     size_t ncap = seen_cap ? seen_cap * 2 : 1024;
-    char **n = calloc(ncap, sizeof *n);
-    if (!n) die(EXIT_SYSTEM, "out of memory");
+    struct path_hash *n = calloc(ncap, sizeof *n);
+    if (!n) out_of_memory("set of paths written by the layer");
     for (size_t j = 0; j < seen_cap; j++) {
-      if (!seen[j]) continue;
-      size_t i = hash_str(seen[j]) & (ncap - 1);
-      while (n[i]) i = (i + 1) & (ncap - 1);
+      if (!seen[j].lo && !seen[j].hi) continue;
+      size_t i = seen[j].lo & (ncap - 1);
+      while (n[i].lo || n[i].hi) i = (i + 1) & (ncap - 1);
       n[i] = seen[j];
     }
     free(seen);
     seen = n, seen_cap = ncap;
   }
-  size_t i = hash_str(s) & (seen_cap - 1);
-  while (seen[i]) i = (i + 1) & (seen_cap - 1);
-  seen[i] = strdup(s);
-  if (!seen[i]) die(EXIT_SYSTEM, "out of memory");
+  size_t i = h.lo & (seen_cap - 1);
+  while (seen[i].lo || seen[i].hi) i = (i + 1) & (seen_cap - 1);
+  seen[i] = h;
   seen_len++;
 }
 
@@ -571,22 +662,38 @@ static int overlay_mode;
 static uint64_t max_bytes = UINT64_MAX, data_bytes, max_entries = UINT64_MAX;
 static uint64_t n_entries, n_files, n_devices_skipped, n_whiteouts, n_opaques, n_xattrs_skipped;
 
+/* Directories whose mtime is set once the whole layer is written (writing a child changes it).
+ * They are reopened by path, so their paths are kept: in one arena, and with their records at most
+ * a quarter of the memory ceiling, so that what a layer makes the unpacker remember stays bounded
+ * whatever its directories' names. */
+#define DIR_TIMES_TOO_BIG "paths of directories whose mtimes are restored last, held to a quarter of it"
 struct dir_time {
-  char *path;
+  size_t path; /* offset in dir_paths */
   int64_t mtime;
 };
 static struct dir_time *dir_times;
 static size_t dir_times_len, dir_times_cap;
+static char *dir_paths;
+static size_t dir_paths_len, dir_paths_cap;
 
 static void record_dir_time(const char *path, int64_t mtime) {
+  size_t len = strlen(path) + 1;
+  if ((dir_times_len + 1) * sizeof *dir_times + dir_paths_len + len > max_memory / 4) out_of_memory(DIR_TIMES_TOO_BIG);
   if (dir_times_len == dir_times_cap) {
     dir_times_cap = dir_times_cap ? dir_times_cap * 2 : 256;
     dir_times = realloc(dir_times, dir_times_cap * sizeof *dir_times);
-    if (!dir_times) die(EXIT_SYSTEM, "out of memory");
+    if (!dir_times) out_of_memory(DIR_TIMES_TOO_BIG);
   }
-  dir_times[dir_times_len].path = strdup(path);
-  if (!dir_times[dir_times_len].path) die(EXIT_SYSTEM, "out of memory");
-  dir_times[dir_times_len++].mtime = mtime;
+  if (dir_paths_len + len > dir_paths_cap) {
+    size_t ncap = dir_paths_cap ? dir_paths_cap : 1 << 16;
+    while (ncap < dir_paths_len + len) ncap *= 2;
+    dir_paths = realloc(dir_paths, ncap);
+    if (!dir_paths) out_of_memory(DIR_TIMES_TOO_BIG);
+    dir_paths_cap = ncap;
+  }
+  memcpy(dir_paths + dir_paths_len, path, len);
+  dir_times[dir_times_len++] = (struct dir_time){.path = dir_paths_len, .mtime = mtime};
+  dir_paths_len += len;
 }
 
 static int keep_xattr(const char *name) {
@@ -701,13 +808,18 @@ static void apply_opaque(const char *dir) {
   /* Hide every lower child: only what this layer has already written in DIR survives. */
   int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DIR *d = fd < 0 ? NULL : fdopendir(fd);
+  if (!d && errno == ENOMEM) out_of_memory("directory listing");
   if (!d) die(EXIT_SYSTEM, "read directory: %s", strerror(errno));
-  char path[PATH_MAX * 2];
+  struct siphash dir_prefix;
+  sip_init(&dir_prefix);
+  sip_update(&dir_prefix, dir, strlen(dir));
+  if (dir[0]) sip_update(&dir_prefix, "/", 1);
   struct dirent *de;
   while ((de = readdir(d))) {
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-    snprintf(path, sizeof path, "%s%s%s", dir, dir[0] ? "/" : "", de->d_name);
-    if (!seen_has(path)) remove_tree(fd, de->d_name);
+    struct siphash child = dir_prefix;
+    sip_update(&child, de->d_name, strlen(de->d_name));
+    if (!seen_has(sip_final(&child))) remove_tree(fd, de->d_name);
   }
   closedir(d);
 }
@@ -739,7 +851,7 @@ static void apply_entry(struct entry *e) {
      * layer must stop showing the lower directory's children, which is what opaque does. */
     char hidden[PATH_MAX * 2];
     snprintf(hidden, sizeof hidden, "%s%s%s", dir, dir[0] ? "/" : "", target);
-    if (seen_has(hidden)) {
+    if (seen_has(hash_path(hidden))) {
       n_whiteouts++;
       int dirfd = open_dir(dir, 0);
       struct stat st;
@@ -750,12 +862,15 @@ static void apply_entry(struct entry *e) {
   }
 
   { /* implicit parents count as written by this layer too */
-    for (char *slash = strchr(full, '/'); slash; slash = strchr(slash + 1, '/')) {
-      *slash = 0;
-      seen_add(full);
-      *slash = '/';
+    struct siphash prefix;
+    sip_init(&prefix);
+    const char *from = full;
+    for (const char *slash = strchr(full, '/'); slash; from = slash, slash = strchr(slash + 1, '/')) {
+      sip_update(&prefix, from, (size_t)(slash - from));
+      seen_add(sip_final(&prefix));
     }
-    seen_add(full);
+    sip_update(&prefix, from, strlen(from));
+    seen_add(sip_final(&prefix));
   }
   int dirfd = open_dir(dir, 1);
   switch (e->type) {
@@ -821,14 +936,37 @@ static void apply_entry(struct entry *e) {
 }
 
 static void restore_dir_times(void) {
-  invalidate_cache();
   for (size_t i = 0; i < dir_times_len; i++) {
-    long fd = do_openat2(rootfd, dir_times[i].path, O_RDONLY | O_DIRECTORY);
+    long fd = do_openat2(rootfd, dir_paths + dir_times[i].path, O_RDONLY | O_DIRECTORY);
     if (fd < 0) continue; /* removed again later in this layer */
     struct timespec ts[2] = {{.tv_sec = dir_times[i].mtime}, {.tv_sec = dir_times[i].mtime}};
     if (futimens((int)fd, ts) < 0) die(EXIT_SYSTEM, "set directory mtime: %s", strerror(errno));
     close((int)fd);
   }
+}
+
+#define USAGE                                                                                            \
+  "usage: skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--max-entries N] [--max-memory BYTES] " \
+  "[--lower DIR]... < layer.tar\n"
+#define MIN_MAX_MEMORY (16ULL << 20)
+#define STACK_RESERVE (1 << 20)
+
+/* The ceiling covers the whole address space, the stack included: grown later, past the ceiling,
+ * the stack could only fail as a SIGSEGV, so it is grown now, beyond the deepest recursion (a
+ * removal nests one small frame per directory level, at most PATH_MAX / 2 of them from a layer). */
+static void __attribute__((noinline)) reserve_stack(void) {
+  volatile char pad[STACK_RESERVE];
+  for (size_t i = 0; i < sizeof pad; i += 4096) pad[i] = 0;
+}
+
+static void set_memory_ceiling(void) {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_AS, &lim) < 0) die(EXIT_SYSTEM, "read the memory limit (RLIMIT_AS): %s", strerror(errno));
+  if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < max_memory) max_memory = lim.rlim_max;
+  lim.rlim_cur = lim.rlim_max = max_memory;
+  /* lowering a limit needs no privilege (no CAP_SYS_RESOURCE) */
+  if (setrlimit(RLIMIT_AS, &lim) < 0) die(EXIT_SYSTEM, "set the memory ceiling (RLIMIT_AS): %s", strerror(errno));
+  reserve_stack();
 }
 
 int main(int argc, char **argv) {
@@ -838,21 +976,31 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--whiteouts") == 0 && i + 1 < argc) whiteouts = argv[++i];
     else if (strcmp(argv[i], "--max-bytes") == 0 && i + 1 < argc) max_bytes = strtoull(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--max-entries") == 0 && i + 1 < argc) max_entries = strtoull(argv[++i], NULL, 10);
-    else if (strcmp(argv[i], "--lower") == 0 && i + 1 < argc) {
+    else if (strcmp(argv[i], "--max-memory") == 0 && i + 1 < argc) {
+      char *end;
+      errno = 0;
+      max_memory = strtoull(argv[++i], &end, 10);
+      if (errno || *end || max_memory < MIN_MAX_MEMORY) {
+        fprintf(stderr, "skiff-unpack: --max-memory must be a number of bytes, at least %llu MiB\n", MIN_MAX_MEMORY >> 20);
+        return EXIT_SYSTEM;
+      }
+    } else if (strcmp(argv[i], "--lower") == 0 && i + 1 < argc) {
       if (nlowers == MAX_LOWERS) die(EXIT_SYSTEM, "more than %d --lower directories", MAX_LOWERS);
       const char *lower = argv[++i];
       lowerfds[nlowers] = open(lower, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (lowerfds[nlowers] < 0) die(EXIT_SYSTEM, "open lower layer %s: %s", lower, strerror(errno));
       nlowers++;
     } else {
-      fprintf(stderr, "usage: skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--max-entries N] [--lower DIR]... < layer.tar\n");
+      fputs(USAGE, stderr);
       return EXIT_SYSTEM;
     }
   }
   if (!root || !whiteouts || (strcmp(whiteouts, "overlay") && strcmp(whiteouts, "apply"))) {
-    fprintf(stderr, "usage: skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--max-entries N] [--lower DIR]... < layer.tar\n");
+    fputs(USAGE, stderr);
     return EXIT_SYSTEM;
   }
+  set_memory_ceiling();
+  if (getrandom(sip_key, sizeof sip_key, 0) != sizeof sip_key) die(EXIT_SYSTEM, "getrandom: %s", strerror(errno));
   overlay_mode = strcmp(whiteouts, "overlay") == 0;
   umask(0);
   rootfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -860,7 +1008,7 @@ int main(int argc, char **argv) {
   /* fewer, larger reads from Node's pipe; best effort (capped by /proc/sys/fs/pipe-max-size) */
   (void)fcntl(0, F_SETPIPE_SZ, IOBUF);
   inbuf = malloc(IOBUF);
-  if (!inbuf) die(EXIT_SYSTEM, "out of memory");
+  if (!inbuf) out_of_memory("input buffer");
 
   struct entry e;
   memset(&e, 0, sizeof e);
@@ -872,8 +1020,11 @@ int main(int argc, char **argv) {
   restore_dir_times();
   /* Drain what follows the end-of-archive blocks so the writer never sees EPIPE. */
   while (fill()) inpos = inlen;
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) < 0) die(EXIT_SYSTEM, "getrusage: %s", strerror(errno));
   printf("{\"entries\":%" PRIu64 ",\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"devicesSkipped\":%" PRIu64
-         ",\"whiteouts\":%" PRIu64 ",\"opaques\":%" PRIu64 ",\"xattrsSkipped\":%" PRIu64 "}\n",
-         n_entries, n_files, data_bytes, n_devices_skipped, n_whiteouts, n_opaques, n_xattrs_skipped);
+         ",\"whiteouts\":%" PRIu64 ",\"opaques\":%" PRIu64 ",\"xattrsSkipped\":%" PRIu64 ",\"peakRssBytes\":%" PRIu64 "}\n",
+         n_entries, n_files, data_bytes, n_devices_skipped, n_whiteouts, n_opaques, n_xattrs_skipped,
+         (uint64_t)ru.ru_maxrss * 1024);
   return 0;
 }
