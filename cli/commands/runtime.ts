@@ -17,7 +17,12 @@ import {
   signalNumber,
   type ContainerInfo,
 } from '../../node-agent/runtime/containers/container-runtime.js';
-import { parseBytes, parseNetwork, parseVolume } from '../../node-agent/runtime/containers/validate.js';
+import {
+  parseBytes,
+  parseNetwork,
+  parseSecurityOpts,
+  parseVolume,
+} from '../../node-agent/runtime/containers/validate.js';
 import {
   DEFAULT_ROOT,
   Runtime,
@@ -134,6 +139,7 @@ interface RunFlags {
   cpus?: string;
   pidsLimit?: number;
   readOnly?: boolean;
+  securityOpt?: string[];
   network: string;
   volume?: string[];
   rootfs?: string;
@@ -160,6 +166,11 @@ function registerRun(runtime: Command): void {
     .option('--cpus <n>', 'CPU quota in cores, e.g. 0.5')
     .option('--pids-limit <n>', 'maximum number of processes', intArg('--pids-limit', 1))
     .option('--read-only', 'mount the root file system read-only')
+    .option(
+      '--security-opt <opt>',
+      "seccomp=unconfined: no system call filter (default: Docker's profile) (repeatable)",
+      collect,
+    )
     .addOption(new Option('--network <mode>', 'none | host | container:NAME').default('none'))
     .option('-v, --volume <HOST:CTR[:ro]>', 'bind mount a host directory (repeatable)', collect)
     .option('--rootfs <dir>', 'run from this directory instead of an image (all arguments are the command)')
@@ -192,6 +203,7 @@ function registerRun(runtime: Command): void {
           cpus,
           pidsLimit: flags.pidsLimit,
           readOnly: flags.readOnly,
+          seccomp: parseSecurityOpts(flags.securityOpt ?? []).seccomp,
           network: parseNetwork(flags.network),
           volumes: (flags.volume ?? []).map((v, i) => parseVolume(v, i)),
           // a foreground --rm is removed here after its logs are read; only a detached one is

@@ -43,6 +43,7 @@ import {
   hasHome,
 } from './defaults.js';
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs.js';
+import { defaultSeccompFilter } from './seccomp.js';
 import {
   ContainerStore,
   newContainerId,
@@ -62,11 +63,29 @@ import {
   validateHostname,
   validateLimits,
   validateNetwork,
+  validateSeccompMode,
   validateVolumes,
   type ParsedUser,
 } from './validate.js';
 
 const log = componentLogger('containers');
+
+let warnedNoSeccompProfile = false;
+
+/** The filter a container's processes get: none when unconfined, or where skiff has no profile
+ * for the machine's architecture (said once per process: the containers run, less confined). */
+function seccompFilterFor(config: ContainerConfig): Buffer | undefined {
+  if (config.seccomp === 'unconfined') return undefined;
+  const filter = defaultSeccompFilter();
+  if (filter === undefined && !warnedNoSeccompProfile) {
+    warnedNoSeccompProfile = true;
+    log.warn(
+      { arch: process.arch },
+      'no default seccomp profile for this architecture: containers start without a system call filter',
+    );
+  }
+  return filter;
+}
 
 /** What removes a container's writable snapshot (a Snapshotter fits). */
 export interface SnapshotRemover {
@@ -97,6 +116,7 @@ export type CreateContainerOptions = Pick<ContainerConfig, 'rootfs' | 'argv'> &
       | 'cpus'
       | 'pidsLimit'
       | 'readOnly'
+      | 'seccomp'
       | 'volumes'
       | 'autoRemove'
       | 'labels'
@@ -255,6 +275,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       }
     }
     validateLimits(opts, availableParallelism());
+    if (opts.seccomp !== undefined) validateSeccompMode(opts.seccomp);
     const user = userRequest(opts.user, opts.groupAdd);
     if (network.mode === 'container') network.container = await this.store.resolve(network.container);
     const hostname = opts.hostname ?? id.slice(0, 12);
@@ -280,6 +301,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       cpus: opts.cpus,
       pidsLimit: opts.pidsLimit,
       readOnly: opts.readOnly ?? false,
+      seccomp: opts.seccomp ?? 'default',
       volumes: opts.volumes ?? [],
       autoRemove: opts.autoRemove ?? false,
       logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
@@ -333,6 +355,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
           homeFromPasswd: !hasHome(config.env),
           capabilities: DEFAULT_CAPABILITIES,
           noNewPrivs: true,
+          seccompFilter: seccompFilterFor(config),
           rlimits: [],
           cgroups: cgroups.join,
           cgroupMkdirs: cgroups.mkdirs,
@@ -669,6 +692,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       homeFromPasswd: !hasHome(env),
       capabilities: DEFAULT_CAPABILITIES,
       noNewPrivs: true,
+      seccompFilter: seccompFilterFor(info.config),
       rlimits: [],
       cgroups: this.cgroups.dirs(info.id),
       joinNamespaces: types.map((type) => ({ type, path: `/proc/${pid}/ns/${type}` })),

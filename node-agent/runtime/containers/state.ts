@@ -24,6 +24,7 @@ import {
 } from '../../../proto/errors.js';
 import { writeFileAtomic } from '../../../proto/atomic-file.js';
 import type { RootMount } from '../sys/helper-spec.js';
+import type { SeccompMode } from './seccomp.js';
 
 export type NetworkMode = { mode: 'none' } | { mode: 'host' } | { mode: 'container'; container: string };
 
@@ -63,6 +64,12 @@ export interface ContainerConfig {
   cpus?: number;
   pidsLimit?: number;
   readOnly: boolean;
+  /**
+   * The system calls the container may make: Docker's default profile (containers/seccomp.ts), or
+   * none (--security-opt seccomp=unconfined). Records written before this field existed read as
+   * 'default' too. Its exec'd processes get the same.
+   */
+  seccomp: SeccompMode;
   volumes: VolumeSpec[];
   autoRemove: boolean;
   logMaxBytes: number;

@@ -4,6 +4,7 @@ import { InvalidArgumentError } from '../../../proto/errors.js';
 import {
   parseBytes,
   parseNetwork,
+  parseSecurityOpts,
   parseUser,
   parseVolume,
   validateGroupAdd,
@@ -11,6 +12,7 @@ import {
   validateHostname,
   validateLimits,
   validateNetwork,
+  validateSeccompMode,
   validateVolumes,
 } from './validate.js';
 
@@ -153,5 +155,30 @@ test('added groups: names or numbers, at most 64', () => {
   assert.equal(
     field(() => validateGroupAdd(Array.from({ length: 65 }, (_, i) => String(i)))),
     'group-add',
+  );
+});
+
+test('security options: seccomp=unconfined|default, no-new-privileges; anything else names its place', () => {
+  assert.deepEqual(parseSecurityOpts([]), { seccomp: 'default' });
+  assert.deepEqual(parseSecurityOpts(['seccomp=unconfined']), { seccomp: 'unconfined' });
+  assert.deepEqual(parseSecurityOpts(['seccomp=unconfined', 'seccomp=default']), { seccomp: 'default' });
+  assert.deepEqual(parseSecurityOpts(['no-new-privileges', 'no-new-privileges=true']), {
+    seccomp: 'default',
+  });
+  assert.equal(
+    field(() => parseSecurityOpts(['seccomp=/etc/profile.json'])),
+    'security-opt[0]',
+  );
+  assert.equal(
+    field(() => parseSecurityOpts(['seccomp=default', 'apparmor=unconfined'])),
+    'security-opt[1]',
+  );
+  assert.equal(
+    field(() => parseSecurityOpts(['no-new-privileges=false'])),
+    'security-opt[0]',
+  );
+  assert.equal(
+    field(() => validateSeccompMode('none')),
+    'seccomp',
   );
 });

@@ -1,6 +1,7 @@
 /** Checks of what a user asks a container to be. Pure: every error names the field at fault. */
 import { isAbsolute, normalize } from 'node:path';
 import { InvalidArgumentError } from '../../../proto/errors.js';
+import type { SeccompMode } from './seccomp.js';
 import type { NetworkMode, VolumeSpec } from './state.js';
 
 const MIN_MEMORY = 6 * 1024 * 1024; // as docker: below this a container cannot even start its shell
@@ -86,6 +87,46 @@ export function validateLimits(
   if (pidsLimit !== undefined && (!Number.isSafeInteger(pidsLimit) || pidsLimit < 1)) {
     throw new InvalidArgumentError(`pids-limit: ${pidsLimit} must be a whole number >= 1`, 'pids-limit');
   }
+}
+
+const SECCOMP_MODES: readonly string[] = ['default', 'unconfined'] satisfies SeccompMode[];
+
+export function validateSeccompMode(mode: string): asserts mode is SeccompMode {
+  if (!SECCOMP_MODES.includes(mode))
+    throw new InvalidArgumentError(
+      `seccomp: "${mode}" is not a profile skiff has (default or unconfined)`,
+      'seccomp',
+    );
+}
+
+/**
+ * Docker's --security-opt values, of which skiff has seccomp=unconfined (no filter) and
+ * seccomp=default; no-new-privileges is accepted as a no-op, since every container has it.
+ */
+export function parseSecurityOpts(opts: string[]): { seccomp: SeccompMode } {
+  let seccomp: SeccompMode = 'default';
+  opts.forEach((opt, i) => {
+    const field = `security-opt[${i}]`;
+    const eq = opt.indexOf('=');
+    const key = eq < 0 ? opt : opt.slice(0, eq);
+    const value = eq < 0 ? undefined : opt.slice(eq + 1);
+    if (key === 'seccomp' && value !== undefined) {
+      if (!SECCOMP_MODES.includes(value))
+        throw new InvalidArgumentError(
+          `${field}: "${opt}": skiff has the default seccomp profile and unconfined only (no profile files)`,
+          field,
+        );
+      seccomp = value as SeccompMode;
+    } else if (key === 'no-new-privileges' && (value === undefined || value === 'true')) {
+      // always set
+    } else {
+      throw new InvalidArgumentError(
+        `${field}: "${opt}" is not supported (seccomp=unconfined, seccomp=default or no-new-privileges)`,
+        field,
+      );
+    }
+  });
+  return { seccomp };
 }
 
 export function validateNetwork(network: NetworkMode, hostname: string | undefined): void {

@@ -107,3 +107,17 @@ test('helper reports', () => {
   assert.equal(parseHelperReport(''), undefined);
   assert.equal(parseHelperReport('ok\tx'), undefined);
 });
+
+test('a seccomp filter goes to run and exec specs as hex; none without one', () => {
+  const filter = Buffer.from('0600000000007fff', 'hex'); // ret ALLOW
+  for (const encode of [encodeContainerSpec, encodeExecSpec]) {
+    const p = pairs(encode({ ...base, seccompFilter: filter }));
+    assert.equal(p[p.indexOf('seccomp') + 1], '0600000000007fff');
+    assert.equal(pairs(encode(base)).indexOf('seccomp'), -1);
+  }
+  for (const bad of [Buffer.alloc(0), Buffer.alloc(12), Buffer.alloc(8 * 4097)])
+    assert.throws(
+      () => encodeExecSpec({ ...base, seccompFilter: bad }),
+      (err: Error & { field?: string }) => err.field === 'seccompFilter',
+    );
+});

@@ -42,6 +42,11 @@ export interface HelperProcessSpec {
   cgroups: string[];
   /** Namespaces of another process to enter: /proc/<pid>/ns/<type>. */
   joinNamespaces: { type: NamespaceType; path: string }[];
+  /**
+   * A seccomp filter (struct sock_filter[], containers/seccomp.ts) installed as the last step
+   * before execve; none when absent (--security-opt seccomp=unconfined).
+   */
+  seccompFilter?: Buffer;
 }
 
 /** A limit file the helper writes into a container's new cgroup. */
@@ -78,6 +83,9 @@ export interface HelperContainerSpec extends HelperProcessSpec {
   exitPath: string;
 }
 
+/** The kernel's limit on a classic BPF program's length (linux/bpf_common.h). */
+const BPF_MAXINSNS = 4096;
+
 function check(value: string, field: string): string {
   if (value.includes('\0'))
     throw new InvalidArgumentError(`encode helper spec: ${field} contains a NUL byte`, field);
@@ -106,6 +114,15 @@ function processPairs(spec: HelperProcessSpec): [string, ...string[]][] {
   for (const r of spec.rlimits) pairs.push(['rlimit', String(r.resource), String(r.soft), String(r.hard)]);
   for (const c of spec.cgroups) pairs.push(['cgroup', c]);
   for (const j of spec.joinNamespaces) pairs.push(['ns.join', j.type, j.path]);
+  if (spec.seccompFilter !== undefined) {
+    const insns = spec.seccompFilter.length / 8;
+    if (!Number.isInteger(insns) || insns < 1 || insns > BPF_MAXINSNS)
+      throw new InvalidArgumentError(
+        `encode helper spec: a seccomp filter is 1 to ${BPF_MAXINSNS} 8-byte instructions, not ${spec.seccompFilter.length} bytes`,
+        'seccompFilter',
+      );
+    pairs.push(['seccomp', spec.seccompFilter.toString('hex')]);
+  }
   return pairs;
 }
 

@@ -34,7 +34,10 @@
 #include <limits.h>
 #include <linux/bpf.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/keyctl.h>
 #include <linux/openat2.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -128,6 +131,8 @@ struct spec {
   long long log_max_bytes;
   int log_max_files;
   const char *exit_path;
+  struct sock_filter *seccomp; /* installed last before execve; NULL: none */
+  unsigned short n_seccomp;
 };
 
 #define REPORT_FD_EARLY 3
@@ -171,6 +176,29 @@ static int ns_flag(const char *name) {
   if (!strcmp(name, "net")) return CLONE_NEWNET;
   if (!strcmp(name, "cgroup")) return CLONE_NEWCGROUP;
   return -1;
+}
+
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+/* The filter TypeScript compiled (containers/seccomp.ts), as hex of struct sock_filter[]. */
+static void parse_seccomp(const char *hex, struct spec *s) {
+  size_t len = strlen(hex);
+  if (len == 0 || len % (2 * sizeof(struct sock_filter)) != 0 || len / (2 * sizeof(struct sock_filter)) > BPF_MAXINSNS)
+    die_usage("spec: bad seccomp filter length");
+  size_t n = len / (2 * sizeof(struct sock_filter));
+  unsigned char *bytes = malloc(n * sizeof(struct sock_filter));
+  if (!bytes) die_usage("spec: no memory for the seccomp filter");
+  for (size_t i = 0; i < len / 2; i++) {
+    int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) die_usage("spec: seccomp filter is not hex");
+    bytes[i] = (unsigned char)(hi << 4 | lo);
+  }
+  s->seccomp = (struct sock_filter *)bytes;
+  s->n_seccomp = (unsigned short)n;
 }
 
 static void parse_spec(const char *path, struct spec *s) {
@@ -262,6 +290,7 @@ static void parse_spec(const char *path, struct spec *s) {
     else if (!strcmp(key, "log.max_bytes")) s->log_max_bytes = atoll(v);
     else if (!strcmp(key, "log.max_files")) s->log_max_files = atoi(v);
     else if (!strcmp(key, "exit_path")) s->exit_path = v;
+    else if (!strcmp(key, "seccomp")) parse_seccomp(v, s);
     else die_usage("spec: unknown key");
   }
 #undef NEXT
@@ -889,9 +918,28 @@ static void resolve_identity(const struct spec *s, struct identity *id) {
   free(groups.data);
 }
 
-/* Identity, capabilities, no_new_privs, descriptors, working directory; then execve. */
+/* A new anonymous session keyring, as runc gives every container process: otherwise the one this
+ * helper inherited (the launcher's caller's) would be the container's too. Kernels built without
+ * keys have nothing to share (ENOSYS). */
+static void join_session_keyring(void) {
+  if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL, 0, 0, 0) < 0 && errno != ENOSYS)
+    fail("join session keyring", NULL, errno, NULL);
+}
+
+/* Needs no_new_privs (or CAP_SYS_ADMIN, which containers do not keep): the spec always asks for
+ * it with a filter, and no_new_privs is set just before. Installed last, so the filter never
+ * applies to the helper's own setup; only execve (and fail's write and exit) run under it. */
+static void install_seccomp(const struct spec *s) {
+  if (!s->seccomp) return;
+  struct sock_fprog prog = {.len = s->n_seccomp, .filter = s->seccomp};
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) fail("install seccomp filter", NULL, errno, NULL);
+}
+
+/* Session keyring, identity, capabilities, no_new_privs, descriptors, working directory, seccomp;
+ * then execve. */
 __attribute__((noreturn)) static void become_process(const struct spec *s) {
   static struct identity id;
+  join_session_keyring();
   resolve_identity(s, &id);
   set_rlimits(s);
   for (int c = 0; c <= 63; c++) {
@@ -939,6 +987,7 @@ __attribute__((noreturn)) static void become_process(const struct spec *s) {
   }
   envp[n_env] = NULL;
   environ = (char **)envp;
+  install_seccomp(s);
   execvp(s->argv[0], (char *const *)s->argv);
   fail("exec", s->argv[0], errno, NULL);
 }
