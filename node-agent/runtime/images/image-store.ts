@@ -164,6 +164,15 @@ interface ImagesFile {
 }
 
 const RESERVE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The record of `name`, own properties only: a name such as `__proto__` or `constructor` must find
+ * nothing rather than Object.prototype's members.
+ */
+function recordNamed(images: Record<string, ImageRecord>, name: string): ImageRecord | undefined {
+  return Object.hasOwn(images, name) ? images[name] : undefined;
+}
+
 /** Parsed images kept in memory (a few KiB each). */
 const PARSED_IMAGES_KEPT = 256;
 
@@ -378,7 +387,7 @@ export class ImageStore {
   private async findTarget(ref: string, images: Record<string, ImageRecord>): Promise<Descriptor> {
     if (typeof ref !== 'string' || ref.length === 0)
       throw new InvalidArgumentError('resolve image: empty reference', 'image');
-    const direct = images[ref];
+    const direct = recordNamed(images, ref);
     if (direct) return direct.target;
     let parsed;
     try {
@@ -398,7 +407,7 @@ export class ImageStore {
         const anyName = Object.values(images).find((r) => r.target.digest === parsed.digest);
         if (anyName) return anyName.target;
       } else {
-        const hit = images[formatReference(parsed)];
+        const hit = recordNamed(images, formatReference(parsed));
         if (hit) return hit.target;
       }
     }
@@ -503,7 +512,7 @@ export class ImageStore {
       const target = await this.findTarget(ref, file.images);
       const byName = this.nameFor(ref);
       const names =
-        byName && file.images[byName]
+        byName && recordNamed(file.images, byName)
           ? [byName]
           : Object.keys(file.images).filter((n) => file.images[n]!.target.digest === target.digest);
       for (const n of names) delete file.images[n];

@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { InvalidArgumentError, NotFoundError } from '../../../proto/errors.js';
+import { archiveTar, busyboxImage, ociLayout } from '../../../test/fixtures/images.js';
+import { LocalContentStore } from '../content/local-content-store.js';
+import { CopySnapshotter } from '../snapshots/copy-snapshotter.js';
+import { ImageStore } from './image-store.js';
+
+describe('image store names', () => {
+  let base: string;
+  let images: ImageStore;
+  before(async () => {
+    base = await mkdtemp(join(tmpdir(), 'skiff-image-store-'));
+    images = await ImageStore.open(join(base, 'images'), {
+      content: await LocalContentStore.open(join(base, 'content')),
+      snapshotter: await CopySnapshotter.open(join(base, 'snapshots')),
+    });
+    const archive = join(base, 'busybox.tar');
+    await writeFile(archive, archiveTar(ociLayout([busyboxImage('busybox:1')])));
+    await images.import(archive);
+  });
+  after(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+
+  // security review finding 8b: the records are a plain object, where these names found
+  // Object.prototype's members and failed with a TypeError
+  test("names of Object.prototype's members find no image", async () => {
+    for (const op of ['resolve', 'remove'] as const) {
+      await assert.rejects(images[op]('constructor'), (err: unknown) => {
+        assert.ok(err instanceof NotFoundError, `${op}: ${String(err)}`);
+        assert.match(err.message, /"constructor": no such image/);
+        return true;
+      });
+      // not a valid reference at all (a leading underscore), refused as any other bad name is
+      await assert.rejects(images[op]('__proto__'), (err: unknown) => {
+        assert.ok(err instanceof InvalidArgumentError, `${op}: ${String(err)}`);
+        assert.match(err.message, /parse image reference "__proto__"/);
+        return true;
+      });
+    }
+    assert.equal((await images.resolve('busybox:1')).names[0], 'docker.io/library/busybox:1');
+    assert.equal((await images.list()).length, 1, 'nothing was removed');
+  });
+});
