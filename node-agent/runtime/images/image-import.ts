@@ -112,13 +112,34 @@ function annotationNames(desc: Descriptor, where: string): string[] {
   return [];
 }
 
+/**
+ * Reads and checks an archive's documents. An index, a manifest list or manifest.json may name one
+ * document any number of times (hostile: 200 copies of a 4 MB manifest and its 8 MB config took
+ * 9 s), so each blob is read and hashed once (by digest), each document parsed once (by digest and
+ * the media type its descriptor claims, on which the verdict depends), and a manifest seen again
+ * under the same descriptor only adds its names.
+ */
 class Planner {
   readonly plans: Plan[] = [];
+  private readonly verified = new Map<Digest, Buffer>();
+  private readonly parsed = new Map<string, unknown>();
+  /** OCI plans by `digest mediaType size` of their manifest descriptor. */
+  private readonly planOf = new Map<string, OciPlan>();
+  /** Legacy plans by their manifest.json entry's config path and layer paths. */
+  private readonly legacyPlanOf = new Map<string, LegacyPlan>();
+  private readonly legacyConfigs = new Map<string, { configBytes: Buffer; config: ImageConfig }>();
 
   constructor(
     private readonly archive: ImageArchive,
     private readonly source: string,
   ) {}
+
+  private parseOnce<T>(key: string, parse: () => T): T {
+    if (this.parsed.has(key)) return this.parsed.get(key) as T;
+    const value = parse();
+    this.parsed.set(key, value);
+    return value;
+  }
 
   /** A small blob of the archive, checked against its descriptor's size and digest. */
   private async readBlob(desc: Descriptor, maxBytes: number, what: string): Promise<Buffer> {
@@ -136,6 +157,9 @@ class Planner {
         path,
       );
     }
+    const known = this.verified.get(desc.digest);
+    // over the limit, readSmall refuses it with its own message
+    if (known !== undefined && known.length <= maxBytes) return known;
     const bytes = await this.archive.readSmall(path, maxBytes);
     const actual = sha256Digest(bytes);
     if (actual !== desc.digest) {
@@ -144,6 +168,7 @@ class Planner {
         path,
       );
     }
+    this.verified.set(desc.digest, bytes);
     return bytes;
   }
 
@@ -168,7 +193,9 @@ class Planner {
           where,
         );
       const bytes = await this.readBlob(desc, MAX_MANIFEST_BYTES, 'index');
-      const index = parseIndex(bytes, `index ${desc.digest}`, desc.mediaType);
+      const index = this.parseOnce(`${desc.digest} ${desc.mediaType}`, () =>
+        parseIndex(bytes, `index ${desc.digest}`, desc.mediaType),
+      );
       const host = hostPlatform();
       const manifests = index.manifests.filter(
         (m) => MANIFEST_TYPES.has(m.mediaType) || INDEX_TYPES.has(m.mediaType),
@@ -191,10 +218,19 @@ class Planner {
       return;
     }
     if (!MANIFEST_TYPES.has(desc.mediaType)) return; // unknown types must not fail an import (image-layout spec)
+    const planKey = `${desc.digest} ${desc.mediaType} ${desc.size}`;
+    const planned = this.planOf.get(planKey);
+    if (planned) {
+      // the same bytes under the same claims: every check below would pass as it did
+      for (const n of names) planned.names.add(n);
+      return;
+    }
     const manifestBytes = await this.readBlob(desc, MAX_MANIFEST_BYTES, 'manifest');
     const manifest = parseManifest(manifestBytes, `manifest ${desc.digest}`, desc.mediaType);
     const configBytes = await this.readBlob(manifest.config, MAX_CONFIG_BYTES, 'config');
-    const config = parseConfig(configBytes, `config ${manifest.config.digest}`);
+    const config = this.parseOnce(`config ${manifest.config.digest}`, () =>
+      parseConfig(configBytes, `config ${manifest.config.digest}`),
+    );
     checkLayersMatchConfig(manifest, config, `config ${manifest.config.digest}`);
     manifest.layers.forEach((l, i) => {
       if (layerCompression(l.mediaType) === 'zstd') {
@@ -204,12 +240,16 @@ class Planner {
         );
       }
     });
-    const existing = this.plans.find((p) => p.kind === 'oci' && p.manifestDescriptor.digest === desc.digest);
+    // the same manifest under another (also valid) media type: one image
+    const existing = this.plans.find(
+      (p): p is OciPlan => p.kind === 'oci' && p.manifestDescriptor.digest === desc.digest,
+    );
     if (existing) {
       for (const n of names) existing.names.add(n);
+      this.planOf.set(planKey, existing);
       return;
     }
-    this.plans.push({
+    const plan: OciPlan = {
       kind: 'oci',
       names,
       manifestDescriptor: { mediaType: desc.mediaType, digest: desc.digest, size: desc.size },
@@ -217,7 +257,9 @@ class Planner {
       manifest,
       configBytes,
       config,
-    });
+    };
+    this.plans.push(plan);
+    this.planOf.set(planKey, plan);
   }
 
   private async readDockerManifest(): Promise<{ Config: string; RepoTags: string[]; Layers: string[] }[]> {
@@ -265,9 +307,13 @@ class Planner {
   /** Docker ≥25 archives: names from manifest.json's RepoTags, matched by config digest. */
   async addDockerNames(): Promise<void> {
     const entries = await this.readDockerManifest();
+    const digestOf = new Map<string, Digest>();
     for (const [i, entry] of entries.entries()) {
-      const configBytes = await this.archive.readSmall(entry.Config, MAX_CONFIG_BYTES);
-      const configDigest = sha256Digest(configBytes);
+      let configDigest = digestOf.get(entry.Config);
+      if (configDigest === undefined) {
+        configDigest = sha256Digest(await this.archive.readSmall(entry.Config, MAX_CONFIG_BYTES));
+        digestOf.set(entry.Config, configDigest);
+      }
       const plan = this.plans.find((p) => p.kind === 'oci' && p.manifest.config.digest === configDigest);
       if (!plan) continue;
       for (const t of entry.RepoTags) plan.names.add(normalizeName(t, `manifest.json[${i}].RepoTags`));
@@ -278,14 +324,19 @@ class Planner {
     const entries = await this.readDockerManifest();
     for (const [i, entry] of entries.entries()) {
       const field = `manifest.json[${i}]`;
+      const planKey = JSON.stringify([entry.Config, entry.Layers]);
+      const planned = this.legacyPlanOf.get(planKey);
+      if (planned) {
+        for (const t of entry.RepoTags) planned.names.add(normalizeName(t, `${field}.RepoTags`));
+        continue;
+      }
       if (!(await this.archive.has(entry.Config))) {
         throw new InvalidArgumentError(
           `import ${this.source}: ${field}.Config ${entry.Config} is missing from the archive`,
           `${field}.Config`,
         );
       }
-      const configBytes = await this.archive.readSmall(entry.Config, MAX_CONFIG_BYTES);
-      const config = parseConfig(configBytes, `config ${entry.Config}`);
+      const { configBytes, config } = await this.legacyConfig(entry.Config);
       checkLayerCount(entry.Layers.length, `${field}.Layers`, config, `config ${entry.Config}`);
       const layerSizes: number[] = [];
       for (const [j, path] of entry.Layers.entries()) {
@@ -297,15 +348,28 @@ class Planner {
         }
         layerSizes.push(await this.archive.size(path));
       }
-      this.plans.push({
+      const plan: LegacyPlan = {
         kind: 'legacy',
         names: new Set(entry.RepoTags.map((t) => normalizeName(t, `${field}.RepoTags`))),
         configBytes,
         config,
         layerPaths: entry.Layers,
         layerSizes,
-      });
+      };
+      this.plans.push(plan);
+      this.legacyPlanOf.set(planKey, plan);
     }
+  }
+
+  /** A legacy archive's config, by path: read and parsed once however many entries name it. */
+  private async legacyConfig(path: string): Promise<{ configBytes: Buffer; config: ImageConfig }> {
+    let known = this.legacyConfigs.get(path);
+    if (known === undefined) {
+      const configBytes = await this.archive.readSmall(path, MAX_CONFIG_BYTES);
+      known = { configBytes, config: parseConfig(configBytes, `config ${path}`) };
+      this.legacyConfigs.set(path, known);
+    }
+    return known;
   }
 }
 
