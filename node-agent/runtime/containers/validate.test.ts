@@ -75,6 +75,16 @@ test('fields at fault are named', () => {
     field(() => validateLimits({ cpus: 3 }, 2)),
     'cpus',
   );
+  // security review finding 8c: 0.001 was accepted, then the start failed writing a 100 µs quota
+  for (const cpus of [0.001, 0.0099, 0.009994]) {
+    assert.equal(
+      field(() => validateLimits({ cpus }, 2)),
+      'cpus',
+      String(cpus),
+    );
+    assert.throws(() => validateLimits({ cpus }, 2), /cpus: .* is below the minimum of 0\.01/);
+  }
+  for (const cpus of [0.01, 0.009995, 0.5]) validateLimits({ cpus }, 2);
   assert.equal(
     field(() => validateLimits({ pidsLimit: 0 }, 2)),
     'pids-limit',

@@ -84,6 +84,13 @@ export function validateLimits(
       'cpus',
     );
   }
+  // the runtime writes a quota of cpus x its 100 ms CFS period, and the kernel refuses one under 1 ms
+  if (cpus !== undefined && Math.round(cpus * 100_000) < 1000) {
+    throw new InvalidArgumentError(
+      `cpus: ${cpus} is below the minimum of 0.01 (a CPU quota under the kernel's 1 ms per 100 ms period)`,
+      'cpus',
+    );
+  }
   if (pidsLimit !== undefined && (!Number.isSafeInteger(pidsLimit) || pidsLimit < 1)) {
     throw new InvalidArgumentError(`pids-limit: ${pidsLimit} must be a whole number >= 1`, 'pids-limit');
   }
