@@ -30,6 +30,7 @@ import {
   type ImageRuntime,
 } from '../../node-agent/runtime/runtime.js';
 import type { SnapshotterChoice } from '../../node-agent/runtime/snapshots/open-snapshotter.js';
+import { relayExec } from '../../node-agent/runtime/sys/helper.js';
 import { humanDuration } from '../output/age.js';
 import { renderTable } from '../output/table.js';
 
@@ -350,20 +351,28 @@ function registerContainerVerbs(runtime: Command): void {
             env: flags.env,
             cwd: flags.workdir,
             user: flags.user,
-            stdio: [flags.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'],
+            // pipes, relayed here: the container never holds this terminal or these files
+            stdio: [flags.interactive ? 'pipe' : 'ignore', 'pipe', 'pipe'],
           });
         } catch (err) {
           process.stderr.write(`error: ${errorMessage(err)}\n`);
           process.exitCode = startFailureCode(err);
           return;
         }
+        // Ctrl-C reaches only this process (the helper has a session of its own): passed on once
         const forward = (signal: NodeJS.Signals) => handle.child.kill(signal);
         const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
         for (const s of signals) process.on(s, forward);
         try {
-          process.exitCode = await handle.exited;
+          process.exitCode = await relayExec(handle, {
+            stdin: flags.interactive ? process.stdin : undefined,
+            stdout: process.stdout,
+            stderr: process.stderr,
+          });
         } finally {
           for (const s of signals) process.off(s, forward);
+          // stop reading a terminal or pipe the process no longer wants
+          if (flags.interactive) process.stdin.destroy();
         }
       },
     );

@@ -173,7 +173,11 @@ export interface ExecOptions {
   cwd?: string;
   /** Else the container's user; the container's added groups apply either way (as Docker). */
   user?: UserOption;
-  /** stdio of the exec'd process, as for child_process.spawn (default: inherit). */
+  /**
+   * stdio of the exec'd process, as for child_process.spawn (default: 'pipe', read through the
+   * handle's child or relayExec). What is given here is the container's: never a terminal
+   * (refused), and a file or socket only when the container may have it.
+   */
   stdio?: StdioOptions;
 }
 
@@ -705,7 +709,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       if (!isSameProcess(pid, info.state.pidStartTime)) {
         throw new FailedPreconditionError(`exec in container ${info.name}: it exited`);
       }
-      return await startExec(specPath, opts.stdio ?? 'inherit', `exec in container ${info.name}`);
+      return await startExec(specPath, opts.stdio ?? 'pipe', `exec in container ${info.name}`);
     } finally {
       await unlink(specPath).catch(() => {});
     }

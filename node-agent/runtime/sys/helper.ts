@@ -5,7 +5,8 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
+import { isatty } from 'node:tty';
 import {
   FailedPreconditionError,
   InternalError,
@@ -232,15 +233,48 @@ export async function makeInitLayer(root: RootMount, files: string[], action: st
 export interface ExecHandle {
   /** The exec'd process, as seen from the host. */
   pid: number;
-  /** The helper process: its stdio is the exec'd process's; it exits with its status. */
+  /**
+   * The helper process: its stdio is the exec'd process's (with 'pipe', child.stdin, .stdout and
+   * .stderr are the process's; see relayExec); it exits with its status; a signal sent to it is
+   * passed on to the process.
+   */
   child: ChildProcess;
   /** Exit code of the exec'd process (128+signal when killed). */
   exited: Promise<number>;
 }
 
+/**
+ * The fd a stdio entry hands to the child ('inherit' hands the caller's own), if it is one.
+ */
+function stdioFd(entry: unknown, index: number): number | undefined {
+  if (entry === 'inherit') return index;
+  if (typeof entry === 'number') return entry;
+  if (entry && typeof entry === 'object' && 'fd' in entry && typeof entry.fd === 'number') return entry.fd;
+  return undefined;
+}
+
+/**
+ * Starts a process in a running container (the helper's exec mode). `stdio` (0-2) becomes the
+ * process's own stdio, so a terminal is refused (InvalidArgumentError): the container could read
+ * and drive it, and inject input into the caller's shell with TIOCSTI (bubblewrap's CVE-2017-5226);
+ * pass 'pipe' and relay (relayExec), as docker exec without -t does. The helper runs in a session
+ * of its own, so a terminal's Ctrl-C reaches only the caller, which decides what to pass on.
+ */
 export async function startExec(specPath: string, stdio: StdioOptions, action: string): Promise<ExecHandle> {
   const base = Array.isArray(stdio) ? stdio.slice(0, 3) : [stdio, stdio, stdio];
-  const child = spawn(helperPath(), ['exec', specPath], { stdio: [...base, 'pipe'] as StdioOptions });
+  base.forEach((entry, index) => {
+    const fd = stdioFd(entry, index);
+    if (fd !== undefined && isatty(fd)) {
+      throw new InvalidArgumentError(
+        `${action}: stdio ${index} is a terminal (fd ${fd}), which the container would control; pass 'pipe' and relay it`,
+        'stdio',
+      );
+    }
+  });
+  const child = spawn(helperPath(), ['exec', specPath], {
+    stdio: [...base, 'pipe'] as StdioOptions,
+    detached: true,
+  });
   const exited = new Promise<number>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
@@ -257,4 +291,73 @@ export async function startExec(specPath: string, stdio: StdioOptions, action: s
 
 function signalNumber(signal: NodeJS.Signals): number {
   return (constants.signals as Record<string, number>)[signal] ?? 0;
+}
+
+/** How long an exec's output is still relayed once the process exited (see relayExec). */
+export const EXEC_OUTPUT_DRAIN_MS = 1000;
+
+/** Where relayExec copies an exec's stdio from and to. */
+export interface ExecStreams {
+  /** Copied to the process's stdin (started with 'pipe'); its end closes the process's stdin. */
+  stdin?: Readable;
+  stdout: Writable;
+  stderr: Writable;
+}
+
+/**
+ * Relays the stdio of an exec started with ['pipe' | 'ignore', 'pipe', 'pipe'] between the
+ * process and the caller's streams, as docker exec -i without -t: so the container only ever
+ * holds pipes, never the caller's terminal or files. Resolves with the process's exit code once
+ * it exited and its output ended, or EXEC_OUTPUT_DRAIN_MS after the exit (a process left behind
+ * in the container may hold the pipes open); then stops relaying in both directions. A
+ * destination that fails (EPIPE: the reader went away) is dropped and its output discarded.
+ */
+export async function relayExec(handle: ExecHandle, io: ExecStreams): Promise<number> {
+  const { child } = handle;
+  const outputs: [Readable | null, Writable][] = [
+    [child.stdout, io.stdout],
+    [child.stderr, io.stderr],
+  ];
+  const cleanups: (() => void)[] = [];
+  const ended = outputs.map(([from, to]) => {
+    if (!from) return Promise.resolve();
+    const drop = () => {
+      from.unpipe(to);
+      from.resume();
+    };
+    to.on('error', drop);
+    cleanups.push(() => {
+      to.off('error', drop);
+      from.unpipe(to);
+      from.destroy();
+    });
+    from.pipe(to, { end: false });
+    return new Promise<void>((resolve) => {
+      from.once('end', resolve);
+      from.once('close', resolve);
+    });
+  });
+  const { stdin } = io;
+  const input = child.stdin;
+  if (stdin && input) {
+    // the process closed its stdin or exited: what the caller still sends is dropped
+    input.on('error', () => {});
+    stdin.pipe(input);
+    cleanups.push(() => {
+      stdin.unpipe(input);
+      input.destroy();
+    });
+  }
+  try {
+    const code = await handle.exited;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(ended),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, EXEC_OUTPUT_DRAIN_MS))),
+    ]);
+    clearTimeout(timer);
+    return code;
+  } finally {
+    for (const cleanup of cleanups) cleanup();
+  }
 }

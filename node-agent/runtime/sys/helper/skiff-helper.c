@@ -1218,6 +1218,14 @@ static void hold_mount_ns(pid_t child, int ready_read) {
   held_mnt_ns = open(path, O_RDONLY | O_CLOEXEC);
 }
 
+/* Every container process (pid 1 and each exec'd one) starts its own session, as runc's init
+ * does: it has no controlling terminal, so a terminal descriptor that reached it anyway cannot
+ * inject input into the caller's shell (TIOCSTI on a terminal that is not the caller's own
+ * controlling terminal fails with EPERM without CAP_SYS_ADMIN) nor signal the caller's job. */
+static void leave_session(void) {
+  if (setsid() < 0) fail("setsid", NULL, errno, NULL);
+}
+
 /* Forks the process that becomes the container (or the exec'd process); returns its pid after
  * setup succeeded, or reports the setup error on fd 3 and returns -1. */
 static pid_t start_child(const struct spec *s, int is_exec) {
@@ -1242,6 +1250,7 @@ static pid_t start_child(const struct spec *s, int is_exec) {
     if (is_exec) close(mp[1]);
     else mounts_ready_fd = mp[1];
     signal(SIGPIPE, SIG_DFL);
+    leave_session();
     if (is_exec) become_process(s);
     setup_container(s);
   }
@@ -1687,6 +1696,7 @@ static pid_t fork_warm_child(void *arg) {
     cgroups_joined_fd = p->cp[0];
     mounts_ready_fd = p->mp[1];
     signal(SIGPIPE, SIG_DFL);
+    leave_session();
     static char path[PATH_MAX];
     if (!read_path(p->gp[0], path, sizeof path)) _exit(0); /* discarded unused */
     close(p->gp[0]);

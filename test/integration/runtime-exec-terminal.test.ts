@@ -1,0 +1,240 @@
+/**
+ * `skiff runtime exec` never hands the caller's terminal or files to the container (review
+ * finding 1): a probe in the container tries TIOCSTI on everything it can reach while the CLI runs
+ * in a real pty (bash driven by python3's pty module), and must inject nothing; stdin, stdout,
+ * stderr, the exit code, Ctrl-D and Ctrl-C go through the CLI's relay.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { promisify } from 'node:util';
+import {
+  LinuxContainerRuntime,
+  type CreateContainerOptions,
+} from '../../node-agent/runtime/containers/container-runtime.js';
+import { relayExec } from '../../node-agent/runtime/sys/helper.js';
+import { InvalidArgumentError } from '../../proto/errors.js';
+import { makeHostileRootfs, requireHostileTools } from './hostile-probe.js';
+import { mountsUnder, removeTree, scratchDir } from './runtime-containers-fixture.js';
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Runs an interactive bash in a new pty and types into it: each step writes its text, then reads
+ * the terminal until its pattern shows (or its timeout passes). Prints the whole output as JSON.
+ */
+const PTY_DRIVER = String.raw`
+import json, os, pty, re, select, sys, time
+steps = json.loads(sys.argv[1])
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ['PS1'] = '$ '
+    os.execvp('bash', ['bash', '--norc', '--noprofile', '-i'])
+out = b''
+def read_until(pattern, timeout):
+    global out
+    end = time.time() + timeout
+    while time.time() < end:
+        if pattern and re.search(pattern.encode(), out):
+            return True
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return False
+            if not chunk:
+                return False
+            out += chunk
+    return pattern is None
+missed = None
+for step in steps:
+    if 'write' in step:
+        os.write(fd, step['write'].encode())
+    if not read_until(step.get('until'), step.get('timeout', 1)):
+        missed = step.get('until')
+        break
+os.write(fd, b'exit\n')
+read_until(None, 0.5)
+try:
+    os.kill(pid, 9)
+except ProcessLookupError:
+    pass
+os.waitpid(pid, 0)
+print(json.dumps({'output': out.decode('utf-8', 'replace'), 'missed': missed}))
+`;
+
+interface PtyStep {
+  write?: string;
+  until?: string;
+  timeout?: number;
+}
+
+async function inPty(steps: PtyStep[]): Promise<string> {
+  const { stdout } = await execFileAsync('python3', ['-c', PTY_DRIVER, JSON.stringify(steps)], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  const result = JSON.parse(stdout) as { output: string; missed: string | null };
+  assert.equal(result.missed, null, `the terminal never showed ${result.missed}:\n${result.output}`);
+  return result.output;
+}
+
+const cli = new URL('../../cli/main.js', import.meta.url).pathname;
+
+/** The `skiff runtime` command line on this root, as typed into a shell. */
+function cliLine(...args: string[]): string {
+  const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+  return [process.execPath, ...process.execArgv, cli, 'runtime', '--root', root, ...args]
+    .map(quote)
+    .join(' ');
+}
+
+function skiff(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, cli, 'runtime', '--root', root, ...args], {
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+let work: string;
+let rootfs: string;
+let root: string;
+let rt: LinuxContainerRuntime;
+
+before(async () => {
+  requireHostileTools([
+    ['python3', 'python3'],
+    ['bash', 'bash'],
+  ]);
+  work = await scratchDir('skiff-exec-tty-');
+  rootfs = await makeHostileRootfs(join(work, 'rootfs'), work);
+  root = join(work, 'root');
+  rt = await LinuxContainerRuntime.open({ root });
+});
+
+after(async () => {
+  if (rt) {
+    for (const c of await rt.list({ all: true })) await rt.remove(c.id, { force: true }).catch(() => {});
+    assert.deepEqual(mountsUnder(work), [], 'nothing stays mounted');
+  }
+  if (work) await removeTree(work);
+});
+
+function opts(argv: string[], extra: Partial<CreateContainerOptions> = {}): CreateContainerOptions {
+  return { rootfs: { type: 'bind', source: rootfs, options: ['rbind', 'rw'] }, argv, ...extra };
+}
+
+describe('exec never hands the caller its terminal', () => {
+  test('under a real terminal: no terminal inside, TIOCSTI injects nothing, the exit code comes back', async () => {
+    const c = await rt.create(opts(['sleep', '1000']));
+    try {
+      await rt.start(c.id);
+      const marker = join(work, 'INJECTED');
+      const output = await inPty([
+        { until: '\\$ $', timeout: 5 },
+        {
+          write: `${cliLine('exec', c.id, '/probe', 'tty', marker)}; echo "__DONE__ $?"\n`,
+          until: '__DONE__ \\d+',
+          timeout: 30,
+        },
+        // had anything been injected, the shell would be running it now
+        { timeout: 1 },
+      ]);
+      assert.equal(existsSync(marker), false, `nothing was injected:\n${output}`);
+      assert.match(output, /__DONE__ 7/);
+      for (const fd of [0, 1, 2]) {
+        assert.match(output, new RegExp(`fd ${fd}: not a terminal`));
+        assert.match(output, new RegExp(`TIOCSTI fd ${fd}: Inappropriate ioctl for device`));
+      }
+      assert.match(output, /\/dev\/tty: No such device or address/);
+      assert.match(output, /session leader: yes/);
+      assert.doesNotMatch(output, /injected/);
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
+  test('-i relays a terminal: typed lines reach the process, Ctrl-D ends its input, Ctrl-C interrupts it', async () => {
+    const c = await rt.create(opts(['sleep', '1000']));
+    try {
+      await rt.start(c.id);
+      const output = await inPty([
+        { until: '\\$ $', timeout: 5 },
+        { write: `${cliLine('exec', '-i', c.id, 'cat')}; echo "__DONE__ $?"\n`, timeout: 1.5 },
+        {
+          write: 'hello from the terminal\n',
+          until: 'terminal\\r\\n(.*\\r\\n)*hello from the terminal\\r\\n',
+          timeout: 10,
+        },
+        { write: '\x04', until: '__DONE__ \\d+', timeout: 10 },
+        {
+          write: `${cliLine('exec', '-i', c.id, 'sh', '-c', 'echo started; exec sleep 30')}; echo "__INT__ $?"\n`,
+          until: 'started\\r\\n',
+          timeout: 10,
+        },
+        { write: '\x03', until: '__INT__ \\d+', timeout: 10 },
+      ]);
+      assert.match(output, /__DONE__ 0/);
+      assert.match(output, /__INT__ 130/, output);
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
+  test('stdin, stdout and stderr through pipes; the exit code is the process’s', async () => {
+    const c = await rt.create(opts(['sleep', '1000']));
+    try {
+      await rt.start(c.id);
+      const cat = await skiff(['exec', '-i', c.id, 'cat'], 'hi\n');
+      assert.deepEqual(cat, { code: 0, stdout: 'hi\n', stderr: '' });
+      const both = await skiff(['exec', c.id, 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+      assert.deepEqual(both, { code: 3, stdout: 'out\n', stderr: 'err\n' });
+      // without -i the process's stdin is empty
+      assert.deepEqual(await skiff(['exec', c.id, 'cat']), { code: 0, stdout: '', stderr: '' });
+      // a process left behind holding the output does not hold the exec
+      const started = Date.now();
+      const bg = await skiff(['exec', c.id, 'sh', '-c', 'sleep 20 & echo left']);
+      assert.equal(bg.code, 0);
+      assert.equal(bg.stdout, 'left\n');
+      assert.ok(Date.now() - started < 10_000, `returned after ${Date.now() - started} ms`);
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
+  test('the runtime refuses a terminal as an exec stdio; relayExec copies pipes both ways', async () => {
+    const c = await rt.create(opts(['sleep', '1000']));
+    const ptmx = openSync('/dev/ptmx', 'r+');
+    try {
+      await rt.start(c.id);
+      await assert.rejects(
+        rt.exec(c.id, { argv: ['true'], stdio: [ptmx, 'pipe', 'pipe'] }),
+        (err: unknown) => err instanceof InvalidArgumentError && /stdio 0 is a terminal/.test(err.message),
+      );
+      const handle = await rt.exec(c.id, { argv: ['sh', '-c', 'tr a-z A-Z; exit 4'] });
+      const stdin = new PassThrough();
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let text = '';
+      stdout.on('data', (d) => (text += d));
+      stdin.end('piped\n');
+      assert.equal(await relayExec(handle, { stdin, stdout, stderr }), 4);
+      assert.equal(text, 'PIPED\n');
+    } finally {
+      closeSync(ptmx);
+      await rt.remove(c.id, { force: true });
+    }
+  });
+});
