@@ -1480,7 +1480,18 @@ static int run_shim(const struct spec *s) {
   return shim_monitor(s, child, out[0], errp[0], sfd);
 }
 
-/* Reports the started container, then writes its output as log lines until it exits. */
+/* How long the log pipes are still read once the container's pid 1 is reaped. Normally they are
+ * at EOF by then (the kernel kills the rest of the pid namespace), but a write end can live on
+ * elsewhere: a container may pass its stdout to another one over a unix socket. Without a
+ * deadline that one could keep the exit unrecorded (the container shown running, kill a no-op,
+ * rm failing) and go on writing into this container's log. */
+#define LOG_DRAIN_AFTER_EXIT_MS 1000
+
+static long long monotonic_ms(void);
+
+/* Reports the started container, then writes its output as log lines until it exits and its
+ * pipes are drained (or LOG_DRAIN_AFTER_EXIT_MS passed), records the exit and closes the pipes:
+ * a process still holding a write end then gets EPIPE. */
 static int shim_monitor(const struct spec *s, pid_t child, int out_read, int err_read, int sfd) {
   open_log(s);
   char line[64];
@@ -1490,13 +1501,20 @@ static int shim_monitor(const struct spec *s, pid_t child, int out_read, int err
 
   struct log_stream streams[2] = {{.fd = out_read, .name = "stdout"}, {.fd = err_read, .name = "stderr"}};
   int open_streams = 2, exited = 0, code = 0, signo = 0;
+  long long drain_until = 0;
   while (open_streams > 0 || !exited) {
+    int timeout_ms = -1;
+    if (exited) {
+      long long left = drain_until - monotonic_ms();
+      if (left <= 0) break;
+      timeout_ms = (int)left;
+    }
     struct pollfd pfds[3];
     int n = 0;
     pfds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
     for (int i = 0; i < 2; i++)
       if (streams[i].fd >= 0) pfds[n++] = (struct pollfd){.fd = streams[i].fd, .events = POLLIN};
-    if (poll(pfds, (nfds_t)n, -1) < 0 && errno != EINTR) break;
+    if (poll(pfds, (nfds_t)n, timeout_ms) < 0 && errno != EINTR) break;
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof si) == sizeof si) {
       /* SIGTERM/SIGINT/SIGHUP are ignored: stopping is the runtime's job, through the pid. */
@@ -1507,6 +1525,7 @@ static int shim_monitor(const struct spec *s, pid_t child, int out_read, int err
       if (w == child) {
         code = exit_code_of(status, &signo);
         exited = 1;
+        drain_until = monotonic_ms() + LOG_DRAIN_AFTER_EXIT_MS;
       }
     }
     for (int i = 1; i < n; i++) {
@@ -1520,6 +1539,11 @@ static int shim_monitor(const struct spec *s, pid_t child, int out_read, int err
         }
       }
     }
+  }
+  for (int k = 0; k < 2; k++) {
+    if (streams[k].fd < 0) continue;
+    if (streams[k].len > 0) log_line(s, streams[k].name, streams[k].buf, streams[k].len, 0);
+    close(streams[k].fd);
   }
   /* no fsync of the log: readers see it through the page cache, and only exit.json must be durable */
   write_exit_file(s, code, signo);
