@@ -1060,7 +1060,20 @@ __attribute__((noreturn)) static void setup_container(const struct spec *s) {
 
 /* ---------- the parent side: start, report, monitor ---------- */
 
-static void report(const char *line) { write_all(REPORT_FD, line, strlen(line)); }
+static void write_exit_file(const struct spec *s, int code, int signo);
+
+/* A shim's container spec until its start succeeded: a failed start is recorded (exit 127) before
+ * it is reported, so the runtime, which removes the container's directory once it has the error,
+ * never races the shim's write of exit.json into it. */
+static const struct spec *unstarted = NULL;
+
+static void report(const char *line) {
+  if (unstarted && !strncmp(line, "error", 5)) {
+    write_exit_file(unstarted, 127, 0);
+    unstarted = NULL;
+  }
+  write_all(REPORT_FD, line, strlen(line));
+}
 
 /* ---------- device access on cgroup v2: a BPF_PROG_TYPE_CGROUP_DEVICE program ---------- */
 
@@ -1472,11 +1485,10 @@ static int run_shim(const struct spec *s) {
       return 125;
     }
   }
+  unstarted = s;
   pid_t child = start_on_log_pipes(out, errp, &mask, start_cold_child, (void *)s);
-  if (child < 0) {
-    write_exit_file(s, 127, 0);
-    return 125;
-  }
+  if (child < 0) return 125;
+  unstarted = NULL;
   return shim_monitor(s, child, out[0], errp[0], sfd);
 }
 
@@ -1775,6 +1787,7 @@ static int run_warm_shim(void) {
     warm_discard(child);
     return 125;
   }
+  unstarted = &s;
   /* the warm cgroups become the container's: each join dir must sit under one warm parent */
   int adopted[MAX_PARENTS] = {0};
   int ok = s.n_cgroups == n_warm_parents;
@@ -1795,7 +1808,6 @@ static int run_warm_shim(void) {
       snprintf(line, sizeof line, "error\tadopt warm cgroup\t%s\t%d\t%s\n", s.cgroups[i], errno, strerror(errno));
       report(line);
       warm_discard(child);
-      write_exit_file(&s, 127, 0);
       return 125;
     }
     adopted[k] = 1;
@@ -1803,7 +1815,6 @@ static int run_warm_shim(void) {
   if (!ok) {
     report("error\tadopt warm cgroup\t\t0\tthe spec's cgroups are not under the launcher's cgroup parents\n");
     warm_discard(child);
-    write_exit_file(&s, 127, 0);
     return 125;
   }
   /* limits before the child does anything: it is inside already, so device rules written while
@@ -1812,7 +1823,6 @@ static int run_warm_shim(void) {
     close(cp[1]);
     close(ep[0]);
     warm_discard(child);
-    write_exit_file(&s, 127, 0);
     return 125;
   }
   write_all(gp[1], spec_path, strlen(spec_path) + 1);
@@ -1821,10 +1831,8 @@ static int run_warm_shim(void) {
   if (write(cp[1], "j", 1) != 1) { /* the child died: its error is on the error pipe */
   }
   close(cp[1]);
-  if (await_exec(child, ep[0]) < 0) {
-    write_exit_file(&s, 127, 0);
-    return 125;
-  }
+  if (await_exec(child, ep[0]) < 0) return 125;
+  unstarted = NULL;
   return shim_monitor(&s, child, out[0], errp[0], sfd);
 }
 
