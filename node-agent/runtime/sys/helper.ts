@@ -120,10 +120,15 @@ class ShimLauncher {
   }
 
   private spawn(): ChildProcess {
-    const child = spawn(helperPath(), ['launcher', ...this.args], { stdio: ['pipe', 'pipe', 'ignore'] });
+    const child = spawn(helperPath(), ['launcher', ...this.args], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     child.unref();
     (child.stdin as Socket).unref();
+    // the launcher writes there only why it could not run (its sealed copy failed): kept for the error
+    let complaint = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => (complaint = (complaint + chunk).slice(-1024)));
+    (child.stderr as Socket).unref();
     // a launcher that died shows as 'exit' below, which answers every waiting start
     child.stdin!.on('error', () => {});
     child.stdout!.setEncoding('utf8');
@@ -149,7 +154,18 @@ class ShimLauncher {
       for (const answer of waiting) answer(new UnavailableError(`skiff-helper launcher ${why}`));
     };
     child.on('error', (err) => gone(`failed: ${err.message}`));
-    child.on('exit', (code, signal) => gone(`exited (${signal ?? code}) before the shim reported`));
+    child.on('exit', (code, signal) => {
+      const answer = () => {
+        const why = complaint.trim().split('\t').pop();
+        gone(`exited (${signal ?? code}) before the shim reported${why ? `: ${why}` : ''}`);
+      };
+      // its last words may still be in the pipe ('exit' can come first); nothing else holds it
+      if (child.stderr!.readableEnded) answer();
+      else {
+        child.stderr!.once('close', answer);
+        setTimeout(answer, 200);
+      }
+    });
     (child.stdout as Socket).unref();
     return child;
   }

@@ -15,6 +15,7 @@
  *   skiff-helper exec SPEC   enter a running container (setns, cgroups, fork into its pid ns),
  *                            report on fd 3 as above, then wait and exit with the process's
  *                            status (128+signal when killed). stdio is the caller's.
+ * The launcher and exec modes first re-execute from a sealed memfd copy (run_from_sealed_copy).
  *   skiff-helper probe-overlay DIR
  *                            mount DIR/lower, DIR/upper, DIR/work as an overlay that is never
  *                            attached anywhere (it vanishes when the helper exits, whatever
@@ -50,7 +51,9 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -2061,7 +2064,58 @@ static int run_launcher(int warm_target) {
   }
 }
 
+/* ---------- start-up: the modes that meet containers run from a sealed copy of this binary ---------- */
+
+/* The launcher (and every shim and container process it forks) and the exec mode share a pid
+ * namespace or an exec with the container's processes: an image file "#!/proc/self/exe" run by
+ * the container re-runs this binary inside it, and /proc/<pid>/exe of such a process then names
+ * the executable to any process of the container. Were that the host's file, only ETXTBSY would
+ * stand between the container and overwriting it (CVE-2019-5736; the check was briefly gone in
+ * Linux 6.11). So these modes first re-execute themselves from an anonymous memfd copy, sealed
+ * against every change, as runc does: /proc/<pid>/exe then names "/memfd:skiff-helper", which no
+ * one can write. The copy is made once: the re-executed process finds itself sealed. */
+#define SELF_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U /* Linux 6.3: executable even where vm.memfd_noexec makes memfds noexec */
+#endif
+
+/* A failure is reported the way the mode reports (the exec mode on fd 3, the launcher on stderr);
+ * the helper never falls back to running from the host's file. */
+__attribute__((noreturn)) static void sealed_copy_failed(const char *step, int err) {
+  char line[512];
+  int n = snprintf(line, sizeof line, "error\trun from a sealed copy\t/proc/self/exe\t%d\t%s: %s%s\n", err, step, strerror(err),
+                   err == EACCES || err == EPERM ? " (is vm.memfd_noexec 2? skiff-helper needs an executable memfd)" : "");
+  if (fcntl(REPORT_FD, F_GETFD) < 0 || write(REPORT_FD, line, (size_t)n) < 0) write_all(2, line, (size_t)n);
+  exit(125);
+}
+
+static void run_from_sealed_copy(char **argv) {
+  int exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (exe < 0) sealed_copy_failed("open /proc/self/exe", errno);
+  int seals = fcntl(exe, F_GET_SEALS);
+  if (seals >= 0 && (seals & SELF_SEALS) == SELF_SEALS) { /* this is the copy */
+    close(exe);
+    return;
+  }
+  struct stat st;
+  if (fstat(exe, &st) < 0) sealed_copy_failed("stat /proc/self/exe", errno);
+  int copy = memfd_create("skiff-helper", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  if (copy < 0 && errno == EINVAL) copy = memfd_create("skiff-helper", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (copy < 0) sealed_copy_failed("memfd_create", errno);
+  for (off_t left = st.st_size; left > 0;) {
+    ssize_t n = sendfile(copy, exe, NULL, (size_t)left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) sealed_copy_failed("copy /proc/self/exe", n < 0 ? errno : EIO);
+    left -= n;
+  }
+  close(exe);
+  if (fcntl(copy, F_ADD_SEALS, SELF_SEALS) < 0) sealed_copy_failed("seal the copy", errno);
+  fexecve(copy, argv, environ);
+  sealed_copy_failed("execute the copy", errno);
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 2 && (!strcmp(argv[1], "launcher") || !strcmp(argv[1], "exec"))) run_from_sealed_copy(argv);
   if (argc >= 2 && !strcmp(argv[1], "launcher")) {
     /* launcher [WARM CGROUP_PARENT...] */
     int warm = argc >= 3 ? atoi(argv[2]) : 0;

@@ -1,0 +1,89 @@
+/**
+ * skiff-helper runs from a sealed memfd copy of itself (review finding 7, CVE-2019-5736): an image
+ * script "#!/proc/self/exe launcher" re-runs the helper inside the container, where a probe finds
+ * it through /proc and tries to write to its executable; that must be the sealed copy, never the
+ * host's binary, and the shim's and exec helper's /proc/<pid>/exe must name it too.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { readFile, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  LinuxContainerRuntime,
+  type CreateContainerOptions,
+} from '../../node-agent/runtime/containers/container-runtime.js';
+import { helperPath } from '../../node-agent/runtime/sys/helper.js';
+import { makeHostileRootfs, requireHostileTools } from './hostile-probe.js';
+import { mountsUnder, removeTree, scratchDir } from './runtime-containers-fixture.js';
+
+let work: string;
+let rootfs: string;
+let root: string;
+let rt: LinuxContainerRuntime;
+
+before(async () => {
+  requireHostileTools();
+  work = await scratchDir('skiff-sealed-helper-');
+  rootfs = await makeHostileRootfs(join(work, 'rootfs'), work);
+  root = join(work, 'root');
+  rt = await LinuxContainerRuntime.open({ root });
+});
+
+after(async () => {
+  if (rt) {
+    for (const c of await rt.list({ all: true })) await rt.remove(c.id, { force: true }).catch(() => {});
+    assert.deepEqual(mountsUnder(work), [], 'nothing stays mounted');
+  }
+  if (work) await removeTree(work);
+});
+
+function opts(argv: string[], extra: Partial<CreateContainerOptions> = {}): CreateContainerOptions {
+  return { rootfs: { type: 'bind', source: rootfs, options: ['rbind', 'rw'] }, argv, ...extra };
+}
+
+async function logText(id: string): Promise<string> {
+  let text = '';
+  for await (const e of rt.logs(id)) text += `${e.stream} ${e.text}\n`;
+  return text;
+}
+
+describe('skiff-helper runs from a sealed copy (CVE-2019-5736)', () => {
+  test('#!/proc/self/exe in a container reaches a sealed memfd, never the host binary', async () => {
+    const hostBinary = helperPath();
+    const before = createHash('sha256').update(readFileSync(hostBinary)).digest('hex');
+    const c = await rt.create(opts(['/probe', 'grab']));
+    try {
+      const started = await rt.start(c.id);
+      assert.match(await readlink(`/proc/${started.state.shimPid}/exe`), /^\/memfd:skiff-helper/);
+      // the image's script runs the helper inside the container; its stdin keeps it there
+      const handle = await rt.exec(c.id, { argv: ['/innocent'], stdio: ['pipe', 'ignore', 'ignore'] });
+      assert.match(await readlink(`/proc/${handle.child.pid}/exe`), /^\/memfd:skiff-helper/);
+      const exit = await rt.wait(c.id, { timeoutMs: 30_000 });
+      handle.child.stdin!.end();
+      await handle.exited;
+      const log = await logText(c.id);
+      assert.equal(exit.exitCode, 0, log);
+      assert.match(log, /exe: \/memfd:skiff-helper/);
+      assert.match(log, /(open for writing|write): Operation not permitted|open for writing: Text file busy/);
+      assert.doesNotMatch(log, /WRITTEN/);
+      assert.equal(createHash('sha256').update(readFileSync(hostBinary)).digest('hex'), before);
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
+  test('the launcher re-executes from its sealed copy once, with the same arguments', async () => {
+    const launcher = spawn(helperPath(), ['launcher'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      assert.match(await readlink(`/proc/${launcher.pid}/exe`), /^\/memfd:skiff-helper/);
+      assert.equal(await readFile(`/proc/${launcher.pid}/cmdline`, 'utf8'), `${helperPath()}\0launcher\0`);
+    } finally {
+      launcher.stdin!.end();
+      await new Promise((r) => launcher.once('exit', r));
+    }
+  });
+});
