@@ -485,51 +485,166 @@ static void attach_fd(const char *step, int mntfd, const char *target, int as_fi
 
 /* ---------- container setup ---------- */
 
-static int open_rootfs_mount(const struct spec *s) {
-  if (!s->rootfs_type) fail("rootfs", NULL, EINVAL, "no root file system in the spec");
+/* Why a step failed, for the caller to report its own way: fail() in a process that exits on an
+ * error, a report line from the shim, which must record the exit first. */
+struct failure {
+  const char *step;
+  char path[PATH_MAX];
+  int err;
+  char msg[512];
+};
+
+__attribute__((format(printf, 5, 6))) static int failed(struct failure *f, const char *step, const char *path, int err,
+                                                        const char *fmt, ...) {
+  f->step = step;
+  snprintf(f->path, sizeof f->path, "%s", path ? path : "");
+  f->err = err;
+  f->msg[0] = '\0';
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->msg, sizeof f->msg, fmt, ap);
+    va_end(ap);
+  } else if (err) {
+    snprintf(f->msg, sizeof f->msg, "%s", strerror(err));
+  }
+  return -1;
+}
+
+/* The root file system as a detached mount (attached nowhere until moved), or -1 with *f filled. */
+static int try_open_rootfs_mount(const struct spec *s, struct failure *f) {
+  if (!s->rootfs_type) return failed(f, "rootfs", NULL, EINVAL, "no root file system in the spec");
   if (!strcmp(s->rootfs_type, "bind")) {
     int fd = open_tree(AT_FDCWD, s->rootfs_source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-    if (fd < 0) fail("mount rootfs", s->rootfs_source, errno, NULL);
+    if (fd < 0) return failed(f, "mount rootfs", s->rootfs_source, errno, NULL);
     return fd;
   }
   if (strcmp(s->rootfs_type, "overlay") != 0)
-    fail("mount rootfs", s->rootfs_source, EINVAL, "unsupported root mount type %s", s->rootfs_type);
+    return failed(f, "mount rootfs", s->rootfs_source, EINVAL, "unsupported root mount type %s", s->rootfs_type);
   /* The new mount API has no one-page limit on options: each lower layer is its own "lowerdir+"
    * call, so images with hundreds of layers mount. */
   int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
-  if (fsfd < 0) fail("fsopen overlay", NULL, errno, NULL);
+  if (fsfd < 0) return failed(f, "fsopen overlay", NULL, errno, NULL);
+  int ret = -1;
   for (int i = 0; i < s->n_rootfs_opts; i++) {
     const char *opt = s->rootfs_opts[i];
     const char *eq = strchr(opt, '=');
     if (!eq) {
-      if (fsconfig(fsfd, FSCONFIG_SET_FLAG, opt, NULL, 0) < 0) fail("overlay option", opt, errno, NULL);
+      if (fsconfig(fsfd, FSCONFIG_SET_FLAG, opt, NULL, 0) < 0) {
+        failed(f, "overlay option", opt, errno, NULL);
+        goto out;
+      }
       continue;
     }
     char key[64];
     size_t klen = (size_t)(eq - opt);
-    if (klen >= sizeof key) fail("overlay option", opt, EINVAL, "option name too long");
+    if (klen >= sizeof key) {
+      failed(f, "overlay option", opt, EINVAL, "option name too long");
+      goto out;
+    }
     memcpy(key, opt, klen);
     key[klen] = '\0';
     if (!strcmp(key, "lowerdir")) {
       /* lowerdir=A:B:C (leftmost uppermost) becomes lowerdir+ A, lowerdir+ B, ... in that order */
-      char *dirs = strdup(eq + 1), *save = NULL;
-      for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save))
-        if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", d, 0) < 0) fail("overlay lowerdir", d, errno, NULL);
-      free(dirs);
+      const char *d = eq + 1;
+      while (*d) {
+        const char *colon = strchr(d, ':');
+        size_t len = colon ? (size_t)(colon - d) : strlen(d);
+        char dir[PATH_MAX];
+        if (len >= sizeof dir) {
+          failed(f, "overlay lowerdir", d, ENAMETOOLONG, NULL);
+          goto out;
+        }
+        memcpy(dir, d, len);
+        dir[len] = '\0';
+        if (len > 0 && fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", dir, 0) < 0) {
+          failed(f, "overlay lowerdir", dir, errno, NULL);
+          goto out;
+        }
+        d += len + (colon ? 1 : 0);
+      }
     } else if (fsconfig(fsfd, FSCONFIG_SET_STRING, key, eq + 1, 0) < 0) {
-      fail("overlay option", opt, errno, NULL);
+      failed(f, "overlay option", opt, errno, NULL);
+      goto out;
     }
   }
   if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
-    char log[512];
+    int err = errno;
+    char log[256];
     ssize_t n = read(fsfd, log, sizeof log - 1); /* the kernel's reason, when it gives one */
-    fail("mount overlay", s->rootfs_path, errno, "%s%s%s", strerror(errno), n > 0 ? ": " : "",
-         n > 0 ? (log[n] = '\0', log) : "");
+    if (n > 0) log[n] = '\0';
+    failed(f, "mount overlay", s->rootfs_path, err, "%s%s%s", strerror(err), n > 0 ? ": " : "", n > 0 ? log : "");
+    goto out;
   }
-  int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
-  if (mfd < 0) fail("fsmount overlay", s->rootfs_path, errno, NULL);
+  ret = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
+  if (ret < 0) failed(f, "fsmount overlay", s->rootfs_path, errno, NULL);
+out:
   close(fsfd);
-  return mfd;
+  return ret;
+}
+
+/* For the helper's one-shot modes, which exit on an error. */
+static int open_rootfs_mount(const struct spec *s) {
+  struct failure f;
+  int fd = try_open_rootfs_mount(s, &f);
+  if (fd < 0) fail(f.step, f.path, f.err, "%s", f.msg);
+  return fd;
+}
+
+/* The container's root mount is made by its shim, not by the container's process (as containerd
+ * mounts a container's root itself): whatever the kernel allocates for it, such as the block of an
+ * overlay's work directory, is then charged to the shim's cgroup. Charged to the container's
+ * memory cgroup, it kept that cgroup alive, dying, long after the container was gone: one per
+ * start, each making every later cgroup creation and migration slower. The mount travels to the
+ * container's process over a socket pair (SCM_RIGHTS) while that process sets up its namespaces. */
+static int rootfs_sock = -1; /* the setup child's end of the socket its root mount arrives on */
+
+static int send_fd(int sock, int fd) {
+  char byte = 'r';
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  ssize_t r;
+  do r = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  return r == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock) {
+  char byte;
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+  ssize_t r;
+  do r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  while (r < 0 && errno == EINTR);
+  if (r != 1) return -1;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
+}
+
+/* In the container's process: the root mount from the shim. */
+static int receive_rootfs_mount(void) {
+  int fd = recv_fd(rootfs_sock);
+  if (fd < 0) _exit(125); /* the shim could not mount it, and reports why */
+  close(rootfs_sock);
+  rootfs_sock = -1;
+  return fd;
 }
 
 static void mount_dev(void) {
@@ -1024,7 +1139,7 @@ __attribute__((noreturn)) static void setup_container(const struct spec *s) {
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("make mounts private", "/", errno, NULL);
 
   /* Host-side sources are opened as detached mounts while the host is still visible. */
-  int rootfd = open_rootfs_mount(s);
+  int rootfd = receive_rootfs_mount();
   int volfds[64];
   for (int i = 0; i < s->n_volumes; i++) {
     volfds[i] = open_tree(AT_FDCWD, s->volumes[i].source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
@@ -1244,9 +1359,26 @@ static void leave_session(void) {
 
 /* Forks the process that becomes the container (or the exec'd process); returns its pid after
  * setup succeeded, or reports the setup error on fd 3 and returns -1. */
+/* In the shim: mounts the container's root and hands it to the container's process over `sock`;
+ * -1 after reporting why it could not be mounted. */
+static int hand_over_rootfs(const struct spec *s, int sock) {
+  struct failure f;
+  int fd = try_open_rootfs_mount(s, &f);
+  if (fd < 0) {
+    char line[PATH_MAX + 1024];
+    snprintf(line, sizeof line, "error\t%s\t%s\t%d\t%s\n", f.step, f.path, f.err, f.msg);
+    report(line);
+    return -1;
+  }
+  send_fd(sock, fd); /* a process gone meanwhile has reported its own error */
+  close(fd);
+  return 0;
+}
+
 static pid_t start_child(const struct spec *s, int is_exec) {
-  int ep[2], cp[2], mp[2];
-  if (pipe2(ep, O_CLOEXEC) < 0 || pipe2(cp, O_CLOEXEC) < 0 || pipe2(mp, O_CLOEXEC) < 0) {
+  int ep[2], cp[2], mp[2], rp[2] = {-1, -1};
+  if (pipe2(ep, O_CLOEXEC) < 0 || pipe2(cp, O_CLOEXEC) < 0 || pipe2(mp, O_CLOEXEC) < 0 ||
+      (!is_exec && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rp) < 0)) {
     report("error\tpipe\t\t0\tcannot create a pipe\n");
     return -1;
   }
@@ -1265,6 +1397,10 @@ static pid_t start_child(const struct spec *s, int is_exec) {
     cgroups_joined_fd = cp[0];
     if (is_exec) close(mp[1]);
     else mounts_ready_fd = mp[1];
+    if (!is_exec) {
+      close(rp[0]);
+      rootfs_sock = rp[1];
+    }
     signal(SIGPIPE, SIG_DFL);
     leave_session();
     if (is_exec) become_process(s);
@@ -1275,7 +1411,11 @@ static pid_t start_child(const struct spec *s, int is_exec) {
   close(mp[1]);
   if (is_exec) close(mp[0]);
   if (!is_exec) {
-    if (create_cgroups(s) < 0 || restrict_devices(s) < 0 || move_into_cgroups(s, pid) < 0) {
+    /* the mount first: the container's process must not be in its cgroups yet (see rootfs_sock) */
+    close(rp[1]);
+    int handed = hand_over_rootfs(s, rp[0]);
+    close(rp[0]);
+    if (handed < 0 || create_cgroups(s) < 0 || restrict_devices(s) < 0 || move_into_cgroups(s, pid) < 0) {
       close(cp[1]);
       close(ep[0]);
       close(mp[0]);
@@ -1717,7 +1857,7 @@ static int read_path(int fd, char *out, size_t len) {
 /* The warm shim's extra pipes, beside the log pipes: gp carries the spec path to the child, ep its
  * setup errors back, cp and mp the cgroups-joined and mounts-ready handshakes. */
 struct warm_pipes {
-  int *gp, *ep, *cp, *mp;
+  int *gp, *ep, *cp, *mp, *rp;
 };
 
 /* Forks the warm child, which waits for a spec path on gp and then sets up as a cold child does. */
@@ -1734,6 +1874,8 @@ static pid_t fork_warm_child(void *arg) {
     err_fd = p->ep[1];
     cgroups_joined_fd = p->cp[0];
     mounts_ready_fd = p->mp[1];
+    close(p->rp[0]);
+    rootfs_sock = p->rp[1];
     signal(SIGPIPE, SIG_DFL);
     leave_session();
     static char path[PATH_MAX];
@@ -1749,16 +1891,18 @@ static pid_t fork_warm_child(void *arg) {
 static int run_warm_shim(void) {
   sigset_t mask;
   int sfd = shim_detach(&mask);
-  int out[2], errp[2], gp[2], ep[2], cp[2], mp[2];
+  int out[2], errp[2], gp[2], ep[2], cp[2], mp[2], rp[2];
   if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(gp, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 ||
-      pipe2(cp, O_CLOEXEC) < 0 || pipe2(mp, O_CLOEXEC) < 0 || unshare(CLONE_NEWPID) < 0)
+      pipe2(cp, O_CLOEXEC) < 0 || pipe2(mp, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rp) < 0 ||
+      unshare(CLONE_NEWPID) < 0)
     return 125;
-  struct warm_pipes wp = {.gp = gp, .ep = ep, .cp = cp, .mp = mp};
+  struct warm_pipes wp = {.gp = gp, .ep = ep, .cp = cp, .mp = mp, .rp = rp};
   pid_t child = start_on_log_pipes(out, errp, &mask, fork_warm_child, &wp);
   close(ep[1]);
   close(cp[0]);
   close(gp[0]);
   close(mp[1]);
+  close(rp[1]);
   if (child < 0) return 125;
 
   /* park the child in this shim's warm cgroups: the grace period is paid here, before any start */
@@ -1830,6 +1974,13 @@ static int run_warm_shim(void) {
   }
   write_all(gp[1], spec_path, strlen(spec_path) + 1);
   close(gp[1]);
+  /* made by the shim while the child reads the spec and unshares: the child sits in its cgroups */
+  int handed = hand_over_rootfs(&s, rp[0]);
+  close(rp[0]);
+  if (handed < 0) {
+    warm_discard(child);
+    return 125;
+  }
   hold_mount_ns(child, mp[0]);
   if (write(cp[1], "j", 1) != 1) { /* the child died: its error is on the error pipe */
   }
