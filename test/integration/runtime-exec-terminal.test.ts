@@ -214,6 +214,26 @@ describe('exec never hands the caller its terminal', () => {
     }
   });
 
+  test('the output of a command that exits before the caller reads it is not lost', async () => {
+    // Node drops a child's unread output when it exits; about one exec in five lost its output
+    const c = await rt.create(opts(['sleep', '1000']));
+    try {
+      await rt.start(c.id);
+      for (let i = 0; i < 25; i++) {
+        const handle = await rt.exec(c.id, { argv: ['echo', `line ${i}`] });
+        await handle.exited;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const stdout = new PassThrough();
+        let text = '';
+        stdout.on('data', (d) => (text += d));
+        assert.equal(await relayExec(handle, { stdout, stderr: new PassThrough() }), 0);
+        assert.equal(text, `line ${i}\n`, `exec ${i}`);
+      }
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
   test('the runtime refuses a terminal as an exec stdio; relayExec copies pipes both ways', async () => {
     const c = await rt.create(opts(['sleep', '1000']));
     const ptmx = openSync('/dev/ptmx', 'r+');

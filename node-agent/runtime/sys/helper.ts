@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Socket } from 'node:net';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { isatty } from 'node:tty';
 import {
   FailedPreconditionError,
@@ -250,11 +250,18 @@ export interface ExecHandle {
   /** The exec'd process, as seen from the host. */
   pid: number;
   /**
-   * The helper process: its stdio is the exec'd process's (with 'pipe', child.stdin, .stdout and
-   * .stderr are the process's; see relayExec); it exits with its status; a signal sent to it is
-   * passed on to the process.
+   * The helper process: its stdio is the exec'd process's (with 'pipe', child.stdin is the
+   * process's stdin; read its output from `stdout` and `stderr` below); it exits with its status;
+   * a signal sent to it is passed on to the process.
    */
   child: ChildProcess;
+  /**
+   * With 'pipe': the process's output, buffered from the start. Node drains and drops a child's
+   * unread stdout and stderr when it exits, and a short command exits before the caller gets
+   * the handle: child.stdout read then had lost it (about one exec in five here).
+   */
+  stdout: Readable | null;
+  stderr: Readable | null;
   /** Exit code of the exec'd process (128+signal when killed). */
   exited: Promise<number>;
 }
@@ -296,10 +303,12 @@ export async function startExec(specPath: string, stdio: StdioOptions, action: s
     child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
   });
   exited.catch(() => {});
+  const stdout = child.stdout ? child.stdout.pipe(new PassThrough()) : null;
+  const stderr = child.stderr ? child.stderr.pipe(new PassThrough()) : null;
   const reportStream = child.stdio[3] as Readable;
   try {
     const report = await readReport(reportStream, child, action);
-    return { pid: report.pid, child, exited };
+    return { pid: report.pid, child, exited, stdout, stderr };
   } finally {
     reportStream.destroy();
   }
@@ -331,8 +340,8 @@ export interface ExecStreams {
 export async function relayExec(handle: ExecHandle, io: ExecStreams): Promise<number> {
   const { child } = handle;
   const outputs: [Readable | null, Writable][] = [
-    [child.stdout, io.stdout],
-    [child.stderr, io.stderr],
+    [handle.stdout, io.stdout],
+    [handle.stderr, io.stderr],
   ];
   const cleanups: (() => void)[] = [];
   const ended = outputs.map(([from, to]) => {
@@ -375,5 +384,8 @@ export async function relayExec(handle: ExecHandle, io: ExecStreams): Promise<nu
     return code;
   } finally {
     for (const cleanup of cleanups) cleanup();
+    // the pipes themselves, which a process left in the container may hold open
+    child.stdout?.destroy();
+    child.stderr?.destroy();
   }
 }
