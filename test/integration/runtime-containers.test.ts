@@ -314,6 +314,20 @@ describe('container isolation', () => {
     assert.deepEqual(r.stdout.trim().split('\n'), ['from host', 'ro-refused', 'root-ro']);
     assert.equal(await readFile(join(vol, 'out.txt'), 'utf8'), 'out\n');
   });
+
+  test('a root bind mount with the "ro" option (a snapshot view) stays read-only', async () => {
+    // the mount points the runtime binds onto must exist in a read-only root
+    await writeFile(join(rootfs, 'etc', 'hosts'), '');
+    await writeFile(join(rootfs, 'etc', 'hostname'), '');
+    const r = await run(
+      sh('cat /etc/hostname >/dev/null && echo readable; touch /newfile 2>/dev/null || echo root-ro'),
+      {
+        rootfs: { type: 'bind', source: rootfs, options: ['rbind', 'ro'] },
+      },
+    );
+    assert.deepEqual(r.stdout.trim().split('\n'), ['readable', 'root-ro']);
+    await assert.rejects(stat(join(rootfs, 'newfile')));
+  });
 });
 
 describe('cgroup limits', () => {

@@ -517,6 +517,16 @@ static int try_open_rootfs_mount(const struct spec *s, struct failure *f) {
   if (!strcmp(s->rootfs_type, "bind")) {
     int fd = open_tree(AT_FDCWD, s->rootfs_source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
     if (fd < 0) return failed(f, "mount rootfs", s->rootfs_source, errno, NULL);
+    /* a snapshotter's read-only view is a bind with "ro": it must stay read-only */
+    for (int i = 0; i < s->n_rootfs_opts; i++) {
+      if (strcmp(s->rootfs_opts[i], "ro") != 0) continue;
+      struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+      if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
+        int err = errno;
+        close(fd);
+        return failed(f, "mount rootfs", s->rootfs_source, err, NULL);
+      }
+    }
     return fd;
   }
   if (strcmp(s->rootfs_type, "overlay") != 0)
