@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { text } from 'node:stream/consumers';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -569,6 +570,15 @@ describe('logs, lifecycle, exec', () => {
       assert.equal(lines[1]!.trim(), 'sleep 1000');
       assert.equal(lines[2], 'CapEff:\t00000000a80425fb');
       await assert.rejects(rt.exec(c.id, { argv: ['/nope'], stdio: 'ignore' }), NotFoundError);
+      // as runc exec: the working directory must exist; none is made for the process as root
+      await assert.rejects(
+        rt.exec(c.id, { argv: ['true'], cwd: '/not/there', stdio: 'ignore' }),
+        /chdir \/not\/there: .*No such file or directory/,
+      );
+      const probe = await rt.exec(c.id, { argv: sh('test -e /not && echo made || echo absent') });
+      const [code, made] = await Promise.all([probe.exited, text(probe.stdout!)]);
+      assert.equal(code, 0);
+      assert.equal(made, 'absent\n');
     } finally {
       await rt.remove(c.id, { force: true });
     }

@@ -353,12 +353,16 @@ static void write_file(const char *step, const char *path, const char *data) {
   close(fd);
 }
 
+/* What ensure_path makes of a missing component: directories (the last one a file with
+ * MAKE_FILE), or nothing (ENOENT). */
+enum make_missing { MAKE_DIRS, MAKE_FILE, MAKE_NOTHING };
+
 /* mkdir -p inside the current (already pivoted) root, returning an O_PATH descriptor of the result.
  * Walks one component at a time without following anything: a symlink's target is spliced into
  * the rest of the path and resolved from the root again, so ".." and absolute links never leave
  * the container's root, links in /proc are refused, and a dangling
  * link is created where it points inside the root (as filepath-securejoin's MkdirAll does). */
-static int ensure_path(const char *path, int as_file) {
+static int ensure_path(const char *path, enum make_missing make) {
   char rest[PATH_MAX];
   if (snprintf(rest, sizeof rest, "%s", path) >= (int)sizeof rest) {
     errno = ENAMETOOLONG;
@@ -384,16 +388,16 @@ static int ensure_path(const char *path, int as_file) {
     int last = strspn(p, "/") == strlen(p);
     if (!strcmp(comp, ".")) continue;
     int fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) {
-      int made = (last && as_file) ? openat(cur, comp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644)
-                                   : mkdirat(cur, comp, 0755);
+    if (fd < 0 && errno == ENOENT && make != MAKE_NOTHING) {
+      int made = (last && make == MAKE_FILE) ? openat(cur, comp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644)
+                                             : mkdirat(cur, comp, 0755);
       if (made < 0 && errno != EEXIST) {
         int saved = errno;
         close(cur);
         errno = saved;
         return -1;
       }
-      if (made > 0 && last && as_file) close(made);
+      if (made > 0 && last && make == MAKE_FILE) close(made);
       fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     }
     if (fd < 0) {
@@ -470,7 +474,7 @@ static void ensure_mount_points(void) {
 
 /* A bind mount's target (created as a file when a file is mounted on it), as an O_PATH descriptor. */
 static int ensure_mount_target(const char *step, const char *target, int as_file) {
-  int tfd = ensure_path(target, as_file);
+  int tfd = ensure_path(target, as_file ? MAKE_FILE : MAKE_DIRS);
   if (tfd < 0) fail(step, target, errno, NULL);
   return tfd;
 }
@@ -1065,7 +1069,9 @@ static void install_seccomp(const struct spec *s) {
 
 /* Session keyring, identity, capabilities, no_new_privs, descriptors, working directory, seccomp;
  * then execve. */
-__attribute__((noreturn)) static void become_process(const struct spec *s) {
+/* `make_cwd`: a missing working directory is created (a container's start, as docker's WORKDIR);
+ * an exec'd process must find it (as runc exec), and never has one made for it as root. */
+__attribute__((noreturn)) static void become_process(const struct spec *s, int make_cwd) {
   static struct identity id;
   join_session_keyring();
   resolve_identity(s, &id);
@@ -1079,7 +1085,7 @@ __attribute__((noreturn)) static void become_process(const struct spec *s) {
   if (s->cwd) {
     /* Resolved without magic links, so a descriptor leaked from the host (/proc/self/fd/N) can
      * never become the working directory (CVE-2024-21626). */
-    int dfd = ensure_path(s->cwd, 0);
+    int dfd = ensure_path(s->cwd, make_cwd ? MAKE_DIRS : MAKE_NOTHING);
     if (dfd < 0) fail("chdir", s->cwd, errno, NULL);
     if (fchdir(dfd) < 0) fail("chdir", s->cwd, errno, NULL);
     close(dfd);
@@ -1183,7 +1189,7 @@ __attribute__((noreturn)) static void setup_container(const struct spec *s) {
   if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) fail("sethostname", s->hostname, errno, NULL);
   if (s->lo_up) bring_lo_up();
   wait_for_cgroups(s);
-  become_process(s);
+  become_process(s, 1);
 }
 
 /* ---------- the parent side: start, report, monitor ---------- */
@@ -1413,7 +1419,7 @@ static pid_t start_child(const struct spec *s, int is_exec) {
     }
     signal(SIGPIPE, SIG_DFL);
     leave_session();
-    if (is_exec) become_process(s);
+    if (is_exec) become_process(s, 0);
     setup_container(s);
   }
   close(ep[1]);
