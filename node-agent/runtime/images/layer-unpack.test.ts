@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { InvalidArgumentError, ResourceExhaustedError } from '../../../proto/errors.js';
-import { gzip, sha256, sorted, tar, type TarEntry } from '../../../test/fixtures/images.js';
+import { gzip, nestedTree, sha256, sorted, tar, type TarEntry } from '../../../test/fixtures/images.js';
 import { tarHeader } from '../../../test/fixtures/images-tar.js';
 import { hostileLayers } from '../../../test/fixtures/images-hostile.js';
 import { treeFingerprint } from '../snapshots/snapshotter-conformance.js';
@@ -469,19 +469,8 @@ describe('layer unpack (skiff-unpack)', () => {
   });
 
   // Security review finding 4: removing a directory with two or more subdirectories (or two levels
-  // of them) closed the directory fd the entry being applied still used ("Bad file descriptor").
-  const nestedTree = (top: string): TarEntry[] => [
-    { name: `${top}/`, type: 'dir' },
-    { name: `${top}/a/`, type: 'dir' },
-    { name: `${top}/a/x`, data: 'x' },
-    { name: `${top}/a/a1/`, type: 'dir' },
-    { name: `${top}/a/a1/deep`, data: 'd' },
-    { name: `${top}/a/a2/`, type: 'dir' },
-    { name: `${top}/b/`, type: 'dir' },
-    { name: `${top}/b/b1/`, type: 'dir' },
-    { name: `${top}/b/b1/deep`, data: 'd' },
-    { name: `${top}/b/b2/`, type: 'dir' },
-  ];
+  // of them, as nestedTree makes) closed the directory fd the entry being applied still used
+  // ("Bad file descriptor").
 
   test('whiteouts and replacements of nested directories (two levels, two siblings), apply mode', async () => {
     const { layer } = await sandbox();
