@@ -3,45 +3,34 @@
  * and through the built `skiff runtime` CLI in separate processes. Everything is removed at the
  * end (containers, snapshots), and nothing stays mounted.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { openImageRuntime, processFromImage, type ImageRuntime } from '../../node-agent/runtime/runtime.js';
-import { archiveTar, busyboxImage, manyLayerImage, multiLayerImage, ociLayout } from '../fixtures/images.js';
-import { mountsUnder, removeTree, requireRootAndBusybox, scratchDir } from './runtime-containers-fixture.js';
+import { processFromImage, type ImageRuntime } from '../../node-agent/runtime/runtime.js';
+import { busyboxImage, manyLayerImage, multiLayerImage } from '../fixtures/images.js';
+import {
+  openImageRuntimeWith,
+  requireRootAndBusybox,
+  withScratchRuntime,
+} from './runtime-containers-fixture.js';
 
 const run = promisify(execFile);
 
-let work: string;
 let root: string;
 let rt: ImageRuntime;
 
-before(async () => {
+withScratchRuntime('skiff-ctr-images-', async (work) => {
   requireRootAndBusybox();
-  work = await scratchDir('skiff-ctr-images-');
   root = join(work, 'root');
-  const archive = join(work, 'images.tar');
-  await writeFile(
-    archive,
-    archiveTar(
-      ociLayout([busyboxImage('busybox:1'), multiLayerImage('multi:1'), manyLayerImage(140, 'many:140')]),
-    ),
-  );
-  rt = await openImageRuntime(root, { snapshotter: 'overlay' });
-  await rt.images.import(archive);
-});
-
-after(async () => {
-  if (rt) {
-    for (const c of await rt.runtime.containers.list({ all: true })) {
-      await rt.runtime.containers.remove(c.id, { force: true }).catch(() => {});
-    }
-    assert.deepEqual(mountsUnder(work), [], 'nothing stays mounted');
-  }
-  if (work) await removeTree(work);
+  rt = await openImageRuntimeWith(root, join(work, 'images.tar'), [
+    busyboxImage('busybox:1'),
+    multiLayerImage('multi:1'),
+    manyLayerImage(140, 'many:140'),
+  ]);
+  return rt.runtime.containers;
 });
 
 async function output(id: string): Promise<string> {

@@ -5,7 +5,7 @@
  * directly, so no libc fallback hides a result), clone3 with ENOSYS while fork and threads work;
  * and each container's session keyring is its own, not the host's.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
@@ -19,10 +19,10 @@ import {
 import { InvalidArgumentError } from '../../proto/errors.js';
 import {
   makeBusyboxRootfs,
-  mountsUnder,
-  removeTree,
+  onRootfs,
   requireRootAndBusybox,
-  scratchDir,
+  runToEnd,
+  withScratchRuntime,
 } from './runtime-containers-fixture.js';
 
 const execFileAsync = promisify(execFile);
@@ -101,9 +101,9 @@ let root: string;
 let probe: string;
 let rt: LinuxContainerRuntime;
 
-before(async () => {
+withScratchRuntime('skiff-ctr-seccomp-', async (dir) => {
   requireRootAndBusybox();
-  work = await scratchDir('skiff-ctr-seccomp-');
+  work = dir;
   rootfs = await makeBusyboxRootfs(join(work, 'rootfs'));
   root = join(work, 'root');
   const src = join(work, 'probe.c');
@@ -112,36 +112,16 @@ before(async () => {
   const cc = spawnSync('gcc', ['-static', '-O1', '-Wall', '-Werror', '-o', probe, src], { encoding: 'utf8' });
   assert.equal(cc.status, 0, `gcc (apt-get install -y gcc libc6-dev) failed: ${cc.error ?? cc.stderr}`);
   rt = await LinuxContainerRuntime.open({ root });
-});
-
-after(async () => {
-  if (rt) {
-    for (const c of await rt.list({ all: true })) await rt.remove(c.id, { force: true }).catch(() => {});
-    assert.deepEqual(mountsUnder(work), [], 'nothing stays mounted');
-  }
-  if (work) await removeTree(work);
+  return rt;
 });
 
 function opts(argv: string[], extra: Partial<CreateContainerOptions> = {}): CreateContainerOptions {
-  return { rootfs: { type: 'bind', source: rootfs, options: ['rbind', 'rw'] }, argv, ...extra };
+  return onRootfs(rootfs, argv, extra);
 }
 
 /** Runs a container to its end; returns its exit and its output, and removes it. */
-async function run(argv: string[], extra: Partial<CreateContainerOptions> = {}) {
-  const c = await rt.create(opts(argv, extra));
-  try {
-    await rt.start(c.id);
-    const exit = await rt.wait(c.id, { timeoutMs: 30_000 });
-    let stdout = '';
-    let stderr = '';
-    for await (const e of rt.logs(c.id)) {
-      if (e.stream === 'stdout') stdout += e.text + '\n';
-      else stderr += e.text + '\n';
-    }
-    return { exit, stdout, stderr };
-  } finally {
-    await rt.remove(c.id, { force: true });
-  }
+function run(argv: string[], extra: Partial<CreateContainerOptions> = {}) {
+  return runToEnd(rt, opts(argv, extra));
 }
 
 const sh = (script: string) => ['sh', '-c', script];

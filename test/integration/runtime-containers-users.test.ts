@@ -5,24 +5,27 @@
  * root, a fifo, a directory, 10 MiB, a very long line). Real containers from busybox images,
  * through the Runtime and through the `skiff runtime` CLI in separate processes.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { openImageRuntime, type ImageRuntime, type RunOptions } from '../../node-agent/runtime/runtime.js';
+import { type ImageRuntime, type RunOptions } from '../../node-agent/runtime/runtime.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../../proto/errors.js';
 import {
-  archiveTar,
   buildImage,
   busyboxLayerEntries,
-  ociLayout,
   sorted,
   type FixtureImage,
   type TarEntry,
 } from '../fixtures/images.js';
-import { mountsUnder, removeTree, requireRootAndBusybox, scratchDir } from './runtime-containers-fixture.js';
+import {
+  mountsUnder,
+  openImageRuntimeWith,
+  requireRootAndBusybox,
+  withScratchRuntime,
+} from './runtime-containers-fixture.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -70,9 +73,9 @@ let root: string;
 let hostSecret: string;
 let rt: ImageRuntime;
 
-before(async () => {
+withScratchRuntime('skiff-ctr-users-', async (dir) => {
   requireRootAndBusybox();
-  work = await scratchDir('skiff-ctr-users-');
+  work = dir;
   root = join(work, 'root');
   // a host file an image's link might aim at: its users must never be seen in a container
   hostSecret = join(work, 'host-shadow');
@@ -105,20 +108,8 @@ before(async () => {
       { name: 'etc/passwd', data: `root:x:0:0::/root:/bin/sh\n${'a'.repeat(100_000)}:x:5:5::/:/bin/sh\n` },
     ]),
   ];
-  const archive = join(work, 'images.tar');
-  await writeFile(archive, archiveTar(ociLayout(images)));
-  rt = await openImageRuntime(root, { snapshotter: 'overlay' });
-  await rt.images.import(archive);
-});
-
-after(async () => {
-  if (rt) {
-    for (const c of await rt.runtime.containers.list({ all: true })) {
-      await rt.runtime.containers.remove(c.id, { force: true }).catch(() => {});
-    }
-    assert.deepEqual(mountsUnder(work), [], 'nothing stays mounted');
-  }
-  if (work) await removeTree(work);
+  rt = await openImageRuntimeWith(root, join(work, 'images.tar'), images);
+  return rt.runtime.containers;
 });
 
 const SHOW_IDENTITY = [

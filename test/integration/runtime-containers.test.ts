@@ -3,7 +3,7 @@
  * stop/kill/rm. Runs as root; every container is removed (processes killed, cgroups removed)
  * even when a test fails.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { text } from 'node:stream/consumers';
 import { spawn, spawnSync } from 'node:child_process';
@@ -21,9 +21,10 @@ import { Cgroups, parseCgroupLayout } from '../../node-agent/runtime/sys/cgroups
 import {
   makeBusyboxRootfs,
   mountsUnder,
-  removeTree,
+  onRootfs,
   requireRootAndBusybox,
-  scratchDir,
+  runToEnd,
+  withScratchRuntime,
 } from './runtime-containers-fixture.js';
 
 let work: string;
@@ -31,42 +32,22 @@ let rootfs: string;
 let root: string;
 let rt: LinuxContainerRuntime;
 
-before(async () => {
+withScratchRuntime('skiff-ctr-test-', async (dir) => {
   requireRootAndBusybox();
-  work = await scratchDir('skiff-ctr-test-');
+  work = dir;
   rootfs = await makeBusyboxRootfs(join(work, 'rootfs'));
   root = join(work, 'root');
   rt = await LinuxContainerRuntime.open({ root });
-});
-
-after(async () => {
-  if (rt) {
-    for (const c of await rt.list({ all: true })) await rt.remove(c.id, { force: true }).catch(() => {});
-    assert.deepEqual(mountsUnder(work), [], 'nothing stays mounted');
-  }
-  if (work) await removeTree(work);
+  return rt;
 });
 
 function opts(argv: string[], extra: Partial<CreateContainerOptions> = {}): CreateContainerOptions {
-  return { rootfs: { type: 'bind', source: rootfs, options: ['rbind', 'rw'] }, argv, ...extra };
+  return onRootfs(rootfs, argv, extra);
 }
 
 /** Runs a container to its end; returns its exit and its output, and removes it. */
-async function run(argv: string[], extra: Partial<CreateContainerOptions> = {}) {
-  const c = await rt.create(opts(argv, extra));
-  try {
-    await rt.start(c.id);
-    const exit = await rt.wait(c.id, { timeoutMs: 30_000 });
-    let stdout = '';
-    let stderr = '';
-    for await (const e of rt.logs(c.id)) {
-      if (e.stream === 'stdout') stdout += e.text + '\n';
-      else stderr += e.text + '\n';
-    }
-    return { exit, stdout, stderr, id: c.id };
-  } finally {
-    await rt.remove(c.id, { force: true });
-  }
+function run(argv: string[], extra: Partial<CreateContainerOptions> = {}) {
+  return runToEnd(rt, opts(argv, extra));
 }
 
 const sh = (script: string) => ['sh', '-c', script];

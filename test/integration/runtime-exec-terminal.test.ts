@@ -4,7 +4,7 @@
  * in a real pty (bash driven by python3's pty module), and must inject nothing; stdin, stdout,
  * stderr, the exit code, Ctrl-D and Ctrl-C go through the CLI's relay.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
@@ -18,7 +18,7 @@ import {
 import { relayExec } from '../../node-agent/runtime/sys/helper.js';
 import { InvalidArgumentError } from '../../proto/errors.js';
 import { makeHostileRootfs, requireHostileTools } from './hostile-probe.js';
-import { mountsUnder, removeTree, scratchDir } from './runtime-containers-fixture.js';
+import { onRootfs, withScratchRuntime } from './runtime-containers-fixture.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -113,27 +113,20 @@ let rootfs: string;
 let root: string;
 let rt: LinuxContainerRuntime;
 
-before(async () => {
+withScratchRuntime('skiff-exec-tty-', async (dir) => {
   requireHostileTools([
     ['python3', 'python3'],
     ['bash', 'bash'],
   ]);
-  work = await scratchDir('skiff-exec-tty-');
+  work = dir;
   rootfs = await makeHostileRootfs(join(work, 'rootfs'), work);
   root = join(work, 'root');
   rt = await LinuxContainerRuntime.open({ root });
-});
-
-after(async () => {
-  if (rt) {
-    for (const c of await rt.list({ all: true })) await rt.remove(c.id, { force: true }).catch(() => {});
-    assert.deepEqual(mountsUnder(work), [], 'nothing stays mounted');
-  }
-  if (work) await removeTree(work);
+  return rt;
 });
 
 function opts(argv: string[], extra: Partial<CreateContainerOptions> = {}): CreateContainerOptions {
-  return { rootfs: { type: 'bind', source: rootfs, options: ['rbind', 'rw'] }, argv, ...extra };
+  return onRootfs(rootfs, argv, extra);
 }
 
 describe('exec never hands the caller its terminal', () => {

@@ -13,33 +13,24 @@ import { after, before, describe, test } from 'node:test';
 import { ResourceExhaustedError } from '../../proto/errors.js';
 import { LocalContentStore } from '../../node-agent/runtime/content/local-content-store.js';
 import { ImageStore } from '../../node-agent/runtime/images/image-store.js';
-import { openImageRuntime, type ImageRuntime } from '../../node-agent/runtime/runtime.js';
+import { type ImageRuntime } from '../../node-agent/runtime/runtime.js';
 import { CopySnapshotter } from '../../node-agent/runtime/snapshots/copy-snapshotter.js';
 import {
   archiveTar,
   buildImage,
   busyboxLayerEntries,
+  nestedTree,
   ociLayout,
   sorted,
   type TarEntry,
 } from '../fixtures/images.js';
-import { mountsUnder, removeTree, requireRootAndBusybox, scratchDir } from './runtime-containers-fixture.js';
-
-/** Two levels, two siblings at each: the shapes that closed the fd in use. */
-function nestedTree(top: string): TarEntry[] {
-  return [
-    { name: `${top}/`, type: 'dir' },
-    { name: `${top}/a/`, type: 'dir' },
-    { name: `${top}/a/x`, data: 'x\n' },
-    { name: `${top}/a/a1/`, type: 'dir' },
-    { name: `${top}/a/a1/deep`, data: 'd\n' },
-    { name: `${top}/a/a2/`, type: 'dir' },
-    { name: `${top}/b/`, type: 'dir' },
-    { name: `${top}/b/b1/`, type: 'dir' },
-    { name: `${top}/b/b1/deep`, data: 'd\n' },
-    { name: `${top}/b/b2/`, type: 'dir' },
-  ];
-}
+import {
+  openImageRuntimeWith,
+  removeTree,
+  requireRootAndBusybox,
+  scratchDir,
+  withScratchRuntime,
+} from './runtime-containers-fixture.js';
 
 const replaced = buildImage({
   name: 'replaced:1',
@@ -108,28 +99,13 @@ const LOOK = [
 
 for (const snapshotter of ['copy', 'overlay'] as const) {
   describe(`nested directories whited out and replaced (${snapshotter} snapshotter, real containers)`, () => {
-    let work: string;
     let rt: ImageRuntime;
 
-    before(async () => {
+    withScratchRuntime(`skiff-whiteouts-${snapshotter}-`, async (work) => {
       requireRootAndBusybox();
-      work = await scratchDir(`skiff-whiteouts-${snapshotter}-`);
-      const archive = join(work, 'images.tar');
-      await writeFile(archive, archiveTar(ociLayout([replaced, rmdoc])));
-      rt = await openImageRuntime(join(work, 'root'), { snapshotter });
-      await rt.images.import(archive);
-    });
-
-    after(async () => {
-      if (rt) {
-        for (const c of await rt.runtime.containers.list({ all: true })) {
-          await rt.runtime.containers.remove(c.id, { force: true }).catch(() => {});
-        }
-      }
-      if (work) {
-        assert.deepEqual(mountsUnder(work), [], 'nothing stays mounted');
-        await removeTree(work);
-      }
+      const images = [replaced, rmdoc];
+      rt = await openImageRuntimeWith(join(work, 'root'), join(work, 'images.tar'), images, snapshotter);
+      return rt.runtime.containers;
     });
 
     async function runAndRead(image: string, script: string): Promise<string> {

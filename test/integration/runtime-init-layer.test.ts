@@ -7,23 +7,27 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { access, readdir, stat, writeFile } from 'node:fs/promises';
+import { access, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FailedPreconditionError } from '../../proto/errors.js';
-import { openImageRuntime, Runtime, type ImageRuntime } from '../../node-agent/runtime/runtime.js';
+import { Runtime, type ImageRuntime } from '../../node-agent/runtime/runtime.js';
 import { ImageStore } from '../../node-agent/runtime/images/image-store.js';
 import { initLayerKey } from '../../node-agent/runtime/images/init-layer.js';
 import type { ContainerInfo } from '../../node-agent/runtime/containers/container-runtime.js';
 import {
-  archiveTar,
   buildImage,
   busyboxImage,
   busyboxLayerEntries,
   multiLayerImage,
-  ociLayout,
   type FixtureImage,
 } from '../fixtures/images.js';
-import { mountsUnder, removeTree, requireRootAndBusybox, scratchDir } from './runtime-containers-fixture.js';
+import {
+  openImageRuntimeWith,
+  removeAllContainers,
+  removeScratch,
+  requireRootAndBusybox,
+  scratchDir,
+} from './runtime-containers-fixture.js';
 
 let work: string;
 const runtimes: ImageRuntime[] = [];
@@ -35,24 +39,14 @@ before(async () => {
 });
 
 after(async () => {
-  for (const rt of runtimes) {
-    for (const c of await rt.runtime.containers.list({ all: true })) {
-      await rt.runtime.containers.remove(c.id, { force: true }).catch(() => {});
-    }
-  }
-  if (work) {
-    assert.deepEqual(mountsUnder(work), [], 'nothing stays mounted');
-    await removeTree(work);
-  }
+  for (const rt of runtimes) await removeAllContainers(rt.runtime.containers);
+  if (work) await removeScratch(work);
 });
 
 async function runtimeWith(images: FixtureImage[], snapshotter: 'overlay' | 'copy' = 'overlay') {
   const root = join(work, `root${n++}`);
-  const archive = join(work, `images${n++}.tar`);
-  await writeFile(archive, archiveTar(ociLayout(images)));
-  const rt = await openImageRuntime(root, { snapshotter });
+  const rt = await openImageRuntimeWith(root, join(work, `images${n++}.tar`), images, snapshotter);
   runtimes.push(rt);
-  await rt.images.import(archive);
   return { rt, root };
 }
 

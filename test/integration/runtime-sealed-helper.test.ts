@@ -4,7 +4,7 @@
  * it through /proc and tries to write to its executable; that must be the sealed copy, never the
  * host's binary, and the shim's and exec helper's /proc/<pid>/exe must name it too.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,37 +17,20 @@ import {
 } from '../../node-agent/runtime/containers/container-runtime.js';
 import { helperPath } from '../../node-agent/runtime/sys/helper.js';
 import { makeHostileRootfs, requireHostileTools } from './hostile-probe.js';
-import { mountsUnder, removeTree, scratchDir } from './runtime-containers-fixture.js';
+import { logText, onRootfs, withScratchRuntime } from './runtime-containers-fixture.js';
 
-let work: string;
 let rootfs: string;
-let root: string;
 let rt: LinuxContainerRuntime;
 
-before(async () => {
+withScratchRuntime('skiff-sealed-helper-', async (work) => {
   requireHostileTools();
-  work = await scratchDir('skiff-sealed-helper-');
   rootfs = await makeHostileRootfs(join(work, 'rootfs'), work);
-  root = join(work, 'root');
-  rt = await LinuxContainerRuntime.open({ root });
-});
-
-after(async () => {
-  if (rt) {
-    for (const c of await rt.list({ all: true })) await rt.remove(c.id, { force: true }).catch(() => {});
-    assert.deepEqual(mountsUnder(work), [], 'nothing stays mounted');
-  }
-  if (work) await removeTree(work);
+  rt = await LinuxContainerRuntime.open({ root: join(work, 'root') });
+  return rt;
 });
 
 function opts(argv: string[], extra: Partial<CreateContainerOptions> = {}): CreateContainerOptions {
-  return { rootfs: { type: 'bind', source: rootfs, options: ['rbind', 'rw'] }, argv, ...extra };
-}
-
-async function logText(id: string): Promise<string> {
-  let text = '';
-  for await (const e of rt.logs(id)) text += `${e.stream} ${e.text}\n`;
-  return text;
+  return onRootfs(rootfs, argv, extra);
 }
 
 describe('skiff-helper runs from a sealed copy (CVE-2019-5736)', () => {
@@ -64,7 +47,7 @@ describe('skiff-helper runs from a sealed copy (CVE-2019-5736)', () => {
       const exit = await rt.wait(c.id, { timeoutMs: 30_000 });
       handle.child.stdin!.end();
       await handle.exited;
-      const log = await logText(c.id);
+      const log = await logText(rt, c.id);
       assert.equal(exit.exitCode, 0, log);
       assert.match(log, /exe: \/memfd:skiff-helper/);
       assert.match(log, /(open for writing|write): Operation not permitted|open for writing: Text file busy/);

@@ -4,7 +4,7 @@
  * shim must still record the exit within its drain deadline, close the pipe (the holder's next
  * write fails) and let rm work.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import {
@@ -12,37 +12,20 @@ import {
   type CreateContainerOptions,
 } from '../../node-agent/runtime/containers/container-runtime.js';
 import { makeHostileRootfs, requireHostileTools } from './hostile-probe.js';
-import { mountsUnder, removeTree, scratchDir } from './runtime-containers-fixture.js';
+import { logText, onRootfs, withScratchRuntime } from './runtime-containers-fixture.js';
 
-let work: string;
 let rootfs: string;
-let root: string;
 let rt: LinuxContainerRuntime;
 
-before(async () => {
+withScratchRuntime('skiff-log-pipes-', async (work) => {
   requireHostileTools();
-  work = await scratchDir('skiff-log-pipes-');
   rootfs = await makeHostileRootfs(join(work, 'rootfs'), work);
-  root = join(work, 'root');
-  rt = await LinuxContainerRuntime.open({ root });
-});
-
-after(async () => {
-  if (rt) {
-    for (const c of await rt.list({ all: true })) await rt.remove(c.id, { force: true }).catch(() => {});
-    assert.deepEqual(mountsUnder(work), [], 'nothing stays mounted');
-  }
-  if (work) await removeTree(work);
+  rt = await LinuxContainerRuntime.open({ root: join(work, 'root') });
+  return rt;
 });
 
 function opts(argv: string[], extra: Partial<CreateContainerOptions> = {}): CreateContainerOptions {
-  return { rootfs: { type: 'bind', source: rootfs, options: ['rbind', 'rw'] }, argv, ...extra };
-}
-
-async function logText(id: string): Promise<string> {
-  let text = '';
-  for await (const e of rt.logs(id)) text += `${e.stream} ${e.text}\n`;
-  return text;
+  return onRootfs(rootfs, argv, extra);
 }
 
 describe('a container cannot keep its log pipes open from elsewhere', () => {
@@ -62,13 +45,13 @@ describe('a container cannot keep its log pipes open from elsewhere', () => {
       assert.ok(recordedAfter < 2500, `exit recorded ${recordedAfter} ms after the start`);
       const [info] = (await rt.list({ all: true })).filter((c) => c.id === giver.id);
       assert.equal(info!.state.status, 'exited');
-      const giverLog = await logText(giver.id);
+      const giverLog = await logText(rt, giver.id);
       assert.match(giverLog, /A: passed my stdout away/);
       // the holder's next write fails: the shim closed the pipe
       const holderExit = await rt.wait(holder.id, { timeoutMs: 10_000 });
       assert.equal(holderExit.exitCode, 0);
-      assert.match(await logText(holder.id), /B: write: Broken pipe/);
-      assert.equal(await logText(giver.id), giverLog, 'nothing reaches the log after the exit');
+      assert.match(await logText(rt, holder.id), /B: write: Broken pipe/);
+      assert.equal(await logText(rt, giver.id), giverLog, 'nothing reaches the log after the exit');
       const removing = Date.now();
       await rt.remove(giver.id, { force: true });
       assert.ok(Date.now() - removing < 2000, `rm took ${Date.now() - removing} ms`);
