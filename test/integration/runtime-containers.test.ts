@@ -565,6 +565,30 @@ describe('logs, lifecycle, exec', () => {
     }
   });
 
+  test('a container recorded by an earlier skiff (numeric uid/gid, no user text) starts and execs as that user', async () => {
+    const c = await rt.create(opts(['sleep', '1000'], { user: '1000:1000' }));
+    const path = join(root, 'containers', c.id, 'config.json');
+    const {
+      user: _user,
+      groupAdd: _groupAdd,
+      seccomp: _seccomp,
+      ...rest
+    } = JSON.parse(await readFile(path, 'utf8'));
+    await writeFile(path, JSON.stringify({ ...rest, uid: 1000, gid: 1000, additionalGids: [4] }));
+    // a new process, as after an upgrade: nothing cached
+    const upgraded = await LinuxContainerRuntime.open({ root });
+    try {
+      await upgraded.start(c.id);
+      const probe = await upgraded.exec(c.id, { argv: ['id', '-u'], stdio: ['ignore', 'pipe', 'pipe'] });
+      const [code, uid] = await Promise.all([probe.exited, text(probe.stdout!)]);
+      assert.equal(code, 0);
+      assert.equal(uid, '1000\n');
+      assert.equal((await upgraded.inspect(c.id)).config.user, '1000:1000');
+    } finally {
+      await upgraded.remove(c.id, { force: true });
+    }
+  });
+
   test('--network container:C shares the network namespace', async () => {
     const a = await rt.create(opts(['sleep', '1000'], { name: 'net-owner' }));
     try {

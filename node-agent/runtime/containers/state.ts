@@ -113,6 +113,26 @@ function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   return writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n', { mode: 0o600, durable: false });
 }
 
+/** A record as an earlier skiff wrote it: numbers for the user, no added groups, no seccomp mode. */
+type EarlierConfig = Omit<ContainerConfig, 'user' | 'groupAdd' | 'seccomp'> &
+  Partial<Pick<ContainerConfig, 'user' | 'groupAdd' | 'seccomp'>> & { additionalGids?: number[] };
+
+/**
+ * A record of any skiff version in today's shape: shims outlive an upgrade, so containers made
+ * before it are still started, exec'd into and removed after it, as the same user.
+ */
+export function upgradeConfig(record: EarlierConfig): ContainerConfig {
+  const { additionalGids, ...rest } = record;
+  const numeric =
+    rest.uid === undefined ? '' : rest.gid === undefined ? `${rest.uid}` : `${rest.uid}:${rest.gid}`;
+  return {
+    ...rest,
+    user: rest.user ?? numeric,
+    groupAdd: rest.groupAdd ?? (additionalGids ?? []).map(String),
+    seccomp: rest.seccomp ?? 'default',
+  };
+}
+
 /** A small file's text, or undefined when it cannot be read. */
 function readText(path: string): string | undefined {
   try {
@@ -190,7 +210,7 @@ export class ContainerStore {
     const cached = this.configs.get(id);
     if (cached) return cached;
     try {
-      const config = JSON.parse(readFileSync(this.path(id, 'config.json'), 'utf8')) as ContainerConfig;
+      const config = upgradeConfig(JSON.parse(readFileSync(this.path(id, 'config.json'), 'utf8')));
       this.configs.set(id, config);
       return config;
     } catch (err) {
