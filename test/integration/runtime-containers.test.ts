@@ -556,7 +556,10 @@ describe('logs, lifecycle, exec', () => {
         rt.exec(c.id, { argv: ['true'], cwd: '/not/there', stdio: 'ignore' }),
         /chdir \/not\/there: .*No such file or directory/,
       );
-      const probe = await rt.exec(c.id, { argv: sh('test -e /not && echo made || echo absent') });
+      const probe = await rt.exec(c.id, {
+        argv: sh('test -e /not && echo made || echo absent'),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       const [code, made] = await Promise.all([probe.exited, text(probe.stdout!)]);
       assert.equal(code, 0);
       assert.equal(made, 'absent\n');

@@ -213,7 +213,7 @@ describe('exec never hands the caller its terminal', () => {
     try {
       await rt.start(c.id);
       for (let i = 0; i < 25; i++) {
-        const handle = await rt.exec(c.id, { argv: ['echo', `line ${i}`] });
+        const handle = await rt.exec(c.id, { argv: ['echo', `line ${i}`], stdio: 'pipe' });
         await handle.exited;
         await new Promise((resolve) => setTimeout(resolve, 20));
         const stdout = new PassThrough();
@@ -236,7 +236,7 @@ describe('exec never hands the caller its terminal', () => {
         rt.exec(c.id, { argv: ['true'], stdio: [ptmx, 'pipe', 'pipe'] }),
         (err: unknown) => err instanceof InvalidArgumentError && /stdio 0 is a terminal/.test(err.message),
       );
-      const handle = await rt.exec(c.id, { argv: ['sh', '-c', 'tr a-z A-Z; exit 4'] });
+      const handle = await rt.exec(c.id, { argv: ['sh', '-c', 'tr a-z A-Z; exit 4'], stdio: 'pipe' });
       const stdin = new PassThrough();
       const stdout = new PassThrough();
       const stderr = new PassThrough();

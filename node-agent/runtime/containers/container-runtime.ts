@@ -174,9 +174,10 @@ export interface ExecOptions {
   /** Else the container's user; the container's added groups apply either way (as Docker). */
   user?: UserOption;
   /**
-   * stdio of the exec'd process, as for child_process.spawn (default: 'pipe', read through the
-   * handle's child or relayExec). What is given here is the container's: never a terminal
-   * (refused), and a file or socket only when the container may have it.
+   * stdio of the exec'd process, as for child_process.spawn (default: 'ignore', as `docker exec
+   * -d`). With 'pipe', read the handle's stdout and stderr (or relayExec): a process whose output
+   * nobody reads blocks once the pipe is full. What is given here is the container's: never a
+   * terminal (refused), and a file or socket only when the container may have it.
    */
   stdio?: StdioOptions;
 }
@@ -709,7 +710,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       if (!isSameProcess(pid, info.state.pidStartTime)) {
         throw new FailedPreconditionError(`exec in container ${info.name}: it exited`);
       }
-      return await startExec(specPath, opts.stdio ?? 'pipe', `exec in container ${info.name}`);
+      return await startExec(specPath, opts.stdio ?? 'ignore', `exec in container ${info.name}`);
     } finally {
       await unlink(specPath).catch(() => {});
     }
