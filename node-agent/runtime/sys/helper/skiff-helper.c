@@ -655,7 +655,9 @@ static int recv_fd(int sock) {
 /* In the container's process: the root mount from the shim. */
 static int receive_rootfs_mount(void) {
   int fd = recv_fd(rootfs_sock);
-  if (fd < 0) _exit(125); /* the shim could not mount it, and reports why */
+  /* a shim that could not mount it has reported why and kills this process; anything else is
+   * reported here, so a start never looks successful without a root */
+  if (fd < 0) fail("receive root mount", NULL, EPIPE, "the shim did not hand over the container's root mount");
   close(rootfs_sock);
   rootfs_sock = -1;
   return fd;
@@ -1068,9 +1070,9 @@ static void install_seccomp(const struct spec *s) {
 }
 
 /* Session keyring, identity, capabilities, no_new_privs, descriptors, working directory, seccomp;
- * then execve. */
-/* `make_cwd`: a missing working directory is created (a container's start, as docker's WORKDIR);
- * an exec'd process must find it (as runc exec), and never has one made for it as root. */
+ * then execve. `make_cwd`: a missing working directory is created (a container's start, as
+ * docker's WORKDIR); an exec'd process must find it (as runc exec), and never has one made for it
+ * as root. */
 __attribute__((noreturn)) static void become_process(const struct spec *s, int make_cwd) {
   static struct identity id;
   join_session_keyring();
@@ -1373,10 +1375,11 @@ static void leave_session(void) {
   if (setsid() < 0) fail("setsid", NULL, errno, NULL);
 }
 
-/* Forks the process that becomes the container (or the exec'd process); returns its pid after
- * setup succeeded, or reports the setup error on fd 3 and returns -1. */
+#define HANDOVER_LOST (-2)
+
 /* In the shim: mounts the container's root and hands it to the container's process over `sock`;
- * -1 after reporting why it could not be mounted. */
+ * -1 after reporting why it could not be mounted, HANDOVER_LOST when the process is gone (its
+ * own error is then on its error pipe). */
 static int hand_over_rootfs(const struct spec *s, int sock) {
   struct failure f;
   int fd = try_open_rootfs_mount(s, &f);
@@ -1386,11 +1389,13 @@ static int hand_over_rootfs(const struct spec *s, int sock) {
     report(line);
     return -1;
   }
-  send_fd(sock, fd); /* a process gone meanwhile has reported its own error */
+  int sent = send_fd(sock, fd);
   close(fd);
-  return 0;
+  return sent < 0 ? HANDOVER_LOST : 0;
 }
 
+/* Forks the process that becomes the container (or the exec'd process); returns its pid after
+ * setup succeeded, or reports the setup error on fd 3 and returns -1. */
 static pid_t start_child(const struct spec *s, int is_exec) {
   int ep[2], cp[2], mp[2], rp[2] = {-1, -1};
   if (pipe2(ep, O_CLOEXEC) < 0 || pipe2(cp, O_CLOEXEC) < 0 || pipe2(mp, O_CLOEXEC) < 0 ||
@@ -1431,6 +1436,11 @@ static pid_t start_child(const struct spec *s, int is_exec) {
     close(rp[1]);
     int handed = hand_over_rootfs(s, rp[0]);
     close(rp[0]);
+    if (handed == HANDOVER_LOST) {
+      close(cp[1]);
+      close(mp[0]);
+      return await_exec(pid, ep[0]);
+    }
     if (handed < 0 || create_cgroups(s) < 0 || restrict_devices(s) < 0 || move_into_cgroups(s, pid) < 0) {
       close(cp[1]);
       close(ep[0]);
@@ -1816,7 +1826,7 @@ static int run_init_layer(int argc, char **argv) {
   if (chdir("/") < 0) fail("chdir", "/", errno, NULL);
   close(mfd);
   ensure_mount_points();
-  for (i++; i < argc; i++) close(ensure_mount_target("bind volume", argv[i], 1));
+  for (i++; i < argc; i++) close(ensure_mount_target("create mount point", argv[i], 1));
   char line[64];
   snprintf(line, sizeof line, "ok\t0\t%d\n", (int)getpid());
   report(line);
@@ -1993,7 +2003,7 @@ static int run_warm_shim(void) {
   /* made by the shim while the child reads the spec and unshares: the child sits in its cgroups */
   int handed = hand_over_rootfs(&s, rp[0]);
   close(rp[0]);
-  if (handed < 0) {
+  if (handed == -1) { /* reported; a lost child (HANDOVER_LOST) reports its own error below */
     warm_discard(child);
     return 125;
   }
