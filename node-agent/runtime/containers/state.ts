@@ -12,7 +12,7 @@
  * (~80 µs each here, dozens per start-to-exit). Listing all containers stays asynchronous.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -24,6 +24,7 @@ import {
 } from '../../../proto/errors.js';
 import { writeFileAtomic } from '../../../proto/atomic-file.js';
 import type { RootMount } from '../sys/helper-spec.js';
+import { readTextOr, unlinkIfPresent } from '../sys/small-files.js';
 import type { SeccompMode } from './seccomp.js';
 
 export type NetworkMode = { mode: 'none' } | { mode: 'host' } | { mode: 'container'; container: string };
@@ -133,15 +134,6 @@ export function upgradeConfig(record: EarlierConfig): ContainerConfig {
   };
 }
 
-/** A small file's text, or undefined when it cannot be read. */
-function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
 export class ContainerStore {
   readonly dir: string;
   private readonly namesDir: string;
@@ -173,7 +165,7 @@ export class ContainerStore {
       writeFileSync(join(this.namesDir, config.name), config.id, { flag: 'wx', mode: 0o600 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-        const owner = readText(join(this.namesDir, config.name)) ?? '?';
+        const owner = readTextOr(join(this.namesDir, config.name), undefined) ?? '?';
         throw new AlreadyExistsError(
           `create container: the name "${config.name}" is in use by container ${owner.slice(0, 12)}; remove it or choose another name`,
         );
@@ -240,7 +232,7 @@ export class ContainerStore {
   }
 
   async exitFile(id: string): Promise<ExitFile | undefined> {
-    const text = readText(this.path(id, 'exit.json'));
+    const text = readTextOr(this.path(id, 'exit.json'), undefined);
     try {
       return text === undefined ? undefined : (JSON.parse(text) as ExitFile);
     } catch {
@@ -253,7 +245,7 @@ export class ContainerStore {
     if (!ref) throw new InvalidArgumentError('find container: empty container reference', 'container');
     if (ID_RE.test(ref) && statSync(this.path(ref), { throwIfNoEntry: false })?.isDirectory()) return ref;
     if (NAME_RE.test(ref)) {
-      const id = readText(join(this.namesDir, ref))?.trim();
+      const id = readTextOr(join(this.namesDir, ref), undefined)?.trim();
       if (id !== undefined && ID_RE.test(id)) return id;
     }
     if (/^[0-9a-f]+$/.test(ref)) {
@@ -273,12 +265,7 @@ export class ContainerStore {
     this.configs.delete(id);
     rmSync(this.path(id), { recursive: true, force: true });
     // only if it is still ours: another container may have taken the name since
-    if (readText(join(this.namesDir, name))?.trim() === id) {
-      try {
-        unlinkSync(join(this.namesDir, name));
-      } catch {
-        // released meanwhile
-      }
-    }
+    if (readTextOr(join(this.namesDir, name), undefined)?.trim() === id)
+      unlinkIfPresent(join(this.namesDir, name));
   }
 }

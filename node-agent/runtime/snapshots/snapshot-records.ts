@@ -40,6 +40,7 @@ import { join } from 'node:path';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../../proto/errors.js';
 import { writeFileAtomic } from '../../../proto/atomic-file.js';
 import { CachedFiles } from '../content/cached-file.js';
+import { unlinkIfPresent } from '../sys/small-files.js';
 import type { SnapshotInfo, SnapshotKind } from './snapshotter.js';
 
 export interface SnapshotRecord {
@@ -87,18 +88,10 @@ function stageSync(tmp: string, text: string): StagedRecord {
     writeFileSync(fd, text);
     return { tmp, text, identity: fstatSync(fd, { bigint: true }) };
   } catch (err) {
-    unlinkQuietly(tmp);
+    unlinkIfPresent(tmp);
     throw err;
   } finally {
     closeSync(fd);
-  }
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // gone already
   }
 }
 
@@ -224,7 +217,7 @@ export class SnapshotRecords {
       }
       throw err;
     } finally {
-      unlinkQuietly(staged.tmp);
+      unlinkIfPresent(staged.tmp);
     }
   }
 

@@ -17,6 +17,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FailedPreconditionError, InternalError, errorMessage } from '../../../proto/errors.js';
 import type { CgroupLimitWrite } from './helper-spec.js';
+import { readTextOr } from './small-files.js';
 
 /** The controllers containers use. `devices` exists on v1 only (v2 needs eBPF programs). */
 export type Controller = 'memory' | 'cpu' | 'cpuacct' | 'pids' | 'devices';
@@ -165,14 +166,6 @@ function controllersFor(layout: CgroupLayout): [Controller | 'unified', string][
   return Object.entries(layout.controllers) as [Controller, string][];
 }
 
-function readText(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
 /**
  * The cgroups of containers under `<hierarchy>/<parent>/<id>`. Created by the helper at start, read for
  * stats and OOM, removed (after killing what is left inside) on rm.
@@ -250,7 +243,7 @@ export class Cgroups {
   async prepareParent(): Promise<void> {
     if (this.layout.kind !== 'v2') return;
     const root = this.layout.unified;
-    const available = readText(join(root, 'cgroup.controllers')).trim().split(/\s+/);
+    const available = readTextOr(join(root, 'cgroup.controllers'), '').trim().split(/\s+/);
     const wanted = V2_CONTROLLERS.filter((c) => available.includes(c));
     const enable = wanted.map((c) => `+${c}`).join(' ');
     mkdirSync(join(root, this.parent), { recursive: true });
@@ -266,19 +259,19 @@ export class Cgroups {
   async stats(id: string): Promise<CgroupStats> {
     if (this.layout.kind === 'v2') {
       const d = this.dir(id, 'unified')!;
-      const cpu = parseFlatKeyed(readText(join(d, 'cpu.stat')));
-      const limit = readText(join(d, 'memory.max')).trim();
+      const cpu = parseFlatKeyed(readTextOr(join(d, 'cpu.stat'), ''));
+      const limit = readTextOr(join(d, 'memory.max'), '').trim();
       return {
-        memoryBytes: Number(readText(join(d, 'memory.current')).trim() || 0),
+        memoryBytes: Number(readTextOr(join(d, 'memory.current'), '').trim() || 0),
         memoryLimitBytes: /^\d+$/.test(limit) ? Number(limit) : undefined,
         cpuUsageNs: (cpu.usage_usec ?? 0) * 1000,
-        pids: Number(readText(join(d, 'pids.current')).trim() || 0),
-        oomKills: parseOomKills(readText(join(d, 'memory.events'))),
+        pids: Number(readTextOr(join(d, 'pids.current'), '').trim() || 0),
+        oomKills: parseOomKills(readTextOr(join(d, 'memory.events'), '')),
       };
     }
     const at = (c: Controller, f: string) => {
       const d = this.dir(id, c);
-      return d ? readText(join(d, f)) : '';
+      return d ? readTextOr(join(d, f), '') : '';
     };
     const limit = Number(at('memory', 'memory.limit_in_bytes').trim() || 0);
     return {
@@ -296,7 +289,7 @@ export class Cgroups {
       this.layout.kind === 'v2'
         ? join(this.dir(id, 'unified')!, 'memory.events')
         : join(this.dir(id, 'memory') ?? '/nonexistent', 'memory.oom_control');
-    return parseOomKills(readText(file));
+    return parseOomKills(readTextOr(file, ''));
   }
 
   /**
@@ -316,7 +309,7 @@ export class Cgroups {
           if (code !== 'EBUSY')
             throw new InternalError(`remove cgroup ${d}: ${errorMessage(err)}`, { cause: err });
           // processes inside, or exited ones the kernel has not finished tearing down
-          const pids = readText(join(d, 'cgroup.procs')).split('\n').filter(Boolean).map(Number);
+          const pids = readTextOr(join(d, 'cgroup.procs'), '').split('\n').filter(Boolean).map(Number);
           if (Date.now() > deadline) {
             throw new InternalError(
               pids.length > 0

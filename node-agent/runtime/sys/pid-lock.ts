@@ -18,8 +18,9 @@
  * on every container start and exit, where a trip through Node's thread pool costs ~80 µs.
  */
 import { randomBytes } from 'node:crypto';
-import { linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { UnavailableError } from '../../../proto/errors.js';
+import { readTextOr, unlinkIfPresent } from './small-files.js';
 
 export interface ProcessIdentity {
   pid: number;
@@ -93,7 +94,7 @@ export class PidLock {
       }
       return undefined;
     } finally {
-      unlinkQuietly(temp);
+      unlinkIfPresent(temp);
     }
   }
 
@@ -104,7 +105,7 @@ export class PidLock {
       const lock = await PidLock.tryAcquire(path);
       if (lock) return lock;
       if (Date.now() > deadline) {
-        const holder = parseIdentity(readTextOrEmpty(path));
+        const holder = parseIdentity(readTextOr(path, ''));
         throw new UnavailableError(
           `${opts.action}: ${path} is held by process ${holder?.pid ?? '?'} for more than ${opts.timeoutMs / 1000} s; wait for it or stop that process`,
           path,
@@ -116,23 +117,7 @@ export class PidLock {
 
   /** Removes the lock if it is still this one (a lock taken over after this process was judged gone stays). */
   async release(): Promise<void> {
-    if (statSync(this.path, { throwIfNoEntry: false })?.ino === this.ino) unlinkQuietly(this.path);
-  }
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // gone already
-  }
-}
-
-function readTextOrEmpty(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
+    if (statSync(this.path, { throwIfNoEntry: false })?.ino === this.ino) unlinkIfPresent(this.path);
   }
 }
 
@@ -176,10 +161,10 @@ function removeIfStale(path: string, temp: string): boolean {
     const again = ownerOf(path);
     if (again === undefined) return true;
     if (again.alive) return false;
-    unlinkQuietly(path);
+    unlinkIfPresent(path);
     return true;
   } finally {
-    if (statSync(guard, { throwIfNoEntry: false })?.ino === guardIno) unlinkQuietly(guard);
+    if (statSync(guard, { throwIfNoEntry: false })?.ino === guardIno) unlinkIfPresent(guard);
   }
 }
 
@@ -199,5 +184,5 @@ function renameAsideIfSame(path: string, ino: number): void {
       // a newer lock took the place: it stays
     }
   }
-  unlinkQuietly(aside);
+  unlinkIfPresent(aside);
 }
