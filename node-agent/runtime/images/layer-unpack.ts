@@ -155,7 +155,7 @@ export async function applyLayer(source: Readable, options: ApplyLayerOptions): 
   }
   if (code === 4) {
     throw new ResourceExhaustedError(
-      `${what}: ${reason}; raise the ceiling (ImageStoreOptions.unpackMaxMemoryBytes) only for a layer from a source you trust`,
+      `${what}: ${reason}; a well-formed layer needs far less (300,000 entries take about 16 MiB), so this one is treated as hostile: get the image from a source you trust`,
     );
   }
   if (code !== 0 && /No space left on device|Disk quota exceeded/.test(reason)) {

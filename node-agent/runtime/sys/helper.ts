@@ -163,7 +163,7 @@ class ShimLauncher {
       if (child.stderr!.readableEnded) answer();
       else {
         child.stderr!.once('close', answer);
-        setTimeout(answer, 200);
+        setTimeout(answer, 200).unref();
       }
     });
     (child.stdout as Socket).unref();
