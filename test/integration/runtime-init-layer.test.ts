@@ -228,7 +228,10 @@ describe('init layers', () => {
         'dev-file:1',
         /make the init layer of image .*dev-file:1: mount \/dev: \/dev in the image is not a directory/,
       ],
-      ['etc-file:1', /make the init layer of image .*etc-file:1: create mount point \/etc\/hosts: Not a directory/],
+      [
+        'etc-file:1',
+        /make the init layer of image .*etc-file:1: create mount point \/etc\/hosts: Not a directory/,
+      ],
     ];
     for (const [ref, message] of refused) {
       await assert.rejects(
