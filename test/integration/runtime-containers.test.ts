@@ -18,6 +18,8 @@ import {
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../proto/errors.js';
 import { MASKED_PATHS } from '../../node-agent/runtime/containers/defaults.js';
 import { Cgroups, parseCgroupLayout } from '../../node-agent/runtime/sys/cgroups.js';
+import { encodeExecSpec } from '../../node-agent/runtime/sys/helper-spec.js';
+import { startExec } from '../../node-agent/runtime/sys/helper.js';
 import {
   makeBusyboxRootfs,
   mountsUnder,
@@ -589,6 +591,36 @@ describe('logs, lifecycle, exec', () => {
       assert.equal((await upgraded.inspect(c.id)).config.user, '1000:1000');
     } finally {
       await upgraded.remove(c.id, { force: true });
+    }
+  });
+
+  test('the helper joins no process but the one named: a pid whose start time differs (reused) is refused', async () => {
+    const c = await rt.create(opts(['sleep', '1000']));
+    try {
+      const started = await rt.start(c.id);
+      const specPath = join(work, 'stale-owner.spec');
+      await writeFile(
+        specPath,
+        encodeExecSpec({
+          argv: ['true'],
+          env: [],
+          cwd: '/',
+          user: '0:0',
+          groupAdd: [],
+          homeFromPasswd: false,
+          capabilities: [],
+          noNewPrivs: true,
+          rlimits: [],
+          cgroups: [],
+          joinNamespaces: { pid: started.state.pid!, startTime: '1', types: ['net', 'mnt'] },
+        }),
+      );
+      await assert.rejects(
+        startExec(specPath, 'ignore', 'exec with a stale pid'),
+        /join namespaces \/proc\/\d+: pid \d+ is no longer the process whose namespaces were to be joined/,
+      );
+    } finally {
+      await rt.remove(c.id, { force: true });
     }
   });
 

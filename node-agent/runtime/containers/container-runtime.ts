@@ -27,6 +27,7 @@ import { Cgroups, type CgroupStats } from '../sys/cgroups.js';
 import {
   encodeContainerSpec,
   encodeExecSpec,
+  type HelperProcessSpec,
   type NamespaceType,
   type RootMount,
 } from '../sys/helper-spec.js';
@@ -326,7 +327,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
         `start container ${config.name}: it is ${state.status}; create a new one`,
       );
     }
-    const joins: { type: NamespaceType; path: string }[] = [];
+    let joins: HelperProcessSpec['joinNamespaces'];
     let newNs: NamespaceType[] = ['pid', 'mnt', 'ipc', 'uts', 'cgroup'];
     if (config.network.mode === 'none') newNs.push('net');
     if (config.network.mode === 'container') {
@@ -336,8 +337,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
           `start container ${config.name}: the container ${peer.name} whose namespaces it joins is not running`,
         );
       }
-      for (const t of ['net', 'ipc', 'uts'] as const)
-        joins.push({ type: t, path: `/proc/${peer.state.pid}/ns/${t}` });
+      joins = { pid: peer.state.pid, startTime: peer.state.pidStartTime ?? '', types: ['net', 'ipc', 'uts'] };
       newNs = newNs.filter((t) => t !== 'ipc' && t !== 'uts');
     }
     const specPath = this.store.path(id, 'helper.spec');
@@ -700,7 +700,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       seccompFilter: seccompFilterFor(info.config),
       rlimits: [],
       cgroups: this.cgroups.dirs(info.id),
-      joinNamespaces: types.map((type) => ({ type, path: `/proc/${pid}/ns/${type}` })),
+      joinNamespaces: { pid, startTime: info.state.pidStartTime ?? '', types },
     });
     const execDir = this.store.path(info.id, 'exec');
     await mkdir(execDir, { recursive: true, mode: 0o700 });

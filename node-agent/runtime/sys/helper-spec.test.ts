@@ -22,7 +22,6 @@ const base: HelperContainerSpec = {
   cgroupLimits: [
     { path: '/sys/fs/cgroup/memory/skiff/x/memory.memsw.limit_in_bytes', value: '64', optional: true },
   ],
-  joinNamespaces: [],
   newNamespaces: ['pid', 'mnt'],
   rootfsPath: '/r',
   rootfs: { type: 'overlay', source: 'overlay', options: ['lowerdir=/a:/b', 'upperdir=/u', 'workdir=/w'] },

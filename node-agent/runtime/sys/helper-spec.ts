@@ -40,8 +40,12 @@ export interface HelperProcessSpec {
   rlimits: Rlimit[];
   /** cgroup directories to join (cgroup.procs) before any namespace is entered. */
   cgroups: string[];
-  /** Namespaces of another process to enter: /proc/<pid>/ns/<type>. */
-  joinNamespaces: { type: NamespaceType; path: string }[];
+  /**
+   * Namespaces of another process to enter, and that process as the runtime identified it (pid
+   * and /proc start time): the helper holds it by a pidfd while it opens them, so a pid reused
+   * meanwhile is refused, never joined.
+   */
+  joinNamespaces?: { pid: number; startTime: string; types: NamespaceType[] };
   /**
    * A seccomp filter (struct sock_filter[], containers/seccomp.ts) installed as the last step
    * before execve; none when absent (--security-opt seccomp=unconfined).
@@ -113,7 +117,11 @@ function processPairs(spec: HelperProcessSpec): [string, ...string[]][] {
   pairs.push(['no_new_privs', spec.noNewPrivs ? '1' : '0']);
   for (const r of spec.rlimits) pairs.push(['rlimit', String(r.resource), String(r.soft), String(r.hard)]);
   for (const c of spec.cgroups) pairs.push(['cgroup', c]);
-  for (const j of spec.joinNamespaces) pairs.push(['ns.join', j.type, j.path]);
+  if (spec.joinNamespaces) {
+    const { pid, startTime, types } = spec.joinNamespaces;
+    pairs.push(['ns.owner', String(pid), startTime]);
+    for (const type of types) pairs.push(['ns.join', type]);
+  }
   if (spec.seccompFilter !== undefined) {
     const insns = spec.seccompFilter.length / 8;
     if (!Number.isInteger(insns) || insns < 1 || insns > BPF_MAXINSNS)

@@ -79,9 +79,6 @@ struct volume {
   const char *source, *target;
   int readonly;
 };
-struct ns_join {
-  const char *type, *path;
-};
 struct rlim {
   int resource;
   rlim_t soft, hard;
@@ -127,7 +124,10 @@ struct spec {
   struct volume volumes[64];
   int n_volumes;
   int new_ns; /* CLONE_NEW* flags to unshare */
-  struct ns_join joins[8];
+  /* the process whose namespaces are joined, as the runtime identified it, and which ones */
+  int join_pid;
+  const char *join_start_time;
+  const char *joins[8];
   int n_joins;
   int lo_up;
   const char *log_path;
@@ -283,11 +283,14 @@ static void parse_spec(const char *path, struct spec *s) {
       int f = ns_flag(v);
       if (f < 0) die_usage("spec: unknown namespace");
       s->new_ns |= f;
+    } else if (!strcmp(key, "ns.owner")) {
+      const char *start_time = NEXT();
+      if (!start_time || atoi(v) <= 0) die_usage("spec: bad namespace owner");
+      s->join_pid = atoi(v);
+      s->join_start_time = start_time;
     } else if (!strcmp(key, "ns.join")) {
-      const char *p = NEXT();
-      if (!p || ns_flag(v) < 0 || s->n_joins >= 8) die_usage("spec: bad namespace join");
-      s->joins[s->n_joins].type = v;
-      s->joins[s->n_joins++].path = p;
+      if (ns_flag(v) < 0 || s->n_joins >= 8) die_usage("spec: bad namespace join");
+      s->joins[s->n_joins++] = v;
     } else if (!strcmp(key, "lo_up")) s->lo_up = atoi(v);
     else if (!strcmp(key, "log.path")) s->log_path = v;
     else if (!strcmp(key, "log.max_bytes")) s->log_max_bytes = atoll(v);
@@ -794,19 +797,55 @@ static void join_cgroups(const struct spec *s) {
   }
 }
 
-/* Opens every namespace to join before entering any, so the paths still name the host's /proc. */
-static void join_namespaces(const struct spec *s, int mnt_last) {
-  int fds[8];
-  for (int i = 0; i < s->n_joins; i++) {
-    fds[i] = open(s->joins[i].path, O_RDONLY | O_CLOEXEC);
-    if (fds[i] < 0) fail("open namespace", s->joins[i].path, errno, NULL);
+/* Whether the process of a /proc/PID directory started at `start_time` (field 22 of its stat). */
+static int has_start_time(int procfd, const char *start_time) {
+  char buf[1024];
+  int fd = openat(procfd, "stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  /* the command name may hold spaces and parentheses: the fields start after the last ')' */
+  char *p = strrchr(buf, ')');
+  if (!p || p[1] != ' ') return 0;
+  p += 2;
+  for (int field = 3; field < 22 && p; field++) {
+    p = strchr(p, ' ');
+    if (p) p++;
   }
+  if (!p) return 0;
+  size_t len = strcspn(p, " ");
+  return len == strlen(start_time) && strncmp(p, start_time, len) == 0;
+}
+
+/* Opens every namespace to join before entering any, so the paths still name the host's /proc.
+ * The runtime names the process by pid and start time. Its /proc/PID directory, once open, stays
+ * that process's (files opened through it fail once the process is gone, even if its pid is
+ * reused): the start time is checked and the namespaces opened through it, so a newcomer that took
+ * the pid is refused, never joined. */
+static void join_namespaces(const struct spec *s, int mnt_last) {
+  if (s->n_joins == 0) return;
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/%d", s->join_pid);
+  if (s->join_pid <= 0 || !s->join_start_time) fail("join namespaces", NULL, EINVAL, "no process to join named");
+  int procfd = open(proc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (procfd < 0 || !has_start_time(procfd, s->join_start_time))
+    fail("join namespaces", proc, ESRCH, "pid %d is no longer the process whose namespaces were to be joined", s->join_pid);
+  int fds[8];
+  char paths[8][96];
+  for (int i = 0; i < s->n_joins; i++) {
+    snprintf(paths[i], sizeof paths[i], "%s/ns/%s", proc, s->joins[i]);
+    fds[i] = openat(procfd, paths[i] + strlen(proc) + 1, O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) fail("open namespace", paths[i], errno, NULL);
+  }
+  close(procfd);
   for (int pass = 0; pass < 2; pass++) {
     for (int i = 0; i < s->n_joins; i++) {
-      int is_mnt = ns_flag(s->joins[i].type) == CLONE_NEWNS;
+      int is_mnt = ns_flag(s->joins[i]) == CLONE_NEWNS;
       if (mnt_last && is_mnt != pass) continue;
       if (!mnt_last && pass == 1) continue;
-      if (setns(fds[i], ns_flag(s->joins[i].type)) < 0) fail("setns", s->joins[i].path, errno, NULL);
+      if (setns(fds[i], ns_flag(s->joins[i])) < 0) fail("setns", paths[i], errno, NULL);
       close(fds[i]);
     }
   }
@@ -1415,6 +1454,7 @@ static pid_t start_child(const struct spec *s, int is_exec) {
     close(cp[1]);
     close(mp[0]);
     err_fd = ep[1];
+    fail_prefix = ""; /* the parent's await_exec prefixes what comes through the error pipe */
     cgroups_joined_fd = cp[0];
     if (is_exec) close(mp[1]);
     else mounts_ready_fd = mp[1];
@@ -2315,6 +2355,12 @@ int main(int argc, char **argv) {
   }
   struct spec s;
   parse_spec(argv[2], &s);
-  if (!strcmp(argv[1], "exec")) return run_exec(&s);
+  if (!strcmp(argv[1], "exec")) {
+    /* a step that fails before the process is forked (joining its cgroups and namespaces) is
+     * reported like the process's own setup errors, not only on a stderr nobody reads */
+    err_fd = REPORT_FD;
+    fail_prefix = "error\t";
+    return run_exec(&s);
+  }
   die_usage("unknown mode");
 }
