@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Set-up shared by `npm start` and `npm test`: installs what is missing on a fresh Debian machine
-# (apt packages, npm packages), builds, and links the `skiff` binary onto the PATH. Idempotent and
-# quiet when everything is already there.
+# (Node.js 24, apt packages, npm packages), builds, and links the `skiff` binary onto the PATH.
+# Idempotent and quiet when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf 'skiff setup: %s\n' "$*" >&2; }
+
+# where `skiff` is linked: the global bin of the machine's own npm, asked before the PATH changes
+# (npm run on the pinned Node would name the pinned Node's directory)
+global_bin="$(npm prefix -g 2>/dev/null || echo /usr/local)/bin"
+
+# Node.js 24 first: npm, the build and everything after run on it
+source cli/node-runtime.sh
+skiff_use_node || exit 1
 
 # apt: package -> a file that proves it is installed
 declare -A apt_needs=(
@@ -45,8 +53,7 @@ say "building"
 npm run --silent build
 
 # put `skiff` on the PATH (the package's bin entry, linked like `npm link` does)
-bindir="$(npm prefix -g)/bin"
-if [ -w "$bindir" ] || [ "$(id -u)" = 0 ]; then
-  mkdir -p "$bindir"
-  ln -sf "$PWD/dist/cli/main.js" "$bindir/skiff"
+if [ -w "$global_bin" ] || [ "$(id -u)" = 0 ]; then
+  mkdir -p "$global_bin"
+  ln -sf "$PWD/dist/bin/skiff.cjs" "$global_bin/skiff"
 fi

@@ -3,10 +3,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { FailedPreconditionError, InvalidArgumentError } from '../proto/errors.js';
 import {
   defaultConfigPath,
   parseConfig,
+  parsePlainConfig,
   redactConfig,
   readConfigFile,
   resolveClientConfig,
@@ -36,11 +39,79 @@ describe('client config', () => {
     assert.throws(() => parseConfig('- a\n', 'c'), /expected a mapping/);
   });
 
+  test('the plain-line reader agrees with the YAML parser wherever it answers', () => {
+    // Values YAML reads as something other than that string, and shapes only YAML understands.
+    const tricky = [
+      '1',
+      '-1',
+      '+2',
+      '0x1F',
+      '0o17',
+      '1e5',
+      '1.5',
+      '.5',
+      '5.',
+      '.inf',
+      '-.Inf',
+      '.NaN',
+      '~',
+      'null',
+      'NULL',
+      'true',
+      'False',
+      'yes',
+      'off',
+      '1_000',
+      '12:30',
+      '127.0.0.1:7440',
+      'http://h:1/x',
+      'a#b',
+      'a=b',
+      '_x',
+      '/p',
+    ];
+    const alphabet = 'abcXYZ0189_./:@+=~-eE';
+    let seed = 7;
+    const random = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    const generated = Array.from({ length: 3000 }, () =>
+      Array.from({ length: 1 + random(6) }, () => alphabet[random(alphabet.length)]).join(''),
+    );
+    let answered = 0;
+    for (const value of [...tricky, ...generated]) {
+      for (const text of [
+        `token: ${value}\n`,
+        `server: h:1\ntoken: ${value}`,
+        `token: ${value}\ntoken: x\n`,
+      ]) {
+        const plain = parsePlainConfig(text);
+        if (plain === undefined) continue;
+        answered++;
+        assert.deepEqual(plain, parseYaml(text), `plain reader and YAML differ on ${JSON.stringify(text)}`);
+      }
+    }
+    assert.ok(answered > 1000, `the plain reader answered only ${answered} times`);
+    for (const text of [
+      'token: "q"\n',
+      'token: t # c\n',
+      'token: t\r\n',
+      '{"token":"t"}',
+      'token: 1\n',
+      'a:\n  b: c\n',
+    ])
+      assert.equal(parsePlainConfig(text), undefined, `plain reader answered ${JSON.stringify(text)}`);
+  });
+
   test('written with mode 0600, read back, flags override', async () => {
     const path = join(dir, 'sub', 'config');
     await writeConfigFile(path, { server: '127.0.0.1:7440', token: 'secret', http: 'http://127.0.0.1:7441' });
     assert.equal(statSync(path).mode & 0o777, 0o600);
     assert.equal(readConfigFile(path)?.token, 'secret');
+    // what `skiff up` writes is read without the YAML parser
+    assert.deepEqual(parsePlainConfig(readFileSync(path, 'utf8')), {
+      server: '127.0.0.1:7440',
+      token: 'secret',
+      http: 'http://127.0.0.1:7441',
+    });
     assert.deepEqual(resolveClientConfig({ token: 'other' }, path), {
       server: '127.0.0.1:7440',
       token: 'other',

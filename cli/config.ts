@@ -39,14 +39,8 @@ export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string 
 
 /** Parses and validates config text; `source` names the file in errors. */
 export function parseConfig(text: string, source: string): Partial<ClientConfig> {
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (err) {
-    throw new InvalidArgumentError(
-      `read client config ${source}: not valid YAML or JSON: ${errorMessage(err)}`,
-    );
-  }
+  let raw: unknown = parsePlainConfig(text);
+  if (raw === undefined) raw = parseWithYaml(text, source);
   if (raw === null || raw === undefined) return {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new InvalidArgumentError(
@@ -68,6 +62,43 @@ export function parseConfig(text: string, source: string): Partial<ClientConfig>
   }
   if (config.server !== undefined) validateServer(config.server, `client config ${source}`);
   return config;
+}
+
+// a value may hold ':' but not end with it ("x:" would be a nested mapping)
+const PLAIN_LINE = /^([a-z]+): ([A-Za-z0-9_./](?:[A-Za-z0-9_./:@+=~-]*[A-Za-z0-9_./@+=~-])?)$/;
+
+/** Plain scalars that YAML 1.2's core schema reads as numbers, booleans or null, not strings. */
+const CORE_SCHEMA_NON_STRING =
+  /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|~|null|Null|NULL|true|True|TRUE|false|False|FALSE)$/;
+
+/**
+ * The config as `skiff up` writes it, `key: value` lines whose values YAML reads as that very
+ * string, read without the YAML parser (its cold start is a few milliseconds of every command
+ * that calls the API). Anything else (comments, quotes, JSON, duplicate keys, CRLF) returns
+ * undefined and goes to the YAML parser, which also gives the errors. config.test.ts checks the
+ * two agree.
+ */
+export function parsePlainConfig(text: string): Record<string, string> | undefined {
+  const parsed: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const match = PLAIN_LINE.exec(line);
+    if (match === null) return undefined;
+    const [, key, value] = match as unknown as [string, string, string];
+    if (Object.hasOwn(parsed, key) || CORE_SCHEMA_NON_STRING.test(value)) return undefined;
+    parsed[key] = value;
+  }
+  return parsed;
+}
+
+function parseWithYaml(text: string, source: string): unknown {
+  try {
+    return parseYaml(text);
+  } catch (err) {
+    throw new InvalidArgumentError(
+      `read client config ${source}: not valid YAML or JSON: ${errorMessage(err)}`,
+    );
+  }
 }
 
 function validateServer(server: string, where: string): void {

@@ -13,7 +13,6 @@
  * `stop()` undoes it in reverse: the API drains (new calls refused, running ones finish, watches
  * are ended), then the workers stop and the etcd and NATS connections close.
  */
-import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -23,6 +22,7 @@ import { FailedPreconditionError, UnavailableError, errorMessage } from '../prot
 import type { Namespace } from '../proto/gen/types.js';
 import { componentLogger, type Logger } from '../proto/logger.js';
 import { decodeObject } from '../proto/objects.js';
+import { packageVersion } from '../proto/package-info.js';
 import { ensureAdminToken } from './api/admin-token.js';
 import { Authenticator } from './api/auth.js';
 import { createApiService } from './api/grpc-server.js';
@@ -80,22 +80,6 @@ export interface ControlPlane {
   nats: NatsConnection | undefined;
   /** Drains the API and closes every connection. Idempotent. */
   stop(): Promise<void>;
-}
-
-export function serverVersion(): string {
-  // The package.json sits two levels above dist/controlplane/main.js and one above controlplane/main.ts.
-  for (const relative of ['../../package.json', '../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'skiff' && pkg.version) return pkg.version;
-    } catch {
-      // try the next location
-    }
-  }
-  return 'unknown';
 }
 
 async function waitForEtcd(store: Store, endpoints: string, waitMs: number, log: Logger): Promise<void> {
@@ -262,7 +246,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       auth,
       metrics,
       log: log.child({ component: 'api' }),
-      version: serverVersion(),
+      version: packageVersion(),
       etcdEndpoints: endpoints,
       ...(options.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: options.maxWatchesPerToken } : {}),
     });

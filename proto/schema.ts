@@ -1,60 +1,31 @@
 /**
- * The API schema: the .proto files under proto/skiff/v1 loaded once, lazily, into one protobufjs
- * Root. protobufjs is skiff's codec at run time, so every encode/decode and every reflective walk
- * (objects.ts, codegen/gen-types.ts) goes through the types returned here.
- *
- * The .proto files are read from the source tree, not copied into dist/: from proto/schema.ts (tsx)
- * they are in ./skiff/v1/, from dist/proto/schema.js in ../../proto/skiff/v1/.
+ * The API schema at run time: one protobufjs Root, built lazily from the descriptor that
+ * proto/codegen/gen-types.ts compiles from the .proto files under proto/skiff/v1 (gen/schema.json,
+ * bundled with the code, so no file is looked up or parsed). protobufjs is skiff's codec at run
+ * time, so every encode/decode and every reflective walk (objects.ts) goes through the types
+ * returned here. The generators read the .proto files themselves (codegen/proto-files.ts).
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { InternalError, errorMessage } from './errors.js';
+import descriptor from './gen/schema.json' with { type: 'json' };
 
 export const PROTO_PACKAGE = 'skiff.v1';
 
-const ENTRY_FILE = 'skiff/v1/api.proto';
-
 let cachedRoot: protobuf.Root | undefined;
-let cachedProtoRoot: string | undefined;
 
-/**
- * The directory that import paths in the .proto files are relative to (it holds skiff/v1/), for
- * tools that load the files themselves (e.g. @grpc/proto-loader's `includeDirs`).
- */
-export function protoIncludeDir(): string {
-  if (cachedProtoRoot !== undefined) return cachedProtoRoot;
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidates = [here, path.resolve(here, '../../proto')];
-  const found = candidates.find((dir) => existsSync(path.join(dir, ENTRY_FILE)));
-  if (found === undefined) {
-    throw new InternalError(
-      `load API schema: ${ENTRY_FILE} not found in ${candidates.join(' or ')}; ` +
-        'the .proto files must ship beside dist/ (run skiff from its source tree)',
-    );
-  }
-  cachedProtoRoot = found;
-  return found;
-}
-
-/** The fully resolved schema of every skiff.v1 type. Loaded on first call, then shared. */
+/** The fully resolved schema of every skiff.v1 type. Built on first call, then shared. */
 export function schemaRoot(): protobuf.Root {
   if (cachedRoot !== undefined) return cachedRoot;
-  const includeDir = protoIncludeDir();
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => path.resolve(includeDir, target);
   try {
-    // Comments are kept so the type generator can carry them into proto/gen/types.ts.
-    root.loadSync(ENTRY_FILE, { alternateCommentMode: true });
+    const root = protobuf.Root.fromJSON(descriptor as protobuf.INamespace);
     root.resolveAll();
+    cachedRoot = root;
   } catch (err) {
-    throw new InternalError(`load API schema from ${includeDir}: ${errorMessage(err)}`, {
+    throw new InternalError(`load API schema from proto/gen/schema.json: ${errorMessage(err)}`, {
       cause: err,
     });
   }
-  cachedRoot = root;
-  return root;
+  return cachedRoot;
 }
 
 const messageTypes = new Map<string, protobuf.Type>();

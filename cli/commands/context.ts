@@ -4,8 +4,8 @@
  */
 // Commander reports this as `error: option '…' argument '…' is invalid. <message>`.
 import { InvalidArgumentError as InvalidOptionValue, type Command } from 'commander';
-import { connectApi, type ApiClient } from '../../proto/client.js';
-import { resolveClientConfig, type ClientConfig } from '../config.js';
+import type { ApiClient } from '../../proto/client.js';
+import type { ClientConfig } from '../config.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 
@@ -26,18 +26,19 @@ interface GlobalOptions {
   requestTimeout?: number;
 }
 
-export function clientConfigOf(command: Command): ClientConfig {
-  const opts = command.optsWithGlobals<GlobalOptions>();
-  return resolveClientConfig({ server: opts.server, token: opts.token });
-}
-
 /** Runs `fn` with a connected client and always closes it. */
 export async function withClient<T>(
   command: Command,
   fn: (api: ApiClient, config: ClientConfig) => Promise<T>,
 ): Promise<T> {
-  const config = clientConfigOf(command);
   const opts = command.optsWithGlobals<GlobalOptions>();
+  // Loaded here, not at the top, so that verbs which never call the API (version --client, help)
+  // load neither the config's YAML parser nor gRPC.
+  const [{ resolveClientConfig }, { connectApi }] = await Promise.all([
+    import('../config.js'),
+    import('../../proto/client.js'),
+  ]);
+  const config = resolveClientConfig({ server: opts.server, token: opts.token });
   const api = connectApi({ server: config.server, token: config.token, timeoutMs: opts.requestTimeout });
   try {
     return await fn(api, config);

@@ -8,11 +8,11 @@
  * (test/fixtures/demo.yaml) unless --no-demo; Ctrl-C stops everything and keeps the data.
  */
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { connectApi } from '../../proto/client.js';
 import { InvalidArgumentError } from '../../proto/errors.js';
+import { packageRoot } from '../../proto/package-info.js';
 import { defaultConfigPath, writeConfigFile } from '../config.js';
 import { clusterFile, defaultStateDir, readAdminToken, startCluster, stopCluster } from '../up/cluster.js';
 import { applyAll, loadManifests, orderForApply } from './apply.js';
@@ -29,14 +29,10 @@ function progress(line: string): void {
   process.stderr.write(`skiff up: ${line}\n`);
 }
 
-/** test/fixtures/demo.yaml, from the source tree (tsx) or from dist/. */
+/** test/fixtures/demo.yaml of this package, when it ships one. */
 function demoManifestPath(): string | undefined {
-  return [
-    new URL('../../test/fixtures/demo.yaml', import.meta.url),
-    new URL('../../../test/fixtures/demo.yaml', import.meta.url),
-  ]
-    .map((url) => fileURLToPath(url))
-    .find((path) => existsSync(path));
+  const path = join(packageRoot(), 'test/fixtures/demo.yaml');
+  return existsSync(path) ? path : undefined;
 }
 
 export function registerUp(program: Command): void {

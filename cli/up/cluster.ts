@@ -15,10 +15,9 @@
  * Ports: the ones recorded by the previous `up` of DIR, else the defaults (etcd 2379/2380, NATS
  * 4222/8222, API 7440, HTTP 7441), else free ones.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   FailedPreconditionError,
   InvalidArgumentError,
@@ -26,6 +25,7 @@ import {
   errorMessage,
 } from '../../proto/errors.js';
 import { writeFileAtomic } from '../../proto/atomic-file.js';
+import { skiffEntryArgv } from '../../proto/package-info.js';
 import { startEtcd } from './etcd-process.js';
 import { startNats } from './nats-process.js';
 import { PidLock } from '../../node-agent/runtime/sys/pid-lock.js';
@@ -132,13 +132,6 @@ export function runningComponents(record: ClusterRecord): ComponentName[] {
   return (['etcd', 'nats', 'controlplane'] as const).filter((name) => isRunning(record[name]));
 }
 
-/** How to run this same skiff binary: the built main.js, or main.ts through tsx in development. */
-function skiffCommand(): string[] {
-  const built = fileURLToPath(new URL('../main.js', import.meta.url));
-  if (existsSync(built)) return [built];
-  return ['--import', 'tsx', fileURLToPath(new URL('../main.ts', import.meta.url))];
-}
-
 export interface UpOptions {
   stateDir: string;
   detached: boolean;
@@ -221,7 +214,7 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
     const controlplaneDir = join(stateDir, 'controlplane');
     mkdirSync(controlplaneDir, { recursive: true, mode: 0o700 });
     const args = [
-      ...skiffCommand(),
+      ...skiffEntryArgv(),
       'controlplane',
       '--etcd', etcd.endpoint,
       '--nats', nats.endpoint,

@@ -84,8 +84,9 @@ export function sameStored(next: KubeObject, current: KubeObject): boolean {
 }
 
 /**
- * A shallow copy of JSON-shaped `source` without the keys in `omit`, built by assignment: in V8
- * (Node 20) a spread copy that then gains or loses fields takes a slow path (~2 µs per create).
+ * A shallow copy of JSON-shaped `source` without the keys in `omit`, built by assignment: in V8 a
+ * spread copy that then gains or loses fields takes a slower path (Node 24: ~200 ns against ~90 ns
+ * for a five-key object; Node 20 was ten times slower).
  */
 function copyWithout(source: object, omit: ReadonlySet<string>): Record<string, unknown> {
   const copy: Record<string, unknown> = {};

@@ -1,13 +1,19 @@
 /**
- * Writes proto/gen/types.ts from the .proto files. Run after changing a .proto file:
+ * Writes proto/gen/types.ts (the TypeScript shapes) and proto/gen/schema.json (the descriptor the
+ * code loads at run time) from the .proto files. Run after changing a .proto file:
  *   node --import tsx proto/codegen/gen-types.ts
- * (render-types.test.ts fails while the committed file is stale).
+ * (render-types.test.ts fails while either committed file is stale).
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { protoIncludeDir } from '../schema.js';
-import { GENERATED_TYPES_FILE, renderTypes } from './render-types.js';
+import { protoIncludeDir } from './proto-files.js';
+import { GENERATED_SCHEMA_FILE, GENERATED_TYPES_FILE, renderSchema, renderTypes } from './render-types.js';
 
-const target = path.join(protoIncludeDir(), GENERATED_TYPES_FILE);
-writeFileSync(target, await renderTypes());
-process.stdout.write(`wrote ${target}\n`);
+for (const [file, text] of [
+  [GENERATED_TYPES_FILE, await renderTypes()],
+  [GENERATED_SCHEMA_FILE, renderSchema()],
+] as const) {
+  const target = path.join(protoIncludeDir(), file);
+  writeFileSync(target, text);
+  process.stdout.write(`wrote ${target}\n`);
+}

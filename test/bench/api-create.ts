@@ -26,6 +26,7 @@ import { connectApi, type ApiClient } from '../../proto/client.js';
 import type { Pod } from '../../proto/gen/types.js';
 import { encodeObject } from '../../proto/objects.js';
 import { measureRawEtcdCreates } from './etcd-raw-create.js';
+import { skiffEntryArgv } from '../../proto/package-info.js';
 
 /** Where the throughput rounds create (as many pods as they manage). */
 const CREATE_NAMESPACE = 'bench';
@@ -54,14 +55,6 @@ function benchPod(name: string, namespace = CREATE_NAMESPACE): Pod {
 
 function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
-}
-
-/** The command that runs this checkout's CLI: the built JavaScript, or the TypeScript through tsx. */
-function skiffCommand(): string[] {
-  if (import.meta.url.endsWith('.ts')) {
-    return ['--import', 'tsx', fileURLToPath(new URL('../../cli/main.ts', import.meta.url))];
-  }
-  return [fileURLToPath(new URL('../../cli/main.js', import.meta.url))];
 }
 
 async function waitReady(httpAddress: string, child: ChildProcess, timeoutMs: number): Promise<void> {
@@ -166,7 +159,7 @@ async function main(): Promise<void> {
       process.execPath,
       [
         ...(values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : []),
-        ...skiffCommand(),
+        ...skiffEntryArgv(),
         'controlplane',
         '--etcd', etcd.endpoint,
         '--nats', nats.endpoint,

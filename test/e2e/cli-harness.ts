@@ -4,20 +4,17 @@
  * that `dispose()` always takes down again (by `skiff down`, then by the recorded pids if that
  * fails) and removes.
  *
- * From dist/test/e2e/ the binary is dist/cli/main.js; run from source (tsx) it is cli/main.ts
- * through tsx, so the suites also run during development without a build.
+ * The binary is the built launcher, dist/bin/skiff.cjs (skiffEntryArgv); in a tree never built it is
+ * cli/main.ts through tsx, so the suites also run during development without a build.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const builtMain = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
-const sourceMain = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
+import { skiffEntryArgv } from '../../proto/package-info.js';
 
 /** The node arguments that run skiff. */
-export const skiffArgv: string[] = existsSync(builtMain) ? [builtMain] : ['--import', 'tsx', sourceMain];
+export const skiffArgv: string[] = skiffEntryArgv();
 
 export interface RunResult {
   code: number | null;

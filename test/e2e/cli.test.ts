@@ -424,7 +424,13 @@ data:
     assert.match(resources, /^deployments\s+deploy\s+apps\/v1\s+true\s+Deployment$/m);
 
     const version = ok(await cluster.skiff(['version']), 'version').stdout;
-    assert.match(version, /^Client Version: \S+\nServer Version: \S+\n$/);
+    assert.match(version, /^Client Version: \S+\nNode\.js Version: v(\d+)\.\d+\.\d+\nServer Version: \S+\n$/);
+    // the skiff on the PATH runs on Node.js 24 (or a supported 22) whatever the system's node is
+    assert.ok(Number(/Node\.js Version: v(\d+)/.exec(version)![1]) >= 22, version);
+    const json = JSON.parse(
+      ok(await cluster.skiff(['version', '--client', '-o', 'json']), 'version -o json').stdout,
+    );
+    assert.deepEqual(Object.keys(json), ['clientVersion', 'nodeVersion']);
 
     const view = ok(await cluster.skiff(['config', 'view']), 'config view').stdout;
     const token = readConfigFile(cluster.configPath)!.token!;

@@ -3,6 +3,9 @@
 # with node's built-in runner. Fails when it finds no test files: a suite that ran nothing is red.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# the suite runs on the Node.js the set-up installed (cli/node-runtime.sh), whatever `node` is
+source cli/node-runtime.sh
+skiff_use_node || exit 1
 # Only tests whose TypeScript source still exists: dist/ is never cleaned, and a test compiled from
 # a file since deleted or renamed must not keep running.
 files=()

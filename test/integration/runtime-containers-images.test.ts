@@ -16,6 +16,7 @@ import {
   requireRootAndBusybox,
   withScratchRuntime,
 } from './runtime-containers-fixture.js';
+import { skiffEntryArgv } from '../../proto/package-info.js';
 
 const run = promisify(execFile);
 
@@ -155,9 +156,9 @@ describe('containers from images', () => {
 });
 
 describe('skiff runtime CLI across processes', () => {
-  const cli = new URL('../../cli/main.js', import.meta.url).pathname;
+  const cli = skiffEntryArgv();
   const skiff = (...args: string[]) =>
-    run(process.execPath, [...process.execArgv, cli, 'runtime', '--root', root, ...args], {
+    run(process.execPath, [...process.execArgv, ...cli, 'runtime', '--root', root, ...args], {
       encoding: 'utf8',
     });
 

@@ -24,6 +24,7 @@ import {
   runToEnd,
   withScratchRuntime,
 } from './runtime-containers-fixture.js';
+import { skiffEntryArgv } from '../../proto/package-info.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -265,9 +266,9 @@ describe('session keyring', () => {
 });
 
 describe('skiff runtime CLI: --security-opt', () => {
-  const cli = new URL('../../cli/main.js', import.meta.url).pathname;
+  const cli = skiffEntryArgv();
   const skiff = (...args: string[]) =>
-    execFileAsync(process.execPath, [...process.execArgv, cli, 'runtime', '--root', root, ...args], {
+    execFileAsync(process.execPath, [...process.execArgv, ...cli, 'runtime', '--root', root, ...args], {
       encoding: 'utf8',
     });
 

@@ -26,6 +26,7 @@ import {
   requireRootAndBusybox,
   withScratchRuntime,
 } from './runtime-containers-fixture.js';
+import { skiffEntryArgv } from '../../proto/package-info.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -379,9 +380,9 @@ describe("hostile /etc/passwd: resolved inside the container's root or refused",
 });
 
 describe('skiff runtime CLI: -u, --group-add, exec -u', () => {
-  const cli = new URL('../../cli/main.js', import.meta.url).pathname;
+  const cli = skiffEntryArgv();
   const skiff = (...args: string[]) =>
-    execFileAsync(process.execPath, [...process.execArgv, cli, 'runtime', '--root', root, ...args], {
+    execFileAsync(process.execPath, [...process.execArgv, ...cli, 'runtime', '--root', root, ...args], {
       encoding: 'utf8',
     });
 

@@ -19,6 +19,7 @@ import { relayExec } from '../../node-agent/runtime/sys/helper.js';
 import { InvalidArgumentError } from '../../proto/errors.js';
 import { makeHostileRootfs, requireHostileTools } from './hostile-probe.js';
 import { onRootfs, withScratchRuntime } from './runtime-containers-fixture.js';
+import { skiffEntryArgv } from '../../proto/package-info.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -83,19 +84,19 @@ async function inPty(steps: PtyStep[]): Promise<string> {
   return result.output;
 }
 
-const cli = new URL('../../cli/main.js', import.meta.url).pathname;
+const cli = skiffEntryArgv();
 
 /** The `skiff runtime` command line on this root, as typed into a shell. */
 function cliLine(...args: string[]): string {
   const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
-  return [process.execPath, ...process.execArgv, cli, 'runtime', '--root', root, ...args]
+  return [process.execPath, ...process.execArgv, ...cli, 'runtime', '--root', root, ...args]
     .map(quote)
     .join(' ');
 }
 
 function skiff(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, cli, 'runtime', '--root', root, ...args], {
+    const child = spawn(process.execPath, [...process.execArgv, ...cli, 'runtime', '--root', root, ...args], {
       stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

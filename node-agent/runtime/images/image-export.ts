@@ -72,6 +72,9 @@ export async function exportArchive(
   const tmp = join(dirname(out), `.${basename(out)}.${randomBytes(6).toString('hex')}.tmp`);
   const tarball = pack();
   const written = pipeline(tarball, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+  // A file that cannot be created (no such directory) fails this before the entries below are
+  // written, and an unhandled rejection ends the process on Node 24; the catch below reports it.
+  written.catch(() => undefined);
   try {
     const header = (name: string, size: number, type: 'file' | 'directory' = 'file') => ({
       name,

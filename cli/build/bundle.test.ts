@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../../proto/package-info.js';
+
+interface Metafile {
+  outputs: Record<
+    string,
+    { imports: { path: string; kind: string }[]; inputs: Record<string, unknown>; entryPoint?: string }
+  >;
+}
+
+const metafile = JSON.parse(readFileSync(join(packageRoot(), 'dist/bin/metafile.json'), 'utf8')) as Metafile;
+
+/** The sources a process loads for `entry` and the chunks it imports statically. */
+function sourcesLoadedBy(...entries: string[]): string[] {
+  const seen = new Set<string>();
+  const visit = (output: string): void => {
+    if (seen.has(output)) return;
+    seen.add(output);
+    for (const imported of metafile.outputs[output]?.imports ?? [])
+      if (imported.kind === 'import-statement' && imported.path in metafile.outputs) visit(imported.path);
+  };
+  entries.forEach(visit);
+  return [...seen].flatMap((output) => Object.keys(metafile.outputs[output]!.inputs));
+}
+
+/** The output holding the source `file` as a lazily loaded chunk of its own. */
+function chunkOf(file: string): string {
+  const found = Object.entries(metafile.outputs).find(
+    ([name, out]) => name.endsWith('.mjs') && file in out.inputs,
+  );
+  assert.ok(found, `no output holds ${file}`);
+  return found[0];
+}
+
+const main = 'dist/bin/skiff.mjs';
+
+test('skiff version --client loads neither gRPC, protobufjs, YAML, logging nor the servers', () => {
+  const loaded = sourcesLoadedBy(main, chunkOf('cli/commands/version.ts'));
+  for (const heavy of [
+    '@grpc/grpc-js',
+    'protobufjs',
+    'node_modules/yaml',
+    'pino',
+    'controlplane/',
+    'node-agent/',
+  ])
+    assert.deepEqual(
+      loaded.filter((source) => source.includes(heavy)),
+      [],
+      `version --client loads ${heavy}`,
+    );
+});
+
+test('skiff get loads neither the control plane nor the runtime', () => {
+  const loaded = sourcesLoadedBy(main, chunkOf('cli/commands/get.ts'), chunkOf('proto/client.ts'));
+  assert.ok(
+    loaded.some((source) => source.includes('@grpc/grpc-js')),
+    'the gRPC client is part of get',
+  );
+  for (const heavy of ['controlplane/', 'node-agent/', 'etcd3', 'nats', 'pino', 'prom-client'])
+    assert.deepEqual(
+      loaded.filter((source) => source.includes(heavy)),
+      [],
+      `get loads ${heavy}`,
+    );
+});
+
+test('the launcher runs on the Node.js it was built with', () => {
+  const firstLine = readFileSync(join(packageRoot(), 'dist/bin/skiff.cjs'), 'utf8').split('\n')[0];
+  assert.equal(firstLine, `#!${process.execPath}`);
+});

@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { packageRoot } from '../proto/package-info.js';
+import { SUPPORTED_NODE, compileCacheDir, isSupportedNode } from './launcher.cjs';
+
+const execFileAsync = promisify(execFile);
+
+test('the launcher supports what package.json engines says', () => {
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as {
+    engines: { node: string };
+  };
+  assert.equal(SUPPORTED_NODE, pkg.engines.node);
+  for (const version of ['v22.19.0', '22.20.1', 'v24.0.0', 'v24.22.3', 'v26.1.0'])
+    assert.ok(isSupportedNode(version), version);
+  for (const version of ['v18.20.0', 'v20.20.2', 'v22.18.9', 'v23.11.0', 'garbage'])
+    assert.ok(!isSupportedNode(version), version);
+});
+
+test('compiled code is cached in the user’s own cache directory, never a shared one', () => {
+  assert.equal(compileCacheDir({ XDG_CACHE_HOME: '/c', HOME: '/h' }), '/c/skiff/node-compile-cache');
+  assert.equal(compileCacheDir({ HOME: '/h' }), '/h/.cache/skiff/node-compile-cache');
+  assert.equal(compileCacheDir({}), undefined);
+});
+
+test('an unsupported node running the built skiff says which version it needs', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skiff-old-node-'));
+  try {
+    // Node 20 as far as the launcher can tell: what an old `node dist/bin/skiff.cjs` sees
+    const pretend = join(dir, 'pretend-node-20.cjs');
+    writeFileSync(
+      pretend,
+      "Object.defineProperty(process, 'versions', { value: { ...process.versions, node: '20.20.2' } });\n" +
+        "Object.defineProperty(process, 'version', { value: 'v20.20.2' });\n",
+    );
+    const launcher = join(packageRoot(), 'dist/bin/skiff.cjs');
+    const failed = await execFileAsync(process.execPath, [
+      '--require',
+      pretend,
+      launcher,
+      'version',
+      '--client',
+    ]).then(
+      () => assert.fail('skiff ran on Node 20'),
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    );
+    assert.equal(failed.code, 1);
+    assert.equal(failed.stdout, '');
+    assert.match(
+      failed.stderr,
+      /^skiff needs Node\.js \^22\.19\.0 \|\| >=24\.0\.0 \(24 LTS recommended\); .* is v20\.20\.2\./,
+    );
+    assert.match(failed.stderr, /npm start/);
+    // run as a program (its first line), as `skiff` on the PATH is: on the Node.js it was built with
+    const ran = await execFileAsync(launcher, ['version', '--client'], {
+      env: { ...process.env, PATH: '/usr/bin:/bin' },
+    });
+    assert.match(ran.stdout, new RegExp(`Node\\.js Version: ${process.version.replace(/\./g, '\\.')}`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
