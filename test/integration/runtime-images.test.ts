@@ -4,7 +4,7 @@
  * with whiteouts and opaque directories, 130 layers), hostile archives, save/re-import, prune, df.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ import type { Snapshotter } from '../../node-agent/runtime/snapshots/snapshotter
 import {
   archiveTar,
   buildImage,
+  busyboxBinary,
   busyboxImage,
   busyboxLayerEntries,
   dockerSaveDual,
@@ -130,6 +131,62 @@ describe('runtime images', () => {
         (await readFile(join(root, 'bin/busybox')))
           .subarray(0, 4)
           .equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46])),
+      );
+      await release(root);
+    });
+  }
+
+  /** Legacy `docker save` whose layer.tar members are the compressed blobs (found by sniffing). */
+  function dockerSaveLegacyCompressed(images: FixtureImage[]): ArchiveFiles {
+    const files = dockerSaveLegacy(images);
+    const layers = images.flatMap((i) => i.layers);
+    for (const [path, data] of files) {
+      const layer = layers.find((l) => l.tar.equals(data));
+      if (path.endsWith('/layer.tar') && layer) files.set(path, layer.blob);
+    }
+    return files;
+  }
+
+  const zstdFormats: [string, (images: FixtureImage[]) => ArchiveFiles, 'dir' | 'tar'][] = [
+    ['OCI layout directory', ociLayout, 'dir'],
+    ['OCI layout tar', ociLayout, 'tar'],
+    ['docker save (OCI dual, Docker >= 25)', dockerSaveDual, 'tar'],
+    ['docker save (legacy, zstd found by its magic)', dockerSaveLegacyCompressed, 'tar'],
+  ];
+  for (const [label, make, as] of zstdFormats) {
+    test(`zstd layers: imports ${label}; verified, unpacked, mounted and run as gzip ones are`, async () => {
+      const rt = await runtime();
+      const image = buildImage({
+        name: 'zbox:1',
+        compression: 'zstd',
+        layers: [
+          busyboxLayerEntries(),
+          [
+            { name: 'etc/', type: 'dir' },
+            { name: 'etc/.wh.group' },
+            { name: 'etc/zstd', data: 'from a zstd layer\n' },
+          ],
+        ],
+      });
+      for (const l of image.layers) assert.equal(l.blob.readUInt32LE(0), 0xfd2fb528, 'zstd blobs');
+      const result = await rt.images.import(await archive(make([image]), as));
+      assert.deepEqual(result.images[0]!.names, ['docker.io/library/zbox:1']);
+      const resolved = await rt.images.resolve('zbox:1');
+      assert.equal(resolved.id, image.configDigest);
+      assert.deepEqual(
+        resolved.layers.map((l) => [l.mediaType, l.digest, l.diffId]),
+        image.layers.map((l) => ['application/vnd.oci.image.layer.v1.tar+zstd', l.digest, l.diffId]),
+      );
+      const { layersUnpacked } = await rt.images.unpack('zbox:1');
+      assert.equal(layersUnpacked, 2);
+      const root = await containerRoot(rt, 'zbox:1', 'c1');
+      assert.ok((await readFile(join(root, 'bin/busybox'))).equals(busyboxBinary()));
+      assert.equal(await readFile(join(root, 'etc/zstd'), 'utf8'), 'from a zstd layer\n');
+      assert.deepEqual((await readdir(join(root, 'etc'))).sort(), ['passwd', 'zstd'], 'the whiteout applied');
+      // and the unpacked busybox runs from the mounted container root
+      assert.equal(
+        execFileSync('chroot', [root, '/bin/sh', '-c', 'cat /etc/zstd; id -u'], { encoding: 'utf8' }),
+        'from a zstd layer\n0\n',
       );
       await release(root);
     });
@@ -340,16 +397,18 @@ describe('runtime images', () => {
         /has 501 layers, more than the 500 overlayfs can stack/.test(e.message),
     );
 
-    // truncated and corrupt gzip layers whose digests match their (broken) bytes
-    const full = good.layers[0]!.blob;
-    for (const [label, blob] of [
-      ['truncated', full.subarray(0, full.length - 12)],
-      ['corrupt', Buffer.concat([full.subarray(0, 12), Buffer.alloc(full.length - 12, 0x5a)])],
-    ] as const) {
-      const broken = buildImage({ name: 'x:1', layers: [[{ name: 'f', data: 'f' }]] });
-      broken.layers[0]!.blob = blob;
+    // truncated and corrupt gzip and zstd layers whose digests match their (broken) bytes
+    for (const [compression, label, blob] of (['gzip', 'zstd'] as const).flatMap((compression) => {
+      const full = buildImage({ name: 'x:1', compression, layers: [[{ name: 'f', data: 'f' }]] }).layers[0]!
+        .blob;
+      return [
+        [compression, 'truncated', full.subarray(0, full.length - 12)],
+        [compression, 'corrupt', Buffer.concat([full.subarray(0, 12), Buffer.alloc(full.length - 12, 0x5a)])],
+      ] as const;
+    })) {
       const img = buildImage({
         name: 'x:1',
+        compression,
         layers: [[{ name: 'f', data: 'f' }]],
         editManifest: (m) =>
           ((m.layers as { digest: string; size: number }[])[0] = {
@@ -362,7 +421,9 @@ describe('runtime images', () => {
       await refused(
         rt,
         await archive(ociLayout([img]), 'tar'),
-        (e) => e instanceof InvalidArgumentError && /corrupt or truncated gzip stream/.test(e.message),
+        (e) =>
+          e instanceof InvalidArgumentError &&
+          new RegExp(`corrupt or truncated ${compression} stream`).test(e.message),
       );
       void label;
     }
@@ -482,42 +543,45 @@ describe('runtime images', () => {
     await release(small);
   });
 
-  test('a gzip bomb (tiny blob, files larger than the free space) is refused at unpack, leaving no snapshot', async () => {
-    const small = join(base, `tmpfs${n++}`);
-    await mkdir(small);
-    const { execFileSync } = await import('node:child_process');
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', small]);
-    mounted.push(small);
-    const root = join(base, `rt${n++}`);
-    const content = await LocalContentStore.open(join(root, 'content'));
-    const snapshotter = await OverlaySnapshotter.open(join(small, 'overlay'));
-    const images = await ImageStore.open(join(root, 'images'), {
-      content,
-      snapshotter,
-      reserveBytes: 1024 * 1024,
+  for (const compression of ['gzip', 'zstd'] as const) {
+    test(`a ${compression} bomb (tiny blob, files larger than the free space) is refused at unpack, leaving no snapshot`, async () => {
+      const small = join(base, `tmpfs${n++}`);
+      await mkdir(small);
+      const { execFileSync } = await import('node:child_process');
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', small]);
+      mounted.push(small);
+      const root = join(base, `rt${n++}`);
+      const content = await LocalContentStore.open(join(root, 'content'));
+      const snapshotter = await OverlaySnapshotter.open(join(small, 'overlay'));
+      const images = await ImageStore.open(join(root, 'images'), {
+        content,
+        snapshotter,
+        reserveBytes: 1024 * 1024,
+      });
+      const bomb = buildImage({
+        name: 'bomb:1',
+        compression,
+        layers: [[{ name: 'zeros', data: Buffer.alloc(64 * 1024 * 1024) }]],
+      });
+      assert.ok(bomb.layers[0]!.blob.length < 100 * 1024, 'the compressed layer is tiny');
+      await images.import(await archive(ociLayout([bomb]), 'tar'));
+      await assert.rejects(images.unpack('bomb:1'), (e: unknown) => {
+        assert.ok(e instanceof ResourceExhaustedError, String(e));
+        assert.match(
+          e.message,
+          /file data of the layer exceeds the limit of \d+ bytes \(declared size 67108864 bytes/,
+        );
+        return true;
+      });
+      const keys: string[] = [];
+      await snapshotter.walk((i) => {
+        keys.push(i.key);
+      });
+      assert.deepEqual(keys, []);
+      assert.deepEqual(await readdir(join(small, 'overlay', 'snapshots')), []);
+      await release(small);
     });
-    const bomb = buildImage({
-      name: 'bomb:1',
-      layers: [[{ name: 'zeros', data: Buffer.alloc(64 * 1024 * 1024) }]],
-    });
-    assert.ok(bomb.layers[0]!.blob.length < 100 * 1024, 'the compressed layer is tiny');
-    await images.import(await archive(ociLayout([bomb]), 'tar'));
-    await assert.rejects(images.unpack('bomb:1'), (e: unknown) => {
-      assert.ok(e instanceof ResourceExhaustedError, String(e));
-      assert.match(
-        e.message,
-        /file data of the layer exceeds the limit of \d+ bytes \(declared size 67108864 bytes/,
-      );
-      return true;
-    });
-    const keys: string[] = [];
-    await snapshotter.walk((i) => {
-      keys.push(i.key);
-    });
-    assert.deepEqual(keys, []);
-    assert.deepEqual(await readdir(join(small, 'overlay', 'snapshots')), []);
-    await release(small);
-  });
+  }
 
   test('save writes the dual format, which imports again to the same image', async () => {
     const rt = await runtime();
@@ -610,28 +674,36 @@ describe('runtime images', () => {
     );
   });
 
-  test('a layer blob corrupted on disk after import fails unpack, and the partial layer is removed', async () => {
-    const rt = await runtime();
-    const image = buildImage({ name: 'rot:1', layers: [[{ name: 'big', data: 'x'.repeat(1 << 20) }]] });
-    await rt.images.import(await archive(ociLayout([image]), 'tar'));
-    const blob = rt.content.blobPath(image.layers[0]!.digest);
-    const bytes = await readFile(blob);
-    await writeFile(blob, bytes.subarray(0, Math.floor(bytes.length / 2)));
-    await assert.rejects(
-      rt.images.unpack('rot:1'),
-      (e: unknown) => e instanceof InvalidArgumentError && /corrupt or truncated gzip stream/.test(e.message),
-    );
-    const keys: string[] = [];
-    await rt.snapshotter.walk((i) => {
-      keys.push(i.key);
+  for (const compression of ['gzip', 'zstd'] as const) {
+    test(`a ${compression} layer blob corrupted on disk after import fails unpack, and the partial layer is removed`, async () => {
+      const rt = await runtime();
+      const image = buildImage({
+        name: 'rot:1',
+        compression,
+        layers: [[{ name: 'big', data: 'x'.repeat(1 << 20) }]],
+      });
+      await rt.images.import(await archive(ociLayout([image]), 'tar'));
+      const blob = rt.content.blobPath(image.layers[0]!.digest);
+      const bytes = await readFile(blob);
+      await writeFile(blob, bytes.subarray(0, Math.floor(bytes.length / 2)));
+      await assert.rejects(
+        rt.images.unpack('rot:1'),
+        (e: unknown) =>
+          e instanceof InvalidArgumentError &&
+          new RegExp(`corrupt or truncated ${compression} stream`).test(e.message),
+      );
+      const keys: string[] = [];
+      await rt.snapshotter.walk((i) => {
+        keys.push(i.key);
+      });
+      assert.deepEqual(keys, []);
+      assert.deepEqual(
+        await readdir(join(rt.root, 'snapshots', 'overlay', 'snapshots')),
+        [],
+        'no partial layer directory left',
+      );
     });
-    assert.deepEqual(keys, []);
-    assert.deepEqual(
-      await readdir(join(rt.root, 'snapshots', 'overlay', 'snapshots')),
-      [],
-      'no partial layer directory left',
-    );
-  });
+  }
 
   /** Runs `fn` with a lease on `digests` held by another live process (a `sleep`, killed after). */
   async function withForeignLease(

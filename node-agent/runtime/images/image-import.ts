@@ -17,7 +17,13 @@ import type { ContentStore } from '../content/content-store.js';
 import { digestHex, parseDigest, sha256Digest, type Digest } from '../content/digest.js';
 import { openImageArchive, type ImageArchive } from './image-archive.js';
 import { withDiffId } from './layer-digests.js';
-import { INDEX_TYPES, MANIFEST_TYPES, MediaType, ZSTD_UNSUPPORTED, layerCompression } from './media-types.js';
+import {
+  INDEX_TYPES,
+  MANIFEST_TYPES,
+  MediaType,
+  layerCompression,
+  ociLayerMediaType,
+} from './media-types.js';
 import {
   MAX_CONFIG_BYTES,
   MAX_MANIFEST_BYTES,
@@ -233,14 +239,6 @@ class Planner {
       parseConfig(configBytes, `config ${manifest.config.digest}`),
     );
     checkLayersMatchConfig(manifest, config, `config ${manifest.config.digest}`);
-    manifest.layers.forEach((l, i) => {
-      if (layerCompression(l.mediaType) === 'zstd') {
-        throw new InvalidArgumentError(
-          `import ${this.source}: manifest ${desc.digest} layers[${i}]: ${ZSTD_UNSUPPORTED}`,
-          `layers[${i}].mediaType`,
-        );
-      }
-    });
     // the same manifest under another (also valid) media type: one image
     const existing = this.plans.find(
       (p): p is OciPlan => p.kind === 'oci' && p.manifestDescriptor.digest === desc.digest,
@@ -473,8 +471,7 @@ export async function importArchive(
       const actual = probe.diffId();
       if (actual !== diffId) throw diffIdMismatch(what, diffId, actual);
       await content.setLabels(r.digest, { [UNCOMPRESSED_LABEL]: actual });
-      const mediaType =
-        expected.mediaType ?? (probe.compression() === 'gzip' ? MediaType.ociLayerGzip : MediaType.ociLayer);
+      const mediaType = expected.mediaType ?? ociLayerMediaType(probe.compression());
       return { digest: r.digest, mediaType };
     };
     const ingestBytes = async (bytes: Buffer, declared?: Digest): Promise<Digest> => {

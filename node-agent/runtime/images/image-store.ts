@@ -39,7 +39,7 @@ import { makeInitLayer } from '../sys/helper.js';
 import { importArchive, type ImportLease, type ImportOptions, type ImportResult } from './image-import.js';
 import { PidLock, isSameProcess, ownIdentity, type ProcessIdentity } from '../sys/pid-lock.js';
 import { exportArchive } from './image-export.js';
-import { layerCompression, ZSTD_UNSUPPORTED } from './media-types.js';
+import { layerCompression } from './media-types.js';
 import {
   MAX_CONFIG_BYTES,
   MAX_MANIFEST_BYTES,
@@ -648,9 +648,9 @@ export class ImageStore {
 
   private async unpackLayer(layer: LayerInfo, parent: Digest | undefined): Promise<number> {
     const compression = layerCompression(layer.mediaType);
-    if (compression === undefined || compression === 'zstd') {
+    if (compression === undefined) {
       throw new InvalidArgumentError(
-        `unpack layer ${layer.digest}: ${compression === 'zstd' ? ZSTD_UNSUPPORTED : `media type ${layer.mediaType} is not a layer`}`,
+        `unpack layer ${layer.digest}: media type ${layer.mediaType} is not a layer`,
         'mediaType',
       );
     }

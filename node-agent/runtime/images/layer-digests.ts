@@ -3,13 +3,14 @@
  * content store) and the uncompressed tar (the DiffID, checked against the image config).
  */
 import { createHash } from 'node:crypto';
-import { createGunzip, type Gunzip } from 'node:zlib';
-import { InvalidArgumentError } from '../../../proto/errors.js';
+import type { Transform } from 'node:stream';
+import { InternalError, InvalidArgumentError, errorMessage } from '../../../proto/errors.js';
 import type { Digest } from '../content/digest.js';
-import { ZSTD_UNSUPPORTED, sniffCompression, type LayerCompression } from './media-types.js';
+import { layerDecompressor, type LayerDecompressor } from './layer-decompress.js';
+import { sniffCompression, type LayerCompression } from './media-types.js';
 
 export interface DiffIdProbe {
-  /** The uncompressed digest, once the source has been read to its end; throws for corrupt gzip. */
+  /** The uncompressed digest, once the source has been read to its end; throws for a corrupt stream. */
   diffId(): Digest;
   /** The compression found (or declared). */
   compression(): LayerCompression;
@@ -27,45 +28,44 @@ export function withDiffId(
   const hash = createHash('sha256');
   let result: Digest | undefined;
   let decided: LayerCompression | undefined;
-  let failure: InvalidArgumentError | undefined;
+  let failure: InvalidArgumentError | InternalError | undefined;
   async function* run(): AsyncIterable<Buffer> {
-    let gunzip: Gunzip | undefined;
-    let gzipError: Error | undefined;
+    let decompressor: LayerDecompressor | undefined;
+    let streamError: Error | undefined;
+    let fed = 0;
     decided = compression === 'auto' ? undefined : compression;
     for await (const raw of source) {
       const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
       if (decided === undefined) decided = sniffCompression(chunk);
-      if (decided === 'zstd') throw new InvalidArgumentError(`${what}: ${ZSTD_UNSUPPORTED}`, 'mediaType');
-      if (decided === 'gzip' && !gunzip) {
-        gunzip = createGunzip();
-        gunzip.on('data', (d: Buffer) => hash.update(d));
-        gunzip.on('error', (err) => (gzipError ??= err));
+      if (decided !== 'none' && !decompressor) {
+        decompressor = layerDecompressor(decided, what);
+        decompressor.stream.on('data', (d: Buffer) => hash.update(d));
+        decompressor.stream.on('error', (err) => (streamError ??= err));
       }
       yield chunk;
-      if (gunzip) {
-        if (gzipError) break;
-        if (!gunzip.write(chunk)) await settled(gunzip, 'drain');
+      if (decompressor) {
+        // after a failure the blob still passes through whole: its digest is checked first
+        if (streamError) continue;
+        fed += chunk.length;
+        if (!decompressor.stream.write(chunk)) await settled(decompressor.stream, 'drain');
       } else {
         hash.update(chunk);
       }
     }
-    if (gunzip && !gzipError) {
-      const ended = settled(gunzip, 'end');
-      gunzip.end();
+    if (decompressor && !streamError) {
+      const ended = settled(decompressor.stream, 'end');
+      decompressor.stream.end();
       await ended;
     }
-    if (gzipError) {
-      // reported by diffId(), after the consumer has checked the blob digest: a blob that is not
-      // the one the manifest names is the more basic fault and is reported first
-      failure = new InvalidArgumentError(
-        `${what}: corrupt or truncated gzip stream: ${gzipError.message}`,
-        'layer',
-        {
-          cause: gzipError,
-        },
-      );
-      return;
+    // reported by diffId(), after the consumer has checked the blob digest: a blob that is not
+    // the one the manifest names is the more basic fault and is reported first
+    failure = decompressor?.refusal(fed);
+    if (!failure && streamError) {
+      failure = new InternalError(`${what}: decompress layer: ${errorMessage(streamError)}`, {
+        cause: streamError,
+      });
     }
+    if (failure) return;
     result = `sha256:${hash.digest('hex')}`;
   }
   return {
@@ -84,14 +84,14 @@ export function withDiffId(
 }
 
 /** Resolves on `event` or on an error (which the caller has already captured). */
-function settled(gunzip: Gunzip, event: 'drain' | 'end'): Promise<void> {
+function settled(stream: Transform, event: 'drain' | 'end'): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
-      gunzip.off(event, done);
-      gunzip.off('error', done);
+      stream.off(event, done);
+      stream.off('error', done);
       resolve();
     };
-    gunzip.on(event, done);
-    gunzip.on('error', done);
+    stream.on(event, done);
+    stream.on('error', done);
   });
 }

@@ -6,20 +6,33 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
+import { createGzip, createZstdCompress } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { InvalidArgumentError, ResourceExhaustedError } from '../../../proto/errors.js';
-import { gzip, nestedTree, sha256, sorted, tar, type TarEntry } from '../../../test/fixtures/images.js';
+import {
+  gzip,
+  nestedTree,
+  sha256,
+  sorted,
+  tar,
+  zstd,
+  type FixtureCompression,
+  type TarEntry,
+} from '../../../test/fixtures/images.js';
 import { tarHeader } from '../../../test/fixtures/images-tar.js';
 import { hostileLayers } from '../../../test/fixtures/images-hostile.js';
 import { treeFingerprint } from '../snapshots/snapshotter-conformance.js';
 import { applyLayer, unpackerPath, type ApplyLayerOptions } from './layer-unpack.js';
 
 /**
- * A gzip layer of `count` entries made by `entryAt(i)`, generated as a stream (the tar of a
- * hostile layer can be hundreds of MiB that compress to a few).
+ * A gzip (or zstd) layer of `count` entries made by `entryAt(i)`, generated as a stream (the tar
+ * of a hostile layer can be hundreds of MiB that compress to a few).
  */
-async function generatedLayer(count: number, entryAt: (i: number) => TarEntry) {
+async function generatedLayer(
+  count: number,
+  entryAt: (i: number) => TarEntry,
+  compression: 'gzip' | 'zstd' = 'gzip',
+) {
   const diff = createHash('sha256');
   function* blocks(): Generator<Buffer> {
     for (let i = 0; i < count; i++) {
@@ -35,7 +48,7 @@ async function generatedLayer(count: number, entryAt: (i: number) => TarEntry) {
   const chunks: Buffer[] = [];
   await pipeline(
     Readable.from(blocks()),
-    createGzip({ level: 1 }),
+    compression === 'gzip' ? createGzip({ level: 1 }) : createZstdCompress(),
     new Writable({
       write(chunk: Buffer, _enc, done) {
         chunks.push(chunk);
@@ -48,13 +61,13 @@ async function generatedLayer(count: number, entryAt: (i: number) => TarEntry) {
     blob,
     digest: sha256(blob),
     diffId: `sha256:${diff.digest('hex')}` as const,
-    compression: 'gzip',
+    compression,
   } as const;
 }
 
-function layerOf(entries: TarEntry[], compression: 'gzip' | 'none' = 'none') {
+function layerOf(entries: TarEntry[], compression: FixtureCompression = 'none') {
   const t = tar(entries);
-  const blob = compression === 'gzip' ? gzip(t) : t;
+  const blob = compression === 'gzip' ? gzip(t) : compression === 'zstd' ? zstd(t) : t;
   return { blob, digest: sha256(blob), diffId: sha256(t), compression } as const;
 }
 
@@ -279,6 +292,201 @@ describe('layer unpack (skiff-unpack)', () => {
       }),
       /corrupt or truncated gzip stream/,
     );
+  });
+
+  test('zstd layers unpack as gzip ones do: same tree, both digests verified, several frames', async () => {
+    const entries: TarEntry[] = sorted([
+      { name: 'bin/', type: 'dir' },
+      {
+        name: 'bin/tool',
+        data: Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) & 0xff)),
+        mode: 0o755,
+      },
+      { name: 'bin/link', type: 'symlink', linkname: 'tool' },
+      { name: 'etc/', type: 'dir' },
+      { name: 'etc/conf', data: 'x'.repeat(100_000) },
+      { name: 'etc/hard', type: 'hardlink', linkname: 'etc/conf' },
+    ]);
+    const gz = layerOf(entries, 'gzip');
+    const zs = layerOf(entries, 'zstd');
+    assert.equal(zs.blob.readUInt32LE(0), 0xfd2fb528, 'a zstd frame');
+    assert.equal(zs.diffId, gz.diffId, 'one tar, one DiffID');
+    const fromGzip = (await sandbox()).layer;
+    const fromZstd = (await sandbox()).layer;
+    await applyLayer(Readable.from([gz.blob]), { dir: fromGzip, whiteouts: 'apply', ...gz });
+    const stats = await applyLayer(Readable.from([zs.blob]), { dir: fromZstd, whiteouts: 'apply', ...zs });
+    assert.equal(stats.compressedBytes, zs.blob.length);
+    assert.equal(stats.uncompressedBytes, tar(entries).length);
+    assert.equal(stats.files, 2);
+    assert.deepEqual(await treeFingerprint(fromZstd), await treeFingerprint(fromGzip));
+    assert.equal(await readFile(join(fromZstd, 'etc/conf'), 'utf8'), 'x'.repeat(100_000));
+    assert.equal(await readlink(join(fromZstd, 'bin/link')), 'tool');
+
+    // several frames and a skippable one (as zstd:chunked writes its table of contents): one stream
+    const t = tar(entries);
+    const skippable = Buffer.concat([Buffer.from([0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0]), Buffer.from('toc!')]);
+    const framed = Buffer.concat([zstd(t.subarray(0, 70_000)), zstd(t.subarray(70_000)), skippable]);
+    const dir = (await sandbox()).layer;
+    // in small chunks, so frames and headers straddle writes
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < framed.length; i += 1000) chunks.push(framed.subarray(i, i + 1000));
+    await applyLayer(Readable.from(chunks), {
+      dir,
+      whiteouts: 'apply',
+      compression: 'zstd',
+      digest: sha256(framed),
+      diffId: sha256(t),
+    });
+    assert.deepEqual(await treeFingerprint(dir), await treeFingerprint(fromGzip));
+
+    const other = sha256('other');
+    await assert.rejects(
+      applyLayer(Readable.from([zs.blob]), {
+        dir: (await sandbox()).layer,
+        whiteouts: 'apply',
+        ...zs,
+        diffId: other,
+      }),
+      new RegExp(`does not match the config's diff_id \\(expected ${other}, actual ${zs.diffId}\\)`),
+    );
+    await assert.rejects(
+      applyLayer(Readable.from([zs.blob]), {
+        dir: (await sandbox()).layer,
+        whiteouts: 'apply',
+        ...zs,
+        digest: other,
+      }),
+      new RegExp(`blob does not match its digest \\(expected ${other}, actual ${zs.digest}\\)`),
+    );
+  });
+
+  test('corrupt, truncated and trailing-garbage zstd refused naming the stream; nothing outside touched', async () => {
+    const good = layerOf(
+      [
+        { name: 'f', data: 'x'.repeat(100_000) },
+        { name: 'g', data: 'g' },
+      ],
+      'zstd',
+    );
+    const corrupt = Buffer.from(good.blob);
+    corrupt[Math.floor(corrupt.length / 2)]! ^= 0xff;
+    const checksum = Buffer.from(good.blob);
+    checksum[checksum.length - 2]! ^= 0xff; // inside the content checksum
+    const cases: [string, Buffer, RegExp][] = [
+      [
+        'truncated in half',
+        good.blob.subarray(0, Math.floor(good.blob.length / 2)),
+        /unexpected end of file/,
+      ],
+      [
+        'truncated before its checksum',
+        good.blob.subarray(0, good.blob.length - 3),
+        /unexpected end of file/,
+      ],
+      ['only the magic', good.blob.subarray(0, 4), /unexpected end of file/],
+      ['corrupt in the middle', corrupt, /./],
+      ['a wrong checksum', checksum, /checksum/i],
+      ['garbage after the magic', Buffer.concat([good.blob.subarray(0, 4), Buffer.alloc(200, 0x55)]), /./],
+      [
+        'garbage after the frame',
+        Buffer.concat([good.blob, Buffer.from('not a frame')]),
+        /11 bytes after the last frame are not a zstd frame/,
+      ],
+    ];
+    for (const [label, blob, detail] of cases) {
+      const { root, layer, canary } = await sandbox();
+      const before = await treeFingerprint(canary);
+      await assert.rejects(
+        applyLayer(Readable.from([blob]), { dir: layer, whiteouts: 'apply', ...good, digest: sha256(blob) }),
+        (err: unknown) => {
+          assert.ok(err instanceof InvalidArgumentError, `${label}: ${String(err)}`);
+          assert.equal(err.field, 'layer', label);
+          assert.match(
+            err.message,
+            new RegExp(`^unpack layer ${sha256(blob)}: corrupt or truncated zstd stream: `),
+            label,
+          );
+          assert.match(err.message, detail, label);
+          return true;
+        },
+      );
+      assert.deepEqual(await treeFingerprint(canary), before, label);
+      assert.deepEqual((await readdir(root)).sort(), ['canary', 'layer'], label);
+    }
+  });
+
+  test('a zstd frame asking for a window over 128 MiB is refused before anything is allocated', async () => {
+    // frame header only: no checksum, window descriptor 2^28, then one empty last raw block
+    const frame = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, (28 - 10) << 3, 0x01, 0x00, 0x00]);
+    await assert.rejects(
+      applyLayer(Readable.from([frame]), {
+        dir: (await sandbox()).layer,
+        whiteouts: 'apply',
+        compression: 'zstd',
+        digest: sha256(frame),
+        diffId: sha256(''),
+      }),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError &&
+        /zstd stream asks for a window larger than 128 MiB, the most skiff decodes/.test(err.message),
+    );
+    // the same frame with a 2^27 window, the limit, decodes (to nothing)
+    const ok = Buffer.from(frame);
+    ok[5] = (27 - 10) << 3;
+    const stats = await applyLayer(Readable.from([ok]), {
+      dir: (await sandbox()).layer,
+      whiteouts: 'apply',
+      compression: 'zstd',
+      digest: sha256(ok),
+      diffId: sha256(''),
+    });
+    assert.equal(stats.uncompressedBytes, 0);
+  });
+
+  test('a zstd bomb stops at the size limit; a refused entry mid-stream is not called a corrupt stream', async () => {
+    // 256 MiB of zeros in a blob of a few KiB
+    const bomb = await generatedLayer(
+      1,
+      () => ({ name: 'zeros', data: Buffer.alloc(256 * 1024 * 1024) }),
+      'zstd',
+    );
+    assert.ok(bomb.blob.length < 64 * 1024, `the blob is tiny (${bomb.blob.length} bytes)`);
+    const rssBefore = process.memoryUsage().rss;
+    await assert.rejects(
+      applyLayer(Readable.from([bomb.blob]), {
+        dir: (await sandbox()).layer,
+        whiteouts: 'apply',
+        ...bomb,
+        maxBytes: 1024 * 1024,
+      }),
+      (err: unknown) =>
+        err instanceof ResourceExhaustedError &&
+        /exceeds the limit of 1048576 bytes \(declared size 268435456 bytes/.test(err.message),
+    );
+    assert.ok(
+      process.memoryUsage().rss - rssBefore < 200 * 1024 * 1024,
+      'nothing buffered the decompressed stream',
+    );
+    // the extractor refuses the first entry and exits: the decompressor, torn down with 8 MiB
+    // still to produce, reports the teardown (EPIPE), which is not the cause
+    const { layer, canary } = await sandbox();
+    const hostile = layerOf(
+      [
+        { name: '../canary/pwned', data: 'x' },
+        { name: 'big', data: Buffer.alloc(8 * 1024 * 1024, 0x61) },
+      ],
+      'zstd',
+    );
+    await assert.rejects(
+      applyLayer(Readable.from([hostile.blob]), { dir: layer, whiteouts: 'apply', ...hostile }),
+      (err: unknown) => {
+        assert.ok(err instanceof InvalidArgumentError, String(err));
+        assert.match(err.message, /"\.\." and would escape the layer root/);
+        assert.doesNotMatch(err.message, /zstd/);
+        return true;
+      },
+    );
+    assert.deepEqual(await readdir(canary), ['dir', 'file']);
   });
 
   test('digest and DiffID mismatches are refused naming expected and actual', async () => {

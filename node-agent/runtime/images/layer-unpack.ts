@@ -1,9 +1,9 @@
 /**
  * Applies one layer blob to a snapshot's writable directory: the TypeScript half of unpacking.
- * Here: decompression and both digests (the blob's, checked against the manifest descriptor, and
- * the uncompressed tar's, checked against the config's DiffID). In skiff-unpack (C, beside this
- * file): every file-system change, confined to the directory by the kernel (openat2). See
- * unpack/README.md for the policy on hostile entries.
+ * Here: decompression (gzip or zstd: layer-decompress.ts) and both digests (the blob's, checked
+ * against the manifest descriptor, and the uncompressed tar's, checked against the config's
+ * DiffID). In skiff-unpack (C, beside this file): every file-system change, confined to the
+ * directory by the kernel (openat2). See unpack/README.md for the policy on hostile entries.
  *
  * On any failure the caller discards the directory (the snapshot): a layer is all or nothing.
  */
@@ -11,7 +11,6 @@ import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import {
   InternalError,
   InvalidArgumentError,
@@ -19,7 +18,8 @@ import {
   errorMessage,
 } from '../../../proto/errors.js';
 import type { Digest } from '../content/digest.js';
-import { ZSTD_UNSUPPORTED, type LayerCompression } from './media-types.js';
+import { layerDecompressor } from './layer-decompress.js';
+import type { LayerCompression } from './media-types.js';
 import { nativeBinary } from '../sys/native-binary.js';
 
 export interface ApplyLayerOptions {
@@ -86,8 +86,6 @@ function hashing(hash: Hash, count: { bytes: number }): Transform {
 
 export async function applyLayer(source: Readable, options: ApplyLayerOptions): Promise<ApplyLayerStats> {
   const what = `unpack layer ${options.digest}`;
-  if (options.compression === 'zstd')
-    throw new InvalidArgumentError(`${what}: ${ZSTD_UNSUPPORTED}`, 'mediaType');
   const args = ['--root', options.dir, '--whiteouts', options.whiteouts];
   if (options.maxBytes !== undefined) args.push('--max-bytes', String(Math.floor(options.maxBytes)));
   if (options.maxEntries !== undefined) args.push('--max-entries', String(Math.floor(options.maxEntries)));
@@ -116,30 +114,20 @@ export async function applyLayer(source: Readable, options: ApplyLayerOptions): 
   const diffHash = createHash('sha256');
   const compressed = { bytes: 0 };
   const uncompressed = { bytes: 0 };
-  let gzipError: Error | undefined;
   const stages: NodeJS.ReadWriteStream[] = [hashing(compressedHash, compressed)];
-  if (options.compression === 'gzip') {
-    const gunzip = createGunzip({ chunkSize: 1 << 18 });
-    // only zlib's own errors (Z_DATA_ERROR, Z_BUF_ERROR, ...) mean bad data; a teardown after the
-    // extractor refused an entry surfaces here as "Premature close" and is not the cause
-    gunzip.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code?.startsWith('Z_')) gzipError ??= err;
-    });
-    stages.push(gunzip);
-  }
+  // the decompressor produces only what the extractor reads: a bomb stops at its limits
+  const decompressor =
+    options.compression === 'none'
+      ? undefined
+      : layerDecompressor(options.compression, what, { chunkSize: 1 << 18 });
+  if (decompressor) stages.push(decompressor.stream);
   stages.push(hashing(diffHash, uncompressed));
   const fed = pipeline(source, ...(stages as [Transform]), child.stdin);
   const [feedResult, exitResult] = await Promise.allSettled([fed, exited]);
 
-  if (gzipError) {
-    throw new InvalidArgumentError(
-      `${what}: corrupt or truncated gzip stream: ${gzipError.message}`,
-      'layer',
-      {
-        cause: gzipError,
-      },
-    );
-  }
+  // bad compressed data explains whatever the extractor made of its output (a truncated tar)
+  const corrupt = decompressor?.refusal(compressed.bytes);
+  if (corrupt) throw corrupt;
   if (exitResult.status === 'rejected') {
     throw new InternalError(`${what}: cannot run skiff-unpack: ${errorMessage(exitResult.reason)}`, {
       cause: exitResult.reason,

@@ -48,6 +48,14 @@ export function sniffCompression(head: Buffer): LayerCompression {
   return 'none';
 }
 
-export const ZSTD_UNSUPPORTED =
-  'zstd layers are not supported (Node 20 has no built-in zstd and no well-kept npm decoder was adopted); ' +
-  're-export the image with gzip or uncompressed layers';
+/** The OCI layer media type for a compression (legacy docker save layers, found by sniffing). */
+export function ociLayerMediaType(compression: LayerCompression): string {
+  switch (compression) {
+    case 'none':
+      return MediaType.ociLayer;
+    case 'gzip':
+      return MediaType.ociLayerGzip;
+    case 'zstd':
+      return MediaType.ociLayerZstd;
+  }
+}
