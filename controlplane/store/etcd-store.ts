@@ -49,8 +49,12 @@ import { componentLogger, type Logger } from '../../proto/logger.js';
 import {
   DEFAULT_PREFIX,
   checkKey,
+  checkList,
+  checkLeaseTtl,
+  checkRevision,
+  checkTransaction,
+  checkWatch,
   checkPrefix,
-  checkSegment,
   decodeContinue,
   encodeContinue,
   expiredContinue,
@@ -68,7 +72,12 @@ import {
   type StoreEvent,
   type StoredValue,
   type WatchOptions,
+  type Lease,
+  type LeaseId,
+  type Write,
+  type WriteOptions,
 } from './store.js';
+import { EventQueue } from './event-queue.js';
 
 /** etcd's default --max-request-bytes. */
 export const ETCD_DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -152,6 +161,7 @@ interface QueuedCreate {
   key: ObjectKey;
   path: Buffer;
   value: Uint8Array;
+  lease?: LeaseId;
   /** Date.now() by which the caller has its answer. */
   deadline: number;
   resolve(stored: StoredValue): void;
@@ -176,6 +186,7 @@ async function withDeadline<T>(run: () => Promise<T>, timeoutMs: number): Promis
 const COMPACTED = 'required revision has been compacted';
 const FUTURE_REVISION = 'required revision is a future revision';
 const TOO_LARGE = 'request is too large';
+const LEASE_NOT_FOUND = 'requested lease not found';
 /** grpc-js's text when an answer exceeds grpc.max_receive_message_length. */
 const ANSWER_TOO_LARGE = 'Received message larger than max';
 
@@ -235,13 +246,14 @@ export class EtcdStore implements Store {
    * those that arrive meanwhile wait for it and then go together as one transaction (see
    * commitCreates), which is most of what a create costs the control plane under load.
    */
-  async create(key: ObjectKey, value: Uint8Array): Promise<StoredValue> {
+  async create(key: ObjectKey, value: Uint8Array, options: WriteOptions = {}): Promise<StoredValue> {
     const action = `create ${key.resource} ${describeKey(key)}`;
     checkKey(action, key);
     const path = Buffer.from(objectPath(this.prefix, key));
     this.checkSize(action, path, value);
     return new Promise<StoredValue>((resolve, reject) => {
-      const queued = { action, key, path, value, deadline: Date.now() + this.timeoutMs, resolve, reject };
+      const deadline = Date.now() + this.timeoutMs;
+      const queued = { action, key, path, value, lease: options.lease, deadline, resolve, reject };
       // Ungrouped creates are not held back by the one in flight.
       if (this.maxCreatesPerTxn === 1) void this.commitOneCreate(queued);
       else {
@@ -315,7 +327,7 @@ export class EtcdStore implements Store {
               create_revision: 0,
             })),
             success: live.map((queued) => ({
-              request_put: { key: queued.path, value: asBuffer(queued.value) },
+              request_put: putRequest(queued.path, queued.value, queued.lease),
             })),
             failure: [],
           }),
@@ -347,7 +359,7 @@ export class EtcdStore implements Store {
         () =>
           this.client.kv.txn({
             compare: [{ key: queued.path, target: 'Create', result: 'Equal', create_revision: 0 }],
-            success: [{ request_put: { key: queued.path, value: asBuffer(queued.value) } }],
+            success: [{ request_put: putRequest(queued.path, queued.value, queued.lease) }],
             failure: [],
           }),
         queued.deadline - Date.now(),
@@ -377,7 +389,12 @@ export class EtcdStore implements Store {
     return toStoredValue(key, kv);
   }
 
-  async update(key: ObjectKey, value: Uint8Array, expectedModRevision: bigint): Promise<StoredValue> {
+  async update(
+    key: ObjectKey,
+    value: Uint8Array,
+    expectedModRevision: bigint,
+    options: WriteOptions = {},
+  ): Promise<StoredValue> {
     const action = `update ${key.resource} ${describeKey(key)}`;
     checkKey(action, key);
     checkRevision(action, expectedModRevision);
@@ -388,7 +405,7 @@ export class EtcdStore implements Store {
         compare: [
           { key: path, target: 'Mod', result: 'Equal', mod_revision: expectedModRevision.toString() },
         ],
-        success: [{ request_put: { key: path, value: Buffer.from(value), prev_kv: true } }],
+        success: [{ request_put: { ...putRequest(path, value, options.lease), prev_kv: true } }],
         failure: [{ request_range: { key: path } }],
       }),
     );
@@ -427,19 +444,131 @@ export class EtcdStore implements Store {
     return toStoredValue(key, deleted);
   }
 
-  async list(resource: string, options: ListOptions = {}): Promise<ListResult> {
-    const scope = options.namespace === undefined ? '' : ` in namespace ${options.namespace}`;
-    const action = `list ${resource}${scope}`;
-    checkSegment(action, resource, 'resource');
-    if (options.namespace !== undefined) checkSegment(action, options.namespace, 'metadata.namespace');
-    if (options.limit !== undefined && (!Number.isSafeInteger(options.limit) || options.limit < 1)) {
-      throw new InvalidArgumentError(`${action}: limit ${options.limit} must be a positive integer`, 'limit');
+  async transact(writes: Write[]): Promise<StoredValue[]> {
+    const action = `write ${writes.length} objects`;
+    checkTransaction(action, writes);
+    let bytes = REQUEST_OVERHEAD_BYTES;
+    const ops = writes.map((write) => {
+      const what = `${action}: ${write.type} ${write.key.resource} ${describeKey(write.key)}`;
+      checkKey(what, write.key);
+      if (write.type === 'update' || (write.type === 'delete' && write.expectedModRevision !== undefined))
+        checkRevision(what, write.expectedModRevision!);
+      const path = Buffer.from(objectPath(this.prefix, write.key));
+      bytes +=
+        (write.type === 'delete' ? 0 : write.value.byteLength) + 2 * path.byteLength + PER_OP_OVERHEAD_BYTES;
+      return { what, write, path };
+    });
+    if (bytes > this.maxRequestBytes) {
+      throw new InvalidArgumentError(
+        `${action}: the objects are too large together: about ${bytes} bytes, and etcd accepts at most ${this.maxRequestBytes} bytes per request; write them in smaller groups`,
+      );
     }
+    const response = await this.call(action, () =>
+      this.client.kv.txn({
+        compare: ops.map(({ write, path }) =>
+          write.type === 'create'
+            ? { key: path, target: 'Create' as const, result: 'Equal' as const, create_revision: 0 }
+            : write.expectedModRevision !== undefined
+              ? {
+                  key: path,
+                  target: 'Mod' as const,
+                  result: 'Equal' as const,
+                  mod_revision: write.expectedModRevision.toString(),
+                }
+              : { key: path, target: 'Create' as const, result: 'Greater' as const, create_revision: 0 },
+        ),
+        success: ops.map(({ write, path }) =>
+          write.type === 'delete'
+            ? { request_delete_range: { key: path, prev_kv: true } }
+            : { request_put: { ...putRequest(path, write.value, write.lease), prev_kv: true } },
+        ),
+        failure: ops.map(({ path }) => ({ request_range: { key: path } })),
+      }),
+    );
+    if (!response.succeeded) {
+      for (const [i, { what, write }] of ops.entries()) {
+        const current = response.responses[i]?.response_range?.kvs[0];
+        if (write.type === 'create') {
+          if (current !== undefined)
+            throw new AlreadyExistsError(`${what}: it already exists; update it or choose another name`);
+        } else if (current === undefined) {
+          throw new NotFoundError(`${what}: not found`);
+        } else if (
+          write.expectedModRevision !== undefined &&
+          BigInt(current.mod_revision) !== write.expectedModRevision
+        ) {
+          throw this.preconditionFailure(what, response.responses[i], write.expectedModRevision);
+        }
+      }
+      throw new ConflictError(
+        `${action}: the objects changed while the transaction was checked; read them again and retry`,
+      );
+    }
+    const revision = BigInt(response.header.revision);
+    return ops.map(({ what, write }, i) => {
+      const answer = response.responses[i];
+      if (write.type === 'delete') {
+        const last = answer?.response_delete_range?.prev_kvs[0];
+        if (last === undefined) throw new InternalError(`${what}: etcd returned no last value`);
+        return toStoredValue({ ...write.key }, last);
+      }
+      const previous = answer?.response_put?.prev_kv;
+      return {
+        key: { ...write.key },
+        value: write.value,
+        modRevision: revision,
+        // etcd answers a put of a new key with a null prev_kv
+        createRevision: previous ? BigInt(previous.create_revision) : revision,
+      };
+    });
+  }
+
+  async grantLease(ttlSeconds: number): Promise<Lease> {
+    const action = `grant a lease of ${ttlSeconds} s`;
+    checkLeaseTtl(action, ttlSeconds);
+    const response = await this.call(action, () =>
+      this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 }),
+    );
+    if (response.error)
+      throw new UnavailableError(`${action}: etcd refused: ${response.error}`, this.endpointList);
+    // etcd raises a TTL below its minimum (about 2 s with the default election timeout)
+    return { id: BigInt(response.ID), ttlSeconds: Number(response.TTL) };
+  }
+
+  async keepAlive(lease: LeaseId): Promise<void> {
+    const action = `keep lease ${lease} alive`;
+    const answer = await this.call(action, async () => {
+      // etcd's keep-alive is a stream: one request, one answer, closed again
+      const stream = await this.client.leaseClient.leaseKeepAlive();
+      try {
+        const reply = new Promise<{ TTL: string }>((resolve, reject) => {
+          stream.on('data', resolve);
+          stream.on('error', reject);
+          stream.on('end', () => reject(new Error('the keep-alive stream ended without an answer')));
+        });
+        stream.write({ ID: lease.toString() });
+        return await reply;
+      } finally {
+        stream.end();
+        stream.cancel();
+      }
+    });
+    if (Number(answer.TTL) <= 0)
+      throw new NotFoundError(`${action}: lease ${lease} not found (it expired or was revoked)`);
+  }
+
+  async revokeLease(lease: LeaseId): Promise<void> {
+    await this.call(`revoke lease ${lease}`, () =>
+      this.client.leaseClient.leaseRevoke({ ID: lease.toString() }),
+    );
+  }
+
+  async list(resource: string, options: ListOptions = {}): Promise<ListResult> {
+    const action = checkList(resource, options);
     const base = rangePrefix(this.prefix, resource);
     const range = Buffer.from(rangePrefix(this.prefix, resource, options.namespace));
     let start = range;
     let revision = options.revision;
-    if (revision !== undefined) checkRevision(action, revision, 'revision');
     if (options.continue !== undefined) {
       const token = decodeContinue(action, options.continue, options.namespace);
       revision = token.revision;
@@ -478,13 +607,7 @@ export class EtcdStore implements Store {
   }
 
   watch(resource: string, options: WatchOptions): AsyncIterable<StoreEvent> {
-    const scope = options.namespace === undefined ? '' : ` in namespace ${options.namespace}`;
-    const action = `watch ${resource}${scope}`;
-    checkSegment(action, resource, 'resource');
-    if (options.namespace !== undefined) checkSegment(action, options.namespace, 'metadata.namespace');
-    if (typeof options.afterRevision !== 'bigint' || options.afterRevision < 0n) {
-      throw new InvalidArgumentError(`${action}: afterRevision must be a bigint >= 0`, 'afterRevision');
-    }
+    const action = checkWatch(resource, options);
     return { [Symbol.asyncIterator]: () => this.watchEvents(action, resource, options) };
   }
 
@@ -767,6 +890,11 @@ export class EtcdStore implements Store {
         },
       );
     }
+    if (message.includes(LEASE_NOT_FOUND)) {
+      return new NotFoundError(`${action}: the lease was not found (it expired or was revoked)`, {
+        cause: err,
+      });
+    }
     if (message.includes(TOO_LARGE)) {
       return new InvalidArgumentError(
         `${action}: the object is too large for etcd's request limit; make it smaller`,
@@ -828,15 +956,6 @@ function guardWatchManager(scope: Namespace, log: Logger): void {
   };
 }
 
-function checkRevision(action: string, revision: bigint, field = 'metadata.resourceVersion'): void {
-  if (typeof revision !== 'bigint' || revision < 1n) {
-    throw new InvalidArgumentError(
-      `${action}: ${field} ${String(revision)} must be a positive revision`,
-      field,
-    );
-  }
-}
-
 function toStoredValue(key: ObjectKey, kv: IKeyValue): StoredValue {
   return {
     key,
@@ -851,91 +970,15 @@ function eventRevision(event: StoreEvent): bigint {
   return event.item.modRevision;
 }
 
-/**
- * A single-consumer queue of events that can end or fail; the watch's hand-off. A consumer that
- * lets more than the limit pile up fails with `overflow()` (what was queued is dropped: it
- * resumes after what it took), so a slow reader cannot grow the process without bound.
- */
-class EventQueue<T> {
-  private readonly items: T[] = [];
-  private queuedBytes = 0;
-  private waiting: ((result: IteratorResult<T>) => void) | undefined;
-  private failWaiting: ((err: Error) => void) | undefined;
-  private ended = false;
-  private error: Error | undefined;
-
-  constructor(
-    private readonly limit: { events: number; bytes: number },
-    private readonly sizeOf: (item: T) => number,
-    private readonly overflow: () => Error,
-  ) {}
-
-  push(item: T): void {
-    if (this.ended || this.error !== undefined) return;
-    if (this.waiting !== undefined) {
-      const resolve = this.waiting;
-      this.clearWaiting();
-      resolve({ done: false, value: item });
-      return;
-    }
-    this.items.push(item);
-    this.queuedBytes += this.sizeOf(item);
-  }
-
-  /**
-   * Fails the queue when what is still queued is over the limit. Called before each etcd
-   * response is queued, not per event: one response (a catch-up batch of up to 1000 revisions)
-   * may alone exceed the limit for a consumer that keeps up, so the backlog is what is left of
-   * earlier responses; a stuck consumer holds at most the limit plus one response.
-   */
-  failIfBehind(): boolean {
-    if (this.items.length <= this.limit.events && this.queuedBytes <= this.limit.bytes) return false;
-    this.items.length = 0;
-    this.queuedBytes = 0;
-    this.fail(this.overflow());
-    return true;
-  }
-
-  /** Ends the iteration now, dropping what was not consumed yet. */
-  end(): void {
-    this.ended = true;
-    this.items.length = 0;
-    this.queuedBytes = 0;
-    if (this.waiting !== undefined) {
-      const resolve = this.waiting;
-      this.clearWaiting();
-      resolve({ done: true, value: undefined });
-    }
-  }
-
-  fail(err: Error): void {
-    if (this.ended || this.error !== undefined) return;
-    this.error = err;
-    if (this.failWaiting !== undefined) {
-      const reject = this.failWaiting;
-      this.clearWaiting();
-      reject(err);
-    }
-  }
-
-  next(): Promise<IteratorResult<T>> {
-    const item = this.items.shift();
-    if (item !== undefined) {
-      this.queuedBytes -= this.sizeOf(item);
-      return Promise.resolve({ done: false, value: item });
-    }
-    if (this.error !== undefined) return Promise.reject(this.error);
-    if (this.ended) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve, reject) => {
-      this.waiting = resolve;
-      this.failWaiting = reject;
-    });
-  }
-
-  private clearWaiting(): void {
-    this.waiting = undefined;
-    this.failWaiting = undefined;
-  }
+/** A put of `value` at `path`, attached to `lease` when given. */
+function putRequest(
+  path: Buffer,
+  value: Uint8Array,
+  lease: LeaseId | undefined,
+): { key: Buffer; value: Buffer; lease?: string } {
+  return lease === undefined
+    ? { key: path, value: asBuffer(value) }
+    : { key: path, value: asBuffer(value), lease: lease.toString() };
 }
 
 /** A view of the same bytes (Buffer.from(Uint8Array) would copy them). */

@@ -1,5 +1,6 @@
 /**
- * The etcd key layout and the continue token: pure functions, no I/O.
+ * The etcd key layout, the continue token and the checks every Store makes of its input: pure
+ * functions, no I/O.
  *
  *   <prefix>/<resource>/<namespace>/<name>   namespaced objects
  *   <prefix>/<resource>/<name>               cluster-scoped objects
@@ -8,7 +9,14 @@
  * matches `web-2`. A key has no other slashes: segments may not contain one.
  */
 import { GoneError, InvalidArgumentError } from '../../proto/errors.js';
-import type { ObjectKey } from './store.js';
+import {
+  MAX_WRITES_PER_TRANSACTION,
+  describeKey,
+  type ListOptions,
+  type ObjectKey,
+  type WatchOptions,
+  type Write,
+} from './store.js';
 
 export const DEFAULT_PREFIX = '/skiff';
 
@@ -28,6 +36,77 @@ export function checkKey(action: string, key: ObjectKey): void {
   checkSegment(action, key.resource, 'resource');
   if (key.namespace !== undefined) checkSegment(action, key.namespace, 'metadata.namespace');
   checkSegment(action, key.name, 'metadata.name');
+}
+
+/** Throws InvalidArgumentError naming `field` unless `revision` is a revision (a bigint ≥ 1). */
+export function checkRevision(action: string, revision: bigint, field = 'metadata.resourceVersion'): void {
+  if (typeof revision !== 'bigint' || revision < 1n) {
+    throw new InvalidArgumentError(
+      `${action}: ${field} ${String(revision)} must be a positive revision`,
+      field,
+    );
+  }
+}
+
+/** Checks a list's resource, namespace and limit; returns the action its errors are named by. */
+export function checkList(resource: string, options: ListOptions): string {
+  const action = `list ${resource}${inNamespace(options.namespace)}`;
+  checkRange(action, resource, options.namespace);
+  if (options.limit !== undefined && (!Number.isSafeInteger(options.limit) || options.limit < 1)) {
+    throw new InvalidArgumentError(`${action}: limit ${options.limit} must be a positive integer`, 'limit');
+  }
+  if (options.revision !== undefined) checkRevision(action, options.revision, 'revision');
+  return action;
+}
+
+/** Checks a watch's resource, namespace and start; returns the action its errors are named by. */
+export function checkWatch(resource: string, options: WatchOptions): string {
+  const action = `watch ${resource}${inNamespace(options.namespace)}`;
+  checkRange(action, resource, options.namespace);
+  if (typeof options.afterRevision !== 'bigint' || options.afterRevision < 0n) {
+    throw new InvalidArgumentError(`${action}: afterRevision must be a bigint >= 0`, 'afterRevision');
+  }
+  return action;
+}
+
+function inNamespace(namespace: string | undefined): string {
+  return namespace === undefined ? '' : ` in namespace ${namespace}`;
+}
+
+function checkRange(action: string, resource: string, namespace: string | undefined): void {
+  checkSegment(action, resource, 'resource');
+  if (namespace !== undefined) checkSegment(action, namespace, 'metadata.namespace');
+}
+
+/** A transaction's shape: 1 to MAX_WRITES_PER_TRANSACTION writes, no key twice. */
+export function checkTransaction(action: string, writes: readonly Write[]): void {
+  if (writes.length === 0 || writes.length > MAX_WRITES_PER_TRANSACTION) {
+    throw new InvalidArgumentError(
+      `${action}: a transaction holds 1 to ${MAX_WRITES_PER_TRANSACTION} writes, not ${writes.length}`,
+      'writes',
+    );
+  }
+  const seen = new Set<string>();
+  for (const write of writes) {
+    const id = `${write.key.resource}/${describeKey(write.key)}`;
+    if (seen.has(id)) {
+      throw new InvalidArgumentError(
+        `${action}: ${write.key.resource} ${describeKey(write.key)} is written twice`,
+        'writes',
+      );
+    }
+    seen.add(id);
+  }
+}
+
+/** A lease's TTL: a whole number of seconds, 1 to a year. */
+export function checkLeaseTtl(action: string, ttlSeconds: number): void {
+  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > 365 * 24 * 3600) {
+    throw new InvalidArgumentError(
+      `${action}: the TTL must be a whole number of seconds from 1 to a year`,
+      'ttlSeconds',
+    );
+  }
 }
 
 export function checkPrefix(prefix: string): void {

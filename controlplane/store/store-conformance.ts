@@ -476,6 +476,148 @@ export function storeConformance(name: string, makeFixture: () => Promise<StoreF
       controller.abort();
     });
 
+    test("a transaction writes every key at one revision, and watches see that revision's events", async () => {
+      const { store } = await fixture();
+      const a = await store.create(pod('a'), bytes('a1'));
+      await store.create(pod('b'), bytes('b1'));
+      await store.create(pod('x', 'other'), bytes('x1'));
+      const start = await store.currentRevision();
+      const results = await store.transact([
+        { type: 'create', key: pod('c'), value: bytes('c1') },
+        { type: 'update', key: pod('a'), value: bytes('a2'), expectedModRevision: a.modRevision },
+        { type: 'delete', key: pod('b') },
+        {
+          type: 'update',
+          key: pod('x', 'other'),
+          value: bytes('x2'),
+          expectedModRevision: (await store.get(pod('x', 'other'))).modRevision,
+        },
+      ]);
+      const revision = results[0]!.modRevision;
+      assert.ok(revision > start);
+      assert.deepEqual(
+        results.map((stored) => [stored.key.name, text(stored.value)]),
+        [
+          ['c', 'c1'],
+          ['a', 'a2'],
+          ['b', 'b1'],
+          ['x', 'x2'],
+        ],
+      );
+      assert.equal(results[1]!.modRevision, revision);
+      assert.equal(results[1]!.createRevision, a.createRevision);
+      assert.equal(results[3]!.modRevision, revision);
+      assert.equal(await store.currentRevision(), revision, 'one revision for all the writes');
+      await assert.rejects(store.get(pod('b')), NotFoundError);
+      assert.equal(text((await store.get(pod('a'))).value), 'a2');
+      const controller = new AbortController();
+      try {
+        const events = await collect(
+          store.watch('pods', { namespace: 'default', afterRevision: start, signal: controller.signal }),
+          3,
+        );
+        assert.deepEqual(events.map(summary), [
+          'added default/c=c1',
+          'modified default/a=a2',
+          'deleted default/b=b1',
+        ]);
+        assert.deepEqual(
+          events.map((event) => event.type !== 'progress' && event.lastOfRevision),
+          [false, false, true],
+          'only the last event of the revision this watch sees says so',
+        );
+      } finally {
+        controller.abort();
+      }
+    });
+
+    test('a transaction whose condition fails writes nothing and says which key failed', async () => {
+      const { store } = await fixture();
+      const a = await store.create(pod('a'), bytes('a1'));
+      await store.update(pod('a'), bytes('a2'), a.modRevision);
+      const before = await store.currentRevision();
+      await assert.rejects(
+        store.transact([
+          { type: 'create', key: pod('new'), value: bytes('n') },
+          { type: 'update', key: pod('a'), value: bytes('a3'), expectedModRevision: a.modRevision },
+        ]),
+        (err: unknown) => err instanceof ConflictError && /pods default\/a\b/.test(err.message),
+      );
+      await assert.rejects(
+        store.transact([
+          { type: 'create', key: pod('new'), value: bytes('n') },
+          { type: 'create', key: pod('a'), value: bytes('x') },
+        ]),
+        (err: unknown) => err instanceof AlreadyExistsError && /default\/a\b/.test(err.message),
+      );
+      await assert.rejects(
+        store.transact([
+          { type: 'create', key: pod('new'), value: bytes('n') },
+          { type: 'delete', key: pod('gone') },
+        ]),
+        (err: unknown) => err instanceof NotFoundError && /default\/gone/.test(err.message),
+      );
+      assert.equal(await store.currentRevision(), before, 'nothing was written');
+      await assert.rejects(store.get(pod('new')), NotFoundError);
+      assert.equal(text((await store.get(pod('a'))).value), 'a2');
+      for (const writes of [
+        [],
+        [
+          { type: 'delete' as const, key: pod('a') },
+          { type: 'delete' as const, key: pod('a') },
+        ],
+        Array.from({ length: 129 }, (_, i) => ({
+          type: 'create' as const,
+          key: pod(`many-${i}`),
+          value: bytes('m'),
+        })),
+        [{ type: 'create' as const, key: pod('bad/name'), value: bytes('b') }],
+      ]) {
+        await assert.rejects(store.transact(writes), InvalidArgumentError, `${writes.length} writes`);
+      }
+      assert.equal(await store.currentRevision(), before, 'nothing was written');
+    });
+
+    test('keys written with a lease go when it is revoked or expires; keepAlive holds it; watches see the deletes', async () => {
+      const { store } = await fixture();
+      const revoked = await store.grantLease(30);
+      assert.ok(revoked.ttlSeconds >= 30);
+      await store.create(pod('leased'), bytes('l'), { lease: revoked.id });
+      const detached = await store.create(pod('detached'), bytes('d'), { lease: revoked.id });
+      // a write without the lease detaches the key from it, as in etcd
+      await store.update(pod('detached'), bytes('d2'), detached.modRevision);
+      await store.create(pod('plain'), bytes('p'));
+      const controller = new AbortController();
+      const start = await store.currentRevision();
+      const seen = collect(store.watch('pods', { afterRevision: start, signal: controller.signal }), 1);
+      await store.revokeLease(revoked.id);
+      assert.deepEqual((await seen).map(summary), ['deleted default/leased=l']);
+      await assert.rejects(store.get(pod('leased')), NotFoundError);
+      assert.equal(text((await store.get(pod('detached'))).value), 'd2');
+      await store.get(pod('plain'));
+      await assert.rejects(store.keepAlive(revoked.id), NotFoundError);
+      await assert.rejects(store.revokeLease(revoked.id), NotFoundError);
+      await assert.rejects(store.create(pod('orphan'), bytes('o'), { lease: revoked.id }), NotFoundError);
+      await assert.rejects(store.grantLease(0), InvalidArgumentError);
+
+      const expiring = await store.grantLease(1);
+      const ttlMs = expiring.ttlSeconds * 1000;
+      await store.create(pod('heartbeat'), bytes('h'), { lease: expiring.id });
+      const began = Date.now();
+      // kept alive past its TTL: still there
+      while (Date.now() - began < ttlMs * 1.5) {
+        await new Promise((resolve) => setTimeout(resolve, ttlMs / 4));
+        await store.keepAlive(expiring.id);
+      }
+      await store.get(pod('heartbeat'));
+      const expiredAt = await eventually('the key of an expired lease is deleted', async () => {
+        await assert.rejects(store.get(pod('heartbeat')), NotFoundError);
+        return Date.now();
+      });
+      assert.ok(expiredAt - began >= ttlMs * 1.5, 'not before the TTL after the last keepAlive');
+      controller.abort();
+    });
+
     test('with the backend down calls fail within the deadline naming it, and recover without a new store', async () => {
       const { store, endpoint, deadlineMs, stopBackend, startBackend } = await fixture();
       await store.create(pod('a'), bytes('a'));

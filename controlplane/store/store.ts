@@ -28,6 +28,11 @@
  * - A namespaced list or watch sees that namespace only, never another one whose name merely
  *   starts with the same characters.
  *
+ * - `transact` applies several writes at one revision, or none of them; watches deliver its
+ *   writes as events of that one revision (lastOfRevision on the last each watch receives).
+ * - A key written with a lease is deleted, as any delete is (a watch sees it), when the lease
+ *   expires (no keepAlive within its TTL) or is revoked: leader election and liveness records.
+ *
  * Errors (proto/errors.ts): NotFoundError, AlreadyExistsError, ConflictError, GoneError,
  * InvalidArgumentError (bad key, value over the backend's request size, bad continue token or
  * limit), UnavailableError (the backend cannot be reached within the call's deadline; names the
@@ -95,22 +100,64 @@ export type StoreEvent =
   /** Nothing changed up to `revision`: a bookmark to resume from. */
   | { type: 'progress'; revision: bigint };
 
+/** One write of a transaction, with the condition it has alone (see Store.create/update/delete). */
+export type Write =
+  | { type: 'create'; key: ObjectKey; value: Uint8Array; lease?: LeaseId }
+  | { type: 'update'; key: ObjectKey; value: Uint8Array; expectedModRevision: bigint; lease?: LeaseId }
+  | { type: 'delete'; key: ObjectKey; expectedModRevision?: bigint };
+
+/** At most this many writes in one transaction (etcd's default --max-txn-ops is 128). */
+export const MAX_WRITES_PER_TRANSACTION = 128;
+
+/** A lease's id (etcd's lease ID). */
+export type LeaseId = bigint;
+
+export interface Lease {
+  id: LeaseId;
+  /** Seconds without a keepAlive after which the lease expires and its keys are deleted. */
+  ttlSeconds: number;
+}
+
+export interface WriteOptions {
+  /** Delete the key when this lease expires or is revoked. */
+  lease?: LeaseId;
+}
+
 export interface Store {
   /** Stores a new object. AlreadyExistsError when the key exists. */
-  create(key: ObjectKey, value: Uint8Array): Promise<StoredValue>;
+  create(key: ObjectKey, value: Uint8Array, options?: WriteOptions): Promise<StoredValue>;
   /** NotFoundError when absent. */
   get(key: ObjectKey): Promise<StoredValue>;
   /**
    * Replaces the value if the object's modRevision is still `expectedModRevision`.
    * ConflictError when it has changed since, NotFoundError when the object is gone.
    */
-  update(key: ObjectKey, value: Uint8Array, expectedModRevision: bigint): Promise<StoredValue>;
+  update(
+    key: ObjectKey,
+    value: Uint8Array,
+    expectedModRevision: bigint,
+    options?: WriteOptions,
+  ): Promise<StoredValue>;
   /**
    * Deletes the object, if its modRevision is still `expectedModRevision` when given, and returns
    * its last value. NotFoundError when absent, ConflictError when the precondition fails.
    */
   delete(key: ObjectKey, expectedModRevision?: bigint): Promise<StoredValue>;
   list(resource: string, options?: ListOptions): Promise<ListResult>;
+  /**
+   * All the writes at one revision, or none: when any write's condition fails nothing is written
+   * and the error is the one that write would have had alone (AlreadyExistsError, NotFoundError,
+   * ConflictError), naming its key. Returns, per write, the stored value (for a delete, the last
+   * value). The keys must be distinct, at most MAX_WRITES_PER_TRANSACTION of them, and the values
+   * together within the backend's request size (InvalidArgumentError otherwise).
+   */
+  transact(writes: Write[]): Promise<StoredValue[]>;
+  /** A lease that expires `ttlSeconds` (a positive integer) after its last keepAlive. */
+  grantLease(ttlSeconds: number): Promise<Lease>;
+  /** Restarts the lease's TTL. NotFoundError when it has expired or was revoked. */
+  keepAlive(lease: LeaseId): Promise<void>;
+  /** Ends the lease now and deletes its keys. NotFoundError when it has already ended. */
+  revokeLease(lease: LeaseId): Promise<void>;
   /**
    * Changes after `options.afterRevision`, forever (until `signal` aborts or the iteration is
    * returned). Throws GoneError (from the iteration) when that revision has been compacted.
