@@ -857,11 +857,10 @@ export class EtcdStore implements Store {
       return { type: 'deleted', item, revision, lastOfRevision: true };
     }
     const item = toStoredValue(key, kv);
-    return {
-      type: item.createRevision === item.modRevision ? 'added' : 'modified',
-      item,
-      lastOfRevision: true,
-    };
+    if (item.createRevision === item.modRevision) return { type: 'added', item, lastOfRevision: true };
+    return previous
+      ? { type: 'modified', item, previous: toStoredValue(key, previous), lastOfRevision: true }
+      : { type: 'modified', item, lastOfRevision: true };
   }
 
   /** Runs one etcd call within the deadline and translates its failure to the vocabulary. */

@@ -56,6 +56,15 @@ export function checkList(resource: string, options: ListOptions): string {
     throw new InvalidArgumentError(`${action}: limit ${options.limit} must be a positive integer`, 'limit');
   }
   if (options.revision !== undefined) checkRevision(action, options.revision, 'revision');
+  if (options.minRevision !== undefined) {
+    if (typeof options.minRevision !== 'bigint' || options.minRevision < 0n)
+      throw new InvalidArgumentError(`${action}: minRevision must be a bigint >= 0`, 'minRevision');
+    if (options.revision !== undefined || options.limit !== undefined || options.continue !== undefined)
+      throw new InvalidArgumentError(
+        `${action}: minRevision reads the latest state whole; it does not go with revision, limit or continue`,
+        'minRevision',
+      );
+  }
   return action;
 }
 

@@ -474,5 +474,6 @@ function toEvent(change: Change, lastOfRevision: boolean): StoreEvent {
   if (change.after === undefined) {
     return { type: 'deleted', item: change.before!, revision: change.revision, lastOfRevision };
   }
-  return { type: change.before === undefined ? 'added' : 'modified', item: change.after, lastOfRevision };
+  if (change.before === undefined) return { type: 'added', item: change.after, lastOfRevision };
+  return { type: 'modified', item: change.after, previous: change.before, lastOfRevision };
 }

@@ -64,6 +64,12 @@ export interface ListOptions {
   continue?: string;
   /** Read as of this past revision; the current one when absent. */
   revision?: bigint;
+  /**
+   * Any state not older than this revision will do (Kubernetes' resourceVersion=0 and
+   * NotOlderThan): a cache (CachedStore) answers from memory, a store with its current revision.
+   * Not with `revision`, `limit` or `continue`.
+   */
+  minRevision?: bigint;
 }
 
 export interface ListResult {
@@ -90,7 +96,9 @@ export interface WatchOptions {
  * revision whose events were only partly received would lose the rest).
  */
 export type StoreEvent =
-  | { type: 'added' | 'modified'; item: StoredValue; lastOfRevision: boolean }
+  | { type: 'added'; item: StoredValue; lastOfRevision: boolean }
+  /** `previous` is the value the change replaced, where the store still has it. */
+  | { type: 'modified'; item: StoredValue; previous?: StoredValue; lastOfRevision: boolean }
   /**
    * `item` is the last value before deletion (its modRevision is that value's); `revision` is
    * the revision of the delete. When the backend no longer holds the last value (deleted exactly

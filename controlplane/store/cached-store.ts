@@ -1,0 +1,472 @@
+/**
+ * CachedStore: a Store in front of another (EtcdStore) that serves watches and "not older than"
+ * lists from memory: the apiserver's watch cache, in our terms.
+ *
+ *   inner store ──one watch per resource──► ResourceCache: objects + a window of recent events
+ *                                                 │ fan-out, one bounded queue per watcher
+ *                 watch(after R) ◄────────────────┤ (R inside the window; older R: the inner store)
+ *                 list({ minRevision }) ◄─────────┘ (resourceVersion=0 / not older than)
+ *
+ * - A resource's cache starts on its first watch (or cache-served list): it lists the inner store
+ *   at one revision, then follows the inner store's watch from there. However many watchers a
+ *   resource has, the inner store sees one watch.
+ * - The window holds the last `windowEvents` events. A watch from a revision inside it is replayed
+ *   from memory, then fed live; one from before it goes to the inner store (which may answer
+ *   GoneError), so no watcher is ever refused what the contract promises.
+ * - Each watcher has its own queue, bounded as the stores' are: one too slow to keep up is ended
+ *   with ResourceExhaustedError (watch again from the last revision it took); the others carry on.
+ * - If the cache's own watch fails (the inner store compacted past it), the cache lists again and
+ *   ends its watchers with GoneError: they list again too, as Kubernetes' watchers do.
+ * - Everything else (get, writes, lists without minRevision, paged lists, leases) goes to the
+ *   inner store unchanged: a plain list is a consistent read, as before.
+ */
+import { GoneError, ResourceExhaustedError, errorMessage } from '../../proto/errors.js';
+import { componentLogger, type Logger } from '../../proto/logger.js';
+import { EventQueue } from './event-queue.js';
+import { checkList, checkWatch } from './keys.js';
+import type {
+  Lease,
+  LeaseId,
+  ListOptions,
+  ListResult,
+  ObjectKey,
+  Store,
+  StoredValue,
+  StoreEvent,
+  WatchOptions,
+  Write,
+  WriteOptions,
+} from './store.js';
+
+export interface CachedStoreOptions {
+  /** Events each resource's window keeps for watches that start in the past; default 10,000. */
+  windowEvents?: number;
+  /** A watcher further behind than this is ended with ResourceExhaustedError; as the stores'. */
+  maxWatchBacklog?: { events?: number; bytes?: number };
+  /** Items per page of a cache's initial list; default 1,000. */
+  pageSize?: number;
+  logger?: Logger;
+}
+
+type ObjectEvent = Exclude<StoreEvent, { type: 'progress' }>;
+
+interface CacheWatcher {
+  namespacePrefix?: string;
+  afterRevision: bigint;
+  queue: EventQueue<StoreEvent>;
+}
+
+/** The order of the bytes of the UTF-8 paths, as etcd sorts keys. */
+function comparePaths(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** `namespace/name` or `name`: the key within its resource, the order lists are sorted in. */
+function pathOf(key: ObjectKey): string {
+  return key.namespace === undefined ? key.name : `${key.namespace}/${key.name}`;
+}
+
+function eventRevision(event: StoreEvent): bigint {
+  if (event.type === 'progress' || event.type === 'deleted') return event.revision;
+  return event.item.modRevision;
+}
+
+/** One resource's objects, the window of its recent events, and its watchers. */
+class ResourceCache {
+  private readonly objects = new Map<string, StoredValue>();
+  /** Paths in byte order, rebuilt after an object is added or removed. */
+  private sortedPaths: string[] | undefined;
+  private readonly window: ObjectEvent[] = [];
+  /** Every event after this revision is in the window (or still to come). */
+  private windowStart = 0n;
+  /** The last compaction made through this store: lists before it are GoneError. */
+  private compactedAt = 0n;
+  /** The revision the objects are as of. */
+  private revision = 0n;
+  private readonly watchers = new Set<CacheWatcher>();
+  /** The events of a revision whose last event has not arrived yet. */
+  private partialRevision: ObjectEvent[] = [];
+  private readonly ready: Promise<void>;
+  private readonly stop = new AbortController();
+  /** True once the first list is in. */
+  isReady = false;
+
+  constructor(
+    private readonly inner: Store,
+    private readonly resource: string,
+    private readonly options: {
+      windowEvents: number;
+      maxWatchBacklog: { events: number; bytes: number };
+      pageSize: number;
+      log: Logger;
+    },
+  ) {
+    let markReady!: () => void;
+    this.ready = new Promise((resolve) => (markReady = resolve));
+    void this.run(() => {
+      this.isReady = true;
+      markReady();
+    });
+  }
+
+  /** Resolves once the first list is in, or when `signal` aborts first. */
+  started(signal?: AbortSignal): Promise<void> {
+    if (signal === undefined || this.isReady) return this.ready;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      signal.addEventListener('abort', done);
+      void this.ready.then(done);
+    });
+  }
+
+  /** True when the objects as of `revision` can be rebuilt from memory (see listAt). */
+  canListAt(revision: bigint): boolean {
+    return this.isReady && this.covers(revision) && revision >= this.compactedAt && revision <= this.revision;
+  }
+
+  /** True when every event after `afterRevision` is in the window or still to come. */
+  covers(afterRevision: bigint): boolean {
+    return afterRevision >= this.windowStart;
+  }
+
+  get currentRevision(): bigint {
+    return this.revision;
+  }
+
+  /** The objects (in `namespace`, when given) as of the cache's revision, in byte order. */
+  list(namespace: string | undefined): ListResult {
+    this.sortedPaths ??= [...this.objects.keys()].sort(comparePaths);
+    const prefix = namespace === undefined ? undefined : `${namespace}/`;
+    const items: StoredValue[] = [];
+    for (const path of this.sortedPaths) {
+      if (prefix === undefined || path.startsWith(prefix)) items.push(this.objects.get(path)!);
+    }
+    return { items, revision: this.revision };
+  }
+
+  /**
+   * The objects as of `revision`, a revision inside the window and not after the cache's: today's
+   * with the window's later events undone (what a selector watch needs to know what matched).
+   */
+  listAt(revision: bigint, namespace: string | undefined): ListResult | undefined {
+    const objects = new Map(this.objects);
+    for (let i = this.window.length - 1; i >= 0; i--) {
+      const event = this.window[i]!;
+      if (eventRevision(event) <= revision) break;
+      const path = pathOf(event.item.key);
+      if (event.type === 'added') objects.delete(path);
+      else if (event.type === 'deleted') objects.set(path, event.item);
+      else if (event.previous === undefined) return undefined;
+      else objects.set(path, event.previous);
+    }
+    const prefix = namespace === undefined ? undefined : `${namespace}/`;
+    const paths = [...objects.keys()].filter((path) => prefix === undefined || path.startsWith(prefix));
+    return { items: paths.sort(comparePaths).map((path) => objects.get(path)!), revision };
+  }
+
+  /** A watcher fed from the window, then live; ended by `signal` or when the cache restarts. */
+  async *watch(action: string, options: WatchOptions): AsyncGenerator<StoreEvent> {
+    const backlog = this.options.maxWatchBacklog;
+    const watcher: CacheWatcher = {
+      ...(options.namespace !== undefined ? { namespacePrefix: `${options.namespace}/` } : {}),
+      afterRevision: options.afterRevision,
+      queue: new EventQueue<StoreEvent>(
+        backlog,
+        (event) => (event.type === 'progress' ? 0 : event.item.value.byteLength),
+        () =>
+          new ResourceExhaustedError(
+            `${action}: the watcher fell more than ${backlog.events} events or ${backlog.bytes} bytes behind; watch again from the last resourceVersion it received`,
+          ),
+      ),
+    };
+    // the window and the registration in one turn: no event can fall between them
+    this.deliver(watcher, this.window);
+    this.watchers.add(watcher);
+    const end = (): void => watcher.queue.end();
+    options.signal?.addEventListener('abort', end);
+    try {
+      for (;;) {
+        const next = await watcher.queue.next();
+        if (next.done) return;
+        yield next.value;
+      }
+    } finally {
+      options.signal?.removeEventListener('abort', end);
+      this.watchers.delete(watcher);
+      watcher.queue.end();
+    }
+  }
+
+  close(): void {
+    this.stop.abort();
+    for (const watcher of this.watchers) watcher.queue.end();
+  }
+
+  /** List, then follow the inner watch; list again (ending the watchers) when it fails. */
+  private async run(markReady: () => void): Promise<void> {
+    let delayMs = 100;
+    while (!this.stop.signal.aborted) {
+      try {
+        await this.relist();
+        markReady();
+        delayMs = 100;
+        await this.follow();
+      } catch (err) {
+        if (this.stop.signal.aborted) return;
+        this.options.log.warn({ resource: this.resource, err: errorMessage(err) }, 'watch cache restarting');
+        const reason = new GoneError(
+          `watch ${this.resource}: the watch cache lost its place (${errorMessage(err)}); list again and watch from the list's revision`,
+        );
+        for (const watcher of this.watchers) watcher.queue.fail(reason);
+        this.watchers.clear();
+        if (!(err instanceof GoneError || err instanceof ResourceExhaustedError)) {
+          await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+          delayMs = Math.min(delayMs * 2, 5000);
+        }
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    const objects = new Map<string, StoredValue>();
+    let page = await this.inner.list(this.resource, { limit: this.options.pageSize });
+    const revision = page.revision;
+    for (;;) {
+      for (const item of page.items) objects.set(pathOf(item.key), item);
+      if (page.continue === undefined) break;
+      page = await this.inner.list(this.resource, { limit: this.options.pageSize, continue: page.continue });
+    }
+    this.objects.clear();
+    for (const [path, item] of objects) this.objects.set(path, item);
+    this.sortedPaths = undefined;
+    this.window.length = 0;
+    this.partialRevision = [];
+    this.windowStart = revision;
+    this.revision = revision;
+  }
+
+  private async follow(): Promise<void> {
+    const events = this.inner.watch(this.resource, {
+      afterRevision: this.revision,
+      signal: this.stop.signal,
+    });
+    for await (const event of events) {
+      if (event.type === 'progress') {
+        this.revision = event.revision;
+        continue;
+      }
+      this.apply(event);
+    }
+  }
+
+  /**
+   * Takes one event of the inner watch; a revision's events are applied and handed out together
+   * once its last one is in, so that each watcher can be told which is the last *it* receives.
+   */
+  private apply(event: ObjectEvent): void {
+    this.partialRevision.push(event);
+    if (!event.lastOfRevision) return;
+    const group = this.partialRevision;
+    this.partialRevision = [];
+    for (const each of group) {
+      const path = pathOf(each.item.key);
+      if (each.type === 'deleted') {
+        if (this.objects.delete(path)) this.sortedPaths = undefined;
+      } else {
+        if (!this.objects.has(path)) this.sortedPaths = undefined;
+        this.objects.set(path, each.item);
+      }
+    }
+    this.revision = eventRevision(event);
+    this.window.push(...group);
+    this.trimWindow(this.options.windowEvents);
+    for (const watcher of this.watchers) {
+      if (watcher.queue.failIfBehind()) {
+        this.watchers.delete(watcher);
+        continue;
+      }
+      this.deliver(watcher, group);
+    }
+  }
+
+  /** Keeps at most `events` events, dropping whole revisions; what goes moves windowStart on. */
+  private trimWindow(events: number): void {
+    let drop = 0;
+    while (this.window.length - drop > events) {
+      const revision = eventRevision(this.window[drop]!);
+      while (drop < this.window.length && eventRevision(this.window[drop]!) === revision) drop++;
+      this.windowStart = revision;
+    }
+    if (drop > 0) this.window.splice(0, drop);
+  }
+
+  /** History before `revision` is gone from the store: watches from there go to it (GoneError). */
+  compacted(revision: bigint): void {
+    if (revision > this.compactedAt) this.compactedAt = revision;
+    if (revision - 1n <= this.windowStart) return;
+    this.windowStart = revision - 1n;
+    const keep = this.window.findIndex((event) => eventRevision(event) > this.windowStart);
+    this.window.splice(0, keep === -1 ? this.window.length : keep);
+  }
+
+  /** Hands `events` (whole revisions) to the watcher: its own, each revision's last marked. */
+  private deliver(watcher: CacheWatcher, events: readonly ObjectEvent[]): void {
+    const mine = events.filter(
+      (event) =>
+        eventRevision(event) > watcher.afterRevision &&
+        (watcher.namespacePrefix === undefined || pathOf(event.item.key).startsWith(watcher.namespacePrefix)),
+    );
+    mine.forEach((event, i) => {
+      const next = mine[i + 1];
+      const lastOfRevision = next === undefined || eventRevision(next) !== eventRevision(event);
+      watcher.queue.push(event.lastOfRevision === lastOfRevision ? event : { ...event, lastOfRevision });
+    });
+  }
+}
+
+export class CachedStore implements Store {
+  private readonly caches = new Map<string, ResourceCache>();
+  private readonly windowEvents: number;
+  private readonly maxWatchBacklog: { events: number; bytes: number };
+  private readonly pageSize: number;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly inner: Store,
+    options: CachedStoreOptions = {},
+  ) {
+    this.windowEvents = options.windowEvents ?? 10_000;
+    this.maxWatchBacklog = {
+      events: options.maxWatchBacklog?.events ?? 10_000,
+      bytes: options.maxWatchBacklog?.bytes ?? 64 * 1024 * 1024,
+    };
+    this.pageSize = options.pageSize ?? 1000;
+    this.log = options.logger ?? componentLogger('watch-cache');
+  }
+
+  /**
+   * Starts the caches of `resources` now (the control plane does so for every kind at start-up,
+   * so that watches from the first lists on are served from memory); resolves once each has
+   * listed. Otherwise a cache starts on its resource's first watch.
+   */
+  async prime(resources: readonly string[]): Promise<void> {
+    await Promise.all(resources.map((resource) => this.cacheOf(resource).started()));
+  }
+
+  /** How many resources have a cache (and so one inner watch each). */
+  get cachedResources(): number {
+    return this.caches.size;
+  }
+
+  async list(resource: string, options: ListOptions = {}): Promise<ListResult> {
+    checkList(resource, options);
+    const { minRevision, ...plain } = options;
+    if (options.limit !== undefined || options.continue !== undefined)
+      return this.inner.list(resource, plain);
+    if (options.revision !== undefined) {
+      // a past revision inside a running cache's window: undone from memory
+      const cache = this.caches.get(resource);
+      const at = cache?.canListAt(options.revision)
+        ? cache.listAt(options.revision, options.namespace)
+        : undefined;
+      return at ?? this.inner.list(resource, plain);
+    }
+    if (minRevision === undefined) return this.inner.list(resource, plain);
+    const cache = this.cacheOf(resource);
+    // A cache not filled yet, or older than asked: the inner store answers (and fails within its
+    // deadline when it is down, where waiting for the cache would not).
+    if (!cache.isReady || cache.currentRevision < minRevision) return this.inner.list(resource, plain);
+    return cache.list(options.namespace);
+  }
+
+  watch(resource: string, options: WatchOptions): AsyncIterable<StoreEvent> {
+    const action = checkWatch(resource, options);
+    return { [Symbol.asyncIterator]: () => this.watchEvents(action, resource, options) };
+  }
+
+  private async *watchEvents(
+    action: string,
+    resource: string,
+    options: WatchOptions,
+  ): AsyncGenerator<StoreEvent> {
+    if (options.signal?.aborted) return;
+    const cache = this.cacheOf(resource);
+    await cache.started(options.signal);
+    if (options.signal?.aborted) return;
+    if (cache.covers(options.afterRevision)) yield* cache.watch(action, options);
+    else yield* this.inner.watch(resource, options);
+  }
+
+  private cacheOf(resource: string): ResourceCache {
+    let cache = this.caches.get(resource);
+    if (cache === undefined) {
+      cache = new ResourceCache(this.inner, resource, {
+        windowEvents: this.windowEvents,
+        maxWatchBacklog: this.maxWatchBacklog,
+        pageSize: this.pageSize,
+        log: this.log,
+      });
+      this.caches.set(resource, cache);
+    }
+    return cache;
+  }
+
+  create(key: ObjectKey, value: Uint8Array, options?: WriteOptions): Promise<StoredValue> {
+    return this.inner.create(key, value, options);
+  }
+
+  get(key: ObjectKey): Promise<StoredValue> {
+    return this.inner.get(key);
+  }
+
+  update(
+    key: ObjectKey,
+    value: Uint8Array,
+    expectedModRevision: bigint,
+    options?: WriteOptions,
+  ): Promise<StoredValue> {
+    return this.inner.update(key, value, expectedModRevision, options);
+  }
+
+  delete(key: ObjectKey, expectedModRevision?: bigint): Promise<StoredValue> {
+    return this.inner.delete(key, expectedModRevision);
+  }
+
+  transact(writes: Write[]): Promise<StoredValue[]> {
+    return this.inner.transact(writes);
+  }
+
+  grantLease(ttlSeconds: number): Promise<Lease> {
+    return this.inner.grantLease(ttlSeconds);
+  }
+
+  keepAlive(lease: LeaseId): Promise<void> {
+    return this.inner.keepAlive(lease);
+  }
+
+  revokeLease(lease: LeaseId): Promise<void> {
+    return this.inner.revokeLease(lease);
+  }
+
+  currentRevision(): Promise<bigint> {
+    return this.inner.currentRevision();
+  }
+
+  async compact(revision: bigint): Promise<void> {
+    await this.inner.compact(revision);
+    for (const cache of this.caches.values()) cache.compacted(revision);
+  }
+
+  health(): Promise<void> {
+    return this.inner.health();
+  }
+
+  async close(): Promise<void> {
+    for (const cache of this.caches.values()) cache.close();
+    this.caches.clear();
+    await this.inner.close();
+  }
+}
