@@ -182,10 +182,25 @@ describe('threeWayMerge', () => {
     assert.ok(merged.metadata.annotations[LAST_APPLIED_ANNOTATION]);
   });
 
-  test('a broken annotation is treated as absent', () => {
+  test('a broken annotation is treated as absent: the manifest is applied, fields it no longer sets are kept, and the annotation is rewritten', () => {
+    const edited = deployment({
+      template: { spec: { containers: [{ ...containers[0], image: 'busybox:2' }] } },
+    });
+    // With the annotation intact, replicas (set by the last apply, gone from the manifest) goes.
+    assert.equal('replicas' in (threeWayMerge(liveAfterCreate(manifest), edited).merged as any).spec, false);
+
     const live: any = liveAfterCreate(manifest);
     live.metadata.annotations[LAST_APPLIED_ANNOTATION] = '{not json';
-    assert.doesNotThrow(() => threeWayMerge(live, manifest));
+    const { changed, merged } = threeWayMerge(live, edited) as any;
+    assert.equal(changed, true);
+    assert.equal(merged.spec.template.spec.containers[0].image, 'busybox:2');
+    // Without a record of the last apply, replicas may be someone else's: kept, as for an object
+    // never applied.
+    assert.equal(merged.spec.replicas, 2);
+    assert.equal(merged.metadata.annotations[LAST_APPLIED_ANNOTATION], canonicalJson(edited));
+    assert.equal(merged.metadata.resourceVersion, '7');
+    assert.deepEqual(merged.status, { replicas: 2 });
+    assert.equal(live.metadata.annotations[LAST_APPLIED_ANNOTATION], '{not json', 'live not modified');
   });
 
   test('labels removed from the manifest are removed, others kept', () => {

@@ -8,16 +8,34 @@ import { FailedPreconditionError, InvalidArgumentError } from '../../proto/error
 import { choosePorts, findBinary, isAlive, retryLostPortRace, stopProcess } from './process-support.js';
 
 /**
- * Starts `sleep 60` whose child `sleep CHILD` is never reaped (the shell execs into a sleep that
- * never waits), so once that child exits it stays a zombie. Returns the parent and the child pid.
+ * Starts `sleep 60` whose child `sleep 30` is never reaped (the shell execs into a sleep that
+ * never waits), so once that child exits it stays a zombie until the test kills the parent.
+ * Returns the parent and the child pid.
+ *
+ * It returns only once both have exec'd `sleep`. The shell prints the child's pid before its own
+ * `exec sleep 60`; until that exec the parent is still bash, which reaps any child that exits, so
+ * a child stopped in that window is gone (ENOENT on /proc/PID/stat) instead of a zombie.
  */
-async function parentOfUnreapedChild(child = '30'): Promise<{ parent: ChildProcess; childPid: number }> {
-  const parent = spawn('bash', ['-c', `sleep ${child} & echo $!; exec sleep 60`], {
+async function parentOfUnreapedChild(): Promise<{ parent: ChildProcess; childPid: number }> {
+  const parent = spawn('bash', ['-c', 'sleep 30 & echo $!; exec sleep 60'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
-  return { parent, childPid: Number(line.toString().trim()) };
+  try {
+    const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+    const childPid = Number(line.toString().trim());
+    const deadline = Date.now() + 5000;
+    while (commandOf(parent.pid!) !== 'sleep' || commandOf(childPid) !== 'sleep') {
+      assert.ok(Date.now() < deadline, `pid ${parent.pid} and its child ${childPid} did not exec sleep`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return { parent, childPid };
+  } catch (err) {
+    await killAndReap(parent);
+    throw err;
+  }
 }
+
+const commandOf = (pid: number): string => readFileSync(`/proc/${pid}/comm`, 'utf8').trimEnd();
 
 async function killAndReap(parent: ChildProcess): Promise<void> {
   if (parent.exitCode !== null || parent.signalCode !== null) return;
@@ -101,9 +119,11 @@ describe('process support', () => {
   });
 
   test('isAlive: a running process is alive; an exited one that is not reaped yet (a zombie) is not', async () => {
-    const { parent, childPid } = await parentOfUnreapedChild('0.05');
+    const { parent, childPid } = await parentOfUnreapedChild();
     try {
       assert.equal(isAlive(parent.pid!), true);
+      assert.equal(isAlive(childPid), true);
+      process.kill(childPid, 'SIGKILL');
       const deadline = Date.now() + 5000;
       while (stateOf(childPid) !== 'Z') {
         assert.ok(Date.now() < deadline, `pid ${childPid} did not become a zombie`);

@@ -218,13 +218,57 @@ describe('EtcdStore against a real etcd', () => {
     }
   });
 
-  test('with several endpoints a dead one is skipped', async () => {
-    const dead = 'http://127.0.0.1:1';
-    const store = new EtcdStore({ endpoints: [dead, etcd().endpoint], prefix: '/failover' });
+  test('with two endpoints and either one unreachable, every call is served by the other; with both unreachable, calls fail Unavailable naming both', async () => {
+    // Two proxies to one etcd stand for two endpoints of one cluster: either can refuse
+    // connections while etcd keeps serving through the other. etcd3 picks each call's endpoint at
+    // random, so a store that did not move on to the next endpoint would fail about half of the
+    // 40 calls made while one is down.
+    const server = etcd();
+    const first = await startProxy(server.endpoint);
+    const second = await startProxy(server.endpoint);
+    const prefix = '/failover';
+    const store = new EtcdStore({ endpoints: [first.endpoint, second.endpoint], prefix, timeoutMs: 2000 });
+    const direct = new EtcdStore({ endpoints: [server.endpoint], prefix });
     try {
-      for (let i = 0; i < 6; i++) await store.health();
+      for (const [down, up] of [
+        [first, second],
+        [second, first],
+      ] as const) {
+        await down.block();
+        try {
+          for (let i = 0; i < 10; i++) {
+            const key = {
+              resource: 'pods',
+              namespace: 'a',
+              name: `${up === first ? 'first' : 'second'}-${i}`,
+            };
+            const created = await store.create(key, new Uint8Array([i]));
+            const updated = await store.update(key, new Uint8Array([i, i]), created.modRevision);
+            assert.deepEqual([...(await store.get(key)).value], [i, i]);
+            await store.health();
+            // Written to etcd itself, not only answered: a client of etcd alone reads the update.
+            const stored = await direct.get(key);
+            assert.equal(stored.modRevision, updated.modRevision);
+            assert.deepEqual([...stored.value], [i, i]);
+          }
+        } finally {
+          await down.unblock();
+        }
+      }
+      await first.block();
+      await second.block();
+      const began = Date.now();
+      await assert.rejects(
+        store.get({ resource: 'pods', namespace: 'a', name: 'first-0' }),
+        (err: unknown) =>
+          err instanceof UnavailableError && err.endpoint === `${first.endpoint},${second.endpoint}`,
+      );
+      assert.ok(Date.now() - began < 2500, `failed after ${Date.now() - began} ms, deadline 2000 ms`);
     } finally {
       await store.close();
+      await direct.close();
+      await first.close();
+      await second.close();
     }
   });
 

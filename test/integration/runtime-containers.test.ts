@@ -8,7 +8,18 @@ import assert from 'node:assert/strict';
 import { text } from 'node:stream/consumers';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   LinuxContainerRuntime,
@@ -53,6 +64,47 @@ function run(argv: string[], extra: Partial<CreateContainerOptions> = {}) {
 }
 
 const sh = (script: string) => ['sh', '-c', script];
+
+/**
+ * A script that makes two device nodes in /tmp and opens each for reading and writing: `<name>-fuse`
+ * (/dev/fuse, 10:229, which opens without any capability, so only the device rules can refuse it)
+ * and `<name>-null` (/dev/null, 1:3, on the allowed list). Making them must work (CAP_MKNOD, and
+ * the device rules allow mknod of any device): the script prints `made` only then, so a mknod
+ * that is missing or fails shows as such instead of passing for a refused device. Each open
+ * prints `<node> opens` or the shell's error, which names the errno: the device rules refuse
+ * with EPERM ("Operation not permitted").
+ */
+function makeAndOpenDevices(name: string): string {
+  const [fuse, nul] = [`/tmp/${name}-fuse`, `/tmp/${name}-null`];
+  return [
+    `rm -f ${fuse} ${nul}`,
+    `if mknod ${fuse} c 10 229 && mknod ${nul} c 1 3; then echo made; else echo mknod failed; fi`,
+    `if (exec 3<>${nul}) 2>&1; then echo ${nul} opens; fi`,
+    `if (exec 3<>${fuse}) 2>&1; then echo ${fuse} opens; fi`,
+  ].join('; ');
+}
+
+/** The lines makeAndOpenDevices prints when the fuse node is refused by the device rules. */
+function assertFuseRefused(lines: string[], name: string): void {
+  assert.equal(lines[0], 'made', 'mknod works inside the container');
+  assert.equal(lines[1], `/tmp/${name}-null opens`, 'an allowed device made the same way opens');
+  assert.match(
+    lines[2] ?? '',
+    new RegExp(`^sh: can't (open|create) /tmp/${name}-fuse: Operation not permitted$`),
+    "the fuse node is refused with EPERM, the device rules' answer",
+  );
+}
+
+/** The very node the container could not open opens on the host: only the container is refused. */
+async function assertOpensOnHost(name: string): Promise<void> {
+  const node = join(rootfs, 'tmp', `${name}-fuse`);
+  try {
+    await (await open(node, 'r+')).close();
+  } finally {
+    await rm(node, { force: true });
+    await rm(join(rootfs, 'tmp', `${name}-null`), { force: true });
+  }
+}
 
 describe('container isolation', () => {
   test("exit codes are the process's", async () => {
@@ -190,14 +242,11 @@ describe('container isolation', () => {
     assert.equal(zero, '4');
   });
 
-  test('a device node made inside is unusable (device cgroup)', async () => {
-    // /dev/fuse (10:229) opens without any capability: only the device cgroup stands in the way
-    const r = await run(
-      sh(
-        'rm -f /tmp/fuse-v1; mknod /tmp/fuse-v1 c 10 229 && (exec 3<>/tmp/fuse-v1) 2>/dev/null && echo usable || echo denied',
-      ),
-    );
-    assert.equal(r.stdout.trim(), 'denied');
+  test('a device node made inside is made, but opening it is refused by the device cgroup', async () => {
+    const r = await run(sh(makeAndOpenDevices('v1')));
+    assert.equal(r.exit.exitCode, 0, r.stderr);
+    assertFuseRefused(r.stdout.trim().split('\n'), 'v1');
+    await assertOpensOnHost('v1');
   });
 
   test('inherited descriptors are closed', async () => {
@@ -351,30 +400,59 @@ describe('cgroup limits', () => {
     }
   });
 
-  test('cpu quota and memory limit are written before the process runs; stats read back', async () => {
+  test('cpu, memory and pids limits are in force from the first instruction: pid 1 finds itself in its cgroup with them set', async () => {
+    // A container has no cgroup file system of its own: the parents of the containers' cgroups
+    // are bound read-only at /cgroup/<controller>. The process's own cgroup is the one named by
+    // its id, which its default hostname begins. The container's process (pid 1, the shell the
+    // runtime exec'd) reads every file first thing, with builtins (cd, read), so nothing else runs
+    // in the container: had it been moved into its cgroup after exec, that cgroup's cgroup.procs
+    // would not hold pid 1; had the limits been written after exec, it would read the defaults.
+    const layout = rt.cgroups.layout;
+    const memoryBytes = 64 * 1024 * 1024;
+    const expected: [controller: string, file: string, value: string][] =
+      layout.kind === 'v2'
+        ? [
+            ['unified', 'cpu.max', '50000 100000'],
+            ['unified', 'memory.max', String(memoryBytes)],
+            ['unified', 'pids.max', '20'],
+          ]
+        : [
+            ['cpu', 'cpu.cfs_period_us', '100000'],
+            ['cpu', 'cpu.cfs_quota_us', '50000'],
+            ['memory', 'memory.limit_in_bytes', String(memoryBytes)],
+            ['pids', 'pids.max', '20'],
+          ];
+    const volumes = [];
+    for (const controller of new Set(expected.map(([controller]) => controller))) {
+      const hierarchy =
+        layout.kind === 'v2' ? layout.unified : layout.controllers[controller as 'cpu' | 'memory' | 'pids'];
+      assert.ok(hierarchy, `no ${controller} hierarchy in ${JSON.stringify(layout)}`);
+      const source = join(hierarchy, rt.cgroups.parent);
+      await mkdir(source, { recursive: true });
+      volumes.push({ source, target: `/cgroup/${controller}`, readonly: true });
+    }
+    const script = [
+      'read -r host </etc/hostname',
+      ...expected.map(
+        ([controller, file]) =>
+          `cd /cgroup/${controller}/$host* && read -r value <${file} && read -r procs <cgroup.procs && echo "${controller}/${file} $value procs $procs"`,
+      ),
+    ].join('; ');
+    const r = await run(sh(script), { cpus: 0.5, memoryBytes, pidsLimit: 20, volumes });
+    assert.equal(r.exit.exitCode, 0, r.stderr);
+    assert.deepEqual(
+      r.stdout.trim().split('\n'),
+      expected.map(([controller, file, value]) => `${controller}/${file} ${value} procs 1`),
+    );
+    assert.equal(await rt.cgroups.exists(r.id), false, 'rm removes every cgroup dir');
+  });
+
+  test('stats read back the memory limit, the memory used and the process count', async () => {
     const c = await rt.create(
       opts(['sleep', '30'], { cpus: 0.5, memoryBytes: 64 * 1024 * 1024, pidsLimit: 20 }),
     );
     try {
       await rt.start(c.id);
-      const layout = rt.cgroups.layout;
-      if (layout.kind === 'v2') {
-        assert.equal(
-          (await readFile(join(layout.unified, 'skiff', c.id, 'cpu.max'), 'utf8')).trim(),
-          '50000 100000',
-        );
-      } else {
-        assert.equal(
-          (await readFile(join(layout.controllers.cpu!, 'skiff', c.id, 'cpu.cfs_quota_us'), 'utf8')).trim(),
-          '50000',
-        );
-        assert.equal(
-          (
-            await readFile(join(layout.controllers.memory!, 'skiff', c.id, 'memory.limit_in_bytes'), 'utf8')
-          ).trim(),
-          String(64 * 1024 * 1024),
-        );
-      }
       const info = await rt.inspect(c.id);
       assert.equal(info.stats?.pids, 1);
       assert.equal(info.stats?.memoryLimitBytes, 64 * 1024 * 1024);
@@ -387,7 +465,7 @@ describe('cgroup limits', () => {
 });
 
 describe("cgroup v2 path (forced onto this machine's cgroup2 mount)", () => {
-  test('device access is filtered by a BPF program: a node made inside is unusable, standard ones work', async () => {
+  test('device access is filtered by a BPF program: a node made inside is made but refused on open, standard ones work', async () => {
     const layout = parseCgroupLayout(await readFile('/proc/self/mountinfo', 'utf8'));
     const unified = layout.kind === 'v2' ? layout.unified : layout.unified;
     if (!unified)
@@ -397,11 +475,7 @@ describe("cgroup v2 path (forced onto this machine's cgroup2 mount)", () => {
       cgroups: new Cgroups({ kind: 'v2', unified }),
     });
     const c = await v2.create(
-      opts(
-        sh(
-          'rm -f /tmp/fuse-v2; mknod /tmp/fuse-v2 c 10 229 && (exec 3<>/tmp/fuse-v2) 2>/dev/null && echo usable || echo denied; head -c 3 /dev/zero | wc -c; cat /proc/self/cgroup',
-        ),
-      ),
+      opts(sh(`${makeAndOpenDevices('v2')}; head -c 3 /dev/zero | wc -c; cat /proc/self/cgroup`)),
     );
     try {
       await v2.start(c.id);
@@ -410,13 +484,14 @@ describe("cgroup v2 path (forced onto this machine's cgroup2 mount)", () => {
       for await (const e of v2.logs(c.id)) out += e.text + '\n';
       assert.equal(exit.exitCode, 0, out);
       const lines = out.trim().split('\n');
-      assert.equal(lines[0], 'denied');
-      assert.equal(lines[1], '3');
+      assertFuseRefused(lines, 'v2');
+      assert.equal(lines[3], '3');
       assert.ok(lines.includes('0::/'), "the cgroup namespace is rooted at the container's v2 cgroup");
     } finally {
       await v2.remove(c.id, { force: true });
     }
     assert.equal(await v2.cgroups.exists(c.id), false);
+    await assertOpensOnHost('v2');
   });
 });
 
