@@ -2,7 +2,8 @@
  * The control plane's start-up, as one straight sequence with readiness gates (k3s style):
  *
  *   1. state dir            created 0700
- *   2. etcd                 the Store, gated on etcd answering (bounded wait)
+ *   2. etcd                 the Store, gated on etcd answering (bounded wait), behind the watch
+ *                           cache (CachedStore: one etcd watch per kind, started here)
  *   3. NATS                 connected (fails clearly when unreachable now; reconnects forever later)
  *   4. namespaces           informer started; `default` and `skiff-system` exist
  *   5. tokens               the admin token exists (created and written to the token file on first start)
@@ -21,6 +22,7 @@ import { Registry } from 'prom-client';
 import { FailedPreconditionError, UnavailableError, errorMessage } from '../proto/errors.js';
 import type { Namespace } from '../proto/gen/types.js';
 import { componentLogger, type Logger } from '../proto/logger.js';
+import { KINDS } from '../proto/kinds.js';
 import { decodeObject } from '../proto/objects.js';
 import { packageVersion } from '../proto/package-info.js';
 import { ensureAdminToken } from './api/admin-token.js';
@@ -33,6 +35,7 @@ import { CachedNamespaceLookup } from './api/namespace-lookup.js';
 import { StoreTokenStore } from './api/token-store.js';
 import { formatHostPort, parseHostPort } from './http/host-port.js';
 import { HttpServer } from './http/server.js';
+import { CachedStore } from './store/cached-store.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { Informer } from './store/informer.js';
 import type { Store } from './store/store.js';
@@ -162,16 +165,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // 1. state dir
     await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
 
-    // 2. etcd
-    const store = new EtcdStore({
+    // 2. etcd, behind the watch cache
+    const etcd = new EtcdStore({
       endpoints: options.etcdEndpoints,
       prefix: options.etcdPrefix ?? DEFAULT_ETCD_PREFIX,
       ...(options.etcdTimeoutMs !== undefined ? { timeoutMs: options.etcdTimeoutMs } : {}),
       logger: log.child({ component: 'store' }),
     });
-    undo.push(() => store.close());
-    await waitForEtcd(store, endpoints, options.etcdWaitMs ?? 30_000, log);
+    undo.push(() => etcd.close());
+    await waitForEtcd(etcd, endpoints, options.etcdWaitMs ?? 30_000, log);
     log.info({ etcd: endpoints, prefix: options.etcdPrefix ?? DEFAULT_ETCD_PREFIX }, 'etcd ready');
+    // one etcd watch per kind, however many watch it: API watches, informers, not-older-than lists
+    const store = new CachedStore(etcd, { logger: log.child({ component: 'watch-cache' }) });
+    undo.push(() => store.close()); // its caches first (undo runs last first), then etcd again: harmless
+    await store.prime(KINDS.map((info) => info.plural));
 
     // 3. NATS
     let nats: NatsConnection | undefined;

@@ -16,6 +16,11 @@ export interface ListOptions {
   limit?: number;
   /** The `continue` token of the previous page. */
   continue?: string;
+  /**
+   * Omitted or "": the latest state (a consistent read); "0": any state the control plane's watch
+   * cache holds; "N": a state not older than revision N. Not with limit or continue.
+   */
+  resourceVersion?: string;
 }
 
 export interface ListResult<T = KubeObject> {

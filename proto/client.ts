@@ -146,6 +146,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
         fieldSelector: listOptions.fieldSelector ?? '',
         limit: String(listOptions.limit ?? 0),
         continue: listOptions.continue ?? '',
+        resourceVersion: listOptions.resourceVersion ?? '',
       });
       const items = ((response.items as WireMessage[] | undefined) ?? []).map((item) =>
         objectOf<never>(item),

@@ -219,6 +219,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         fieldSelector: selector(req, 'fieldSelector'),
         ...(limit !== undefined ? { limit } : {}),
         continue: str(req.continue),
+        resourceVersion: str(req.resourceVersion),
       });
       return {
         items: result.items.map((item) => item.envelope()),

@@ -373,6 +373,25 @@ export class ApiHandlers {
     const filter = compileObjectFilter(info, options.labelSelector ?? '', options.fieldSelector ?? '');
     const items: ApiObject[] = [];
     let token = options.continue || undefined;
+    if (options.resourceVersion) {
+      const action = `list ${info.plural}`;
+      const minRevision = parseRevision(options.resourceVersion, 'resourceVersion', action);
+      if (limit !== 0 || token !== undefined) {
+        throw new InvalidArgumentError(
+          `${action}: resourceVersion "${options.resourceVersion}" reads a whole list from the watch cache; it does not go with limit or continue`,
+          'resourceVersion',
+        );
+      }
+      const all = await this.store.list(info.plural, {
+        ...(namespace !== undefined ? { namespace } : {}),
+        minRevision,
+      });
+      for (const stored of all.items) {
+        const object = this.apiObject(info, stored);
+        if (!filter || filter(object.object)) items.push(object);
+      }
+      return { items, resourceVersion: all.revision.toString() };
+    }
     for (;;) {
       const want = limit === 0 ? undefined : limit - items.length;
       const page = await this.store.list(info.plural, {
@@ -527,19 +546,14 @@ export class ApiHandlers {
     filter: ObjectFilter,
   ): Promise<Set<string>> {
     const matching = new Set<string>();
-    let token: string | undefined;
-    do {
-      const page = await this.store.list(info.plural, {
-        ...(namespace !== undefined ? { namespace } : {}),
-        ...(token !== undefined ? { continue: token } : { revision }),
-        limit: 1000,
-      });
-      for (const stored of page.items) {
-        if (filter(this.decode(info, stored)))
-          matching.add(`${stored.key.namespace ?? ''}/${stored.key.name}`);
-      }
-      token = page.continue;
-    } while (token !== undefined);
+    // unpaged: the watch cache rebuilds a recent revision from memory (CachedStore)
+    const all = await this.store.list(info.plural, {
+      ...(namespace !== undefined ? { namespace } : {}),
+      revision,
+    });
+    for (const stored of all.items) {
+      if (filter(this.decode(info, stored))) matching.add(`${stored.key.namespace ?? ''}/${stored.key.name}`);
+    }
     return matching;
   }
 }

@@ -379,6 +379,62 @@ describe('API server', { timeout: 120_000 }, () => {
     );
   });
 
+  test('watches and resourceVersion lists are answered by the watch cache: etcd sees no new watcher', async () => {
+    const etcdWatchers = async (): Promise<number> => {
+      const metrics = await (await fetch(`${etcd.endpoint}/metrics`)).text();
+      return Number(/^etcd_debugging_mvcc_watcher_total (\d+)$/m.exec(metrics)![1]);
+    };
+    const before = await etcdWatchers();
+    const start = (await api.list('ConfigMap', { namespace: 'default' })).resourceVersion;
+    const controller = new AbortController();
+    const watches = [
+      api.watch('ConfigMap', { namespace: 'default', resourceVersion: start, signal: controller.signal }),
+      api.watch('ConfigMap', {
+        resourceVersion: start,
+        labelSelector: 'cached=yes',
+        signal: controller.signal,
+      }),
+      api.watch('ConfigMap', {
+        resourceVersion: start,
+        fieldSelector: 'metadata.name=cached-1',
+        signal: controller.signal,
+      }),
+    ].map((events) => collect(events, (seen) => seen.some((e) => e.object?.metadata.name === 'cached-1')));
+    await api.create({
+      ...configMap('cached-1'),
+      metadata: { name: 'cached-1', namespace: 'default', labels: { cached: 'yes' } },
+    });
+    for (const seen of await Promise.all(watches))
+      assert.deepEqual(
+        seen.filter((e) => e.type !== 'BOOKMARK').map((e) => `${e.type} ${e.object!.metadata.name}`),
+        ['ADDED cached-1'],
+      );
+    controller.abort();
+    assert.equal(await etcdWatchers(), before, 'three API watches, no new etcd watcher');
+
+    const latest = await api.list('ConfigMap');
+    await eventually(
+      async () =>
+        (await api.list('ConfigMap', { resourceVersion: latest.resourceVersion })).items.length ===
+        latest.items.length,
+      5000,
+      'a not-older-than list from the cache',
+    );
+    const fromCache = await api.list('ConfigMap', { resourceVersion: '0', labelSelector: 'cached=yes' });
+    assert.deepEqual(
+      fromCache.items.map((cm) => cm.metadata.name),
+      ['cached-1'],
+    );
+    await assert.rejects(
+      api.list('ConfigMap', { resourceVersion: '0', limit: 1 }),
+      (err: unknown) => err instanceof InvalidArgumentError && err.field === 'resourceVersion',
+    );
+    await assert.rejects(
+      api.list('ConfigMap', { resourceVersion: 'latest' }),
+      (err: unknown) => err instanceof InvalidArgumentError && /not a revision/.test(err.message),
+    );
+  });
+
   test('bookmarks arrive periodically when asked for', async () => {
     const start = (await api.list('Secret')).resourceVersion;
     const events = await collect(
