@@ -2,7 +2,7 @@
  * Where this skiff package lives on disk and which version it is. Code runs from three places:
  * the TypeScript sources (tsx), tsc's output under dist/, and the bundled binary under dist/bin/;
  * each finds the package root by walking up from its own file to skiff's package.json, so files
- * beside it (dist/native, test/fixtures) are found the same way from all three.
+ * beside it (dist/native, cli/up/demo.yaml) are found the same way from all three.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

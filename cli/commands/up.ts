@@ -5,7 +5,7 @@
  * `up` on a state dir whose cluster is already running fails (exit 1) and says so: silently
  * reusing it would hide that its ports, token or version may differ from what was asked for.
  * In the foreground (no --detach), the first `up` of a state dir also applies the demo manifest
- * (test/fixtures/demo.yaml) unless --no-demo; Ctrl-C stops everything and keeps the data.
+ * (cli/up/demo.yaml) unless --no-demo; Ctrl-C stops everything and keeps the data.
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -29,9 +29,9 @@ function progress(line: string): void {
   process.stderr.write(`skiff up: ${line}\n`);
 }
 
-/** test/fixtures/demo.yaml of this package, when it ships one. */
+/** The demo application `skiff up` applies: cli/up/demo.yaml of this package. */
 function demoManifestPath(): string | undefined {
-  const path = join(packageRoot(), 'test/fixtures/demo.yaml');
+  const path = join(packageRoot(), 'cli/up/demo.yaml');
   return existsSync(path) ? path : undefined;
 }
 
@@ -94,7 +94,7 @@ export function registerUp(program: Command): void {
 async function applyDemo(server: string, token: string): Promise<void> {
   const path = demoManifestPath();
   if (!path) {
-    progress('demo manifest test/fixtures/demo.yaml not found: skipping the demo');
+    progress('demo manifest cli/up/demo.yaml not found: skipping the demo');
     return;
   }
   const prepared = await loadManifests([path], undefined);
