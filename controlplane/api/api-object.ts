@@ -14,6 +14,7 @@ import { decodeObject, envelopeBytesWithResourceVersion, toEnvelope } from '../.
 
 export class ApiObject {
   private kube: KubeObject | undefined;
+  private responseBytes: Uint8Array | undefined;
 
   private constructor(
     readonly info: KindInfo,
@@ -55,7 +56,9 @@ export class ApiObject {
    */
   responseEnvelope(): Record<string, unknown> | Uint8Array {
     if (this.bytes === undefined) return this.envelope();
-    return envelopeBytesWithResourceVersion(this.info.kind, this.bytes, this.resourceVersion);
+    // made once: a watch event's object goes out to every watcher of it
+    this.responseBytes ??= envelopeBytesWithResourceVersion(this.info.kind, this.bytes, this.resourceVersion);
+    return this.responseBytes;
   }
 
   /** api.proto's `Object` envelope for the wire: `{ [envelopeField]: message }`. */

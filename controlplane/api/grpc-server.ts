@@ -9,6 +9,7 @@
  * client learns why instead of only seeing DEADLINE_EXCEEDED.
  */
 import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
 import {
   InternalError,
   InvalidArgumentError,
@@ -24,7 +25,8 @@ import { kindForEnvelopeField, lookupKind } from '../../proto/kinds.js';
 import { fromEnvelope } from '../../proto/objects.js';
 import { schemaRoot } from '../../proto/schema.js';
 import { authorize, type Authenticator, type Verb } from './auth.js';
-import type { ApiHandlers, WriteInputOptions } from './handlers.js';
+import type { ApiObject } from './api-object.js';
+import type { ApiHandlers, WatchEvent, WriteInputOptions } from './handlers.js';
 import type { ApiMetrics } from './metrics.js';
 
 export interface ApiServiceOptions {
@@ -67,6 +69,48 @@ function str(value: unknown): string {
 
 /** Longest selector accepted, checked before any parsing (Kubernetes' selectors are far shorter). */
 export const MAX_SELECTOR_BYTES = 4096;
+
+let watchEventFields: { type: number; object: number; resourceVersion: number } | undefined;
+
+/** Wire bytes of the WatchEvents made of each (shared) ApiObject, by type and resourceVersion. */
+const watchEventBytes = new WeakMap<ApiObject, Map<string, Uint8Array>>();
+
+/**
+ * A WatchEvent as wire bytes, made once per object, type and resourceVersion however many
+ * watchers send it: its type and resourceVersion written here, its object appended as the bytes
+ * its ApiObject made from the stored bytes (a message's fields may come in any order). A
+ * WatchEvent whose object has no stored bytes goes as a message.
+ */
+function watchEventWire(event: WatchEvent): Uint8Array | WireMessage {
+  const message: WireMessage = { type: event.type, resourceVersion: event.resourceVersion };
+  if (event.object === undefined) return message;
+  const key = `${event.type} ${event.resourceVersion}`;
+  const made = watchEventBytes.get(event.object)?.get(key);
+  if (made !== undefined) return made;
+  const envelope = event.object.responseEnvelope();
+  if (!(envelope instanceof Uint8Array)) return { ...message, object: envelope };
+  if (watchEventFields === undefined) {
+    const fields = schemaRoot().lookupType('skiff.v1.WatchEvent').fields;
+    watchEventFields = {
+      type: fields['type']!.id,
+      object: fields['object']!.id,
+      resourceVersion: fields['resourceVersion']!.id,
+    };
+  }
+  const lengthDelimited = (id: number): number => (id << 3) | 2;
+  const bytes = protobuf.Writer.create()
+    .uint32(lengthDelimited(watchEventFields.type))
+    .string(event.type)
+    .uint32(lengthDelimited(watchEventFields.resourceVersion))
+    .string(event.resourceVersion)
+    .uint32(lengthDelimited(watchEventFields.object))
+    .bytes(envelope)
+    .finish();
+  let byKey = watchEventBytes.get(event.object);
+  if (byKey === undefined) watchEventBytes.set(event.object, (byKey = new Map()));
+  byKey.set(key, bytes);
+  return bytes;
+}
 
 function selector(request: WireMessage, field: 'labelSelector' | 'fieldSelector'): string {
   const text = str(request[field]);
@@ -251,7 +295,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         etcdEndpoints: options.etcdEndpoints,
       }),
     ),
-    Watch: (call: grpc.ServerWritableStream<WireMessage, WireMessage>) => {
+    Watch: (call: grpc.ServerWritableStream<WireMessage, WireMessage | Uint8Array>) => {
       const started = process.hrtime.bigint();
       const kind = str(call.request.kind);
       const kindLabel = kindOfNamedRequest(call.request);
@@ -301,9 +345,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
           observe('OK');
           for await (const event of events) {
             if (abort.signal.aborted) break;
-            const message: WireMessage = { type: event.type, resourceVersion: event.resourceVersion };
-            if (event.object) message.object = event.object.envelope();
-            if (!call.write(message)) {
+            if (!call.write(watchEventWire(event))) {
               await new Promise<void>((resolve) => {
                 const resume = (): void => {
                   call.off('drain', resume);

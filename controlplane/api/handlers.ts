@@ -103,6 +103,7 @@ function describeObject(info: KindInfo, namespace: string | undefined, name: str
 }
 
 export class ApiHandlers {
+  private readonly watchedObjects = new WeakMap<StoredValue, ApiObject>();
   private readonly store: Store;
   private readonly log: Logger;
   private readonly now: () => Date;
@@ -131,6 +132,17 @@ export class ApiHandlers {
 
   private apiObject(info: KindInfo, stored: StoredValue): ApiObject {
     return ApiObject.fromStored(info, stored.value, stored.modRevision.toString());
+  }
+
+  /**
+   * The one ApiObject of a watched value: the watch cache hands the same StoredValue to every
+   * watcher of an event, so the object is decoded (for selectors) and encoded (for the wire) once
+   * however many watch it. Read-only from here on: watch events are only filtered and sent.
+   */
+  private watchedObject(info: KindInfo, stored: StoredValue): ApiObject {
+    let object = this.watchedObjects.get(stored);
+    if (object === undefined) this.watchedObjects.set(stored, (object = this.apiObject(info, stored)));
+    return object;
   }
 
   private decode(info: KindInfo, stored: StoredValue): KubeObject {
@@ -526,7 +538,7 @@ export class ApiHandlers {
       }
       return { type: 'DELETED', object, resourceVersion };
     }
-    const object = this.apiObject(info, event.item);
+    const object = this.watchedObject(info, event.item);
     if (!filter || !matching)
       return { type: event.type === 'added' ? 'ADDED' : 'MODIFIED', object, resourceVersion };
     const matchesNow = filter(object.object);
