@@ -70,7 +70,23 @@ function str(value: unknown): string {
 /** Longest selector accepted, checked before any parsing (Kubernetes' selectors are far shorter). */
 export const MAX_SELECTOR_BYTES = 4096;
 
-let watchEventFields: { type: number; object: number; resourceVersion: number } | undefined;
+const fieldIds = new Map<string, Record<string, number>>();
+
+/** The field numbers of a skiff.v1 message, by field name. */
+function fieldsOf(message: string): Record<string, number> {
+  let ids = fieldIds.get(message);
+  if (ids === undefined) {
+    const type = schemaRoot().lookupType(`skiff.v1.${message}`);
+    ids = Object.fromEntries(Object.entries(type.fields).map(([name, field]) => [name, field.id]));
+    fieldIds.set(message, ids);
+  }
+  return ids;
+}
+
+/** The tag of a length-delimited field (strings, bytes, messages). */
+function lengthDelimited(id: number | undefined): number {
+  return (id! << 3) | 2;
+}
 
 /** Wire bytes of the WatchEvents made of each (shared) ApiObject, by type and resourceVersion. */
 const watchEventBytes = new WeakMap<ApiObject, Map<string, Uint8Array>>();
@@ -89,27 +105,47 @@ function watchEventWire(event: WatchEvent): Uint8Array | WireMessage {
   if (made !== undefined) return made;
   const envelope = event.object.responseEnvelope();
   if (!(envelope instanceof Uint8Array)) return { ...message, object: envelope };
-  if (watchEventFields === undefined) {
-    const fields = schemaRoot().lookupType('skiff.v1.WatchEvent').fields;
-    watchEventFields = {
-      type: fields['type']!.id,
-      object: fields['object']!.id,
-      resourceVersion: fields['resourceVersion']!.id,
-    };
-  }
-  const lengthDelimited = (id: number): number => (id << 3) | 2;
+  const fields = fieldsOf('WatchEvent');
   const bytes = protobuf.Writer.create()
-    .uint32(lengthDelimited(watchEventFields.type))
+    .uint32(lengthDelimited(fields['type']))
     .string(event.type)
-    .uint32(lengthDelimited(watchEventFields.resourceVersion))
+    .uint32(lengthDelimited(fields['resourceVersion']))
     .string(event.resourceVersion)
-    .uint32(lengthDelimited(watchEventFields.object))
+    .uint32(lengthDelimited(fields['object']))
     .bytes(envelope)
     .finish();
   let byKey = watchEventBytes.get(event.object);
   if (byKey === undefined) watchEventBytes.set(event.object, (byKey = new Map()));
   byKey.set(key, bytes);
   return bytes;
+}
+
+/**
+ * A ListResponse as wire bytes: each item's Object envelope spliced from its stored bytes, as a
+ * Get's is, instead of decoding every object into a message for grpc-js to encode again.
+ */
+function listResponseWire(result: {
+  items: ApiObject[];
+  resourceVersion: string;
+  continue?: string;
+}): Uint8Array | WireMessage {
+  const fields = fieldsOf('ListResponse');
+  const writer = protobuf.Writer.create();
+  for (const item of result.items) {
+    const envelope = item.responseEnvelope();
+    if (!(envelope instanceof Uint8Array)) {
+      return {
+        items: result.items.map((each) => each.envelope()),
+        resourceVersion: result.resourceVersion,
+        ...(result.continue !== undefined ? { continue: result.continue } : {}),
+      };
+    }
+    writer.uint32(lengthDelimited(fields['items'])).bytes(envelope);
+  }
+  writer.uint32(lengthDelimited(fields['resourceVersion'])).string(result.resourceVersion);
+  if (result.continue !== undefined)
+    writer.uint32(lengthDelimited(fields['continue'])).string(result.continue);
+  return writer.finish();
 }
 
 function selector(request: WireMessage, field: 'labelSelector' | 'fieldSelector'): string {
@@ -265,11 +301,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         continue: str(req.continue),
         resourceVersion: str(req.resourceVersion),
       });
-      return {
-        items: result.items.map((item) => item.envelope()),
-        resourceVersion: result.resourceVersion,
-        ...(result.continue !== undefined ? { continue: result.continue } : {}),
-      };
+      return listResponseWire(result);
     }),
     Update: unary('Update', 'update', kindOfObjectRequest, async (req) =>
       (await handlers.update(objectOf(req), OWNED_INPUT)).responseEnvelope(),

@@ -135,9 +135,10 @@ export class ApiHandlers {
   }
 
   /**
-   * The one ApiObject of a watched value: the watch cache hands the same StoredValue to every
-   * watcher of an event, so the object is decoded (for selectors) and encoded (for the wire) once
-   * however many watch it. Read-only from here on: watch events are only filtered and sent.
+   * The one ApiObject of a value from the watch cache: it hands the same StoredValue to every
+   * watcher of an event and every list from memory, so the object is decoded (for selectors) and
+   * encoded (for the wire) once however many read it. Read-only from here on: such objects are
+   * only filtered and sent.
    */
   private watchedObject(info: KindInfo, stored: StoredValue): ApiObject {
     let object = this.watchedObjects.get(stored);
@@ -399,7 +400,8 @@ export class ApiHandlers {
         minRevision,
       });
       for (const stored of all.items) {
-        const object = this.apiObject(info, stored);
+        // the cache's values: shared with its watchers, decoded and encoded once
+        const object = this.watchedObject(info, stored);
         if (!filter || filter(object.object)) items.push(object);
       }
       return { items, resourceVersion: all.revision.toString() };
