@@ -6,6 +6,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { parsePositiveInt } from './context.js';
 import { componentLogger } from '../../proto/logger.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from '../../controlplane/defaults.js';
 
@@ -17,6 +18,7 @@ interface ControlPlaneFlags {
   stateDir: string;
   etcdPrefix: string;
   adminTokenFile?: string;
+  maxWatchesPerToken?: number;
 }
 
 function defaultStateDir(): string {
@@ -39,6 +41,11 @@ export function registerControlPlane(program: Command): void {
       '--admin-token-file <file>',
       'where the admin token is written on first start (default <state-dir>/admin-token)',
     )
+    .option(
+      '--max-watches-per-token <n>',
+      'open watches one token may hold at once (default 256)',
+      parsePositiveInt('--max-watches-per-token'),
+    )
     .action(async (flags: ControlPlaneFlags) => {
       const log = componentLogger('controlplane');
       // Loaded here, not at the top: every other verb would pay for etcd3, NATS and grpc-js.
@@ -54,6 +61,7 @@ export function registerControlPlane(program: Command): void {
         stateDir: flags.stateDir,
         etcdPrefix: flags.etcdPrefix,
         ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
+        ...(flags.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: flags.maxWatchesPerToken } : {}),
         log,
       });
       await new Promise<void>((resolve) => {

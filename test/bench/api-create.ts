@@ -33,7 +33,7 @@ const CREATE_NAMESPACE = 'bench';
 /** Holds exactly `--pods` pods for the list measurements, however many the rounds created. */
 const LIST_NAMESPACE = 'bench-list';
 
-function benchPod(name: string, namespace = CREATE_NAMESPACE): Pod {
+export function benchPod(name: string, namespace = CREATE_NAMESPACE): Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -53,11 +53,11 @@ function benchPod(name: string, namespace = CREATE_NAMESPACE): Pod {
   };
 }
 
-function percentile(sorted: number[], q: number): number {
+export function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 }
 
-async function waitReady(httpAddress: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+export async function waitReady(httpAddress: string, child: ChildProcess, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`control plane exited with code ${child.exitCode}`);
@@ -72,18 +72,18 @@ async function waitReady(httpAddress: string, child: ChildProcess, timeoutMs: nu
 }
 
 /** CPU seconds (user + system) a process has used so far. */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-function rssMiB(pid: number): number {
+export function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   return kib / 1024;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const { createServer } = await import('node:net');
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -100,7 +100,7 @@ async function freePort(): Promise<number> {
  * all through one client (one HTTP/2 connection), as the raw side sends its transactions through
  * one etcd3 client.
  */
-async function createPods(
+export async function createPods(
   client: ApiClient,
   concurrency: number,
   prefix: string,

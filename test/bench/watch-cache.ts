@@ -1,0 +1,271 @@
+/**
+ * The watch cache (issue 8), against the control plane as its own process on one etcd:
+ *
+ * 1. List of `--pods` pods: a consistent list (read from etcd) and a resourceVersion=0 list (from
+ *    the watch cache), alternated for `--rounds` rounds; medians and their ratio (goal ≤ 0.2), as
+ *    the client sees them (its decoding of every object included) and inside the control plane
+ *    (its request-duration histogram: handler and reply encoding).
+ * 2. `--watchers` watches on pods through the API, half of them with `fieldSelector
+ *    spec.nodeName=<node>` (one of `--nodes`), opened from one list's resourceVersion over
+ *    `--connections` client connections, while `--creates` pods are created: every watcher must
+ *    get exactly the pods it should, in creation order. Reported: delivery latency (from the
+ *    start of a pod's create call to its arrival at a watcher) p50/p99 (goal p99 < 100 ms), the
+ *    control plane's and etcd's CPU during the phase, and etcd's own count of watchers
+ *    (etcd_debugging_mvcc_watcher_total) before and after the watches opened.
+ *
+ *   node dist/test/bench/watch-cache.js [--pods 10000] [--rounds 5] [--watchers 1000] [--nodes 50]
+ *                                       [--creates 5000] [--connections 10]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startEtcd } from '../../cli/up/etcd-process.js';
+import { startNats } from '../../cli/up/nats-process.js';
+import { connectApi, type ApiClient } from '../../proto/client.js';
+import { skiffEntryArgv } from '../../proto/package-info.js';
+import { benchPod, cpuSeconds, createPods, freePort, percentile, rssMiB, waitReady } from './api-create.js';
+
+const LIST_NAMESPACE = 'bench-list';
+const WATCH_NAMESPACE = 'bench-watch';
+
+function median(values: number[]): number {
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
+}
+
+/** The control plane's own time in List calls of pods so far (its request-duration histogram). */
+async function serverListSeconds(httpAddress: string): Promise<number> {
+  const metrics = await (await fetch(`http://${httpAddress}/metrics`)).text();
+  const line = metrics
+    .split('\n')
+    .find(
+      (l) =>
+        l.startsWith('skiff_api_request_duration_seconds_sum{') &&
+        /method="List"/.test(l) &&
+        /kind="Pod"/.test(l),
+    );
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+async function etcdWatchers(endpoint: string): Promise<number> {
+  const metrics = await (await fetch(`${endpoint}/metrics`)).text();
+  return Number(/^etcd_debugging_mvcc_watcher_total (\d+)$/m.exec(metrics)?.[1] ?? NaN);
+}
+
+interface Watcher {
+  node?: string;
+  received: { name: string; at: number; resourceVersion: bigint }[];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      pods: { type: 'string', default: '10000' },
+      rounds: { type: 'string', default: '5' },
+      watchers: { type: 'string', default: '1000' },
+      nodes: { type: 'string', default: '50' },
+      creates: { type: 'string', default: '5000' },
+      connections: { type: 'string', default: '10' },
+    },
+  });
+  const [pods, rounds, watcherCount, nodes, creates, connections] = [
+    values.pods,
+    values.rounds,
+    values.watchers,
+    values.nodes,
+    values.creates,
+    values.connections,
+  ].map(Number) as [number, number, number, number, number, number];
+  const out = (line: string): boolean => process.stdout.write(`${line}\n`);
+  const dir = mkdtempSync(join(tmpdir(), 'skiff-bench-watch-'));
+  const cleanups: Array<() => Promise<void> | void> = [() => rmSync(dir, { recursive: true, force: true })];
+  try {
+    const etcd = await startEtcd({ dataDir: join(dir, 'etcd'), output: { logFile: join(dir, 'etcd.log') } });
+    cleanups.push(() => etcd.stop());
+    const nats = await startNats({ storeDir: join(dir, 'nats'), output: { logFile: join(dir, 'nats.log') } });
+    cleanups.push(() => nats.stop());
+    const apiAddress = `127.0.0.1:${await freePort()}`;
+    const httpAddress = `127.0.0.1:${await freePort()}`;
+    const child = spawn(
+      process.execPath,
+      [
+        ...skiffEntryArgv(),
+        'controlplane',
+        '--etcd', etcd.endpoint,
+        '--nats', nats.endpoint,
+        '--api-addr', apiAddress,
+        '--http-addr', httpAddress,
+        '--state-dir', join(dir, 'controlplane'),
+        '--max-watches-per-token', String(watcherCount + 10),
+      ], // prettier-ignore
+      { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, SKIFF_LOG_LEVEL: 'warn' } },
+    );
+    cleanups.push(async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((resolve) => child.once('exit', resolve));
+      }
+    });
+    await waitReady(httpAddress, child, 30_000);
+    const token = readFileSync(join(dir, 'controlplane', 'admin-token'), 'utf8').trim();
+    const clients: ApiClient[] = Array.from({ length: connections }, () =>
+      connectApi({ server: apiAddress, token, timeoutMs: 120_000 }),
+    );
+    cleanups.push(() => clients.forEach((client) => client.close()));
+    const admin = clients[0]!;
+    for (const name of [LIST_NAMESPACE, WATCH_NAMESPACE])
+      await admin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: {} });
+
+    // 1. lists
+    await createPods(admin, 64, 'fill', { total: pods, namespace: LIST_NAMESPACE });
+    const fromEtcd: number[] = [];
+    const fromCache: number[] = [];
+    const serverEtcd: number[] = [];
+    const serverCache: number[] = [];
+    for (let round = 0; round < rounds + 1; round++) {
+      let server = await serverListSeconds(httpAddress);
+      let start = performance.now();
+      const consistent = await admin.list('Pod', { namespace: LIST_NAMESPACE });
+      const etcdMs = performance.now() - start;
+      const etcdServerMs = ((await serverListSeconds(httpAddress)) - server) * 1000;
+      server = await serverListSeconds(httpAddress);
+      start = performance.now();
+      const cached = await admin.list('Pod', { namespace: LIST_NAMESPACE, resourceVersion: '0' });
+      const cacheMs = performance.now() - start;
+      const cacheServerMs = ((await serverListSeconds(httpAddress)) - server) * 1000;
+      if (consistent.items.length !== pods || cached.items.length !== pods)
+        throw new Error(`listed ${consistent.items.length} and ${cached.items.length} pods, not ${pods}`);
+      if (round === 0) continue; // warm-up
+      fromEtcd.push(etcdMs);
+      fromCache.push(cacheMs);
+      serverEtcd.push(etcdServerMs);
+      serverCache.push(cacheServerMs);
+    }
+    out(`list of ${pods} pods through the API, ${rounds} rounds alternated (after one warm-up):`);
+    out(
+      `  consistent (etcd):           median ${median(fromEtcd).toFixed(0)} ms (${fromEtcd.map((ms) => ms.toFixed(0)).join(' ')})`,
+    );
+    out(
+      `  resourceVersion=0 (cache):   median ${median(fromCache).toFixed(0)} ms (${fromCache.map((ms) => ms.toFixed(0)).join(' ')})`,
+    );
+    out(
+      `  ratio cache / etcd, as the client sees it: ${(median(fromCache) / median(fromEtcd)).toFixed(2)} (goal <= 0.20)`,
+    );
+    out(
+      `  in the control plane (its List call, the reply encoded): etcd ${median(serverEtcd).toFixed(0)} ms, cache ${median(serverCache).toFixed(0)} ms, ratio ${(median(serverCache) / median(serverEtcd)).toFixed(2)}`,
+    );
+
+    // 2. watchers
+    const etcdWatchersBefore = await etcdWatchers(etcd.endpoint);
+    const start = (await admin.list('Pod', { namespace: WATCH_NAMESPACE })).resourceVersion;
+    const controller = new AbortController();
+    // pod n goes to node n % nodes; each filtered watcher follows one node
+    const nodeOf = (n: number): string => `node-${n % nodes}`;
+    const podsOfNode = new Map<string, Set<string>>();
+    for (let n = 0; n < creates; n++) {
+      if (!podsOfNode.has(nodeOf(n))) podsOfNode.set(nodeOf(n), new Set());
+      podsOfNode.get(nodeOf(n))!.add(`w-${n}`);
+    }
+    const watchers: Watcher[] = Array.from({ length: watcherCount }, (_, i) =>
+      i % 2 === 0 ? { received: [] } : { node: nodeOf((i - 1) / 2), received: [] },
+    );
+    const expected = (watcher: Watcher): number =>
+      watcher.node === undefined ? creates : (podsOfNode.get(watcher.node)?.size ?? 0);
+    let complete = 0;
+    let allIn!: () => void;
+    const allReceived = new Promise<void>((resolve) => (allIn = resolve));
+    const runs = watchers.map(async (watcher, i) => {
+      const events = clients[i % connections]!.watch('Pod', {
+        namespace: WATCH_NAMESPACE,
+        resourceVersion: start,
+        ...(watcher.node ? { fieldSelector: `spec.nodeName=${watcher.node}` } : {}),
+        signal: controller.signal,
+      });
+      for await (const event of events) {
+        if (event.type !== 'ADDED') continue;
+        watcher.received.push({
+          name: event.object!.metadata.name!,
+          at: performance.now(),
+          resourceVersion: BigInt(event.object!.metadata.resourceVersion!),
+        });
+        if (watcher.received.length === expected(watcher) && ++complete === watchers.length) allIn();
+      }
+    });
+    // let every watch reach the control plane before the first create
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const etcdWatchersOpen = await etcdWatchers(etcd.endpoint);
+    const createdAt = new Map<string, number>();
+    const cpuBefore = {
+      controlPlane: cpuSeconds(child.pid!),
+      etcd: cpuSeconds(etcd.pid),
+      bench: cpuSeconds(process.pid),
+    };
+    const began = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        for (let n = next++; n < creates; n = next++) {
+          const name = `w-${n}`;
+          createdAt.set(name, performance.now());
+          const pod = benchPod(name, WATCH_NAMESPACE);
+          pod.spec.nodeName = nodeOf(n);
+          await admin.create(pod);
+        }
+      }),
+    );
+    const createSeconds = (performance.now() - began) / 1000;
+    const timeout = setTimeout(() => allIn(), 300_000);
+    await allReceived;
+    clearTimeout(timeout);
+    const deliverSeconds = (performance.now() - began) / 1000;
+    const cpu = {
+      controlPlane: cpuSeconds(child.pid!) - cpuBefore.controlPlane,
+      etcd: cpuSeconds(etcd.pid) - cpuBefore.etcd,
+      bench: cpuSeconds(process.pid) - cpuBefore.bench,
+    };
+    controller.abort();
+    await Promise.allSettled(runs);
+
+    // every watcher: exactly its pods, in revision order (grouped creates share a revision)
+    let wrong = 0;
+    const latencies: number[] = [];
+    for (const watcher of watchers) {
+      const names = watcher.received.map((r) => r.name);
+      const want = watcher.node === undefined ? creates : (podsOfNode.get(watcher.node)?.size ?? 0);
+      const inOrder = watcher.received.every(
+        (r, i) => i === 0 || r.resourceVersion >= watcher.received[i - 1]!.resourceVersion,
+      );
+      const right =
+        watcher.node === undefined
+          ? new Set(names).size === creates
+          : names.every((name) => podsOfNode.get(watcher.node!)!.has(name));
+      if (names.length !== want || !inOrder || !right) wrong++;
+      for (const r of watcher.received) latencies.push(r.at - createdAt.get(r.name)!);
+    }
+    latencies.sort((a, b) => a - b);
+    out(
+      `${watcherCount} watchers on pods (${Math.ceil(watcherCount / 2)} all, ${Math.floor(watcherCount / 2)} by spec.nodeName over ${nodes} nodes), ${connections} client connections, ${creates} pods created at 32 in flight:`,
+    );
+    out(
+      `  etcd watchers: ${etcdWatchersBefore} before, ${etcdWatchersOpen} with the ${watcherCount} API watches open`,
+    );
+    out(`  watchers with a wrong, missing or out-of-order event: ${wrong} of ${watcherCount}`);
+    out(
+      `  events delivered: ${latencies.length}; created in ${createSeconds.toFixed(1)} s, all delivered after ${deliverSeconds.toFixed(1)} s`,
+    );
+    out(
+      `  delivery latency: p50 ${percentile(latencies, 0.5).toFixed(0)} ms, p99 ${percentile(latencies, 0.99).toFixed(0)} ms, max ${(latencies.at(-1) ?? 0).toFixed(0)} ms (goal p99 < 100 ms)`,
+    );
+    out(
+      `  CPU seconds during the phase: control plane ${cpu.controlPlane.toFixed(1)}, etcd ${cpu.etcd.toFixed(1)}, this benchmark (the clients) ${cpu.bench.toFixed(1)}; control-plane RSS ${rssMiB(child.pid!).toFixed(0)} MiB`,
+    );
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  }
+}
+
+await main();
