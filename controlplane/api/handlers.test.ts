@@ -2,8 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Deployment, Pod } from '../../proto/gen/types.js';
 import { componentLogger } from '../../proto/logger.js';
-import { withEtcd } from '../../test/harness/servers.js';
-import { EtcdStore } from '../store/etcd-store.js';
+import { MemoryStore } from '../store/memory-store.js';
 import { ApiHandlers } from './handlers.js';
 
 const pod = (name: string): Pod => ({
@@ -13,11 +12,9 @@ const pod = (name: string): Pod => ({
   spec: { containers: [{ name: 'c', image: 'web:1' }] },
 });
 
-describe('ApiHandlers and the objects they are given (real etcd)', () => {
-  const etcd = withEtcd();
-  let prefixes = 0;
-  const handlersOn = async (): Promise<{ handlers: ApiHandlers; store: EtcdStore }> => {
-    const store = new EtcdStore({ endpoints: [etcd().endpoint], prefix: `/handlers-${++prefixes}` });
+describe('ApiHandlers and the objects they are given', () => {
+  const handlersOn = async (): Promise<{ handlers: ApiHandlers; store: MemoryStore }> => {
+    const store = new MemoryStore();
     const handlers = new ApiHandlers({ store, log: componentLogger('handlers-test') });
     await handlers.ensureSystemNamespaces();
     return { handlers, store };

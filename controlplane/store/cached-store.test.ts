@@ -1,9 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GoneError, ResourceExhaustedError } from '../../proto/errors.js';
-import { withEtcd } from '../../test/harness/servers.js';
 import { CachedStore } from './cached-store.js';
-import { EtcdStore } from './etcd-store.js';
 import { MemoryStore } from './memory-store.js';
 import { storeConformance } from './store-conformance.js';
 import type { ObjectKey, Store, StoreEvent, WatchOptions } from './store.js';
@@ -116,26 +114,6 @@ describe('CachedStore', () => {
       stopBackend: async () => inner.setAvailable(false),
       startBackend: async () => inner.setAvailable(true),
     };
-  });
-
-  describe('over a real etcd', () => {
-    const etcd = withEtcd();
-    let fixtures = 0;
-    storeConformance('CachedStore over EtcdStore', async () => {
-      const server = etcd();
-      const inner = new EtcdStore({
-        endpoints: [server.endpoint],
-        prefix: `/cached-${++fixtures}`,
-        timeoutMs: 2000,
-      });
-      return {
-        store: new CachedStore(inner),
-        endpoint: server.endpoint,
-        deadlineMs: 2000,
-        stopBackend: () => server.stop(),
-        startBackend: () => server.start(),
-      };
-    });
   });
 
   test('however many watch a resource, the inner store sees one watch, and each watcher gets its own events', async () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'nats';
-import { startNats, type NatsProcess } from './nats-process.js';
+import { startNats, type NatsProcess } from '../../cli/up/nats-process.js';
 
 describe('startNats', () => {
   const dir = mkdtempSync(join(tmpdir(), 'skiff-nats-process-'));

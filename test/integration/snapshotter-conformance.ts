@@ -15,9 +15,9 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
-} from '../../../proto/errors.js';
-import { mountAll, unmount } from '../../../test/fixtures/images-mount.js';
-import type { Snapshotter } from './snapshotter.js';
+} from '../../proto/errors.js';
+import { mountAll, unmount } from '../fixtures/images-mount.js';
+import type { Snapshotter } from '../../node-agent/runtime/snapshots/snapshotter.js';
 
 /** sha256 of every file under `dir` with its mode, by relative path: a byte-for-byte fingerprint. */
 export async function treeFingerprint(dir: string): Promise<Map<string, string>> {

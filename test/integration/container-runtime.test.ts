@@ -12,8 +12,8 @@ import {
   removeTree,
   requireRootAndBusybox,
   scratchDir,
-} from '../../../test/integration/runtime-containers-fixture.js';
-import { LinuxContainerRuntime } from './container-runtime.js';
+} from './runtime-containers-fixture.js';
+import { LinuxContainerRuntime } from '../../node-agent/runtime/containers/container-runtime.js';
 
 let work: string;
 let rootfs: string;

@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GoneError, ResourceExhaustedError, UnavailableError } from '../../proto/errors.js';
-import type { StoreEvent } from './store.js';
-import { withEtcd } from '../../test/harness/servers.js';
-import { EtcdStore } from './etcd-store.js';
-import { storeConformance } from './store-conformance.js';
-import { startProxy } from './tcp-proxy.js';
+import type { StoreEvent } from '../../controlplane/store/store.js';
+import { withEtcd } from '../harness/servers.js';
+import { EtcdStore } from '../../controlplane/store/etcd-store.js';
+import { storeConformance } from '../../controlplane/store/store-conformance.js';
+import { startProxy } from '../../controlplane/store/tcp-proxy.js';
 
 /** Waits until the kernel shows `pid` stopped: SIGSTOP takes effect shortly after kill returns. */
 async function stopped(pid: number): Promise<void> {

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { probeLayers, probeOverlay } from './overlay-probe.js';
+import { probeLayers, probeOverlay } from '../../node-agent/runtime/sys/overlay-probe.js';
 
 let dir: string;
 before(async () => {

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { FailedPreconditionError } from '../../proto/errors.js';
-import { stopProcess } from './process-support.js';
-import { startEtcd, type EtcdProcess } from './etcd-process.js';
+import { stopProcess } from '../../cli/up/process-support.js';
+import { startEtcd, type EtcdProcess } from '../../cli/up/etcd-process.js';
 
 function listen(port = 0): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -90,7 +90,7 @@ describe('startEtcd', () => {
   });
 
   test('a detached etcd outlives the process that started it and is stopped by pid', async () => {
-    const launcher = new URL('./etcd-process.js', import.meta.url).href;
+    const launcher = new URL('../../cli/up/etcd-process.js', import.meta.url).href;
     const script = `
       const { startEtcd } = await import(${JSON.stringify(launcher)});
       const etcd = await startEtcd({

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, readdir, rm, truncate, utimes } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { OverlaySnapshotter } from './overlay-snapshotter.js';
+import { OverlaySnapshotter } from '../../node-agent/runtime/snapshots/overlay-snapshotter.js';
 import { snapshotterConformance } from './snapshotter-conformance.js';
 
 snapshotterConformance('overlay', (root) => OverlaySnapshotter.open(root));

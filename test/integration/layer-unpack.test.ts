@@ -8,7 +8,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, createZstdCompress } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import { InvalidArgumentError, ResourceExhaustedError } from '../../../proto/errors.js';
+import { InvalidArgumentError, ResourceExhaustedError } from '../../proto/errors.js';
 import {
   gzip,
   nestedTree,
@@ -18,11 +18,15 @@ import {
   zstd,
   type FixtureCompression,
   type TarEntry,
-} from '../../../test/fixtures/images.js';
-import { tarHeader } from '../../../test/fixtures/images-tar.js';
-import { hostileLayers } from '../../../test/fixtures/images-hostile.js';
-import { treeFingerprint } from '../snapshots/snapshotter-conformance.js';
-import { applyLayer, unpackerPath, type ApplyLayerOptions } from './layer-unpack.js';
+} from '../fixtures/images.js';
+import { tarHeader } from '../fixtures/images-tar.js';
+import { hostileLayers } from '../fixtures/images-hostile.js';
+import { treeFingerprint } from './snapshotter-conformance.js';
+import {
+  applyLayer,
+  unpackerPath,
+  type ApplyLayerOptions,
+} from '../../node-agent/runtime/images/layer-unpack.js';
 
 /**
  * A gzip (or zstd) layer of `count` entries made by `entryAt(i)`, generated as a stream (the tar
@@ -627,7 +631,7 @@ describe('layer unpack (skiff-unpack)', () => {
     const file = tar([{ name: 'f', data: 'x' }]);
     longNames.push(Buffer.concat([gnu('L', Buffer.from('a'.repeat(200))), file])); // no NUL: still a name
     longNames.push(Buffer.concat([gnu('L', Buffer.alloc(0)), file]));
-    longNames.push(Buffer.concat([gnu('L', Buffer.from('../../escape\0')), file]));
+    longNames.push(Buffer.concat([gnu('L', Buffer.from('../../node-agent/escape\0')), file]));
     longNames.push(
       Buffer.concat([gnu('K', Buffer.from('/abs\0')), tar([{ name: 'h', type: 'hardlink', linkname: 'x' }])]),
     );
