@@ -680,9 +680,9 @@ describe('layer unpack (skiff-unpack)', () => {
     }
   });
 
-  // Security review finding 4: removing a directory with two or more subdirectories (or two levels
-  // of them, as nestedTree makes) closed the directory fd the entry being applied still used
-  // ("Bad file descriptor").
+  // Removing a directory with two or more subdirectories (or two levels of them, as nestedTree
+  // makes) must not close the directory fd the entry being applied still uses (which would fail the
+  // entry with "Bad file descriptor").
 
   test('whiteouts and replacements of nested directories (two levels, two siblings), apply mode', async () => {
     const { layer } = await sandbox();
@@ -751,7 +751,7 @@ describe('layer unpack (skiff-unpack)', () => {
     assert.equal(await readFile(join(layer, 'usr/share/after'), 'utf8'), 'a');
   });
 
-  test("the reviewer's repro: skiff-unpack --whiteouts apply of usr/share/.wh.doc over doc/{a,b}", async () => {
+  test('skiff-unpack run directly: --whiteouts apply of usr/share/.wh.doc over doc/{a,b}', async () => {
     const { layer } = await sandbox();
     await mkdir(join(layer, 'usr/share/doc/a'), { recursive: true });
     await mkdir(join(layer, 'usr/share/doc/b'), { recursive: true });
@@ -763,7 +763,7 @@ describe('layer unpack (skiff-unpack)', () => {
   });
 
   test('memory: 50,000 files at ~3.8 KB paths unpack in a few MiB (paths are kept as 128-bit hashes)', async () => {
-    // the reviewer's generator (mkbig.py): it took 188 MB of RSS when every path was kept
+    // ~190 MB of path names: kept whole rather than hashed, they would take that much memory
     const deep = Array.from({ length: 15 }, () => 'a'.repeat(250)).join('/');
     const count = 50_000;
     const big = await generatedLayer(count, (i) => ({ name: `${deep}/f${String(i).padStart(7, '0')}` }));

@@ -1,8 +1,8 @@
 /**
- * `skiff runtime exec` never hands the caller's terminal or files to the container (review
- * finding 1): a probe in the container tries TIOCSTI on everything it can reach while the CLI runs
- * in a real pty (bash driven by python3's pty module), and must inject nothing; stdin, stdout,
- * stderr, the exit code, Ctrl-D and Ctrl-C go through the CLI's relay.
+ * `skiff runtime exec` never hands the caller's terminal or files to the container: a probe in
+ * the container tries TIOCSTI on everything it can reach while the CLI runs in a real pty (bash
+ * driven by python3's pty module), and must inject nothing; stdin, stdout, stderr, the exit code,
+ * Ctrl-D and Ctrl-C go through the CLI's relay.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,10 +1,10 @@
 /**
  * Whiteouts and replacements of nested directories, unpacked by each snapshotter and seen from a
- * real container (security review finding 4: removing a directory with two subdirectories, or two
- * levels of them, closed a directory fd the unpacker still used). With the copy snapshotter every
- * layer is applied onto a full copy (whiteouts delete); with the overlay snapshotter the base layer
- * is applied and the others keep overlayfs whiteouts, so a replacement inside one layer is what
- * removes a tree there. Also: the unpacker's memory ceiling set through ImageStoreOptions.
+ * real container (removing a directory with two subdirectories, or two levels of them, must not
+ * close a directory fd the unpacker still uses). With the copy snapshotter every layer is applied
+ * onto a full copy (whiteouts delete); with the overlay snapshotter the base layer is applied and
+ * the others keep overlayfs whiteouts, so a replacement inside one layer is what removes a tree
+ * there. Also: the unpacker's memory ceiling set through ImageStoreOptions.
  */
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
@@ -69,7 +69,7 @@ const replaced = buildImage({
   ],
 });
 
-/** The reviewer's image (mkimg.mjs `rmdoc:1`). */
+/** `rm -rf /usr/share/doc` as a layer: a whiteout of a directory holding two subdirectories. */
 const rmdoc = buildImage({
   name: 'rmdoc:1',
   layers: [
@@ -132,7 +132,7 @@ for (const snapshotter of ['copy', 'overlay'] as const) {
       assert.equal(lines[6], 'replaced in its layer');
     });
 
-    test("the reviewer's rmdoc:1 runs: /usr/share/doc is removed", async () => {
+    test('rmdoc:1 (a whiteout of doc/{a,b}) runs: /usr/share/doc is removed', async () => {
       assert.equal(await runAndRead('rmdoc:1', 'ls -A /usr/share | wc -l'), '0\n');
     });
   });

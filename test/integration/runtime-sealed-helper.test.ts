@@ -1,7 +1,7 @@
 /**
- * skiff-helper runs from a sealed memfd copy of itself (review finding 7, CVE-2019-5736): an image
- * script "#!/proc/self/exe launcher" re-runs the helper inside the container, where a probe finds
- * it through /proc and tries to write to its executable; that must be the sealed copy, never the
+ * skiff-helper runs from a sealed memfd copy of itself (CVE-2019-5736): an image script
+ * "#!/proc/self/exe launcher" re-runs the helper inside the container, where a probe finds it
+ * through /proc and tries to write to its executable; that must be the sealed copy, never the
  * host's binary, and the shim's and exec helper's /proc/<pid>/exe must name it too.
  */
 import { describe, test } from 'node:test';

@@ -1,8 +1,8 @@
 /**
- * A container cannot keep its own log pipes open from elsewhere (review finding 6): it passes its
- * stdout over an abstract unix socket to a container sharing its network namespace and exits; the
- * shim must still record the exit within its drain deadline, close the pipe (the holder's next
- * write fails) and let rm work.
+ * A container cannot keep its own log pipes open from elsewhere: it passes its stdout over an
+ * abstract unix socket to a container sharing its network namespace and exits; the shim must still
+ * record the exit within its drain deadline, close the pipe (the holder's next write fails) and let
+ * rm work.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

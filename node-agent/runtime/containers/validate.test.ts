@@ -75,7 +75,8 @@ test('fields at fault are named', () => {
     field(() => validateLimits({ cpus: 3 }, 2)),
     'cpus',
   );
-  // security review finding 8c: 0.001 was accepted, then the start failed writing a 100 µs quota
+  // a quota under the kernel's 1 ms per 100 ms period (0.001: 100 µs, which a start could not
+  // write) is refused at validation, naming the field; what rounds to 1 ms passes
   for (const cpus of [0.001, 0.0099, 0.009994]) {
     assert.equal(
       field(() => validateLimits({ cpus }, 2)),

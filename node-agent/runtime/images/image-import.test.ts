@@ -19,14 +19,14 @@ import { CopySnapshotter } from '../snapshots/copy-snapshotter.js';
 import { ImageStore } from './image-store.js';
 
 /**
- * Security review finding 8a: an archive naming one descriptor many times made the import read,
- * hash and parse the same blobs each time (200 copies of a 4 MB manifest with an 8 MB config:
- * 8.9 s). Now once each; the bound below is far under what the repeated work took.
+ * An archive may name one descriptor many times: the import must read, hash and parse each blob
+ * once, not once per mention (repeated per mention, 200 copies of a 4 MB manifest with an 8 MB
+ * config take ~8.9 s); the bound below is far under what the repeated work would take.
  */
 const COPIES = 400;
 const BOUND_MS = 5_000;
 
-/** The reviewer's mkdup.mjs image: a 3.5 MB annotation in the manifest, 7.5 MB of padding in the config. */
+/** Large documents: a 3.5 MB annotation in the manifest, 7.5 MB of padding in the config. */
 function paddedImage(): FixtureImage {
   return buildImage({
     name: 'dup:1',

@@ -26,8 +26,8 @@ describe('image store names', () => {
     await rm(base, { recursive: true, force: true });
   });
 
-  // security review finding 8b: the records are a plain object, where these names found
-  // Object.prototype's members and failed with a TypeError
+  // the records are a plain object: these names must find no image, never Object.prototype's
+  // members (which would fail with a TypeError)
   test("names of Object.prototype's members find no image", async () => {
     for (const op of ['resolve', 'remove'] as const) {
       await assert.rejects(images[op]('constructor'), (err: unknown) => {
