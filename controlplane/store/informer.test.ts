@@ -162,7 +162,7 @@ describe('Informer', () => {
     assert.deepEqual(
       informer
         .list()
-        .map((cached) => `${cached.key.name}=${cached.object}`)
+        .map((cached) => `${cached.key.split('/').pop()}=${cached.object}`)
         .sort(),
       ['changes=c2', 'new=n1', 'stays=s1'],
     );

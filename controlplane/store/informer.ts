@@ -16,10 +16,16 @@
  */
 import { GoneError, errorMessage } from '../../proto/errors.js';
 import { componentLogger, type Logger } from '../../proto/logger.js';
-import { describeKey, type ObjectKey, type Store, type StoredValue } from './store.js';
+import {
+  storeSource,
+  type ListWatchSource,
+  type SourceItem,
+  type StoreSourceOptions,
+} from './list-watch-source.js';
 
 export interface CachedObject<T> {
-  key: ObjectKey;
+  /** `namespace/name`, or `name` when cluster-scoped. */
+  key: string;
   object: T;
   /** The object's resourceVersion. */
   modRevision: bigint;
@@ -35,12 +41,13 @@ export type InformerHandler<T> = (
   lastKnown?: CachedObject<T>,
 ) => void;
 
-export interface InformerOptions<T> {
-  store: Store;
-  resource: string;
-  /** Only this namespace; every namespace when absent. */
-  namespace?: string;
-  decode: (bytes: Uint8Array, key: ObjectKey) => T;
+/**
+ * Where the objects come from: a `source` (storeSource, apiSource), or the options of a Store in
+ * this process (`store`, `resource`, `namespace`, `decode`), which make a storeSource.
+ */
+export type InformerOptions<T> = InformerTuning & ({ source: ListWatchSource<T> } | StoreSourceOptions<T>);
+
+export interface InformerTuning {
   /** Items per list page; default 500. */
   pageSize?: number;
   /** Hand every cached key to the handlers this often; 0 (default) turns resync off. */
@@ -51,6 +58,7 @@ export interface InformerOptions<T> {
 }
 
 export class Informer<T> {
+  private readonly source: ListWatchSource<T>;
   private cache = new Map<string, CachedObject<T>>();
   private readonly handlers = new Set<InformerHandler<T>>();
   private readonly controller = new AbortController();
@@ -63,12 +71,8 @@ export class Informer<T> {
   private relistCount = 0;
 
   constructor(private readonly options: InformerOptions<T>) {
-    this.log =
-      options.logger ??
-      componentLogger('informer', {
-        resource: options.resource,
-        ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
-      });
+    this.source = 'source' in options ? options.source : storeSource(options);
+    this.log = options.logger ?? componentLogger('informer', { source: this.source.description });
   }
 
   /** Registers a handler; returns its removal. Handlers must not throw or block. */
@@ -139,18 +143,14 @@ export class Informer<T> {
         await this.relist();
         first = false;
         delay = 100;
-        for await (const event of this.options.store.watch(this.options.resource, {
-          namespace: this.options.namespace,
-          afterRevision: this.lastRevision,
-          signal,
-        })) {
+        for await (const event of this.source.watch(this.lastRevision, signal)) {
           if (event.type === 'progress') {
             this.lastRevision = event.revision;
           } else if (event.type === 'deleted') {
-            if (event.lastOfRevision) this.lastRevision = event.revision;
-            this.remove(describeKey(event.item.key));
+            this.lastRevision = event.resumeAfter;
+            this.remove(event.key);
           } else {
-            if (event.lastOfRevision) this.lastRevision = event.item.modRevision;
+            this.lastRevision = event.resumeAfter;
             this.put(event.item, event.type);
           }
         }
@@ -173,15 +173,14 @@ export class Informer<T> {
     let revision: bigint | undefined;
     let token: string | undefined;
     do {
-      const page = await this.options.store.list(this.options.resource, {
-        namespace: this.options.namespace,
+      const page = await this.source.list({
         limit: this.options.pageSize ?? 500,
-        continue: token,
+        ...(token !== undefined ? { continue: token } : {}),
       });
       revision = page.revision;
       for (const item of page.items) {
-        const cached = this.decode(item);
-        if (cached !== undefined) fresh.set(describeKey(item.key), cached);
+        const cached = this.readable(item);
+        if (cached !== undefined) fresh.set(item.key, cached);
       }
       token = page.continue;
     } while (token !== undefined);
@@ -204,15 +203,14 @@ export class Informer<T> {
     }
   }
 
-  private put(item: StoredValue, change: 'added' | 'modified'): void {
-    const cached = this.decode(item);
-    const key = describeKey(item.key);
+  private put(item: SourceItem<T>, change: 'added' | 'modified'): void {
+    const cached = this.readable(item);
     if (cached === undefined) {
-      this.remove(key);
+      this.remove(item.key);
       return;
     }
-    this.cache.set(key, cached);
-    this.notify(key, change);
+    this.cache.set(item.key, cached);
+    this.notify(item.key, change);
   }
 
   private remove(key: string): void {
@@ -222,20 +220,14 @@ export class Informer<T> {
     this.notify(key, 'deleted', last);
   }
 
-  private decode(item: StoredValue): CachedObject<T> | undefined {
-    try {
-      return {
-        key: item.key,
-        object: this.options.decode(item.value, item.key),
-        modRevision: item.modRevision,
-      };
-    } catch (err) {
-      this.log.error(
-        { key: describeKey(item.key), revision: item.modRevision.toString(), err: errorMessage(err) },
-        'cannot decode stored object, leaving it out of the cache',
-      );
-      return undefined;
-    }
+  /** The item to cache, or undefined (logged) when the source could not read it. */
+  private readable(item: SourceItem<T>): CachedObject<T> | undefined {
+    if ('object' in item) return { key: item.key, object: item.object, modRevision: item.modRevision };
+    this.log.error(
+      { key: item.key, revision: item.modRevision.toString(), err: item.unreadable },
+      'cannot decode stored object, leaving it out of the cache',
+    );
+    return undefined;
   }
 
   private notify(key: string, change: InformerChange, lastKnown?: CachedObject<T>): void {
