@@ -7,7 +7,7 @@
  *   3. NATS                 connected (fails clearly when unreachable now; reconnects forever later)
  *   4. namespaces           informer started; `default` and `skiff-system` exist
  *   5. tokens               the admin token exists (created and written to the token file on first start)
- *   6. namespace deleter    resumes any namespace deletion left half-done
+ *   6. controllers          the namespace controller (resumes any deletion left half-done)
  *   7. HTTP                 /healthz, /readyz, /metrics
  *   8. gRPC API             serving; then one "control plane ready" log line
  *
@@ -30,11 +30,11 @@ import { Authenticator } from './api/auth.js';
 import { createApiService } from './api/grpc-server.js';
 import { ApiHandlers } from './api/handlers.js';
 import { createApiMetrics } from './api/metrics.js';
-import { NamespaceDeleter } from './api/namespace-deleter.js';
 import { CachedNamespaceLookup } from './api/namespace-lookup.js';
 import { StoreTokenStore } from './api/token-store.js';
 import { formatHostPort, parseHostPort } from './http/host-port.js';
 import { HttpServer } from './http/server.js';
+import { NamespaceController } from './controllers/namespace/namespace-controller.js';
 import { CachedStore } from './store/cached-store.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { Informer } from './store/informer.js';
@@ -190,15 +190,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     }
 
     // 4. namespaces
-    let deleter: NamespaceDeleter | undefined;
     const namespaceInformer = new Informer<Namespace>({
       store,
       resource: 'namespaces',
       decode: (bytes) => decodeObject('Namespace', bytes),
       logger: log.child({ component: 'informer', resource: 'namespaces' }),
     });
-    // Any namespace change, from this control plane or another, may be a deletion to finish.
-    namespaceInformer.onChange(() => deleter?.poke());
     namespaceInformer.start();
     undo.push(() => namespaceInformer.stop());
     const namespaces = new CachedNamespaceLookup(namespaceInformer, store);
@@ -207,10 +204,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       log: log.child({ component: 'api' }),
       namespaces,
       ...(options.bookmarkIntervalMs !== undefined ? { bookmarkIntervalMs: options.bookmarkIntervalMs } : {}),
-      onNamespaceTerminating: (name) => {
-        namespaces.noteTerminating(name);
-        deleter?.poke();
-      },
+      onNamespaceTerminating: (name) => namespaces.noteTerminating(name),
     });
     await handlers.ensureSystemNamespaces();
 
@@ -220,15 +214,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const auth = new Authenticator({ store: tokens, log });
     await auth.load();
 
-    // 6. namespace deleter
-    deleter = new NamespaceDeleter({
+    // 6. controllers: the namespace controller finishes namespace deletions (also ones a restart
+    // left half-done: the informer hands it every namespace already marked)
+    const namespaceController = new NamespaceController({
       handlers,
-      log: log.child({ component: 'namespace-deleter' }),
+      namespaces: namespaceInformer,
+      log: log.child({ component: 'namespace-controller' }),
       ...(options.namespaceResyncMs !== undefined ? { resyncMs: options.namespaceResyncMs } : {}),
     });
-    deleter.start();
-    const startedDeleter = deleter;
-    undo.push(() => startedDeleter.stop());
+    namespaceController.start();
+    undo.push(() => namespaceController.stop());
 
     // 7. HTTP
     const registry = new Registry();

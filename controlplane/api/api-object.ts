@@ -5,7 +5,7 @@
  * again as protobuf on the wire. Converting them to the Kubernetes JSON shape and back on the way
  * (decodeObject, then toEnvelope) is the costliest step of a list, so the wire form is built from
  * the stored bytes directly (a generated decode, the resourceVersion set on the message), and the
- * KubeObject is decoded only when something asks for it (selectors, the namespace deleter).
+ * KubeObject is decoded only when something asks for it (selectors, the namespace controller).
  * Both forms describe the same object: the bytes are what encodeObject wrote for it.
  */
 import type { KubeObject } from '../../proto/gen/types.js';

@@ -70,7 +70,7 @@ export interface ApiHandlersOptions {
   maxObjectBytes?: number;
   /** How often a watch with allowBookmarks sends a BOOKMARK; default 60 s. */
   bookmarkIntervalMs?: number;
-  /** Called after a namespace is marked for deletion (to wake the namespace deleter). */
+  /** Called after a namespace is marked for deletion (the namespace lookup notes it at once). */
   onNamespaceTerminating?: (name: string) => void;
 }
 
@@ -362,7 +362,7 @@ export class ApiHandlers {
   }
 
   /**
-   * Removes a Terminating namespace (the namespace deleter's last step, once it is empty).
+   * Removes a Terminating namespace (the namespace controller's last step, once it is empty).
    * ConflictError when it changed since `resourceVersion` was read.
    */
   async removeTerminatedNamespace(name: string, resourceVersion: string): Promise<void> {

@@ -74,7 +74,7 @@ describe('control plane restart', { timeout: 120_000 }, () => {
     api = connectApi({ server: running.apiAddress, token, timeoutMs: 3000 });
     try {
       const kept = await api.get('ConfigMap', 'held', 'keep');
-      assert.ok(kept.metadata.deletionTimestamp, 'the namespace deleter marked the object');
+      assert.ok(kept.metadata.deletionTimestamp, 'the namespace controller marked the object');
       await api.update({ ...kept, metadata: { ...kept.metadata, finalizers: [] } });
       const deadline = Date.now() + 10_000;
       for (;;) {
