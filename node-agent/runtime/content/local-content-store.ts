@@ -248,7 +248,9 @@ export class LocalContentStore implements ContentStore {
       const path = join(this.ingestDir, name);
       try {
         const st = await stat(path);
-        if (Date.now() - st.mtimeMs >= olderThanMs) {
+        // whole milliseconds on both sides: mtimeMs has a fraction Date.now() lacks, so a file made
+        // in the current millisecond looked younger than 0 ms (and cleanIngests(0) kept it)
+        if (Date.now() - Math.floor(st.mtimeMs) >= olderThanMs) {
           await rm(path, { force: true, recursive: true });
           removed++;
         }
