@@ -176,7 +176,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await waitForEtcd(etcd, endpoints, options.etcdWaitMs ?? 30_000, log);
     log.info({ etcd: endpoints, prefix: options.etcdPrefix ?? DEFAULT_ETCD_PREFIX }, 'etcd ready');
     // one etcd watch per kind, however many watch it: API watches, informers, not-older-than lists
-    const store = new CachedStore(etcd, { logger: log.child({ component: 'watch-cache' }) });
+    const store = new CachedStore(etcd, {
+      logger: log.child({ component: 'watch-cache' }),
+      // a node's pods, answered and fanned out without a scan (agents watch spec.nodeName=<node>)
+      indexes: {
+        pods: { 'spec.nodeName': (bytes) => decodeObject('Pod', bytes).spec.nodeName || undefined },
+      },
+    });
     undo.push(() => store.close()); // its caches first (undo runs last first), then etcd again: harmless
     await store.prime(KINDS.map((info) => info.plural));
 

@@ -32,7 +32,7 @@ import type {
   WatchOptions,
 } from '../../proto/api-requests.js';
 import { encodeObjectWithin, MAX_OBJECT_BYTES } from '../../proto/objects.js';
-import type { ObjectKey, Store, StoreEvent, StoredValue } from '../store/store.js';
+import type { IndexHint, ObjectKey, Store, StoreEvent, StoredValue } from '../store/store.js';
 import { ApiObject } from './api-object.js';
 import { defaultObject, defaultObjectInPlace } from './defaulting.js';
 import {
@@ -48,6 +48,7 @@ import {
 } from './object-lifecycle.js';
 import { StoreNamespaceLookup, type NamespaceLookup } from './namespace-lookup.js';
 import { compileObjectFilter, type ObjectFilter } from './object-filter.js';
+import { parseFieldSelector } from './selectors.js';
 import { validateObject } from './validation/index.js';
 
 const GENERATE_NAME_ATTEMPTS = 8;
@@ -96,6 +97,22 @@ function parseRevision(value: string, field: string, action: string): bigint {
     );
   }
   return BigInt(value);
+}
+
+/** Field selector terms a store may keep an index for (the watch cache: a node's pods). */
+const INDEXED_FIELDS: Readonly<Record<string, readonly string[]>> = { Pod: ['spec.nodeName'] };
+
+/**
+ * The index hint of a field selector: its first `field=value` term on an indexed field, so the watch
+ * cache hands this request only that value's objects and events. The filter still runs on all.
+ */
+function indexHintOf(info: KindInfo, fieldSelector: string | undefined): { index?: IndexHint } {
+  const indexed = INDEXED_FIELDS[info.kind];
+  if (!fieldSelector || indexed === undefined) return {};
+  const term = parseFieldSelector(fieldSelector, info.kind).requirements.find(
+    (requirement) => requirement.operator === 'Equals' && indexed.includes(requirement.field),
+  );
+  return term === undefined ? {} : { index: { name: term.field, value: term.value } };
 }
 
 function describeObject(info: KindInfo, namespace: string | undefined, name: string): string {
@@ -398,6 +415,7 @@ export class ApiHandlers {
       const all = await this.store.list(info.plural, {
         ...(namespace !== undefined ? { namespace } : {}),
         minRevision,
+        ...indexHintOf(info, options.fieldSelector),
       });
       for (const stored of all.items) {
         // the cache's values: shared with its watchers, decoded and encoded once
@@ -466,6 +484,7 @@ export class ApiHandlers {
         ...(namespace !== undefined ? { namespace } : {}),
         afterRevision,
         signal: abort.signal,
+        ...indexHintOf(info, options.fieldSelector),
       })
       [Symbol.asyncIterator]();
     // The last revision all of whose events have been delivered: bookmarks carry only these.

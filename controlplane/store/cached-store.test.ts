@@ -259,6 +259,64 @@ describe('CachedStore', () => {
     await store.close();
   });
 
+  test("an index hint: a node's watcher and list see only its pods, including pods moving on and off it", async () => {
+    const inner = new InnerStore();
+    // values are `what@node`; the index reads the node
+    const store = new CachedStore(inner, {
+      indexes: { pods: { 'spec.nodeName': (value) => text(value).split('@')[1] || undefined } },
+    });
+    const controller = new AbortController();
+    try {
+      await store.prime(['pods']);
+      const start = await store.currentRevision();
+      const n1 = store
+        .watch('pods', {
+          afterRevision: start,
+          signal: controller.signal,
+          index: { name: 'spec.nodeName', value: 'n1' },
+        })
+        [Symbol.asyncIterator]();
+      const pending = n1.next();
+      const all = watchFrom(store, start, controller.signal);
+      await store.create(pod('a'), bytes('a@n1'));
+      const b = await store.create(pod('b'), bytes('b@n2'));
+      await store.create(pod('c'), bytes('c@'));
+      await store.update(pod('b'), bytes('b@n1'), b.modRevision); // moves onto n1
+      const a = await store.get(pod('a'));
+      await store.update(pod('a'), bytes('a@n2'), a.modRevision); // moves off n1
+      await store.delete(pod('c'));
+      const first = await pending;
+      const rest = await take(n1, 2);
+      assert.deepEqual(
+        [
+          first.value.type === 'progress'
+            ? ''
+            : `${first.value.type} ${first.value.item.key.name}=${text(first.value.item.value)}`,
+          ...rest,
+        ],
+        ['added a=a@n1', 'modified b=b@n1', 'modified a=a@n2'],
+        'n1 sees its pods, the one arriving and the one leaving; not c, not b before it moved',
+      );
+      assert.equal((await take(all, 6)).length, 6, 'a watcher without the hint sees everything');
+      const listed = await store.list('pods', {
+        minRevision: await store.currentRevision(),
+        index: { name: 'spec.nodeName', value: 'n1' },
+      });
+      assert.deepEqual(
+        listed.items.map((item) => text(item.value)),
+        ['b@n1'],
+      );
+      const unindexed = await store.list('pods', {
+        minRevision: 0n,
+        index: { name: 'metadata.uid', value: 'x' },
+      });
+      assert.equal(unindexed.items.length, 2, 'a hint for an index the cache does not keep is ignored');
+    } finally {
+      controller.abort();
+      await store.close();
+    }
+  });
+
   test('a watcher too slow to keep up is ended with the re-list signal; the others carry on', async () => {
     const inner = new InnerStore();
     const store = new CachedStore(inner, { maxWatchBacklog: { events: 10 } });

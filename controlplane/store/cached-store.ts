@@ -25,6 +25,7 @@ import { componentLogger, type Logger } from '../../proto/logger.js';
 import { EventQueue } from './event-queue.js';
 import { checkList, checkWatch } from './keys.js';
 import type {
+  IndexHint,
   Lease,
   LeaseId,
   ListOptions,
@@ -38,7 +39,16 @@ import type {
   WriteOptions,
 } from './store.js';
 
+/** Reads an indexed field from an object's stored bytes; undefined when the object has none. */
+export type Indexer = (value: Uint8Array) => string | undefined;
+
 export interface CachedStoreOptions {
+  /**
+   * Indexes kept per resource (`{ pods: { 'spec.nodeName': … } }`): lists and watches with a
+   * matching IndexHint touch only the objects and watchers of that value, so a node's pods are
+   * answered and fanned out without a scan.
+   */
+  indexes?: Record<string, Record<string, Indexer>>;
   /** Events each resource's window keeps for watches that start in the past; default 10,000. */
   windowEvents?: number;
   /** A watcher further behind than this is ended with ResourceExhaustedError; as the stores'. */
@@ -53,8 +63,13 @@ type ObjectEvent = Exclude<StoreEvent, { type: 'progress' }>;
 interface CacheWatcher {
   namespacePrefix?: string;
   afterRevision: bigint;
+  /** Only events whose object has this index value before or after the change. */
+  index?: { name: string; value: string };
   queue: EventQueue<StoreEvent>;
 }
+
+/** Per index name, the values an event's object had before and after the change. */
+type EventIndexValues = Map<string, Set<string>>;
 
 /** The order of the bytes of the UTF-8 paths, as etcd sorts keys. */
 function comparePaths(a: string, b: string): number {
@@ -83,7 +98,14 @@ class ResourceCache {
   private compactedAt = 0n;
   /** The revision the objects are as of. */
   private revision = 0n;
+  /** Watchers without an index hint (or with one this cache does not keep). */
   private readonly watchers = new Set<CacheWatcher>();
+  /** Watchers with an index hint, by index name and value. */
+  private readonly indexedWatchers = new Map<string, Map<string, Set<CacheWatcher>>>();
+  /** Each object's index values (only for the indexes of this resource). */
+  private readonly objectIndex = new Map<string, Record<string, string | undefined>>();
+  /** The index values each window event touched. */
+  private readonly eventIndex = new WeakMap<ObjectEvent, EventIndexValues>();
   /** The events of a revision whose last event has not arrived yet. */
   private partialRevision: ObjectEvent[] = [];
   private readonly ready: Promise<void>;
@@ -99,6 +121,7 @@ class ResourceCache {
       maxWatchBacklog: { events: number; bytes: number };
       pageSize: number;
       log: Logger;
+      indexers: Record<string, Indexer>;
     },
   ) {
     let markReady!: () => void;
@@ -137,12 +160,15 @@ class ResourceCache {
   }
 
   /** The objects (in `namespace`, when given) as of the cache's revision, in byte order. */
-  list(namespace: string | undefined): ListResult {
+  list(namespace: string | undefined, index?: IndexHint): ListResult {
     this.sortedPaths ??= [...this.objects.keys()].sort(comparePaths);
     const prefix = namespace === undefined ? undefined : `${namespace}/`;
+    const indexed = index !== undefined && index.name in this.options.indexers ? index : undefined;
     const items: StoredValue[] = [];
     for (const path of this.sortedPaths) {
-      if (prefix === undefined || path.startsWith(prefix)) items.push(this.objects.get(path)!);
+      if (prefix !== undefined && !path.startsWith(prefix)) continue;
+      if (indexed !== undefined && this.objectIndex.get(path)?.[indexed.name] !== indexed.value) continue;
+      items.push(this.objects.get(path)!);
     }
     return { items, revision: this.revision };
   }
@@ -173,6 +199,9 @@ class ResourceCache {
     const watcher: CacheWatcher = {
       ...(options.namespace !== undefined ? { namespacePrefix: `${options.namespace}/` } : {}),
       afterRevision: options.afterRevision,
+      ...(options.index !== undefined && options.index.name in this.options.indexers
+        ? { index: options.index }
+        : {}),
       queue: new EventQueue<StoreEvent>(
         backlog,
         (event) => (event.type === 'progress' ? 0 : event.item.value.byteLength),
@@ -184,7 +213,7 @@ class ResourceCache {
     };
     // the window and the registration in one turn: no event can fall between them
     this.deliver(watcher, this.window);
-    this.watchers.add(watcher);
+    this.register(watcher);
     const end = (): void => watcher.queue.end();
     options.signal?.addEventListener('abort', end);
     try {
@@ -195,14 +224,42 @@ class ResourceCache {
       }
     } finally {
       options.signal?.removeEventListener('abort', end);
-      this.watchers.delete(watcher);
+      this.unregister(watcher);
       watcher.queue.end();
     }
   }
 
   close(): void {
     this.stop.abort();
-    for (const watcher of this.watchers) watcher.queue.end();
+    for (const watcher of this.everyWatcher()) watcher.queue.end();
+  }
+
+  private register(watcher: CacheWatcher): void {
+    if (watcher.index === undefined) {
+      this.watchers.add(watcher);
+      return;
+    }
+    let byValue = this.indexedWatchers.get(watcher.index.name);
+    if (byValue === undefined) this.indexedWatchers.set(watcher.index.name, (byValue = new Map()));
+    let bucket = byValue.get(watcher.index.value);
+    if (bucket === undefined) byValue.set(watcher.index.value, (bucket = new Set()));
+    bucket.add(watcher);
+  }
+
+  private unregister(watcher: CacheWatcher): void {
+    if (watcher.index === undefined) {
+      this.watchers.delete(watcher);
+      return;
+    }
+    const byValue = this.indexedWatchers.get(watcher.index.name);
+    const bucket = byValue?.get(watcher.index.value);
+    bucket?.delete(watcher);
+    if (bucket?.size === 0) byValue!.delete(watcher.index.value);
+  }
+
+  private *everyWatcher(): Iterable<CacheWatcher> {
+    yield* this.watchers;
+    for (const byValue of this.indexedWatchers.values()) for (const bucket of byValue.values()) yield* bucket;
   }
 
   /** List, then follow the inner watch; list again (ending the watchers) when it fails. */
@@ -220,8 +277,9 @@ class ResourceCache {
         const reason = new GoneError(
           `watch ${this.resource}: the watch cache lost its place (${errorMessage(err)}); list again and watch from the list's revision`,
         );
-        for (const watcher of this.watchers) watcher.queue.fail(reason);
+        for (const watcher of this.everyWatcher()) watcher.queue.fail(reason);
         this.watchers.clear();
+        this.indexedWatchers.clear();
         if (!(err instanceof GoneError || err instanceof ResourceExhaustedError)) {
           await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
           delayMs = Math.min(delayMs * 2, 5000);
@@ -240,7 +298,11 @@ class ResourceCache {
       page = await this.inner.list(this.resource, { limit: this.options.pageSize, continue: page.continue });
     }
     this.objects.clear();
-    for (const [path, item] of objects) this.objects.set(path, item);
+    this.objectIndex.clear();
+    for (const [path, item] of objects) {
+      this.objects.set(path, item);
+      this.indexObject(path, item);
+    }
     this.sortedPaths = undefined;
     this.window.length = 0;
     this.partialRevision = [];
@@ -271,25 +333,60 @@ class ResourceCache {
     if (!event.lastOfRevision) return;
     const group = this.partialRevision;
     this.partialRevision = [];
+    const touched = new Map<string, Set<string>>(); // index name → values the group touched
     for (const each of group) {
       const path = pathOf(each.item.key);
+      const before = this.objectIndex.get(path);
       if (each.type === 'deleted') {
         if (this.objects.delete(path)) this.sortedPaths = undefined;
+        this.objectIndex.delete(path);
       } else {
         if (!this.objects.has(path)) this.sortedPaths = undefined;
         this.objects.set(path, each.item);
+        this.indexObject(path, each.item);
       }
+      const after = this.objectIndex.get(path);
+      const values: EventIndexValues = new Map();
+      for (const name of Object.keys(this.options.indexers)) {
+        const set = new Set<string>();
+        for (const value of [before?.[name], after?.[name]]) if (value !== undefined) set.add(value);
+        values.set(name, set);
+        let all = touched.get(name);
+        if (all === undefined) touched.set(name, (all = new Set()));
+        for (const value of set) all.add(value);
+      }
+      this.eventIndex.set(each, values);
     }
     this.revision = eventRevision(event);
     this.window.push(...group);
     this.trimWindow(this.options.windowEvents);
-    for (const watcher of this.watchers) {
+    const receivers: CacheWatcher[] = [...this.watchers];
+    for (const [name, values] of touched) {
+      const byValue = this.indexedWatchers.get(name);
+      if (byValue === undefined) continue;
+      for (const value of values) for (const watcher of byValue.get(value) ?? []) receivers.push(watcher);
+    }
+    for (const watcher of receivers) {
       if (watcher.queue.failIfBehind()) {
-        this.watchers.delete(watcher);
+        this.unregister(watcher);
         continue;
       }
       this.deliver(watcher, group);
     }
+  }
+
+  private indexObject(path: string, item: StoredValue): void {
+    const names = Object.keys(this.options.indexers);
+    if (names.length === 0) return;
+    const values: Record<string, string | undefined> = {};
+    for (const name of names) {
+      try {
+        values[name] = this.options.indexers[name]!(item.value);
+      } catch {
+        values[name] = undefined; // an undecodable object is indexed under no value
+      }
+    }
+    this.objectIndex.set(path, values);
   }
 
   /** Keeps at most `events` events, dropping whole revisions; what goes moves windowStart on. */
@@ -314,10 +411,13 @@ class ResourceCache {
 
   /** Hands `events` (whole revisions) to the watcher: its own, each revision's last marked. */
   private deliver(watcher: CacheWatcher, events: readonly ObjectEvent[]): void {
+    const index = watcher.index;
     const mine = events.filter(
       (event) =>
         eventRevision(event) > watcher.afterRevision &&
-        (watcher.namespacePrefix === undefined || pathOf(event.item.key).startsWith(watcher.namespacePrefix)),
+        (watcher.namespacePrefix === undefined ||
+          pathOf(event.item.key).startsWith(watcher.namespacePrefix)) &&
+        (index === undefined || this.eventIndex.get(event)?.get(index.name)?.has(index.value) !== false),
     );
     mine.forEach((event, i) => {
       const next = mine[i + 1];
@@ -332,6 +432,7 @@ export class CachedStore implements Store {
   private readonly windowEvents: number;
   private readonly maxWatchBacklog: { events: number; bytes: number };
   private readonly pageSize: number;
+  private readonly indexes: Record<string, Record<string, Indexer>>;
   private readonly log: Logger;
 
   constructor(
@@ -344,6 +445,7 @@ export class CachedStore implements Store {
       bytes: options.maxWatchBacklog?.bytes ?? 64 * 1024 * 1024,
     };
     this.pageSize = options.pageSize ?? 1000;
+    this.indexes = options.indexes ?? {};
     this.log = options.logger ?? componentLogger('watch-cache');
   }
 
@@ -379,7 +481,7 @@ export class CachedStore implements Store {
     // A cache not filled yet, or older than asked: the inner store answers (and fails within its
     // deadline when it is down, where waiting for the cache would not).
     if (!cache.isReady || cache.currentRevision < minRevision) return this.inner.list(resource, plain);
-    return cache.list(options.namespace);
+    return cache.list(options.namespace, options.index);
   }
 
   watch(resource: string, options: WatchOptions): AsyncIterable<StoreEvent> {
@@ -408,6 +510,7 @@ export class CachedStore implements Store {
         maxWatchBacklog: this.maxWatchBacklog,
         pageSize: this.pageSize,
         log: this.log,
+        indexers: this.indexes[resource] ?? {},
       });
       this.caches.set(resource, cache);
     }

@@ -55,6 +55,17 @@ export interface StoredValue {
   createRevision: bigint;
 }
 
+/**
+ * A hint that the caller wants only objects whose indexed field (`spec.nodeName`) has `value`: a
+ * store that keeps that index (CachedStore) may leave the others out of a list, and send a watcher
+ * only the events whose object has the value before or after the change; a store without it
+ * ignores the hint. Either way the caller still filters: the hint may only save work.
+ */
+export interface IndexHint {
+  name: string;
+  value: string;
+}
+
 export interface ListOptions {
   /** Only this namespace; all namespaces (or a cluster-scoped resource) when absent. */
   namespace?: string;
@@ -70,6 +81,7 @@ export interface ListOptions {
    * Not with `revision`, `limit` or `continue`.
    */
   minRevision?: bigint;
+  index?: IndexHint;
 }
 
 export interface ListResult {
@@ -87,6 +99,7 @@ export interface WatchOptions {
   afterRevision: bigint;
   /** Ends the iteration (without an error) when aborted. */
   signal?: AbortSignal;
+  index?: IndexHint;
 }
 
 /**

@@ -435,6 +435,47 @@ describe('API server', { timeout: 120_000 }, () => {
     );
   });
 
+  test("a node's pods by spec.nodeName: the watch and the resourceVersion list get only that node's", async () => {
+    const start = (await api.list('Pod', { namespace: 'default' })).resourceVersion;
+    const controller = new AbortController();
+    const seen = collect(
+      api.watch('Pod', {
+        namespace: 'default',
+        resourceVersion: start,
+        fieldSelector: 'spec.nodeName=node-a',
+        signal: controller.signal,
+      }),
+      (events) => events.filter((e) => e.type === 'DELETED').length === 1,
+    );
+    await api.create(pod('on-a', { nodeName: 'node-a' }));
+    await api.create(pod('on-b', { nodeName: 'node-b' }));
+    await api.delete('Pod', 'default', 'on-b', { gracePeriodSeconds: 0 });
+    await api.delete('Pod', 'default', 'on-a', { gracePeriodSeconds: 0 });
+    const events = (await seen).filter((e) => e.type !== 'BOOKMARK');
+    controller.abort();
+    assert.deepEqual(
+      events
+        .map((e) => `${e.type} ${e.object!.metadata.name}`)
+        .filter((line, i, all) => all.indexOf(line) === i),
+      ['ADDED on-a', ...(events.some((e) => e.type === 'MODIFIED') ? ['MODIFIED on-a'] : []), 'DELETED on-a'],
+    );
+    await api.create(pod('again-a', { nodeName: 'node-a' }));
+    await api.create(pod('again-b', { nodeName: 'node-b' }));
+    const latest = (await api.list('Pod', { namespace: 'default' })).resourceVersion;
+    await eventually(
+      async () =>
+        (await api.list('Pod', { resourceVersion: latest, fieldSelector: 'spec.nodeName=node-a' })).items
+          .length === 1,
+      5000,
+      'the cache has both pods',
+    );
+    const onA = await api.list('Pod', { resourceVersion: latest, fieldSelector: 'spec.nodeName=node-a' });
+    assert.deepEqual(
+      onA.items.map((p) => p.metadata.name),
+      ['again-a'],
+    );
+  });
+
   test('bookmarks arrive periodically when asked for', async () => {
     const start = (await api.list('Secret')).resourceVersion;
     const events = await collect(
