@@ -58,6 +58,15 @@ async function serverListSeconds(httpAddress: string): Promise<number> {
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
+/** The control plane's GC seconds so far (prom-client's default metrics), by kind. */
+async function gcSeconds(httpAddress: string): Promise<Record<string, number>> {
+  const metrics = await (await fetch(`http://${httpAddress}/metrics`)).text();
+  const seconds: Record<string, number> = {};
+  for (const match of metrics.matchAll(/^nodejs_gc_duration_seconds_sum\{kind="(\w+)"\} ([\d.e+-]+)$/gm))
+    seconds[match[1]!] = Number(match[2]);
+  return seconds;
+}
+
 async function etcdWatchers(endpoint: string): Promise<number> {
   const metrics = await (await fetch(`${endpoint}/metrics`)).text();
   return Number(/^etcd_debugging_mvcc_watcher_total (\d+)$/m.exec(metrics)?.[1] ?? NaN);
@@ -298,6 +307,7 @@ async function main(): Promise<void> {
       etcd: cpuSeconds(etcd.pid),
       bench: cpuSeconds(process.pid),
     };
+    const gcBefore = await gcSeconds(httpAddress);
     const began = performance.now();
     let next = 0;
     await Promise.all(
@@ -325,6 +335,10 @@ async function main(): Promise<void> {
       etcd: cpuSeconds(etcd.pid) - cpuBefore.etcd,
       bench: cpuSeconds(process.pid) - cpuBefore.bench,
     };
+    const gcAfter = await gcSeconds(httpAddress);
+    const gc = Object.keys(gcAfter)
+      .map((kind) => `${kind} ${(gcAfter[kind]! - (gcBefore[kind] ?? 0)).toFixed(1)}`)
+      .join(', ');
     controller.abort();
     await Promise.allSettled(runs);
 
@@ -358,6 +372,7 @@ async function main(): Promise<void> {
     out(
       `  delivery latency: p50 ${percentile(latencies, 0.5).toFixed(0)} ms, p99 ${percentile(latencies, 0.99).toFixed(0)} ms, max ${(latencies.at(-1) ?? 0).toFixed(0)} ms (goal p99 < 100 ms)`,
     );
+    out(`  control-plane GC seconds during the phase: ${gc}`);
     out(
       `  CPU seconds during the phase: control plane ${cpu.controlPlane.toFixed(1)}, etcd ${cpu.etcd.toFixed(1)}, this benchmark (the clients) ${cpu.bench.toFixed(1)}; control-plane RSS ${rssMiB(child.pid!).toFixed(0)} MiB`,
     );
