@@ -29,6 +29,7 @@ import { ensureAdminToken } from './api/admin-token.js';
 import { Authenticator } from './api/auth.js';
 import { createApiService } from './api/grpc-server.js';
 import { ApiHandlers } from './api/handlers.js';
+import { WATCH_CACHE_INDEXES } from './api/watch-cache-indexes.js';
 import { createApiMetrics } from './api/metrics.js';
 import { CachedNamespaceLookup } from './api/namespace-lookup.js';
 import { StoreTokenStore } from './api/token-store.js';
@@ -172,18 +173,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ...(options.etcdTimeoutMs !== undefined ? { timeoutMs: options.etcdTimeoutMs } : {}),
       logger: log.child({ component: 'store' }),
     });
-    undo.push(() => etcd.close());
-    await waitForEtcd(etcd, endpoints, options.etcdWaitMs ?? 30_000, log);
-    log.info({ etcd: endpoints, prefix: options.etcdPrefix ?? DEFAULT_ETCD_PREFIX }, 'etcd ready');
     // one etcd watch per kind, however many watch it: API watches, informers, not-older-than lists
     const store = new CachedStore(etcd, {
       logger: log.child({ component: 'watch-cache' }),
-      // a node's pods, answered and fanned out without a scan (agents watch spec.nodeName=<node>)
-      indexes: {
-        pods: { 'spec.nodeName': (bytes) => decodeObject('Pod', bytes).spec.nodeName || undefined },
-      },
+      indexes: WATCH_CACHE_INDEXES,
     });
-    undo.push(() => store.close()); // its caches first (undo runs last first), then etcd again: harmless
+    undo.push(() => store.close()); // the caches, then etcd
+    await waitForEtcd(etcd, endpoints, options.etcdWaitMs ?? 30_000, log);
+    log.info({ etcd: endpoints, prefix: options.etcdPrefix ?? DEFAULT_ETCD_PREFIX }, 'etcd ready');
     await store.prime(KINDS.map((info) => info.plural));
 
     // 3. NATS

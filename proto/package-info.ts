@@ -8,16 +8,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-let cachedRoot: string | undefined;
-let cachedVersion: string | undefined;
+let found: { root: string; version: string } | undefined;
 
-/** The directory holding skiff's package.json. */
-export function packageRoot(): string {
-  if (cachedRoot !== undefined) return cachedRoot;
+/** The package found from this file: the first package.json above it named skiff. */
+function thisPackage(): { root: string; version: string } {
+  if (found !== undefined) return found;
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest) && isSkiffManifest(manifest)) return (cachedRoot = dir);
+    const manifest = readSkiffManifest(join(dir, 'package.json'));
+    if (manifest !== undefined) return (found = { root: dir, version: manifest.version });
     const up = dirname(dir);
     if (up === dir) {
       throw new Error(
@@ -28,21 +27,25 @@ export function packageRoot(): string {
   }
 }
 
-function isSkiffManifest(path: string): boolean {
+function readSkiffManifest(path: string): { version: string } | undefined {
+  if (!existsSync(path)) return undefined;
   try {
     const manifest = JSON.parse(readFileSync(path, 'utf8')) as { name?: unknown; version?: unknown };
-    if (manifest.name !== 'skiff') return false;
-    cachedVersion = typeof manifest.version === 'string' ? manifest.version : 'unknown';
-    return true;
+    if (manifest.name !== 'skiff') return undefined;
+    return { version: typeof manifest.version === 'string' ? manifest.version : 'unknown' };
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** The directory holding skiff's package.json. */
+export function packageRoot(): string {
+  return thisPackage().root;
 }
 
 /** The package's version (package.json `version`). */
 export function packageVersion(): string {
-  packageRoot();
-  return cachedVersion ?? 'unknown';
+  return thisPackage().version;
 }
 
 /**

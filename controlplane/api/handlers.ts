@@ -50,6 +50,7 @@ import { StoreNamespaceLookup, type NamespaceLookup } from './namespace-lookup.j
 import { compileObjectFilter, type ObjectFilter } from './object-filter.js';
 import { parseFieldSelector } from './selectors.js';
 import { validateObject } from './validation/index.js';
+import { WATCH_CACHE_INDEXES } from './watch-cache-indexes.js';
 
 const GENERATE_NAME_ATTEMPTS = 8;
 const CONFLICT_RETRIES = 16;
@@ -99,18 +100,15 @@ function parseRevision(value: string, field: string, action: string): bigint {
   return BigInt(value);
 }
 
-/** Field selector terms a store may keep an index for (the watch cache: a node's pods). */
-const INDEXED_FIELDS: Readonly<Record<string, readonly string[]>> = { Pod: ['spec.nodeName'] };
-
 /**
  * The index hint of a field selector: its first `field=value` term on an indexed field, so the watch
  * cache hands this request only that value's objects and events. The filter still runs on all.
  */
 function indexHintOf(info: KindInfo, fieldSelector: string | undefined): { index?: IndexHint } {
-  const indexed = INDEXED_FIELDS[info.kind];
-  if (!fieldSelector || indexed === undefined) return {};
+  const indexes = WATCH_CACHE_INDEXES[info.plural];
+  if (!fieldSelector || indexes === undefined) return {};
   const term = parseFieldSelector(fieldSelector, info.kind).requirements.find(
-    (requirement) => requirement.operator === 'Equals' && indexed.includes(requirement.field),
+    (requirement) => requirement.operator === 'Equals' && requirement.field in indexes,
   );
   return term === undefined ? {} : { index: { name: term.field, value: term.value } };
 }
@@ -121,6 +119,8 @@ function describeObject(info: KindInfo, namespace: string | undefined, name: str
 
 export class ApiHandlers {
   private readonly watchedObjects = new WeakMap<StoredValue, ApiObject>();
+  /** The same for deleted values, which carry the revision of their delete. */
+  private readonly deletedObjects = new WeakMap<StoredValue, ApiObject>();
   private readonly store: Store;
   private readonly log: Logger;
   private readonly now: () => Date;
@@ -157,9 +157,16 @@ export class ApiHandlers {
    * encoded (for the wire) once however many read it. Read-only from here on: such objects are
    * only filtered and sent.
    */
-  private watchedObject(info: KindInfo, stored: StoredValue): ApiObject {
-    let object = this.watchedObjects.get(stored);
-    if (object === undefined) this.watchedObjects.set(stored, (object = this.apiObject(info, stored)));
+  private watchedObject(info: KindInfo, stored: StoredValue, deletedAt?: string): ApiObject {
+    const objects = deletedAt === undefined ? this.watchedObjects : this.deletedObjects;
+    let object = objects.get(stored);
+    if (object === undefined) {
+      object =
+        deletedAt === undefined
+          ? this.apiObject(info, stored)
+          : ApiObject.fromStored(info, stored.value, deletedAt);
+      objects.set(stored, object);
+    }
     return object;
   }
 
@@ -544,7 +551,7 @@ export class ApiHandlers {
     if (event.type === 'deleted') {
       const object =
         event.item.value.length > 0
-          ? ApiObject.fromStored(info, event.item.value, resourceVersion)
+          ? this.watchedObject(info, event.item, resourceVersion)
           : ApiObject.fromObject(info, {
               apiVersion: info.apiVersion,
               kind: info.kind,

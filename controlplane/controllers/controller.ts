@@ -13,8 +13,6 @@ import type { Logger } from '../../proto/logger.js';
 import { WorkQueue, runWorkers, type ReconcileResult, type WorkQueueOptions } from '../store/work-queue.js';
 
 export interface ControllerOptions {
-  /** For logs: `namespace`, `replicaset`. */
-  name: string;
   /** Re-reads what `key` names and makes it so. */
   reconcile: (key: string) => Promise<ReconcileResult>;
   /** Reconciles at once; default 1. */
@@ -51,10 +49,5 @@ export class Controller {
     this.queue.shutDown();
     await this.queue.drained();
     await this.running;
-  }
-
-  /** Keys waiting (not those being reconciled or backed off): the controller's queue depth. */
-  get depth(): number {
-    return this.queue.length;
   }
 }

@@ -22,8 +22,8 @@
  */
 import { GoneError, ResourceExhaustedError, errorMessage } from '../../proto/errors.js';
 import { componentLogger, type Logger } from '../../proto/logger.js';
-import { EventQueue } from './event-queue.js';
-import { checkList, checkWatch } from './keys.js';
+import { watchBacklog, watchEventQueue, type EventQueue, type WatchBacklog } from './event-queue.js';
+import { checkList, checkWatch, comparePaths, eventRevision, pathOf } from './keys.js';
 import type {
   IndexHint,
   Lease,
@@ -71,21 +71,6 @@ interface CacheWatcher {
 /** Per index name, the values an event's object had before and after the change. */
 type EventIndexValues = Map<string, Set<string>>;
 
-/** The order of the bytes of the UTF-8 paths, as etcd sorts keys. */
-function comparePaths(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
-}
-
-/** `namespace/name` or `name`: the key within its resource, the order lists are sorted in. */
-function pathOf(key: ObjectKey): string {
-  return key.namespace === undefined ? key.name : `${key.namespace}/${key.name}`;
-}
-
-function eventRevision(event: StoreEvent): bigint {
-  if (event.type === 'progress' || event.type === 'deleted') return event.revision;
-  return event.item.modRevision;
-}
-
 /** One resource's objects, the window of its recent events, and its watchers. */
 class ResourceCache {
   private readonly objects = new Map<string, StoredValue>();
@@ -104,6 +89,8 @@ class ResourceCache {
   private readonly indexedWatchers = new Map<string, Map<string, Set<CacheWatcher>>>();
   /** Each object's index values (only for the indexes of this resource). */
   private readonly objectIndex = new Map<string, Record<string, string | undefined>>();
+  /** The names of the indexes this resource keeps (none for most). */
+  private readonly indexNames: string[];
   /** The index values each window event touched. */
   private readonly eventIndex = new WeakMap<ObjectEvent, EventIndexValues>();
   /** The events of a revision whose last event has not arrived yet. */
@@ -118,12 +105,13 @@ class ResourceCache {
     private readonly resource: string,
     private readonly options: {
       windowEvents: number;
-      maxWatchBacklog: { events: number; bytes: number };
+      maxWatchBacklog: WatchBacklog;
       pageSize: number;
       log: Logger;
       indexers: Record<string, Indexer>;
     },
   ) {
+    this.indexNames = Object.keys(options.indexers);
     let markReady!: () => void;
     this.ready = new Promise((resolve) => (markReady = resolve));
     void this.run(() => {
@@ -195,21 +183,13 @@ class ResourceCache {
 
   /** A watcher fed from the window, then live; ended by `signal` or when the cache restarts. */
   async *watch(action: string, options: WatchOptions): AsyncGenerator<StoreEvent> {
-    const backlog = this.options.maxWatchBacklog;
     const watcher: CacheWatcher = {
       ...(options.namespace !== undefined ? { namespacePrefix: `${options.namespace}/` } : {}),
       afterRevision: options.afterRevision,
       ...(options.index !== undefined && options.index.name in this.options.indexers
         ? { index: options.index }
         : {}),
-      queue: new EventQueue<StoreEvent>(
-        backlog,
-        (event) => (event.type === 'progress' ? 0 : event.item.value.byteLength),
-        () =>
-          new ResourceExhaustedError(
-            `${action}: the watcher fell more than ${backlog.events} events or ${backlog.bytes} bytes behind; watch again from the last resourceVersion it received`,
-          ),
-      ),
+      queue: watchEventQueue(action, this.options.maxWatchBacklog),
     };
     // the window and the registration in one turn: no event can fall between them
     this.deliver(watcher, this.window);
@@ -345,9 +325,10 @@ class ResourceCache {
         this.objects.set(path, each.item);
         this.indexObject(path, each.item);
       }
+      if (this.indexNames.length === 0) continue;
       const after = this.objectIndex.get(path);
       const values: EventIndexValues = new Map();
-      for (const name of Object.keys(this.options.indexers)) {
+      for (const name of this.indexNames) {
         const set = new Set<string>();
         for (const value of [before?.[name], after?.[name]]) if (value !== undefined) set.add(value);
         values.set(name, set);
@@ -376,10 +357,9 @@ class ResourceCache {
   }
 
   private indexObject(path: string, item: StoredValue): void {
-    const names = Object.keys(this.options.indexers);
-    if (names.length === 0) return;
+    if (this.indexNames.length === 0) return;
     const values: Record<string, string | undefined> = {};
-    for (const name of names) {
+    for (const name of this.indexNames) {
       try {
         values[name] = this.options.indexers[name]!(item.value);
       } catch {
@@ -430,7 +410,7 @@ class ResourceCache {
 export class CachedStore implements Store {
   private readonly caches = new Map<string, ResourceCache>();
   private readonly windowEvents: number;
-  private readonly maxWatchBacklog: { events: number; bytes: number };
+  private readonly maxWatchBacklog: WatchBacklog;
   private readonly pageSize: number;
   private readonly indexes: Record<string, Record<string, Indexer>>;
   private readonly log: Logger;
@@ -440,10 +420,7 @@ export class CachedStore implements Store {
     options: CachedStoreOptions = {},
   ) {
     this.windowEvents = options.windowEvents ?? 10_000;
-    this.maxWatchBacklog = {
-      events: options.maxWatchBacklog?.events ?? 10_000,
-      bytes: options.maxWatchBacklog?.bytes ?? 64 * 1024 * 1024,
-    };
+    this.maxWatchBacklog = watchBacklog(options.maxWatchBacklog);
     this.pageSize = options.pageSize ?? 1000;
     this.indexes = options.indexes ?? {};
     this.log = options.logger ?? componentLogger('watch-cache');

@@ -57,6 +57,7 @@ import {
   checkPrefix,
   decodeContinue,
   encodeContinue,
+  eventRevision,
   expiredContinue,
   objectPath,
   parseObjectPath,
@@ -77,7 +78,7 @@ import {
   type Write,
   type WriteOptions,
 } from './store.js';
-import { EventQueue } from './event-queue.js';
+import { watchBacklog, watchEventQueue, type WatchBacklog } from './event-queue.js';
 
 /** etcd's default --max-request-bytes. */
 export const ETCD_DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -200,7 +201,7 @@ export class EtcdStore implements Store {
   private readonly log: Logger;
   private readonly watches = new Set<AbortController>();
   private readonly maxCreatesPerTxn: number;
-  private readonly maxWatchBacklog: { events: number; bytes: number };
+  private readonly maxWatchBacklog: WatchBacklog;
   private readonly queuedCreates: QueuedCreate[] = [];
   private createTxnsInFlight = 0;
 
@@ -221,10 +222,7 @@ export class EtcdStore implements Store {
         'maxCreatesPerTxn',
       );
     }
-    this.maxWatchBacklog = {
-      events: options.maxWatchBacklog?.events ?? 10_000,
-      bytes: options.maxWatchBacklog?.bytes ?? 64 * 1024 * 1024,
-    };
+    this.maxWatchBacklog = watchBacklog(options.maxWatchBacklog);
     this.log = options.logger ?? componentLogger('store', { etcd: this.endpointList });
     const timeoutMs = this.timeoutMs;
     this.client = new Etcd3({
@@ -627,15 +625,7 @@ export class EtcdStore implements Store {
       .startRevision((delivered + 1n).toString())
       .withPreviousKV()
       .watcher();
-    const backlog = this.maxWatchBacklog;
-    const queue = new EventQueue<StoreEvent>(
-      backlog,
-      (event) => (event.type === 'progress' ? 0 : event.item.value.byteLength),
-      () =>
-        new ResourceExhaustedError(
-          `${action}: the watcher fell more than ${backlog.events} events or ${backlog.bytes} bytes behind; watch again from the last resourceVersion it received`,
-        ),
-    );
+    const queue = watchEventQueue(action, this.maxWatchBacklog);
     const stopped = new AbortController();
     const onAbort = (): void => stopped.abort();
     let cancelled = false;
@@ -962,11 +952,6 @@ function toStoredValue(key: ObjectKey, kv: IKeyValue): StoredValue {
     modRevision: BigInt(kv.mod_revision),
     createRevision: BigInt(kv.create_revision),
   };
-}
-
-function eventRevision(event: StoreEvent): bigint {
-  if (event.type === 'progress' || event.type === 'deleted') return event.revision;
-  return event.item.modRevision;
 }
 
 /** A put of `value` at `path`, attached to `lease` when given. */

@@ -14,6 +14,7 @@ import {
   describeKey,
   type ListOptions,
   type ObjectKey,
+  type StoreEvent,
   type WatchOptions,
   type Write,
 } from './store.js';
@@ -125,6 +126,22 @@ export function checkPrefix(prefix: string): void {
       'prefix',
     );
   }
+}
+
+/** `namespace/name` or `name`: an object's key within its resource, what lists are sorted by. */
+export function pathOf(key: ObjectKey): string {
+  return key.namespace === undefined ? key.name : `${key.namespace}/${key.name}`;
+}
+
+/** The order of the bytes of the UTF-8 paths, as etcd sorts keys. */
+export function comparePaths(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** The revision an event belongs to: a delete's own, else the value's. */
+export function eventRevision(event: StoreEvent): bigint {
+  if (event.type === 'progress' || event.type === 'deleted') return event.revision;
+  return event.item.modRevision;
 }
 
 export function objectPath(prefix: string, key: ObjectKey): string {

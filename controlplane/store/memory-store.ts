@@ -19,10 +19,9 @@ import {
   GoneError,
   InvalidArgumentError,
   NotFoundError,
-  ResourceExhaustedError,
   UnavailableError,
 } from '../../proto/errors.js';
-import { EventQueue } from './event-queue.js';
+import { watchBacklog, watchEventQueue, type EventQueue, type WatchBacklog } from './event-queue.js';
 import {
   checkKey,
   checkList,
@@ -30,9 +29,11 @@ import {
   checkRevision,
   checkTransaction,
   checkWatch,
+  comparePaths,
   decodeContinue,
   encodeContinue,
   expiredContinue,
+  pathOf,
 } from './keys.js';
 import {
   describeKey,
@@ -89,7 +90,7 @@ interface HeldLease {
 export class MemoryStore implements Store {
   readonly endpoint: string;
   private readonly maxValueBytes: number;
-  private readonly maxWatchBacklog: { events: number; bytes: number };
+  private readonly maxWatchBacklog: WatchBacklog;
   /** The current value of every object: resource → path → value. */
   private readonly objects = new Map<string, Map<string, StoredValue>>();
   /** Every change after the compacted revision, in revision order. */
@@ -107,10 +108,7 @@ export class MemoryStore implements Store {
   constructor(options: MemoryStoreOptions = {}) {
     this.endpoint = `memory://${options.name ?? 'store'}`;
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
-    this.maxWatchBacklog = {
-      events: options.maxWatchBacklog?.events ?? 10_000,
-      bytes: options.maxWatchBacklog?.bytes ?? 64 * 1024 * 1024,
-    };
+    this.maxWatchBacklog = watchBacklog(options.maxWatchBacklog);
   }
 
   /** While false, every call fails with UnavailableError, as during an etcd outage. */
@@ -246,18 +244,10 @@ export class MemoryStore implements Store {
         `${action}: revision ${options.afterRevision + 1n} has been compacted; list again and watch from the list's revision`,
       );
     }
-    const backlog = this.maxWatchBacklog;
     const watcher: Watcher = {
       resource,
       namespace: options.namespace,
-      queue: new EventQueue<StoreEvent>(
-        backlog,
-        (event) => (event.type === 'progress' ? 0 : event.item.value.byteLength),
-        () =>
-          new ResourceExhaustedError(
-            `${action}: the watcher fell more than ${backlog.events} events or ${backlog.bytes} bytes behind; watch again from the last resourceVersion it received`,
-          ),
-      ),
+      queue: watchEventQueue(action, this.maxWatchBacklog),
     };
     // history and registration in one turn: no write can fall between them
     const replay = this.history.filter(
@@ -452,15 +442,6 @@ export class MemoryStore implements Store {
       mine.forEach((change, i) => watcher.queue.push(toEvent(change, i === mine.length - 1)));
     }
   }
-}
-
-function pathOf(key: ObjectKey): string {
-  return key.namespace === undefined ? key.name : `${key.namespace}/${key.name}`;
-}
-
-/** The order of the bytes of the UTF-8 paths, as etcd sorts keys. */
-function comparePaths(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
 function matches(watcher: Watcher, change: Change): boolean {

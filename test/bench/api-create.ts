@@ -18,7 +18,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startEtcd } from '../../cli/up/etcd-process.js';
 import { startNats } from '../../cli/up/nats-process.js';
@@ -95,6 +95,63 @@ export async function freePort(): Promise<number> {
   });
 }
 
+export interface BenchCluster {
+  etcd: { endpoint: string; pid: number };
+  /** The control plane's process, its gRPC and HTTP addresses, and the admin token. */
+  controlPlane: ChildProcess;
+  apiAddress: string;
+  httpAddress: string;
+  token: string;
+}
+
+/**
+ * etcd, NATS and `skiff controlplane` (its own process, so its CPU and memory can be read) under
+ * `dir`, with `extraArgs` for the control plane and `nodeArgs` for its node; each stop is pushed
+ * onto `cleanups` as it starts, so a failure half-way still stops what was started.
+ */
+export async function startBenchCluster(
+  dir: string,
+  cleanups: Array<() => Promise<void> | void>,
+  options: { extraArgs?: string[]; nodeArgs?: string[] } = {},
+): Promise<BenchCluster> {
+  const etcd = await startEtcd({ dataDir: join(dir, 'etcd'), output: { logFile: join(dir, 'etcd.log') } });
+  cleanups.push(() => etcd.stop());
+  const nats = await startNats({ storeDir: join(dir, 'nats'), output: { logFile: join(dir, 'nats.log') } });
+  cleanups.push(() => nats.stop());
+  const apiAddress = `127.0.0.1:${await freePort()}`;
+  const httpAddress = `127.0.0.1:${await freePort()}`;
+  const child = spawn(
+    process.execPath,
+    [
+      ...(options.nodeArgs ?? []),
+      ...skiffEntryArgv(),
+      'controlplane',
+      '--etcd', etcd.endpoint,
+      '--nats', nats.endpoint,
+      '--api-addr', apiAddress,
+      '--http-addr', httpAddress,
+      '--state-dir', join(dir, 'controlplane'),
+      ...(options.extraArgs ?? []),
+    ], // prettier-ignore
+    { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, SKIFF_LOG_LEVEL: 'warn' } },
+  );
+  cleanups.push(async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    }
+  });
+  await waitReady(httpAddress, child, 30_000);
+  const token = readFileSync(join(dir, 'controlplane', 'admin-token'), 'utf8').trim();
+  return {
+    etcd: { endpoint: etcd.endpoint, pid: etcd.pid },
+    controlPlane: child,
+    apiAddress,
+    httpAddress,
+    token,
+  };
+}
+
 /**
  * `concurrency` callers creating pods named `${prefix}-<n>` for `durationMs` (or until `total`),
  * all through one client (one HTTP/2 connection), as the raw side sends its transactions through
@@ -148,35 +205,14 @@ async function main(): Promise<void> {
   const cleanups: Array<() => Promise<void> | void> = [() => rmSync(dir, { recursive: true, force: true })];
   const out = (line: string): boolean => process.stdout.write(`${line}\n`);
   try {
-    const etcd = await startEtcd({ dataDir: join(dir, 'etcd'), output: { logFile: join(dir, 'etcd.log') } });
-    cleanups.push(() => etcd.stop());
-    const nats = await startNats({ storeDir: join(dir, 'nats'), output: { logFile: join(dir, 'nats.log') } });
-    cleanups.push(() => nats.stop());
-
-    const apiAddress = `127.0.0.1:${await freePort()}`;
-    const httpAddress = `127.0.0.1:${await freePort()}`;
-    const child = spawn(
-      process.execPath,
-      [
-        ...(values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : []),
-        ...skiffEntryArgv(),
-        'controlplane',
-        '--etcd', etcd.endpoint,
-        '--nats', nats.endpoint,
-        '--api-addr', apiAddress,
-        '--http-addr', httpAddress,
-        '--state-dir', join(dir, 'controlplane'),
-      ], // prettier-ignore
-      { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, SKIFF_LOG_LEVEL: 'warn' } },
-    );
-    cleanups.push(async () => {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await new Promise((resolve) => child.once('exit', resolve));
-      }
+    const {
+      etcd,
+      controlPlane: child,
+      apiAddress,
+      token,
+    } = await startBenchCluster(dir, cleanups, {
+      ...(values.profile ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', values.profile] } : {}),
     });
-    await waitReady(httpAddress, child, 30_000);
-    const token = readFileSync(join(dir, 'controlplane', 'admin-token'), 'utf8').trim();
     const admin = connectApi({ server: apiAddress, token, timeoutMs: 60_000 });
     cleanups.push(() => admin.close());
     for (const name of [CREATE_NAMESPACE, LIST_NAMESPACE]) {

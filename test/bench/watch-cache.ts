@@ -18,21 +18,17 @@
  *   node dist/test/bench/watch-cache.js [--pods 10000] [--rounds 5] [--watchers 1000] [--nodes 50]
  *                                       [--creates 5000] [--rate 100] [--connections 10]
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startEtcd } from '../../cli/up/etcd-process.js';
-import { startNats } from '../../cli/up/nats-process.js';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { connectApi, type ApiClient } from '../../proto/client.js';
 import { serializerFor } from '../../proto/grpc-service.js';
 import { kindInfoOf } from '../../proto/kinds.js';
 import { schemaRoot } from '../../proto/schema.js';
-import { skiffEntryArgv } from '../../proto/package-info.js';
-import { benchPod, cpuSeconds, createPods, freePort, percentile, rssMiB, waitReady } from './api-create.js';
+import { benchPod, cpuSeconds, createPods, percentile, rssMiB, startBenchCluster } from './api-create.js';
 
 const LIST_NAMESPACE = 'bench-list';
 const WATCH_NAMESPACE = 'bench-watch';
@@ -182,34 +178,15 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'skiff-bench-watch-'));
   const cleanups: Array<() => Promise<void> | void> = [() => rmSync(dir, { recursive: true, force: true })];
   try {
-    const etcd = await startEtcd({ dataDir: join(dir, 'etcd'), output: { logFile: join(dir, 'etcd.log') } });
-    cleanups.push(() => etcd.stop());
-    const nats = await startNats({ storeDir: join(dir, 'nats'), output: { logFile: join(dir, 'nats.log') } });
-    cleanups.push(() => nats.stop());
-    const apiAddress = `127.0.0.1:${await freePort()}`;
-    const httpAddress = `127.0.0.1:${await freePort()}`;
-    const child = spawn(
-      process.execPath,
-      [
-        ...skiffEntryArgv(),
-        'controlplane',
-        '--etcd', etcd.endpoint,
-        '--nats', nats.endpoint,
-        '--api-addr', apiAddress,
-        '--http-addr', httpAddress,
-        '--state-dir', join(dir, 'controlplane'),
-        '--max-watches-per-token', String(watcherCount + 10),
-      ], // prettier-ignore
-      { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, SKIFF_LOG_LEVEL: 'warn' } },
-    );
-    cleanups.push(async () => {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await new Promise((resolve) => child.once('exit', resolve));
-      }
+    const {
+      etcd,
+      controlPlane: child,
+      apiAddress,
+      httpAddress,
+      token,
+    } = await startBenchCluster(dir, cleanups, {
+      extraArgs: ['--max-watches-per-token', String(watcherCount + 10)],
     });
-    await waitReady(httpAddress, child, 30_000);
-    const token = readFileSync(join(dir, 'controlplane', 'admin-token'), 'utf8').trim();
     const clients: ApiClient[] = Array.from({ length: connections }, () =>
       connectApi({ server: apiAddress, token, timeoutMs: 120_000 }),
     );

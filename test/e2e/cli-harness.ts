@@ -8,7 +8,7 @@
  * cli/main.ts through tsx, so the suites also run during development without a build.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { skiffEntryArgv } from '../../proto/package-info.js';

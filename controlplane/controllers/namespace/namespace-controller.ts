@@ -34,7 +34,6 @@ export class NamespaceController {
   constructor(private readonly options: NamespaceControllerOptions) {
     this.resyncMs = options.resyncMs ?? 2000;
     this.controller = new Controller({
-      name: 'namespace',
       reconcile: (name) => this.reconcile(name),
       log: options.log,
     });
