@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { writeFileAtomic } from '../proto/atomic-file.js';
+import { writeFileAtomic } from '../proto/support/atomic-file.js';
 import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../proto/errors.js';
 
 export interface ClientConfig {

@@ -21,7 +21,7 @@ import { connect, type NatsConnection } from 'nats';
 import { Registry } from 'prom-client';
 import { FailedPreconditionError, UnavailableError, errorMessage } from '../proto/errors.js';
 import type { Namespace } from '../proto/gen/types.js';
-import { componentLogger, type Logger } from '../proto/logger.js';
+import { componentLogger, type Logger } from '../proto/support/logger.js';
 import { KINDS } from '../proto/kinds.js';
 import { decodeObject } from '../proto/objects.js';
 import { packageVersion } from '../proto/package-info.js';

@@ -29,8 +29,6 @@ const KNOWN: Record<string, string> = {
   'cli/commands/runtime.ts -> node-agent/runtime/containers/validate.ts': 'as above',
   'cli/commands/runtime.ts -> node-agent/runtime/snapshots/open-snapshotter.ts': 'as above',
   'cli/commands/runtime.ts -> node-agent/runtime/sys/helper.ts': 'as above',
-  'cli/up/cluster.ts -> node-agent/runtime/sys/pid-lock.ts':
-    'process identity (pid + start time) belongs in a place both sides share',
 };
 
 const ROOTS = ['proto', 'controlplane', 'node-agent', 'cli'];

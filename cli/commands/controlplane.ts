@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { parsePositiveInt } from './context.js';
-import { componentLogger } from '../../proto/logger.js';
+import { componentLogger } from '../../proto/support/logger.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from '../../controlplane/defaults.js';
 
 interface ControlPlaneFlags {

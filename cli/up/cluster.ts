@@ -24,11 +24,11 @@ import {
   UnavailableError,
   errorMessage,
 } from '../../proto/errors.js';
-import { writeFileAtomic } from '../../proto/atomic-file.js';
+import { writeFileAtomic } from '../../proto/support/atomic-file.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
 import { startEtcd } from './etcd-process.js';
 import { startNats } from './nats-process.js';
-import { PidLock } from '../../node-agent/runtime/sys/pid-lock.js';
+import { PidLock } from '../../proto/support/pid-lock.js';
 import {
   choosePorts,
   httpProbe,

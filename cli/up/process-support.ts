@@ -4,16 +4,7 @@
  * a process by pid (SIGTERM, then SIGKILL after a bound, always waiting for the exit).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import {
-  accessSync,
-  closeSync,
-  constants,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readSync,
-} from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +14,7 @@ import {
   UnavailableError,
   errorMessage,
 } from '../../proto/errors.js';
+import { processStartTime } from '../../proto/support/pid-lock.js';
 
 const SYSTEM_BIN_DIRS = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin'];
 
@@ -276,29 +268,11 @@ export async function retryLostPortRace<T>(start: () => Promise<T>, attempts = 3
 
 /**
  * True while `pid` is a process that has not exited. A zombie (exited, not yet reaped by its
- * parent: state Z or X in /proc/PID/stat) counts as exited, which kill(pid, 0) cannot tell: a
- * detached server whose parent is gone stays a zombie until init reaps it, seconds here.
+ * parent) counts as exited, which kill(pid, 0) cannot tell: a detached server whose parent is gone
+ * stays a zombie until init reaps it, seconds here.
  */
 export function isAlive(pid: number): boolean {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    return signalZeroSucceeds(pid);
-  }
-  // "PID (COMM) STATE ...": COMM may itself contain spaces and parentheses.
-  const state = stat.slice(stat.lastIndexOf(')') + 1).trimStart()[0];
-  return state !== 'Z' && state !== 'X';
-}
-
-function signalZeroSucceeds(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return processStartTime(pid) !== undefined;
 }
 
 /** Resolves true when `promise` settles within `ms`, false otherwise; leaves no timer behind. */

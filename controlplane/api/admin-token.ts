@@ -6,9 +6,9 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { writeFileAtomic } from '../../proto/atomic-file.js';
+import { writeFileAtomic } from '../../proto/support/atomic-file.js';
 import { errorMessage, FailedPreconditionError } from '../../proto/errors.js';
-import type { Logger } from '../../proto/logger.js';
+import type { Logger } from '../../proto/support/logger.js';
 import { generateToken, hashToken, type TokenStore } from './auth.js';
 
 export const ADMIN_TOKEN_NAME = 'admin';

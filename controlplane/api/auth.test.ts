@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PermissionDeniedError, UnauthenticatedError } from '../../proto/errors.js';
-import { componentLogger } from '../../proto/logger.js';
+import { componentLogger } from '../../proto/support/logger.js';
 import { ensureAdminToken } from './admin-token.js';
 import {
   Authenticator,

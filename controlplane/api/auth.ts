@@ -14,7 +14,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { PermissionDeniedError, UnauthenticatedError } from '../../proto/errors.js';
-import type { Logger } from '../../proto/logger.js';
+import type { Logger } from '../../proto/support/logger.js';
 
 export type Role = 'admin' | 'edit' | 'view';
 export const ROLES: readonly Role[] = ['admin', 'edit', 'view'];

@@ -20,7 +20,7 @@ import {
 import type { KubeObject } from '../../proto/gen/types.js';
 import { toServiceError } from '../../proto/grpc-status.js';
 import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
-import type { Logger } from '../../proto/logger.js';
+import type { Logger } from '../../proto/support/logger.js';
 import { kindForEnvelopeField, lookupKind } from '../../proto/kinds.js';
 import { fromEnvelope } from '../../proto/objects.js';
 import { schemaRoot } from '../../proto/schema.js';

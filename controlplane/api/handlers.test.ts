@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Deployment, Pod } from '../../proto/gen/types.js';
-import { componentLogger } from '../../proto/logger.js';
+import { componentLogger } from '../../proto/support/logger.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { ApiHandlers } from './handlers.js';
 

@@ -23,7 +23,7 @@ import {
 } from '../../proto/errors.js';
 import type { KubeObject } from '../../proto/gen/types.js';
 import { kindInfoOf, type KindInfo } from '../../proto/kinds.js';
-import type { Logger } from '../../proto/logger.js';
+import type { Logger } from '../../proto/support/logger.js';
 import type {
   DeleteOptions,
   ListOptions,

@@ -9,7 +9,7 @@
  *                                                        └────────────┘ requeueAfterMs
  */
 import { errorMessage } from '../../proto/errors.js';
-import type { Logger } from '../../proto/logger.js';
+import type { Logger } from '../../proto/support/logger.js';
 import { WorkQueue, runWorkers, type ReconcileResult, type WorkQueueOptions } from '../store/work-queue.js';
 
 export interface ControllerOptions {

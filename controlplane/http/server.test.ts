@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { componentLogger } from '../../proto/logger.js';
+import { componentLogger } from '../../proto/support/logger.js';
 import { Registry } from 'prom-client';
 import { cachedReadiness, HttpServer, type ReadinessReport } from './server.js';
 

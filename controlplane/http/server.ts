@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { errorMessage } from '../../proto/errors.js';
 import { formatHostPort, parseHostPort } from './host-port.js';
-import type { Logger } from '../../proto/logger.js';
+import type { Logger } from '../../proto/support/logger.js';
 
 /** One readiness gate: resolves when ready, rejects (or times out) with the reason otherwise. */
 export interface ReadinessCheck {

@@ -21,7 +21,7 @@
  *   inner store unchanged: a plain list is a consistent read, as before.
  */
 import { GoneError, ResourceExhaustedError, errorMessage } from '../../proto/errors.js';
-import { componentLogger, type Logger } from '../../proto/logger.js';
+import { componentLogger, type Logger } from '../../proto/support/logger.js';
 import { watchBacklog, watchEventQueue, type EventQueue, type WatchBacklog } from './event-queue.js';
 import { checkList, checkWatch, comparePaths, eventRevision, pathOf } from './keys.js';
 import type {

@@ -45,7 +45,7 @@ import {
   isSkiffError,
   errorMessage,
 } from '../../proto/errors.js';
-import { componentLogger, type Logger } from '../../proto/logger.js';
+import { componentLogger, type Logger } from '../../proto/support/logger.js';
 import {
   DEFAULT_PREFIX,
   checkKey,

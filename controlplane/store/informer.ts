@@ -15,7 +15,7 @@
  * - Objects whose bytes do not decode are logged and left out of the cache.
  */
 import { GoneError, errorMessage } from '../../proto/errors.js';
-import { componentLogger, type Logger } from '../../proto/logger.js';
+import { componentLogger, type Logger } from '../../proto/support/logger.js';
 import {
   storeSource,
   type ListWatchSource,

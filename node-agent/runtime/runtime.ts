@@ -11,8 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { InvalidArgumentError, FailedPreconditionError } from '../../proto/errors.js';
-import type { Logger } from '../../proto/logger.js';
-import { LocalContentStore } from './content/local-content-store.js';
+import type { Logger } from '../../proto/support/logger.js';
+import { LocalContentStore } from '../../proto/oci/local-content-store.js';
 import {
   LinuxContainerRuntime,
   type ContainerInfo,

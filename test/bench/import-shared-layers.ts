@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalContentStore } from '../../node-agent/runtime/content/local-content-store.js';
+import { LocalContentStore } from '../../proto/oci/local-content-store.js';
 import { ImageStore } from '../../node-agent/runtime/images/image-store.js';
 import { OverlaySnapshotter } from '../../node-agent/runtime/snapshots/overlay-snapshotter.js';
 import { archiveTar, buildImage, busyboxLayerEntries, ociLayout, type TarEntry } from '../fixtures/images.js';

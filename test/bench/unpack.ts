@@ -11,7 +11,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createReadStream, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyLayer } from '../../node-agent/runtime/images/layer-unpack.js';
-import type { Digest } from '../../node-agent/runtime/content/digest.js';
+import type { Digest } from '../../proto/oci/digest.js';
 
 const SRC_MB = Number(process.env.SRC_MB ?? 200);
 const N = Number(process.env.N ?? 5);

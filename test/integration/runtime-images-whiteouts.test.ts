@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ResourceExhaustedError } from '../../proto/errors.js';
-import { LocalContentStore } from '../../node-agent/runtime/content/local-content-store.js';
+import { LocalContentStore } from '../../proto/oci/local-content-store.js';
 import { ImageStore } from '../../node-agent/runtime/images/image-store.js';
 import { type ImageRuntime } from '../../node-agent/runtime/runtime.js';
 import { CopySnapshotter } from '../../node-agent/runtime/snapshots/copy-snapshotter.js';

@@ -15,8 +15,8 @@ import {
   NotFoundError,
   ResourceExhaustedError,
 } from '../../proto/errors.js';
-import { LocalContentStore } from '../../node-agent/runtime/content/local-content-store.js';
-import { processStartTime } from '../../node-agent/runtime/sys/pid-lock.js';
+import { LocalContentStore } from '../../proto/oci/local-content-store.js';
+import { processStartTime } from '../../proto/support/pid-lock.js';
 import { ImageStore } from '../../node-agent/runtime/images/image-store.js';
 import { CopySnapshotter } from '../../node-agent/runtime/snapshots/copy-snapshotter.js';
 import { OverlaySnapshotter } from '../../node-agent/runtime/snapshots/overlay-snapshotter.js';

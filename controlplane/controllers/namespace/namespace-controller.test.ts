@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NotFoundError } from '../../../proto/errors.js';
 import type { ConfigMap, Namespace, Pod } from '../../../proto/gen/types.js';
-import { componentLogger } from '../../../proto/logger.js';
+import { componentLogger } from '../../../proto/support/logger.js';
 import { decodeObject } from '../../../proto/objects.js';
 import { ApiHandlers } from '../../api/handlers.js';
 import { Informer } from '../../store/informer.js';

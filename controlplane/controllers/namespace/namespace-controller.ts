@@ -12,7 +12,7 @@
 import { ConflictError, NotFoundError } from '../../../proto/errors.js';
 import type { Namespace } from '../../../proto/gen/types.js';
 import { KINDS } from '../../../proto/kinds.js';
-import type { Logger } from '../../../proto/logger.js';
+import type { Logger } from '../../../proto/support/logger.js';
 import type { ApiHandlers } from '../../api/handlers.js';
 import type { Informer } from '../../store/informer.js';
 import type { ReconcileResult } from '../../store/work-queue.js';

@@ -22,7 +22,7 @@ import {
   InvalidArgumentError,
   errorMessage,
 } from '../../../proto/errors.js';
-import { componentLogger } from '../../../proto/logger.js';
+import { componentLogger } from '../../../proto/support/logger.js';
 import { Cgroups, type CgroupStats } from '../sys/cgroups.js';
 import {
   encodeContainerSpec,
@@ -32,7 +32,7 @@ import {
   type RootMount,
 } from '../sys/helper-spec.js';
 import { startExec, startShim, type ExecHandle, type WarmShims } from '../sys/helper.js';
-import { PidLock, isSameProcess, processStartTime } from '../sys/pid-lock.js';
+import { PidLock, isSameProcess, processStartTime } from '../../../proto/support/pid-lock.js';
 import {
   DEFAULT_CAPABILITIES,
   DEFAULT_LOG_MAX_BYTES,

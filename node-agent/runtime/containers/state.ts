@@ -22,9 +22,9 @@ import {
   errorMessage,
   InternalError,
 } from '../../../proto/errors.js';
-import { writeFileAtomic } from '../../../proto/atomic-file.js';
+import { writeFileAtomic } from '../../../proto/support/atomic-file.js';
 import type { RootMount } from '../sys/helper-spec.js';
-import { readTextOr, unlinkIfPresent } from '../sys/small-files.js';
+import { readTextOr, unlinkIfPresent } from '../../../proto/support/small-files.js';
 import type { SeccompMode } from './seccomp.js';
 
 export type NetworkMode = { mode: 'none' } | { mode: 'host' } | { mode: 'container'; container: string };

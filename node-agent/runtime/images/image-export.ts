@@ -18,11 +18,11 @@ import {
   errorMessage,
   isSkiffError,
 } from '../../../proto/errors.js';
-import type { ContentStore } from '../content/content-store.js';
-import { digestHex, type Digest } from '../content/digest.js';
+import type { ContentStore } from '../../../proto/oci/content-store.js';
+import { digestHex, type Digest } from '../../../proto/oci/digest.js';
 import type { ResolvedImage } from './image-store.js';
-import { MediaType } from './media-types.js';
-import { familiarRepository, parseReference, repositoryOf } from './reference.js';
+import { MediaType } from '../../../proto/oci/media-types.js';
+import { familiarRepository, parseReference, repositoryOf } from '../../../proto/oci/reference.js';
 
 const EPOCH = new Date(0);
 

@@ -14,7 +14,7 @@ import {
   type ArchiveFiles,
   type FixtureImage,
 } from '../../../test/fixtures/images.js';
-import { LocalContentStore } from '../content/local-content-store.js';
+import { LocalContentStore } from '../../../proto/oci/local-content-store.js';
 import { CopySnapshotter } from '../snapshots/copy-snapshotter.js';
 import { ImageStore } from './image-store.js';
 

@@ -13,8 +13,8 @@
  * no existing image uses.
  */
 import { FailedPreconditionError, InvalidArgumentError } from '../../../proto/errors.js';
-import type { ContentStore } from '../content/content-store.js';
-import { digestHex, parseDigest, sha256Digest, type Digest } from '../content/digest.js';
+import type { ContentStore } from '../../../proto/oci/content-store.js';
+import { digestHex, parseDigest, sha256Digest, type Digest } from '../../../proto/oci/digest.js';
 import { openImageArchive, type ImageArchive } from './image-archive.js';
 import { withDiffId } from './layer-digests.js';
 import {
@@ -23,7 +23,7 @@ import {
   MediaType,
   layerCompression,
   ociLayerMediaType,
-} from './media-types.js';
+} from '../../../proto/oci/media-types.js';
 import {
   MAX_CONFIG_BYTES,
   MAX_MANIFEST_BYTES,
@@ -36,8 +36,8 @@ import {
   type Descriptor,
   type ImageConfig,
   type ImageManifest,
-} from './oci.js';
-import { formatReference, parseReference } from './reference.js';
+} from '../../../proto/oci/manifests.js';
+import { formatReference, parseReference } from '../../../proto/oci/reference.js';
 
 export const UNCOMPRESSED_LABEL = 'containerd.io/uncompressed';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { InvalidArgumentError, NotFoundError } from '../../../proto/errors.js';
 import { archiveTar, busyboxImage, ociLayout } from '../../../test/fixtures/images.js';
-import { LocalContentStore } from '../content/local-content-store.js';
+import { LocalContentStore } from '../../../proto/oci/local-content-store.js';
 import { CopySnapshotter } from '../snapshots/copy-snapshotter.js';
 import { ImageStore } from './image-store.js';
 

@@ -27,19 +27,24 @@ import {
   NotFoundError,
   isSkiffError,
 } from '../../../proto/errors.js';
-import type { Logger } from '../../../proto/logger.js';
-import { CachedFiles } from '../content/cached-file.js';
-import { writeFileAtomic } from '../../../proto/atomic-file.js';
-import type { ContentStore } from '../content/content-store.js';
-import { isDigest, sha256Digest, type Digest } from '../content/digest.js';
+import type { Logger } from '../../../proto/support/logger.js';
+import { CachedFiles } from '../../../proto/support/cached-file.js';
+import { writeFileAtomic } from '../../../proto/support/atomic-file.js';
+import type { ContentStore } from '../../../proto/oci/content-store.js';
+import { isDigest, sha256Digest, type Digest } from '../../../proto/oci/digest.js';
 import type { Snapshotter } from '../snapshots/snapshotter.js';
 import { applyLayer } from './layer-unpack.js';
 import { INIT_LAYER_FILES, initLayerKey } from './init-layer.js';
 import { makeInitLayer } from '../sys/helper.js';
 import { importArchive, type ImportLease, type ImportOptions, type ImportResult } from './image-import.js';
-import { PidLock, isSameProcess, ownIdentity, type ProcessIdentity } from '../sys/pid-lock.js';
+import {
+  PidLock,
+  isSameProcess,
+  ownIdentity,
+  type ProcessIdentity,
+} from '../../../proto/support/pid-lock.js';
 import { exportArchive } from './image-export.js';
-import { layerCompression } from './media-types.js';
+import { layerCompression } from '../../../proto/oci/media-types.js';
 import {
   MAX_CONFIG_BYTES,
   MAX_MANIFEST_BYTES,
@@ -50,8 +55,13 @@ import {
   type Descriptor,
   type ImageConfig,
   type ImageManifest,
-} from './oci.js';
-import { familiarRepository, parseReference, repositoryOf, formatReference } from './reference.js';
+} from '../../../proto/oci/manifests.js';
+import {
+  familiarRepository,
+  parseReference,
+  repositoryOf,
+  formatReference,
+} from '../../../proto/oci/reference.js';
 
 export { UNCOMPRESSED_LABEL } from './image-import.js';
 

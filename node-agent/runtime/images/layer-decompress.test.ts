@@ -6,7 +6,7 @@ import { InvalidArgumentError } from '../../../proto/errors.js';
 import { gzip, sha256, tar, zstd } from '../../../test/fixtures/images.js';
 import { layerDecompressor } from './layer-decompress.js';
 import { withDiffId } from './layer-digests.js';
-import type { LayerCompression } from './media-types.js';
+import type { LayerCompression } from '../../../proto/oci/media-types.js';
 
 /** A tar that compresses in many blocks: a few words in random order. */
 function wordyTar(bytes: number): Buffer {

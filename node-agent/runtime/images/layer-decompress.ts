@@ -11,7 +11,7 @@
 import type { Transform } from 'node:stream';
 import { constants, createGunzip, createZstdDecompress } from 'node:zlib';
 import { InvalidArgumentError } from '../../../proto/errors.js';
-import type { LayerCompression } from './media-types.js';
+import type { LayerCompression } from '../../../proto/oci/media-types.js';
 
 /**
  * A zstd frame names the window its decoder must keep, and the decoder allocates it: 2^27 bytes

@@ -5,9 +5,9 @@
 import { createHash } from 'node:crypto';
 import type { Transform } from 'node:stream';
 import { InternalError, InvalidArgumentError, errorMessage } from '../../../proto/errors.js';
-import type { Digest } from '../content/digest.js';
+import type { Digest } from '../../../proto/oci/digest.js';
 import { layerDecompressor, type LayerDecompressor } from './layer-decompress.js';
-import { sniffCompression, type LayerCompression } from './media-types.js';
+import { sniffCompression, type LayerCompression } from '../../../proto/oci/media-types.js';
 
 export interface DiffIdProbe {
   /** The uncompressed digest, once the source has been read to its end; throws for a corrupt stream. */

@@ -17,9 +17,9 @@ import {
   ResourceExhaustedError,
   errorMessage,
 } from '../../../proto/errors.js';
-import type { Digest } from '../content/digest.js';
+import type { Digest } from '../../../proto/oci/digest.js';
 import { layerDecompressor } from './layer-decompress.js';
-import type { LayerCompression } from './media-types.js';
+import type { LayerCompression } from '../../../proto/oci/media-types.js';
 import { nativeBinary } from '../sys/native-binary.js';
 
 export interface ApplyLayerOptions {

@@ -6,7 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../../../proto/errors.js';
-import type { Logger } from '../../../proto/logger.js';
+import type { Logger } from '../../../proto/support/logger.js';
 import { CopySnapshotter } from './copy-snapshotter.js';
 import { OverlaySnapshotter } from './overlay-snapshotter.js';
 import type { ProbeResult } from '../sys/overlay-probe.js';

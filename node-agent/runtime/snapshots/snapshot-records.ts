@@ -38,9 +38,9 @@ import {
 import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../../proto/errors.js';
-import { writeFileAtomic } from '../../../proto/atomic-file.js';
-import { CachedFiles } from '../content/cached-file.js';
-import { unlinkIfPresent } from '../sys/small-files.js';
+import { writeFileAtomic } from '../../../proto/support/atomic-file.js';
+import { CachedFiles } from '../../../proto/support/cached-file.js';
+import { unlinkIfPresent } from '../../../proto/support/small-files.js';
 import type { SnapshotInfo, SnapshotKind } from './snapshotter.js';
 
 export interface SnapshotRecord {

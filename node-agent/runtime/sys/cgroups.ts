@@ -17,7 +17,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FailedPreconditionError, InternalError, errorMessage } from '../../../proto/errors.js';
 import type { CgroupLimitWrite } from './helper-spec.js';
-import { readTextOr } from './small-files.js';
+import { readTextOr } from '../../../proto/support/small-files.js';
 
 /** The controllers containers use. `devices` exists on v1 only (v2 needs eBPF programs). */
 export type Controller = 'memory' | 'cpu' | 'cpuacct' | 'pids' | 'devices';

@@ -6,8 +6,8 @@
  * could be read as either; it is refused outright, as are documents whose mediaType contradicts
  * the descriptor that pointed at them.
  */
-import { InvalidArgumentError } from '../../../proto/errors.js';
-import { parseDigest, type Digest } from '../content/digest.js';
+import { InvalidArgumentError } from '../errors.js';
+import { parseDigest, type Digest } from './digest.js';
 import { CONFIG_TYPES, INDEX_TYPES, MANIFEST_TYPES, MediaType, layerCompression } from './media-types.js';
 
 export interface Platform {

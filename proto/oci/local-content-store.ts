@@ -10,8 +10,8 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { InvalidArgumentError, NotFoundError, ResourceExhaustedError } from '../../../proto/errors.js';
-import { writeFileAtomic, syncDir } from '../../../proto/atomic-file.js';
+import { InvalidArgumentError, NotFoundError, ResourceExhaustedError } from '../errors.js';
+import { writeFileAtomic, syncDir } from '../support/atomic-file.js';
 import type { BlobInfo, ContentStore, IngestOptions, IngestResult } from './content-store.js';
 import { digestHex, parseDigest, type Digest } from './digest.js';
 

@@ -8,8 +8,8 @@
  * Grammar from the distribution spec: path components [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*, tags
  * [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}, sha256 digests only.
  */
-import { InvalidArgumentError } from '../../../proto/errors.js';
-import { parseDigest, type Digest } from '../content/digest.js';
+import { InvalidArgumentError } from '../errors.js';
+import { parseDigest, type Digest } from './digest.js';
 
 export const DEFAULT_DOMAIN = 'docker.io';
 const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;

@@ -3,7 +3,7 @@ import { link, mkdtemp, open, rm, stat, truncate, unlink, writeFile } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { writeFileAtomic } from '../../../proto/atomic-file.js';
+import { writeFileAtomic } from './atomic-file.js';
 import { CachedFiles } from './cached-file.js';
 
 test('cached reads follow every change: atomic replace, link of a new file, truncation, removal', async () => {

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { UnavailableError } from '../../../proto/errors.js';
+import { UnavailableError } from '../errors.js';
 import { PidLock, isSameProcess, ownIdentity, processStartTime } from './pid-lock.js';
 
 let dir: string;

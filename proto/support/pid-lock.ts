@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { linkSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { UnavailableError } from '../../../proto/errors.js';
+import { UnavailableError } from '../errors.js';
 import { readTextOr, unlinkIfPresent } from './small-files.js';
 
 export interface ProcessIdentity {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { InvalidArgumentError } from '../../../proto/errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { familiarRepository, normalizeReference, parseReference } from './reference.js';
 
 const D = `sha256:${'ab'.repeat(32)}`;

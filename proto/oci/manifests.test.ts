@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { InvalidArgumentError } from '../../../proto/errors.js';
-import { sha256Digest } from '../content/digest.js';
-import { chainIds, parseConfig, parseDescriptor, parseIndex, parseManifest } from './oci.js';
+import { InvalidArgumentError } from '../errors.js';
+import { sha256Digest } from './digest.js';
+import { chainIds, parseConfig, parseDescriptor, parseIndex, parseManifest } from './manifests.js';
 
 const D = (s: string) => sha256Digest(s);
 const layer = { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: D('l'), size: 3 };

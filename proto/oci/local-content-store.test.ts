@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { InvalidArgumentError, ResourceExhaustedError } from '../../../proto/errors.js';
+import { InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { parseDigest, sha256Digest } from './digest.js';
 import { LocalContentStore } from './local-content-store.js';
 

@@ -3,7 +3,7 @@
  * algorithm is refused with an error naming it, never silently accepted.
  */
 import { createHash } from 'node:crypto';
-import { InvalidArgumentError } from '../../../proto/errors.js';
+import { InvalidArgumentError } from '../errors.js';
 
 /** `sha256:<64 lowercase hex>`, checked by parseDigest. */
 export type Digest = `sha256:${string}`;
