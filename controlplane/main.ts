@@ -209,7 +209,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ...(options.bookmarkIntervalMs !== undefined ? { bookmarkIntervalMs: options.bookmarkIntervalMs } : {}),
       onNamespaceTerminating: (name) => namespaces.noteTerminating(name),
     });
-    await handlers.ensureSystemNamespaces();
+    await handlers.ensureSystemObjects();
 
     // 5. tokens
     const tokens = new StoreTokenStore(store);

@@ -54,12 +54,17 @@ export interface VersionInfo {
 type KindArg = keyof KubeObjectByKind | string;
 type ObjectOf<K> = K extends keyof KubeObjectByKind ? KubeObjectByKind[K] : KubeObject;
 
+/** A write that only checks: the server defaults, validates and admits, and stores nothing. */
+export interface WriteOptions {
+  dryRun?: boolean;
+}
+
 export interface ApiClient {
-  create<T extends KubeObject>(object: T): Promise<T>;
+  create<T extends KubeObject>(object: T, options?: WriteOptions): Promise<T>;
   get<K extends KindArg>(kind: K, namespace: string, name: string): Promise<ObjectOf<K>>;
   list<K extends KindArg>(kind: K, options?: ListOptions): Promise<ListResult<ObjectOf<K>>>;
   /** metadata.resourceVersion, when set, is a precondition: a stale one is a ConflictError. */
-  update<T extends KubeObject>(object: T): Promise<T>;
+  update<T extends KubeObject>(object: T, options?: WriteOptions): Promise<T>;
   /** Writes only `status`. */
   updateStatus<T extends KubeObject>(object: T): Promise<T>;
   /** The deleted object, or the object with deletionTimestamp set while finalizers or a grace period keep it. */
@@ -132,8 +137,10 @@ export function connectApi(options: ConnectOptions): ApiClient {
   const objectOf = <T>(envelope: WireMessage): T => fromEnvelope(envelope) as T;
 
   return {
-    async create(object) {
-      return objectOf(await unary('Create', { object: toEnvelope(object) }));
+    async create(object, writeOptions = {}) {
+      return objectOf(
+        await unary('Create', { object: toEnvelope(object), dryRun: writeOptions.dryRun === true }),
+      );
     },
     async get(kind, namespace, name) {
       return objectOf(await unary('Get', { kind: resolveKind(kind).kind, namespace, name }));
@@ -158,8 +165,10 @@ export function connectApi(options: ConnectOptions): ApiClient {
         ...(next ? { continue: next } : {}),
       };
     },
-    async update(object) {
-      return objectOf(await unary('Update', { object: toEnvelope(object) }));
+    async update(object, writeOptions = {}) {
+      return objectOf(
+        await unary('Update', { object: toEnvelope(object), dryRun: writeOptions.dryRun === true }),
+      );
     },
     async updateStatus(object) {
       return objectOf(await unary('UpdateStatus', { object: toEnvelope(object) }));

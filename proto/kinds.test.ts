@@ -28,12 +28,30 @@ describe('resolveKind', () => {
     ['secret', 'Secret'],
     ['jobs.batch', 'Job'],
     ['job', 'Job'],
+    ['cj', 'CronJob'],
+    ['cronjobs.batch', 'CronJob'],
+    ['lease', 'Lease'],
+    ['leases.coordination.k8s.io', 'Lease'],
+    ['leases.v1.coordination.k8s.io', 'Lease'],
+    ['pc', 'PriorityClass'],
+    ['priorityclasses.scheduling.k8s.io', 'PriorityClass'],
+    ['endpointslices', 'EndpointSlice'],
+    ['endpointslice.discovery.k8s.io', 'EndpointSlice'],
   ];
   for (const [name, kind] of table) {
     test(`${name} → ${kind}`, () => assert.equal(resolveKind(name).kind, kind));
   }
 
-  for (const bad of ['pdo', 'deployments.batch', 'pods.apps', 'deploy.v2.apps', '', 'a.b.c.d']) {
+  for (const bad of [
+    'pdo',
+    'deployments.batch',
+    'pods.apps',
+    'deploy.v2.apps',
+    '',
+    'a.b.c.d',
+    'leases.k8s.io',
+    'leases.v2.coordination.k8s.io',
+  ]) {
     test(`"${bad}" is rejected, listing the valid kinds`, () => {
       assert.throws(
         () => resolveKind(bad),
@@ -88,6 +106,10 @@ describe('the registry', () => {
       ConfigMap: ['v1', true, 'cm', 'configmaps'],
       Secret: ['v1', true, '', 'secrets'],
       Event: ['v1', true, 'ev', 'events'],
+      CronJob: ['batch/v1', true, 'cj', 'cronjobs.batch'],
+      Lease: ['coordination.k8s.io/v1', true, '', 'leases.coordination.k8s.io'],
+      PriorityClass: ['scheduling.k8s.io/v1', false, 'pc', 'priorityclasses.scheduling.k8s.io'],
+      EndpointSlice: ['discovery.k8s.io/v1', true, '', 'endpointslices.discovery.k8s.io'],
     });
   });
 

@@ -5,6 +5,25 @@
  */
 import type protobuf from 'protobufjs';
 import { InvalidArgumentError } from './errors.js';
+import {
+  configMapPrinter,
+  cronJobPrinter,
+  daemonSetPrinter,
+  deploymentPrinter,
+  endpointSlicePrinter,
+  endpointsPrinter,
+  eventPrinter,
+  jobPrinter,
+  leasePrinter,
+  namespacePrinter,
+  nodePrinter,
+  podPrinter,
+  priorityClassPrinter,
+  replicaSetPrinter,
+  secretPrinter,
+  servicePrinter,
+  type KindPrinter,
+} from './printing/columns.js';
 import { messageType } from './schema.js';
 
 export type KindName =
@@ -19,10 +38,15 @@ export type KindName =
   | 'Endpoints'
   | 'ConfigMap'
   | 'Secret'
-  | 'Event';
+  | 'Event'
+  | 'CronJob'
+  | 'Lease'
+  | 'PriorityClass'
+  | 'EndpointSlice';
 
-export type ApiGroup = '' | 'apps' | 'batch';
-export type ApiVersion = 'v1' | 'apps/v1' | 'batch/v1';
+export type ApiGroup =
+  '' | 'apps' | 'batch' | 'coordination.k8s.io' | 'scheduling.k8s.io' | 'discovery.k8s.io';
+export type ApiVersion = 'v1' | `${Exclude<ApiGroup, ''>}/v1`;
 
 export interface KindInfo {
   readonly kind: KindName;
@@ -40,6 +64,8 @@ export interface KindInfo {
   readonly message: protobuf.Type;
   /** `deployments.apps`, or just `pods` for the core group: the name `get` and `api-resources` print. */
   readonly resource: string;
+  /** The table columns `get` prints (proto/printing/columns.ts). */
+  readonly printer: KindPrinter;
 }
 
 interface KindSpec {
@@ -49,6 +75,7 @@ interface KindSpec {
   shortNames: string[];
   namespaced: boolean;
   envelopeField: string;
+  printer: KindPrinter;
 }
 
 const KIND_SPECS: readonly KindSpec[] = [
@@ -59,9 +86,26 @@ const KIND_SPECS: readonly KindSpec[] = [
     shortNames: ['ns'],
     namespaced: false,
     envelopeField: 'namespace',
+    printer: namespacePrinter,
   },
-  { kind: 'Node', group: '', plural: 'nodes', shortNames: ['no'], namespaced: false, envelopeField: 'node' },
-  { kind: 'Pod', group: '', plural: 'pods', shortNames: ['po'], namespaced: true, envelopeField: 'pod' },
+  {
+    kind: 'Node',
+    group: '',
+    plural: 'nodes',
+    shortNames: ['no'],
+    namespaced: false,
+    envelopeField: 'node',
+    printer: nodePrinter,
+  },
+  {
+    kind: 'Pod',
+    group: '',
+    plural: 'pods',
+    shortNames: ['po'],
+    namespaced: true,
+    envelopeField: 'pod',
+    printer: podPrinter,
+  },
   {
     kind: 'ReplicaSet',
     group: 'apps',
@@ -69,6 +113,7 @@ const KIND_SPECS: readonly KindSpec[] = [
     shortNames: ['rs'],
     namespaced: true,
     envelopeField: 'replicaSet',
+    printer: replicaSetPrinter,
   },
   {
     kind: 'Deployment',
@@ -77,6 +122,7 @@ const KIND_SPECS: readonly KindSpec[] = [
     shortNames: ['deploy'],
     namespaced: true,
     envelopeField: 'deployment',
+    printer: deploymentPrinter,
   },
   {
     kind: 'DaemonSet',
@@ -85,8 +131,17 @@ const KIND_SPECS: readonly KindSpec[] = [
     shortNames: ['ds'],
     namespaced: true,
     envelopeField: 'daemonSet',
+    printer: daemonSetPrinter,
   },
-  { kind: 'Job', group: 'batch', plural: 'jobs', shortNames: [], namespaced: true, envelopeField: 'job' },
+  {
+    kind: 'Job',
+    group: 'batch',
+    plural: 'jobs',
+    shortNames: [],
+    namespaced: true,
+    envelopeField: 'job',
+    printer: jobPrinter,
+  },
   {
     kind: 'Service',
     group: '',
@@ -94,6 +149,7 @@ const KIND_SPECS: readonly KindSpec[] = [
     shortNames: ['svc'],
     namespaced: true,
     envelopeField: 'service',
+    printer: servicePrinter,
   },
   {
     kind: 'Endpoints',
@@ -102,6 +158,7 @@ const KIND_SPECS: readonly KindSpec[] = [
     shortNames: ['ep'],
     namespaced: true,
     envelopeField: 'endpoints',
+    printer: endpointsPrinter,
   },
   {
     kind: 'ConfigMap',
@@ -110,8 +167,17 @@ const KIND_SPECS: readonly KindSpec[] = [
     shortNames: ['cm'],
     namespaced: true,
     envelopeField: 'configMap',
+    printer: configMapPrinter,
   },
-  { kind: 'Secret', group: '', plural: 'secrets', shortNames: [], namespaced: true, envelopeField: 'secret' },
+  {
+    kind: 'Secret',
+    group: '',
+    plural: 'secrets',
+    shortNames: [],
+    namespaced: true,
+    envelopeField: 'secret',
+    printer: secretPrinter,
+  },
   {
     kind: 'Event',
     group: '',
@@ -119,6 +185,43 @@ const KIND_SPECS: readonly KindSpec[] = [
     shortNames: ['ev'],
     namespaced: true,
     envelopeField: 'event',
+    printer: eventPrinter,
+  },
+  {
+    kind: 'CronJob',
+    group: 'batch',
+    plural: 'cronjobs',
+    shortNames: ['cj'],
+    namespaced: true,
+    envelopeField: 'cronJob',
+    printer: cronJobPrinter,
+  },
+  {
+    kind: 'Lease',
+    group: 'coordination.k8s.io',
+    plural: 'leases',
+    shortNames: [],
+    namespaced: true,
+    envelopeField: 'lease',
+    printer: leasePrinter,
+  },
+  {
+    kind: 'PriorityClass',
+    group: 'scheduling.k8s.io',
+    plural: 'priorityclasses',
+    shortNames: ['pc'],
+    namespaced: false,
+    envelopeField: 'priorityClass',
+    printer: priorityClassPrinter,
+  },
+  {
+    kind: 'EndpointSlice',
+    group: 'discovery.k8s.io',
+    plural: 'endpointslices',
+    shortNames: [],
+    namespaced: true,
+    envelopeField: 'endpointSlice',
+    printer: endpointSlicePrinter,
   },
 ];
 
@@ -134,6 +237,7 @@ function kindInfo(spec: KindSpec): KindInfo {
     shortNames: Object.freeze([...spec.shortNames]),
     namespaced: spec.namespaced,
     envelopeField: spec.envelopeField,
+    printer: spec.printer,
     resource: spec.group === '' ? spec.plural : `${spec.plural}.${spec.group}`,
     // The schema is loaded on first use, not when this module is imported, then kept.
     get message() {
@@ -203,10 +307,10 @@ export function resolveKind(name: string): KindInfo {
 
 function qualifierMatches(info: KindInfo, qualifier: string[]): boolean {
   if (qualifier.length === 0) return true;
-  // "pods." is how kubectl spells an explicit core group.
-  if (qualifier.length === 1) return qualifier[0] === info.group;
-  if (qualifier.length === 2) return qualifier[0] === 'v1' && qualifier[1] === info.group;
-  return false;
+  // "pods." is how kubectl spells an explicit core group; groups hold dots themselves
+  // ("leases.coordination.k8s.io", "leases.v1.coordination.k8s.io").
+  const group = qualifier.join('.');
+  return group === info.group || (qualifier[0] === 'v1' && qualifier.slice(1).join('.') === info.group);
 }
 
 /**

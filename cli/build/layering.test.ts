@@ -21,9 +21,6 @@ import { dirname, join, normalize, relative } from 'node:path';
 import { packageRoot } from '../../proto/package-info.js';
 
 const KNOWN: Record<string, string> = {
-  'cli/commands/apply.ts -> controlplane/api/defaulting.ts':
-    'apply judges documents with the server’s rules; a dry-run create/update on the server replaces it',
-  'cli/commands/apply.ts -> controlplane/api/validation/index.ts': 'as above',
   'cli/commands/runtime.ts -> node-agent/runtime/containers/container-runtime.ts':
     'the runtime verbs reach past the runtime façade (runtime.ts)',
   'cli/commands/runtime.ts -> node-agent/runtime/containers/validate.ts': 'as above',

@@ -1,15 +1,16 @@
 /**
  * `skiff apply -f FILE|DIR|- [-f …]`: create or update every object in the manifests, computed
- * against the last-applied configuration (cli/apply.ts). Every document is read and validated
- * before the first write, so a bad document anywhere means nothing is written.
+ * against the last-applied configuration (cli/apply.ts). Every document is read and checked
+ * against the schema, then sent to the server as a dry run (the server's defaulting, validation
+ * and admission, whatever its version) before the first write, so a bad document anywhere means
+ * nothing is written.
  */
 import type { Command } from 'commander';
-import { defaultObject } from '../../controlplane/api/defaulting.js';
-import { validateObject } from '../../controlplane/api/validation/index.js';
-import type { ApiClient } from '../../proto/client.js';
+import type { ApiClient, WriteOptions } from '../../proto/client.js';
 import {
   AlreadyExistsError,
   ConflictError,
+  FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
 } from '../../proto/errors.js';
@@ -90,9 +91,9 @@ export async function loadManifests(
 }
 
 /**
- * Validates one document strictly (unknown fields, types, required fields: proto/objects.ts; names,
- * quantities, ports…: the API server's validation) and settles its namespace: the manifest's, else
- * `-n`, else `default`; the two may not disagree.
+ * Reads one document strictly against the schema (unknown fields, types, required fields:
+ * proto/objects.ts) and settles its namespace: the manifest's, else `-n`, else `default`; the two
+ * may not disagree. The rules of the kind (names, quantities, ports…) are the server's: see dryRunAll.
  */
 export function prepareDocument(doc: ManifestDocument, namespaceFlag: string | undefined): PreparedObject {
   let object: KubeObject;
@@ -125,17 +126,11 @@ export function prepareDocument(doc: ManifestDocument, namespaceFlag: string | u
   } else if (metadata.namespace) {
     delete metadata.namespace;
   }
-  // The server's own defaulting and validation, run here first so that a bad name or quantity in
-  // any document stops the apply before anything is written.
+  // What the create sends (with the manifest's copy in the last-applied annotation) must fit etcd's
+  // request limit; said here, the error can blame the manifest's largest field.
   try {
-    const defaulted = defaultObject(object);
-    validateObject(defaulted);
-    // What the create sends (with the manifest's copy in the last-applied annotation) must fit
-    // etcd's request limit too; the field blamed is the manifest's largest.
-    const sent = parseObject(withLastApplied(defaulted as unknown as Record<string, unknown>));
+    const sent = parseObject(withLastApplied(object as unknown as Record<string, unknown>));
     encodeObjectWithin(sent, `apply ${info.kind} ${metadata.name}`, MAX_OBJECT_BYTES, object);
-    // The copy can push the annotations over their own limit, which the server would refuse.
-    validateObject(sent);
   } catch (err) {
     if (err instanceof InvalidArgumentError) throw manifestFieldError(doc, err);
     throw err;
@@ -147,7 +142,11 @@ export function prepareDocument(doc: ManifestDocument, namespaceFlag: string | u
  * Creates or updates one object. A Conflict (someone wrote in between) or an AlreadyExists (someone
  * created it in between) re-reads and tries again, a bounded number of times.
  */
-export async function applyObject(api: ApiClient, p: PreparedObject): Promise<ApplyAction> {
+export async function applyObject(
+  api: ApiClient,
+  p: PreparedObject,
+  write: WriteOptions = {},
+): Promise<ApplyAction> {
   for (let attempt = 1; ; attempt++) {
     try {
       let live: KubeObject;
@@ -157,6 +156,7 @@ export async function applyObject(api: ApiClient, p: PreparedObject): Promise<Ap
         if (!(err instanceof NotFoundError)) throw err;
         await api.create(
           withLastApplied(p.object as unknown as Record<string, unknown>) as unknown as KubeObject,
+          write,
         );
         return 'created';
       }
@@ -168,7 +168,7 @@ export async function applyObject(api: ApiClient, p: PreparedObject): Promise<Ap
       // make every re-apply look like a change.
       const next = parseObject(merged);
       if (deepEqual(next, live)) return 'unchanged';
-      await api.update(next);
+      await api.update(next, write);
       return 'configured';
     } catch (err) {
       if ((err instanceof ConflictError || err instanceof AlreadyExistsError) && attempt < MAX_APPLY_ATTEMPTS)
@@ -202,6 +202,34 @@ export async function checkNamespaces(api: ApiClient, prepared: PreparedObject[]
   }
 }
 
+/**
+ * Sends every create and update as a dry run first: the server defaults, validates and admits each
+ * as the real write would. Throws one error naming every refused document; nothing is written.
+ */
+export async function dryRunAll(api: ApiClient, prepared: PreparedObject[]): Promise<void> {
+  const createdNamespaces = new Set(prepared.filter((p) => p.info.kind === 'Namespace').map((p) => p.name));
+  const problems: Error[] = [];
+  for (const p of prepared) {
+    try {
+      await applyObject(api, p, { dryRun: true });
+    } catch (err) {
+      // The namespace this apply creates does not exist yet, so the dry run cannot find it.
+      if (err instanceof NotFoundError && p.info.namespaced && createdNamespaces.has(p.namespace)) continue;
+      if (err instanceof InvalidArgumentError) problems.push(err);
+      else if (err instanceof FailedPreconditionError)
+        problems.push(manifestDocumentError(p.doc, err.message, 'metadata'));
+      else throw err;
+    }
+  }
+  if (problems.length === 1) throw problems[0]!;
+  if (problems.length > 1) {
+    throw new InvalidArgumentError(
+      `${problems.length} documents were refused by the server, nothing was applied:\n${problems.map((p) => `  ${p.message}`).join('\n')}`,
+      problems[0] instanceof InvalidArgumentError ? problems[0].field : undefined,
+    );
+  }
+}
+
 /** Applies prepared objects in order (namespaces before what lives in them, as listed). */
 export async function applyAll(
   api: ApiClient,
@@ -209,6 +237,7 @@ export async function applyAll(
   print: (line: string) => void,
 ): Promise<void> {
   await checkNamespaces(api, prepared);
+  await dryRunAll(api, prepared);
   for (const p of prepared) {
     const action = await applyObject(api, p);
     print(`${resourceName(p.info.kind, p.info.group, p.name)} ${action}`);

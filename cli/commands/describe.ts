@@ -5,7 +5,7 @@ import { InvalidArgumentError, UnauthenticatedError, UnavailableError } from '..
 import type { KubeObject } from '../../proto/gen/types.js';
 import { resolveKind, type KindInfo } from '../../proto/kinds.js';
 import { describeObject } from '../output/describe.js';
-import type { ObjectJson } from '../output/fields.js';
+import type { ObjectJson } from '../../proto/printing/fields.js';
 import { DEFAULT_NAMESPACE, out, withClient } from './context.js';
 
 /**

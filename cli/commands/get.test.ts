@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ObjectJson } from '../output/fields.js';
+import type { ObjectJson } from '../../proto/printing/fields.js';
 import { changesSinceRelist } from './get.js';
 
 const cm = (name: string, resourceVersion: string, namespace = 'default'): ObjectJson => ({

@@ -8,10 +8,18 @@ import { GoneError, InvalidArgumentError, NotFoundError } from '../../proto/erro
 import type { KubeObject } from '../../proto/gen/types.js';
 import { resolveKind, type KindInfo } from '../../proto/kinds.js';
 import { resourceName } from '../apply.js';
-import type { ObjectJson } from '../output/fields.js';
+import type { ObjectJson } from '../../proto/printing/fields.js';
 import { formatNames, formatObjects, parseOutputFormat, type OutputFormat } from '../output/format.js';
-import { printerFor, rowFor, tableFor, type TableOptions } from '../output/printers.js';
-import { columnWidths, renderRow, renderTable } from '../output/table.js';
+
+import {
+  columnWidths,
+  printerFor,
+  renderRow,
+  renderTable,
+  rowFor,
+  tableFor,
+  type TableOptions,
+} from '../output/table.js';
 import { DEFAULT_NAMESPACE, out, withClient } from './context.js';
 
 export interface GetOptions {

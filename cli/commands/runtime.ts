@@ -31,7 +31,7 @@ import {
 } from '../../node-agent/runtime/runtime.js';
 import type { SnapshotterChoice } from '../../node-agent/runtime/snapshots/open-snapshotter.js';
 import { relayExec } from '../../node-agent/runtime/sys/helper.js';
-import { humanDuration } from '../output/age.js';
+import { humanDuration } from '../../proto/printing/age.js';
 import { renderTable } from '../output/table.js';
 
 interface RuntimeGlobals {

@@ -4,10 +4,19 @@
  * the object. The last-applied annotation is left out: it repeats the manifest.
  */
 import { LAST_APPLIED_ANNOTATION } from '../apply.js';
-import { age } from './age.js';
+import { age } from '../../proto/printing/age.js';
 import { renderTable } from './table.js';
-import { eventLastSeen, podStatus } from './printers.js';
-import { field, formatMap, formatSelector, list, num, record, str, type ObjectJson } from './fields.js';
+import { eventLastSeen, podStatus } from '../../proto/printing/columns.js';
+import {
+  field,
+  formatMap,
+  formatSelector,
+  list,
+  num,
+  record,
+  str,
+  type ObjectJson,
+} from '../../proto/printing/fields.js';
 
 type Line = [label: string, value: string] | string;
 

@@ -5,7 +5,7 @@
 import { stringify as stringifyYaml } from 'yaml';
 import { InvalidArgumentError } from '../../proto/errors.js';
 import { resourceName } from '../apply.js';
-import { name, type ObjectJson } from './fields.js';
+import { name, type ObjectJson } from '../../proto/printing/fields.js';
 
 export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml' | 'name';
 

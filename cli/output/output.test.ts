@@ -1,10 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse as parseYaml } from 'yaml';
-import { age, humanDuration } from './age.js';
+import { age, humanDuration } from '../../proto/printing/age.js';
 import { describeObject } from './describe.js';
 import { formatNames, formatObjects, parseOutputFormat } from './format.js';
-import { podStatus, tableFor } from './printers.js';
+import { podStatus } from '../../proto/printing/columns.js';
+import { tableFor } from './table.js';
 import { renderTable } from './table.js';
 
 const S = 1000;
@@ -120,7 +121,7 @@ describe('tables per kind', () => {
     assert.deepEqual(t.rows[0], ['deployment.apps/web', '2/3', '3', '2', '60s', 'web', 'nginx', 'app=web']);
   });
 
-  test('configmaps count data; services print ports; unknown kinds get NAME AGE', () => {
+  test('configmaps count data; services print ports', () => {
     const cm = {
       kind: 'ConfigMap',
       metadata: { name: 'c', creationTimestamp: created },
@@ -150,10 +151,74 @@ describe('tables per kind', () => {
       '80/TCP,53:30053/UDP',
       '60s',
     ]);
-    assert.deepEqual(tableFor('Widget', [cm], { wide: false, withNamespace: false }, now).headers, [
+  });
+
+  test('the kinds added for the scheduler, controllers and services print kubectl’s columns', () => {
+    const table = (kind: string, obj: Record<string, unknown>, wide = false) =>
+      tableFor(
+        kind,
+        [{ kind, metadata: { name: 'x', creationTimestamp: created }, ...obj }],
+        { wide, withNamespace: false },
+        now,
+      );
+    const cron = table(
+      'CronJob',
+      {
+        spec: {
+          schedule: '*/5 * * * *',
+          jobTemplate: { spec: { template: { spec: { containers: [{ name: 'c', image: 'busybox' }] } } } },
+        },
+        status: { active: [{ name: 'x-1' }], lastScheduleTime: created },
+      },
+      true,
+    );
+    assert.deepEqual(cron.headers, [
       'NAME',
+      'SCHEDULE',
+      'TIMEZONE',
+      'SUSPEND',
+      'ACTIVE',
+      'LAST SCHEDULE',
       'AGE',
+      'CONTAINERS',
+      'IMAGES',
+      'SELECTOR',
     ]);
+    assert.deepEqual(cron.rows[0], [
+      'x',
+      '*/5 * * * *',
+      '<none>',
+      'False',
+      '1',
+      '60s',
+      '60s',
+      'c',
+      'busybox',
+      '<none>',
+    ]);
+    const pc = table('PriorityClass', { value: 1000, globalDefault: true });
+    assert.deepEqual(pc.headers, ['NAME', 'VALUE', 'GLOBAL-DEFAULT', 'AGE', 'PREEMPTIONPOLICY']);
+    assert.deepEqual(pc.rows[0], ['x', '1000', 'true', '60s', 'PreemptLowerPriority']);
+    const lease = table('Lease', { spec: { holderIdentity: 'cp-1' } });
+    assert.deepEqual(
+      [lease.headers, lease.rows[0]],
+      [
+        ['NAME', 'HOLDER', 'AGE'],
+        ['x', 'cp-1', '60s'],
+      ],
+    );
+    const slice = table('EndpointSlice', {
+      addressType: 'IPv4',
+      ports: [{ port: 8080 }],
+      endpoints: [
+        { addresses: ['10.0.0.1'] },
+        { addresses: ['10.0.0.2'] },
+        { addresses: ['10.0.0.3'] },
+        { addresses: ['10.0.0.4'] },
+      ],
+    });
+    assert.deepEqual(slice.headers, ['NAME', 'ADDRESSTYPE', 'PORTS', 'ENDPOINTS', 'AGE']);
+    assert.deepEqual(slice.rows[0], ['x', 'IPv4', '8080', '10.0.0.1,10.0.0.2,10.0.0.3 + 1 more...', '60s']);
   });
 
   test('pod status: terminating and init containers', () => {

@@ -12,7 +12,8 @@ import type {
   Service,
 } from '../../proto/gen/types.js';
 import { parseObject } from '../../proto/objects.js';
-import { defaultImagePullPolicy, defaultObject, defaultObjectInPlace } from './defaulting.js';
+import { defaultImagePullPolicy } from './defaulting.js';
+import { defaultObject, defaultObjectInPlace } from './kinds/index.js';
 
 describe('imagePullPolicy by image reference', () => {
   const table: [string, string][] = [

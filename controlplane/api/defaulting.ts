@@ -1,21 +1,23 @@
 /**
  * Defaulting: the values the API server fills in on create and update before validating, as
  * Kubernetes does, so every stored object says explicitly what it means (a Deployment without
- * `replicas` is stored with `replicas: 1`). `defaultObject` returns a defaulted copy and never changes
- * its input; `defaultObjectInPlace` defaults an object its caller owns outright, saving the deep copy.
- * Both are idempotent (defaulting a defaulted object changes nothing).
+ * `replicas` is stored with `replicas: 1`). Each kind's strategy (kinds/) names its defaulting
+ * function from here; kinds/index.ts `defaultObject` runs it on a copy. Every function defaults
+ * in place and is idempotent (defaulting a defaulted object changes nothing).
  *
  * Also done here: Secret `stringData` is merged into `data` (base64) and dropped, because Kubernetes
  * treats it as a write-only convenience that is never stored.
  */
 import type {
   Container,
+  CronJob,
   DaemonSet,
+  EndpointSlice,
   Deployment,
   Job,
-  KubeObject,
   PodSpec,
   PodTemplateSpec,
+  PriorityClass,
   Probe,
   ReplicaSet,
   Secret,
@@ -35,7 +37,7 @@ export const DEFAULT_VOLUME_FILE_MODE = 0o644;
  * copied, anything else is kept as is. It replaced structuredClone, which cost twice as much on
  * every create.
  */
-function copyData<T>(value: T): T {
+export function copyData<T>(value: T): T {
   if (typeof value !== 'object' || value === null) return value;
   if (Array.isArray(value)) return value.map(copyData) as T;
   const prototype: unknown = Object.getPrototypeOf(value);
@@ -49,51 +51,6 @@ function copyData<T>(value: T): T {
     else copy[key] = item;
   }
   return copy as T;
-}
-
-/** A defaulted copy of `obj`. */
-export function defaultObject<T extends KubeObject>(obj: T): T {
-  return defaultObjectInPlace(copyData(obj));
-}
-
-/**
- * Defaults `obj` itself and returns it. Only for an object nothing else references (one just
- * decoded from a request): its fields, nested ones included, may be replaced or changed.
- */
-export function defaultObjectInPlace<T extends KubeObject>(obj: T): T {
-  const target: KubeObject = obj;
-  switch (target.kind) {
-    case 'Pod':
-      defaultPodSpec((target.spec ??= {}));
-      break;
-    case 'ReplicaSet':
-      defaultReplicaSet(target);
-      break;
-    case 'Deployment':
-      defaultDeployment(target);
-      break;
-    case 'DaemonSet':
-      defaultDaemonSet(target);
-      break;
-    case 'Job':
-      defaultJob(target);
-      break;
-    case 'Service':
-      defaultService(target);
-      break;
-    case 'Secret':
-      defaultSecret(target);
-      break;
-    case 'Namespace':
-      target.status = { ...target.status, phase: target.status?.phase || 'Active' };
-      break;
-    case 'Node':
-    case 'Endpoints':
-    case 'ConfigMap':
-    case 'Event':
-      break;
-  }
-  return obj;
 }
 
 /** `:latest` or no tag means "moving target", so it is pulled every time; a pinned tag or digest once. */
@@ -144,7 +101,7 @@ function defaultContainer(container: Container): void {
 }
 
 /** Defaults a pod spec in place (also the templates of workload kinds). */
-function defaultPodSpec(spec: PodSpec): void {
+export function defaultPodSpec(spec: PodSpec): void {
   spec.restartPolicy ||= 'Always';
   spec.dnsPolicy ||= 'ClusterFirst';
   spec.schedulerName ||= DEFAULT_SCHEDULER_NAME;
@@ -160,18 +117,18 @@ function defaultPodSpec(spec: PodSpec): void {
   }
 }
 
-function defaultTemplate(template: PodTemplateSpec | undefined): PodTemplateSpec {
+export function defaultTemplate(template: PodTemplateSpec | undefined): PodTemplateSpec {
   const defaulted = template ?? {};
   defaultPodSpec((defaulted.spec ??= {}));
   return defaulted;
 }
 
-function defaultReplicaSet(rs: ReplicaSet): void {
+export function defaultReplicaSet(rs: ReplicaSet): void {
   rs.spec.replicas ??= 1;
   rs.spec.template = defaultTemplate(rs.spec.template);
 }
 
-function defaultDeployment(deployment: Deployment): void {
+export function defaultDeployment(deployment: Deployment): void {
   const spec = deployment.spec;
   spec.replicas ??= 1;
   spec.revisionHistoryLimit ??= DEFAULT_REVISION_HISTORY_LIMIT;
@@ -192,7 +149,7 @@ function defaultDeployment(deployment: Deployment): void {
   spec.template = defaultTemplate(spec.template);
 }
 
-function defaultDaemonSet(ds: DaemonSet): void {
+export function defaultDaemonSet(ds: DaemonSet): void {
   const spec = ds.spec;
   spec.revisionHistoryLimit ??= DEFAULT_REVISION_HISTORY_LIMIT;
   const type = spec.updateStrategy?.type || 'RollingUpdate';
@@ -211,7 +168,7 @@ function defaultDaemonSet(ds: DaemonSet): void {
   spec.template = defaultTemplate(spec.template);
 }
 
-function defaultJob(job: Job): void {
+export function defaultJob(job: Job): void {
   const spec = job.spec;
   // As Kubernetes: with neither set the job runs one pod to completion; with only parallelism set
   // it is a work queue, where completions stays unset.
@@ -222,7 +179,7 @@ function defaultJob(job: Job): void {
   spec.template = defaultTemplate(spec.template);
 }
 
-function defaultService(service: Service): void {
+export function defaultService(service: Service): void {
   const spec = service.spec;
   spec.type ||= 'ClusterIP';
   spec.sessionAffinity ||= 'None';
@@ -238,7 +195,7 @@ function defaultService(service: Service): void {
   }
 }
 
-function defaultSecret(secret: Secret): void {
+export function defaultSecret(secret: Secret): void {
   secret.type ||= 'Opaque';
   if (secret.stringData !== undefined) {
     const encoded = Object.entries(secret.stringData).map(([key, value]) => [
@@ -248,4 +205,26 @@ function defaultSecret(secret: Secret): void {
     secret.data = Object.fromEntries([...Object.entries(secret.data ?? {}), ...encoded]);
     delete secret.stringData;
   }
+}
+
+export const DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT = 3;
+export const DEFAULT_FAILED_JOBS_HISTORY_LIMIT = 1;
+
+export function defaultCronJob(cronJob: CronJob): void {
+  const spec = cronJob.spec;
+  spec.concurrencyPolicy ||= 'Allow';
+  spec.suspend ??= false;
+  spec.successfulJobsHistoryLimit ??= DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT;
+  spec.failedJobsHistoryLimit ??= DEFAULT_FAILED_JOBS_HISTORY_LIMIT;
+  // As Kubernetes: the pod template is defaulted; the Job's own fields are defaulted on each Job.
+  const jobSpec = (spec.jobTemplate.spec ??= {});
+  jobSpec.template = defaultTemplate(jobSpec.template);
+}
+
+export function defaultPriorityClass(priorityClass: PriorityClass): void {
+  priorityClass.preemptionPolicy ||= 'PreemptLowerPriority';
+}
+
+export function defaultEndpointSlice(slice: EndpointSlice): void {
+  if (slice.ports) for (const port of slice.ports) port.protocol ||= 'TCP';
 }

@@ -52,6 +52,11 @@ type Unary = grpc.handleUnaryCall<WireMessage, WireMessage | Uint8Array>;
 
 /** objectOf's result is decoded for the one call and referenced by nothing else, so handlers may default it in place. */
 const OWNED_INPUT: WriteInputOptions = { inputOwned: true };
+const OWNED_DRY_RUN: WriteInputOptions = { inputOwned: true, dryRun: true };
+
+function writeOptionsOf(request: WireMessage): WriteInputOptions {
+  return request.dryRun === true ? OWNED_DRY_RUN : OWNED_INPUT;
+}
 
 const WRITE_VERBS: ReadonlySet<Verb> = new Set(['create', 'update', 'updateStatus', 'delete']);
 
@@ -286,7 +291,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
 
   const implementation: grpc.UntypedServiceImplementation = {
     Create: unary('Create', 'create', kindOfObjectRequest, async (req) =>
-      (await handlers.create(objectOf(req), OWNED_INPUT)).responseEnvelope(),
+      (await handlers.create(objectOf(req), writeOptionsOf(req))).responseEnvelope(),
     ),
     Get: unary('Get', 'get', kindOfNamedRequest, async (req) =>
       (await handlers.get(str(req.kind), str(req.namespace), str(req.name))).responseEnvelope(),
@@ -304,7 +309,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
       return listResponseWire(result);
     }),
     Update: unary('Update', 'update', kindOfObjectRequest, async (req) =>
-      (await handlers.update(objectOf(req), OWNED_INPUT)).responseEnvelope(),
+      (await handlers.update(objectOf(req), writeOptionsOf(req))).responseEnvelope(),
     ),
     UpdateStatus: unary('UpdateStatus', 'updateStatus', kindOfObjectRequest, async (req) =>
       (await handlers.updateStatus(objectOf(req))).responseEnvelope(),

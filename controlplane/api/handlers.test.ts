@@ -16,7 +16,7 @@ describe('ApiHandlers and the objects they are given', () => {
   const handlersOn = async (): Promise<{ handlers: ApiHandlers; store: MemoryStore }> => {
     const store = new MemoryStore();
     const handlers = new ApiHandlers({ store, log: componentLogger('handlers-test') });
-    await handlers.ensureSystemNamespaces();
+    await handlers.ensureSystemObjects();
     return { handlers, store };
   };
 

@@ -34,7 +34,6 @@ import type {
 import { encodeObjectWithin, MAX_OBJECT_BYTES } from '../../proto/objects.js';
 import type { IndexHint, ObjectKey, Store, StoreEvent, StoredValue } from '../store/store.js';
 import { ApiObject } from './api-object.js';
-import { defaultObject, defaultObjectInPlace } from './defaulting.js';
 import {
   DEFAULT_NAMESPACE,
   deletionComplete,
@@ -49,14 +48,19 @@ import {
 import { StoreNamespaceLookup, type NamespaceLookup } from './namespace-lookup.js';
 import { compileObjectFilter, type ObjectFilter } from './object-filter.js';
 import { parseFieldSelector } from './selectors.js';
-import { validateObject } from './validation/index.js';
+import {
+  allStrategies,
+  defaultObject,
+  defaultObjectInPlace,
+  strategyOf,
+  validateObject,
+  type AdmissionContext,
+  type KindStrategy,
+} from './kinds/index.js';
 import { WATCH_CACHE_INDEXES } from './watch-cache-indexes.js';
 
 const GENERATE_NAME_ATTEMPTS = 8;
 const CONFLICT_RETRIES = 16;
-
-/** Namespaces that always exist and may not be deleted. */
-export const SYSTEM_NAMESPACES: readonly string[] = [DEFAULT_NAMESPACE, 'skiff-system'];
 
 export type { DeleteOptions, ListOptions, WatchOptions } from '../../proto/api-requests.js';
 export type ListResult = SharedListResult<ApiObject>;
@@ -84,6 +88,11 @@ export interface WriteInputOptions {
    * caller's object is left as it was.
    */
   inputOwned?: boolean;
+  /**
+   * Take every step of the write (defaulting, validation, admission, size) and store nothing: the
+   * result is the object as it would be stored, without a resourceVersion.
+   */
+  dryRun?: boolean;
 }
 
 function defaultInput<T extends KubeObject>(input: T, options: WriteInputOptions | undefined): T {
@@ -104,10 +113,10 @@ function parseRevision(value: string, field: string, action: string): bigint {
  * The index hint of a field selector: its first `field=value` term on an indexed field, so the watch
  * cache hands this request only that value's objects and events. The filter still runs on all.
  */
-function indexHintOf(info: KindInfo, fieldSelector: string | undefined): { index?: IndexHint } {
-  const indexes = WATCH_CACHE_INDEXES[info.plural];
+function indexHintOf(strategy: KindStrategy, fieldSelector: string | undefined): { index?: IndexHint } {
+  const indexes = WATCH_CACHE_INDEXES[strategy.info.plural];
   if (!fieldSelector || indexes === undefined) return {};
-  const term = parseFieldSelector(fieldSelector, info.kind).requirements.find(
+  const term = parseFieldSelector(fieldSelector, strategy).requirements.find(
     (requirement) => requirement.operator === 'Equals' && requirement.field in indexes,
   );
   return term === undefined ? {} : { index: { name: term.field, value: term.value } };
@@ -178,17 +187,27 @@ export class ApiHandlers {
     return encodeObjectWithin(object, action, this.maxObjectBytes);
   }
 
-  /** Creates the system namespaces when missing; idempotent, safe with several control planes. */
-  async ensureSystemNamespaces(): Promise<void> {
-    for (const name of SYSTEM_NAMESPACES) {
-      try {
-        await this.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: {} });
-        this.log.info({ namespace: name }, 'namespace created');
-      } catch (err) {
-        if (!(err instanceof AlreadyExistsError)) throw err;
+  /**
+   * Creates the objects the strategies keep (the system namespaces, the system priority classes)
+   * when missing; idempotent, safe with several control planes.
+   */
+  async ensureSystemObjects(): Promise<void> {
+    for (const strategy of allStrategies()) {
+      for (const object of strategy.systemObjects ?? []) {
+        try {
+          await this.create(object);
+          this.log.info({ kind: object.kind, name: object.metadata.name }, 'system object created');
+        } catch (err) {
+          if (!(err instanceof AlreadyExistsError)) throw err;
+        }
       }
     }
   }
+
+  /** What a strategy's admission check may read: whole lists, from the watch cache when there is one. */
+  private readonly admission: AdmissionContext = {
+    list: async (kind) => (await this.list(kind)).items.map((item) => item.object),
+  };
 
   private async requireNamespace(namespace: string, action: string): Promise<void> {
     const phase = await this.namespaces.phase(namespace);
@@ -205,7 +224,8 @@ export class ApiHandlers {
   }
 
   async create(input: KubeObject, options?: WriteInputOptions): Promise<ApiObject> {
-    const info = kindInfoOf(input.kind);
+    const strategy = strategyOf(input.kind);
+    const info = strategy.info;
     const defaulted = defaultInput(input, options);
     const namespace = info.namespaced ? defaulted.metadata.namespace || DEFAULT_NAMESPACE : undefined;
     const givenName = defaulted.metadata.name ?? '';
@@ -220,13 +240,22 @@ export class ApiHandlers {
             ? generatedName(generateName, randomNameSuffix(this.random))
             : '';
       const action = `create ${describeObject(info, namespace, name || generateName || '<no name>')}`;
-      const prepared = prepareCreate(defaulted, info, { now: this.now(), uid: this.newUid(), name });
+      const prepared = prepareCreate(defaulted, strategy, { now: this.now(), uid: this.newUid(), name });
       validateObject(prepared);
       if (namespace !== undefined && !namespaceChecked) {
         await this.requireNamespace(namespace, action);
         namespaceChecked = true;
       }
+      await strategy.admit?.(prepared, undefined, this.admission);
       const bytes = this.encode(prepared, action);
+      if (options?.dryRun) {
+        if (name !== '' && (await this.exists(this.keyOf(info, namespace, name)))) {
+          throw new AlreadyExistsError(
+            `${action}: already exists; use update (or apply) to change it, or delete it first`,
+          );
+        }
+        return ApiObject.fromObject(info, prepared);
+      }
       try {
         const stored = await this.store.create(this.keyOf(info, namespace, name), bytes);
         prepared.metadata.resourceVersion = stored.modRevision.toString();
@@ -240,6 +269,16 @@ export class ApiHandlers {
             : 'already exists; use update (or apply) to change it, or delete it first';
         throw new AlreadyExistsError(`${action}: ${hint}`, { cause: err });
       }
+    }
+  }
+
+  private async exists(key: ObjectKey): Promise<boolean> {
+    try {
+      await this.store.get(key);
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
     }
   }
 
@@ -317,12 +356,16 @@ export class ApiHandlers {
     verb: 'update' | 'updateStatus',
     options?: WriteInputOptions,
   ): Promise<ApiObject> {
-    const info = kindInfoOf(input.kind);
+    const strategy = strategyOf(input.kind);
+    const info = strategy.info;
     const name = input.metadata.name ?? '';
     if (name === '')
       throw new InvalidArgumentError(`${verb} ${info.singular}: metadata.name is required`, 'metadata.name');
     const key = this.keyOf(info, input.metadata.namespace, name);
     const action = `${verb === 'update' ? 'update' : 'update status of'} ${describeObject(info, key.namespace, name)}`;
+    if (verb === 'updateStatus' && !strategy.statusSubresource) {
+      throw new NotFoundError(`${action}: ${info.plural} have no status subresource; use update`);
+    }
     const pinned = input.metadata.resourceVersion || undefined;
     if (pinned !== undefined) parseRevision(pinned, 'metadata.resourceVersion', action);
     const defaulted = verb === 'update' ? defaultInput(input, options) : input;
@@ -335,13 +378,16 @@ export class ApiHandlers {
       const next =
         verb === 'update' ? prepareUpdate(defaulted, current) : prepareStatusUpdate(defaulted, current);
       validateObject(next, current);
-      if (verb === 'update' && deletionComplete(next)) {
+      if (verb === 'update' && deletionComplete(next, strategy)) {
+        if (options?.dryRun) return ApiObject.fromObject(info, next);
         await this.store.delete(key, revision);
         this.log.debug({ object: action }, 'last finalizer removed; object deleted');
         return ApiObject.fromObject(info, next);
       }
       if (sameStored(next, current)) return ApiObject.fromObject(info, current);
+      if (verb === 'update') await strategy.admit?.(next, current, this.admission);
       const bytes = this.encode(next, action);
+      if (options?.dryRun) return ApiObject.fromObject(info, next);
       const stored = await this.store.update(key, bytes, revision);
       next.metadata.resourceVersion = stored.modRevision.toString();
       return ApiObject.fromStored(info, bytes, next.metadata.resourceVersion, next);
@@ -354,11 +400,14 @@ export class ApiHandlers {
     name: string,
     options: DeleteOptions = {},
   ): Promise<ApiObject> {
-    const info = kindInfoOf(kind);
+    const strategy = strategyOf(kind);
+    const info = strategy.info;
     const key = this.keyOf(info, namespace, name);
     const action = `delete ${describeObject(info, key.namespace, name)}`;
-    if (info.kind === 'Namespace' && SYSTEM_NAMESPACES.includes(name)) {
-      throw new FailedPreconditionError(`${action}: the system namespace "${name}" may not be deleted`);
+    if (strategy.systemObjects?.some((object) => object.metadata.name === name)) {
+      throw new FailedPreconditionError(
+        `${action}: the system ${info.singular} "${name}" may not be deleted`,
+      );
     }
     const grace = options.gracePeriodSeconds;
     if (grace !== undefined && (!Number.isInteger(grace) || grace < 0)) {
@@ -374,7 +423,7 @@ export class ApiHandlers {
       if (uid && uid !== current.metadata.uid) {
         throw new ConflictError(`${action}: precondition failed: uid is ${current.metadata.uid}, not ${uid}`);
       }
-      const plan = planDelete(current, grace, this.now());
+      const plan = planDelete(current, strategy, grace, this.now());
       if (plan.action === 'unchanged') return ApiObject.fromObject(info, current);
       if (plan.action === 'remove') return this.apiObject(info, await this.store.delete(key, revision));
       const bytes = this.encode(plan.object, action);
@@ -398,7 +447,8 @@ export class ApiHandlers {
   }
 
   async list(kind: string, options: ListOptions = {}): Promise<ListResult> {
-    const info = kindInfoOf(kind);
+    const strategy = strategyOf(kind);
+    const info = strategy.info;
     const namespace = info.namespaced && options.namespace ? options.namespace : undefined;
     const limit = options.limit ?? 0;
     if (!Number.isInteger(limit) || limit < 0) {
@@ -407,7 +457,7 @@ export class ApiHandlers {
         'limit',
       );
     }
-    const filter = compileObjectFilter(info, options.labelSelector ?? '', options.fieldSelector ?? '');
+    const filter = compileObjectFilter(strategy, options.labelSelector ?? '', options.fieldSelector ?? '');
     const items: ApiObject[] = [];
     let token = options.continue || undefined;
     if (options.resourceVersion) {
@@ -422,7 +472,7 @@ export class ApiHandlers {
       const all = await this.store.list(info.plural, {
         ...(namespace !== undefined ? { namespace } : {}),
         minRevision,
-        ...indexHintOf(info, options.fieldSelector),
+        ...indexHintOf(strategy, options.fieldSelector),
       });
       for (const stored of all.items) {
         // the cache's values: shared with its watchers, decoded and encoded once
@@ -461,10 +511,11 @@ export class ApiHandlers {
    * Compacted history fails the iteration with GoneError.
    */
   async watch(kind: string, options: WatchOptions = {}): Promise<AsyncGenerator<WatchEvent>> {
-    const info = kindInfoOf(kind);
+    const strategy = strategyOf(kind);
+    const info = strategy.info;
     const namespace = info.namespaced && options.namespace ? options.namespace : undefined;
     const action = `watch ${info.plural}`;
-    const filter = compileObjectFilter(info, options.labelSelector ?? '', options.fieldSelector ?? '');
+    const filter = compileObjectFilter(strategy, options.labelSelector ?? '', options.fieldSelector ?? '');
     const requested = options.resourceVersion ?? '';
     // Resolved before returning, so "from now" means from the moment the watch was opened.
     const afterRevision =
@@ -491,7 +542,7 @@ export class ApiHandlers {
         ...(namespace !== undefined ? { namespace } : {}),
         afterRevision,
         signal: abort.signal,
-        ...indexHintOf(info, options.fieldSelector),
+        ...indexHintOf(strategyOf(info.kind), options.fieldSelector),
       })
       [Symbol.asyncIterator]();
     // The last revision all of whose events have been delivered: bookmarks carry only these.

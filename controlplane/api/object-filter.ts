@@ -4,18 +4,18 @@
  * skip the per-object work.
  */
 import type { KubeObject } from '../../proto/gen/types.js';
-import type { KindInfo } from '../../proto/kinds.js';
+import type { KindStrategy } from './kinds/strategy.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 
 export type ObjectFilter = (object: KubeObject) => boolean;
 
 export function compileObjectFilter(
-  info: KindInfo,
+  strategy: KindStrategy,
   labelSelector: string,
   fieldSelector: string,
 ): ObjectFilter | undefined {
   const labels = parseLabelSelector(labelSelector);
-  const fields = parseFieldSelector(fieldSelector, info.kind);
+  const fields = parseFieldSelector(fieldSelector, strategy);
   if (labels.empty && fields.empty) return undefined;
   return (object) => labels.matches(object.metadata.labels) && fields.matches(object);
 }

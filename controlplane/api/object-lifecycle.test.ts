@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ConfigMap, Namespace, Pod } from '../../proto/gen/types.js';
-import { kindInfoOf } from '../../proto/kinds.js';
+import { strategyOf } from './kinds/index.js';
 import {
   deletionComplete,
   generatedName,
@@ -11,6 +11,8 @@ import {
   prepareUpdate,
   randomNameSuffix,
 } from './object-lifecycle.js';
+
+const PODS = strategyOf('Pod');
 
 const now = new Date('2026-01-02T03:04:05.678Z');
 
@@ -38,7 +40,7 @@ describe('object lifecycle', () => {
     ) as Pod['metadata'];
     const input = JSON.parse('{"__proto__": {"polluted": "yes"}}') as Record<string, unknown>;
     Object.assign(input, pod({ metadata }));
-    const created = prepareCreate(input as unknown as Pod, kindInfoOf('Pod'), {
+    const created = prepareCreate(input as unknown as Pod, strategyOf('Pod'), {
       now,
       uid: 'u2',
       name: 'web',
@@ -63,7 +65,7 @@ describe('object lifecycle', () => {
         status: { phase: 'Running' },
         metadata: { name: '', namespace: '', resourceVersion: '9', generation: 5, deletionTimestamp: 'x' },
       }),
-      kindInfoOf('Pod'),
+      strategyOf('Pod'),
       { now, uid: 'new-uid', name: 'web-abcde' },
     );
     assert.equal(created.metadata.name, 'web-abcde');
@@ -83,7 +85,7 @@ describe('object lifecycle', () => {
       metadata: { name: 'a', namespace: 'x' },
       spec: {},
     };
-    const created = prepareCreate(ns, kindInfoOf('Namespace'), { now, uid: 'u', name: 'a' }) as Namespace;
+    const created = prepareCreate(ns, strategyOf('Namespace'), { now, uid: 'u', name: 'a' }) as Namespace;
     assert.equal(created.metadata.namespace, undefined);
     assert.deepEqual(created.status, { phase: 'Active' });
   });
@@ -127,21 +129,23 @@ describe('object lifecycle', () => {
   });
 
   test('delete removes plain objects and marks finalized ones, namespaces and bound pods', () => {
-    assert.deepEqual(planDelete(pod(), undefined, now), { action: 'remove' });
-    const finalized = planDelete(pod({ metadata: { name: 'w', finalizers: ['x/y'] } }), undefined, now);
+    assert.deepEqual(planDelete(pod(), PODS, undefined, now), { action: 'remove' });
+    const finalized = planDelete(pod({ metadata: { name: 'w', finalizers: ['x/y'] } }), PODS, undefined, now);
     assert.equal(finalized.action, 'mark');
     const bound = planDelete(
       pod({ spec: { nodeName: 'n1', containers: [], terminationGracePeriodSeconds: 10 } }),
+      PODS,
       undefined,
       now,
     );
     assert.ok(bound.action === 'mark');
     assert.equal(bound.object.metadata.deletionTimestamp, '2026-01-02T03:04:15Z');
     assert.equal(bound.object.metadata.deletionGracePeriodSeconds, 10);
-    assert.deepEqual(planDelete(bound.object, undefined, now), { action: 'unchanged' });
-    assert.deepEqual(planDelete(bound.object, 0, now), { action: 'remove' });
+    assert.deepEqual(planDelete(bound.object, PODS, undefined, now), { action: 'unchanged' });
+    assert.deepEqual(planDelete(bound.object, PODS, 0, now), { action: 'remove' });
     const ns = planDelete(
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'a' }, spec: {} },
+      strategyOf('Namespace'),
       undefined,
       now,
     );
@@ -153,7 +157,10 @@ describe('object lifecycle', () => {
     const marked = pod({
       metadata: { name: 'w', deletionTimestamp: '2026-01-01T00:00:00Z', finalizers: ['a'] },
     });
-    assert.equal(deletionComplete(marked), false);
-    assert.equal(deletionComplete({ ...marked, metadata: { ...marked.metadata, finalizers: [] } }), true);
+    assert.equal(deletionComplete(marked, PODS), false);
+    assert.equal(
+      deletionComplete({ ...marked, metadata: { ...marked.metadata, finalizers: [] } }, PODS),
+      true,
+    );
   });
 });

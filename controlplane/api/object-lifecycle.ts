@@ -6,24 +6,22 @@
  *
  * Rules, as Kubernetes:
  * - create: uid, creationTimestamp and generation 1 are set; resourceVersion, deletion fields and
- *   status from the client are dropped (a Namespace starts with phase Active).
+ *   status from the client are dropped (the strategy may give an initial status: a Namespace starts Active).
  * - update: the client owns spec (or the kind's data fields), labels, annotations, ownerReferences
  *   and finalizers; name, namespace, uid, creationTimestamp, deletion fields and status stay as
  *   stored. generation is bumped only when the spec (the content, for kinds without a spec) changes.
  * - updateStatus: only status is taken from the client.
- * - delete: a Namespace is marked Terminating; an object with finalizers is marked; a pod bound
- *   to a node with a grace period is marked with deletionTimestamp = now + grace; everything else
- *   is removed at once. An update that leaves a marked object without finalizers (and no grace
+ * - delete: a kind whose strategy marks on delete (Namespace: Terminating) is marked; an object
+ *   with finalizers is marked; an object with a grace period (a pod bound to a node) is marked with
+ *   deletionTimestamp = now + grace; everything else is removed at once. An update that leaves a marked object without finalizers (and no grace
  *   period running) completes the delete.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { KubeObject, ObjectMeta } from '../../proto/gen/types.js';
-import type { KindInfo } from '../../proto/kinds.js';
+import type { KindStrategy } from './kinds/strategy.js';
 
 /** The namespace for objects that do not name one (as kubectl's default context). */
 export const DEFAULT_NAMESPACE = 'default';
-/** Kubernetes' default terminationGracePeriodSeconds. */
-export const DEFAULT_POD_GRACE_SECONDS = 30;
 
 const GENERATED_SUFFIX_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 const GENERATED_SUFFIX_LENGTH = 5;
@@ -127,14 +125,14 @@ export interface CreateContext {
 }
 
 /** The object as stored on create: server fields set, client-only and system-owned fields dropped. */
-export function prepareCreate(object: KubeObject, info: KindInfo, ctx: CreateContext): KubeObject {
+export function prepareCreate(object: KubeObject, strategy: KindStrategy, ctx: CreateContext): KubeObject {
   const metadata = copyWithout(object.metadata, CREATE_DROPPED_METADATA) as ObjectMeta;
   metadata.name = ctx.name;
   metadata.uid = ctx.uid;
   metadata.creationTimestamp = isoSeconds(ctx.now);
   metadata.generation = 1;
-  if (info.namespaced) metadata.namespace = object.metadata.namespace || DEFAULT_NAMESPACE;
-  const status = info.kind === 'Namespace' ? { phase: 'Active' } : undefined;
+  if (strategy.info.namespaced) metadata.namespace = object.metadata.namespace || DEFAULT_NAMESPACE;
+  const status = strategy.initialStatus?.(object);
   return withMetadataAndStatus(object, metadata, status);
 }
 
@@ -158,13 +156,13 @@ export function prepareStatusUpdate(incoming: KubeObject, current: KubeObject): 
 }
 
 /** True when a marked object has nothing left holding it: the update that made it so completes the delete. */
-export function deletionComplete(object: KubeObject): boolean {
+export function deletionComplete(object: KubeObject, strategy: KindStrategy): boolean {
   return (
+    strategy.markOnDelete === undefined &&
     object.metadata.deletionTimestamp !== undefined &&
     object.metadata.deletionTimestamp !== '' &&
     (object.metadata.finalizers ?? []).length === 0 &&
-    (object.metadata.deletionGracePeriodSeconds ?? 0) === 0 &&
-    object.kind !== 'Namespace'
+    (object.metadata.deletionGracePeriodSeconds ?? 0) === 0
   );
 }
 
@@ -185,23 +183,17 @@ function isoSeconds(date: Date): string {
 /** What deleting `object` with `gracePeriodSeconds` (as requested, if at all) does at `now`. */
 export function planDelete(
   object: KubeObject,
+  strategy: KindStrategy,
   gracePeriodSeconds: number | undefined,
   now: Date,
 ): DeletePlan {
   const meta = object.metadata;
   const marked = meta.deletionTimestamp !== undefined && meta.deletionTimestamp !== '';
-  if (object.kind === 'Namespace') {
+  if (strategy.markOnDelete !== undefined) {
     if (marked) return { action: 'unchanged' };
-    const status = { ...(object.status ?? {}), phase: 'Terminating' };
-    return {
-      action: 'mark',
-      object: { ...object, metadata: { ...meta, deletionTimestamp: isoSeconds(now) }, status },
-    };
+    return { action: 'mark', object: strategy.markOnDelete(object, isoSeconds(now)) };
   }
-  let grace = 0;
-  if (object.kind === 'Pod' && object.spec.nodeName) {
-    grace = gracePeriodSeconds ?? object.spec.terminationGracePeriodSeconds ?? DEFAULT_POD_GRACE_SECONDS;
-  }
+  const grace = strategy.deleteGraceSeconds?.(object, gracePeriodSeconds) ?? 0;
   const finalizers = (meta.finalizers ?? []).length;
   if (finalizers === 0 && grace <= 0) return { action: 'remove' };
   if (marked) {

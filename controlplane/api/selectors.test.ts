@@ -7,9 +7,9 @@ import {
   labelSelectorFromObject,
   parseFieldSelector,
   parseLabelSelector,
-  selectableFields,
   selectorMatchesLabels,
 } from './selectors.js';
+import { strategyOf } from './kinds/index.js';
 
 describe('label selector text', () => {
   const labels = { app: 'web', tier: 'front', env: 'prod', 'example.com/team': 'a' };
@@ -189,7 +189,7 @@ describe('field selectors', () => {
   ];
   for (const [text, matchesRunning, matchesPending] of table) {
     test(`${JSON.stringify(text)} → ${matchesRunning}/${matchesPending}`, () => {
-      const selector = parseFieldSelector(text, 'Pod');
+      const selector = parseFieldSelector(text, strategyOf('Pod'));
       assert.equal(selector.matches(running), matchesRunning);
       assert.equal(selector.matches(pending), matchesPending);
     });
@@ -202,8 +202,18 @@ describe('field selectors', () => {
       metadata: { name: 'n1' },
       spec: { unschedulable: true },
     };
-    assert.equal(parseFieldSelector('spec.unschedulable=true,metadata.name=n1', 'Node').matches(node), true);
-    assert.deepEqual(selectableFields('ConfigMap'), ['metadata.name', 'metadata.namespace']);
+    assert.equal(
+      parseFieldSelector('spec.unschedulable=true,metadata.name=n1', strategyOf('Node')).matches(node),
+      true,
+    );
+    assert.deepEqual(
+      parseFieldSelector('metadata.name=a', strategyOf('ConfigMap')).toString(),
+      'metadata.name=a',
+    );
+    assert.throws(
+      () => parseFieldSelector('data=a', strategyOf('ConfigMap')),
+      /supported: metadata.name, metadata.namespace$/,
+    );
   });
 
   const bad: [string, string, string, RegExp][] = [
@@ -226,7 +236,7 @@ describe('field selectors', () => {
   for (const [text, kind, term, message] of bad) {
     test(`${JSON.stringify(text)} on ${kind} is rejected naming the term`, () => {
       assert.throws(
-        () => parseFieldSelector(text, kind),
+        () => parseFieldSelector(text, strategyOf(kind)),
         (err: unknown) =>
           err instanceof InvalidArgumentError &&
           err.field === 'fieldSelector' &&
@@ -250,15 +260,18 @@ describe('hostile selector text', () => {
 
   test('a field term of thousands of spaces is refused in milliseconds (it backtracked for seconds)', () => {
     for (const term of [`a=${' '.repeat(5000)}!`, `a${' '.repeat(5000)}=!`, `a!=${' '.repeat(5000)}=`]) {
-      assert.ok(elapsedMs(() => parseFieldSelector(term, 'Pod')) < 50, JSON.stringify(term.slice(0, 8)));
-      assert.throws(() => parseFieldSelector(term, 'Pod'), InvalidArgumentError);
+      assert.ok(
+        elapsedMs(() => parseFieldSelector(term, strategyOf('Pod'))) < 50,
+        JSON.stringify(term.slice(0, 8)),
+      );
+      assert.throws(() => parseFieldSelector(term, strategyOf('Pod')), InvalidArgumentError);
     }
   });
 
   test('field terms split at the first operator, with spaces around each side', () => {
     const parsed = parseFieldSelector(
       ' metadata.name == web , spec.nodeName!= n1 ,metadata.namespace=',
-      'Pod',
+      strategyOf('Pod'),
     );
     assert.deepEqual(
       parsed.requirements.map((r) => [r.field, r.operator, r.value]),
@@ -277,7 +290,7 @@ describe('hostile selector text', () => {
       'metadata.name=!a',
     ]) {
       assert.throws(
-        () => parseFieldSelector(bad, 'Pod'),
+        () => parseFieldSelector(bad, strategyOf('Pod')),
         (err: unknown) => err instanceof InvalidArgumentError && err.field === 'fieldSelector',
         bad,
       );

@@ -16,6 +16,7 @@
  */
 import { InvalidArgumentError } from '../../proto/errors.js';
 import type { LabelSelector as LabelSelectorObject, KubeObject } from '../../proto/gen/types.js';
+import type { KindStrategy } from './kinds/strategy.js';
 import { checkLabelValue, checkQualifiedName } from './validation/names.js';
 
 export type LabelOperator = 'Equals' | 'NotEquals' | 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
@@ -346,39 +347,6 @@ const COMMON_FIELDS: Record<string, FieldGetter> = {
   'metadata.namespace': (obj) => obj.metadata.namespace ?? '',
 };
 
-/** The fields each kind can be selected by, beyond metadata.name and metadata.namespace. */
-const KIND_FIELDS: Record<string, Record<string, FieldGetter>> = {
-  Pod: {
-    'spec.nodeName': (obj) => (obj.kind === 'Pod' ? (obj.spec.nodeName ?? '') : ''),
-    'spec.restartPolicy': (obj) => (obj.kind === 'Pod' ? (obj.spec.restartPolicy ?? '') : ''),
-    'spec.schedulerName': (obj) => (obj.kind === 'Pod' ? (obj.spec.schedulerName ?? '') : ''),
-    'status.phase': (obj) => (obj.kind === 'Pod' ? (obj.status?.phase ?? '') : ''),
-    'status.podIP': (obj) => (obj.kind === 'Pod' ? (obj.status?.podIP ?? '') : ''),
-  },
-  Node: {
-    'spec.unschedulable': (obj) => (obj.kind === 'Node' ? String(obj.spec.unschedulable ?? false) : ''),
-  },
-  Namespace: {
-    'status.phase': (obj) => (obj.kind === 'Namespace' ? (obj.status?.phase ?? '') : ''),
-  },
-  Secret: {
-    type: (obj) => (obj.kind === 'Secret' ? (obj.type ?? '') : ''),
-  },
-  Event: {
-    type: (obj) => (obj.kind === 'Event' ? (obj.type ?? '') : ''),
-    reason: (obj) => (obj.kind === 'Event' ? (obj.reason ?? '') : ''),
-    'involvedObject.kind': (obj) => (obj.kind === 'Event' ? (obj.involvedObject?.kind ?? '') : ''),
-    'involvedObject.name': (obj) => (obj.kind === 'Event' ? (obj.involvedObject?.name ?? '') : ''),
-    'involvedObject.namespace': (obj) => (obj.kind === 'Event' ? (obj.involvedObject?.namespace ?? '') : ''),
-    'involvedObject.uid': (obj) => (obj.kind === 'Event' ? (obj.involvedObject?.uid ?? '') : ''),
-  },
-};
-
-/** The field names `kind` can be selected by. */
-export function selectableFields(kind: string): string[] {
-  return [...Object.keys(COMMON_FIELDS), ...Object.keys(KIND_FIELDS[kind] ?? {})];
-}
-
 /** `field op value` with op `=`, `==` or `!=`, split at the first `=` or `!`; undefined when malformed. */
 function splitFieldTerm(term: string): { field: string; op: '=' | '==' | '!='; value: string } | undefined {
   const equals = term.indexOf('=');
@@ -397,11 +365,13 @@ function splitFieldTerm(term: string): { field: string; op: '=' | '==' | '!='; v
 }
 
 /**
- * Parses field selector text for objects of `kind`. Throws InvalidArgumentError (field
+ * Parses field selector text for objects of a kind: metadata.name, metadata.namespace and the
+ * fields the kind's strategy makes selectable. Throws InvalidArgumentError (field
  * `fieldSelector`) naming the bad term and, for an unsupported field, the supported ones.
  */
-export function parseFieldSelector(text: string, kind: string): FieldSelector {
-  const getters = { ...COMMON_FIELDS, ...(KIND_FIELDS[kind] ?? {}) };
+export function parseFieldSelector(text: string, strategy: KindStrategy): FieldSelector {
+  const kind = strategy.info.kind;
+  const getters: Record<string, FieldGetter> = { ...COMMON_FIELDS, ...(strategy.selectableFields ?? {}) };
   const requirements: FieldRequirement[] = [];
   const terms = text.trim() === '' ? [] : text.split(',');
   const fail = (term: string, reason: string): never => {

@@ -820,6 +820,123 @@ export interface JobStatus {
   ready?: number;
 }
 
+/** A Job made on a schedule, as Kubernetes' batch/v1 CronJob. */
+export interface CronJob {
+  apiVersion: 'batch/v1';
+  kind: 'CronJob';
+  metadata: ObjectMeta;
+  spec: CronJobSpec;
+  status?: CronJobStatus;
+}
+
+export interface CronJobSpec {
+  /** five-field cron ("0 3 * * 1-5") or a macro (@hourly, @daily, ...) */
+  schedule: string;
+  /** IANA name; unset: the control plane's zone */
+  timeZone?: string;
+  startingDeadlineSeconds?: number;
+  /** Allow (default), Forbid, Replace */
+  concurrencyPolicy?: string;
+  /** unset: false */
+  suspend?: boolean;
+  jobTemplate: JobTemplateSpec;
+  /** unset: 3 */
+  successfulJobsHistoryLimit?: number;
+  /** unset: 1 */
+  failedJobsHistoryLimit?: number;
+}
+
+export interface JobTemplateSpec {
+  metadata?: ObjectMeta;
+  spec?: JobSpec;
+}
+
+export interface CronJobStatus {
+  active?: ObjectReference[];
+  lastScheduleTime?: string;
+  lastSuccessfulTime?: string;
+}
+
+/** A lease held by one holder at a time: leader election and node heartbeats. */
+export interface Lease {
+  apiVersion: 'coordination.k8s.io/v1';
+  kind: 'Lease';
+  metadata: ObjectMeta;
+  spec: LeaseSpec;
+}
+
+export interface LeaseSpec {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  /** RFC 3339 with microseconds, as Kubernetes' MicroTime */
+  acquireTime?: string;
+  /** RFC 3339 with microseconds */
+  renewTime?: string;
+  leaseTransitions?: number;
+  /** OldestEmulationVersion */
+  strategy?: string;
+  preferredHolder?: string;
+}
+
+/**
+ * A name for a pod priority (spec.priorityClassName): higher values are scheduled first and may
+ * preempt lower ones.
+ */
+export interface PriorityClass {
+  apiVersion: 'scheduling.k8s.io/v1';
+  kind: 'PriorityClass';
+  metadata: ObjectMeta;
+  value?: number;
+  globalDefault?: boolean;
+  description?: string;
+  /** PreemptLowerPriority (default), Never */
+  preemptionPolicy?: string;
+}
+
+/** A slice of a Service's endpoints (label kubernetes.io/service-name names the Service). */
+export interface EndpointSlice {
+  apiVersion: 'discovery.k8s.io/v1';
+  kind: 'EndpointSlice';
+  metadata: ObjectMeta;
+  /** IPv4, IPv6, FQDN; immutable */
+  addressType?: string;
+  endpoints?: Endpoint[];
+  /** discovery.k8s.io/v1 EndpointPort */
+  ports?: EndpointSlicePort[];
+}
+
+export interface Endpoint {
+  addresses?: string[];
+  conditions?: EndpointConditions;
+  hostname?: string;
+  targetRef?: ObjectReference;
+  nodeName?: string;
+  zone?: string;
+  hints?: EndpointHints;
+}
+
+export interface EndpointConditions {
+  ready?: boolean;
+  serving?: boolean;
+  terminating?: boolean;
+}
+
+export interface EndpointHints {
+  forZones?: ForZone[];
+}
+
+export interface ForZone {
+  name: string;
+}
+
+export interface EndpointSlicePort {
+  name?: string;
+  /** TCP (default), UDP, SCTP */
+  protocol?: string;
+  port?: number;
+  appProtocol?: string;
+}
+
 /** Any API object, discriminated by `kind`. */
 export type KubeObject =
   | Namespace
@@ -833,7 +950,11 @@ export type KubeObject =
   | Endpoints
   | ConfigMap
   | Secret
-  | Event;
+  | Event
+  | CronJob
+  | Lease
+  | PriorityClass
+  | EndpointSlice;
 
 /** The object type of each kind name. */
 export interface KubeObjectByKind {
@@ -849,4 +970,8 @@ export interface KubeObjectByKind {
   ConfigMap: ConfigMap;
   Secret: Secret;
   Event: Event;
+  CronJob: CronJob;
+  Lease: Lease;
+  PriorityClass: PriorityClass;
+  EndpointSlice: EndpointSlice;
 }

@@ -412,6 +412,84 @@ data:
     );
   });
 
+  test('CronJob, Lease, PriorityClass and EndpointSlice apply and print as kubectl prints them', async () => {
+    const path = file(
+      'new-kinds.yaml',
+      `apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly, namespace: e2e}
+spec:
+  schedule: "30 2 * * MON-FRI"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: backup, image: busybox:1.36}]
+---
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: leader, namespace: e2e}
+spec: {holderIdentity: cp-1, leaseDurationSeconds: 15}
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {name: e2e-high}
+value: 100000
+globalDefault: true
+description: e2e
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: e2e, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints: [{addresses: [10.244.1.5]}, {addresses: [10.244.2.7]}]
+ports: [{name: http, port: 8080}]
+`,
+    );
+    const applied = await cluster.skiff(['apply', '-f', path]);
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.equal(
+      applied.stdout,
+      'cronjob.batch/nightly created\nlease.coordination.k8s.io/leader created\npriorityclass.scheduling.k8s.io/e2e-high created\nendpointslice.discovery.k8s.io/web-1 created\n',
+    );
+    const cron = await cluster.skiff(['get', 'cj', '-n', 'e2e']);
+    assert.match(cron.stdout, /^NAME\s+SCHEDULE\s+TIMEZONE\s+SUSPEND\s+ACTIVE\s+LAST SCHEDULE\s+AGE\n/);
+    assert.match(cron.stdout, /\nnightly\s+30 2 \* \* MON-FRI\s+<none>\s+False\s+0\s+<none>\s+\S+\n$/);
+    const pcs = await cluster.skiff(['get', 'priorityclasses.scheduling.k8s.io']);
+    assert.match(pcs.stdout, /^NAME\s+VALUE\s+GLOBAL-DEFAULT\s+AGE\s+PREEMPTIONPOLICY\n/);
+    assert.match(pcs.stdout, /\ne2e-high\s+100000\s+true\s+\S+\s+PreemptLowerPriority\n/);
+    assert.match(pcs.stdout, /\nsystem-node-critical\s+2000001000\s+false\s+/);
+    const leases = await cluster.skiff([
+      'get',
+      'leases',
+      '-n',
+      'e2e',
+      '--field-selector',
+      'spec.holderIdentity=cp-1',
+    ]);
+    assert.match(leases.stdout, /^NAME\s+HOLDER\s+AGE\nleader\s+cp-1\s+/);
+    const slices = await cluster.skiff(['get', 'endpointslices', '-n', 'e2e']);
+    assert.match(slices.stdout, /\nweb-1\s+IPv4\s+8080\s+10\.244\.1\.5,10\.244\.2\.7\s+/);
+
+    // A rule only the server can judge (one global default among the stored classes) is refused
+    // by the dry run: nothing of the file is written, the document is named.
+    const second = file(
+      'second-default.yaml',
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: before-pc, namespace: e2e}\n---\napiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: e2e-other}\nvalue: 5\nglobalDefault: true\n',
+    );
+    const refused = await cluster.skiff(['apply', '-f', second]);
+    assert.notEqual(refused.code, 0);
+    assert.match(
+      refused.stderr,
+      /second-default\.yaml: document 2 .*globalDefault is already set on "e2e-high"/,
+    );
+    assert.equal(refused.stdout, '');
+    assert.notEqual((await cluster.skiff(['get', 'cm', 'before-pc', '-n', 'e2e'])).code, 0);
+    const deleted = await cluster.skiff(['delete', '-f', path]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+  });
+
   test('a wrong token is refused', async () => {
     const result = await cluster.skiff(['--token', 'not-the-token', 'get', 'ns']);
     assert.notEqual(result.code, 0);

@@ -1,9 +1,10 @@
 /** Service and Endpoints: types, ports, cluster IPs and the fields fixed after create. */
-import type { Endpoints, Service } from '../../../proto/gen/types.js';
+import { isIP } from 'node:net';
+import type { EndpointSlice, Endpoints, Service } from '../../../proto/gen/types.js';
 import { requireInRange, requireNonEmpty, requireOneOf, requireValid, violation } from './field-violation.js';
 import { validateLabels } from './meta.js';
 import { PROTOCOLS, validatePortReference } from './pod.js';
-import { checkDns1123Subdomain, checkIp, checkPortName } from './names.js';
+import { checkDns1123Label, checkDns1123Subdomain, checkIp, checkPortName } from './names.js';
 
 export const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'];
 /** Kubernetes' default --service-node-port-range. */
@@ -115,5 +116,59 @@ export function validateEndpoints(endpoints: Endpoints): void {
       requireInRange(`${at}.ports[${j}].port`, port.port, 1, 65535);
       requireOneOf(`${at}.ports[${j}].protocol`, port.protocol, PROTOCOLS);
     });
+  });
+}
+
+const MAX_SLICE_ENDPOINTS = 1000;
+const MAX_SLICE_PORTS = 100;
+const MAX_ENDPOINT_ADDRESSES = 100;
+
+function addressProblem(addressType: string, address: string): string | undefined {
+  const family = isIP(address);
+  if (addressType === 'IPv4') return family === 4 ? undefined : 'must be an IPv4 address';
+  if (addressType === 'IPv6') return family === 6 ? undefined : 'must be an IPv6 address';
+  return checkDns1123Subdomain(address);
+}
+
+export function validateEndpointSlice(slice: EndpointSlice, old: EndpointSlice | undefined): void {
+  const addressType = requireNonEmpty('addressType', slice.addressType, 'IPv4, IPv6 or FQDN');
+  requireOneOf('addressType', addressType, ['IPv4', 'IPv6', 'FQDN']);
+  if (old !== undefined && old.addressType !== addressType) {
+    violation('addressType', `field is immutable: was ${old.addressType ?? ''}, got ${addressType}`);
+  }
+  const endpoints = slice.endpoints ?? [];
+  if (endpoints.length > MAX_SLICE_ENDPOINTS) {
+    violation('endpoints', `must have at most ${MAX_SLICE_ENDPOINTS} items, got ${endpoints.length}`);
+  }
+  endpoints.forEach((endpoint, i) => {
+    const at = `endpoints[${i}]`;
+    const addresses = endpoint.addresses ?? [];
+    if (addresses.length === 0) violation(`${at}.addresses`, 'required: at least one address');
+    if (addresses.length > MAX_ENDPOINT_ADDRESSES) {
+      violation(
+        `${at}.addresses`,
+        `must have at most ${MAX_ENDPOINT_ADDRESSES} items, got ${addresses.length}`,
+      );
+    }
+    addresses.forEach((address, j) =>
+      requireValid(`${at}.addresses[${j}]`, address, addressProblem(addressType, address)),
+    );
+    if (endpoint.hostname)
+      requireValid(`${at}.hostname`, endpoint.hostname, checkDns1123Label(endpoint.hostname));
+    if (endpoint.nodeName)
+      requireValid(`${at}.nodeName`, endpoint.nodeName, checkDns1123Subdomain(endpoint.nodeName));
+  });
+  const ports = slice.ports ?? [];
+  if (ports.length > MAX_SLICE_PORTS)
+    violation('ports', `must have at most ${MAX_SLICE_PORTS} items, got ${ports.length}`);
+  const names = new Set<string>();
+  ports.forEach((port, i) => {
+    const at = `ports[${i}]`;
+    const name = port.name ?? '';
+    if (name !== '') requireValid(`${at}.name`, name, checkDns1123Label(name));
+    if (names.has(name)) violation(`${at}.name`, `duplicate port name "${name}"`);
+    names.add(name);
+    requireInRange(`${at}.port`, port.port, 1, 65535);
+    requireOneOf(`${at}.protocol`, port.protocol, PROTOCOLS);
   });
 }

@@ -3,23 +3,26 @@ import assert from 'node:assert/strict';
 import { InvalidArgumentError } from '../../../proto/errors.js';
 import type {
   ConfigMap,
+  CronJob,
   DaemonSet,
   Deployment,
+  EndpointSlice,
   Endpoints,
   Event,
   Job,
   KubeObject,
+  Lease,
   Namespace,
   Node,
   Pod,
+  PriorityClass,
   ReplicaSet,
   Secret,
   Service,
 } from '../../../proto/gen/types.js';
 import { decodeObject, encodeObject, parseObject } from '../../../proto/objects.js';
 import { parseAllDocuments } from 'yaml';
-import { defaultObject } from '../defaulting.js';
-import { validateObject } from './index.js';
+import { defaultObject, validateObject } from '../kinds/index.js';
 
 const podSpec = (): Pod['spec'] => ({
   containers: [
@@ -152,6 +155,51 @@ const VALID: Record<KubeObject['kind'], () => KubeObject> = {
     reason: 'Scheduled',
     type: 'Normal',
     count: 1,
+  }),
+  CronJob: (): CronJob => ({
+    apiVersion: 'batch/v1',
+    kind: 'CronJob',
+    metadata: { name: 'nightly', namespace: 'shop' },
+    spec: {
+      schedule: '30 2 * * MON-FRI',
+      timeZone: 'Europe/Berlin',
+      jobTemplate: { spec: { template: { spec: { ...podSpec(), restartPolicy: 'OnFailure' } } } },
+    },
+  }),
+  Lease: (): Lease => ({
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: 'skiff-scheduler', namespace: 'skiff-system' },
+    spec: {
+      holderIdentity: 'cp-1_4f2a',
+      leaseDurationSeconds: 15,
+      acquireTime: '2026-12-06T20:00:00.000000Z',
+      renewTime: '2026-12-06T20:00:10.123456Z',
+      leaseTransitions: 2,
+    },
+  }),
+  PriorityClass: (): PriorityClass => ({
+    apiVersion: 'scheduling.k8s.io/v1',
+    kind: 'PriorityClass',
+    metadata: { name: 'high-priority' },
+    value: 1000000,
+    globalDefault: false,
+    description: 'For the shop front end.',
+  }),
+  EndpointSlice: (): EndpointSlice => ({
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: 'web-abc12', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },
+    addressType: 'IPv4',
+    endpoints: [
+      {
+        addresses: ['10.244.1.5'],
+        conditions: { ready: true },
+        nodeName: 'node-1',
+        targetRef: { kind: 'Pod', name: 'web-0', namespace: 'shop' },
+      },
+    ],
+    ports: [{ name: 'http', port: 8080 }],
   }),
 };
 
@@ -1335,4 +1383,114 @@ spec:
     kinds.push(obj.kind);
   }
   assert.deepEqual(kinds, ['Namespace', 'Deployment', 'Service', 'ConfigMap', 'Secret', 'Job']);
+});
+
+describe('CronJob, Lease, PriorityClass and EndpointSlice, added through their strategies alone', () => {
+  test('a CronJob schedule must be a cron schedule or a macro, and its Jobs must be able to finish', () => {
+    for (const schedule of [
+      '*/5 * * * *',
+      '0 0 1,15 * ?',
+      '@hourly',
+      '@every 1h30m',
+      '0 9-17/2 * JAN-jun 1-5',
+    ]) {
+      validateObject(variant<CronJob>('CronJob', (cj) => (cj.spec.schedule = schedule)));
+    }
+    const bad: [string, RegExp][] = [
+      ['* * * *', /has 4 fields; a schedule has five/],
+      ['60 * * * *', /minute: 60 is out of range 0-59/],
+      ['0 0 * * 7', /day of week: 7 is out of range 0-6/],
+      ['*/0 * * * *', /step "0" must be a whole number above 0/],
+      ['@fortnightly', /unknown macro/],
+      ['', /is empty: a schedule is required/],
+    ];
+    for (const [schedule, message] of bad) {
+      expectInvalid(
+        variant<CronJob>('CronJob', (cj) => (cj.spec.schedule = schedule)),
+        'spec.schedule',
+        message,
+      );
+    }
+    expectInvalid(
+      variant<CronJob>('CronJob', (cj) => (cj.spec.timeZone = 'Mars/Olympus')),
+      'spec.timeZone',
+      /unknown time zone "Mars\/Olympus"/,
+    );
+    expectInvalid(
+      variant<CronJob>(
+        'CronJob',
+        (cj) => (cj.spec.jobTemplate.spec!.template!.spec!.restartPolicy = 'Always'),
+      ),
+      'spec.jobTemplate.spec.template.spec.restartPolicy',
+      /must use OnFailure or Never/,
+    );
+    expectInvalid(
+      variant<CronJob>('CronJob', (cj) => (cj.metadata.name = 'n'.repeat(53))),
+      'metadata.name',
+      /no more than 52 characters/,
+    );
+    const defaulted = variant<CronJob>('CronJob', () => undefined);
+    assert.equal(defaulted.spec.concurrencyPolicy, 'Allow');
+    assert.equal(defaulted.spec.successfulJobsHistoryLimit, 3);
+    assert.equal(defaulted.spec.failedJobsHistoryLimit, 1);
+    assert.equal(defaulted.spec.jobTemplate.spec?.template?.spec?.dnsPolicy, 'ClusterFirst');
+  });
+
+  test('a Lease has a positive duration and RFC 3339 times', () => {
+    expectInvalid(
+      variant<Lease>('Lease', (l) => (l.spec.leaseDurationSeconds = 0)),
+      'spec.leaseDurationSeconds',
+      /greater than 0/,
+    );
+    expectInvalid(
+      variant<Lease>('Lease', (l) => (l.spec.renewTime = 'yesterday')),
+      'spec.renewTime',
+      /not an RFC 3339 time/,
+    );
+  });
+
+  test('a PriorityClass stays below the system range, and its value is fixed once created', () => {
+    expectInvalid(
+      variant<PriorityClass>('PriorityClass', (pc) => (pc.value = 1_000_000_001)),
+      'value',
+      /no more than 1000000000/,
+    );
+    expectInvalid(
+      variant<PriorityClass>('PriorityClass', (pc) => (pc.metadata.name = 'system-mine')),
+      'metadata.name',
+      /"system-" prefix is reserved/,
+    );
+    const old = defaultObject(VALID.PriorityClass()) as PriorityClass;
+    expectInvalid(
+      variant<PriorityClass>('PriorityClass', (pc) => (pc.value = 5)),
+      'value',
+      /immutable/,
+      old,
+    );
+    assert.equal(old.preemptionPolicy, 'PreemptLowerPriority');
+  });
+
+  test('an EndpointSlice holds addresses of its addressType, and the type is fixed', () => {
+    expectInvalid(
+      variant<EndpointSlice>('EndpointSlice', (es) => (es.endpoints![0]!.addresses = ['fd00::5'])),
+      'endpoints[0].addresses[0]',
+      /must be an IPv4 address/,
+    );
+    expectInvalid(
+      variant<EndpointSlice>('EndpointSlice', (es) => (es.addressType = 'IPX')),
+      'addressType',
+      /must be one of IPv4, IPv6, FQDN/,
+    );
+    const old = defaultObject(VALID.EndpointSlice()) as EndpointSlice;
+    expectInvalid(
+      variant<EndpointSlice>('EndpointSlice', (es) => {
+        es.addressType = 'FQDN';
+        es.endpoints = [{ addresses: ['web-0.shop.example'] }];
+      }),
+      'addressType',
+      /immutable/,
+      old,
+    );
+    assert.equal(old.ports?.[0]?.protocol, 'TCP');
+  });
 });

@@ -3,10 +3,12 @@
  * a valid template, counts and rollout parameters, and the fields that are fixed after create.
  */
 import type {
+  CronJob,
   DaemonSet,
   Deployment,
   IntOrString,
   Job,
+  JobSpec,
   LabelSelector as LabelSelectorObject,
   PodTemplateSpec,
   ReplicaSet,
@@ -15,31 +17,33 @@ import { labelSelectorFromObject } from '../selectors.js';
 import { type DiffShape, firstDifference } from './diff.js';
 import { requireAtLeast, requireOneOf, violation } from './field-violation.js';
 import { validateAnnotations, validateLabels } from './meta.js';
+import { cronScheduleProblem } from './cron.js';
 import { validatePodSpec } from './pod.js';
 
 function validateSelectorAndTemplate(
   selector: LabelSelectorObject | undefined,
   template: PodTemplateSpec | undefined,
   restartPolicies: readonly string[],
+  path = 'spec',
 ): void {
   if (selector === undefined)
-    violation('spec.selector', 'required: the label selector of the pods this object manages');
-  const parsed = labelSelectorFromObject(selector, 'spec.selector');
+    violation(`${path}.selector`, 'required: the label selector of the pods this object manages');
+  const parsed = labelSelectorFromObject(selector, `${path}.selector`);
   if (parsed.empty)
     violation(
-      'spec.selector',
+      `${path}.selector`,
       'must not be empty: an empty selector would select every pod in the namespace',
     );
-  if (template === undefined) violation('spec.template', 'required: the pod template');
-  validateLabels('spec.template.metadata.labels', template.metadata?.labels);
-  validateAnnotations('spec.template.metadata.annotations', template.metadata?.annotations);
+  if (template === undefined) violation(`${path}.template`, 'required: the pod template');
+  validateLabels(`${path}.template.metadata.labels`, template.metadata?.labels);
+  validateAnnotations(`${path}.template.metadata.annotations`, template.metadata?.annotations);
   if (!parsed.matches(template.metadata?.labels)) {
     violation(
-      'spec.template.metadata.labels',
-      `do not match spec.selector "${parsed.toString()}": the object would never see its own pods`,
+      `${path}.template.metadata.labels`,
+      `do not match ${path}.selector "${parsed.toString()}": the object would never see its own pods`,
     );
   }
-  validatePodSpec('spec.template.spec', template.spec ?? {}, { restartPolicies });
+  validatePodSpec(`${path}.template.spec`, template.spec ?? {}, { restartPolicies });
 }
 
 /** An IntOrString count: a non-negative integer or a percentage "N%". */
@@ -148,42 +152,87 @@ export function validateDaemonSet(ds: DaemonSet, old: DaemonSet | undefined): vo
     );
 }
 
-export function validateJob(job: Job, old: Job | undefined): void {
-  const spec = job.spec;
-  requireAtLeast('spec.parallelism', spec.parallelism, 0);
-  requireAtLeast('spec.completions', spec.completions, 0);
-  requireAtLeast('spec.backoffLimit', spec.backoffLimit, 0);
-  requireAtLeast('spec.activeDeadlineSeconds', spec.activeDeadlineSeconds, 1);
-  requireAtLeast('spec.ttlSecondsAfterFinished', spec.ttlSecondsAfterFinished, 0);
-  requireOneOf('spec.completionMode', spec.completionMode, ['NonIndexed', 'Indexed']);
+/** A Job spec at `path` (spec, or a CronJob's spec.jobTemplate.spec); `old` the stored one on update. */
+function validateJobSpec(path: string, spec: JobSpec, old: JobSpec | undefined): void {
+  requireAtLeast(`${path}.parallelism`, spec.parallelism, 0);
+  requireAtLeast(`${path}.completions`, spec.completions, 0);
+  requireAtLeast(`${path}.backoffLimit`, spec.backoffLimit, 0);
+  requireAtLeast(`${path}.activeDeadlineSeconds`, spec.activeDeadlineSeconds, 1);
+  requireAtLeast(`${path}.ttlSecondsAfterFinished`, spec.ttlSecondsAfterFinished, 0);
+  requireOneOf(`${path}.completionMode`, spec.completionMode, ['NonIndexed', 'Indexed']);
   if (spec.completionMode === 'Indexed' && spec.completions === undefined) {
-    violation('spec.completions', 'required when completionMode is Indexed');
+    violation(`${path}.completions`, 'required when completionMode is Indexed');
   }
-  if (spec.template === undefined) violation('spec.template', 'required: the pod template');
+  if (spec.template === undefined) violation(`${path}.template`, 'required: the pod template');
   const restartPolicy = spec.template.spec?.restartPolicy;
   if (restartPolicy !== 'OnFailure' && restartPolicy !== 'Never') {
     violation(
-      'spec.template.spec.restartPolicy',
+      `${path}.template.spec.restartPolicy`,
       `unsupported value "${restartPolicy ?? ''}": a Job's pods must use OnFailure or Never (a pod that always restarts never completes)`,
     );
   }
   // Without manualSelector the job controller selects its pods by their owner; a selector given
   // anyway must still match the template, or the job could not see its own pods.
   if (spec.selector !== undefined) {
-    validateSelectorAndTemplate(spec.selector, spec.template, ['OnFailure', 'Never']);
+    validateSelectorAndTemplate(spec.selector, spec.template, ['OnFailure', 'Never'], path);
   } else {
-    if (spec.manualSelector) violation('spec.selector', 'required when manualSelector is true');
-    validateLabels('spec.template.metadata.labels', spec.template.metadata?.labels);
-    validateAnnotations('spec.template.metadata.annotations', spec.template.metadata?.annotations);
-    validatePodSpec('spec.template.spec', spec.template.spec ?? {}, {
+    if (spec.manualSelector) violation(`${path}.selector`, 'required when manualSelector is true');
+    validateLabels(`${path}.template.metadata.labels`, spec.template.metadata?.labels);
+    validateAnnotations(`${path}.template.metadata.annotations`, spec.template.metadata?.annotations);
+    validatePodSpec(`${path}.template.spec`, spec.template.spec ?? {}, {
       restartPolicies: ['OnFailure', 'Never'],
     });
   }
   if (old) {
     const why = 'a Job runs the pods it was created with; create a new Job';
-    requireUnchanged('spec.selector', spec.selector, old.spec.selector, why, 'LabelSelector');
-    requireUnchanged('spec.completions', spec.completions, old.spec.completions, why);
-    requireUnchanged('spec.completionMode', spec.completionMode, old.spec.completionMode, why);
-    requireUnchanged('spec.template', spec.template, old.spec.template, why, 'PodTemplateSpec');
+    requireUnchanged(`${path}.selector`, spec.selector, old.selector, why, 'LabelSelector');
+    requireUnchanged(`${path}.completions`, spec.completions, old.completions, why);
+    requireUnchanged(`${path}.completionMode`, spec.completionMode, old.completionMode, why);
+    requireUnchanged(`${path}.template`, spec.template, old.template, why, 'PodTemplateSpec');
+  }
+}
+
+export function validateJob(job: Job, old: Job | undefined): void {
+  validateJobSpec('spec', job.spec, old?.spec);
+}
+
+/** Kubernetes' limit: a CronJob's Jobs are named after it with an 11-character suffix. */
+const MAX_CRONJOB_NAME_LENGTH = 52;
+
+export function validateCronJob(cronJob: CronJob): void {
+  const name = cronJob.metadata.name ?? '';
+  if (name.length > MAX_CRONJOB_NAME_LENGTH) {
+    violation(
+      'metadata.name',
+      `must be no more than ${MAX_CRONJOB_NAME_LENGTH} characters (its Jobs add an 11-character suffix), got ${name.length}`,
+    );
+  }
+  const spec = cronJob.spec;
+  const problem = cronScheduleProblem(spec.schedule);
+  if (problem !== undefined) violation('spec.schedule', `"${spec.schedule}" ${problem}`);
+  if (spec.timeZone !== undefined && !isTimeZone(spec.timeZone)) {
+    violation(
+      'spec.timeZone',
+      `unknown time zone "${spec.timeZone}": use an IANA name such as "Europe/Berlin" or "Etc/UTC"`,
+    );
+  }
+  requireAtLeast('spec.startingDeadlineSeconds', spec.startingDeadlineSeconds, 0);
+  requireOneOf('spec.concurrencyPolicy', spec.concurrencyPolicy, ['Allow', 'Forbid', 'Replace']);
+  requireAtLeast('spec.successfulJobsHistoryLimit', spec.successfulJobsHistoryLimit, 0);
+  requireAtLeast('spec.failedJobsHistoryLimit', spec.failedJobsHistoryLimit, 0);
+  validateLabels('spec.jobTemplate.metadata.labels', spec.jobTemplate.metadata?.labels);
+  validateAnnotations('spec.jobTemplate.metadata.annotations', spec.jobTemplate.metadata?.annotations);
+  if (spec.jobTemplate.spec === undefined)
+    violation('spec.jobTemplate.spec', 'required: the spec of the Jobs to run');
+  // Each run is a new Job, so the template may change at any time; only the Job rules apply.
+  validateJobSpec('spec.jobTemplate.spec', spec.jobTemplate.spec, undefined);
+}
+
+function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return name !== '' && !/^[+-]/.test(name);
+  } catch {
+    return false;
   }
 }

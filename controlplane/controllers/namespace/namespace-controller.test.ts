@@ -70,7 +70,7 @@ describe('NamespaceController', () => {
   test('deletes what is in a marked namespace, waits for finalizers, then removes the namespace; others are untouched', async () => {
     const { handlers, informer, controller, store } = setUp();
     try {
-      await handlers.ensureSystemNamespaces();
+      await handlers.ensureSystemObjects();
       for (const name of ['doomed', 'kept']) await handlers.create(namespace(name));
       await handlers.create(configMap('cm', 'doomed'));
       await handlers.create(heldPod('held', 'doomed'));
@@ -106,7 +106,7 @@ describe('NamespaceController', () => {
   test('a deletion begun before the controller started (a restart) is finished', async () => {
     const { handlers, informer, controller, store } = setUp();
     try {
-      await handlers.ensureSystemNamespaces();
+      await handlers.ensureSystemObjects();
       await handlers.create(namespace('left'));
       await handlers.create(configMap('cm', 'left'));
       await handlers.delete('Namespace', '', 'left');

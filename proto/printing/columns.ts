@@ -1,7 +1,9 @@
 /**
- * Per-kind table columns for `skiff get`, as kubectl prints them. Each printer gives the columns
- * after NAME and before AGE (AGE is added for every kind that has it), and the extra `-o wide`
- * columns, which go at the end.
+ * Per-kind table columns, as kubectl prints them: each kind names its printer in proto/kinds.ts.
+ * A printer gives the columns after NAME and before AGE (AGE is added for every kind that has it),
+ * those kubectl prints after AGE, and the extra `-o wide` columns, which go at the end. The CLI
+ * prints tables with them (cli/output/table.ts); they take the JSON form of an object, so any
+ * side that holds one can print it.
  */
 import { age, humanDuration } from './age.js';
 import { field, formatMap, formatSelector, list, name, num, record, str, type ObjectJson } from './fields.js';
@@ -11,6 +13,8 @@ export interface KindPrinter {
   cells(obj: ObjectJson, now: number): string[];
   wideColumns: string[];
   wideCells(obj: ObjectJson): string[];
+  /** Columns kubectl prints after AGE (PriorityClass's PREEMPTIONPOLICY). */
+  afterAge?: { columns: string[]; cells(obj: ObjectJson): string[] };
   /** Events show LAST SEEN up front instead of NAME and AGE. */
   nameless?: boolean;
 }
@@ -51,7 +55,7 @@ export function podStatus(pod: ObjectJson): string {
   return reason;
 }
 
-const pod: KindPrinter = {
+export const podPrinter: KindPrinter = {
   columns: ['READY', 'STATUS', 'RESTARTS'],
   cells(obj, now) {
     const statuses = list(obj, 'status', 'containerStatuses');
@@ -74,7 +78,7 @@ const pod: KindPrinter = {
   wideCells: (obj) => [str(obj, 'status', 'podIP') || NONE, str(obj, 'spec', 'nodeName') || NONE],
 };
 
-const deployment: KindPrinter = {
+export const deploymentPrinter: KindPrinter = {
   columns: ['READY', 'UP-TO-DATE', 'AVAILABLE'],
   cells: (obj) => [
     `${num(obj, 'status', 'readyReplicas') ?? 0}/${num(obj, 'spec', 'replicas') ?? 1}`,
@@ -88,18 +92,18 @@ const deployment: KindPrinter = {
   ],
 };
 
-const replicaSet: KindPrinter = {
+export const replicaSetPrinter: KindPrinter = {
   columns: ['DESIRED', 'CURRENT', 'READY'],
   cells: (obj) => [
     String(num(obj, 'spec', 'replicas') ?? 1),
     String(num(obj, 'status', 'replicas') ?? 0),
     String(num(obj, 'status', 'readyReplicas') ?? 0),
   ],
-  wideColumns: deployment.wideColumns,
-  wideCells: deployment.wideCells,
+  wideColumns: deploymentPrinter.wideColumns,
+  wideCells: deploymentPrinter.wideCells,
 };
 
-const daemonSet: KindPrinter = {
+export const daemonSetPrinter: KindPrinter = {
   columns: ['DESIRED', 'CURRENT', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'NODE SELECTOR'],
   cells: (obj) => [
     String(num(obj, 'status', 'desiredNumberScheduled') ?? 0),
@@ -109,8 +113,8 @@ const daemonSet: KindPrinter = {
     String(num(obj, 'status', 'numberAvailable') ?? 0),
     formatMap(record(obj, 'spec', 'template', 'spec', 'nodeSelector')),
   ],
-  wideColumns: deployment.wideColumns,
-  wideCells: deployment.wideCells,
+  wideColumns: deploymentPrinter.wideColumns,
+  wideCells: deploymentPrinter.wideCells,
 };
 
 function jobStatus(obj: ObjectJson): string {
@@ -122,7 +126,7 @@ function jobStatus(obj: ObjectJson): string {
   return 'Running';
 }
 
-const job: KindPrinter = {
+export const jobPrinter: KindPrinter = {
   columns: ['STATUS', 'COMPLETIONS', 'DURATION'],
   cells(obj, now) {
     const start = Date.parse(str(obj, 'status', 'startTime') ?? '');
@@ -149,7 +153,7 @@ function servicePorts(obj: ObjectJson): string {
   return ports.join(',') || NONE;
 }
 
-const service: KindPrinter = {
+export const servicePrinter: KindPrinter = {
   columns: ['TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)'],
   cells: (obj) => [
     str(obj, 'spec', 'type') || 'ClusterIP',
@@ -161,7 +165,7 @@ const service: KindPrinter = {
   wideCells: (obj) => [formatMap(record(obj, 'spec', 'selector'))],
 };
 
-const endpoints: KindPrinter = {
+export const endpointsPrinter: KindPrinter = {
   columns: ['ENDPOINTS'],
   cells(obj) {
     const all: string[] = [];
@@ -173,8 +177,7 @@ const endpoints: KindPrinter = {
         for (const port of ports) all.push(`${ip}:${port ?? ''}`);
       }
     }
-    if (all.length === 0) return [NONE];
-    return [all.length > 3 ? `${all.slice(0, 3).join(',')} + ${all.length - 3} more...` : all.join(',')];
+    return [abbreviated(all)];
   },
   wideColumns: [],
   wideCells: () => [],
@@ -187,21 +190,21 @@ const dataCount = (obj: ObjectJson): string =>
       Object.keys(record(obj, 'stringData')).length,
   );
 
-const configMap: KindPrinter = {
+export const configMapPrinter: KindPrinter = {
   columns: ['DATA'],
   cells: (obj) => [dataCount(obj)],
   wideColumns: [],
   wideCells: () => [],
 };
 
-const secret: KindPrinter = {
+export const secretPrinter: KindPrinter = {
   columns: ['TYPE', 'DATA'],
   cells: (obj) => [str(obj, 'type') || 'Opaque', dataCount(obj)],
   wideColumns: [],
   wideCells: () => [],
 };
 
-const namespaceKind: KindPrinter = {
+export const namespacePrinter: KindPrinter = {
   columns: ['STATUS'],
   cells: (obj) => [
     str(obj, 'metadata', 'deletionTimestamp') ? 'Terminating' : str(obj, 'status', 'phase') || 'Active',
@@ -223,7 +226,7 @@ function nodeStatus(obj: ObjectJson): string {
   return field(obj, 'spec', 'unschedulable') === true ? `${status},SchedulingDisabled` : status;
 }
 
-const node: KindPrinter = {
+export const nodePrinter: KindPrinter = {
   columns: ['STATUS', 'ROLES'],
   cells(obj) {
     const roles = Object.keys(record(obj, 'metadata', 'labels'))
@@ -248,7 +251,7 @@ export function eventLastSeen(obj: ObjectJson): string | undefined {
   return str(obj, 'lastTimestamp') || str(obj, 'eventTime') || str(obj, 'metadata', 'creationTimestamp');
 }
 
-const event: KindPrinter = {
+export const eventPrinter: KindPrinter = {
   nameless: true,
   columns: ['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'],
   cells: (obj, now) => [
@@ -262,60 +265,56 @@ const event: KindPrinter = {
   wideCells: (obj) => [str(obj, 'source', 'component') || '', String(num(obj, 'count') ?? 1)],
 };
 
-const generic: KindPrinter = { columns: [], cells: () => [], wideColumns: [], wideCells: () => [] };
-
-const PRINTERS: Record<string, KindPrinter> = {
-  Pod: pod,
-  Deployment: deployment,
-  ReplicaSet: replicaSet,
-  DaemonSet: daemonSet,
-  Job: job,
-  Service: service,
-  Endpoints: endpoints,
-  ConfigMap: configMap,
-  Secret: secret,
-  Namespace: namespaceKind,
-  Node: node,
-  Event: event,
+export const cronJobPrinter: KindPrinter = {
+  columns: ['SCHEDULE', 'TIMEZONE', 'SUSPEND', 'ACTIVE', 'LAST SCHEDULE'],
+  cells: (obj, now) => {
+    const last = str(obj, 'status', 'lastScheduleTime');
+    return [
+      str(obj, 'spec', 'schedule') ?? '',
+      str(obj, 'spec', 'timeZone') || NONE,
+      field(obj, 'spec', 'suspend') === true ? 'True' : 'False',
+      String(list(obj, 'status', 'active').length),
+      last ? age(last, now) : NONE,
+    ];
+  },
+  wideColumns: ['CONTAINERS', 'IMAGES', 'SELECTOR'],
+  wideCells: (obj) => [
+    ...containerColumns(field(obj, 'spec', 'jobTemplate', 'spec', 'template', 'spec')),
+    formatSelector(field(obj, 'spec', 'jobTemplate', 'spec', 'selector')),
+  ],
 };
 
-export function printerFor(kind: string): KindPrinter {
-  return PRINTERS[kind] ?? generic;
+export const leasePrinter: KindPrinter = {
+  columns: ['HOLDER'],
+  cells: (obj) => [str(obj, 'spec', 'holderIdentity') ?? ''],
+  wideColumns: [],
+  wideCells: () => [],
+};
+
+export const priorityClassPrinter: KindPrinter = {
+  columns: ['VALUE', 'GLOBAL-DEFAULT'],
+  cells: (obj) => [String(num(obj, 'value') ?? 0), field(obj, 'globalDefault') === true ? 'true' : 'false'],
+  afterAge: {
+    columns: ['PREEMPTIONPOLICY'],
+    cells: (obj) => [str(obj, 'preemptionPolicy') || 'PreemptLowerPriority'],
+  },
+  wideColumns: [],
+  wideCells: () => [],
+};
+
+/** At most three items, then how many more, as kubectl abbreviates endpoint lists. */
+function abbreviated(items: string[]): string {
+  if (items.length === 0) return NONE;
+  return items.length > 3 ? `${items.slice(0, 3).join(',')} + ${items.length - 3} more...` : items.join(',');
 }
 
-export interface TableOptions {
-  wide: boolean;
-  /** Adds NAMESPACE first (`-A`). */
-  withNamespace: boolean;
-  /** Prefixes names with `kind.group/` (kubectl does so when several kinds are printed). */
-  namePrefix?: string;
-}
-
-/** Headers and rows for objects of one kind. */
-export function tableFor(
-  kind: string,
-  objects: ObjectJson[],
-  options: TableOptions,
-  now: number,
-): { headers: string[]; rows: string[][] } {
-  const printer = printerFor(kind);
-  const headers = [
-    ...(options.withNamespace ? ['NAMESPACE'] : []),
-    ...(printer.nameless ? [] : ['NAME']),
-    ...printer.columns,
-    ...(printer.nameless ? [] : ['AGE']),
-    ...(options.wide ? printer.wideColumns : []),
-  ];
-  const rows = objects.map((obj) => rowFor(printer, obj, options, now));
-  return { headers, rows };
-}
-
-export function rowFor(printer: KindPrinter, obj: ObjectJson, options: TableOptions, now: number): string[] {
-  return [
-    ...(options.withNamespace ? [str(obj, 'metadata', 'namespace') ?? ''] : []),
-    ...(printer.nameless ? [] : [`${options.namePrefix ?? ''}${name(obj)}`]),
-    ...printer.cells(obj, now),
-    ...(printer.nameless ? [] : [age(str(obj, 'metadata', 'creationTimestamp'), now)]),
-    ...(options.wide ? printer.wideCells(obj) : []),
-  ];
-}
+export const endpointSlicePrinter: KindPrinter = {
+  columns: ['ADDRESSTYPE', 'PORTS', 'ENDPOINTS'],
+  cells: (obj) => {
+    const ports = list(obj, 'ports').map((p) => String(num(p, 'port') ?? '<unset>'));
+    const addresses = list(obj, 'endpoints').flatMap((e) => list(e, 'addresses').map(String));
+    return [str(obj, 'addressType') ?? '', ports.join(',') || '<unset>', abbreviated(addresses)];
+  },
+  wideColumns: [],
+  wideCells: () => [],
+};

@@ -1,0 +1,135 @@
+/** Strategies of the core ("v1") kinds. */
+import type {
+  ConfigMap,
+  Endpoints,
+  Event,
+  Namespace,
+  Node,
+  Pod,
+  Secret,
+  Service,
+} from '../../../proto/gen/types.js';
+import { kindInfoOf } from '../../../proto/kinds.js';
+import {
+  DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS,
+  defaultPodSpec,
+  defaultSecret,
+  defaultService,
+} from '../defaulting.js';
+import { DEFAULT_NAMESPACE } from '../object-lifecycle.js';
+import { validateEvent, validateNamespace, validateNode } from '../validation/cluster.js';
+import { validateConfigMap, validateSecret } from '../validation/config.js';
+import { violation } from '../validation/field-violation.js';
+import { checkDns1035Label, checkDns1123Label, checkDns1123Subdomain } from '../validation/names.js';
+import { validatePodSpec, validatePodSpecUpdate, validatePodStatus } from '../validation/pod.js';
+import { validateEndpoints, validateService } from '../validation/service.js';
+import type { KindStrategy } from './strategy.js';
+
+/** The namespace skiff's own components live in. */
+export const SYSTEM_NAMESPACE = 'skiff-system';
+
+const systemNamespace = (name: string): Namespace => ({
+  apiVersion: 'v1',
+  kind: 'Namespace',
+  metadata: { name },
+  spec: {},
+});
+
+export const namespaceStrategy: KindStrategy<Namespace> = {
+  info: kindInfoOf('Namespace'),
+  nameRule: checkDns1123Label,
+  defaults: (ns) => {
+    ns.status = { ...ns.status, phase: ns.status?.phase || 'Active' };
+  },
+  validate: validateNamespace,
+  statusSubresource: true,
+  initialStatus: () => ({ phase: 'Active' }),
+  selectableFields: { 'status.phase': (ns) => ns.status?.phase ?? '' },
+  // The namespace controller empties a Terminating namespace, then removes it.
+  markOnDelete: (ns, deletionTimestamp) => ({
+    ...ns,
+    metadata: { ...ns.metadata, deletionTimestamp },
+    status: { ...(ns.status ?? {}), phase: 'Terminating' },
+  }),
+  systemObjects: [systemNamespace(DEFAULT_NAMESPACE), systemNamespace(SYSTEM_NAMESPACE)],
+};
+
+export const nodeStrategy: KindStrategy<Node> = {
+  info: kindInfoOf('Node'),
+  nameRule: checkDns1123Subdomain,
+  validate: validateNode,
+  statusSubresource: true,
+  selectableFields: { 'spec.unschedulable': (node) => String(node.spec.unschedulable ?? false) },
+};
+
+export const podStrategy: KindStrategy<Pod> = {
+  info: kindInfoOf('Pod'),
+  nameRule: checkDns1123Subdomain,
+  defaults: (pod) => defaultPodSpec((pod.spec ??= {})),
+  validate: (pod, old) => {
+    if (pod.spec === undefined) violation('spec', 'required');
+    validatePodSpec('spec', pod.spec);
+    validatePodStatus(pod.status);
+    if (old !== undefined) validatePodSpecUpdate(pod.spec, old.spec);
+  },
+  statusSubresource: true,
+  selectableFields: {
+    'spec.nodeName': (pod) => pod.spec.nodeName ?? '',
+    'spec.restartPolicy': (pod) => pod.spec.restartPolicy ?? '',
+    'spec.schedulerName': (pod) => pod.spec.schedulerName ?? '',
+    'status.phase': (pod) => pod.status?.phase ?? '',
+    'status.podIP': (pod) => pod.status?.podIP ?? '',
+  },
+  // A pod bound to a node runs there: its agent needs the grace period to stop it. An unbound
+  // pod runs nowhere and goes at once.
+  deleteGraceSeconds: (pod, requested) =>
+    pod.spec.nodeName
+      ? (requested ?? pod.spec.terminationGracePeriodSeconds ?? DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS)
+      : 0,
+};
+
+export const serviceStrategy: KindStrategy<Service> = {
+  info: kindInfoOf('Service'),
+  nameRule: checkDns1035Label,
+  defaults: defaultService,
+  validate: validateService,
+  statusSubresource: true,
+};
+
+export const endpointsStrategy: KindStrategy<Endpoints> = {
+  info: kindInfoOf('Endpoints'),
+  nameRule: checkDns1123Subdomain,
+  validate: validateEndpoints,
+  statusSubresource: false,
+};
+
+export const configMapStrategy: KindStrategy<ConfigMap> = {
+  info: kindInfoOf('ConfigMap'),
+  nameRule: checkDns1123Subdomain,
+  validate: validateConfigMap,
+  statusSubresource: false,
+};
+
+export const secretStrategy: KindStrategy<Secret> = {
+  info: kindInfoOf('Secret'),
+  nameRule: checkDns1123Subdomain,
+  defaults: defaultSecret,
+  validate: validateSecret,
+  statusSubresource: false,
+  selectableFields: { type: (secret) => secret.type ?? '' },
+};
+
+export const eventStrategy: KindStrategy<Event> = {
+  info: kindInfoOf('Event'),
+  nameRule: checkDns1123Subdomain,
+  validate: validateEvent,
+  statusSubresource: false,
+  selectableFields: {
+    type: (event) => event.type ?? '',
+    reason: (event) => event.reason ?? '',
+    'involvedObject.kind': (event) => event.involvedObject?.kind ?? '',
+    'involvedObject.name': (event) => event.involvedObject?.name ?? '',
+    'involvedObject.namespace': (event) => event.involvedObject?.namespace ?? '',
+    'involvedObject.uid': (event) => event.involvedObject?.uid ?? '',
+  },
+};

@@ -1,0 +1,199 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+} from '../../../proto/errors.js';
+import type { ConfigMap, CronJob, Lease, PriorityClass } from '../../../proto/gen/types.js';
+import { KINDS } from '../../../proto/kinds.js';
+import { componentLogger } from '../../../proto/support/logger.js';
+import { MemoryStore } from '../../store/memory-store.js';
+import { ApiHandlers } from '../handlers.js';
+import { allStrategies, strategyOf } from './index.js';
+
+async function handlersOn(): Promise<{ handlers: ApiHandlers; store: MemoryStore }> {
+  const store = new MemoryStore();
+  const handlers = new ApiHandlers({ store, log: componentLogger('strategies-test') });
+  await handlers.ensureSystemObjects();
+  return { handlers, store };
+}
+
+const priorityClass = (name: string, value: number, globalDefault = false): PriorityClass => ({
+  apiVersion: 'scheduling.k8s.io/v1',
+  kind: 'PriorityClass',
+  metadata: { name },
+  value,
+  globalDefault,
+});
+
+const cronJob = (schedule: string): CronJob => ({
+  apiVersion: 'batch/v1',
+  kind: 'CronJob',
+  metadata: { name: 'nightly', namespace: 'default' },
+  spec: {
+    schedule,
+    jobTemplate: {
+      spec: {
+        template: { spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'busybox:1' }] } },
+      },
+    },
+  },
+});
+
+describe('kind strategies', () => {
+  test('every kind has exactly one strategy, for that kind', () => {
+    assert.deepEqual(
+      allStrategies().map((strategy) => strategy.info.kind),
+      KINDS.map((info) => info.kind),
+    );
+    for (const info of KINDS) assert.equal(strategyOf(info.kind).info, info);
+    assert.throws(() => strategyOf('Widget'), InvalidArgumentError);
+  });
+
+  test('system objects are created at start-up and cannot be deleted', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const classes = (await handlers.list('PriorityClass')).items.map(
+        (item) => item.object as PriorityClass,
+      );
+      assert.deepEqual(
+        classes.map((pc) => [pc.metadata.name, pc.value, pc.preemptionPolicy]),
+        [
+          ['system-cluster-critical', 2000000000, 'PreemptLowerPriority'],
+          ['system-node-critical', 2000001000, 'PreemptLowerPriority'],
+        ],
+      );
+      await assert.rejects(
+        handlers.delete('PriorityClass', '', 'system-node-critical'),
+        (err: unknown) =>
+          err instanceof FailedPreconditionError &&
+          /the system priorityclass "system-node-critical" may not be deleted/.test(err.message),
+      );
+      await assert.rejects(handlers.delete('Namespace', '', 'default'), FailedPreconditionError);
+      // Idempotent: a second control plane (or a restart) finds them there.
+      await handlers.ensureSystemObjects();
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('one PriorityClass at most is the global default', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      await handlers.create(priorityClass('batch', 100, true));
+      await assert.rejects(
+        handlers.create(priorityClass('web', 1000, true)),
+        (err: unknown) =>
+          err instanceof FailedPreconditionError && /already set on "batch"/.test(err.message),
+      );
+      await assert.rejects(handlers.get('PriorityClass', '', 'web'), NotFoundError);
+      await handlers.create(priorityClass('web', 1000));
+      const web = (await handlers.get('PriorityClass', '', 'web')).object as PriorityClass;
+      await assert.rejects(handlers.update({ ...web, globalDefault: true }), FailedPreconditionError);
+      // The default itself may be updated (it does not conflict with itself).
+      const batch = (await handlers.get('PriorityClass', '', 'batch')).object as PriorityClass;
+      await handlers.update({ ...batch, description: 'batch work' });
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('kinds without a status subresource refuse UpdateStatus; kinds with one keep status on update', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const cm: ConfigMap = {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'c', namespace: 'default' },
+        data: { a: '1' },
+      };
+      await handlers.create(cm);
+      await assert.rejects(
+        handlers.updateStatus(cm),
+        (err: unknown) =>
+          err instanceof NotFoundError && /configmaps have no status subresource/.test(err.message),
+      );
+      const created = (await handlers.create(cronJob('@hourly'))).object as CronJob;
+      const withStatus = (
+        await handlers.updateStatus({ ...created, status: { lastScheduleTime: '2026-12-06T20:00:00Z' } })
+      ).object as CronJob;
+      const updated = (await handlers.update({ ...withStatus, spec: { ...withStatus.spec, suspend: true } }))
+        .object as CronJob;
+      assert.equal(updated.status?.lastScheduleTime, '2026-12-06T20:00:00Z');
+      assert.equal(updated.spec.suspend, true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a Lease is selectable by its holder', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const lease = (name: string, holder: string): Lease => ({
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name, namespace: 'skiff-system' },
+        spec: { holderIdentity: holder, leaseDurationSeconds: 15 },
+      });
+      await handlers.create(lease('scheduler', 'cp-1'));
+      await handlers.create(lease('controllers', 'cp-2'));
+      const held = await handlers.list('Lease', { fieldSelector: 'spec.holderIdentity=cp-2' });
+      assert.deepEqual(
+        held.items.map((item) => item.object.metadata.name),
+        ['controllers'],
+      );
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('dry runs', () => {
+  test('a dry-run create defaults, validates and admits, and stores nothing', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const before = await store.currentRevision();
+      const dry = (await handlers.create(cronJob('0 3 * * *'), { dryRun: true })).object as CronJob;
+      assert.equal(dry.spec.concurrencyPolicy, 'Allow');
+      assert.equal(dry.metadata.resourceVersion, undefined);
+      assert.equal(await store.currentRevision(), before);
+      await assert.rejects(handlers.get('CronJob', 'default', 'nightly'), NotFoundError);
+      await assert.rejects(
+        handlers.create(cronJob('0 3 * *'), { dryRun: true }),
+        (err: unknown) => err instanceof InvalidArgumentError && err.field === 'spec.schedule',
+      );
+      await handlers.create(cronJob('0 3 * * *'));
+      await assert.rejects(handlers.create(cronJob('0 3 * * *'), { dryRun: true }), AlreadyExistsError);
+      await handlers.create(priorityClass('first', 1, true));
+      await assert.rejects(
+        handlers.create(priorityClass('second', 2, true), { dryRun: true }),
+        FailedPreconditionError,
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a dry-run update returns the object as it would be stored and changes nothing', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const created = (await handlers.create(cronJob('0 3 * * *'))).object as CronJob;
+      const before = await store.currentRevision();
+      const dry = (
+        await handlers.update(
+          { ...created, spec: { ...created.spec, schedule: '0 4 * * *' } },
+          { dryRun: true },
+        )
+      ).object as CronJob;
+      assert.equal(dry.spec.schedule, '0 4 * * *');
+      assert.equal(dry.metadata.generation, 2);
+      assert.equal(await store.currentRevision(), before);
+      const stored = (await handlers.get('CronJob', 'default', 'nightly')).object as CronJob;
+      assert.equal(stored.spec.schedule, '0 3 * * *');
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -1,0 +1,50 @@
+/**
+ * A kind's strategy: everything the API server does differently for one kind, in one object, as
+ * Kubernetes' registry strategies are. The handlers (../handlers.ts) are generic and ask the
+ * strategy; index.ts registers one per kind, and the compiler refuses a kind without one.
+ *
+ * What a kind shares with clients (names, short names, scope, printer columns) is declared in
+ * proto/kinds.ts, which the CLI reads too; what the server alone decides is here.
+ */
+import type { KubeObject } from '../../../proto/gen/types.js';
+import type { KindInfo, KindName } from '../../../proto/kinds.js';
+import type { NameRule } from '../validation/meta.js';
+
+/** Reads the admission checks of a kind may make against other objects. */
+export interface AdmissionContext {
+  /** Every object of `kind` (all namespaces). */
+  list(kind: KindName): Promise<KubeObject[]>;
+}
+
+export interface KindStrategy<T extends KubeObject = KubeObject> {
+  readonly info: KindInfo;
+  /** The names objects of this kind may take (DNS label, subdomain, ...). */
+  readonly nameRule: NameRule;
+  /** Fills in what the client left out, in place; idempotent. */
+  readonly defaults?: (object: T) => void;
+  /**
+   * Throws a FieldViolation at the first problem; metadata is checked before. `old` is the stored
+   * object on update.
+   */
+  readonly validate?: (object: T, old: T | undefined) => void;
+  /**
+   * Whether the kind has a status written through UpdateStatus only (an Update keeps the stored
+   * status). Kinds without one refuse UpdateStatus.
+   */
+  readonly statusSubresource: boolean;
+  /** The status an object starts with (what a client sends on create is dropped). */
+  readonly initialStatus?: (object: T) => unknown;
+  /** Fields a field selector may name, beyond metadata.name and metadata.namespace. */
+  readonly selectableFields?: Readonly<Record<string, (object: T) => string>>;
+  /** Seconds a delete leaves the object marked before it goes (a bound pod's grace period). */
+  readonly deleteGraceSeconds?: (object: T, requested: number | undefined) => number;
+  /**
+   * Delete only marks the object (given its deletionTimestamp); a controller removes it once it
+   * has done its work (a Namespace stays Terminating until it is empty).
+   */
+  readonly markOnDelete?: (object: T, deletionTimestamp: string) => T;
+  /** Objects the API server keeps: created at start-up when missing, and never deleted. */
+  readonly systemObjects?: readonly T[];
+  /** Checks against other objects, after validation and before a create or update is written. */
+  readonly admit?: (object: T, old: T | undefined, cluster: AdmissionContext) => Promise<void>;
+}
