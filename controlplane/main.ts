@@ -38,7 +38,8 @@ import { HttpServer } from './http/server.js';
 import { NamespaceController } from './controllers/namespace/namespace-controller.js';
 import { CachedStore } from './store/cached-store.js';
 import { EtcdStore } from './store/etcd-store.js';
-import { Informer } from './store/informer.js';
+import { Informer } from '../proto/informer/informer.js';
+import { storeSource } from './store/store-source.js';
 import type { Store } from './store/store.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
 
@@ -194,9 +195,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
     // 4. namespaces
     const namespaceInformer = new Informer<Namespace>({
-      store,
-      resource: 'namespaces',
-      decode: (bytes) => decodeObject('Namespace', bytes),
+      source: storeSource({
+        store,
+        resource: 'namespaces',
+        decode: (bytes) => decodeObject('Namespace', bytes),
+      }),
       logger: log.child({ component: 'informer', resource: 'namespaces' }),
     });
     namespaceInformer.start();

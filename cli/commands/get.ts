@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import type { ApiClient } from '../../proto/client.js';
-import { GoneError, InvalidArgumentError, NotFoundError } from '../../proto/errors.js';
+import { InvalidArgumentError, NotFoundError } from '../../proto/errors.js';
 import type { KubeObject } from '../../proto/gen/types.js';
 import { resolveKind, type KindInfo } from '../../proto/kinds.js';
 import { resourceName } from '../apply.js';
@@ -133,41 +133,11 @@ function noResourcesMessage(kinds: KindInfo[], opts: GetOptions): string {
   return `No resources found in ${opts.namespace || DEFAULT_NAMESPACE} namespace.`;
 }
 
-/** `namespace/name` of an object, the key a watch's view of the world is kept by. */
-function objectKey(obj: ObjectJson): string {
-  const metadata = (obj.metadata ?? {}) as { namespace?: string; name?: string };
-  return `${metadata.namespace ?? ''}/${metadata.name ?? ''}`;
-}
-
-function resourceVersionOf(obj: ObjectJson): string | undefined {
-  return (obj.metadata as { resourceVersion?: string } | undefined)?.resourceVersion;
-}
-
 /**
- * What a fresh list shows that `known` (the objects printed so far) does not: objects that are
- * new or have another resourceVersion, then the last known state of those that are gone.
- * Replaces `known` with the list.
- */
-export function changesSinceRelist(known: Map<string, ObjectJson>, listed: ObjectJson[]): ObjectJson[] {
-  const changed: ObjectJson[] = [];
-  const fresh = new Map<string, ObjectJson>();
-  for (const obj of listed) {
-    const key = objectKey(obj);
-    fresh.set(key, obj);
-    const before = known.get(key);
-    if (before === undefined || resourceVersionOf(before) !== resourceVersionOf(obj)) changed.push(obj);
-  }
-  for (const [key, before] of known) if (!fresh.has(key)) changed.push(before);
-  known.clear();
-  for (const [key, obj] of fresh) known.set(key, obj);
-  return changed;
-}
-
-/**
- * Lists, prints, then watches from the list's revision and prints each change until Ctrl-C.
- * When the watch's history has been compacted (GoneError) it lists again, prints only what
- * changed meanwhile, and watches on from the new list's revision, as kubectl does.
- * Table widths are fixed by the first batch: rows stream, so later ones cannot reflow the table.
+ * Lists, prints, then prints each change until Ctrl-C, following the kind with the informer every
+ * skiff process uses (proto/informer): when the watch's history has been compacted it lists again
+ * and prints only what changed meanwhile, as kubectl does. Table widths are fixed by the first
+ * list: rows stream, so later ones cannot reflow the table.
  */
 async function watchKind(
   api: ApiClient,
@@ -176,25 +146,40 @@ async function watchKind(
   opts: GetOptions,
   format: OutputFormat,
 ): Promise<number> {
-  const namespace = namespaceFor(info, opts);
+  if (names.length > 1) throw new InvalidArgumentError('get -w: watch takes at most one name', 'watch');
   const fieldSelector = [opts.fieldSelector, names.length === 1 ? `metadata.name=${names[0]}` : undefined]
     .filter(Boolean)
     .join(',');
-  if (names.length > 1) throw new InvalidArgumentError('get -w: watch takes at most one name', 'watch');
-  const selection = {
-    namespace,
-    labelSelector: opts.selector,
-    fieldSelector: fieldSelector || undefined,
-  };
-  const listed = await api.list(info.kind, selection);
+  // Loaded here, not with the module: only a watch needs them (and the logger's start-up cost).
+  const [{ Informer }, { apiSource }, { componentLogger }] = await Promise.all([
+    import('../../proto/informer/informer.js'),
+    import('../../proto/informer/api-source.js'),
+    import('../../proto/support/logger.js'),
+  ]);
+  const abort = new AbortController();
+  const informer = new Informer<KubeObject>({
+    source: apiSource({
+      api,
+      kind: info.kind,
+      namespace: namespaceFor(info, opts),
+      ...(opts.selector ? { labelSelector: opts.selector } : {}),
+      ...(fieldSelector ? { fieldSelector } : {}),
+    }),
+    // Only what a person must act on (an object the CLI cannot read); the rest is said below.
+    logger: componentLogger('get-watch').child({}, { level: 'error' }),
+    onRelist: ({ reason, fromRevision, revision }) =>
+      process.stderr.write(
+        reason === 'compacted'
+          ? `watch: resourceVersion ${fromRevision} is no longer in the history; listed again at ${revision}\n`
+          : `watch: the watch failed; listed again at ${revision}\n`,
+      ),
+  });
   const tableOptions: TableOptions = {
     wide: format === 'wide',
     withNamespace: !!opts.allNamespaces && info.namespaced,
   };
   const printer = printerFor(info.kind);
-  const first = listed.items as unknown as ObjectJson[];
-  const { headers, rows } = tableFor(info.kind, first, tableOptions, Date.now());
-  const widths = columnWidths(headers, rows).map((w) => Math.max(w, 10));
+  let widths: number[] = [];
   let headerPrinted = false;
   const print = (objects: ObjectJson[]): void => {
     if (format === 'json' || format === 'yaml') {
@@ -204,49 +189,36 @@ async function watchKind(
     } else {
       const lines = objects.map((obj) => renderRow(rowFor(printer, obj, tableOptions, Date.now()), widths));
       if (lines.length && !headerPrinted) {
-        lines.unshift(renderRow(headers, widths));
+        lines.unshift(renderRow(tableFor(info.kind, [], tableOptions, Date.now()).headers, widths));
         headerPrinted = true;
       }
       if (lines.length) out(lines.join('\n'));
     }
   };
-  print(first);
-  const known = new Map<string, ObjectJson>();
-  changesSinceRelist(known, first);
-  let resourceVersion = listed.resourceVersion;
-  const abort = new AbortController();
+  // Changes are printed once the first list is; the list shows the state they led to.
+  let listed = false;
+  informer.onChange((key, change, lastKnown) => {
+    if (!listed || change === 'resync') return;
+    const object = change === 'deleted' ? lastKnown?.object : informer.get(key)?.object;
+    if (object !== undefined) print([object as unknown as ObjectJson]);
+  });
   const stop = (): void => abort.abort();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  informer.start();
   try {
-    while (!abort.signal.aborted) {
-      try {
-        for await (const event of api.watch(info.kind, {
-          ...selection,
-          resourceVersion,
-          signal: abort.signal,
-        })) {
-          resourceVersion = event.resourceVersion || resourceVersion;
-          if (event.type === 'BOOKMARK' || !event.object) continue;
-          const obj = event.object as unknown as ObjectJson;
-          if (event.type === 'DELETED') known.delete(objectKey(obj));
-          else known.set(objectKey(obj), obj);
-          print([obj]);
-        }
-        return 0;
-      } catch (err) {
-        if (!(err instanceof GoneError) || abort.signal.aborted) throw err;
-        const relisted = await api.list(info.kind, selection);
-        process.stderr.write(
-          `watch: resourceVersion ${resourceVersion} is no longer in the history; listed again at ${relisted.resourceVersion}\n`,
-        );
-        print(changesSinceRelist(known, relisted.items as unknown as ObjectJson[]));
-        resourceVersion = relisted.resourceVersion;
-      }
-    }
+    await informer.waitForSync();
+    const first = informer.list().map((cached) => cached.object as unknown as ObjectJson);
+    const { headers, rows } = tableFor(info.kind, first, tableOptions, Date.now());
+    widths = columnWidths(headers, rows).map((w) => Math.max(w, 10));
+    print(first);
+    listed = true;
+    if (!abort.signal.aborted)
+      await new Promise((resolve) => abort.signal.addEventListener('abort', resolve));
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+    await informer.stop();
   }
   return 0;
 }

@@ -6,7 +6,7 @@
 import { NotFoundError } from '../../proto/errors.js';
 import type { Namespace } from '../../proto/gen/types.js';
 import { decodeObject } from '../../proto/objects.js';
-import type { Informer } from '../store/informer.js';
+import type { Informer } from '../../proto/informer/informer.js';
 import type { Store } from '../store/store.js';
 
 export type NamespacePhase = 'Active' | 'Terminating';

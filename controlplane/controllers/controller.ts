@@ -10,7 +10,12 @@
  */
 import { errorMessage } from '../../proto/errors.js';
 import type { Logger } from '../../proto/support/logger.js';
-import { WorkQueue, runWorkers, type ReconcileResult, type WorkQueueOptions } from '../store/work-queue.js';
+import {
+  WorkQueue,
+  runWorkers,
+  type ReconcileResult,
+  type WorkQueueOptions,
+} from '../../proto/informer/work-queue.js';
 
 export interface ControllerOptions {
   /** Re-reads what `key` names and makes it so. */

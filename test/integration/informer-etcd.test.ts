@@ -5,7 +5,8 @@
 import { describe, test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { EtcdStore } from '../../controlplane/store/etcd-store.js';
-import { Informer } from '../../controlplane/store/informer.js';
+import { Informer } from '../../proto/informer/informer.js';
+import { storeSource } from '../../controlplane/store/store-source.js';
 import type { ObjectKey } from '../../controlplane/store/store.js';
 import { startProxy } from '../../controlplane/store/tcp-proxy.js';
 import { withEtcd } from '../harness/servers.js';
@@ -45,8 +46,14 @@ describe('Informer against a real etcd', () => {
     const direct = new EtcdStore({ endpoints: [etcd().endpoint], prefix });
     open.push({ stop: () => watching.close() }, { stop: () => direct.close() });
     await direct.create(pod('changes'), bytes('c1'));
-    const pods = new Informer({ store: watching, resource: 'pods', decode, maxRetryDelayMs: 200 });
-    const secrets = new Informer({ store: watching, resource: 'secrets', decode, maxRetryDelayMs: 200 });
+    const pods = new Informer({
+      source: storeSource({ store: watching, resource: 'pods', decode }),
+      maxRetryDelayMs: 200,
+    });
+    const secrets = new Informer({
+      source: storeSource({ store: watching, resource: 'secrets', decode }),
+      maxRetryDelayMs: 200,
+    });
     open.push(pods, secrets);
     pods.start();
     await pods.waitForSync();

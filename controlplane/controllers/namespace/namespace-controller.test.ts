@@ -5,7 +5,8 @@ import type { ConfigMap, Namespace, Pod } from '../../../proto/gen/types.js';
 import { componentLogger } from '../../../proto/support/logger.js';
 import { decodeObject } from '../../../proto/objects.js';
 import { ApiHandlers } from '../../api/handlers.js';
-import { Informer } from '../../store/informer.js';
+import { Informer } from '../../../proto/informer/informer.js';
+import { storeSource } from '../../store/store-source.js';
 import { MemoryStore } from '../../store/memory-store.js';
 import { NamespaceController } from './namespace-controller.js';
 
@@ -57,9 +58,11 @@ function setUp(): {
   const store = new MemoryStore();
   const handlers = new ApiHandlers({ store, log });
   const informer = new Informer<Namespace>({
-    store,
-    resource: 'namespaces',
-    decode: (bytes) => decodeObject('Namespace', bytes),
+    source: storeSource({
+      store,
+      resource: 'namespaces',
+      decode: (bytes) => decodeObject('Namespace', bytes),
+    }),
     logger: log,
   });
   const controller = new NamespaceController({ handlers, namespaces: informer, log, resyncMs: 20 });

@@ -14,8 +14,8 @@ import type { Namespace } from '../../../proto/gen/types.js';
 import { KINDS } from '../../../proto/kinds.js';
 import type { Logger } from '../../../proto/support/logger.js';
 import type { ApiHandlers } from '../../api/handlers.js';
-import type { Informer } from '../../store/informer.js';
-import type { ReconcileResult } from '../../store/work-queue.js';
+import type { Informer } from '../../../proto/informer/informer.js';
+import type { ReconcileResult } from '../../../proto/informer/work-queue.js';
 import { Controller } from '../controller.js';
 
 export interface NamespaceControllerOptions {

@@ -5,8 +5,8 @@
  * resume after (see api.proto, WatchEvent). With a selector, an object that stops matching
  * arrives as DELETED and one that starts matching as ADDED, so the cache holds the selection.
  */
-import type { ApiClient } from '../../proto/client.js';
-import type { KubeObject } from '../../proto/gen/types.js';
+import type { ApiClient } from '../client.js';
+import type { KubeObject } from '../gen/types.js';
 import type { ListWatchSource, SourceItem } from './list-watch-source.js';
 
 export interface ApiSourceOptions {

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { MemoryStore } from './memory-store.js';
-import { Informer, type InformerChange } from './informer.js';
+import { Informer, type InformerChange } from '../../proto/informer/informer.js';
+import { storeSource } from './store-source.js';
 import type { ObjectKey, Store, StoreEvent, WatchOptions } from './store.js';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
@@ -76,10 +77,7 @@ describe('Informer', () => {
     await store.create(pod('broken'), bytes('undecodable'));
     const { logger, lines } = capturedLogger();
     const informer = new Informer({
-      store,
-      resource: 'pods',
-      namespace: 'default',
-      decode,
+      source: storeSource({ store, resource: 'pods', namespace: 'default', decode }),
       pageSize: 2,
       resyncIntervalMs: 200,
       logger,
@@ -132,7 +130,7 @@ describe('Informer', () => {
     await base.create(pod('changes'), bytes('c1'));
     await base.create(pod('goes'), bytes('g1'));
     const { logger, lines } = capturedLogger();
-    const informer = new Informer({ store, resource: 'pods', decode, logger });
+    const informer = new Informer({ source: storeSource({ store, resource: 'pods', decode }), logger });
     const seen: string[] = [];
     informer.onChange((key, change) => seen.push(`${change} ${key}`));
     open.push(informer);

@@ -14,14 +14,9 @@
  *   back-off. Resync hands every cached key to the handlers again on an interval.
  * - Objects whose bytes do not decode are logged and left out of the cache.
  */
-import { GoneError, errorMessage } from '../../proto/errors.js';
-import { componentLogger, type Logger } from '../../proto/support/logger.js';
-import {
-  storeSource,
-  type ListWatchSource,
-  type SourceItem,
-  type StoreSourceOptions,
-} from './list-watch-source.js';
+import { GoneError, errorMessage } from '../errors.js';
+import { componentLogger, type Logger } from '../support/logger.js';
+import type { ListWatchSource, SourceItem } from './list-watch-source.js';
 
 export interface CachedObject<T> {
   /** `namespace/name`, or `name` when cluster-scoped. */
@@ -41,11 +36,8 @@ export type InformerHandler<T> = (
   lastKnown?: CachedObject<T>,
 ) => void;
 
-/**
- * Where the objects come from: a `source` (storeSource, apiSource), or the options of a Store in
- * this process (`store`, `resource`, `namespace`, `decode`), which make a storeSource.
- */
-export type InformerOptions<T> = InformerTuning & ({ source: ListWatchSource<T> } | StoreSourceOptions<T>);
+/** Where the objects come from: storeSource in the control plane, apiSource anywhere else. */
+export type InformerOptions<T> = InformerTuning & { source: ListWatchSource<T> };
 
 export interface InformerTuning {
   /** Items per list page; default 500. */
@@ -55,6 +47,17 @@ export interface InformerTuning {
   /** Longest wait before re-listing after a failure; default 5000 ms (starts at 100 ms). */
   maxRetryDelayMs?: number;
   logger?: Logger;
+  /** Called after every list but the first: why the informer listed again, and from where to where. */
+  onRelist?: (relist: Relist) => void;
+}
+
+export interface Relist {
+  /** `compacted`: the watch's history was gone; `failed`: the list or watch failed. */
+  reason: 'compacted' | 'failed';
+  /** The revision the cache was current to before. */
+  fromRevision: bigint;
+  /** The revision of the new list. */
+  revision: bigint;
 }
 
 export class Informer<T> {
@@ -71,7 +74,7 @@ export class Informer<T> {
   private relistCount = 0;
 
   constructor(private readonly options: InformerOptions<T>) {
-    this.source = 'source' in options ? options.source : storeSource(options);
+    this.source = options.source;
     this.log = options.logger ?? componentLogger('informer', { source: this.source.description });
   }
 
@@ -137,10 +140,15 @@ export class Informer<T> {
     const maxDelay = this.options.maxRetryDelayMs ?? 5000;
     let delay = 100;
     let first = true;
+    let reason: Relist['reason'] = 'failed';
     while (!signal.aborted) {
       try {
-        if (!first) this.relistCount++;
+        const fromRevision = this.lastRevision;
         await this.relist();
+        if (!first) {
+          this.relistCount++;
+          this.options.onRelist?.({ reason, fromRevision, revision: this.lastRevision });
+        }
         first = false;
         delay = 100;
         for await (const event of this.source.watch(this.lastRevision, signal)) {
@@ -156,6 +164,7 @@ export class Informer<T> {
         }
       } catch (err) {
         if (signal.aborted) break;
+        reason = err instanceof GoneError ? 'compacted' : 'failed';
         if (err instanceof GoneError) {
           this.log.warn({ revision: this.lastRevision.toString() }, 'watch revision compacted, re-listing');
           continue;
