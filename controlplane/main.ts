@@ -5,7 +5,7 @@
  *   2. etcd                 the Store, gated on etcd answering (bounded wait), behind the watch
  *                           cache (CachedStore: one etcd watch per kind, started here)
  *   3. NATS                 connected (fails clearly when unreachable now; reconnects forever later)
- *   4. namespaces           informer started; `default` and `skiff-system` exist
+ *   4. namespaces           informer started; `default`, `kube-system`, `kube-public`, `kube-node-lease` exist
  *   5. tokens               the admin token exists (created and written to the token file on first start)
  *   6. controllers          the namespace controller (resumes any deletion left half-done)
  *   7. HTTP                 /healthz, /readyz, /metrics

@@ -128,9 +128,10 @@ describe('API server', { timeout: 120_000 }, () => {
     assert.ok(!text.includes(token));
   });
 
-  test('default and skiff-system namespaces exist', async () => {
+  test('the namespaces every Kubernetes cluster has exist from the first start', async () => {
     const names = (await api.list('Namespace')).items.map((ns) => ns.metadata.name);
-    assert.ok(names.includes('default') && names.includes('skiff-system'), `namespaces: ${names.join(',')}`);
+    for (const name of ['default', 'kube-system', 'kube-public', 'kube-node-lease'])
+      assert.ok(names.includes(name), `${name} missing; namespaces: ${names.join(',')}`);
     assert.equal(((await api.get('Namespace', '', 'default')) as Namespace).status?.phase, 'Active');
   });
 

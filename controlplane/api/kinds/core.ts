@@ -25,8 +25,12 @@ import { validatePodSpec, validatePodSpecUpdate, validatePodStatus } from '../va
 import { validateEndpoints, validateService } from '../validation/service.js';
 import type { KindStrategy } from './strategy.js';
 
-/** The namespace skiff's own components live in. */
-export const SYSTEM_NAMESPACE = 'skiff-system';
+/**
+ * The namespaces every Kubernetes cluster has from its first start, so manifests written for one
+ * (a DaemonSet in kube-system) apply unchanged: kube-system holds the cluster's own components,
+ * kube-public what every reader may see, kube-node-lease the nodes' heartbeat Leases.
+ */
+export const SYSTEM_NAMESPACES = [DEFAULT_NAMESPACE, 'kube-system', 'kube-public', 'kube-node-lease'];
 
 const systemNamespace = (name: string): Namespace => ({
   apiVersion: 'v1',
@@ -51,7 +55,7 @@ export const namespaceStrategy: KindStrategy<Namespace> = {
     metadata: { ...ns.metadata, deletionTimestamp },
     status: { ...(ns.status ?? {}), phase: 'Terminating' },
   }),
-  systemObjects: [systemNamespace(DEFAULT_NAMESPACE), systemNamespace(SYSTEM_NAMESPACE)],
+  systemObjects: SYSTEM_NAMESPACES.map(systemNamespace),
 };
 
 export const nodeStrategy: KindStrategy<Node> = {

@@ -71,7 +71,11 @@ describe('kind strategies', () => {
           err instanceof FailedPreconditionError &&
           /the system priorityclass "system-node-critical" may not be deleted/.test(err.message),
       );
-      await assert.rejects(handlers.delete('Namespace', '', 'default'), FailedPreconditionError);
+      const namespaces = (await handlers.list('Namespace')).items.map((item) => item.object.metadata.name);
+      assert.deepEqual(namespaces, ['default', 'kube-node-lease', 'kube-public', 'kube-system']);
+      for (const name of namespaces) {
+        await assert.rejects(handlers.delete('Namespace', '', name!), FailedPreconditionError);
+      }
       // Idempotent: a second control plane (or a restart) finds them there.
       await handlers.ensureSystemObjects();
     } finally {
@@ -134,7 +138,7 @@ describe('kind strategies', () => {
       const lease = (name: string, holder: string): Lease => ({
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
-        metadata: { name, namespace: 'skiff-system' },
+        metadata: { name, namespace: 'kube-system' },
         spec: { holderIdentity: holder, leaseDurationSeconds: 15 },
       });
       await handlers.create(lease('scheduler', 'cp-1'));

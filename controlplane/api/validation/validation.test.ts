@@ -169,7 +169,7 @@ const VALID: Record<KubeObject['kind'], () => KubeObject> = {
   Lease: (): Lease => ({
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
-    metadata: { name: 'skiff-scheduler', namespace: 'skiff-system' },
+    metadata: { name: 'skiff-scheduler', namespace: 'kube-system' },
     spec: {
       holderIdentity: 'cp-1_4f2a',
       leaseDurationSeconds: 15,
