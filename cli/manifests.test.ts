@@ -74,8 +74,66 @@ describe('parseManifestSource', () => {
     );
   });
 
-  test('duplicate keys are a syntax error', () => {
+  test('duplicate keys are a syntax error naming the key and where it repeats', () => {
     assert.throws(() => parseManifestSource({ name: 'd.yaml', text: 'kind: A\nkind: B\n' }), ManifestError);
+    assert.throws(
+      () =>
+        parseManifestSource({
+          name: 'n.yaml',
+          text: 'kind: A\nmetadata:\n  labels:\n    a: "1"\n    b: "2"\n    a: "3"\n',
+        }),
+      /n\.yaml: document 1 \(line 6, column 5\): YAML syntax error: mapping key "a" already defined$/,
+    );
+    // Merge keys may repeat, and a merged key may be overridden.
+    const [doc] = parseManifestSource({
+      name: 'm.yaml',
+      text: 'a: &a {x: 1}\nb: &b {z: 2}\nc:\n  <<: *a\n  <<: *b\n  x: 3\n',
+    });
+    assert.deepEqual(doc!.object.c, { x: 3, z: 2 });
+  });
+
+  test('YAML is read as kubectl reads it: 1.1 octals, booleans and merges; no base 60, no timestamps', () => {
+    const text = [
+      'defaultMode: 0400',
+      'other: 0644',
+      'go: 0o17',
+      'quoted: "0644"',
+      'flags: [yes, no, on, off, y, n, True]',
+      'ports: 22:22',
+      'when: 2026-01-01T00:00:00Z',
+      'big: 1_000',
+      'hex: 0x1F',
+      'base: &base {cpu: 100m, memory: 64Mi}',
+      'limits:',
+      '  <<: *base',
+      '  memory: 128Mi',
+      '',
+    ].join('\n');
+    const [doc] = parseManifestSource({ name: 'k.yaml', text });
+    assert.deepEqual(doc!.object, {
+      defaultMode: 256,
+      other: 420,
+      go: 15,
+      quoted: '0644',
+      flags: [true, false, true, false, true, false, true],
+      ports: '22:22',
+      when: '2026-01-01T00:00:00Z',
+      big: 1000,
+      hex: 31,
+      base: { cpu: '100m', memory: '64Mi' },
+      limits: { cpu: '100m', memory: '128Mi' },
+    });
+  });
+
+  test('a mapping with 50,000 keys is read in linear time', () => {
+    let text = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: many\n  labels:\n';
+    for (let i = 0; i < 50_000; i++) text += `    k${i}: v\n`;
+    const started = performance.now();
+    const [doc] = parseManifestSource({ name: 'big.yaml', text });
+    const elapsed = performance.now() - started;
+    assert.equal(Object.keys((doc!.object.metadata as { labels: object }).labels).length, 50_000);
+    // The parser's own duplicate check took ~27 s here; linear reading takes about one.
+    assert.ok(elapsed < 6000, `50,000 keys took ${Math.round(elapsed)} ms`);
   });
 
   test('a scalar document is refused', () => {

@@ -17,7 +17,11 @@ import {
   isSeq,
   parseAllDocuments,
   type Document,
+  type DocumentOptions,
   type Node,
+  type ParseOptions,
+  type SchemaOptions,
+  type ScalarTag,
 } from 'yaml';
 import { InvalidArgumentError, errorMessage } from '../proto/errors.js';
 
@@ -184,6 +188,63 @@ async function readAllStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** `0o17`: Go's integer syntax, which kubectl's YAML reader (go-yaml v2 over strconv) accepts. */
+const GO_OCTAL: ScalarTag = {
+  identify: (value) => typeof value === 'number',
+  default: true,
+  tag: 'tag:yaml.org,2002:int',
+  format: 'OCT',
+  test: /^[-+]?0o[0-7_]+$/,
+  resolve: (text) => {
+    const value = parseInt(text.replace(/[-+_]|0o/g, ''), 8);
+    return text.startsWith('-') ? -value : value;
+  },
+};
+
+/**
+ * Manifests are read as kubectl reads them (sigs.k8s.io/yaml over go-yaml v2): YAML 1.1, so
+ * `defaultMode: 0400` is octal 256, `yes`/`on`/`y` are true, `<<` merges; but, as go-yaml v2,
+ * no base-60 numbers (`22:22` stays a string) and no timestamps (they stay strings). Duplicate keys
+ * are refused, checked in linear time by findDuplicateKey (the parser's own check is quadratic).
+ */
+export const KUBERNETES_YAML: ParseOptions & DocumentOptions & SchemaOptions = {
+  version: '1.1',
+  merge: true,
+  uniqueKeys: false,
+  customTags: (tags) => [
+    GO_OCTAL,
+    ...tags.filter(
+      (tag) =>
+        !(typeof tag === 'object' && (tag.format === 'TIME' || tag.tag === 'tag:yaml.org,2002:timestamp')),
+    ),
+  ],
+};
+
+/** The first key that appears twice in one mapping, with the node to blame; linear in the document. */
+function findDuplicateKey(root: unknown): { key: string; node: Node } | undefined {
+  const pending: unknown[] = [root];
+  while (pending.length > 0) {
+    const node = pending.pop();
+    if (isMap(node)) {
+      const seen = new Set<string>();
+      for (const pair of node.items) {
+        // `<<` (a symbol once resolved) may repeat: each merges its own mapping.
+        if (isScalar(pair.key) && typeof pair.key.value !== 'symbol') {
+          const key = String(pair.key.value);
+          if (seen.has(key)) return { key, node: pair.key };
+          seen.add(key);
+        }
+        pending.push(pair.value);
+      }
+    } else if (isSeq(node)) {
+      pending.push(...node.items);
+    } else if (isPair(node)) {
+      pending.push(node.value);
+    }
+  }
+  return undefined;
+}
+
 /**
  * Parses one source into its documents. Empty documents (a trailing `---`) are skipped. Throws
  * ManifestError at the first syntax error or non-object document.
@@ -192,7 +253,7 @@ export function parseManifestSource(source: ManifestSource): ManifestDocument[] 
   const lineCounter = new LineCounter();
   let parsed: ReturnType<typeof parseAllDocuments>;
   try {
-    parsed = parseAllDocuments(source.text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+    parsed = parseAllDocuments(source.text, { ...KUBERNETES_YAML, lineCounter, prettyErrors: false });
   } catch (err) {
     // The parser recurses per nesting level: hostile nesting ends here, not in a crash.
     throw new ManifestError(`${source.name}: cannot parse: ${errorMessage(err)}`, source.name, 0, undefined);
@@ -213,6 +274,17 @@ export function parseManifestSource(source: ManifestSource): ManifestDocument[] 
       );
     }
     if (doc.contents === null) return;
+    const duplicate = findDuplicateKey(doc.contents);
+    if (duplicate !== undefined) {
+      const offset = duplicate.node.range?.[0] ?? 0;
+      const pos = lineCounter.linePos(offset);
+      throw new ManifestError(
+        `${where(source.name, documentIndex, { line: pos.line, column: pos.col })}: YAML syntax error: mapping key "${duplicate.key}" already defined`,
+        source.name,
+        documentIndex,
+        { line: pos.line, column: pos.col },
+      );
+    }
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: 100 });

@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import protobuf from 'protobufjs';
 import { InternalError, InvalidArgumentError } from './errors.js';
-import type { Deployment, KubeObject, Pod } from './gen/types.js';
+import type { ConfigMap, Deployment, KubeObject, Pod } from './gen/types.js';
 import { kindInfoOf } from './kinds.js';
 import {
   encodeObjectWithin,
@@ -369,6 +369,21 @@ describe('object round trips', () => {
       'spec.containers[0].env[0].value',
       /expected a string, got number 1/,
     );
+  });
+
+  test('a lone UTF-16 surrogate becomes U+FFFD, as Kubernetes decodes it, and the object encodes', () => {
+    const cm = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'c', labels: { ['k\ud800']: 'v' }, annotations: { note: 'a\udc00b' } },
+      data: { text: 'x\ud83dy', pair: '\ud83d\ude00' },
+    };
+    const parsed = parseObject(cm) as ConfigMap;
+    assert.equal(parsed.data?.text, 'x\ufffdy');
+    assert.equal(parsed.data?.pair, '\ud83d\ude00', 'a surrogate pair is left alone');
+    assert.equal(parsed.metadata.annotations?.note, 'a\ufffdb');
+    assert.deepEqual(Object.keys(parsed.metadata.labels ?? {}), ['k\ufffd']);
+    assert.deepEqual(decodeObject('ConfigMap', encodeObject(parsed)), parsed);
   });
 
   test('Secret and ConfigMap bytes round trip as base64', () => {

@@ -201,7 +201,7 @@ class Reader {
       const entries = Object.entries(value).map(([key, entry]): [string, unknown] => {
         if (entry === null || entry === undefined)
           this.fail(`${path}[${key}]`, `expected ${field.type}, got null`);
-        return [key, this.single(field, entry, `${path}[${key}]`, true)];
+        return [wellFormed(key), this.single(field, entry, `${path}[${key}]`, true)];
       });
       // fromEntries defines own properties, so a "__proto__" key stays a plain key.
       return entries.length === 0 ? undefined : Object.fromEntries(entries);
@@ -238,7 +238,7 @@ class Reader {
   }
 
   private intOrString(value: unknown, path: string): PlainObject {
-    if (typeof value === 'string') return { strVal: value };
+    if (typeof value === 'string') return { strVal: wellFormed(value) };
     if (typeof value === 'number' && Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX) {
       return { intVal: value };
     }
@@ -249,7 +249,7 @@ class Reader {
     switch (type) {
       case 'string':
         if (typeof value !== 'string') this.fail(path, `expected a string, got ${describeValue(value)}`);
-        return value;
+        return wellFormed(value);
       case 'bool':
         if (typeof value !== 'boolean')
           this.fail(path, `expected a boolean (true or false), got ${describeValue(value)}`);
@@ -279,6 +279,14 @@ class Reader {
       }
     }
   }
+}
+
+/**
+ * The string with each lone UTF-16 surrogate (which UTF-8, and so protobuf, cannot carry) replaced
+ * by U+FFFD, as Kubernetes' JSON decoder does with an unpaired `\ud800` escape.
+ */
+function wellFormed(text: string): string {
+  return text.isWellFormed() ? text : text.toWellFormed();
 }
 
 /** A quantity written as a bare number (`cpu: 0.5`) becomes its text, as Kubernetes reads it. */

@@ -23,7 +23,7 @@ describe('prepareDocument', () => {
 
   test('cluster-scoped objects drop a namespace', () => {
     const ns = prepareDocument(
-      one('apiVersion: v1\nkind: Namespace\nmetadata: {name: x, namespace: y}\n'),
+      one('apiVersion: v1\nkind: Namespace\nmetadata: {name: x, namespace: other}\n'),
       'z',
     );
     assert.equal(ns.namespace, '');
@@ -74,7 +74,7 @@ describe('loadManifests', () => {
     const path = join(dir, 'order.yaml');
     writeFileSync(
       path,
-      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: n}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n',
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: ns1}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: ns1}\n',
     );
     const ordered = orderForApply(await loadManifests([path], undefined));
     assert.deepEqual(

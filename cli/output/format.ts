@@ -26,7 +26,9 @@ export function formatObjects(objects: ObjectJson[], format: 'json' | 'yaml', as
     ? { apiVersion: 'v1', kind: 'List', items: objects, metadata: { resourceVersion: '' } }
     : objects[0];
   if (format === 'json') return `${JSON.stringify(value, jsonReplacer, 2)}\n`;
-  return stringifyYaml(value, { aliasDuplicateObjects: false, lineWidth: 0 });
+  // YAML 1.1, as kubectl writes it: a string such as "yes", "0644" or a timestamp is quoted, so the
+  // output applies back unchanged (manifests are read as 1.1: cli/manifests.ts).
+  return stringifyYaml(value, { aliasDuplicateObjects: false, lineWidth: 0, version: '1.1' });
 }
 
 /** BigInt (int64 fields from protobuf) print as numbers, as in Kubernetes JSON. */
