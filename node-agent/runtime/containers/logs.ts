@@ -4,7 +4,7 @@
  * (P instead of F marks a part of a line longer than the shim's buffer). Rotated files are
  * `container.log.1` (older) … and `container.log` (current).
  */
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { InvalidArgumentError } from '../../../proto/errors.js';
 
 export interface LogEntry {
@@ -88,28 +88,27 @@ export async function* readLogs(
   for (;;) {
     if (opts.signal?.aborted) return;
     const done = opts.finished ? await opts.finished() : false;
-    let st;
-    try {
-      st = await stat(path);
-    } catch {
-      st = undefined;
-    }
-    if (st && st.ino !== ino) {
-      // rotated: the rest of the old file now sits in .1
-      if (ino !== -1) {
-        const old = await readOr(`${path}.1`);
-        carry += Buffer.from(old, 'utf8').subarray(offset).toString('utf8');
-      }
-      ino = st.ino;
-      offset = 0;
-    }
-    if (st && st.size > offset) {
-      const fh = await open(path, 'r');
+    // Size and inode from the handle that is read: a stat of the path could describe a file that
+    // is rotated away before it is opened.
+    const fh = await openIfPresent(path);
+    if (fh !== undefined) {
       try {
-        const buf = Buffer.alloc(st.size - offset);
-        const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
-        offset += bytesRead;
-        carry += buf.subarray(0, bytesRead).toString('utf8');
+        const st = await fh.stat();
+        if (st.ino !== ino) {
+          // rotated: the rest of the old file now sits in .1
+          if (ino !== -1) {
+            const old = await readOr(`${path}.1`);
+            carry += Buffer.from(old, 'utf8').subarray(offset).toString('utf8');
+          }
+          ino = st.ino;
+          offset = 0;
+        }
+        if (st.size > offset) {
+          const buf = Buffer.alloc(st.size - offset);
+          const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+          offset += bytesRead;
+          carry += buf.subarray(0, bytesRead).toString('utf8');
+        }
       } finally {
         await fh.close();
       }
@@ -127,5 +126,15 @@ export async function* readLogs(
       return;
     }
     await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+/** The open file, or undefined between a rotation's rename and the new file's creation. */
+async function openIfPresent(path: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
 }
