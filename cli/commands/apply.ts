@@ -36,8 +36,17 @@ export interface PreparedObject {
   name: string;
 }
 
-/** Bounds the re-read-and-retry loop when others keep writing the same object. */
-const MAX_APPLY_ATTEMPTS = 5;
+/**
+ * Bounds the re-read-and-retry loop when others keep writing the same object: every round of
+ * contenders lets one through, so twenty applies of one object at once all land well within it.
+ */
+const MAX_APPLY_ATTEMPTS = 40;
+
+/** A short random pause before trying again, so contenders that lost together do not collide again. */
+function backOff(attempt: number): Promise<void> {
+  const ms = Math.random() * Math.min(250, 10 * attempt);
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 /** Reads every source and prepares every document; throws one error listing every bad document. */
 export async function loadManifests(
@@ -171,8 +180,13 @@ export async function applyObject(
       await api.update(next, write);
       return 'configured';
     } catch (err) {
-      if ((err instanceof ConflictError || err instanceof AlreadyExistsError) && attempt < MAX_APPLY_ATTEMPTS)
+      if (
+        (err instanceof ConflictError || err instanceof AlreadyExistsError) &&
+        attempt < MAX_APPLY_ATTEMPTS
+      ) {
+        await backOff(attempt);
         continue;
+      }
       if (err instanceof InvalidArgumentError) throw manifestFieldError(p.doc, err);
       throw err;
     }

@@ -25,11 +25,11 @@ after(async () => {
   await cluster?.dispose();
 });
 
-const manifest = (value: string) =>
+const manifest = (value: string, name = 'raced') =>
   prepareDocument(
     parseManifestSource({
       name: 'cm.yaml',
-      text: `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: raced}\ndata: {mine: "${value}"}\n`,
+      text: `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${name}}\ndata: {mine: "${value}"}\n`,
     })[0]!,
     undefined,
   );
@@ -65,3 +65,18 @@ test(
     assert.deepEqual(live.data, { mine: '2', theirs: 'x' });
   },
 );
+
+test('twenty applies of one object at once all succeed, and the object holds one of them whole', async () => {
+  const values = Array.from({ length: 20 }, (_, i) => `v${i}`);
+  const results = await Promise.allSettled(
+    values.map((value) => applyObject(api, manifest(value, 'contended'))),
+  );
+  const failed = results.filter((result) => result.status === 'rejected');
+  assert.deepEqual(
+    failed.map((result) => String((result as PromiseRejectedResult).reason)),
+    [],
+    'no apply may fail because others wrote the same object',
+  );
+  const live = await api.get('ConfigMap', 'default', 'contended');
+  assert.ok(values.includes(live.data?.mine ?? ''), `data.mine is ${live.data?.mine}`);
+});
