@@ -678,6 +678,25 @@ describe('encodeObjectWithin', () => {
     );
     assert.equal(MAX_OBJECT_BYTES, 1_572_864 - 8 * 1024);
   });
+
+  test('many small fields are blamed together, with their count, and what else the object holds is said', () => {
+    const labels = Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`k${i}`, 'v']));
+    const configMap = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'c', namespace: 'default', labels },
+      data: { a: 'b' },
+    } as unknown as KubeObject;
+    assert.throws(
+      () => encodeObjectWithin(configMap, 'apply ConfigMap c', 1000, configMap, 'and apply adds a copy'),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError &&
+        err.field === 'metadata.labels' &&
+        /most of it is metadata\.labels \(2000 entries, about \d+ bytes\), and apply adds a copy:/.test(
+          err.message,
+        ),
+    );
+  });
 });
 
 describe('envelopeBytesWithResourceVersion', () => {

@@ -444,34 +444,43 @@ export function encodeObjectWithin(
   action: string,
   limit = MAX_OBJECT_BYTES,
   blame: KubeObject = obj,
+  /** What else the encoded object holds that `blame` does not (apply's annotation), said in the error. */
+  besides?: string,
 ): Uint8Array {
   const bytes = encodeObject(obj);
   if (bytes.length <= limit) return bytes;
-  const { path, size } = largestField(blame as unknown as Record<string, unknown>);
+  const { path, size, entries } = bulkiestField(blame as unknown as Record<string, unknown>);
+  const what = entries > 1 ? `${entries} entries, about ${size} bytes` : `about ${size} bytes`;
   throw new InvalidArgumentError(
     `${action}: the encoded object is ${bytes.length} bytes, over the limit of ${limit} (etcd's request size); ` +
-      `its largest field is ${path} (about ${size} bytes): keep large data out of the object`,
+      `most of it is ${path} (${what})${besides ? `, ${besides}` : ''}: keep large data out of the object`,
     path,
   );
 }
 
-/** Descends into the largest child (by JSON size) down to a leaf; apiVersion and kind are never it. */
-function largestField(obj: Record<string, unknown>): { path: string; size: number } {
+/**
+ * The field that holds the bulk of the object: descends into the largest child (by JSON size) while
+ * that child holds at least half of its parent, so 100,000 small labels blame `metadata.labels`, not
+ * one 3-byte label. apiVersion and kind are never it.
+ */
+function bulkiestField(obj: Record<string, unknown>): { path: string; size: number; entries: number } {
   let path = '';
   let node: unknown = obj;
-  let size = 0;
+  let size = JSON.stringify(obj).length;
   for (;;) {
-    const entries: [string | number, unknown][] = Array.isArray(node)
+    const children: [string | number, unknown][] = Array.isArray(node)
       ? node.map((value, i) => [i, value])
       : node !== null && typeof node === 'object'
         ? Object.entries(node).filter(([key]) => path !== '' || (key !== 'apiVersion' && key !== 'kind'))
         : [];
-    if (entries.length === 0) return { path, size };
-    let best: [string | number, unknown] = entries[0]!;
+    let best: [string | number, unknown] | undefined;
     let bestSize = -1;
-    for (const entry of entries) {
-      const entrySize = JSON.stringify(entry[1])?.length ?? 0;
-      if (entrySize > bestSize) [best, bestSize] = [entry, entrySize];
+    for (const child of children) {
+      const childSize = JSON.stringify(child[1])?.length ?? 0;
+      if (childSize > bestSize) [best, bestSize] = [child, childSize];
+    }
+    if (best === undefined || (path !== '' && bestSize * 2 < size)) {
+      return { path: path || 'metadata', size, entries: children.length };
     }
     const [key, value] = best;
     path =

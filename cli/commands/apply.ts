@@ -17,7 +17,14 @@ import {
 import type { KubeObject } from '../../proto/gen/types.js';
 import { kindInfoOf, type KindInfo } from '../../proto/kinds.js';
 import { encodeObjectWithin, MAX_OBJECT_BYTES, parseObject } from '../../proto/objects.js';
-import { deepEqual, resourceName, threeWayMerge, withLastApplied, type ApplyAction } from '../apply.js';
+import {
+  deepEqual,
+  LAST_APPLIED_ANNOTATION,
+  resourceName,
+  threeWayMerge,
+  withLastApplied,
+  type ApplyAction,
+} from '../apply.js';
 import {
   manifestDocumentError,
   manifestFieldError,
@@ -139,7 +146,14 @@ export function prepareDocument(doc: ManifestDocument, namespaceFlag: string | u
   // request limit; said here, the error can blame the manifest's largest field.
   try {
     const sent = parseObject(withLastApplied(object as unknown as Record<string, unknown>));
-    encodeObjectWithin(sent, `apply ${info.kind} ${metadata.name}`, MAX_OBJECT_BYTES, object);
+    const copyBytes = sent.metadata.annotations?.[LAST_APPLIED_ANNOTATION]?.length ?? 0;
+    encodeObjectWithin(
+      sent,
+      `apply ${info.kind} ${metadata.name}`,
+      MAX_OBJECT_BYTES,
+      object,
+      `and apply adds a copy of the whole manifest (${copyBytes} bytes) in the ${LAST_APPLIED_ANNOTATION} annotation`,
+    );
   } catch (err) {
     if (err instanceof InvalidArgumentError) throw manifestFieldError(doc, err);
     throw err;

@@ -384,7 +384,7 @@ data:
     assert.notEqual(result.code, 0);
     assert.match(
       result.stderr,
-      /oversized\.yaml: document 3 \(line 15, column \d+\): .*over the limit of 1564672.*largest field is data\[big\.bin\]/,
+      /oversized\.yaml: document 3 \(line 15, column \d+\): .*over the limit of 1564672.*most of it is data\[big\.bin\] \(about \d+ bytes\), and apply adds a copy of the whole manifest \(\d+ bytes\) in the kubectl\.kubernetes\.io\/last-applied-configuration annotation/,
     );
     assert.equal(result.stdout, '');
     assert.notEqual(
