@@ -159,6 +159,16 @@ describe('parseManifestSource', () => {
   test('hostile nesting is a ManifestError, not a crash', () => {
     const text = `a: ${'['.repeat(200_000)}${']'.repeat(200_000)}\n`;
     assert.throws(() => parseManifestSource({ name: 'deep.yaml', text }), ManifestError);
+    const indented = 'a:\n' + Array.from({ length: 3000 }, (_, i) => `${' '.repeat(i + 2)}b:`).join('\n');
+    for (const deep of [`a: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`, indented]) {
+      assert.throws(
+        () => parseManifestSource({ name: 'deep.yaml', text: deep }),
+        (err: unknown) =>
+          err instanceof ManifestError &&
+          /^deep\.yaml: document 1 \(line \d+, column \d+\): too deeply nested/.test(err.message) &&
+          !/call stack/.test(err.message),
+      );
+    }
   });
 
   test('an alias bomb is refused, not expanded', () => {

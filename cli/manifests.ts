@@ -245,6 +245,15 @@ function findDuplicateKey(root: unknown): { key: string; node: Node } | undefine
   return undefined;
 }
 
+const TOO_DEEP = 'too deeply nested: the document nests mappings and lists deeper than can be read';
+
+/** The parser's message, except where it reports its own limit rather than the text's fault. */
+function describeSyntaxError(message: string): string {
+  // The parser recurses per level of nesting; at the stack's end it reports the RangeError.
+  if (/Maximum call stack size exceeded/.test(message)) return TOO_DEEP;
+  return `YAML syntax error: ${firstLine(message)}`;
+}
+
 /**
  * Parses one source into its documents. Empty documents (a trailing `---`) are skipped. Throws
  * ManifestError at the first syntax error or non-object document.
@@ -267,7 +276,7 @@ export function parseManifestSource(source: ManifestSource): ManifestDocument[] 
     if (syntaxError) {
       const pos = lineCounter.linePos(syntaxError.pos[0]);
       throw new ManifestError(
-        `${where(source.name, documentIndex, { line: pos.line, column: pos.col })}: YAML syntax error: ${firstLine(syntaxError.message)}`,
+        `${where(source.name, documentIndex, { line: pos.line, column: pos.col })}: ${describeSyntaxError(syntaxError.message)}`,
         source.name,
         documentIndex,
         { line: pos.line, column: pos.col },
@@ -290,7 +299,7 @@ export function parseManifestSource(source: ManifestSource): ManifestDocument[] 
       value = doc.toJS({ maxAliasCount: 100 });
     } catch (err) {
       throw new ManifestError(
-        `${where(source.name, documentIndex, undefined)}: ${errorMessage(err)}`,
+        `${where(source.name, documentIndex, undefined)}: ${err instanceof RangeError ? TOO_DEEP : errorMessage(err)}`,
         source.name,
         documentIndex,
         undefined,

@@ -28,7 +28,7 @@ export function registerConfig(program: Command): void {
 export function registerClusterInfo(program: Command): void {
   program
     .command('cluster-info')
-    .description('the API address and the HTTP address (dashboard, /metrics, registry)')
+    .description('the API address and the HTTP address (/healthz, /readyz, /metrics)')
     .option('-o, --output <format>', 'json')
     .action(async (opts: { output?: string }, command: Command) => {
       await withClient(command, async (api, config) => {
@@ -41,7 +41,7 @@ export function registerClusterInfo(program: Command): void {
         out(`skiff control plane is running at ${config.server}`);
         out(
           config.http
-            ? `Dashboard, metrics and registry at ${config.http}`
+            ? `Health (/healthz, /readyz) and metrics (/metrics) at ${config.http}`
             : 'HTTP address unknown: not recorded in the client config (written by `skiff up`)',
         );
       });

@@ -6,6 +6,7 @@
 import { InvalidArgumentError as InvalidOptionValue, type Command } from 'commander';
 import type { ApiClient } from '../../proto/client.js';
 import type { ClientConfig } from '../config.js';
+import type { KindInfo } from '../../proto/kinds.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 
@@ -67,4 +68,9 @@ export function parseNonNegativeInt(flag: string): (value: string) => number {
 /** Lines printed to stdout, one write per call so piped output is never interleaved mid-line. */
 export function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+/** kubectl's line for a named object that is not there, so get and describe say it alike. */
+export function notFoundLine(info: KindInfo, name: string, namespace: string): string {
+  return `Error from server (NotFound): ${info.resource} "${name}" not found${info.namespaced ? ` in namespace "${namespace}"` : ''}`;
 }

@@ -1,12 +1,17 @@
 /** `skiff describe KIND [NAME…]`: the readable view of objects, with the Events about them. */
 import type { Command } from 'commander';
 import type { ApiClient } from '../../proto/client.js';
-import { InvalidArgumentError, UnauthenticatedError, UnavailableError } from '../../proto/errors.js';
+import {
+  InvalidArgumentError,
+  NotFoundError,
+  UnauthenticatedError,
+  UnavailableError,
+} from '../../proto/errors.js';
 import type { KubeObject } from '../../proto/gen/types.js';
 import { resolveKind, type KindInfo } from '../../proto/kinds.js';
 import { describeObject } from '../output/describe.js';
 import type { ObjectJson } from '../../proto/printing/fields.js';
-import { DEFAULT_NAMESPACE, out, withClient } from './context.js';
+import { DEFAULT_NAMESPACE, notFoundLine, out, withClient } from './context.js';
 
 /**
  * The Events whose involvedObject is `obj`, or undefined when the server cannot list them that
@@ -54,10 +59,20 @@ export function registerDescribe(program: Command): void {
           throw new InvalidArgumentError('describe: give names or -l, not both', 'selector');
         const namespace = info.namespaced ? opts.namespace || DEFAULT_NAMESPACE : '';
         await withClient(command, async (api) => {
-          const objects = names.length
-            ? await Promise.all(names.map((name) => api.get(info.kind, namespace, name)))
-            : (await api.list(info.kind, { namespace, labelSelector: opts.selector })).items;
-          if (objects.length === 0) {
+          const missing: string[] = [];
+          const objects: KubeObject[] = [];
+          if (names.length === 0) {
+            objects.push(...(await api.list(info.kind, { namespace, labelSelector: opts.selector })).items);
+          }
+          for (const name of names) {
+            try {
+              objects.push(await api.get(info.kind, namespace, name));
+            } catch (err) {
+              if (!(err instanceof NotFoundError)) throw err;
+              missing.push(notFoundLine(info, name, namespace));
+            }
+          }
+          if (objects.length === 0 && missing.length === 0) {
             process.stderr.write(
               `No resources found${info.namespaced ? ` in ${namespace} namespace` : ''}.\n`,
             );
@@ -68,7 +83,9 @@ export function registerDescribe(program: Command): void {
           for (const obj of objects) {
             texts.push(describeObject(obj as unknown as ObjectJson, await eventsAbout(api, info, obj), now));
           }
-          out(texts.join('\n\n'));
+          if (texts.length) out(texts.join('\n\n'));
+          for (const line of missing) process.stderr.write(`${line}\n`);
+          if (missing.length) process.exitCode = 1;
         });
       },
     );

@@ -20,7 +20,7 @@ import {
   tableFor,
   type TableOptions,
 } from '../output/table.js';
-import { DEFAULT_NAMESPACE, out, withClient } from './context.js';
+import { DEFAULT_NAMESPACE, notFoundLine, out, withClient } from './context.js';
 
 export interface GetOptions {
   namespace?: string;
@@ -75,9 +75,7 @@ async function fetchObjects(
       found.push(await api.get(info.kind, namespace, name));
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
-      missing.push(
-        `${info.resource} "${name}" not found${info.namespaced ? ` in namespace "${namespace}"` : ''}`,
-      );
+      missing.push(notFoundLine(info, name, namespace));
     }
   }
   return found;
@@ -124,7 +122,7 @@ export async function runGet(
     if (tables.length) out(tables.join('\n'));
     else if (missing.length === 0) process.stderr.write(`${noResourcesMessage(kinds, opts)}\n`);
   }
-  for (const line of missing) process.stderr.write(`Error from server (NotFound): ${line}\n`);
+  for (const line of missing) process.stderr.write(`${line}\n`);
   return missing.length ? 1 : 0;
 }
 

@@ -77,7 +77,7 @@ export function registerUp(program: Command): void {
         await cluster.stop();
         throw err;
       }
-      out(`cluster ready: API ${record.controlplane.api}, dashboard and metrics ${record.controlplane.http}`);
+      out(`cluster ready: API ${record.controlplane.api}, health and metrics ${record.controlplane.http}`);
       out(`state and logs in ${stateDir} (pids in ${clusterFile(stateDir)})`);
       if (flags.detach) {
         out(`stop it with: skiff down --state ${stateDir}`);

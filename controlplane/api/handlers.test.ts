@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Deployment, Pod } from '../../proto/gen/types.js';
+import { ConflictError } from '../../proto/errors.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { ApiHandlers } from './handlers.js';
@@ -59,6 +60,33 @@ describe('ApiHandlers and the objects they are given', () => {
       const copied = await handlers.create(pod('copied'));
       const shape = (p: Pod): unknown => p.spec;
       assert.deepEqual(shape(created.object as Pod), shape(copied.object as Pod));
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a uid precondition that fails is said as such, at once, not as a stale resourceVersion', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const first = (await handlers.create(pod('recreated'))).object as Pod;
+      await handlers.delete('Pod', 'default', 'recreated');
+      await handlers.create(pod('recreated'));
+      const stale = { ...first, metadata: { ...first.metadata, resourceVersion: undefined } };
+      await assert.rejects(
+        handlers.update(stale),
+        (err: unknown) =>
+          err instanceof ConflictError &&
+          /precondition failed: metadata\.uid \S+ does not match/.test(err.message) &&
+          !/resourceVersion/.test(err.message),
+      );
+      await assert.rejects(
+        handlers.delete('Pod', 'default', 'recreated', { preconditions: { uid: first.metadata.uid! } }),
+        (err: unknown) =>
+          err instanceof ConflictError &&
+          /precondition failed: uid is \S+, not \S+ \(the object was deleted and re-created\)/.test(
+            err.message,
+          ),
+      );
     } finally {
       await store.close();
     }

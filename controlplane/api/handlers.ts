@@ -321,6 +321,8 @@ export class ApiHandlers {
     action: string,
     pinnedRevision: string | undefined,
     step: (current: KubeObject, revision: bigint) => Promise<T>,
+    /** Throws when the stored object is not the one the caller means (a uid precondition). */
+    precondition?: (current: KubeObject) => void,
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const { object: current, revision } = await this.read(info, key, action);
@@ -329,6 +331,8 @@ export class ApiHandlers {
           `${action}: the object has been modified (resourceVersion ${pinnedRevision} is stale, now ${revision}); read it again and retry`,
         );
       }
+      // Outside the retry below: another object under the same name stays another object.
+      precondition?.(current);
       try {
         return await step(current, revision);
       } catch (err) {
@@ -369,29 +373,38 @@ export class ApiHandlers {
     const pinned = input.metadata.resourceVersion || undefined;
     if (pinned !== undefined) parseRevision(pinned, 'metadata.resourceVersion', action);
     const defaulted = verb === 'update' ? defaultInput(input, options) : input;
-    return this.readModifyWrite(info, key, action, pinned, async (current, revision) => {
+    const sameUid = (current: KubeObject): void => {
       if (input.metadata.uid && input.metadata.uid !== current.metadata.uid) {
         throw new ConflictError(
-          `${action}: metadata.uid ${input.metadata.uid} does not match the stored object's ${current.metadata.uid} (it was deleted and re-created)`,
+          `${action}: precondition failed: metadata.uid ${input.metadata.uid} does not match the stored object's ${current.metadata.uid} (it was deleted and re-created)`,
         );
       }
-      const next =
-        verb === 'update' ? prepareUpdate(defaulted, current) : prepareStatusUpdate(defaulted, current);
-      validateObject(next, current);
-      if (verb === 'update' && deletionComplete(next, strategy)) {
+    };
+    return this.readModifyWrite(
+      info,
+      key,
+      action,
+      pinned,
+      async (current, revision) => {
+        const next =
+          verb === 'update' ? prepareUpdate(defaulted, current) : prepareStatusUpdate(defaulted, current);
+        validateObject(next, current);
+        if (verb === 'update' && deletionComplete(next, strategy)) {
+          if (options?.dryRun) return ApiObject.fromObject(info, next);
+          await this.store.delete(key, revision);
+          this.log.debug({ object: action }, 'last finalizer removed; object deleted');
+          return ApiObject.fromObject(info, next);
+        }
+        if (sameStored(next, current)) return ApiObject.fromObject(info, current);
+        if (verb === 'update') await strategy.admit?.(next, current, this.admission);
+        const bytes = this.encode(next, action);
         if (options?.dryRun) return ApiObject.fromObject(info, next);
-        await this.store.delete(key, revision);
-        this.log.debug({ object: action }, 'last finalizer removed; object deleted');
-        return ApiObject.fromObject(info, next);
-      }
-      if (sameStored(next, current)) return ApiObject.fromObject(info, current);
-      if (verb === 'update') await strategy.admit?.(next, current, this.admission);
-      const bytes = this.encode(next, action);
-      if (options?.dryRun) return ApiObject.fromObject(info, next);
-      const stored = await this.store.update(key, bytes, revision);
-      next.metadata.resourceVersion = stored.modRevision.toString();
-      return ApiObject.fromStored(info, bytes, next.metadata.resourceVersion, next);
-    });
+        const stored = await this.store.update(key, bytes, revision);
+        next.metadata.resourceVersion = stored.modRevision.toString();
+        return ApiObject.fromStored(info, bytes, next.metadata.resourceVersion, next);
+      },
+      sameUid,
+    );
   }
 
   async delete(
@@ -418,20 +431,31 @@ export class ApiHandlers {
     }
     const pinned = options.preconditions?.resourceVersion || undefined;
     if (pinned !== undefined) parseRevision(pinned, 'preconditions.resourceVersion', action);
-    return this.readModifyWrite(info, key, action, pinned, async (current, revision) => {
-      const uid = options.preconditions?.uid;
+    const uid = options.preconditions?.uid;
+    const sameUid = (current: KubeObject): void => {
       if (uid && uid !== current.metadata.uid) {
-        throw new ConflictError(`${action}: precondition failed: uid is ${current.metadata.uid}, not ${uid}`);
+        throw new ConflictError(
+          `${action}: precondition failed: uid is ${current.metadata.uid}, not ${uid} (the object was deleted and re-created)`,
+        );
       }
-      const plan = planDelete(current, strategy, grace, this.now());
-      if (plan.action === 'unchanged') return ApiObject.fromObject(info, current);
-      if (plan.action === 'remove') return this.apiObject(info, await this.store.delete(key, revision));
-      const bytes = this.encode(plan.object, action);
-      const stored = await this.store.update(key, bytes, revision);
-      plan.object.metadata.resourceVersion = stored.modRevision.toString();
-      if (info.kind === 'Namespace') this.options.onNamespaceTerminating?.(name);
-      return ApiObject.fromStored(info, bytes, plan.object.metadata.resourceVersion, plan.object);
-    });
+    };
+    return this.readModifyWrite(
+      info,
+      key,
+      action,
+      pinned,
+      async (current, revision) => {
+        const plan = planDelete(current, strategy, grace, this.now());
+        if (plan.action === 'unchanged') return ApiObject.fromObject(info, current);
+        if (plan.action === 'remove') return this.apiObject(info, await this.store.delete(key, revision));
+        const bytes = this.encode(plan.object, action);
+        const stored = await this.store.update(key, bytes, revision);
+        plan.object.metadata.resourceVersion = stored.modRevision.toString();
+        if (info.kind === 'Namespace') this.options.onNamespaceTerminating?.(name);
+        return ApiObject.fromStored(info, bytes, plan.object.metadata.resourceVersion, plan.object);
+      },
+      sameUid,
+    );
   }
 
   /**

@@ -279,6 +279,16 @@ spec:
     assert.match(text, /^Replicas:\s+3 desired/m);
     assert.match(text, /Image:\s+busybox:2/);
     assert.doesNotMatch(text, /last-applied-configuration/);
+    // A missing object reads as get's NotFound; the ones that exist are still described.
+    const mixed = await cluster.skiff(['describe', 'deployment', 'web', 'nope', '-n', 'e2e']);
+    assert.equal(mixed.code, 1);
+    assert.match(mixed.stdout, /^Name:\s+web$/m);
+    assert.equal(
+      mixed.stderr,
+      'Error from server (NotFound): deployments.apps "nope" not found in namespace "e2e"\n',
+    );
+    const get = await cluster.skiff(['get', 'deployment', 'nope', '-n', 'e2e']);
+    assert.equal(get.stderr, mixed.stderr);
   });
 
   test('invalid manifests: non-zero exit, file/document/line/column/field named, nothing written', async () => {
@@ -520,6 +530,12 @@ ports: [{name: http, port: 8080}]
     assert.deepEqual(info, { api: config.server, http: config.http });
     const readyz = await fetch(`${info.http}/readyz`);
     assert.equal(readyz.status, 200);
+    // What cluster-info advertises is served: every path it names answers.
+    const text = ok(await cluster.skiff(['cluster-info']), 'cluster-info').stdout;
+    assert.doesNotMatch(text, /dashboard|registry/i, 'nothing that is not served is advertised');
+    const paths = [...text.matchAll(/\/[a-z]+\b/g)].map((match) => match[0]);
+    assert.ok(paths.length >= 3, text);
+    for (const path of paths) assert.equal((await fetch(`${info.http}${path}`)).status, 200, path);
   });
 
   test('delete -f removes what the manifest names; delete by name and by -l', async () => {
