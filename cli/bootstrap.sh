@@ -25,6 +25,7 @@ declare -A apt_needs=(
   [gcc]=/usr/bin/gcc
   [make]=/usr/bin/make
   [libc6-dev]=/usr/include/linux/openat2.h
+  [openssl]=/usr/bin/openssl
 )
 missing=()
 for pkg in "${!apt_needs[@]}"; do
