@@ -14,12 +14,17 @@
  * `stop()` undoes it in reverse: the API drains (new calls refused, running ones finish, watches
  * are ended), then the workers stop and the etcd and NATS connections close.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { connect, type NatsConnection } from 'nats';
 import { Registry } from 'prom-client';
-import { FailedPreconditionError, UnavailableError, errorMessage } from '../proto/errors.js';
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  UnavailableError,
+  errorMessage,
+} from '../proto/errors.js';
 import type { Namespace } from '../proto/gen/types.js';
 import { componentLogger, type Logger } from '../proto/support/logger.js';
 import { KINDS } from '../proto/kinds.js';
@@ -55,6 +60,8 @@ export interface ControlPlaneOptions {
   httpAddr?: string;
   stateDir: string;
   etcdPrefix?: string;
+  /** Files for https etcd URLs: the CA of etcd's server certificate, and the client certificate. */
+  etcdTls?: { caFile: string; certFile?: string; keyFile?: string };
   /** Default `<stateDir>/admin-token`. */
   adminTokenFile?: string;
   /** How long start-up waits for etcd to answer; default 30 s. */
@@ -85,6 +92,26 @@ export interface ControlPlane {
   nats: NatsConnection | undefined;
   /** Drains the API and closes every connection. Idempotent. */
   stop(): Promise<void>;
+}
+
+/** The etcd3 client's credentials from files; errors name the file that cannot be read. */
+async function etcdCredentials(tls: NonNullable<ControlPlaneOptions['etcdTls']>): Promise<{
+  rootCertificate: Buffer;
+  certChain?: Buffer;
+  privateKey?: Buffer;
+}> {
+  const read = async (file: string, flag: string): Promise<Buffer> => {
+    try {
+      return await readFile(file);
+    } catch (err) {
+      throw new InvalidArgumentError(`start control plane: read ${flag} ${file}: ${errorMessage(err)}`, flag);
+    }
+  };
+  return {
+    rootCertificate: await read(tls.caFile, '--etcd-cafile'),
+    ...(tls.certFile !== undefined ? { certChain: await read(tls.certFile, '--etcd-certfile') } : {}),
+    ...(tls.keyFile !== undefined ? { privateKey: await read(tls.keyFile, '--etcd-keyfile') } : {}),
+  };
 }
 
 async function waitForEtcd(store: Store, endpoints: string, waitMs: number, log: Logger): Promise<void> {
@@ -170,6 +197,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // 2. etcd, behind the watch cache
     const etcd = new EtcdStore({
       endpoints: options.etcdEndpoints,
+      ...(options.etcdTls !== undefined ? { credentials: await etcdCredentials(options.etcdTls) } : {}),
       prefix: options.etcdPrefix ?? DEFAULT_ETCD_PREFIX,
       ...(options.etcdTimeoutMs !== undefined ? { timeoutMs: options.etcdTimeoutMs } : {}),
       logger: log.child({ component: 'store' }),

@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { parsePositiveInt } from './context.js';
+import { InvalidArgumentError } from '../../proto/errors.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from '../../controlplane/defaults.js';
 
@@ -19,6 +20,30 @@ interface ControlPlaneFlags {
   etcdPrefix: string;
   adminTokenFile?: string;
   maxWatchesPerToken?: number;
+  etcdCafile?: string;
+  etcdCertfile?: string;
+  etcdKeyfile?: string;
+}
+
+/** The TLS files for etcd, or none; a client certificate goes with its key, and with a CA. */
+function etcdTlsOf(flags: ControlPlaneFlags): {
+  etcdTls?: { caFile: string; certFile?: string; keyFile?: string };
+} {
+  const { etcdCafile: caFile, etcdCertfile: certFile, etcdKeyfile: keyFile } = flags;
+  if (caFile === undefined && certFile === undefined && keyFile === undefined) return {};
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new InvalidArgumentError(
+      'controlplane: --etcd-certfile and --etcd-keyfile go together (the client certificate and its key)',
+      certFile === undefined ? 'etcd-certfile' : 'etcd-keyfile',
+    );
+  }
+  if (caFile === undefined) {
+    throw new InvalidArgumentError(
+      "controlplane: --etcd-cafile is required with a client certificate (the CA of etcd's server certificate)",
+      'etcd-cafile',
+    );
+  }
+  return { etcdTls: { caFile, ...(certFile !== undefined ? { certFile, keyFile: keyFile! } : {}) } };
 }
 
 function defaultStateDir(): string {
@@ -37,6 +62,9 @@ export function registerControlPlane(program: Command): void {
     .option('--http-addr <host:port>', 'HTTP listen address (/healthz, /readyz, /metrics)', DEFAULT_HTTP_ADDR)
     .option('--state-dir <dir>', 'directory for the control plane state', defaultStateDir())
     .option('--etcd-prefix <prefix>', 'key prefix of every skiff key in etcd', DEFAULT_ETCD_PREFIX)
+    .option('--etcd-cafile <file>', 'CA that signed the etcd server certificate (https etcd URLs)')
+    .option('--etcd-certfile <file>', 'client certificate presented to etcd')
+    .option('--etcd-keyfile <file>', 'private key of --etcd-certfile')
     .option(
       '--admin-token-file <file>',
       'where the admin token is written on first start (default <state-dir>/admin-token)',
@@ -60,6 +88,7 @@ export function registerControlPlane(program: Command): void {
         httpAddr: flags.httpAddr,
         stateDir: flags.stateDir,
         etcdPrefix: flags.etcdPrefix,
+        ...etcdTlsOf(flags),
         ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
         ...(flags.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: flags.maxWatchesPerToken } : {}),
         log,

@@ -26,6 +26,7 @@ import {
 } from '../../proto/errors.js';
 import { writeFileAtomic } from '../../proto/support/atomic-file.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
+import { ensureClusterPki } from './cluster-pki.js';
 import { startEtcd } from './etcd-process.js';
 import { startNats } from './nats-process.js';
 import { PidLock } from '../../proto/support/pid-lock.js';
@@ -179,10 +180,12 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
     stops.length = 0;
   };
   try {
+    const pki = await ensureClusterPki(stateDir, HOST);
     const etcdDir = join(stateDir, 'etcd');
     const etcd = await startEtcd({
       dataDir: etcdDir,
       host: HOST,
+      tls: pki.etcd,
       preferredClientPort: previous?.etcd.clientPort ?? DEFAULT_PORTS.etcdClient,
       preferredPeerPort: previous?.etcd.peerPort ?? DEFAULT_PORTS.etcdPeer,
       output: { logFile: join(logs, 'etcd.log') },
@@ -217,6 +220,9 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
       ...skiffEntryArgv(),
       'controlplane',
       '--etcd', etcd.endpoint,
+      '--etcd-cafile', pki.controlplaneEtcdClient.caFile,
+      '--etcd-certfile', pki.controlplaneEtcdClient.certFile,
+      '--etcd-keyfile', pki.controlplaneEtcdClient.keyFile,
       '--nats', nats.endpoint,
       '--api-addr', `${HOST}:${apiPort}`,
       '--http-addr', `${HOST}:${httpPort}`,

@@ -31,6 +31,11 @@ export interface EtcdOptions {
   readyTimeoutMs?: number;
   /** How long stop() waits after SIGTERM before SIGKILL; default 5 s. */
   stopGraceMs?: number;
+  /**
+   * TLS on the client and peer URLs, and client certificates of `caFile` required on both: only
+   * who holds one (the control plane) may read or write. Without it etcd is plain http.
+   */
+  tls?: EtcdTls;
 }
 
 export interface EtcdProcess {
@@ -52,10 +57,20 @@ export interface EtcdProcess {
 export async function startEtcd(options: EtcdOptions): Promise<EtcdProcess> {
   const host = options.host ?? '127.0.0.1';
   const name = options.name ?? 'skiff';
+  const tls = options.tls;
+  const scheme = tls ? 'https' : 'http';
   const urls = (ports: Record<EtcdPort, number>) => ({
-    clientUrl: `http://${host}:${ports['etcd client port']}`,
-    peerUrl: `http://${host}:${ports['etcd peer port']}`,
+    clientUrl: `${scheme}://${host}:${ports['etcd client port']}`,
+    peerUrl: `${scheme}://${host}:${ports['etcd peer port']}`,
   });
+  const tlsArgs = tls
+    ? [
+        '--client-cert-auth', '--trusted-ca-file', tls.caFile,
+        '--cert-file', tls.certFile, '--key-file', tls.keyFile,
+        '--peer-client-cert-auth', '--peer-trusted-ca-file', tls.caFile,
+        '--peer-cert-file', tls.peerCertFile, '--peer-key-file', tls.peerKeyFile,
+      ]
+    : []; // prettier-ignore
   const server = await spawnManagedServer<EtcdPort>({
     command: 'etcd',
     aptPackage: 'etcd-server',
@@ -80,11 +95,17 @@ export async function startEtcd(options: EtcdOptions): Promise<EtcdProcess> {
         '--auto-compaction-mode', options.autoCompactionMode ?? 'periodic',
         '--logger', 'zap',
         '--log-outputs', 'stderr',
+        ...tlsArgs,
       ]; // prettier-ignore
     },
     describe: (ports) => `etcd ${urls(ports).clientUrl} (data ${options.dataDir})`,
     ready: (ports) =>
-      httpProbe(`${urls(ports).clientUrl}/health`, (body) => body.includes('"health":"true"')),
+      httpProbe(
+        `${urls(ports).clientUrl}/health`,
+        (body) => body.includes('"health":"true"'),
+        1000,
+        tls && { caFile: tls.caFile, certFile: tls.probeCertFile, keyFile: tls.probeKeyFile },
+      ),
     readyTimeoutMs: options.readyTimeoutMs ?? 15_000,
     output: options.output ?? {},
     detached: options.detached ?? false,
@@ -103,6 +124,18 @@ export async function startEtcd(options: EtcdOptions): Promise<EtcdProcess> {
     exited: server.exited,
     stop: server.stop,
   };
+}
+
+/** Files of etcd's TLS: its CA, and the certificates it serves clients and peers with. */
+export interface EtcdTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  peerCertFile: string;
+  peerKeyFile: string;
+  /** A client certificate of the same CA, for the readiness probe. */
+  probeCertFile: string;
+  probeKeyFile: string;
 }
 
 /** The ports etcd listens on: clients (the API) and peers (raft). */

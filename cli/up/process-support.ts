@@ -4,7 +4,17 @@
  * a process by pid (SIGTERM, then SIGKILL after a bound, always waiting for the exit).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+} from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createServer, type Server } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -246,10 +256,36 @@ export async function httpProbe(
   url: string,
   accept: (body: string) => boolean,
   timeoutMs = 1000,
+  /** For an https URL that wants a client certificate (fetch cannot present one). */
+  clientTls?: { caFile: string; certFile: string; keyFile: string },
 ): Promise<boolean> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  const body = await response.text();
-  return response.ok && accept(body);
+  if (clientTls === undefined) {
+    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = await response.text();
+    return response.ok && accept(body);
+  }
+  const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      {
+        ca: readFileSync(clientTls.caFile),
+        cert: readFileSync(clientTls.certFile),
+        key: readFileSync(clientTls.keyFile),
+        timeout: timeoutMs,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+  return status >= 200 && status < 300 && accept(body);
 }
 
 /**

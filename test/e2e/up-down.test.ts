@@ -4,7 +4,8 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readConfigFile } from '../../cli/config.js';
 import { pidRunning, prepareTestCluster, type RunResult } from './cli-harness.js';
@@ -41,6 +42,39 @@ describe('skiff up / down', { timeout: 240_000 }, () => {
     assert.equal(config.http, record.controlplane.http);
     assert.equal(statSync(cluster.configPath).mode & 0o777, 0o600);
     assert.equal((await fetch(`${record.controlplane.http}/readyz`)).status, 200);
+  });
+
+  test('etcd takes only the control plane: TLS, and a client certificate of the cluster CA', async () => {
+    const record = JSON.parse(readFileSync(recordPath, 'utf8')) as Record & { etcd: { endpoint: string } };
+    assert.match(record.etcd.endpoint, /^https:\/\/127\.0\.0\.1:\d+$/);
+    const pki = join(cluster.stateDir, 'pki');
+    assert.equal(statSync(pki).mode & 0o777, 0o700);
+    for (const name of readdirSync(pki)) assert.equal(statSync(join(pki, name)).mode & 0o777, 0o600, name);
+    const etcdctl = (...args: string[]) =>
+      new Promise<{ code: number; output: string }>((resolve) =>
+        execFile(
+          'etcdctl',
+          ['--endpoints', record.etcd.endpoint, '--dial-timeout=2s', '--command-timeout=3s', ...args],
+          { env: { ...process.env, ETCDCTL_API: '3' } },
+          (err, stdout, stderr) =>
+            resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
+        ),
+      );
+    const ca = ['--cacert', join(pki, 'ca.crt')];
+    const refused = await etcdctl(...ca, 'get', '--prefix', '/skiff/tokens/');
+    assert.notEqual(refused.code, 0, `without a client certificate etcd must refuse: ${refused.output}`);
+    const withCert = await etcdctl(
+      ...ca,
+      '--cert', join(pki, 'controlplane-etcd-client.crt'),
+      '--key', join(pki, 'controlplane-etcd-client.key'),
+      'get', '--prefix', '--keys-only', '/skiff/tokens/',
+    ); // prettier-ignore
+    assert.equal(withCert.code, 0, withCert.output);
+    assert.match(withCert.output, /\/skiff\/tokens\//);
+    const plain = await fetch(record.etcd.endpoint.replace('https:', 'http:') + '/health').catch(
+      (err: Error) => err,
+    );
+    assert.ok(plain instanceof Error || plain.status !== 200, 'plain http is not served');
   });
 
   test('up on a running state dir fails and says so', async () => {
