@@ -20,13 +20,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
 import { packageRoot } from '../../proto/package-info.js';
 
-const KNOWN: Record<string, string> = {
-  'cli/commands/runtime.ts -> node-agent/runtime/containers/container-runtime.ts':
-    'the runtime verbs reach past the runtime façade (runtime.ts)',
-  'cli/commands/runtime.ts -> node-agent/runtime/containers/validate.ts': 'as above',
-  'cli/commands/runtime.ts -> node-agent/runtime/snapshots/open-snapshotter.ts': 'as above',
-  'cli/commands/runtime.ts -> node-agent/runtime/sys/helper.ts': 'as above',
-};
+const KNOWN: Record<string, string> = {};
 
 const ROOTS = ['proto', 'controlplane', 'node-agent', 'cli'];
 const IMPORT = /(?:from|import)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g;

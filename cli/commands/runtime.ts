@@ -13,24 +13,19 @@ import {
   errorMessage,
 } from '../../proto/errors.js';
 import {
-  exitInfo,
-  signalNumber,
-  type ContainerInfo,
-} from '../../node-agent/runtime/containers/container-runtime.js';
-import {
-  parseBytes,
-  parseNetwork,
-  parseSecurityOpts,
-  parseVolume,
-} from '../../node-agent/runtime/containers/validate.js';
-import {
   DEFAULT_ROOT,
   Runtime,
   openImageRuntime,
+  parseBytes,
+  parseLabels,
+  parseNetwork,
+  parseSecurityOpts,
+  parseVolume,
+  signalNumber,
+  type ContainerInfo,
   type ImageRuntime,
+  type SnapshotterChoice,
 } from '../../node-agent/runtime/runtime.js';
-import type { SnapshotterChoice } from '../../node-agent/runtime/snapshots/open-snapshotter.js';
-import { relayExec } from '../../node-agent/runtime/sys/helper.js';
 import { humanDuration } from '../../proto/printing/age.js';
 import { renderTable } from '../output/table.js';
 
@@ -143,6 +138,7 @@ interface RunFlags {
   securityOpt?: string[];
   network: string;
   volume?: string[];
+  label?: string[];
   rootfs?: string;
 }
 
@@ -174,6 +170,7 @@ function registerRun(runtime: Command): void {
     )
     .addOption(new Option('--network <mode>', 'none | host | container:NAME').default('none'))
     .option('-v, --volume <HOST:CTR[:ro]>', 'bind mount a host directory (repeatable)', collect)
+    .option('-l, --label <KEY=VALUE>', 'set a label on the container (repeatable)', collect)
     .option('--rootfs <dir>', 'run from this directory instead of an image (all arguments are the command)')
     .passThroughOptions()
     .action(async (image: string | undefined, command: string[], flags: RunFlags, cmd: Command) => {
@@ -207,6 +204,7 @@ function registerRun(runtime: Command): void {
           seccomp: parseSecurityOpts(flags.securityOpt ?? []).seccomp,
           network: parseNetwork(flags.network),
           volumes: (flags.volume ?? []).map((v, i) => parseVolume(v, i)),
+          labels: parseLabels(flags.label ?? []),
           // a foreground --rm is removed here after its logs are read; only a detached one is
           // left to whichever runtime call next sees it exited
           autoRemove: flags.rm && flags.detach,
@@ -245,9 +243,23 @@ function registerContainerVerbs(runtime: Command): void {
     .description('list containers (running ones; -a for all)')
     .option('-a, --all', 'show all containers')
     .option('-q, --quiet', 'only ids')
-    .action(async (flags: { all?: boolean; quiet?: boolean }, cmd: Command) => {
+    .option(
+      '-f, --filter <label=KEY=VALUE>',
+      'only containers with this label (repeatable: all must match)',
+      collect,
+    )
+    .action(async (flags: { all?: boolean; quiet?: boolean; filter?: string[] }, cmd: Command) => {
+      const labels = (flags.filter ?? []).map((filter, i) => {
+        if (!filter.startsWith('label=')) {
+          throw new InvalidArgumentError(
+            `--filter: "${filter}" is not supported; filter by label=KEY=VALUE`,
+            `filter[${i}]`,
+          );
+        }
+        return filter.slice('label='.length);
+      });
       const rt = await openRuntime(cmd);
-      const list = await rt.containers.list({ all: flags.all });
+      const list = await rt.containers.list({ all: flags.all, labels: parseLabels(labels, 'filter') });
       if (flags.quiet) {
         for (const c of list) process.stdout.write(`${shortId(c.id)}\n`);
         return;
@@ -344,31 +356,29 @@ function registerContainerVerbs(runtime: Command): void {
         cmd: Command,
       ) => {
         const rt = await openRuntime(cmd);
-        let handle;
+        let exec;
         try {
-          handle = await rt.containers.exec(ref, {
-            argv: withoutSeparator(command),
-            env: flags.env,
-            cwd: flags.workdir,
-            user: flags.user,
-            // pipes, relayed here: the container never holds this terminal or these files
-            stdio: [flags.interactive ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-          });
+          // pipes, relayed by the runtime: the container never holds this terminal or these files
+          exec = await rt.execRelayed(
+            ref,
+            { argv: withoutSeparator(command), env: flags.env, cwd: flags.workdir, user: flags.user },
+            {
+              stdin: flags.interactive ? process.stdin : undefined,
+              stdout: process.stdout,
+              stderr: process.stderr,
+            },
+          );
         } catch (err) {
           process.stderr.write(`error: ${errorMessage(err)}\n`);
           process.exitCode = startFailureCode(err);
           return;
         }
         // Ctrl-C reaches only this process (the helper has a session of its own): passed on once
-        const forward = (signal: NodeJS.Signals) => handle.child.kill(signal);
+        const forward = (signal: NodeJS.Signals) => exec.signal(signal);
         const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
         for (const s of signals) process.on(s, forward);
         try {
-          process.exitCode = await relayExec(handle, {
-            stdin: flags.interactive ? process.stdin : undefined,
-            stdout: process.stdout,
-            stderr: process.stderr,
-          });
+          process.exitCode = await exec.exitCode;
         } finally {
           for (const s of signals) process.off(s, forward);
           // stop reading a terminal or pipe the process no longer wants
@@ -387,8 +397,7 @@ function registerContainerVerbs(runtime: Command): void {
       const out = [];
       for (const ref of refs) {
         try {
-          const info = await rt.containers.inspect(ref);
-          out.push({ ...info, exit: info.state.status === 'exited' ? exitInfo(info.state) : undefined });
+          out.push(await rt.containers.inspect(ref));
         } catch (err) {
           if (!(err instanceof NotFoundError)) throw err;
           images ??= await openImages(cmd);

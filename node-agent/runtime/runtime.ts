@@ -1,12 +1,15 @@
 /**
- * The runtime as one object: images (the image store), snapshots, and containers tied together.
- * `run` = resolve the image → unpack it (committed snapshots per layer, and the image's init
- * layer where layers stack) → prepare a writable snapshot on the init layer (else the top chain
- * ID) → create and start a container on the snapshot's mounts, with
- * entrypoint/cmd/env/workdir/user taken from the image config and overridden by the caller.
+ * The runtime's façade: images (the image store), snapshots, and containers tied together, and
+ * the one module of the runtime that code outside it (the CLI, the agent) imports.
+ * `create` = ensure the image (pulled when missing, pod-runtime.ts) → unpack it (committed
+ * snapshots per layer, and the image's init layer where layers stack) → prepare a writable
+ * snapshot on the init layer (else the top chain ID) → create a container on the snapshot's
+ * mounts, with entrypoint/cmd/env/workdir/user taken from the image config and overridden by the
+ * caller. `run` = create + start. Runtime is the PodRuntime the node agent drives.
  *
- *   <root>/content, <root>/images, <root>/snapshots   the image side (images engineer)
+ *   <root>/content, <root>/images, <root>/snapshots   the image side (images/)
  *   <root>/containers/<id>/                           the container side (containers/)
+ *   <root>/sandboxes/                                 the root sandboxes' processes run in
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -17,13 +20,30 @@ import {
   LinuxContainerRuntime,
   type ContainerInfo,
   type CreateContainerOptions,
+  type ExecOptions,
   type SnapshotRemover,
 } from './containers/container-runtime.js';
+import type { ContainerEventHubOptions } from './containers/container-events.js';
 import { ImageStore, type ResolvedImage } from './images/image-store.js';
+import { ImagePulls } from './images/image-pull.js';
+import type { ImagePuller, PodRuntime, SandboxNetwork } from './pod-runtime.js';
 import { openSnapshotter, type SnapshotterChoice } from './snapshots/open-snapshotter.js';
 import { probeOverlay } from './sys/overlay-probe.js';
 import { parseUser } from './containers/validate.js';
 import type { RootMount } from './sys/helper-spec.js';
+import { relayExec, type ExecStreams } from './sys/helper.js';
+
+// What the CLI needs of the runtime beyond the façade's objects: the runtime's own syntax of
+// docker's flags, and the types it prints.
+export { signalNumber, type ContainerInfo } from './containers/container-runtime.js';
+export {
+  parseBytes,
+  parseLabels,
+  parseNetwork,
+  parseSecurityOpts,
+  parseVolume,
+} from './containers/validate.js';
+export type { SnapshotterChoice } from './snapshots/open-snapshotter.js';
 
 export const DEFAULT_ROOT = '/var/lib/skiff/runtime';
 
@@ -36,9 +56,10 @@ export interface RuntimeImage {
   config: { config: Record<string, unknown> };
 }
 
-/** What the image store offers the runtime (images/image-store.ts ImageStore fits). */
+/** What the image side offers the runtime (images/image-pull.ts and image-store.ts give it). */
 export interface ImageService {
-  resolve(ref: string): Promise<RuntimeImage>;
+  /** The local image for `ref`, pulled when missing (NotFoundError without a puller). */
+  ensure(ref: string): Promise<RuntimeImage>;
   /**
    * Ensures a committed snapshot per layer and, where layers stack, the image's init layer (the
    * mount points every container gets, made once: images/init-layer.ts). Returns the top layer's
@@ -119,20 +140,35 @@ export type RunOptions = Omit<
     removeIfStartFails?: boolean;
   };
 
-export class Runtime {
+/** An exec whose stdio the runtime relays (Runtime.execRelayed). */
+export interface RelayedExec {
+  /** Passes a signal on to the exec'd process. */
+  signal(signal: NodeJS.Signals): void;
+  /** Its exit code (128+signal when killed), once it exited and its output was relayed. */
+  exitCode: Promise<number>;
+}
+
+/** How the runtime is opened: where, and the pieces an agent plugs in. */
+export interface RuntimeOptions {
+  root?: string;
+  images?: ImageService;
+  snapshots?: ContainerSnapshots;
+  /** See LinuxContainerRuntime.open: parked shims for a long-lived process (the agent). */
+  warmShims?: number;
+  /** Plugs sandboxes into the node's network (pod-runtime.ts SandboxNetwork). */
+  sandboxNetwork?: SandboxNetwork;
+  /** How watchContainers notices changes (containers/container-events.ts). */
+  events?: ContainerEventHubOptions;
+}
+
+export class Runtime implements PodRuntime {
   constructor(
     readonly containers: LinuxContainerRuntime,
     readonly images?: ImageService,
     readonly snapshots?: ContainerSnapshots,
   ) {}
 
-  static async open(opts: {
-    root?: string;
-    images?: ImageService;
-    snapshots?: ContainerSnapshots;
-    /** See LinuxContainerRuntime.open: parked shims for a long-lived process (the agent). */
-    warmShims?: number;
-  }): Promise<Runtime> {
+  static async open(opts: RuntimeOptions): Promise<Runtime> {
     const root = opts.root ?? DEFAULT_ROOT;
     const given = opts.snapshots;
     // a container's snapshot is removed through the snapshotter that made it, opened by name
@@ -143,12 +179,41 @@ export class Runtime {
         return openSnapshotter(root, { choice: name as SnapshotterChoice, probe: probeOverlay });
       },
       warmShims: opts.warmShims,
+      sandboxNetwork: opts.sandboxNetwork,
+      events: opts.events,
     });
     return new Runtime(containers, opts.images, given);
   }
 
-  /** Creates a container from an image (or a directory) and starts it. */
+  async ensureImage(ref: string): Promise<RuntimeImage> {
+    return this.imageSide(`ensure image ${ref}`).images.ensure(ref);
+  }
+
+  private imageSide(action: string): { images: ImageService; snapshots: ContainerSnapshots } {
+    if (!this.images || !this.snapshots) {
+      throw new FailedPreconditionError(
+        `${action}: this runtime has no image store; run from a directory instead`,
+      );
+    }
+    return { images: this.images, snapshots: this.snapshots };
+  }
+
+  /** Creates a container from an image and starts it; see `create` and `run`. */
   async run(opts: RunOptions): Promise<ContainerInfo> {
+    const created = await this.create(opts);
+    try {
+      return await this.containers.start(created.id);
+    } catch (err) {
+      // a failed start leaves the record for inspection, unless the caller asked for --rm
+      if (opts.autoRemove || opts.removeIfStartFails) {
+        await this.containers.remove(created.id, { force: true }).catch(() => {});
+      }
+      throw err;
+    }
+  }
+
+  /** Creates a container from an image (or a directory) without starting it. */
+  async create(opts: RunOptions): Promise<ContainerInfo> {
     const {
       image: ref,
       rootfsDir,
@@ -169,30 +234,25 @@ export class Runtime {
       imageName = rootfsDir;
     } else {
       if (!ref) throw new InvalidArgumentError('run: give an image (or a root directory)', 'image');
-      if (!this.images || !this.snapshots) {
-        throw new FailedPreconditionError(
-          `run ${ref}: this runtime has no image store; run from a directory instead`,
-        );
-      }
-      const image = await this.images.resolve(ref);
-      const { containerParent } = await this.images.unpack(image);
+      const { images, snapshots } = this.imageSide(`run ${ref}`);
+      const image = await images.ensure(ref);
+      const { containerParent } = await images.unpack(image);
       imageConfig = image.config.config;
       imageName = ref;
       imageDigest = image.manifestDigest;
       snapshotKey = `container-${randomBytes(16).toString('hex')}`;
-      const mounts = await this.snapshots.prepare(snapshotKey, containerParent);
+      const mounts = await snapshots.prepare(snapshotKey, containerParent);
       if (mounts.length !== 1) {
-        await this.snapshots.remove(snapshotKey).catch(() => {});
+        await snapshots.remove(snapshotKey).catch(() => {});
         throw new FailedPreconditionError(
           `run ${ref}: the snapshotter returned ${mounts.length} mounts; one root mount is supported`,
         );
       }
       rootfs = mounts[0]!;
     }
-    const proc = processFromImage(imageConfig, { command, workdir, user, env });
-    let created: ContainerInfo;
     try {
-      created = await this.containers.create({
+      const proc = processFromImage(imageConfig, { command, workdir, user, env });
+      return await this.containers.create({
         ...rest,
         ...proc,
         image: imageName,
@@ -205,15 +265,22 @@ export class Runtime {
       if (snapshotKey) await this.snapshots?.remove(snapshotKey).catch(() => {});
       throw err;
     }
-    try {
-      return await this.containers.start(created.id);
-    } catch (err) {
-      // a failed start leaves the record for inspection, unless the caller asked for --rm
-      if (opts.autoRemove || opts.removeIfStartFails) {
-        await this.containers.remove(created.id, { force: true }).catch(() => {});
-      }
-      throw err;
-    }
+  }
+
+  /**
+   * Runs a process in a container with its stdio relayed from and to `io` (as `docker exec -i`
+   * without `-t`): the container only ever holds pipes, never the caller's terminal or files.
+   * With `io.stdin` its input is copied to the process, else the process gets none.
+   */
+  async execRelayed(ref: string, opts: Omit<ExecOptions, 'stdio'>, io: ExecStreams): Promise<RelayedExec> {
+    const handle = await this.containers.exec(ref, {
+      ...opts,
+      stdio: [io.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    });
+    return {
+      signal: (signal) => handle.child.kill(signal),
+      exitCode: relayExec(handle, io),
+    };
   }
 }
 
@@ -223,28 +290,32 @@ export interface ImageRuntime {
   content: LocalContentStore;
 }
 
-/** The whole runtime of a root: content store, snapshotter (probed unless chosen), image store, containers. */
+/**
+ * The whole runtime of a root: content store, snapshotter (probed unless chosen), image store
+ * (with `puller` for images it lacks), containers.
+ */
 export async function openImageRuntime(
   root: string,
-  opts: { snapshotter?: SnapshotterChoice; logger?: Logger; warmShims?: number } = {},
+  opts: Omit<RuntimeOptions, 'root' | 'images' | 'snapshots'> & {
+    snapshotter?: SnapshotterChoice;
+    logger?: Logger;
+    puller?: ImagePuller;
+  } = {},
 ): Promise<ImageRuntime> {
+  const { snapshotter: choice, logger, puller, ...runtimeOptions } = opts;
   const content = await LocalContentStore.open(join(root, 'content'));
   const snapshotter = await openSnapshotter(root, {
-    choice: opts.snapshotter ?? 'auto',
+    choice: choice ?? 'auto',
     probe: probeOverlay,
-    logger: opts.logger,
+    logger,
   });
-  const images = await ImageStore.open(join(root, 'images'), { content, snapshotter, logger: opts.logger });
+  const images = await ImageStore.open(join(root, 'images'), { content, snapshotter, logger });
+  const pulls = new ImagePulls(images, puller);
   const service: ImageService = {
-    resolve: (ref) => images.resolve(ref),
-    // only ever given what resolve returned
+    ensure: (ref) => pulls.ensure(ref),
+    // only ever given what ensure returned
     unpack: (image) => images.unpack(image as ResolvedImage, { initLayer: true }),
   };
-  const runtime = await Runtime.open({
-    root,
-    images: service,
-    snapshots: snapshotter,
-    warmShims: opts.warmShims,
-  });
+  const runtime = await Runtime.open({ ...runtimeOptions, root, images: service, snapshots: snapshotter });
   return { runtime, images, content };
 }

@@ -91,7 +91,7 @@ describe('init layers', () => {
     const direct = new Runtime(
       rt.runtime.containers,
       {
-        resolve: (ref) => images.resolve(ref),
+        ensure: (ref) => images.resolve(ref),
         unpack: async (image) => {
           const { chainId } = await images.unpack(await images.resolve(image.manifestDigest));
           return { chainId, containerParent: chainId };

@@ -1,7 +1,8 @@
 /**
- * The container half of the runtime: create, start, wait, stop, kill, exec, remove, list,
- * inspect and logs, over state kept under `<root>/containers/`. Any process can pick up where
- * another left off: the container's process belongs to its shim, not to whoever started it.
+ * The container half of the runtime: create, start, wait, stop, kill, exec, remove, list (by
+ * label), inspect and logs, over state kept under `<root>/containers/`; pod sandboxes and the
+ * containers' event stream (../pod-runtime.ts). Any process can pick up where another left off:
+ * the container's process belongs to its shim, not to whoever started it.
  *
  * Lifecycle:  create → created ─start→ running ─(exit | stop | kill | shim death)→ exited ─rm→ gone
  *
@@ -11,7 +12,7 @@
  * container ever leaves a mount behind on the host.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { writeFileSync, readFileSync, statSync } from 'node:fs';
+import { writeFileSync, statSync } from 'node:fs';
 import { writeFile, unlink, mkdir } from 'node:fs/promises';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import type { StdioOptions } from 'node:child_process';
@@ -20,40 +21,48 @@ import {
   DeadlineExceededError,
   FailedPreconditionError,
   InvalidArgumentError,
+  NotFoundError,
   errorMessage,
 } from '../../../proto/errors.js';
+import type {
+  ContainerSelector,
+  ContainerWatch,
+  ContainerWatcher,
+  CreateSandboxOptions,
+  ListContainersOptions,
+  SandboxInfo,
+  SandboxNetwork,
+  SandboxNetworkTarget,
+  SandboxService,
+} from '../pod-runtime.js';
 import { componentLogger } from '../../../proto/support/logger.js';
 import { Cgroups, type CgroupStats } from '../sys/cgroups.js';
-import {
-  encodeContainerSpec,
-  encodeExecSpec,
-  type HelperProcessSpec,
-  type NamespaceType,
-  type RootMount,
-} from '../sys/helper-spec.js';
+import { encodeContainerSpec, encodeExecSpec, type NamespaceType } from '../sys/helper-spec.js';
 import { startExec, startShim, type ExecHandle, type WarmShims } from '../sys/helper.js';
 import { PidLock, isSameProcess, processStartTime } from '../../../proto/support/pid-lock.js';
+import { readTextOr } from '../../../proto/support/small-files.js';
 import {
   DEFAULT_CAPABILITIES,
   DEFAULT_LOG_MAX_BYTES,
   DEFAULT_LOG_MAX_FILES,
   ETC_FILES_ALWAYS_MOUNTED,
-  MASKED_PATHS,
-  READONLY_PATHS,
   containerEnv,
   hasHome,
 } from './defaults.js';
+import { ContainerEventHub, selects, type ContainerEventHubOptions } from './container-events.js';
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs.js';
-import { defaultSeccompFilter } from './seccomp.js';
+import { PAUSE_COMMAND, pauseRootfs } from './pause-rootfs.js';
+import { defaultSeccompFilter, type SeccompMode } from './seccomp.js';
+import { helperSpecOf, planStart, seccompFilterOf, type StartContext } from './start-plan.js';
 import {
   ContainerStore,
+  exitInfo,
   newContainerId,
   type ContainerConfig,
+  type ContainerKind,
   type ContainerState,
   type ExitFile,
-  type ExitReason,
-  type NetworkMode,
-  type VolumeSpec,
+  type ExitInfo,
 } from './state.js';
 import {
   parseUser,
@@ -62,6 +71,7 @@ import {
   validateEnv,
   validateGroupAdd,
   validateHostname,
+  validateLabels,
   validateLimits,
   validateNetwork,
   validateSeccompMode,
@@ -73,19 +83,14 @@ const log = componentLogger('containers');
 
 let warnedNoSeccompProfile = false;
 
-/** The filter a container's processes get: none when unconfined, or where skiff has no profile
- * for the machine's architecture (said once per process: the containers run, less confined). */
-function seccompFilterFor(config: ContainerConfig): Buffer | undefined {
-  if (config.seccomp === 'unconfined') return undefined;
-  const filter = defaultSeccompFilter();
-  if (filter === undefined && !warnedNoSeccompProfile) {
-    warnedNoSeccompProfile = true;
-    log.warn(
-      { arch: process.arch },
-      'no default seccomp profile for this architecture: containers start without a system call filter',
-    );
-  }
-  return filter;
+/** Says once per process that containers run without a system call filter on this architecture. */
+function warnIfUnfiltered(seccomp: { mode: SeccompMode; filter?: Buffer }): void {
+  if (seccomp.mode !== 'default' || seccomp.filter !== undefined || warnedNoSeccompProfile) return;
+  warnedNoSeccompProfile = true;
+  log.warn(
+    { arch: process.arch },
+    'no default seccomp profile for this architecture: containers start without a system call filter',
+  );
 }
 
 /** What removes a container's writable snapshot (a Snapshotter fits). */
@@ -124,6 +129,7 @@ export type CreateContainerOptions = Pick<ContainerConfig, 'rootfs' | 'argv'> &
       | 'logMaxBytes'
       | 'logMaxFiles'
       | 'groupAdd'
+      | 'sandbox'
     >
   > & { user?: UserOption };
 
@@ -160,13 +166,7 @@ export interface ContainerInfo {
   state: ContainerState;
 }
 
-export interface ExitInfo {
-  exitCode: number;
-  signal?: number;
-  reason: ExitReason;
-  oomKilled: boolean;
-  error?: string;
-}
+export type { ExitInfo };
 
 export interface ExecOptions {
   argv: string[];
@@ -192,20 +192,11 @@ export interface ContainerRuntime {
   kill(ref: string, signal?: NodeJS.Signals | number): Promise<void>;
   remove(ref: string, opts?: { force?: boolean }): Promise<void>;
   exec(ref: string, opts: ExecOptions): Promise<ExecHandle>;
-  list(opts?: { all?: boolean }): Promise<ContainerInfo[]>;
-  inspect(ref: string): Promise<ContainerInfo & { stats?: CgroupStats }>;
+  list(opts?: ListContainersOptions): Promise<ContainerInfo[]>;
+  /** With live cgroup stats while it runs, and how it ended once it exited. */
+  inspect(ref: string): Promise<ContainerInfo & { stats?: CgroupStats; exit?: ExitInfo }>;
   logs(ref: string, opts?: Omit<ReadLogsOptions, 'finished'>): AsyncGenerator<LogEntry>;
   resolve(ref: string): Promise<string>;
-}
-
-export function exitInfo(state: ContainerState): ExitInfo {
-  return {
-    exitCode: state.exitCode ?? 255,
-    signal: state.signal || undefined,
-    reason: state.reason ?? 'Error',
-    oomKilled: state.reason === 'OOMKilled',
-    error: state.error,
-  };
 }
 
 export function signalNumber(signal: NodeJS.Signals | number | string): number {
@@ -226,25 +217,46 @@ export function signalNumber(signal: NodeJS.Signals | number | string): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export class LinuxContainerRuntime implements ContainerRuntime {
+/** A process's network namespace, as a path other tools open (nsenter --net=, CNI's CNI_NETNS). */
+function netnsPath(pid: number): string {
+  return `/proc/${pid}/ns/net`;
+}
+
+export interface LinuxContainerRuntimeOptions {
+  root: string;
+  snapshots?: SnapshotResolver;
+  cgroups?: Cgroups;
+  /**
+   * Shims to keep parked with their container process already in its cgroups (cgroup v1 and
+   * hybrid; ignored on v2), for a long-lived process such as the agent: starts then skip the
+   * ~10 ms the kernel often takes to move a process into a v1 cgroup. 0 (default) for one-off use.
+   */
+  warmShims?: number;
+  /** Plugs sandboxes into the node's network; without it a sandbox has loopback only. */
+  sandboxNetwork?: SandboxNetwork;
+  /** How watchContainers notices changes (container-events.ts). */
+  events?: ContainerEventHubOptions;
+}
+
+export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, ContainerWatcher {
+  private readonly events: ContainerEventHub;
+
   private constructor(
     readonly store: ContainerStore,
     readonly cgroups: Cgroups,
-    private readonly snapshots?: SnapshotResolver,
-    private readonly warm?: WarmShims,
-  ) {}
+    private readonly root: string,
+    private readonly snapshots: SnapshotResolver | undefined,
+    private readonly warm: WarmShims | undefined,
+    private readonly sandboxNetwork: SandboxNetwork | undefined,
+    eventOptions: ContainerEventHubOptions | undefined,
+  ) {
+    this.events = new ContainerEventHub(
+      { dir: store.dir, ids: () => store.ids(), read: (id) => this.refresh(id) },
+      eventOptions,
+    );
+  }
 
-  static async open(opts: {
-    root: string;
-    snapshots?: SnapshotResolver;
-    cgroups?: Cgroups;
-    /**
-     * Shims to keep parked with their container process already in its cgroups (cgroup v1 and
-     * hybrid; ignored on v2), for a long-lived process such as the agent: starts then skip the
-     * ~10 ms the kernel often takes to move a process into a v1 cgroup. 0 (default) for one-off use.
-     */
-    warmShims?: number;
-  }): Promise<LinuxContainerRuntime> {
+  static async open(opts: LinuxContainerRuntimeOptions): Promise<LinuxContainerRuntime> {
     const store = new ContainerStore(opts.root);
     await store.init();
     const cgroups = opts.cgroups ?? (await Cgroups.detect());
@@ -254,16 +266,39 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       await cgroups.prepareWarm();
       warm = { count: opts.warmShims, cgroupParents };
     }
-    return new LinuxContainerRuntime(store, cgroups, opts.snapshots, warm);
+    return new LinuxContainerRuntime(
+      store,
+      cgroups,
+      opts.root,
+      opts.snapshots,
+      warm,
+      opts.sandboxNetwork,
+      opts.events,
+    );
   }
 
   resolve(ref: string): Promise<string> {
     return this.store.resolve(ref);
   }
 
-  async create(opts: CreateContainerOptions): Promise<ContainerInfo> {
+  create(opts: CreateContainerOptions): Promise<ContainerInfo> {
+    return this.createRecord(opts, 'container');
+  }
+
+  private async createRecord(opts: CreateContainerOptions, kind: ContainerKind): Promise<ContainerInfo> {
     const id = newContainerId();
-    const network = opts.network ?? { mode: 'none' };
+    let network = opts.network ?? { mode: 'none' };
+    let sandbox: string | undefined;
+    if (opts.sandbox !== undefined) {
+      if (opts.network !== undefined) {
+        throw new InvalidArgumentError(
+          "network: a container in a sandbox uses the sandbox's network; drop the network option",
+          'network',
+        );
+      }
+      sandbox = (await this.sandboxRecord(opts.sandbox, 'create container')).id;
+      network = { mode: 'container', container: sandbox };
+    }
     validateArgv(opts.argv);
     validateEnv(opts.env ?? []);
     validateCwd(opts.cwd ?? '/');
@@ -282,13 +317,20 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     }
     validateLimits(opts, availableParallelism());
     if (opts.seccomp !== undefined) validateSeccompMode(opts.seccomp);
+    validateLabels(opts.labels ?? {});
     const user = userRequest(opts.user, opts.groupAdd);
-    if (network.mode === 'container') network.container = await this.store.resolve(network.container);
-    const hostname = opts.hostname ?? id.slice(0, 12);
+    let hostname = opts.hostname ?? id.slice(0, 12);
+    if (network.mode === 'container') {
+      network.container = await this.store.resolve(network.container);
+      // its UTS namespace, /etc/hostname and so HOSTNAME are the joined container's
+      hostname = (await this.store.config(network.container)).hostname;
+    }
     const config: ContainerConfig = {
       id,
-      name: opts.name ?? `skiff-${id.slice(0, 12)}`,
+      name: opts.name ?? `skiff-${kind === 'sandbox' ? 'sandbox-' : ''}${id.slice(0, 12)}`,
       created: new Date().toISOString(),
+      kind,
+      sandbox,
       image: opts.image,
       imageDigest: opts.imageDigest,
       rootfs: opts.rootfs,
@@ -327,67 +369,45 @@ export class LinuxContainerRuntime implements ContainerRuntime {
         `start container ${config.name}: it is ${state.status}; create a new one`,
       );
     }
-    let joins: HelperProcessSpec['joinNamespaces'];
-    let newNs: NamespaceType[] = ['pid', 'mnt', 'ipc', 'uts', 'cgroup'];
-    if (config.network.mode === 'none') newNs.push('net');
-    if (config.network.mode === 'container') {
-      const peer = await this.refresh(config.network.container);
-      if (peer.state.status !== 'running' || !peer.state.pid) {
+    const network = config.network;
+    if (config.sandbox !== undefined && !this.store.networkReady(config.sandbox)) {
+      throw new FailedPreconditionError(
+        `start container ${config.name}: its sandbox ${config.sandbox.slice(0, 12)} is not ready (its network was never set up); remove the sandbox and create it again`,
+      );
+    }
+    let peer: StartContext['peer'];
+    if (network.mode === 'container') {
+      const joined = await this.refresh(network.container);
+      if (joined.state.status !== 'running' || !joined.state.pid) {
         throw new FailedPreconditionError(
-          `start container ${config.name}: the container ${peer.name} whose namespaces it joins is not running`,
+          `start container ${config.name}: the container ${joined.name} whose namespaces it joins is not running`,
         );
       }
-      joins = { pid: peer.state.pid, startTime: peer.state.pidStartTime ?? '', types: ['net', 'ipc', 'uts'] };
-      newNs = newNs.filter((t) => t !== 'ipc' && t !== 'uts');
+      peer = {
+        pid: joined.state.pid,
+        startTime: joined.state.pidStartTime ?? '',
+        etcFiles: [...ETC_FILES_ALWAYS_MOUNTED, 'resolv.conf'].filter((name) =>
+          statSync(this.store.path(network.container, name), { throwIfNoEntry: false }),
+        ),
+      };
     }
+    const plan = planStart(config, {
+      recordPath: (owner, file) => this.store.path(owner, file),
+      cgroups: this.cgroups,
+      defaultSeccompFilter: defaultSeccompFilter(),
+      hostResolvConf: network.mode === 'host' ? readTextOr('/etc/resolv.conf', undefined) : undefined,
+      peer,
+    });
+    warnIfUnfiltered(plan.seccomp);
     const specPath = this.store.path(id, 'helper.spec');
     try {
       await this.cgroups.prepareParent();
-      const cgroups = this.cgroups.plan(id, {
-        memoryBytes: config.memoryBytes,
-        cpuQuotaUs: config.cpus !== undefined ? Math.round(config.cpus * 100_000) : undefined,
-        cpuPeriodUs: 100_000,
-        pidsMax: config.pidsLimit,
-      });
-      writeFileSync(
-        specPath,
-        encodeContainerSpec({
-          argv: config.argv,
-          env: config.env,
-          cwd: config.cwd,
-          user: config.user,
-          groupAdd: config.groupAdd,
-          homeFromPasswd: !hasHome(config.env),
-          capabilities: DEFAULT_CAPABILITIES,
-          noNewPrivs: true,
-          seccompFilter: seccompFilterFor(config),
-          rlimits: [],
-          cgroups: cgroups.join,
-          cgroupMkdirs: cgroups.mkdirs,
-          cgroupLimits: cgroups.writes,
-          joinNamespaces: joins,
-          newNamespaces: newNs,
-          rootfsPath: this.store.path(id, 'rootfs'),
-          rootfs: config.rootfs,
-          readonlyRoot: config.readOnly,
-          hostname: config.network.mode === 'container' ? undefined : config.hostname,
-          deviceFilterCgroups: this.cgroups.deviceFilterDirs(id),
-          maskedPaths: MASKED_PATHS,
-          readonlyPaths: READONLY_PATHS,
-          // user volumes come last, so one at /etc/hosts wins over the generated file
-          volumes: [...this.etcFiles(id, config), ...config.volumes],
-          loopbackUp: config.network.mode === 'none',
-          logPath: this.store.path(id, 'container.log'),
-          logMaxBytes: config.logMaxBytes,
-          logMaxFiles: config.logMaxFiles,
-          exitPath: this.store.path(id, 'exit.json'),
-        }),
-        { mode: 0o600 },
-      );
-      // peers' pids were read above: make sure they still name the same processes
-      if (config.network.mode === 'container') {
-        const peer = await this.store.state(config.network.container);
-        if (!isSameProcess(peer.pid, peer.pidStartTime)) {
+      for (const file of plan.files) writeFileSync(file.path, file.text, { mode: 0o644 });
+      writeFileSync(specPath, encodeContainerSpec(helperSpecOf(plan)), { mode: 0o600 });
+      // the peer's pid was read above: make sure it still names the same process
+      if (network.mode === 'container') {
+        const joined = await this.store.state(network.container);
+        if (!isSameProcess(joined.pid, joined.pidStartTime)) {
           throw new FailedPreconditionError(
             `start container ${config.name}: the container it joins exited meanwhile`,
           );
@@ -420,47 +440,6 @@ export class LinuxContainerRuntime implements ContainerRuntime {
         .catch(() => {});
       throw err;
     }
-  }
-
-  /**
-   * /etc/hosts and /etc/hostname (and, with the host's network, /etc/resolv.conf) as docker
-   * provides them; a container in another's namespaces shares that one's files.
-   */
-  private etcFiles(id: string, config: ContainerConfig): VolumeSpec[] {
-    const asVolumes = (owner: string, names: string[]) =>
-      names.map((name) => ({
-        source: this.store.path(owner, name),
-        target: `/etc/${name}`,
-        readonly: false,
-      }));
-    if (config.network.mode !== 'container') {
-      const text: Record<(typeof ETC_FILES_ALWAYS_MOUNTED)[number], string> = {
-        hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${config.hostname}\n`,
-        hostname: `${config.hostname}\n`,
-      };
-      const files: [string, string][] = ETC_FILES_ALWAYS_MOUNTED.map((name) => [name, text[name]]);
-      if (config.network.mode === 'host') {
-        let resolv: string | undefined;
-        try {
-          resolv = readFileSync('/etc/resolv.conf', 'utf8');
-        } catch {
-          // the host has none: neither has the container
-        }
-        if (resolv !== undefined) files.push(['resolv.conf', resolv]);
-      }
-      for (const [name, text] of files) writeFileSync(this.store.path(id, name), text, { mode: 0o644 });
-      return asVolumes(
-        id,
-        files.map(([name]) => name),
-      );
-    }
-    const peer = config.network.container;
-    return asVolumes(
-      peer,
-      [...ETC_FILES_ALWAYS_MOUNTED, 'resolv.conf'].filter((name) =>
-        statSync(this.store.path(peer, name), { throwIfNoEntry: false }),
-      ),
-    );
   }
 
   /**
@@ -612,14 +591,20 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     return this.wait(info.id, { timeoutMs: 10_000 });
   }
 
+  /** A sandbox's process is removed as its sandbox is: with its containers and its network. */
   async remove(ref: string, opts: { force?: boolean } = {}): Promise<void> {
     const info = await this.refresh(ref);
+    if (info.state.status === 'running' && !opts.force) {
+      throw new FailedPreconditionError(
+        `remove container ${info.name}: it is running; stop it first or use --force`,
+      );
+    }
+    if (info.config.kind === 'sandbox') return this.removeSandbox(info.id);
+    await this.removeContainer(info);
+  }
+
+  private async removeContainer(info: ContainerInfo): Promise<void> {
     if (info.state.status === 'running') {
-      if (!opts.force) {
-        throw new FailedPreconditionError(
-          `remove container ${info.name}: it is running; stop it first or use --force`,
-        );
-      }
       await this.kill(info.id, 'SIGKILL').catch(() => {});
       await this.wait(info.id, { timeoutMs: 10_000 });
     }
@@ -688,6 +673,8 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       else env.push(e);
     }
     const types: NamespaceType[] = ['cgroup', 'ipc', 'uts', 'net', 'pid', 'mnt'];
+    const seccompFilter = seccompFilterOf(info.config.seccomp, defaultSeccompFilter());
+    warnIfUnfiltered({ mode: info.config.seccomp, filter: seccompFilter });
     const spec = encodeExecSpec({
       argv: opts.argv,
       env,
@@ -697,7 +684,7 @@ export class LinuxContainerRuntime implements ContainerRuntime {
       homeFromPasswd: !hasHome(env),
       capabilities: DEFAULT_CAPABILITIES,
       noNewPrivs: true,
-      seccompFilter: seccompFilterFor(info.config),
+      seccompFilter,
       rlimits: [],
       cgroups: this.cgroups.dirs(info.id),
       joinNamespaces: { pid, startTime: info.state.pidStartTime ?? '', types },
@@ -716,11 +703,12 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     }
   }
 
-  async list(opts: { all?: boolean } = {}): Promise<ContainerInfo[]> {
+  async list(opts: ListContainersOptions = {}): Promise<ContainerInfo[]> {
     const out: ContainerInfo[] = [];
     for (const id of await this.store.ids()) {
       try {
         const info = await this.refresh(id);
+        if (!selects(opts, info)) continue;
         // detached --rm containers have no one waiting for them: the next listing removes them
         if (info.state.status === 'exited' && info.config.autoRemove) {
           await this.remove(id).catch((err) =>
@@ -736,10 +724,132 @@ export class LinuxContainerRuntime implements ContainerRuntime {
     return out.sort((a, b) => b.config.created.localeCompare(a.config.created));
   }
 
-  async inspect(ref: string): Promise<ContainerInfo & { stats?: CgroupStats }> {
+  async inspect(ref: string): Promise<ContainerInfo & { stats?: CgroupStats; exit?: ExitInfo }> {
     const info = await this.refresh(ref);
+    if (info.state.status === 'exited') return { ...info, exit: exitInfo(info.state) };
     if (info.state.status !== 'running') return info;
     return { ...info, stats: await this.cgroups.stats(info.id) };
+  }
+
+  watchContainers(selector?: ContainerSelector): Promise<ContainerWatch> {
+    return this.events.watch(selector);
+  }
+
+  // ------------------------------------------------------------------ sandboxes
+
+  async createSandbox(opts: CreateSandboxOptions = {}): Promise<SandboxInfo> {
+    const created = await this.createRecord(
+      {
+        name: opts.name,
+        labels: opts.labels,
+        hostname: opts.hostname,
+        rootfs: { type: 'bind', source: await pauseRootfs(this.root), options: ['rbind', 'ro'] },
+        readOnly: true,
+        argv: PAUSE_COMMAND,
+        // nothing to resolve in a root without /etc/passwd, and no capability it needs
+        user: { uid: 65535, gid: 65535 },
+        env: ['HOME=/'],
+        network: { mode: 'none' },
+      },
+      'sandbox',
+    );
+    const action = `create sandbox ${created.name}`;
+    try {
+      const started = await this.start(created.id);
+      if (this.sandboxNetwork) {
+        try {
+          await this.sandboxNetwork.setUp({
+            ...this.networkTarget(started),
+            netnsPath: netnsPath(started.state.pid!),
+          });
+        } catch (err) {
+          throw new FailedPreconditionError(`${action}: network set-up: ${errorMessage(err)}`, {
+            cause: err,
+          });
+        }
+        // the hook was given /proc/<pid>/ns/net: it must still have been this sandbox's
+        if (!isSameProcess(started.state.pid, started.state.pidStartTime)) {
+          throw new FailedPreconditionError(`${action}: its process exited during the network set-up`);
+        }
+      }
+      this.store.markNetworkReady(created.id);
+      return this.sandboxInfo(await this.refresh(created.id));
+    } catch (err) {
+      // whatever the set-up got to is torn down with it
+      await this.removeSandbox(created.id).catch((removeErr) =>
+        log.warn(
+          { sandbox: created.id, err: errorMessage(removeErr) },
+          'removing a sandbox that failed to start failed; remove it again',
+        ),
+      );
+      throw err;
+    }
+  }
+
+  async inspectSandbox(ref: string): Promise<SandboxInfo> {
+    return this.sandboxInfo(await this.sandboxRecord(ref, 'inspect sandbox'));
+  }
+
+  async listSandboxes(selector: Pick<ContainerSelector, 'labels'> = {}): Promise<SandboxInfo[]> {
+    const records = await this.list({ all: true, labels: selector.labels, kind: 'sandbox' });
+    return records.map((info) => this.sandboxInfo(info));
+  }
+
+  async removeSandbox(ref: string): Promise<void> {
+    const info = await this.sandboxRecord(ref, 'remove sandbox');
+    for (const member of await this.list({ all: true, sandbox: info.id })) {
+      await this.removeContainer(member).catch((err) => {
+        if (!(err instanceof NotFoundError)) throw err; // removed meanwhile
+      });
+    }
+    if (this.sandboxNetwork) {
+      const running =
+        info.state.status === 'running' && isSameProcess(info.state.pid, info.state.pidStartTime);
+      const target: SandboxNetworkTarget = this.networkTarget(info);
+      if (running) target.netnsPath = netnsPath(info.state.pid!);
+      try {
+        await this.sandboxNetwork.tearDown(target);
+      } catch (err) {
+        throw new FailedPreconditionError(
+          `remove sandbox ${info.name}: network tear-down: ${errorMessage(err)}; its containers are removed, the sandbox is kept: remove it again`,
+          { cause: err },
+        );
+      }
+    }
+    await this.removeContainer(await this.refresh(info.id));
+  }
+
+  /** The sandbox `ref` names, refreshed; InvalidArgumentError when it is an ordinary container. */
+  private async sandboxRecord(ref: string, action: string): Promise<ContainerInfo> {
+    const info = await this.refresh(ref);
+    if (info.config.kind !== 'sandbox') {
+      throw new InvalidArgumentError(
+        `${action}: ${ref} is a container, not a sandbox (see listSandboxes)`,
+        'sandbox',
+      );
+    }
+    return info;
+  }
+
+  private networkTarget(info: ContainerInfo): SandboxNetworkTarget {
+    return { id: info.id, name: info.name, labels: info.config.labels };
+  }
+
+  private sandboxInfo(info: ContainerInfo): SandboxInfo {
+    const running = info.state.status === 'running' && info.state.pid !== undefined;
+    const out: SandboxInfo = {
+      id: info.id,
+      name: info.name,
+      labels: info.config.labels,
+      hostname: info.config.hostname,
+      created: info.config.created,
+      state: running && this.store.networkReady(info.id) ? 'ready' : 'notready',
+    };
+    if (running) {
+      out.pid = info.state.pid;
+      out.netnsPath = netnsPath(info.state.pid!);
+    }
+    return out;
   }
 
   async *logs(ref: string, opts: Omit<ReadLogsOptions, 'finished'> = {}): AsyncGenerator<LogEntry> {

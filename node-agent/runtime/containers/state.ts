@@ -1,11 +1,12 @@
 /**
  * Container records under `<root>/containers/<id>/`: config.json (what was asked, immutable),
- * state.json (what happened; absent while the container is only created), exit.json (written by the shim), container.log*, and the rootfs/
- * mount point. Names live in `<root>/containers/.names/<name>` (created exclusively, so two
- * creates cannot take one name). Every JSON write is temp + rename, without fsync: the records
- * must survive the agent or CLI dying (rename is atomic in the page cache, so a reader sees the
- * old file or the new one, never a torn one), not a reboot, which no container survives either.
- * An fsync cost 1–8 ms on this machine's disk, four of them on every start-to-exit.
+ * state.json (what happened; absent while the container is only created), exit.json (written by
+ * the shim), container.log*, the rootfs/ mount point, and in a sandbox's record network-ready
+ * (its network hook returned). Names live in `<root>/containers/.names/<name>` (created
+ * exclusively, so two creates cannot take one name). Every JSON write is temp + rename, without
+ * fsync: the records must survive the agent or CLI dying (rename is atomic in the page cache, so
+ * a reader sees the old file or the new one, never a torn one), not a reboot, which no container
+ * survives either. An fsync cost 1–8 ms on this machine's disk, four of them on every start-to-exit.
  *
  * The records are small files read and written on every start, wait and removal, so they are
  * handled with synchronous calls (microseconds each) rather than trips through Node's thread pool
@@ -35,10 +36,19 @@ export interface VolumeSpec {
   readonly: boolean;
 }
 
+/**
+ * What a record is: an ordinary container, or the process of a pod sandbox (it owns the network,
+ * IPC and UTS namespaces the pod's containers join; see ../pod-runtime.ts).
+ */
+export type ContainerKind = 'container' | 'sandbox';
+
 export interface ContainerConfig {
   id: string;
   name: string;
   created: string;
+  kind: ContainerKind;
+  /** The sandbox (its id) whose namespaces this container joins; network is then container:<sandbox>. */
+  sandbox?: string;
   image?: string;
   imageDigest?: string;
   /** The root file system mount (from the snapshotter, or a bind of a directory). */
@@ -96,6 +106,27 @@ export interface ContainerState {
   error?: string;
 }
 
+/** How an exited container ended, as its state records it. */
+export interface ExitInfo {
+  /** The process's exit code, 128+signal when a signal killed it. */
+  exitCode: number;
+  signal?: number;
+  reason: ExitReason;
+  /** The container's memory cgroup counted an OOM kill. */
+  oomKilled: boolean;
+  error?: string;
+}
+
+export function exitInfo(state: ContainerState): ExitInfo {
+  return {
+    exitCode: state.exitCode ?? 255,
+    signal: state.signal || undefined,
+    reason: state.reason ?? 'Error',
+    oomKilled: state.reason === 'OOMKilled',
+    error: state.error,
+  };
+}
+
 export interface ExitFile {
   exitCode: number;
   signal: number;
@@ -103,6 +134,8 @@ export interface ExitFile {
 }
 
 export const ID_RE = /^[0-9a-f]{64}$/;
+/** In a sandbox's record directory once its network hook returned (an empty file). */
+const NETWORK_READY = 'network-ready';
 export const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
 export function newContainerId(): string {
@@ -114,9 +147,9 @@ function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   return writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n', { mode: 0o600, durable: false });
 }
 
-/** A record as an earlier skiff wrote it: numbers for the user, no added groups, no seccomp mode. */
-type EarlierConfig = Omit<ContainerConfig, 'user' | 'groupAdd' | 'seccomp'> &
-  Partial<Pick<ContainerConfig, 'user' | 'groupAdd' | 'seccomp'>> & { additionalGids?: number[] };
+/** A record as an earlier skiff wrote it: numbers for the user, no added groups, no seccomp mode, no kind. */
+type EarlierConfig = Omit<ContainerConfig, 'user' | 'groupAdd' | 'seccomp' | 'kind'> &
+  Partial<Pick<ContainerConfig, 'user' | 'groupAdd' | 'seccomp' | 'kind'>> & { additionalGids?: number[] };
 
 /**
  * A record of any skiff version in today's shape: shims outlive an upgrade, so containers made
@@ -131,6 +164,7 @@ export function upgradeConfig(record: EarlierConfig): ContainerConfig {
     user: rest.user ?? numeric,
     groupAdd: rest.groupAdd ?? (additionalGids ?? []).map(String),
     seccomp: rest.seccomp ?? 'default',
+    kind: rest.kind ?? 'container',
   };
 }
 
@@ -229,6 +263,15 @@ export class ContainerStore {
 
   async writeState(id: string, state: ContainerState): Promise<void> {
     await writeJsonAtomic(this.path(id, 'state.json'), state);
+  }
+
+  /** Records that a sandbox's network was set up (its hook returned): its containers may start. */
+  markNetworkReady(id: string): void {
+    writeFileSync(this.path(id, NETWORK_READY), '', { mode: 0o600 });
+  }
+
+  networkReady(id: string): boolean {
+    return statSync(this.path(id, NETWORK_READY), { throwIfNoEntry: false }) !== undefined;
   }
 
   async exitFile(id: string): Promise<ExitFile | undefined> {

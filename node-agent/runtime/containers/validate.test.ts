@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { InvalidArgumentError } from '../../../proto/errors.js';
 import {
   parseBytes,
+  parseLabels,
   parseNetwork,
   parseSecurityOpts,
   parseUser,
@@ -10,6 +11,7 @@ import {
   validateGroupAdd,
   validateEnv,
   validateHostname,
+  validateLabels,
   validateLimits,
   validateNetwork,
   validateSeccompMode,
@@ -191,5 +193,32 @@ test('security options: seccomp=unconfined|default, no-new-privileges; anything 
   assert.equal(
     field(() => validateSeccompMode('none')),
     'seccomp',
+  );
+});
+
+test('labels: --label KEY=VALUE (KEY alone is empty), a later key wins; keys are own properties', () => {
+  assert.deepEqual(parseLabels(['app=web', 'tier', 'app=api', 'expr=a=b']), {
+    app: 'api',
+    tier: '',
+    expr: 'a=b',
+  });
+  const odd = parseLabels(['__proto__=x']);
+  assert.ok(Object.hasOwn(odd, '__proto__'), 'a label, not the prototype');
+  assert.equal(Object.getPrototypeOf(odd), Object.prototype);
+  assert.equal(
+    field(() => parseLabels(['a=1', '=b'])),
+    'label[1]',
+  );
+  assert.equal(
+    field(() => validateLabels({ a: 'x\0y' })),
+    'labels["a"]',
+  );
+  assert.equal(
+    field(() => validateLabels({ '': 'x' })),
+    'labels',
+  );
+  assert.equal(
+    field(() => validateLabels({ a: 1 as unknown as string })),
+    'labels["a"]',
   );
 });

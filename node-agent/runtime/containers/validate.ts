@@ -136,6 +136,34 @@ export function parseSecurityOpts(opts: string[]): { seccomp: SeccompMode } {
   return { seccomp };
 }
 
+/** Labels: non-empty keys; keys and values without NUL bytes (they are stored and matched as given). */
+export function validateLabels(labels: Record<string, string>): void {
+  for (const [key, value] of Object.entries(labels)) {
+    const field = `labels[${JSON.stringify(key)}]`;
+    if (key === '') throw new InvalidArgumentError('labels: a label key is empty', 'labels');
+    if (typeof value !== 'string')
+      throw new InvalidArgumentError(`${field}: the value must be a string, not ${typeof value}`, field);
+    noNul(key, field);
+    noNul(value, field);
+  }
+}
+
+/** docker's `--label KEY=VALUE` (repeatable; `KEY` alone is an empty value) → labels; a later key wins. */
+export function parseLabels(texts: string[], field = 'label'): Record<string, string> {
+  const entries = new Map<string, string>();
+  texts.forEach((text, i) => {
+    const eq = text.indexOf('=');
+    const key = eq < 0 ? text : text.slice(0, eq);
+    if (key === '')
+      throw new InvalidArgumentError(`${field}[${i}]: "${text}" must be KEY=VALUE`, `${field}[${i}]`);
+    entries.set(key, eq < 0 ? '' : text.slice(eq + 1));
+  });
+  // own properties whatever the key (`__proto__` included)
+  const labels = Object.fromEntries(entries);
+  validateLabels(labels);
+  return labels;
+}
+
 export function validateNetwork(network: NetworkMode, hostname: string | undefined): void {
   if (network.mode === 'container' && hostname !== undefined) {
     throw new InvalidArgumentError(

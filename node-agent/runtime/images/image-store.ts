@@ -3,22 +3,15 @@
  * (blobs) and a snapshotter (unpacked layers).
  *
  *   DIR/images/images.json   { images: { "<normalised name>": ImageRecord } }, written atomically
- *   DIR/images/leases/       one file per import in progress: its process (pid + start time), when
- *                            it began and the digests it holds; prune and a failed import's
- *                            clean-up spare held blobs (and, for blobs whose digest an import
- *                            learns only once written, every blob newer than a live lease)
+ *   DIR/images/leases/       what imports and pulls in progress hold (image-leases.ts)
  *
- * Reference graph (what garbage collection keeps): an image record → its manifest → config and
- * layer blobs → committed snapshots named by the layers' ChainIDs, and the image's init layer
- * (`<top ChainID>-init`, see init-layer.ts) on the top one. Containers add the snapshot keys they
- * use (`prune({ snapshotKeysInUse })`); a snapshot's parents are kept with it. Nothing else is a
- * root, so nothing an image or a container uses can be collected.
+ * What garbage collection keeps, and how, is image-gc.ts; `prune` runs it.
  *
  * Names: every image has at least one; an image imported without a name is recorded under its
  * manifest digest ("dangling", shown as <none>) until it is named or removed.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rm, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AlreadyExistsError,
@@ -37,12 +30,10 @@ import { applyLayer } from './layer-unpack.js';
 import { INIT_LAYER_FILES, initLayerKey } from './init-layer.js';
 import { makeInitLayer } from '../sys/helper.js';
 import { importArchive, type ImportLease, type ImportOptions, type ImportResult } from './image-import.js';
-import {
-  PidLock,
-  isSameProcess,
-  ownIdentity,
-  type ProcessIdentity,
-} from '../../../proto/support/pid-lock.js';
+import { PidLock } from '../../../proto/support/pid-lock.js';
+import { ImageLeases } from './image-leases.js';
+import { ImageGarbageCollector, type PruneOptions, type PruneResult } from './image-gc.js';
+import type { ImagePuller } from '../pod-runtime.js';
 import { exportArchive } from './image-export.js';
 import { layerCompression } from '../../../proto/oci/media-types.js';
 import {
@@ -131,20 +122,6 @@ export interface UnpackResult {
   bytesWritten: number;
 }
 
-export interface PruneOptions {
-  /** Snapshot keys containers use (their active snapshots and any view). Kept with all parents. */
-  snapshotKeysInUse?: string[];
-  /** Also remove images no container uses (`prune -a`); by default only dangling content goes. */
-  removeUnusedImages?: boolean;
-}
-
-export interface PruneResult {
-  blobsRemoved: number;
-  blobBytesRemoved: number;
-  snapshotsRemoved: number;
-  imagesRemoved: string[];
-}
-
 export interface DiskUsageReport {
   images: { name: string; id: Digest; size: number; sharedSize: number; uniqueSize: number }[];
   /** Every blob once, however many images name it. */
@@ -190,7 +167,8 @@ export class ImageStore {
   readonly content: ContentStore;
   readonly snapshotter: Snapshotter;
   private readonly file: string;
-  private readonly leasesDir: string;
+  private readonly leases: ImageLeases;
+  private readonly gc: ImageGarbageCollector;
   private readonly logger: Logger | undefined;
   private readonly options: ImageStoreOptions;
   /** Layer unpacks (by ChainID) and init layers (by their key) in progress in this process. */
@@ -207,11 +185,29 @@ export class ImageStore {
 
   private constructor(dir: string, options: ImageStoreOptions) {
     this.file = join(dir, 'images.json');
-    this.leasesDir = join(dir, 'leases');
     this.content = options.content;
     this.snapshotter = options.snapshotter;
     this.logger = options.logger;
     this.options = options;
+    const locked = <T>(fn: () => Promise<T>) => this.locked(fn);
+    this.leases = new ImageLeases(join(dir, 'leases'), locked);
+    this.gc = new ImageGarbageCollector(
+      {
+        read: async () => (await this.readRecords()).images,
+        layers: async (target) => (await this.parse(target)).layers,
+        removeNames: async (names) => {
+          if (names.length === 0) return;
+          await this.update((file) => {
+            for (const name of names) delete file.images[name];
+          });
+        },
+        locked,
+      },
+      this.content,
+      this.snapshotter,
+      this.leases,
+      this.logger,
+    );
   }
 
   /** `dir` is DIR/images. */
@@ -298,6 +294,24 @@ export class ImageStore {
     return result;
   }
 
+  /**
+   * Runs `puller` for `ref` into this store: the blobs it holds stay out of garbage collection
+   * until it returns, and it names the image with `tag` (see image-pull.ts for who calls it).
+   */
+  async pull(ref: string, puller: ImagePuller): Promise<void> {
+    const lease = await this.leases.take();
+    try {
+      await puller.pull(ref, {
+        content: this.content,
+        hold: (digest) => lease.hold(digest),
+        tag: (name, manifest) => this.tag(name, manifest),
+      });
+    } finally {
+      await lease.release();
+    }
+    this.logger?.info({ ref }, 'image pulled');
+  }
+
   /** Writes the images to `out` as a tar that `docker load` and `skiff runtime import` accept. */
   async save(refs: string[], out: string): Promise<void> {
     if (refs.length === 0) throw new InvalidArgumentError('save images: name at least one image', 'images');
@@ -321,64 +335,12 @@ export class ImageStore {
 
   /** The lease of one import (see `import` and ImportLease). */
   private async takeLease(): Promise<ImportLease & { release(): Promise<void> }> {
-    await mkdir(this.leasesDir, { recursive: true, mode: 0o700 });
-    const path = join(this.leasesDir, `${process.pid}-${randomBytes(6).toString('hex')}.json`);
-    const record: LeaseRecord = { ...ownIdentity(), since: Date.now(), digests: [] };
-    const held = new Set<Digest>();
-    await writeFile(path, JSON.stringify(record), { flag: 'wx', mode: 0o600 });
+    const lease = await this.leases.take();
     return {
-      // under the images lock, so a clean-up or prune either sees the hold or has already
-      // removed the blob (which the import then looks for, finds missing and writes)
-      hold: async (digest) => {
-        if (held.has(digest)) return;
-        await this.locked(async () => {
-          held.add(digest);
-          await writeFileAtomic(path, JSON.stringify({ ...record, digests: [...held] }));
-        });
-      },
-      discard: (written) =>
-        this.locked(async () => {
-          const keep = await this.referencedBlobs();
-          const others = await this.liveLeases(path);
-          for (const d of written) {
-            if (keep.has(d) || others.digests.has(d)) continue;
-            await this.content.delete(d);
-          }
-        }),
-      release: () => rm(path, { force: true }),
+      hold: (digest) => lease.hold(digest),
+      discard: (written) => this.locked(() => this.gc.discard(written, lease.path)),
+      release: () => lease.release(),
     };
-  }
-
-  /**
-   * The leases of live imports (dead ones' files are removed): the digests they hold and when the
-   * oldest began. `except` leaves out one lease (the caller's own).
-   */
-  private async liveLeases(except?: string): Promise<{ digests: Set<Digest>; oldestSince?: number }> {
-    const out: { digests: Set<Digest>; oldestSince?: number } = { digests: new Set() };
-    let names: string[];
-    try {
-      names = await readdir(this.leasesDir);
-    } catch {
-      return out;
-    }
-    for (const name of names) {
-      const path = join(this.leasesDir, name);
-      if (path === except || !name.endsWith('.json')) continue;
-      let lease: LeaseRecord | undefined;
-      try {
-        lease = JSON.parse(await readFile(path, 'utf8')) as LeaseRecord;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        // a lease cut short (a crash or a full disk while it was created) holds nothing
-      }
-      if (!lease || !isSameProcess(lease.pid, lease.startTime)) {
-        await rm(path, { force: true });
-        continue;
-      }
-      for (const d of lease.digests) out.digests.add(d);
-      if (out.oldestSince === undefined || lease.since < out.oldestSince) out.oldestSince = lease.since;
-    }
-    return out;
   }
 
   // ------------------------------------------------------------------ queries
@@ -706,121 +668,9 @@ export class ImageStore {
 
   // ------------------------------------------------------------------ garbage collection
 
-  /** Every blob an image record reaches (manifests, configs, layers). */
-  async referencedBlobs(): Promise<Set<Digest>> {
-    const { images } = await this.readRecords();
-    const out = new Set<Digest>();
-    for (const record of Object.values(images)) {
-      out.add(record.target.digest);
-      try {
-        const manifest = parseManifest(
-          await this.content.readAll(record.target.digest, MAX_MANIFEST_BYTES),
-          `manifest ${record.target.digest}`,
-          record.target.mediaType,
-        );
-        out.add(manifest.config.digest);
-        for (const l of manifest.layers) out.add(l.digest);
-      } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err;
-      }
-    }
-    return out;
-  }
-
-  /** Removes blobs and snapshots nothing uses; see the reference graph at the top of this file. */
-  async prune(options: PruneOptions = {}): Promise<PruneResult> {
-    const inUse = new Set(options.snapshotKeysInUse ?? []);
-    const parentOf = new Map<string, string | undefined>();
-    const kindOf = new Map<string, string>();
-    const labelsOf = new Map<string, Record<string, string>>();
-    const createdOf = new Map<string, string>();
-    await this.snapshotter.walk((info) => {
-      parentOf.set(info.key, info.parent);
-      kindOf.set(info.key, info.kind);
-      labelsOf.set(info.key, info.labels);
-      createdOf.set(info.key, info.created);
-    });
-    const keepWithParents = (key: string, keep: Set<string>): void => {
-      for (let k: string | undefined = key; k !== undefined && !keep.has(k); k = parentOf.get(k)) keep.add(k);
-    };
-    const usedKeep = new Set<string>();
-    for (const key of inUse) keepWithParents(key, usedKeep);
-
-    const imagesRemoved: string[] = [];
-    if (options.removeUnusedImages) {
-      const { images } = await this.readRecords();
-      for (const [name, record] of Object.entries(images)) {
-        const image = await this.load(record.target, images);
-        if (!image.layers.some((l) => usedKeep.has(l.chainId))) imagesRemoved.push(name);
-      }
-      await this.update((file) => {
-        for (const name of imagesRemoved) delete file.images[name];
-      });
-    } else {
-      const { images } = await this.readRecords();
-      for (const [name, record] of Object.entries(images)) {
-        if (!isDigest(name)) continue;
-        const image = await this.load(record.target, images);
-        if (image.layers.some((l) => usedKeep.has(l.chainId))) continue;
-        imagesRemoved.push(name);
-      }
-      await this.update((file) => {
-        for (const name of imagesRemoved) delete file.images[name];
-      });
-    }
-
-    const keep = new Set(usedKeep);
-    const { images } = await this.readRecords();
-    for (const record of Object.values(images)) {
-      const image = await this.load(record.target, images);
-      for (const l of image.layers) keepWithParents(l.chainId, keep);
-      if (image.layers.length > 0) keep.add(initLayerKey(image.layers[image.layers.length - 1]!.chainId));
-    }
-    // active and view snapshots belong to containers (which name them in snapshotKeysInUse) or
-    // to an unpack in progress; only unpacks abandoned for an hour are collected
-    const staleBefore = Date.now() - 3600_000;
-    for (const [key, kind] of kindOf) {
-      if (kind === 'committed') continue;
-      const abandonedUnpack =
-        labelsOf.get(key)?.['skiff.io/unpacking'] !== undefined &&
-        Date.parse(createdOf.get(key)!) < staleBefore;
-      if (!abandonedUnpack) keepWithParents(key, keep);
-    }
-    let snapshotsRemoved = 0;
-    // remove leaves first: a snapshot is removable once nothing that stays is built on it
-    let progress = true;
-    const gone = new Set<string>();
-    while (progress) {
-      progress = false;
-      for (const key of parentOf.keys()) {
-        if (keep.has(key) || gone.has(key)) continue;
-        const hasChild = [...parentOf].some(([child, p]) => p === key && !gone.has(child));
-        if (hasChild) continue;
-        await this.snapshotter.remove(key);
-        gone.add(key);
-        snapshotsRemoved++;
-        progress = true;
-      }
-    }
-    await this.snapshotter.cleanup();
-
-    let blobsRemoved = 0;
-    let blobBytesRemoved = 0;
-    await this.locked(async () => {
-      const referenced = await this.referencedBlobs();
-      const leases = await this.liveLeases();
-      for (const blob of await this.content.list()) {
-        if (referenced.has(blob.digest) || leases.digests.has(blob.digest)) continue;
-        if (leases.oldestSince !== undefined && Date.parse(blob.committedAt) >= leases.oldestSince - 1000)
-          continue;
-        await this.content.delete(blob.digest);
-        blobsRemoved++;
-        blobBytesRemoved += blob.size;
-      }
-    });
-    await this.content.cleanIngests(3600_000);
-    this.logger?.info({ blobsRemoved, blobBytesRemoved, snapshotsRemoved, imagesRemoved }, 'pruned');
-    return { blobsRemoved, blobBytesRemoved, snapshotsRemoved, imagesRemoved };
+  /** Removes blobs and snapshots nothing uses (image-gc.ts). */
+  prune(options: PruneOptions = {}): Promise<PruneResult> {
+    return this.gc.prune(options);
   }
 
   /** Disk usage with shared layers counted once (`skiff runtime df`). */
@@ -876,12 +726,6 @@ export class ImageStore {
     report.totalBytes = report.content.bytes + report.snapshots.bytes + report.snapshots.reclaimableBytes;
     return report;
   }
-}
-
-/** One lease file: the import's process, when it began (ms since the epoch), the blobs it holds. */
-interface LeaseRecord extends ProcessIdentity {
-  since: number;
-  digests: Digest[];
 }
 
 async function defaultFreeBytes(dir: string): Promise<number> {
