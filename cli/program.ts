@@ -17,6 +17,7 @@ export const VERBS: Readonly<Record<string, () => Promise<Registrar>>> = {
   get: async () => (await import('./commands/get.js')).registerGet,
   describe: async () => (await import('./commands/describe.js')).registerDescribe,
   delete: async () => (await import('./commands/delete.js')).registerDelete,
+  secrets: async () => (await import('./commands/secrets.js')).registerSecrets,
   'api-resources': async () => (await import('./commands/api-resources.js')).registerApiResources,
   config: async () => (await import('./commands/config.js')).registerConfig,
   'cluster-info': async () => (await import('./commands/config.js')).registerClusterInfo,

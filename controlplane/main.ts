@@ -32,6 +32,7 @@ import { decodeObject } from '../proto/objects.js';
 import { packageVersion } from '../proto/package-info.js';
 import { ensureAdminToken } from './api/admin-token.js';
 import { Authenticator } from './api/auth.js';
+import { createAdminService } from './api/admin-service.js';
 import { createApiService } from './api/grpc-server.js';
 import { ApiHandlers } from './api/handlers.js';
 import { WATCH_CACHE_INDEXES } from './api/watch-cache-indexes.js';
@@ -42,6 +43,13 @@ import { formatHostPort, parseHostPort } from './http/host-port.js';
 import { HttpServer } from './http/server.js';
 import { NamespaceController } from './controllers/namespace/namespace-controller.js';
 import { CachedStore } from './store/cached-store.js';
+import { EncryptingStore } from './store/encrypting-store.js';
+import {
+  ensureEncryptionConfig,
+  newEncryptionKey,
+  readEncryptionConfig,
+  writeEncryptionConfig,
+} from './store/encryption-config.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { Informer } from '../proto/informer/informer.js';
 import { storeSource } from './store/store-source.js';
@@ -62,6 +70,11 @@ export interface ControlPlaneOptions {
   etcdPrefix?: string;
   /** Files for https etcd URLs: the CA of etcd's server certificate, and the client certificate. */
   etcdTls?: { caFile: string; certFile?: string; keyFile?: string };
+  /**
+   * Kubernetes' EncryptionConfiguration for Secrets at rest (store/encryption-config.ts); default
+   * `<stateDir>/encryption-config.yaml`, made with a new key when missing.
+   */
+  encryptionConfigFile?: string;
   /** Default `<stateDir>/admin-token`. */
   adminTokenFile?: string;
   /** How long start-up waits for etcd to answer; default 30 s. */
@@ -92,6 +105,39 @@ export interface ControlPlane {
   nats: NatsConnection | undefined;
   /** Drains the API and closes every connection. Idempotent. */
   stop(): Promise<void>;
+}
+
+/** `run`, one call at a time: a second caller waits for the first to finish. */
+function serialized<T>(run: () => Promise<T>): () => Promise<T> {
+  let last: Promise<unknown> = Promise.resolve();
+  return () => {
+    const next = last.then(run, run);
+    last = next.catch(() => undefined);
+    return next;
+  };
+}
+
+/**
+ * A new key first in the encryption config (older keys kept, so backups still decrypt), then every
+ * encrypted resource rewritten under it.
+ */
+async function rotateEncryptionKey(
+  file: string,
+  store: EncryptingStore,
+): Promise<{ keyName: string; rewritten: number; alreadyCurrent: number; resources: string[] }> {
+  const current = await readEncryptionConfig(file);
+  const key = newEncryptionKey();
+  const next = { resources: current.resources, keys: [key, ...current.keys] };
+  await writeEncryptionConfig(file, next);
+  store.setKeys(next.keys);
+  let rewritten = 0;
+  let alreadyCurrent = 0;
+  for (const resource of next.resources) {
+    const result = await store.reencrypt(resource);
+    rewritten += result.rewritten;
+    alreadyCurrent += result.current;
+  }
+  return { keyName: key.name, rewritten, alreadyCurrent, resources: [...next.resources] };
 }
 
 /** The etcd3 client's credentials from files; errors name the file that cannot be read. */
@@ -202,8 +248,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ...(options.etcdTimeoutMs !== undefined ? { timeoutMs: options.etcdTimeoutMs } : {}),
       logger: log.child({ component: 'store' }),
     });
+    // Secrets encrypted at rest: etcd holds only ciphertext; everything above reads plain values
+    const encryptionConfigFile =
+      options.encryptionConfigFile ?? join(options.stateDir, 'encryption-config.yaml');
+    const encryption = await ensureEncryptionConfig(encryptionConfigFile);
+    const encrypted = new EncryptingStore(etcd, { resources: encryption.resources, keys: encryption.keys });
     // one etcd watch per kind, however many watch it: API watches, informers, not-older-than lists
-    const store = new CachedStore(etcd, {
+    const store = new CachedStore(encrypted, {
       logger: log.child({ component: 'watch-cache' }),
       indexes: WATCH_CACHE_INDEXES,
     });
@@ -287,6 +338,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ...(options.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: options.maxWatchesPerToken } : {}),
     });
     server.addService(service.definition, service.implementation);
+    const admin = createAdminService({
+      auth,
+      log: log.child({ component: 'admin' }),
+      operations: {
+        rotateEncryptionKey: serialized(() => rotateEncryptionKey(encryptionConfigFile, encrypted)),
+      },
+    });
+    server.addService(admin.definition, admin.implementation);
     const apiAddr = options.apiAddr ?? DEFAULT_API_ADDR;
     const port = await bindGrpc(server, apiAddr);
     const apiAddress = formatHostPort(parseHostPort(apiAddr, '--api-addr').host, port);

@@ -76,7 +76,16 @@ export interface ApiClient {
   ): Promise<ObjectOf<K>>;
   watch<K extends KindArg>(kind: K, options?: WatchOptions): AsyncIterable<WatchEvent<ObjectOf<K>>>;
   version(): Promise<VersionInfo>;
+  /** skiff.v1.Admin: a new key encrypts Secrets at rest, and every Secret is rewritten under it. */
+  rotateEncryptionKey(): Promise<EncryptionKeyRotation>;
   close(): void;
+}
+
+export interface EncryptionKeyRotation {
+  keyName: string;
+  rewritten: number;
+  alreadyCurrent: number;
+  resources: string[];
 }
 
 type UnaryMethod = (
@@ -92,6 +101,7 @@ type StreamMethod = (
 ) => grpc.ClientReadableStream<WireMessage>;
 
 let apiClientConstructor: grpc.ServiceClientConstructor | undefined;
+let adminClientConstructor: grpc.ServiceClientConstructor | undefined;
 
 /** The grpc-js client class of skiff.v1.Api (built once from the schema). */
 function apiClientClass(): grpc.ServiceClientConstructor {
@@ -195,6 +205,34 @@ export function connectApi(options: ConnectOptions): ApiClient {
     async version() {
       const response = await unary('Version', {});
       return { version: String(response.version ?? ''), etcdEndpoints: String(response.etcdEndpoints ?? '') };
+    },
+    async rotateEncryptionKey() {
+      adminClientConstructor ??= grpc.makeGenericClientConstructor(
+        grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Admin')),
+        'Admin',
+      );
+      // The same channel as the object API: one connection to the control plane.
+      const admin = new adminClientConstructor(options.server, grpc.credentials.createInsecure(), {
+        channelOverride: client.getChannel(),
+      }) as unknown as Record<string, UnaryMethod>;
+      const response = await new Promise<WireMessage>((resolve, reject) => {
+        // Rewriting every Secret takes longer than one object call.
+        admin.RotateEncryptionKey!(
+          {},
+          authMetadata,
+          { deadline: Date.now() + 10 * timeoutMs },
+          (err, answer) => {
+            if (err) reject(fromGrpcError(err, options.server));
+            else resolve(answer ?? {});
+          },
+        );
+      });
+      return {
+        keyName: String(response.keyName ?? ''),
+        rewritten: Number(response.rewritten ?? 0),
+        alreadyCurrent: Number(response.alreadyCurrent ?? 0),
+        resources: (response.resources as string[] | undefined) ?? [],
+      };
     },
     close() {
       client.close();

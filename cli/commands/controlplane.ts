@@ -23,6 +23,7 @@ interface ControlPlaneFlags {
   etcdCafile?: string;
   etcdCertfile?: string;
   etcdKeyfile?: string;
+  encryptionProviderConfig?: string;
 }
 
 /** The TLS files for etcd, or none; a client certificate goes with its key, and with a CA. */
@@ -66,6 +67,10 @@ export function registerControlPlane(program: Command): void {
     .option('--etcd-certfile <file>', 'client certificate presented to etcd')
     .option('--etcd-keyfile <file>', 'private key of --etcd-certfile')
     .option(
+      '--encryption-provider-config <file>',
+      "keys that encrypt Secrets at rest (Kubernetes' EncryptionConfiguration; default <state-dir>/encryption-config.yaml, made when missing)",
+    )
+    .option(
       '--admin-token-file <file>',
       'where the admin token is written on first start (default <state-dir>/admin-token)',
     )
@@ -89,6 +94,7 @@ export function registerControlPlane(program: Command): void {
         stateDir: flags.stateDir,
         etcdPrefix: flags.etcdPrefix,
         ...etcdTlsOf(flags),
+        ...(flags.encryptionProviderConfig ? { encryptionConfigFile: flags.encryptionProviderConfig } : {}),
         ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
         ...(flags.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: flags.maxWatchesPerToken } : {}),
         log,
