@@ -3,7 +3,8 @@
  * cluster in one command (cli/up/cluster.ts does the work).
  *
  * `up` on a state dir whose cluster is already running fails (exit 1) and says so: silently
- * reusing it would hide that its ports, token or version may differ from what was asked for.
+ * reusing it would hide that its ports, token or version may differ from what was asked for. When
+ * only some of it runs (etcd died), `up` keeps what runs and starts the rest on the same ports.
  * In the foreground (no --detach), the first `up` of a state dir also applies the demo manifest
  * (cli/up/demo.yaml) unless --no-demo; Ctrl-C stops everything and keeps the data.
  */
@@ -11,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { connectApi } from '../../proto/client.js';
-import { InvalidArgumentError } from '../../proto/errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../../proto/errors.js';
 import { packageRoot } from '../../proto/package-info.js';
 import { defaultConfigPath, writeConfigFile } from '../config.js';
 import { clusterFile, defaultStateDir, readAdminToken, startCluster, stopCluster } from '../up/cluster.js';
@@ -142,9 +143,19 @@ export function registerDown(program: Command): void {
     .option('--state <dir>', 'state directory (default: /var/lib/skiff as root, else ~/.local/share/skiff)')
     .action(async (flags: { state?: string }) => {
       const stateDir = resolve(flags.state ?? defaultStateDir());
-      const stopped = await stopCluster(stateDir);
-      if (stopped === undefined) out(`no cluster recorded in ${stateDir}: nothing to stop`);
-      else if (stopped.length === 0) out(`cluster in ${stateDir} was not running; record removed`);
-      else out(`stopped ${stopped.join(', ')}; data kept in ${stateDir}`);
+      const result = await stopCluster(stateDir);
+      if (result === undefined) {
+        out(`no cluster recorded in ${stateDir}: nothing to stop`);
+        return;
+      }
+      if (result.stopped.length === 0 && result.failed.length === 0)
+        out(`cluster in ${stateDir} was not running; record removed`);
+      else if (result.stopped.length > 0)
+        out(`stopped ${result.stopped.join(', ')}; data kept in ${stateDir}`);
+      if (result.failed.length > 0) {
+        throw new FailedPreconditionError(
+          `down: could not stop ${result.failed.join('; ')}; stop it by hand (the record in ${clusterFile(stateDir)} is kept)`,
+        );
+      }
     });
 }

@@ -4,18 +4,22 @@
  *   DIR/etcd/            etcd's data            DIR/logs/etcd.log
  *   DIR/nats/            JetStream's store      DIR/logs/nats.log
  *   DIR/controlplane/    control plane state    DIR/logs/controlplane.log
+ *   DIR/pki/             the cluster CA and etcd's certificates (cluster-pki.ts)
  *   DIR/admin-token      written by the control plane on its first start
  *   DIR/cluster.json     pids, ports and endpoints of what is running (removed by `down`)
  *
  * Start-up is a straight sequence with a readiness gate after each step: etcd, NATS, then
  * `skiff controlplane` (this same binary) until its /readyz answers. A step that fails stops the
- * steps before it, so a failed `up` leaves nothing running. `down` stops by recorded pid, after
- * checking the pid still runs what `up` started (pids get reused), and keeps every byte of data.
+ * steps before it, so a failed `up` leaves nothing running. When a previous `up` of DIR still
+ * partly runs (etcd died), `up` keeps what runs and starts the rest on the recorded ports. `down`
+ * stops the recorded pids (checking each still runs what `up` started: pids get reused) and any
+ * other process serving the same data directory (an etcd restarted by hand), names what it could
+ * not stop, and keeps every byte of data.
  *
  * Ports: the ones recorded by the previous `up` of DIR, else the defaults (etcd 2379/2380, NATS
  * 4222/8222, API 7440, HTTP 7441), else free ones.
  */
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -130,7 +134,59 @@ export type ComponentName = 'etcd' | 'nats' | 'controlplane';
 
 /** The components of `record` that still run. */
 export function runningComponents(record: ClusterRecord): ComponentName[] {
-  return (['etcd', 'nats', 'controlplane'] as const).filter((name) => isRunning(record[name]));
+  return (['etcd', 'nats', 'controlplane'] as const).filter((name) => livePid(record[name]) !== undefined);
+}
+
+const COMPONENTS: readonly ComponentName[] = ['etcd', 'nats', 'controlplane'];
+const LABELS: Readonly<Record<ComponentName, string>> = {
+  etcd: 'etcd',
+  nats: 'nats-server',
+  controlplane: 'control plane',
+};
+
+/**
+ * Processes serving `marker` (a data or state directory), found by their command lines: one of
+ * their arguments is exactly the marker. Finds what `up` did not start, e.g. an etcd restarted by
+ * hand on the same data.
+ */
+export function processesServing(marker: string): number[] {
+  const pids: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return pids;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (
+        readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(marker) &&
+        isAlive(Number(entry))
+      )
+        pids.push(Number(entry));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return pids;
+}
+
+/** The pid running `component`: the recorded one while it still is it, else one found serving its marker. */
+function livePid(component: ComponentRecord): number | undefined {
+  return isRunning(component) ? component.pid : processesServing(component.marker)[0];
+}
+
+/** Resolves once `pid` has exited; polls, for a process this one did not start. */
+function exitOf(pid: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      if (isAlive(pid)) return;
+      clearInterval(timer);
+      resolve({ code: null, signal: null });
+    }, 250);
+    timer.unref();
+  });
 }
 
 export interface UpOptions {
@@ -163,138 +219,196 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
   const { stateDir, detached } = options;
   const progress = options.onProgress ?? (() => {});
   const previous = readClusterRecord(stateDir);
+  // What still runs of the previous `up` is kept; the rest starts again on the recorded ports, so
+  // what is kept (a control plane dialling etcd) finds it where it was.
+  const kept: Partial<Record<ComponentName, number>> = {};
   if (previous) {
-    const running = runningComponents(previous);
-    if (running.length > 0) {
+    for (const name of COMPONENTS) {
+      const pid = livePid(previous[name]);
+      if (pid !== undefined) kept[name] = pid;
+    }
+    if (COMPONENTS.every((name) => kept[name] !== undefined)) {
       throw new FailedPreconditionError(
-        `start cluster in ${stateDir}: already running (${running.map((c) => `${c} pid ${previous[c].pid}`).join(', ')}): use it, or stop it with \`skiff down --state ${stateDir}\``,
+        `start cluster in ${stateDir}: already running (${COMPONENTS.map((c) => `${c} pid ${kept[c]}`).join(', ')}): use it, or stop it with \`skiff down --state ${stateDir}\``,
       );
     }
   }
+  const restarting = Object.keys(kept).length > 0;
   const logs = join(stateDir, 'logs');
   mkdirSync(logs, { recursive: true, mode: 0o700 });
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
-  const stops: (() => Promise<void>)[] = [];
-  const stopAll = async (): Promise<void> => {
-    for (const stop of stops.reverse()) await stop().catch(() => {});
-    stops.length = 0;
+  // How to stop each component, kept or started; a failed `up` stops only what it started.
+  const stopOf: Partial<Record<ComponentName, () => Promise<void>>> = {};
+  const started: ComponentName[] = [];
+  const stopStarted = async (): Promise<void> => {
+    for (const name of started.reverse()) await stopOf[name]!().catch(() => {});
   };
+  const keep = (name: ComponentName): number | undefined => {
+    const pid = kept[name];
+    if (pid === undefined) return undefined;
+    progress(`${LABELS[name]} is running (pid ${pid}): kept`);
+    stopOf[name] = () => stopProcess(pid, { what: `${LABELS[name]} (pid ${pid})` });
+    return pid;
+  };
+  const exits: Promise<{ component: string; code: number | null; signal: NodeJS.Signals | null }>[] = [];
   try {
     const pki = await ensureClusterPki(stateDir, HOST);
     const etcdDir = join(stateDir, 'etcd');
-    const etcd = await startEtcd({
-      dataDir: etcdDir,
-      host: HOST,
-      tls: pki.etcd,
-      preferredClientPort: previous?.etcd.clientPort ?? DEFAULT_PORTS.etcdClient,
-      preferredPeerPort: previous?.etcd.peerPort ?? DEFAULT_PORTS.etcdPeer,
-      output: { logFile: join(logs, 'etcd.log') },
-      detached,
-      readyTimeoutMs,
-    });
-    stops.push(etcd.stop);
-    progress(`etcd ready at ${etcd.endpoint} (pid ${etcd.pid})`);
-
-    const natsDir = join(stateDir, 'nats');
-    const nats = await startNats({
-      storeDir: natsDir,
-      host: HOST,
-      preferredPort: previous?.nats.port ?? DEFAULT_PORTS.nats,
-      preferredMonitorPort: previous?.nats.monitorPort ?? DEFAULT_PORTS.natsMonitor,
-      output: { logFile: join(logs, 'nats.log') },
-      detached,
-      readyTimeoutMs,
-    });
-    stops.push(nats.stop);
-    progress(`nats-server ready at ${nats.endpoint} (pid ${nats.pid})`);
-
-    const ports = await choosePorts(HOST, {
-      'API port': { preferred: previous?.controlplane.apiPort ?? DEFAULT_PORTS.api },
-      'HTTP port': { preferred: previous?.controlplane.httpPort ?? DEFAULT_PORTS.http },
-    });
-    const apiPort = ports['API port']!;
-    const httpPort = ports['HTTP port']!;
-    const controlplaneDir = join(stateDir, 'controlplane');
-    mkdirSync(controlplaneDir, { recursive: true, mode: 0o700 });
-    const args = [
-      ...skiffEntryArgv(),
-      'controlplane',
-      '--etcd', etcd.endpoint,
-      '--etcd-cafile', pki.controlplaneEtcdClient.caFile,
-      '--etcd-certfile', pki.controlplaneEtcdClient.certFile,
-      '--etcd-keyfile', pki.controlplaneEtcdClient.keyFile,
-      '--nats', nats.endpoint,
-      '--api-addr', `${HOST}:${apiPort}`,
-      '--http-addr', `${HOST}:${httpPort}`,
-      '--state-dir', controlplaneDir,
-      '--admin-token-file', adminTokenFile(stateDir),
-    ]; // prettier-ignore
-    const controlplane = spawnServer(
-      process.execPath,
-      args,
-      { logFile: join(logs, 'controlplane.log') },
-      detached,
-    );
-    const controlplanePid = controlplane.child.pid;
-    if (controlplanePid === undefined) {
-      throw new UnavailableError(
-        `start control plane: ${process.execPath} did not start; see ${join(logs, 'controlplane.log')}`,
+    let etcdRecord: ClusterRecord['etcd'];
+    const keptEtcd = keep('etcd');
+    if (keptEtcd !== undefined) {
+      etcdRecord = { ...previous!.etcd, pid: keptEtcd };
+      exits.push(exitOf(keptEtcd).then((e) => ({ component: 'etcd', ...e })));
+    } else {
+      const etcd = await startEtcd({
+        dataDir: etcdDir,
+        host: HOST,
+        tls: pki.etcd,
+        ...(restarting
+          ? { clientPort: previous!.etcd.clientPort, peerPort: previous!.etcd.peerPort }
+          : {
+              preferredClientPort: previous?.etcd.clientPort ?? DEFAULT_PORTS.etcdClient,
+              preferredPeerPort: previous?.etcd.peerPort ?? DEFAULT_PORTS.etcdPeer,
+            }),
+        output: { logFile: join(logs, 'etcd.log') },
+        detached,
+        readyTimeoutMs,
+      });
+      stopOf.etcd = etcd.stop;
+      started.push('etcd');
+      exits.push(etcd.exited.then((e) => ({ component: 'etcd', ...e })));
+      progress(
+        `etcd ${restarting ? 'was not running: started again' : 'ready'} at ${etcd.endpoint} (pid ${etcd.pid})`,
       );
-    }
-    stops.push(() => stopProcess(controlplanePid, { exited: controlplane.exited }));
-    const httpUrl = `http://${HOST}:${httpPort}`;
-    await waitUntilReady(
-      `control plane ${HOST}:${apiPort} (log ${join(logs, 'controlplane.log')})`,
-      controlplane,
-      () => httpProbe(`${httpUrl}/readyz`, () => true),
-      readyTimeoutMs,
-      100,
-    );
-    progress(`control plane ready at ${HOST}:${apiPort}, HTTP ${httpUrl} (pid ${controlplanePid})`);
-
-    const record: ClusterRecord = {
-      stateDir,
-      startedAt: new Date().toISOString(),
-      detached,
-      etcd: {
+      etcdRecord = {
         pid: etcd.pid,
         marker: etcdDir,
         endpoint: etcd.endpoint,
         clientPort: etcd.clientPort,
         peerPort: etcd.peerPort,
-      },
-      nats: {
+      };
+    }
+
+    const natsDir = join(stateDir, 'nats');
+    let natsRecord: ClusterRecord['nats'];
+    const keptNats = keep('nats');
+    if (keptNats !== undefined) {
+      natsRecord = { ...previous!.nats, pid: keptNats };
+      exits.push(exitOf(keptNats).then((e) => ({ component: 'nats-server', ...e })));
+    } else {
+      const nats = await startNats({
+        storeDir: natsDir,
+        host: HOST,
+        ...(restarting
+          ? { port: previous!.nats.port, monitorPort: previous!.nats.monitorPort }
+          : {
+              preferredPort: previous?.nats.port ?? DEFAULT_PORTS.nats,
+              preferredMonitorPort: previous?.nats.monitorPort ?? DEFAULT_PORTS.natsMonitor,
+            }),
+        output: { logFile: join(logs, 'nats.log') },
+        detached,
+        readyTimeoutMs,
+      });
+      stopOf.nats = nats.stop;
+      started.push('nats');
+      exits.push(nats.exited.then((e) => ({ component: 'nats-server', ...e })));
+      progress(
+        `nats-server ${restarting ? 'was not running: started again' : 'ready'} at ${nats.endpoint} (pid ${nats.pid})`,
+      );
+      natsRecord = {
         pid: nats.pid,
         marker: natsDir,
         endpoint: nats.endpoint,
         port: nats.port,
         monitorPort: nats.monitorPort,
-      },
-      controlplane: {
+      };
+    }
+
+    const controlplaneDir = join(stateDir, 'controlplane');
+    let controlplaneRecord: ClusterRecord['controlplane'];
+    const keptControlplane = keep('controlplane');
+    if (keptControlplane !== undefined) {
+      controlplaneRecord = { ...previous!.controlplane, pid: keptControlplane };
+      exits.push(exitOf(keptControlplane).then((e) => ({ component: 'control plane', ...e })));
+    } else {
+      const ports = restarting
+        ? { 'API port': previous!.controlplane.apiPort, 'HTTP port': previous!.controlplane.httpPort }
+        : await choosePorts(HOST, {
+            'API port': { preferred: previous?.controlplane.apiPort ?? DEFAULT_PORTS.api },
+            'HTTP port': { preferred: previous?.controlplane.httpPort ?? DEFAULT_PORTS.http },
+          });
+      const apiPort = ports['API port']!;
+      const httpPort = ports['HTTP port']!;
+      mkdirSync(controlplaneDir, { recursive: true, mode: 0o700 });
+      const args = [
+        ...skiffEntryArgv(),
+        'controlplane',
+        '--etcd', etcdRecord.endpoint,
+        '--etcd-cafile', pki.controlplaneEtcdClient.caFile,
+        '--etcd-certfile', pki.controlplaneEtcdClient.certFile,
+        '--etcd-keyfile', pki.controlplaneEtcdClient.keyFile,
+        '--nats', natsRecord.endpoint,
+        '--api-addr', `${HOST}:${apiPort}`,
+        '--http-addr', `${HOST}:${httpPort}`,
+        '--state-dir', controlplaneDir,
+        '--admin-token-file', adminTokenFile(stateDir),
+      ]; // prettier-ignore
+      const controlplane = spawnServer(
+        process.execPath,
+        args,
+        { logFile: join(logs, 'controlplane.log') },
+        detached,
+      );
+      const controlplanePid = controlplane.child.pid;
+      if (controlplanePid === undefined) {
+        throw new UnavailableError(
+          `start control plane: ${process.execPath} did not start; see ${join(logs, 'controlplane.log')}`,
+        );
+      }
+      stopOf.controlplane = () => stopProcess(controlplanePid, { exited: controlplane.exited });
+      started.push('controlplane');
+      exits.push(controlplane.exited.then((e) => ({ component: 'control plane', ...e })));
+      const httpUrl = `http://${HOST}:${httpPort}`;
+      await waitUntilReady(
+        `control plane ${HOST}:${apiPort} (log ${join(logs, 'controlplane.log')})`,
+        controlplane,
+        () => httpProbe(`${httpUrl}/readyz`, () => true),
+        readyTimeoutMs,
+        100,
+      );
+      progress(
+        `control plane ${restarting ? 'was not running: started again' : 'ready'} at ${HOST}:${apiPort}, HTTP ${httpUrl} (pid ${controlplanePid})`,
+      );
+      controlplaneRecord = {
         pid: controlplanePid,
         marker: controlplaneDir,
         api: `${HOST}:${apiPort}`,
         http: httpUrl,
         apiPort,
         httpPort,
-      },
+      };
+    }
+
+    const record: ClusterRecord = {
+      stateDir,
+      startedAt: new Date().toISOString(),
+      detached,
+      etcd: etcdRecord,
+      nats: natsRecord,
+      controlplane: controlplaneRecord,
     };
     await writeClusterRecord(record);
-    const firstExit = Promise.race([
-      etcd.exited.then((e) => ({ component: 'etcd', ...e })),
-      nats.exited.then((e) => ({ component: 'nats-server', ...e })),
-      controlplane.exited.then((e) => ({ component: 'control plane', ...e })),
-    ]);
     return {
       record,
-      firstExit,
+      firstExit: Promise.race(exits),
       stop: async () => {
-        await stopAll();
+        for (const name of ['controlplane', 'nats', 'etcd'] as const) await stopOf[name]?.().catch(() => {});
         rmSync(clusterFile(stateDir), { force: true });
       },
     };
   } catch (err) {
-    await stopAll();
+    // What it kept was running before this `up` and stays.
+    await stopStarted();
     throw err;
   }
 }
@@ -317,21 +431,35 @@ export function readAdminToken(stateDir: string): string {
   return token;
 }
 
+/** What `down` did: the components it stopped, and those it could not, with why. */
+export interface StopResult {
+  stopped: string[];
+  failed: string[];
+}
+
 /**
- * Stops what cluster.json records (control plane, then NATS, then etcd), by pid, only where the
- * pid still runs that component. Keeps the data. Returns what was stopped; undefined when
- * nothing was recorded.
+ * Stops the cluster of `stateDir` (control plane, then NATS, then etcd): the pids cluster.json
+ * records, where they still run that component, and any other process serving the same data (an
+ * etcd restarted by hand). Keeps the data. Undefined when nothing was recorded.
  */
-export async function stopCluster(stateDir: string, graceMs = 10_000): Promise<string[] | undefined> {
+export async function stopCluster(stateDir: string, graceMs = 10_000): Promise<StopResult | undefined> {
   const record = readClusterRecord(stateDir);
   if (!record) return undefined;
-  const stopped: string[] = [];
+  const result: StopResult = { stopped: [], failed: [] };
   for (const name of ['controlplane', 'nats', 'etcd'] as const) {
     const component = record[name];
-    if (!isRunning(component)) continue;
-    await stopProcess(component.pid, { graceMs, what: `${name} (pid ${component.pid})` });
-    stopped.push(`${name} (pid ${component.pid})`);
+    const pids = new Set(processesServing(component.marker));
+    if (isRunning(component)) pids.add(component.pid);
+    for (const pid of pids) {
+      const what = `${name} (pid ${pid}${pid === component.pid ? '' : ', not the one `up` started'})`;
+      try {
+        await stopProcess(pid, { graceMs, what });
+        result.stopped.push(what);
+      } catch (err) {
+        result.failed.push(`${what}: ${errorMessage(err)}`);
+      }
+    }
   }
-  rmSync(clusterFile(stateDir), { force: true });
-  return stopped;
+  if (result.failed.length === 0) rmSync(clusterFile(stateDir), { force: true });
+  return result;
 }

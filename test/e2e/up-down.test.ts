@@ -4,11 +4,23 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readConfigFile } from '../../cli/config.js';
 import { pidRunning, prepareTestCluster, type RunResult } from './cli-harness.js';
+
+async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 function ok(result: RunResult, what: string): RunResult {
   assert.equal(
@@ -124,6 +136,52 @@ describe('skiff up / down', { timeout: 240_000 }, () => {
       ok(await cluster.skiff(['apply', '-f', '-'], { input: manifest }), 're-apply').stdout,
       'configmap/survivor unchanged\n',
     );
+  });
+
+  test('with etcd dead, up keeps what runs and starts etcd again on its port; nothing is lost', async () => {
+    const before = JSON.parse(readFileSync(recordPath, 'utf8')) as Record & { etcd: { endpoint: string } };
+    process.kill(before.etcd.pid, 'SIGKILL');
+    await waitUntil(() => !pidRunning(before.etcd.pid), 'etcd to die');
+    const up = ok(await cluster.up(), 'up with etcd dead');
+    assert.match(up.stderr, /etcd was not running: started again/);
+    assert.match(
+      up.stderr,
+      new RegExp(`control plane is running \\(pid ${before.controlplane.pid}\\): kept`),
+    );
+    assert.doesNotMatch(up.stderr + up.stdout, /already running/);
+    const after = JSON.parse(readFileSync(recordPath, 'utf8')) as Record & { etcd: { endpoint: string } };
+    assert.notEqual(after.etcd.pid, before.etcd.pid);
+    assert.equal(
+      after.etcd.endpoint,
+      before.etcd.endpoint,
+      'the same port, so the kept control plane finds it',
+    );
+    assert.equal(after.controlplane.pid, before.controlplane.pid);
+    await waitUntil(
+      async () => (await cluster.skiff(['get', 'cm', 'survivor'])).code === 0,
+      'the API to read again',
+    );
+  });
+
+  test('down also stops an etcd restarted by hand on the same data, and says so', async () => {
+    const record = JSON.parse(readFileSync(recordPath, 'utf8')) as Record;
+    const cmdline = readFileSync(`/proc/${record.etcd.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    process.kill(record.etcd.pid, 'SIGKILL');
+    await waitUntil(() => !pidRunning(record.etcd.pid), 'etcd to die');
+    // "by hand": the same command line, not started by skiff, so cluster.json does not know its pid
+    const byHand = spawn(cmdline[0]!, cmdline.slice(1), { detached: true, stdio: 'ignore' });
+    byHand.unref();
+    await waitUntil(() => pidRunning(byHand.pid!), 'the hand-started etcd');
+    try {
+      const down = ok(await cluster.down(), 'down');
+      assert.match(down.stdout, new RegExp(`etcd \\(pid ${byHand.pid}, not the one \`up\` started\\)`));
+      await waitUntil(() => !pidRunning(byHand.pid!), 'the hand-started etcd to be stopped');
+      for (const part of ['nats', 'controlplane'] as const)
+        assert.ok(!pidRunning(record[part].pid), `${part} stopped`);
+    } finally {
+      if (pidRunning(byHand.pid!)) process.kill(byHand.pid!, 'SIGKILL');
+    }
+    ok(await cluster.up(), 'up after down');
   });
 
   test('down twice is harmless', async () => {
