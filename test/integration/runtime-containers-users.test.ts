@@ -349,11 +349,20 @@ describe("hostile /etc/passwd: resolved inside the container's root or refused",
     assert.match(err.message, /user: open \/etc\/passwd of the image: Too many levels of symbolic links$/);
   });
 
-  test('a fifo or a directory is refused, without hanging', async () => {
+  test('a fifo or a directory is refused for a name, without hanging; a number runs as runc runs it', async () => {
     const fifo = await failedStart('fifo:1', { user: 'app' });
     assert.match(fifo.message, /user: \/etc\/passwd of the image is a fifo; refused$/);
-    const dir = await failedStart('dir:1');
+    const dir = await failedStart('dir:1', { user: 'app' });
     assert.match(dir.message, /user: \/etc\/passwd of the image is a directory; refused$/);
+    // a uid needs no entry: what the image did to its files does not stop it (gid 0, HOME=/)
+    for (const image of ['fifo:1', 'dir:1']) {
+      assert.deepEqual(await identity(image), { uid: 0, gid: 0, groups: [0], home: '/' }, image);
+      assert.deepEqual(
+        await identity(image, { user: '1000' }),
+        { uid: 1000, gid: 0, groups: [0], home: '/' },
+        image,
+      );
+    }
   });
 
   test('UID:GID with HOME set reads no file at all (the fifo is never opened)', async () => {
@@ -365,17 +374,52 @@ describe("hostile /etc/passwd: resolved inside the container's root or refused",
     });
   });
 
-  test('a 10 MiB file and a very long line are refused, the limit said', async () => {
+  test('a 10 MiB file is refused for a name, the limit said; a very long line is skipped, never read', async () => {
     const big = await failedStart('big:1', { user: 'app' });
     assert.match(
       big.message,
       /user: \/etc\/passwd of the image is 10485760 bytes, above the limit of 1048576 \(1 MiB\); refused$/,
     );
-    const long = await failedStart('long-line:1', { user: 'app' });
-    assert.match(
-      long.message,
-      /user: \/etc\/passwd of the image has a line longer than 65536 bytes \(line 2\); refused$/,
-    );
+    assert.deepEqual(await identity('big:1'), { uid: 0, gid: 0, groups: [0], home: '/' });
+    // the entries around an over-long line are found; the line itself matches nothing
+    assert.deepEqual(await identity('long-line:1'), { uid: 0, gid: 0, groups: [0, 10], home: '/root' });
+    const long = await failedStart('long-line:1', { user: 'ghost' });
+    assert.match(long.message, /user: no user "ghost" in \/etc\/passwd of the image$/);
+  });
+
+  test('a container that writes a 300 KB line into its own /etc/passwd can still be exec-ed into', async () => {
+    const c = await rt.runtime.run({
+      image: 'users:1',
+      command: [
+        'sh',
+        '-c',
+        `head -c 300000 /dev/zero | tr '\\0' x >> /etc/passwd; echo >> /etc/passwd; echo written; sleep 60`,
+      ],
+    });
+    try {
+      const { openSync, closeSync, readFileSync } = await import('node:fs');
+      for (let waited = 0; ; waited += 50) {
+        let logged = '';
+        for await (const e of rt.runtime.containers.logs(c.id)) logged += e.text;
+        if (logged.includes('written')) break;
+        assert.ok(waited < 10_000, 'the container wrote its line within 10 s');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const out = join(work, 'exec-after-long-line.txt');
+      const fd = openSync(out, 'w');
+      const h = await rt.runtime.containers.exec(c.id, {
+        argv: ['sh', '-c', 'wc -c < /etc/passwd; echo "HOME $HOME"; id -u'],
+        stdio: ['ignore', fd, fd],
+      });
+      closeSync(fd);
+      assert.equal(await h.exited, 0, readFileSync(out, 'utf8'));
+      const [size, home, uid] = readFileSync(out, 'utf8').trim().split('\n');
+      assert.ok(Number(size) > 300_000, `the line was written (${size} bytes)`);
+      assert.equal(home, 'HOME /root');
+      assert.equal(uid, '0');
+    } finally {
+      await rt.runtime.containers.remove(c.id, { force: true });
+    }
   });
 });
 

@@ -877,7 +877,23 @@ struct id_file {
   char *data; /* NULL: the image has no such file, which reads as no entries (as runc) */
   size_t len;
   int read;
+  /* A file that cannot be read (not regular, too big, unreadable) reads as no entries instead of
+   * failing: set when only numbers are asked for, so what a container does to its own files never
+   * locks its operator out of exec (a uid without an entry runs as runc runs it: gid 0, HOME=/). */
+  int lenient;
 };
+
+/* A problem with an id file: fatal, unless the file is lenient (then it reads as empty). */
+#define ID_FILE_PROBLEM(f, err, ...)                                                                  \
+  do {                                                                                                \
+    if ((f)->lenient) {                                                                               \
+      free((f)->data);                                                                                \
+      (f)->data = NULL;                                                                               \
+      (f)->len = 0;                                                                                   \
+      return;                                                                                         \
+    }                                                                                                 \
+    fail("user", NULL, err, __VA_ARGS__);                                                             \
+  } while (0)
 
 struct identity {
   uid_t uid;
@@ -909,14 +925,22 @@ static void read_id_file(struct id_file *f) {
   close(root);
   if (fd < 0) {
     if (err == ENOENT || err == ENOTDIR) return;
-    fail("user", NULL, err, "open %s of the image: %s", f->path, strerror(err));
+    ID_FILE_PROBLEM(f, err, "open %s of the image: %s", f->path, strerror(err));
   }
   struct stat st;
-  if (fstat(fd, &st) < 0) fail("user", NULL, errno, "stat %s of the image: %s", f->path, strerror(errno));
-  if (!S_ISREG(st.st_mode)) fail("user", NULL, EINVAL, "%s of the image is %s; refused", f->path, file_kind(st.st_mode));
-  if (st.st_size > ID_FILE_MAX)
-    fail("user", NULL, EFBIG, "%s of the image is %lld bytes, above the limit of %d (1 MiB); refused", f->path,
-         (long long)st.st_size, ID_FILE_MAX);
+  if (fstat(fd, &st) < 0) {
+    close(fd);
+    ID_FILE_PROBLEM(f, errno, "stat %s of the image: %s", f->path, strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    ID_FILE_PROBLEM(f, EINVAL, "%s of the image is %s; refused", f->path, file_kind(st.st_mode));
+  }
+  if (st.st_size > ID_FILE_MAX) {
+    close(fd);
+    ID_FILE_PROBLEM(f, EFBIG, "%s of the image is %lld bytes, above the limit of %d (1 MiB); refused", f->path,
+                    (long long)st.st_size, ID_FILE_MAX);
+  }
   /* sized by the file (a 1 MiB buffer costs an mmap and its unmap: most of a small file's read);
    * one byte more shows a file that grew meanwhile, which is read on up to the limit */
   size_t cap = (size_t)st.st_size + 1, n = 0;
@@ -925,10 +949,19 @@ static void read_id_file(struct id_file *f) {
   for (;;) {
     ssize_t r = read(fd, buf + n, cap - n);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) fail("user", NULL, errno, "read %s of the image: %s", f->path, strerror(errno));
+    if (r < 0) {
+      int read_err = errno;
+      close(fd);
+      f->data = buf; /* freed by ID_FILE_PROBLEM when lenient */
+      ID_FILE_PROBLEM(f, read_err, "read %s of the image: %s", f->path, strerror(read_err));
+    }
     if (r == 0) break;
     n += (size_t)r;
-    if (n > ID_FILE_MAX) fail("user", NULL, EFBIG, "%s of the image grew above the limit of %d (1 MiB); refused", f->path, ID_FILE_MAX);
+    if (n > ID_FILE_MAX) {
+      close(fd);
+      f->data = buf;
+      ID_FILE_PROBLEM(f, EFBIG, "%s of the image grew above the limit of %d (1 MiB); refused", f->path, ID_FILE_MAX);
+    }
     if (n == cap) {
       cap = cap * 2 > ID_FILE_MAX + 1 ? ID_FILE_MAX + 1 : cap * 2;
       buf = realloc(buf, cap + 1);
@@ -944,7 +977,8 @@ static char id_line[ID_LINE_MAX + 1];
 
 /* The next entry of f from *pos, split in place (in id_line) into at most max ':'-separated
  * fields, the last one keeping any further ':'. Returns the field count, or -1 at the end.
- * Blank lines and comments are skipped; a line above ID_LINE_MAX refuses the file. */
+ * Blank lines, comments and lines above ID_LINE_MAX (never copied: no entry is that long) are
+ * skipped, so a container that writes one into its own file does not break every later exec. */
 static int next_id_entry(const struct id_file *f, size_t *pos, int *lineno, char **fields, int max) {
   while (f->data && *pos < f->len) {
     const char *start = f->data + *pos;
@@ -952,8 +986,7 @@ static int next_id_entry(const struct id_file *f, size_t *pos, int *lineno, char
     size_t len = nl ? (size_t)(nl - start) : f->len - *pos;
     *pos += len + (nl ? 1 : 0);
     (*lineno)++;
-    if (len > ID_LINE_MAX)
-      fail("user", NULL, E2BIG, "%s of the image has a line longer than %d bytes (line %d); refused", f->path, ID_LINE_MAX, *lineno);
+    if (len > ID_LINE_MAX) continue;
     memcpy(id_line, start, len);
     id_line[len] = '\0';
     char *line = id_line;
@@ -1063,6 +1096,10 @@ static void resolve_identity(const struct spec *s, struct identity *id) {
   struct id_file passwd = {.path = "/etc/passwd"}, groups = {.path = "/etc/group"};
   uint32_t uid = 0, gid = 0;
   int uid_given = user[0] == '\0' || parse_id(user, &uid); /* no user: uid 0, looked up as such */
+  /* A number needs no entry: a file that cannot be read then means none (HOME=/, gid 0). */
+  passwd.lenient = uid_given;
+  uint32_t group_number;
+  groups.lenient = uid_given && s->n_group_add == 0 && (!group || parse_id(group, &group_number));
   char *member = NULL;
   memset(id, 0, sizeof *id);
   id->home = "/";
