@@ -162,21 +162,29 @@ export function prepareDocument(doc: ManifestDocument, namespaceFlag: string | u
 }
 
 /**
- * Creates or updates one object. A Conflict (someone wrote in between) or an AlreadyExists (someone
- * created it in between) re-reads and tries again, a bounded number of times.
+ * Creates or updates one object. `known` is its live state when the caller has read it (null: it
+ * does not exist); otherwise it is read here. A Conflict (someone wrote in between) or an
+ * AlreadyExists (someone created it in between) reads again and retries, a bounded number of times.
  */
 export async function applyObject(
   api: ApiClient,
   p: PreparedObject,
   write: WriteOptions = {},
+  known?: KubeObject | null,
 ): Promise<ApplyAction> {
   for (let attempt = 1; ; attempt++) {
     try {
-      let live: KubeObject;
-      try {
-        live = await api.get(p.info.kind, p.namespace, p.name);
-      } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err;
+      let live: KubeObject | null;
+      if (attempt === 1 && known !== undefined) live = known;
+      else {
+        try {
+          live = await api.get(p.info.kind, p.namespace, p.name);
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err;
+          live = null;
+        }
+      }
+      if (live === null) {
         await api.create(
           withLastApplied(p.object as unknown as Record<string, unknown>) as unknown as KubeObject,
           write,
@@ -207,6 +215,74 @@ export async function applyObject(
   }
 }
 
+/** Calls in flight at once while applying many objects. */
+const APPLY_CONCURRENCY = 16;
+/** From this many objects of one kind in one namespace, one list reads them instead of a get each. */
+const LIST_FROM = 4;
+
+/**
+ * `run` over `items`, `limit` at a time; `done` sees each result in the items' order, as soon as
+ * every earlier one is done too (so output streams in document order).
+ */
+async function inOrder<T, R>(
+  items: readonly T[],
+  limit: number,
+  run: (item: T) => Promise<R>,
+  done: (item: T, result: R) => void = () => {},
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  const finished: boolean[] = new Array(items.length).fill(false);
+  let next = 0;
+  let reported = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      for (let i = next++; i < items.length; i = next++) {
+        results[i] = await run(items[i]!);
+        finished[i] = true;
+        while (reported < items.length && finished[reported]) {
+          done(items[reported]!, results[reported]!);
+          reported++;
+        }
+      }
+    }),
+  );
+  return results;
+}
+
+/**
+ * The live state of every object to apply (null: absent), read with one list per kind and namespace
+ * where that holds several of them, else with a get each.
+ */
+export async function readLive(
+  api: ApiClient,
+  prepared: readonly PreparedObject[],
+): Promise<Map<PreparedObject, KubeObject | null>> {
+  const live = new Map<PreparedObject, KubeObject | null>();
+  const groups = new Map<string, PreparedObject[]>();
+  for (const p of prepared) {
+    const key = `${p.info.kind}\0${p.namespace}`;
+    groups.set(key, [...(groups.get(key) ?? []), p]);
+  }
+  await inOrder([...groups.values()], APPLY_CONCURRENCY, async (group) => {
+    const first = group[0]!;
+    if (group.length >= LIST_FROM) {
+      const listed = await api.list(first.info.kind, { namespace: first.namespace });
+      const byName = new Map(listed.items.map((item) => [item.metadata.name, item]));
+      for (const p of group) live.set(p, byName.get(p.name) ?? null);
+      return;
+    }
+    for (const p of group) {
+      try {
+        live.set(p, await api.get(p.info.kind, p.namespace, p.name));
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+        live.set(p, null);
+      }
+    }
+  });
+  return live;
+}
+
 /**
  * Fails, before anything is written, when an object's namespace neither exists nor is created by
  * the same apply: otherwise the objects before it would be written and the rest not.
@@ -232,23 +308,28 @@ export async function checkNamespaces(api: ApiClient, prepared: PreparedObject[]
 
 /**
  * Sends every create and update as a dry run first: the server defaults, validates and admits each
- * as the real write would. Throws one error naming every refused document; nothing is written.
+ * as the real write would (an unchanged object sends nothing). Throws one error naming every
+ * refused document; nothing is written.
  */
-export async function dryRunAll(api: ApiClient, prepared: PreparedObject[]): Promise<void> {
+export async function dryRunAll(
+  api: ApiClient,
+  prepared: readonly PreparedObject[],
+  live?: Map<PreparedObject, KubeObject | null>,
+): Promise<void> {
   const createdNamespaces = new Set(prepared.filter((p) => p.info.kind === 'Namespace').map((p) => p.name));
   const problems: Error[] = [];
-  for (const p of prepared) {
+  await inOrder(prepared, APPLY_CONCURRENCY, async (p) => {
     try {
-      await applyObject(api, p, { dryRun: true });
+      await applyObject(api, p, { dryRun: true }, live?.get(p));
     } catch (err) {
       // The namespace this apply creates does not exist yet, so the dry run cannot find it.
-      if (err instanceof NotFoundError && p.info.namespaced && createdNamespaces.has(p.namespace)) continue;
+      if (err instanceof NotFoundError && p.info.namespaced && createdNamespaces.has(p.namespace)) return;
       if (err instanceof InvalidArgumentError) problems.push(err);
       else if (err instanceof FailedPreconditionError)
         problems.push(manifestDocumentError(p.doc, err.message, 'metadata'));
       else throw err;
     }
-  }
+  });
   if (problems.length === 1) throw problems[0]!;
   if (problems.length > 1) {
     throw new InvalidArgumentError(
@@ -258,18 +339,24 @@ export async function dryRunAll(api: ApiClient, prepared: PreparedObject[]): Pro
   }
 }
 
-/** Applies prepared objects in order (namespaces before what lives in them, as listed). */
+/**
+ * Applies prepared objects: namespaces first, one after the other, then the rest, several at a
+ * time; each line is printed in document order.
+ */
 export async function applyAll(
   api: ApiClient,
   prepared: PreparedObject[],
   print: (line: string) => void,
 ): Promise<void> {
   await checkNamespaces(api, prepared);
-  await dryRunAll(api, prepared);
-  for (const p of prepared) {
-    const action = await applyObject(api, p);
+  const live = await readLive(api, prepared);
+  await dryRunAll(api, prepared, live);
+  const report = (p: PreparedObject, action: ApplyAction): void =>
     print(`${resourceName(p.info.kind, p.info.group, p.name)} ${action}`);
-  }
+  const namespaces = prepared.filter((p) => p.info.kind === 'Namespace');
+  const rest = prepared.filter((p) => p.info.kind !== 'Namespace');
+  await inOrder(namespaces, 1, (p) => applyObject(api, p, {}, live.get(p)), report);
+  await inOrder(rest, APPLY_CONCURRENCY, (p) => applyObject(api, p, {}, live.get(p)), report);
 }
 
 export function registerApply(program: Command): void {
