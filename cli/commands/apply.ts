@@ -202,12 +202,21 @@ export async function applyObject(
       await api.update(next, write);
       return 'configured';
     } catch (err) {
+      // A manifest that pins a resourceVersion conflicts for good once it is stale: say so at once.
+      const pinned = !!p.object.metadata.resourceVersion;
       if (
-        (err instanceof ConflictError || err instanceof AlreadyExistsError) &&
+        ((err instanceof ConflictError && !pinned) || err instanceof AlreadyExistsError) &&
         attempt < MAX_APPLY_ATTEMPTS
       ) {
         await backOff(attempt);
         continue;
+      }
+      if (err instanceof ConflictError && pinned) {
+        throw manifestDocumentError(
+          p.doc,
+          `${err.message}; the manifest sets metadata.resourceVersion ${p.object.metadata.resourceVersion}: remove it to apply over whatever is stored`,
+          'metadata.resourceVersion',
+        );
       }
       if (err instanceof InvalidArgumentError) throw manifestFieldError(p.doc, err);
       throw err;

@@ -500,6 +500,55 @@ ports: [{name: http, port: 8080}]
     assert.equal(deleted.code, 0, deleted.stderr);
   });
 
+  test('apply is all or nothing: an update the server refuses, or a stale pinned resourceVersion, writes nothing', async () => {
+    const deployment = (selector: string) =>
+      `apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: sel, namespace: e2e}\nspec:\n  selector: {matchLabels: {app: ${selector}}}\n  template:\n    metadata: {labels: {app: ${selector}}}\n    spec: {containers: [{name: c, image: busybox:1}]}\n`;
+    ok(await cluster.skiff(['apply', '-f', '-'], { input: deployment('sel-a') }), 'apply the deployment');
+    const changed = await cluster.skiff([
+      'apply',
+      '-f',
+      file(
+        'selector.yaml',
+        `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: before-sel, namespace: e2e}\n---\n${deployment('sel-b')}`,
+      ),
+    ]);
+    assert.notEqual(changed.code, 0);
+    assert.match(
+      changed.stderr,
+      /selector\.yaml: document 2 .*spec\.selector.*immutable|selector\.yaml: document 2 .*selector cannot change/,
+    );
+    assert.equal(changed.stdout, '');
+    assert.notEqual(
+      (await cluster.skiff(['get', 'cm', 'before-sel', '-n', 'e2e'])).code,
+      0,
+      'nothing was written',
+    );
+
+    ok(
+      await cluster.skiff(['apply', '-f', '-'], {
+        input: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pinned, namespace: e2e}\ndata: {a: "1"}\n',
+      }),
+      'apply pinned',
+    );
+    const began = Date.now();
+    const stale = await cluster.skiff([
+      'apply',
+      '-f',
+      file(
+        'stale.yaml',
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: before-rv, namespace: e2e}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: pinned, namespace: e2e, resourceVersion: "2"}\ndata: {a: "2"}\n',
+      ),
+    ]);
+    assert.notEqual(stale.code, 0);
+    assert.match(stale.stderr, /stale\.yaml: document 2 .*resourceVersion/);
+    assert.ok(Date.now() - began < 10_000, 'a stale pinned resourceVersion fails at once, not after retries');
+    assert.notEqual(
+      (await cluster.skiff(['get', 'cm', 'before-rv', '-n', 'e2e'])).code,
+      0,
+      'nothing was written',
+    );
+  });
+
   test('a wrong token is refused', async () => {
     const result = await cluster.skiff(['--token', 'not-the-token', 'get', 'ns']);
     assert.notEqual(result.code, 0);
