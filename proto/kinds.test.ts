@@ -110,6 +110,7 @@ describe('the registry', () => {
       Lease: ['coordination.k8s.io/v1', true, '', 'leases.coordination.k8s.io'],
       PriorityClass: ['scheduling.k8s.io/v1', false, 'pc', 'priorityclasses.scheduling.k8s.io'],
       EndpointSlice: ['discovery.k8s.io/v1', true, '', 'endpointslices.discovery.k8s.io'],
+      ServiceAccount: ['v1', true, 'sa', 'serviceaccounts'],
     });
   });
 

@@ -21,6 +21,7 @@ import {
   priorityClassPrinter,
   replicaSetPrinter,
   secretPrinter,
+  serviceAccountPrinter,
   servicePrinter,
   type KindPrinter,
 } from './printing/columns.js';
@@ -42,7 +43,8 @@ export type KindName =
   | 'CronJob'
   | 'Lease'
   | 'PriorityClass'
-  | 'EndpointSlice';
+  | 'EndpointSlice'
+  | 'ServiceAccount';
 
 export type ApiGroup =
   '' | 'apps' | 'batch' | 'coordination.k8s.io' | 'scheduling.k8s.io' | 'discovery.k8s.io';
@@ -222,6 +224,15 @@ const KIND_SPECS: readonly KindSpec[] = [
     namespaced: true,
     envelopeField: 'endpointSlice',
     printer: endpointSlicePrinter,
+  },
+  {
+    kind: 'ServiceAccount',
+    group: '',
+    plural: 'serviceaccounts',
+    shortNames: ['sa'],
+    namespaced: true,
+    envelopeField: 'serviceAccount',
+    printer: serviceAccountPrinter,
   },
 ];
 

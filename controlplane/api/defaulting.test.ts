@@ -31,7 +31,7 @@ describe('imagePullPolicy by image reference', () => {
 });
 
 describe('defaultObject', () => {
-  test('a Pod gets restartPolicy, grace period, dnsPolicy, scheduler, pull policy, protocol, probe timings and requests from limits', () => {
+  test('a Pod gets restartPolicy, grace period, dnsPolicy, scheduler, service account, pull policy, protocol, probe timings and requests from limits', () => {
     const pod: Pod = {
       apiVersion: 'v1',
       kind: 'Pod',
@@ -84,6 +84,7 @@ describe('defaultObject', () => {
       restartPolicy: 'Always',
       dnsPolicy: 'ClusterFirst',
       schedulerName: 'default-scheduler',
+      serviceAccountName: 'default',
       terminationGracePeriodSeconds: 30,
     });
     assert.equal(pod.spec.restartPolicy, undefined, 'the input is not changed');

@@ -12,9 +12,12 @@ import type {
   Container,
   CronJob,
   DaemonSet,
+  DownwardAPIVolumeFile,
   EndpointSlice,
+  EphemeralContainer,
   Deployment,
   Job,
+  Pod,
   PodSpec,
   PodTemplateSpec,
   PriorityClass,
@@ -29,6 +32,14 @@ export const DEFAULT_SCHEDULER_NAME = 'default-scheduler';
 export const DEFAULT_REVISION_HISTORY_LIMIT = 10;
 export const DEFAULT_PROGRESS_DEADLINE_SECONDS = 600;
 export const DEFAULT_BACKOFF_LIMIT = 6;
+/** A Job with backoffLimitPerIndex counts failures per index, so its total limit is open. */
+export const MAX_INT32 = 2 ** 31 - 1;
+/** The ServiceAccount a pod that names none runs as; every namespace has one. */
+export const DEFAULT_SERVICE_ACCOUNT = 'default';
+/** Seconds a projected service account token lives unless the pod says otherwise. */
+export const DEFAULT_TOKEN_EXPIRATION_SECONDS = 3600;
+/** Seconds a ClientIP session affinity lasts unless the Service says otherwise (3 hours). */
+export const DEFAULT_CLIENT_IP_AFFINITY_SECONDS = 10800;
 /** 0644, the mode of files projected from ConfigMaps and Secrets. */
 export const DEFAULT_VOLUME_FILE_MODE = 0o644;
 
@@ -74,9 +85,15 @@ function defaultProbe(probe: Probe | undefined): void {
   probe.successThreshold ||= 1;
   probe.failureThreshold ||= 3;
   if (probe.httpGet !== undefined) probe.httpGet.scheme ||= 'HTTP';
+  // The gRPC health service: "" asks about the server as a whole.
+  if (probe.grpc !== undefined) probe.grpc.service ??= '';
 }
 
-function defaultContainer(container: Container): void {
+function defaultDownwardApiFiles(files: DownwardAPIVolumeFile[] | undefined): void {
+  if (files) for (const file of files) if (file.fieldRef !== undefined) file.fieldRef.apiVersion ||= 'v1';
+}
+
+function defaultContainer(container: Container | EphemeralContainer): void {
   if (!container.imagePullPolicy && container.image)
     container.imagePullPolicy = defaultImagePullPolicy(container.image);
   if (container.ports) for (const port of container.ports) port.protocol ||= 'TCP';
@@ -108,13 +125,40 @@ export function defaultPodSpec(spec: PodSpec): void {
   spec.terminationGracePeriodSeconds ??= DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS;
   if (spec.containers) for (const container of spec.containers) defaultContainer(container);
   if (spec.initContainers) for (const container of spec.initContainers) defaultContainer(container);
+  if (spec.ephemeralContainers) for (const container of spec.ephemeralContainers) defaultContainer(container);
   if (spec.volumes) {
     for (const volume of spec.volumes) {
       if (volume.configMap) volume.configMap.defaultMode ??= DEFAULT_VOLUME_FILE_MODE;
       if (volume.secret) volume.secret.defaultMode ??= DEFAULT_VOLUME_FILE_MODE;
       if (volume.hostPath) volume.hostPath.type ??= '';
+      if (volume.downwardAPI) {
+        volume.downwardAPI.defaultMode ??= DEFAULT_VOLUME_FILE_MODE;
+        defaultDownwardApiFiles(volume.downwardAPI.items);
+      }
+      if (volume.projected) {
+        volume.projected.defaultMode ??= DEFAULT_VOLUME_FILE_MODE;
+        for (const source of volume.projected.sources ?? []) {
+          defaultDownwardApiFiles(source.downwardAPI?.items);
+          if (source.serviceAccountToken)
+            source.serviceAccountToken.expirationSeconds ??= DEFAULT_TOKEN_EXPIRATION_SECONDS;
+        }
+      }
     }
   }
+  // serviceAccount is the old name of serviceAccountName: read when the new one is empty, and
+  // returned as the name in use, as Kubernetes converts them.
+  if (!spec.serviceAccountName && spec.serviceAccount) spec.serviceAccountName = spec.serviceAccount;
+  if (spec.serviceAccount) spec.serviceAccount = spec.serviceAccountName!;
+}
+
+/**
+ * Defaults a Pod's spec: the pod spec defaults, and the ServiceAccount it runs as when it names
+ * none (Kubernetes' ServiceAccount admission does this for Pods, not for pod templates).
+ */
+export function defaultPod(pod: Pod): void {
+  const spec = (pod.spec ??= {});
+  defaultPodSpec(spec);
+  spec.serviceAccountName ||= DEFAULT_SERVICE_ACCOUNT;
 }
 
 export function defaultTemplate(template: PodTemplateSpec | undefined): PodTemplateSpec {
@@ -174,8 +218,14 @@ export function defaultJob(job: Job): void {
   // it is a work queue, where completions stays unset.
   if (spec.completions === undefined && spec.parallelism === undefined) spec.completions = 1;
   spec.parallelism ??= 1;
-  spec.backoffLimit ??= DEFAULT_BACKOFF_LIMIT;
+  spec.backoffLimit ??= spec.backoffLimitPerIndex !== undefined ? MAX_INT32 : DEFAULT_BACKOFF_LIMIT;
   spec.completionMode ??= 'NonIndexed';
+  for (const rule of spec.podFailurePolicy?.rules ?? []) {
+    for (const pattern of rule.onPodConditions ?? []) pattern.status ||= 'True';
+  }
+  // Without a podFailurePolicy a pod is replaced as soon as it is terminating (or has failed);
+  // with one, only once it has failed, so the policy judges its final state.
+  spec.podReplacementPolicy ??= spec.podFailurePolicy !== undefined ? 'Failed' : 'TerminatingOrFailed';
   spec.template = defaultTemplate(spec.template);
 }
 
@@ -183,6 +233,10 @@ export function defaultService(service: Service): void {
   const spec = service.spec;
   spec.type ||= 'ClusterIP';
   spec.sessionAffinity ||= 'None';
+  if (spec.sessionAffinity === 'ClientIP' && spec.sessionAffinityConfig === undefined) {
+    spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: DEFAULT_CLIENT_IP_AFFINITY_SECONDS } };
+  }
+  if (spec.type === 'LoadBalancer') spec.allocateLoadBalancerNodePorts ??= true;
   if (spec.ports) {
     spec.ports = spec.ports.map((port) => ({
       ...port,

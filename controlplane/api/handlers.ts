@@ -189,7 +189,8 @@ export class ApiHandlers {
 
   /**
    * Creates the objects the strategies keep (the system namespaces, the system priority classes)
-   * when missing; idempotent, safe with several control planes.
+   * and the companions of stored objects (every namespace's `default` ServiceAccount) when
+   * missing; idempotent, safe with several control planes.
    */
   async ensureSystemObjects(): Promise<void> {
     for (const strategy of allStrategies()) {
@@ -200,6 +201,13 @@ export class ApiHandlers {
         } catch (err) {
           if (!(err instanceof AlreadyExistsError)) throw err;
         }
+      }
+    }
+    // What objects stored before (or while a create failed half-way) still lack.
+    for (const strategy of allStrategies()) {
+      if (strategy.companions === undefined) continue;
+      for (const { object } of (await this.list(strategy.info.kind)).items) {
+        if (!object.metadata.deletionTimestamp) await this.createCompanions(strategy, object);
       }
     }
   }
@@ -256,10 +264,9 @@ export class ApiHandlers {
         }
         return ApiObject.fromObject(info, prepared);
       }
+      let stored: StoredValue;
       try {
-        const stored = await this.store.create(this.keyOf(info, namespace, name), bytes);
-        prepared.metadata.resourceVersion = stored.modRevision.toString();
-        return ApiObject.fromStored(info, bytes, prepared.metadata.resourceVersion, prepared);
+        stored = await this.store.create(this.keyOf(info, namespace, name), bytes);
       } catch (err) {
         if (!(err instanceof AlreadyExistsError)) throw err;
         if (attempt < attempts) continue;
@@ -268,6 +275,33 @@ export class ApiHandlers {
             ? `${attempts} generated names from "${generateName}" were all taken; try again or choose another generateName`
             : 'already exists; use update (or apply) to change it, or delete it first';
         throw new AlreadyExistsError(`${action}: ${hint}`, { cause: err });
+      }
+      prepared.metadata.resourceVersion = stored.modRevision.toString();
+      await this.createCompanions(strategy, prepared);
+      return ApiObject.fromStored(info, bytes, prepared.metadata.resourceVersion, prepared);
+    }
+  }
+
+  /**
+   * Creates what the strategy makes with `object` (a namespace's `default` ServiceAccount) where it
+   * is missing. A failure is logged, not returned: `object` is stored, and the next start-up makes
+   * what is still missing.
+   */
+  private async createCompanions(strategy: KindStrategy, object: KubeObject): Promise<void> {
+    for (const companion of strategy.companions?.(object) ?? []) {
+      try {
+        await this.create(companion);
+      } catch (err) {
+        if (err instanceof AlreadyExistsError) continue;
+        this.log.warn(
+          {
+            kind: companion.kind,
+            namespace: companion.metadata.namespace,
+            name: companion.metadata.name,
+            err,
+          },
+          'companion object not created',
+        );
       }
     }
   }

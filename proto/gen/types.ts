@@ -185,6 +185,78 @@ export interface PodSpec {
   imagePullSecrets?: LocalObjectReference[];
   automountServiceAccountToken?: boolean;
   enableServiceLinks?: boolean;
+  /** Added to a running pod for debugging (kubectl debug); never in a pod template. */
+  ephemeralContainers?: EphemeralContainer[];
+  /** Deprecated alias of service_account_name: read when that is empty. */
+  serviceAccount?: string;
+  shareProcessNamespace?: boolean;
+  hostAliases?: HostAlias[];
+  dnsConfig?: PodDNSConfig;
+  readinessGates?: PodReadinessGate[];
+  /** A RuntimeClass by name; skiff serves no RuntimeClass kind, so only "" (the default) is valid. */
+  runtimeClassName?: string;
+  /** PreemptLowerPriority, Never */
+  preemptionPolicy?: string;
+  /** quantities */
+  overhead?: Record<string, string>;
+  topologySpreadConstraints?: TopologySpreadConstraint[];
+  setHostnameAsFQDN?: boolean;
+  os?: PodOS;
+  hostUsers?: boolean;
+  schedulingGates?: PodSchedulingGate[];
+  /** Dynamic resource allocation (resource.k8s.io ResourceClaims), which skiff does not serve. */
+  resourceClaims?: PodResourceClaim[];
+  /** Pod-level requests and limits (cpu, memory), shared by the pod's containers. */
+  resources?: ResourceRequirements;
+}
+
+export interface HostAlias {
+  ip: string;
+  hostnames?: string[];
+}
+
+export interface PodDNSConfig {
+  nameservers?: string[];
+  searches?: string[];
+  options?: PodDNSConfigOption[];
+}
+
+export interface PodDNSConfigOption {
+  name?: string;
+  value?: string;
+}
+
+export interface PodReadinessGate {
+  conditionType: string;
+}
+
+export interface PodOS {
+  /** linux, windows */
+  name: string;
+}
+
+export interface PodSchedulingGate {
+  name: string;
+}
+
+export interface PodResourceClaim {
+  name: string;
+  resourceClaimName?: string;
+  resourceClaimTemplateName?: string;
+}
+
+export interface TopologySpreadConstraint {
+  maxSkew?: number;
+  topologyKey: string;
+  /** DoNotSchedule, ScheduleAnyway */
+  whenUnsatisfiable: string;
+  labelSelector?: LabelSelector;
+  minDomains?: number;
+  /** Honor, Ignore */
+  nodeAffinityPolicy?: string;
+  /** Honor, Ignore */
+  nodeTaintsPolicy?: string;
+  matchLabelKeys?: string[];
 }
 
 export interface LocalObjectReference {
@@ -215,6 +287,55 @@ export interface Container {
   /** File, FallbackToLogsOnError */
   terminationMessagePolicy?: string;
   stdinOnce?: boolean;
+  resizePolicy?: ContainerResizePolicy[];
+  /** Init containers only: Always makes the init container a sidecar that runs beside the others. */
+  restartPolicy?: string;
+  volumeDevices?: VolumeDevice[];
+}
+
+/**
+ * A Container run in an existing pod for debugging: the same fields (most of which may not be set
+ * for it), plus the container whose namespaces it joins.
+ */
+export interface EphemeralContainer {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  workingDir?: string;
+  ports?: ContainerPort[];
+  envFrom?: EnvFromSource[];
+  env?: EnvVar[];
+  resources?: ResourceRequirements;
+  volumeMounts?: VolumeMount[];
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
+  startupProbe?: Probe;
+  lifecycle?: Lifecycle;
+  terminationMessagePath?: string;
+  imagePullPolicy?: string;
+  securityContext?: SecurityContext;
+  stdin?: boolean;
+  tty?: boolean;
+  terminationMessagePolicy?: string;
+  stdinOnce?: boolean;
+  resizePolicy?: ContainerResizePolicy[];
+  restartPolicy?: string;
+  volumeDevices?: VolumeDevice[];
+  targetContainerName?: string;
+}
+
+export interface ContainerResizePolicy {
+  /** cpu, memory */
+  resourceName: string;
+  /** NotRequired, RestartContainer */
+  restartPolicy: string;
+}
+
+/** A raw block device from a persistentVolumeClaim (or ephemeral) volume. */
+export interface VolumeDevice {
+  name: string;
+  devicePath: string;
 }
 
 export interface ContainerPort {
@@ -282,6 +403,13 @@ export interface SecretEnvSource {
 export interface ResourceRequirements {
   limits?: Record<string, string>;
   requests?: Record<string, string>;
+  /** Names of the pod's spec.resourceClaims this container uses. */
+  claims?: ResourceClaim[];
+}
+
+export interface ResourceClaim {
+  name: string;
+  request?: string;
 }
 
 export interface VolumeMount {
@@ -289,6 +417,12 @@ export interface VolumeMount {
   readOnly?: boolean;
   mountPath: string;
   subPath?: string;
+  /** Disabled, IfPossible, Enabled */
+  recursiveReadOnly?: string;
+  /** None, HostToContainer, Bidirectional */
+  mountPropagation?: string;
+  /** subPath with $(VAR) expanded from the container's environment */
+  subPathExpr?: string;
 }
 
 export interface Probe {
@@ -301,6 +435,13 @@ export interface Probe {
   successThreshold?: number;
   failureThreshold?: number;
   terminationGracePeriodSeconds?: number;
+  grpc?: GRPCAction;
+}
+
+export interface GRPCAction {
+  port: number;
+  /** the service in the gRPC HealthCheckRequest; "" by default */
+  service?: string;
 }
 
 export interface ExecAction {
@@ -355,6 +496,14 @@ export interface SecurityContext {
   runAsNonRoot?: boolean;
   readOnlyRootFilesystem?: boolean;
   allowPrivilegeEscalation?: boolean;
+  /** Applied where the node runs SELinux; ignored elsewhere, as the kubelet's runtime does. */
+  seLinuxOptions?: SELinuxOptions;
+  /** For Windows nodes; a Linux node ignores them (forbidden when spec.os.name is linux). */
+  windowsOptions?: WindowsSecurityContextOptions;
+  /** Default, Unmasked */
+  procMount?: string;
+  seccompProfile?: SeccompProfile;
+  appArmorProfile?: AppArmorProfile;
 }
 
 export interface PodSecurityContext {
@@ -364,6 +513,42 @@ export interface PodSecurityContext {
   supplementalGroups?: number[];
   fsGroup?: number;
   sysctls?: Sysctl[];
+  seLinuxOptions?: SELinuxOptions;
+  windowsOptions?: WindowsSecurityContextOptions;
+  /** Merge, Strict */
+  supplementalGroupsPolicy?: string;
+  /** OnRootMismatch, Always */
+  fsGroupChangePolicy?: string;
+  seccompProfile?: SeccompProfile;
+  appArmorProfile?: AppArmorProfile;
+  /** Recursive, MountOption */
+  seLinuxChangePolicy?: string;
+}
+
+export interface SELinuxOptions {
+  user?: string;
+  role?: string;
+  type?: string;
+  level?: string;
+}
+
+export interface WindowsSecurityContextOptions {
+  gmsaCredentialSpecName?: string;
+  gmsaCredentialSpec?: string;
+  runAsUserName?: string;
+  hostProcess?: boolean;
+}
+
+export interface SeccompProfile {
+  /** RuntimeDefault, Unconfined, Localhost */
+  type: string;
+  localhostProfile?: string;
+}
+
+export interface AppArmorProfile {
+  /** RuntimeDefault, Unconfined, Localhost */
+  type: string;
+  localhostProfile?: string;
 }
 
 export interface Sysctl {
@@ -371,12 +556,317 @@ export interface Sysctl {
   value?: string;
 }
 
+/**
+ * A pod volume: its name and exactly one source. emptyDir, hostPath, configMap, secret, projected
+ * and downwardAPI are served; the others are here so a manifest that names one reads and is refused
+ * by validation saying what it needs (a PersistentVolumeClaim, a CSI driver, a volume plugin).
+ */
 export interface Volume {
   name: string;
   emptyDir?: EmptyDirVolumeSource;
   hostPath?: HostPathVolumeSource;
   configMap?: ConfigMapVolumeSource;
   secret?: SecretVolumeSource;
+  gcePersistentDisk?: GCEPersistentDiskVolumeSource;
+  awsElasticBlockStore?: AWSElasticBlockStoreVolumeSource;
+  gitRepo?: GitRepoVolumeSource;
+  nfs?: NFSVolumeSource;
+  iscsi?: ISCSIVolumeSource;
+  glusterfs?: GlusterfsVolumeSource;
+  persistentVolumeClaim?: PersistentVolumeClaimVolumeSource;
+  rbd?: RBDVolumeSource;
+  flexVolume?: FlexVolumeSource;
+  cinder?: CinderVolumeSource;
+  cephfs?: CephFSVolumeSource;
+  flocker?: FlockerVolumeSource;
+  downwardAPI?: DownwardAPIVolumeSource;
+  fc?: FCVolumeSource;
+  azureFile?: AzureFileVolumeSource;
+  vsphereVolume?: VsphereVirtualDiskVolumeSource;
+  quobyte?: QuobyteVolumeSource;
+  azureDisk?: AzureDiskVolumeSource;
+  photonPersistentDisk?: PhotonPersistentDiskVolumeSource;
+  projected?: ProjectedVolumeSource;
+  portworxVolume?: PortworxVolumeSource;
+  scaleIO?: ScaleIOVolumeSource;
+  storageos?: StorageOSVolumeSource;
+  csi?: CSIVolumeSource;
+  ephemeral?: EphemeralVolumeSource;
+  image?: ImageVolumeSource;
+}
+
+/**
+ * Files from several sources (Secrets, ConfigMaps, the downward API, a service account token) in
+ * one directory.
+ */
+export interface ProjectedVolumeSource {
+  sources?: VolumeProjection[];
+  defaultMode?: number;
+}
+
+export interface VolumeProjection {
+  secret?: SecretProjection;
+  downwardAPI?: DownwardAPIProjection;
+  configMap?: ConfigMapProjection;
+  serviceAccountToken?: ServiceAccountTokenProjection;
+  clusterTrustBundle?: ClusterTrustBundleProjection;
+}
+
+export interface SecretProjection {
+  name?: string;
+  items?: KeyToPath[];
+  optional?: boolean;
+}
+
+export interface ConfigMapProjection {
+  name?: string;
+  items?: KeyToPath[];
+  optional?: boolean;
+}
+
+export interface DownwardAPIProjection {
+  items?: DownwardAPIVolumeFile[];
+}
+
+export interface ServiceAccountTokenProjection {
+  audience?: string;
+  expirationSeconds?: number;
+  path: string;
+}
+
+export interface ClusterTrustBundleProjection {
+  name?: string;
+  signerName?: string;
+  labelSelector?: LabelSelector;
+  optional?: boolean;
+  path: string;
+}
+
+/** The pod's own fields (metadata, resources) as files. */
+export interface DownwardAPIVolumeSource {
+  items?: DownwardAPIVolumeFile[];
+  defaultMode?: number;
+}
+
+export interface DownwardAPIVolumeFile {
+  path: string;
+  fieldRef?: ObjectFieldSelector;
+  resourceFieldRef?: ResourceFieldSelector;
+  mode?: number;
+}
+
+export interface PersistentVolumeClaimVolumeSource {
+  claimName?: string;
+  readOnly?: boolean;
+}
+
+export interface EphemeralVolumeSource {
+  volumeClaimTemplate?: PersistentVolumeClaimTemplate;
+}
+
+export interface PersistentVolumeClaimTemplate {
+  metadata?: ObjectMeta;
+  spec?: PersistentVolumeClaimSpec;
+}
+
+export interface PersistentVolumeClaimSpec {
+  accessModes?: string[];
+  selector?: LabelSelector;
+  resources?: VolumeResourceRequirements;
+  volumeName?: string;
+  storageClassName?: string;
+  volumeMode?: string;
+  dataSource?: TypedLocalObjectReference;
+  dataSourceRef?: TypedObjectReference;
+  volumeAttributesClassName?: string;
+}
+
+export interface VolumeResourceRequirements {
+  limits?: Record<string, string>;
+  requests?: Record<string, string>;
+}
+
+export interface TypedLocalObjectReference {
+  apiGroup?: string;
+  kind?: string;
+  name?: string;
+}
+
+export interface TypedObjectReference {
+  apiGroup?: string;
+  kind?: string;
+  name?: string;
+  namespace?: string;
+}
+
+export interface CSIVolumeSource {
+  driver?: string;
+  readOnly?: boolean;
+  fsType?: string;
+  volumeAttributes?: Record<string, string>;
+  nodePublishSecretRef?: LocalObjectReference;
+}
+
+export interface NFSVolumeSource {
+  server?: string;
+  path?: string;
+  readOnly?: boolean;
+}
+
+export interface ImageVolumeSource {
+  reference?: string;
+  pullPolicy?: string;
+}
+
+export interface GitRepoVolumeSource {
+  repository?: string;
+  revision?: string;
+  directory?: string;
+}
+
+export interface GCEPersistentDiskVolumeSource {
+  pdName?: string;
+  fsType?: string;
+  partition?: number;
+  readOnly?: boolean;
+}
+
+export interface AWSElasticBlockStoreVolumeSource {
+  volumeID?: string;
+  fsType?: string;
+  partition?: number;
+  readOnly?: boolean;
+}
+
+export interface ISCSIVolumeSource {
+  targetPortal?: string;
+  iqn?: string;
+  lun?: number;
+  iscsiInterface?: string;
+  fsType?: string;
+  readOnly?: boolean;
+  portals?: string[];
+  chapAuthDiscovery?: boolean;
+  chapAuthSession?: boolean;
+  secretRef?: LocalObjectReference;
+  initiatorName?: string;
+}
+
+export interface GlusterfsVolumeSource {
+  endpoints?: string;
+  path?: string;
+  readOnly?: boolean;
+}
+
+export interface RBDVolumeSource {
+  monitors?: string[];
+  image?: string;
+  fsType?: string;
+  pool?: string;
+  user?: string;
+  keyring?: string;
+  secretRef?: LocalObjectReference;
+  readOnly?: boolean;
+}
+
+export interface FlexVolumeSource {
+  driver?: string;
+  fsType?: string;
+  secretRef?: LocalObjectReference;
+  readOnly?: boolean;
+  options?: Record<string, string>;
+}
+
+export interface CinderVolumeSource {
+  volumeID?: string;
+  fsType?: string;
+  readOnly?: boolean;
+  secretRef?: LocalObjectReference;
+}
+
+export interface CephFSVolumeSource {
+  monitors?: string[];
+  path?: string;
+  user?: string;
+  secretFile?: string;
+  secretRef?: LocalObjectReference;
+  readOnly?: boolean;
+}
+
+export interface FlockerVolumeSource {
+  datasetName?: string;
+  datasetUUID?: string;
+}
+
+export interface FCVolumeSource {
+  targetWWNs?: string[];
+  lun?: number;
+  fsType?: string;
+  readOnly?: boolean;
+  wwids?: string[];
+}
+
+export interface AzureFileVolumeSource {
+  secretName?: string;
+  shareName?: string;
+  readOnly?: boolean;
+}
+
+export interface VsphereVirtualDiskVolumeSource {
+  volumePath?: string;
+  fsType?: string;
+  storagePolicyName?: string;
+  storagePolicyID?: string;
+}
+
+export interface QuobyteVolumeSource {
+  registry?: string;
+  volume?: string;
+  readOnly?: boolean;
+  user?: string;
+  group?: string;
+  tenant?: string;
+}
+
+export interface AzureDiskVolumeSource {
+  diskName?: string;
+  diskURI?: string;
+  cachingMode?: string;
+  fsType?: string;
+  readOnly?: boolean;
+  kind?: string;
+}
+
+export interface PhotonPersistentDiskVolumeSource {
+  pdID?: string;
+  fsType?: string;
+}
+
+export interface PortworxVolumeSource {
+  volumeID?: string;
+  fsType?: string;
+  readOnly?: boolean;
+}
+
+export interface ScaleIOVolumeSource {
+  gateway?: string;
+  system?: string;
+  secretRef?: LocalObjectReference;
+  sslEnabled?: boolean;
+  protectionDomain?: string;
+  storagePool?: string;
+  storageMode?: string;
+  volumeName?: string;
+  fsType?: string;
+  readOnly?: boolean;
+}
+
+export interface StorageOSVolumeSource {
+  volumeName?: string;
+  volumeNamespace?: string;
+  fsType?: string;
+  readOnly?: boolean;
+  secretRef?: LocalObjectReference;
 }
 
 export interface EmptyDirVolumeSource {
@@ -468,6 +958,8 @@ export interface PodAffinityTerm {
   namespaces?: string[];
   topologyKey: string;
   namespaceSelector?: LabelSelector;
+  matchLabelKeys?: string[];
+  mismatchLabelKeys?: string[];
 }
 
 export interface WeightedPodAffinityTerm {
@@ -568,6 +1060,27 @@ export interface ServiceSpec {
   /** SingleStack, PreferDualStack, RequireDualStack */
   ipFamilyPolicy?: string;
   loadBalancerIP?: string;
+  /** CIDRs; LoadBalancer only */
+  loadBalancerSourceRanges?: string[];
+  /** LoadBalancer with externalTrafficPolicy Local only */
+  healthCheckNodePort?: number;
+  /** with sessionAffinity ClientIP */
+  sessionAffinityConfig?: SessionAffinityConfig;
+  /** LoadBalancer only; default true */
+  allocateLoadBalancerNodePorts?: boolean;
+  /** LoadBalancer only; fixed once set */
+  loadBalancerClass?: string;
+  /** PreferClose */
+  trafficDistribution?: string;
+}
+
+export interface SessionAffinityConfig {
+  clientIP?: ClientIPConfig;
+}
+
+export interface ClientIPConfig {
+  /** 1 to 86400; default 10800 */
+  timeoutSeconds?: number;
 }
 
 export interface ServicePort {
@@ -651,6 +1164,19 @@ export interface Secret {
   stringData?: Record<string, string>;
   /** Opaque, kubernetes.io/dockerconfigjson, ... */
   type?: string;
+}
+
+/**
+ * An identity for the processes of pods. Every namespace has one named `default`, and a pod that
+ * names none runs as it.
+ */
+export interface ServiceAccount {
+  apiVersion: 'v1';
+  kind: 'ServiceAccount';
+  metadata: ObjectMeta;
+  secrets?: ObjectReference[];
+  imagePullSecrets?: LocalObjectReference[];
+  automountServiceAccountToken?: boolean;
 }
 
 export interface Event {
@@ -807,6 +1333,52 @@ export interface JobSpec {
   /** NonIndexed, Indexed */
   completionMode?: string;
   suspend?: boolean;
+  /** How pod failures count: rules matched in order by container exit codes or pod conditions. */
+  podFailurePolicy?: PodFailurePolicy;
+  /** Indexed jobs: retries of each index */
+  backoffLimitPerIndex?: number;
+  /** with backoff_limit_per_index */
+  maxFailedIndexes?: number;
+  /** TerminatingOrFailed, Failed */
+  podReplacementPolicy?: string;
+  /** Indexed jobs: when the job succeeds early */
+  successPolicy?: SuccessPolicy;
+  /** the controller that syncs the job; fixed once set */
+  managedBy?: string;
+}
+
+export interface PodFailurePolicy {
+  rules?: PodFailurePolicyRule[];
+}
+
+export interface PodFailurePolicyRule {
+  /** FailJob, FailIndex, Ignore, Count */
+  action: string;
+  onExitCodes?: PodFailurePolicyOnExitCodesRequirement;
+  onPodConditions?: PodFailurePolicyOnPodConditionsPattern[];
+}
+
+export interface PodFailurePolicyOnExitCodesRequirement {
+  containerName?: string;
+  /** In, NotIn */
+  operator: string;
+  values: number[];
+}
+
+export interface PodFailurePolicyOnPodConditionsPattern {
+  type: string;
+  /** True (default), False, Unknown */
+  status?: string;
+}
+
+export interface SuccessPolicy {
+  rules?: SuccessPolicyRule[];
+}
+
+export interface SuccessPolicyRule {
+  /** "0-2,5" */
+  succeededIndexes?: string;
+  succeededCount?: number;
 }
 
 export interface JobStatus {
@@ -954,7 +1526,8 @@ export type KubeObject =
   | CronJob
   | Lease
   | PriorityClass
-  | EndpointSlice;
+  | EndpointSlice
+  | ServiceAccount;
 
 /** The object type of each kind name. */
 export interface KubeObjectByKind {
@@ -974,4 +1547,5 @@ export interface KubeObjectByKind {
   Lease: Lease;
   PriorityClass: PriorityClass;
   EndpointSlice: EndpointSlice;
+  ServiceAccount: ServiceAccount;
 }

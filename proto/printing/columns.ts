@@ -10,7 +10,8 @@ import { field, formatMap, formatSelector, list, name, num, record, str, type Ob
 
 export interface KindPrinter {
   columns: string[];
-  cells(obj: ObjectJson, now: number): string[];
+  /** `wide`: `-o wide` is on (kubectl shortens some cells otherwise). */
+  cells(obj: ObjectJson, now: number, wide?: boolean): string[];
   wideColumns: string[];
   wideCells(obj: ObjectJson): string[];
   /** Columns kubectl prints after AGE (PriorityClass's PREEMPTIONPOLICY). */
@@ -153,12 +154,51 @@ function servicePorts(obj: ObjectJson): string {
   return ports.join(',') || NONE;
 }
 
+/** kubectl shortens a load balancer's addresses to this many characters, except with -o wide. */
+const LOAD_BALANCER_WIDTH = 16;
+
+/** The load balancer's addresses (IP, else hostname), sorted, each once. */
+function loadBalancerAddresses(obj: ObjectJson, wide: boolean): string {
+  const addresses = new Set<string>();
+  for (const ingress of list(obj, 'status', 'loadBalancer', 'ingress')) {
+    const address = str(ingress, 'ip') || str(ingress, 'hostname');
+    if (address) addresses.add(address);
+  }
+  const joined = [...addresses].sort().join(',');
+  return !wide && joined.length > LOAD_BALANCER_WIDTH
+    ? `${joined.slice(0, LOAD_BALANCER_WIDTH - 3)}...`
+    : joined;
+}
+
+/**
+ * The EXTERNAL-IP column as kubectl fills it: external IPs for ClusterIP and NodePort, the load
+ * balancer's addresses and the external IPs for LoadBalancer (`<pending>` while it has none), the
+ * external name for ExternalName.
+ */
+export function serviceExternalIP(obj: ObjectJson, wide = false): string {
+  const externalIPs = list(obj, 'spec', 'externalIPs').map(String);
+  switch (str(obj, 'spec', 'type') || 'ClusterIP') {
+    case 'ClusterIP':
+    case 'NodePort':
+      return externalIPs.join(',') || NONE;
+    case 'LoadBalancer': {
+      const balancer = loadBalancerAddresses(obj, wide);
+      const all = [...(balancer ? balancer.split(',') : []), ...externalIPs];
+      return all.join(',') || '<pending>';
+    }
+    case 'ExternalName':
+      return str(obj, 'spec', 'externalName') ?? '';
+    default:
+      return '<unknown>';
+  }
+}
+
 export const servicePrinter: KindPrinter = {
   columns: ['TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)'],
-  cells: (obj) => [
+  cells: (obj, _now, wide) => [
     str(obj, 'spec', 'type') || 'ClusterIP',
-    str(obj, 'spec', 'clusterIP') || NONE,
-    list(obj, 'spec', 'externalIPs').map(String).join(',') || NONE,
+    str(obj, 'spec', 'clusterIPs', 0) || str(obj, 'spec', 'clusterIP') || NONE,
+    serviceExternalIP(obj, wide),
     servicePorts(obj),
   ],
   wideColumns: ['SELECTOR'],
@@ -315,6 +355,13 @@ export const endpointSlicePrinter: KindPrinter = {
     const addresses = list(obj, 'endpoints').flatMap((e) => list(e, 'addresses').map(String));
     return [str(obj, 'addressType') ?? '', ports.join(',') || '<unset>', abbreviated(addresses)];
   },
+  wideColumns: [],
+  wideCells: () => [],
+};
+
+export const serviceAccountPrinter: KindPrinter = {
+  columns: ['SECRETS'],
+  cells: (obj) => [String(list(obj, 'secrets').length)],
   wideColumns: [],
   wideCells: () => [],
 };

@@ -8,11 +8,14 @@ import type {
   Pod,
   Secret,
   Service,
+  ServiceAccount,
 } from '../../../proto/gen/types.js';
+import { FailedPreconditionError } from '../../../proto/errors.js';
 import { kindInfoOf } from '../../../proto/kinds.js';
 import {
+  DEFAULT_SERVICE_ACCOUNT,
   DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS,
-  defaultPodSpec,
+  defaultPod,
   defaultSecret,
   defaultService,
 } from '../defaulting.js';
@@ -21,7 +24,12 @@ import { validateEvent, validateNamespace, validateNode } from '../validation/cl
 import { validateConfigMap, validateSecret } from '../validation/config.js';
 import { violation } from '../validation/field-violation.js';
 import { checkDns1035Label, checkDns1123Label, checkDns1123Subdomain } from '../validation/names.js';
-import { validatePodSpec, validatePodSpecUpdate, validatePodStatus } from '../validation/pod.js';
+import {
+  RESTART_POLICIES,
+  validatePodSpec,
+  validatePodSpecUpdate,
+  validatePodStatus,
+} from '../validation/pod.js';
 import { validateEndpoints, validateService } from '../validation/service.js';
 import type { KindStrategy } from './strategy.js';
 
@@ -56,6 +64,8 @@ export const namespaceStrategy: KindStrategy<Namespace> = {
     status: { ...(ns.status ?? {}), phase: 'Terminating' },
   }),
   systemObjects: SYSTEM_NAMESPACES.map(systemNamespace),
+  // Every namespace has a `default` ServiceAccount, which its pods run as unless they name another.
+  companions: (ns) => [defaultServiceAccountOf(ns.metadata.name!)],
 };
 
 export const nodeStrategy: KindStrategy<Node> = {
@@ -69,10 +79,10 @@ export const nodeStrategy: KindStrategy<Node> = {
 export const podStrategy: KindStrategy<Pod> = {
   info: kindInfoOf('Pod'),
   nameRule: checkDns1123Subdomain,
-  defaults: (pod) => defaultPodSpec((pod.spec ??= {})),
+  defaults: defaultPod,
   validate: (pod, old) => {
     if (pod.spec === undefined) violation('spec', 'required');
-    validatePodSpec('spec', pod.spec);
+    validatePodSpec('spec', pod.spec, { restartPolicies: RESTART_POLICIES, isPod: true });
     validatePodStatus(pod.status);
     if (old !== undefined) validatePodSpecUpdate(pod.spec, old.spec);
   },
@@ -90,6 +100,39 @@ export const podStrategy: KindStrategy<Pod> = {
     pod.spec.nodeName
       ? (requested ?? pod.spec.terminationGracePeriodSeconds ?? DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS)
       : 0,
+  // A new pod runs as a ServiceAccount of its namespace, which must exist (Kubernetes'
+  // ServiceAccount admission). `default` is always admitted: every namespace has it, and Kubernetes
+  // makes it again when it is deleted.
+  admit: async (pod, old, cluster) => {
+    if (old !== undefined) return;
+    const name = pod.spec.serviceAccountName || DEFAULT_SERVICE_ACCOUNT;
+    if (name === DEFAULT_SERVICE_ACCOUNT) return;
+    const namespace = pod.metadata.namespace || DEFAULT_NAMESPACE;
+    const accounts = await cluster.list('ServiceAccount');
+    if (accounts.some((sa) => sa.metadata.namespace === namespace && sa.metadata.name === name)) return;
+    throw new FailedPreconditionError(
+      `Pod "${namespace}/${pod.metadata.name ?? ''}": spec.serviceAccountName: ServiceAccount "${name}" not found in namespace "${namespace}"; create it first, or leave serviceAccountName out to run as "${DEFAULT_SERVICE_ACCOUNT}"`,
+    );
+  },
+};
+
+/** The ServiceAccount every namespace has, which pods that name none run as. */
+export function defaultServiceAccountOf(namespace: string): ServiceAccount {
+  return {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: DEFAULT_SERVICE_ACCOUNT, namespace },
+  };
+}
+
+/**
+ * ServiceAccount: what Kubernetes checks of one is its metadata (secrets and imagePullSecrets are
+ * references that may name objects made later).
+ */
+export const serviceAccountStrategy: KindStrategy<ServiceAccount> = {
+  info: kindInfoOf('ServiceAccount'),
+  nameRule: checkDns1123Subdomain,
+  statusSubresource: false,
 };
 
 export const serviceStrategy: KindStrategy<Service> = {

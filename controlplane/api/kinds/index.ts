@@ -22,6 +22,7 @@ import {
   nodeStrategy,
   podStrategy,
   secretStrategy,
+  serviceAccountStrategy,
   serviceStrategy,
 } from './core.js';
 import { endpointSliceStrategy } from './discovery.js';
@@ -47,6 +48,7 @@ const STRATEGIES: { readonly [K in KindName]: KindStrategy<KubeObjectByKind[K]> 
   Event: eventStrategy,
   Lease: leaseStrategy,
   PriorityClass: priorityClassStrategy,
+  ServiceAccount: serviceAccountStrategy,
 };
 
 /** The strategy of `kind`; InvalidArgumentError (field `kind`) for a kind skiff does not serve. */

@@ -6,7 +6,14 @@ import {
   InvalidArgumentError,
   NotFoundError,
 } from '../../../proto/errors.js';
-import type { ConfigMap, CronJob, Lease, PriorityClass } from '../../../proto/gen/types.js';
+import type {
+  ConfigMap,
+  CronJob,
+  Lease,
+  Pod,
+  PriorityClass,
+  ServiceAccount,
+} from '../../../proto/gen/types.js';
 import { KINDS } from '../../../proto/kinds.js';
 import { componentLogger } from '../../../proto/support/logger.js';
 import { MemoryStore } from '../../store/memory-store.js';
@@ -148,6 +155,61 @@ describe('kind strategies', () => {
         held.items.map((item) => item.object.metadata.name),
         ['controllers'],
       );
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('ServiceAccount, added through its strategy alone', () => {
+  const pod = (name: string, serviceAccountName?: string): Pod => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      containers: [{ name: 'c', image: 'busybox:1.36' }],
+      ...(serviceAccountName !== undefined ? { serviceAccountName } : {}),
+    },
+  });
+  const account = (name: string, namespace = 'default'): ServiceAccount => ({
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name, namespace },
+    automountServiceAccountToken: false,
+  });
+
+  test('a pod runs as default unless it names another, which must exist in its namespace', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const plain = (await handlers.create(pod('plain'))).object as Pod;
+      assert.equal(plain.spec.serviceAccountName, 'default');
+      await assert.rejects(
+        handlers.create(pod('builds', 'builder')),
+        (err: unknown) =>
+          err instanceof FailedPreconditionError &&
+          /spec\.serviceAccountName: ServiceAccount "builder" not found in namespace "default"/.test(
+            err.message,
+          ),
+      );
+      await assert.rejects(
+        handlers.create(pod('builds', 'builder'), { dryRun: true }),
+        FailedPreconditionError,
+      );
+      await handlers.create(account('builder', 'kube-system'));
+      await assert.rejects(
+        handlers.create(pod('builds', 'builder')),
+        FailedPreconditionError,
+        'another namespace',
+      );
+      const created = (await handlers.create(account('builder'))).object as ServiceAccount;
+      assert.equal(created.automountServiceAccountToken, false);
+      const builds = (await handlers.create(pod('builds', 'builder'))).object as Pod;
+      assert.equal(builds.spec.serviceAccountName, 'builder');
+      // Admission judges new pods only: the pod stays, and may be updated, after its account goes.
+      await handlers.delete('ServiceAccount', 'default', 'builder');
+      await handlers.update({ ...builds, metadata: { ...builds.metadata, labels: { team: 'ci' } } });
+      const listed = await handlers.list('ServiceAccount', { namespace: 'kube-system' });
+      assert.ok(listed.items.some((item) => item.object.metadata.name === 'builder'));
     } finally {
       await store.close();
     }

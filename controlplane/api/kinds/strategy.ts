@@ -45,6 +45,13 @@ export interface KindStrategy<T extends KubeObject = KubeObject> {
   readonly markOnDelete?: (object: T, deletionTimestamp: string) => T;
   /** Objects the API server keeps: created at start-up when missing, and never deleted. */
   readonly systemObjects?: readonly T[];
+  /**
+   * Objects the API server creates with each object of this kind once it is stored, and at
+   * start-up for stored objects that lack them: a Namespace's `default` ServiceAccount. They are
+   * ordinary objects afterwards (they may be deleted; a namespace's go with it); one that exists
+   * already is left as it is.
+   */
+  readonly companions?: (object: T) => readonly KubeObject[];
   /** Checks against other objects, after validation and before a create or update is written. */
   readonly admit?: (object: T, old: T | undefined, cluster: AdmissionContext) => Promise<void>;
 }

@@ -37,6 +37,16 @@ export function requireOneOf(path: string, value: string | undefined, allowed: r
   }
 }
 
+/**
+ * For optional fields (set or absent): a value that is set must be one of `allowed`, and "" is not
+ * one unless listed.
+ */
+export function requireSetOneOf(path: string, value: string | undefined, allowed: readonly string[]): void {
+  if (value !== undefined && !allowed.includes(value)) {
+    violation(path, `unsupported value "${value}": must be one of ${allowed.join(', ')}`);
+  }
+}
+
 export function requireAtLeast(path: string, value: number | undefined, minimum: number): void {
   if (value !== undefined && value < minimum) violation(path, `must be at least ${minimum}, got ${value}`);
 }

@@ -1,27 +1,24 @@
 /**
  * Pod spec rules (for Pods and the pod templates of workload kinds) and what may change in a
- * running Pod's spec.
+ * running Pod's spec: containers (regular, init with their sidecars, ephemeral), env, resources,
+ * probes, DNS, host aliases and gates. Volumes are in volumes.ts, security contexts and the OS
+ * rules in security-context.ts, affinity, tolerations and topology spread in pod-placement.ts.
  */
 import type {
-  Affinity,
   Container,
+  ContainerResizePolicy,
   EnvFromSource,
   EnvVar,
+  EphemeralContainer,
   IntOrString,
   LifecycleHandler,
-  NodeSelectorTerm,
-  PodAffinityTerm,
+  PodDNSConfig,
   PodSpec,
   PodStatus,
   Probe,
   ResourceRequirements,
-  SecurityContext,
-  Toleration,
-  Volume,
-  WeightedPodAffinityTerm,
 } from '../../../proto/gen/types.js';
 import { compareQuantities, parseQuantity } from '../../../proto/quantity.js';
-import { labelSelectorFromObject } from '../selectors.js';
 import { InvalidArgumentError } from '../../../proto/errors.js';
 import { firstDifference } from './diff.js';
 import {
@@ -30,6 +27,7 @@ import {
   requireInRange,
   requireNonEmpty,
   requireOneOf,
+  requireSetOneOf,
   requireValid,
   violation,
 } from './field-violation.js';
@@ -40,27 +38,26 @@ import {
   checkDns1123Subdomain,
   checkEnvVarName,
   checkIp,
-  checkLabelValue,
   checkPortName,
   checkQualifiedName,
 } from './names.js';
+import {
+  validateAffinity,
+  validateSchedulingGates,
+  validateToleration,
+  validateTopologySpreadConstraints,
+} from './pod-placement.js';
+import {
+  validateContainerSecurityContext,
+  validatePodOs,
+  validatePodSecurityContext,
+} from './security-context.js';
+import { validateVolume, validateVolumeUse } from './volumes.js';
 
 export const RESTART_POLICIES = ['Always', 'OnFailure', 'Never'] as const;
 export const PROTOCOLS = ['TCP', 'UDP', 'SCTP'] as const;
 const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'];
 const DNS_POLICIES = ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None'];
-const TAINT_EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
-const HOST_PATH_TYPES = [
-  '',
-  'DirectoryOrCreate',
-  'Directory',
-  'FileOrCreate',
-  'File',
-  'Socket',
-  'CharDevice',
-  'BlockDevice',
-];
-const NODE_SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt'];
 const STANDARD_RESOURCES = new Set(['cpu', 'memory', 'ephemeral-storage', 'pods']);
 /** The pod fields an env var's fieldRef may read, as the agent can fill them in. */
 const ENV_FIELD_PATHS = [
@@ -203,13 +200,16 @@ function validateEnvFrom(path: string, source: EnvFromSource): void {
   );
 }
 
-function validateHandler(path: string, handler: LifecycleHandler | Probe, allowSleep: boolean): void {
+type Handler = LifecycleHandler & Pick<Probe, 'grpc'>;
+
+function validateHandler(path: string, handler: Handler, kind: 'probe' | 'lifecycle'): void {
   const choices: Record<string, boolean> = {
     exec: handler.exec !== undefined,
     httpGet: handler.httpGet !== undefined,
     tcpSocket: handler.tcpSocket !== undefined,
   };
-  if (allowSleep) choices['sleep'] = (handler as LifecycleHandler).sleep !== undefined;
+  if (kind === 'probe') choices['grpc'] = handler.grpc !== undefined;
+  else choices['sleep'] = handler.sleep !== undefined;
   requireExactlyOne(path, choices, 'handler');
   if (handler.exec) {
     if ((handler.exec.command ?? []).length === 0)
@@ -223,59 +223,114 @@ function validateHandler(path: string, handler: LifecycleHandler | Probe, allowS
     }
   }
   if (handler.tcpSocket) validatePortReference(`${path}.tcpSocket.port`, handler.tcpSocket.port);
-  if (allowSleep && (handler as LifecycleHandler).sleep) {
-    requireAtLeast(`${path}.sleep.seconds`, (handler as LifecycleHandler).sleep!.seconds ?? 0, 0);
-  }
+  if (handler.grpc) requireInRange(`${path}.grpc.port`, handler.grpc.port, 1, 65535);
+  if (handler.sleep) requireAtLeast(`${path}.sleep.seconds`, handler.sleep.seconds ?? 0, 0);
 }
 
-function validateProbe(path: string, probe: Probe | undefined, successMustBeOne: boolean): void {
+type ProbeKind = 'livenessProbe' | 'readinessProbe' | 'startupProbe';
+
+function validateProbe(path: string, probe: Probe | undefined, kind: ProbeKind): void {
   if (probe === undefined) return;
-  validateHandler(path, probe, false);
+  validateHandler(path, probe, 'probe');
   requireAtLeast(`${path}.initialDelaySeconds`, probe.initialDelaySeconds, 0);
   requireAtLeast(`${path}.timeoutSeconds`, probe.timeoutSeconds, 0);
   requireAtLeast(`${path}.periodSeconds`, probe.periodSeconds, 0);
   requireAtLeast(`${path}.successThreshold`, probe.successThreshold, 0);
   requireAtLeast(`${path}.failureThreshold`, probe.failureThreshold, 0);
-  if (successMustBeOne && (probe.successThreshold ?? 1) > 1) {
+  if (kind !== 'readinessProbe' && (probe.successThreshold ?? 1) > 1) {
     violation(
       `${path}.successThreshold`,
       `must be 1 for liveness and startup probes, got ${probe.successThreshold}`,
     );
   }
   if (probe.terminationGracePeriodSeconds !== undefined) {
+    if (kind === 'readinessProbe')
+      violation(`${path}.terminationGracePeriodSeconds`, 'may not be set for a readiness probe');
     requireAtLeast(`${path}.terminationGracePeriodSeconds`, probe.terminationGracePeriodSeconds, 1);
   }
 }
 
-function validateSecurityContext(path: string, context: SecurityContext | undefined): void {
-  if (context === undefined) return;
-  requireAtLeast(`${path}.runAsUser`, context.runAsUser, 0);
-  requireAtLeast(`${path}.runAsGroup`, context.runAsGroup, 0);
-  if (context.privileged && context.allowPrivilegeEscalation === false) {
-    violation(`${path}.allowPrivilegeEscalation`, 'cannot be false when privileged is true');
-  }
-  if (context.runAsNonRoot && context.runAsUser === 0) {
-    violation(`${path}.runAsUser`, 'cannot be 0 (root) when runAsNonRoot is true');
-  }
-  for (const part of ['add', 'drop'] as const) {
-    (context.capabilities?.[part] ?? []).forEach((capability, i) => {
-      if (!/^(CAP_)?[A-Z_]+$/.test(capability)) {
-        violation(
-          `${path}.capabilities.${part}[${i}]`,
-          `"${capability}" is not a capability name such as NET_BIND_SERVICE or ALL`,
-        );
-      }
-    });
-  }
+/**
+ * resizePolicy: how a change of cpu or memory (in-place resize) reaches the container. A pod that
+ * never restarts cannot restart its container for it.
+ */
+function validateResizePolicy(
+  path: string,
+  policies: ContainerResizePolicy[] | undefined,
+  podRestartPolicy: string | undefined,
+): void {
+  const seen = new Set<string>();
+  (policies ?? []).forEach((policy, i) => {
+    const at = `${path}[${i}]`;
+    requireOneOf(`${at}.resourceName`, policy.resourceName, ['cpu', 'memory']);
+    if (seen.has(policy.resourceName))
+      violation(`${at}.resourceName`, `duplicate resource "${policy.resourceName}"`);
+    seen.add(policy.resourceName);
+    requireOneOf(`${at}.restartPolicy`, policy.restartPolicy, ['NotRequired', 'RestartContainer']);
+    if (podRestartPolicy === 'Never' && policy.restartPolicy !== 'NotRequired') {
+      violation(`${at}.restartPolicy`, "must be NotRequired when the pod's restartPolicy is Never");
+    }
+  });
 }
+
+/** resources.claims: entries of the pod's spec.resourceClaims the container uses. */
+function validateClaims(
+  path: string,
+  resources: ResourceRequirements | undefined,
+  claimNames: ReadonlySet<string>,
+): void {
+  const seen = new Set<string>();
+  (resources?.claims ?? []).forEach((claim, i) => {
+    const at = `${path}[${i}]`;
+    if (!claimNames.has(claim.name)) {
+      violation(
+        `${at}.name`,
+        `"${claim.name}" is not one of the pod's spec.resourceClaims (resource claims need the ResourceClaim kind of resource.k8s.io, which skiff does not serve)`,
+      );
+    }
+    const key = `${claim.name}/${claim.request ?? ''}`;
+    if (seen.has(key))
+      violation(at, `duplicate claim "${claim.name}"${claim.request ? ` request "${claim.request}"` : ''}`);
+    seen.add(key);
+  });
+}
+
+type ContainerKind = 'init' | 'regular' | 'ephemeral';
 
 interface ContainerContext {
-  volumeNames: Set<string>;
+  volumeNames: ReadonlySet<string>;
   portNames: Set<string>;
-  init: boolean;
+  claimNames: ReadonlySet<string>;
+  kind: ContainerKind;
+  podRestartPolicy: string | undefined;
+  /** The pod's hostUsers (false: the pod has a user namespace of its own). */
+  hostUsers: boolean;
 }
 
-function validateContainer(path: string, container: Container, context: ContainerContext): void {
+/** The fields Kubernetes does not allow an ephemeral container to set: it may not serve the pod. */
+const EPHEMERAL_FORBIDDEN = [
+  'ports',
+  'resources',
+  'resizePolicy',
+  'restartPolicy',
+  'lifecycle',
+  'livenessProbe',
+  'readinessProbe',
+  'startupProbe',
+] as const;
+
+function isSet(value: unknown): boolean {
+  if (value === undefined) return false;
+  if (Array.isArray(value)) return value.length > 0;
+  if (typeof value === 'object' && value !== null) return Object.values(value).some(isSet);
+  return true;
+}
+
+function validateContainer(
+  path: string,
+  container: Container | EphemeralContainer,
+  context: ContainerContext,
+): void {
   requireValid(`${path}.name`, container.name, checkDns1123Label(container.name));
   const image = requireNonEmpty(`${path}.image`, container.image, 'every container needs an image');
   if (image.trim() !== image || /\s/.test(image))
@@ -287,6 +342,11 @@ function validateContainer(path: string, container: Container, context: Containe
   ]);
   if (container.workingDir && !container.workingDir.startsWith('/')) {
     violation(`${path}.workingDir`, `"${container.workingDir}" must be an absolute path`);
+  }
+  if (context.kind === 'ephemeral') {
+    for (const field of EPHEMERAL_FORBIDDEN) {
+      if (isSet(container[field])) violation(`${path}.${field}`, 'may not be set for an ephemeral container');
+    }
   }
   const seenPorts = new Set<string>();
   (container.ports ?? []).forEach((port, i) => {
@@ -305,205 +365,154 @@ function validateContainer(path: string, container: Container, context: Containe
     if (seenPorts.has(key)) violation(`${at}.containerPort`, `duplicate port ${key} in the container`);
     seenPorts.add(key);
   });
-  const envNames = new Set<string>();
-  (container.env ?? []).forEach((env, i) => {
-    validateEnvVar(`${path}.env[${i}]`, env);
-    envNames.add(env.name);
-  });
+  (container.env ?? []).forEach((env, i) => validateEnvVar(`${path}.env[${i}]`, env));
   (container.envFrom ?? []).forEach((source, i) => validateEnvFrom(`${path}.envFrom[${i}]`, source));
   validateResources(`${path}.resources`, container.resources);
-  const mountPaths = new Set<string>();
-  (container.volumeMounts ?? []).forEach((mount, i) => {
-    const at = `${path}.volumeMounts[${i}]`;
-    if (!context.volumeNames.has(mount.name)) {
-      violation(`${at}.name`, `volume "${mount.name}" is not one of the pod's spec.volumes`);
+  validateClaims(`${path}.resources.claims`, container.resources, context.claimNames);
+  validateVolumeUse(path, container, context.volumeNames, context.kind === 'ephemeral');
+
+  const sidecar = context.kind === 'init' && container.restartPolicy === 'Always';
+  if (container.restartPolicy !== undefined) {
+    if (context.kind === 'regular') {
+      violation(`${path}.restartPolicy`, 'may be set only for init containers (Always: a sidecar)');
     }
-    if (!mount.mountPath.startsWith('/'))
-      violation(`${at}.mountPath`, `"${mount.mountPath}" must be an absolute path`);
-    if (mountPaths.has(mount.mountPath))
-      violation(`${at}.mountPath`, `"${mount.mountPath}" is already mounted in this container`);
-    mountPaths.add(mount.mountPath);
-    if (mount.subPath) validateRelativePath(`${at}.subPath`, mount.subPath);
-  });
-  if (context.init) {
+    requireSetOneOf(`${path}.restartPolicy`, container.restartPolicy, ['Always']);
+  }
+  if (context.kind === 'init' && !sidecar) {
     for (const probe of ['livenessProbe', 'readinessProbe', 'startupProbe'] as const) {
       if (container[probe] !== undefined)
-        violation(`${path}.${probe}`, 'init containers may not have probes');
+        violation(
+          `${path}.${probe}`,
+          'init containers may not have probes unless restartPolicy is Always (a sidecar)',
+        );
     }
     if (container.lifecycle !== undefined)
-      violation(`${path}.lifecycle`, 'init containers may not have lifecycle hooks');
+      violation(
+        `${path}.lifecycle`,
+        'init containers may not have lifecycle hooks unless restartPolicy is Always (a sidecar)',
+      );
   }
-  validateProbe(`${path}.livenessProbe`, container.livenessProbe, true);
-  validateProbe(`${path}.readinessProbe`, container.readinessProbe, false);
-  validateProbe(`${path}.startupProbe`, container.startupProbe, true);
+  if (context.kind === 'init' && isSet(container.resizePolicy)) {
+    violation(`${path}.resizePolicy`, 'may not be set for init containers');
+  }
+  validateProbe(`${path}.livenessProbe`, container.livenessProbe, 'livenessProbe');
+  validateProbe(`${path}.readinessProbe`, container.readinessProbe, 'readinessProbe');
+  validateProbe(`${path}.startupProbe`, container.startupProbe, 'startupProbe');
   if (container.lifecycle?.postStart)
-    validateHandler(`${path}.lifecycle.postStart`, container.lifecycle.postStart, true);
+    validateHandler(`${path}.lifecycle.postStart`, container.lifecycle.postStart, 'lifecycle');
   if (container.lifecycle?.preStop)
-    validateHandler(`${path}.lifecycle.preStop`, container.lifecycle.preStop, true);
-  validateSecurityContext(`${path}.securityContext`, container.securityContext);
+    validateHandler(`${path}.lifecycle.preStop`, container.lifecycle.preStop, 'lifecycle');
+  validateResizePolicy(`${path}.resizePolicy`, container.resizePolicy, context.podRestartPolicy);
+  validateContainerSecurityContext(`${path}.securityContext`, container.securityContext, context.hostUsers);
 }
 
-function validateRelativePath(path: string, value: string): void {
-  if (value.startsWith('/')) violation(path, `"${value}" must be a relative path`);
-  if (value.split('/').includes('..')) violation(path, `"${value}" must not contain '..'`);
-}
+/** Kubernetes' limits, from what the C library's resolver reads. */
+const MAX_DNS_NAMESERVERS = 3;
+const MAX_DNS_SEARCHES = 32;
+const MAX_DNS_SEARCH_CHARACTERS = 2048;
 
-function validateVolume(path: string, volume: Volume): void {
-  requireValid(`${path}.name`, volume.name, checkDns1123Label(volume.name));
-  requireExactlyOne(
-    path,
-    {
-      emptyDir: volume.emptyDir !== undefined,
-      hostPath: volume.hostPath !== undefined,
-      configMap: volume.configMap !== undefined,
-      secret: volume.secret !== undefined,
-    },
-    'volume source',
+function validateDnsConfig(
+  path: string,
+  config: PodDNSConfig | undefined,
+  dnsPolicy: string | undefined,
+): void {
+  if (dnsPolicy === 'None') {
+    if (config === undefined) violation(path, 'required when dnsPolicy is None');
+    if ((config.nameservers ?? []).length === 0)
+      violation(`${path}.nameservers`, 'required: at least one nameserver when dnsPolicy is None');
+  }
+  if (config === undefined) return;
+  const nameservers = config.nameservers ?? [];
+  if (nameservers.length > MAX_DNS_NAMESERVERS)
+    violation(
+      `${path}.nameservers`,
+      `must have at most ${MAX_DNS_NAMESERVERS} nameservers, got ${nameservers.length}`,
+    );
+  nameservers.forEach((ip, i) => requireValid(`${path}.nameservers[${i}]`, ip, checkIp(ip)));
+  const searches = config.searches ?? [];
+  if (searches.length > MAX_DNS_SEARCHES)
+    violation(
+      `${path}.searches`,
+      `must have at most ${MAX_DNS_SEARCHES} search domains, got ${searches.length}`,
+    );
+  const characters = searches.join(' ').length;
+  if (characters > MAX_DNS_SEARCH_CHARACTERS) {
+    violation(
+      `${path}.searches`,
+      `must be at most ${MAX_DNS_SEARCH_CHARACTERS} characters together (with spaces between), got ${characters}`,
+    );
+  }
+  searches.forEach((search, i) => {
+    const domain = search.replace(/\.$/, '');
+    requireValid(`${path}.searches[${i}]`, search, checkDns1123Subdomain(domain));
+  });
+  (config.options ?? []).forEach((option, i) =>
+    requireNonEmpty(`${path}.options[${i}].name`, option.name, 'the resolver option to set'),
   );
-  if (volume.emptyDir) {
-    requireOneOf(`${path}.emptyDir.medium`, volume.emptyDir.medium, ['Memory']);
-    if (volume.emptyDir.sizeLimit) {
-      const at = `${path}.emptyDir.sizeLimit`;
-      if (parseQuantity(volume.emptyDir.sizeLimit, at).milli < 0n) violation(at, 'must not be negative');
+}
+
+/**
+ * Pod-level resources (cpu and memory for the whole pod): each at least what its containers
+ * request together, and no container's limit above the pod's.
+ */
+function validatePodResources(specPath: string, spec: PodSpec): void {
+  const resources = spec.resources;
+  if (resources === undefined) return;
+  const path = `${specPath}.resources`;
+  if (isSet(resources.claims)) violation(`${path}.claims`, 'may not be set for pod-level resources');
+  for (const part of ['limits', 'requests'] as const) {
+    for (const name of Object.keys(resources[part] ?? {})) {
+      requireOneOf(`${path}.${part}[${name}]`, name, ['cpu', 'memory']);
     }
   }
-  if (volume.hostPath) {
-    if (!volume.hostPath.path.startsWith('/'))
-      violation(`${path}.hostPath.path`, `"${volume.hostPath.path}" must be an absolute path`);
-    if (volume.hostPath.path.split('/').includes('..'))
-      violation(`${path}.hostPath.path`, `"${volume.hostPath.path}" must not contain '..'`);
-    requireOneOf(`${path}.hostPath.type`, volume.hostPath.type, HOST_PATH_TYPES);
+  validateResources(path, resources);
+  for (const [name, podRequest] of Object.entries(resources.requests ?? {})) {
+    const needed = aggregateRequest(spec, name);
+    if (needed > parseQuantity(podRequest).milli) {
+      violation(
+        `${path}.requests[${name}]`,
+        `"${podRequest}" is less than what the containers request together (${Number(needed) / 1000})`,
+      );
+    }
   }
-  const projected = volume.configMap
-    ? { at: `${path}.configMap`, nameField: 'name', name: volume.configMap.name, source: volume.configMap }
-    : volume.secret
-      ? {
-          at: `${path}.secret`,
-          nameField: 'secretName',
-          name: volume.secret.secretName,
-          source: volume.secret,
-        }
-      : undefined;
-  if (projected) {
-    const nameAt = `${projected.at}.${projected.nameField}`;
-    requireValid(
-      nameAt,
-      requireNonEmpty(nameAt, projected.name, 'the name of the object to project'),
-      checkDns1123Subdomain(projected.name ?? ''),
-    );
-    requireInRange(`${projected.at}.defaultMode`, projected.source.defaultMode, 0, 0o777);
-    (projected.source.items ?? []).forEach((item, i) => {
-      requireValid(`${projected.at}.items[${i}].key`, item.key, checkConfigKey(item.key));
-      validateRelativePath(`${projected.at}.items[${i}].path`, item.path);
-      requireInRange(`${projected.at}.items[${i}].mode`, item.mode, 0, 0o777);
-    });
-  }
-}
-
-function validateToleration(path: string, toleration: Toleration): void {
-  if (toleration.key) requireValid(`${path}.key`, toleration.key, checkQualifiedName(toleration.key));
-  requireOneOf(`${path}.operator`, toleration.operator, ['Exists', 'Equal']);
-  if (!toleration.key && toleration.operator !== 'Exists') {
-    violation(`${path}.operator`, 'must be Exists when key is empty (a toleration of every taint)');
-  }
-  if (toleration.operator === 'Exists' && toleration.value) {
-    violation(`${path}.value`, 'must be empty when operator is Exists');
-  }
-  if (toleration.value) {
-    const problem = checkLabelValue(toleration.value);
-    if (problem !== undefined) violation(`${path}.value`, `"${toleration.value}" ${problem}`);
-  }
-  requireOneOf(`${path}.effect`, toleration.effect, TAINT_EFFECTS);
-  if (toleration.tolerationSeconds !== undefined && toleration.effect !== 'NoExecute') {
-    violation(`${path}.tolerationSeconds`, 'may be set only when effect is NoExecute');
-  }
-}
-
-function validateNodeSelectorTerm(path: string, term: NodeSelectorTerm): void {
-  for (const part of ['matchExpressions', 'matchFields'] as const) {
-    (term[part] ?? []).forEach((requirement, i) => {
-      const at = `${path}.${part}[${i}]`;
-      if (part === 'matchFields') {
-        requireOneOf(`${at}.key`, requirement.key, ['metadata.name']);
-      } else {
-        requireValid(`${at}.key`, requirement.key, checkQualifiedName(requirement.key));
+  (spec.containers ?? []).forEach((container, i) => {
+    for (const [name, limit] of Object.entries(container.resources?.limits ?? {})) {
+      const podLimit = resources.limits?.[name];
+      if (podLimit !== undefined && compareQuantities(limit, podLimit) > 0) {
+        violation(
+          `${specPath}.containers[${i}].resources.limits[${name}]`,
+          `"${limit}" is more than the pod-level limit "${podLimit}"`,
+        );
       }
-      requireOneOf(`${at}.operator`, requirement.operator, NODE_SELECTOR_OPERATORS);
-      const values = requirement.values ?? [];
-      switch (requirement.operator) {
-        case 'In':
-        case 'NotIn':
-          if (values.length === 0)
-            violation(`${at}.values`, `must be non-empty when operator is ${requirement.operator}`);
-          break;
-        case 'Exists':
-        case 'DoesNotExist':
-          if (values.length > 0)
-            violation(`${at}.values`, `must be empty when operator is ${requirement.operator}`);
-          break;
-        case 'Gt':
-        case 'Lt':
-          if (values.length !== 1 || !/^-?\d+$/.test(values[0]!)) {
-            violation(`${at}.values`, `must be a single integer when operator is ${requirement.operator}`);
-          }
-      }
-    });
-  }
-}
-
-function validatePodAffinityTerm(path: string, term: PodAffinityTerm): void {
-  if (term.labelSelector) labelSelectorFromObject(term.labelSelector, `${path}.labelSelector`);
-  if (term.namespaceSelector) labelSelectorFromObject(term.namespaceSelector, `${path}.namespaceSelector`);
-  requireValid(
-    `${path}.topologyKey`,
-    requireNonEmpty(
-      `${path}.topologyKey`,
-      term.topologyKey,
-      'the node label that defines the topology domain',
-    ),
-    checkQualifiedName(term.topologyKey),
-  );
-  (term.namespaces ?? []).forEach((namespace, i) =>
-    requireValid(`${path}.namespaces[${i}]`, namespace, checkDns1123Label(namespace)),
-  );
-}
-
-function validateWeightedTerms(path: string, terms: WeightedPodAffinityTerm[] | undefined): void {
-  (terms ?? []).forEach((term, i) => {
-    requireInRange(`${path}[${i}].weight`, term.weight, 1, 100);
-    validatePodAffinityTerm(`${path}[${i}].podAffinityTerm`, term.podAffinityTerm);
+    }
   });
 }
 
-function validateAffinity(path: string, affinity: Affinity | undefined): void {
-  if (affinity === undefined) return;
-  const node = affinity.nodeAffinity;
-  if (node?.requiredDuringSchedulingIgnoredDuringExecution) {
-    const at = `${path}.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms`;
-    const terms = node.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms ?? [];
-    if (terms.length === 0) violation(at, 'required: at least one node selector term');
-    terms.forEach((term, i) => validateNodeSelectorTerm(`${at}[${i}]`, term));
+/**
+ * What the containers request of `name` together, in thousandths, as Kubernetes reckons it: the
+ * regular containers and sidecars all run at once, and each init container runs beside the
+ * sidecars started before it.
+ */
+function aggregateRequest(spec: PodSpec, name: string): bigint {
+  const request = (container: Container): bigint => {
+    const value = container.resources?.requests?.[name];
+    return value === undefined ? 0n : parseQuantity(value).milli;
+  };
+  let sidecars = 0n;
+  let initPeak = 0n;
+  for (const container of spec.initContainers ?? []) {
+    if (container.restartPolicy === 'Always') sidecars += request(container);
+    else if (sidecars + request(container) > initPeak) initPeak = sidecars + request(container);
   }
-  (node?.preferredDuringSchedulingIgnoredDuringExecution ?? []).forEach((term, i) => {
-    const at = `${path}.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[${i}]`;
-    requireInRange(`${at}.weight`, term.weight, 1, 100);
-    validateNodeSelectorTerm(`${at}.preference`, term.preference);
-  });
-  for (const kind of ['podAffinity', 'podAntiAffinity'] as const) {
-    const part = affinity[kind];
-    (part?.requiredDuringSchedulingIgnoredDuringExecution ?? []).forEach((term, i) =>
-      validatePodAffinityTerm(`${path}.${kind}.requiredDuringSchedulingIgnoredDuringExecution[${i}]`, term),
-    );
-    validateWeightedTerms(
-      `${path}.${kind}.preferredDuringSchedulingIgnoredDuringExecution`,
-      part?.preferredDuringSchedulingIgnoredDuringExecution,
-    );
-  }
+  const running = (spec.containers ?? []).reduce((sum, container) => sum + request(container), sidecars);
+  return running > initPeak ? running : initPeak;
 }
 
 export interface PodSpecRules {
   /** Restart policies allowed here (workload templates allow fewer than bare Pods). */
   restartPolicies: readonly string[];
+  /** The spec is a Pod's own, not a pod template's: the rules Kubernetes applies to Pods only. */
+  isPod?: boolean;
 }
 
 export function validatePodSpec(
@@ -511,29 +520,62 @@ export function validatePodSpec(
   spec: PodSpec,
   rules: PodSpecRules = { restartPolicies: RESTART_POLICIES },
 ): void {
+  const isPod = rules.isPod === true;
   const volumeNames = new Set<string>();
   (spec.volumes ?? []).forEach((volume, i) => {
-    validateVolume(`${path}.volumes[${i}]`, volume);
+    validateVolume(`${path}.volumes[${i}]`, volume, { isPod, serviceAccountName: spec.serviceAccountName });
     if (volumeNames.has(volume.name))
       violation(`${path}.volumes[${i}].name`, `duplicate volume name "${volume.name}"`);
     volumeNames.add(volume.name);
   });
+  if (isSet(spec.resourceClaims)) {
+    violation(
+      `${path}.resourceClaims`,
+      'resource claims need the ResourceClaim and ResourceClaimTemplate kinds (resource.k8s.io), which skiff does not serve',
+    );
+  }
   if ((spec.containers ?? []).length === 0)
     violation(`${path}.containers`, 'required: a pod needs at least one container');
   const containerNames = new Set<string>();
-  const context = { volumeNames, portNames: new Set<string>() };
-  for (const [field, init] of [
-    ['initContainers', true],
-    ['containers', false],
+  const context = {
+    volumeNames,
+    portNames: new Set<string>(),
+    claimNames: new Set<string>(),
+    podRestartPolicy: spec.restartPolicy,
+    hostUsers: spec.hostUsers !== false,
+  };
+  for (const [field, kind] of [
+    ['initContainers', 'init'],
+    ['containers', 'regular'],
   ] as const) {
     (spec[field] ?? []).forEach((container, i) => {
       const at = `${path}.${field}[${i}]`;
-      validateContainer(at, container, { ...context, init });
+      validateContainer(at, container, { ...context, kind });
       if (containerNames.has(container.name))
         violation(`${at}.name`, `duplicate container name "${container.name}"`);
       containerNames.add(container.name);
     });
   }
+  if (isSet(spec.ephemeralContainers) && !isPod) {
+    violation(
+      `${path}.ephemeralContainers`,
+      'may not be set in a pod template: ephemeral containers are added to a running pod',
+    );
+  }
+  (spec.ephemeralContainers ?? []).forEach((container, i) => {
+    const at = `${path}.ephemeralContainers[${i}]`;
+    validateContainer(at, container, { ...context, portNames: new Set(), kind: 'ephemeral' });
+    if (containerNames.has(container.name))
+      violation(`${at}.name`, `duplicate container name "${container.name}"`);
+    if (container.targetContainerName && !containerNames.has(container.targetContainerName)) {
+      violation(
+        `${at}.targetContainerName`,
+        `"${container.targetContainerName}" is not one of the pod's containers or init containers`,
+      );
+    }
+    containerNames.add(container.name);
+  });
+  validatePodResources(path, spec);
   if (
     spec.restartPolicy !== undefined &&
     spec.restartPolicy !== '' &&
@@ -545,16 +587,15 @@ export function validatePodSpec(
     );
   }
   requireOneOf(`${path}.dnsPolicy`, spec.dnsPolicy, DNS_POLICIES);
+  validateDnsConfig(`${path}.dnsConfig`, spec.dnsConfig, spec.dnsPolicy);
   requireAtLeast(`${path}.terminationGracePeriodSeconds`, spec.terminationGracePeriodSeconds, 0);
   requireAtLeast(`${path}.activeDeadlineSeconds`, spec.activeDeadlineSeconds, 1);
   validateLabels(`${path}.nodeSelector`, spec.nodeSelector);
   if (spec.nodeName) requireValid(`${path}.nodeName`, spec.nodeName, checkDns1123Subdomain(spec.nodeName));
-  if (spec.serviceAccountName)
-    requireValid(
-      `${path}.serviceAccountName`,
-      spec.serviceAccountName,
-      checkDns1123Subdomain(spec.serviceAccountName),
-    );
+  for (const field of ['serviceAccountName', 'serviceAccount'] as const) {
+    const name = spec[field];
+    if (name) requireValid(`${path}.${field}`, name, checkDns1123Subdomain(name));
+  }
   if (spec.schedulerName)
     requireValid(`${path}.schedulerName`, spec.schedulerName, checkDns1123Subdomain(spec.schedulerName));
   if (spec.hostname) requireValid(`${path}.hostname`, spec.hostname, checkDns1123Label(spec.hostname));
@@ -574,23 +615,7 @@ export function validatePodSpec(
       );
     }
   }
-  const podSecurity = spec.securityContext;
-  if (podSecurity) {
-    requireAtLeast(`${path}.securityContext.runAsUser`, podSecurity.runAsUser, 0);
-    requireAtLeast(`${path}.securityContext.runAsGroup`, podSecurity.runAsGroup, 0);
-    requireAtLeast(`${path}.securityContext.fsGroup`, podSecurity.fsGroup, 0);
-    (podSecurity.supplementalGroups ?? []).forEach((group, i) =>
-      requireAtLeast(`${path}.securityContext.supplementalGroups[${i}]`, group, 0),
-    );
-    (podSecurity.sysctls ?? []).forEach((sysctl, i) => {
-      if (!/^[a-z0-9]([-_a-z0-9]*[a-z0-9])?([./][a-z0-9]([-_a-z0-9]*[a-z0-9])?)*$/.test(sysctl.name)) {
-        violation(
-          `${path}.securityContext.sysctls[${i}].name`,
-          `"${sysctl.name}" is not a sysctl name such as net.core.somaxconn`,
-        );
-      }
-    });
-  }
+  validatePodSecurityContext(path, spec);
   (spec.imagePullSecrets ?? []).forEach((secret, i) =>
     requireValid(`${path}.imagePullSecrets[${i}].name`, secret.name, checkDns1123Subdomain(secret.name)),
   );
@@ -598,12 +623,49 @@ export function validatePodSpec(
   (spec.tolerations ?? []).forEach((toleration, i) =>
     validateToleration(`${path}.tolerations[${i}]`, toleration),
   );
+  (spec.hostAliases ?? []).forEach((alias, i) => {
+    requireValid(`${path}.hostAliases[${i}].ip`, alias.ip, checkIp(alias.ip));
+    (alias.hostnames ?? []).forEach((hostname, j) =>
+      requireValid(`${path}.hostAliases[${i}].hostnames[${j}]`, hostname, checkDns1123Subdomain(hostname)),
+    );
+  });
+  (spec.readinessGates ?? []).forEach((gate, i) =>
+    requireValid(
+      `${path}.readinessGates[${i}].conditionType`,
+      gate.conditionType,
+      checkQualifiedName(gate.conditionType),
+    ),
+  );
+  validateSchedulingGates(`${path}.schedulingGates`, spec.schedulingGates);
+  if (isPod && spec.nodeName && isSet(spec.schedulingGates)) {
+    violation(`${path}.nodeName`, 'may not be set while the pod has schedulingGates');
+  }
+  validateTopologySpreadConstraints(`${path}.topologySpreadConstraints`, spec.topologySpreadConstraints);
+  if (spec.priorityClassName)
+    requireValid(
+      `${path}.priorityClassName`,
+      spec.priorityClassName,
+      checkDns1123Subdomain(spec.priorityClassName),
+    );
+  requireSetOneOf(`${path}.preemptionPolicy`, spec.preemptionPolicy, ['PreemptLowerPriority', 'Never']);
+  if (spec.runtimeClassName) {
+    const name = spec.runtimeClassName;
+    requireValid(`${path}.runtimeClassName`, name, checkDns1123Subdomain(name));
+    violation(
+      `${path}.runtimeClassName`,
+      `RuntimeClass "${name}" does not exist: skiff serves no RuntimeClass kind, so a pod runs with the node's own runtime; leave runtimeClassName out`,
+    );
+  }
+  // What the pod's sandbox costs beyond its containers (a RuntimeClass's, in Kubernetes).
+  validateResourceList(`${path}.overhead`, spec.overhead);
+  validatePodOs(path, spec);
 }
 
 /**
  * A Pod's spec is fixed once created, as in Kubernetes, except: container and init container
- * images, activeDeadlineSeconds (set, or lowered), tolerations (only added), and nodeName (set
- * once, when the scheduler binds the pod).
+ * images, activeDeadlineSeconds (set, or lowered), tolerations (only added), schedulingGates
+ * (only removed), nodeName (set once, when the scheduler binds the pod) and serviceAccountName
+ * set to "default" where a pod stored before that default had none.
  */
 export function validatePodSpecUpdate(spec: PodSpec, old: PodSpec): void {
   const masked: PodSpec = structuredClone(spec);
@@ -638,15 +700,29 @@ export function validatePodSpecUpdate(spec: PodSpec, old: PodSpec): void {
     violation(kept, 'existing tolerations may not be changed or removed, only new ones added');
   if (old.tolerations === undefined) delete masked.tolerations;
   else masked.tolerations = old.tolerations;
+  const oldGates = new Set((old.schedulingGates ?? []).map((gate) => gate.name));
+  (spec.schedulingGates ?? []).forEach((gate, i) => {
+    if (!oldGates.has(gate.name)) {
+      violation(
+        `spec.schedulingGates[${i}].name`,
+        `"${gate.name}" is new: scheduling gates may only be removed once the pod exists`,
+      );
+    }
+  });
+  if (old.schedulingGates === undefined) delete masked.schedulingGates;
+  else masked.schedulingGates = old.schedulingGates;
   if (!old.nodeName) {
     if (old.nodeName === undefined) delete masked.nodeName;
     else masked.nodeName = old.nodeName;
+  }
+  if (old.serviceAccountName === undefined && spec.serviceAccountName === 'default') {
+    delete masked.serviceAccountName;
   }
   const changed = firstDifference(masked, old, 'spec', 'PodSpec');
   if (changed !== undefined) {
     violation(
       changed,
-      'field is immutable: a pod spec may change only in container images, activeDeadlineSeconds, added tolerations and nodeName (once); delete and re-create the pod, or use a Deployment',
+      'field is immutable: a pod spec may change only in container images, activeDeadlineSeconds, added tolerations, removed schedulingGates and nodeName (once); delete and re-create the pod, or use a Deployment',
     );
   }
 }

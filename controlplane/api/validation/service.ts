@@ -1,14 +1,105 @@
 /** Service and Endpoints: types, ports, cluster IPs and the fields fixed after create. */
 import { isIP } from 'node:net';
 import type { EndpointSlice, Endpoints, Service } from '../../../proto/gen/types.js';
-import { requireInRange, requireNonEmpty, requireOneOf, requireValid, violation } from './field-violation.js';
+import {
+  requireInRange,
+  requireNonEmpty,
+  requireOneOf,
+  requireSetOneOf,
+  requireValid,
+  violation,
+} from './field-violation.js';
 import { validateLabels } from './meta.js';
 import { PROTOCOLS, validatePortReference } from './pod.js';
-import { checkDns1123Label, checkDns1123Subdomain, checkIp, checkPortName } from './names.js';
+import {
+  checkCidr,
+  checkDns1123Label,
+  checkDns1123Subdomain,
+  checkIp,
+  checkPortName,
+  checkQualifiedName,
+} from './names.js';
 
 export const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'];
 /** Kubernetes' default --service-node-port-range. */
 export const NODE_PORT_RANGE: readonly [number, number] = [30000, 32767];
+/** Kubernetes' longest ClientIP session affinity: a day. */
+const MAX_CLIENT_IP_AFFINITY_SECONDS = 86400;
+
+/**
+ * The fields of a LoadBalancer Service (the load balancer's source ranges, class, node ports) and
+ * of session affinity and traffic distribution, as Kubernetes 1.32 checks them.
+ */
+function validateLoadBalancerAndAffinity(service: Service, old: Service | undefined): void {
+  const spec = service.spec;
+  const type = spec.type || 'ClusterIP';
+  const loadBalancer = type === 'LoadBalancer';
+  const onlyLoadBalancer = 'may be set only when type is LoadBalancer';
+  if (spec.sessionAffinity === 'ClientIP') {
+    const timeout = spec.sessionAffinityConfig?.clientIP?.timeoutSeconds;
+    if (timeout === undefined) {
+      violation(
+        'spec.sessionAffinityConfig.clientIP.timeoutSeconds',
+        'required when sessionAffinity is ClientIP',
+      );
+    }
+    requireInRange(
+      'spec.sessionAffinityConfig.clientIP.timeoutSeconds',
+      timeout,
+      1,
+      MAX_CLIENT_IP_AFFINITY_SECONDS,
+    );
+  } else if (spec.sessionAffinityConfig !== undefined) {
+    violation('spec.sessionAffinityConfig', 'may be set only when sessionAffinity is ClientIP');
+  }
+  const ranges = spec.loadBalancerSourceRanges ?? [];
+  if (ranges.length > 0 && !loadBalancer) violation('spec.loadBalancerSourceRanges', onlyLoadBalancer);
+  // Kubernetes tolerates spaces around each range (they came from an annotation once).
+  ranges.forEach((range, i) =>
+    requireValid(`spec.loadBalancerSourceRanges[${i}]`, range, checkCidr(range.trim())),
+  );
+  if (spec.allocateLoadBalancerNodePorts !== undefined && !loadBalancer)
+    violation('spec.allocateLoadBalancerNodePorts', onlyLoadBalancer);
+  if (loadBalancer && spec.allocateLoadBalancerNodePorts === undefined)
+    violation('spec.allocateLoadBalancerNodePorts', 'required when type is LoadBalancer');
+  if (spec.loadBalancerClass !== undefined) {
+    if (!loadBalancer) violation('spec.loadBalancerClass', onlyLoadBalancer);
+    requireValid(
+      'spec.loadBalancerClass',
+      spec.loadBalancerClass,
+      checkQualifiedName(spec.loadBalancerClass),
+    );
+  }
+  if (old !== undefined && loadBalancer && (old.spec.type || 'ClusterIP') === 'LoadBalancer') {
+    if (spec.loadBalancerClass !== old.spec.loadBalancerClass) {
+      violation(
+        'spec.loadBalancerClass',
+        `field is immutable: was ${JSON.stringify(old.spec.loadBalancerClass ?? null)}, got ${JSON.stringify(spec.loadBalancerClass ?? null)}`,
+      );
+    }
+  }
+  const needsHealthCheck = loadBalancer && spec.externalTrafficPolicy === 'Local';
+  if (spec.healthCheckNodePort) {
+    if (!needsHealthCheck) {
+      violation(
+        'spec.healthCheckNodePort',
+        'may be set only when type is LoadBalancer and externalTrafficPolicy is Local',
+      );
+    }
+    requireInRange('spec.healthCheckNodePort', spec.healthCheckNodePort, 1, 65535);
+    const before = old?.spec;
+    if (
+      before !== undefined &&
+      (before.type || 'ClusterIP') === 'LoadBalancer' &&
+      before.externalTrafficPolicy === 'Local' &&
+      before.healthCheckNodePort &&
+      before.healthCheckNodePort !== spec.healthCheckNodePort
+    ) {
+      violation('spec.healthCheckNodePort', `field is immutable: was ${before.healthCheckNodePort}`);
+    }
+  }
+  requireSetOneOf('spec.trafficDistribution', spec.trafficDistribution, ['PreferClose']);
+}
 
 export function validateService(service: Service, old: Service | undefined): void {
   const spec = service.spec;
@@ -79,6 +170,8 @@ export function validateService(service: Service, old: Service | undefined): voi
       requireInRange(`${at}.nodePort`, port.nodePort, NODE_PORT_RANGE[0], NODE_PORT_RANGE[1]);
     }
   });
+
+  validateLoadBalancerAndAffinity(service, old);
 
   if (
     old &&

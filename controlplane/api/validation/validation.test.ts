@@ -19,6 +19,7 @@ import type {
   ReplicaSet,
   Secret,
   Service,
+  ServiceAccount,
 } from '../../../proto/gen/types.js';
 import { decodeObject, encodeObject, parseObject } from '../../../proto/objects.js';
 import { parseAllDocuments } from 'yaml';
@@ -200,6 +201,14 @@ const VALID: Record<KubeObject['kind'], () => KubeObject> = {
       },
     ],
     ports: [{ name: 'http', port: 8080 }],
+  }),
+  ServiceAccount: (): ServiceAccount => ({
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: 'builder', namespace: 'shop' },
+    secrets: [{ name: 'builder-token' }],
+    imagePullSecrets: [{ name: 'registry' }],
+    automountServiceAccountToken: false,
   }),
 };
 

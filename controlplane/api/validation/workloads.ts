@@ -15,9 +15,17 @@ import type {
 } from '../../../proto/gen/types.js';
 import { labelSelectorFromObject } from '../selectors.js';
 import { type DiffShape, firstDifference } from './diff.js';
-import { requireAtLeast, requireOneOf, violation } from './field-violation.js';
+import {
+  requireAtLeast,
+  requireInRange,
+  requireOneOf,
+  requireSetOneOf,
+  requireValid,
+  violation,
+} from './field-violation.js';
 import { validateAnnotations, validateLabels } from './meta.js';
 import { cronScheduleProblem } from './cron.js';
+import { checkDns1123Subdomain, checkQualifiedName } from './names.js';
 import { validatePodSpec } from './pod.js';
 
 function validateSelectorAndTemplate(
@@ -152,6 +160,155 @@ export function validateDaemonSet(ds: DaemonSet, old: DaemonSet | undefined): vo
     );
 }
 
+/** Kubernetes' limits on the lists of a Job's failure and success policies. */
+const MAX_FAILURE_POLICY_RULES = 20;
+const MAX_EXIT_CODE_VALUES = 255;
+const MAX_POD_CONDITION_PATTERNS = 20;
+const MAX_SUCCESS_POLICY_RULES = 20;
+const MAX_FAILED_INDEXES = 100_000;
+const MAX_SUCCEEDED_INDEXES_LENGTH = 64 * 1024;
+const MAX_MANAGED_BY_LENGTH = 63;
+
+/**
+ * podFailurePolicy: rules matched in order against a failed pod, by its containers' exit codes
+ * or its conditions; the first that matches says what the failure does to the Job.
+ */
+function validatePodFailurePolicy(path: string, spec: JobSpec): void {
+  const policy = spec.podFailurePolicy;
+  if (policy === undefined) return;
+  const at = `${path}.podFailurePolicy`;
+  if (spec.template?.spec?.restartPolicy !== 'Never') {
+    violation(
+      `${path}.template.spec.restartPolicy`,
+      `must be Never when podFailurePolicy is set (the policy judges pods that are not restarted), got "${spec.template?.spec?.restartPolicy ?? ''}"`,
+    );
+  }
+  const rules = policy.rules ?? [];
+  if (rules.length > MAX_FAILURE_POLICY_RULES)
+    violation(`${at}.rules`, `must have at most ${MAX_FAILURE_POLICY_RULES} rules, got ${rules.length}`);
+  const containerNames = new Set(
+    [...(spec.template?.spec?.containers ?? []), ...(spec.template?.spec?.initContainers ?? [])].map(
+      (c) => c.name,
+    ),
+  );
+  rules.forEach((rule, i) => {
+    const ruleAt = `${at}.rules[${i}]`;
+    requireOneOf(`${ruleAt}.action`, rule.action, ['FailJob', 'FailIndex', 'Ignore', 'Count']);
+    if (rule.action === 'FailIndex' && spec.backoffLimitPerIndex === undefined)
+      violation(`${ruleAt}.action`, 'may be FailIndex only when backoffLimitPerIndex is set');
+    const onConditions = rule.onPodConditions ?? [];
+    if (rule.onExitCodes !== undefined && onConditions.length > 0)
+      violation(ruleAt, 'may set only one of onExitCodes and onPodConditions');
+    if (rule.onExitCodes === undefined && onConditions.length === 0)
+      violation(ruleAt, 'must set one of onExitCodes and onPodConditions');
+    const exitCodes = rule.onExitCodes;
+    if (exitCodes !== undefined) {
+      const codesAt = `${ruleAt}.onExitCodes`;
+      if (exitCodes.containerName !== undefined && !containerNames.has(exitCodes.containerName)) {
+        violation(
+          `${codesAt}.containerName`,
+          `"${exitCodes.containerName}" is not one of the pod template's containers or init containers`,
+        );
+      }
+      requireOneOf(`${codesAt}.operator`, exitCodes.operator, ['In', 'NotIn']);
+      const values = exitCodes.values;
+      if (values.length > MAX_EXIT_CODE_VALUES)
+        violation(
+          `${codesAt}.values`,
+          `must have at most ${MAX_EXIT_CODE_VALUES} values, got ${values.length}`,
+        );
+      values.forEach((value, j) => {
+        if (exitCodes.operator === 'In' && value === 0)
+          violation(`${codesAt}.values[${j}]`, 'must not be 0 for the In operator (0 is success)');
+        if (j > 0 && value === values[j - 1])
+          violation(`${codesAt}.values[${j}]`, `duplicate value ${value}`);
+        if (j > 0 && value < values[j - 1]!)
+          violation(`${codesAt}.values[${j}]`, 'must be in ascending order');
+      });
+    }
+    if (onConditions.length > MAX_POD_CONDITION_PATTERNS) {
+      violation(
+        `${ruleAt}.onPodConditions`,
+        `must have at most ${MAX_POD_CONDITION_PATTERNS} patterns, got ${onConditions.length}`,
+      );
+    }
+    onConditions.forEach((pattern, j) => {
+      const patternAt = `${ruleAt}.onPodConditions[${j}]`;
+      requireValid(`${patternAt}.type`, pattern.type, checkQualifiedName(pattern.type));
+      requireOneOf(`${patternAt}.status`, pattern.status, ['True', 'False', 'Unknown']);
+    });
+  });
+}
+
+/** "0-2,5,7-9": ascending, disjoint intervals of indexes below `completions`. Returns how many. */
+function countSucceededIndexes(path: string, text: string, completions: number): number {
+  if (text.length > MAX_SUCCEEDED_INDEXES_LENGTH)
+    violation(path, `must be at most ${MAX_SUCCEEDED_INDEXES_LENGTH} characters`);
+  let count = 0;
+  let last = -1;
+  for (const interval of text.split(',')) {
+    const match = /^(\d+)(?:-(\d+))?$/.exec(interval);
+    if (match === null) violation(path, `"${text}" must be indexes and ranges such as "0-2,5"`);
+    const first = Number(match[1]);
+    const end = match[2] === undefined ? first : Number(match[2]);
+    if (end < first) violation(path, `"${interval}" is a range that ends before it starts`);
+    if (first <= last) violation(path, `"${text}" must list indexes in ascending order without overlaps`);
+    if (end >= completions)
+      violation(
+        path,
+        `index ${end} is out of range: the job has ${completions} completions (0 to ${completions - 1})`,
+      );
+    count += end - first + 1;
+    last = end;
+  }
+  return count;
+}
+
+function validateSuccessPolicy(path: string, spec: JobSpec): void {
+  const policy = spec.successPolicy;
+  if (policy === undefined) return;
+  const at = `${path}.successPolicy`;
+  if (spec.completionMode !== 'Indexed') violation(at, 'may be set only when completionMode is Indexed');
+  const rules = policy.rules ?? [];
+  if (rules.length === 0) violation(`${at}.rules`, 'required: at least one rule');
+  if (rules.length > MAX_SUCCESS_POLICY_RULES)
+    violation(`${at}.rules`, `must have at most ${MAX_SUCCESS_POLICY_RULES} rules, got ${rules.length}`);
+  const completions = spec.completions ?? 0;
+  rules.forEach((rule, i) => {
+    const ruleAt = `${at}.rules[${i}]`;
+    if (rule.succeededIndexes === undefined && rule.succeededCount === undefined)
+      violation(ruleAt, 'must set succeededIndexes, succeededCount or both');
+    const indexes =
+      rule.succeededIndexes === undefined
+        ? undefined
+        : countSucceededIndexes(`${ruleAt}.succeededIndexes`, rule.succeededIndexes, completions);
+    if (rule.succeededCount !== undefined) {
+      requireInRange(`${ruleAt}.succeededCount`, rule.succeededCount, 0, completions);
+      if (indexes !== undefined && rule.succeededCount > indexes) {
+        violation(
+          `${ruleAt}.succeededCount`,
+          `must be at most ${indexes}, the number of indexes in succeededIndexes, got ${rule.succeededCount}`,
+        );
+      }
+    }
+  });
+}
+
+/** managedBy: the controller that syncs the Job, a domain-prefixed path ("kueue.x-k8s.io/multikueue"). */
+function validateManagedBy(path: string, managedBy: string | undefined): void {
+  if (managedBy === undefined) return;
+  if (managedBy.length > MAX_MANAGED_BY_LENGTH)
+    violation(path, `must be no more than ${MAX_MANAGED_BY_LENGTH} characters, got ${managedBy.length}`);
+  const slash = managedBy.indexOf('/');
+  const domain = slash === -1 ? managedBy : managedBy.slice(0, slash);
+  const rest = slash === -1 ? '' : managedBy.slice(slash + 1);
+  if (slash === -1 || rest === '' || !/^[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$/.test(rest)) {
+    violation(path, `"${managedBy}" must be a domain-prefixed path such as "example.com/my-controller"`);
+  }
+  const problem = checkDns1123Subdomain(domain);
+  if (problem !== undefined) violation(path, `"${managedBy}": the domain part ${problem}`);
+}
+
 /** A Job spec at `path` (spec, or a CronJob's spec.jobTemplate.spec); `old` the stored one on update. */
 function validateJobSpec(path: string, spec: JobSpec, old: JobSpec | undefined): void {
   requireAtLeast(`${path}.parallelism`, spec.parallelism, 0);
@@ -163,6 +320,36 @@ function validateJobSpec(path: string, spec: JobSpec, old: JobSpec | undefined):
   if (spec.completionMode === 'Indexed' && spec.completions === undefined) {
     violation(`${path}.completions`, 'required when completionMode is Indexed');
   }
+  if (spec.backoffLimitPerIndex !== undefined) {
+    requireAtLeast(`${path}.backoffLimitPerIndex`, spec.backoffLimitPerIndex, 0);
+    if (spec.completionMode !== 'Indexed')
+      violation(`${path}.backoffLimitPerIndex`, 'may be set only when completionMode is Indexed');
+  }
+  if (spec.maxFailedIndexes !== undefined) {
+    if (spec.backoffLimitPerIndex === undefined)
+      violation(`${path}.maxFailedIndexes`, 'may be set only when backoffLimitPerIndex is set');
+    requireInRange(
+      `${path}.maxFailedIndexes`,
+      spec.maxFailedIndexes,
+      0,
+      Math.min(MAX_FAILED_INDEXES, spec.completions ?? MAX_FAILED_INDEXES),
+    );
+  }
+  requireSetOneOf(`${path}.podReplacementPolicy`, spec.podReplacementPolicy, [
+    'TerminatingOrFailed',
+    'Failed',
+  ]);
+  if (
+    spec.podFailurePolicy !== undefined &&
+    spec.podReplacementPolicy !== undefined &&
+    spec.podReplacementPolicy !== 'Failed'
+  ) {
+    violation(
+      `${path}.podReplacementPolicy`,
+      `must be Failed when podFailurePolicy is set, got ${spec.podReplacementPolicy}`,
+    );
+  }
+  validateManagedBy(`${path}.managedBy`, spec.managedBy);
   if (spec.template === undefined) violation(`${path}.template`, 'required: the pod template');
   const restartPolicy = spec.template.spec?.restartPolicy;
   if (restartPolicy !== 'OnFailure' && restartPolicy !== 'Never') {
@@ -183,12 +370,34 @@ function validateJobSpec(path: string, spec: JobSpec, old: JobSpec | undefined):
       restartPolicies: ['OnFailure', 'Never'],
     });
   }
+  validatePodFailurePolicy(path, spec);
+  validateSuccessPolicy(path, spec);
   if (old) {
     const why = 'a Job runs the pods it was created with; create a new Job';
     requireUnchanged(`${path}.selector`, spec.selector, old.selector, why, 'LabelSelector');
     requireUnchanged(`${path}.completions`, spec.completions, old.completions, why);
     requireUnchanged(`${path}.completionMode`, spec.completionMode, old.completionMode, why);
     requireUnchanged(`${path}.template`, spec.template, old.template, why, 'PodTemplateSpec');
+    requireUnchanged(
+      `${path}.podFailurePolicy`,
+      spec.podFailurePolicy,
+      old.podFailurePolicy,
+      why,
+      'PodFailurePolicy',
+    );
+    requireUnchanged(`${path}.successPolicy`, spec.successPolicy, old.successPolicy, why, 'SuccessPolicy');
+    requireUnchanged(
+      `${path}.backoffLimitPerIndex`,
+      spec.backoffLimitPerIndex,
+      old.backoffLimitPerIndex,
+      why,
+    );
+    requireUnchanged(
+      `${path}.managedBy`,
+      spec.managedBy,
+      old.managedBy,
+      'the controller that syncs a Job is fixed when it is created',
+    );
   }
 }
 
