@@ -125,7 +125,17 @@ describe('skiff get -w', { timeout: 240_000 }, () => {
       }),
     );
 
-    const store = new EtcdStore({ endpoints: [record.etcd.endpoint], timeoutMs: 1000 });
+    // etcd takes only clients with a certificate of the cluster CA: the control plane's
+    const pki = join(cluster.stateDir, 'pki');
+    const store = new EtcdStore({
+      endpoints: [record.etcd.endpoint],
+      timeoutMs: 1000,
+      credentials: {
+        rootCertificate: readFileSync(join(pki, 'ca.crt')),
+        certChain: readFileSync(join(pki, 'controlplane-etcd-client.crt')),
+        privateKey: readFileSync(join(pki, 'controlplane-etcd-client.key')),
+      },
+    });
     try {
       await retry(() => store.health());
       const a = await store.get({ resource: 'configmaps', namespace: 'default', name: 'a' });
