@@ -13,9 +13,15 @@ type Registrar = (program: Command) => void;
 /** Every top-level command and how to load its registration, in the order help lists them. */
 export const VERBS: Readonly<Record<string, () => Promise<Registrar>>> = {
   version: async () => (await import('./commands/version.js')).registerVersion,
+  create: async () => (await import('./commands/create.js')).registerCreate,
   apply: async () => (await import('./commands/apply.js')).registerApply,
   get: async () => (await import('./commands/get.js')).registerGet,
   describe: async () => (await import('./commands/describe.js')).registerDescribe,
+  edit: async () => (await import('./commands/edit.js')).registerEdit,
+  patch: async () => (await import('./commands/patch.js')).registerPatch,
+  label: async () => (await import('./commands/label.js')).registerLabel,
+  annotate: async () => (await import('./commands/label.js')).registerAnnotate,
+  diff: async () => (await import('./commands/diff.js')).registerDiff,
   delete: async () => (await import('./commands/delete.js')).registerDelete,
   secrets: async () => (await import('./commands/secrets.js')).registerSecrets,
   'api-resources': async () => (await import('./commands/api-resources.js')).registerApiResources,

@@ -35,6 +35,8 @@ export interface DeleteOptions {
   gracePeriodSeconds?: number;
   /** A mismatch fails the delete with ConflictError. */
   preconditions?: { uid?: string; resourceVersion?: string };
+  /** Every check, nothing written: the object as the delete would leave it. */
+  dryRun?: boolean;
 }
 
 export interface WatchOptions {

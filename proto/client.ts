@@ -9,7 +9,7 @@
  * KubeObjects go in and come out (Kubernetes JSON shape); kinds may be given as kubectl spells them
  * ("Pod", "pods", "po"). Every failure is a proto/errors.ts class (converted in grpc-status.ts):
  * a ConflictError means re-read and retry, a GoneError from watch means re-list. Unary calls carry
- * a deadline (`timeoutMs`, default 10 s); watches run until the signal aborts, the server ends
+ * a deadline (`timeoutMs`, default 10 s; Infinity: none); watches run until the signal aborts, the server ends
  * them, or they fail.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -33,7 +33,7 @@ export interface ConnectOptions {
   server: string;
   /** A bearer token (the admin token is written to `<state-dir>/admin-token`). */
   token: string;
-  /** Deadline of each unary call; default 10 000 ms. */
+  /** Deadline of each unary call; default 10 000 ms; Infinity waits for ever. */
   timeoutMs?: number;
 }
 
@@ -135,11 +135,13 @@ export function connectApi(options: ConnectOptions): ApiClient {
   // (ResolvingCall.start), so sharing it is safe and saves building and validating it per call.
   const authMetadata = new grpc.Metadata();
   authMetadata.set('authorization', `Bearer ${options.token}`);
+  // What a failed call's error is told in terms of (proto/grpc-status.ts).
+  const callContext = { timeoutMs, tokenBytes: Buffer.byteLength(options.token) };
 
   const unary = (method: string, request: WireMessage): Promise<WireMessage> =>
     new Promise((resolve, reject) => {
       client[method]!(request, authMetadata, { deadline: Date.now() + timeoutMs }, (err, response) => {
-        if (err) reject(fromGrpcError(err, options.server));
+        if (err) reject(fromGrpcError(err, options.server, callContext));
         else resolve(response ?? {});
       });
     });
@@ -189,6 +191,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
         request.gracePeriodSeconds = String(deleteOptions.gracePeriodSeconds);
       }
       if (deleteOptions.preconditions) request.preconditions = { ...deleteOptions.preconditions };
+      if (deleteOptions.dryRun) request.dryRun = true;
       return objectOf(await unary('Delete', request));
     },
     watch(kind, watchOptions = {}) {
@@ -200,7 +203,12 @@ export function connectApi(options: ConnectOptions): ApiClient {
         resourceVersion: watchOptions.resourceVersion ?? '',
         allowBookmarks: watchOptions.allowBookmarks ?? false,
       };
-      return watchStream(() => client.Watch!(request, authMetadata, {}), options.server, watchOptions.signal);
+      return watchStream(
+        () => client.Watch!(request, authMetadata, {}),
+        options.server,
+        watchOptions.signal,
+        callContext.tokenBytes,
+      );
     },
     async version() {
       const response = await unary('Version', {});
@@ -222,7 +230,8 @@ export function connectApi(options: ConnectOptions): ApiClient {
           authMetadata,
           { deadline: Date.now() + 10 * timeoutMs },
           (err, answer) => {
-            if (err) reject(fromGrpcError(err, options.server));
+            if (err)
+              reject(fromGrpcError(err, options.server, { ...callContext, timeoutMs: 10 * timeoutMs }));
             else resolve(answer ?? {});
           },
         );
@@ -244,6 +253,7 @@ async function* watchStream<T extends KubeObject>(
   open: () => grpc.ClientReadableStream<WireMessage>,
   server: string,
   signal: AbortSignal | undefined,
+  tokenBytes: number,
 ): AsyncGenerator<WatchEvent<T>> {
   if (signal?.aborted) return;
   const call = open();
@@ -260,7 +270,7 @@ async function* watchStream<T extends KubeObject>(
     }
   } catch (err) {
     if (signal?.aborted && (err as grpc.ServiceError).code === grpc.status.CANCELLED) return;
-    throw fromGrpcError(err, server);
+    throw fromGrpcError(err, server, { tokenBytes });
   } finally {
     signal?.removeEventListener('abort', onAbort);
     // Ends the server-side watch when the consumer stops early (break or throw).

@@ -98,17 +98,99 @@ function metadataString(md: Metadata | undefined, key: string): string | undefin
   return typeof value === 'string' ? value : value.toString('utf8');
 }
 
+/** What the client knew of a call, so transport failures can be told in its terms. */
+export interface CallContext {
+  /** The call's deadline, in milliseconds from its start. */
+  timeoutMs?: number;
+  /** Length of the bearer token sent, in bytes. */
+  tokenBytes?: number;
+}
+
+/** HTTP/2 RST_STREAM COMPRESSION_ERROR: the peer's HPACK decoder refused the header block (too large). */
+const RST_COMPRESSION_ERROR = /^Received RST_STREAM with code 9\b/;
+
+/** `5 s`, `500 ms`, `1.5 s`, `2 min`. */
+export function formatTimeout(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 120_000 || ms % 60_000 !== 0) return `${Number((ms / 1000).toFixed(3))} s`;
+  return `${ms / 60_000} min`;
+}
+
+/**
+ * Why grpc-js could not reach `server`, in a person's words: its messages carry resolver and
+ * load-balancer internals (`No connection established. Last error: …. Resolution note: `).
+ */
+function unreachableReason(message: string): string {
+  const errno =
+    /\b(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ECONNRESET|ENOTFOUND|EAI_AGAIN|EADDRNOTAVAIL|EACCES|EPERM)\b/.exec(
+      message,
+    )?.[1];
+  switch (errno) {
+    case 'ECONNREFUSED':
+      return 'connection refused (is the control plane running, and is the address right?)';
+    case 'EHOSTUNREACH':
+      return 'host unreachable';
+    case 'ENETUNREACH':
+      return 'network unreachable';
+    case 'ETIMEDOUT':
+      return 'connection timed out';
+    case 'ECONNRESET':
+      return 'the connection was reset';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'the host name does not resolve';
+    case 'EADDRNOTAVAIL':
+      return 'address not available';
+    case 'EACCES':
+    case 'EPERM':
+      return 'connection not permitted';
+  }
+  if (/Name resolution failed|DNS resolution failed/i.test(message)) return 'the host name does not resolve';
+  if (/Connection dropped/i.test(message)) return 'the connection dropped';
+  const cleaned = message
+    .replace(/^No connection established\. Last error: (?:Error: )?/, '')
+    .replace(/\.? ?Resolution note:.*$/s, '')
+    .trim();
+  return cleaned || 'no connection';
+}
+
 /**
  * The SkiffError for an error raised by a grpc-js client call. `server` (host:port) names the
- * endpoint when the transport could not reach it.
+ * endpoint when the transport could not reach it; `call` lets a deadline or an oversized header
+ * be said in the caller's terms rather than grpc-js's.
  */
-export function fromGrpcError(err: unknown, server: string): SkiffError {
+export function fromGrpcError(err: unknown, server: string, call: CallContext = {}): SkiffError {
   if (err instanceof SkiffError) return err;
   if (!isServiceError(err)) return new InternalError(`call ${server}: ${String(err)}`, { cause: err });
   const sent = metadataString(err.metadata, ERROR_CODE_KEY) as ErrorCode | undefined;
   const code = sent !== undefined && sent in grpcCodeOf ? sent : errorCodeOfGrpc.get(err.code);
   const message = err.details || err.message;
   const options = { cause: err };
+  // Raised by the transport, not sent by a skiff server: said without grpc-js's internals.
+  if (sent === undefined) {
+    if (code === 'DeadlineExceeded') {
+      const within = call.timeoutMs !== undefined ? ` within ${formatTimeout(call.timeoutMs)}` : '';
+      return new DeadlineExceededError(`no answer from the control plane at ${server}${within}`, options);
+    }
+    if (code === 'Unavailable') {
+      return new UnavailableError(
+        `cannot reach the control plane at ${server}: ${unreachableReason(message)}`,
+        server,
+        options,
+      );
+    }
+    if (RST_COMPRESSION_ERROR.test(message)) {
+      const token =
+        call.tokenBytes !== undefined && call.tokenBytes > 4096
+          ? `: the bearer token is ${call.tokenBytes} bytes; check the token in your client config`
+          : '';
+      return new InvalidArgumentError(
+        `the control plane at ${server} refused the request: its headers are larger than it accepts${token}`,
+        call.tokenBytes !== undefined && call.tokenBytes > 4096 ? 'token' : undefined,
+        options,
+      );
+    }
+  }
   switch (code) {
     case 'NotFound':
       return new NotFoundError(message, options);

@@ -1,6 +1,7 @@
 /**
- * `skiff apply -f FILE|DIR|- [-f …]`: create or update every object in the manifests, computed
- * against the last-applied configuration (cli/apply.ts). Every document is read and checked
+ * `skiff apply -f FILE|DIR|- [-f …] [--dry-run=client|server] [-o FORMAT]`: create or update every
+ * object in the manifests, computed against the last-applied configuration (cli/apply.ts), or with
+ * --dry-run only say what would happen (apply-printing.ts). Every document is read and checked
  * against the schema, then sent to the server as a dry run (the server's defaulting, validation
  * and admission, whatever its version) before the first write, so a bad document anywhere means
  * nothing is written.
@@ -32,7 +33,10 @@ import {
   readManifestSources,
   type ManifestDocument,
 } from '../manifests.js';
-import { DEFAULT_NAMESPACE, out, withClient } from './context.js';
+import { parseOutput } from '../output/format.js';
+import { WRITTEN_FORMATS } from '../output/written.js';
+import { applyPrinting } from './apply-printing.js';
+import { DEFAULT_NAMESPACE, dryRunOf, out, registerDryRun, withClient } from './context.js';
 
 /** A document checked and ready to write. */
 export interface PreparedObject {
@@ -161,17 +165,25 @@ export function prepareDocument(doc: ManifestDocument, namespaceFlag: string | u
   return { doc, info, object, namespace, name: metadata.name };
 }
 
+/** What applying one object did, and the object: as stored, as the server's dry run answered, or as planned. */
+export interface Applied {
+  action: ApplyAction;
+  object: KubeObject;
+}
+
 /**
  * Creates or updates one object. `known` is its live state when the caller has read it (null: it
- * does not exist); otherwise it is read here. A Conflict (someone wrote in between) or an
- * AlreadyExists (someone created it in between) reads again and retries, a bounded number of times.
+ * does not exist); otherwise it is read here. `plan` only reads and says what would be sent (a
+ * client dry run). A Conflict (someone wrote in between) or an AlreadyExists (someone created it
+ * in between) reads again and retries, a bounded number of times.
  */
 export async function applyObject(
   api: ApiClient,
   p: PreparedObject,
-  write: WriteOptions = {},
+  write: WriteOptions & { plan?: boolean } = {},
   known?: KubeObject | null,
-): Promise<ApplyAction> {
+): Promise<Applied> {
+  const { plan = false, ...options } = write;
   for (let attempt = 1; ; attempt++) {
     try {
       let live: KubeObject | null;
@@ -185,11 +197,13 @@ export async function applyObject(
         }
       }
       if (live === null) {
-        await api.create(
-          withLastApplied(p.object as unknown as Record<string, unknown>) as unknown as KubeObject,
-          write,
-        );
-        return 'created';
+        const created = withLastApplied(
+          p.object as unknown as Record<string, unknown>,
+        ) as unknown as KubeObject;
+        return {
+          action: 'created',
+          object: plan ? parseObject(created) : await api.create(created, options),
+        };
       }
       const { merged } = threeWayMerge(
         live as unknown as Record<string, unknown>,
@@ -198,9 +212,8 @@ export async function applyObject(
       // Compare in the normalised shape the server returns, so defaults and zero values do not
       // make every re-apply look like a change.
       const next = parseObject(merged);
-      if (deepEqual(next, live)) return 'unchanged';
-      await api.update(next, write);
-      return 'configured';
+      if (deepEqual(next, live)) return { action: 'unchanged', object: live };
+      return { action: 'configured', object: plan ? next : await api.update(next, options) };
     } catch (err) {
       // A manifest that pins a resourceVersion conflicts for good once it is stale: say so at once.
       const pinned = !!p.object.metadata.resourceVersion;
@@ -360,8 +373,8 @@ export async function applyAll(
   await checkNamespaces(api, prepared);
   const live = await readLive(api, prepared);
   await dryRunAll(api, prepared, live);
-  const report = (p: PreparedObject, action: ApplyAction): void =>
-    print(`${resourceName(p.info.kind, p.info.group, p.name)} ${action}`);
+  const report = (p: PreparedObject, applied: Applied): void =>
+    print(`${resourceName(p.info.kind, p.info.group, p.name)} ${applied.action}`);
   const namespaces = prepared.filter((p) => p.info.kind === 'Namespace');
   const rest = prepared.filter((p) => p.info.kind !== 'Namespace');
   await inOrder(namespaces, 1, (p) => applyObject(api, p, {}, live.get(p)), report);
@@ -369,7 +382,7 @@ export async function applyAll(
 }
 
 export function registerApply(program: Command): void {
-  program
+  const command = program
     .command('apply')
     .description('create or update objects from manifests (files, directories, - for stdin)')
     .requiredOption(
@@ -377,10 +390,21 @@ export function registerApply(program: Command): void {
       'manifest file, directory of *.yaml/*.yml/*.json, or - for stdin',
     )
     .option('-n, --namespace <ns>', 'namespace for objects that do not name one')
-    .action(async (opts: { filename: string[]; namespace?: string }, command: Command) => {
-      const prepared = await loadManifests(opts.filename, opts.namespace);
-      await withClient(command, (api) => applyAll(api, orderForApply(prepared), out));
-    });
+    .option('-o, --output <format>', 'print the objects: json, yaml, name or jsonpath=TEMPLATE');
+  registerDryRun(command).action(
+    async (
+      opts: { filename: string[]; namespace?: string; output?: string; dryRun?: string | boolean },
+      cmd: Command,
+    ) => {
+      const dryRun = dryRunOf(opts.dryRun);
+      const output = opts.output === undefined ? undefined : parseOutput(opts.output, WRITTEN_FORMATS);
+      const prepared = orderForApply(await loadManifests(opts.filename, opts.namespace));
+      await withClient(cmd, async (api) => {
+        if (dryRun === 'none' && output === undefined) await applyAll(api, prepared, out);
+        else await applyPrinting(api, prepared, dryRun, output);
+      });
+    },
+  );
 }
 
 /** Namespaces first: a manifest that creates a namespace and its contents applies in one go. */

@@ -1,10 +1,13 @@
 /**
- * What every verb that talks to the cluster shares: the global `--server`/`--token` flags, the
- * client built from them and the config file, and the namespace flags.
+ * What every verb that talks to the cluster shares: the global `--context`/`--server`/`--token`/
+ * `--request-timeout` flags, the client built from them and the config file, the namespace flags
+ * and `--dry-run`. (`KIND NAME…` arguments are in resource-args.ts: they need the kind registry,
+ * which `skiff version --client` must not load.)
  */
 // Commander reports this as `error: option '…' argument '…' is invalid. <message>`.
 import { InvalidArgumentError as InvalidOptionValue, type Command } from 'commander';
 import type { ApiClient } from '../../proto/client.js';
+import { InvalidArgumentError } from '../../proto/errors.js';
 import type { ClientConfig } from '../config.js';
 import type { KindInfo } from '../../proto/kinds.js';
 
@@ -12,19 +15,26 @@ export const DEFAULT_NAMESPACE = 'default';
 
 export function registerGlobalOptions(program: Command): void {
   program
-    .option('--server <host:port>', 'API server address (overrides the client config)')
-    .option('--token <token>', 'bearer token (overrides the client config)')
+    .option('--context <name>', 'the client config context to use (default: its current context)')
+    .option('--server <host:port>', 'API server address (overrides the context)')
+    .option('--token <token>', 'bearer token (overrides the context)')
     .option(
-      '--request-timeout <ms>',
-      'deadline of each API call in milliseconds',
-      parsePositiveInt('--request-timeout'),
+      '--request-timeout <duration>',
+      'deadline of each API call: 1s, 500ms, 2m (a bare number is milliseconds; 0: none)',
+      parseDurationOption('--request-timeout'),
     );
 }
 
 interface GlobalOptions {
+  context?: string;
   server?: string;
   token?: string;
   requestTimeout?: number;
+}
+
+/** The global options as given to `command` or any of its parents. */
+export function globalOptions(command: Command): GlobalOptions {
+  return command.optsWithGlobals<GlobalOptions>();
 }
 
 /** Runs `fn` with a connected client and always closes it. */
@@ -32,20 +42,64 @@ export async function withClient<T>(
   command: Command,
   fn: (api: ApiClient, config: ClientConfig) => Promise<T>,
 ): Promise<T> {
-  const opts = command.optsWithGlobals<GlobalOptions>();
+  const opts = globalOptions(command);
   // Loaded here, not at the top, so that verbs which never call the API (version --client, help)
   // load neither the config's YAML parser nor gRPC.
   const [{ resolveClientConfig }, { connectApi }] = await Promise.all([
     import('../config.js'),
     import('../../proto/client.js'),
   ]);
-  const config = resolveClientConfig({ server: opts.server, token: opts.token });
-  const api = connectApi({ server: config.server, token: config.token, timeoutMs: opts.requestTimeout });
+  const config = resolveClientConfig({ server: opts.server, token: opts.token, context: opts.context });
+  const timeoutMs = opts.requestTimeout === 0 ? Infinity : opts.requestTimeout;
+  const api = connectApi({ server: config.server, token: config.token, timeoutMs });
   try {
     return await fn(api, config);
   } finally {
     api.close();
   }
+}
+
+const DURATION_UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/**
+ * A duration in milliseconds: Go's syntax as kubectl takes it (`1s`, `500ms`, `1m30s`, `1.5h`), a
+ * bare number of milliseconds (what skiff always took), or 0 for none. Throws InvalidArgumentError.
+ */
+export function parseDuration(value: string, flag: string): number {
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let at = 0;
+  for (let match = part.exec(text); match !== null; match = part.exec(text)) {
+    total += Number(match[1]) * DURATION_UNITS[match[2]!]!;
+    at = part.lastIndex;
+  }
+  if (text === '' || at !== text.length) {
+    throw new InvalidArgumentError(
+      `${flag} must be a duration such as 1s, 500ms or 2m (or a number of milliseconds), got "${value}"`,
+      flag.replace(/^--/, ''),
+    );
+  }
+  return Math.round(total);
+}
+
+export function parseDurationOption(flag: string): (value: string) => number {
+  return (value: string) => {
+    try {
+      return parseDuration(value, flag);
+    } catch (err) {
+      throw new InvalidOptionValue((err as Error).message);
+    }
+  };
 }
 
 export function parsePositiveInt(flag: string): (value: string) => number {
@@ -65,12 +119,53 @@ export function parseNonNegativeInt(flag: string): (value: string) => number {
   };
 }
 
+/** Collects a repeatable option's values (`--from-literal a=1 --from-literal b=2`). */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+export type DryRun = 'none' | 'client' | 'server';
+
+/** `--dry-run[=client|server|none]`: kubectl's strategies; bare `--dry-run` is client. */
+export function registerDryRun(
+  command: Command,
+  what = 'client: print what would be sent and send nothing; server: the server checks every write and stores nothing',
+): Command {
+  return command.option(`--dry-run [strategy]`, `${what}; none (bare --dry-run: client)`, (value: string) => {
+    if (value !== 'none' && value !== 'client' && value !== 'server')
+      throw new InvalidOptionValue(`--dry-run must be "none", "client" or "server", got "${value}"`);
+    return value;
+  });
+}
+
+export function dryRunOf(value: string | boolean | undefined): DryRun {
+  if (value === undefined || value === false) return 'none';
+  if (value === true) return 'client';
+  return value as DryRun;
+}
+
+/** The suffix kubectl adds to what a dry run would have done: `configmap/x created (dry run)`. */
+export function dryRunSuffix(dryRun: DryRun): string {
+  return dryRun === 'client' ? ' (dry run)' : dryRun === 'server' ? ' (server dry run)' : '';
+}
+
 /** Lines printed to stdout, one write per call so piped output is never interleaved mid-line. */
 export function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
+/** Text printed to stdout exactly as it is (jsonpath output ends where its template ends). */
+export function write(text: string): void {
+  if (text !== '') process.stdout.write(text);
+}
+
 /** kubectl's line for a named object that is not there, so get and describe say it alike. */
 export function notFoundLine(info: KindInfo, name: string, namespace: string): string {
   return `Error from server (NotFound): ${info.resource} "${name}" not found${info.namespaced ? ` in namespace "${namespace}"` : ''}`;
+}
+
+/** The namespace a kind lives in for these flags: '' for cluster-scoped kinds and -A. */
+export function namespaceFor(info: KindInfo, flags: { namespace?: string; allNamespaces?: boolean }): string {
+  if (!info.namespaced || flags.allNamespaces) return '';
+  return flags.namespace || DEFAULT_NAMESPACE;
 }

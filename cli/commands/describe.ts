@@ -1,4 +1,4 @@
-/** `skiff describe KIND [NAME…]`: the readable view of objects, with the Events about them. */
+/** `skiff describe KIND [NAME…]` or `KIND/NAME…`: the readable view of objects, with the Events about them. */
 import type { Command } from 'commander';
 import type { ApiClient } from '../../proto/client.js';
 import {
@@ -8,10 +8,11 @@ import {
   UnavailableError,
 } from '../../proto/errors.js';
 import type { KubeObject } from '../../proto/gen/types.js';
-import { resolveKind, type KindInfo } from '../../proto/kinds.js';
+import type { KindInfo } from '../../proto/kinds.js';
 import { describeObject } from '../output/describe.js';
 import type { ObjectJson } from '../../proto/printing/fields.js';
-import { DEFAULT_NAMESPACE, notFoundLine, out, withClient } from './context.js';
+import { DEFAULT_NAMESPACE, namespaceFor, notFoundLine, out, withClient } from './context.js';
+import { parseResourceArgs } from './resource-args.js';
 
 /**
  * The Events whose involvedObject is `obj`, or undefined when the server cannot list them that
@@ -43,44 +44,52 @@ export function registerDescribe(program: Command): void {
   program
     .command('describe')
     .description('show one or more objects in detail, with their events')
-    .argument('<kind>', 'kind, plural or short name')
-    .argument('[names...]', 'names (default: every object of the kind matching -l)')
+    .argument('<resources...>', 'KIND[,KIND…] [NAME…] or KIND/NAME… (no name: every object matching -l)')
     .option('-n, --namespace <ns>', 'namespace (default: default)')
+    .option('-A, --all-namespaces', 'with no name: in every namespace')
     .option('-l, --selector <selector>', 'label selector, when no name is given')
     .action(
       async (
-        kindArg: string,
-        names: string[],
-        opts: { namespace?: string; selector?: string },
+        args: string[],
+        opts: { namespace?: string; allNamespaces?: boolean; selector?: string },
         command: Command,
       ) => {
-        const info = resolveKind(kindArg);
-        if (names.length && opts.selector)
+        const { groups, named } = parseResourceArgs(args, 'describe');
+        if (named && opts.selector)
           throw new InvalidArgumentError('describe: give names or -l, not both', 'selector');
-        const namespace = info.namespaced ? opts.namespace || DEFAULT_NAMESPACE : '';
+        if (named && opts.allNamespaces)
+          throw new InvalidArgumentError(
+            'describe: a name cannot be combined with -A: name the namespace with -n',
+            'allNamespaces',
+          );
         await withClient(command, async (api) => {
           const missing: string[] = [];
-          const objects: KubeObject[] = [];
-          if (names.length === 0) {
-            objects.push(...(await api.list(info.kind, { namespace, labelSelector: opts.selector })).items);
-          }
-          for (const name of names) {
-            try {
-              objects.push(await api.get(info.kind, namespace, name));
-            } catch (err) {
-              if (!(err instanceof NotFoundError)) throw err;
-              missing.push(notFoundLine(info, name, namespace));
+          const objects: { info: KindInfo; obj: KubeObject }[] = [];
+          for (const { info, names } of groups) {
+            const namespace = namespaceFor(info, opts);
+            if (names.length === 0) {
+              const listed = await api.list(info.kind, { namespace, labelSelector: opts.selector });
+              objects.push(...listed.items.map((obj) => ({ info, obj })));
+            }
+            for (const name of names) {
+              try {
+                objects.push({ info, obj: await api.get(info.kind, namespace, name) });
+              } catch (err) {
+                if (!(err instanceof NotFoundError)) throw err;
+                missing.push(notFoundLine(info, name, namespace));
+              }
             }
           }
           if (objects.length === 0 && missing.length === 0) {
+            const namespaced = groups.some((g) => g.info.namespaced) && !opts.allNamespaces;
             process.stderr.write(
-              `No resources found${info.namespaced ? ` in ${namespace} namespace` : ''}.\n`,
+              `No resources found${namespaced ? ` in ${opts.namespace || DEFAULT_NAMESPACE} namespace` : ''}.\n`,
             );
             return;
           }
           const now = Date.now();
           const texts: string[] = [];
-          for (const obj of objects) {
+          for (const { info, obj } of objects) {
             texts.push(describeObject(obj as unknown as ObjectJson, await eventsAbout(api, info, obj), now));
           }
           if (texts.length) out(texts.join('\n\n'));

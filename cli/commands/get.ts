@@ -1,26 +1,21 @@
 /**
- * `skiff get KIND[,KIND…] [NAME…]` with kubectl's flags: -n, -A, -l, --field-selector,
- * -o wide|json|yaml|name, -w (print rows as objects change, until Ctrl-C).
+ * `skiff get KIND[,KIND…] [NAME…]` or `skiff get KIND/NAME…` with kubectl's flags: -n, -A, -l,
+ * --field-selector, -o wide|json|yaml|name|jsonpath=…|custom-columns=…, --sort-by, --show-labels,
+ * -L, -w (print rows as objects change, until Ctrl-C).
  */
 import type { Command } from 'commander';
 import type { ApiClient } from '../../proto/client.js';
 import { InvalidArgumentError, NotFoundError } from '../../proto/errors.js';
 import type { KubeObject } from '../../proto/gen/types.js';
-import { resolveKind, type KindInfo } from '../../proto/kinds.js';
-import { resourceName } from '../apply.js';
+import type { KindInfo } from '../../proto/kinds.js';
 import type { ObjectJson } from '../../proto/printing/fields.js';
-import { formatNames, formatObjects, parseOutputFormat, type OutputFormat } from '../output/format.js';
-
-import {
-  columnWidths,
-  printerFor,
-  renderRow,
-  renderTable,
-  rowFor,
-  tableFor,
-  type TableOptions,
-} from '../output/table.js';
-import { DEFAULT_NAMESPACE, notFoundLine, out, withClient } from './context.js';
+import { customColumnsTable } from '../output/custom-columns.js';
+import { formatNames, formatObjects, parseOutput, type OutputSpec } from '../output/format.js';
+import { executeJsonPath } from '../output/jsonpath.js';
+import { parseSortBy, printGroups, sortObjects, type PrintGroup } from '../output/printer.js';
+import { columnWidths, printerFor, renderRow, rowFor, tableFor, type TableOptions } from '../output/table.js';
+import { collect, DEFAULT_NAMESPACE, namespaceFor, notFoundLine, out, withClient, write } from './context.js';
+import { parseResourceArgs, type ResourceGroup } from './resource-args.js';
 
 export interface GetOptions {
   namespace?: string;
@@ -29,32 +24,19 @@ export interface GetOptions {
   fieldSelector?: string;
   output?: string;
   watch?: boolean;
-}
-
-/** `deploy,cm` → their kinds, each once, in the order given. */
-export function resolveKinds(arg: string): KindInfo[] {
-  const kinds: KindInfo[] = [];
-  for (const part of arg.split(',')) {
-    if (part.trim() === '') throw new InvalidArgumentError(`get ${arg}: empty kind in the list`, 'kind');
-    const info = resolveKind(part);
-    if (!kinds.includes(info)) kinds.push(info);
-  }
-  return kinds;
-}
-
-function namespaceFor(info: KindInfo, opts: GetOptions): string {
-  if (!info.namespaced || opts.allNamespaces) return '';
-  return opts.namespace || DEFAULT_NAMESPACE;
+  sortBy?: string;
+  showLabels?: boolean;
+  labelColumns?: string[];
 }
 
 /** `not found` errors are reported and skipped, as kubectl does, so the rest still prints. */
 async function fetchObjects(
   api: ApiClient,
-  info: KindInfo,
-  names: string[],
+  group: ResourceGroup,
   opts: GetOptions,
   missing: string[],
 ): Promise<KubeObject[]> {
+  const { info, names } = group;
   const namespace = namespaceFor(info, opts);
   if (names.length === 0) {
     const result = await api.list(info.kind, {
@@ -69,6 +51,7 @@ async function fetchObjects(
       'get: a name cannot be combined with -A: name the namespace with -n',
       'allNamespaces',
     );
+  if (opts.selector) throw new InvalidArgumentError('get: give names or -l, not both', 'selector');
   const found: KubeObject[] = [];
   for (const name of names) {
     try {
@@ -81,47 +64,52 @@ async function fetchObjects(
   return found;
 }
 
-export async function runGet(
-  api: ApiClient,
-  kindArg: string,
-  names: string[],
-  opts: GetOptions,
-): Promise<number> {
-  const format = parseOutputFormat(opts.output);
-  const kinds = resolveKinds(kindArg);
+/** `get`'s arguments: `deploy,cm [NAME…]` or `deploy/web cm/cfg`. */
+export function resolveGetArgs(args: string[]): ResourceGroup[] {
+  if (args.length === 0) {
+    throw new InvalidArgumentError(
+      'get: say what to get: KIND [NAME…] or KIND/NAME… (see `skiff api-resources` for the kinds)',
+      'kind',
+    );
+  }
+  return parseResourceArgs(args, 'get').groups;
+}
+
+export async function runGet(api: ApiClient, args: string[], opts: GetOptions): Promise<number> {
+  const output = parseOutput(opts.output);
+  const sortBy = opts.sortBy ? parseSortBy(opts.sortBy) : undefined;
+  const groups = resolveGetArgs(args);
+  const named = groups.some((g) => g.names.length > 0);
   if (opts.watch) {
-    if (kinds.length !== 1) throw new InvalidArgumentError('get -w: watch one kind at a time', 'watch');
-    return watchKind(api, kinds[0]!, names, opts, format);
+    if (groups.length !== 1) throw new InvalidArgumentError('get -w: watch one kind at a time', 'watch');
+    return watchKind(api, groups[0]!.info, groups[0]!.names, opts, output);
   }
   const missing: string[] = [];
-  const perKind: { info: KindInfo; objects: ObjectJson[] }[] = [];
-  for (const info of kinds) {
-    const objects = await fetchObjects(api, info, names, opts, missing);
-    perKind.push({ info, objects: objects as unknown as ObjectJson[] });
+  const perKind: PrintGroup[] = [];
+  for (const group of groups) {
+    let objects = (await fetchObjects(api, group, opts, missing)) as unknown as ObjectJson[];
+    if (sortBy) objects = sortObjects(objects, sortBy, opts.sortBy!);
+    perKind.push({ info: group.info, objects });
   }
-  const all = perKind.flatMap((k) => k.objects);
-  const now = Date.now();
-  if (format === 'json' || format === 'yaml') {
-    const single = names.length === 1 && kinds.length === 1 && all.length === 1;
-    if (all.length > 0 || names.length === 0) out(formatObjects(all, format, !single));
-  } else if (format === 'name') {
-    for (const { info, objects } of perKind)
-      if (objects.length) out(formatNames(objects, info.kind, info.group));
-  } else {
-    const tables: string[] = [];
-    for (const { info, objects } of perKind) {
-      if (objects.length === 0) continue;
-      const options: TableOptions = {
-        wide: format === 'wide',
-        withNamespace: !!opts.allNamespaces && info.namespaced,
-        namePrefix: kinds.length > 1 ? resourceName(info.kind, info.group, '') : undefined,
-      };
-      const { headers, rows } = tableFor(info.kind, objects, options, now);
-      tables.push(renderTable(headers, rows));
-    }
-    if (tables.length) out(tables.join('\n'));
-    else if (missing.length === 0) process.stderr.write(`${noResourcesMessage(kinds, opts)}\n`);
-  }
+  const total = perKind.reduce((n, g) => n + g.objects.length, 0);
+  const single = named && groups.length === 1 && groups[0]!.names.length === 1;
+  const text = printGroups(perKind, {
+    output,
+    single,
+    withNamespace: opts.allNamespaces,
+    showLabels: opts.showLabels,
+    labelColumns: opts.labelColumns,
+  });
+  const tabular = output.type === 'table' || output.type === 'wide' || output.type === 'custom-columns';
+  if (output.type === 'jsonpath') write(text);
+  else if (text !== '') out(text);
+  if (total === 0 && missing.length === 0 && !named && tabular)
+    process.stderr.write(
+      `${noResourcesMessage(
+        groups.map((g) => g.info),
+        opts,
+      )}\n`,
+    );
   for (const line of missing) process.stderr.write(`${line}\n`);
   return missing.length ? 1 : 0;
 }
@@ -142,7 +130,7 @@ async function watchKind(
   info: KindInfo,
   names: string[],
   opts: GetOptions,
-  format: OutputFormat,
+  output: OutputSpec,
 ): Promise<number> {
   if (names.length > 1) throw new InvalidArgumentError('get -w: watch takes at most one name', 'watch');
   const fieldSelector = [opts.fieldSelector, names.length === 1 ? `metadata.name=${names[0]}` : undefined]
@@ -173,21 +161,33 @@ async function watchKind(
       ),
   });
   const tableOptions: TableOptions = {
-    wide: format === 'wide',
+    wide: output.type === 'wide',
     withNamespace: !!opts.allNamespaces && info.namespaced,
+    labelColumns: opts.labelColumns,
+    showLabels: opts.showLabels,
   };
   const printer = printerFor(info.kind);
+  const table = (objects: ObjectJson[]): { headers: string[]; rows: string[][] } =>
+    output.type === 'custom-columns'
+      ? customColumnsTable(output.columns, objects)
+      : tableFor(info.kind, objects, tableOptions, Date.now());
   let widths: number[] = [];
   let headerPrinted = false;
   const print = (objects: ObjectJson[]): void => {
-    if (format === 'json' || format === 'yaml') {
-      for (const obj of objects) out(formatObjects([obj], format, false));
-    } else if (format === 'name') {
+    if (output.type === 'json' || output.type === 'yaml') {
+      for (const obj of objects) out(formatObjects([obj], output.type, false));
+    } else if (output.type === 'name') {
       if (objects.length) out(formatNames(objects, info.kind, info.group));
+    } else if (output.type === 'jsonpath') {
+      for (const obj of objects) write(executeJsonPath(output.template, obj));
     } else {
-      const lines = objects.map((obj) => renderRow(rowFor(printer, obj, tableOptions, Date.now()), widths));
+      const rows =
+        output.type === 'custom-columns'
+          ? table(objects).rows
+          : objects.map((obj) => rowFor(printer, obj, tableOptions, Date.now()));
+      const lines = rows.map((row) => renderRow(row, widths));
       if (lines.length && !headerPrinted) {
-        lines.unshift(renderRow(tableFor(info.kind, [], tableOptions, Date.now()).headers, widths));
+        lines.unshift(renderRow(table([]).headers, widths));
         headerPrinted = true;
       }
       if (lines.length) out(lines.join('\n'));
@@ -207,7 +207,7 @@ async function watchKind(
   try {
     await informer.waitForSync();
     const first = informer.list().map((cached) => cached.object as unknown as ObjectJson);
-    const { headers, rows } = tableFor(info.kind, first, tableOptions, Date.now());
+    const { headers, rows } = table(first);
     widths = columnWidths(headers, rows).map((w) => Math.max(w, 10));
     print(first);
     listed = true;
@@ -224,17 +224,33 @@ async function watchKind(
 export function registerGet(program: Command): void {
   program
     .command('get')
-    .description('list objects of one or more kinds (deploy,cm), or named ones')
-    .argument('<kinds>', 'kind, plural or short name; several separated by commas')
-    .argument('[names...]', 'names of the objects to show')
+    .description('list objects of one or more kinds (deploy,cm), or named ones (deploy/web)')
+    .argument('<resources...>', 'KIND[,KIND…] [NAME…], or KIND/NAME… (kind, plural or short name)')
     .option('-n, --namespace <ns>', 'namespace (default: default)')
     .option('-A, --all-namespaces', 'every namespace')
     .option('-l, --selector <selector>', 'label selector, e.g. app=web,tier!=db')
     .option('--field-selector <selector>', 'field selector, e.g. status.phase=Running')
-    .option('-o, --output <format>', 'wide, json, yaml or name')
+    .option(
+      '-o, --output <format>',
+      'wide, json, yaml, name, jsonpath=TEMPLATE, jsonpath-file=FILE, custom-columns=SPEC or custom-columns-file=FILE',
+    )
+    .option('--sort-by <jsonpath>', 'order by a field, e.g. .metadata.name or {.metadata.creationTimestamp}')
+    .option('--show-labels', 'a last LABELS column with every label')
+    .option(
+      '-L, --label-columns <key>',
+      'a column with the value of this label (repeatable, or comma-separated)',
+      collectLabelKeys,
+    )
     .option('-w, --watch', 'after listing, print changes as they happen (Ctrl-C to stop)')
-    .action(async (kindArg: string, names: string[], opts: GetOptions, command: Command) => {
-      const code = await withClient(command, (api) => runGet(api, kindArg, names, opts));
+    .action(async (args: string[], opts: GetOptions, command: Command) => {
+      const code = await withClient(command, (api) => runGet(api, args, opts));
       if (code !== 0) process.exitCode = code;
     });
+}
+
+function collectLabelKeys(value: string, previous: string[] | undefined): string[] {
+  const keys = value.split(',').map((k) => k.trim());
+  if (keys.some((k) => k === ''))
+    throw new InvalidArgumentError(`-L ${value}: empty label key`, 'labelColumns');
+  return collect(keys.join(','), previous).flatMap((v) => v.split(','));
 }

@@ -14,7 +14,7 @@ import type { Command } from 'commander';
 import { connectApi } from '../../proto/client.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../../proto/errors.js';
 import { packageRoot } from '../../proto/package-info.js';
-import { defaultConfigPath, writeConfigFile } from '../config.js';
+import { defaultConfigPath, writeClusterContext } from '../config.js';
 import { clusterFile, defaultStateDir, readAdminToken, startCluster, stopCluster } from '../up/cluster.js';
 import { applyAll, loadManifests, orderForApply } from './apply.js';
 import { out, parseNonNegativeInt } from './context.js';
@@ -63,12 +63,13 @@ export function registerUp(program: Command): void {
       try {
         const token = readAdminToken(stateDir);
         const configPath = defaultConfigPath();
-        await writeConfigFile(configPath, {
-          server: record.controlplane.api,
-          token,
-          http: record.controlplane.http,
-        });
-        progress(`admin client config written to ${configPath}`);
+        progress(
+          await writeClusterContext(configPath, stateDir, {
+            server: record.controlplane.api,
+            token,
+            http: record.controlplane.http,
+          }),
+        );
         if (flags.agents === 1)
           progress('node agents are not available yet (a later issue): none started, pods stay Pending');
         if (!flags.detach && flags.demo && firstStart) {

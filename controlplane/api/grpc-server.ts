@@ -320,6 +320,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
       const deleted = await handlers.delete(str(req.kind), str(req.namespace), str(req.name), {
         ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
         ...(preconditions ? { preconditions } : {}),
+        ...(req.dryRun === true ? { dryRun: true } : {}),
       });
       return deleted.responseEnvelope();
     }),

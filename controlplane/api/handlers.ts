@@ -481,6 +481,7 @@ export class ApiHandlers {
       async (current, revision) => {
         const plan = planDelete(current, strategy, grace, this.now());
         if (plan.action === 'unchanged') return ApiObject.fromObject(info, current);
+        if (options.dryRun) return ApiObject.fromObject(info, plan.action === 'mark' ? plan.object : current);
         if (plan.action === 'remove') return this.apiObject(info, await this.store.delete(key, revision));
         const bytes = this.encode(plan.object, action);
         const stored = await this.store.update(key, bytes, revision);

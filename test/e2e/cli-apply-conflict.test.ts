@@ -38,7 +38,7 @@ test(
   'a write that lands between read and update makes apply retry, keeping both changes',
   { timeout: 120_000 },
   async () => {
-    assert.equal(await applyObject(api, manifest('1')), 'created');
+    assert.equal((await applyObject(api, manifest('1'))).action, 'created');
     let interleaved = 0;
     let refused = 0;
     // The real client, with another writer's real update slipped in before apply's first write.
@@ -59,7 +59,7 @@ test(
         }
       },
     };
-    assert.equal(await applyObject(racing, manifest('2')), 'configured');
+    assert.equal((await applyObject(racing, manifest('2'))).action, 'configured');
     assert.equal(refused, 1, 'the stale write was refused once');
     const live = await api.get('ConfigMap', 'default', 'raced');
     assert.deepEqual(live.data, { mine: '2', theirs: 'x' });

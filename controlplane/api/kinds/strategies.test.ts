@@ -242,6 +242,29 @@ describe('dry runs', () => {
     }
   });
 
+  test('a dry-run delete checks everything and removes nothing', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      await handlers.create(cronJob('0 3 * * *'));
+      const before = await store.currentRevision();
+      const dry = (await handlers.delete('CronJob', 'default', 'nightly', { dryRun: true })).object;
+      assert.equal(dry.metadata.name, 'nightly');
+      assert.equal(await store.currentRevision(), before);
+      await handlers.get('CronJob', 'default', 'nightly');
+      await assert.rejects(handlers.delete('CronJob', 'default', 'absent', { dryRun: true }), NotFoundError);
+      await assert.rejects(
+        handlers.delete('Namespace', '', 'default', { dryRun: true }),
+        FailedPreconditionError,
+      );
+      const marked = (await handlers
+        .delete('Namespace', '', 'kube-public', { dryRun: false })
+        .catch((err: unknown) => err)) as Error;
+      assert.ok(marked instanceof FailedPreconditionError);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a dry-run update returns the object as it would be stored and changes nothing', async () => {
     const { handlers, store } = await handlersOn();
     try {
