@@ -26,6 +26,13 @@ declare -A apt_needs=(
   [make]=/usr/bin/make
   [libc6-dev]=/usr/include/linux/openat2.h
   [openssl]=/usr/bin/openssl
+  # the registry client's interop tests and benchmark: the reference registry, a second client,
+  # htpasswd for the registry's basic auth
+  [docker-registry]=/usr/bin/docker-registry
+  [skopeo]=/usr/bin/skopeo
+  [apache2-utils]=/usr/bin/htpasswd
+  # the registry server's interop tests and benchmark (skopeo and docker-registry as above)
+  [curl]=/usr/bin/curl
 )
 missing=()
 for pkg in "${!apt_needs[@]}"; do

@@ -8,7 +8,7 @@
  *   4. namespaces           informer started; `default`, `kube-system`, `kube-public`, `kube-node-lease` exist
  *   5. tokens               the admin token exists (created and written to the token file on first start)
  *   6. controllers          the namespace controller (resumes any deletion left half-done)
- *   7. HTTP                 /healthz, /readyz, /metrics
+ *   7. HTTP                 /healthz, /readyz, /metrics, and the image registry under /v2/
  *   8. gRPC API             serving; then one "control plane ready" log line
  *
  * `stop()` undoes it in reverse: the API drains (new calls refused, running ones finish, watches
@@ -41,6 +41,7 @@ import { CachedNamespaceLookup } from './api/namespace-lookup.js';
 import { StoreTokenStore } from './api/token-store.js';
 import { formatHostPort, parseHostPort } from './http/host-port.js';
 import { HttpServer } from './http/server.js';
+import { openRegistry, type ImageRegistry } from './registry/registry.js';
 import { NamespaceController } from './controllers/namespace/namespace-controller.js';
 import { CachedStore } from './store/cached-store.js';
 import { EncryptingStore } from './store/encrypting-store.js';
@@ -85,6 +86,10 @@ export interface ControlPlaneOptions {
   namespaceResyncMs?: number;
   /** Concurrent API watches one token may hold; default 256. */
   maxWatchesPerToken?: number;
+  /** The image registry's directory (several control planes may share one); default `<stateDir>/registry`. */
+  registryDir?: string;
+  /** Largest blob the registry accepts, in bytes; default no limit but the disk. */
+  registryMaxBlobBytes?: number;
   log?: Logger;
 }
 
@@ -101,6 +106,8 @@ export interface ControlPlane {
   grpcServer: grpc.Server;
   /** The HTTP port's server; later components mount handlers with `route(prefix, handler)`. */
   http: HttpServer;
+  /** The image registry served under /v2/ (its garbage collection is for an admin operation). */
+  registry: ImageRegistry;
   /** Kept for later components (status ingest); undefined when started without NATS. */
   nats: NatsConnection | undefined;
   /** Drains the API and closes every connection. Idempotent. */
@@ -319,6 +326,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       metrics: registry,
       log: log.child({ component: 'http' }),
     });
+    // the image registry, under /v2/ on the same port, with the API's tokens
+    const imageRegistry = await openRegistry({
+      dir: options.registryDir ?? join(options.stateDir, 'registry'),
+      authenticator: auth,
+      log: log.child({ component: 'registry' }),
+      metrics: registry,
+      ...(options.registryMaxBlobBytes !== undefined ? { maxBlobBytes: options.registryMaxBlobBytes } : {}),
+    });
+    undo.push(() => imageRegistry.close());
+    http.route('/v2', imageRegistry.handler);
+    http.route('/v2/', imageRegistry.handler);
     const httpAddress = await http.listen();
     undo.push(() => http.close());
 
@@ -367,6 +385,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       handlers,
       grpcServer: server,
       http,
+      registry: imageRegistry,
       nats,
       stop: () => (stopping ??= unwind().then(() => log.info('control plane stopped'))),
     };

@@ -24,6 +24,8 @@ interface ControlPlaneFlags {
   etcdCertfile?: string;
   etcdKeyfile?: string;
   encryptionProviderConfig?: string;
+  registryDir?: string;
+  registryMaxBlobBytes?: number;
 }
 
 /** The TLS files for etcd, or none; a client certificate goes with its key, and with a CA. */
@@ -75,6 +77,15 @@ export function registerControlPlane(program: Command): void {
       'where the admin token is written on first start (default <state-dir>/admin-token)',
     )
     .option(
+      '--registry-dir <dir>',
+      'where the image registry (served under /v2/ on the HTTP address) keeps its data; control planes may share one (default <state-dir>/registry)',
+    )
+    .option(
+      '--registry-max-blob-bytes <n>',
+      'largest blob the registry accepts; a larger upload is refused and deleted (default no limit but the disk)',
+      parsePositiveInt('--registry-max-blob-bytes'),
+    )
+    .option(
       '--max-watches-per-token <n>',
       'open watches one token may hold at once (default 256)',
       parsePositiveInt('--max-watches-per-token'),
@@ -97,6 +108,10 @@ export function registerControlPlane(program: Command): void {
         ...(flags.encryptionProviderConfig ? { encryptionConfigFile: flags.encryptionProviderConfig } : {}),
         ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
         ...(flags.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: flags.maxWatchesPerToken } : {}),
+        ...(flags.registryDir ? { registryDir: flags.registryDir } : {}),
+        ...(flags.registryMaxBlobBytes !== undefined
+          ? { registryMaxBlobBytes: flags.registryMaxBlobBytes }
+          : {}),
         log,
       });
       await new Promise<void>((resolve) => {

@@ -34,6 +34,12 @@ export interface HttpServerOptions {
   readinessTimeoutMs?: number;
   /** How long a readiness result is served before it is evaluated again; default 1000 ms. */
   readinessCacheMs?: number;
+  /**
+   * A connection silent this long (no byte in or out) is closed; default 120 s. There is no
+   * deadline for a whole request: a registry upload or download of a large layer takes minutes,
+   * so requests are bounded by silence instead (and headers by Node's headersTimeout, 60 s).
+   */
+  idleTimeoutMs?: number;
 }
 
 export interface ReadinessReport {
@@ -105,13 +111,14 @@ export class HttpServer {
   private readonly routes: Array<{ prefix: string; handler: RouteHandler }> = [];
 
   constructor(private readonly options: HttpServerOptions) {
-    this.server = createServer((req, res) => {
+    this.server = createServer({ requestTimeout: 0 }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         options.log.error({ err, url: req.url }, 'http handler failed');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end('internal error\n');
       });
     });
+    this.server.timeout = options.idleTimeoutMs ?? 120_000;
     this.route('/healthz', (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     });

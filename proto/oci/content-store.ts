@@ -73,6 +73,59 @@ export interface ContentIngester {
   ): Promise<IngestResult>;
 }
 
+export interface ResumableIngestOptions extends Omit<IngestOptions, 'digest' | 'size'> {
+  /** The blob's digest and size are known up front (a descriptor): the kept bytes are named by them. */
+  digest: Digest;
+  size: number;
+}
+
+export interface ResumableIngestResult extends IngestResult {
+  /** Bytes an earlier, interrupted attempt had written and this one kept (0: started afresh). */
+  resumedFrom: number;
+}
+
+/**
+ * An ingest that survives a failed source (containerd's ingest refs): what an interrupted attempt
+ * at a blob wrote stays in the ingest area (never under a blob name), and the next attempt asks
+ * its source only for the rest.
+ *
+ * - `source(offset)` gives the blob's bytes from `offset` on. The kept bytes are read and hashed
+ *   again first, so the digest covers every byte, old and new, and the blob is committed only
+ *   when size and digest check out.
+ * - A source that fails keeps what arrived, for the next attempt at the same digest.
+ * - A blob that turns out bigger than its size, or whose bytes do not match its digest, is
+ *   discarded with its kept bytes (InvalidArgumentError), so nothing of it is resumed.
+ * - While another process ingests the same digest, this one does an ordinary ingest (from 0).
+ */
+export interface ResumableIngester {
+  ingestResumable(
+    source: (offset: number) => Promise<AsyncIterable<Buffer | Uint8Array>>,
+    options: ResumableIngestOptions,
+  ): Promise<ResumableIngestResult>;
+}
+
+/**
+ * A resumable ingest whose bytes another thread writes straight into the store's ingest file (a
+ * worker fetching a layer): `write` appends to `path` from `kept` on and returns the digest of the
+ * whole file, kept bytes included, hashed as it wrote. The store commits the file only when that
+ * digest is the expected one and the size is right; otherwise as ResumableIngester.
+ */
+export interface ResumableFileIngester {
+  ingestResumableFile(
+    write: (file: { path: string; kept: number }) => Promise<Digest>,
+    options: ResumableIngestOptions,
+  ): Promise<ResumableIngestResult>;
+}
+
+export function isResumableFileIngester(store: object): store is ResumableFileIngester {
+  return typeof (store as Partial<ResumableFileIngester>).ingestResumableFile === 'function';
+}
+
+/** Whether a store (say, a puller's target) can resume ingests. */
+export function isResumableIngester(store: object): store is ResumableIngester {
+  return typeof (store as Partial<ResumableIngester>).ingestResumable === 'function';
+}
+
 export interface ContentManager {
   list(): Promise<BlobInfo[]>;
   /** Replaces the labels of a stored blob. */

@@ -104,4 +104,27 @@ describe('LocalContentStore', () => {
     await writeFile(join(store.ingestDir, 'crashed'), 'half');
     assert.equal(await store.cleanIngests(0), 1);
   });
+
+  test('commitFile adopts a file hashed elsewhere (size checked, fsynced, renamed); openBlob reads by handle', async () => {
+    const store = await LocalContentStore.open(join(dir, 'f'));
+    const file = join(dir, 'f', 'upload');
+    await writeFile(file, 'resumable');
+    const digest = sha256Digest('resumable');
+    await assert.rejects(store.commitFile(file, { digest, size: 3 }), /holds 9 bytes, expected 3/);
+    assert.deepEqual(await store.commitFile(file, { digest, size: 9 }), { written: true });
+    assert.equal((await store.readAll(digest, 100)).toString(), 'resumable');
+    await writeFile(file, 'resumable');
+    assert.deepEqual(await store.commitFile(file, { digest, size: 9 }), { written: false });
+    assert.deepEqual(
+      await readdir(join(dir, 'f')),
+      ['blobs', 'content', 'ingest', 'labels'].filter((n) => n !== 'content'),
+    );
+    const { handle, size } = await store.openBlob(digest);
+    assert.equal(size, 9);
+    await store.delete(digest); // deleted while open: the handle still reads what it opened
+    assert.equal((await handle.readFile()).toString(), 'resumable');
+    await handle.close();
+    await assert.rejects(store.openBlob(digest), /not in the content store/);
+    assert.equal(await store.touch(digest), false);
+  });
 });

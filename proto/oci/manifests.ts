@@ -8,7 +8,14 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { parseDigest, type Digest } from './digest.js';
-import { CONFIG_TYPES, INDEX_TYPES, MANIFEST_TYPES, MediaType, layerCompression } from './media-types.js';
+import {
+  CONFIG_TYPES,
+  INDEX_TYPES,
+  MANIFEST_TYPES,
+  MediaType,
+  SCHEMA1_TYPES,
+  layerCompression,
+} from './media-types.js';
 
 export interface Platform {
   os: string;
@@ -22,6 +29,10 @@ export interface Descriptor {
   size: number;
   annotations?: Record<string, string>;
   platform?: Platform;
+  /** Where a non-distributable (foreign) layer may be fetched from instead. */
+  urls?: string[];
+  /** The type of the artifact a manifest descriptor points at (image spec v1.1). */
+  artifactType?: string;
 }
 
 export interface ImageIndex {
@@ -106,6 +117,15 @@ export function parseDescriptor(value: unknown, what: string, field: string): De
     out.platform = { os: p.os, architecture: p.architecture };
     if (typeof p.variant === 'string') out.platform.variant = p.variant;
   }
+  if (d.urls !== undefined) {
+    if (!Array.isArray(d.urls) || !d.urls.every((u) => typeof u === 'string'))
+      fail(what, `${field}.urls`, 'must be an array of strings');
+    out.urls = d.urls as string[];
+  }
+  if (d.artifactType !== undefined) {
+    if (typeof d.artifactType !== 'string') fail(what, `${field}.artifactType`, 'must be a string');
+    out.artifactType = d.artifactType;
+  }
   return out;
 }
 
@@ -188,6 +208,118 @@ export function parseConfig(bytes: Buffer, what: string): ImageConfig {
     fail(what, 'config', 'must be an object');
   const out: ImageConfig = { os: doc.os, architecture: doc.architecture, diffIds, config: config as Json };
   if (typeof doc.created === 'string') out.created = doc.created;
+  return out;
+}
+
+/**
+ * What a registry needs to know of a manifest pushed to it. Any of the four schema 2 / OCI
+ * document types, artifacts included: the image spec says an unknown config or layer media type
+ * MUST NOT fail storing or copying, so unlike parseManifest this accepts any descriptor types.
+ */
+export interface PushedManifest {
+  /** One of INDEX_TYPES or MANIFEST_TYPES: the type it is stored and served as. */
+  mediaType: string;
+  kind: 'index' | 'manifest';
+  /** An image manifest's config then its layers: blobs that must be in the repository. */
+  blobs: Descriptor[];
+  /** An index's manifests: manifests that must be in the repository. */
+  manifests: Descriptor[];
+  /** The manifest this one refers to (image spec v1.1), which need not exist. */
+  subject?: Descriptor;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+  /** An image manifest's config media type (the referrers API's artifactType fallback). */
+  configMediaType?: string;
+}
+
+/** `type/subtype` of a Content-Type header, lower case, parameters dropped. */
+export function bareMediaType(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const bare = header.split(';')[0]!.trim().toLowerCase();
+  return bare === '' ? undefined : bare;
+}
+
+/** Content types that say nothing about which manifest a body is; the body then decides. */
+const GENERIC_TYPES: ReadonlySet<string> = new Set(['application/json', 'application/octet-stream']);
+
+/**
+ * Parses the body of a manifest PUT. The type is the body's `mediaType`, or the request's
+ * Content-Type when the body has none, or (Content-Type absent or generic) what the body's fields
+ * say (`manifests`: an OCI index; `config`: an OCI manifest). Refused (InvalidArgumentError naming
+ * the field): schema 1, a type that is none of the four, a Content-Type that contradicts the
+ * body's mediaType, a body with both `manifests` and `layers`/`config` (CVE-2021-41190), bad
+ * descriptors.
+ */
+export function parsePushedManifest(
+  bytes: Buffer,
+  contentType: string | undefined,
+  what: string,
+): PushedManifest {
+  const declared = bareMediaType(contentType);
+  if (declared !== undefined && SCHEMA1_TYPES.has(declared)) {
+    fail(what, '', `is ${declared}: Docker schema 1 manifests are not supported; push schema 2 or OCI`);
+  }
+  const doc = parseJsonObject(bytes, what);
+  if (doc.schemaVersion === 1) {
+    fail(what, 'schemaVersion', 'is 1: Docker schema 1 manifests are not supported; push schema 2 or OCI');
+  }
+  if ('manifests' in doc && ('layers' in doc || 'config' in doc)) {
+    fail(what, '', 'has both "manifests" and "layers"/"config": ambiguous document refused (CVE-2021-41190)');
+  }
+  if (doc.schemaVersion !== 2)
+    fail(what, 'schemaVersion', `must be 2 (got ${JSON.stringify(doc.schemaVersion)})`);
+  const known = (t: string): boolean => INDEX_TYPES.has(t) || MANIFEST_TYPES.has(t);
+  let mediaType: string;
+  if (doc.mediaType !== undefined) {
+    if (typeof doc.mediaType !== 'string' || !known(doc.mediaType)) {
+      fail(
+        what,
+        'mediaType',
+        `${JSON.stringify(doc.mediaType)} is not an image manifest or index type (${[...MANIFEST_TYPES, ...INDEX_TYPES].join(', ')})`,
+      );
+    }
+    if (declared !== undefined && !GENERIC_TYPES.has(declared) && declared !== doc.mediaType) {
+      fail(what, 'mediaType', `${JSON.stringify(doc.mediaType)} contradicts the Content-Type ${declared}`);
+    }
+    mediaType = doc.mediaType;
+  } else if (declared !== undefined && !GENERIC_TYPES.has(declared)) {
+    if (!known(declared)) {
+      fail(what, '', `has Content-Type ${declared}, which is not an image manifest or index type`);
+    }
+    mediaType = declared;
+  } else if ('manifests' in doc) {
+    mediaType = MediaType.ociIndex;
+  } else if ('config' in doc) {
+    mediaType = MediaType.ociManifest;
+  } else {
+    fail(what, 'mediaType', 'is missing, and the body is neither an index nor a manifest');
+  }
+  const out: PushedManifest = {
+    mediaType,
+    kind: INDEX_TYPES.has(mediaType) ? 'index' : 'manifest',
+    blobs: [],
+    manifests: [],
+  };
+  if (out.kind === 'index') {
+    if ('layers' in doc || 'config' in doc)
+      fail(what, '', `is an index (${mediaType}) with layers or config`);
+    if (!Array.isArray(doc.manifests)) fail(what, 'manifests', 'must be an array');
+    out.manifests = doc.manifests.map((m, i) => parseDescriptor(m, what, `manifests[${i}]`));
+  } else {
+    if ('manifests' in doc) fail(what, '', `is an image manifest (${mediaType}) with manifests`);
+    const config = parseDescriptor(doc.config, what, 'config');
+    if (!Array.isArray(doc.layers)) fail(what, 'layers', 'must be an array');
+    const layers = doc.layers.map((l, i) => parseDescriptor(l, what, `layers[${i}]`));
+    out.blobs = [config, ...layers];
+    out.configMediaType = config.mediaType;
+  }
+  if (doc.subject !== undefined) out.subject = parseDescriptor(doc.subject, what, 'subject');
+  if (doc.artifactType !== undefined) {
+    if (typeof doc.artifactType !== 'string') fail(what, 'artifactType', 'must be a string');
+    out.artifactType = doc.artifactType;
+  }
+  const annotations = stringMap(doc.annotations, what, 'annotations');
+  if (annotations) out.annotations = annotations;
   return out;
 }
 

@@ -13,10 +13,17 @@ export const MediaType = {
   dockerConfig: 'application/vnd.docker.container.image.v1+json',
   dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
   dockerForeignLayerGzip: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  dockerManifestSchema1: 'application/vnd.docker.distribution.manifest.v1+json',
+  dockerManifestSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
 } as const;
 
 export const INDEX_TYPES: ReadonlySet<string> = new Set([MediaType.ociIndex, MediaType.dockerManifestList]);
 export const MANIFEST_TYPES: ReadonlySet<string> = new Set([MediaType.ociManifest, MediaType.dockerManifest]);
+/** Docker image manifest schema 1 (deprecated, signed JWS): refused everywhere. */
+export const SCHEMA1_TYPES: ReadonlySet<string> = new Set([
+  MediaType.dockerManifestSchema1,
+  MediaType.dockerManifestSchema1Signed,
+]);
 export const CONFIG_TYPES: ReadonlySet<string> = new Set([MediaType.ociConfig, MediaType.dockerConfig]);
 
 export type LayerCompression = 'none' | 'gzip' | 'zstd';
