@@ -31,6 +31,7 @@ export const VERBS: Readonly<Record<string, () => Promise<Registrar>>> = {
   down: async () => (await import('./commands/up.js')).registerDown,
   controlplane: async () => (await import('./commands/controlplane.js')).registerControlPlane,
   runtime: async () => (await import('./commands/runtime.js')).registerRuntime,
+  image: async () => (await import('./commands/image.js')).registerImage,
 };
 
 /** The program with the global options and the commands `args` (argv after the script) need. */

@@ -58,7 +58,13 @@ async function openImages(command: Command): Promise<ImageRuntime> {
   let c: Command | null = command;
   while (c && c.name() !== 'runtime') c = c.parent;
   const choice = (c?.opts() as { snapshotter?: SnapshotterChoice } | undefined)?.snapshotter;
-  return openImageRuntime(rootOf(command), { snapshotter: choice });
+  return openImageRuntime(rootOf(command), {
+    snapshotter: choice,
+    // a missing image is pulled with skiff image's registry client, loaded only then
+    puller: {
+      pull: async (ref, into) => (await import('./image.js')).registryPuller(command).pull(ref, into),
+    },
+  });
 }
 
 export function humanSize(bytes: number): string {

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { InvalidArgumentError, FailedPreconditionError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/support/logger.js';
 import { LocalContentStore } from '../../proto/oci/local-content-store.js';
+import type { RegistryClient, RegistryClientOptions } from '../../proto/oci/registry-client.js';
 import {
   LinuxContainerRuntime,
   type ContainerInfo,
@@ -292,7 +293,8 @@ export interface ImageRuntime {
 
 /**
  * The whole runtime of a root: content store, snapshotter (probed unless chosen), image store
- * (with `puller` for images it lacks), containers.
+ * (with `puller` for images it lacks, or a registry client made with `registry`: credentials,
+ * the cluster registry, progress), containers.
  */
 export async function openImageRuntime(
   root: string,
@@ -300,9 +302,11 @@ export async function openImageRuntime(
     snapshotter?: SnapshotterChoice;
     logger?: Logger;
     puller?: ImagePuller;
+    registry?: RegistryClientOptions;
   } = {},
 ): Promise<ImageRuntime> {
-  const { snapshotter: choice, logger, puller, ...runtimeOptions } = opts;
+  const { snapshotter: choice, logger, registry, ...rest } = opts;
+  const { puller = registry ? registryPuller(registry) : undefined, ...runtimeOptions } = rest;
   const content = await LocalContentStore.open(join(root, 'content'));
   const snapshotter = await openSnapshotter(root, {
     choice: choice ?? 'auto',
@@ -318,4 +322,15 @@ export async function openImageRuntime(
   };
   const runtime = await Runtime.open({ ...runtimeOptions, root, images: service, snapshots: snapshotter });
   return { runtime, images, content };
+}
+
+/** A registry client as the image store's puller, made (and its HTTP code loaded) at the first pull. */
+function registryPuller(options: RegistryClientOptions): ImagePuller {
+  let client: Promise<RegistryClient> | undefined;
+  return {
+    async pull(ref, into) {
+      client ??= import('../../proto/oci/registry-client.js').then((m) => new m.RegistryClient(options));
+      await (await client).pull(ref, into);
+    },
+  };
 }

@@ -1,6 +1,6 @@
 /**
  * The local image for a reference, pulled when the store lacks it (PodRuntime.ensureImage). The
- * puller is pluggable (../pod-runtime.ts ImagePuller; the registry client is a later issue) and
+ * puller is pluggable (../pod-runtime.ts ImagePuller; proto/oci/registry-client.ts is one) and
  * writes into the store through a lease (ImageStore.pull), so a prune meanwhile keeps what it
  * fetched. One pull per reference at a time in this process: whoever asks meanwhile waits for it.
  */

@@ -1,0 +1,445 @@
+/**
+ * `skiff image [--root DIR] VERB`: images of the local runtime's store (the one `skiff runtime`
+ * uses) and registries.
+ *
+ *   pull REF | push REF     through proto/oci/registry-client.ts; `host:port/repo:tag` (or
+ *                           `…@sha256:…`) is that registry, a short name (`web:1`) the cluster
+ *                           registry (the context's HTTP address, /v2/, its bearer token);
+ *                           credentials and insecure registries from the client config
+ *   ls | rm | inspect | tag | save -o F | load -i F     the local store
+ *
+ * Progress: on a terminal, one bar per layer with bytes and rate, redrawn in place; otherwise
+ * plain lines when a blob starts, is retried, ends or was already there. `skiff runtime run`
+ * pulls what it lacks through `registryPuller` (its progress on stderr).
+ */
+import type { Command } from 'commander';
+import { resolve as resolvePath } from 'node:path';
+import type { Writable } from 'node:stream';
+import { FailedPreconditionError, PermissionDeniedError } from '../../proto/errors.js';
+import type { Descriptor } from '../../proto/oci/manifests.js';
+import type { Digest } from '../../proto/oci/digest.js';
+import type {
+  BlobState,
+  PullResult,
+  PullSink,
+  RegistryClient,
+  TransferEvent,
+  TransferListener,
+} from '../../proto/oci/registry-client.js';
+import { humanDuration } from '../../proto/printing/age.js';
+import {
+  DEFAULT_ROOT,
+  openImageRuntime,
+  type ImageRuntime,
+  type SnapshotterChoice,
+} from '../../node-agent/runtime/runtime.js';
+import { renderTable } from '../output/table.js';
+import { globalOptions } from './context.js';
+import { humanSize } from './runtime.js';
+
+interface ImageGlobals {
+  root: string;
+  snapshotter?: SnapshotterChoice;
+}
+
+function imageGlobals(command: Command): ImageGlobals {
+  let c: Command | null = command;
+  while (c && c.name() !== 'image') c = c.parent;
+  return (c?.opts() as ImageGlobals | undefined) ?? { root: DEFAULT_ROOT };
+}
+
+async function openStore(command: Command): Promise<ImageRuntime> {
+  if (process.getuid?.() !== 0) {
+    throw new PermissionDeniedError(
+      'skiff image: the runtime’s image store belongs to root (it is the one `skiff runtime` uses); run it as root',
+    );
+  }
+  const g = imageGlobals(command);
+  return openImageRuntime(resolvePath(g.root ?? DEFAULT_ROOT), { snapshotter: g.snapshotter ?? 'auto' });
+}
+
+/** A registry client with the client config's registries and cluster (the command's context). */
+export async function registryClientFor(
+  command: Command,
+  onEvent?: TransferListener,
+): Promise<RegistryClient> {
+  const [{ resolveRegistrySettings }, { RegistryClient }] = await Promise.all([
+    import('../config.js'),
+    import('../../proto/oci/registry-client.js'),
+  ]);
+  const opts = globalOptions(command);
+  const settings = resolveRegistrySettings({
+    ...(opts.context !== undefined ? { context: opts.context } : {}),
+    ...(opts.token !== undefined ? { token: opts.token } : {}),
+  });
+  return new RegistryClient({
+    config: { ...(settings.cluster ? { cluster: settings.cluster } : {}), hosts: settings.registries },
+    ...(onEvent ? { onEvent } : {}),
+  });
+}
+
+/**
+ * The ImagePuller `skiff runtime run` gives the runtime: the client is made (and the config read)
+ * only when an image is missing; progress goes to stderr.
+ */
+export function registryPuller(command: Command): { pull(ref: string, into: PullSink): Promise<void> } {
+  return {
+    async pull(ref, into) {
+      process.stderr.write(`Unable to find image '${ref}' locally\n`);
+      const progress = new TransferProgress(process.stderr, process.stderr.isTTY === true);
+      const client = await registryClientFor(command, (e) => progress.onEvent(e));
+      try {
+        const result = await client.pull(ref, into);
+        progress.finish();
+        process.stderr.write(`Digest: ${result.manifest.digest}\n`);
+      } catch (err) {
+        progress.finish();
+        throw err;
+      } finally {
+        client.close();
+      }
+    },
+  };
+}
+
+// ------------------------------------------------------------------------------------ progress
+
+interface BlobRow {
+  digest: Digest;
+  size: number;
+  role: string;
+  state: BlobState;
+  bytes: number;
+  startBytes: number;
+  startedAt?: number;
+  endedAt?: number;
+  note?: string;
+}
+
+const short = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
+
+function rate(row: BlobRow, now: number): string {
+  if (row.startedAt === undefined) return '';
+  const seconds = ((row.endedAt ?? now) - row.startedAt) / 1000;
+  if (seconds <= 0) return '';
+  return `${humanSize(Math.round((row.bytes - row.startBytes) / seconds))}/s`;
+}
+
+/**
+ * Draws what a pull or push reports: per-blob bars redrawn in place on a terminal (at most ten
+ * times a second), plain lines otherwise. `now` is a parameter for tests.
+ */
+export class TransferProgress {
+  private readonly rows = new Map<Digest, BlobRow>();
+  private direction: 'pull' | 'push' = 'pull';
+  private drawn = 0;
+  private lastDraw = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly out: Writable & { columns?: number },
+    private readonly tty: boolean,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  onEvent(e: TransferEvent): void {
+    const t = this.now();
+    if (e.type === 'resolved') {
+      this.direction = e.direction;
+      const total = e.blobs.reduce((s, b) => s + b.size, 0);
+      this.line(
+        `${e.direction} ${e.ref}: manifest ${e.manifest}${e.index ? ` (from index ${e.index})` : ''}, ${e.blobs.length} blobs (${humanSize(total)})`,
+      );
+      return;
+    }
+    if (e.type === 'manifest') {
+      this.line(e.direction === 'pull' ? `tagged ${e.tagged}` : `pushed manifest ${e.digest} as ${e.tagged}`);
+      return;
+    }
+    let row = this.rows.get(e.digest);
+    if (!row) {
+      row = { digest: e.digest, size: e.size, role: e.role, state: e.state, bytes: 0, startBytes: 0 };
+      this.rows.set(e.digest, row);
+    }
+    const before = row.state;
+    row.state = e.state;
+    row.bytes = e.bytes;
+    if (e.state === 'started') {
+      row.startedAt = t;
+      row.startBytes = e.bytes;
+      row.note = e.resumedFrom ? `resumed at ${humanSize(e.resumedFrom)}` : undefined;
+    }
+    if (e.state === 'progress' || e.state === 'retrying') row.state = 'started';
+    if (e.state === 'retrying') row.note = `retrying (attempt ${e.attempt}): ${e.error}`;
+    if (e.state === 'done' || e.state === 'failed' || e.state === 'exists') row.endedAt = t;
+    if (e.state === 'failed') row.note = e.error;
+    if (this.tty) {
+      this.draw(e.state !== 'progress');
+      return;
+    }
+    // plain lines: one per change of state, never per chunk
+    const name = `${row.role} ${short(row.digest)}`;
+    const verb = this.direction === 'pull' ? 'downloading' : 'uploading';
+    if (e.state === 'exists' && before !== 'exists') {
+      this.line(
+        `${name}: ${this.direction === 'pull' ? 'already present' : 'already in the registry'} (${humanSize(row.size)})`,
+      );
+    } else if (e.state === 'started') {
+      this.line(`${name}: ${verb} ${humanSize(row.size)}${row.note ? ` (${row.note})` : ''}`);
+    } else if (e.state === 'retrying') {
+      this.line(`${name}: ${row.note} at ${humanSize(e.bytes)}`);
+    } else if (e.state === 'done') {
+      const seconds = ((row.endedAt ?? t) - (row.startedAt ?? t)) / 1000;
+      this.line(`${name}: done, ${humanSize(row.size)} in ${seconds.toFixed(1)}s (${rate(row, t) || '-'})`);
+    } else if (e.state === 'failed') {
+      this.line(`${name}: failed: ${e.error}`);
+    }
+  }
+
+  /** Draws the final state of bars still live (they stay on screen). */
+  finish(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.tty && this.drawn > 0) this.draw(true);
+  }
+
+  /** A line of text; on a terminal the bars drawn so far stay above it as they are now. */
+  private line(text: string): void {
+    if (this.tty && this.drawn > 0) {
+      this.draw(true);
+      this.drawn = 0;
+      this.rows.clear();
+    }
+    this.out.write(`${text}\n`);
+  }
+
+  private draw(force: boolean): void {
+    if (!this.tty) return;
+    const t = this.now();
+    if (!force && t - this.lastDraw < 100) {
+      this.timer ??= setTimeout(() => {
+        this.timer = undefined;
+        this.draw(true);
+      }, 100).unref();
+      return;
+    }
+    this.lastDraw = t;
+    const width = Math.max(40, (this.out.columns || 100) - 1);
+    const lines = [...this.rows.values()].map((row) => renderBar(row, this.direction, width, t));
+    let text = this.drawn > 0 ? `\x1b[${this.drawn}A` : '';
+    for (const l of lines) text += `\x1b[2K${l}\n`;
+    this.out.write(text);
+    this.drawn = lines.length;
+  }
+}
+
+/** One blob's line on a terminal: name, state or bar, bytes, rate. Pure. */
+export function renderBar(row: BlobRow, direction: 'pull' | 'push', width: number, now: number): string {
+  const name = `${short(row.digest)} ${row.role.padEnd(6)}`;
+  let body: string;
+  switch (row.state) {
+    case 'waiting':
+      body = 'waiting';
+      break;
+    case 'exists':
+      body =
+        direction === 'pull'
+          ? `already present ${humanSize(row.size)}`
+          : `already in the registry ${humanSize(row.size)}`;
+      break;
+    case 'done':
+      body = `${direction === 'pull' ? 'pulled' : 'pushed'} ${humanSize(row.size)} ${rate(row, now)}`;
+      break;
+    case 'failed':
+      body = `failed: ${row.note ?? ''}`;
+      break;
+    default: {
+      const fraction = row.size > 0 ? Math.min(1, row.bytes / row.size) : 1;
+      const barWidth = 30;
+      const filled = Math.round(fraction * barWidth);
+      const bar = `[${'='.repeat(Math.max(0, filled - 1))}${filled > 0 ? '>' : ''}${' '.repeat(barWidth - filled)}]`;
+      body = `${bar} ${humanSize(row.bytes)}/${humanSize(row.size)} ${rate(row, now)}${row.note ? ` ${row.note}` : ''}`;
+    }
+  }
+  const line = `${name} ${body}`;
+  return line.length > width ? `${line.slice(0, width - 1)}…` : line;
+}
+
+// ------------------------------------------------------------------------------------ verbs
+
+export function registerImage(program: Command): void {
+  const image = program
+    .command('image')
+    .description('images of the local runtime: pull and push them, list, tag, save and load them')
+    .option('--root <dir>', 'runtime state directory (the one `skiff runtime` uses)', DEFAULT_ROOT)
+    .enablePositionalOptions();
+  image.hook('preAction', () => {
+    if (process.platform !== 'linux') throw new FailedPreconditionError('skiff image: Linux only');
+  });
+
+  image
+    .command('pull')
+    .description('pull an image: host:port/repo:tag, …@sha256:…, or a short name from the cluster registry')
+    .argument('<ref>')
+    .action(async (ref: string, _flags: unknown, cmd: Command) => {
+      const progress = new TransferProgress(process.stdout, process.stdout.isTTY === true);
+      const client = await registryClientFor(cmd, (e) => progress.onEvent(e));
+      let result: PullResult | undefined;
+      try {
+        // the registry is probed (and the workers start) while the store opens
+        const [{ images }] = await Promise.all([openStore(cmd), client.warm(ref)]);
+        // through the image store: its lease keeps what the pull writes from a prune meanwhile
+        await images.pull(ref, {
+          pull: async (name, into) => {
+            result = await client.pull(name, into);
+          },
+        });
+      } finally {
+        progress.finish();
+        client.close();
+      }
+      if (!result) return;
+      const fetched = result.blobs.filter((b) => !b.present);
+      const present = result.blobs.length - fetched.length;
+      const resumed = fetched.reduce((s, b) => s + b.resumedFrom, 0);
+      process.stdout.write(
+        `Digest: ${result.manifest.digest}\n` +
+          `Pulled ${ref}: ${fetched.length} blobs fetched, ${result.bytesFetched} bytes over the network (${humanSize(result.bytesFetched)})${resumed ? `, ${resumed} bytes kept from an interrupted pull` : ''}; ${present} already present\n`,
+      );
+    });
+
+  image
+    .command('push')
+    .description('push a local image to the registry its name says (tag it first: skiff image tag)')
+    .argument('<ref>')
+    .action(async (ref: string, _flags: unknown, cmd: Command) => {
+      const { images, content } = await openStore(cmd);
+      const resolved = await images.resolve(ref);
+      const manifest: Descriptor = {
+        mediaType: resolved.manifest.mediaType,
+        digest: resolved.manifestDigest,
+        size: (await content.info(resolved.manifestDigest)).size,
+      };
+      const progress = new TransferProgress(process.stdout, process.stdout.isTTY === true);
+      const client = await registryClientFor(cmd, (e) => progress.onEvent(e));
+      let result;
+      try {
+        result = await client.push(ref, { content, manifest });
+      } finally {
+        progress.finish();
+        client.close();
+      }
+      const sent = result.blobs.filter((b) => !b.existed).length;
+      process.stdout.write(
+        `${result.ref}: digest: ${result.manifest.digest} size: ${result.manifest.size}\n` +
+          `Pushed ${sent} blobs (${humanSize(result.bytesSent - result.manifest.size)}) and the manifest; ${result.blobs.length - sent} already in the registry\n`,
+      );
+    });
+
+  image
+    .command('ls')
+    .alias('list')
+    .description('list local images')
+    .option('--digests', 'show manifest digests')
+    .option('-q, --quiet', 'only image IDs')
+    .action(async (flags: { digests?: boolean; quiet?: boolean }, cmd: Command) => {
+      const { images } = await openStore(cmd);
+      const list = await images.list();
+      if (flags.quiet) {
+        const ids = [...new Set(list.map((i) => i.id.replace(/^sha256:/, '').slice(0, 12)))];
+        process.stdout.write(ids.map((id) => `${id}\n`).join(''));
+        return;
+      }
+      const now = Date.now();
+      const headers = [
+        'REPOSITORY',
+        'TAG',
+        ...(flags.digests ? ['DIGEST'] : []),
+        'IMAGE ID',
+        'CREATED',
+        'SIZE',
+      ];
+      const rows = list.map((i) => [
+        i.repository,
+        i.tag || '<none>',
+        ...(flags.digests ? [i.manifestDigest] : []),
+        i.id.replace(/^sha256:/, '').slice(0, 12),
+        i.created ? `${humanDuration(now - Date.parse(i.created))} ago` : 'N/A',
+        humanSize(i.size),
+      ]);
+      process.stdout.write(renderTable(headers, rows));
+    });
+
+  image
+    .command('rm')
+    .alias('rmi')
+    .description(
+      'remove image names (refused while a container uses the image); blobs go at `skiff runtime prune`',
+    )
+    .argument('<refs...>')
+    .action(async (refs: string[], _flags: unknown, cmd: Command) => {
+      const { images, runtime } = await openStore(cmd);
+      const containers = await runtime.containers.list({ all: true });
+      for (const ref of refs) {
+        const resolved = await images.resolve(ref);
+        const user = containers.find((c) => c.config.imageDigest === resolved.manifestDigest);
+        if (user) {
+          throw new FailedPreconditionError(
+            `remove image ${ref}: container ${user.name} (${user.id.slice(0, 12)}) uses it; remove the container first`,
+          );
+        }
+        for (const removed of await images.remove(ref)) process.stdout.write(`Untagged: ${removed}\n`);
+      }
+    });
+
+  image
+    .command('inspect')
+    .description('show local images as JSON (names, manifest, config, layers)')
+    .argument('<refs...>')
+    .action(async (refs: string[], _flags: unknown, cmd: Command) => {
+      const { images } = await openStore(cmd);
+      const out = [];
+      for (const ref of refs) out.push(await images.resolve(ref));
+      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    });
+
+  image
+    .command('tag')
+    .description('give a local image another name')
+    .argument('<source>')
+    .argument('<target>')
+    .action(async (source: string, target: string, _flags: unknown, cmd: Command) => {
+      const { images, content } = await openStore(cmd);
+      const resolved = await images.resolve(source);
+      await images.tag(target, {
+        mediaType: resolved.manifest.mediaType,
+        digest: resolved.manifestDigest,
+        size: (await content.info(resolved.manifestDigest)).size,
+      });
+    });
+
+  image
+    .command('save')
+    .description(
+      'write images to a tar (OCI layout + docker save) that `docker load` and `skiff image load` read',
+    )
+    .argument('<refs...>')
+    .requiredOption('-o, --output <file>', 'output tar file')
+    .action(async (refs: string[], flags: { output: string }, cmd: Command) => {
+      const { images } = await openStore(cmd);
+      await images.save(refs, resolvePath(flags.output));
+    });
+
+  image
+    .command('load')
+    .description('load images from an OCI layout (dir or tar) or a `docker save` archive')
+    .requiredOption('-i, --input <path>', 'archive or layout directory')
+    .action(async (flags: { input: string }, cmd: Command) => {
+      const { images } = await openStore(cmd);
+      const result = await images.import(resolvePath(flags.input));
+      for (const loaded of result.images) {
+        const names = loaded.names.length > 0 ? loaded.names : [loaded.manifest.digest];
+        for (const name of names) process.stdout.write(`Loaded image: ${name}\n`);
+      }
+    });
+}

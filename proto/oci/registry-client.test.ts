@@ -1,0 +1,103 @@
+/**
+ * The registry client's pure parts, without a network: which registry a reference names and
+ * how it may be reached, WWW-Authenticate parsing, platform selection from an index.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { NotFoundError } from '../errors.js';
+import { parseChallenges } from './registry-auth.js';
+import { locateReference } from './registry-hosts.js';
+import { selectPlatform } from './registry-manifest.js';
+
+test('plain HTTP only for loopback or a registry the config marks insecure', () => {
+  assert.deepEqual(
+    locateReference('registry.example:5000/app:1').endpoints.map((u) => u.protocol),
+    ['https:'],
+  );
+  assert.deepEqual(
+    locateReference('registry.example:5000/app:1', {
+      hosts: { 'registry.example:5000': { insecure: true } },
+    }).endpoints.map((u) => u.protocol),
+    ['https:', 'http:'],
+  );
+  assert.deepEqual(
+    locateReference('127.0.0.1:5000/app:1').endpoints.map((u) => u.protocol),
+    ['http:', 'https:'],
+  );
+  assert.deepEqual(
+    locateReference('localhost:5000/app:1').endpoints.map((u) => u.protocol),
+    ['http:', 'https:'],
+  );
+  assert.throws(
+    () => locateReference('app:1', { cluster: { url: 'http://10.0.0.5:7441' } }),
+    /plain HTTP on a host that is not loopback/,
+  );
+  const hub = locateReference('docker.io/library/busybox:1');
+  assert.equal(hub.host, 'registry-1.docker.io');
+  assert.equal(hub.repository, 'library/busybox');
+});
+
+test('WWW-Authenticate challenges parse as RFC 7235 writes them', () => {
+  assert.deepEqual(
+    parseChallenges(
+      'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push"',
+    ),
+    [
+      {
+        scheme: 'bearer',
+        params: {
+          realm: 'https://auth.example/token',
+          service: 'registry.example',
+          scope: 'repository:a/b:pull,push',
+        },
+      },
+    ],
+  );
+  assert.deepEqual(parseChallenges(['Basic realm="x"', 'Bearer realm="y", error="invalid_token"']), [
+    { scheme: 'basic', params: { realm: 'x' } },
+    { scheme: 'bearer', params: { realm: 'y', error: 'invalid_token' } },
+  ]);
+});
+
+test('an index entry for the platform: the one without a variant first; none names what there is', () => {
+  const d = (architecture: string, variant?: string) => ({
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    digest: `sha256:${architecture
+      .padEnd(64, '0')
+      .slice(0, 64)
+      .replace(/[^a-f0-9]/g, 'a')}` as const,
+    size: 1,
+    platform: { os: 'linux', architecture, ...(variant ? { variant } : {}) },
+  });
+  const index = {
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [d('arm', 'v7'), d('amd64', 'v3'), d('amd64')],
+  };
+  assert.equal(
+    selectPlatform(index, { os: 'linux', architecture: 'amd64' }, 'pull x').platform?.variant,
+    undefined,
+  );
+  assert.equal(
+    selectPlatform(index, { os: 'linux', architecture: 'arm', variant: 'v7' }, 'pull x').platform?.variant,
+    'v7',
+  );
+  assert.throws(
+    () => selectPlatform(index, { os: 'linux', architecture: 'riscv64' }, 'pull x'),
+    (err: unknown) =>
+      err instanceof NotFoundError &&
+      /it has linux\/arm\/v7, linux\/amd64\/v3, linux\/amd64\)/.test(err.message),
+  );
+});
+
+test('short names: the repository as typed, the cluster registry from the config', () => {
+  const cluster = { url: 'http://127.0.0.1:7441', token: 't' };
+  const web = locateReference('web:1', { cluster });
+  assert.equal(web.cluster, true);
+  assert.equal(web.repository, 'web');
+  assert.equal(web.tag, '1');
+  assert.equal(web.settings.token, 't');
+  assert.equal(web.endpoints[0]!.href, 'http://127.0.0.1:7441/');
+  assert.equal(locateReference('team/web@sha256:' + 'a'.repeat(64), { cluster }).repository, 'team/web');
+  assert.throws(() => locateReference('web:1'), /names no cluster/);
+  assert.equal(locateReference('localhost/app').host, 'localhost');
+});
