@@ -21,7 +21,9 @@ import { ImageStore } from './image-store.js';
 /**
  * An archive may name one descriptor many times: the import must read, hash and parse each blob
  * once, not once per mention (repeated per mention, 200 copies of a 4 MB manifest with an 8 MB
- * config take ~8.9 s); the bound below is far under what the repeated work would take.
+ * config take ~8.9 s); the bound below is far under what the repeated work would take. It bounds
+ * the CPU time of this process, the work done: wall time also counts the time other processes had
+ * the CPU, seconds on a loaded machine (the suite runs test files concurrently).
  */
 const COPIES = 400;
 const BOUND_MS = 5_000;
@@ -66,13 +68,14 @@ describe('image import of archives that repeat a document', () => {
     return dir;
   }
 
+  /** The import's result, and the CPU time (user and system, every thread) this process spent on it. */
   async function timedImport(files: ArchiveFiles): Promise<{ names: string[][]; ms: number }> {
     const images = await store();
     const archive = await archiveDir(files);
-    const t0 = performance.now();
+    const before = process.cpuUsage();
     const result = await images.import(archive, { name: 'dup:1' });
-    const ms = performance.now() - t0;
-    return { names: result.images.map((i) => i.names), ms };
+    const spent = process.cpuUsage(before);
+    return { names: result.images.map((i) => i.names), ms: (spent.user + spent.system) / 1000 };
   }
 
   test(`index.json naming one manifest ${COPIES} times: each blob read and parsed once`, async () => {
@@ -85,7 +88,7 @@ describe('image import of archives that repeat a document', () => {
     });
     const { names, ms } = await timedImport(files);
     assert.deepEqual(names, [['docker.io/library/dup:1']]);
-    assert.ok(ms < BOUND_MS, `import took ${ms.toFixed(0)} ms`);
+    assert.ok(ms < BOUND_MS, `import took ${ms.toFixed(0)} ms of CPU`);
   });
 
   test(`a nested index named ${COPIES} times, and distinct manifests sharing one config`, async () => {
@@ -130,7 +133,7 @@ describe('image import of archives that repeat a document', () => {
     );
     const { names, ms } = await timedImport(files);
     assert.equal(names.length, 51, 'the nested index names one image, and each sibling is one');
-    assert.ok(ms < BOUND_MS, `import took ${ms.toFixed(0)} ms`);
+    assert.ok(ms < BOUND_MS, `import took ${ms.toFixed(0)} ms of CPU`);
   });
 
   test(`docker save manifest.json repeating one entry ${COPIES} times: one image with every name`, async () => {
@@ -146,7 +149,7 @@ describe('image import of archives that repeat a document', () => {
     assert.deepEqual(names, [
       ['docker.io/library/dup:0', 'docker.io/library/dup:1', 'docker.io/library/dup:2'],
     ]);
-    assert.ok(ms < BOUND_MS, `import took ${ms.toFixed(0)} ms`);
+    assert.ok(ms < BOUND_MS, `import took ${ms.toFixed(0)} ms of CPU`);
   });
 
   test('a repeat under other claims is still checked: a wrong size or media type is refused', async () => {
