@@ -44,6 +44,15 @@ export interface ApiServiceOptions {
   maxWatchesPerToken?: number;
 }
 
+/**
+ * How much of a watch may wait in grpc-js for the stream before the watch stops taking events
+ * until it has all gone out ('drain'): events (references to wire bytes shared by every watcher)
+ * and bytes. Beyond it the events wait in the watch cache's queue, whose bound ends a watcher that
+ * does not keep up.
+ */
+const MAX_BUFFERED_WATCH_EVENTS = 256;
+const MAX_BUFFERED_WATCH_BYTES = 1024 * 1024;
+
 /** Time kept back from the client's deadline so the server's own answer arrives first. */
 const DEADLINE_MARGIN_MS = 250;
 
@@ -381,9 +390,21 @@ export function createApiService(options: ApiServiceOptions): ApiService {
           // Headers go out at once, so a client knows the watch is established before any event.
           call.sendMetadata(new grpc.Metadata());
           observe('OK');
+          // What was handed to grpc-js since its buffer was last empty: at least what it holds.
+          let bufferedBytes = 0;
           for await (const event of events) {
             if (abort.signal.aborted) break;
-            if (!call.write(watchEventWire(event))) {
+            const wire = watchEventWire(event);
+            if (call.writableLength === 0) bufferedBytes = 0;
+            bufferedBytes += wire instanceof Uint8Array ? wire.byteLength : 0;
+            // write() says false from 16 events on (an object stream's high-water mark), and the
+            // HTTP/2 session sends once per turn of the event loop: waiting for 'drain' there, a
+            // watcher behind by n events (after a pause, a burst of grouped creates) took n / 16
+            // turns to catch up, each turn as long as every other watcher's writes make it.
+            if (
+              !call.write(wire) &&
+              (call.writableLength >= MAX_BUFFERED_WATCH_EVENTS || bufferedBytes >= MAX_BUFFERED_WATCH_BYTES)
+            ) {
               await new Promise<void>((resolve) => {
                 const resume = (): void => {
                   call.off('drain', resume);
@@ -393,6 +414,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
                 call.on('drain', resume);
                 abort.signal.addEventListener('abort', resume, { once: true });
               });
+              bufferedBytes = 0;
             }
           }
           if (closedByServer) {

@@ -91,4 +91,55 @@ describe('ApiHandlers and the objects they are given', () => {
       await store.close();
     }
   });
+
+  test('a watch hands out bookmarks while it waits, then the event that was on its way, and ends when returned', async () => {
+    const store = new MemoryStore();
+    const handlers = new ApiHandlers({
+      store,
+      log: componentLogger('handlers-test'),
+      bookmarkIntervalMs: 30,
+    });
+    await handlers.ensureSystemObjects();
+    try {
+      const watch = await handlers.watch('Pod', { namespace: 'default', allowBookmarks: true });
+      const first = await watch.next();
+      assert.equal(first.value?.type, 'BOOKMARK', 'nothing happened: a bookmark after the interval');
+      const created = await handlers.create(pod('after-bookmark'));
+      let next = await watch.next();
+      while (next.value?.type === 'BOOKMARK') next = await watch.next();
+      assert.equal(next.value?.type, 'ADDED');
+      assert.equal(next.value?.object?.object.metadata.name, 'after-bookmark');
+      assert.equal(next.value?.resourceVersion, created.object.metadata.resourceVersion);
+      // a reader waiting when the watch is returned gets the end, and so does every later next()
+      const waiting = watch.next();
+      await watch.return!();
+      const ended = await waiting;
+      assert.ok(ended.done === true || ended.value?.type === 'BOOKMARK');
+      assert.equal((await watch.next()).done, true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a watch without bookmarks skips what its selector hides and ends when its signal aborts', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const abort = new AbortController();
+      const watch = await handlers.watch('Pod', {
+        namespace: 'default',
+        fieldSelector: 'metadata.name=shown',
+        signal: abort.signal,
+      });
+      await handlers.create(pod('hidden'));
+      await handlers.create(pod('shown'));
+      const next = await watch.next();
+      assert.equal(next.value?.type, 'ADDED');
+      assert.equal(next.value?.object?.object.metadata.name, 'shown');
+      const waiting = watch.next();
+      abort.abort();
+      assert.equal((await waiting).done, true);
+    } finally {
+      await store.close();
+    }
+  });
 });

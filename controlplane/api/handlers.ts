@@ -569,7 +569,7 @@ export class ApiHandlers {
    * does); the set of matching objects at the start revision is read from the store for that.
    * Compacted history fails the iteration with GoneError.
    */
-  async watch(kind: string, options: WatchOptions = {}): Promise<AsyncGenerator<WatchEvent>> {
+  async watch(kind: string, options: WatchOptions = {}): Promise<AsyncIterableIterator<WatchEvent>> {
     const strategy = strategyOf(kind);
     const info = strategy.info;
     const namespace = info.namespaced && options.namespace ? options.namespace : undefined;
@@ -585,17 +585,15 @@ export class ApiHandlers {
     return this.watchFrom(info, namespace, afterRevision, filter, matching, options);
   }
 
-  private async *watchFrom(
+  private watchFrom(
     info: KindInfo,
     namespace: string | undefined,
     afterRevision: bigint,
     filter: ObjectFilter | undefined,
     matching: Set<string> | undefined,
     options: WatchOptions,
-  ): AsyncGenerator<WatchEvent> {
+  ): AsyncIterableIterator<WatchEvent> {
     const abort = new AbortController();
-    const onOuterAbort = (): void => abort.abort();
-    options.signal?.addEventListener('abort', onOuterAbort, { once: true });
     const events = this.store
       .watch(info.plural, {
         ...(namespace !== undefined ? { namespace } : {}),
@@ -604,81 +602,50 @@ export class ApiHandlers {
         ...indexHintOf(strategyOf(info.kind), options.fieldSelector),
       })
       [Symbol.asyncIterator]();
-    // The last revision all of whose events have been delivered: bookmarks carry only these.
-    let lastRevision = afterRevision;
-    let bookmarkTimer: NodeJS.Timeout | undefined;
-    let bookmarkDue: Promise<'bookmark'> | undefined;
-    const armBookmark = (): void => {
-      if (!options.allowBookmarks) return;
-      bookmarkDue = new Promise((resolve) => {
-        bookmarkTimer = setTimeout(() => resolve('bookmark'), this.bookmarkIntervalMs);
-      });
-    };
-    armBookmark();
-    let pending: Promise<IteratorResult<StoreEvent>> | undefined;
-    try {
-      for (;;) {
-        pending ??= events.next();
-        const next = bookmarkDue ? await Promise.race([pending, bookmarkDue]) : await pending;
-        if (next === 'bookmark') {
-          yield { type: 'BOOKMARK', resourceVersion: lastRevision.toString() };
-          armBookmark();
-          continue;
-        }
-        pending = undefined;
-        if (next.done) return;
-        const event = next.value;
-        if (event.type === 'progress') {
-          lastRevision = event.revision;
-          if (options.allowBookmarks) yield { type: 'BOOKMARK', resourceVersion: lastRevision.toString() };
-          continue;
-        }
-        const revision = event.type === 'deleted' ? event.revision : event.item.modRevision;
-        // Resuming after a revision skips all of it, so until its last event has gone out the
-        // point to resume from is the revision before (its events may then be sent again).
-        const resumeFrom = event.lastOfRevision ? revision : revision - 1n;
-        if (event.lastOfRevision) lastRevision = revision;
-        const out = this.toWatchEvent(info, event, revision, filter, matching);
-        if (out) yield { ...out, resourceVersion: resumeFrom.toString() };
-      }
-    } finally {
-      clearTimeout(bookmarkTimer);
-      options.signal?.removeEventListener('abort', onOuterAbort);
-      abort.abort();
-      await events.return?.();
-    }
+    return new ApiWatch(
+      events,
+      abort,
+      afterRevision,
+      (event, revision, resumeFrom) => this.toWatchEvent(info, event, revision, resumeFrom, filter, matching),
+      options.allowBookmarks === true ? this.bookmarkIntervalMs : undefined,
+      options.signal,
+    );
   }
 
+  /**
+   * What a watcher sees of `event`: undefined when its selector hides it. The event carries
+   * `resumeFrom` (where a watch resumed from it starts), the object its revision.
+   */
   private toWatchEvent(
     info: KindInfo,
-    event: Exclude<StoreEvent, { type: 'progress' }>,
+    event: ObjectEvent,
     revision: bigint,
+    resumeFrom: string,
     filter: ObjectFilter | undefined,
     matching: Set<string> | undefined,
   ): WatchEvent | undefined {
-    const resourceVersion = revision.toString();
-    const keyText = `${event.item.key.namespace ?? ''}/${event.item.key.name}`;
+    const resourceVersion = resumeFrom;
     if (event.type === 'deleted') {
+      const deletedAt = revision.toString();
       const object =
         event.item.value.length > 0
-          ? this.watchedObject(info, event.item, resourceVersion)
+          ? this.watchedObject(info, event.item, deletedAt)
           : ApiObject.fromObject(info, {
               apiVersion: info.apiVersion,
               kind: info.kind,
               metadata: {
                 name: event.item.key.name,
                 ...(event.item.key.namespace ? { namespace: event.item.key.namespace } : {}),
-                resourceVersion,
+                resourceVersion: deletedAt,
               },
             } as KubeObject);
-      if (matching) {
-        if (!matching.delete(keyText)) return undefined;
-      }
+      if (matching && !matching.delete(keyTextOf(event.item.key))) return undefined;
       return { type: 'DELETED', object, resourceVersion };
     }
     const object = this.watchedObject(info, event.item);
     if (!filter || !matching)
       return { type: event.type === 'added' ? 'ADDED' : 'MODIFIED', object, resourceVersion };
+    const keyText = keyTextOf(event.item.key);
     const matchesNow = filter(object.object);
     const matchedBefore = matching.has(keyText);
     if (matchesNow) matching.add(keyText);
@@ -705,5 +672,158 @@ export class ApiHandlers {
       if (filter(this.decode(info, stored))) matching.add(`${stored.key.namespace ?? ''}/${stored.key.name}`);
     }
     return matching;
+  }
+}
+
+type ObjectEvent = Exclude<StoreEvent, { type: 'progress' }>;
+
+/** The key of a watch's set of matching objects. */
+const keyTextOf = (key: ObjectKey): string => `${key.namespace ?? ''}/${key.name}`;
+
+const WATCH_DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
+/**
+ * One API watch over a store watch: each store event as the watcher sees it (`convert`; undefined
+ * skips it), progress as bookmarks, and with `bookmarkIntervalMs` a bookmark whenever that long
+ * passed without one. An iterator by hand rather than an async generator racing a timer: with a
+ * thousand watchers each event went through five promise hand-offs per watcher (the generator's
+ * resumption, the race, the yield), and every race left a reaction on the timer's promise until
+ * it fired; here it is one.
+ */
+class ApiWatch implements AsyncIterableIterator<WatchEvent> {
+  /** The last revision all of whose events were taken: bookmarks carry only these. */
+  private lastRevision: bigint;
+  /** The store watch's next() while it is outstanding. */
+  private pending = false;
+  private waiter:
+    { resolve(result: IteratorResult<WatchEvent>): void; reject(err: unknown): void } | undefined;
+  /** What came while no one waited (a bookmark took the waiter): handed out by the next next(). */
+  private ready: IteratorResult<WatchEvent> | undefined;
+  private failure: { error: unknown } | undefined;
+  private bookmarkDue = false;
+  private bookmarkTimer: NodeJS.Timeout | undefined;
+  private finished = false;
+  private readonly onOuterAbort = (): void => this.abort.abort();
+
+  constructor(
+    private readonly events: AsyncIterator<StoreEvent>,
+    private readonly abort: AbortController,
+    afterRevision: bigint,
+    private readonly convert: (
+      event: ObjectEvent,
+      revision: bigint,
+      resumeFrom: string,
+    ) => WatchEvent | undefined,
+    private readonly bookmarkIntervalMs: number | undefined,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.lastRevision = afterRevision;
+    signal?.addEventListener('abort', this.onOuterAbort, { once: true });
+    this.armBookmark();
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<WatchEvent>> {
+    if (this.ready !== undefined) {
+      const ready = this.ready;
+      this.ready = undefined;
+      return Promise.resolve(ready);
+    }
+    if (this.failure !== undefined) return Promise.reject(this.failure.error);
+    if (this.finished) return Promise.resolve(WATCH_DONE);
+    if (this.bookmarkDue) {
+      this.bookmarkDue = false;
+      this.armBookmark();
+      return Promise.resolve({ done: false, value: this.bookmark() });
+    }
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.pull();
+    });
+  }
+
+  async return(): Promise<IteratorResult<WatchEvent>> {
+    this.finish();
+    this.hand(WATCH_DONE);
+    await this.events.return?.();
+    return WATCH_DONE;
+  }
+
+  private pull(): void {
+    if (this.pending || this.finished) return;
+    this.pending = true;
+    this.events.next().then(this.onEvent, this.onError);
+  }
+
+  private readonly onEvent = (result: IteratorResult<StoreEvent>): void => {
+    this.pending = false;
+    if (this.finished) return;
+    if (result.done === true) {
+      this.finish();
+      this.hand(WATCH_DONE);
+      return;
+    }
+    const event = result.value;
+    let out: WatchEvent | undefined;
+    if (event.type === 'progress') {
+      this.lastRevision = event.revision;
+      if (this.bookmarkIntervalMs !== undefined) out = this.bookmark();
+    } else {
+      const revision = event.type === 'deleted' ? event.revision : event.item.modRevision;
+      // Resuming after a revision skips all of it, so until its last event has gone out the
+      // point to resume from is the revision before (its events may then be sent again).
+      const resumeFrom = event.lastOfRevision ? revision : revision - 1n;
+      if (event.lastOfRevision) this.lastRevision = revision;
+      out = this.convert(event, revision, resumeFrom.toString());
+    }
+    if (out === undefined) this.pull();
+    else this.hand({ done: false, value: out });
+  };
+
+  private readonly onError = (error: unknown): void => {
+    this.pending = false;
+    if (this.finished) return;
+    this.finish();
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    if (waiter === undefined) this.failure = { error };
+    else waiter.reject(error);
+  };
+
+  /** Gives `result` to the reader waiting, or keeps it for the next next(). */
+  private hand(result: IteratorResult<WatchEvent>): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    if (waiter !== undefined) waiter.resolve(result);
+    else if (!result.done) this.ready = result;
+  }
+
+  private bookmark(): WatchEvent {
+    return { type: 'BOOKMARK', resourceVersion: this.lastRevision.toString() };
+  }
+
+  private armBookmark(): void {
+    if (this.bookmarkIntervalMs === undefined || this.finished) return;
+    this.bookmarkTimer = setTimeout(() => {
+      if (this.waiter === undefined) {
+        this.bookmarkDue = true;
+        return;
+      }
+      // the store watch's next() stays outstanding; the event it brings goes to the next reader
+      this.hand({ done: false, value: this.bookmark() });
+      this.armBookmark();
+    }, this.bookmarkIntervalMs);
+  }
+
+  /** Lets go of the timer, the caller's signal and the store watch (its next() ends). */
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.bookmarkTimer);
+    this.signal?.removeEventListener('abort', this.onOuterAbort);
+    this.abort.abort();
   }
 }

@@ -1,5 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { GoneError, ResourceExhaustedError } from '../../proto/errors.js';
 import { CachedStore } from './cached-store.js';
 import { MemoryStore } from './memory-store.js';
@@ -259,6 +260,75 @@ describe('CachedStore', () => {
     await store.close();
   });
 
+  test('lists by namespace and by index value return exactly what a scan would, in byte order, as objects come, move and go', async () => {
+    const inner = new InnerStore();
+    const store = new CachedStore(inner, {
+      indexes: { pods: { 'spec.nodeName': (value) => text(value).split('@')[1] || undefined } },
+    });
+    const controller = new AbortController();
+    try {
+      await store.prime(['pods']);
+      // each write's event, taken before the lists: the cache has applied the write by then (a
+      // list asking for a revision the cache has not reached goes to the inner store)
+      const applied = watchFrom(store, await store.currentRevision(), controller.signal);
+      // names around the namespace separator's byte ('-' and '0' sort either side of '/')
+      const namespaces = ['a', 'a-b', 'a0', 'b'];
+      const names = ['x', 'x-1', 'x.2', 'y', 'é', 'z'];
+      const nodes = ['n1', 'n2', ''];
+      const live = new Map<string, { namespace: string; name: string; node: string }>();
+      let seed = 7;
+      const random = (n: number): number => (seed = (seed * 48271) % 2147483647) % n;
+      const byBytes = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+      for (let step = 0; step < 400; step++) {
+        const namespace = namespaces[random(namespaces.length)]!;
+        const name = names[random(names.length)]!;
+        const node = nodes[random(nodes.length)]!;
+        const path = `${namespace}/${name}`;
+        const key = pod(name, namespace);
+        if (!live.has(path)) await store.create(key, bytes(`${name}@${node}`));
+        else if (random(2) === 0) await store.delete(key);
+        else await store.update(key, bytes(`${name}@${node}`), (await store.get(key)).modRevision);
+        await take(applied, 1);
+        if (!live.has(path)) live.set(path, { namespace, name, node });
+        else if (
+          (await inner.list('pods', {})).items.every(
+            (item) => `${item.key.namespace}/${item.key.name}` !== path,
+          )
+        )
+          live.delete(path);
+        else live.set(path, { namespace, name, node });
+        if (step % 20 !== 0) continue;
+        const minRevision = await store.currentRevision();
+        for (const namespace of [...namespaces, undefined]) {
+          const listed = await store.list('pods', { minRevision, ...(namespace ? { namespace } : {}) });
+          const want = [...live.keys()].filter(
+            (p) => namespace === undefined || p.startsWith(`${namespace}/`),
+          );
+          assert.deepEqual(
+            listed.items.map((item) => `${item.key.namespace}/${item.key.name}`),
+            want.sort(byBytes),
+            `namespace ${namespace ?? '(all)'} at step ${step}`,
+          );
+          for (const node of ['n1', 'n2']) {
+            const indexed = await store.list('pods', {
+              minRevision,
+              ...(namespace ? { namespace } : {}),
+              index: { name: 'spec.nodeName', value: node },
+            });
+            assert.deepEqual(
+              indexed.items.map((item) => `${item.key.namespace}/${item.key.name}`),
+              want.filter((p) => live.get(p)!.node === node).sort(byBytes),
+              `node ${node} in namespace ${namespace ?? '(all)'} at step ${step}`,
+            );
+          }
+        }
+      }
+    } finally {
+      controller.abort();
+      await store.close();
+    }
+  });
+
   test("an index hint: a node's watcher and list see only its pods, including pods moving on and off it", async () => {
     const inner = new InnerStore();
     // values are `what@node`; the index reads the node
@@ -313,6 +383,75 @@ describe('CachedStore', () => {
       assert.equal(unindexed.items.length, 2, 'a hint for an index the cache does not keep is ignored');
     } finally {
       controller.abort();
+      await store.close();
+    }
+  });
+
+  test('a watch ended by return() or by its signal is no longer fed; one returned before its first read never started', async () => {
+    const inner = new InnerStore();
+    const store = new CachedStore(inner);
+    await store.prime(['pods']);
+    const controller = new AbortController();
+    try {
+      const start = await store.currentRevision();
+      const unread = store.watch('pods', { afterRevision: start })[Symbol.asyncIterator]();
+      assert.deepEqual(await unread.return!(), { done: true, value: undefined });
+      assert.deepEqual(await unread.next(), { done: true, value: undefined }, 'done for good');
+      assert.equal(store.cachedWatchers, 0, 'a watch is opened by its first read, not before');
+
+      const returned = store.watch('pods', { afterRevision: start })[Symbol.asyncIterator]();
+      const aborted = watchFrom(store, start, controller.signal);
+      const reading = returned.next();
+      await eventually('both watchers registered', async () => store.cachedWatchers === 2);
+      await store.create(pod('a'), bytes('1'));
+      assert.equal(((await reading) as IteratorYieldResult<StoreEvent>).value.type, 'added');
+      assert.deepEqual(await take(aborted, 1), ['added a=1']);
+
+      await returned.return!();
+      assert.equal(store.cachedWatchers, 1);
+      assert.deepEqual(await returned.next(), { done: true, value: undefined });
+      const pending = aborted.next();
+      controller.abort();
+      assert.deepEqual(
+        await pending,
+        { done: true, value: undefined },
+        'a waiting read ends with the signal',
+      );
+      assert.equal(store.cachedWatchers, 0);
+      await store.create(pod('b'), bytes('2')); // fed to no one
+    } finally {
+      controller.abort();
+      await store.close();
+    }
+  });
+
+  test('a watcher the cache ends itself lets go of its signal', async () => {
+    const inner = new InnerStore();
+    const store = new CachedStore(inner, { maxWatchBacklog: { events: 2 } });
+    await store.prime(['pods']);
+    const slow = new AbortController();
+    const lost = new AbortController();
+    try {
+      const unread = store
+        .watch('pods', { afterRevision: await store.currentRevision(), signal: slow.signal })
+        [Symbol.asyncIterator]();
+      const first = unread.next(); // opens the watch and takes the first event, then reads no more
+      await eventually('watching', async () => store.cachedWatchers === 1);
+      assert.equal(getEventListeners(slow.signal, 'abort').length, 1);
+      for (let i = 0; i < 6; i++) await store.create(pod(`p${i}`), bytes(`${i}`));
+      await first;
+      await eventually('the watcher ended', async () => store.cachedWatchers === 0);
+      assert.equal(getEventListeners(slow.signal, 'abort').length, 0, 'ended for being behind');
+      await assert.rejects(take(unread, 5), ResourceExhaustedError);
+
+      const broken = watchFrom(store, await store.currentRevision(), lost.signal);
+      await eventually('watching again', async () => store.cachedWatchers === 1);
+      inner.breakWatches(new GoneError('watch pods: required revision has been compacted'));
+      await assert.rejects(take(broken, 1), GoneError);
+      assert.equal(getEventListeners(lost.signal, 'abort').length, 0, 'ended by the cache losing its place');
+    } finally {
+      slow.abort();
+      lost.abort();
       await store.close();
     }
   });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { InvalidArgumentError } from '../../proto/errors.js';
 import {
   checkKey,
+  comparePaths,
   decodeContinue,
   encodeContinue,
   objectPath,
@@ -59,5 +60,33 @@ describe('store keys', () => {
     refused(Buffer.from('{"v":1,"rev":"-1","after":"a"}').toString('base64url'));
     refused(Buffer.from('{"v":1,"rev":"5","after":"../../x/y/z"}').toString('base64url'));
     refused(Buffer.from('[]').toString('base64url'));
+  });
+
+  test('comparePaths orders as the UTF-8 bytes do, also for characters past U+FFFF against U+E000 and up', () => {
+    const units = [
+      'a',
+      'z',
+      '-',
+      '/',
+      '0',
+      'é',
+      '\u{e000}',
+      '\u{ffee}',
+      '\u{1f600}',
+      '\u{10000}',
+      '\u{d7ff}',
+    ];
+    let seed = 11;
+    const random = (n: number): number => (seed = (seed * 48271) % 2147483647) % n;
+    const word = (): string => Array.from({ length: random(4) }, () => units[random(units.length)]!).join('');
+    for (let i = 0; i < 5000; i++) {
+      const a = word();
+      const b = random(4) === 0 ? a + word() : word();
+      assert.equal(
+        Math.sign(comparePaths(a, b)),
+        Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b))),
+        `${JSON.stringify(a)} against ${JSON.stringify(b)}`,
+      );
+    }
   });
 });

@@ -135,7 +135,18 @@ export function pathOf(key: ObjectKey): string {
 
 /** The order of the bytes of the UTF-8 paths, as etcd sorts keys. */
 export function comparePaths(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  const shorter = Math.min(a.length, b.length);
+  for (let i = 0; i < shorter; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // UTF-16 units sort as UTF-8 bytes do, except a surrogate (a character past U+FFFF) against
+    // a unit from U+E000 up: there only the bytes say (no allocation for the names of nearly all
+    // keys, which are ASCII; a cache sorting 10,000 paths compares ~140,000 times)
+    if (x >= 0xd800 || y >= 0xd800) return Buffer.compare(Buffer.from(a), Buffer.from(b));
+    return x - y;
+  }
+  return a.length - b.length;
 }
 
 /** The revision an event belongs to: a delete's own, else the value's. */
