@@ -22,7 +22,8 @@
  */
 import { GoneError, ResourceExhaustedError, errorMessage } from '../../proto/errors.js';
 import { componentLogger, type Logger } from '../../proto/support/logger.js';
-import { watchBacklog, watchEventQueue, type EventQueue, type WatchBacklog } from './event-queue.js';
+import type { EventQueue } from '../../proto/support/event-queue.js';
+import { watchBacklog, watchEventQueue, type WatchBacklog } from './event-queue.js';
 import { checkList, checkWatch, comparePaths, eventRevision, pathOf } from './keys.js';
 import type {
   IndexHint,

@@ -21,7 +21,8 @@ import {
   NotFoundError,
   UnavailableError,
 } from '../../proto/errors.js';
-import { watchBacklog, watchEventQueue, type EventQueue, type WatchBacklog } from './event-queue.js';
+import type { EventQueue } from '../../proto/support/event-queue.js';
+import { watchBacklog, watchEventQueue, type WatchBacklog } from './event-queue.js';
 import {
   checkKey,
   checkList,

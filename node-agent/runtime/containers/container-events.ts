@@ -18,6 +18,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { NotFoundError, ResourceExhaustedError, errorMessage } from '../../../proto/errors.js';
 import { componentLogger } from '../../../proto/support/logger.js';
+import { EventQueue } from '../../../proto/support/event-queue.js';
 import type {
   ContainerEvent,
   ContainerEventType,
@@ -68,61 +69,12 @@ export function selects(selector: ContainerSelector, info: ContainerInfo): boole
 /** The files of a container's directory whose change may be an event. */
 const RECORD_FILES = new Set(['config.json', 'state.json', 'exit.json']);
 
-class Subscriber {
-  private readonly queue: ContainerEvent[] = [];
-  private waiting: ((result: IteratorResult<ContainerEvent>) => void) | undefined;
-  private failWaiting: ((err: Error) => void) | undefined;
-  private ended = false;
-  private error: Error | undefined;
-
-  /** Called when the consumer fell too far behind: the hub stops delivering to it. */
-  onFail: () => void = () => {};
-
-  constructor(
-    readonly selector: ContainerSelector,
-    private readonly maxBacklog: number,
-  ) {}
-
-  /** Queues an event; false once the consumer fell too far behind (it is then ended with an error). */
-  push(event: ContainerEvent): boolean {
-    if (this.ended || this.error) return false;
-    if (this.waiting) {
-      const resolve = this.waiting;
-      this.waiting = this.failWaiting = undefined;
-      resolve({ done: false, value: event });
-      return true;
-    }
-    if (this.queue.length >= this.maxBacklog) {
-      this.queue.length = 0;
-      this.error = new ResourceExhaustedError(
-        `watch containers: the consumer fell more than ${this.maxBacklog} events behind; watch again (the new watch lists what is current)`,
-      );
-      return false;
-    }
-    this.queue.push(event);
-    return true;
-  }
-
-  end(): void {
-    this.ended = true;
-    this.queue.length = 0;
-    if (this.waiting) {
-      const resolve = this.waiting;
-      this.waiting = this.failWaiting = undefined;
-      resolve({ done: true, value: undefined });
-    }
-  }
-
-  next(): Promise<IteratorResult<ContainerEvent>> {
-    const event = this.queue.shift();
-    if (event) return Promise.resolve({ done: false, value: event });
-    if (this.error) return Promise.reject(this.error);
-    if (this.ended) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve, reject) => {
-      this.waiting = resolve;
-      this.failWaiting = reject;
-    });
-  }
+/** A watch of the hub: what it selects, and the queue its reader takes events from. */
+interface Subscriber {
+  readonly selector: ContainerSelector;
+  readonly queue: EventQueue<ContainerEvent>;
+  /** Ends the watch: the hub stops delivering to it. */
+  readonly close: () => void;
 }
 
 export class ContainerEventHub {
@@ -168,7 +120,19 @@ export class ContainerEventHub {
       throw err;
     }
     // one turn from here on: the list and the registration see the same events
-    const subscriber = new Subscriber(selector, this.maxBacklog);
+    const maxBacklog = this.maxBacklog;
+    const subscriber: Subscriber = {
+      selector,
+      queue: new EventQueue<ContainerEvent>(
+        { events: maxBacklog, bytes: Infinity },
+        () => 0,
+        () =>
+          new ResourceExhaustedError(
+            `watch containers: the consumer fell more than ${maxBacklog} events behind; watch again (the new watch lists what is current)`,
+          ),
+      ),
+      close: () => close(),
+    };
     this.subscribers.add(subscriber);
     const containers = [...this.known.values()].filter((info) => selects(selector, info));
     const revision = this.seq;
@@ -176,17 +140,16 @@ export class ContainerEventHub {
     const close = () => {
       if (closed) return;
       closed = true;
-      subscriber.end();
+      subscriber.queue.end();
       this.subscribers.delete(subscriber);
       this.release();
     };
-    subscriber.onFail = close;
     return {
       containers,
       revision,
       close,
       [Symbol.asyncIterator]: () => ({
-        next: () => subscriber.next(),
+        next: () => subscriber.queue.next(),
         return: async () => {
           close();
           return { done: true, value: undefined };
@@ -314,7 +277,10 @@ export class ContainerEventHub {
     const event: ContainerEvent = { seq: ++this.seq, type, time: new Date().toISOString(), container };
     if (type === 'exited') event.exit = exitInfo(container.state);
     for (const subscriber of [...this.subscribers]) {
-      if (selects(subscriber.selector, container) && !subscriber.push(event)) subscriber.onFail();
+      if (!selects(subscriber.selector, container)) continue;
+      // one more than the backlog fails the watch (its reader gets the error after what it took)
+      subscriber.queue.push(event);
+      if (subscriber.queue.failIfBehind()) subscriber.close();
     }
   }
 }
