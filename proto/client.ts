@@ -12,7 +12,6 @@
  * a deadline (`timeoutMs`, default 10 s; Infinity: none); watches run until the signal aborts, the server ends
  * them, or they fail.
  */
-import * as grpc from '@grpc/grpc-js';
 import type {
   DeleteOptions,
   ListOptions,
@@ -21,8 +20,9 @@ import type {
   WatchEventType,
   WatchOptions,
 } from './api-requests.js';
-import { fromGrpcError } from './grpc-status.js';
+import { fromGrpcError, GRPC_CODE } from './grpc-status.js';
 import { grpcServiceDefinition, type WireMessage } from './grpc-service.js';
+import { WireChannel, type WireStream } from './grpc-wire-client.js';
 import type { KubeObject, KubeObjectByKind } from './gen/types.js';
 import { resolveKind } from './kinds.js';
 import { fromEnvelope, toEnvelope } from './objects.js';
@@ -88,63 +88,58 @@ export interface EncryptionKeyRotation {
   resources: string[];
 }
 
-type UnaryMethod = (
-  request: WireMessage,
-  metadata: grpc.Metadata,
-  options: grpc.CallOptions,
-  callback: (err: grpc.ServiceError | null, response?: WireMessage) => void,
-) => grpc.ClientUnaryCall;
-type StreamMethod = (
-  request: WireMessage,
-  metadata: grpc.Metadata,
-  options: grpc.CallOptions,
-) => grpc.ClientReadableStream<WireMessage>;
+/** How a method's messages are written and read. */
+interface MethodCodec {
+  path: string;
+  requestSerialize(value: WireMessage): Buffer;
+  responseDeserialize(bytes: Buffer): WireMessage;
+}
 
-let apiClientConstructor: grpc.ServiceClientConstructor | undefined;
-let adminClientConstructor: grpc.ServiceClientConstructor | undefined;
+let apiMethods: Record<string, MethodCodec> | undefined;
+let adminMethods: Record<string, MethodCodec> | undefined;
 
-/** The grpc-js client class of skiff.v1.Api (built once from the schema). */
-function apiClientClass(): grpc.ServiceClientConstructor {
-  apiClientConstructor ??= grpc.makeGenericClientConstructor(
+/** skiff.v1.Api's methods (built once from the schema). */
+function apiMethodsOf(): Record<string, MethodCodec> {
+  apiMethods ??= grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'), {
     // Responses stay decoded messages: fromEnvelope reads one in a single walk, and the few
     // scalar fields read here (strings) are the same on a message.
     // Object requests carry toEnvelope's output, which is already in the encoder's types.
-    grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'), {
-      messageResponses: true,
-      encoderReadyRequests: ['Create', 'Update', 'UpdateStatus'],
-    }),
-    'Api',
-  );
-  return apiClientConstructor;
+    messageResponses: true,
+    encoderReadyRequests: ['Create', 'Update', 'UpdateStatus'],
+  }) as unknown as Record<string, MethodCodec>;
+  return apiMethods;
 }
 
 /** Connects lazily: the first call dials the server, so this never blocks or fails on I/O. */
 export function connectApi(options: ConnectOptions): ApiClient {
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const Client = apiClientClass();
-  const client = new Client(options.server, grpc.credentials.createInsecure(), {
+  const channel = new WireChannel(options.server, {
+    maxReceiveBytes: 64 * 1024 * 1024,
     // Watches are long-lived and mostly idle: keepalives notice a dead server or path.
-    'grpc.keepalive_time_ms': 30_000,
-    'grpc.keepalive_timeout_ms': 10_000,
-    'grpc.max_receive_message_length': 64 * 1024 * 1024,
-    // channelz keeps per-call bookkeeping that nothing here reads.
-    'grpc.enable_channelz': 0,
-  }) as unknown as grpc.Client & Record<string, UnaryMethod & StreamMethod>;
-
-  // One instance for every call: grpc-js copies a call's metadata before it adds its own headers
-  // (ResolvingCall.start), so sharing it is safe and saves building and validating it per call.
-  const authMetadata = new grpc.Metadata();
-  authMetadata.set('authorization', `Bearer ${options.token}`);
+    keepaliveMs: 30_000,
+    keepaliveTimeoutMs: 10_000,
+  });
+  const metadata = { authorization: `Bearer ${options.token}` };
   // What a failed call's error is told in terms of (proto/grpc-status.ts).
   const callContext = { timeoutMs, tokenBytes: Buffer.byteLength(options.token) };
 
-  const unary = (method: string, request: WireMessage): Promise<WireMessage> =>
-    new Promise((resolve, reject) => {
-      client[method]!(request, authMetadata, { deadline: Date.now() + timeoutMs }, (err, response) => {
-        if (err) reject(fromGrpcError(err, options.server, callContext));
-        else resolve(response ?? {});
+  const call = async (
+    method: MethodCodec,
+    request: WireMessage,
+    deadlineMs: number,
+  ): Promise<WireMessage> => {
+    try {
+      const response = await channel.unary(method.path, method.requestSerialize(request), {
+        metadata,
+        timeoutMs: deadlineMs,
       });
-    });
+      return method.responseDeserialize(response);
+    } catch (err) {
+      throw fromGrpcError(err, options.server, { ...callContext, timeoutMs: deadlineMs });
+    }
+  };
+  const unary = (method: string, request: WireMessage): Promise<WireMessage> =>
+    call(apiMethodsOf()[method]!, request, timeoutMs);
 
   const objectOf = <T>(envelope: WireMessage): T => fromEnvelope(envelope) as T;
 
@@ -203,8 +198,10 @@ export function connectApi(options: ConnectOptions): ApiClient {
         resourceVersion: watchOptions.resourceVersion ?? '',
         allowBookmarks: watchOptions.allowBookmarks ?? false,
       };
+      const method = apiMethodsOf()['Watch']!;
       return watchStream(
-        () => client.Watch!(request, authMetadata, {}),
+        () => channel.serverStream(method.path, method.requestSerialize(request), { metadata }),
+        method,
         options.server,
         watchOptions.signal,
         callContext.tokenBytes,
@@ -215,27 +212,12 @@ export function connectApi(options: ConnectOptions): ApiClient {
       return { version: String(response.version ?? ''), etcdEndpoints: String(response.etcdEndpoints ?? '') };
     },
     async rotateEncryptionKey() {
-      adminClientConstructor ??= grpc.makeGenericClientConstructor(
-        grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Admin')),
-        'Admin',
-      );
-      // The same channel as the object API: one connection to the control plane.
-      const admin = new adminClientConstructor(options.server, grpc.credentials.createInsecure(), {
-        channelOverride: client.getChannel(),
-      }) as unknown as Record<string, UnaryMethod>;
-      const response = await new Promise<WireMessage>((resolve, reject) => {
-        // Rewriting every Secret takes longer than one object call.
-        admin.RotateEncryptionKey!(
-          {},
-          authMetadata,
-          { deadline: Date.now() + 10 * timeoutMs },
-          (err, answer) => {
-            if (err)
-              reject(fromGrpcError(err, options.server, { ...callContext, timeoutMs: 10 * timeoutMs }));
-            else resolve(answer ?? {});
-          },
-        );
-      });
+      adminMethods ??= grpcServiceDefinition(
+        schemaRoot().lookupService('skiff.v1.Admin'),
+      ) as unknown as Record<string, MethodCodec>;
+      // Rewriting every Secret takes longer than one object call. The same connection as the
+      // object API: one connection to the control plane.
+      const response = await call(adminMethods['RotateEncryptionKey']!, {}, 10 * timeoutMs);
       return {
         keyName: String(response.keyName ?? ''),
         rewritten: Number(response.rewritten ?? 0),
@@ -244,23 +226,25 @@ export function connectApi(options: ConnectOptions): ApiClient {
       };
     },
     close() {
-      client.close();
+      channel.close();
     },
   };
 }
 
 async function* watchStream<T extends KubeObject>(
-  open: () => grpc.ClientReadableStream<WireMessage>,
+  open: () => WireStream,
+  method: MethodCodec,
   server: string,
   signal: AbortSignal | undefined,
   tokenBytes: number,
 ): AsyncGenerator<WatchEvent<T>> {
   if (signal?.aborted) return;
-  const call = open();
-  const onAbort = (): void => call.cancel();
+  const stream = open();
+  const onAbort = (): void => stream.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    for await (const message of call as AsyncIterable<WireMessage>) {
+    for await (const bytes of stream) {
+      const message = method.responseDeserialize(bytes);
       const event: WatchEvent<T> = {
         type: message.type as WatchEventType,
         resourceVersion: String(message.resourceVersion ?? ''),
@@ -269,11 +253,11 @@ async function* watchStream<T extends KubeObject>(
       yield event;
     }
   } catch (err) {
-    if (signal?.aborted && (err as grpc.ServiceError).code === grpc.status.CANCELLED) return;
+    if (signal?.aborted && (err as { code?: number }).code === GRPC_CODE.CANCELLED) return;
     throw fromGrpcError(err, server, { tokenBytes });
   } finally {
     signal?.removeEventListener('abort', onAbort);
     // Ends the server-side watch when the consumer stops early (break or throw).
-    call.cancel();
+    stream.cancel();
   }
 }

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import {
   AlreadyExistsError,
   ConflictError,
@@ -16,18 +16,21 @@ import {
   UnavailableError,
   type SkiffError,
 } from './errors.js';
-import { INTERNAL_MESSAGE, fromGrpcError, toGrpcStatus } from './grpc-status.js';
+import { GRPC_CODE, INTERNAL_MESSAGE, fromGrpcError, toGrpcStatus } from './grpc-status.js';
+import { CallMetadata, GrpcCallError } from './grpc-wire-client.js';
 
-function overTheWire(err: unknown): ServiceError {
+/** What the client reads of the status a server sends for `err` (trailers as HTTP/2 headers). */
+function overTheWire(err: unknown): GrpcCallError {
   const st = toGrpcStatus(err);
-  return Object.assign(new Error(`${st.code} ${status[st.code]}: ${st.details}`), {
-    code: st.code,
-    details: st.details,
-    metadata: st.metadata,
-  });
+  return new GrpcCallError(st.code, st.details, CallMetadata.fromHeaders(st.trailers));
 }
 
 describe('grpc-status', () => {
+  test("the status codes are gRPC's (grpc-js's numbers, which the server sends)", () => {
+    for (const [name, code] of Object.entries(GRPC_CODE))
+      assert.equal(code, status[name as keyof typeof status], name);
+  });
+
   const cases: Array<[SkiffError, status]> = [
     [new NotFoundError('get pod default/x: not found'), status.NOT_FOUND],
     [new AlreadyExistsError('create pod default/x: already exists'), status.ALREADY_EXISTS],

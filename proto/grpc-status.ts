@@ -2,16 +2,15 @@
  * The one place where skiff's error vocabulary (proto/errors.ts) meets gRPC status codes, in both
  * directions:
  *
- * - server side, `toGrpcStatus(err)` turns a thrown value into a status object that grpc-js sends
- *   (code, details, metadata). Structured fields that a code alone cannot carry (the field path of
+ * - server side, `toGrpcStatus(err)` turns a thrown value into a status (code, details, trailers;
+ *   controlplane/api/grpc-errors.ts hands it to grpc-js). Structured fields that a code alone cannot carry (the field path of
  *   an InvalidArgumentError, the endpoint of an UnavailableError, the exact error class) travel in
  *   trailing metadata under `skiff-*` keys. Anything that is not a SkiffError is an internal fault:
  *   the caller logs it, the wire only ever sees a generic INTERNAL message.
- * - client side, `fromGrpcError(err, server)` turns a grpc-js ServiceError back into the matching
+ * - client side, `fromGrpcError(err, server)` turns a failed call (grpc-wire-client.ts) back into the matching
  *   SkiffError with the message and fields preserved. Errors produced by the transport itself
  *   (server unreachable, deadline) map by code, naming the server as the endpoint.
  */
-import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
 import {
   AlreadyExistsError,
   ConflictError,
@@ -38,61 +37,86 @@ export const ERROR_ENDPOINT_KEY = 'skiff-error-endpoint';
 export const INTERNAL_MESSAGE =
   'internal error: the server logged the details; retry, and report it if it persists';
 
-const grpcCodeOf: Record<ErrorCode, status> = {
-  NotFound: status.NOT_FOUND,
-  AlreadyExists: status.ALREADY_EXISTS,
-  Conflict: status.ABORTED,
-  InvalidArgument: status.INVALID_ARGUMENT,
-  FailedPrecondition: status.FAILED_PRECONDITION,
-  Unavailable: status.UNAVAILABLE,
-  Unauthenticated: status.UNAUTHENTICATED,
-  PermissionDenied: status.PERMISSION_DENIED,
-  DeadlineExceeded: status.DEADLINE_EXCEEDED,
-  ResourceExhausted: status.RESOURCE_EXHAUSTED,
-  Gone: status.OUT_OF_RANGE,
-  Internal: status.INTERNAL,
+/** gRPC's status codes (the spec's numbers; grpc-js's `status` enum holds the same). */
+export const GRPC_CODE = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+
+const grpcCodeOf: Record<ErrorCode, number> = {
+  NotFound: GRPC_CODE.NOT_FOUND,
+  AlreadyExists: GRPC_CODE.ALREADY_EXISTS,
+  Conflict: GRPC_CODE.ABORTED,
+  InvalidArgument: GRPC_CODE.INVALID_ARGUMENT,
+  FailedPrecondition: GRPC_CODE.FAILED_PRECONDITION,
+  Unavailable: GRPC_CODE.UNAVAILABLE,
+  Unauthenticated: GRPC_CODE.UNAUTHENTICATED,
+  PermissionDenied: GRPC_CODE.PERMISSION_DENIED,
+  DeadlineExceeded: GRPC_CODE.DEADLINE_EXCEEDED,
+  ResourceExhausted: GRPC_CODE.RESOURCE_EXHAUSTED,
+  Gone: GRPC_CODE.OUT_OF_RANGE,
+  Internal: GRPC_CODE.INTERNAL,
 };
 
-const errorCodeOfGrpc = new Map<status, ErrorCode>(
+const errorCodeOfGrpc = new Map<number, ErrorCode>(
   Object.entries(grpcCodeOf).map(([code, grpcCode]) => [grpcCode, code as ErrorCode]),
 );
 
-export interface GrpcStatus extends StatusObject {
+/** The status a server sends for a thrown value: code, message, and trailers for what a code alone cannot carry. */
+export interface GrpcStatus {
+  code: number;
+  details: string;
+  trailers: Record<string, string>;
   /** True when `err` was not a SkiffError: the caller must log it, since the wire carries no detail. */
   internal: boolean;
 }
 
 /** The gRPC status for a thrown value. Never copies the message of a non-SkiffError onto the wire. */
 export function toGrpcStatus(err: unknown): GrpcStatus {
-  const metadata = new Metadata();
   if (!(err instanceof SkiffError)) {
-    metadata.set(ERROR_CODE_KEY, 'Internal');
-    return { code: status.INTERNAL, details: INTERNAL_MESSAGE, metadata, internal: true };
+    return {
+      code: GRPC_CODE.INTERNAL,
+      details: INTERNAL_MESSAGE,
+      trailers: { [ERROR_CODE_KEY]: 'Internal' },
+      internal: true,
+    };
   }
-  metadata.set(ERROR_CODE_KEY, err.code);
-  if (err instanceof InvalidArgumentError && err.field !== undefined)
-    metadata.set(ERROR_FIELD_KEY, err.field);
+  const trailers: Record<string, string> = { [ERROR_CODE_KEY]: err.code };
+  if (err instanceof InvalidArgumentError && err.field !== undefined) trailers[ERROR_FIELD_KEY] = err.field;
   if (err instanceof UnavailableError && err.endpoint !== undefined)
-    metadata.set(ERROR_ENDPOINT_KEY, err.endpoint);
-  return { code: grpcCodeOf[err.code], details: err.message, metadata, internal: false };
+    trailers[ERROR_ENDPOINT_KEY] = err.endpoint;
+  return { code: grpcCodeOf[err.code], details: err.message, trailers, internal: false };
 }
 
-/** The grpc-js error object for a thrown value, as handed to a unary callback or `call.destroy()`. */
-export function toServiceError(err: unknown): Partial<ServiceError> & { internal: boolean } {
-  const st = toGrpcStatus(err);
-  return Object.assign(new Error(st.details), {
-    code: st.code,
-    details: st.details,
-    metadata: st.metadata,
-    internal: st.internal,
-  });
+/** A failed call as a client sees it (grpc-js's ServiceError and grpc-wire-client's GrpcCallError both are). */
+export interface CallError extends Error {
+  code: number;
+  details: string;
+  metadata?: { get(key: string): Array<string | Buffer> };
+  /** The server refused the request's headers for their size. */
+  requestHeadersTooLarge?: boolean;
 }
 
-function isServiceError(err: unknown): err is ServiceError {
-  return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number';
+function isCallError(err: unknown): err is CallError {
+  return err instanceof Error && typeof (err as Partial<CallError>).code === 'number';
 }
 
-function metadataString(md: Metadata | undefined, key: string): string | undefined {
+function metadataString(md: CallError['metadata'], key: string): string | undefined {
   const value = md?.get(key)[0];
   if (value === undefined) return undefined;
   return typeof value === 'string' ? value : value.toString('utf8');
@@ -106,9 +130,6 @@ export interface CallContext {
   tokenBytes?: number;
 }
 
-/** HTTP/2 RST_STREAM COMPRESSION_ERROR: the peer's HPACK decoder refused the header block (too large). */
-const RST_COMPRESSION_ERROR = /^Received RST_STREAM with code 9\b/;
-
 /** `5 s`, `500 ms`, `1.5 s`, `2 min`. */
 export function formatTimeout(ms: number): string {
   if (ms < 1000) return `${ms} ms`;
@@ -117,8 +138,8 @@ export function formatTimeout(ms: number): string {
 }
 
 /**
- * Why grpc-js could not reach `server`, in a person's words: its messages carry resolver and
- * load-balancer internals (`No connection established. Last error: …. Resolution note: `).
+ * Why the transport could not reach `server`, in a person's words (grpc-js's messages also carry
+ * resolver and load-balancer internals: `No connection established. Last error: …. Resolution note: `).
  */
 function unreachableReason(message: string): string {
   const errno =
@@ -155,18 +176,18 @@ function unreachableReason(message: string): string {
 }
 
 /**
- * The SkiffError for an error raised by a grpc-js client call. `server` (host:port) names the
+ * The SkiffError for a failed client call. `server` (host:port) names the
  * endpoint when the transport could not reach it; `call` lets a deadline or an oversized header
  * be said in the caller's terms rather than grpc-js's.
  */
 export function fromGrpcError(err: unknown, server: string, call: CallContext = {}): SkiffError {
   if (err instanceof SkiffError) return err;
-  if (!isServiceError(err)) return new InternalError(`call ${server}: ${String(err)}`, { cause: err });
+  if (!isCallError(err)) return new InternalError(`call ${server}: ${String(err)}`, { cause: err });
   const sent = metadataString(err.metadata, ERROR_CODE_KEY) as ErrorCode | undefined;
   const code = sent !== undefined && sent in grpcCodeOf ? sent : errorCodeOfGrpc.get(err.code);
   const message = err.details || err.message;
   const options = { cause: err };
-  // Raised by the transport, not sent by a skiff server: said without grpc-js's internals.
+  // Raised by the transport, not sent by a skiff server: said without the transport's internals.
   if (sent === undefined) {
     if (code === 'DeadlineExceeded') {
       const within = call.timeoutMs !== undefined ? ` within ${formatTimeout(call.timeoutMs)}` : '';
@@ -179,7 +200,7 @@ export function fromGrpcError(err: unknown, server: string, call: CallContext = 
         options,
       );
     }
-    if (RST_COMPRESSION_ERROR.test(message)) {
+    if (err.requestHeadersTooLarge === true) {
       const token =
         call.tokenBytes !== undefined && call.tokenBytes > 4096
           ? `: the bearer token is ${call.tokenBytes} bytes; check the token in your client config`

@@ -54,13 +54,21 @@ test('skiff version --client loads neither gRPC, protobufjs, YAML, logging nor t
     );
 });
 
-test('skiff get loads neither the control plane nor the runtime', () => {
+test('skiff get loads neither the control plane, the runtime nor grpc-js (the server side of gRPC)', () => {
   const loaded = sourcesLoadedBy(main, chunkOf('cli/commands/get.ts'), chunkOf('proto/client.ts'));
   assert.ok(
-    loaded.some((source) => source.includes('@grpc/grpc-js')),
+    loaded.some((source) => source.includes('proto/grpc-wire-client.ts')),
     'the gRPC client is part of get',
   );
-  for (const heavy of ['controlplane/', 'node-agent/', 'etcd3', 'nats', 'pino', 'prom-client'])
+  for (const heavy of [
+    '@grpc/grpc-js',
+    'controlplane/',
+    'node-agent/',
+    'etcd3',
+    'nats',
+    'pino',
+    'prom-client',
+  ])
     assert.deepEqual(
       loaded.filter((source) => source.includes(heavy)),
       [],

@@ -4,7 +4,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { PermissionDeniedError } from '../../proto/errors.js';
-import { toServiceError } from '../../proto/grpc-status.js';
+import { toServiceError } from './grpc-errors.js';
 import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
 import { schemaRoot } from '../../proto/schema.js';
 import type { Logger } from '../../proto/support/logger.js';

@@ -18,7 +18,7 @@ import {
   UnavailableError,
 } from '../../proto/errors.js';
 import type { KubeObject } from '../../proto/gen/types.js';
-import { toServiceError } from '../../proto/grpc-status.js';
+import { toServiceError } from './grpc-errors.js';
 import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
 import type { Logger } from '../../proto/support/logger.js';
 import { kindForEnvelopeField, lookupKind } from '../../proto/kinds.js';

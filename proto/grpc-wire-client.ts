@@ -1,0 +1,515 @@
+/**
+ * The client side of gRPC over HTTP/2 (the protocol as the gRPC spec's PROTOCOL-HTTP2 describes
+ * it), on node:http2: unary and server-streaming calls on one lazily dialled connection, with
+ * deadlines (sent as grpc-timeout, enforced here too), metadata, keepalive pings while calls are
+ * open, a receive size limit, and the call's status read from the trailers (or from the headers
+ * of a trailers-only answer).
+ *
+ * Why not grpc-js's client, when the control plane serves with grpc-js: a one-shot `skiff get`
+ * spent ~40 of its ~100 ms loading grpc-js (900 KB with the proto-loader it pulls in) and running
+ * its first call through resolver, load balancer, channel and filter stack, none of which a client
+ * of one known address needs. Errors come out as GrpcCallError (a status code, details and the
+ * trailers), which proto/grpc-status.ts turns into skiff's error vocabulary.
+ */
+import * as http2 from 'node:http2';
+import { GRPC_CODE } from './grpc-status.js';
+
+/**
+ * A failed call: the gRPC status, its message, and the metadata that came with it.
+ * `requestHeadersTooLarge`: the server refused the call's headers for their size (what the
+ * caller then says depends on what it sent: grpc-status.ts names the token).
+ */
+export class GrpcCallError extends Error {
+  constructor(
+    readonly code: number,
+    readonly details: string,
+    readonly metadata: CallMetadata = new CallMetadata(),
+    readonly requestHeadersTooLarge = false,
+  ) {
+    super(`${code} ${details}`);
+  }
+}
+
+/**
+ * Request headers past this size that the server resets unanswered were refused for their size:
+ * Node's HTTP/2 server (grpc-js's) refuses a header list over 64 KiB with REFUSED_STREAM without
+ * advertising a limit, other servers answer COMPRESSION_ERROR.
+ */
+const LARGE_REQUEST_HEADER_BYTES = 16 * 1024;
+
+/** Response metadata (headers and trailers), read as grpc-js's Metadata is: get(key) → values. */
+export class CallMetadata {
+  private readonly values = new Map<string, string[]>();
+
+  static fromHeaders(...headers: Array<http2.IncomingHttpHeaders | undefined>): CallMetadata {
+    const metadata = new CallMetadata();
+    for (const each of headers) {
+      if (each === undefined) continue;
+      for (const [key, value] of Object.entries(each)) {
+        if (key.startsWith(':') || value === undefined) continue;
+        metadata.values.set(key, Array.isArray(value) ? value : [String(value)]);
+      }
+    }
+    return metadata;
+  }
+
+  get(key: string): string[] {
+    return this.values.get(key.toLowerCase()) ?? [];
+  }
+}
+
+export interface WireChannelOptions {
+  /** Largest message accepted from the server, bytes. */
+  maxReceiveBytes: number;
+  /** A ping after this long without one while calls are open; no answer within the timeout ends the connection. */
+  keepaliveMs: number;
+  keepaliveTimeoutMs: number;
+}
+
+export interface WireCallOptions {
+  /** Request metadata, e.g. authorization. */
+  metadata: Record<string, string>;
+  /** Milliseconds from now; undefined or Infinity: none. */
+  timeoutMs?: number;
+}
+
+/** A server-streaming call: its messages in order; cancel() ends it (the iteration then ends). */
+export interface WireStream extends AsyncIterable<Buffer> {
+  cancel(): void;
+}
+
+const GRPC_HEADER_BYTES = 5;
+/** Receive windows: a 10,000-pod list is ~15 MB; HTTP/2's default 64 KiB window paces it by round trips. */
+const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
+const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
+/** Messages a stream may hold unread before it stops reading from the connection. */
+const STREAM_HIGH_WATER = 256;
+
+/** An HTTP status that is not 200 as the gRPC spec maps it (the server was not a gRPC server, or a proxy answered). */
+function codeOfHttpStatus(httpStatus: number): number {
+  switch (httpStatus) {
+    case 400:
+      return GRPC_CODE.INTERNAL;
+    case 401:
+      return GRPC_CODE.UNAUTHENTICATED;
+    case 403:
+      return GRPC_CODE.PERMISSION_DENIED;
+    case 404:
+      return GRPC_CODE.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return GRPC_CODE.UNAVAILABLE;
+    default:
+      return GRPC_CODE.UNKNOWN;
+  }
+}
+
+/** A stream reset by the peer, in the words grpc-js uses (grpc-status.ts recognises code 9). */
+function codeOfReset(rstCode: number): number {
+  switch (rstCode) {
+    case http2.constants.NGHTTP2_REFUSED_STREAM:
+      return GRPC_CODE.UNAVAILABLE;
+    case http2.constants.NGHTTP2_CANCEL:
+      return GRPC_CODE.CANCELLED;
+    case http2.constants.NGHTTP2_ENHANCE_YOUR_CALM:
+      return GRPC_CODE.RESOURCE_EXHAUSTED;
+    case http2.constants.NGHTTP2_INADEQUATE_SECURITY:
+      return GRPC_CODE.PERMISSION_DENIED;
+    default:
+      return GRPC_CODE.INTERNAL;
+  }
+}
+
+/** grpc-timeout: at most 8 digits and a unit. */
+function grpcTimeout(ms: number): string {
+  const whole = Math.max(0, Math.ceil(ms));
+  return whole < 1e8 ? `${whole}m` : `${Math.min(99_999_999, Math.ceil(whole / 1000))}S`;
+}
+
+/** grpc-message is percent-encoded UTF-8. */
+function decodeGrpcMessage(value: string | string[] | undefined): string {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined) return '';
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+function framed(message: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(GRPC_HEADER_BYTES + message.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, GRPC_HEADER_BYTES);
+  return frame;
+}
+
+/** One gRPC call on an HTTP/2 stream: its messages as they complete, and how it ended. */
+class WireCall {
+  private pending: Buffer | undefined;
+  private headers: http2.IncomingHttpHeaders | undefined;
+  private trailers: http2.IncomingHttpHeaders | undefined;
+  private settled = false;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly stream: http2.ClientHttp2Stream,
+    private readonly requestHeaderBytes: number,
+    private readonly maxReceiveBytes: number,
+    timeoutMs: number | undefined,
+    private readonly onMessage: (message: Buffer) => void,
+    private readonly onEnd: (error: GrpcCallError | undefined) => void,
+  ) {
+    if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
+      this.deadlineTimer = setTimeout(
+        () => this.fail(new GrpcCallError(GRPC_CODE.DEADLINE_EXCEEDED, 'Deadline exceeded')),
+        Math.max(0, timeoutMs),
+      );
+    }
+    stream.on('response', (headers) => {
+      this.headers = headers;
+      const httpStatus = Number(headers[':status']);
+      if (httpStatus !== 200) {
+        this.fail(
+          new GrpcCallError(
+            codeOfHttpStatus(httpStatus),
+            `the server answered HTTP ${httpStatus}, not gRPC`,
+            CallMetadata.fromHeaders(headers),
+          ),
+        );
+      }
+    });
+    stream.on('data', (chunk: Buffer) => this.take(chunk));
+    // Trailers arrive as soon as the server sends them, while messages before them may still wait
+    // unread (a paused stream): the call ends with the readable side.
+    stream.on('trailers', (trailers) => (this.trailers = trailers));
+    stream.on('end', () => this.finish(this.trailers));
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      // a reset by the server, or the connection failing (refused, dropped)
+      if (err.code === 'ERR_HTTP2_STREAM_ERROR' && stream.rstCode !== undefined) this.failReset();
+      else this.fail(new GrpcCallError(GRPC_CODE.UNAVAILABLE, err.message));
+    });
+    stream.on('close', () => {
+      if (this.settled) return;
+      if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR)
+        this.failReset();
+      // without trailers: a trailers-only answer carries the status in its headers
+      else this.finish(this.trailers);
+    });
+  }
+
+  private failReset(): void {
+    const rstCode = this.stream.rstCode ?? http2.constants.NGHTTP2_INTERNAL_ERROR;
+    const refusedForSize =
+      this.headers === undefined &&
+      this.requestHeaderBytes > LARGE_REQUEST_HEADER_BYTES &&
+      (rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ||
+        rstCode === http2.constants.NGHTTP2_COMPRESSION_ERROR);
+    this.fail(
+      new GrpcCallError(
+        refusedForSize ? GRPC_CODE.INVALID_ARGUMENT : codeOfReset(rstCode),
+        `Received RST_STREAM with code ${rstCode}`,
+        undefined,
+        refusedForSize,
+      ),
+    );
+  }
+
+  cancel(): void {
+    this.fail(new GrpcCallError(GRPC_CODE.CANCELLED, 'Cancelled on client'));
+  }
+
+  /** Splits the bytes into messages; a message may span chunks. */
+  private take(chunk: Buffer): void {
+    if (this.settled) return;
+    let bytes = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
+    this.pending = undefined;
+    let at = 0;
+    while (bytes.length - at >= GRPC_HEADER_BYTES) {
+      if (bytes[at] !== 0) {
+        this.fail(
+          new GrpcCallError(
+            GRPC_CODE.INTERNAL,
+            'the server sent a compressed message, which was not asked for',
+          ),
+        );
+        return;
+      }
+      const length = bytes.readUInt32BE(at + 1);
+      if (length > this.maxReceiveBytes) {
+        this.fail(
+          new GrpcCallError(
+            GRPC_CODE.RESOURCE_EXHAUSTED,
+            `Received message larger than max (${length} vs. ${this.maxReceiveBytes})`,
+          ),
+        );
+        return;
+      }
+      if (bytes.length - at - GRPC_HEADER_BYTES < length) break;
+      this.onMessage(bytes.subarray(at + GRPC_HEADER_BYTES, at + GRPC_HEADER_BYTES + length));
+      at += GRPC_HEADER_BYTES + length;
+      if (this.settled) return;
+    }
+    if (at < bytes.length) {
+      // kept as its own copy: the chunk it came in is not held past this turn
+      bytes = bytes.subarray(at);
+      this.pending = at === 0 ? bytes : Buffer.from(bytes);
+    }
+  }
+
+  private finish(trailers: http2.IncomingHttpHeaders | undefined): void {
+    if (this.settled) return;
+    const source = trailers ?? this.headers;
+    const status = source?.['grpc-status'];
+    if (status === undefined) {
+      this.settle(new GrpcCallError(GRPC_CODE.UNKNOWN, 'the server ended the call without a status'));
+      return;
+    }
+    const code = Number(status);
+    if (this.pending !== undefined && code === GRPC_CODE.OK) {
+      this.settle(new GrpcCallError(GRPC_CODE.INTERNAL, 'the call ended inside a message'));
+      return;
+    }
+    this.settle(
+      code === GRPC_CODE.OK
+        ? undefined
+        : new GrpcCallError(
+            code,
+            decodeGrpcMessage(source?.['grpc-message']),
+            CallMetadata.fromHeaders(this.headers, trailers),
+          ),
+    );
+  }
+
+  private fail(error: GrpcCallError): void {
+    if (this.settled) return;
+    this.settle(error);
+    if (!this.stream.closed) this.stream.close(http2.constants.NGHTTP2_CANCEL);
+  }
+
+  private settle(error: GrpcCallError | undefined): void {
+    this.settled = true;
+    clearTimeout(this.deadlineTimer);
+    this.onEnd(error);
+  }
+
+  pause(): void {
+    this.stream.pause();
+  }
+
+  resume(): void {
+    this.stream.resume();
+  }
+}
+
+/** The connection to one server and the calls made on it. */
+export class WireChannel {
+  private session: http2.ClientHttp2Session | undefined;
+  private openCalls = 0;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    /** host:port */
+    private readonly address: string,
+    private readonly options: WireChannelOptions,
+  ) {}
+
+  unary(path: string, request: Buffer, call: WireCallOptions): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      let response: Buffer | undefined;
+      let extra = false;
+      this.start(
+        path,
+        request,
+        call,
+        (message) => {
+          if (response === undefined) response = message;
+          else extra = true;
+        },
+        (error) => {
+          if (error !== undefined) reject(error);
+          else if (response === undefined)
+            reject(new GrpcCallError(GRPC_CODE.UNIMPLEMENTED, 'the server sent no response message'));
+          else if (extra)
+            reject(
+              new GrpcCallError(GRPC_CODE.UNIMPLEMENTED, 'the server sent more than one response message'),
+            );
+          else resolve(response);
+        },
+      );
+    });
+  }
+
+  serverStream(path: string, request: Buffer, call: WireCallOptions): WireStream {
+    const queue: Buffer[] = [];
+    let ended = false;
+    let failure: GrpcCallError | undefined;
+    let wake: (() => void) | undefined;
+    let paused = false;
+    const signal = (): void => {
+      const waiting = wake;
+      wake = undefined;
+      waiting?.();
+    };
+    const wireCall = this.start(
+      path,
+      request,
+      call,
+      (message) => {
+        queue.push(message);
+        if (queue.length >= STREAM_HIGH_WATER && !paused) {
+          paused = true;
+          wireCall?.pause();
+        }
+        signal();
+      },
+      (error) => {
+        ended = true;
+        failure = error;
+        signal();
+      },
+    );
+    return {
+      cancel: () => wireCall?.cancel(),
+      async *[Symbol.asyncIterator]() {
+        try {
+          for (;;) {
+            const message = queue.shift();
+            if (message !== undefined) {
+              if (paused && queue.length < STREAM_HIGH_WATER / 2) {
+                paused = false;
+                wireCall?.resume();
+              }
+              yield message;
+              continue;
+            }
+            if (ended) {
+              if (failure !== undefined) throw failure;
+              return;
+            }
+            await new Promise<void>((resolve) => (wake = resolve));
+          }
+        } finally {
+          if (!ended) wireCall?.cancel();
+        }
+      },
+    };
+  }
+
+  /** Ends the connection and every call on it. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.keepaliveTimer);
+    this.session?.destroy();
+    this.session = undefined;
+  }
+
+  private start(
+    path: string,
+    request: Buffer,
+    call: WireCallOptions,
+    onMessage: (message: Buffer) => void,
+    onEnd: (error: GrpcCallError | undefined) => void,
+  ): WireCall | undefined {
+    if (this.closed) {
+      onEnd(new GrpcCallError(GRPC_CODE.UNAVAILABLE, 'the client was closed'));
+      return undefined;
+    }
+    const headers: http2.OutgoingHttpHeaders = {
+      ':method': 'POST',
+      ':path': path,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'user-agent': 'skiff',
+      ...call.metadata,
+    };
+    if (call.timeoutMs !== undefined && Number.isFinite(call.timeoutMs))
+      headers['grpc-timeout'] = grpcTimeout(call.timeoutMs);
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = this.connection().request(headers);
+    } catch (err) {
+      onEnd(new GrpcCallError(GRPC_CODE.UNAVAILABLE, (err as Error).message));
+      return undefined;
+    }
+    this.callOpened();
+    let headerBytes = 0;
+    for (const [key, value] of Object.entries(headers)) headerBytes += key.length + String(value).length;
+    const wireCall = new WireCall(
+      stream,
+      headerBytes,
+      this.options.maxReceiveBytes,
+      call.timeoutMs,
+      onMessage,
+      (error) => {
+        this.callClosed();
+        onEnd(error);
+      },
+    );
+    stream.end(framed(request));
+    return wireCall;
+  }
+
+  private connection(): http2.ClientHttp2Session {
+    if (this.session !== undefined && !this.session.closed && !this.session.destroyed) return this.session;
+    const session = http2.connect(`http://${this.address}`, {
+      settings: { initialWindowSize: STREAM_WINDOW_BYTES },
+    });
+    session.on('connect', () => {
+      try {
+        session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+      } catch {
+        // the session ended in between: its calls fail on their own
+      }
+    });
+    // the calls on it see the failure (their streams error): nothing more to do here
+    session.on('error', () => undefined);
+    const forget = (): void => {
+      if (this.session === session) this.session = undefined;
+    };
+    session.on('close', forget);
+    session.on('goaway', forget);
+    if (this.openCalls === 0) session.unref();
+    this.session = session;
+    return session;
+  }
+
+  private callOpened(): void {
+    if (this.openCalls++ === 0) {
+      this.session?.ref();
+      this.armKeepalive();
+    }
+  }
+
+  private callClosed(): void {
+    if (--this.openCalls > 0) return;
+    clearTimeout(this.keepaliveTimer);
+    // an idle connection does not keep the process alive: a CLI ends when its work is done
+    this.session?.unref();
+  }
+
+  private armKeepalive(): void {
+    clearTimeout(this.keepaliveTimer);
+    this.keepaliveTimer = setTimeout(() => {
+      const session = this.session;
+      if (session === undefined || this.openCalls === 0) return;
+      const timeout = setTimeout(() => {
+        session.destroy(
+          new Error('the control plane did not answer a keepalive ping: the connection dropped'),
+        );
+      }, this.options.keepaliveTimeoutMs);
+      timeout.unref();
+      const sent = session.ping((err) => {
+        clearTimeout(timeout);
+        if (err) session.destroy(err);
+        else this.armKeepalive();
+      });
+      if (!sent) clearTimeout(timeout);
+    }, this.options.keepaliveMs);
+    this.keepaliveTimer.unref();
+  }
+}
