@@ -35,7 +35,7 @@ import {
 } from '../../node-agent/runtime/runtime.js';
 import { renderTable } from '../output/table.js';
 import { globalOptions } from './context.js';
-import { humanSize } from './runtime.js';
+import { humanSize } from '../../proto/printing/size.js';
 
 interface ImageGlobals {
   root: string;
