@@ -14,7 +14,8 @@
  *
  *   node dist/test/bench/registry-push.js [--rounds 5] [--mb 210] [--layers 6] [--cpu-prof DIR]
  *
- * --cpu-prof DIR: the skiff pushes run with node --cpu-prof, profiles in DIR.
+ * --cpu-prof DIR: the skiff pushes (and the control plane that receives them) run with node
+ * --cpu-prof, profiles in DIR.
  * Needs docker-registry and skopeo (apt-get install -y docker-registry skopeo); run as root.
  */
 import { spawnSync } from 'node:child_process';
@@ -50,7 +51,22 @@ try {
   await writeArchiveDir(layouts.first, ociLayout([first]));
   await writeArchiveDir(layouts.second, ociLayout([second]));
 
-  const cluster = await startBenchCluster(join(work, 'skiff'), cleanups);
+  if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
+  const cluster = await startBenchCluster(
+    join(work, 'skiff'),
+    cleanups,
+    PROFILE_DIR
+      ? {
+          nodeArgs: [
+            '--cpu-prof',
+            '--cpu-prof-dir',
+            PROFILE_DIR,
+            '--cpu-prof-name',
+            'controlplane.cpuprofile',
+          ],
+        }
+      : {},
+  );
   const skiffHost = cluster.httpAddress;
   const registryDir = join(work, 'skiff', 'controlplane', 'registry');
   const proxy = await startCountingProxy(skiffHost);
@@ -80,7 +96,6 @@ try {
   for (const layout of Object.values(layouts)) await skiff(['load', '-i', layout]);
   await skiff(['tag', 'bench/app:1', `${skiffHost}/bench/app:1`]);
   await skiff(['tag', 'bench/app:2', `${proxy.host}/bench/app:2`]);
-  if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
   process.stdout.write(
     `image bench/app:1: ${first.layers.length} layers, ${total} bytes (${(total / 1e6).toFixed(1)} MB) in blobs\n`,
   );
