@@ -1,6 +1,7 @@
 /**
  * Cross-repository mount in the registry client's push, against skiff's own registry and against
- * Debian's docker-registry (Distribution 2.8), each behind a counting TCP relay on loopback: the
+ * Debian's docker-registry (Distribution 2.8, without auth and behind the token flow), each behind
+ * a counting TCP relay on loopback: the
  * bytes on the wire are counted, not taken from the client's word. An image pushed as team/a:1
  * (or pulled from there) and then pushed as team/b:1 sends no layer bytes; a stale record of where
  * a blob is falls back to an ordinary upload.
@@ -39,7 +40,13 @@ const manifest: Descriptor = {
 
 interface Target {
   name: string;
-  start(): Promise<{ address: string; settings: RegistryHostSettings; stop(): Promise<void> }>;
+  start(): Promise<{
+    address: string;
+    settings: RegistryHostSettings;
+    /** The scopes of each token asked for, where the registry uses the token flow. */
+    tokenScopes?: () => string[][];
+    stop(): Promise<void>;
+  }>;
 }
 
 const targets: Target[] = [
@@ -55,6 +62,22 @@ const targets: Target[] = [
     async start() {
       const r: TestDockerRegistry = await startDockerRegistry();
       return { address: r.host, settings: {}, stop: () => r.stop() };
+    },
+  },
+  {
+    // a token scoped to the repository pushed to does not reach the one mounted from: the
+    // registry's 401 asks for both, and the client gets a token for both
+    name: 'docker-registry behind the token flow',
+    async start() {
+      const r: TestDockerRegistry = await startDockerRegistry({
+        token: { users: { bob: 'builder' }, anonymousPull: false },
+      });
+      return {
+        address: r.host,
+        settings: { username: 'bob', password: 'builder' },
+        tokenScopes: () => r.tokenRequests.map((t) => t.scopes),
+        stop: () => r.stop(),
+      };
     },
   },
 ];
@@ -122,6 +145,17 @@ for (const target of targets) {
       const second = await push(content, 'team/b:1');
       for (const b of second.result.blobs) assert.equal(b.mountedFrom, 'team/a', `${b.digest} mounted`);
       assert.equal(second.result.bytesSent, image.manifest.length, 'only the manifest is sent');
+      if (registry.tokenScopes) {
+        assert.ok(
+          registry
+            .tokenScopes()
+            .some(
+              (s) =>
+                s.includes('repository:team/a:pull') && s.some((x) => x.startsWith('repository:team/b:')),
+            ),
+          `a token for both repositories was asked for: ${JSON.stringify(registry.tokenScopes())}`,
+        );
+      }
       assert.ok(
         second.wire < 64 * 1024,
         `requests only, no blob bytes: ${second.wire} bytes on the wire, the layers are ${layerBytes}`,
