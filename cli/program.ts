@@ -32,6 +32,7 @@ export const VERBS: Readonly<Record<string, () => Promise<Registrar>>> = {
   controlplane: async () => (await import('./commands/controlplane.js')).registerControlPlane,
   runtime: async () => (await import('./commands/runtime.js')).registerRuntime,
   image: async () => (await import('./commands/image.js')).registerImage,
+  registry: async () => (await import('./commands/registry.js')).registerRegistry,
 };
 
 /** The program with the global options and the commands `args` (argv after the script) need. */

@@ -116,8 +116,14 @@ export interface ControlPlane {
 
 /** `run`, one call at a time: a second caller waits for the first to finish. */
 function serialized<T>(run: () => Promise<T>): () => Promise<T> {
+  const queue = serializedCalls();
+  return () => queue(run);
+}
+
+/** A queue that runs the functions given to it one at a time, in order. */
+function serializedCalls(): <T>(run: () => Promise<T>) => Promise<T> {
   let last: Promise<unknown> = Promise.resolve();
-  return () => {
+  return (run) => {
     const next = last.then(run, run);
     last = next.catch(() => undefined);
     return next;
@@ -356,11 +362,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ...(options.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: options.maxWatchesPerToken } : {}),
     });
     server.addService(service.definition, service.implementation);
+    const collectGarbageSerially = serializedCalls();
     const admin = createAdminService({
       auth,
       log: log.child({ component: 'admin' }),
       operations: {
         rotateEncryptionKey: serialized(() => rotateEncryptionKey(encryptionConfigFile, encrypted)),
+        // one collection at a time here; others (other control planes) are safe alongside (gc.ts)
+        collectRegistryGarbage: (gc) => collectGarbageSerially(() => imageRegistry.collectGarbage(gc)),
       },
     });
     server.addService(admin.definition, admin.implementation);

@@ -78,7 +78,25 @@ export interface ApiClient {
   version(): Promise<VersionInfo>;
   /** skiff.v1.Admin: a new key encrypts Secrets at rest, and every Secret is rewritten under it. */
   rotateEncryptionKey(): Promise<EncryptionKeyRotation>;
+  /** skiff.v1.Admin: deletes the registry's blobs no manifest references (or, dry, lists them). */
+  collectRegistryGarbage(options?: { dryRun?: boolean }): Promise<RegistryGarbageCollection>;
   close(): void;
+}
+
+export interface RegistryGarbageCollection {
+  dryRun: boolean;
+  /** Manifests found (each digest once). */
+  manifests: number;
+  /** Blobs and manifests kept because something references them. */
+  referenced: number;
+  /** Blobs deleted (or, on a dry run, that would be). */
+  deleted: Array<{ digest: string; size: number }>;
+  deletedBytes: number;
+  /** Unreferenced blobs kept because a push may still name them (younger than the grace period). */
+  young: number;
+  /** Repository links to deleted blobs removed. */
+  unlinked: number;
+  graceSeconds: number;
 }
 
 export interface EncryptionKeyRotation {
@@ -142,6 +160,15 @@ export function connectApi(options: ConnectOptions): ApiClient {
     call(apiMethodsOf()[method]!, request, timeoutMs);
 
   const objectOf = <T>(envelope: WireMessage): T => fromEnvelope(envelope) as T;
+
+  /** A skiff.v1.Admin call, on the same connection as the object API. */
+  const adminUnary = (method: string, request: WireMessage, deadlineMs: number): Promise<WireMessage> => {
+    adminMethods ??= grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Admin')) as unknown as Record<
+      string,
+      MethodCodec
+    >;
+    return call(adminMethods[method]!, request, deadlineMs);
+  };
 
   return {
     async create(object, writeOptions = {}) {
@@ -212,17 +239,34 @@ export function connectApi(options: ConnectOptions): ApiClient {
       return { version: String(response.version ?? ''), etcdEndpoints: String(response.etcdEndpoints ?? '') };
     },
     async rotateEncryptionKey() {
-      adminMethods ??= grpcServiceDefinition(
-        schemaRoot().lookupService('skiff.v1.Admin'),
-      ) as unknown as Record<string, MethodCodec>;
-      // Rewriting every Secret takes longer than one object call. The same connection as the
-      // object API: one connection to the control plane.
-      const response = await call(adminMethods['RotateEncryptionKey']!, {}, 10 * timeoutMs);
+      // Rewriting every Secret takes longer than one object call.
+      const response = await adminUnary('RotateEncryptionKey', {}, 10 * timeoutMs);
       return {
         keyName: String(response.keyName ?? ''),
         rewritten: Number(response.rewritten ?? 0),
         alreadyCurrent: Number(response.alreadyCurrent ?? 0),
         resources: (response.resources as string[] | undefined) ?? [],
+      };
+    },
+    async collectRegistryGarbage(gcOptions = {}) {
+      // Reading every manifest and listing every blob of a large registry takes a while.
+      const response = await adminUnary(
+        'CollectRegistryGarbage',
+        { dryRun: gcOptions.dryRun === true },
+        Math.max(10 * timeoutMs, 5 * 60_000),
+      );
+      return {
+        dryRun: response.dryRun === true,
+        manifests: Number(response.manifests ?? 0),
+        referenced: Number(response.referenced ?? 0),
+        deleted: ((response.deleted as WireMessage[] | undefined) ?? []).map((b) => ({
+          digest: String(b.digest ?? ''),
+          size: Number(b.size ?? 0),
+        })),
+        deletedBytes: Number(response.deletedBytes ?? 0),
+        young: Number(response.young ?? 0),
+        unlinked: Number(response.unlinked ?? 0),
+        graceSeconds: Number(response.graceSeconds ?? 0),
       };
     },
     close() {

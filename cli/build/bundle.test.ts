@@ -76,6 +76,16 @@ test('skiff get loads neither the control plane, the runtime nor grpc-js (the se
     );
 });
 
+test('skiff registry gc loads neither the control plane nor the runtime', () => {
+  const loaded = sourcesLoadedBy(main, chunkOf('cli/commands/registry.ts'), chunkOf('proto/client.ts'));
+  for (const heavy of ['controlplane/', 'node-agent/', 'etcd3', 'nats', 'pino', 'prom-client'])
+    assert.deepEqual(
+      loaded.filter((source) => source.includes(heavy)),
+      [],
+      `registry gc loads ${heavy}`,
+    );
+});
+
 test('the launcher runs on the Node.js it was built with', () => {
   const firstLine = readFileSync(join(packageRoot(), 'dist/bin/skiff.cjs'), 'utf8').split('\n')[0];
   assert.equal(firstLine, `#!${process.execPath}`);

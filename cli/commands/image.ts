@@ -35,7 +35,7 @@ import {
 } from '../../node-agent/runtime/runtime.js';
 import { renderTable } from '../output/table.js';
 import { globalOptions } from './context.js';
-import { humanSize } from './runtime.js';
+import { humanSize } from '../../proto/printing/size.js';
 
 interface ImageGlobals {
   root: string;
@@ -181,9 +181,13 @@ export class TransferProgress {
     const name = `${row.role} ${short(row.digest)}`;
     const verb = this.direction === 'pull' ? 'downloading' : 'uploading';
     if (e.state === 'exists' && before !== 'exists') {
-      this.line(
-        `${name}: ${this.direction === 'pull' ? 'already present' : 'already in the registry'} (${humanSize(row.size)})`,
-      );
+      const where =
+        this.direction === 'pull'
+          ? 'already present'
+          : e.mountedFrom !== undefined
+            ? `mounted from ${e.mountedFrom}`
+            : 'already in the registry';
+      this.line(`${name}: ${where} (${humanSize(row.size)})`);
     } else if (e.state === 'started') {
       this.line(`${name}: ${verb} ${humanSize(row.size)}${row.note ? ` (${row.note})` : ''}`);
     } else if (e.state === 'retrying') {
@@ -329,10 +333,14 @@ export function registerImage(program: Command): void {
         progress.finish();
         client.close();
       }
-      const sent = result.blobs.filter((b) => !b.existed).length;
+      const unique = [...new Map(result.blobs.map((b) => [b.digest, b])).values()];
+      const mounted = unique.filter((b) => b.mountedFrom !== undefined).length;
+      const existed = unique.filter((b) => b.existed).length;
+      const sent = unique.length - mounted - existed;
       process.stdout.write(
         `${result.ref}: digest: ${result.manifest.digest} size: ${result.manifest.size}\n` +
-          `Pushed ${sent} blobs (${humanSize(result.bytesSent - result.manifest.size)}) and the manifest; ${result.blobs.length - sent} already in the registry\n`,
+          `Pushed ${sent} blobs (${humanSize(result.bytesSent - result.manifest.size)}) and the manifest; ${existed} already in the registry` +
+          `${mounted ? `; ${mounted} mounted from another repository` : ''}; ${result.bytesSent} bytes over the network\n`,
       );
     });
 

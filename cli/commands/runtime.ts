@@ -27,6 +27,7 @@ import {
   type SnapshotterChoice,
 } from '../../node-agent/runtime/runtime.js';
 import { humanDuration } from '../../proto/printing/age.js';
+import { humanSize } from '../../proto/printing/size.js';
 import { renderTable } from '../output/table.js';
 
 interface RuntimeGlobals {
@@ -65,17 +66,6 @@ async function openImages(command: Command): Promise<ImageRuntime> {
       pull: async (ref, into) => (await import('./image.js')).registryPuller(command).pull(ref, into),
     },
   });
-}
-
-export function humanSize(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return i === 0 ? `${v}B` : `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)}${units[i]}`;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];

@@ -9,6 +9,7 @@ import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-servic
 import { schemaRoot } from '../../proto/schema.js';
 import type { Logger } from '../../proto/support/logger.js';
 import type { Authenticator } from './auth.js';
+import type { GarbageCollectionResult } from '../registry/gc.js';
 
 /** What the Admin service does; the control plane supplies it (main.ts). */
 export interface AdminOperations {
@@ -18,12 +19,18 @@ export interface AdminOperations {
     alreadyCurrent: number;
     resources: string[];
   }>;
+  collectRegistryGarbage(options: { dryRun: boolean }): Promise<GarbageCollectionResult>;
 }
 
 export interface AdminService {
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
 }
+
+type UnaryHandler = (
+  call: grpc.ServerUnaryCall<WireMessage, WireMessage>,
+  callback: grpc.sendUnaryData<WireMessage>,
+) => void;
 
 export function createAdminService(options: {
   auth: Authenticator;
@@ -32,37 +39,51 @@ export function createAdminService(options: {
 }): AdminService {
   const { auth, operations, log } = options;
   const definition = grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Admin'));
-  const admin = async (call: grpc.ServerUnaryCall<WireMessage, WireMessage>, what: string): Promise<void> => {
-    const principal = await auth.authenticate(call.metadata.get('authorization')[0]?.toString());
-    if (principal.role !== 'admin') {
-      throw new PermissionDeniedError(
-        `${what}: token "${principal.name}" has role ${principal.role}; only admin tokens may`,
-      );
-    }
-  };
-  const implementation: grpc.UntypedServiceImplementation = {
-    RotateEncryptionKey: (
-      call: grpc.ServerUnaryCall<WireMessage, WireMessage>,
-      callback: grpc.sendUnaryData<WireMessage>,
-    ) => {
-      const what = 'rotate the encryption key';
-      admin(call, what)
-        .then(() => operations.rotateEncryptionKey())
-        .then((result) => {
-          log.info(result, 'encryption key rotated');
-          callback(null, {
-            keyName: result.keyName,
-            rewritten: String(result.rewritten),
-            alreadyCurrent: String(result.alreadyCurrent),
-            resources: result.resources,
-          });
+  /** A unary call that only an admin token may make; `run` answers it. */
+  const adminOnly =
+    (what: string, run: (request: WireMessage) => Promise<WireMessage>): UnaryHandler =>
+    (call, callback) => {
+      auth
+        .authenticate(call.metadata.get('authorization')[0]?.toString())
+        .then((principal) => {
+          if (principal.role !== 'admin') {
+            throw new PermissionDeniedError(
+              `${what}: token "${principal.name}" has role ${principal.role}; only admin tokens may`,
+            );
+          }
+          return run(call.request);
         })
+        .then((response) => callback(null, response))
         .catch((err: unknown) => {
           const serviceError = toServiceError(err);
           if (serviceError.internal) log.error({ err }, `${what} failed`);
           callback(serviceError);
         });
-    },
+    };
+  const implementation: grpc.UntypedServiceImplementation = {
+    RotateEncryptionKey: adminOnly('rotate the encryption key', async () => {
+      const result = await operations.rotateEncryptionKey();
+      log.info(result, 'encryption key rotated');
+      return {
+        keyName: result.keyName,
+        rewritten: String(result.rewritten),
+        alreadyCurrent: String(result.alreadyCurrent),
+        resources: result.resources,
+      };
+    }),
+    CollectRegistryGarbage: adminOnly('collect registry garbage', async (request) => {
+      const result = await operations.collectRegistryGarbage({ dryRun: request.dryRun === true });
+      return {
+        dryRun: result.dryRun,
+        manifests: String(result.manifests),
+        referenced: String(result.referenced),
+        deleted: result.deleted.map((b) => ({ digest: b.digest, size: String(b.size) })),
+        deletedBytes: String(result.deletedBytes),
+        young: String(result.young),
+        unlinked: String(result.unlinked),
+        graceSeconds: String(Math.round(result.graceMs / 1000)),
+      };
+    }),
   };
   return { definition, implementation };
 }

@@ -124,4 +124,24 @@ describe('collectGarbage', () => {
     );
     assert.equal(await storage.content.has(orphan), true);
   });
+
+  test('a blob a push needed after the listing (its time reset) is kept: the age is read again before deleting', async () => {
+    const storage = await RegistryStorage.open(join(dir, 'c'));
+    const orphan = (
+      await storage.ingestBlob('app', bytes('old, then HEAD-checked by a push'), {
+        digest: sha256Digest('old, then HEAD-checked by a push'),
+      })
+    ).digest;
+    // the listing saw it old; by the time of the delete a push has touched it
+    const list = storage.content.list.bind(storage.content);
+    storage.content.list = async () =>
+      (await list()).map((b) => ({
+        ...b,
+        committedAt: new Date(Date.now() - 2 * 60 * 60 * 1000).toISOString(),
+      }));
+    const result = await collectGarbage(storage);
+    assert.deepEqual(result.deleted, []);
+    assert.equal(result.young, 1);
+    assert.equal(await storage.content.has(orphan), true);
+  });
 });

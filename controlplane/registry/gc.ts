@@ -1,19 +1,30 @@
 /**
- * Registry garbage collection (`skiff registry gc [--dry-run]`): mark and sweep.
+ * Registry garbage collection (`skiff registry gc [--dry-run]`, the Admin RPC
+ * CollectRegistryGarbage): mark and sweep.
  *
  *   mark    every manifest any repository holds, and what each names: an image manifest's config
  *           and layers, an index's manifests (a manifest's subject is not kept alive by it)
  *   sweep   every blob of the content store nothing marked, older than the grace period, is
  *           deleted; then repository blob links to blobs no longer stored are removed
  *
- * Blobs are uploaded before the manifest that names them, so a blob nothing references yet may be
- * part of a push in progress: blobs younger than `graceMs` (an hour, as long as an idle upload
- * lives) are kept. An old unreferenced blob a push reuses (by mount, or uploaded again) has its
- * time reset by the registry, so it is young again. What remains racy, as in Docker's registry
- * (which asks for read-only mode during GC): a client that only HEADs an old unreferenced blob and
- * then pushes a manifest naming it while a collection is sweeping may get MANIFEST_BLOB_UNKNOWN
- * and push the blob again. A manifest that cannot be read or parsed stops the collection before
- * anything is deleted: its blobs are unknown, so nothing can be proved unreferenced.
+ * Untagged manifests are kept, as Distribution's `garbage-collect` does without
+ * `--delete-untagged`: deleting a tag leaves the manifest pullable by digest (spec: DELETE of a
+ * tag is not DELETE of the manifest), so its blobs are referenced. To free an image's blobs, DELETE
+ * its manifest by digest; the next collection takes what only it named.
+ *
+ * The rule that keeps a push in progress safe: blobs are uploaded before the manifest that names
+ * them, so an unreferenced blob younger than `graceMs` (an hour, as long as an idle upload lives)
+ * is kept. A blob's age is its file's mtime, which the registry resets whenever a push shows it
+ * needs the blob: uploaded again (monolithic or chunked), mounted, HEAD-checked (a client that
+ * finds the blob there skips the upload), or named by a manifest PUT. Time on the shared file
+ * system is the only coordination, so it holds across several control planes on one directory
+ * (an in-process lock would not), and the age is read again just before each delete, so a blob a
+ * push touched while this collection ran is kept. What remains is the instant between that second
+ * look and the unlink; Distribution asks for read-only mode during GC instead, which skiff does not
+ * need for pushes that touch their blobs. Blobs still being uploaded are not in the content store
+ * yet (uploads/), so they are never candidates. A manifest that cannot be read or parsed stops the
+ * collection before anything is deleted: its blobs are unknown, so nothing can be proved
+ * unreferenced.
  *
  * Collections need no lock between control planes: deletes are idempotent and each run decides
  * from what is on disk.
@@ -25,10 +36,13 @@ import { MAX_MANIFEST_BYTES } from '../../proto/oci/manifests.js';
 import type { Logger } from '../../proto/support/logger.js';
 import type { RegistryStorage } from './storage.js';
 
+/** How long an unreferenced blob is kept after a push last needed it. */
+export const DEFAULT_GC_GRACE_MS = 60 * 60 * 1000;
+
 export interface GarbageCollectionOptions {
   /** Report what would go; delete nothing. */
   dryRun?: boolean;
-  /** Unreferenced blobs younger than this are kept; default one hour. */
+  /** Unreferenced blobs younger than this are kept; default DEFAULT_GC_GRACE_MS (an hour). */
   graceMs?: number;
   now?: () => number;
   log?: Logger;
@@ -36,6 +50,8 @@ export interface GarbageCollectionOptions {
 
 export interface GarbageCollectionResult {
   dryRun: boolean;
+  /** The grace period applied. */
+  graceMs: number;
   /** Manifests found (one per digest, however many repositories hold it). */
   manifests: number;
   /** Blobs and manifests kept because something references them. */
@@ -54,7 +70,7 @@ export async function collectGarbage(
   options: GarbageCollectionOptions = {},
 ): Promise<GarbageCollectionResult> {
   const dryRun = options.dryRun ?? false;
-  const graceMs = options.graceMs ?? 60 * 60 * 1000;
+  const graceMs = options.graceMs ?? DEFAULT_GC_GRACE_MS;
   const now = options.now ?? Date.now;
 
   // mark
@@ -93,7 +109,16 @@ export async function collectGarbage(
       young++;
       continue;
     }
-    if (!dryRun) await storage.content.delete(blob.digest);
+    if (!dryRun) {
+      // a push may have needed it since the listing (uploaded, mounted, HEAD-checked): look again
+      const current = await storage.content.info(blob.digest).catch(() => undefined);
+      if (!current) continue; // another collection took it
+      if (now() - Date.parse(current.committedAt) < graceMs) {
+        young++;
+        continue;
+      }
+      await storage.content.delete(blob.digest);
+    }
     deleted.push({ digest: blob.digest, size: blob.size });
   }
   const gone = new Set(deleted.map((d) => d.digest));
@@ -110,6 +135,7 @@ export async function collectGarbage(
   }
   const result: GarbageCollectionResult = {
     dryRun,
+    graceMs,
     manifests: parsed.size,
     referenced,
     deleted,

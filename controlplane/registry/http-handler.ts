@@ -275,6 +275,8 @@ export function createRegistryHandler(options: RegistryHandlerOptions): RouteHan
         ...(part ? { 'Content-Range': `bytes ${part.start}-${part.end}/${size}` } : {}),
       });
       if (req.method === 'HEAD' || length === 0) {
+        // a pusher that finds the blob here will not upload it: its GC grace starts over (gc.ts)
+        if (req.method === 'HEAD') await storage.content.touch(digest);
         res.end();
         return;
       }
@@ -450,7 +452,10 @@ export function createRegistryHandler(options: RegistryHandlerOptions): RouteHan
       if (isForeign(d)) continue;
       const size = await storage.blobSize(name, d.digest);
       if (size === undefined) missing.push(d.digest);
-      else if (size !== d.size) {
+      else if (size === d.size) {
+        // referenced from now on; until the revision is written, the grace period keeps it (gc.ts)
+        await storage.content.touch(d.digest);
+      } else {
         const field = i === 0 ? 'config' : `layers[${i - 1}]`;
         throw new RegistryError(
           'MANIFEST_INVALID',

@@ -406,7 +406,9 @@ export class UploadSessions {
         );
       }
       await claim.handle.close();
-      await this.options.content.commitFile(claim.path, { digest, size });
+      const { written } = await this.options.content.commitFile(claim.path, { digest, size });
+      // an old unreferenced blob uploaded again: its garbage-collection grace starts over (gc.ts)
+      if (!written) await this.options.content.touch(digest);
       await rm(claim.dir, { recursive: true, force: true });
       done = true;
       return { digest, size };

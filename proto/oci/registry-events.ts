@@ -1,7 +1,9 @@
 /**
  * What a pull or a push reports as it goes, for progress bars (cli/commands/image.ts draws them)
  * and logs. Events of one blob come in order: `waiting`, then `exists` (nothing to move) or
- * `started` … `progress`* (`retrying` `progress`*)* … `done`; a failed blob gets `failed`.
+ * `started` … `progress`* (`retrying` `progress`*)* … `done`; a failed blob gets `failed`. A push
+ * the registry answered by mounting the blob from another repository reports `exists` with
+ * `mountedFrom`.
  */
 import type { Digest } from './digest.js';
 
@@ -39,6 +41,8 @@ export type TransferEvent =
       bytes: number;
       /** `started` of a resumed fetch: the bytes kept from an interrupted one. */
       resumedFrom?: number;
+      /** `exists` of a push: the registry mounted it from this repository of its own. */
+      mountedFrom?: string;
       /** `retrying`: which attempt comes next, and why the last one failed. */
       attempt?: number;
       error?: string;

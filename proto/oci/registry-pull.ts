@@ -13,12 +13,14 @@
  *       is kept, and the next pull asks only for the rest as well. With fetch workers and a store
  *       that takes files written elsewhere (ResumableFileIngester), a layer's network, hashing
  *       and copying happen on a worker thread (blob-fetch-workers.ts), the commit here.
- *   manifest into the store, then the name (tag): the image exists only once all of it does.
+ *   manifest into the store, where the blobs came from (blob-sources.ts, for a later push to
+ *   mount them), then the name (tag): the image exists only once all of it does.
  *
  * Every blob's digest is held (PullSink.hold) before it is looked for or written, so a garbage
  * collection meanwhile keeps what this pull relies on.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { recordBlobSources } from './blob-sources.js';
 import type { ContentIngester, ContentReader } from './content-store.js';
 import { isResumableFileIngester, isResumableIngester, type ResumableFileIngester } from './content-store.js';
 import { FetchStatusError, fetchedBy, type BlobFetchWorkers } from './blob-fetch-workers.js';
@@ -245,6 +247,13 @@ export async function pullImage(
   await inPool(jobs, options.concurrency + 1, (job, poolSignal) => job.run(poolSignal), signal);
 
   await into.content.ingest([top.bytes], { digest: top.digest, size: top.bytes.length });
+  // for a push of these blobs to another repository of this registry: it mounts them from here
+  await recordBlobSources(
+    into.content,
+    unique.map((b) => b.digest),
+    location.host,
+    location.repository,
+  );
   await into.tag(name, manifestDescriptor);
   emit({ type: 'manifest', direction: 'pull', digest: top.digest, size: top.bytes.length, tagged: name });
 

@@ -4,6 +4,9 @@
  *   manifest from the store (≤ 4 MiB, parsed: config and layers)
  *   config and layers, `concurrency` at a time, each:
  *       HEAD /v2/<name>/blobs/<digest> ─ 200: the registry has it, skip
+ *       known in another repository of this registry (blob-sources.ts)?
+ *         POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<repo> ─ 201: mounted, nothing sent;
+ *         202: an upload as below, at that Location
  *       POST /v2/<name>/blobs/uploads/ ─ 202 Location
  *       PUT <Location>&digest=<digest>  with the blob (one request; the spec's monolithic upload)
  *       ─ 201, its Docker-Content-Digest checked; a failed attempt starts a new upload
@@ -11,10 +14,12 @@
  *       ─ 201, Docker-Content-Digest must be the manifest's digest
  *
  * The exact bytes stored locally are what is sent, so the registry's manifest digest is the
- * local one (`skopeo inspect` shows the same).
+ * local one (`skopeo inspect` shows the same). Once the manifest is in, every blob is recorded as
+ * held by this repository (blob-sources.ts), for a later push to another repository to mount.
  */
 import { Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { blobSources, recordBlobSources } from './blob-sources.js';
 import type { ContentReader } from './content-store.js';
 import type { Digest } from './digest.js';
 import { sha256Digest } from './digest.js';
@@ -26,6 +31,7 @@ import { throttledProgress, type PlannedBlob, type TransferListener } from './re
 import { describeLocation } from './registry-hosts.js';
 import { inPool } from './registry-pull.js';
 import type { RegistrySession } from './registry-session.js';
+import type { TransportResponse } from './registry-transport.js';
 
 /** What a push reads: the local store and the manifest to push. */
 export interface PushSource {
@@ -46,6 +52,8 @@ export interface PushedBlob {
   size: number;
   /** The registry had it already: nothing sent. */
   existed: boolean;
+  /** The registry mounted it from this repository of its own: nothing sent. */
+  mountedFrom?: string;
 }
 
 export interface PushResult {
@@ -119,7 +127,12 @@ export async function pushImage(
     async (blob, signal) => {
       const sent = await pushBlob(session, from.content, blob, action, { ...options, signal });
       bytesSent += sent.bytesSent;
-      results.set(blob.digest, { digest: blob.digest, size: blob.size, existed: sent.existed });
+      results.set(blob.digest, {
+        digest: blob.digest,
+        size: blob.size,
+        existed: sent.existed,
+        ...(sent.mountedFrom !== undefined ? { mountedFrom: sent.mountedFrom } : {}),
+      });
     },
     options.signal,
   );
@@ -149,6 +162,12 @@ export async function pushImage(
     );
   }
   bytesSent += bytes.length;
+  await recordBlobSources(
+    from.content,
+    unique.map((b) => b.digest),
+    location.host,
+    location.repository,
+  );
   emit({
     type: 'manifest',
     direction: 'push',
@@ -170,7 +189,7 @@ async function pushBlob(
   blob: PlannedBlob,
   action: string,
   options: PushOptions,
-): Promise<{ existed: boolean; bytesSent: number }> {
+): Promise<{ existed: boolean; bytesSent: number; mountedFrom?: string }> {
   const emit = options.onEvent ?? (() => undefined);
   const base = {
     type: 'blob' as const,
@@ -195,20 +214,27 @@ async function pushBlob(
       return { existed: true, bytesSent: 0 };
     }
     if (head.status !== 404) throw await session.errorOf(what, head);
+    const mount = await tryMount(session, content, blob, what, options.signal);
+    if (mount.mountedFrom !== undefined) {
+      emit({ ...base, state: 'exists', bytes: blob.size, mountedFrom: mount.mountedFrom });
+      return { existed: false, bytesSent: 0, mountedFrom: mount.mountedFrom };
+    }
+    let openedUpload = mount.upload;
     emit({ ...base, state: 'started', bytes: 0 });
     const progress = throttledProgress(blob.size, (bytes) => emit({ ...base, state: 'progress', bytes }));
     let sent = 0;
     for (let attempt = 1; ; attempt++) {
       try {
-        const started = await session.expect(
-          { method: 'POST', path: `v2/${repo}/blobs/uploads/`, action: `${what}: start upload`, ...signal },
-          [202, 201],
-        );
-        started.discard();
-        const location = started.headers.location;
-        if (!location)
-          throw new InvalidArgumentError(`${what}: the registry opened an upload without a Location`);
-        const url = new URL(location, started.url);
+        let url = openedUpload;
+        openedUpload = undefined; // a failed attempt starts a new upload
+        if (!url) {
+          const started = await session.expect(
+            { method: 'POST', path: `v2/${repo}/blobs/uploads/`, action: `${what}: start upload`, ...signal },
+            [202, 201],
+          );
+          started.discard();
+          url = uploadLocation(started, what);
+        }
         url.searchParams.set('digest', blob.digest);
         let counted = 0;
         const done = await session.expect(
@@ -254,4 +280,56 @@ async function pushBlob(
     emit({ ...base, state: 'failed', bytes: 0, error: errorMessage(err) });
     throw err;
   }
+}
+
+/** Where the registry says to send an upload's bytes (its Location, relative to the request). */
+function uploadLocation(res: Pick<TransportResponse, 'headers' | 'url'>, what: string): URL {
+  const location = res.headers.location;
+  if (typeof location !== 'string' || location === '')
+    throw new InvalidArgumentError(`${what}: the registry opened an upload without a Location`);
+  return new URL(location, res.url);
+}
+
+/**
+ * Asks the registry to mount the blob from the newest other repository of its own the blob is
+ * known in (blob-sources.ts). Mounted: nothing to send. A 202 is the spec's "upload instead", at
+ * the Location it gives. Anything else (the registry refuses mounts, the token does not reach
+ * the other repository) is not an error of the push: the blob is uploaded as usual.
+ */
+async function tryMount(
+  session: RegistrySession,
+  content: ContentReader,
+  blob: PlannedBlob,
+  what: string,
+  signal: AbortSignal | undefined,
+): Promise<{ mountedFrom?: string; upload?: URL }> {
+  const { host, repository } = session.location;
+  const labels = (await content.info(blob.digest).catch(() => undefined))?.labels ?? {};
+  const from = blobSources(labels, host)
+    .filter((r) => r !== repository)
+    .at(-1);
+  if (from === undefined) return {};
+  let res;
+  try {
+    res = await session.send({
+      method: 'POST',
+      path: `v2/${repository}/blobs/uploads/?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent(from)}`,
+      action: `${what}: mount from ${from}`,
+      ...(signal ? { signal } : {}),
+    });
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    return {};
+  }
+  res.discard();
+  if (res.status === 201) {
+    const claimed = res.headers['docker-content-digest'];
+    if (typeof claimed === 'string' && claimed.startsWith('sha256:') && claimed !== blob.digest) {
+      throw new InvalidArgumentError(`${what}: the registry mounted it as ${claimed}`);
+    }
+    return { mountedFrom: from };
+  }
+  if (res.status === 202 && typeof res.headers.location === 'string')
+    return { upload: uploadLocation(res, what) };
+  return {};
 }

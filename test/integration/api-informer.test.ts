@@ -5,15 +5,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startControlPlane, type ControlPlane } from '../../controlplane/main.js';
+import type { ControlPlane } from '../../controlplane/main.js';
 import { apiSource } from '../../proto/informer/api-source.js';
 import { Informer, type InformerChange } from '../../proto/informer/informer.js';
 import { connectApi, type ApiClient } from '../../proto/client.js';
 import type { ConfigMap } from '../../proto/gen/types.js';
-import { launchTestEtcd, launchTestNats, type TestEtcd, type TestNats } from '../harness/servers.js';
+import { launchTestControlPlane, type TestControlPlane } from '../harness/control-plane.js';
 
 const configMap = (
   name: string,
@@ -35,34 +32,20 @@ async function until(what: string, condition: () => boolean, timeoutMs = 10_000)
 }
 
 describe('Informer over the API', { timeout: 120_000 }, () => {
-  let etcd: TestEtcd;
-  let nats: TestNats;
-  let stateDir: string;
+  let cluster: TestControlPlane | undefined;
   let controlPlane: ControlPlane;
   let api: ApiClient;
 
   before(async () => {
-    stateDir = await mkdtemp(join(tmpdir(), 'skiff-api-informer-'));
-    etcd = await launchTestEtcd();
-    nats = await launchTestNats();
-    controlPlane = await startControlPlane({
-      etcdEndpoints: [etcd.endpoint],
-      natsUrl: nats.endpoint,
-      apiAddr: '127.0.0.1:0',
-      httpAddr: '127.0.0.1:0',
-      stateDir,
-      bookmarkIntervalMs: 200,
-    });
-    const token = (await readFile(controlPlane.adminTokenFile, 'utf8')).trim();
+    cluster = await launchTestControlPlane('api-informer', { bookmarkIntervalMs: 200 });
+    controlPlane = cluster.controlPlane;
+    const token = cluster.adminToken;
     api = connectApi({ server: controlPlane.apiAddress, token });
   });
 
   after(async () => {
     api?.close();
-    await controlPlane?.stop();
-    await nats?.dispose();
-    await etcd?.dispose();
-    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+    await cluster?.dispose();
   });
 
   test('lists in pages, then follows creates, updates and deletes; handlers get keys', async () => {

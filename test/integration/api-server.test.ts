@@ -4,9 +4,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
 import {
   AlreadyExistsError,
   ConflictError,
@@ -23,8 +21,9 @@ import type { ConfigMap, Namespace, Pod } from '../../proto/gen/types.js';
 import { connectApi, type ApiClient, type WatchEvent } from '../../proto/client.js';
 import { generateToken, hashToken } from '../../controlplane/api/auth.js';
 import { StoreTokenStore } from '../../controlplane/api/token-store.js';
-import { startControlPlane, type ControlPlane } from '../../controlplane/main.js';
-import { launchTestEtcd, launchTestNats, type TestEtcd, type TestNats } from '../harness/servers.js';
+import type { ControlPlane } from '../../controlplane/main.js';
+import type { TestEtcd } from '../harness/servers.js';
+import { launchTestControlPlane, type TestControlPlane } from '../harness/control-plane.js';
 
 const UNARY_TIMEOUT_MS = 3000;
 
@@ -84,38 +83,26 @@ async function eventually(check: () => Promise<boolean>, timeoutMs: number, what
 }
 
 describe('API server', { timeout: 120_000 }, () => {
+  let cluster: TestControlPlane | undefined;
   let etcd: TestEtcd;
-  let nats: TestNats;
-  let stateDir: string;
   let controlPlane: ControlPlane;
   let token: string;
   let api: ApiClient;
 
   before(async () => {
-    stateDir = await mkdtemp(join(tmpdir(), 'skiff-api-test-'));
-    etcd = await launchTestEtcd();
-    nats = await launchTestNats();
-    controlPlane = await startControlPlane({
-      etcdEndpoints: [etcd.endpoint],
-      natsUrl: nats.endpoint,
-      apiAddr: '127.0.0.1:0',
-      httpAddr: '127.0.0.1:0',
-      stateDir,
+    cluster = await launchTestControlPlane('api-test', {
       etcdTimeoutMs: 1000,
       bookmarkIntervalMs: 200,
       namespaceResyncMs: 200,
       maxWatchesPerToken: 4,
     });
-    token = (await readFile(controlPlane.adminTokenFile, 'utf8')).trim();
+    ({ etcd, controlPlane, adminToken: token } = cluster);
     api = connectApi({ server: controlPlane.apiAddress, token, timeoutMs: UNARY_TIMEOUT_MS });
   });
 
   after(async () => {
     api?.close();
-    await controlPlane?.stop();
-    await nats?.dispose();
-    await etcd?.dispose();
-    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+    await cluster?.dispose();
   });
 
   test('the admin token file is 0600 and etcd holds only its hash', async () => {
