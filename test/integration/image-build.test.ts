@@ -9,14 +9,14 @@
  * network: busybox commands only.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { skiffEntryArgv } from '../../proto/package-info.js';
 import { openImageRuntime } from '../../node-agent/runtime/runtime.js';
-import { archiveTar, busyboxImage, ociLayout } from '../fixtures/images.js';
+import { archiveTar, busyboxImage, ociLayout, tar } from '../fixtures/images.js';
 import {
   requireTool,
   runSkopeo,
@@ -399,6 +399,77 @@ describe('skiff image build', () => {
       'cat /opt/a.txt /opt/sub/b.txt /plain/sub/b.txt; ls /keep; stat -c "%U %G %a" /keep/x.log; ls /globbed',
     );
     assert.equal(out.stdout, 'a\nb\nb\nx.log\nz.txt\nnobody nogroup 640\nz.txt\n', out.stderr);
+  });
+
+  test('COPY --from resolves the stage’s symlinks inside the stage, never on the host', async () => {
+    const dir = await context('from-links', {
+      Dockerfile: [
+        'FROM busybox:1 AS stage',
+        'RUN echo stage-passwd > /passwd-of-stage && ln -s /passwd-of-stage /abs && ln -s ../../../../../../passwd-of-stage /climb && ln -s /etc /etcdir',
+        'FROM busybox:1',
+        'COPY --from=stage /abs /from-abs',
+        'COPY --from=stage /climb /from-climb',
+        'COPY --from=stage /etcdir/group /from-dir-link',
+      ].join('\n'),
+    });
+    await build(dir, '-t', 'fromlinks:1');
+    const out = await run('fromlinks:1', 'cat', '/from-abs', '/from-climb', '/from-dir-link');
+    assert.equal(out.stdout, 'stage-passwd\nstage-passwd\nroot:x:0:\nnogroup:x:65534:\n', out.stderr);
+  });
+
+  test('ADD refuses an archive entry climbing out with .. and one through a symlink, naming the line', async () => {
+    const dir = await context('add-hostile', {
+      Dockerfile: 'FROM busybox:1\nADD climb.tar /opt/\n',
+    });
+    await writeFile(join(dir, 'climb.tar'), tar([{ name: '../../evil', data: 'x' }]));
+    const climb = await image('build', '-t', 'hostile:1', dir);
+    assert.notEqual(climb.code, 0);
+    assert.match(
+      climb.stderr,
+      /Dockerfile:2: ADD climb\.tar: archive entry "\.\.\/\.\.\/evil" climbs out with '\.\.'; refused/,
+    );
+    await writeFile(
+      join(dir, 'climb.tar'),
+      tar([
+        { name: 'link', type: 'symlink', linkname: '/etc' },
+        { name: 'link/evil', data: 'x' },
+      ]),
+    );
+    const through = await image('build', '-t', 'hostile:1', dir);
+    assert.notEqual(through.code, 0);
+    assert.match(
+      through.stderr,
+      /Dockerfile:2: ADD climb\.tar \/opt\/: unpack layer sha256:\w+: .*link\/evil.*symlink/,
+    );
+    assert.match((await image('inspect', 'hostile:1')).stderr, /no such image/);
+    await assertNothingLeft();
+  });
+
+  test('Ctrl-C during a RUN stops the build: exit 130, nothing tagged, nothing left', async () => {
+    const dir = await context('cancel', { Dockerfile: 'FROM busybox:1\nRUN echo started && sleep 60\n' });
+    const child = spawn(
+      process.execPath,
+      [...skiffEntryArgv(), 'image', '--root', root, 'build', '-t', 'cancel:1', dir],
+      {
+        env: { ...process.env, SKIFF_CONFIG: join(work, 'skiff-config') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    await new Promise<void>((resolve) =>
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        stdout += d;
+        if (stdout.includes('started\n')) resolve();
+      }),
+    );
+    child.kill('SIGINT');
+    assert.equal(await exited, 130, stderr);
+    assert.match(stderr, /build cancelled; nothing was tagged/);
+    assert.match((await image('inspect', 'cancel:1')).stderr, /no such image/);
+    await assertNothingLeft();
   });
 
   test('interop: a built image pushed to docker-registry is copied out by skopeo, its layers valid tars', async () => {

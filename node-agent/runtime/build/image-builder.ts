@@ -322,12 +322,25 @@ class Builder {
         ...parent.layers,
         { digest: layer.digest, diffId: layer.diffId, size: layer.size, mediaType: layer.mediaType },
       ];
+      // the layer goes through the runtime's unpacker now, as a pull of the image would: a
+      // hostile ADD archive fails here at its line, and the next step's snapshot is ready
+      await this.unpack(next, ins);
     } else {
       history.empty_layer = true;
     }
     next.history = [...parent.history, history];
     await this.cache.put(key, next);
     return next;
+  }
+
+  private async unpack(state: BuildState, ins: Instruction): Promise<void> {
+    try {
+      await this.rt.images.unpackLayers(this.layerInfos(state));
+    } catch (err) {
+      if (err instanceof SkiffError && !(err instanceof BuildStepError))
+        throw dockerfileError(ins.line, `${ins.text}: ${err.message}`);
+      throw err;
+    }
   }
 
   private layerInfos(state: BuildState): LayerInfo[] {
@@ -404,6 +417,7 @@ class Builder {
     });
     const snapshots = this.rt.images.snapshotter;
     const key = `build-${randomBytes(12).toString('hex')}`;
+    this.checkCancelled();
     const mounts = await snapshots.prepare(key, initKey, { labels: { [BUILD_LABEL]: 'run' } });
     let container: string | undefined;
     const output: string[] = [];
@@ -425,6 +439,8 @@ class Builder {
       this.opts.signal?.addEventListener('abort', cancel, { once: true });
       try {
         await this.rt.containers.start(id);
+        // a cancel that came while the container was being made: the listener was not there yet
+        if (this.opts.signal?.aborted) cancel();
         for await (const e of this.rt.containers.logs(id, { follow: true })) {
           output.push(e.text);
           if (output.length > 20) output.shift();
