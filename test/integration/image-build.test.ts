@@ -417,6 +417,20 @@ describe('skiff image build', () => {
     assert.equal(out.stdout, 'stage-passwd\nstage-passwd\nroot:x:0:\nnogroup:x:65534:\n', out.stderr);
   });
 
+  test('a destination through a symlink to a directory lands in that directory, inside the image', async () => {
+    const dir = await context('dest-link', {
+      'f.txt': 'f\n',
+      Dockerfile: [
+        'FROM busybox:1',
+        'RUN mkdir -p /usr/lib && ln -s /usr/lib /lib2',
+        'COPY f.txt /lib2/',
+      ].join('\n'),
+    });
+    await build(dir, '-t', 'destlink:1');
+    const out = await run('destlink:1', 'sh', '-c', 'cat /usr/lib/f.txt; ls -l /lib2 | cut -c1');
+    assert.equal(out.stdout, 'f\nl\n', out.stderr);
+  });
+
   test('ADD refuses an archive entry climbing out with .. and one through a symlink, naming the line', async () => {
     const dir = await context('add-hostile', {
       Dockerfile: 'FROM busybox:1\nADD climb.tar /opt/\n',

@@ -68,10 +68,13 @@ export async function copyEntries(
   const destRel = cleanRelative(step.dest);
   let destTarget: string;
   try {
-    // the destination's parents resolve inside the image being built, as in its containers
+    // the destination resolves inside the image being built, as in its containers: a symlink
+    // to a directory (/lib -> usr/lib) is copied into; one to a file is replaced
     const parent = destRel.includes('/') ? destRel.slice(0, destRel.lastIndexOf('/')) : '';
     const base = destRel.slice(destRel.lastIndexOf('/') + 1);
     destTarget = [root.resolve(parent, true, 'clamp'), base].filter(Boolean).join('/');
+    const followed = root.resolve(destRel, true, 'clamp');
+    if (followed !== destTarget && root.lookup(followed)?.stat.isDirectory()) destTarget = followed;
   } catch (err) {
     throw fail(`${step.dest}: ${(err as Error).message}`);
   }
@@ -140,9 +143,10 @@ export async function copyEntries(
   if (intoDir) dirEntry(destTarget, existing, !existing);
   for (const { rel, found } of matched) {
     const name = rel.slice(rel.lastIndexOf('/') + 1);
-    if (step.add && found.stat.isFile() && isArchive(found.hostPath)) {
+    const archive = step.add && found.stat.isFile() ? archiveKind(found.hostPath) : undefined;
+    if (archive) {
       // an archive is extracted into DEST whether or not DEST ends with '/'
-      for (const entry of await archiveEntries(found.hostPath, destTarget, chown, modeOf, fail, rel))
+      for (const entry of await archiveEntries(found.hostPath, archive, destTarget, chown, modeOf, fail, rel))
         put(entry);
       continue;
     }
@@ -294,13 +298,13 @@ function resolveChown(text: string, root: LayerStack, fail: (m: string) => Error
 }
 
 /** A tar archive, plain or gzip, by its first bytes (ADD extracts these; anything else is copied). */
-function isArchive(path: string): boolean {
+function archiveKind(path: string): 'gzip' | 'tar' | undefined {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const head = Buffer.alloc(512);
     const n = readSync(fd, head, 0, 512, 0);
-    if (n >= 2 && head[0] === 0x1f && head[1] === 0x8b) return true;
-    return n >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar';
+    if (n >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+    return n >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar' ? 'tar' : undefined;
   } finally {
     closeSync(fd);
   }
@@ -309,6 +313,7 @@ function isArchive(path: string): boolean {
 /** The entries of a local archive, placed under `into`, checked as hostile input. */
 async function archiveEntries(
   hostPath: string,
+  kind: 'gzip' | 'tar',
   into: string,
   chown: Owner | undefined,
   modeOf: (mode: number) => number,
@@ -317,8 +322,7 @@ async function archiveEntries(
 ): Promise<LayerEntry[]> {
   const out: LayerEntry[] = [];
   const file = createReadStream('', { fd: openSync(hostPath, constants.O_RDONLY | constants.O_NOFOLLOW) });
-  const head = readFileSync(hostPath).subarray(0, 2);
-  const input: Readable = head[0] === 0x1f && head[1] === 0x8b ? file.pipe(createGunzip()) : file;
+  const input: Readable = kind === 'gzip' ? file.pipe(createGunzip()) : file;
   const reader = extract();
   let total = 0;
   const place = (name: string): string => {

@@ -333,11 +333,20 @@ class Builder {
     return next;
   }
 
-  private async unpack(state: BuildState, ins: Instruction): Promise<void> {
+  private unpack(state: BuildState, ins: Instruction): Promise<unknown> {
+    return this.atLine(ins, () => this.rt.images.unpackLayers(this.layerInfos(state)));
+  }
+
+  /** `fn`, its refusals named by the instruction's line. */
+  private async atLine<T>(ins: Instruction, fn: () => Promise<T>): Promise<T> {
     try {
-      await this.rt.images.unpackLayers(this.layerInfos(state));
+      return await fn();
     } catch (err) {
-      if (err instanceof SkiffError && !(err instanceof BuildStepError))
+      if (
+        err instanceof SkiffError &&
+        !(err instanceof BuildStepError) &&
+        !err.message.startsWith('Dockerfile:')
+      )
         throw dockerfileError(ins.line, `${ins.text}: ${err.message}`);
       throw err;
     }
@@ -423,22 +432,25 @@ class Builder {
     const output: string[] = [];
     try {
       const config = state.config;
-      const info = await this.rt.containers.create({
-        rootfs: mounts[0]!,
-        argv,
-        env,
-        cwd: config.WorkingDir || '/',
-        ...(config.User ? { user: config.User } : {}),
-        network: { mode: this.opts.network ?? 'host' },
-        labels: { [BUILD_LABEL]: 'run' },
-        name: `skiff-build-${randomBytes(6).toString('hex')}`,
-      });
+      const info = await this.atLine(ins, () =>
+        this.rt.containers.create({
+          rootfs: mounts[0]!,
+          argv,
+          env,
+          cwd: config.WorkingDir || '/',
+          ...(config.User ? { user: config.User } : {}),
+          network: { mode: this.opts.network ?? 'host' },
+          labels: { [BUILD_LABEL]: 'run' },
+          name: `skiff-build-${randomBytes(6).toString('hex')}`,
+        }),
+      );
       container = info.id;
       const id = info.id;
       const cancel = () => void this.rt.containers.kill(id, 'SIGKILL').catch(() => undefined);
       this.opts.signal?.addEventListener('abort', cancel, { once: true });
       try {
-        await this.rt.containers.start(id);
+        // a USER the image lacks, a WORKDIR that is a file: refused at start, named by the line
+        await this.atLine(ins, () => this.rt.containers.start(id));
         // a cancel that came while the container was being made: the listener was not there yet
         if (this.opts.signal?.aborted) cancel();
         for await (const e of this.rt.containers.logs(id, { follow: true })) {
