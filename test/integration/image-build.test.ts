@@ -524,6 +524,13 @@ describe('skiff image build', () => {
       assert.match(listings[1]!, /^hello\.txt$/m);
       assert.match(listings[2]!, /^etc\/\.wh\.group$/m);
       assert.match(listings[2]!, /^tmp\/\.wh\.\.wh\.\.opq$/m);
+
+      // a FROM of an image the store lacks is pulled by the registry client, as `skiff image pull`
+      assert.equal((await image('rm', ref)).code, 0);
+      const pulled = await context('from-registry', { Dockerfile: `FROM ${ref}\nRUN cat /hello.txt\n` });
+      const r = await build(pulled, '-t', 'pulled:1');
+      assert.match(r.stderr, new RegExp(`Unable to find image '${ref}' locally`));
+      assert.match(r.stdout, /\[2\/2\] RUN cat \/hello\.txt\nhello\n/);
     } finally {
       await registry?.stop();
     }

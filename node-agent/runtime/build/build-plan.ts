@@ -31,6 +31,8 @@ export interface Stage {
   base: { image: string } | { scratch: true } | { stage: number };
   fromLine: number;
   fromText: string;
+  /** `FROM --platform=…`, substituted. */
+  platform?: string;
   instructions: Instruction[];
 }
 
@@ -53,9 +55,17 @@ export function planBuild(
   parsed: ParsedDockerfile,
   buildArgs: ReadonlyMap<string, string>,
   target?: string,
+  platform: { os: string; architecture: string } = { os: 'linux', architecture: 'amd64' },
 ): BuildPlan {
   const escape = parsed.escape;
+  // BuildKit's automatic platform ARGs, for FROM lines and stages that declare them; the build
+  // is for this machine, so build and target are the same
   const globalArgs = new Map<string, string | undefined>();
+  for (const prefix of ['BUILD', 'TARGET']) {
+    globalArgs.set(`${prefix}PLATFORM`, `${platform.os}/${platform.architecture}`);
+    globalArgs.set(`${prefix}OS`, platform.os);
+    globalArgs.set(`${prefix}ARCH`, platform.architecture);
+  }
   const declared = new Set<string>();
   const stages: Stage[] = [];
   for (const ins of parsed.instructions) {
@@ -80,14 +90,17 @@ export function planBuild(
           : ref.toLowerCase() === 'scratch'
             ? { scratch: true }
             : { image: ref };
-      stages.push({
+      const stage: Stage = {
         index: stages.length,
         name,
         base,
         fromLine: ins.line,
         fromText: ins.text,
         instructions: [],
-      });
+      };
+      const wanted = ins.flags.get('platform');
+      if (wanted !== undefined) stage.platform = substitute(wanted, defined(globalArgs), escape, ins.line);
+      stages.push(stage);
       continue;
     }
     const stage = stages.at(-1);

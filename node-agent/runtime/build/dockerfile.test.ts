@@ -148,6 +148,22 @@ describe('stages and ARG scoping', () => {
     );
   });
 
+  test('the automatic platform ARGs and FROM --platform', () => {
+    const p = planBuild(
+      parseDockerfile(
+        'FROM --platform=$BUILDPLATFORM img:$TARGETARCH AS a\nARG TARGETOS\nENV OS=$TARGETOS\n',
+      ),
+      new Map(),
+      undefined,
+      { os: 'linux', architecture: 'arm64' },
+    );
+    assert.equal(p.stages[0]!.platform, 'linux/arm64');
+    assert.deepEqual(p.stages[0]!.base, { image: 'img:arm64' });
+    const ev = new StageEvaluator(p, {});
+    for (const ins of p.stages[0]!.instructions) ev.apply(ins);
+    assert.deepEqual(ev.config.Env, ['OS=linux']);
+  });
+
   test('only ARG may come before FROM', () => {
     throwsAtLine(() => plan('ENV A=1\nFROM x'), 1, /ENV before the first FROM/);
   });

@@ -124,7 +124,7 @@ export async function buildImage(rt: BuildRuntime, opts: BuildOptions): Promise<
   }
   // a bad name is refused before any work, not after it
   for (const tag of opts.tags) parseReference(tag, 'tag');
-  const plan = planBuild(parseDockerfile(text), opts.buildArgs ?? new Map(), opts.target);
+  const plan = planBuild(parseDockerfile(text), opts.buildArgs ?? new Map(), opts.target, hostPlatform());
   const emit = opts.onEvent ?? (() => undefined);
   if (plan.unusedBuildArgs.length > 0)
     emit({ type: 'warning', text: `build args not consumed by any ARG: ${plan.unusedBuildArgs.join(', ')}` });
@@ -160,7 +160,9 @@ class Builder {
   private readonly cache: BuildCache;
   private readonly epoch: number;
   private readonly created: string;
-  private contextStack: Promise<LayerStack> | undefined;
+  private contextStack: LayerStack | undefined;
+  /** Opaque directories of each committed layer directory read so far (layer-stack.ts). */
+  private readonly markers = new Map<string, Promise<Set<string>>>();
   private stages: Stage[] = [];
   private currentStage = 0;
 
@@ -183,6 +185,13 @@ class Builder {
   async buildStage(stage: Stage, plan: ReturnType<typeof planBuild>): Promise<BuildState> {
     this.stages = plan.stages;
     this.currentStage = stage.index;
+    const host = hostPlatform();
+    if (stage.platform !== undefined && stage.platform !== `${host.os}/${host.architecture}`) {
+      throw dockerfileError(
+        stage.fromLine,
+        `FROM --platform=${stage.platform}: skiff builds for this machine's platform only (${host.os}/${host.architecture})`,
+      );
+    }
     this.checkCancelled();
     // a FROM is cached when nothing has to be fetched: a stage, scratch, or a local image
     const local = !this.opts.noCache && ('image' in stage.base ? await this.isLocal(stage.base.image) : true);
@@ -363,9 +372,9 @@ class Builder {
   /** The root file system of a state, as a view of its unpacked layers (none: empty). */
   private async rootOf(state: BuildState): Promise<LayerStack> {
     const layers = this.layerInfos(state);
-    if (layers.length === 0) return LayerStack.open([], false);
+    if (layers.length === 0) return LayerStack.open([]);
     await this.rt.images.unpackLayers(layers);
-    return LayerStack.open(await this.layerDirs(layers.at(-1)!.chainId));
+    return LayerStack.open(await this.layerDirs(layers.at(-1)!.chainId), this.markers);
   }
 
   /** The directories of a committed snapshot's layers, top first, from a view's mount description. */
@@ -382,9 +391,9 @@ class Builder {
 
   private async copySource(from: string | undefined, line: number): Promise<CopySource> {
     if (from === undefined) {
-      this.contextStack ??= LayerStack.open([this.opts.context], false);
+      this.contextStack ??= LayerStack.plain(this.opts.context);
       return {
-        stack: await this.contextStack,
+        stack: this.contextStack,
         escape: 'refuse',
         keepOwners: false,
         ...(this.ignore ? { ignore: this.ignore } : {}),

@@ -78,12 +78,27 @@ export class LayerStack {
     private readonly opaque: Set<string>[],
   ) {}
 
-  /** A view of `dirs` (top first); `markers` false for a plain directory tree (the context). */
-  static async open(dirs: string[], markers = true): Promise<LayerStack> {
-    const opaque = markers
-      ? await Promise.all(dirs.map(async (d) => (await readOverlayMarkers(d)).opaque))
-      : dirs.map(() => new Set<string>());
+  /**
+   * A view of `dirs` (top first), layer directories whose opaque markers are read (or taken from
+   * `known`: committed layers never change, so a build reads each once).
+   */
+  static async open(dirs: string[], known?: Map<string, Promise<Set<string>>>): Promise<LayerStack> {
+    const opaque = await Promise.all(
+      dirs.map((dir) => {
+        let markers = known?.get(dir);
+        if (!markers) {
+          markers = readOverlayMarkers(dir).then((m) => m.opaque);
+          known?.set(dir, markers);
+        }
+        return markers;
+      }),
+    );
     return new LayerStack(dirs, opaque);
+  }
+
+  /** A view of a plain directory tree (the build context): no overlay markers. */
+  static plain(dir: string): LayerStack {
+    return new LayerStack([dir], [new Set()]);
   }
 
   /** The layers that show something at `rel` ('' is the root), top first, as overlayfs merges them. */
