@@ -304,7 +304,7 @@ export class BuildProgress {
       }
     } else if (e.type === 'output') {
       this.endLive();
-      this.out.write(`${e.text}\n`);
+      this.out.write(e.partial ? e.text : `${e.text}\n`);
     } else {
       this.endLive();
       this.out.write(`warning: ${e.text}\n`);

@@ -71,7 +71,8 @@ export interface BuildOptions {
 export type BuildEvent =
   /** A step begins (FROM, a miss) or was found in the cache (`cached`: done already). */
   | { type: 'step'; step: number; total: number; text: string; cached: boolean }
-  | { type: 'output'; step: number; stream: 'stdout' | 'stderr'; text: string }
+  /** A line of RUN output (`partial`: the command has not ended it yet). */
+  | { type: 'output'; step: number; stream: 'stdout' | 'stderr'; text: string; partial: boolean }
   | { type: 'warning'; text: string };
 
 export interface BuildResult {
@@ -465,7 +466,7 @@ class Builder {
         for await (const e of this.rt.containers.logs(id, { follow: true })) {
           output.push(e.text);
           if (output.length > 20) output.shift();
-          this.emit({ type: 'output', step: this.step, stream: e.stream, text: e.text });
+          this.emit({ type: 'output', step: this.step, stream: e.stream, text: e.text, partial: e.partial });
         }
         const exit = await this.rt.containers.wait(id);
         this.checkCancelled();
