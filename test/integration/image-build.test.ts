@@ -213,6 +213,8 @@ describe('skiff image build', () => {
         'WORKDIR /srv/app',
         'RUN echo "$GREETING $TARGET" > message && chown -R 1000:1000 /srv/app',
         'USER 1000:1000',
+        // exec form, after USER: runs as that user, in WORKDIR, with ENV
+        'RUN ["sh", "-c", "echo ran-as-$(id -u)-in-$(pwd)-$GREETING >> message"]',
         'ENTRYPOINT ["sh", "-c", "echo $(id -u) $(pwd) $(cat message) \\"$@\\"", "entry"]',
         'CMD ["default-arg"]',
         'EXPOSE 8080 53/udp',
@@ -233,8 +235,9 @@ describe('skiff image build', () => {
     assert.deepEqual(config.Healthcheck, { Test: ['CMD', 'true'], Interval: 5_000_000_000, Retries: 2 });
     assert.equal(config.StopSignal, 'SIGINT');
     assert.deepEqual(config.Volumes, { '/data': {} });
-    assert.equal((await run('config:1')).stdout, '1000 /srv/app hi the world default-arg\n');
-    assert.equal((await run('config:1', 'given')).stdout, '1000 /srv/app hi the world given\n');
+    const ran = 'ran-as-1000-in-/srv/app-hi';
+    assert.equal((await run('config:1')).stdout, `1000 /srv/app hi the world ${ran} default-arg\n`);
+    assert.equal((await run('config:1', 'given')).stdout, `1000 /srv/app hi the world ${ran} given\n`);
   });
 
   test('RUN shares the machine network by default; --network none leaves only lo', async () => {
