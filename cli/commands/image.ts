@@ -7,15 +7,18 @@
  *                           registry (the context's HTTP address, /v2/, its bearer token);
  *                           credentials and insecure registries from the client config
  *   ls | rm | inspect | tag | save -o F | load -i F     the local store
+ *   build -t NAME [-f F] [--build-arg K=V] [--target S] [--no-cache] [--network host|none] DIR
+ *                           a Dockerfile run on this runtime (node-agent/runtime/build/), the
+ *                           image named in the same store, so `skiff image push NAME` pushes it
  *
  * Progress: on a terminal, one bar per layer with bytes and rate, redrawn in place; otherwise
  * plain lines when a blob starts, is retried, ends or was already there. `skiff runtime run`
  * pulls what it lacks through `registryPuller` (its progress on stderr).
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { resolve as resolvePath } from 'node:path';
 import type { Writable } from 'node:stream';
-import { FailedPreconditionError, PermissionDeniedError } from '../../proto/errors.js';
+import { FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from '../../proto/errors.js';
 import type { Descriptor } from '../../proto/oci/manifests.js';
 import type { Digest } from '../../proto/oci/digest.js';
 import type {
@@ -29,12 +32,14 @@ import type {
 import { humanDuration } from '../../proto/printing/age.js';
 import {
   DEFAULT_ROOT,
+  buildImage,
   openImageRuntime,
+  type BuildEvent,
   type ImageRuntime,
   type SnapshotterChoice,
 } from '../../node-agent/runtime/runtime.js';
 import { renderTable } from '../output/table.js';
-import { globalOptions } from './context.js';
+import { collect, globalOptions } from './context.js';
 import { humanSize } from '../../proto/printing/size.js';
 
 interface ImageGlobals {
@@ -48,14 +53,20 @@ function imageGlobals(command: Command): ImageGlobals {
   return (c?.opts() as ImageGlobals | undefined) ?? { root: DEFAULT_ROOT };
 }
 
-async function openStore(command: Command): Promise<ImageRuntime> {
+async function openStore(
+  command: Command,
+  puller?: ReturnType<typeof registryPuller>,
+): Promise<ImageRuntime> {
   if (process.getuid?.() !== 0) {
     throw new PermissionDeniedError(
       'skiff image: the runtime’s image store belongs to root (it is the one `skiff runtime` uses); run it as root',
     );
   }
   const g = imageGlobals(command);
-  return openImageRuntime(resolvePath(g.root ?? DEFAULT_ROOT), { snapshotter: g.snapshotter ?? 'auto' });
+  return openImageRuntime(resolvePath(g.root ?? DEFAULT_ROOT), {
+    snapshotter: g.snapshotter ?? 'auto',
+    ...(puller ? { puller } : {}),
+  });
 }
 
 /** A registry client with the client config's registries and cluster (the command's context). */
@@ -269,6 +280,87 @@ export function renderBar(row: BlobRow, direction: 'pull' | 'push', width: numbe
   return line.length > width ? `${line.slice(0, width - 1)}…` : line;
 }
 
+/**
+ * Prints a build's steps: `[2/7] RUN …` per step (`CACHED` after a step the cache had), the RUN
+ * output as it comes. On a terminal the running step's line shows its elapsed time, redrawn in
+ * place until output or the next step ends it; otherwise plain lines.
+ */
+export class BuildProgress {
+  private live: { text: string; started: number } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly out: Writable,
+    private readonly tty: boolean,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  onEvent(e: BuildEvent): void {
+    if (e.type === 'step') {
+      this.endLive();
+      const text = `[${e.step}/${e.total}] ${e.text}`;
+      if (e.cached) this.out.write(`${text} CACHED\n`);
+      else if (!this.tty) this.out.write(`${text}\n`);
+      else {
+        this.live = { text, started: this.now() };
+        this.out.write(text);
+        this.timer = setInterval(() => this.redraw(), 100).unref();
+      }
+    } else if (e.type === 'output') {
+      this.endLive();
+      this.out.write(e.partial ? e.text : `${e.text}\n`);
+    } else {
+      this.endLive();
+      this.out.write(`warning: ${e.text}\n`);
+    }
+  }
+
+  private redraw(): void {
+    if (!this.live) return;
+    const seconds = ((this.now() - this.live.started) / 1000).toFixed(1);
+    this.out.write(`\r\x1b[2K${this.live.text} ${seconds}s`);
+  }
+
+  /** Ends the running step's line (its last drawing stays). */
+  finish(): void {
+    this.endLive();
+  }
+
+  private endLive(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.live) {
+      this.redraw();
+      this.out.write('\n');
+    }
+    this.live = undefined;
+  }
+}
+
+/** `--build-arg K=V` (or `K`, taking V from the environment, as docker does). */
+function parseBuildArgs(args: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const arg of args) {
+    const eq = arg.indexOf('=');
+    if (eq === 0) throw new InvalidArgumentError(`--build-arg ${arg}: the name is missing`, 'build-arg');
+    if (eq > 0) out.set(arg.slice(0, eq), arg.slice(eq + 1));
+    else if (process.env[arg] !== undefined) out.set(arg, process.env[arg]!);
+  }
+  return out;
+}
+
+/** SOURCE_DATE_EPOCH as seconds (every layer mtime and `created`), 0 without it. */
+function sourceDateEpoch(): number {
+  const text = process.env.SOURCE_DATE_EPOCH;
+  if (text === undefined || text === '') return 0;
+  if (!/^\d+$/.test(text))
+    throw new InvalidArgumentError(
+      `SOURCE_DATE_EPOCH=${text}: must be whole seconds since 1970`,
+      'SOURCE_DATE_EPOCH',
+    );
+  return Number(text);
+}
+
 // ------------------------------------------------------------------------------------ verbs
 
 export function registerImage(program: Command): void {
@@ -311,6 +403,77 @@ export function registerImage(program: Command): void {
           `Pulled ${ref}: ${fetched.length} blobs fetched, ${result.bytesFetched} bytes over the network (${humanSize(result.bytesFetched)})${resumed ? `, ${resumed} bytes kept from an interrupted pull` : ''}; ${present} already present\n`,
       );
     });
+
+  image
+    .command('build')
+    .description('build an image from a Dockerfile on the local runtime (RUN steps run in its containers)')
+    .argument('<context>', 'the build context directory')
+    .option(
+      '-t, --tag <name>',
+      'name the image (repeatable); a short name is the cluster registry’s',
+      collect,
+    )
+    .option('-f, --file <path>', 'the Dockerfile (default: CONTEXT/Dockerfile)')
+    .option('--build-arg <KEY=VALUE>', 'set a build-time variable an ARG declares (repeatable)', collect)
+    .option('--target <stage>', 'build up to this stage (FROM … AS stage) and name its result')
+    .option('--no-cache', 'run every step, ignoring the build cache')
+    .addOption(
+      new Option('--network <mode>', 'RUN steps’ network: the machine’s (host) or none')
+        .choices(['host', 'none', 'default'])
+        .default('host'),
+    )
+    .action(
+      async (
+        context: string,
+        flags: {
+          tag?: string[];
+          file?: string;
+          buildArg?: string[];
+          target?: string;
+          cache: boolean;
+          network: 'host' | 'none' | 'default';
+        },
+        cmd: Command,
+      ) => {
+        const rt = await openStore(cmd, registryPuller(cmd));
+        const progress = new BuildProgress(process.stdout, process.stdout.isTTY === true);
+        const abort = new AbortController();
+        const cancel = () => abort.abort();
+        const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+        for (const s of signals) process.on(s, cancel);
+        try {
+          const started = Date.now();
+          const result = await buildImage(rt, {
+            context: resolvePath(context),
+            ...(flags.file !== undefined ? { dockerfile: resolvePath(flags.file) } : {}),
+            tags: flags.tag ?? [],
+            buildArgs: parseBuildArgs(flags.buildArg ?? []),
+            ...(flags.target !== undefined ? { target: flags.target } : {}),
+            noCache: !flags.cache,
+            network: flags.network === 'none' ? 'none' : 'host',
+            epoch: sourceDateEpoch(),
+            signal: abort.signal,
+            onEvent: (e) => progress.onEvent(e),
+          });
+          progress.finish();
+          const seconds = ((Date.now() - started) / 1000).toFixed(1);
+          process.stdout.write(
+            `Built ${result.id} in ${seconds}s (${result.steps} steps, ${result.cachedSteps} cached)\n` +
+              result.tags.map((t) => `Tagged ${t}\n`).join(''),
+          );
+        } catch (err) {
+          progress.finish();
+          if (abort.signal.aborted) {
+            process.stderr.write('error: build cancelled; nothing was tagged\n');
+            process.exitCode = 130;
+            return;
+          }
+          throw err;
+        } finally {
+          for (const s of signals) process.off(s, cancel);
+        }
+      },
+    );
 
   image
     .command('push')

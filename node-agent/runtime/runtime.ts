@@ -33,6 +33,7 @@ import { probeOverlay } from './sys/overlay-probe.js';
 import { parseUser } from './containers/validate.js';
 import type { RootMount } from './sys/helper-spec.js';
 import { relayExec, type ExecStreams } from './sys/helper.js';
+import type { BuildOptions, BuildResult } from './build/image-builder.js';
 
 // What the CLI needs of the runtime beyond the façade's objects: the runtime's own syntax of
 // docker's flags, and the types it prints.
@@ -289,6 +290,28 @@ export interface ImageRuntime {
   runtime: Runtime;
   images: ImageStore;
   content: LocalContentStore;
+  /** The runtime's root directory. */
+  root: string;
+}
+
+export type { BuildEvent, BuildOptions, BuildResult } from './build/image-builder.js';
+
+/**
+ * Builds an image from a Dockerfile on this runtime: RUN steps in its containers, layers into its
+ * content store, the image named in its image store (build/image-builder.ts, loaded on first use).
+ */
+export async function buildImage(rt: ImageRuntime, opts: BuildOptions): Promise<BuildResult> {
+  const { buildImage: build } = await import('./build/image-builder.js');
+  return build(
+    {
+      images: rt.images,
+      content: rt.content,
+      containers: rt.runtime.containers,
+      ensureImage: (ref) => rt.runtime.ensureImage(ref),
+      root: rt.root,
+    },
+    opts,
+  );
 }
 
 /**
@@ -321,7 +344,7 @@ export async function openImageRuntime(
     unpack: (image) => images.unpack(image as ResolvedImage, { initLayer: true }),
   };
   const runtime = await Runtime.open({ ...runtimeOptions, root, images: service, snapshots: snapshotter });
-  return { runtime, images, content };
+  return { runtime, images, content, root };
 }
 
 /** A registry client as the image store's puller, made (and its HTTP code loaded) at the first pull. */

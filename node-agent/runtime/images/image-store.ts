@@ -333,6 +333,14 @@ export class ImageStore {
     }
   }
 
+  /**
+   * A lease of this store: what it holds stays out of garbage collection until released (the
+   * blobs an image build writes before the image names them).
+   */
+  lease(): Promise<{ hold(digest: Digest): Promise<void>; release(): Promise<void> }> {
+    return this.leases.take();
+  }
+
   /** The lease of one import (see `import` and ImportLease). */
   private async takeLease(): Promise<ImportLease & { release(): Promise<void> }> {
     const lease = await this.leases.take();
@@ -522,11 +530,37 @@ export class ImageStore {
         bytesWritten: 0,
       };
     }
+    const { unpacked, reused, bytesWritten } = await this.unpackLayers(image.layers);
+    const initLayerCreated =
+      withInit &&
+      (await this.ensureInitLayer(top, {
+        key: initLayerKey(top),
+        files: INIT_LAYER_FILES,
+        what: `make the init layer of image ${image.names[0] ?? image.manifestDigest}`,
+      }));
+    return {
+      chainId: top,
+      containerParent: withInit ? initLayerKey(top) : top,
+      initLayerCreated,
+      layersUnpacked: unpacked,
+      layersReused: reused,
+      bytesWritten,
+    };
+  }
+
+  /**
+   * Ensures a committed snapshot per layer of a stack (bottom first), keyed by ChainID, unpacking
+   * only those no snapshot holds yet; what `unpack` does for an image, and what the image builder
+   * does for the layers it has written so far.
+   */
+  async unpackLayers(
+    layers: readonly LayerInfo[],
+  ): Promise<{ unpacked: number; reused: number; bytesWritten: number }> {
     let parent: Digest | undefined;
     let unpacked = 0;
     let reused = 0;
     let bytesWritten = 0;
-    for (const layer of image.layers) {
+    for (const layer of layers) {
       const inflight = this.unpacking.get(layer.chainId);
       if (inflight) {
         // the same layer is being unpacked for another image in this process: share that work
@@ -552,26 +586,22 @@ export class ImageStore {
       }
       parent = layer.chainId;
     }
-    const initLayerCreated = withInit && (await this.ensureInitLayer(image, top));
-    return {
-      chainId: top,
-      containerParent: withInit ? initLayerKey(top) : top,
-      initLayerCreated,
-      layersUnpacked: unpacked,
-      layersReused: reused,
-      bytesWritten,
-    };
+    return { unpacked, reused, bytesWritten };
   }
 
-  /** Makes the image's init layer unless it exists; whether this call made it. */
-  private async ensureInitLayer(image: ResolvedImage, top: Digest): Promise<boolean> {
-    const key = initLayerKey(top);
+  /**
+   * Makes an init layer (the mount points of `files`, init-layer.ts) named `key` on the committed
+   * snapshot `top` unless it exists; whether this call made it. An image's init layer, or a build
+   * step's (which also holds /etc/resolv.conf, so that no RUN step's layer gains one).
+   */
+  async ensureInitLayer(top: Digest, spec: { key: string; files: string[]; what: string }): Promise<boolean> {
+    const key = spec.key;
     const inflight = this.unpacking.get(key);
     if (inflight) {
       await inflight;
       return false;
     }
-    const work = (async () => !(await this.committed(key)) && this.makeInitLayer(image, top))();
+    const work = (async () => !(await this.committed(key)) && this.makeInitLayer(top, spec))();
     this.unpacking.set(key, work);
     try {
       return await work;
@@ -581,10 +611,13 @@ export class ImageStore {
   }
 
   /** Whether the layer committed is this call's (not another process's, made meanwhile). */
-  private async makeInitLayer(image: ResolvedImage, top: Digest): Promise<boolean> {
-    const name = initLayerKey(top);
+  private async makeInitLayer(
+    top: Digest,
+    spec: { key: string; files: string[]; what: string },
+  ): Promise<boolean> {
+    const name = spec.key;
     const key = `${name}-tmp-${randomBytes(6).toString('hex')}`;
-    const action = `make the init layer of image ${image.names[0] ?? image.manifestDigest}`;
+    const action = spec.what;
     const mounts = await this.snapshotter.prepare(key, top, { labels: { 'skiff.io/unpacking': name } });
     try {
       if (mounts.length !== 1) {
@@ -592,7 +625,7 @@ export class ImageStore {
           `${action}: the snapshotter returned ${mounts.length} mounts; one root mount is supported`,
         );
       }
-      await makeInitLayer(mounts[0]!, INIT_LAYER_FILES, action);
+      await makeInitLayer(mounts[0]!, spec.files, action);
       try {
         await this.snapshotter.commit(name, key);
       } catch (err) {
@@ -601,7 +634,7 @@ export class ImageStore {
         await this.snapshotter.remove(key);
         return false;
       }
-      this.logger?.debug({ image: image.manifestDigest, snapshot: name }, 'init layer made');
+      this.logger?.debug({ top, snapshot: name }, 'init layer made');
       return true;
     } catch (err) {
       await this.snapshotter.remove(key).catch(() => undefined);

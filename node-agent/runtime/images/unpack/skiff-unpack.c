@@ -947,7 +947,8 @@ static void restore_dir_times(void) {
 
 #define USAGE                                                                                            \
   "usage: skiff-unpack --root DIR --whiteouts overlay|apply [--max-bytes N] [--max-entries N] [--max-memory BYTES] " \
-  "[--lower DIR]... < layer.tar\n"
+  "[--lower DIR]... < layer.tar\n"                                                                        \
+  "       skiff-unpack --overlay-markers DIR\n"
 #define MIN_MAX_MEMORY (16ULL << 20)
 #define STACK_RESERVE (1 << 20)
 
@@ -969,7 +970,63 @@ static void set_memory_ceiling(void) {
   reserve_stack();
 }
 
+/* ---------- --overlay-markers: what Node cannot read of an overlay upper dir (xattrs) ---------- */
+
+/* Walks DIR without following anything (O_NOFOLLOW, fd-relative) and prints, NUL-terminated, "O<path>"
+ * for each directory marked opaque (trusted.overlay.opaque=y: `rm -rf d && mkdir d` in a container) and
+ * "R<path>" for each entry carrying a redirect or metacopy xattr (an upper dir whose diff is not the
+ * plain changeset; the build refuses it). Paths are relative to DIR. The image builder
+ * (build/upper-diff.ts) turns the rest of the upper dir into a layer from Node's own lstat. */
+static char marker_path[PATH_MAX];
+
+static void marker_walk(int dfd, size_t len) {
+  char value[8];
+  ssize_t n = fgetxattr(dfd, "trusted.overlay.opaque", value, sizeof value);
+  if (n == 1 && value[0] == 'y' && len > 0) printf("O%s%c", marker_path, 0);
+  if ((fgetxattr(dfd, "trusted.overlay.redirect", NULL, 0) >= 0 || fgetxattr(dfd, "trusted.overlay.metacopy", NULL, 0) >= 0) && len > 0)
+    printf("R%s%c", marker_path, 0);
+  int copy = dup(dfd);
+  if (copy < 0) die(EXIT_SYSTEM, "dup: %s", strerror(errno));
+  DIR *d = fdopendir(copy);
+  if (!d) die(EXIT_SYSTEM, "read directory %s: %s", len ? marker_path : ".", strerror(errno));
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    size_t add = strlen(e->d_name) + (len ? 1 : 0);
+    if (len + add + 1 >= sizeof marker_path) die(EXIT_SYSTEM, "path too long under %s", marker_path);
+    if (len) marker_path[len] = '/';
+    memcpy(marker_path + len + (len ? 1 : 0), e->d_name, strlen(e->d_name) + 1);
+    struct stat st;
+    if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) die(EXIT_SYSTEM, "stat %s: %s", marker_path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+      int child = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (child < 0) die(EXIT_SYSTEM, "open %s: %s", marker_path, strerror(errno));
+      marker_walk(child, len + add);
+      close(child);
+    } else if (S_ISREG(st.st_mode)) {
+      int fd = openat(dfd, e->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      char proc[64];
+      snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+      if (fd >= 0 && (getxattr(proc, "trusted.overlay.metacopy", NULL, 0) >= 0 || getxattr(proc, "trusted.overlay.redirect", NULL, 0) >= 0))
+        printf("R%s%c", marker_path, 0);
+      if (fd >= 0) close(fd);
+    }
+    marker_path[len] = 0;
+  }
+  closedir(d);
+}
+
+static int overlay_markers(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) die(EXIT_SYSTEM, "open %s: %s", dir, strerror(errno));
+  marker_path[0] = 0;
+  marker_walk(fd, 0);
+  if (fflush(stdout) != 0) die(EXIT_SYSTEM, "write: %s", strerror(errno));
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--overlay-markers") == 0) return overlay_markers(argv[2]);
   const char *root = NULL, *whiteouts = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--root") == 0 && i + 1 < argc) root = argv[++i];
