@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { InvalidArgumentError } from './errors.js';
 import { KINDS, kindForApiVersion, kindForEnvelopeField, kindInfoOf, resolveKind } from './kinds.js';
 import { envelopeType } from './objects.js';
+import { resolvedTypeOf } from './schema.js';
 
 describe('resolveKind', () => {
   const table: [string, string][] = [
@@ -119,7 +120,7 @@ describe('the registry', () => {
     assert.deepEqual(envelope.oneofs['kind']!.oneof.sort(), KINDS.map((info) => info.envelopeField).sort());
     for (const info of KINDS) {
       assert.equal(info.message.name, info.kind);
-      assert.equal(envelope.fields[info.envelopeField]!.resolvedType, info.message);
+      assert.equal(resolvedTypeOf(envelope.fields[info.envelopeField]!), info.message);
       assert.equal(kindForEnvelopeField(info.envelopeField), info);
       assert.equal(kindInfoOf(info.kind), info);
       assert.ok(info.message.fields['metadata'], `${info.kind} has metadata`);

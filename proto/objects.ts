@@ -35,6 +35,7 @@ import {
   hasExplicitPresence,
   jsonFieldName,
   messageType,
+  resolvedTypeOf,
 } from './schema.js';
 
 type PlainObject = Record<string, unknown>;
@@ -219,7 +220,7 @@ class Reader {
 
   /** One value of the field's element type; `keepZero` keeps zero values that proto3 would drop. */
   private single(field: protobuf.Field, value: unknown, path: string, keepZero: boolean): unknown {
-    const resolved = field.resolvedType;
+    const resolved = resolvedTypeOf(field);
     if (resolved instanceof protobuf.Type) {
       if (resolved.name === INT_OR_STRING) return this.intOrString(value, path);
       return this.message(resolved, value, path);
@@ -381,7 +382,7 @@ function protoFieldToKube(field: protobuf.Field, value: unknown): unknown {
 }
 
 function protoSingleToKube(field: protobuf.Field, value: unknown): unknown {
-  const resolved = field.resolvedType;
+  const resolved = resolvedTypeOf(field);
   if (resolved instanceof protobuf.Type) {
     const message = value as PlainObject;
     if (resolved.name === INT_OR_STRING) return message['strVal'] ?? message['intVal'] ?? 0;
@@ -576,7 +577,8 @@ function messageToKube(info: KindInfo, message: protobuf.Message): KubeObject {
   // parseObject read the empty metadata and spec that normalising adds, so their required fields
   // are checked here too.
   for (const part of ['metadata', 'spec']) {
-    const partType = type.fields[part]?.resolvedType;
+    const partField = type.fields[part];
+    const partType = partField === undefined ? undefined : resolvedTypeOf(partField);
     if (body[part] === undefined && partType instanceof protobuf.Type) {
       messageBodyToKube(reader, partType, {}, part);
     }
@@ -639,7 +641,7 @@ function messageSingleToKube(
   path: string,
   keepZero: boolean,
 ): unknown {
-  const resolved = field.resolvedType;
+  const resolved = resolvedTypeOf(field);
   if (resolved instanceof protobuf.Type) {
     const message = value as PlainObject;
     if (resolved.name === INT_OR_STRING) {

@@ -5,7 +5,7 @@
  * `spec.selector.matchLabels[app]`.
  */
 import protobuf from 'protobufjs';
-import { jsonFieldName, messageType } from '../../../proto/schema.js';
+import { jsonFieldName, messageType, resolvedTypeOf } from '../../../proto/schema.js';
 
 /** A skiff.v1 message name ("PodSpec"), or 'map' for a map of strings. */
 export type DiffShape = string;
@@ -17,7 +17,8 @@ function childShape(shape: DiffShape, key: string): DiffShape | undefined {
   if (fields === undefined) {
     fields = new Map();
     for (const field of messageType(shape).fieldsArray) {
-      const nested = field.resolvedType instanceof protobuf.Type ? field.resolvedType.name : undefined;
+      const resolved = resolvedTypeOf(field);
+      const nested = resolved instanceof protobuf.Type ? resolved.name : undefined;
       fields.set(jsonFieldName(field), field instanceof protobuf.MapField ? 'map' : nested);
     }
     childShapes.set(shape, fields);
