@@ -37,6 +37,8 @@ import { PidLock } from '../../proto/support/pid-lock.js';
 import {
   choosePorts,
   httpProbe,
+  ownReadiness,
+  retryLostPortRace,
   isAlive,
   spawnServer,
   stopProcess,
@@ -331,51 +333,68 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
       controlplaneRecord = { ...previous!.controlplane, pid: keptControlplane };
       exits.push(exitOf(keptControlplane).then((e) => ({ component: 'control plane', ...e })));
     } else {
-      const ports = restarting
-        ? { 'API port': previous!.controlplane.apiPort, 'HTTP port': previous!.controlplane.httpPort }
-        : await choosePorts(HOST, {
-            'API port': { preferred: previous?.controlplane.apiPort ?? DEFAULT_PORTS.api },
-            'HTTP port': { preferred: previous?.controlplane.httpPort ?? DEFAULT_PORTS.http },
-          });
-      const apiPort = ports['API port']!;
-      const httpPort = ports['HTTP port']!;
-      mkdirSync(controlplaneDir, { recursive: true, mode: 0o700 });
-      const args = [
-        ...skiffEntryArgv(),
-        'controlplane',
-        '--etcd', etcdRecord.endpoint,
-        '--etcd-cafile', pki.controlplaneEtcdClient.caFile,
-        '--etcd-certfile', pki.controlplaneEtcdClient.certFile,
-        '--etcd-keyfile', pki.controlplaneEtcdClient.keyFile,
-        '--nats', natsRecord.endpoint,
-        '--api-addr', `${HOST}:${apiPort}`,
-        '--http-addr', `${HOST}:${httpPort}`,
-        '--state-dir', controlplaneDir,
-        '--admin-token-file', adminTokenFile(stateDir),
-      ]; // prettier-ignore
-      const controlplane = spawnServer(
-        process.execPath,
-        args,
-        { logFile: join(logs, 'controlplane.log') },
-        detached,
-      );
-      const controlplanePid = controlplane.child.pid;
-      if (controlplanePid === undefined) {
-        throw new UnavailableError(
-          `start control plane: ${process.execPath} did not start; see ${join(logs, 'controlplane.log')}`,
+      // ports chosen now may be taken before the control plane binds them: then it exits and is
+      // started again on new ones (not when restarting on the recorded ports)
+      const startControlPlane = async () => {
+        const ports = restarting
+          ? { 'API port': previous!.controlplane.apiPort, 'HTTP port': previous!.controlplane.httpPort }
+          : await choosePorts(HOST, {
+              'API port': { preferred: previous?.controlplane.apiPort ?? DEFAULT_PORTS.api },
+              'HTTP port': { preferred: previous?.controlplane.httpPort ?? DEFAULT_PORTS.http },
+            });
+        const apiPort = ports['API port']!;
+        const httpPort = ports['HTTP port']!;
+        mkdirSync(controlplaneDir, { recursive: true, mode: 0o700 });
+        const args = [
+          ...skiffEntryArgv(),
+          'controlplane',
+          '--etcd', etcdRecord.endpoint,
+          '--etcd-cafile', pki.controlplaneEtcdClient.caFile,
+          '--etcd-certfile', pki.controlplaneEtcdClient.certFile,
+          '--etcd-keyfile', pki.controlplaneEtcdClient.keyFile,
+          '--nats', natsRecord.endpoint,
+          '--api-addr', `${HOST}:${apiPort}`,
+          '--http-addr', `${HOST}:${httpPort}`,
+          '--state-dir', controlplaneDir,
+          '--admin-token-file', adminTokenFile(stateDir),
+        ]; // prettier-ignore
+        const controlplane = spawnServer(
+          process.execPath,
+          args,
+          { logFile: join(logs, 'controlplane.log') },
+          detached,
         );
-      }
-      stopOf.controlplane = () => stopProcess(controlplanePid, { exited: controlplane.exited });
+        const controlplanePid = controlplane.child.pid;
+        if (controlplanePid === undefined) {
+          throw new UnavailableError(
+            `start control plane: ${process.execPath} did not start; see ${join(logs, 'controlplane.log')}`,
+          );
+        }
+        const stop = () => stopProcess(controlplanePid, { exited: controlplane.exited });
+        const httpUrl = `http://${HOST}:${httpPort}`;
+        try {
+          await waitUntilReady(
+            `control plane ${HOST}:${apiPort} (log ${join(logs, 'controlplane.log')})`,
+            controlplane,
+            // ready, and listening itself: another server on these ports answers /readyz too
+            ownReadiness(controlplanePid, [apiPort, httpPort], () =>
+              httpProbe(`${httpUrl}/readyz`, () => true),
+            ),
+            readyTimeoutMs,
+            100,
+          );
+        } catch (err) {
+          await stop();
+          throw err;
+        }
+        return { controlplane, controlplanePid, apiPort, httpPort, httpUrl, stop };
+      };
+      const { controlplane, controlplanePid, apiPort, httpPort, httpUrl, stop } = restarting
+        ? await startControlPlane()
+        : await retryLostPortRace(startControlPlane);
+      stopOf.controlplane = stop;
       started.push('controlplane');
       exits.push(controlplane.exited.then((e) => ({ component: 'control plane', ...e })));
-      const httpUrl = `http://${HOST}:${httpPort}`;
-      await waitUntilReady(
-        `control plane ${HOST}:${apiPort} (log ${join(logs, 'controlplane.log')})`,
-        controlplane,
-        () => httpProbe(`${httpUrl}/readyz`, () => true),
-        readyTimeoutMs,
-        100,
-      );
       progress(
         `control plane ${restarting ? 'was not running: started again' : 'ready'} at ${HOST}:${apiPort}, HTTP ${httpUrl} (pid ${controlplanePid})`,
       );

@@ -5,7 +5,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { FailedPreconditionError, InvalidArgumentError } from '../../proto/errors.js';
-import { choosePorts, findBinary, isAlive, retryLostPortRace, stopProcess } from './process-support.js';
+import {
+  choosePorts,
+  findBinary,
+  isAlive,
+  listensOn,
+  ownReadiness,
+  retryLostPortRace,
+  stopProcess,
+} from './process-support.js';
 
 /**
  * Starts `sleep 60` whose child `sleep 30` is never reaped (the shell execs into a sleep that
@@ -116,6 +124,28 @@ describe('process support', () => {
       /invalid duration/,
     );
     assert.equal(calls, 1);
+  });
+
+  test('listensOn tells the process that listens on a port from one that merely answers on it', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30_000)'], { stdio: 'ignore' });
+    try {
+      await once(other, 'spawn');
+      assert.equal(listensOn(process.pid, port), true, 'this process listens');
+      assert.equal(listensOn(other.pid!, port), false, 'the other does not');
+      // a probe that succeeds is not enough: the process must hold the port itself
+      assert.equal(await ownReadiness(other.pid!, [port], async () => true)(), false);
+      assert.equal(await ownReadiness(process.pid, [port], async () => true)(), true);
+      assert.equal(await ownReadiness(process.pid, [port], async () => false)(), false);
+      await new Promise((resolve) => server.close(resolve));
+      assert.equal(listensOn(process.pid, port), false, 'closed');
+      assert.equal(listensOn(999_999_999, port), false, 'no such process');
+    } finally {
+      other.kill();
+      if (server.listening) server.close();
+    }
   });
 
   test('isAlive: a running process is alive; an exited one that is not reaped yet (a zombie) is not', async () => {

@@ -11,7 +11,9 @@ import {
   fstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
+  readlinkSync,
   readSync,
 } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -289,6 +291,51 @@ export async function httpProbe(
 }
 
 /**
+ * True when process `pid` holds a listening TCP socket on `port`: its open sockets (/proc/PID/fd)
+ * against the kernel's table of listening sockets (/proc/net/tcp, tcp6). A readiness probe alone
+ * cannot tell the server it started from another one that took the port meanwhile.
+ */
+export function listensOn(pid: number, port: number): boolean {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false;
+  }
+  const sockets = new Set<string>();
+  for (const fd of fds) {
+    try {
+      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (target.startsWith('socket:[')) sockets.add(target.slice('socket:['.length, -1));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const localPort = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const LISTEN = '0A';
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let lines: string[];
+    try {
+      lines = readFileSync(table, 'utf8').split('\n').slice(1);
+    } catch {
+      continue; // no IPv6 on this machine
+    }
+    for (const line of lines) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const fields = line.trim().split(/\s+/);
+      if (fields[3] === LISTEN && fields[1]?.endsWith(localPort) && sockets.has(fields[9] ?? '')) return true;
+    }
+  }
+  return false;
+}
+
+/** `probe`, and then that process `pid` itself listens on every one of `ports`. */
+export function ownReadiness(pid: number | undefined, ports: number[], probe: () => Promise<boolean>) {
+  return async (): Promise<boolean> =>
+    pid !== undefined && (await probe()) && ports.every((port) => listensOn(pid, port));
+}
+
+/**
  * Runs `start` again (up to `attempts` times) when the server lost a port between choosePorts
  * and its own bind: another process may take a just-freed port in that window.
  */
@@ -297,7 +344,8 @@ export async function retryLostPortRace<T>(start: () => Promise<T>, attempts = 3
     try {
       return await start();
     } catch (err) {
-      if (attempt >= attempts || !errorMessage(err).includes('address already in use')) throw err;
+      const message = errorMessage(err);
+      if (attempt >= attempts || !/address already in use|EADDRINUSE/.test(message)) throw err;
     }
   }
 }
@@ -413,7 +461,12 @@ export function spawnManagedServer<Port extends string>(
         ? Promise.resolve()
         : stopProcess(pid, { graceMs: spec.stopGraceMs, exited: server.exited });
     try {
-      await waitUntilReady(spec.describe(ports), server, () => spec.ready(ports), spec.readyTimeoutMs);
+      await waitUntilReady(
+        spec.describe(ports),
+        server,
+        ownReadiness(pid, Object.values<number>(ports), () => spec.ready(ports)),
+        spec.readyTimeoutMs,
+      );
     } catch (err) {
       await stop();
       throw err;

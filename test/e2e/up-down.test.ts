@@ -8,6 +8,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readConfigFile } from '../../cli/config.js';
+import { listensOn } from '../../cli/up/process-support.js';
 import { pidRunning, prepareTestCluster, type RunResult } from './cli-harness.js';
 
 async function waitUntil(
@@ -105,6 +106,38 @@ describe('skiff up / down', { timeout: 240_000 }, () => {
       assert.match(refused.stderr, /is starting it|already running/);
     } finally {
       await other.dispose();
+    }
+  });
+
+  test('three ups at once on fresh state dirs: each control plane serves on ports of its own, and each config reaches its own cluster', async () => {
+    const clusters = ['trio-a', 'trio-b', 'trio-c'].map((name) => prepareTestCluster(name));
+    try {
+      const results = await Promise.all(clusters.map((each) => each.up()));
+      results.forEach((result, i) => ok(result, `up ${i}`));
+      const records = clusters.map(
+        (each) => JSON.parse(readFileSync(join(each.stateDir, 'cluster.json'), 'utf8')) as Record,
+      );
+      const addresses = records.flatMap((record) => [record.controlplane.api, record.controlplane.http]);
+      assert.equal(new Set(addresses).size, addresses.length, `distinct addresses: ${addresses.join(' ')}`);
+      for (const [i, each] of clusters.entries()) {
+        const port = Number(records[i]!.controlplane.api.split(':')[1]);
+        assert.ok(
+          listensOn(records[i]!.controlplane.pid, port),
+          `control plane ${i} listens on ${port} itself`,
+        );
+        ok(await each.skiff(['create', 'namespace', `only-in-${i}`]), `create in ${i}`);
+      }
+      for (const [i, each] of clusters.entries()) {
+        const names = ok(await each.skiff(['get', 'ns', '-o', 'name']), `get ns ${i}`).stdout;
+        for (let j = 0; j < clusters.length; j++)
+          assert.equal(
+            names.includes(`namespace/only-in-${j}\n`),
+            i === j,
+            `cluster ${i} sees only its own: ${names}`,
+          );
+      }
+    } finally {
+      await Promise.all(clusters.map((each) => each.dispose()));
     }
   });
 
