@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { componentLogger } from '../../proto/support/logger.js';
+import { request } from 'node:http';
 import { Registry } from 'prom-client';
 import { cachedReadiness, HttpServer, type ReadinessReport } from './server.js';
 
@@ -62,6 +63,46 @@ describe('readiness', () => {
         Array.from({ length: 20 }, () => fetch(`http://${address}/readyz`).then((r) => r.text())),
       );
       assert.equal(checks, 1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('routes match the path as it was sent: dot segments are not resolved into another route', async () => {
+    const server = new HttpServer({
+      address: '127.0.0.1:0',
+      readinessChecks: [],
+      metrics: new Registry(),
+      log: componentLogger('http-test'),
+    });
+    const address = await server.listen();
+    const [host, port] = address.split(':') as [string, string];
+    // node:http sends the path as given (fetch would resolve the dots first)
+    const get = (path: string): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = request({ host, port: Number(port), path, method: 'GET' }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      assert.equal((await get('/metrics')).status, 200);
+      for (const path of [
+        '/v2/../metrics',
+        '/nothing/%2e%2e/metrics',
+        '/x/%2E%2e/readyz',
+        '/./metrics',
+        '/metrics/..',
+        'http://localhost/metrics',
+      ]) {
+        const answer = await get(path);
+        assert.equal(answer.status, 404, path);
+        assert.match(answer.body, /no handler for/, path);
+      }
     } finally {
       await server.close();
     }

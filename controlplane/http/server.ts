@@ -147,7 +147,11 @@ export class HttpServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    // Routed on the path as sent, the same text every handler reads: a URL parser would resolve
+    // `/v2/../metrics` to `/metrics` and hand the metrics route a request whose handler-visible
+    // path says otherwise (and throws on some inputs). A dotted path matches no exact route, and
+    // prefix routes (the registry) refuse dot segments themselves.
+    const path = (req.url ?? '/').split('?', 1)[0]!;
     const route = this.routes.find((r) =>
       r.prefix.endsWith('/') ? path.startsWith(r.prefix) : path === r.prefix,
     );
