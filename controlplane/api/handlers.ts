@@ -215,6 +215,14 @@ export class ApiHandlers {
   /** What a strategy's admission check may read: whole lists, from the watch cache when there is one. */
   private readonly admission: AdmissionContext = {
     list: async (kind) => (await this.list(kind)).items.map((item) => item.object),
+    get: async (kind, namespace, name) => {
+      try {
+        return (await this.get(kind, namespace, name)).object;
+      } catch (err) {
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      }
+    },
   };
 
   private async requireNamespace(namespace: string, action: string): Promise<void> {

@@ -6,11 +6,12 @@ import type {
   Namespace,
   Node,
   Pod,
+  PriorityClass,
   Secret,
   Service,
   ServiceAccount,
 } from '../../../proto/gen/types.js';
-import { FailedPreconditionError } from '../../../proto/errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../../../proto/errors.js';
 import { kindInfoOf } from '../../../proto/kinds.js';
 import {
   DEFAULT_SERVICE_ACCOUNT,
@@ -31,7 +32,7 @@ import {
   validatePodStatus,
 } from '../validation/pod.js';
 import { validateEndpoints, validateService } from '../validation/service.js';
-import type { KindStrategy } from './strategy.js';
+import type { AdmissionContext, KindStrategy } from './strategy.js';
 
 /**
  * The namespaces every Kubernetes cluster has from its first start, so manifests written for one
@@ -100,21 +101,76 @@ export const podStrategy: KindStrategy<Pod> = {
     pod.spec.nodeName
       ? (requested ?? pod.spec.terminationGracePeriodSeconds ?? DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS)
       : 0,
-  // A new pod runs as a ServiceAccount of its namespace, which must exist (Kubernetes'
-  // ServiceAccount admission). `default` is always admitted: every namespace has it, and Kubernetes
-  // makes it again when it is deleted.
+  // A new pod runs as a ServiceAccount of its namespace, and at the priority of its PriorityClass
+  // (Kubernetes' ServiceAccount and Priority admission).
   admit: async (pod, old, cluster) => {
     if (old !== undefined) return;
-    const name = pod.spec.serviceAccountName || DEFAULT_SERVICE_ACCOUNT;
-    if (name === DEFAULT_SERVICE_ACCOUNT) return;
-    const namespace = pod.metadata.namespace || DEFAULT_NAMESPACE;
-    const accounts = await cluster.list('ServiceAccount');
-    if (accounts.some((sa) => sa.metadata.namespace === namespace && sa.metadata.name === name)) return;
-    throw new FailedPreconditionError(
-      `Pod "${namespace}/${pod.metadata.name ?? ''}": spec.serviceAccountName: ServiceAccount "${name}" not found in namespace "${namespace}"; create it first, or leave serviceAccountName out to run as "${DEFAULT_SERVICE_ACCOUNT}"`,
-    );
+    await admitServiceAccount(pod, cluster);
+    await admitPriority(pod, cluster);
   },
 };
+
+/**
+ * The ServiceAccount a new pod names must exist in its namespace. `default` is always admitted:
+ * every namespace has it, and Kubernetes makes it again when it is deleted.
+ */
+async function admitServiceAccount(pod: Pod, cluster: AdmissionContext): Promise<void> {
+  const name = pod.spec.serviceAccountName || DEFAULT_SERVICE_ACCOUNT;
+  if (name === DEFAULT_SERVICE_ACCOUNT) return;
+  const namespace = pod.metadata.namespace || DEFAULT_NAMESPACE;
+  if ((await cluster.get('ServiceAccount', namespace, name)) !== undefined) return;
+  throw new FailedPreconditionError(
+    `Pod "${namespace}/${pod.metadata.name ?? ''}": spec.serviceAccountName: ServiceAccount "${name}" not found in namespace "${namespace}"; create it first, or leave serviceAccountName out to run as "${DEFAULT_SERVICE_ACCOUNT}"`,
+  );
+}
+
+/**
+ * A new pod's priority comes from its PriorityClass, or from the global default class when it
+ * names none (0 without one), and with it the class's preemptionPolicy, as Kubernetes' Priority
+ * admission sets them: the scheduler orders and preempts by spec.priority. A pod may not state a
+ * priority or policy of its own that differs.
+ */
+async function admitPriority(pod: Pod, cluster: AdmissionContext): Promise<void> {
+  const what = `Pod "${pod.metadata.namespace || DEFAULT_NAMESPACE}/${pod.metadata.name ?? ''}"`;
+  let priority = 0;
+  let preemptionPolicy: string | undefined = 'PreemptLowerPriority';
+  if (pod.spec.priorityClassName) {
+    const found = await cluster.get('PriorityClass', '', pod.spec.priorityClassName);
+    if (found === undefined || found.kind !== 'PriorityClass') {
+      throw new FailedPreconditionError(
+        `${what}: spec.priorityClassName: no PriorityClass with name "${pod.spec.priorityClassName}" was found; create it, or leave priorityClassName out`,
+      );
+    }
+    priority = found.value ?? 0;
+    preemptionPolicy = found.preemptionPolicy;
+  } else {
+    const classes = await cluster.list('PriorityClass');
+    const globalDefault = classes.find(
+      (each): each is PriorityClass => each.kind === 'PriorityClass' && each.globalDefault === true,
+    );
+    if (globalDefault !== undefined) {
+      pod.spec.priorityClassName = globalDefault.metadata.name;
+      priority = globalDefault.value ?? 0;
+      preemptionPolicy = globalDefault.preemptionPolicy;
+    }
+  }
+  if (pod.spec.priority !== undefined && pod.spec.priority !== priority) {
+    throw new InvalidArgumentError(
+      `${what}: spec.priority: the integer value of priority (${pod.spec.priority}) must not be provided in pod spec; priority admission computed ${priority} from the given PriorityClass name`,
+      'spec.priority',
+    );
+  }
+  pod.spec.priority = priority;
+  if (preemptionPolicy !== undefined) {
+    if (pod.spec.preemptionPolicy !== undefined && pod.spec.preemptionPolicy !== preemptionPolicy) {
+      throw new InvalidArgumentError(
+        `${what}: spec.preemptionPolicy: the value of preemptionPolicy (${pod.spec.preemptionPolicy}) must not be provided in pod spec; priority admission computed ${preemptionPolicy} from the given PriorityClass name`,
+        'spec.preemptionPolicy',
+      );
+    }
+    pod.spec.preemptionPolicy = preemptionPolicy;
+  }
+}
 
 /** The ServiceAccount every namespace has, which pods that name none run as. */
 export function defaultServiceAccountOf(namespace: string): ServiceAccount {

@@ -286,3 +286,76 @@ describe('dry runs', () => {
     }
   });
 });
+
+describe("Priority admission: a new pod's priority comes from its PriorityClass", () => {
+  const pod = (name: string, spec: Partial<Pod['spec']> = {}): Pod => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'default' },
+    spec: { containers: [{ name: 'c', image: 'web:1' }], ...spec },
+  });
+
+  test('no class and no global default: priority 0; a system class: its value', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const plain = (await handlers.create(pod('plain'))).object as Pod;
+      assert.equal(plain.spec.priority, 0);
+      assert.equal(plain.spec.preemptionPolicy, 'PreemptLowerPriority');
+      assert.equal(plain.spec.priorityClassName, undefined);
+      const critical = (
+        await handlers.create(pod('critical', { priorityClassName: 'system-cluster-critical' }))
+      ).object as Pod;
+      assert.equal(critical.spec.priority, 2_000_000_000);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("a class's value and preemptionPolicy; the global default names itself on pods that name none", async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      await handlers.create({ ...priorityClass('batch-low', 10), preemptionPolicy: 'Never' });
+      await handlers.create(priorityClass('everyday', 50, true));
+      const low = (await handlers.create(pod('low', { priorityClassName: 'batch-low' }))).object as Pod;
+      assert.equal(low.spec.priority, 10);
+      assert.equal(low.spec.preemptionPolicy, 'Never');
+      const unnamed = (await handlers.create(pod('unnamed'))).object as Pod;
+      assert.equal(unnamed.spec.priorityClassName, 'everyday');
+      assert.equal(unnamed.spec.priority, 50);
+      assert.equal(
+        ((await handlers.get('Pod', 'default', 'unnamed')).object as Pod).spec.priority,
+        50,
+        'stored',
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('an unknown class, or a priority of its own that differs, is refused naming the field; nothing is stored', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      await handlers.create(priorityClass('high', 1000));
+      await assert.rejects(
+        handlers.create(pod('nowhere', { priorityClassName: 'no-such-class' })),
+        (err: unknown) =>
+          err instanceof FailedPreconditionError &&
+          /spec\.priorityClassName: no PriorityClass with name "no-such-class" was found/.test(err.message),
+      );
+      await assert.rejects(
+        handlers.create(pod('own', { priorityClassName: 'high', priority: 7 })),
+        (err: unknown) =>
+          err instanceof InvalidArgumentError &&
+          err.field === 'spec.priority' &&
+          /priority \(7\) must not be provided in pod spec; priority admission computed 1000/.test(
+            err.message,
+          ),
+      );
+      assert.ok((await handlers.create(pod('same', { priorityClassName: 'high', priority: 1000 }))).object);
+      await assert.rejects(handlers.get('Pod', 'default', 'own'), NotFoundError);
+      await assert.rejects(handlers.get('Pod', 'default', 'nowhere'), NotFoundError);
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -14,6 +14,8 @@ import type { NameRule } from '../validation/meta.js';
 export interface AdmissionContext {
   /** Every object of `kind` (all namespaces). */
   list(kind: KindName): Promise<KubeObject[]>;
+  /** One object, or undefined when there is none (namespace '' for cluster-scoped kinds). */
+  get(kind: KindName, namespace: string, name: string): Promise<KubeObject | undefined>;
 }
 
 export interface KindStrategy<T extends KubeObject = KubeObject> {
