@@ -3,8 +3,8 @@
  * and ServiceSpec that skiff did not read before (issue 9, item 15), end to end: one realistic
  * manifest that sets all of them is applied through the built `skiff` against a real cluster and
  * read back with `skiff get -o json` unchanged; re-applying it changes nothing; and what skiff
- * cannot serve (a RuntimeClass, a PersistentVolumeClaim, a ServiceAccount that does not exist) is
- * refused naming what is missing.
+ * cannot serve (a RuntimeClass and its overhead, a PersistentVolumeClaim, a ServiceAccount that does
+ * not exist, ephemeral containers on create) is refused naming what is missing.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,9 +55,7 @@ spec:
   activeDeadlineSeconds: 86400
   schedulerName: default-scheduler
   preemptionPolicy: PreemptLowerPriority
-  overhead:
-    cpu: 100m
-    memory: 32Mi
+  priority: 0
   dnsPolicy: None
   dnsConfig:
     nameservers: [10.96.0.10]
@@ -206,17 +204,6 @@ spec:
         procMount: Default
         windowsOptions:
           runAsUserName: ContainerUser
-  ephemeralContainers:
-    - name: debugger
-      image: busybox:1.36
-      imagePullPolicy: IfNotPresent
-      command: [sh]
-      stdin: true
-      tty: true
-      targetContainerName: web
-      securityContext:
-        capabilities:
-          add: [SYS_PTRACE]
   volumes:
     - name: logs
       emptyDir: {}
@@ -470,6 +457,25 @@ ${spec}`;
       'runtimeClassName',
       /spec\.runtimeClassName/,
       /RuntimeClass "gvisor" does not exist/,
+    );
+    // overhead comes from a RuntimeClass; ephemeral containers join a running pod (a subresource)
+    refusedWith(
+      await cluster.skiff(['apply', '-f', '-'], {
+        input: pod('  overhead: { cpu: 100m }\n  volumes: [{ name: data, emptyDir: {} }]\n'),
+      }),
+      'overhead',
+      /spec\.overhead/,
+      /may only be set from a RuntimeClass/,
+    );
+    refusedWith(
+      await cluster.skiff(['apply', '-f', '-'], {
+        input: pod(
+          '  ephemeralContainers: [{ name: debugger, image: "busybox:1.36", targetContainerName: c }]\n  volumes: [{ name: data, emptyDir: {} }]\n',
+        ),
+      }),
+      'ephemeralContainers',
+      /spec\.ephemeralContainers/,
+      /cannot be set on create/,
     );
     for (const [source, needs] of [
       [

@@ -85,6 +85,12 @@ export const podStrategy: KindStrategy<Pod> = {
     if (pod.spec === undefined) violation('spec', 'required');
     validatePodSpec('spec', pod.spec, { restartPolicies: RESTART_POLICIES, isPod: true });
     validatePodStatus(pod.status);
+    // Kubernetes adds them to a running pod through a subresource of their own, never on create.
+    if (old === undefined && (pod.spec.ephemeralContainers ?? []).length > 0)
+      violation(
+        'spec.ephemeralContainers',
+        'cannot be set on create: ephemeral containers are added to a running pod',
+      );
     if (old !== undefined) validatePodSpecUpdate(pod.spec, old.spec);
   },
   statusSubresource: true,

@@ -290,8 +290,8 @@ spec:
     test(`${name} → ${field}`, () => refused(pod(spec), field, message));
   }
 
-  test('runtimeClassName: only empty is valid, since no RuntimeClass kind is served', () => {
-    store(pod({ runtimeClassName: '' }));
+  test('runtimeClassName: none is valid, since no RuntimeClass kind is served', () => {
+    refused(pod({ runtimeClassName: '' }), 'spec.runtimeClassName', /DNS-1123 subdomain|non-empty|empty/);
     refused(
       pod({ runtimeClassName: 'gvisor' }),
       'spec.runtimeClassName',
@@ -865,8 +865,8 @@ describe('pod-level resources', () => {
 });
 
 describe('ephemeral containers', () => {
-  test('are accepted in a Pod, stored and returned as written', () => {
-    store(
+  test('are checked as containers, and refused on create (Kubernetes adds them to a running pod)', () => {
+    refused(
       pod(
         {
           ephemeralContainers: [
@@ -884,6 +884,8 @@ describe('ephemeral containers', () => {
         },
         {},
       ),
+      'spec.ephemeralContainers',
+      /cannot be set on create/,
     );
   });
   const cases: [string, Record<string, unknown>, string, RegExp][] = [

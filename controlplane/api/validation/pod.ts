@@ -648,7 +648,7 @@ export function validatePodSpec(
       checkDns1123Subdomain(spec.priorityClassName),
     );
   requireSetOneOf(`${path}.preemptionPolicy`, spec.preemptionPolicy, ['PreemptLowerPriority', 'Never']);
-  if (spec.runtimeClassName) {
+  if (spec.runtimeClassName !== undefined) {
     const name = spec.runtimeClassName;
     requireValid(`${path}.runtimeClassName`, name, checkDns1123Subdomain(name));
     violation(
@@ -656,8 +656,14 @@ export function validatePodSpec(
       `RuntimeClass "${name}" does not exist: skiff serves no RuntimeClass kind, so a pod runs with the node's own runtime; leave runtimeClassName out`,
     );
   }
-  // What the pod's sandbox costs beyond its containers (a RuntimeClass's, in Kubernetes).
+  // What the pod's sandbox costs beyond its containers: in Kubernetes only RuntimeClass admission
+  // sets it (from the class), and a pod that brings its own is refused.
   validateResourceList(`${path}.overhead`, spec.overhead);
+  if (isPod && spec.overhead !== undefined && Object.keys(spec.overhead).length > 0)
+    violation(
+      `${path}.overhead`,
+      'may only be set from a RuntimeClass, and skiff serves no RuntimeClass kind: leave overhead out',
+    );
   validatePodOs(path, spec);
 }
 
