@@ -160,7 +160,7 @@ export interface PullTarget {
   tag(name: string, manifest: Descriptor): Promise<void>;
 }
 
-/** Fetches an image into the local store (the registry client, a later issue). */
+/** Fetches an image into the local store (proto/oci/registry-client.ts is one). */
 export interface ImagePuller {
   /** Resolves once `ref` names an image in `into`; rejects with why it could not. */
   pull(ref: string, into: PullTarget): Promise<void>;
