@@ -117,17 +117,22 @@ export const podStrategy: KindStrategy<Pod> = {
 };
 
 /**
- * The ServiceAccount a new pod names must exist in its namespace. `default` is always admitted:
- * every namespace has it, and Kubernetes makes it again when it is deleted.
+ * The ServiceAccount a new pod names must exist in its namespace, and a pod that names no image
+ * pull secrets gets its account's (Kubernetes' ServiceAccount admission). `default` is always
+ * admitted: every namespace has it, and Kubernetes makes it again when it is deleted.
  */
 async function admitServiceAccount(pod: Pod, cluster: AdmissionContext): Promise<void> {
   const name = pod.spec.serviceAccountName || DEFAULT_SERVICE_ACCOUNT;
-  if (name === DEFAULT_SERVICE_ACCOUNT) return;
   const namespace = pod.metadata.namespace || DEFAULT_NAMESPACE;
-  if ((await cluster.get('ServiceAccount', namespace, name)) !== undefined) return;
-  throw new FailedPreconditionError(
-    `Pod "${namespace}/${pod.metadata.name ?? ''}": spec.serviceAccountName: ServiceAccount "${name}" not found in namespace "${namespace}"; create it first, or leave serviceAccountName out to run as "${DEFAULT_SERVICE_ACCOUNT}"`,
-  );
+  const account = await cluster.get('ServiceAccount', namespace, name);
+  if (account === undefined || account.kind !== 'ServiceAccount') {
+    if (name === DEFAULT_SERVICE_ACCOUNT) return;
+    throw new FailedPreconditionError(
+      `Pod "${namespace}/${pod.metadata.name ?? ''}": spec.serviceAccountName: ServiceAccount "${name}" not found in namespace "${namespace}"; create it first, or leave serviceAccountName out to run as "${DEFAULT_SERVICE_ACCOUNT}"`,
+    );
+  }
+  if ((pod.spec.imagePullSecrets ?? []).length === 0 && (account.imagePullSecrets ?? []).length > 0)
+    pod.spec.imagePullSecrets = account.imagePullSecrets!.map((secret) => ({ ...secret }));
 }
 
 /**

@@ -178,6 +178,26 @@ describe('ServiceAccount, added through its strategy alone', () => {
     automountServiceAccountToken: false,
   });
 
+  test("a pod that names no image pull secrets gets its ServiceAccount's; one that names some keeps its own", async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      await handlers.create({ ...account('puller'), imagePullSecrets: [{ name: 'registry-cred' }] });
+      const inherits = (await handlers.create(pod('inherits', 'puller'))).object as Pod;
+      assert.deepEqual(inherits.spec.imagePullSecrets, [{ name: 'registry-cred' }]);
+      const own = (
+        await handlers.create({
+          ...pod('own', 'puller'),
+          spec: { ...pod('own', 'puller').spec, imagePullSecrets: [{ name: 'mine' }] },
+        })
+      ).object as Pod;
+      assert.deepEqual(own.spec.imagePullSecrets, [{ name: 'mine' }]);
+      const plain = (await handlers.create(pod('plain'))).object as Pod;
+      assert.equal(plain.spec.imagePullSecrets, undefined, 'the default account has none');
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a pod runs as default unless it names another, which must exist in its namespace', async () => {
     const { handlers, store } = await handlersOn();
     try {
