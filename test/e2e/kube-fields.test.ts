@@ -56,6 +56,8 @@ spec:
   schedulerName: default-scheduler
   preemptionPolicy: PreemptLowerPriority
   priority: 0
+  imagePullSecrets:
+    - name: registry-creds
   dnsPolicy: None
   dnsConfig:
     nameservers: [10.96.0.10]
@@ -436,6 +438,11 @@ spec:
       ok(await cluster.skiff(['get', 'pod', 'plain', '-n', NAMESPACE, '-o', 'json']), 'get plain').stdout,
     );
     assert.equal(plain.spec.serviceAccountName, 'default');
+    ok(await cluster.skiff(['apply', '-f', '-'], { input: pod('built', 'builder') }), 'apply built');
+    const built = JSON.parse(
+      ok(await cluster.skiff(['get', 'pod', 'built', '-n', NAMESPACE, '-o', 'json']), 'get built').stdout,
+    );
+    assert.deepEqual(built.spec.imagePullSecrets, [{ name: 'registry-creds' }], "the account's pull secrets");
     refusedWith(
       await cluster.skiff(['apply', '-f', '-'], { input: pod('ghostly', 'ghost') }),
       'a pod naming a missing ServiceAccount',
