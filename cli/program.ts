@@ -33,6 +33,7 @@ export const VERBS: Readonly<Record<string, () => Promise<Registrar>>> = {
   runtime: async () => (await import('./commands/runtime.js')).registerRuntime,
   image: async () => (await import('./commands/image.js')).registerImage,
   registry: async () => (await import('./commands/registry.js')).registerRegistry,
+  token: async () => (await import('./commands/token.js')).registerToken,
 };
 
 /** The program with the global options and the commands `args` (argv after the script) need. */

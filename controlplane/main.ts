@@ -39,6 +39,7 @@ import { WATCH_CACHE_INDEXES } from './api/watch-cache-indexes.js';
 import { createApiMetrics } from './api/metrics.js';
 import { CachedNamespaceLookup } from './api/namespace-lookup.js';
 import { StoreTokenStore } from './api/token-store.js';
+import { TokenAdmin } from './api/token-admin.js';
 import { formatHostPort, parseHostPort } from './http/host-port.js';
 import { HttpServer } from './http/server.js';
 import { openRegistry, type ImageRegistry } from './registry/registry.js';
@@ -370,6 +371,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         rotateEncryptionKey: serialized(() => rotateEncryptionKey(encryptionConfigFile, encrypted)),
         // one collection at a time here; others (other control planes) are safe alongside (gc.ts)
         collectRegistryGarbage: (gc) => collectGarbageSerially(() => imageRegistry.collectGarbage(gc)),
+        tokens: new TokenAdmin(tokens, auth),
       },
     });
     server.addService(admin.definition, admin.implementation);

@@ -80,6 +80,13 @@ export interface ApiClient {
   rotateEncryptionKey(): Promise<EncryptionKeyRotation>;
   /** skiff.v1.Admin: deletes the registry's blobs no manifest references (or, dry, lists them). */
   collectRegistryGarbage(options?: { dryRun?: boolean }): Promise<RegistryGarbageCollection>;
+  /** skiff.v1.Admin: a new API token; the token itself is in this answer only. */
+  createToken(request: { name?: string; role: string; ttlSeconds?: number }): Promise<{
+    info: ApiTokenInfo;
+    token: string;
+  }>;
+  listTokens(): Promise<ApiTokenInfo[]>;
+  revokeToken(name: string): Promise<ApiTokenInfo>;
   close(): void;
 }
 
@@ -98,6 +105,22 @@ export interface RegistryGarbageCollection {
   unlinked: number;
   graceSeconds: number;
 }
+
+/** An API token as the control plane knows it (never the token). */
+export interface ApiTokenInfo {
+  name: string;
+  role: string;
+  createdAt: string;
+  /** Empty: never expires. */
+  expiresAt: string;
+}
+
+const tokenInfoOf = (message: WireMessage | undefined): ApiTokenInfo => ({
+  name: String(message?.name ?? ''),
+  role: String(message?.role ?? ''),
+  createdAt: String(message?.createdAt ?? ''),
+  expiresAt: String(message?.expiresAt ?? ''),
+});
 
 export interface EncryptionKeyRotation {
   keyName: string;
@@ -247,6 +270,25 @@ export function connectApi(options: ConnectOptions): ApiClient {
         alreadyCurrent: Number(response.alreadyCurrent ?? 0),
         resources: (response.resources as string[] | undefined) ?? [],
       };
+    },
+    async createToken(request) {
+      const response = await adminUnary(
+        'CreateToken',
+        { name: request.name ?? '', role: request.role, ttlSeconds: String(request.ttlSeconds ?? 0) },
+        timeoutMs,
+      );
+      return {
+        info: tokenInfoOf(response.info as WireMessage | undefined),
+        token: String(response.token ?? ''),
+      };
+    },
+    async listTokens() {
+      const response = await adminUnary('ListTokens', {}, timeoutMs);
+      return ((response.tokens as WireMessage[] | undefined) ?? []).map(tokenInfoOf);
+    },
+    async revokeToken(name) {
+      const response = await adminUnary('RevokeToken', { name }, timeoutMs);
+      return tokenInfoOf(response.revoked as WireMessage | undefined);
     },
     async collectRegistryGarbage(gcOptions = {}) {
       // Reading every manifest and listing every blob of a large registry takes a while.

@@ -8,7 +8,8 @@ import { toServiceError } from './grpc-errors.js';
 import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
 import { schemaRoot } from '../../proto/schema.js';
 import type { Logger } from '../../proto/support/logger.js';
-import type { Authenticator } from './auth.js';
+import type { Authenticator, Principal } from './auth.js';
+import type { TokenAdmin, TokenInfo } from './token-admin.js';
 import type { GarbageCollectionResult } from '../registry/gc.js';
 
 /** What the Admin service does; the control plane supplies it (main.ts). */
@@ -20,6 +21,7 @@ export interface AdminOperations {
     resources: string[];
   }>;
   collectRegistryGarbage(options: { dryRun: boolean }): Promise<GarbageCollectionResult>;
+  tokens: TokenAdmin;
 }
 
 export interface AdminService {
@@ -41,7 +43,7 @@ export function createAdminService(options: {
   const definition = grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Admin'));
   /** A unary call that only an admin token may make; `run` answers it. */
   const adminOnly =
-    (what: string, run: (request: WireMessage) => Promise<WireMessage>): UnaryHandler =>
+    (what: string, run: (request: WireMessage, caller: Principal) => Promise<WireMessage>): UnaryHandler =>
     (call, callback) => {
       auth
         .authenticate(call.metadata.get('authorization')[0]?.toString())
@@ -51,7 +53,7 @@ export function createAdminService(options: {
               `${what}: token "${principal.name}" has role ${principal.role}; only admin tokens may`,
             );
           }
-          return run(call.request);
+          return run(call.request, principal);
         })
         .then((response) => callback(null, response))
         .catch((err: unknown) => {
@@ -84,6 +86,30 @@ export function createAdminService(options: {
         graceSeconds: String(Math.round(result.graceMs / 1000)),
       };
     }),
+    CreateToken: adminOnly('create token', async (request, caller) => {
+      const { info, token } = await operations.tokens.create({
+        name: String(request.name ?? ''),
+        role: String(request.role ?? ''),
+        ttlSeconds: Number(request.ttlSeconds ?? 0),
+      });
+      log.info(
+        { token: info.name, role: info.role, expiresAt: info.expiresAt || 'never', by: caller.name },
+        'api token created',
+      );
+      return { info: wireTokenInfo(info), token };
+    }),
+    ListTokens: adminOnly('list tokens', async () => ({
+      tokens: (await operations.tokens.list()).map(wireTokenInfo),
+    })),
+    RevokeToken: adminOnly('revoke token', async (request, caller) => {
+      const revoked = await operations.tokens.revoke(String(request.name ?? ''), caller);
+      log.info({ token: revoked.name, by: caller.name }, 'api token revoked');
+      return { revoked: wireTokenInfo(revoked) };
+    }),
   };
   return { definition, implementation };
+}
+
+function wireTokenInfo(info: TokenInfo): WireMessage {
+  return { name: info.name, role: info.role, createdAt: info.createdAt, expiresAt: info.expiresAt };
 }

@@ -14,20 +14,7 @@ import {
   type TokenRecord,
   type TokenStore,
 } from './auth.js';
-
-class MemoryTokens implements TokenStore {
-  records: TokenRecord[] = [];
-  lists = 0;
-  async list(): Promise<TokenRecord[]> {
-    this.lists++;
-    return [...this.records];
-  }
-  async createIfAbsent(record: TokenRecord): Promise<boolean> {
-    if (this.records.some((r) => r.name === record.name)) return false;
-    this.records.push(record);
-    return true;
-  }
-}
+import { MemoryTokenStore } from './token-store.js';
 
 const log = componentLogger('auth-test');
 
@@ -43,7 +30,7 @@ describe('auth', () => {
   test('ensureAdminToken writes a 0600 file once and stores only the hash', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'skiff-auth-'));
     try {
-      const tokens = new MemoryTokens();
+      const tokens = new MemoryTokenStore();
       const file = join(dir, 'state', 'admin-token');
       assert.equal(await ensureAdminToken(tokens, file, log), true);
       const token = (await readFile(file, 'utf8')).trim();
@@ -60,7 +47,7 @@ describe('auth', () => {
   });
 
   test('Authenticator accepts known tokens and refuses missing or wrong ones', async () => {
-    const tokens = new MemoryTokens();
+    const tokens = new MemoryTokenStore();
     tokens.records.push({ name: 'admin', role: 'admin', sha256: hashToken('good'), createdAt: '' });
     let clock = 0;
     const auth = new Authenticator({ store: tokens, log, now: () => clock });
@@ -75,7 +62,7 @@ describe('auth', () => {
   });
 
   test('Authenticator refuses a revoked token from the refresh that no longer lists it', async () => {
-    const tokens = new MemoryTokens();
+    const tokens = new MemoryTokenStore();
     tokens.records.push({ name: 'admin', role: 'admin', sha256: hashToken('good'), createdAt: '' });
     tokens.records.push({ name: 'ci', role: 'edit', sha256: hashToken('ci'), createdAt: '' });
     let clock = 0;
@@ -84,7 +71,7 @@ describe('auth', () => {
     // Verified once, then served from what the authenticator remembers.
     assert.equal((await auth.authenticate('Bearer ci')).role, 'edit');
     assert.equal((await auth.authenticate('Bearer ci')).role, 'edit');
-    tokens.records = tokens.records.filter((r) => r.name !== 'ci');
+    await tokens.delete('ci');
     clock += 30_001;
     // The call that notices the records are stale starts the refresh; the remembered header is
     // forgotten as soon as that refresh lands, not after a further period.
@@ -95,7 +82,7 @@ describe('auth', () => {
   });
 
   test('Authenticator remembers only verified headers, and a bounded number of them', async () => {
-    const tokens = new MemoryTokens();
+    const tokens = new MemoryTokenStore();
     for (let i = 0; i < 1100; i++) {
       tokens.records.push({ name: `t${i}`, role: 'view', sha256: hashToken(`token-${i}`), createdAt: '' });
     }
@@ -109,7 +96,7 @@ describe('auth', () => {
   });
 
   test('Authenticator keeps serving from its cache when the store fails', async () => {
-    const tokens = new MemoryTokens();
+    const tokens = new MemoryTokenStore();
     tokens.records.push({ name: 'admin', role: 'admin', sha256: hashToken('good'), createdAt: '' });
     let clock = 0;
     const auth = new Authenticator({ store: tokens, log, now: () => clock, refreshMs: 10 });

@@ -1,8 +1,9 @@
 /**
  * Bearer-token authentication and role-based authorisation for the API.
  *
- * Tokens are 32 random bytes, base64url. Only their SHA-256 hash is stored (with a name and a
- * role); a presented token is hashed and compared against every stored hash in constant time.
+ * Tokens are 32 random bytes, base64url. Only their SHA-256 hash is stored (with a name, a role
+ * and, for tokens made with a lifetime, when they expire); a presented token is hashed and
+ * compared against every stored hash in constant time.
  * Roles: `admin` and `edit` may do everything, `view` only get/list/watch/version.
  *
  * The Authenticator keeps the token records in memory and refreshes them from the TokenStore
@@ -25,6 +26,8 @@ export interface TokenRecord {
   /** Hex SHA-256 of the token. */
   sha256: string;
   createdAt: string;
+  /** RFC 3339; absent: never expires. */
+  expiresAt?: string;
 }
 
 /** Where token records live (etcd under `<prefix>/tokens/`). */
@@ -32,6 +35,8 @@ export interface TokenStore {
   list(): Promise<TokenRecord[]>;
   /** Stores `record` unless one with the same name exists; resolves false when it did. */
   createIfAbsent(record: TokenRecord): Promise<boolean>;
+  /** Removes the record named `name`; resolves false when there was none. */
+  delete(name: string): Promise<boolean>;
 }
 
 export interface Principal {
@@ -76,9 +81,9 @@ export interface AuthenticatorOptions {
 const MAX_VERIFIED_HEADERS = 1024;
 
 export class Authenticator {
-  private records: Array<{ name: string; role: Role; hash: Buffer }> = [];
+  private records: Array<{ name: string; role: Role; hash: Buffer; expiresAtMs: number }> = [];
   /** `authorization` header value → its principal under `records`; emptied whenever they change. */
-  private verified = new Map<string, Principal>();
+  private verified = new Map<string, { principal: Principal; expiresAtMs: number }>();
   private loadedAt = -Infinity;
   /** When the last load began, successful or not: refreshes are at most one a second. */
   private attemptedAt = -Infinity;
@@ -95,7 +100,12 @@ export class Authenticator {
   async load(): Promise<void> {
     this.attemptedAt = this.now();
     const records = await this.options.store.list();
-    this.records = records.map((r) => ({ name: r.name, role: r.role, hash: Buffer.from(r.sha256, 'hex') }));
+    this.records = records.map((r) => ({
+      name: r.name,
+      role: r.role,
+      hash: Buffer.from(r.sha256, 'hex'),
+      expiresAtMs: r.expiresAt ? Date.parse(r.expiresAt) : Infinity,
+    }));
     this.verified = new Map();
     this.loadedAt = this.now();
   }
@@ -111,15 +121,28 @@ export class Authenticator {
     await this.refreshing;
   }
 
-  private match(hash: Buffer): Principal | undefined {
-    let found: Principal | undefined;
+  private match(hash: Buffer): { principal: Principal; expiresAtMs: number } | undefined {
+    let found: { principal: Principal; expiresAtMs: number } | undefined;
     for (const record of this.records) {
       // Compare against every record so the time taken says nothing about which one matched.
       if (record.hash.length === hash.length && timingSafeEqual(record.hash, hash) && !found) {
-        found = Object.freeze({ name: record.name, role: record.role });
+        found = {
+          principal: Object.freeze({ name: record.name, role: record.role }),
+          expiresAtMs: record.expiresAtMs,
+        };
       }
     }
     return found;
+  }
+
+  /** An expired token is refused with when it expired: only its holder can present it. */
+  private unexpired(found: { principal: Principal; expiresAtMs: number }, now: number): Principal {
+    if (now >= found.expiresAtMs) {
+      throw new UnauthenticatedError(
+        `authenticate request: the bearer token "${found.principal.name}" expired at ${new Date(found.expiresAtMs).toISOString()}; ask an admin for a new one (skiff token create)`,
+      );
+    }
+    return found.principal;
   }
 
   /** The principal for an `authorization` header value; UnauthenticatedError when missing or unknown. */
@@ -130,7 +153,7 @@ export class Authenticator {
     // unreachable etcd never delays authentication of a token already seen.
     if (now - this.loadedAt > this.refreshMs && mayRetry) void this.refresh();
     const known = header === undefined ? undefined : this.verified.get(header);
-    if (known) return known;
+    if (known) return this.unexpired(known, now);
     const token = bearerToken(header);
     if (token === undefined) {
       throw new UnauthenticatedError(
@@ -138,18 +161,19 @@ export class Authenticator {
       );
     }
     const hash = Buffer.from(hashToken(token), 'hex');
-    let principal = this.match(hash);
-    if (!principal && mayRetry) {
+    let found = this.match(hash);
+    if (!found && mayRetry) {
       await this.refresh();
-      principal = this.match(hash);
+      found = this.match(hash);
     }
-    if (!principal) {
+    if (!found) {
       throw new UnauthenticatedError(
         'authenticate request: the bearer token is not valid; check the token in your client config',
       );
     }
+    const principal = this.unexpired(found, now);
     if (this.verified.size >= MAX_VERIFIED_HEADERS) this.verified.clear();
-    this.verified.set(header!, principal);
+    this.verified.set(header!, found);
     return principal;
   }
 }

@@ -8,14 +8,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import {
-  Authenticator,
-  generateToken,
-  hashToken,
-  type Role,
-  type TokenRecord,
-  type TokenStore,
-} from '../../controlplane/api/auth.js';
+import { Authenticator, generateToken, hashToken, type Role } from '../../controlplane/api/auth.js';
+import { MemoryTokenStore } from '../../controlplane/api/token-store.js';
 import { HttpServer } from '../../controlplane/http/server.js';
 import {
   openRegistry,
@@ -23,18 +17,6 @@ import {
   type RegistryOptions,
 } from '../../controlplane/registry/registry.js';
 import { componentLogger } from '../../proto/support/logger.js';
-
-export class MemoryTokenStore implements TokenStore {
-  readonly records: TokenRecord[] = [];
-  async list(): Promise<TokenRecord[]> {
-    return [...this.records];
-  }
-  async createIfAbsent(record: TokenRecord): Promise<boolean> {
-    if (this.records.some((r) => r.name === record.name)) return false;
-    this.records.push(record);
-    return true;
-  }
-}
 
 export interface TestRegistry {
   /** `http://127.0.0.1:port` */
