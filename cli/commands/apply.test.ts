@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { encodeObject, parseObject } from '../../proto/objects.js';
+import { withLastApplied } from '../apply.js';
 import { parseManifestSource } from '../manifests.js';
 import { loadManifests, orderForApply, prepareDocument } from './apply.js';
 
@@ -19,6 +21,19 @@ describe('prepareDocument', () => {
       () => prepareDocument(one(inNs), 'b'),
       /m\.yaml: document 1 \(line 3, column \d+\): metadata\.namespace: namespace "a" does not match -n b/,
     );
+  });
+
+  test('the size check encodes the object sent as parseObject would shape it', () => {
+    // prepareDocument encodes withLastApplied(object) without reading it through parseObject again.
+    for (const text of [
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, labels: {a: b}}\ndata: {k: v, n: "1"}\nbinaryData: {b: AQI=}\n',
+      'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: 2\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers:\n      - name: c\n        image: busybox\n        ports: [{containerPort: 80}]\n        resources: {limits: {cpu: 100m, memory: 64Mi}}\n',
+      'apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {selector: {a: b}, ports: [{port: 80, targetPort: 8080}]}\n',
+    ]) {
+      const { object } = prepareDocument(one(text), undefined);
+      const sent = withLastApplied(object as unknown as Record<string, unknown>);
+      assert.deepEqual(encodeObject(sent as never), encodeObject(parseObject(sent)), text);
+    }
   });
 
   test('cluster-scoped objects drop a namespace', () => {

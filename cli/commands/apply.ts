@@ -147,9 +147,11 @@ export function prepareDocument(doc: ManifestDocument, namespaceFlag: string | u
     delete metadata.namespace;
   }
   // What the create sends (with the manifest's copy in the last-applied annotation) must fit etcd's
-  // request limit; said here, the error can blame the manifest's largest field.
+  // request limit; said here, the error can blame the manifest's largest field. Encoded as it is:
+  // `object` is already in parseObject's shape, and reading it again only to encode it cost a
+  // third of this function (~30 ms for 2,000 ConfigMaps) for the same bytes.
   try {
-    const sent = parseObject(withLastApplied(object as unknown as Record<string, unknown>));
+    const sent = withLastApplied(object as unknown as Record<string, unknown>) as unknown as KubeObject;
     const copyBytes = sent.metadata.annotations?.[LAST_APPLIED_ANNOTATION]?.length ?? 0;
     encodeObjectWithin(
       sent,
@@ -331,18 +333,19 @@ export async function checkNamespaces(api: ApiClient, prepared: PreparedObject[]
 /**
  * Sends every create and update as a dry run first: the server defaults, validates and admits each
  * as the real write would (an unchanged object sends nothing). Throws one error naming every
- * refused document; nothing is written.
+ * refused document; nothing is written. Answers each object's dry-run outcome.
  */
 export async function dryRunAll(
   api: ApiClient,
   prepared: readonly PreparedObject[],
   live?: Map<PreparedObject, KubeObject | null>,
-): Promise<void> {
+): Promise<Map<PreparedObject, Applied>> {
   const createdNamespaces = new Set(prepared.filter((p) => p.info.kind === 'Namespace').map((p) => p.name));
   const problems: Error[] = [];
+  const outcomes = new Map<PreparedObject, Applied>();
   await inOrder(prepared, APPLY_CONCURRENCY, async (p) => {
     try {
-      await applyObject(api, p, { dryRun: true }, live?.get(p));
+      outcomes.set(p, await applyObject(api, p, { dryRun: true }, live?.get(p)));
     } catch (err) {
       // The namespace this apply creates does not exist yet, so the dry run cannot find it.
       if (err instanceof NotFoundError && p.info.namespaced && createdNamespaces.has(p.namespace)) return;
@@ -359,6 +362,7 @@ export async function dryRunAll(
       problems[0] instanceof InvalidArgumentError ? problems[0].field : undefined,
     );
   }
+  return outcomes;
 }
 
 /**
@@ -372,13 +376,20 @@ export async function applyAll(
 ): Promise<void> {
   await checkNamespaces(api, prepared);
   const live = await readLive(api, prepared);
-  await dryRunAll(api, prepared, live);
+  const planned = await dryRunAll(api, prepared, live);
   const report = (p: PreparedObject, applied: Applied): void =>
     print(`${resourceName(p.info.kind, p.info.group, p.name)} ${applied.action}`);
+  // An object the dry run found unchanged against the same live state is unchanged now: the merge
+  // is pure, so computing it again (an unchanged re-apply of 2,000 objects: ~50 ms) would only
+  // repeat the answer.
+  const apply = async (p: PreparedObject): Promise<Applied> => {
+    const dry = planned.get(p);
+    return dry?.action === 'unchanged' ? dry : applyObject(api, p, {}, live.get(p));
+  };
   const namespaces = prepared.filter((p) => p.info.kind === 'Namespace');
   const rest = prepared.filter((p) => p.info.kind !== 'Namespace');
-  await inOrder(namespaces, 1, (p) => applyObject(api, p, {}, live.get(p)), report);
-  await inOrder(rest, APPLY_CONCURRENCY, (p) => applyObject(api, p, {}, live.get(p)), report);
+  await inOrder(namespaces, 1, apply, report);
+  await inOrder(rest, APPLY_CONCURRENCY, apply, report);
 }
 
 export function registerApply(program: Command): void {
