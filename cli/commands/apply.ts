@@ -207,10 +207,13 @@ export async function applyObject(
           object: plan ? parseObject(created) : await api.create(created, options),
         };
       }
-      const { merged } = threeWayMerge(
+      const { merged, changed } = threeWayMerge(
         live as unknown as Record<string, unknown>,
         p.object as unknown as Record<string, unknown>,
       );
+      // Equal to live as it is: unchanged, without reading it into the normalised shape (live is
+      // already in it, as the server returns it).
+      if (!changed) return { action: 'unchanged', object: live };
       // Compare in the normalised shape the server returns, so defaults and zero values do not
       // make every re-apply look like a change.
       const next = parseObject(merged);
@@ -285,7 +288,10 @@ export async function readLive(
   const groups = new Map<string, PreparedObject[]>();
   for (const p of prepared) {
     const key = `${p.info.kind}\0${p.namespace}`;
-    groups.set(key, [...(groups.get(key) ?? []), p]);
+    const group = groups.get(key);
+    // Appended in place: copying the group for each object was quadratic (~16 ms for 2,000).
+    if (group) group.push(p);
+    else groups.set(key, [p]);
   }
   await inOrder([...groups.values()], APPLY_CONCURRENCY, async (group) => {
     const first = group[0]!;
