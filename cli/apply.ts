@@ -66,15 +66,16 @@ export function withLastApplied(desired: Record<string, unknown>): Record<string
 /**
  * The object to write over `live`, and whether it differs. `live` is not modified.
  * metadata.resourceVersion of the result is live's, so a concurrent write is a Conflict.
+ * `target` is withLastApplied(desired), when the caller has it already; it is only read.
  */
 export function threeWayMerge(
   live: Record<string, unknown>,
   desired: Record<string, unknown>,
+  target: Record<string, unknown> = withLastApplied(desired),
 ): { merged: Record<string, unknown>; changed: boolean } {
   const liveJson = live as JsonObject;
   const lastApplied = readLastApplied(liveJson);
-  const target = withLastApplied(desired) as JsonObject;
-  const merged = mergeObject(lastApplied, target, cloneJson(liveJson)) as JsonObject;
+  const merged = mergeObject(lastApplied, target as JsonObject, cloneJson(liveJson)) as JsonObject;
   return { merged, changed: !deepEqual(merged, liveJson) };
 }
 
