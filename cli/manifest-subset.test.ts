@@ -995,6 +995,22 @@ describe('the fast path falls back to the full parser', () => {
     assert.deepEqual(read[1999]!.locate('data.k'), { line: 13998, column: 3 });
   });
 
+  test('hostile shapes stay linear: a million empty lines, 100,000 keys, a 4 MB scalar', () => {
+    for (const text of [
+      '\n'.repeat(1_000_000),
+      '#\n'.repeat(500_000) + 'a: 1\n',
+      'kind: A\ndata:\n' + Array.from({ length: 100_000 }, (_, i) => `  k${i}: v${i}\n`).join(''),
+      `kind: A\ndata:\n  big: ${'x'.repeat(4_000_000)}\n  block: |\n${'    line\n'.repeat(100_000)}`,
+    ]) {
+      // CPU time, the work done: wall time also counts other processes on a loaded machine.
+      const started = process.cpuUsage();
+      parseManifestSource({ name: 'h.yaml', text });
+      const spent = process.cpuUsage(started);
+      const ms = (spent.user + spent.system) / 1000;
+      assert.ok(ms < 3000, `${ms} ms of CPU for ${text.length} characters`);
+    }
+  });
+
   test('an error after many fast documents is the full parser’s, at the same line and column', () => {
     const docs = Array.from({ length: 50 }, (_, i) => `kind: A\nmetadata:\n  name: n${i}\n`);
     docs[30] = 'kind: A\nmetadata:\n  name: x\n  name: y\n';

@@ -66,7 +66,8 @@ export function plainScalarResolver(
   const reference = parseDocument('', options);
   const tags = reference.schema.tags.filter((tag): tag is ScalarTag => !tag.collection && !!tag.test);
   const docOptions = reference.options;
-  const cache = new Map<string, unknown>();
+  const keyCache = new Map<string, unknown>();
+  const valueCache = new Map<string, unknown>();
   // One test for "matches any tag at all", built from the tags' own tests: most scalars (names,
   // images, label values) match none, and one regular expression answers that faster than a dozen.
   const candidates = tags.filter((tag) => tag.default === true || tag.default === 'key');
@@ -97,11 +98,11 @@ export function plainScalarResolver(
     return text;
   };
   return (text, atKey) => {
-    const key = atKey ? `k${text}` : `v${text}`;
-    let value = cache.get(key);
-    if (value === undefined && !cache.has(key)) {
+    const cache = atKey ? keyCache : valueCache;
+    let value = cache.get(text);
+    if (value === undefined && !cache.has(text)) {
       value = resolve(text, atKey);
-      if (cache.size < 10_000) cache.set(key, value);
+      if (cache.size < 10_000) cache.set(text, value);
     }
     return value;
   };
@@ -131,10 +132,10 @@ const MAX_KEY_LENGTH = 1000;
 /** The lines of a source: starts, ends (before any CR), indentation and kind. */
 export interface Lines {
   text: string;
-  start: number[];
-  end: number[];
-  indent: number[];
-  kind: number[];
+  start: Int32Array;
+  end: Int32Array;
+  indent: Int32Array;
+  kind: Uint8Array;
 }
 
 function isEmptyChar(code: number): boolean {
@@ -159,22 +160,31 @@ function restIsEmpty(text: string, at: number, end: number): boolean {
 }
 
 function scanLines(text: string): Lines {
-  const lines: Lines = { text, start: [], end: [], indent: [], kind: [] };
+  // Typed arrays sized by a first count: a 16 MiB source of empty lines is 16 M lines, and arrays
+  // grown by push held ~1.5 GB at their peak where these hold ~210 MB.
+  let count = 1;
+  for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', nl + 1)) count++;
+  const lines: Lines = {
+    text,
+    start: new Int32Array(count),
+    end: new Int32Array(count),
+    indent: new Int32Array(count),
+    kind: new Uint8Array(count),
+  };
   // A byte order mark at the very start is skipped, as the lexer does.
   let pos = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-  for (;;) {
+  for (let i = 0; i < count; i++) {
     let nl = text.indexOf('\n', pos);
-    const last = nl === -1;
-    if (last) nl = text.length;
+    if (nl === -1) nl = text.length;
     let end = nl;
     if (end > pos && text.charCodeAt(end - 1) === CR) end--;
     let k = pos;
     while (k < end && text.charCodeAt(k) === SPACE) k++;
     const first = text.charCodeAt(k);
-    lines.start.push(pos);
-    lines.end.push(end);
-    lines.indent.push(k - pos);
-    lines.kind.push(
+    lines.start[i] = pos;
+    lines.end[i] = end;
+    lines.indent[i] = k - pos;
+    lines.kind[i] =
       first === TAB || (k < end && first === CR)
         ? TABBED
         : k === end
@@ -184,9 +194,7 @@ function scanLines(text: string): Lines {
             : // After a byte order mark the full parser does not read indentation as we do.
               pos === 1 && k > pos
               ? TABBED
-              : CONTENT,
-    );
-    if (last) break;
+              : CONTENT;
     pos = nl + 1;
   }
   return lines;
@@ -260,12 +268,20 @@ export function readSubsetDocument(lines: Lines, span: DocumentSpan, resolve: Pl
 
 class SubsetReader {
   private readonly text: string;
-  private readonly start: number[];
-  private readonly end: number[];
-  private readonly indent: number[];
-  private readonly kind: number[];
+  private readonly start: Int32Array;
+  private readonly end: Int32Array;
+  private readonly indent: Int32Array;
+  private readonly kind: Uint8Array;
   private readonly last: number;
   private depth = 0;
+  /**
+   * Where the node just read ends: `next`, the line after it (node readers); `after`, the offset
+   * after it on its line (scalar readers), with `plain` for a flow scalar. Fields rather than
+   * returned tuples: a tuple per node was most of the reader's garbage.
+   */
+  private next = 0;
+  private after = 0;
+  private plain = false;
 
   constructor(
     lines: Lines,
@@ -291,8 +307,8 @@ class SubsetReader {
     if (line >= this.last) return EMPTY_DOCUMENT;
     const indent = this.indent[line]!;
     if (this.isSeqEntry(line, this.start[line]! + indent)) bail(); // a list document: not a manifest
-    const [value, next] = this.mapping(line, this.start[line]! + indent, indent);
-    if (next < this.last) bail();
+    const value = this.mapping(line, this.start[line]! + indent, indent);
+    if (this.next < this.last) bail();
     return value;
   }
 
@@ -322,9 +338,9 @@ class SubsetReader {
 
   /**
    * A block mapping whose keys sit at column `indent`; its first key is at offset `at` of `line`
-   * (mid-line after `- `). Returns the mapping and the next content line after it.
+   * (mid-line after `- `). `next` is then the next content line after it.
    */
-  private mapping(line: number, at: number, indent: number): [Record<string, unknown>, number] {
+  private mapping(line: number, at: number, indent: number): Record<string, unknown> {
     this.enter();
     const text = this.text;
     const object: Record<string, unknown> = {};
@@ -336,10 +352,9 @@ class SubsetReader {
       let colon: number;
       const first = text.charCodeAt(k);
       if (first === 0x22 /* " */ || first === 0x27 /* ' */) {
-        const [value, after] = first === 0x22 ? this.doubleQuoted(k, lineEnd) : this.singleQuoted(k, lineEnd);
-        if (text.charCodeAt(after) !== COLON || !isSeparator(text, after + 1, lineEnd)) bail();
-        key = value;
-        colon = after;
+        key = first === 0x22 ? this.doubleQuoted(k, lineEnd) : this.singleQuoted(k, lineEnd);
+        colon = this.after;
+        if (text.charCodeAt(colon) !== COLON || !isSeparator(text, colon + 1, lineEnd)) bail();
       } else {
         colon = this.implicitKeyColon(k, lineEnd);
         if (colon === -1 || !plainStarts(text, k, lineEnd, false)) bail();
@@ -350,20 +365,17 @@ class SubsetReader {
       if (colon - k > MAX_KEY_LENGTH) bail();
       let v = colon + 1;
       while (v < lineEnd && text.charCodeAt(v) === SPACE) v++;
-      let value: unknown;
-      let next: number;
-      if (v === lineEnd || text.charCodeAt(v) === HASH) [value, next] = this.below(i + 1, indent, true);
-      else [value, next] = this.inline(i, v, indent);
-      if (Object.prototype.hasOwnProperty.call(object, key)) bail(); // the full parser names it
-      // As the `yaml` package's toJS does (addPairToJSMap): an inherited name such as `__proto__`
-      // becomes an own property instead of changing the prototype.
-      if (key in object)
-        Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
-      else object[key] = value;
+      const value =
+        v === lineEnd || text.charCodeAt(v) === HASH
+          ? this.below(i + 1, indent, true)
+          : this.inline(i, v, indent);
+      const next = this.next;
+      setKey(object, key, value);
       const following = this.nextContent(next);
       if (following >= this.last || this.indent[following]! < indent) {
         this.depth--;
-        return [object, following];
+        this.next = following;
+        return object;
       }
       if (this.indent[following]! > indent) bail();
       k = this.start[following]! + indent;
@@ -373,7 +385,7 @@ class SubsetReader {
   }
 
   /** A block sequence whose `-` sit at column `indent`, the first at offset `at` of `line`. */
-  private sequence(line: number, at: number, indent: number): [unknown[], number] {
+  private sequence(line: number, at: number, indent: number): unknown[] {
     this.enter();
     const text = this.text;
     const items: unknown[] = [];
@@ -384,11 +396,11 @@ class SubsetReader {
       let v = k + 1;
       while (v < lineEnd && text.charCodeAt(v) === SPACE) v++;
       let item: unknown;
-      let next: number;
-      if (v === lineEnd || text.charCodeAt(v) === HASH) [item, next] = this.below(i + 1, indent, false);
-      else if (this.isSeqEntry(i, v)) [item, next] = this.sequence(i, v, v - this.start[i]!);
-      else if (this.startsKey(v, lineEnd)) [item, next] = this.mapping(i, v, v - this.start[i]!);
-      else [item, next] = this.inline(i, v, indent);
+      if (v === lineEnd || text.charCodeAt(v) === HASH) item = this.below(i + 1, indent, false);
+      else if (this.isSeqEntry(i, v)) item = this.sequence(i, v, v - this.start[i]!);
+      else if (this.startsKey(v, lineEnd)) item = this.mapping(i, v, v - this.start[i]!);
+      else item = this.inline(i, v, indent);
+      const next = this.next;
       items.push(item);
       const following = this.nextContent(next);
       // A key at the sequence's column ends it too: the sequence was the value of the key above.
@@ -398,7 +410,8 @@ class SubsetReader {
         (this.indent[following] === indent && !this.isSeqEntry(following, this.start[following]! + indent))
       ) {
         this.depth--;
-        return [items, following];
+        this.next = following;
+        return items;
       }
       if (this.indent[following]! > indent) bail();
       k = this.start[following]! + indent;
@@ -410,9 +423,10 @@ class SubsetReader {
    * The value of a key (or `-`) with nothing after it on its line: a block collection on the lines
    * below, indented more than `indent` (a sequence may also sit at a key's own column), else null.
    */
-  private below(line: number, indent: number, ofKey: boolean): [unknown, number] {
+  private below(line: number, indent: number, ofKey: boolean): unknown {
     const next = this.nextContent(line);
-    if (next >= this.last) return [null, next];
+    this.next = next;
+    if (next >= this.last) return null;
     const nextIndent = this.indent[next]!;
     const at = this.start[next]! + nextIndent;
     if (nextIndent > indent) {
@@ -421,7 +435,7 @@ class SubsetReader {
       return this.mapping(next, at, nextIndent);
     }
     if (nextIndent === indent && ofKey && this.isSeqEntry(next, at)) return this.sequence(next, at, indent);
-    return [null, next];
+    return null;
   }
 
   /** Whether a mapping key starts at `at`: a scalar followed by `:` and a space or the line's end. */
@@ -429,8 +443,9 @@ class SubsetReader {
     const text = this.text;
     const first = text.charCodeAt(at);
     if (first === 0x22 || first === 0x27) {
-      const [, after] = first === 0x22 ? this.doubleQuoted(at, lineEnd) : this.singleQuoted(at, lineEnd);
-      return text.charCodeAt(after) === COLON && isSeparator(text, after + 1, lineEnd);
+      if (first === 0x22) this.doubleQuoted(at, lineEnd);
+      else this.singleQuoted(at, lineEnd);
+      return text.charCodeAt(this.after) === COLON && isSeparator(text, this.after + 1, lineEnd);
     }
     return this.implicitKeyColon(at, lineEnd) !== -1;
   }
@@ -455,7 +470,7 @@ class SubsetReader {
    * A value that starts on the current line at `at`: a scalar, a one-line flow collection or a
    * block scalar. `indent` is the column of the mapping's keys or of the sequence's `-`.
    */
-  private inline(line: number, at: number, indent: number): [unknown, number] {
+  private inline(line: number, at: number, indent: number): unknown {
     const text = this.text;
     const lineEnd = this.end[line]!;
     const first = text.charCodeAt(at);
@@ -463,9 +478,11 @@ class SubsetReader {
     let value: unknown;
     let after: number;
     if (first === 0x5b /* [ */ || first === 0x7b /* { */) {
-      [value, after] = this.flow(at, lineEnd);
+      value = this.flow(at, lineEnd);
+      after = this.after;
     } else if (first === 0x22 || first === 0x27) {
-      [value, after] = first === 0x22 ? this.doubleQuoted(at, lineEnd) : this.singleQuoted(at, lineEnd);
+      value = first === 0x22 ? this.doubleQuoted(at, lineEnd) : this.singleQuoted(at, lineEnd);
+      after = this.after;
     } else {
       if (!plainStarts(text, at, lineEnd, false)) bail();
       let end = at;
@@ -487,11 +504,12 @@ class SubsetReader {
       after = k;
     }
     if (!restIsEmpty(text, after, lineEnd)) bail();
-    return [value, line + 1];
+    this.next = line + 1;
+    return value;
   }
 
-  /** A double-quoted scalar on one line: its value and the offset after its closing quote. */
-  private doubleQuoted(at: number, lineEnd: number): [string, number] {
+  /** A double-quoted scalar on one line: its value (`after`: the offset after its closing quote). */
+  private doubleQuoted(at: number, lineEnd: number): string {
     const text = this.text;
     let escaped = false;
     let k = at + 1;
@@ -508,11 +526,12 @@ class SubsetReader {
       }
     }
     const body = text.slice(at + 1, k);
-    return [escaped ? unescapeDoubleQuoted(body) : body, k + 1];
+    this.after = k + 1;
+    return escaped ? unescapeDoubleQuoted(body) : body;
   }
 
   /** A single-quoted scalar on one line (`''` is a quote). */
-  private singleQuoted(at: number, lineEnd: number): [string, number] {
+  private singleQuoted(at: number, lineEnd: number): string {
     const text = this.text;
     let k = at + 1;
     let doubled = false;
@@ -527,55 +546,60 @@ class SubsetReader {
       }
     }
     const body = text.slice(at + 1, k);
-    return [doubled ? body.replace(/''/g, "'") : body, k + 1];
+    this.after = k + 1;
+    return doubled ? body.replace(/''/g, "'") : body;
   }
 
   /** `[a, b]` or `{k: v, …}` of scalars, on one line. */
-  private flow(at: number, lineEnd: number): [unknown, number] {
+  private flow(at: number, lineEnd: number): unknown {
     const text = this.text;
     const isMap = text.charCodeAt(at) === 0x7b;
     const close = isMap ? 0x7d : 0x5d;
     const object: Record<string, unknown> = {};
     const items: unknown[] = [];
     let k = skipSpaces(text, at + 1, lineEnd);
-    if (text.charCodeAt(k) === close) return [isMap ? object : items, k + 1];
+    if (text.charCodeAt(k) === close) {
+      this.after = k + 1;
+      return isMap ? object : items;
+    }
     for (;;) {
       if (isMap) {
-        const [key, afterKey, plain] = this.flowScalar(k, lineEnd);
+        const key = this.flowScalar(k, lineEnd);
+        const afterKey = this.after;
         if (text.charCodeAt(afterKey) !== COLON || text.charCodeAt(afterKey + 1) !== SPACE) bail();
-        if (plain && typeof this.resolve(key, true) !== 'string') bail();
-        const [raw, afterValue, plainValue] = this.flowScalar(
-          skipSpaces(text, afterKey + 1, lineEnd),
-          lineEnd,
-        );
-        const value = plainValue ? this.resolve(raw, false) : raw;
-        if (value === OUTSIDE_SUBSET || Object.prototype.hasOwnProperty.call(object, key)) bail();
-        if (key in object)
-          Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
-        else object[key] = value;
+        if (this.plain && typeof this.resolve(key, true) !== 'string') bail();
+        const raw = this.flowScalar(skipSpaces(text, afterKey + 1, lineEnd), lineEnd);
+        const afterValue = this.after;
+        const value = this.plain ? this.resolve(raw, false) : raw;
+        if (value === OUTSIDE_SUBSET) bail();
+        setKey(object, key, value);
         k = skipSpaces(text, afterValue, lineEnd);
       } else {
-        const [raw, after, plain] = this.flowScalar(k, lineEnd);
-        const value = plain ? this.resolve(raw, false) : raw;
+        const raw = this.flowScalar(k, lineEnd);
+        const value = this.plain ? this.resolve(raw, false) : raw;
         if (value === OUTSIDE_SUBSET) bail();
         items.push(value);
-        k = skipSpaces(text, after, lineEnd);
+        k = skipSpaces(text, this.after, lineEnd);
         if (text.charCodeAt(k) === COLON) bail(); // `[a: b]`, a pair inside a sequence
       }
       const c = text.charCodeAt(k);
-      if (c === close) return [isMap ? object : items, k + 1];
+      if (c === close) {
+        this.after = k + 1;
+        return isMap ? object : items;
+      }
       if (c !== 0x2c /* , */ || k >= lineEnd) bail();
       k = skipSpaces(text, k + 1, lineEnd);
       if (text.charCodeAt(k) === close) bail(); // a trailing comma: left to the full parser
     }
   }
 
-  /** A scalar inside a flow collection: its text (unresolved when plain), where it ends, plain or not. */
-  private flowScalar(at: number, lineEnd: number): [string, number, boolean] {
+  /** A scalar inside a flow collection: its text, unresolved when `plain`; `after`: where it ends. */
+  private flowScalar(at: number, lineEnd: number): string {
     const text = this.text;
     const first = text.charCodeAt(at);
-    if (first === 0x22) return [...this.doubleQuoted(at, lineEnd), false];
-    if (first === 0x27) return [...this.singleQuoted(at, lineEnd), false];
+    this.plain = false;
+    if (first === 0x22) return this.doubleQuoted(at, lineEnd);
+    if (first === 0x27) return this.singleQuoted(at, lineEnd);
     if (!plainStarts(text, at, lineEnd, true)) bail();
     let end = at;
     let k = at;
@@ -604,14 +628,16 @@ class SubsetReader {
       }
     }
     if (k >= lineEnd) bail(); // the collection continues on the next line
-    return [text.slice(at, end), end, true];
+    this.after = end;
+    this.plain = true;
+    return text.slice(at, end);
   }
 
   /**
    * A literal or folded block scalar whose header is at `at`; `indent` is its parent's column
    * (the mapping's keys or the sequence's `-`), as the full parser's scalar.indent.
    */
-  private blockScalar(line: number, at: number, indent: number): [string, number] {
+  private blockScalar(line: number, at: number, indent: number): string {
     const text = this.text;
     const lineEnd = this.end[line]!;
     const folded = text.charCodeAt(at) === 0x3e;
@@ -669,8 +695,23 @@ class SubsetReader {
     let next = line + 1;
     while (next < this.start.length && this.start[next]! < sourceEnd) next++;
     if (next > this.last) bail();
-    return [value, next];
+    this.next = next;
+    return value;
   }
+}
+
+/**
+ * Adds a key to a mapping being read; a key it holds already is left to the full parser, which
+ * names it. As the `yaml` package's toJS does (addPairToJSMap), an inherited name such as
+ * `__proto__` becomes an own property instead of changing the prototype.
+ */
+function setKey(object: Record<string, unknown>, key: string, value: unknown): void {
+  if (!(key in object)) {
+    object[key] = value;
+    return;
+  }
+  if (Object.prototype.hasOwnProperty.call(object, key)) bail();
+  Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
 }
 
 /** `:` (or a flow entry) followed by a space or the line's end: a mapping indicator. */
