@@ -50,6 +50,23 @@ describe('threeWayMerge', () => {
     assert.equal((merged as any).metadata.resourceVersion, '7');
   });
 
+  test('live and desired are copied, not modified: typed arrays and inherited names included', () => {
+    const odd = JSON.parse('{"__proto__": {"x": 1}, "constructor": "c"}');
+    const withBinary = { ...deployment({ replicas: 1 }), binaryData: { b: new Uint8Array([1, 2]) }, odd };
+    const live = liveAfterCreate(withBinary);
+    const liveBefore = structuredClone(live);
+    const desiredBefore = structuredClone(withBinary);
+    const edited = { ...withBinary, spec: { replicas: 4 } };
+    const { merged } = threeWayMerge(live, edited) as any;
+    assert.deepStrictEqual(live, liveBefore);
+    assert.deepStrictEqual(withBinary, desiredBefore);
+    assert.equal(merged.spec.replicas, 4);
+    assert.deepStrictEqual(merged.binaryData.b, new Uint8Array([1, 2]));
+    assert.notEqual(merged.binaryData.b, live.binaryData.b);
+    assert.deepStrictEqual(Object.keys(merged.odd), ['__proto__', 'constructor']);
+    assert.equal(Object.getPrototypeOf(merged.odd), Object.prototype);
+  });
+
   test('an edited field is configured; others keep theirs', () => {
     const live = liveAfterCreate(manifest, (o) => (o.spec.strategy = { type: 'Recreate' }));
     const edited = deployment({ replicas: 3, template: { spec: { containers } } });

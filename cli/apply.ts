@@ -54,7 +54,7 @@ function mergeKeyOf(field: string, elements: Json[]): string | undefined {
  */
 export function withLastApplied(desired: Record<string, unknown>): Record<string, unknown> {
   const manifest = stripLastApplied(desired as JsonObject);
-  const copy = structuredClone(desired) as JsonObject;
+  const copy = cloneJson(desired as JsonObject) as JsonObject;
   const metadata = (isObject(copy.metadata) ? copy.metadata : {}) as JsonObject;
   const annotations = (isObject(metadata.annotations) ? metadata.annotations : {}) as JsonObject;
   annotations[LAST_APPLIED_ANNOTATION] = canonicalJson(manifest);
@@ -66,15 +66,16 @@ export function withLastApplied(desired: Record<string, unknown>): Record<string
 /**
  * The object to write over `live`, and whether it differs. `live` is not modified.
  * metadata.resourceVersion of the result is live's, so a concurrent write is a Conflict.
+ * `target` is withLastApplied(desired), when the caller has it already; it is only read.
  */
 export function threeWayMerge(
   live: Record<string, unknown>,
   desired: Record<string, unknown>,
+  target: Record<string, unknown> = withLastApplied(desired),
 ): { merged: Record<string, unknown>; changed: boolean } {
   const liveJson = live as JsonObject;
   const lastApplied = readLastApplied(liveJson);
-  const target = withLastApplied(desired) as JsonObject;
-  const merged = mergeObject(lastApplied, target, structuredClone(liveJson)) as JsonObject;
+  const merged = mergeObject(lastApplied, target as JsonObject, cloneJson(liveJson)) as JsonObject;
   return { merged, changed: !deepEqual(merged, liveJson) };
 }
 
@@ -93,7 +94,7 @@ function readLastApplied(live: JsonObject): JsonObject {
 }
 
 function stripLastApplied(obj: JsonObject): JsonObject {
-  const copy = structuredClone(obj);
+  const copy = cloneJson(obj) as JsonObject;
   const metadata = copy.metadata;
   if (isObject(metadata) && isObject(metadata.annotations)) {
     delete metadata.annotations[LAST_APPLIED_ANNOTATION];
@@ -144,6 +145,31 @@ function mergeList(field: string, last: Json | undefined, desired: Json[], live:
     if (!desiredKeys.has(k) && !lastByKey.has(k)) merged.push(item);
   }
   return merged;
+}
+
+/**
+ * A deep copy of JSON-shaped data; anything else (a typed array, a Date) is left to
+ * structuredClone. structuredClone serialises and deserialises each value, several times slower
+ * for the small objects apply copies three times each (~50 ms for 2,000 ConfigMaps).
+ */
+function cloneJson(value: Json): Json {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map(cloneJson);
+  if (Object.getPrototypeOf(value) !== Object.prototype) return structuredClone(value);
+  const out: JsonObject = {};
+  for (const key of Object.keys(value)) {
+    const item = value[key] as Json;
+    // As structuredClone and JSON would, without the `__proto__` setter changing out's prototype.
+    if (key === '__proto__')
+      Object.defineProperty(out, key, {
+        value: cloneJson(item),
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    else out[key] = cloneJson(item);
+  }
+  return out;
 }
 
 function hasKeys(list: Json[], key: string): boolean {

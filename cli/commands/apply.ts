@@ -43,9 +43,19 @@ export interface PreparedObject {
   doc: ManifestDocument;
   info: KindInfo;
   object: KubeObject;
+  /** `object` with its last-applied copy, as a create sends it and a merge targets it (read only). */
+  withLastApplied: Record<string, unknown>;
   namespace: string;
   name: string;
 }
+
+/**
+ * Encoded protobuf is at most this many times the UTF-8 bytes of the object's JSON: a field's tag
+ * and length take no more bytes than its JSON key, quotes and separators, and payloads are the same
+ * UTF-8 or shorter (base64 bytes, varints); the worst case, a packed negative int64 (`-1,`: 3 bytes
+ * of JSON, 10 of varint), is under 4. Below MAX_OBJECT_BYTES / this, encoding to measure is skipped.
+ */
+const ENCODED_PER_JSON_BYTE = 8;
 
 /**
  * Bounds the re-read-and-retry loop when others keep writing the same object: every round of
@@ -147,22 +157,29 @@ export function prepareDocument(doc: ManifestDocument, namespaceFlag: string | u
     delete metadata.namespace;
   }
   // What the create sends (with the manifest's copy in the last-applied annotation) must fit etcd's
-  // request limit; said here, the error can blame the manifest's largest field.
-  try {
-    const sent = parseObject(withLastApplied(object as unknown as Record<string, unknown>));
-    const copyBytes = sent.metadata.annotations?.[LAST_APPLIED_ANNOTATION]?.length ?? 0;
-    encodeObjectWithin(
-      sent,
-      `apply ${info.kind} ${metadata.name}`,
-      MAX_OBJECT_BYTES,
-      object,
-      `and apply adds a copy of the whole manifest (${copyBytes} bytes) in the ${LAST_APPLIED_ANNOTATION} annotation`,
-    );
-  } catch (err) {
-    if (err instanceof InvalidArgumentError) throw manifestFieldError(doc, err);
-    throw err;
+  // request limit; said here, the error can blame the manifest's largest field. Encoded as it is:
+  // `object` is already in parseObject's shape, and reading it again only to encode it cost a
+  // third of this function (~30 ms for 2,000 ConfigMaps) for the same bytes.
+  const sent = withLastApplied(object as unknown as Record<string, unknown>);
+  // Far below the limit by its JSON, an object cannot be over it encoded: encoding only to measure
+  // was a third of this function's time (~50 ms for 2,000 ConfigMaps).
+  if (Buffer.byteLength(JSON.stringify(sent)) * ENCODED_PER_JSON_BYTE >= MAX_OBJECT_BYTES) {
+    try {
+      const copyBytes =
+        (sent as unknown as KubeObject).metadata.annotations?.[LAST_APPLIED_ANNOTATION]?.length ?? 0;
+      encodeObjectWithin(
+        sent as unknown as KubeObject,
+        `apply ${info.kind} ${metadata.name}`,
+        MAX_OBJECT_BYTES,
+        object,
+        `and apply adds a copy of the whole manifest (${copyBytes} bytes) in the ${LAST_APPLIED_ANNOTATION} annotation`,
+      );
+    } catch (err) {
+      if (err instanceof InvalidArgumentError) throw manifestFieldError(doc, err);
+      throw err;
+    }
   }
-  return { doc, info, object, namespace, name: metadata.name };
+  return { doc, info, object, withLastApplied: sent, namespace, name: metadata.name };
 }
 
 /** What applying one object did, and the object: as stored, as the server's dry run answered, or as planned. */
@@ -205,10 +222,14 @@ export async function applyObject(
           object: plan ? parseObject(created) : await api.create(created, options),
         };
       }
-      const { merged } = threeWayMerge(
+      const { merged, changed } = threeWayMerge(
         live as unknown as Record<string, unknown>,
         p.object as unknown as Record<string, unknown>,
+        p.withLastApplied,
       );
+      // Equal to live as it is: unchanged, without reading it into the normalised shape (live is
+      // already in it, as the server returns it).
+      if (!changed) return { action: 'unchanged', object: live };
       // Compare in the normalised shape the server returns, so defaults and zero values do not
       // make every re-apply look like a change.
       const next = parseObject(merged);
@@ -283,7 +304,10 @@ export async function readLive(
   const groups = new Map<string, PreparedObject[]>();
   for (const p of prepared) {
     const key = `${p.info.kind}\0${p.namespace}`;
-    groups.set(key, [...(groups.get(key) ?? []), p]);
+    const group = groups.get(key);
+    // Appended in place: copying the group for each object was quadratic (~16 ms for 2,000).
+    if (group) group.push(p);
+    else groups.set(key, [p]);
   }
   await inOrder([...groups.values()], APPLY_CONCURRENCY, async (group) => {
     const first = group[0]!;
@@ -331,18 +355,19 @@ export async function checkNamespaces(api: ApiClient, prepared: PreparedObject[]
 /**
  * Sends every create and update as a dry run first: the server defaults, validates and admits each
  * as the real write would (an unchanged object sends nothing). Throws one error naming every
- * refused document; nothing is written.
+ * refused document; nothing is written. Answers each object's dry-run outcome.
  */
 export async function dryRunAll(
   api: ApiClient,
   prepared: readonly PreparedObject[],
   live?: Map<PreparedObject, KubeObject | null>,
-): Promise<void> {
+): Promise<Map<PreparedObject, Applied>> {
   const createdNamespaces = new Set(prepared.filter((p) => p.info.kind === 'Namespace').map((p) => p.name));
   const problems: Error[] = [];
+  const outcomes = new Map<PreparedObject, Applied>();
   await inOrder(prepared, APPLY_CONCURRENCY, async (p) => {
     try {
-      await applyObject(api, p, { dryRun: true }, live?.get(p));
+      outcomes.set(p, await applyObject(api, p, { dryRun: true }, live?.get(p)));
     } catch (err) {
       // The namespace this apply creates does not exist yet, so the dry run cannot find it.
       if (err instanceof NotFoundError && p.info.namespaced && createdNamespaces.has(p.namespace)) return;
@@ -359,6 +384,7 @@ export async function dryRunAll(
       problems[0] instanceof InvalidArgumentError ? problems[0].field : undefined,
     );
   }
+  return outcomes;
 }
 
 /**
@@ -372,13 +398,20 @@ export async function applyAll(
 ): Promise<void> {
   await checkNamespaces(api, prepared);
   const live = await readLive(api, prepared);
-  await dryRunAll(api, prepared, live);
+  const planned = await dryRunAll(api, prepared, live);
   const report = (p: PreparedObject, applied: Applied): void =>
     print(`${resourceName(p.info.kind, p.info.group, p.name)} ${applied.action}`);
+  // An object the dry run found unchanged against the same live state is unchanged now: the merge
+  // is pure, so computing it again (an unchanged re-apply of 2,000 objects: ~50 ms) would only
+  // repeat the answer.
+  const apply = async (p: PreparedObject): Promise<Applied> => {
+    const dry = planned.get(p);
+    return dry?.action === 'unchanged' ? dry : applyObject(api, p, {}, live.get(p));
+  };
   const namespaces = prepared.filter((p) => p.info.kind === 'Namespace');
   const rest = prepared.filter((p) => p.info.kind !== 'Namespace');
-  await inOrder(namespaces, 1, (p) => applyObject(api, p, {}, live.get(p)), report);
-  await inOrder(rest, APPLY_CONCURRENCY, (p) => applyObject(api, p, {}, live.get(p)), report);
+  await inOrder(namespaces, 1, apply, report);
+  await inOrder(rest, APPLY_CONCURRENCY, apply, report);
 }
 
 export function registerApply(program: Command): void {
