@@ -8,7 +8,7 @@
  * cli/main.ts through tsx, so the suites also run during development without a build.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { skiffEntryArgv } from '../../proto/package-info.js';
@@ -83,7 +83,12 @@ export function prepareTestCluster(prefix: string): TestCluster {
     configPath,
     env,
     skiff: (args, options = {}) => runSkiff(args, { env, ...options }),
-    up: () => runSkiff(['up', '--detach', '--agents', '0', '--state', stateDir], { env, timeoutMs: 90_000 }),
+    up: () => {
+      // listed before it starts, so run-suite.sh takes it down should this process die first
+      const list = process.env['SKIFF_TEST_CLUSTER_LIST'];
+      if (list) appendFileSync(list, `${stateDir}\n`);
+      return runSkiff(['up', '--detach', '--agents', '0', '--state', stateDir], { env, timeoutMs: 90_000 });
+    },
     down: () => runSkiff(['down', '--state', stateDir], { env, timeoutMs: 60_000 }),
     async dispose() {
       const result = await cluster

@@ -119,7 +119,20 @@ stop_all() {
   for pid in $running $beside $holder; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in $running $beside $holder; do wait "$pid" 2>/dev/null || true; done
 }
-trap 'stop_all; rm -rf "$work"' EXIT
+# Clusters the e2e files bring up with `skiff up --detach` outlive a test process that is killed
+# (an interrupt, a timeout) before its clean-up: test/e2e/cli-harness.ts lists each state dir
+# here before its `up`, and what is still there at the end is taken down (`down` is harmless twice).
+export SKIFF_TEST_CLUSTER_LIST="$work/clusters"
+down_leftover_clusters() {
+  local dir
+  [ -f "$SKIFF_TEST_CLUSTER_LIST" ] || return 0
+  while IFS= read -r dir; do
+    [ -f "$dir/cluster.json" ] || continue
+    echo "run-suite: taking down a cluster a test left running: $dir" >&2
+    node dist/bin/skiff.cjs down --state "$dir" >/dev/null 2>&1 || true
+  done <"$SKIFF_TEST_CLUSTER_LIST"
+}
+trap 'stop_all; down_leftover_clusters; rm -rf "$work"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 failed=0
