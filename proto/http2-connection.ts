@@ -195,7 +195,11 @@ export class Http2ClientConnection {
   private headerBlock: HeaderBlockInProgress | undefined;
   private peerInitialWindow = DEFAULT_WINDOW;
   private peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
-  private peerMaxConcurrentStreams = Infinity;
+  /**
+   * Until the server's SETTINGS say how many streams it takes, one: the first call goes out with
+   * the preface (no round trip lost), and no stream is refused for a limit not yet known.
+   */
+  private peerMaxConcurrentStreams = 1;
   private sendWindow = DEFAULT_WINDOW;
   private receiveWindow: number;
   private receivedUnacknowledged = 0;
@@ -619,6 +623,7 @@ export class Http2ClientConnection {
     }
     if (payload.length % 6 !== 0)
       return this.connectionError(H2_ERROR.FRAME_SIZE_ERROR, 'a SETTINGS frame not in 6-byte entries');
+    if (!this.settingsReceived) this.peerMaxConcurrentStreams = Infinity; // 6.5.2: unlimited unless said
     this.settingsReceived = true;
     for (let at = 0; at < payload.length; at += 6) {
       const id = payload.readUInt16BE(at);
