@@ -5,6 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
+import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { GRPC_CODE } from './grpc-status.js';
 import { GrpcCallError, WireChannel } from './grpc-wire-client.js';
@@ -278,6 +279,37 @@ describe('WireChannel and the server’s keepalive pings (grpc-js)', () => {
     } finally {
       channel.close();
       server.forceShutdown();
+    }
+  });
+});
+
+describe('WireChannel keepalive', () => {
+  test('a server that stops answering (its SETTINGS, then silence) fails the open call once a ping goes unanswered', async () => {
+    const silent = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.write(Buffer.from('000000040000000000', 'hex')); // an empty SETTINGS, then nothing
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const channel = new WireChannel(`127.0.0.1:${(silent.address() as { port: number }).port}`, {
+      maxReceiveBytes: 1024,
+      keepaliveMs: 100,
+      keepaliveTimeoutMs: 100,
+    });
+    try {
+      const started = performance.now();
+      await assert.rejects(
+        channel.unary('/test.Raw/Echo', Buffer.alloc(0), { metadata: {} }),
+        (err: unknown) => {
+          assert.ok(err instanceof GrpcCallError);
+          assert.equal(err.code, GRPC_CODE.UNAVAILABLE);
+          assert.match(err.details, /did not answer a keepalive ping/);
+          return true;
+        },
+      );
+      assert.ok(performance.now() - started < 2000);
+    } finally {
+      channel.close();
+      silent.close();
     }
   });
 });

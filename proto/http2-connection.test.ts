@@ -572,6 +572,21 @@ describe('HTTP/2 client against a scripted peer', () => {
             id,
             encodeHeaderBlock([
               [':status', '200'],
+              ['x-split', 'a\r\nset-cookie: b'],
+            ]),
+          ),
+        ),
+      { scope: 'stream', code: H2_ERROR.PROTOCOL_ERROR, message: /CR or LF/ },
+    );
+    await hostile(
+      (peer, id) =>
+        peer.send(
+          rawFrame(
+            FRAME.HEADERS,
+            END_HEADERS,
+            id,
+            encodeHeaderBlock([
+              [':status', '200'],
               ['Upper', 'x'],
             ]),
           ),
@@ -690,7 +705,7 @@ describe("HTTP/2 client against Node's HTTP/2 server", () => {
   const connect = (): Http2ClientConnection =>
     connectHttp2(address, { streamWindowBytes: 4 << 20, connectionWindowBytes: 16 << 20 });
 
-  test('200 concurrent streams (the server takes 50 at a time) and a 20 MB request body at its 64 KiB windows', async () => {
+  test('200 concurrent streams (the server takes 50 at a time) and a 64 MiB request body at its 64 KiB windows', async () => {
     const connection = connect();
     try {
       const calls = Array.from({ length: 200 }, (_, i) =>
@@ -704,7 +719,7 @@ describe("HTTP/2 client against Node's HTTP/2 server", () => {
         );
         assert.equal(Buffer.concat(call.data).toString(), `call ${i}`);
       });
-      const body = Buffer.alloc(20 << 20, 'b');
+      const body = Buffer.alloc(64 << 20, 'b');
       const big = record(connection, request('/echo'), body);
       await big.done;
       assert.equal(Buffer.concat(big.data).length, body.length);

@@ -138,12 +138,17 @@ export interface Http2ConnectionOptions {
   onUnusable?: () => void;
 }
 
-/** Dials `host:port` over plaintext TCP and starts HTTP/2 on it (prior knowledge, h2c). */
+/**
+ * Dials `host:port` over plaintext TCP and starts HTTP/2 on it (prior knowledge, h2c). Without a
+ * port, 80, as node:http2 took `http://host`. A bad address fails the call, not the process.
+ */
 export function connectHttp2(address: string, options: Http2ConnectionOptions): Http2ClientConnection {
-  const colon = address.lastIndexOf(':');
-  const host = address.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-  const port = Number(address.slice(colon + 1));
-  return new Http2ClientConnection(netConnect({ host, port, noDelay: true }), options);
+  const url = new URL(`http://${address}`);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  return new Http2ClientConnection(
+    netConnect({ host, port: Number(url.port || 80), noDelay: true }),
+    options,
+  );
 }
 
 function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
@@ -793,6 +798,10 @@ function malformedFields(fields: HeaderField[], response: boolean): string | und
     if (name.startsWith(':')) return `the pseudo-header ${name} where none may be`;
     if (name !== name.toLowerCase()) return `an uppercase header name ${JSON.stringify(name)}`;
   }
+  // 8.2.1: no field may carry NUL, CR or LF (a value passed on could split a header elsewhere)
+  for (const [name, value] of fields)
+    if (/[\0\r\n]/.test(name) || /[\0\r\n]/.test(value))
+      return `NUL, CR or LF in the field ${JSON.stringify(name)}`;
   return undefined;
 }
 
