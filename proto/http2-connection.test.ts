@@ -563,40 +563,16 @@ describe('HTTP/2 client against a scripted peer', () => {
       scope: 'connection',
       code: H2_ERROR.FLOW_CONTROL_ERROR,
     });
-    await hostile(
-      (peer, id) =>
-        peer.send(
-          rawFrame(
-            FRAME.HEADERS,
-            END_HEADERS,
-            id,
-            encodeHeaderBlock([
-              [':status', '200'],
-              ['x-split', 'a\r\nset-cookie: b'],
-            ]),
-          ),
-        ),
-      { scope: 'stream', code: H2_ERROR.PROTOCOL_ERROR, message: /CR or LF/ },
-    );
-    await hostile(
-      (peer, id) =>
-        peer.send(
-          rawFrame(
-            FRAME.HEADERS,
-            END_HEADERS,
-            id,
-            encodeHeaderBlock([
-              [':status', '200'],
-              ['Upper', 'x'],
-            ]),
-          ),
-        ),
-      {
-        scope: 'stream',
-        code: H2_ERROR.PROTOCOL_ERROR,
-        message: /uppercase/,
-      },
-    );
+    const malformed: Array<[HeaderField, RegExp]> = [
+      [['x-split', 'a\r\nset-cookie: b'], /CR or LF/],
+      [['Upper', 'x'], /uppercase/],
+    ];
+    for (const [field, message] of malformed)
+      await hostile(
+        (peer, id) =>
+          peer.send(rawFrame(FRAME.HEADERS, END_HEADERS, id, encodeHeaderBlock([[':status', '200'], field]))),
+        { scope: 'stream', code: H2_ERROR.PROTOCOL_ERROR, message },
+      );
     for (const opening of [
       rawFrame(FRAME.PING, 0, 0, Buffer.alloc(8)),
       Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'),
