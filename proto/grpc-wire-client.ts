@@ -187,7 +187,10 @@ function framed(message: Buffer): Buffer {
 
 /** One gRPC call on an HTTP/2 stream: its messages as they complete, and how it ended. */
 class WireCall {
-  private pending: Buffer | undefined;
+  /** The start of a message not yet whole, in the chunks it came in, and the bytes it needs in all. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private pendingNeeded = 0;
   private headers: HeaderField[] | undefined;
   private trailers: HeaderField[] | undefined;
   private settled = false;
@@ -270,8 +273,16 @@ class WireCall {
   /** Splits the bytes into messages; a message may span chunks. */
   private take(chunk: Buffer): void {
     if (this.settled) return;
-    let bytes = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
-    this.pending = undefined;
+    let bytes = chunk;
+    if (this.pendingBytes > 0) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      // joined once the message is whole: joining at every chunk copied a 15 MB answer ~900 times
+      if (this.pendingBytes < this.pendingNeeded) return;
+      bytes = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
     let at = 0;
     while (bytes.length - at >= GRPC_HEADER_BYTES) {
       if (bytes[at] !== 0) {
@@ -299,9 +310,11 @@ class WireCall {
       if (this.settled) return;
     }
     if (at < bytes.length) {
-      // kept as its own copy: the chunk it came in is not held past this turn
-      bytes = bytes.subarray(at);
-      this.pending = at === 0 ? bytes : Buffer.from(bytes);
+      const rest = bytes.subarray(at);
+      this.pending = [rest];
+      this.pendingBytes = rest.length;
+      this.pendingNeeded =
+        rest.length >= GRPC_HEADER_BYTES ? GRPC_HEADER_BYTES + rest.readUInt32BE(1) : GRPC_HEADER_BYTES;
     }
   }
 
@@ -314,7 +327,7 @@ class WireCall {
       return;
     }
     const code = Number(status);
-    if (this.pending !== undefined && code === GRPC_CODE.OK) {
+    if (this.pendingBytes > 0 && code === GRPC_CODE.OK) {
       this.settle(new GrpcCallError(GRPC_CODE.INTERNAL, 'the call ended inside a message'));
       return;
     }
