@@ -4,6 +4,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as http2 from 'node:http2';
+import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { GRPC_CODE } from './grpc-status.js';
 import { GrpcCallError, WireChannel } from './grpc-wire-client.js';
@@ -23,6 +25,7 @@ const service: grpc.ServiceDefinition = {
   Fail: method('/test.Raw/Fail', false),
   Slow: method('/test.Raw/Slow', false),
   Count: method('/test.Raw/Count', true),
+  Large: method('/test.Raw/Large', false),
 };
 
 describe('WireChannel against a grpc-js server', () => {
@@ -33,6 +36,9 @@ describe('WireChannel against a grpc-js server', () => {
   let lastAuthorization = '';
   before(async () => {
     server.addService(service, {
+      // a list-like answer: one message of the size the request asks for
+      Large: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
+        callback(null, Buffer.alloc(call.request.readUInt32BE(0), 'L')),
       Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
         lastAuthorization = String(call.metadata.get('authorization')[0] ?? '');
         callback(null, call.request);
@@ -177,6 +183,47 @@ describe('WireChannel against a grpc-js server', () => {
     }
   });
 
+  test('100 concurrent calls on one connection; a 15 MB answer; a 1.5 MB request at the server’s 64 KiB windows', async () => {
+    const channel = channelOf();
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          channel.unary('/test.Raw/Echo', Buffer.from(`call ${i}`), { metadata: {} }),
+        ),
+      );
+      answers.forEach((answer, i) => assert.equal(answer.toString(), `call ${i}`));
+      const large = await channel.unary('/test.Raw/Large', count(15_000_000), { metadata: {} });
+      assert.equal(large.length, 15_000_000);
+      const create = Buffer.alloc(1_500_000, 'c');
+      assert.ok((await channel.unary('/test.Raw/Echo', create, { metadata: {} })).equals(create));
+    } finally {
+      channel.close();
+    }
+  });
+
+  test('request headers too large: 70 KB and 300 KB tokens are refused for size before they are sent (the server would end the whole connection), and the connection serves on', async () => {
+    const channel = channelOf();
+    try {
+      for (const tokenBytes of [70_000, 300_000])
+        await assert.rejects(
+          channel.unary('/test.Raw/Echo', Buffer.alloc(0), {
+            metadata: { authorization: 'a'.repeat(tokenBytes) },
+          }),
+          (err: unknown) => {
+            assert.ok(err instanceof GrpcCallError);
+            assert.equal(err.requestHeadersTooLarge, true, `${tokenBytes}: ${err.message}`);
+            return true;
+          },
+        );
+      assert.equal(
+        (await channel.unary('/test.Raw/Echo', Buffer.from('after'), { metadata: {} })).toString(),
+        'after',
+      );
+    } finally {
+      channel.close();
+    }
+  });
+
   test('a server that is gone: the call fails UNAVAILABLE naming why, and the channel dials again', async () => {
     const gone = new WireChannel('127.0.0.1:1', {
       maxReceiveBytes: 1024,
@@ -195,6 +242,174 @@ describe('WireChannel against a grpc-js server', () => {
       );
     } finally {
       gone.close();
+    }
+  });
+});
+
+describe('WireChannel and the server’s keepalive pings (grpc-js)', () => {
+  test('a stream outlives a server that pings every 100 ms and drops clients that do not answer', async () => {
+    const server = new grpc.Server({ 'grpc.keepalive_time_ms': 100, 'grpc.keepalive_timeout_ms': 100 });
+    server.addService(service, {
+      Count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+        let sent = 0;
+        const timer = setInterval(() => {
+          call.write(Buffer.of(sent++));
+          if (sent === 10) {
+            clearInterval(timer);
+            call.end();
+          }
+        }, 80);
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve(bound),
+      ),
+    );
+    const channel = new WireChannel(`127.0.0.1:${port}`, {
+      maxReceiveBytes: 1024,
+      keepaliveMs: 30_000,
+      keepaliveTimeoutMs: 10_000,
+    });
+    try {
+      const seen: number[] = [];
+      for await (const message of channel.serverStream('/test.Raw/Count', Buffer.alloc(4), { metadata: {} }))
+        seen.push(message[0]!);
+      assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    } finally {
+      channel.close();
+      server.forceShutdown();
+    }
+  });
+});
+
+describe('WireChannel keepalive', () => {
+  test('a server that stops answering (its SETTINGS, then silence) fails the open call once a ping goes unanswered', async () => {
+    const silent = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.write(Buffer.from('000000040000000000', 'hex')); // an empty SETTINGS, then nothing
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const channel = new WireChannel(`127.0.0.1:${(silent.address() as { port: number }).port}`, {
+      maxReceiveBytes: 1024,
+      keepaliveMs: 100,
+      keepaliveTimeoutMs: 100,
+    });
+    try {
+      const started = performance.now();
+      await assert.rejects(
+        channel.unary('/test.Raw/Echo', Buffer.alloc(0), { metadata: {} }),
+        (err: unknown) => {
+          assert.ok(err instanceof GrpcCallError);
+          assert.equal(err.code, GRPC_CODE.UNAVAILABLE);
+          assert.match(err.details, /did not answer a keepalive ping/);
+          return true;
+        },
+      );
+      assert.ok(performance.now() - started < 2000);
+    } finally {
+      channel.close();
+      silent.close();
+    }
+  });
+});
+
+/**
+ * A gRPC server made of node:http2 directly, for what grpc-js's server does not let a test
+ * choose: GOAWAY between calls, the connection dropped mid-stream, a trailers-only answer.
+ */
+describe('WireChannel against a scripted node:http2 gRPC server', () => {
+  const server = http2.createServer();
+  const sessions: http2.ServerHttp2Session[] = [];
+  let address = '';
+  before(async () => {
+    server.on('session', (session) => sessions.push(session));
+    server.on('stream', (stream, headers) => {
+      stream.on('error', () => undefined);
+      const path = String(headers[':path']);
+      if (path === '/test.Raw/TooLarge') {
+        stream.respond({ ':status': 431 }, { endStream: true });
+        return;
+      }
+      if (path === '/test.Raw/Missing') {
+        stream.respond(
+          {
+            ':status': 200,
+            'content-type': 'application/grpc',
+            'grpc-status': '5',
+            'grpc-message': 'gone%20away',
+          },
+          { endStream: true },
+        );
+        return;
+      }
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      const message = Buffer.from('answer');
+      const framedMessage = Buffer.concat([Buffer.of(0, 0, 0, 0, message.length), message]);
+      if (path === '/test.Raw/Drop') {
+        stream.write(framedMessage);
+        setTimeout(() => stream.session?.destroy(), 50);
+        return;
+      }
+      stream.end(framedMessage);
+      // after its first call, each connection goes away: the next call must dial a new one
+      stream.session?.goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    address = `127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  after(async () => {
+    for (const session of sessions) session.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  test('after GOAWAY the next call dials a new connection; a trailers-only status; HTTP 431 to a large token; a connection dropped mid-stream is UNAVAILABLE', async () => {
+    const channel = new WireChannel(address, {
+      maxReceiveBytes: 1024,
+      keepaliveMs: 30_000,
+      keepaliveTimeoutMs: 10_000,
+    });
+    try {
+      const first = sessions.length;
+      assert.equal(
+        (await channel.unary('/test.Raw/Echo', Buffer.alloc(0), { metadata: {} })).toString(),
+        'answer',
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(
+        (await channel.unary('/test.Raw/Echo', Buffer.alloc(0), { metadata: {} })).toString(),
+        'answer',
+      );
+      assert.equal(sessions.length - first, 2, 'one connection per call, each after the GOAWAY of the last');
+      await assert.rejects(
+        channel.unary('/test.Raw/Missing', Buffer.alloc(0), { metadata: {} }),
+        (err: unknown) => {
+          assert.ok(err instanceof GrpcCallError);
+          assert.equal(err.code, GRPC_CODE.NOT_FOUND);
+          assert.equal(err.details, 'gone away');
+          return true;
+        },
+      );
+      await assert.rejects(
+        channel.unary('/test.Raw/TooLarge', Buffer.alloc(0), {
+          metadata: { authorization: 'a'.repeat(20_000) },
+        }),
+        (err: unknown) => err instanceof GrpcCallError && err.requestHeadersTooLarge,
+      );
+      const seen: string[] = [];
+      await assert.rejects(
+        (async () => {
+          for await (const message of channel.serverStream('/test.Raw/Drop', Buffer.alloc(0), {
+            metadata: {},
+          }))
+            seen.push(message.toString());
+        })(),
+        (err: unknown) => err instanceof GrpcCallError && err.code === GRPC_CODE.UNAVAILABLE,
+      );
+      assert.deepEqual(seen, ['answer']);
+    } finally {
+      channel.close();
     }
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The client side of gRPC over HTTP/2 (the protocol as the gRPC spec's PROTOCOL-HTTP2 describes
- * it), on node:http2: unary and server-streaming calls on one lazily dialled connection, with
+ * it), on our own HTTP/2 client (http2-connection.ts): unary and server-streaming calls on one
+ * lazily dialled connection, with
  * deadlines (sent as grpc-timeout, enforced here too), metadata, keepalive pings while calls are
  * open, a receive size limit, and the call's status read from the trailers (or from the headers
  * of a trailers-only answer).
@@ -9,10 +10,18 @@
  * spent ~40 of its ~100 ms loading grpc-js (900 KB with the proto-loader it pulls in) and running
  * its first call through resolver, load balancer, channel and filter stack, none of which a client
  * of one known address needs. Errors come out as GrpcCallError (a status code, details and the
- * trailers), which proto/grpc-status.ts turns into skiff's error vocabulary.
+ * trailers), which proto/grpc-status.ts turns into skiff's error vocabulary. Why not node:http2
+ * either: see http2-connection.ts (loading it costs a one-shot CLI more than the rest of its work).
  */
-import * as http2 from 'node:http2';
 import { GRPC_CODE } from './grpc-status.js';
+import {
+  H2_ERROR,
+  Http2Error,
+  connectHttp2,
+  type HeaderField,
+  type Http2ClientConnection,
+  type Http2ClientStream,
+} from './http2-connection.js';
 
 /**
  * A failed call: the gRPC status, its message, and the metadata that came with it.
@@ -31,9 +40,11 @@ export class GrpcCallError extends Error {
 }
 
 /**
- * Request headers past this size that the server resets unanswered were refused for their size:
- * Node's HTTP/2 server (grpc-js's) refuses a header list over 64 KiB with REFUSED_STREAM without
- * advertising a limit, other servers answer COMPRESSION_ERROR.
+ * Request headers past this size that the server refuses unanswered were refused for their size.
+ * Node's HTTP/2 server (grpc-js's) answers HTTP 431 to a header list over its limit without
+ * advertising one, and ends the connection with COMPRESSION_ERROR for a field over 64 KiB (which
+ * http2-connection.ts refuses to send, as node:http2's client did); others reset with
+ * REFUSED_STREAM or COMPRESSION_ERROR.
  */
 const LARGE_REQUEST_HEADER_BYTES = 16 * 1024;
 
@@ -41,13 +52,29 @@ const LARGE_REQUEST_HEADER_BYTES = 16 * 1024;
 export class CallMetadata {
   private readonly values = new Map<string, string[]>();
 
-  static fromHeaders(...headers: Array<http2.IncomingHttpHeaders | undefined>): CallMetadata {
+  static fromHeaders(
+    ...headers: Array<Record<string, string | string[] | undefined> | undefined>
+  ): CallMetadata {
     const metadata = new CallMetadata();
     for (const each of headers) {
       if (each === undefined) continue;
       for (const [key, value] of Object.entries(each)) {
         if (key.startsWith(':') || value === undefined) continue;
         metadata.values.set(key, Array.isArray(value) ? value : [String(value)]);
+      }
+    }
+    return metadata;
+  }
+
+  /** Header fields as received (a name may repeat: each is one more value). */
+  static fromFields(...lists: Array<readonly HeaderField[] | undefined>): CallMetadata {
+    const metadata = new CallMetadata();
+    for (const fields of lists) {
+      for (const [name, value] of fields ?? []) {
+        if (name.startsWith(':')) continue;
+        const values = metadata.values.get(name);
+        if (values === undefined) metadata.values.set(name, [value]);
+        else values.push(value);
       }
     }
     return metadata;
@@ -109,13 +136,13 @@ function codeOfHttpStatus(httpStatus: number): number {
 /** A stream reset by the peer, in the words grpc-js uses (grpc-status.ts recognises code 9). */
 function codeOfReset(rstCode: number): number {
   switch (rstCode) {
-    case http2.constants.NGHTTP2_REFUSED_STREAM:
+    case H2_ERROR.REFUSED_STREAM:
       return GRPC_CODE.UNAVAILABLE;
-    case http2.constants.NGHTTP2_CANCEL:
+    case H2_ERROR.CANCEL:
       return GRPC_CODE.CANCELLED;
-    case http2.constants.NGHTTP2_ENHANCE_YOUR_CALM:
+    case H2_ERROR.ENHANCE_YOUR_CALM:
       return GRPC_CODE.RESOURCE_EXHAUSTED;
-    case http2.constants.NGHTTP2_INADEQUATE_SECURITY:
+    case H2_ERROR.INADEQUATE_SECURITY:
       return GRPC_CODE.PERMISSION_DENIED;
     default:
       return GRPC_CODE.INTERNAL;
@@ -128,9 +155,20 @@ function grpcTimeout(ms: number): string {
   return whole < 1e8 ? `${whole}m` : `${Math.min(99_999_999, Math.ceil(whole / 1000))}S`;
 }
 
+/** A transport failure as a call's status: what the caller may retry is UNAVAILABLE. */
+function codeOfTransportError(error: Http2Error): number {
+  if (error.tooLarge === 'response-headers') return GRPC_CODE.RESOURCE_EXHAUSTED;
+  if (error.scope === 'socket' || error.scope === 'goaway') return GRPC_CODE.UNAVAILABLE;
+  return GRPC_CODE.INTERNAL;
+}
+
+/** The first value of `name` in a header list. */
+function fieldOf(fields: readonly HeaderField[] | undefined, name: string): string | undefined {
+  return fields?.find((field) => field[0] === name)?.[1];
+}
+
 /** grpc-message is percent-encoded UTF-8. */
-function decodeGrpcMessage(value: string | string[] | undefined): string {
-  const text = Array.isArray(value) ? value[0] : value;
+function decodeGrpcMessage(text: string | undefined): string {
   if (text === undefined) return '';
   try {
     return decodeURIComponent(text);
@@ -149,14 +187,18 @@ function framed(message: Buffer): Buffer {
 
 /** One gRPC call on an HTTP/2 stream: its messages as they complete, and how it ended. */
 class WireCall {
-  private pending: Buffer | undefined;
-  private headers: http2.IncomingHttpHeaders | undefined;
-  private trailers: http2.IncomingHttpHeaders | undefined;
+  /** The start of a message not yet whole, in the chunks it came in, and the bytes it needs in all. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private pendingNeeded = 0;
+  private headers: HeaderField[] | undefined;
+  private trailers: HeaderField[] | undefined;
   private settled = false;
   private deadlineTimer: NodeJS.Timeout | undefined;
+  /** Set once the connection opened the stream (it may open it at once, and report on it at once). */
+  stream: Http2ClientStream | undefined;
 
   constructor(
-    private readonly stream: http2.ClientHttp2Stream,
     private readonly requestHeaderBytes: number,
     private readonly maxReceiveBytes: number,
     timeoutMs: number | undefined,
@@ -169,53 +211,59 @@ class WireCall {
         Math.max(0, timeoutMs),
       );
     }
-    stream.on('response', (headers) => {
-      this.headers = headers;
-      const httpStatus = Number(headers[':status']);
+  }
+
+  /** The stream's events, as http2-connection.ts reports them. */
+  readonly handler = {
+    onResponseHeaders: (fields: HeaderField[]): void => {
+      this.headers = fields;
+      const httpStatus = Number(fieldOf(fields, ':status'));
+      // 431 Request Header Fields Too Large: Node's server (grpc-js's) for a list past its limit
+      if (httpStatus === 431 && this.requestHeaderBytes > LARGE_REQUEST_HEADER_BYTES)
+        return this.failRefusedForSize(`the server answered HTTP 431`);
       if (httpStatus !== 200) {
         this.fail(
           new GrpcCallError(
             codeOfHttpStatus(httpStatus),
             `the server answered HTTP ${httpStatus}, not gRPC`,
-            CallMetadata.fromHeaders(headers),
+            CallMetadata.fromFields(fields),
           ),
         );
       }
-    });
-    stream.on('data', (chunk: Buffer) => this.take(chunk));
+    },
+    onData: (chunk: Buffer): void => this.take(chunk),
     // Trailers arrive as soon as the server sends them, while messages before them may still wait
-    // unread (a paused stream): the call ends with the readable side.
-    stream.on('trailers', (trailers) => (this.trailers = trailers));
-    stream.on('end', () => this.finish(this.trailers));
-    stream.on('error', (err: NodeJS.ErrnoException) => {
-      // a reset by the server, or the connection failing (refused, dropped)
-      if (err.code === 'ERR_HTTP2_STREAM_ERROR' && stream.rstCode !== undefined) this.failReset();
-      else this.fail(new GrpcCallError(GRPC_CODE.UNAVAILABLE, err.message));
-    });
-    stream.on('close', () => {
-      if (this.settled) return;
-      if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR)
-        this.failReset();
-      // without trailers: a trailers-only answer carries the status in its headers
-      else this.finish(this.trailers);
-    });
-  }
+    // unread (a paused stream): the call ends with the stream's end.
+    onTrailers: (fields: HeaderField[]): void => {
+      this.trailers = fields;
+    },
+    // without trailers: a trailers-only answer carries the status in its headers
+    onEnd: (): void => this.finish(this.trailers),
+    onReset: (code: number): void => this.failReset(code),
+    onError: (error: Http2Error): void => {
+      if (error.tooLarge === 'request-headers' || this.refusedForSize(error.errorCode))
+        return this.failRefusedForSize(error.message);
+      this.fail(new GrpcCallError(codeOfTransportError(error), error.message));
+    },
+  };
 
-  private failReset(): void {
-    const rstCode = this.stream.rstCode ?? http2.constants.NGHTTP2_INTERNAL_ERROR;
-    const refusedForSize =
+  /** A refusal of the request unanswered, for a code servers give for headers larger than they take. */
+  private refusedForSize(code: number): boolean {
+    return (
       this.headers === undefined &&
       this.requestHeaderBytes > LARGE_REQUEST_HEADER_BYTES &&
-      (rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ||
-        rstCode === http2.constants.NGHTTP2_COMPRESSION_ERROR);
-    this.fail(
-      new GrpcCallError(
-        refusedForSize ? GRPC_CODE.INVALID_ARGUMENT : codeOfReset(rstCode),
-        `Received RST_STREAM with code ${rstCode}`,
-        undefined,
-        refusedForSize,
-      ),
+      (code === H2_ERROR.REFUSED_STREAM || code === H2_ERROR.COMPRESSION_ERROR)
     );
+  }
+
+  private failRefusedForSize(message: string): void {
+    this.fail(new GrpcCallError(GRPC_CODE.INVALID_ARGUMENT, message, undefined, true));
+  }
+
+  private failReset(rstCode: number): void {
+    if (this.refusedForSize(rstCode))
+      return this.failRefusedForSize(`Received RST_STREAM with code ${rstCode}`);
+    this.fail(new GrpcCallError(codeOfReset(rstCode), `Received RST_STREAM with code ${rstCode}`));
   }
 
   cancel(): void {
@@ -225,8 +273,16 @@ class WireCall {
   /** Splits the bytes into messages; a message may span chunks. */
   private take(chunk: Buffer): void {
     if (this.settled) return;
-    let bytes = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
-    this.pending = undefined;
+    let bytes = chunk;
+    if (this.pendingBytes > 0) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      // joined once the message is whole: joining at every chunk copied a 15 MB answer ~900 times
+      if (this.pendingBytes < this.pendingNeeded) return;
+      bytes = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
     let at = 0;
     while (bytes.length - at >= GRPC_HEADER_BYTES) {
       if (bytes[at] !== 0) {
@@ -254,22 +310,24 @@ class WireCall {
       if (this.settled) return;
     }
     if (at < bytes.length) {
-      // kept as its own copy: the chunk it came in is not held past this turn
-      bytes = bytes.subarray(at);
-      this.pending = at === 0 ? bytes : Buffer.from(bytes);
+      const rest = bytes.subarray(at);
+      this.pending = [rest];
+      this.pendingBytes = rest.length;
+      this.pendingNeeded =
+        rest.length >= GRPC_HEADER_BYTES ? GRPC_HEADER_BYTES + rest.readUInt32BE(1) : GRPC_HEADER_BYTES;
     }
   }
 
-  private finish(trailers: http2.IncomingHttpHeaders | undefined): void {
+  private finish(trailers: HeaderField[] | undefined): void {
     if (this.settled) return;
     const source = trailers ?? this.headers;
-    const status = source?.['grpc-status'];
+    const status = fieldOf(source, 'grpc-status');
     if (status === undefined) {
       this.settle(new GrpcCallError(GRPC_CODE.UNKNOWN, 'the server ended the call without a status'));
       return;
     }
     const code = Number(status);
-    if (this.pending !== undefined && code === GRPC_CODE.OK) {
+    if (this.pendingBytes > 0 && code === GRPC_CODE.OK) {
       this.settle(new GrpcCallError(GRPC_CODE.INTERNAL, 'the call ended inside a message'));
       return;
     }
@@ -278,8 +336,8 @@ class WireCall {
         ? undefined
         : new GrpcCallError(
             code,
-            decodeGrpcMessage(source?.['grpc-message']),
-            CallMetadata.fromHeaders(this.headers, trailers),
+            decodeGrpcMessage(fieldOf(source, 'grpc-message')),
+            CallMetadata.fromFields(this.headers, trailers),
           ),
     );
   }
@@ -287,7 +345,7 @@ class WireCall {
   private fail(error: GrpcCallError): void {
     if (this.settled) return;
     this.settle(error);
-    if (!this.stream.closed) this.stream.close(http2.constants.NGHTTP2_CANCEL);
+    this.stream?.close(H2_ERROR.CANCEL);
   }
 
   private settle(error: GrpcCallError | undefined): void {
@@ -297,17 +355,17 @@ class WireCall {
   }
 
   pause(): void {
-    this.stream.pause();
+    this.stream?.pause();
   }
 
   resume(): void {
-    this.stream.resume();
+    this.stream?.resume();
   }
 }
 
 /** The connection to one server and the calls made on it. */
 export class WireChannel {
-  private session: http2.ClientHttp2Session | undefined;
+  private session: Http2ClientConnection | undefined;
   private openCalls = 0;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -419,28 +477,29 @@ export class WireChannel {
       onEnd(new GrpcCallError(GRPC_CODE.UNAVAILABLE, 'the client was closed'));
       return undefined;
     }
-    const headers: http2.OutgoingHttpHeaders = {
-      ':method': 'POST',
-      ':path': path,
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      'user-agent': 'skiff',
-      ...call.metadata,
-    };
+    const headers: HeaderField[] = [
+      [':method', 'POST'],
+      [':scheme', 'http'],
+      [':path', path],
+      [':authority', this.address],
+      ['content-type', 'application/grpc'],
+      ['te', 'trailers'],
+      ['user-agent', 'skiff'],
+    ];
+    for (const [key, value] of Object.entries(call.metadata)) headers.push([key.toLowerCase(), value]);
     if (call.timeoutMs !== undefined && Number.isFinite(call.timeoutMs))
-      headers['grpc-timeout'] = grpcTimeout(call.timeoutMs);
-    let stream: http2.ClientHttp2Stream;
-    try {
-      stream = this.connection().request(headers);
-    } catch (err) {
-      onEnd(new GrpcCallError(GRPC_CODE.UNAVAILABLE, (err as Error).message));
+      headers.push(['grpc-timeout', grpcTimeout(call.timeoutMs)]);
+    const invalid = headers.find(([, value]) => /[\0\r\n]/.test(value));
+    if (invalid !== undefined) {
+      onEnd(
+        new GrpcCallError(GRPC_CODE.UNAVAILABLE, `Invalid character in header content ["${invalid[0]}"]`),
+      );
       return undefined;
     }
-    this.callOpened();
     let headerBytes = 0;
-    for (const [key, value] of Object.entries(headers)) headerBytes += key.length + String(value).length;
+    for (const [key, value] of headers) if (!key.startsWith(':')) headerBytes += key.length + value.length;
+    this.callOpened();
     const wireCall = new WireCall(
-      stream,
       headerBytes,
       this.options.maxReceiveBytes,
       call.timeoutMs,
@@ -450,46 +509,44 @@ export class WireChannel {
         onEnd(error);
       },
     );
-    stream.end(framed(request));
+    let stream: Http2ClientStream;
+    try {
+      stream = this.connection().request(headers, wireCall.handler);
+    } catch (err) {
+      // the connection refused new streams (it ended, or the server is going away): dial again next call
+      wireCall.handler.onError(
+        err instanceof Http2Error ? err : new Http2Error(String(err), H2_ERROR.INTERNAL_ERROR, 'socket'),
+      );
+      return undefined;
+    }
+    wireCall.stream = stream;
+    stream.write(framed(request), true);
     return wireCall;
   }
 
-  private connection(): http2.ClientHttp2Session {
-    if (this.session !== undefined && !this.session.closed && !this.session.destroyed) return this.session;
-    const session = http2.connect(`http://${this.address}`, {
-      settings: { initialWindowSize: STREAM_WINDOW_BYTES },
+  private connection(): Http2ClientConnection {
+    if (this.session !== undefined && this.session.acceptsStreams) return this.session;
+    const session = connectHttp2(this.address, {
+      streamWindowBytes: STREAM_WINDOW_BYTES,
+      connectionWindowBytes: CONNECTION_WINDOW_BYTES,
+      // after GOAWAY or the end of the connection, the next call dials a new one
+      onUnusable: () => {
+        if (this.session === session) this.session = undefined;
+      },
     });
-    session.on('connect', () => {
-      try {
-        session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
-      } catch {
-        // the session ended in between: its calls fail on their own
-      }
-    });
-    // the calls on it see the failure (their streams error): nothing more to do here
-    session.on('error', () => undefined);
-    const forget = (): void => {
-      if (this.session === session) this.session = undefined;
-    };
-    session.on('close', forget);
-    session.on('goaway', forget);
-    if (this.openCalls === 0) session.unref();
     this.session = session;
     return session;
   }
 
   private callOpened(): void {
-    if (this.openCalls++ === 0) {
-      this.session?.ref();
-      this.armKeepalive();
-    }
+    if (this.openCalls++ === 0) this.armKeepalive();
   }
 
   private callClosed(): void {
     if (--this.openCalls > 0) return;
+    // an idle connection does not keep the process alive (http2-connection.ts unrefs its socket):
+    // a CLI ends when its work is done
     clearTimeout(this.keepaliveTimer);
-    // an idle connection does not keep the process alive: a CLI ends when its work is done
-    this.session?.unref();
   }
 
   private armKeepalive(): void {
@@ -503,12 +560,11 @@ export class WireChannel {
         );
       }, this.options.keepaliveTimeoutMs);
       timeout.unref();
-      const sent = session.ping((err) => {
+      session.ping((err) => {
         clearTimeout(timeout);
         if (err) session.destroy(err);
         else this.armKeepalive();
       });
-      if (!sent) clearTimeout(timeout);
     }, this.options.keepaliveMs);
     this.keepaliveTimer.unref();
   }
