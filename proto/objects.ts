@@ -19,7 +19,8 @@
  * metadata (and spec, where it has one) is always present. So parseObject(x) equals
  * decodeObject(encodeObject(parseObject(x))), and normalised objects compare structurally.
  */
-import protobuf from 'protobufjs';
+// the reflection build: the .proto text parser is only for codegen (proto/codegen)
+import protobuf from 'protobufjs/light.js';
 import { InternalError, InvalidArgumentError, errorMessage } from './errors.js';
 import type { KubeObject, KubeObjectByKind } from './gen/types.js';
 import {

@@ -5,7 +5,8 @@
  * time, so every encode/decode and every reflective walk (objects.ts) goes through the types
  * returned here. The generators read the .proto files themselves (codegen/proto-files.ts).
  */
-import protobuf from 'protobufjs';
+// the reflection build: the .proto text parser is only for codegen (proto/codegen)
+import protobuf from 'protobufjs/light.js';
 import { InternalError, errorMessage } from './errors.js';
 import descriptor from './gen/schema.json' with { type: 'json' };
 

@@ -9,7 +9,8 @@
  * client learns why instead of only seeing DEADLINE_EXCEEDED.
  */
 import * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
+// the reflection build: the .proto text parser is only for codegen (proto/codegen)
+import protobuf from 'protobufjs/light.js';
 import {
   InternalError,
   InvalidArgumentError,

@@ -4,7 +4,8 @@
  * (or 'map'), map keys are written as the rest of the API writes them: `data[app.conf]`,
  * `spec.selector.matchLabels[app]`.
  */
-import protobuf from 'protobufjs';
+// the reflection build: the .proto text parser is only for codegen (proto/codegen)
+import protobuf from 'protobufjs/light.js';
 import { jsonFieldName, messageType, resolvedTypeOf } from '../../../proto/schema.js';
 
 /** A skiff.v1 message name ("PodSpec"), or 'map' for a map of strings. */
