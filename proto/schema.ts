@@ -14,6 +14,62 @@ export const PROTO_PACKAGE = 'skiff.v1';
 
 let cachedRoot: protobuf.Root | undefined;
 
+/** The parts of protobufjs's Type that its own setup() reads and which its typings do not show. */
+interface TypeInternals {
+  ctor: unknown;
+  _fieldsArray: protobuf.Field[];
+  root:
+    | (protobuf.Root & {
+        _needsRecursiveFeatureResolution?: boolean;
+        _edition?: string;
+        _resolveFeaturesRecursive(edition: string): void;
+      })
+    | null;
+  _edition?: string;
+}
+
+type Codec = 'encode' | 'decode' | 'verify' | 'fromObject' | 'toObject';
+
+/** protobufjs's own Type.setup(): every codec at once (schema.test.ts compares the two). */
+export const eagerSetup = protobuf.Type.prototype.setup;
+
+/**
+ * protobufjs's Type.setup() with each codec generated when it is first called instead of all five
+ * at once: setup compiles an encoder, decoder, verifier and both converters from source text for
+ * every type it meets, and a one-shot `skiff get ns` uses the decoder of most types and the
+ * encoder of one (the five for the dozen types it touches were ~10% of its start-up). Types that
+ * protobufjs wraps (google.protobuf.Any and the like; skiff's schema has none) keep the original.
+ */
+function lazySetup(this: protobuf.Type): protobuf.Type {
+  const type = this as unknown as protobuf.Type & TypeInternals;
+  const codecs = this as unknown as Record<Codec, unknown>;
+  if ((protobuf.wrappers as Record<string, unknown>)[type.fullName] !== undefined)
+    return eagerSetup.call(this);
+  const root = type.root;
+  if (root?._needsRecursiveFeatureResolution) {
+    const edition = root._edition || type._edition;
+    if (edition) root._resolveFeaturesRecursive(edition);
+  }
+  let types: Array<protobuf.Type | protobuf.Enum | null> | undefined;
+  const typesOf = (): Array<protobuf.Type | protobuf.Enum | null> =>
+    (types ??= type.fieldsArray.map((field) => field.resolve().resolvedType));
+  const lazily = (codec: Codec, make: () => unknown): void => {
+    codecs[codec] = function (this: unknown, ...args: unknown[]) {
+      const generated = make() as (...args: unknown[]) => unknown;
+      codecs[codec] = generated;
+      return generated.apply(this, args);
+    };
+  };
+  const { util, Writer, Reader, encoder, decoder, verifier, converter } = protobuf;
+  lazily('encode', () => encoder(type)({ Writer, types: typesOf(), util }));
+  lazily('decode', () => decoder(type)({ Reader, types: typesOf(), util, C: type.ctor }));
+  lazily('verify', () => verifier(type)({ types: typesOf(), util }));
+  lazily('fromObject', () => converter.fromObject(type)({ types: typesOf(), util, C: type.ctor }));
+  lazily('toObject', () => converter.toObject(type)({ types: typesOf(), util }));
+  return this;
+}
+protobuf.Type.prototype.setup = lazySetup;
+
 /**
  * The schema of every skiff.v1 type, built on first call, then shared. Its types are made from
  * the descriptor as they are first looked up (a field resolving its type, messageType, a
