@@ -14,7 +14,6 @@
  * here and container records are written on every start. A durable write waits for the disk
  * (1–8 ms per fsync), so it stays asynchronous and never stalls the event loop.
  */
-import { randomBytes } from 'node:crypto';
 import { closeSync, fchmodSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -31,6 +30,9 @@ export async function writeFileAtomic(
   data: string | Buffer,
   { mode = 0o644, durable = true }: AtomicWriteOptions = {},
 ): Promise<void> {
+  // node:crypto loaded here, when a file is written: a CLI verb that only reads its config (every
+  // `skiff get`) would otherwise load it for nothing (~4 ms of its start-up)
+  const { randomBytes } = process.getBuiltinModule('node:crypto');
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   if (!durable) {
     writeAndRenameSync(tmp, path, data, mode);
