@@ -122,6 +122,12 @@ export class BlobFetchWorkers {
     });
   }
 
+  /** Jobs of the least busy worker; 0 while fewer than `size` workers run (one would start). */
+  leastBusy(): number {
+    if (this.slots.length < this.size) return 0;
+    return Math.min(...this.slots.map((s) => s.jobs));
+  }
+
   /** Starts the workers now (their start-up then overlaps what comes before the first layer). */
   start(): void {
     while (!this.closed && this.slots.length < this.size) this.spawn();

@@ -10,6 +10,7 @@ import { NotFoundError } from '../errors.js';
 import { parseChallenges } from './registry-auth.js';
 import { locateReference } from './registry-hosts.js';
 import { selectPlatform } from './registry-manifest.js';
+import { layerStaysOnThisThread } from './registry-pull.js';
 
 test('plain HTTP only for loopback or a registry the config marks insecure', () => {
   assert.deepEqual(
@@ -112,4 +113,26 @@ test('loading the client and making one does not load undici (~60 ms of every pu
     process.stdout.write(JSON.stringify(process.moduleLoadList.filter((m) => /undici/.test(m))));`;
   const loaded = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
   assert.deepEqual(JSON.parse(loaded), []);
+});
+
+test('layers are shared between this thread and the workers, this thread taking the first', () => {
+  // six layers started at once, none finished: where each goes, with 1 and with 3 workers
+  for (const [workers, expected] of [
+    [1, 'here worker here worker here worker'],
+    [3, 'here worker worker worker here worker'],
+  ] as const) {
+    const jobs: number[] = Array.from({ length: workers }, () => 0);
+    let here = 0;
+    const lanes: string[] = [];
+    for (let layer = 0; layer < 6; layer++) {
+      if (layerStaysOnThisThread(Math.min(...jobs), here)) {
+        here++;
+        lanes.push('here');
+      } else {
+        jobs[jobs.indexOf(Math.min(...jobs))]!++;
+        lanes.push('worker');
+      }
+    }
+    assert.equal(lanes.join(' '), expected, `${workers} workers`);
+  }
 });

@@ -12,7 +12,8 @@
  *       with a resumable store (content-store.ts ResumableIngester) what a failed pull fetched
  *       is kept, and the next pull asks only for the rest as well. With fetch workers and a store
  *       that takes files written elsewhere (ResumableFileIngester), a layer's network, hashing
- *       and copying happen on a worker thread (blob-fetch-workers.ts), the commit here.
+ *       and copying happen on a worker thread (blob-fetch-workers.ts), the commit here; this
+ *       thread fetches layers as well, as one more lane.
  *   manifest into the store, where the blobs came from (blob-sources.ts, for a later push to
  *   mount them), then the name (tag): the image exists only once all of it does.
  *
@@ -75,6 +76,8 @@ export interface PullOptions {
   workers?: BlobFetchWorkers;
   /** The workers start only when the layers to fetch add up to this many bytes. */
   workersFromBytes: number;
+  /** This thread fetches layers too, as one lane more than the workers (false: workers only). */
+  mainThreadFetches: boolean;
 }
 
 export interface PulledBlob {
@@ -174,19 +177,33 @@ export async function pullImage(
   await into.content.checkSpace(missingBytes, `${action}: ${missing.length} blobs`);
 
   const results = new Map<Digest, PulledBlob>();
+  // this thread is a lane beside the workers: a layer goes to a worker only while each worker has
+  // fewer layers than this thread, so the first layer starts at once (a worker takes ~50 ms of a
+  // core to boot) and the work is shared with a thread that would otherwise wait
+  let layersHere = 0;
+  const fetchHere = (blob: PlannedBlob): boolean =>
+    options.workers === undefined ||
+    !isResumableFileIngester(into.content) ||
+    (blob.role === 'layer' &&
+      options.mainThreadFetches &&
+      layerStaysOnThisThread(options.workers.leastBusy(), layersHere));
   const fetchOne = async (blob: PlannedBlob, poolSignal?: AbortSignal): Promise<void> => {
     if (present.has(blob.digest)) {
       results.set(blob.digest, { ...pickResult(blob), present: true, bytesFetched: 0, resumedFrom: 0 });
       return;
     }
-    const fetched = await fetchBlob(
-      session,
-      into,
-      blob,
-      action,
-      poolSignal ? { ...options, signal: poolSignal } : options,
-    );
-    results.set(blob.digest, { ...pickResult(blob), present: false, ...fetched });
+    const here = fetchHere(blob);
+    if (here) layersHere++;
+    try {
+      const fetched = await fetchBlob(session, into, blob, action, {
+        ...options,
+        ...(here ? { workers: undefined } : {}),
+        ...(poolSignal ? { signal: poolSignal } : {}),
+      });
+      results.set(blob.digest, { ...pickResult(blob), present: false, ...fetched });
+    } finally {
+      if (here) layersHere--;
+    }
   };
   for (const blob of unique) {
     const there = present.has(blob.digest);
@@ -262,6 +279,15 @@ export async function pullImage(
   const result: PullResult = { name, manifest: manifestDescriptor, blobs, bytesFetched };
   if (index) result.index = index;
   return result;
+}
+
+/**
+ * Whether the next layer is fetched on this thread rather than a worker: only while no worker
+ * has fewer layers than this thread has (so this thread takes the first, and then every
+ * `workers + 1`th one). Pure.
+ */
+export function layerStaysOnThisThread(leastBusyWorkerLayers: number, layersOnThisThread: number): boolean {
+  return leastBusyWorkerLayers >= layersOnThisThread;
 }
 
 function pick(d: Descriptor): Omit<PlannedBlob, 'role'> {
