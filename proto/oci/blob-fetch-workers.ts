@@ -128,9 +128,12 @@ export class BlobFetchWorkers {
     return Math.min(...this.slots.map((s) => s.jobs));
   }
 
-  /** Starts the workers now (their start-up then overlaps what comes before the first layer). */
-  start(): void {
-    while (!this.closed && this.slots.length < this.size) this.spawn();
+  /**
+   * Starts `count` workers (all by default) now: their start-up then overlaps what comes before
+   * the first layer.
+   */
+  start(count = this.size): void {
+    while (!this.closed && this.slots.length < Math.min(count, this.size)) this.spawn();
   }
 
   close(): void {

@@ -170,9 +170,11 @@ export async function pullImage(
   await into.hold(top.digest);
   const missing = unique.filter((b) => !present.has(b.digest));
   const missingBytes = missing.reduce((sum, b) => sum + b.size, 0);
-  // worker threads pay for themselves on big layers only; they start while the config comes
+  // worker threads pay for themselves on big layers only; they start while the config comes, as
+  // many as will get a layer (with this thread as a lane, one layer fewer than are missing)
   const workers = missingBytes >= options.workersFromBytes ? options.workers : undefined;
-  workers?.start();
+  const missingLayers = missing.filter((b) => b.role === 'layer').length;
+  workers?.start(options.mainThreadFetches ? missingLayers - 1 : missingLayers);
   if (workers !== options.workers) options = { ...options, workers: undefined };
   await into.content.checkSpace(missingBytes, `${action}: ${missing.length} blobs`);
 
