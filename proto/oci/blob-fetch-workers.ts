@@ -89,7 +89,8 @@ export class BlobFetchWorkers {
   private nextId = 1;
   private closed = false;
 
-  constructor(private readonly size: number) {}
+  /** `size`: the most workers that run at once. */
+  constructor(readonly size: number) {}
 
   /** Fetches `job` on the least busy worker (starting one if fewer than `size` run). */
   fetch(
@@ -120,12 +121,6 @@ export class BlobFetchWorkers {
       slot.worker.ref();
       slot.worker.postMessage({ type: 'fetch', id, job });
     });
-  }
-
-  /** Jobs of the least busy worker; 0 while fewer than `size` workers run (one would start). */
-  leastBusy(): number {
-    if (this.slots.length < this.size) return 0;
-    return Math.min(...this.slots.map((s) => s.jobs));
   }
 
   /**

@@ -121,17 +121,14 @@ test('layers are shared between this thread and the workers, this thread taking 
     [1, 'here worker here worker here worker'],
     [3, 'here worker worker worker here worker'],
   ] as const) {
-    const jobs: number[] = Array.from({ length: workers }, () => 0);
     let here = 0;
+    let onWorkers = 0;
     const lanes: string[] = [];
     for (let layer = 0; layer < 6; layer++) {
-      if (layerStaysOnThisThread(Math.min(...jobs), here)) {
-        here++;
-        lanes.push('here');
-      } else {
-        jobs[jobs.indexOf(Math.min(...jobs))]!++;
-        lanes.push('worker');
-      }
+      const stays = layerStaysOnThisThread(onWorkers, workers, here);
+      if (stays) here++;
+      else onWorkers++;
+      lanes.push(stays ? 'here' : 'worker');
     }
     assert.equal(lanes.join(' '), expected, `${workers} workers`);
   }

@@ -179,16 +179,18 @@ export async function pullImage(
   await into.content.checkSpace(missingBytes, `${action}: ${missing.length} blobs`);
 
   const results = new Map<Digest, PulledBlob>();
-  // this thread is a lane beside the workers: a layer goes to a worker only while each worker has
-  // fewer layers than this thread, so the first layer starts at once (a worker takes ~50 ms of a
-  // core to boot) and the work is shared with a thread that would otherwise wait
+  // this thread is a lane beside the workers: a layer goes to a worker only while the workers
+  // have fewer layers each than this thread, so the first layer starts at once (a worker takes
+  // ~50 ms of a core to boot) and the work is shared with a thread that would otherwise wait.
+  // Counted here when assigned: a worker learns of its job only after some awaits.
   let layersHere = 0;
+  let layersOnWorkers = 0;
   const fetchHere = (blob: PlannedBlob): boolean =>
     options.workers === undefined ||
     !isResumableFileIngester(into.content) ||
     (blob.role === 'layer' &&
       options.mainThreadFetches &&
-      layerStaysOnThisThread(options.workers.leastBusy(), layersHere));
+      layerStaysOnThisThread(layersOnWorkers, options.workers.size, layersHere));
   const fetchOne = async (blob: PlannedBlob, poolSignal?: AbortSignal): Promise<void> => {
     if (present.has(blob.digest)) {
       results.set(blob.digest, { ...pickResult(blob), present: true, bytesFetched: 0, resumedFrom: 0 });
@@ -196,6 +198,7 @@ export async function pullImage(
     }
     const here = fetchHere(blob);
     if (here) layersHere++;
+    else if (blob.role === 'layer') layersOnWorkers++;
     try {
       const fetched = await fetchBlob(session, into, blob, action, {
         ...options,
@@ -205,6 +208,7 @@ export async function pullImage(
       results.set(blob.digest, { ...pickResult(blob), present: false, ...fetched });
     } finally {
       if (here) layersHere--;
+      else if (blob.role === 'layer') layersOnWorkers--;
     }
   };
   for (const blob of unique) {
@@ -284,12 +288,17 @@ export async function pullImage(
 }
 
 /**
- * Whether the next layer is fetched on this thread rather than a worker: only while no worker
- * has fewer layers than this thread has (so this thread takes the first, and then every
- * `workers + 1`th one). Pure.
+ * Whether the next layer is fetched on this thread rather than a worker, given the layers in
+ * flight on each: only while the `workers` (each taking the least busy one's turn) have no fewer
+ * layers each than this thread. So this thread takes the first, and then every `workers + 1`th
+ * one. Pure.
  */
-export function layerStaysOnThisThread(leastBusyWorkerLayers: number, layersOnThisThread: number): boolean {
-  return leastBusyWorkerLayers >= layersOnThisThread;
+export function layerStaysOnThisThread(
+  layersOnWorkers: number,
+  workers: number,
+  layersOnThisThread: number,
+): boolean {
+  return Math.floor(layersOnWorkers / workers) >= layersOnThisThread;
 }
 
 function pick(d: Descriptor): Omit<PlannedBlob, 'role'> {
