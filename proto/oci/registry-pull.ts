@@ -160,14 +160,16 @@ export async function pullImage(
     blobs: plan,
   });
 
-  // hold every digest before looking for it: a prune meanwhile keeps what is there
+  // hold every digest before looking for it: a prune meanwhile keeps what is there (asked for
+  // at once, so that a sink that can records them in one write)
   const unique = [...new Map(plan.map((b) => [b.digest, b])).values()];
+  await Promise.all([...unique.map((b) => into.hold(b.digest)), into.hold(top.digest)]);
   const present = new Set<Digest>();
-  for (const blob of unique) {
-    await into.hold(blob.digest);
-    if (await into.content.has(blob.digest)) present.add(blob.digest);
-  }
-  await into.hold(top.digest);
+  await Promise.all(
+    unique.map(async (blob) => {
+      if (await into.content.has(blob.digest)) present.add(blob.digest);
+    }),
+  );
   const missing = unique.filter((b) => !present.has(b.digest));
   const missingBytes = missing.reduce((sum, b) => sum + b.size, 0);
   // worker threads pay for themselves on big layers only; they start while the config comes, as
