@@ -394,7 +394,8 @@ export function registerImage(program: Command): void {
       const client = await registryClientFor(cmd, (e) => progress.onEvent(e));
       let result: PullResult | undefined;
       try {
-        const [{ images }] = await Promise.all([opening, client.warm(ref)]);
+        // a worker boots meanwhile: a pull asked for usually has layers to fetch
+        const [{ images }] = await Promise.all([opening, client.warm(ref, { startWorker: true })]);
         // through the image store: its lease keeps what the pull writes from a prune meanwhile
         await images.pull(ref, {
           pull: async (name, into) => {
