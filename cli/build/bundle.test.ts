@@ -86,6 +86,33 @@ test('skiff registry gc loads neither the control plane nor the runtime', () => 
     );
 });
 
+test('skiff image pull loads neither the container runtime, logging, protobufjs nor the gRPC client', () => {
+  const loaded = sourcesLoadedBy(
+    main,
+    chunkOf('cli/commands/image.ts'),
+    chunkOf('cli/config.ts'),
+    chunkOf('proto/oci/registry-client.ts'),
+  );
+  assert.ok(
+    loaded.some((source) => source.includes('node-agent/runtime/images/image-store.ts')),
+    'the image store is part of pull',
+  );
+  for (const heavy of [
+    'node-agent/runtime/runtime.ts',
+    'node-agent/runtime/containers/container-runtime.ts',
+    'node-agent/runtime/sys/cgroups.ts',
+    'pino',
+    'protobufjs',
+    'proto/grpc-wire-client.ts',
+    'controlplane/',
+  ])
+    assert.deepEqual(
+      loaded.filter((source) => source.includes(heavy)),
+      [],
+      `image pull loads ${heavy}`,
+    );
+});
+
 test('the launcher runs on the Node.js it was built with', () => {
   const firstLine = readFileSync(join(packageRoot(), 'dist/bin/skiff.cjs'), 'utf8').split('\n')[0];
   assert.equal(firstLine, `#!${process.execPath}`);

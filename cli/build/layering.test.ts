@@ -2,7 +2,8 @@
  * The layering of the tree, checked on every import of every source file (tests excepted):
  *
  *   cli ──► controlplane (only the `skiff controlplane` verb: main.ts, defaults.ts)
- *    │ └──► node-agent/runtime (only through its façade, runtime.ts)
+ *    │ └──► node-agent/runtime (only through its façade, runtime.ts, or the façade's image half,
+ *    │      image-side.ts, which loads no container code)
  *    ▼
  *   proto ◄── controlplane      node-agent ──► proto
  *
@@ -40,7 +41,8 @@ function allowed(from: string, to: string): boolean {
   if (fromTop === toTop || toTop === 'proto') return true;
   if (fromTop === 'cli' && toTop === 'controlplane')
     return to === 'controlplane/main.ts' || to === 'controlplane/defaults.ts';
-  if (fromTop === 'cli' && toTop === 'node-agent') return to === 'node-agent/runtime/runtime.ts';
+  if (fromTop === 'cli' && toTop === 'node-agent')
+    return to === 'node-agent/runtime/runtime.ts' || to === 'node-agent/runtime/image-side.ts';
   return false;
 }
 

@@ -30,15 +30,10 @@ import type {
   TransferListener,
 } from '../../proto/oci/registry-client.js';
 import { humanDuration } from '../../proto/printing/age.js';
-import {
-  DEFAULT_ROOT,
-  buildImage,
-  openImageRuntime,
-  type BuildEvent,
-  type ImageRuntime,
-  type SnapshotterChoice,
-} from '../../node-agent/runtime/runtime.js';
-import { renderTable } from '../output/table.js';
+// only the image side is loaded for every verb: the container runtime (runtime.ts) only by the
+// verbs that use it (rm, build), so that a pull or a push starts sooner
+import { DEFAULT_ROOT, openImageSide, type ImageSide } from '../../node-agent/runtime/image-side.js';
+import type { BuildEvent, ImageRuntime, SnapshotterChoice } from '../../node-agent/runtime/runtime.js';
 import { collect, globalOptions } from './context.js';
 import { humanSize } from '../../proto/printing/size.js';
 
@@ -53,16 +48,29 @@ function imageGlobals(command: Command): ImageGlobals {
   return (c?.opts() as ImageGlobals | undefined) ?? { root: DEFAULT_ROOT };
 }
 
-async function openStore(
-  command: Command,
-  puller?: ReturnType<typeof registryPuller>,
-): Promise<ImageRuntime> {
+function checkRoot(): void {
   if (process.getuid?.() !== 0) {
     throw new PermissionDeniedError(
       'skiff image: the runtime’s image store belongs to root (it is the one `skiff runtime` uses); run it as root',
     );
   }
+}
+
+/** The root's content and image stores, without the container runtime (most verbs need no more). */
+async function openStore(command: Command): Promise<ImageSide> {
+  checkRoot();
   const g = imageGlobals(command);
+  return openImageSide(resolvePath(g.root ?? DEFAULT_ROOT), { snapshotter: g.snapshotter ?? 'auto' });
+}
+
+/** The whole runtime of the root: for the verbs that look at or run containers. */
+async function openRuntime(
+  command: Command,
+  puller?: ReturnType<typeof registryPuller>,
+): Promise<ImageRuntime> {
+  checkRoot();
+  const g = imageGlobals(command);
+  const { openImageRuntime } = await import('../../node-agent/runtime/runtime.js');
   return openImageRuntime(resolvePath(g.root ?? DEFAULT_ROOT), {
     snapshotter: g.snapshotter ?? 'auto',
     ...(puller ? { puller } : {}),
@@ -379,11 +387,15 @@ export function registerImage(program: Command): void {
     .argument('<ref>')
     .action(async (ref: string, _flags: unknown, cmd: Command) => {
       const progress = new TransferProgress(process.stdout, process.stdout.isTTY === true);
+      // the store opens (its overlay probe runs a process) while the client's code loads and the
+      // client config is read, then while the registry is probed
+      const opening = openStore(cmd);
+      opening.catch(() => undefined); // awaited below; a client that cannot be made fails first
       const client = await registryClientFor(cmd, (e) => progress.onEvent(e));
       let result: PullResult | undefined;
       try {
-        // the registry is probed (and the workers start) while the store opens
-        const [{ images }] = await Promise.all([openStore(cmd), client.warm(ref)]);
+        // a worker boots meanwhile: a pull asked for usually has layers to fetch
+        const [{ images }] = await Promise.all([opening, client.warm(ref, { startWorker: true })]);
         // through the image store: its lease keeps what the pull writes from a prune meanwhile
         await images.pull(ref, {
           pull: async (name, into) => {
@@ -435,7 +447,8 @@ export function registerImage(program: Command): void {
         },
         cmd: Command,
       ) => {
-        const rt = await openStore(cmd, registryPuller(cmd));
+        const rt = await openRuntime(cmd, registryPuller(cmd));
+        const { buildImage } = await import('../../node-agent/runtime/runtime.js');
         const progress = new BuildProgress(process.stdout, process.stdout.isTTY === true);
         const abort = new AbortController();
         const cancel = () => abort.abort();
@@ -514,7 +527,7 @@ export function registerImage(program: Command): void {
     .option('--digests', 'show manifest digests')
     .option('-q, --quiet', 'only image IDs')
     .action(async (flags: { digests?: boolean; quiet?: boolean }, cmd: Command) => {
-      const { images } = await openStore(cmd);
+      const [{ images }, { renderTable }] = await Promise.all([openStore(cmd), import('../output/table.js')]);
       const list = await images.list();
       if (flags.quiet) {
         const ids = [...new Set(list.map((i) => i.id.replace(/^sha256:/, '').slice(0, 12)))];
@@ -549,7 +562,7 @@ export function registerImage(program: Command): void {
     )
     .argument('<refs...>')
     .action(async (refs: string[], _flags: unknown, cmd: Command) => {
-      const { images, runtime } = await openStore(cmd);
+      const { images, runtime } = await openRuntime(cmd);
       const containers = await runtime.containers.list({ all: true });
       for (const ref of refs) {
         const resolved = await images.resolve(ref);

@@ -12,10 +12,9 @@
  *   <root>/sandboxes/                                 the root sandboxes' processes run in
  */
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { InvalidArgumentError, FailedPreconditionError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/support/logger.js';
-import { LocalContentStore } from '../../proto/oci/local-content-store.js';
+import type { LocalContentStore } from '../../proto/oci/local-content-store.js';
 import type { RegistryClient, RegistryClientOptions } from '../../proto/oci/registry-client.js';
 import {
   LinuxContainerRuntime,
@@ -25,7 +24,7 @@ import {
   type SnapshotRemover,
 } from './containers/container-runtime.js';
 import type { ContainerEventHubOptions } from './containers/container-events.js';
-import { ImageStore, type ResolvedImage } from './images/image-store.js';
+import type { ImageStore, ResolvedImage } from './images/image-store.js';
 import { ImagePulls } from './images/image-pull.js';
 import type { ImagePuller, PodRuntime, SandboxNetwork } from './pod-runtime.js';
 import { openSnapshotter, type SnapshotterChoice } from './snapshots/open-snapshotter.js';
@@ -34,6 +33,7 @@ import { parseUser } from './containers/validate.js';
 import type { RootMount } from './sys/helper-spec.js';
 import { relayExec, type ExecStreams } from './sys/helper.js';
 import type { BuildOptions, BuildResult } from './build/image-builder.js';
+import { DEFAULT_ROOT, openImageSide } from './image-side.js';
 
 // What the CLI needs of the runtime beyond the façade's objects: the runtime's own syntax of
 // docker's flags, and the types it prints.
@@ -47,7 +47,7 @@ export {
 } from './containers/validate.js';
 export type { SnapshotterChoice } from './snapshots/open-snapshotter.js';
 
-export const DEFAULT_ROOT = '/var/lib/skiff/runtime';
+export { DEFAULT_ROOT, openImageSide, type ImageSide } from './image-side.js';
 
 /** The part of a resolved image the container side needs (images/image-store.ts ResolvedImage). */
 export interface RuntimeImage {
@@ -330,13 +330,10 @@ export async function openImageRuntime(
 ): Promise<ImageRuntime> {
   const { snapshotter: choice, logger, registry, ...rest } = opts;
   const { puller = registry ? registryPuller(registry) : undefined, ...runtimeOptions } = rest;
-  const content = await LocalContentStore.open(join(root, 'content'));
-  const snapshotter = await openSnapshotter(root, {
-    choice: choice ?? 'auto',
-    probe: probeOverlay,
-    logger,
+  const { content, snapshotter, images } = await openImageSide(root, {
+    ...(choice !== undefined ? { snapshotter: choice } : {}),
+    ...(logger !== undefined ? { logger } : {}),
   });
-  const images = await ImageStore.open(join(root, 'images'), { content, snapshotter, logger });
   const pulls = new ImagePulls(images, puller);
   const service: ImageService = {
     ensure: (ref) => pulls.ensure(ref),

@@ -89,7 +89,8 @@ export class BlobFetchWorkers {
   private nextId = 1;
   private closed = false;
 
-  constructor(private readonly size: number) {}
+  /** `size`: the most workers that run at once. */
+  constructor(readonly size: number) {}
 
   /** Fetches `job` on the least busy worker (starting one if fewer than `size` run). */
   fetch(
@@ -122,9 +123,12 @@ export class BlobFetchWorkers {
     });
   }
 
-  /** Starts the workers now (their start-up then overlaps what comes before the first layer). */
-  start(): void {
-    while (!this.closed && this.slots.length < this.size) this.spawn();
+  /**
+   * Starts `count` workers (all by default) now: their start-up then overlaps what comes before
+   * the first layer.
+   */
+  start(count = this.size): void {
+    while (!this.closed && this.slots.length < Math.min(count, this.size)) this.spawn();
   }
 
   close(): void {

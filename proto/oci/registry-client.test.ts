@@ -1,13 +1,16 @@
 /**
  * The registry client's pure parts, without a network: which registry a reference names and
- * how it may be reached, WWW-Authenticate parsing, platform selection from an index.
+ * how it may be reached, WWW-Authenticate parsing, platform selection from an index; and what
+ * loading the client costs a process.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { NotFoundError } from '../errors.js';
 import { parseChallenges } from './registry-auth.js';
 import { locateReference } from './registry-hosts.js';
 import { selectPlatform } from './registry-manifest.js';
+import { layerStaysOnThisThread } from './registry-pull.js';
 
 test('plain HTTP only for loopback or a registry the config marks insecure', () => {
   assert.deepEqual(
@@ -100,4 +103,33 @@ test('short names: the repository as typed, the cluster registry from the config
   assert.equal(locateReference('team/web@sha256:' + 'a'.repeat(64), { cluster }).repository, 'team/web');
   assert.throws(() => locateReference('web:1'), /names no cluster/);
   assert.equal(locateReference('localhost/app').host, 'localhost');
+});
+
+test('loading the client and making one does not load undici (~60 ms of every pull’s start-up)', () => {
+  // a process of its own: this one may have loaded anything
+  const script = `
+    const { RegistryClient } = await import(${JSON.stringify(new URL('./registry-client.js', import.meta.url).href)});
+    new RegistryClient({ workers: 0 }).close();
+    process.stdout.write(JSON.stringify(process.moduleLoadList.filter((m) => /undici/.test(m))));`;
+  const loaded = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.deepEqual(JSON.parse(loaded), []);
+});
+
+test('layers are shared between this thread and the workers, this thread taking the first', () => {
+  // six layers started at once, none finished: where each goes, with 1 and with 3 workers
+  for (const [workers, expected] of [
+    [1, 'here worker here worker here worker'],
+    [3, 'here worker worker worker here worker'],
+  ] as const) {
+    let here = 0;
+    let onWorkers = 0;
+    const lanes: string[] = [];
+    for (let layer = 0; layer < 6; layer++) {
+      const stays = layerStaysOnThisThread(onWorkers, workers, here);
+      if (stays) here++;
+      else onWorkers++;
+      lanes.push(stays ? 'here' : 'worker');
+    }
+    assert.equal(lanes.join(' '), expected, `${workers} workers`);
+  }
 });

@@ -60,10 +60,15 @@ export interface RegistryClientOptions {
   onEvent?: TransferListener;
   /**
    * Worker threads that fetch layers (hashing and writing them) when the target store takes
-   * files written there (LocalContentStore does); default: the CPUs, at most 4; 0: all on the
-   * main thread.
+   * files written there (LocalContentStore does); default: the CPUs less one (the main thread
+   * fetches layers too), at most 3; 0: all on the main thread.
    */
   workers?: number;
+  /**
+   * The main thread fetches layers beside the workers, as one more lane (default true); false
+   * sends every layer to a worker.
+   */
+  mainThreadFetches?: boolean;
   /**
    * Below this many bytes of layers to fetch no worker is started (their start costs more than
    * they save); default 16 MiB.
@@ -90,7 +95,8 @@ export class RegistryClient {
       concurrency: Math.max(1, options.concurrency ?? 6),
       attempts: Math.max(1, options.attempts ?? 5),
       retryDelayMs: options.retryDelayMs ?? 200,
-      workers: Math.max(0, options.workers ?? Math.min(4, availableParallelism())),
+      workers: Math.max(0, options.workers ?? Math.min(4, availableParallelism()) - 1),
+      mainThreadFetches: options.mainThreadFetches ?? true,
       workersFromBytes: options.workersFromBytes ?? 16 << 20,
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
       ...(options.config ? { config: options.config } : {}),
@@ -118,6 +124,7 @@ export class RegistryClient {
       attempts: this.options.attempts,
       retryDelayMs: this.options.retryDelayMs,
       workersFromBytes: this.options.workersFromBytes,
+      mainThreadFetches: this.options.mainThreadFetches,
       ...(onEvent ? { onEvent } : {}),
       ...(call.signal ? { signal: call.signal } : {}),
       ...(this.workers ? { workers: this.workers } : {}),
@@ -126,9 +133,14 @@ export class RegistryClient {
 
   /**
    * Gets ready to pull `ref` while the caller does something else (opens its store): probes the
-   * registry, gets a token. Never fails: the pull reports what is wrong.
+   * registry, gets a token. Never fails: the pull reports what is wrong. With `startWorker`, one
+   * fetch worker boots meanwhile too (~160 million instructions, 50 ms or more of a core), so it
+   * is ready when the layers start; for a caller that expects layers to fetch (a pull it was
+   * asked for), as an image already present or a small one leaves the worker unused.
    */
-  async warm(ref: string, signal?: AbortSignal): Promise<void> {
+  async warm(ref: string, options: { signal?: AbortSignal; startWorker?: boolean } = {}): Promise<void> {
+    const { signal } = options;
+    if (options.startWorker && this.options.workers > 0) this.workers?.start(1);
     try {
       const location = this.locate(ref);
       await this.session(location, 'pull').warm(signal);

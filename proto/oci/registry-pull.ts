@@ -12,7 +12,8 @@
  *       with a resumable store (content-store.ts ResumableIngester) what a failed pull fetched
  *       is kept, and the next pull asks only for the rest as well. With fetch workers and a store
  *       that takes files written elsewhere (ResumableFileIngester), a layer's network, hashing
- *       and copying happen on a worker thread (blob-fetch-workers.ts), the commit here.
+ *       and copying happen on a worker thread (blob-fetch-workers.ts), the commit here; this
+ *       thread fetches layers as well, as one more lane.
  *   manifest into the store, where the blobs came from (blob-sources.ts, for a later push to
  *   mount them), then the name (tag): the image exists only once all of it does.
  *
@@ -75,6 +76,8 @@ export interface PullOptions {
   workers?: BlobFetchWorkers;
   /** The workers start only when the layers to fetch add up to this many bytes. */
   workersFromBytes: number;
+  /** This thread fetches layers too, as one lane more than the workers (false: workers only). */
+  mainThreadFetches: boolean;
 }
 
 export interface PulledBlob {
@@ -157,36 +160,58 @@ export async function pullImage(
     blobs: plan,
   });
 
-  // hold every digest before looking for it: a prune meanwhile keeps what is there
+  // hold every digest before looking for it: a prune meanwhile keeps what is there (asked for
+  // at once, so that a sink that can records them in one write)
   const unique = [...new Map(plan.map((b) => [b.digest, b])).values()];
+  await Promise.all([...unique.map((b) => into.hold(b.digest)), into.hold(top.digest)]);
   const present = new Set<Digest>();
-  for (const blob of unique) {
-    await into.hold(blob.digest);
-    if (await into.content.has(blob.digest)) present.add(blob.digest);
-  }
-  await into.hold(top.digest);
+  await Promise.all(
+    unique.map(async (blob) => {
+      if (await into.content.has(blob.digest)) present.add(blob.digest);
+    }),
+  );
   const missing = unique.filter((b) => !present.has(b.digest));
   const missingBytes = missing.reduce((sum, b) => sum + b.size, 0);
-  // worker threads pay for themselves on big layers only; they start while the config comes
+  // worker threads pay for themselves on big layers only; they start while the config comes, as
+  // many as will get a layer (with this thread as a lane, one layer fewer than are missing)
   const workers = missingBytes >= options.workersFromBytes ? options.workers : undefined;
-  workers?.start();
+  const missingLayers = missing.filter((b) => b.role === 'layer').length;
+  workers?.start(options.mainThreadFetches ? missingLayers - 1 : missingLayers);
   if (workers !== options.workers) options = { ...options, workers: undefined };
   await into.content.checkSpace(missingBytes, `${action}: ${missing.length} blobs`);
 
   const results = new Map<Digest, PulledBlob>();
+  // this thread is a lane beside the workers: a layer goes to a worker only while the workers
+  // have fewer layers each than this thread, so the first layer starts at once (a worker takes
+  // ~50 ms of a core to boot) and the work is shared with a thread that would otherwise wait.
+  // Counted here when assigned: a worker learns of its job only after some awaits.
+  let layersHere = 0;
+  let layersOnWorkers = 0;
+  const fetchHere = (blob: PlannedBlob): boolean =>
+    options.workers === undefined ||
+    !isResumableFileIngester(into.content) ||
+    (blob.role === 'layer' &&
+      options.mainThreadFetches &&
+      layerStaysOnThisThread(layersOnWorkers, options.workers.size, layersHere));
   const fetchOne = async (blob: PlannedBlob, poolSignal?: AbortSignal): Promise<void> => {
     if (present.has(blob.digest)) {
       results.set(blob.digest, { ...pickResult(blob), present: true, bytesFetched: 0, resumedFrom: 0 });
       return;
     }
-    const fetched = await fetchBlob(
-      session,
-      into,
-      blob,
-      action,
-      poolSignal ? { ...options, signal: poolSignal } : options,
-    );
-    results.set(blob.digest, { ...pickResult(blob), present: false, ...fetched });
+    const here = fetchHere(blob);
+    if (here) layersHere++;
+    else if (blob.role === 'layer') layersOnWorkers++;
+    try {
+      const fetched = await fetchBlob(session, into, blob, action, {
+        ...options,
+        ...(here ? { workers: undefined } : {}),
+        ...(poolSignal ? { signal: poolSignal } : {}),
+      });
+      results.set(blob.digest, { ...pickResult(blob), present: false, ...fetched });
+    } finally {
+      if (here) layersHere--;
+      else if (blob.role === 'layer') layersOnWorkers--;
+    }
   };
   for (const blob of unique) {
     const there = present.has(blob.digest);
@@ -262,6 +287,20 @@ export async function pullImage(
   const result: PullResult = { name, manifest: manifestDescriptor, blobs, bytesFetched };
   if (index) result.index = index;
   return result;
+}
+
+/**
+ * Whether the next layer is fetched on this thread rather than a worker, given the layers in
+ * flight on each: only while the `workers` (each taking the least busy one's turn) have no fewer
+ * layers each than this thread. So this thread takes the first, and then every `workers + 1`th
+ * one. Pure.
+ */
+export function layerStaysOnThisThread(
+  layersOnWorkers: number,
+  workers: number,
+  layersOnThisThread: number,
+): boolean {
+  return Math.floor(layersOnWorkers / workers) >= layersOnThisThread;
 }
 
 function pick(d: Descriptor): Omit<PlannedBlob, 'role'> {

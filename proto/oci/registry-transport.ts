@@ -5,10 +5,17 @@
  * limit. Failures of the network are UnavailableError naming the endpoint, with the socket's
  * error as `cause`; what the registry answers is the caller's to judge.
  */
-import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import type * as Http from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type https from 'node:https';
 import type { Readable } from 'node:stream';
 import { ResourceExhaustedError, UnavailableError, errorMessage } from '../errors.js';
+
+// Not `import … from 'node:http'`: an ES module import of it reads every export to build the
+// module's namespace, and its WebSocket, CloseEvent and MessageEvent exports load undici then —
+// about 200 million instructions (~60 ms) that each `skiff image pull` paid for nothing
+// (registry-client.test.ts checks that none is loaded). getBuiltinModule reads only what is used.
+const http: typeof Http = process.getBuiltinModule('node:http');
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -50,8 +57,8 @@ export interface HttpTransportOptions {
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 
 export class HttpTransport {
-  private readonly common: http.AgentOptions;
-  private readonly httpAgent: http.Agent;
+  private readonly common: Http.AgentOptions;
+  private readonly httpAgent: Http.Agent;
   /** Made (and node:https, which loads TLS, imported) at the first HTTPS request. */
   private tls: { module: typeof https; strict: https.Agent; insecure: https.Agent } | undefined;
 

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { skiffEntryArgv } from '../../proto/package-info.js';
 import { buildImage, type FixtureImage } from '../fixtures/images.js';
 import { tar } from '../fixtures/images-tar.js';
 
@@ -62,6 +63,17 @@ export function run(
       else reject(new Error(`${argv.join(' ')} exited ${code}: ${stderr}${stdout}`));
     });
   });
+}
+
+/** `skiff image --root ROOT ARGS…` as a whole process; with `profileDir`, under node --cpu-prof. */
+export function runSkiffImage(
+  root: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  profileDir?: string,
+): Promise<{ ms: number; stdout: string }> {
+  const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  return run([process.execPath, ...profile, ...skiffEntryArgv(), 'image', '--root', root, ...args], env);
 }
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

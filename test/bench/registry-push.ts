@@ -23,12 +23,11 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { skiffEntryArgv } from '../../proto/package-info.js';
 import { ociLayout, writeArchiveDir } from '../fixtures/images.js';
 import { startCountingProxy } from '../harness/counting-proxy.js';
 import { skopeoBinary, startDockerRegistry } from '../harness/docker-registry.js';
 import { startBenchCluster } from './api-create.js';
-import { benchImages, imageBytes, median, run } from './registry-bench-image.js';
+import { benchImages, imageBytes, median, run, runSkiffImage } from './registry-bench-image.js';
 
 const { values } = parseArgs({
   options: {
@@ -80,18 +79,7 @@ try {
   const env = { ...process.env, SKIFF_CONFIG: configPath, SKIFF_LOG_LEVEL: 'warn' };
   const root = join(work, 'root');
   const skiff = (args: string[], profile = false) =>
-    run(
-      [
-        process.execPath,
-        ...(profile && PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : []),
-        ...skiffEntryArgv(),
-        'image',
-        '--root',
-        root,
-        ...args,
-      ],
-      env,
-    );
+    runSkiffImage(root, args, env, profile ? PROFILE_DIR : undefined);
   // the images in the runtime root skiff pushes from (not timed)
   for (const layout of Object.values(layouts)) await skiff(['load', '-i', layout]);
   await skiff(['tag', 'bench/app:1', `${skiffHost}/bench/app:1`]);

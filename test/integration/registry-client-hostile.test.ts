@@ -187,8 +187,14 @@ function randomImage(name: string, kib = 512): FixtureImage {
   return buildImage({ name, layers: [[{ name: 'data', data: randomBytes(kib * 1024) }]] });
 }
 
-for (const workers of [0, 2])
-  describe(`registry client: hostile registries, resume, auth (${workers ? `layers on ${workers} worker threads` : 'all on the main thread'})`, () => {
+// all on this thread; all on workers; shared between this thread and a worker (the default's
+// shape: an image of one layer stays on this thread, the four-layer test uses both)
+for (const { workers, mainThreadFetches } of [
+  { workers: 0, mainThreadFetches: true },
+  { workers: 2, mainThreadFetches: false },
+  { workers: 1, mainThreadFetches: true },
+])
+  describe(`registry client: hostile registries, resume, auth (${workers === 0 ? 'all on the main thread' : mainThreadFetches ? `layers on the main thread and ${workers} worker thread` : `layers on ${workers} worker threads`})`, () => {
     let base: string;
     let registry: FakeRegistry;
     let content: LocalContentStore;
@@ -220,7 +226,13 @@ for (const workers of [0, 2])
 
     const newClient = (options: ConstructorParameters<typeof RegistryClient>[0] = {}) => {
       client?.close();
-      client = new RegistryClient({ retryDelayMs: 10, workers, workersFromBytes: 0, ...options });
+      client = new RegistryClient({
+        retryDelayMs: 10,
+        workers,
+        mainThreadFetches,
+        workersFromBytes: 0,
+        ...options,
+      });
       return client;
     };
     const pull = (ref: string, c = client ?? newClient()) =>
@@ -266,6 +278,25 @@ for (const workers of [0, 2])
       assert.equal(await content.has(image.manifestDigest), false, 'the manifest is not committed');
       await assert.rejects(store.resolve(`${registry.host}/bad:1`), NotFoundError);
       assert.deepEqual(await ingestFiles(), [], 'nothing of the forged bytes is kept for a resume');
+    });
+
+    test('four layers fetched at once, one of them forged: refused, only good layers committed, the image not named; then all four good', async () => {
+      const image = buildImage({
+        name: 'four:1',
+        layers: [0, 1, 2, 3].map((i) => [{ name: `data-${i}`, data: randomBytes(256 * 1024) }]),
+      });
+      registry.addImage('four', '1', image);
+      const forgedLayer = image.layers[3]!;
+      const forged = Buffer.from(forgedLayer.blob);
+      forged[forged.length >> 1] ^= 0xff;
+      registry.blobs.set(forgedLayer.digest, forged);
+      await assert.rejects(pull(`${registry.host}/four:1`), InvalidArgumentError);
+      assert.equal(await content.has(forgedLayer.digest), false, 'the forged layer is not committed');
+      await assert.rejects(store.resolve(`${registry.host}/four:1`), NotFoundError);
+      registry.blobs.set(forgedLayer.digest, forgedLayer.blob);
+      await pull(`${registry.host}/four:1`);
+      for (const layer of image.layers) assert.equal(await content.has(layer.digest), true);
+      assert.equal((await store.resolve(`${registry.host}/four:1`)).manifestDigest, image.manifestDigest);
     });
 
     test('a connection cut half-way is resumed with Range within the pull: only the rest is fetched again', async () => {

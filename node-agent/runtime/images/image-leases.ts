@@ -58,17 +58,36 @@ export class ImageLeases {
     const path = join(this.dir, `${process.pid}-${randomBytes(6).toString('hex')}.json`);
     const record: LeaseRecord = { ...ownIdentity(), since: Date.now(), digests: [] };
     const held = new Set<Digest>();
+    /** Holds asked for before the write that records them began, and that write. */
+    let batch: { digests: Digest[]; written: Promise<void> } | undefined;
+    const writing = new Map<Digest, Promise<void>>();
     await writeFile(path, JSON.stringify(record), { flag: 'wx', mode: 0o600 });
     return {
       path,
-      hold: async (digest) => {
-        if (held.has(digest)) return;
-        await this.locked(async () => {
-          held.add(digest);
-          // not durable: a lease names a live process, so none outlives a reboot (and an fsync
-          // per hold made a pull of n layers wait for 2n disk flushes before its first byte)
-          await writeFileAtomic(path, JSON.stringify({ ...record, digests: [...held] }), { durable: false });
-        });
+      // holds asked for together (a pull holds every blob of an image at once) are written
+      // together: one lock and one write instead of one each
+      hold: (digest) => {
+        if (held.has(digest)) return Promise.resolve();
+        const pending = writing.get(digest);
+        if (pending) return pending;
+        if (!batch) {
+          const digests: Digest[] = [];
+          const written = this.locked(async () => {
+            batch = undefined;
+            for (const d of digests) held.add(d);
+            // not durable: a lease names a live process, so none outlives a reboot (and an fsync
+            // per hold made a pull of n layers wait for 2n disk flushes before its first byte)
+            await writeFileAtomic(path, JSON.stringify({ ...record, digests: [...held] }), {
+              durable: false,
+            });
+          }).finally(() => {
+            for (const d of digests) writing.delete(d);
+          });
+          batch = { digests, written };
+        }
+        batch.digests.push(digest);
+        writing.set(digest, batch.written);
+        return batch.written;
       },
       release: () => rm(path, { force: true }),
     };

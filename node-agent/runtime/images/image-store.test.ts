@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -9,15 +9,20 @@ import { LocalContentStore } from '../../../proto/oci/local-content-store.js';
 import { CopySnapshotter } from '../snapshots/copy-snapshotter.js';
 import { ImageStore } from './image-store.js';
 
+/** An image store (and its content store) under `base`. */
+async function openImages(base: string): Promise<ImageStore> {
+  return ImageStore.open(join(base, 'images'), {
+    content: await LocalContentStore.open(join(base, 'content')),
+    snapshotter: await CopySnapshotter.open(join(base, 'snapshots')),
+  });
+}
+
 describe('image store names', () => {
   let base: string;
   let images: ImageStore;
   before(async () => {
     base = await mkdtemp(join(tmpdir(), 'skiff-image-store-'));
-    images = await ImageStore.open(join(base, 'images'), {
-      content: await LocalContentStore.open(join(base, 'content')),
-      snapshotter: await CopySnapshotter.open(join(base, 'snapshots')),
-    });
+    images = await openImages(base);
     const archive = join(base, 'busybox.tar');
     await writeFile(archive, archiveTar(ociLayout([busyboxImage('busybox:1')])));
     await images.import(archive);
@@ -44,5 +49,39 @@ describe('image store names', () => {
     }
     assert.equal((await images.resolve('busybox:1')).names[0], 'docker.io/library/busybox:1');
     assert.equal((await images.list()).length, 1, 'nothing was removed');
+  });
+});
+
+describe('image store leases', () => {
+  let base: string;
+  let images: ImageStore;
+  before(async () => {
+    base = await mkdtemp(join(tmpdir(), 'skiff-image-store-leases-'));
+    images = await openImages(base);
+  });
+  after(() => rm(base, { recursive: true, force: true }));
+
+  const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}` as const;
+  const leaseFiles = async () => {
+    const dir = join(base, 'images', 'leases');
+    const names = await readdir(dir);
+    return Promise.all(
+      names.map(async (name) => JSON.parse(await readFile(join(dir, name), 'utf8')) as { digests: string[] }),
+    );
+  };
+
+  test('holds asked for at once (written together) and one by one are each in the lease once they resolve', async () => {
+    const lease = await images.lease();
+    // at once, a digest twice among them
+    await Promise.all([1, 2, 3, 2].map((n) => lease.hold(digest(n))));
+    assert.deepEqual((await leaseFiles())[0]!.digests.sort(), [1, 2, 3].map(digest));
+    // while a write is under way, and after
+    const during = [lease.hold(digest(4)), lease.hold(digest(5))];
+    await lease.hold(digest(6));
+    await Promise.all(during);
+    await lease.hold(digest(1));
+    assert.deepEqual((await leaseFiles())[0]!.digests.sort(), [1, 2, 3, 4, 5, 6].map(digest));
+    await lease.release();
+    assert.deepEqual(await leaseFiles(), []);
   });
 });

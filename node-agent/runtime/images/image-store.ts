@@ -26,15 +26,15 @@ import { writeFileAtomic } from '../../../proto/support/atomic-file.js';
 import type { ContentStore } from '../../../proto/oci/content-store.js';
 import { isDigest, sha256Digest, type Digest } from '../../../proto/oci/digest.js';
 import type { Snapshotter } from '../snapshots/snapshotter.js';
-import { applyLayer } from './layer-unpack.js';
 import { INIT_LAYER_FILES, initLayerKey } from './init-layer.js';
 import { makeInitLayer } from '../sys/helper.js';
-import { importArchive, type ImportLease, type ImportOptions, type ImportResult } from './image-import.js';
+// the tar code (unpack, import, export) loads when first used: a pull, a push or a listing of
+// images needs none of it
+import type { ImportLease, ImportOptions, ImportResult } from './image-import.js';
 import { PidLock } from '../../../proto/support/pid-lock.js';
 import { ImageLeases } from './image-leases.js';
 import { ImageGarbageCollector, type PruneOptions, type PruneResult } from './image-gc.js';
 import type { ImagePuller } from '../pod-runtime.js';
-import { exportArchive } from './image-export.js';
 import { layerCompression } from '../../../proto/oci/media-types.js';
 import {
   MAX_CONFIG_BYTES,
@@ -274,6 +274,7 @@ export class ImageStore {
     const lease = await this.takeLease();
     let result: ImportResult;
     try {
+      const { importArchive } = await import('./image-import.js');
       result = await importArchive(path, this.content, options, lease);
       for (const image of result.images) {
         const names = image.names.length > 0 ? image.names : [image.manifest.digest];
@@ -321,6 +322,7 @@ export class ImageStore {
       const asked = this.nameFor(ref);
       images.push({ names: asked ? [asked] : image.names.filter((n) => !isDigest(n)), image });
     }
+    const { exportArchive } = await import('./image-export.js');
     await exportArchive(out, images, this.content);
   }
 
@@ -671,6 +673,7 @@ export class ImageStore {
         this.options.maxLayerBytes ?? Infinity,
         Math.max(0, free - (this.options.reserveBytes ?? RESERVE_BYTES)),
       );
+      const { applyLayer } = await import('./layer-unpack.js');
       const stats = await applyLayer(await this.content.read(layer.digest), {
         dir,
         whiteouts,
