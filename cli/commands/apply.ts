@@ -388,19 +388,18 @@ export async function dryRunAll(
 }
 
 /**
- * Applies prepared objects: namespaces first, one after the other, then the rest, several at a
- * time; each line is printed in document order.
+ * Applies prepared objects: every document judged by a server dry run first, then namespaces, one
+ * after the other, then the rest, several at a time; `done` hears of each in document order within
+ * those two groups.
  */
-export async function applyAll(
+export async function applyEvery(
   api: ApiClient,
   prepared: PreparedObject[],
-  print: (line: string) => void,
+  done: (p: PreparedObject, applied: Applied) => void,
 ): Promise<void> {
   await checkNamespaces(api, prepared);
   const live = await readLive(api, prepared);
   const planned = await dryRunAll(api, prepared, live);
-  const report = (p: PreparedObject, applied: Applied): void =>
-    print(`${resourceName(p.info.kind, p.info.group, p.name)} ${applied.action}`);
   // An object the dry run found unchanged against the same live state is unchanged now: the merge
   // is pure, so computing it again (an unchanged re-apply of 2,000 objects: ~50 ms) would only
   // repeat the answer.
@@ -410,8 +409,40 @@ export async function applyAll(
   };
   const namespaces = prepared.filter((p) => p.info.kind === 'Namespace');
   const rest = prepared.filter((p) => p.info.kind !== 'Namespace');
-  await inOrder(namespaces, 1, apply, report);
-  await inOrder(rest, APPLY_CONCURRENCY, apply, report);
+  await inOrder(namespaces, 1, apply, done);
+  await inOrder(rest, APPLY_CONCURRENCY, apply, done);
+}
+
+/** applyEvery, printing `kind/name action` per object. */
+export async function applyAll(
+  api: ApiClient,
+  prepared: PreparedObject[],
+  print: (line: string) => void,
+): Promise<void> {
+  await applyEvery(api, prepared, (p, applied) =>
+    print(`${resourceName(p.info.kind, p.info.group, p.name)} ${applied.action}`),
+  );
+}
+
+/**
+ * What applying would do, without writing: `plan` computes each merge here against the live
+ * objects (a client dry run); otherwise the server judges every document (a server dry run) and
+ * its answers are the outcome, except for documents in a namespace this apply would create, which
+ * the server cannot judge yet: those are planned here.
+ */
+export async function dryRunOutcomes(
+  api: ApiClient,
+  prepared: PreparedObject[],
+  plan: boolean,
+): Promise<Map<PreparedObject, Applied>> {
+  await checkNamespaces(api, prepared);
+  const live = await readLive(api, prepared);
+  const outcomes = plan ? new Map<PreparedObject, Applied>() : await dryRunAll(api, prepared, live);
+  const unjudged = prepared.filter((p) => !outcomes.has(p));
+  await inOrder(unjudged, APPLY_CONCURRENCY, async (p) =>
+    outcomes.set(p, await applyObject(api, p, { plan: true }, live.get(p))),
+  );
+  return outcomes;
 }
 
 export function registerApply(program: Command): void {

@@ -32,7 +32,7 @@ import type {
   WatchOptions,
 } from '../../proto/api-requests.js';
 import { encodeObjectWithin, MAX_OBJECT_BYTES } from '../../proto/objects.js';
-import type { IndexHint, ObjectKey, Store, StoreEvent, StoredValue } from '../store/store.js';
+import type { GetOptions, IndexHint, ObjectKey, Store, StoreEvent, StoredValue } from '../store/store.js';
 import { ApiObject } from './api-object.js';
 import {
   DEFAULT_NAMESPACE,
@@ -265,7 +265,9 @@ export class ApiHandlers {
       await strategy.admit?.(prepared, undefined, this.admission);
       const bytes = this.encode(prepared, action);
       if (options?.dryRun) {
-        if (name !== '' && (await this.exists(this.keyOf(info, namespace, name)))) {
+        // advisory, as a dry run is: the watch cache answers when it is running (the real create
+        // checks again), sparing etcd a read per document of an apply
+        if (name !== '' && (await this.exists(this.keyOf(info, namespace, name), { minRevision: 0n }))) {
           throw new AlreadyExistsError(
             `${action}: already exists; use update (or apply) to change it, or delete it first`,
           );
@@ -314,9 +316,9 @@ export class ApiHandlers {
     }
   }
 
-  private async exists(key: ObjectKey): Promise<boolean> {
+  private async exists(key: ObjectKey, options?: GetOptions): Promise<boolean> {
     try {
-      await this.store.get(key);
+      await this.store.get(key, options);
       return true;
     } catch (err) {
       if (err instanceof NotFoundError) return false;

@@ -1,11 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
-import { GoneError, ResourceExhaustedError } from '../../proto/errors.js';
+import { GoneError, NotFoundError, ResourceExhaustedError } from '../../proto/errors.js';
 import { CachedStore } from './cached-store.js';
 import { MemoryStore } from './memory-store.js';
 import { storeConformance } from './store-conformance.js';
-import type { ObjectKey, Store, StoreEvent, WatchOptions } from './store.js';
+import type { ObjectKey, Store, StoreEvent, StoredValue, WatchOptions } from './store.js';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 const text = (value: Uint8Array): string => new TextDecoder().decode(value);
@@ -16,6 +16,13 @@ const pod = (name: string, namespace = 'default'): ObjectKey => ({ resource: 'po
 /** A MemoryStore that counts the watches opened on it and can break them on demand. */
 class InnerStore extends MemoryStore {
   watchesOpened = 0;
+  gets = 0;
+
+  override get(key: ObjectKey): Promise<StoredValue> {
+    this.gets++;
+    return super.get(key);
+  }
+
   private breakers = new Set<(err: Error) => void>();
 
   override watch(resource: string, options: WatchOptions): AsyncIterable<StoreEvent> {
@@ -258,6 +265,32 @@ describe('CachedStore', () => {
     }
     assert.equal(inner.watchesOpened, watchesBefore);
     await store.close();
+  });
+
+  test('a get that takes any state from minRevision on is answered by a running cache; others by the inner store', async () => {
+    const inner = new InnerStore();
+    const store = new CachedStore(inner);
+    const controller = new AbortController();
+    try {
+      await store.prime(['pods']);
+      const applied = watchFrom(store, await store.currentRevision(), controller.signal);
+      const created = await store.create(pod('a'), bytes('1'));
+      await take(applied, 1);
+      const before = inner.gets;
+      const cached = await store.get(pod('a'), { minRevision: 0n });
+      assert.equal(text(cached.value), '1');
+      assert.equal(cached.modRevision, created.modRevision);
+      await assert.rejects(store.get(pod('absent'), { minRevision: 0n }), NotFoundError);
+      assert.equal(inner.gets, before, 'both from memory');
+      await store.get(pod('a'));
+      assert.equal(inner.gets, before + 1, 'a plain get reads the inner store');
+      await store.get(pod('a'), { minRevision: created.modRevision + 100n });
+      assert.equal(inner.gets, before + 2, 'a revision the cache has not reached: the inner store');
+      await assert.rejects(store.get({ resource: 'nodes', name: 'n1' }, { minRevision: 0n }), NotFoundError);
+    } finally {
+      controller.abort();
+      await store.close();
+    }
   });
 
   test('lists by namespace and by index value return exactly what a scan would, in byte order, as objects come, move and go', async () => {

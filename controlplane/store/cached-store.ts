@@ -20,12 +20,13 @@
  * - Everything else (get, writes, lists without minRevision, paged lists, leases) goes to the
  *   inner store unchanged: a plain list is a consistent read, as before.
  */
-import { GoneError, ResourceExhaustedError, errorMessage } from '../../proto/errors.js';
+import { GoneError, NotFoundError, ResourceExhaustedError, errorMessage } from '../../proto/errors.js';
 import { componentLogger, type Logger } from '../../proto/support/logger.js';
 import type { EventQueue } from '../../proto/support/event-queue.js';
 import { watchBacklog, watchEventQueue, type WatchBacklog } from './event-queue.js';
 import { checkList, checkWatch, comparePaths, eventRevision, pathOf } from './keys.js';
 import type {
+  GetOptions,
   IndexHint,
   Lease,
   LeaseId,
@@ -150,6 +151,11 @@ class ResourceCache {
 
   get currentRevision(): bigint {
     return this.revision;
+  }
+
+  /** One object as of the cache's revision, or undefined. */
+  get(key: ObjectKey): StoredValue | undefined {
+    return this.objects.get(pathOf(key));
   }
 
   /**
@@ -598,8 +604,15 @@ export class CachedStore implements Store {
     return this.inner.create(key, value, options);
   }
 
-  get(key: ObjectKey): Promise<StoredValue> {
-    return this.inner.get(key);
+  async get(key: ObjectKey, options: GetOptions = {}): Promise<StoredValue> {
+    const { minRevision } = options;
+    if (minRevision === undefined) return this.inner.get(key);
+    const cache = this.cacheOf(key.resource);
+    // as for lists: a cache not filled yet, or older than asked, sends the read to the inner store
+    if (!cache.isReady || cache.currentRevision < minRevision) return this.inner.get(key);
+    const found = cache.get(key);
+    if (found === undefined) throw new NotFoundError(`get ${key.resource} ${pathOf(key)}: not found`);
+    return found;
   }
 
   update(

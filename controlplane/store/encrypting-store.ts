@@ -14,6 +14,7 @@ import { createCipheriv, createDecipheriv, randomBytes, type CipherGCMTypes } fr
 import { ConflictError, InternalError, InvalidArgumentError, NotFoundError } from '../../proto/errors.js';
 import { pathOf } from './keys.js';
 import type {
+  GetOptions,
   Lease,
   LeaseId,
   ListOptions,
@@ -164,8 +165,8 @@ export class EncryptingStore implements Store {
     return { ...(await this.inner.create(key, this.encrypt(key, value), options)), value };
   }
 
-  async get(key: ObjectKey): Promise<StoredValue> {
-    return this.plain(await this.inner.get(key));
+  async get(key: ObjectKey, options?: GetOptions): Promise<StoredValue> {
+    return this.plain(await this.inner.get(key, options));
   }
 
   async update(

@@ -84,6 +84,15 @@ export interface ListOptions {
   index?: IndexHint;
 }
 
+export interface GetOptions {
+  /**
+   * Any state not older than this revision will do, as for a list: a cache (CachedStore) answers
+   * from memory, a store with its current state. For reads whose answer is advisory (a dry run's
+   * "does it exist yet?"), never for a read a write is based on.
+   */
+  minRevision?: bigint;
+}
+
 export interface ListResult {
   /** Ordered by the bytes of `namespace/name` (so `web-2/a` sorts before `web/a`). */
   items: StoredValue[];
@@ -148,7 +157,7 @@ export interface Store {
   /** Stores a new object. AlreadyExistsError when the key exists. */
   create(key: ObjectKey, value: Uint8Array, options?: WriteOptions): Promise<StoredValue>;
   /** NotFoundError when absent. */
-  get(key: ObjectKey): Promise<StoredValue>;
+  get(key: ObjectKey, options?: GetOptions): Promise<StoredValue>;
   /**
    * Replaces the value if the object's modRevision is still `expectedModRevision`.
    * ConflictError when it has changed since, NotFoundError when the object is gone.
