@@ -272,7 +272,8 @@ export class ApiHandlers {
             `${action}: already exists; use update (or apply) to change it, or delete it first`,
           );
         }
-        return ApiObject.fromObject(info, prepared);
+        // answered from the bytes just encoded, as a create answers from what it stored
+        return ApiObject.fromStored(info, bytes, '', prepared);
       }
       let stored: StoredValue;
       try {
