@@ -25,7 +25,7 @@ export async function applyPrinting(
   let outcomes: Map<PreparedObject, Applied>;
   if (dryRun === 'none') {
     outcomes = new Map();
-    await applyEvery(api, prepared, (p, applied) => outcomes.set(p, applied));
+    await applyEvery(api, prepared, (p, applied) => outcomes.set(p, applied), { keepAnswers: true });
   } else {
     outcomes = await dryRunOutcomes(api, prepared, dryRun === 'client');
   }

@@ -361,13 +361,14 @@ export async function dryRunAll(
   api: ApiClient,
   prepared: readonly PreparedObject[],
   live?: Map<PreparedObject, KubeObject | null>,
+  write: WriteOptions = {},
 ): Promise<Map<PreparedObject, Applied>> {
   const createdNamespaces = new Set(prepared.filter((p) => p.info.kind === 'Namespace').map((p) => p.name));
   const problems: Error[] = [];
   const outcomes = new Map<PreparedObject, Applied>();
   await inOrder(prepared, APPLY_CONCURRENCY, async (p) => {
     try {
-      outcomes.set(p, await applyObject(api, p, { dryRun: true }, live?.get(p)));
+      outcomes.set(p, await applyObject(api, p, { ...write, dryRun: true }, live?.get(p)));
     } catch (err) {
       // The namespace this apply creates does not exist yet, so the dry run cannot find it.
       if (err instanceof NotFoundError && p.info.namespaced && createdNamespaces.has(p.namespace)) return;
@@ -396,16 +397,20 @@ export async function applyEvery(
   api: ApiClient,
   prepared: PreparedObject[],
   done: (p: PreparedObject, applied: Applied) => void,
+  { keepAnswers = false }: { keepAnswers?: boolean } = {},
 ): Promise<void> {
   await checkNamespaces(api, prepared);
   const live = await readLive(api, prepared);
-  const planned = await dryRunAll(api, prepared, live);
+  // Without -o only each object's action is printed: the server's answers are not read
+  // (Applied.object is then what was sent).
+  const writeOptions = { discardAnswer: !keepAnswers };
+  const planned = await dryRunAll(api, prepared, live, writeOptions);
   // An object the dry run found unchanged against the same live state is unchanged now: the merge
   // is pure, so computing it again (an unchanged re-apply of 2,000 objects: ~50 ms) would only
   // repeat the answer.
   const apply = async (p: PreparedObject): Promise<Applied> => {
     const dry = planned.get(p);
-    return dry?.action === 'unchanged' ? dry : applyObject(api, p, {}, live.get(p));
+    return dry?.action === 'unchanged' ? dry : applyObject(api, p, writeOptions, live.get(p));
   };
   const namespaces = prepared.filter((p) => p.info.kind === 'Namespace');
   const rest = prepared.filter((p) => p.info.kind !== 'Namespace');
