@@ -32,7 +32,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { yaml } from './lazy-yaml.js';
 import { writeFileAtomic } from '../proto/support/atomic-file.js';
 import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../proto/errors.js';
 
@@ -306,7 +306,7 @@ export function parsePlainBlocks(text: string): Record<string, Block> | undefine
 
 function parseWithYaml(text: string, source: string): unknown {
   try {
-    return parseYaml(text);
+    return yaml().parse(text);
   } catch (err) {
     throw new InvalidArgumentError(
       `read client config ${source}: not valid YAML or JSON: ${errorMessage(err)}`,
@@ -433,7 +433,7 @@ function definedOnly(overrides: ConfigOverrides): Partial<ClientConfig> {
 /** Writes a flat config atomically and durably with mode 0600 (the pre-context form). */
 export async function writeConfigFile(path: string, config: ClientConfig): Promise<void> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  await writeFileAtomic(path, stringifyYaml(config), { mode: 0o600, durable: true });
+  await writeFileAtomic(path, yaml().stringify(config), { mode: 0o600, durable: true });
 }
 
 /** The file's YAML, in kubeconfig's layout (lists not indented under their key). */
@@ -457,7 +457,7 @@ export function formatConfigDocument(doc: ConfigDocument): string {
     'current-context': doc.currentContext,
     ...(doc.registries && Object.keys(doc.registries).length > 0 ? { registries: doc.registries } : {}),
   };
-  return stringifyYaml(body, { indentSeq: false, lineWidth: 0 });
+  return yaml().stringify(body, { indentSeq: false, lineWidth: 0 });
 }
 
 /**

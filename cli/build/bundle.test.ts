@@ -54,14 +54,20 @@ test('skiff version --client loads neither gRPC, protobufjs, YAML, logging nor t
     );
 });
 
-test('skiff get loads neither the control plane, the runtime nor grpc-js (the server side of gRPC)', () => {
-  const loaded = sourcesLoadedBy(main, chunkOf('cli/commands/get.ts'), chunkOf('proto/client.ts'));
+test('skiff get loads neither the control plane, the runtime, grpc-js (the server side of gRPC) nor YAML', () => {
+  const loaded = sourcesLoadedBy(
+    main,
+    chunkOf('cli/commands/get.ts'),
+    chunkOf('proto/client.ts'),
+    chunkOf('cli/config.ts'),
+  );
   assert.ok(
     loaded.some((source) => source.includes('proto/grpc-wire-client.ts')),
     'the gRPC client is part of get',
   );
   for (const heavy of [
     '@grpc/grpc-js',
+    'node_modules/yaml',
     'controlplane/',
     'node-agent/',
     'etcd3',

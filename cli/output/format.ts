@@ -5,8 +5,8 @@
  * `-o custom-columns=SPEC` and their `-file=` forms.
  */
 import { readFileSync } from 'node:fs';
-import { stringify as stringifyYaml } from 'yaml';
 import { InvalidArgumentError, errorMessage } from '../../proto/errors.js';
+import { yaml } from '../lazy-yaml.js';
 import { resourceName } from '../apply.js';
 import { name, type ObjectJson } from '../../proto/printing/fields.js';
 import { parseCustomColumns, parseCustomColumnsFile, type CustomColumn } from './custom-columns.js';
@@ -111,7 +111,7 @@ export function formatValue(value: unknown, format: 'json' | 'yaml'): string {
   // YAML 1.1, as kubectl writes it: a string such as "yes", "0644" or a timestamp is quoted, so the
   // output applies back unchanged (manifests are read as 1.1: cli/manifests.ts). Keys sorted and
   // lists at their key's indent, as sigs.k8s.io/yaml writes them.
-  return stringifyYaml(value, {
+  return yaml().stringify(value, {
     aliasDuplicateObjects: false,
     lineWidth: 0,
     version: '1.1',
