@@ -34,6 +34,8 @@ export const VERBS: Readonly<Record<string, () => Promise<Registrar>>> = {
   image: async () => (await import('./commands/image.js')).registerImage,
   registry: async () => (await import('./commands/registry.js')).registerRegistry,
   token: async () => (await import('./commands/token.js')).registerToken,
+  cordon: async () => (await import('./commands/cordon.js')).registerCordon,
+  uncordon: async () => (await import('./commands/cordon.js')).registerUncordon,
 };
 
 /** The program with the global options and the commands `args` (argv after the script) need. */

@@ -524,6 +524,38 @@ spec: {type: ExternalName, externalName: db.example.com}
     );
   });
 
+  test('cordon and uncordon: SchedulingDisabled, already, -l, dry runs; a missing node is an error', async () => {
+    const node = (name: string, zone: string): string =>
+      `apiVersion: v1\nkind: Node\nmetadata: {name: ${name}, labels: {zone: ${zone}}}\nspec: {}\n`;
+    ok(
+      await cluster.skiff(['apply', '-f', '-'], { input: `${node('cn-1', 'a')}---\n${node('cn-2', 'b')}` }),
+      'nodes',
+    );
+    assert.equal(ok(await skiff('cordon', 'cn-1'), 'cordon').stdout, 'node/cn-1 cordoned\n');
+    assert.equal(ok(await skiff('cordon', 'cn-1'), 'cordon again').stdout, 'node/cn-1 already cordoned\n');
+    assert.match(ok(await skiff('get', 'nodes', 'cn-1'), 'get').stdout, /^cn-1\s+\S*SchedulingDisabled\s/m);
+    assert.equal(
+      ok(await skiff('get', 'node', 'cn-1', '-o', 'jsonpath={.spec.unschedulable}'), 'jsonpath').stdout,
+      'true',
+    );
+    assert.equal(
+      ok(await skiff('cordon', '-l', 'zone=b', '--dry-run=server'), 'dry').stdout,
+      'node/cn-2 cordoned (server dry run)\n',
+    );
+    assert.equal(
+      ok(await skiff('get', 'node', 'cn-2', '-o', 'jsonpath={.spec.unschedulable}'), 'not stored').stdout,
+      '',
+    );
+    assert.equal(
+      ok(await skiff('uncordon', 'cn-1', 'cn-2'), 'uncordon').stdout,
+      'node/cn-1 uncordoned\nnode/cn-2 already uncordoned\n',
+    );
+    assert.doesNotMatch(ok(await skiff('get', 'nodes', 'cn-1'), 'get').stdout, /SchedulingDisabled/);
+    failed(await skiff('cordon', 'no-such-node'), 'missing', /no-such-node.*not found/);
+    failed(await skiff('cordon'), 'nothing named', /cordon: name the nodes, or select them with -l/);
+    ok(await cluster.skiff(['delete', 'node', 'cn-1', 'cn-2']), 'clean up');
+  });
+
   test('edit: $EDITOR, re-opened with the error on an invalid edit, cancelled when unchanged', async () => {
     const seen = join(dir, 'seen');
     const editor = file(
