@@ -60,7 +60,11 @@ function checkRoot(): void {
 async function openStore(command: Command): Promise<ImageSide> {
   checkRoot();
   const g = imageGlobals(command);
-  return openImageSide(resolvePath(g.root ?? DEFAULT_ROOT), { snapshotter: g.snapshotter ?? 'auto' });
+  // the image verbs move blobs and names only: no overlay probe unless something unpacks
+  return openImageSide(resolvePath(g.root ?? DEFAULT_ROOT), {
+    snapshotter: g.snapshotter ?? 'auto',
+    deferSnapshotter: true,
+  });
 }
 
 /** The whole runtime of the root: for the verbs that look at or run containers. */

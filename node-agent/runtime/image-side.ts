@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../proto/support/logger.js';
 import { LocalContentStore } from '../../proto/oci/local-content-store.js';
 import { ImageStore } from './images/image-store.js';
+import { DeferredSnapshotter } from './snapshots/deferred-snapshotter.js';
 import { openSnapshotter, type SnapshotterChoice } from './snapshots/open-snapshotter.js';
 import type { Snapshotter } from './snapshots/snapshotter.js';
 import { probeOverlay } from './sys/overlay-probe.js';
@@ -30,14 +31,17 @@ export interface ImageSide {
 /** Opens the image side of the runtime root `root` (created if missing). */
 export async function openImageSide(
   root: string,
-  opts: { snapshotter?: SnapshotterChoice; logger?: Logger } = {},
+  opts: {
+    snapshotter?: SnapshotterChoice;
+    logger?: Logger;
+    /** Open the snapshotter on its first call (for callers that never unpack: deferred-snapshotter.ts). */
+    deferSnapshotter?: boolean;
+  } = {},
 ): Promise<ImageSide> {
   const content = await LocalContentStore.open(join(root, 'content'));
-  const snapshotter = await openSnapshotter(root, {
-    choice: opts.snapshotter ?? 'auto',
-    probe: probeOverlay,
-    logger: opts.logger,
-  });
+  const open = (): Promise<Snapshotter> =>
+    openSnapshotter(root, { choice: opts.snapshotter ?? 'auto', probe: probeOverlay, logger: opts.logger });
+  const snapshotter = opts.deferSnapshotter === true ? new DeferredSnapshotter(open) : await open();
   const images = await ImageStore.open(join(root, 'images'), { content, snapshotter, logger: opts.logger });
   return { images, content, snapshotter, root };
 }
