@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DockerIgnore, globToRegExp } from './dockerignore.js';
+import { DockerIgnore, globMatcher } from './dockerignore.js';
 import { cacheKey, stateId, type BuildState } from './build-cache.js';
 import { comparePaths, layerHeaders, type LayerEntry } from './layer-tar.js';
 import { upperChange, type UpperStat } from './upper-diff.js';
@@ -43,11 +43,29 @@ describe('.dockerignore', () => {
   });
 
   test('globs follow Go filepath.Match: * and ? stop at /, classes, escapes', () => {
-    assert.ok(globToRegExp('a/*.txt').test('a/b.txt'));
-    assert.ok(!globToRegExp('a/*.txt').test('a/b/c.txt'));
-    assert.ok(globToRegExp('file?.[ch]').test('file1.c'));
-    assert.ok(!globToRegExp('file?.[!ch]').test('file1.c'));
-    assert.ok(globToRegExp('\\*').test('*'));
+    assert.ok(globMatcher('a/*.txt').test('a/b.txt'));
+    assert.ok(!globMatcher('a/*.txt').test('a/b/c.txt'));
+    assert.ok(globMatcher('file?.[ch]').test('file1.c'));
+    assert.ok(!globMatcher('file?.[!ch]').test('file1.c'));
+    assert.ok(globMatcher('\\*').test('*'));
+    assert.ok(globMatcher('**/x').test('a/b/x'));
+    assert.ok(globMatcher('**/x').test('x'));
+    assert.ok(!globMatcher('**/x').test('ax'));
+    assert.ok(globMatcher('a/**').test('a/b/c'));
+  });
+
+  test('a hostile pattern matches in linear time, and names with newlines are matched like others', () => {
+    // a backtracking regular expression took seconds for 10 stars and hours for 14: a
+    // .dockerignore or COPY glob from a stranger hung the build at 100% CPU
+    const started = Date.now();
+    assert.ok(!globMatcher(`${'*a'.repeat(40)}b`).test('a'.repeat(4000)));
+    assert.ok(!globMatcher(`${'**a'.repeat(40)}b`).test('a/'.repeat(2000)));
+    assert.ok(new DockerIgnore(`${'*a'.repeat(40)}b`).ignores('a'.repeat(100)) === false);
+    assert.ok(Date.now() - started < 2000, `${Date.now() - started} ms`);
+    // '.' of a regular expression stops at a newline: 'dir\nname/secret.key' escaped **/*.key
+    const ignore = new DockerIgnore('**/*.key');
+    assert.ok(ignore.ignores('dir\nname/secret.key'));
+    assert.ok(ignore.ignores('a\nb.key'));
   });
 });
 

@@ -26,7 +26,7 @@ import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { dockerfileError } from './dockerfile.js';
 import type { CopyStep } from './build-plan.js';
-import { DockerIgnore, cleanRelative, globToRegExp, isGlob } from './dockerignore.js';
+import { DockerIgnore, cleanRelative, globMatcher, isGlob } from './dockerignore.js';
 import { LayerStack, PathEscapeError, type Found } from './layer-stack.js';
 import type { LayerEntry } from './layer-tar.js';
 
@@ -211,7 +211,7 @@ function findSources(
   // a glob: matched against the tree below its first component with glob syntax
   const parts = cleaned.split('/');
   const fixed = parts.slice(0, parts.findIndex(isGlob)).join('/');
-  const pattern = globToRegExp(cleaned);
+  const pattern = globMatcher(cleaned);
   const out: { rel: string; found: Found }[] = [];
   const walk = (rel: string, depth: number): void => {
     for (const name of source.stack.readdir(rel)) {
