@@ -462,6 +462,29 @@ describe('skiff image build', () => {
     await assertNothingLeft();
   });
 
+  test('a RUN or COPY making a file named .wh.* is refused at its line, not turned into a deletion', async () => {
+    // before, RUN echo > /.wh.bin built an image without /bin: the layer's .wh.bin is a whiteout
+    const dir = await context('wh-names', {
+      Dockerfile: 'FROM bb:full\nRUN echo x > /.wh.bin\n',
+      'ctx/.wh..wh..opq': 'x\n',
+    });
+    const r = await image('build', '-t', 'wh:1', dir);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /Dockerfile:2: RUN echo x > \/\.wh\.bin: \.wh\.bin: a name beginning \.wh\. is reserved/,
+    );
+    await writeFile(join(dir, 'Dockerfile'), 'FROM bb:full\nCOPY ctx/ /etc/\n');
+    const c = await image('build', '-t', 'wh:1', dir);
+    assert.notEqual(c.code, 0);
+    assert.match(
+      c.stderr,
+      /Dockerfile:2: COPY ctx\/ \/etc\/: etc\/\.wh\.\.wh\.\.opq: a name beginning \.wh\. is reserved/,
+    );
+    assert.match((await image('inspect', 'wh:1')).stderr, /no such image/);
+    await assertNothingLeft();
+  });
+
   test('Ctrl-C during a RUN stops the build: exit 130, nothing tagged, nothing left', async () => {
     const dir = await context('cancel', { Dockerfile: 'FROM busybox:1\nRUN echo started && sleep 60\n' });
     const child = spawn(

@@ -165,4 +165,19 @@ describe('overlay upper dir → OCI layer', () => {
     );
     assert.ok(comparePaths('a/b', 'a-c') < 0);
   });
+  test('a file, directory or link named .wh.* is refused: in a layer the name means a deletion', () => {
+    // a RUN's `echo > /.wh.bin` or a context file of that name deleted /bin from the image
+    const owner = { mode: 0o644, uid: 0, gid: 0 };
+    const named: LayerEntry[] = [
+      { path: '.wh.bin', type: 'file', ...owner, size: 0, open: () => Buffer.alloc(0) },
+      { path: 'e/.wh..wh..opq', type: 'file', ...owner, size: 0, open: () => Buffer.alloc(0) },
+      { path: 'd/.wh.x', type: 'directory', ...owner },
+      { path: '.wh.l', type: 'symlink', ...owner, target: 't' },
+    ];
+    for (const entry of named)
+      assert.throws(() => layerHeaders([entry], 0), /\.wh\..*reserved for deletions/, entry.path);
+    assert.doesNotThrow(() =>
+      layerHeaders([{ path: 'a/.whx', type: 'file', ...owner, size: 0, open: () => Buffer.alloc(0) }], 0),
+    );
+  });
 });

@@ -319,8 +319,12 @@ class Builder {
     }
     this.emit({ type: 'step', step: this.step, total: this.total, text: ins.text, cached: false });
     let layer: WrittenLayer | undefined;
-    if (step.kind === 'run') layer = await this.run(parent, step.argv, step.env, ins);
-    else if (entries !== undefined) layer = await writeLayer(entries, this.rt.content, this.epoch);
+    // a name the layer cannot hold (.wh.*) is refused at its line
+    if (step.kind === 'run') layer = await this.atLine(ins, () => this.run(parent, step.argv, step.env, ins));
+    else if (entries !== undefined) {
+      const written = entries;
+      layer = await this.atLine(ins, () => writeLayer(written, this.rt.content, this.epoch));
+    }
     const history: HistoryEntry = {
       created: this.created,
       created_by: description,
