@@ -90,6 +90,15 @@ describe('build cache key', () => {
     assert.notEqual(cacheKey(state, 'RUN ["b"]', ['sum1']), base);
     assert.notEqual(cacheKey(state, 'RUN ["a"]', ['sum2']), base);
   });
+  test('a build arg holding a newline does not give the key of two args', () => {
+    // --build-arg A=$'1\nB=2' hit the cache entry of A=1 and B=2: a RUN that saw A="1\nB=2"
+    // gave its layer to a later build that set both
+    assert.notEqual(
+      cacheKey(state, 'RUN ["a"]', ['epoch=0', 'A=1\nB=2']),
+      cacheKey(state, 'RUN ["a"]', ['epoch=0', 'A=1', 'B=2']),
+    );
+    assert.notEqual(cacheKey(state, 'RUN ["a"]\nx', []), cacheKey(state, 'RUN ["a"]', ['x']));
+  });
 });
 
 /** A stat of the given kind, as lstat would give it for an upper-dir entry. */
