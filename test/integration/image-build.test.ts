@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -374,6 +374,28 @@ describe('skiff image build', () => {
     assert.match((await image('build', rel)).stderr, /leaves the build context; refused/);
     assert.match((await image('inspect', 'escape:1')).stderr, /no such image/);
     await assertNothingLeft();
+  });
+
+  test('the context’s Dockerfile and .dockerignore are read inside the context: a symlink out is refused', async () => {
+    // before, a Dockerfile linked to a host file printed its first line in the parse error
+    await writeFile(join(work, 'host-secret'), 'TOPSECRET-line\n');
+    const dir = await context('dockerfile-link', { 'docker/Dockerfile.prod': 'FROM busybox:1\nCMD ["x"]\n' });
+    await symlink(join(work, 'host-secret'), join(dir, 'Dockerfile'));
+    const r = await image('build', dir);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /Dockerfile is a symlink to .*host-secret, outside the build context; refused/);
+    assert.doesNotMatch(r.stdout + r.stderr, /TOPSECRET/);
+    await rm(join(dir, 'Dockerfile'));
+    await symlink('docker/Dockerfile.prod', join(dir, 'Dockerfile'));
+    await symlink(join(work, 'host-secret'), join(dir, '.dockerignore'));
+    const i = await image('build', dir);
+    assert.notEqual(i.code, 0);
+    assert.match(
+      i.stderr,
+      /\.dockerignore: \.dockerignore is a symlink to .*outside the build context; refused/,
+    );
+    await rm(join(dir, '.dockerignore'));
+    await build(dir, '-t', 'dockerfile-link:1');
   });
 
   test('ADD extracts local archives; --chown, --chmod and .dockerignore with exceptions', async () => {
