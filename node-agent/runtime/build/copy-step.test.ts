@@ -40,4 +40,49 @@ describe('ADD of a local archive', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  test('an entry naming the destination itself must be a directory', async () => {
+    // a file named '/' replaced DEST with a file, or became a nameless layer entry at the root
+    const dir = await mkdtemp(join(tmpdir(), 'skiff-copy-step-'));
+    try {
+      const source = {
+        stack: LayerStack.plain(dir),
+        escape: 'refuse' as const,
+        keepOwners: false,
+        what: 'the build context',
+      };
+      const root = await LayerStack.open([]);
+      const archives: [string, Parameters<typeof tar>[0]][] = [
+        ['file.tar', [{ name: '/', data: 'evil' }]],
+        ['link.tar', [{ name: './', type: 'symlink', linkname: '/etc' }]],
+      ];
+      for (const [name, entries] of archives) {
+        await writeFile(join(dir, name), tar(entries));
+        for (const dest of ['/', '/opt/']) {
+          const step = { kind: 'copy' as const, add: true, sources: [name], dest };
+          await assert.rejects(
+            copyEntries(step, 2, source, root),
+            /names the destination itself; refused/,
+            `${name} ${dest}`,
+          );
+        }
+      }
+      await writeFile(
+        join(dir, 'dir.tar'),
+        tar([
+          { name: './', type: 'dir' },
+          { name: 'a', data: 'a' },
+        ]),
+      );
+      const entries = await copyEntries(
+        { kind: 'copy', add: true, sources: ['dir.tar'], dest: '/opt/' },
+        2,
+        source,
+        root,
+      );
+      assert.deepEqual(entries.map((e) => `${e.path} ${e.type}`).sort(), ['opt directory', 'opt/a file']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

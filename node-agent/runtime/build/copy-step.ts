@@ -361,6 +361,12 @@ async function archiveEntries(
       stream.on('end', () => {
         try {
           const path = place(header.name);
+          // '/' or '.' names DEST itself: only a directory may (a file there replaced DEST, or
+          // was written as a nameless entry when DEST is the root)
+          if (path === into && header.type !== 'directory')
+            throw fail(
+              `${rel}: archive entry ${JSON.stringify(header.name)} is not a directory but names the destination itself; refused`,
+            );
           const owner = chown ?? { uid: header.uid ?? 0, gid: header.gid ?? 0 };
           const mode = modeOf(header.mode ?? 0o644);
           switch (header.type) {
