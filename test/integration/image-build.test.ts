@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -376,6 +376,28 @@ describe('skiff image build', () => {
     await assertNothingLeft();
   });
 
+  test('the context’s Dockerfile and .dockerignore are read inside the context: a symlink out is refused', async () => {
+    // before, a Dockerfile linked to a host file printed its first line in the parse error
+    await writeFile(join(work, 'host-secret'), 'TOPSECRET-line\n');
+    const dir = await context('dockerfile-link', { 'docker/Dockerfile.prod': 'FROM busybox:1\nCMD ["x"]\n' });
+    await symlink(join(work, 'host-secret'), join(dir, 'Dockerfile'));
+    const r = await image('build', dir);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /Dockerfile is a symlink to .*host-secret, outside the build context; refused/);
+    assert.doesNotMatch(r.stdout + r.stderr, /TOPSECRET/);
+    await rm(join(dir, 'Dockerfile'));
+    await symlink('docker/Dockerfile.prod', join(dir, 'Dockerfile'));
+    await symlink(join(work, 'host-secret'), join(dir, '.dockerignore'));
+    const i = await image('build', dir);
+    assert.notEqual(i.code, 0);
+    assert.match(
+      i.stderr,
+      /\.dockerignore: \.dockerignore is a symlink to .*outside the build context; refused/,
+    );
+    await rm(join(dir, '.dockerignore'));
+    await build(dir, '-t', 'dockerfile-link:1');
+  });
+
   test('ADD extracts local archives; --chown, --chmod and .dockerignore with exceptions', async () => {
     const dir = await context('add', {
       'tree/a.txt': 'a\n',
@@ -459,6 +481,29 @@ describe('skiff image build', () => {
       /Dockerfile:2: ADD climb\.tar \/opt\/: unpack layer sha256:\w+: .*link\/evil.*symlink/,
     );
     assert.match((await image('inspect', 'hostile:1')).stderr, /no such image/);
+    await assertNothingLeft();
+  });
+
+  test('a RUN or COPY making a file named .wh.* is refused at its line, not turned into a deletion', async () => {
+    // before, RUN echo > /.wh.bin built an image without /bin: the layer's .wh.bin is a whiteout
+    const dir = await context('wh-names', {
+      Dockerfile: 'FROM bb:full\nRUN echo x > /.wh.bin\n',
+      'ctx/.wh..wh..opq': 'x\n',
+    });
+    const r = await image('build', '-t', 'wh:1', dir);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /Dockerfile:2: RUN echo x > \/\.wh\.bin: \.wh\.bin: a name beginning \.wh\. is reserved/,
+    );
+    await writeFile(join(dir, 'Dockerfile'), 'FROM bb:full\nCOPY ctx/ /etc/\n');
+    const c = await image('build', '-t', 'wh:1', dir);
+    assert.notEqual(c.code, 0);
+    assert.match(
+      c.stderr,
+      /Dockerfile:2: COPY ctx\/ \/etc\/: etc\/\.wh\.\.wh\.\.opq: a name beginning \.wh\. is reserved/,
+    );
+    assert.match((await image('inspect', 'wh:1')).stderr, /no such image/);
     await assertNothingLeft();
   });
 

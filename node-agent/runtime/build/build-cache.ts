@@ -68,7 +68,8 @@ export function stateId(state: BuildState): Digest {
 
 /** The cache key of a step: parent state + instruction + what else it depends on. Pure. */
 export function cacheKey(parent: BuildState, description: string, extra: readonly string[]): Digest {
-  return sha256Digest([stateId(parent), description, ...extra].join('\n'));
+  // as JSON, not joined by newlines: a build arg may hold one and pass for two
+  return sha256Digest(JSON.stringify([stateId(parent), description, ...extra]));
 }
 
 export class BuildCache {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DockerIgnore, globToRegExp } from './dockerignore.js';
+import { DockerIgnore, globMatcher } from './dockerignore.js';
 import { cacheKey, stateId, type BuildState } from './build-cache.js';
 import { comparePaths, layerHeaders, type LayerEntry } from './layer-tar.js';
 import { upperChange, type UpperStat } from './upper-diff.js';
@@ -43,11 +43,29 @@ describe('.dockerignore', () => {
   });
 
   test('globs follow Go filepath.Match: * and ? stop at /, classes, escapes', () => {
-    assert.ok(globToRegExp('a/*.txt').test('a/b.txt'));
-    assert.ok(!globToRegExp('a/*.txt').test('a/b/c.txt'));
-    assert.ok(globToRegExp('file?.[ch]').test('file1.c'));
-    assert.ok(!globToRegExp('file?.[!ch]').test('file1.c'));
-    assert.ok(globToRegExp('\\*').test('*'));
+    assert.ok(globMatcher('a/*.txt').test('a/b.txt'));
+    assert.ok(!globMatcher('a/*.txt').test('a/b/c.txt'));
+    assert.ok(globMatcher('file?.[ch]').test('file1.c'));
+    assert.ok(!globMatcher('file?.[!ch]').test('file1.c'));
+    assert.ok(globMatcher('\\*').test('*'));
+    assert.ok(globMatcher('**/x').test('a/b/x'));
+    assert.ok(globMatcher('**/x').test('x'));
+    assert.ok(!globMatcher('**/x').test('ax'));
+    assert.ok(globMatcher('a/**').test('a/b/c'));
+  });
+
+  test('a hostile pattern matches in linear time, and names with newlines are matched like others', () => {
+    // a backtracking regular expression took seconds for 10 stars and hours for 14: a
+    // .dockerignore or COPY glob from a stranger hung the build at 100% CPU
+    const started = Date.now();
+    assert.ok(!globMatcher(`${'*a'.repeat(40)}b`).test('a'.repeat(4000)));
+    assert.ok(!globMatcher(`${'**a'.repeat(40)}b`).test('a/'.repeat(2000)));
+    assert.ok(new DockerIgnore(`${'*a'.repeat(40)}b`).ignores('a'.repeat(100)) === false);
+    assert.ok(Date.now() - started < 2000, `${Date.now() - started} ms`);
+    // '.' of a regular expression stops at a newline: 'dir\nname/secret.key' escaped **/*.key
+    const ignore = new DockerIgnore('**/*.key');
+    assert.ok(ignore.ignores('dir\nname/secret.key'));
+    assert.ok(ignore.ignores('a\nb.key'));
   });
 });
 
@@ -71,6 +89,15 @@ describe('build cache key', () => {
     assert.notEqual(cacheKey({ ...state, config: { Env: ['A=2'] } }, 'RUN ["a"]', ['sum1']), base);
     assert.notEqual(cacheKey(state, 'RUN ["b"]', ['sum1']), base);
     assert.notEqual(cacheKey(state, 'RUN ["a"]', ['sum2']), base);
+  });
+  test('a build arg holding a newline does not give the key of two args', () => {
+    // --build-arg A=$'1\nB=2' hit the cache entry of A=1 and B=2: a RUN that saw A="1\nB=2"
+    // gave its layer to a later build that set both
+    assert.notEqual(
+      cacheKey(state, 'RUN ["a"]', ['epoch=0', 'A=1\nB=2']),
+      cacheKey(state, 'RUN ["a"]', ['epoch=0', 'A=1', 'B=2']),
+    );
+    assert.notEqual(cacheKey(state, 'RUN ["a"]\nx', []), cacheKey(state, 'RUN ["a"]', ['x']));
   });
 });
 
@@ -146,5 +173,20 @@ describe('overlay upper dir → OCI layer', () => {
       [0o700, 5, 6],
     );
     assert.ok(comparePaths('a/b', 'a-c') < 0);
+  });
+  test('a file, directory or link named .wh.* is refused: in a layer the name means a deletion', () => {
+    // a RUN's `echo > /.wh.bin` or a context file of that name deleted /bin from the image
+    const owner = { mode: 0o644, uid: 0, gid: 0 };
+    const named: LayerEntry[] = [
+      { path: '.wh.bin', type: 'file', ...owner, size: 0, open: () => Buffer.alloc(0) },
+      { path: 'e/.wh..wh..opq', type: 'file', ...owner, size: 0, open: () => Buffer.alloc(0) },
+      { path: 'd/.wh.x', type: 'directory', ...owner },
+      { path: '.wh.l', type: 'symlink', ...owner, target: 't' },
+    ];
+    for (const entry of named)
+      assert.throws(() => layerHeaders([entry], 0), /\.wh\..*reserved for deletions/, entry.path);
+    assert.doesNotThrow(() =>
+      layerHeaders([{ path: 'a/.whx', type: 'file', ...owner, size: 0, open: () => Buffer.alloc(0) }], 0),
+    );
   });
 });

@@ -8,51 +8,101 @@
 
 interface Pattern {
   exclude: boolean;
-  regexp: RegExp;
+  matcher: GlobMatcher;
   text: string;
 }
 
-/** A glob of Go's filepath.Match (with `**`) as an anchored regular expression over `/`-paths. */
-export function globToRegExp(glob: string): RegExp {
-  let out = '';
+/** A compiled glob: whether a `/`-path matches it, whole. */
+export interface GlobMatcher {
+  test(path: string): boolean;
+}
+
+type GlobToken =
+  | { kind: 'char'; test: (c: string) => boolean }
+  /** `*`: any run of characters but `/`. */
+  | { kind: 'star' }
+  /** a trailing `**`: anything. */
+  | { kind: 'any' }
+  /** `**` + `/`: zero or more directories (nothing, or anything ending in `/`). */
+  | { kind: 'dirs' };
+
+/**
+ * A glob of Go's filepath.Match (with `**`), matched by dynamic programming over the pattern and
+ * the path (time: their lengths multiplied), never by backtracking: a stranger's `*a*a*a…b` in a
+ * .dockerignore or a COPY source must not take hours. Every character, a newline too, is matched
+ * like any other.
+ */
+export function globMatcher(glob: string): GlobMatcher {
+  const tokens: GlobToken[] = [];
+  const literal = (c: string): GlobToken => ({ kind: 'char', test: (x) => x === c });
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i]!;
     if (c === '*') {
       if (glob[i + 1] === '*') {
-        // `**/` matches zero or more directories; a trailing `**` matches anything below
         i++;
         if (glob[i + 1] === '/') {
           i++;
-          out += '(?:.*/)?';
+          tokens.push({ kind: 'dirs' });
         } else {
-          out += '.*';
+          tokens.push({ kind: 'any' });
         }
       } else {
-        out += '[^/]*';
+        tokens.push({ kind: 'star' });
       }
     } else if (c === '?') {
-      out += '[^/]';
+      tokens.push({ kind: 'char', test: (x) => x !== '/' });
     } else if (c === '[') {
       const close = glob.indexOf(']', i + 1);
       if (close < 0) {
-        out += '\\[';
+        tokens.push(literal('['));
         continue;
       }
       let body = glob.slice(i + 1, close);
       if (body.startsWith('^') || body.startsWith('!')) body = `^${body.slice(1)}`;
-      out += `[${body.replace(/\\/g, '\\\\')}]`;
+      // one character against a class: no repetition, nothing to backtrack
+      const cls = new RegExp(`^[${body.replace(/\\/g, '\\\\')}]$`, 's');
+      tokens.push({ kind: 'char', test: (x) => cls.test(x) });
       i = close;
     } else if (c === '\\' && i + 1 < glob.length) {
-      out += escapeRegExp(glob[++i]!);
+      tokens.push(literal(glob[++i]!));
     } else {
-      out += escapeRegExp(c);
+      tokens.push(literal(c));
     }
   }
-  return new RegExp(`^${out}$`);
-}
-
-function escapeRegExp(c: string): string {
-  return /[.*+?^${}()|[\]\\/]/.test(c) ? `\\${c}` : c;
+  return {
+    test(path: string): boolean {
+      const chars = [...path];
+      const n = chars.length;
+      // next[s]: whether the tokens after the current one match chars[s..]
+      let next = new Uint8Array(n + 1);
+      next[n] = 1;
+      for (let t = tokens.length - 1; t >= 0; t--) {
+        const token = tokens[t]!;
+        const row = new Uint8Array(n + 1);
+        let slashThenNext = 0;
+        for (let s = n; s >= 0; s--) {
+          switch (token.kind) {
+            case 'char':
+              row[s] = s < n && next[s + 1] && token.test(chars[s]!) ? 1 : 0;
+              break;
+            case 'star':
+              row[s] = next[s] || (s < n && chars[s] !== '/' && row[s + 1]) ? 1 : 0;
+              break;
+            case 'any':
+              row[s] = next[s] || (s < n && row[s + 1]) ? 1 : 0;
+              break;
+            case 'dirs':
+              // some '/' at or after s with the rest matching right after it
+              if (s < n && chars[s] === '/' && next[s + 1]) slashThenNext = 1;
+              row[s] = next[s] || slashThenNext ? 1 : 0;
+              break;
+          }
+        }
+        next = row;
+      }
+      return next[0] === 1;
+    },
+  };
 }
 
 /** Whether `text` uses glob syntax at all. */
@@ -86,7 +136,7 @@ export class DockerIgnore {
       }
       const cleaned = cleanRelative(line);
       if (cleaned === '') continue;
-      this.patterns.push({ exclude, regexp: globToRegExp(cleaned), text: cleaned });
+      this.patterns.push({ exclude, matcher: globMatcher(cleaned), text: cleaned });
     }
   }
 
@@ -100,7 +150,7 @@ export class DockerIgnore {
     let ignored = false;
     for (const p of this.patterns) {
       // a pattern matching a parent directory matches everything in it
-      if (parents.some((candidate) => p.regexp.test(candidate))) ignored = p.exclude;
+      if (parents.some((candidate) => p.matcher.test(candidate))) ignored = p.exclude;
     }
     return ignored;
   }

@@ -22,6 +22,7 @@
  * `skiff runtime prune`, and no name is changed.
  */
 import { randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -46,7 +47,7 @@ import {
 import { copyEntries, entriesChecksum, type CopySource } from './copy-step.js';
 import { dockerfileError, parseDockerfile, type Instruction } from './dockerfile.js';
 import { DockerIgnore } from './dockerignore.js';
-import { LayerStack } from './layer-stack.js';
+import { LayerStack, PathEscapeError } from './layer-stack.js';
 import { writeLayer, type LayerEntry, type WrittenLayer } from './layer-tar.js';
 import { diffUpper } from './upper-diff.js';
 
@@ -117,7 +118,12 @@ export async function buildImage(rt: BuildRuntime, opts: BuildOptions): Promise<
   const dockerfilePath = opts.dockerfile ?? join(opts.context, 'Dockerfile');
   let text: string;
   try {
-    text = await readFile(dockerfilePath, 'utf8');
+    // the context's own Dockerfile is read inside the context, as its COPY sources are: one that
+    // is a symlink to a host file printed that file's first line in the parse error
+    text =
+      opts.dockerfile !== undefined
+        ? await readFile(opts.dockerfile, 'utf8')
+        : readContextFile(opts.context, 'Dockerfile');
   } catch (err) {
     throw new InvalidArgumentError(`build image: read ${dockerfilePath}: ${(err as Error).message}`, 'file', {
       cause: err,
@@ -130,11 +136,16 @@ export async function buildImage(rt: BuildRuntime, opts: BuildOptions): Promise<
   if (plan.unusedBuildArgs.length > 0)
     emit({ type: 'warning', text: `build args not consumed by any ARG: ${plan.unusedBuildArgs.join(', ')}` });
   let ignore: DockerIgnore | undefined;
+  let ignoreText: string | undefined;
   try {
-    ignore = new DockerIgnore(await readFile(join(opts.context, '.dockerignore'), 'utf8'));
-  } catch {
-    ignore = undefined;
+    ignoreText = readContextFile(opts.context, '.dockerignore');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new InvalidArgumentError(`build image: .dockerignore: ${(err as Error).message}`, 'file', {
+        cause: err,
+      });
   }
+  if (ignoreText !== undefined) ignore = new DockerIgnore(ignoreText);
   const builder = new Builder(rt, opts, plan.escape, emit, ignore);
   const lease = await rt.images.lease();
   try {
@@ -149,6 +160,32 @@ export async function buildImage(rt: BuildRuntime, opts: BuildOptions): Promise<
     return await builder.commitImage(final);
   } finally {
     await lease.release().catch(() => undefined);
+  }
+}
+
+/**
+ * A regular file of the context, found as COPY finds its sources: a symlink is followed only
+ * inside the context, and a fifo or device (which would block or never end) is refused.
+ */
+function readContextFile(context: string, name: string): string {
+  const stack = LayerStack.plain(context);
+  let rel: string;
+  try {
+    rel = stack.resolve(name, true, 'refuse');
+  } catch (err) {
+    if (err instanceof PathEscapeError)
+      throw new Error(`${err.message.replace('the root', 'the build context')}; refused`);
+    throw err;
+  }
+  const found = stack.lookup(rel);
+  if (!found)
+    throw Object.assign(new Error(`${name}: no such file in the build context`), { code: 'ENOENT' });
+  if (!found.stat.isFile()) throw new Error(`${name} is not a regular file; refused`);
+  const fd = openSync(found.hostPath, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -319,8 +356,12 @@ class Builder {
     }
     this.emit({ type: 'step', step: this.step, total: this.total, text: ins.text, cached: false });
     let layer: WrittenLayer | undefined;
-    if (step.kind === 'run') layer = await this.run(parent, step.argv, step.env, ins);
-    else if (entries !== undefined) layer = await writeLayer(entries, this.rt.content, this.epoch);
+    // a name the layer cannot hold (.wh.*) is refused at its line
+    if (step.kind === 'run') layer = await this.atLine(ins, () => this.run(parent, step.argv, step.env, ins));
+    else if (entries !== undefined) {
+      const written = entries;
+      layer = await this.atLine(ins, () => writeLayer(written, this.rt.content, this.epoch));
+    }
     const history: HistoryEntry = {
       created: this.created,
       created_by: description,

@@ -14,6 +14,7 @@ import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { pack } from 'tar-stream';
+import { InvalidArgumentError } from '../../../proto/errors.js';
 import type { ContentIngester } from '../../../proto/oci/content-store.js';
 import type { Digest } from '../../../proto/oci/digest.js';
 import { MediaType } from '../../../proto/oci/media-types.js';
@@ -69,6 +70,13 @@ export function layerHeaders(entries: readonly LayerEntry[], epoch: number): Lay
       return { name: `${entry.path.slice(0, slash + 1)}.wh.${entry.path.slice(slash + 1)}`, entry };
     }
     if (entry.type === 'opaque') return { name: `${entry.path}/.wh..wh..opq`, entry };
+    // image-spec layer.md: no real file may be named .wh.*; written as is, every reader of the
+    // layer would take it for a whiteout and delete what it names
+    if (entry.path.slice(entry.path.lastIndexOf('/') + 1).startsWith('.wh.'))
+      throw new InvalidArgumentError(
+        `${entry.path}: a name beginning .wh. is reserved for deletions in an image layer; refused`,
+        'path',
+      );
     return { name: entry.path, entry };
   });
   named.sort((x, y) => comparePaths(x.name, y.name));
