@@ -463,6 +463,26 @@ describe('HTTP/2 client against a scripted peer', () => {
     return peer;
   }
 
+  test('hostile: PINGs and SETTINGS from a server that does not read their ACKs end the connection, not fill our memory', async () => {
+    const { connection, peer } = await connected();
+    peer.handshake();
+    const call = record(connection);
+    await peer.request();
+    peer.socket.pause(); // the ACKs pile up in the kernel's buffers, then in ours
+    const batch = Buffer.concat([
+      ...Array.from({ length: 5000 }, () => rawFrame(FRAME.PING, 0, 0, Buffer.alloc(8))),
+      ...Array.from({ length: 5000 }, () => rawFrame(FRAME.SETTINGS, 0, 0)),
+    ]);
+    // ~30 MB of ACKs unread, more than loopback buffers take
+    for (let sent = 0; sent < 2_000_000 && call.error === undefined; sent += 10_000)
+      await new Promise((resolve) => peer.socket.write(batch, resolve));
+    await call.done;
+    assert.equal(call.error?.scope, 'connection', call.error?.message);
+    assert.equal(call.error?.errorCode, H2_ERROR.ENHANCE_YOUR_CALM, call.error?.message);
+    assert.match(call.error!.message, /ACKs/);
+    peer.socket.destroy();
+  });
+
   test('hostile: a frame longer than our MAX_FRAME_SIZE ends the connection (FRAME_SIZE_ERROR)', async () => {
     await hostile((peer, id) => peer.send(rawFrame(FRAME.DATA, 0, id, Buffer.alloc(16385))), {
       scope: 'connection',

@@ -88,6 +88,12 @@ const HEADER_BLOCK_FACTOR = 4;
 const MAX_SEND_HEADER_BLOCK_BYTES = 64 * 1024;
 /** CONTINUATION frames one header block may take: a flood of (empty) ones ends the connection. */
 const MAX_CONTINUATION_FRAMES = 64;
+/**
+ * ACKs (of PING and SETTINGS) written while the socket has not drained: a server that sends those
+ * and does not read the answers would otherwise grow our write buffer without end (nghttp2 bounds
+ * its queue of them the same way, at 1,000).
+ */
+const MAX_UNDRAINED_ACKS = 10_000;
 
 /** Why a stream or the connection failed, other than a reset by the server (Http2StreamHandler.onReset). */
 export class Http2Error extends Error {
@@ -216,6 +222,7 @@ export class Http2ClientConnection {
   private unusableReported = false;
   private readonly pings = new Map<bigint, (error?: Error) => void>();
   private pingCount = 0n;
+  private undrainedAcks = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -406,6 +413,18 @@ export class Http2ClientConnection {
 
   private write(bytes: Buffer): void {
     if (!this.socket.destroyed) this.socket.write(bytes);
+  }
+
+  /** Writes an ACK the server asked for; a flood of them it does not read ends the connection. */
+  private writeAck(bytes: Buffer): void {
+    // all written so far has gone out: the server reads what it asks for
+    if (this.socket.writableLength === 0) this.undrainedAcks = 0;
+    if (++this.undrainedAcks > MAX_UNDRAINED_ACKS)
+      return this.connectionError(
+        H2_ERROR.ENHANCE_YOUR_CALM,
+        `more than ${MAX_UNDRAINED_ACKS} PING or SETTINGS frames whose ACKs it does not read`,
+      );
+    this.write(bytes);
   }
 
   // ---- receiving
@@ -667,7 +686,7 @@ export class Http2ClientConnection {
         // HEADER_TABLE_SIZE: our encoder never indexes, so any size suits it; others: 6.5.2
       }
     }
-    this.write(frame(FRAME.SETTINGS, FLAG_ACK, 0));
+    this.writeAck(frame(FRAME.SETTINGS, FLAG_ACK, 0));
     this.openWaiting();
     this.flush();
   }
@@ -682,7 +701,7 @@ export class Http2ClientConnection {
       this.pings.delete(id);
       callback?.();
     } else {
-      this.write(frame(FRAME.PING, FLAG_ACK, 0, payload));
+      this.writeAck(frame(FRAME.PING, FLAG_ACK, 0, payload));
     }
   }
 
