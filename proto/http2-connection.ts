@@ -86,6 +86,9 @@ const HEADER_BLOCK_FACTOR = 4;
  * with COMPRESSION_ERROR for a string over 64 KiB, failing every other call on it.
  */
 const MAX_SEND_HEADER_BLOCK_BYTES = 64 * 1024;
+/** Held data (a paused stream's) in frames smaller than this is copied into blocks of HELD_BLOCK_BYTES. */
+const HELD_COPY_BELOW = 1024;
+const HELD_BLOCK_BYTES = 16 * 1024;
 /** CONTINUATION frames one header block may take: a flood of (empty) ones ends the connection. */
 const MAX_CONTINUATION_FRAMES = 64;
 /**
@@ -841,6 +844,14 @@ export class Http2ClientStream {
   private paused = false;
   /** Data held while paused, then the end if it came. */
   private readonly held: Array<Buffer | 'end'> = [];
+  /**
+   * Small frames' data held while paused is copied into blocks of this: a frame's payload is a view
+   * into the socket's read, and a server sending 1-byte DATA frames to a paused stream otherwise
+   * pinned a 64 KB read and a Buffer object per byte of the window.
+   */
+  private heldBlock: Buffer | undefined;
+  /** The last entry of `held` while it is the filled part of heldBlock, open to more. */
+  private heldBlockView: Buffer | undefined;
   private consumedUnacknowledged = 0;
 
   /** @internal */
@@ -924,8 +935,19 @@ export class Http2ClientStream {
 
   /** @internal */
   receiveData(data: Buffer): void {
-    if (this.paused) this.held.push(data);
-    else this.deliverData(data);
+    if (!this.paused) return this.deliverData(data);
+    if (data.length >= HELD_COPY_BELOW) return void this.held.push(data);
+    const view = this.heldBlockView;
+    if (view === undefined || this.held.at(-1) !== view || view.length + data.length > HELD_BLOCK_BYTES) {
+      this.heldBlock = Buffer.allocUnsafe(HELD_BLOCK_BYTES);
+      data.copy(this.heldBlock);
+      this.heldBlockView = this.heldBlock.subarray(0, data.length);
+      this.held.push(this.heldBlockView);
+      return;
+    }
+    data.copy(this.heldBlock!, view.length);
+    this.heldBlockView = this.heldBlock!.subarray(0, view.length + data.length);
+    this.held[this.held.length - 1] = this.heldBlockView;
   }
 
   /** @internal */
