@@ -6,6 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
 import { createServer } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { encodeHeaderBlock } from './hpack.js';
 import * as grpc from '@grpc/grpc-js';
 import { GRPC_CODE } from './grpc-status.js';
 import { GrpcCallError, WireChannel } from './grpc-wire-client.js';
@@ -312,6 +315,63 @@ describe('WireChannel keepalive', () => {
       silent.close();
     }
   });
+});
+
+test('hostile: a message trickled in 1-byte DATA frames is held in its own bytes, not in every frame of the socket', async () => {
+  const size = 1_500_000;
+  let sendLast: () => void = () => undefined;
+  const trickle = createServer((socket) => {
+    socket.on('error', () => undefined);
+    const frame = (type: number, flags: number, payload: Buffer): Buffer => {
+      const header = Buffer.alloc(9);
+      header.writeUIntBE(payload.length, 0, 3);
+      header[3] = type;
+      header[4] = flags;
+      header.writeUInt32BE(1, 5);
+      return Buffer.concat([header, payload]);
+    };
+    const start = Buffer.alloc(5);
+    start.writeUInt32BE(size, 1);
+    const frames = [
+      Buffer.from('000000040000000000', 'hex'), // SETTINGS
+      frame(1, 0x4, encodeHeaderBlock([[':status', '200']])),
+      frame(0, 0, start),
+    ];
+    // all the message but its last byte, 10 bytes on the wire for each
+    const one = frame(0, 0, Buffer.from('x'));
+    for (let i = 0; i < size - 1; i++) frames.push(one);
+    socket.write(Buffer.concat(frames));
+    sendLast = () =>
+      socket.write(
+        Buffer.concat([
+          frame(0, 0, Buffer.from('x')),
+          frame(1, 0x5, encodeHeaderBlock([['grpc-status', '0']])),
+        ]),
+      );
+  });
+  await new Promise<void>((resolve) => trickle.listen(0, '127.0.0.1', resolve));
+  const channel = new WireChannel(`127.0.0.1:${(trickle.address() as { port: number }).port}`, {
+    maxReceiveBytes: 4 * 1024 * 1024,
+    keepaliveMs: 60_000,
+    keepaliveTimeoutMs: 60_000,
+  });
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  try {
+    const answer = channel.unary('/test.Raw/Echo', Buffer.alloc(0), { metadata: {}, timeoutMs: 30_000 });
+    // the client has all but the last byte when 15 MB arrived; then what it holds is measured
+    for (let i = 0; i < 100; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    gc();
+    const held = process.memoryUsage().arrayBuffers;
+    sendLast();
+    assert.equal((await answer).length, size);
+    // before: every 64 KB socket chunk stayed alive for the 1-byte views into it (~15 MB and
+    // 1.5 million Buffer objects; at a 64 MiB limit, gigabytes)
+    assert.ok(held < 8 * 1024 * 1024, `${held} bytes of ArrayBuffers held`);
+  } finally {
+    channel.close();
+    trickle.close();
+  }
 });
 
 /**

@@ -8,6 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
 import { createServer, type Server, type Socket } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { encodeHeaderBlock, encodeInteger, type HeaderField } from './hpack.js';
 import {
   H2_ERROR,
@@ -462,6 +464,55 @@ describe('HTTP/2 client against a scripted peer', () => {
     }
     return peer;
   }
+
+  test('hostile: PINGs and SETTINGS from a server that does not read their ACKs end the connection, not fill our memory', async () => {
+    const { connection, peer } = await connected();
+    peer.handshake();
+    const call = record(connection);
+    await peer.request();
+    peer.socket.pause(); // the ACKs pile up in the kernel's buffers, then in ours
+    const batch = Buffer.concat([
+      ...Array.from({ length: 5000 }, () => rawFrame(FRAME.PING, 0, 0, Buffer.alloc(8))),
+      ...Array.from({ length: 5000 }, () => rawFrame(FRAME.SETTINGS, 0, 0)),
+    ]);
+    // ~30 MB of ACKs unread, more than loopback buffers take
+    for (let sent = 0; sent < 2_000_000 && call.error === undefined; sent += 10_000)
+      await new Promise((resolve) => peer.socket.write(batch, resolve));
+    await call.done;
+    assert.equal(call.error?.scope, 'connection', call.error?.message);
+    assert.equal(call.error?.errorCode, H2_ERROR.ENHANCE_YOUR_CALM, call.error?.message);
+    assert.match(call.error!.message, /ACKs/);
+    peer.socket.destroy();
+  });
+
+  test('hostile: 1-byte DATA frames to a paused stream are held in their own bytes, not in the socket reads they came in', async () => {
+    const window = 1 << 20;
+    const { connection, peer } = await connected({
+      streamWindowBytes: window,
+      connectionWindowBytes: 1 << 24,
+    });
+    peer.handshake();
+    const call = record(connection);
+    const id = await peer.request();
+    call.stream.pause();
+    const one = rawFrame(FRAME.DATA, 0, id, Buffer.from('x'));
+    peer.send(
+      rawFrame(FRAME.HEADERS, END_HEADERS, id, encodeHeaderBlock(ok200)),
+      Buffer.concat(Array.from({ length: window }, () => one)), // the whole window, 10 wire bytes a byte
+    );
+    for (let i = 0; i < 50; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    setFlagsFromString('--expose-gc');
+    (runInNewContext('gc') as () => void)();
+    const held = process.memoryUsage().arrayBuffers;
+    peer.send(
+      rawFrame(FRAME.HEADERS, END_HEADERS | END_STREAM, id, encodeHeaderBlock([['grpc-status', '0']])),
+    );
+    call.stream.resume();
+    await call.done;
+    assert.equal(Buffer.concat(call.data).length, window);
+    // before: ~10 MB of socket reads pinned by a million 1-byte views
+    assert.ok(held < 5 * 1024 * 1024, `${held} bytes of ArrayBuffers held`);
+  });
 
   test('hostile: a frame longer than our MAX_FRAME_SIZE ends the connection (FRAME_SIZE_ERROR)', async () => {
     await hostile((peer, id) => peer.send(rawFrame(FRAME.DATA, 0, id, Buffer.alloc(16385))), {

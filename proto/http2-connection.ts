@@ -86,8 +86,17 @@ const HEADER_BLOCK_FACTOR = 4;
  * with COMPRESSION_ERROR for a string over 64 KiB, failing every other call on it.
  */
 const MAX_SEND_HEADER_BLOCK_BYTES = 64 * 1024;
+/** Held data (a paused stream's) in frames smaller than this is copied into blocks of HELD_BLOCK_BYTES. */
+const HELD_COPY_BELOW = 1024;
+const HELD_BLOCK_BYTES = 16 * 1024;
 /** CONTINUATION frames one header block may take: a flood of (empty) ones ends the connection. */
 const MAX_CONTINUATION_FRAMES = 64;
+/**
+ * ACKs (of PING and SETTINGS) written while the socket has not drained: a server that sends those
+ * and does not read the answers would otherwise grow our write buffer without end (nghttp2 bounds
+ * its queue of them the same way, at 1,000).
+ */
+const MAX_UNDRAINED_ACKS = 10_000;
 
 /** Why a stream or the connection failed, other than a reset by the server (Http2StreamHandler.onReset). */
 export class Http2Error extends Error {
@@ -216,6 +225,7 @@ export class Http2ClientConnection {
   private unusableReported = false;
   private readonly pings = new Map<bigint, (error?: Error) => void>();
   private pingCount = 0n;
+  private undrainedAcks = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -406,6 +416,18 @@ export class Http2ClientConnection {
 
   private write(bytes: Buffer): void {
     if (!this.socket.destroyed) this.socket.write(bytes);
+  }
+
+  /** Writes an ACK the server asked for; a flood of them it does not read ends the connection. */
+  private writeAck(bytes: Buffer): void {
+    // all written so far has gone out: the server reads what it asks for
+    if (this.socket.writableLength === 0) this.undrainedAcks = 0;
+    if (++this.undrainedAcks > MAX_UNDRAINED_ACKS)
+      return this.connectionError(
+        H2_ERROR.ENHANCE_YOUR_CALM,
+        `more than ${MAX_UNDRAINED_ACKS} PING or SETTINGS frames whose ACKs it does not read`,
+      );
+    this.write(bytes);
   }
 
   // ---- receiving
@@ -667,7 +689,7 @@ export class Http2ClientConnection {
         // HEADER_TABLE_SIZE: our encoder never indexes, so any size suits it; others: 6.5.2
       }
     }
-    this.write(frame(FRAME.SETTINGS, FLAG_ACK, 0));
+    this.writeAck(frame(FRAME.SETTINGS, FLAG_ACK, 0));
     this.openWaiting();
     this.flush();
   }
@@ -682,7 +704,7 @@ export class Http2ClientConnection {
       this.pings.delete(id);
       callback?.();
     } else {
-      this.write(frame(FRAME.PING, FLAG_ACK, 0, payload));
+      this.writeAck(frame(FRAME.PING, FLAG_ACK, 0, payload));
     }
   }
 
@@ -822,6 +844,14 @@ export class Http2ClientStream {
   private paused = false;
   /** Data held while paused, then the end if it came. */
   private readonly held: Array<Buffer | 'end'> = [];
+  /**
+   * Small frames' data held while paused is copied into blocks of this: a frame's payload is a view
+   * into the socket's read, and a server sending 1-byte DATA frames to a paused stream otherwise
+   * pinned a 64 KB read and a Buffer object per byte of the window.
+   */
+  private heldBlock: Buffer | undefined;
+  /** The last entry of `held` while it is the filled part of heldBlock, open to more. */
+  private heldBlockView: Buffer | undefined;
   private consumedUnacknowledged = 0;
 
   /** @internal */
@@ -905,8 +935,19 @@ export class Http2ClientStream {
 
   /** @internal */
   receiveData(data: Buffer): void {
-    if (this.paused) this.held.push(data);
-    else this.deliverData(data);
+    if (!this.paused) return this.deliverData(data);
+    if (data.length >= HELD_COPY_BELOW) return void this.held.push(data);
+    const view = this.heldBlockView;
+    if (view === undefined || this.held.at(-1) !== view || view.length + data.length > HELD_BLOCK_BYTES) {
+      this.heldBlock = Buffer.allocUnsafe(HELD_BLOCK_BYTES);
+      data.copy(this.heldBlock);
+      this.heldBlockView = this.heldBlock.subarray(0, data.length);
+      this.held.push(this.heldBlockView);
+      return;
+    }
+    data.copy(this.heldBlock!, view.length);
+    this.heldBlockView = this.heldBlock!.subarray(0, view.length + data.length);
+    this.held[this.held.length - 1] = this.heldBlockView;
   }
 
   /** @internal */
