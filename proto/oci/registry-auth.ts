@@ -127,12 +127,8 @@ export class RegistryAuthenticator {
   learn(location: RegistryLocation, header: string | string[] | undefined): void {
     if (location.settings.token) return;
     const challenges = parseChallenges(header);
-    const bearer = challenges.find((c) => c.scheme === 'bearer' && c.params.realm);
-    if (bearer) {
-      const auth: HostAuth = { scheme: 'bearer', realm: bearer.params.realm! };
-      if (bearer.params.service !== undefined) auth.service = bearer.params.service;
-      this.hosts.set(location.host, auth);
-    } else if (challenges.some((c) => c.scheme === 'basic') && location.settings.username) {
+    if (this.rememberBearer(location, challenges) !== undefined) return;
+    if (challenges.some((c) => c.scheme === 'basic') && location.settings.username) {
       this.hosts.set(location.host, { scheme: 'basic' });
     }
   }
@@ -154,13 +150,11 @@ export class RegistryAuthenticator {
       );
     }
     const challenges = parseChallenges(header);
-    const bearer = challenges.find((c) => c.scheme === 'bearer' && c.params.realm);
+    const bearer = this.rememberBearer(location, challenges);
     if (bearer) {
-      const auth: HostAuth = { scheme: 'bearer', realm: bearer.params.realm! };
-      if (bearer.params.service !== undefined) auth.service = bearer.params.service;
-      this.hosts.set(location.host, auth);
+      const { auth } = bearer;
       const scopes = [scope];
-      const asked = bearer.params.scope;
+      const asked = bearer.params['scope'];
       if (asked)
         for (const s of asked.split(' ')) if (s && !covers(scope, s) && !scopes.includes(s)) scopes.push(s);
       // a token the registry refused is not asked for again from the cache
@@ -179,6 +173,19 @@ export class RegistryAuthenticator {
     throw new UnauthenticatedError(
       `${action}: ${location.displayName} answered 401 without a challenge skiff can answer (WWW-Authenticate: ${JSON.stringify(header ?? '')})`,
     );
+  }
+
+  /** A bearer challenge with a realm, kept as the host's way to authorize; undefined when none. */
+  private rememberBearer(
+    location: RegistryLocation,
+    challenges: ReturnType<typeof parseChallenges>,
+  ): { auth: HostAuth; params: Record<string, string | undefined> } | undefined {
+    const bearer = challenges.find((c) => c.scheme === 'bearer' && c.params.realm);
+    if (bearer === undefined) return undefined;
+    const auth: HostAuth = { scheme: 'bearer', realm: bearer.params.realm! };
+    if (bearer.params.service !== undefined) auth.service = bearer.params.service;
+    this.hosts.set(location.host, auth);
+    return { auth, params: bearer.params };
   }
 
   private basic(location: RegistryLocation, action: string): string {
