@@ -172,7 +172,7 @@ export interface PodRuntime {
   /** Container lifecycle (start, stop, kill, exec, logs, remove…), lists by label, sandboxes, events. */
   readonly containers: ContainerRuntime & SandboxService & ContainerWatcher;
   /** The local image for `ref`, pulled through the puller when the local store lacks it. */
-  ensureImage(ref: string): Promise<RuntimeImage>;
+  ensureImage(ref: string, policy?: 'Always' | 'IfNotPresent' | 'Never'): Promise<RuntimeImage>;
   /**
    * Creates, without starting, a container from an image (ensured as above) or a directory;
    * `sandbox` puts it in a sandbox. The caller starts it with `containers.start`.

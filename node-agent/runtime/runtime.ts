@@ -25,7 +25,7 @@ import {
 } from './containers/container-runtime.js';
 import type { ContainerEventHubOptions } from './containers/container-events.js';
 import type { ImageStore, ResolvedImage } from './images/image-store.js';
-import { ImagePulls } from './images/image-pull.js';
+import { ImagePulls, type PullPolicy } from './images/image-pull.js';
 import type { ImagePuller, PodRuntime, SandboxNetwork } from './pod-runtime.js';
 import { openSnapshotter, type SnapshotterChoice } from './snapshots/open-snapshotter.js';
 import { probeOverlay } from './sys/overlay-probe.js';
@@ -61,7 +61,7 @@ export interface RuntimeImage {
 /** What the image side offers the runtime (images/image-pull.ts and image-store.ts give it). */
 export interface ImageService {
   /** The local image for `ref`, pulled when missing (NotFoundError without a puller). */
-  ensure(ref: string): Promise<RuntimeImage>;
+  ensure(ref: string, policy?: PullPolicy): Promise<RuntimeImage>;
   /**
    * Ensures a committed snapshot per layer and, where layers stack, the image's init layer (the
    * mount points every container gets, made once: images/init-layer.ts). Returns the top layer's
@@ -93,6 +93,11 @@ function stringList(value: unknown, field: string): string[] | undefined {
 }
 
 export interface ProcessOverrides {
+  /**
+   * Replaces the image's Entrypoint and drops its Cmd (docker's --entrypoint; Kubernetes'
+   * `command`): `command` then gives the arguments, if any.
+   */
+  entrypoint?: string[];
   /** Arguments after the image name: replace Cmd (Entrypoint stays). */
   command?: string[];
   env?: string[];
@@ -107,11 +112,13 @@ export function processFromImage(
   overrides: ProcessOverrides,
 ): { argv: string[]; env: string[]; cwd: string; user: string } {
   const c = runtimeConfigOf(imageConfig);
-  const entrypoint = stringList(c.Entrypoint, 'config.Entrypoint') ?? [];
+  const entrypoint = overrides.entrypoint ?? stringList(c.Entrypoint, 'config.Entrypoint') ?? [];
   const cmd =
     overrides.command && overrides.command.length > 0
       ? overrides.command
-      : (stringList(c.Cmd, 'config.Cmd') ?? []);
+      : overrides.entrypoint !== undefined
+        ? []
+        : (stringList(c.Cmd, 'config.Cmd') ?? []);
   const env = [...(stringList(c.Env, 'config.Env') ?? [])];
   for (const e of overrides.env ?? []) {
     const key = e.includes('=') ? e.slice(0, e.indexOf('=') + 1) : `${e}=`;
@@ -187,8 +194,8 @@ export class Runtime implements PodRuntime {
     return new Runtime(containers, opts.images, given);
   }
 
-  async ensureImage(ref: string): Promise<RuntimeImage> {
-    return this.imageSide(`ensure image ${ref}`).images.ensure(ref);
+  async ensureImage(ref: string, policy?: PullPolicy): Promise<RuntimeImage> {
+    return this.imageSide(`ensure image ${ref}`).images.ensure(ref, policy);
   }
 
   private imageSide(action: string): { images: ImageService; snapshots: ContainerSnapshots } {
@@ -219,6 +226,7 @@ export class Runtime implements PodRuntime {
     const {
       image: ref,
       rootfsDir,
+      entrypoint,
       command,
       workdir,
       user,
@@ -253,7 +261,7 @@ export class Runtime implements PodRuntime {
       rootfs = mounts[0]!;
     }
     try {
-      const proc = processFromImage(imageConfig, { command, workdir, user, env });
+      const proc = processFromImage(imageConfig, { entrypoint, command, workdir, user, env });
       return await this.containers.create({
         ...rest,
         ...proc,
@@ -336,7 +344,7 @@ export async function openImageRuntime(
   });
   const pulls = new ImagePulls(images, puller);
   const service: ImageService = {
-    ensure: (ref) => pulls.ensure(ref),
+    ensure: (ref, policy) => pulls.ensure(ref, policy),
     // only ever given what ensure returned
     unpack: (image) => images.unpack(image as ResolvedImage, { initLayer: true }),
   };
