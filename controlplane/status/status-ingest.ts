@@ -25,6 +25,7 @@ import {
 } from '../../proto/node-reports.js';
 import type { Logger } from '../../proto/support/logger.js';
 import type { ApiHandlers } from '../api/handlers.js';
+import { EventRecorder } from '../../proto/events.js';
 
 export interface StatusIngestOptions {
   nats: NatsConnection;
@@ -58,9 +59,20 @@ export class StatusIngest {
   private flushing: Promise<void> = Promise.resolve();
   private readonly now: () => Date;
   private stopped = false;
+  private readonly events: EventRecorder;
 
   constructor(private readonly options: StatusIngestOptions) {
     this.now = options.now ?? (() => new Date());
+    const { handlers } = options;
+    this.events = new EventRecorder({
+      sink: {
+        create: async (object) => (await handlers.create(object)).object as never,
+        update: async (object) => (await handlers.update(object)).object as never,
+      },
+      component: 'node-controller',
+      host: 'skiff-controlplane',
+      log: options.log.child({ component: 'events' }),
+    });
   }
 
   start(): void {
@@ -96,6 +108,7 @@ export class StatusIngest {
     if (this.checkTimer) clearInterval(this.checkTimer);
     if (this.flushTimer) clearTimeout(this.flushTimer);
     await this.flushing;
+    await this.events.flush();
   }
 
   private askForResync(): void {
@@ -214,7 +227,19 @@ export class StatusIngest {
   private async writeHeartbeat(beat: NodeHeartbeat): Promise<void> {
     if ((this.seqByNode.get(beat.node) ?? 0) >= beat.seq) return;
     this.seqByNode.set(beat.node, beat.seq);
-    await this.updateNodeConditions(beat.node, (current) => mergeConditions(current, beat.conditions));
+    await this.updateNodeConditions(beat.node, (current) => {
+      const wasReady = current.find((c) => c.type === 'Ready')?.status === 'True';
+      const merged = mergeConditions(current, beat.conditions);
+      const nowReady = merged.find((c) => c.type === 'Ready')?.status === 'True';
+      if (nowReady !== wasReady)
+        this.events.record(
+          nodeRef(beat.node),
+          'Normal',
+          nowReady ? 'NodeReady' : 'NodeNotReady',
+          `Node ${beat.node} status is now: ${nowReady ? 'NodeReady' : 'NodeNotReady'}`,
+        );
+      return merged;
+    });
   }
 
   private async updateNodeConditions(
@@ -254,6 +279,12 @@ export class StatusIngest {
         { node: node.metadata.name, lastHeartbeat: ready.lastHeartbeatTime },
         'node stopped posting status; marking it NotReady',
       );
+      this.events.record(
+        nodeRef(node.metadata.name!),
+        'Normal',
+        'NodeNotReady',
+        `Node ${node.metadata.name} status is now: NodeNotReady`,
+      );
       await this.updateNodeConditions(node.metadata.name!, (current) =>
         current.map((c) => ({
           ...c,
@@ -265,6 +296,10 @@ export class StatusIngest {
       ).catch((err) => this.options.log.warn({ err: errorMessage(err) }, 'marking a node NotReady failed'));
     }
   }
+}
+
+function nodeRef(name: string): { kind: string; apiVersion: string; name: string } {
+  return { kind: 'Node', apiVersion: 'v1', name };
 }
 
 /** The reported conditions replace those of the same type; others are kept. */

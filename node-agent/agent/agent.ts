@@ -19,6 +19,7 @@ import type { Condition, Node, Pod, Taint } from '../../proto/gen/types.js';
 import { apiSource } from '../../proto/informer/api-source.js';
 import { Controller } from '../../proto/informer/controller.js';
 import { Informer } from '../../proto/informer/informer.js';
+import { EventRecorder, referenceTo } from '../../proto/events.js';
 import {
   RESYNC_SUBJECT,
   heartbeatSubject,
@@ -75,9 +76,17 @@ export class Agent {
   private flushTimer: NodeJS.Timeout | undefined;
   private closeWatch: (() => void) | undefined;
   private readonly subscriptions: { unsubscribe(): void }[] = [];
+  private readonly events: EventRecorder;
   private lastConditions: Condition[] | undefined;
 
-  constructor(private readonly options: AgentOptions) {}
+  constructor(private readonly options: AgentOptions) {
+    this.events = new EventRecorder({
+      sink: options.api,
+      component: 'skiff-agent',
+      host: options.nodeName,
+      log: options.log.child({ component: 'events' }),
+    });
+  }
 
   get nodeName(): string {
     return this.options.nodeName;
@@ -102,6 +111,8 @@ export class Agent {
       ...(this.options.backoff ? { backoff: this.options.backoff } : {}),
       ...(this.options.podIPOf ? { podIPOf: this.options.podIPOf } : {}),
       report: (report) => this.queueReport(report),
+      event: (pod, type, reason, message, fieldPath) =>
+        this.events.record(referenceTo(pod, fieldPath), type, reason, message),
       podOf: (key) => informer.get(key)?.object,
       log: log.child({ component: 'pod-sync' }),
     });
@@ -148,6 +159,7 @@ export class Agent {
     this.informer?.stop();
     await this.controller?.stop();
     this.flush();
+    await this.events.flush();
     await this.options.nats.flush().catch(() => {});
   }
 
@@ -255,12 +267,19 @@ export class Agent {
             spec: { ...(this.options.taints?.length ? { taints: this.options.taints } : {}) },
           } as Node);
           log.info({ node: nodeName }, 'node registered');
+          this.events.record(
+            node0(nodeName),
+            'Normal',
+            'RegisteredNode',
+            `Node ${nodeName} registered with the cluster`,
+          );
         } catch (createErr) {
           if (createErr instanceof ConflictError || (createErr as Error).name === 'AlreadyExistsError')
             continue;
           throw createErr;
         }
       }
+      if (attempt === 0) this.events.record(node0(nodeName), 'Normal', 'Starting', 'Starting skiff agent.');
       const status = nodeStatusOf(host, this.options.reservations ?? DEFAULT_RESERVATIONS, {
         nodeIP: this.options.nodeIP,
         version: this.options.version,
@@ -277,6 +296,11 @@ export class Agent {
       }
     }
   }
+}
+
+/** A Node as events name it (uid unknown before the first read; Kubernetes' node events omit it too). */
+function node0(name: string): { kind: string; apiVersion: string; name: string } {
+  return { kind: 'Node', apiVersion: 'v1', name };
 }
 
 function isoSeconds(date: Date): string {

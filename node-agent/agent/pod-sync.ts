@@ -69,6 +69,8 @@ export interface PodSyncOptions {
   podIPOf?: (sandbox: SandboxInfo) => string | undefined;
   /** Called with every status that differs from the last one reported for that pod. */
   report: (report: Omit<PodStatusReport, 'seq'>) => void;
+  /** Tells users what happened to a pod (Pulling, Pulled, Created, Started, Killing, BackOff, Failed). */
+  event?: (pod: Pod, type: 'Normal' | 'Warning', reason: string, message: string, fieldPath?: string) => void;
   /** The pod as the informer holds it now; undefined when it is gone. */
   podOf: (key: string) => Pod | undefined;
   log: Logger;
@@ -265,7 +267,7 @@ export class PodSync {
       if (state === 'exited' && current!.state.exitCode === 0) continue;
       if (state === 'running' || state === 'created') return started;
       if (state === 'exited' && (pod.spec.restartPolicy ?? 'Always') === 'Never') return started;
-      const due = this.dueIn(memory, spec.name, current);
+      const due = this.dueIn(memory, pod, spec.name, current);
       if (due > 0) {
         requeues.push(due);
         return started;
@@ -296,7 +298,7 @@ export class PodSync {
         continue;
       }
       if (state === 'exited' && !willRestart(pod, current!.state.exitCode ?? 255)) continue;
-      const due = this.dueIn(memory, spec.name, current);
+      const due = this.dueIn(memory, pod, spec.name, current);
       if (due > 0) {
         requeues.push(due);
         continue;
@@ -325,7 +327,7 @@ export class PodSync {
   }
 
   /** ms until `name` may start again (0: now); sets the CrashLoopBackOff reason while waiting. */
-  private dueIn(memory: PodMemory, name: string, current: ContainerInfo | undefined): number {
+  private dueIn(memory: PodMemory, pod: Pod, name: string, current: ContainerInfo | undefined): number {
     if (!current || current.state.status !== 'exited') return 0;
     const now = this.now().getTime();
     let entry = memory.backoff.get(name);
@@ -343,6 +345,13 @@ export class PodSync {
     }
     const left = entry.until - now;
     if (left > 0) {
+      if (memory.waiting.get(name)?.reason !== 'CrashLoopBackOff')
+        this.options.event?.(
+          pod,
+          'Warning',
+          'BackOff',
+          `Back-off restarting failed container ${name} in pod ${pod.metadata.name}_${pod.metadata.namespace}(${pod.metadata.uid})`,
+        );
       memory.waiting.set(name, {
         reason: 'CrashLoopBackOff',
         message: `back-off ${Math.round(entry.delayMs / 1000)}s restarting failed container=${name}`,
@@ -376,9 +385,26 @@ export class PodSync {
   ): Promise<boolean> {
     const { runtime, log } = this.options;
     const ref = spec.image ?? '';
+    const event = (type: 'Normal' | 'Warning', reason: string, message: string): void =>
+      this.options.event?.(pod, type, reason, message, `${field.replace(/\[\d+\]$/, '')}{${spec.name}}`);
     let image;
     try {
-      image = await runtime.ensureImage(ref, pullPolicy(spec));
+      const policy = pullPolicy(spec);
+      const present =
+        policy === 'Always' ? undefined : await runtime.ensureImage(ref, 'Never').catch(() => undefined);
+      if (present) {
+        image = present;
+        event('Normal', 'Pulled', `Container image "${ref}" already present on machine`);
+      } else {
+        if (policy !== 'Never') event('Normal', 'Pulling', `Pulling image "${ref}"`);
+        const started = Date.now();
+        image = await runtime.ensureImage(ref, policy);
+        event(
+          'Normal',
+          'Pulled',
+          `Successfully pulled image "${ref}" in ${((Date.now() - started) / 1000).toFixed(3)}s`,
+        );
+      }
       memory.imageIDs.set(spec.name, `${ref}@${image.manifestDigest}`);
     } catch (err) {
       const previousReason = memory.waiting.get(spec.name)?.reason;
@@ -390,6 +416,11 @@ export class PodSync {
             : 'ErrImagePull';
       memory.waiting.set(spec.name, { reason, message: errorMessage(err) });
       log.warn({ pod: key, container: spec.name, image: ref, err: errorMessage(err) }, 'image pull failed');
+      if (reason === 'ImagePullBackOff') event('Normal', 'BackOff', `Back-off pulling image "${ref}"`);
+      else {
+        event('Warning', 'Failed', `Failed to pull image "${ref}": ${errorMessage(err)}`);
+        event('Warning', 'Failed', `Error: ${reason}`);
+      }
       requeues.push(
         reason === 'ImagePullBackOff' ? this.backoff.initialMs : Math.min(this.backoff.initialMs, 2000),
       );
@@ -442,17 +473,21 @@ export class PodSync {
       const reason = err instanceof PodConfigError ? 'CreateContainerConfigError' : 'CreateContainerError';
       memory.waiting.set(spec.name, { reason, message: errorMessage(err) });
       log.warn({ pod: key, container: spec.name, err: errorMessage(err) }, 'creating the container failed');
+      event('Warning', 'Failed', `Error: ${errorMessage(err)}`);
       requeues.push(this.backoff.initialMs);
       return false;
     }
+    event('Normal', 'Created', `Created container ${spec.name}`);
     try {
       await runtime.containers.start(created.id);
+      event('Normal', 'Started', `Started container ${spec.name}`);
       memory.waiting.delete(spec.name);
       const entry = memory.backoff.get(spec.name);
       if (entry) entry.until = 0;
     } catch (err) {
       // the record keeps the start error (StartError, with the reason): it shows as terminated
       log.warn({ pod: key, container: spec.name, err: errorMessage(err) }, 'starting the container failed');
+      event('Warning', 'Failed', `Error: ${errorMessage(err)}`);
       memory.waiting.delete(spec.name);
     }
     return true;
@@ -483,7 +518,13 @@ export class PodSync {
   /** Stops a pod being deleted, then removes the pod object (only this uid). */
   private async terminate(key: string, pod: Pod, sandboxes: SandboxInfo[]): Promise<ReconcileResult> {
     const grace = pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
-    for (const sandbox of sandboxes) await this.removePodSandbox(sandbox, grace);
+    for (const sandbox of sandboxes) {
+      for (const c of await this.options.runtime.containers.list({ sandbox: sandbox.id })) {
+        const name = c.config.labels[LABEL_CONTAINER];
+        if (name) this.options.event?.(pod, 'Normal', 'Killing', `Stopping container ${name}`);
+      }
+      await this.removePodSandbox(sandbox, grace);
+    }
     await removePodDir(join(this.options.root, 'pods', pod.metadata.uid!));
     this.memory.delete(key);
     try {

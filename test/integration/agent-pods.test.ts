@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { connectApi, type ApiClient } from '../../proto/client.js';
 import { NotFoundError } from '../../proto/errors.js';
-import type { ConfigMap, Node, Pod, Secret } from '../../proto/gen/types.js';
+import type { ConfigMap, Event, Node, Pod, Secret } from '../../proto/gen/types.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { startAgent, type RunningAgent } from '../../node-agent/agent/main.js';
 import { busyboxImage } from '../fixtures/images.js';
@@ -163,6 +163,18 @@ describe('pods', () => {
     assert.equal(running.status!.qosClass, 'BestEffort');
     for (const type of ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'])
       assert.equal(running.status!.conditions!.find((c) => c.type === type)?.status, 'True', type);
+    const events = await eventually(
+      'Pulled, Created and Started events',
+      async () =>
+        (await api.list('Event', { namespace: 'default', fieldSelector: 'involvedObject.name=runs' }))
+          .items as Event[],
+      (list) => ['Pulled', 'Created', 'Started'].every((r) => list.some((e) => e.reason === r)),
+    );
+    const started = events.find((e) => e.reason === 'Started')!;
+    assert.equal(started.message, 'Started container main');
+    assert.equal(started.source?.component, 'skiff-agent');
+    assert.equal(started.source?.host, NODE);
+    assert.equal(started.involvedObject?.fieldPath, 'spec.containers{main}');
   });
 
   test('restartPolicy Never: a container that exits 3 fails the pod with its exit code', async () => {
@@ -212,6 +224,17 @@ describe('pods', () => {
         return sawBackOff;
       },
     );
+    // repeats fold into one Event with a count
+    const startedEvents = await eventually(
+      'one Started event counted more than once',
+      async () =>
+        (
+          (await api.list('Event', { namespace: 'default', fieldSelector: 'involvedObject.name=crashes' }))
+            .items as Event[]
+        ).filter((e) => e.reason === 'Started'),
+      (list) => list.length === 1 && (list[0]!.count ?? 0) >= 2,
+    );
+    assert.equal(startedEvents[0]!.type, 'Normal');
   });
 
   test('init containers run first, in order; command, args and env come from the spec, ConfigMaps and Secrets', async () => {
@@ -385,6 +408,13 @@ describe('pods', () => {
       15_000,
     );
     assert.equal(node.status!.conditions!.find((c) => c.type === 'Ready')!.reason, 'NodeStatusUnknown');
+    await eventually(
+      'a NodeNotReady event',
+      async () =>
+        (await api.list('Event', { namespace: 'default', fieldSelector: `involvedObject.name=${NODE}` }))
+          .items as Event[],
+      (list) => list.some((e) => e.reason === 'NodeNotReady'),
+    );
     agent = await launchAgent();
     await eventually(
       'Ready again',
