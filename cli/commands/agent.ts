@@ -9,10 +9,10 @@ import { InvalidArgumentError } from '../../proto/errors.js';
 import type { Taint } from '../../proto/gen/types.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { DEFAULT_ROOT } from '../../node-agent/runtime/image-side.js';
+import { globalOptions } from './context.js';
 
 interface AgentFlags {
-  server: string;
-  token?: string;
+  tokenFile?: string;
   nodeName: string;
   labels?: string;
   taints?: string;
@@ -56,12 +56,27 @@ export function parseTaintList(text: string, flag: string): Taint[] {
     });
 }
 
+async function readTokenFile(path: string): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(
+      `agent: read --token-file ${path}: ${(err as Error).message}`,
+      'token-file',
+    );
+  }
+  if (text.trim() === '')
+    throw new InvalidArgumentError(`agent: --token-file ${path} is empty`, 'token-file');
+  return text.trim();
+}
+
 export function registerAgent(program: Command): void {
   program
     .command('agent')
     .description('run a node agent: join the cluster at --server and run the pods bound to this node')
-    .requiredOption('--server <host:port>', "the control plane's API address")
-    .option('--token <token>', 'API token the agent uses (default: $SKIFF_TOKEN)')
+    .option('--token-file <file>', 'read the API token from this file (kept off the command line)')
     .option('--node-name <name>', 'name of this node', hostname().toLowerCase())
     .option('--labels <k=v,...>', 'labels added to the node')
     .option('--taints <k=v:Effect,...>', 'taints the node is registered with')
@@ -74,19 +89,26 @@ export function registerAgent(program: Command): void {
       (value: string, previous: string[]) => [...previous, value],
       [] as string[],
     )
-    .action(async (flags: AgentFlags) => {
+    .action(async (flags: AgentFlags, command: Command) => {
+      // --server and --token are the global options every verb takes; an agent needs them given
+      const globals = globalOptions(command);
+      if (!globals.server)
+        throw new InvalidArgumentError("agent: give --server, the control plane's API address (host:port)", 'server');
       if (process.getuid?.() !== 0) {
         throw new InvalidArgumentError(
           'agent: run as root (it creates namespaces, mounts and cgroups)',
           'agent',
         );
       }
-      const token = flags.token ?? process.env.SKIFF_TOKEN;
-      if (!token) throw new InvalidArgumentError('agent: give --token (or set SKIFF_TOKEN)', 'token');
+      const token = flags.tokenFile
+        ? await readTokenFile(flags.tokenFile)
+        : (globals.token ?? process.env.SKIFF_TOKEN);
+      if (!token)
+        throw new InvalidArgumentError('agent: give --token or --token-file (or set SKIFF_TOKEN)', 'token');
       const log = componentLogger('agent', { node: flags.nodeName });
       const { startAgent } = await import('../../node-agent/agent/main.js');
       const running = await startAgent({
-        server: flags.server,
+        server: globals.server,
         token,
         nodeName: flags.nodeName,
         root: flags.root,
