@@ -125,9 +125,10 @@ export interface CreateSandboxOptions {
   /**
    * The pod uses the host's network (Kubernetes' hostNetwork): the sandbox gets no network
    * namespace of its own and the hook is not called; `ips` are the host's addresses, which the
-   * sandbox reports as its own (at least one).
+   * sandbox reports as its own (at least one). The host's network is the runtime's own, or, where
+   * the host is itself a namespace (PodNetwork's `hostNetns`), the one at `netnsPath`.
    */
-  hostNetwork?: { ips: string[] };
+  hostNetwork?: { ips: string[]; netnsPath?: string };
 }
 
 /** What the network hook is told about a sandbox. */

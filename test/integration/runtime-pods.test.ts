@@ -9,6 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -408,6 +409,17 @@ describe('sandboxes', () => {
     ]);
     await rt.runtime.containers.removeSandbox(sandbox.id);
     assert.equal(hookCalls.length, calls, 'the hook was neither set up nor torn down');
+
+    // a host that is itself a namespace: the sandbox and its containers are in that one
+    const inHost = await rt.runtime.containers.createSandbox({
+      name: 'pod-hostnet-ns',
+      hostNetwork: { ips: ['192.0.2.11'], netnsPath: `/run/netns/${HOST_NETNS}` },
+    });
+    const hostNs = `net:[${statSync(`/run/netns/${HOST_NETNS}`).ino}]`;
+    assert.equal(await nsOf(inHost.pid!, 'net'), hostNs);
+    const inside = await create(sh('readlink /proc/self/ns/net'), { sandbox: inHost.id });
+    assert.deepEqual(await outputOf(inside.id), [hostNs]);
+    await rt.runtime.containers.removeSandbox(inHost.id);
   });
 
   test('a pod container takes no network of its own; only a sandbox can hold containers', async () => {

@@ -763,7 +763,12 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
         // nothing to resolve in a root without /etc/passwd, and no capability it needs
         user: { uid: 65535, gid: 65535 },
         env: ['HOME=/'],
-        network: hostNetwork ? { mode: 'host' } : { mode: 'none' },
+        network: hostNetwork
+          ? {
+              mode: 'host',
+              ...(hostNetwork.netnsPath !== undefined ? { netnsPath: hostNetwork.netnsPath } : {}),
+            }
+          : { mode: 'none' },
       },
       'sandbox',
       { portMappings },

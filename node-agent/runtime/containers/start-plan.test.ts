@@ -81,6 +81,18 @@ describe('start plan: namespaces and network', () => {
       ['hosts', 'hostname'],
       'a host without resolv.conf gives none',
     );
+    assert.equal(plan.namespaces.netnsPath, undefined, "the runtime's own network");
+    const inHost = planStart(
+      config({ network: { mode: 'host', netnsPath: '/run/netns/host-a' } }),
+      context(),
+    );
+    assert.equal(
+      inHost.namespaces.netnsPath,
+      '/run/netns/host-a',
+      'a host that is a namespace: entered by its path',
+    );
+    assert.deepEqual(inHost.namespaces.create, ['pid', 'mnt', 'ipc', 'uts', 'cgroup']);
+    assert.equal(helperSpecOf(inHost).netnsPath, '/run/netns/host-a');
   });
 
   test("network container:C joins C's net, ipc and uts by its pid and start time, shares its /etc files, sets no hostname", () => {

@@ -41,6 +41,8 @@ export interface StartContext {
 export interface StartPlan {
   namespaces: {
     create: NamespaceType[];
+    /** The network namespace to enter by its path (network host with a netnsPath). */
+    netnsPath?: string;
     /** Another container's namespaces to enter, held by its pid and /proc start time. */
     join?: { pid: number; startTime: string; types: NamespaceType[] };
   };
@@ -137,7 +139,11 @@ export function planStart(config: ContainerConfig, ctx: StartContext): StartPlan
   }
   const seccompFilter = seccompFilterOf(config.seccomp, ctx.defaultSeccompFilter);
   return {
-    namespaces: { create, join },
+    namespaces: {
+      create,
+      join,
+      ...(network.mode === 'host' && network.netnsPath !== undefined ? { netnsPath: network.netnsPath } : {}),
+    },
     cgroups: {
       ...ctx.cgroups.plan(id, cgroupLimitsOf(config)),
       deviceFilterDirs: ctx.cgroups.deviceFilterDirs(id),
@@ -184,6 +190,7 @@ export function helperSpecOf(plan: StartPlan): HelperContainerSpec {
     cgroupLimits: plan.cgroups.writes,
     joinNamespaces: plan.namespaces.join,
     newNamespaces: plan.namespaces.create,
+    netnsPath: plan.namespaces.netnsPath,
     rootfsPath: plan.mounts.rootfsPath,
     rootfs: plan.mounts.rootfs,
     readonlyRoot: plan.mounts.readonlyRoot,

@@ -29,7 +29,13 @@ import type { RootMount } from '../sys/helper-spec.js';
 import { readTextOr, unlinkIfPresent } from '../../../proto/support/small-files.js';
 import type { SeccompMode } from './seccomp.js';
 
-export type NetworkMode = { mode: 'none' } | { mode: 'host' } | { mode: 'container'; container: string };
+/**
+ * none: a network namespace of its own with loopback only; host: the host's, which is the
+ * runtime's own or, given `netnsPath`, the namespace there (a host that is itself a namespace);
+ * container: another container's.
+ */
+export type NetworkMode =
+  { mode: 'none' } | { mode: 'host'; netnsPath?: string } | { mode: 'container'; container: string };
 
 export interface VolumeSpec {
   source: string;

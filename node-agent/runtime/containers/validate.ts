@@ -167,6 +167,14 @@ export function parseLabels(texts: string[], field = 'label'): Record<string, st
 }
 
 export function validateNetwork(network: NetworkMode, hostname: string | undefined): void {
+  if (network.mode === 'host' && network.netnsPath !== undefined) {
+    noNul(network.netnsPath, 'network.netnsPath');
+    if (!isAbsolute(network.netnsPath))
+      throw new InvalidArgumentError(
+        `network.netnsPath: "${network.netnsPath}" is not an absolute path`,
+        'network.netnsPath',
+      );
+  }
   if (network.mode === 'container' && hostname !== undefined) {
     throw new InvalidArgumentError(
       "hostname: a container that joins another container's namespaces shares its hostname; drop --hostname",
