@@ -349,25 +349,28 @@ describe('pod network', () => {
     assert.deepEqual(JSON.parse(readFileSync(join(stateDir, 'leases.json'), 'utf8')).leases, {});
   });
 
-  test('50 sandboxes: setUp and tearDown per pod', async () => {
+  test('50 sandboxes, 8 at a time: setUp and tearDown per pod', async () => {
     timings.setUp.length = 0;
     timings.tearDown.length = 0;
     const memBefore = slabKb();
     const made: SandboxInfo[] = [];
     const t0 = performance.now();
-    for (let i = 0; i < 50; i++) made.push(await rt.runtime.containers.createSandbox({ name: `bench-${i}` }));
+    await inBatches(50, 8, async (i) => {
+      made.push(await rt.runtime.containers.createSandbox({ name: `bench-${i}` }));
+    });
     const createMs = performance.now() - t0;
     const memAfter = slabKb();
-    assert.equal(new Set(made.map((s) => s.ips[0])).size, 50);
+    assert.equal(new Set(made.map((s) => s.ips[0])).size, 50, 'no address twice');
     assert.ok(await pings(made[0]!.netnsPath!, made[49]!.ips[0]!));
-    for (const s of made) await rt.runtime.containers.removeSandbox(s.id);
+    await inBatches(50, 8, (i) => rt.runtime.containers.removeSandbox(made[i]!.id));
     const fmt = (xs: number[]) =>
-      `median ${percentile(xs, 50).toFixed(1)} ms, p99 ${percentile(xs, 99).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms`;
+      `median ${percentile(xs, 50).toFixed(1)} ms, p99 ${percentile(xs, 99).toFixed(1)} ms`;
     console.log(
-      `# pod network, 50 sandboxes: setUp ${fmt(timings.setUp)}; tearDown ${fmt(timings.tearDown)}; ` +
-        `createSandbox ${(createMs / 50).toFixed(1)} ms each; kernel slab +${Math.round((memAfter - memBefore) / 50)} KiB per pod (noisy)`,
+      `# pod network, 50 sandboxes 8 at a time: setUp ${fmt(timings.setUp)}; tearDown ${fmt(timings.tearDown)}; ` +
+        `createSandbox ${(createMs / 50).toFixed(1)} ms of wall time each; kernel slab +${Math.round((memAfter - memBefore) / 50)} KiB per pod (pause process included; noisy)`,
     );
     assert.deepEqual(hostVeths(), []);
+    assert.deepEqual(network.leases(), []);
   });
 
   test('removeNode leaves the host namespace as it found it', async () => {
@@ -379,6 +382,16 @@ describe('pod network', () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `fn(0)`…`fn(n-1)`, at most `width` at a time. */
+async function inBatches(n: number, width: number, fn: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < n) await fn(next++);
+    }),
+  );
+}
 
 function slabKb(): number {
   const m = /^Slab:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
