@@ -248,22 +248,35 @@ describe('pod network', () => {
     // the listener is up once pod b answers itself
     for (let i = 0; i < 50 && (await tcp(b.netnsPath!, '127.0.0.1', 80)) === ''; i++) await sleep(100);
 
-    assert.ok(await pings(a.netnsPath!, '10.244.3.3'), 'pod a pings pod b');
-    assert.equal(await tcp(a.netnsPath!, '10.244.3.3', 80), 'hello-from-b', 'pod a reaches pod b over TCP');
-    assert.ok(await pings(HOST_NETNS, '10.244.3.2'), 'the host pings pod a');
-    assert.equal(await tcp(HOST_NETNS, '10.244.3.3', 80), 'hello-from-b', 'the host reaches pod b');
-    assert.ok(await pings(a.netnsPath!, GATEWAY), 'pod a pings its gateway');
+    // bridged packets seen by the host's netfilter (br_netfilter: built into this kernel) or not
+    const brNetfilter =
+      (await inNs(HOST_NETNS, ['sysctl', '-n', 'net.bridge.bridge-nf-call-iptables'])).code === 0;
+    for (const callIptables of brNetfilter ? ['1', '0'] : ['absent']) {
+      const seen = brNetfilter ? `bridge-nf-call-iptables=${callIptables}` : 'no br_netfilter';
+      if (brNetfilter) execFileSync('ip', ['netns', 'exec', HOST, 'sysctl', '-qw', `net.bridge.${seen}`]);
+      assert.ok(await pings(a.netnsPath!, '10.244.3.3'), `pod a pings pod b, ${seen}`);
+      assert.equal(
+        await tcp(a.netnsPath!, '10.244.3.3', 80),
+        'hello-from-b',
+        `pod a reaches pod b over TCP, ${seen}`,
+      );
+      assert.ok(await pings(HOST_NETNS, '10.244.3.2'), 'the host pings pod a');
+      assert.equal(await tcp(HOST_NETNS, '10.244.3.3', 80), 'hello-from-b', 'the host reaches pod b');
+      assert.ok(await pings(a.netnsPath!, GATEWAY), 'pod a pings its gateway');
 
-    for (const [from, addr, what] of [
-      [HOST_NETNS, HOST_ADDR, 'the host, to its own address'],
-      [HOST_NETNS, '127.0.0.1', 'the host, to 127.0.0.1'],
-      [HOST_NETNS, GATEWAY, 'the host, to the bridge'],
-      [a.netnsPath!, GATEWAY, 'pod a, through its gateway'],
-      [b.netnsPath!, GATEWAY, 'pod b, to itself (hairpin)'],
-      [`/run/netns/${CLIENT}`, HOST_ADDR, 'another host'],
-    ] as const) {
-      assert.equal(await tcp(from, addr, 8080), 'hello-from-b', `host port 8080 from ${what}`);
+      for (const [from, addr, what] of [
+        [HOST_NETNS, HOST_ADDR, 'the host, to its own address'],
+        [HOST_NETNS, '127.0.0.1', 'the host, to 127.0.0.1'],
+        [HOST_NETNS, GATEWAY, 'the host, to the bridge'],
+        [a.netnsPath!, GATEWAY, 'pod a, through its gateway'],
+        [b.netnsPath!, GATEWAY, 'pod b, to itself (hairpin)'],
+        [`/run/netns/${CLIENT}`, HOST_ADDR, 'another host'],
+      ] as const) {
+        assert.equal(await tcp(from, addr, 8080), 'hello-from-b', `host port 8080 from ${what}, ${seen}`);
+      }
     }
+    if (brNetfilter)
+      execFileSync('ip', ['netns', 'exec', HOST, 'sysctl', '-qw', 'net.bridge.bridge-nf-call-iptables=1']);
     // nothing else of the host is forwarded: the other host cannot reach a pod address directly
     ipIn(CLIENT, 'route', 'add', '10.244.3.0/24', 'via', HOST_ADDR);
     try {
