@@ -10,6 +10,7 @@
  *   <root>/content, <root>/images, <root>/snapshots   the image side (images/)
  *   <root>/containers/<id>/                           the container side (containers/)
  *   <root>/sandboxes/                                 the root sandboxes' processes run in
+ *   (the agent's choice, e.g. <root>/net)              the pod network's leases (net/, PodNetwork)
  */
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, FailedPreconditionError } from '../../proto/errors.js';
@@ -48,6 +49,10 @@ export {
 export type { SnapshotterChoice } from './snapshots/open-snapshotter.js';
 
 export { DEFAULT_ROOT, openImageSide, type ImageSide } from './image-side.js';
+
+// The node agent's network hook (given to openImageRuntime as sandboxNetwork).
+export { PodNetwork, type PodNetworkOptions } from './net/pod-network.js';
+export type { Lease as PodNetworkLease } from './net/ipam.js';
 
 /** The part of a resolved image the container side needs (images/image-store.ts ResolvedImage). */
 export interface RuntimeImage {
