@@ -44,7 +44,9 @@ import { formatHostPort, parseHostPort } from './http/host-port.js';
 import { HttpServer } from './http/server.js';
 import { openRegistry, type ImageRegistry } from './registry/registry.js';
 import { NamespaceController } from './controllers/namespace/namespace-controller.js';
-import { NodeIpamController } from './controllers/node-ipam/node-ipam-controller.js';
+import { DEFAULT_CLUSTER_CIDR, NodeIpamController } from './controllers/node-ipam/node-ipam-controller.js';
+
+const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
 import { StatusIngest } from './status/status-ingest.js';
 import { CachedStore } from './store/cached-store.js';
 import { EncryptingStore } from './store/encrypting-store.js';
@@ -66,6 +68,8 @@ export interface ControlPlaneOptions {
   etcdEndpoints: string[];
   /** Pod CIDRs of nodes are taken from here; default 10.244.0.0/16. */
   clusterCIDR?: string;
+  /** Services' addresses; default 10.96.0.0/12. */
+  serviceCIDR?: string;
   /** Prefix length of each node's pod CIDR; default 24. */
   nodeCidrMaskSize?: number;
   /** A node silent this long becomes NotReady; default 40 000 ms. */
@@ -399,6 +403,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       etcdEndpoints: endpoints,
       natsUrl: options.natsAdvertiseUrl ?? options.natsUrl ?? '',
       httpUrl: `http://${httpAddress}`,
+      clusterCIDR: options.clusterCIDR ?? DEFAULT_CLUSTER_CIDR,
+      serviceCIDR: options.serviceCIDR ?? DEFAULT_SERVICE_CIDR,
       ...(options.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: options.maxWatchesPerToken } : {}),
     });
     server.addService(service.definition, service.implementation);

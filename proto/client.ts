@@ -53,6 +53,9 @@ export interface VersionInfo {
   natsUrl: string;
   /** The control plane's HTTP address (registry), e.g. http://127.0.0.1:7441. */
   httpUrl: string;
+  /** The cluster's pod address range and Service range (agents program them). */
+  clusterCIDR: string;
+  serviceCIDR: string;
 }
 
 type KindArg = keyof KubeObjectByKind | string;
@@ -279,6 +282,8 @@ export function connectApi(options: ConnectOptions): ApiClient {
         etcdEndpoints: String(response.etcdEndpoints ?? ''),
         natsUrl: String(response.natsUrl ?? ''),
         httpUrl: String(response.httpUrl ?? ''),
+        clusterCIDR: String(response.clusterCidr ?? ''),
+        serviceCIDR: String(response.serviceCidr ?? ''),
       };
     },
     async rotateEncryptionKey() {

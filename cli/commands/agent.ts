@@ -20,6 +20,7 @@ interface AgentFlags {
   nats?: string;
   nodeIp?: string;
   allowHostPath: string[];
+  hostNetns?: string;
 }
 
 const TAINT_EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
@@ -84,6 +85,10 @@ export function registerAgent(program: Command): void {
     .option('--nats <url>', 'NATS URL to report to (default: the one the control plane names)')
     .option('--node-ip <ip>', "the node's InternalIP (default: the first non-loopback IPv4 address)")
     .option(
+      '--host-netns <path>',
+      "program the node's pod network in this network namespace (/run/netns/NAME) instead of the agent's own",
+    )
+    .option(
       '--allow-host-path <prefix>',
       'a host path prefix hostPath volumes may use (repeatable; none: hostPath volumes are refused)',
       (value: string, previous: string[]) => [...previous, value],
@@ -93,7 +98,10 @@ export function registerAgent(program: Command): void {
       // --server and --token are the global options every verb takes; an agent needs them given
       const globals = globalOptions(command);
       if (!globals.server)
-        throw new InvalidArgumentError("agent: give --server, the control plane's API address (host:port)", 'server');
+        throw new InvalidArgumentError(
+          "agent: give --server, the control plane's API address (host:port)",
+          'server',
+        );
       if (process.getuid?.() !== 0) {
         throw new InvalidArgumentError(
           'agent: run as root (it creates namespaces, mounts and cgroups)',
@@ -117,6 +125,7 @@ export function registerAgent(program: Command): void {
         ...(flags.labels ? { labels: parseLabelList(flags.labels, '--labels') } : {}),
         ...(flags.taints ? { taints: parseTaintList(flags.taints, '--taints') } : {}),
         allowedHostPaths: flags.allowHostPath,
+        ...(flags.hostNetns ? { hostNetns: flags.hostNetns } : {}),
         log,
       });
       await new Promise<void>((resolve) => {

@@ -5,16 +5,21 @@
  *
  *   DIR/nodes/<name>/      that node's runtime root (images, containers, pod files)
  *   DIR/logs/agent-<name>.log
+ *   /run/netns/skiff-<id>-<n>   the node's network namespace: its pods' bridge, veths, addresses and
+ *                               nftables table live there, never in the machine's own namespace, so
+ *                               local clusters (and their address plans) never meet
  *
  * One agent is named after the host, as a kubelet is; several are `<host>-1`, `<host>-2`, …
  * An agent is ready once its Node reports Ready. Stopping the cluster stops the agents, then
  * removes their pods' containers and sandboxes (the pods start again on the next `up`).
  */
-import { mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { connectApi } from '../../proto/client.js';
-import { UnavailableError, errorMessage } from '../../proto/errors.js';
+import { UnavailableError } from '../../proto/errors.js';
 import type { Node } from '../../proto/gen/types.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
 import { spawnServer, stopProcess, waitUntilReady, type SpawnedServer } from './process-support.js';
@@ -24,6 +29,24 @@ export interface AgentRecord {
   pid: number;
   /** The node's runtime root; also what its command line contains (see isRunning). */
   marker: string;
+  /** The node's network namespace (a name under /run/netns). */
+  netns: string;
+}
+
+/** A network namespace name for node `index` of the cluster in `stateDir` (unique per state dir). */
+export function nodeNetnsName(stateDir: string, index: number): string {
+  const id = createHash('sha256').update(stateDir).digest('hex').slice(0, 8);
+  return `skiff-${id}-${index}`;
+}
+
+/** Makes the node's network namespace (loopback up); an existing one is kept. */
+export function ensureNodeNetns(name: string): void {
+  if (!existsSync(`/run/netns/${name}`)) execFileSync('ip', ['netns', 'add', name]);
+  execFileSync('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+}
+
+export function deleteNodeNetns(name: string): void {
+  if (existsSync(`/run/netns/${name}`)) execFileSync('ip', ['netns', 'del', name]);
 }
 
 export function agentNames(count: number, host = hostname().toLowerCase()): string[] {
@@ -46,6 +69,7 @@ export interface StartedAgent {
 export async function startAgentProcess(options: {
   stateDir: string;
   name: string;
+  netns: string;
   api: string;
   tokenFile: string;
   logs: string;
@@ -55,6 +79,7 @@ export async function startAgentProcess(options: {
   const root = nodeRoot(options.stateDir, options.name);
   mkdirSync(root, { recursive: true, mode: 0o700 });
   const logFile = join(options.logs, `agent-${options.name}.log`);
+  ensureNodeNetns(options.netns);
   const args = [
     ...skiffEntryArgv(),
     'agent',
@@ -63,6 +88,7 @@ export async function startAgentProcess(options: {
     '--node-name', options.name,
     '--root', root,
     '--node-ip', '127.0.0.1',
+    '--host-netns', `/run/netns/${options.netns}`,
   ]; // prettier-ignore
   const server = spawnServer(process.execPath, args, { logFile }, options.detached);
   const pid = server.child.pid;
@@ -94,31 +120,20 @@ export async function startAgentProcess(options: {
   } finally {
     api.close();
   }
-  return { record: { name: options.name, pid, marker: root }, server, stop };
+  return { record: { name: options.name, pid, marker: root, netns: options.netns }, server, stop };
 }
 
 /**
- * Removes every pod sandbox and container an agent left in its root (after the agent stopped):
- * their processes, mounts and network plumbing go; images stay.
+ * Removes what a stopped agent left: its pods, its node network and the node's namespace; the
+ * problems, if any, each naming what it could not remove.
  */
-export async function removeAgentPods(root: string): Promise<string[]> {
-  const problems: string[] = [];
-  const { openImageRuntime } = await import('../../node-agent/runtime/runtime.js');
-  let runtime;
+export async function removeAgentPods(agent: AgentRecord): Promise<string[]> {
+  const { removeAgentNode } = await import('../../node-agent/agent/main.js');
+  const problems = await removeAgentNode(agent.marker, { hostNetns: `/run/netns/${agent.netns}` });
   try {
-    runtime = (await openImageRuntime(root)).runtime;
+    deleteNodeNetns(agent.netns);
   } catch (err) {
-    return [`open runtime ${root}: ${errorMessage(err)}`];
-  }
-  for (const sandbox of await runtime.containers.listSandboxes()) {
-    await runtime.containers
-      .removeSandbox(sandbox.id)
-      .catch((err) => problems.push(`sandbox ${sandbox.name}: ${errorMessage(err)}`));
-  }
-  for (const container of await runtime.containers.list({ all: true })) {
-    await runtime.containers
-      .remove(container.id, { force: true })
-      .catch((err) => problems.push(`container ${container.name}: ${errorMessage(err)}`));
+    problems.push(`network namespace ${agent.netns}: ${(err as Error).message}`);
   }
   return problems;
 }

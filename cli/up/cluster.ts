@@ -35,7 +35,13 @@ import { skiffEntryArgv } from '../../proto/package-info.js';
 import { ensureClusterPki } from './cluster-pki.js';
 import { startEtcd } from './etcd-process.js';
 import { startNats } from './nats-process.js';
-import { agentNames, removeAgentPods, startAgentProcess, type AgentRecord } from './agent-process.js';
+import {
+  agentNames,
+  nodeNetnsName,
+  removeAgentPods,
+  startAgentProcess,
+  type AgentRecord,
+} from './agent-process.js';
 import { PidLock } from '../../proto/support/pid-lock.js';
 import {
   choosePorts,
@@ -427,7 +433,7 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
     // node agents: those of the previous `up` that still run are kept, the others started
     const agents: AgentRecord[] = [];
     const stopAgents: (() => Promise<void>)[] = [];
-    for (const name of agentNames(options.agents ?? 0)) {
+    for (const [index, name] of agentNames(options.agents ?? 0).entries()) {
       const previousAgent = previous?.agents?.find((a) => a.name === name);
       const keptPid = previousAgent ? livePid(previousAgent) : undefined;
       if (previousAgent && keptPid !== undefined) {
@@ -440,6 +446,7 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
         const agent = await startAgentProcess({
           stateDir,
           name,
+          netns: previousAgent?.netns ?? nodeNetnsName(stateDir, index + 1),
           api: controlplaneRecord.api,
           tokenFile: adminTokenFile(stateDir),
           logs,
@@ -471,7 +478,7 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
       firstExit: Promise.race(exits),
       stop: async () => {
         for (const stop of stopAgents) await stop().catch(() => {});
-        for (const agent of agents) await removeAgentPods(agent.marker).catch(() => {});
+        for (const agent of agents) await removeAgentPods(agent).catch(() => {});
         for (const name of ['controlplane', 'nats', 'etcd'] as const) await stopOf[name]?.().catch(() => {});
         rmSync(clusterFile(stateDir), { force: true });
       },
@@ -529,8 +536,7 @@ export async function stopCluster(stateDir: string, graceMs = 10_000): Promise<S
         result.failed.push(`${what}: ${errorMessage(err)}`);
       }
     }
-    for (const problem of await removeAgentPods(agent.marker))
-      result.failed.push(`pods of agent ${agent.name}: ${problem}`);
+    for (const problem of await removeAgentPods(agent)) result.failed.push(`node ${agent.name}: ${problem}`);
   }
   for (const name of ['controlplane', 'nats', 'etcd'] as const) {
     const component = record[name];

@@ -42,6 +42,8 @@ export interface ApiServiceOptions {
   natsUrl?: string;
   /** The HTTP address (registry), as Version tells agents. */
   httpUrl?: string;
+  clusterCIDR?: string;
+  serviceCIDR?: string;
   /**
    * Concurrent watches one token may hold; default 256. Each holds an etcd watch stream and a
    * backlog, so one client must not open them without limit.
@@ -347,6 +349,8 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         etcdEndpoints: options.etcdEndpoints,
         natsUrl: options.natsUrl ?? '',
         httpUrl: options.httpUrl ?? '',
+        clusterCidr: options.clusterCIDR ?? '',
+        serviceCidr: options.serviceCIDR ?? '',
       }),
     ),
     Watch: (call: grpc.ServerWritableStream<WireMessage, WireMessage | Uint8Array>) => {

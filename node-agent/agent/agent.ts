@@ -14,7 +14,7 @@
  */
 import type { NatsConnection } from 'nats';
 import type { ApiClient } from '../../proto/client.js';
-import { ConflictError, NotFoundError, errorMessage } from '../../proto/errors.js';
+import { ConflictError, NotFoundError, UnavailableError, errorMessage } from '../../proto/errors.js';
 import type { Condition, Node, Pod, Taint } from '../../proto/gen/types.js';
 import { apiSource } from '../../proto/informer/api-source.js';
 import { Controller } from '../../proto/informer/controller.js';
@@ -31,7 +31,6 @@ import {
 } from '../../proto/node-reports.js';
 import type { Logger } from '../../proto/support/logger.js';
 import type { ImageRuntime } from '../runtime/runtime.js';
-import type { SandboxInfo } from '../runtime/pod-runtime.js';
 import {
   DEFAULT_RESERVATIONS,
   nodeConditions,
@@ -61,7 +60,15 @@ export interface AgentOptions {
   backoff?: BackoffPolicy;
   /** Pods reconciled at once; default 8. */
   workers?: number;
-  podIPOf?: (sandbox: SandboxInfo) => string | undefined;
+  /**
+   * Plugs the node into its pod CIDR once the control plane has given it one (the pod network);
+   * absent: pods get loopback only (tests of the agent alone).
+   */
+  prepareNetwork?: (podCIDR: string) => Promise<{ releaseExcept(live: Iterable<string>): Promise<unknown> }>;
+  /** The host's network namespace when it is not this process's own (hostNetwork pods join it). */
+  hostNetns?: string;
+  /** Longest wait for the pod CIDR; default 60 s. */
+  podCIDRWaitMs?: number;
   log: Logger;
 }
 
@@ -94,7 +101,24 @@ export class Agent {
 
   async start(): Promise<void> {
     const { api, nats, nodeName, log } = this.options;
-    await this.register();
+    let node = await this.register();
+    if (this.options.prepareNetwork) {
+      const until = Date.now() + (this.options.podCIDRWaitMs ?? 60_000);
+      while (!node.spec?.podCIDR) {
+        if (Date.now() > until)
+          throw new UnavailableError(
+            `start agent: node ${nodeName} got no pod CIDR from the control plane within ${this.options.podCIDRWaitMs ?? 60_000} ms; check the control plane's log (is its cluster CIDR full?)`,
+            nodeName,
+          );
+        await new Promise((r) => setTimeout(r, 200));
+        node = await api.get('Node', '', nodeName);
+      }
+      const network = await this.options.prepareNetwork(node.spec.podCIDR);
+      // leases of sandboxes that went while the agent was away
+      const live = await this.options.runtime.runtime.containers.listSandboxes();
+      await network.releaseExcept(live.map((s) => s.id));
+      log.info({ podCIDR: node.spec.podCIDR }, 'pod network ready');
+    }
     const informer = new Informer<Pod>({
       source: apiSource<Pod>({ api, kind: 'Pod', fieldSelector: `spec.nodeName=${nodeName}` }),
       resyncIntervalMs: this.options.resyncMs ?? 60_000,
@@ -108,8 +132,9 @@ export class Agent {
       hostIP: this.options.nodeIP,
       root: this.options.runtime.root,
       allowedHostPaths: this.options.allowedHostPaths ?? [],
+      ...(this.options.hostNetns ? { hostNetns: this.options.hostNetns } : {}),
       ...(this.options.backoff ? { backoff: this.options.backoff } : {}),
-      ...(this.options.podIPOf ? { podIPOf: this.options.podIPOf } : {}),
+      podIPOf: (sandbox) => sandbox.ips?.[0],
       report: (report) => this.queueReport(report),
       event: (pod, type, reason, message, fieldPath) =>
         this.events.record(referenceTo(pod, fieldPath), type, reason, message),

@@ -64,6 +64,8 @@ export interface PodSyncOptions {
   /** `<agent root>`: pods' directories are under `pods/<uid>`. */
   root: string;
   allowedHostPaths: readonly string[];
+  /** The host's network namespace when it is not this process's own (hostNetwork pods join it). */
+  hostNetns?: string;
   backoff?: BackoffPolicy;
   /** The pod's address, from its sandbox (the node network records it). */
   podIPOf?: (sandbox: SandboxInfo) => string | undefined;
@@ -171,10 +173,20 @@ export class PodSync {
       }
       if (!sandbox) {
         try {
+          const portMappings = hostPorts(pod);
           sandbox = await runtime.containers.createSandbox({
             name: `${pod.metadata.namespace}_${pod.metadata.name}_${uid.slice(0, 8)}`,
             labels,
-            hostname: pod.spec.hostname || pod.metadata.name!,
+            hostname: pod.spec.hostNetwork ? this.options.nodeName : pod.spec.hostname || pod.metadata.name!,
+            ...(portMappings.length && !pod.spec.hostNetwork ? { portMappings } : {}),
+            ...(pod.spec.hostNetwork
+              ? {
+                  hostNetwork: {
+                    ips: [this.options.hostIP],
+                    ...(this.options.hostNetns ? { netnsPath: this.options.hostNetns } : {}),
+                  },
+                }
+              : {}),
           });
           memory.podError = undefined;
         } catch (err) {
@@ -554,6 +566,22 @@ export class PodSync {
     const uid = sandbox.labels[LABEL_UID];
     if (uid) await removePodDir(join(this.options.root, 'pods', uid));
   }
+}
+
+/** The hostPorts the pod's containers ask for (a hostNetwork pod has the host's ports themselves). */
+function hostPorts(
+  pod: Pod,
+): { hostPort: number; containerPort: number; protocol: 'TCP' | 'UDP'; hostIP?: string }[] {
+  return [...(pod.spec.initContainers ?? []), ...(pod.spec.containers ?? [])].flatMap((c) =>
+    (c.ports ?? [])
+      .filter((p) => p.hostPort)
+      .map((p) => ({
+        hostPort: p.hostPort!,
+        containerPort: p.containerPort,
+        protocol: p.protocol === 'UDP' ? ('UDP' as const) : ('TCP' as const),
+        ...(p.hostIP ? { hostIP: p.hostIP } : {}),
+      })),
+  );
 }
 
 /** Kubernetes' default: Always for `:latest` or no tag, else IfNotPresent (the API defaults it too). */

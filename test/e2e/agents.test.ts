@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +34,7 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
   const work = mkdtempSync(join(tmpdir(), 'skiff-e2e-agents-work-'));
   let nodes: string[] = [];
   let agentPids: number[] = [];
+  let netnsNames: string[] = [];
   before(async () => {
     ok(await cluster.up(2), 'up --agents 2');
     const record = JSON.parse(readFileSync(join(cluster.stateDir, 'cluster.json'), 'utf8')) as {
@@ -96,7 +98,22 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
     const wide = ok(await cluster.skiff(['get', 'pods', '-o', 'wide']), 'get pods -o wide').stdout;
     assert.match(wide.split('\n')[0]!, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE/);
     for (const [i, node] of nodes.entries())
-      assert.match(wide, new RegExp(`^web-${i}\\s.*\\s${node}\\s*$`, 'm'));
+      assert.match(wide, new RegExp(`^web-${i}\\s.*\\s10\\.244\\.\\d+\\.\\d+\\s+${node}\\s*$`, 'm'));
+    // each node's pods live in the node's own network namespace, never in the machine's
+    const record = JSON.parse(readFileSync(join(cluster.stateDir, 'cluster.json'), 'utf8')) as {
+      agents: { netns: string }[];
+    };
+    netnsNames = record.agents.map((a) => a.netns);
+    for (const netns of netnsNames)
+      assert.match(
+        execFileSync('ip', ['-n', netns, '-br', 'addr']).toString(),
+        /^skiff0\s+UP\s+10\.244\.\d+\.1\/24/m,
+      );
+    assert.doesNotMatch(
+      execFileSync('ip', ['-br', 'link']).toString(),
+      /^skiff0\s/m,
+      'no bridge in the machine namespace',
+    );
     const described = ok(await cluster.skiff(['describe', 'pod', 'web-0']), 'describe pod').stdout;
     for (const reason of ['Pulling', 'Pulled', 'Created', 'Started'])
       assert.match(described, new RegExp(`\\b${reason}\\b`), `${reason} event in:\n${described}`);
@@ -122,5 +139,7 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
       .split('\n')
       .filter((line) => line.includes(cluster.stateDir));
     assert.deepEqual(leftovers, [], 'no mount under the state dir is left');
+    const namespaces = execFileSync('ip', ['netns', 'list']).toString();
+    for (const netns of netnsNames) assert.ok(!namespaces.includes(netns), `${netns} removed`);
   });
 });

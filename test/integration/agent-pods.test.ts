@@ -8,12 +8,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { connectApi, type ApiClient } from '../../proto/client.js';
 import { NotFoundError } from '../../proto/errors.js';
 import type { ConfigMap, Event, Node, Pod, Secret } from '../../proto/gen/types.js';
 import { componentLogger } from '../../proto/support/logger.js';
-import { startAgent, type RunningAgent } from '../../node-agent/agent/main.js';
+import { removeAgentNode, startAgent, type RunningAgent } from '../../node-agent/agent/main.js';
 import { busyboxImage } from '../fixtures/images.js';
 import { launchTestControlPlane, type TestControlPlane } from '../harness/control-plane.js';
 import {
@@ -25,7 +27,11 @@ import {
   scratchDir,
 } from './runtime-containers-fixture.js';
 
+const execFileAsync = promisify(execFile);
 const NODE = 'agent-test-node';
+/** The node's network lives in a namespace of the test's own, never the machine's. */
+const HOST_NETNS = `skiff-agt-${process.pid}`;
+const inHost = (...args: string[]) => execFileAsync('ip', ['netns', 'exec', HOST_NETNS, ...args]);
 const FAST_BACKOFF = { initialMs: 300, maxMs: 1200, resetAfterMs: 600_000 };
 
 let cluster: TestControlPlane;
@@ -41,6 +47,7 @@ async function launchAgent(): Promise<RunningAgent> {
     nodeName: NODE,
     root,
     nodeIP: '127.0.0.1',
+    hostNetns: `/run/netns/${HOST_NETNS}`,
     heartbeatMs: 300,
     backoff: FAST_BACKOFF,
     log: componentLogger('agent-test'),
@@ -90,6 +97,8 @@ function pod(name: string, spec: Partial<Pod['spec']> & { command?: string[] }):
 
 before(async () => {
   requireRootAndBusybox();
+  await execFileAsync('ip', ['netns', 'add', HOST_NETNS]);
+  await inHost('ip', 'link', 'set', 'lo', 'up');
   cluster = await launchTestControlPlane('agent-pods', { nodeGraceMs: 1500 });
   api = connectApi({ server: cluster.controlPlane.apiAddress, token: cluster.adminToken });
   work = await scratchDir('skiff-agent-pods-');
@@ -101,12 +110,10 @@ before(async () => {
 after(async () => {
   await agent?.stop().catch(() => {});
   if (root) {
-    const { openImageRuntime } = await import('../../node-agent/runtime/runtime.js');
-    const rt = await openImageRuntime(root);
-    for (const s of await rt.runtime.containers.listSandboxes())
-      await rt.runtime.containers.removeSandbox(s.id).catch(() => {});
-    await removeAllContainers(rt.runtime.containers);
+    const problems = await removeAgentNode(root, { hostNetns: `/run/netns/${HOST_NETNS}` });
+    assert.deepEqual(problems, [], 'the node is left clean');
   }
+  await execFileAsync('ip', ['netns', 'del', HOST_NETNS]).catch(() => {});
   api?.close();
   await cluster?.dispose();
   if (work) await removeScratch(work);
@@ -160,6 +167,23 @@ describe('pods', () => {
     assert.match(status.containerID!, /^skiff:\/\/[0-9a-f]+$/);
     assert.match(status.imageID!, /busybox:1@sha256:[0-9a-f]{64}/);
     assert.equal(running.status!.hostIP, '127.0.0.1');
+    const node = (await api.get('Node', '', NODE)) as Node;
+    const prefix = node.spec.podCIDR!.split('.').slice(0, 3).join('.');
+    assert.ok(
+      running.status!.podIP?.startsWith(`${prefix}.`),
+      `pod IP ${running.status!.podIP} in ${node.spec.podCIDR}`,
+    );
+    assert.deepEqual(running.status!.podIPs, [{ ip: running.status!.podIP }]);
+    // the node reaches its pod
+    await inHost('/bin/busybox', 'ping', '-c', '1', '-W', '2', running.status!.podIP!).catch(
+      async (err: Error) => {
+        const show = async (...args: string[]) =>
+          (await inHost(...args).catch((e: Error) => ({ stdout: e.message }))).stdout;
+        assert.fail(
+          `${err.message}\n${await show('ip', 'addr')}\n${await show('ip', 'route')}\n${await show('nft', 'list', 'ruleset')}`,
+        );
+      },
+    );
     assert.equal(running.status!.qosClass, 'BestEffort');
     for (const type of ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'])
       assert.equal(running.status!.conditions!.find((c) => c.type === type)?.status, 'True', type);
