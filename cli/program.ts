@@ -30,6 +30,7 @@ export const VERBS: Readonly<Record<string, () => Promise<Registrar>>> = {
   up: async () => (await import('./commands/up.js')).registerUp,
   down: async () => (await import('./commands/up.js')).registerDown,
   controlplane: async () => (await import('./commands/controlplane.js')).registerControlPlane,
+  agent: async () => (await import('./commands/agent.js')).registerAgent,
   runtime: async () => (await import('./commands/runtime.js')).registerRuntime,
   image: async () => (await import('./commands/image.js')).registerImage,
   registry: async () => (await import('./commands/registry.js')).registerRegistry,

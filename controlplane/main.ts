@@ -25,7 +25,7 @@ import {
   UnavailableError,
   errorMessage,
 } from '../proto/errors.js';
-import type { Namespace } from '../proto/gen/types.js';
+import type { Namespace, Node } from '../proto/gen/types.js';
 import { componentLogger, type Logger } from '../proto/support/logger.js';
 import { KINDS } from '../proto/kinds.js';
 import { decodeObject } from '../proto/objects.js';
@@ -44,6 +44,10 @@ import { formatHostPort, parseHostPort } from './http/host-port.js';
 import { HttpServer } from './http/server.js';
 import { openRegistry, type ImageRegistry } from './registry/registry.js';
 import { NamespaceController } from './controllers/namespace/namespace-controller.js';
+import { DEFAULT_CLUSTER_CIDR, NodeIpamController } from './controllers/node-ipam/node-ipam-controller.js';
+
+const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
+import { StatusIngest } from './status/status-ingest.js';
 import { CachedStore } from './store/cached-store.js';
 import { EncryptingStore } from './store/encrypting-store.js';
 import {
@@ -62,6 +66,16 @@ export { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defa
 
 export interface ControlPlaneOptions {
   etcdEndpoints: string[];
+  /** Pod CIDRs of nodes are taken from here; default 10.244.0.0/16. */
+  clusterCIDR?: string;
+  /** Services' addresses; default 10.96.0.0/12. */
+  serviceCIDR?: string;
+  /** Prefix length of each node's pod CIDR; default 24. */
+  nodeCidrMaskSize?: number;
+  /** A node silent this long becomes NotReady; default 40 000 ms. */
+  nodeGraceMs?: number;
+  /** The NATS URL(s) agents are told to report to (Version); default natsUrl. */
+  natsAdvertiseUrl?: string;
   /** NATS server URL(s), comma-separated; omitted: run without NATS (tests of the API alone). */
   natsUrl?: string;
   /** gRPC listen address `host:port` (port 0: any free port). */
@@ -323,6 +337,33 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
     namespaceController.start();
     undo.push(() => namespaceController.stop());
+    // each node's pod CIDR, from the cluster CIDR
+    const nodeInformer = new Informer<Node>({
+      source: storeSource({ store, resource: 'nodes', decode: (bytes) => decodeObject('Node', bytes) }),
+      logger: log.child({ component: 'informer', resource: 'nodes' }),
+    });
+    nodeInformer.start();
+    undo.push(() => nodeInformer.stop());
+    const nodeIpam = new NodeIpamController({
+      handlers,
+      nodes: nodeInformer,
+      ...(options.clusterCIDR !== undefined ? { clusterCIDR: options.clusterCIDR } : {}),
+      ...(options.nodeCidrMaskSize !== undefined ? { nodeMaskSize: options.nodeCidrMaskSize } : {}),
+      log: log.child({ component: 'node-ipam' }),
+    });
+    nodeIpam.start();
+    undo.push(() => nodeIpam.stop());
+    // what agents report on NATS, written to etcd
+    if (nats) {
+      const ingest = new StatusIngest({
+        nats,
+        handlers,
+        log: log.child({ component: 'status-ingest' }),
+        ...(options.nodeGraceMs !== undefined ? { nodeGraceMs: options.nodeGraceMs } : {}),
+      });
+      ingest.start();
+      undo.push(() => ingest.stop());
+    }
 
     // 7. HTTP
     const registry = new Registry();
@@ -360,6 +401,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       log: log.child({ component: 'api' }),
       version: packageVersion(),
       etcdEndpoints: endpoints,
+      natsUrl: options.natsAdvertiseUrl ?? options.natsUrl ?? '',
+      httpUrl: `http://${httpAddress}`,
+      clusterCIDR: options.clusterCIDR ?? DEFAULT_CLUSTER_CIDR,
+      serviceCIDR: options.serviceCIDR ?? DEFAULT_SERVICE_CIDR,
       ...(options.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: options.maxWatchesPerToken } : {}),
     });
     server.addService(service.definition, service.implementation);

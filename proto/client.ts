@@ -49,6 +49,13 @@ export type {
 export interface VersionInfo {
   version: string;
   etcdEndpoints: string;
+  /** Where agents report (NATS URLs, comma-separated); empty without NATS. */
+  natsUrl: string;
+  /** The control plane's HTTP address (registry), e.g. http://127.0.0.1:7441. */
+  httpUrl: string;
+  /** The cluster's pod address range and Service range (agents program them). */
+  clusterCIDR: string;
+  serviceCIDR: string;
 }
 
 type KindArg = keyof KubeObjectByKind | string;
@@ -270,7 +277,14 @@ export function connectApi(options: ConnectOptions): ApiClient {
     },
     async version() {
       const response = await unary('Version', {});
-      return { version: String(response.version ?? ''), etcdEndpoints: String(response.etcdEndpoints ?? '') };
+      return {
+        version: String(response.version ?? ''),
+        etcdEndpoints: String(response.etcdEndpoints ?? ''),
+        natsUrl: String(response.natsUrl ?? ''),
+        httpUrl: String(response.httpUrl ?? ''),
+        clusterCIDR: String(response.clusterCidr ?? ''),
+        serviceCIDR: String(response.serviceCidr ?? ''),
+      };
     },
     async rotateEncryptionKey() {
       // Rewriting every Secret takes longer than one object call.

@@ -19,6 +19,8 @@ import { clusterFile, defaultStateDir, readAdminToken, startCluster, stopCluster
 import { applyAll, loadManifests, orderForApply } from './apply.js';
 import { out, parseNonNegativeInt } from './context.js';
 
+const MAX_LOCAL_AGENTS = 16;
+
 interface UpFlags {
   state?: string;
   agents: number;
@@ -43,22 +45,33 @@ export function registerUp(program: Command): void {
     .option('--state <dir>', 'state directory (default: /var/lib/skiff as root, else ~/.local/share/skiff)')
     .option(
       '--agents <n>',
-      'node agents to start (0 or 1; agents are not available yet)',
+      'node agents to start on this machine, each a node of its own (default 1)',
       parseNonNegativeInt('--agents'),
       1,
     )
     .option('--detach', 'return once the cluster is ready and leave it running')
     .option('--no-demo', 'do not apply the demo manifest on the first foreground start')
     .action(async (flags: UpFlags) => {
-      if (flags.agents > 1) {
+      if (flags.agents > 1 && flags.agents > MAX_LOCAL_AGENTS) {
         throw new InvalidArgumentError(
-          `up --agents ${flags.agents}: node agents are not available yet, so only 0 or 1 is accepted (and none is started)`,
+          `up --agents ${flags.agents}: at most ${MAX_LOCAL_AGENTS} agents run on one machine (each is a whole node)`,
+          'agents',
+        );
+      }
+      if (flags.agents > 0 && process.getuid?.() !== 0) {
+        throw new InvalidArgumentError(
+          'up: node agents run containers and need root; run as root, or give --agents 0 for the API alone',
           'agents',
         );
       }
       const stateDir = resolve(flags.state ?? defaultStateDir());
       const firstStart = !existsSync(resolve(stateDir, 'etcd'));
-      const cluster = await startCluster({ stateDir, detached: !!flags.detach, onProgress: progress });
+      const cluster = await startCluster({
+        stateDir,
+        detached: !!flags.detach,
+        agents: flags.agents,
+        onProgress: progress,
+      });
       const { record } = cluster;
       try {
         const token = readAdminToken(stateDir);
@@ -70,8 +83,6 @@ export function registerUp(program: Command): void {
             http: record.controlplane.http,
           }),
         );
-        if (flags.agents === 1)
-          progress('node agents are not available yet (a later issue): none started, pods stay Pending');
         if (!flags.detach && flags.demo && firstStart) {
           await applyDemo(record.controlplane.api, token);
         }
@@ -86,7 +97,7 @@ export function registerUp(program: Command): void {
         return;
       }
       out(
-        'try:\n  skiff get deploy,cm -n demo\n  skiff describe deployment web -n demo\n  skiff api-resources',
+        'try:\n  skiff get nodes -o wide\n  skiff get pods -A -o wide\n  skiff get deploy,cm -n demo\n  skiff describe deployment web -n demo',
       );
       out('press Ctrl-C to stop the cluster (the data stays for the next `skiff up`)');
       await runUntilStopped(cluster);

@@ -5,11 +5,13 @@
  *   DIR/nats/            JetStream's store      DIR/logs/nats.log
  *   DIR/controlplane/    control plane state    DIR/logs/controlplane.log
  *   DIR/pki/             the cluster CA and etcd's certificates (cluster-pki.ts)
+ *   DIR/nodes/<name>/    each node agent's runtime root   DIR/logs/agent-<name>.log (agent-process.ts)
  *   DIR/admin-token      written by the control plane on its first start
  *   DIR/cluster.json     pids, ports and endpoints of what is running (removed by `down`)
  *
  * Start-up is a straight sequence with a readiness gate after each step: etcd, NATS, then
- * `skiff controlplane` (this same binary) until its /readyz answers. A step that fails stops the
+ * `skiff controlplane` (this same binary) until its /readyz answers, then the node agents until
+ * their Nodes are Ready. A step that fails stops the
  * steps before it, so a failed `up` leaves nothing running. When a previous `up` of DIR still
  * partly runs (etcd died), `up` keeps what runs and starts the rest on the recorded ports. `down`
  * stops the recorded pids (checking each still runs what `up` started: pids get reused) and any
@@ -33,6 +35,13 @@ import { skiffEntryArgv } from '../../proto/package-info.js';
 import { ensureClusterPki } from './cluster-pki.js';
 import { startEtcd } from './etcd-process.js';
 import { startNats } from './nats-process.js';
+import {
+  agentNames,
+  nodeNetnsName,
+  removeAgentPods,
+  startAgentProcess,
+  type AgentRecord,
+} from './agent-process.js';
 import { PidLock } from '../../proto/support/pid-lock.js';
 import {
   choosePorts,
@@ -69,6 +78,8 @@ export interface ClusterRecord {
   etcd: ComponentRecord & { endpoint: string; clientPort: number; peerPort: number };
   nats: ComponentRecord & { endpoint: string; port: number; monitorPort: number };
   controlplane: ComponentRecord & { api: string; http: string; apiPort: number; httpPort: number };
+  /** Node agents (absent in records of clusters started without them). */
+  agents?: AgentRecord[];
 }
 
 export interface RunningCluster {
@@ -179,6 +190,15 @@ function livePid(component: ComponentRecord): number | undefined {
   return isRunning(component) ? component.pid : processesServing(component.marker)[0];
 }
 
+/** A `skiff agent` process (containers' shims also name the root on their command lines). */
+function isAgentProcess(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('agent');
+  } catch {
+    return false;
+  }
+}
+
 /** Resolves once `pid` has exited; polls, for a process this one did not start. */
 function exitOf(pid: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve) => {
@@ -194,6 +214,8 @@ function exitOf(pid: number): Promise<{ code: number | null; signal: NodeJS.Sign
 export interface UpOptions {
   stateDir: string;
   detached: boolean;
+  /** Node agents to run (default 0). */
+  agents?: number;
   /** Bound on each component's readiness wait. */
   readyTimeoutMs?: number;
   onProgress?: (line: string) => void;
@@ -408,6 +430,39 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
       };
     }
 
+    // node agents: those of the previous `up` that still run are kept, the others started
+    const agents: AgentRecord[] = [];
+    const stopAgents: (() => Promise<void>)[] = [];
+    for (const [index, name] of agentNames(options.agents ?? 0).entries()) {
+      const previousAgent = previous?.agents?.find((a) => a.name === name);
+      const keptPid = previousAgent ? livePid(previousAgent) : undefined;
+      if (previousAgent && keptPid !== undefined) {
+        progress(`agent ${name} is running (pid ${keptPid}): kept`);
+        agents.push({ ...previousAgent, pid: keptPid });
+        stopAgents.push(() => stopProcess(keptPid, { what: `agent ${name} (pid ${keptPid})` }));
+        continue;
+      }
+      try {
+        const agent = await startAgentProcess({
+          stateDir,
+          name,
+          netns: previousAgent?.netns ?? nodeNetnsName(stateDir, index + 1),
+          api: controlplaneRecord.api,
+          tokenFile: adminTokenFile(stateDir),
+          logs,
+          detached,
+          readyTimeoutMs,
+        });
+        agents.push(agent.record);
+        stopAgents.push(agent.stop);
+        exits.push(agent.server.exited.then((e) => ({ component: `agent ${name}`, ...e })));
+        progress(`agent ${name} ready: node ${name} (pid ${agent.record.pid})`);
+      } catch (err) {
+        for (const stop of stopAgents) await stop().catch(() => {});
+        throw err;
+      }
+    }
+
     const record: ClusterRecord = {
       stateDir,
       startedAt: new Date().toISOString(),
@@ -415,12 +470,15 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
       etcd: etcdRecord,
       nats: natsRecord,
       controlplane: controlplaneRecord,
+      ...(agents.length ? { agents } : {}),
     };
     await writeClusterRecord(record);
     return {
       record,
       firstExit: Promise.race(exits),
       stop: async () => {
+        for (const stop of stopAgents) await stop().catch(() => {});
+        for (const agent of agents) await removeAgentPods(agent).catch(() => {});
         for (const name of ['controlplane', 'nats', 'etcd'] as const) await stopOf[name]?.().catch(() => {});
         rmSync(clusterFile(stateDir), { force: true });
       },
@@ -465,6 +523,21 @@ export async function stopCluster(stateDir: string, graceMs = 10_000): Promise<S
   const record = readClusterRecord(stateDir);
   if (!record) return undefined;
   const result: StopResult = { stopped: [], failed: [] };
+  // the agents first (their pods' containers then), so nothing reports to a control plane that is gone
+  for (const agent of record.agents ?? []) {
+    const pids = new Set(processesServing(agent.marker).filter((pid) => isAgentProcess(pid)));
+    if (isRunning(agent)) pids.add(agent.pid);
+    for (const pid of pids) {
+      const what = `agent ${agent.name} (pid ${pid})`;
+      try {
+        await stopProcess(pid, { graceMs, what });
+        result.stopped.push(what);
+      } catch (err) {
+        result.failed.push(`${what}: ${errorMessage(err)}`);
+      }
+    }
+    for (const problem of await removeAgentPods(agent)) result.failed.push(`node ${agent.name}: ${problem}`);
+  }
   for (const name of ['controlplane', 'nats', 'etcd'] as const) {
     const component = record[name];
     const pids = new Set(processesServing(component.marker));

@@ -38,6 +38,12 @@ export interface ApiServiceOptions {
   version: string;
   /** etcd endpoints, comma-separated: reported by Version and named when etcd does not answer. */
   etcdEndpoints: string;
+  /** NATS URL(s) agents report to, as Version tells them; empty: none. */
+  natsUrl?: string;
+  /** The HTTP address (registry), as Version tells agents. */
+  httpUrl?: string;
+  clusterCIDR?: string;
+  serviceCIDR?: string;
   /**
    * Concurrent watches one token may hold; default 256. Each holds an etcd watch stream and a
    * backlog, so one client must not open them without limit.
@@ -341,6 +347,10 @@ export function createApiService(options: ApiServiceOptions): ApiService {
       async () => ({
         version: options.version,
         etcdEndpoints: options.etcdEndpoints,
+        natsUrl: options.natsUrl ?? '',
+        httpUrl: options.httpUrl ?? '',
+        clusterCidr: options.clusterCIDR ?? '',
+        serviceCidr: options.serviceCIDR ?? '',
       }),
     ),
     Watch: (call: grpc.ServerWritableStream<WireMessage, WireMessage | Uint8Array>) => {

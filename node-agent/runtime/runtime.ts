@@ -10,6 +10,7 @@
  *   <root>/content, <root>/images, <root>/snapshots   the image side (images/)
  *   <root>/containers/<id>/                           the container side (containers/)
  *   <root>/sandboxes/                                 the root sandboxes' processes run in
+ *   (the agent's choice, e.g. <root>/net)              the pod network's leases (net/, PodNetwork)
  */
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, FailedPreconditionError } from '../../proto/errors.js';
@@ -25,7 +26,7 @@ import {
 } from './containers/container-runtime.js';
 import type { ContainerEventHubOptions } from './containers/container-events.js';
 import type { ImageStore, ResolvedImage } from './images/image-store.js';
-import { ImagePulls } from './images/image-pull.js';
+import { ImagePulls, type PullPolicy } from './images/image-pull.js';
 import type { ImagePuller, PodRuntime, SandboxNetwork } from './pod-runtime.js';
 import { openSnapshotter, type SnapshotterChoice } from './snapshots/open-snapshotter.js';
 import { probeOverlay } from './sys/overlay-probe.js';
@@ -49,6 +50,10 @@ export type { SnapshotterChoice } from './snapshots/open-snapshotter.js';
 
 export { DEFAULT_ROOT, openImageSide, type ImageSide } from './image-side.js';
 
+// The node agent's network hook (given to openImageRuntime as sandboxNetwork).
+export { PodNetwork, type PodNetworkOptions } from './net/pod-network.js';
+export type { Lease as PodNetworkLease } from './net/ipam.js';
+
 /** The part of a resolved image the container side needs (images/image-store.ts ResolvedImage). */
 export interface RuntimeImage {
   /** The image ID (config digest). */
@@ -61,7 +66,7 @@ export interface RuntimeImage {
 /** What the image side offers the runtime (images/image-pull.ts and image-store.ts give it). */
 export interface ImageService {
   /** The local image for `ref`, pulled when missing (NotFoundError without a puller). */
-  ensure(ref: string): Promise<RuntimeImage>;
+  ensure(ref: string, policy?: PullPolicy): Promise<RuntimeImage>;
   /**
    * Ensures a committed snapshot per layer and, where layers stack, the image's init layer (the
    * mount points every container gets, made once: images/init-layer.ts). Returns the top layer's
@@ -93,6 +98,11 @@ function stringList(value: unknown, field: string): string[] | undefined {
 }
 
 export interface ProcessOverrides {
+  /**
+   * Replaces the image's Entrypoint and drops its Cmd (docker's --entrypoint; Kubernetes'
+   * `command`): `command` then gives the arguments, if any.
+   */
+  entrypoint?: string[];
   /** Arguments after the image name: replace Cmd (Entrypoint stays). */
   command?: string[];
   env?: string[];
@@ -107,11 +117,13 @@ export function processFromImage(
   overrides: ProcessOverrides,
 ): { argv: string[]; env: string[]; cwd: string; user: string } {
   const c = runtimeConfigOf(imageConfig);
-  const entrypoint = stringList(c.Entrypoint, 'config.Entrypoint') ?? [];
+  const entrypoint = overrides.entrypoint ?? stringList(c.Entrypoint, 'config.Entrypoint') ?? [];
   const cmd =
     overrides.command && overrides.command.length > 0
       ? overrides.command
-      : (stringList(c.Cmd, 'config.Cmd') ?? []);
+      : overrides.entrypoint !== undefined
+        ? []
+        : (stringList(c.Cmd, 'config.Cmd') ?? []);
   const env = [...(stringList(c.Env, 'config.Env') ?? [])];
   for (const e of overrides.env ?? []) {
     const key = e.includes('=') ? e.slice(0, e.indexOf('=') + 1) : `${e}=`;
@@ -187,8 +199,8 @@ export class Runtime implements PodRuntime {
     return new Runtime(containers, opts.images, given);
   }
 
-  async ensureImage(ref: string): Promise<RuntimeImage> {
-    return this.imageSide(`ensure image ${ref}`).images.ensure(ref);
+  async ensureImage(ref: string, policy?: PullPolicy): Promise<RuntimeImage> {
+    return this.imageSide(`ensure image ${ref}`).images.ensure(ref, policy);
   }
 
   private imageSide(action: string): { images: ImageService; snapshots: ContainerSnapshots } {
@@ -219,6 +231,7 @@ export class Runtime implements PodRuntime {
     const {
       image: ref,
       rootfsDir,
+      entrypoint,
       command,
       workdir,
       user,
@@ -253,7 +266,7 @@ export class Runtime implements PodRuntime {
       rootfs = mounts[0]!;
     }
     try {
-      const proc = processFromImage(imageConfig, { command, workdir, user, env });
+      const proc = processFromImage(imageConfig, { entrypoint, command, workdir, user, env });
       return await this.containers.create({
         ...rest,
         ...proc,
@@ -336,7 +349,7 @@ export async function openImageRuntime(
   });
   const pulls = new ImagePulls(images, puller);
   const service: ImageService = {
-    ensure: (ref) => pulls.ensure(ref),
+    ensure: (ref, policy) => pulls.ensure(ref, policy),
     // only ever given what ensure returned
     unpack: (image) => images.unpack(image as ResolvedImage, { initLayer: true }),
   };

@@ -57,7 +57,7 @@ const commands: Record<string, string[]> = {
 };
 
 try {
-  timed([skiff, 'up', '--detach', '--no-demo', '--state', join(scratch, 'state')]);
+  timed([skiff, 'up', '--detach', '--no-demo', '--agents', '0', '--state', join(scratch, 'state')]);
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(commands).map((name) => [name, []]));
   const names = Object.keys(commands);
   for (let round = 0; round < WARM_UP + ROUNDS; round++) {

@@ -61,8 +61,8 @@ export interface TestCluster {
   env: NodeJS.ProcessEnv;
   /** Runs skiff against this cluster; fails the test with the output unless the exit code is `expect`. */
   skiff(args: string[], options?: RunOptions): Promise<RunResult>;
-  /** `skiff up --detach` on the same state dir. */
-  up(): Promise<RunResult>;
+  /** `skiff up --detach` on the same state dir (no node agents unless asked). */
+  up(agents?: number): Promise<RunResult>;
   down(): Promise<RunResult>;
   /** Down (by pid if `skiff down` fails), then remove the temp dirs. */
   dispose(): Promise<void>;
@@ -83,11 +83,14 @@ export function prepareTestCluster(prefix: string): TestCluster {
     configPath,
     env,
     skiff: (args, options = {}) => runSkiff(args, { env, ...options }),
-    up: () => {
+    up: (agents = 0) => {
       // listed before it starts, so run-suite.sh takes it down should this process die first
       const list = process.env['SKIFF_TEST_CLUSTER_LIST'];
       if (list) appendFileSync(list, `${stateDir}\n`);
-      return runSkiff(['up', '--detach', '--agents', '0', '--state', stateDir], { env, timeoutMs: 90_000 });
+      return runSkiff(['up', '--detach', '--agents', String(agents), '--state', stateDir], {
+        env,
+        timeoutMs: 90_000,
+      });
     },
     down: () => runSkiff(['down', '--state', stateDir], { env, timeoutMs: 60_000 }),
     async dispose() {
@@ -112,8 +115,9 @@ function killRecordedPids(stateDir: string): void {
   } catch {
     return;
   }
-  for (const part of ['controlplane', 'nats', 'etcd']) {
-    const pid = record[part]?.pid;
+  const agents = (record as unknown as { agents?: { pid?: number }[] }).agents ?? [];
+  for (const part of [...agents.map((_, i) => `agent${i}`), 'controlplane', 'nats', 'etcd']) {
+    const pid = part.startsWith('agent') ? agents[Number(part.slice(5))]?.pid : record[part]?.pid;
     if (typeof pid !== 'number') continue;
     try {
       process.kill(pid, 'SIGKILL');

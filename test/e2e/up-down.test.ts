@@ -141,12 +141,6 @@ describe('skiff up / down', { timeout: 240_000 }, () => {
     }
   });
 
-  test('--agents above 1 is refused: agents do not exist yet', async () => {
-    const result = await cluster.skiff(['up', '--agents', '2', '--state', cluster.stateDir]);
-    assert.notEqual(result.code, 0);
-    assert.match(result.stderr, /agents are not available yet/);
-  });
-
   test('down stops every process and keeps the data; up again finds the objects', async () => {
     ok(await cluster.skiff(['apply', '-f', '-'], { input: manifest }), 'apply');
     const record = JSON.parse(readFileSync(recordPath, 'utf8')) as Record;

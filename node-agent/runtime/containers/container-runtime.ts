@@ -32,6 +32,7 @@ import type {
   ListContainersOptions,
   SandboxInfo,
   SandboxNetwork,
+  SandboxNetworkStatus,
   SandboxNetworkTarget,
   SandboxService,
 } from '../pod-runtime.js';
@@ -53,7 +54,7 @@ import { ContainerEventHub, selects, type ContainerEventHubOptions } from './con
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs.js';
 import { PAUSE_COMMAND, pauseRootfs } from './pause-rootfs.js';
 import { defaultSeccompFilter, type SeccompMode } from './seccomp.js';
-import { helperSpecOf, planStart, seccompFilterOf, type StartContext } from './start-plan.js';
+import { helperSpecOf, hostsFileText, planStart, seccompFilterOf, type StartContext } from './start-plan.js';
 import {
   ContainerStore,
   exitInfo,
@@ -73,7 +74,9 @@ import {
   validateHostname,
   validateLabels,
   validateLimits,
+  validateHostIps,
   validateNetwork,
+  validatePortMappings,
   validateSeccompMode,
   validateVolumes,
   type ParsedUser,
@@ -285,7 +288,12 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     return this.createRecord(opts, 'container');
   }
 
-  private async createRecord(opts: CreateContainerOptions, kind: ContainerKind): Promise<ContainerInfo> {
+  private async createRecord(
+    opts: CreateContainerOptions,
+    kind: ContainerKind,
+    /** A sandbox's own fields (validated). */
+    sandboxFields: Pick<ContainerConfig, 'portMappings'> = {},
+  ): Promise<ContainerInfo> {
     const id = newContainerId();
     let network = opts.network ?? { mode: 'none' };
     let sandbox: string | undefined;
@@ -356,6 +364,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       logMaxFiles: opts.logMaxFiles ?? DEFAULT_LOG_MAX_FILES,
       labels: opts.labels ?? {},
     };
+    if (sandboxFields.portMappings?.length) config.portMappings = sandboxFields.portMappings;
     await this.store.create(config, { status: 'created' });
     return { id, name: config.name, config, state: { status: 'created' } };
   }
@@ -738,6 +747,11 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
   // ------------------------------------------------------------------ sandboxes
 
   async createSandbox(opts: CreateSandboxOptions = {}): Promise<SandboxInfo> {
+    const hostNetwork = opts.hostNetwork;
+    if (hostNetwork) validateHostIps(hostNetwork.ips);
+    const portMappings = validatePortMappings(opts.portMappings ?? [], {
+      samePort: hostNetwork !== undefined,
+    });
     const created = await this.createRecord(
       {
         name: opts.name,
@@ -749,16 +763,23 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
         // nothing to resolve in a root without /etc/passwd, and no capability it needs
         user: { uid: 65535, gid: 65535 },
         env: ['HOME=/'],
-        network: { mode: 'none' },
+        network: hostNetwork
+          ? {
+              mode: 'host',
+              ...(hostNetwork.netnsPath !== undefined ? { netnsPath: hostNetwork.netnsPath } : {}),
+            }
+          : { mode: 'none' },
       },
       'sandbox',
+      { portMappings },
     );
     const action = `create sandbox ${created.name}`;
     try {
       const started = await this.start(created.id);
-      if (this.sandboxNetwork) {
+      let status: SandboxNetworkStatus = { ips: hostNetwork ? [...hostNetwork.ips] : [] };
+      if (this.sandboxNetwork && !hostNetwork) {
         try {
-          await this.sandboxNetwork.setUp({
+          status = await this.sandboxNetwork.setUp({
             ...this.networkTarget(started),
             netnsPath: netnsPath(started.state.pid!),
           });
@@ -772,7 +793,13 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
           throw new FailedPreconditionError(`${action}: its process exited during the network set-up`);
         }
       }
-      this.store.markNetworkReady(created.id);
+      // in place: the pause process has it mounted; the pod's containers mount it when they start
+      if (status.ips.length > 0)
+        writeFileSync(
+          this.store.path(created.id, 'hosts'),
+          hostsFileText(created.config.hostname, status.ips),
+        );
+      await this.store.markNetworkReady(created.id, status);
       return this.sandboxInfo(await this.refresh(created.id));
     } catch (err) {
       // whatever the set-up got to is torn down with it
@@ -802,7 +829,8 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
         if (!(err instanceof NotFoundError)) throw err; // removed meanwhile
       });
     }
-    if (this.sandboxNetwork) {
+    // a sandbox on the host network had no set-up: nothing of it to tear down
+    if (this.sandboxNetwork && info.config.network.mode !== 'host') {
       const running =
         info.state.status === 'running' && isSameProcess(info.state.pid, info.state.pidStartTime);
       const target: SandboxNetworkTarget = this.networkTarget(info);
@@ -832,18 +860,28 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
   }
 
   private networkTarget(info: ContainerInfo): SandboxNetworkTarget {
-    return { id: info.id, name: info.name, labels: info.config.labels };
+    return {
+      id: info.id,
+      name: info.name,
+      labels: info.config.labels,
+      hostname: info.config.hostname,
+      portMappings: info.config.portMappings ?? [],
+    };
   }
 
   private sandboxInfo(info: ContainerInfo): SandboxInfo {
     const running = info.state.status === 'running' && info.state.pid !== undefined;
+    const network = this.store.networkStatus(info.id);
     const out: SandboxInfo = {
       id: info.id,
       name: info.name,
       labels: info.config.labels,
       hostname: info.config.hostname,
       created: info.config.created,
-      state: running && this.store.networkReady(info.id) ? 'ready' : 'notready',
+      state: running && network !== undefined ? 'ready' : 'notready',
+      ips: network?.ips ?? [],
+      hostNetwork: info.config.network.mode === 'host',
+      portMappings: info.config.portMappings ?? [],
     };
     if (running) {
       out.pid = info.state.pid;

@@ -5,7 +5,7 @@ import { Cgroups, parseCgroupLayout } from '../sys/cgroups.js';
 import { encodeContainerSpec } from '../sys/helper-spec.js';
 import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS } from './defaults.js';
 import { defaultSeccompFilter } from './seccomp.js';
-import { helperSpecOf, planStart, type StartContext } from './start-plan.js';
+import { helperSpecOf, hostsFileText, planStart, type StartContext } from './start-plan.js';
 import type { ContainerConfig } from './state.js';
 
 const ID = 'a'.repeat(64);
@@ -81,6 +81,18 @@ describe('start plan: namespaces and network', () => {
       ['hosts', 'hostname'],
       'a host without resolv.conf gives none',
     );
+    assert.equal(plan.namespaces.netnsPath, undefined, "the runtime's own network");
+    const inHost = planStart(
+      config({ network: { mode: 'host', netnsPath: '/run/netns/host-a' } }),
+      context(),
+    );
+    assert.equal(
+      inHost.namespaces.netnsPath,
+      '/run/netns/host-a',
+      'a host that is a namespace: entered by its path',
+    );
+    assert.deepEqual(inHost.namespaces.create, ['pid', 'mnt', 'ipc', 'uts', 'cgroup']);
+    assert.equal(helperSpecOf(inHost).netnsPath, '/run/netns/host-a');
   });
 
   test("network container:C joins C's net, ipc and uts by its pid and start time, shares its /etc files, sets no hostname", () => {
@@ -130,6 +142,16 @@ describe('start plan: mounts and files', () => {
       },
       { path: `/run/skiff/containers/${ID}/hostname`, text: 'web-1\n' },
     ]);
+  });
+
+  test('/etc/hosts names the hostname at each of its addresses once it has some, at 127.0.1.1 before', () => {
+    const local = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n';
+    assert.equal(hostsFileText('web-1'), `${local}127.0.1.1\tweb-1\n`);
+    assert.equal(hostsFileText('web-1', ['10.244.3.2']), `${local}10.244.3.2\tweb-1\n`);
+    assert.equal(
+      hostsFileText('web-1', ['10.244.3.2', 'fd00::2']),
+      `${local}10.244.3.2\tweb-1\nfd00::2\tweb-1\n`,
+    );
   });
 
   test("the root mount is the record's, attached in its directory; masked and read-only paths are docker's", () => {

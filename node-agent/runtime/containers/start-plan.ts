@@ -41,6 +41,8 @@ export interface StartContext {
 export interface StartPlan {
   namespaces: {
     create: NamespaceType[];
+    /** The network namespace to enter by its path (network host with a netnsPath). */
+    netnsPath?: string;
     /** Another container's namespaces to enter, held by its pid and /proc start time. */
     join?: { pid: number; startTime: string; types: NamespaceType[] };
   };
@@ -85,10 +87,20 @@ export function seccompFilterOf(mode: SeccompMode, defaultFilter: Buffer | undef
   return mode === 'unconfined' ? undefined : defaultFilter;
 }
 
+/**
+ * /etc/hosts as docker and the kubelet write it: localhost, then the hostname at each of the
+ * container's addresses, or at 127.0.1.1 while it has none (a sandbox's file is written again
+ * with its IPs once its network is set up).
+ */
+export function hostsFileText(hostname: string, ips: readonly string[] = []): string {
+  const own = ips.length > 0 ? ips.map((ip) => `${ip}\t${hostname}\n`).join('') : `127.0.1.1\t${hostname}\n`;
+  return `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${own}`;
+}
+
 /** /etc/hosts and /etc/hostname as docker writes them (and the host's resolv.conf with its network). */
 function etcFileTexts(config: ContainerConfig, hostResolvConf: string | undefined): [string, string][] {
   const text: Record<(typeof ETC_FILES_ALWAYS_MOUNTED)[number], string> = {
-    hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${config.hostname}\n`,
+    hosts: hostsFileText(config.hostname),
     hostname: `${config.hostname}\n`,
   };
   const files: [string, string][] = ETC_FILES_ALWAYS_MOUNTED.map((name) => [name, text[name]]);
@@ -127,7 +139,11 @@ export function planStart(config: ContainerConfig, ctx: StartContext): StartPlan
   }
   const seccompFilter = seccompFilterOf(config.seccomp, ctx.defaultSeccompFilter);
   return {
-    namespaces: { create, join },
+    namespaces: {
+      create,
+      join,
+      ...(network.mode === 'host' && network.netnsPath !== undefined ? { netnsPath: network.netnsPath } : {}),
+    },
     cgroups: {
       ...ctx.cgroups.plan(id, cgroupLimitsOf(config)),
       deviceFilterDirs: ctx.cgroups.deviceFilterDirs(id),
@@ -174,6 +190,7 @@ export function helperSpecOf(plan: StartPlan): HelperContainerSpec {
     cgroupLimits: plan.cgroups.writes,
     joinNamespaces: plan.namespaces.join,
     newNamespaces: plan.namespaces.create,
+    netnsPath: plan.namespaces.netnsPath,
     rootfsPath: plan.mounts.rootfsPath,
     rootfs: plan.mounts.rootfs,
     readonlyRoot: plan.mounts.readonlyRoot,

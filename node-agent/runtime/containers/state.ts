@@ -2,7 +2,7 @@
  * Container records under `<root>/containers/<id>/`: config.json (what was asked, immutable),
  * state.json (what happened; absent while the container is only created), exit.json (written by
  * the shim), container.log*, the rootfs/ mount point, and in a sandbox's record network-ready
- * (its network hook returned). Names live in `<root>/containers/.names/<name>` (created
+ * (its network hook returned: the sandbox's IPs as JSON; empty from skiff before IPs were kept). Names live in `<root>/containers/.names/<name>` (created
  * exclusively, so two creates cannot take one name). Every JSON write is temp + rename, without
  * fsync: the records must survive the agent or CLI dying (rename is atomic in the page cache, so
  * a reader sees the old file or the new one, never a torn one), not a reboot, which no container
@@ -24,11 +24,18 @@ import {
   InternalError,
 } from '../../../proto/errors.js';
 import { writeFileAtomic } from '../../../proto/support/atomic-file.js';
+import type { PortMapping, SandboxNetworkStatus } from '../pod-runtime.js';
 import type { RootMount } from '../sys/helper-spec.js';
 import { readTextOr, unlinkIfPresent } from '../../../proto/support/small-files.js';
 import type { SeccompMode } from './seccomp.js';
 
-export type NetworkMode = { mode: 'none' } | { mode: 'host' } | { mode: 'container'; container: string };
+/**
+ * none: a network namespace of its own with loopback only; host: the host's, which is the
+ * runtime's own or, given `netnsPath`, the namespace there (a host that is itself a namespace);
+ * container: another container's.
+ */
+export type NetworkMode =
+  { mode: 'none' } | { mode: 'host'; netnsPath?: string } | { mode: 'container'; container: string };
 
 export interface VolumeSpec {
   source: string;
@@ -86,6 +93,8 @@ export interface ContainerConfig {
   logMaxBytes: number;
   logMaxFiles: number;
   labels: Record<string, string>;
+  /** A sandbox's host ports, forwarded by its network hook (../pod-runtime.ts); absent when none. */
+  portMappings?: PortMapping[];
 }
 
 export type ContainerStatus = 'created' | 'running' | 'exited';
@@ -265,13 +274,30 @@ export class ContainerStore {
     await writeJsonAtomic(this.path(id, 'state.json'), state);
   }
 
-  /** Records that a sandbox's network was set up (its hook returned): its containers may start. */
-  markNetworkReady(id: string): void {
-    writeFileSync(this.path(id, NETWORK_READY), '', { mode: 0o600 });
+  /**
+   * Records that a sandbox's network was set up (its hook returned), with what it gave the sandbox:
+   * its containers may start.
+   */
+  async markNetworkReady(id: string, status: SandboxNetworkStatus): Promise<void> {
+    // temp + rename: a reader sees no file (not ready) or all of it, never an empty one
+    await writeJsonAtomic(this.path(id, NETWORK_READY), { ips: status.ips });
   }
 
   networkReady(id: string): boolean {
     return statSync(this.path(id, NETWORK_READY), { throwIfNoEntry: false }) !== undefined;
+  }
+
+  /** What the sandbox's set-up gave it; undefined until it is ready. */
+  networkStatus(id: string): SandboxNetworkStatus | undefined {
+    const text = readTextOr(this.path(id, NETWORK_READY), undefined);
+    if (text === undefined) return undefined;
+    if (text.trim() === '') return { ips: [] }; // marked by a skiff that kept no IPs
+    try {
+      const { ips } = JSON.parse(text) as Partial<SandboxNetworkStatus>;
+      return { ips: Array.isArray(ips) ? ips.filter((ip) => typeof ip === 'string') : [] };
+    } catch {
+      return { ips: [] };
+    }
   }
 
   async exitFile(id: string): Promise<ExitFile | undefined> {

@@ -69,6 +69,11 @@ export interface HelperContainerSpec extends HelperProcessSpec {
   cgroupMkdirs: string[];
   cgroupLimits: CgroupLimitWrite[];
   newNamespaces: NamespaceType[];
+  /**
+   * A network namespace to enter by its path instead of making one (`/run/netns/<name>`: the host's
+   * network where the host is a namespace); absent: a new one, or the runtime's own.
+   */
+  netnsPath?: string;
   /** The directory the root mount is attached to before pivot_root. */
   rootfsPath: string;
   rootfs: RootMount;
@@ -143,6 +148,7 @@ export function encodeContainerSpec(spec: HelperContainerSpec): Buffer {
   for (const d of spec.cgroupMkdirs) pairs.push(['cgroup.mkdir', d]);
   for (const l of spec.cgroupLimits) pairs.push(['cgroup.limit', l.path, l.value, l.optional ? '1' : '0']);
   for (const ns of spec.newNamespaces) pairs.push(['ns.new', ns]);
+  if (spec.netnsPath !== undefined) pairs.push(['ns.net_path', spec.netnsPath]);
   pairs.push(
     ['rootfs.path', spec.rootfsPath],
     ['rootfs.type', spec.rootfs.type],
