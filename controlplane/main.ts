@@ -44,6 +44,7 @@ import { formatHostPort, parseHostPort } from './http/host-port.js';
 import { HttpServer } from './http/server.js';
 import { openRegistry, type ImageRegistry } from './registry/registry.js';
 import { NamespaceController } from './controllers/namespace/namespace-controller.js';
+import { parseCidr } from '../proto/cidr.js';
 import { DEFAULT_CLUSTER_CIDR, NodeIpamController } from './controllers/node-ipam/node-ipam-controller.js';
 
 const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
@@ -338,6 +339,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     namespaceController.start();
     undo.push(() => namespaceController.stop());
     // each node's pod CIDR, from the cluster CIDR
+    parseCidr(options.serviceCIDR ?? DEFAULT_SERVICE_CIDR, '--service-cidr');
     const nodeInformer = new Informer<Node>({
       source: storeSource({ store, resource: 'nodes', decode: (bytes) => decodeObject('Node', bytes) }),
       logger: log.child({ component: 'informer', resource: 'nodes' }),

@@ -26,6 +26,9 @@ interface ControlPlaneFlags {
   encryptionProviderConfig?: string;
   registryDir?: string;
   registryMaxBlobBytes?: number;
+  clusterCidr?: string;
+  serviceCidr?: string;
+  nodeCidrMaskSize?: number;
 }
 
 /** The TLS files for etcd, or none; a client certificate goes with its key, and with a CA. */
@@ -85,6 +88,13 @@ export function registerControlPlane(program: Command): void {
       'largest blob the registry accepts; a larger upload is refused and deleted (default no limit but the disk)',
       parsePositiveInt('--registry-max-blob-bytes'),
     )
+    .option('--cluster-cidr <cidr>', "pods' addresses; each node gets a block of it (default 10.244.0.0/16)")
+    .option(
+      '--node-cidr-mask-size <n>',
+      "prefix length of each node's block of the cluster CIDR (default 24)",
+      parsePositiveInt('--node-cidr-mask-size'),
+    )
+    .option('--service-cidr <cidr>', "Services' virtual addresses (default 10.96.0.0/12)")
     .option(
       '--max-watches-per-token <n>',
       'open watches one token may hold at once (default 256)',
@@ -108,6 +118,9 @@ export function registerControlPlane(program: Command): void {
         ...(flags.encryptionProviderConfig ? { encryptionConfigFile: flags.encryptionProviderConfig } : {}),
         ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
         ...(flags.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: flags.maxWatchesPerToken } : {}),
+        ...(flags.clusterCidr ? { clusterCIDR: flags.clusterCidr } : {}),
+        ...(flags.serviceCidr ? { serviceCIDR: flags.serviceCidr } : {}),
+        ...(flags.nodeCidrMaskSize !== undefined ? { nodeCidrMaskSize: flags.nodeCidrMaskSize } : {}),
         ...(flags.registryDir ? { registryDir: flags.registryDir } : {}),
         ...(flags.registryMaxBlobBytes !== undefined
           ? { registryMaxBlobBytes: flags.registryMaxBlobBytes }
