@@ -132,6 +132,27 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
     );
   });
 
+  test('drain refuses to evict a pod no controller manages without --force, then evicts it and leaves the node cordoned', async () => {
+    const node = nodes[0]!;
+    const refused = await cluster.skiff(['drain', node]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /default\/web-0: not managed by a controller .*\(use --force\)/);
+    assert.match(refused.stderr, /nothing was evicted/);
+    assert.match((await cluster.skiff(['get', 'pods'])).stdout, /^web-0\s+1\/1\s+Running/m);
+    const drained = ok(
+      await cluster.skiff(['drain', node, '--force', '--grace-period', '1', '--timeout', '60s']),
+      'drain --force',
+    );
+    assert.match(drained.stdout, /evicting pod default\/web-0/);
+    assert.match(drained.stdout, new RegExp(`node/${node} drained`));
+    assert.doesNotMatch((await cluster.skiff(['get', 'pods'])).stdout, /^web-0\s/m);
+    assert.match(
+      ok(await cluster.skiff(['get', 'node', node]), 'get node').stdout,
+      /Ready,SchedulingDisabled/,
+    );
+    ok(await cluster.skiff(['uncordon', node]), 'uncordon');
+  });
+
   test('down stops the agents and leaves no container process behind', async () => {
     ok(await cluster.down(), 'down');
     for (const pid of agentPids) assert.ok(!pidRunning(pid), `agent ${pid} stopped`);
