@@ -1,7 +1,8 @@
 /**
  * The typed client of the skiff API, used by the CLI, agents and controllers.
  *
- *   const api = connectApi({ server: '127.0.0.1:7440', token });
+ *   const api = connectApi({ server: '127.0.0.1:7440', token, tls: { ca } });
+ *   const node = connectApi({ server, tls: { ca, cert, key } });   // a node agent: mutual TLS
  *   const pod = await api.get('Pod', 'default', 'web-0');
  *   for await (const ev of api.watch('Pod', { namespace: 'default', resourceVersion })) …
  *   api.close();
@@ -20,6 +21,7 @@ import type {
   WatchEventType,
   WatchOptions,
 } from './api-requests.js';
+import { InvalidArgumentError } from './errors.js';
 import { fromGrpcError, GRPC_CODE } from './grpc-status.js';
 import { grpcServiceDefinition, type WireMessage } from './grpc-service.js';
 import { WireChannel, type WireStream } from './grpc-wire-client.js';
@@ -31,10 +33,24 @@ import { schemaRoot } from './schema.js';
 export interface ConnectOptions {
   /** The API address, `host:port`. */
   server: string;
-  /** A bearer token (the admin token is written to `<state-dir>/admin-token`). */
-  token: string;
+  /**
+   * A bearer token (the admin token is written to `<state-dir>/admin-token`); optional when a
+   * client certificate proves who calls (a node agent's).
+   */
+  token?: string;
+  /**
+   * TLS, for a control plane with a cluster CA: `ca` (PEM) verifies the server; `cert` and `key`
+   * (PEM) are a client certificate for mutual TLS. Absent: plaintext h2c.
+   */
+  tls?: ClientTls;
   /** Deadline of each unary call; default 10 000 ms; Infinity waits for ever. */
   timeoutMs?: number;
+}
+
+export interface ClientTls {
+  ca: string;
+  cert?: string;
+  key?: string;
 }
 
 export type {
@@ -159,15 +175,24 @@ function apiMethodsOf(): Record<string, MethodCodec> {
 /** Connects lazily: the first call dials the server, so this never blocks or fails on I/O. */
 export function connectApi(options: ConnectOptions): ApiClient {
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const { tls } = options;
+  if (tls !== undefined && (tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new InvalidArgumentError(
+      'connect to the API: tls.cert and tls.key go together (a client certificate and its key)',
+      tls.cert === undefined ? 'tls.cert' : 'tls.key',
+    );
+  }
   const channel = new WireChannel(options.server, {
     maxReceiveBytes: 64 * 1024 * 1024,
     // Watches are long-lived and mostly idle: keepalives notice a dead server or path.
     keepaliveMs: 30_000,
     keepaliveTimeoutMs: 10_000,
+    ...(tls !== undefined ? { tls } : {}),
   });
-  const metadata = { authorization: `Bearer ${options.token}` };
+  const metadata: Record<string, string> =
+    options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {};
   // What a failed call's error is told in terms of (proto/grpc-status.ts).
-  const callContext = { timeoutMs, tokenBytes: Buffer.byteLength(options.token) };
+  const callContext = { timeoutMs, tokenBytes: Buffer.byteLength(options.token ?? '') };
 
   const call = async (
     method: MethodCodec,
