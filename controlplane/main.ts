@@ -9,7 +9,10 @@
  *   5. tokens               the admin token exists (created and written to the token file on first start)
  *   6. controllers          the namespace controller (resumes any deletion left half-done)
  *   7. HTTP                 /healthz, /readyz, /metrics, and the image registry under /v2/
- *   8. gRPC API             serving; then one "control plane ready" log line
+ *   8. gRPC API             the cluster CA (made on first start) and the API's certificate
+ *                           (api/cluster-trust.ts), then serving over TLS; then one
+ *                           "control plane ready" log line. Without a CA directory the API is
+ *                           plaintext h2c with bearer tokens only: a mode for tests of the API alone
  *
  * `stop()` undoes it in reverse: the API drains (new calls refused, running ones finish, watches
  * are ended), then the workers stop and the etcd and NATS connections close.
@@ -34,6 +37,8 @@ import { ensureAdminToken } from './api/admin-token.js';
 import { Authenticator } from './api/auth.js';
 import { createAdminService } from './api/admin-service.js';
 import { createApiService } from './api/grpc-server.js';
+import { loadClusterTrust } from './api/cluster-trust.js';
+import { apiServerCredentials } from './api/tls-credentials.js';
 import { ApiHandlers } from './api/handlers.js';
 import { WATCH_CACHE_INDEXES } from './api/watch-cache-indexes.js';
 import { createApiMetrics } from './api/metrics.js';
@@ -79,6 +84,16 @@ export interface ControlPlaneOptions {
   encryptionConfigFile?: string;
   /** Default `<stateDir>/admin-token`. */
   adminTokenFile?: string;
+  /**
+   * The cluster CA's directory (ca.crt, ca.key; made on the first start when both are missing):
+   * the API is then served over TLS and the CA issues node certificates. Omitted: plaintext h2c,
+   * bearer tokens only, no join (tests of the API alone).
+   */
+  clusterCaDir?: string;
+  /** More names and addresses the API certificate holds (k3s's --tls-san). */
+  tlsSans?: string[];
+  /** Serve this certificate instead of one issued from the cluster CA (and the CA that issued it). */
+  apiServingFiles?: { certFile: string; keyFile: string; caFile?: string };
   /** How long start-up waits for etcd to answer; default 30 s. */
   etcdWaitMs?: number;
   /** Deadline of each etcd call; default the store's (5 s). */
@@ -111,6 +126,11 @@ export interface ControlPlane {
   registry: ImageRegistry;
   /** Kept for later components (status ingest); undefined when started without NATS. */
   nats: NatsConnection | undefined;
+  /**
+   * With a cluster CA: the PEM bundle clients verify the API with, and its hash (what join tokens
+   * pin). Undefined when the API is plaintext.
+   */
+  trust: { bundle: string; bundleHash: string } | undefined;
   /** Drains the API and closes every connection. Idempotent. */
   stop(): Promise<void>;
 }
@@ -221,10 +241,14 @@ async function connectNats(url: string, log: Logger): Promise<NatsConnection> {
   return nc;
 }
 
-function bindGrpc(server: grpc.Server, address: string): Promise<number> {
+function bindGrpc(
+  server: grpc.Server,
+  address: string,
+  credentials: grpc.ServerCredentials,
+): Promise<number> {
   const { host, port } = parseHostPort(address, '--api-addr');
   return new Promise((resolve, reject) =>
-    server.bindAsync(formatHostPort(host, port), grpc.ServerCredentials.createInsecure(), (err, bound) => {
+    server.bindAsync(formatHostPort(host, port), credentials, (err, bound) => {
       if (err) {
         reject(
           new FailedPreconditionError(`listen on --api-addr ${address}: ${err.message}`, { cause: err }),
@@ -347,7 +371,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const httpAddress = await http.listen();
     undo.push(() => http.close());
 
-    // 8. gRPC API
+    // 8. gRPC API: over TLS when the cluster has a CA
+    const apiAddr = options.apiAddr ?? DEFAULT_API_ADDR;
+    const trust =
+      options.clusterCaDir === undefined
+        ? undefined
+        : await loadClusterTrust({
+            caDir: options.clusterCaDir,
+            apiHost: parseHostPort(apiAddr, '--api-addr').host,
+            ...(options.tlsSans !== undefined ? { tlsSans: options.tlsSans } : {}),
+            ...(options.apiServingFiles !== undefined ? { servingFiles: options.apiServingFiles } : {}),
+            log,
+          });
     const server = new grpc.Server({
       'grpc.max_receive_message_length': 8 * 1024 * 1024,
       // channelz keeps per-call bookkeeping that nothing here reads.
@@ -375,8 +410,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       },
     });
     server.addService(admin.definition, admin.implementation);
-    const apiAddr = options.apiAddr ?? DEFAULT_API_ADDR;
-    const port = await bindGrpc(server, apiAddr);
+    const port = await bindGrpc(
+      server,
+      apiAddr,
+      trust === undefined
+        ? grpc.ServerCredentials.createInsecure()
+        : apiServerCredentials({ clientCa: trust.ca.certificatePem, ...trust.serving }).credentials,
+    );
     const apiAddress = formatHostPort(parseHostPort(apiAddr, '--api-addr').host, port);
     undo.push(() => {
       service.closeWatches();
@@ -384,7 +424,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
 
     log.info(
-      { api: apiAddress, http: httpAddress, adminTokenFile },
+      {
+        api: apiAddress,
+        http: httpAddress,
+        adminTokenFile,
+        tls: trust === undefined ? 'none (plaintext h2c)' : `cluster CA sha256:${trust.bundleHash}`,
+      },
       `control plane ready api=${apiAddress} http=${httpAddress}`,
     );
     let stopping: Promise<void> | undefined;
@@ -398,6 +443,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       http,
       registry: imageRegistry,
       nats,
+      trust: trust === undefined ? undefined : { bundle: trust.bundle, bundleHash: trust.bundleHash },
       stop: () => (stopping ??= unwind().then(() => log.info('control plane stopped'))),
     };
   } catch (err) {

@@ -4,7 +4,8 @@
  *   DIR/etcd/            etcd's data            DIR/logs/etcd.log
  *   DIR/nats/            JetStream's store      DIR/logs/nats.log
  *   DIR/controlplane/    control plane state    DIR/logs/controlplane.log
- *   DIR/pki/             the cluster CA and etcd's certificates (cluster-pki.ts)
+ *   DIR/pki/             the cluster CA and etcd's certificates (cluster-pki.ts); the control plane
+ *                        serves its API over TLS with a certificate from this CA
  *   DIR/admin-token      written by the control plane on its first start
  *   DIR/cluster.json     pids, ports and endpoints of what is running (removed by `down`)
  *
@@ -88,6 +89,11 @@ export function clusterFile(stateDir: string): string {
 
 export function adminTokenFile(stateDir: string): string {
   return join(stateDir, 'admin-token');
+}
+
+/** The cluster CA's certificate: what the client config names as its certificate-authority. */
+export function clusterCaFile(stateDir: string): string {
+  return join(stateDir, 'pki', 'ca.crt');
 }
 
 export function readClusterRecord(stateDir: string): ClusterRecord | undefined {
@@ -357,6 +363,7 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
           '--http-addr', `${HOST}:${httpPort}`,
           '--state-dir', controlplaneDir,
           '--admin-token-file', adminTokenFile(stateDir),
+          '--cluster-ca-dir', pki.dir,
         ]; // prettier-ignore
         const controlplane = spawnServer(
           process.execPath,

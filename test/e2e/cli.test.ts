@@ -9,9 +9,14 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { connectApi } from '../../proto/client.js';
 import { readConfigFile } from '../../cli/config.js';
-import { skiffArgv, startTestCluster, type RunResult, type TestCluster } from './cli-harness.js';
+import {
+  connectCluster,
+  skiffArgv,
+  startTestCluster,
+  type RunResult,
+  type TestCluster,
+} from './cli-harness.js';
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
@@ -84,10 +89,35 @@ describe('skiff CLI end to end', { timeout: 240_000 }, () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('the client config is written 0600 with server, token and HTTP address', () => {
+  test('the client config is written 0600 with server, token, HTTP address and the cluster CA', () => {
     const config = readConfigFile(cluster.configPath);
     assert.ok(config?.server && config.token && config.http, JSON.stringify(config));
+    assert.equal(config.ca, join(cluster.stateDir, 'pki', 'ca.crt'));
     assert.equal(statSync(cluster.configPath).mode & 0o777, 0o600);
+  });
+
+  test('the API speaks TLS only: a client without the cluster CA is told so', async () => {
+    const config = readConfigFile(cluster.configPath)!;
+    const plain = await cluster.skiff(['get', 'ns', '--server', config.server!, '--token', config.token!], {
+      env: { ...cluster.env, SKIFF_CONFIG: join(cluster.stateDir, 'no-config') },
+    });
+    assert.equal(plain.code, 1, plain.stderr);
+    assert.match(plain.stderr, /if it serves TLS, give this client the cluster CA/);
+    const verified = await cluster.skiff(
+      [
+        'get',
+        'ns',
+        '--server',
+        config.server!,
+        '--token',
+        config.token!,
+        '--certificate-authority',
+        config.ca!,
+      ],
+      { env: { ...cluster.env, SKIFF_CONFIG: join(cluster.stateDir, 'no-config') } },
+    );
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.match(verified.stdout, /^default\s/m);
   });
 
   test('apply: created, then unchanged, then configured', async () => {
@@ -151,8 +181,7 @@ spec:
 `,
     );
     ok(await cluster.skiff(['apply', '-f', manifest]), 'apply scaled');
-    const config = readConfigFile(cluster.configPath)!;
-    const api = connectApi({ server: config.server!, token: config.token! });
+    const api = connectCluster(cluster);
     try {
       const live = await api.get('Deployment', 'e2e', 'scaled');
       live.spec.replicas = 5;
