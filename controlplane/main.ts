@@ -406,7 +406,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         rotateEncryptionKey: serialized(() => rotateEncryptionKey(encryptionConfigFile, encrypted)),
         // one collection at a time here; others (other control planes) are safe alongside (gc.ts)
         collectRegistryGarbage: (gc) => collectGarbageSerially(() => imageRegistry.collectGarbage(gc)),
-        tokens: new TokenAdmin(tokens, auth),
+        tokens: new TokenAdmin(tokens, auth, undefined, trust?.bundleHash),
       },
     });
     server.addService(admin.definition, admin.implementation);

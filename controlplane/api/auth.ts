@@ -4,7 +4,8 @@
  * Tokens are 32 random bytes, base64url. Only their SHA-256 hash is stored (with a name, a role
  * and, for tokens made with a lifetime, when they expire); a presented token is hashed and
  * compared against every stored hash in constant time.
- * Roles: `admin` and `edit` may do everything, `view` only get/list/watch/version.
+ * Roles: `admin` and `edit` may do everything, `view` only get/list/watch/version, `join` nothing
+ * but obtain a node's first certificate (node-certificates.ts).
  *
  * The Authenticator keeps the token records in memory and refreshes them from the TokenStore
  * in the background, and at most once per second on an unknown token, so an etcd outage does not
@@ -17,8 +18,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { PermissionDeniedError, UnauthenticatedError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/support/logger.js';
 
-export type Role = 'admin' | 'edit' | 'view';
-export const ROLES: readonly Role[] = ['admin', 'edit', 'view'];
+export type Role = 'admin' | 'edit' | 'view' | 'join';
+export const ROLES: readonly Role[] = ['admin', 'edit', 'view', 'join'];
 
 export interface TokenRecord {
   name: string;
@@ -62,6 +63,11 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 export function authorize(principal: Principal, verb: Verb, what: string): void {
+  if (principal.role === 'join') {
+    throw new PermissionDeniedError(
+      `${verb} ${what}: token "${principal.name}" has role join, which may only obtain a node's certificate (skiff agent --token); use an admin, edit or view token`,
+    );
+  }
   if (principal.role === 'view' && !READ_VERBS.has(verb)) {
     throw new PermissionDeniedError(
       `${verb} ${what}: token "${principal.name}" has role view, which may only get, list and watch; use an edit or admin token`,

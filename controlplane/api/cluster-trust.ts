@@ -70,7 +70,10 @@ export function apiCertificateHosts(
   };
   add(hostName());
   // link-local IPv6 addresses need a zone, which a certificate cannot hold
-  if (UNSPECIFIED.has(apiHost)) interfaces().filter((address) => !/^fe80:/i.test(address)).forEach(add);
+  if (UNSPECIFIED.has(apiHost))
+    interfaces()
+      .filter((address) => !/^fe80:/i.test(address))
+      .forEach(add);
   else add(apiHost);
   for (const san of tlsSans) {
     const bare = san.replace(/^\[(.*)\]$/, '$1');
