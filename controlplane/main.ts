@@ -38,6 +38,8 @@ import { Authenticator } from './api/auth.js';
 import { createAdminService } from './api/admin-service.js';
 import { createApiService } from './api/grpc-server.js';
 import { loadClusterTrust } from './api/cluster-trust.js';
+import { NodeAuthorizer } from './api/node-authorizer.js';
+import { StoreNodeGraph } from './api/node-graph.js';
 import { apiServerCredentials } from './api/tls-credentials.js';
 import { ApiHandlers } from './api/handlers.js';
 import { WATCH_CACHE_INDEXES } from './api/watch-cache-indexes.js';
@@ -396,6 +398,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       version: packageVersion(),
       etcdEndpoints: endpoints,
       ...(options.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: options.maxWatchesPerToken } : {}),
+      // node certificates exist only where there is a CA to verify them
+      ...(trust !== undefined ? { nodeAuthorizer: new NodeAuthorizer(new StoreNodeGraph(store)) } : {}),
     });
     server.addService(service.definition, service.implementation);
     const collectGarbageSerially = serializedCalls();
