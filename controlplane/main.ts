@@ -39,6 +39,7 @@ import { createAdminService } from './api/admin-service.js';
 import { createApiService } from './api/grpc-server.js';
 import { loadClusterTrust } from './api/cluster-trust.js';
 import { NodeAuthorizer } from './api/node-authorizer.js';
+import { createNodesService } from './api/node-certificates.js';
 import { StoreNodeGraph } from './api/node-graph.js';
 import { apiServerCredentials } from './api/tls-credentials.js';
 import { ApiHandlers } from './api/handlers.js';
@@ -96,6 +97,8 @@ export interface ControlPlaneOptions {
   tlsSans?: string[];
   /** Serve this certificate instead of one issued from the cluster CA (and the CA that issued it). */
   apiServingFiles?: { certFile: string; keyFile: string; caFile?: string };
+  /** How long node certificates live; default 30 days (agents renew them before). */
+  nodeCertificateTtlMs?: number;
   /** How long start-up waits for etcd to answer; default 30 s. */
   etcdWaitMs?: number;
   /** Deadline of each etcd call; default the store's (5 s). */
@@ -414,6 +417,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       },
     });
     server.addService(admin.definition, admin.implementation);
+    if (trust !== undefined) {
+      const nodes = createNodesService({
+        ca: trust.ca,
+        bundle: trust.bundle,
+        auth,
+        log: log.child({ component: 'node-certificates' }),
+        ...(options.nodeCertificateTtlMs !== undefined ? { ttlMs: options.nodeCertificateTtlMs } : {}),
+      });
+      server.addService(nodes.definition, nodes.implementation);
+    }
     const port = await bindGrpc(
       server,
       apiAddr,

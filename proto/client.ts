@@ -108,6 +108,15 @@ export interface ApiClient {
   }>;
   listTokens(): Promise<ApiTokenInfo[]>;
   revokeToken(name: string): Promise<ApiTokenInfo>;
+  /**
+   * skiff.v1.Nodes: a client certificate for `nodeName` and the public key (PEM SPKI), with a join
+   * token as this client's token, or over mutual TLS with the node's own certificate (renewal).
+   */
+  issueNodeCertificate(request: { nodeName: string; publicKey: string }): Promise<{
+    certificate: string;
+    caBundle: string;
+    notAfter: string;
+  }>;
   close(): void;
 }
 
@@ -159,6 +168,42 @@ interface MethodCodec {
 
 let apiMethods: Record<string, MethodCodec> | undefined;
 let adminMethods: Record<string, MethodCodec> | undefined;
+let nodesMethods: Record<string, MethodCodec> | undefined;
+
+/** skiff.v1.Nodes's methods (built once from the schema). */
+function nodesMethodsOf(): Record<string, MethodCodec> {
+  nodesMethods ??= grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Nodes')) as unknown as Record<
+    string,
+    MethodCodec
+  >;
+  return nodesMethods;
+}
+
+/**
+ * The CA bundle (PEM) a control plane shows, fetched over TLS that verifies nothing: for a joining
+ * agent, which trusts it only when it hashes to its join token's pin (trustBundleHash). Never use
+ * its answer without that check.
+ */
+export async function fetchUnverifiedTrustBundle(server: string, timeoutMs = 10_000): Promise<string> {
+  const channel = new WireChannel(server, {
+    maxReceiveBytes: 1024 * 1024,
+    keepaliveMs: 30_000,
+    keepaliveTimeoutMs: 10_000,
+    tls: { unverified: true },
+  });
+  const method = nodesMethodsOf()['GetTrustBundle']!;
+  try {
+    const response = await channel.unary(method.path, method.requestSerialize({}), {
+      metadata: {},
+      timeoutMs,
+    });
+    return String(method.responseDeserialize(response).caBundle ?? '');
+  } catch (err) {
+    throw fromGrpcError(err, server, { timeoutMs });
+  } finally {
+    channel.close();
+  }
+}
 
 /** skiff.v1.Api's methods (built once from the schema). */
 function apiMethodsOf(): Record<string, MethodCodec> {
@@ -325,6 +370,18 @@ export function connectApi(options: ConnectOptions): ApiClient {
     async revokeToken(name) {
       const response = await adminUnary('RevokeToken', { name }, timeoutMs);
       return tokenInfoOf(response.revoked as WireMessage | undefined);
+    },
+    async issueNodeCertificate(request) {
+      const response = await call(
+        nodesMethodsOf()['IssueNodeCertificate']!,
+        { nodeName: request.nodeName, publicKey: request.publicKey },
+        timeoutMs,
+      );
+      return {
+        certificate: String(response.certificate ?? ''),
+        caBundle: String(response.caBundle ?? ''),
+        notAfter: String(response.notAfter ?? ''),
+      };
     },
     async collectRegistryGarbage(gcOptions = {}) {
       // Reading every manifest and listing every blob of a large registry takes a while.
