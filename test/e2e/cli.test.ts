@@ -5,11 +5,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { pino } from 'pino';
 import { readConfigFile } from '../../cli/config.js';
+import { obtainNodeCredentials } from '../../node-agent/agent/node-credentials.js';
+import { trustBundleHash } from '../../proto/support/trust-bundle.js';
 import {
   connectCluster,
   skiffArgv,
@@ -576,6 +580,36 @@ ports: [{name: http, port: 8080}]
       0,
       'nothing was written',
     );
+  });
+
+  test('skiff token create --role join prints a token pinning the cluster CA, with which a node joins', async () => {
+    const created = ok(
+      await cluster.skiff(['token', 'create', '--role', 'join']),
+      'token create --role join',
+    );
+    const token = created.stdout.trim();
+    const caPem = readFileSync(join(cluster.stateDir, 'pki', 'ca.crt'), 'utf8');
+    assert.equal(token, `K10${trustBundleHash(caPem)}::${token.split('::')[1]}`);
+    assert.match(created.stderr, /\(join\) created; it expires in 2[34]h/);
+    assert.match(
+      created.stderr,
+      /a node joins with: skiff agent --server 127\.0\.0\.1:\d+ --token <the token>/,
+    );
+    const listed = ok(await cluster.skiff(['token', 'list']), 'token list').stdout;
+    assert.match(listed, /^join-[0-9a-f]{8}\s+join\s/m);
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-e2e-node-'));
+    try {
+      const credentials = await obtainNodeCredentials({
+        server: readConfigFile(cluster.configPath)!.server!,
+        joinToken: token,
+        nodeName: 'e2e-node',
+        dir,
+        log: pino({ level: 'silent' }),
+      });
+      assert.match(new X509Certificate(credentials.cert).subject, /CN=system:node:e2e-node/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a wrong token is refused', async () => {
