@@ -40,6 +40,7 @@ import { createApiService } from './api/grpc-server.js';
 import { loadClusterTrust } from './api/cluster-trust.js';
 import { NodeAuthorizer } from './api/node-authorizer.js';
 import { createNodesService } from './api/node-certificates.js';
+import { NatsNodeUsers } from './nats-node-users.js';
 import { StoreNodeGraph } from './api/node-graph.js';
 import { apiServerCredentials } from './api/tls-credentials.js';
 import { ApiHandlers } from './api/handlers.js';
@@ -99,6 +100,13 @@ export interface ControlPlaneOptions {
   apiServingFiles?: { certFile: string; keyFile: string; caFile?: string };
   /** How long node certificates live; default 30 days (agents renew them before). */
   nodeCertificateTtlMs?: number;
+  /** TLS to NATS: its server's CA, and the control plane's client certificate (verify_and_map). */
+  natsTls?: { caFile: string; certFile: string; keyFile: string };
+  /**
+   * nats-server's users file (nats-authorization.ts) and pid file: each node issued a certificate
+   * is added, and nats-server reloads. Omitted: NATS users are someone else's to keep.
+   */
+  natsAuthorization?: { file: string; pidFile?: string };
   /** How long start-up waits for etcd to answer; default 30 s. */
   etcdWaitMs?: number;
   /** Deadline of each etcd call; default the store's (5 s). */
@@ -219,12 +227,19 @@ async function waitForEtcd(store: Store, endpoints: string, waitMs: number, log:
   }
 }
 
-async function connectNats(url: string, log: Logger): Promise<NatsConnection> {
+async function connectNats(
+  url: string,
+  log: Logger,
+  tls: ControlPlaneOptions['natsTls'],
+): Promise<NatsConnection> {
   let nc: NatsConnection;
   try {
     nc = await connect({
       servers: url.split(',').map((s) => s.trim()),
       name: 'skiff-controlplane',
+      ...(tls !== undefined
+        ? { tls: { caFile: tls.caFile, certFile: tls.certFile, keyFile: tls.keyFile } }
+        : {}),
       timeout: 5000,
       reconnect: true,
       maxReconnectAttempts: -1,
@@ -309,7 +324,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // 3. NATS
     let nats: NatsConnection | undefined;
     if (options.natsUrl) {
-      const nc = await connectNats(options.natsUrl, log);
+      const nc = await connectNats(options.natsUrl, log, options.natsTls);
       nats = nc;
       undo.push(() => nc.close());
       log.info({ nats: options.natsUrl }, 'nats connected');
@@ -418,7 +433,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
     server.addService(admin.definition, admin.implementation);
     if (trust !== undefined) {
+      const natsUsers =
+        options.natsAuthorization === undefined
+          ? undefined
+          : new NatsNodeUsers(
+              options.natsAuthorization.file,
+              options.natsAuthorization.pidFile,
+              log.child({ component: 'nats-users' }),
+            );
+      await natsUsers?.load();
       const nodes = createNodesService({
+        ...(natsUsers !== undefined ? { onIssued: (node: string) => natsUsers.ensure(node) } : {}),
         ca: trust.ca,
         bundle: trust.bundle,
         auth,

@@ -33,6 +33,26 @@ interface ControlPlaneFlags {
   tlsCertFile?: string;
   tlsPrivateKeyFile?: string;
   tlsCaFile?: string;
+  natsCafile?: string;
+  natsCertfile?: string;
+  natsKeyfile?: string;
+  natsAuthorizationFile?: string;
+  natsPidFile?: string;
+}
+
+/** TLS to NATS: all three files or none. */
+function natsTlsOf(flags: ControlPlaneFlags): {
+  natsTls?: { caFile: string; certFile: string; keyFile: string };
+} {
+  const { natsCafile: caFile, natsCertfile: certFile, natsKeyfile: keyFile } = flags;
+  if (caFile === undefined && certFile === undefined && keyFile === undefined) return {};
+  if (caFile === undefined || certFile === undefined || keyFile === undefined) {
+    throw new InvalidArgumentError(
+      'controlplane: --nats-cafile, --nats-certfile and --nats-keyfile go together (NATS with TLS and client certificates)',
+      caFile === undefined ? 'nats-cafile' : certFile === undefined ? 'nats-certfile' : 'nats-keyfile',
+    );
+  }
+  return { natsTls: { caFile, certFile, keyFile } };
 }
 
 /** The API certificate files of an external setup, or none; the certificate goes with its key. */
@@ -144,6 +164,17 @@ export function registerControlPlane(program: Command): void {
       '--tls-ca-file <file>',
       'the CA that issued --tls-cert-file, when not the cluster CA: clients and join tokens then trust both',
     )
+    .option('--nats-cafile <file>', "CA of nats-server's certificate (NATS with TLS)")
+    .option('--nats-certfile <file>', 'client certificate presented to NATS (CN=skiff-controlplane)')
+    .option('--nats-keyfile <file>', 'private key of --nats-certfile')
+    .option(
+      '--nats-authorization-file <file>',
+      "nats-server's users file (verify_and_map): a node is added when its certificate is issued",
+    )
+    .option(
+      '--nats-pid-file <file>',
+      "nats-server's pid file: it is told to reload (SIGHUP) when a node is added",
+    )
     .option(
       '--max-watches-per-token <n>',
       'open watches one token may hold at once (default 256)',
@@ -167,6 +198,15 @@ export function registerControlPlane(program: Command): void {
         clusterCaDir: flags.clusterCaDir ?? join(flags.stateDir, 'pki'),
         ...(flags.tlsSan.length > 0 ? { tlsSans: flags.tlsSan } : {}),
         ...apiServingFilesOf(flags),
+        ...natsTlsOf(flags),
+        ...(flags.natsAuthorizationFile !== undefined
+          ? {
+              natsAuthorization: {
+                file: flags.natsAuthorizationFile,
+                ...(flags.natsPidFile !== undefined ? { pidFile: flags.natsPidFile } : {}),
+              },
+            }
+          : {}),
         ...(flags.encryptionProviderConfig ? { encryptionConfigFile: flags.encryptionProviderConfig } : {}),
         ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
         ...(flags.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: flags.maxWatchesPerToken } : {}),
