@@ -468,6 +468,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
     server.addService(service.definition, service.implementation);
     const collectGarbageSerially = serializedCalls();
+    const tokenAdmin = new TokenAdmin(tokens, auth, undefined, trust?.bundleHash);
     const admin = createAdminService({
       auth,
       log: log.child({ component: 'admin' }),
@@ -475,7 +476,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         rotateEncryptionKey: serialized(() => rotateEncryptionKey(encryptionConfigFile, encrypted)),
         // one collection at a time here; others (other control planes) are safe alongside (gc.ts)
         collectRegistryGarbage: (gc) => collectGarbageSerially(() => imageRegistry.collectGarbage(gc)),
-        tokens: new TokenAdmin(tokens, auth, undefined, trust?.bundleHash),
+        tokens: tokenAdmin,
       },
     });
     server.addService(admin.definition, admin.implementation);
@@ -493,6 +494,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         ...(natsUsers !== undefined ? { onIssued: (node: string) => natsUsers.ensure(node) } : {}),
         ca: trust.ca,
         bundle: trust.bundle,
+        pullTokens: tokenAdmin,
         auth,
         log: log.child({ component: 'node-certificates' }),
         ...(options.nodeCertificateTtlMs !== undefined ? { ttlMs: options.nodeCertificateTtlMs } : {}),

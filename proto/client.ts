@@ -124,6 +124,8 @@ export interface ApiClient {
     caBundle: string;
     notAfter: string;
   }>;
+  /** skiff.v1.Nodes: a registry pull token for the calling node (mutual TLS with its certificate). */
+  issueRegistryToken(): Promise<{ token: string; expiresAt: string }>;
   close(): void;
 }
 
@@ -396,6 +398,10 @@ export function connectApi(options: ConnectOptions): ApiClient {
         caBundle: String(response.caBundle ?? ''),
         notAfter: String(response.notAfter ?? ''),
       };
+    },
+    async issueRegistryToken() {
+      const response = await call(nodesMethodsOf()['IssueRegistryToken']!, {}, timeoutMs);
+      return { token: String(response.token ?? ''), expiresAt: String(response.expiresAt ?? '') };
     },
     async collectRegistryGarbage(gcOptions = {}) {
       // Reading every manifest and listing every blob of a large registry takes a while.

@@ -38,3 +38,8 @@ export function parseJoinToken(text: string): JoinToken {
   }
   return { caHash: match[1]!, secret: match[2]! };
 }
+
+/** Whether `text` has a join token's form (K10…::…); parseJoinToken checks the rest. */
+export function isJoinToken(text: string): boolean {
+  return text.startsWith(JOIN_TOKEN_PREFIX) && text.includes('::');
+}

@@ -50,6 +50,7 @@ import {
   nodeNetnsName,
   removeAgentPods,
   startAgentProcess,
+  writeJoinToken,
   type AgentRecord,
 } from './agent-process.js';
 import { PidLock } from '../../proto/support/pid-lock.js';
@@ -494,6 +495,8 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
     // node agents: those of the previous `up` that still run are kept, the others started
     const agents: AgentRecord[] = [];
     const stopAgents: (() => Promise<void>)[] = [];
+    const joinTokenFile = join(stateDir, 'join-token');
+    let joinTokenWritten = false;
     for (const [index, name] of agentNames(options.agents ?? 0).entries()) {
       const previousAgent = previous?.agents?.find((a) => a.name === name);
       const keptPid = previousAgent ? livePid(previousAgent) : undefined;
@@ -504,12 +507,23 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
         continue;
       }
       try {
+        if (!joinTokenWritten) {
+          await writeJoinToken({
+            api: controlplaneRecord.api,
+            adminToken: readAdminToken(stateDir),
+            caFile: clusterCaFile(stateDir),
+            file: joinTokenFile,
+          });
+          joinTokenWritten = true;
+        }
         const agent = await startAgentProcess({
           stateDir,
           name,
           netns: previousAgent?.netns ?? nodeNetnsName(stateDir, index + 1),
           api: controlplaneRecord.api,
-          tokenFile: adminTokenFile(stateDir),
+          tokenFile: joinTokenFile,
+          adminToken: readAdminToken(stateDir),
+          caFile: clusterCaFile(stateDir),
           logs,
           detached,
           readyTimeoutMs,

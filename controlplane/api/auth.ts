@@ -18,8 +18,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { PermissionDeniedError, UnauthenticatedError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/support/logger.js';
 
-export type Role = 'admin' | 'edit' | 'view' | 'join';
-export const ROLES: readonly Role[] = ['admin', 'edit', 'view', 'join'];
+export type Role = 'admin' | 'edit' | 'view' | 'join' | 'pull';
+export const ROLES: readonly Role[] = ['admin', 'edit', 'view', 'join', 'pull'];
 
 export interface TokenRecord {
   name: string;
@@ -98,6 +98,11 @@ export function authorize(principal: Principal, verb: Verb, what: string): void 
   if (principal.role === 'join') {
     throw new PermissionDeniedError(
       `${verb} ${what}: token "${principal.name}" has role join, which may only obtain a node's certificate (skiff agent --token); use an admin, edit or view token`,
+    );
+  }
+  if (principal.role === 'pull') {
+    throw new PermissionDeniedError(
+      `${verb} ${what}: token "${principal.name}" has role pull, which may only pull images from the cluster registry; use a view, edit or admin token`,
     );
   }
   if (principal.role === 'view' && !READ_VERBS.has(verb)) {

@@ -42,6 +42,8 @@ export interface NodeCertificateOptions {
   log: Logger;
   ttlMs?: number;
   now?: () => Date;
+  /** Makes nodes' registry pull tokens (IssueRegistryToken); absent: the call is refused. */
+  pullTokens?: { issueNodePullToken(node: string): Promise<{ info: { expiresAt?: string }; token: string }> };
   /** Told of every node a certificate was issued to (NATS permissions follow it). */
   onIssued?: (node: string) => Promise<void> | void;
 }
@@ -164,5 +166,27 @@ export function createNodesService(options: NodeCertificateOptions): {
         callback(serviceError);
       });
   };
-  return { definition, implementation: { GetTrustBundle, IssueNodeCertificate } };
+  const IssueRegistryToken: UnaryHandler = (call, callback) => {
+    auth
+      .authenticateCall(
+        call.metadata.get('authorization')[0]?.toString(),
+        call.getAuthContext().sslPeerCertificate,
+      )
+      .then(async (principal) => {
+        if (principal.role !== 'node' || !principal.node)
+          throw new PermissionDeniedError(
+            `issue registry token: only a node, over mutual TLS with its certificate, may ask (caller ${principal.name})`,
+          );
+        if (!options.pullTokens)
+          throw new PermissionDeniedError('issue registry token: this control plane issues no registry tokens');
+        const issued = await options.pullTokens.issueNodePullToken(principal.node);
+        log.info({ node: principal.node, expiresAt: issued.info.expiresAt }, 'registry pull token issued to node');
+        callback(null, { token: issued.token, expiresAt: issued.info.expiresAt ?? '' });
+      })
+      .catch((err: unknown) => {
+        log.warn({ peer: call.getPeer(), reason: errorMessage(err) }, 'registry token refused');
+        callback(toServiceError(err));
+      });
+  };
+  return { definition, implementation: { GetTrustBundle, IssueNodeCertificate, IssueRegistryToken } };
 }

@@ -18,7 +18,7 @@ import {
   type TokenStore,
 } from './auth.js';
 import { checkDns1123Label } from './validation/names.js';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { formatJoinToken } from '../../proto/join-token.js';
 
 /** What a token is, without the token. */
@@ -108,6 +108,17 @@ export class TokenAdmin {
       info: infoOf(record),
       token: role === 'join' ? formatJoinToken({ caHash: this.trustBundleHash!, secret: token }) : token,
     };
+  }
+
+  /**
+   * The registry pull token of a node (role pull: images from the cluster registry, nothing of the
+   * API), made again at each call, the node's previous one revoked: an agent asks at start and
+   * before it expires, over mutual TLS (skiff.v1.Nodes IssueRegistryToken).
+   */
+  async issueNodePullToken(node: string, ttlSeconds = 24 * 3600): Promise<{ info: TokenInfo; token: string }> {
+    const name = `node-pull-${createHash('sha256').update(node).digest('hex').slice(0, 16)}`;
+    await this.tokens.delete(name);
+    return this.create({ name, role: 'pull', ttlSeconds });
   }
 
   async list(): Promise<TokenInfo[]> {

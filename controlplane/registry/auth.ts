@@ -6,7 +6,7 @@
  * (controlplane/api/auth.ts), so a token is checked, cached and revoked the same way on both ports.
  *
  *   pull    (GET, HEAD)            every authenticated principal but a join token: roles admin,
- *                                  edit and view, and node agents
+ *                                  edit, view and pull (what node agents are given), and node agents
  *   push    (POST, PATCH, PUT)     roles admin and edit
  *   delete  (DELETE)               roles admin and edit
  *

@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +51,16 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
 
   test('two nodes register and are Ready, with -o wide showing their address and allocatable resources', async () => {
     assert.equal(nodes.length, 2);
+    // each joined with the join token `up` made: a client certificate of the cluster CA, not a token
+    for (const name of nodes) {
+      const cert = new X509Certificate(
+        readFileSync(join(cluster.stateDir, 'nodes', name, 'pki', 'node.crt')),
+      );
+      assert.match(cert.subject, new RegExp(`CN=system:node:${name}`));
+    }
+    const tokens = ok(await cluster.skiff(['token', 'list']), 'token list').stdout;
+    assert.match(tokens, /\sjoin\s/);
+    assert.match(tokens, /\spull\s/, 'nodes were given registry pull tokens');
     const wide = ok(await cluster.skiff(['get', 'nodes', '-o', 'wide']), 'get nodes -o wide').stdout;
     const [header, ...rows] = wide.trim().split('\n');
     assert.match(
