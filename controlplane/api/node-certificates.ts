@@ -178,9 +178,14 @@ export function createNodesService(options: NodeCertificateOptions): {
             `issue registry token: only a node, over mutual TLS with its certificate, may ask (caller ${principal.name})`,
           );
         if (!options.pullTokens)
-          throw new PermissionDeniedError('issue registry token: this control plane issues no registry tokens');
+          throw new PermissionDeniedError(
+            'issue registry token: this control plane issues no registry tokens',
+          );
         const issued = await options.pullTokens.issueNodePullToken(principal.node);
-        log.info({ node: principal.node, expiresAt: issued.info.expiresAt }, 'registry pull token issued to node');
+        log.info(
+          { node: principal.node, expiresAt: issued.info.expiresAt },
+          'registry pull token issued to node',
+        );
         callback(null, { token: issued.token, expiresAt: issued.info.expiresAt ?? '' });
       })
       .catch((err: unknown) => {

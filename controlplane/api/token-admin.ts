@@ -115,7 +115,10 @@ export class TokenAdmin {
    * API), made again at each call, the node's previous one revoked: an agent asks at start and
    * before it expires, over mutual TLS (skiff.v1.Nodes IssueRegistryToken).
    */
-  async issueNodePullToken(node: string, ttlSeconds = 24 * 3600): Promise<{ info: TokenInfo; token: string }> {
+  async issueNodePullToken(
+    node: string,
+    ttlSeconds = 24 * 3600,
+  ): Promise<{ info: TokenInfo; token: string }> {
     const name = `node-pull-${createHash('sha256').update(node).digest('hex').slice(0, 16)}`;
     await this.tokens.delete(name);
     return this.create({ name, role: 'pull', ttlSeconds });
