@@ -10,7 +10,8 @@
  *     cluster:
  *       server: 127.0.0.1:7440          # gRPC API, host:port
  *       http: http://127.0.0.1:7441     # /healthz, /readyz, /metrics (written by `skiff up`)
- *       certificate-authority: ca.crt   # cluster CA, for when the API speaks TLS
+ *       certificate-authority: /var/lib/skiff/pki/ca.crt   # cluster CA: the API speaks TLS
+ *                                       # (written by `skiff up`; relative: to this file's folder)
  *   users:
  *   - name: /var/lib/skiff
  *     user:
@@ -31,7 +32,7 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { yaml } from './lazy-yaml.js';
 import { writeFileAtomic } from '../proto/support/atomic-file.js';
 import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../proto/errors.js';
@@ -50,6 +51,8 @@ export interface ClientConfig {
 export interface ConfigOverrides {
   server?: string;
   token?: string;
+  /** `--certificate-authority`: the CA file to verify the server with (TLS). */
+  ca?: string;
   /** `--context`: a context other than the current one. */
   context?: string;
 }
@@ -403,6 +406,9 @@ export function resolveClientConfig(
     );
   }
   const fromFile = doc ? flatten(doc, overrides.context, path, true) : {};
+  // kubeconfig's rule: a relative certificate-authority is relative to the file that names it
+  if (fromFile.ca !== undefined && fromFile.ca !== '' && !isAbsolute(fromFile.ca))
+    fromFile.ca = join(dirname(path), fromFile.ca);
   const merged = { ...fromFile, ...definedOnly(overrides) };
   if (!merged.server || !merged.token) {
     const missing =
@@ -424,6 +430,7 @@ function definedOnly(overrides: ConfigOverrides): Partial<ClientConfig> {
   const out: Partial<ClientConfig> = {};
   if (overrides.server) out.server = overrides.server;
   if (overrides.token) out.token = overrides.token;
+  if (overrides.ca) out.ca = overrides.ca;
   return out;
 }
 

@@ -37,6 +37,7 @@ export const VERBS: Readonly<Record<string, () => Promise<Registrar>>> = {
   token: async () => (await import('./commands/token.js')).registerToken,
   cordon: async () => (await import('./commands/cordon.js')).registerCordon,
   uncordon: async () => (await import('./commands/cordon.js')).registerUncordon,
+  drain: async () => (await import('./commands/drain.js')).registerDrain,
 };
 
 /** The program with the global options and the commands `args` (argv after the script) need. */

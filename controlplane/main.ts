@@ -9,7 +9,10 @@
  *   5. tokens               the admin token exists (created and written to the token file on first start)
  *   6. controllers          the namespace controller (resumes any deletion left half-done)
  *   7. HTTP                 /healthz, /readyz, /metrics, and the image registry under /v2/
- *   8. gRPC API             serving; then one "control plane ready" log line
+ *   8. gRPC API             the cluster CA (made on first start) and the API's certificate
+ *                           (api/cluster-trust.ts), then serving over TLS; then one
+ *                           "control plane ready" log line. Without a CA directory the API is
+ *                           plaintext h2c with bearer tokens only: a mode for tests of the API alone
  *
  * `stop()` undoes it in reverse: the API drains (new calls refused, running ones finish, watches
  * are ended), then the workers stop and the etcd and NATS connections close.
@@ -34,6 +37,12 @@ import { ensureAdminToken } from './api/admin-token.js';
 import { Authenticator } from './api/auth.js';
 import { createAdminService } from './api/admin-service.js';
 import { createApiService } from './api/grpc-server.js';
+import { loadClusterTrust } from './api/cluster-trust.js';
+import { NodeAuthorizer } from './api/node-authorizer.js';
+import { createNodesService } from './api/node-certificates.js';
+import { NatsNodeUsers } from './nats-node-users.js';
+import { StoreNodeGraph } from './api/node-graph.js';
+import { apiServerCredentials } from './api/tls-credentials.js';
 import { ApiHandlers } from './api/handlers.js';
 import { WATCH_CACHE_INDEXES } from './api/watch-cache-indexes.js';
 import { createApiMetrics } from './api/metrics.js';
@@ -44,6 +53,7 @@ import { formatHostPort, parseHostPort } from './http/host-port.js';
 import { HttpServer } from './http/server.js';
 import { openRegistry, type ImageRegistry } from './registry/registry.js';
 import { NamespaceController } from './controllers/namespace/namespace-controller.js';
+import { parseCidr } from '../proto/cidr.js';
 import { DEFAULT_CLUSTER_CIDR, NodeIpamController } from './controllers/node-ipam/node-ipam-controller.js';
 
 const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
@@ -93,6 +103,25 @@ export interface ControlPlaneOptions {
   encryptionConfigFile?: string;
   /** Default `<stateDir>/admin-token`. */
   adminTokenFile?: string;
+  /**
+   * The cluster CA's directory (ca.crt, ca.key; made on the first start when both are missing):
+   * the API is then served over TLS and the CA issues node certificates. Omitted: plaintext h2c,
+   * bearer tokens only, no join (tests of the API alone).
+   */
+  clusterCaDir?: string;
+  /** More names and addresses the API certificate holds (k3s's --tls-san). */
+  tlsSans?: string[];
+  /** Serve this certificate instead of one issued from the cluster CA (and the CA that issued it). */
+  apiServingFiles?: { certFile: string; keyFile: string; caFile?: string };
+  /** How long node certificates live; default 30 days (agents renew them before). */
+  nodeCertificateTtlMs?: number;
+  /** TLS to NATS: its server's CA, and the control plane's client certificate (verify_and_map). */
+  natsTls?: { caFile: string; certFile: string; keyFile: string };
+  /**
+   * nats-server's users file (nats-authorization.ts) and pid file: each node issued a certificate
+   * is added, and nats-server reloads. Omitted: NATS users are someone else's to keep.
+   */
+  natsAuthorization?: { file: string; pidFile?: string };
   /** How long start-up waits for etcd to answer; default 30 s. */
   etcdWaitMs?: number;
   /** Deadline of each etcd call; default the store's (5 s). */
@@ -125,6 +154,11 @@ export interface ControlPlane {
   registry: ImageRegistry;
   /** Kept for later components (status ingest); undefined when started without NATS. */
   nats: NatsConnection | undefined;
+  /**
+   * With a cluster CA: the PEM bundle clients verify the API with, and its hash (what join tokens
+   * pin). Undefined when the API is plaintext.
+   */
+  trust: { bundle: string; bundleHash: string } | undefined;
   /** Drains the API and closes every connection. Idempotent. */
   stop(): Promise<void>;
 }
@@ -208,12 +242,19 @@ async function waitForEtcd(store: Store, endpoints: string, waitMs: number, log:
   }
 }
 
-async function connectNats(url: string, log: Logger): Promise<NatsConnection> {
+async function connectNats(
+  url: string,
+  log: Logger,
+  tls: ControlPlaneOptions['natsTls'],
+): Promise<NatsConnection> {
   let nc: NatsConnection;
   try {
     nc = await connect({
       servers: url.split(',').map((s) => s.trim()),
       name: 'skiff-controlplane',
+      ...(tls !== undefined
+        ? { tls: { caFile: tls.caFile, certFile: tls.certFile, keyFile: tls.keyFile } }
+        : {}),
       timeout: 5000,
       reconnect: true,
       maxReconnectAttempts: -1,
@@ -235,10 +276,14 @@ async function connectNats(url: string, log: Logger): Promise<NatsConnection> {
   return nc;
 }
 
-function bindGrpc(server: grpc.Server, address: string): Promise<number> {
+function bindGrpc(
+  server: grpc.Server,
+  address: string,
+  credentials: grpc.ServerCredentials,
+): Promise<number> {
   const { host, port } = parseHostPort(address, '--api-addr');
   return new Promise((resolve, reject) =>
-    server.bindAsync(formatHostPort(host, port), grpc.ServerCredentials.createInsecure(), (err, bound) => {
+    server.bindAsync(formatHostPort(host, port), credentials, (err, bound) => {
       if (err) {
         reject(
           new FailedPreconditionError(`listen on --api-addr ${address}: ${err.message}`, { cause: err }),
@@ -294,7 +339,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // 3. NATS
     let nats: NatsConnection | undefined;
     if (options.natsUrl) {
-      const nc = await connectNats(options.natsUrl, log);
+      const nc = await connectNats(options.natsUrl, log, options.natsTls);
       nats = nc;
       undo.push(() => nc.close());
       log.info({ nats: options.natsUrl }, 'nats connected');
@@ -338,6 +383,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     namespaceController.start();
     undo.push(() => namespaceController.stop());
     // each node's pod CIDR, from the cluster CIDR
+    parseCidr(options.serviceCIDR ?? DEFAULT_SERVICE_CIDR, '--service-cidr');
     const nodeInformer = new Informer<Node>({
       source: storeSource({ store, resource: 'nodes', decode: (bytes) => decodeObject('Node', bytes) }),
       logger: log.child({ component: 'informer', resource: 'nodes' }),
@@ -388,7 +434,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const httpAddress = await http.listen();
     undo.push(() => http.close());
 
-    // 8. gRPC API
+    // 8. gRPC API: over TLS when the cluster has a CA
+    const apiAddr = options.apiAddr ?? DEFAULT_API_ADDR;
+    const trust =
+      options.clusterCaDir === undefined
+        ? undefined
+        : await loadClusterTrust({
+            caDir: options.clusterCaDir,
+            apiHost: parseHostPort(apiAddr, '--api-addr').host,
+            ...(options.tlsSans !== undefined ? { tlsSans: options.tlsSans } : {}),
+            ...(options.apiServingFiles !== undefined ? { servingFiles: options.apiServingFiles } : {}),
+            log,
+          });
     const server = new grpc.Server({
       'grpc.max_receive_message_length': 8 * 1024 * 1024,
       // channelz keeps per-call bookkeeping that nothing here reads.
@@ -406,9 +463,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       clusterCIDR: options.clusterCIDR ?? DEFAULT_CLUSTER_CIDR,
       serviceCIDR: options.serviceCIDR ?? DEFAULT_SERVICE_CIDR,
       ...(options.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: options.maxWatchesPerToken } : {}),
+      // node certificates exist only where there is a CA to verify them
+      ...(trust !== undefined ? { nodeAuthorizer: new NodeAuthorizer(new StoreNodeGraph(store)) } : {}),
     });
     server.addService(service.definition, service.implementation);
     const collectGarbageSerially = serializedCalls();
+    const tokenAdmin = new TokenAdmin(tokens, auth, undefined, trust?.bundleHash);
     const admin = createAdminService({
       auth,
       log: log.child({ component: 'admin' }),
@@ -416,12 +476,38 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         rotateEncryptionKey: serialized(() => rotateEncryptionKey(encryptionConfigFile, encrypted)),
         // one collection at a time here; others (other control planes) are safe alongside (gc.ts)
         collectRegistryGarbage: (gc) => collectGarbageSerially(() => imageRegistry.collectGarbage(gc)),
-        tokens: new TokenAdmin(tokens, auth),
+        tokens: tokenAdmin,
       },
     });
     server.addService(admin.definition, admin.implementation);
-    const apiAddr = options.apiAddr ?? DEFAULT_API_ADDR;
-    const port = await bindGrpc(server, apiAddr);
+    if (trust !== undefined) {
+      const natsUsers =
+        options.natsAuthorization === undefined
+          ? undefined
+          : new NatsNodeUsers(
+              options.natsAuthorization.file,
+              options.natsAuthorization.pidFile,
+              log.child({ component: 'nats-users' }),
+            );
+      await natsUsers?.load();
+      const nodes = createNodesService({
+        ...(natsUsers !== undefined ? { onIssued: (node: string) => natsUsers.ensure(node) } : {}),
+        ca: trust.ca,
+        bundle: trust.bundle,
+        pullTokens: tokenAdmin,
+        auth,
+        log: log.child({ component: 'node-certificates' }),
+        ...(options.nodeCertificateTtlMs !== undefined ? { ttlMs: options.nodeCertificateTtlMs } : {}),
+      });
+      server.addService(nodes.definition, nodes.implementation);
+    }
+    const port = await bindGrpc(
+      server,
+      apiAddr,
+      trust === undefined
+        ? grpc.ServerCredentials.createInsecure()
+        : apiServerCredentials({ clientCa: trust.ca.certificatePem, ...trust.serving }).credentials,
+    );
     const apiAddress = formatHostPort(parseHostPort(apiAddr, '--api-addr').host, port);
     undo.push(() => {
       service.closeWatches();
@@ -429,7 +515,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
 
     log.info(
-      { api: apiAddress, http: httpAddress, adminTokenFile },
+      {
+        api: apiAddress,
+        http: httpAddress,
+        adminTokenFile,
+        tls: trust === undefined ? 'none (plaintext h2c)' : `cluster CA sha256:${trust.bundleHash}`,
+      },
       `control plane ready api=${apiAddress} http=${httpAddress}`,
     );
     let stopping: Promise<void> | undefined;
@@ -443,6 +534,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       http,
       registry: imageRegistry,
       nats,
+      trust: trust === undefined ? undefined : { bundle: trust.bundle, bundleHash: trust.bundleHash },
       stop: () => (stopping ??= unwind().then(() => log.info('control plane stopped'))),
     };
   } catch (err) {

@@ -1,7 +1,8 @@
 /**
  * The typed client of the skiff API, used by the CLI, agents and controllers.
  *
- *   const api = connectApi({ server: '127.0.0.1:7440', token });
+ *   const api = connectApi({ server: '127.0.0.1:7440', token, tls: { ca } });
+ *   const node = connectApi({ server, tls: { ca, cert, key } });   // a node agent: mutual TLS
  *   const pod = await api.get('Pod', 'default', 'web-0');
  *   for await (const ev of api.watch('Pod', { namespace: 'default', resourceVersion })) …
  *   api.close();
@@ -20,6 +21,7 @@ import type {
   WatchEventType,
   WatchOptions,
 } from './api-requests.js';
+import { InvalidArgumentError } from './errors.js';
 import { fromGrpcError, GRPC_CODE } from './grpc-status.js';
 import { grpcServiceDefinition, type WireMessage } from './grpc-service.js';
 import { WireChannel, type WireStream } from './grpc-wire-client.js';
@@ -31,10 +33,24 @@ import { schemaRoot } from './schema.js';
 export interface ConnectOptions {
   /** The API address, `host:port`. */
   server: string;
-  /** A bearer token (the admin token is written to `<state-dir>/admin-token`). */
-  token: string;
+  /**
+   * A bearer token (the admin token is written to `<state-dir>/admin-token`); optional when a
+   * client certificate proves who calls (a node agent's).
+   */
+  token?: string;
+  /**
+   * TLS, for a control plane with a cluster CA: `ca` (PEM) verifies the server; `cert` and `key`
+   * (PEM) are a client certificate for mutual TLS. Absent: plaintext h2c.
+   */
+  tls?: ClientTls;
   /** Deadline of each unary call; default 10 000 ms; Infinity waits for ever. */
   timeoutMs?: number;
+}
+
+export interface ClientTls {
+  ca: string;
+  cert?: string;
+  key?: string;
 }
 
 export type {
@@ -99,6 +115,17 @@ export interface ApiClient {
   }>;
   listTokens(): Promise<ApiTokenInfo[]>;
   revokeToken(name: string): Promise<ApiTokenInfo>;
+  /**
+   * skiff.v1.Nodes: a client certificate for `nodeName` and the public key (PEM SPKI), with a join
+   * token as this client's token, or over mutual TLS with the node's own certificate (renewal).
+   */
+  issueNodeCertificate(request: { nodeName: string; publicKey: string }): Promise<{
+    certificate: string;
+    caBundle: string;
+    notAfter: string;
+  }>;
+  /** skiff.v1.Nodes: a registry pull token for the calling node (mutual TLS with its certificate). */
+  issueRegistryToken(): Promise<{ token: string; expiresAt: string }>;
   close(): void;
 }
 
@@ -150,6 +177,42 @@ interface MethodCodec {
 
 let apiMethods: Record<string, MethodCodec> | undefined;
 let adminMethods: Record<string, MethodCodec> | undefined;
+let nodesMethods: Record<string, MethodCodec> | undefined;
+
+/** skiff.v1.Nodes's methods (built once from the schema). */
+function nodesMethodsOf(): Record<string, MethodCodec> {
+  nodesMethods ??= grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Nodes')) as unknown as Record<
+    string,
+    MethodCodec
+  >;
+  return nodesMethods;
+}
+
+/**
+ * The CA bundle (PEM) a control plane shows, fetched over TLS that verifies nothing: for a joining
+ * agent, which trusts it only when it hashes to its join token's pin (trustBundleHash). Never use
+ * its answer without that check.
+ */
+export async function fetchUnverifiedTrustBundle(server: string, timeoutMs = 10_000): Promise<string> {
+  const channel = new WireChannel(server, {
+    maxReceiveBytes: 1024 * 1024,
+    keepaliveMs: 30_000,
+    keepaliveTimeoutMs: 10_000,
+    tls: { unverified: true },
+  });
+  const method = nodesMethodsOf()['GetTrustBundle']!;
+  try {
+    const response = await channel.unary(method.path, method.requestSerialize({}), {
+      metadata: {},
+      timeoutMs,
+    });
+    return String(method.responseDeserialize(response).caBundle ?? '');
+  } catch (err) {
+    throw fromGrpcError(err, server, { timeoutMs });
+  } finally {
+    channel.close();
+  }
+}
 
 /** skiff.v1.Api's methods (built once from the schema). */
 function apiMethodsOf(): Record<string, MethodCodec> {
@@ -166,15 +229,24 @@ function apiMethodsOf(): Record<string, MethodCodec> {
 /** Connects lazily: the first call dials the server, so this never blocks or fails on I/O. */
 export function connectApi(options: ConnectOptions): ApiClient {
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const { tls } = options;
+  if (tls !== undefined && (tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new InvalidArgumentError(
+      'connect to the API: tls.cert and tls.key go together (a client certificate and its key)',
+      tls.cert === undefined ? 'tls.cert' : 'tls.key',
+    );
+  }
   const channel = new WireChannel(options.server, {
     maxReceiveBytes: 64 * 1024 * 1024,
     // Watches are long-lived and mostly idle: keepalives notice a dead server or path.
     keepaliveMs: 30_000,
     keepaliveTimeoutMs: 10_000,
+    ...(tls !== undefined ? { tls } : {}),
   });
-  const metadata = { authorization: `Bearer ${options.token}` };
+  const metadata: Record<string, string> =
+    options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {};
   // What a failed call's error is told in terms of (proto/grpc-status.ts).
-  const callContext = { timeoutMs, tokenBytes: Buffer.byteLength(options.token) };
+  const callContext = { timeoutMs, tokenBytes: Buffer.byteLength(options.token ?? '') };
 
   const call = async (
     method: MethodCodec,
@@ -314,6 +386,22 @@ export function connectApi(options: ConnectOptions): ApiClient {
     async revokeToken(name) {
       const response = await adminUnary('RevokeToken', { name }, timeoutMs);
       return tokenInfoOf(response.revoked as WireMessage | undefined);
+    },
+    async issueNodeCertificate(request) {
+      const response = await call(
+        nodesMethodsOf()['IssueNodeCertificate']!,
+        { nodeName: request.nodeName, publicKey: request.publicKey },
+        timeoutMs,
+      );
+      return {
+        certificate: String(response.certificate ?? ''),
+        caBundle: String(response.caBundle ?? ''),
+        notAfter: String(response.notAfter ?? ''),
+      };
+    },
+    async issueRegistryToken() {
+      const response = await call(nodesMethodsOf()['IssueRegistryToken']!, {}, timeoutMs);
+      return { token: String(response.token ?? ''), expiresAt: String(response.expiresAt ?? '') };
     },
     async collectRegistryGarbage(gcOptions = {}) {
       // Reading every manifest and listing every blob of a large registry takes a while.

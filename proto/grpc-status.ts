@@ -142,6 +142,10 @@ export function formatTimeout(ms: number): string {
  * resolver and load-balancer internals: `No connection established. Last error: …. Resolution note: `).
  */
 function unreachableReason(message: string): string {
+  // the wire client's own words about TLS, and its hint after a plaintext connection was ended
+  if (message.startsWith('TLS: ')) return message;
+  const hinted = / before answering: if it serves TLS.*$/s.exec(message);
+  if (hinted !== null) return `${unreachableReason(message.slice(0, hinted.index))}${hinted[0]}`;
   const errno =
     /\b(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ECONNRESET|ENOTFOUND|EAI_AGAIN|EADDRNOTAVAIL|EACCES|EPERM)\b/.exec(
       message,

@@ -363,7 +363,7 @@ test('hostile: a message trickled in 1-byte DATA frames is held in its own bytes
     // longer on a loaded machine: what it holds is measured until it drops below the bound (with
     // the bug it never does: the socket's chunks stay alive for as long as the message is open)
     let held = Infinity;
-    for (const until = Date.now() + 30_000; Date.now() < until; ) {
+    for (const until = Date.now() + 30_000; Date.now() < until;) {
       await new Promise((resolve) => setTimeout(resolve, 100));
       gc();
       held = process.memoryUsage().arrayBuffers;

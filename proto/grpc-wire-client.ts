@@ -21,6 +21,7 @@ import {
   type HeaderField,
   type Http2ClientConnection,
   type Http2ClientStream,
+  type Http2TlsOptions,
 } from './http2-connection.js';
 
 /**
@@ -91,6 +92,8 @@ export interface WireChannelOptions {
   /** A ping after this long without one while calls are open; no answer within the timeout ends the connection. */
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
+  /** Dial with TLS (ALPN h2): the CA to verify the server with and, for mutual TLS, a client certificate. */
+  tls?: Http2TlsOptions;
 }
 
 export interface WireCallOptions {
@@ -493,7 +496,7 @@ export class WireChannel {
     }
     const headers: HeaderField[] = [
       [':method', 'POST'],
-      [':scheme', 'http'],
+      [':scheme', this.options.tls === undefined ? 'http' : 'https'],
       [':path', path],
       [':authority', this.address],
       ['content-type', 'application/grpc'],
@@ -543,6 +546,7 @@ export class WireChannel {
     const session = connectHttp2(this.address, {
       streamWindowBytes: STREAM_WINDOW_BYTES,
       connectionWindowBytes: CONNECTION_WINDOW_BYTES,
+      ...(this.options.tls !== undefined ? { tls: this.options.tls } : {}),
       // after GOAWAY or the end of the connection, the next call dials a new one
       onUnusable: () => {
         if (this.session === session) this.session = undefined;

@@ -6,7 +6,8 @@
  * Why not node:http2: loading it costs a one-shot CLI process ~150M instructions (~25 ms of CPU;
  * 52 internal modules, http and tls among them) before the first byte is sent, while a client of
  * one known address needs a few hundred lines over node:net. The socket is given by the caller
- * (`connectHttp2` dials plaintext TCP), so a TLS socket can be handed in the same way.
+ * (`connectHttp2` dials plaintext TCP, or TLS with ALPN h2 when given `tls`); node:tls is loaded
+ * only by a TLS dial, so a client of a plaintext server never pays for it.
  *
  * What a server sends is bounded: frames by our MAX_FRAME_SIZE, header blocks (CONTINUATION
  * included) by a multiple of our MAX_HEADER_LIST_SIZE, decoded header lists by that size (a stream
@@ -145,19 +146,105 @@ export interface Http2ConnectionOptions {
   headerTableBytes?: number;
   /** The connection takes no more streams (GOAWAY received, or it ended). Called once. */
   onUnusable?: () => void;
+  /** Dial with TLS (ALPN h2) instead of plaintext h2c. */
+  tls?: Http2TlsOptions;
+}
+
+/** How a TLS connection proves the server, and this client, to each other. */
+export interface Http2TlsOptions {
+  /** PEM of the CA certificate(s) the server's certificate must chain to; absent: the system's roots. */
+  ca?: string;
+  /** A client certificate (PEM) and its private key, for mutual TLS. */
+  cert?: string;
+  key?: string;
+  /**
+   * Accept whatever certificate the server shows: only for a first call whose answer the caller
+   * checks itself against a pin it already holds (a join token's CA hash), never for trust.
+   */
+  unverified?: boolean;
 }
 
 /**
- * Dials `host:port` over plaintext TCP and starts HTTP/2 on it (prior knowledge, h2c). Without a
- * port, 80, as node:http2 took `http://host`. A bad address fails the call, not the process.
+ * A TLS failure in a person's words, from the error's code (OpenSSL's and Node's); undefined for
+ * errors that are not about TLS.
+ */
+export function describeTlsError(err: Error & { code?: string }): string | undefined {
+  // a handshake's errors carry OpenSSL's reason as the code; a write's only as the message (EPROTO)
+  const reason = /wrong version number|packet length too long/.exec(err.message)?.[0];
+  const code = reason !== undefined ? 'ERR_SSL_WRONG_VERSION_NUMBER' : (err.code ?? '');
+  const why = `(${reason ?? err.message.trim()})`;
+  switch (code) {
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'CERT_SIGNATURE_FAILURE':
+    case 'CERT_UNTRUSTED':
+      return `TLS: the server's certificate is not signed by the CA this client trusts ${why}; check the cluster's certificate-authority in the client config`;
+    case 'CERT_HAS_EXPIRED':
+      return `TLS: the server's certificate has expired ${why}`;
+    case 'CERT_NOT_YET_VALID':
+      return `TLS: the server's certificate is not valid yet ${why}; check the clocks`;
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return `TLS: the server's certificate is not for this address ${why}; connect by a name or address it holds (the control plane's --tls-san adds one)`;
+    case 'ERR_SSL_WRONG_VERSION_NUMBER':
+    case 'ERR_SSL_PACKET_LENGTH_TOO_LONG':
+    case 'ERR_SSL_HTTP_REQUEST':
+      return `TLS: the server does not speak TLS ${why}; it serves plaintext, so drop the certificate-authority from the client config`;
+    case 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED':
+      return `TLS: the server requires a client certificate ${why}`;
+    case 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE':
+    case 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA':
+    case 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED':
+    case 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED':
+      return `TLS: the server refused this client's certificate ${why}`;
+  }
+  return code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')
+    ? `TLS: ${err.message.trim()}`
+    : undefined;
+}
+
+/**
+ * Dials `host:port` over plaintext TCP and starts HTTP/2 on it (prior knowledge, h2c), or with
+ * `options.tls` over TLS with ALPN h2 (a server that does not pick h2 ends the connection). Without
+ * a port, 80 (443 with TLS), as node:http2 took a URL. A bad address fails the call, not the process.
  */
 export function connectHttp2(address: string, options: Http2ConnectionOptions): Http2ClientConnection {
   const url = new URL(`http://${address}`);
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  return new Http2ClientConnection(
-    netConnect({ host, port: Number(url.port || 80), noDelay: true }),
-    options,
-  );
+  if (options.tls === undefined) {
+    return new Http2ClientConnection(
+      netConnect({ host, port: Number(url.port || 80), noDelay: true }),
+      options,
+    );
+  }
+  // loaded on the first TLS dial only: node:tls is ~20 internal modules a plaintext client skips
+  const tls = process.getBuiltinModule('node:tls');
+  const { ca, cert, key, unverified } = options.tls;
+  const socket = tls.connect({
+    host,
+    port: Number(url.port || 443),
+    ALPNProtocols: ['h2'],
+    rejectUnauthorized: unverified !== true,
+    ...(ca !== undefined ? { ca } : {}),
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {}),
+  });
+  socket.setNoDelay(true);
+  socket.once('secureConnect', () => {
+    if (socket.alpnProtocol !== 'h2') {
+      socket.destroy(
+        Object.assign(
+          new Error(
+            `TLS: the server did not agree to HTTP/2 (ALPN ${socket.alpnProtocol === false ? 'none' : JSON.stringify(socket.alpnProtocol)}); it is not a gRPC server`,
+          ),
+          { code: 'ERR_TLS_ALPN' },
+        ),
+      );
+    }
+  });
+  return new Http2ClientConnection(socket, options);
 }
 
 function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
@@ -226,6 +313,9 @@ export class Http2ClientConnection {
   private readonly pings = new Map<bigint, (error?: Error) => void>();
   private pingCount = 0n;
   private undrainedAcks = 0;
+  /** The socket connected, and whether any byte came from the server since. */
+  private connected = false;
+  private receivedAny = false;
 
   constructor(
     private readonly socket: Socket,
@@ -235,16 +325,28 @@ export class Http2ClientConnection {
     const headerTableBytes = options.headerTableBytes ?? 4096;
     this.decoder = new HpackDecoder(headerTableBytes, this.maxHeaderListBytes);
     this.receiveWindow = Math.max(DEFAULT_WINDOW, options.connectionWindowBytes);
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      this.receivedAny = true;
+      this.receive(chunk);
+    });
+    socket.once('connect', () => (this.connected = true));
     socket.on('error', (err: Error) =>
-      this.end(new Http2Error(err.message, H2_ERROR.INTERNAL_ERROR, 'socket', undefined, { cause: err })),
+      this.end(
+        new Http2Error(
+          (describeTlsError(err) ?? err.message) + this.plaintextHint(),
+          H2_ERROR.INTERNAL_ERROR,
+          'socket',
+          undefined,
+          { cause: err },
+        ),
+      ),
     );
     socket.on('close', () => {
       const goaway = this.goawayReceived;
       const why = goaway !== undefined && goaway.code !== H2_ERROR.NO_ERROR ? ` after ${goaway.text}` : '';
       this.end(
         new Http2Error(
-          `the server closed the connection${why}`,
+          `the server closed the connection${why}${this.plaintextHint()}`,
           goaway?.code ?? H2_ERROR.INTERNAL_ERROR,
           'socket',
         ),
@@ -266,6 +368,16 @@ export class Http2ClientConnection {
     if (this.receiveWindow > DEFAULT_WINDOW)
       writes.push(frame(FRAME.WINDOW_UPDATE, 0, 0, uint32s(this.receiveWindow - DEFAULT_WINDOW)));
     socket.write(Buffer.concat(writes));
+  }
+
+  /**
+   * A plaintext connection the server ended without a byte: what a TLS server does to the HTTP/2
+   * preface (it reads it as a broken ClientHello), said as a likely cause.
+   */
+  private plaintextHint(): string {
+    return this.options.tls === undefined && this.connected && !this.receivedAny
+      ? ' before answering: if it serves TLS, give this client the cluster CA (certificate-authority in the client config; `skiff up` writes it)'
+      : '';
   }
 
   /** False once the server sent GOAWAY or the connection ended: open streams on a new one. */

@@ -3,13 +3,14 @@
  * plane at --server, runs the pods bound to it with the embedded runtime, and reports them through
  * NATS. Runs until SIGTERM or SIGINT; the containers keep running and the next agent adopts them.
  */
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../proto/errors.js';
 import type { Taint } from '../../proto/gen/types.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { DEFAULT_ROOT } from '../../node-agent/runtime/image-side.js';
-import { globalOptions } from './context.js';
+import { globalOptions, readCertificateAuthority } from './context.js';
 
 interface AgentFlags {
   tokenFile?: string;
@@ -58,7 +59,6 @@ export function parseTaintList(text: string, flag: string): Taint[] {
 }
 
 async function readTokenFile(path: string): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -117,6 +117,9 @@ export function registerAgent(program: Command): void {
       const { startAgent } = await import('../../node-agent/agent/main.js');
       const running = await startAgent({
         server: globals.server,
+        ...(globals.certificateAuthority
+          ? { ca: readCertificateAuthority(globals.certificateAuthority) }
+          : {}),
         token,
         nodeName: flags.nodeName,
         root: flags.root,

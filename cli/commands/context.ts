@@ -7,7 +7,8 @@
 // Commander reports this as `error: option '…' argument '…' is invalid. <message>`.
 import { InvalidArgumentError as InvalidOptionValue, type Command } from 'commander';
 import type { ApiClient } from '../../proto/client.js';
-import { InvalidArgumentError } from '../../proto/errors.js';
+import { readFileSync } from 'node:fs';
+import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../proto/errors.js';
 import type { ClientConfig } from '../config.js';
 import type { KindInfo } from '../../proto/kinds.js';
 
@@ -19,6 +20,10 @@ export function registerGlobalOptions(program: Command): void {
     .option('--server <host:port>', 'API server address (overrides the context)')
     .option('--token <token>', 'bearer token (overrides the context)')
     .option(
+      '--certificate-authority <file>',
+      "the cluster CA's certificate (PEM) to verify a TLS API server with (overrides the context)",
+    )
+    .option(
       '--request-timeout <duration>',
       'deadline of each API call: 1s, 500ms, 2m (a bare number is milliseconds; 0: none)',
       parseDurationOption('--request-timeout'),
@@ -29,6 +34,7 @@ interface GlobalOptions {
   context?: string;
   server?: string;
   token?: string;
+  certificateAuthority?: string;
   requestTimeout?: number;
 }
 
@@ -49,14 +55,40 @@ export async function withClient<T>(
     import('../config.js'),
     import('../../proto/client.js'),
   ]);
-  const config = resolveClientConfig({ server: opts.server, token: opts.token, context: opts.context });
+  const config = resolveClientConfig({
+    server: opts.server,
+    token: opts.token,
+    context: opts.context,
+    ca: opts.certificateAuthority,
+  });
   const timeoutMs = opts.requestTimeout === 0 ? Infinity : opts.requestTimeout;
-  const api = connectApi({ server: config.server, token: config.token, timeoutMs });
+  const api = connectApi({
+    server: config.server,
+    token: config.token,
+    timeoutMs,
+    ...(config.ca ? { tls: { ca: readCertificateAuthority(config.ca) } } : {}),
+  });
   try {
     return await fn(api, config);
   } finally {
     api.close();
   }
+}
+
+/** The PEM of a certificate-authority file; FailedPreconditionError naming it when unreadable. */
+export function readCertificateAuthority(path: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new FailedPreconditionError(
+      `read certificate-authority ${path}: ${errorMessage(err)}; it is the cluster CA (<state-dir>/pki/ca.crt of \`skiff up\`)`,
+      { cause: err },
+    );
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new FailedPreconditionError(`read certificate-authority ${path}: it holds no PEM certificate`);
+  return pem;
 }
 
 const DURATION_UNITS: Record<string, number> = {

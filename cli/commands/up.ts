@@ -8,14 +8,21 @@
  * In the foreground (no --detach), the first `up` of a state dir also applies the demo manifest
  * (cli/up/demo.yaml) unless --no-demo; Ctrl-C stops everything and keeps the data.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { connectApi } from '../../proto/client.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../../proto/errors.js';
 import { packageRoot } from '../../proto/package-info.js';
 import { defaultConfigPath, writeClusterContext } from '../config.js';
-import { clusterFile, defaultStateDir, readAdminToken, startCluster, stopCluster } from '../up/cluster.js';
+import {
+  clusterCaFile,
+  clusterFile,
+  defaultStateDir,
+  readAdminToken,
+  startCluster,
+  stopCluster,
+} from '../up/cluster.js';
 import { applyAll, loadManifests, orderForApply } from './apply.js';
 import { out, parseNonNegativeInt } from './context.js';
 
@@ -81,10 +88,11 @@ export function registerUp(program: Command): void {
             server: record.controlplane.api,
             token,
             http: record.controlplane.http,
+            ca: clusterCaFile(stateDir),
           }),
         );
         if (!flags.detach && flags.demo && firstStart) {
-          await applyDemo(record.controlplane.api, token);
+          await applyDemo(record.controlplane.api, token, clusterCaFile(stateDir));
         }
       } catch (err) {
         await cluster.stop();
@@ -104,14 +112,14 @@ export function registerUp(program: Command): void {
     });
 }
 
-async function applyDemo(server: string, token: string): Promise<void> {
+async function applyDemo(server: string, token: string, caFile: string): Promise<void> {
   const path = demoManifestPath();
   if (!path) {
     progress('demo manifest cli/up/demo.yaml not found: skipping the demo');
     return;
   }
   const prepared = await loadManifests([path], undefined);
-  const api = connectApi({ server, token });
+  const api = connectApi({ server, token, tls: { ca: readFileSync(caFile, 'utf8') } });
   try {
     await applyAll(api, orderForApply(prepared), (line) => progress(`demo: ${line}`));
   } finally {

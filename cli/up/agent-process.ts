@@ -15,13 +15,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { connectApi } from '../../proto/client.js';
 import { UnavailableError } from '../../proto/errors.js';
 import type { Node } from '../../proto/gen/types.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
+import { writeFileAtomic } from '../../proto/support/atomic-file.js';
 import { spawnServer, stopProcess, waitUntilReady, type SpawnedServer } from './process-support.js';
 
 export interface AgentRecord {
@@ -65,13 +66,40 @@ export interface StartedAgent {
   stop(): Promise<void>;
 }
 
+/**
+ * A join token for the nodes `up` starts now (an hour is plenty: a node that joined keeps its
+ * certificate under its root and renews it), written 0600 where the agents read it.
+ */
+export async function writeJoinToken(options: {
+  api: string;
+  adminToken: string;
+  caFile: string;
+  file: string;
+}): Promise<void> {
+  const api = connectApi({
+    server: options.api,
+    token: options.adminToken,
+    tls: { ca: readFileSync(options.caFile, 'utf8') },
+  });
+  try {
+    const { token } = await api.createToken({ role: 'join', ttlSeconds: 3600 });
+    await writeFileAtomic(options.file, `${token}\n`, { mode: 0o600 });
+  } finally {
+    api.close();
+  }
+}
+
 /** Starts one agent and waits until its Node is Ready. */
 export async function startAgentProcess(options: {
   stateDir: string;
   name: string;
   netns: string;
   api: string;
+  /** A join token (the agent joins with it and keeps its certificate under its root). */
   tokenFile: string;
+  /** The admin token and the cluster CA: what this process asks the API with. */
+  adminToken: string;
+  caFile: string;
   logs: string;
   detached: boolean;
   readyTimeoutMs: number;
@@ -97,7 +125,8 @@ export async function startAgentProcess(options: {
   const stop = () => stopProcess(pid, { exited: server.exited, what: `agent ${options.name} (pid ${pid})` });
   const api = connectApi({
     server: options.api,
-    token: (await import('node:fs')).readFileSync(options.tokenFile, 'utf8').trim(),
+    token: options.adminToken,
+    tls: { ca: readFileSync(options.caFile, 'utf8') },
   });
   try {
     await waitUntilReady(

@@ -4,7 +4,11 @@
  *   DIR/etcd/            etcd's data            DIR/logs/etcd.log
  *   DIR/nats/            JetStream's store      DIR/logs/nats.log
  *   DIR/controlplane/    control plane state    DIR/logs/controlplane.log
- *   DIR/pki/             the cluster CA and etcd's certificates (cluster-pki.ts)
+ *   DIR/pki/             the cluster CA and etcd's certificates (cluster-pki.ts); the control plane
+ *                        serves its API over TLS with a certificate from this CA
+ *   DIR/nats-config/     nats-server's configuration: TLS with client certificates of the CA
+ *                        mapped to users (verify_and_map), the users file the control plane adds
+ *                        nodes to, nats-server's pid file
  *   DIR/nodes/<name>/    each node agent's runtime root   DIR/logs/agent-<name>.log (agent-process.ts)
  *   DIR/admin-token      written by the control plane on its first start
  *   DIR/cluster.json     pids, ports and endpoints of what is running (removed by `down`)
@@ -32,7 +36,13 @@ import {
 } from '../../proto/errors.js';
 import { writeFileAtomic } from '../../proto/support/atomic-file.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
-import { ensureClusterPki } from './cluster-pki.js';
+import { ensureClusterPki, type ClusterPki } from './cluster-pki.js';
+import {
+  formatNatsAuthorization,
+  formatNatsServerConfig,
+  natsAuthorizationNodes,
+} from '../../proto/support/nats-authorization.js';
+import { writePrivateFiles } from '../../proto/support/pki.js';
 import { startEtcd } from './etcd-process.js';
 import { startNats } from './nats-process.js';
 import {
@@ -40,6 +50,7 @@ import {
   nodeNetnsName,
   removeAgentPods,
   startAgentProcess,
+  writeJoinToken,
   type AgentRecord,
 } from './agent-process.js';
 import { PidLock } from '../../proto/support/pid-lock.js';
@@ -99,6 +110,49 @@ export function clusterFile(stateDir: string): string {
 
 export function adminTokenFile(stateDir: string): string {
   return join(stateDir, 'admin-token');
+}
+
+export interface NatsConfigFiles {
+  configFile: string;
+  authorizationFile: string;
+  pidFile: string;
+}
+
+/**
+ * nats-server's configuration under DIR/nats-config (nats-authorization.ts): TLS with the CA's
+ * certificates and verify_and_map, and the users file, whose nodes are kept across `up`s.
+ */
+export async function writeNatsConfig(stateDir: string, pki: ClusterPki): Promise<NatsConfigFiles> {
+  const dir = join(stateDir, 'nats-config');
+  const files = {
+    configFile: join(dir, 'nats.conf'),
+    authorizationFile: join(dir, 'nats-authorization.conf'),
+    pidFile: join(dir, 'nats.pid'),
+  };
+  let nodes: string[] = [];
+  try {
+    nodes = natsAuthorizationNodes(readFileSync(files.authorizationFile, 'utf8'));
+  } catch {
+    // first up: no node yet
+  }
+  await writePrivateFiles(
+    dir,
+    {
+      'nats-authorization.conf': formatNatsAuthorization(nodes),
+      'nats.conf': formatNatsServerConfig({
+        ...pki.natsServer,
+        authorizationFile: 'nats-authorization.conf',
+        pidFile: files.pidFile,
+      }),
+    },
+    { replace: true },
+  );
+  return files;
+}
+
+/** The cluster CA's certificate: what the client config names as its certificate-authority. */
+export function clusterCaFile(stateDir: string): string {
+  return join(stateDir, 'pki', 'ca.crt');
 }
 
 export function readClusterRecord(stateDir: string): ClusterRecord | undefined {
@@ -320,7 +374,9 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
       natsRecord = { ...previous!.nats, pid: keptNats };
       exits.push(exitOf(keptNats).then((e) => ({ component: 'nats-server', ...e })));
     } else {
+      const natsConfig = await writeNatsConfig(stateDir, pki);
       const nats = await startNats({
+        configFile: natsConfig.configFile,
         storeDir: natsDir,
         host: HOST,
         ...(restarting
@@ -375,10 +431,16 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
           '--etcd-certfile', pki.controlplaneEtcdClient.certFile,
           '--etcd-keyfile', pki.controlplaneEtcdClient.keyFile,
           '--nats', natsRecord.endpoint,
+          '--nats-cafile', pki.controlplaneNatsClient.caFile,
+          '--nats-certfile', pki.controlplaneNatsClient.certFile,
+          '--nats-keyfile', pki.controlplaneNatsClient.keyFile,
+          '--nats-authorization-file', join(stateDir, 'nats-config', 'nats-authorization.conf'),
+          '--nats-pid-file', join(stateDir, 'nats-config', 'nats.pid'),
           '--api-addr', `${HOST}:${apiPort}`,
           '--http-addr', `${HOST}:${httpPort}`,
           '--state-dir', controlplaneDir,
           '--admin-token-file', adminTokenFile(stateDir),
+          '--cluster-ca-dir', pki.dir,
         ]; // prettier-ignore
         const controlplane = spawnServer(
           process.execPath,
@@ -433,6 +495,8 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
     // node agents: those of the previous `up` that still run are kept, the others started
     const agents: AgentRecord[] = [];
     const stopAgents: (() => Promise<void>)[] = [];
+    const joinTokenFile = join(stateDir, 'join-token');
+    let joinTokenWritten = false;
     for (const [index, name] of agentNames(options.agents ?? 0).entries()) {
       const previousAgent = previous?.agents?.find((a) => a.name === name);
       const keptPid = previousAgent ? livePid(previousAgent) : undefined;
@@ -443,12 +507,23 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
         continue;
       }
       try {
+        if (!joinTokenWritten) {
+          await writeJoinToken({
+            api: controlplaneRecord.api,
+            adminToken: readAdminToken(stateDir),
+            caFile: clusterCaFile(stateDir),
+            file: joinTokenFile,
+          });
+          joinTokenWritten = true;
+        }
         const agent = await startAgentProcess({
           stateDir,
           name,
           netns: previousAgent?.netns ?? nodeNetnsName(stateDir, index + 1),
           api: controlplaneRecord.api,
-          tokenFile: adminTokenFile(stateDir),
+          tokenFile: joinTokenFile,
+          adminToken: readAdminToken(stateDir),
+          caFile: clusterCaFile(stateDir),
           logs,
           detached,
           readyTimeoutMs,

@@ -21,6 +21,8 @@ export interface NatsOptions {
   /** Bound on the wait for /healthz; default 10 s. */
   readyTimeoutMs?: number;
   stopGraceMs?: number;
+  /** A configuration file (`-c`): TLS and users (nats-authorization.ts); the flags here override it. */
+  configFile?: string;
 }
 
 export interface NatsProcess {
@@ -52,6 +54,7 @@ export async function startNats(options: NatsOptions): Promise<NatsProcess> {
     },
     dataDir: options.storeDir,
     args: (ports) => [
+      ...(options.configFile !== undefined ? ['-c', options.configFile] : []),
       '-a', host,
       '-p', String(ports['nats client port']),
       '-m', String(ports['nats monitor port']),

@@ -124,4 +124,13 @@ describe('auth', () => {
     assert.throws(() => authorize(viewer, 'create', 'pod default/x'), PermissionDeniedError);
     authorize({ name: 'e', role: 'edit' }, 'delete', 'pod default/x');
   });
+
+  test('the join role may call no object verb, not even version', () => {
+    for (const verb of ['get', 'list', 'watch', 'version', 'create'] as const) {
+      assert.throws(
+        () => authorize({ name: 'j', role: 'join' }, verb, 'pods'),
+        (err: unknown) => err instanceof PermissionDeniedError && /role join/.test(err.message),
+      );
+    }
+  });
 });

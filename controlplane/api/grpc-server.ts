@@ -14,9 +14,12 @@ import protobuf from 'protobufjs/light.js';
 import {
   InternalError,
   InvalidArgumentError,
+  PermissionDeniedError,
   ResourceExhaustedError,
   SkiffError,
+  UnauthenticatedError,
   UnavailableError,
+  errorMessage,
 } from '../../proto/errors.js';
 import type { KubeObject } from '../../proto/gen/types.js';
 import { toServiceError } from './grpc-errors.js';
@@ -25,7 +28,8 @@ import type { Logger } from '../../proto/support/logger.js';
 import { kindForEnvelopeField, lookupKind } from '../../proto/kinds.js';
 import { fromEnvelope } from '../../proto/objects.js';
 import { schemaRoot } from '../../proto/schema.js';
-import { authorize, type Authenticator, type Verb } from './auth.js';
+import { authorize, type Authenticator, type Principal, type Verb } from './auth.js';
+import type { NodeAuthorizer, NodeRequest } from './node-authorizer.js';
 import type { ApiObject } from './api-object.js';
 import type { ApiHandlers, WatchEvent, WriteInputOptions } from './handlers.js';
 import type { ApiMetrics } from './metrics.js';
@@ -49,6 +53,8 @@ export interface ApiServiceOptions {
    * backlog, so one client must not open them without limit.
    */
   maxWatchesPerToken?: number;
+  /** Decides the calls of node certificates; without it they are refused (a plaintext API has none). */
+  nodeAuthorizer?: NodeAuthorizer;
 }
 
 /**
@@ -241,6 +247,27 @@ async function withinDeadline<T>(
   }
 }
 
+/** Where a method's request says its object is, for the node authorizer. */
+function targetOf(method: string): (request: WireMessage) => Omit<NodeRequest, 'verb' | 'kind'> {
+  switch (method) {
+    case 'Create':
+    case 'Update':
+    case 'UpdateStatus':
+      return (request) => {
+        const metadata = request.object === undefined ? undefined : objectOf(request).metadata;
+        return { namespace: metadata?.namespace ?? '', name: metadata?.name ?? '' };
+      };
+    case 'List':
+      return (request) => ({
+        namespace: str(request.namespace),
+        name: '',
+        fieldSelector: str(request.fieldSelector),
+      });
+    default:
+      return (request) => ({ namespace: str(request.namespace), name: str(request.name) });
+  }
+}
+
 export interface ApiService {
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
@@ -269,6 +296,50 @@ export function createApiService(options: ApiServiceOptions): ApiService {
 
   const codeOf = (err: unknown): string => (err instanceof SkiffError ? err.code : 'Internal');
 
+  /**
+   * Who calls (a node certificate, else the bearer token) and whether they may: a node through the
+   * node authorizer, a token by its role. A refusal is logged here with the principal and the
+   * request, and goes to the client naming what was refused.
+   */
+  const admit = async (
+    call: grpc.ServerUnaryCall<WireMessage, unknown> | grpc.ServerWritableStream<WireMessage, unknown>,
+    method: string,
+    verb: Verb,
+    kind: string,
+    request: () => NodeRequest,
+  ): Promise<Principal> => {
+    let principal: Principal | undefined;
+    try {
+      principal = await auth.authenticateCall(
+        call.metadata.get('authorization')[0]?.toString(),
+        call.getAuthContext().sslPeerCertificate,
+      );
+      if (principal.role !== 'node') authorize(principal, verb, kind || 'object');
+      else if (options.nodeAuthorizer === undefined)
+        throw new PermissionDeniedError(`${verb} ${kind || 'object'}: this API takes no node certificates`);
+      else await options.nodeAuthorizer.authorize(principal.node!, request());
+      return principal;
+    } catch (err) {
+      if (err instanceof UnauthenticatedError || err instanceof PermissionDeniedError) {
+        const target = principal?.role === 'node' ? request() : undefined;
+        log.warn(
+          {
+            method,
+            kind,
+            principal: principal?.name ?? 'unauthenticated',
+            peer: call.getPeer(),
+            ...(target !== undefined
+              ? { namespace: target.namespace, name: target.name, fieldSelector: target.fieldSelector }
+              : {}),
+            reason: errorMessage(err),
+          },
+          'api request refused',
+        );
+      }
+      throw err;
+    }
+  };
+
   const unary = (
     method: string,
     verb: Verb,
@@ -276,14 +347,14 @@ export function createApiService(options: ApiServiceOptions): ApiService {
     /** The response as a message, or its wire bytes (ApiObject.responseEnvelope). */
     run: (request: WireMessage) => Promise<WireMessage | Uint8Array>,
   ): Unary => {
+    const target = targetOf(method);
     return (call, callback) => {
       const started = process.hrtime.bigint();
       const kind = kindOf(call.request);
       const done = (code: string): void =>
         metrics.observe(method, kind, code, Number(process.hrtime.bigint() - started) / 1e9);
       const work = (async () => {
-        const principal = await auth.authenticate(call.metadata.get('authorization')[0]?.toString());
-        authorize(principal, verb, kind || 'object');
+        await admit(call, method, verb, kind, () => ({ verb, kind, ...target(call.request) }));
         return withinDeadline(
           run(call.request),
           call.getDeadline(),
@@ -375,8 +446,13 @@ export function createApiService(options: ApiServiceOptions): ApiService {
       let releaseWatch = (): void => undefined;
       void (async () => {
         try {
-          const principal = await auth.authenticate(call.metadata.get('authorization')[0]?.toString());
-          authorize(principal, 'watch', kind || 'object');
+          const principal = await admit(call, 'Watch', 'watch', kindLabel, () => ({
+            verb: 'watch',
+            kind: kindLabel,
+            namespace: str(call.request.namespace),
+            name: '',
+            fieldSelector: str(call.request.fieldSelector),
+          }));
           const held = watchesByToken.get(principal.name) ?? 0;
           if (held >= maxWatchesPerToken) {
             throw new ResourceExhaustedError(

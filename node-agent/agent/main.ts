@@ -21,11 +21,21 @@ import type { SandboxNetwork } from '../runtime/pod-runtime.js';
 import { Agent } from './agent.js';
 import { detectNodeIP } from './node-facts.js';
 import type { BackoffPolicy } from './pod-sync.js';
+import {
+  obtainNodeCredentials,
+  readNodeCredentials,
+  startCertificateRenewal,
+  type CertificateRenewal,
+} from './node-credentials.js';
+import { isJoinToken } from '../../proto/join-token.js';
 
 export interface AgentProcessOptions {
   /** The control plane's API, host:port. */
   server: string;
+  /** A join token (K10…: the node joins with mutual TLS), or an API token. */
   token: string;
+  /** PEM of the CA that verifies the API with an API token; none: plaintext (a control plane without a CA). */
+  ca?: string;
   nodeName: string;
   /** Runtime root (images, containers, pod directories). */
   root: string;
@@ -55,9 +65,77 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
+/**
+ * How the agent talks to the cluster. With a join token (K10…), or credentials from an earlier
+ * join in <root>/pki: mutual TLS as system:node:<node> for the API and NATS, renewed before they
+ * expire, and a registry pull token the control plane issues to the node. With an API token (tests
+ * of a control plane without a CA, or an operator's choice): that token everywhere, TLS verified
+ * with `ca` when given.
+ */
+async function clusterCredentials(options: AgentProcessOptions): Promise<{
+  api: ApiClient;
+  natsTls?: { ca: string; cert: string; key: string };
+  registryToken: () => Promise<string | undefined>;
+  renewal?: CertificateRenewal;
+}> {
+  const dir = join(options.root, 'pki');
+  const joining = isJoinToken(options.token);
+  const existing = await readNodeCredentials(dir, options.nodeName).catch(() => undefined);
+  if (!joining && !existing) {
+    const api = connectApi({
+      server: options.server,
+      token: options.token,
+      ...(options.ca ? { tls: { ca: options.ca } } : {}),
+    });
+    return { api, registryToken: async () => options.token };
+  }
+  const credentials = await obtainNodeCredentials({
+    server: options.server,
+    ...(joining ? { joinToken: options.token } : {}),
+    nodeName: options.nodeName,
+    dir,
+    log: options.log,
+  });
+  // one object the client reads at each (re)connect: a renewal replaces its fields in place
+  const tls = { ca: credentials.ca, cert: credentials.cert, key: credentials.key };
+  const api = connectApi({ server: options.server, tls });
+  const renewal = startCertificateRenewal({
+    server: options.server,
+    nodeName: options.nodeName,
+    dir,
+    credentials,
+    log: options.log,
+    onRenewed: (renewed) => Object.assign(tls, { ca: renewed.ca, cert: renewed.cert, key: renewed.key }),
+  });
+  let pull: { token: string; expiresAtMs: number } | undefined;
+  return {
+    api,
+    natsTls: tls,
+    renewal,
+    // asked again an hour before it expires
+    registryToken: async () => {
+      if (!pull || pull.expiresAtMs - Date.now() < 3_600_000) {
+        const issued = await api.issueRegistryToken();
+        pull = { token: issued.token, expiresAtMs: Date.parse(issued.expiresAt) || Date.now() + 3_600_000 };
+      }
+      return pull.token;
+    },
+  };
+}
+
 export async function startAgent(options: AgentProcessOptions): Promise<RunningAgent> {
   const { log } = options;
-  const api: ApiClient = connectApi({ server: options.server, token: options.token });
+  let credentials;
+  try {
+    credentials = await clusterCredentials(options);
+  } catch (err) {
+    throw new UnavailableError(
+      `start agent: joining the cluster at ${options.server} failed: ${errorMessage(err)}; check --server and --token`,
+      options.server,
+      { cause: err },
+    );
+  }
+  const { api } = credentials;
   let nats: NatsConnection | undefined;
   try {
     let version;
@@ -84,6 +162,7 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
         reconnect: true,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 1000,
+        ...(credentials.natsTls ? { tls: { ...credentials.natsTls } } : {}),
       });
     } catch (err) {
       throw new UnavailableError(
@@ -96,11 +175,21 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
     // the runtime is opened before the node has its pod CIDR: its network hook is this stand-in,
     // given the real PodNetwork once the Node is registered (no sandbox is made before that)
     const network = new DeferredNetwork();
+    // the registry client reads the cluster's token at each pull: kept current here
+    const cluster = clusterUrl ? { url: clusterUrl, token: await credentials.registryToken() } : undefined;
+    const registryRefresh = cluster
+      ? setInterval(() => {
+          credentials
+            .registryToken()
+            .then((token) => (cluster.token = token ?? cluster.token))
+            .catch((err) => log.warn({ err: errorMessage(err) }, 'renewing the registry token failed'));
+        }, 600_000).unref()
+      : undefined;
     const runtime = await openImageRuntime(options.root, {
       logger: log.child({ component: 'runtime' }),
       sandboxNetwork: network,
       warmShims: 2,
-      registry: { config: { ...(clusterUrl ? { cluster: { url: clusterUrl, token: options.token } } : {}) } },
+      registry: { config: { ...(cluster ? { cluster } : {}) } },
     });
     const agent = new Agent({
       api,
@@ -144,12 +233,15 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
       agent,
       runtime,
       async stop() {
+        if (registryRefresh) clearInterval(registryRefresh);
+        credentials.renewal?.stop();
         await agent.stop();
         await connection.drain().catch(() => connection.close());
         api.close();
       },
     };
   } catch (err) {
+    credentials.renewal?.stop();
     await nats?.close().catch(() => {});
     api.close();
     throw err;

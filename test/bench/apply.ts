@@ -85,12 +85,16 @@ async function main(): Promise<void> {
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
     const cluster = await startBenchCluster(dir, cleanups);
-    const api = connectApi({ server: cluster.apiAddress, token: cluster.token });
+    const api = connectApi({ server: cluster.apiAddress, token: cluster.token, tls: { ca: cluster.ca } });
     cleanups.push(() => api.close());
     const env = { ...process.env, SKIFF_CONFIG: join(dir, 'config') };
-    writeFileSync(env.SKIFF_CONFIG, `server: ${cluster.apiAddress}\ntoken: ${cluster.token}\n`, {
-      mode: 0o600,
-    });
+    writeFileSync(
+      env.SKIFF_CONFIG,
+      `server: ${cluster.apiAddress}\ntoken: ${cluster.token}\nca: ${cluster.caFile}\n`,
+      {
+        mode: 0o600,
+      },
+    );
     const applyRatios: number[] = [];
     const reapplyRatios: number[] = [];
     console.log(`${count} ConfigMaps; client creates ${concurrency} in flight; times in seconds`);

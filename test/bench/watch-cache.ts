@@ -111,7 +111,7 @@ async function etcdWatchers(endpoint: string): Promise<number> {
  * POST with the framed request; length-prefixed messages back) and reads only each event's type
  * and the object's name and resourceVersion from the wire bytes.
  */
-function lightWatchClient(server: string, token: string, windowBytes: number) {
+function lightWatchClient(server: string, token: string, windowBytes: number, ca: string) {
   const root = schemaRoot();
   const field = (message: string, name: string): number =>
     root.lookupType(`skiff.v1.${message}`).fields[name]!.id;
@@ -193,7 +193,8 @@ function lightWatchClient(server: string, token: string, windowBytes: number) {
   const encodeRequest = serializerFor(root.lookupType('skiff.v1.WatchRequest'));
   const sessions: http2.ClientHttp2Session[] = [];
   const session = (): http2.ClientHttp2Session => {
-    const opened = http2.connect(`http://${server}`, {
+    const opened = http2.connect(`https://${server}`, {
+      ca,
       settings: { initialWindowSize: windowBytes },
     });
     // the connection's own window (the stream's is the setting above)
@@ -269,6 +270,8 @@ const nodeOfWatcher = (i: number, nodes: number): string | undefined =>
 interface WatchPlan {
   apiAddress: string;
   token: string;
+  /** The cluster CA (PEM): the API speaks TLS. */
+  ca: string;
   /** The resourceVersion every watch starts after (a list's). */
   start: string;
   creates: number;
@@ -315,7 +318,7 @@ function startWatchers(plan: WatchPlan): {
   report(): Promise<WatchReport>;
 } {
   const clients = Array.from({ length: plan.connections }, () =>
-    lightWatchClient(plan.apiAddress, plan.token, plan.windowBytes),
+    lightWatchClient(plan.apiAddress, plan.token, plan.windowBytes, plan.ca),
   );
   const controller = new AbortController();
   const want = (node: string | undefined): Set<number> => {
@@ -527,11 +530,12 @@ async function main(): Promise<void> {
       apiAddress,
       httpAddress,
       token,
+      ca,
     } = await startBenchCluster(dir, cleanups, {
       extraArgs: ['--max-watches-per-token', String(watcherCount + 10)],
       ...(values.profile ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', values.profile] } : {}),
     });
-    const admin = connectApi({ server: apiAddress, token, timeoutMs: 120_000 });
+    const admin = connectApi({ server: apiAddress, token, tls: { ca }, timeoutMs: 120_000 });
     cleanups.push(() => admin.close());
     for (const name of [LIST_NAMESPACE, WATCH_NAMESPACE])
       await admin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: {} });
@@ -584,6 +588,7 @@ async function main(): Promise<void> {
     const plans: WatchPlan[] = Array.from({ length: processes }, (_, c) => ({
       apiAddress,
       token,
+      ca,
       start,
       creates,
       nodes,

@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +51,16 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
 
   test('two nodes register and are Ready, with -o wide showing their address and allocatable resources', async () => {
     assert.equal(nodes.length, 2);
+    // each joined with the join token `up` made: a client certificate of the cluster CA, not a token
+    for (const name of nodes) {
+      const cert = new X509Certificate(
+        readFileSync(join(cluster.stateDir, 'nodes', name, 'pki', 'node.crt')),
+      );
+      assert.match(cert.subject, new RegExp(`CN=system:node:${name}`));
+    }
+    const tokens = ok(await cluster.skiff(['token', 'list']), 'token list').stdout;
+    assert.match(tokens, /\sjoin\s/);
+    assert.match(tokens, /\spull\s/, 'nodes were given registry pull tokens');
     const wide = ok(await cluster.skiff(['get', 'nodes', '-o', 'wide']), 'get nodes -o wide').stdout;
     const [header, ...rows] = wide.trim().split('\n');
     assert.match(
@@ -130,6 +141,27 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
       'web-1 gone',
       async () => !/^web-1\s/m.test((await cluster.skiff(['get', 'pods'])).stdout),
     );
+  });
+
+  test('drain refuses to evict a pod no controller manages without --force, then evicts it and leaves the node cordoned', async () => {
+    const node = nodes[0]!;
+    const refused = await cluster.skiff(['drain', node]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /default\/web-0: not managed by a controller .*\(use --force\)/);
+    assert.match(refused.stderr, /nothing was evicted/);
+    assert.match((await cluster.skiff(['get', 'pods'])).stdout, /^web-0\s+1\/1\s+Running/m);
+    const drained = ok(
+      await cluster.skiff(['drain', node, '--force', '--grace-period', '1', '--timeout', '60s']),
+      'drain --force',
+    );
+    assert.match(drained.stdout, /evicting pod default\/web-0/);
+    assert.match(drained.stdout, new RegExp(`node/${node} drained`));
+    assert.doesNotMatch((await cluster.skiff(['get', 'pods'])).stdout, /^web-0\s/m);
+    assert.match(
+      ok(await cluster.skiff(['get', 'node', node]), 'get node').stdout,
+      /Ready,SchedulingDisabled/,
+    );
+    ok(await cluster.skiff(['uncordon', node]), 'uncordon');
   });
 
   test('down stops the agents and leaves no container process behind', async () => {

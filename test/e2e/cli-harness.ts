@@ -11,6 +11,8 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readConfigFile } from '../../cli/config.js';
+import { connectApi, type ApiClient } from '../../proto/client.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
 
 /** The node arguments that run skiff. */
@@ -146,4 +148,14 @@ export function pidRunning(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** A client of the cluster as its config describes it (server, admin token, cluster CA: TLS). */
+export function connectCluster(cluster: TestCluster): ApiClient {
+  const config = readConfigFile(cluster.configPath)!;
+  return connectApi({
+    server: config.server!,
+    token: config.token!,
+    ...(config.ca ? { tls: { ca: readFileSync(config.ca, 'utf8') } } : {}),
+  });
 }

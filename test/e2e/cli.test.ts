@@ -5,13 +5,22 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { connectApi } from '../../proto/client.js';
+import { pino } from 'pino';
 import { readConfigFile } from '../../cli/config.js';
-import { skiffArgv, startTestCluster, type RunResult, type TestCluster } from './cli-harness.js';
+import { obtainNodeCredentials } from '../../node-agent/agent/node-credentials.js';
+import { trustBundleHash } from '../../proto/support/trust-bundle.js';
+import {
+  connectCluster,
+  skiffArgv,
+  startTestCluster,
+  type RunResult,
+  type TestCluster,
+} from './cli-harness.js';
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
@@ -84,10 +93,35 @@ describe('skiff CLI end to end', { timeout: 240_000 }, () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('the client config is written 0600 with server, token and HTTP address', () => {
+  test('the client config is written 0600 with server, token, HTTP address and the cluster CA', () => {
     const config = readConfigFile(cluster.configPath);
     assert.ok(config?.server && config.token && config.http, JSON.stringify(config));
+    assert.equal(config.ca, join(cluster.stateDir, 'pki', 'ca.crt'));
     assert.equal(statSync(cluster.configPath).mode & 0o777, 0o600);
+  });
+
+  test('the API speaks TLS only: a client without the cluster CA is told so', async () => {
+    const config = readConfigFile(cluster.configPath)!;
+    const plain = await cluster.skiff(['get', 'ns', '--server', config.server!, '--token', config.token!], {
+      env: { ...cluster.env, SKIFF_CONFIG: join(cluster.stateDir, 'no-config') },
+    });
+    assert.equal(plain.code, 1, plain.stderr);
+    assert.match(plain.stderr, /if it serves TLS, give this client the cluster CA/);
+    const verified = await cluster.skiff(
+      [
+        'get',
+        'ns',
+        '--server',
+        config.server!,
+        '--token',
+        config.token!,
+        '--certificate-authority',
+        config.ca!,
+      ],
+      { env: { ...cluster.env, SKIFF_CONFIG: join(cluster.stateDir, 'no-config') } },
+    );
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.match(verified.stdout, /^default\s/m);
   });
 
   test('apply: created, then unchanged, then configured', async () => {
@@ -151,8 +185,7 @@ spec:
 `,
     );
     ok(await cluster.skiff(['apply', '-f', manifest]), 'apply scaled');
-    const config = readConfigFile(cluster.configPath)!;
-    const api = connectApi({ server: config.server!, token: config.token! });
+    const api = connectCluster(cluster);
     try {
       const live = await api.get('Deployment', 'e2e', 'scaled');
       live.spec.replicas = 5;
@@ -547,6 +580,36 @@ ports: [{name: http, port: 8080}]
       0,
       'nothing was written',
     );
+  });
+
+  test('skiff token create --role join prints a token pinning the cluster CA, with which a node joins', async () => {
+    const created = ok(
+      await cluster.skiff(['token', 'create', '--role', 'join']),
+      'token create --role join',
+    );
+    const token = created.stdout.trim();
+    const caPem = readFileSync(join(cluster.stateDir, 'pki', 'ca.crt'), 'utf8');
+    assert.equal(token, `K10${trustBundleHash(caPem)}::${token.split('::')[1]}`);
+    assert.match(created.stderr, /\(join\) created; it expires in 2[34]h/);
+    assert.match(
+      created.stderr,
+      /a node joins with: skiff agent --server 127\.0\.0\.1:\d+ --token <the token>/,
+    );
+    const listed = ok(await cluster.skiff(['token', 'list']), 'token list').stdout;
+    assert.match(listed, /^join-[0-9a-f]{8}\s+join\s/m);
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-e2e-node-'));
+    try {
+      const credentials = await obtainNodeCredentials({
+        server: readConfigFile(cluster.configPath)!.server!,
+        joinToken: token,
+        nodeName: 'e2e-node',
+        dir,
+        log: pino({ level: 'silent' }),
+      });
+      assert.match(new X509Certificate(credentials.cert).subject, /CN=system:node:e2e-node/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a wrong token is refused', async () => {
