@@ -8,12 +8,14 @@
  * In the foreground (no --detach), the first `up` of a state dir also applies the demo manifest
  * (cli/up/demo.yaml) unless --no-demo; Ctrl-C stops everything and keeps the data.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { connectApi } from '../../proto/client.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../../proto/errors.js';
-import { packageRoot } from '../../proto/package-info.js';
+import { packageRoot, skiffEntryArgv } from '../../proto/package-info.js';
 import { defaultConfigPath, writeClusterContext } from '../config.js';
 import {
   clusterCaFile,
@@ -92,7 +94,13 @@ export function registerUp(program: Command): void {
           }),
         );
         if (!flags.detach && flags.demo && firstStart) {
-          await applyDemo(record.controlplane.api, token, clusterCaFile(stateDir));
+          await applyDemo(
+            stateDir,
+            record.controlplane.api,
+            token,
+            clusterCaFile(stateDir),
+            record.agents?.[0]?.name,
+          );
         }
       } catch (err) {
         await cluster.stop();
@@ -105,19 +113,67 @@ export function registerUp(program: Command): void {
         return;
       }
       out(
-        'try:\n  skiff get nodes -o wide\n  skiff get pods -A -o wide\n  skiff get deploy,cm -n demo\n  skiff describe deployment web -n demo',
+        'try:\n  skiff get nodes -o wide\n  skiff get pods -n demo -o wide\n  skiff describe pod hello -n demo\n  skiff get events -n demo\n  skiff get deploy,cm -n demo',
       );
       out('press Ctrl-C to stop the cluster (the data stays for the next `skiff up`)');
       await runUntilStopped(cluster);
     });
 }
 
-async function applyDemo(server: string, token: string, caFile: string): Promise<void> {
+/**
+ * The demo: its image built by skiff's own builder (cli/up/demo/, with this machine's static
+ * busybox) and pushed to the cluster registry, then the manifest applied with its pod on the
+ * first node. Without a node the image is skipped and the pod stays Pending.
+ */
+async function applyDemo(
+  stateDir: string,
+  server: string,
+  token: string,
+  caFile: string,
+  firstNode: string | undefined,
+): Promise<void> {
   const path = demoManifestPath();
   if (!path) {
     progress('demo manifest cli/up/demo.yaml not found: skipping the demo');
     return;
   }
+  const work = mkdtempSync(join(tmpdir(), 'skiff-demo-'));
+  try {
+    if (firstNode) await buildDemoImage(stateDir, work);
+    const manifest = join(work, 'demo.yaml');
+    writeFileSync(manifest, readFileSync(path, 'utf8').replaceAll('${NODE}', firstNode ?? ''));
+    await applyManifest(manifest, server, token, caFile);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** `skiff image build` and `push` of cli/up/demo as demo/web:1, on a runtime root of the state dir. */
+async function buildDemoImage(stateDir: string, work: string): Promise<void> {
+  const context = join(work, 'context');
+  cpSync(join(packageRoot(), 'cli/up/demo'), context, { recursive: true });
+  if (!existsSync(BUSYBOX))
+    throw new FailedPreconditionError(
+      `demo: ${BUSYBOX} is missing: install busybox-static (apt-get install busybox-static), or run skiff up --no-demo`,
+    );
+  copyFileSync(BUSYBOX, join(context, 'busybox'));
+  const root = join(stateDir, 'demo-images');
+  for (const args of [
+    ['image', '--root', root, 'build', '--network', 'none', '-t', 'demo/web:1', context],
+    ['image', '--root', root, 'push', 'demo/web:1'],
+  ]) {
+    progress(`demo: skiff ${args.join(' ')}`);
+    const result = spawnSync(process.execPath, [...skiffEntryArgv(), ...args], { encoding: 'utf8' });
+    if (result.status !== 0)
+      throw new FailedPreconditionError(
+        `demo: skiff ${args.join(' ')} failed (exit ${result.status}):\n${result.stderr}${result.stdout}`,
+      );
+  }
+}
+
+const BUSYBOX = '/bin/busybox';
+
+async function applyManifest(path: string, server: string, token: string, caFile: string): Promise<void> {
   const prepared = await loadManifests([path], undefined);
   const api = connectApi({ server, token, tls: { ca: readFileSync(caFile, 'utf8') } });
   try {
