@@ -54,6 +54,8 @@ export interface AgentProcessOptions {
    */
   hostNetns?: string;
   heartbeatMs?: number;
+  /** Every pod reconciled again this often; default 60 s. */
+  resyncMs?: number;
   backoff?: BackoffPolicy;
   log: Logger;
 }
@@ -201,6 +203,7 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
       ...(options.taints ? { taints: options.taints } : {}),
       ...(options.allowedHostPaths ? { allowedHostPaths: options.allowedHostPaths } : {}),
       ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),
+      ...(options.resyncMs !== undefined ? { resyncMs: options.resyncMs } : {}),
       ...(options.backoff ? { backoff: options.backoff } : {}),
       version: packageVersion(),
       ...(options.hostNetns ? { hostNetns: options.hostNetns } : {}),

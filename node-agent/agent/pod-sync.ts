@@ -220,6 +220,7 @@ export class PodSync {
 
     if (sandbox && sandbox.state === 'ready' && !terminalBefore) {
       const started = await this.startWhatIsDue(key, pod, memory, sandbox, attempts, placement, requeues);
+      if (!started) await this.refreshFileVolumes(key, pod, placement, attempts);
       if (started) {
         // what was started shows in the runtime now
         const fresh = await runtime.containers.list({ all: true, labels: { [LABEL_UID]: uid } });
@@ -336,6 +337,32 @@ export class PodSync {
         await this.options.runtime.containers.remove(old.id, { force: true }).catch(() => {});
     }
     return started;
+  }
+
+  /**
+   * ConfigMap, Secret, downward API and projected volumes follow their sources while the pod runs
+   * (the atomic writer swaps the files only when the content changed), as the kubelet's sync does.
+   */
+  private async refreshFileVolumes(
+    key: string,
+    pod: Pod,
+    placement: PodPlacement,
+    attempts: Map<string, ContainerInfo[]>,
+  ): Promise<void> {
+    const fileVolumes = (pod.spec.volumes ?? []).some(
+      (v) => v.configMap || v.secret || v.downwardAPI || v.projected,
+    );
+    const running = [...attempts.values()].some((list) => list[0]?.state.status === 'running');
+    if (!fileVolumes || !running) return;
+    try {
+      await prepareVolumes(pod, await this.references(pod), placement, {
+        podDir: join(this.options.root, 'pods', pod.metadata.uid!),
+        allowedHostPaths: this.options.allowedHostPaths,
+      });
+    } catch (err) {
+      // a source gone or changed badly: the files stay as they were, as the kubelet leaves them
+      this.options.log.warn({ pod: key, err: errorMessage(err) }, "updating the pod's volumes failed");
+    }
   }
 
   /** ms until `name` may start again (0: now); sets the CrashLoopBackOff reason while waiting. */

@@ -12,6 +12,7 @@
  *   <root>/sandboxes/                                 the root sandboxes' processes run in
  *   (the agent's choice, e.g. <root>/net)              the pod network's leases (net/, PodNetwork)
  */
+import { constants as osConstants } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, FailedPreconditionError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/support/logger.js';
@@ -109,6 +110,18 @@ export interface ProcessOverrides {
   workdir?: string;
   /** NAME|UID[:GROUP|GID], replacing the image's User. */
   user?: string;
+}
+
+/** The image's STOPSIGNAL as a signal name (`SIGQUIT`, `QUIT`, `3`); undefined when absent or unknown. */
+export function stopSignalOf(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value === '') return undefined;
+  const upper = value.toUpperCase();
+  const name = /^\d+$/.test(upper)
+    ? Object.entries(osConstants.signals).find(([, n]) => n === Number(upper))?.[0]
+    : upper.startsWith('SIG')
+      ? upper
+      : `SIG${upper}`;
+  return name !== undefined && name in osConstants.signals ? name : undefined;
 }
 
 /** The process a container runs: the image's defaults with the caller's overrides. Pure. */
@@ -267,7 +280,9 @@ export class Runtime implements PodRuntime {
     }
     try {
       const proc = processFromImage(imageConfig, { entrypoint, command, workdir, user, env });
+      const stopSignal = stopSignalOf(runtimeConfigOf(imageConfig).StopSignal);
       return await this.containers.create({
+        ...(stopSignal ? { stopSignal } : {}),
         ...rest,
         ...proc,
         image: imageName,

@@ -9,6 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connectApi, type ApiClient } from '../../proto/client.js';
@@ -49,6 +50,7 @@ async function launchAgent(): Promise<RunningAgent> {
     nodeIP: '127.0.0.1',
     hostNetns: `/run/netns/${HOST_NETNS}`,
     heartbeatMs: 300,
+    resyncMs: 500,
     backoff: FAST_BACKOFF,
     log: componentLogger('agent-test'),
   });
@@ -361,6 +363,114 @@ describe('pods', () => {
       (q) => q.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CreateContainerConfigError',
     );
     assert.match(p.status!.containerStatuses![0]!.state!.waiting!.message!, /configmap "absent" not found/);
+  });
+
+  test('a ConfigMap volume follows its ConfigMap while the pod runs', async () => {
+    await api.create({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'live', namespace: 'default' },
+      data: { mode: 'one' },
+    } as ConfigMap);
+    await api.create({
+      ...pod('follows', { command: ['sleep', '1000'] }),
+      spec: {
+        nodeName: NODE,
+        terminationGracePeriodSeconds: 1,
+        volumes: [{ name: 'conf', configMap: { name: 'live' } }],
+        containers: [
+          {
+            name: 'main',
+            image: 'busybox:1',
+            command: ['sleep', '1000'],
+            volumeMounts: [{ name: 'conf', mountPath: '/conf' }],
+          },
+        ],
+      },
+    } as Pod);
+    const running = await eventually(
+      'Running',
+      () => getPod('follows'),
+      (p) => p.status?.phase === 'Running',
+    );
+    const file = join(root, 'pods', running.metadata.uid!, 'volumes', 'conf', 'mode');
+    assert.equal(readFileSync(file, 'utf8'), 'one');
+    const cm = (await api.get('ConfigMap', 'default', 'live')) as ConfigMap;
+    await api.update({ ...cm, data: { mode: 'two' } });
+    await eventually(
+      'the file changed',
+      async () => readFileSync(file, 'utf8'),
+      (text) => text === 'two',
+      15_000,
+    );
+  });
+
+  test('what the node cannot run fails that pod with a reason: a missing command, a hostPath it does not allow, an OOM kill', async () => {
+    await api.create(pod('no-command', { restartPolicy: 'Never', command: ['/no/such/binary'] }));
+    await api.create({
+      ...pod('host-path', { restartPolicy: 'Never' }),
+      spec: {
+        nodeName: NODE,
+        restartPolicy: 'Never',
+        volumes: [{ name: 'etc', hostPath: { path: '/etc' } }],
+        containers: [
+          {
+            name: 'main',
+            image: 'busybox:1',
+            command: ['true'],
+            volumeMounts: [{ name: 'etc', mountPath: '/host-etc' }],
+          },
+        ],
+      },
+    } as Pod);
+    await api.create({
+      ...pod('oom', { restartPolicy: 'Never' }),
+      spec: {
+        nodeName: NODE,
+        restartPolicy: 'Never',
+        containers: [
+          {
+            name: 'main',
+            image: 'busybox:1',
+            command: ['/bin/busybox', 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1'],
+            resources: { limits: { memory: '16Mi' } },
+          },
+        ],
+      },
+    } as Pod);
+    const noCommand = await eventually(
+      'no-command ended',
+      () => getPod('no-command'),
+      (p) => !!p.status?.containerStatuses?.[0]?.state?.terminated,
+    );
+    const ended = noCommand.status!.containerStatuses![0]!.state!.terminated!;
+    assert.notEqual(ended.exitCode, 0);
+    assert.match(
+      `${ended.reason} ${ended.message}`,
+      /no\/such\/binary|not found|No such file/i,
+      JSON.stringify(ended),
+    );
+    const hostPath = await eventually(
+      'hostPath refused',
+      () => getPod('host-path'),
+      (p) => p.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CreateContainerConfigError',
+    );
+    assert.match(
+      hostPath.status!.containerStatuses![0]!.state!.waiting!.message!,
+      /hostPath "\/etc" is outside what this node allows/,
+    );
+    const oom = await eventually(
+      'OOMKilled',
+      () => getPod('oom'),
+      (p) => !!p.status?.containerStatuses?.[0]?.state?.terminated,
+    );
+    assert.equal(
+      oom.status!.containerStatuses![0]!.state!.terminated!.reason,
+      'OOMKilled',
+      JSON.stringify(oom.status!.containerStatuses![0]),
+    );
+    assert.equal(oom.status!.containerStatuses![0]!.state!.terminated!.exitCode, 137);
+    assert.equal(oom.status!.phase, 'Failed');
   });
 
   test("a missing image: ErrImagePull, then ImagePullBackOff, with the registry's message", async () => {

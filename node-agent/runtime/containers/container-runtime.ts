@@ -133,6 +133,7 @@ export type CreateContainerOptions = Pick<ContainerConfig, 'rootfs' | 'argv'> &
       | 'logMaxFiles'
       | 'groupAdd'
       | 'sandbox'
+      | 'stopSignal'
     >
   > & { user?: UserOption };
 
@@ -590,7 +591,9 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     const info = await this.refresh(ref);
     if (info.state.status !== 'running')
       return info.state.status === 'exited' ? exitInfo(info.state) : undefined;
-    await this.kill(info.id, 'SIGTERM').catch(() => {});
+    await this.kill(info.id, (info.config.stopSignal as NodeJS.Signals | undefined) ?? 'SIGTERM').catch(
+      () => {},
+    );
     try {
       return await this.wait(info.id, { timeoutMs: graceSeconds * 1000 });
     } catch (err) {

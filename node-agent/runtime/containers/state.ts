@@ -95,6 +95,8 @@ export interface ContainerConfig {
   labels: Record<string, string>;
   /** A sandbox's host ports, forwarded by its network hook (../pod-runtime.ts); absent when none. */
   portMappings?: PortMapping[];
+  /** What `stop` sends first (the image's STOPSIGNAL, docker's --stop-signal); SIGTERM when absent. */
+  stopSignal?: string;
 }
 
 export type ContainerStatus = 'created' | 'running' | 'exited';
