@@ -78,7 +78,10 @@ export interface PullOptions {
   retryDelayMs: number;
   onEvent?: TransferListener;
   signal?: AbortSignal;
-  /** Worker threads for layers (blob-fetch-workers.ts), when the store takes files written there. */
+  /**
+   * Worker threads for layers (blob-fetch-workers.ts), when the store takes files written there;
+   * retired once the pull has handed out its last layer.
+   */
   workers?: BlobFetchWorkers;
   /** The lane of this thread for layers (blob-fetch-workers.ts ThisThreadFetcher), the same way. */
   here?: BlobFetcher;
@@ -182,7 +185,8 @@ export async function pullImage(
   const missingBytes = missing.reduce((sum, b) => sum + b.size, 0);
   // worker threads pay for themselves on big layers only; they start while the config comes, as
   // many as will get a layer (with this thread as a lane, one layer fewer than are missing)
-  const workers = missingBytes >= options.workersFromBytes ? options.workers : undefined;
+  const pool = options.workers;
+  const workers = missingBytes >= options.workersFromBytes ? pool : undefined;
   const missingLayers = missing.filter((b) => b.role === 'layer').length;
   workers?.start(options.mainThreadFetches ? missingLayers - 1 : missingLayers);
   if (workers !== options.workers) options = { ...options, workers: undefined };
@@ -277,7 +281,13 @@ export async function pullImage(
   for (const blob of unique)
     if (blob !== configBlob) jobs.push({ blob, run: (poolSignal) => fetchOne(blob, poolSignal) });
 
-  await inPool(jobs, options.concurrency + 1, (job, poolSignal) => job.run(poolSignal), signal);
+  try {
+    await inPool(jobs, options.concurrency + 1, (job, poolSignal) => job.run(poolSignal), signal);
+  } finally {
+    // no layer is left to hand out: the workers (used or not) end as soon as they are idle,
+    // while the rest of the pull is done (a later pull starts them anew)
+    pool?.retire();
+  }
 
   await into.content.ingest([top.bytes], { digest: top.digest, size: top.bytes.length });
   // for a push of these blobs to another repository of this registry: it mounts them from here
