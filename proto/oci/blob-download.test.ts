@@ -435,6 +435,13 @@ test('blob download over TLS: the certificate is checked unless the registry is 
     const options = { idleTimeoutMs: 5000, signal: new AbortController().signal };
     await assert.rejects(downloader.get(url, {}, { ...options, insecureTls: false }), /certificate/);
     assert.deepEqual(await body(await downloader.get(url, {}, { ...options, insecureTls: true })), payload);
+    // the kept connection again, the reader pausing every third piece
+    assert.deepEqual(
+      await body(await downloader.get(url, {}, { ...options, insecureTls: true }), 3),
+      payload,
+    );
+    // (the refused handshake never reached the server's secure side)
+    assert.equal(peer.connections, 1, 'one connection for both reads');
   } finally {
     downloader.close();
     peer.server.close();
