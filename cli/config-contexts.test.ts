@@ -196,6 +196,27 @@ describe('client config contexts', () => {
       assert.deepEqual(parsed, parseYaml(text), text);
     }
     assert.ok(answered > 500, `answered only ${answered}`);
+    // registries as a user writes them: host[:port] keys, bare or quoted, read as YAML reads them
+    const registries =
+      'registries:\n  "127.0.0.1:43937":\n    token: qpxiQ-_reYQgAxAwbl0RdlLIyBYev3OtrMvw56JxiZs\n  localhost:5000:\n    username: u\n    password: p\n  \'reg.example\':\n    token: t\n';
+    assert.ok(parsePlainBlocks(registries), registries);
+    assert.deepEqual(parsePlainBlocks(registries), parseYaml(registries));
+    const hostAlphabet = '0129aeEfxXo.:-';
+    let hosts = 0;
+    for (let i = 0; i < 3000; i++) {
+      const host = Array.from(
+        { length: 1 + random(7) },
+        () => hostAlphabet[random(hostAlphabet.length)],
+      ).join('');
+      for (const key of [host, `"${host}"`, `'${host}'`]) {
+        const text = `registries:\n  ${key}:\n    token: t\n`;
+        const parsed = parsePlainBlocks(text);
+        if (parsed === undefined) continue;
+        hosts++;
+        assert.deepEqual(parsed, parseYaml(text), text);
+      }
+    }
+    assert.ok(hosts > 1000, `answered only ${hosts}`);
     for (const text of [
       'a:\n  b: "q"\n',
       'a: b # c\n',
@@ -204,6 +225,9 @@ describe('client config contexts', () => {
       'a:\n',
       'a: 1\n',
       'a: b\na: c\n',
+      'registries:\n  "a\\tb":\n    token: t\n',
+      'registries:\n  1e5:\n    token: t\n',
+      'registries:\n  true:\n    token: t\n',
     ])
       assert.equal(parsePlainBlocks(text), undefined, text);
   });

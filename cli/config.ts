@@ -250,13 +250,19 @@ export function parsePlainConfig(text: string): Record<string, string> | undefin
 
 type Block = string | Block[] | { [key: string]: Block };
 
-const BLOCK_LINE = new RegExp(`^( *)(- )?([a-z][A-Za-z-]*):(?: (${PLAIN_VALUE}|\\[\\]|\\{\\}))?$`);
+// a key: a field name, or a registry's host[:port] (`registries:`), bare or quoted (quotes as JSON
+// writes them; no character in them that YAML would unescape)
+const HOST_KEY = '[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?';
+const BLOCK_KEY = `[a-z][A-Za-z-]*|${HOST_KEY}|"[A-Za-z0-9.:-]+"|'[A-Za-z0-9.:-]+'`;
+const BLOCK_LINE = new RegExp(`^( *)(- )?(${BLOCK_KEY}):(?: (${PLAIN_VALUE}|\\[\\]|\\{\\}))?$`);
 
 /**
- * The contexts file as upsertContext writes it, read without the YAML parser: block mappings and
- * sequences of mappings (`key: value`, `key:`, `- key: value`, `[]`, `{}`), indented by spaces, whose
- * scalars YAML reads as those very strings. Anything else returns undefined and goes to the YAML
- * parser, which also gives the errors. config-contexts.test.ts checks the two agree.
+ * The contexts file as upsertContext writes it, and the `registries` a user adds to it, read
+ * without the YAML parser (its load and first parse are ~20 ms of every `skiff image pull` or
+ * push): block mappings and sequences of mappings (`key: value`, `key:`, `- key: value`, `[]`,
+ * `{}`), indented by spaces, whose keys and scalars YAML reads as those very strings. Anything else
+ * returns undefined and goes to the YAML parser, which also gives the errors.
+ * config-contexts.test.ts checks the two agree.
  */
 export function parsePlainBlocks(text: string): Record<string, Block> | undefined {
   const lines: { indent: number; item: boolean; key: string; value: string | undefined }[] = [];
@@ -266,7 +272,10 @@ export function parsePlainBlocks(text: string): Record<string, Block> | undefine
     if (match === null) return undefined;
     const value = match[4];
     if (value !== undefined && CORE_SCHEMA_NON_STRING.test(value)) return undefined;
-    lines.push({ indent: match[1]!.length, item: match[2] !== undefined, key: match[3]!, value });
+    let key = match[3]!;
+    if (key.startsWith('"') || key.startsWith("'")) key = key.slice(1, -1);
+    else if (CORE_SCHEMA_NON_STRING.test(key)) return undefined;
+    lines.push({ indent: match[1]!.length, item: match[2] !== undefined, key, value });
   }
   let at = 0;
   /** A mapping whose keys sit at column `indent`; the first line may be a `- ` item's. */

@@ -92,7 +92,7 @@ test('skiff registry gc loads neither the control plane nor the runtime', () => 
     );
 });
 
-test('skiff image pull loads neither the container runtime, logging, protobufjs nor the gRPC client', () => {
+test('skiff image pull loads neither the container runtime, the tar and gzip code of import and unpack, logging, protobufjs nor the gRPC client', () => {
   const loaded = sourcesLoadedBy(
     main,
     chunkOf('cli/commands/image.ts'),
@@ -107,6 +107,10 @@ test('skiff image pull loads neither the container runtime, logging, protobufjs 
     'node-agent/runtime/runtime.ts',
     'node-agent/runtime/containers/container-runtime.ts',
     'node-agent/runtime/sys/cgroups.ts',
+    'node-agent/runtime/images/image-import.ts',
+    'node-agent/runtime/images/layer-decompress.ts',
+    'node-agent/runtime/images/layer-unpack.ts',
+    'tar-stream',
     'pino',
     'protobufjs',
     'proto/grpc-wire-client.ts',
