@@ -36,7 +36,7 @@ import {
 import { parseOutput } from '../output/format.js';
 import { WRITTEN_FORMATS } from '../output/written.js';
 import { applyPrinting } from './apply-printing.js';
-import { DEFAULT_NAMESPACE, dryRunOf, out, registerDryRun, withClient } from './context.js';
+import { DEFAULT_NAMESPACE, dryRunOf, lineBatcher, registerDryRun, withClient } from './context.js';
 
 /** A document checked and ready to write. */
 export interface PreparedObject {
@@ -530,8 +530,14 @@ export function registerApply(program: Command): void {
       const output = opts.output === undefined ? undefined : parseOutput(opts.output, WRITTEN_FORMATS);
       const prepared = orderForApply(await loadManifests(opts.filename, opts.namespace));
       await withClient(cmd, async (api) => {
-        if (dryRun === 'none' && output === undefined) await applyAll(api, prepared, out);
-        else await applyPrinting(api, prepared, dryRun, output);
+        if (dryRun === 'none' && output === undefined) {
+          const lines = lineBatcher();
+          try {
+            await applyAll(api, prepared, lines.print);
+          } finally {
+            lines.flush();
+          }
+        } else await applyPrinting(api, prepared, dryRun, output);
       });
     },
   );
