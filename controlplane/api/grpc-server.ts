@@ -3,6 +3,8 @@
  * bearer token, authorises the verb for the token's role, converts envelopes to KubeObjects and
  * back, records latency, and converts errors in the one place (proto/grpc-status.ts); faults
  * outside the error vocabulary are logged here and reach the client as a generic INTERNAL.
+ * DryRunWrites does the same for each write it carries (authorised for its own verb, its error
+ * made into a Status in the answer), so each is judged as its own dry-run call would be.
  *
  * Unary calls honour the client's deadline on the server too: a call whose store work has not
  * finished shortly before the deadline fails with UNAVAILABLE naming the etcd endpoints, so the
