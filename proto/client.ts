@@ -13,21 +13,24 @@
  * a deadline (`timeoutMs`, default 10 s; Infinity: none); watches run until the signal aborts, the server ends
  * them, or they fail.
  */
-import type {
-  DeleteOptions,
-  ListOptions,
-  ListResult,
-  WatchEvent,
-  WatchEventType,
-  WatchOptions,
+// the reflection build: the .proto text parser is only for codegen (proto/codegen)
+import protobuf from 'protobufjs/light.js';
+import {
+  MAX_DRY_RUN_WRITES,
+  type DeleteOptions,
+  type ListOptions,
+  type ListResult,
+  type WatchEvent,
+  type WatchEventType,
+  type WatchOptions,
 } from './api-requests.js';
-import { InvalidArgumentError } from './errors.js';
-import { fromGrpcError, GRPC_CODE } from './grpc-status.js';
+import { InternalError, InvalidArgumentError, SkiffError } from './errors.js';
+import { fromGrpcError, fromGrpcStatus, GRPC_CODE } from './grpc-status.js';
 import { grpcServiceDefinition, type WireMessage } from './grpc-service.js';
 import { WireChannel, type WireStream } from './grpc-wire-client.js';
 import type { KubeObject, KubeObjectByKind } from './gen/types.js';
 import { resolveKind } from './kinds.js';
-import { fromEnvelope, toEnvelope } from './objects.js';
+import { envelopeType, fromEnvelope, toEnvelope } from './objects.js';
 import { schemaRoot } from './schema.js';
 
 export interface ConnectOptions {
@@ -87,6 +90,19 @@ export interface WriteOptions {
   discardAnswer?: boolean;
 }
 
+/** A create or an update for dryRunWrites to judge. */
+export interface DryRunWrite {
+  verb: 'create' | 'update';
+  object: KubeObject;
+}
+
+/**
+ * One write's outcome in dryRunWrites: the object as the write would store it (with discardAnswer,
+ * the one given), or the error the write would fail with.
+ */
+export type DryRunOutcome =
+  { object: KubeObject; error?: undefined } | { object?: undefined; error: SkiffError };
+
 export interface ApiClient {
   create<T extends KubeObject>(object: T, options?: WriteOptions): Promise<T>;
   get<K extends KindArg>(kind: K, namespace: string, name: string): Promise<ObjectOf<K>>;
@@ -95,6 +111,15 @@ export interface ApiClient {
   update<T extends KubeObject>(object: T, options?: WriteOptions): Promise<T>;
   /** Writes only `status`. */
   updateStatus<T extends KubeObject>(object: T): Promise<T>;
+  /**
+   * The dry runs of many creates and updates (skiff.v1.Api DryRunWrites, several writes a call):
+   * each judged as create or update with dryRun would judge it, nothing written; one outcome per
+   * write, in order. Rejects only when a call itself fails (unreachable, unauthenticated).
+   */
+  dryRunWrites(
+    writes: readonly DryRunWrite[],
+    options?: Pick<WriteOptions, 'discardAnswer'>,
+  ): Promise<DryRunOutcome[]>;
   /** The deleted object, or the object with deletionTimestamp set while finalizers or a grace period keep it. */
   delete<K extends KindArg>(
     kind: K,
@@ -171,8 +196,55 @@ export interface EncryptionKeyRotation {
 /** How a method's messages are written and read. */
 interface MethodCodec {
   path: string;
-  requestSerialize(value: WireMessage): Buffer;
+  /** A Uint8Array is the request's wire bytes, sent as they are (except for encoder-ready requests). */
+  requestSerialize(value: WireMessage | Uint8Array): Buffer;
   responseDeserialize(bytes: Buffer): WireMessage;
+}
+
+/**
+ * Encoded writes in one DryRunWrites call at most, besides MAX_DRY_RUN_WRITES: half of what the
+ * control plane receives in a message (8 MiB, controlplane/main.ts). One larger write goes alone.
+ */
+const DRY_RUN_BATCH_BYTES = 4 * 1024 * 1024;
+/**
+ * Writes in one DryRunWrites call: small enough that several calls are in flight at once, the
+ * client encoding the next while the server judges one, and one call's deadline is never near.
+ */
+const DRY_RUN_BATCH_WRITES = Math.min(250, MAX_DRY_RUN_WRITES);
+const DRY_RUN_CALLS_IN_FLIGHT = 4;
+
+/** One write of a DryRunWritesRequest as wire bytes (encodeDryRunWrite), and where it came from. */
+interface EncodedWrite {
+  write: DryRunWrite;
+  index: number;
+  bytes: Uint8Array;
+}
+
+let dryRunFields: { writes: number; omitObjects: number; create: number; update: number } | undefined;
+
+/** The wire bytes of DryRunWritesRequest.writes[i] for `write`: its envelope under create or update. */
+function encodeDryRunWrite(write: DryRunWrite): Uint8Array {
+  const root = schemaRoot();
+  dryRunFields ??= {
+    writes: root.lookupType('skiff.v1.DryRunWritesRequest').fields['writes']!.id,
+    omitObjects: root.lookupType('skiff.v1.DryRunWritesRequest').fields['omitObjects']!.id,
+    create: root.lookupType('skiff.v1.DryRunWrite').fields['create']!.id,
+    update: root.lookupType('skiff.v1.DryRunWrite').fields['update']!.id,
+  };
+  // toEnvelope's output is in the encoder's types (as Create's requests are sent)
+  const envelope = envelopeType().encode(toEnvelope(write.object)).finish();
+  return protobuf.Writer.create()
+    .uint32(((write.verb === 'create' ? dryRunFields.create : dryRunFields.update) << 3) | 2)
+    .bytes(envelope)
+    .finish();
+}
+
+/** A DryRunWritesRequest's wire bytes, from its writes' (encodeDryRunWrite). */
+function dryRunWritesRequest(writes: readonly Uint8Array[], omitObjects: boolean): Uint8Array {
+  const writer = protobuf.Writer.create();
+  for (const write of writes) writer.uint32((dryRunFields!.writes << 3) | 2).bytes(write);
+  if (omitObjects) writer.uint32(dryRunFields!.omitObjects << 3).bool(true);
+  return writer.finish();
 }
 
 let apiMethods: Record<string, MethodCodec> | undefined;
@@ -250,7 +322,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
 
   const call = async (
     method: MethodCodec,
-    request: WireMessage,
+    request: WireMessage | Uint8Array,
     deadlineMs: number,
     decode = true,
   ): Promise<WireMessage> => {
@@ -264,7 +336,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
       throw fromGrpcError(err, options.server, { ...callContext, timeoutMs: deadlineMs });
     }
   };
-  const unary = (method: string, request: WireMessage, decode = true): Promise<WireMessage> =>
+  const unary = (method: string, request: WireMessage | Uint8Array, decode = true): Promise<WireMessage> =>
     call(apiMethodsOf()[method]!, request, timeoutMs, decode);
   /** Create or Update: the stored object, or (discardAnswer) the one given. */
   const write = async <T>(method: 'Create' | 'Update', object: T, options: WriteOptions): Promise<T> => {
@@ -277,6 +349,44 @@ export function connectApi(options: ConnectOptions): ApiClient {
   };
 
   const objectOf = <T>(envelope: WireMessage): T => fromEnvelope(envelope) as T;
+
+  /** One DryRunWrites call: the outcomes of `batch`, in its order. */
+  const dryRunBatch = async (
+    batch: readonly EncodedWrite[],
+    discardAnswer: boolean,
+  ): Promise<DryRunOutcome[]> => {
+    const request = dryRunWritesRequest(
+      batch.map((each) => each.bytes),
+      discardAnswer,
+    );
+    const response = await unary('DryRunWrites', request);
+    const results = (response.results as WireMessage[] | undefined) ?? [];
+    if (results.length !== batch.length) {
+      throw new InternalError(
+        `dry-run writes on ${options.server}: ${results.length} results for ${batch.length} writes`,
+      );
+    }
+    return batch.map(({ write }, i): DryRunOutcome => {
+      const result = results[i]!;
+      const status = result.error as {
+        code?: number;
+        message?: string;
+        details?: Record<string, string>;
+      } | null;
+      if (status) {
+        const error = fromGrpcStatus(
+          { code: status.code ?? 0, message: status.message ?? '', details: status.details ?? {} },
+          options.server,
+        );
+        return { error };
+      }
+      if (discardAnswer) return { object: write.object };
+      if (!result.object) {
+        throw new InternalError(`dry-run writes on ${options.server}: a result has neither object nor error`);
+      }
+      return { object: objectOf(result.object as WireMessage) };
+    });
+  };
 
   /** A skiff.v1.Admin call, on the same connection as the object API. */
   const adminUnary = (method: string, request: WireMessage, deadlineMs: number): Promise<WireMessage> => {
@@ -319,6 +429,55 @@ export function connectApi(options: ConnectOptions): ApiClient {
     },
     async updateStatus(object) {
       return objectOf(await unary('UpdateStatus', { object: toEnvelope(object) }));
+    },
+    async dryRunWrites(writes, writeOptions = {}) {
+      const discardAnswer = writeOptions.discardAnswer === true;
+      const outcomes: DryRunOutcome[] = new Array(writes.length);
+      let next = 0;
+      let carried: EncodedWrite | undefined;
+      /** The next write encoded; one that cannot be (as create or update would refuse it unsent) is its outcome. */
+      const take = (): EncodedWrite | undefined => {
+        if (carried !== undefined) {
+          const item = carried;
+          carried = undefined;
+          return item;
+        }
+        while (next < writes.length) {
+          const index = next++;
+          const write = writes[index]!;
+          try {
+            return { write, index, bytes: encodeDryRunWrite(write) };
+          } catch (err) {
+            if (!(err instanceof SkiffError)) throw err;
+            outcomes[index] = { error: err };
+          }
+        }
+        return undefined;
+      };
+      /** The writes of the next call, encoded as they are taken, so the first call goes out at once. */
+      const nextBatch = (): EncodedWrite[] => {
+        const batch: EncodedWrite[] = [];
+        let bytes = 0;
+        for (let item = take(); item !== undefined; item = take()) {
+          if (batch.length > 0 && bytes + item.bytes.length > DRY_RUN_BATCH_BYTES) {
+            carried = item;
+            break;
+          }
+          batch.push(item);
+          bytes += item.bytes.length;
+          if (batch.length >= DRY_RUN_BATCH_WRITES) break;
+        }
+        return batch;
+      };
+      await Promise.all(
+        Array.from({ length: DRY_RUN_CALLS_IN_FLIGHT }, async () => {
+          for (let batch = nextBatch(); batch.length > 0; batch = nextBatch()) {
+            const answered = await dryRunBatch(batch, discardAnswer);
+            batch.forEach((each, i) => (outcomes[each.index] = answered[i]!));
+          }
+        }),
+      );
+      return outcomes;
     },
     async delete(kind, namespace, name, deleteOptions = {}) {
       const request: WireMessage = { kind: resolveKind(kind).kind, namespace, name };

@@ -10,6 +10,9 @@
  * - client side, `fromGrpcError(err, server)` turns a failed call (grpc-wire-client.ts) back into the matching
  *   SkiffError with the message and fields preserved. Errors produced by the transport itself
  *   (server unreachable, deadline) map by code, naming the server as the endpoint.
+ * - a status carried inside an answer (one write's in a DryRunWrites answer: api.proto `Status`,
+ *   the trailers in its `details`) is the same status: `toGrpcStatus` makes it, `fromGrpcStatus`
+ *   reads it back.
  */
 import {
   AlreadyExistsError,
@@ -216,6 +219,30 @@ export function fromGrpcError(err: unknown, server: string, call: CallContext = 
       );
     }
   }
+  return errorOf(code, message, (key) => metadataString(err.metadata, key), server, options);
+}
+
+/**
+ * The SkiffError of a status a skiff server sent inside an answer rather than as the call's own
+ * (one write's result in a DryRunWrites answer): `details` holds what a failed call's trailers would.
+ */
+export function fromGrpcStatus(
+  status: { code: number; message: string; details: Readonly<Record<string, string>> },
+  server: string,
+): SkiffError {
+  const sent = status.details[ERROR_CODE_KEY] as ErrorCode | undefined;
+  const code = sent !== undefined && sent in grpcCodeOf ? sent : errorCodeOfGrpc.get(status.code);
+  return errorOf(code, status.message, (key) => status.details[key], server, {});
+}
+
+/** The SkiffError of a code sent by a skiff server; `detail` reads the trailers that came with it. */
+function errorOf(
+  code: ErrorCode | undefined,
+  message: string,
+  detail: (key: string) => string | undefined,
+  server: string,
+  options: { cause?: unknown },
+): SkiffError {
   switch (code) {
     case 'NotFound':
       return new NotFoundError(message, options);
@@ -224,11 +251,11 @@ export function fromGrpcError(err: unknown, server: string, call: CallContext = 
     case 'Conflict':
       return new ConflictError(message, options);
     case 'InvalidArgument':
-      return new InvalidArgumentError(message, metadataString(err.metadata, ERROR_FIELD_KEY), options);
+      return new InvalidArgumentError(message, detail(ERROR_FIELD_KEY), options);
     case 'FailedPrecondition':
       return new FailedPreconditionError(message, options);
     case 'Unavailable': {
-      const endpoint = metadataString(err.metadata, ERROR_ENDPOINT_KEY);
+      const endpoint = detail(ERROR_ENDPOINT_KEY);
       // Without an endpoint from the server, the transport itself failed to reach the server.
       if (endpoint === undefined) {
         return new UnavailableError(`call control plane ${server}: ${message}`, server, options);

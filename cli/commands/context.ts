@@ -186,6 +186,32 @@ export function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
+/**
+ * out() for a verb that prints a line per object as each is done (apply of a whole manifest): the
+ * lines printed in one turn of the event loop go out in one write. stdout to a pipe or a file is
+ * written synchronously, a system call per write, and 2,000 lines one by one took ~60 ms of the
+ * CLI's time. Call flush() before the verb returns or fails: it writes what is pending.
+ */
+export function lineBatcher(): { print(line: string): void; flush(): void } {
+  let pending: string[] = [];
+  let scheduled: NodeJS.Immediate | undefined;
+  const flush = (): void => {
+    if (scheduled !== undefined) clearImmediate(scheduled);
+    scheduled = undefined;
+    if (pending.length === 0) return;
+    const text = pending.join('');
+    pending = [];
+    process.stdout.write(text);
+  };
+  return {
+    print(line) {
+      pending.push(line.endsWith('\n') ? line : `${line}\n`);
+      scheduled ??= setImmediate(flush);
+    },
+    flush,
+  };
+}
+
 /** Text printed to stdout exactly as it is (jsonpath output ends where its template ends). */
 export function write(text: string): void {
   if (text !== '') process.stdout.write(text);

@@ -3,6 +3,8 @@
  * bearer token, authorises the verb for the token's role, converts envelopes to KubeObjects and
  * back, records latency, and converts errors in the one place (proto/grpc-status.ts); faults
  * outside the error vocabulary are logged here and reach the client as a generic INTERNAL.
+ * DryRunWrites does the same for each write it carries (authorised for its own verb, its error
+ * made into a Status in the answer), so each is judged as its own dry-run call would be.
  *
  * Unary calls honour the client's deadline on the server too: a call whose store work has not
  * finished shortly before the deadline fails with UNAVAILABLE naming the etcd endpoints, so the
@@ -21,12 +23,14 @@ import {
   UnavailableError,
   errorMessage,
 } from '../../proto/errors.js';
+import { MAX_DRY_RUN_WRITES } from '../../proto/api-requests.js';
 import type { KubeObject } from '../../proto/gen/types.js';
 import { toServiceError } from './grpc-errors.js';
+import { toGrpcStatus, type GrpcStatus } from '../../proto/grpc-status.js';
 import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
 import type { Logger } from '../../proto/support/logger.js';
 import { kindForEnvelopeField, lookupKind } from '../../proto/kinds.js';
-import { fromEnvelope } from '../../proto/objects.js';
+import { envelopeType, fromEnvelope } from '../../proto/objects.js';
 import { schemaRoot } from '../../proto/schema.js';
 import { authorize, type Authenticator, type Principal, type Verb } from './auth.js';
 import type { NodeAuthorizer, NodeRequest } from './node-authorizer.js';
@@ -175,6 +179,56 @@ function listResponseWire(result: {
   return writer.finish();
 }
 
+/** One write's outcome in a DryRunWrites answer: the object it would store, or its status. */
+type DryRunOutcome = { object: ApiObject | undefined } | { error: GrpcStatus };
+
+/** Writes of one DryRunWrites call judged at once: an update reads etcd, so they overlap. */
+const DRY_RUN_CONCURRENCY = 16;
+
+/** `run` over `items`, `limit` at a time; the results in the items' order. */
+async function mapConcurrently<T, R>(
+  items: readonly T[],
+  limit: number,
+  run: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      for (let i = next++; i < items.length; i = next++) results[i] = await run(items[i]!, i);
+    }),
+  );
+  return results;
+}
+
+/**
+ * A DryRunWritesResponse as wire bytes: each object's envelope spliced from the bytes its ApiObject
+ * made (a dry-run create has them), as a Get's is; a status encoded as api.proto's Status.
+ */
+function dryRunWritesResponseWire(outcomes: readonly DryRunOutcome[]): Uint8Array {
+  const fields = fieldsOf('DryRunWritesResponse');
+  const resultFields = fieldsOf('DryRunWriteResult');
+  const statusType = schemaRoot().lookupType('skiff.v1.Status');
+  const writer = protobuf.Writer.create();
+  for (const outcome of outcomes) {
+    writer.uint32(lengthDelimited(fields['results'])).fork();
+    if ('error' in outcome) {
+      const { code, details, trailers } = outcome.error;
+      const status = statusType.fromObject({ code, message: details, details: trailers });
+      writer.uint32(lengthDelimited(resultFields['error'])).bytes(statusType.encode(status).finish());
+    } else if (outcome.object !== undefined) {
+      const envelope = outcome.object.responseEnvelope();
+      const bytes =
+        envelope instanceof Uint8Array
+          ? envelope
+          : envelopeType().encode(envelopeType().fromObject(envelope)).finish();
+      writer.uint32(lengthDelimited(resultFields['object'])).bytes(bytes);
+    }
+    writer.ldelim();
+  }
+  return writer.finish();
+}
+
 function selector(request: WireMessage, field: 'labelSelector' | 'fieldSelector'): string {
   const text = str(request[field]);
   const bytes = Buffer.byteLength(text);
@@ -283,7 +337,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
   let closing = false;
   // Object-carrying requests reach fromEnvelope as decoded messages, which it reads in one walk.
   const definition = grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'), {
-    messageRequests: ['Create', 'Update', 'UpdateStatus'],
+    messageRequests: ['Create', 'Update', 'UpdateStatus', 'DryRunWrites'],
   });
 
   const fail = (err: unknown, method: string): Partial<grpc.ServiceError> => {
@@ -304,7 +358,8 @@ export function createApiService(options: ApiServiceOptions): ApiService {
   const admit = async (
     call: grpc.ServerUnaryCall<WireMessage, unknown> | grpc.ServerWritableStream<WireMessage, unknown>,
     method: string,
-    verb: Verb,
+    /** null: the call authorises what it does itself (DryRunWrites, per write). */
+    verb: Verb | null,
     kind: string,
     request: () => NodeRequest,
   ): Promise<Principal> => {
@@ -314,6 +369,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         call.metadata.get('authorization')[0]?.toString(),
         call.getAuthContext().sslPeerCertificate,
       );
+      if (verb === null) return principal;
       if (principal.role !== 'node') authorize(principal, verb, kind || 'object');
       else if (options.nodeAuthorizer === undefined)
         throw new PermissionDeniedError(`${verb} ${kind || 'object'}: this API takes no node certificates`);
@@ -342,10 +398,11 @@ export function createApiService(options: ApiServiceOptions): ApiService {
 
   const unary = (
     method: string,
-    verb: Verb,
+    /** What the call does, authorised before `run`; null: `run` authorises what it does itself. */
+    verb: Verb | null,
     kindOf: (request: WireMessage) => string,
     /** The response as a message, or its wire bytes (ApiObject.responseEnvelope). */
-    run: (request: WireMessage) => Promise<WireMessage | Uint8Array>,
+    run: (request: WireMessage, principal: Principal) => Promise<WireMessage | Uint8Array>,
   ): Unary => {
     const target = targetOf(method);
     return (call, callback) => {
@@ -354,13 +411,17 @@ export function createApiService(options: ApiServiceOptions): ApiService {
       const done = (code: string): void =>
         metrics.observe(method, kind, code, Number(process.hrtime.bigint() - started) / 1e9);
       const work = (async () => {
-        await admit(call, method, verb, kind, () => ({ verb, kind, ...target(call.request) }));
+        const principal = await admit(call, method, verb, kind, () => ({
+          verb: verb!,
+          kind,
+          ...target(call.request),
+        }));
         return withinDeadline(
-          run(call.request),
+          run(call.request, principal),
           call.getDeadline(),
           `${method} ${kind}`.trim(),
           options.etcdEndpoints,
-          WRITE_VERBS.has(verb),
+          verb !== null && WRITE_VERBS.has(verb),
         );
       })();
       work.then(
@@ -374,6 +435,36 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         },
       );
     };
+  };
+
+  /**
+   * One write of a DryRunWrites call, judged as its own Create or Update call with dry_run would
+   * be (authorised, then handed to the handlers); a refusal is its outcome, not the call's.
+   */
+  const dryRunWrite = async (
+    write: WireMessage,
+    principal: Principal,
+    omitObjects: boolean,
+  ): Promise<DryRunOutcome> => {
+    try {
+      const verb = write.write === 'create' || write.write === 'update' ? write.write : undefined;
+      if (verb === undefined) {
+        throw new InvalidArgumentError('read request: a write sets neither create nor update', 'writes');
+      }
+      const request = { object: write[verb] };
+      authorize(principal, verb, kindOfObjectRequest(request));
+      const object = objectOf(request);
+      const judged =
+        verb === 'create'
+          ? await handlers.create(object, OWNED_DRY_RUN)
+          : await handlers.update(object, OWNED_DRY_RUN);
+      return { object: omitObjects ? undefined : judged };
+    } catch (err) {
+      const status = toGrpcStatus(err);
+      if (status.internal)
+        log.error({ err, method: 'DryRunWrites' }, 'api call failed with an internal error');
+      return { error: status };
+    }
   };
 
   const implementation: grpc.UntypedServiceImplementation = {
@@ -423,6 +514,25 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         clusterCidr: options.clusterCIDR ?? '',
         serviceCidr: options.serviceCIDR ?? '',
       }),
+    ),
+    DryRunWrites: unary(
+      'DryRunWrites',
+      null,
+      () => '',
+      async (req, principal) => {
+        const writes = (req.writes as WireMessage[] | undefined) ?? [];
+        if (writes.length > MAX_DRY_RUN_WRITES) {
+          throw new InvalidArgumentError(
+            `read request: ${writes.length} writes, over the limit of ${MAX_DRY_RUN_WRITES} in one DryRunWrites call; send them in several`,
+            'writes',
+          );
+        }
+        const omitObjects = req.omitObjects === true;
+        const outcomes = await mapConcurrently(writes, DRY_RUN_CONCURRENCY, (write) =>
+          dryRunWrite(write, principal, omitObjects),
+        );
+        return dryRunWritesResponseWire(outcomes);
+      },
     ),
     Watch: (call: grpc.ServerWritableStream<WireMessage, WireMessage | Uint8Array>) => {
       const started = process.hrtime.bigint();
