@@ -28,6 +28,9 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   input?: string;
   timeoutMs?: number;
+  /** Run as this user and group (root only). */
+  uid?: number;
+  gid?: number;
 }
 
 /** Runs `skiff ARGS…` to completion (killed after timeoutMs, default 60 s). */
@@ -36,6 +39,8 @@ export function runSkiff(args: string[], options: RunOptions = {}): Promise<RunR
     const child = spawn(process.execPath, [...skiffArgv, ...args], {
       env: options.env ?? process.env,
       stdio: ['pipe', 'pipe', 'pipe'],
+      ...(options.uid !== undefined ? { uid: options.uid } : {}),
+      ...(options.gid !== undefined ? { gid: options.gid } : {}),
     });
     let stdout = '';
     let stderr = '';
