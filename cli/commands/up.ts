@@ -11,7 +11,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { connectApi } from '../../proto/client.js';
+import { connectApi, type ConnectOptions } from '../../proto/client.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../../proto/errors.js';
 import { packageRoot } from '../../proto/package-info.js';
 import { defaultConfigPath, writeClusterContext } from '../config.js';
@@ -83,22 +83,33 @@ export function registerUp(program: Command): void {
       try {
         const token = readAdminToken(stateDir);
         const configPath = defaultConfigPath();
+        const { api, apiSocket, http } = record.controlplane;
+        // the CLI on this machine calls the socket (no TLS to load or shake hands); the TLS address
+        // stays beside it for what needs the network (a node joining, other machines)
         progress(
           await writeClusterContext(configPath, stateDir, {
-            server: record.controlplane.api,
+            server: apiSocket ?? api,
+            ...(apiSocket !== undefined ? { tlsServer: api } : {}),
             token,
-            http: record.controlplane.http,
+            http,
             ca: clusterCaFile(stateDir),
           }),
         );
         if (!flags.detach && flags.demo && firstStart) {
-          await applyDemo(record.controlplane.api, token, clusterCaFile(stateDir));
+          await applyDemo(
+            apiSocket !== undefined
+              ? { server: apiSocket, token }
+              : { server: api, token, tls: { ca: readFileSync(clusterCaFile(stateDir), 'utf8') } },
+          );
         }
       } catch (err) {
         await cluster.stop();
         throw err;
       }
-      out(`cluster ready: API ${record.controlplane.api}, health and metrics ${record.controlplane.http}`);
+      const { api, apiSocket, http } = record.controlplane;
+      out(
+        `cluster ready: API ${apiSocket !== undefined ? `${apiSocket} (this machine), ${api} (TLS)` : api}, health and metrics ${http}`,
+      );
       out(`state and logs in ${stateDir} (pids in ${clusterFile(stateDir)})`);
       if (flags.detach) {
         out(`stop it with: skiff down --state ${stateDir}`);
@@ -112,14 +123,14 @@ export function registerUp(program: Command): void {
     });
 }
 
-async function applyDemo(server: string, token: string, caFile: string): Promise<void> {
+async function applyDemo(connect: ConnectOptions): Promise<void> {
   const path = demoManifestPath();
   if (!path) {
     progress('demo manifest cli/up/demo.yaml not found: skipping the demo');
     return;
   }
   const prepared = await loadManifests([path], undefined);
-  const api = connectApi({ server, token, tls: { ca: readFileSync(caFile, 'utf8') } });
+  const api = connectApi(connect);
   try {
     await applyAll(api, orderForApply(prepared), (line) => progress(`demo: ${line}`));
   } finally {

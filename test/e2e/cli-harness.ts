@@ -12,6 +12,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readConfigFile } from '../../cli/config.js';
+import { isUnixAddress } from '../../proto/api-address.js';
 import { connectApi, type ApiClient } from '../../proto/client.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
 
@@ -155,12 +156,15 @@ export function pidRunning(pid: number): boolean {
   }
 }
 
-/** A client of the cluster as its config describes it (server, admin token, cluster CA: TLS). */
+/**
+ * A client of the cluster as its config describes it: its server (the control plane's socket, as
+ * `skiff up` writes it; a host:port is called over TLS with the cluster CA) and the admin token.
+ */
 export function connectCluster(cluster: TestCluster): ApiClient {
   const config = readConfigFile(cluster.configPath)!;
   return connectApi({
     server: config.server!,
     token: config.token!,
-    ...(config.ca ? { tls: { ca: readFileSync(config.ca, 'utf8') } } : {}),
+    ...(config.ca && !isUnixAddress(config.server!) ? { tls: { ca: readFileSync(config.ca, 'utf8') } } : {}),
   });
 }
