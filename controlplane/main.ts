@@ -10,12 +10,14 @@
  *   6. controllers          the namespace controller (resumes any deletion left half-done)
  *   7. HTTP                 /healthz, /readyz, /metrics, and the image registry under /v2/
  *   8. gRPC API             the cluster CA (made on first start) and the API's certificate
- *                           (api/cluster-trust.ts), then serving over TLS; then one
- *                           "control plane ready" log line. Without a CA directory the API is
- *                           plaintext h2c with bearer tokens only: a mode for tests of the API alone
+ *                           (api/cluster-trust.ts); with `apiSocket` the API on that Unix socket
+ *                           first (api/api-socket.ts: no TLS, 0600 in a 0700 directory), then over
+ *                           TLS on `apiAddr`; then one "control plane ready" log line. Without a
+ *                           CA directory the TCP address is plaintext h2c with bearer tokens only:
+ *                           a mode for tests of the API alone
  *
  * `stop()` undoes it in reverse: the API drains (new calls refused, running ones finish, watches
- * are ended), then the workers stop and the etcd and NATS connections close.
+ * are ended) and its socket goes, then the workers stop and the etcd and NATS connections close.
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -33,6 +35,7 @@ import { componentLogger, type Logger } from '../proto/support/logger.js';
 import { KINDS } from '../proto/kinds.js';
 import { decodeObject } from '../proto/objects.js';
 import { packageVersion } from '../proto/package-info.js';
+import { unixAddress } from '../proto/api-address.js';
 import { ensureAdminToken } from './api/admin-token.js';
 import { Authenticator } from './api/auth.js';
 import { createAdminService } from './api/admin-service.js';
@@ -43,6 +46,7 @@ import { createNodesService } from './api/node-certificates.js';
 import { NatsNodeUsers } from './nats-node-users.js';
 import { StoreNodeGraph } from './api/node-graph.js';
 import { apiServerCredentials } from './api/tls-credentials.js';
+import { prepareApiSocket, removeApiSocket, secureBoundSocket, type BoundSocket } from './api/api-socket.js';
 import { ApiHandlers } from './api/handlers.js';
 import { WATCH_CACHE_INDEXES } from './api/watch-cache-indexes.js';
 import { createApiMetrics } from './api/metrics.js';
@@ -90,6 +94,12 @@ export interface ControlPlaneOptions {
   natsUrl?: string;
   /** gRPC listen address `host:port` (port 0: any free port). */
   apiAddr?: string;
+  /**
+   * Also serve the API on this Unix socket (absolute path; api/api-socket.ts): the same services,
+   * tokens and authorization, without TLS, for clients on this machine. Its directory must be
+   * this user's and 0700 (made so when missing).
+   */
+  apiSocket?: string;
   /** HTTP listen address `host:port` (port 0: any free port). */
   httpAddr?: string;
   stateDir: string;
@@ -140,6 +150,8 @@ export interface ControlPlaneOptions {
 export interface ControlPlane {
   /** The bound gRPC address, `host:port`. */
   apiAddress: string;
+  /** The API's Unix socket (`unix:///path`) when it serves one. */
+  apiSocketAddress: string | undefined;
   /** The bound HTTP address, `host:port`. */
   httpAddress: string;
   adminTokenFile: string;
@@ -289,6 +301,17 @@ function bindGrpc(
           new FailedPreconditionError(`listen on --api-addr ${address}: ${err.message}`, { cause: err }),
         );
       } else resolve(bound);
+    }),
+  );
+}
+
+/** Binds the API to the Unix socket at `path`: no TLS (api/api-socket.ts says what protects it). */
+function bindGrpcSocket(server: grpc.Server, path: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(`unix:${path}`, grpc.ServerCredentials.createInsecure(), (err) => {
+      if (err) {
+        reject(new FailedPreconditionError(`listen on --api-socket ${path}: ${err.message}`, { cause: err }));
+      } else resolve();
     }),
   );
 }
@@ -480,6 +503,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       },
     });
     server.addService(admin.definition, admin.implementation);
+    // Undone before anything is bound, so a failed bind unwinds the other too.
+    let boundSocket: BoundSocket | undefined;
+    undo.push(async () => {
+      service.closeWatches();
+      await drainGrpc(server);
+      if (boundSocket !== undefined) await removeApiSocket(boundSocket);
+    });
     if (trust !== undefined) {
       const natsUsers =
         options.natsAuthorization === undefined
@@ -501,6 +531,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       });
       server.addService(nodes.definition, nodes.implementation);
     }
+    // the socket first: whoever waits for the TCP address finds the socket there too
+    if (options.apiSocket !== undefined) {
+      await prepareApiSocket(options.apiSocket, log);
+      await bindGrpcSocket(server, options.apiSocket);
+      boundSocket = await secureBoundSocket(options.apiSocket);
+    }
     const port = await bindGrpc(
       server,
       apiAddr,
@@ -509,15 +545,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         : apiServerCredentials({ clientCa: trust.ca.certificatePem, ...trust.serving }).credentials,
     );
     const apiAddress = formatHostPort(parseHostPort(apiAddr, '--api-addr').host, port);
-    undo.push(() => {
-      service.closeWatches();
-      return drainGrpc(server);
-    });
+    const apiSocketAddress = boundSocket !== undefined ? unixAddress(boundSocket.path) : undefined;
 
     log.info(
       {
         api: apiAddress,
         http: httpAddress,
+        ...(apiSocketAddress !== undefined ? { apiSocket: apiSocketAddress } : {}),
         adminTokenFile,
         tls: trust === undefined ? 'none (plaintext h2c)' : `cluster CA sha256:${trust.bundleHash}`,
       },
@@ -526,6 +560,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     let stopping: Promise<void> | undefined;
     return {
       apiAddress,
+      apiSocketAddress,
       httpAddress,
       adminTokenFile,
       store,

@@ -2,6 +2,7 @@
  * The typed client of the skiff API, used by the CLI, agents and controllers.
  *
  *   const api = connectApi({ server: '127.0.0.1:7440', token, tls: { ca } });
+ *   const local = connectApi({ server: 'unix:///var/lib/skiff/api.sock', token });  // no TLS
  *   const node = connectApi({ server, tls: { ca, cert, key } });   // a node agent: mutual TLS
  *   const pod = await api.get('Pod', 'default', 'web-0');
  *   for await (const ev of api.watch('Pod', { namespace: 'default', resourceVersion })) …
@@ -34,7 +35,10 @@ import { envelopeType, fromEnvelope, toEnvelope } from './objects.js';
 import { schemaRoot } from './schema.js';
 
 export interface ConnectOptions {
-  /** The API address, `host:port`. */
+  /**
+   * The API address: `host:port`, or the control plane's Unix socket, `unix:///path`
+   * (api-address.ts), which carries no TLS: `tls` must then be absent.
+   */
   server: string;
   /**
    * A bearer token (the admin token is written to `<state-dir>/admin-token`); optional when a

@@ -5,7 +5,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
+import { linkSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { encodeHeaderBlock } from './hpack.js';
@@ -246,6 +249,82 @@ describe('WireChannel against a grpc-js server', () => {
     } finally {
       gone.close();
     }
+  });
+});
+
+describe('WireChannel over a Unix socket', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skiff-wire-uds-'));
+  const path = join(dir, 'api.sock');
+  const server = new grpc.Server();
+  let authority = '';
+  before(async () => {
+    server.addService(service, {
+      Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+        authority = call.getHost();
+        callback(null, call.request);
+      },
+    });
+    await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`unix:${path}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve(bound),
+      ),
+    );
+  });
+  after(() => {
+    server.forceShutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const channelTo = (address: string): WireChannel =>
+    new WireChannel(address, { maxReceiveBytes: 1024, keepaliveMs: 30_000, keepaliveTimeoutMs: 10_000 });
+
+  test('unix:///path and unix:/path reach the server, which sees the authority localhost', async () => {
+    for (const address of [`unix://${path}`, `unix:${path}`]) {
+      const channel = channelTo(address);
+      try {
+        const answer = await channel.unary('/test.Raw/Echo', Buffer.from('hi'), { metadata: {} });
+        assert.equal(answer.toString(), 'hi');
+        assert.equal(authority, 'localhost');
+      } finally {
+        channel.close();
+      }
+    }
+  });
+
+  test('TLS to a socket is refused; no socket, or nothing serving it, is said in those words', async () => {
+    assert.throws(
+      () =>
+        new WireChannel(`unix://${path}`, {
+          maxReceiveBytes: 1024,
+          keepaliveMs: 30_000,
+          keepaliveTimeoutMs: 10_000,
+          tls: { ca: 'x' },
+        }),
+      /a Unix socket carries no TLS/,
+    );
+    const missing = channelTo(`unix://${join(dir, 'missing.sock')}`);
+    await assert.rejects(
+      missing.unary('/test.Raw/Echo', Buffer.alloc(0), { metadata: {} }),
+      (err: unknown) =>
+        err instanceof GrpcCallError &&
+        err.code === GRPC_CODE.UNAVAILABLE &&
+        err.details ===
+          `no socket at ${join(dir, 'missing.sock')}: is the control plane running? (\`skiff up\` starts one that serves it)`,
+    );
+    missing.close();
+    // a socket file left by a server that is gone (bound, then its descriptor closed without unlink)
+    const stale = join(dir, 'stale.sock');
+    const left = createServer();
+    await new Promise<void>((resolve) => left.listen(stale, resolve));
+    const copy = join(dir, 'stale-copy.sock');
+    linkSync(stale, copy);
+    await new Promise((resolve) => left.close(resolve));
+    const refused = channelTo(`unix://${copy}`);
+    await assert.rejects(
+      refused.unary('/test.Raw/Echo', Buffer.alloc(0), { metadata: {} }),
+      (err: unknown) =>
+        err instanceof GrpcCallError && /^nothing serves the socket .*stale-copy\.sock/.test(err.details),
+    );
+    refused.close();
   });
 });
 

@@ -13,6 +13,8 @@
  * trailers), which proto/grpc-status.ts turns into skiff's error vocabulary. Why not node:http2
  * either: see http2-connection.ts (loading it costs a one-shot CLI more than the rest of its work).
  */
+import { isUnixAddress } from './api-address.js';
+import { InvalidArgumentError } from './errors.js';
 import { GRPC_CODE } from './grpc-status.js';
 import {
   H2_ERROR,
@@ -386,12 +388,23 @@ export class WireChannel {
   private openCalls = 0;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** What `:authority` says: the address, or for a Unix socket `localhost` (as grpc-js's client says). */
+  private readonly authority: string;
 
   constructor(
-    /** host:port */
+    /** `host:port`, or `unix:///path` (a Unix socket: no TLS). */
     private readonly address: string,
     private readonly options: WireChannelOptions,
-  ) {}
+  ) {
+    const unix = isUnixAddress(address);
+    if (unix && options.tls !== undefined) {
+      throw new InvalidArgumentError(
+        `connect to ${address}: a Unix socket carries no TLS (the socket's owner and mode are what keep it private): give no certificate-authority or client certificate for it`,
+        'tls',
+      );
+    }
+    this.authority = unix ? 'localhost' : address;
+  }
 
   unary(path: string, request: Buffer, call: WireCallOptions): Promise<Buffer> {
     return new Promise((resolve, reject) => {
@@ -498,7 +511,7 @@ export class WireChannel {
       [':method', 'POST'],
       [':scheme', this.options.tls === undefined ? 'http' : 'https'],
       [':path', path],
-      [':authority', this.address],
+      [':authority', this.authority],
       ['content-type', 'application/grpc'],
       ['te', 'trailers'],
       ['user-agent', 'skiff'],

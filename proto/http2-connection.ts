@@ -6,8 +6,9 @@
  * Why not node:http2: loading it costs a one-shot CLI process ~150M instructions (~25 ms of CPU;
  * 52 internal modules, http and tls among them) before the first byte is sent, while a client of
  * one known address needs a few hundred lines over node:net. The socket is given by the caller
- * (`connectHttp2` dials plaintext TCP, or TLS with ALPN h2 when given `tls`); node:tls is loaded
- * only by a TLS dial, so a client of a plaintext server never pays for it.
+ * (`connectHttp2` dials plaintext TCP, TLS with ALPN h2 when given `tls`, or a Unix socket);
+ * node:tls is loaded only by a TLS dial, so a client of a plaintext server or of the control
+ * plane's socket never pays for it (nor for node:crypto, which only TLS loads).
  *
  * What a server sends is bounded: frames by our MAX_FRAME_SIZE, header blocks (CONTINUATION
  * included) by a multiple of our MAX_HEADER_LIST_SIZE, decoded header lists by that size (a stream
@@ -20,7 +21,11 @@
  * connection's window is replenished as data arrives, since every stream's buffering is already
  * bounded by its own window and one paused stream must not stall the others.
  */
+import { statSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { isUnixAddress, parseApiAddress, type ApiAddress } from './api-address.js';
+import { errorMessage } from './errors.js';
 import { HpackDecoder, HpackError, encodeHeaderBlock, type HeaderField } from './hpack.js';
 
 export type { HeaderField } from './hpack.js';
@@ -206,11 +211,58 @@ export function describeTlsError(err: Error & { code?: string }): string | undef
 }
 
 /**
- * Dials `host:port` over plaintext TCP and starts HTTP/2 on it (prior knowledge, h2c), or with
- * `options.tls` over TLS with ALPN h2 (a server that does not pick h2 ends the connection). Without
- * a port, 80 (443 with TLS), as node:http2 took a URL. A bad address fails the call, not the process.
+ * Why connecting to the socket at `path` failed, in a person's words with what to do; undefined
+ * for errors the generic words fit. EACCES names who owns the socket's directory, as far as this
+ * user may see it.
+ */
+export function describeSocketError(err: Error & { code?: string }, path: string): string | undefined {
+  switch (err.code) {
+    case 'ENOENT':
+      return `no socket at ${path}: is the control plane running? (\`skiff up\` starts one that serves it)`;
+    case 'ECONNREFUSED':
+      return `nothing serves the socket ${path} (a control plane that stopped without removing it?): is the control plane running?`;
+    case 'EACCES':
+    case 'EPERM': {
+      let owner = 'the user who runs the control plane';
+      try {
+        owner = `uid ${statSync(dirname(path)).uid}, who runs the control plane`;
+      } catch {
+        // the directory above is closed to this user too: say it without the uid
+      }
+      return (
+        `permission denied: the socket is only for ${owner} (mode 0600 in a 0700 directory); ` +
+        "run skiff as that user (e.g. with sudo), or call the API over TLS: --server with the cluster's " +
+        'tls-server address and --certificate-authority with its CA (`skiff config view` shows both), ' +
+        'with a token of your own'
+      );
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Dials `host:port` over plaintext TCP and starts HTTP/2 on it (prior knowledge, h2c), with
+ * `options.tls` over TLS with ALPN h2 (a server that does not pick h2 ends the connection), or
+ * `unix:///path` over the Unix socket there (h2c, never TLS). Without a port, 80 (443 with TLS), as
+ * node:http2 took a URL. A bad address fails the call, not the process.
  */
 export function connectHttp2(address: string, options: Http2ConnectionOptions): Http2ClientConnection {
+  if (isUnixAddress(address)) {
+    let parsed: ApiAddress;
+    try {
+      parsed = parseApiAddress(address);
+    } catch (err) {
+      throw new Http2Error(errorMessage(err), H2_ERROR.INTERNAL_ERROR, 'socket', undefined, { cause: err });
+    }
+    const path = parsed.transport === 'unix' ? parsed.path : address;
+    if (options.tls !== undefined)
+      throw new Http2Error(
+        `TLS over the Unix socket ${path}: a socket carries none`,
+        H2_ERROR.INTERNAL_ERROR,
+        'socket',
+      );
+    return new Http2ClientConnection(netConnect({ path }), options, path);
+  }
   const url = new URL(`http://${address}`);
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (options.tls === undefined) {
@@ -320,6 +372,8 @@ export class Http2ClientConnection {
   constructor(
     private readonly socket: Socket,
     private readonly options: Http2ConnectionOptions,
+    /** The path of a Unix socket, whose errors are said in its terms. */
+    private readonly socketPath?: string,
   ) {
     this.maxHeaderListBytes = options.maxHeaderListBytes ?? 64 * 1024;
     const headerTableBytes = options.headerTableBytes ?? 4096;
@@ -333,7 +387,9 @@ export class Http2ClientConnection {
     socket.on('error', (err: Error) =>
       this.end(
         new Http2Error(
-          (describeTlsError(err) ?? err.message) + this.plaintextHint(),
+          (this.socketPath !== undefined
+            ? (describeSocketError(err, this.socketPath) ?? err.message)
+            : (describeTlsError(err) ?? err.message)) + this.plaintextHint(),
           H2_ERROR.INTERNAL_ERROR,
           'socket',
           undefined,
@@ -375,7 +431,10 @@ export class Http2ClientConnection {
    * preface (it reads it as a broken ClientHello), said as a likely cause.
    */
   private plaintextHint(): string {
-    return this.options.tls === undefined && this.connected && !this.receivedAny
+    return this.options.tls === undefined &&
+      this.socketPath === undefined &&
+      this.connected &&
+      !this.receivedAny
       ? ' before answering: if it serves TLS, give this client the cluster CA (certificate-authority in the client config; `skiff up` writes it)'
       : '';
   }

@@ -7,6 +7,7 @@
 // Commander reports this as `error: option '…' argument '…' is invalid. <message>`.
 import { InvalidArgumentError as InvalidOptionValue, type Command } from 'commander';
 import type { ApiClient } from '../../proto/client.js';
+import { isUnixAddress } from '../../proto/api-address.js';
 import { readFileSync } from 'node:fs';
 import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../proto/errors.js';
 import type { ClientConfig } from '../config.js';
@@ -17,7 +18,10 @@ export const DEFAULT_NAMESPACE = 'default';
 export function registerGlobalOptions(program: Command): void {
   program
     .option('--context <name>', 'the client config context to use (default: its current context)')
-    .option('--server <host:port>', 'API server address (overrides the context)')
+    .option(
+      '--server <address>',
+      "the API's address, host:port (TLS with the cluster CA) or unix:///path (the control plane's socket); overrides the context",
+    )
     .option('--token <token>', 'bearer token (overrides the context)')
     .option(
       '--certificate-authority <file>',
@@ -62,11 +66,13 @@ export async function withClient<T>(
     ca: opts.certificateAuthority,
   });
   const timeoutMs = opts.requestTimeout === 0 ? Infinity : opts.requestTimeout;
+  // The control plane's socket carries no TLS: its CA is for the cluster's TCP address.
+  const tls = config.ca && !isUnixAddress(config.server);
   const api = connectApi({
     server: config.server,
     token: config.token,
     timeoutMs,
-    ...(config.ca ? { tls: { ca: readCertificateAuthority(config.ca) } } : {}),
+    ...(tls ? { tls: { ca: readCertificateAuthority(config.ca!) } } : {}),
   });
   try {
     return await fn(api, config);

@@ -2,11 +2,12 @@
  * `skiff controlplane`: the production entry point of the control plane, against external etcd
  * and NATS (`skiff up` runs this same command with the servers it started). The API is always
  * served over TLS: with a certificate from the cluster CA (made in --cluster-ca-dir on the first
- * start) or the operator's own (--tls-cert-file). Runs until SIGTERM or
+ * start) or the operator's own (--tls-cert-file); with --api-socket also on a Unix socket without
+ * TLS, for clients on this machine (`skiff up` gives it <state>/api.sock). Runs until SIGTERM or
  * SIGINT, then stops cleanly: the API drains, the etcd and NATS connections close.
  */
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import { parsePositiveInt } from './context.js';
 import { InvalidArgumentError } from '../../proto/errors.js';
@@ -17,6 +18,7 @@ interface ControlPlaneFlags {
   etcd: string;
   nats: string;
   apiAddr: string;
+  apiSocket?: string;
   httpAddr: string;
   stateDir: string;
   etcdPrefix: string;
@@ -125,6 +127,10 @@ export function registerControlPlane(program: Command): void {
     .requiredOption('--etcd <urls>', 'etcd client URLs, comma-separated (e.g. http://127.0.0.1:2379)')
     .requiredOption('--nats <url>', 'NATS server URL (e.g. nats://127.0.0.1:4222)')
     .option('--api-addr <host:port>', 'gRPC API listen address', DEFAULT_API_ADDR)
+    .option(
+      '--api-socket <path>',
+      "also serve the API on this Unix socket (absolute path), without TLS, for clients on this machine: made 0600 in a directory that must be this user's and 0700 (made so when missing); a stale socket there is replaced, a symbolic link refused",
+    )
     .option('--http-addr <host:port>', 'HTTP listen address (/healthz, /readyz, /metrics)', DEFAULT_HTTP_ADDR)
     .option('--state-dir <dir>', 'directory for the control plane state', defaultStateDir())
     .option('--etcd-prefix <prefix>', 'key prefix of every skiff key in etcd', DEFAULT_ETCD_PREFIX)
@@ -201,6 +207,7 @@ export function registerControlPlane(program: Command): void {
           .filter((url) => url !== ''),
         natsUrl: flags.nats,
         apiAddr: flags.apiAddr,
+        ...(flags.apiSocket !== undefined ? { apiSocket: resolvePath(flags.apiSocket) } : {}),
         httpAddr: flags.httpAddr,
         stateDir: flags.stateDir,
         etcdPrefix: flags.etcdPrefix,

@@ -5,6 +5,7 @@
  * token is printed as `K10<CA hash>::<token>`, and lives 24 hours unless --ttl says otherwise).
  */
 import type { Command } from 'commander';
+import { isUnixAddress } from '../../proto/api-address.js';
 import { InvalidArgumentError } from '../../proto/errors.js';
 import { age, humanDuration } from '../../proto/printing/age.js';
 import type { ApiTokenInfo } from '../../proto/client.js';
@@ -67,8 +68,12 @@ export function registerToken(program: Command): void {
             `token "${created.info.name}" (${created.info.role}) created; it expires ${expiry(created.info, Date.now())}; it is not shown again\n`,
           );
           if (created.info.role === 'join') {
+            // a node joins over TLS: the socket is this machine's only
+            const server = !isUnixAddress(config.server)
+              ? config.server
+              : (config.tlsServer ?? "<the API's TLS address, host:port>");
             process.stderr.write(
-              `a node joins with: skiff agent --server ${config.server} --token <the token>\n(it carries the cluster CA's hash: the agent trusts no server that cannot show that CA)\n`,
+              `a node joins with: skiff agent --server ${server} --token <the token>\n(it carries the cluster CA's hash: the agent trusts no server that cannot show that CA)\n`,
             );
           }
         });

@@ -13,7 +13,7 @@ import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { connectApi } from '../../proto/client.js';
+import { connectApi, type ConnectOptions } from '../../proto/client.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../../proto/errors.js';
 import { packageRoot, skiffEntryArgv } from '../../proto/package-info.js';
 import { defaultConfigPath, writeClusterContext } from '../config.js';
@@ -85,20 +85,24 @@ export function registerUp(program: Command): void {
       try {
         const token = readAdminToken(stateDir);
         const configPath = defaultConfigPath();
+        const { api, apiSocket, http } = record.controlplane;
+        // the CLI on this machine calls the socket (no TLS to load or shake hands); the TLS address
+        // stays beside it for what needs the network (a node joining, other machines)
         progress(
           await writeClusterContext(configPath, stateDir, {
-            server: record.controlplane.api,
+            server: apiSocket ?? api,
+            ...(apiSocket !== undefined ? { tlsServer: api } : {}),
             token,
-            http: record.controlplane.http,
+            http,
             ca: clusterCaFile(stateDir),
           }),
         );
         if (!flags.detach && flags.demo && firstStart) {
           await applyDemo(
             stateDir,
-            record.controlplane.api,
-            token,
-            clusterCaFile(stateDir),
+            apiSocket !== undefined
+              ? { server: apiSocket, token }
+              : { server: api, token, tls: { ca: readFileSync(clusterCaFile(stateDir), 'utf8') } },
             record.agents?.[0]?.name,
           );
         }
@@ -106,7 +110,10 @@ export function registerUp(program: Command): void {
         await cluster.stop();
         throw err;
       }
-      out(`cluster ready: API ${record.controlplane.api}, health and metrics ${record.controlplane.http}`);
+      const { api, apiSocket, http } = record.controlplane;
+      out(
+        `cluster ready: API ${apiSocket !== undefined ? `${apiSocket} (this machine), ${api} (TLS)` : api}, health and metrics ${http}`,
+      );
       out(`state and logs in ${stateDir} (pids in ${clusterFile(stateDir)})`);
       if (flags.detach) {
         out(`stop it with: skiff down --state ${stateDir}`);
@@ -127,9 +134,7 @@ export function registerUp(program: Command): void {
  */
 async function applyDemo(
   stateDir: string,
-  server: string,
-  token: string,
-  caFile: string,
+  connect: ConnectOptions,
   firstNode: string | undefined,
 ): Promise<void> {
   const path = demoManifestPath();
@@ -142,7 +147,7 @@ async function applyDemo(
     if (firstNode) await buildDemoImage(stateDir, work);
     const manifest = join(work, 'demo.yaml');
     writeFileSync(manifest, readFileSync(path, 'utf8').replaceAll('${NODE}', firstNode ?? ''));
-    await applyManifest(manifest, server, token, caFile);
+    await applyManifest(manifest, connect);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -173,9 +178,9 @@ async function buildDemoImage(stateDir: string, work: string): Promise<void> {
 
 const BUSYBOX = '/bin/busybox';
 
-async function applyManifest(path: string, server: string, token: string, caFile: string): Promise<void> {
+async function applyManifest(path: string, connect: ConnectOptions): Promise<void> {
   const prepared = await loadManifests([path], undefined);
-  const api = connectApi({ server, token, tls: { ca: readFileSync(caFile, 'utf8') } });
+  const api = connectApi(connect);
   try {
     await applyAll(api, orderForApply(prepared), (line) => progress(`demo: ${line}`));
   } finally {

@@ -10,6 +10,8 @@
  *                        mapped to users (verify_and_map), the users file the control plane adds
  *                        nodes to, nats-server's pid file
  *   DIR/nodes/<name>/    each node agent's runtime root   DIR/logs/agent-<name>.log (agent-process.ts)
+ *   DIR/api.sock         the API's Unix socket (0600; DIR is 0700), which the client config names
+ *                        as the context's server: the CLI on this machine calls it without TLS
  *   DIR/admin-token      written by the control plane on its first start
  *   DIR/cluster.json     pids, ports and endpoints of what is running (removed by `down`)
  *
@@ -25,7 +27,7 @@
  * Ports: the ones recorded by the previous `up` of DIR, else the defaults (etcd 2379/2380, NATS
  * 4222/8222, API 7440, HTTP 7441), else free ones.
  */
-import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -34,6 +36,7 @@ import {
   UnavailableError,
   errorMessage,
 } from '../../proto/errors.js';
+import { socketPathProblem, unixAddress } from '../../proto/api-address.js';
 import { writeFileAtomic } from '../../proto/support/atomic-file.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
 import { ensureClusterPki, type ClusterPki } from './cluster-pki.js';
@@ -88,7 +91,14 @@ export interface ClusterRecord {
   detached: boolean;
   etcd: ComponentRecord & { endpoint: string; clientPort: number; peerPort: number };
   nats: ComponentRecord & { endpoint: string; port: number; monitorPort: number };
-  controlplane: ComponentRecord & { api: string; http: string; apiPort: number; httpPort: number };
+  controlplane: ComponentRecord & {
+    api: string;
+    http: string;
+    apiPort: number;
+    httpPort: number;
+    /** The API's Unix socket, `unix:///path` (absent from records of older versions). */
+    apiSocket?: string;
+  };
   /** Node agents (absent in records of clusters started without them). */
   agents?: AgentRecord[];
 }
@@ -110,6 +120,11 @@ export function clusterFile(stateDir: string): string {
 
 export function adminTokenFile(stateDir: string): string {
   return join(stateDir, 'admin-token');
+}
+
+/** Where the control plane of `stateDir` serves its API without TLS, for this machine's CLI. */
+export function apiSocketFile(stateDir: string): string {
+  return join(stateDir, 'api.sock');
 }
 
 export interface NatsConfigFiles {
@@ -423,6 +438,10 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
         const apiPort = ports['API port']!;
         const httpPort = ports['HTTP port']!;
         mkdirSync(controlplaneDir, { recursive: true, mode: 0o700 });
+        const socket = apiSocketFile(stateDir);
+        const socketProblem = socketPathProblem(socket);
+        if (socketProblem !== undefined)
+          progress(`no API socket: ${socketProblem}; the CLI calls the API over TLS`);
         const args = [
           ...skiffEntryArgv(),
           'controlplane',
@@ -441,6 +460,7 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
           '--state-dir', controlplaneDir,
           '--admin-token-file', adminTokenFile(stateDir),
           '--cluster-ca-dir', pki.dir,
+          ...(socketProblem === undefined ? ['--api-socket', socket] : []),
         ]; // prettier-ignore
         const controlplane = spawnServer(
           process.execPath,
@@ -461,8 +481,12 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
             `control plane ${HOST}:${apiPort} (log ${join(logs, 'controlplane.log')})`,
             controlplane,
             // ready, and listening itself: another server on these ports answers /readyz too
-            ownReadiness(controlplanePid, [apiPort, httpPort], () =>
-              httpProbe(`${httpUrl}/readyz`, () => true),
+            ownReadiness(
+              controlplanePid,
+              [apiPort, httpPort],
+              async () =>
+                (socketProblem !== undefined || existsSync(socket)) &&
+                httpProbe(`${httpUrl}/readyz`, () => true),
             ),
             readyTimeoutMs,
             100,
@@ -471,9 +495,10 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
           await stop();
           throw err;
         }
-        return { controlplane, controlplanePid, apiPort, httpPort, httpUrl, stop };
+        const apiSocket = socketProblem === undefined ? unixAddress(socket) : undefined;
+        return { controlplane, controlplanePid, apiPort, httpPort, httpUrl, apiSocket, stop };
       };
-      const { controlplane, controlplanePid, apiPort, httpPort, httpUrl, stop } = restarting
+      const { controlplane, controlplanePid, apiPort, httpPort, httpUrl, apiSocket, stop } = restarting
         ? await startControlPlane()
         : await retryLostPortRace(startControlPlane);
       stopOf.controlplane = stop;
@@ -489,6 +514,7 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
         http: httpUrl,
         apiPort,
         httpPort,
+        ...(apiSocket !== undefined ? { apiSocket } : {}),
       };
     }
 

@@ -12,6 +12,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readConfigFile } from '../../cli/config.js';
+import { isUnixAddress } from '../../proto/api-address.js';
 import { connectApi, type ApiClient } from '../../proto/client.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
 
@@ -28,6 +29,9 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   input?: string;
   timeoutMs?: number;
+  /** Run as this user and group (root only). */
+  uid?: number;
+  gid?: number;
 }
 
 /** Runs `skiff ARGS…` to completion (killed after timeoutMs, default 60 s). */
@@ -36,6 +40,8 @@ export function runSkiff(args: string[], options: RunOptions = {}): Promise<RunR
     const child = spawn(process.execPath, [...skiffArgv, ...args], {
       env: options.env ?? process.env,
       stdio: ['pipe', 'pipe', 'pipe'],
+      ...(options.uid !== undefined ? { uid: options.uid } : {}),
+      ...(options.gid !== undefined ? { gid: options.gid } : {}),
     });
     let stdout = '';
     let stderr = '';
@@ -150,12 +156,15 @@ export function pidRunning(pid: number): boolean {
   }
 }
 
-/** A client of the cluster as its config describes it (server, admin token, cluster CA: TLS). */
+/**
+ * A client of the cluster as its config describes it: its server (the control plane's socket, as
+ * `skiff up` writes it; a host:port is called over TLS with the cluster CA) and the admin token.
+ */
 export function connectCluster(cluster: TestCluster): ApiClient {
   const config = readConfigFile(cluster.configPath)!;
   return connectApi({
     server: config.server!,
     token: config.token!,
-    ...(config.ca ? { tls: { ca: readFileSync(config.ca, 'utf8') } } : {}),
+    ...(config.ca && !isUnixAddress(config.server!) ? { tls: { ca: readFileSync(config.ca, 'utf8') } } : {}),
   });
 }

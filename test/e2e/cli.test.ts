@@ -93,18 +93,23 @@ describe('skiff CLI end to end', { timeout: 240_000 }, () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('the client config is written 0600 with server, token, HTTP address and the cluster CA', () => {
+  test('the client config is written 0600 with the socket, the TLS address, token, HTTP address and the cluster CA', () => {
     const config = readConfigFile(cluster.configPath);
-    assert.ok(config?.server && config.token && config.http, JSON.stringify(config));
+    assert.ok(config?.server && config.token && config.http && config.tlsServer, JSON.stringify(config));
+    assert.equal(config.server, `unix://${join(cluster.stateDir, 'api.sock')}`);
+    assert.match(config.tlsServer, /^127\.0\.0\.1:\d+$/);
     assert.equal(config.ca, join(cluster.stateDir, 'pki', 'ca.crt'));
     assert.equal(statSync(cluster.configPath).mode & 0o777, 0o600);
   });
 
-  test('the API speaks TLS only: a client without the cluster CA is told so', async () => {
+  test('the API over TCP speaks TLS only: a client without the cluster CA is told so', async () => {
     const config = readConfigFile(cluster.configPath)!;
-    const plain = await cluster.skiff(['get', 'ns', '--server', config.server!, '--token', config.token!], {
-      env: { ...cluster.env, SKIFF_CONFIG: join(cluster.stateDir, 'no-config') },
-    });
+    const plain = await cluster.skiff(
+      ['get', 'ns', '--server', config.tlsServer!, '--token', config.token!],
+      {
+        env: { ...cluster.env, SKIFF_CONFIG: join(cluster.stateDir, 'no-config') },
+      },
+    );
     assert.equal(plain.code, 1, plain.stderr);
     assert.match(plain.stderr, /if it serves TLS, give this client the cluster CA/);
     const verified = await cluster.skiff(
@@ -112,7 +117,7 @@ describe('skiff CLI end to end', { timeout: 240_000 }, () => {
         'get',
         'ns',
         '--server',
-        config.server!,
+        config.tlsServer!,
         '--token',
         config.token!,
         '--certificate-authority',
@@ -600,7 +605,7 @@ ports: [{name: http, port: 8080}]
     const dir = mkdtempSync(join(tmpdir(), 'skiff-e2e-node-'));
     try {
       const credentials = await obtainNodeCredentials({
-        server: readConfigFile(cluster.configPath)!.server!,
+        server: readConfigFile(cluster.configPath)!.tlsServer!,
         joinToken: token,
         nodeName: 'e2e-node',
         dir,
@@ -639,13 +644,21 @@ ports: [{name: http, port: 8080}]
 
     const info = JSON.parse(ok(await cluster.skiff(['cluster-info', '-o', 'json']), 'cluster-info').stdout);
     const config = readConfigFile(cluster.configPath)!;
-    assert.deepEqual(info, { api: config.server, http: config.http });
+    assert.deepEqual(info, { api: config.server, tlsApi: config.tlsServer, http: config.http });
+    assert.match(
+      view,
+      new RegExp(
+        `server: unix://${join(cluster.stateDir, 'api.sock')}\\n\\s+tls-server: 127\\.0\\.0\\.1:\\d+\\n`,
+      ),
+    );
     const readyz = await fetch(`${info.http}/readyz`);
     assert.equal(readyz.status, 200);
     // What cluster-info advertises is served: every path it names answers.
     const text = ok(await cluster.skiff(['cluster-info']), 'cluster-info').stdout;
     assert.doesNotMatch(text, /dashboard|registry/i, 'nothing that is not served is advertised');
-    const paths = [...text.matchAll(/\/[a-z]+\b/g)].map((match) => match[0]);
+    // the paths it names (not the socket's, which is a file)
+    const paths = [...text.matchAll(/(?<=[(\s])\/[a-z]+\b/g)].map((match) => match[0]);
+    assert.match(text, new RegExp(`running at ${config.server}\\n.*over TLS.* at ${config.tlsServer}\\n`));
     assert.ok(paths.length >= 3, text);
     for (const path of paths) assert.equal((await fetch(`${info.http}${path}`)).status, 200, path);
   });

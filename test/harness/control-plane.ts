@@ -10,7 +10,8 @@
  * By default the API is plaintext h2c with bearer tokens (the control plane's mode without a
  * cluster CA, for tests of the API alone). `{ tls: true }` gives it a cluster CA under the state
  * dir, as `skiff controlplane` has: TLS, client certificates, join tokens; `ca` is then the PEM
- * bundle to verify it with (connectApi's `tls: { ca }`).
+ * bundle to verify it with (connectApi's `tls: { ca }`). `{ socket: true }` also serves the API on
+ * `<state dir>/api.sock` (`controlPlane.apiSocketAddress`), as `skiff up` has it.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -32,9 +33,9 @@ export interface TestControlPlane {
 
 export async function launchTestControlPlane(
   prefix: string,
-  options: Partial<ControlPlaneOptions> & { tls?: boolean } = {},
+  options: Partial<ControlPlaneOptions> & { tls?: boolean; socket?: boolean } = {},
 ): Promise<TestControlPlane> {
-  const { tls, ...controlPlaneOptions } = options;
+  const { tls, socket, ...controlPlaneOptions } = options;
   const stateDir = await mkdtemp(join(tmpdir(), `skiff-${prefix}-`));
   let etcd: TestEtcd | undefined;
   let nats: TestNats | undefined;
@@ -55,6 +56,7 @@ export async function launchTestControlPlane(
       httpAddr: '127.0.0.1:0',
       stateDir,
       ...(tls === true ? { clusterCaDir: join(stateDir, 'pki') } : {}),
+      ...(socket === true ? { apiSocket: join(stateDir, 'api.sock') } : {}),
       ...controlPlaneOptions,
     });
     const adminToken = (await readFile(controlPlane.adminTokenFile, 'utf8')).trim();
