@@ -22,6 +22,7 @@ interface AgentFlags {
   nodeIp?: string;
   allowHostPath: string[];
   hostNetns?: string;
+  cgroupParent?: string;
 }
 
 const TAINT_EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
@@ -89,6 +90,10 @@ export function registerAgent(program: Command): void {
       "program the node's pod network in this network namespace (/run/netns/NAME) instead of the agent's own",
     )
     .option(
+      '--cgroup-parent <path>',
+      "cgroup of the node's containers, below each hierarchy's root (default skiff): agents sharing a machine each take their own",
+    )
+    .option(
       '--allow-host-path <prefix>',
       'a host path prefix hostPath volumes may use (repeatable; none: hostPath volumes are refused)',
       (value: string, previous: string[]) => [...previous, value],
@@ -129,6 +134,7 @@ export function registerAgent(program: Command): void {
         ...(flags.taints ? { taints: parseTaintList(flags.taints, '--taints') } : {}),
         allowedHostPaths: flags.allowHostPath,
         ...(flags.hostNetns ? { hostNetns: flags.hostNetns } : {}),
+        ...(flags.cgroupParent !== undefined ? { cgroupParent: flags.cgroupParent } : {}),
         log,
       });
       await new Promise<void>((resolve) => {

@@ -16,7 +16,7 @@ import { UnavailableError, errorMessage } from '../../proto/errors.js';
 import type { Taint } from '../../proto/gen/types.js';
 import { packageVersion } from '../../proto/package-info.js';
 import type { Logger } from '../../proto/support/logger.js';
-import { PodNetwork, openImageRuntime, type ImageRuntime } from '../runtime/runtime.js';
+import { PodNetwork, openImageRuntime, validateCgroupParent, type ImageRuntime } from '../runtime/runtime.js';
 import type { SandboxNetwork } from '../runtime/pod-runtime.js';
 import { Agent } from './agent.js';
 import { detectNodeIP } from './node-facts.js';
@@ -46,6 +46,8 @@ export interface AgentProcessOptions {
   labels?: Record<string, string>;
   taints?: Taint[];
   allowedHostPaths?: string[];
+  /** The cgroup parent of the node's containers (`<hierarchy>/<parent>/<id>`); default `skiff`. */
+  cgroupParent?: string;
   /** The node's bridge; default skiff0. */
   bridge?: string;
   /**
@@ -125,6 +127,8 @@ async function clusterCredentials(options: AgentProcessOptions): Promise<{
 
 export async function startAgent(options: AgentProcessOptions): Promise<RunningAgent> {
   const { log } = options;
+  // before joining: a bad flag must not leave a half-joined node
+  if (options.cgroupParent !== undefined) validateCgroupParent(options.cgroupParent);
   let credentials;
   try {
     credentials = await clusterCredentials(options);
@@ -189,6 +193,7 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
       logger: log.child({ component: 'runtime' }),
       sandboxNetwork: network,
       warmShims: 2,
+      ...(options.cgroupParent !== undefined ? { cgroupParent: options.cgroupParent } : {}),
       registry: { config: { ...(cluster ? { cluster } : {}) } },
     });
     const agent = new Agent({
