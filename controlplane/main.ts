@@ -86,7 +86,7 @@ export interface ControlPlaneOptions {
   serviceCIDR?: string;
   /** Prefix length of each node's pod CIDR; default 24. */
   nodeCidrMaskSize?: number;
-  /** A node silent this long becomes NotReady; default 40 000 ms. */
+  /** A node silent this long becomes NotReady; default 40 000 ms (`--node-monitor-grace-period`). */
   nodeGraceMs?: number;
   /** The NATS URL(s) agents are told to report to (Version); default natsUrl. */
   natsAdvertiseUrl?: string;
@@ -428,7 +428,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         nats,
         handlers,
         log: log.child({ component: 'status-ingest' }),
-        ...(options.nodeGraceMs !== undefined ? { nodeGraceMs: options.nodeGraceMs } : {}),
+        // a short grace is checked often enough to keep its meaning (every 5 s otherwise)
+        ...(options.nodeGraceMs !== undefined
+          ? {
+              nodeGraceMs: options.nodeGraceMs,
+              checkMs: Math.min(5000, Math.max(250, options.nodeGraceMs / 4)),
+            }
+          : {}),
       });
       ingest.start();
       undo.push(() => ingest.stop());

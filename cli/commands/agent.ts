@@ -10,7 +10,7 @@ import { InvalidArgumentError } from '../../proto/errors.js';
 import type { Taint } from '../../proto/gen/types.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { DEFAULT_ROOT } from '../../node-agent/runtime/image-side.js';
-import { globalOptions, readCertificateAuthority } from './context.js';
+import { globalOptions, parseDurationOption, readCertificateAuthority } from './context.js';
 
 interface AgentFlags {
   tokenFile?: string;
@@ -22,6 +22,8 @@ interface AgentFlags {
   nodeIp?: string;
   allowHostPath: string[];
   hostNetns?: string;
+  cgroupParent?: string;
+  nodeStatusUpdateFrequency?: number;
 }
 
 const TAINT_EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
@@ -89,6 +91,15 @@ export function registerAgent(program: Command): void {
       "program the node's pod network in this network namespace (/run/netns/NAME) instead of the agent's own",
     )
     .option(
+      '--node-status-update-frequency <duration>',
+      "how often the node's heartbeat is sent (default 10s; the control plane's --node-monitor-grace-period must be several times it)",
+      parseDurationOption('--node-status-update-frequency'),
+    )
+    .option(
+      '--cgroup-parent <path>',
+      "cgroup of the node's containers, below each hierarchy's root (default skiff): agents sharing a machine each take their own",
+    )
+    .option(
       '--allow-host-path <prefix>',
       'a host path prefix hostPath volumes may use (repeatable; none: hostPath volumes are refused)',
       (value: string, previous: string[]) => [...previous, value],
@@ -129,6 +140,8 @@ export function registerAgent(program: Command): void {
         ...(flags.taints ? { taints: parseTaintList(flags.taints, '--taints') } : {}),
         allowedHostPaths: flags.allowHostPath,
         ...(flags.hostNetns ? { hostNetns: flags.hostNetns } : {}),
+        ...(flags.cgroupParent !== undefined ? { cgroupParent: flags.cgroupParent } : {}),
+        ...(flags.nodeStatusUpdateFrequency ? { heartbeatMs: flags.nodeStatusUpdateFrequency } : {}),
         log,
       });
       await new Promise<void>((resolve) => {

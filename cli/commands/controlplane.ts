@@ -9,7 +9,7 @@
 import { homedir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
-import { parsePositiveInt } from './context.js';
+import { parseDurationOption, parsePositiveInt } from './context.js';
 import { InvalidArgumentError } from '../../proto/errors.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from '../../controlplane/defaults.js';
@@ -43,6 +43,7 @@ interface ControlPlaneFlags {
   natsKeyfile?: string;
   natsAuthorizationFile?: string;
   natsPidFile?: string;
+  nodeMonitorGracePeriod?: number;
 }
 
 /** TLS to NATS: all three files or none. */
@@ -192,6 +193,11 @@ export function registerControlPlane(program: Command): void {
       "nats-server's pid file: it is told to reload (SIGHUP) when a node is added",
     )
     .option(
+      '--node-monitor-grace-period <duration>',
+      'a node whose heartbeats stop this long becomes NotReady (default 40s)',
+      parseDurationOption('--node-monitor-grace-period'),
+    )
+    .option(
       '--max-watches-per-token <n>',
       'open watches one token may hold at once (default 256)',
       parsePositiveInt('--max-watches-per-token'),
@@ -227,6 +233,7 @@ export function registerControlPlane(program: Command): void {
         ...(flags.encryptionProviderConfig ? { encryptionConfigFile: flags.encryptionProviderConfig } : {}),
         ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
         ...(flags.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: flags.maxWatchesPerToken } : {}),
+        ...(flags.nodeMonitorGracePeriod ? { nodeGraceMs: flags.nodeMonitorGracePeriod } : {}),
         ...(flags.clusterCidr ? { clusterCIDR: flags.clusterCidr } : {}),
         ...(flags.serviceCidr ? { serviceCIDR: flags.serviceCidr } : {}),
         ...(flags.nodeCidrMaskSize !== undefined ? { nodeCidrMaskSize: flags.nodeCidrMaskSize } : {}),

@@ -23,6 +23,11 @@ export interface NatsOptions {
   stopGraceMs?: number;
   /** A configuration file (`-c`): TLS and users (nats-authorization.ts); the flags here override it. */
   configFile?: string;
+  /**
+   * Run in this network namespace (a path, /run/netns/NAME; process-support.ts ManagedServerSpec):
+   * the ports must then be given exactly, and `host` be an address this process reaches.
+   */
+  netns?: string;
 }
 
 export interface NatsProcess {
@@ -67,6 +72,7 @@ export async function startNats(options: NatsOptions): Promise<NatsProcess> {
     output: options.output ?? {},
     detached: options.detached ?? false,
     ...(options.stopGraceMs !== undefined ? { stopGraceMs: options.stopGraceMs } : {}),
+    ...(options.netns !== undefined ? { netns: options.netns } : {}),
   });
   return {
     pid: server.pid,

@@ -16,9 +16,11 @@ import { UnavailableError, errorMessage } from '../../proto/errors.js';
 import type { Taint } from '../../proto/gen/types.js';
 import { packageVersion } from '../../proto/package-info.js';
 import type { Logger } from '../../proto/support/logger.js';
-import { PodNetwork, openImageRuntime, type ImageRuntime } from '../runtime/runtime.js';
+import { PodNetwork, openImageRuntime, validateCgroupParent, type ImageRuntime } from '../runtime/runtime.js';
 import type { SandboxNetwork } from '../runtime/pod-runtime.js';
 import { Agent } from './agent.js';
+import { clusterRegistryAddress } from './cluster-registry.js';
+import { isLoopbackHost } from '../../proto/oci/registry-hosts.js';
 import { detectNodeIP } from './node-facts.js';
 import type { BackoffPolicy } from './pod-sync.js';
 import {
@@ -46,6 +48,8 @@ export interface AgentProcessOptions {
   labels?: Record<string, string>;
   taints?: Taint[];
   allowedHostPaths?: string[];
+  /** The cgroup parent of the node's containers (`<hierarchy>/<parent>/<id>`); default `skiff`. */
+  cgroupParent?: string;
   /** The node's bridge; default skiff0. */
   bridge?: string;
   /**
@@ -127,6 +131,8 @@ async function clusterCredentials(options: AgentProcessOptions): Promise<{
 
 export async function startAgent(options: AgentProcessOptions): Promise<RunningAgent> {
   const { log } = options;
+  // before joining: a bad flag must not leave a half-joined node
+  if (options.cgroupParent !== undefined) validateCgroupParent(options.cgroupParent);
   let credentials;
   try {
     credentials = await clusterCredentials(options);
@@ -173,12 +179,28 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
         { cause: err },
       );
     }
-    const clusterUrl = reachable(version.httpUrl, options.server);
+    // the API verifies the server with the cluster CA when the node has its certificate or --ca
+    const registryAddress = clusterRegistryAddress(
+      version.httpUrl,
+      options.server,
+      credentials.natsTls !== undefined || options.ca !== undefined,
+    );
     // the runtime is opened before the node has its pod CIDR: its network hook is this stand-in,
     // given the real PodNetwork once the Node is registered (no sandbox is made before that)
     const network = new DeferredNetwork();
     // the registry client reads the cluster's token at each pull: kept current here
-    const cluster = clusterUrl ? { url: clusterUrl, token: await credentials.registryToken() } : undefined;
+    const cluster = registryAddress
+      ? {
+          url: registryAddress.url,
+          token: await credentials.registryToken(),
+          ...(registryAddress.allowPlainHttp ? { allowPlainHttp: true } : {}),
+        }
+      : undefined;
+    if (registryAddress?.allowPlainHttp && !isLoopbackHost(new URL(registryAddress.url).host))
+      log.info(
+        { registry: registryAddress.url },
+        'cluster registry is plain HTTP: pulls from it are not encrypted',
+      );
     const registryRefresh = cluster
       ? setInterval(() => {
           credentials
@@ -191,6 +213,7 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
       logger: log.child({ component: 'runtime' }),
       sandboxNetwork: network,
       warmShims: 2,
+      ...(options.cgroupParent !== undefined ? { cgroupParent: options.cgroupParent } : {}),
       registry: { config: { ...(cluster ? { cluster } : {}) } },
     });
     const agent = new Agent({
@@ -317,14 +340,4 @@ class DeferredNetwork implements SandboxNetwork {
     // a sandbox torn down before the network exists was never set up by it
     await this.target?.tearDown(sandbox);
   }
-}
-
-/** The control plane's HTTP URL as this host reaches it: a wildcard bind means the --server host. */
-function reachable(httpUrl: string, server: string): string | undefined {
-  if (!httpUrl) return undefined;
-  const url = new URL(httpUrl);
-  if (url.hostname === '0.0.0.0' || url.hostname === '[::]') {
-    url.hostname = server.slice(0, server.lastIndexOf(':'));
-  }
-  return url.toString().replace(/\/$/, '');
 }

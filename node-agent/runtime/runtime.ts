@@ -50,6 +50,7 @@ export {
 export type { SnapshotterChoice } from './snapshots/open-snapshotter.js';
 
 export { DEFAULT_ROOT, openImageSide, type ImageSide } from './image-side.js';
+export { DEFAULT_CGROUP_PARENT, validateCgroupParent } from './sys/cgroups.js';
 
 // The node agent's network hook (given to openImageRuntime as sandboxNetwork).
 export { PodNetwork, type PodNetworkOptions } from './net/pod-network.js';
@@ -184,6 +185,8 @@ export interface RuntimeOptions {
   warmShims?: number;
   /** Plugs sandboxes into the node's network (pod-runtime.ts SandboxNetwork). */
   sandboxNetwork?: SandboxNetwork;
+  /** The cgroup parent of new containers (LinuxContainerRuntime.open); default `skiff`. */
+  cgroupParent?: string;
   /** How watchContainers notices changes (containers/container-events.ts). */
   events?: ContainerEventHubOptions;
 }
@@ -208,6 +211,7 @@ export class Runtime implements PodRuntime {
       warmShims: opts.warmShims,
       sandboxNetwork: opts.sandboxNetwork,
       events: opts.events,
+      ...(opts.cgroupParent !== undefined ? { cgroupParent: opts.cgroupParent } : {}),
     });
     return new Runtime(containers, opts.images, given);
   }

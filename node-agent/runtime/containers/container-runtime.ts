@@ -231,6 +231,12 @@ export interface LinuxContainerRuntimeOptions {
   snapshots?: SnapshotResolver;
   cgroups?: Cgroups;
   /**
+   * The cgroup parent new containers get (`<hierarchy>/<parent>/<id>`, sys/cgroups.ts); default
+   * `skiff`. Several runtimes on one machine (agents of a test's hosts) each take their own, so
+   * their containers' cgroups never mix. Ignored when `cgroups` is given (it has its parent).
+   */
+  cgroupParent?: string;
+  /**
    * Shims to keep parked with their container process already in its cgroups (cgroup v1 and
    * hybrid; ignored on v2), for a long-lived process such as the agent: starts then skip the
    * ~10 ms the kernel often takes to move a process into a v1 cgroup. 0 (default) for one-off use.
@@ -263,7 +269,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
   static async open(opts: LinuxContainerRuntimeOptions): Promise<LinuxContainerRuntime> {
     const store = new ContainerStore(opts.root);
     await store.init();
-    const cgroups = opts.cgroups ?? (await Cgroups.detect());
+    const cgroups = opts.cgroups ?? (await Cgroups.detect(opts.cgroupParent));
     let warm: WarmShims | undefined;
     if (opts.warmShims && cgroups.layout.kind !== 'v2') {
       const cgroupParents = cgroups.parentDirs();
@@ -283,6 +289,11 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
 
   resolve(ref: string): Promise<string> {
     return this.store.resolve(ref);
+  }
+
+  /** The cgroups of a container: under the parent its record names, whatever this runtime's is. */
+  private cgroupsOf(config: ContainerConfig): Cgroups {
+    return this.cgroups.withParent(config.cgroupParent);
   }
 
   create(opts: CreateContainerOptions): Promise<ContainerInfo> {
@@ -364,6 +375,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
       logMaxFiles: opts.logMaxFiles ?? DEFAULT_LOG_MAX_FILES,
       labels: opts.labels ?? {},
+      cgroupParent: this.cgroups.parent,
     };
     if (sandboxFields.portMappings?.length) config.portMappings = sandboxFields.portMappings;
     await this.store.create(config, { status: 'created' });
@@ -401,9 +413,10 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
         ),
       };
     }
+    const cgroups = this.cgroupsOf(config);
     const plan = planStart(config, {
       recordPath: (owner, file) => this.store.path(owner, file),
-      cgroups: this.cgroups,
+      cgroups,
       defaultSeccompFilter: defaultSeccompFilter(),
       hostResolvConf: network.mode === 'host' ? readTextOr('/etc/resolv.conf', undefined) : undefined,
       peer,
@@ -411,7 +424,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     warnIfUnfiltered(plan.seccomp);
     const specPath = this.store.path(id, 'helper.spec');
     try {
-      await this.cgroups.prepareParent();
+      await cgroups.prepareParent();
       for (const file of plan.files) writeFileSync(file.path, file.text, { mode: 0o644 });
       writeFileSync(specPath, encodeContainerSpec(helperSpecOf(plan)), { mode: 0o600 });
       // the peer's pid was read above: make sure it still names the same process
@@ -423,7 +436,9 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
           );
         }
       }
-      const started = await startShim(specPath, `start container ${config.name}`, this.warm);
+      // warm shims park under this runtime's parent: a container recorded under another starts cold
+      const warm = cgroups === this.cgroups ? this.warm : undefined;
+      const started = await startShim(specPath, `start container ${config.name}`, warm);
       const pidStartTime = processStartTime(started.pid);
       const shimStartTime = processStartTime(started.shimPid);
       const running: ContainerState = {
@@ -438,7 +453,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       log.debug({ id, pid: started.pid }, 'container started');
       return { id, name: config.name, config, state: running };
     } catch (err) {
-      await this.cgroups.remove(id).catch(() => {});
+      await cgroups.remove(id).catch(() => {});
       await this.store
         .writeState(id, {
           status: 'exited',
@@ -499,8 +514,9 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       }
       exit = await this.store.exitFile(id); // or just before its container was killed
     }
-    const oomKills = await this.cgroups.oomKills(id);
-    await this.cgroups
+    const cgroups = this.cgroupsOf(config);
+    const oomKills = await cgroups.oomKills(id);
+    await cgroups
       .remove(id)
       .catch((err) => log.warn({ id, err: errorMessage(err) }, 'cgroup removal failed'));
     if (exit) {
@@ -622,7 +638,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     }
     // the shim is releasing the container's mounts meanwhile: awaited last
     const shimGone = this.shimGone(info.state);
-    await Promise.all([this.cgroups.remove(info.id), this.removeSnapshot(info)]);
+    await Promise.all([this.cgroupsOf(info.config).remove(info.id), this.removeSnapshot(info)]);
     await this.store.delete(info.id, info.name);
     await shimGone;
     log.debug({ id: info.id }, 'container removed');
@@ -698,7 +714,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       noNewPrivs: true,
       seccompFilter,
       rlimits: [],
-      cgroups: this.cgroups.dirs(info.id),
+      cgroups: this.cgroupsOf(info.config).dirs(info.id),
       joinNamespaces: { pid, startTime: info.state.pidStartTime ?? '', types },
     });
     const execDir = this.store.path(info.id, 'exec');
@@ -740,7 +756,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     const info = await this.refresh(ref);
     if (info.state.status === 'exited') return { ...info, exit: exitInfo(info.state) };
     if (info.state.status !== 'running') return info;
-    return { ...info, stats: await this.cgroups.stats(info.id) };
+    return { ...info, stats: await this.cgroupsOf(info.config).stats(info.id) };
   }
 
   watchContainers(selector?: ContainerSelector): Promise<ContainerWatch> {

@@ -25,6 +25,7 @@ function config(extra: Partial<ContainerConfig> = {}): ContainerConfig {
     kind: 'container',
     name: 'web',
     created: '2026-01-01T00:00:00.000Z',
+    cgroupParent: 'skiff',
     rootfs: { type: 'bind', source: '/images/web', options: ['rbind', 'rw'] },
     argv: ['/bin/server', '--port', '80'],
     env: ['PATH=/bin', 'HOSTNAME=web-1'],

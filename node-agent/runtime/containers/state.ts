@@ -28,6 +28,7 @@ import type { PortMapping, SandboxNetworkStatus } from '../pod-runtime.js';
 import type { RootMount } from '../sys/helper-spec.js';
 import { readTextOr, unlinkIfPresent } from '../../../proto/support/small-files.js';
 import type { SeccompMode } from './seccomp.js';
+import { DEFAULT_CGROUP_PARENT } from '../sys/cgroups.js';
 
 /**
  * none: a network namespace of its own with loopback only; host: the host's, which is the
@@ -97,6 +98,12 @@ export interface ContainerConfig {
   portMappings?: PortMapping[];
   /** What `stop` sends first (the image's STOPSIGNAL, docker's --stop-signal); SIGTERM when absent. */
   stopSignal?: string;
+  /**
+   * The cgroup parent its cgroups are made under (`<hierarchy>/<parent>/<id>`): the runtime's at
+   * create, so whichever runtime later starts, inspects or removes it finds them. Records written
+   * before this field existed read as `skiff`, the only parent there was.
+   */
+  cgroupParent: string;
 }
 
 export type ContainerStatus = 'created' | 'running' | 'exited';
@@ -158,9 +165,14 @@ function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   return writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n', { mode: 0o600, durable: false });
 }
 
-/** A record as an earlier skiff wrote it: numbers for the user, no added groups, no seccomp mode, no kind. */
-type EarlierConfig = Omit<ContainerConfig, 'user' | 'groupAdd' | 'seccomp' | 'kind'> &
-  Partial<Pick<ContainerConfig, 'user' | 'groupAdd' | 'seccomp' | 'kind'>> & { additionalGids?: number[] };
+/**
+ * A record as an earlier skiff wrote it: numbers for the user, no added groups, no seccomp mode, no
+ * kind, no cgroup parent.
+ */
+type EarlierConfig = Omit<ContainerConfig, 'user' | 'groupAdd' | 'seccomp' | 'kind' | 'cgroupParent'> &
+  Partial<Pick<ContainerConfig, 'user' | 'groupAdd' | 'seccomp' | 'kind' | 'cgroupParent'>> & {
+    additionalGids?: number[];
+  };
 
 /**
  * A record of any skiff version in today's shape: shims outlive an upgrade, so containers made
@@ -176,6 +188,7 @@ export function upgradeConfig(record: EarlierConfig): ContainerConfig {
     groupAdd: rest.groupAdd ?? (additionalGids ?? []).map(String),
     seccomp: rest.seccomp ?? 'default',
     kind: rest.kind ?? 'container',
+    cgroupParent: rest.cgroupParent ?? DEFAULT_CGROUP_PARENT,
   };
 }
 
