@@ -1,7 +1,7 @@
 /**
  * The client side of gRPC over HTTP/2 (the protocol as the gRPC spec's PROTOCOL-HTTP2 describes
- * it), on our own HTTP/2 client (http2-connection.ts): unary and server-streaming calls on one
- * lazily dialled connection, with
+ * it), on our own HTTP/2 client (http2-connection.ts): unary, server-streaming and bidirectional
+ * (or client-streaming) calls on one lazily dialled connection, with
  * deadlines (sent as grpc-timeout, enforced here too), metadata, keepalive pings while calls are
  * open, a receive size limit, and the call's status read from the trailers (or from the headers
  * of a trailers-only answer).
@@ -104,6 +104,31 @@ export interface WireCallOptions {
 export interface WireStream extends AsyncIterable<Buffer> {
   cancel(): void;
 }
+
+/**
+ * A bidirectional call (a client-streaming one is the same with one answer): messages go out with
+ * send, come in through the iteration (one consumer), each way under flow control. The iteration
+ * ends with the call: normally when the server ends it with OK, throwing its GrpcCallError
+ * otherwise; leaving the iteration early cancels the call.
+ */
+export interface WireDuplex extends AsyncIterable<Buffer> {
+  /**
+   * Queues one message. Resolves true once the call takes more (less than DUPLEX_SEND_HIGH_WATER
+   * bytes of it wait for the server's windows or the socket), false when the call has ended and
+   * the message was dropped. A writer that awaits each send so holds a bounded amount.
+   */
+  send(message: Buffer): Promise<boolean>;
+  /** Ends this side (the server's request stream ends after what was sent); the answers go on. */
+  end(): void;
+  cancel(): void;
+  /** Settles when the call ends: undefined for OK, else its GrpcCallError. Never rejects. */
+  readonly ended: Promise<GrpcCallError | undefined>;
+}
+
+/** A duplex call's send waits while this much of what it sent has not gone out. */
+export const DUPLEX_SEND_HIGH_WATER = 256 * 1024;
+/** A duplex call stops reading from the connection while its consumer holds this much unread. */
+const DUPLEX_RECEIVE_HIGH_WATER_BYTES = 1024 * 1024;
 
 const GRPC_HEADER_BYTES = 5;
 /** Receive windows: a 10,000-pod list is ~15 MB; HTTP/2's default 64 KiB window paces it by round trips. */
@@ -208,6 +233,7 @@ class WireCall {
     timeoutMs: number | undefined,
     private readonly onMessage: (message: Buffer) => void,
     private readonly onEnd: (error: GrpcCallError | undefined) => void,
+    private readonly onDrain?: () => void,
   ) {
     if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
       this.deadlineTimer = setTimeout(
@@ -249,6 +275,7 @@ class WireCall {
         return this.failRefusedForSize(error.message);
       this.fail(new GrpcCallError(codeOfTransportError(error), error.message));
     },
+    onDrain: (): void => this.onDrain?.(),
   };
 
   /** A refusal of the request unanswered, for a code servers give for headers larger than they take. */
@@ -368,6 +395,11 @@ class WireCall {
     this.onEnd(error);
   }
 
+  /** Whether the call is over (its onEnd was called). */
+  get done(): boolean {
+    return this.settled;
+  }
+
   pause(): void {
     this.stream?.pause();
   }
@@ -472,6 +504,96 @@ export class WireChannel {
     };
   }
 
+  /**
+   * A bidirectional (or client-streaming) call on `path`; nothing is sent until `send`. No deadline
+   * unless `call.timeoutMs` gives one.
+   */
+  duplex(path: string, call: WireCallOptions): WireDuplex {
+    const queue: Buffer[] = [];
+    let queuedBytes = 0;
+    let ended = false;
+    let failure: GrpcCallError | undefined;
+    let wake: (() => void) | undefined;
+    let paused = false;
+    const writers: Array<(more: boolean) => void> = [];
+    let settle!: (error: GrpcCallError | undefined) => void;
+    const endedPromise = new Promise<GrpcCallError | undefined>((resolve) => (settle = resolve));
+    const signal = (): void => {
+      const waiting = wake;
+      wake = undefined;
+      waiting?.();
+    };
+    const releaseWriters = (more: boolean): void => {
+      for (const resolve of writers.splice(0)) resolve(more);
+    };
+    const wireCall = this.start(
+      path,
+      undefined,
+      call,
+      (message) => {
+        queue.push(message);
+        queuedBytes += message.length;
+        if (
+          !paused &&
+          (queue.length >= STREAM_HIGH_WATER || queuedBytes >= DUPLEX_RECEIVE_HIGH_WATER_BYTES)
+        ) {
+          paused = true;
+          wireCall?.pause();
+        }
+        signal();
+      },
+      (error) => {
+        ended = true;
+        failure = error;
+        releaseWriters(false);
+        settle(error);
+        signal();
+      },
+      () => releaseWriters(true),
+    );
+    const stream = (): Http2ClientStream | undefined =>
+      wireCall?.done === false ? wireCall.stream : undefined;
+    return {
+      ended: endedPromise,
+      send: (message) => {
+        const open = stream();
+        if (open === undefined || ended) return Promise.resolve(false);
+        open.write(framed(message));
+        if (open.queuedBytes < DUPLEX_SEND_HIGH_WATER) return Promise.resolve(true);
+        return new Promise<boolean>((resolve) => writers.push(resolve));
+      },
+      end: () => stream()?.write(Buffer.alloc(0), true),
+      cancel: () => wireCall?.cancel(),
+      async *[Symbol.asyncIterator]() {
+        try {
+          for (;;) {
+            const message = queue.shift();
+            if (message !== undefined) {
+              queuedBytes -= message.length;
+              if (
+                paused &&
+                queue.length < STREAM_HIGH_WATER / 2 &&
+                queuedBytes < DUPLEX_RECEIVE_HIGH_WATER_BYTES / 2
+              ) {
+                paused = false;
+                wireCall?.resume();
+              }
+              yield message;
+              continue;
+            }
+            if (ended) {
+              if (failure !== undefined) throw failure;
+              return;
+            }
+            await new Promise<void>((resolve) => (wake = resolve));
+          }
+        } finally {
+          if (!ended) wireCall?.cancel();
+        }
+      },
+    };
+  }
+
   /** Ends the connection and every call on it. */
   close(): void {
     this.closed = true;
@@ -480,12 +602,14 @@ export class WireChannel {
     this.session = undefined;
   }
 
+  /** Opens the call; `request` given: the one request message, which ends the request stream. */
   private start(
     path: string,
-    request: Buffer,
+    request: Buffer | undefined,
     call: WireCallOptions,
     onMessage: (message: Buffer) => void,
     onEnd: (error: GrpcCallError | undefined) => void,
+    onDrain?: () => void,
   ): WireCall | undefined {
     if (this.closed) {
       onEnd(new GrpcCallError(GRPC_CODE.UNAVAILABLE, 'the client was closed'));
@@ -522,6 +646,7 @@ export class WireChannel {
         this.callClosed();
         onEnd(error);
       },
+      onDrain,
     );
     let stream: Http2ClientStream;
     try {
@@ -534,7 +659,7 @@ export class WireChannel {
       return undefined;
     }
     wireCall.stream = stream;
-    stream.write(framed(request), true);
+    if (request !== undefined) stream.write(framed(request), true);
     return wireCall;
   }
 
