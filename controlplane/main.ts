@@ -25,7 +25,7 @@ import {
   UnavailableError,
   errorMessage,
 } from '../proto/errors.js';
-import type { Namespace, Node } from '../proto/gen/types.js';
+import type { Namespace, Node, Pod } from '../proto/gen/types.js';
 import { componentLogger, type Logger } from '../proto/support/logger.js';
 import { KINDS } from '../proto/kinds.js';
 import { decodeObject } from '../proto/objects.js';
@@ -45,6 +45,7 @@ import { HttpServer } from './http/server.js';
 import { openRegistry, type ImageRegistry } from './registry/registry.js';
 import { NamespaceController } from './controllers/namespace/namespace-controller.js';
 import { NodeIpamController } from './controllers/node-ipam/node-ipam-controller.js';
+import { createPodStreams, type PodStreams } from './streams/pod-streams.js';
 import { StatusIngest } from './status/status-ingest.js';
 import { CachedStore } from './store/cached-store.js';
 import { EncryptingStore } from './store/encrypting-store.js';
@@ -119,6 +120,8 @@ export interface ControlPlane {
   http: HttpServer;
   /** The image registry served under /v2/ (its garbage collection is for an admin operation). */
   registry: ImageRegistry;
+  /** Pod streams and the agents' tunnels (which nodes hold one: podStreams.tunnels.nodes()). */
+  podStreams: PodStreams;
   /** Kept for later components (status ingest); undefined when started without NATS. */
   nats: NatsConnection | undefined;
   /** Drains the API and closes every connection. Idempotent. */
@@ -390,10 +393,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       // channelz keeps per-call bookkeeping that nothing here reads.
       'grpc.enable_channelz': 0,
     });
+    // logs, exec, attach and port-forward, relayed to the agents' tunnels
+    const podStreams = createPodStreams({
+      getPod: async (namespace, name) => (await handlers.get('Pod', namespace, name)).object as Pod,
+      auth,
+      metrics,
+      log: log.child({ component: 'pod-streams' }),
+    });
     const service = createApiService({
       handlers,
       auth,
       metrics,
+      podStreamMethods: podStreams.apiMethods,
       log: log.child({ component: 'api' }),
       version: packageVersion(),
       etcdEndpoints: endpoints,
@@ -414,11 +425,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       },
     });
     server.addService(admin.definition, admin.implementation);
+    server.addService(podStreams.nodes.definition, podStreams.nodes.implementation);
     const apiAddr = options.apiAddr ?? DEFAULT_API_ADDR;
     const port = await bindGrpc(server, apiAddr);
     const apiAddress = formatHostPort(parseHostPort(apiAddr, '--api-addr').host, port);
     undo.push(() => {
       service.closeWatches();
+      podStreams.close();
       return drainGrpc(server);
     });
 
@@ -436,6 +449,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       grpcServer: server,
       http,
       registry: imageRegistry,
+      podStreams,
       nats,
       stop: () => (stopping ??= unwind().then(() => log.info('control plane stopped'))),
     };

@@ -212,6 +212,31 @@ export function fromGrpcError(err: unknown, server: string, call: CallContext = 
       );
     }
   }
+  if (code === 'Unavailable' && metadataString(err.metadata, ERROR_ENDPOINT_KEY) === undefined) {
+    // Without an endpoint from the server, the transport itself failed to reach the server.
+    return new UnavailableError(`call control plane ${server}: ${message}`, server, options);
+  }
+  if (code === 'DeadlineExceeded')
+    return new DeadlineExceededError(`call control plane ${server}: ${message}`, options);
+  if (code === undefined || code === 'Internal')
+    return new InternalError(`call control plane ${server}: ${message}`, options);
+  const detail =
+    metadataString(err.metadata, code === 'InvalidArgument' ? ERROR_FIELD_KEY : ERROR_ENDPOINT_KEY) ??
+    undefined;
+  return skiffErrorOf(code, message, detail, options);
+}
+
+/**
+ * The SkiffError of a code as skiff names it (`NotFound`…), with its message and, for
+ * InvalidArgument its field, for Unavailable its endpoint: how an error that crossed a wire as
+ * values (a pod stream's end frame, trailers) becomes one again.
+ */
+export function skiffErrorOf(
+  code: ErrorCode,
+  message: string,
+  detail?: string,
+  options?: ErrorOptions,
+): SkiffError {
   switch (code) {
     case 'NotFound':
       return new NotFoundError(message, options);
@@ -220,28 +245,27 @@ export function fromGrpcError(err: unknown, server: string, call: CallContext = 
     case 'Conflict':
       return new ConflictError(message, options);
     case 'InvalidArgument':
-      return new InvalidArgumentError(message, metadataString(err.metadata, ERROR_FIELD_KEY), options);
+      return new InvalidArgumentError(message, detail, options);
     case 'FailedPrecondition':
       return new FailedPreconditionError(message, options);
-    case 'Unavailable': {
-      const endpoint = metadataString(err.metadata, ERROR_ENDPOINT_KEY);
-      // Without an endpoint from the server, the transport itself failed to reach the server.
-      if (endpoint === undefined) {
-        return new UnavailableError(`call control plane ${server}: ${message}`, server, options);
-      }
-      return new UnavailableError(message, endpoint, options);
-    }
+    case 'Unavailable':
+      return new UnavailableError(message, detail, options);
     case 'Unauthenticated':
       return new UnauthenticatedError(message, options);
     case 'PermissionDenied':
       return new PermissionDeniedError(message, options);
     case 'DeadlineExceeded':
-      return new DeadlineExceededError(`call control plane ${server}: ${message}`, options);
+      return new DeadlineExceededError(message, options);
     case 'ResourceExhausted':
       return new ResourceExhaustedError(message, options);
     case 'Gone':
       return new GoneError(message, options);
     default:
-      return new InternalError(`call control plane ${server}: ${message}`, options);
+      return new InternalError(message, options);
   }
+}
+
+/** Whether `code` is one of skiff's error codes. */
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(grpcCodeOf, code);
 }

@@ -29,6 +29,7 @@ import { authorize, type Authenticator, type Verb } from './auth.js';
 import type { ApiObject } from './api-object.js';
 import type { ApiHandlers, WatchEvent, WriteInputOptions } from './handlers.js';
 import type { ApiMetrics } from './metrics.js';
+import { POD_STREAM_RAW } from '../../proto/pod-streams.js';
 
 export interface ApiServiceOptions {
   handlers: ApiHandlers;
@@ -47,6 +48,11 @@ export interface ApiServiceOptions {
    * backlog, so one client must not open them without limit.
    */
   maxWatchesPerToken?: number;
+  /**
+   * Logs, Exec, Attach and PortForward (controlplane/streams/pod-streams.ts); without them those
+   * calls are UNIMPLEMENTED.
+   */
+  podStreamMethods?: grpc.UntypedServiceImplementation;
 }
 
 /**
@@ -246,6 +252,15 @@ export interface ApiService {
   closeWatches(): void;
 }
 
+/** The pod stream methods given, or ones that say the server has none. */
+function podStreamMethodsOf(options: ApiServiceOptions): grpc.UntypedServiceImplementation {
+  if (options.podStreamMethods) return options.podStreamMethods;
+  const unimplemented = (call: grpc.ServerWritableStream<unknown, unknown>): void => {
+    call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'pod streams are not served here' });
+  };
+  return { Logs: unimplemented, Exec: unimplemented, Attach: unimplemented, PortForward: unimplemented };
+}
+
 export function createApiService(options: ApiServiceOptions): ApiService {
   const { handlers, auth, metrics, log } = options;
   const openWatches = new Set<() => void>();
@@ -255,6 +270,8 @@ export function createApiService(options: ApiServiceOptions): ApiService {
   // Object-carrying requests reach fromEnvelope as decoded messages, which it reads in one walk.
   const definition = grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'), {
     messageRequests: ['Create', 'Update', 'UpdateStatus'],
+    // pod stream frames pass through as wire bytes (controlplane/streams)
+    ...POD_STREAM_RAW,
   });
 
   const fail = (err: unknown, method: string): Partial<grpc.ServiceError> => {
@@ -349,6 +366,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         httpUrl: options.httpUrl ?? '',
       }),
     ),
+    ...podStreamMethodsOf(options),
     Watch: (call: grpc.ServerWritableStream<WireMessage, WireMessage | Uint8Array>) => {
       const started = process.hrtime.bigint();
       const kind = str(call.request.kind);
