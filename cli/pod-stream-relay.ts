@@ -34,8 +34,8 @@ export interface RelayOptions {
   tty: boolean;
 }
 
-/** Waits until `stream` may take more (or is gone). */
-function drained(stream: Writable): Promise<void> {
+/** Waits until `stream` may take more (or is gone); its listeners go either way. */
+export function drained(stream: Writable): Promise<void> {
   if (!stream.writableNeedDrain) return Promise.resolve();
   return new Promise<void>((resolve) => {
     const done = (): void => {

@@ -34,6 +34,7 @@ import { ensureAdminToken } from './api/admin-token.js';
 import { Authenticator } from './api/auth.js';
 import { createAdminService } from './api/admin-service.js';
 import { createApiService } from './api/grpc-server.js';
+import { widenConnectionWindows, widenStreamWindows } from './api/grpc-windows.js';
 import { ApiHandlers } from './api/handlers.js';
 import { WATCH_CACHE_INDEXES } from './api/watch-cache-indexes.js';
 import { createApiMetrics } from './api/metrics.js';
@@ -234,6 +235,13 @@ async function connectNats(url: string, log: Logger): Promise<NatsConnection> {
   return nc;
 }
 
+/**
+ * The API server's receive windows: a stream may have 512 KiB in flight (what a call paused by flow
+ * control holds at most), a connection 16 MiB (the many calls of one client, port-forward's).
+ */
+const GRPC_STREAM_WINDOW_BYTES = 512 * 1024;
+const GRPC_CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
+
 function bindGrpc(server: grpc.Server, address: string): Promise<number> {
   const { host, port } = parseHostPort(address, '--api-addr');
   return new Promise((resolve, reject) =>
@@ -393,6 +401,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       // channelz keeps per-call bookkeeping that nothing here reads.
       'grpc.enable_channelz': 0,
     });
+    // node:http2's 64 KiB windows capped every upload to the control plane (grpc-windows.ts)
+    widenStreamWindows(server, GRPC_STREAM_WINDOW_BYTES);
     // logs, exec, attach and port-forward, relayed to the agents' tunnels
     const podStreams = createPodStreams({
       getPod: async (namespace, name) => (await handlers.get('Pod', namespace, name)).object as Pod,
@@ -428,6 +438,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     server.addService(podStreams.nodes.definition, podStreams.nodes.implementation);
     const apiAddr = options.apiAddr ?? DEFAULT_API_ADDR;
     const port = await bindGrpc(server, apiAddr);
+    widenConnectionWindows(server, GRPC_CONNECTION_WINDOW_BYTES);
     const apiAddress = formatHostPort(parseHostPort(apiAddr, '--api-addr').host, port);
     undo.push(() => {
       service.closeWatches();

@@ -29,6 +29,7 @@ import {
   SESSION_ID_KEY,
   SESSION_SECRET_KEY,
   chunks,
+  dataFrameParts,
   decodeFrame,
   encodeFrame,
   encodeLogsRequest,
@@ -134,7 +135,7 @@ export type PodStreamKind = 'Exec' | 'Attach' | 'PortForward';
  * with (the pod's node has no agent: UnavailableError naming it; a view token: PermissionDenied).
  */
 export interface PodStream extends AsyncIterable<PodStreamFrame> {
-  /** Bytes for the process (or the connection), in frames of at most 32 KiB; false once it ended. */
+  /** Bytes for the process (or the connection), in frames of at most 64 KiB; false once it ended. */
   sendStdin(data: Buffer): Promise<boolean>;
   /** No more input (port-forward: the connection's write side ends). */
   closeStdin(): Promise<boolean>;
@@ -419,7 +420,8 @@ export function connectApi(options: ConnectOptions): ApiClient {
       void send({ open });
       return {
         async sendStdin(data) {
-          for (const chunk of chunks(data)) if (!(await send({ stdin: chunk }))) return false;
+          for (const chunk of chunks(data))
+            if (!(await call.sendParts(dataFrameParts('stdin', chunk)))) return false;
           return true;
         },
         closeStdin: () => send({ stdinClose: true }),

@@ -118,6 +118,11 @@ export interface WireDuplex extends AsyncIterable<Buffer> {
    * the message was dropped. A writer that awaits each send so holds a bounded amount.
    */
   send(message: Buffer): Promise<boolean>;
+  /**
+   * One message made of `parts` (their concatenation), queued without copying them: a frame's
+   * small head and a large payload go out as they are. Resolves as send does.
+   */
+  sendParts(parts: readonly Buffer[]): Promise<boolean>;
   /** Ends this side (the server's request stream ends after what was sent); the answers go on. */
   end(): void;
   cancel(): void;
@@ -134,6 +139,8 @@ const GRPC_HEADER_BYTES = 5;
 /** Receive windows: a 10,000-pod list is ~15 MB; HTTP/2's default 64 KiB window paces it by round trips. */
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
 const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
+/** A message not yet whole gets a buffer of its whole size at once up to this size (WireCall.take). */
+const EAGER_MESSAGE_BYTES = 256 * 1024;
 /** Messages a stream may hold unread before it stops reading from the connection. */
 const STREAM_HIGH_WATER = 256;
 
@@ -352,10 +359,15 @@ class WireCall {
     }
     if (at < bytes.length) {
       const rest = bytes.subarray(at);
-      this.pending = Buffer.from(rest);
-      this.pendingBytes = rest.length;
       this.pendingNeeded =
         rest.length >= GRPC_HEADER_BYTES ? GRPC_HEADER_BYTES + rest.readUInt32BE(1) : GRPC_HEADER_BYTES;
+      // room for the whole message when it is small (one copy of each chunk, no regrowth); a large
+      // one grows by doubling from what came, so a trickling server makes it hold at most twice that
+      this.pending = Buffer.allocUnsafe(
+        Math.max(rest.length, this.pendingNeeded <= EAGER_MESSAGE_BYTES ? this.pendingNeeded : 0),
+      );
+      rest.copy(this.pending);
+      this.pendingBytes = rest.length;
     }
   }
 
@@ -553,15 +565,24 @@ export class WireChannel {
     );
     const stream = (): Http2ClientStream | undefined =>
       wireCall?.done === false ? wireCall.stream : undefined;
+    const sendParts = (parts: readonly Buffer[]): Promise<boolean> => {
+      const open = stream();
+      if (open === undefined || ended) return Promise.resolve(false);
+      // the gRPC header, then the parts as they are: a large payload is never copied here
+      let length = 0;
+      for (const part of parts) length += part.length;
+      const header = Buffer.allocUnsafe(GRPC_HEADER_BYTES);
+      header[0] = 0;
+      header.writeUInt32BE(length, 1);
+      open.write(header);
+      for (const part of parts) if (part.length > 0) open.write(part);
+      if (open.queuedBytes < DUPLEX_SEND_HIGH_WATER) return Promise.resolve(true);
+      return new Promise<boolean>((resolve) => writers.push(resolve));
+    };
     return {
       ended: endedPromise,
-      send: (message) => {
-        const open = stream();
-        if (open === undefined || ended) return Promise.resolve(false);
-        open.write(framed(message));
-        if (open.queuedBytes < DUPLEX_SEND_HIGH_WATER) return Promise.resolve(true);
-        return new Promise<boolean>((resolve) => writers.push(resolve));
-      },
+      send: (message) => sendParts([message]),
+      sendParts: (parts) => sendParts(parts),
       end: () => stream()?.write(Buffer.alloc(0), true),
       cancel: () => wireCall?.cancel(),
       async *[Symbol.asyncIterator]() {

@@ -76,7 +76,7 @@ export const SESSION_ID_KEY = 'skiff-session-id';
 export const SESSION_SECRET_KEY = 'skiff-session-secret';
 
 /** Bytes of output or input in one frame, at most. */
-export const DATA_CHUNK_BYTES = 32 * 1024;
+export const DATA_CHUNK_BYTES = 64 * 1024;
 /** A frame's size, at most (a command line of ~100 KiB fits the first). */
 export const MAX_FRAME_BYTES = POD_STREAM_RAW.maxRawRequestBytes;
 /** The first byte of a frame whose only field is `end` (field 15, length-delimited). */
@@ -93,13 +93,66 @@ function logsRequests(): Type {
   return (logsType ??= schemaRoot().lookupType('skiff.v1.PodLogsRequest'));
 }
 
+/** The field numbers of the data fields (api.proto PodStreamFrame). */
+const DATA_FIELDS = { stdin: 2, stdout: 5, stderr: 6 } as const;
+export type DataField = keyof typeof DATA_FIELDS;
+
+/**
+ * A frame of one data field as its parts: a small head (the field's tag and length) and `data`
+ * itself, so a payload goes out without a copy (WireDuplex.sendParts). The same bytes as
+ * encodeFrame({ [field]: data }).
+ */
+export function dataFrameParts(field: DataField, data: Buffer): [Buffer, Buffer] {
+  const head = Buffer.allocUnsafe(6);
+  head[0] = (DATA_FIELDS[field] << 3) | 2;
+  let at = 1;
+  let length = data.length;
+  while (length > 0x7f) {
+    head[at++] = (length & 0x7f) | 0x80;
+    length >>>= 7;
+  }
+  head[at++] = length;
+  return [head.subarray(0, at), data];
+}
+
+/** A frame that holds one data field and nothing else: that field and its bytes (a view). */
+function dataFrameOf(bytes: Uint8Array): PodStreamFrame | undefined {
+  const tag = bytes[0];
+  const field =
+    tag === ((2 << 3) | 2)
+      ? 'stdin'
+      : tag === ((5 << 3) | 2)
+        ? 'stdout'
+        : tag === ((6 << 3) | 2)
+          ? 'stderr'
+          : undefined;
+  if (field === undefined) return undefined;
+  let length = 0;
+  let shift = 0;
+  let at = 1;
+  for (; at < bytes.length && at <= 5; at++) {
+    const byte = bytes[at]!;
+    length += (byte & 0x7f) * 2 ** shift;
+    shift += 7;
+    if (byte < 0x80) break;
+  }
+  at++;
+  if (at + length !== bytes.length) return undefined;
+  const buffer = Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { [field]: buffer.subarray(at) };
+}
+
 export function encodeFrame(frame: PodStreamFrame): Buffer {
   const bytes = frames().encode(frame).finish();
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** A frame's fields (absent ones undefined), bytes as Buffers. */
+/** A frame's fields (absent ones undefined), bytes as Buffers (views into `bytes` for data frames). */
 export function decodeFrame(bytes: Uint8Array): PodStreamFrame {
+  const data = dataFrameOf(bytes);
+  if (data !== undefined) return data;
   const message = frames().toObject(frames().decode(bytes), {
     ...DECODE_OPTIONS,
     longs: Number,

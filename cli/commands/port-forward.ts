@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import type { ApiClient } from '../../proto/client.js';
 import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../proto/errors.js';
 import type { Pod } from '../../proto/gen/types.js';
-import { podName } from '../pod-stream-relay.js';
+import { drained, podName } from '../pod-stream-relay.js';
 import { DEFAULT_NAMESPACE, withClient } from './context.js';
 
 interface Flags {
@@ -72,11 +72,7 @@ function relay(api: ApiClient, socket: Socket, namespace: string, name: string, 
   void (async () => {
     try {
       for await (const frame of stream) {
-        if (frame.stdout?.length && !socket.write(frame.stdout))
-          await new Promise<void>((resolve) => {
-            socket.once('drain', resolve);
-            socket.once('close', resolve);
-          });
+        if (frame.stdout?.length && !socket.write(frame.stdout)) await drained(socket);
       }
       socket.end();
     } catch (err) {

@@ -32,6 +32,7 @@ import type { WireDuplex } from '../../proto/grpc-wire-client.js';
 import {
   DATA_CHUNK_BYTES,
   chunks,
+  dataFrameParts,
   decodeFrame,
   encodeFrame,
   endOfError,
@@ -69,9 +70,14 @@ class SessionOutput {
 
   /** Resolves once the frame's bytes are taken (false: the session is gone). */
   send(frame: PodStreamFrame): Promise<boolean> {
+    return this.sendParts([encodeFrame(frame)]);
+  }
+
+  /** One frame given as parts (a data frame's head and its payload, not copied). */
+  private sendParts(parts: readonly Buffer[]): Promise<boolean> {
     this.sending = this.sending.then(async (ok) => {
       if (!ok || !this.open) return false;
-      const sent = await this.call.send(encodeFrame(frame));
+      const sent = await this.call.sendParts(parts);
       if (!sent) this.open = false;
       return sent;
     });
@@ -80,7 +86,7 @@ class SessionOutput {
 
   async data(stream: 'stdout' | 'stderr', data: Buffer): Promise<boolean> {
     let ok = true;
-    for (const chunk of chunks(data)) ok = await this.send({ [stream]: chunk });
+    for (const chunk of chunks(data)) ok = await this.sendParts(dataFrameParts(stream, chunk));
     return ok;
   }
 
@@ -104,6 +110,20 @@ class SessionOutput {
 /** The input frames of a session, decoded; ends (or throws) when the session does. */
 async function* inputFrames(call: WireDuplex): AsyncGenerator<PodStreamFrame> {
   for await (const bytes of call) yield decodeFrame(bytes);
+}
+
+/** Resolves once `stream` drained or closed (its listeners removed either way). */
+export function drained(stream: Writable): Promise<void> {
+  if (stream.destroyed || !stream.writableNeedDrain) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
 }
 
 /** An entry's time in milliseconds (CRI times carry nanoseconds; Date.parse reads milliseconds). */
@@ -341,10 +361,7 @@ export class PodStreamServer {
       try {
         for await (const frame of inputFrames(call)) {
           if (frame.stdin?.length && stdin && !stdin.destroyed && !stdin.write(frame.stdin))
-            await new Promise<void>((resolve) => {
-              stdin.once('drain', resolve);
-              stdin.once('close', resolve);
-            });
+            await drained(stdin);
           if (frame.stdinClose) stdin?.end();
           if (frame.resize) handle.resize(frame.resize.rows, frame.resize.cols);
         }
@@ -393,11 +410,7 @@ export class PodStreamServer {
           const stdin = input?.stdin;
           if (frame.stdin?.length && open.stdin && stdin && !stdin.destroyed) {
             gotInput = true;
-            if (!stdin.write(frame.stdin))
-              await new Promise<void>((resolve) => {
-                stdin.once('drain', resolve);
-                stdin.once('close', resolve);
-              });
+            if (!stdin.write(frame.stdin)) await drained(stdin);
           }
           if (frame.stdinClose && open.stdin && stdinOnce) input?.closeStdin();
           if (frame.resize) input?.resize(frame.resize.rows, frame.resize.cols);
@@ -449,11 +462,7 @@ export class PodStreamServer {
       try {
         for await (const frame of inputFrames(call)) {
           const to = connection.input;
-          if (frame.stdin?.length && !to.destroyed && !to.write(frame.stdin))
-            await new Promise<void>((resolve) => {
-              to.once('drain', resolve);
-              to.once('close', resolve);
-            });
+          if (frame.stdin?.length && !to.destroyed && !to.write(frame.stdin)) await drained(to);
           if (frame.stdinClose) to.end();
         }
       } catch {
