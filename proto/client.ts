@@ -157,8 +157,11 @@ export interface AgentSessionRequest {
   stream?: PodStreamOpen;
 }
 
-/** An agent's tunnel: `ready` once the control plane took it; then its session requests. */
-export interface AgentTunnel extends AsyncIterable<AgentSessionRequest> {
+/** What comes down an agent's tunnel: a session to open, or one whose user went away. */
+export type AgentTunnelEvent = { open: AgentSessionRequest } | { cancel: string };
+
+/** An agent's tunnel: `ready` once the control plane took it; then what it asks. */
+export interface AgentTunnel extends AsyncIterable<AgentTunnelEvent> {
   readonly ready: Promise<void>;
   close(): void;
 }
@@ -455,7 +458,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
       });
       readyPromise.catch(() => {});
       // read at once, whoever iterates: `ready` must not wait for a consumer
-      const requests: AgentSessionRequest[] = [];
+      const requests: AgentTunnelEvent[] = [];
       let failure: SkiffError | undefined;
       let wake: (() => void) | undefined;
       void (async () => {
@@ -464,7 +467,9 @@ export function connectApi(options: ConnectOptions): ApiClient {
             const message = method.responseDeserialize(bytes);
             if (message.ready) ready();
             const open = message.open as WireMessage | undefined;
-            if (open) requests.push(sessionRequestOf(open));
+            if (open) requests.push({ open: sessionRequestOf(open) });
+            if (typeof message.cancel === 'string' && message.cancel)
+              requests.push({ cancel: message.cancel });
             wake?.();
           }
           throw new UnavailableError(

@@ -497,6 +497,7 @@ describe('WireChannel duplex calls against a grpc-js server', () => {
         Sum: duplex('/test.Bidi/Sum'),
         Hold: duplex('/test.Bidi/Hold'),
         Early: duplex('/test.Bidi/Early'),
+        Flood: duplex('/test.Bidi/Flood'),
       },
       {
         // every message back, upper-cased (a tests' 4-byte sequence number first, untouched), with
@@ -533,6 +534,11 @@ describe('WireChannel duplex calls against a grpc-js server', () => {
           call.on('data', (message: Buffer) => (holdReceived += message.length));
           releaseHold = () => call.resume();
           call.on('end', () => call.end());
+        },
+        // 2 MB of messages, then a status, whether or not the client reads
+        Flood: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+          for (let i = 0; i < 64; i++) call.write(Buffer.alloc(32 * 1024));
+          call.emit('error', { code: grpc.status.ABORTED, details: 'done flooding' });
         },
         // ends with a status while the client still sends
         Early: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
@@ -663,6 +669,26 @@ describe('WireChannel duplex calls against a grpc-js server', () => {
       );
       assert.equal((await call.ended)?.code, GRPC_CODE.FAILED_PRECONDITION);
       assert.equal(await call.send(Buffer.from('y')), false);
+    } finally {
+      channel.close();
+    }
+  });
+
+  test('the server’s status settles `ended` while its messages still wait unread; they are read after', async () => {
+    const channel = channelOf();
+    try {
+      const call = channel.duplex('/test.Bidi/Flood', { metadata: {} });
+      await call.send(Buffer.from('go'));
+      const ended = await call.ended;
+      assert.equal(ended?.code, GRPC_CODE.ABORTED, 'known without reading a message');
+      let read = 0;
+      await assert.rejects(
+        (async () => {
+          for await (const message of call) read += message.length;
+        })(),
+        (err: unknown) => err instanceof GrpcCallError && err.code === GRPC_CODE.ABORTED,
+      );
+      assert.equal(read, 64 * 32 * 1024, 'every message before the status');
     } finally {
       channel.close();
     }

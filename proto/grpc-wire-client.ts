@@ -126,7 +126,11 @@ export interface WireDuplex extends AsyncIterable<Buffer> {
   /** Ends this side (the server's request stream ends after what was sent); the answers go on. */
   end(): void;
   cancel(): void;
-  /** Settles when the call ends: undefined for OK, else its GrpcCallError. Never rejects. */
+  /**
+   * Settles when the call ends: undefined for OK, else its GrpcCallError. Never rejects. The
+   * server's status settles it as it arrives, even while messages before it wait unread (a
+   * consumer that stopped reading still learns that the call is over).
+   */
   readonly ended: Promise<GrpcCallError | undefined>;
 }
 
@@ -241,6 +245,8 @@ class WireCall {
     private readonly onMessage: (message: Buffer) => void,
     private readonly onEnd: (error: GrpcCallError | undefined) => void,
     private readonly onDrain?: () => void,
+    /** The server's status as soon as its trailers arrive, before messages a pause still holds. */
+    private readonly onStatus?: (error: GrpcCallError | undefined) => void,
   ) {
     if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
       this.deadlineTimer = setTimeout(
@@ -273,6 +279,7 @@ class WireCall {
     // unread (a paused stream): the call ends with the stream's end.
     onTrailers: (fields: HeaderField[]): void => {
       this.trailers = fields;
+      if (!this.settled) this.onStatus?.(this.statusError(fields));
     },
     // without trailers: a trailers-only answer carries the status in its headers
     onEnd: (): void => this.finish(this.trailers),
@@ -373,25 +380,26 @@ class WireCall {
 
   private finish(trailers: HeaderField[] | undefined): void {
     if (this.settled) return;
-    const source = trailers ?? this.headers;
-    const status = fieldOf(source, 'grpc-status');
-    if (status === undefined) {
-      this.settle(new GrpcCallError(GRPC_CODE.UNKNOWN, 'the server ended the call without a status'));
-      return;
-    }
-    const code = Number(status);
-    if (this.pendingBytes > 0 && code === GRPC_CODE.OK) {
+    const error = this.statusError(trailers);
+    if (error === undefined && this.pendingBytes > 0) {
       this.settle(new GrpcCallError(GRPC_CODE.INTERNAL, 'the call ended inside a message'));
       return;
     }
-    this.settle(
-      code === GRPC_CODE.OK
-        ? undefined
-        : new GrpcCallError(
-            code,
-            decodeGrpcMessage(fieldOf(source, 'grpc-message')),
-            CallMetadata.fromFields(this.headers, trailers),
-          ),
+    this.settle(error);
+  }
+
+  /** The status the trailers (or a trailers-only answer's headers) carry: undefined for OK. */
+  private statusError(trailers: HeaderField[] | undefined): GrpcCallError | undefined {
+    const source = trailers ?? this.headers;
+    const status = fieldOf(source, 'grpc-status');
+    if (status === undefined)
+      return new GrpcCallError(GRPC_CODE.UNKNOWN, 'the server ended the call without a status');
+    const code = Number(status);
+    if (code === GRPC_CODE.OK) return undefined;
+    return new GrpcCallError(
+      code,
+      decodeGrpcMessage(fieldOf(source, 'grpc-message')),
+      CallMetadata.fromFields(this.headers, trailers),
     );
   }
 
@@ -562,6 +570,11 @@ export class WireChannel {
         signal();
       },
       () => releaseWriters(true),
+      // the server is done: what it still sends is held for the iteration, the outcome known now
+      (error) => {
+        releaseWriters(false);
+        settle(error);
+      },
     );
     const stream = (): Http2ClientStream | undefined =>
       wireCall?.done === false ? wireCall.stream : undefined;
@@ -631,6 +644,7 @@ export class WireChannel {
     onMessage: (message: Buffer) => void,
     onEnd: (error: GrpcCallError | undefined) => void,
     onDrain?: () => void,
+    onStatus?: (error: GrpcCallError | undefined) => void,
   ): WireCall | undefined {
     if (this.closed) {
       onEnd(new GrpcCallError(GRPC_CODE.UNAVAILABLE, 'the client was closed'));
@@ -668,6 +682,7 @@ export class WireChannel {
         onEnd(error);
       },
       onDrain,
+      onStatus,
     );
     let stream: Http2ClientStream;
     try {

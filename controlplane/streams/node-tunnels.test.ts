@@ -10,6 +10,7 @@ function tunnel(node: string, sent: SessionRequest[], closed: Error[] = []): Tun
     node,
     principal: admin,
     send: (request) => (sent.push(request), true),
+    cancel: () => undefined,
     close: (reason) => void closed.push(reason),
   };
 }
@@ -34,7 +35,7 @@ test('a session goes down its node’s tunnel only, and is handed to the one cal
     /the caller is node n2/,
   );
   tunnels.claim(asked.id, asked.secret, { name: 'system:node:n1', role: 'view' }, 'the agent’s call');
-  assert.equal(await opened, 'the agent’s call');
+  assert.deepEqual(await opened, { call: 'the agent’s call', id: asked.id });
   // once: the same id again is unknown
   assert.throws(() => tunnels.claim(asked.id, asked.secret, admin, 'x'), NotFoundError);
   assert.equal(tunnels.waiting, 0);

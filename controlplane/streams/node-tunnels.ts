@@ -32,12 +32,14 @@ export interface SessionRequest {
   stream?: PodStreamOpen;
 }
 
-/** A node's open tunnel, as the transport (nodes-service.ts) gives it. */
+/** A node's open tunnel, as the transport (pod-streams.ts) gives it. */
 export interface Tunnel {
   node: string;
   principal: Principal;
   /** Sends a request down the tunnel; false when it is gone. */
   send(request: SessionRequest): boolean;
+  /** Tells the agent that a session's user went away. */
+  cancel(id: string): void;
   /** Ends the tunnel (another replaced it). */
   close(reason: Error): void;
 }
@@ -104,7 +106,7 @@ export class NodeTunnels<C> {
     request: Omit<SessionRequest, 'id' | 'secret'>,
     what: string,
     signal?: AbortSignal,
-  ): Promise<C> {
+  ): Promise<{ call: C; id: string }> {
     const tunnel = this.tunnels.get(node);
     if (tunnel === undefined) {
       return Promise.reject(
@@ -116,7 +118,7 @@ export class NodeTunnels<C> {
     }
     const id = this.random(16).toString('hex');
     const secret = this.random(32).toString('base64url');
-    return new Promise<C>((resolve, reject) => {
+    return new Promise<{ call: C; id: string }>((resolve, reject) => {
       const done = (): void => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
@@ -142,7 +144,7 @@ export class NodeTunnels<C> {
         secretHash: sha256(secret),
         claimed: (call) => {
           done();
-          resolve(call);
+          resolve({ call, id });
         },
       });
       if (!tunnel.send({ ...request, id, secret })) {
@@ -150,6 +152,11 @@ export class NodeTunnels<C> {
         reject(new UnavailableError(`${what}: the tunnel of node ${node} closed`, node));
       }
     });
+  }
+
+  /** Tells `node`'s agent that session `id`'s user went away (its tunnel, if it still has one). */
+  cancel(node: string, id: string): void {
+    this.tunnels.get(node)?.cancel(id);
   }
 
   /**

@@ -200,7 +200,7 @@ export function createPodStreams(options: PodStreamsOptions): PodStreams {
             `${what}: the pod is not scheduled to a node yet (no spec.nodeName)`,
           );
         const container = kind === 'port-forward' ? '' : podContainer(pod, asked.container, what).name;
-        const agent = await tunnels.open(
+        const { call: agent, id } = await tunnels.open(
           node,
           {
             kind,
@@ -222,7 +222,11 @@ export function createPodStreams(options: PodStreamsOptions): PodStreams {
             agent: agent as unknown as FrameCall,
             node,
             failUser: (error) => call.emit('error', fail(error, method)),
-            cancelAgent: (reason) => agent.emit('error', { code: grpc.status.CANCELLED, details: reason }),
+            cancelAgent: (reason) => {
+              // both ways: the call's status waits behind frames the agent has not read
+              tunnels.cancel(node, id);
+              agent.emit('error', { code: grpc.status.CANCELLED, details: reason });
+            },
           },
           closing.signal,
         );
@@ -309,6 +313,9 @@ export function createPodStreams(options: PodStreamsOptions): PodStreams {
               call.write({ open: request });
               return true;
             },
+            cancel: (id) => {
+              if (open) call.write({ cancel: id });
+            },
             close: (reason) => {
               open = false;
               call.emit('error', fail(reason, 'AgentTunnel'));
@@ -335,6 +342,9 @@ export function createPodStreams(options: PodStreamsOptions): PodStreams {
               `session stream: no ${SESSION_ID_KEY} and ${SESSION_SECRET_KEY}; only an agent answering a session opens one`,
             );
           tunnels.claim(id, secret, principal, call);
+          // taken: the agent starts the session's work only on this (an empty message, before
+          // any frame of the user's), never for a session stream refused here
+          call.write(Buffer.alloc(0));
         } catch (err) {
           call.emit('error', fail(err, 'SessionStream'));
         }

@@ -108,8 +108,18 @@ class SessionOutput {
 }
 
 /** The input frames of a session, decoded; ends (or throws) when the session does. */
-async function* inputFrames(call: WireDuplex): AsyncGenerator<PodStreamFrame> {
-  for await (const bytes of call) yield decodeFrame(bytes);
+async function* inputFrames(incoming: AsyncIterator<Buffer>): AsyncGenerator<PodStreamFrame> {
+  for (let next = await incoming.next(); !next.done; next = await incoming.next())
+    yield decodeFrame(next.value);
+}
+
+/** How long a session stream waits for the control plane to take it (its first, empty message). */
+const ACCEPT_TIMEOUT_MS = 10_000;
+
+/** A session's stream, and its incoming messages (one iterator for the whole session). */
+interface SessionCall {
+  call: WireDuplex;
+  incoming: AsyncIterator<Buffer>;
 }
 
 /** Resolves once `stream` drained or closed (its listeners removed either way). */
@@ -135,6 +145,8 @@ export class PodStreamServer {
   private stopped = false;
   private tunnel: AgentTunnel | undefined;
   private readonly sessions = new Set<WireDuplex>();
+  /** Sessions by id, for the control plane's cancels. */
+  private readonly byId = new Map<string, WireDuplex>();
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
 
@@ -174,7 +186,10 @@ export class PodStreamServer {
         () => undefined,
       );
       try {
-        for await (const request of tunnel) void this.serve(request);
+        for await (const event of tunnel) {
+          if ('open' in event) void this.serve(event.open);
+          else this.byId.get(event.cancel)?.cancel();
+        }
       } catch (err) {
         if (this.stopped) break;
         log.warn(
@@ -199,8 +214,30 @@ export class PodStreamServer {
     const { log } = this.options;
     const call = this.options.api.sessionStream(request.id, request.secret);
     this.sessions.add(call);
+    this.byId.set(request.id, call);
     const output = new SessionOutput(call);
     const what = `${request.kind} pod ${request.namespace}/${request.pod}`;
+    const session: SessionCall = { call, incoming: call[Symbol.asyncIterator]() };
+    // Nothing runs until the control plane took the stream (its first message, empty): a session
+    // it refuses (the user left meanwhile, a secret that does not match) must not exec anything.
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const accepted = await Promise.race([
+        session.incoming.next(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('not accepted in time')), ACCEPT_TIMEOUT_MS);
+        }),
+      ]);
+      if (accepted.done) throw new Error('the control plane ended the session stream');
+    } catch (err) {
+      log.debug({ session: what, err: errorMessage(err) }, 'session not taken by the control plane');
+      call.cancel();
+      this.sessions.delete(call);
+      this.byId.delete(request.id);
+      return;
+    } finally {
+      clearTimeout(timer);
+    }
     try {
       let end: PodStreamEnd;
       switch (request.kind) {
@@ -208,13 +245,13 @@ export class PodStreamServer {
           end = await this.logs(request, call, output, what);
           break;
         case 'exec':
-          end = await this.exec(request, call, output, what);
+          end = await this.exec(request, session, output, what);
           break;
         case 'attach':
-          end = await this.attach(request, call, output, what);
+          end = await this.attach(request, session, output, what);
           break;
         case 'port-forward':
-          end = await this.portForward(request, call, output, what);
+          end = await this.portForward(request, session, output, what);
           break;
         default:
           throw new InvalidArgumentError(`session: unknown kind "${String(request.kind)}"`, 'kind');
@@ -224,9 +261,19 @@ export class PodStreamServer {
       if (!(err instanceof SkiffError)) log.error({ err, session: what }, 'pod stream failed');
       await output.end(endOfError(err)).catch(() => undefined);
     } finally {
+      // the control plane ends the call once it has the end frame; what it sent meanwhile and
+      // nobody read is let go then (a cancel sooner could drop the end frame still queued)
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        call.ended,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, ACCEPT_TIMEOUT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      call.cancel();
       this.sessions.delete(call);
-      // whatever the control plane did not end yet
-      void call.ended.then(() => undefined);
+      this.byId.delete(request.id);
     }
   }
 
@@ -334,7 +381,7 @@ export class PodStreamServer {
 
   private async exec(
     request: AgentSessionRequest,
-    call: WireDuplex,
+    { call, incoming }: SessionCall,
     output: SessionOutput,
     what: string,
   ): Promise<PodStreamEnd> {
@@ -357,9 +404,16 @@ export class PodStreamServer {
         }
       }
     };
+    // the session's end (the user left, the control plane stopped) ends the process, even while
+    // input waits for it to read or output for the stream to take more
+    void call.ended.then((error) => {
+      if (error === undefined) return;
+      output.open = false;
+      kill();
+    });
     const input = (async () => {
       try {
-        for await (const frame of inputFrames(call)) {
+        for await (const frame of inputFrames(incoming)) {
           if (frame.stdin?.length && stdin && !stdin.destroyed && !stdin.write(frame.stdin))
             await drained(stdin);
           if (frame.stdinClose) stdin?.end();
@@ -383,7 +437,7 @@ export class PodStreamServer {
 
   private async attach(
     request: AgentSessionRequest,
-    call: WireDuplex,
+    { call, incoming }: SessionCall,
     output: SessionOutput,
     what: string,
   ): Promise<PodStreamEnd> {
@@ -406,7 +460,7 @@ export class PodStreamServer {
     let gotInput = false;
     const inputDone = (async () => {
       try {
-        for await (const frame of inputFrames(call)) {
+        for await (const frame of inputFrames(incoming)) {
           const stdin = input?.stdin;
           if (frame.stdin?.length && open.stdin && stdin && !stdin.destroyed) {
             gotInput = true;
@@ -444,7 +498,7 @@ export class PodStreamServer {
 
   private async portForward(
     request: AgentSessionRequest,
-    call: WireDuplex,
+    { call, incoming }: SessionCall,
     output: SessionOutput,
     what: string,
   ): Promise<PodStreamEnd> {
@@ -458,9 +512,14 @@ export class PodStreamServer {
       );
     const connection = await this.options.runtime.containers.portForward(sandbox.id, port);
     connection.input.on('error', () => undefined);
+    void call.ended.then((error) => {
+      if (error === undefined) return;
+      output.open = false;
+      connection.close();
+    });
     const input = (async () => {
       try {
-        for await (const frame of inputFrames(call)) {
+        for await (const frame of inputFrames(incoming)) {
           const to = connection.input;
           if (frame.stdin?.length && !to.destroyed && !to.write(frame.stdin)) await drained(to);
           if (frame.stdinClose) to.end();

@@ -552,7 +552,9 @@ describe('authorisation and the tunnels', () => {
     await api.create(pod('eaves', { command: ['sleep', '1000'] }, 'eaves-node'));
     const stream = api.podStream('Exec', { namespace: 'default', name: 'eaves', command: ['true'] });
     const result = framesOf(stream).catch((err: unknown) => err);
-    const request = (await eavesdropper[Symbol.asyncIterator]().next()).value!;
+    const event = (await eavesdropper[Symbol.asyncIterator]().next()).value!;
+    assert.ok('open' in event);
+    const request = event.open;
     const wrong = api.sessionStream(request.id, 'not-the-secret');
     await assert.rejects(
       (async () => {
@@ -563,5 +565,105 @@ describe('authorisation and the tunnels', () => {
     stream.cancel();
     await result;
     eavesdropper.close();
+  });
+});
+
+describe('hostile and careless callers', () => {
+  const ps = (): Promise<string> => skiff(['exec', 'shell', '--', 'ps', '-o', 'args']).then((r) => r.stdout);
+
+  test('a reader that stops: the process’s output stops, nothing piles up; leaving kills the process', async () => {
+    const stream = api.podStream('Exec', {
+      namespace: 'default',
+      name: 'shell',
+      command: ['sh', '-c', 'exec cat /dev/zero'],
+    });
+    const frames = stream[Symbol.asyncIterator]();
+    await frames.next();
+    const before = process.memoryUsage().rss;
+    await new Promise((r) => setTimeout(r, 2000));
+    // the control plane, the agent and this client share this process: all they hold is here
+    const grown = process.memoryUsage().rss - before;
+    assert.ok(grown < 64 * 1024 * 1024, `${grown} bytes more while nobody read`);
+    let read = 0;
+    for (let i = 0; i < 100; i++) read += (await frames.next()).value?.stdout?.length ?? 0;
+    assert.ok(read > 0);
+    assert.match(await ps(), /cat \/dev\/zero/);
+    stream.cancel();
+    await eventually('the cat is gone', ps, (t) => !t.includes('cat /dev/zero'));
+  });
+
+  test('a writer faster than the process reads is held back: what is accepted stays bounded', async () => {
+    const stream = api.podStream('Exec', {
+      namespace: 'default',
+      name: 'shell',
+      command: ['sleep', '4343'],
+      stdin: true,
+    });
+    const chunk = Buffer.alloc(1024 * 1024, 'w');
+    let accepted = 0;
+    const writer = (async () => {
+      while (await stream.sendStdin(chunk)) accepted += chunk.length;
+    })();
+    await new Promise((r) => setTimeout(r, 2500));
+    const stuck = accepted;
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(accepted, stuck, 'no more taken while the process reads nothing');
+    assert.ok(accepted < 32 * 1024 * 1024, `${accepted} bytes taken for a process that reads nothing`);
+    stream.cancel();
+    await writer;
+    await eventually('the sleep is gone', ps, (t) => !t.includes('sleep 4343'));
+  });
+
+  test('a frame above 128 KiB fails its call; the control plane goes on serving', async () => {
+    const { WireChannel } = await import('../../proto/grpc-wire-client.js');
+    const { encodeFrame } = await import('../../proto/pod-streams.js');
+    const channel = new WireChannel(cluster.controlPlane.apiAddress, {
+      maxReceiveBytes: 1024 * 1024,
+      keepaliveMs: 30_000,
+      keepaliveTimeoutMs: 10_000,
+    });
+    try {
+      const call = channel.duplex('/skiff.v1.Api/Exec', {
+        metadata: { authorization: `Bearer ${cluster.adminToken}` },
+      });
+      await call.send(
+        encodeFrame({ open: { namespace: 'default', name: 'shell', command: ['cat'], stdin: true } }),
+      );
+      await call.send(encodeFrame({ stdin: Buffer.alloc(1024 * 1024) }));
+      const ended = await call.ended;
+      assert.ok(ended !== undefined && ended.code !== 0, 'the call failed');
+    } finally {
+      channel.close();
+    }
+    const after = await framesOf(
+      api.podStream('Exec', { namespace: 'default', name: 'shell', command: ['echo', 'still'] }),
+    );
+    assert.equal(after.stdout, 'still\n');
+  });
+
+  test('a session the control plane did not give the agent runs nothing', async () => {
+    const { PodStreamServer } = await import('../../node-agent/agent/pod-streams.js');
+    const pod = (await api.get('Pod', 'default', 'shell')) as Pod;
+    const server = new PodStreamServer({
+      api,
+      runtime: agent!.runtime.runtime,
+      nodeName: NODE,
+      version: 'test',
+      podOf: () => undefined,
+      log: componentLogger('pod-streams-test'),
+    });
+    // a forged request (an id nobody asked for), as if a tunnel had been fooled
+    await server.serve({
+      id: 'f'.repeat(32),
+      secret: 'forged',
+      kind: 'exec',
+      namespace: 'default',
+      pod: 'shell',
+      podUid: pod.metadata.uid!,
+      container: 'main',
+      stream: { namespace: 'default', name: 'shell', command: ['touch', '/tmp/forged'] },
+    });
+    const check = await skiff(['exec', 'shell', '--', 'ls', '/tmp/forged']);
+    assert.notEqual(check.code, 0, 'the forged exec never ran');
   });
 });
