@@ -34,6 +34,7 @@ import {
   requireRootAndBusybox,
   scratchDir,
 } from './runtime-containers-fixture.js';
+import { inPty, shellLine } from './pty-driver.js';
 
 const NODE = 'streams-node';
 const FAST_BACKOFF = { initialMs: 300, maxMs: 1200, resetAfterMs: 600_000 };
@@ -665,5 +666,58 @@ describe('hostile and careless callers', () => {
     });
     const check = await skiff(['exec', 'shell', '--', 'ls', '/tmp/forged']);
     assert.notEqual(check.code, 0, 'the forged exec never ran');
+  });
+});
+
+describe('the CLI at a real terminal', () => {
+  before(async () => {
+    await running(pod('term', { command: ['sleep', '100000'] }));
+  });
+  const line = (...args: string[]): string =>
+    shellLine([
+      process.execPath,
+      ...skiffEntryArgv(),
+      '--server',
+      cluster.controlPlane.apiAddress,
+      '--token',
+      cluster.adminToken,
+      ...args,
+    ]);
+  const ps = (): Promise<string> => skiff(['exec', 'term', '--', 'ps', '-o', 'args']).then((r) => r.stdout);
+
+  test('exec -it: a shell in the pod, sized as the window and resized with it; Ctrl-C goes to the pod; the exit code comes back', async () => {
+    const output = await inPty([
+      { until: '\\$ $', timeout: 5 },
+      {
+        resize: [30, 100],
+        write: `${line('exec', '-i', '-t', 'term', '--', 'sh')}; echo "__EXEC__ $?"\n`,
+        until: '/ # ',
+        timeout: 30,
+      },
+      { write: 'tty; stty size\r', until: '30 100', timeout: 10 },
+      // the window resized: SIGWINCH to the CLI, a resize frame to the pod's terminal
+      { resize: [44, 120], timeout: 1 },
+      { write: 'stty size\r', until: '44 120', timeout: 10 },
+      // Ctrl-C is a byte for the pod's terminal: it interrupts the sleep there, the shell goes on
+      { write: 'sleep 30\r', timeout: 1 },
+      { write: '\x03', until: '/ # [\\s\\S]*/ # ', timeout: 10 },
+      { write: 'exit 7\r', until: '__EXEC__ \\d+', timeout: 15 },
+    ]);
+    assert.match(output, /\/dev\/pts\/\d+/);
+    assert.match(output, /__EXEC__ 7/, output);
+  });
+
+  test('exec without -t: Ctrl-C ends it with 130 and the process in the pod is gone', async () => {
+    const output = await inPty([
+      { until: '\\$ $', timeout: 5 },
+      {
+        write: `${line('exec', 'term', '--', 'sh', '-c', 'echo started; exec sleep 4545')}; echo "__EXEC__ $?"\n`,
+        until: 'started\\r\\n',
+        timeout: 30,
+      },
+      { write: '\x03', until: '__EXEC__ \\d+', timeout: 15 },
+    ]);
+    assert.match(output, /__EXEC__ 130/, output);
+    await eventually('the sleep is gone', ps, (t) => !t.includes('sleep 4545'));
   });
 });

@@ -6,11 +6,10 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { promisify } from 'node:util';
 import {
   LinuxContainerRuntime,
   type CreateContainerOptions,
@@ -20,78 +19,13 @@ import { InvalidArgumentError } from '../../proto/errors.js';
 import { makeHostileRootfs, requireHostileTools } from './hostile-probe.js';
 import { logText, onRootfs, withScratchRuntime } from './runtime-containers-fixture.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
-
-const execFileAsync = promisify(execFile);
-
-/**
- * Runs an interactive bash in a new pty and types into it: each step writes its text, then reads
- * the terminal until its pattern shows (or its timeout passes). Prints the whole output as JSON.
- */
-const PTY_DRIVER = String.raw`
-import json, os, pty, re, select, sys, time
-steps = json.loads(sys.argv[1])
-pid, fd = pty.fork()
-if pid == 0:
-    os.environ['PS1'] = '$ '
-    os.execvp('bash', ['bash', '--norc', '--noprofile', '-i'])
-out = b''
-def read_until(pattern, timeout):
-    global out
-    end = time.time() + timeout
-    while time.time() < end:
-        if pattern and re.search(pattern.encode(), out):
-            return True
-        r, _, _ = select.select([fd], [], [], 0.05)
-        if r:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                return False
-            if not chunk:
-                return False
-            out += chunk
-    return pattern is None
-missed = None
-for step in steps:
-    if 'write' in step:
-        os.write(fd, step['write'].encode())
-    if not read_until(step.get('until'), step.get('timeout', 1)):
-        missed = step.get('until')
-        break
-os.write(fd, b'exit\n')
-read_until(None, 0.5)
-try:
-    os.kill(pid, 9)
-except ProcessLookupError:
-    pass
-os.waitpid(pid, 0)
-print(json.dumps({'output': out.decode('utf-8', 'replace'), 'missed': missed}))
-`;
-
-interface PtyStep {
-  write?: string;
-  until?: string;
-  timeout?: number;
-}
-
-async function inPty(steps: PtyStep[]): Promise<string> {
-  const { stdout } = await execFileAsync('python3', ['-c', PTY_DRIVER, JSON.stringify(steps)], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  const result = JSON.parse(stdout) as { output: string; missed: string | null };
-  assert.equal(result.missed, null, `the terminal never showed ${result.missed}:\n${result.output}`);
-  return result.output;
-}
+import { inPty, shellLine } from './pty-driver.js';
 
 const cli = skiffEntryArgv();
 
 /** The `skiff runtime` command line on this root, as typed into a shell. */
 function cliLine(...args: string[]): string {
-  const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
-  return [process.execPath, ...process.execArgv, ...cli, 'runtime', '--root', root, ...args]
-    .map(quote)
-    .join(' ');
+  return shellLine([process.execPath, ...process.execArgv, ...cli, 'runtime', '--root', root, ...args]);
 }
 
 function skiff(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
