@@ -247,6 +247,29 @@ describe('logs', () => {
     assert.ok(Date.now() - started >= 2000, 'it waited for the lines that came later');
   });
 
+  test('-f across the log’s rotation: every line once, in order', async () => {
+    // 12.5 MB of lines: the log rotates at 10 MiB while it is followed
+    const lines = 250_000;
+    await running(
+      pod('rotating', {
+        restartPolicy: 'Never',
+        command: [
+          'sh',
+          '-c',
+          // in bursts: a follower a whole file (10 MiB) behind loses what the second rotation deletes
+          `sleep 2; i=0; while [ $i -lt ${lines} ]; do echo "line $i ........................................"; i=$((i+1)); [ $((i % 5000)) -eq 0 ] && sleep 0.1; done; true`,
+        ],
+      }),
+    );
+    let text = '';
+    for await (const chunk of api.logs({ namespace: 'default', name: 'rotating', follow: true }))
+      text += chunk.toString();
+    const got = text.split('\n').filter(Boolean);
+    assert.equal(got.length, lines, `${got.length} lines followed (the last: ${got.at(-1)})`);
+    for (let i = 0; i < lines; i += 9973) assert.match(got[i]!, new RegExp(`^line ${i} `));
+    assert.match(got.at(-1)!, new RegExp(`^line ${lines - 1} `));
+  });
+
   test('--previous is the attempt before the last restart; a pod with an init container takes -c', async () => {
     // the first attempt fails, the second runs on: the count lives in an emptyDir, which outlives attempts
     await api.create({
