@@ -454,6 +454,9 @@ export class PodStreamServer {
       open.stdin || container.config.terminal
         ? await this.options.runtime.containers.openInput(container.id)
         : undefined;
+    // the attaching terminal's size, as kubectl's attach sets it
+    if (open.tty && open.terminalSize && open.terminalSize.rows > 0 && open.terminalSize.cols > 0)
+      input?.resize(open.terminalSize.rows, open.terminalSize.cols);
     const stdinOnce = spec?.stdinOnce === true;
     const abort = new AbortController();
     void call.ended.then(() => abort.abort());

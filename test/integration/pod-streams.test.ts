@@ -450,6 +450,35 @@ describe('attach', () => {
   });
 });
 
+describe('attach -t', () => {
+  test('to a container with stdin and tty: its terminal takes the attacher’s size, input is typed into it', async () => {
+    await running({
+      ...pod('console', {}),
+      spec: {
+        nodeName: NODE,
+        terminationGracePeriodSeconds: 1,
+        containers: [{ name: 'main', image: 'busybox:1', stdin: true, tty: true, command: ['sh'] }],
+      },
+    } as Pod);
+    const stream = api.podStream('Attach', {
+      namespace: 'default',
+      name: 'console',
+      stdin: true,
+      tty: true,
+      terminalSize: { rows: 21, cols: 77 },
+    });
+    const frames = stream[Symbol.asyncIterator]();
+    const seen = { text: '' };
+    const typer = setInterval(() => void stream.sendStdin(Buffer.from('stty size\r')), 300);
+    try {
+      await until(frames, /21 77\r\n/, seen);
+    } finally {
+      clearInterval(typer);
+    }
+    stream.cancel();
+  });
+});
+
 describe('port-forward', () => {
   test('through the CLI: "Forwarding from", many connections, each to the pod’s port and back', async () => {
     // the fixture image links few applets; its busybox sh runs the others
