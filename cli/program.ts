@@ -38,6 +38,10 @@ export const VERBS: Readonly<Record<string, () => Promise<Registrar>>> = {
   cordon: async () => (await import('./commands/cordon.js')).registerCordon,
   uncordon: async () => (await import('./commands/cordon.js')).registerUncordon,
   drain: async () => (await import('./commands/drain.js')).registerDrain,
+  logs: async () => (await import('./commands/logs.js')).registerLogs,
+  exec: async () => (await import('./commands/exec.js')).registerExec,
+  attach: async () => (await import('./commands/exec.js')).registerAttach,
+  'port-forward': async () => (await import('./commands/port-forward.js')).registerPortForward,
 };
 
 /** The program with the global options and the commands `args` (argv after the script) need. */

@@ -30,7 +30,7 @@ import {
   UnavailableError,
   errorMessage,
 } from '../proto/errors.js';
-import type { Namespace, Node } from '../proto/gen/types.js';
+import type { Namespace, Node, Pod } from '../proto/gen/types.js';
 import { componentLogger, type Logger } from '../proto/support/logger.js';
 import { KINDS } from '../proto/kinds.js';
 import { decodeObject } from '../proto/objects.js';
@@ -47,6 +47,7 @@ import { NatsNodeUsers } from './nats-node-users.js';
 import { StoreNodeGraph } from './api/node-graph.js';
 import { apiServerCredentials } from './api/tls-credentials.js';
 import { prepareApiSocket, removeApiSocket, secureBoundSocket, type BoundSocket } from './api/api-socket.js';
+import { widenConnectionWindows, widenStreamWindows } from './api/grpc-windows.js';
 import { ApiHandlers } from './api/handlers.js';
 import { WATCH_CACHE_INDEXES } from './api/watch-cache-indexes.js';
 import { createApiMetrics } from './api/metrics.js';
@@ -61,6 +62,7 @@ import { parseCidr } from '../proto/cidr.js';
 import { DEFAULT_CLUSTER_CIDR, NodeIpamController } from './controllers/node-ipam/node-ipam-controller.js';
 
 const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
+import { createPodStreams, type PodStreams } from './streams/pod-streams.js';
 import { StatusIngest } from './status/status-ingest.js';
 import { CachedStore } from './store/cached-store.js';
 import { EncryptingStore } from './store/encrypting-store.js';
@@ -164,6 +166,8 @@ export interface ControlPlane {
   http: HttpServer;
   /** The image registry served under /v2/ (its garbage collection is for an admin operation). */
   registry: ImageRegistry;
+  /** Pod streams and the agents' tunnels (which nodes hold one: podStreams.tunnels.nodes()). */
+  podStreams: PodStreams;
   /** Kept for later components (status ingest); undefined when started without NATS. */
   nats: NatsConnection | undefined;
   /**
@@ -287,6 +291,13 @@ async function connectNats(
   })();
   return nc;
 }
+
+/**
+ * The API server's receive windows: a stream may have 512 KiB in flight (what a call paused by flow
+ * control holds at most), a connection 16 MiB (the many calls of one client, port-forward's).
+ */
+const GRPC_STREAM_WINDOW_BYTES = 512 * 1024;
+const GRPC_CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
 
 function bindGrpc(
   server: grpc.Server,
@@ -480,10 +491,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       // channelz keeps per-call bookkeeping that nothing here reads.
       'grpc.enable_channelz': 0,
     });
+    // node:http2's 64 KiB windows capped every upload to the control plane (grpc-windows.ts)
+    widenStreamWindows(server, GRPC_STREAM_WINDOW_BYTES);
+    // logs, exec, attach and port-forward, relayed to the agents' tunnels
+    const podStreams = createPodStreams({
+      getPod: async (namespace, name) => (await handlers.get('Pod', namespace, name)).object as Pod,
+      auth,
+      metrics,
+      log: log.child({ component: 'pod-streams' }),
+    });
     const service = createApiService({
       handlers,
       auth,
       metrics,
+      podStreamMethods: podStreams.apiMethods,
       log: log.child({ component: 'api' }),
       version: packageVersion(),
       etcdEndpoints: endpoints,
@@ -513,9 +534,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     let boundSocket: BoundSocket | undefined;
     undo.push(async () => {
       service.closeWatches();
+      podStreams.close();
       await drainGrpc(server);
       if (boundSocket !== undefined) await removeApiSocket(boundSocket);
     });
+    let nodesImplementation: grpc.UntypedServiceImplementation = { ...podStreams.nodes.implementation };
     if (trust !== undefined) {
       const natsUsers =
         options.natsAuthorization === undefined
@@ -535,8 +558,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         log: log.child({ component: 'node-certificates' }),
         ...(options.nodeCertificateTtlMs !== undefined ? { ttlMs: options.nodeCertificateTtlMs } : {}),
       });
-      server.addService(nodes.definition, nodes.implementation);
+      nodesImplementation = { ...nodesImplementation, ...nodes.implementation };
     }
+    // skiff.v1.Nodes is one service: the agents' tunnels (always) and, with a cluster CA, certificates
+    server.addService(podStreams.nodes.definition, nodesImplementation);
     // the socket first: whoever waits for the TCP address finds the socket there too
     if (options.apiSocket !== undefined) {
       await prepareApiSocket(options.apiSocket, log);
@@ -550,6 +575,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         ? grpc.ServerCredentials.createInsecure()
         : apiServerCredentials({ clientCa: trust.ca.certificatePem, ...trust.serving }).credentials,
     );
+    widenConnectionWindows(server, GRPC_CONNECTION_WINDOW_BYTES);
     const apiAddress = formatHostPort(parseHostPort(apiAddr, '--api-addr').host, port);
     const apiSocketAddress = boundSocket !== undefined ? unixAddress(boundSocket.path) : undefined;
 
@@ -574,6 +600,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       grpcServer: server,
       http,
       registry: imageRegistry,
+      podStreams,
       nats,
       trust: trust === undefined ? undefined : { bundle: trust.bundle, bundleHash: trust.bundleHash },
       stop: () => (stopping ??= unwind().then(() => log.info('control plane stopped'))),

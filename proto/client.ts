@@ -25,10 +25,26 @@ import {
   type WatchEventType,
   type WatchOptions,
 } from './api-requests.js';
-import { InternalError, InvalidArgumentError, SkiffError } from './errors.js';
 import { fromGrpcError, fromGrpcStatus, GRPC_CODE } from './grpc-status.js';
+import { InternalError, InvalidArgumentError, SkiffError, UnavailableError } from './errors.js';
 import { grpcServiceDefinition, type WireMessage } from './grpc-service.js';
-import { WireChannel, type WireStream } from './grpc-wire-client.js';
+import { WireChannel, type WireDuplex, type WireStream } from './grpc-wire-client.js';
+import {
+  POD_STREAM_RAW,
+  SESSION_ID_KEY,
+  SESSION_SECRET_KEY,
+  chunks,
+  dataFrameParts,
+  decodeFrame,
+  encodeFrame,
+  encodeLogsRequest,
+  errorOfEnd,
+  logsOptionsOf,
+  type PodLogsOptions,
+  type PodStreamFrame,
+  type PodStreamOpen,
+  type TerminalSize,
+} from './pod-streams.js';
 import type { KubeObject, KubeObjectByKind } from './gen/types.js';
 import { resolveKind } from './kinds.js';
 import { envelopeType, fromEnvelope, toEnvelope } from './objects.js';
@@ -155,6 +171,56 @@ export interface ApiClient {
   }>;
   /** skiff.v1.Nodes: a registry pull token for the calling node (mutual TLS with its certificate). */
   issueRegistryToken(): Promise<{ token: string; expiresAt: string }>;
+  /**
+   * A container's log (kubectl logs): its bytes as they come, in chunks of whole lines; ends with
+   * the log (with `follow`, when the container ends). An abort of `signal` ends it quietly.
+   */
+  logs(options: PodLogsOptions, signal?: AbortSignal): AsyncIterable<Buffer>;
+  /** An exec, attach or port-forward (PodStream); the call opens at once. */
+  podStream(kind: PodStreamKind, open: PodStreamOpen): PodStream;
+  /** skiff.v1.Nodes, for agents: the tunnel over which the control plane asks for sessions. */
+  agentTunnel(nodeName: string, version: string): AgentTunnel;
+  /** skiff.v1.Nodes, for agents: the data stream answering a session (raw PodStreamFrames). */
+  sessionStream(id: string, secret: string): WireDuplex;
+  close(): void;
+}
+
+export type PodStreamKind = 'Exec' | 'Attach' | 'PortForward';
+
+/**
+ * A pod stream's client side: input goes with send*, output comes as frames (stdout, stderr, and
+ * last `end` with an exec's exit code). The iteration throws the SkiffError the stream failed
+ * with (the pod's node has no agent: UnavailableError naming it; a view token: PermissionDenied).
+ */
+export interface PodStream extends AsyncIterable<PodStreamFrame> {
+  /** Bytes for the process (or the connection), in frames of at most 64 KiB; false once it ended. */
+  sendStdin(data: Buffer): Promise<boolean>;
+  /** No more input (port-forward: the connection's write side ends). */
+  closeStdin(): Promise<boolean>;
+  resize(size: TerminalSize): Promise<boolean>;
+  /** Ends the stream from this side (the server stops the process or the connection). */
+  cancel(): void;
+}
+
+/** A session the control plane asks an agent for (api.proto SessionRequest). */
+export interface AgentSessionRequest {
+  id: string;
+  secret: string;
+  kind: 'logs' | 'exec' | 'attach' | 'port-forward';
+  namespace: string;
+  pod: string;
+  podUid: string;
+  container: string;
+  logs?: PodLogsOptions;
+  stream?: PodStreamOpen;
+}
+
+/** What comes down an agent's tunnel: a session to open, or one whose user went away. */
+export type AgentTunnelEvent = { open: AgentSessionRequest } | { cancel: string };
+
+/** An agent's tunnel: `ready` once the control plane took it; then what it asks. */
+export interface AgentTunnel extends AsyncIterable<AgentTunnelEvent> {
+  readonly ready: Promise<void>;
   close(): void;
 }
 
@@ -255,15 +321,6 @@ let apiMethods: Record<string, MethodCodec> | undefined;
 let adminMethods: Record<string, MethodCodec> | undefined;
 let nodesMethods: Record<string, MethodCodec> | undefined;
 
-/** skiff.v1.Nodes's methods (built once from the schema). */
-function nodesMethodsOf(): Record<string, MethodCodec> {
-  nodesMethods ??= grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Nodes')) as unknown as Record<
-    string,
-    MethodCodec
-  >;
-  return nodesMethods;
-}
-
 /**
  * The CA bundle (PEM) a control plane shows, fetched over TLS that verifies nothing: for a joining
  * agent, which trusts it only when it hashes to its join token's pin (trustBundleHash). Never use
@@ -298,8 +355,18 @@ function apiMethodsOf(): Record<string, MethodCodec> {
     // Object requests carry toEnvelope's output, which is already in the encoder's types.
     messageResponses: true,
     encoderReadyRequests: ['Create', 'Update', 'UpdateStatus'],
+    ...POD_STREAM_RAW,
   }) as unknown as Record<string, MethodCodec>;
   return apiMethods;
+}
+
+/** skiff.v1.Nodes's methods (built once from the schema); a session's frames cross as wire bytes. */
+function nodesMethodsOf(): Record<string, MethodCodec> {
+  nodesMethods ??= grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Nodes'), {
+    rawRequests: ['SessionStream'],
+    rawResponses: ['SessionStream'],
+  }) as unknown as Record<string, MethodCodec>;
+  return nodesMethods;
 }
 
 /** Connects lazily: the first call dials the server, so this never blocks or fails on I/O. */
@@ -587,10 +654,165 @@ export function connectApi(options: ConnectOptions): ApiClient {
         graceSeconds: Number(response.graceSeconds ?? 0),
       };
     },
+    logs(logsOptions, signal) {
+      const method = apiMethodsOf()['Logs']!;
+      return logStream(
+        () => channel.serverStream(method.path, encodeLogsRequest(logsOptions), { metadata }),
+        options.server,
+        signal,
+        callContext.tokenBytes,
+      );
+    },
+    podStream(kind, open) {
+      const call = channel.duplex(apiMethodsOf()[kind]!.path, { metadata });
+      const send = (frame: PodStreamFrame): Promise<boolean> => call.send(encodeFrame(frame));
+      void send({ open });
+      return {
+        async sendStdin(data) {
+          for (const chunk of chunks(data))
+            if (!(await call.sendParts(dataFrameParts('stdin', chunk)))) return false;
+          return true;
+        },
+        closeStdin: () => send({ stdinClose: true }),
+        resize: (size) => send({ resize: size }),
+        cancel: () => call.cancel(),
+        async *[Symbol.asyncIterator]() {
+          try {
+            for await (const bytes of call) {
+              const frame = decodeFrame(bytes);
+              const failed = frame.end ? errorOfEnd(frame.end) : undefined;
+              if (failed) throw failed;
+              yield frame;
+            }
+          } catch (err) {
+            throw fromGrpcError(err, options.server, { tokenBytes: callContext.tokenBytes });
+          } finally {
+            call.cancel();
+          }
+        },
+      };
+    },
+    agentTunnel(nodeName, version) {
+      const method = nodesMethodsOf()['AgentTunnel']!;
+      const call = channel.duplex(method.path, { metadata });
+      void call.send(method.requestSerialize({ hello: { nodeName, version } }));
+      let ready!: () => void;
+      let refused!: (err: unknown) => void;
+      const readyPromise = new Promise<void>((resolve, reject) => {
+        ready = resolve;
+        refused = reject;
+      });
+      readyPromise.catch(() => {});
+      // read at once, whoever iterates: `ready` must not wait for a consumer
+      const requests: AgentTunnelEvent[] = [];
+      let failure: SkiffError | undefined;
+      let wake: (() => void) | undefined;
+      void (async () => {
+        try {
+          for await (const bytes of call) {
+            const message = method.responseDeserialize(bytes);
+            if (message.ready) ready();
+            const open = message.open as WireMessage | undefined;
+            if (open) requests.push({ open: sessionRequestOf(open) });
+            if (typeof message.cancel === 'string' && message.cancel)
+              requests.push({ cancel: message.cancel });
+            wake?.();
+          }
+          throw new UnavailableError(
+            `agent tunnel: the control plane at ${options.server} ended it`,
+            options.server,
+          );
+        } catch (err) {
+          failure = fromGrpcError(err, options.server, { tokenBytes: callContext.tokenBytes });
+          refused(failure);
+          wake?.();
+        }
+      })();
+      return {
+        ready: readyPromise,
+        close: () => call.cancel(),
+        async *[Symbol.asyncIterator]() {
+          try {
+            for (;;) {
+              const request = requests.shift();
+              if (request !== undefined) {
+                yield request;
+                continue;
+              }
+              if (failure !== undefined) throw failure;
+              await new Promise<void>((resolve) => (wake = resolve));
+            }
+          } finally {
+            call.cancel();
+          }
+        },
+      };
+    },
+    sessionStream(id, secret) {
+      return channel.duplex(nodesMethodsOf()['SessionStream']!.path, {
+        metadata: { ...metadata, [SESSION_ID_KEY]: id, [SESSION_SECRET_KEY]: secret },
+      });
+    },
     close() {
       channel.close();
     },
   };
+}
+
+/** A SessionRequest as decoded (int64 as decimal strings, absent fields undefined). */
+function sessionRequestOf(message: WireMessage): AgentSessionRequest {
+  const str = (value: unknown): string => (typeof value === 'string' ? value : '');
+  const request: AgentSessionRequest = {
+    id: str(message.id),
+    secret: str(message.secret),
+    kind: str(message.kind) as AgentSessionRequest['kind'],
+    namespace: str(message.namespace),
+    pod: str(message.pod),
+    podUid: str(message.podUid),
+    container: str(message.container),
+  };
+  if (message.logs) request.logs = logsOptionsOf(message.logs as WireMessage);
+  const stream = message.stream as WireMessage | undefined;
+  if (stream) {
+    const size = stream.terminalSize as { rows?: number; cols?: number } | undefined;
+    request.stream = {
+      namespace: str(stream.namespace),
+      name: str(stream.name),
+      container: str(stream.container),
+      command: (stream.command as string[] | undefined) ?? [],
+      stdin: stream.stdin === true,
+      tty: stream.tty === true,
+      ...(size ? { terminalSize: { rows: size.rows ?? 0, cols: size.cols ?? 0 } } : {}),
+      port: Number(stream.port ?? 0),
+    };
+  }
+  return request;
+}
+
+async function* logStream(
+  open: () => WireStream,
+  server: string,
+  signal: AbortSignal | undefined,
+  tokenBytes: number,
+): AsyncGenerator<Buffer> {
+  if (signal?.aborted) return;
+  const stream = open();
+  const onAbort = (): void => stream.cancel();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    for await (const bytes of stream) {
+      const frame = decodeFrame(bytes);
+      const failed = frame.end ? errorOfEnd(frame.end) : undefined;
+      if (failed) throw failed;
+      if (frame.stdout?.length) yield frame.stdout;
+    }
+  } catch (err) {
+    if (signal?.aborted && (err as { code?: number }).code === GRPC_CODE.CANCELLED) return;
+    throw fromGrpcError(err, server, { tokenBytes });
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    stream.cancel();
+  }
 }
 
 async function* watchStream<T extends KubeObject>(

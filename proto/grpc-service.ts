@@ -77,7 +77,18 @@ export interface ServiceDefinitionOptions {
   encoderReadyRequests?: readonly string[];
   /** Decode every response with messageDeserializerFor. */
   messageResponses?: boolean;
+  /**
+   * Methods whose requests, or responses, cross as wire bytes (Buffers) both ways: the caller
+   * encodes and decodes them itself, or passes them on without (pod stream frames).
+   * `maxRawRequestBytes` bounds raw requests: a larger one fails the call before it is queued.
+   */
+  rawRequests?: readonly string[];
+  rawResponses?: readonly string[];
+  maxRawRequestBytes?: number;
 }
+
+const asIs = (value: WireMessage | Uint8Array): Buffer =>
+  Buffer.isBuffer(value) ? value : asBuffer(value as Uint8Array);
 
 /** The grpc-js definition of `service`, with method paths `/<package>.<Service>/<Method>`. */
 export function grpcServiceDefinition(
@@ -87,6 +98,14 @@ export function grpcServiceDefinition(
   const serviceName = service.fullName.replace(/^\./, '');
   const messageRequests = new Set(options.messageRequests ?? []);
   const encoderReadyRequests = new Set(options.encoderReadyRequests ?? []);
+  const rawRequests = new Set(options.rawRequests ?? []);
+  const rawResponses = new Set(options.rawResponses ?? []);
+  const maxRaw = options.maxRawRequestBytes ?? Infinity;
+  const rawRequest = (bytes: Buffer): WireMessage => {
+    if (bytes.length > maxRaw)
+      throw new RangeError(`a message of ${bytes.length} bytes, above the ${maxRaw} this call takes`);
+    return bytes as unknown as WireMessage;
+  };
   const definition: Record<string, MethodDefinition<WireMessage, WireMessage>> = {};
   for (const method of service.methodsArray) {
     const requestType = resolvedType(method, 'request');
@@ -95,16 +114,22 @@ export function grpcServiceDefinition(
       path: `/${serviceName}/${method.name}`,
       requestStream: method.requestStream === true,
       responseStream: method.responseStream === true,
-      requestSerialize: encoderReadyRequests.has(method.name)
-        ? encoderReadySerializerFor(requestType)
-        : serializerFor(requestType),
-      requestDeserialize: messageRequests.has(method.name)
-        ? messageDeserializerFor(requestType)
-        : deserializerFor(requestType),
-      responseSerialize: serializerFor(responseType),
-      responseDeserialize: options.messageResponses
-        ? messageDeserializerFor(responseType)
-        : deserializerFor(responseType),
+      requestSerialize: rawRequests.has(method.name)
+        ? asIs
+        : encoderReadyRequests.has(method.name)
+          ? encoderReadySerializerFor(requestType)
+          : serializerFor(requestType),
+      requestDeserialize: rawRequests.has(method.name)
+        ? rawRequest
+        : messageRequests.has(method.name)
+          ? messageDeserializerFor(requestType)
+          : deserializerFor(requestType),
+      responseSerialize: rawResponses.has(method.name) ? asIs : serializerFor(responseType),
+      responseDeserialize: rawResponses.has(method.name)
+        ? (bytes: Buffer) => bytes as unknown as WireMessage
+        : options.messageResponses
+          ? messageDeserializerFor(responseType)
+          : deserializerFor(responseType),
       originalName: method.name,
     };
   }

@@ -257,7 +257,7 @@ function errorOf(
     case 'Unavailable': {
       const endpoint = detail(ERROR_ENDPOINT_KEY);
       // Without an endpoint from the server, the transport itself failed to reach the server.
-      if (endpoint === undefined) {
+      if (endpoint === undefined && server !== '') {
         return new UnavailableError(`call control plane ${server}: ${message}`, server, options);
       }
       return new UnavailableError(message, endpoint, options);
@@ -267,12 +267,40 @@ function errorOf(
     case 'PermissionDenied':
       return new PermissionDeniedError(message, options);
     case 'DeadlineExceeded':
-      return new DeadlineExceededError(`call control plane ${server}: ${message}`, options);
+      return new DeadlineExceededError(
+        server === '' ? message : `call control plane ${server}: ${message}`,
+        options,
+      );
     case 'ResourceExhausted':
       return new ResourceExhaustedError(message, options);
     case 'Gone':
       return new GoneError(message, options);
     default:
-      return new InternalError(`call control plane ${server}: ${message}`, options);
+      return new InternalError(server === '' ? message : `call control plane ${server}: ${message}`, options);
   }
+}
+
+/**
+ * The SkiffError of a code as skiff names it (`NotFound`…), with its message and, for
+ * InvalidArgument its field, for Unavailable its endpoint: how an error that crossed a wire as
+ * values (a pod stream's end frame) becomes one again.
+ */
+export function skiffErrorOf(
+  code: ErrorCode,
+  message: string,
+  detail?: string,
+  options: ErrorOptions = {},
+): SkiffError {
+  return errorOf(
+    code,
+    message,
+    (key) => (key === ERROR_FIELD_KEY || key === ERROR_ENDPOINT_KEY ? detail : undefined),
+    '',
+    options,
+  );
+}
+
+/** Whether `code` is one of skiff's error codes (as a wire value names it). */
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(grpcCodeOf, code);
 }

@@ -20,6 +20,11 @@
  * stream that is not paused), so a paused stream stops the server after one window; the
  * connection's window is replenished as data arrives, since every stream's buffering is already
  * bounded by its own window and one paused stream must not stall the others.
+ *
+ * Send flow control: a stream's data goes out as the server's windows allow, and no faster than
+ * the socket drains (DATA waits while the socket holds SOCKET_HIGH_WATER bytes unsent). What a
+ * stream still holds is `queuedBytes`; its handler's onDrain says when it fell to nothing, so a
+ * writer that waits for it (a client-streaming call) holds at most what it wrote since.
  */
 import { statSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -103,6 +108,11 @@ const MAX_CONTINUATION_FRAMES = 64;
  * its queue of them the same way, at 1,000).
  */
 const MAX_UNDRAINED_ACKS = 10_000;
+/**
+ * DATA frames wait while the socket holds this much unsent: a server granting large windows would
+ * otherwise let every queued byte of every stream move into the socket's buffer at once.
+ */
+const SOCKET_HIGH_WATER = 256 * 1024;
 
 /** Why a stream or the connection failed, other than a reset by the server (Http2StreamHandler.onReset). */
 export class Http2Error extends Error {
@@ -138,6 +148,8 @@ export interface Http2StreamHandler {
   /** The server reset the stream (RST_STREAM with `code`). */
   onReset(code: number): void;
   onError(error: Http2Error): void;
+  /** Everything written on the stream went out to the socket (Http2ClientStream.queuedBytes is 0). */
+  onDrain?(): void;
 }
 
 export interface Http2ConnectionOptions {
@@ -384,6 +396,7 @@ export class Http2ClientConnection {
       this.receive(chunk);
     });
     socket.once('connect', () => (this.connected = true));
+    socket.on('drain', () => this.flush());
     socket.on('error', (err: Error) =>
       this.end(
         new Http2Error(
@@ -567,11 +580,17 @@ export class Http2ClientConnection {
   private flush(only?: Http2ClientStream): void {
     if (this.ended !== undefined) return;
     const candidates = only !== undefined ? [only] : [...this.streams.values()];
+    const drained: Http2ClientStream[] = [];
     this.socket.cork();
     for (const stream of candidates) {
       if (stream.id === 0 || this.streams.get(stream.id) !== stream) continue;
+      const had = stream.queuedBytes;
       for (;;) {
-        const next = stream.nextToSend(Math.min(stream.sendWindow, this.sendWindow, this.peerMaxFrameSize));
+        const room =
+          this.socket.writableLength >= SOCKET_HIGH_WATER
+            ? 0
+            : Math.min(stream.sendWindow, this.sendWindow, this.peerMaxFrameSize);
+        const next = stream.nextToSend(room);
         if (next === undefined) break;
         stream.sendWindow -= next.data.length;
         this.sendWindow -= next.data.length;
@@ -581,8 +600,11 @@ export class Http2ClientConnection {
         if (next.data.length > 0) this.socket.write(next.data);
         if (next.end) break;
       }
+      if (had > 0 && stream.queuedBytes === 0) drained.push(stream);
     }
     this.socket.uncork();
+    // after the writes: a handler may write again (and so flush) from here
+    for (const stream of drained) stream.drained();
   }
 
   private write(bytes: Buffer): void {
@@ -1009,6 +1031,7 @@ export class Http2ClientStream {
   /** @internal */ endReceived = false;
   private headerBlock: Buffer | undefined;
   private readonly outgoing: Buffer[] = [];
+  private outgoingBytes = 0;
   private endQueued = false;
   private endSent = false;
   private closed = false;
@@ -1037,9 +1060,22 @@ export class Http2ClientStream {
   /** Sends `data` (split into frames as the windows allow); `end` ends the request. */
   write(data: Buffer, end = false): void {
     if (this.closed || this.endQueued) return;
-    if (data.length > 0) this.outgoing.push(data);
+    if (data.length > 0) {
+      this.outgoing.push(data);
+      this.outgoingBytes += data.length;
+    }
     this.endQueued = end;
     this.connection.sendData(this);
+  }
+
+  /** Bytes written and not yet handed to the socket (they wait for the windows or the socket). */
+  get queuedBytes(): number {
+    return this.outgoingBytes;
+  }
+
+  /** @internal The connection sent the last queued byte. */
+  drained(): void {
+    if (!this.closed) this.handler.onDrain?.();
   }
 
   /** Stops delivering data and replenishing the stream's window: the server stops after one window. */
@@ -1061,7 +1097,14 @@ export class Http2ClientStream {
   close(code: number = H2_ERROR.CANCEL): void {
     if (this.closed) return;
     this.closed = true;
+    this.dropOutgoing();
     this.connection.forget(this, this.endSent && this.endReceived ? undefined : code);
+  }
+
+  /** What was still to send goes with the stream. */
+  private dropOutgoing(): void {
+    this.outgoing.length = 0;
+    this.outgoingBytes = 0;
   }
 
   /** @internal */
@@ -1088,6 +1131,7 @@ export class Http2ClientStream {
     } else {
       this.outgoing.shift();
     }
+    this.outgoingBytes -= data.length;
     const end = this.outgoing.length === 0 && this.endQueued;
     if (end) this.endSent = true;
     return { data, end };
@@ -1132,6 +1176,7 @@ export class Http2ClientStream {
   receiveReset(code: number): void {
     if (this.closed) return;
     this.closed = true;
+    this.dropOutgoing();
     this.connection.forget(this, undefined);
     this.handler.onReset(code);
   }
@@ -1140,6 +1185,7 @@ export class Http2ClientStream {
   fail(error: Http2Error, reset?: number): void {
     if (this.closed) return;
     this.closed = true;
+    this.dropOutgoing();
     this.connection.forget(this, reset);
     this.handler.onError(error);
   }
@@ -1164,6 +1210,7 @@ export class Http2ClientStream {
   private deliverEnd(): void {
     if (this.closed) return;
     this.closed = true;
+    this.dropOutgoing();
     this.connection.forget(this, this.endSent ? undefined : H2_ERROR.NO_ERROR);
     this.handler.onEnd();
   }

@@ -4,8 +4,11 @@
  * Tokens are 32 random bytes, base64url. Only their SHA-256 hash is stored (with a name, a role
  * and, for tokens made with a lifetime, when they expire); a presented token is hashed and
  * compared against every stored hash in constant time.
- * Roles: `admin` and `edit` may do everything, `view` only get/list/watch/version, `join` nothing
- * but obtain a node's first certificate (node-certificates.ts).
+ * Roles: `admin` and `edit` may do everything, `view` only get/list/watch/version and read pods'
+ * logs (exec, attach and port-forward into a pod need edit or admin, as Kubernetes' pods/exec
+ * needs create), `join` nothing but obtain a node's first certificate (node-certificates.ts),
+ * `pull` nothing of the API (registry pulls only). Serving a node's pod streams (the agents'
+ * tunnel) needs that node's identity.
  *
  * The Authenticator keeps the token records in memory and refreshes them from the TokenStore
  * in the background, and at most once per second on an unknown token, so an etcd outage does not
@@ -74,8 +77,23 @@ export function nodePrincipalOf(peer: PeerCertificateSubject | undefined): Princ
   return Object.freeze({ name: commonName, role: 'node' as const, node });
 }
 
-export type Verb = 'create' | 'get' | 'list' | 'update' | 'updateStatus' | 'delete' | 'watch' | 'version';
-const READ_VERBS: ReadonlySet<Verb> = new Set(['get', 'list', 'watch', 'version']);
+export type Verb =
+  | 'create'
+  | 'get'
+  | 'list'
+  | 'update'
+  | 'updateStatus'
+  | 'delete'
+  | 'watch'
+  | 'version'
+  | 'logs'
+  | 'exec'
+  | 'attach'
+  | 'portForward';
+const READ_VERBS: ReadonlySet<Verb> = new Set(['get', 'list', 'watch', 'version', 'logs']);
+
+/** The prefix of a node's identity (a node's client certificate names it system:node:<name>). */
+export const NODE_IDENTITY_PREFIX = 'system:node:';
 
 export function generateToken(): string {
   return randomBytes(32).toString('base64url');
@@ -107,9 +125,31 @@ export function authorize(principal: Principal, verb: Verb, what: string): void 
   }
   if (principal.role === 'view' && !READ_VERBS.has(verb)) {
     throw new PermissionDeniedError(
-      `${verb} ${what}: token "${principal.name}" has role view, which may only get, list and watch; use an edit or admin token`,
+      `${verb} ${what}: token "${principal.name}" has role view, which may only get, list, watch and read logs; use an edit or admin token`,
     );
   }
+}
+
+/**
+ * Whether `principal` may serve node `nodeName`'s pod streams (open its tunnel, answer its
+ * sessions). A node identity (`system:node:<name>`, what mutual TLS will present) serves its own
+ * node only; until then agents use an API token, and only an admin token may claim a node: an
+ * edit token must not be able to pose as a node and receive what users type into its pods.
+ */
+export function authorizeNode(principal: Principal, nodeName: string): void {
+  // a node certificate's identity (role node); a token is never a node, whatever its name
+  if (principal.role === 'node') {
+    const own = principal.node ?? principal.name.slice(NODE_IDENTITY_PREFIX.length);
+    if (own !== nodeName)
+      throw new PermissionDeniedError(
+        `serve node ${nodeName}: the caller is node ${own}, which may serve only its own pods`,
+      );
+    return;
+  }
+  if (principal.role !== 'admin')
+    throw new PermissionDeniedError(
+      `serve node ${nodeName}: token "${principal.name}" has role ${principal.role}; an agent needs its node's identity or an admin token`,
+    );
 }
 
 export interface AuthenticatorOptions {

@@ -37,6 +37,7 @@ import type { NodeAuthorizer, NodeRequest } from './node-authorizer.js';
 import type { ApiObject } from './api-object.js';
 import type { ApiHandlers, WatchEvent, WriteInputOptions } from './handlers.js';
 import type { ApiMetrics } from './metrics.js';
+import { POD_STREAM_RAW } from '../../proto/pod-streams.js';
 
 export interface ApiServiceOptions {
   handlers: ApiHandlers;
@@ -59,6 +60,11 @@ export interface ApiServiceOptions {
   maxWatchesPerToken?: number;
   /** Decides the calls of node certificates; without it they are refused (a plaintext API has none). */
   nodeAuthorizer?: NodeAuthorizer;
+  /**
+   * Logs, Exec, Attach and PortForward (controlplane/streams/pod-streams.ts); without them those
+   * calls are UNIMPLEMENTED.
+   */
+  podStreamMethods?: grpc.UntypedServiceImplementation;
 }
 
 /**
@@ -329,6 +335,15 @@ export interface ApiService {
   closeWatches(): void;
 }
 
+/** The pod stream methods given, or ones that say the server has none. */
+function podStreamMethodsOf(options: ApiServiceOptions): grpc.UntypedServiceImplementation {
+  if (options.podStreamMethods) return options.podStreamMethods;
+  const unimplemented = (call: grpc.ServerWritableStream<unknown, unknown>): void => {
+    call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'pod streams are not served here' });
+  };
+  return { Logs: unimplemented, Exec: unimplemented, Attach: unimplemented, PortForward: unimplemented };
+}
+
 export function createApiService(options: ApiServiceOptions): ApiService {
   const { handlers, auth, metrics, log } = options;
   const openWatches = new Set<() => void>();
@@ -338,6 +353,8 @@ export function createApiService(options: ApiServiceOptions): ApiService {
   // Object-carrying requests reach fromEnvelope as decoded messages, which it reads in one walk.
   const definition = grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'), {
     messageRequests: ['Create', 'Update', 'UpdateStatus', 'DryRunWrites'],
+    // pod stream frames pass through as wire bytes (controlplane/streams)
+    ...POD_STREAM_RAW,
   });
 
   const fail = (err: unknown, method: string): Partial<grpc.ServiceError> => {
@@ -534,6 +551,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         return dryRunWritesResponseWire(outcomes);
       },
     ),
+    ...podStreamMethodsOf(options),
     Watch: (call: grpc.ServerWritableStream<WireMessage, WireMessage | Uint8Array>) => {
       const started = process.hrtime.bigint();
       const kind = str(call.request.kind);

@@ -39,6 +39,7 @@ import {
   type Reservations,
 } from './node-facts.js';
 import { LABEL_NAME, LABEL_NAMESPACE, PodSync, type BackoffPolicy } from './pod-sync.js';
+import { PodStreamServer } from './pod-streams.js';
 
 export interface AgentOptions {
   api: ApiClient;
@@ -69,6 +70,8 @@ export interface AgentOptions {
   hostNetns?: string;
   /** Longest wait for the pod CIDR; default 60 s. */
   podCIDRWaitMs?: number;
+  /** Waits between attempts to open the pod streams' tunnel; default 1 s doubling to 30 s. */
+  tunnelReconnect?: { minMs: number; maxMs: number };
   log: Logger;
 }
 
@@ -82,6 +85,7 @@ export class Agent {
   private pending: PodStatusReport[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
   private closeWatch: (() => void) | undefined;
+  private podStreams: PodStreamServer | undefined;
   private readonly subscriptions: { unsubscribe(): void }[] = [];
   private readonly events: EventRecorder;
   private lastConditions: Condition[] | undefined;
@@ -97,6 +101,11 @@ export class Agent {
 
   get nodeName(): string {
     return this.options.nodeName;
+  }
+
+  /** Pod streams (logs, exec, attach, port-forward) being served now. */
+  get podStreamSessions(): number {
+    return this.podStreams?.active ?? 0;
   }
 
   async start(): Promise<void> {
@@ -171,6 +180,17 @@ export class Agent {
     this.heartbeat();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs ?? 10_000);
     this.heartbeatTimer.unref();
+    // logs, exec, attach and port-forward: asked for over a tunnel this agent opens (it listens on no port)
+    this.podStreams = new PodStreamServer({
+      api,
+      runtime: this.options.runtime.runtime,
+      nodeName,
+      version: this.options.version,
+      podOf: (key) => informer.get(key)?.object,
+      log: log.child({ component: 'pod-streams' }),
+      ...(this.options.tunnelReconnect ? { reconnect: this.options.tunnelReconnect } : {}),
+    });
+    this.podStreams.start();
     log.info({ node: nodeName }, 'agent ready');
   }
 
@@ -178,6 +198,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.podStreams?.stop();
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.closeWatch?.();
     for (const s of this.subscriptions) s.unsubscribe();

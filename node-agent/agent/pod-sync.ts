@@ -507,6 +507,9 @@ export class PodSync {
         ...(limits.cpus !== undefined ? { cpus: limits.cpus } : {}),
         readOnly: limits.readOnly,
         volumes: mounts,
+        // what attach reaches: a stdin kept open, and a terminal (sized by the first attach -t)
+        ...(spec.stdin ? { openStdin: true } : {}),
+        ...(spec.tty ? { terminal: { rows: 24, cols: 80 } } : {}),
       });
     } catch (err) {
       const reason = err instanceof PodConfigError ? 'CreateContainerConfigError' : 'CreateContainerError';

@@ -39,7 +39,7 @@ import { DEFAULT_ROOT, openImageSide } from './image-side.js';
 
 // What the CLI needs of the runtime beyond the façade's objects: the runtime's own syntax of
 // docker's flags, and the types it prints.
-export { signalNumber, type ContainerInfo } from './containers/container-runtime.js';
+export { signalNumber, type ContainerInfo, type ContainerInput } from './containers/container-runtime.js';
 export {
   parseBytes,
   parseLabels,
@@ -172,6 +172,8 @@ export type RunOptions = Omit<
 export interface RelayedExec {
   /** Passes a signal on to the exec'd process. */
   signal(signal: NodeJS.Signals): void;
+  /** With a terminal: its new size. */
+  resize(rows: number, cols: number): void;
   /** Its exit code (128+signal when killed), once it exited and its output was relayed. */
   exitCode: Promise<number>;
 }
@@ -302,9 +304,11 @@ export class Runtime implements PodRuntime {
   }
 
   /**
-   * Runs a process in a container with its stdio relayed from and to `io` (as `docker exec -i`
-   * without `-t`): the container only ever holds pipes, never the caller's terminal or files.
-   * With `io.stdin` its input is copied to the process, else the process gets none.
+   * Runs a process in a container with its stdio relayed from and to `io` (as `docker exec -i`):
+   * the container only ever holds pipes, or with `opts.terminal` a pseudo-terminal of its own
+   * (docker's -t), never the caller's terminal or files. With `io.stdin` its input is copied to
+   * the process, else the process gets none. With a terminal, its output (stderr too) comes on
+   * `io.stdout`.
    */
   async execRelayed(ref: string, opts: Omit<ExecOptions, 'stdio'>, io: ExecStreams): Promise<RelayedExec> {
     const handle = await this.containers.exec(ref, {
@@ -313,6 +317,7 @@ export class Runtime implements PodRuntime {
     });
     return {
       signal: (signal) => handle.child.kill(signal),
+      resize: (rows, cols) => handle.resize(rows, cols),
       exitCode: relayExec(handle, io),
     };
   }

@@ -12,7 +12,9 @@
  * container ever leaves a mount behind on the host.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { writeFileSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, writeFileSync, writeSync, statSync } from 'node:fs';
+import { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { writeFile, unlink, mkdir } from 'node:fs/promises';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import type { StdioOptions } from 'node:child_process';
@@ -39,7 +41,15 @@ import type {
 import { componentLogger } from '../../../proto/support/logger.js';
 import { Cgroups, type CgroupStats } from '../sys/cgroups.js';
 import { encodeContainerSpec, encodeExecSpec, type NamespaceType } from '../sys/helper-spec.js';
-import { startExec, startShim, type ExecHandle, type WarmShims } from '../sys/helper.js';
+import {
+  startExec,
+  startPortForward,
+  startShim,
+  type ExecHandle,
+  type PortForwardHandle,
+  type WarmShims,
+} from '../sys/helper.js';
+import type { TerminalSize } from '../sys/helper-spec.js';
 import { PidLock, isSameProcess, processStartTime } from '../../../proto/support/pid-lock.js';
 import { readTextOr } from '../../../proto/support/small-files.js';
 import {
@@ -54,7 +64,15 @@ import { ContainerEventHub, selects, type ContainerEventHubOptions } from './con
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs.js';
 import { PAUSE_COMMAND, pauseRootfs } from './pause-rootfs.js';
 import { defaultSeccompFilter, type SeccompMode } from './seccomp.js';
-import { helperSpecOf, hostsFileText, planStart, seccompFilterOf, type StartContext } from './start-plan.js';
+import {
+  CONTROL_FIFO,
+  STDIN_FIFO,
+  helperSpecOf,
+  hostsFileText,
+  planStart,
+  seccompFilterOf,
+  type StartContext,
+} from './start-plan.js';
 import {
   ContainerStore,
   exitInfo,
@@ -134,6 +152,8 @@ export type CreateContainerOptions = Pick<ContainerConfig, 'rootfs' | 'argv'> &
       | 'groupAdd'
       | 'sandbox'
       | 'stopSignal'
+      | 'terminal'
+      | 'openStdin'
     >
   > & { user?: UserOption };
 
@@ -185,6 +205,28 @@ export interface ExecOptions {
    * terminal (refused), and a file or socket only when the container may have it.
    */
   stdio?: StdioOptions;
+  /**
+   * A pseudo-terminal for the process (`docker exec -t`), of this first size: made in the
+   * container's own devpts, its master kept by the helper, which copies the handle's stdin to it
+   * and its output to the handle's stdout (stdio 0 'pipe' or 'ignore'; stderr is the terminal's).
+   * handle.resize changes its size.
+   */
+  terminal?: TerminalSize;
+}
+
+/**
+ * Input to a container's main process, for attach: what is written to `stdin` reaches the process
+ * (the shim copies it from the record's FIFO to the process's stdin or terminal).
+ */
+export interface ContainerInput {
+  /** Absent when the container does not keep its stdin open (created without openStdin). */
+  stdin?: Writable;
+  /** Sets the terminal's size (no-op without one). */
+  resize(rows: number, cols: number): void;
+  /** Ends the process's stdin (with a terminal: sends end-of-file, ^D). */
+  closeStdin(): void;
+  /** Stops writing; the process's stdin stays open for the next attach. */
+  close(): void;
 }
 
 /** The Runtime interface others code against (the agent, the CLI, benchmarks). */
@@ -196,6 +238,10 @@ export interface ContainerRuntime {
   kill(ref: string, signal?: NodeJS.Signals | number): Promise<void>;
   remove(ref: string, opts?: { force?: boolean }): Promise<void>;
   exec(ref: string, opts: ExecOptions): Promise<ExecHandle>;
+  /** Input to a running container's main process (attach); see ContainerInput. */
+  openInput(ref: string): Promise<ContainerInput>;
+  /** A TCP connection to `port` on the loopback of the container's (or sandbox's) network namespace. */
+  portForward(ref: string, port: number): Promise<PortForwardHandle>;
   list(opts?: ListContainersOptions): Promise<ContainerInfo[]>;
   /** With live cgroup stats while it runs, and how it ended once it exited. */
   inspect(ref: string): Promise<ContainerInfo & { stats?: CgroupStats; exit?: ExitInfo }>;
@@ -220,6 +266,23 @@ export function signalNumber(signal: NodeJS.Signals | number | string): number {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function validateTerminalSize(size: TerminalSize, field: string): void {
+  for (const key of ['rows', 'cols'] as const) {
+    const value = size[key];
+    if (!Number.isInteger(value) || value < 0 || value > 65535)
+      throw new InvalidArgumentError(
+        `${field}.${key}: must be a whole number 0 to 65535, got ${value}`,
+        `${field}.${key}`,
+      );
+  }
+}
+
+/** An exec's stdio with a terminal: input relayed when asked for, output always ('pipe'). */
+function terminalStdio(stdio: StdioOptions | undefined): StdioOptions {
+  const input = Array.isArray(stdio) ? stdio[0] : stdio;
+  return [input === 'pipe' ? 'pipe' : 'ignore', 'pipe', 'ignore'];
+}
 
 /** A process's network namespace, as a path other tools open (nsenter --net=, CNI's CNI_NETNS). */
 function netnsPath(pid: number): string {
@@ -338,6 +401,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     validateLimits(opts, availableParallelism());
     if (opts.seccomp !== undefined) validateSeccompMode(opts.seccomp);
     validateLabels(opts.labels ?? {});
+    if (opts.terminal !== undefined) validateTerminalSize(opts.terminal, 'terminal');
     const user = userRequest(opts.user, opts.groupAdd);
     let hostname = opts.hostname ?? id.slice(0, 12);
     if (network.mode === 'container') {
@@ -376,6 +440,8 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       logMaxFiles: opts.logMaxFiles ?? DEFAULT_LOG_MAX_FILES,
       labels: opts.labels ?? {},
       cgroupParent: this.cgroups.parent,
+      ...(opts.terminal !== undefined ? { terminal: { ...opts.terminal } } : {}),
+      ...(opts.openStdin ? { openStdin: true } : {}),
     };
     if (sandboxFields.portMappings?.length) config.portMappings = sandboxFields.portMappings;
     await this.store.create(config, { status: 'created' });
@@ -691,6 +757,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     validateArgv(opts.argv);
     validateEnv(opts.env ?? []);
     if (opts.cwd !== undefined) validateCwd(opts.cwd);
+    if (opts.terminal !== undefined) validateTerminalSize(opts.terminal, 'terminal');
     const user = opts.user !== undefined ? userRequest(opts.user, info.config.groupAdd) : undefined;
     const pid = info.state.pid;
     const env = [...info.config.env];
@@ -716,6 +783,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       rlimits: [],
       cgroups: this.cgroupsOf(info.config).dirs(info.id),
       joinNamespaces: { pid, startTime: info.state.pidStartTime ?? '', types },
+      ...(opts.terminal !== undefined ? { terminal: opts.terminal } : {}),
     });
     const execDir = this.store.path(info.id, 'exec');
     await mkdir(execDir, { recursive: true, mode: 0o700 });
@@ -725,10 +793,66 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       if (!isSameProcess(pid, info.state.pidStartTime)) {
         throw new FailedPreconditionError(`exec in container ${info.name}: it exited`);
       }
-      return await startExec(specPath, opts.stdio ?? 'ignore', `exec in container ${info.name}`);
+      const stdio = opts.terminal !== undefined ? terminalStdio(opts.stdio) : (opts.stdio ?? 'ignore');
+      return await startExec(specPath, stdio, `exec in container ${info.name}`, opts.terminal !== undefined);
     } finally {
       await unlink(specPath).catch(() => {});
     }
+  }
+
+  async openInput(ref: string): Promise<ContainerInput> {
+    const info = await this.refresh(ref);
+    const action = `attach to container ${info.name}`;
+    if (info.state.status !== 'running')
+      throw new FailedPreconditionError(`${action}: it is not running (${info.state.status})`);
+    const control = this.store.path(info.id, CONTROL_FIFO);
+    const sendControl = (line: string): void => {
+      // one short line is one atomic write; a shim whose FIFO is full (or gone) drops it
+      let fd: number | undefined;
+      try {
+        fd = openSync(control, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+        writeSync(fd, `${line}\n`);
+      } catch {
+        // no shim reading: the container exited, or has no terminal and no stdin
+      } finally {
+        if (fd !== undefined) closeSync(fd);
+      }
+    };
+    let stdin: Socket | undefined;
+    if (info.config.openStdin) {
+      let fd: number;
+      try {
+        // non-blocking, and so ENXIO when no shim reads it any more
+        fd = openSync(this.store.path(info.id, STDIN_FIFO), fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+      } catch (err) {
+        throw new FailedPreconditionError(
+          `${action}: its stdin is closed (${errorMessage(err)}); it has exited`,
+          {
+            cause: err,
+          },
+        );
+      }
+      stdin = new Socket({ fd, readable: false, writable: true });
+      stdin.on('error', () => {});
+    }
+    return {
+      ...(stdin ? { stdin } : {}),
+      resize: (rows, cols) => {
+        if (info.config.terminal) sendControl(`resize ${Math.trunc(rows)} ${Math.trunc(cols)}`);
+      },
+      closeStdin: () => sendControl('close-stdin'),
+      close: () => stdin?.destroy(),
+    };
+  }
+
+  async portForward(ref: string, port: number): Promise<PortForwardHandle> {
+    const info = await this.refresh(ref);
+    const action = `port-forward to ${info.name}:${port}`;
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      throw new InvalidArgumentError(`${action}: the port must be 1 to 65535`, 'port');
+    if (info.state.status !== 'running' || !info.state.pid || !info.state.pidStartTime)
+      throw new FailedPreconditionError(`${action}: it is not running (${info.state.status})`);
+    return startPortForward(info.state.pid, info.state.pidStartTime, port, action);
   }
 
   async list(opts: ListContainersOptions = {}): Promise<ContainerInfo[]> {

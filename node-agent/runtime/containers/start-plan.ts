@@ -70,6 +70,8 @@ export interface StartPlan {
   files: { path: string; text: string }[];
   log: { path: string; maxBytes: number; maxFiles: number };
   exitPath: string;
+  /** The FIFOs the shim makes for input to the main process (stdin, terminal resizes). */
+  io: { stdinFifo?: string; controlFifo?: string };
 }
 
 /** The cgroup limits a record asks for. */
@@ -166,6 +168,7 @@ export function planStart(config: ContainerConfig, ctx: StartContext): StartPlan
       capabilities: DEFAULT_CAPABILITIES,
       noNewPrivs: true,
       rlimits: [],
+      ...(config.terminal ? { terminal: config.terminal } : {}),
     },
     seccomp: seccompFilter ? { mode: config.seccomp, filter: seccompFilter } : { mode: config.seccomp },
     hostname: network.mode === 'container' ? undefined : config.hostname,
@@ -177,8 +180,16 @@ export function planStart(config: ContainerConfig, ctx: StartContext): StartPlan
       maxFiles: config.logMaxFiles,
     },
     exitPath: ctx.recordPath(id, 'exit.json'),
+    io: {
+      ...(config.openStdin ? { stdinFifo: ctx.recordPath(id, STDIN_FIFO) } : {}),
+      ...(config.openStdin || config.terminal ? { controlFifo: ctx.recordPath(id, CONTROL_FIFO) } : {}),
+    },
   };
 }
+
+/** The FIFOs in a container's record that its shim reads: input to its stdin, and control lines. */
+export const STDIN_FIFO = 'stdin';
+export const CONTROL_FIFO = 'control';
 
 /** The plan as the helper reads it (sys/helper-spec.ts encodes it). */
 export function helperSpecOf(plan: StartPlan): HelperContainerSpec {
@@ -204,5 +215,6 @@ export function helperSpecOf(plan: StartPlan): HelperContainerSpec {
     logMaxBytes: plan.log.maxBytes,
     logMaxFiles: plan.log.maxFiles,
     exitPath: plan.exitPath,
+    ...plan.io,
   };
 }

@@ -104,6 +104,16 @@ export interface ContainerConfig {
    * before this field existed read as `skiff`, the only parent there was.
    */
   cgroupParent: string;
+  /**
+   * The main process gets a pseudo-terminal of this first size (docker's -t, Kubernetes' `tty`):
+   * the shim keeps its master, logs its output as stdout, and takes resizes on the control FIFO.
+   */
+  terminal?: { rows: number; cols: number };
+  /**
+   * The main process's stdin stays open (docker's -i, Kubernetes' `stdin`): written through the
+   * FIFO `stdin` in the record (attach), ended by "close-stdin" on the FIFO `control`.
+   */
+  openStdin?: boolean;
 }
 
 export type ContainerStatus = 'created' | 'running' | 'exited';

@@ -51,6 +51,17 @@ export interface HelperProcessSpec {
    * before execve; none when absent (--security-opt seccomp=unconfined).
    */
   seccompFilter?: Buffer;
+  /**
+   * A new pseudo-terminal of the container's own devpts as the process's stdin, stdout, stderr
+   * and controlling terminal, of this size (0: the kernel's). Its master stays with the helper
+   * (exec) or the shim (a container's start); the container only ever holds the slave.
+   */
+  terminal?: TerminalSize;
+}
+
+export interface TerminalSize {
+  rows: number;
+  cols: number;
 }
 
 /** A limit file the helper writes into a container's new cgroup. */
@@ -90,6 +101,13 @@ export interface HelperContainerSpec extends HelperProcessSpec {
   logMaxBytes: number;
   logMaxFiles: number;
   exitPath: string;
+  /**
+   * The container's stdin stays open: a pipe whose write end the shim holds, fed from the FIFO it
+   * makes at `stdinFifo` (docker's -i, Kubernetes' `stdin: true`).
+   */
+  stdinFifo?: string;
+  /** A FIFO the shim makes for "resize ROWS COLS" and "close-stdin" lines (with stdin or a terminal). */
+  controlFifo?: string;
 }
 
 /** The kernel's limit on a classic BPF program's length (linux/bpf_common.h). */
@@ -136,6 +154,20 @@ function processPairs(spec: HelperProcessSpec): [string, ...string[]][] {
       );
     pairs.push(['seccomp', spec.seccompFilter.toString('hex')]);
   }
+  if (spec.terminal !== undefined) {
+    const { rows, cols } = spec.terminal;
+    for (const [field, value] of [
+      ['rows', rows],
+      ['cols', cols],
+    ] as const) {
+      if (!Number.isInteger(value) || value < 0 || value > 65535)
+        throw new InvalidArgumentError(
+          `encode helper spec: terminal ${field} must be 0 to 65535, not ${value}`,
+          `terminal.${field}`,
+        );
+    }
+    pairs.push(['tty', '1'], ['tty.rows', String(rows)], ['tty.cols', String(cols)]);
+  }
   return pairs;
 }
 
@@ -168,6 +200,8 @@ export function encodeContainerSpec(spec: HelperContainerSpec): Buffer {
     ['log.max_files', String(spec.logMaxFiles)],
   );
   pairs.push(['exit_path', spec.exitPath]);
+  if (spec.stdinFifo !== undefined) pairs.push(['stdin', '1'], ['io.stdin', spec.stdinFifo]);
+  if (spec.controlFifo !== undefined) pairs.push(['io.control', spec.controlFifo]);
   return encode(pairs);
 }
 

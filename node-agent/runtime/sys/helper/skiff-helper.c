@@ -14,7 +14,17 @@
  *                            it keeps that many warm shims parked (see run_warm_shim).
  *   skiff-helper exec SPEC   enter a running container (setns, cgroups, fork into its pid ns),
  *                            report on fd 3 as above, then wait and exit with the process's
- *                            status (128+signal when killed). stdio is the caller's.
+ *                            status (128+signal when killed). stdio is the caller's; with a
+ *                            terminal in the spec the process gets a new pseudo-terminal of the
+ *                            container's devpts instead, whose master stays here: stdin is copied
+ *                            to it, its output to stdout, "resize ROWS COLS" lines on fd 4 set its
+ *                            size (relay_terminal).
+ *   skiff-helper port-forward PID START_TIME PORT
+ *                            enter the network namespace of PID (that process, by its start time),
+ *                            connect to 127.0.0.1:PORT (else [::1]:PORT), report "ok 0 PID" or the
+ *                            failed step on fd 3, then copy stdin to the connection and the
+ *                            connection to stdout, each direction ending on its own
+ *                            (run_port_forward).
  * The launcher and exec modes first re-execute from a sealed memfd copy (run_from_sealed_copy).
  *   skiff-helper probe-overlay DIR
  *                            mount DIR/lower, DIR/upper, DIR/work as an overlay that is never
@@ -40,6 +50,8 @@
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -137,6 +149,13 @@ struct spec {
   const char *exit_path;
   struct sock_filter *seccomp; /* installed last before execve; NULL: none */
   unsigned short n_seccomp;
+  /* the process gets a new pseudo-terminal (its master kept by the shim or the exec helper) */
+  int tty;
+  unsigned short tty_rows, tty_cols; /* its first size; 0: the kernel's */
+  /* a container's stdin stays open: a pipe the shim holds, fed from the FIFO at stdin_path */
+  int open_stdin;
+  const char *stdin_path;
+  const char *control_path; /* a FIFO of "resize ROWS COLS" and "close-stdin" lines, for the shim */
 };
 
 #define REPORT_FD_EARLY 3
@@ -301,10 +320,17 @@ static void parse_spec(const char *path, struct spec *s) {
     else if (!strcmp(key, "log.max_files")) s->log_max_files = atoi(v);
     else if (!strcmp(key, "exit_path")) s->exit_path = v;
     else if (!strcmp(key, "seccomp")) parse_seccomp(v, s);
+    else if (!strcmp(key, "tty")) s->tty = atoi(v);
+    else if (!strcmp(key, "tty.rows")) s->tty_rows = (unsigned short)atoi(v);
+    else if (!strcmp(key, "tty.cols")) s->tty_cols = (unsigned short)atoi(v);
+    else if (!strcmp(key, "stdin")) s->open_stdin = atoi(v);
+    else if (!strcmp(key, "io.stdin")) s->stdin_path = v;
+    else if (!strcmp(key, "io.control")) s->control_path = v;
     else die_usage("spec: unknown key");
   }
 #undef NEXT
   if (s->n_argv == 0) die_usage("spec: no argv");
+  if (s->open_stdin && !s->stdin_path) die_usage("spec: stdin without io.stdin");
   s->env[s->n_env] = NULL;
   s->argv[s->n_argv] = NULL;
 }
@@ -659,15 +685,113 @@ static int recv_fd(int sock) {
   return fd;
 }
 
-/* In the container's process: the root mount from the shim. */
-static int receive_rootfs_mount(void) {
+/* In the container's process: the root mount from the shim. The socket stays open when more
+ * travels on it: the stdin pipe the shim keeps open, or the terminal's master, which goes back. */
+static int receive_rootfs_mount(const struct spec *s) {
   int fd = recv_fd(rootfs_sock);
   /* a shim that could not mount it has reported why and kills this process; anything else is
    * reported here, so a start never looks successful without a root */
   if (fd < 0) fail("receive root mount", NULL, EPIPE, "the shim did not hand over the container's root mount");
-  close(rootfs_sock);
-  rootfs_sock = -1;
+  if (!s->open_stdin && !s->tty) {
+    close(rootfs_sock);
+    rootfs_sock = -1;
+  }
   return fd;
+}
+
+/* ---------- terminals ---------- */
+
+#ifndef DEVPTS_SUPER_MAGIC
+#define DEVPTS_SUPER_MAGIC 0x1cd1
+#endif
+
+/* A new pseudo-terminal of the devpts instance at /dev/pts of this mount namespace (a container's
+ * own, which mount_dev made with newinstance), sized ROWS x COLS when given. Returns its master
+ * (non-blocking) and sets *slave to its slave, opened through the master (TIOCGPTPEER), never by a
+ * path. /dev/pts must be a devpts mount reached without a link, and ptmx in it the 5:2 device:
+ * a container's root can rename and make nodes in its /dev (it cannot mount), and must not hand
+ * the caller a FIFO to hang on or a device of its choosing. -1 with errno and *step on failure. */
+static int open_pty(unsigned short rows, unsigned short cols, int *slave, const char **step) {
+  *step = "open /dev/pts";
+  int dir = openat2_fd(AT_FDCWD, "/dev/pts", O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+  if (dir < 0) return -1;
+  struct statfs sfs;
+  if (fstatfs(dir, &sfs) < 0 || sfs.f_type != DEVPTS_SUPER_MAGIC) {
+    close(dir);
+    errno = ENOTTY;
+    return -1;
+  }
+  *step = "open /dev/pts/ptmx";
+  int master = openat2_fd(dir, "ptmx", O_RDWR | O_NOCTTY | O_NONBLOCK, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
+  close(dir);
+  if (master < 0) return -1;
+  struct stat st;
+  int unlock = 0;
+  if (fstat(master, &st) < 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 || minor(st.st_rdev) != 2) {
+    close(master);
+    errno = ENOTTY;
+    return -1;
+  }
+  *step = "unlock terminal";
+  if (ioctl(master, TIOCSPTLCK, &unlock) < 0) goto failed;
+  if (rows > 0 && cols > 0) {
+    struct winsize ws = {.ws_row = rows, .ws_col = cols};
+    *step = "size terminal";
+    if (ioctl(master, TIOCSWINSZ, &ws) < 0) goto failed;
+  }
+  *step = "open terminal";
+  *slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (*slave < 0) goto failed;
+  return master;
+failed:;
+  int err = errno;
+  close(master);
+  errno = err;
+  return -1;
+}
+
+/* In the process about to become the container's (or the exec'd one), a session leader: the
+ * terminal becomes its controlling terminal and its stdin, stdout and stderr. */
+static void take_terminal(int slave) {
+  if (ioctl(slave, TIOCSCTTY, 0) < 0) fail("set controlling terminal", NULL, errno, NULL);
+  for (int fd = 0; fd <= 2; fd++)
+    if (dup2(slave, fd) < 0) fail("terminal as stdio", NULL, errno, NULL);
+  if (slave > 2) close(slave);
+}
+
+/* Sets the terminal's size from a "resize ROWS COLS" line (the kernel then signals SIGWINCH to
+ * its foreground process group); anything else is ignored. */
+static void resize_terminal(int master, const char *line) {
+  unsigned rows, cols;
+  if (master < 0 || sscanf(line, "resize %u %u", &rows, &cols) != 2 || rows > 65535 || cols > 65535) return;
+  struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+  ioctl(master, TIOCSWINSZ, &ws);
+}
+
+/* Lines read from a control descriptor, each handed to `apply` (partial lines wait; a line longer
+ * than the buffer is dropped). Returns 0 at EOF. */
+struct control_lines {
+  int fd;
+  char buf[256];
+  size_t len;
+};
+
+static int read_control(struct control_lines *c, void (*apply)(const char *line, void *arg), void *arg) {
+  ssize_t r = read(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len);
+  if (r < 0) return errno == EINTR || errno == EAGAIN;
+  if (r == 0) return 0;
+  c->len += (size_t)r;
+  c->buf[c->len] = '\0';
+  char *start = c->buf, *nl;
+  while ((nl = memchr(start, '\n', c->len - (size_t)(start - c->buf))) != NULL) {
+    *nl = '\0';
+    apply(start, arg);
+    start = nl + 1;
+  }
+  c->len -= (size_t)(start - c->buf);
+  memmove(c->buf, start, c->len);
+  if (c->len == sizeof c->buf - 1) c->len = 0;
+  return 1;
 }
 
 static void mount_dev(void) {
@@ -1249,7 +1373,14 @@ __attribute__((noreturn)) static void setup_container(const struct spec *s) {
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("make mounts private", "/", errno, NULL);
 
   /* Host-side sources are opened as detached mounts while the host is still visible. */
-  int rootfd = receive_rootfs_mount();
+  int rootfd = receive_rootfs_mount(s);
+  int stdin_fd = -1;
+  if (s->open_stdin && !s->tty) {
+    stdin_fd = recv_fd(rootfs_sock);
+    if (stdin_fd < 0) fail("receive stdin", NULL, EPIPE, "the shim did not hand over the container's stdin");
+    close(rootfs_sock);
+    rootfs_sock = -1;
+  }
   int volfds[64];
   for (int i = 0; i < s->n_volumes; i++) {
     volfds[i] = open_tree(AT_FDCWD, s->volumes[i].source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
@@ -1269,6 +1400,17 @@ __attribute__((noreturn)) static void setup_container(const struct spec *s) {
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL) < 0) fail("mount", "/proc", errno, NULL);
   if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY, NULL) < 0) fail("mount", "/sys", errno, NULL);
   mount_dev();
+  int tty_slave = -1;
+  if (s->tty) {
+    /* the terminal is the container's own devpts's: its master goes to the shim, which keeps it */
+    const char *step;
+    int master = open_pty(s->tty_rows, s->tty_cols, &tty_slave, &step);
+    if (master < 0) fail(step, "/dev/pts/ptmx", errno, NULL);
+    if (send_fd(rootfs_sock, master) < 0) fail("hand over terminal", NULL, errno, NULL);
+    close(master);
+    close(rootfs_sock);
+    rootfs_sock = -1;
+  }
   for (int i = 0; i < s->n_volumes; i++) {
     struct stat st;
     int as_file = fstat(volfds[i], &st) == 0 && !S_ISDIR(st.st_mode);
@@ -1283,6 +1425,11 @@ __attribute__((noreturn)) static void setup_container(const struct spec *s) {
   if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) fail("sethostname", s->hostname, errno, NULL);
   if (s->lo_up) bring_lo_up();
   wait_for_cgroups(s);
+  if (tty_slave >= 0) take_terminal(tty_slave);
+  if (stdin_fd >= 0) {
+    if (dup2(stdin_fd, 0) < 0) fail("stdin", NULL, errno, NULL);
+    close(stdin_fd);
+  }
   become_process(s, 1);
 }
 
@@ -1469,6 +1616,42 @@ static void leave_session(void) {
 
 #define HANDOVER_LOST (-2)
 
+/* What a container with stdin or a terminal has beside its log pipes, in its shim: where input
+ * goes (the write end of its stdin pipe, or its terminal's master), and the master, whose output
+ * is the container's stdout. */
+static int shim_input = -1;
+static int shim_master = -1;
+
+/* In the shim, after the root mount: the read end of a new pipe becomes the container's stdin
+ * (it dup2s it onto 0 before exec), the write end stays here. -1 (reported) or HANDOVER_LOST as
+ * hand_over_rootfs. */
+static int hand_over_stdin(const struct spec *s, int sock) {
+  if (!s->open_stdin || s->tty) return 0;
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) {
+    report("error\tpipe\t\t0\tcannot create the stdin pipe\n");
+    return -1;
+  }
+  int sent = send_fd(sock, p[0]);
+  close(p[0]);
+  if (sent < 0) {
+    close(p[1]);
+    return HANDOVER_LOST;
+  }
+  fcntl(p[1], F_SETFL, O_NONBLOCK);
+  shim_input = p[1];
+  return 0;
+}
+
+/* In the shim, once the child's mounts are built: its terminal's master, which it sent after
+ * making /dev (a child that died before sends nothing: its error is on the error pipe). */
+static void receive_terminal(const struct spec *s, int sock) {
+  if (!s->tty) return;
+  int master = recv_fd(sock);
+  if (master < 0) return;
+  shim_master = shim_input = master;
+}
+
 /* In the shim: mounts the container's root and hands it to the container's process over `sock`;
  * -1 after reporting why it could not be mounted, HANDOVER_LOST when the process is gone (its
  * own error is then on its error pipe). */
@@ -1485,6 +1668,10 @@ static int hand_over_rootfs(const struct spec *s, int sock) {
   close(fd);
   return sent < 0 ? HANDOVER_LOST : 0;
 }
+
+/* An exec with a terminal: its master (kept by the helper) and slave (the process's stdio). */
+static int exec_tty_master = -1;
+static int exec_tty_slave = -1;
 
 /* Forks the process that becomes the container (or the exec'd process); returns its pid after
  * setup succeeded, or reports the setup error on fd 3 and returns -1. */
@@ -1517,7 +1704,13 @@ static pid_t start_child(const struct spec *s, int is_exec) {
     }
     signal(SIGPIPE, SIG_DFL);
     leave_session();
-    if (is_exec) become_process(s, 0);
+    if (is_exec) {
+      if (exec_tty_slave >= 0) {
+        close(exec_tty_master);
+        take_terminal(exec_tty_slave);
+      }
+      become_process(s, 0);
+    }
     setup_container(s);
   }
   close(ep[1]);
@@ -1528,13 +1721,15 @@ static pid_t start_child(const struct spec *s, int is_exec) {
     /* the mount first: the container's process must not be in its cgroups yet (see rootfs_sock) */
     close(rp[1]);
     int handed = hand_over_rootfs(s, rp[0]);
-    close(rp[0]);
+    if (handed == 0) handed = hand_over_stdin(s, rp[0]);
     if (handed == HANDOVER_LOST) {
+      close(rp[0]);
       close(cp[1]);
       close(mp[0]);
       return await_exec(pid, ep[0]);
     }
     if (handed < 0 || create_cgroups(s) < 0 || restrict_devices(s) < 0 || move_into_cgroups(s, pid) < 0) {
+      close(rp[0]);
       close(cp[1]);
       close(ep[0]);
       close(mp[0]);
@@ -1543,6 +1738,8 @@ static pid_t start_child(const struct spec *s, int is_exec) {
       return -1;
     }
     hold_mount_ns(pid, mp[0]);
+    receive_terminal(s, rp[0]);
+    close(rp[0]);
     if (write(cp[1], "j", 1) != 1) { /* the child died: its error is on the error pipe */
     }
   }
@@ -1592,6 +1789,9 @@ struct log_stream {
   const char *name;
   char buf[16384];
   size_t len;
+  /* a terminal's: what a read brought is logged at once, a line's start as a partial entry (a
+   * prompt waits for no newline) */
+  int flush_partial;
 };
 
 static int log_fd = -1;
@@ -1639,7 +1839,7 @@ static void log_line(const struct spec *s, const char *stream, const char *text,
   if (w > 0) log_size += w;
 }
 
-/* Drains a pipe; returns 0 at EOF. */
+/* Drains a pipe (or a terminal's master: EIO once no one holds its slave); returns 0 at EOF. */
 static int pump(const struct spec *s, struct log_stream *ls) {
   ssize_t r = read(ls->fd, ls->buf + ls->len, sizeof ls->buf - ls->len);
   if (r < 0) return errno == EINTR || errno == EAGAIN;
@@ -1656,8 +1856,9 @@ static int pump(const struct spec *s, struct log_stream *ls) {
       start = i + 1;
     }
   }
-  if (start == 0 && ls->len == sizeof ls->buf) { /* a line longer than the buffer: emit it in parts */
-    log_line(s, ls->name, ls->buf, ls->len, 1);
+  if ((start == 0 && ls->len == sizeof ls->buf) || (ls->flush_partial && start < ls->len)) {
+    /* a line longer than the buffer (or a terminal's unfinished line): emitted in parts */
+    log_line(s, ls->name, ls->buf + start, ls->len - start, 1);
     start = ls->len;
   }
   memmove(ls->buf, ls->buf + start, ls->len - start);
@@ -1763,18 +1964,81 @@ static int run_shim(const struct spec *s) {
 
 static long long monotonic_ms(void);
 
+/* Input to a container with stdin or a terminal: the FIFO writers put bytes in (attach, the CLI),
+ * copied by the shim to the container's stdin pipe or terminal, with the control FIFO beside it.
+ * Both FIFOs are made here (0600, in the container's state directory, which only root reaches)
+ * and opened with a write end of the shim's own, so that the last writer leaving is no EOF. */
+struct shim_io {
+  int in_fd, in_keep;   /* the stdin FIFO, and the shim's own write end of it */
+  struct control_lines ctl;
+  int ctl_keep;
+  char buf[16384];      /* read from the FIFO, not yet written to the container */
+  size_t len, off;
+};
+
+static int open_fifo(const char *path, int *keep) {
+  unlink(path);
+  if (mkfifo(path, 0600) < 0) return -1;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return -1;
+  *keep = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  return fd;
+}
+
+static void shim_io_open(const struct spec *s, struct shim_io *io) {
+  memset(io, 0, sizeof *io);
+  io->in_fd = io->in_keep = io->ctl.fd = io->ctl_keep = -1;
+  if (s->open_stdin && s->stdin_path && shim_input >= 0) io->in_fd = open_fifo(s->stdin_path, &io->in_keep);
+  if ((s->open_stdin || s->tty) && s->control_path) io->ctl.fd = open_fifo(s->control_path, &io->ctl_keep);
+}
+
+static void shim_io_close(const struct spec *s, struct shim_io *io) {
+  int fds[] = {io->in_fd, io->in_keep, io->ctl.fd, io->ctl_keep};
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+    if (fds[i] >= 0) close(fds[i]);
+  io->in_fd = io->in_keep = io->ctl.fd = io->ctl_keep = -1;
+  /* a writer that comes after the exit finds no FIFO, rather than one nobody reads */
+  if (s->stdin_path) unlink(s->stdin_path);
+  if (s->control_path) unlink(s->control_path);
+}
+
+/* "close-stdin": the container's stdin pipe ends (with a terminal: an end-of-file character, which
+ * is what a terminal can do); "resize ROWS COLS": the terminal's size. */
+static void shim_control(const char *line, void *arg) {
+  (void)arg;
+  if (!strcmp(line, "close-stdin")) {
+    if (shim_master >= 0) {
+      char eof = 4;
+      if (write(shim_master, &eof, 1) < 0) { /* a full terminal: dropped */
+      }
+    } else if (shim_input >= 0) {
+      close(shim_input);
+      shim_input = -1;
+    }
+  } else {
+    resize_terminal(shim_master, line);
+  }
+}
+
 /* Reports the started container, then writes its output as log lines until it exits and its
  * pipes are drained (or LOG_DRAIN_AFTER_EXIT_MS passed), records the exit and closes the pipes:
- * a process still holding a write end then gets EPIPE. */
+ * a process still holding a write end then gets EPIPE. A container with a terminal logs what its
+ * master reads as stdout (its log pipes end at once: the terminal replaced them); one with stdin
+ * or a terminal takes input from its FIFOs (shim_io) until it exits. */
 static int shim_monitor(const struct spec *s, pid_t child, int out_read, int err_read, int sfd) {
   open_log(s);
+  struct shim_io io;
+  shim_io_open(s, &io);
   char line[64];
   snprintf(line, sizeof line, "ok\t%d\t%d\n", (int)child, (int)getpid());
   report(line);
   close(REPORT_FD);
 
-  struct log_stream streams[2] = {{.fd = out_read, .name = "stdout"}, {.fd = err_read, .name = "stderr"}};
-  int open_streams = 2, exited = 0, code = 0, signo = 0;
+  static struct log_stream streams[3];
+  streams[0] = (struct log_stream){.fd = out_read, .name = "stdout"};
+  streams[1] = (struct log_stream){.fd = err_read, .name = "stderr"};
+  streams[2] = (struct log_stream){.fd = shim_master, .name = "stdout", .flush_partial = 1};
+  int open_streams = shim_master >= 0 ? 3 : 2, exited = 0, code = 0, signo = 0;
   long long drain_until = 0;
   while (open_streams > 0 || !exited) {
     int timeout_ms = -1;
@@ -1783,11 +2047,25 @@ static int shim_monitor(const struct spec *s, pid_t child, int out_read, int err
       if (left <= 0) break;
       timeout_ms = (int)left;
     }
-    struct pollfd pfds[3];
+    struct pollfd pfds[8];
     int n = 0;
     pfds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
-    for (int i = 0; i < 2; i++)
+    int first_stream = n;
+    for (int i = 0; i < 3; i++)
       if (streams[i].fd >= 0) pfds[n++] = (struct pollfd){.fd = streams[i].fd, .events = POLLIN};
+    int streams_end = n, in_at = -1, to_at = -1, ctl_at = -1;
+    if (!exited && io.in_fd >= 0 && io.len == 0 && shim_input >= 0) {
+      in_at = n;
+      pfds[n++] = (struct pollfd){.fd = io.in_fd, .events = POLLIN};
+    }
+    if (!exited && io.len > 0 && shim_input >= 0) {
+      to_at = n;
+      pfds[n++] = (struct pollfd){.fd = shim_input, .events = POLLOUT};
+    }
+    if (!exited && io.ctl.fd >= 0) {
+      ctl_at = n;
+      pfds[n++] = (struct pollfd){.fd = io.ctl.fd, .events = POLLIN};
+    }
     if (poll(pfds, (nfds_t)n, timeout_ms) < 0 && errno != EINTR) break;
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof si) == sizeof si) {
@@ -1802,33 +2080,162 @@ static int shim_monitor(const struct spec *s, pid_t child, int out_read, int err
         drain_until = monotonic_ms() + LOG_DRAIN_AFTER_EXIT_MS;
       }
     }
-    for (int i = 1; i < n; i++) {
+    for (int i = first_stream; i < streams_end; i++) {
       if (!(pfds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      for (int k = 0; k < 2; k++) {
+      for (int k = 0; k < 3; k++) {
         if (streams[k].fd != pfds[i].fd) continue;
         if (!pump(s, &streams[k])) {
-          close(streams[k].fd);
+          if (streams[k].fd != shim_master) close(streams[k].fd);
           streams[k].fd = -1;
           open_streams--;
         }
       }
     }
+    if (in_at >= 0 && (pfds[in_at].revents & (POLLIN | POLLHUP))) {
+      ssize_t r = read(io.in_fd, io.buf, sizeof io.buf);
+      if (r > 0) {
+        io.len = (size_t)r;
+        io.off = 0;
+      }
+    }
+    if (to_at >= 0 && (pfds[to_at].revents & (POLLOUT | POLLERR | POLLHUP)) && shim_input >= 0) {
+      ssize_t w2 = write(shim_input, io.buf + io.off, io.len - io.off);
+      if (w2 > 0) io.off += (size_t)w2;
+      else if (w2 < 0 && errno != EAGAIN && errno != EINTR) io.off = io.len; /* the container closed its stdin */
+      if (io.off >= io.len) io.len = io.off = 0;
+    }
+    if (ctl_at >= 0 && (pfds[ctl_at].revents & (POLLIN | POLLHUP))) read_control(&io.ctl, shim_control, NULL);
   }
-  for (int k = 0; k < 2; k++) {
+  for (int k = 0; k < 3; k++) {
     if (streams[k].fd < 0) continue;
     if (streams[k].len > 0) log_line(s, streams[k].name, streams[k].buf, streams[k].len, 0);
-    close(streams[k].fd);
+    if (streams[k].fd != shim_master) close(streams[k].fd);
   }
+  shim_io_close(s, &io);
+  if (shim_input >= 0 && shim_input != shim_master) close(shim_input);
+  if (shim_master >= 0) close(shim_master);
   /* no fsync of the log: readers see it through the page cache, and only exit.json must be durable */
   write_exit_file(s, code, signo);
   if (held_mnt_ns >= 0) close(held_mnt_ns); /* the container's mounts go now, after the record */
   return 0;
 }
 
+/* How long an exec's terminal is still read once its process exited: a process it left behind
+ * may hold the terminal open (as relayExec's EXEC_OUTPUT_DRAIN_MS for pipes). */
+#define EXEC_DRAIN_AFTER_EXIT_MS 1000
+
+struct byte_buffer {
+  char data[65536];
+  size_t len, off;
+};
+
+/* Writes what `b` holds to fd (non-blocking); -1 when fd failed (the reader went away). */
+static int flush_buffer(int fd, struct byte_buffer *b) {
+  ssize_t w = write(fd, b->data + b->off, b->len - b->off);
+  if (w < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
+  b->off += (size_t)w;
+  if (b->off >= b->len) b->len = b->off = 0;
+  return 0;
+}
+
+static void exec_control(const char *line, void *arg) { resize_terminal(*(int *)arg, line); }
+
+/* exec with a terminal: stdin to the master, the master to stdout, "resize" lines from fd 4,
+ * signals passed on to the process (a terminal's Ctrl-C is a byte in stdin, not a signal here).
+ * stdin's end leaves the terminal open (a terminal has no end of input, only ^D, which the
+ * caller sends as a byte). Returns the process's status once it exited and the terminal is
+ * drained (EIO: nobody holds the slave) or EXEC_DRAIN_AFTER_EXIT_MS passed. */
+static int relay_terminal(pid_t child, int master, int sfd) {
+  signal(SIGPIPE, SIG_IGN);
+  fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+  fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
+  struct control_lines ctl = {.fd = fcntl(4, F_GETFD) >= 0 ? 4 : -1};
+  if (ctl.fd >= 0) fcntl(ctl.fd, F_SETFL, fcntl(ctl.fd, F_GETFL) | O_NONBLOCK);
+  static struct byte_buffer in, out;
+  int in_open = 1, out_open = 1, stdout_gone = 0, exited = 0, code = 0, signo;
+  long long drain_until = 0;
+  for (;;) {
+    if (exited && !out_open && (out.len == 0 || stdout_gone)) break;
+    int timeout_ms = -1;
+    if (exited) {
+      long long left = drain_until - monotonic_ms();
+      if (left <= 0) break;
+      timeout_ms = (int)left;
+    }
+    struct pollfd p[5];
+    int n = 0, at_sig, at_in = -1, at_master = -1, at_out = -1, at_ctl = -1;
+    at_sig = n;
+    p[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+    if (in_open && in.len == 0 && !exited) {
+      at_in = n;
+      p[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
+    }
+    short master_events = (short)((out_open && out.len == 0 ? POLLIN : 0) | (in.len > 0 && !exited ? POLLOUT : 0));
+    if (master_events) {
+      at_master = n;
+      p[n++] = (struct pollfd){.fd = master, .events = master_events};
+    }
+    if (out.len > 0 && !stdout_gone) {
+      at_out = n;
+      p[n++] = (struct pollfd){.fd = 1, .events = POLLOUT};
+    }
+    if (ctl.fd >= 0) {
+      at_ctl = n;
+      p[n++] = (struct pollfd){.fd = ctl.fd, .events = POLLIN};
+    }
+    if (poll(p, (nfds_t)n, timeout_ms) < 0 && errno != EINTR) break;
+    if (p[at_sig].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si)
+        if (si.ssi_signo != SIGCHLD) kill(child, (int)si.ssi_signo);
+    }
+    int status;
+    if (!exited && waitpid(child, &status, WNOHANG) == child) {
+      code = exit_code_of(status, &signo);
+      exited = 1;
+      drain_until = monotonic_ms() + EXEC_DRAIN_AFTER_EXIT_MS;
+    }
+    if (at_in >= 0 && (p[at_in].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t r = read(0, in.data, sizeof in.data);
+      if (r > 0) in.len = (size_t)r, in.off = 0;
+      else if (r == 0 || (errno != EAGAIN && errno != EINTR)) in_open = 0;
+    }
+    if (at_master >= 0) {
+      short ev = p[at_master].revents;
+      if ((ev & POLLOUT) && in.len > 0 && flush_buffer(master, &in) < 0) in.len = in.off = 0;
+      if ((ev & (POLLIN | POLLHUP | POLLERR)) && out_open && out.len == 0) {
+        ssize_t r = read(master, out.data, sizeof out.data);
+        if (r > 0) out.len = (size_t)r, out.off = 0;
+        else if (r == 0 || (errno != EAGAIN && errno != EINTR)) out_open = 0; /* EIO: no slave left */
+      }
+    }
+    if (stdout_gone) out.len = out.off = 0;
+    if (at_out >= 0 && (p[at_out].revents & (POLLOUT | POLLERR | POLLHUP)) && flush_buffer(1, &out) < 0) {
+      stdout_gone = 1; /* the caller went away: the output is dropped, the process goes on */
+      out.len = out.off = 0;
+    }
+    if (at_ctl >= 0 && (p[at_ctl].revents & (POLLIN | POLLHUP)) && !read_control(&ctl, exec_control, &master)) {
+      close(ctl.fd);
+      ctl.fd = -1;
+    }
+  }
+  if (!exited) {
+    int status;
+    waitpid(child, &status, 0);
+    code = exit_code_of(status, &signo);
+  }
+  return code;
+}
+
 static int run_exec(const struct spec *s) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* no ptrace of the helper from inside (CVE-2016-9962) */
   join_cgroups(s); /* the helper itself, so the forked process is born inside */
   join_namespaces(s, 1);
+  if (s->tty) { /* in the container's mount namespace: its devpts */
+    const char *step;
+    exec_tty_master = open_pty(s->tty_rows, s->tty_cols, &exec_tty_slave, &step);
+    if (exec_tty_master < 0) fail(step, "/dev/pts/ptmx", errno, NULL);
+  }
   sigset_t mask, old;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
@@ -1840,12 +2247,17 @@ static int run_exec(const struct spec *s) {
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
   sigprocmask(SIG_SETMASK, &old, NULL);
   pid_t child = start_child(s, 1);
+  if (exec_tty_slave >= 0) close(exec_tty_slave);
   if (child < 0) return 125;
   sigprocmask(SIG_BLOCK, &mask, NULL);
   char line[64];
   snprintf(line, sizeof line, "ok\t%d\t%d\n", (int)child, (int)getpid());
   report(line);
   close(REPORT_FD);
+  if (exec_tty_master >= 0) {
+    fcntl(sfd, F_SETFL, O_NONBLOCK);
+    return relay_terminal(child, exec_tty_master, sfd);
+  }
   for (;;) {
     int status;
     pid_t w = waitpid(child, &status, WNOHANG);
@@ -1856,6 +2268,114 @@ static int run_exec(const struct spec *s) {
     struct signalfd_siginfo si;
     if (read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD) kill(child, (int)si.ssi_signo);
   }
+}
+
+/* port-forward: a TCP connection made from inside a pod's network namespace to its loopback,
+ * copied to and from the caller's stdin and stdout. Only the network namespace is entered: the
+ * helper stays in the host's mount and pid namespaces, where the pod's processes cannot reach it,
+ * and runs nothing of the pod's. Each direction ends on its own (stdin's end shuts the
+ * connection's write side; the connection's end closes stdout); the helper exits when both
+ * ended, or when either side fails (a reset, the caller gone). */
+static int run_port_forward(const char *pid_text, const char *start_time, const char *port_text) {
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  err_fd = REPORT_FD;
+  fail_prefix = "error\t";
+  char *end;
+  long port = strtol(port_text, &end, 10);
+  if (*end || port < 1 || port > 65535) fail("usage", port_text, EINVAL, "port %s is not 1-65535", port_text);
+  static struct spec s;
+  s.join_pid = atoi(pid_text);
+  s.join_start_time = start_time;
+  s.joins[0] = "net";
+  s.n_joins = 1;
+  join_namespaces(&s, 0);
+  int sock = -1, err = 0;
+  struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+  struct {
+    int family;
+    struct sockaddr *addr;
+    socklen_t len;
+  } tries[] = {{AF_INET, (struct sockaddr *)&v4, sizeof v4}, {AF_INET6, (struct sockaddr *)&v6, sizeof v6}};
+  for (size_t i = 0; i < 2 && sock < 0; i++) {
+    int fd = socket(tries[i].family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      if (!err) err = errno;
+      continue;
+    }
+    int r;
+    do r = connect(fd, tries[i].addr, tries[i].len);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) sock = fd;
+    else {
+      if (!err) err = errno; /* the IPv4 answer, unless there was none */
+      close(fd);
+    }
+  }
+  if (sock < 0) fail("connect", port_text, err, "connect to port %ld in the pod: %s", port, strerror(err));
+  int one = 1;
+  setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  char line[64];
+  snprintf(line, sizeof line, "ok\t0\t%d\n", (int)getpid());
+  write_all(REPORT_FD, line, strlen(line));
+  close(REPORT_FD);
+  signal(SIGPIPE, SIG_IGN);
+  fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+  fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
+  fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK);
+  static struct byte_buffer up, down; /* caller -> pod, pod -> caller */
+  int up_open = 1, down_open = 1;
+  while (up_open || up.len > 0 || down_open || down.len > 0) {
+    struct pollfd p[4];
+    int n = 0, at_in = -1, at_sock = -1, at_out = -1;
+    if (up_open && up.len == 0) {
+      at_in = n;
+      p[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
+    }
+    short sock_events = (short)((down_open && down.len == 0 ? POLLIN : 0) | (up.len > 0 ? POLLOUT : 0));
+    if (sock_events) {
+      at_sock = n;
+      p[n++] = (struct pollfd){.fd = sock, .events = sock_events};
+    }
+    if (down.len > 0) {
+      at_out = n;
+      p[n++] = (struct pollfd){.fd = 1, .events = POLLOUT};
+    }
+    if (n == 0) break;
+    if (poll(p, (nfds_t)n, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (at_in >= 0 && p[at_in].revents) {
+      ssize_t r = read(0, up.data, sizeof up.data);
+      if (r > 0) up.len = (size_t)r, up.off = 0;
+      else if (r == 0) {
+        up_open = 0;
+        shutdown(sock, SHUT_WR);
+      } else if (errno != EAGAIN && errno != EINTR) return 1;
+    }
+    if (at_sock >= 0) {
+      short ev = p[at_sock].revents;
+      if ((ev & (POLLOUT | POLLERR | POLLHUP)) && up.len > 0) {
+        if (flush_buffer(sock, &up) < 0) return 1; /* reset by the pod */
+        if (up.len == 0 && !up_open) shutdown(sock, SHUT_WR);
+      }
+      if ((ev & (POLLIN | POLLHUP | POLLERR)) && down_open && down.len == 0) {
+        ssize_t r = read(sock, down.data, sizeof down.data);
+        if (r > 0) down.len = (size_t)r, down.off = 0;
+        else if (r == 0) {
+          down_open = 0;
+          close(1);
+        } else if (errno != EAGAIN && errno != EINTR) return 1;
+      }
+    }
+    if (at_out >= 0 && p[at_out].revents) {
+      if (flush_buffer(1, &down) < 0) return 1; /* the caller went away */
+      if (down.len == 0 && !down_open) close(1);
+    }
+  }
+  close(sock);
+  return 0;
 }
 
 /* Whether the kernel takes an overlay with an upper dir here; TypeScript judges the result. */
@@ -2095,12 +2615,15 @@ static int run_warm_shim(void) {
   close(gp[1]);
   /* made by the shim while the child reads the spec and unshares: the child sits in its cgroups */
   int handed = hand_over_rootfs(&s, rp[0]);
-  close(rp[0]);
+  if (handed == 0) handed = hand_over_stdin(&s, rp[0]);
   if (handed == -1) { /* reported; a lost child (HANDOVER_LOST) reports its own error below */
+    close(rp[0]);
     warm_discard(child);
     return 125;
   }
   hold_mount_ns(child, mp[0]);
+  if (handed == 0) receive_terminal(&s, rp[0]);
+  close(rp[0]);
   if (write(cp[1], "j", 1) != 1) { /* the child died: its error is on the error pipe */
   }
   close(cp[1]);
@@ -2396,8 +2919,12 @@ int main(int argc, char **argv) {
     if (fcntl(REPORT_FD, F_GETFD) < 0) return 125;
     return run_init_layer(argc, argv);
   }
+  if (argc == 5 && !strcmp(argv[1], "port-forward")) {
+    if (fcntl(REPORT_FD, F_GETFD) < 0) return 125;
+    return run_port_forward(argv[2], argv[3], argv[4]);
+  }
   if (argc != 3)
-    die_usage("usage: skiff-helper launcher [WARM CGROUP_PARENT...] | exec SPEC | probe-overlay DIR | init-layer TYPE SOURCE [OPTION...] -- [FILE...]");
+    die_usage("usage: skiff-helper launcher [WARM CGROUP_PARENT...] | exec SPEC | probe-overlay DIR | init-layer TYPE SOURCE [OPTION...] -- [FILE...] | port-forward PID START_TIME PORT");
   if (!strcmp(argv[1], "probe-overlay")) {
     if (fcntl(REPORT_FD, F_GETFD) < 0) return 125;
     return run_probe_overlay(argv[2]);
