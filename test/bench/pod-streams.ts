@@ -15,7 +15,7 @@
  *   `skiff port-forward` (the CLI binary), against the same `nc` run on the host and reached
  *   directly over loopback; rounds alternate.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -26,13 +26,14 @@ import { connectApi } from '../../proto/client.js';
 import type { Pod } from '../../proto/gen/types.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
 import { componentLogger } from '../../proto/support/logger.js';
-import { startAgent } from '../../node-agent/agent/main.js';
+import { removeAgentNode, startAgent } from '../../node-agent/agent/main.js';
+
+const HOST_NETNS = `skiff-psb-${process.pid}`;
 import { LABEL_NAME } from '../../node-agent/agent/pod-sync.js';
 import { busyboxImage } from '../fixtures/images.js';
 import { launchTestControlPlane } from '../harness/control-plane.js';
 import {
   openImageRuntimeWith,
-  removeAllContainers,
   removeScratch,
   scratchDir,
 } from '../integration/runtime-containers-fixture.js';
@@ -87,12 +88,16 @@ async function main(): Promise<void> {
   let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
   try {
     await openImageRuntimeWith(root, join(work, 'images.tar'), [busyboxImage('busybox:1')]);
+    // the node's pod network in a namespace of its own, never the machine's
+    execFileSync('ip', ['netns', 'add', HOST_NETNS]);
+    execFileSync('ip', ['-n', HOST_NETNS, 'link', 'set', 'lo', 'up']);
     agent = await startAgent({
       server: cluster.controlPlane.apiAddress,
       token: cluster.adminToken,
       nodeName: NODE,
       root,
       nodeIP: '127.0.0.1',
+      hostNetns: `/run/netns/${HOST_NETNS}`,
       log: componentLogger('bench'),
     });
     const bytes = mb * 1024 * 1024;
@@ -303,11 +308,12 @@ async function main(): Promise<void> {
   } finally {
     for (const child of children) child.kill('SIGKILL');
     await agent?.stop().catch(() => undefined);
-    const { openImageRuntime } = await import('../../node-agent/runtime/runtime.js');
-    const rt = await openImageRuntime(root);
-    for (const s of await rt.runtime.containers.listSandboxes())
-      await rt.runtime.containers.removeSandbox(s.id).catch(() => undefined);
-    await removeAllContainers(rt.runtime.containers);
+    await removeAgentNode(root, { hostNetns: `/run/netns/${HOST_NETNS}` }).catch(() => []);
+    try {
+      execFileSync('ip', ['netns', 'del', HOST_NETNS]);
+    } catch {
+      // never made
+    }
     api.close();
     await cluster.dispose();
     await removeScratch(work);

@@ -9,7 +9,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -24,12 +24,13 @@ import type { Pod } from '../../proto/gen/types.js';
 import type { PodStreamFrame } from '../../proto/pod-streams.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
 import { componentLogger } from '../../proto/support/logger.js';
-import { startAgent, type RunningAgent } from '../../node-agent/agent/main.js';
+import { removeAgentNode, startAgent, type RunningAgent } from '../../node-agent/agent/main.js';
+
+const HOST_NETNS = `skiff-ps-${process.pid}`;
 import { busyboxImage } from '../fixtures/images.js';
 import { launchTestControlPlane, type TestControlPlane } from '../harness/control-plane.js';
 import {
   openImageRuntimeWith,
-  removeAllContainers,
   removeScratch,
   requireRootAndBusybox,
   scratchDir,
@@ -167,12 +168,16 @@ before(async () => {
   work = await scratchDir('skiff-pod-streams-');
   root = join(work, 'root');
   await openImageRuntimeWith(root, join(work, 'images.tar'), [busyboxImage('busybox:1')]);
+  // the node's pod network lives in a namespace of the test's own, never the machine's
+  execFileSync('ip', ['netns', 'add', HOST_NETNS]);
+  execFileSync('ip', ['-n', HOST_NETNS, 'link', 'set', 'lo', 'up']);
   agent = await startAgent({
     server: cluster.controlPlane.apiAddress,
     token: cluster.adminToken,
     nodeName: NODE,
     root,
     nodeIP: '127.0.0.1',
+    hostNetns: `/run/netns/${HOST_NETNS}`,
     heartbeatMs: 500,
     backoff: FAST_BACKOFF,
     log: componentLogger('pod-streams-test'),
@@ -186,12 +191,11 @@ before(async () => {
 
 after(async () => {
   await agent?.stop().catch(() => {});
-  if (root) {
-    const { openImageRuntime } = await import('../../node-agent/runtime/runtime.js');
-    const rt = await openImageRuntime(root);
-    for (const s of await rt.runtime.containers.listSandboxes())
-      await rt.runtime.containers.removeSandbox(s.id).catch(() => {});
-    await removeAllContainers(rt.runtime.containers);
+  if (root) await removeAgentNode(root, { hostNetns: `/run/netns/${HOST_NETNS}` }).catch(() => []);
+  try {
+    execFileSync('ip', ['netns', 'del', HOST_NETNS]);
+  } catch {
+    // never made
   }
   api?.close();
   await cluster?.dispose();
