@@ -47,6 +47,12 @@ export {
   parseVolume,
 } from './containers/validate.js';
 export type { SnapshotterChoice } from './snapshots/open-snapshotter.js';
+export {
+  CAPABILITY_NAMES,
+  capabilityName,
+  capabilityNumber,
+  resolveCapabilities,
+} from './containers/capabilities.js';
 
 export { DEFAULT_ROOT, openImageSide, type ImageSide } from './image-side.js';
 

@@ -50,6 +50,7 @@ import {
   containerEnv,
   hasHome,
 } from './defaults.js';
+import { heldCapabilities, resolveCapabilities } from './capabilities.js';
 import { ContainerEventHub, selects, type ContainerEventHubOptions } from './container-events.js';
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs.js';
 import { PAUSE_COMMAND, pauseRootfs } from './pause-rootfs.js';
@@ -133,8 +134,23 @@ export type CreateContainerOptions = Pick<ContainerConfig, 'rootfs' | 'argv'> &
       | 'logMaxFiles'
       | 'groupAdd'
       | 'sandbox'
+      | 'noNewPrivileges'
     >
-  > & { user?: UserOption };
+  > & {
+    user?: UserOption;
+    /**
+     * Capabilities added to and dropped from Docker's default set, by name (`NET_ADMIN`,
+     * `CAP_SYS_TIME`, `ALL`), in containerd's order (capabilities.ts).
+     */
+    capAdd?: string[];
+    capDrop?: string[];
+    /**
+     * Docker's --privileged: every capability, no seccomp filter, no no_new_privs, no masked or
+     * read-only /proc paths, /sys read-write, every device allowed by the device cgroup (no host
+     * device nodes are added). capAdd, capDrop, seccomp and noNewPrivileges may not be given with it.
+     */
+    privileged?: boolean;
+  };
 
 /**
  * Who a process runs as: Docker's NAME|UID[:GROUP|GID] (names resolved inside the container from
@@ -219,6 +235,38 @@ export function signalNumber(signal: NodeJS.Signals | number | string): number {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What a create's security options come to in the record; names checked (InvalidArgumentError). */
+function securityOf(opts: CreateContainerOptions): {
+  capabilities: number[];
+  seccomp: SeccompMode;
+  noNewPrivileges: boolean;
+  privileged: boolean;
+} {
+  if (opts.privileged) {
+    for (const field of ['capAdd', 'capDrop', 'seccomp', 'noNewPrivileges'] as const)
+      if (opts[field] !== undefined)
+        throw new InvalidArgumentError(
+          `${field}: a privileged container has every capability, no seccomp filter and no no_new_privs; drop ${field}`,
+          field,
+        );
+    return {
+      capabilities: [...heldCapabilities()],
+      seccomp: 'unconfined',
+      noNewPrivileges: false,
+      privileged: true,
+    };
+  }
+  const add = opts.capAdd ?? [];
+  const drop = opts.capDrop ?? [];
+  const capabilities = resolveCapabilities({ add, drop }, { field: 'capabilities' });
+  return {
+    capabilities,
+    seccomp: opts.seccomp ?? 'default',
+    noNewPrivileges: opts.noNewPrivileges ?? true,
+    privileged: false,
+  };
+}
 
 /** A process's network namespace, as a path other tools open (nsenter --net=, CNI's CNI_NETNS). */
 function netnsPath(pid: number): string {
@@ -326,6 +374,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     validateLimits(opts, availableParallelism());
     if (opts.seccomp !== undefined) validateSeccompMode(opts.seccomp);
     validateLabels(opts.labels ?? {});
+    const security = securityOf(opts);
     const user = userRequest(opts.user, opts.groupAdd);
     let hostname = opts.hostname ?? id.slice(0, 12);
     if (network.mode === 'container') {
@@ -357,7 +406,10 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       cpus: opts.cpus,
       pidsLimit: opts.pidsLimit,
       readOnly: opts.readOnly ?? false,
-      seccomp: opts.seccomp ?? 'default',
+      seccomp: security.seccomp,
+      capabilities: security.capabilities,
+      ...(security.noNewPrivileges ? {} : { noNewPrivileges: false }),
+      ...(security.privileged ? { privileged: true } : {}),
       volumes: opts.volumes ?? [],
       autoRemove: opts.autoRemove ?? false,
       logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
@@ -403,7 +455,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     const plan = planStart(config, {
       recordPath: (owner, file) => this.store.path(owner, file),
       cgroups: this.cgroups,
-      defaultSeccompFilter: defaultSeccompFilter(),
+      seccompFilter: (capabilities) => defaultSeccompFilter(process.arch, capabilities),
       hostResolvConf: network.mode === 'host' ? readTextOr('/etc/resolv.conf', undefined) : undefined,
       peer,
     });
@@ -682,7 +734,12 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       else env.push(e);
     }
     const types: NamespaceType[] = ['cgroup', 'ipc', 'uts', 'net', 'pid', 'mnt'];
-    const seccompFilter = seccompFilterOf(info.config.seccomp, defaultSeccompFilter());
+    // the container's own capabilities, no_new_privs and filter, as runc exec gives
+    const capabilities = info.config.capabilities ?? DEFAULT_CAPABILITIES;
+    const seccompFilter = seccompFilterOf(
+      info.config.seccomp,
+      defaultSeccompFilter(process.arch, capabilities),
+    );
     warnIfUnfiltered({ mode: info.config.seccomp, filter: seccompFilter });
     const spec = encodeExecSpec({
       argv: opts.argv,
@@ -691,8 +748,8 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       user: user?.text ?? info.config.user,
       groupAdd: user?.groupAdd ?? info.config.groupAdd,
       homeFromPasswd: !hasHome(env),
-      capabilities: DEFAULT_CAPABILITIES,
-      noNewPrivs: true,
+      capabilities,
+      noNewPrivs: info.config.noNewPrivileges ?? true,
       seccompFilter,
       rlimits: [],
       cgroups: this.cgroups.dirs(info.id),

@@ -131,6 +131,7 @@ struct spec {
   int n_joins;
   const char *net_path; /* a network namespace to enter by its path (a host that is a namespace) */
   int lo_up;
+  int sys_rw; /* /sys read-write (a privileged container) */
   const char *log_path;
   long long log_max_bytes;
   int log_max_files;
@@ -296,6 +297,7 @@ static void parse_spec(const char *path, struct spec *s) {
       if (v[0] != '/') die_usage("spec: bad network namespace path");
       s->net_path = v;
     } else if (!strcmp(key, "lo_up")) s->lo_up = atoi(v);
+    else if (!strcmp(key, "sys_rw")) s->sys_rw = atoi(v);
     else if (!strcmp(key, "log.path")) s->log_path = v;
     else if (!strcmp(key, "log.max_bytes")) s->log_max_bytes = atoll(v);
     else if (!strcmp(key, "log.max_files")) s->log_max_files = atoi(v);
@@ -1140,9 +1142,12 @@ static void join_session_keyring(void) {
     fail("join session keyring", NULL, errno, NULL);
 }
 
-/* Needs no_new_privs (or CAP_SYS_ADMIN, which containers do not keep): the spec always asks for
- * it with a filter, and no_new_privs is set just before. Installed last, so the filter never
- * applies to the helper's own setup; only execve (and fail's write and exit) run under it. */
+/* Needs no_new_privs or CAP_SYS_ADMIN. With no_new_privs (the default) it is installed last, just
+ * after no_new_privs is set, so the filter never applies to the helper's own setup: only execve
+ * (and fail's write and exit) run under it. Without no_new_privs (allowPrivilegeEscalation) it is
+ * installed while the helper still holds CAP_SYS_ADMIN, before the capabilities are dropped and
+ * the user changes, as runc does; the rest of the setup (prctl, openat2, fchdir, setgroups,
+ * setres[ug]id, capset, close_range, execve) is allowed by every profile the runtime writes. */
 static void install_seccomp(const struct spec *s) {
   if (!s->seccomp) return;
   struct sock_fprog prog = {.len = s->n_seccomp, .filter = s->seccomp};
@@ -1158,6 +1163,7 @@ __attribute__((noreturn)) static void become_process(const struct spec *s, int m
   join_session_keyring();
   resolve_identity(s, &id);
   set_rlimits(s);
+  if (!s->no_new_privs) install_seccomp(s);
   for (int c = 0; c <= 63; c++) {
     if (s->caps & (1ULL << c)) continue;
     if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) fail("drop capability", NULL, errno, "capability %d: %s", c, strerror(errno));
@@ -1203,7 +1209,7 @@ __attribute__((noreturn)) static void become_process(const struct spec *s, int m
   }
   envp[n_env] = NULL;
   environ = (char **)envp;
-  install_seccomp(s);
+  if (s->no_new_privs) install_seccomp(s);
   execvp(s->argv[0], (char *const *)s->argv);
   fail("exec", s->argv[0], errno, NULL);
 }
@@ -1267,7 +1273,7 @@ __attribute__((noreturn)) static void setup_container(const struct spec *s) {
   /* From here on every path resolves inside the container's root. */
   ensure_mount_points();
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL) < 0) fail("mount", "/proc", errno, NULL);
-  if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY, NULL) < 0) fail("mount", "/sys", errno, NULL);
+  if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | (s->sys_rw ? 0 : MS_RDONLY), NULL) < 0) fail("mount", "/sys", errno, NULL);
   mount_dev();
   for (int i = 0; i < s->n_volumes; i++) {
     struct stat st;
