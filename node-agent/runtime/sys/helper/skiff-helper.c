@@ -20,6 +20,13 @@
  *                            mount DIR/lower, DIR/upper, DIR/work as an overlay that is never
  *                            attached anywhere (it vanishes when the helper exits, whatever
  *                            happens), write DIR-relative "probe" through it, report "ok 0 PID".
+ *   skiff-helper dialer NETNS
+ *                            a small long-lived process in the network namespace NETNS that opens
+ *                            TCP connections there for its caller, a Node.js process whose IPC
+ *                            channel it was given (NODE_CHANNEL_FD): reads "ID\tIP\tPORT\tMS\n"
+ *                            on stdin, connects (non-blocking, at most MS), and answers each on the
+ *                            channel, the connected socket passed as Node passes a net.Socket (see
+ *                            run_dialer). Exits at EOF on stdin or when the channel closes.
  *   skiff-helper init-layer TYPE SOURCE [OPTION...] -- [FILE...]
  *                            mount an image's prepared init layer (never attached), create in it
  *                            the mount points every container gets (/proc, /sys, /dev and each
@@ -39,7 +46,9 @@
 #include <linux/keyctl.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -2390,6 +2399,212 @@ static void run_from_sealed_copy(char **argv) {
   sealed_copy_failed("execute the copy", errno);
 }
 
+/* ---------- dialer: TCP connections opened in another network namespace ---------- */
+
+/* The caller (the node agent) probes pods whose network may live in a namespace other than its
+ * own (a node that is itself a namespace). A socket belongs to the namespace it was created in,
+ * whoever uses it afterwards: this process enters NETNS once, connects there, and hands each
+ * connected socket to Node over its IPC channel the way Node passes a net.Socket between its own
+ * processes (lib/internal/child_process.js: the JSON line {"cmd":"NODE_HANDLE","type":"net.Socket",
+ * "msg":...} sent with the descriptor as SCM_RIGHTS; Node answers {"cmd":"NODE_HANDLE_ACK"}, read
+ * and dropped here). The caller gets an ordinary connected net.Socket; no byte is relayed. Answers:
+ * {"ready":1} once in NETNS (or {"error":...} and exit), then per request the socket with
+ * msg {"id":ID}, or {"id":ID,"errno":N} (ETIMEDOUT when MS passed). */
+
+#define DIAL_MAX 1024
+
+struct dial {
+  long long id;
+  int fd;
+  long long deadline_ms;
+};
+
+static int dial_channel = -1;
+
+static void dial_send(const char *json, int fd) {
+  size_t len = strlen(json);
+  struct iovec iov = {(void *)json, len};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (fd >= 0) {
+    memset(&control, 0, sizeof control);
+    mh.msg_control = control.buf;
+    mh.msg_controllen = sizeof control.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  for (;;) {
+    ssize_t n = sendmsg(dial_channel, &mh, MSG_NOSIGNAL);
+    if (n == (ssize_t)len) return;
+    if (n < 0 && errno == EINTR) continue;
+    _exit(0); /* the caller is gone (or a message did not fit, which a line this short always does) */
+  }
+}
+
+static void dial_answer(long long id, int fd, int err) {
+  char line[160];
+  if (err == 0) {
+    snprintf(line, sizeof line, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Socket\",\"msg\":{\"id\":%lld}}\n", id);
+    dial_send(line, fd);
+  } else {
+    snprintf(line, sizeof line, "{\"id\":%lld,\"errno\":%d}\n", id, err);
+    dial_send(line, -1);
+  }
+  if (fd >= 0) close(fd);
+}
+
+/* "ID\tIP\tPORT\tMS": starts the connect; 0 when it is pending (*d filled), else answered. */
+static int dial_start(char *line, struct dial *d) {
+  char *fields[4];
+  int n = 0;
+  for (char *p = line; n < 4; n++) {
+    fields[n] = p;
+    char *tab = strchr(p, '\t');
+    if (!tab) {
+      n++;
+      break;
+    }
+    *tab = '\0';
+    p = tab + 1;
+  }
+  if (n != 4) return -1;
+  long long id = atoll(fields[0]);
+  long port = atol(fields[2]);
+  long long ms = atoll(fields[3]);
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  memset(&ss, 0, sizeof ss);
+  struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+  if (port < 1 || port > 65535 || ms < 0) {
+    dial_answer(id, -1, EINVAL);
+    return -1;
+  }
+  if (inet_pton(AF_INET, fields[1], &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons((uint16_t)port);
+    sslen = sizeof *in4;
+  } else if (inet_pton(AF_INET6, fields[1], &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    sslen = sizeof *in6;
+  } else {
+    dial_answer(id, -1, EINVAL);
+    return -1;
+  }
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    dial_answer(id, -1, errno);
+    return -1;
+  }
+  if (connect(fd, (struct sockaddr *)&ss, sslen) == 0) {
+    dial_answer(id, fd, 0);
+    return -1;
+  }
+  if (errno != EINPROGRESS) {
+    int err = errno;
+    close(fd);
+    dial_answer(id, -1, err);
+    return -1;
+  }
+  d->id = id;
+  d->fd = fd;
+  d->deadline_ms = monotonic_ms() + ms;
+  return 0;
+}
+
+static int run_dialer(const char *netns) {
+  const char *channel = getenv("NODE_CHANNEL_FD");
+  if (!channel || atoi(channel) < 3) {
+    fprintf(stderr, "skiff-helper dialer: no NODE_CHANNEL_FD (spawn it with an 'ipc' stdio entry)\n");
+    return 125;
+  }
+  dial_channel = atoi(channel);
+  signal(SIGPIPE, SIG_IGN);
+  int nsfd = open(netns, O_RDONLY | O_CLOEXEC);
+  if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
+    char line[256];
+    int err = errno;
+    snprintf(line, sizeof line, "{\"error\":\"%s\",\"errno\":%d}\n", strerror(err), err);
+    dial_send(line, -1);
+    return 1;
+  }
+  close(nsfd);
+  dial_send("{\"ready\":1}\n", -1);
+  static struct dial pending[DIAL_MAX];
+  static struct pollfd fds[DIAL_MAX + 2];
+  int n_pending = 0;
+  char in[8192];
+  size_t in_len = 0;
+  char sink[4096];
+  for (;;) {
+    long long now = monotonic_ms();
+    int timeout = -1;
+    for (int i = 0; i < n_pending; i++) {
+      long long left = pending[i].deadline_ms - now;
+      if (left < 0) left = 0;
+      if (timeout < 0 || left < timeout) timeout = (int)left;
+    }
+    fds[0] = (struct pollfd){.fd = n_pending < DIAL_MAX ? 0 : -1, .events = POLLIN};
+    fds[1] = (struct pollfd){.fd = dial_channel, .events = POLLIN};
+    for (int i = 0; i < n_pending; i++) fds[i + 2] = (struct pollfd){.fd = pending[i].fd, .events = POLLOUT};
+    int r = poll(fds, (nfds_t)n_pending + 2, timeout);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return 1;
+    }
+    now = monotonic_ms();
+    /* connects that finished or ran out of time, answered in place */
+    for (int i = 0; i < n_pending;) {
+      int err = -1;
+      if (fds[i + 2].revents) {
+        socklen_t len = sizeof err;
+        if (getsockopt(pending[i].fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+      } else if (pending[i].deadline_ms <= now)
+        err = ETIMEDOUT;
+      if (err < 0) {
+        i++;
+        continue;
+      }
+      if (err != 0) {
+        close(pending[i].fd);
+        dial_answer(pending[i].id, -1, err);
+      } else
+        dial_answer(pending[i].id, pending[i].fd, 0);
+      pending[i] = pending[--n_pending];
+      fds[i + 2] = fds[n_pending + 2];
+    }
+    if (fds[1].revents) { /* Node's acknowledgements; EOF: the caller is gone */
+      ssize_t got = read(dial_channel, sink, sizeof sink);
+      if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) return 0;
+    }
+    if (fds[0].revents) {
+      ssize_t got = read(0, in + in_len, sizeof in - in_len);
+      if (got == 0) return 0;
+      if (got < 0) {
+        if (errno == EINTR || errno == EAGAIN) continue;
+        return 1;
+      }
+      in_len += (size_t)got;
+      char *start = in, *nl;
+      while ((nl = memchr(start, '\n', in_len - (size_t)(start - in))) != NULL && n_pending < DIAL_MAX) {
+        *nl = '\0';
+        if (dial_start(start, &pending[n_pending]) == 0) n_pending++;
+        start = nl + 1;
+      }
+      in_len -= (size_t)(start - in);
+      memmove(in, start, in_len);
+      if (in_len == sizeof in) return 1; /* a line longer than any request */
+    }
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && (!strcmp(argv[1], "launcher") || !strcmp(argv[1], "exec"))) run_from_sealed_copy(argv);
   if (argc >= 2 && !strcmp(argv[1], "launcher")) {
@@ -2398,12 +2613,13 @@ int main(int argc, char **argv) {
     for (int i = 3; i < argc && n_warm_parents < MAX_PARENTS; i++) warm_parents[n_warm_parents++] = argv[i];
     return run_launcher(n_warm_parents > 0 ? warm : 0);
   }
+  if (argc == 3 && !strcmp(argv[1], "dialer")) return run_dialer(argv[2]);
   if (argc >= 2 && !strcmp(argv[1], "init-layer")) {
     if (fcntl(REPORT_FD, F_GETFD) < 0) return 125;
     return run_init_layer(argc, argv);
   }
   if (argc != 3)
-    die_usage("usage: skiff-helper launcher [WARM CGROUP_PARENT...] | exec SPEC | probe-overlay DIR | init-layer TYPE SOURCE [OPTION...] -- [FILE...]");
+    die_usage("usage: skiff-helper launcher [WARM CGROUP_PARENT...] | exec SPEC | dialer NETNS | probe-overlay DIR | init-layer TYPE SOURCE [OPTION...] -- [FILE...]");
   if (!strcmp(argv[1], "probe-overlay")) {
     if (fcntl(REPORT_FD, F_GETFD) < 0) return 125;
     return run_probe_overlay(argv[2]);
