@@ -57,7 +57,7 @@ export {
 export { DEFAULT_ROOT, openImageSide, type ImageSide } from './image-side.js';
 
 // Connections into the pod network from a namespace that may not be this process's (probes).
-export { DialError, NetnsDialer, directDialer, hostPort, type Dialer } from './sys/dialer.js';
+export { DialError, ExchangeError, NetnsDialer, directDialer, hostPort, type Dialer } from './sys/dialer.js';
 
 // The node agent's network hook (given to openImageRuntime as sandboxNetwork).
 export { PodNetwork, type PodNetworkOptions } from './net/pod-network.js';

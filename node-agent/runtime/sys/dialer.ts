@@ -9,6 +9,12 @@
  * Node's own IPC channel the way Node passes a net.Socket between its processes. The caller gets
  * an ordinary net.Socket: nothing is relayed, and a connection costs this process a line written to
  * a pipe and a message read from the channel (the helper does the connect, with its timeout).
+ *
+ * Probes need less than a socket: a TCP probe only whether a connection can be made (`check`), an
+ * HTTP probe only the head of one answer (`exchange`). The helper does those whole and answers with
+ * a line, which costs the caller a fraction of a socket's setup, an HTTP client's and their
+ * callbacks (test/bench/probe-cost.ts); so a NetnsDialer is worth having for the caller's own
+ * namespace too (`new NetnsDialer()`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Socket, connect as netConnect } from 'node:net';
@@ -58,10 +64,36 @@ function codeOf(errno: number): string {
   return `errno ${errno}`;
 }
 
+/** Where an exchange failed: making the connection, sending the request, or awaiting the answer. */
+export type ExchangePhase = 'connect' | 'write' | 'read';
+
+/** An exchange that failed after the connection was made (or could not be made: `phase` connect). */
+export class ExchangeError extends DialError {
+  constructor(
+    code: string,
+    address: string,
+    port: number,
+    readonly phase: ExchangePhase,
+  ) {
+    super(code, address, port);
+    this.name = 'ExchangeError';
+    if (phase !== 'connect')
+      this.message = `${phase} tcp ${hostPort(address, port)}: ${code === 'ETIMEDOUT' ? 'i/o timeout' : describeCode(code).replace(/^connect: /, '')}`;
+  }
+}
+
 /** Opens TCP connections to IP addresses (names are resolved by the caller). */
 export interface Dialer {
   /** A connected socket to `address:port` within `timeoutMs`; rejects with a DialError. */
   dial(address: string, port: number, timeoutMs: number): Promise<NetSocket>;
+  /** Resolves once a connection to `address:port` was made (and closed) within `timeoutMs`. */
+  check?(address: string, port: number, timeoutMs: number): Promise<void>;
+  /**
+   * Sends `request` on a new connection and resolves with the head of the answer (up to its blank
+   * line, at most 4 KiB; empty when the peer closed without a word), having read at most 10 KiB of
+   * what follows, all within `timeoutMs`; rejects with an ExchangeError.
+   */
+  exchange?(address: string, port: number, request: Buffer, timeoutMs: number): Promise<Buffer>;
   /** Stops whatever the dialer keeps (a helper process); dials after it start it again. */
   close(): void;
 }
@@ -90,39 +122,77 @@ export const directDialer: Dialer = {
   close() {},
 };
 
+interface Answer {
+  id: number;
+  errno?: number;
+  phase?: ExchangePhase;
+  ok?: number;
+  head?: string;
+}
+
 interface Waiting {
   address: string;
   port: number;
-  resolve(socket: NetSocket): void;
+  resolve(answer: { socket?: NetSocket; head?: Buffer }): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
 }
 
 /** How long past a dial's own timeout its answer is awaited before the dial fails anyway. */
 const ANSWER_MARGIN_MS = 2000;
+/** setTimeout's longest delay (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Connections from the network namespace at `netnsPath` (`/run/netns/NAME`, `/proc/PID/ns/net`). */
+/**
+ * Connections from the network namespace at `netnsPath` (`/run/netns/NAME`, `/proc/PID/ns/net`),
+ * or, without one, from this process's own.
+ */
 export class NetnsDialer implements Dialer {
   private child: ChildProcess | undefined;
   private ready: Promise<void> | undefined;
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 1;
 
-  constructor(readonly netnsPath: string) {}
+  constructor(readonly netnsPath?: string) {}
+
+  private get where(): string {
+    return this.netnsPath ? `network namespace ${this.netnsPath}` : 'this network namespace';
+  }
 
   async dial(address: string, port: number, timeoutMs: number): Promise<NetSocket> {
+    return (await this.request('C', address, port, timeoutMs)).socket!;
+  }
+
+  async check(address: string, port: number, timeoutMs: number): Promise<void> {
+    await this.request('T', address, port, timeoutMs);
+  }
+
+  async exchange(address: string, port: number, request: Buffer, timeoutMs: number): Promise<Buffer> {
+    return (await this.request('H', address, port, timeoutMs, request)).head!;
+  }
+
+  private async request(
+    kind: 'C' | 'T' | 'H',
+    address: string,
+    port: number,
+    timeoutMs: number,
+    body?: Buffer,
+  ): Promise<{ socket?: NetSocket; head?: Buffer }> {
     const child = this.child ?? this.spawn();
     await this.ready;
     const id = this.nextId++;
-    return new Promise<NetSocket>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => this.answer(id, undefined, new DialError('ETIMEDOUT', address, port)),
-        timeoutMs + ANSWER_MARGIN_MS,
+        Math.min(timeoutMs + ANSWER_MARGIN_MS, MAX_TIMER_MS),
       );
       timer.unref();
       this.waiting.set(id, { address, port, resolve, reject, timer });
       child.channel?.ref();
-      (child.stdin as Writable).write(`${id}\t${address}\t${port}\t${Math.max(0, Math.round(timeoutMs))}\n`);
+      const ms = Math.max(0, Math.round(timeoutMs));
+      (child.stdin as Writable).write(
+        `${id}\t${kind}\t${address}\t${port}\t${ms}${body ? `\t${body.toString('hex')}` : ''}\n`,
+      );
     });
   }
 
@@ -138,7 +208,7 @@ export class NetnsDialer implements Dialer {
   }
 
   private spawn(): ChildProcess {
-    const child = spawn(helperPath(), ['dialer', this.netnsPath], {
+    const child = spawn(helperPath(), ['dialer', this.netnsPath ?? '-'], {
       stdio: ['pipe', 'ignore', 'pipe', 'ipc'],
       serialization: 'json',
     });
@@ -154,14 +224,13 @@ export class NetnsDialer implements Dialer {
     this.ready = new Promise<void>((resolve, reject) => {
       const onMessage = (message: { ready?: number; error?: string }): void => {
         if (message.ready) resolve();
-        else if (message.error)
-          reject(new UnavailableError(`dial from network namespace ${this.netnsPath}: ${message.error}`));
+        else if (message.error) reject(new UnavailableError(`dial from ${this.where}: ${message.error}`));
       };
       child.once('message', onMessage);
       child.once('exit', (code, signal) =>
         reject(
           new UnavailableError(
-            `dial from network namespace ${this.netnsPath}: skiff-helper dialer exited (${signal ?? code})${complaint.trim() ? `: ${complaint.trim()}` : ''}`,
+            `dial from ${this.where}: skiff-helper dialer exited (${signal ?? code})${complaint.trim() ? `: ${complaint.trim()}` : ''}`,
           ),
         ),
       );
@@ -172,15 +241,28 @@ export class NetnsDialer implements Dialer {
         this.ready = undefined;
       }
     });
-    child.on('message', (message: { id?: number; errno?: number }, handle?: NetSocket) => {
+    child.on('message', (message: Answer, handle?: NetSocket) => {
       if (typeof message.id !== 'number') return;
       const w = this.waiting.get(message.id);
       if (!w) {
         handle?.destroy(); // its dial gave up meanwhile
         return;
       }
-      if (handle) this.answer(message.id, handle);
-      else this.answer(message.id, undefined, new DialError(codeOf(message.errno ?? 5), w.address, w.port));
+      if (handle) this.answer(message.id, { socket: handle });
+      else if (message.ok) this.answer(message.id, {});
+      else if (typeof message.head === 'string')
+        this.answer(message.id, { head: Buffer.from(message.head, 'hex') });
+      else {
+        const code = codeOf(message.errno ?? 5);
+        const phase = message.phase ?? 'connect';
+        this.answer(
+          message.id,
+          undefined,
+          phase === 'connect'
+            ? new DialError(code, w.address, w.port)
+            : new ExchangeError(code, w.address, w.port, phase),
+        );
+      }
     });
     child.on('exit', () => {
       if (this.child !== child) return;
@@ -194,13 +276,13 @@ export class NetnsDialer implements Dialer {
     return child;
   }
 
-  private answer(id: number, socket: NetSocket | undefined, err?: Error): void {
+  private answer(id: number, result: { socket?: NetSocket; head?: Buffer } | undefined, err?: Error): void {
     const w = this.waiting.get(id);
     if (!w) return;
     this.waiting.delete(id);
     clearTimeout(w.timer);
     if (this.waiting.size === 0) this.child?.channel?.unref();
-    if (socket) w.resolve(socket);
+    if (result) w.resolve(result);
     else w.reject(err!);
   }
 

@@ -20,13 +20,13 @@
  *                            mount DIR/lower, DIR/upper, DIR/work as an overlay that is never
  *                            attached anywhere (it vanishes when the helper exits, whatever
  *                            happens), write DIR-relative "probe" through it, report "ok 0 PID".
- *   skiff-helper dialer NETNS
- *                            a small long-lived process in the network namespace NETNS that opens
- *                            TCP connections there for its caller, a Node.js process whose IPC
- *                            channel it was given (NODE_CHANNEL_FD): reads "ID\tIP\tPORT\tMS\n"
- *                            on stdin, connects (non-blocking, at most MS), and answers each on the
- *                            channel, the connected socket passed as Node passes a net.Socket (see
- *                            run_dialer). Exits at EOF on stdin or when the channel closes.
+ *   skiff-helper dialer NETNS|-
+ *                            a small long-lived process in the network namespace NETNS (- : its
+ *                            own) that makes TCP connections there for its caller, a Node.js
+ *                            process whose IPC channel it was given (NODE_CHANNEL_FD): connects and
+ *                            passes the socket as Node passes a net.Socket, or makes a TCP or HTTP
+ *                            probe's exchange itself and answers with the result (see run_dialer).
+ *                            Exits at EOF on stdin or when the channel closes.
  *   skiff-helper init-layer TYPE SOURCE [OPTION...] -- [FILE...]
  *                            mount an image's prepared init layer (never attached), create in it
  *                            the mount points every container gets (/proc, /sys, /dev and each
@@ -53,6 +53,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2403,26 +2404,46 @@ static void run_from_sealed_copy(char **argv) {
 
 /* The caller (the node agent) probes pods whose network may live in a namespace other than its
  * own (a node that is itself a namespace). A socket belongs to the namespace it was created in,
- * whoever uses it afterwards: this process enters NETNS once, connects there, and hands each
- * connected socket to Node over its IPC channel the way Node passes a net.Socket between its own
- * processes (lib/internal/child_process.js: the JSON line {"cmd":"NODE_HANDLE","type":"net.Socket",
- * "msg":...} sent with the descriptor as SCM_RIGHTS; Node answers {"cmd":"NODE_HANDLE_ACK"}, read
- * and dropped here). The caller gets an ordinary connected net.Socket; no byte is relayed. Answers:
- * {"ready":1} once in NETNS (or {"error":...} and exit), then per request the socket with
- * msg {"id":ID}, or {"id":ID,"errno":N} (ETIMEDOUT when MS passed). */
+ * whoever uses it afterwards: this process enters NETNS once ("-": stays in its own) and makes the
+ * connections there. Requests, one line each on stdin, fields separated by tabs:
+ *   ID C IP PORT MS        connect; the socket goes to the caller over its IPC channel the way
+ *                          Node passes a net.Socket between its own processes (lib/internal/
+ *                          child_process.js: the JSON line {"cmd":"NODE_HANDLE","type":"net.Socket",
+ *                          "msg":{"id":ID}} sent with the descriptor as SCM_RIGHTS; Node answers
+ *                          {"cmd":"NODE_HANDLE_ACK"}, read and dropped here)
+ *   ID T IP PORT MS        connect, close, answer {"id":ID,"ok":1} (a TCP probe)
+ *   ID H IP PORT MS HEX    connect, send the bytes HEX encodes (an HTTP/1.1 request), read the
+ *                          answer's head (up to the blank line, at most 4 KiB) and at most 10 KiB of
+ *                          what follows (until the peer closes), answer {"id":ID,"head":"HEX"}
+ *                          (an HTTP probe: no socket crosses to Node, nothing but a line each way)
+ * MS bounds the whole request. A failure answers {"id":ID,"errno":N,"phase":"connect"|"write"|
+ * "read"} (ETIMEDOUT when MS passed). Once in NETNS it says {"ready":1} (or {"error":...} and
+ * exits); it exits at EOF on stdin or when the channel closes. */
 
 #define DIAL_MAX 1024
+#define DIAL_HEAD_MAX 4096
+#define DIAL_BODY_MAX 10240
+
+enum dial_kind { DIAL_PASS, DIAL_CHECK, DIAL_HTTP };
+enum dial_phase { PHASE_CONNECT, PHASE_WRITE, PHASE_READ };
 
 struct dial {
   long long id;
   int fd;
   long long deadline_ms;
+  enum dial_kind kind;
+  enum dial_phase phase;
+  unsigned char *req;
+  size_t req_len, req_off;
+  size_t head_len;
+  int head_done;
+  size_t body_read;
+  unsigned char head[DIAL_HEAD_MAX]; /* last: a new request clears what comes before it */
 };
 
 static int dial_channel = -1;
 
-static void dial_send(const char *json, int fd) {
-  size_t len = strlen(json);
+static void dial_send(const char *json, size_t len, int fd) {
   struct iovec iov = {(void *)json, len};
   union {
     char buf[CMSG_SPACE(sizeof(int))];
@@ -2439,84 +2460,182 @@ static void dial_send(const char *json, int fd) {
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &fd, sizeof(int));
   }
-  for (;;) {
+  size_t off = 0;
+  while (off < len) {
     ssize_t n = sendmsg(dial_channel, &mh, MSG_NOSIGNAL);
-    if (n == (ssize_t)len) return;
     if (n < 0 && errno == EINTR) continue;
-    _exit(0); /* the caller is gone (or a message did not fit, which a line this short always does) */
+    if (n <= 0) _exit(0); /* the caller is gone */
+    off += (size_t)n;
+    iov.iov_base = (char *)json + off;
+    iov.iov_len = len - off;
+    mh.msg_control = NULL; /* the descriptor went with the first part */
+    mh.msg_controllen = 0;
   }
 }
 
-static void dial_answer(long long id, int fd, int err) {
-  char line[160];
-  if (err == 0) {
-    snprintf(line, sizeof line, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Socket\",\"msg\":{\"id\":%lld}}\n", id);
-    dial_send(line, fd);
+static void dial_fail(long long id, int err, enum dial_phase phase) {
+  static const char *names[] = {"connect", "write", "read"};
+  char line[128];
+  int n = snprintf(line, sizeof line, "{\"id\":%lld,\"errno\":%d,\"phase\":\"%s\"}\n", id, err, names[phase]);
+  dial_send(line, (size_t)n, -1);
+}
+
+/* The request is answered: the socket passed or closed, the entry's memory freed. */
+static void dial_finish(struct dial *d, int err) {
+  if (err) dial_fail(d->id, err, d->phase);
+  else if (d->kind == DIAL_PASS) {
+    char line[128];
+    int n = snprintf(line, sizeof line, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Socket\",\"msg\":{\"id\":%lld}}\n", d->id);
+    dial_send(line, (size_t)n, d->fd);
+  } else if (d->kind == DIAL_CHECK) {
+    char line[64];
+    int n = snprintf(line, sizeof line, "{\"id\":%lld,\"ok\":1}\n", d->id);
+    dial_send(line, (size_t)n, -1);
   } else {
-    snprintf(line, sizeof line, "{\"id\":%lld,\"errno\":%d}\n", id, err);
-    dial_send(line, -1);
+    static char line[64 + 2 * DIAL_HEAD_MAX];
+    static const char hex[] = "0123456789abcdef";
+    int n = snprintf(line, 64, "{\"id\":%lld,\"head\":\"", d->id);
+    for (size_t i = 0; i < d->head_len; i++) {
+      line[n++] = hex[d->head[i] >> 4];
+      line[n++] = hex[d->head[i] & 15];
+    }
+    n += snprintf(line + n, 8, "\"}\n");
+    dial_send(line, (size_t)n, -1);
   }
-  if (fd >= 0) close(fd);
+  if (d->fd >= 0) close(d->fd);
+  d->fd = -1;
+  free(d->req);
+  d->req = NULL;
 }
 
-/* "ID\tIP\tPORT\tMS": starts the connect; 0 when it is pending (*d filled), else answered. */
-static int dial_start(char *line, struct dial *d) {
-  char *fields[4];
-  int n = 0;
-  for (char *p = line; n < 4; n++) {
-    fields[n] = p;
-    char *tab = strchr(p, '\t');
-    if (!tab) {
-      n++;
-      break;
+static int unhex(const char *text, unsigned char **out, size_t *len) {
+  size_t n = strlen(text);
+  if (n % 2) return -1;
+  unsigned char *buf = malloc(n / 2 + 1);
+  if (!buf) return -1;
+  for (size_t i = 0; i < n / 2; i++) {
+    int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      free(buf);
+      return -1;
     }
+    buf[i] = (unsigned char)(hi << 4 | lo);
+  }
+  *out = buf;
+  *len = n / 2;
+  return 0;
+}
+
+/* A request line: starts the connect; 0 when the request is pending (*d filled), else answered. */
+static int dial_start(char *line, struct dial *d) {
+  char *fields[6];
+  int n = 0;
+  for (char *p = line; n < 6;) {
+    fields[n++] = p;
+    char *tab = strchr(p, '\t');
+    if (!tab) break;
     *tab = '\0';
     p = tab + 1;
   }
-  if (n != 4) return -1;
-  long long id = atoll(fields[0]);
-  long port = atol(fields[2]);
-  long long ms = atoll(fields[3]);
+  memset(d, 0, offsetof(struct dial, head));
+  d->fd = -1;
+  if (n < 5) return -1;
+  d->id = atoll(fields[0]);
+  char kind = fields[1][0];
+  d->kind = kind == 'C' ? DIAL_PASS : kind == 'T' ? DIAL_CHECK : DIAL_HTTP;
+  long port = atol(fields[3]);
+  long long ms = atoll(fields[4]);
+  if ((kind != 'C' && kind != 'T' && kind != 'H') || (kind == 'H') != (n == 6) || port < 1 || port > 65535 || ms < 0 ||
+      (kind == 'H' && unhex(fields[5], &d->req, &d->req_len) < 0)) {
+    dial_fail(d->id, EINVAL, PHASE_CONNECT);
+    return -1;
+  }
   struct sockaddr_storage ss;
   socklen_t sslen;
   memset(&ss, 0, sizeof ss);
   struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
   struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-  if (port < 1 || port > 65535 || ms < 0) {
-    dial_answer(id, -1, EINVAL);
-    return -1;
-  }
-  if (inet_pton(AF_INET, fields[1], &in4->sin_addr) == 1) {
+  if (inet_pton(AF_INET, fields[2], &in4->sin_addr) == 1) {
     in4->sin_family = AF_INET;
     in4->sin_port = htons((uint16_t)port);
     sslen = sizeof *in4;
-  } else if (inet_pton(AF_INET6, fields[1], &in6->sin6_addr) == 1) {
+  } else if (inet_pton(AF_INET6, fields[2], &in6->sin6_addr) == 1) {
     in6->sin6_family = AF_INET6;
     in6->sin6_port = htons((uint16_t)port);
     sslen = sizeof *in6;
   } else {
-    dial_answer(id, -1, EINVAL);
+    dial_finish(d, EINVAL);
     return -1;
   }
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    dial_answer(id, -1, errno);
+  d->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (d->fd < 0) {
+    dial_finish(d, errno);
     return -1;
   }
-  if (connect(fd, (struct sockaddr *)&ss, sslen) == 0) {
-    dial_answer(id, fd, 0);
-    return -1;
-  }
-  if (errno != EINPROGRESS) {
-    int err = errno;
-    close(fd);
-    dial_answer(id, -1, err);
-    return -1;
-  }
-  d->id = id;
-  d->fd = fd;
   d->deadline_ms = monotonic_ms() + ms;
+  d->phase = PHASE_CONNECT;
+  if (connect(d->fd, (struct sockaddr *)&ss, sslen) < 0 && errno != EINPROGRESS) {
+    dial_finish(d, errno);
+    return -1;
+  }
   return 0;
+}
+
+/* The socket is ready for what the request waits for: moves it on; 1 when it was answered. */
+static int dial_step(struct dial *d) {
+  if (d->phase == PHASE_CONNECT) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err || d->kind != DIAL_HTTP) {
+      dial_finish(d, err);
+      return 1;
+    }
+    d->phase = PHASE_WRITE;
+  }
+  if (d->phase == PHASE_WRITE) {
+    ssize_t n = send(d->fd, d->req + d->req_off, d->req_len - d->req_off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) return 0;
+      dial_finish(d, errno);
+      return 1;
+    }
+    d->req_off += (size_t)n;
+    if (d->req_off < d->req_len) return 0;
+    d->phase = PHASE_READ;
+    return 0;
+  }
+  /* PHASE_READ: the head, then what follows until the peer closes or enough was read */
+  for (;;) {
+    unsigned char sink[4096];
+    unsigned char *into = d->head_done ? sink : d->head + d->head_len;
+    size_t room = d->head_done ? sizeof sink : DIAL_HEAD_MAX - d->head_len;
+    ssize_t n = recv(d->fd, into, room, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return 0;
+      if (d->head_len > 0) break; /* reset after an answer: it stands */
+      dial_finish(d, errno);
+      return 1;
+    }
+    if (n == 0) break;
+    if (d->head_done) d->body_read += (size_t)n;
+    else {
+      size_t before = d->head_len;
+      d->head_len += (size_t)n;
+      size_t from = before >= 3 ? before - 3 : 0;
+      for (size_t i = from; i + 3 < d->head_len && !d->head_done; i++)
+        if (!memcmp(d->head + i, "\r\n\r\n", 4)) {
+          d->body_read = d->head_len - (i + 4);
+          d->head_len = i + 4;
+          d->head_done = 1;
+        }
+      if (!d->head_done && d->head_len == DIAL_HEAD_MAX) d->head_done = 1; /* a head too long: what there is */
+    }
+    if (d->body_read >= DIAL_BODY_MAX) break;
+  }
+  dial_finish(d, 0);
+  return 1;
 }
 
 static int run_dialer(const char *netns) {
@@ -2527,20 +2646,22 @@ static int run_dialer(const char *netns) {
   }
   dial_channel = atoi(channel);
   signal(SIGPIPE, SIG_IGN);
-  int nsfd = open(netns, O_RDONLY | O_CLOEXEC);
-  if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
-    char line[256];
-    int err = errno;
-    snprintf(line, sizeof line, "{\"error\":\"%s\",\"errno\":%d}\n", strerror(err), err);
-    dial_send(line, -1);
-    return 1;
+  if (strcmp(netns, "-") != 0) {
+    int nsfd = open(netns, O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
+      char line[256];
+      int err = errno;
+      int n = snprintf(line, sizeof line, "{\"error\":\"%s\",\"errno\":%d}\n", strerror(err), err);
+      dial_send(line, (size_t)n, -1);
+      return 1;
+    }
+    close(nsfd);
   }
-  close(nsfd);
-  dial_send("{\"ready\":1}\n", -1);
+  dial_send("{\"ready\":1}\n", 12, -1);
   static struct dial pending[DIAL_MAX];
   static struct pollfd fds[DIAL_MAX + 2];
   int n_pending = 0;
-  char in[8192];
+  static char in[65536];
   size_t in_len = 0;
   char sink[4096];
   for (;;) {
@@ -2549,34 +2670,33 @@ static int run_dialer(const char *netns) {
     for (int i = 0; i < n_pending; i++) {
       long long left = pending[i].deadline_ms - now;
       if (left < 0) left = 0;
+      if (left > 3600000) left = 3600000; /* poll's int: a long deadline is looked at again in an hour */
       if (timeout < 0 || left < timeout) timeout = (int)left;
     }
     fds[0] = (struct pollfd){.fd = n_pending < DIAL_MAX ? 0 : -1, .events = POLLIN};
     fds[1] = (struct pollfd){.fd = dial_channel, .events = POLLIN};
-    for (int i = 0; i < n_pending; i++) fds[i + 2] = (struct pollfd){.fd = pending[i].fd, .events = POLLOUT};
+    for (int i = 0; i < n_pending; i++)
+      fds[i + 2] = (struct pollfd){.fd = pending[i].fd, .events = pending[i].phase == PHASE_READ ? POLLIN : POLLOUT};
     int r = poll(fds, (nfds_t)n_pending + 2, timeout);
     if (r < 0) {
       if (errno == EINTR) continue;
       return 1;
     }
     now = monotonic_ms();
-    /* connects that finished or ran out of time, answered in place */
+    /* requests that can move on, or ran out of time: answered ones leave the table */
     for (int i = 0; i < n_pending;) {
-      int err = -1;
-      if (fds[i + 2].revents) {
-        socklen_t len = sizeof err;
-        if (getsockopt(pending[i].fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-      } else if (pending[i].deadline_ms <= now)
-        err = ETIMEDOUT;
-      if (err < 0) {
+      struct dial *d = &pending[i];
+      int answered = 0;
+      if (fds[i + 2].revents) answered = dial_step(d);
+      if (!answered && d->deadline_ms <= now) {
+        if (d->phase == PHASE_READ && d->head_done) dial_finish(d, 0); /* the answer came, its rest did not */
+        else dial_finish(d, ETIMEDOUT);
+        answered = 1;
+      }
+      if (!answered) {
         i++;
         continue;
       }
-      if (err != 0) {
-        close(pending[i].fd);
-        dial_answer(pending[i].id, -1, err);
-      } else
-        dial_answer(pending[i].id, pending[i].fd, 0);
       pending[i] = pending[--n_pending];
       fds[i + 2] = fds[n_pending + 2];
     }
