@@ -12,8 +12,7 @@
  * container ever leaves a mount behind on the host.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { writeFileSync, statSync } from 'node:fs';
-import { writeFile, unlink, mkdir } from 'node:fs/promises';
+import { mkdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import type { StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -39,7 +38,14 @@ import type {
 import { componentLogger } from '../../../proto/support/logger.js';
 import { Cgroups, type CgroupStats } from '../sys/cgroups.js';
 import { encodeContainerSpec, encodeExecSpec, type NamespaceType } from '../sys/helper-spec.js';
-import { startExec, startShim, type ExecHandle, type WarmShims } from '../sys/helper.js';
+import {
+  runCapturedExec,
+  startExec,
+  startShim,
+  type CapturedExec,
+  type ExecHandle,
+  type WarmShims,
+} from '../sys/helper.js';
 import { PidLock, isSameProcess, processStartTime } from '../../../proto/support/pid-lock.js';
 import { readTextOr } from '../../../proto/support/small-files.js';
 import {
@@ -202,6 +208,14 @@ export interface ExecOptions {
   stdio?: StdioOptions;
 }
 
+export type { CapturedExec };
+
+/** An exec run to its end, its output captured (probes, hooks). */
+export interface ExecCaptureOptions extends Omit<ExecOptions, 'stdio'> {
+  /** Kill the process after this long (its exit code is then 137 and `timedOut` set); 0: never. */
+  timeoutMs?: number;
+}
+
 /** The Runtime interface others code against (the agent, the CLI, benchmarks). */
 export interface ContainerRuntime {
   create(opts: CreateContainerOptions): Promise<ContainerInfo>;
@@ -211,6 +225,7 @@ export interface ContainerRuntime {
   kill(ref: string, signal?: NodeJS.Signals | number): Promise<void>;
   remove(ref: string, opts?: { force?: boolean }): Promise<void>;
   exec(ref: string, opts: ExecOptions): Promise<ExecHandle>;
+  execCapture(ref: string, opts: ExecCaptureOptions): Promise<CapturedExec>;
   list(opts?: ListContainersOptions): Promise<ContainerInfo[]>;
   /** With live cgroup stats while it runs, and how it ended once it exited. */
   inspect(ref: string): Promise<ContainerInfo & { stats?: CgroupStats; exit?: ExitInfo }>;
@@ -715,6 +730,29 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
   }
 
   async exec(ref: string, opts: ExecOptions): Promise<ExecHandle> {
+    return this.withExecSpec(ref, opts, (specPath, name) =>
+      startExec(specPath, opts.stdio ?? 'ignore', `exec in container ${name}`),
+    );
+  }
+
+  /**
+   * Runs a process in a running container to its end and returns its exit code and the start of
+   * its output (stdout and stderr as they came, at most 10 KiB), as probes and hooks want it:
+   * through the helper's long-lived exec server, which forks a worker per call rather than this
+   * process forking a helper (sys/helper.ts ExecServer). Killed after `timeoutMs` (timedOut).
+   */
+  async execCapture(ref: string, opts: ExecCaptureOptions): Promise<CapturedExec> {
+    return this.withExecSpec(ref, opts, (specPath, name) =>
+      runCapturedExec(specPath, opts.timeoutMs ?? 0, `exec in container ${name}`),
+    );
+  }
+
+  /** Writes the exec spec of `opts` in `ref`'s record, calls `run` with it, removes it. */
+  private async withExecSpec<T>(
+    ref: string,
+    opts: Omit<ExecOptions, 'stdio'>,
+    run: (specPath: string, name: string) => Promise<T>,
+  ): Promise<T> {
     const info = await this.refresh(ref);
     if (info.state.status !== 'running' || !info.state.pid) {
       throw new FailedPreconditionError(
@@ -755,17 +793,22 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       cgroups: this.cgroups.dirs(info.id),
       joinNamespaces: { pid, startTime: info.state.pidStartTime ?? '', types },
     });
+    // a small file in the page cache: synchronous calls, as the records' (README)
     const execDir = this.store.path(info.id, 'exec');
-    await mkdir(execDir, { recursive: true, mode: 0o700 });
+    mkdirSync(execDir, { recursive: true, mode: 0o700 });
     const specPath = `${execDir}/${randomBytes(8).toString('hex')}.spec`;
-    await writeFile(specPath, spec, { mode: 0o600 });
+    writeFileSync(specPath, spec, { mode: 0o600 });
     try {
       if (!isSameProcess(pid, info.state.pidStartTime)) {
         throw new FailedPreconditionError(`exec in container ${info.name}: it exited`);
       }
-      return await startExec(specPath, opts.stdio ?? 'ignore', `exec in container ${info.name}`);
+      return await run(specPath, info.name);
     } finally {
-      await unlink(specPath).catch(() => {});
+      try {
+        unlinkSync(specPath);
+      } catch {
+        // removed with the container meanwhile
+      }
     }
   }
 

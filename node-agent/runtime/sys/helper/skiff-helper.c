@@ -14,8 +14,12 @@
  *                            it keeps that many warm shims parked (see run_warm_shim).
  *   skiff-helper exec SPEC   enter a running container (setns, cgroups, fork into its pid ns),
  *                            report on fd 3 as above, then wait and exit with the process's
- *                            status (128+signal when killed). stdio is the caller's.
- * The launcher and exec modes first re-execute from a sealed memfd copy (run_from_sealed_copy).
+ *                            status (128+signal when killed). stdio is the caller's. Signals are
+ *                            passed on to the process; SIGUSR2 kills it (SIGKILL).
+ *   skiff-helper exec-server a long-lived process that runs exec specs for its caller and answers
+ *                            with their status and output (see run_exec_server).
+ * The launcher, exec and exec-server modes first re-execute from a sealed memfd copy
+ * (run_from_sealed_copy).
  *   skiff-helper probe-overlay DIR
  *                            mount DIR/lower, DIR/upper, DIR/work as an overlay that is never
  *                            attached anywhere (it vanishes when the helper exits, whatever
@@ -1851,6 +1855,7 @@ static int run_exec(const struct spec *s) {
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGHUP);
   sigaddset(&mask, SIGQUIT);
+  sigaddset(&mask, SIGUSR2);
   sigaddset(&mask, SIGCHLD);
   sigprocmask(SIG_BLOCK, &mask, &old);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
@@ -1870,7 +1875,9 @@ static int run_exec(const struct spec *s) {
       return exit_code_of(status, &signo);
     }
     struct signalfd_siginfo si;
-    if (read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD) kill(child, (int)si.ssi_signo);
+    /* signals are passed on; SIGUSR2 (which SIGKILL cannot be, being uncatchable) kills it */
+    if (read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD)
+      kill(child, si.ssi_signo == SIGUSR2 ? SIGKILL : (int)si.ssi_signo);
   }
 }
 
@@ -2400,6 +2407,242 @@ static void run_from_sealed_copy(char **argv) {
   sealed_copy_failed("execute the copy", errno);
 }
 
+/* ---------- exec-server: commands run in containers, their output and status answered ---------- */
+
+/* Probes and hooks run a command in a container and want only its status and (some of) its output.
+ * Spawning `skiff-helper exec` for each costs the caller a fork of itself (a Node process of a
+ * hundred MB) and the helper its sealed copy; this long-lived process, itself run from a sealed
+ * copy, forks a worker per request instead: the worker is an `exec` helper as run_exec is, its
+ * stdout and stderr one pipe read here, its fd 3 the report. Requests on stdin, one line each:
+ *   ID\tSPEC\tMS        run the exec spec at SPEC (the runtime's, as for `exec`); kill the process
+ *                       after MS (0: never)
+ * Answers on stdout, one line each, as requests finish (in any order):
+ *   ID\tok\tCODE\tTIMEDOUT\tHEX     the exit code (128+signal when killed), 1 if MS passed, and the
+ *                                   first 10 KiB of what it wrote (stdout and stderr as they came)
+ *   ID\terror\tSTEP\tPATH\tERRNO\tMESSAGE   the step that failed before the process ran (its report)
+ * Output is read until the process exited and the pipe closed, or 500 ms after the exit (a process
+ * it left in the background may hold the pipe). At EOF on stdin it kills what still runs and exits. */
+
+#define EXEC_MAX 256
+#define EXEC_OUTPUT_MAX 10240
+#define EXEC_DRAIN_MS 500
+
+struct exec_job {
+  long long id;
+  pid_t worker;
+  int out_fd, report_fd;
+  long long deadline_ms; /* 0: none */
+  long long exited_ms;   /* when the worker was reaped; 0: still running */
+  int code, timed_out;
+  char report[512];
+  size_t report_len;
+  unsigned char *output;
+  size_t output_len;
+};
+
+static void exec_answer(struct exec_job *j) {
+  static const char hex[] = "0123456789abcdef";
+  size_t cap = 96 + sizeof j->report + 2 * (size_t)j->output_len;
+  char *line = malloc(cap);
+  if (!line) _exit(1);
+  int n;
+  if (!strncmp(j->report, "ok\t", 3) || j->report_len == 0) {
+    if (j->report_len == 0 && j->code == 125) /* no report: the worker failed before its process started */
+      n = snprintf(line, cap, "%lld\terror\tworker\t\t%d\tthe exec worker exited (%d) without a report\n", j->id, EIO, j->code);
+    else {
+      n = snprintf(line, cap, "%lld\tok\t%d\t%d\t", j->id, j->code, j->timed_out);
+      for (size_t i = 0; i < j->output_len; i++) {
+        line[n++] = hex[j->output[i] >> 4];
+        line[n++] = hex[j->output[i] & 15];
+      }
+      line[n++] = '\n';
+    }
+  } else {
+    /* the report is "error\tSTEP\tPATH\tERRNO\tMESSAGE\n" */
+    size_t len = j->report_len;
+    while (len > 0 && j->report[len - 1] == '\n') len--;
+    n = snprintf(line, cap, "%lld\t%.*s\n", j->id, (int)len, j->report);
+  }
+  write_all(1, line, (size_t)n);
+  free(line);
+  if (j->out_fd >= 0) close(j->out_fd);
+  if (j->report_fd >= 0) close(j->report_fd);
+  free(j->output);
+}
+
+static int exec_start(char *line, struct exec_job *j) {
+  memset(j, 0, sizeof *j);
+  j->out_fd = j->report_fd = -1;
+  char *tab1 = strchr(line, '\t');
+  char *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+  if (!tab2) return -1;
+  *tab1 = *tab2 = '\0';
+  j->id = atoll(line);
+  const char *spec_path = tab1 + 1;
+  long long ms = atoll(tab2 + 1);
+  j->output = malloc(EXEC_OUTPUT_MAX);
+  int out[2], rep[2];
+  if (!j->output || pipe2(out, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
+    j->report_len = (size_t)snprintf(j->report, sizeof j->report, "error\tpipe\t\t%d\t%s\n", errno, strerror(errno));
+    exec_answer(j);
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    j->report_len = (size_t)snprintf(j->report, sizeof j->report, "error\tfork\t\t%d\t%s\n", errno, strerror(errno));
+    close(out[0]), close(out[1]), close(rep[0]), close(rep[1]);
+    exec_answer(j);
+    return -1;
+  }
+  if (pid == 0) {
+    /* the worker: an `exec` helper whose stdio and report are these pipes */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0 || dup2(rep[1], REPORT_FD) < 0) _exit(125);
+    close_range(REPORT_FD + 1, ~0U, 0);
+    setsid();
+    static struct spec s;
+    parse_spec(spec_path, &s);
+    err_fd = REPORT_FD;
+    fail_prefix = "error\t";
+    _exit(run_exec(&s));
+  }
+  close(out[1]);
+  close(rep[1]);
+  fcntl(out[0], F_SETFL, O_NONBLOCK);
+  fcntl(rep[0], F_SETFL, O_NONBLOCK);
+  j->worker = pid;
+  j->out_fd = out[0];
+  j->report_fd = rep[0];
+  j->deadline_ms = ms > 0 ? monotonic_ms() + ms : 0;
+  return 0;
+}
+
+static int run_exec_server(void) {
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) return 1;
+  static struct exec_job jobs[EXEC_MAX];
+  static struct pollfd fds[2 + 2 * EXEC_MAX];
+  int n_jobs = 0, open_input = 1;
+  static char in[65536];
+  size_t in_len = 0;
+  for (;;) {
+    if (!open_input && n_jobs == 0) return 0;
+    long long now = monotonic_ms();
+    int timeout = -1;
+    for (int i = 0; i < n_jobs; i++) {
+      long long at = jobs[i].exited_ms ? jobs[i].exited_ms + EXEC_DRAIN_MS : jobs[i].deadline_ms;
+      if (!at || (jobs[i].timed_out && !jobs[i].exited_ms)) continue;
+      long long left = at - now;
+      if (left < 0) left = 0;
+      if (left > 3600000) left = 3600000;
+      if (timeout < 0 || left < timeout) timeout = (int)left;
+    }
+    int nf = 0;
+    fds[nf++] = (struct pollfd){.fd = open_input && n_jobs < EXEC_MAX ? 0 : -1, .events = POLLIN};
+    fds[nf++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+    for (int i = 0; i < n_jobs; i++) {
+      fds[nf++] = (struct pollfd){.fd = jobs[i].out_fd, .events = POLLIN};
+      fds[nf++] = (struct pollfd){.fd = jobs[i].report_fd, .events = POLLIN};
+    }
+    if (poll(fds, (nfds_t)nf, timeout) < 0 && errno != EINTR) return 1;
+    /* output and reports */
+    for (int i = 0; i < n_jobs; i++) {
+      struct exec_job *j = &jobs[i];
+      if (j->out_fd >= 0 && fds[2 + 2 * i].revents) {
+        for (;;) {
+          unsigned char buf[8192];
+          ssize_t r = read(j->out_fd, buf, sizeof buf);
+          if (r > 0) {
+            size_t keep = EXEC_OUTPUT_MAX - j->output_len;
+            if ((size_t)r < keep) keep = (size_t)r;
+            memcpy(j->output + j->output_len, buf, keep);
+            j->output_len += keep;
+            continue;
+          }
+          if (r < 0 && (errno == EAGAIN || errno == EINTR)) break;
+          close(j->out_fd); /* EOF or an error: the output ended */
+          j->out_fd = -1;
+          break;
+        }
+      }
+      if (j->report_fd >= 0 && fds[3 + 2 * i].revents) {
+        ssize_t r = read(j->report_fd, j->report + j->report_len, sizeof j->report - 1 - j->report_len);
+        if (r > 0) j->report_len += (size_t)r;
+        else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+          close(j->report_fd);
+          j->report_fd = -1;
+        }
+      }
+    }
+    /* workers that exited */
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == sizeof si) {
+    }
+    for (;;) {
+      int status;
+      pid_t w = waitpid(-1, &status, WNOHANG);
+      if (w <= 0) break;
+      for (int i = 0; i < n_jobs; i++)
+        if (jobs[i].worker == w) {
+          int signo;
+          jobs[i].code = WIFEXITED(status) ? WEXITSTATUS(status) : exit_code_of(status, &signo);
+          jobs[i].exited_ms = monotonic_ms();
+          if (jobs[i].report_fd >= 0) { /* what it reported is all in the pipe now */
+            ssize_t r;
+            while ((r = read(jobs[i].report_fd, jobs[i].report + jobs[i].report_len, sizeof jobs[i].report - 1 - jobs[i].report_len)) > 0)
+              jobs[i].report_len += (size_t)r;
+            close(jobs[i].report_fd);
+            jobs[i].report_fd = -1;
+          }
+        }
+    }
+    /* deadlines, and what is finished */
+    now = monotonic_ms();
+    for (int i = 0; i < n_jobs;) {
+      struct exec_job *j = &jobs[i];
+      if (!j->exited_ms && j->deadline_ms && now >= j->deadline_ms && !j->timed_out) {
+        j->timed_out = 1;
+        kill(j->worker, SIGUSR2); /* the worker kills its process (run_exec) */
+      }
+      if (j->exited_ms && (j->out_fd < 0 || now >= j->exited_ms + EXEC_DRAIN_MS)) {
+        exec_answer(j);
+        jobs[i] = jobs[--n_jobs];
+        continue;
+      }
+      i++;
+    }
+    if (open_input && fds[0].revents) {
+      ssize_t got = read(0, in + in_len, sizeof in - in_len);
+      if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) {
+        open_input = 0;
+        for (int i = 0; i < n_jobs; i++)
+          if (!jobs[i].exited_ms) kill(jobs[i].worker, SIGUSR2);
+        continue;
+      }
+      if (got < 0) continue;
+      in_len += (size_t)got;
+      char *start = in, *nl;
+      while ((nl = memchr(start, '\n', in_len - (size_t)(start - in))) != NULL && n_jobs < EXEC_MAX) {
+        *nl = '\0';
+        if (exec_start(start, &jobs[n_jobs]) == 0) n_jobs++;
+        start = nl + 1;
+      }
+      in_len -= (size_t)(start - in);
+      memmove(in, start, in_len);
+      if (in_len == sizeof in) return 1;
+    }
+  }
+}
+
 /* ---------- dialer: TCP connections opened in another network namespace ---------- */
 
 /* The caller (the node agent) probes pods whose network may live in a namespace other than its
@@ -2726,7 +2969,9 @@ static int run_dialer(const char *netns) {
 }
 
 int main(int argc, char **argv) {
-  if (argc >= 2 && (!strcmp(argv[1], "launcher") || !strcmp(argv[1], "exec"))) run_from_sealed_copy(argv);
+  if (argc >= 2 && (!strcmp(argv[1], "launcher") || !strcmp(argv[1], "exec") || !strcmp(argv[1], "exec-server")))
+    run_from_sealed_copy(argv);
+  if (argc == 2 && !strcmp(argv[1], "exec-server")) return run_exec_server();
   if (argc >= 2 && !strcmp(argv[1], "launcher")) {
     /* launcher [WARM CGROUP_PARENT...] */
     int warm = argc >= 3 ? atoi(argv[2]) : 0;
