@@ -51,6 +51,8 @@ export interface AgentOptions {
   /** Set when the Node is created (as the kubelet's --register-with-taints). */
   taints?: Taint[];
   allowedHostPaths?: readonly string[];
+  /** Privileged containers may run (`skiff agent --allow-privileged`); refused otherwise. */
+  allowPrivileged?: boolean;
   reservations?: Reservations;
   version: string;
   /** Default 10 s. */
@@ -139,6 +141,7 @@ export class Agent {
       event: (pod, type, reason, message, fieldPath) =>
         this.events.record(referenceTo(pod, fieldPath), type, reason, message),
       podOf: (key) => informer.get(key)?.object,
+      allowPrivileged: this.options.allowPrivileged ?? false,
       log: log.child({ component: 'pod-sync' }),
     });
     this.podSync = podSync;

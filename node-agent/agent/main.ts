@@ -36,6 +36,8 @@ export interface AgentProcessOptions {
   labels?: Record<string, string>;
   taints?: Taint[];
   allowedHostPaths?: string[];
+  /** Privileged containers may run (`--allow-privileged`). */
+  allowPrivileged?: boolean;
   /** The node's bridge; default skiff0. */
   bridge?: string;
   /**
@@ -111,6 +113,7 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
       ...(options.labels ? { labels: options.labels } : {}),
       ...(options.taints ? { taints: options.taints } : {}),
       ...(options.allowedHostPaths ? { allowedHostPaths: options.allowedHostPaths } : {}),
+      ...(options.allowPrivileged ? { allowPrivileged: true } : {}),
       ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),
       ...(options.backoff ? { backoff: options.backoff } : {}),
       version: packageVersion(),

@@ -31,6 +31,7 @@ import {
   containerArgv,
   containerEnv,
   containerLimits,
+  containerSecurity,
   expandReferences,
   referencedObjects,
   type PodPlacement,
@@ -75,6 +76,8 @@ export interface PodSyncOptions {
   event?: (pod: Pod, type: 'Normal' | 'Warning', reason: string, message: string, fieldPath?: string) => void;
   /** The pod as the informer holds it now; undefined when it is gone. */
   podOf: (key: string) => Pod | undefined;
+  /** `skiff agent --allow-privileged`: privileged containers may run. */
+  allowPrivileged?: boolean;
   log: Logger;
   now?: () => Date;
 }
@@ -448,6 +451,9 @@ export class PodSync {
       const limits = containerLimits(pod, spec, field);
       checkNonRoot(pod, spec, limits.user ? String(limits.user.uid) : String(imageConfig.User ?? ''), field);
       const mounts = await containerMounts(spec, volumePaths, field);
+      const security = containerSecurity(spec, field, {
+        allowPrivileged: this.options.allowPrivileged ?? false,
+      });
       const expand = (list: string[] | undefined): string[] | undefined =>
         list?.map((s) => expandReferences(s, env));
       const attempt = previous ? Number(previous.config.labels[LABEL_ATTEMPT] ?? 0) + 1 : 0;
@@ -479,6 +485,7 @@ export class PodSync {
         ...(limits.memoryBytes !== undefined ? { memoryBytes: limits.memoryBytes } : {}),
         ...(limits.cpus !== undefined ? { cpus: limits.cpus } : {}),
         readOnly: limits.readOnly,
+        ...security,
         volumes: mounts,
       });
     } catch (err) {
