@@ -141,7 +141,9 @@ export class Agent {
       event: (pod, type, reason, message, fieldPath) =>
         this.events.record(referenceTo(pod, fieldPath), type, reason, message),
       podOf: (key) => informer.get(key)?.object,
+      enqueue: (key) => this.controller?.enqueue(key),
       allowPrivileged: this.options.allowPrivileged ?? false,
+      version: this.options.version.split('.').slice(0, 2).join('.'),
       log: log.child({ component: 'pod-sync' }),
     });
     this.podSync = podSync;
@@ -185,6 +187,7 @@ export class Agent {
     this.closeWatch?.();
     for (const s of this.subscriptions) s.unsubscribe();
     this.informer?.stop();
+    this.podSync?.close();
     await this.controller?.stop();
     this.flush();
     await this.events.flush();
