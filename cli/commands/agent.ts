@@ -21,6 +21,7 @@ interface AgentFlags {
   nats?: string;
   nodeIp?: string;
   allowHostPath: string[];
+  allowPrivileged?: boolean;
   hostNetns?: string;
   cgroupParent?: string;
   nodeStatusUpdateFrequency?: number;
@@ -105,6 +106,10 @@ export function registerAgent(program: Command): void {
       (value: string, previous: string[]) => [...previous, value],
       [] as string[],
     )
+    .option(
+      '--allow-privileged',
+      'let pods run privileged containers (every capability, no seccomp filter); refused otherwise',
+    )
     .action(async (flags: AgentFlags, command: Command) => {
       // --server and --token are the global options every verb takes; an agent needs them given
       const globals = globalOptions(command);
@@ -139,6 +144,7 @@ export function registerAgent(program: Command): void {
         ...(flags.labels ? { labels: parseLabelList(flags.labels, '--labels') } : {}),
         ...(flags.taints ? { taints: parseTaintList(flags.taints, '--taints') } : {}),
         allowedHostPaths: flags.allowHostPath,
+        ...(flags.allowPrivileged ? { allowPrivileged: true } : {}),
         ...(flags.hostNetns ? { hostNetns: flags.hostNetns } : {}),
         ...(flags.cgroupParent !== undefined ? { cgroupParent: flags.cgroupParent } : {}),
         ...(flags.nodeStatusUpdateFrequency ? { heartbeatMs: flags.nodeStatusUpdateFrequency } : {}),

@@ -138,6 +138,9 @@ interface RunFlags {
   pidsLimit?: number;
   readOnly?: boolean;
   securityOpt?: string[];
+  capAdd?: string[];
+  capDrop?: string[];
+  privileged?: boolean;
   network: string;
   volume?: string[];
   label?: string[];
@@ -178,6 +181,20 @@ function registerRun(runtime: Command): void {
       "seccomp=unconfined: no system call filter (default: Docker's profile) (repeatable)",
       collect,
     )
+    .option(
+      '--cap-add <cap>',
+      'add a capability to the default set, e.g. NET_ADMIN, or ALL (repeatable)',
+      collect,
+    )
+    .option(
+      '--cap-drop <cap>',
+      'drop a capability from the default set, e.g. NET_RAW, or ALL (repeatable)',
+      collect,
+    )
+    .option(
+      '--privileged',
+      'every capability, no seccomp filter or no_new_privs, /proc unmasked, /sys writable, every device allowed (none added to /dev)',
+    )
     .addOption(new Option('--network <mode>', 'none | host | container:NAME').default('none'))
     .option('-v, --volume <HOST:CTR[:ro]>', 'bind mount a host directory (repeatable)', collect)
     .option('-l, --label <KEY=VALUE>', 'set a label on the container (repeatable)', collect)
@@ -211,7 +228,10 @@ function registerRun(runtime: Command): void {
           cpus,
           pidsLimit: flags.pidsLimit,
           readOnly: flags.readOnly,
-          seccomp: parseSecurityOpts(flags.securityOpt ?? []).seccomp,
+          ...(flags.securityOpt ? { seccomp: parseSecurityOpts(flags.securityOpt).seccomp } : {}),
+          ...(flags.capAdd ? { capAdd: flags.capAdd } : {}),
+          ...(flags.capDrop ? { capDrop: flags.capDrop } : {}),
+          ...(flags.privileged ? { privileged: true } : {}),
           network: parseNetwork(flags.network),
           volumes: (flags.volume ?? []).map((v, i) => parseVolume(v, i)),
           labels: parseLabels(flags.label ?? []),

@@ -52,6 +52,8 @@ export interface AgentOptions {
   /** Set when the Node is created (as the kubelet's --register-with-taints). */
   taints?: Taint[];
   allowedHostPaths?: readonly string[];
+  /** Privileged containers may run (`skiff agent --allow-privileged`); refused otherwise. */
+  allowPrivileged?: boolean;
   reservations?: Reservations;
   version: string;
   /** Default 10 s. */
@@ -148,6 +150,9 @@ export class Agent {
       event: (pod, type, reason, message, fieldPath) =>
         this.events.record(referenceTo(pod, fieldPath), type, reason, message),
       podOf: (key) => informer.get(key)?.object,
+      enqueue: (key) => this.controller?.enqueue(key),
+      allowPrivileged: this.options.allowPrivileged ?? false,
+      version: this.options.version.split('.').slice(0, 2).join('.'),
       log: log.child({ component: 'pod-sync' }),
     });
     this.podSync = podSync;
@@ -203,6 +208,7 @@ export class Agent {
     this.closeWatch?.();
     for (const s of this.subscriptions) s.unsubscribe();
     this.informer?.stop();
+    this.podSync?.close();
     await this.controller?.stop();
     this.flush();
     await this.events.flush();

@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Pod } from '../../proto/gen/types.js';
+import type { Container, Pod } from '../../proto/gen/types.js';
 import {
   PodConfigError,
   checkNonRoot,
   containerArgv,
   containerEnv,
   containerLimits,
+  containerSecurity,
   expandReferences,
   referencedObjects,
   resourceField,
@@ -126,7 +127,7 @@ test('a missing reference is a PodConfigError naming the field', () => {
   );
 });
 
-test('limits become cgroup limits; the security context becomes the user; privileged and cap add are refused', () => {
+test('limits become cgroup limits; the security context becomes the user', () => {
   const p = pod(
     [
       {
@@ -145,14 +146,6 @@ test('limits become cgroup limits; the security context becomes the user; privil
     cpus: 0.25,
     user: { uid: 1000, gid: 3000, additionalGids: [4000] },
   });
-  assert.throws(
-    () => containerLimits(p, { name: 'x', securityContext: { privileged: true } }, 'c'),
-    /privileged containers are not allowed/,
-  );
-  assert.throws(
-    () => containerLimits(p, { name: 'x', securityContext: { capabilities: { add: ['NET_ADMIN'] } } }, 'c'),
-    /NET_ADMIN/,
-  );
   assert.equal(
     resourceField({ name: 'x', resources: { limits: { memory: '64Mi' } } }, 'limits.memory', '1Mi', 'c'),
     '64',
@@ -161,6 +154,36 @@ test('limits become cgroup limits; the security context becomes the user; privil
     resourceField({ name: 'x', resources: { limits: { cpu: '250m' } } }, 'limits.cpu', undefined, 'c'),
     '1',
   );
+});
+
+test('capabilities, allowPrivilegeEscalation and privileged become runtime options; privileged needs the node to allow it', () => {
+  const node = { allowPrivileged: false };
+  const sec = (securityContext: NonNullable<Container['securityContext']>, n = node) =>
+    containerSecurity({ name: 'x', securityContext }, 'spec.containers[0]', n);
+  assert.deepEqual(sec({}), {});
+  assert.deepEqual(sec({ capabilities: { add: ['NET_ADMIN'], drop: ['NET_RAW', 'all'] } }), {
+    capAdd: ['NET_ADMIN'],
+    capDrop: ['NET_RAW', 'all'],
+  });
+  assert.deepEqual(sec({ allowPrivilegeEscalation: false }), { noNewPrivileges: true });
+  assert.deepEqual(sec({ allowPrivilegeEscalation: true }), { noNewPrivileges: false });
+  assert.throws(
+    () => sec({ capabilities: { drop: ['CHOWN', 'NET_WIZARD'] } }),
+    (err: unknown) =>
+      err instanceof PodConfigError &&
+      err.field === 'spec.containers[0].securityContext.capabilities.drop[1]' &&
+      /"NET_WIZARD" is not a Linux capability/.test(err.message),
+  );
+  assert.throws(
+    () => sec({ privileged: true }),
+    (err: unknown) =>
+      err instanceof PodConfigError &&
+      err.field === 'spec.containers[0].securityContext.privileged' &&
+      /--allow-privileged/.test(err.message),
+  );
+  assert.deepEqual(sec({ privileged: true, capabilities: { drop: ['ALL'] } }, { allowPrivileged: true }), {
+    privileged: true,
+  });
 });
 
 test('runAsNonRoot refuses an image that runs as root or by name', () => {

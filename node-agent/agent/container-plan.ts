@@ -7,6 +7,7 @@
  */
 import type { ConfigMap, Container, Pod, Secret } from '../../proto/gen/types.js';
 import { milliValue, parseQuantity, wholeValue } from '../../proto/quantity.js';
+import { capabilityNumber } from '../runtime/runtime.js';
 
 /** A pod spec this node cannot run as given: `field` is the path in the pod (`spec.containers[0].env[2]`). */
 export class PodConfigError extends Error {
@@ -295,16 +296,6 @@ export function containerLimits(pod: Pod, container: Container, field: string): 
     out.cpus = milliValue(parseQuantity(limits.cpu, `${field}.resources.limits.cpu`)) / 1000;
   const podSc = pod.spec.securityContext ?? {};
   const sc = container.securityContext ?? {};
-  if (sc.privileged)
-    throw new PodConfigError(
-      `container ${container.name}: privileged containers are not allowed on this node`,
-      `${field}.securityContext.privileged`,
-    );
-  if (sc.capabilities?.add?.length)
-    throw new PodConfigError(
-      `container ${container.name}: adding capabilities (${sc.capabilities.add.join(', ')}) is not supported by this node's runtime yet`,
-      `${field}.securityContext.capabilities.add`,
-    );
   const uid = sc.runAsUser ?? podSc.runAsUser;
   const gid = sc.runAsGroup ?? podSc.runAsGroup;
   const runAsNonRoot = sc.runAsNonRoot ?? podSc.runAsNonRoot;
@@ -318,6 +309,62 @@ export function containerLimits(pod: Pod, container: Container, field: string): 
     if (gid !== undefined) out.user.gid = gid;
     if (podSc.supplementalGroups?.length) out.user.additionalGids = [...podSc.supplementalGroups];
   }
+  return out;
+}
+
+/** What a container's securityContext asks of the runtime beyond its user (runtime create options). */
+export interface ContainerSecurity {
+  capAdd?: string[];
+  capDrop?: string[];
+  privileged?: true;
+  noNewPrivileges?: boolean;
+}
+
+/** What this node lets pods ask for. */
+export interface NodeSecurityPolicy {
+  /** `skiff agent --allow-privileged`: privileged containers may run (else CreateContainerConfigError). */
+  allowPrivileged: boolean;
+}
+
+/**
+ * securityContext.privileged, capabilities and allowPrivilegeEscalation, as the kubelet and
+ * containerd apply them: capabilities are added to and dropped from the runtime's default set
+ * (Docker's) by name, ALL included (the runtime resolves them; names are checked here so that a
+ * bad one names its field); allowPrivilegeEscalation false sets no_new_privs, true leaves it
+ * unset. Unset, no_new_privs stays set: the runtime's default is the stricter one (Kubernetes'
+ * unset means "allowed"), so a setuid binary in an image needs allowPrivilegeEscalation: true.
+ * privileged needs the node's consent and then takes every capability, no seccomp filter and no
+ * no_new_privs, whatever else is asked.
+ */
+export function containerSecurity(
+  container: Container,
+  field: string,
+  node: NodeSecurityPolicy,
+): ContainerSecurity {
+  const sc = container.securityContext ?? {};
+  const at = `${field}.securityContext`;
+  if (sc.privileged) {
+    if (!node.allowPrivileged)
+      throw new PodConfigError(
+        `container ${container.name}: privileged containers are not allowed on this node (its agent runs without --allow-privileged)`,
+        `${at}.privileged`,
+      );
+    return { privileged: true };
+  }
+  const out: ContainerSecurity = {};
+  const check = (list: string[] | undefined, which: 'add' | 'drop'): void =>
+    (list ?? []).forEach((name, i) => {
+      if (name.toUpperCase() !== 'ALL' && capabilityNumber(name) === undefined)
+        throw new PodConfigError(
+          `container ${container.name}: "${name}" is not a Linux capability (e.g. NET_ADMIN, SYS_TIME, ALL)`,
+          `${at}.capabilities.${which}[${i}]`,
+        );
+    });
+  check(sc.capabilities?.add, 'add');
+  check(sc.capabilities?.drop, 'drop');
+  if (sc.capabilities?.add?.length) out.capAdd = [...sc.capabilities.add];
+  if (sc.capabilities?.drop?.length) out.capDrop = [...sc.capabilities.drop];
+  if (sc.allowPrivilegeEscalation !== undefined) out.noNewPrivileges = !sc.allowPrivilegeEscalation;
   return out;
 }
 

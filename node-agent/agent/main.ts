@@ -50,6 +50,8 @@ export interface AgentProcessOptions {
   allowedHostPaths?: string[];
   /** The cgroup parent of the node's containers (`<hierarchy>/<parent>/<id>`); default `skiff`. */
   cgroupParent?: string;
+  /** Privileged containers may run (`--allow-privileged`). */
+  allowPrivileged?: boolean;
   /** The node's bridge; default skiff0. */
   bridge?: string;
   /**
@@ -225,6 +227,7 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
       ...(options.labels ? { labels: options.labels } : {}),
       ...(options.taints ? { taints: options.taints } : {}),
       ...(options.allowedHostPaths ? { allowedHostPaths: options.allowedHostPaths } : {}),
+      ...(options.allowPrivileged ? { allowPrivileged: true } : {}),
       ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),
       ...(options.resyncMs !== undefined ? { resyncMs: options.resyncMs } : {}),
       ...(options.backoff ? { backoff: options.backoff } : {}),

@@ -123,3 +123,53 @@ test('QoS classes', () => {
   assert.equal(qosClass(p({ limits: { cpu: '1', memory: '1Gi' }, requests: { cpu: '500m' } })), 'Burstable');
   assert.equal(qosClass(p({ requests: { memory: '1Gi' } })), 'Burstable');
 });
+
+test('probes and hooks in the status: started and ready follow the prober, a postStart hook shows ContainerCreating', () => {
+  const notReady = podStatus(view('Always', [{ current: info('running'), ready: false, started: true }]));
+  const c = notReady.containerStatuses![0]!;
+  assert.deepEqual([c.ready, c.started, Object.keys(c.state!)], [false, true, ['running']]);
+  assert.equal(notReady.phase, 'Running');
+  for (const type of ['ContainersReady', 'Ready'])
+    assert.equal(notReady.conditions!.find((x) => x.type === type)!.status, 'False', type);
+  const starting = podStatus(view('Always', [{ current: info('running'), ready: false, started: false }]));
+  assert.equal(starting.containerStatuses![0]!.started, false, 'a startup probe that has not succeeded');
+  const hook = podStatus(view('Always', [{ current: info('running'), ready: true, starting: true }]));
+  assert.deepEqual(hook.containerStatuses![0]!.state, { waiting: { reason: 'ContainerCreating' } });
+  assert.equal(hook.containerStatuses![0]!.ready, false);
+  assert.equal(hook.containerStatuses![0]!.started, false);
+  assert.equal(hook.phase, 'Pending', 'a first attempt in its postStart hook has not started');
+  assert.equal(
+    podStatus(view('Always', [{ current: info('running'), previous: info('exited', 1), starting: true }]))
+      .phase,
+    'Running',
+    'a restarted one has',
+  );
+});
+
+test('termination messages: in state.terminated, and in lastState once restarted; a start error when there is none', () => {
+  const ended = podStatus(view('Never', [{ current: info('exited', 1), currentMessage: 'disk full\n' }]));
+  assert.equal(ended.containerStatuses![0]!.state!.terminated!.message, 'disk full\n');
+  const restarted = podStatus(
+    view('Always', [
+      { current: info('running'), previous: info('exited', 1), previousMessage: 'oops', restartCount: 1 },
+    ]),
+  );
+  assert.equal(restarted.containerStatuses![0]!.lastState!.terminated!.message, 'oops');
+  const backingOff = podStatus(
+    view('Always', [
+      {
+        current: info('exited', 1),
+        currentMessage: 'again',
+        waiting: { reason: 'CrashLoopBackOff' },
+        restartCount: 1,
+      },
+    ]),
+  );
+  assert.equal(backingOff.containerStatuses![0]!.lastState!.terminated!.message, 'again');
+  const startError = info('exited', 127);
+  (startError.state as { error?: string }).error = 'exec: no such file';
+  assert.equal(
+    podStatus(view('Never', [{ current: startError }])).containerStatuses![0]!.state!.terminated!.message,
+    'exec: no such file',
+  );
+});

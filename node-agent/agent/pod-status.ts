@@ -29,6 +29,13 @@ export interface ContainerView {
   waiting?: { reason: string; message?: string };
   /** Readiness (no readiness probe: ready while running). */
   ready: boolean;
+  /** Its startup probe succeeded (none: started once running); default: running. */
+  started?: boolean;
+  /** Running, but its postStart hook has not returned: shown as waiting (ContainerCreating). */
+  starting?: boolean;
+  /** The termination message of `current` and of `previous`, once they exited and it was read. */
+  currentMessage?: string;
+  previousMessage?: string;
   /** Its image as resolved (`name@sha256:…`), once known. */
   imageID?: string;
 }
@@ -50,7 +57,7 @@ export interface PodView {
 
 export const CONTAINER_ID_PREFIX = 'skiff://';
 
-function stateOf(info: ContainerInfo | undefined): ContainerState | undefined {
+function stateOf(info: ContainerInfo | undefined, message?: string): ContainerState | undefined {
   if (!info) return undefined;
   const s = info.state;
   if (s.status === 'running')
@@ -62,7 +69,8 @@ function stateOf(info: ContainerInfo | undefined): ContainerState | undefined {
         ...(s.signal ? { signal: s.signal } : {}),
         reason:
           s.reason === 'StartError' ? 'StartError' : (s.reason ?? (s.exitCode === 0 ? 'Completed' : 'Error')),
-        ...(s.error ? { message: s.error } : {}),
+        // what the container left in its termination log, else why it could not start
+        ...(message ? { message } : s.error ? { message: s.error } : {}),
         ...(s.startedAt ? { startedAt: seconds(s.startedAt) } : {}),
         ...(s.finishedAt ? { finishedAt: seconds(s.finishedAt) } : {}),
         containerID: CONTAINER_ID_PREFIX + info.id,
@@ -78,7 +86,7 @@ function seconds(iso: string): string {
 }
 
 function containerStatus(view: ContainerView): ContainerStatus {
-  const running = view.current?.state.status === 'running';
+  const running = view.current?.state.status === 'running' && !view.starting;
   const state: ContainerState =
     view.waiting && !running
       ? {
@@ -87,12 +95,18 @@ function containerStatus(view: ContainerView): ContainerStatus {
             ...(view.waiting.message ? { message: view.waiting.message } : {}),
           },
         }
-      : (stateOf(view.current) ?? { waiting: { reason: 'ContainerCreating' } });
+      : view.starting
+        ? { waiting: { reason: 'ContainerCreating' } }
+        : (stateOf(view.current, view.currentMessage) ?? { waiting: { reason: 'ContainerCreating' } });
   // after a restart, what ended last; while waiting to restart, the attempt that ended
-  const last = view.waiting && view.current?.state.status === 'exited' ? view.current : view.previous;
+  const waitingAfterExit = view.waiting && view.current?.state.status === 'exited';
+  const last = waitingAfterExit ? view.current : view.previous;
   const lastState = state.terminated
     ? undefined
-    : stateOf(last?.state.status === 'exited' ? last : undefined);
+    : stateOf(
+        last?.state.status === 'exited' ? last : undefined,
+        waitingAfterExit ? view.currentMessage : view.previousMessage,
+      );
   return {
     name: view.spec.name,
     state,
@@ -102,7 +116,7 @@ function containerStatus(view: ContainerView): ContainerStatus {
     image: view.spec.image ?? '',
     imageID: view.imageID ?? '',
     ...(view.current ? { containerID: CONTAINER_ID_PREFIX + view.current.id } : {}),
-    started: running,
+    started: running && (view.started ?? true),
   };
 }
 
@@ -123,8 +137,9 @@ export function podPhase(view: PodView): string {
   }
   const initDone = view.initContainers.every((c) => exited(c) === 0);
   if (!view.sandboxReady || !initDone) return 'Pending';
+  // a first attempt still in its postStart hook has not started yet (a later one has, before)
   const everStarted = view.containers.every(
-    (c) => c.current !== undefined && c.current.state.status !== 'created',
+    (c) => c.current !== undefined && c.current.state.status !== 'created' && !(c.starting && !c.previous),
   );
   if (!everStarted) return 'Pending';
   const codes = view.containers.map(exited);
@@ -162,7 +177,7 @@ export function podStatus(view: PodView): PodStatus {
   const containersReady =
     !terminal &&
     view.sandboxReady &&
-    view.containers.every((c) => c.ready && c.current?.state.status === 'running');
+    view.containers.every((c) => c.ready && !c.starting && c.current?.state.status === 'running');
   const status: PodStatus = {
     phase,
     conditions: [

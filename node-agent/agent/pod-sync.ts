@@ -31,6 +31,7 @@ import {
   containerArgv,
   containerEnv,
   containerLimits,
+  containerSecurity,
   expandReferences,
   referencedObjects,
   type PodPlacement,
@@ -38,6 +39,7 @@ import {
 } from './container-plan.js';
 import { containerMounts, prepareVolumes, removePodDir } from './pod-volumes.js';
 import { podStatus, willRestart, type ContainerView } from './pod-status.js';
+import { ContainerHealth, containerRefs } from './health/container-health.js';
 
 export const LABEL_NAMESPACE = 'io.kubernetes.pod.namespace';
 export const LABEL_NAME = 'io.kubernetes.pod.name';
@@ -75,6 +77,12 @@ export interface PodSyncOptions {
   event?: (pod: Pod, type: 'Normal' | 'Warning', reason: string, message: string, fieldPath?: string) => void;
   /** The pod as the informer holds it now; undefined when it is gone. */
   podOf: (key: string) => Pod | undefined;
+  /** Reconciles a pod again soon (probes and hooks report through it); absent: only what else enqueues. */
+  enqueue?: (key: string) => void;
+  /** `skiff agent --allow-privileged`: privileged containers may run. */
+  allowPrivileged?: boolean;
+  /** The agent's `major.minor`, for probes' User-Agent (kube-probe/…). */
+  version?: string;
   log: Logger;
   now?: () => Date;
 }
@@ -98,10 +106,20 @@ export class PodSync {
   private readonly memory = new Map<string, PodMemory>();
   private readonly backoff: BackoffPolicy;
   private readonly now: () => Date;
+  /** Probes, lifecycle hooks and termination messages (health/container-health.ts). */
+  private readonly health: ContainerHealth;
 
   constructor(private readonly options: PodSyncOptions) {
     this.backoff = options.backoff ?? KUBELET_BACKOFF;
     this.now = options.now ?? (() => new Date());
+    this.health = new ContainerHealth({
+      containers: options.runtime.containers,
+      ...(options.hostNetns ? { hostNetns: options.hostNetns } : {}),
+      ...(options.event ? { event: options.event } : {}),
+      enqueue: (key) => options.enqueue?.(key),
+      log: options.log,
+      version: options.version ?? '0.1',
+    });
   }
 
   /** Reconciles the pod `namespace/name`. */
@@ -117,6 +135,7 @@ export class PodSync {
     }
     if (!pod) {
       this.memory.delete(key);
+      this.health.forget(key);
       return;
     }
     if (pod.metadata.deletionTimestamp) return this.terminate(key, pod, sandboxes);
@@ -138,6 +157,12 @@ export class PodSync {
   /** Forgets a pod the agent no longer holds (its containers were removed by reconcile). */
   forget(key: string): void {
     this.memory.delete(key);
+    this.health.forget(key);
+  }
+
+  /** Stops probing and hooks (the agent stops; what runs keeps running). */
+  close(): void {
+    this.health.close();
   }
 
   /** Every status again, whether it changed or not (the control plane asked: it may have lost them). */
@@ -213,7 +238,7 @@ export class PodSync {
           ...(list[1] ? { previous: list[1] } : {}),
           restartCount: current ? Number(current.config.labels[LABEL_ATTEMPT] ?? 0) : 0,
           ...(memory.waiting.has(spec.name) ? { waiting: memory.waiting.get(spec.name)! } : {}),
-          ready: current?.state.status === 'running',
+          ...this.health.view(key, spec, current, list[1]),
           ...(memory.imageIDs.has(spec.name) ? { imageID: memory.imageIDs.get(spec.name)! } : {}),
         };
       });
@@ -229,6 +254,11 @@ export class PodSync {
           attempts.set(k, v);
       }
     }
+
+    // probes for what runs now; termination messages of what ended
+    const refs = containerRefs(pod, attempts);
+    this.health.sync(key, pod, podIP, terminalBefore ? [] : refs);
+    await this.health.readMessages(key, join(this.options.root, 'pods', uid), refs);
 
     const status = podStatus({
       pod,
@@ -475,10 +505,18 @@ export class PodSync {
       const limits = containerLimits(pod, spec, field);
       checkNonRoot(pod, spec, limits.user ? String(limits.user.uid) : String(imageConfig.User ?? ''), field);
       const mounts = await containerMounts(spec, volumePaths, field);
+      const security = containerSecurity(spec, field, {
+        allowPrivileged: this.options.allowPrivileged ?? false,
+      });
       const expand = (list: string[] | undefined): string[] | undefined =>
         list?.map((s) => expandReferences(s, env));
       const attempt = previous ? Number(previous.config.labels[LABEL_ATTEMPT] ?? 0) + 1 : 0;
       await mkdir(join(this.options.root, 'pods', pod.metadata.uid!), { recursive: true, mode: 0o700 });
+      const terminationLog = await this.health.terminationLog(
+        join(this.options.root, 'pods', pod.metadata.uid!),
+        spec,
+        attempt,
+      );
       created = await runtime.create({
         image: ref,
         sandbox: sandbox.id,
@@ -506,7 +544,8 @@ export class PodSync {
         ...(limits.memoryBytes !== undefined ? { memoryBytes: limits.memoryBytes } : {}),
         ...(limits.cpus !== undefined ? { cpus: limits.cpus } : {}),
         readOnly: limits.readOnly,
-        volumes: mounts,
+        ...security,
+        volumes: [...mounts, terminationLog],
         // what attach reaches: a stdin kept open, and a terminal (sized by the first attach -t)
         ...(spec.stdin ? { openStdin: true } : {}),
         ...(spec.tty ? { terminal: { rows: 24, cols: 80 } } : {}),
@@ -521,8 +560,9 @@ export class PodSync {
     }
     event('Normal', 'Created', `Created container ${spec.name}`);
     try {
-      await runtime.containers.start(created.id);
+      const started = await runtime.containers.start(created.id);
       event('Normal', 'Started', `Started container ${spec.name}`);
+      this.health.started(key, pod, placement.podIP, { spec, field, info: started });
       memory.waiting.delete(spec.name);
       const entry = memory.backoff.get(spec.name);
       if (entry) entry.until = 0;
@@ -561,12 +601,16 @@ export class PodSync {
   private async terminate(key: string, pod: Pod, sandboxes: SandboxInfo[]): Promise<ReconcileResult> {
     const grace = pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
     for (const sandbox of sandboxes) {
-      for (const c of await this.options.runtime.containers.list({ sandbox: sandbox.id })) {
+      const running = await this.options.runtime.containers.list({ sandbox: sandbox.id });
+      for (const c of running) {
         const name = c.config.labels[LABEL_CONTAINER];
         if (name) this.options.event?.(pod, 'Normal', 'Killing', `Stopping container ${name}`);
       }
+      // preStop hooks within the grace, then SIGTERM, the rest of it, SIGKILL
+      await this.health.stopAll(key, pod, this.options.podIPOf?.(sandbox), running, grace);
       await this.removePodSandbox(sandbox, grace);
     }
+    this.health.forget(key);
     await removePodDir(join(this.options.root, 'pods', pod.metadata.uid!));
     this.memory.delete(key);
     try {

@@ -48,9 +48,18 @@ export {
   parseVolume,
 } from './containers/validate.js';
 export type { SnapshotterChoice } from './snapshots/open-snapshotter.js';
+export {
+  CAPABILITY_NAMES,
+  capabilityName,
+  capabilityNumber,
+  resolveCapabilities,
+} from './containers/capabilities.js';
 
 export { DEFAULT_ROOT, openImageSide, type ImageSide } from './image-side.js';
 export { DEFAULT_CGROUP_PARENT, validateCgroupParent } from './sys/cgroups.js';
+
+// Connections into the pod network from a namespace that may not be this process's (probes).
+export { DialError, ExchangeError, NetnsDialer, directDialer, hostPort, type Dialer } from './sys/dialer.js';
 
 // The node agent's network hook (given to openImageRuntime as sandboxNetwork).
 export { PodNetwork, type PodNetworkOptions } from './net/pod-network.js';

@@ -12,10 +12,18 @@
  * container ever leaves a mount behind on the host.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { closeSync, constants as fsConstants, openSync, writeFileSync, writeSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  mkdirSync,
+  openSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
-import { writeFile, unlink, mkdir } from 'node:fs/promises';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import type { StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -42,9 +50,11 @@ import { componentLogger } from '../../../proto/support/logger.js';
 import { Cgroups, type CgroupStats } from '../sys/cgroups.js';
 import { encodeContainerSpec, encodeExecSpec, type NamespaceType } from '../sys/helper-spec.js';
 import {
+  runCapturedExec,
   startExec,
   startPortForward,
   startShim,
+  type CapturedExec,
   type ExecHandle,
   type PortForwardHandle,
   type WarmShims,
@@ -60,6 +70,7 @@ import {
   containerEnv,
   hasHome,
 } from './defaults.js';
+import { heldCapabilities, resolveCapabilities } from './capabilities.js';
 import { ContainerEventHub, selects, type ContainerEventHubOptions } from './container-events.js';
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs.js';
 import { PAUSE_COMMAND, pauseRootfs } from './pause-rootfs.js';
@@ -154,8 +165,23 @@ export type CreateContainerOptions = Pick<ContainerConfig, 'rootfs' | 'argv'> &
       | 'stopSignal'
       | 'terminal'
       | 'openStdin'
+      | 'noNewPrivileges'
     >
-  > & { user?: UserOption };
+  > & {
+    user?: UserOption;
+    /**
+     * Capabilities added to and dropped from Docker's default set, by name (`NET_ADMIN`,
+     * `CAP_SYS_TIME`, `ALL`), in containerd's order (capabilities.ts).
+     */
+    capAdd?: string[];
+    capDrop?: string[];
+    /**
+     * Docker's --privileged: every capability, no seccomp filter, no no_new_privs, no masked or
+     * read-only /proc paths, /sys read-write, every device allowed by the device cgroup (no host
+     * device nodes are added). capAdd, capDrop, seccomp and noNewPrivileges may not be given with it.
+     */
+    privileged?: boolean;
+  };
 
 /**
  * Who a process runs as: Docker's NAME|UID[:GROUP|GID] (names resolved inside the container from
@@ -229,6 +255,14 @@ export interface ContainerInput {
   close(): void;
 }
 
+export type { CapturedExec };
+
+/** An exec run to its end, its output captured (probes, hooks). */
+export interface ExecCaptureOptions extends Omit<ExecOptions, 'stdio'> {
+  /** Kill the process after this long (its exit code is then 137 and `timedOut` set); 0: never. */
+  timeoutMs?: number;
+}
+
 /** The Runtime interface others code against (the agent, the CLI, benchmarks). */
 export interface ContainerRuntime {
   create(opts: CreateContainerOptions): Promise<ContainerInfo>;
@@ -242,6 +276,7 @@ export interface ContainerRuntime {
   openInput(ref: string): Promise<ContainerInput>;
   /** A TCP connection to `port` on the loopback of the container's (or sandbox's) network namespace. */
   portForward(ref: string, port: number): Promise<PortForwardHandle>;
+  execCapture(ref: string, opts: ExecCaptureOptions): Promise<CapturedExec>;
   list(opts?: ListContainersOptions): Promise<ContainerInfo[]>;
   /** With live cgroup stats while it runs, and how it ended once it exited. */
   inspect(ref: string): Promise<ContainerInfo & { stats?: CgroupStats; exit?: ExitInfo }>;
@@ -282,6 +317,38 @@ function validateTerminalSize(size: TerminalSize, field: string): void {
 function terminalStdio(stdio: StdioOptions | undefined): StdioOptions {
   const input = Array.isArray(stdio) ? stdio[0] : stdio;
   return [input === 'pipe' ? 'pipe' : 'ignore', 'pipe', 'ignore'];
+}
+
+/** What a create's security options come to in the record; names checked (InvalidArgumentError). */
+function securityOf(opts: CreateContainerOptions): {
+  capabilities: number[];
+  seccomp: SeccompMode;
+  noNewPrivileges: boolean;
+  privileged: boolean;
+} {
+  if (opts.privileged) {
+    for (const field of ['capAdd', 'capDrop', 'seccomp', 'noNewPrivileges'] as const)
+      if (opts[field] !== undefined)
+        throw new InvalidArgumentError(
+          `${field}: a privileged container has every capability, no seccomp filter and no no_new_privs; drop ${field}`,
+          field,
+        );
+    return {
+      capabilities: [...heldCapabilities()],
+      seccomp: 'unconfined',
+      noNewPrivileges: false,
+      privileged: true,
+    };
+  }
+  const add = opts.capAdd ?? [];
+  const drop = opts.capDrop ?? [];
+  const capabilities = resolveCapabilities({ add, drop }, { field: 'capabilities' });
+  return {
+    capabilities,
+    seccomp: opts.seccomp ?? 'default',
+    noNewPrivileges: opts.noNewPrivileges ?? true,
+    privileged: false,
+  };
 }
 
 /** A process's network namespace, as a path other tools open (nsenter --net=, CNI's CNI_NETNS). */
@@ -402,6 +469,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     if (opts.seccomp !== undefined) validateSeccompMode(opts.seccomp);
     validateLabels(opts.labels ?? {});
     if (opts.terminal !== undefined) validateTerminalSize(opts.terminal, 'terminal');
+    const security = securityOf(opts);
     const user = userRequest(opts.user, opts.groupAdd);
     let hostname = opts.hostname ?? id.slice(0, 12);
     if (network.mode === 'container') {
@@ -433,7 +501,10 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       cpus: opts.cpus,
       pidsLimit: opts.pidsLimit,
       readOnly: opts.readOnly ?? false,
-      seccomp: opts.seccomp ?? 'default',
+      seccomp: security.seccomp,
+      capabilities: security.capabilities,
+      ...(security.noNewPrivileges ? {} : { noNewPrivileges: false }),
+      ...(security.privileged ? { privileged: true } : {}),
       volumes: opts.volumes ?? [],
       autoRemove: opts.autoRemove ?? false,
       logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
@@ -483,7 +554,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     const plan = planStart(config, {
       recordPath: (owner, file) => this.store.path(owner, file),
       cgroups,
-      defaultSeccompFilter: defaultSeccompFilter(),
+      seccompFilter: (capabilities) => defaultSeccompFilter(process.arch, capabilities),
       hostResolvConf: network.mode === 'host' ? readTextOr('/etc/resolv.conf', undefined) : undefined,
       peer,
     });
@@ -748,6 +819,34 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
   }
 
   async exec(ref: string, opts: ExecOptions): Promise<ExecHandle> {
+    return this.withExecSpec(ref, opts, (specPath, name) =>
+      startExec(
+        specPath,
+        opts.terminal !== undefined ? terminalStdio(opts.stdio) : (opts.stdio ?? 'ignore'),
+        `exec in container ${name}`,
+        opts.terminal !== undefined,
+      ),
+    );
+  }
+
+  /**
+   * Runs a process in a running container to its end and returns its exit code and the start of
+   * its output (stdout and stderr as they came, at most 10 KiB), as probes and hooks want it:
+   * through the helper's long-lived exec server, which forks a worker per call rather than this
+   * process forking a helper (sys/helper.ts ExecServer). Killed after `timeoutMs` (timedOut).
+   */
+  async execCapture(ref: string, opts: ExecCaptureOptions): Promise<CapturedExec> {
+    return this.withExecSpec(ref, opts, (specPath, name) =>
+      runCapturedExec(specPath, opts.timeoutMs ?? 0, `exec in container ${name}`),
+    );
+  }
+
+  /** Writes the exec spec of `opts` in `ref`'s record, calls `run` with it, removes it. */
+  private async withExecSpec<T>(
+    ref: string,
+    opts: Omit<ExecOptions, 'stdio'>,
+    run: (specPath: string, name: string) => Promise<T>,
+  ): Promise<T> {
     const info = await this.refresh(ref);
     if (info.state.status !== 'running' || !info.state.pid) {
       throw new FailedPreconditionError(
@@ -768,7 +867,12 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       else env.push(e);
     }
     const types: NamespaceType[] = ['cgroup', 'ipc', 'uts', 'net', 'pid', 'mnt'];
-    const seccompFilter = seccompFilterOf(info.config.seccomp, defaultSeccompFilter());
+    // the container's own capabilities, no_new_privs and filter, as runc exec gives
+    const capabilities = info.config.capabilities ?? DEFAULT_CAPABILITIES;
+    const seccompFilter = seccompFilterOf(
+      info.config.seccomp,
+      defaultSeccompFilter(process.arch, capabilities),
+    );
     warnIfUnfiltered({ mode: info.config.seccomp, filter: seccompFilter });
     const spec = encodeExecSpec({
       argv: opts.argv,
@@ -777,26 +881,30 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       user: user?.text ?? info.config.user,
       groupAdd: user?.groupAdd ?? info.config.groupAdd,
       homeFromPasswd: !hasHome(env),
-      capabilities: DEFAULT_CAPABILITIES,
-      noNewPrivs: true,
+      capabilities,
+      noNewPrivs: info.config.noNewPrivileges ?? true,
       seccompFilter,
       rlimits: [],
       cgroups: this.cgroupsOf(info.config).dirs(info.id),
       joinNamespaces: { pid, startTime: info.state.pidStartTime ?? '', types },
       ...(opts.terminal !== undefined ? { terminal: opts.terminal } : {}),
     });
+    // a small file in the page cache: synchronous calls, as the records' (README)
     const execDir = this.store.path(info.id, 'exec');
-    await mkdir(execDir, { recursive: true, mode: 0o700 });
+    mkdirSync(execDir, { recursive: true, mode: 0o700 });
     const specPath = `${execDir}/${randomBytes(8).toString('hex')}.spec`;
-    await writeFile(specPath, spec, { mode: 0o600 });
+    writeFileSync(specPath, spec, { mode: 0o600 });
     try {
       if (!isSameProcess(pid, info.state.pidStartTime)) {
         throw new FailedPreconditionError(`exec in container ${info.name}: it exited`);
       }
-      const stdio = opts.terminal !== undefined ? terminalStdio(opts.stdio) : (opts.stdio ?? 'ignore');
-      return await startExec(specPath, stdio, `exec in container ${info.name}`, opts.terminal !== undefined);
+      return await run(specPath, info.name);
     } finally {
-      await unlink(specPath).catch(() => {});
+      try {
+        unlinkSync(specPath);
+      } catch {
+        // removed with the container meanwhile
+      }
     }
   }
 

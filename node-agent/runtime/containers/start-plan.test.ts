@@ -49,7 +49,7 @@ function context(extra: Partial<StartContext> = {}): StartContext {
   return {
     recordPath: (id, file) => `/run/skiff/containers/${id}/${file}`,
     cgroups: new Cgroups(V1),
-    defaultSeccompFilter: FILTER,
+    seccompFilter: () => FILTER,
     ...extra,
   };
 }
@@ -234,9 +234,47 @@ describe('start plan: process and seccomp', () => {
     assert.deepEqual(planStart(config(), context()).seccomp, { mode: 'default', filter: FILTER });
     assert.deepEqual(planStart(config({ seccomp: 'unconfined' }), context()).seccomp, { mode: 'unconfined' });
     assert.deepEqual(
-      planStart(config(), context({ defaultSeccompFilter: defaultSeccompFilter('arm64') })).seccomp,
+      planStart(config(), context({ seccompFilter: (caps) => defaultSeccompFilter('arm64', caps) })).seccomp,
       { mode: 'default' },
     );
+  });
+});
+
+describe('start plan: capabilities, no_new_privs, privileged', () => {
+  test("the record's capabilities and no_new_privs reach the process, and the filter is resolved for them", () => {
+    const asked: (readonly number[])[] = [];
+    const plan = planStart(
+      config({ capabilities: [10, 12], noNewPrivileges: false }),
+      context({
+        seccompFilter: (caps) => {
+          asked.push(caps);
+          return FILTER;
+        },
+      }),
+    );
+    assert.deepEqual(plan.process.capabilities, [10, 12]);
+    assert.equal(plan.process.noNewPrivs, false);
+    assert.deepEqual(asked, [[10, 12]]);
+    assert.equal(plan.mounts.sysWritable, false);
+    assert.deepEqual(plan.mounts.maskedPaths, MASKED_PATHS);
+  });
+
+  test('a record from before the fields: the default set with no_new_privs', () => {
+    const plan = planStart(config(), context());
+    assert.deepEqual(plan.process.capabilities, DEFAULT_CAPABILITIES);
+    assert.equal(plan.process.noNewPrivs, true);
+  });
+
+  test('privileged: nothing masked or read-only, /sys writable, no device rules or device filter', () => {
+    const v1 = planStart(config({ privileged: true }), context());
+    assert.deepEqual(v1.mounts.maskedPaths, []);
+    assert.deepEqual(v1.mounts.readonlyPaths, []);
+    assert.equal(v1.mounts.sysWritable, true);
+    assert.ok(!v1.cgroups.writes.some((w) => w.path.includes('/devices.')));
+    const v2 = planStart(config({ privileged: true }), context({ cgroups: new Cgroups(V2) }));
+    assert.deepEqual(v2.cgroups.deviceFilterDirs, []);
+    const fields = encodeContainerSpec(helperSpecOf(v1)).toString('utf8').split('\0');
+    assert.equal(fields[fields.indexOf('sys_rw') + 1], '1');
   });
 });
 

@@ -27,8 +27,11 @@ export interface StartContext {
   recordPath(id: string, file: string): string;
   /** The machine's cgroup layout, as Cgroups knows it (plan() and deviceFilterDirs() are pure). */
   cgroups: Pick<Cgroups, 'plan' | 'deviceFilterDirs'>;
-  /** Docker's default filter for this machine; undefined where skiff has no profile for its architecture. */
-  defaultSeccompFilter: Buffer | undefined;
+  /**
+   * Docker's default filter for this machine resolved for a set of capabilities (seccomp.ts
+   * defaultSeccompFilter); undefined where skiff has no profile for its architecture.
+   */
+  seccompFilter(capabilities: readonly number[]): Buffer | undefined;
   /** The host's /etc/resolv.conf, given to a container on the host's network (undefined: the host has none). */
   hostResolvConf?: string;
   /**
@@ -59,6 +62,8 @@ export interface StartPlan {
     readonlyPaths: string[];
     /** Bind mounts in order: the generated /etc files first, so a user's volume there wins. */
     volumes: VolumeSpec[];
+    /** /sys mounted read-write (a privileged container); read-only otherwise. */
+    sysWritable: boolean;
   };
   process: Omit<HelperProcessSpec, 'cgroups' | 'joinNamespaces' | 'seccompFilter'>;
   seccomp: { mode: SeccompMode; filter?: Buffer };
@@ -81,6 +86,7 @@ export function cgroupLimitsOf(config: ContainerConfig): CgroupLimits {
     cpuQuotaUs: config.cpus !== undefined ? Math.round(config.cpus * CPU_PERIOD_US) : undefined,
     cpuPeriodUs: CPU_PERIOD_US,
     pidsMax: config.pidsLimit,
+    ...(config.privileged ? { allDevices: true } : {}),
   };
 }
 
@@ -139,7 +145,9 @@ export function planStart(config: ContainerConfig, ctx: StartContext): StartPlan
     files = texts.map(([name, text]) => ({ path: ctx.recordPath(id, name), text }));
     etcVolumes = texts.map(([name]) => asVolume(id, name));
   }
-  const seccompFilter = seccompFilterOf(config.seccomp, ctx.defaultSeccompFilter);
+  const capabilities = config.capabilities ?? DEFAULT_CAPABILITIES;
+  const seccompFilter = seccompFilterOf(config.seccomp, ctx.seccompFilter(capabilities));
+  const privileged = config.privileged === true;
   return {
     namespaces: {
       create,
@@ -148,15 +156,17 @@ export function planStart(config: ContainerConfig, ctx: StartContext): StartPlan
     },
     cgroups: {
       ...ctx.cgroups.plan(id, cgroupLimitsOf(config)),
-      deviceFilterDirs: ctx.cgroups.deviceFilterDirs(id),
+      // a privileged container may open every device: no filter program
+      deviceFilterDirs: privileged ? [] : ctx.cgroups.deviceFilterDirs(id),
     },
     mounts: {
       rootfsPath: ctx.recordPath(id, 'rootfs'),
       rootfs: config.rootfs,
       readonlyRoot: config.readOnly,
-      maskedPaths: MASKED_PATHS,
-      readonlyPaths: READONLY_PATHS,
+      maskedPaths: privileged ? [] : MASKED_PATHS,
+      readonlyPaths: privileged ? [] : READONLY_PATHS,
       volumes: [...etcVolumes, ...config.volumes],
+      sysWritable: privileged,
     },
     process: {
       argv: config.argv,
@@ -165,8 +175,8 @@ export function planStart(config: ContainerConfig, ctx: StartContext): StartPlan
       user: config.user,
       groupAdd: config.groupAdd,
       homeFromPasswd: !hasHome(config.env),
-      capabilities: DEFAULT_CAPABILITIES,
-      noNewPrivs: true,
+      capabilities,
+      noNewPrivs: config.noNewPrivileges ?? true,
       rlimits: [],
       ...(config.terminal ? { terminal: config.terminal } : {}),
     },
@@ -210,6 +220,7 @@ export function helperSpecOf(plan: StartPlan): HelperContainerSpec {
     maskedPaths: plan.mounts.maskedPaths,
     readonlyPaths: plan.mounts.readonlyPaths,
     volumes: plan.mounts.volumes,
+    sysWritable: plan.mounts.sysWritable,
     loopbackUp: plan.loopbackUp,
     logPath: plan.log.path,
     logMaxBytes: plan.log.maxBytes,

@@ -89,6 +89,19 @@ export interface ContainerConfig {
    * 'default' too. Its exec'd processes get the same.
    */
   seccomp: SeccompMode;
+  /**
+   * The capabilities of its root processes (numbers, linux/capability.h), pid 1's and each exec'd
+   * one's; Docker's default set (defaults.ts) when absent, as in records from before the field.
+   */
+  capabilities?: number[];
+  /** Set no_new_privs on its processes; absent means yes (the runtime's default, and older records'). */
+  noNewPrivileges?: boolean;
+  /**
+   * Docker's --privileged: no masked or read-only /proc paths, /sys read-write, every device
+   * allowed by the device cgroup (the host's device nodes are not added to its /dev). Its
+   * capabilities (all), seccomp (unconfined) and no_new_privs (off) are set in their own fields.
+   */
+  privileged?: boolean;
   volumes: VolumeSpec[];
   autoRemove: boolean;
   logMaxBytes: number;

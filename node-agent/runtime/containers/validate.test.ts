@@ -100,13 +100,15 @@ test('fields at fault are named', () => {
   );
 });
 
-test('volume targets under /proc, /sys or /dev (or the root) are refused: they would undo masking', () => {
+test('volume targets under /proc or /sys, /dev itself, /dev/null (or the root) are refused: they would undo masking', () => {
   for (const target of [
     '/proc',
     '/proc/kcore',
     '/sys/firmware',
     '/dev/',
-    '/dev/shm',
+    '/dev',
+    '/dev/null',
+    '//dev/./null',
     '//proc/../proc/acpi',
     '/',
   ]) {
@@ -119,7 +121,8 @@ test('volume targets under /proc, /sys or /dev (or the root) are refused: they w
       target,
     );
   }
-  for (const target of ['/procfs', '/devices', '/data/proc', '/system'])
+  // a file or directory in the container's own /dev: Kubernetes' termination log, shared memory
+  for (const target of ['/procfs', '/devices', '/data/proc', '/system', '/dev/termination-log', '/dev/shm'])
     validateVolumes([{ source: '/x', target, readonly: true }]);
 });
 

@@ -61,12 +61,20 @@ export function validateVolumes(volumes: VolumeSpec[]): void {
     const target = normalize(v.target);
     if (target === '/')
       throw new InvalidArgumentError(`${field}: cannot mount over the container's root`, `${field}.target`);
-    // Volumes are attached after /proc, /sys and /dev are set up, so one there would cover their
-    // masked and read-only paths.
-    const kernelDir = ['/proc', '/sys', '/dev'].find((d) => target === d || target.startsWith(`${d}/`));
+    // Volumes are attached after /proc, /sys and /dev are set up, so one in /proc or /sys would
+    // cover their masked and read-only paths. In /dev (a tmpfs of the container's own) a file or
+    // directory may be mounted (Kubernetes' /dev/termination-log, an emptyDir on /dev/shm), but
+    // not /dev itself, nor /dev/null, over which the masked paths are mounted.
+    const kernelDir = ['/proc', '/sys'].find((d) => target === d || target.startsWith(`${d}/`));
     if (kernelDir !== undefined)
       throw new InvalidArgumentError(
         `${field}: container path "${v.target}" is under ${kernelDir}, which the runtime sets up itself; mount the volume elsewhere`,
+        `${field}.target`,
+      );
+    const bare = target.replace(/\/+$/, '');
+    if (bare === '/dev' || bare === '/dev/null')
+      throw new InvalidArgumentError(
+        `${field}: container path "${v.target}" is set up by the runtime itself; mount the volume elsewhere`,
         `${field}.target`,
       );
   });

@@ -69,6 +69,8 @@ export interface CgroupLimits {
   cpuQuotaUs?: number;
   cpuPeriodUs?: number;
   pidsMax?: number;
+  /** Every device may be opened (a privileged container): no device rules are written. */
+  allDevices?: boolean;
 }
 
 export interface CgroupWrite {
@@ -126,7 +128,7 @@ export function limitWrites(layout: CgroupLayout, limits: CgroupLimits): CgroupW
   }
   if (limits.pidsMax !== undefined)
     w.push({ controller: 'pids', file: 'pids.max', value: String(limits.pidsMax) });
-  if (layout.controllers.devices) {
+  if (layout.controllers.devices && !limits.allDevices) {
     w.push({ controller: 'devices', file: 'devices.deny', value: 'a' });
     for (const rule of DEVICE_ALLOW_V1) w.push({ controller: 'devices', file: 'devices.allow', value: rule });
   }

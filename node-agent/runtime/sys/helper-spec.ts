@@ -34,8 +34,15 @@ export interface HelperProcessSpec {
   groupAdd: string[];
   /** The environment has no HOME: the helper sets the user's from /etc/passwd ("/" without an entry). */
   homeFromPasswd: boolean;
-  /** Capability numbers kept in every set but ambient (and in none when uid != 0, as Docker). */
+  /**
+   * Capability numbers kept in every set but ambient (and in none when uid != 0, as Docker), each
+   * at most the kernel's last one (capset refuses the rest).
+   */
   capabilities: number[];
+  /**
+   * Set no_new_privs. Without it a seccomp filter is installed while the helper still holds
+   * CAP_SYS_ADMIN, before the capabilities are dropped (as runc does); with it, last before execve.
+   */
   noNewPrivs: boolean;
   rlimits: Rlimit[];
   /** cgroup directories to join (cgroup.procs) before any namespace is entered. */
@@ -95,6 +102,8 @@ export interface HelperContainerSpec extends HelperProcessSpec {
   maskedPaths: string[];
   readonlyPaths: string[];
   volumes: { source: string; target: string; readonly: boolean }[];
+  /** Mount /sys read-write (a privileged container); read-only otherwise. */
+  sysWritable?: boolean;
   /** Bring `lo` up in a new network namespace. */
   loopbackUp: boolean;
   logPath: string;
@@ -193,6 +202,7 @@ export function encodeContainerSpec(spec: HelperContainerSpec): Buffer {
   for (const p of spec.maskedPaths) pairs.push(['masked', p]);
   for (const p of spec.readonlyPaths) pairs.push(['readonly', p]);
   for (const v of spec.volumes) pairs.push(['volume', v.source, v.target, v.readonly ? '1' : '0']);
+  if (spec.sysWritable) pairs.push(['sys_rw', '1']);
   pairs.push(['lo_up', spec.loopbackUp ? '1' : '0']);
   pairs.push(
     ['log.path', spec.logPath],

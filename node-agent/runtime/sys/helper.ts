@@ -475,3 +475,108 @@ export async function startPortForward(
     },
   };
 }
+
+/** What a captured exec came to (ExecServer). */
+export interface CapturedExec {
+  /** 128+signal when killed (137 after a timeout). */
+  exitCode: number;
+  /** stdout and stderr as they came, at most 10 KiB. */
+  output: Buffer;
+  timedOut: boolean;
+}
+
+/**
+ * The helper's exec-server mode: one long-lived process (run from its sealed copy) that runs exec
+ * specs and answers with their exit code and output, forking a worker per spec. An exec through it
+ * costs this process a line each way, where `startExec` forks this whole process (1–3 ms and
+ * growing with its memory) and the helper copies itself into a sealed memfd again. Requests
+ * "ID\tSPEC\tMS\n" go to its stdin; answers come on its stdout as they finish:
+ * "ID\tok\tCODE\tTIMEDOUT\tHEX" or "ID\t" + an error report. Started on first use; it does not keep
+ * Node alive while idle, exits when Node goes away (EOF), and is started again if it died.
+ */
+class ExecServer {
+  private child: ChildProcess | undefined;
+  private readonly waiting = new Map<string, (answer: string | Error) => void>();
+  private nextId = 1;
+  private buffered = '';
+
+  run(specPath: string, timeoutMs: number, action: string): Promise<CapturedExec> {
+    const child = this.child ?? this.spawn();
+    const id = String(this.nextId++);
+    return new Promise<CapturedExec>((resolve, reject) => {
+      this.waiting.set(id, (answer) => {
+        if (this.waiting.size === 0) (child.stdout as Socket).unref();
+        if (answer instanceof Error) return reject(answer);
+        const fields = answer.split('\t');
+        if (fields[0] === 'ok') {
+          resolve({
+            exitCode: Number(fields[1]),
+            timedOut: fields[2] === '1',
+            output: Buffer.from(fields[3] ?? '', 'hex'),
+          });
+          return;
+        }
+        const report = parseHelperReport(answer);
+        if (report && !report.ok) reject(helperError(action, report));
+        else
+          reject(
+            new InternalError(
+              `${action}: skiff-helper exec-server answered ${JSON.stringify(answer.slice(0, 200))}`,
+            ),
+          );
+      });
+      (child.stdout as Socket).ref();
+      child.stdin!.write(`${id}\t${specPath}\t${Math.max(0, Math.round(timeoutMs))}\n`);
+    });
+  }
+
+  private spawn(): ChildProcess {
+    const child = spawn(helperPath(), ['exec-server'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = child;
+    child.unref();
+    (child.stdin as Socket).unref();
+    let complaint = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => (complaint = (complaint + chunk).slice(-1024)));
+    (child.stderr as Socket).unref();
+    child.stdin!.on('error', () => {});
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      this.buffered += chunk;
+      let nl: number;
+      while ((nl = this.buffered.indexOf('\n')) >= 0) {
+        const line = this.buffered.slice(0, nl);
+        this.buffered = this.buffered.slice(nl + 1);
+        const tab = line.indexOf('\t');
+        const answer = this.waiting.get(line.slice(0, tab));
+        this.waiting.delete(line.slice(0, tab));
+        answer?.(line.slice(tab + 1));
+      }
+    });
+    (child.stdout as Socket).unref();
+    const gone = (why: string): void => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      this.buffered = '';
+      const waiting = [...this.waiting.values()];
+      this.waiting.clear();
+      for (const answer of waiting)
+        answer(
+          new UnavailableError(
+            `skiff-helper exec-server ${why}${complaint.trim() ? `: ${complaint.trim()}` : ''}`,
+          ),
+        );
+    };
+    child.on('error', (err) => gone(`failed: ${err.message}`));
+    child.on('exit', (code, signal) => gone(`exited (${signal ?? code})`));
+    return child;
+  }
+}
+
+let execServer: ExecServer | undefined;
+
+/** Runs the exec spec at `specPath` to its end through the helper's exec server. */
+export function runCapturedExec(specPath: string, timeoutMs: number, action: string): Promise<CapturedExec> {
+  execServer ??= new ExecServer();
+  return execServer.run(specPath, timeoutMs, action);
+}

@@ -25,11 +25,21 @@
  *                            failed step on fd 3, then copy stdin to the connection and the
  *                            connection to stdout, each direction ending on its own
  *                            (run_port_forward).
- * The launcher and exec modes first re-execute from a sealed memfd copy (run_from_sealed_copy).
+ *   skiff-helper exec-server a long-lived process that runs exec specs for its caller and answers
+ *                            with their status and output (see run_exec_server).
+ * The launcher, exec and exec-server modes first re-execute from a sealed memfd copy
+ * (run_from_sealed_copy).
  *   skiff-helper probe-overlay DIR
  *                            mount DIR/lower, DIR/upper, DIR/work as an overlay that is never
  *                            attached anywhere (it vanishes when the helper exits, whatever
  *                            happens), write DIR-relative "probe" through it, report "ok 0 PID".
+ *   skiff-helper dialer NETNS|-
+ *                            a small long-lived process in the network namespace NETNS (- : its
+ *                            own) that makes TCP connections there for its caller, a Node.js
+ *                            process whose IPC channel it was given (NODE_CHANNEL_FD): connects and
+ *                            passes the socket as Node passes a net.Socket, or makes a TCP or HTTP
+ *                            probe's exchange itself and answers with the result (see run_dialer).
+ *                            Exits at EOF on stdin or when the channel closes.
  *   skiff-helper init-layer TYPE SOURCE [OPTION...] -- [FILE...]
  *                            mount an image's prepared init layer (never attached), create in it
  *                            the mount points every container gets (/proc, /sys, /dev and each
@@ -49,6 +59,7 @@
 #include <linux/keyctl.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -56,6 +67,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +155,7 @@ struct spec {
   int n_joins;
   const char *net_path; /* a network namespace to enter by its path (a host that is a namespace) */
   int lo_up;
+  int sys_rw; /* /sys read-write (a privileged container) */
   const char *log_path;
   long long log_max_bytes;
   int log_max_files;
@@ -315,6 +328,7 @@ static void parse_spec(const char *path, struct spec *s) {
       if (v[0] != '/') die_usage("spec: bad network namespace path");
       s->net_path = v;
     } else if (!strcmp(key, "lo_up")) s->lo_up = atoi(v);
+    else if (!strcmp(key, "sys_rw")) s->sys_rw = atoi(v);
     else if (!strcmp(key, "log.path")) s->log_path = v;
     else if (!strcmp(key, "log.max_bytes")) s->log_max_bytes = atoll(v);
     else if (!strcmp(key, "log.max_files")) s->log_max_files = atoi(v);
@@ -1264,9 +1278,12 @@ static void join_session_keyring(void) {
     fail("join session keyring", NULL, errno, NULL);
 }
 
-/* Needs no_new_privs (or CAP_SYS_ADMIN, which containers do not keep): the spec always asks for
- * it with a filter, and no_new_privs is set just before. Installed last, so the filter never
- * applies to the helper's own setup; only execve (and fail's write and exit) run under it. */
+/* Needs no_new_privs or CAP_SYS_ADMIN. With no_new_privs (the default) it is installed last, just
+ * after no_new_privs is set, so the filter never applies to the helper's own setup: only execve
+ * (and fail's write and exit) run under it. Without no_new_privs (allowPrivilegeEscalation) it is
+ * installed while the helper still holds CAP_SYS_ADMIN, before the capabilities are dropped and
+ * the user changes, as runc does; the rest of the setup (prctl, openat2, fchdir, setgroups,
+ * setres[ug]id, capset, close_range, execve) is allowed by every profile the runtime writes. */
 static void install_seccomp(const struct spec *s) {
   if (!s->seccomp) return;
   struct sock_fprog prog = {.len = s->n_seccomp, .filter = s->seccomp};
@@ -1282,6 +1299,7 @@ __attribute__((noreturn)) static void become_process(const struct spec *s, int m
   join_session_keyring();
   resolve_identity(s, &id);
   set_rlimits(s);
+  if (!s->no_new_privs) install_seccomp(s);
   for (int c = 0; c <= 63; c++) {
     if (s->caps & (1ULL << c)) continue;
     if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) fail("drop capability", NULL, errno, "capability %d: %s", c, strerror(errno));
@@ -1327,7 +1345,7 @@ __attribute__((noreturn)) static void become_process(const struct spec *s, int m
   }
   envp[n_env] = NULL;
   environ = (char **)envp;
-  install_seccomp(s);
+  if (s->no_new_privs) install_seccomp(s);
   execvp(s->argv[0], (char *const *)s->argv);
   fail("exec", s->argv[0], errno, NULL);
 }
@@ -1398,7 +1416,7 @@ __attribute__((noreturn)) static void setup_container(const struct spec *s) {
   /* From here on every path resolves inside the container's root. */
   ensure_mount_points();
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL) < 0) fail("mount", "/proc", errno, NULL);
-  if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY, NULL) < 0) fail("mount", "/sys", errno, NULL);
+  if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | (s->sys_rw ? 0 : MS_RDONLY), NULL) < 0) fail("mount", "/sys", errno, NULL);
   mount_dev();
   int tty_slave = -1;
   if (s->tty) {
@@ -2242,6 +2260,7 @@ static int run_exec(const struct spec *s) {
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGHUP);
   sigaddset(&mask, SIGQUIT);
+  sigaddset(&mask, SIGUSR2);
   sigaddset(&mask, SIGCHLD);
   sigprocmask(SIG_BLOCK, &mask, &old);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
@@ -2266,7 +2285,9 @@ static int run_exec(const struct spec *s) {
       return exit_code_of(status, &signo);
     }
     struct signalfd_siginfo si;
-    if (read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD) kill(child, (int)si.ssi_signo);
+    /* signals are passed on; SIGUSR2 (which SIGKILL cannot be, being uncatchable) kills it */
+    if (read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD)
+      kill(child, si.ssi_signo == SIGUSR2 ? SIGKILL : (int)si.ssi_signo);
   }
 }
 
@@ -2907,14 +2928,578 @@ static void run_from_sealed_copy(char **argv) {
   sealed_copy_failed("execute the copy", errno);
 }
 
+/* ---------- exec-server: commands run in containers, their output and status answered ---------- */
+
+/* Probes and hooks run a command in a container and want only its status and (some of) its output.
+ * Spawning `skiff-helper exec` for each costs the caller a fork of itself (a Node process of a
+ * hundred MB) and the helper its sealed copy; this long-lived process, itself run from a sealed
+ * copy, forks a worker per request instead: the worker is an `exec` helper as run_exec is, its
+ * stdout and stderr one pipe read here, its fd 3 the report. Requests on stdin, one line each:
+ *   ID\tSPEC\tMS        run the exec spec at SPEC (the runtime's, as for `exec`); kill the process
+ *                       after MS (0: never)
+ * Answers on stdout, one line each, as requests finish (in any order):
+ *   ID\tok\tCODE\tTIMEDOUT\tHEX     the exit code (128+signal when killed), 1 if MS passed, and the
+ *                                   first 10 KiB of what it wrote (stdout and stderr as they came)
+ *   ID\terror\tSTEP\tPATH\tERRNO\tMESSAGE   the step that failed before the process ran (its report)
+ * Output is read until the process exited and the pipe closed, or 500 ms after the exit (a process
+ * it left in the background may hold the pipe). At EOF on stdin it kills what still runs and exits. */
+
+#define EXEC_MAX 256
+#define EXEC_OUTPUT_MAX 10240
+#define EXEC_DRAIN_MS 500
+
+struct exec_job {
+  long long id;
+  pid_t worker;
+  int out_fd, report_fd;
+  long long deadline_ms; /* 0: none */
+  long long exited_ms;   /* when the worker was reaped; 0: still running */
+  int code, timed_out;
+  char report[512];
+  size_t report_len;
+  unsigned char *output;
+  size_t output_len;
+};
+
+static void exec_answer(struct exec_job *j) {
+  static const char hex[] = "0123456789abcdef";
+  size_t cap = 96 + sizeof j->report + 2 * (size_t)j->output_len;
+  char *line = malloc(cap);
+  if (!line) _exit(1);
+  int n;
+  if (!strncmp(j->report, "ok\t", 3) || j->report_len == 0) {
+    if (j->report_len == 0 && j->code == 125) /* no report: the worker failed before its process started */
+      n = snprintf(line, cap, "%lld\terror\tworker\t\t%d\tthe exec worker exited (%d) without a report\n", j->id, EIO, j->code);
+    else {
+      n = snprintf(line, cap, "%lld\tok\t%d\t%d\t", j->id, j->code, j->timed_out);
+      for (size_t i = 0; i < j->output_len; i++) {
+        line[n++] = hex[j->output[i] >> 4];
+        line[n++] = hex[j->output[i] & 15];
+      }
+      line[n++] = '\n';
+    }
+  } else {
+    /* the report is "error\tSTEP\tPATH\tERRNO\tMESSAGE\n" */
+    size_t len = j->report_len;
+    while (len > 0 && j->report[len - 1] == '\n') len--;
+    n = snprintf(line, cap, "%lld\t%.*s\n", j->id, (int)len, j->report);
+  }
+  write_all(1, line, (size_t)n);
+  free(line);
+  if (j->out_fd >= 0) close(j->out_fd);
+  if (j->report_fd >= 0) close(j->report_fd);
+  free(j->output);
+}
+
+static int exec_start(char *line, struct exec_job *j) {
+  memset(j, 0, sizeof *j);
+  j->out_fd = j->report_fd = -1;
+  char *tab1 = strchr(line, '\t');
+  char *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+  if (!tab2) return -1;
+  *tab1 = *tab2 = '\0';
+  j->id = atoll(line);
+  const char *spec_path = tab1 + 1;
+  long long ms = atoll(tab2 + 1);
+  j->output = malloc(EXEC_OUTPUT_MAX);
+  int out[2], rep[2];
+  if (!j->output || pipe2(out, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
+    j->report_len = (size_t)snprintf(j->report, sizeof j->report, "error\tpipe\t\t%d\t%s\n", errno, strerror(errno));
+    exec_answer(j);
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    j->report_len = (size_t)snprintf(j->report, sizeof j->report, "error\tfork\t\t%d\t%s\n", errno, strerror(errno));
+    close(out[0]), close(out[1]), close(rep[0]), close(rep[1]);
+    exec_answer(j);
+    return -1;
+  }
+  if (pid == 0) {
+    /* the worker: an `exec` helper whose stdio and report are these pipes */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0 || dup2(rep[1], REPORT_FD) < 0) _exit(125);
+    close_range(REPORT_FD + 1, ~0U, 0);
+    setsid();
+    static struct spec s;
+    parse_spec(spec_path, &s);
+    err_fd = REPORT_FD;
+    fail_prefix = "error\t";
+    _exit(run_exec(&s));
+  }
+  close(out[1]);
+  close(rep[1]);
+  fcntl(out[0], F_SETFL, O_NONBLOCK);
+  fcntl(rep[0], F_SETFL, O_NONBLOCK);
+  j->worker = pid;
+  j->out_fd = out[0];
+  j->report_fd = rep[0];
+  j->deadline_ms = ms > 0 ? monotonic_ms() + ms : 0;
+  return 0;
+}
+
+static int run_exec_server(void) {
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) return 1;
+  static struct exec_job jobs[EXEC_MAX];
+  static struct pollfd fds[2 + 2 * EXEC_MAX];
+  int n_jobs = 0, open_input = 1;
+  static char in[65536];
+  size_t in_len = 0;
+  for (;;) {
+    if (!open_input && n_jobs == 0) return 0;
+    long long now = monotonic_ms();
+    int timeout = -1;
+    for (int i = 0; i < n_jobs; i++) {
+      long long at = jobs[i].exited_ms ? jobs[i].exited_ms + EXEC_DRAIN_MS : jobs[i].deadline_ms;
+      if (!at || (jobs[i].timed_out && !jobs[i].exited_ms)) continue;
+      long long left = at - now;
+      if (left < 0) left = 0;
+      if (left > 3600000) left = 3600000;
+      if (timeout < 0 || left < timeout) timeout = (int)left;
+    }
+    int nf = 0;
+    fds[nf++] = (struct pollfd){.fd = open_input && n_jobs < EXEC_MAX ? 0 : -1, .events = POLLIN};
+    fds[nf++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+    for (int i = 0; i < n_jobs; i++) {
+      fds[nf++] = (struct pollfd){.fd = jobs[i].out_fd, .events = POLLIN};
+      fds[nf++] = (struct pollfd){.fd = jobs[i].report_fd, .events = POLLIN};
+    }
+    if (poll(fds, (nfds_t)nf, timeout) < 0 && errno != EINTR) return 1;
+    /* output and reports */
+    for (int i = 0; i < n_jobs; i++) {
+      struct exec_job *j = &jobs[i];
+      if (j->out_fd >= 0 && fds[2 + 2 * i].revents) {
+        for (;;) {
+          unsigned char buf[8192];
+          ssize_t r = read(j->out_fd, buf, sizeof buf);
+          if (r > 0) {
+            size_t keep = EXEC_OUTPUT_MAX - j->output_len;
+            if ((size_t)r < keep) keep = (size_t)r;
+            memcpy(j->output + j->output_len, buf, keep);
+            j->output_len += keep;
+            continue;
+          }
+          if (r < 0 && (errno == EAGAIN || errno == EINTR)) break;
+          close(j->out_fd); /* EOF or an error: the output ended */
+          j->out_fd = -1;
+          break;
+        }
+      }
+      if (j->report_fd >= 0 && fds[3 + 2 * i].revents) {
+        ssize_t r = read(j->report_fd, j->report + j->report_len, sizeof j->report - 1 - j->report_len);
+        if (r > 0) j->report_len += (size_t)r;
+        else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+          close(j->report_fd);
+          j->report_fd = -1;
+        }
+      }
+    }
+    /* workers that exited */
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == sizeof si) {
+    }
+    for (;;) {
+      int status;
+      pid_t w = waitpid(-1, &status, WNOHANG);
+      if (w <= 0) break;
+      for (int i = 0; i < n_jobs; i++)
+        if (jobs[i].worker == w) {
+          int signo;
+          jobs[i].code = WIFEXITED(status) ? WEXITSTATUS(status) : exit_code_of(status, &signo);
+          jobs[i].exited_ms = monotonic_ms();
+          if (jobs[i].report_fd >= 0) { /* what it reported is all in the pipe now */
+            ssize_t r;
+            while ((r = read(jobs[i].report_fd, jobs[i].report + jobs[i].report_len, sizeof jobs[i].report - 1 - jobs[i].report_len)) > 0)
+              jobs[i].report_len += (size_t)r;
+            close(jobs[i].report_fd);
+            jobs[i].report_fd = -1;
+          }
+        }
+    }
+    /* deadlines, and what is finished */
+    now = monotonic_ms();
+    for (int i = 0; i < n_jobs;) {
+      struct exec_job *j = &jobs[i];
+      if (!j->exited_ms && j->deadline_ms && now >= j->deadline_ms && !j->timed_out) {
+        j->timed_out = 1;
+        kill(j->worker, SIGUSR2); /* the worker kills its process (run_exec) */
+      }
+      if (j->exited_ms && (j->out_fd < 0 || now >= j->exited_ms + EXEC_DRAIN_MS)) {
+        exec_answer(j);
+        jobs[i] = jobs[--n_jobs];
+        continue;
+      }
+      i++;
+    }
+    if (open_input && fds[0].revents) {
+      ssize_t got = read(0, in + in_len, sizeof in - in_len);
+      if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) {
+        open_input = 0;
+        for (int i = 0; i < n_jobs; i++)
+          if (!jobs[i].exited_ms) kill(jobs[i].worker, SIGUSR2);
+        continue;
+      }
+      if (got < 0) continue;
+      in_len += (size_t)got;
+      char *start = in, *nl;
+      while ((nl = memchr(start, '\n', in_len - (size_t)(start - in))) != NULL && n_jobs < EXEC_MAX) {
+        *nl = '\0';
+        if (exec_start(start, &jobs[n_jobs]) == 0) n_jobs++;
+        start = nl + 1;
+      }
+      in_len -= (size_t)(start - in);
+      memmove(in, start, in_len);
+      if (in_len == sizeof in) return 1;
+    }
+  }
+}
+
+/* ---------- dialer: TCP connections opened in another network namespace ---------- */
+
+/* The caller (the node agent) probes pods whose network may live in a namespace other than its
+ * own (a node that is itself a namespace). A socket belongs to the namespace it was created in,
+ * whoever uses it afterwards: this process enters NETNS once ("-": stays in its own) and makes the
+ * connections there. Requests, one line each on stdin, fields separated by tabs:
+ *   ID C IP PORT MS        connect; the socket goes to the caller over its IPC channel the way
+ *                          Node passes a net.Socket between its own processes (lib/internal/
+ *                          child_process.js: the JSON line {"cmd":"NODE_HANDLE","type":"net.Socket",
+ *                          "msg":{"id":ID}} sent with the descriptor as SCM_RIGHTS; Node answers
+ *                          {"cmd":"NODE_HANDLE_ACK"}, read and dropped here)
+ *   ID T IP PORT MS        connect, close, answer {"id":ID,"ok":1} (a TCP probe)
+ *   ID H IP PORT MS HEX    connect, send the bytes HEX encodes (an HTTP/1.1 request), read the
+ *                          answer's head (up to the blank line, at most 4 KiB) and at most 10 KiB of
+ *                          what follows (until the peer closes), answer {"id":ID,"head":"HEX"}
+ *                          (an HTTP probe: no socket crosses to Node, nothing but a line each way)
+ * MS bounds the whole request. A failure answers {"id":ID,"errno":N,"phase":"connect"|"write"|
+ * "read"} (ETIMEDOUT when MS passed). Once in NETNS it says {"ready":1} (or {"error":...} and
+ * exits); it exits at EOF on stdin or when the channel closes. */
+
+#define DIAL_MAX 1024
+#define DIAL_HEAD_MAX 4096
+#define DIAL_BODY_MAX 10240
+
+enum dial_kind { DIAL_PASS, DIAL_CHECK, DIAL_HTTP };
+enum dial_phase { PHASE_CONNECT, PHASE_WRITE, PHASE_READ };
+
+struct dial {
+  long long id;
+  int fd;
+  long long deadline_ms;
+  enum dial_kind kind;
+  enum dial_phase phase;
+  unsigned char *req;
+  size_t req_len, req_off;
+  size_t head_len;
+  int head_done;
+  size_t body_read;
+  unsigned char head[DIAL_HEAD_MAX]; /* last: a new request clears what comes before it */
+};
+
+static int dial_channel = -1;
+
+static void dial_send(const char *json, size_t len, int fd) {
+  struct iovec iov = {(void *)json, len};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (fd >= 0) {
+    memset(&control, 0, sizeof control);
+    mh.msg_control = control.buf;
+    mh.msg_controllen = sizeof control.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = sendmsg(dial_channel, &mh, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) _exit(0); /* the caller is gone */
+    off += (size_t)n;
+    iov.iov_base = (char *)json + off;
+    iov.iov_len = len - off;
+    mh.msg_control = NULL; /* the descriptor went with the first part */
+    mh.msg_controllen = 0;
+  }
+}
+
+static void dial_fail(long long id, int err, enum dial_phase phase) {
+  static const char *names[] = {"connect", "write", "read"};
+  char line[128];
+  int n = snprintf(line, sizeof line, "{\"id\":%lld,\"errno\":%d,\"phase\":\"%s\"}\n", id, err, names[phase]);
+  dial_send(line, (size_t)n, -1);
+}
+
+/* The request is answered: the socket passed or closed, the entry's memory freed. */
+static void dial_finish(struct dial *d, int err) {
+  if (err) dial_fail(d->id, err, d->phase);
+  else if (d->kind == DIAL_PASS) {
+    char line[128];
+    int n = snprintf(line, sizeof line, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Socket\",\"msg\":{\"id\":%lld}}\n", d->id);
+    dial_send(line, (size_t)n, d->fd);
+  } else if (d->kind == DIAL_CHECK) {
+    char line[64];
+    int n = snprintf(line, sizeof line, "{\"id\":%lld,\"ok\":1}\n", d->id);
+    dial_send(line, (size_t)n, -1);
+  } else {
+    static char line[64 + 2 * DIAL_HEAD_MAX];
+    static const char hex[] = "0123456789abcdef";
+    int n = snprintf(line, 64, "{\"id\":%lld,\"head\":\"", d->id);
+    for (size_t i = 0; i < d->head_len; i++) {
+      line[n++] = hex[d->head[i] >> 4];
+      line[n++] = hex[d->head[i] & 15];
+    }
+    n += snprintf(line + n, 8, "\"}\n");
+    dial_send(line, (size_t)n, -1);
+  }
+  if (d->fd >= 0) close(d->fd);
+  d->fd = -1;
+  free(d->req);
+  d->req = NULL;
+}
+
+static int unhex(const char *text, unsigned char **out, size_t *len) {
+  size_t n = strlen(text);
+  if (n % 2) return -1;
+  unsigned char *buf = malloc(n / 2 + 1);
+  if (!buf) return -1;
+  for (size_t i = 0; i < n / 2; i++) {
+    int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      free(buf);
+      return -1;
+    }
+    buf[i] = (unsigned char)(hi << 4 | lo);
+  }
+  *out = buf;
+  *len = n / 2;
+  return 0;
+}
+
+/* A request line: starts the connect; 0 when the request is pending (*d filled), else answered. */
+static int dial_start(char *line, struct dial *d) {
+  char *fields[6];
+  int n = 0;
+  for (char *p = line; n < 6;) {
+    fields[n++] = p;
+    char *tab = strchr(p, '\t');
+    if (!tab) break;
+    *tab = '\0';
+    p = tab + 1;
+  }
+  memset(d, 0, offsetof(struct dial, head));
+  d->fd = -1;
+  if (n < 5) return -1;
+  d->id = atoll(fields[0]);
+  char kind = fields[1][0];
+  d->kind = kind == 'C' ? DIAL_PASS : kind == 'T' ? DIAL_CHECK : DIAL_HTTP;
+  long port = atol(fields[3]);
+  long long ms = atoll(fields[4]);
+  if ((kind != 'C' && kind != 'T' && kind != 'H') || (kind == 'H') != (n == 6) || port < 1 || port > 65535 || ms < 0 ||
+      (kind == 'H' && unhex(fields[5], &d->req, &d->req_len) < 0)) {
+    dial_fail(d->id, EINVAL, PHASE_CONNECT);
+    return -1;
+  }
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  memset(&ss, 0, sizeof ss);
+  struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+  if (inet_pton(AF_INET, fields[2], &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons((uint16_t)port);
+    sslen = sizeof *in4;
+  } else if (inet_pton(AF_INET6, fields[2], &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    sslen = sizeof *in6;
+  } else {
+    dial_finish(d, EINVAL);
+    return -1;
+  }
+  d->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (d->fd < 0) {
+    dial_finish(d, errno);
+    return -1;
+  }
+  d->deadline_ms = monotonic_ms() + ms;
+  d->phase = PHASE_CONNECT;
+  if (connect(d->fd, (struct sockaddr *)&ss, sslen) < 0 && errno != EINPROGRESS) {
+    dial_finish(d, errno);
+    return -1;
+  }
+  return 0;
+}
+
+/* The socket is ready for what the request waits for: moves it on; 1 when it was answered. */
+static int dial_step(struct dial *d) {
+  if (d->phase == PHASE_CONNECT) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err || d->kind != DIAL_HTTP) {
+      dial_finish(d, err);
+      return 1;
+    }
+    d->phase = PHASE_WRITE;
+  }
+  if (d->phase == PHASE_WRITE) {
+    ssize_t n = send(d->fd, d->req + d->req_off, d->req_len - d->req_off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) return 0;
+      dial_finish(d, errno);
+      return 1;
+    }
+    d->req_off += (size_t)n;
+    if (d->req_off < d->req_len) return 0;
+    d->phase = PHASE_READ;
+    return 0;
+  }
+  /* PHASE_READ: the head, then what follows until the peer closes or enough was read */
+  for (;;) {
+    unsigned char sink[4096];
+    unsigned char *into = d->head_done ? sink : d->head + d->head_len;
+    size_t room = d->head_done ? sizeof sink : DIAL_HEAD_MAX - d->head_len;
+    ssize_t n = recv(d->fd, into, room, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return 0;
+      if (d->head_len > 0) break; /* reset after an answer: it stands */
+      dial_finish(d, errno);
+      return 1;
+    }
+    if (n == 0) break;
+    if (d->head_done) d->body_read += (size_t)n;
+    else {
+      size_t before = d->head_len;
+      d->head_len += (size_t)n;
+      size_t from = before >= 3 ? before - 3 : 0;
+      for (size_t i = from; i + 3 < d->head_len && !d->head_done; i++)
+        if (!memcmp(d->head + i, "\r\n\r\n", 4)) {
+          d->body_read = d->head_len - (i + 4);
+          d->head_len = i + 4;
+          d->head_done = 1;
+        }
+      if (!d->head_done && d->head_len == DIAL_HEAD_MAX) d->head_done = 1; /* a head too long: what there is */
+    }
+    if (d->body_read >= DIAL_BODY_MAX) break;
+  }
+  dial_finish(d, 0);
+  return 1;
+}
+
+static int run_dialer(const char *netns) {
+  const char *channel = getenv("NODE_CHANNEL_FD");
+  if (!channel || atoi(channel) < 3) {
+    fprintf(stderr, "skiff-helper dialer: no NODE_CHANNEL_FD (spawn it with an 'ipc' stdio entry)\n");
+    return 125;
+  }
+  dial_channel = atoi(channel);
+  signal(SIGPIPE, SIG_IGN);
+  if (strcmp(netns, "-") != 0) {
+    int nsfd = open(netns, O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
+      char line[256];
+      int err = errno;
+      int n = snprintf(line, sizeof line, "{\"error\":\"%s\",\"errno\":%d}\n", strerror(err), err);
+      dial_send(line, (size_t)n, -1);
+      return 1;
+    }
+    close(nsfd);
+  }
+  dial_send("{\"ready\":1}\n", 12, -1);
+  static struct dial pending[DIAL_MAX];
+  static struct pollfd fds[DIAL_MAX + 2];
+  int n_pending = 0;
+  static char in[65536];
+  size_t in_len = 0;
+  char sink[4096];
+  for (;;) {
+    long long now = monotonic_ms();
+    int timeout = -1;
+    for (int i = 0; i < n_pending; i++) {
+      long long left = pending[i].deadline_ms - now;
+      if (left < 0) left = 0;
+      if (left > 3600000) left = 3600000; /* poll's int: a long deadline is looked at again in an hour */
+      if (timeout < 0 || left < timeout) timeout = (int)left;
+    }
+    fds[0] = (struct pollfd){.fd = n_pending < DIAL_MAX ? 0 : -1, .events = POLLIN};
+    fds[1] = (struct pollfd){.fd = dial_channel, .events = POLLIN};
+    for (int i = 0; i < n_pending; i++)
+      fds[i + 2] = (struct pollfd){.fd = pending[i].fd, .events = pending[i].phase == PHASE_READ ? POLLIN : POLLOUT};
+    int r = poll(fds, (nfds_t)n_pending + 2, timeout);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return 1;
+    }
+    now = monotonic_ms();
+    /* requests that can move on, or ran out of time: answered ones leave the table */
+    for (int i = 0; i < n_pending;) {
+      struct dial *d = &pending[i];
+      int answered = 0;
+      if (fds[i + 2].revents) answered = dial_step(d);
+      if (!answered && d->deadline_ms <= now) {
+        if (d->phase == PHASE_READ && d->head_done) dial_finish(d, 0); /* the answer came, its rest did not */
+        else dial_finish(d, ETIMEDOUT);
+        answered = 1;
+      }
+      if (!answered) {
+        i++;
+        continue;
+      }
+      pending[i] = pending[--n_pending];
+      fds[i + 2] = fds[n_pending + 2];
+    }
+    if (fds[1].revents) { /* Node's acknowledgements; EOF: the caller is gone */
+      ssize_t got = read(dial_channel, sink, sizeof sink);
+      if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) return 0;
+    }
+    if (fds[0].revents) {
+      ssize_t got = read(0, in + in_len, sizeof in - in_len);
+      if (got == 0) return 0;
+      if (got < 0) {
+        if (errno == EINTR || errno == EAGAIN) continue;
+        return 1;
+      }
+      in_len += (size_t)got;
+      char *start = in, *nl;
+      while ((nl = memchr(start, '\n', in_len - (size_t)(start - in))) != NULL && n_pending < DIAL_MAX) {
+        *nl = '\0';
+        if (dial_start(start, &pending[n_pending]) == 0) n_pending++;
+        start = nl + 1;
+      }
+      in_len -= (size_t)(start - in);
+      memmove(in, start, in_len);
+      if (in_len == sizeof in) return 1; /* a line longer than any request */
+    }
+  }
+}
+
 int main(int argc, char **argv) {
-  if (argc >= 2 && (!strcmp(argv[1], "launcher") || !strcmp(argv[1], "exec"))) run_from_sealed_copy(argv);
+  if (argc >= 2 && (!strcmp(argv[1], "launcher") || !strcmp(argv[1], "exec") || !strcmp(argv[1], "exec-server")))
+    run_from_sealed_copy(argv);
+  if (argc == 2 && !strcmp(argv[1], "exec-server")) return run_exec_server();
   if (argc >= 2 && !strcmp(argv[1], "launcher")) {
     /* launcher [WARM CGROUP_PARENT...] */
     int warm = argc >= 3 ? atoi(argv[2]) : 0;
     for (int i = 3; i < argc && n_warm_parents < MAX_PARENTS; i++) warm_parents[n_warm_parents++] = argv[i];
     return run_launcher(n_warm_parents > 0 ? warm : 0);
   }
+  if (argc == 3 && !strcmp(argv[1], "dialer")) return run_dialer(argv[2]);
   if (argc >= 2 && !strcmp(argv[1], "init-layer")) {
     if (fcntl(REPORT_FD, F_GETFD) < 0) return 125;
     return run_init_layer(argc, argv);
@@ -2924,7 +3509,7 @@ int main(int argc, char **argv) {
     return run_port_forward(argv[2], argv[3], argv[4]);
   }
   if (argc != 3)
-    die_usage("usage: skiff-helper launcher [WARM CGROUP_PARENT...] | exec SPEC | probe-overlay DIR | init-layer TYPE SOURCE [OPTION...] -- [FILE...] | port-forward PID START_TIME PORT");
+    die_usage("usage: skiff-helper launcher [WARM CGROUP_PARENT...] | exec SPEC | dialer NETNS | probe-overlay DIR | init-layer TYPE SOURCE [OPTION...] -- [FILE...] | port-forward PID START_TIME PORT");
   if (!strcmp(argv[1], "probe-overlay")) {
     if (fcntl(REPORT_FD, F_GETFD) < 0) return 125;
     return run_probe_overlay(argv[2]);
