@@ -150,7 +150,13 @@ export class PodSync {
       };
       this.memory.set(key, memory);
     }
-    const requeue = await this.run(key, pod, memory);
+    // the pod's own sandbox is among those just listed by its name: no second read of the records
+    const requeue = await this.run(
+      key,
+      pod,
+      memory,
+      sandboxes.find((s) => s.labels[LABEL_UID] === pod.metadata.uid),
+    );
     return requeue;
   }
 
@@ -170,7 +176,12 @@ export class PodSync {
     for (const memory of this.memory.values()) delete memory.lastReported;
   }
 
-  private async run(key: string, pod: Pod, memory: PodMemory): Promise<ReconcileResult> {
+  private async run(
+    key: string,
+    pod: Pod,
+    memory: PodMemory,
+    listed: SandboxInfo | undefined,
+  ): Promise<ReconcileResult> {
     const { runtime, log } = this.options;
     const uid = pod.metadata.uid!;
     const labels = {
@@ -182,9 +193,7 @@ export class PodSync {
     const attempts = groupAttempts(all.filter((c) => c.config.kind === 'container'));
     const terminalBefore =
       memory.terminal !== undefined || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
-    let sandbox: SandboxInfo | undefined = (
-      await runtime.containers.listSandboxes({ labels: { [LABEL_UID]: uid } })
-    )[0];
+    let sandbox: SandboxInfo | undefined = listed;
     const requeues: number[] = [];
 
     if (!terminalBefore) {
