@@ -13,6 +13,7 @@ import type { ApiClient } from './client.js';
 import { ConflictError, NotFoundError, errorMessage } from './errors.js';
 import type { Event, KubeObject, ObjectReference } from './gen/types.js';
 import type { Logger } from './support/logger.js';
+import { rfc3339Seconds } from './support/kube-time.js';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -105,7 +106,7 @@ export class EventRecorder {
   ): Promise<void> {
     const { sink, component, host } = this.options;
     const now = this.now();
-    const stamp = `${now.toISOString().slice(0, 19)}Z`;
+    const stamp = rfc3339Seconds(now);
     const window = this.options.foldWindowMs ?? 600_000;
     const previous = this.folded.get(key);
     if (previous && now.getTime() - previous.at < window) {

@@ -26,6 +26,7 @@ import {
 import type { Logger } from '../../proto/support/logger.js';
 import type { ApiHandlers } from '../api/handlers.js';
 import { EventRecorder } from '../../proto/events.js';
+import { rfc3339Seconds } from '../../proto/support/kube-time.js';
 
 export interface StatusIngestOptions {
   nats: NatsConnection;
@@ -274,7 +275,7 @@ export class StatusIngest {
       if (!ready || ready.status === 'Unknown') continue;
       const beat = Date.parse(ready.lastHeartbeatTime ?? ready.lastTransitionTime ?? '');
       if (Number.isNaN(beat) || now.getTime() - beat <= grace) continue;
-      const at = `${now.toISOString().slice(0, 19)}Z`;
+      const at = rfc3339Seconds(now);
       this.options.log.warn(
         { node: node.metadata.name, lastHeartbeat: ready.lastHeartbeatTime },
         'node stopped posting status; marking it NotReady',
