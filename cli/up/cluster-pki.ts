@@ -1,21 +1,26 @@
 /**
- * The certificates of a local cluster, under `<state dir>/pki/` (directory 0700, files 0600):
+ * The certificates of a local cluster, under `<state dir>/pki/` (directories 0700, files 0600):
  *
- *   ca.crt, ca.key                          the cluster's own CA (made on the first `skiff up`)
- *   etcd-server.crt/.key                    etcd's client URL (also dials itself: client auth too)
- *   etcd-peer.crt/.key                      etcd's peer URL
- *   controlplane-etcd-client.crt/.key       the only client etcd accepts: the control plane
+ *   ca.crt, ca.key                          the cluster's CA (made on the first `skiff up`): the
+ *                                           API's certificate, node certificates, NATS
  *   nats-server.crt/.key                    nats-server's TLS certificate
  *   controlplane-nats-client.crt/.key       the control plane's NATS client certificate (its
  *                                           subject CN=skiff-controlplane maps to the NATS user
  *                                           with every permission: nats-authorization.ts)
+ *   etcd/ca.crt, etcd/ca.key                etcd's own CA, trusted by etcd alone
+ *   etcd/server.crt/.key                    etcd's client URL (also dials itself: client auth too)
+ *   etcd/peer.crt/.key                      etcd's peer URL
+ *   etcd/controlplane-client.crt/.key       the only client etcd accepts: the control plane
  *
- * etcd requires client certificates of this CA on both URLs, so a local user who can reach its
- * loopback port still cannot read a Secret or write a token record. Leaf certificates are issued
- * again when missing, not from this CA, or within 30 days of expiry; the CA is kept.
+ * etcd requires client certificates of its own CA on both URLs, so neither a local user who can
+ * reach its loopback port nor a node agent (whose certificate the cluster CA issued on join) can
+ * read a Secret or write a token record: etcd trusting the cluster CA would let every node
+ * bypass the API's node authorizer. (As k3s keeps separate etcd CAs.) Leaf certificates are
+ * issued again when missing, not from their CA, or within 30 days of expiry; the CAs are kept.
+ * A state dir from before the etcd CA has its etcd certificates replaced on the next `up`.
  */
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError } from '../../proto/errors.js';
 import {
@@ -41,20 +46,8 @@ export interface ClusterPki {
   controlplaneNatsClient: { caFile: string; certFile: string; keyFile: string };
 }
 
-const LEAVES: Record<string, (host: string) => CertificateOptions> = {
-  'etcd-server': (host) => ({
-    commonName: 'skiff-etcd',
-    usages: ['server auth', 'client auth'],
-    ipAddresses: [host],
-    dnsNames: ['localhost'],
-  }),
-  'etcd-peer': (host) => ({
-    commonName: 'skiff-etcd-peer',
-    usages: ['server auth', 'client auth'],
-    ipAddresses: [host],
-    dnsNames: ['localhost'],
-  }),
-  'controlplane-etcd-client': () => ({ commonName: 'skiff-controlplane', usages: ['client auth'] }),
+/** Leaf certificates of the cluster CA, in `pki/`. */
+const CLUSTER_LEAVES: Record<string, (host: string) => CertificateOptions> = {
   'nats-server': (host) => ({
     commonName: 'skiff-nats',
     usages: ['server auth'],
@@ -64,12 +57,35 @@ const LEAVES: Record<string, (host: string) => CertificateOptions> = {
   'controlplane-nats-client': () => ({ commonName: 'skiff-controlplane', usages: ['client auth'] }),
 };
 
-async function caOf(dir: string): Promise<CertificateAuthority> {
+/** Leaf certificates of the etcd CA, in `pki/etcd/`. */
+const ETCD_LEAVES: Record<string, (host: string) => CertificateOptions> = {
+  server: (host) => ({
+    commonName: 'skiff-etcd',
+    usages: ['server auth', 'client auth'],
+    ipAddresses: [host],
+    dnsNames: ['localhost'],
+  }),
+  peer: (host) => ({
+    commonName: 'skiff-etcd-peer',
+    usages: ['server auth', 'client auth'],
+    ipAddresses: [host],
+    dnsNames: ['localhost'],
+  }),
+  'controlplane-client': () => ({ commonName: 'skiff-controlplane', usages: ['client auth'] }),
+};
+
+/** etcd's certificates as the cluster CA issued them, before etcd had a CA of its own. */
+const SINGLE_CA_ETCD_FILES = ['etcd-server', 'etcd-peer', 'controlplane-etcd-client'].flatMap((name) => [
+  `${name}.crt`,
+  `${name}.key`,
+]);
+
+async function caOf(dir: string, commonName: string): Promise<CertificateAuthority> {
   try {
     return await readCertificateAuthority(dir);
   } catch (err) {
     if (!(err instanceof NotFoundError)) throw err;
-    const ca = CertificateAuthority.create({ commonName: 'skiff-cluster-ca' });
+    const ca = CertificateAuthority.create({ commonName });
     await writeCertificateAuthority(dir, ca);
     return ca;
   }
@@ -88,13 +104,15 @@ async function stillGood(ca: CertificateAuthority, certPath: string): Promise<bo
   }
 }
 
-/** Makes (or keeps) the cluster's CA and certificates for `host`; returns their paths. */
-export async function ensureClusterPki(stateDir: string, host: string): Promise<ClusterPki> {
-  const dir = join(stateDir, 'pki');
-  const ca = await caOf(dir);
-  const file = (name: string): string => join(dir, name);
-  for (const [name, options] of Object.entries(LEAVES)) {
-    if (await stillGood(ca, file(`${name}.crt`))) continue;
+/** Issues each leaf of `leaves` into `dir` that is missing, not from `ca`, or about to expire. */
+async function ensureLeaves(
+  ca: CertificateAuthority,
+  dir: string,
+  leaves: Record<string, (host: string) => CertificateOptions>,
+  host: string,
+): Promise<void> {
+  for (const [name, options] of Object.entries(leaves)) {
+    if (await stillGood(ca, join(dir, `${name}.crt`))) continue;
     const pair = ca.issueKeyPair(options(host));
     await writePrivateFiles(
       dir,
@@ -102,30 +120,41 @@ export async function ensureClusterPki(stateDir: string, host: string): Promise<
       { replace: true },
     );
   }
-  const client = {
-    caFile: file('ca.crt'),
-    certFile: file('controlplane-etcd-client.crt'),
-    keyFile: file('controlplane-etcd-client.key'),
+}
+
+/** Makes (or keeps) the cluster's CA, etcd's CA and certificates for `host`; returns their paths. */
+export async function ensureClusterPki(stateDir: string, host: string): Promise<ClusterPki> {
+  const dir = join(stateDir, 'pki');
+  const etcdDir = join(dir, 'etcd');
+  await ensureLeaves(await caOf(dir, 'skiff-cluster-ca'), dir, CLUSTER_LEAVES, host);
+  await ensureLeaves(await caOf(etcdDir, 'skiff-etcd-ca'), etcdDir, ETCD_LEAVES, host);
+  await Promise.all(SINGLE_CA_ETCD_FILES.map((name) => rm(join(dir, name), { force: true })));
+  const file = (name: string): string => join(dir, name);
+  const etcdFile = (name: string): string => join(etcdDir, name);
+  const etcdClient = {
+    caFile: etcdFile('ca.crt'),
+    certFile: etcdFile('controlplane-client.crt'),
+    keyFile: etcdFile('controlplane-client.key'),
   };
   return {
     dir,
     etcd: {
-      caFile: client.caFile,
-      certFile: file('etcd-server.crt'),
-      keyFile: file('etcd-server.key'),
-      peerCertFile: file('etcd-peer.crt'),
-      peerKeyFile: file('etcd-peer.key'),
-      probeCertFile: client.certFile,
-      probeKeyFile: client.keyFile,
+      caFile: etcdClient.caFile,
+      certFile: etcdFile('server.crt'),
+      keyFile: etcdFile('server.key'),
+      peerCertFile: etcdFile('peer.crt'),
+      peerKeyFile: etcdFile('peer.key'),
+      probeCertFile: etcdClient.certFile,
+      probeKeyFile: etcdClient.keyFile,
     },
-    controlplaneEtcdClient: client,
+    controlplaneEtcdClient: etcdClient,
     natsServer: {
-      caFile: client.caFile,
+      caFile: file('ca.crt'),
       certFile: file('nats-server.crt'),
       keyFile: file('nats-server.key'),
     },
     controlplaneNatsClient: {
-      caFile: client.caFile,
+      caFile: file('ca.crt'),
       certFile: file('controlplane-nats-client.crt'),
       keyFile: file('controlplane-nats-client.key'),
     },

@@ -125,15 +125,15 @@ describe('skiff get -w', { timeout: 240_000 }, () => {
       }),
     );
 
-    // etcd takes only clients with a certificate of the cluster CA: the control plane's
+    // etcd takes only clients with a certificate of its own CA: the control plane's
     const pki = join(cluster.stateDir, 'pki');
     const store = new EtcdStore({
       endpoints: [record.etcd.endpoint],
       timeoutMs: 1000,
       credentials: {
-        rootCertificate: readFileSync(join(pki, 'ca.crt')),
-        certChain: readFileSync(join(pki, 'controlplane-etcd-client.crt')),
-        privateKey: readFileSync(join(pki, 'controlplane-etcd-client.key')),
+        rootCertificate: readFileSync(join(pki, 'etcd', 'ca.crt')),
+        certChain: readFileSync(join(pki, 'etcd', 'controlplane-client.crt')),
+        privateKey: readFileSync(join(pki, 'etcd', 'controlplane-client.key')),
       },
     });
     try {

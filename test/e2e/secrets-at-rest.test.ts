@@ -37,9 +37,9 @@ function etcdValue(key: string): Promise<Buffer> {
       'etcdctl',
       [
         '--endpoints', record.etcd.endpoint,
-        '--cacert', join(pki, 'ca.crt'),
-        '--cert', join(pki, 'controlplane-etcd-client.crt'),
-        '--key', join(pki, 'controlplane-etcd-client.key'),
+        '--cacert', join(pki, 'etcd', 'ca.crt'),
+        '--cert', join(pki, 'etcd', 'controlplane-client.crt'),
+        '--key', join(pki, 'etcd', 'controlplane-client.key'),
         'get', key, '--print-value-only',
       ], // prettier-ignore
       { encoding: 'buffer', env: { ...process.env, ETCDCTL_API: '3' } },

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { readConfigFile } from '../../cli/config.js';
 import { listensOn } from '../../cli/up/process-support.js';
 import { pidRunning, prepareTestCluster, skiffArgv, type RunResult } from './cli-harness.js';
+import { privateKeyToPem, readCertificateAuthority, writePrivateFiles } from '../../proto/support/pki.js';
 
 async function waitUntil(
   condition: () => boolean | Promise<boolean>,
@@ -89,7 +90,10 @@ describe('skiff up / down', { timeout: 240_000 }, () => {
     // in a network namespace of its own the TCP address cannot be reached, the socket still can
     const config = readConfigFile(cluster.configPath)!;
     const noTcp = ok(await skiffWithoutNetwork(['get', 'ns'], cluster.env), 'get ns without TCP');
-    assert.equal(noTcp.stdout, local.stdout);
+    // the same namespaces (AGE may tick between the two calls)
+    const withoutAge = (table: string) =>
+      table.split('\n').map((line) => line.split(/\s+/).slice(0, 2).join(' '));
+    assert.deepEqual(withoutAge(noTcp.stdout), withoutAge(local.stdout));
     const overTls = await skiffWithoutNetwork(
       ['get', 'ns', '--server', config.tlsServer!, '--request-timeout', '2s'],
       cluster.env,
@@ -98,12 +102,18 @@ describe('skiff up / down', { timeout: 240_000 }, () => {
     assert.match(overTls.stderr, new RegExp(`cannot reach the control plane at ${config.tlsServer}`));
   });
 
-  test('etcd takes only the control plane: TLS, and a client certificate of the cluster CA', async () => {
+  test("etcd takes only the control plane: TLS, and a client certificate of its own CA, not a node's", async () => {
     const record = JSON.parse(readFileSync(recordPath, 'utf8')) as Record & { etcd: { endpoint: string } };
     assert.match(record.etcd.endpoint, /^https:\/\/127\.0\.0\.1:\d+$/);
     const pki = join(cluster.stateDir, 'pki');
     assert.equal(statSync(pki).mode & 0o777, 0o700);
-    for (const name of readdirSync(pki)) assert.equal(statSync(join(pki, name)).mode & 0o777, 0o600, name);
+    for (const dir of [pki, join(pki, 'etcd')]) {
+      assert.equal(statSync(dir).mode & 0o777, 0o700, dir);
+      for (const name of readdirSync(dir)) {
+        if (statSync(join(dir, name)).isDirectory()) continue;
+        assert.equal(statSync(join(dir, name)).mode & 0o777, 0o600, join(dir, name));
+      }
+    }
     const etcdctl = (...args: string[]) =>
       new Promise<{ code: number; output: string }>((resolve) =>
         execFile(
@@ -114,17 +124,32 @@ describe('skiff up / down', { timeout: 240_000 }, () => {
             resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
         ),
       );
-    const ca = ['--cacert', join(pki, 'ca.crt')];
+    const ca = ['--cacert', join(pki, 'etcd', 'ca.crt')];
     const refused = await etcdctl(...ca, 'get', '--prefix', '/skiff/tokens/');
     assert.notEqual(refused.code, 0, `without a client certificate etcd must refuse: ${refused.output}`);
     const withCert = await etcdctl(
       ...ca,
-      '--cert', join(pki, 'controlplane-etcd-client.crt'),
-      '--key', join(pki, 'controlplane-etcd-client.key'),
+      '--cert', join(pki, 'etcd', 'controlplane-client.crt'),
+      '--key', join(pki, 'etcd', 'controlplane-client.key'),
       'get', '--prefix', '--keys-only', '/skiff/tokens/',
     ); // prettier-ignore
     assert.equal(withCert.code, 0, withCert.output);
     assert.match(withCert.output, /\/skiff\/tokens\//);
+    // a node's certificate (the cluster CA issues one to every agent that joins) is not etcd's client
+    const clusterCa = await readCertificateAuthority(pki);
+    const node = clusterCa.issueKeyPair({ commonName: 'system:node:n1', usages: ['client auth'] });
+    const nodePki = join(cluster.stateDir, 'node-pki');
+    await writePrivateFiles(nodePki, {
+      'node.key': privateKeyToPem(node.privateKey),
+      'node.crt': node.certificate.toString(),
+    });
+    const asNode = await etcdctl(
+      ...ca,
+      '--cert', join(nodePki, 'node.crt'),
+      '--key', join(nodePki, 'node.key'),
+      'get', '--prefix', '--keys-only', '/skiff/tokens/',
+    ); // prettier-ignore
+    assert.notEqual(asNode.code, 0, `etcd must refuse a node's certificate: ${asNode.output}`);
     const plain = await fetch(record.etcd.endpoint.replace('https:', 'http:') + '/health').catch(
       (err: Error) => err,
     );
