@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Deployment, Pod } from '../../proto/gen/types.js';
-import { ConflictError } from '../../proto/errors.js';
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../../proto/errors.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { ApiHandlers } from './handlers.js';
@@ -46,6 +46,55 @@ describe('ApiHandlers and the objects they are given', () => {
       const updateBefore = structuredClone(update);
       await handlers.update(update);
       assert.deepEqual(update, updateBefore);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('bindPod sets nodeName and PodScheduled once; bound, deleting, re-created or missing pods are refused', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const created = (await handlers.create(pod('web'))).object as Pod;
+      // a stale hint (the version before a label change) still binds: the write finds it changed and re-reads
+      await handlers.update({ ...created, metadata: { ...created.metadata, labels: { a: 'b' } } });
+      const bound = (
+        await handlers.bindPod({
+          namespace: 'default',
+          name: 'web',
+          uid: created.metadata.uid!,
+          nodeName: 'n1',
+          seenResourceVersion: created.metadata.resourceVersion!,
+        })
+      ).object as Pod;
+      assert.equal(bound.spec.nodeName, 'n1');
+      assert.deepEqual(bound.metadata.labels, { a: 'b' });
+      const stored = (await handlers.get('Pod', 'default', 'web')).object as Pod;
+      assert.equal(stored.spec.nodeName, 'n1');
+      assert.equal(stored.status?.conditions?.find((c) => c.type === 'PodScheduled')?.status, 'True');
+      await assert.rejects(
+        handlers.bindPod({ namespace: 'default', name: 'web', nodeName: 'n2' }),
+        (err: unknown) => err instanceof ConflictError && /already assigned to node "n1"/.test(err.message),
+      );
+
+      const other = (await handlers.create(pod('other'))).object as Pod;
+      await assert.rejects(
+        handlers.bindPod({ namespace: 'default', name: 'other', uid: 'not-its-uid', nodeName: 'n1' }),
+        (err: unknown) => err instanceof ConflictError && /deleted and re-created/.test(err.message),
+      );
+      await assert.rejects(
+        handlers.bindPod({ namespace: 'default', name: 'other', nodeName: 'Not_A_Node' }),
+        (err: unknown) => err instanceof InvalidArgumentError && /target\.name/.test(err.message),
+      );
+      await handlers.update({ ...other, metadata: { ...other.metadata, finalizers: ['example.com/hold'] } });
+      await handlers.delete('Pod', 'default', 'other', { gracePeriodSeconds: 0 });
+      await assert.rejects(
+        handlers.bindPod({ namespace: 'default', name: 'other', nodeName: 'n1' }),
+        (err: unknown) => err instanceof ConflictError && /being deleted/.test(err.message),
+      );
+      await assert.rejects(
+        handlers.bindPod({ namespace: 'default', name: 'nobody', nodeName: 'n1' }),
+        (err: unknown) => err instanceof NotFoundError,
+      );
     } finally {
       await store.close();
     }

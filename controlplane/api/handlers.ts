@@ -21,7 +21,8 @@ import {
   InvalidArgumentError,
   NotFoundError,
 } from '../../proto/errors.js';
-import type { KubeObject } from '../../proto/gen/types.js';
+import type { KubeObject, Pod } from '../../proto/gen/types.js';
+import { rfc3339Seconds } from '../../proto/support/kube-time.js';
 import { kindInfoOf, type KindInfo } from '../../proto/kinds.js';
 import type { Logger } from '../../proto/support/logger.js';
 import type {
@@ -58,6 +59,7 @@ import {
   type KindStrategy,
 } from './kinds/index.js';
 import { WATCH_CACHE_INDEXES } from './watch-cache-indexes.js';
+import { checkDns1123Subdomain } from './validation/names.js';
 
 const GENERATE_NAME_ATTEMPTS = 8;
 const CONFLICT_RETRIES = 16;
@@ -120,6 +122,17 @@ function indexHintOf(strategy: KindStrategy, fieldSelector: string | undefined):
     (requirement) => requirement.operator === 'Equals' && requirement.field in indexes,
   );
   return term === undefined ? {} : { index: { name: term.field, value: term.value } };
+}
+
+/** What binding a pod names (Kubernetes' Binding: the pod, and the node as its target). */
+export interface PodBinding {
+  namespace: string;
+  name: string;
+  /** The pod the caller means; a pod re-created under the name is not bound. */
+  uid?: string;
+  nodeName: string;
+  /** The pod's resourceVersion the caller decided on (a hint: see ApiHandlers.bindPod). */
+  seenResourceVersion?: string;
 }
 
 function describeObject(info: KindInfo, namespace: string | undefined, name: string): string {
@@ -450,6 +463,76 @@ export class ApiHandlers {
       },
       sameUid,
     );
+  }
+
+  /**
+   * Binds a pod to a node, as Kubernetes' pods/binding subresource does: sets spec.nodeName and the
+   * PodScheduled condition (True) in one compare-and-swap write. ConflictError when the pod is
+   * already bound (to any node), is being deleted, or is not the pod `uid` names (deleted and
+   * re-created); NotFoundError when it is gone. `seenResourceVersion`, the version the caller
+   * decided on, lets the first attempt read from the watch cache instead of etcd; a write that finds
+   * the pod changed since reads it again and re-checks.
+   */
+  async bindPod(binding: PodBinding): Promise<ApiObject> {
+    const info = strategyOf('Pod').info;
+    const key = this.keyOf(info, binding.namespace, binding.name);
+    const action = `bind ${describeObject(info, key.namespace, binding.name)} to node ${binding.nodeName}`;
+    const badNode = checkDns1123Subdomain(binding.nodeName);
+    if (badNode !== undefined)
+      throw new InvalidArgumentError(
+        `${action}: target.name: "${binding.nodeName}" ${badNode}`,
+        'target.name',
+      );
+    let minRevision =
+      binding.seenResourceVersion !== undefined
+        ? parseRevision(binding.seenResourceVersion, 'resourceVersion', action)
+        : undefined;
+    for (let attempt = 1; ; attempt++) {
+      let stored: StoredValue;
+      try {
+        stored = await this.store.get(key, minRevision !== undefined ? { minRevision } : {});
+      } catch (err) {
+        if (err instanceof NotFoundError)
+          throw new NotFoundError(`${action}: the pod is gone`, { cause: err });
+        throw err;
+      }
+      const pod = this.decode(info, stored) as Pod;
+      if (binding.uid && pod.metadata.uid !== binding.uid)
+        throw new ConflictError(
+          `${action}: precondition failed: uid is ${pod.metadata.uid}, not ${binding.uid} (the pod was deleted and re-created)`,
+        );
+      if (pod.spec.nodeName)
+        throw new ConflictError(
+          `${action}: pod ${binding.name} is already assigned to node "${pod.spec.nodeName}"`,
+        );
+      if (pod.metadata.deletionTimestamp)
+        throw new ConflictError(
+          `${action}: pod ${binding.name} is being deleted, cannot be assigned to a host`,
+        );
+      const now = rfc3339Seconds(this.now());
+      const conditions = (pod.status?.conditions ?? []).filter((c) => c.type !== 'PodScheduled');
+      const bound: Pod = {
+        ...pod,
+        metadata: { ...pod.metadata },
+        spec: { ...pod.spec, nodeName: binding.nodeName },
+        status: {
+          ...pod.status,
+          conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: now }, ...conditions],
+        },
+      };
+      delete bound.metadata.resourceVersion;
+      if (bound.status?.nominatedNodeName !== undefined) delete bound.status.nominatedNodeName;
+      const bytes = this.encode(bound, action);
+      try {
+        const written = await this.store.update(key, bytes, stored.modRevision);
+        bound.metadata.resourceVersion = written.modRevision.toString();
+        return ApiObject.fromStored(info, bytes, bound.metadata.resourceVersion, bound);
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= CONFLICT_RETRIES) throw err;
+        // changed since (a status write, a label): read it from etcd and check again
+        minRevision = undefined;
+      }
+    }
   }
 
   async delete(
