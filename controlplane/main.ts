@@ -1,8 +1,11 @@
 /**
  * The control plane's start-up, as one straight sequence with readiness gates (k3s style):
  *
- *   1. state dir            created 0700
- *   2. etcd                 the Store, gated on etcd answering (bounded wait), behind the watch
+ *   1. etcd                 gated on etcd answering (bounded wait)
+ *   2. bootstrap            with a cluster CA: the CA and the Secrets' encryption config shared
+ *                           through etcd, sealed with the server token (bootstrap/); a refusal
+ *                           (no token, a wrong one) writes nothing. Then the state dir (0700), and
+ *                           the Store behind the encryption layer and the watch
  *                           cache (CachedStore: one etcd watch per kind, started here)
  *   3. NATS                 connected (fails clearly when unreachable now; reconnects forever later)
  *   4. namespaces           informer started; `default`, `kube-system`, `kube-public`, `kube-node-lease` exist
@@ -71,7 +74,9 @@ import {
   newEncryptionKey,
   readEncryptionConfig,
   writeEncryptionConfig,
+  type EncryptionConfig,
 } from './store/encryption-config.js';
+import { bootstrapCluster, followBootstrap, saveEncryptionConfig } from './bootstrap/cluster-bootstrap.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { Informer } from '../proto/informer/informer.js';
 import { storeSource } from './store/store-source.js';
@@ -121,6 +126,12 @@ export interface ControlPlaneOptions {
    * bearer tokens only, no join (tests of the API alone).
    */
   clusterCaDir?: string;
+  /**
+   * What seals the cluster's bootstrap data (the CA and the encryption config) in etcd, so that
+   * other control planes given it share them (bootstrap/cluster-bootstrap.ts); made on the
+   * cluster's first start. Default `<stateDir>/server-token`. Only with `clusterCaDir`.
+   */
+  serverTokenFile?: string;
   /** More names and addresses the API certificate holds (k3s's --tls-san). */
   tlsSans?: string[];
   /** Serve this certificate instead of one issued from the cluster CA (and the CA that issued it). */
@@ -202,12 +213,15 @@ function serializedCalls(): <T>(run: () => Promise<T>) => Promise<T> {
 async function rotateEncryptionKey(
   file: string,
   store: EncryptingStore,
+  share?: (config: EncryptionConfig) => Promise<void>,
 ): Promise<{ keyName: string; rewritten: number; alreadyCurrent: number; resources: string[] }> {
   const current = await readEncryptionConfig(file);
   const key = newEncryptionKey();
   const next = { resources: current.resources, keys: [key, ...current.keys] };
   await writeEncryptionConfig(file, next);
   store.setKeys(next.keys);
+  // the other control planes take the new key from the bootstrap data before Secrets are rewritten
+  await share?.(next);
   let rewritten = 0;
   let alreadyCurrent = 0;
   for (const resource of next.resources) {
@@ -344,30 +358,66 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
 
   try {
-    // 1. state dir
-    await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
-
-    // 2. etcd, behind the watch cache
+    // 1. etcd, gated on it answering (nothing is written anywhere before the bootstrap's checks)
+    const etcdPrefix = options.etcdPrefix ?? DEFAULT_ETCD_PREFIX;
     const etcd = new EtcdStore({
       endpoints: options.etcdEndpoints,
       ...(options.etcdTls !== undefined ? { credentials: await etcdCredentials(options.etcdTls) } : {}),
-      prefix: options.etcdPrefix ?? DEFAULT_ETCD_PREFIX,
+      prefix: etcdPrefix,
       ...(options.etcdTimeoutMs !== undefined ? { timeoutMs: options.etcdTimeoutMs } : {}),
       logger: log.child({ component: 'store' }),
     });
-    // Secrets encrypted at rest: etcd holds only ciphertext; everything above reads plain values
+    let closeStore = (): Promise<void> => etcd.close();
+    undo.push(() => closeStore()); // the caches (once made), then etcd
+    await waitForEtcd(etcd, endpoints, options.etcdWaitMs ?? 30_000, log);
+    log.info({ etcd: endpoints, prefix: etcdPrefix }, 'etcd ready');
+
+    // 2. the cluster's bootstrap data (with a CA: the CA and the encryption config every control
+    // plane shares, through etcd sealed with the server token), then the state dir
     const encryptionConfigFile =
       options.encryptionConfigFile ?? join(options.stateDir, 'encryption-config.yaml');
-    const encryption = await ensureEncryptionConfig(encryptionConfigFile);
+    const serverTokenFile = options.serverTokenFile ?? join(options.stateDir, 'server-token');
+    const bootstrap =
+      options.clusterCaDir === undefined
+        ? undefined
+        : await bootstrapCluster({
+            store: etcd,
+            etcd: `${endpoints} (prefix ${etcdPrefix})`,
+            serverTokenFile,
+            caDir: options.clusterCaDir,
+            encryptionConfigFile,
+            log,
+          });
+    await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+    // Secrets encrypted at rest: etcd holds only ciphertext; everything above reads plain values
+    const encryption = bootstrap?.encryption ?? (await ensureEncryptionConfig(encryptionConfigFile));
     const encrypted = new EncryptingStore(etcd, { resources: encryption.resources, keys: encryption.keys });
     // one etcd watch per kind, however many watch it: API watches, informers, not-older-than lists
     const store = new CachedStore(encrypted, {
       logger: log.child({ component: 'watch-cache' }),
       indexes: WATCH_CACHE_INDEXES,
     });
-    undo.push(() => store.close()); // the caches, then etcd
-    await waitForEtcd(etcd, endpoints, options.etcdWaitMs ?? 30_000, log);
-    log.info({ etcd: endpoints, prefix: options.etcdPrefix ?? DEFAULT_ETCD_PREFIX }, 'etcd ready');
+    closeStore = () => store.close();
+    if (bootstrap !== undefined) {
+      // a rotation on another control plane: its keys here too, before a Secret needs them
+      const following = new AbortController();
+      const followed = followBootstrap({
+        store: etcd,
+        serverToken: bootstrap.serverToken,
+        etcd: endpoints,
+        current: encryption,
+        onEncryption: async (config) => {
+          await writeEncryptionConfig(encryptionConfigFile, config);
+          encrypted.setKeys(config.keys);
+        },
+        log: log.child({ component: 'bootstrap' }),
+        signal: following.signal,
+      });
+      undo.push(async () => {
+        following.abort();
+        await followed;
+      });
+    }
     await store.prime(KINDS.map((info) => info.plural));
 
     // 3. NATS
@@ -481,6 +531,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         ? undefined
         : await loadClusterTrust({
             caDir: options.clusterCaDir,
+            ...(bootstrap !== undefined ? { ca: bootstrap.ca } : {}),
             apiHost: parseHostPort(apiAddr, '--api-addr').host,
             ...(options.tlsSans !== undefined ? { tlsSans: options.tlsSans } : {}),
             ...(options.apiServingFiles !== undefined ? { servingFiles: options.apiServingFiles } : {}),
@@ -523,7 +574,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       auth,
       log: log.child({ component: 'admin' }),
       operations: {
-        rotateEncryptionKey: serialized(() => rotateEncryptionKey(encryptionConfigFile, encrypted)),
+        rotateEncryptionKey: serialized(() =>
+          rotateEncryptionKey(
+            encryptionConfigFile,
+            encrypted,
+            bootstrap === undefined
+              ? undefined
+              : (config) => saveEncryptionConfig(etcd, bootstrap.serverToken, config, endpoints),
+          ),
+        ),
         // one collection at a time here; others (other control planes) are safe alongside (gc.ts)
         collectRegistryGarbage: (gc) => collectGarbageSerially(() => imageRegistry.collectGarbage(gc)),
         tokens: tokenAdmin,
@@ -578,7 +637,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     widenConnectionWindows(server, GRPC_CONNECTION_WINDOW_BYTES);
     const apiAddress = formatHostPort(parseHostPort(apiAddr, '--api-addr').host, port);
     const apiSocketAddress = boundSocket !== undefined ? unixAddress(boundSocket.path) : undefined;
-
     log.info(
       {
         api: apiAddress,

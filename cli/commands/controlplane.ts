@@ -17,6 +17,8 @@ import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from '../../
 interface ControlPlaneFlags {
   etcd: string;
   nats: string;
+  natsAdvertiseUrl?: string;
+  serverTokenFile?: string;
   apiAddr: string;
   apiSocket?: string;
   httpAddr: string;
@@ -127,6 +129,10 @@ export function registerControlPlane(program: Command): void {
     .description('run the control plane (gRPC API, HTTP health and metrics) against etcd and NATS')
     .requiredOption('--etcd <urls>', 'etcd client URLs, comma-separated (e.g. http://127.0.0.1:2379)')
     .requiredOption('--nats <url>', 'NATS server URL (e.g. nats://127.0.0.1:4222)')
+    .option(
+      '--nats-advertise-url <urls>',
+      'the NATS URL(s), comma-separated, agents are told to report to (default --nats: give this when agents reach NATS by another address than the control plane does)',
+    )
     .option('--api-addr <host:port>', 'gRPC API listen address', DEFAULT_API_ADDR)
     .option(
       '--api-socket <path>',
@@ -165,6 +171,10 @@ export function registerControlPlane(program: Command): void {
     .option(
       '--cluster-ca-dir <dir>',
       'the cluster CA (ca.crt, ca.key; made on the first start when missing): the API serves TLS with a certificate from it, and it issues node certificates (default <state-dir>/pki)',
+    )
+    .option(
+      '--server-token-file <file>',
+      "the token that seals the cluster's CA and Secrets' encryption keys in etcd, so that other control planes given it share them: made here (0600) on the cluster's first start; a control plane that joins a cluster needs the first one's (default <state-dir>/server-token)",
     )
     .option(
       '--tls-san <names>',
@@ -212,6 +222,10 @@ export function registerControlPlane(program: Command): void {
           .map((url) => url.trim())
           .filter((url) => url !== ''),
         natsUrl: flags.nats,
+        ...(flags.natsAdvertiseUrl !== undefined ? { natsAdvertiseUrl: flags.natsAdvertiseUrl } : {}),
+        ...(flags.serverTokenFile !== undefined
+          ? { serverTokenFile: resolvePath(flags.serverTokenFile) }
+          : {}),
         apiAddr: flags.apiAddr,
         ...(flags.apiSocket !== undefined ? { apiSocket: resolvePath(flags.apiSocket) } : {}),
         httpAddr: flags.httpAddr,
