@@ -23,6 +23,8 @@
  * are ended) and its socket goes, then the workers stop and the etcd and NATS connections close.
  */
 import { mkdir, readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { connect, type NatsConnection } from 'nats';
@@ -40,7 +42,10 @@ import { decodeObject } from '../proto/objects.js';
 import { packageVersion } from '../proto/package-info.js';
 import { unixAddress } from '../proto/api-address.js';
 import { ensureAdminToken } from './api/admin-token.js';
-import { Authenticator } from './api/auth.js';
+import { Authenticator, CONTROL_PLANE_USER_PREFIX, CONTROL_PLANES_GROUP } from './api/auth.js';
+import { privateKeyToPem } from '../proto/support/pki.js';
+import { PeerRelay } from './streams/peer-relay.js';
+import { EtcdTunnelRegistry } from './streams/tunnel-registry.js';
 import { createAdminService } from './api/admin-service.js';
 import { createApiService } from './api/grpc-server.js';
 import { loadClusterTrust } from './api/cluster-trust.js';
@@ -132,6 +137,13 @@ export interface ControlPlaneOptions {
    * cluster's first start. Default `<stateDir>/server-token`. Only with `clusterCaDir`.
    */
   serverTokenFile?: string;
+  /**
+   * Where other control planes reach this one's API (`host:port`), for pod streams of nodes whose
+   * tunnel this one holds (registered in etcd; streams/tunnel-registry.ts). Default: the API's
+   * address, or with an API on every interface this host's first non-loopback IPv4 address and the
+   * API's port. The API certificate names its host. Only with `clusterCaDir`.
+   */
+  advertiseAddress?: string;
   /** More names and addresses the API certificate holds (k3s's --tls-san). */
   tlsSans?: string[];
   /** Serve this certificate instead of one issued from the cluster CA (and the CA that issued it). */
@@ -533,7 +545,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             caDir: options.clusterCaDir,
             ...(bootstrap !== undefined ? { ca: bootstrap.ca } : {}),
             apiHost: parseHostPort(apiAddr, '--api-addr').host,
-            ...(options.tlsSans !== undefined ? { tlsSans: options.tlsSans } : {}),
+            tlsSans: [
+              ...(options.tlsSans ?? []),
+              ...(options.advertiseAddress !== undefined
+                ? [parseHostPort(options.advertiseAddress, '--advertise-address').host]
+                : []),
+            ],
             ...(options.apiServingFiles !== undefined ? { servingFiles: options.apiServingFiles } : {}),
             log,
           });
@@ -544,8 +561,39 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
     // node:http2's 64 KiB windows capped every upload to the control plane (grpc-windows.ts)
     widenStreamWindows(server, GRPC_STREAM_WINDOW_BYTES);
+    // With a CA, the control planes of the cluster reach each other's tunnels: this one registers
+    // the nodes whose tunnels it holds and relays sessions for the others' over mutual TLS with a
+    // control-plane certificate it issues itself from the shared CA
+    const controlPlaneName = `${
+      hostname()
+        .toLowerCase()
+        .replace(/[^a-z0-9.-]/g, '-')
+        .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '')
+        .slice(0, 200) || 'controlplane'
+    }-${randomBytes(3).toString('hex')}`;
+    let peers: { registry: EtcdTunnelRegistry; relay: PeerRelay } | undefined;
+    if (trust !== undefined) {
+      const identity = trust.ca.issueKeyPair({
+        commonName: `${CONTROL_PLANE_USER_PREFIX}${controlPlaneName}`,
+        organizations: [CONTROL_PLANES_GROUP],
+        usages: ['client auth'],
+      });
+      peers = {
+        registry: new EtcdTunnelRegistry({
+          store: etcd,
+          name: controlPlaneName,
+          log: log.child({ component: 'tunnel-registry' }),
+        }),
+        relay: new PeerRelay({
+          ca: trust.bundle,
+          cert: identity.certificate.toString(),
+          key: privateKeyToPem(identity.privateKey),
+        }),
+      };
+    }
     // logs, exec, attach and port-forward, relayed to the agents' tunnels
     const podStreams = createPodStreams({
+      ...(peers !== undefined ? { peers } : {}),
       getPod: async (namespace, name) => (await handlers.get('Pod', namespace, name)).object as Pod,
       auth,
       metrics,
@@ -621,6 +669,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     }
     // skiff.v1.Nodes is one service: the agents' tunnels (always) and, with a cluster CA, certificates
     server.addService(podStreams.nodes.definition, nodesImplementation);
+    if (peers !== undefined)
+      server.addService(podStreams.controlPlanes.definition, podStreams.controlPlanes.implementation);
     // the socket first: whoever waits for the TCP address finds the socket there too
     if (options.apiSocket !== undefined) {
       await prepareApiSocket(options.apiSocket, log);
@@ -637,6 +687,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     widenConnectionWindows(server, GRPC_CONNECTION_WINDOW_BYTES);
     const apiAddress = formatHostPort(parseHostPort(apiAddr, '--api-addr').host, port);
     const apiSocketAddress = boundSocket !== undefined ? unixAddress(boundSocket.path) : undefined;
+    let advertised: string | undefined;
+    if (peers !== undefined) {
+      const registered = peers;
+      advertised = options.advertiseAddress ?? advertisedApiAddress(apiAddress);
+      undo.push(async () => {
+        // first at stop: the other control planes stop relaying here, then the connections go
+        await registered.registry.close();
+        registered.relay.close();
+      });
+      await registered.registry.start(advertised);
+    }
+
     log.info(
       {
         api: apiAddress,
@@ -644,6 +706,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         ...(apiSocketAddress !== undefined ? { apiSocket: apiSocketAddress } : {}),
         adminTokenFile,
         tls: trust === undefined ? 'none (plaintext h2c)' : `cluster CA sha256:${trust.bundleHash}`,
+        ...(advertised !== undefined ? { controlPlane: controlPlaneName, advertised } : {}),
       },
       `control plane ready api=${apiAddress} http=${httpAddress}`,
     );
@@ -667,6 +730,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await unwind();
     throw err;
   }
+}
+
+/**
+ * Where other control planes reach this one: the API's bound address, or with an API on every
+ * interface this host's first non-loopback IPv4 address (127.0.0.1 when it has none) and its port.
+ */
+function advertisedApiAddress(apiAddress: string): string {
+  const { host, port } = parseHostPort(apiAddress, '--api-addr');
+  if (!['0.0.0.0', '::', '[::]', ''].includes(host)) return apiAddress;
+  const address = Object.values(networkInterfaces())
+    .flatMap((list) => list ?? [])
+    .find((each) => each.family === 'IPv4' && !each.internal)?.address;
+  return formatHostPort(address ?? '127.0.0.1', port);
 }
 
 /** Refuses new calls, lets running unary calls finish (bounded), then ends what remains (watches). */

@@ -19,6 +19,7 @@ interface ControlPlaneFlags {
   nats: string;
   natsAdvertiseUrl?: string;
   serverTokenFile?: string;
+  advertiseAddress?: string;
   apiAddr: string;
   apiSocket?: string;
   httpAddr: string;
@@ -135,6 +136,10 @@ export function registerControlPlane(program: Command): void {
     )
     .option('--api-addr <host:port>', 'gRPC API listen address', DEFAULT_API_ADDR)
     .option(
+      '--advertise-address <host:port>',
+      "where the other control planes of the cluster reach this one's API, to relay pod streams of the nodes whose agents are connected here (default --api-addr; on every interface: this host's first non-loopback IPv4 address); the API certificate names its host",
+    )
+    .option(
       '--api-socket <path>',
       "also serve the API on this Unix socket (absolute path), without TLS, for clients on this machine: made 0600 in a directory that must be this user's and 0700 (made so when missing); a stale socket there is replaced, a symbolic link refused",
     )
@@ -223,6 +228,7 @@ export function registerControlPlane(program: Command): void {
           .filter((url) => url !== ''),
         natsUrl: flags.nats,
         ...(flags.natsAdvertiseUrl !== undefined ? { natsAdvertiseUrl: flags.natsAdvertiseUrl } : {}),
+        ...(flags.advertiseAddress !== undefined ? { advertiseAddress: flags.advertiseAddress } : {}),
         ...(flags.serverTokenFile !== undefined
           ? { serverTokenFile: resolvePath(flags.serverTokenFile) }
           : {}),
