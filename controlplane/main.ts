@@ -1,8 +1,11 @@
 /**
  * The control plane's start-up, as one straight sequence with readiness gates (k3s style):
  *
- *   1. state dir            created 0700
- *   2. etcd                 the Store, gated on etcd answering (bounded wait), behind the watch
+ *   1. etcd                 gated on etcd answering (bounded wait)
+ *   2. bootstrap            with a cluster CA: the CA and the Secrets' encryption config shared
+ *                           through etcd, sealed with the server token (bootstrap/); a refusal
+ *                           (no token, a wrong one) writes nothing. Then the state dir (0700), and
+ *                           the Store behind the encryption layer and the watch
  *                           cache (CachedStore: one etcd watch per kind, started here)
  *   3. NATS                 connected (fails clearly when unreachable now; reconnects forever later)
  *   4. namespaces           informer started; `default`, `kube-system`, `kube-public`, `kube-node-lease` exist
@@ -20,6 +23,8 @@
  * are ended) and its socket goes, then the workers stop and the etcd and NATS connections close.
  */
 import { mkdir, readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { connect, type NatsConnection } from 'nats';
@@ -37,7 +42,10 @@ import { decodeObject } from '../proto/objects.js';
 import { packageVersion } from '../proto/package-info.js';
 import { unixAddress } from '../proto/api-address.js';
 import { ensureAdminToken } from './api/admin-token.js';
-import { Authenticator } from './api/auth.js';
+import { Authenticator, CONTROL_PLANE_USER_PREFIX, CONTROL_PLANES_GROUP } from './api/auth.js';
+import { privateKeyToPem } from '../proto/support/pki.js';
+import { PeerRelay } from './streams/peer-relay.js';
+import { EtcdTunnelRegistry } from './streams/tunnel-registry.js';
 import { createAdminService } from './api/admin-service.js';
 import { createApiService } from './api/grpc-server.js';
 import { loadClusterTrust } from './api/cluster-trust.js';
@@ -73,7 +81,9 @@ import {
   newEncryptionKey,
   readEncryptionConfig,
   writeEncryptionConfig,
+  type EncryptionConfig,
 } from './store/encryption-config.js';
+import { bootstrapCluster, followBootstrap, saveEncryptionConfig } from './bootstrap/cluster-bootstrap.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { LeaderElection } from './leader/leader-election.js';
 import { Informer } from '../proto/informer/informer.js';
@@ -124,6 +134,19 @@ export interface ControlPlaneOptions {
    * bearer tokens only, no join (tests of the API alone).
    */
   clusterCaDir?: string;
+  /**
+   * What seals the cluster's bootstrap data (the CA and the encryption config) in etcd, so that
+   * other control planes given it share them (bootstrap/cluster-bootstrap.ts); made on the
+   * cluster's first start. Default `<stateDir>/server-token`. Only with `clusterCaDir`.
+   */
+  serverTokenFile?: string;
+  /**
+   * Where other control planes reach this one's API (`host:port`), for pod streams of nodes whose
+   * tunnel this one holds (registered in etcd; streams/tunnel-registry.ts). Default: the API's
+   * address, or with an API on every interface this host's first non-loopback IPv4 address and the
+   * API's port. The API certificate names its host. Only with `clusterCaDir`.
+   */
+  advertiseAddress?: string;
   /** More names and addresses the API certificate holds (k3s's --tls-san). */
   tlsSans?: string[];
   /** Serve this certificate instead of one issued from the cluster CA (and the CA that issued it). */
@@ -212,12 +235,15 @@ function serializedCalls(): <T>(run: () => Promise<T>) => Promise<T> {
 async function rotateEncryptionKey(
   file: string,
   store: EncryptingStore,
+  share?: (config: EncryptionConfig) => Promise<void>,
 ): Promise<{ keyName: string; rewritten: number; alreadyCurrent: number; resources: string[] }> {
   const current = await readEncryptionConfig(file);
   const key = newEncryptionKey();
   const next = { resources: current.resources, keys: [key, ...current.keys] };
   await writeEncryptionConfig(file, next);
   store.setKeys(next.keys);
+  // the other control planes take the new key from the bootstrap data before Secrets are rewritten
+  await share?.(next);
   let rewritten = 0;
   let alreadyCurrent = 0;
   for (const resource of next.resources) {
@@ -354,30 +380,66 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
 
   try {
-    // 1. state dir
-    await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
-
-    // 2. etcd, behind the watch cache
+    // 1. etcd, gated on it answering (nothing is written anywhere before the bootstrap's checks)
+    const etcdPrefix = options.etcdPrefix ?? DEFAULT_ETCD_PREFIX;
     const etcd = new EtcdStore({
       endpoints: options.etcdEndpoints,
       ...(options.etcdTls !== undefined ? { credentials: await etcdCredentials(options.etcdTls) } : {}),
-      prefix: options.etcdPrefix ?? DEFAULT_ETCD_PREFIX,
+      prefix: etcdPrefix,
       ...(options.etcdTimeoutMs !== undefined ? { timeoutMs: options.etcdTimeoutMs } : {}),
       logger: log.child({ component: 'store' }),
     });
-    // Secrets encrypted at rest: etcd holds only ciphertext; everything above reads plain values
+    let closeStore = (): Promise<void> => etcd.close();
+    undo.push(() => closeStore()); // the caches (once made), then etcd
+    await waitForEtcd(etcd, endpoints, options.etcdWaitMs ?? 30_000, log);
+    log.info({ etcd: endpoints, prefix: etcdPrefix }, 'etcd ready');
+
+    // 2. the cluster's bootstrap data (with a CA: the CA and the encryption config every control
+    // plane shares, through etcd sealed with the server token), then the state dir
     const encryptionConfigFile =
       options.encryptionConfigFile ?? join(options.stateDir, 'encryption-config.yaml');
-    const encryption = await ensureEncryptionConfig(encryptionConfigFile);
+    const serverTokenFile = options.serverTokenFile ?? join(options.stateDir, 'server-token');
+    const bootstrap =
+      options.clusterCaDir === undefined
+        ? undefined
+        : await bootstrapCluster({
+            store: etcd,
+            etcd: `${endpoints} (prefix ${etcdPrefix})`,
+            serverTokenFile,
+            caDir: options.clusterCaDir,
+            encryptionConfigFile,
+            log,
+          });
+    await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+    // Secrets encrypted at rest: etcd holds only ciphertext; everything above reads plain values
+    const encryption = bootstrap?.encryption ?? (await ensureEncryptionConfig(encryptionConfigFile));
     const encrypted = new EncryptingStore(etcd, { resources: encryption.resources, keys: encryption.keys });
     // one etcd watch per kind, however many watch it: API watches, informers, not-older-than lists
     const store = new CachedStore(encrypted, {
       logger: log.child({ component: 'watch-cache' }),
       indexes: WATCH_CACHE_INDEXES,
     });
-    undo.push(() => store.close()); // the caches, then etcd
-    await waitForEtcd(etcd, endpoints, options.etcdWaitMs ?? 30_000, log);
-    log.info({ etcd: endpoints, prefix: options.etcdPrefix ?? DEFAULT_ETCD_PREFIX }, 'etcd ready');
+    closeStore = () => store.close();
+    if (bootstrap !== undefined) {
+      // a rotation on another control plane: its keys here too, before a Secret needs them
+      const following = new AbortController();
+      const followed = followBootstrap({
+        store: etcd,
+        serverToken: bootstrap.serverToken,
+        etcd: endpoints,
+        current: encryption,
+        onEncryption: async (config) => {
+          await writeEncryptionConfig(encryptionConfigFile, config);
+          encrypted.setKeys(config.keys);
+        },
+        log: log.child({ component: 'bootstrap' }),
+        signal: following.signal,
+      });
+      undo.push(async () => {
+        following.abort();
+        await followed;
+      });
+    }
     await store.prime(KINDS.map((info) => info.plural));
 
     // 3. NATS
@@ -507,8 +569,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         ? undefined
         : await loadClusterTrust({
             caDir: options.clusterCaDir,
+            ...(bootstrap !== undefined ? { ca: bootstrap.ca } : {}),
             apiHost: parseHostPort(apiAddr, '--api-addr').host,
-            ...(options.tlsSans !== undefined ? { tlsSans: options.tlsSans } : {}),
+            tlsSans: [
+              ...(options.tlsSans ?? []),
+              ...(options.advertiseAddress !== undefined
+                ? [parseHostPort(options.advertiseAddress, '--advertise-address').host]
+                : []),
+            ],
             ...(options.apiServingFiles !== undefined ? { servingFiles: options.apiServingFiles } : {}),
             log,
           });
@@ -519,8 +587,39 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
     // node:http2's 64 KiB windows capped every upload to the control plane (grpc-windows.ts)
     widenStreamWindows(server, GRPC_STREAM_WINDOW_BYTES);
+    // With a CA, the control planes of the cluster reach each other's tunnels: this one registers
+    // the nodes whose tunnels it holds and relays sessions for the others' over mutual TLS with a
+    // control-plane certificate it issues itself from the shared CA
+    const controlPlaneName = `${
+      hostname()
+        .toLowerCase()
+        .replace(/[^a-z0-9.-]/g, '-')
+        .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '')
+        .slice(0, 200) || 'controlplane'
+    }-${randomBytes(3).toString('hex')}`;
+    let peers: { registry: EtcdTunnelRegistry; relay: PeerRelay } | undefined;
+    if (trust !== undefined) {
+      const identity = trust.ca.issueKeyPair({
+        commonName: `${CONTROL_PLANE_USER_PREFIX}${controlPlaneName}`,
+        organizations: [CONTROL_PLANES_GROUP],
+        usages: ['client auth'],
+      });
+      peers = {
+        registry: new EtcdTunnelRegistry({
+          store: etcd,
+          name: controlPlaneName,
+          log: log.child({ component: 'tunnel-registry' }),
+        }),
+        relay: new PeerRelay({
+          ca: trust.bundle,
+          cert: identity.certificate.toString(),
+          key: privateKeyToPem(identity.privateKey),
+        }),
+      };
+    }
     // logs, exec, attach and port-forward, relayed to the agents' tunnels
     const podStreams = createPodStreams({
+      ...(peers !== undefined ? { peers } : {}),
       getPod: async (namespace, name) => (await handlers.get('Pod', namespace, name)).object as Pod,
       auth,
       metrics,
@@ -549,7 +648,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       auth,
       log: log.child({ component: 'admin' }),
       operations: {
-        rotateEncryptionKey: serialized(() => rotateEncryptionKey(encryptionConfigFile, encrypted)),
+        rotateEncryptionKey: serialized(() =>
+          rotateEncryptionKey(
+            encryptionConfigFile,
+            encrypted,
+            bootstrap === undefined
+              ? undefined
+              : (config) => saveEncryptionConfig(etcd, bootstrap.serverToken, config, endpoints),
+          ),
+        ),
         // one collection at a time here; others (other control planes) are safe alongside (gc.ts)
         collectRegistryGarbage: (gc) => collectGarbageSerially(() => imageRegistry.collectGarbage(gc)),
         tokens: tokenAdmin,
@@ -588,6 +695,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     }
     // skiff.v1.Nodes is one service: the agents' tunnels (always) and, with a cluster CA, certificates
     server.addService(podStreams.nodes.definition, nodesImplementation);
+    if (peers !== undefined)
+      server.addService(podStreams.controlPlanes.definition, podStreams.controlPlanes.implementation);
     // the socket first: whoever waits for the TCP address finds the socket there too
     if (options.apiSocket !== undefined) {
       await prepareApiSocket(options.apiSocket, log);
@@ -604,6 +713,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     widenConnectionWindows(server, GRPC_CONNECTION_WINDOW_BYTES);
     const apiAddress = formatHostPort(parseHostPort(apiAddr, '--api-addr').host, port);
     const apiSocketAddress = boundSocket !== undefined ? unixAddress(boundSocket.path) : undefined;
+    let advertised: string | undefined;
+    if (peers !== undefined) {
+      const registered = peers;
+      advertised = options.advertiseAddress ?? advertisedApiAddress(apiAddress);
+      undo.push(async () => {
+        // first at stop: the other control planes stop relaying here, then the connections go
+        await registered.registry.close();
+        registered.relay.close();
+      });
+      await registered.registry.start(advertised);
+    }
 
     log.info(
       {
@@ -612,6 +732,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         ...(apiSocketAddress !== undefined ? { apiSocket: apiSocketAddress } : {}),
         adminTokenFile,
         tls: trust === undefined ? 'none (plaintext h2c)' : `cluster CA sha256:${trust.bundleHash}`,
+        ...(advertised !== undefined ? { controlPlane: controlPlaneName, advertised } : {}),
       },
       `control plane ready api=${apiAddress} http=${httpAddress}`,
     );
@@ -638,6 +759,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await unwind();
     throw err;
   }
+}
+
+/**
+ * Where other control planes reach this one: the API's bound address, or with an API on every
+ * interface this host's first non-loopback IPv4 address (127.0.0.1 when it has none) and its port.
+ */
+function advertisedApiAddress(apiAddress: string): string {
+  const { host, port } = parseHostPort(apiAddress, '--api-addr');
+  if (!['0.0.0.0', '::', '[::]', ''].includes(host)) return apiAddress;
+  const address = Object.values(networkInterfaces())
+    .flatMap((list) => list ?? [])
+    .find((each) => each.family === 'IPv4' && !each.internal)?.address;
+  return formatHostPort(address ?? '127.0.0.1', port);
 }
 
 /** Refuses new calls, lets running unary calls finish (bounded), then ends what remains (watches). */

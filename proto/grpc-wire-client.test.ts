@@ -250,6 +250,27 @@ describe('WireChannel against a grpc-js server', () => {
       gone.close();
     }
   });
+  test('several servers: one at a time, the next once its connection fails', async () => {
+    const channel = new WireChannel(`127.0.0.1:1, ${address}`, {
+      maxReceiveBytes: 1024,
+      keepaliveMs: 30_000,
+      keepaliveTimeoutMs: 10_000,
+    });
+    try {
+      // the first is gone: the call on it fails, the next call goes to the second, and stays
+      await assert.rejects(
+        channel.unary('/test.Raw/Echo', Buffer.from('a'), { metadata: {} }),
+        /ECONNREFUSED/,
+      );
+      for (const text of ['b', 'c'])
+        assert.equal(
+          (await channel.unary('/test.Raw/Echo', Buffer.from(text), { metadata: {} })).toString(),
+          text,
+        );
+    } finally {
+      channel.close();
+    }
+  });
 });
 
 describe('WireChannel over a Unix socket', () => {

@@ -434,18 +434,24 @@ class WireCall {
   }
 }
 
-/** The connection to one server and the calls made on it. */
+/**
+ * The connection to one server and the calls made on it. Given several servers (`host:port,…`,
+ * the control planes of one cluster), it uses one at a time, the first first, and moves to the
+ * next when its connection fails or ends: the calls that were on it fail, as with one server, and
+ * the next call dials the next server.
+ */
 export class WireChannel {
   private session: Http2ClientConnection | undefined;
   private openCalls = 0;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  /** What `:authority` says: the address, or for a Unix socket `localhost` (as grpc-js's client says). */
-  private readonly authority: string;
+  private readonly addresses: string[];
+  /** Which of `addresses` the next connection dials. */
+  private current = 0;
 
   constructor(
-    /** `host:port`, or `unix:///path` (a Unix socket: no TLS). */
-    private readonly address: string,
+    /** `host:port` (or several, comma-separated), or `unix:///path` (a Unix socket: no TLS). */
+    address: string,
     private readonly options: WireChannelOptions,
   ) {
     const unix = isUnixAddress(address);
@@ -455,7 +461,19 @@ export class WireChannel {
         'tls',
       );
     }
-    this.authority = unix ? 'localhost' : address;
+    this.addresses = unix
+      ? [address]
+      : address
+          .split(',')
+          .map((each) => each.trim())
+          .filter((each) => each !== '');
+    if (this.addresses.length === 0) this.addresses.push(address);
+  }
+
+  /** What `:authority` says: the server's address, or for a Unix socket `localhost` (as grpc-js's client says). */
+  private get authority(): string {
+    const address = this.addresses[this.current]!;
+    return isUnixAddress(address) ? 'localhost' : address;
   }
 
   unary(path: string, request: Buffer, call: WireCallOptions): Promise<Buffer> {
@@ -717,13 +735,15 @@ export class WireChannel {
 
   private connection(): Http2ClientConnection {
     if (this.session !== undefined && this.session.acceptsStreams) return this.session;
-    const session = connectHttp2(this.address, {
+    const session = connectHttp2(this.addresses[this.current]!, {
       streamWindowBytes: STREAM_WINDOW_BYTES,
       connectionWindowBytes: CONNECTION_WINDOW_BYTES,
       ...(this.options.tls !== undefined ? { tls: this.options.tls } : {}),
-      // after GOAWAY or the end of the connection, the next call dials a new one
+      // after GOAWAY or the end of the connection, the next call dials a new one (the next server)
       onUnusable: () => {
-        if (this.session === session) this.session = undefined;
+        if (this.session !== session) return;
+        this.session = undefined;
+        this.current = (this.current + 1) % this.addresses.length;
       },
     });
     this.session = session;

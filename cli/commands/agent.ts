@@ -115,7 +115,7 @@ export function registerAgent(program: Command): void {
       const globals = globalOptions(command);
       if (!globals.server)
         throw new InvalidArgumentError(
-          "agent: give --server, the control plane's API address (host:port)",
+          "agent: give --server, the control plane's API address (host:port; with several control planes, each, comma-separated)",
           'server',
         );
       if (process.getuid?.() !== 0) {

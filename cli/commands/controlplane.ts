@@ -17,6 +17,9 @@ import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from '../../
 interface ControlPlaneFlags {
   etcd: string;
   nats: string;
+  natsAdvertiseUrl?: string;
+  serverTokenFile?: string;
+  advertiseAddress?: string;
   apiAddr: string;
   apiSocket?: string;
   httpAddr: string;
@@ -128,7 +131,15 @@ export function registerControlPlane(program: Command): void {
     .description('run the control plane (gRPC API, HTTP health and metrics) against etcd and NATS')
     .requiredOption('--etcd <urls>', 'etcd client URLs, comma-separated (e.g. http://127.0.0.1:2379)')
     .requiredOption('--nats <url>', 'NATS server URL (e.g. nats://127.0.0.1:4222)')
+    .option(
+      '--nats-advertise-url <urls>',
+      'the NATS URL(s), comma-separated, agents are told to report to (default --nats: give this when agents reach NATS by another address than the control plane does)',
+    )
     .option('--api-addr <host:port>', 'gRPC API listen address', DEFAULT_API_ADDR)
+    .option(
+      '--advertise-address <host:port>',
+      "where the other control planes of the cluster reach this one's API, to relay pod streams of the nodes whose agents are connected here (default --api-addr; on every interface: this host's first non-loopback IPv4 address); the API certificate names its host",
+    )
     .option(
       '--api-socket <path>',
       "also serve the API on this Unix socket (absolute path), without TLS, for clients on this machine: made 0600 in a directory that must be this user's and 0700 (made so when missing); a stale socket there is replaced, a symbolic link refused",
@@ -166,6 +177,10 @@ export function registerControlPlane(program: Command): void {
     .option(
       '--cluster-ca-dir <dir>',
       'the cluster CA (ca.crt, ca.key; made on the first start when missing): the API serves TLS with a certificate from it, and it issues node certificates (default <state-dir>/pki)',
+    )
+    .option(
+      '--server-token-file <file>',
+      "the token that seals the cluster's CA and Secrets' encryption keys in etcd, so that other control planes given it share them: made here (0600) on the cluster's first start; a control plane that joins a cluster needs the first one's (default <state-dir>/server-token)",
     )
     .option(
       '--tls-san <names>',
@@ -218,6 +233,11 @@ export function registerControlPlane(program: Command): void {
           .map((url) => url.trim())
           .filter((url) => url !== ''),
         natsUrl: flags.nats,
+        ...(flags.natsAdvertiseUrl !== undefined ? { natsAdvertiseUrl: flags.natsAdvertiseUrl } : {}),
+        ...(flags.advertiseAddress !== undefined ? { advertiseAddress: flags.advertiseAddress } : {}),
+        ...(flags.serverTokenFile !== undefined
+          ? { serverTokenFile: resolvePath(flags.serverTokenFile) }
+          : {}),
         apiAddr: flags.apiAddr,
         ...(flags.apiSocket !== undefined ? { apiSocket: resolvePath(flags.apiSocket) } : {}),
         httpAddr: flags.httpAddr,

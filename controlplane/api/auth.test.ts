@@ -11,7 +11,9 @@ import {
   authorize,
   authorizeNode,
   bearerToken,
+  controlPlaneNameOf,
   hashToken,
+  nodePrincipalOf,
   type TokenRecord,
   type TokenStore,
 } from './auth.js';
@@ -155,4 +157,22 @@ describe('auth', () => {
         /token "someone" has role .*; an agent needs its node's identity or an admin token/,
       );
   });
+});
+
+test('a control-plane certificate names a control plane, and nothing else does', () => {
+  const cp = { subject: { CN: 'system:controlplane:cp-1', O: 'system:controlplanes' } };
+  assert.equal(controlPlaneNameOf(cp), 'cp-1');
+  // it is no node, and authenticateCall gives it no identity of its own
+  assert.equal(nodePrincipalOf(cp), undefined);
+  for (const subject of [
+    { CN: 'system:node:n1', O: 'system:nodes' },
+    { CN: 'system:controlplane:cp-1' },
+    { CN: 'system:controlplane:cp-1', O: ['system:controlplanes', 'system:nodes'] },
+    { CN: ['system:controlplane:a', 'system:controlplane:b'], O: 'system:controlplanes' },
+    { CN: 'system:controlplane:', O: 'system:controlplanes' },
+    { CN: 'system:controlplane:Bad Name', O: 'system:controlplanes' },
+    { CN: 'skiff-controlplane', O: 'system:controlplanes' },
+  ])
+    assert.equal(controlPlaneNameOf({ subject }), undefined, JSON.stringify(subject));
+  assert.equal(controlPlaneNameOf(undefined), undefined);
 });

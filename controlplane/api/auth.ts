@@ -62,12 +62,15 @@ export interface PeerCertificateSubject {
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
+/** The values of one field of a certificate's subject (node:tls gives one as a string, several as an array). */
+function subjectValues(peer: PeerCertificateSubject | undefined, field: string): string[] {
+  const value = peer?.subject?.[field];
+  return value === undefined ? [] : Array.isArray(value) ? value : [value];
+}
+
 /** The node principal of a node certificate's subject; undefined for any other certificate. */
 export function nodePrincipalOf(peer: PeerCertificateSubject | undefined): Principal | undefined {
-  const values = (field: string): string[] => {
-    const value = peer?.subject?.[field];
-    return value === undefined ? [] : Array.isArray(value) ? value : [value];
-  };
+  const values = (field: string): string[] => subjectValues(peer, field);
   const [commonName, ...more] = values('CN');
   if (commonName === undefined || more.length > 0 || !commonName.startsWith(NODE_USER_PREFIX))
     return undefined;
@@ -75,6 +78,28 @@ export function nodePrincipalOf(peer: PeerCertificateSubject | undefined): Princ
   const node = commonName.slice(NODE_USER_PREFIX.length);
   if (node.length > 253 || !NODE_NAME.test(node)) return undefined;
   return Object.freeze({ name: commonName, role: 'node' as const, node });
+}
+
+/**
+ * The subject of control-plane certificates: CN system:controlplane:<name>, O system:controlplanes.
+ * Only a holder of the cluster CA's key makes one (each control plane, for itself, at start); node
+ * certificates are always issued with the node's subject (node-certificates.ts), so no node and no
+ * token holder can get one. It opens skiff.v1.ControlPlanes only: authenticateCall treats it as no
+ * identity at all.
+ */
+export const CONTROL_PLANE_USER_PREFIX = 'system:controlplane:';
+export const CONTROL_PLANES_GROUP = 'system:controlplanes';
+
+/** The control plane's name of a control-plane certificate's subject; undefined for any other. */
+export function controlPlaneNameOf(peer: PeerCertificateSubject | undefined): string | undefined {
+  const values = (field: string): string[] => subjectValues(peer, field);
+  const [commonName, ...more] = values('CN');
+  if (commonName === undefined || more.length > 0 || !commonName.startsWith(CONTROL_PLANE_USER_PREFIX))
+    return undefined;
+  const organizations = values('O');
+  if (organizations.length !== 1 || organizations[0] !== CONTROL_PLANES_GROUP) return undefined;
+  const name = commonName.slice(CONTROL_PLANE_USER_PREFIX.length);
+  return /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name) && name.length <= 253 ? name : undefined;
 }
 
 export type Verb =

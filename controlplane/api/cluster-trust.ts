@@ -31,6 +31,8 @@ import { joinTrustBundle, trustBundleHash } from '../../proto/support/trust-bund
 export interface ClusterTrustOptions {
   /** Where ca.crt and ca.key are; a new CA is made there when both are missing. */
   caDir: string;
+  /** The CA, already loaded (the cluster's bootstrap, bootstrap/cluster-bootstrap.ts): caDir is not read. */
+  ca?: CertificateAuthority;
   /** The API's listen host (`0.0.0.0` / `::`: every address of this host). */
   apiHost: string;
   /** More names and addresses the API is reached by (k3s's --tls-san). */
@@ -125,7 +127,7 @@ async function readPem(file: string, flag: string): Promise<string> {
 }
 
 export async function loadClusterTrust(options: ClusterTrustOptions): Promise<ClusterTrust> {
-  const ca = await caOf(options.caDir, options.log);
+  const ca = options.ca ?? (await caOf(options.caDir, options.log));
   if (options.servingFiles !== undefined) {
     const { certFile, keyFile, caFile } = options.servingFiles;
     const cert = await readPem(certFile, '--tls-cert-file');

@@ -73,17 +73,24 @@ export class NodeTunnels<C> {
   /**
    * Makes `tunnel` the one that serves its node; an older one of that node is closed (an agent
    * that reconnects after a network cut replaces its half-dead tunnel). Returns what unregisters
-   * it, which leaves a newer one alone.
+   * it (true when it did: no newer one of the node came since), which leaves a newer one alone.
    */
-  register(tunnel: Tunnel): () => void {
+  register(tunnel: Tunnel): () => boolean {
     const older = this.tunnels.get(tunnel.node);
     this.tunnels.set(tunnel.node, tunnel);
     older?.close(
       new UnavailableError(`tunnel of node ${tunnel.node}: a newer tunnel of the node replaced this one`),
     );
     return () => {
-      if (this.tunnels.get(tunnel.node) === tunnel) this.tunnels.delete(tunnel.node);
+      if (this.tunnels.get(tunnel.node) !== tunnel) return false;
+      this.tunnels.delete(tunnel.node);
+      return true;
     };
+  }
+
+  /** Whether `node` has a tunnel here now. */
+  has(node: string): boolean {
+    return this.tunnels.has(node);
   }
 
   /** The nodes with a tunnel now. */

@@ -9,6 +9,12 @@
  *             ◄─ the agent's SessionStream (claimed with the session's secret)
  *             ─► splice(user, agent) until the agent's end, or either side goes
  *
+ * With several control planes, the node's tunnel may be another's: the registry in etcd
+ * (tunnel-registry.ts) names it, and the session goes there (peer-relay.ts, skiff.v1.ControlPlanes
+ * RelaySession, mutual TLS with this control plane's certificate), which opens it on its tunnel
+ * and splices as above, passing the agent's end frame on as it is. The user's token and role are
+ * checked here only; the holder trusts the calling control plane and logs the user it names.
+ *
  * Limits: a frame of at most MAX_FRAME_BYTES (the call fails above it), `maxStreamsPerToken`
  * streams at once per token (RESOURCE_EXHAUSTED beyond), the first frame within 10 s. Errors go
  * through the one conversion (grpc-errors.ts), as the rest of the API's.
@@ -22,9 +28,10 @@ import {
   SkiffError,
   UnauthenticatedError,
   UnavailableError,
+  errorMessage,
 } from '../../proto/errors.js';
 import type { Pod } from '../../proto/gen/types.js';
-import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
+import { deserializerFor, grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
 import {
   MAX_FRAME_BYTES,
   SESSION_ID_KEY,
@@ -35,13 +42,22 @@ import {
 } from '../../proto/pod-streams.js';
 import type { Logger } from '../../proto/support/logger.js';
 import { schemaRoot } from '../../proto/schema.js';
-import { authorize, authorizeNode, type Authenticator, type Principal, type Verb } from '../api/auth.js';
+import {
+  authorize,
+  authorizeNode,
+  controlPlaneNameOf,
+  type Authenticator,
+  type Principal,
+  type Verb,
+} from '../api/auth.js';
 import { toServiceError } from '../api/grpc-errors.js';
 import type { ApiMetrics } from '../api/metrics.js';
 import { checkDns1123Subdomain } from '../api/validation/names.js';
 import { NodeTunnels, type SessionKind, type SessionRequest } from './node-tunnels.js';
 import { podContainer } from './pod-container.js';
 import { splice, type FrameCall } from './splice.js';
+import type { PeerRelay } from './peer-relay.js';
+import type { TunnelRegistry } from './tunnel-registry.js';
 
 type RawDuplex = grpc.ServerDuplexStream<Buffer, Buffer>;
 
@@ -57,6 +73,11 @@ export interface PodStreamsOptions {
   openTimeoutMs?: number;
   /** How long a call may take to send its first frame (open, hello); default 10 s. */
   firstFrameTimeoutMs?: number;
+  /**
+   * With several control planes: who holds which node's tunnel (tunnel-registry.ts), and how to
+   * ask another control plane for a session (peer-relay.ts). Without them: this one's tunnels only.
+   */
+  peers?: { registry: TunnelRegistry; relay: PeerRelay };
 }
 
 /** Api's stream methods (merged into the Api service), the Nodes service, and what stops them. */
@@ -64,6 +85,8 @@ export interface PodStreams {
   apiMethods: grpc.UntypedServiceImplementation;
   nodes: { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation };
   tunnels: NodeTunnels<RawDuplex>;
+  /** skiff.v1.ControlPlanes: RelaySession, for other control planes (served with a cluster CA). */
+  controlPlanes: { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation };
   /** Ends every tunnel and every stream (UNAVAILABLE): the control plane is stopping. */
   close(): void;
 }
@@ -120,6 +143,30 @@ function checkOpen(open: PodStreamOpen | undefined, kind: SessionKind, what: str
   if (kind === 'port-forward' && !(Number.isInteger(open.port) && open.port! >= 1 && open.port! <= 65535))
     throw new InvalidArgumentError(`${what}: open.port must be a port of the pod, 1 to 65535`, 'open.port');
   return open;
+}
+
+const SESSION_KINDS: ReadonlySet<string> = new Set<SessionKind>(['logs', 'exec', 'attach', 'port-forward']);
+
+/** A RelaySessionOpen (api.proto), checked as far as the tunnel's send needs. */
+function decodeRelayOpen(bytes: Buffer): {
+  node: string;
+  user: string;
+  session: Omit<SessionRequest, 'id' | 'secret'>;
+} {
+  const message = deserializerFor(schemaRoot().lookupType('skiff.v1.RelaySessionOpen'))(bytes);
+  const node = typeof message.node === 'string' ? message.node : '';
+  const invalid = node ? checkDns1123Subdomain(node) : 'is required';
+  if (invalid) throw new InvalidArgumentError(`relay session: node "${node}" ${invalid}`, 'node');
+  const session = (message.session ?? {}) as Record<string, unknown>;
+  if (!SESSION_KINDS.has(String(session.kind)) || !session.namespace || !session.pod)
+    throw new InvalidArgumentError('relay session: the session names no kind, namespace and pod', 'session');
+  delete session.id;
+  delete session.secret;
+  return {
+    node,
+    user: typeof message.user === 'string' ? message.user : '',
+    session: session as unknown as Omit<SessionRequest, 'id' | 'secret'>,
+  };
 }
 
 export function createPodStreams(options: PodStreamsOptions): PodStreams {
@@ -203,33 +250,34 @@ export function createPodStreams(options: PodStreamsOptions): PodStreams {
             `${what}: the pod is not scheduled to a node yet (no spec.nodeName)`,
           );
         const container = kind === 'port-forward' ? '' : podContainer(pod, asked.container, what).name;
-        const { call: agent, id } = await tunnels.open(
+        const session = {
+          kind,
+          namespace: asked.namespace,
+          pod: asked.name,
+          podUid: pod.metadata.uid ?? '',
+          container,
+          ...asked.session,
+        };
+        const agent = await openSession(
           node,
-          {
-            kind,
-            namespace: asked.namespace,
-            pod: asked.name,
-            podUid: pod.metadata.uid ?? '',
-            container,
-            ...asked.session,
-          },
+          session,
           what,
+          principal,
           AbortSignal.any([gone.signal, closing.signal]),
         );
         observe('OK');
-        log.debug({ method, pod: `${asked.namespace}/${asked.name}`, node, container }, 'pod stream spliced');
+        log.debug(
+          { method, pod: `${asked.namespace}/${asked.name}`, node, container, via: agent.via },
+          'pod stream spliced',
+        );
         await splice(
           {
             user: call as unknown as FrameCall,
             readable,
-            agent: agent as unknown as FrameCall,
+            agent: agent.call,
             node,
             failUser: (error) => call.emit('error', fail(error, method)),
-            cancelAgent: (reason) => {
-              // both ways: the call's status waits behind frames the agent has not read
-              tunnels.cancel(node, id);
-              agent.emit('error', { code: grpc.status.CANCELLED, details: reason });
-            },
+            cancelAgent: agent.cancel,
           },
           closing.signal,
         );
@@ -241,6 +289,35 @@ export function createPodStreams(options: PodStreamsOptions): PodStreams {
         call.off('cancelled', onCancel);
       }
     })();
+  };
+
+  /**
+   * The agent's side of a session: through this control plane's tunnel of the node, or, when
+   * another control plane holds it (the registry says), relayed through that one.
+   */
+  const openSession = async (
+    node: string,
+    session: Omit<SessionRequest, 'id' | 'secret'>,
+    what: string,
+    principal: Principal,
+    signal: AbortSignal,
+  ): Promise<{ call: FrameCall; cancel(reason: string): void; via: string }> => {
+    const peers = options.peers;
+    const holder = peers === undefined || tunnels.has(node) ? undefined : await peers.registry.holderOf(node);
+    if (peers !== undefined && holder !== undefined && holder.controlPlane !== peers.registry.self) {
+      const relayed = await peers.relay.open(holder, node, session, principal.name, signal);
+      return { call: relayed.call, cancel: () => relayed.cancel(), via: holder.controlPlane };
+    }
+    const { call: agent, id } = await tunnels.open(node, session, what, signal);
+    return {
+      call: agent as unknown as FrameCall,
+      cancel: (reason) => {
+        // both ways: the call's status waits behind frames the agent has not read
+        tunnels.cancel(node, id);
+        agent.emit('error', { code: grpc.status.CANCELLED, details: reason });
+      },
+      via: 'tunnel',
+    };
   };
 
   const duplexMethod =
@@ -277,10 +354,11 @@ export function createPodStreams(options: PodStreamsOptions): PodStreams {
 
   const nodesImplementation: grpc.UntypedServiceImplementation = {
     AgentTunnel: (call: grpc.ServerDuplexStream<WireMessage, WireMessage>) => {
-      let unregister = (): void => undefined;
+      let unregister = (): boolean => false;
       let node = '';
       const ended = (): void => {
-        unregister();
+        if (unregister()) options.peers?.registry.released(node);
+        unregister = () => false;
         tunnelCalls.delete(call);
         if (node) log.info({ node }, 'agent tunnel closed');
       };
@@ -327,6 +405,7 @@ export function createPodStreams(options: PodStreamsOptions): PodStreams {
               call.emit('error', fail(reason, 'AgentTunnel'));
             },
           });
+          options.peers?.registry.held(node);
           call.write({ ready: { nodeName: node } });
           log.info({ node, principal: principal.name }, 'agent tunnel open');
           // the agent sends nothing more; what comes is drained so the call can end
@@ -361,8 +440,85 @@ export function createPodStreams(options: PodStreamsOptions): PodStreams {
     },
   };
 
+  const relayCalls = new Set<RawDuplex>();
+  const controlPlanesImplementation: grpc.UntypedServiceImplementation = {
+    RelaySession: (call: RawDuplex) => {
+      const gone = new AbortController();
+      const onCancel = (): void =>
+        gone.abort(new UnavailableError('relay session: the calling control plane went away'));
+      call.on('cancelled', onCancel);
+      relayCalls.add(call);
+      let peer: string | undefined;
+      void (async () => {
+        try {
+          // a control-plane certificate of the cluster CA, verified by TLS; a bearer token is
+          // never read here: the calling control plane vouches for its user, no token can
+          peer = controlPlaneNameOf(call.getAuthContext().sslPeerCertificate);
+          if (peer === undefined)
+            throw new UnauthenticatedError(
+              'relay session: only a control plane of this cluster may relay a session, over mutual TLS with its control-plane certificate (CN=system:controlplane:<name>, O=system:controlplanes); tokens and node certificates are refused',
+            );
+          const open = decodeRelayOpen(await firstMessage(call, firstFrameTimeoutMs, 'relay session'));
+          const session = open.session;
+          const what = `${session.kind} pod ${session.namespace}/${session.pod}`;
+          // this control plane's tunnel only: a relay never goes on to a third
+          const { call: agent, id } = await tunnels.open(
+            open.node,
+            session,
+            what,
+            AbortSignal.any([gone.signal, closing.signal]),
+          );
+          log.info(
+            {
+              controlPlane: peer,
+              user: open.user,
+              node: open.node,
+              pod: `${session.namespace}/${session.pod}`,
+              kind: session.kind,
+            },
+            'pod stream relayed for another control plane',
+          );
+          call.write(Buffer.alloc(0));
+          await splice(
+            {
+              user: call as unknown as FrameCall,
+              readable: true,
+              agent: agent as unknown as FrameCall,
+              node: open.node,
+              passEnd: true,
+              failUser: (error) => call.emit('error', fail(error, 'RelaySession')),
+              cancelAgent: (reason) => {
+                tunnels.cancel(open.node, id);
+                agent.emit('error', { code: grpc.status.CANCELLED, details: reason });
+              },
+            },
+            closing.signal,
+          );
+        } catch (err) {
+          if (err instanceof UnauthenticatedError || err instanceof InvalidArgumentError)
+            log.warn(
+              { peer: call.getPeer(), controlPlane: peer, reason: errorMessage(err) },
+              'relay session refused',
+            );
+          if (!gone.signal.aborted) call.emit('error', fail(err, 'RelaySession'));
+        } finally {
+          call.off('cancelled', onCancel);
+          relayCalls.delete(call);
+        }
+      })();
+    },
+  };
+
   return {
     apiMethods,
+    controlPlanes: {
+      definition: grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.ControlPlanes'), {
+        rawRequests: ['RelaySession'],
+        rawResponses: ['RelaySession'],
+        maxRawRequestBytes: MAX_FRAME_BYTES,
+      }),
+      implementation: controlPlanesImplementation,
+    },
     nodes: {
       definition: grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Nodes'), {
         rawRequests: ['SessionStream'],
@@ -384,6 +540,12 @@ export function createPodStreams(options: PodStreamsOptions): PodStreams {
         );
       }
       tunnelCalls.clear();
+      for (const call of relayCalls)
+        call.emit(
+          'error',
+          fail(new UnavailableError('relay session: the control plane is shutting down'), 'RelaySession'),
+        );
+      relayCalls.clear();
     },
   };
 }

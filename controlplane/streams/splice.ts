@@ -38,6 +38,12 @@ export interface SpliceSides {
   failUser(error: SkiffError): void;
   /** Ends the agent's call as cancelled. */
   cancelAgent(reason: string): void;
+  /**
+   * The agent's `end` frame goes to the user as it is, an error's too, and the user's call ends
+   * OK: the user is another control plane relaying the session (peer-relay.ts), whose own splice
+   * ends its user's call with the error.
+   */
+  passEnd?: boolean;
 }
 
 /** Pipes `from` into `to` frame by frame, pausing `from` while `to` is full. */
@@ -94,7 +100,7 @@ export function splice(sides: SpliceSides, abort?: AbortSignal): Promise<SpliceE
       flow(agent, user, (frame) => {
         if (!isEndFrame(frame)) return true;
         const { end } = decodeFrame(frame);
-        const error = end ? errorOfEnd(end) : undefined;
+        const error = end && !sides.passEnd ? errorOfEnd(end) : undefined;
         if (error === undefined) user.write(frame);
         finish({ by: 'agent', ...(error ? { error } : {}) });
         return false;

@@ -32,7 +32,10 @@ import {
 import { isJoinToken } from '../../proto/join-token.js';
 
 export interface AgentProcessOptions {
-  /** The control plane's API, host:port. */
+  /**
+   * The control plane's API, host:port; with several control planes, several, comma-separated:
+   * the agent uses the first it reaches and moves to the next when its connection fails.
+   */
   server: string;
   /** A join token (K10…: the node joins with mutual TLS), or an API token. */
   token: string;
@@ -150,7 +153,16 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
   try {
     let version;
     try {
-      version = await api.version();
+      // with several control planes, a failed call moves the client to the next one: each is tried
+      const servers = options.server.split(',').length;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          version = await api.version();
+          break;
+        } catch (err) {
+          if (attempt >= servers) throw err;
+        }
+      }
     } catch (err) {
       throw new UnavailableError(
         `start agent: the control plane at ${options.server} did not answer: ${errorMessage(err)}; check --server and --token`,
@@ -184,7 +196,7 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
     // the API verifies the server with the cluster CA when the node has its certificate or --ca
     const registryAddress = clusterRegistryAddress(
       version.httpUrl,
-      options.server,
+      options.server.split(',')[0]!.trim(),
       credentials.natsTls !== undefined || options.ca !== undefined,
     );
     // the runtime is opened before the node has its pod CIDR: its network hook is this stand-in,

@@ -195,6 +195,9 @@ export async function renewNodeCredentials(options: {
   }
 }
 
+/** The longest delay a Node timer keeps (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** When to renew: 70-90 % of the way from `now` to the certificate's end. */
 export function renewalDelayMs(notAfter: Date, now: Date, random: () => number = Math.random): number {
   const remaining = Math.max(0, notAfter.getTime() - now.getTime());
@@ -227,7 +230,10 @@ export function startCertificateRenewal(options: {
   let stopped = false;
   const schedule = (delayMs: number): void => {
     if (stopped) return;
-    timer = setTimeout(() => void renew(), delayMs);
+    // Node fires a timer of more than 2^31-1 ms (24.8 days) at once: 70-90 % of a 30-day
+    // certificate often is more, so a longer wait is made of several timers
+    const step = Math.min(delayMs, MAX_TIMER_MS);
+    timer = setTimeout(() => (step < delayMs ? schedule(delayMs - step) : void renew()), step);
     timer.unref();
   };
   const renew = async (): Promise<void> => {

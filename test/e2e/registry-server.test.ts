@@ -151,6 +151,7 @@ test('skopeo and curl against a real control plane, and a second control plane o
       '--nats-certfile', join(pki, 'controlplane-nats-client.crt'),
       '--nats-keyfile', join(pki, 'controlplane-nats-client.key'),
       '--cluster-ca-dir', pki,
+      '--server-token-file', join(stateDir, 'controlplane', 'server-token'),
       '--api-addr', '127.0.0.1:0',
       '--http-addr', secondHttp,
       '--state-dir', join(work, 'second'),

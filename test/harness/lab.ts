@@ -9,6 +9,10 @@
  *             mutual TLS, learns NATS's and the registry's URLs from the control plane's Version,
  *             programs its own host namespace (bridge skiff0, veths, table inet skiff, unreachable
  *             routes) and keeps its pods' cgroups under its own parent
+ *   host cp2  with `controlPlanes: 2`: a second `skiff controlplane` (API 7440, HTTP 7441 on cp2's
+ *             address) on the same etcd and NATS, started on an empty state dir and CA directory
+ *             with cp's server token: it takes the cluster CA from etcd. Agents are then given
+ *             both (`--server cp:7440,cp2:7440`, cp first)
  *   the test  the CLI (dist/bin/skiff.cjs) in the machine namespace, through the lab's one veth,
  *             with a client config of its own (server, CA, admin token; the registry marked
  *             insecure: plain HTTP to cp's address)
@@ -58,6 +62,19 @@ export interface LabOptions {
   nodeGraceMs?: number;
   /** Bound on each start-up wait (default 60 s: the machine may be loaded). */
   readyTimeoutMs?: number;
+  /** 2: a second control plane on host cp2 (default 1). */
+  controlPlanes?: 1 | 2;
+}
+
+/** The second control plane of `controlPlanes: 2`. */
+export interface LabSecondControlPlane {
+  host: Host;
+  address: string;
+  /** The API, host:port. */
+  api: string;
+  /** Its --cluster-ca-dir (empty before it started). */
+  caDir: string;
+  readonly controlplane: HostProcess;
 }
 
 export interface LabControlPlane {
@@ -100,6 +117,7 @@ export interface LabNode {
 export interface Lab {
   hosts: Hosts;
   cp: LabControlPlane;
+  cp2: LabSecondControlPlane | undefined;
   nodes: LabNode[];
   node(name: string): LabNode;
   /** The client config the CLI runs with. */
@@ -143,7 +161,10 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
   const nodeGraceMs = options.nodeGraceMs ?? 8000;
   const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
   const names = Array.from({ length: count }, (_, i) => `n${i + 1}`);
-  const hosts = await createHosts(['cp', ...names], { prefix: options.prefix ?? 'lab' });
+  const two = options.controlPlanes === 2;
+  const hosts = await createHosts(['cp', ...(two ? ['cp2'] : []), ...names], {
+    prefix: options.prefix ?? 'lab',
+  });
   const cpHost = hosts.host('cp');
   const state = join(cpHost.dir, 'state');
   const logs = cpHost.dir;
@@ -152,6 +173,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
   let etcd: EtcdProcess | undefined;
   let nats: NatsProcess | undefined;
   let controlplane: HostProcess | undefined;
+  let controlplane2: HostProcess | undefined;
   let client: ApiClient | undefined;
   const agents = new Map<string, HostProcess>();
   let disposed: Promise<void> | undefined;
@@ -160,7 +182,9 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       client?.close();
       // agents and the control plane first, so nothing reports to what is gone; then NATS, etcd
       await Promise.all(
-        [...agents.values(), ...(controlplane ? [controlplane] : [])].map((p) => p.stop(5000)),
+        [...agents.values(), ...[controlplane, controlplane2].filter((p) => p !== undefined)].map((p) =>
+          p.stop(5000),
+        ),
       );
       await nats?.stop().catch(() => {});
       await etcd?.stop().catch(() => {});
@@ -244,6 +268,53 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       }
     };
     await launchControlPlane();
+    let cp2: LabSecondControlPlane | undefined;
+    if (two) {
+      const host = hosts.host('cp2');
+      const api2 = `${host.address}:${LAB_PORTS.api}`;
+      const caDir = join(host.dir, 'state', 'pki');
+      // what an operator gives a second control plane: the etcd and NATS credentials, the first
+      // one's server token, and nothing of the cluster CA
+      const args = [
+        ...controlplaneArgs.slice(0, controlplaneArgs.indexOf('--api-addr')),
+        '--api-addr', api2,
+        '--http-addr', `${host.address}:${LAB_PORTS.http}`,
+        '--state-dir', join(host.dir, 'state', 'controlplane'),
+        '--admin-token-file', join(host.dir, 'state', 'admin-token'),
+        '--cluster-ca-dir', caDir,
+        '--server-token-file', join(state, 'controlplane', 'server-token'),
+        '--node-monitor-grace-period', `${nodeGraceMs}ms`,
+      ]; // prettier-ignore
+      const started = host.spawn('controlplane', args, { env });
+      controlplane2 = started;
+      try {
+        await waitFor(
+          `the second control plane at ${api2}`,
+          async () => {
+            if (!started.running) throw new Error('exited');
+            return (
+              (await httpProbe(`http://${host.address}:${LAB_PORTS.http}/readyz`, () => true)) &&
+              listensOn(started.pid, LAB_PORTS.api)
+            );
+          },
+          readyTimeoutMs,
+        );
+      } catch (err) {
+        throw new Error(
+          `start the second control plane on ${host.name}: ${(err as Error).message}; log:\n${tail(started.logFile)}`,
+        );
+      }
+      cp2 = {
+        host,
+        address: host.address,
+        api: api2,
+        caDir,
+        get controlplane() {
+          return started;
+        },
+      };
+    }
+    const agentServer = cp2 ? `${api},${cp2.api}` : api;
     const adminToken = readFileSync(adminTokenFile, 'utf8').trim();
     const caFile = pki.etcd.caFile;
     const configPath = join(hosts.dir, 'config');
@@ -306,7 +377,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
               process.execPath,
               ...skiffEntryArgv(),
               'agent',
-              '--server', api,
+              '--server', agentServer,
               '--token-file', tokenFile,
               '--node-name', name,
               '--root', host.root,
@@ -361,6 +432,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
     return {
       hosts,
       cp,
+      cp2,
       nodes,
       node(name) {
         const node = nodes.find((n) => n.name === name);

@@ -56,6 +56,7 @@ describe('the API on a Unix socket', { timeout: 240_000 }, () => {
       httpAddr: '127.0.0.1:0',
       stateDir: join(work, name),
       clusterCaDir: join(cluster.stateDir, 'pki'),
+      serverTokenFile: join(cluster.stateDir, 'server-token'),
       apiSocket,
     });
 

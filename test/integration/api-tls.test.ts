@@ -59,6 +59,7 @@ describe('the API over TLS', () => {
       httpAddr: '127.0.0.1:0',
       stateDir: join(cluster.stateDir, 'second'),
       clusterCaDir: join(cluster.stateDir, 'pki'),
+      serverTokenFile: join(cluster.stateDir, 'server-token'),
     });
     try {
       assert.equal(second.trust?.bundleHash, before);

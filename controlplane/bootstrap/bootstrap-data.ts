@@ -1,0 +1,159 @@
+/**
+ * Bootstrap data: what every control plane of one cluster must hold alike, sealed with a key
+ * derived from the server token, as k3s keeps its bootstrap data in its datastore:
+ *
+ *   the cluster CA (certificate and key)   every control plane issues node certificates and its
+ *                                          own API and control-plane certificates from it, and
+ *                                          join tokens pin its hash
+ *   the encryption config of Secrets       every control plane reads and writes the same Secrets
+ *                                          in the one etcd, so each needs every key
+ *
+ * What is not here: the admin token (etcd keeps only its hash; a second control plane's admin uses
+ * the first's token file or makes tokens), an operator's own API certificate (each control plane
+ * has its own name), and the server token itself.
+ *
+ * Sealing: PBKDF2-HMAC-SHA256 (600 000 iterations, OWASP's figure for it; a random 16-byte salt)
+ * turns the server token into a 256-bit key; AES-256-GCM (a random 12-byte nonce) seals the JSON of
+ * the data, with the format and the CA's hash as associated data, so neither can be swapped
+ * unnoticed. The record stored is JSON: the format, the CA's hash in the clear (public: join
+ * tokens carry it; it lets a refusal name the cluster), the KDF's parameters, nonce and ciphertext
+ * (with GCM's tag). k3s does the same with PBKDF2-SHA1 (4096 iterations) and an 8-byte salt; a
+ * token a person chose is guessed offline from a copy of etcd, so this one costs each guess more.
+ */
+import { createCipheriv, createDecipheriv, pbkdf2, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../proto/errors.js';
+
+export const BOOTSTRAP_FORMAT = 'skiff-bootstrap-v1';
+export const BOOTSTRAP_ITERATIONS = 600_000;
+/** Bounds on what a stored record may ask of the KDF: a record is read before it is authenticated. */
+const MIN_ITERATIONS = 100_000;
+const MAX_ITERATIONS = 10_000_000;
+const SALT_BYTES = 16;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+
+export interface BootstrapData {
+  /** The cluster CA, PEM. */
+  ca: { certificatePem: string; privateKeyPem: string };
+  /** The EncryptionConfiguration of Secrets at rest, as its file holds it (YAML). */
+  encryptionConfig: string;
+}
+
+/** What a stored record says in the clear. */
+export interface BootstrapRecord {
+  format: typeof BOOTSTRAP_FORMAT;
+  /** trustBundleHash of the CA certificate: what join tokens pin. */
+  caHash: string;
+  kdf: { name: 'pbkdf2-sha256'; iterations: number; salt: string };
+  cipher: 'aes-256-gcm';
+  nonce: string;
+  /** base64 of the ciphertext followed by GCM's 16-byte tag. */
+  ciphertext: string;
+}
+
+const derive = promisify(pbkdf2);
+
+function additionalData(caHash: string): Buffer {
+  return Buffer.from(`${BOOTSTRAP_FORMAT}\0${caHash}`, 'utf8');
+}
+
+/** Seals `data` with `serverToken`; `caHash` is the CA's trust bundle hash. */
+export async function sealBootstrap(
+  data: BootstrapData,
+  caHash: string,
+  serverToken: string,
+  iterations = BOOTSTRAP_ITERATIONS,
+): Promise<Buffer> {
+  const salt = randomBytes(SALT_BYTES);
+  const nonce = randomBytes(NONCE_BYTES);
+  const key = await derive(serverToken, salt, iterations, 32, 'sha256');
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(additionalData(caHash));
+  const sealed = Buffer.concat([
+    cipher.update(JSON.stringify({ ca: data.ca, encryptionConfig: data.encryptionConfig }), 'utf8'),
+    cipher.final(),
+    cipher.getAuthTag(),
+  ]);
+  const record: BootstrapRecord = {
+    format: BOOTSTRAP_FORMAT,
+    caHash,
+    kdf: { name: 'pbkdf2-sha256', iterations, salt: salt.toString('base64') },
+    cipher: 'aes-256-gcm',
+    nonce: nonce.toString('base64'),
+    ciphertext: sealed.toString('base64'),
+  };
+  return Buffer.from(JSON.stringify(record), 'utf8');
+}
+
+/** The clear part of a stored record; InvalidArgumentError when it is not one this version reads. */
+export function readBootstrapRecord(bytes: Uint8Array, where: string): BootstrapRecord {
+  const bad = (problem: string): never => {
+    throw new InvalidArgumentError(`read bootstrap data ${where}: ${problem}`);
+  };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (err) {
+    return bad(`not JSON (${errorMessage(err)})`);
+  }
+  const record = parsed as Partial<BootstrapRecord> | null;
+  if (typeof record !== 'object' || record === null) return bad('not an object');
+  if (record.format !== BOOTSTRAP_FORMAT)
+    return bad(`format ${JSON.stringify(record.format)}; this version reads ${BOOTSTRAP_FORMAT}`);
+  if (typeof record.caHash !== 'string' || !/^[0-9a-f]{64}$/.test(record.caHash))
+    return bad('caHash is not 64 hex digits');
+  const kdf = record.kdf;
+  if (
+    kdf?.name !== 'pbkdf2-sha256' ||
+    !Number.isInteger(kdf.iterations) ||
+    kdf.iterations < MIN_ITERATIONS ||
+    kdf.iterations > MAX_ITERATIONS ||
+    typeof kdf.salt !== 'string'
+  )
+    return bad(`kdf is not pbkdf2-sha256 with ${MIN_ITERATIONS} to ${MAX_ITERATIONS} iterations and a salt`);
+  if (record.cipher !== 'aes-256-gcm')
+    return bad(`cipher ${JSON.stringify(record.cipher)}; aes-256-gcm is read`);
+  if (typeof record.nonce !== 'string' || typeof record.ciphertext !== 'string')
+    return bad('nonce or ciphertext missing');
+  return record as BootstrapRecord;
+}
+
+/**
+ * The data of a stored record. FailedPreconditionError when `serverToken` does not open it (the
+ * wrong token, or a record changed by someone without it): `whose` says where the token came from.
+ */
+export async function openBootstrap(
+  bytes: Uint8Array,
+  serverToken: string,
+  where: string,
+  whose: string,
+): Promise<BootstrapData> {
+  const record = readBootstrapRecord(bytes, where);
+  const salt = Buffer.from(record.kdf.salt, 'base64');
+  const nonce = Buffer.from(record.nonce, 'base64');
+  const sealed = Buffer.from(record.ciphertext, 'base64');
+  if (nonce.length !== NONCE_BYTES || sealed.length < TAG_BYTES)
+    throw new InvalidArgumentError(`read bootstrap data ${where}: the nonce or the ciphertext is cut short`);
+  const key = await derive(serverToken, salt, record.kdf.iterations, 32, 'sha256');
+  let plain: Buffer;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, nonce);
+    decipher.setAAD(additionalData(record.caHash));
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    plain = Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES)), decipher.final()]);
+  } catch (err) {
+    throw new FailedPreconditionError(
+      `open the cluster's bootstrap data ${where} (cluster CA sha256:${record.caHash.slice(0, 16)}…): ${whose} does not open it; give this control plane the server token of the cluster's first control plane (its <state-dir>/server-token) with --server-token-file`,
+      { cause: err },
+    );
+  }
+  const data = JSON.parse(plain.toString('utf8')) as Partial<BootstrapData>;
+  if (
+    typeof data.ca?.certificatePem !== 'string' ||
+    typeof data.ca.privateKeyPem !== 'string' ||
+    typeof data.encryptionConfig !== 'string'
+  )
+    throw new InvalidArgumentError(`read bootstrap data ${where}: it lacks the CA or the encryption config`);
+  return { ca: data.ca, encryptionConfig: data.encryptionConfig };
+}

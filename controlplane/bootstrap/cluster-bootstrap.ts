@@ -1,0 +1,325 @@
+/**
+ * The cluster's bootstrap at a control plane's start: the CA and the Secrets' encryption config
+ * every control plane of the cluster shares, kept in etcd only sealed with the server token
+ * (bootstrap-data.ts), and on each control plane's disk as before.
+ *
+ *   etcd holds no bootstrap data (the cluster's first control plane)
+ *     the CA of --cluster-ca-dir and the encryption config of its file, or new ones; the server
+ *     token of --server-token-file, or a new one written there 0600 first (a crash after the
+ *     record is stored must not leave data no one can open); then the record is created only if
+ *     still absent (one etcd transaction): of two first starts at once one wins and the other
+ *     reads the winner's record, as below, and removes a token file it made
+ *   etcd holds it (every later start, every other control plane)
+ *     no server token: refused; a token that does not open it: refused; a CA on disk that is not
+ *     the record's: refused. Each refusal names what to do, and nothing is written. Otherwise the
+ *     CA and the encryption config are written where missing (the encryption config replaced when
+ *     it differs: the record is the cluster's, changed by rotations on any control plane)
+ *
+ * After the start, `followBootstrap` keeps the encryption keys current when another control plane
+ * rotates them, and `saveEncryptionConfig` stores a rotation made here.
+ */
+import { existsSync } from 'node:fs';
+import { readFile, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  errorMessage,
+} from '../../proto/errors.js';
+import { writeFileAtomic } from '../../proto/support/atomic-file.js';
+import type { Logger } from '../../proto/support/logger.js';
+import {
+  CA_CERTIFICATE_FILE,
+  CA_PRIVATE_KEY_FILE,
+  CertificateAuthority,
+  readCertificateAuthority,
+  writeCertificateAuthority,
+} from '../../proto/support/pki.js';
+import { trustBundleHash } from '../../proto/support/trust-bundle.js';
+import { generateToken } from '../api/auth.js';
+import {
+  newEncryptionKey,
+  parseEncryptionConfig,
+  readEncryptionConfig,
+  renderEncryptionConfig,
+  type EncryptionConfig,
+} from '../store/encryption-config.js';
+import type { ObjectKey, Store } from '../store/store.js';
+import { openBootstrap, readBootstrapRecord, sealBootstrap, type BootstrapData } from './bootstrap-data.js';
+
+/** `<prefix>/bootstrap/cluster` in etcd. */
+export const BOOTSTRAP_KEY: ObjectKey = { resource: 'bootstrap', name: 'cluster' };
+/** A server token shorter than this is refused: it is all that guards the CA key in etcd. */
+const MIN_SERVER_TOKEN_LENGTH = 16;
+
+export interface ClusterBootstrapOptions {
+  /** etcd without the encryption layer (the record is sealed already). */
+  store: Store;
+  /** The endpoints, for messages. */
+  etcd: string;
+  serverTokenFile: string;
+  caDir: string;
+  encryptionConfigFile: string;
+  log: Logger;
+  /** PBKDF2 iterations for a new record (tests make it cheaper); default BOOTSTRAP_ITERATIONS. */
+  iterations?: number;
+}
+
+export interface ClusterBootstrap {
+  ca: CertificateAuthority;
+  encryption: EncryptionConfig;
+  /** The server token, for later saves and reads of the record. */
+  serverToken: string;
+  /** Whether this start stored the record (this is the cluster's first control plane). */
+  created: boolean;
+}
+
+/** The server token in `file`, or undefined when there is none; refused when others may read it. */
+export async function readServerToken(file: string): Promise<string | undefined> {
+  let mode: number;
+  try {
+    mode = (await stat(file)).mode;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new FailedPreconditionError(`read server token ${file}: ${errorMessage(err)}`, { cause: err });
+  }
+  if ((mode & 0o077) !== 0)
+    throw new FailedPreconditionError(
+      `read server token ${file}: it opens the cluster CA's key in etcd and is readable by others (mode ${(mode & 0o777).toString(8)}); chmod 600 ${file}`,
+    );
+  const token = (await readFile(file, 'utf8')).trim();
+  if (token.length < MIN_SERVER_TOKEN_LENGTH || /\s/.test(token))
+    throw new InvalidArgumentError(
+      `read server token ${file}: it must be one line of at least ${MIN_SERVER_TOKEN_LENGTH} characters without spaces (the first control plane makes one: 32 random bytes, base64url)`,
+      'server-token-file',
+    );
+  return token;
+}
+
+async function writePrivate(file: string, content: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  await writeFileAtomic(file, content, { mode: 0o600 });
+}
+
+/** The CA in `dir`; undefined when neither of its files is there. */
+async function localCa(dir: string): Promise<CertificateAuthority | undefined> {
+  if (!existsSync(join(dir, CA_CERTIFICATE_FILE)) && !existsSync(join(dir, CA_PRIVATE_KEY_FILE)))
+    return undefined;
+  return readCertificateAuthority(dir);
+}
+
+async function localEncryption(file: string): Promise<EncryptionConfig | undefined> {
+  try {
+    return await readEncryptionConfig(file);
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
+}
+
+/** Takes a record's data to this control plane's disk: what a later start or a reader of the files finds. */
+async function adopt(
+  data: BootstrapData,
+  caHash: string,
+  options: ClusterBootstrapOptions,
+  serverToken: string,
+  created: boolean,
+): Promise<ClusterBootstrap> {
+  const ca = CertificateAuthority.fromPem(data.ca);
+  const encryption = parseEncryptionConfig(data.encryptionConfig, `bootstrap data in etcd ${options.etcd}`);
+  const onDisk = await localCa(options.caDir);
+  if (onDisk !== undefined && trustBundleHash(onDisk.certificatePem) !== caHash)
+    throw new FailedPreconditionError(
+      `start control plane: --cluster-ca-dir ${options.caDir} holds a CA (sha256:${trustBundleHash(onDisk.certificatePem).slice(0, 16)}…) that is not the cluster's in etcd ${options.etcd} (sha256:${caHash.slice(0, 16)}…); this control plane belongs to another cluster, or the directory is stale: point --cluster-ca-dir at an empty directory to take the cluster's CA`,
+    );
+  const localConfig = await localEncryption(options.encryptionConfigFile);
+  // the files, once every check passed: a refusal writes nothing
+  if (onDisk === undefined) {
+    await writeCertificateAuthority(options.caDir, ca);
+    options.log.info({ dir: options.caDir, caHash }, 'cluster CA taken from the bootstrap data in etcd');
+  }
+  if (
+    localConfig === undefined ||
+    renderEncryptionConfig(localConfig) !== renderEncryptionConfig(encryption)
+  ) {
+    await writePrivate(options.encryptionConfigFile, renderEncryptionConfig(encryption));
+    if (!created)
+      options.log.info(
+        { file: options.encryptionConfigFile, keys: encryption.keys.map((key) => key.name) },
+        localConfig === undefined
+          ? 'encryption config taken from the bootstrap data in etcd'
+          : 'encryption config replaced by the one in the bootstrap data in etcd',
+      );
+  }
+  return { ca, encryption, serverToken, created };
+}
+
+export async function bootstrapCluster(options: ClusterBootstrapOptions): Promise<ClusterBootstrap> {
+  const { store, log, serverTokenFile } = options;
+  const where = `in etcd ${options.etcd}`;
+  const given = await readServerToken(serverTokenFile);
+  const read = async (): Promise<Uint8Array | undefined> => {
+    try {
+      return (await store.get(BOOTSTRAP_KEY)).value;
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  };
+  const join = async (stored: Uint8Array, token: string | undefined): Promise<ClusterBootstrap> => {
+    const { caHash } = readBootstrapRecord(stored, where);
+    if (token === undefined)
+      throw new FailedPreconditionError(
+        `start control plane: etcd ${options.etcd} holds the bootstrap data of a cluster (cluster CA sha256:${caHash.slice(0, 16)}…), which only its server token opens, and ${serverTokenFile} does not exist; copy the first control plane's <state-dir>/server-token there (mode 0600) or give its path with --server-token-file`,
+      );
+    const data = await openBootstrap(stored, token, where, `the server token in ${serverTokenFile}`);
+    return adopt(data, caHash, options, token, false);
+  };
+
+  const stored = await read();
+  if (stored !== undefined) return join(stored, given);
+
+  // the cluster's first control plane, or one of several starting at once
+  const ca =
+    (await localCa(options.caDir)) ?? CertificateAuthority.create({ commonName: 'skiff-cluster-ca' });
+  const encryption = (await localEncryption(options.encryptionConfigFile)) ?? {
+    resources: new Set(['secrets']),
+    keys: [newEncryptionKey()],
+  };
+  const caHash = trustBundleHash(ca.certificatePem);
+  const token = given ?? generateToken();
+  const sealed = await sealBootstrap(
+    {
+      ca: { certificatePem: ca.certificatePem, privateKeyPem: ca.privateKeyPem },
+      encryptionConfig: renderEncryptionConfig(encryption),
+    },
+    caHash,
+    token,
+    options.iterations,
+  );
+  // the token first: a record stored with a token no file holds could never be opened again
+  if (given === undefined) await writePrivate(serverTokenFile, `${token}\n`);
+  try {
+    await store.create(BOOTSTRAP_KEY, sealed);
+  } catch (err) {
+    if (!(err instanceof AlreadyExistsError)) {
+      if (given === undefined) await rm(serverTokenFile, { force: true });
+      throw err;
+    }
+    // another control plane stored it first: its record is the cluster's
+    try {
+      const winner = await read();
+      if (winner === undefined)
+        throw new ConflictError(
+          `start control plane: the bootstrap data ${where} was stored and removed at once; start again`,
+        );
+      return await join(winner, given);
+    } catch (joinErr) {
+      if (given === undefined) await rm(serverTokenFile, { force: true });
+      throw joinErr;
+    }
+  }
+  log.info(
+    { caHash, serverTokenFile, etcd: options.etcd },
+    'cluster bootstrap data stored in etcd, sealed with the server token',
+  );
+  return adopt(
+    {
+      ca: { certificatePem: ca.certificatePem, privateKeyPem: ca.privateKeyPem },
+      encryptionConfig: renderEncryptionConfig(encryption),
+    },
+    caHash,
+    options,
+    token,
+    true,
+  );
+}
+
+/**
+ * Stores `encryption` as the cluster's encryption config (after a rotation here), keeping the
+ * record's CA; retried on a concurrent change.
+ */
+export async function saveEncryptionConfig(
+  store: Store,
+  serverToken: string,
+  encryption: EncryptionConfig,
+  etcd: string,
+): Promise<void> {
+  const where = `in etcd ${etcd}`;
+  for (let attempt = 0; ; attempt++) {
+    const current = await store.get(BOOTSTRAP_KEY);
+    const { caHash } = readBootstrapRecord(current.value, where);
+    const data = await openBootstrap(current.value, serverToken, where, 'this control plane’s server token');
+    const sealed = await sealBootstrap(
+      { ...data, encryptionConfig: renderEncryptionConfig(encryption) },
+      caHash,
+      serverToken,
+    );
+    try {
+      await store.update(BOOTSTRAP_KEY, sealed, current.modRevision);
+      return;
+    } catch (err) {
+      if (!(err instanceof ConflictError) || attempt >= 4) throw err;
+    }
+  }
+}
+
+/**
+ * Follows the record from `afterRevision`: each change's encryption config (a rotation on another
+ * control plane) is handed to `onEncryption` when it differs from the last. Until `signal` aborts.
+ */
+export async function followBootstrap(options: {
+  store: Store;
+  serverToken: string;
+  etcd: string;
+  current: EncryptionConfig;
+  onEncryption: (config: EncryptionConfig) => Promise<void>;
+  log: Logger;
+  signal: AbortSignal;
+}): Promise<void> {
+  const { store, log, signal } = options;
+  const where = `in etcd ${options.etcd}`;
+  let last = renderEncryptionConfig(options.current);
+  while (!signal.aborted) {
+    try {
+      const revision = (await store.list(BOOTSTRAP_KEY.resource)).revision;
+      // a change made between the start and this list
+      const now = await store.get(BOOTSTRAP_KEY).catch(() => undefined);
+      const apply = async (value: Uint8Array): Promise<void> => {
+        const data = await openBootstrap(
+          value,
+          options.serverToken,
+          where,
+          'this control plane’s server token',
+        );
+        if (data.encryptionConfig === last) return;
+        const config = parseEncryptionConfig(data.encryptionConfig, `bootstrap data ${where}`);
+        await options.onEncryption(config);
+        last = data.encryptionConfig;
+        log.info(
+          { keys: config.keys.map((key) => key.name) },
+          'encryption keys taken from the bootstrap data in etcd',
+        );
+      };
+      if (now !== undefined) await apply(now.value);
+      for await (const event of store.watch(BOOTSTRAP_KEY.resource, { afterRevision: revision, signal })) {
+        if (
+          (event.type === 'added' || event.type === 'modified') &&
+          event.item.key.name === BOOTSTRAP_KEY.name
+        )
+          await apply(event.item.value);
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      log.warn({ err: errorMessage(err) }, 'follow the bootstrap data in etcd failed; again in 5 s');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 5000);
+        signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      });
+    }
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Several control planes on one etcd share the cluster CA and the Secrets' encryption keys through
+ * etcd, sealed with the server token (controlplane/bootstrap/): the first makes them and the
+ * token; a second, on an empty state dir and given the token, takes them from etcd; one without
+ * it or with another is refused at start with one message and writes nothing; two first starts
+ * at once make one CA. A join token made through one control plane joins a node through the other,
+ * a Secret written through one reads through the other, before and after a key rotation.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../controlplane/main.js';
+import { BOOTSTRAP_KEY } from '../../controlplane/bootstrap/cluster-bootstrap.js';
+import { EtcdStore } from '../../controlplane/store/etcd-store.js';
+import { obtainNodeCredentials } from '../../node-agent/agent/node-credentials.js';
+import { connectApi, type ApiClient } from '../../proto/client.js';
+import { FailedPreconditionError } from '../../proto/errors.js';
+import type { Secret } from '../../proto/gen/types.js';
+import { parseJoinToken } from '../../proto/join-token.js';
+import { launchTestEtcd, launchTestNats, type TestEtcd, type TestNats } from '../harness/servers.js';
+
+describe('control planes sharing one etcd: the bootstrap data', () => {
+  let etcd: TestEtcd;
+  let nats: TestNats;
+  let work: string;
+  const started: ControlPlane[] = [];
+  const clients: ApiClient[] = [];
+  const quiet = pino({ level: 'silent' });
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'skiff-cp-bootstrap-'));
+    [etcd, nats] = await Promise.all([launchTestEtcd(), launchTestNats()]);
+  });
+  after(async () => {
+    for (const client of clients) client.close();
+    for (const controlPlane of started) await controlPlane.stop();
+    await nats?.dispose();
+    await etcd?.dispose();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const start = async (name: string, options: Partial<ControlPlaneOptions> = {}): Promise<ControlPlane> => {
+    const stateDir = join(work, name);
+    const controlPlane = await startControlPlane({
+      etcdEndpoints: [etcd.endpoint],
+      natsUrl: nats.endpoint,
+      apiAddr: '127.0.0.1:0',
+      httpAddr: '127.0.0.1:0',
+      stateDir,
+      clusterCaDir: join(stateDir, 'pki'),
+      log: quiet,
+      ...options,
+    });
+    started.push(controlPlane);
+    return controlPlane;
+  };
+  const adminOf = async (controlPlane: ControlPlane, tokenFile: string): Promise<ApiClient> => {
+    const client = connectApi({
+      server: controlPlane.apiAddress,
+      token: (await readFile(tokenFile, 'utf8')).trim(),
+      tls: { ca: controlPlane.trust!.bundle },
+    });
+    clients.push(client);
+    return client;
+  };
+  const rawBootstrap = async (prefix = '/skiff'): Promise<Buffer> => {
+    const store = new EtcdStore({ endpoints: [etcd.endpoint], prefix });
+    try {
+      return Buffer.from((await store.get(BOOTSTRAP_KEY)).value);
+    } finally {
+      await store.close();
+    }
+  };
+
+  let first: ControlPlane;
+  let second: ControlPlane;
+
+  test('the first control plane makes the CA and the server token; etcd holds them only sealed', async () => {
+    first = await start('first');
+    const tokenFile = join(work, 'first', 'server-token');
+    assert.equal((await stat(tokenFile)).mode & 0o777, 0o600);
+    const raw = (await rawBootstrap()).toString('utf8');
+    const caKey = await readFile(join(work, 'first', 'pki', 'ca.key'), 'utf8');
+    const encryptionConfig = await readFile(join(work, 'first', 'encryption-config.yaml'), 'utf8');
+    const keySecret = /secret: (\S+)/.exec(encryptionConfig)![1]!;
+    assert.ok(!raw.includes('PRIVATE KEY') && !raw.includes(caKey.split('\n')[1]!), 'the CA key is sealed');
+    assert.ok(!raw.includes(keySecret), 'the Secrets key is sealed');
+    assert.ok(!raw.includes((await readFile(tokenFile, 'utf8')).trim()), 'the token is not in etcd');
+    assert.equal(JSON.parse(raw).caHash, first.trust!.bundleHash);
+  });
+
+  test('a second control plane without the server token is refused at start, and writes nothing', async () => {
+    const stateDir = join(work, 'no-token');
+    await assert.rejects(
+      start('no-token'),
+      (err) =>
+        err instanceof FailedPreconditionError &&
+        /holds the bootstrap data of a cluster/.test(err.message) &&
+        err.message.includes(join(stateDir, 'server-token')),
+    );
+    assert.equal(existsSync(stateDir), false, 'no state dir');
+  });
+
+  test('one with another server token is refused at start, and writes nothing', async () => {
+    const stateDir = join(work, 'wrong-token');
+    const tokenDir = join(work, 'tokens');
+    await mkdir(tokenDir, { recursive: true });
+    const wrong = join(tokenDir, 'wrong');
+    await writeFile(wrong, 'not-the-cluster-server-token\n', { mode: 0o600 });
+    await assert.rejects(
+      start('wrong-token', { serverTokenFile: wrong }),
+      (err) =>
+        err instanceof FailedPreconditionError &&
+        err.message.includes(`the server token in ${wrong} does not open it`),
+    );
+    assert.equal(existsSync(stateDir), false, 'no state dir');
+    assert.deepEqual(await readdir(tokenDir), ['wrong']);
+  });
+
+  test('one on an empty state dir given the token takes the CA and the encryption keys from etcd', async () => {
+    second = await start('second', { serverTokenFile: join(work, 'first', 'server-token') });
+    assert.equal(second.trust!.bundleHash, first.trust!.bundleHash);
+    assert.equal(
+      await readFile(join(work, 'second', 'pki', 'ca.key'), 'utf8'),
+      await readFile(join(work, 'first', 'pki', 'ca.key'), 'utf8'),
+    );
+    assert.equal((await stat(join(work, 'second', 'pki', 'ca.key'))).mode & 0o777, 0o600);
+    assert.equal(
+      await readFile(join(work, 'second', 'encryption-config.yaml'), 'utf8'),
+      await readFile(join(work, 'first', 'encryption-config.yaml'), 'utf8'),
+    );
+  });
+
+  test('a join token made through one control plane joins a node through the other', async () => {
+    const admin1 = await adminOf(first, first.adminTokenFile);
+    const { token } = await admin1.createToken({ role: 'join' });
+    assert.equal(parseJoinToken(token).caHash, second.trust!.bundleHash);
+    // a token unknown to a control plane makes it read the token records again, at most once a
+    // second (auth.ts): the second one read them when it started, moments ago
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const credentials = await obtainNodeCredentials({
+      server: second.apiAddress,
+      joinToken: token,
+      nodeName: 'joined-through-second',
+      dir: join(work, 'node-pki'),
+      log: quiet,
+    });
+    // the node's certificate opens the first control plane too
+    const asNode = connectApi({ server: first.apiAddress, tls: credentials });
+    clients.push(asNode);
+    assert.ok((await asNode.version()).version);
+  });
+
+  test('Secrets written through one read through the other, also after a key rotation on one', async () => {
+    const admin1 = await adminOf(first, first.adminTokenFile);
+    // the admin token is the cluster's: the first control plane's file opens the second
+    const admin2 = await adminOf(second, first.adminTokenFile);
+    const secret = (name: string): Secret => ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, namespace: 'default' },
+      data: { password: Buffer.from(`value of ${name}`).toString('base64') },
+    });
+    await admin1.create(secret('before-rotation'));
+    const read = async (name: string) => ((await admin2.get('Secret', 'default', name)) as Secret).data;
+    assert.deepEqual(await read('before-rotation'), secret('before-rotation').data);
+    const rotation = await admin1.rotateEncryptionKey();
+    await admin1.create(secret('after-rotation'));
+    // the second follows the bootstrap data: the new key arrives within moments
+    const until = Date.now() + 10_000;
+    for (;;) {
+      try {
+        assert.deepEqual(await read('after-rotation'), secret('after-rotation').data);
+        break;
+      } catch (err) {
+        if (Date.now() > until) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+    assert.match(
+      await readFile(join(work, 'second', 'encryption-config.yaml'), 'utf8'),
+      new RegExp(rotation.keyName),
+    );
+  });
+
+  test('two first starts at once on an empty etcd make one CA', async () => {
+    const tokenFile = join(work, 'tokens', 'shared');
+    await mkdir(join(work, 'tokens'), { recursive: true });
+    await writeFile(tokenFile, 'a-token-both-control-planes-are-given\n', { mode: 0o600 });
+    const [a, b] = await Promise.all(
+      ['race-a', 'race-b'].map((name) => start(name, { etcdPrefix: '/race', serverTokenFile: tokenFile })),
+    );
+    assert.equal(a!.trust!.bundleHash, b!.trust!.bundleHash);
+    assert.notEqual(a!.trust!.bundleHash, first.trust!.bundleHash);
+    assert.equal(JSON.parse((await rawBootstrap('/race')).toString('utf8')).caHash, a!.trust!.bundleHash);
+  });
+});
