@@ -138,6 +138,11 @@ export class LeaderElection {
       log.warn({ lease: this.options.name, identity: this.identity, why }, 'leadership lost');
       term.abort();
     };
+    // stop() may have come while the create was on its way (its event has fired already)
+    if (this.stopping.signal.aborted) {
+      await store.revokeLease(lease).catch(() => {});
+      return;
+    }
     const onStop = () => term.abort();
     this.stopping.signal.addEventListener('abort', onStop);
     this.leading = true;
@@ -179,6 +184,7 @@ export class LeaderElection {
     const { store } = this.options;
     const wait = new AbortController();
     const onStop = () => wait.abort();
+    if (this.stopping.signal.aborted) return;
     this.stopping.signal.addEventListener('abort', onStop);
     const timer = setTimeout(() => wait.abort(), this.ttlSeconds * 1000);
     try {

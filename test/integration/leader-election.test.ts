@@ -88,6 +88,22 @@ describe('leader election against a real etcd', () => {
     for (let i = 0; i + 1 < terms.length; i += 2) assert.match(terms[i + 1]!, /ends$/, terms.join(', '));
   });
 
+  test('stop() right after start() returns at once, whichever step the campaign was in', async () => {
+    const prefix = `/leader-${++prefixes}`;
+    const s = store(undefined, prefix);
+    for (let i = 0; i < 8; i++) {
+      const terms: string[] = [];
+      const c = candidate(s, `quick-${i}`, terms);
+      c.election.start();
+      // let the campaign get a little way: nowhere, to the lease grant, to the create
+      await new Promise((resolve) => setTimeout(resolve, i * 3));
+      const started = Date.now();
+      await c.election.stop();
+      assert.ok(Date.now() - started < 1500, `stop took ${Date.now() - started} ms (round ${i})`);
+      assert.ok(!c.isLeading());
+    }
+  });
+
   test('a leader cut off from etcd steps down before its lease expires; a standby takes over within the ttl', async () => {
     const prefix = `/leader-${++prefixes}`;
     const proxy = await startProxy(etcd().endpoint);
