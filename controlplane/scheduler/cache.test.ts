@@ -71,6 +71,21 @@ describe('SchedulerCache', () => {
     assert.equal(cache.snapshot().get('a')?.pods.length, 0);
   });
 
+  test('a status report of a bound pod changes nothing; its labels or termination do', () => {
+    const cache = new SchedulerCache();
+    cache.addNode(makeNode('a'));
+    const pod = makePod('p', { nodeName: 'a', labels: { app: 'x' } });
+    cache.addPod(pod);
+    const snapshot = cache.snapshot();
+    const before = snapshot.get('a');
+    cache.updatePod({ ...pod, status: { ...pod.status, phase: 'Running', podIP: '10.244.0.5' } });
+    cache.updateSnapshot(snapshot);
+    assert.equal(snapshot.get('a'), before);
+    cache.updatePod({ ...pod, metadata: { ...pod.metadata, labels: { app: 'y' } } });
+    cache.updateSnapshot(snapshot);
+    assert.equal(snapshot.get('a')?.pods[0]?.labels.app, 'y');
+  });
+
   test('the informer placing the pod elsewhere than assumed moves it', () => {
     const cache = new SchedulerCache();
     cache.addNode(makeNode('a'));
@@ -107,6 +122,31 @@ describe('SchedulerCache', () => {
     assert.equal(snapshot.get('n7'), again);
   });
 
+  test('a heartbeat copies no NodeInfo; a change the scheduler reads does', () => {
+    const cache = new SchedulerCache();
+    const node = makeNode('a');
+    cache.addNode(node);
+    const snapshot = cache.snapshot();
+    const before = snapshot.get('a');
+    const beat = {
+      ...node,
+      status: {
+        ...node.status,
+        conditions: [{ type: 'Ready', status: 'True', lastHeartbeatTime: '2026-01-01T00:00:10Z' }],
+      },
+    };
+    cache.updateNode(beat);
+    cache.updateSnapshot(snapshot);
+    assert.equal(snapshot.get('a'), before);
+    cache.updateNode({
+      ...beat,
+      status: { ...beat.status, conditions: [{ type: 'Ready', status: 'False' }] },
+    });
+    cache.updateSnapshot(snapshot);
+    assert.notEqual(snapshot.get('a'), before);
+    assert.equal(snapshot.notReadyNodeCount, 1);
+  });
+
   test('snapshot lists interleave zones, and keep label, image and taint counts', () => {
     const cache = new SchedulerCache();
     for (const [name, zone] of [
@@ -126,6 +166,8 @@ describe('SchedulerCache', () => {
     );
     assert.equal(snapshot.labelValueCount('topology.kubernetes.io/zone'), 3);
     assert.equal(snapshot.nodesWithLabel('topology.kubernetes.io/zone'), 6);
+    assert.equal(snapshot.nodesWithLabel('kubernetes.io/hostname'), 6);
+    assert.equal(snapshot.nodesWithLabel('disk'), 0);
     assert.equal(snapshot.imageNodeCount('app:1'), 5);
     assert.equal(snapshot.nodesWithHardTaints, 1);
     cache.updateNode(makeNode('t', { zone: 'd' }));

@@ -14,9 +14,20 @@
  * did (a set of dirty node names), O(changed) per cycle.
  */
 import type { Namespace, Node, Pod } from '../../proto/gen/types.js';
+import { nodeUpdateEvents } from './framework/events.js';
 import { NodeInfo, type GenerationSource } from './framework/node-info.js';
 import { newPodInfo, podKey, type PodInfo } from './framework/pod-info.js';
 import { Snapshot } from './framework/snapshot.js';
+
+/** Whether two versions of a bound pod read the same to the scheduler. */
+function samePlacement(a: Pod, b: Pod): boolean {
+  return (
+    a.metadata.deletionTimestamp === b.metadata.deletionTimestamp &&
+    a.status?.startTime === b.status?.startTime &&
+    JSON.stringify(a.metadata.labels ?? {}) === JSON.stringify(b.metadata.labels ?? {}) &&
+    (a.spec === b.spec || JSON.stringify(a.spec) === JSON.stringify(b.spec))
+  );
+}
 
 interface PodState {
   info: PodInfo;
@@ -87,7 +98,13 @@ export class SchedulerCache {
     this.markDirty(name);
   }
 
+  /**
+   * A node changed. An update that changes nothing the scheduler reads (a heartbeat: the
+   * conditions' times) is dropped, so thousands of heartbeating nodes copy no NodeInfo.
+   */
   updateNode(node: Node): void {
+    const current = this.nodes.get(node.metadata.name ?? '')?.node;
+    if (current !== undefined && nodeUpdateEvents(current, node).length === 0) return;
     this.addNode(node);
   }
 
@@ -99,6 +116,7 @@ export class SchedulerCache {
     this.markDirty(name);
   }
 
+  /** The node as last changed in a way the scheduler reads (heartbeats are not kept). */
   getNode(name: string): Node | undefined {
     return this.nodes.get(name)?.node;
   }
@@ -132,10 +150,22 @@ export class SchedulerCache {
     this.place(newPodInfo(pod), nodeName, false);
   }
 
-  /** An update of a bound pod (or of a pod that just got bound). */
+  /**
+   * An update of a bound pod (or of a pod that just got bound). One that changes nothing the
+   * scheduler reads (the status an agent reports, but for the start time) is dropped.
+   */
   updatePod(pod: Pod): void {
     if (!pod.spec.nodeName) {
       this.removePod(pod);
+      return;
+    }
+    const known = this.pods.get(podKey(pod));
+    if (
+      known !== undefined &&
+      !known.assumed &&
+      known.nodeName === pod.spec.nodeName &&
+      samePlacement(known.info.pod, pod)
+    ) {
       return;
     }
     this.addPod(pod);

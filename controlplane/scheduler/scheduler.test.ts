@@ -172,6 +172,26 @@ describe('Scheduler', () => {
     assert.notEqual(await place(0), await place(0.99));
   });
 
+  test('a plugin that throws fails the attempt, not the scheduler: the pod is retried', async () => {
+    const cluster = new InMemoryCluster();
+    cluster.addNode(makeNode('a'));
+    const fit = cluster.scheduler.framework.filters.find((f) => f.name === 'NodeResourcesFit')!;
+    const original = fit.filter.bind(fit);
+    let broken = true;
+    fit.filter = (state, pod, node) => {
+      if (broken) throw new Error('bug');
+      return original(state, pod, node);
+    };
+    cluster.addPod(makePod('p'));
+    const [outcome] = await cluster.cycle();
+    assert.equal(outcome?.kind, 'error');
+    assert.match(cluster.messages.get('default/p')!, /scheduling cycle of pod default\/p failed: bug/);
+    broken = false;
+    cluster.clock.advance(1000);
+    await cluster.cycle();
+    assert.equal(cluster.bound.get('default/p'), 'a');
+  });
+
   test('run() schedules as pods come and stop() ends it', async () => {
     const cluster = new InMemoryCluster();
     cluster.addNode(makeNode('a'));

@@ -305,6 +305,16 @@ export class Scheduler {
 
   /** One scheduling cycle for a popped pod. */
   scheduleQueued(queued: QueuedPod): CycleOutcome {
+    try {
+      return this.attempt(queued);
+    } catch (err) {
+      // A plugin's bug must not stop the scheduler: the pod is retried after its back-off.
+      this.logger?.error({ pod: queued.key, err: errorMessage(err) }, 'scheduling cycle failed');
+      return this.fail(queued, `scheduling cycle of pod ${queued.key} failed: ${errorMessage(err)}`);
+    }
+  }
+
+  private attempt(queued: QueuedPod): CycleOutcome {
     const pod = queued.pod;
     if (
       pod.spec.nodeName ||

@@ -23,6 +23,14 @@ const WILDCARD_IP = '0.0.0.0';
 const NOT_READY: Taint = Object.freeze({ key: TAINT_NODE_NOT_READY, effect: 'NoSchedule' });
 const UNREACHABLE: Taint = Object.freeze({ key: TAINT_NODE_UNREACHABLE, effect: 'NoSchedule' });
 
+function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  if (a === b) return true;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const key of keys) if (a[key] !== b[key]) return false;
+  return true;
+}
+
 function readinessTaintOf(node: Node): Taint | undefined {
   const ready = node.status?.conditions?.find((condition) => condition.type === 'Ready');
   if (ready?.status === 'True') return undefined;
@@ -116,7 +124,9 @@ export class NodeInfo {
 
   setNode(node: Node): void {
     this.node = node;
-    this.labels = node.metadata.labels ?? {};
+    // The same labels keep the same object: the snapshot then re-counts only the pods that changed.
+    const labels = node.metadata.labels ?? {};
+    if (!sameLabels(this.labels, labels)) this.labels = labels;
     this.taints = node.spec.taints ?? [];
     this.unschedulable = node.spec.unschedulable === true;
     this.readinessTaint = readinessTaintOf(node);

@@ -145,6 +145,8 @@ export class Snapshot {
   };
   /** label key → value → nodes carrying it */
   private readonly labelValues = new Map<string, Map<string, number>>();
+  /** label key → nodes carrying it (any value) */
+  private readonly labelNodes = new Map<string, number>();
   /** image name → nodes holding it */
   private readonly imageNodes = new Map<string, number>();
   /** image name → its size and layers as some node reported them */
@@ -186,9 +188,7 @@ export class Snapshot {
 
   /** How many nodes carry the label `key` (any value). */
   nodesWithLabel(key: string): number {
-    let total = 0;
-    for (const count of this.labelValues.get(key)?.values() ?? []) total += count;
-    return total;
+    return this.labelNodes.get(key) ?? 0;
   }
 
   /** The distinct values of label `key` over the nodes (the topology domains of that key). */
@@ -252,6 +252,9 @@ export class Snapshot {
 
   private countNode(node: NodeInfo, sign: 1 | -1): void {
     for (const key in node.labels) {
+      const carrying = (this.labelNodes.get(key) ?? 0) + sign;
+      if (carrying === 0) this.labelNodes.delete(key);
+      else this.labelNodes.set(key, carrying);
       let values = this.labelValues.get(key);
       if (values === undefined) this.labelValues.set(key, (values = new Map()));
       const value = node.labels[key]!;
