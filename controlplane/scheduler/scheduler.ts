@@ -90,6 +90,8 @@ export interface SchedulerOptions {
   preemption?: PreemptionOptions;
   /** Plugins by name, in place of the built-in ones (tests). */
   plugins?: ReadonlyMap<string, Plugin>;
+  /** Told of every cycle and how long it took (ms, real time): metrics. */
+  onCycle?: (outcome: CycleOutcome, durationMs: number) => void;
 }
 
 /** What one scheduling cycle did (for tests and metrics). */
@@ -126,6 +128,7 @@ export class Scheduler {
   private running: Promise<void> | undefined;
   private stopping = false;
   private expireTimer: { cancel(): void } | undefined;
+  private readonly onCycle: ((outcome: CycleOutcome, durationMs: number) => void) | undefined;
 
   constructor(options: SchedulerOptions) {
     this.profile = options.profile ?? defaultProfile();
@@ -136,6 +139,7 @@ export class Scheduler {
     this.random = options.random ?? Math.random;
     this.logger = options.logger;
     this.maxBindsInFlight = options.maxBindsInFlight ?? 256;
+    this.onCycle = options.onCycle;
     const plugins =
       options.plugins ??
       instantiatePlugins([...this.profile.filters, ...this.profile.scores.map((s) => s.name)]);
@@ -258,16 +262,17 @@ export class Scheduler {
 
   private async loop(): Promise<void> {
     this.armExpiry();
-    let lastYield = this.clock.now();
+    // Real time, whatever the injected clock: this is about the event loop, not about scheduling.
+    let lastYield = performance.now();
     while (!this.stopping) {
       if (this.binds.size >= this.maxBindsInFlight) await Promise.race(this.binds);
       const queued = await this.queue.pop();
       if (queued === undefined) break;
       this.scheduleQueued(queued);
       // A run of ready pods resolves pops without a macrotask turn: let the informer's events in.
-      if (this.clock.now() - lastYield >= 5) {
+      if (performance.now() - lastYield >= 5) {
         await new Promise((resolve) => setImmediate(resolve));
-        lastYield = this.clock.now();
+        lastYield = performance.now();
       }
     }
   }
@@ -305,6 +310,14 @@ export class Scheduler {
 
   /** One scheduling cycle for a popped pod. */
   scheduleQueued(queued: QueuedPod): CycleOutcome {
+    if (this.onCycle === undefined) return this.guardedAttempt(queued);
+    const start = performance.now();
+    const outcome = this.guardedAttempt(queued);
+    this.onCycle(outcome, performance.now() - start);
+    return outcome;
+  }
+
+  private guardedAttempt(queued: QueuedPod): CycleOutcome {
     try {
       return this.attempt(queued);
     } catch (err) {
