@@ -102,6 +102,33 @@ describe('DefaultPreemption', () => {
     );
   });
 
+  test('removing a victim updates what other plugins counted: anti-affinity resolved by preemption', async () => {
+    const cluster = new InMemoryCluster();
+    cluster.addNode(makeNode('a'));
+    cluster.addPod(makePod('web-old', { nodeName: 'a', priority: 1, labels: { app: 'web' } }));
+    cluster.addPod(makePod('keeper', { nodeName: 'a', priority: 1, labels: { app: 'db' } }));
+    cluster.addPod(
+      makePod('web-new', {
+        priority: 100,
+        affinity: {
+          podAntiAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [
+              { labelSelector: { matchLabels: { app: 'web' } }, topologyKey: 'kubernetes.io/hostname' },
+            ],
+          },
+        },
+      }),
+    );
+    await cluster.cycle();
+    assert.equal(
+      cluster.messages.get('default/web-new'),
+      "0/1 nodes are available: 1 node(s) didn't match pod anti-affinity rules.",
+    );
+    // Only the pod in the way goes; the other low-priority pod is reprieved.
+    assert.deepEqual(cluster.evicted, ['default/web-old']);
+    assert.equal(cluster.nominated.get('default/web-new'), 'a');
+  });
+
   test('a pod with preemptionPolicy Never preempts nobody', async () => {
     const cluster = new InMemoryCluster();
     cluster.addNode(makeNode('a', { cpu: '1' }));
