@@ -33,6 +33,7 @@ import {
   readSubsetDocument,
   splitDocuments,
 } from './manifest-subset.js';
+import { seededRandom as random } from '../proto/support/seeded-random.js';
 
 // The oracle's toJS warns of generated keys such as `[k]` (a flow sequence as a key); both read
 // them the same way, and the warning would only bury the test's own output.
@@ -201,18 +202,6 @@ function locateNode(doc: Document, lineCounter: LineCounter, path: (string | num
 }
 
 // ---- generated manifests ----
-
-/** mulberry32: a small seeded generator, so a failure names the seed that reproduces it. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Scalars YAML 1.1 (as kubectl reads it) resolves in surprising ways, and ones that need quotes. */
 const TRICKY = [

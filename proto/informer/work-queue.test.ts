@@ -1,29 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WorkQueue, runWorkers, type Clock } from './work-queue.js';
-
-/** A clock that moves only when told to, firing the timers that fall due. */
-class ManualClock implements Clock {
-  private time = 0;
-  private timers: { at: number; fn: () => void; cancelled: boolean }[] = [];
-
-  now(): number {
-    return this.time;
-  }
-
-  setTimeout(fn: () => void, ms: number): { cancel(): void } {
-    const timer = { at: this.time + ms, fn, cancelled: false };
-    this.timers.push(timer);
-    return { cancel: () => (timer.cancelled = true) };
-  }
-
-  advance(ms: number): void {
-    this.time += ms;
-    const due = this.timers.filter((t) => !t.cancelled && t.at <= this.time).sort((a, b) => a.at - b.at);
-    this.timers = this.timers.filter((t) => !due.includes(t));
-    for (const timer of due) timer.fn();
-  }
-}
+import { ManualClock } from './manual-clock.js';
+import { WorkQueue, runWorkers } from './work-queue.js';
 
 /** Takes whatever is queued right now, without waiting. */
 async function drain(queue: WorkQueue): Promise<string[]> {
