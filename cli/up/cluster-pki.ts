@@ -37,6 +37,8 @@ const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
 
 export interface ClusterPki {
   dir: string;
+  /** The cluster CA's certificate: what clients verify the API with (not etcd's CA). */
+  caFile: string;
   etcd: EtcdTls;
   /** What `skiff controlplane --etcd-cafile/--etcd-certfile/--etcd-keyfile` take. */
   controlplaneEtcdClient: { caFile: string; certFile: string; keyFile: string };
@@ -138,6 +140,7 @@ export async function ensureClusterPki(stateDir: string, host: string): Promise<
   };
   return {
     dir,
+    caFile: file('ca.crt'),
     etcd: {
       caFile: etcdClient.caFile,
       certFile: etcdFile('server.crt'),

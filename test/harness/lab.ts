@@ -316,7 +316,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
     }
     const agentServer = cp2 ? `${api},${cp2.api}` : api;
     const adminToken = readFileSync(adminTokenFile, 'utf8').trim();
-    const caFile = pki.etcd.caFile;
+    const caFile = pki.caFile;
     const configPath = join(hosts.dir, 'config');
     writeFileSync(
       configPath,
