@@ -21,12 +21,12 @@ import type {
   WatchOptions,
 } from './api-requests.js';
 import { fromGrpcError, GRPC_CODE } from './grpc-status.js';
-import { grpcServiceDefinition, type WireMessage } from './grpc-service.js';
 import { WireChannel, type WireStream } from './grpc-wire-client.js';
+import { services } from './gen/messages.js';
 import type { KubeObject, KubeObjectByKind } from './gen/types.js';
 import { resolveKind } from './kinds.js';
 import { fromEnvelope, toEnvelope } from './objects.js';
-import { schemaRoot } from './schema.js';
+import type { MethodType, WireMessage } from './wire/message-type.js';
 
 export interface ConnectOptions {
   /** The API address, `host:port`. */
@@ -134,28 +134,6 @@ export interface EncryptionKeyRotation {
   resources: string[];
 }
 
-/** How a method's messages are written and read. */
-interface MethodCodec {
-  path: string;
-  requestSerialize(value: WireMessage): Buffer;
-  responseDeserialize(bytes: Buffer): WireMessage;
-}
-
-let apiMethods: Record<string, MethodCodec> | undefined;
-let adminMethods: Record<string, MethodCodec> | undefined;
-
-/** skiff.v1.Api's methods (built once from the schema). */
-function apiMethodsOf(): Record<string, MethodCodec> {
-  apiMethods ??= grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'), {
-    // Responses stay decoded messages: fromEnvelope reads one in a single walk, and the few
-    // scalar fields read here (strings) are the same on a message.
-    // Object requests carry toEnvelope's output, which is already in the encoder's types.
-    messageResponses: true,
-    encoderReadyRequests: ['Create', 'Update', 'UpdateStatus'],
-  }) as unknown as Record<string, MethodCodec>;
-  return apiMethods;
-}
-
 /** Connects lazily: the first call dials the server, so this never blocks or fails on I/O. */
 export function connectApi(options: ConnectOptions): ApiClient {
   const timeoutMs = options.timeoutMs ?? 10_000;
@@ -170,23 +148,23 @@ export function connectApi(options: ConnectOptions): ApiClient {
   const callContext = { timeoutMs, tokenBytes: Buffer.byteLength(options.token) };
 
   const call = async (
-    method: MethodCodec,
+    method: MethodType,
     request: WireMessage,
     deadlineMs: number,
     decode = true,
   ): Promise<WireMessage> => {
     try {
-      const response = await channel.unary(method.path, method.requestSerialize(request), {
+      const response = await channel.unary(method.path, method.request.encode(request), {
         metadata,
         timeoutMs: deadlineMs,
       });
-      return decode ? method.responseDeserialize(response) : {};
+      return decode ? method.response.decode(response) : {};
     } catch (err) {
       throw fromGrpcError(err, options.server, { ...callContext, timeoutMs: deadlineMs });
     }
   };
   const unary = (method: string, request: WireMessage, decode = true): Promise<WireMessage> =>
-    call(apiMethodsOf()[method]!, request, timeoutMs, decode);
+    call(services.Api.methods[method]!, request, timeoutMs, decode);
   /** Create or Update: the stored object, or (discardAnswer) the one given. */
   const write = async <T>(method: 'Create' | 'Update', object: T, options: WriteOptions): Promise<T> => {
     const request = { object: toEnvelope(object as KubeObject), dryRun: options.dryRun === true };
@@ -200,13 +178,8 @@ export function connectApi(options: ConnectOptions): ApiClient {
   const objectOf = <T>(envelope: WireMessage): T => fromEnvelope(envelope) as T;
 
   /** A skiff.v1.Admin call, on the same connection as the object API. */
-  const adminUnary = (method: string, request: WireMessage, deadlineMs: number): Promise<WireMessage> => {
-    adminMethods ??= grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Admin')) as unknown as Record<
-      string,
-      MethodCodec
-    >;
-    return call(adminMethods[method]!, request, deadlineMs);
-  };
+  const adminUnary = (method: string, request: WireMessage, deadlineMs: number): Promise<WireMessage> =>
+    call(services.Admin.methods[method]!, request, deadlineMs);
 
   return {
     async create(object, writeOptions = {}) {
@@ -221,7 +194,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
         namespace: listOptions.namespace ?? '',
         labelSelector: listOptions.labelSelector ?? '',
         fieldSelector: listOptions.fieldSelector ?? '',
-        limit: String(listOptions.limit ?? 0),
+        limit: listOptions.limit ?? 0,
         continue: listOptions.continue ?? '',
         resourceVersion: listOptions.resourceVersion ?? '',
       });
@@ -244,7 +217,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
     async delete(kind, namespace, name, deleteOptions = {}) {
       const request: WireMessage = { kind: resolveKind(kind).kind, namespace, name };
       if (deleteOptions.gracePeriodSeconds !== undefined) {
-        request.gracePeriodSeconds = String(deleteOptions.gracePeriodSeconds);
+        request.gracePeriodSeconds = deleteOptions.gracePeriodSeconds;
       }
       if (deleteOptions.preconditions) request.preconditions = { ...deleteOptions.preconditions };
       if (deleteOptions.dryRun) request.dryRun = true;
@@ -259,9 +232,9 @@ export function connectApi(options: ConnectOptions): ApiClient {
         resourceVersion: watchOptions.resourceVersion ?? '',
         allowBookmarks: watchOptions.allowBookmarks ?? false,
       };
-      const method = apiMethodsOf()['Watch']!;
+      const method = services.Api.methods['Watch']!;
       return watchStream(
-        () => channel.serverStream(method.path, method.requestSerialize(request), { metadata }),
+        () => channel.serverStream(method.path, method.request.encode(request), { metadata }),
         method,
         options.server,
         watchOptions.signal,
@@ -285,7 +258,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
     async createToken(request) {
       const response = await adminUnary(
         'CreateToken',
-        { name: request.name ?? '', role: request.role, ttlSeconds: String(request.ttlSeconds ?? 0) },
+        { name: request.name ?? '', role: request.role, ttlSeconds: request.ttlSeconds ?? 0 },
         timeoutMs,
       );
       return {
@@ -330,7 +303,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
 
 async function* watchStream<T extends KubeObject>(
   open: () => WireStream,
-  method: MethodCodec,
+  method: MethodType,
   server: string,
   signal: AbortSignal | undefined,
   tokenBytes: number,
@@ -341,7 +314,7 @@ async function* watchStream<T extends KubeObject>(
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
     for await (const bytes of stream) {
-      const message = method.responseDeserialize(bytes);
+      const message = method.response.decode(bytes);
       const event: WatchEvent<T> = {
         type: message.type as WatchEventType,
         resourceVersion: String(message.resourceVersion ?? ''),

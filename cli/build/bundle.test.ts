@@ -54,7 +54,7 @@ test('skiff version --client loads neither gRPC, protobufjs, YAML, logging nor t
     );
 });
 
-test('skiff get loads neither the control plane, the runtime, grpc-js (the server side of gRPC) nor YAML', () => {
+test('skiff get loads neither the control plane, the runtime, grpc-js (the server side of gRPC), protobufjs nor YAML', () => {
   const loaded = sourcesLoadedBy(
     main,
     chunkOf('cli/commands/get.ts'),
@@ -65,8 +65,15 @@ test('skiff get loads neither the control plane, the runtime, grpc-js (the serve
     loaded.some((source) => source.includes('proto/grpc-wire-client.ts')),
     'the gRPC client is part of get',
   );
+  assert.ok(
+    loaded.some((source) => source.includes('proto/gen/messages.ts')),
+    'the generated codecs are part of get',
+  );
   for (const heavy of [
     '@grpc/grpc-js',
+    // the codecs are generated at build time (proto/README.md): no schema to parse, no codecs to build
+    'protobufjs',
+    'proto/codegen/',
     'node_modules/yaml',
     'controlplane/',
     'node-agent/',
@@ -117,6 +124,17 @@ test('skiff image pull loads neither the container runtime, logging, protobufjs 
       [],
       `image pull loads ${heavy}`,
     );
+});
+
+test('nothing in the bundle loads protobufjs: its codecs are generated at build time, for every process', () => {
+  const sources = Object.values(metafile.outputs).flatMap((output) => Object.keys(output.inputs));
+  // grpc-js brings its own copy (under @grpc/proto-loader, for channelz), which only servers load
+  const ours = sources.filter(
+    (source) =>
+      (/node_modules\/protobufjs\//.test(source) && !source.includes('@grpc/proto-loader/')) ||
+      source.includes('proto/codegen/'),
+  );
+  assert.deepEqual(ours, []);
 });
 
 test('the launcher runs on the Node.js it was built with', () => {

@@ -3,7 +3,7 @@
  * and a decoder written out as code (fields in number order, one `case` per tag), and a
  * MessageType (proto/wire/message-type.ts) holding its fields and its codec; for every service a
  * ServiceType. The codec's shape of a message, and why it is generated here rather than built at
- * run time, are in proto/wire/message-type.ts.
+ * run time, are in proto/wire/message-type.ts and proto/README.md.
  *
  * The generator takes only what the codecs implement (the scalars in SCALAR_WIRE_TYPES, string
  * map keys, no enums or groups, no nested declarations) and refuses the rest naming the field, so
@@ -13,8 +13,7 @@ import protobuf from 'protobufjs';
 import * as prettier from 'prettier';
 import path from 'node:path';
 import type { ScalarType } from '../wire/message-type.js';
-import { hasExplicitPresence, jsonFieldName } from '../schema.js';
-import { loadProtoFiles, protoIncludeDir } from './proto-files.js';
+import { hasExplicitPresence, jsonFieldName, loadProtoFiles, protoIncludeDir } from './proto-files.js';
 import { REGENERATE_COMMAND } from './render-types.js';
 
 export const GENERATED_MESSAGES_FILE = 'gen/messages.ts';
