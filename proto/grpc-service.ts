@@ -19,11 +19,11 @@ function asBuffer(bytes: Uint8Array): Buffer {
 }
 
 /** Encodes a message, or sends a Uint8Array as the message's wire bytes. */
-export function serializerFor(type: MessageType): (value: WireMessage | Uint8Array) => Buffer {
+function serializerFor(type: MessageType): (value: WireMessage | Uint8Array) => Buffer {
   return (value) => (value instanceof Uint8Array ? asBuffer(value) : type.encode(value));
 }
 
-export function deserializerFor(type: MessageType): (bytes: Buffer) => WireMessage {
+function deserializerFor(type: MessageType): (bytes: Buffer) => WireMessage {
   return (bytes) => type.decode(bytes);
 }
 

@@ -49,6 +49,13 @@ describe('Writer', () => {
     );
   });
 
+  test('bytes given as base64 text are written as what it decodes to, canonical or not', () => {
+    for (const text of ['aGk=', 'aGk', 'aG k=', 'aGk=aGk=']) {
+      const expected = protobuf.Writer.create().uint32(10).bytes(Buffer.from(text, 'base64')).finish();
+      assert.ok(written((w) => w.bytes(10, text)).equals(expected), text);
+    }
+  });
+
   test('a lone surrogate is written as U+FFFD, in short strings and long ones', () => {
     for (const text of ['a\ud800b', `${'x'.repeat(50)}\udc00`]) {
       const bytes = written((w) => w.string(10, text));

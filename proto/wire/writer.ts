@@ -141,10 +141,11 @@ export class Writer {
 
   private bytesValue(value: unknown): void {
     if (typeof value === 'string') {
-      const bytes = Buffer.byteLength(value, 'base64');
-      this.varint(bytes);
-      this.reserve(bytes);
-      this.pos += this.buf.write(value, this.pos, 'base64');
+      // decoded first: Buffer.byteLength(text, 'base64') is an estimate, which text that is not
+      // canonical base64 (whitespace, padding inside) exceeds
+      const bytes = Buffer.from(value, 'base64');
+      this.varint(bytes.length);
+      this.raw(bytes);
     } else if (value instanceof Uint8Array) {
       this.varint(value.length);
       this.raw(value);
