@@ -22,6 +22,9 @@ declare -A apt_needs=(
   [nats-server]=/usr/sbin/nats-server
   [busybox-static]=/bin/busybox
   [iproute2]=/usr/bin/ip
+  # the pod network (node-agent/runtime/net): the node's nftables table, sysctls in a host namespace
+  [nftables]=/usr/sbin/nft
+  [procps]=/usr/sbin/sysctl
   [gcc]=/usr/bin/gcc
   [make]=/usr/bin/make
   [libc6-dev]=/usr/include/linux/openat2.h

@@ -196,6 +196,27 @@ describe('client config contexts', () => {
       assert.deepEqual(parsed, parseYaml(text), text);
     }
     assert.ok(answered > 500, `answered only ${answered}`);
+    // registries as a user writes them: host[:port] keys, bare or quoted, read as YAML reads them
+    const registries =
+      'registries:\n  "127.0.0.1:43937":\n    token: qpxiQ-_reYQgAxAwbl0RdlLIyBYev3OtrMvw56JxiZs\n  localhost:5000:\n    username: u\n    password: p\n  \'reg.example\':\n    token: t\n';
+    assert.ok(parsePlainBlocks(registries), registries);
+    assert.deepEqual(parsePlainBlocks(registries), parseYaml(registries));
+    const hostAlphabet = '0129aeEfxXo.:-';
+    let hosts = 0;
+    for (let i = 0; i < 3000; i++) {
+      const host = Array.from(
+        { length: 1 + random(7) },
+        () => hostAlphabet[random(hostAlphabet.length)],
+      ).join('');
+      for (const key of [host, `"${host}"`, `'${host}'`]) {
+        const text = `registries:\n  ${key}:\n    token: t\n`;
+        const parsed = parsePlainBlocks(text);
+        if (parsed === undefined) continue;
+        hosts++;
+        assert.deepEqual(parsed, parseYaml(text), text);
+      }
+    }
+    assert.ok(hosts > 1000, `answered only ${hosts}`);
     for (const text of [
       'a:\n  b: "q"\n',
       'a: b # c\n',
@@ -204,8 +225,102 @@ describe('client config contexts', () => {
       'a:\n',
       'a: 1\n',
       'a: b\na: c\n',
+      'registries:\n  "a\\tb":\n    token: t\n',
+      'registries:\n  1e5:\n    token: t\n',
+      'registries:\n  true:\n    token: t\n',
     ])
       assert.equal(parsePlainBlocks(text), undefined, text);
+  });
+
+  test('a socket server: what skiff up writes, read back, and flags over it', async () => {
+    const p = path();
+    await upsertContext(
+      '/var/lib/skiff',
+      {
+        server: 'unix:///var/lib/skiff/api.sock',
+        tlsServer: '127.0.0.1:7440',
+        token: 't',
+        http: 'http://127.0.0.1:7441',
+        ca: '/var/lib/skiff/pki/ca.crt',
+      },
+      { makeCurrent: true, path: p },
+    );
+    const written = readFileSync(p, 'utf8');
+    assert.equal(
+      written,
+      'apiVersion: v1\nkind: Config\nclusters:\n- name: /var/lib/skiff\n  cluster:\n    server: unix:///var/lib/skiff/api.sock\n    tls-server: 127.0.0.1:7440\n    http: http://127.0.0.1:7441\n    certificate-authority: /var/lib/skiff/pki/ca.crt\nusers:\n- name: /var/lib/skiff\n  user:\n    token: t\ncontexts:\n- name: /var/lib/skiff\n  context:\n    cluster: /var/lib/skiff\n    user: /var/lib/skiff\ncurrent-context: /var/lib/skiff\n',
+    );
+    // read without the YAML parser, as YAML reads it
+    assert.deepEqual(parsePlainBlocks(written), parseYaml(written));
+    const local = {
+      server: 'unix:///var/lib/skiff/api.sock',
+      tlsServer: '127.0.0.1:7440',
+      token: 't',
+      http: 'http://127.0.0.1:7441',
+      ca: '/var/lib/skiff/pki/ca.crt',
+    };
+    assert.deepEqual(resolveClientConfig({}, p), local);
+    // --server host:port: over TLS with the context's CA; --server unix:///…: that socket
+    assert.deepEqual(resolveClientConfig({ server: '127.0.0.1:7440' }, p), {
+      ...local,
+      server: '127.0.0.1:7440',
+    });
+    assert.equal(resolveClientConfig({ server: 'unix:/run/other.sock' }, p).server, 'unix:/run/other.sock');
+    assert.deepEqual(resolveClientConfig({ server: 'unix:///run/x.sock', token: 'u' }, join(dir, 'none')), {
+      server: 'unix:///run/x.sock',
+      token: 'u',
+    });
+    assert.throws(
+      () => resolveClientConfig({ server: 'unix://run/x.sock', token: 'u' }, join(dir, 'none')),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError &&
+        e.field === 'server' &&
+        /--server: server "unix:\/\/run\/x\.sock" is not a Unix socket address: want unix:\/\/\/absolute\/path/.test(
+          e.message,
+        ),
+    );
+  });
+
+  test('the first up with a socket replaces the flat file of its TLS address', async () => {
+    const p = path();
+    await writeConfigFile(p, { server: '127.0.0.1:7440', token: 'one' });
+    const first = await upsertContext(
+      '/var/lib/skiff',
+      { server: 'unix:///var/lib/skiff/api.sock', tlsServer: '127.0.0.1:7440', token: 'one' },
+      { makeCurrent: true, path: p },
+    );
+    assert.deepEqual(first, { switched: false, previous: 'default', created: true });
+    assert.deepEqual(
+      readConfigDocument(p)!.contexts.map((c) => c.name),
+      ['/var/lib/skiff'],
+    );
+  });
+
+  test('bad socket servers and TLS addresses are refused naming the field', () => {
+    const bad: [string, RegExp][] = [
+      [
+        'clusters: [{name: a, cluster: {server: "unix://api.sock"}}]',
+        /clusters\[0\]\.cluster\.server: server "unix:\/\/api\.sock" is not a Unix socket address/,
+      ],
+      [
+        `clusters: [{name: a, cluster: {server: "unix:///${'x'.repeat(120)}"}}]`,
+        /clusters\[0\]\.cluster\.server: the socket path \/x+ is 121 bytes, longer than a Unix socket's 107/,
+      ],
+      [
+        'clusters: [{name: a, cluster: {server: "unix:///s", tls-server: "unix:///t"}}]',
+        /clusters\[0\]\.cluster\.tls-server: tls-server "unix:\/\/\/t" is a Unix socket: it is the API's TLS address, host:port/,
+      ],
+      [
+        'clusters: [{name: a, cluster: {server: "unix:///s", tls-server: "https://h:1"}}]',
+        /clusters\[0\]\.cluster\.tls-server: server "https:\/\/h:1" is not host:port/,
+      ],
+    ];
+    for (const [text, reason] of bad)
+      assert.throws(
+        () => parseConfigDocument(text, 'c'),
+        (e: unknown) => e instanceof InvalidArgumentError && reason.test(e.message),
+        text,
+      );
   });
 
   test('what upsertContext writes is kubeconfig-shaped', async () => {

@@ -8,9 +8,13 @@
  *   clusters:
  *   - name: /var/lib/skiff
  *     cluster:
- *       server: 127.0.0.1:7440          # gRPC API, host:port
- *       http: http://127.0.0.1:7441     # /healthz, /readyz, /metrics (written by `skiff up`)
- *       certificate-authority: ca.crt   # cluster CA, for when the API speaks TLS
+ *       server: unix:///var/lib/skiff/api.sock   # the gRPC API the CLI calls: the control plane's
+ *                                       # Unix socket (no TLS), or host:port (TLS with the CA below)
+ *       tls-server: 127.0.0.1:7440      # the API's TLS address, when server is the socket: what
+ *                                       # other machines and node agents use (`token create --role join`)
+ *       http: http://127.0.0.1:7441     # /healthz, /readyz, /metrics, the registry (written by `skiff up`)
+ *       certificate-authority: /var/lib/skiff/pki/ca.crt   # cluster CA: verifies the TLS addresses
+ *                                       # (written by `skiff up`; relative: to this file's folder)
  *   users:
  *   - name: /var/lib/skiff
  *     user:
@@ -27,29 +31,36 @@
  * top) still reads, as one context named `default`; the first write of a context converts the file.
  *
  * `--context` picks another context for one invocation; `--server` and `--token` override the
- * context's; with both given (and no --context) no file is needed.
+ * context's; with both given (and no --context) no file is needed. A `--server host:port` over a
+ * context whose server is the socket is called over TLS with the context's certificate-authority;
+ * `--server unix:///path` is called over that socket.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { yaml } from './lazy-yaml.js';
 import { writeFileAtomic } from '../proto/support/atomic-file.js';
 import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../proto/errors.js';
+import { apiAddressProblem, isUnixAddress } from '../proto/api-address.js';
 
 /** What one invocation connects with: a context's cluster and user, flags on top. */
 export interface ClientConfig {
-  /** gRPC API address, `host:port`. */
+  /** gRPC API address: `host:port`, or the control plane's socket, `unix:///path`. */
   server: string;
   token: string;
   /** HTTP address of the control plane (`http://host:port`), when known. */
   http?: string;
-  /** Path of the cluster CA certificate (PEM), for TLS. */
+  /** Path of the cluster CA certificate (PEM): TLS to a `host:port` server, and to tlsServer. */
   ca?: string;
+  /** The API's TLS address (`host:port`) beside a socket `server`: for other machines and nodes. */
+  tlsServer?: string;
 }
 
 export interface ConfigOverrides {
   server?: string;
   token?: string;
+  /** `--certificate-authority`: the CA file to verify the server with (TLS). */
+  ca?: string;
   /** `--context`: a context other than the current one. */
   context?: string;
 }
@@ -59,6 +70,8 @@ export interface ClusterEntry {
   http?: string;
   /** kubeconfig's `certificate-authority`: the cluster CA's path. */
   ca?: string;
+  /** `tls-server`: the API's TLS address when `server` is its Unix socket. */
+  tlsServer?: string;
 }
 
 export interface ContextEntry {
@@ -192,11 +205,16 @@ function readDocument(raw: Record<string, unknown>, source: string): ConfigDocum
 
   const clusters = entries('clusters', 'cluster', {
     server: true,
+    'tls-server': false,
     http: false,
     'certificate-authority': false,
   }).map(({ name, body }, i) => {
     validateServer(body.server!, `client config ${source}`, `clusters[${i}].cluster.server`);
     const cluster: ClusterEntry = { server: body.server! };
+    if (body['tls-server'] !== undefined) {
+      validateTlsServer(body['tls-server'], `client config ${source}`, `clusters[${i}].cluster.tls-server`);
+      cluster.tlsServer = body['tls-server'];
+    }
     if (body.http !== undefined) cluster.http = body.http;
     if (body['certificate-authority'] !== undefined) cluster.ca = body['certificate-authority'];
     return { name, cluster };
@@ -247,13 +265,19 @@ export function parsePlainConfig(text: string): Record<string, string> | undefin
 
 type Block = string | Block[] | { [key: string]: Block };
 
-const BLOCK_LINE = new RegExp(`^( *)(- )?([a-z][A-Za-z-]*):(?: (${PLAIN_VALUE}|\\[\\]|\\{\\}))?$`);
+// a key: a field name, or a registry's host[:port] (`registries:`), bare or quoted (quotes as JSON
+// writes them; no character in them that YAML would unescape)
+const HOST_KEY = '[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?';
+const BLOCK_KEY = `[a-z][A-Za-z-]*|${HOST_KEY}|"[A-Za-z0-9.:-]+"|'[A-Za-z0-9.:-]+'`;
+const BLOCK_LINE = new RegExp(`^( *)(- )?(${BLOCK_KEY}):(?: (${PLAIN_VALUE}|\\[\\]|\\{\\}))?$`);
 
 /**
- * The contexts file as upsertContext writes it, read without the YAML parser: block mappings and
- * sequences of mappings (`key: value`, `key:`, `- key: value`, `[]`, `{}`), indented by spaces, whose
- * scalars YAML reads as those very strings. Anything else returns undefined and goes to the YAML
- * parser, which also gives the errors. config-contexts.test.ts checks the two agree.
+ * The contexts file as upsertContext writes it, and the `registries` a user adds to it, read
+ * without the YAML parser (its load and first parse are ~20 ms of every `skiff image pull` or
+ * push): block mappings and sequences of mappings (`key: value`, `key:`, `- key: value`, `[]`,
+ * `{}`), indented by spaces, whose keys and scalars YAML reads as those very strings. Anything else
+ * returns undefined and goes to the YAML parser, which also gives the errors.
+ * config-contexts.test.ts checks the two agree.
  */
 export function parsePlainBlocks(text: string): Record<string, Block> | undefined {
   const lines: { indent: number; item: boolean; key: string; value: string | undefined }[] = [];
@@ -263,7 +287,10 @@ export function parsePlainBlocks(text: string): Record<string, Block> | undefine
     if (match === null) return undefined;
     const value = match[4];
     if (value !== undefined && CORE_SCHEMA_NON_STRING.test(value)) return undefined;
-    lines.push({ indent: match[1]!.length, item: match[2] !== undefined, key: match[3]!, value });
+    let key = match[3]!;
+    if (key.startsWith('"') || key.startsWith("'")) key = key.slice(1, -1);
+    else if (CORE_SCHEMA_NON_STRING.test(key)) return undefined;
+    lines.push({ indent: match[1]!.length, item: match[2] !== undefined, key, value });
   }
   let at = 0;
   /** A mapping whose keys sit at column `indent`; the first line may be a `- ` item's. */
@@ -314,13 +341,22 @@ function parseWithYaml(text: string, source: string): unknown {
   }
 }
 
+/** `host:port` or `unix:///absolute/path`. */
 function validateServer(server: string, where: string, field = 'server'): void {
-  if (!/^[^\s/:]+:\d{1,5}$/.test(server) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(server)) {
+  const problem = apiAddressProblem(server);
+  if (problem !== undefined)
     throw new InvalidArgumentError(
-      `read ${where}: ${field === 'server' ? '' : `${field}: `}server "${server}" is not host:port (e.g. 127.0.0.1:7440)`,
+      `read ${where}: ${field === 'server' ? '' : `${field}: `}${problem}`,
       field,
     );
-  }
+}
+
+/** `host:port` only: the address TLS is spoken at. */
+function validateTlsServer(server: string, where: string, field: string): void {
+  const problem = isUnixAddress(server)
+    ? `tls-server "${server}" is a Unix socket: it is the API's TLS address, host:port (e.g. 127.0.0.1:7440)`
+    : apiAddressProblem(server);
+  if (problem !== undefined) throw new InvalidArgumentError(`read ${where}: ${field}: ${problem}`, field);
 }
 
 /** The whole config file, or undefined when there is no file. */
@@ -382,6 +418,7 @@ function flatten(
   if (user?.token) flat.token = user.token;
   if (cluster?.http !== undefined) flat.http = cluster.http;
   if (cluster?.ca !== undefined) flat.ca = cluster.ca;
+  if (cluster?.tlsServer !== undefined) flat.tlsServer = cluster.tlsServer;
   return flat;
 }
 
@@ -403,6 +440,9 @@ export function resolveClientConfig(
     );
   }
   const fromFile = doc ? flatten(doc, overrides.context, path, true) : {};
+  // kubeconfig's rule: a relative certificate-authority is relative to the file that names it
+  if (fromFile.ca !== undefined && fromFile.ca !== '' && !isAbsolute(fromFile.ca))
+    fromFile.ca = join(dirname(path), fromFile.ca);
   const merged = { ...fromFile, ...definedOnly(overrides) };
   if (!merged.server || !merged.token) {
     const missing =
@@ -424,6 +464,7 @@ function definedOnly(overrides: ConfigOverrides): Partial<ClientConfig> {
   const out: Partial<ClientConfig> = {};
   if (overrides.server) out.server = overrides.server;
   if (overrides.token) out.token = overrides.token;
+  if (overrides.ca) out.ca = overrides.ca;
   return out;
 }
 
@@ -445,6 +486,7 @@ export function formatConfigDocument(doc: ConfigDocument): string {
       name,
       cluster: {
         server: cluster.server,
+        ...(cluster.tlsServer !== undefined ? { 'tls-server': cluster.tlsServer } : {}),
         ...(cluster.http !== undefined ? { http: cluster.http } : {}),
         ...(cluster.ca !== undefined ? { 'certificate-authority': cluster.ca } : {}),
       },
@@ -503,13 +545,14 @@ export async function upsertContext(
 ): Promise<UpsertResult> {
   if (name === '') throw new InvalidArgumentError('write client config: the context name is empty', 'name');
   validateServer(cluster.server, `context ${name}`);
+  if (cluster.tlsServer !== undefined) validateTlsServer(cluster.tlsServer, `context ${name}`, 'tls-server');
   return updateConfigDocument(options.path ?? defaultConfigPath(), (doc) => {
     const previous = doc.currentContext;
     const legacyServer = doc.clusters[0]?.cluster.server;
     const legacyUsable = legacyServer !== '' && doc.users[0]?.user.token !== '';
+    const sameServer = legacyServer === cluster.server || legacyServer === cluster.tlsServer;
     // The flat file described this very cluster (or nothing usable): the named context replaces it.
-    const replaced =
-      doc.legacy && (!legacyUsable || legacyServer === cluster.server) && name !== LEGACY_CONTEXT;
+    const replaced = doc.legacy && (!legacyUsable || sameServer) && name !== LEGACY_CONTEXT;
     if (replaced) {
       doc.clusters = [];
       doc.users = [];
@@ -517,6 +560,7 @@ export async function upsertContext(
       doc.currentContext = '';
     }
     const entry: ClusterEntry = { server: cluster.server };
+    if (cluster.tlsServer !== undefined) entry.tlsServer = cluster.tlsServer;
     if (cluster.http !== undefined) entry.http = cluster.http;
     if (cluster.ca !== undefined) entry.ca = cluster.ca;
     const put = <E extends { name: string }>(list: E[], value: E): void => {

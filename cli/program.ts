@@ -30,12 +30,18 @@ export const VERBS: Readonly<Record<string, () => Promise<Registrar>>> = {
   up: async () => (await import('./commands/up.js')).registerUp,
   down: async () => (await import('./commands/up.js')).registerDown,
   controlplane: async () => (await import('./commands/controlplane.js')).registerControlPlane,
+  agent: async () => (await import('./commands/agent.js')).registerAgent,
   runtime: async () => (await import('./commands/runtime.js')).registerRuntime,
   image: async () => (await import('./commands/image.js')).registerImage,
   registry: async () => (await import('./commands/registry.js')).registerRegistry,
   token: async () => (await import('./commands/token.js')).registerToken,
   cordon: async () => (await import('./commands/cordon.js')).registerCordon,
   uncordon: async () => (await import('./commands/cordon.js')).registerUncordon,
+  drain: async () => (await import('./commands/drain.js')).registerDrain,
+  logs: async () => (await import('./commands/logs.js')).registerLogs,
+  exec: async () => (await import('./commands/exec.js')).registerExec,
+  attach: async () => (await import('./commands/exec.js')).registerAttach,
+  'port-forward': async () => (await import('./commands/port-forward.js')).registerPortForward,
 };
 
 /** The program with the global options and the commands `args` (argv after the script) need. */

@@ -9,10 +9,15 @@
  *   5. tokens               the admin token exists (created and written to the token file on first start)
  *   6. controllers          the namespace controller (resumes any deletion left half-done)
  *   7. HTTP                 /healthz, /readyz, /metrics, and the image registry under /v2/
- *   8. gRPC API             serving; then one "control plane ready" log line
+ *   8. gRPC API             the cluster CA (made on first start) and the API's certificate
+ *                           (api/cluster-trust.ts); with `apiSocket` the API on that Unix socket
+ *                           first (api/api-socket.ts: no TLS, 0600 in a 0700 directory), then over
+ *                           TLS on `apiAddr`; then one "control plane ready" log line. Without a
+ *                           CA directory the TCP address is plaintext h2c with bearer tokens only:
+ *                           a mode for tests of the API alone
  *
  * `stop()` undoes it in reverse: the API drains (new calls refused, running ones finish, watches
- * are ended), then the workers stop and the etcd and NATS connections close.
+ * are ended) and its socket goes, then the workers stop and the etcd and NATS connections close.
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,15 +30,24 @@ import {
   UnavailableError,
   errorMessage,
 } from '../proto/errors.js';
-import type { Namespace } from '../proto/gen/types.js';
+import type { Namespace, Node, Pod } from '../proto/gen/types.js';
 import { componentLogger, type Logger } from '../proto/support/logger.js';
 import { KINDS } from '../proto/kinds.js';
 import { decodeObject } from '../proto/objects.js';
 import { packageVersion } from '../proto/package-info.js';
+import { unixAddress } from '../proto/api-address.js';
 import { ensureAdminToken } from './api/admin-token.js';
 import { Authenticator } from './api/auth.js';
 import { createAdminService } from './api/admin-service.js';
 import { createApiService } from './api/grpc-server.js';
+import { loadClusterTrust } from './api/cluster-trust.js';
+import { NodeAuthorizer } from './api/node-authorizer.js';
+import { createNodesService } from './api/node-certificates.js';
+import { NatsNodeUsers } from './nats-node-users.js';
+import { StoreNodeGraph } from './api/node-graph.js';
+import { apiServerCredentials } from './api/tls-credentials.js';
+import { prepareApiSocket, removeApiSocket, secureBoundSocket, type BoundSocket } from './api/api-socket.js';
+import { widenConnectionWindows, widenStreamWindows } from './api/grpc-windows.js';
 import { ApiHandlers } from './api/handlers.js';
 import { WATCH_CACHE_INDEXES } from './api/watch-cache-indexes.js';
 import { createApiMetrics } from './api/metrics.js';
@@ -44,6 +58,12 @@ import { formatHostPort, parseHostPort } from './http/host-port.js';
 import { HttpServer } from './http/server.js';
 import { openRegistry, type ImageRegistry } from './registry/registry.js';
 import { NamespaceController } from './controllers/namespace/namespace-controller.js';
+import { parseCidr } from '../proto/cidr.js';
+import { DEFAULT_CLUSTER_CIDR, NodeIpamController } from './controllers/node-ipam/node-ipam-controller.js';
+
+const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
+import { createPodStreams, type PodStreams } from './streams/pod-streams.js';
+import { StatusIngest } from './status/status-ingest.js';
 import { CachedStore } from './store/cached-store.js';
 import { EncryptingStore } from './store/encrypting-store.js';
 import {
@@ -62,10 +82,26 @@ export { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defa
 
 export interface ControlPlaneOptions {
   etcdEndpoints: string[];
+  /** Pod CIDRs of nodes are taken from here; default 10.244.0.0/16. */
+  clusterCIDR?: string;
+  /** Services' addresses; default 10.96.0.0/12. */
+  serviceCIDR?: string;
+  /** Prefix length of each node's pod CIDR; default 24. */
+  nodeCidrMaskSize?: number;
+  /** A node silent this long becomes NotReady; default 40 000 ms (`--node-monitor-grace-period`). */
+  nodeGraceMs?: number;
+  /** The NATS URL(s) agents are told to report to (Version); default natsUrl. */
+  natsAdvertiseUrl?: string;
   /** NATS server URL(s), comma-separated; omitted: run without NATS (tests of the API alone). */
   natsUrl?: string;
   /** gRPC listen address `host:port` (port 0: any free port). */
   apiAddr?: string;
+  /**
+   * Also serve the API on this Unix socket (absolute path; api/api-socket.ts): the same services,
+   * tokens and authorization, without TLS, for clients on this machine. Its directory must be
+   * this user's and 0700 (made so when missing).
+   */
+  apiSocket?: string;
   /** HTTP listen address `host:port` (port 0: any free port). */
   httpAddr?: string;
   stateDir: string;
@@ -79,6 +115,25 @@ export interface ControlPlaneOptions {
   encryptionConfigFile?: string;
   /** Default `<stateDir>/admin-token`. */
   adminTokenFile?: string;
+  /**
+   * The cluster CA's directory (ca.crt, ca.key; made on the first start when both are missing):
+   * the API is then served over TLS and the CA issues node certificates. Omitted: plaintext h2c,
+   * bearer tokens only, no join (tests of the API alone).
+   */
+  clusterCaDir?: string;
+  /** More names and addresses the API certificate holds (k3s's --tls-san). */
+  tlsSans?: string[];
+  /** Serve this certificate instead of one issued from the cluster CA (and the CA that issued it). */
+  apiServingFiles?: { certFile: string; keyFile: string; caFile?: string };
+  /** How long node certificates live; default 30 days (agents renew them before). */
+  nodeCertificateTtlMs?: number;
+  /** TLS to NATS: its server's CA, and the control plane's client certificate (verify_and_map). */
+  natsTls?: { caFile: string; certFile: string; keyFile: string };
+  /**
+   * nats-server's users file (nats-authorization.ts) and pid file: each node issued a certificate
+   * is added, and nats-server reloads. Omitted: NATS users are someone else's to keep.
+   */
+  natsAuthorization?: { file: string; pidFile?: string };
   /** How long start-up waits for etcd to answer; default 30 s. */
   etcdWaitMs?: number;
   /** Deadline of each etcd call; default the store's (5 s). */
@@ -97,6 +152,8 @@ export interface ControlPlaneOptions {
 export interface ControlPlane {
   /** The bound gRPC address, `host:port`. */
   apiAddress: string;
+  /** The API's Unix socket (`unix:///path`) when it serves one. */
+  apiSocketAddress: string | undefined;
   /** The bound HTTP address, `host:port`. */
   httpAddress: string;
   adminTokenFile: string;
@@ -109,8 +166,15 @@ export interface ControlPlane {
   http: HttpServer;
   /** The image registry served under /v2/ (its garbage collection is for an admin operation). */
   registry: ImageRegistry;
+  /** Pod streams and the agents' tunnels (which nodes hold one: podStreams.tunnels.nodes()). */
+  podStreams: PodStreams;
   /** Kept for later components (status ingest); undefined when started without NATS. */
   nats: NatsConnection | undefined;
+  /**
+   * With a cluster CA: the PEM bundle clients verify the API with, and its hash (what join tokens
+   * pin). Undefined when the API is plaintext.
+   */
+  trust: { bundle: string; bundleHash: string } | undefined;
   /** Drains the API and closes every connection. Idempotent. */
   stop(): Promise<void>;
 }
@@ -194,12 +258,19 @@ async function waitForEtcd(store: Store, endpoints: string, waitMs: number, log:
   }
 }
 
-async function connectNats(url: string, log: Logger): Promise<NatsConnection> {
+async function connectNats(
+  url: string,
+  log: Logger,
+  tls: ControlPlaneOptions['natsTls'],
+): Promise<NatsConnection> {
   let nc: NatsConnection;
   try {
     nc = await connect({
       servers: url.split(',').map((s) => s.trim()),
       name: 'skiff-controlplane',
+      ...(tls !== undefined
+        ? { tls: { caFile: tls.caFile, certFile: tls.certFile, keyFile: tls.keyFile } }
+        : {}),
       timeout: 5000,
       reconnect: true,
       maxReconnectAttempts: -1,
@@ -221,15 +292,37 @@ async function connectNats(url: string, log: Logger): Promise<NatsConnection> {
   return nc;
 }
 
-function bindGrpc(server: grpc.Server, address: string): Promise<number> {
+/**
+ * The API server's receive windows: a stream may have 512 KiB in flight (what a call paused by flow
+ * control holds at most), a connection 16 MiB (the many calls of one client, port-forward's).
+ */
+const GRPC_STREAM_WINDOW_BYTES = 512 * 1024;
+const GRPC_CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
+
+function bindGrpc(
+  server: grpc.Server,
+  address: string,
+  credentials: grpc.ServerCredentials,
+): Promise<number> {
   const { host, port } = parseHostPort(address, '--api-addr');
   return new Promise((resolve, reject) =>
-    server.bindAsync(formatHostPort(host, port), grpc.ServerCredentials.createInsecure(), (err, bound) => {
+    server.bindAsync(formatHostPort(host, port), credentials, (err, bound) => {
       if (err) {
         reject(
           new FailedPreconditionError(`listen on --api-addr ${address}: ${err.message}`, { cause: err }),
         );
       } else resolve(bound);
+    }),
+  );
+}
+
+/** Binds the API to the Unix socket at `path`: no TLS (api/api-socket.ts says what protects it). */
+function bindGrpcSocket(server: grpc.Server, path: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(`unix:${path}`, grpc.ServerCredentials.createInsecure(), (err) => {
+      if (err) {
+        reject(new FailedPreconditionError(`listen on --api-socket ${path}: ${err.message}`, { cause: err }));
+      } else resolve();
     }),
   );
 }
@@ -280,7 +373,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // 3. NATS
     let nats: NatsConnection | undefined;
     if (options.natsUrl) {
-      const nc = await connectNats(options.natsUrl, log);
+      const nc = await connectNats(options.natsUrl, log, options.natsTls);
       nats = nc;
       undo.push(() => nc.close());
       log.info({ nats: options.natsUrl }, 'nats connected');
@@ -323,6 +416,40 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
     namespaceController.start();
     undo.push(() => namespaceController.stop());
+    // each node's pod CIDR, from the cluster CIDR
+    parseCidr(options.serviceCIDR ?? DEFAULT_SERVICE_CIDR, '--service-cidr');
+    const nodeInformer = new Informer<Node>({
+      source: storeSource({ store, resource: 'nodes', decode: (bytes) => decodeObject('Node', bytes) }),
+      logger: log.child({ component: 'informer', resource: 'nodes' }),
+    });
+    nodeInformer.start();
+    undo.push(() => nodeInformer.stop());
+    const nodeIpam = new NodeIpamController({
+      handlers,
+      nodes: nodeInformer,
+      ...(options.clusterCIDR !== undefined ? { clusterCIDR: options.clusterCIDR } : {}),
+      ...(options.nodeCidrMaskSize !== undefined ? { nodeMaskSize: options.nodeCidrMaskSize } : {}),
+      log: log.child({ component: 'node-ipam' }),
+    });
+    nodeIpam.start();
+    undo.push(() => nodeIpam.stop());
+    // what agents report on NATS, written to etcd
+    if (nats) {
+      const ingest = new StatusIngest({
+        nats,
+        handlers,
+        log: log.child({ component: 'status-ingest' }),
+        // a short grace is checked often enough to keep its meaning (every 5 s otherwise)
+        ...(options.nodeGraceMs !== undefined
+          ? {
+              nodeGraceMs: options.nodeGraceMs,
+              checkMs: Math.min(5000, Math.max(250, options.nodeGraceMs / 4)),
+            }
+          : {}),
+      });
+      ingest.start();
+      undo.push(() => ingest.stop());
+    }
 
     // 7. HTTP
     const registry = new Registry();
@@ -347,23 +474,51 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const httpAddress = await http.listen();
     undo.push(() => http.close());
 
-    // 8. gRPC API
+    // 8. gRPC API: over TLS when the cluster has a CA
+    const apiAddr = options.apiAddr ?? DEFAULT_API_ADDR;
+    const trust =
+      options.clusterCaDir === undefined
+        ? undefined
+        : await loadClusterTrust({
+            caDir: options.clusterCaDir,
+            apiHost: parseHostPort(apiAddr, '--api-addr').host,
+            ...(options.tlsSans !== undefined ? { tlsSans: options.tlsSans } : {}),
+            ...(options.apiServingFiles !== undefined ? { servingFiles: options.apiServingFiles } : {}),
+            log,
+          });
     const server = new grpc.Server({
       'grpc.max_receive_message_length': 8 * 1024 * 1024,
       // channelz keeps per-call bookkeeping that nothing here reads.
       'grpc.enable_channelz': 0,
     });
+    // node:http2's 64 KiB windows capped every upload to the control plane (grpc-windows.ts)
+    widenStreamWindows(server, GRPC_STREAM_WINDOW_BYTES);
+    // logs, exec, attach and port-forward, relayed to the agents' tunnels
+    const podStreams = createPodStreams({
+      getPod: async (namespace, name) => (await handlers.get('Pod', namespace, name)).object as Pod,
+      auth,
+      metrics,
+      log: log.child({ component: 'pod-streams' }),
+    });
     const service = createApiService({
       handlers,
       auth,
       metrics,
+      podStreamMethods: podStreams.apiMethods,
       log: log.child({ component: 'api' }),
       version: packageVersion(),
       etcdEndpoints: endpoints,
+      natsUrl: options.natsAdvertiseUrl ?? options.natsUrl ?? '',
+      httpUrl: `http://${httpAddress}`,
+      clusterCIDR: options.clusterCIDR ?? DEFAULT_CLUSTER_CIDR,
+      serviceCIDR: options.serviceCIDR ?? DEFAULT_SERVICE_CIDR,
       ...(options.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: options.maxWatchesPerToken } : {}),
+      // node certificates exist only where there is a CA to verify them
+      ...(trust !== undefined ? { nodeAuthorizer: new NodeAuthorizer(new StoreNodeGraph(store)) } : {}),
     });
     server.addService(service.definition, service.implementation);
     const collectGarbageSerially = serializedCalls();
+    const tokenAdmin = new TokenAdmin(tokens, auth, undefined, trust?.bundleHash);
     const admin = createAdminService({
       auth,
       log: log.child({ component: 'admin' }),
@@ -371,25 +526,73 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         rotateEncryptionKey: serialized(() => rotateEncryptionKey(encryptionConfigFile, encrypted)),
         // one collection at a time here; others (other control planes) are safe alongside (gc.ts)
         collectRegistryGarbage: (gc) => collectGarbageSerially(() => imageRegistry.collectGarbage(gc)),
-        tokens: new TokenAdmin(tokens, auth),
+        tokens: tokenAdmin,
       },
     });
     server.addService(admin.definition, admin.implementation);
-    const apiAddr = options.apiAddr ?? DEFAULT_API_ADDR;
-    const port = await bindGrpc(server, apiAddr);
-    const apiAddress = formatHostPort(parseHostPort(apiAddr, '--api-addr').host, port);
-    undo.push(() => {
+    // Undone before anything is bound, so a failed bind unwinds the other too.
+    let boundSocket: BoundSocket | undefined;
+    undo.push(async () => {
       service.closeWatches();
-      return drainGrpc(server);
+      podStreams.close();
+      await drainGrpc(server);
+      if (boundSocket !== undefined) await removeApiSocket(boundSocket);
     });
+    let nodesImplementation: grpc.UntypedServiceImplementation = { ...podStreams.nodes.implementation };
+    if (trust !== undefined) {
+      const natsUsers =
+        options.natsAuthorization === undefined
+          ? undefined
+          : new NatsNodeUsers(
+              options.natsAuthorization.file,
+              options.natsAuthorization.pidFile,
+              log.child({ component: 'nats-users' }),
+            );
+      await natsUsers?.load();
+      const nodes = createNodesService({
+        ...(natsUsers !== undefined ? { onIssued: (node: string) => natsUsers.ensure(node) } : {}),
+        ca: trust.ca,
+        bundle: trust.bundle,
+        pullTokens: tokenAdmin,
+        auth,
+        log: log.child({ component: 'node-certificates' }),
+        ...(options.nodeCertificateTtlMs !== undefined ? { ttlMs: options.nodeCertificateTtlMs } : {}),
+      });
+      nodesImplementation = { ...nodesImplementation, ...nodes.implementation };
+    }
+    // skiff.v1.Nodes is one service: the agents' tunnels (always) and, with a cluster CA, certificates
+    server.addService(podStreams.nodes.definition, nodesImplementation);
+    // the socket first: whoever waits for the TCP address finds the socket there too
+    if (options.apiSocket !== undefined) {
+      await prepareApiSocket(options.apiSocket, log);
+      await bindGrpcSocket(server, options.apiSocket);
+      boundSocket = await secureBoundSocket(options.apiSocket);
+    }
+    const port = await bindGrpc(
+      server,
+      apiAddr,
+      trust === undefined
+        ? grpc.ServerCredentials.createInsecure()
+        : apiServerCredentials({ clientCa: trust.ca.certificatePem, ...trust.serving }).credentials,
+    );
+    widenConnectionWindows(server, GRPC_CONNECTION_WINDOW_BYTES);
+    const apiAddress = formatHostPort(parseHostPort(apiAddr, '--api-addr').host, port);
+    const apiSocketAddress = boundSocket !== undefined ? unixAddress(boundSocket.path) : undefined;
 
     log.info(
-      { api: apiAddress, http: httpAddress, adminTokenFile },
+      {
+        api: apiAddress,
+        http: httpAddress,
+        ...(apiSocketAddress !== undefined ? { apiSocket: apiSocketAddress } : {}),
+        adminTokenFile,
+        tls: trust === undefined ? 'none (plaintext h2c)' : `cluster CA sha256:${trust.bundleHash}`,
+      },
       `control plane ready api=${apiAddress} http=${httpAddress}`,
     );
     let stopping: Promise<void> | undefined;
     return {
       apiAddress,
+      apiSocketAddress,
       httpAddress,
       adminTokenFile,
       store,
@@ -397,7 +600,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       grpcServer: server,
       http,
       registry: imageRegistry,
+      podStreams,
       nats,
+      trust: trust === undefined ? undefined : { bundle: trust.bundle, bundleHash: trust.bundleHash },
       stop: () => (stopping ??= unwind().then(() => log.info('control plane stopped'))),
     };
   } catch (err) {

@@ -39,6 +39,12 @@ export interface DeleteOptions {
   dryRun?: boolean;
 }
 
+/**
+ * Writes one DryRunWrites call may carry (api.proto): the call's one deadline covers them all, and
+ * each update among them reads etcd. A client sends more in several calls.
+ */
+export const MAX_DRY_RUN_WRITES = 1000;
+
 export interface WatchOptions {
   namespace?: string;
   labelSelector?: string;

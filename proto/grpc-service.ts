@@ -27,18 +27,42 @@ function deserializerFor(type: MessageType): (bytes: Buffer) => WireMessage {
   return (bytes) => type.decode(bytes);
 }
 
+export interface ServiceDefinitionOptions {
+  /**
+   * Methods whose requests, or responses, cross as wire bytes (Buffers) both ways: the caller
+   * encodes and decodes them itself, or passes them on without (pod stream frames).
+   * `maxRawRequestBytes` bounds raw requests: a larger one fails the call before it is queued.
+   */
+  rawRequests?: readonly string[];
+  rawResponses?: readonly string[];
+  maxRawRequestBytes?: number;
+}
+
 /** The grpc-js definition of `service`, with method paths `/<package>.<Service>/<Method>`. */
-export function grpcServiceDefinition(service: ServiceType): ServiceDefinition {
+export function grpcServiceDefinition(
+  service: ServiceType,
+  options: ServiceDefinitionOptions = {},
+): ServiceDefinition {
+  const rawRequests = new Set(options.rawRequests ?? []);
+  const rawResponses = new Set(options.rawResponses ?? []);
+  const maxRaw = options.maxRawRequestBytes ?? Infinity;
+  const rawRequest = (bytes: Buffer): WireMessage => {
+    if (bytes.length > maxRaw)
+      throw new RangeError(`a message of ${bytes.length} bytes, above the ${maxRaw} this call takes`);
+    return bytes as unknown as WireMessage;
+  };
+  const rawResponse = (bytes: Buffer): WireMessage => bytes as unknown as WireMessage;
   const definition: Record<string, MethodDefinition<WireMessage, WireMessage | Uint8Array>> = {};
   for (const method of Object.values(service.methods)) {
+    // a raw method's messages are Buffers, which serializerFor sends as they are
     definition[method.name] = {
       path: method.path,
       requestStream: method.requestStream,
       responseStream: method.responseStream,
       requestSerialize: serializerFor(method.request),
-      requestDeserialize: deserializerFor(method.request),
+      requestDeserialize: rawRequests.has(method.name) ? rawRequest : deserializerFor(method.request),
       responseSerialize: serializerFor(method.response),
-      responseDeserialize: deserializerFor(method.response),
+      responseDeserialize: rawResponses.has(method.name) ? rawResponse : deserializerFor(method.response),
       originalName: method.name,
     };
   }

@@ -16,7 +16,7 @@ import {
   UnavailableError,
   type SkiffError,
 } from './errors.js';
-import { GRPC_CODE, INTERNAL_MESSAGE, fromGrpcError, toGrpcStatus } from './grpc-status.js';
+import { GRPC_CODE, INTERNAL_MESSAGE, fromGrpcError, fromGrpcStatus, toGrpcStatus } from './grpc-status.js';
 import { CallMetadata, GrpcCallError } from './grpc-wire-client.js';
 
 /** What the client reads of the status a server sends for `err` (trailers as HTTP/2 headers). */
@@ -82,6 +82,29 @@ describe('grpc-status', () => {
     assert.ok(back instanceof UnavailableError);
     assert.equal(back.endpoint, '127.0.0.1:7440');
     assert.match(back.message, /127\.0\.0\.1:7440/);
+  });
+
+  test('a status carried in an answer (api.proto Status) reads back as the error it was made of', () => {
+    const inAnswer = (err: unknown): SkiffError => {
+      const st = toGrpcStatus(err);
+      return fromGrpcStatus({ code: st.code, message: st.details, details: st.trailers }, 'x:1');
+    };
+    for (const [err, code] of cases) {
+      const back = inAnswer(err);
+      assert.equal(back.constructor, err.constructor, err.name);
+      if (code !== status.DEADLINE_EXCEEDED) assert.equal(back.message, err.message);
+    }
+    const invalid = inAnswer(new InvalidArgumentError('create pod: bad image', 'spec.containers[0].image'));
+    assert.ok(invalid instanceof InvalidArgumentError);
+    assert.equal(invalid.field, 'spec.containers[0].image');
+    const unavailable = inAnswer(new UnavailableError('etcd down', 'http://127.0.0.1:2379'));
+    assert.ok(unavailable instanceof UnavailableError);
+    assert.equal(unavailable.endpoint, 'http://127.0.0.1:2379');
+    assert.ok(inAnswer(new TypeError('x')) instanceof InternalError);
+    // Without skiff's trailers, the code alone decides.
+    assert.ok(
+      fromGrpcStatus({ code: status.NOT_FOUND, message: 'm', details: {} }, 'x:1') instanceof NotFoundError,
+    );
   });
 
   test('a raw internal error never reaches the wire', () => {

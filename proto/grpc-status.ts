@@ -10,6 +10,9 @@
  * - client side, `fromGrpcError(err, server)` turns a failed call (grpc-wire-client.ts) back into the matching
  *   SkiffError with the message and fields preserved. Errors produced by the transport itself
  *   (server unreachable, deadline) map by code, naming the server as the endpoint.
+ * - a status carried inside an answer (one write's in a DryRunWrites answer: api.proto `Status`,
+ *   the trailers in its `details`) is the same status: `toGrpcStatus` makes it, `fromGrpcStatus`
+ *   reads it back.
  */
 import {
   AlreadyExistsError,
@@ -142,6 +145,10 @@ export function formatTimeout(ms: number): string {
  * resolver and load-balancer internals: `No connection established. Last error: …. Resolution note: `).
  */
 function unreachableReason(message: string): string {
+  // the wire client's own words about TLS, and its hint after a plaintext connection was ended
+  if (message.startsWith('TLS: ')) return message;
+  const hinted = / before answering: if it serves TLS.*$/s.exec(message);
+  if (hinted !== null) return `${unreachableReason(message.slice(0, hinted.index))}${hinted[0]}`;
   const errno =
     /\b(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ECONNRESET|ENOTFOUND|EAI_AGAIN|EADDRNOTAVAIL|EACCES|EPERM)\b/.exec(
       message,
@@ -212,6 +219,30 @@ export function fromGrpcError(err: unknown, server: string, call: CallContext = 
       );
     }
   }
+  return errorOf(code, message, (key) => metadataString(err.metadata, key), server, options);
+}
+
+/**
+ * The SkiffError of a status a skiff server sent inside an answer rather than as the call's own
+ * (one write's result in a DryRunWrites answer): `details` holds what a failed call's trailers would.
+ */
+export function fromGrpcStatus(
+  status: { code: number; message: string; details: Readonly<Record<string, string>> },
+  server: string,
+): SkiffError {
+  const sent = status.details[ERROR_CODE_KEY] as ErrorCode | undefined;
+  const code = sent !== undefined && sent in grpcCodeOf ? sent : errorCodeOfGrpc.get(status.code);
+  return errorOf(code, status.message, (key) => status.details[key], server, {});
+}
+
+/** The SkiffError of a code sent by a skiff server; `detail` reads the trailers that came with it. */
+function errorOf(
+  code: ErrorCode | undefined,
+  message: string,
+  detail: (key: string) => string | undefined,
+  server: string,
+  options: { cause?: unknown },
+): SkiffError {
   switch (code) {
     case 'NotFound':
       return new NotFoundError(message, options);
@@ -220,13 +251,13 @@ export function fromGrpcError(err: unknown, server: string, call: CallContext = 
     case 'Conflict':
       return new ConflictError(message, options);
     case 'InvalidArgument':
-      return new InvalidArgumentError(message, metadataString(err.metadata, ERROR_FIELD_KEY), options);
+      return new InvalidArgumentError(message, detail(ERROR_FIELD_KEY), options);
     case 'FailedPrecondition':
       return new FailedPreconditionError(message, options);
     case 'Unavailable': {
-      const endpoint = metadataString(err.metadata, ERROR_ENDPOINT_KEY);
+      const endpoint = detail(ERROR_ENDPOINT_KEY);
       // Without an endpoint from the server, the transport itself failed to reach the server.
-      if (endpoint === undefined) {
+      if (endpoint === undefined && server !== '') {
         return new UnavailableError(`call control plane ${server}: ${message}`, server, options);
       }
       return new UnavailableError(message, endpoint, options);
@@ -236,12 +267,40 @@ export function fromGrpcError(err: unknown, server: string, call: CallContext = 
     case 'PermissionDenied':
       return new PermissionDeniedError(message, options);
     case 'DeadlineExceeded':
-      return new DeadlineExceededError(`call control plane ${server}: ${message}`, options);
+      return new DeadlineExceededError(
+        server === '' ? message : `call control plane ${server}: ${message}`,
+        options,
+      );
     case 'ResourceExhausted':
       return new ResourceExhaustedError(message, options);
     case 'Gone':
       return new GoneError(message, options);
     default:
-      return new InternalError(`call control plane ${server}: ${message}`, options);
+      return new InternalError(server === '' ? message : `call control plane ${server}: ${message}`, options);
   }
+}
+
+/**
+ * The SkiffError of a code as skiff names it (`NotFound`…), with its message and, for
+ * InvalidArgument its field, for Unavailable its endpoint: how an error that crossed a wire as
+ * values (a pod stream's end frame) becomes one again.
+ */
+export function skiffErrorOf(
+  code: ErrorCode,
+  message: string,
+  detail?: string,
+  options: ErrorOptions = {},
+): SkiffError {
+  return errorOf(
+    code,
+    message,
+    (key) => (key === ERROR_FIELD_KEY || key === ERROR_ENDPOINT_KEY ? detail : undefined),
+    '',
+    options,
+  );
+}
+
+/** Whether `code` is one of skiff's error codes (as a wire value names it). */
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(grpcCodeOf, code);
 }

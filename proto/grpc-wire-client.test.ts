@@ -5,7 +5,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
+import { linkSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { encodeHeaderBlock } from './hpack.js';
@@ -249,6 +252,82 @@ describe('WireChannel against a grpc-js server', () => {
   });
 });
 
+describe('WireChannel over a Unix socket', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skiff-wire-uds-'));
+  const path = join(dir, 'api.sock');
+  const server = new grpc.Server();
+  let authority = '';
+  before(async () => {
+    server.addService(service, {
+      Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+        authority = call.getHost();
+        callback(null, call.request);
+      },
+    });
+    await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`unix:${path}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve(bound),
+      ),
+    );
+  });
+  after(() => {
+    server.forceShutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const channelTo = (address: string): WireChannel =>
+    new WireChannel(address, { maxReceiveBytes: 1024, keepaliveMs: 30_000, keepaliveTimeoutMs: 10_000 });
+
+  test('unix:///path and unix:/path reach the server, which sees the authority localhost', async () => {
+    for (const address of [`unix://${path}`, `unix:${path}`]) {
+      const channel = channelTo(address);
+      try {
+        const answer = await channel.unary('/test.Raw/Echo', Buffer.from('hi'), { metadata: {} });
+        assert.equal(answer.toString(), 'hi');
+        assert.equal(authority, 'localhost');
+      } finally {
+        channel.close();
+      }
+    }
+  });
+
+  test('TLS to a socket is refused; no socket, or nothing serving it, is said in those words', async () => {
+    assert.throws(
+      () =>
+        new WireChannel(`unix://${path}`, {
+          maxReceiveBytes: 1024,
+          keepaliveMs: 30_000,
+          keepaliveTimeoutMs: 10_000,
+          tls: { ca: 'x' },
+        }),
+      /a Unix socket carries no TLS/,
+    );
+    const missing = channelTo(`unix://${join(dir, 'missing.sock')}`);
+    await assert.rejects(
+      missing.unary('/test.Raw/Echo', Buffer.alloc(0), { metadata: {} }),
+      (err: unknown) =>
+        err instanceof GrpcCallError &&
+        err.code === GRPC_CODE.UNAVAILABLE &&
+        err.details ===
+          `no socket at ${join(dir, 'missing.sock')}: is the control plane running? (\`skiff up\` starts one that serves it)`,
+    );
+    missing.close();
+    // a socket file left by a server that is gone (bound, then its descriptor closed without unlink)
+    const stale = join(dir, 'stale.sock');
+    const left = createServer();
+    await new Promise<void>((resolve) => left.listen(stale, resolve));
+    const copy = join(dir, 'stale-copy.sock');
+    linkSync(stale, copy);
+    await new Promise((resolve) => left.close(resolve));
+    const refused = channelTo(`unix://${copy}`);
+    await assert.rejects(
+      refused.unary('/test.Raw/Echo', Buffer.alloc(0), { metadata: {} }),
+      (err: unknown) =>
+        err instanceof GrpcCallError && /^nothing serves the socket .*stale-copy\.sock/.test(err.details),
+    );
+    refused.close();
+  });
+});
+
 describe('WireChannel and the server’s keepalive pings (grpc-js)', () => {
   test('a stream outlives a server that pings every 100 ms and drops clients that do not answer', async () => {
     const server = new grpc.Server({ 'grpc.keepalive_time_ms': 100, 'grpc.keepalive_timeout_ms': 100 });
@@ -359,10 +438,16 @@ test('hostile: a message trickled in 1-byte DATA frames is held in its own bytes
   const gc = runInNewContext('gc') as () => void;
   try {
     const answer = channel.unary('/test.Raw/Echo', Buffer.alloc(0), { metadata: {}, timeoutMs: 30_000 });
-    // the client has all but the last byte when 15 MB arrived; then what it holds is measured
-    for (let i = 0; i < 100; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-    gc();
-    const held = process.memoryUsage().arrayBuffers;
+    // the client has all but the last byte once the 15 MB arrived and were parsed, which takes
+    // longer on a loaded machine: what it holds is measured until it drops below the bound (with
+    // the bug it never does: the socket's chunks stay alive for as long as the message is open)
+    let held = Infinity;
+    for (const until = Date.now() + 30_000; Date.now() < until;) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      gc();
+      held = process.memoryUsage().arrayBuffers;
+      if (held < 8 * 1024 * 1024) break;
+    }
     sendLast();
     assert.equal((await answer).length, size);
     // before: every 64 KB socket chunk stayed alive for the 1-byte views into it (~15 MB and
@@ -478,3 +563,234 @@ async function waitFor(condition: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
   assert.ok(condition(), what);
 }
+
+describe('WireChannel duplex calls against a grpc-js server', () => {
+  const duplex = (path: string): grpc.MethodDefinition<Buffer, Buffer> => ({
+    ...method(path, true),
+    requestStream: true,
+  });
+  const server = new grpc.Server();
+  let address = '';
+  /** What the Hold call's server side received so far, and lets it read on. */
+  let holdReceived = 0;
+  let releaseHold: () => void = () => undefined;
+  let halfClosedSeen = 0;
+  before(async () => {
+    server.addService(
+      {
+        Echo: duplex('/test.Bidi/Echo'),
+        Sum: duplex('/test.Bidi/Sum'),
+        Hold: duplex('/test.Bidi/Hold'),
+        Early: duplex('/test.Bidi/Early'),
+        Flood: duplex('/test.Bidi/Flood'),
+      },
+      {
+        // every message back, upper-cased (a tests' 4-byte sequence number first, untouched), with
+        // backpressure both ways; ends when the client does
+        Echo: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+          call.on('data', (message: Buffer) => {
+            const upper = Buffer.from(message);
+            for (let i = message.length >= 4096 ? 4 : 0; i < upper.length; i++)
+              if (upper[i]! >= 0x61 && upper[i]! <= 0x7a) upper[i]! -= 0x20;
+            if (!call.write(upper)) {
+              call.pause();
+              call.once('drain', () => call.resume());
+            }
+          });
+          call.on('end', () => {
+            halfClosedSeen++;
+            call.end();
+          });
+        },
+        // client streaming: the total of what came, once the client half-closes
+        Sum: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+          let total = 0;
+          call.on('data', (message: Buffer) => (total += message.length));
+          call.on('end', () => {
+            const answer = Buffer.alloc(8);
+            answer.writeBigUInt64BE(BigInt(total));
+            call.write(answer);
+            call.end();
+          });
+        },
+        // reads nothing until released: the client's sends must stop, not pile up
+        Hold: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+          call.pause();
+          call.on('data', (message: Buffer) => (holdReceived += message.length));
+          releaseHold = () => call.resume();
+          call.on('end', () => call.end());
+        },
+        // 2 MB of messages, then a status, whether or not the client reads
+        Flood: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+          for (let i = 0; i < 64; i++) call.write(Buffer.alloc(32 * 1024));
+          call.emit('error', { code: grpc.status.ABORTED, details: 'done flooding' });
+        },
+        // ends with a status while the client still sends
+        Early: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+          call.once('data', () =>
+            call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: 'the container exited' }),
+          );
+        },
+      },
+    );
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve(bound),
+      ),
+    );
+    address = `127.0.0.1:${port}`;
+  });
+  after(() => server.forceShutdown());
+  const channelOf = (): WireChannel =>
+    new WireChannel(address, {
+      maxReceiveBytes: 4 * 1024 * 1024,
+      keepaliveMs: 30_000,
+      keepaliveTimeoutMs: 10_000,
+    });
+
+  test('messages go both ways in order while the call is open; the end of this side ends the server’s', async () => {
+    const channel = channelOf();
+    try {
+      const call = channel.duplex('/test.Bidi/Echo', { metadata: {} });
+      const answers = call[Symbol.asyncIterator]();
+      for (const word of ['one', 'two', 'three']) {
+        assert.equal(await call.send(Buffer.from(word)), true);
+        const answer = await answers.next();
+        assert.equal(answer.value?.toString(), word.toUpperCase(), 'each answer comes before the next send');
+      }
+      call.end();
+      assert.equal((await answers.next()).done, true);
+      assert.equal(await call.ended, undefined);
+      assert.equal(halfClosedSeen, 1);
+      assert.equal(await call.send(Buffer.from('late')), false, 'a send after the end is refused');
+    } finally {
+      channel.close();
+    }
+  });
+
+  test('20 MB each way through a 64 KiB server window, 32 KiB at a time, read slowly: nothing lost or reordered', async () => {
+    const channel = channelOf();
+    try {
+      const call = channel.duplex('/test.Bidi/Echo', { metadata: {} });
+      const chunks = 640;
+      const writer = (async () => {
+        for (let i = 0; i < chunks; i++) {
+          const chunk = Buffer.alloc(32 * 1024, 'a'.charCodeAt(0) + (i % 26));
+          chunk.writeUInt32BE(i, 0);
+          assert.equal(await call.send(chunk), true);
+        }
+        call.end();
+      })();
+      let seen = 0;
+      for await (const answer of call) {
+        assert.equal(answer.length, 32 * 1024);
+        assert.equal(answer.readUInt32BE(0), seen);
+        assert.equal(answer[100], 'A'.charCodeAt(0) + (seen % 26));
+        if (++seen % 100 === 0) await new Promise((resolve) => setTimeout(resolve, 30));
+      }
+      await writer;
+      assert.equal(seen, chunks);
+    } finally {
+      channel.close();
+    }
+  });
+
+  test('client streaming: many sends, one answer after the end', async () => {
+    const channel = channelOf();
+    try {
+      const call = channel.duplex('/test.Bidi/Sum', { metadata: {} });
+      for (let i = 0; i < 100; i++) await call.send(Buffer.alloc(1000));
+      call.end();
+      const answers: Buffer[] = [];
+      for await (const answer of call) answers.push(answer);
+      assert.equal(answers.length, 1);
+      assert.equal(answers[0]!.readBigUInt64BE(0), 100_000n);
+    } finally {
+      channel.close();
+    }
+  });
+
+  test('a server that reads nothing stops the sender: sends wait, and what waits here stays bounded', async () => {
+    const channel = channelOf();
+    try {
+      const call = channel.duplex('/test.Bidi/Hold', { metadata: {} });
+      let sent = 0;
+      const writer = (async () => {
+        for (let i = 0; i < 400; i++) {
+          if (!(await call.send(Buffer.alloc(64 * 1024)))) return;
+          sent++;
+        }
+        call.end();
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      // the server's windows (64 KiB a stream) and its read-ahead hold a little; the send stops
+      assert.ok(sent < 40, `${sent} sends of 64 KiB went through to a server that reads nothing`);
+      const stuckAt = sent;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(sent, stuckAt, 'no more sends while the server does not read');
+      releaseHold();
+      await writer;
+      for await (const _ of call) assert.fail('no answers');
+      assert.equal(sent, 400);
+      assert.equal(holdReceived, 400 * 64 * 1024);
+    } finally {
+      channel.close();
+    }
+  });
+
+  test('a server that ends the call with a status: the iteration throws it, sends resolve false', async () => {
+    const channel = channelOf();
+    try {
+      const call = channel.duplex('/test.Bidi/Early', { metadata: {} });
+      await call.send(Buffer.from('x'));
+      await assert.rejects(
+        (async () => {
+          for await (const _ of call) assert.fail('no answers');
+        })(),
+        (err: unknown) =>
+          err instanceof GrpcCallError &&
+          err.code === GRPC_CODE.FAILED_PRECONDITION &&
+          err.details === 'the container exited',
+      );
+      assert.equal((await call.ended)?.code, GRPC_CODE.FAILED_PRECONDITION);
+      assert.equal(await call.send(Buffer.from('y')), false);
+    } finally {
+      channel.close();
+    }
+  });
+
+  test('the server’s status settles `ended` while its messages still wait unread; they are read after', async () => {
+    const channel = channelOf();
+    try {
+      const call = channel.duplex('/test.Bidi/Flood', { metadata: {} });
+      await call.send(Buffer.from('go'));
+      const ended = await call.ended;
+      assert.equal(ended?.code, GRPC_CODE.ABORTED, 'known without reading a message');
+      let read = 0;
+      await assert.rejects(
+        (async () => {
+          for await (const message of call) read += message.length;
+        })(),
+        (err: unknown) => err instanceof GrpcCallError && err.code === GRPC_CODE.ABORTED,
+      );
+      assert.equal(read, 64 * 32 * 1024, 'every message before the status');
+    } finally {
+      channel.close();
+    }
+  });
+
+  test('leaving the iteration early cancels the call at the server', async () => {
+    const channel = channelOf();
+    try {
+      const call = channel.duplex('/test.Bidi/Echo', { metadata: {} });
+      await call.send(Buffer.from('a'));
+      for await (const answer of call) {
+        assert.equal(answer.toString(), 'A');
+        break;
+      }
+      assert.equal((await call.ended)?.code, GRPC_CODE.CANCELLED);
+    } finally {
+      channel.close();
+    }
+  });
+});

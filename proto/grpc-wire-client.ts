@@ -1,7 +1,7 @@
 /**
  * The client side of gRPC over HTTP/2 (the protocol as the gRPC spec's PROTOCOL-HTTP2 describes
- * it), on our own HTTP/2 client (http2-connection.ts): unary and server-streaming calls on one
- * lazily dialled connection, with
+ * it), on our own HTTP/2 client (http2-connection.ts): unary, server-streaming and bidirectional
+ * (or client-streaming) calls on one lazily dialled connection, with
  * deadlines (sent as grpc-timeout, enforced here too), metadata, keepalive pings while calls are
  * open, a receive size limit, and the call's status read from the trailers (or from the headers
  * of a trailers-only answer).
@@ -13,6 +13,8 @@
  * trailers), which proto/grpc-status.ts turns into skiff's error vocabulary. Why not node:http2
  * either: see http2-connection.ts (loading it costs a one-shot CLI more than the rest of its work).
  */
+import { isUnixAddress } from './api-address.js';
+import { InvalidArgumentError } from './errors.js';
 import { GRPC_CODE } from './grpc-status.js';
 import {
   H2_ERROR,
@@ -21,6 +23,7 @@ import {
   type HeaderField,
   type Http2ClientConnection,
   type Http2ClientStream,
+  type Http2TlsOptions,
 } from './http2-connection.js';
 
 /**
@@ -91,6 +94,8 @@ export interface WireChannelOptions {
   /** A ping after this long without one while calls are open; no answer within the timeout ends the connection. */
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
+  /** Dial with TLS (ALPN h2): the CA to verify the server with and, for mutual TLS, a client certificate. */
+  tls?: Http2TlsOptions;
 }
 
 export interface WireCallOptions {
@@ -105,10 +110,46 @@ export interface WireStream extends AsyncIterable<Buffer> {
   cancel(): void;
 }
 
+/**
+ * A bidirectional call (a client-streaming one is the same with one answer): messages go out with
+ * send, come in through the iteration (one consumer), each way under flow control. The iteration
+ * ends with the call: normally when the server ends it with OK, throwing its GrpcCallError
+ * otherwise; leaving the iteration early cancels the call.
+ */
+export interface WireDuplex extends AsyncIterable<Buffer> {
+  /**
+   * Queues one message. Resolves true once the call takes more (less than DUPLEX_SEND_HIGH_WATER
+   * bytes of it wait for the server's windows or the socket), false when the call has ended and
+   * the message was dropped. A writer that awaits each send so holds a bounded amount.
+   */
+  send(message: Buffer): Promise<boolean>;
+  /**
+   * One message made of `parts` (their concatenation), queued without copying them: a frame's
+   * small head and a large payload go out as they are. Resolves as send does.
+   */
+  sendParts(parts: readonly Buffer[]): Promise<boolean>;
+  /** Ends this side (the server's request stream ends after what was sent); the answers go on. */
+  end(): void;
+  cancel(): void;
+  /**
+   * Settles when the call ends: undefined for OK, else its GrpcCallError. Never rejects. The
+   * server's status settles it as it arrives, even while messages before it wait unread (a
+   * consumer that stopped reading still learns that the call is over).
+   */
+  readonly ended: Promise<GrpcCallError | undefined>;
+}
+
+/** A duplex call's send waits while this much of what it sent has not gone out. */
+export const DUPLEX_SEND_HIGH_WATER = 256 * 1024;
+/** A duplex call stops reading from the connection while its consumer holds this much unread. */
+const DUPLEX_RECEIVE_HIGH_WATER_BYTES = 1024 * 1024;
+
 const GRPC_HEADER_BYTES = 5;
 /** Receive windows: a 10,000-pod list is ~15 MB; HTTP/2's default 64 KiB window paces it by round trips. */
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
 const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
+/** A message not yet whole gets a buffer of its whole size at once up to this size (WireCall.take). */
+const EAGER_MESSAGE_BYTES = 256 * 1024;
 /** Messages a stream may hold unread before it stops reading from the connection. */
 const STREAM_HIGH_WATER = 256;
 
@@ -208,6 +249,9 @@ class WireCall {
     timeoutMs: number | undefined,
     private readonly onMessage: (message: Buffer) => void,
     private readonly onEnd: (error: GrpcCallError | undefined) => void,
+    private readonly onDrain?: () => void,
+    /** The server's status as soon as its trailers arrive, before messages a pause still holds. */
+    private readonly onStatus?: (error: GrpcCallError | undefined) => void,
   ) {
     if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
       this.deadlineTimer = setTimeout(
@@ -240,6 +284,7 @@ class WireCall {
     // unread (a paused stream): the call ends with the stream's end.
     onTrailers: (fields: HeaderField[]): void => {
       this.trailers = fields;
+      if (!this.settled) this.onStatus?.(this.statusError(fields));
     },
     // without trailers: a trailers-only answer carries the status in its headers
     onEnd: (): void => this.finish(this.trailers),
@@ -249,6 +294,7 @@ class WireCall {
         return this.failRefusedForSize(error.message);
       this.fail(new GrpcCallError(codeOfTransportError(error), error.message));
     },
+    onDrain: (): void => this.onDrain?.(),
   };
 
   /** A refusal of the request unanswered, for a code servers give for headers larger than they take. */
@@ -325,34 +371,40 @@ class WireCall {
     }
     if (at < bytes.length) {
       const rest = bytes.subarray(at);
-      this.pending = Buffer.from(rest);
-      this.pendingBytes = rest.length;
       this.pendingNeeded =
         rest.length >= GRPC_HEADER_BYTES ? GRPC_HEADER_BYTES + rest.readUInt32BE(1) : GRPC_HEADER_BYTES;
+      // room for the whole message when it is small (one copy of each chunk, no regrowth); a large
+      // one grows by doubling from what came, so a trickling server makes it hold at most twice that
+      this.pending = Buffer.allocUnsafe(
+        Math.max(rest.length, this.pendingNeeded <= EAGER_MESSAGE_BYTES ? this.pendingNeeded : 0),
+      );
+      rest.copy(this.pending);
+      this.pendingBytes = rest.length;
     }
   }
 
   private finish(trailers: HeaderField[] | undefined): void {
     if (this.settled) return;
-    const source = trailers ?? this.headers;
-    const status = fieldOf(source, 'grpc-status');
-    if (status === undefined) {
-      this.settle(new GrpcCallError(GRPC_CODE.UNKNOWN, 'the server ended the call without a status'));
-      return;
-    }
-    const code = Number(status);
-    if (this.pendingBytes > 0 && code === GRPC_CODE.OK) {
+    const error = this.statusError(trailers);
+    if (error === undefined && this.pendingBytes > 0) {
       this.settle(new GrpcCallError(GRPC_CODE.INTERNAL, 'the call ended inside a message'));
       return;
     }
-    this.settle(
-      code === GRPC_CODE.OK
-        ? undefined
-        : new GrpcCallError(
-            code,
-            decodeGrpcMessage(fieldOf(source, 'grpc-message')),
-            CallMetadata.fromFields(this.headers, trailers),
-          ),
+    this.settle(error);
+  }
+
+  /** The status the trailers (or a trailers-only answer's headers) carry: undefined for OK. */
+  private statusError(trailers: HeaderField[] | undefined): GrpcCallError | undefined {
+    const source = trailers ?? this.headers;
+    const status = fieldOf(source, 'grpc-status');
+    if (status === undefined)
+      return new GrpcCallError(GRPC_CODE.UNKNOWN, 'the server ended the call without a status');
+    const code = Number(status);
+    if (code === GRPC_CODE.OK) return undefined;
+    return new GrpcCallError(
+      code,
+      decodeGrpcMessage(fieldOf(source, 'grpc-message')),
+      CallMetadata.fromFields(this.headers, trailers),
     );
   }
 
@@ -366,6 +418,11 @@ class WireCall {
     this.settled = true;
     clearTimeout(this.deadlineTimer);
     this.onEnd(error);
+  }
+
+  /** Whether the call is over (its onEnd was called). */
+  get done(): boolean {
+    return this.settled;
   }
 
   pause(): void {
@@ -383,12 +440,23 @@ export class WireChannel {
   private openCalls = 0;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** What `:authority` says: the address, or for a Unix socket `localhost` (as grpc-js's client says). */
+  private readonly authority: string;
 
   constructor(
-    /** host:port */
+    /** `host:port`, or `unix:///path` (a Unix socket: no TLS). */
     private readonly address: string,
     private readonly options: WireChannelOptions,
-  ) {}
+  ) {
+    const unix = isUnixAddress(address);
+    if (unix && options.tls !== undefined) {
+      throw new InvalidArgumentError(
+        `connect to ${address}: a Unix socket carries no TLS (the socket's owner and mode are what keep it private): give no certificate-authority or client certificate for it`,
+        'tls',
+      );
+    }
+    this.authority = unix ? 'localhost' : address;
+  }
 
   unary(path: string, request: Buffer, call: WireCallOptions): Promise<Buffer> {
     return new Promise((resolve, reject) => {
@@ -472,6 +540,110 @@ export class WireChannel {
     };
   }
 
+  /**
+   * A bidirectional (or client-streaming) call on `path`; nothing is sent until `send`. No deadline
+   * unless `call.timeoutMs` gives one.
+   */
+  duplex(path: string, call: WireCallOptions): WireDuplex {
+    const queue: Buffer[] = [];
+    let queuedBytes = 0;
+    let ended = false;
+    let failure: GrpcCallError | undefined;
+    let wake: (() => void) | undefined;
+    let paused = false;
+    const writers: Array<(more: boolean) => void> = [];
+    let settle!: (error: GrpcCallError | undefined) => void;
+    const endedPromise = new Promise<GrpcCallError | undefined>((resolve) => (settle = resolve));
+    const signal = (): void => {
+      const waiting = wake;
+      wake = undefined;
+      waiting?.();
+    };
+    const releaseWriters = (more: boolean): void => {
+      for (const resolve of writers.splice(0)) resolve(more);
+    };
+    const wireCall = this.start(
+      path,
+      undefined,
+      call,
+      (message) => {
+        queue.push(message);
+        queuedBytes += message.length;
+        if (
+          !paused &&
+          (queue.length >= STREAM_HIGH_WATER || queuedBytes >= DUPLEX_RECEIVE_HIGH_WATER_BYTES)
+        ) {
+          paused = true;
+          wireCall?.pause();
+        }
+        signal();
+      },
+      (error) => {
+        ended = true;
+        failure = error;
+        releaseWriters(false);
+        settle(error);
+        signal();
+      },
+      () => releaseWriters(true),
+      // the server is done: what it still sends is held for the iteration, the outcome known now
+      (error) => {
+        releaseWriters(false);
+        settle(error);
+      },
+    );
+    const stream = (): Http2ClientStream | undefined =>
+      wireCall?.done === false ? wireCall.stream : undefined;
+    const sendParts = (parts: readonly Buffer[]): Promise<boolean> => {
+      const open = stream();
+      if (open === undefined || ended) return Promise.resolve(false);
+      // the gRPC header, then the parts as they are: a large payload is never copied here
+      let length = 0;
+      for (const part of parts) length += part.length;
+      const header = Buffer.allocUnsafe(GRPC_HEADER_BYTES);
+      header[0] = 0;
+      header.writeUInt32BE(length, 1);
+      open.write(header);
+      for (const part of parts) if (part.length > 0) open.write(part);
+      if (open.queuedBytes < DUPLEX_SEND_HIGH_WATER) return Promise.resolve(true);
+      return new Promise<boolean>((resolve) => writers.push(resolve));
+    };
+    return {
+      ended: endedPromise,
+      send: (message) => sendParts([message]),
+      sendParts: (parts) => sendParts(parts),
+      end: () => stream()?.write(Buffer.alloc(0), true),
+      cancel: () => wireCall?.cancel(),
+      async *[Symbol.asyncIterator]() {
+        try {
+          for (;;) {
+            const message = queue.shift();
+            if (message !== undefined) {
+              queuedBytes -= message.length;
+              if (
+                paused &&
+                queue.length < STREAM_HIGH_WATER / 2 &&
+                queuedBytes < DUPLEX_RECEIVE_HIGH_WATER_BYTES / 2
+              ) {
+                paused = false;
+                wireCall?.resume();
+              }
+              yield message;
+              continue;
+            }
+            if (ended) {
+              if (failure !== undefined) throw failure;
+              return;
+            }
+            await new Promise<void>((resolve) => (wake = resolve));
+          }
+        } finally {
+          if (!ended) wireCall?.cancel();
+        }
+      },
+    };
+  }
+
   /** Ends the connection and every call on it. */
   close(): void {
     this.closed = true;
@@ -480,12 +652,15 @@ export class WireChannel {
     this.session = undefined;
   }
 
+  /** Opens the call; `request` given: the one request message, which ends the request stream. */
   private start(
     path: string,
-    request: Buffer,
+    request: Buffer | undefined,
     call: WireCallOptions,
     onMessage: (message: Buffer) => void,
     onEnd: (error: GrpcCallError | undefined) => void,
+    onDrain?: () => void,
+    onStatus?: (error: GrpcCallError | undefined) => void,
   ): WireCall | undefined {
     if (this.closed) {
       onEnd(new GrpcCallError(GRPC_CODE.UNAVAILABLE, 'the client was closed'));
@@ -493,9 +668,9 @@ export class WireChannel {
     }
     const headers: HeaderField[] = [
       [':method', 'POST'],
-      [':scheme', 'http'],
+      [':scheme', this.options.tls === undefined ? 'http' : 'https'],
       [':path', path],
-      [':authority', this.address],
+      [':authority', this.authority],
       ['content-type', 'application/grpc'],
       ['te', 'trailers'],
       ['user-agent', 'skiff'],
@@ -522,6 +697,8 @@ export class WireChannel {
         this.callClosed();
         onEnd(error);
       },
+      onDrain,
+      onStatus,
     );
     let stream: Http2ClientStream;
     try {
@@ -534,7 +711,7 @@ export class WireChannel {
       return undefined;
     }
     wireCall.stream = stream;
-    stream.write(framed(request), true);
+    if (request !== undefined) stream.write(framed(request), true);
     return wireCall;
   }
 
@@ -543,6 +720,7 @@ export class WireChannel {
     const session = connectHttp2(this.address, {
       streamWindowBytes: STREAM_WINDOW_BYTES,
       connectionWindowBytes: CONNECTION_WINDOW_BYTES,
+      ...(this.options.tls !== undefined ? { tls: this.options.tls } : {}),
       // after GOAWAY or the end of the connection, the next call dials a new one
       onUnusable: () => {
         if (this.session === session) this.session = undefined;

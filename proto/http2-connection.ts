@@ -6,7 +6,9 @@
  * Why not node:http2: loading it costs a one-shot CLI process ~150M instructions (~25 ms of CPU;
  * 52 internal modules, http and tls among them) before the first byte is sent, while a client of
  * one known address needs a few hundred lines over node:net. The socket is given by the caller
- * (`connectHttp2` dials plaintext TCP), so a TLS socket can be handed in the same way.
+ * (`connectHttp2` dials plaintext TCP, TLS with ALPN h2 when given `tls`, or a Unix socket);
+ * node:tls is loaded only by a TLS dial, so a client of a plaintext server or of the control
+ * plane's socket never pays for it (nor for node:crypto, which only TLS loads).
  *
  * What a server sends is bounded: frames by our MAX_FRAME_SIZE, header blocks (CONTINUATION
  * included) by a multiple of our MAX_HEADER_LIST_SIZE, decoded header lists by that size (a stream
@@ -18,8 +20,17 @@
  * stream that is not paused), so a paused stream stops the server after one window; the
  * connection's window is replenished as data arrives, since every stream's buffering is already
  * bounded by its own window and one paused stream must not stall the others.
+ *
+ * Send flow control: a stream's data goes out as the server's windows allow, and no faster than
+ * the socket drains (DATA waits while the socket holds SOCKET_HIGH_WATER bytes unsent). What a
+ * stream still holds is `queuedBytes`; its handler's onDrain says when it fell to nothing, so a
+ * writer that waits for it (a client-streaming call) holds at most what it wrote since.
  */
+import { statSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { isUnixAddress, parseApiAddress, type ApiAddress } from './api-address.js';
+import { errorMessage } from './errors.js';
 import { HpackDecoder, HpackError, encodeHeaderBlock, type HeaderField } from './hpack.js';
 
 export type { HeaderField } from './hpack.js';
@@ -97,6 +108,11 @@ const MAX_CONTINUATION_FRAMES = 64;
  * its queue of them the same way, at 1,000).
  */
 const MAX_UNDRAINED_ACKS = 10_000;
+/**
+ * DATA frames wait while the socket holds this much unsent: a server granting large windows would
+ * otherwise let every queued byte of every stream move into the socket's buffer at once.
+ */
+const SOCKET_HIGH_WATER = 256 * 1024;
 
 /** Why a stream or the connection failed, other than a reset by the server (Http2StreamHandler.onReset). */
 export class Http2Error extends Error {
@@ -132,6 +148,8 @@ export interface Http2StreamHandler {
   /** The server reset the stream (RST_STREAM with `code`). */
   onReset(code: number): void;
   onError(error: Http2Error): void;
+  /** Everything written on the stream went out to the socket (Http2ClientStream.queuedBytes is 0). */
+  onDrain?(): void;
 }
 
 export interface Http2ConnectionOptions {
@@ -145,19 +163,152 @@ export interface Http2ConnectionOptions {
   headerTableBytes?: number;
   /** The connection takes no more streams (GOAWAY received, or it ended). Called once. */
   onUnusable?: () => void;
+  /** Dial with TLS (ALPN h2) instead of plaintext h2c. */
+  tls?: Http2TlsOptions;
+}
+
+/** How a TLS connection proves the server, and this client, to each other. */
+export interface Http2TlsOptions {
+  /** PEM of the CA certificate(s) the server's certificate must chain to; absent: the system's roots. */
+  ca?: string;
+  /** A client certificate (PEM) and its private key, for mutual TLS. */
+  cert?: string;
+  key?: string;
+  /**
+   * Accept whatever certificate the server shows: only for a first call whose answer the caller
+   * checks itself against a pin it already holds (a join token's CA hash), never for trust.
+   */
+  unverified?: boolean;
 }
 
 /**
- * Dials `host:port` over plaintext TCP and starts HTTP/2 on it (prior knowledge, h2c). Without a
- * port, 80, as node:http2 took `http://host`. A bad address fails the call, not the process.
+ * A TLS failure in a person's words, from the error's code (OpenSSL's and Node's); undefined for
+ * errors that are not about TLS.
+ */
+export function describeTlsError(err: Error & { code?: string }): string | undefined {
+  // a handshake's errors carry OpenSSL's reason as the code; a write's only as the message (EPROTO)
+  const reason = /wrong version number|packet length too long/.exec(err.message)?.[0];
+  const code = reason !== undefined ? 'ERR_SSL_WRONG_VERSION_NUMBER' : (err.code ?? '');
+  const why = `(${reason ?? err.message.trim()})`;
+  switch (code) {
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'CERT_SIGNATURE_FAILURE':
+    case 'CERT_UNTRUSTED':
+      return `TLS: the server's certificate is not signed by the CA this client trusts ${why}; check the cluster's certificate-authority in the client config`;
+    case 'CERT_HAS_EXPIRED':
+      return `TLS: the server's certificate has expired ${why}`;
+    case 'CERT_NOT_YET_VALID':
+      return `TLS: the server's certificate is not valid yet ${why}; check the clocks`;
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return `TLS: the server's certificate is not for this address ${why}; connect by a name or address it holds (the control plane's --tls-san adds one)`;
+    case 'ERR_SSL_WRONG_VERSION_NUMBER':
+    case 'ERR_SSL_PACKET_LENGTH_TOO_LONG':
+    case 'ERR_SSL_HTTP_REQUEST':
+      return `TLS: the server does not speak TLS ${why}; it serves plaintext, so drop the certificate-authority from the client config`;
+    case 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED':
+      return `TLS: the server requires a client certificate ${why}`;
+    case 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE':
+    case 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA':
+    case 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED':
+    case 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED':
+      return `TLS: the server refused this client's certificate ${why}`;
+  }
+  return code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')
+    ? `TLS: ${err.message.trim()}`
+    : undefined;
+}
+
+/**
+ * Why connecting to the socket at `path` failed, in a person's words with what to do; undefined
+ * for errors the generic words fit. EACCES names who owns the socket's directory, as far as this
+ * user may see it.
+ */
+export function describeSocketError(err: Error & { code?: string }, path: string): string | undefined {
+  switch (err.code) {
+    case 'ENOENT':
+      return `no socket at ${path}: is the control plane running? (\`skiff up\` starts one that serves it)`;
+    case 'ECONNREFUSED':
+      return `nothing serves the socket ${path} (a control plane that stopped without removing it?): is the control plane running?`;
+    case 'EACCES':
+    case 'EPERM': {
+      let owner = 'the user who runs the control plane';
+      try {
+        owner = `uid ${statSync(dirname(path)).uid}, who runs the control plane`;
+      } catch {
+        // the directory above is closed to this user too: say it without the uid
+      }
+      return (
+        `permission denied: the socket is only for ${owner} (mode 0600 in a 0700 directory); ` +
+        "run skiff as that user (e.g. with sudo), or call the API over TLS: --server with the cluster's " +
+        'tls-server address and --certificate-authority with its CA (`skiff config view` shows both), ' +
+        'with a token of your own'
+      );
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Dials `host:port` over plaintext TCP and starts HTTP/2 on it (prior knowledge, h2c), with
+ * `options.tls` over TLS with ALPN h2 (a server that does not pick h2 ends the connection), or
+ * `unix:///path` over the Unix socket there (h2c, never TLS). Without a port, 80 (443 with TLS), as
+ * node:http2 took a URL. A bad address fails the call, not the process.
  */
 export function connectHttp2(address: string, options: Http2ConnectionOptions): Http2ClientConnection {
+  if (isUnixAddress(address)) {
+    let parsed: ApiAddress;
+    try {
+      parsed = parseApiAddress(address);
+    } catch (err) {
+      throw new Http2Error(errorMessage(err), H2_ERROR.INTERNAL_ERROR, 'socket', undefined, { cause: err });
+    }
+    const path = parsed.transport === 'unix' ? parsed.path : address;
+    if (options.tls !== undefined)
+      throw new Http2Error(
+        `TLS over the Unix socket ${path}: a socket carries none`,
+        H2_ERROR.INTERNAL_ERROR,
+        'socket',
+      );
+    return new Http2ClientConnection(netConnect({ path }), options, path);
+  }
   const url = new URL(`http://${address}`);
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  return new Http2ClientConnection(
-    netConnect({ host, port: Number(url.port || 80), noDelay: true }),
-    options,
-  );
+  if (options.tls === undefined) {
+    return new Http2ClientConnection(
+      netConnect({ host, port: Number(url.port || 80), noDelay: true }),
+      options,
+    );
+  }
+  // loaded on the first TLS dial only: node:tls is ~20 internal modules a plaintext client skips
+  const tls = process.getBuiltinModule('node:tls');
+  const { ca, cert, key, unverified } = options.tls;
+  const socket = tls.connect({
+    host,
+    port: Number(url.port || 443),
+    ALPNProtocols: ['h2'],
+    rejectUnauthorized: unverified !== true,
+    ...(ca !== undefined ? { ca } : {}),
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {}),
+  });
+  socket.setNoDelay(true);
+  socket.once('secureConnect', () => {
+    if (socket.alpnProtocol !== 'h2') {
+      socket.destroy(
+        Object.assign(
+          new Error(
+            `TLS: the server did not agree to HTTP/2 (ALPN ${socket.alpnProtocol === false ? 'none' : JSON.stringify(socket.alpnProtocol)}); it is not a gRPC server`,
+          ),
+          { code: 'ERR_TLS_ALPN' },
+        ),
+      );
+    }
+  });
+  return new Http2ClientConnection(socket, options);
 }
 
 function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
@@ -226,25 +377,45 @@ export class Http2ClientConnection {
   private readonly pings = new Map<bigint, (error?: Error) => void>();
   private pingCount = 0n;
   private undrainedAcks = 0;
+  /** The socket connected, and whether any byte came from the server since. */
+  private connected = false;
+  private receivedAny = false;
 
   constructor(
     private readonly socket: Socket,
     private readonly options: Http2ConnectionOptions,
+    /** The path of a Unix socket, whose errors are said in its terms. */
+    private readonly socketPath?: string,
   ) {
     this.maxHeaderListBytes = options.maxHeaderListBytes ?? 64 * 1024;
     const headerTableBytes = options.headerTableBytes ?? 4096;
     this.decoder = new HpackDecoder(headerTableBytes, this.maxHeaderListBytes);
     this.receiveWindow = Math.max(DEFAULT_WINDOW, options.connectionWindowBytes);
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      this.receivedAny = true;
+      this.receive(chunk);
+    });
+    socket.once('connect', () => (this.connected = true));
+    socket.on('drain', () => this.flush());
     socket.on('error', (err: Error) =>
-      this.end(new Http2Error(err.message, H2_ERROR.INTERNAL_ERROR, 'socket', undefined, { cause: err })),
+      this.end(
+        new Http2Error(
+          (this.socketPath !== undefined
+            ? (describeSocketError(err, this.socketPath) ?? err.message)
+            : (describeTlsError(err) ?? err.message)) + this.plaintextHint(),
+          H2_ERROR.INTERNAL_ERROR,
+          'socket',
+          undefined,
+          { cause: err },
+        ),
+      ),
     );
     socket.on('close', () => {
       const goaway = this.goawayReceived;
       const why = goaway !== undefined && goaway.code !== H2_ERROR.NO_ERROR ? ` after ${goaway.text}` : '';
       this.end(
         new Http2Error(
-          `the server closed the connection${why}`,
+          `the server closed the connection${why}${this.plaintextHint()}`,
           goaway?.code ?? H2_ERROR.INTERNAL_ERROR,
           'socket',
         ),
@@ -266,6 +437,19 @@ export class Http2ClientConnection {
     if (this.receiveWindow > DEFAULT_WINDOW)
       writes.push(frame(FRAME.WINDOW_UPDATE, 0, 0, uint32s(this.receiveWindow - DEFAULT_WINDOW)));
     socket.write(Buffer.concat(writes));
+  }
+
+  /**
+   * A plaintext connection the server ended without a byte: what a TLS server does to the HTTP/2
+   * preface (it reads it as a broken ClientHello), said as a likely cause.
+   */
+  private plaintextHint(): string {
+    return this.options.tls === undefined &&
+      this.socketPath === undefined &&
+      this.connected &&
+      !this.receivedAny
+      ? ' before answering: if it serves TLS, give this client the cluster CA (certificate-authority in the client config; `skiff up` writes it)'
+      : '';
   }
 
   /** False once the server sent GOAWAY or the connection ended: open streams on a new one. */
@@ -396,11 +580,17 @@ export class Http2ClientConnection {
   private flush(only?: Http2ClientStream): void {
     if (this.ended !== undefined) return;
     const candidates = only !== undefined ? [only] : [...this.streams.values()];
+    const drained: Http2ClientStream[] = [];
     this.socket.cork();
     for (const stream of candidates) {
       if (stream.id === 0 || this.streams.get(stream.id) !== stream) continue;
+      const had = stream.queuedBytes;
       for (;;) {
-        const next = stream.nextToSend(Math.min(stream.sendWindow, this.sendWindow, this.peerMaxFrameSize));
+        const room =
+          this.socket.writableLength >= SOCKET_HIGH_WATER
+            ? 0
+            : Math.min(stream.sendWindow, this.sendWindow, this.peerMaxFrameSize);
+        const next = stream.nextToSend(room);
         if (next === undefined) break;
         stream.sendWindow -= next.data.length;
         this.sendWindow -= next.data.length;
@@ -410,8 +600,11 @@ export class Http2ClientConnection {
         if (next.data.length > 0) this.socket.write(next.data);
         if (next.end) break;
       }
+      if (had > 0 && stream.queuedBytes === 0) drained.push(stream);
     }
     this.socket.uncork();
+    // after the writes: a handler may write again (and so flush) from here
+    for (const stream of drained) stream.drained();
   }
 
   private write(bytes: Buffer): void {
@@ -838,6 +1031,7 @@ export class Http2ClientStream {
   /** @internal */ endReceived = false;
   private headerBlock: Buffer | undefined;
   private readonly outgoing: Buffer[] = [];
+  private outgoingBytes = 0;
   private endQueued = false;
   private endSent = false;
   private closed = false;
@@ -866,9 +1060,22 @@ export class Http2ClientStream {
   /** Sends `data` (split into frames as the windows allow); `end` ends the request. */
   write(data: Buffer, end = false): void {
     if (this.closed || this.endQueued) return;
-    if (data.length > 0) this.outgoing.push(data);
+    if (data.length > 0) {
+      this.outgoing.push(data);
+      this.outgoingBytes += data.length;
+    }
     this.endQueued = end;
     this.connection.sendData(this);
+  }
+
+  /** Bytes written and not yet handed to the socket (they wait for the windows or the socket). */
+  get queuedBytes(): number {
+    return this.outgoingBytes;
+  }
+
+  /** @internal The connection sent the last queued byte. */
+  drained(): void {
+    if (!this.closed) this.handler.onDrain?.();
   }
 
   /** Stops delivering data and replenishing the stream's window: the server stops after one window. */
@@ -890,7 +1097,14 @@ export class Http2ClientStream {
   close(code: number = H2_ERROR.CANCEL): void {
     if (this.closed) return;
     this.closed = true;
+    this.dropOutgoing();
     this.connection.forget(this, this.endSent && this.endReceived ? undefined : code);
+  }
+
+  /** What was still to send goes with the stream. */
+  private dropOutgoing(): void {
+    this.outgoing.length = 0;
+    this.outgoingBytes = 0;
   }
 
   /** @internal */
@@ -917,6 +1131,7 @@ export class Http2ClientStream {
     } else {
       this.outgoing.shift();
     }
+    this.outgoingBytes -= data.length;
     const end = this.outgoing.length === 0 && this.endQueued;
     if (end) this.endSent = true;
     return { data, end };
@@ -961,6 +1176,7 @@ export class Http2ClientStream {
   receiveReset(code: number): void {
     if (this.closed) return;
     this.closed = true;
+    this.dropOutgoing();
     this.connection.forget(this, undefined);
     this.handler.onReset(code);
   }
@@ -969,6 +1185,7 @@ export class Http2ClientStream {
   fail(error: Http2Error, reset?: number): void {
     if (this.closed) return;
     this.closed = true;
+    this.dropOutgoing();
     this.connection.forget(this, reset);
     this.handler.onError(error);
   }
@@ -993,6 +1210,7 @@ export class Http2ClientStream {
   private deliverEnd(): void {
     if (this.closed) return;
     this.closed = true;
+    this.dropOutgoing();
     this.connection.forget(this, this.endSent ? undefined : H2_ERROR.NO_ERROR);
     this.handler.onEnd();
   }

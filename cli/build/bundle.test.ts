@@ -1,8 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { services } from '../../proto/gen/messages.js';
+import { grpcServiceDefinition } from '../../proto/grpc-service.js';
+import { toEnvelope } from '../../proto/objects.js';
 import { packageRoot } from '../../proto/package-info.js';
+import { CertificateAuthority } from '../../proto/support/pki.js';
+import type { WireMessage } from '../../proto/wire/message-type.js';
 
 interface Metafile {
   outputs: Record<
@@ -99,7 +107,7 @@ test('skiff registry gc loads neither the control plane nor the runtime', () => 
     );
 });
 
-test('skiff image pull loads neither the container runtime, logging, protobufjs nor the gRPC client', () => {
+test('skiff image pull loads neither the container runtime, the tar and gzip code of import and unpack, logging, protobufjs nor the gRPC client', () => {
   const loaded = sourcesLoadedBy(
     main,
     chunkOf('cli/commands/image.ts'),
@@ -114,6 +122,10 @@ test('skiff image pull loads neither the container runtime, logging, protobufjs 
     'node-agent/runtime/runtime.ts',
     'node-agent/runtime/containers/container-runtime.ts',
     'node-agent/runtime/sys/cgroups.ts',
+    'node-agent/runtime/images/image-import.ts',
+    'node-agent/runtime/images/layer-decompress.ts',
+    'node-agent/runtime/images/layer-unpack.ts',
+    'tar-stream',
     'pino',
     'protobufjs',
     'proto/grpc-wire-client.ts',
@@ -140,4 +152,87 @@ test('nothing in the bundle loads protobufjs: its codecs are generated at build 
 test('the launcher runs on the Node.js it was built with', () => {
   const firstLine = readFileSync(join(packageRoot(), 'dist/bin/skiff.cjs'), 'utf8').split('\n')[0];
   assert.equal(firstLine, `#!${process.execPath}`);
+});
+
+/**
+ * The built modules a `skiff ARGS…` process loaded (process.moduleLoadList at its exit: Node's own
+ * modules and bindings), with its exit code and stderr.
+ */
+async function modulesLoadedBy(
+  dir: string,
+  args: string[],
+): Promise<{ code: number; stderr: string; loaded: string[] }> {
+  const list = join(dir, `modules-${Date.now()}`);
+  const preload = join(dir, 'record-modules.cjs');
+  writeFileSync(
+    preload,
+    `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`,
+  );
+  const result = await new Promise<{ code: number; stderr: string }>((resolve) =>
+    execFile(
+      process.execPath,
+      ['--require', preload, join(packageRoot(), 'dist/bin/skiff.cjs'), ...args],
+      { env: { ...process.env, SKIFF_CONFIG: join(dir, 'no-config'), NODE_DISABLE_COMPILE_CACHE: '1' } },
+      (err, _stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stderr }),
+    ),
+  );
+  return { ...result, loaded: readFileSync(list, 'utf8').split('\n') };
+}
+
+const TLS_OR_CRYPTO = /^(?:NativeModule|Internal Binding) (?:tls|crypto|tls_wrap)$/;
+
+test('skiff get over the control plane’s socket loads neither node:tls nor node:crypto (OpenSSL)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skiff-bundle-uds-'));
+  const server = new grpc.Server();
+  try {
+    // an API that answers List with one namespace, on a Unix socket
+    const namespace = toEnvelope({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'default', creationTimestamp: new Date().toISOString() },
+      status: { phase: 'Active' },
+    } as never);
+    server.addService(grpcServiceDefinition(services.Api), {
+      List: (_call: grpc.ServerUnaryCall<WireMessage, WireMessage>, done: grpc.sendUnaryData<WireMessage>) =>
+        done(null, { items: [namespace], resourceVersion: '7' }),
+    });
+    const socket = join(dir, 'api.sock');
+    await new Promise((resolve, reject) =>
+      server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      ),
+    );
+    const overSocket = await modulesLoadedBy(dir, [
+      'get',
+      'ns',
+      '--server',
+      `unix://${socket}`,
+      '--token',
+      't',
+    ]);
+    assert.equal(overSocket.code, 0, overSocket.stderr);
+    assert.deepEqual(
+      overSocket.loaded.filter((module) => TLS_OR_CRYPTO.test(module)),
+      [],
+      'get over the socket loads TLS or crypto',
+    );
+    // the check sees them where they are loaded: a TLS dial (to a port nothing serves)
+    const ca = join(dir, 'ca.crt');
+    writeFileSync(ca, CertificateAuthority.create({ commonName: 'bundle-test' }).certificatePem);
+    const overTls = await modulesLoadedBy(dir, [
+      'get',
+      'ns',
+      '--server',
+      '127.0.0.1:1',
+      '--token',
+      't',
+      '--certificate-authority',
+      ca,
+    ]);
+    assert.notEqual(overTls.code, 0);
+    assert.ok(overTls.loaded.includes('NativeModule tls'), 'a TLS dial loads node:tls');
+  } finally {
+    server.forceShutdown();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

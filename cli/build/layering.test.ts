@@ -2,6 +2,7 @@
  * The layering of the tree, checked on every import of every source file (tests excepted):
  *
  *   cli ──► controlplane (only the `skiff controlplane` verb: main.ts, defaults.ts)
+ *    ├──► node-agent/agent/main.ts (only the `skiff agent` verb)
  *    │ └──► node-agent/runtime (only through its façade, runtime.ts, or the façade's image half,
  *    │      image-side.ts, which loads no container code)
  *    ▼
@@ -42,7 +43,11 @@ function allowed(from: string, to: string): boolean {
   if (fromTop === 'cli' && toTop === 'controlplane')
     return to === 'controlplane/main.ts' || to === 'controlplane/defaults.ts';
   if (fromTop === 'cli' && toTop === 'node-agent')
-    return to === 'node-agent/runtime/runtime.ts' || to === 'node-agent/runtime/image-side.ts';
+    return (
+      to === 'node-agent/runtime/runtime.ts' ||
+      to === 'node-agent/runtime/image-side.ts' ||
+      to === 'node-agent/agent/main.ts'
+    );
   return false;
 }
 

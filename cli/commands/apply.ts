@@ -36,7 +36,7 @@ import {
 import { parseOutput } from '../output/format.js';
 import { WRITTEN_FORMATS } from '../output/written.js';
 import { applyPrinting } from './apply-printing.js';
-import { DEFAULT_NAMESPACE, dryRunOf, out, registerDryRun, withClient } from './context.js';
+import { DEFAULT_NAMESPACE, dryRunOf, lineBatcher, registerDryRun, withClient } from './context.js';
 
 /** A document checked and ready to write. */
 export interface PreparedObject {
@@ -188,6 +188,59 @@ export interface Applied {
   object: KubeObject;
 }
 
+/** What applying an object over its live state sends: nothing, or a create or an update. */
+export type PlannedApply =
+  | { action: 'unchanged'; object: KubeObject }
+  | { action: 'created'; verb: 'create'; object: KubeObject }
+  | { action: 'configured'; verb: 'update'; object: KubeObject };
+
+/**
+ * What applying `p` over `live` (null: absent) sends; pure. A create sends p.withLastApplied as
+ * it is (the client only reads it), an update the three-way merge in the shape the server returns.
+ */
+export function planApply(p: PreparedObject, live: KubeObject | null): PlannedApply {
+  if (live === null) {
+    return { action: 'created', verb: 'create', object: p.withLastApplied as unknown as KubeObject };
+  }
+  const { merged, changed } = threeWayMerge(
+    live as unknown as Record<string, unknown>,
+    p.object as unknown as Record<string, unknown>,
+    p.withLastApplied,
+  );
+  // Equal to live as it is: unchanged, without reading it into the normalised shape (live is
+  // already in it, as the server returns it).
+  if (!changed) return { action: 'unchanged', object: live };
+  // Compare in the normalised shape the server returns, so defaults and zero values do not
+  // make every re-apply look like a change.
+  const next = parseObject(merged);
+  if (deepEqual(next, live)) return { action: 'unchanged', object: live };
+  return { action: 'configured', verb: 'update', object: next };
+}
+
+/**
+ * Whether a write of `p` failed because someone wrote the object since it was read (a Conflict,
+ * unless the manifest pins a resourceVersion) or created it (AlreadyExists): read it again and retry.
+ */
+function raced(p: PreparedObject, err: unknown): boolean {
+  return (
+    (err instanceof ConflictError && !p.object.metadata.resourceVersion) || err instanceof AlreadyExistsError
+  );
+}
+
+/** A failed write of `p` as the error to show: one the manifest causes names its document. */
+function applyError(p: PreparedObject, err: unknown): unknown {
+  // A manifest that pins a resourceVersion conflicts for good once it is stale: say so at once.
+  if (err instanceof ConflictError && p.object.metadata.resourceVersion) {
+    return manifestDocumentError(
+      p.doc,
+      `${err.message}; the manifest sets metadata.resourceVersion ${p.object.metadata.resourceVersion}: remove it to apply over whatever is stored`,
+      'metadata.resourceVersion',
+    );
+  }
+  if (err instanceof InvalidArgumentError) return manifestFieldError(p.doc, err);
+  return err;
+}
+
 /**
  * Creates or updates one object. `known` is its live state when the caller has read it (null: it
  * does not exist); otherwise it is read here. `plan` only reads and says what would be sent (a
@@ -213,47 +266,24 @@ export async function applyObject(
           live = null;
         }
       }
-      if (live === null) {
-        const created = withLastApplied(
-          p.object as unknown as Record<string, unknown>,
-        ) as unknown as KubeObject;
+      const planned = planApply(p, live);
+      if (planned.action === 'unchanged') return planned;
+      if (planned.verb === 'create') {
         return {
           action: 'created',
-          object: plan ? parseObject(created) : await api.create(created, options),
+          object: plan ? parseObject(planned.object) : await api.create(planned.object, options),
         };
       }
-      const { merged, changed } = threeWayMerge(
-        live as unknown as Record<string, unknown>,
-        p.object as unknown as Record<string, unknown>,
-        p.withLastApplied,
-      );
-      // Equal to live as it is: unchanged, without reading it into the normalised shape (live is
-      // already in it, as the server returns it).
-      if (!changed) return { action: 'unchanged', object: live };
-      // Compare in the normalised shape the server returns, so defaults and zero values do not
-      // make every re-apply look like a change.
-      const next = parseObject(merged);
-      if (deepEqual(next, live)) return { action: 'unchanged', object: live };
-      return { action: 'configured', object: plan ? next : await api.update(next, options) };
+      return {
+        action: 'configured',
+        object: plan ? planned.object : await api.update(planned.object, options),
+      };
     } catch (err) {
-      // A manifest that pins a resourceVersion conflicts for good once it is stale: say so at once.
-      const pinned = !!p.object.metadata.resourceVersion;
-      if (
-        ((err instanceof ConflictError && !pinned) || err instanceof AlreadyExistsError) &&
-        attempt < MAX_APPLY_ATTEMPTS
-      ) {
+      if (raced(p, err) && attempt < MAX_APPLY_ATTEMPTS) {
         await backOff(attempt);
         continue;
       }
-      if (err instanceof ConflictError && pinned) {
-        throw manifestDocumentError(
-          p.doc,
-          `${err.message}; the manifest sets metadata.resourceVersion ${p.object.metadata.resourceVersion}: remove it to apply over whatever is stored`,
-          'metadata.resourceVersion',
-        );
-      }
-      if (err instanceof InvalidArgumentError) throw manifestFieldError(p.doc, err);
-      throw err;
+      throw applyError(p, err);
     }
   }
 }
@@ -353,31 +383,62 @@ export async function checkNamespaces(api: ApiClient, prepared: PreparedObject[]
 }
 
 /**
- * Sends every create and update as a dry run first: the server defaults, validates and admits each
- * as the real write would (an unchanged object sends nothing). Throws one error naming every
- * refused document; nothing is written. Answers each object's dry-run outcome.
+ * Sends every create and update as a dry run first, in few calls (ApiClient.dryRunWrites): the
+ * server defaults, validates and admits each as the real write would (an unchanged object sends
+ * nothing). `live` is every object's state as read before (readLive); one that someone wrote
+ * since is judged again alone, read afresh. Throws one error naming every refused document;
+ * nothing is written. Answers each object's dry-run outcome.
  */
 export async function dryRunAll(
   api: ApiClient,
   prepared: readonly PreparedObject[],
-  live?: Map<PreparedObject, KubeObject | null>,
-  write: WriteOptions = {},
+  live: Map<PreparedObject, KubeObject | null>,
+  write: Pick<WriteOptions, 'discardAnswer'> = {},
 ): Promise<Map<PreparedObject, Applied>> {
   const createdNamespaces = new Set(prepared.filter((p) => p.info.kind === 'Namespace').map((p) => p.name));
-  const problems: Error[] = [];
+  const problemOf = new Map<PreparedObject, Error>();
   const outcomes = new Map<PreparedObject, Applied>();
-  await inOrder(prepared, APPLY_CONCURRENCY, async (p) => {
+  /** Takes a refusal as a problem of its document; what the manifest cannot cause is thrown. */
+  const refused = (p: PreparedObject, err: unknown): void => {
+    // The namespace this apply creates does not exist yet, so the dry run cannot find it.
+    if (err instanceof NotFoundError && p.info.namespaced && createdNamespaces.has(p.namespace)) return;
+    if (err instanceof InvalidArgumentError) problemOf.set(p, err);
+    else if (err instanceof FailedPreconditionError)
+      problemOf.set(p, manifestDocumentError(p.doc, err.message, 'metadata'));
+    else throw err;
+  };
+  const writes: Array<{ p: PreparedObject; planned: Exclude<PlannedApply, { action: 'unchanged' }> }> = [];
+  for (const p of prepared) {
+    let planned: PlannedApply;
     try {
-      outcomes.set(p, await applyObject(api, p, { ...write, dryRun: true }, live?.get(p)));
+      planned = planApply(p, live.get(p) ?? null);
     } catch (err) {
-      // The namespace this apply creates does not exist yet, so the dry run cannot find it.
-      if (err instanceof NotFoundError && p.info.namespaced && createdNamespaces.has(p.namespace)) return;
-      if (err instanceof InvalidArgumentError) problems.push(err);
-      else if (err instanceof FailedPreconditionError)
-        problems.push(manifestDocumentError(p.doc, err.message, 'metadata'));
-      else throw err;
+      refused(p, applyError(p, err));
+      continue;
+    }
+    if (planned.action === 'unchanged') outcomes.set(p, planned);
+    else writes.push({ p, planned });
+  }
+  const answers = await api.dryRunWrites(
+    writes.map(({ planned }) => ({ verb: planned.verb, object: planned.object })),
+    write,
+  );
+  const racedSince: PreparedObject[] = [];
+  writes.forEach(({ p, planned }, i) => {
+    const answer = answers[i]!;
+    if (answer.error === undefined) outcomes.set(p, { action: planned.action, object: answer.object });
+    else if (raced(p, answer.error)) racedSince.push(p);
+    else refused(p, applyError(p, answer.error));
+  });
+  await inOrder(racedSince, APPLY_CONCURRENCY, async (p) => {
+    try {
+      outcomes.set(p, await applyObject(api, p, { ...write, dryRun: true }));
+    } catch (err) {
+      refused(p, err);
     }
   });
+  // named in the documents' order
+  const problems = prepared.flatMap((p) => problemOf.get(p) ?? []);
   if (problems.length === 1) throw problems[0]!;
   if (problems.length > 1) {
     throw new InvalidArgumentError(
@@ -469,8 +530,14 @@ export function registerApply(program: Command): void {
       const output = opts.output === undefined ? undefined : parseOutput(opts.output, WRITTEN_FORMATS);
       const prepared = orderForApply(await loadManifests(opts.filename, opts.namespace));
       await withClient(cmd, async (api) => {
-        if (dryRun === 'none' && output === undefined) await applyAll(api, prepared, out);
-        else await applyPrinting(api, prepared, dryRun, output);
+        if (dryRun === 'none' && output === undefined) {
+          const lines = lineBatcher();
+          try {
+            await applyAll(api, prepared, lines.print);
+          } finally {
+            lines.flush();
+          }
+        } else await applyPrinting(api, prepared, dryRun, output);
       });
     },
   );

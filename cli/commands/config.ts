@@ -3,6 +3,7 @@
  * contexts, as kubectl's) and `skiff cluster-info` (where the cluster is).
  */
 import type { Command } from 'commander';
+import { isUnixAddress } from '../../proto/api-address.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../../proto/errors.js';
 import {
   defaultConfigPath,
@@ -48,6 +49,7 @@ function viewOf(doc: ConfigDocument, minify: boolean, current: string): Record<s
         ...(cluster.ca !== undefined ? { 'certificate-authority': cluster.ca } : {}),
         ...(cluster.http !== undefined ? { http: cluster.http } : {}),
         server: cluster.server,
+        ...(cluster.tlsServer !== undefined ? { 'tls-server': cluster.tlsServer } : {}),
       },
       name,
     })),
@@ -164,17 +166,28 @@ export function registerConfig(program: Command): void {
 export function registerClusterInfo(program: Command): void {
   program
     .command('cluster-info')
-    .description('the API address and the HTTP address (/healthz, /readyz, /metrics)')
+    .description(
+      "the API's addresses (the one called, and its TLS address beside a socket) and the HTTP address (/healthz, /readyz, /metrics)",
+    )
     .option('-o, --output <format>', 'json')
     .action(async (opts: { output?: string }, command: Command) => {
       await withClient(command, async (api, config) => {
         // Says "running" only after the server answered.
         await api.version();
+        // beside the socket, the address other machines and node agents reach it at
+        const tlsApi = isUnixAddress(config.server) ? config.tlsServer : undefined;
         if (opts.output === 'json') {
-          out(JSON.stringify({ api: config.server, http: config.http ?? null }));
+          out(
+            JSON.stringify({
+              api: config.server,
+              ...(tlsApi !== undefined ? { tlsApi } : {}),
+              http: config.http ?? null,
+            }),
+          );
           return;
         }
         out(`skiff control plane is running at ${config.server}`);
+        if (tlsApi !== undefined) out(`Its API over TLS (for other machines and node agents) at ${tlsApi}`);
         out(
           config.http
             ? `Health (/healthz, /readyz) and metrics (/metrics) at ${config.http}`

@@ -1,12 +1,15 @@
 /**
  * `skiff controlplane`: the production entry point of the control plane, against external etcd
- * and NATS (`skiff up` runs this same command with the servers it started). Runs until SIGTERM or
+ * and NATS (`skiff up` runs this same command with the servers it started). The API is always
+ * served over TLS: with a certificate from the cluster CA (made in --cluster-ca-dir on the first
+ * start) or the operator's own (--tls-cert-file); with --api-socket also on a Unix socket without
+ * TLS, for clients on this machine (`skiff up` gives it <state>/api.sock). Runs until SIGTERM or
  * SIGINT, then stops cleanly: the API drains, the etcd and NATS connections close.
  */
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
-import { parsePositiveInt } from './context.js';
+import { parseDurationOption, parsePositiveInt } from './context.js';
 import { InvalidArgumentError } from '../../proto/errors.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from '../../controlplane/defaults.js';
@@ -15,6 +18,7 @@ interface ControlPlaneFlags {
   etcd: string;
   nats: string;
   apiAddr: string;
+  apiSocket?: string;
   httpAddr: string;
   stateDir: string;
   etcdPrefix: string;
@@ -26,6 +30,68 @@ interface ControlPlaneFlags {
   encryptionProviderConfig?: string;
   registryDir?: string;
   registryMaxBlobBytes?: number;
+  clusterCidr?: string;
+  serviceCidr?: string;
+  nodeCidrMaskSize?: number;
+  clusterCaDir?: string;
+  tlsSan: string[];
+  tlsCertFile?: string;
+  tlsPrivateKeyFile?: string;
+  tlsCaFile?: string;
+  natsCafile?: string;
+  natsCertfile?: string;
+  natsKeyfile?: string;
+  natsAuthorizationFile?: string;
+  natsPidFile?: string;
+  nodeMonitorGracePeriod?: number;
+}
+
+/** TLS to NATS: all three files or none. */
+function natsTlsOf(flags: ControlPlaneFlags): {
+  natsTls?: { caFile: string; certFile: string; keyFile: string };
+} {
+  const { natsCafile: caFile, natsCertfile: certFile, natsKeyfile: keyFile } = flags;
+  if (caFile === undefined && certFile === undefined && keyFile === undefined) return {};
+  if (caFile === undefined || certFile === undefined || keyFile === undefined) {
+    throw new InvalidArgumentError(
+      'controlplane: --nats-cafile, --nats-certfile and --nats-keyfile go together (NATS with TLS and client certificates)',
+      caFile === undefined ? 'nats-cafile' : certFile === undefined ? 'nats-certfile' : 'nats-keyfile',
+    );
+  }
+  return { natsTls: { caFile, certFile, keyFile } };
+}
+
+/** The API certificate files of an external setup, or none; the certificate goes with its key. */
+function apiServingFilesOf(flags: ControlPlaneFlags): {
+  apiServingFiles?: { certFile: string; keyFile: string; caFile?: string };
+} {
+  const { tlsCertFile: certFile, tlsPrivateKeyFile: keyFile, tlsCaFile: caFile } = flags;
+  if (certFile === undefined && keyFile === undefined) {
+    if (caFile !== undefined) {
+      throw new InvalidArgumentError(
+        'controlplane: --tls-ca-file goes with --tls-cert-file (it is the CA that issued that certificate)',
+        'tls-ca-file',
+      );
+    }
+    return {};
+  }
+  if (certFile === undefined || keyFile === undefined) {
+    throw new InvalidArgumentError(
+      'controlplane: --tls-cert-file and --tls-private-key-file go together (the API certificate and its key)',
+      certFile === undefined ? 'tls-cert-file' : 'tls-private-key-file',
+    );
+  }
+  return { apiServingFiles: { certFile, keyFile, ...(caFile !== undefined ? { caFile } : {}) } };
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((each) => each.trim())
+      .filter((each) => each !== ''),
+  ];
 }
 
 /** The TLS files for etcd, or none; a client certificate goes with its key, and with a CA. */
@@ -62,6 +128,10 @@ export function registerControlPlane(program: Command): void {
     .requiredOption('--etcd <urls>', 'etcd client URLs, comma-separated (e.g. http://127.0.0.1:2379)')
     .requiredOption('--nats <url>', 'NATS server URL (e.g. nats://127.0.0.1:4222)')
     .option('--api-addr <host:port>', 'gRPC API listen address', DEFAULT_API_ADDR)
+    .option(
+      '--api-socket <path>',
+      "also serve the API on this Unix socket (absolute path), without TLS, for clients on this machine: made 0600 in a directory that must be this user's and 0700 (made so when missing); a stale socket there is replaced, a symbolic link refused",
+    )
     .option('--http-addr <host:port>', 'HTTP listen address (/healthz, /readyz, /metrics)', DEFAULT_HTTP_ADDR)
     .option('--state-dir <dir>', 'directory for the control plane state', defaultStateDir())
     .option('--etcd-prefix <prefix>', 'key prefix of every skiff key in etcd', DEFAULT_ETCD_PREFIX)
@@ -85,6 +155,48 @@ export function registerControlPlane(program: Command): void {
       'largest blob the registry accepts; a larger upload is refused and deleted (default no limit but the disk)',
       parsePositiveInt('--registry-max-blob-bytes'),
     )
+    .option('--cluster-cidr <cidr>', "pods' addresses; each node gets a block of it (default 10.244.0.0/16)")
+    .option(
+      '--node-cidr-mask-size <n>',
+      "prefix length of each node's block of the cluster CIDR (default 24)",
+      parsePositiveInt('--node-cidr-mask-size'),
+    )
+    .option('--service-cidr <cidr>', "Services' virtual addresses (default 10.96.0.0/12)")
+    .option(
+      '--cluster-ca-dir <dir>',
+      'the cluster CA (ca.crt, ca.key; made on the first start when missing): the API serves TLS with a certificate from it, and it issues node certificates (default <state-dir>/pki)',
+    )
+    .option(
+      '--tls-san <names>',
+      'more DNS names or IP addresses for the API certificate, comma-separated or repeated (agents must reach the API by a name it holds)',
+      collect,
+      [],
+    )
+    .option(
+      '--tls-cert-file <file>',
+      'serve the API with this certificate (PEM) instead of one from the cluster CA',
+    )
+    .option('--tls-private-key-file <file>', 'the private key of --tls-cert-file')
+    .option(
+      '--tls-ca-file <file>',
+      'the CA that issued --tls-cert-file, when not the cluster CA: clients and join tokens then trust both',
+    )
+    .option('--nats-cafile <file>', "CA of nats-server's certificate (NATS with TLS)")
+    .option('--nats-certfile <file>', 'client certificate presented to NATS (CN=skiff-controlplane)')
+    .option('--nats-keyfile <file>', 'private key of --nats-certfile')
+    .option(
+      '--nats-authorization-file <file>',
+      "nats-server's users file (verify_and_map): a node is added when its certificate is issued",
+    )
+    .option(
+      '--nats-pid-file <file>',
+      "nats-server's pid file: it is told to reload (SIGHUP) when a node is added",
+    )
+    .option(
+      '--node-monitor-grace-period <duration>',
+      'a node whose heartbeats stop this long becomes NotReady (default 40s)',
+      parseDurationOption('--node-monitor-grace-period'),
+    )
     .option(
       '--max-watches-per-token <n>',
       'open watches one token may hold at once (default 256)',
@@ -101,13 +213,30 @@ export function registerControlPlane(program: Command): void {
           .filter((url) => url !== ''),
         natsUrl: flags.nats,
         apiAddr: flags.apiAddr,
+        ...(flags.apiSocket !== undefined ? { apiSocket: resolvePath(flags.apiSocket) } : {}),
         httpAddr: flags.httpAddr,
         stateDir: flags.stateDir,
         etcdPrefix: flags.etcdPrefix,
         ...etcdTlsOf(flags),
+        clusterCaDir: flags.clusterCaDir ?? join(flags.stateDir, 'pki'),
+        ...(flags.tlsSan.length > 0 ? { tlsSans: flags.tlsSan } : {}),
+        ...apiServingFilesOf(flags),
+        ...natsTlsOf(flags),
+        ...(flags.natsAuthorizationFile !== undefined
+          ? {
+              natsAuthorization: {
+                file: flags.natsAuthorizationFile,
+                ...(flags.natsPidFile !== undefined ? { pidFile: flags.natsPidFile } : {}),
+              },
+            }
+          : {}),
         ...(flags.encryptionProviderConfig ? { encryptionConfigFile: flags.encryptionProviderConfig } : {}),
         ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
         ...(flags.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: flags.maxWatchesPerToken } : {}),
+        ...(flags.nodeMonitorGracePeriod ? { nodeGraceMs: flags.nodeMonitorGracePeriod } : {}),
+        ...(flags.clusterCidr ? { clusterCIDR: flags.clusterCidr } : {}),
+        ...(flags.serviceCidr ? { serviceCIDR: flags.serviceCidr } : {}),
+        ...(flags.nodeCidrMaskSize !== undefined ? { nodeCidrMaskSize: flags.nodeCidrMaskSize } : {}),
         ...(flags.registryDir ? { registryDir: flags.registryDir } : {}),
         ...(flags.registryMaxBlobBytes !== undefined
           ? { registryMaxBlobBytes: flags.registryMaxBlobBytes }

@@ -90,7 +90,14 @@ export function registerDescribe(program: Command): void {
           const now = Date.now();
           const texts: string[] = [];
           for (const { info, obj } of objects) {
-            texts.push(describeObject(obj as unknown as ObjectJson, await eventsAbout(api, info, obj), now));
+            const nodePods =
+              info.kind === 'Node'
+                ? ((await api.list('Pod', { fieldSelector: `spec.nodeName=${obj.metadata.name ?? ''}` }))
+                    .items as unknown as ObjectJson[])
+                : undefined;
+            texts.push(
+              describeObject(obj as unknown as ObjectJson, await eventsAbout(api, info, obj), now, nodePods),
+            );
           }
           if (texts.length) out(texts.join('\n\n'));
           for (const line of missing) process.stderr.write(`${line}\n`);

@@ -29,6 +29,10 @@ import {
 import { humanDuration } from '../../proto/printing/age.js';
 import { humanSize } from '../../proto/printing/size.js';
 import { renderTable } from '../output/table.js';
+import { rawTerminal, terminalSize, type RawTerminal } from '../terminal.js';
+
+/** A terminal's size when the caller's is unknown (output to a file or pipe), as docker's. */
+const DEFAULT_TERMINAL = { rows: 24, cols: 80 };
 
 interface RuntimeGlobals {
   root: string;
@@ -121,6 +125,8 @@ function writeEntry(text: string, partial: boolean, stream: 'stdout' | 'stderr',
 interface RunFlags {
   rm?: boolean;
   detach?: boolean;
+  interactive?: boolean;
+  tty?: boolean;
   name?: string;
   env?: string[];
   workdir?: string;
@@ -132,6 +138,9 @@ interface RunFlags {
   pidsLimit?: number;
   readOnly?: boolean;
   securityOpt?: string[];
+  capAdd?: string[];
+  capDrop?: string[];
+  privileged?: boolean;
   network: string;
   volume?: string[];
   label?: string[];
@@ -146,6 +155,14 @@ function registerRun(runtime: Command): void {
     .argument('[command...]', 'command and arguments (replace the image Cmd)')
     .option('--rm', 'remove the container when it exits')
     .option('-d, --detach', 'run in the background and print the container id')
+    .option(
+      '-i, --interactive',
+      "keep the container's stdin open (and, in the foreground, send this one to it)",
+    )
+    .option(
+      '-t, --tty',
+      "give the container a pseudo-terminal of its own (this terminal's size; raw mode while attached)",
+    )
     .option('--name <name>', 'container name (unique)')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory inside the container')
@@ -163,6 +180,20 @@ function registerRun(runtime: Command): void {
       '--security-opt <opt>',
       "seccomp=unconfined: no system call filter (default: Docker's profile) (repeatable)",
       collect,
+    )
+    .option(
+      '--cap-add <cap>',
+      'add a capability to the default set, e.g. NET_ADMIN, or ALL (repeatable)',
+      collect,
+    )
+    .option(
+      '--cap-drop <cap>',
+      'drop a capability from the default set, e.g. NET_RAW, or ALL (repeatable)',
+      collect,
+    )
+    .option(
+      '--privileged',
+      'every capability, no seccomp filter or no_new_privs, /proc unmasked, /sys writable, every device allowed (none added to /dev)',
     )
     .addOption(new Option('--network <mode>', 'none | host | container:NAME').default('none'))
     .option('-v, --volume <HOST:CTR[:ro]>', 'bind mount a host directory (repeatable)', collect)
@@ -197,10 +228,15 @@ function registerRun(runtime: Command): void {
           cpus,
           pidsLimit: flags.pidsLimit,
           readOnly: flags.readOnly,
-          seccomp: parseSecurityOpts(flags.securityOpt ?? []).seccomp,
+          ...(flags.securityOpt ? { seccomp: parseSecurityOpts(flags.securityOpt).seccomp } : {}),
+          ...(flags.capAdd ? { capAdd: flags.capAdd } : {}),
+          ...(flags.capDrop ? { capDrop: flags.capDrop } : {}),
+          ...(flags.privileged ? { privileged: true } : {}),
           network: parseNetwork(flags.network),
           volumes: (flags.volume ?? []).map((v, i) => parseVolume(v, i)),
           labels: parseLabels(flags.label ?? []),
+          ...(flags.tty ? { terminal: terminalSize() ?? DEFAULT_TERMINAL } : {}),
+          ...(flags.interactive ? { openStdin: true } : {}),
           // a foreground --rm is removed here after its logs are read; only a detached one is
           // left to whichever runtime call next sees it exited
           autoRemove: flags.rm && flags.detach,
@@ -220,13 +256,31 @@ function registerRun(runtime: Command): void {
       };
       const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
       for (const s of signals) process.on(s, forward);
+      let raw: RawTerminal | undefined;
+      const input =
+        flags.interactive || flags.tty
+          ? await rt.containers.openInput(info.id).catch(() => undefined)
+          : undefined;
       try {
+        // attached: this stdin to the container's (the shim's FIFO), this window's size to its terminal
+        if (flags.tty) raw = rawTerminal((size) => input?.resize(size.rows, size.cols));
+        if (flags.interactive && input?.stdin) {
+          process.stdin.pipe(input.stdin, { end: false });
+          process.stdin.once('end', () => input.closeStdin());
+        }
         for await (const e of rt.containers.logs(info.id, { follow: true }))
           writeEntry(e.text, e.partial, e.stream);
         const exit = await rt.containers.wait(info.id);
+        raw?.restore();
         if (exit.reason === 'ShimDied') process.stderr.write(`error: ${exit.error}\n`);
         process.exitCode = exit.exitCode;
       } finally {
+        raw?.restore();
+        if (input) {
+          process.stdin.unpipe();
+          input.close();
+          process.stdin.destroy();
+        }
         for (const s of signals) process.off(s, forward);
         if (flags.rm) await rt.containers.remove(info.id, { force: true });
       }
@@ -337,6 +391,7 @@ function registerContainerVerbs(runtime: Command): void {
     .argument('<container>')
     .argument('<command...>')
     .option('-i, --interactive', 'keep stdin open')
+    .option('-t, --tty', "give the process a pseudo-terminal of the container's own (this terminal's size)")
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory')
     .option(
@@ -348,16 +403,23 @@ function registerContainerVerbs(runtime: Command): void {
       async (
         ref: string,
         command: string[],
-        flags: { interactive?: boolean; env?: string[]; workdir?: string; user?: string },
+        flags: { interactive?: boolean; tty?: boolean; env?: string[]; workdir?: string; user?: string },
         cmd: Command,
       ) => {
         const rt = await openRuntime(cmd);
         let exec;
         try {
-          // pipes, relayed by the runtime: the container never holds this terminal or these files
+          // pipes (or a terminal of the container's), relayed by the runtime: the container never
+          // holds this terminal or these files
           exec = await rt.execRelayed(
             ref,
-            { argv: withoutSeparator(command), env: flags.env, cwd: flags.workdir, user: flags.user },
+            {
+              argv: withoutSeparator(command),
+              env: flags.env,
+              cwd: flags.workdir,
+              user: flags.user,
+              ...(flags.tty ? { terminal: terminalSize() ?? DEFAULT_TERMINAL } : {}),
+            },
             {
               stdin: flags.interactive ? process.stdin : undefined,
               stdout: process.stdout,
@@ -369,13 +431,20 @@ function registerContainerVerbs(runtime: Command): void {
           process.exitCode = startFailureCode(err);
           return;
         }
-        // Ctrl-C reaches only this process (the helper has a session of its own): passed on once
+        // Ctrl-C reaches only this process (the helper has a session of its own): passed on once.
+        // With -t -i the terminal is raw: Ctrl-C is a byte the container's terminal turns into
+        // SIGINT for its foreground process, as docker's
         const forward = (signal: NodeJS.Signals) => exec.signal(signal);
         const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
         for (const s of signals) process.on(s, forward);
+        const raw =
+          flags.tty && flags.interactive
+            ? rawTerminal((size) => exec.resize(size.rows, size.cols))
+            : undefined;
         try {
           process.exitCode = await exec.exitCode;
         } finally {
+          raw?.restore();
           for (const s of signals) process.off(s, forward);
           // stop reading a terminal or pipe the process no longer wants
           if (flags.interactive) process.stdin.destroy();

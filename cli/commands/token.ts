@@ -1,14 +1,19 @@
 /**
  * `skiff token create|list|revoke`: the cluster's API tokens (skiff.v1.Admin; admin tokens only).
  * A token is shown once, when it is made; the control plane keeps its hash. Roles: admin, edit
- * (every object verb) and view (get, list, watch).
+ * (every object verb), view (get, list, watch) and join (a node agent's first certificate: the
+ * token is printed as `K10<CA hash>::<token>`, and lives 24 hours unless --ttl says otherwise).
  */
 import type { Command } from 'commander';
+import { isUnixAddress } from '../../proto/api-address.js';
 import { InvalidArgumentError } from '../../proto/errors.js';
 import { age, humanDuration } from '../../proto/printing/age.js';
 import type { ApiTokenInfo } from '../../proto/client.js';
 import { renderTable } from '../output/table.js';
 import { out, parseDurationOption, withClient } from './context.js';
+
+/** How long a join token lives unless --ttl says otherwise (kubeadm's and k3s's default). */
+const JOIN_TTL_MS = 24 * 3600 * 1000;
 
 function checkOutput(verb: string, output: string | undefined): void {
   if (output !== undefined && output !== 'json') {
@@ -30,10 +35,13 @@ export function registerToken(program: Command): void {
   token
     .command('create')
     .description('make an API token and print it (shown this once)')
-    .requiredOption('--role <role>', 'admin, edit (every object verb) or view (get, list, watch)')
+    .requiredOption(
+      '--role <role>',
+      "admin, edit (every object verb), view (get, list, watch) or join (a node agent's first certificate)",
+    )
     .option(
       '--ttl <duration>',
-      'how long it works (24h, 90m); default: until revoked',
+      'how long it works (24h, 90m; 0: until revoked); default: until revoked, 24h for join',
       parseDurationOption('--ttl'),
     )
     .option('--name <name>', 'its name (a DNS label); default <role>-<random>')
@@ -47,17 +55,27 @@ export function registerToken(program: Command): void {
             'ttl',
           );
         }
-        await withClient(command, async (api) => {
+        const ttl = opts.ttl ?? (opts.role === 'join' ? JOIN_TTL_MS : undefined);
+        await withClient(command, async (api, config) => {
           const created = await api.createToken({
             role: opts.role,
             ...(opts.name !== undefined ? { name: opts.name } : {}),
-            ...(opts.ttl !== undefined ? { ttlSeconds: opts.ttl / 1000 } : {}),
+            ...(ttl !== undefined ? { ttlSeconds: ttl / 1000 } : {}),
           });
           if (opts.output === 'json') out(JSON.stringify({ ...created.info, token: created.token }, null, 2));
           else out(created.token);
           process.stderr.write(
             `token "${created.info.name}" (${created.info.role}) created; it expires ${expiry(created.info, Date.now())}; it is not shown again\n`,
           );
+          if (created.info.role === 'join') {
+            // a node joins over TLS: the socket is this machine's only
+            const server = !isUnixAddress(config.server)
+              ? config.server
+              : (config.tlsServer ?? "<the API's TLS address, host:port>");
+            process.stderr.write(
+              `a node joins with: skiff agent --server ${server} --token <the token>\n(it carries the cluster CA's hash: the agent trusts no server that cannot show that CA)\n`,
+            );
+          }
         });
       },
     );

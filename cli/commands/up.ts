@@ -8,16 +8,27 @@
  * In the foreground (no --detach), the first `up` of a state dir also applies the demo manifest
  * (cli/up/demo.yaml) unless --no-demo; Ctrl-C stops everything and keeps the data.
  */
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { connectApi } from '../../proto/client.js';
+import { connectApi, type ConnectOptions } from '../../proto/client.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../../proto/errors.js';
-import { packageRoot } from '../../proto/package-info.js';
+import { packageRoot, skiffEntryArgv } from '../../proto/package-info.js';
 import { defaultConfigPath, writeClusterContext } from '../config.js';
-import { clusterFile, defaultStateDir, readAdminToken, startCluster, stopCluster } from '../up/cluster.js';
+import {
+  clusterCaFile,
+  clusterFile,
+  defaultStateDir,
+  readAdminToken,
+  startCluster,
+  stopCluster,
+} from '../up/cluster.js';
 import { applyAll, loadManifests, orderForApply } from './apply.js';
 import { out, parseNonNegativeInt } from './context.js';
+
+const MAX_LOCAL_AGENTS = 16;
 
 interface UpFlags {
   state?: string;
@@ -43,64 +54,133 @@ export function registerUp(program: Command): void {
     .option('--state <dir>', 'state directory (default: /var/lib/skiff as root, else ~/.local/share/skiff)')
     .option(
       '--agents <n>',
-      'node agents to start (0 or 1; agents are not available yet)',
+      'node agents to start on this machine, each a node of its own (default 1)',
       parseNonNegativeInt('--agents'),
       1,
     )
     .option('--detach', 'return once the cluster is ready and leave it running')
     .option('--no-demo', 'do not apply the demo manifest on the first foreground start')
     .action(async (flags: UpFlags) => {
-      if (flags.agents > 1) {
+      if (flags.agents > 1 && flags.agents > MAX_LOCAL_AGENTS) {
         throw new InvalidArgumentError(
-          `up --agents ${flags.agents}: node agents are not available yet, so only 0 or 1 is accepted (and none is started)`,
+          `up --agents ${flags.agents}: at most ${MAX_LOCAL_AGENTS} agents run on one machine (each is a whole node)`,
+          'agents',
+        );
+      }
+      if (flags.agents > 0 && process.getuid?.() !== 0) {
+        throw new InvalidArgumentError(
+          'up: node agents run containers and need root; run as root, or give --agents 0 for the API alone',
           'agents',
         );
       }
       const stateDir = resolve(flags.state ?? defaultStateDir());
       const firstStart = !existsSync(resolve(stateDir, 'etcd'));
-      const cluster = await startCluster({ stateDir, detached: !!flags.detach, onProgress: progress });
+      const cluster = await startCluster({
+        stateDir,
+        detached: !!flags.detach,
+        agents: flags.agents,
+        onProgress: progress,
+      });
       const { record } = cluster;
       try {
         const token = readAdminToken(stateDir);
         const configPath = defaultConfigPath();
+        const { api, apiSocket, http } = record.controlplane;
+        // the CLI on this machine calls the socket (no TLS to load or shake hands); the TLS address
+        // stays beside it for what needs the network (a node joining, other machines)
         progress(
           await writeClusterContext(configPath, stateDir, {
-            server: record.controlplane.api,
+            server: apiSocket ?? api,
+            ...(apiSocket !== undefined ? { tlsServer: api } : {}),
             token,
-            http: record.controlplane.http,
+            http,
+            ca: clusterCaFile(stateDir),
           }),
         );
-        if (flags.agents === 1)
-          progress('node agents are not available yet (a later issue): none started, pods stay Pending');
         if (!flags.detach && flags.demo && firstStart) {
-          await applyDemo(record.controlplane.api, token);
+          await applyDemo(
+            stateDir,
+            apiSocket !== undefined
+              ? { server: apiSocket, token }
+              : { server: api, token, tls: { ca: readFileSync(clusterCaFile(stateDir), 'utf8') } },
+            record.agents?.[0]?.name,
+          );
         }
       } catch (err) {
         await cluster.stop();
         throw err;
       }
-      out(`cluster ready: API ${record.controlplane.api}, health and metrics ${record.controlplane.http}`);
+      const { api, apiSocket, http } = record.controlplane;
+      out(
+        `cluster ready: API ${apiSocket !== undefined ? `${apiSocket} (this machine), ${api} (TLS)` : api}, health and metrics ${http}`,
+      );
       out(`state and logs in ${stateDir} (pids in ${clusterFile(stateDir)})`);
       if (flags.detach) {
         out(`stop it with: skiff down --state ${stateDir}`);
         return;
       }
       out(
-        'try:\n  skiff get deploy,cm -n demo\n  skiff describe deployment web -n demo\n  skiff api-resources',
+        'try:\n  skiff get nodes -o wide\n  skiff get pods -n demo -o wide\n  skiff describe pod hello -n demo\n  skiff get events -n demo\n  skiff get deploy,cm -n demo',
       );
       out('press Ctrl-C to stop the cluster (the data stays for the next `skiff up`)');
       await runUntilStopped(cluster);
     });
 }
 
-async function applyDemo(server: string, token: string): Promise<void> {
+/**
+ * The demo: its image built by skiff's own builder (cli/up/demo/, with this machine's static
+ * busybox) and pushed to the cluster registry, then the manifest applied with its pod on the
+ * first node. Without a node the image is skipped and the pod stays Pending.
+ */
+async function applyDemo(
+  stateDir: string,
+  connect: ConnectOptions,
+  firstNode: string | undefined,
+): Promise<void> {
   const path = demoManifestPath();
   if (!path) {
     progress('demo manifest cli/up/demo.yaml not found: skipping the demo');
     return;
   }
+  const work = mkdtempSync(join(tmpdir(), 'skiff-demo-'));
+  try {
+    if (firstNode) await buildDemoImage(stateDir, work);
+    const manifest = join(work, 'demo.yaml');
+    writeFileSync(manifest, readFileSync(path, 'utf8').replaceAll('${NODE}', firstNode ?? ''));
+    await applyManifest(manifest, connect);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** `skiff image build` and `push` of cli/up/demo as demo/web:1, on a runtime root of the state dir. */
+async function buildDemoImage(stateDir: string, work: string): Promise<void> {
+  const context = join(work, 'context');
+  cpSync(join(packageRoot(), 'cli/up/demo'), context, { recursive: true });
+  if (!existsSync(BUSYBOX))
+    throw new FailedPreconditionError(
+      `demo: ${BUSYBOX} is missing: install busybox-static (apt-get install busybox-static), or run skiff up --no-demo`,
+    );
+  copyFileSync(BUSYBOX, join(context, 'busybox'));
+  const root = join(stateDir, 'demo-images');
+  for (const args of [
+    ['image', '--root', root, 'build', '--network', 'none', '-t', 'demo/web:1', context],
+    ['image', '--root', root, 'push', 'demo/web:1'],
+  ]) {
+    progress(`demo: skiff ${args.join(' ')}`);
+    const result = spawnSync(process.execPath, [...skiffEntryArgv(), ...args], { encoding: 'utf8' });
+    if (result.status !== 0)
+      throw new FailedPreconditionError(
+        `demo: skiff ${args.join(' ')} failed (exit ${result.status}):\n${result.stderr}${result.stdout}`,
+      );
+  }
+}
+
+const BUSYBOX = '/bin/busybox';
+
+async function applyManifest(path: string, connect: ConnectOptions): Promise<void> {
   const prepared = await loadManifests([path], undefined);
-  const api = connectApi({ server, token });
+  const api = connectApi(connect);
   try {
     await applyAll(api, orderForApply(prepared), (line) => progress(`demo: ${line}`));
   } finally {

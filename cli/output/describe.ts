@@ -3,6 +3,7 @@
  * labels and annotations, the kind's spec essentials, status and conditions, then the Events about
  * the object. The last-applied annotation is left out: it repeats the manifest.
  */
+import { milliValue, wholeValue } from '../../proto/quantity.js';
 import { LAST_APPLIED_ANNOTATION } from '../apply.js';
 import { age } from '../../proto/printing/age.js';
 import { renderTable } from './table.js';
@@ -179,7 +180,16 @@ function kindLines(obj: ObjectJson): string[] {
     case 'Node':
       return [
         renderLines([
+          [
+            'Taints',
+            list(obj, 'spec', 'taints')
+              .map(
+                (t) => `${str(t, 'key')}${str(t, 'value') ? `=${str(t, 'value')}` : ''}:${str(t, 'effect')}`,
+              )
+              .join(', ') || '<none>',
+          ],
           ['Unschedulable', String(field(obj, 'spec', 'unschedulable') === true)],
+          ['PodCIDR', str(obj, 'spec', 'podCIDR') || '<none>'],
           ...list(obj, 'status', 'addresses').map((a): Line => [
             `  ${str(a, 'type')}`,
             str(a, 'address') ?? '',
@@ -191,10 +201,116 @@ function kindLines(obj: ObjectJson): string[] {
             ? [`${k[0]!.toUpperCase()}${k.slice(1)}:`, ...entries.map(([r, q]) => `  ${r}:  ${String(q)}`)]
             : [];
         }),
+        ...(Object.keys(record(obj, 'status', 'nodeInfo')).length
+          ? [
+              'System Info:',
+              ...(
+                [
+                  ['Machine ID', 'machineID'],
+                  ['Boot ID', 'bootID'],
+                  ['Kernel Version', 'kernelVersion'],
+                  ['OS Image', 'osImage'],
+                  ['Operating System', 'operatingSystem'],
+                  ['Architecture', 'architecture'],
+                  ['Container Runtime Version', 'containerRuntimeVersion'],
+                  ['Agent Version', 'kubeletVersion'],
+                ] as const
+              ).map(([label, key]) => `  ${label}:  ${str(obj, 'status', 'nodeInfo', key) ?? ''}`),
+            ]
+          : []),
       ];
     default:
       return [];
   }
+}
+
+/** The pods that hold a node's resources, with their requests and limits, as kubectl describe node. */
+function nodePodLines(node: ObjectJson, pods: ObjectJson[], now: number): string[] {
+  const running = pods.filter((p) => !['Succeeded', 'Failed'].includes(str(p, 'status', 'phase') ?? ''));
+  const allocatable = record(node, 'status', 'allocatable');
+  const sums: Record<string, { requests: number; limits: number }> = {};
+  const add = (resource: string, kind: 'requests' | 'limits', quantity: unknown): void => {
+    if (typeof quantity !== 'string') return;
+    const value = resource === 'cpu' ? milliValue(quantity) : wholeValue(quantity);
+    (sums[resource] ??= { requests: 0, limits: 0 })[kind] += value;
+  };
+  const rows = running.map((p) => {
+    const podSums: Record<string, Record<string, number>> = { requests: {}, limits: {} };
+    for (const c of list(p, 'spec', 'containers')) {
+      for (const kind of ['requests', 'limits'] as const) {
+        for (const [resource, q] of Object.entries(record(c, 'resources', kind))) {
+          add(resource, kind, q);
+          if (typeof q === 'string')
+            podSums[kind]![resource] =
+              (podSums[kind]![resource] ?? 0) + (resource === 'cpu' ? milliValue(q) : wholeValue(q));
+        }
+      }
+    }
+    const cell = (kind: 'requests' | 'limits', resource: string): string => {
+      const v = podSums[kind]![resource];
+      if (v === undefined) return resource === 'cpu' ? '0 (0%)' : '0 (0%)';
+      return `${formatAmount(resource, v)} (${percentOf(resource, v, allocatable[resource])})`;
+    };
+    return [
+      str(p, 'metadata', 'namespace') ?? '',
+      str(p, 'metadata', 'name') ?? '',
+      cell('requests', 'cpu'),
+      cell('limits', 'cpu'),
+      cell('requests', 'memory'),
+      cell('limits', 'memory'),
+      age(str(p, 'metadata', 'creationTimestamp'), now),
+    ];
+  });
+  const out = [`Non-terminated Pods:          (${running.length} in total)`];
+  if (rows.length) {
+    const table = renderTable(
+      ['Namespace', 'Name', 'CPU Requests', 'CPU Limits', 'Memory Requests', 'Memory Limits', 'Age'],
+      rows,
+    );
+    out.push(
+      ...table
+        .trimEnd()
+        .split('\n')
+        .map((l) => `  ${l}`),
+    );
+  }
+  out.push('Allocated resources:', '  (Total limits may be over 100 percent, i.e., overcommitted.)');
+  const table = renderTable(
+    ['Resource', 'Requests', 'Limits'],
+    ['cpu', 'memory', 'ephemeral-storage'].map((resource) => {
+      const s = sums[resource] ?? { requests: 0, limits: 0 };
+      return [
+        resource,
+        `${formatAmount(resource, s.requests)} (${percentOf(resource, s.requests, allocatable[resource])})`,
+        `${formatAmount(resource, s.limits)} (${percentOf(resource, s.limits, allocatable[resource])})`,
+      ];
+    }),
+  );
+  out.push(
+    ...table
+      .trimEnd()
+      .split('\n')
+      .map((l) => `  ${l}`),
+  );
+  return out;
+}
+
+function formatAmount(resource: string, value: number): string {
+  if (resource === 'cpu') return value % 1000 === 0 ? String(value / 1000) : `${value}m`;
+  if (value === 0) return '0';
+  for (const [unit, size] of [
+    ['Gi', 1024 ** 3],
+    ['Mi', 1024 ** 2],
+    ['Ki', 1024],
+  ] as const)
+    if (value % size === 0) return `${value / size}${unit}`;
+  return String(value);
+}
+
+function percentOf(resource: string, value: number, allocatable: unknown): string {
+  if (typeof allocatable !== 'string') return '0%';
+  const total = resource === 'cpu' ? milliValue(allocatable) : wholeValue(allocatable);
+  return total > 0 ? `${Math.floor((value * 100) / total)}%` : '0%';
 }
 
 function conditionLines(obj: ObjectJson): string[] {
@@ -247,7 +363,13 @@ function eventLines(events: ObjectJson[] | undefined, now: number): string[] {
  * The describe text. `events` undefined means events could not be listed (no Event support on
  * the server), which prints nothing rather than a misleading `<none>`.
  */
-export function describeObject(obj: ObjectJson, events: ObjectJson[] | undefined, now: number): string {
+export function describeObject(
+  obj: ObjectJson,
+  events: ObjectJson[] | undefined,
+  now: number,
+  /** For a Node: the pods bound to it (its Non-terminated Pods and Allocated resources). */
+  nodePods?: ObjectJson[],
+): string {
   const annotations = { ...record(obj, 'metadata', 'annotations') };
   delete annotations[LAST_APPLIED_ANNOTATION];
   const header: Line[] = [['Name', str(obj, 'metadata', 'name') ?? '']];
@@ -272,7 +394,12 @@ export function describeObject(obj: ObjectJson, events: ObjectJson[] | undefined
   const generation = num(obj, 'metadata', 'generation');
   if (generation !== undefined) header.push(['Generation', String(generation)]);
   return (
-    [renderLines(header), ...kindLines(obj), ...conditionLines(obj), ...eventLines(events, now)].join('\n') +
-    '\n'
+    [
+      renderLines(header),
+      ...kindLines(obj),
+      ...conditionLines(obj),
+      ...(nodePods ? nodePodLines(obj, nodePods, now) : []),
+      ...eventLines(events, now),
+    ].join('\n') + '\n'
   );
 }

@@ -5,6 +5,10 @@
  *   etcd-server.crt/.key                    etcd's client URL (also dials itself: client auth too)
  *   etcd-peer.crt/.key                      etcd's peer URL
  *   controlplane-etcd-client.crt/.key       the only client etcd accepts: the control plane
+ *   nats-server.crt/.key                    nats-server's TLS certificate
+ *   controlplane-nats-client.crt/.key       the control plane's NATS client certificate (its
+ *                                           subject CN=skiff-controlplane maps to the NATS user
+ *                                           with every permission: nats-authorization.ts)
  *
  * etcd requires client certificates of this CA on both URLs, so a local user who can reach its
  * loopback port still cannot read a Secret or write a token record. Leaf certificates are issued
@@ -31,6 +35,10 @@ export interface ClusterPki {
   etcd: EtcdTls;
   /** What `skiff controlplane --etcd-cafile/--etcd-certfile/--etcd-keyfile` take. */
   controlplaneEtcdClient: { caFile: string; certFile: string; keyFile: string };
+  /** nats-server's TLS files. */
+  natsServer: { caFile: string; certFile: string; keyFile: string };
+  /** What `skiff controlplane --nats-cafile/--nats-certfile/--nats-keyfile` take. */
+  controlplaneNatsClient: { caFile: string; certFile: string; keyFile: string };
 }
 
 const LEAVES: Record<string, (host: string) => CertificateOptions> = {
@@ -47,6 +55,13 @@ const LEAVES: Record<string, (host: string) => CertificateOptions> = {
     dnsNames: ['localhost'],
   }),
   'controlplane-etcd-client': () => ({ commonName: 'skiff-controlplane', usages: ['client auth'] }),
+  'nats-server': (host) => ({
+    commonName: 'skiff-nats',
+    usages: ['server auth'],
+    ipAddresses: [host],
+    dnsNames: ['localhost'],
+  }),
+  'controlplane-nats-client': () => ({ commonName: 'skiff-controlplane', usages: ['client auth'] }),
 };
 
 async function caOf(dir: string): Promise<CertificateAuthority> {
@@ -104,5 +119,15 @@ export async function ensureClusterPki(stateDir: string, host: string): Promise<
       probeKeyFile: client.keyFile,
     },
     controlplaneEtcdClient: client,
+    natsServer: {
+      caFile: client.caFile,
+      certFile: file('nats-server.crt'),
+      keyFile: file('nats-server.key'),
+    },
+    controlplaneNatsClient: {
+      caFile: client.caFile,
+      certFile: file('controlplane-nats-client.crt'),
+      keyFile: file('controlplane-nats-client.key'),
+    },
   };
 }

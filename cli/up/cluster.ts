@@ -4,12 +4,20 @@
  *   DIR/etcd/            etcd's data            DIR/logs/etcd.log
  *   DIR/nats/            JetStream's store      DIR/logs/nats.log
  *   DIR/controlplane/    control plane state    DIR/logs/controlplane.log
- *   DIR/pki/             the cluster CA and etcd's certificates (cluster-pki.ts)
+ *   DIR/pki/             the cluster CA and etcd's certificates (cluster-pki.ts); the control plane
+ *                        serves its API over TLS with a certificate from this CA
+ *   DIR/nats-config/     nats-server's configuration: TLS with client certificates of the CA
+ *                        mapped to users (verify_and_map), the users file the control plane adds
+ *                        nodes to, nats-server's pid file
+ *   DIR/nodes/<name>/    each node agent's runtime root   DIR/logs/agent-<name>.log (agent-process.ts)
+ *   DIR/api.sock         the API's Unix socket (0600; DIR is 0700), which the client config names
+ *                        as the context's server: the CLI on this machine calls it without TLS
  *   DIR/admin-token      written by the control plane on its first start
  *   DIR/cluster.json     pids, ports and endpoints of what is running (removed by `down`)
  *
  * Start-up is a straight sequence with a readiness gate after each step: etcd, NATS, then
- * `skiff controlplane` (this same binary) until its /readyz answers. A step that fails stops the
+ * `skiff controlplane` (this same binary) until its /readyz answers, then the node agents until
+ * their Nodes are Ready. A step that fails stops the
  * steps before it, so a failed `up` leaves nothing running. When a previous `up` of DIR still
  * partly runs (etcd died), `up` keeps what runs and starts the rest on the recorded ports. `down`
  * stops the recorded pids (checking each still runs what `up` started: pids get reused) and any
@@ -19,7 +27,7 @@
  * Ports: the ones recorded by the previous `up` of DIR, else the defaults (etcd 2379/2380, NATS
  * 4222/8222, API 7440, HTTP 7441), else free ones.
  */
-import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -28,11 +36,26 @@ import {
   UnavailableError,
   errorMessage,
 } from '../../proto/errors.js';
+import { socketPathProblem, unixAddress } from '../../proto/api-address.js';
 import { writeFileAtomic } from '../../proto/support/atomic-file.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
-import { ensureClusterPki } from './cluster-pki.js';
+import { ensureClusterPki, type ClusterPki } from './cluster-pki.js';
+import {
+  formatNatsAuthorization,
+  formatNatsServerConfig,
+  natsAuthorizationNodes,
+} from '../../proto/support/nats-authorization.js';
+import { writePrivateFiles } from '../../proto/support/pki.js';
 import { startEtcd } from './etcd-process.js';
 import { startNats } from './nats-process.js';
+import {
+  agentNames,
+  nodeNetnsName,
+  removeAgentPods,
+  startAgentProcess,
+  writeJoinToken,
+  type AgentRecord,
+} from './agent-process.js';
 import { PidLock } from '../../proto/support/pid-lock.js';
 import {
   choosePorts,
@@ -68,7 +91,16 @@ export interface ClusterRecord {
   detached: boolean;
   etcd: ComponentRecord & { endpoint: string; clientPort: number; peerPort: number };
   nats: ComponentRecord & { endpoint: string; port: number; monitorPort: number };
-  controlplane: ComponentRecord & { api: string; http: string; apiPort: number; httpPort: number };
+  controlplane: ComponentRecord & {
+    api: string;
+    http: string;
+    apiPort: number;
+    httpPort: number;
+    /** The API's Unix socket, `unix:///path` (absent from records of older versions). */
+    apiSocket?: string;
+  };
+  /** Node agents (absent in records of clusters started without them). */
+  agents?: AgentRecord[];
 }
 
 export interface RunningCluster {
@@ -88,6 +120,54 @@ export function clusterFile(stateDir: string): string {
 
 export function adminTokenFile(stateDir: string): string {
   return join(stateDir, 'admin-token');
+}
+
+/** Where the control plane of `stateDir` serves its API without TLS, for this machine's CLI. */
+export function apiSocketFile(stateDir: string): string {
+  return join(stateDir, 'api.sock');
+}
+
+export interface NatsConfigFiles {
+  configFile: string;
+  authorizationFile: string;
+  pidFile: string;
+}
+
+/**
+ * nats-server's configuration under DIR/nats-config (nats-authorization.ts): TLS with the CA's
+ * certificates and verify_and_map, and the users file, whose nodes are kept across `up`s.
+ */
+export async function writeNatsConfig(stateDir: string, pki: ClusterPki): Promise<NatsConfigFiles> {
+  const dir = join(stateDir, 'nats-config');
+  const files = {
+    configFile: join(dir, 'nats.conf'),
+    authorizationFile: join(dir, 'nats-authorization.conf'),
+    pidFile: join(dir, 'nats.pid'),
+  };
+  let nodes: string[] = [];
+  try {
+    nodes = natsAuthorizationNodes(readFileSync(files.authorizationFile, 'utf8'));
+  } catch {
+    // first up: no node yet
+  }
+  await writePrivateFiles(
+    dir,
+    {
+      'nats-authorization.conf': formatNatsAuthorization(nodes),
+      'nats.conf': formatNatsServerConfig({
+        ...pki.natsServer,
+        authorizationFile: 'nats-authorization.conf',
+        pidFile: files.pidFile,
+      }),
+    },
+    { replace: true },
+  );
+  return files;
+}
+
+/** The cluster CA's certificate: what the client config names as its certificate-authority. */
+export function clusterCaFile(stateDir: string): string {
+  return join(stateDir, 'pki', 'ca.crt');
 }
 
 export function readClusterRecord(stateDir: string): ClusterRecord | undefined {
@@ -179,6 +259,15 @@ function livePid(component: ComponentRecord): number | undefined {
   return isRunning(component) ? component.pid : processesServing(component.marker)[0];
 }
 
+/** A `skiff agent` process (containers' shims also name the root on their command lines). */
+function isAgentProcess(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('agent');
+  } catch {
+    return false;
+  }
+}
+
 /** Resolves once `pid` has exited; polls, for a process this one did not start. */
 function exitOf(pid: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve) => {
@@ -194,6 +283,8 @@ function exitOf(pid: number): Promise<{ code: number | null; signal: NodeJS.Sign
 export interface UpOptions {
   stateDir: string;
   detached: boolean;
+  /** Node agents to run (default 0). */
+  agents?: number;
   /** Bound on each component's readiness wait. */
   readyTimeoutMs?: number;
   onProgress?: (line: string) => void;
@@ -298,7 +389,9 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
       natsRecord = { ...previous!.nats, pid: keptNats };
       exits.push(exitOf(keptNats).then((e) => ({ component: 'nats-server', ...e })));
     } else {
+      const natsConfig = await writeNatsConfig(stateDir, pki);
       const nats = await startNats({
+        configFile: natsConfig.configFile,
         storeDir: natsDir,
         host: HOST,
         ...(restarting
@@ -345,6 +438,10 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
         const apiPort = ports['API port']!;
         const httpPort = ports['HTTP port']!;
         mkdirSync(controlplaneDir, { recursive: true, mode: 0o700 });
+        const socket = apiSocketFile(stateDir);
+        const socketProblem = socketPathProblem(socket);
+        if (socketProblem !== undefined)
+          progress(`no API socket: ${socketProblem}; the CLI calls the API over TLS`);
         const args = [
           ...skiffEntryArgv(),
           'controlplane',
@@ -353,10 +450,17 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
           '--etcd-certfile', pki.controlplaneEtcdClient.certFile,
           '--etcd-keyfile', pki.controlplaneEtcdClient.keyFile,
           '--nats', natsRecord.endpoint,
+          '--nats-cafile', pki.controlplaneNatsClient.caFile,
+          '--nats-certfile', pki.controlplaneNatsClient.certFile,
+          '--nats-keyfile', pki.controlplaneNatsClient.keyFile,
+          '--nats-authorization-file', join(stateDir, 'nats-config', 'nats-authorization.conf'),
+          '--nats-pid-file', join(stateDir, 'nats-config', 'nats.pid'),
           '--api-addr', `${HOST}:${apiPort}`,
           '--http-addr', `${HOST}:${httpPort}`,
           '--state-dir', controlplaneDir,
           '--admin-token-file', adminTokenFile(stateDir),
+          '--cluster-ca-dir', pki.dir,
+          ...(socketProblem === undefined ? ['--api-socket', socket] : []),
         ]; // prettier-ignore
         const controlplane = spawnServer(
           process.execPath,
@@ -377,8 +481,12 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
             `control plane ${HOST}:${apiPort} (log ${join(logs, 'controlplane.log')})`,
             controlplane,
             // ready, and listening itself: another server on these ports answers /readyz too
-            ownReadiness(controlplanePid, [apiPort, httpPort], () =>
-              httpProbe(`${httpUrl}/readyz`, () => true),
+            ownReadiness(
+              controlplanePid,
+              [apiPort, httpPort],
+              async () =>
+                (socketProblem !== undefined || existsSync(socket)) &&
+                httpProbe(`${httpUrl}/readyz`, () => true),
             ),
             readyTimeoutMs,
             100,
@@ -387,9 +495,10 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
           await stop();
           throw err;
         }
-        return { controlplane, controlplanePid, apiPort, httpPort, httpUrl, stop };
+        const apiSocket = socketProblem === undefined ? unixAddress(socket) : undefined;
+        return { controlplane, controlplanePid, apiPort, httpPort, httpUrl, apiSocket, stop };
       };
-      const { controlplane, controlplanePid, apiPort, httpPort, httpUrl, stop } = restarting
+      const { controlplane, controlplanePid, apiPort, httpPort, httpUrl, apiSocket, stop } = restarting
         ? await startControlPlane()
         : await retryLostPortRace(startControlPlane);
       stopOf.controlplane = stop;
@@ -405,7 +514,54 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
         http: httpUrl,
         apiPort,
         httpPort,
+        ...(apiSocket !== undefined ? { apiSocket } : {}),
       };
+    }
+
+    // node agents: those of the previous `up` that still run are kept, the others started
+    const agents: AgentRecord[] = [];
+    const stopAgents: (() => Promise<void>)[] = [];
+    const joinTokenFile = join(stateDir, 'join-token');
+    let joinTokenWritten = false;
+    for (const [index, name] of agentNames(options.agents ?? 0).entries()) {
+      const previousAgent = previous?.agents?.find((a) => a.name === name);
+      const keptPid = previousAgent ? livePid(previousAgent) : undefined;
+      if (previousAgent && keptPid !== undefined) {
+        progress(`agent ${name} is running (pid ${keptPid}): kept`);
+        agents.push({ ...previousAgent, pid: keptPid });
+        stopAgents.push(() => stopProcess(keptPid, { what: `agent ${name} (pid ${keptPid})` }));
+        continue;
+      }
+      try {
+        if (!joinTokenWritten) {
+          await writeJoinToken({
+            api: controlplaneRecord.api,
+            adminToken: readAdminToken(stateDir),
+            caFile: clusterCaFile(stateDir),
+            file: joinTokenFile,
+          });
+          joinTokenWritten = true;
+        }
+        const agent = await startAgentProcess({
+          stateDir,
+          name,
+          netns: previousAgent?.netns ?? nodeNetnsName(stateDir, index + 1),
+          api: controlplaneRecord.api,
+          tokenFile: joinTokenFile,
+          adminToken: readAdminToken(stateDir),
+          caFile: clusterCaFile(stateDir),
+          logs,
+          detached,
+          readyTimeoutMs,
+        });
+        agents.push(agent.record);
+        stopAgents.push(agent.stop);
+        exits.push(agent.server.exited.then((e) => ({ component: `agent ${name}`, ...e })));
+        progress(`agent ${name} ready: node ${name} (pid ${agent.record.pid})`);
+      } catch (err) {
+        for (const stop of stopAgents) await stop().catch(() => {});
+        throw err;
+      }
     }
 
     const record: ClusterRecord = {
@@ -415,12 +571,15 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
       etcd: etcdRecord,
       nats: natsRecord,
       controlplane: controlplaneRecord,
+      ...(agents.length ? { agents } : {}),
     };
     await writeClusterRecord(record);
     return {
       record,
       firstExit: Promise.race(exits),
       stop: async () => {
+        for (const stop of stopAgents) await stop().catch(() => {});
+        for (const agent of agents) await removeAgentPods(agent).catch(() => {});
         for (const name of ['controlplane', 'nats', 'etcd'] as const) await stopOf[name]?.().catch(() => {});
         rmSync(clusterFile(stateDir), { force: true });
       },
@@ -465,6 +624,21 @@ export async function stopCluster(stateDir: string, graceMs = 10_000): Promise<S
   const record = readClusterRecord(stateDir);
   if (!record) return undefined;
   const result: StopResult = { stopped: [], failed: [] };
+  // the agents first (their pods' containers then), so nothing reports to a control plane that is gone
+  for (const agent of record.agents ?? []) {
+    const pids = new Set(processesServing(agent.marker).filter((pid) => isAgentProcess(pid)));
+    if (isRunning(agent)) pids.add(agent.pid);
+    for (const pid of pids) {
+      const what = `agent ${agent.name} (pid ${pid})`;
+      try {
+        await stopProcess(pid, { graceMs, what });
+        result.stopped.push(what);
+      } catch (err) {
+        result.failed.push(`${what}: ${errorMessage(err)}`);
+      }
+    }
+    for (const problem of await removeAgentPods(agent)) result.failed.push(`node ${agent.name}: ${problem}`);
+  }
   for (const name of ['controlplane', 'nats', 'etcd'] as const) {
     const component = record[name];
     const pids = new Set(processesServing(component.marker));

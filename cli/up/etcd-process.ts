@@ -36,6 +36,11 @@ export interface EtcdOptions {
    * who holds one (the control plane) may read or write. Without it etcd is plain http.
    */
   tls?: EtcdTls;
+  /**
+   * Run in this network namespace (a path, /run/netns/NAME; process-support.ts ManagedServerSpec):
+   * the ports must then be given exactly, and `host` be an address this process reaches.
+   */
+  netns?: string;
 }
 
 export interface EtcdProcess {
@@ -110,6 +115,7 @@ export async function startEtcd(options: EtcdOptions): Promise<EtcdProcess> {
     output: options.output ?? {},
     detached: options.detached ?? false,
     ...(options.stopGraceMs !== undefined ? { stopGraceMs: options.stopGraceMs } : {}),
+    ...(options.netns !== undefined ? { netns: options.netns } : {}),
   });
   const { clientUrl, peerUrl } = urls(server.ports);
   return {

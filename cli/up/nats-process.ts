@@ -21,6 +21,13 @@ export interface NatsOptions {
   /** Bound on the wait for /healthz; default 10 s. */
   readyTimeoutMs?: number;
   stopGraceMs?: number;
+  /** A configuration file (`-c`): TLS and users (nats-authorization.ts); the flags here override it. */
+  configFile?: string;
+  /**
+   * Run in this network namespace (a path, /run/netns/NAME; process-support.ts ManagedServerSpec):
+   * the ports must then be given exactly, and `host` be an address this process reaches.
+   */
+  netns?: string;
 }
 
 export interface NatsProcess {
@@ -52,6 +59,7 @@ export async function startNats(options: NatsOptions): Promise<NatsProcess> {
     },
     dataDir: options.storeDir,
     args: (ports) => [
+      ...(options.configFile !== undefined ? ['-c', options.configFile] : []),
       '-a', host,
       '-p', String(ports['nats client port']),
       '-m', String(ports['nats monitor port']),
@@ -64,6 +72,7 @@ export async function startNats(options: NatsOptions): Promise<NatsProcess> {
     output: options.output ?? {},
     detached: options.detached ?? false,
     ...(options.stopGraceMs !== undefined ? { stopGraceMs: options.stopGraceMs } : {}),
+    ...(options.netns !== undefined ? { netns: options.netns } : {}),
   });
   return {
     pid: server.pid,

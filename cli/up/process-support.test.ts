@@ -12,6 +12,7 @@ import {
   listensOn,
   ownReadiness,
   retryLostPortRace,
+  spawnManagedServer,
   stopProcess,
 } from './process-support.js';
 
@@ -146,6 +147,28 @@ describe('process support', () => {
       other.kill();
       if (server.listening) server.close();
     }
+  });
+
+  test('a server in another network namespace takes exact ports only, refused before anything runs', async () => {
+    const started = spawnManagedServer({
+      command: 'sh',
+      aptPackage: 'dash',
+      host: '10.0.0.1',
+      ports: { 'api port': { exact: 7440 }, 'http port': { preferred: 7441 } },
+      dataDir: '/nonexistent/never-made',
+      args: () => ['-c', 'exit 1'],
+      describe: () => 'a server',
+      ready: async () => true,
+      readyTimeoutMs: 1000,
+      output: {},
+      detached: false,
+      netns: '/run/netns/nowhere',
+    });
+    await assert.rejects(
+      started,
+      (err: Error) =>
+        err instanceof InvalidArgumentError && /http port: .*needs an exact port/.test(err.message),
+    );
   });
 
   test('isAlive: a running process is alive; an exited one that is not reaped yet (a zombie) is not', async () => {

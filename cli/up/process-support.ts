@@ -292,8 +292,9 @@ export async function httpProbe(
 
 /**
  * True when process `pid` holds a listening TCP socket on `port`: its open sockets (/proc/PID/fd)
- * against the kernel's table of listening sockets (/proc/net/tcp, tcp6). A readiness probe alone
- * cannot tell the server it started from another one that took the port meanwhile.
+ * against the kernel's table of listening sockets of its network namespace (/proc/PID/net/tcp,
+ * tcp6), which need not be this process's. A readiness probe alone cannot tell the server it
+ * started from another one that took the port meanwhile.
  */
 export function listensOn(pid: number, port: number): boolean {
   let fds: string[];
@@ -313,7 +314,7 @@ export function listensOn(pid: number, port: number): boolean {
   }
   const localPort = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   const LISTEN = '0A';
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+  for (const table of [`/proc/${pid}/net/tcp`, `/proc/${pid}/net/tcp6`]) {
     let lines: string[];
     try {
       lines = readFileSync(table, 'utf8').split('\n').slice(1);
@@ -432,6 +433,13 @@ export interface ManagedServerSpec<Port extends string> {
   output: OutputTarget;
   detached: boolean;
   stopGraceMs?: number;
+  /**
+   * A network namespace to run the server in (its path, e.g. /run/netns/NAME), entered with
+   * `nsenter --net` and nothing else (the mounts, cgroups and pids stay this machine's). Every port
+   * must then be `exact`: a port free here says nothing of that namespace. The readiness probe
+   * still runs here, so the server's address must be reachable from this process.
+   */
+  netns?: string;
 }
 
 export interface ManagedServer<Port extends string> {
@@ -452,9 +460,19 @@ export function spawnManagedServer<Port extends string>(
 ): Promise<ManagedServer<Port>> {
   return retryLostPortRace(async () => {
     const binary = findBinary(spec.command, spec.aptPackage);
-    const ports = (await choosePorts(spec.host, spec.ports)) as Record<Port, number>;
+    const ports = (
+      spec.netns === undefined ? await choosePorts(spec.host, spec.ports) : exactPorts(spec.ports, spec.netns)
+    ) as Record<Port, number>;
     mkdirSync(spec.dataDir, { recursive: true, mode: 0o700 });
-    const server = spawnServer(binary, spec.args(ports), spec.output, spec.detached);
+    const server =
+      spec.netns === undefined
+        ? spawnServer(binary, spec.args(ports), spec.output, spec.detached)
+        : spawnServer(
+            findBinary('nsenter', 'util-linux'),
+            [`--net=${spec.netns}`, '--', binary, ...spec.args(ports)],
+            spec.output,
+            spec.detached,
+          );
     const pid = server.child.pid;
     const stop = (): Promise<void> =>
       pid === undefined
@@ -473,4 +491,20 @@ export function spawnManagedServer<Port extends string>(
     }
     return { pid: pid!, ports, exited: server.exited, stop };
   });
+}
+
+/** The ports of a server in another network namespace: each must be given exactly. */
+function exactPorts(requests: Record<string, PortRequest>, netns: string): Record<string, number> {
+  const ports: Record<string, number> = {};
+  for (const [label, request] of Object.entries(requests)) {
+    const port = request.exact;
+    if (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new InvalidArgumentError(
+        `choose ${label}: a server in network namespace ${netns} needs an exact port (1-65535): ports free here say nothing of that namespace`,
+        label,
+      );
+    }
+    ports[label] = port;
+  }
+  return ports;
 }

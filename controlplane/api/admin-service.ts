@@ -47,11 +47,15 @@ export function createAdminService(options: {
     (what: string, run: (request: WireMessage, caller: Principal) => Promise<WireMessage>): UnaryHandler =>
     (call, callback) => {
       auth
-        .authenticate(call.metadata.get('authorization')[0]?.toString())
+        .authenticateCall(
+          call.metadata.get('authorization')[0]?.toString(),
+          call.getAuthContext().sslPeerCertificate,
+        )
         .then((principal) => {
           if (principal.role !== 'admin') {
+            log.warn({ principal: principal.name, role: principal.role, call: what }, 'admin call refused');
             throw new PermissionDeniedError(
-              `${what}: token "${principal.name}" has role ${principal.role}; only admin tokens may`,
+              `${what}: ${principal.role === 'node' ? 'node' : 'token'} "${principal.name}" has role ${principal.role}; only admin tokens may`,
             );
           }
           return run(call.request, principal);

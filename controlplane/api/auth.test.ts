@@ -9,6 +9,7 @@ import { ensureAdminToken } from './admin-token.js';
 import {
   Authenticator,
   authorize,
+  authorizeNode,
   bearerToken,
   hashToken,
   type TokenRecord,
@@ -118,10 +119,40 @@ describe('auth', () => {
     assert.equal(calls, 1);
   });
 
-  test('the view role may only read', () => {
+  test('the view role may only read, pods’ logs included; exec, attach and port-forward need edit or admin', () => {
     const viewer = { name: 'v', role: 'view' as const };
     authorize(viewer, 'list', 'pods');
+    authorize(viewer, 'logs', 'pods/log');
     assert.throws(() => authorize(viewer, 'create', 'pod default/x'), PermissionDeniedError);
+    for (const verb of ['exec', 'attach', 'portForward'] as const) {
+      assert.throws(() => authorize(viewer, verb, 'pods/exec'), PermissionDeniedError);
+      authorize({ name: 'e', role: 'edit' }, verb, 'pods/exec');
+    }
     authorize({ name: 'e', role: 'edit' }, 'delete', 'pod default/x');
+  });
+
+  test('the join role may call no object verb, not even version', () => {
+    for (const verb of ['get', 'list', 'watch', 'version', 'create'] as const) {
+      assert.throws(
+        () => authorize({ name: 'j', role: 'join' }, verb, 'pods'),
+        (err: unknown) => err instanceof PermissionDeniedError && /role join/.test(err.message),
+      );
+    }
+  });
+
+  test('a node is served by its own identity or an admin token: never by another node, an edit or a view token', () => {
+    authorizeNode({ name: 'system:node:n1', role: 'node', node: 'n1' }, 'n1');
+    authorizeNode({ name: 'admin', role: 'admin' }, 'n1');
+    assert.throws(
+      () => authorizeNode({ name: 'system:node:n2', role: 'node', node: 'n2' }, 'n1'),
+      (err: unknown) =>
+        err instanceof PermissionDeniedError &&
+        err.message === 'serve node n1: the caller is node n2, which may serve only its own pods',
+    );
+    for (const role of ['edit', 'view'] as const)
+      assert.throws(
+        () => authorizeNode({ name: 'someone', role }, 'n1'),
+        /token "someone" has role .*; an agent needs its node's identity or an admin token/,
+      );
   });
 });

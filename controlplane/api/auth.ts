@@ -4,7 +4,11 @@
  * Tokens are 32 random bytes, base64url. Only their SHA-256 hash is stored (with a name, a role
  * and, for tokens made with a lifetime, when they expire); a presented token is hashed and
  * compared against every stored hash in constant time.
- * Roles: `admin` and `edit` may do everything, `view` only get/list/watch/version.
+ * Roles: `admin` and `edit` may do everything, `view` only get/list/watch/version and read pods'
+ * logs (exec, attach and port-forward into a pod need edit or admin, as Kubernetes' pods/exec
+ * needs create), `join` nothing but obtain a node's first certificate (node-certificates.ts),
+ * `pull` nothing of the API (registry pulls only). Serving a node's pod streams (the agents'
+ * tunnel) needs that node's identity.
  *
  * The Authenticator keeps the token records in memory and refreshes them from the TokenStore
  * in the background, and at most once per second on an unknown token, so an etcd outage does not
@@ -17,8 +21,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { PermissionDeniedError, UnauthenticatedError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/support/logger.js';
 
-export type Role = 'admin' | 'edit' | 'view';
-export const ROLES: readonly Role[] = ['admin', 'edit', 'view'];
+export type Role = 'admin' | 'edit' | 'view' | 'join' | 'pull';
+export const ROLES: readonly Role[] = ['admin', 'edit', 'view', 'join', 'pull'];
 
 export interface TokenRecord {
   name: string;
@@ -41,11 +45,55 @@ export interface TokenStore {
 
 export interface Principal {
   name: string;
-  role: Role;
+  /** A token's role, or `node` for a node agent's client certificate (node-authorizer.ts decides). */
+  role: Role | 'node';
+  /** Role node: the node's name (the certificate's CN system:node:<node>, O system:nodes). */
+  node?: string;
 }
 
-export type Verb = 'create' | 'get' | 'list' | 'update' | 'updateStatus' | 'delete' | 'watch' | 'version';
-const READ_VERBS: ReadonlySet<Verb> = new Set(['get', 'list', 'watch', 'version']);
+/** The subject of node certificates (Kubernetes' names): CN system:node:<node>, O system:nodes. */
+export const NODE_USER_PREFIX = 'system:node:';
+export const NODES_GROUP = 'system:nodes';
+
+/** What authenticateCall reads of a verified client certificate (node:tls's PeerCertificate). */
+export interface PeerCertificateSubject {
+  subject?: Record<string, string | string[] | undefined>;
+}
+
+const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** The node principal of a node certificate's subject; undefined for any other certificate. */
+export function nodePrincipalOf(peer: PeerCertificateSubject | undefined): Principal | undefined {
+  const values = (field: string): string[] => {
+    const value = peer?.subject?.[field];
+    return value === undefined ? [] : Array.isArray(value) ? value : [value];
+  };
+  const [commonName, ...more] = values('CN');
+  if (commonName === undefined || more.length > 0 || !commonName.startsWith(NODE_USER_PREFIX))
+    return undefined;
+  if (!values('O').includes(NODES_GROUP)) return undefined;
+  const node = commonName.slice(NODE_USER_PREFIX.length);
+  if (node.length > 253 || !NODE_NAME.test(node)) return undefined;
+  return Object.freeze({ name: commonName, role: 'node' as const, node });
+}
+
+export type Verb =
+  | 'create'
+  | 'get'
+  | 'list'
+  | 'update'
+  | 'updateStatus'
+  | 'delete'
+  | 'watch'
+  | 'version'
+  | 'logs'
+  | 'exec'
+  | 'attach'
+  | 'portForward';
+const READ_VERBS: ReadonlySet<Verb> = new Set(['get', 'list', 'watch', 'version', 'logs']);
+
+/** The prefix of a node's identity (a node's client certificate names it system:node:<name>). */
+export const NODE_IDENTITY_PREFIX = 'system:node:';
 
 export function generateToken(): string {
   return randomBytes(32).toString('base64url');
@@ -62,11 +110,46 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 export function authorize(principal: Principal, verb: Verb, what: string): void {
-  if (principal.role === 'view' && !READ_VERBS.has(verb)) {
+  if (principal.role === 'node') {
+    throw new PermissionDeniedError(`${verb} ${what}: node certificates are not accepted for this call`);
+  }
+  if (principal.role === 'join') {
     throw new PermissionDeniedError(
-      `${verb} ${what}: token "${principal.name}" has role view, which may only get, list and watch; use an edit or admin token`,
+      `${verb} ${what}: token "${principal.name}" has role join, which may only obtain a node's certificate (skiff agent --token); use an admin, edit or view token`,
     );
   }
+  if (principal.role === 'pull') {
+    throw new PermissionDeniedError(
+      `${verb} ${what}: token "${principal.name}" has role pull, which may only pull images from the cluster registry; use a view, edit or admin token`,
+    );
+  }
+  if (principal.role === 'view' && !READ_VERBS.has(verb)) {
+    throw new PermissionDeniedError(
+      `${verb} ${what}: token "${principal.name}" has role view, which may only get, list, watch and read logs; use an edit or admin token`,
+    );
+  }
+}
+
+/**
+ * Whether `principal` may serve node `nodeName`'s pod streams (open its tunnel, answer its
+ * sessions). A node identity (`system:node:<name>`, what mutual TLS will present) serves its own
+ * node only; until then agents use an API token, and only an admin token may claim a node: an
+ * edit token must not be able to pose as a node and receive what users type into its pods.
+ */
+export function authorizeNode(principal: Principal, nodeName: string): void {
+  // a node certificate's identity (role node); a token is never a node, whatever its name
+  if (principal.role === 'node') {
+    const own = principal.node ?? principal.name.slice(NODE_IDENTITY_PREFIX.length);
+    if (own !== nodeName)
+      throw new PermissionDeniedError(
+        `serve node ${nodeName}: the caller is node ${own}, which may serve only its own pods`,
+      );
+    return;
+  }
+  if (principal.role !== 'admin')
+    throw new PermissionDeniedError(
+      `serve node ${nodeName}: token "${principal.name}" has role ${principal.role}; an agent needs its node's identity or an admin token`,
+    );
 }
 
 export interface AuthenticatorOptions {
@@ -143,6 +226,28 @@ export class Authenticator {
       );
     }
     return found.principal;
+  }
+
+  /**
+   * The principal of a call: a node certificate (verified by TLS against the cluster CA) makes a
+   * node; anything else is the bearer token's. A certificate that is not a node's counts for
+   * nothing, so a call with one and no token is refused naming it.
+   */
+  async authenticateCall(
+    header: string | undefined,
+    peer: PeerCertificateSubject | undefined,
+  ): Promise<Principal> {
+    const node = nodePrincipalOf(peer);
+    if (node !== undefined) return node;
+    if (peer?.subject !== undefined && header === undefined) {
+      const subject = Object.entries(peer.subject)
+        .map(([key, value]) => `${key}=${String(value)}`)
+        .join(', ');
+      throw new UnauthenticatedError(
+        `authenticate request: the client certificate (${subject}) is not a node's (CN=${NODE_USER_PREFIX}<node>, O=${NODES_GROUP}) and no bearer token came with it`,
+      );
+    }
+    return this.authenticate(header);
   }
 
   /** The principal for an `authorization` header value; UnauthenticatedError when missing or unknown. */

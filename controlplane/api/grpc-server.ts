@@ -3,6 +3,8 @@
  * bearer token, authorises the verb for the token's role, converts envelopes to KubeObjects and
  * back, records latency, and converts errors in the one place (proto/grpc-status.ts); faults
  * outside the error vocabulary are logged here and reach the client as a generic INTERNAL.
+ * DryRunWrites does the same for each write it carries (authorised for its own verb, its error
+ * made into a Status in the answer), so each is judged as its own dry-run call would be.
  *
  * Unary calls honour the client's deadline on the server too: a call whose store work has not
  * finished shortly before the deadline fails with UNAVAILABLE naming the etcd endpoints, so the
@@ -12,22 +14,29 @@ import * as grpc from '@grpc/grpc-js';
 import {
   InternalError,
   InvalidArgumentError,
+  PermissionDeniedError,
   ResourceExhaustedError,
   SkiffError,
+  UnauthenticatedError,
   UnavailableError,
+  errorMessage,
 } from '../../proto/errors.js';
+import { MAX_DRY_RUN_WRITES } from '../../proto/api-requests.js';
 import type { KubeObject } from '../../proto/gen/types.js';
 import { toServiceError } from './grpc-errors.js';
 import { messages, services } from '../../proto/gen/messages.js';
+import { toGrpcStatus, type GrpcStatus } from '../../proto/grpc-status.js';
 import { grpcServiceDefinition } from '../../proto/grpc-service.js';
 import type { Logger } from '../../proto/support/logger.js';
 import { KINDS, lookupKind } from '../../proto/kinds.js';
 import { fromEnvelope } from '../../proto/objects.js';
 import type { WireMessage } from '../../proto/wire/message-type.js';
-import { authorize, type Authenticator, type Verb } from './auth.js';
+import { authorize, type Authenticator, type Principal, type Verb } from './auth.js';
+import type { NodeAuthorizer, NodeRequest } from './node-authorizer.js';
 import type { ApiObject } from './api-object.js';
 import type { ApiHandlers, WatchEvent, WriteInputOptions } from './handlers.js';
 import type { ApiMetrics } from './metrics.js';
+import { POD_STREAM_RAW } from '../../proto/pod-streams.js';
 
 export interface ApiServiceOptions {
   handlers: ApiHandlers;
@@ -37,11 +46,24 @@ export interface ApiServiceOptions {
   version: string;
   /** etcd endpoints, comma-separated: reported by Version and named when etcd does not answer. */
   etcdEndpoints: string;
+  /** NATS URL(s) agents report to, as Version tells them; empty: none. */
+  natsUrl?: string;
+  /** The HTTP address (registry), as Version tells agents. */
+  httpUrl?: string;
+  clusterCIDR?: string;
+  serviceCIDR?: string;
   /**
    * Concurrent watches one token may hold; default 256. Each holds an etcd watch stream and a
    * backlog, so one client must not open them without limit.
    */
   maxWatchesPerToken?: number;
+  /** Decides the calls of node certificates; without it they are refused (a plaintext API has none). */
+  nodeAuthorizer?: NodeAuthorizer;
+  /**
+   * Logs, Exec, Attach and PortForward (controlplane/streams/pod-streams.ts); without them those
+   * calls are UNIMPLEMENTED.
+   */
+  podStreamMethods?: grpc.UntypedServiceImplementation;
 }
 
 /**
@@ -138,6 +160,44 @@ function listResponseWire(result: {
   });
 }
 
+/** One write's outcome in a DryRunWrites answer: the object it would store, or its status. */
+type DryRunOutcome = { object: ApiObject | undefined } | { error: GrpcStatus };
+
+/** Writes of one DryRunWrites call judged at once: an update reads etcd, so they overlap. */
+const DRY_RUN_CONCURRENCY = 16;
+
+/** `run` over `items`, `limit` at a time; the results in the items' order. */
+async function mapConcurrently<T, R>(
+  items: readonly T[],
+  limit: number,
+  run: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      for (let i = next++; i < items.length; i = next++) results[i] = await run(items[i]!, i);
+    }),
+  );
+  return results;
+}
+
+/**
+ * A DryRunWritesResponse as wire bytes: each object's envelope spliced from the bytes its ApiObject
+ * made (a dry-run create has them), as a Get's is; a status encoded as api.proto's Status.
+ */
+function dryRunWritesResponseWire(outcomes: readonly DryRunOutcome[]): Uint8Array {
+  return messages.DryRunWritesResponse.encode({
+    results: outcomes.map((outcome): WireMessage => {
+      if ('error' in outcome) {
+        const { code, details, trailers } = outcome.error;
+        return { error: { code, message: details, details: trailers } };
+      }
+      return outcome.object === undefined ? {} : { object: outcome.object.responseEnvelope() };
+    }),
+  });
+}
+
 function selector(request: WireMessage, field: 'labelSelector' | 'fieldSelector'): string {
   const text = str(request[field]);
   const bytes = Buffer.byteLength(text);
@@ -210,11 +270,41 @@ async function withinDeadline<T>(
   }
 }
 
+/** Where a method's request says its object is, for the node authorizer. */
+function targetOf(method: string): (request: WireMessage) => Omit<NodeRequest, 'verb' | 'kind'> {
+  switch (method) {
+    case 'Create':
+    case 'Update':
+    case 'UpdateStatus':
+      return (request) => {
+        const metadata = request.object === undefined ? undefined : objectOf(request).metadata;
+        return { namespace: metadata?.namespace ?? '', name: metadata?.name ?? '' };
+      };
+    case 'List':
+      return (request) => ({
+        namespace: str(request.namespace),
+        name: '',
+        fieldSelector: str(request.fieldSelector),
+      });
+    default:
+      return (request) => ({ namespace: str(request.namespace), name: str(request.name) });
+  }
+}
+
 export interface ApiService {
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
   /** Ends every open watch with UNAVAILABLE (clients watch again elsewhere): the first step of a drain. */
   closeWatches(): void;
+}
+
+/** The pod stream methods given, or ones that say the server has none. */
+function podStreamMethodsOf(options: ApiServiceOptions): grpc.UntypedServiceImplementation {
+  if (options.podStreamMethods) return options.podStreamMethods;
+  const unimplemented = (call: grpc.ServerWritableStream<unknown, unknown>): void => {
+    call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'pod streams are not served here' });
+  };
+  return { Logs: unimplemented, Exec: unimplemented, Attach: unimplemented, PortForward: unimplemented };
 }
 
 export function createApiService(options: ApiServiceOptions): ApiService {
@@ -223,7 +313,8 @@ export function createApiService(options: ApiServiceOptions): ApiService {
   const maxWatchesPerToken = options.maxWatchesPerToken ?? 256;
   const watchesByToken = new Map<string, number>();
   let closing = false;
-  const definition = grpcServiceDefinition(services.Api);
+  // pod stream frames pass through as wire bytes (controlplane/streams)
+  const definition = grpcServiceDefinition(services.Api, POD_STREAM_RAW);
 
   const fail = (err: unknown, method: string): Partial<grpc.ServiceError> => {
     const serviceError = toServiceError(err);
@@ -235,27 +326,78 @@ export function createApiService(options: ApiServiceOptions): ApiService {
 
   const codeOf = (err: unknown): string => (err instanceof SkiffError ? err.code : 'Internal');
 
+  /**
+   * Who calls (a node certificate, else the bearer token) and whether they may: a node through the
+   * node authorizer, a token by its role. A refusal is logged here with the principal and the
+   * request, and goes to the client naming what was refused.
+   */
+  const admit = async (
+    call: grpc.ServerUnaryCall<WireMessage, unknown> | grpc.ServerWritableStream<WireMessage, unknown>,
+    method: string,
+    /** null: the call authorises what it does itself (DryRunWrites, per write). */
+    verb: Verb | null,
+    kind: string,
+    request: () => NodeRequest,
+  ): Promise<Principal> => {
+    let principal: Principal | undefined;
+    try {
+      principal = await auth.authenticateCall(
+        call.metadata.get('authorization')[0]?.toString(),
+        call.getAuthContext().sslPeerCertificate,
+      );
+      if (verb === null) return principal;
+      if (principal.role !== 'node') authorize(principal, verb, kind || 'object');
+      else if (options.nodeAuthorizer === undefined)
+        throw new PermissionDeniedError(`${verb} ${kind || 'object'}: this API takes no node certificates`);
+      else await options.nodeAuthorizer.authorize(principal.node!, request());
+      return principal;
+    } catch (err) {
+      if (err instanceof UnauthenticatedError || err instanceof PermissionDeniedError) {
+        const target = principal?.role === 'node' ? request() : undefined;
+        log.warn(
+          {
+            method,
+            kind,
+            principal: principal?.name ?? 'unauthenticated',
+            peer: call.getPeer(),
+            ...(target !== undefined
+              ? { namespace: target.namespace, name: target.name, fieldSelector: target.fieldSelector }
+              : {}),
+            reason: errorMessage(err),
+          },
+          'api request refused',
+        );
+      }
+      throw err;
+    }
+  };
+
   const unary = (
     method: string,
-    verb: Verb,
+    /** What the call does, authorised before `run`; null: `run` authorises what it does itself. */
+    verb: Verb | null,
     kindOf: (request: WireMessage) => string,
     /** The response as a message, or its wire bytes (ApiObject.responseEnvelope). */
-    run: (request: WireMessage) => Promise<WireMessage | Uint8Array>,
+    run: (request: WireMessage, principal: Principal) => Promise<WireMessage | Uint8Array>,
   ): Unary => {
+    const target = targetOf(method);
     return (call, callback) => {
       const started = process.hrtime.bigint();
       const kind = kindOf(call.request);
       const done = (code: string): void =>
         metrics.observe(method, kind, code, Number(process.hrtime.bigint() - started) / 1e9);
       const work = (async () => {
-        const principal = await auth.authenticate(call.metadata.get('authorization')[0]?.toString());
-        authorize(principal, verb, kind || 'object');
+        const principal = await admit(call, method, verb, kind, () => ({
+          verb: verb!,
+          kind,
+          ...target(call.request),
+        }));
         return withinDeadline(
-          run(call.request),
+          run(call.request, principal),
           call.getDeadline(),
           `${method} ${kind}`.trim(),
           options.etcdEndpoints,
-          WRITE_VERBS.has(verb),
+          verb !== null && WRITE_VERBS.has(verb),
         );
       })();
       work.then(
@@ -269,6 +411,37 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         },
       );
     };
+  };
+
+  /**
+   * One write of a DryRunWrites call, judged as its own Create or Update call with dry_run would
+   * be (authorised, then handed to the handlers); a refusal is its outcome, not the call's.
+   */
+  const dryRunWrite = async (
+    write: WireMessage,
+    principal: Principal,
+    omitObjects: boolean,
+  ): Promise<DryRunOutcome> => {
+    try {
+      // a oneof: the decoder keeps only the member read last
+      const verb = write.create !== undefined ? 'create' : write.update !== undefined ? 'update' : undefined;
+      if (verb === undefined) {
+        throw new InvalidArgumentError('read request: a write sets neither create nor update', 'writes');
+      }
+      const request = { object: write[verb] };
+      authorize(principal, verb, kindOfObjectRequest(request));
+      const object = objectOf(request);
+      const judged =
+        verb === 'create'
+          ? await handlers.create(object, OWNED_DRY_RUN)
+          : await handlers.update(object, OWNED_DRY_RUN);
+      return { object: omitObjects ? undefined : judged };
+    } catch (err) {
+      const status = toGrpcStatus(err);
+      if (status.internal)
+        log.error({ err, method: 'DryRunWrites' }, 'api call failed with an internal error');
+      return { error: status };
+    }
   };
 
   const implementation: grpc.UntypedServiceImplementation = {
@@ -313,8 +486,32 @@ export function createApiService(options: ApiServiceOptions): ApiService {
       async () => ({
         version: options.version,
         etcdEndpoints: options.etcdEndpoints,
+        natsUrl: options.natsUrl ?? '',
+        httpUrl: options.httpUrl ?? '',
+        clusterCidr: options.clusterCIDR ?? '',
+        serviceCidr: options.serviceCIDR ?? '',
       }),
     ),
+    DryRunWrites: unary(
+      'DryRunWrites',
+      null,
+      () => '',
+      async (req, principal) => {
+        const writes = (req.writes as WireMessage[] | undefined) ?? [];
+        if (writes.length > MAX_DRY_RUN_WRITES) {
+          throw new InvalidArgumentError(
+            `read request: ${writes.length} writes, over the limit of ${MAX_DRY_RUN_WRITES} in one DryRunWrites call; send them in several`,
+            'writes',
+          );
+        }
+        const omitObjects = req.omitObjects === true;
+        const outcomes = await mapConcurrently(writes, DRY_RUN_CONCURRENCY, (write) =>
+          dryRunWrite(write, principal, omitObjects),
+        );
+        return dryRunWritesResponseWire(outcomes);
+      },
+    ),
+    ...podStreamMethodsOf(options),
     Watch: (call: grpc.ServerWritableStream<WireMessage, WireMessage | Uint8Array>) => {
       const started = process.hrtime.bigint();
       const kind = str(call.request.kind);
@@ -337,8 +534,13 @@ export function createApiService(options: ApiServiceOptions): ApiService {
       let releaseWatch = (): void => undefined;
       void (async () => {
         try {
-          const principal = await auth.authenticate(call.metadata.get('authorization')[0]?.toString());
-          authorize(principal, 'watch', kind || 'object');
+          const principal = await admit(call, 'Watch', 'watch', kindLabel, () => ({
+            verb: 'watch',
+            kind: kindLabel,
+            namespace: str(call.request.namespace),
+            name: '',
+            fieldSelector: str(call.request.fieldSelector),
+          }));
           const held = watchesByToken.get(principal.name) ?? 0;
           if (held >= maxWatchesPerToken) {
             throw new ResourceExhaustedError(

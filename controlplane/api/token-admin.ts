@@ -2,6 +2,8 @@
  * API tokens made, listed and revoked through skiff.v1.Admin (`skiff token`): what the records in
  * the TokenStore may say, checked here. A token is 32 random bytes shown once; its record keeps the
  * hash, the role and, for one made with a lifetime, when it expires (auth.ts refuses it after).
+ * A join token is shown as `K10<CA hash>::<token>` (proto/join-token.ts): the agent that holds it
+ * checks the cluster's CA against the hash before it trusts the server; it needs a cluster CA.
  */
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../proto/errors.js';
 import { ADMIN_TOKEN_NAME } from './admin-token.js';
@@ -16,7 +18,8 @@ import {
   type TokenStore,
 } from './auth.js';
 import { checkDns1123Label } from './validation/names.js';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { formatJoinToken } from '../../proto/join-token.js';
 
 /** What a token is, without the token. */
 export interface TokenInfo {
@@ -52,6 +55,8 @@ export class TokenAdmin {
     private readonly tokens: TokenStore,
     private readonly auth: Authenticator,
     private readonly now: () => Date = () => new Date(),
+    /** The trust bundle's hash join tokens carry; undefined: the API has no CA (plaintext). */
+    private readonly trustBundleHash?: string,
   ) {}
 
   async create(request: TokenRequest): Promise<{ info: TokenInfo; token: string }> {
@@ -62,6 +67,11 @@ export class TokenAdmin {
       );
     }
     const role = request.role as Role;
+    if (role === 'join' && this.trustBundleHash === undefined) {
+      throw new FailedPreconditionError(
+        "create token: a join token carries the cluster CA's hash, and this control plane has no cluster CA (it serves plaintext); start it with --cluster-ca-dir",
+      );
+    }
     if (
       !Number.isSafeInteger(request.ttlSeconds) ||
       request.ttlSeconds < 0 ||
@@ -94,7 +104,24 @@ export class TokenAdmin {
       );
     }
     await this.auth.load();
-    return { info: infoOf(record), token };
+    return {
+      info: infoOf(record),
+      token: role === 'join' ? formatJoinToken({ caHash: this.trustBundleHash!, secret: token }) : token,
+    };
+  }
+
+  /**
+   * The registry pull token of a node (role pull: images from the cluster registry, nothing of the
+   * API), made again at each call, the node's previous one revoked: an agent asks at start and
+   * before it expires, over mutual TLS (skiff.v1.Nodes IssueRegistryToken).
+   */
+  async issueNodePullToken(
+    node: string,
+    ttlSeconds = 24 * 3600,
+  ): Promise<{ info: TokenInfo; token: string }> {
+    const name = `node-pull-${createHash('sha256').update(node).digest('hex').slice(0, 16)}`;
+    await this.tokens.delete(name);
+    return this.create({ name, role: 'pull', ttlSeconds });
   }
 
   async list(): Promise<TokenInfo[]> {

@@ -26,7 +26,7 @@ test('Bearer tokens and Basic credentials (any user, the token as password) beco
   }
 });
 
-test('pull for every role; push and delete for edit and admin', () => {
+test('pull for every role but join; push and delete for edit and admin', () => {
   assert.equal(actionOf('GET'), 'pull');
   assert.equal(actionOf('HEAD'), 'pull');
   assert.equal(actionOf('DELETE'), 'delete');
@@ -37,6 +37,13 @@ test('pull for every role; push and delete for edit and admin', () => {
   for (const role of ['admin', 'edit'] as const) {
     authorizeRegistry({ name: role, role }, 'push', 'x');
     authorizeRegistry({ name: role, role }, 'delete', 'x');
+  }
+  for (const action of ['pull', 'push', 'delete'] as const) {
+    assert.throws(
+      () => authorizeRegistry({ name: 'joiner', role: 'join' }, action, 'manifest a:1'),
+      (err: unknown) =>
+        err instanceof RegistryError && err.code === 'DENIED' && /role join/.test(err.message),
+    );
   }
   for (const action of ['push', 'delete'] as const) {
     assert.throws(

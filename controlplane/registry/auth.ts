@@ -5,7 +5,8 @@
  * password is the token. Both become one `Bearer <token>` header for the API's Authenticator
  * (controlplane/api/auth.ts), so a token is checked, cached and revoked the same way on both ports.
  *
- *   pull    (GET, HEAD)            every authenticated principal: every role, and node agents
+ *   pull    (GET, HEAD)            every authenticated principal but a join token: roles admin,
+ *                                  edit, view and pull (what node agents are given), and node agents
  *   push    (POST, PATCH, PUT)     roles admin and edit
  *   delete  (DELETE)               roles admin and edit
  *
@@ -58,8 +59,14 @@ export function actionOf(method: string | undefined): RegistryAction {
   }
 }
 
-/** Pull for everyone authenticated; push and delete for admin and edit. DENIED (403) otherwise. */
+/** Pull for everyone authenticated but join tokens; push and delete for admin and edit. DENIED (403) otherwise. */
 export function authorizeRegistry(principal: Principal, action: RegistryAction, what: string): void {
+  if (principal.role === 'join') {
+    throw new RegistryError(
+      'DENIED',
+      `${action} ${what}: token "${principal.name}" has role join, which may only obtain a node's certificate; use a view, edit or admin token`,
+    );
+  }
   if (action === 'pull') return;
   if (principal.role === 'admin' || principal.role === 'edit') return;
   throw new RegistryError(

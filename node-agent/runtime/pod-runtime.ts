@@ -8,19 +8,25 @@
  * - A *pod container* is a container created with `sandbox: <id>`: it joins the sandbox's
  *   namespaces (its network is `container:<sandbox>`, its hostname and /etc files the sandbox's).
  * - The *network hook* (SandboxNetwork) is what plugs a sandbox into the node's network; the
- *   runtime brings up only loopback.
+ *   runtime brings up only loopback. A sandbox on the *host network* (Kubernetes' hostNetwork)
+ *   has no network namespace of its own: it is in the host's, and the hook is never called for it.
+ * - A sandbox's *IPs* are what its hook's setUp returned (the addresses of its eth0), or for a
+ *   host-network sandbox the host's addresses its creator gave; the agent reports them as the
+ *   pod's `status.podIP(s)`, and the first is the pod's hostname in its /etc/hosts.
  *
  * Lifecycle of a sandbox
  *   createSandbox: record + pause process (new net, ipc, uts namespaces, `lo` up)
- *                  → network.setUp({ netnsPath: /proc/<pid>/ns/net, … }) → ready
- *                  (setUp failed: network.tearDown, the sandbox removed, the error thrown)
+ *                  → network.setUp({ netnsPath: /proc/<pid>/ns/net, … }) → its IPs in /etc/hosts
+ *                  → ready, the IPs recorded (setUp failed: network.tearDown, the sandbox removed,
+ *                  the error thrown). On the host network: no new net namespace, no hook; ready
+ *                  with the IPs given.
  *   create / start pod containers: they join its namespaces; a start is refused unless it is ready
  *   removeSandbox: its containers removed (killed if running) → network.tearDown → its process
  *                  and record removed
  *
  * Invariants
  * - No container of a sandbox starts before the sandbox's setUp returned: `ready` is recorded
- *   only then, and a start checks it.
+ *   only then, with its IPs, and a start checks it. A sandbox's IPs never change.
  * - Labels are set at create and never change; lists and watches select by them (every label
  *   asked must be present with that value).
  * - Events are complete from a watch's list on: `watchContainers` lists the containers and starts
@@ -91,12 +97,38 @@ export interface ContainerWatcher {
 
 // ------------------------------------------------------------------ sandboxes
 
+/**
+ * A port of the host forwarded to the pod (Kubernetes' `containers[].ports[]` entry with a
+ * `hostPort`): connections to the host's `hostPort` reach the pod's `containerPort`.
+ */
+export interface PortMapping {
+  /** 1–65535. */
+  hostPort: number;
+  /** 1–65535, in the pod's network namespace. */
+  containerPort: number;
+  protocol: 'TCP' | 'UDP';
+  /** Only what is sent to this IPv4 address of the host; absent or 0.0.0.0: to any of them. */
+  hostIP?: string;
+}
+
 export interface CreateSandboxOptions {
   /** Unique among containers and sandboxes; default `skiff-sandbox-<id prefix>`. */
   name?: string;
   labels?: Record<string, string>;
   /** The pod's hostname, which its containers share; default the id's first 12 characters. */
   hostname?: string;
+  /**
+   * Host ports the network hook forwards to the pod (recorded with the sandbox, given to the hook).
+   * On the host network there is nothing to forward: each hostPort must equal its containerPort.
+   */
+  portMappings?: PortMapping[];
+  /**
+   * The pod uses the host's network (Kubernetes' hostNetwork): the sandbox gets no network
+   * namespace of its own and the hook is not called; `ips` are the host's addresses, which the
+   * sandbox reports as its own (at least one). The host's network is the runtime's own, or, where
+   * the host is itself a namespace (PodNetwork's `hostNetns`), the one at `netnsPath`.
+   */
+  hostNetwork?: { ips: string[]; netnsPath?: string };
 }
 
 /** What the network hook is told about a sandbox. */
@@ -104,6 +136,9 @@ export interface SandboxNetworkTarget {
   id: string;
   name: string;
   labels: Record<string, string>;
+  hostname: string;
+  /** As given to createSandbox (validated); empty when none. */
+  portMappings: PortMapping[];
   /**
    * The sandbox's network namespace (`/proc/<pid>/ns/net`, open it or `nsenter --net=` it); absent
    * on tear-down when the sandbox's process is gone, and the namespace with it.
@@ -111,14 +146,21 @@ export interface SandboxNetworkTarget {
   netnsPath?: string;
 }
 
+/** What a set-up gave the sandbox. */
+export interface SandboxNetworkStatus {
+  /** The sandbox's addresses, the primary first (what the agent reports as the pod's IPs). */
+  ips: string[];
+}
+
 /**
- * Plugs sandboxes into the node's network (veths, addresses, routes: the next issue's agent).
- * Both calls must be idempotent, and tearDown must succeed for a sandbox whose setUp never ran,
- * failed or did not finish (as CNI's DEL).
+ * Plugs sandboxes into the node's network (veths, addresses, routes, host ports; net/pod-network.ts
+ * is the node agent's). Both calls must be idempotent, and tearDown must succeed for a sandbox
+ * whose setUp never ran, failed or did not finish (as CNI's DEL). Never called for a sandbox on
+ * the host network.
  */
 export interface SandboxNetwork {
   /** Called once the sandbox's namespaces exist and before any of its containers starts. */
-  setUp(sandbox: SandboxNetworkTarget & { netnsPath: string }): Promise<void>;
+  setUp(sandbox: SandboxNetworkTarget & { netnsPath: string }): Promise<SandboxNetworkStatus>;
   /** Called when a sandbox is removed (while its namespace lives, if it does), and after a failed setUp. */
   tearDown(sandbox: SandboxNetworkTarget): Promise<void>;
 }
@@ -137,6 +179,12 @@ export interface SandboxInfo {
   /** While its process runs: that process (host pid) and its network namespace. */
   pid?: number;
   netnsPath?: string;
+  /** Its addresses once ready, the primary first (see the vocabulary above); empty before. */
+  ips: string[];
+  /** It is on the host's network (no namespace of its own). */
+  hostNetwork: boolean;
+  /** As given to createSandbox. */
+  portMappings: PortMapping[];
 }
 
 export interface SandboxService {
@@ -172,7 +220,7 @@ export interface PodRuntime {
   /** Container lifecycle (start, stop, kill, exec, logs, remove…), lists by label, sandboxes, events. */
   readonly containers: ContainerRuntime & SandboxService & ContainerWatcher;
   /** The local image for `ref`, pulled through the puller when the local store lacks it. */
-  ensureImage(ref: string): Promise<RuntimeImage>;
+  ensureImage(ref: string, policy?: 'Always' | 'IfNotPresent' | 'Never'): Promise<RuntimeImage>;
   /**
    * Creates, without starting, a container from an image (ensured as above) or a directory;
    * `sandbox` puts it in a sandbox. The caller starts it with `containers.start`.

@@ -10,7 +10,9 @@
  *   <root>/content, <root>/images, <root>/snapshots   the image side (images/)
  *   <root>/containers/<id>/                           the container side (containers/)
  *   <root>/sandboxes/                                 the root sandboxes' processes run in
+ *   (the agent's choice, e.g. <root>/net)              the pod network's leases (net/, PodNetwork)
  */
+import { constants as osConstants } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, FailedPreconditionError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/support/logger.js';
@@ -25,7 +27,7 @@ import {
 } from './containers/container-runtime.js';
 import type { ContainerEventHubOptions } from './containers/container-events.js';
 import type { ImageStore, ResolvedImage } from './images/image-store.js';
-import { ImagePulls } from './images/image-pull.js';
+import { ImagePulls, type PullPolicy } from './images/image-pull.js';
 import type { ImagePuller, PodRuntime, SandboxNetwork } from './pod-runtime.js';
 import { openSnapshotter, type SnapshotterChoice } from './snapshots/open-snapshotter.js';
 import { probeOverlay } from './sys/overlay-probe.js';
@@ -37,7 +39,7 @@ import { DEFAULT_ROOT, openImageSide } from './image-side.js';
 
 // What the CLI needs of the runtime beyond the façade's objects: the runtime's own syntax of
 // docker's flags, and the types it prints.
-export { signalNumber, type ContainerInfo } from './containers/container-runtime.js';
+export { signalNumber, type ContainerInfo, type ContainerInput } from './containers/container-runtime.js';
 export {
   parseBytes,
   parseLabels,
@@ -46,8 +48,22 @@ export {
   parseVolume,
 } from './containers/validate.js';
 export type { SnapshotterChoice } from './snapshots/open-snapshotter.js';
+export {
+  CAPABILITY_NAMES,
+  capabilityName,
+  capabilityNumber,
+  resolveCapabilities,
+} from './containers/capabilities.js';
 
 export { DEFAULT_ROOT, openImageSide, type ImageSide } from './image-side.js';
+export { DEFAULT_CGROUP_PARENT, validateCgroupParent } from './sys/cgroups.js';
+
+// Connections into the pod network from a namespace that may not be this process's (probes).
+export { DialError, ExchangeError, NetnsDialer, directDialer, hostPort, type Dialer } from './sys/dialer.js';
+
+// The node agent's network hook (given to openImageRuntime as sandboxNetwork).
+export { PodNetwork, type PodNetworkOptions } from './net/pod-network.js';
+export type { Lease as PodNetworkLease } from './net/ipam.js';
 
 /** The part of a resolved image the container side needs (images/image-store.ts ResolvedImage). */
 export interface RuntimeImage {
@@ -61,7 +77,7 @@ export interface RuntimeImage {
 /** What the image side offers the runtime (images/image-pull.ts and image-store.ts give it). */
 export interface ImageService {
   /** The local image for `ref`, pulled when missing (NotFoundError without a puller). */
-  ensure(ref: string): Promise<RuntimeImage>;
+  ensure(ref: string, policy?: PullPolicy): Promise<RuntimeImage>;
   /**
    * Ensures a committed snapshot per layer and, where layers stack, the image's init layer (the
    * mount points every container gets, made once: images/init-layer.ts). Returns the top layer's
@@ -93,6 +109,11 @@ function stringList(value: unknown, field: string): string[] | undefined {
 }
 
 export interface ProcessOverrides {
+  /**
+   * Replaces the image's Entrypoint and drops its Cmd (docker's --entrypoint; Kubernetes'
+   * `command`): `command` then gives the arguments, if any.
+   */
+  entrypoint?: string[];
   /** Arguments after the image name: replace Cmd (Entrypoint stays). */
   command?: string[];
   env?: string[];
@@ -101,17 +122,31 @@ export interface ProcessOverrides {
   user?: string;
 }
 
+/** The image's STOPSIGNAL as a signal name (`SIGQUIT`, `QUIT`, `3`); undefined when absent or unknown. */
+export function stopSignalOf(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value === '') return undefined;
+  const upper = value.toUpperCase();
+  const name = /^\d+$/.test(upper)
+    ? Object.entries(osConstants.signals).find(([, n]) => n === Number(upper))?.[0]
+    : upper.startsWith('SIG')
+      ? upper
+      : `SIG${upper}`;
+  return name !== undefined && name in osConstants.signals ? name : undefined;
+}
+
 /** The process a container runs: the image's defaults with the caller's overrides. Pure. */
 export function processFromImage(
   imageConfig: Record<string, unknown>,
   overrides: ProcessOverrides,
 ): { argv: string[]; env: string[]; cwd: string; user: string } {
   const c = runtimeConfigOf(imageConfig);
-  const entrypoint = stringList(c.Entrypoint, 'config.Entrypoint') ?? [];
+  const entrypoint = overrides.entrypoint ?? stringList(c.Entrypoint, 'config.Entrypoint') ?? [];
   const cmd =
     overrides.command && overrides.command.length > 0
       ? overrides.command
-      : (stringList(c.Cmd, 'config.Cmd') ?? []);
+      : overrides.entrypoint !== undefined
+        ? []
+        : (stringList(c.Cmd, 'config.Cmd') ?? []);
   const env = [...(stringList(c.Env, 'config.Env') ?? [])];
   for (const e of overrides.env ?? []) {
     const key = e.includes('=') ? e.slice(0, e.indexOf('=') + 1) : `${e}=`;
@@ -146,6 +181,8 @@ export type RunOptions = Omit<
 export interface RelayedExec {
   /** Passes a signal on to the exec'd process. */
   signal(signal: NodeJS.Signals): void;
+  /** With a terminal: its new size. */
+  resize(rows: number, cols: number): void;
   /** Its exit code (128+signal when killed), once it exited and its output was relayed. */
   exitCode: Promise<number>;
 }
@@ -159,6 +196,8 @@ export interface RuntimeOptions {
   warmShims?: number;
   /** Plugs sandboxes into the node's network (pod-runtime.ts SandboxNetwork). */
   sandboxNetwork?: SandboxNetwork;
+  /** The cgroup parent of new containers (LinuxContainerRuntime.open); default `skiff`. */
+  cgroupParent?: string;
   /** How watchContainers notices changes (containers/container-events.ts). */
   events?: ContainerEventHubOptions;
 }
@@ -183,12 +222,13 @@ export class Runtime implements PodRuntime {
       warmShims: opts.warmShims,
       sandboxNetwork: opts.sandboxNetwork,
       events: opts.events,
+      ...(opts.cgroupParent !== undefined ? { cgroupParent: opts.cgroupParent } : {}),
     });
     return new Runtime(containers, opts.images, given);
   }
 
-  async ensureImage(ref: string): Promise<RuntimeImage> {
-    return this.imageSide(`ensure image ${ref}`).images.ensure(ref);
+  async ensureImage(ref: string, policy?: PullPolicy): Promise<RuntimeImage> {
+    return this.imageSide(`ensure image ${ref}`).images.ensure(ref, policy);
   }
 
   private imageSide(action: string): { images: ImageService; snapshots: ContainerSnapshots } {
@@ -219,6 +259,7 @@ export class Runtime implements PodRuntime {
     const {
       image: ref,
       rootfsDir,
+      entrypoint,
       command,
       workdir,
       user,
@@ -253,8 +294,10 @@ export class Runtime implements PodRuntime {
       rootfs = mounts[0]!;
     }
     try {
-      const proc = processFromImage(imageConfig, { command, workdir, user, env });
+      const proc = processFromImage(imageConfig, { entrypoint, command, workdir, user, env });
+      const stopSignal = stopSignalOf(runtimeConfigOf(imageConfig).StopSignal);
       return await this.containers.create({
+        ...(stopSignal ? { stopSignal } : {}),
         ...rest,
         ...proc,
         image: imageName,
@@ -270,9 +313,11 @@ export class Runtime implements PodRuntime {
   }
 
   /**
-   * Runs a process in a container with its stdio relayed from and to `io` (as `docker exec -i`
-   * without `-t`): the container only ever holds pipes, never the caller's terminal or files.
-   * With `io.stdin` its input is copied to the process, else the process gets none.
+   * Runs a process in a container with its stdio relayed from and to `io` (as `docker exec -i`):
+   * the container only ever holds pipes, or with `opts.terminal` a pseudo-terminal of its own
+   * (docker's -t), never the caller's terminal or files. With `io.stdin` its input is copied to
+   * the process, else the process gets none. With a terminal, its output (stderr too) comes on
+   * `io.stdout`.
    */
   async execRelayed(ref: string, opts: Omit<ExecOptions, 'stdio'>, io: ExecStreams): Promise<RelayedExec> {
     const handle = await this.containers.exec(ref, {
@@ -281,6 +326,7 @@ export class Runtime implements PodRuntime {
     });
     return {
       signal: (signal) => handle.child.kill(signal),
+      resize: (rows, cols) => handle.resize(rows, cols),
       exitCode: relayExec(handle, io),
     };
   }
@@ -336,7 +382,7 @@ export async function openImageRuntime(
   });
   const pulls = new ImagePulls(images, puller);
   const service: ImageService = {
-    ensure: (ref) => pulls.ensure(ref),
+    ensure: (ref, policy) => pulls.ensure(ref, policy),
     // only ever given what ensure returned
     unpack: (image) => images.unpack(image as ResolvedImage, { initLayer: true }),
   };

@@ -69,6 +69,7 @@ const STRINGS = [
   '__proto__',
 ];
 const INT32S = [0, 1, -1, 127, 128, 16_384, 2 ** 31 - 1, -(2 ** 31), 80, -42];
+const UINT32S = [0, 1, 127, 128, 300, 16_384, 2 ** 31, 2 ** 32 - 1];
 const INT64S = [0, 1, -1, 2 ** 31, 2 ** 32 + 5, -(2 ** 40), Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER];
 
 function randomBase64(random: Random): string {
@@ -85,6 +86,8 @@ function scalarSample(type: string, random: Random): unknown {
       return random.chance(0.5);
     case 'int32':
       return random.pick(INT32S);
+    case 'uint32':
+      return random.pick(UINT32S);
     case 'int64':
       return random.pick(INT64S);
     case 'bytes':
@@ -185,10 +188,12 @@ function wireScalar(w: protobuf.Writer, type: string, random: Random): void {
       w.uint32(random.pick([0, 1, 2, 300]));
       return;
     case 'int32':
+    case 'uint32':
       // also a varint wider than 32 bits, whose high bits a reader drops
       if (random.chance(0.2))
         w.int64({ low: random.uint32() | 0, high: random.uint32() | 0, unsigned: false });
-      else w.int32(random.pick(INT32S));
+      else if (type === 'int32') w.int32(random.pick(INT32S));
+      else w.uint32(random.pick(UINT32S));
       return;
     case 'int64':
       // any 64 bits, beyond 2^53 too

@@ -19,7 +19,14 @@ import { REGENERATE_COMMAND } from './render-types.js';
 export const GENERATED_MESSAGES_FILE = 'gen/messages.ts';
 
 /** The wire type of each scalar the codecs read and write. */
-const SCALAR_WIRE_TYPES: Record<ScalarType, number> = { string: 2, bytes: 2, bool: 0, int32: 0, int64: 0 };
+const SCALAR_WIRE_TYPES: Record<ScalarType, number> = {
+  string: 2,
+  bytes: 2,
+  bool: 0,
+  int32: 0,
+  uint32: 0,
+  int64: 0,
+};
 
 /** Of each scalar, its zero value as the test an encoder skips it by (proto3 fields without presence). */
 const NOT_ZERO: Record<ScalarType, string> = {
@@ -27,13 +34,21 @@ const NOT_ZERO: Record<ScalarType, string> = {
   bytes: 'v.length !== 0',
   bool: 'v !== false',
   int32: 'v !== 0',
+  uint32: 'v !== 0',
   int64: 'v !== 0',
 };
 
 /** Of each scalar that is not bytes, its zero value as written in code. */
-const ZERO: Record<ScalarType, string> = { string: "''", bytes: "''", bool: 'false', int32: '0', int64: '0' };
+const ZERO: Record<ScalarType, string> = {
+  string: "''",
+  bytes: "''",
+  bool: 'false',
+  int32: '0',
+  uint32: '0',
+  int64: '0',
+};
 
-const PACKABLE = new Set<string>(['bool', 'int32', 'int64']);
+const PACKABLE = new Set<string>(['bool', 'int32', 'uint32', 'int64']);
 
 /** Names a field must not have: a plain object inherits them, so an unset field would read as set. */
 const INHERITED = new Set(Object.getOwnPropertyNames(Object.prototype));

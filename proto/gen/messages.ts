@@ -32,8 +32,18 @@ export type MessageName =
   | 'DeleteRequest'
   | 'WatchRequest'
   | 'WatchEvent'
+  | 'DryRunWrite'
+  | 'DryRunWritesRequest'
+  | 'Status'
+  | 'DryRunWriteResult'
+  | 'DryRunWritesResponse'
   | 'VersionRequest'
   | 'VersionResponse'
+  | 'PodLogsRequest'
+  | 'TerminalSize'
+  | 'PodStreamOpen'
+  | 'PodStreamFrame'
+  | 'PodStreamEnd'
   | 'TokenInfo'
   | 'CreateTokenRequest'
   | 'CreateTokenResponse'
@@ -46,6 +56,17 @@ export type MessageName =
   | 'CollectRegistryGarbageRequest'
   | 'RegistryBlob'
   | 'CollectRegistryGarbageResponse'
+  | 'IssueRegistryTokenRequest'
+  | 'IssueRegistryTokenResponse'
+  | 'GetTrustBundleRequest'
+  | 'GetTrustBundleResponse'
+  | 'IssueNodeCertificateRequest'
+  | 'IssueNodeCertificateResponse'
+  | 'TunnelUp'
+  | 'TunnelHello'
+  | 'TunnelDown'
+  | 'TunnelReady'
+  | 'SessionRequest'
   | 'ObjectMeta'
   | 'OwnerReference'
   | 'LabelSelector'
@@ -300,10 +321,80 @@ export const messages: { readonly [name in MessageName]: MessageType } = {
     field('object', 2, messages.Object),
     field('resourceVersion', 3, 'string'),
   ]),
+  DryRunWrite: message('DryRunWrite', encodeDryRunWrite, decodeDryRunWrite, () => [
+    field('create', 1, messages.Object, PRESENCE),
+    field('update', 2, messages.Object, PRESENCE),
+  ]),
+  DryRunWritesRequest: message(
+    'DryRunWritesRequest',
+    encodeDryRunWritesRequest,
+    decodeDryRunWritesRequest,
+    () => [field('writes', 1, messages.DryRunWrite, REPEATED), field('omitObjects', 2, 'bool')],
+  ),
+  Status: message('Status', encodeStatus, decodeStatus, () => [
+    field('code', 1, 'int32'),
+    field('message', 2, 'string'),
+    field('details', 3, 'string', MAP),
+  ]),
+  DryRunWriteResult: message('DryRunWriteResult', encodeDryRunWriteResult, decodeDryRunWriteResult, () => [
+    field('object', 1, messages.Object),
+    field('error', 2, messages.Status),
+  ]),
+  DryRunWritesResponse: message(
+    'DryRunWritesResponse',
+    encodeDryRunWritesResponse,
+    decodeDryRunWritesResponse,
+    () => [field('results', 1, messages.DryRunWriteResult, REPEATED)],
+  ),
   VersionRequest: message('VersionRequest', encodeVersionRequest, decodeVersionRequest, () => []),
   VersionResponse: message('VersionResponse', encodeVersionResponse, decodeVersionResponse, () => [
     field('version', 1, 'string'),
     field('etcdEndpoints', 2, 'string'),
+    field('natsUrl', 3, 'string'),
+    field('httpUrl', 4, 'string'),
+    field('clusterCidr', 5, 'string'),
+    field('serviceCidr', 6, 'string'),
+  ]),
+  PodLogsRequest: message('PodLogsRequest', encodePodLogsRequest, decodePodLogsRequest, () => [
+    field('namespace', 1, 'string'),
+    field('name', 2, 'string'),
+    field('container', 3, 'string'),
+    field('follow', 4, 'bool'),
+    field('previous', 5, 'bool'),
+    field('tailLines', 6, 'int64', PRESENCE),
+    field('sinceSeconds', 7, 'int64'),
+    field('sinceTime', 8, 'string'),
+    field('timestamps', 9, 'bool'),
+    field('limitBytes', 10, 'int64'),
+  ]),
+  TerminalSize: message('TerminalSize', encodeTerminalSize, decodeTerminalSize, () => [
+    field('rows', 1, 'uint32'),
+    field('cols', 2, 'uint32'),
+  ]),
+  PodStreamOpen: message('PodStreamOpen', encodePodStreamOpen, decodePodStreamOpen, () => [
+    field('namespace', 1, 'string'),
+    field('name', 2, 'string'),
+    field('container', 3, 'string'),
+    field('command', 4, 'string', REPEATED),
+    field('stdin', 5, 'bool'),
+    field('tty', 6, 'bool'),
+    field('terminalSize', 7, messages.TerminalSize),
+    field('port', 8, 'uint32'),
+  ]),
+  PodStreamFrame: message('PodStreamFrame', encodePodStreamFrame, decodePodStreamFrame, () => [
+    field('open', 1, messages.PodStreamOpen),
+    field('stdin', 2, 'bytes'),
+    field('stdinClose', 3, 'bool'),
+    field('resize', 4, messages.TerminalSize),
+    field('stdout', 5, 'bytes'),
+    field('stderr', 6, 'bytes'),
+    field('end', 15, messages.PodStreamEnd),
+  ]),
+  PodStreamEnd: message('PodStreamEnd', encodePodStreamEnd, decodePodStreamEnd, () => [
+    field('exitCode', 1, 'int32', PRESENCE),
+    field('errorCode', 2, 'string'),
+    field('message', 3, 'string'),
+    field('detail', 4, 'string'),
   ]),
   TokenInfo: message('TokenInfo', encodeTokenInfo, decodeTokenInfo, () => [
     field('name', 1, 'string'),
@@ -384,6 +475,68 @@ export const messages: { readonly [name in MessageName]: MessageType } = {
       field('graceSeconds', 8, 'int64'),
     ],
   ),
+  IssueRegistryTokenRequest: message(
+    'IssueRegistryTokenRequest',
+    encodeIssueRegistryTokenRequest,
+    decodeIssueRegistryTokenRequest,
+    () => [],
+  ),
+  IssueRegistryTokenResponse: message(
+    'IssueRegistryTokenResponse',
+    encodeIssueRegistryTokenResponse,
+    decodeIssueRegistryTokenResponse,
+    () => [field('token', 1, 'string'), field('expiresAt', 2, 'string')],
+  ),
+  GetTrustBundleRequest: message(
+    'GetTrustBundleRequest',
+    encodeGetTrustBundleRequest,
+    decodeGetTrustBundleRequest,
+    () => [],
+  ),
+  GetTrustBundleResponse: message(
+    'GetTrustBundleResponse',
+    encodeGetTrustBundleResponse,
+    decodeGetTrustBundleResponse,
+    () => [field('caBundle', 1, 'string')],
+  ),
+  IssueNodeCertificateRequest: message(
+    'IssueNodeCertificateRequest',
+    encodeIssueNodeCertificateRequest,
+    decodeIssueNodeCertificateRequest,
+    () => [field('nodeName', 1, 'string'), field('publicKey', 2, 'string')],
+  ),
+  IssueNodeCertificateResponse: message(
+    'IssueNodeCertificateResponse',
+    encodeIssueNodeCertificateResponse,
+    decodeIssueNodeCertificateResponse,
+    () => [field('certificate', 1, 'string'), field('caBundle', 2, 'string'), field('notAfter', 3, 'string')],
+  ),
+  TunnelUp: message('TunnelUp', encodeTunnelUp, decodeTunnelUp, () => [
+    field('hello', 1, messages.TunnelHello),
+  ]),
+  TunnelHello: message('TunnelHello', encodeTunnelHello, decodeTunnelHello, () => [
+    field('nodeName', 1, 'string'),
+    field('version', 2, 'string'),
+  ]),
+  TunnelDown: message('TunnelDown', encodeTunnelDown, decodeTunnelDown, () => [
+    field('ready', 1, messages.TunnelReady),
+    field('open', 2, messages.SessionRequest),
+    field('cancel', 3, 'string'),
+  ]),
+  TunnelReady: message('TunnelReady', encodeTunnelReady, decodeTunnelReady, () => [
+    field('nodeName', 1, 'string'),
+  ]),
+  SessionRequest: message('SessionRequest', encodeSessionRequest, decodeSessionRequest, () => [
+    field('id', 1, 'string'),
+    field('secret', 2, 'string'),
+    field('kind', 3, 'string'),
+    field('namespace', 4, 'string'),
+    field('pod', 5, 'string'),
+    field('podUid', 6, 'string'),
+    field('container', 7, 'string'),
+    field('logs', 8, messages.PodLogsRequest),
+    field('stream', 9, messages.PodStreamOpen),
+  ]),
   ObjectMeta: message('ObjectMeta', encodeObjectMeta, decodeObjectMeta, () => [
     field('name', 1, 'string'),
     field('generateName', 2, 'string'),
@@ -426,6 +579,7 @@ export const messages: { readonly [name in MessageName]: MessageType } = {
     field('lastProbeTime', 6, 'string'),
     field('lastUpdateTime', 7, 'string'),
     field('observedGeneration', 8, 'int64'),
+    field('lastHeartbeatTime', 9, 'string'),
   ]),
   IntOrString: message('IntOrString', encodeIntOrString, decodeIntOrString, () => [
     field('intVal', 1, 'int32', PRESENCE),
@@ -1761,7 +1915,11 @@ export const messages: { readonly [name in MessageName]: MessageType } = {
 };
 
 /** Every service of skiff.v1, by name. */
-export const services: { readonly Api: ServiceType; readonly Admin: ServiceType } = {
+export const services: {
+  readonly Api: ServiceType;
+  readonly Admin: ServiceType;
+  readonly Nodes: ServiceType;
+} = {
   Api: service('skiff.v1.Api', [
     ['Create', messages.CreateRequest, messages.Object],
     ['Get', messages.GetRequest, messages.Object],
@@ -1771,6 +1929,11 @@ export const services: { readonly Api: ServiceType; readonly Admin: ServiceType 
     ['Delete', messages.DeleteRequest, messages.Object],
     ['Watch', messages.WatchRequest, messages.WatchEvent, RESPONSE_STREAM],
     ['Version', messages.VersionRequest, messages.VersionResponse],
+    ['DryRunWrites', messages.DryRunWritesRequest, messages.DryRunWritesResponse],
+    ['Logs', messages.PodLogsRequest, messages.PodStreamFrame, RESPONSE_STREAM],
+    ['Exec', messages.PodStreamFrame, messages.PodStreamFrame, REQUEST_STREAM | RESPONSE_STREAM],
+    ['Attach', messages.PodStreamFrame, messages.PodStreamFrame, REQUEST_STREAM | RESPONSE_STREAM],
+    ['PortForward', messages.PodStreamFrame, messages.PodStreamFrame, REQUEST_STREAM | RESPONSE_STREAM],
   ]),
   Admin: service('skiff.v1.Admin', [
     ['RotateEncryptionKey', messages.RotateEncryptionKeyRequest, messages.RotateEncryptionKeyResponse],
@@ -1782,6 +1945,13 @@ export const services: { readonly Api: ServiceType; readonly Admin: ServiceType 
     ['CreateToken', messages.CreateTokenRequest, messages.CreateTokenResponse],
     ['ListTokens', messages.ListTokensRequest, messages.ListTokensResponse],
     ['RevokeToken', messages.RevokeTokenRequest, messages.RevokeTokenResponse],
+  ]),
+  Nodes: service('skiff.v1.Nodes', [
+    ['GetTrustBundle', messages.GetTrustBundleRequest, messages.GetTrustBundleResponse],
+    ['IssueNodeCertificate', messages.IssueNodeCertificateRequest, messages.IssueNodeCertificateResponse],
+    ['IssueRegistryToken', messages.IssueRegistryTokenRequest, messages.IssueRegistryTokenResponse],
+    ['AgentTunnel', messages.TunnelUp, messages.TunnelDown, REQUEST_STREAM | RESPONSE_STREAM],
+    ['SessionStream', messages.PodStreamFrame, messages.PodStreamFrame, REQUEST_STREAM | RESPONSE_STREAM],
   ]),
 };
 
@@ -2445,6 +2615,123 @@ function decodeWatchEvent(r: Reader, m: Fields = {}): Fields {
   return m;
 }
 
+function encodeDryRunWrite(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.create) != null) w.message(10, v, encodeObject);
+  if ((v = m.update) != null) w.message(18, v, encodeObject);
+}
+
+function decodeDryRunWrite(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        clearOneofMembers(m, ['update']);
+        m.create = r.message(decodeObject, m.create);
+        break;
+      case 18:
+        clearOneofMembers(m, ['create']);
+        m.update = r.message(decodeObject, m.update);
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeDryRunWritesRequest(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.writes) != null) w.messages(10, v, encodeDryRunWrite);
+  if ((v = m.omitObjects) != null && v !== false) w.bool(16, v);
+}
+
+function decodeDryRunWritesRequest(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        (m.writes ??= []).push(r.message(decodeDryRunWrite));
+        break;
+      case 16:
+        if ((m.omitObjects = r.bool()) === false) delete m.omitObjects;
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeStatus(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.code) != null && v !== 0) w.int32(8, v);
+  if ((v = m.message) != null && v !== '') w.string(18, v);
+  if ((v = m.details) != null) w.stringMap(26, v);
+}
+
+function decodeStatus(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 8:
+        if ((m.code = r.int32()) === 0) delete m.code;
+        break;
+      case 18:
+        if ((m.message = r.string()) === '') delete m.message;
+        break;
+      case 26:
+        r.stringEntry((m.details ??= {}));
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeDryRunWriteResult(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.object) != null) w.message(10, v, encodeObject);
+  if ((v = m.error) != null) w.message(18, v, encodeStatus);
+}
+
+function decodeDryRunWriteResult(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        m.object = r.message(decodeObject, m.object);
+        break;
+      case 18:
+        m.error = r.message(decodeStatus, m.error);
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeDryRunWritesResponse(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.results) != null) w.messages(10, v, encodeDryRunWriteResult);
+}
+
+function decodeDryRunWritesResponse(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        (m.results ??= []).push(r.message(decodeDryRunWriteResult));
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
 function encodeVersionRequest(m: Fields, w: Writer): void {}
 
 function decodeVersionRequest(r: Reader, m: Fields = {}): Fields {
@@ -2462,6 +2749,10 @@ function encodeVersionResponse(m: Fields, w: Writer): void {
   let v;
   if ((v = m.version) != null && v !== '') w.string(10, v);
   if ((v = m.etcdEndpoints) != null && v !== '') w.string(18, v);
+  if ((v = m.natsUrl) != null && v !== '') w.string(26, v);
+  if ((v = m.httpUrl) != null && v !== '') w.string(34, v);
+  if ((v = m.clusterCidr) != null && v !== '') w.string(42, v);
+  if ((v = m.serviceCidr) != null && v !== '') w.string(50, v);
 }
 
 function decodeVersionResponse(r: Reader, m: Fields = {}): Fields {
@@ -2473,6 +2764,217 @@ function decodeVersionResponse(r: Reader, m: Fields = {}): Fields {
         break;
       case 18:
         if ((m.etcdEndpoints = r.string()) === '') delete m.etcdEndpoints;
+        break;
+      case 26:
+        if ((m.natsUrl = r.string()) === '') delete m.natsUrl;
+        break;
+      case 34:
+        if ((m.httpUrl = r.string()) === '') delete m.httpUrl;
+        break;
+      case 42:
+        if ((m.clusterCidr = r.string()) === '') delete m.clusterCidr;
+        break;
+      case 50:
+        if ((m.serviceCidr = r.string()) === '') delete m.serviceCidr;
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodePodLogsRequest(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.namespace) != null && v !== '') w.string(10, v);
+  if ((v = m.name) != null && v !== '') w.string(18, v);
+  if ((v = m.container) != null && v !== '') w.string(26, v);
+  if ((v = m.follow) != null && v !== false) w.bool(32, v);
+  if ((v = m.previous) != null && v !== false) w.bool(40, v);
+  if ((v = m.tailLines) != null) w.int64(48, v);
+  if ((v = m.sinceSeconds) != null && v !== 0) w.int64(56, v);
+  if ((v = m.sinceTime) != null && v !== '') w.string(66, v);
+  if ((v = m.timestamps) != null && v !== false) w.bool(72, v);
+  if ((v = m.limitBytes) != null && v !== 0) w.int64(80, v);
+}
+
+function decodePodLogsRequest(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        if ((m.namespace = r.string()) === '') delete m.namespace;
+        break;
+      case 18:
+        if ((m.name = r.string()) === '') delete m.name;
+        break;
+      case 26:
+        if ((m.container = r.string()) === '') delete m.container;
+        break;
+      case 32:
+        if ((m.follow = r.bool()) === false) delete m.follow;
+        break;
+      case 40:
+        if ((m.previous = r.bool()) === false) delete m.previous;
+        break;
+      case 48:
+        m.tailLines = r.int64();
+        break;
+      case 56:
+        if ((m.sinceSeconds = r.int64()) === 0) delete m.sinceSeconds;
+        break;
+      case 66:
+        if ((m.sinceTime = r.string()) === '') delete m.sinceTime;
+        break;
+      case 72:
+        if ((m.timestamps = r.bool()) === false) delete m.timestamps;
+        break;
+      case 80:
+        if ((m.limitBytes = r.int64()) === 0) delete m.limitBytes;
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeTerminalSize(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.rows) != null && v !== 0) w.uint32(8, v);
+  if ((v = m.cols) != null && v !== 0) w.uint32(16, v);
+}
+
+function decodeTerminalSize(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 8:
+        if ((m.rows = r.uint32()) === 0) delete m.rows;
+        break;
+      case 16:
+        if ((m.cols = r.uint32()) === 0) delete m.cols;
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodePodStreamOpen(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.namespace) != null && v !== '') w.string(10, v);
+  if ((v = m.name) != null && v !== '') w.string(18, v);
+  if ((v = m.container) != null && v !== '') w.string(26, v);
+  if ((v = m.command) != null) w.strings(34, v);
+  if ((v = m.stdin) != null && v !== false) w.bool(40, v);
+  if ((v = m.tty) != null && v !== false) w.bool(48, v);
+  if ((v = m.terminalSize) != null) w.message(58, v, encodeTerminalSize);
+  if ((v = m.port) != null && v !== 0) w.uint32(64, v);
+}
+
+function decodePodStreamOpen(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        if ((m.namespace = r.string()) === '') delete m.namespace;
+        break;
+      case 18:
+        if ((m.name = r.string()) === '') delete m.name;
+        break;
+      case 26:
+        if ((m.container = r.string()) === '') delete m.container;
+        break;
+      case 34:
+        (m.command ??= []).push(r.string());
+        break;
+      case 40:
+        if ((m.stdin = r.bool()) === false) delete m.stdin;
+        break;
+      case 48:
+        if ((m.tty = r.bool()) === false) delete m.tty;
+        break;
+      case 58:
+        m.terminalSize = r.message(decodeTerminalSize, m.terminalSize);
+        break;
+      case 64:
+        if ((m.port = r.uint32()) === 0) delete m.port;
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodePodStreamFrame(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.open) != null) w.message(10, v, encodePodStreamOpen);
+  if ((v = m.stdin) != null && v.length !== 0) w.bytes(18, v);
+  if ((v = m.stdinClose) != null && v !== false) w.bool(24, v);
+  if ((v = m.resize) != null) w.message(34, v, encodeTerminalSize);
+  if ((v = m.stdout) != null && v.length !== 0) w.bytes(42, v);
+  if ((v = m.stderr) != null && v.length !== 0) w.bytes(50, v);
+  if ((v = m.end) != null) w.message(122, v, encodePodStreamEnd);
+}
+
+function decodePodStreamFrame(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        m.open = r.message(decodePodStreamOpen, m.open);
+        break;
+      case 18:
+        if ((m.stdin = r.bytes()) === '') delete m.stdin;
+        break;
+      case 24:
+        if ((m.stdinClose = r.bool()) === false) delete m.stdinClose;
+        break;
+      case 34:
+        m.resize = r.message(decodeTerminalSize, m.resize);
+        break;
+      case 42:
+        if ((m.stdout = r.bytes()) === '') delete m.stdout;
+        break;
+      case 50:
+        if ((m.stderr = r.bytes()) === '') delete m.stderr;
+        break;
+      case 122:
+        m.end = r.message(decodePodStreamEnd, m.end);
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodePodStreamEnd(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.exitCode) != null) w.int32(8, v);
+  if ((v = m.errorCode) != null && v !== '') w.string(18, v);
+  if ((v = m.message) != null && v !== '') w.string(26, v);
+  if ((v = m.detail) != null && v !== '') w.string(34, v);
+}
+
+function decodePodStreamEnd(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 8:
+        m.exitCode = r.int32();
+        break;
+      case 18:
+        if ((m.errorCode = r.string()) === '') delete m.errorCode;
+        break;
+      case 26:
+        if ((m.message = r.string()) === '') delete m.message;
+        break;
+      case 34:
+        if ((m.detail = r.string()) === '') delete m.detail;
         break;
       default:
         r.skip(tag);
@@ -2765,6 +3267,263 @@ function decodeCollectRegistryGarbageResponse(r: Reader, m: Fields = {}): Fields
   return m;
 }
 
+function encodeIssueRegistryTokenRequest(m: Fields, w: Writer): void {}
+
+function decodeIssueRegistryTokenRequest(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeIssueRegistryTokenResponse(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.token) != null && v !== '') w.string(10, v);
+  if ((v = m.expiresAt) != null && v !== '') w.string(18, v);
+}
+
+function decodeIssueRegistryTokenResponse(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        if ((m.token = r.string()) === '') delete m.token;
+        break;
+      case 18:
+        if ((m.expiresAt = r.string()) === '') delete m.expiresAt;
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeGetTrustBundleRequest(m: Fields, w: Writer): void {}
+
+function decodeGetTrustBundleRequest(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeGetTrustBundleResponse(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.caBundle) != null && v !== '') w.string(10, v);
+}
+
+function decodeGetTrustBundleResponse(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        if ((m.caBundle = r.string()) === '') delete m.caBundle;
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeIssueNodeCertificateRequest(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.nodeName) != null && v !== '') w.string(10, v);
+  if ((v = m.publicKey) != null && v !== '') w.string(18, v);
+}
+
+function decodeIssueNodeCertificateRequest(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        if ((m.nodeName = r.string()) === '') delete m.nodeName;
+        break;
+      case 18:
+        if ((m.publicKey = r.string()) === '') delete m.publicKey;
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeIssueNodeCertificateResponse(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.certificate) != null && v !== '') w.string(10, v);
+  if ((v = m.caBundle) != null && v !== '') w.string(18, v);
+  if ((v = m.notAfter) != null && v !== '') w.string(26, v);
+}
+
+function decodeIssueNodeCertificateResponse(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        if ((m.certificate = r.string()) === '') delete m.certificate;
+        break;
+      case 18:
+        if ((m.caBundle = r.string()) === '') delete m.caBundle;
+        break;
+      case 26:
+        if ((m.notAfter = r.string()) === '') delete m.notAfter;
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeTunnelUp(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.hello) != null) w.message(10, v, encodeTunnelHello);
+}
+
+function decodeTunnelUp(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        m.hello = r.message(decodeTunnelHello, m.hello);
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeTunnelHello(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.nodeName) != null && v !== '') w.string(10, v);
+  if ((v = m.version) != null && v !== '') w.string(18, v);
+}
+
+function decodeTunnelHello(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        if ((m.nodeName = r.string()) === '') delete m.nodeName;
+        break;
+      case 18:
+        if ((m.version = r.string()) === '') delete m.version;
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeTunnelDown(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.ready) != null) w.message(10, v, encodeTunnelReady);
+  if ((v = m.open) != null) w.message(18, v, encodeSessionRequest);
+  if ((v = m.cancel) != null && v !== '') w.string(26, v);
+}
+
+function decodeTunnelDown(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        m.ready = r.message(decodeTunnelReady, m.ready);
+        break;
+      case 18:
+        m.open = r.message(decodeSessionRequest, m.open);
+        break;
+      case 26:
+        if ((m.cancel = r.string()) === '') delete m.cancel;
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeTunnelReady(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.nodeName) != null && v !== '') w.string(10, v);
+}
+
+function decodeTunnelReady(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        if ((m.nodeName = r.string()) === '') delete m.nodeName;
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeSessionRequest(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.id) != null && v !== '') w.string(10, v);
+  if ((v = m.secret) != null && v !== '') w.string(18, v);
+  if ((v = m.kind) != null && v !== '') w.string(26, v);
+  if ((v = m.namespace) != null && v !== '') w.string(34, v);
+  if ((v = m.pod) != null && v !== '') w.string(42, v);
+  if ((v = m.podUid) != null && v !== '') w.string(50, v);
+  if ((v = m.container) != null && v !== '') w.string(58, v);
+  if ((v = m.logs) != null) w.message(66, v, encodePodLogsRequest);
+  if ((v = m.stream) != null) w.message(74, v, encodePodStreamOpen);
+}
+
+function decodeSessionRequest(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        if ((m.id = r.string()) === '') delete m.id;
+        break;
+      case 18:
+        if ((m.secret = r.string()) === '') delete m.secret;
+        break;
+      case 26:
+        if ((m.kind = r.string()) === '') delete m.kind;
+        break;
+      case 34:
+        if ((m.namespace = r.string()) === '') delete m.namespace;
+        break;
+      case 42:
+        if ((m.pod = r.string()) === '') delete m.pod;
+        break;
+      case 50:
+        if ((m.podUid = r.string()) === '') delete m.podUid;
+        break;
+      case 58:
+        if ((m.container = r.string()) === '') delete m.container;
+        break;
+      case 66:
+        m.logs = r.message(decodePodLogsRequest, m.logs);
+        break;
+      case 74:
+        m.stream = r.message(decodePodStreamOpen, m.stream);
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
 function encodeObjectMeta(m: Fields, w: Writer): void {
   let v;
   if ((v = m.name) != null && v !== '') w.string(10, v);
@@ -2931,6 +3690,7 @@ function encodeCondition(m: Fields, w: Writer): void {
   if ((v = m.lastProbeTime) != null && v !== '') w.string(50, v);
   if ((v = m.lastUpdateTime) != null && v !== '') w.string(58, v);
   if ((v = m.observedGeneration) != null && v !== 0) w.int64(64, v);
+  if ((v = m.lastHeartbeatTime) != null && v !== '') w.string(74, v);
 }
 
 function decodeCondition(r: Reader, m: Fields = {}): Fields {
@@ -2960,6 +3720,9 @@ function decodeCondition(r: Reader, m: Fields = {}): Fields {
         break;
       case 64:
         if ((m.observedGeneration = r.int64()) === 0) delete m.observedGeneration;
+        break;
+      case 74:
+        if ((m.lastHeartbeatTime = r.string()) === '') delete m.lastHeartbeatTime;
         break;
       default:
         r.skip(tag);

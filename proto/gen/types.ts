@@ -52,6 +52,8 @@ export interface Condition {
   lastProbeTime?: string;
   lastUpdateTime?: string;
   observedGeneration?: number;
+  /** Nodes' conditions: when the agent last reported this one. */
+  lastHeartbeatTime?: string;
 }
 
 export interface Namespace {

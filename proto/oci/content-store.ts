@@ -128,7 +128,10 @@ export function isResumableIngester(store: object): store is ResumableIngester {
 
 export interface ContentManager {
   list(): Promise<BlobInfo[]>;
-  /** Replaces the labels of a stored blob. */
+  /**
+   * Replaces the labels of a stored blob. Labels hold what can be derived again or is a hint (a
+   * DiffID, where a blob came from): their write need not survive a power loss.
+   */
   setLabels(digest: Digest, labels: Record<string, string>): Promise<void>;
   /** Removes a blob; absent blobs are not an error (GC is idempotent). */
   delete(digest: Digest): Promise<void>;

@@ -12,7 +12,7 @@ import { locateReference } from './registry-hosts.js';
 import { selectPlatform } from './registry-manifest.js';
 import { layerStaysOnThisThread } from './registry-pull.js';
 
-test('plain HTTP only for loopback or a registry the config marks insecure', () => {
+test('plain HTTP only for loopback, a registry the config marks insecure, or the cluster URL an agent was given', () => {
   assert.deepEqual(
     locateReference('registry.example:5000/app:1').endpoints.map((u) => u.protocol),
     ['https:'],
@@ -34,6 +34,19 @@ test('plain HTTP only for loopback or a registry the config marks insecure', () 
   assert.throws(
     () => locateReference('app:1', { cluster: { url: 'http://10.0.0.5:7441' } }),
     /plain HTTP on a host that is not loopback/,
+  );
+  // the leave an agent gives the URL its control plane advertised covers that URL only
+  const cluster = { url: 'http://10.0.0.5:7441', allowPlainHttp: true };
+  const located = locateReference('app:1', { cluster });
+  assert.deepEqual(
+    located.endpoints.map((u) => u.href),
+    ['http://10.0.0.5:7441/'],
+  );
+  assert.equal(located.insecureTls, false);
+  assert.deepEqual(
+    locateReference('10.0.0.5:7441/app:1', { cluster }).endpoints.map((u) => u.protocol),
+    ['https:'],
+    'a reference naming the host as its registry is not covered',
   );
   const hub = locateReference('docker.io/library/busybox:1');
   assert.equal(hub.host, 'registry-1.docker.io');

@@ -17,7 +17,7 @@
  * for the next pull, which fetches only the rest (HTTP Range).
  */
 import { availableParallelism } from 'node:os';
-import { BlobFetchWorkers } from './blob-fetch-workers.js';
+import { BlobFetchWorkers, ThisThreadFetcher } from './blob-fetch-workers.js';
 import { hostPlatform, type Descriptor, type Platform } from './manifests.js';
 import type { ContentReader } from './content-store.js';
 import { RegistryAuthenticator } from './registry-auth.js';
@@ -86,6 +86,7 @@ export class RegistryClient {
   private readonly auth: RegistryAuthenticator;
   private readonly endpoints: EndpointChoices = new Map();
   private readonly workers: BlobFetchWorkers | undefined;
+  private readonly here = new ThisThreadFetcher();
   private readonly options: Required<Omit<RegistryClientOptions, 'onEvent' | 'config'>> &
     Pick<RegistryClientOptions, 'onEvent' | 'config'>;
 
@@ -128,6 +129,7 @@ export class RegistryClient {
       ...(onEvent ? { onEvent } : {}),
       ...(call.signal ? { signal: call.signal } : {}),
       ...(this.workers ? { workers: this.workers } : {}),
+      here: this.here,
     });
   }
 
@@ -180,6 +182,7 @@ export class RegistryClient {
   /** Closes idle connections and the fetch workers. */
   close(): void {
     this.transport.close();
+    this.here.close();
     this.workers?.close();
   }
 

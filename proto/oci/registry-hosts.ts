@@ -11,7 +11,8 @@
  * plain HTTP first and over HTTPS when the other end turns out to speak TLS, and those the
  * client config marks `insecure`, tried over HTTPS first (without certificate checks) and over
  * plain HTTP when the other end does not speak TLS. The cluster registry uses the scheme of its
- * configured URL, plain HTTP under the same rule.
+ * configured URL, plain HTTP under the same rule or where the caller allows it for that URL (a
+ * node agent, for the URL its control plane advertised: ClusterRegistry.allowPlainHttp).
  * Pure: no I/O.
  */
 import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
@@ -34,6 +35,13 @@ export interface ClusterRegistry {
   url: string;
   /** Bearer token (the client config's). */
   token?: string;
+  /**
+   * Plain HTTP to `url` although its host is not loopback. Only for this URL (a reference naming
+   * the host as its registry gets no such leave, nor are certificate checks ever skipped): a node
+   * agent sets it for the URL the control plane advertised over TLS the agent verified, on the
+   * API server's own host, as the control plane serves its HTTP port without TLS.
+   */
+  allowPlainHttp?: boolean;
 }
 
 export interface RegistryConfig {
@@ -120,7 +128,12 @@ export function locateReference(input: string, config: RegistryConfig = {}): Reg
     }
     const settings = { ...(hosts[base.host] ?? {}) };
     if (cluster.token !== undefined && settings.token === undefined) settings.token = cluster.token;
-    if (base.protocol === 'http:' && !isLoopbackHost(base.host) && !settings.insecure) {
+    if (
+      base.protocol === 'http:' &&
+      !isLoopbackHost(base.host) &&
+      !settings.insecure &&
+      cluster.allowPlainHttp !== true
+    ) {
       throw new FailedPreconditionError(
         `locate image ${JSON.stringify(input)}: the cluster registry ${cluster.url} is plain HTTP on a host that is not loopback; mark it insecure in the client config (registries: ${base.host}: insecure: true) or use https`,
       );

@@ -10,10 +10,11 @@
  *       byte and commits only a blob whose size and digest check out. A connection that fails
  *       (or ends early) is retried with `Range: bytes=<have>-`, so only the rest is fetched;
  *       with a resumable store (content-store.ts ResumableIngester) what a failed pull fetched
- *       is kept, and the next pull asks only for the rest as well. With fetch workers and a store
- *       that takes files written elsewhere (ResumableFileIngester), a layer's network, hashing
- *       and copying happen on a worker thread (blob-fetch-workers.ts), the commit here; this
- *       thread fetches layers as well, as one more lane.
+ *       is kept, and the next pull asks only for the rest as well. With a store that takes files
+ *       written elsewhere (ResumableFileIngester), a layer is fetched by a lane of
+ *       blob-fetch-workers.ts (a worker thread, or this thread as one more lane) with
+ *       blob-download.ts, its commit here; a registry's challenge there (401, 403) is answered
+ *       here and the rest fetched through the session.
  *   manifest into the store, where the blobs came from (blob-sources.ts, for a later push to
  *   mount them), then the name (tag): the image exists only once all of it does.
  *
@@ -24,7 +25,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { recordBlobSources } from './blob-sources.js';
 import type { ContentIngester, ContentReader } from './content-store.js';
 import { isResumableFileIngester, isResumableIngester, type ResumableFileIngester } from './content-store.js';
-import { FetchStatusError, fetchedBy, type BlobFetchWorkers } from './blob-fetch-workers.js';
+import {
+  FetchStatusError,
+  fetchedBy,
+  type BlobFetcher,
+  type BlobFetchWorkers,
+} from './blob-fetch-workers.js';
 import { sha256Digest, type Digest } from './digest.js';
 import {
   FailedPreconditionError,
@@ -72,8 +78,13 @@ export interface PullOptions {
   retryDelayMs: number;
   onEvent?: TransferListener;
   signal?: AbortSignal;
-  /** Worker threads for layers (blob-fetch-workers.ts), when the store takes files written there. */
+  /**
+   * Worker threads for layers (blob-fetch-workers.ts), when the store takes files written there;
+   * retired once the pull has handed out its last layer.
+   */
   workers?: BlobFetchWorkers;
+  /** The lane of this thread for layers (blob-fetch-workers.ts ThisThreadFetcher), the same way. */
+  here?: BlobFetcher;
   /** The workers start only when the layers to fetch add up to this many bytes. */
   workersFromBytes: number;
   /** This thread fetches layers too, as one lane more than the workers (false: workers only). */
@@ -174,7 +185,8 @@ export async function pullImage(
   const missingBytes = missing.reduce((sum, b) => sum + b.size, 0);
   // worker threads pay for themselves on big layers only; they start while the config comes, as
   // many as will get a layer (with this thread as a lane, one layer fewer than are missing)
-  const workers = missingBytes >= options.workersFromBytes ? options.workers : undefined;
+  const pool = options.workers;
+  const workers = missingBytes >= options.workersFromBytes ? pool : undefined;
   const missingLayers = missing.filter((b) => b.role === 'layer').length;
   workers?.start(options.mainThreadFetches ? missingLayers - 1 : missingLayers);
   if (workers !== options.workers) options = { ...options, workers: undefined };
@@ -269,7 +281,13 @@ export async function pullImage(
   for (const blob of unique)
     if (blob !== configBlob) jobs.push({ blob, run: (poolSignal) => fetchOne(blob, poolSignal) });
 
-  await inPool(jobs, options.concurrency + 1, (job, poolSignal) => job.run(poolSignal), signal);
+  try {
+    await inPool(jobs, options.concurrency + 1, (job, poolSignal) => job.run(poolSignal), signal);
+  } finally {
+    // no layer is left to hand out: the workers (used or not) end as soon as they are idle,
+    // while the rest of the pull is done (a later pull starts them anew)
+    pool?.retire();
+  }
 
   await into.content.ingest([top.bytes], { digest: top.digest, size: top.bytes.length });
   // for a push of these blobs to another repository of this registry: it mounts them from here
@@ -388,8 +406,9 @@ async function fetchBlob(
   try {
     const content = into.content;
     let resumedFrom: number | undefined;
-    if (options.workers && blob.role === 'layer' && isResumableFileIngester(content)) {
-      resumedFrom = await fetchOnWorker(session, content, options.workers, blob, action, options, {
+    const lane = options.workers ?? options.here;
+    if (lane && blob.role === 'layer' && isResumableFileIngester(content)) {
+      resumedFrom = await fetchByLane(session, content, lane, blob, action, options, {
         start,
         progress,
         retrying: (p) => emit({ ...base, state: 'retrying', ...p }),
@@ -418,15 +437,15 @@ async function fetchBlob(
 }
 
 /**
- * A layer fetched by a worker thread straight into the store's ingest file; the bytes it kept
- * from an interrupted pull, or undefined when the registry wants a challenge answered (an
- * expired token, a token per blob): the caller then fetches the rest in this thread, where the
- * session answers it, resuming from what the worker wrote.
+ * A layer fetched by a lane (a worker thread or this thread's) straight into the store's ingest
+ * file; the bytes it kept from an interrupted pull, or undefined when the registry wants a
+ * challenge answered (an expired token, a token per blob): the caller then fetches the rest
+ * through the session, which answers it, resuming from what the lane wrote.
  */
-async function fetchOnWorker(
+async function fetchByLane(
   session: RegistrySession,
   content: ResumableFileIngester,
-  workers: BlobFetchWorkers,
+  lane: BlobFetcher,
   blob: PlannedBlob,
   action: string,
   options: PullOptions,
@@ -445,7 +464,7 @@ async function fetchOnWorker(
   const write = async ({ path, kept }: { path: string; kept: number }): Promise<Digest> => {
     report.start(kept);
     try {
-      const r = await workers.fetch(
+      const r = await lane.fetch(
         {
           url: request.url.href,
           headers: request.headers,

@@ -253,6 +253,21 @@ export const namespacePrinter: KindPrinter = {
   wideCells: () => [],
 };
 
+/** A memory quantity as a person reads it: 16329776Ki → 15.6Gi. */
+function humanBytes(quantity: string | undefined): string {
+  if (!quantity) return NONE;
+  const m = /^(\d+)(Ki|Mi|Gi)?$/.exec(quantity);
+  if (!m) return quantity;
+  const bytes = Number(m[1]) * { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 }[m[2] ?? '']!;
+  for (const [unit, size] of [
+    ['Gi', 1024 ** 3],
+    ['Mi', 1024 ** 2],
+    ['Ki', 1024],
+  ] as const)
+    if (bytes >= size) return `${(bytes / size).toFixed(bytes % size === 0 ? 0 : 1)}${unit}`;
+  return String(bytes);
+}
+
 function nodeStatus(obj: ObjectJson): string {
   const ready = list(obj, 'status', 'conditions').find((c) => str(c, 'type') === 'Ready');
   const status =
@@ -260,9 +275,8 @@ function nodeStatus(obj: ObjectJson): string {
       ? 'Unknown'
       : str(ready, 'status') === 'True'
         ? 'Ready'
-        : str(ready, 'status') === 'False'
-          ? 'NotReady'
-          : 'Unknown';
+        : // kubectl's word for False and for Unknown (the agent went silent) alike
+          'NotReady';
   return field(obj, 'spec', 'unschedulable') === true ? `${status},SchedulingDisabled` : status;
 }
 
@@ -274,7 +288,7 @@ export const nodePrinter: KindPrinter = {
       .map((label) => label.slice('node-role.kubernetes.io/'.length));
     return [nodeStatus(obj), roles.join(',') || NONE];
   },
-  wideColumns: ['VERSION', 'INTERNAL-IP', 'OS-IMAGE', 'KERNEL-VERSION', 'CONTAINER-RUNTIME'],
+  wideColumns: ['VERSION', 'INTERNAL-IP', 'OS-IMAGE', 'KERNEL', 'CPU', 'MEMORY', 'PODS'],
   wideCells: (obj) => [
     str(obj, 'status', 'nodeInfo', 'kubeletVersion') || NONE,
     str(
@@ -283,7 +297,10 @@ export const nodePrinter: KindPrinter = {
     ) || NONE,
     str(obj, 'status', 'nodeInfo', 'osImage') || NONE,
     str(obj, 'status', 'nodeInfo', 'kernelVersion') || NONE,
-    str(obj, 'status', 'nodeInfo', 'containerRuntimeVersion') || NONE,
+    // what pods may take (allocatable), as the scheduler counts it
+    str(obj, 'status', 'allocatable', 'cpu') || NONE,
+    humanBytes(str(obj, 'status', 'allocatable', 'memory')),
+    str(obj, 'status', 'allocatable', 'pods') || NONE,
   ],
 };
 

@@ -10,7 +10,7 @@
  * - a field that is not set is absent; a proto3 field without presence that holds its zero value
  *   ('', 0, false) is not set, neither written nor read back; `optional` fields and oneof members
  *   keep their zero;
- * - int32 and int64 are numbers (int64 read as the nearest number: exact up to 2^53), bool a
+ * - int32, uint32 and int64 are numbers (int64 read as the nearest number: exact up to 2^53), bool a
  *   boolean, bytes base64 text (a Uint8Array is written too);
  * - repeated fields are arrays and maps plain objects, absent when empty; a message field is a
  *   plain object, or, when writing, its encoding as a Uint8Array, copied in as it is;
@@ -28,7 +28,7 @@ import { Writer, type Encoder } from './writer.js';
 export type WireMessage = Record<string, unknown>;
 
 /** The scalar types the codecs read and write (the generator refuses a .proto using another). */
-export type ScalarType = 'string' | 'bool' | 'int32' | 'int64' | 'bytes';
+export type ScalarType = 'string' | 'bool' | 'int32' | 'uint32' | 'int64' | 'bytes';
 
 export interface FieldInfo {
   /** camelCase of the .proto name: the key in a WireMessage. */

@@ -19,7 +19,8 @@ const SHORT_STRING = 16;
 const INT32 = 0;
 const INT64 = 1;
 const BOOL = 2;
-type Varint = typeof INT32 | typeof INT64 | typeof BOOL;
+const UINT32 = 3;
+type Varint = typeof INT32 | typeof INT64 | typeof BOOL | typeof UINT32;
 
 const STRING = 0;
 const BYTES = 1;
@@ -160,12 +161,24 @@ export class Reader {
     const outer = this.limit;
     this.limit = end;
     while (this.pos < end)
-      list.push(kind === INT32 ? this.int32() : kind === INT64 ? this.int64() : this.bool());
+      list.push(
+        kind === INT32
+          ? this.int32()
+          : kind === INT64
+            ? this.int64()
+            : kind === UINT32
+              ? this.uint32()
+              : this.bool(),
+      );
     this.limit = outer;
   }
 
   packedInt32(list: unknown[]): void {
     this.packed(list, INT32);
+  }
+
+  packedUint32(list: unknown[]): void {
+    this.packed(list, UINT32);
   }
 
   packedInt64(list: unknown[]): void {

@@ -49,6 +49,27 @@ describe('Writer', () => {
     );
   });
 
+  test('uint32, single and packed, is written and read back as protobufjs does (no field of skiff.v1 is a repeated one)', () => {
+    const values = [0, 1, 127, 128, 300, 2 ** 31, 2 ** 32 - 1];
+    const expected = protobuf.Writer.create();
+    expected.uint32(8).uint32(2 ** 32 - 1);
+    expected.uint32(18).fork();
+    for (const value of values) expected.uint32(value);
+    expected.ldelim();
+    const bytes = written((w) => {
+      w.uint32(8, 2 ** 32 - 1);
+      w.packedUint32(18, values);
+    });
+    assert.deepEqual(bytes, Buffer.from(expected.finish()));
+    const r = new Reader(bytes);
+    assert.equal(r.uint32(), 8);
+    assert.equal(r.uint32(), 2 ** 32 - 1);
+    assert.equal(r.uint32(), 18);
+    const list: unknown[] = [];
+    r.packedUint32(list);
+    assert.deepEqual(list, values);
+  });
+
   test('bytes given as base64 text are written as what it decodes to, canonical or not', () => {
     for (const text of ['aGk=', 'aGk', 'aG k=', 'aGk=aGk=']) {
       const expected = protobuf.Writer.create().uint32(10).bytes(Buffer.from(text, 'base64')).finish();

@@ -88,11 +88,22 @@ export class Writer {
     this.pos = pos;
   }
 
+  private boolValue(value: unknown): void {
+    if (typeof value !== 'boolean') throw typeError('a boolean', value);
+    this.varint(value ? 1 : 0);
+  }
+
   private int32Value(value: unknown): void {
     if (typeof value !== 'number') throw typeError('an int32 number', value);
     // negative int32 is sign-extended to ten bytes, as the wire format says
     if (value < 0) this.varint64(value, -1);
     else this.varint(value);
+  }
+
+  private uint32Value(value: unknown): void {
+    if (typeof value !== 'number') throw typeError('a uint32 number', value);
+    // its low 32 bits, as protobufjs writes a uint32
+    this.varint(value >>> 0);
   }
 
   private int64Value(value: unknown): void {
@@ -198,6 +209,11 @@ export class Writer {
     this.int32Value(value);
   }
 
+  uint32(tag: number, value: unknown): void {
+    this.varint(tag);
+    this.uint32Value(value);
+  }
+
   int64(tag: number, value: unknown): void {
     this.varint(tag);
     this.int64Value(value);
@@ -236,35 +252,30 @@ export class Writer {
     for (const item of asList(list)) this.bytes(tag, item);
   }
 
-  /** Repeated int32, packed (proto3's default): one length-delimited run of varints. */
-  packedInt32(tag: number, list: unknown): void {
+  /** A packed repeated field (proto3's default for varints): one length-delimited run of values. */
+  private packed(tag: number, list: unknown, writeValue: (this: Writer, value: unknown) => void): void {
     const items = asList(list);
     if (items.length === 0) return;
     this.varint(tag);
     const start = this.begin();
-    for (const item of items) this.int32Value(item);
+    for (const item of items) writeValue.call(this, item);
     this.end(start);
+  }
+
+  packedInt32(tag: number, list: unknown): void {
+    this.packed(tag, list, this.int32Value);
+  }
+
+  packedUint32(tag: number, list: unknown): void {
+    this.packed(tag, list, this.uint32Value);
   }
 
   packedInt64(tag: number, list: unknown): void {
-    const items = asList(list);
-    if (items.length === 0) return;
-    this.varint(tag);
-    const start = this.begin();
-    for (const item of items) this.int64Value(item);
-    this.end(start);
+    this.packed(tag, list, this.int64Value);
   }
 
   packedBool(tag: number, list: unknown): void {
-    const items = asList(list);
-    if (items.length === 0) return;
-    this.varint(tag);
-    const start = this.begin();
-    for (const item of items) {
-      if (typeof item !== 'boolean') throw typeError('a boolean', item);
-      this.varint(item ? 1 : 0);
-    }
-    this.end(start);
+    this.packed(tag, list, this.boolValue);
   }
 
   /** map<string, string>: an entry message (key = 1, value = 2) per key, both always written. */

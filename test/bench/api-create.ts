@@ -102,6 +102,9 @@ export interface BenchCluster {
   apiAddress: string;
   httpAddress: string;
   token: string;
+  /** The cluster CA (PEM) and its file: the API speaks TLS. */
+  ca: string;
+  caFile: string;
 }
 
 /**
@@ -143,7 +146,10 @@ export async function startBenchCluster(
   });
   await waitReady(httpAddress, child, 30_000);
   const token = readFileSync(join(dir, 'controlplane', 'admin-token'), 'utf8').trim();
+  const caFile = join(dir, 'controlplane', 'pki', 'ca.crt');
   return {
+    ca: readFileSync(caFile, 'utf8'),
+    caFile,
     etcd: { endpoint: etcd.endpoint, pid: etcd.pid },
     controlPlane: child,
     apiAddress,
@@ -210,10 +216,11 @@ async function main(): Promise<void> {
       controlPlane: child,
       apiAddress,
       token,
+      ca,
     } = await startBenchCluster(dir, cleanups, {
       ...(values.profile ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', values.profile] } : {}),
     });
-    const admin = connectApi({ server: apiAddress, token, timeoutMs: 60_000 });
+    const admin = connectApi({ server: apiAddress, token, tls: { ca }, timeoutMs: 60_000 });
     cleanups.push(() => admin.close());
     for (const name of [CREATE_NAMESPACE, LIST_NAMESPACE]) {
       await admin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: {} });

@@ -2,13 +2,15 @@
  * `skiff apply` of many objects against creating them through the API client, and an unchanged
  * re-apply against one list of them, in the same run (issue 9):
  *
- *   node dist/test/bench/apply.js [--objects 2000] [--concurrency 16] [--rounds 3]
+ *   node dist/test/bench/apply.js [--objects 2000] [--concurrency 16] [--rounds 3] [--profile DIR]
  *
  * Each round uses a namespace of its own: `objects` ConfigMaps are (1) created through the typed
  * client, `concurrency` in flight, in namespace A; (2) applied from one file by the real CLI
  * (`skiff apply -f`, the whole process) into namespace B; (3) applied again unchanged; and (4)
  * listed by the real CLI (`skiff get cm -n B -o name`, the whole process). Prints the ratios
  * apply / client create (goal ≤ 2) and re-apply / list (goal ≤ 2) per round and their medians.
+ * With --profile, the control plane and every first apply write CPU profiles into DIR
+ * (`apply-<round>.cpuprofile`; the control plane's is written when it exits).
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,12 +54,12 @@ async function createAll(
   return (performance.now() - began) / 1000;
 }
 
-function skiff(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+function skiff(args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<number> {
   const began = performance.now();
   return new Promise((resolve, reject) =>
     execFile(
       process.execPath,
-      [...skiffEntryArgv(), ...args],
+      [...nodeArgs, ...skiffEntryArgv(), ...args],
       { env, maxBuffer: 64 << 20 },
       (err, _out, stderr) =>
         err
@@ -76,6 +78,8 @@ async function main(): Promise<void> {
       objects: { type: 'string', default: '2000' },
       concurrency: { type: 'string', default: '16' },
       rounds: { type: 'string', default: '3' },
+      /** Write CPU profiles of the control plane and of each first apply into this directory. */
+      profile: { type: 'string' },
     },
   });
   const count = Number(values.objects);
@@ -84,13 +88,21 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'skiff-bench-apply-'));
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
-    const cluster = await startBenchCluster(dir, cleanups);
-    const api = connectApi({ server: cluster.apiAddress, token: cluster.token });
+    const profile = (name: string): string[] =>
+      values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', name] : [];
+    const cluster = await startBenchCluster(dir, cleanups, {
+      nodeArgs: profile('controlplane.cpuprofile'),
+    });
+    const api = connectApi({ server: cluster.apiAddress, token: cluster.token, tls: { ca: cluster.ca } });
     cleanups.push(() => api.close());
     const env = { ...process.env, SKIFF_CONFIG: join(dir, 'config') };
-    writeFileSync(env.SKIFF_CONFIG, `server: ${cluster.apiAddress}\ntoken: ${cluster.token}\n`, {
-      mode: 0o600,
-    });
+    writeFileSync(
+      env.SKIFF_CONFIG,
+      `server: ${cluster.apiAddress}\ntoken: ${cluster.token}\nca: ${cluster.caFile}\n`,
+      {
+        mode: 0o600,
+      },
+    );
     const applyRatios: number[] = [];
     const reapplyRatios: number[] = [];
     console.log(`${count} ConfigMaps; client creates ${concurrency} in flight; times in seconds`);
@@ -103,7 +115,7 @@ async function main(): Promise<void> {
       const file = join(dir, `round-${round}.yaml`);
       writeFileSync(file, manifest(count, applied));
       const create = await createAll(api, count, direct, concurrency);
-      const apply = await skiff(['apply', '-f', file], env);
+      const apply = await skiff(['apply', '-f', file], env, profile(`apply-${round}.cpuprofile`));
       const reapply = await skiff(['apply', '-f', file], env);
       const list = await skiff(['get', 'cm', '-n', applied, '-o', 'name'], env);
       applyRatios.push(apply / create);

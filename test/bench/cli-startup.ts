@@ -5,7 +5,10 @@
  *
  *   skiff version --client   no server contact: the floor of every verb
  *   skiff get ns             against a local cluster this benchmark starts (`skiff up --detach`
- *                            in a scratch state dir, taken down at the end)
+ *                            in a scratch state dir, taken down at the end), as its client config
+ *                            says: over the control plane's Unix socket
+ *   skiff get ns (TLS)       the same over the API's TLS address (`--server`, the cluster CA):
+ *                            what the socket saves
  *   kubectl version --client the reference
  *
  * Each figure is the wall time of the whole process, spawn to exit, median over the rounds, and
@@ -18,6 +21,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readConfigFile } from '../../cli/config.js';
 import { packageRoot } from '../../proto/package-info.js';
 
 const ROUNDS = Number(process.argv[2] ?? 30);
@@ -50,14 +54,16 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-const commands: Record<string, string[]> = {
-  'skiff version --client': [skiff, 'version', '--client'],
-  'skiff get ns': [skiff, 'get', 'ns'],
-  'kubectl version --client': [kubectl, 'version', '--client'],
-};
-
 try {
-  timed([skiff, 'up', '--detach', '--no-demo', '--state', join(scratch, 'state')]);
+  timed([skiff, 'up', '--detach', '--no-demo', '--agents', '0', '--state', join(scratch, 'state')]);
+  const tlsServer = readConfigFile(env.SKIFF_CONFIG)?.tlsServer;
+  if (tlsServer === undefined) throw new Error('cli-startup: the client config names no tls-server');
+  const commands: Record<string, string[]> = {
+    'skiff version --client': [skiff, 'version', '--client'],
+    'skiff get ns': [skiff, 'get', 'ns'],
+    'skiff get ns (TLS)': [skiff, 'get', 'ns', '--server', tlsServer],
+    'kubectl version --client': [kubectl, 'version', '--client'],
+  };
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(commands).map((name) => [name, []]));
   const names = Object.keys(commands);
   for (let round = 0; round < WARM_UP + ROUNDS; round++) {

@@ -110,7 +110,7 @@ async function etcdWatchers(endpoint: string): Promise<number> {
  * POST with the framed request; length-prefixed messages back) and reads only each event's type
  * and the object's name and resourceVersion from the wire bytes.
  */
-function lightWatchClient(server: string, token: string, windowBytes: number) {
+function lightWatchClient(server: string, token: string, windowBytes: number, ca: string) {
   const field = (message: MessageName, name: string): number => messages[message].field(name)!.id;
   const ids = {
     type: field('WatchEvent', 'type'),
@@ -190,7 +190,8 @@ function lightWatchClient(server: string, token: string, windowBytes: number) {
   const encodeRequest = (request: Record<string, unknown>): Buffer => messages.WatchRequest.encode(request);
   const sessions: http2.ClientHttp2Session[] = [];
   const session = (): http2.ClientHttp2Session => {
-    const opened = http2.connect(`http://${server}`, {
+    const opened = http2.connect(`https://${server}`, {
+      ca,
       settings: { initialWindowSize: windowBytes },
     });
     // the connection's own window (the stream's is the setting above)
@@ -266,6 +267,8 @@ const nodeOfWatcher = (i: number, nodes: number): string | undefined =>
 interface WatchPlan {
   apiAddress: string;
   token: string;
+  /** The cluster CA (PEM): the API speaks TLS. */
+  ca: string;
   /** The resourceVersion every watch starts after (a list's). */
   start: string;
   creates: number;
@@ -312,7 +315,7 @@ function startWatchers(plan: WatchPlan): {
   report(): Promise<WatchReport>;
 } {
   const clients = Array.from({ length: plan.connections }, () =>
-    lightWatchClient(plan.apiAddress, plan.token, plan.windowBytes),
+    lightWatchClient(plan.apiAddress, plan.token, plan.windowBytes, plan.ca),
   );
   const controller = new AbortController();
   const want = (node: string | undefined): Set<number> => {
@@ -524,11 +527,12 @@ async function main(): Promise<void> {
       apiAddress,
       httpAddress,
       token,
+      ca,
     } = await startBenchCluster(dir, cleanups, {
       extraArgs: ['--max-watches-per-token', String(watcherCount + 10)],
       ...(values.profile ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', values.profile] } : {}),
     });
-    const admin = connectApi({ server: apiAddress, token, timeoutMs: 120_000 });
+    const admin = connectApi({ server: apiAddress, token, tls: { ca }, timeoutMs: 120_000 });
     cleanups.push(() => admin.close());
     for (const name of [LIST_NAMESPACE, WATCH_NAMESPACE])
       await admin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: {} });
@@ -581,6 +585,7 @@ async function main(): Promise<void> {
     const plans: WatchPlan[] = Array.from({ length: processes }, (_, c) => ({
       apiAddress,
       token,
+      ca,
       start,
       creates,
       nodes,

@@ -5,19 +5,17 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectApi, type ApiClient } from '../../proto/client.js';
-import { readConfigFile } from '../../cli/config.js';
+import type { ApiClient } from '../../proto/client.js';
 import { parseManifestSource } from '../../cli/manifests.js';
 import { applyObject, prepareDocument } from '../../cli/commands/apply.js';
-import { startTestCluster, type TestCluster } from './cli-harness.js';
+import { connectCluster, startTestCluster, type TestCluster } from './cli-harness.js';
 
 let cluster: TestCluster;
 let api: ApiClient;
 
 before(async () => {
   cluster = await startTestCluster('conflict');
-  const config = readConfigFile(cluster.configPath)!;
-  api = connectApi({ server: config.server!, token: config.token! });
+  api = connectCluster(cluster);
 });
 
 after(async () => {

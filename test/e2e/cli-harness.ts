@@ -11,6 +11,9 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readConfigFile } from '../../cli/config.js';
+import { isUnixAddress } from '../../proto/api-address.js';
+import { connectApi, type ApiClient } from '../../proto/client.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
 
 /** The node arguments that run skiff. */
@@ -26,6 +29,9 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   input?: string;
   timeoutMs?: number;
+  /** Run as this user and group (root only). */
+  uid?: number;
+  gid?: number;
 }
 
 /** Runs `skiff ARGS…` to completion (killed after timeoutMs, default 60 s). */
@@ -34,6 +40,8 @@ export function runSkiff(args: string[], options: RunOptions = {}): Promise<RunR
     const child = spawn(process.execPath, [...skiffArgv, ...args], {
       env: options.env ?? process.env,
       stdio: ['pipe', 'pipe', 'pipe'],
+      ...(options.uid !== undefined ? { uid: options.uid } : {}),
+      ...(options.gid !== undefined ? { gid: options.gid } : {}),
     });
     let stdout = '';
     let stderr = '';
@@ -61,8 +69,8 @@ export interface TestCluster {
   env: NodeJS.ProcessEnv;
   /** Runs skiff against this cluster; fails the test with the output unless the exit code is `expect`. */
   skiff(args: string[], options?: RunOptions): Promise<RunResult>;
-  /** `skiff up --detach` on the same state dir. */
-  up(): Promise<RunResult>;
+  /** `skiff up --detach` on the same state dir (no node agents unless asked). */
+  up(agents?: number): Promise<RunResult>;
   down(): Promise<RunResult>;
   /** Down (by pid if `skiff down` fails), then remove the temp dirs. */
   dispose(): Promise<void>;
@@ -83,11 +91,14 @@ export function prepareTestCluster(prefix: string): TestCluster {
     configPath,
     env,
     skiff: (args, options = {}) => runSkiff(args, { env, ...options }),
-    up: () => {
+    up: (agents = 0) => {
       // listed before it starts, so run-suite.sh takes it down should this process die first
       const list = process.env['SKIFF_TEST_CLUSTER_LIST'];
       if (list) appendFileSync(list, `${stateDir}\n`);
-      return runSkiff(['up', '--detach', '--agents', '0', '--state', stateDir], { env, timeoutMs: 90_000 });
+      return runSkiff(['up', '--detach', '--agents', String(agents), '--state', stateDir], {
+        env,
+        timeoutMs: 90_000,
+      });
     },
     down: () => runSkiff(['down', '--state', stateDir], { env, timeoutMs: 60_000 }),
     async dispose() {
@@ -112,8 +123,9 @@ function killRecordedPids(stateDir: string): void {
   } catch {
     return;
   }
-  for (const part of ['controlplane', 'nats', 'etcd']) {
-    const pid = record[part]?.pid;
+  const agents = (record as unknown as { agents?: { pid?: number }[] }).agents ?? [];
+  for (const part of [...agents.map((_, i) => `agent${i}`), 'controlplane', 'nats', 'etcd']) {
+    const pid = part.startsWith('agent') ? agents[Number(part.slice(5))]?.pid : record[part]?.pid;
     if (typeof pid !== 'number') continue;
     try {
       process.kill(pid, 'SIGKILL');
@@ -142,4 +154,17 @@ export function pidRunning(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * A client of the cluster as its config describes it: its server (the control plane's socket, as
+ * `skiff up` writes it; a host:port is called over TLS with the cluster CA) and the admin token.
+ */
+export function connectCluster(cluster: TestCluster): ApiClient {
+  const config = readConfigFile(cluster.configPath)!;
+  return connectApi({
+    server: config.server!,
+    token: config.token!,
+    ...(config.ca && !isUnixAddress(config.server!) ? { tls: { ca: readFileSync(config.ca, 'utf8') } } : {}),
+  });
 }

@@ -5,13 +5,22 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { connectApi } from '../../proto/client.js';
+import { pino } from 'pino';
 import { readConfigFile } from '../../cli/config.js';
-import { skiffArgv, startTestCluster, type RunResult, type TestCluster } from './cli-harness.js';
+import { obtainNodeCredentials } from '../../node-agent/agent/node-credentials.js';
+import { trustBundleHash } from '../../proto/support/trust-bundle.js';
+import {
+  connectCluster,
+  skiffArgv,
+  startTestCluster,
+  type RunResult,
+  type TestCluster,
+} from './cli-harness.js';
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
@@ -84,10 +93,40 @@ describe('skiff CLI end to end', { timeout: 240_000 }, () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('the client config is written 0600 with server, token and HTTP address', () => {
+  test('the client config is written 0600 with the socket, the TLS address, token, HTTP address and the cluster CA', () => {
     const config = readConfigFile(cluster.configPath);
-    assert.ok(config?.server && config.token && config.http, JSON.stringify(config));
+    assert.ok(config?.server && config.token && config.http && config.tlsServer, JSON.stringify(config));
+    assert.equal(config.server, `unix://${join(cluster.stateDir, 'api.sock')}`);
+    assert.match(config.tlsServer, /^127\.0\.0\.1:\d+$/);
+    assert.equal(config.ca, join(cluster.stateDir, 'pki', 'ca.crt'));
     assert.equal(statSync(cluster.configPath).mode & 0o777, 0o600);
+  });
+
+  test('the API over TCP speaks TLS only: a client without the cluster CA is told so', async () => {
+    const config = readConfigFile(cluster.configPath)!;
+    const plain = await cluster.skiff(
+      ['get', 'ns', '--server', config.tlsServer!, '--token', config.token!],
+      {
+        env: { ...cluster.env, SKIFF_CONFIG: join(cluster.stateDir, 'no-config') },
+      },
+    );
+    assert.equal(plain.code, 1, plain.stderr);
+    assert.match(plain.stderr, /if it serves TLS, give this client the cluster CA/);
+    const verified = await cluster.skiff(
+      [
+        'get',
+        'ns',
+        '--server',
+        config.tlsServer!,
+        '--token',
+        config.token!,
+        '--certificate-authority',
+        config.ca!,
+      ],
+      { env: { ...cluster.env, SKIFF_CONFIG: join(cluster.stateDir, 'no-config') } },
+    );
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.match(verified.stdout, /^default\s/m);
   });
 
   test('apply: created, then unchanged, then configured', async () => {
@@ -151,8 +190,7 @@ spec:
 `,
     );
     ok(await cluster.skiff(['apply', '-f', manifest]), 'apply scaled');
-    const config = readConfigFile(cluster.configPath)!;
-    const api = connectApi({ server: config.server!, token: config.token! });
+    const api = connectCluster(cluster);
     try {
       const live = await api.get('Deployment', 'e2e', 'scaled');
       live.spec.replicas = 5;
@@ -549,6 +587,36 @@ ports: [{name: http, port: 8080}]
     );
   });
 
+  test('skiff token create --role join prints a token pinning the cluster CA, with which a node joins', async () => {
+    const created = ok(
+      await cluster.skiff(['token', 'create', '--role', 'join']),
+      'token create --role join',
+    );
+    const token = created.stdout.trim();
+    const caPem = readFileSync(join(cluster.stateDir, 'pki', 'ca.crt'), 'utf8');
+    assert.equal(token, `K10${trustBundleHash(caPem)}::${token.split('::')[1]}`);
+    assert.match(created.stderr, /\(join\) created; it expires in 2[34]h/);
+    assert.match(
+      created.stderr,
+      /a node joins with: skiff agent --server 127\.0\.0\.1:\d+ --token <the token>/,
+    );
+    const listed = ok(await cluster.skiff(['token', 'list']), 'token list').stdout;
+    assert.match(listed, /^join-[0-9a-f]{8}\s+join\s/m);
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-e2e-node-'));
+    try {
+      const credentials = await obtainNodeCredentials({
+        server: readConfigFile(cluster.configPath)!.tlsServer!,
+        joinToken: token,
+        nodeName: 'e2e-node',
+        dir,
+        log: pino({ level: 'silent' }),
+      });
+      assert.match(new X509Certificate(credentials.cert).subject, /CN=system:node:e2e-node/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a wrong token is refused', async () => {
     const result = await cluster.skiff(['--token', 'not-the-token', 'get', 'ns']);
     assert.notEqual(result.code, 0);
@@ -576,13 +644,21 @@ ports: [{name: http, port: 8080}]
 
     const info = JSON.parse(ok(await cluster.skiff(['cluster-info', '-o', 'json']), 'cluster-info').stdout);
     const config = readConfigFile(cluster.configPath)!;
-    assert.deepEqual(info, { api: config.server, http: config.http });
+    assert.deepEqual(info, { api: config.server, tlsApi: config.tlsServer, http: config.http });
+    assert.match(
+      view,
+      new RegExp(
+        `server: unix://${join(cluster.stateDir, 'api.sock')}\\n\\s+tls-server: 127\\.0\\.0\\.1:\\d+\\n`,
+      ),
+    );
     const readyz = await fetch(`${info.http}/readyz`);
     assert.equal(readyz.status, 200);
     // What cluster-info advertises is served: every path it names answers.
     const text = ok(await cluster.skiff(['cluster-info']), 'cluster-info').stdout;
     assert.doesNotMatch(text, /dashboard|registry/i, 'nothing that is not served is advertised');
-    const paths = [...text.matchAll(/\/[a-z]+\b/g)].map((match) => match[0]);
+    // the paths it names (not the socket's, which is a file)
+    const paths = [...text.matchAll(/(?<=[(\s])\/[a-z]+\b/g)].map((match) => match[0]);
+    assert.match(text, new RegExp(`running at ${config.server}\\n.*over TLS.* at ${config.tlsServer}\\n`));
     assert.ok(paths.length >= 3, text);
     for (const path of paths) assert.equal((await fetch(`${info.http}${path}`)).status, 200, path);
   });

@@ -5,11 +5,11 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readConfigFile } from '../../cli/config.js';
 import { listensOn } from '../../cli/up/process-support.js';
-import { pidRunning, prepareTestCluster, type RunResult } from './cli-harness.js';
+import { pidRunning, prepareTestCluster, skiffArgv, type RunResult } from './cli-harness.js';
 
 async function waitUntil(
   condition: () => boolean | Promise<boolean>,
@@ -35,7 +35,20 @@ function ok(result: RunResult, what: string): RunResult {
 interface Record {
   etcd: { pid: number };
   nats: { pid: number };
-  controlplane: { pid: number; api: string; http: string };
+  controlplane: { pid: number; api: string; http: string; apiSocket?: string };
+}
+
+/** Runs the built skiff in a network namespace of its own: no TCP to this machine's servers. */
+function skiffWithoutNetwork(args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
+  return new Promise((resolve) =>
+    execFile(
+      'unshare',
+      ['--net', process.execPath, ...skiffArgv, ...args],
+      { env, timeout: 60_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
 }
 
 describe('skiff up / down', { timeout: 240_000 }, () => {
@@ -46,15 +59,43 @@ describe('skiff up / down', { timeout: 240_000 }, () => {
 
   test('up --detach starts etcd, NATS and the control plane and writes the client config', async () => {
     const up = ok(await cluster.up(), 'up --detach');
-    assert.match(up.stdout, /cluster ready: API 127\.0\.0\.1:\d+/);
+    const socket = join(cluster.stateDir, 'api.sock');
+    assert.match(
+      up.stdout,
+      new RegExp(`cluster ready: API unix://${socket} \\(this machine\\), 127\\.0\\.0\\.1:\\d+ \\(TLS\\)`),
+    );
     const record = JSON.parse(readFileSync(recordPath, 'utf8')) as Record;
     for (const part of ['etcd', 'nats', 'controlplane'] as const)
       assert.ok(pidRunning(record[part].pid), `${part} runs`);
     const config = readConfigFile(cluster.configPath)!;
-    assert.equal(config.server, record.controlplane.api);
+    // the CLI calls the socket; the TLS address and its CA stay beside it
+    assert.equal(config.server, `unix://${socket}`);
+    assert.equal(record.controlplane.apiSocket, config.server);
+    assert.equal(config.tlsServer, record.controlplane.api);
+    assert.equal(config.ca, join(cluster.stateDir, 'pki', 'ca.crt'));
     assert.equal(config.http, record.controlplane.http);
     assert.equal(statSync(cluster.configPath).mode & 0o777, 0o600);
     assert.equal((await fetch(`${record.controlplane.http}/readyz`)).status, 200);
+  });
+
+  test('skiff get ns calls the socket: 0600 in the 0700 state dir, and TCP out of reach changes nothing', async () => {
+    const socket = join(cluster.stateDir, 'api.sock');
+    assert.ok(lstatSync(socket).isSocket());
+    assert.equal(lstatSync(socket).mode & 0o777, 0o600);
+    assert.equal(statSync(cluster.stateDir).mode & 0o777, 0o700);
+    const local = ok(await cluster.skiff(['get', 'ns']), 'get ns');
+    assert.match(local.stdout, /^default\s+Active\s/m);
+    if (process.getuid?.() !== 0) return; // a network namespace of its own needs root
+    // in a network namespace of its own the TCP address cannot be reached, the socket still can
+    const config = readConfigFile(cluster.configPath)!;
+    const noTcp = ok(await skiffWithoutNetwork(['get', 'ns'], cluster.env), 'get ns without TCP');
+    assert.equal(noTcp.stdout, local.stdout);
+    const overTls = await skiffWithoutNetwork(
+      ['get', 'ns', '--server', config.tlsServer!, '--request-timeout', '2s'],
+      cluster.env,
+    );
+    assert.notEqual(overTls.code, 0, 'the namespace really has no way to the TLS address');
+    assert.match(overTls.stderr, new RegExp(`cannot reach the control plane at ${config.tlsServer}`));
   });
 
   test('etcd takes only the control plane: TLS, and a client certificate of the cluster CA', async () => {
@@ -141,12 +182,6 @@ describe('skiff up / down', { timeout: 240_000 }, () => {
     }
   });
 
-  test('--agents above 1 is refused: agents do not exist yet', async () => {
-    const result = await cluster.skiff(['up', '--agents', '2', '--state', cluster.stateDir]);
-    assert.notEqual(result.code, 0);
-    assert.match(result.stderr, /agents are not available yet/);
-  });
-
   test('down stops every process and keeps the data; up again finds the objects', async () => {
     ok(await cluster.skiff(['apply', '-f', '-'], { input: manifest }), 'apply');
     const record = JSON.parse(readFileSync(recordPath, 'utf8')) as Record;
@@ -156,6 +191,7 @@ describe('skiff up / down', { timeout: 240_000 }, () => {
       assert.ok(!pidRunning(record[part].pid), `${part} stopped`);
     assert.equal(existsSync(recordPath), false);
     assert.ok(existsSync(join(cluster.stateDir, 'etcd')), 'etcd data kept');
+    assert.ok(!existsSync(join(cluster.stateDir, 'api.sock')), 'the control plane removed its socket');
 
     const cmd = await cluster.skiff(['get', 'cm', 'survivor']);
     assert.notEqual(cmd.code, 0, 'the API is down');

@@ -6,6 +6,12 @@
  *   const api = connectApi({ server: cluster.controlPlane.apiAddress, token: cluster.adminToken });
  *   …
  *   await cluster.dispose();
+ *
+ * By default the API is plaintext h2c with bearer tokens (the control plane's mode without a
+ * cluster CA, for tests of the API alone). `{ tls: true }` gives it a cluster CA under the state
+ * dir, as `skiff controlplane` has: TLS, client certificates, join tokens; `ca` is then the PEM
+ * bundle to verify it with (connectApi's `tls: { ca }`). `{ socket: true }` also serves the API on
+ * `<state dir>/api.sock` (`controlPlane.apiSocketAddress`), as `skiff up` has it.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,14 +25,17 @@ export interface TestControlPlane {
   nats: TestNats;
   stateDir: string;
   adminToken: string;
+  /** With `tls: true`: the PEM bundle clients verify the API with. */
+  ca: string | undefined;
   /** Stops the control plane, NATS and etcd, and removes the state dir. */
   dispose(): Promise<void>;
 }
 
 export async function launchTestControlPlane(
   prefix: string,
-  options: Partial<ControlPlaneOptions> = {},
+  options: Partial<ControlPlaneOptions> & { tls?: boolean; socket?: boolean } = {},
 ): Promise<TestControlPlane> {
+  const { tls, socket, ...controlPlaneOptions } = options;
   const stateDir = await mkdtemp(join(tmpdir(), `skiff-${prefix}-`));
   let etcd: TestEtcd | undefined;
   let nats: TestNats | undefined;
@@ -46,10 +55,13 @@ export async function launchTestControlPlane(
       apiAddr: '127.0.0.1:0',
       httpAddr: '127.0.0.1:0',
       stateDir,
-      ...options,
+      ...(tls === true ? { clusterCaDir: join(stateDir, 'pki') } : {}),
+      ...(socket === true ? { apiSocket: join(stateDir, 'api.sock') } : {}),
+      ...controlPlaneOptions,
     });
     const adminToken = (await readFile(controlPlane.adminTokenFile, 'utf8')).trim();
-    return { controlPlane, etcd, nats, stateDir, adminToken, dispose };
+    const ca = controlPlane.trust?.bundle;
+    return { controlPlane, etcd, nats, stateDir, adminToken, ca, dispose };
   } catch (err) {
     await dispose();
     throw err;

@@ -52,7 +52,10 @@ describe('skiff token', { timeout: 120_000 }, () => {
     ok(await skiff(viewToken, 'get', 'ns'), 'view lists');
     const refused = await skiff(viewToken, 'create', 'namespace', 'by-viewer');
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /token "reader" has role view, which may only get, list and watch/);
+    assert.match(
+      refused.stderr,
+      /token "reader" has role view, which may only get, list, watch and read logs/,
+    );
     ok(await skiff(editor.token, 'create', 'namespace', 'by-editor'), 'edit creates');
     const noTokens = await skiff(editor.token, 'token', 'list');
     assert.equal(noTokens.code, 1);

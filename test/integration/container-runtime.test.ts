@@ -3,7 +3,7 @@
  * launcher that died is replaced on the next start. Real containers (root, busybox-static).
  */
 import assert from 'node:assert/strict';
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { readdir, readFile, readlink, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
@@ -14,6 +14,7 @@ import {
   scratchDir,
 } from './runtime-containers-fixture.js';
 import { LinuxContainerRuntime } from '../../node-agent/runtime/containers/container-runtime.js';
+import { Cgroups } from '../../node-agent/runtime/sys/cgroups.js';
 
 let work: string;
 let rootfs: string;
@@ -100,7 +101,15 @@ async function warmDirs(runtime: LinuxContainerRuntime): Promise<string[]> {
 }
 
 test('warm shims: the process was parked before the start, limits and device rules still hold, and they clean up', async () => {
-  const warm = await LinuxContainerRuntime.open({ root: join(work, 'root'), warmShims: 2 });
+  // a cgroup parent of its own: agents of other test files park warm shims under skiff/ too
+  const warm = await LinuxContainerRuntime.open({
+    root: join(work, 'root'),
+    warmShims: 2,
+    cgroups: await Cgroups.detect(`skiff-test-warm-${process.pid}`),
+  });
+  after(async () => {
+    for (const parent of warm.cgroups.parentDirs()) await rmdir(parent).catch(() => undefined);
+  });
   assert.notEqual(warm.cgroups.layout.kind, 'v2', 'warm shims are for cgroup v1 and hybrid, this machine');
   const first = await warm.create({
     rootfs: { type: 'bind', source: rootfs, options: ['rbind', 'rw'] },
@@ -131,8 +140,8 @@ test('warm shims: the process was parked before the start, limits and device rul
     const ticks = Number(started.state.pidStartTime);
     assert.ok(ticks < askedAt, `the container process was forked before the start (${ticks} < ${askedAt})`);
     const cgroup = await readFile(`/proc/${started.state.pid}/cgroup`, 'utf8');
-    assert.match(cgroup, new RegExp(`:pids:/skiff/${c.id}\n`));
-    assert.match(cgroup, new RegExp(`:devices:/skiff/${c.id}\n`));
+    assert.match(cgroup, new RegExp(`:pids:/${warm.cgroups.parent}/${c.id}\n`));
+    assert.match(cgroup, new RegExp(`:devices:/${warm.cgroups.parent}/${c.id}\n`));
     const pidsDir = warm.cgroups.dirs(c.id).find((d) => d.includes('/pids/'))!;
     assert.equal((await readFile(join(pidsDir, 'pids.max'), 'utf8')).trim(), '7');
     let text = '';

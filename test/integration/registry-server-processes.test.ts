@@ -134,7 +134,13 @@ describe('registry processes sharing one directory', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'skiff-registry-procs-'));
-    tokens = { admin: generateToken(), edit: generateToken(), view: generateToken() };
+    tokens = {
+      admin: generateToken(),
+      edit: generateToken(),
+      view: generateToken(),
+      join: generateToken(),
+      pull: generateToken(),
+    };
   });
   after(async () => {
     for (const child of children) await stop(child).catch(() => undefined);

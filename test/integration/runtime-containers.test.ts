@@ -464,6 +464,34 @@ describe('cgroup limits', () => {
   });
 });
 
+describe('cgroup parent', () => {
+  test("a runtime's own parent holds its containers' cgroups; a runtime with another parent still finds and removes them", async () => {
+    const parent = `skiff-test-${process.pid}-${Date.now().toString(36)}/node-a`;
+    const own = await LinuxContainerRuntime.open({ root, cgroupParent: parent });
+    assert.equal(own.cgroups.parent, parent);
+    const c = await own.create(opts(sh('cat /proc/self/cgroup; sleep 30')));
+    const top = own.cgroups.parentDirs().map((dir) => join(dir, '..'));
+    try {
+      assert.equal(c.config.cgroupParent, parent, 'the record names its parent');
+      await own.start(c.id);
+      const dirs = own.cgroups.dirs(c.id);
+      assert.ok(dirs.length > 0 && dirs.every((dir) => dir.includes(`/${parent}/${c.id}`)), dirs.join(' '));
+      assert.equal(await own.cgroups.exists(c.id), true);
+      // rt has the default parent: it inspects and removes the container where its record says
+      assert.equal(rt.cgroups.parent, 'skiff');
+      const seen = await rt.inspect(c.id);
+      assert.ok((seen.stats?.pids ?? 0) >= 1, 'stats are read from the container’s own cgroups');
+      await rt.remove(c.id, { force: true });
+      assert.equal(await own.cgroups.exists(c.id), false, 'its cgroups went with it');
+    } finally {
+      await own.remove(c.id, { force: true }).catch(() => {});
+      // the levels made for the parent
+      for (const dir of top)
+        spawnSync('sh', ['-c', `find "${dir}" -depth -type d -exec rmdir {} + 2>/dev/null`]);
+    }
+  });
+});
+
 describe("cgroup v2 path (forced onto this machine's cgroup2 mount)", () => {
   test('device access is filtered by a BPF program: a node made inside is made but refused on open, standard ones work', async () => {
     const layout = parseCgroupLayout(await readFile('/proc/self/mountinfo', 'utf8'));

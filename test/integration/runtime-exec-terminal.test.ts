@@ -6,11 +6,10 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { promisify } from 'node:util';
 import {
   LinuxContainerRuntime,
   type CreateContainerOptions,
@@ -18,80 +17,15 @@ import {
 import { relayExec } from '../../node-agent/runtime/sys/helper.js';
 import { InvalidArgumentError } from '../../proto/errors.js';
 import { makeHostileRootfs, requireHostileTools } from './hostile-probe.js';
-import { onRootfs, withScratchRuntime } from './runtime-containers-fixture.js';
+import { logText, onRootfs, withScratchRuntime } from './runtime-containers-fixture.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
-
-const execFileAsync = promisify(execFile);
-
-/**
- * Runs an interactive bash in a new pty and types into it: each step writes its text, then reads
- * the terminal until its pattern shows (or its timeout passes). Prints the whole output as JSON.
- */
-const PTY_DRIVER = String.raw`
-import json, os, pty, re, select, sys, time
-steps = json.loads(sys.argv[1])
-pid, fd = pty.fork()
-if pid == 0:
-    os.environ['PS1'] = '$ '
-    os.execvp('bash', ['bash', '--norc', '--noprofile', '-i'])
-out = b''
-def read_until(pattern, timeout):
-    global out
-    end = time.time() + timeout
-    while time.time() < end:
-        if pattern and re.search(pattern.encode(), out):
-            return True
-        r, _, _ = select.select([fd], [], [], 0.05)
-        if r:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                return False
-            if not chunk:
-                return False
-            out += chunk
-    return pattern is None
-missed = None
-for step in steps:
-    if 'write' in step:
-        os.write(fd, step['write'].encode())
-    if not read_until(step.get('until'), step.get('timeout', 1)):
-        missed = step.get('until')
-        break
-os.write(fd, b'exit\n')
-read_until(None, 0.5)
-try:
-    os.kill(pid, 9)
-except ProcessLookupError:
-    pass
-os.waitpid(pid, 0)
-print(json.dumps({'output': out.decode('utf-8', 'replace'), 'missed': missed}))
-`;
-
-interface PtyStep {
-  write?: string;
-  until?: string;
-  timeout?: number;
-}
-
-async function inPty(steps: PtyStep[]): Promise<string> {
-  const { stdout } = await execFileAsync('python3', ['-c', PTY_DRIVER, JSON.stringify(steps)], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  const result = JSON.parse(stdout) as { output: string; missed: string | null };
-  assert.equal(result.missed, null, `the terminal never showed ${result.missed}:\n${result.output}`);
-  return result.output;
-}
+import { inPty, shellLine } from './pty-driver.js';
 
 const cli = skiffEntryArgv();
 
 /** The `skiff runtime` command line on this root, as typed into a shell. */
 function cliLine(...args: string[]): string {
-  const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
-  return [process.execPath, ...process.execArgv, ...cli, 'runtime', '--root', root, ...args]
-    .map(quote)
-    .join(' ');
+  return shellLine([process.execPath, ...process.execArgv, ...cli, 'runtime', '--root', root, ...args]);
 }
 
 function skiff(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -251,4 +185,184 @@ describe('exec never hands the caller its terminal', () => {
       await rt.remove(c.id, { force: true });
     }
   });
+});
+
+/** Collects a stream's text; `until` resolves once it matches. */
+function collector(): { stream: PassThrough; text: () => string; until: (pattern: RegExp) => Promise<void> } {
+  const stream = new PassThrough();
+  let text = '';
+  const waiters: Array<{ pattern: RegExp; resolve: () => void }> = [];
+  stream.on('data', (d: Buffer) => {
+    text += d.toString();
+    for (const w of waiters.filter((w) => w.pattern.test(text))) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  });
+  return {
+    stream,
+    text: () => text,
+    until: (pattern) =>
+      pattern.test(text)
+        ? Promise.resolve()
+        : Promise.race([
+            new Promise<void>((resolve) => waiters.push({ pattern, resolve })),
+            new Promise<void>((_, reject) =>
+              setTimeout(
+                () => reject(new Error(`never saw ${pattern}; got ${JSON.stringify(text)}`)),
+                15_000,
+              ),
+            ),
+          ]),
+  };
+}
+
+describe('a terminal of the container’s own (-t)', () => {
+  test('exec -t: the process’s stdio is a new terminal of the container’s devpts, sized as asked, resized on request', async () => {
+    const c = await rt.create(opts(['sleep', '1000']));
+    try {
+      await rt.start(c.id);
+      const handle = await rt.exec(c.id, {
+        argv: [
+          'sh',
+          '-c',
+          'tty; stty size; for fd in 0 1 2; do readlink /proc/$$/fd/$fd; done; read line; stty size; exit 5',
+        ],
+        stdio: 'pipe',
+        terminal: { rows: 30, cols: 100 },
+      });
+      const out = collector();
+      const stdin = new PassThrough();
+      const code = relayExec(handle, { stdin, stdout: out.stream, stderr: new PassThrough() });
+      await out.until(/30 100\r\n(\/dev\/pts\/0\r\n){3}/);
+      handle.resize(41, 123);
+      stdin.write('go\r');
+      assert.equal(await code, 5);
+      const text = out.text();
+      // the container's own devpts: its first terminal; stdin, stdout and stderr all it
+      assert.match(text, /^\/dev\/pts\/0\r\n30 100\r\n(\/dev\/pts\/0\r\n){3}/);
+      assert.match(text, /go\r\n41 123\r\n$/, 'typed input echoes, and the new size shows');
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
+  test('exec -i -t under a real terminal: TIOCSTI reaches only the container’s terminal, nothing of the caller’s', async () => {
+    const c = await rt.create(opts(['sleep', '1000']));
+    try {
+      await rt.start(c.id);
+      const marker = join(work, 'INJECTED-T');
+      const output = await inPty([
+        { until: '\\$ $', timeout: 5 },
+        {
+          write: `${cliLine('exec', '-i', '-t', c.id, '/probe', 'tty', marker)}; echo "__DONE__ $?"\n`,
+          until: '__DONE__ \\d+',
+          timeout: 30,
+        },
+        { timeout: 1 },
+      ]);
+      assert.equal(existsSync(marker), false, `nothing was injected into the caller's shell:\n${output}`);
+      assert.match(output, /__DONE__ 7/);
+      assert.match(output, /fd 0: a terminal/, 'the process has a terminal: the container’s');
+      assert.match(output, /session leader: yes/);
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
+  test('run -i -t: an interactive shell in a new container, typed into from a real terminal; its exit code is the CLI’s', async () => {
+    const output = await inPty([
+      { until: '\\$ $', timeout: 5 },
+      {
+        write: `${cliLine('run', '-i', '-t', '--rm', '--rootfs', rootfs, 'sh')}; echo "__RUN__ $?"\n`,
+        until: '/ # ',
+        timeout: 30,
+      },
+      { write: 'tty; echo "rows=$(stty size)"\r', until: 'rows=\\d+ \\d+', timeout: 10 },
+      { write: 'exit 3\r', until: '__RUN__ \\d+', timeout: 15 },
+    ]);
+    assert.match(output, /\/dev\/pts\/0\r+\n/);
+    assert.match(output, /rows=24 80/, 'a terminal of unknown size (this pty is 0x0): docker’s 24x80');
+    assert.match(output, /__RUN__ 3/, output);
+  });
+
+  test('a container with stdin and a terminal: input through the shim’s FIFO, output in the log as it comes, resize', async () => {
+    const c = await rt.create(
+      opts(['sh', '-c', 'tty; printf "prompt> "; read x; echo "got $x"; stty size'], {
+        terminal: { rows: 20, cols: 70 },
+        openStdin: true,
+      }),
+    );
+    try {
+      await rt.start(c.id);
+      const input = await rt.openInput(c.id);
+      let seen = '';
+      for await (const entry of rt.logs(c.id, { follow: true })) {
+        seen += entry.text + (entry.partial ? '' : '\n');
+        // a prompt without a newline is in the log at once (a terminal's output is not held for lines)
+        if (seen.includes('prompt> ')) {
+          input.resize(33, 99);
+          input.stdin!.write('hello\r');
+          break;
+        }
+      }
+      const exit = await rt.wait(c.id, { timeoutMs: 10_000 });
+      assert.equal(exit.exitCode, 0);
+      const log = await logText(rt, c.id);
+      assert.match(log, /\/dev\/pts\/0/);
+      assert.match(log, /got hello/);
+      assert.match(log, /33 99/);
+      input.close();
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+
+  test('a container with stdin: a pipe the shim keeps open across writers, closed on request', async () => {
+    const c = await rt.create(opts(['sh', '-c', 'cat; echo "stdin ended"'], { openStdin: true }));
+    try {
+      await rt.start(c.id);
+      const first = await rt.openInput(c.id);
+      first.stdin!.end('one\n');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      // the first writer went away: the container's stdin stays open for the next
+      const second = await rt.openInput(c.id);
+      second.stdin!.write('two\n');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      second.closeStdin();
+      const exit = await rt.wait(c.id, { timeoutMs: 10_000 });
+      assert.equal(exit.exitCode, 0);
+      assert.equal(await logText(rt, c.id), 'stdout one\nstdout two\nstdout stdin ended\n');
+      second.close();
+      await assert.rejects(rt.openInput(c.id), /not running/);
+    } finally {
+      await rt.remove(c.id, { force: true });
+    }
+  });
+});
+
+test('warm shims (the agent’s) give a container its stdin and terminal as a cold start does', async () => {
+  const warm = await LinuxContainerRuntime.open({ root: join(work, 'warm-root'), warmShims: 1 });
+  try {
+    // the launcher parks its warm shims after its first start
+    for (let round = 0; round < 3; round++) {
+      const c = await warm.create(
+        opts(['sh', '-c', 'tty; read x; echo "got $x"'], {
+          terminal: { rows: 10, cols: 40 },
+          openStdin: true,
+        }),
+      );
+      await warm.start(c.id);
+      const input = await warm.openInput(c.id);
+      input.stdin!.write(`round ${round}\r`);
+      assert.equal((await warm.wait(c.id, { timeoutMs: 10_000 })).exitCode, 0);
+      const log = await logText(warm, c.id);
+      assert.match(log, /\/dev\/pts\/0/);
+      assert.match(log, new RegExp(`got round ${round}`));
+      input.close();
+      await warm.remove(c.id, { force: true });
+    }
+  } finally {
+    for (const c of await warm.list({ all: true })) await warm.remove(c.id, { force: true });
+  }
 });

@@ -3,11 +3,13 @@
  * namespaces real containers join, plugged into the network by a hook that makes a real veth pair;
  * labels; the event stream of real exits (code, signal, OOM kill, a dead shim, a container another
  * process started); and images pulled when missing. Runs as root; every container, sandbox,
- * mount, cgroup and veth is removed even when a test fails.
+ * mount, cgroup and veth is removed even when a test fails. The veths' host ends go to a network
+ * namespace the test makes (its "host"), never to the machine's own.
  */
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -51,6 +53,11 @@ const hookCalls: HookCall[] = [];
 /** What setUp does after plugging the veth in; a test replaces it. */
 let afterPlug: (target: SandboxNetworkTarget) => Promise<void> = async () => {};
 
+/** Where the hook puts the veths' host ends: a namespace of this test's, not the machine's. */
+const HOST_NETNS = `skiff-pods-test-${process.pid}`;
+before(() => execFileSync('ip', ['netns', 'add', HOST_NETNS]));
+after(() => execFileSync('ip', ['netns', 'del', HOST_NETNS]));
+
 /** The host end of a sandbox's veth pair (at most 15 characters). */
 const hostVeth = (id: string) => `skt${id.slice(0, 8)}`;
 
@@ -60,11 +67,23 @@ const network: SandboxNetwork = {
     hookCalls.push({ op: 'setUp', id: target.id, netnsPath: target.netnsPath, netns: await netnsOf(target) });
     const inSandbox = (...args: string[]) =>
       execFileAsync('nsenter', [`--net=${target.netnsPath}`, 'ip', ...args]);
-    // made inside, the peer sent to the host's namespace (that of pid 1)
-    await inSandbox('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', hostVeth(target.id), 'netns', '1');
+    // made inside, the peer sent to the test's host namespace
+    await inSandbox(
+      'link',
+      'add',
+      'eth0',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      hostVeth(target.id),
+      'netns',
+      HOST_NETNS,
+    );
     await inSandbox('addr', 'add', '10.99.0.2/24', 'dev', 'eth0');
     await inSandbox('link', 'set', 'eth0', 'up');
     await afterPlug(target);
+    return { ips: ['10.99.0.2'] };
   },
   async tearDown(target) {
     hookCalls.push({
@@ -74,7 +93,7 @@ const network: SandboxNetwork = {
       netns: await netnsOf(target),
     });
     // gone with the namespace when the sandbox's process died first, or never made
-    await execFileAsync('ip', ['link', 'del', hostVeth(target.id)]).catch(() => {});
+    await execFileAsync('ip', ['-n', HOST_NETNS, 'link', 'del', hostVeth(target.id)]).catch(() => {});
   },
 };
 
@@ -83,7 +102,9 @@ async function netnsOf(target: SandboxNetworkTarget): Promise<string | undefined
 }
 
 function hostHasVeth(id: string): boolean {
-  return execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).includes(`${hostVeth(id)}@`);
+  return execFileSync('ip', ['-n', HOST_NETNS, '-o', 'link', 'show'], { encoding: 'utf8' }).includes(
+    `${hostVeth(id)}@`,
+  );
 }
 
 // ------------------------------------------------------------------ the puller
@@ -201,6 +222,9 @@ describe('sandboxes', () => {
     });
     assert.equal(sandbox.state, 'ready');
     assert.equal(sandbox.netnsPath, `/proc/${sandbox.pid}/ns/net`);
+    assert.deepEqual(sandbox.ips, ['10.99.0.2'], 'what the hook returned');
+    assert.equal(sandbox.hostNetwork, false);
+    assert.deepEqual((await rt.runtime.containers.inspectSandbox(sandbox.id)).ips, ['10.99.0.2']);
     const setUp = hookCalls.find((c) => c.op === 'setUp' && c.id === sandbox.id);
     assert.equal(setUp?.netnsPath, sandbox.netnsPath);
     assert.equal(setUp?.netns, await nsOf(sandbox.pid!, 'net'), 'the path named the sandbox’s namespace');
@@ -208,7 +232,7 @@ describe('sandboxes', () => {
     assert.ok(hostHasVeth(sandbox.id), 'the hook’s veth has its host end on the host');
 
     const script = sh(
-      'for t in net ipc uts; do readlink /proc/self/ns/$t; done; hostname; cat /etc/hostname; echo "HOSTNAME=$HOSTNAME"; ip -4 addr show eth0 | grep -o "inet [0-9./]*"',
+      'for t in net ipc uts; do readlink /proc/self/ns/$t; done; hostname; cat /etc/hostname; echo "HOSTNAME=$HOSTNAME"; ip -4 addr show eth0 | grep -o "inet [0-9./]*"; grep pod-a /etc/hosts',
     );
     const first = await create(script, { sandbox: sandbox.id, labels: { pod: 'a' } });
     const second = await create(script, { sandbox: sandbox.id });
@@ -223,6 +247,8 @@ describe('sandboxes', () => {
       'HOSTNAME=pod-a',
       // plugged in before the container started: it finds the address at once
       'inet 10.99.0.2/24',
+      // the hook's address names the pod in its /etc/hosts
+      '10.99.0.2\tpod-a',
     ];
     assert.deepEqual(await outputOf(first.id), expected);
     assert.deepEqual(await outputOf(second.id), expected);
@@ -344,6 +370,56 @@ describe('sandboxes', () => {
     const tearDown = hookCalls.find((c) => c.op === 'tearDown' && c.id === sandbox.id);
     assert.ok(tearDown, 'torn down');
     assert.equal(tearDown.netnsPath, undefined, 'with no namespace to name');
+  });
+
+  test('a sandbox on the host network: no namespace of its own, no hook; the IPs given are its own', async () => {
+    const calls = hookCalls.length;
+    const ports = [{ hostPort: 9376, containerPort: 9376, protocol: 'TCP' as const }];
+    await assert.rejects(
+      rt.runtime.containers.createSandbox({
+        name: 'pod-hostnet-bad',
+        hostNetwork: { ips: ['192.0.2.10'] },
+        portMappings: [{ hostPort: 80, containerPort: 8080, protocol: 'TCP' }],
+      }),
+      (err: unknown) => err instanceof InvalidArgumentError && err.field === 'portMappings[0].hostPort',
+    );
+    await assert.rejects(
+      rt.runtime.containers.createSandbox({ name: 'pod-hostnet-bad', hostNetwork: { ips: [] } }),
+      (err: unknown) => err instanceof InvalidArgumentError && err.field === 'hostNetwork.ips',
+    );
+    const sandbox = await rt.runtime.containers.createSandbox({
+      name: 'pod-hostnet',
+      hostname: 'node-a',
+      hostNetwork: { ips: ['192.0.2.10'] },
+      portMappings: ports,
+    });
+    assert.equal(sandbox.state, 'ready');
+    assert.equal(sandbox.hostNetwork, true);
+    assert.deepEqual(sandbox.ips, ['192.0.2.10']);
+    assert.deepEqual(sandbox.portMappings, ports);
+    assert.equal(await nsOf(sandbox.pid!, 'net'), await nsOf(process.pid, 'net'), "the host's namespace");
+    assert.notEqual(await nsOf(sandbox.pid!, 'uts'), await nsOf(process.pid, 'uts'), 'a hostname of its own');
+    const member = await create(sh('readlink /proc/self/ns/net; hostname; grep node-a /etc/hosts'), {
+      sandbox: sandbox.id,
+    });
+    assert.deepEqual(await outputOf(member.id), [
+      await nsOf(process.pid, 'net'),
+      'node-a',
+      '192.0.2.10\tnode-a',
+    ]);
+    await rt.runtime.containers.removeSandbox(sandbox.id);
+    assert.equal(hookCalls.length, calls, 'the hook was neither set up nor torn down');
+
+    // a host that is itself a namespace: the sandbox and its containers are in that one
+    const inHost = await rt.runtime.containers.createSandbox({
+      name: 'pod-hostnet-ns',
+      hostNetwork: { ips: ['192.0.2.11'], netnsPath: `/run/netns/${HOST_NETNS}` },
+    });
+    const hostNs = `net:[${statSync(`/run/netns/${HOST_NETNS}`).ino}]`;
+    assert.equal(await nsOf(inHost.pid!, 'net'), hostNs);
+    const inside = await create(sh('readlink /proc/self/ns/net'), { sandbox: inHost.id });
+    assert.deepEqual(await outputOf(inside.id), [hostNs]);
+    await rt.runtime.containers.removeSandbox(inHost.id);
   });
 
   test('a pod container takes no network of its own; only a sandbox can hold containers', async () => {

@@ -16,7 +16,7 @@ import type { Logger } from '../../../proto/support/logger.js';
 import type { ApiHandlers } from '../../api/handlers.js';
 import type { Informer } from '../../../proto/informer/informer.js';
 import type { ReconcileResult } from '../../../proto/informer/work-queue.js';
-import { Controller } from '../controller.js';
+import { Controller } from '../../../proto/informer/controller.js';
 
 export interface NamespaceControllerOptions {
   handlers: ApiHandlers;

@@ -52,6 +52,7 @@ async function createRecord(extra: Partial<ContainerConfig> = {}): Promise<strin
     created: new Date().toISOString(),
     kind: 'container',
     rootfs: { type: 'bind', source: '/nonexistent', options: ['rbind'] },
+    cgroupParent: 'skiff',
     argv: ['true'],
     env: [],
     cwd: '/',

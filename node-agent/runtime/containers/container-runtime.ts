@@ -12,8 +12,18 @@
  * container ever leaves a mount behind on the host.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { writeFileSync, statSync } from 'node:fs';
-import { writeFile, unlink, mkdir } from 'node:fs/promises';
+import {
+  closeSync,
+  constants as fsConstants,
+  mkdirSync,
+  openSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import type { StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -32,13 +42,24 @@ import type {
   ListContainersOptions,
   SandboxInfo,
   SandboxNetwork,
+  SandboxNetworkStatus,
   SandboxNetworkTarget,
   SandboxService,
 } from '../pod-runtime.js';
 import { componentLogger } from '../../../proto/support/logger.js';
 import { Cgroups, type CgroupStats } from '../sys/cgroups.js';
 import { encodeContainerSpec, encodeExecSpec, type NamespaceType } from '../sys/helper-spec.js';
-import { startExec, startShim, type ExecHandle, type WarmShims } from '../sys/helper.js';
+import {
+  runCapturedExec,
+  startExec,
+  startPortForward,
+  startShim,
+  type CapturedExec,
+  type ExecHandle,
+  type PortForwardHandle,
+  type WarmShims,
+} from '../sys/helper.js';
+import type { TerminalSize } from '../sys/helper-spec.js';
 import { PidLock, isSameProcess, processStartTime } from '../../../proto/support/pid-lock.js';
 import { readTextOr } from '../../../proto/support/small-files.js';
 import {
@@ -49,11 +70,20 @@ import {
   containerEnv,
   hasHome,
 } from './defaults.js';
+import { heldCapabilities, resolveCapabilities } from './capabilities.js';
 import { ContainerEventHub, selects, type ContainerEventHubOptions } from './container-events.js';
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs.js';
 import { PAUSE_COMMAND, pauseRootfs } from './pause-rootfs.js';
 import { defaultSeccompFilter, type SeccompMode } from './seccomp.js';
-import { helperSpecOf, planStart, seccompFilterOf, type StartContext } from './start-plan.js';
+import {
+  CONTROL_FIFO,
+  STDIN_FIFO,
+  helperSpecOf,
+  hostsFileText,
+  planStart,
+  seccompFilterOf,
+  type StartContext,
+} from './start-plan.js';
 import {
   ContainerStore,
   exitInfo,
@@ -73,7 +103,9 @@ import {
   validateHostname,
   validateLabels,
   validateLimits,
+  validateHostIps,
   validateNetwork,
+  validatePortMappings,
   validateSeccompMode,
   validateVolumes,
   type ParsedUser,
@@ -130,8 +162,26 @@ export type CreateContainerOptions = Pick<ContainerConfig, 'rootfs' | 'argv'> &
       | 'logMaxFiles'
       | 'groupAdd'
       | 'sandbox'
+      | 'stopSignal'
+      | 'terminal'
+      | 'openStdin'
+      | 'noNewPrivileges'
     >
-  > & { user?: UserOption };
+  > & {
+    user?: UserOption;
+    /**
+     * Capabilities added to and dropped from Docker's default set, by name (`NET_ADMIN`,
+     * `CAP_SYS_TIME`, `ALL`), in containerd's order (capabilities.ts).
+     */
+    capAdd?: string[];
+    capDrop?: string[];
+    /**
+     * Docker's --privileged: every capability, no seccomp filter, no no_new_privs, no masked or
+     * read-only /proc paths, /sys read-write, every device allowed by the device cgroup (no host
+     * device nodes are added). capAdd, capDrop, seccomp and noNewPrivileges may not be given with it.
+     */
+    privileged?: boolean;
+  };
 
 /**
  * Who a process runs as: Docker's NAME|UID[:GROUP|GID] (names resolved inside the container from
@@ -181,6 +231,36 @@ export interface ExecOptions {
    * terminal (refused), and a file or socket only when the container may have it.
    */
   stdio?: StdioOptions;
+  /**
+   * A pseudo-terminal for the process (`docker exec -t`), of this first size: made in the
+   * container's own devpts, its master kept by the helper, which copies the handle's stdin to it
+   * and its output to the handle's stdout (stdio 0 'pipe' or 'ignore'; stderr is the terminal's).
+   * handle.resize changes its size.
+   */
+  terminal?: TerminalSize;
+}
+
+/**
+ * Input to a container's main process, for attach: what is written to `stdin` reaches the process
+ * (the shim copies it from the record's FIFO to the process's stdin or terminal).
+ */
+export interface ContainerInput {
+  /** Absent when the container does not keep its stdin open (created without openStdin). */
+  stdin?: Writable;
+  /** Sets the terminal's size (no-op without one). */
+  resize(rows: number, cols: number): void;
+  /** Ends the process's stdin (with a terminal: sends end-of-file, ^D). */
+  closeStdin(): void;
+  /** Stops writing; the process's stdin stays open for the next attach. */
+  close(): void;
+}
+
+export type { CapturedExec };
+
+/** An exec run to its end, its output captured (probes, hooks). */
+export interface ExecCaptureOptions extends Omit<ExecOptions, 'stdio'> {
+  /** Kill the process after this long (its exit code is then 137 and `timedOut` set); 0: never. */
+  timeoutMs?: number;
 }
 
 /** The Runtime interface others code against (the agent, the CLI, benchmarks). */
@@ -192,6 +272,11 @@ export interface ContainerRuntime {
   kill(ref: string, signal?: NodeJS.Signals | number): Promise<void>;
   remove(ref: string, opts?: { force?: boolean }): Promise<void>;
   exec(ref: string, opts: ExecOptions): Promise<ExecHandle>;
+  /** Input to a running container's main process (attach); see ContainerInput. */
+  openInput(ref: string): Promise<ContainerInput>;
+  /** A TCP connection to `port` on the loopback of the container's (or sandbox's) network namespace. */
+  portForward(ref: string, port: number): Promise<PortForwardHandle>;
+  execCapture(ref: string, opts: ExecCaptureOptions): Promise<CapturedExec>;
   list(opts?: ListContainersOptions): Promise<ContainerInfo[]>;
   /** With live cgroup stats while it runs, and how it ended once it exited. */
   inspect(ref: string): Promise<ContainerInfo & { stats?: CgroupStats; exit?: ExitInfo }>;
@@ -217,6 +302,55 @@ export function signalNumber(signal: NodeJS.Signals | number | string): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+function validateTerminalSize(size: TerminalSize, field: string): void {
+  for (const key of ['rows', 'cols'] as const) {
+    const value = size[key];
+    if (!Number.isInteger(value) || value < 0 || value > 65535)
+      throw new InvalidArgumentError(
+        `${field}.${key}: must be a whole number 0 to 65535, got ${value}`,
+        `${field}.${key}`,
+      );
+  }
+}
+
+/** An exec's stdio with a terminal: input relayed when asked for, output always ('pipe'). */
+function terminalStdio(stdio: StdioOptions | undefined): StdioOptions {
+  const input = Array.isArray(stdio) ? stdio[0] : stdio;
+  return [input === 'pipe' ? 'pipe' : 'ignore', 'pipe', 'ignore'];
+}
+
+/** What a create's security options come to in the record; names checked (InvalidArgumentError). */
+function securityOf(opts: CreateContainerOptions): {
+  capabilities: number[];
+  seccomp: SeccompMode;
+  noNewPrivileges: boolean;
+  privileged: boolean;
+} {
+  if (opts.privileged) {
+    for (const field of ['capAdd', 'capDrop', 'seccomp', 'noNewPrivileges'] as const)
+      if (opts[field] !== undefined)
+        throw new InvalidArgumentError(
+          `${field}: a privileged container has every capability, no seccomp filter and no no_new_privs; drop ${field}`,
+          field,
+        );
+    return {
+      capabilities: [...heldCapabilities()],
+      seccomp: 'unconfined',
+      noNewPrivileges: false,
+      privileged: true,
+    };
+  }
+  const add = opts.capAdd ?? [];
+  const drop = opts.capDrop ?? [];
+  const capabilities = resolveCapabilities({ add, drop }, { field: 'capabilities' });
+  return {
+    capabilities,
+    seccomp: opts.seccomp ?? 'default',
+    noNewPrivileges: opts.noNewPrivileges ?? true,
+    privileged: false,
+  };
+}
+
 /** A process's network namespace, as a path other tools open (nsenter --net=, CNI's CNI_NETNS). */
 function netnsPath(pid: number): string {
   return `/proc/${pid}/ns/net`;
@@ -226,6 +360,12 @@ export interface LinuxContainerRuntimeOptions {
   root: string;
   snapshots?: SnapshotResolver;
   cgroups?: Cgroups;
+  /**
+   * The cgroup parent new containers get (`<hierarchy>/<parent>/<id>`, sys/cgroups.ts); default
+   * `skiff`. Several runtimes on one machine (agents of a test's hosts) each take their own, so
+   * their containers' cgroups never mix. Ignored when `cgroups` is given (it has its parent).
+   */
+  cgroupParent?: string;
   /**
    * Shims to keep parked with their container process already in its cgroups (cgroup v1 and
    * hybrid; ignored on v2), for a long-lived process such as the agent: starts then skip the
@@ -259,7 +399,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
   static async open(opts: LinuxContainerRuntimeOptions): Promise<LinuxContainerRuntime> {
     const store = new ContainerStore(opts.root);
     await store.init();
-    const cgroups = opts.cgroups ?? (await Cgroups.detect());
+    const cgroups = opts.cgroups ?? (await Cgroups.detect(opts.cgroupParent));
     let warm: WarmShims | undefined;
     if (opts.warmShims && cgroups.layout.kind !== 'v2') {
       const cgroupParents = cgroups.parentDirs();
@@ -281,11 +421,21 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     return this.store.resolve(ref);
   }
 
+  /** The cgroups of a container: under the parent its record names, whatever this runtime's is. */
+  private cgroupsOf(config: ContainerConfig): Cgroups {
+    return this.cgroups.withParent(config.cgroupParent);
+  }
+
   create(opts: CreateContainerOptions): Promise<ContainerInfo> {
     return this.createRecord(opts, 'container');
   }
 
-  private async createRecord(opts: CreateContainerOptions, kind: ContainerKind): Promise<ContainerInfo> {
+  private async createRecord(
+    opts: CreateContainerOptions,
+    kind: ContainerKind,
+    /** A sandbox's own fields (validated). */
+    sandboxFields: Pick<ContainerConfig, 'portMappings'> = {},
+  ): Promise<ContainerInfo> {
     const id = newContainerId();
     let network = opts.network ?? { mode: 'none' };
     let sandbox: string | undefined;
@@ -318,6 +468,8 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     validateLimits(opts, availableParallelism());
     if (opts.seccomp !== undefined) validateSeccompMode(opts.seccomp);
     validateLabels(opts.labels ?? {});
+    if (opts.terminal !== undefined) validateTerminalSize(opts.terminal, 'terminal');
+    const security = securityOf(opts);
     const user = userRequest(opts.user, opts.groupAdd);
     let hostname = opts.hostname ?? id.slice(0, 12);
     if (network.mode === 'container') {
@@ -349,13 +501,20 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       cpus: opts.cpus,
       pidsLimit: opts.pidsLimit,
       readOnly: opts.readOnly ?? false,
-      seccomp: opts.seccomp ?? 'default',
+      seccomp: security.seccomp,
+      capabilities: security.capabilities,
+      ...(security.noNewPrivileges ? {} : { noNewPrivileges: false }),
+      ...(security.privileged ? { privileged: true } : {}),
       volumes: opts.volumes ?? [],
       autoRemove: opts.autoRemove ?? false,
       logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
       logMaxFiles: opts.logMaxFiles ?? DEFAULT_LOG_MAX_FILES,
       labels: opts.labels ?? {},
+      cgroupParent: this.cgroups.parent,
+      ...(opts.terminal !== undefined ? { terminal: { ...opts.terminal } } : {}),
+      ...(opts.openStdin ? { openStdin: true } : {}),
     };
+    if (sandboxFields.portMappings?.length) config.portMappings = sandboxFields.portMappings;
     await this.store.create(config, { status: 'created' });
     return { id, name: config.name, config, state: { status: 'created' } };
   }
@@ -391,17 +550,18 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
         ),
       };
     }
+    const cgroups = this.cgroupsOf(config);
     const plan = planStart(config, {
       recordPath: (owner, file) => this.store.path(owner, file),
-      cgroups: this.cgroups,
-      defaultSeccompFilter: defaultSeccompFilter(),
+      cgroups,
+      seccompFilter: (capabilities) => defaultSeccompFilter(process.arch, capabilities),
       hostResolvConf: network.mode === 'host' ? readTextOr('/etc/resolv.conf', undefined) : undefined,
       peer,
     });
     warnIfUnfiltered(plan.seccomp);
     const specPath = this.store.path(id, 'helper.spec');
     try {
-      await this.cgroups.prepareParent();
+      await cgroups.prepareParent();
       for (const file of plan.files) writeFileSync(file.path, file.text, { mode: 0o644 });
       writeFileSync(specPath, encodeContainerSpec(helperSpecOf(plan)), { mode: 0o600 });
       // the peer's pid was read above: make sure it still names the same process
@@ -413,7 +573,9 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
           );
         }
       }
-      const started = await startShim(specPath, `start container ${config.name}`, this.warm);
+      // warm shims park under this runtime's parent: a container recorded under another starts cold
+      const warm = cgroups === this.cgroups ? this.warm : undefined;
+      const started = await startShim(specPath, `start container ${config.name}`, warm);
       const pidStartTime = processStartTime(started.pid);
       const shimStartTime = processStartTime(started.shimPid);
       const running: ContainerState = {
@@ -428,7 +590,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       log.debug({ id, pid: started.pid }, 'container started');
       return { id, name: config.name, config, state: running };
     } catch (err) {
-      await this.cgroups.remove(id).catch(() => {});
+      await cgroups.remove(id).catch(() => {});
       await this.store
         .writeState(id, {
           status: 'exited',
@@ -489,8 +651,9 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       }
       exit = await this.store.exitFile(id); // or just before its container was killed
     }
-    const oomKills = await this.cgroups.oomKills(id);
-    await this.cgroups
+    const cgroups = this.cgroupsOf(config);
+    const oomKills = await cgroups.oomKills(id);
+    await cgroups
       .remove(id)
       .catch((err) => log.warn({ id, err: errorMessage(err) }, 'cgroup removal failed'));
     if (exit) {
@@ -581,7 +744,9 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     const info = await this.refresh(ref);
     if (info.state.status !== 'running')
       return info.state.status === 'exited' ? exitInfo(info.state) : undefined;
-    await this.kill(info.id, 'SIGTERM').catch(() => {});
+    await this.kill(info.id, (info.config.stopSignal as NodeJS.Signals | undefined) ?? 'SIGTERM').catch(
+      () => {},
+    );
     try {
       return await this.wait(info.id, { timeoutMs: graceSeconds * 1000 });
     } catch (err) {
@@ -610,7 +775,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     }
     // the shim is releasing the container's mounts meanwhile: awaited last
     const shimGone = this.shimGone(info.state);
-    await Promise.all([this.cgroups.remove(info.id), this.removeSnapshot(info)]);
+    await Promise.all([this.cgroupsOf(info.config).remove(info.id), this.removeSnapshot(info)]);
     await this.store.delete(info.id, info.name);
     await shimGone;
     log.debug({ id: info.id }, 'container removed');
@@ -654,6 +819,34 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
   }
 
   async exec(ref: string, opts: ExecOptions): Promise<ExecHandle> {
+    return this.withExecSpec(ref, opts, (specPath, name) =>
+      startExec(
+        specPath,
+        opts.terminal !== undefined ? terminalStdio(opts.stdio) : (opts.stdio ?? 'ignore'),
+        `exec in container ${name}`,
+        opts.terminal !== undefined,
+      ),
+    );
+  }
+
+  /**
+   * Runs a process in a running container to its end and returns its exit code and the start of
+   * its output (stdout and stderr as they came, at most 10 KiB), as probes and hooks want it:
+   * through the helper's long-lived exec server, which forks a worker per call rather than this
+   * process forking a helper (sys/helper.ts ExecServer). Killed after `timeoutMs` (timedOut).
+   */
+  async execCapture(ref: string, opts: ExecCaptureOptions): Promise<CapturedExec> {
+    return this.withExecSpec(ref, opts, (specPath, name) =>
+      runCapturedExec(specPath, opts.timeoutMs ?? 0, `exec in container ${name}`),
+    );
+  }
+
+  /** Writes the exec spec of `opts` in `ref`'s record, calls `run` with it, removes it. */
+  private async withExecSpec<T>(
+    ref: string,
+    opts: Omit<ExecOptions, 'stdio'>,
+    run: (specPath: string, name: string) => Promise<T>,
+  ): Promise<T> {
     const info = await this.refresh(ref);
     if (info.state.status !== 'running' || !info.state.pid) {
       throw new FailedPreconditionError(
@@ -663,6 +856,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     validateArgv(opts.argv);
     validateEnv(opts.env ?? []);
     if (opts.cwd !== undefined) validateCwd(opts.cwd);
+    if (opts.terminal !== undefined) validateTerminalSize(opts.terminal, 'terminal');
     const user = opts.user !== undefined ? userRequest(opts.user, info.config.groupAdd) : undefined;
     const pid = info.state.pid;
     const env = [...info.config.env];
@@ -673,7 +867,12 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       else env.push(e);
     }
     const types: NamespaceType[] = ['cgroup', 'ipc', 'uts', 'net', 'pid', 'mnt'];
-    const seccompFilter = seccompFilterOf(info.config.seccomp, defaultSeccompFilter());
+    // the container's own capabilities, no_new_privs and filter, as runc exec gives
+    const capabilities = info.config.capabilities ?? DEFAULT_CAPABILITIES;
+    const seccompFilter = seccompFilterOf(
+      info.config.seccomp,
+      defaultSeccompFilter(process.arch, capabilities),
+    );
     warnIfUnfiltered({ mode: info.config.seccomp, filter: seccompFilter });
     const spec = encodeExecSpec({
       argv: opts.argv,
@@ -682,25 +881,86 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       user: user?.text ?? info.config.user,
       groupAdd: user?.groupAdd ?? info.config.groupAdd,
       homeFromPasswd: !hasHome(env),
-      capabilities: DEFAULT_CAPABILITIES,
-      noNewPrivs: true,
+      capabilities,
+      noNewPrivs: info.config.noNewPrivileges ?? true,
       seccompFilter,
       rlimits: [],
-      cgroups: this.cgroups.dirs(info.id),
+      cgroups: this.cgroupsOf(info.config).dirs(info.id),
       joinNamespaces: { pid, startTime: info.state.pidStartTime ?? '', types },
+      ...(opts.terminal !== undefined ? { terminal: opts.terminal } : {}),
     });
+    // a small file in the page cache: synchronous calls, as the records' (README)
     const execDir = this.store.path(info.id, 'exec');
-    await mkdir(execDir, { recursive: true, mode: 0o700 });
+    mkdirSync(execDir, { recursive: true, mode: 0o700 });
     const specPath = `${execDir}/${randomBytes(8).toString('hex')}.spec`;
-    await writeFile(specPath, spec, { mode: 0o600 });
+    writeFileSync(specPath, spec, { mode: 0o600 });
     try {
       if (!isSameProcess(pid, info.state.pidStartTime)) {
         throw new FailedPreconditionError(`exec in container ${info.name}: it exited`);
       }
-      return await startExec(specPath, opts.stdio ?? 'ignore', `exec in container ${info.name}`);
+      return await run(specPath, info.name);
     } finally {
-      await unlink(specPath).catch(() => {});
+      try {
+        unlinkSync(specPath);
+      } catch {
+        // removed with the container meanwhile
+      }
     }
+  }
+
+  async openInput(ref: string): Promise<ContainerInput> {
+    const info = await this.refresh(ref);
+    const action = `attach to container ${info.name}`;
+    if (info.state.status !== 'running')
+      throw new FailedPreconditionError(`${action}: it is not running (${info.state.status})`);
+    const control = this.store.path(info.id, CONTROL_FIFO);
+    const sendControl = (line: string): void => {
+      // one short line is one atomic write; a shim whose FIFO is full (or gone) drops it
+      let fd: number | undefined;
+      try {
+        fd = openSync(control, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+        writeSync(fd, `${line}\n`);
+      } catch {
+        // no shim reading: the container exited, or has no terminal and no stdin
+      } finally {
+        if (fd !== undefined) closeSync(fd);
+      }
+    };
+    let stdin: Socket | undefined;
+    if (info.config.openStdin) {
+      let fd: number;
+      try {
+        // non-blocking, and so ENXIO when no shim reads it any more
+        fd = openSync(this.store.path(info.id, STDIN_FIFO), fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+      } catch (err) {
+        throw new FailedPreconditionError(
+          `${action}: its stdin is closed (${errorMessage(err)}); it has exited`,
+          {
+            cause: err,
+          },
+        );
+      }
+      stdin = new Socket({ fd, readable: false, writable: true });
+      stdin.on('error', () => {});
+    }
+    return {
+      ...(stdin ? { stdin } : {}),
+      resize: (rows, cols) => {
+        if (info.config.terminal) sendControl(`resize ${Math.trunc(rows)} ${Math.trunc(cols)}`);
+      },
+      closeStdin: () => sendControl('close-stdin'),
+      close: () => stdin?.destroy(),
+    };
+  }
+
+  async portForward(ref: string, port: number): Promise<PortForwardHandle> {
+    const info = await this.refresh(ref);
+    const action = `port-forward to ${info.name}:${port}`;
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      throw new InvalidArgumentError(`${action}: the port must be 1 to 65535`, 'port');
+    if (info.state.status !== 'running' || !info.state.pid || !info.state.pidStartTime)
+      throw new FailedPreconditionError(`${action}: it is not running (${info.state.status})`);
+    return startPortForward(info.state.pid, info.state.pidStartTime, port, action);
   }
 
   async list(opts: ListContainersOptions = {}): Promise<ContainerInfo[]> {
@@ -728,7 +988,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     const info = await this.refresh(ref);
     if (info.state.status === 'exited') return { ...info, exit: exitInfo(info.state) };
     if (info.state.status !== 'running') return info;
-    return { ...info, stats: await this.cgroups.stats(info.id) };
+    return { ...info, stats: await this.cgroupsOf(info.config).stats(info.id) };
   }
 
   watchContainers(selector?: ContainerSelector): Promise<ContainerWatch> {
@@ -738,6 +998,11 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
   // ------------------------------------------------------------------ sandboxes
 
   async createSandbox(opts: CreateSandboxOptions = {}): Promise<SandboxInfo> {
+    const hostNetwork = opts.hostNetwork;
+    if (hostNetwork) validateHostIps(hostNetwork.ips);
+    const portMappings = validatePortMappings(opts.portMappings ?? [], {
+      samePort: hostNetwork !== undefined,
+    });
     const created = await this.createRecord(
       {
         name: opts.name,
@@ -749,16 +1014,23 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
         // nothing to resolve in a root without /etc/passwd, and no capability it needs
         user: { uid: 65535, gid: 65535 },
         env: ['HOME=/'],
-        network: { mode: 'none' },
+        network: hostNetwork
+          ? {
+              mode: 'host',
+              ...(hostNetwork.netnsPath !== undefined ? { netnsPath: hostNetwork.netnsPath } : {}),
+            }
+          : { mode: 'none' },
       },
       'sandbox',
+      { portMappings },
     );
     const action = `create sandbox ${created.name}`;
     try {
       const started = await this.start(created.id);
-      if (this.sandboxNetwork) {
+      let status: SandboxNetworkStatus = { ips: hostNetwork ? [...hostNetwork.ips] : [] };
+      if (this.sandboxNetwork && !hostNetwork) {
         try {
-          await this.sandboxNetwork.setUp({
+          status = await this.sandboxNetwork.setUp({
             ...this.networkTarget(started),
             netnsPath: netnsPath(started.state.pid!),
           });
@@ -772,7 +1044,13 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
           throw new FailedPreconditionError(`${action}: its process exited during the network set-up`);
         }
       }
-      this.store.markNetworkReady(created.id);
+      // in place: the pause process has it mounted; the pod's containers mount it when they start
+      if (status.ips.length > 0)
+        writeFileSync(
+          this.store.path(created.id, 'hosts'),
+          hostsFileText(created.config.hostname, status.ips),
+        );
+      await this.store.markNetworkReady(created.id, status);
       return this.sandboxInfo(await this.refresh(created.id));
     } catch (err) {
       // whatever the set-up got to is torn down with it
@@ -802,7 +1080,8 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
         if (!(err instanceof NotFoundError)) throw err; // removed meanwhile
       });
     }
-    if (this.sandboxNetwork) {
+    // a sandbox on the host network had no set-up: nothing of it to tear down
+    if (this.sandboxNetwork && info.config.network.mode !== 'host') {
       const running =
         info.state.status === 'running' && isSameProcess(info.state.pid, info.state.pidStartTime);
       const target: SandboxNetworkTarget = this.networkTarget(info);
@@ -832,18 +1111,28 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
   }
 
   private networkTarget(info: ContainerInfo): SandboxNetworkTarget {
-    return { id: info.id, name: info.name, labels: info.config.labels };
+    return {
+      id: info.id,
+      name: info.name,
+      labels: info.config.labels,
+      hostname: info.config.hostname,
+      portMappings: info.config.portMappings ?? [],
+    };
   }
 
   private sandboxInfo(info: ContainerInfo): SandboxInfo {
     const running = info.state.status === 'running' && info.state.pid !== undefined;
+    const network = this.store.networkStatus(info.id);
     const out: SandboxInfo = {
       id: info.id,
       name: info.name,
       labels: info.config.labels,
       hostname: info.config.hostname,
       created: info.config.created,
-      state: running && this.store.networkReady(info.id) ? 'ready' : 'notready',
+      state: running && network !== undefined ? 'ready' : 'notready',
+      ips: network?.ips ?? [],
+      hostNetwork: info.config.network.mode === 'host',
+      portMappings: info.config.portMappings ?? [],
     };
     if (running) {
       out.pid = info.state.pid;

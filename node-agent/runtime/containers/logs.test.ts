@@ -67,3 +67,28 @@ test('follow picks up appends and rotation, and ends when the writer is finished
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a follower two rotations behind goes on with what is left, never ends early', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-logs-'));
+  try {
+    const path = join(dir, 'container.log');
+    await writeFile(path, entry(1) + entry(2));
+    let finished = false;
+    const follower = readLogs(path, 2, { follow: true, pollMs: 5, finished: async () => finished });
+    const seen: string[] = [];
+    for (let i = 0; i < 2; i++) seen.push((await follower.next()).value!.text);
+    // while the follower is not pulled: its file gets a line more, rotates, and is deleted by a
+    // second rotation (two files kept); the file made then may take its inode number
+    await appendFile(path, entry(3));
+    await rename(path, `${path}.1`);
+    await writeFile(path, entry(4));
+    await rename(path, `${path}.1`);
+    await writeFile(path, entry(5));
+    finished = true;
+    for await (const e of follower) seen.push(e.text);
+    // line-3 went with the deleted file; what is on disk comes, whole lines only
+    assert.deepEqual(seen, ['line-1', 'line-2', 'line-4', 'line-5']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

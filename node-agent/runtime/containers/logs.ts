@@ -3,7 +3,15 @@
  *   2026-11-29T10:00:00.123456789Z stdout F hello
  * (P instead of F marks a part of a line longer than the shim's buffer). Rotated files are
  * `container.log.1` (older) … and `container.log` (current).
+ *
+ * A follower knows the file it reads by its inode and birth time, not the inode alone: with two
+ * files kept, the file it read is deleted at the second rotation and the new current file may get
+ * its inode number (tmpfs and ext4 reuse them), which made a follower that had fallen behind take
+ * the new file for the old one, read nothing past its old offset, and end early. A follower more
+ * than one rotation behind loses what was deleted (as the kubelet's does): it goes on with the
+ * whole of `.1`, never with `.1` at the old file's offset.
  */
+import type { Stats } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { InvalidArgumentError } from '../../../proto/errors.js';
 
@@ -53,13 +61,13 @@ export async function* readLogs(
   }
   let text = '';
   for (let i = maxFiles - 1; i >= 1; i--) text += await readOr(`${path}.${i}`);
-  let ino = -1;
+  let reading: string | undefined;
   let offset = 0;
   try {
     const fh = await open(path, 'r');
     try {
       const st = await fh.stat();
-      ino = st.ino;
+      reading = fileIdentity(st);
       const buf = Buffer.alloc(st.size);
       const { bytesRead } = await fh.read(buf, 0, st.size, 0);
       offset = bytesRead;
@@ -94,13 +102,12 @@ export async function* readLogs(
     if (fh !== undefined) {
       try {
         const st = await fh.stat();
-        if (st.ino !== ino) {
-          // rotated: the rest of the old file now sits in .1
-          if (ino !== -1) {
-            const old = await readOr(`${path}.1`);
-            carry += Buffer.from(old, 'utf8').subarray(offset).toString('utf8');
-          }
-          ino = st.ino;
+        // a log only grows: one shorter than what was read is another file (where birth times
+        // are not kept, an inode number reused looks like the same file)
+        if (fileIdentity(st) !== reading || st.size < offset) {
+          // rotated: the rest of the old file now sits in .1 (or, two rotations on, is gone)
+          if (reading !== undefined) carry += await restOfRotated(`${path}.1`, reading, offset);
+          reading = fileIdentity(st);
           offset = 0;
         }
         if (st.size > offset) {
@@ -126,6 +133,27 @@ export async function* readLogs(
       return;
     }
     await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+/** A file as a follower knows it: inode and birth time (an inode number alone is reused). */
+function fileIdentity(st: Stats): string {
+  return `${st.ino}:${st.birthtimeMs}`;
+}
+
+/** What `rotated` holds past `offset` if it is the file last read, else all of it. */
+async function restOfRotated(rotated: string, reading: string, offset: number): Promise<string> {
+  const fh = await openIfPresent(rotated);
+  if (fh === undefined) return '';
+  try {
+    const st = await fh.stat();
+    const from = fileIdentity(st) === reading ? offset : 0;
+    if (st.size <= from) return '';
+    const buf = Buffer.alloc(st.size - from);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, from);
+    return buf.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await fh.close();
   }
 }
 

@@ -22,8 +22,17 @@ function pausePath(): string {
 /** The digest of each pause binary as last read, to find its root without reading it again. */
 const digests = new Map<string, string>();
 
+/**
+ * The /etc files a sandbox's process may have mounted: hosts and hostname always, resolv.conf on
+ * the host network (start-plan.ts). A root's name carries the layout's version, so a root made
+ * before a mount point was added is never taken for one that has it (old ones stay, unused once
+ * their sandboxes are gone).
+ */
+const ETC_MOUNT_POINTS = [...ETC_FILES_ALWAYS_MOUNTED, 'resolv.conf'];
+const LAYOUT = 2;
+
 function rootfsDir(runtimeRoot: string, digest: string): string {
-  return join(runtimeRoot, 'sandboxes', `rootfs-${digest.slice(0, 16)}`);
+  return join(runtimeRoot, 'sandboxes', `rootfs-${LAYOUT}-${digest.slice(0, 16)}`);
 }
 
 const exists = (path: string) =>
@@ -49,8 +58,7 @@ export async function pauseRootfs(runtimeRoot: string): Promise<string> {
     for (const sub of ['proc', 'sys', 'dev', 'etc'])
       await mkdir(join(making, sub), { recursive: true, mode: 0o755 });
     // bind targets: the root is read-only, so the helper cannot create them at start
-    for (const name of ETC_FILES_ALWAYS_MOUNTED)
-      await writeFile(join(making, 'etc', name), '', { mode: 0o644 });
+    for (const name of ETC_MOUNT_POINTS) await writeFile(join(making, 'etc', name), '', { mode: 0o644 });
     // the bytes hashed above, so the root holds the binary its name says
     await writeFile(join(making, PAUSE_COMMAND[0]!), bytes);
     // whatever the umask: the process runs as uid 65535, which must reach and run it

@@ -18,6 +18,7 @@ import {
   encodeSeccompFilter,
   type BpfInsn,
 } from './seccomp.js';
+import { DEFAULT_CAPABILITIES } from './defaults.js';
 
 /** Runs a program as the kernel would, for one call: the verdict it returns. */
 function run(program: BpfInsn[], nr: number, arg0 = 0n, arch = AUDIT_ARCH_X86_64): number {
@@ -191,4 +192,29 @@ test('the program stays small and is encoded as struct sock_filter', () => {
   assert.equal(bytes.readUInt32LE(12), AUDIT_ARCH_X86_64);
   assert.deepEqual(defaultSeccompFilter('x64'), bytes);
   assert.equal(defaultSeccompFilter('arm64'), undefined);
+});
+
+test("capabilities widen the profile as Docker's do: SYS_ADMIN mounts and makes namespaces, SYS_TIME sets the clock", () => {
+  const SYS_ADMIN = 21;
+  const SYS_TIME = 25;
+  const SYS_CHROOT = 18;
+  const admin = compileSeccompFilter(defaultProfileX86_64([...DEFAULT_CAPABILITIES, SYS_ADMIN, SYS_TIME]));
+  for (const name of ['mount', 'umount2', 'unshare', 'setns', 'sethostname', 'clone3', 'settimeofday'])
+    assert.equal(run(admin, NR[name]!), SECCOMP_RET_ALLOW, name);
+  assert.equal(run(admin, NR.clone!, 17n | 0x40000000n /* CLONE_NEWNET */), SECCOMP_RET_ALLOW);
+  // still refused: nothing keys them on those capabilities
+  for (const name of ['kexec_load', 'init_module', 'io_uring_setup', 'keyctl'])
+    assert.equal(run(admin, NR[name]!), EPERM, name);
+  // a set without SYS_CHROOT loses chroot
+  const noChroot = compileSeccompFilter(
+    defaultProfileX86_64(DEFAULT_CAPABILITIES.filter((c) => c !== SYS_CHROOT)),
+  );
+  assert.equal(run(noChroot, NR.chroot!), EPERM);
+  assert.equal(run(program, NR.chroot!), SECCOMP_RET_ALLOW);
+  // one filter per distinct set, in any order
+  assert.equal(
+    defaultSeccompFilter('x64', [SYS_TIME, ...DEFAULT_CAPABILITIES]),
+    defaultSeccompFilter('x64', [...DEFAULT_CAPABILITIES, SYS_TIME]),
+  );
+  assert.notDeepEqual(defaultSeccompFilter('x64', [SYS_ADMIN]), defaultSeccompFilter('x64'));
 });

@@ -4,13 +4,16 @@
  *
  * An allowlist, as Docker's is, rather than a denylist of what Docker leaves out: a denylist
  * would let every system call added after it was written through (listns, lsm_config_*...),
- * where an allowlist refuses them until someone decides. It is Docker's list resolved for what
- * skiff gives every container, so the entries Docker keys on capabilities and kernel versions are
- * settled here once: of the capabilities those entries name, a container only ever has
- * SYS_CHROOT (defaults.ts), so chroot is allowed and mount, unshare, setns, bpf, perf_event_open,
- * reboot, the module calls, iopl/ioperm, settimeofday/clock_settime, ptrace's CAP_SYS_PTRACE
- * extras (kcmp, pidfd_getfd, process_madvise), the NUMA policy calls, syslog, acct, vhangup and
- * open_by_handle_at are not; ptrace and process_vm_readv/writev are (Docker's minKernel 4.8).
+ * where an allowlist refuses them until someone decides. It is Docker's list resolved for the
+ * capabilities a container has, as Docker resolves it: the entries Docker keys on a capability
+ * (CAPABILITY_SYSCALLS below) are allowed when the container has it. With the default set that is
+ * only SYS_CHROOT of them (defaults.ts), so chroot is allowed and mount, unshare, setns, bpf,
+ * perf_event_open, reboot, the module calls, iopl/ioperm, settimeofday/clock_settime, ptrace's
+ * CAP_SYS_PTRACE extras (kcmp, pidfd_getfd, process_madvise), the NUMA policy calls, syslog, acct,
+ * vhangup and open_by_handle_at are not; a container given SYS_ADMIN may mount, unshare and clone
+ * new namespaces (clone3 too), one given SYS_TIME may set the clock. ptrace and
+ * process_vm_readv/writev are allowed to all (Docker's minKernel 4.8). Each distinct set compiles
+ * once per process (defaultSeccompFilter).
  * Where Docker has changed since: io_uring_* are refused (moby#46762 dropped them for Docker 25),
  * and calls newer than the profile that are the unprivileged counterparts of allowed ones
  * (fchmodat2, the futex2 calls, the *xattrat calls, cachestat, map_shadow_stack, mseal,
@@ -20,10 +23,11 @@
  * What a refused call returns: EPERM, as Docker's defaultErrnoRet. Numbers the kernel table below
  * does not name (gaps, and calls newer than it) return ENOSYS, as runc does, so a libc that
  * probes a new call falls back to an old one instead of failing. clone3 returns ENOSYS too
- * (Docker): its flags are in memory a filter cannot read, and glibc then falls back to clone,
- * whose flags are checked. Any architecture but x86_64 (i386 via int 0x80) and the x32 ABI
- * (numbers with bit 30 set) kill the process: the numbers below mean nothing there.
+ * without SYS_ADMIN (Docker): its flags are in memory a filter cannot read, and glibc then falls
+ * back to clone, whose flags are checked. Any architecture but x86_64 (i386 via int 0x80) and the
+ * x32 ABI (numbers with bit 30 set) kill the process: the numbers below mean nothing there.
  */
+import { DEFAULT_CAPABILITIES } from './defaults.js';
 
 /** The x86_64 system call numbers, from the kernel's arch/x86/entry/syscalls/syscall_64.tbl
  * (common and 64 entries, through Linux 6.18; the x32-only 512-547 are left out). */
@@ -708,8 +712,6 @@ const ALLOWED = [
   // Docker's amd64 entries
   'arch_prctl',
   'modify_ldt',
-  // Docker's CAP_SYS_CHROOT entry: every container has that capability
-  'chroot',
   // newer than Docker's list: unprivileged counterparts of calls it allows (see the module comment)
   'cachestat',
   'fchmodat2',
@@ -764,8 +766,55 @@ export interface SeccompProfile {
   rules: Map<number, SyscallRule>;
 }
 
-/** Docker's default profile for x86_64, resolved for skiff's default capabilities. */
-export function defaultProfileX86_64(): SeccompProfile {
+/**
+ * Docker's entries keyed on a capability (its "includes": { "caps" }), by capability number:
+ * allowed for a container that has it.
+ */
+const CAPABILITY_SYSCALLS: ReadonlyMap<number, readonly string[]> = new Map([
+  [2, ['open_by_handle_at']], // DAC_READ_SEARCH
+  [
+    21, // SYS_ADMIN (clone and clone3 too: see defaultProfileX86_64)
+    [
+      'bpf',
+      'fanotify_init',
+      'fsconfig',
+      'fsmount',
+      'fsopen',
+      'fspick',
+      'lookup_dcookie',
+      'mount',
+      'mount_setattr',
+      'move_mount',
+      'open_tree',
+      'perf_event_open',
+      'quotactl',
+      'quotactl_fd',
+      'setdomainname',
+      'sethostname',
+      'setns',
+      'syslog',
+      'umount2',
+      'unshare',
+    ],
+  ],
+  [22, ['reboot']], // SYS_BOOT
+  [18, ['chroot']], // SYS_CHROOT
+  [16, ['delete_module', 'init_module', 'finit_module']], // SYS_MODULE
+  [20, ['acct']], // SYS_PACCT
+  [19, ['kcmp', 'pidfd_getfd', 'process_madvise']], // SYS_PTRACE (ptrace itself: minKernel 4.8)
+  [17, ['iopl', 'ioperm']], // SYS_RAWIO
+  [25, ['settimeofday', 'clock_settime']], // SYS_TIME
+  [26, ['vhangup']], // SYS_TTY_CONFIG
+  [23, ['get_mempolicy', 'mbind', 'set_mempolicy', 'set_mempolicy_home_node']], // SYS_NICE
+  [34, ['syslog']], // SYSLOG
+  [39, ['bpf']], // BPF
+  [38, ['perf_event_open']], // PERFMON
+]);
+
+const SYS_ADMIN = 21;
+
+/** Docker's default profile for x86_64, resolved for a container with `capabilities`. */
+export function defaultProfileX86_64(capabilities: readonly number[] = DEFAULT_CAPABILITIES): SeccompProfile {
   const rules = new Map<number, SyscallRule>();
   const denied: SyscallRule = { action: 'errno', errno: EPERM };
   for (const nr of Object.values(SYSCALLS_X86_64)) rules.set(nr, denied);
@@ -777,8 +826,15 @@ export function defaultProfileX86_64(): SeccompProfile {
   for (const name of ALLOWED) rules.set(nr(name), { action: 'allow' });
   rules.set(nr('socket'), { action: 'allow-unless-arg0', values: [AF_VSOCK] });
   rules.set(nr('personality'), { action: 'allow-if-arg0', values: PERSONALITY_ALLOWED });
-  rules.set(nr('clone'), { action: 'allow-unless-arg0-bits', mask: CLONE_NAMESPACE_FLAGS });
-  rules.set(nr('clone3'), { action: 'errno', errno: ENOSYS });
+  for (const cap of capabilities)
+    for (const name of CAPABILITY_SYSCALLS.get(cap) ?? []) rules.set(nr(name), { action: 'allow' });
+  if (capabilities.includes(SYS_ADMIN)) {
+    rules.set(nr('clone'), { action: 'allow' });
+    rules.set(nr('clone3'), { action: 'allow' });
+  } else {
+    rules.set(nr('clone'), { action: 'allow-unless-arg0-bits', mask: CLONE_NAMESPACE_FLAGS });
+    rules.set(nr('clone3'), { action: 'errno', errno: ENOSYS });
+  }
   return { auditArch: AUDIT_ARCH_X86_64, rules };
 }
 
@@ -933,14 +989,24 @@ export function encodeSeccompFilter(program: BpfInsn[]): Buffer {
 
 export type SeccompMode = 'default' | 'unconfined';
 
-let defaultFilter: Buffer | undefined;
+/** Compiled filters by capability set (a process sees a handful of distinct sets). */
+const filters = new Map<string, Buffer>();
 
 /**
- * The encoded default filter for the machine's architecture, or undefined where skiff has no
- * profile (the caller starts the container without one). Compiled once per process.
+ * The encoded default filter for the machine's architecture, resolved for a container with
+ * `capabilities` (Docker's default set when absent), or undefined where skiff has no profile (the
+ * caller starts the container without one). Compiled once per process and set.
  */
-export function defaultSeccompFilter(arch: string = process.arch): Buffer | undefined {
+export function defaultSeccompFilter(
+  arch: string = process.arch,
+  capabilities: readonly number[] = DEFAULT_CAPABILITIES,
+): Buffer | undefined {
   if (arch !== 'x64') return undefined;
-  defaultFilter ??= encodeSeccompFilter(compileSeccompFilter(defaultProfileX86_64()));
-  return defaultFilter;
+  const key = [...new Set(capabilities)].sort((a, b) => a - b).join(',');
+  let filter = filters.get(key);
+  if (!filter) {
+    filter = encodeSeccompFilter(compileSeccompFilter(defaultProfileX86_64(capabilities)));
+    filters.set(key, filter);
+  }
+  return filter;
 }

@@ -5,7 +5,7 @@ import { Cgroups, parseCgroupLayout } from '../sys/cgroups.js';
 import { encodeContainerSpec } from '../sys/helper-spec.js';
 import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS } from './defaults.js';
 import { defaultSeccompFilter } from './seccomp.js';
-import { helperSpecOf, planStart, type StartContext } from './start-plan.js';
+import { helperSpecOf, hostsFileText, planStart, type StartContext } from './start-plan.js';
 import type { ContainerConfig } from './state.js';
 
 const ID = 'a'.repeat(64);
@@ -25,6 +25,7 @@ function config(extra: Partial<ContainerConfig> = {}): ContainerConfig {
     kind: 'container',
     name: 'web',
     created: '2026-01-01T00:00:00.000Z',
+    cgroupParent: 'skiff',
     rootfs: { type: 'bind', source: '/images/web', options: ['rbind', 'rw'] },
     argv: ['/bin/server', '--port', '80'],
     env: ['PATH=/bin', 'HOSTNAME=web-1'],
@@ -48,7 +49,7 @@ function context(extra: Partial<StartContext> = {}): StartContext {
   return {
     recordPath: (id, file) => `/run/skiff/containers/${id}/${file}`,
     cgroups: new Cgroups(V1),
-    defaultSeccompFilter: FILTER,
+    seccompFilter: () => FILTER,
     ...extra,
   };
 }
@@ -81,6 +82,18 @@ describe('start plan: namespaces and network', () => {
       ['hosts', 'hostname'],
       'a host without resolv.conf gives none',
     );
+    assert.equal(plan.namespaces.netnsPath, undefined, "the runtime's own network");
+    const inHost = planStart(
+      config({ network: { mode: 'host', netnsPath: '/run/netns/host-a' } }),
+      context(),
+    );
+    assert.equal(
+      inHost.namespaces.netnsPath,
+      '/run/netns/host-a',
+      'a host that is a namespace: entered by its path',
+    );
+    assert.deepEqual(inHost.namespaces.create, ['pid', 'mnt', 'ipc', 'uts', 'cgroup']);
+    assert.equal(helperSpecOf(inHost).netnsPath, '/run/netns/host-a');
   });
 
   test("network container:C joins C's net, ipc and uts by its pid and start time, shares its /etc files, sets no hostname", () => {
@@ -130,6 +143,16 @@ describe('start plan: mounts and files', () => {
       },
       { path: `/run/skiff/containers/${ID}/hostname`, text: 'web-1\n' },
     ]);
+  });
+
+  test('/etc/hosts names the hostname at each of its addresses once it has some, at 127.0.1.1 before', () => {
+    const local = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n';
+    assert.equal(hostsFileText('web-1'), `${local}127.0.1.1\tweb-1\n`);
+    assert.equal(hostsFileText('web-1', ['10.244.3.2']), `${local}10.244.3.2\tweb-1\n`);
+    assert.equal(
+      hostsFileText('web-1', ['10.244.3.2', 'fd00::2']),
+      `${local}10.244.3.2\tweb-1\nfd00::2\tweb-1\n`,
+    );
   });
 
   test("the root mount is the record's, attached in its directory; masked and read-only paths are docker's", () => {
@@ -211,9 +234,47 @@ describe('start plan: process and seccomp', () => {
     assert.deepEqual(planStart(config(), context()).seccomp, { mode: 'default', filter: FILTER });
     assert.deepEqual(planStart(config({ seccomp: 'unconfined' }), context()).seccomp, { mode: 'unconfined' });
     assert.deepEqual(
-      planStart(config(), context({ defaultSeccompFilter: defaultSeccompFilter('arm64') })).seccomp,
+      planStart(config(), context({ seccompFilter: (caps) => defaultSeccompFilter('arm64', caps) })).seccomp,
       { mode: 'default' },
     );
+  });
+});
+
+describe('start plan: capabilities, no_new_privs, privileged', () => {
+  test("the record's capabilities and no_new_privs reach the process, and the filter is resolved for them", () => {
+    const asked: (readonly number[])[] = [];
+    const plan = planStart(
+      config({ capabilities: [10, 12], noNewPrivileges: false }),
+      context({
+        seccompFilter: (caps) => {
+          asked.push(caps);
+          return FILTER;
+        },
+      }),
+    );
+    assert.deepEqual(plan.process.capabilities, [10, 12]);
+    assert.equal(plan.process.noNewPrivs, false);
+    assert.deepEqual(asked, [[10, 12]]);
+    assert.equal(plan.mounts.sysWritable, false);
+    assert.deepEqual(plan.mounts.maskedPaths, MASKED_PATHS);
+  });
+
+  test('a record from before the fields: the default set with no_new_privs', () => {
+    const plan = planStart(config(), context());
+    assert.deepEqual(plan.process.capabilities, DEFAULT_CAPABILITIES);
+    assert.equal(plan.process.noNewPrivs, true);
+  });
+
+  test('privileged: nothing masked or read-only, /sys writable, no device rules or device filter', () => {
+    const v1 = planStart(config({ privileged: true }), context());
+    assert.deepEqual(v1.mounts.maskedPaths, []);
+    assert.deepEqual(v1.mounts.readonlyPaths, []);
+    assert.equal(v1.mounts.sysWritable, true);
+    assert.ok(!v1.cgroups.writes.some((w) => w.path.includes('/devices.')));
+    const v2 = planStart(config({ privileged: true }), context({ cgroups: new Cgroups(V2) }));
+    assert.deepEqual(v2.cgroups.deviceFilterDirs, []);
+    const fields = encodeContainerSpec(helperSpecOf(v1)).toString('utf8').split('\0');
+    assert.equal(fields[fields.indexOf('sys_rw') + 1], '1');
   });
 });
 

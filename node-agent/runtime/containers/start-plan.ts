@@ -27,8 +27,11 @@ export interface StartContext {
   recordPath(id: string, file: string): string;
   /** The machine's cgroup layout, as Cgroups knows it (plan() and deviceFilterDirs() are pure). */
   cgroups: Pick<Cgroups, 'plan' | 'deviceFilterDirs'>;
-  /** Docker's default filter for this machine; undefined where skiff has no profile for its architecture. */
-  defaultSeccompFilter: Buffer | undefined;
+  /**
+   * Docker's default filter for this machine resolved for a set of capabilities (seccomp.ts
+   * defaultSeccompFilter); undefined where skiff has no profile for its architecture.
+   */
+  seccompFilter(capabilities: readonly number[]): Buffer | undefined;
   /** The host's /etc/resolv.conf, given to a container on the host's network (undefined: the host has none). */
   hostResolvConf?: string;
   /**
@@ -41,6 +44,8 @@ export interface StartContext {
 export interface StartPlan {
   namespaces: {
     create: NamespaceType[];
+    /** The network namespace to enter by its path (network host with a netnsPath). */
+    netnsPath?: string;
     /** Another container's namespaces to enter, held by its pid and /proc start time. */
     join?: { pid: number; startTime: string; types: NamespaceType[] };
   };
@@ -57,6 +62,8 @@ export interface StartPlan {
     readonlyPaths: string[];
     /** Bind mounts in order: the generated /etc files first, so a user's volume there wins. */
     volumes: VolumeSpec[];
+    /** /sys mounted read-write (a privileged container); read-only otherwise. */
+    sysWritable: boolean;
   };
   process: Omit<HelperProcessSpec, 'cgroups' | 'joinNamespaces' | 'seccompFilter'>;
   seccomp: { mode: SeccompMode; filter?: Buffer };
@@ -68,6 +75,8 @@ export interface StartPlan {
   files: { path: string; text: string }[];
   log: { path: string; maxBytes: number; maxFiles: number };
   exitPath: string;
+  /** The FIFOs the shim makes for input to the main process (stdin, terminal resizes). */
+  io: { stdinFifo?: string; controlFifo?: string };
 }
 
 /** The cgroup limits a record asks for. */
@@ -77,6 +86,7 @@ export function cgroupLimitsOf(config: ContainerConfig): CgroupLimits {
     cpuQuotaUs: config.cpus !== undefined ? Math.round(config.cpus * CPU_PERIOD_US) : undefined,
     cpuPeriodUs: CPU_PERIOD_US,
     pidsMax: config.pidsLimit,
+    ...(config.privileged ? { allDevices: true } : {}),
   };
 }
 
@@ -85,10 +95,20 @@ export function seccompFilterOf(mode: SeccompMode, defaultFilter: Buffer | undef
   return mode === 'unconfined' ? undefined : defaultFilter;
 }
 
+/**
+ * /etc/hosts as docker and the kubelet write it: localhost, then the hostname at each of the
+ * container's addresses, or at 127.0.1.1 while it has none (a sandbox's file is written again
+ * with its IPs once its network is set up).
+ */
+export function hostsFileText(hostname: string, ips: readonly string[] = []): string {
+  const own = ips.length > 0 ? ips.map((ip) => `${ip}\t${hostname}\n`).join('') : `127.0.1.1\t${hostname}\n`;
+  return `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${own}`;
+}
+
 /** /etc/hosts and /etc/hostname as docker writes them (and the host's resolv.conf with its network). */
 function etcFileTexts(config: ContainerConfig, hostResolvConf: string | undefined): [string, string][] {
   const text: Record<(typeof ETC_FILES_ALWAYS_MOUNTED)[number], string> = {
-    hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${config.hostname}\n`,
+    hosts: hostsFileText(config.hostname),
     hostname: `${config.hostname}\n`,
   };
   const files: [string, string][] = ETC_FILES_ALWAYS_MOUNTED.map((name) => [name, text[name]]);
@@ -125,20 +145,28 @@ export function planStart(config: ContainerConfig, ctx: StartContext): StartPlan
     files = texts.map(([name, text]) => ({ path: ctx.recordPath(id, name), text }));
     etcVolumes = texts.map(([name]) => asVolume(id, name));
   }
-  const seccompFilter = seccompFilterOf(config.seccomp, ctx.defaultSeccompFilter);
+  const capabilities = config.capabilities ?? DEFAULT_CAPABILITIES;
+  const seccompFilter = seccompFilterOf(config.seccomp, ctx.seccompFilter(capabilities));
+  const privileged = config.privileged === true;
   return {
-    namespaces: { create, join },
+    namespaces: {
+      create,
+      join,
+      ...(network.mode === 'host' && network.netnsPath !== undefined ? { netnsPath: network.netnsPath } : {}),
+    },
     cgroups: {
       ...ctx.cgroups.plan(id, cgroupLimitsOf(config)),
-      deviceFilterDirs: ctx.cgroups.deviceFilterDirs(id),
+      // a privileged container may open every device: no filter program
+      deviceFilterDirs: privileged ? [] : ctx.cgroups.deviceFilterDirs(id),
     },
     mounts: {
       rootfsPath: ctx.recordPath(id, 'rootfs'),
       rootfs: config.rootfs,
       readonlyRoot: config.readOnly,
-      maskedPaths: MASKED_PATHS,
-      readonlyPaths: READONLY_PATHS,
+      maskedPaths: privileged ? [] : MASKED_PATHS,
+      readonlyPaths: privileged ? [] : READONLY_PATHS,
       volumes: [...etcVolumes, ...config.volumes],
+      sysWritable: privileged,
     },
     process: {
       argv: config.argv,
@@ -147,9 +175,10 @@ export function planStart(config: ContainerConfig, ctx: StartContext): StartPlan
       user: config.user,
       groupAdd: config.groupAdd,
       homeFromPasswd: !hasHome(config.env),
-      capabilities: DEFAULT_CAPABILITIES,
-      noNewPrivs: true,
+      capabilities,
+      noNewPrivs: config.noNewPrivileges ?? true,
       rlimits: [],
+      ...(config.terminal ? { terminal: config.terminal } : {}),
     },
     seccomp: seccompFilter ? { mode: config.seccomp, filter: seccompFilter } : { mode: config.seccomp },
     hostname: network.mode === 'container' ? undefined : config.hostname,
@@ -161,8 +190,16 @@ export function planStart(config: ContainerConfig, ctx: StartContext): StartPlan
       maxFiles: config.logMaxFiles,
     },
     exitPath: ctx.recordPath(id, 'exit.json'),
+    io: {
+      ...(config.openStdin ? { stdinFifo: ctx.recordPath(id, STDIN_FIFO) } : {}),
+      ...(config.openStdin || config.terminal ? { controlFifo: ctx.recordPath(id, CONTROL_FIFO) } : {}),
+    },
   };
 }
+
+/** The FIFOs in a container's record that its shim reads: input to its stdin, and control lines. */
+export const STDIN_FIFO = 'stdin';
+export const CONTROL_FIFO = 'control';
 
 /** The plan as the helper reads it (sys/helper-spec.ts encodes it). */
 export function helperSpecOf(plan: StartPlan): HelperContainerSpec {
@@ -174,6 +211,7 @@ export function helperSpecOf(plan: StartPlan): HelperContainerSpec {
     cgroupLimits: plan.cgroups.writes,
     joinNamespaces: plan.namespaces.join,
     newNamespaces: plan.namespaces.create,
+    netnsPath: plan.namespaces.netnsPath,
     rootfsPath: plan.mounts.rootfsPath,
     rootfs: plan.mounts.rootfs,
     readonlyRoot: plan.mounts.readonlyRoot,
@@ -182,10 +220,12 @@ export function helperSpecOf(plan: StartPlan): HelperContainerSpec {
     maskedPaths: plan.mounts.maskedPaths,
     readonlyPaths: plan.mounts.readonlyPaths,
     volumes: plan.mounts.volumes,
+    sysWritable: plan.mounts.sysWritable,
     loopbackUp: plan.loopbackUp,
     logPath: plan.log.path,
     logMaxBytes: plan.log.maxBytes,
     logMaxFiles: plan.log.maxFiles,
     exitPath: plan.exitPath,
+    ...plan.io,
   };
 }

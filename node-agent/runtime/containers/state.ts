@@ -2,7 +2,7 @@
  * Container records under `<root>/containers/<id>/`: config.json (what was asked, immutable),
  * state.json (what happened; absent while the container is only created), exit.json (written by
  * the shim), container.log*, the rootfs/ mount point, and in a sandbox's record network-ready
- * (its network hook returned). Names live in `<root>/containers/.names/<name>` (created
+ * (its network hook returned: the sandbox's IPs as JSON; empty from skiff before IPs were kept). Names live in `<root>/containers/.names/<name>` (created
  * exclusively, so two creates cannot take one name). Every JSON write is temp + rename, without
  * fsync: the records must survive the agent or CLI dying (rename is atomic in the page cache, so
  * a reader sees the old file or the new one, never a torn one), not a reboot, which no container
@@ -24,11 +24,19 @@ import {
   InternalError,
 } from '../../../proto/errors.js';
 import { writeFileAtomic } from '../../../proto/support/atomic-file.js';
+import type { PortMapping, SandboxNetworkStatus } from '../pod-runtime.js';
 import type { RootMount } from '../sys/helper-spec.js';
 import { readTextOr, unlinkIfPresent } from '../../../proto/support/small-files.js';
 import type { SeccompMode } from './seccomp.js';
+import { DEFAULT_CGROUP_PARENT } from '../sys/cgroups.js';
 
-export type NetworkMode = { mode: 'none' } | { mode: 'host' } | { mode: 'container'; container: string };
+/**
+ * none: a network namespace of its own with loopback only; host: the host's, which is the
+ * runtime's own or, given `netnsPath`, the namespace there (a host that is itself a namespace);
+ * container: another container's.
+ */
+export type NetworkMode =
+  { mode: 'none' } | { mode: 'host'; netnsPath?: string } | { mode: 'container'; container: string };
 
 export interface VolumeSpec {
   source: string;
@@ -81,11 +89,44 @@ export interface ContainerConfig {
    * 'default' too. Its exec'd processes get the same.
    */
   seccomp: SeccompMode;
+  /**
+   * The capabilities of its root processes (numbers, linux/capability.h), pid 1's and each exec'd
+   * one's; Docker's default set (defaults.ts) when absent, as in records from before the field.
+   */
+  capabilities?: number[];
+  /** Set no_new_privs on its processes; absent means yes (the runtime's default, and older records'). */
+  noNewPrivileges?: boolean;
+  /**
+   * Docker's --privileged: no masked or read-only /proc paths, /sys read-write, every device
+   * allowed by the device cgroup (the host's device nodes are not added to its /dev). Its
+   * capabilities (all), seccomp (unconfined) and no_new_privs (off) are set in their own fields.
+   */
+  privileged?: boolean;
   volumes: VolumeSpec[];
   autoRemove: boolean;
   logMaxBytes: number;
   logMaxFiles: number;
   labels: Record<string, string>;
+  /** A sandbox's host ports, forwarded by its network hook (../pod-runtime.ts); absent when none. */
+  portMappings?: PortMapping[];
+  /** What `stop` sends first (the image's STOPSIGNAL, docker's --stop-signal); SIGTERM when absent. */
+  stopSignal?: string;
+  /**
+   * The cgroup parent its cgroups are made under (`<hierarchy>/<parent>/<id>`): the runtime's at
+   * create, so whichever runtime later starts, inspects or removes it finds them. Records written
+   * before this field existed read as `skiff`, the only parent there was.
+   */
+  cgroupParent: string;
+  /**
+   * The main process gets a pseudo-terminal of this first size (docker's -t, Kubernetes' `tty`):
+   * the shim keeps its master, logs its output as stdout, and takes resizes on the control FIFO.
+   */
+  terminal?: { rows: number; cols: number };
+  /**
+   * The main process's stdin stays open (docker's -i, Kubernetes' `stdin`): written through the
+   * FIFO `stdin` in the record (attach), ended by "close-stdin" on the FIFO `control`.
+   */
+  openStdin?: boolean;
 }
 
 export type ContainerStatus = 'created' | 'running' | 'exited';
@@ -147,9 +188,14 @@ function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   return writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n', { mode: 0o600, durable: false });
 }
 
-/** A record as an earlier skiff wrote it: numbers for the user, no added groups, no seccomp mode, no kind. */
-type EarlierConfig = Omit<ContainerConfig, 'user' | 'groupAdd' | 'seccomp' | 'kind'> &
-  Partial<Pick<ContainerConfig, 'user' | 'groupAdd' | 'seccomp' | 'kind'>> & { additionalGids?: number[] };
+/**
+ * A record as an earlier skiff wrote it: numbers for the user, no added groups, no seccomp mode, no
+ * kind, no cgroup parent.
+ */
+type EarlierConfig = Omit<ContainerConfig, 'user' | 'groupAdd' | 'seccomp' | 'kind' | 'cgroupParent'> &
+  Partial<Pick<ContainerConfig, 'user' | 'groupAdd' | 'seccomp' | 'kind' | 'cgroupParent'>> & {
+    additionalGids?: number[];
+  };
 
 /**
  * A record of any skiff version in today's shape: shims outlive an upgrade, so containers made
@@ -165,6 +211,7 @@ export function upgradeConfig(record: EarlierConfig): ContainerConfig {
     groupAdd: rest.groupAdd ?? (additionalGids ?? []).map(String),
     seccomp: rest.seccomp ?? 'default',
     kind: rest.kind ?? 'container',
+    cgroupParent: rest.cgroupParent ?? DEFAULT_CGROUP_PARENT,
   };
 }
 
@@ -265,13 +312,30 @@ export class ContainerStore {
     await writeJsonAtomic(this.path(id, 'state.json'), state);
   }
 
-  /** Records that a sandbox's network was set up (its hook returned): its containers may start. */
-  markNetworkReady(id: string): void {
-    writeFileSync(this.path(id, NETWORK_READY), '', { mode: 0o600 });
+  /**
+   * Records that a sandbox's network was set up (its hook returned), with what it gave the sandbox:
+   * its containers may start.
+   */
+  async markNetworkReady(id: string, status: SandboxNetworkStatus): Promise<void> {
+    // temp + rename: a reader sees no file (not ready) or all of it, never an empty one
+    await writeJsonAtomic(this.path(id, NETWORK_READY), { ips: status.ips });
   }
 
   networkReady(id: string): boolean {
     return statSync(this.path(id, NETWORK_READY), { throwIfNoEntry: false }) !== undefined;
+  }
+
+  /** What the sandbox's set-up gave it; undefined until it is ready. */
+  networkStatus(id: string): SandboxNetworkStatus | undefined {
+    const text = readTextOr(this.path(id, NETWORK_READY), undefined);
+    if (text === undefined) return undefined;
+    if (text.trim() === '') return { ips: [] }; // marked by a skiff that kept no IPs
+    try {
+      const { ips } = JSON.parse(text) as Partial<SandboxNetworkStatus>;
+      return { ips: Array.isArray(ips) ? ips.filter((ip) => typeof ip === 'string') : [] };
+    } catch {
+      return { ips: [] };
+    }
   }
 
   async exitFile(id: string): Promise<ExitFile | undefined> {

@@ -10,6 +10,8 @@ import {
   parseVolume,
   validateGroupAdd,
   validateEnv,
+  validateHostIps,
+  validatePortMappings,
   validateHostname,
   validateLabels,
   validateLimits,
@@ -98,13 +100,15 @@ test('fields at fault are named', () => {
   );
 });
 
-test('volume targets under /proc, /sys or /dev (or the root) are refused: they would undo masking', () => {
+test('volume targets under /proc or /sys, /dev itself, /dev/null (or the root) are refused: they would undo masking', () => {
   for (const target of [
     '/proc',
     '/proc/kcore',
     '/sys/firmware',
     '/dev/',
-    '/dev/shm',
+    '/dev',
+    '/dev/null',
+    '//dev/./null',
     '//proc/../proc/acpi',
     '/',
   ]) {
@@ -117,7 +121,8 @@ test('volume targets under /proc, /sys or /dev (or the root) are refused: they w
       target,
     );
   }
-  for (const target of ['/procfs', '/devices', '/data/proc', '/system'])
+  // a file or directory in the container's own /dev: Kubernetes' termination log, shared memory
+  for (const target of ['/procfs', '/devices', '/data/proc', '/system', '/dev/termination-log', '/dev/shm'])
     validateVolumes([{ source: '/x', target, readonly: true }]);
 });
 
@@ -220,5 +225,65 @@ test('labels: --label KEY=VALUE (KEY alone is empty), a later key wins; keys are
   assert.equal(
     field(() => validateLabels({ a: 1 as unknown as string })),
     'labels["a"]',
+  );
+});
+
+test('host ports: ranges, protocol, an IPv4 hostIP, none taken twice; 0.0.0.0 means all addresses', () => {
+  assert.deepEqual(
+    validatePortMappings([
+      { hostPort: 8080, containerPort: 80, protocol: 'TCP', hostIP: '0.0.0.0' },
+      { hostPort: 8080, containerPort: 80, protocol: 'UDP', hostIP: '' },
+      { hostPort: 9000, containerPort: 9000, protocol: 'TCP', hostIP: '10.0.0.1' },
+      { hostPort: 9000, containerPort: 9000, protocol: 'TCP', hostIP: '10.0.0.2' },
+    ]),
+    [
+      { hostPort: 8080, containerPort: 80, protocol: 'TCP' },
+      { hostPort: 8080, containerPort: 80, protocol: 'UDP' },
+      { hostPort: 9000, containerPort: 9000, protocol: 'TCP', hostIP: '10.0.0.1' },
+      { hostPort: 9000, containerPort: 9000, protocol: 'TCP', hostIP: '10.0.0.2' },
+    ],
+  );
+  const fieldOf = (mappings: unknown[], opts = {}) =>
+    field(() => validatePortMappings(mappings as Parameters<typeof validatePortMappings>[0], opts));
+  assert.equal(fieldOf([{ hostPort: 0, containerPort: 80, protocol: 'TCP' }]), 'portMappings[0].hostPort');
+  assert.equal(
+    fieldOf([{ hostPort: 80, containerPort: 65536, protocol: 'TCP' }]),
+    'portMappings[0].containerPort',
+  );
+  assert.equal(fieldOf([{ hostPort: 80, containerPort: 80, protocol: 'SCTP' }]), 'portMappings[0].protocol');
+  assert.equal(
+    fieldOf([{ hostPort: 80, containerPort: 80, protocol: 'TCP', hostIP: '::1' }]),
+    'portMappings[0].hostIP',
+  );
+  assert.equal(
+    fieldOf([
+      { hostPort: 80, containerPort: 80, protocol: 'TCP', hostIP: '10.0.0.1' },
+      { hostPort: 80, containerPort: 81, protocol: 'TCP' },
+    ]),
+    'portMappings[1]',
+  );
+  assert.throws(
+    () =>
+      validatePortMappings([
+        { hostPort: 80, containerPort: 80, protocol: 'TCP' },
+        { hostPort: 80, containerPort: 81, protocol: 'TCP' },
+      ]),
+    /portMappings\[1\]: host port 80\/TCP is already taken by portMappings\[0\]/,
+  );
+  assert.equal(
+    fieldOf([{ hostPort: 8080, containerPort: 80, protocol: 'TCP' }], { samePort: true }),
+    'portMappings[0].hostPort',
+  );
+});
+
+test('a host-network sandbox names at least one address of the host', () => {
+  validateHostIps(['10.0.0.1', 'fd00::1']);
+  assert.equal(
+    field(() => validateHostIps([])),
+    'hostNetwork.ips',
+  );
+  assert.equal(
+    field(() => validateHostIps(['10.0.0.1', 'node-a'])),
+    'hostNetwork.ips[1]',
   );
 });

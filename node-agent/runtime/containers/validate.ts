@@ -1,6 +1,8 @@
 /** Checks of what a user asks a container to be. Pure: every error names the field at fault. */
+import { isIP, isIPv4 } from 'node:net';
 import { isAbsolute, normalize } from 'node:path';
 import { InvalidArgumentError } from '../../../proto/errors.js';
+import type { PortMapping } from '../pod-runtime.js';
 import type { SeccompMode } from './seccomp.js';
 import type { NetworkMode, VolumeSpec } from './state.js';
 
@@ -59,12 +61,20 @@ export function validateVolumes(volumes: VolumeSpec[]): void {
     const target = normalize(v.target);
     if (target === '/')
       throw new InvalidArgumentError(`${field}: cannot mount over the container's root`, `${field}.target`);
-    // Volumes are attached after /proc, /sys and /dev are set up, so one there would cover their
-    // masked and read-only paths.
-    const kernelDir = ['/proc', '/sys', '/dev'].find((d) => target === d || target.startsWith(`${d}/`));
+    // Volumes are attached after /proc, /sys and /dev are set up, so one in /proc or /sys would
+    // cover their masked and read-only paths. In /dev (a tmpfs of the container's own) a file or
+    // directory may be mounted (Kubernetes' /dev/termination-log, an emptyDir on /dev/shm), but
+    // not /dev itself, nor /dev/null, over which the masked paths are mounted.
+    const kernelDir = ['/proc', '/sys'].find((d) => target === d || target.startsWith(`${d}/`));
     if (kernelDir !== undefined)
       throw new InvalidArgumentError(
         `${field}: container path "${v.target}" is under ${kernelDir}, which the runtime sets up itself; mount the volume elsewhere`,
+        `${field}.target`,
+      );
+    const bare = target.replace(/\/+$/, '');
+    if (bare === '/dev' || bare === '/dev/null')
+      throw new InvalidArgumentError(
+        `${field}: container path "${v.target}" is set up by the runtime itself; mount the volume elsewhere`,
         `${field}.target`,
       );
   });
@@ -165,12 +175,110 @@ export function parseLabels(texts: string[], field = 'label'): Record<string, st
 }
 
 export function validateNetwork(network: NetworkMode, hostname: string | undefined): void {
+  if (network.mode === 'host' && network.netnsPath !== undefined) {
+    noNul(network.netnsPath, 'network.netnsPath');
+    if (!isAbsolute(network.netnsPath))
+      throw new InvalidArgumentError(
+        `network.netnsPath: "${network.netnsPath}" is not an absolute path`,
+        'network.netnsPath',
+      );
+  }
   if (network.mode === 'container' && hostname !== undefined) {
     throw new InvalidArgumentError(
       "hostname: a container that joins another container's namespaces shares its hostname; drop --hostname",
       'hostname',
     );
   }
+}
+
+const PROTOCOLS: readonly string[] = ['TCP', 'UDP'] satisfies PortMapping['protocol'][];
+
+function validPort(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
+}
+
+/**
+ * Two mappings take the same host port: same protocol and port, and the same host address or
+ * either on all of them (absent or 0.0.0.0), as the kubelet and the scheduler's host-port filter
+ * count them.
+ */
+export function hostPortsOverlap(a: PortMapping, b: PortMapping): boolean {
+  return (
+    a.protocol === b.protocol &&
+    a.hostPort === b.hostPort &&
+    (a.hostIP === undefined || b.hostIP === undefined || a.hostIP === b.hostIP)
+  );
+}
+
+/** "8080/TCP" or "10.0.0.1:8080/TCP": a mapping's host side, as messages name it. */
+export function hostPortText(m: PortMapping): string {
+  return `${m.hostIP !== undefined ? `${m.hostIP}:` : ''}${m.hostPort}/${m.protocol}`;
+}
+
+/**
+ * A sandbox's host ports: each port 1–65535, protocol TCP or UDP, hostIP an IPv4 address;
+ * no two taking the same host port. Returns them normalized (a hostIP of 0.0.0.0 or "" dropped:
+ * all addresses). `samePort`: each hostPort must equal its containerPort (the host network).
+ */
+export function validatePortMappings(
+  mappings: readonly PortMapping[],
+  opts: { samePort?: boolean; field?: string } = {},
+): PortMapping[] {
+  const field = opts.field ?? 'portMappings';
+  const out: PortMapping[] = [];
+  mappings.forEach((m, i) => {
+    const at = `${field}[${i}]`;
+    for (const key of ['hostPort', 'containerPort'] as const) {
+      if (!validPort(m[key]))
+        throw new InvalidArgumentError(
+          `${at}.${key}: ${String(m[key])} is not a port (1-65535)`,
+          `${at}.${key}`,
+        );
+    }
+    if (!PROTOCOLS.includes(m.protocol))
+      throw new InvalidArgumentError(
+        `${at}.protocol: "${String(m.protocol)}" is not a protocol skiff forwards (TCP or UDP)`,
+        `${at}.protocol`,
+      );
+    const hostIP = m.hostIP === '' || m.hostIP === '0.0.0.0' ? undefined : m.hostIP;
+    if (hostIP !== undefined && !isIPv4(hostIP))
+      throw new InvalidArgumentError(
+        `${at}.hostIP: "${hostIP}" is not an IPv4 address (host ports are forwarded for IPv4 only)`,
+        `${at}.hostIP`,
+      );
+    if (opts.samePort && m.hostPort !== m.containerPort)
+      throw new InvalidArgumentError(
+        `${at}.hostPort: ${m.hostPort} differs from containerPort ${m.containerPort}; on the host network a pod's port is the host's`,
+        `${at}.hostPort`,
+      );
+    const mapping: PortMapping = {
+      hostPort: m.hostPort,
+      containerPort: m.containerPort,
+      protocol: m.protocol,
+    };
+    if (hostIP !== undefined) mapping.hostIP = hostIP;
+    const twin = out.findIndex((o) => hostPortsOverlap(o, mapping));
+    if (twin >= 0)
+      throw new InvalidArgumentError(
+        `${at}: host port ${hostPortText(mapping)} is already taken by ${field}[${twin}]`,
+        at,
+      );
+    out.push(mapping);
+  });
+  return out;
+}
+
+/** A host-network sandbox's addresses: at least one, each an IPv4 or IPv6 address. */
+export function validateHostIps(ips: readonly string[], field = 'hostNetwork.ips'): void {
+  if (ips.length === 0)
+    throw new InvalidArgumentError(
+      `${field}: a pod on the host network reports the host's address; give it`,
+      field,
+    );
+  ips.forEach((ip, i) => {
+    if (isIP(ip) === 0)
+      throw new InvalidArgumentError(`${field}[${i}]: "${ip}" is not an IP address`, `${field}[${i}]`);
+  });
 }
 
 const UNITS: Record<string, number> = {

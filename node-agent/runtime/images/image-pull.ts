@@ -8,6 +8,8 @@ import { FailedPreconditionError, NotFoundError } from '../../../proto/errors.js
 import type { ImagePuller } from '../pod-runtime.js';
 import type { ImageStore, ResolvedImage } from './image-store.js';
 
+export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
+
 export class ImagePulls {
   private readonly inflight = new Map<string, Promise<ResolvedImage>>();
 
@@ -16,11 +18,23 @@ export class ImagePulls {
     private readonly puller?: ImagePuller,
   ) {}
 
-  async ensure(ref: string): Promise<ResolvedImage> {
+  /**
+   * The local image for `ref`, pulled per `policy` (Kubernetes' imagePullPolicy): IfNotPresent pulls
+   * only what is missing, Always asks the registry every time (a moved tag is pulled anew; only
+   * missing blobs travel), Never only looks locally.
+   */
+  async ensure(ref: string, policy: PullPolicy = 'IfNotPresent'): Promise<ResolvedImage> {
     try {
-      return await this.store.resolve(ref);
+      if (policy !== 'Always') return await this.store.resolve(ref);
+      if (!this.puller) return await this.store.resolve(ref);
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
+      if (policy === 'Never') {
+        throw new NotFoundError(
+          `ensure image ${JSON.stringify(ref)}: it is not in the local store and the pull policy is Never`,
+          { cause: err },
+        );
+      }
       if (!this.puller) {
         throw new NotFoundError(
           `ensure image ${JSON.stringify(ref)}: it is not in the local store, and this runtime has no image puller; import it (skiff runtime import)`,

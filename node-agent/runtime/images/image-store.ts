@@ -54,8 +54,6 @@ import {
   formatReference,
 } from '../../../proto/oci/reference.js';
 
-export { UNCOMPRESSED_LABEL } from './image-import.js';
-
 export interface ImageRecord {
   /** The manifest. */
   target: Descriptor;

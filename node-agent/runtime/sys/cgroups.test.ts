@@ -6,6 +6,7 @@ import {
   parseCgroupLayout,
   parseFlatKeyed,
   parseOomKills,
+  validateCgroupParent,
   type CgroupLayout,
 } from './cgroups.js';
 
@@ -85,4 +86,46 @@ test('oom kill counters and flat keyed files', () => {
   assert.equal(parseOomKills('low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n'), 1);
   assert.equal(parseOomKills(''), 0);
   assert.deepEqual(parseFlatKeyed('usage_usec 10\nuser_usec 4\nbad\n'), { usage_usec: 10, user_usec: 4 });
+});
+
+test('plan under a nested parent: every level made, parents first, in each hierarchy', () => {
+  const cgroups = new Cgroups(parseCgroupLayout(COMOUNTED_V1), 'skiff-lab/n1');
+  const plan = cgroups.plan('c1', {});
+  assert.deepEqual(plan.mkdirs, [
+    '/sys/fs/cgroup/cpu,cpuacct/skiff-lab',
+    '/sys/fs/cgroup/cpu,cpuacct/skiff-lab/n1',
+    '/sys/fs/cgroup/cpu,cpuacct/skiff-lab/n1/c1',
+    '/sys/fs/cgroup/memory/skiff-lab',
+    '/sys/fs/cgroup/memory/skiff-lab/n1',
+    '/sys/fs/cgroup/memory/skiff-lab/n1/c1',
+  ]);
+  assert.deepEqual(plan.join, [
+    '/sys/fs/cgroup/cpu,cpuacct/skiff-lab/n1/c1',
+    '/sys/fs/cgroup/memory/skiff-lab/n1/c1',
+  ]);
+  assert.deepEqual(cgroups.parentDirs(), [
+    '/sys/fs/cgroup/cpu,cpuacct/skiff-lab/n1',
+    '/sys/fs/cgroup/memory/skiff-lab/n1',
+  ]);
+  assert.deepEqual(new Cgroups(parseCgroupLayout(V2), 'a/b').dirs('c1'), ['/sys/fs/cgroup/a/b/c1']);
+});
+
+test('withParent: the same layout under the record’s parent; the same object for the same parent', () => {
+  const cgroups = new Cgroups(parseCgroupLayout(V2));
+  assert.equal(cgroups.parent, 'skiff');
+  assert.equal(cgroups.withParent('skiff'), cgroups);
+  assert.deepEqual(cgroups.withParent('lab/n2').dirs('c1'), ['/sys/fs/cgroup/lab/n2/c1']);
+});
+
+test('a cgroup parent is a relative path of 1-4 plain names: nothing above the hierarchy root', () => {
+  for (const good of ['skiff', 'skiff-lab_1/n1', 'a.b/c-d', 'a/b/c/d'])
+    assert.equal(validateCgroupParent(good), good);
+  for (const bad of ['', '/skiff', 'skiff/', '..', 'a/../b', './a', 'a//b', 'a b', 'a/b/c/d/e', 'ä']) {
+    assert.throws(
+      () => validateCgroupParent(bad),
+      (err: Error) => err.name === 'InvalidArgumentError' && /cgroup parent/.test(err.message),
+      bad,
+    );
+    assert.throws(() => new Cgroups(parseCgroupLayout(V2), bad), /cgroup parent/);
+  }
 });

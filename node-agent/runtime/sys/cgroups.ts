@@ -1,7 +1,8 @@
 /**
  * cgroups for containers on cgroup v2, v1, and the hybrid layout (v1 controllers plus a v2 mount
- * at /sys/fs/cgroup/unified that holds few or no controllers). Each container gets `skiff/<id>`
- * under every hierarchy that carries a controller it needs. `plan()` decides the directories and
+ * at /sys/fs/cgroup/unified that holds few or no controllers). Each container gets `<parent>/<id>`
+ * under every hierarchy that carries a controller it needs; the parent is `skiff` unless the
+ * runtime was given another (`--cgroup-parent`: several agents on one machine keep apart). `plan()` decides the directories and
  * limit files; the helper creates and writes them while the container's process builds its
  * mounts, then moves that process in, all before it execs.
  *
@@ -15,7 +16,12 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FailedPreconditionError, InternalError, errorMessage } from '../../../proto/errors.js';
+import {
+  FailedPreconditionError,
+  InternalError,
+  InvalidArgumentError,
+  errorMessage,
+} from '../../../proto/errors.js';
 import type { CgroupLimitWrite } from './helper-spec.js';
 import { readTextOr } from '../../../proto/support/small-files.js';
 
@@ -63,6 +69,8 @@ export interface CgroupLimits {
   cpuQuotaUs?: number;
   cpuPeriodUs?: number;
   pidsMax?: number;
+  /** Every device may be opened (a privileged container): no device rules are written. */
+  allDevices?: boolean;
 }
 
 export interface CgroupWrite {
@@ -120,7 +128,7 @@ export function limitWrites(layout: CgroupLayout, limits: CgroupLimits): CgroupW
   }
   if (limits.pidsMax !== undefined)
     w.push({ controller: 'pids', file: 'pids.max', value: String(limits.pidsMax) });
-  if (layout.controllers.devices) {
+  if (layout.controllers.devices && !limits.allDevices) {
     w.push({ controller: 'devices', file: 'devices.deny', value: 'a' });
     for (const rule of DEVICE_ALLOW_V1) w.push({ controller: 'devices', file: 'devices.allow', value: rule });
   }
@@ -161,6 +169,29 @@ export interface CgroupStats {
   oomKills: number;
 }
 
+/** The cgroup parent containers get when none is given. */
+export const DEFAULT_CGROUP_PARENT = 'skiff';
+
+/** Levels a cgroup parent may have: the helper creates at most 32 directories per container. */
+const MAX_PARENT_DEPTH = 4;
+
+/**
+ * Checks a cgroup parent: a relative path of 1-4 names (letters, digits, `_`, `.`, `-`, not `.` or
+ * `..`), e.g. `skiff` or `skiff-lab/n1`, so it can only name directories below each hierarchy's
+ * root. Returns it; throws InvalidArgumentError naming the flag.
+ */
+export function validateCgroupParent(parent: string, field = 'cgroup-parent'): string {
+  const parts = parent.split('/');
+  const bad = parts.find((part) => !/^[A-Za-z0-9_.-]+$/.test(part) || part === '.' || part === '..');
+  if (parent === '' || bad !== undefined || parts.length > MAX_PARENT_DEPTH) {
+    throw new InvalidArgumentError(
+      `cgroup parent ${JSON.stringify(parent)}: give a relative path of 1 to ${MAX_PARENT_DEPTH} names of letters, digits, _, . and - (e.g. skiff or skiff/node-1)`,
+      field,
+    );
+  }
+  return parent;
+}
+
 function controllersFor(layout: CgroupLayout): [Controller | 'unified', string][] {
   if (layout.kind === 'v2') return [['unified', layout.unified]];
   return Object.entries(layout.controllers) as [Controller, string][];
@@ -173,11 +204,24 @@ function controllersFor(layout: CgroupLayout): [Controller | 'unified', string][
 export class Cgroups {
   constructor(
     readonly layout: CgroupLayout,
-    readonly parent = 'skiff',
-  ) {}
+    readonly parent = DEFAULT_CGROUP_PARENT,
+  ) {
+    validateCgroupParent(parent);
+  }
 
-  static async detect(parent = 'skiff'): Promise<Cgroups> {
+  static async detect(parent = DEFAULT_CGROUP_PARENT): Promise<Cgroups> {
     return new Cgroups(await detectCgroupLayout(), parent);
+  }
+
+  /** The same layout under another parent (a container recorded under it). */
+  withParent(parent: string): Cgroups {
+    return parent === this.parent ? this : new Cgroups(this.layout, parent);
+  }
+
+  /** `<hierarchy>/<first name>`, `<hierarchy>/<first>/<second>`, … down to the parent itself. */
+  private parentLevels(mount: string): string[] {
+    const parts = this.parent.split('/');
+    return parts.map((_, i) => join(mount, ...parts.slice(0, i + 1)));
   }
 
   /** The distinct directories of one container (co-mounted controllers share one). */
@@ -229,7 +273,9 @@ export class Cgroups {
    */
   plan(id: string, limits: CgroupLimits): CgroupPlan {
     const mkdirs: string[] = [];
-    for (const dir of this.dirs(id)) mkdirs.push(join(dir, '..'), dir);
+    for (const mount of new Set(controllersFor(this.layout).map(([, m]) => m))) {
+      mkdirs.push(...this.parentLevels(mount), join(mount, this.parent, id));
+    }
     const writes: CgroupLimitWrite[] = [];
     // writes to one controller keep their order (period before quota, deny before allow)
     for (const w of limitWrites(this.layout, limits)) {
@@ -247,7 +293,7 @@ export class Cgroups {
     const wanted = V2_CONTROLLERS.filter((c) => available.includes(c));
     const enable = wanted.map((c) => `+${c}`).join(' ');
     mkdirSync(join(root, this.parent), { recursive: true });
-    for (const dir of [root, join(root, this.parent)]) {
+    for (const dir of [root, ...this.parentLevels(root)]) {
       try {
         writeFileSync(join(dir, 'cgroup.subtree_control'), enable);
       } catch {

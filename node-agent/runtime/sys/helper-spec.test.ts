@@ -65,6 +65,9 @@ test('container spec: keys followed by their values, newlines kept verbatim', ()
   assert.equal(p[at('rootfs.option') + 1], 'lowerdir=/a:/b');
   assert.equal(p[at('no_new_privs') + 1], '1');
   assert.equal(p[at('device_filter') + 1], '/sys/fs/cgroup/skiff/x');
+  assert.equal(at('ns.net_path'), -1, 'no network namespace to enter by path unless given');
+  const entering = pairs(encodeContainerSpec({ ...base, netnsPath: '/run/netns/host-a' }));
+  assert.equal(entering[entering.indexOf('ns.net_path') + 1], '/run/netns/host-a');
 });
 
 test('the user goes to the helper as text, with the added groups and the HOME flag', () => {

@@ -34,8 +34,15 @@ export interface HelperProcessSpec {
   groupAdd: string[];
   /** The environment has no HOME: the helper sets the user's from /etc/passwd ("/" without an entry). */
   homeFromPasswd: boolean;
-  /** Capability numbers kept in every set but ambient (and in none when uid != 0, as Docker). */
+  /**
+   * Capability numbers kept in every set but ambient (and in none when uid != 0, as Docker), each
+   * at most the kernel's last one (capset refuses the rest).
+   */
   capabilities: number[];
+  /**
+   * Set no_new_privs. Without it a seccomp filter is installed while the helper still holds
+   * CAP_SYS_ADMIN, before the capabilities are dropped (as runc does); with it, last before execve.
+   */
   noNewPrivs: boolean;
   rlimits: Rlimit[];
   /** cgroup directories to join (cgroup.procs) before any namespace is entered. */
@@ -51,6 +58,17 @@ export interface HelperProcessSpec {
    * before execve; none when absent (--security-opt seccomp=unconfined).
    */
   seccompFilter?: Buffer;
+  /**
+   * A new pseudo-terminal of the container's own devpts as the process's stdin, stdout, stderr
+   * and controlling terminal, of this size (0: the kernel's). Its master stays with the helper
+   * (exec) or the shim (a container's start); the container only ever holds the slave.
+   */
+  terminal?: TerminalSize;
+}
+
+export interface TerminalSize {
+  rows: number;
+  cols: number;
 }
 
 /** A limit file the helper writes into a container's new cgroup. */
@@ -69,6 +87,11 @@ export interface HelperContainerSpec extends HelperProcessSpec {
   cgroupMkdirs: string[];
   cgroupLimits: CgroupLimitWrite[];
   newNamespaces: NamespaceType[];
+  /**
+   * A network namespace to enter by its path instead of making one (`/run/netns/<name>`: the host's
+   * network where the host is a namespace); absent: a new one, or the runtime's own.
+   */
+  netnsPath?: string;
   /** The directory the root mount is attached to before pivot_root. */
   rootfsPath: string;
   rootfs: RootMount;
@@ -79,12 +102,21 @@ export interface HelperContainerSpec extends HelperProcessSpec {
   maskedPaths: string[];
   readonlyPaths: string[];
   volumes: { source: string; target: string; readonly: boolean }[];
+  /** Mount /sys read-write (a privileged container); read-only otherwise. */
+  sysWritable?: boolean;
   /** Bring `lo` up in a new network namespace. */
   loopbackUp: boolean;
   logPath: string;
   logMaxBytes: number;
   logMaxFiles: number;
   exitPath: string;
+  /**
+   * The container's stdin stays open: a pipe whose write end the shim holds, fed from the FIFO it
+   * makes at `stdinFifo` (docker's -i, Kubernetes' `stdin: true`).
+   */
+  stdinFifo?: string;
+  /** A FIFO the shim makes for "resize ROWS COLS" and "close-stdin" lines (with stdin or a terminal). */
+  controlFifo?: string;
 }
 
 /** The kernel's limit on a classic BPF program's length (linux/bpf_common.h). */
@@ -131,6 +163,20 @@ function processPairs(spec: HelperProcessSpec): [string, ...string[]][] {
       );
     pairs.push(['seccomp', spec.seccompFilter.toString('hex')]);
   }
+  if (spec.terminal !== undefined) {
+    const { rows, cols } = spec.terminal;
+    for (const [field, value] of [
+      ['rows', rows],
+      ['cols', cols],
+    ] as const) {
+      if (!Number.isInteger(value) || value < 0 || value > 65535)
+        throw new InvalidArgumentError(
+          `encode helper spec: terminal ${field} must be 0 to 65535, not ${value}`,
+          `terminal.${field}`,
+        );
+    }
+    pairs.push(['tty', '1'], ['tty.rows', String(rows)], ['tty.cols', String(cols)]);
+  }
   return pairs;
 }
 
@@ -143,6 +189,7 @@ export function encodeContainerSpec(spec: HelperContainerSpec): Buffer {
   for (const d of spec.cgroupMkdirs) pairs.push(['cgroup.mkdir', d]);
   for (const l of spec.cgroupLimits) pairs.push(['cgroup.limit', l.path, l.value, l.optional ? '1' : '0']);
   for (const ns of spec.newNamespaces) pairs.push(['ns.new', ns]);
+  if (spec.netnsPath !== undefined) pairs.push(['ns.net_path', spec.netnsPath]);
   pairs.push(
     ['rootfs.path', spec.rootfsPath],
     ['rootfs.type', spec.rootfs.type],
@@ -155,6 +202,7 @@ export function encodeContainerSpec(spec: HelperContainerSpec): Buffer {
   for (const p of spec.maskedPaths) pairs.push(['masked', p]);
   for (const p of spec.readonlyPaths) pairs.push(['readonly', p]);
   for (const v of spec.volumes) pairs.push(['volume', v.source, v.target, v.readonly ? '1' : '0']);
+  if (spec.sysWritable) pairs.push(['sys_rw', '1']);
   pairs.push(['lo_up', spec.loopbackUp ? '1' : '0']);
   pairs.push(
     ['log.path', spec.logPath],
@@ -162,6 +210,8 @@ export function encodeContainerSpec(spec: HelperContainerSpec): Buffer {
     ['log.max_files', String(spec.logMaxFiles)],
   );
   pairs.push(['exit_path', spec.exitPath]);
+  if (spec.stdinFifo !== undefined) pairs.push(['stdin', '1'], ['io.stdin', spec.stdinFifo]);
+  if (spec.controlFifo !== undefined) pairs.push(['io.control', spec.controlFifo]);
   return encode(pairs);
 }
 

@@ -264,6 +264,11 @@ export interface ExecHandle {
   stderr: Readable | null;
   /** Exit code of the exec'd process (128+signal when killed). */
   exited: Promise<number>;
+  /**
+   * With a terminal: sets its size (the process gets SIGWINCH). A no-op without one, or once the
+   * process is gone.
+   */
+  resize(rows: number, cols: number): void;
 }
 
 /**
@@ -282,8 +287,17 @@ function stdioFd(entry: unknown, index: number): number | undefined {
  * and drive it, and inject input into the caller's shell with TIOCSTI (bubblewrap's CVE-2017-5226);
  * pass 'pipe' and relay (relayExec), as docker exec without -t does. The helper runs in a session
  * of its own, so a terminal's Ctrl-C reaches only the caller, which decides what to pass on.
+ *
+ * `terminal`: the spec gives the process a new pseudo-terminal of the container's devpts (its
+ * master kept by the helper, which copies stdin to it and it to stdout); stdio 1 must then be
+ * 'pipe', stderr is the terminal's too (2 is ignored), and fd 4 carries resizes (handle.resize).
  */
-export async function startExec(specPath: string, stdio: StdioOptions, action: string): Promise<ExecHandle> {
+export async function startExec(
+  specPath: string,
+  stdio: StdioOptions,
+  action: string,
+  terminal = false,
+): Promise<ExecHandle> {
   const base = Array.isArray(stdio) ? stdio.slice(0, 3) : [stdio, stdio, stdio];
   base.forEach((entry, index) => {
     const fd = stdioFd(entry, index);
@@ -294,10 +308,20 @@ export async function startExec(specPath: string, stdio: StdioOptions, action: s
       );
     }
   });
+  if (terminal) {
+    if (base[1] !== 'pipe')
+      throw new InvalidArgumentError(
+        `${action}: a terminal's output is relayed: stdio 1 must be 'pipe'`,
+        'stdio',
+      );
+    base[2] = 'ignore';
+  }
   const child = spawn(helperPath(), ['exec', specPath], {
-    stdio: [...base, 'pipe'] as StdioOptions,
+    stdio: [...base, 'pipe', ...(terminal ? ['pipe'] : [])] as StdioOptions,
     detached: true,
   });
+  const control = terminal ? (child.stdio[4] as Writable) : undefined;
+  control?.on('error', () => {});
   const exited = new Promise<number>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
@@ -308,7 +332,17 @@ export async function startExec(specPath: string, stdio: StdioOptions, action: s
   const reportStream = child.stdio[3] as Readable;
   try {
     const report = await readReport(reportStream, child, action);
-    return { pid: report.pid, child, exited, stdout, stderr };
+    return {
+      pid: report.pid,
+      child,
+      exited,
+      stdout,
+      stderr,
+      resize: (rows, cols) => {
+        if (control && !control.destroyed && child.exitCode === null)
+          control.write(`resize ${Math.trunc(rows)} ${Math.trunc(cols)}\n`);
+      },
+    };
   } finally {
     reportStream.destroy();
   }
@@ -387,5 +421,162 @@ export async function relayExec(handle: ExecHandle, io: ExecStreams): Promise<nu
     // the pipes themselves, which a process left in the container may hold open
     child.stdout?.destroy();
     child.stderr?.destroy();
+    (child.stdio[4] as Writable | null | undefined)?.destroy();
   }
+}
+
+/** A TCP connection inside a pod's network namespace (startPortForward). */
+export interface PortForwardHandle {
+  /** What is written goes to the connection; its end shuts the connection's write side. */
+  input: Writable;
+  /** What the connection sends; it ends when the connection's read side does. */
+  output: Readable;
+  /** The helper's exit: 0 when both directions ended, 1 when the connection failed. */
+  exited: Promise<number>;
+  /** Ends the connection now. */
+  close(): void;
+}
+
+/**
+ * Connects to 127.0.0.1:`port` (else [::1]) inside the network namespace of `pid` (the process
+ * with that /proc start time, never another that took its pid): the helper's port-forward mode,
+ * which relays the connection over its stdin and stdout. Rejects with the step that failed
+ * (connect: ECONNREFUSED when nothing listens).
+ */
+export async function startPortForward(
+  pid: number,
+  startTime: string,
+  port: number,
+  action: string,
+): Promise<PortForwardHandle> {
+  const child = spawn(helperPath(), ['port-forward', String(pid), startTime, String(port)], {
+    stdio: ['pipe', 'pipe', 'ignore', 'pipe'],
+  });
+  const exited = new Promise<number>((resolve) => {
+    child.once('error', () => resolve(1));
+    child.once('exit', (code) => resolve(code ?? 1));
+  });
+  child.stdin!.on('error', () => {});
+  const reportStream = child.stdio[3] as Readable;
+  try {
+    await readReport(reportStream, child, action);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  } finally {
+    reportStream.destroy();
+  }
+  return {
+    input: child.stdin!,
+    output: child.stdout!,
+    exited,
+    close: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+/** What a captured exec came to (ExecServer). */
+export interface CapturedExec {
+  /** 128+signal when killed (137 after a timeout). */
+  exitCode: number;
+  /** stdout and stderr as they came, at most 10 KiB. */
+  output: Buffer;
+  timedOut: boolean;
+}
+
+/**
+ * The helper's exec-server mode: one long-lived process (run from its sealed copy) that runs exec
+ * specs and answers with their exit code and output, forking a worker per spec. An exec through it
+ * costs this process a line each way, where `startExec` forks this whole process (1–3 ms and
+ * growing with its memory) and the helper copies itself into a sealed memfd again. Requests
+ * "ID\tSPEC\tMS\n" go to its stdin; answers come on its stdout as they finish:
+ * "ID\tok\tCODE\tTIMEDOUT\tHEX" or "ID\t" + an error report. Started on first use; it does not keep
+ * Node alive while idle, exits when Node goes away (EOF), and is started again if it died.
+ */
+class ExecServer {
+  private child: ChildProcess | undefined;
+  private readonly waiting = new Map<string, (answer: string | Error) => void>();
+  private nextId = 1;
+  private buffered = '';
+
+  run(specPath: string, timeoutMs: number, action: string): Promise<CapturedExec> {
+    const child = this.child ?? this.spawn();
+    const id = String(this.nextId++);
+    return new Promise<CapturedExec>((resolve, reject) => {
+      this.waiting.set(id, (answer) => {
+        if (this.waiting.size === 0) (child.stdout as Socket).unref();
+        if (answer instanceof Error) return reject(answer);
+        const fields = answer.split('\t');
+        if (fields[0] === 'ok') {
+          resolve({
+            exitCode: Number(fields[1]),
+            timedOut: fields[2] === '1',
+            output: Buffer.from(fields[3] ?? '', 'hex'),
+          });
+          return;
+        }
+        const report = parseHelperReport(answer);
+        if (report && !report.ok) reject(helperError(action, report));
+        else
+          reject(
+            new InternalError(
+              `${action}: skiff-helper exec-server answered ${JSON.stringify(answer.slice(0, 200))}`,
+            ),
+          );
+      });
+      (child.stdout as Socket).ref();
+      child.stdin!.write(`${id}\t${specPath}\t${Math.max(0, Math.round(timeoutMs))}\n`);
+    });
+  }
+
+  private spawn(): ChildProcess {
+    const child = spawn(helperPath(), ['exec-server'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = child;
+    child.unref();
+    (child.stdin as Socket).unref();
+    let complaint = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => (complaint = (complaint + chunk).slice(-1024)));
+    (child.stderr as Socket).unref();
+    child.stdin!.on('error', () => {});
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      this.buffered += chunk;
+      let nl: number;
+      while ((nl = this.buffered.indexOf('\n')) >= 0) {
+        const line = this.buffered.slice(0, nl);
+        this.buffered = this.buffered.slice(nl + 1);
+        const tab = line.indexOf('\t');
+        const answer = this.waiting.get(line.slice(0, tab));
+        this.waiting.delete(line.slice(0, tab));
+        answer?.(line.slice(tab + 1));
+      }
+    });
+    (child.stdout as Socket).unref();
+    const gone = (why: string): void => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      this.buffered = '';
+      const waiting = [...this.waiting.values()];
+      this.waiting.clear();
+      for (const answer of waiting)
+        answer(
+          new UnavailableError(
+            `skiff-helper exec-server ${why}${complaint.trim() ? `: ${complaint.trim()}` : ''}`,
+          ),
+        );
+    };
+    child.on('error', (err) => gone(`failed: ${err.message}`));
+    child.on('exit', (code, signal) => gone(`exited (${signal ?? code})`));
+    return child;
+  }
+}
+
+let execServer: ExecServer | undefined;
+
+/** Runs the exec spec at `specPath` to its end through the helper's exec server. */
+export function runCapturedExec(specPath: string, timeoutMs: number, action: string): Promise<CapturedExec> {
+  execServer ??= new ExecServer();
+  return execServer.run(specPath, timeoutMs, action);
 }

@@ -14,12 +14,32 @@
  *                            it keeps that many warm shims parked (see run_warm_shim).
  *   skiff-helper exec SPEC   enter a running container (setns, cgroups, fork into its pid ns),
  *                            report on fd 3 as above, then wait and exit with the process's
- *                            status (128+signal when killed). stdio is the caller's.
- * The launcher and exec modes first re-execute from a sealed memfd copy (run_from_sealed_copy).
+ *                            status (128+signal when killed). stdio is the caller's; with a
+ *                            terminal in the spec the process gets a new pseudo-terminal of the
+ *                            container's devpts instead, whose master stays here: stdin is copied
+ *                            to it, its output to stdout, "resize ROWS COLS" lines on fd 4 set its
+ *                            size (relay_terminal).
+ *   skiff-helper port-forward PID START_TIME PORT
+ *                            enter the network namespace of PID (that process, by its start time),
+ *                            connect to 127.0.0.1:PORT (else [::1]:PORT), report "ok 0 PID" or the
+ *                            failed step on fd 3, then copy stdin to the connection and the
+ *                            connection to stdout, each direction ending on its own
+ *                            (run_port_forward).
+ *   skiff-helper exec-server a long-lived process that runs exec specs for its caller and answers
+ *                            with their status and output (see run_exec_server).
+ * The launcher, exec and exec-server modes first re-execute from a sealed memfd copy
+ * (run_from_sealed_copy).
  *   skiff-helper probe-overlay DIR
  *                            mount DIR/lower, DIR/upper, DIR/work as an overlay that is never
  *                            attached anywhere (it vanishes when the helper exits, whatever
  *                            happens), write DIR-relative "probe" through it, report "ok 0 PID".
+ *   skiff-helper dialer NETNS|-
+ *                            a small long-lived process in the network namespace NETNS (- : its
+ *                            own) that makes TCP connections there for its caller, a Node.js
+ *                            process whose IPC channel it was given (NODE_CHANNEL_FD): connects and
+ *                            passes the socket as Node passes a net.Socket, or makes a TCP or HTTP
+ *                            probe's exchange itself and answers with the result (see run_dialer).
+ *                            Exits at EOF on stdin or when the channel closes.
  *   skiff-helper init-layer TYPE SOURCE [OPTION...] -- [FILE...]
  *                            mount an image's prepared init layer (never attached), create in it
  *                            the mount points every container gets (/proc, /sys, /dev and each
@@ -39,11 +59,15 @@
 #include <linux/keyctl.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,13 +153,22 @@ struct spec {
   const char *join_start_time;
   const char *joins[8];
   int n_joins;
+  const char *net_path; /* a network namespace to enter by its path (a host that is a namespace) */
   int lo_up;
+  int sys_rw; /* /sys read-write (a privileged container) */
   const char *log_path;
   long long log_max_bytes;
   int log_max_files;
   const char *exit_path;
   struct sock_filter *seccomp; /* installed last before execve; NULL: none */
   unsigned short n_seccomp;
+  /* the process gets a new pseudo-terminal (its master kept by the shim or the exec helper) */
+  int tty;
+  unsigned short tty_rows, tty_cols; /* its first size; 0: the kernel's */
+  /* a container's stdin stays open: a pipe the shim holds, fed from the FIFO at stdin_path */
+  int open_stdin;
+  const char *stdin_path;
+  const char *control_path; /* a FIFO of "resize ROWS COLS" and "close-stdin" lines, for the shim */
 };
 
 #define REPORT_FD_EARLY 3
@@ -291,16 +324,27 @@ static void parse_spec(const char *path, struct spec *s) {
     } else if (!strcmp(key, "ns.join")) {
       if (ns_flag(v) < 0 || s->n_joins >= 8) die_usage("spec: bad namespace join");
       s->joins[s->n_joins++] = v;
+    } else if (!strcmp(key, "ns.net_path")) {
+      if (v[0] != '/') die_usage("spec: bad network namespace path");
+      s->net_path = v;
     } else if (!strcmp(key, "lo_up")) s->lo_up = atoi(v);
+    else if (!strcmp(key, "sys_rw")) s->sys_rw = atoi(v);
     else if (!strcmp(key, "log.path")) s->log_path = v;
     else if (!strcmp(key, "log.max_bytes")) s->log_max_bytes = atoll(v);
     else if (!strcmp(key, "log.max_files")) s->log_max_files = atoi(v);
     else if (!strcmp(key, "exit_path")) s->exit_path = v;
     else if (!strcmp(key, "seccomp")) parse_seccomp(v, s);
+    else if (!strcmp(key, "tty")) s->tty = atoi(v);
+    else if (!strcmp(key, "tty.rows")) s->tty_rows = (unsigned short)atoi(v);
+    else if (!strcmp(key, "tty.cols")) s->tty_cols = (unsigned short)atoi(v);
+    else if (!strcmp(key, "stdin")) s->open_stdin = atoi(v);
+    else if (!strcmp(key, "io.stdin")) s->stdin_path = v;
+    else if (!strcmp(key, "io.control")) s->control_path = v;
     else die_usage("spec: unknown key");
   }
 #undef NEXT
   if (s->n_argv == 0) die_usage("spec: no argv");
+  if (s->open_stdin && !s->stdin_path) die_usage("spec: stdin without io.stdin");
   s->env[s->n_env] = NULL;
   s->argv[s->n_argv] = NULL;
 }
@@ -655,15 +699,113 @@ static int recv_fd(int sock) {
   return fd;
 }
 
-/* In the container's process: the root mount from the shim. */
-static int receive_rootfs_mount(void) {
+/* In the container's process: the root mount from the shim. The socket stays open when more
+ * travels on it: the stdin pipe the shim keeps open, or the terminal's master, which goes back. */
+static int receive_rootfs_mount(const struct spec *s) {
   int fd = recv_fd(rootfs_sock);
   /* a shim that could not mount it has reported why and kills this process; anything else is
    * reported here, so a start never looks successful without a root */
   if (fd < 0) fail("receive root mount", NULL, EPIPE, "the shim did not hand over the container's root mount");
-  close(rootfs_sock);
-  rootfs_sock = -1;
+  if (!s->open_stdin && !s->tty) {
+    close(rootfs_sock);
+    rootfs_sock = -1;
+  }
   return fd;
+}
+
+/* ---------- terminals ---------- */
+
+#ifndef DEVPTS_SUPER_MAGIC
+#define DEVPTS_SUPER_MAGIC 0x1cd1
+#endif
+
+/* A new pseudo-terminal of the devpts instance at /dev/pts of this mount namespace (a container's
+ * own, which mount_dev made with newinstance), sized ROWS x COLS when given. Returns its master
+ * (non-blocking) and sets *slave to its slave, opened through the master (TIOCGPTPEER), never by a
+ * path. /dev/pts must be a devpts mount reached without a link, and ptmx in it the 5:2 device:
+ * a container's root can rename and make nodes in its /dev (it cannot mount), and must not hand
+ * the caller a FIFO to hang on or a device of its choosing. -1 with errno and *step on failure. */
+static int open_pty(unsigned short rows, unsigned short cols, int *slave, const char **step) {
+  *step = "open /dev/pts";
+  int dir = openat2_fd(AT_FDCWD, "/dev/pts", O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+  if (dir < 0) return -1;
+  struct statfs sfs;
+  if (fstatfs(dir, &sfs) < 0 || sfs.f_type != DEVPTS_SUPER_MAGIC) {
+    close(dir);
+    errno = ENOTTY;
+    return -1;
+  }
+  *step = "open /dev/pts/ptmx";
+  int master = openat2_fd(dir, "ptmx", O_RDWR | O_NOCTTY | O_NONBLOCK, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
+  close(dir);
+  if (master < 0) return -1;
+  struct stat st;
+  int unlock = 0;
+  if (fstat(master, &st) < 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 || minor(st.st_rdev) != 2) {
+    close(master);
+    errno = ENOTTY;
+    return -1;
+  }
+  *step = "unlock terminal";
+  if (ioctl(master, TIOCSPTLCK, &unlock) < 0) goto failed;
+  if (rows > 0 && cols > 0) {
+    struct winsize ws = {.ws_row = rows, .ws_col = cols};
+    *step = "size terminal";
+    if (ioctl(master, TIOCSWINSZ, &ws) < 0) goto failed;
+  }
+  *step = "open terminal";
+  *slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (*slave < 0) goto failed;
+  return master;
+failed:;
+  int err = errno;
+  close(master);
+  errno = err;
+  return -1;
+}
+
+/* In the process about to become the container's (or the exec'd one), a session leader: the
+ * terminal becomes its controlling terminal and its stdin, stdout and stderr. */
+static void take_terminal(int slave) {
+  if (ioctl(slave, TIOCSCTTY, 0) < 0) fail("set controlling terminal", NULL, errno, NULL);
+  for (int fd = 0; fd <= 2; fd++)
+    if (dup2(slave, fd) < 0) fail("terminal as stdio", NULL, errno, NULL);
+  if (slave > 2) close(slave);
+}
+
+/* Sets the terminal's size from a "resize ROWS COLS" line (the kernel then signals SIGWINCH to
+ * its foreground process group); anything else is ignored. */
+static void resize_terminal(int master, const char *line) {
+  unsigned rows, cols;
+  if (master < 0 || sscanf(line, "resize %u %u", &rows, &cols) != 2 || rows > 65535 || cols > 65535) return;
+  struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+  ioctl(master, TIOCSWINSZ, &ws);
+}
+
+/* Lines read from a control descriptor, each handed to `apply` (partial lines wait; a line longer
+ * than the buffer is dropped). Returns 0 at EOF. */
+struct control_lines {
+  int fd;
+  char buf[256];
+  size_t len;
+};
+
+static int read_control(struct control_lines *c, void (*apply)(const char *line, void *arg), void *arg) {
+  ssize_t r = read(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len);
+  if (r < 0) return errno == EINTR || errno == EAGAIN;
+  if (r == 0) return 0;
+  c->len += (size_t)r;
+  c->buf[c->len] = '\0';
+  char *start = c->buf, *nl;
+  while ((nl = memchr(start, '\n', c->len - (size_t)(start - c->buf))) != NULL) {
+    *nl = '\0';
+    apply(start, arg);
+    start = nl + 1;
+  }
+  c->len -= (size_t)(start - c->buf);
+  memmove(c->buf, start, c->len);
+  if (c->len == sizeof c->buf - 1) c->len = 0;
+  return 1;
 }
 
 static void mount_dev(void) {
@@ -1136,9 +1278,12 @@ static void join_session_keyring(void) {
     fail("join session keyring", NULL, errno, NULL);
 }
 
-/* Needs no_new_privs (or CAP_SYS_ADMIN, which containers do not keep): the spec always asks for
- * it with a filter, and no_new_privs is set just before. Installed last, so the filter never
- * applies to the helper's own setup; only execve (and fail's write and exit) run under it. */
+/* Needs no_new_privs or CAP_SYS_ADMIN. With no_new_privs (the default) it is installed last, just
+ * after no_new_privs is set, so the filter never applies to the helper's own setup: only execve
+ * (and fail's write and exit) run under it. Without no_new_privs (allowPrivilegeEscalation) it is
+ * installed while the helper still holds CAP_SYS_ADMIN, before the capabilities are dropped and
+ * the user changes, as runc does; the rest of the setup (prctl, openat2, fchdir, setgroups,
+ * setres[ug]id, capset, close_range, execve) is allowed by every profile the runtime writes. */
 static void install_seccomp(const struct spec *s) {
   if (!s->seccomp) return;
   struct sock_fprog prog = {.len = s->n_seccomp, .filter = s->seccomp};
@@ -1154,6 +1299,7 @@ __attribute__((noreturn)) static void become_process(const struct spec *s, int m
   join_session_keyring();
   resolve_identity(s, &id);
   set_rlimits(s);
+  if (!s->no_new_privs) install_seccomp(s);
   for (int c = 0; c <= 63; c++) {
     if (s->caps & (1ULL << c)) continue;
     if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) fail("drop capability", NULL, errno, "capability %d: %s", c, strerror(errno));
@@ -1199,7 +1345,7 @@ __attribute__((noreturn)) static void become_process(const struct spec *s, int m
   }
   envp[n_env] = NULL;
   environ = (char **)envp;
-  install_seccomp(s);
+  if (s->no_new_privs) install_seccomp(s);
   execvp(s->argv[0], (char *const *)s->argv);
   fail("exec", s->argv[0], errno, NULL);
 }
@@ -1227,13 +1373,32 @@ static void wait_for_cgroups(const struct spec *s) {
   if ((s->new_ns & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) fail("unshare cgroup", NULL, errno, NULL);
 }
 
+/* The host's network when the host is itself a namespace (/run/netns/NAME): entered by its path,
+ * which the runtime was given by whoever set the host up; setns refuses anything but a network
+ * namespace. */
+static void enter_net_path(const struct spec *s) {
+  if (!s->net_path) return;
+  int fd = open(s->net_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("open network namespace", s->net_path, errno, NULL);
+  if (setns(fd, CLONE_NEWNET) < 0) fail("setns", s->net_path, errno, NULL);
+  close(fd);
+}
+
 __attribute__((noreturn)) static void setup_container(const struct spec *s) {
   join_namespaces(s, 0);
+  enter_net_path(s);
   if (unshare(s->new_ns & ~(CLONE_NEWPID | CLONE_NEWCGROUP)) < 0) fail("unshare", NULL, errno, NULL);
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("make mounts private", "/", errno, NULL);
 
   /* Host-side sources are opened as detached mounts while the host is still visible. */
-  int rootfd = receive_rootfs_mount();
+  int rootfd = receive_rootfs_mount(s);
+  int stdin_fd = -1;
+  if (s->open_stdin && !s->tty) {
+    stdin_fd = recv_fd(rootfs_sock);
+    if (stdin_fd < 0) fail("receive stdin", NULL, EPIPE, "the shim did not hand over the container's stdin");
+    close(rootfs_sock);
+    rootfs_sock = -1;
+  }
   int volfds[64];
   for (int i = 0; i < s->n_volumes; i++) {
     volfds[i] = open_tree(AT_FDCWD, s->volumes[i].source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
@@ -1251,8 +1416,19 @@ __attribute__((noreturn)) static void setup_container(const struct spec *s) {
   /* From here on every path resolves inside the container's root. */
   ensure_mount_points();
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL) < 0) fail("mount", "/proc", errno, NULL);
-  if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY, NULL) < 0) fail("mount", "/sys", errno, NULL);
+  if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | (s->sys_rw ? 0 : MS_RDONLY), NULL) < 0) fail("mount", "/sys", errno, NULL);
   mount_dev();
+  int tty_slave = -1;
+  if (s->tty) {
+    /* the terminal is the container's own devpts's: its master goes to the shim, which keeps it */
+    const char *step;
+    int master = open_pty(s->tty_rows, s->tty_cols, &tty_slave, &step);
+    if (master < 0) fail(step, "/dev/pts/ptmx", errno, NULL);
+    if (send_fd(rootfs_sock, master) < 0) fail("hand over terminal", NULL, errno, NULL);
+    close(master);
+    close(rootfs_sock);
+    rootfs_sock = -1;
+  }
   for (int i = 0; i < s->n_volumes; i++) {
     struct stat st;
     int as_file = fstat(volfds[i], &st) == 0 && !S_ISDIR(st.st_mode);
@@ -1267,6 +1443,11 @@ __attribute__((noreturn)) static void setup_container(const struct spec *s) {
   if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) fail("sethostname", s->hostname, errno, NULL);
   if (s->lo_up) bring_lo_up();
   wait_for_cgroups(s);
+  if (tty_slave >= 0) take_terminal(tty_slave);
+  if (stdin_fd >= 0) {
+    if (dup2(stdin_fd, 0) < 0) fail("stdin", NULL, errno, NULL);
+    close(stdin_fd);
+  }
   become_process(s, 1);
 }
 
@@ -1453,6 +1634,42 @@ static void leave_session(void) {
 
 #define HANDOVER_LOST (-2)
 
+/* What a container with stdin or a terminal has beside its log pipes, in its shim: where input
+ * goes (the write end of its stdin pipe, or its terminal's master), and the master, whose output
+ * is the container's stdout. */
+static int shim_input = -1;
+static int shim_master = -1;
+
+/* In the shim, after the root mount: the read end of a new pipe becomes the container's stdin
+ * (it dup2s it onto 0 before exec), the write end stays here. -1 (reported) or HANDOVER_LOST as
+ * hand_over_rootfs. */
+static int hand_over_stdin(const struct spec *s, int sock) {
+  if (!s->open_stdin || s->tty) return 0;
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) {
+    report("error\tpipe\t\t0\tcannot create the stdin pipe\n");
+    return -1;
+  }
+  int sent = send_fd(sock, p[0]);
+  close(p[0]);
+  if (sent < 0) {
+    close(p[1]);
+    return HANDOVER_LOST;
+  }
+  fcntl(p[1], F_SETFL, O_NONBLOCK);
+  shim_input = p[1];
+  return 0;
+}
+
+/* In the shim, once the child's mounts are built: its terminal's master, which it sent after
+ * making /dev (a child that died before sends nothing: its error is on the error pipe). */
+static void receive_terminal(const struct spec *s, int sock) {
+  if (!s->tty) return;
+  int master = recv_fd(sock);
+  if (master < 0) return;
+  shim_master = shim_input = master;
+}
+
 /* In the shim: mounts the container's root and hands it to the container's process over `sock`;
  * -1 after reporting why it could not be mounted, HANDOVER_LOST when the process is gone (its
  * own error is then on its error pipe). */
@@ -1469,6 +1686,10 @@ static int hand_over_rootfs(const struct spec *s, int sock) {
   close(fd);
   return sent < 0 ? HANDOVER_LOST : 0;
 }
+
+/* An exec with a terminal: its master (kept by the helper) and slave (the process's stdio). */
+static int exec_tty_master = -1;
+static int exec_tty_slave = -1;
 
 /* Forks the process that becomes the container (or the exec'd process); returns its pid after
  * setup succeeded, or reports the setup error on fd 3 and returns -1. */
@@ -1501,7 +1722,13 @@ static pid_t start_child(const struct spec *s, int is_exec) {
     }
     signal(SIGPIPE, SIG_DFL);
     leave_session();
-    if (is_exec) become_process(s, 0);
+    if (is_exec) {
+      if (exec_tty_slave >= 0) {
+        close(exec_tty_master);
+        take_terminal(exec_tty_slave);
+      }
+      become_process(s, 0);
+    }
     setup_container(s);
   }
   close(ep[1]);
@@ -1512,13 +1739,15 @@ static pid_t start_child(const struct spec *s, int is_exec) {
     /* the mount first: the container's process must not be in its cgroups yet (see rootfs_sock) */
     close(rp[1]);
     int handed = hand_over_rootfs(s, rp[0]);
-    close(rp[0]);
+    if (handed == 0) handed = hand_over_stdin(s, rp[0]);
     if (handed == HANDOVER_LOST) {
+      close(rp[0]);
       close(cp[1]);
       close(mp[0]);
       return await_exec(pid, ep[0]);
     }
     if (handed < 0 || create_cgroups(s) < 0 || restrict_devices(s) < 0 || move_into_cgroups(s, pid) < 0) {
+      close(rp[0]);
       close(cp[1]);
       close(ep[0]);
       close(mp[0]);
@@ -1527,6 +1756,8 @@ static pid_t start_child(const struct spec *s, int is_exec) {
       return -1;
     }
     hold_mount_ns(pid, mp[0]);
+    receive_terminal(s, rp[0]);
+    close(rp[0]);
     if (write(cp[1], "j", 1) != 1) { /* the child died: its error is on the error pipe */
     }
   }
@@ -1576,6 +1807,9 @@ struct log_stream {
   const char *name;
   char buf[16384];
   size_t len;
+  /* a terminal's: what a read brought is logged at once, a line's start as a partial entry (a
+   * prompt waits for no newline) */
+  int flush_partial;
 };
 
 static int log_fd = -1;
@@ -1623,7 +1857,7 @@ static void log_line(const struct spec *s, const char *stream, const char *text,
   if (w > 0) log_size += w;
 }
 
-/* Drains a pipe; returns 0 at EOF. */
+/* Drains a pipe (or a terminal's master: EIO once no one holds its slave); returns 0 at EOF. */
 static int pump(const struct spec *s, struct log_stream *ls) {
   ssize_t r = read(ls->fd, ls->buf + ls->len, sizeof ls->buf - ls->len);
   if (r < 0) return errno == EINTR || errno == EAGAIN;
@@ -1640,8 +1874,9 @@ static int pump(const struct spec *s, struct log_stream *ls) {
       start = i + 1;
     }
   }
-  if (start == 0 && ls->len == sizeof ls->buf) { /* a line longer than the buffer: emit it in parts */
-    log_line(s, ls->name, ls->buf, ls->len, 1);
+  if ((start == 0 && ls->len == sizeof ls->buf) || (ls->flush_partial && start < ls->len)) {
+    /* a line longer than the buffer (or a terminal's unfinished line): emitted in parts */
+    log_line(s, ls->name, ls->buf + start, ls->len - start, 1);
     start = ls->len;
   }
   memmove(ls->buf, ls->buf + start, ls->len - start);
@@ -1747,18 +1982,81 @@ static int run_shim(const struct spec *s) {
 
 static long long monotonic_ms(void);
 
+/* Input to a container with stdin or a terminal: the FIFO writers put bytes in (attach, the CLI),
+ * copied by the shim to the container's stdin pipe or terminal, with the control FIFO beside it.
+ * Both FIFOs are made here (0600, in the container's state directory, which only root reaches)
+ * and opened with a write end of the shim's own, so that the last writer leaving is no EOF. */
+struct shim_io {
+  int in_fd, in_keep;   /* the stdin FIFO, and the shim's own write end of it */
+  struct control_lines ctl;
+  int ctl_keep;
+  char buf[16384];      /* read from the FIFO, not yet written to the container */
+  size_t len, off;
+};
+
+static int open_fifo(const char *path, int *keep) {
+  unlink(path);
+  if (mkfifo(path, 0600) < 0) return -1;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return -1;
+  *keep = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  return fd;
+}
+
+static void shim_io_open(const struct spec *s, struct shim_io *io) {
+  memset(io, 0, sizeof *io);
+  io->in_fd = io->in_keep = io->ctl.fd = io->ctl_keep = -1;
+  if (s->open_stdin && s->stdin_path && shim_input >= 0) io->in_fd = open_fifo(s->stdin_path, &io->in_keep);
+  if ((s->open_stdin || s->tty) && s->control_path) io->ctl.fd = open_fifo(s->control_path, &io->ctl_keep);
+}
+
+static void shim_io_close(const struct spec *s, struct shim_io *io) {
+  int fds[] = {io->in_fd, io->in_keep, io->ctl.fd, io->ctl_keep};
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+    if (fds[i] >= 0) close(fds[i]);
+  io->in_fd = io->in_keep = io->ctl.fd = io->ctl_keep = -1;
+  /* a writer that comes after the exit finds no FIFO, rather than one nobody reads */
+  if (s->stdin_path) unlink(s->stdin_path);
+  if (s->control_path) unlink(s->control_path);
+}
+
+/* "close-stdin": the container's stdin pipe ends (with a terminal: an end-of-file character, which
+ * is what a terminal can do); "resize ROWS COLS": the terminal's size. */
+static void shim_control(const char *line, void *arg) {
+  (void)arg;
+  if (!strcmp(line, "close-stdin")) {
+    if (shim_master >= 0) {
+      char eof = 4;
+      if (write(shim_master, &eof, 1) < 0) { /* a full terminal: dropped */
+      }
+    } else if (shim_input >= 0) {
+      close(shim_input);
+      shim_input = -1;
+    }
+  } else {
+    resize_terminal(shim_master, line);
+  }
+}
+
 /* Reports the started container, then writes its output as log lines until it exits and its
  * pipes are drained (or LOG_DRAIN_AFTER_EXIT_MS passed), records the exit and closes the pipes:
- * a process still holding a write end then gets EPIPE. */
+ * a process still holding a write end then gets EPIPE. A container with a terminal logs what its
+ * master reads as stdout (its log pipes end at once: the terminal replaced them); one with stdin
+ * or a terminal takes input from its FIFOs (shim_io) until it exits. */
 static int shim_monitor(const struct spec *s, pid_t child, int out_read, int err_read, int sfd) {
   open_log(s);
+  struct shim_io io;
+  shim_io_open(s, &io);
   char line[64];
   snprintf(line, sizeof line, "ok\t%d\t%d\n", (int)child, (int)getpid());
   report(line);
   close(REPORT_FD);
 
-  struct log_stream streams[2] = {{.fd = out_read, .name = "stdout"}, {.fd = err_read, .name = "stderr"}};
-  int open_streams = 2, exited = 0, code = 0, signo = 0;
+  static struct log_stream streams[3];
+  streams[0] = (struct log_stream){.fd = out_read, .name = "stdout"};
+  streams[1] = (struct log_stream){.fd = err_read, .name = "stderr"};
+  streams[2] = (struct log_stream){.fd = shim_master, .name = "stdout", .flush_partial = 1};
+  int open_streams = shim_master >= 0 ? 3 : 2, exited = 0, code = 0, signo = 0;
   long long drain_until = 0;
   while (open_streams > 0 || !exited) {
     int timeout_ms = -1;
@@ -1767,11 +2065,25 @@ static int shim_monitor(const struct spec *s, pid_t child, int out_read, int err
       if (left <= 0) break;
       timeout_ms = (int)left;
     }
-    struct pollfd pfds[3];
+    struct pollfd pfds[8];
     int n = 0;
     pfds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
-    for (int i = 0; i < 2; i++)
+    int first_stream = n;
+    for (int i = 0; i < 3; i++)
       if (streams[i].fd >= 0) pfds[n++] = (struct pollfd){.fd = streams[i].fd, .events = POLLIN};
+    int streams_end = n, in_at = -1, to_at = -1, ctl_at = -1;
+    if (!exited && io.in_fd >= 0 && io.len == 0 && shim_input >= 0) {
+      in_at = n;
+      pfds[n++] = (struct pollfd){.fd = io.in_fd, .events = POLLIN};
+    }
+    if (!exited && io.len > 0 && shim_input >= 0) {
+      to_at = n;
+      pfds[n++] = (struct pollfd){.fd = shim_input, .events = POLLOUT};
+    }
+    if (!exited && io.ctl.fd >= 0) {
+      ctl_at = n;
+      pfds[n++] = (struct pollfd){.fd = io.ctl.fd, .events = POLLIN};
+    }
     if (poll(pfds, (nfds_t)n, timeout_ms) < 0 && errno != EINTR) break;
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof si) == sizeof si) {
@@ -1786,50 +2098,185 @@ static int shim_monitor(const struct spec *s, pid_t child, int out_read, int err
         drain_until = monotonic_ms() + LOG_DRAIN_AFTER_EXIT_MS;
       }
     }
-    for (int i = 1; i < n; i++) {
+    for (int i = first_stream; i < streams_end; i++) {
       if (!(pfds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      for (int k = 0; k < 2; k++) {
+      for (int k = 0; k < 3; k++) {
         if (streams[k].fd != pfds[i].fd) continue;
         if (!pump(s, &streams[k])) {
-          close(streams[k].fd);
+          if (streams[k].fd != shim_master) close(streams[k].fd);
           streams[k].fd = -1;
           open_streams--;
         }
       }
     }
+    if (in_at >= 0 && (pfds[in_at].revents & (POLLIN | POLLHUP))) {
+      ssize_t r = read(io.in_fd, io.buf, sizeof io.buf);
+      if (r > 0) {
+        io.len = (size_t)r;
+        io.off = 0;
+      }
+    }
+    if (to_at >= 0 && (pfds[to_at].revents & (POLLOUT | POLLERR | POLLHUP)) && shim_input >= 0) {
+      ssize_t w2 = write(shim_input, io.buf + io.off, io.len - io.off);
+      if (w2 > 0) io.off += (size_t)w2;
+      else if (w2 < 0 && errno != EAGAIN && errno != EINTR) io.off = io.len; /* the container closed its stdin */
+      if (io.off >= io.len) io.len = io.off = 0;
+    }
+    if (ctl_at >= 0 && (pfds[ctl_at].revents & (POLLIN | POLLHUP))) read_control(&io.ctl, shim_control, NULL);
   }
-  for (int k = 0; k < 2; k++) {
+  for (int k = 0; k < 3; k++) {
     if (streams[k].fd < 0) continue;
     if (streams[k].len > 0) log_line(s, streams[k].name, streams[k].buf, streams[k].len, 0);
-    close(streams[k].fd);
+    if (streams[k].fd != shim_master) close(streams[k].fd);
   }
+  shim_io_close(s, &io);
+  if (shim_input >= 0 && shim_input != shim_master) close(shim_input);
+  if (shim_master >= 0) close(shim_master);
   /* no fsync of the log: readers see it through the page cache, and only exit.json must be durable */
   write_exit_file(s, code, signo);
   if (held_mnt_ns >= 0) close(held_mnt_ns); /* the container's mounts go now, after the record */
   return 0;
 }
 
+/* How long an exec's terminal is still read once its process exited: a process it left behind
+ * may hold the terminal open (as relayExec's EXEC_OUTPUT_DRAIN_MS for pipes). */
+#define EXEC_DRAIN_AFTER_EXIT_MS 1000
+
+struct byte_buffer {
+  char data[65536];
+  size_t len, off;
+};
+
+/* Writes what `b` holds to fd (non-blocking); -1 when fd failed (the reader went away). */
+static int flush_buffer(int fd, struct byte_buffer *b) {
+  ssize_t w = write(fd, b->data + b->off, b->len - b->off);
+  if (w < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
+  b->off += (size_t)w;
+  if (b->off >= b->len) b->len = b->off = 0;
+  return 0;
+}
+
+static void exec_control(const char *line, void *arg) { resize_terminal(*(int *)arg, line); }
+
+/* exec with a terminal: stdin to the master, the master to stdout, "resize" lines from fd 4,
+ * signals passed on to the process (a terminal's Ctrl-C is a byte in stdin, not a signal here).
+ * stdin's end leaves the terminal open (a terminal has no end of input, only ^D, which the
+ * caller sends as a byte). Returns the process's status once it exited and the terminal is
+ * drained (EIO: nobody holds the slave) or EXEC_DRAIN_AFTER_EXIT_MS passed. */
+static int relay_terminal(pid_t child, int master, int sfd) {
+  signal(SIGPIPE, SIG_IGN);
+  fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+  fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
+  struct control_lines ctl = {.fd = fcntl(4, F_GETFD) >= 0 ? 4 : -1};
+  if (ctl.fd >= 0) fcntl(ctl.fd, F_SETFL, fcntl(ctl.fd, F_GETFL) | O_NONBLOCK);
+  static struct byte_buffer in, out;
+  int in_open = 1, out_open = 1, stdout_gone = 0, exited = 0, code = 0, signo;
+  long long drain_until = 0;
+  for (;;) {
+    if (exited && !out_open && (out.len == 0 || stdout_gone)) break;
+    int timeout_ms = -1;
+    if (exited) {
+      long long left = drain_until - monotonic_ms();
+      if (left <= 0) break;
+      timeout_ms = (int)left;
+    }
+    struct pollfd p[5];
+    int n = 0, at_sig, at_in = -1, at_master = -1, at_out = -1, at_ctl = -1;
+    at_sig = n;
+    p[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+    if (in_open && in.len == 0 && !exited) {
+      at_in = n;
+      p[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
+    }
+    short master_events = (short)((out_open && out.len == 0 ? POLLIN : 0) | (in.len > 0 && !exited ? POLLOUT : 0));
+    if (master_events) {
+      at_master = n;
+      p[n++] = (struct pollfd){.fd = master, .events = master_events};
+    }
+    if (out.len > 0 && !stdout_gone) {
+      at_out = n;
+      p[n++] = (struct pollfd){.fd = 1, .events = POLLOUT};
+    }
+    if (ctl.fd >= 0) {
+      at_ctl = n;
+      p[n++] = (struct pollfd){.fd = ctl.fd, .events = POLLIN};
+    }
+    if (poll(p, (nfds_t)n, timeout_ms) < 0 && errno != EINTR) break;
+    if (p[at_sig].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si)
+        if (si.ssi_signo != SIGCHLD) kill(child, (int)si.ssi_signo);
+    }
+    int status;
+    if (!exited && waitpid(child, &status, WNOHANG) == child) {
+      code = exit_code_of(status, &signo);
+      exited = 1;
+      drain_until = monotonic_ms() + EXEC_DRAIN_AFTER_EXIT_MS;
+    }
+    if (at_in >= 0 && (p[at_in].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t r = read(0, in.data, sizeof in.data);
+      if (r > 0) in.len = (size_t)r, in.off = 0;
+      else if (r == 0 || (errno != EAGAIN && errno != EINTR)) in_open = 0;
+    }
+    if (at_master >= 0) {
+      short ev = p[at_master].revents;
+      if ((ev & POLLOUT) && in.len > 0 && flush_buffer(master, &in) < 0) in.len = in.off = 0;
+      if ((ev & (POLLIN | POLLHUP | POLLERR)) && out_open && out.len == 0) {
+        ssize_t r = read(master, out.data, sizeof out.data);
+        if (r > 0) out.len = (size_t)r, out.off = 0;
+        else if (r == 0 || (errno != EAGAIN && errno != EINTR)) out_open = 0; /* EIO: no slave left */
+      }
+    }
+    if (stdout_gone) out.len = out.off = 0;
+    if (at_out >= 0 && (p[at_out].revents & (POLLOUT | POLLERR | POLLHUP)) && flush_buffer(1, &out) < 0) {
+      stdout_gone = 1; /* the caller went away: the output is dropped, the process goes on */
+      out.len = out.off = 0;
+    }
+    if (at_ctl >= 0 && (p[at_ctl].revents & (POLLIN | POLLHUP)) && !read_control(&ctl, exec_control, &master)) {
+      close(ctl.fd);
+      ctl.fd = -1;
+    }
+  }
+  if (!exited) {
+    int status;
+    waitpid(child, &status, 0);
+    code = exit_code_of(status, &signo);
+  }
+  return code;
+}
+
 static int run_exec(const struct spec *s) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* no ptrace of the helper from inside (CVE-2016-9962) */
   join_cgroups(s); /* the helper itself, so the forked process is born inside */
   join_namespaces(s, 1);
+  if (s->tty) { /* in the container's mount namespace: its devpts */
+    const char *step;
+    exec_tty_master = open_pty(s->tty_rows, s->tty_cols, &exec_tty_slave, &step);
+    if (exec_tty_master < 0) fail(step, "/dev/pts/ptmx", errno, NULL);
+  }
   sigset_t mask, old;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGHUP);
   sigaddset(&mask, SIGQUIT);
+  sigaddset(&mask, SIGUSR2);
   sigaddset(&mask, SIGCHLD);
   sigprocmask(SIG_BLOCK, &mask, &old);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
   sigprocmask(SIG_SETMASK, &old, NULL);
   pid_t child = start_child(s, 1);
+  if (exec_tty_slave >= 0) close(exec_tty_slave);
   if (child < 0) return 125;
   sigprocmask(SIG_BLOCK, &mask, NULL);
   char line[64];
   snprintf(line, sizeof line, "ok\t%d\t%d\n", (int)child, (int)getpid());
   report(line);
   close(REPORT_FD);
+  if (exec_tty_master >= 0) {
+    fcntl(sfd, F_SETFL, O_NONBLOCK);
+    return relay_terminal(child, exec_tty_master, sfd);
+  }
   for (;;) {
     int status;
     pid_t w = waitpid(child, &status, WNOHANG);
@@ -1838,8 +2285,118 @@ static int run_exec(const struct spec *s) {
       return exit_code_of(status, &signo);
     }
     struct signalfd_siginfo si;
-    if (read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD) kill(child, (int)si.ssi_signo);
+    /* signals are passed on; SIGUSR2 (which SIGKILL cannot be, being uncatchable) kills it */
+    if (read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD)
+      kill(child, si.ssi_signo == SIGUSR2 ? SIGKILL : (int)si.ssi_signo);
   }
+}
+
+/* port-forward: a TCP connection made from inside a pod's network namespace to its loopback,
+ * copied to and from the caller's stdin and stdout. Only the network namespace is entered: the
+ * helper stays in the host's mount and pid namespaces, where the pod's processes cannot reach it,
+ * and runs nothing of the pod's. Each direction ends on its own (stdin's end shuts the
+ * connection's write side; the connection's end closes stdout); the helper exits when both
+ * ended, or when either side fails (a reset, the caller gone). */
+static int run_port_forward(const char *pid_text, const char *start_time, const char *port_text) {
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  err_fd = REPORT_FD;
+  fail_prefix = "error\t";
+  char *end;
+  long port = strtol(port_text, &end, 10);
+  if (*end || port < 1 || port > 65535) fail("usage", port_text, EINVAL, "port %s is not 1-65535", port_text);
+  static struct spec s;
+  s.join_pid = atoi(pid_text);
+  s.join_start_time = start_time;
+  s.joins[0] = "net";
+  s.n_joins = 1;
+  join_namespaces(&s, 0);
+  int sock = -1, err = 0;
+  struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+  struct {
+    int family;
+    struct sockaddr *addr;
+    socklen_t len;
+  } tries[] = {{AF_INET, (struct sockaddr *)&v4, sizeof v4}, {AF_INET6, (struct sockaddr *)&v6, sizeof v6}};
+  for (size_t i = 0; i < 2 && sock < 0; i++) {
+    int fd = socket(tries[i].family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      if (!err) err = errno;
+      continue;
+    }
+    int r;
+    do r = connect(fd, tries[i].addr, tries[i].len);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) sock = fd;
+    else {
+      if (!err) err = errno; /* the IPv4 answer, unless there was none */
+      close(fd);
+    }
+  }
+  if (sock < 0) fail("connect", port_text, err, "connect to port %ld in the pod: %s", port, strerror(err));
+  int one = 1;
+  setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  char line[64];
+  snprintf(line, sizeof line, "ok\t0\t%d\n", (int)getpid());
+  write_all(REPORT_FD, line, strlen(line));
+  close(REPORT_FD);
+  signal(SIGPIPE, SIG_IGN);
+  fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+  fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
+  fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK);
+  static struct byte_buffer up, down; /* caller -> pod, pod -> caller */
+  int up_open = 1, down_open = 1;
+  while (up_open || up.len > 0 || down_open || down.len > 0) {
+    struct pollfd p[4];
+    int n = 0, at_in = -1, at_sock = -1, at_out = -1;
+    if (up_open && up.len == 0) {
+      at_in = n;
+      p[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
+    }
+    short sock_events = (short)((down_open && down.len == 0 ? POLLIN : 0) | (up.len > 0 ? POLLOUT : 0));
+    if (sock_events) {
+      at_sock = n;
+      p[n++] = (struct pollfd){.fd = sock, .events = sock_events};
+    }
+    if (down.len > 0) {
+      at_out = n;
+      p[n++] = (struct pollfd){.fd = 1, .events = POLLOUT};
+    }
+    if (n == 0) break;
+    if (poll(p, (nfds_t)n, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (at_in >= 0 && p[at_in].revents) {
+      ssize_t r = read(0, up.data, sizeof up.data);
+      if (r > 0) up.len = (size_t)r, up.off = 0;
+      else if (r == 0) {
+        up_open = 0;
+        shutdown(sock, SHUT_WR);
+      } else if (errno != EAGAIN && errno != EINTR) return 1;
+    }
+    if (at_sock >= 0) {
+      short ev = p[at_sock].revents;
+      if ((ev & (POLLOUT | POLLERR | POLLHUP)) && up.len > 0) {
+        if (flush_buffer(sock, &up) < 0) return 1; /* reset by the pod */
+        if (up.len == 0 && !up_open) shutdown(sock, SHUT_WR);
+      }
+      if ((ev & (POLLIN | POLLHUP | POLLERR)) && down_open && down.len == 0) {
+        ssize_t r = read(sock, down.data, sizeof down.data);
+        if (r > 0) down.len = (size_t)r, down.off = 0;
+        else if (r == 0) {
+          down_open = 0;
+          close(1);
+        } else if (errno != EAGAIN && errno != EINTR) return 1;
+      }
+    }
+    if (at_out >= 0 && p[at_out].revents) {
+      if (flush_buffer(1, &down) < 0) return 1; /* the caller went away */
+      if (down.len == 0 && !down_open) close(1);
+    }
+  }
+  close(sock);
+  return 0;
 }
 
 /* Whether the kernel takes an overlay with an upper dir here; TypeScript judges the result. */
@@ -2079,12 +2636,15 @@ static int run_warm_shim(void) {
   close(gp[1]);
   /* made by the shim while the child reads the spec and unshares: the child sits in its cgroups */
   int handed = hand_over_rootfs(&s, rp[0]);
-  close(rp[0]);
+  if (handed == 0) handed = hand_over_stdin(&s, rp[0]);
   if (handed == -1) { /* reported; a lost child (HANDOVER_LOST) reports its own error below */
+    close(rp[0]);
     warm_discard(child);
     return 125;
   }
   hold_mount_ns(child, mp[0]);
+  if (handed == 0) receive_terminal(&s, rp[0]);
+  close(rp[0]);
   if (write(cp[1], "j", 1) != 1) { /* the child died: its error is on the error pipe */
   }
   close(cp[1]);
@@ -2368,20 +2928,588 @@ static void run_from_sealed_copy(char **argv) {
   sealed_copy_failed("execute the copy", errno);
 }
 
+/* ---------- exec-server: commands run in containers, their output and status answered ---------- */
+
+/* Probes and hooks run a command in a container and want only its status and (some of) its output.
+ * Spawning `skiff-helper exec` for each costs the caller a fork of itself (a Node process of a
+ * hundred MB) and the helper its sealed copy; this long-lived process, itself run from a sealed
+ * copy, forks a worker per request instead: the worker is an `exec` helper as run_exec is, its
+ * stdout and stderr one pipe read here, its fd 3 the report. Requests on stdin, one line each:
+ *   ID\tSPEC\tMS        run the exec spec at SPEC (the runtime's, as for `exec`); kill the process
+ *                       after MS (0: never)
+ * Answers on stdout, one line each, as requests finish (in any order):
+ *   ID\tok\tCODE\tTIMEDOUT\tHEX     the exit code (128+signal when killed), 1 if MS passed, and the
+ *                                   first 10 KiB of what it wrote (stdout and stderr as they came)
+ *   ID\terror\tSTEP\tPATH\tERRNO\tMESSAGE   the step that failed before the process ran (its report)
+ * Output is read until the process exited and the pipe closed, or 500 ms after the exit (a process
+ * it left in the background may hold the pipe). At EOF on stdin it kills what still runs and exits. */
+
+#define EXEC_MAX 256
+#define EXEC_OUTPUT_MAX 10240
+#define EXEC_DRAIN_MS 500
+
+struct exec_job {
+  long long id;
+  pid_t worker;
+  int out_fd, report_fd;
+  long long deadline_ms; /* 0: none */
+  long long exited_ms;   /* when the worker was reaped; 0: still running */
+  int code, timed_out;
+  char report[512];
+  size_t report_len;
+  unsigned char *output;
+  size_t output_len;
+};
+
+static void exec_answer(struct exec_job *j) {
+  static const char hex[] = "0123456789abcdef";
+  size_t cap = 96 + sizeof j->report + 2 * (size_t)j->output_len;
+  char *line = malloc(cap);
+  if (!line) _exit(1);
+  int n;
+  if (!strncmp(j->report, "ok\t", 3) || j->report_len == 0) {
+    if (j->report_len == 0 && j->code == 125) /* no report: the worker failed before its process started */
+      n = snprintf(line, cap, "%lld\terror\tworker\t\t%d\tthe exec worker exited (%d) without a report\n", j->id, EIO, j->code);
+    else {
+      n = snprintf(line, cap, "%lld\tok\t%d\t%d\t", j->id, j->code, j->timed_out);
+      for (size_t i = 0; i < j->output_len; i++) {
+        line[n++] = hex[j->output[i] >> 4];
+        line[n++] = hex[j->output[i] & 15];
+      }
+      line[n++] = '\n';
+    }
+  } else {
+    /* the report is "error\tSTEP\tPATH\tERRNO\tMESSAGE\n" */
+    size_t len = j->report_len;
+    while (len > 0 && j->report[len - 1] == '\n') len--;
+    n = snprintf(line, cap, "%lld\t%.*s\n", j->id, (int)len, j->report);
+  }
+  write_all(1, line, (size_t)n);
+  free(line);
+  if (j->out_fd >= 0) close(j->out_fd);
+  if (j->report_fd >= 0) close(j->report_fd);
+  free(j->output);
+}
+
+static int exec_start(char *line, struct exec_job *j) {
+  memset(j, 0, sizeof *j);
+  j->out_fd = j->report_fd = -1;
+  char *tab1 = strchr(line, '\t');
+  char *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+  if (!tab2) return -1;
+  *tab1 = *tab2 = '\0';
+  j->id = atoll(line);
+  const char *spec_path = tab1 + 1;
+  long long ms = atoll(tab2 + 1);
+  j->output = malloc(EXEC_OUTPUT_MAX);
+  int out[2], rep[2];
+  if (!j->output || pipe2(out, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
+    j->report_len = (size_t)snprintf(j->report, sizeof j->report, "error\tpipe\t\t%d\t%s\n", errno, strerror(errno));
+    exec_answer(j);
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    j->report_len = (size_t)snprintf(j->report, sizeof j->report, "error\tfork\t\t%d\t%s\n", errno, strerror(errno));
+    close(out[0]), close(out[1]), close(rep[0]), close(rep[1]);
+    exec_answer(j);
+    return -1;
+  }
+  if (pid == 0) {
+    /* the worker: an `exec` helper whose stdio and report are these pipes */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0 || dup2(rep[1], REPORT_FD) < 0) _exit(125);
+    close_range(REPORT_FD + 1, ~0U, 0);
+    setsid();
+    static struct spec s;
+    parse_spec(spec_path, &s);
+    err_fd = REPORT_FD;
+    fail_prefix = "error\t";
+    _exit(run_exec(&s));
+  }
+  close(out[1]);
+  close(rep[1]);
+  fcntl(out[0], F_SETFL, O_NONBLOCK);
+  fcntl(rep[0], F_SETFL, O_NONBLOCK);
+  j->worker = pid;
+  j->out_fd = out[0];
+  j->report_fd = rep[0];
+  j->deadline_ms = ms > 0 ? monotonic_ms() + ms : 0;
+  return 0;
+}
+
+static int run_exec_server(void) {
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) return 1;
+  static struct exec_job jobs[EXEC_MAX];
+  static struct pollfd fds[2 + 2 * EXEC_MAX];
+  int n_jobs = 0, open_input = 1;
+  static char in[65536];
+  size_t in_len = 0;
+  for (;;) {
+    if (!open_input && n_jobs == 0) return 0;
+    long long now = monotonic_ms();
+    int timeout = -1;
+    for (int i = 0; i < n_jobs; i++) {
+      long long at = jobs[i].exited_ms ? jobs[i].exited_ms + EXEC_DRAIN_MS : jobs[i].deadline_ms;
+      if (!at || (jobs[i].timed_out && !jobs[i].exited_ms)) continue;
+      long long left = at - now;
+      if (left < 0) left = 0;
+      if (left > 3600000) left = 3600000;
+      if (timeout < 0 || left < timeout) timeout = (int)left;
+    }
+    int nf = 0;
+    fds[nf++] = (struct pollfd){.fd = open_input && n_jobs < EXEC_MAX ? 0 : -1, .events = POLLIN};
+    fds[nf++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+    for (int i = 0; i < n_jobs; i++) {
+      fds[nf++] = (struct pollfd){.fd = jobs[i].out_fd, .events = POLLIN};
+      fds[nf++] = (struct pollfd){.fd = jobs[i].report_fd, .events = POLLIN};
+    }
+    if (poll(fds, (nfds_t)nf, timeout) < 0 && errno != EINTR) return 1;
+    /* output and reports */
+    for (int i = 0; i < n_jobs; i++) {
+      struct exec_job *j = &jobs[i];
+      if (j->out_fd >= 0 && fds[2 + 2 * i].revents) {
+        for (;;) {
+          unsigned char buf[8192];
+          ssize_t r = read(j->out_fd, buf, sizeof buf);
+          if (r > 0) {
+            size_t keep = EXEC_OUTPUT_MAX - j->output_len;
+            if ((size_t)r < keep) keep = (size_t)r;
+            memcpy(j->output + j->output_len, buf, keep);
+            j->output_len += keep;
+            continue;
+          }
+          if (r < 0 && (errno == EAGAIN || errno == EINTR)) break;
+          close(j->out_fd); /* EOF or an error: the output ended */
+          j->out_fd = -1;
+          break;
+        }
+      }
+      if (j->report_fd >= 0 && fds[3 + 2 * i].revents) {
+        ssize_t r = read(j->report_fd, j->report + j->report_len, sizeof j->report - 1 - j->report_len);
+        if (r > 0) j->report_len += (size_t)r;
+        else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+          close(j->report_fd);
+          j->report_fd = -1;
+        }
+      }
+    }
+    /* workers that exited */
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == sizeof si) {
+    }
+    for (;;) {
+      int status;
+      pid_t w = waitpid(-1, &status, WNOHANG);
+      if (w <= 0) break;
+      for (int i = 0; i < n_jobs; i++)
+        if (jobs[i].worker == w) {
+          int signo;
+          jobs[i].code = WIFEXITED(status) ? WEXITSTATUS(status) : exit_code_of(status, &signo);
+          jobs[i].exited_ms = monotonic_ms();
+          if (jobs[i].report_fd >= 0) { /* what it reported is all in the pipe now */
+            ssize_t r;
+            while ((r = read(jobs[i].report_fd, jobs[i].report + jobs[i].report_len, sizeof jobs[i].report - 1 - jobs[i].report_len)) > 0)
+              jobs[i].report_len += (size_t)r;
+            close(jobs[i].report_fd);
+            jobs[i].report_fd = -1;
+          }
+        }
+    }
+    /* deadlines, and what is finished */
+    now = monotonic_ms();
+    for (int i = 0; i < n_jobs;) {
+      struct exec_job *j = &jobs[i];
+      if (!j->exited_ms && j->deadline_ms && now >= j->deadline_ms && !j->timed_out) {
+        j->timed_out = 1;
+        kill(j->worker, SIGUSR2); /* the worker kills its process (run_exec) */
+      }
+      if (j->exited_ms && (j->out_fd < 0 || now >= j->exited_ms + EXEC_DRAIN_MS)) {
+        exec_answer(j);
+        jobs[i] = jobs[--n_jobs];
+        continue;
+      }
+      i++;
+    }
+    if (open_input && fds[0].revents) {
+      ssize_t got = read(0, in + in_len, sizeof in - in_len);
+      if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) {
+        open_input = 0;
+        for (int i = 0; i < n_jobs; i++)
+          if (!jobs[i].exited_ms) kill(jobs[i].worker, SIGUSR2);
+        continue;
+      }
+      if (got < 0) continue;
+      in_len += (size_t)got;
+      char *start = in, *nl;
+      while ((nl = memchr(start, '\n', in_len - (size_t)(start - in))) != NULL && n_jobs < EXEC_MAX) {
+        *nl = '\0';
+        if (exec_start(start, &jobs[n_jobs]) == 0) n_jobs++;
+        start = nl + 1;
+      }
+      in_len -= (size_t)(start - in);
+      memmove(in, start, in_len);
+      if (in_len == sizeof in) return 1;
+    }
+  }
+}
+
+/* ---------- dialer: TCP connections opened in another network namespace ---------- */
+
+/* The caller (the node agent) probes pods whose network may live in a namespace other than its
+ * own (a node that is itself a namespace). A socket belongs to the namespace it was created in,
+ * whoever uses it afterwards: this process enters NETNS once ("-": stays in its own) and makes the
+ * connections there. Requests, one line each on stdin, fields separated by tabs:
+ *   ID C IP PORT MS        connect; the socket goes to the caller over its IPC channel the way
+ *                          Node passes a net.Socket between its own processes (lib/internal/
+ *                          child_process.js: the JSON line {"cmd":"NODE_HANDLE","type":"net.Socket",
+ *                          "msg":{"id":ID}} sent with the descriptor as SCM_RIGHTS; Node answers
+ *                          {"cmd":"NODE_HANDLE_ACK"}, read and dropped here)
+ *   ID T IP PORT MS        connect, close, answer {"id":ID,"ok":1} (a TCP probe)
+ *   ID H IP PORT MS HEX    connect, send the bytes HEX encodes (an HTTP/1.1 request), read the
+ *                          answer's head (up to the blank line, at most 4 KiB) and at most 10 KiB of
+ *                          what follows (until the peer closes), answer {"id":ID,"head":"HEX"}
+ *                          (an HTTP probe: no socket crosses to Node, nothing but a line each way)
+ * MS bounds the whole request. A failure answers {"id":ID,"errno":N,"phase":"connect"|"write"|
+ * "read"} (ETIMEDOUT when MS passed). Once in NETNS it says {"ready":1} (or {"error":...} and
+ * exits); it exits at EOF on stdin or when the channel closes. */
+
+#define DIAL_MAX 1024
+#define DIAL_HEAD_MAX 4096
+#define DIAL_BODY_MAX 10240
+
+enum dial_kind { DIAL_PASS, DIAL_CHECK, DIAL_HTTP };
+enum dial_phase { PHASE_CONNECT, PHASE_WRITE, PHASE_READ };
+
+struct dial {
+  long long id;
+  int fd;
+  long long deadline_ms;
+  enum dial_kind kind;
+  enum dial_phase phase;
+  unsigned char *req;
+  size_t req_len, req_off;
+  size_t head_len;
+  int head_done;
+  size_t body_read;
+  unsigned char head[DIAL_HEAD_MAX]; /* last: a new request clears what comes before it */
+};
+
+static int dial_channel = -1;
+
+static void dial_send(const char *json, size_t len, int fd) {
+  struct iovec iov = {(void *)json, len};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (fd >= 0) {
+    memset(&control, 0, sizeof control);
+    mh.msg_control = control.buf;
+    mh.msg_controllen = sizeof control.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = sendmsg(dial_channel, &mh, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) _exit(0); /* the caller is gone */
+    off += (size_t)n;
+    iov.iov_base = (char *)json + off;
+    iov.iov_len = len - off;
+    mh.msg_control = NULL; /* the descriptor went with the first part */
+    mh.msg_controllen = 0;
+  }
+}
+
+static void dial_fail(long long id, int err, enum dial_phase phase) {
+  static const char *names[] = {"connect", "write", "read"};
+  char line[128];
+  int n = snprintf(line, sizeof line, "{\"id\":%lld,\"errno\":%d,\"phase\":\"%s\"}\n", id, err, names[phase]);
+  dial_send(line, (size_t)n, -1);
+}
+
+/* The request is answered: the socket passed or closed, the entry's memory freed. */
+static void dial_finish(struct dial *d, int err) {
+  if (err) dial_fail(d->id, err, d->phase);
+  else if (d->kind == DIAL_PASS) {
+    char line[128];
+    int n = snprintf(line, sizeof line, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Socket\",\"msg\":{\"id\":%lld}}\n", d->id);
+    dial_send(line, (size_t)n, d->fd);
+  } else if (d->kind == DIAL_CHECK) {
+    char line[64];
+    int n = snprintf(line, sizeof line, "{\"id\":%lld,\"ok\":1}\n", d->id);
+    dial_send(line, (size_t)n, -1);
+  } else {
+    static char line[64 + 2 * DIAL_HEAD_MAX];
+    static const char hex[] = "0123456789abcdef";
+    int n = snprintf(line, 64, "{\"id\":%lld,\"head\":\"", d->id);
+    for (size_t i = 0; i < d->head_len; i++) {
+      line[n++] = hex[d->head[i] >> 4];
+      line[n++] = hex[d->head[i] & 15];
+    }
+    n += snprintf(line + n, 8, "\"}\n");
+    dial_send(line, (size_t)n, -1);
+  }
+  if (d->fd >= 0) close(d->fd);
+  d->fd = -1;
+  free(d->req);
+  d->req = NULL;
+}
+
+static int unhex(const char *text, unsigned char **out, size_t *len) {
+  size_t n = strlen(text);
+  if (n % 2) return -1;
+  unsigned char *buf = malloc(n / 2 + 1);
+  if (!buf) return -1;
+  for (size_t i = 0; i < n / 2; i++) {
+    int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      free(buf);
+      return -1;
+    }
+    buf[i] = (unsigned char)(hi << 4 | lo);
+  }
+  *out = buf;
+  *len = n / 2;
+  return 0;
+}
+
+/* A request line: starts the connect; 0 when the request is pending (*d filled), else answered. */
+static int dial_start(char *line, struct dial *d) {
+  char *fields[6];
+  int n = 0;
+  for (char *p = line; n < 6;) {
+    fields[n++] = p;
+    char *tab = strchr(p, '\t');
+    if (!tab) break;
+    *tab = '\0';
+    p = tab + 1;
+  }
+  memset(d, 0, offsetof(struct dial, head));
+  d->fd = -1;
+  if (n < 5) return -1;
+  d->id = atoll(fields[0]);
+  char kind = fields[1][0];
+  d->kind = kind == 'C' ? DIAL_PASS : kind == 'T' ? DIAL_CHECK : DIAL_HTTP;
+  long port = atol(fields[3]);
+  long long ms = atoll(fields[4]);
+  if ((kind != 'C' && kind != 'T' && kind != 'H') || (kind == 'H') != (n == 6) || port < 1 || port > 65535 || ms < 0 ||
+      (kind == 'H' && unhex(fields[5], &d->req, &d->req_len) < 0)) {
+    dial_fail(d->id, EINVAL, PHASE_CONNECT);
+    return -1;
+  }
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  memset(&ss, 0, sizeof ss);
+  struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+  if (inet_pton(AF_INET, fields[2], &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons((uint16_t)port);
+    sslen = sizeof *in4;
+  } else if (inet_pton(AF_INET6, fields[2], &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    sslen = sizeof *in6;
+  } else {
+    dial_finish(d, EINVAL);
+    return -1;
+  }
+  d->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (d->fd < 0) {
+    dial_finish(d, errno);
+    return -1;
+  }
+  d->deadline_ms = monotonic_ms() + ms;
+  d->phase = PHASE_CONNECT;
+  if (connect(d->fd, (struct sockaddr *)&ss, sslen) < 0 && errno != EINPROGRESS) {
+    dial_finish(d, errno);
+    return -1;
+  }
+  return 0;
+}
+
+/* The socket is ready for what the request waits for: moves it on; 1 when it was answered. */
+static int dial_step(struct dial *d) {
+  if (d->phase == PHASE_CONNECT) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err || d->kind != DIAL_HTTP) {
+      dial_finish(d, err);
+      return 1;
+    }
+    d->phase = PHASE_WRITE;
+  }
+  if (d->phase == PHASE_WRITE) {
+    ssize_t n = send(d->fd, d->req + d->req_off, d->req_len - d->req_off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) return 0;
+      dial_finish(d, errno);
+      return 1;
+    }
+    d->req_off += (size_t)n;
+    if (d->req_off < d->req_len) return 0;
+    d->phase = PHASE_READ;
+    return 0;
+  }
+  /* PHASE_READ: the head, then what follows until the peer closes or enough was read */
+  for (;;) {
+    unsigned char sink[4096];
+    unsigned char *into = d->head_done ? sink : d->head + d->head_len;
+    size_t room = d->head_done ? sizeof sink : DIAL_HEAD_MAX - d->head_len;
+    ssize_t n = recv(d->fd, into, room, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return 0;
+      if (d->head_len > 0) break; /* reset after an answer: it stands */
+      dial_finish(d, errno);
+      return 1;
+    }
+    if (n == 0) break;
+    if (d->head_done) d->body_read += (size_t)n;
+    else {
+      size_t before = d->head_len;
+      d->head_len += (size_t)n;
+      size_t from = before >= 3 ? before - 3 : 0;
+      for (size_t i = from; i + 3 < d->head_len && !d->head_done; i++)
+        if (!memcmp(d->head + i, "\r\n\r\n", 4)) {
+          d->body_read = d->head_len - (i + 4);
+          d->head_len = i + 4;
+          d->head_done = 1;
+        }
+      if (!d->head_done && d->head_len == DIAL_HEAD_MAX) d->head_done = 1; /* a head too long: what there is */
+    }
+    if (d->body_read >= DIAL_BODY_MAX) break;
+  }
+  dial_finish(d, 0);
+  return 1;
+}
+
+static int run_dialer(const char *netns) {
+  const char *channel = getenv("NODE_CHANNEL_FD");
+  if (!channel || atoi(channel) < 3) {
+    fprintf(stderr, "skiff-helper dialer: no NODE_CHANNEL_FD (spawn it with an 'ipc' stdio entry)\n");
+    return 125;
+  }
+  dial_channel = atoi(channel);
+  signal(SIGPIPE, SIG_IGN);
+  if (strcmp(netns, "-") != 0) {
+    int nsfd = open(netns, O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
+      char line[256];
+      int err = errno;
+      int n = snprintf(line, sizeof line, "{\"error\":\"%s\",\"errno\":%d}\n", strerror(err), err);
+      dial_send(line, (size_t)n, -1);
+      return 1;
+    }
+    close(nsfd);
+  }
+  dial_send("{\"ready\":1}\n", 12, -1);
+  static struct dial pending[DIAL_MAX];
+  static struct pollfd fds[DIAL_MAX + 2];
+  int n_pending = 0;
+  static char in[65536];
+  size_t in_len = 0;
+  char sink[4096];
+  for (;;) {
+    long long now = monotonic_ms();
+    int timeout = -1;
+    for (int i = 0; i < n_pending; i++) {
+      long long left = pending[i].deadline_ms - now;
+      if (left < 0) left = 0;
+      if (left > 3600000) left = 3600000; /* poll's int: a long deadline is looked at again in an hour */
+      if (timeout < 0 || left < timeout) timeout = (int)left;
+    }
+    fds[0] = (struct pollfd){.fd = n_pending < DIAL_MAX ? 0 : -1, .events = POLLIN};
+    fds[1] = (struct pollfd){.fd = dial_channel, .events = POLLIN};
+    for (int i = 0; i < n_pending; i++)
+      fds[i + 2] = (struct pollfd){.fd = pending[i].fd, .events = pending[i].phase == PHASE_READ ? POLLIN : POLLOUT};
+    int r = poll(fds, (nfds_t)n_pending + 2, timeout);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return 1;
+    }
+    now = monotonic_ms();
+    /* requests that can move on, or ran out of time: answered ones leave the table */
+    for (int i = 0; i < n_pending;) {
+      struct dial *d = &pending[i];
+      int answered = 0;
+      if (fds[i + 2].revents) answered = dial_step(d);
+      if (!answered && d->deadline_ms <= now) {
+        if (d->phase == PHASE_READ && d->head_done) dial_finish(d, 0); /* the answer came, its rest did not */
+        else dial_finish(d, ETIMEDOUT);
+        answered = 1;
+      }
+      if (!answered) {
+        i++;
+        continue;
+      }
+      pending[i] = pending[--n_pending];
+      fds[i + 2] = fds[n_pending + 2];
+    }
+    if (fds[1].revents) { /* Node's acknowledgements; EOF: the caller is gone */
+      ssize_t got = read(dial_channel, sink, sizeof sink);
+      if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) return 0;
+    }
+    if (fds[0].revents) {
+      ssize_t got = read(0, in + in_len, sizeof in - in_len);
+      if (got == 0) return 0;
+      if (got < 0) {
+        if (errno == EINTR || errno == EAGAIN) continue;
+        return 1;
+      }
+      in_len += (size_t)got;
+      char *start = in, *nl;
+      while ((nl = memchr(start, '\n', in_len - (size_t)(start - in))) != NULL && n_pending < DIAL_MAX) {
+        *nl = '\0';
+        if (dial_start(start, &pending[n_pending]) == 0) n_pending++;
+        start = nl + 1;
+      }
+      in_len -= (size_t)(start - in);
+      memmove(in, start, in_len);
+      if (in_len == sizeof in) return 1; /* a line longer than any request */
+    }
+  }
+}
+
 int main(int argc, char **argv) {
-  if (argc >= 2 && (!strcmp(argv[1], "launcher") || !strcmp(argv[1], "exec"))) run_from_sealed_copy(argv);
+  if (argc >= 2 && (!strcmp(argv[1], "launcher") || !strcmp(argv[1], "exec") || !strcmp(argv[1], "exec-server")))
+    run_from_sealed_copy(argv);
+  if (argc == 2 && !strcmp(argv[1], "exec-server")) return run_exec_server();
   if (argc >= 2 && !strcmp(argv[1], "launcher")) {
     /* launcher [WARM CGROUP_PARENT...] */
     int warm = argc >= 3 ? atoi(argv[2]) : 0;
     for (int i = 3; i < argc && n_warm_parents < MAX_PARENTS; i++) warm_parents[n_warm_parents++] = argv[i];
     return run_launcher(n_warm_parents > 0 ? warm : 0);
   }
+  if (argc == 3 && !strcmp(argv[1], "dialer")) return run_dialer(argv[2]);
   if (argc >= 2 && !strcmp(argv[1], "init-layer")) {
     if (fcntl(REPORT_FD, F_GETFD) < 0) return 125;
     return run_init_layer(argc, argv);
   }
+  if (argc == 5 && !strcmp(argv[1], "port-forward")) {
+    if (fcntl(REPORT_FD, F_GETFD) < 0) return 125;
+    return run_port_forward(argv[2], argv[3], argv[4]);
+  }
   if (argc != 3)
-    die_usage("usage: skiff-helper launcher [WARM CGROUP_PARENT...] | exec SPEC | probe-overlay DIR | init-layer TYPE SOURCE [OPTION...] -- [FILE...]");
+    die_usage("usage: skiff-helper launcher [WARM CGROUP_PARENT...] | exec SPEC | dialer NETNS | probe-overlay DIR | init-layer TYPE SOURCE [OPTION...] -- [FILE...] | port-forward PID START_TIME PORT");
   if (!strcmp(argv[1], "probe-overlay")) {
     if (fcntl(REPORT_FD, F_GETFD) < 0) return 125;
     return run_probe_overlay(argv[2]);

@@ -8,14 +8,9 @@
  *                                                        ▲            │ error: back off
  *                                                        └────────────┘ requeueAfterMs
  */
-import { errorMessage } from '../../proto/errors.js';
-import type { Logger } from '../../proto/support/logger.js';
-import {
-  WorkQueue,
-  runWorkers,
-  type ReconcileResult,
-  type WorkQueueOptions,
-} from '../../proto/informer/work-queue.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../support/logger.js';
+import { WorkQueue, runWorkers, type ReconcileResult, type WorkQueueOptions } from './work-queue.js';
 
 export interface ControllerOptions {
   /** Re-reads what `key` names and makes it so. */

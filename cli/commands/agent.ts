@@ -1,0 +1,165 @@
+/**
+ * `skiff agent`: runs a node agent on this host (as root): it registers the node with the control
+ * plane at --server, runs the pods bound to it with the embedded runtime, and reports them through
+ * NATS. Runs until SIGTERM or SIGINT; the containers keep running and the next agent adopts them.
+ */
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import type { Command } from 'commander';
+import { InvalidArgumentError } from '../../proto/errors.js';
+import type { Taint } from '../../proto/gen/types.js';
+import { componentLogger } from '../../proto/support/logger.js';
+import { DEFAULT_ROOT } from '../../node-agent/runtime/image-side.js';
+import { globalOptions, parseDurationOption, readCertificateAuthority } from './context.js';
+
+interface AgentFlags {
+  tokenFile?: string;
+  nodeName: string;
+  labels?: string;
+  taints?: string;
+  root: string;
+  nats?: string;
+  nodeIp?: string;
+  allowHostPath: string[];
+  allowPrivileged?: boolean;
+  hostNetns?: string;
+  cgroupParent?: string;
+  nodeStatusUpdateFrequency?: number;
+}
+
+const TAINT_EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
+
+/** `k=v,k2=v2` (a value may be empty: `k=`). */
+export function parseLabelList(text: string, flag: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const item of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const at = item.indexOf('=');
+    if (at <= 0)
+      throw new InvalidArgumentError(`${flag}: "${item}" is not key=value`, flag.replace(/^-+/, ''));
+    labels[item.slice(0, at)] = item.slice(at + 1);
+  }
+  return labels;
+}
+
+/** `key=value:Effect` or `key:Effect`, comma-separated (as the kubelet's --register-with-taints). */
+export function parseTaintList(text: string, flag: string): Taint[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((item) => {
+      const m = /^([^=:]+)(?:=([^:]*))?:(.+)$/.exec(item);
+      if (!m || !TAINT_EFFECTS.includes(m[3]!))
+        throw new InvalidArgumentError(
+          `${flag}: "${item}" is not key[=value]:Effect with Effect one of ${TAINT_EFFECTS.join(', ')}`,
+          flag.replace(/^-+/, ''),
+        );
+      return { key: m[1]!, ...(m[2] ? { value: m[2] } : {}), effect: m[3]! };
+    });
+}
+
+async function readTokenFile(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(
+      `agent: read --token-file ${path}: ${(err as Error).message}`,
+      'token-file',
+    );
+  }
+  if (text.trim() === '')
+    throw new InvalidArgumentError(`agent: --token-file ${path} is empty`, 'token-file');
+  return text.trim();
+}
+
+export function registerAgent(program: Command): void {
+  program
+    .command('agent')
+    .description('run a node agent: join the cluster at --server and run the pods bound to this node')
+    .option('--token-file <file>', 'read the API token from this file (kept off the command line)')
+    .option('--node-name <name>', 'name of this node', hostname().toLowerCase())
+    .option('--labels <k=v,...>', 'labels added to the node')
+    .option('--taints <k=v:Effect,...>', 'taints the node is registered with')
+    .option('--root <dir>', 'runtime root (images, containers, pod files)', DEFAULT_ROOT)
+    .option('--nats <url>', 'NATS URL to report to (default: the one the control plane names)')
+    .option('--node-ip <ip>', "the node's InternalIP (default: the first non-loopback IPv4 address)")
+    .option(
+      '--host-netns <path>',
+      "program the node's pod network in this network namespace (/run/netns/NAME) instead of the agent's own",
+    )
+    .option(
+      '--node-status-update-frequency <duration>',
+      "how often the node's heartbeat is sent (default 10s; the control plane's --node-monitor-grace-period must be several times it)",
+      parseDurationOption('--node-status-update-frequency'),
+    )
+    .option(
+      '--cgroup-parent <path>',
+      "cgroup of the node's containers, below each hierarchy's root (default skiff): agents sharing a machine each take their own",
+    )
+    .option(
+      '--allow-host-path <prefix>',
+      'a host path prefix hostPath volumes may use (repeatable; none: hostPath volumes are refused)',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .option(
+      '--allow-privileged',
+      'let pods run privileged containers (every capability, no seccomp filter); refused otherwise',
+    )
+    .action(async (flags: AgentFlags, command: Command) => {
+      // --server and --token are the global options every verb takes; an agent needs them given
+      const globals = globalOptions(command);
+      if (!globals.server)
+        throw new InvalidArgumentError(
+          "agent: give --server, the control plane's API address (host:port)",
+          'server',
+        );
+      if (process.getuid?.() !== 0) {
+        throw new InvalidArgumentError(
+          'agent: run as root (it creates namespaces, mounts and cgroups)',
+          'agent',
+        );
+      }
+      const token = flags.tokenFile
+        ? await readTokenFile(flags.tokenFile)
+        : (globals.token ?? process.env.SKIFF_TOKEN);
+      if (!token)
+        throw new InvalidArgumentError('agent: give --token or --token-file (or set SKIFF_TOKEN)', 'token');
+      const log = componentLogger('agent', { node: flags.nodeName });
+      const { startAgent } = await import('../../node-agent/agent/main.js');
+      const running = await startAgent({
+        server: globals.server,
+        ...(globals.certificateAuthority
+          ? { ca: readCertificateAuthority(globals.certificateAuthority) }
+          : {}),
+        token,
+        nodeName: flags.nodeName,
+        root: flags.root,
+        ...(flags.nats ? { natsUrl: flags.nats } : {}),
+        ...(flags.nodeIp ? { nodeIP: flags.nodeIp } : {}),
+        ...(flags.labels ? { labels: parseLabelList(flags.labels, '--labels') } : {}),
+        ...(flags.taints ? { taints: parseTaintList(flags.taints, '--taints') } : {}),
+        allowedHostPaths: flags.allowHostPath,
+        ...(flags.allowPrivileged ? { allowPrivileged: true } : {}),
+        ...(flags.hostNetns ? { hostNetns: flags.hostNetns } : {}),
+        ...(flags.cgroupParent !== undefined ? { cgroupParent: flags.cgroupParent } : {}),
+        ...(flags.nodeStatusUpdateFrequency ? { heartbeatMs: flags.nodeStatusUpdateFrequency } : {}),
+        log,
+      });
+      await new Promise<void>((resolve) => {
+        const onSignal = (signal: NodeJS.Signals): void => {
+          log.info({ signal }, 'stopping agent; containers keep running');
+          process.off('SIGTERM', onSignal);
+          process.off('SIGINT', onSignal);
+          resolve();
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+      });
+      await running.stop();
+    });
+}

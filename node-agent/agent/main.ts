@@ -1,0 +1,346 @@
+/**
+ * `skiff agent`'s process: connects to the control plane (gRPC) and to NATS (the URL the control
+ * plane's Version gives, unless --nats says otherwise), opens the runtime, and runs the Agent until
+ * stopped. Start-up order, each step failing with a message that names what to check:
+ *   1. the API answers Version (the server address, the token)
+ *   2. NATS connected (reconnects for ever afterwards)
+ *   3. the runtime under --root (the same store `skiff runtime` and `skiff image` use by default)
+ *   4. the Node registered, pods followed
+ */
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../proto/support/atomic-file.js';
+import { connect, type NatsConnection } from 'nats';
+import { connectApi, type ApiClient } from '../../proto/client.js';
+import { UnavailableError, errorMessage } from '../../proto/errors.js';
+import type { Taint } from '../../proto/gen/types.js';
+import { packageVersion } from '../../proto/package-info.js';
+import type { Logger } from '../../proto/support/logger.js';
+import { PodNetwork, openImageRuntime, validateCgroupParent, type ImageRuntime } from '../runtime/runtime.js';
+import type { SandboxNetwork } from '../runtime/pod-runtime.js';
+import { Agent } from './agent.js';
+import { clusterRegistryAddress } from './cluster-registry.js';
+import { isLoopbackHost } from '../../proto/oci/registry-hosts.js';
+import { detectNodeIP } from './node-facts.js';
+import type { BackoffPolicy } from './pod-sync.js';
+import {
+  obtainNodeCredentials,
+  readNodeCredentials,
+  startCertificateRenewal,
+  type CertificateRenewal,
+} from './node-credentials.js';
+import { isJoinToken } from '../../proto/join-token.js';
+
+export interface AgentProcessOptions {
+  /** The control plane's API, host:port. */
+  server: string;
+  /** A join token (K10…: the node joins with mutual TLS), or an API token. */
+  token: string;
+  /** PEM of the CA that verifies the API with an API token; none: plaintext (a control plane without a CA). */
+  ca?: string;
+  nodeName: string;
+  /** Runtime root (images, containers, pod directories). */
+  root: string;
+  /** NATS URL(s); default: what the control plane's Version says. */
+  natsUrl?: string;
+  /** Default: the first non-loopback IPv4 address. */
+  nodeIP?: string;
+  labels?: Record<string, string>;
+  taints?: Taint[];
+  allowedHostPaths?: string[];
+  /** The cgroup parent of the node's containers (`<hierarchy>/<parent>/<id>`); default `skiff`. */
+  cgroupParent?: string;
+  /** Privileged containers may run (`--allow-privileged`). */
+  allowPrivileged?: boolean;
+  /** The node's bridge; default skiff0. */
+  bridge?: string;
+  /**
+   * The host network namespace to program (a path, /run/netns/<name>), when it is not this
+   * process's own: in-process tests run a node's network in a namespace of their own.
+   */
+  hostNetns?: string;
+  heartbeatMs?: number;
+  /** Every pod reconciled again this often; default 60 s. */
+  resyncMs?: number;
+  backoff?: BackoffPolicy;
+  log: Logger;
+}
+
+export interface RunningAgent {
+  agent: Agent;
+  runtime: ImageRuntime;
+  /** Stops following the cluster and closes the connections; containers keep running. */
+  stop(): Promise<void>;
+}
+
+/**
+ * How the agent talks to the cluster. With a join token (K10…), or credentials from an earlier
+ * join in <root>/pki: mutual TLS as system:node:<node> for the API and NATS, renewed before they
+ * expire, and a registry pull token the control plane issues to the node. With an API token (tests
+ * of a control plane without a CA, or an operator's choice): that token everywhere, TLS verified
+ * with `ca` when given.
+ */
+async function clusterCredentials(options: AgentProcessOptions): Promise<{
+  api: ApiClient;
+  natsTls?: { ca: string; cert: string; key: string };
+  registryToken: () => Promise<string | undefined>;
+  renewal?: CertificateRenewal;
+}> {
+  const dir = join(options.root, 'pki');
+  const joining = isJoinToken(options.token);
+  const existing = await readNodeCredentials(dir, options.nodeName).catch(() => undefined);
+  if (!joining && !existing) {
+    const api = connectApi({
+      server: options.server,
+      token: options.token,
+      ...(options.ca ? { tls: { ca: options.ca } } : {}),
+    });
+    return { api, registryToken: async () => options.token };
+  }
+  const credentials = await obtainNodeCredentials({
+    server: options.server,
+    ...(joining ? { joinToken: options.token } : {}),
+    nodeName: options.nodeName,
+    dir,
+    log: options.log,
+  });
+  // one object the client reads at each (re)connect: a renewal replaces its fields in place
+  const tls = { ca: credentials.ca, cert: credentials.cert, key: credentials.key };
+  const api = connectApi({ server: options.server, tls });
+  const renewal = startCertificateRenewal({
+    server: options.server,
+    nodeName: options.nodeName,
+    dir,
+    credentials,
+    log: options.log,
+    onRenewed: (renewed) => Object.assign(tls, { ca: renewed.ca, cert: renewed.cert, key: renewed.key }),
+  });
+  let pull: { token: string; expiresAtMs: number } | undefined;
+  return {
+    api,
+    natsTls: tls,
+    renewal,
+    // asked again an hour before it expires
+    registryToken: async () => {
+      if (!pull || pull.expiresAtMs - Date.now() < 3_600_000) {
+        const issued = await api.issueRegistryToken();
+        pull = { token: issued.token, expiresAtMs: Date.parse(issued.expiresAt) || Date.now() + 3_600_000 };
+      }
+      return pull.token;
+    },
+  };
+}
+
+export async function startAgent(options: AgentProcessOptions): Promise<RunningAgent> {
+  const { log } = options;
+  // before joining: a bad flag must not leave a half-joined node
+  if (options.cgroupParent !== undefined) validateCgroupParent(options.cgroupParent);
+  let credentials;
+  try {
+    credentials = await clusterCredentials(options);
+  } catch (err) {
+    throw new UnavailableError(
+      `start agent: joining the cluster at ${options.server} failed: ${errorMessage(err)}; check --server and --token`,
+      options.server,
+      { cause: err },
+    );
+  }
+  const { api } = credentials;
+  let nats: NatsConnection | undefined;
+  try {
+    let version;
+    try {
+      version = await api.version();
+    } catch (err) {
+      throw new UnavailableError(
+        `start agent: the control plane at ${options.server} did not answer: ${errorMessage(err)}; check --server and --token`,
+        options.server,
+        { cause: err },
+      );
+    }
+    const natsUrl = options.natsUrl || version.natsUrl;
+    if (!natsUrl)
+      throw new UnavailableError(
+        `start agent: the control plane at ${options.server} runs without NATS and no --nats was given`,
+        options.server,
+      );
+    try {
+      nats = await connect({
+        servers: natsUrl.split(',').map((s) => s.trim()),
+        name: `skiff-agent-${options.nodeName}`,
+        timeout: 5000,
+        reconnect: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 1000,
+        ...(credentials.natsTls ? { tls: { ...credentials.natsTls } } : {}),
+      });
+    } catch (err) {
+      throw new UnavailableError(
+        `start agent: cannot connect to NATS at ${natsUrl}: ${errorMessage(err)}; check --nats`,
+        natsUrl,
+        { cause: err },
+      );
+    }
+    // the API verifies the server with the cluster CA when the node has its certificate or --ca
+    const registryAddress = clusterRegistryAddress(
+      version.httpUrl,
+      options.server,
+      credentials.natsTls !== undefined || options.ca !== undefined,
+    );
+    // the runtime is opened before the node has its pod CIDR: its network hook is this stand-in,
+    // given the real PodNetwork once the Node is registered (no sandbox is made before that)
+    const network = new DeferredNetwork();
+    // the registry client reads the cluster's token at each pull: kept current here
+    const cluster = registryAddress
+      ? {
+          url: registryAddress.url,
+          token: await credentials.registryToken(),
+          ...(registryAddress.allowPlainHttp ? { allowPlainHttp: true } : {}),
+        }
+      : undefined;
+    if (registryAddress?.allowPlainHttp && !isLoopbackHost(new URL(registryAddress.url).host))
+      log.info(
+        { registry: registryAddress.url },
+        'cluster registry is plain HTTP: pulls from it are not encrypted',
+      );
+    const registryRefresh = cluster
+      ? setInterval(() => {
+          credentials
+            .registryToken()
+            .then((token) => (cluster.token = token ?? cluster.token))
+            .catch((err) => log.warn({ err: errorMessage(err) }, 'renewing the registry token failed'));
+        }, 600_000).unref()
+      : undefined;
+    const runtime = await openImageRuntime(options.root, {
+      logger: log.child({ component: 'runtime' }),
+      sandboxNetwork: network,
+      warmShims: 2,
+      ...(options.cgroupParent !== undefined ? { cgroupParent: options.cgroupParent } : {}),
+      registry: { config: { ...(cluster ? { cluster } : {}) } },
+    });
+    const agent = new Agent({
+      api,
+      nats,
+      runtime,
+      nodeName: options.nodeName,
+      nodeIP: options.nodeIP ?? detectNodeIP(),
+      ...(options.labels ? { labels: options.labels } : {}),
+      ...(options.taints ? { taints: options.taints } : {}),
+      ...(options.allowedHostPaths ? { allowedHostPaths: options.allowedHostPaths } : {}),
+      ...(options.allowPrivileged ? { allowPrivileged: true } : {}),
+      ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),
+      ...(options.resyncMs !== undefined ? { resyncMs: options.resyncMs } : {}),
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+      version: packageVersion(),
+      ...(options.hostNetns ? { hostNetns: options.hostNetns } : {}),
+      prepareNetwork: async (podCIDR) => {
+        const plan: NetworkPlan = {
+          podCIDR,
+          clusterCIDR: version.clusterCIDR || '10.244.0.0/16',
+          ...(version.serviceCIDR ? { serviceCIDR: version.serviceCIDR } : {}),
+          bridge: options.bridge ?? 'skiff0',
+        };
+        // kept so that the node's network can be removed without the control plane (removeAgentNode)
+        await writeFileAtomic(join(options.root, NETWORK_PLAN_FILE), JSON.stringify(plan) + '\n', {
+          mode: 0o600,
+        });
+        const podNetwork = new PodNetwork({
+          ...plan,
+          stateDir: join(options.root, 'net'),
+          ...(options.hostNetns ? { hostNetns: options.hostNetns } : {}),
+          log: log.child({ component: 'pod-network' }),
+        });
+        await podNetwork.prepareNode();
+        network.target = podNetwork;
+        return podNetwork;
+      },
+      log,
+    });
+    await agent.start();
+    const connection = nats;
+    return {
+      agent,
+      runtime,
+      async stop() {
+        if (registryRefresh) clearInterval(registryRefresh);
+        credentials.renewal?.stop();
+        await agent.stop();
+        await connection.drain().catch(() => connection.close());
+        api.close();
+      },
+    };
+  } catch (err) {
+    credentials.renewal?.stop();
+    await nats?.close().catch(() => {});
+    api.close();
+    throw err;
+  }
+}
+
+const NETWORK_PLAN_FILE = 'network.json';
+
+/** What the agent programmed its node's network with (<root>/network.json). */
+interface NetworkPlan {
+  podCIDR: string;
+  clusterCIDR: string;
+  serviceCIDR?: string;
+  bridge: string;
+}
+
+/**
+ * Removes what an agent (stopped) left on its node: every pod sandbox and container in its root,
+ * then the node's pod network (veths, bridge, table, routes). Images stay. What could not be
+ * removed is returned, each naming the object.
+ */
+export async function removeAgentNode(
+  root: string,
+  options: { hostNetns?: string; log?: Logger } = {},
+): Promise<string[]> {
+  const problems: string[] = [];
+  let plan: NetworkPlan | undefined;
+  try {
+    plan = JSON.parse(await readFile(join(root, NETWORK_PLAN_FILE), 'utf8')) as NetworkPlan;
+  } catch {
+    plan = undefined; // never got a network
+  }
+  const network = plan
+    ? new PodNetwork({
+        ...plan,
+        stateDir: join(root, 'net'),
+        ...(options.hostNetns ? { hostNetns: options.hostNetns } : {}),
+        ...(options.log ? { log: options.log } : {}),
+      })
+    : undefined;
+  let runtime;
+  try {
+    runtime = (await openImageRuntime(root, network ? { sandboxNetwork: network } : {})).runtime;
+  } catch (err) {
+    return [`open runtime ${root}: ${errorMessage(err)}`];
+  }
+  for (const sandbox of await runtime.containers.listSandboxes()) {
+    await runtime.containers
+      .removeSandbox(sandbox.id)
+      .catch((err) => problems.push(`sandbox ${sandbox.name}: ${errorMessage(err)}`));
+  }
+  for (const container of await runtime.containers.list({ all: true })) {
+    await runtime.containers
+      .remove(container.id, { force: true })
+      .catch((err) => problems.push(`container ${container.name}: ${errorMessage(err)}`));
+  }
+  if (network) await network.removeNode().catch((err) => problems.push(`pod network: ${errorMessage(err)}`));
+  await rm(join(root, NETWORK_PLAN_FILE), { force: true });
+  return problems;
+}
+
+/** The runtime's network hook until the node's PodNetwork exists. */
+class DeferredNetwork implements SandboxNetwork {
+  target: SandboxNetwork | undefined;
+  setUp(sandbox: Parameters<SandboxNetwork['setUp']>[0]): ReturnType<SandboxNetwork['setUp']> {
+    if (!this.target) throw new UnavailableError('pod network: the node has no pod CIDR yet');
+    return this.target.setUp(sandbox);
+  }
+  async tearDown(sandbox: Parameters<SandboxNetwork['tearDown']>[0]): Promise<void> {
+    // a sandbox torn down before the network exists was never set up by it
+    await this.target?.tearDown(sandbox);
+  }
+}

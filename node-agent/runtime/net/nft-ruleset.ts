@@ -1,0 +1,125 @@
+/**
+ * The node's nftables table, `inet skiff`, as `nft -f` scripts. Pure: PodNetwork runs them with
+ * `nft -f -` in the host's namespace; each script is one transaction (all of it or none).
+ *
+ * ```
+ * table inet skiff
+ *   map hostports      tcp|udp . hostPort            : podIP . containerPort   (any local address)
+ *   map hostports_ip   hostIP . tcp|udp . hostPort   : podIP . containerPort
+ *   chain hostports    dnat through hostports_ip, then hostports (a miss matches nothing)
+ *   chain prerouting   nat, dstnat:  IPv4 to a local address → hostports      (from other hosts, from pods)
+ *   chain output       nat, -100:    IPv4 to a local address → hostports      (from the host itself, 127.0.0.1 too)
+ *   chain postrouting  nat, srcnat:  out the bridge, DNATed, from 127.0.0.0/8 or the pod CIDR → masquerade
+ *   chain input        filter:       from the bridge to 127.0.0.0/8, not a reply → drop
+ *   chain forward      filter:       from the bridge to elsewhere → drop, unless a DNATed connection's reply
+ * ```
+ *
+ * Why each rule:
+ * - Masquerade: a connection from 127.0.0.1 (the bridge has route_localnet, so it may leave with
+ *   that source) or from a pod (whose reply from a pod on the same bridge would go straight back
+ *   over the bridge, never un-DNATed, without br_netfilter) is answered through the host.
+ * - input: route_localnet would otherwise let a pod reach the host's 127.0.0.1 services by sending
+ *   to 127.0.0.1 over the bridge (CVE-2020-8558; kube-proxy drops the same). Replies pass: a
+ *   host-port connection from 127.0.0.1 gets its answers over the bridge, un-masqueraded to it.
+ * - forward: nothing of the pod network leaves the host yet (routing between nodes and masquerade
+ *   for the outside come with Services), so a pod's packet to anything but the bridge is dropped
+ *   even where the host forwards, and a pod address never reaches another network. Replies of
+ *   host-port connections from other hosts pass. Pod to pod on the bridge is never dropped here,
+ *   br_netfilter or not (bridged packets are seen with the bridge as both interfaces).
+ *
+ * Host ports are elements of the two maps, so a pod's come and go by rewriting the maps (flush and
+ * fill, in one transaction) without touching the chains; the table as a whole is written at node
+ * set-up (delete and create, in one transaction).
+ */
+import type { PortMapping } from '../pod-runtime.js';
+
+export const TABLE_FAMILY = 'inet';
+export const TABLE_NAME = 'skiff';
+const TABLE = `${TABLE_FAMILY} ${TABLE_NAME}`;
+
+/** One host port as the table forwards it. */
+export interface HostPortRule extends PortMapping {
+  podIP: string;
+}
+
+export interface NodeTable {
+  /** The bridge's name (checked by the caller: letters, digits, '_', '.', '-'). */
+  bridge: string;
+  podCIDR: string;
+}
+
+function hostPortElement(r: HostPortRule): string {
+  const target = `${r.podIP} . ${r.containerPort}`;
+  const key = `${r.protocol.toLowerCase()} . ${r.hostPort}`;
+  return r.hostIP !== undefined ? `${r.hostIP} . ${key} : ${target}` : `${key} : ${target}`;
+}
+
+function elements(map: string, rules: HostPortRule[]): string[] {
+  return rules.length === 0
+    ? []
+    : [`add element ${TABLE} ${map} { ${rules.map(hostPortElement).join(', ')} }`];
+}
+
+/** The map contents for `rules`, replacing what the maps held (needs the table). */
+export function hostPortsScript(rules: readonly HostPortRule[]): string {
+  const sorted = [...rules].sort((a, b) => a.hostPort - b.hostPort || a.protocol.localeCompare(b.protocol));
+  return [
+    `flush map ${TABLE} hostports`,
+    `flush map ${TABLE} hostports_ip`,
+    ...elements(
+      'hostports',
+      sorted.filter((r) => r.hostIP === undefined),
+    ),
+    ...elements(
+      'hostports_ip',
+      sorted.filter((r) => r.hostIP !== undefined),
+    ),
+    '',
+  ].join('\n');
+}
+
+/** The whole table, replacing any table of that name (created first, so the delete never fails). */
+export function nodeTableScript(spec: NodeTable, rules: readonly HostPortRule[]): string {
+  const br = JSON.stringify(spec.bridge);
+  return `add table ${TABLE}
+delete table ${TABLE}
+table ${TABLE} {
+  map hostports {
+    type inet_proto . inet_service : ipv4_addr . inet_service
+  }
+  map hostports_ip {
+    type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service
+  }
+  chain hostports {
+    dnat ip to ip daddr . meta l4proto . th dport map @hostports_ip
+    dnat ip to meta l4proto . th dport map @hostports
+  }
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    meta nfproto ipv4 fib daddr type local jump hostports
+  }
+  chain output {
+    type nat hook output priority -100; policy accept;
+    meta nfproto ipv4 fib daddr type local jump hostports
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname ${br} ct status dnat ip saddr { 127.0.0.0/8, ${spec.podCIDR} } masquerade
+  }
+  chain input {
+    type filter hook input priority filter; policy accept;
+    iifname ${br} ip daddr 127.0.0.0/8 ct state != { established, related } drop
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname ${br} oifname != ${br} ct status dnat accept
+    iifname ${br} oifname != ${br} drop
+  }
+}
+${hostPortsScript(rules)}`;
+}
+
+/** Removes the table if it is there. */
+export function removeTableScript(): string {
+  return `add table ${TABLE}\ndelete table ${TABLE}\n`;
+}

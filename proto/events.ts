@@ -1,0 +1,150 @@
+/**
+ * EventRecorder: Events (v1) about objects, as Kubernetes' recorder writes them, for every side
+ * that acts on objects (agents, the scheduler, controllers).
+ *
+ * - Repeats fold: the same object, type, reason and message within `foldWindowMs` update one Event
+ *   (count + 1, lastTimestamp) instead of creating another; the first is kept from the first.
+ * - Recording never fails the caller: the API is told in the background, at most `maxPending`
+ *   events wait (older ones are dropped and counted), and a failed write is logged.
+ * - An Event lives in its object's namespace (`default` for cluster-scoped objects such as Nodes),
+ *   named `<object>.<hex time>` as kubectl users know them.
+ */
+import type { ApiClient } from './client.js';
+import { ConflictError, NotFoundError, errorMessage } from './errors.js';
+import type { Event, KubeObject, ObjectReference } from './gen/types.js';
+import type { Logger } from './support/logger.js';
+
+export type EventType = 'Normal' | 'Warning';
+
+/** What the recorder needs of the API: create and update of Events. */
+export type EventSink = Pick<ApiClient, 'create' | 'update'>;
+
+export interface EventRecorderOptions {
+  sink: EventSink;
+  /** source.component / reportingComponent: `skiff-agent`, `skiff-scheduler`… */
+  component: string;
+  /** source.host / reportingInstance: the node or process. */
+  host: string;
+  log: Logger;
+  /** Default 10 min (Kubernetes folds similar events over that long). */
+  foldWindowMs?: number;
+  /** Default 1000. */
+  maxPending?: number;
+  now?: () => Date;
+}
+
+interface Folded {
+  event: Event;
+  at: number;
+}
+
+export function referenceTo(object: KubeObject, fieldPath?: string): ObjectReference {
+  return {
+    kind: object.kind,
+    apiVersion: object.apiVersion,
+    name: object.metadata.name ?? '',
+    ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}),
+    ...(object.metadata.uid ? { uid: object.metadata.uid } : {}),
+    ...(fieldPath ? { fieldPath } : {}),
+  };
+}
+
+export class EventRecorder {
+  private readonly folded = new Map<string, Folded>();
+  private readonly queue: (() => Promise<void>)[] = [];
+  private running = false;
+  private dropped = 0;
+  private readonly now: () => Date;
+
+  constructor(private readonly options: EventRecorderOptions) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** Records that `reason` happened to `object` (a reference, or the object itself). */
+  record(object: KubeObject | ObjectReference, type: EventType, reason: string, message: string): void {
+    const ref = 'metadata' in object ? referenceTo(object) : object;
+    const key = [ref.kind, ref.namespace, ref.name, ref.uid, ref.fieldPath, type, reason, message].join(
+      '\u0000',
+    );
+    if (this.queue.length >= (this.options.maxPending ?? 1000)) {
+      this.dropped++;
+      if (this.dropped === 1 || this.dropped % 100 === 0)
+        this.options.log.warn({ dropped: this.dropped }, 'events dropped: the API is not keeping up');
+      return;
+    }
+    this.queue.push(() => this.write(key, ref, type, reason, message));
+    void this.drain();
+  }
+
+  /** Resolves once every event recorded so far was written (or failed). */
+  async flush(): Promise<void> {
+    while (this.running || this.queue.length) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  private async drain(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length) {
+        const job = this.queue.shift()!;
+        await job().catch((err) =>
+          this.options.log.warn({ err: errorMessage(err) }, 'recording an event failed'),
+        );
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async write(
+    key: string,
+    ref: ObjectReference,
+    type: EventType,
+    reason: string,
+    message: string,
+  ): Promise<void> {
+    const { sink, component, host } = this.options;
+    const now = this.now();
+    const stamp = `${now.toISOString().slice(0, 19)}Z`;
+    const window = this.options.foldWindowMs ?? 600_000;
+    const previous = this.folded.get(key);
+    if (previous && now.getTime() - previous.at < window) {
+      const next: Event = { ...previous.event, count: (previous.event.count ?? 1) + 1, lastTimestamp: stamp };
+      try {
+        const stored = (await sink.update(next)) as Event;
+        this.folded.set(key, { event: stored, at: now.getTime() });
+        return;
+      } catch (err) {
+        if (!(err instanceof NotFoundError) && !(err instanceof ConflictError)) throw err;
+        // gone (expired, deleted) or changed: record it anew
+      }
+    }
+    const event: Event = {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: {
+        name: `${ref.name}.${(BigInt(now.getTime()) * 1_000_000n + BigInt(this.sequence++ % 1_000_000)).toString(16)}`,
+        namespace: ref.namespace || 'default',
+      },
+      involvedObject: ref,
+      reason,
+      message,
+      type,
+      source: { component, host },
+      firstTimestamp: stamp,
+      lastTimestamp: stamp,
+      count: 1,
+      reportingComponent: component,
+      reportingInstance: host,
+    };
+    const stored = (await sink.create(event)) as Event;
+    this.folded.set(key, { event: stored, at: now.getTime() });
+    if (this.folded.size > 4096) {
+      // forget the oldest half: they only fold repeats
+      const entries = [...this.folded.entries()].sort((a, b) => a[1].at - b[1].at);
+      for (const [k] of entries.slice(0, entries.length / 2)) this.folded.delete(k);
+    }
+  }
+
+  private sequence = 0;
+}

@@ -1,0 +1,73 @@
+/**
+ * What node agents report to the control plane over NATS: the subjects and the messages (JSON).
+ *
+ *   skiff.node.<node>.pods        PodStatusBatch   an agent's pod statuses, as they change
+ *   skiff.node.<node>.heartbeat   NodeHeartbeat    every heartbeat interval, and at once on a change
+ *   skiff.control.resync          {}               the control plane asks every agent to report
+ *                                                  every pod again (it started, or lost NATS)
+ *
+ * An agent publishes only under its own `skiff.node.<node>.` (NATS permissions enforce it where the
+ * cluster has its CA); the control plane also checks that a reported pod is bound to that node.
+ *
+ * Order: each report carries `seq`, which grows for every report an agent makes and keeps growing
+ * across the agent's restarts (it starts from the clock), so the control plane never writes an
+ * older status over a newer one, however messages are delayed or replayed.
+ */
+import type { Condition, PodStatus } from './gen/types.js';
+
+export const NODE_SUBJECT_PREFIX = 'skiff.node';
+export const RESYNC_SUBJECT = 'skiff.control.resync';
+
+/** Node names are DNS subdomains: no `.`-free guarantee, so the name is encoded as one NATS token. */
+export function nodeSubjectToken(nodeName: string): string {
+  return nodeName.replaceAll('.', '_');
+}
+
+export function podStatusSubject(nodeName: string): string {
+  return `${NODE_SUBJECT_PREFIX}.${nodeSubjectToken(nodeName)}.pods`;
+}
+
+export function heartbeatSubject(nodeName: string): string {
+  return `${NODE_SUBJECT_PREFIX}.${nodeSubjectToken(nodeName)}.heartbeat`;
+}
+
+export interface PodStatusReport {
+  namespace: string;
+  name: string;
+  /** The pod this status is about: a report for an older pod of the same name is dropped. */
+  uid: string;
+  seq: number;
+  status: PodStatus;
+}
+
+export interface PodStatusBatch {
+  node: string;
+  reports: PodStatusReport[];
+}
+
+export interface NodeHeartbeat {
+  node: string;
+  seq: number;
+  /** RFC 3339, the agent's clock. */
+  time: string;
+  /** Ready, MemoryPressure, DiskPressure, PIDPressure as the agent reads them. */
+  conditions: Condition[];
+}
+
+/** A sequence that grows for every call and across restarts of the process (it starts at the clock). */
+export function reportSequence(now: () => number = Date.now): () => number {
+  let last = 0;
+  return () => {
+    last = Math.max(last + 1, now() * 1000);
+    return last;
+  };
+}
+
+/** The JSON of a NATS message, or a clear error naming the subject. */
+export function decodeReport<T>(subject: string, data: Uint8Array): T {
+  try {
+    return JSON.parse(new TextDecoder().decode(data)) as T;
+  } catch (err) {
+    throw new Error(`report on ${subject} is not JSON: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Node agents through the built binary: `skiff up --agents 2` starts two nodes on this machine,
+ * an image pushed to the cluster registry runs as pods bound to them (the agents pull it), and
+ * `skiff get`/`describe` show what runs; `skiff down` stops the agents and leaves no container.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { archiveTar, busyboxImage, ociLayout } from '../fixtures/images.js';
+import { pidRunning, prepareTestCluster, type RunResult } from './cli-harness.js';
+
+function ok(result: RunResult, what: string): RunResult {
+  assert.equal(
+    result.code,
+    0,
+    `${what} failed (exit ${result.code}):\nstdout: ${result.stdout}\nstderr: ${result.stderr}`,
+  );
+  return result;
+}
+
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
+  const cluster = prepareTestCluster('agents');
+  const work = mkdtempSync(join(tmpdir(), 'skiff-e2e-agents-work-'));
+  let nodes: string[] = [];
+  let agentPids: number[] = [];
+  let netnsNames: string[] = [];
+  before(async () => {
+    ok(await cluster.up(2), 'up --agents 2');
+    const record = JSON.parse(readFileSync(join(cluster.stateDir, 'cluster.json'), 'utf8')) as {
+      agents: { name: string; pid: number }[];
+    };
+    nodes = record.agents.map((a) => a.name);
+    agentPids = record.agents.map((a) => a.pid);
+  });
+  after(async () => {
+    await cluster.dispose();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('two nodes register and are Ready, with -o wide showing their address and allocatable resources', async () => {
+    assert.equal(nodes.length, 2);
+    // each joined with the join token `up` made: a client certificate of the cluster CA, not a token
+    for (const name of nodes) {
+      const cert = new X509Certificate(
+        readFileSync(join(cluster.stateDir, 'nodes', name, 'pki', 'node.crt')),
+      );
+      assert.match(cert.subject, new RegExp(`CN=system:node:${name}`));
+    }
+    const tokens = ok(await cluster.skiff(['token', 'list']), 'token list').stdout;
+    assert.match(tokens, /\sjoin\s/);
+    assert.match(tokens, /\spull\s/, 'nodes were given registry pull tokens');
+    const wide = ok(await cluster.skiff(['get', 'nodes', '-o', 'wide']), 'get nodes -o wide').stdout;
+    const [header, ...rows] = wide.trim().split('\n');
+    assert.match(
+      header!,
+      /^NAME\s+STATUS\s+ROLES\s+AGE\s+VERSION\s+INTERNAL-IP\s+OS-IMAGE\s+KERNEL\s+CPU\s+MEMORY\s+PODS/,
+    );
+    for (const name of nodes) {
+      const row = rows.find((r) => r.startsWith(`${name} `));
+      assert.ok(row, `${name} is listed:\n${wide}`);
+      assert.match(row!, /\sReady\s/);
+      assert.match(row!, /\s127\.0\.0\.1\s/);
+      assert.match(row!, /\s110\s*$/);
+    }
+    const described = ok(await cluster.skiff(['describe', 'node', nodes[0]!]), 'describe node').stdout;
+    for (const section of [
+      'Capacity:',
+      'Allocatable:',
+      'System Info:',
+      'Conditions:',
+      'Non-terminated Pods:',
+      'Allocated resources:',
+    ])
+      assert.match(described, new RegExp(section), described);
+    assert.match(described, /PodCIDR:\s+10\.244\.\d+\.0\/24/);
+  });
+
+  test('an image pushed to the cluster registry runs as pods on both nodes; get pods -o wide shows them', async () => {
+    const archive = join(work, 'images.tar');
+    writeFileSync(archive, archiveTar(ociLayout([busyboxImage('busybox:1')])));
+    const image = (...args: string[]) => cluster.skiff(['image', '--root', join(work, 'root'), ...args]);
+    ok(await image('load', '-i', archive), 'image load');
+    ok(await image('tag', 'busybox:1', 'web:1'), 'image tag');
+    ok(await image('push', 'web:1'), 'image push');
+    const manifest = nodes
+      .map(
+        (node, i) =>
+          `apiVersion: v1\nkind: Pod\nmetadata: {name: web-${i}, namespace: default}\nspec:\n  nodeName: ${node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: web:1\n    command: [sh, -c, 'echo serving on $(hostname); sleep 3600']\n`,
+      )
+      .join('---\n');
+    writeFileSync(join(work, 'pods.yaml'), manifest);
+    ok(await cluster.skiff(['apply', '-f', join(work, 'pods.yaml')]), 'apply pods');
+    await eventually('both pods Running', async () => {
+      const out = (await cluster.skiff(['get', 'pods', '-o', 'wide'])).stdout;
+      return nodes.every((_, i) => new RegExp(`^web-${i}\\s+1/1\\s+Running\\s`, 'm').test(out));
+    });
+    const wide = ok(await cluster.skiff(['get', 'pods', '-o', 'wide']), 'get pods -o wide').stdout;
+    assert.match(wide.split('\n')[0]!, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE/);
+    for (const [i, node] of nodes.entries())
+      assert.match(wide, new RegExp(`^web-${i}\\s.*\\s10\\.244\\.\\d+\\.\\d+\\s+${node}\\s*$`, 'm'));
+    // each node's pods live in the node's own network namespace, never in the machine's
+    const record = JSON.parse(readFileSync(join(cluster.stateDir, 'cluster.json'), 'utf8')) as {
+      agents: { netns: string }[];
+    };
+    netnsNames = record.agents.map((a) => a.netns);
+    for (const netns of netnsNames)
+      assert.match(
+        execFileSync('ip', ['-n', netns, '-br', 'addr']).toString(),
+        /^skiff0\s+UP\s+10\.244\.\d+\.1\/24/m,
+      );
+    assert.doesNotMatch(
+      execFileSync('ip', ['-br', 'link']).toString(),
+      /^skiff0\s/m,
+      'no bridge in the machine namespace',
+    );
+    const described = ok(await cluster.skiff(['describe', 'pod', 'web-0']), 'describe pod').stdout;
+    for (const reason of ['Pulling', 'Pulled', 'Created', 'Started'])
+      assert.match(described, new RegExp(`\\b${reason}\\b`), `${reason} event in:\n${described}`);
+    const nodeView = ok(await cluster.skiff(['describe', 'node', nodes[0]!]), 'describe node').stdout;
+    assert.match(nodeView, /Non-terminated Pods:\s+\(1 in total\)/);
+    assert.match(nodeView, /default\s+web-0\s/);
+    const events = ok(await cluster.skiff(['get', 'events']), 'get events').stdout;
+    assert.match(events, /Started container web/);
+  });
+
+  test('deleting a pod stops it on its node and removes it', async () => {
+    ok(await cluster.skiff(['delete', 'pod', 'web-1']), 'delete pod');
+    await eventually(
+      'web-1 gone',
+      async () => !/^web-1\s/m.test((await cluster.skiff(['get', 'pods'])).stdout),
+    );
+  });
+
+  test('drain refuses to evict a pod no controller manages without --force, then evicts it and leaves the node cordoned', async () => {
+    const node = nodes[0]!;
+    const refused = await cluster.skiff(['drain', node]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /default\/web-0: not managed by a controller .*\(use --force\)/);
+    assert.match(refused.stderr, /nothing was evicted/);
+    assert.match((await cluster.skiff(['get', 'pods'])).stdout, /^web-0\s+1\/1\s+Running/m);
+    const drained = ok(
+      await cluster.skiff(['drain', node, '--force', '--grace-period', '1', '--timeout', '60s']),
+      'drain --force',
+    );
+    assert.match(drained.stdout, /evicting pod default\/web-0/);
+    assert.match(drained.stdout, new RegExp(`node/${node} drained`));
+    assert.doesNotMatch((await cluster.skiff(['get', 'pods'])).stdout, /^web-0\s/m);
+    assert.match(
+      ok(await cluster.skiff(['get', 'node', node]), 'get node').stdout,
+      /Ready,SchedulingDisabled/,
+    );
+    ok(await cluster.skiff(['uncordon', node]), 'uncordon');
+  });
+
+  test('down stops the agents and leaves no container process behind', async () => {
+    ok(await cluster.down(), 'down');
+    for (const pid of agentPids) assert.ok(!pidRunning(pid), `agent ${pid} stopped`);
+    const leftovers = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((line) => line.includes(cluster.stateDir));
+    assert.deepEqual(leftovers, [], 'no mount under the state dir is left');
+    const namespaces = execFileSync('ip', ['netns', 'list']).toString();
+    for (const netns of netnsNames) assert.ok(!namespaces.includes(netns), `${netns} removed`);
+  });
+});
