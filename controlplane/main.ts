@@ -62,6 +62,8 @@ import { parseCidr } from '../proto/cidr.js';
 import { DEFAULT_CLUSTER_CIDR, NodeIpamController } from './controllers/node-ipam/node-ipam-controller.js';
 
 const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
+/** The Lease in kube-system whose holder runs the controllers and the scheduler. */
+export const LEADER_LEASE_NAME = 'skiff-control-plane';
 import { createPodStreams, type PodStreams } from './streams/pod-streams.js';
 import { StatusIngest } from './status/status-ingest.js';
 import { CachedStore } from './store/cached-store.js';
@@ -73,6 +75,7 @@ import {
   writeEncryptionConfig,
 } from './store/encryption-config.js';
 import { EtcdStore } from './store/etcd-store.js';
+import { LeaderElection } from './leader/leader-election.js';
 import { Informer } from '../proto/informer/informer.js';
 import { storeSource } from './store/store-source.js';
 import type { Store } from './store/store.js';
@@ -134,6 +137,11 @@ export interface ControlPlaneOptions {
    * is added, and nats-server reloads. Omitted: NATS users are someone else's to keep.
    */
   natsAuthorization?: { file: string; pidFile?: string };
+  /**
+   * Seconds a dead leader's etcd lease outlives it (`--leader-elect-lease-duration`), so the
+   * time a standby takes to run the controllers instead; default 10.
+   */
+  leaderLeaseSeconds?: number;
   /** How long start-up waits for etcd to answer; default 30 s. */
   etcdWaitMs?: number;
   /** Deadline of each etcd call; default the store's (5 s). */
@@ -175,6 +183,8 @@ export interface ControlPlane {
    * pin). Undefined when the API is plaintext.
    */
   trust: { bundle: string; bundleHash: string } | undefined;
+  /** Whether this control plane leads now (runs the controllers). */
+  readonly isLeader: boolean;
   /** Drains the API and closes every connection. Idempotent. */
   stop(): Promise<void>;
 }
@@ -406,17 +416,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const auth = new Authenticator({ store: tokens, log });
     await auth.load();
 
-    // 6. controllers: the namespace controller finishes namespace deletions (also ones a restart
-    // left half-done: the informer hands it every namespace already marked)
-    const namespaceController = new NamespaceController({
-      handlers,
-      namespaces: namespaceInformer,
-      log: log.child({ component: 'namespace-controller' }),
-      ...(options.namespaceResyncMs !== undefined ? { resyncMs: options.namespaceResyncMs } : {}),
-    });
-    namespaceController.start();
-    undo.push(() => namespaceController.stop());
-    // each node's pod CIDR, from the cluster CIDR
+    // 6. controllers, on the one control plane that leads (an etcd lease; the others serve the API
+    // and stand by): every term starts them afresh and stops them when it ends
     parseCidr(options.serviceCIDR ?? DEFAULT_SERVICE_CIDR, '--service-cidr');
     const nodeInformer = new Informer<Node>({
       source: storeSource({ store, resource: 'nodes', decode: (bytes) => decodeObject('Node', bytes) }),
@@ -424,20 +425,45 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
     nodeInformer.start();
     undo.push(() => nodeInformer.stop());
-    const nodeIpam = new NodeIpamController({
-      handlers,
-      nodes: nodeInformer,
-      ...(options.clusterCIDR !== undefined ? { clusterCIDR: options.clusterCIDR } : {}),
-      ...(options.nodeCidrMaskSize !== undefined ? { nodeMaskSize: options.nodeCidrMaskSize } : {}),
-      log: log.child({ component: 'node-ipam' }),
+    const leadControllers = async (signal: AbortSignal): Promise<void> => {
+      // the namespace controller finishes namespace deletions (also ones a restart or another
+      // leader left half-done: the informer hands it every namespace already marked)
+      const namespaceController = new NamespaceController({
+        handlers,
+        namespaces: namespaceInformer,
+        log: log.child({ component: 'namespace-controller' }),
+        ...(options.namespaceResyncMs !== undefined ? { resyncMs: options.namespaceResyncMs } : {}),
+      });
+      // each node's pod CIDR, from the cluster CIDR
+      const nodeIpam = new NodeIpamController({
+        handlers,
+        nodes: nodeInformer,
+        ...(options.clusterCIDR !== undefined ? { clusterCIDR: options.clusterCIDR } : {}),
+        ...(options.nodeCidrMaskSize !== undefined ? { nodeMaskSize: options.nodeCidrMaskSize } : {}),
+        log: log.child({ component: 'node-ipam' }),
+      });
+      namespaceController.start();
+      nodeIpam.start();
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+      await Promise.all([namespaceController.stop(), nodeIpam.stop()]);
+    };
+    const leader = new LeaderElection({
+      store,
+      name: LEADER_LEASE_NAME,
+      ...(options.leaderLeaseSeconds !== undefined ? { ttlSeconds: options.leaderLeaseSeconds } : {}),
+      log: log.child({ component: 'leader-election' }),
+      lead: leadControllers,
     });
-    nodeIpam.start();
-    undo.push(() => nodeIpam.stop());
+    leader.start();
+    undo.push(() => leader.stop());
     // what agents report on NATS, written to etcd
     if (nats) {
       const ingest = new StatusIngest({
         nats,
         handlers,
+        // reports are ingested by whichever control plane NATS hands them to; silent nodes are
+        // marked by the leader alone
+        marksSilentNodes: () => leader.isLeader,
         log: log.child({ component: 'status-ingest' }),
         // a short grace is checked often enough to keep its meaning (every 5 s otherwise)
         ...(options.nodeGraceMs !== undefined
@@ -603,6 +629,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       podStreams,
       nats,
       trust: trust === undefined ? undefined : { bundle: trust.bundle, bundleHash: trust.bundleHash },
+      get isLeader() {
+        return leader.isLeader;
+      },
       stop: () => (stopping ??= unwind().then(() => log.info('control plane stopped'))),
     };
   } catch (err) {

@@ -13,6 +13,7 @@ import type { ApiClient } from './client.js';
 import { ConflictError, NotFoundError, errorMessage } from './errors.js';
 import type { Event, KubeObject, ObjectReference } from './gen/types.js';
 import type { Logger } from './support/logger.js';
+import { rfc3339Seconds } from './support/kube-time.js';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -52,7 +53,8 @@ export function referenceTo(object: KubeObject, fieldPath?: string): ObjectRefer
 export class EventRecorder {
   private readonly folded = new Map<string, Folded>();
   private readonly queue: (() => Promise<void>)[] = [];
-  private running = false;
+  /** The drain under way, if any. */
+  private draining: Promise<void> | undefined;
   private dropped = 0;
   private readonly now: () => Date;
 
@@ -72,18 +74,19 @@ export class EventRecorder {
         this.options.log.warn({ dropped: this.dropped }, 'events dropped: the API is not keeping up');
       return;
     }
-    this.queue.push(() => this.write(key, ref, type, reason, message));
-    void this.drain();
+    // stamped when it happened, not when the queue reaches it
+    const at = this.now();
+    this.queue.push(() => this.write(key, ref, type, reason, message, at));
+    this.draining ??= this.drain();
   }
 
   /** Resolves once every event recorded so far was written (or failed). */
   async flush(): Promise<void> {
-    while (this.running || this.queue.length) await new Promise((r) => setTimeout(r, 5));
+    while (this.draining) await this.draining;
   }
 
+  /** Writes the queue in order, one at a time (folding reads the previous write); never rejects. */
   private async drain(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
     try {
       while (this.queue.length) {
         const job = this.queue.shift()!;
@@ -92,7 +95,7 @@ export class EventRecorder {
         );
       }
     } finally {
-      this.running = false;
+      this.draining = undefined;
     }
   }
 
@@ -102,10 +105,10 @@ export class EventRecorder {
     type: EventType,
     reason: string,
     message: string,
+    now: Date,
   ): Promise<void> {
     const { sink, component, host } = this.options;
-    const now = this.now();
-    const stamp = `${now.toISOString().slice(0, 19)}Z`;
+    const stamp = rfc3339Seconds(now);
     const window = this.options.foldWindowMs ?? 600_000;
     const previous = this.folded.get(key);
     if (previous && now.getTime() - previous.at < window) {

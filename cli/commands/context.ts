@@ -140,6 +140,17 @@ export function parseDurationOption(flag: string): (value: string) => number {
   };
 }
 
+/** A duration (`10s`, `1m`) given in whole seconds, at least `minSeconds`: the number of seconds. */
+export function parseSecondsOption(flag: string, minSeconds: number): (value: string) => number {
+  const duration = parseDurationOption(flag);
+  return (value: string) => {
+    const ms = duration(value);
+    if (ms % 1000 !== 0 || ms < minSeconds * 1000)
+      throw new InvalidOptionValue(`${flag} must be whole seconds, at least ${minSeconds}s, got "${value}"`);
+    return ms / 1000;
+  };
+}
+
 export function parsePositiveInt(flag: string): (value: string) => number {
   return (value: string) => {
     if (!/^\d+$/.test(value) || Number(value) <= 0) {

@@ -9,7 +9,7 @@
 import { homedir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
-import { parseDurationOption, parsePositiveInt } from './context.js';
+import { parseDurationOption, parsePositiveInt, parseSecondsOption } from './context.js';
 import { InvalidArgumentError } from '../../proto/errors.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from '../../controlplane/defaults.js';
@@ -44,6 +44,7 @@ interface ControlPlaneFlags {
   natsAuthorizationFile?: string;
   natsPidFile?: string;
   nodeMonitorGracePeriod?: number;
+  leaderElectLeaseDuration?: number;
 }
 
 /** TLS to NATS: all three files or none. */
@@ -198,6 +199,11 @@ export function registerControlPlane(program: Command): void {
       parseDurationOption('--node-monitor-grace-period'),
     )
     .option(
+      '--leader-elect-lease-duration <duration>',
+      'with several control planes, how long a dead leader holds on before another runs the controllers (whole seconds, default 10s)',
+      parseSecondsOption('--leader-elect-lease-duration', 2),
+    )
+    .option(
       '--max-watches-per-token <n>',
       'open watches one token may hold at once (default 256)',
       parsePositiveInt('--max-watches-per-token'),
@@ -234,6 +240,9 @@ export function registerControlPlane(program: Command): void {
         ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
         ...(flags.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: flags.maxWatchesPerToken } : {}),
         ...(flags.nodeMonitorGracePeriod ? { nodeGraceMs: flags.nodeMonitorGracePeriod } : {}),
+        ...(flags.leaderElectLeaseDuration !== undefined
+          ? { leaderLeaseSeconds: flags.leaderElectLeaseDuration }
+          : {}),
         ...(flags.clusterCidr ? { clusterCIDR: flags.clusterCidr } : {}),
         ...(flags.serviceCidr ? { serviceCIDR: flags.serviceCidr } : {}),
         ...(flags.nodeCidrMaskSize !== undefined ? { nodeCidrMaskSize: flags.nodeCidrMaskSize } : {}),

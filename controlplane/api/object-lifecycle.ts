@@ -19,6 +19,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { KubeObject, ObjectMeta } from '../../proto/gen/types.js';
 import type { KindStrategy } from './kinds/strategy.js';
+import { rfc3339Seconds } from '../../proto/support/kube-time.js';
 
 /** The namespace for objects that do not name one (as kubectl's default context). */
 export const DEFAULT_NAMESPACE = 'default';
@@ -129,7 +130,7 @@ export function prepareCreate(object: KubeObject, strategy: KindStrategy, ctx: C
   const metadata = copyWithout(object.metadata, CREATE_DROPPED_METADATA) as ObjectMeta;
   metadata.name = ctx.name;
   metadata.uid = ctx.uid;
-  metadata.creationTimestamp = isoSeconds(ctx.now);
+  metadata.creationTimestamp = rfc3339Seconds(ctx.now);
   metadata.generation = 1;
   if (strategy.info.namespaced) metadata.namespace = object.metadata.namespace || DEFAULT_NAMESPACE;
   const status = strategy.initialStatus?.(object);
@@ -173,13 +174,6 @@ export type DeletePlan =
   /** Already marked, and this delete changes nothing. */
   | { action: 'unchanged' };
 
-/** RFC 3339 in whole seconds, as Kubernetes writes timestamps. */
-function isoSeconds(date: Date): string {
-  const iso = date.toISOString();
-  // toISOString always ends in ".sssZ" (also for six-digit years): cut the milliseconds.
-  return `${iso.slice(0, -5)}Z`;
-}
-
 /** What deleting `object` with `gracePeriodSeconds` (as requested, if at all) does at `now`. */
 export function planDelete(
   object: KubeObject,
@@ -191,7 +185,7 @@ export function planDelete(
   const marked = meta.deletionTimestamp !== undefined && meta.deletionTimestamp !== '';
   if (strategy.markOnDelete !== undefined) {
     if (marked) return { action: 'unchanged' };
-    return { action: 'mark', object: strategy.markOnDelete(object, isoSeconds(now)) };
+    return { action: 'mark', object: strategy.markOnDelete(object, rfc3339Seconds(now)) };
   }
   const grace = strategy.deleteGraceSeconds?.(object, gracePeriodSeconds) ?? 0;
   const finalizers = (meta.finalizers ?? []).length;
@@ -201,7 +195,7 @@ export function planDelete(
     const running = meta.deletionGracePeriodSeconds ?? 0;
     if (grace >= running) return { action: 'unchanged' };
   }
-  const deletionTimestamp = isoSeconds(new Date(now.getTime() + grace * 1000));
+  const deletionTimestamp = rfc3339Seconds(new Date(now.getTime() + grace * 1000));
   return {
     action: 'mark',
     object: { ...object, metadata: { ...meta, deletionTimestamp, deletionGracePeriodSeconds: grace } },

@@ -26,6 +26,10 @@ import {
 import type { Logger } from '../../proto/support/logger.js';
 import type { ApiHandlers } from '../api/handlers.js';
 import { EventRecorder } from '../../proto/events.js';
+import { rfc3339Seconds } from '../../proto/support/kube-time.js';
+
+/** The NATS queue group of every control plane's ingest. */
+const STATUS_INGEST_QUEUE = 'skiff-status-ingest';
 
 export interface StatusIngestOptions {
   nats: NatsConnection;
@@ -37,6 +41,11 @@ export interface StatusIngestOptions {
   concurrency?: number;
   /** Default 40 s (Kubernetes' node-monitor-grace-period). */
   nodeGraceMs?: number;
+  /**
+   * Whether this process marks silent nodes NotReady now (the leading control plane); default
+   * always. Reports are ingested either way.
+   */
+  marksSilentNodes?: () => boolean;
   /** Default 5 s. */
   checkMs?: number;
   now?: () => Date;
@@ -78,13 +87,16 @@ export class StatusIngest {
   start(): void {
     const { nats } = this.options;
     this.subscriptions.push(
+      // one queue group: with several control planes each report is written by one of them
       nats.subscribe(`${NODE_SUBJECT_PREFIX}.*.pods`, {
+        queue: STATUS_INGEST_QUEUE,
         callback: (err, msg) => {
           if (err) return;
           this.receivePods(msg.subject, msg.data);
         },
       }),
       nats.subscribe(`${NODE_SUBJECT_PREFIX}.*.heartbeat`, {
+        queue: STATUS_INGEST_QUEUE,
         callback: (err, msg) => {
           if (err) return;
           this.receiveHeartbeat(msg.subject, msg.data);
@@ -98,7 +110,9 @@ export class StatusIngest {
       }
     })();
     this.askForResync();
-    this.checkTimer = setInterval(() => void this.markSilentNodes(), this.options.checkMs ?? 5000);
+    this.checkTimer = setInterval(() => {
+      if (this.options.marksSilentNodes?.() ?? true) void this.markSilentNodes();
+    }, this.options.checkMs ?? 5000);
     this.checkTimer.unref();
   }
 
@@ -274,7 +288,7 @@ export class StatusIngest {
       if (!ready || ready.status === 'Unknown') continue;
       const beat = Date.parse(ready.lastHeartbeatTime ?? ready.lastTransitionTime ?? '');
       if (Number.isNaN(beat) || now.getTime() - beat <= grace) continue;
-      const at = `${now.toISOString().slice(0, 19)}Z`;
+      const at = rfc3339Seconds(now);
       this.options.log.warn(
         { node: node.metadata.name, lastHeartbeat: ready.lastHeartbeatTime },
         'node stopped posting status; marking it NotReady',

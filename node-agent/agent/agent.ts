@@ -40,6 +40,7 @@ import {
 } from './node-facts.js';
 import { LABEL_NAME, LABEL_NAMESPACE, PodSync, type BackoffPolicy } from './pod-sync.js';
 import { PodStreamServer } from './pod-streams.js';
+import { rfc3339Seconds } from '../../proto/support/kube-time.js';
 
 export interface AgentOptions {
   api: ApiClient;
@@ -279,7 +280,7 @@ export class Agent {
     void (async () => {
       const reservations = this.options.reservations ?? DEFAULT_RESERVATIONS;
       const host = await readHost(this.options.runtime.root);
-      const now = isoSeconds(new Date());
+      const now = rfc3339Seconds(new Date());
       const conditions = nodeConditions(host, reservations, now, this.lastConditions);
       this.lastConditions = conditions;
       const beat: NodeHeartbeat = { node: this.options.nodeName, seq: this.nextSeq(), time: now, conditions };
@@ -336,7 +337,7 @@ export class Agent {
         nodeIP: this.options.nodeIP,
         version: this.options.version,
         images,
-        now: isoSeconds(new Date()),
+        now: rfc3339Seconds(new Date()),
         ...(node.status?.conditions ? { previous: node.status.conditions } : {}),
       });
       this.lastConditions = status.conditions;
@@ -353,8 +354,4 @@ export class Agent {
 /** A Node as events name it (uid unknown before the first read; Kubernetes' node events omit it too). */
 function node0(name: string): { kind: string; apiVersion: string; name: string } {
   return { kind: 'Node', apiVersion: 'v1', name };
-}
-
-function isoSeconds(date: Date): string {
-  return `${date.toISOString().slice(0, 19)}Z`;
 }

@@ -160,10 +160,11 @@ test('capabilities, allowPrivilegeEscalation and privileged become runtime optio
   const node = { allowPrivileged: false };
   const sec = (securityContext: NonNullable<Container['securityContext']>, n = node) =>
     containerSecurity({ name: 'x', securityContext }, 'spec.containers[0]', n);
-  assert.deepEqual(sec({}), {});
+  assert.deepEqual(sec({}), { noNewPrivileges: false }, 'unset: escalation allowed, as in Kubernetes');
   assert.deepEqual(sec({ capabilities: { add: ['NET_ADMIN'], drop: ['NET_RAW', 'all'] } }), {
     capAdd: ['NET_ADMIN'],
     capDrop: ['NET_RAW', 'all'],
+    noNewPrivileges: false,
   });
   assert.deepEqual(sec({ allowPrivilegeEscalation: false }), { noNewPrivileges: true });
   assert.deepEqual(sec({ allowPrivilegeEscalation: true }), { noNewPrivileges: false });

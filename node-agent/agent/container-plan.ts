@@ -330,9 +330,10 @@ export interface NodeSecurityPolicy {
  * securityContext.privileged, capabilities and allowPrivilegeEscalation, as the kubelet and
  * containerd apply them: capabilities are added to and dropped from the runtime's default set
  * (Docker's) by name, ALL included (the runtime resolves them; names are checked here so that a
- * bad one names its field); allowPrivilegeEscalation false sets no_new_privs, true leaves it
- * unset. Unset, no_new_privs stays set: the runtime's default is the stricter one (Kubernetes'
- * unset means "allowed"), so a setuid binary in an image needs allowPrivilegeEscalation: true.
+ * bad one names its field); allowPrivilegeEscalation false sets no_new_privs; true or unset
+ * leaves it off, as in Kubernetes (unset means "allowed", so images whose setuid binaries work under
+ * the kubelet work here; the restricted Pod Security profile asks for false). `skiff runtime run`
+ * keeps the runtime's stricter default (no_new_privs on).
  * privileged needs the node's consent and then takes every capability, no seccomp filter and no
  * no_new_privs, whatever else is asked.
  */
@@ -364,7 +365,7 @@ export function containerSecurity(
   check(sc.capabilities?.drop, 'drop');
   if (sc.capabilities?.add?.length) out.capAdd = [...sc.capabilities.add];
   if (sc.capabilities?.drop?.length) out.capDrop = [...sc.capabilities.drop];
-  if (sc.allowPrivilegeEscalation !== undefined) out.noNewPrivileges = !sc.allowPrivilegeEscalation;
+  out.noNewPrivileges = sc.allowPrivilegeEscalation === false;
   return out;
 }
 

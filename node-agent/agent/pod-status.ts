@@ -16,6 +16,7 @@ import type {
   PodStatus,
 } from '../../proto/gen/types.js';
 import type { ContainerInfo } from '../runtime/runtime.js';
+import { rfc3339Seconds } from '../../proto/support/kube-time.js';
 
 /** What the agent knows of one container of the pod. */
 export interface ContainerView {
@@ -82,7 +83,7 @@ function stateOf(info: ContainerInfo | undefined, message?: string): ContainerSt
 /** RFC 3339 without fractions, as Kubernetes' timestamps. */
 function seconds(iso: string): string {
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : `${d.toISOString().slice(0, 19)}Z`;
+  return Number.isNaN(d.getTime()) ? iso : rfc3339Seconds(d);
 }
 
 function containerStatus(view: ContainerView): ContainerStatus {

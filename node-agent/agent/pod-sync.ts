@@ -40,6 +40,7 @@ import {
 import { containerMounts, prepareVolumes, removePodDir } from './pod-volumes.js';
 import { podStatus, willRestart, type ContainerView } from './pod-status.js';
 import { ContainerHealth, containerRefs } from './health/container-health.js';
+import { rfc3339Seconds } from '../../proto/support/kube-time.js';
 
 export const LABEL_NAMESPACE = 'io.kubernetes.pod.namespace';
 export const LABEL_NAME = 'io.kubernetes.pod.name';
@@ -143,7 +144,7 @@ export class PodSync {
     if (!memory || memory.uid !== pod.metadata.uid) {
       memory = {
         uid: pod.metadata.uid!,
-        startTime: pod.status?.startTime || isoSeconds(this.now()),
+        startTime: pod.status?.startTime || rfc3339Seconds(this.now()),
         waiting: new Map(),
         backoff: new Map(),
         imageIDs: new Map(),
@@ -278,7 +279,7 @@ export class PodSync {
       containers: views(pod.spec.containers ?? []),
       ...(memory.podError ? { podError: memory.podError } : {}),
       startTime: memory.startTime,
-      now: isoSeconds(this.now()),
+      now: rfc3339Seconds(this.now()),
     });
     if (terminalBefore) status.phase = memory.terminal ?? pod.status!.phase!;
     const encoded = JSON.stringify(comparable(status));
@@ -700,8 +701,4 @@ function comparable(status: Pod['status']): unknown {
     ...status,
     conditions: status?.conditions?.map(({ lastTransitionTime: _t, ...rest }) => rest),
   };
-}
-
-function isoSeconds(date: Date): string {
-  return `${date.toISOString().slice(0, 19)}Z`;
 }

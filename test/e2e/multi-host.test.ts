@@ -17,7 +17,7 @@ import { connect, type NatsConnection } from 'nats';
 import { archiveTar, busyboxImage, ociLayout } from '../fixtures/images.js';
 import { connectApi } from '../../proto/client.js';
 import type { Node, Pod } from '../../proto/gen/types.js';
-import { parseCidr, parseIpv4, cidrContains } from '../../node-agent/runtime/net/cidr.js';
+import { parseCidr, ipv4Number, cidrContains } from '../../proto/cidr.js';
 import { startLab, type Lab } from '../harness/lab.js';
 import { leftovers } from '../harness/hosts.js';
 import type { RunResult } from './cli-harness.js';
@@ -182,7 +182,7 @@ spec:
       assert.match(row!, new RegExp(`\\sRunning\\s.*\\s10\\.244\\.\\d+\\.\\d+\\s+${node.name}\\s*$`));
       const ip = (await pod(`web-${node.name}`)).status!.podIP!;
       const cidr = parseCidr((await getJson<Node>(['get', 'node', node.name])).spec!.podCIDR!, 'podCIDR');
-      assert.ok(cidrContains(cidr, parseIpv4(ip)!), `${ip} is in ${node.name}'s ${cidr.text}`);
+      assert.ok(cidrContains(cidr, ipv4Number(ip)!), `${ip} is in ${node.name}'s ${cidr.text}`);
       podIP[`web-${node.name}`] = ip;
     }
   });

@@ -50,7 +50,7 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cidrsOverlap, parseCidr, type Ipv4Cidr } from '../../node-agent/runtime/net/cidr.js';
+import { cidrsOverlap, parseCidr, type Cidr } from '../../proto/cidr.js';
 import { processStartTime } from '../../proto/support/pid-lock.js';
 
 /** Where labs record themselves (what a later clean-up needs) and hold their /24. */
@@ -178,13 +178,13 @@ async function must(argv: string[], what = argv.join(' ')): Promise<string> {
  * the machine's namespace overlaps it, and no other lab holds it; held by creating `reservation`
  * exclusively. Tries from a random third octet.
  */
-async function reserveSubnet(id: string): Promise<{ subnet: Ipv4Cidr; reservation: string }> {
-  const used: Ipv4Cidr[] = [];
+async function reserveSubnet(id: string): Promise<{ subnet: Cidr; reservation: string }> {
+  const used: Cidr[] = [];
   type Route = { dst?: string };
   type Addr = { addr_info?: { family: string; local: string; prefixlen: number }[] };
   const routes = JSON.parse(await must(['ip', '-j', '-4', 'route', 'show', 'table', 'all'])) as Route[];
   const addrs = JSON.parse(await must(['ip', '-j', '-4', 'addr', 'show'])) as Addr[];
-  const asCidr = (text: string): Ipv4Cidr | undefined => {
+  const asCidr = (text: string): Cidr | undefined => {
     const [ip, prefix = '32'] = text.split('/');
     const n = Number(prefix);
     const octets = ip!.split('.').map(Number);
@@ -225,7 +225,7 @@ async function reserveSubnet(id: string): Promise<{ subnet: Ipv4Cidr; reservatio
   throw new Error(`create hosts: no /24 of ${LAB_RANGE}.0.0/16 is free on this machine`);
 }
 
-function addressIn(subnet: Ipv4Cidr, host: number): string {
+function addressIn(subnet: Cidr, host: number): string {
   const n = subnet.base + host;
   return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }

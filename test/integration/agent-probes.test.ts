@@ -446,6 +446,34 @@ describe('capabilities', () => {
     assert.notEqual(await ended('no-net-admin'), 0);
   });
 
+  test('no_new_privs only with allowPrivilegeEscalation: false, as in Kubernetes (unset allows escalation)', async () => {
+    const noNewPrivs = (name: string, allowPrivilegeEscalation?: boolean) =>
+      api.create(
+        pod(
+          name,
+          {
+            command: ['sh', '-c', 'grep NoNewPrivs: /proc/self/status > /dev/termination-log'],
+            securityContext: allowPrivilegeEscalation === undefined ? {} : { allowPrivilegeEscalation },
+          },
+          { restartPolicy: 'Never' },
+        ),
+      );
+    await noNewPrivs('escalation-unset');
+    await noNewPrivs('escalation-false', false);
+    await noNewPrivs('escalation-true', true);
+    const reported = async (name: string) =>
+      (
+        await eventually(
+          name,
+          () => getPod(name),
+          (q) => q.status?.phase === 'Succeeded' || q.status?.phase === 'Failed',
+        )
+      ).status!.containerStatuses![0]!.state!.terminated!.message?.trim();
+    assert.match((await reported('escalation-unset'))!, /NoNewPrivs:\s+0/);
+    assert.match((await reported('escalation-false'))!, /NoNewPrivs:\s+1/);
+    assert.match((await reported('escalation-true'))!, /NoNewPrivs:\s+0/);
+  });
+
   test('privileged is refused without --allow-privileged: CreateContainerConfigError naming the reason', async () => {
     await api.create(
       pod(

@@ -7,7 +7,7 @@
  */
 import { ConflictError, NotFoundError } from '../../../proto/errors.js';
 import type { Node } from '../../../proto/gen/types.js';
-import { formatCidr, parseCidr, subnet, subnetCount, type Cidr } from '../../../proto/cidr.js';
+import { parseCidr, subnet, subnetCount, type Cidr } from '../../../proto/cidr.js';
 import { Controller } from '../../../proto/informer/controller.js';
 import type { Informer } from '../../../proto/informer/informer.js';
 import type { ReconcileResult } from '../../../proto/informer/work-queue.js';
@@ -78,7 +78,7 @@ export class NodeIpamController {
     const count = subnetCount(this.block, this.mask);
     let chosen: string | undefined;
     for (let i = 0; i < count; i++) {
-      const candidate = formatCidr(subnet(this.block, this.mask, i));
+      const candidate = subnet(this.block, this.mask, i).text;
       if (!used.has(candidate)) {
         chosen = candidate;
         break;
@@ -86,7 +86,7 @@ export class NodeIpamController {
     }
     if (!chosen) {
       log.error(
-        { node: name, clusterCIDR: formatCidr(this.block) },
+        { node: name, clusterCIDR: this.block.text },
         'no pod CIDR left for the node: the cluster CIDR is full',
       );
       return { requeueAfterMs: 30_000 };

@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FailedPreconditionError, InternalError, ResourceExhaustedError } from '../../../proto/errors.js';
 import type { PortMapping } from '../pod-runtime.js';
-import { parseCidr } from './cidr.js';
+import { parseCidr } from '../../../proto/cidr.js';
 import {
   capacityOf,
   emptyLeaseState,

@@ -12,7 +12,7 @@
 import { FailedPreconditionError, InternalError, ResourceExhaustedError } from '../../../proto/errors.js';
 import { hostPortText, hostPortsOverlap } from '../containers/validate.js';
 import type { PortMapping } from '../pod-runtime.js';
-import { cidrContains, formatIpv4, parseCidr, parseIpv4, type Ipv4Cidr } from './cidr.js';
+import { cidrContains, formatIPv4, parseCidr, ipv4Number, type Cidr } from '../../../proto/cidr.js';
 
 /** What one sandbox holds on the node. */
 export interface Lease {
@@ -38,17 +38,17 @@ export interface LeaseState {
   leases: Record<string, Lease>;
 }
 
-export function emptyLeaseState(podCIDR: Ipv4Cidr): LeaseState {
+export function emptyLeaseState(podCIDR: Cidr): LeaseState {
   return { podCIDR: podCIDR.text, leases: {} };
 }
 
 /** The bridge's address, the pods' gateway: the CIDR's second address. */
-export function gatewayOf(cidr: Ipv4Cidr): string {
-  return formatIpv4(cidr.base + 1);
+export function gatewayOf(cidr: Cidr): string {
+  return formatIPv4(cidr.base + 1);
 }
 
 /** How many sandboxes the CIDR holds (all but the network, gateway and broadcast addresses). */
-export function capacityOf(cidr: Ipv4Cidr): number {
+export function capacityOf(cidr: Cidr): number {
   return Math.max(0, cidr.size - 3);
 }
 
@@ -57,7 +57,7 @@ export function capacityOf(cidr: Ipv4Cidr): number {
  * leases is started afresh (the node got a new CIDR); one with leases is refused, since sandboxes
  * still hold those addresses.
  */
-export function stateForCidr(loaded: LeaseState | undefined, podCIDR: Ipv4Cidr): LeaseState {
+export function stateForCidr(loaded: LeaseState | undefined, podCIDR: Cidr): LeaseState {
   if (!loaded) return emptyLeaseState(podCIDR);
   if (loaded.podCIDR === podCIDR.text) return loaded;
   const held = Object.values(loaded.leases);
@@ -71,14 +71,14 @@ export function stateForCidr(loaded: LeaseState | undefined, podCIDR: Ipv4Cidr):
 }
 
 /** The next free address after `state.last`, round robin; ResourceExhaustedError naming the CIDR when none is. */
-export function nextAddress(state: LeaseState, cidr: Ipv4Cidr, forSandbox: string): string {
+export function nextAddress(state: LeaseState, cidr: Cidr, forSandbox: string): string {
   const capacity = capacityOf(cidr);
   const first = cidr.base + 2;
   const inUse = new Set(Object.values(state.leases).map((l) => l.ip));
-  const last = state.last !== undefined ? parseIpv4(state.last) : undefined;
+  const last = state.last !== undefined ? ipv4Number(state.last) : undefined;
   const start = last !== undefined && cidrContains(cidr, last) && last >= first ? last - first + 1 : 0;
   for (let i = 0; i < capacity; i++) {
-    const ip = formatIpv4(first + ((start + i) % capacity));
+    const ip = formatIPv4(first + ((start + i) % capacity));
     if (!inUse.has(ip)) return ip;
   }
   throw new ResourceExhaustedError(
@@ -109,7 +109,7 @@ export function hostPortHolder(
  */
 export function lease(
   state: LeaseState,
-  cidr: Ipv4Cidr,
+  cidr: Cidr,
   sandbox: { id: string; name: string; portMappings: PortMapping[] },
   veth: string,
   now: Date,
@@ -194,7 +194,7 @@ export function parseLeaseState(text: string, path: string): LeaseState {
     throw fail('not a lease file (podCIDR, leases)');
   const cidr = parseCidr(v.podCIDR, 'podCIDR');
   for (const [id, l] of Object.entries(v.leases)) {
-    const ip = typeof l?.ip === 'string' ? parseIpv4(l.ip) : undefined;
+    const ip = typeof l?.ip === 'string' ? ipv4Number(l.ip) : undefined;
     if (
       l?.sandbox !== id ||
       ip === undefined ||

@@ -1,5 +1,5 @@
 /** Names and link addresses skiff gives what it adds to a host's network. Pure. */
-import { parseIpv4 } from './cidr.js';
+import { ipv4Number } from '../../../proto/cidr.js';
 
 /** The host end of every sandbox veth starts with this (and nothing else of skiff's does). */
 export const VETH_PREFIX = 'skv';
@@ -27,7 +27,7 @@ export const POD_INTERFACE = 'eth0';
  * changes it as veths come and go, which leaves stale gateway entries in the pods' ARP caches.
  */
 export function bridgeMac(gateway: string): string {
-  const n = parseIpv4(gateway);
+  const n = ipv4Number(gateway);
   if (n === undefined) throw new Error(`bridge address: "${gateway}" is not an IPv4 address`);
   const bytes = [0x0a, 0x58, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');

@@ -32,7 +32,7 @@ import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../
 import { componentLogger, type Logger } from '../../../proto/support/logger.js';
 import { validatePortMappings } from '../containers/validate.js';
 import type { SandboxNetwork, SandboxNetworkStatus, SandboxNetworkTarget } from '../pod-runtime.js';
-import { cidrWithin, cidrsOverlap, parseCidr, type Ipv4Cidr } from './cidr.js';
+import { cidrWithin, cidrsOverlap, parseCidr, type Cidr } from '../../../proto/cidr.js';
 import {
   bridgeScript,
   checkBridge,
@@ -94,9 +94,9 @@ export interface PodNetworkOptions {
 const BRIDGE_NAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
 export class PodNetwork implements SandboxNetwork {
-  readonly podCIDR: Ipv4Cidr;
-  readonly clusterCIDR: Ipv4Cidr;
-  readonly serviceCIDR: Ipv4Cidr | undefined;
+  readonly podCIDR: Cidr;
+  readonly clusterCIDR: Cidr;
+  readonly serviceCIDR: Cidr | undefined;
   readonly bridge: string;
   /** The bridge's address: the pods' default gateway. */
   readonly gateway: string;

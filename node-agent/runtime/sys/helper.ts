@@ -73,70 +73,69 @@ async function readReport(
 }
 
 /**
- * The helper's launcher mode: one small process per Node process that forks the shims. Forking
- * Node itself for every container cost 1-3 ms, growing with the agent's memory; the launcher's
- * fork of a static binary costs ~0.1 ms. Requests "ID\tSPEC\0" go to its stdin; answers
- * "ID\t" + the shim's report line come back on its stdout, in the order the shims report, so
- * starts run concurrently. It is started on first use, does not keep Node alive, exits when Node
- * goes away (EOF), and is started again if it died. The shims it forks are detached as before.
+ * A long-lived helper mode spoken to in lines (the launcher, the exec server): requests
+ * "ID\t…" go to its stdin, answers "ID\t…\n" come back on its stdout in whatever order they
+ * finish, so requests run concurrently. Started on first use; it does not keep Node alive while
+ * nothing is due, exits when Node goes away (EOF on its stdin), and is started again if it died,
+ * failing whatever was waiting with what it wrote to stderr last.
  */
-class ShimLauncher {
-  constructor(
-    private readonly args: string[],
-    private readonly timeoutMs: number,
-  ) {}
-
+class HelperLineChild {
   private child: ChildProcess | undefined;
-  private readonly waiting = new Map<string, (line: string | Error) => void>();
+  private readonly waiting = new Map<string, (answer: string | Error) => void>();
   private nextId = 1;
   private buffered = '';
 
-  launch(specPath: string, action: string): Promise<string> {
+  constructor(
+    private readonly args: string[],
+    /** What the error says when the child is gone, from how it ended and its last words on stderr. */
+    private readonly describeGone: (how: string, complaint: string) => string,
+  ) {}
+
+  /**
+   * Sends "ID\t" + `request` (which carries its own terminator) and resolves with the answer
+   * after "ID\t", without its newline. With `timeout`, the wait ends with that error instead, and an
+   * answer that comes later is dropped.
+   */
+  ask(request: string, timeout?: { ms: number; error: (pid: number | undefined) => Error }): Promise<string> {
     const child = this.child ?? this.spawn();
     const id = String(this.nextId++);
     return new Promise<string>((resolve, reject) => {
-      // A shim stuck before its report (a hung mount, a cgroup write that never returns) would
-      // otherwise leave the start waiting forever; its answer, if it ever comes, is dropped.
-      const timer = setTimeout(() => {
-        this.waiting.delete(id);
-        if (this.waiting.size === 0) (child.stdout as Socket).unref();
-        reject(
-          new UnavailableError(
-            `${action}: the shim did not report within ${this.timeoutMs / 1000} s; check for a hung mount or cgroup write (ps -ef | grep skiff-helper, dmesg) and the skiff-helper launcher ${child.pid}`,
-            'skiff-helper',
-          ),
-        );
-      }, this.timeoutMs);
-      timer.unref();
+      const timer =
+        timeout &&
+        setTimeout(() => {
+          this.waiting.delete(id);
+          if (this.waiting.size === 0) (child.stdout as Socket).unref();
+          reject(timeout.error(child.pid));
+        }, timeout.ms);
+      timer?.unref();
       this.waiting.set(id, (answer) => {
         clearTimeout(timer);
         if (answer instanceof Error) reject(answer);
         else resolve(answer);
       });
-      // while an answer is due the launcher's pipe keeps Node alive; idle, it does not
+      // while an answer is due the child's pipe keeps Node alive; idle, it does not
       (child.stdout as Socket).ref();
-      child.stdin!.write(`${id}\t${specPath}\0`);
+      child.stdin!.write(`${id}\t${request}`);
     });
   }
 
   private spawn(): ChildProcess {
-    const child = spawn(helperPath(), ['launcher', ...this.args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(helperPath(), this.args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     child.unref();
     (child.stdin as Socket).unref();
-    // the launcher writes there only why it could not run (its sealed copy failed): kept for the error
     let complaint = '';
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (chunk: string) => (complaint = (complaint + chunk).slice(-1024)));
     (child.stderr as Socket).unref();
-    // a launcher that died shows as 'exit' below, which answers every waiting start
+    // a child that died shows as 'exit' below, which answers everything waiting
     child.stdin!.on('error', () => {});
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (chunk: string) => {
       this.buffered += chunk;
       let nl: number;
       while ((nl = this.buffered.indexOf('\n')) >= 0) {
-        const line = this.buffered.slice(0, nl + 1);
+        const line = this.buffered.slice(0, nl);
         this.buffered = this.buffered.slice(nl + 1);
         const tab = line.indexOf('\t');
         const answer = this.waiting.get(line.slice(0, tab));
@@ -145,20 +144,19 @@ class ShimLauncher {
       }
       if (this.waiting.size === 0) (child.stdout as Socket).unref();
     });
-    const gone = (why: string) => {
+    (child.stdout as Socket).unref();
+    const gone = (how: string): void => {
       if (this.child !== child) return;
       this.child = undefined;
       this.buffered = '';
       const waiting = [...this.waiting.values()];
       this.waiting.clear();
-      for (const answer of waiting) answer(new UnavailableError(`skiff-helper launcher ${why}`));
+      const error = new UnavailableError(this.describeGone(how, complaint.trim()), 'skiff-helper');
+      for (const answer of waiting) answer(error);
     };
     child.on('error', (err) => gone(`failed: ${err.message}`));
     child.on('exit', (code, signal) => {
-      const answer = () => {
-        const why = complaint.trim().split('\t').pop();
-        gone(`exited (${signal ?? code}) before the shim reported${why ? `: ${why}` : ''}`);
-      };
+      const answer = () => gone(`exited (${signal ?? code})`);
       // its last words may still be in the pipe ('exit' can come first); nothing else holds it
       if (child.stderr!.readableEnded) answer();
       else {
@@ -166,8 +164,41 @@ class ShimLauncher {
         setTimeout(answer, 200).unref();
       }
     });
-    (child.stdout as Socket).unref();
     return child;
+  }
+}
+
+/**
+ * The helper's launcher mode: one small process per Node process that forks the shims. Forking
+ * Node itself for every container cost 1-3 ms, growing with the agent's memory; the launcher's
+ * fork of a static binary costs ~0.1 ms. A request is "SPEC\0", the answer the shim's report line,
+ * so starts run concurrently. The shims it forks are detached.
+ */
+class ShimLauncher {
+  private readonly child: HelperLineChild;
+
+  constructor(
+    args: string[],
+    private readonly timeoutMs: number,
+  ) {
+    // the launcher writes to stderr only why it could not run (its sealed copy failed)
+    this.child = new HelperLineChild(['launcher', ...args], (how, complaint) => {
+      const why = complaint.split('\t').pop();
+      return `skiff-helper launcher ${how} before the shim reported${why ? `: ${why}` : ''}`;
+    });
+  }
+
+  launch(specPath: string, action: string): Promise<string> {
+    // A shim stuck before its report (a hung mount, a cgroup write that never returns) would
+    // otherwise leave the start waiting forever.
+    return this.child.ask(`${specPath}\0`, {
+      ms: this.timeoutMs,
+      error: (pid) =>
+        new UnavailableError(
+          `${action}: the shim did not report within ${this.timeoutMs / 1000} s; check for a hung mount or cgroup write (ps -ef | grep skiff-helper, dmesg) and the skiff-helper launcher ${pid}`,
+          'skiff-helper',
+        ),
+    });
   }
 }
 
@@ -495,81 +526,25 @@ export interface CapturedExec {
  * Node alive while idle, exits when Node goes away (EOF), and is started again if it died.
  */
 class ExecServer {
-  private child: ChildProcess | undefined;
-  private readonly waiting = new Map<string, (answer: string | Error) => void>();
-  private nextId = 1;
-  private buffered = '';
+  private readonly child = new HelperLineChild(
+    ['exec-server'],
+    (how, complaint) => `skiff-helper exec-server ${how}${complaint ? `: ${complaint}` : ''}`,
+  );
 
-  run(specPath: string, timeoutMs: number, action: string): Promise<CapturedExec> {
-    const child = this.child ?? this.spawn();
-    const id = String(this.nextId++);
-    return new Promise<CapturedExec>((resolve, reject) => {
-      this.waiting.set(id, (answer) => {
-        if (this.waiting.size === 0) (child.stdout as Socket).unref();
-        if (answer instanceof Error) return reject(answer);
-        const fields = answer.split('\t');
-        if (fields[0] === 'ok') {
-          resolve({
-            exitCode: Number(fields[1]),
-            timedOut: fields[2] === '1',
-            output: Buffer.from(fields[3] ?? '', 'hex'),
-          });
-          return;
-        }
-        const report = parseHelperReport(answer);
-        if (report && !report.ok) reject(helperError(action, report));
-        else
-          reject(
-            new InternalError(
-              `${action}: skiff-helper exec-server answered ${JSON.stringify(answer.slice(0, 200))}`,
-            ),
-          );
-      });
-      (child.stdout as Socket).ref();
-      child.stdin!.write(`${id}\t${specPath}\t${Math.max(0, Math.round(timeoutMs))}\n`);
-    });
-  }
-
-  private spawn(): ChildProcess {
-    const child = spawn(helperPath(), ['exec-server'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child = child;
-    child.unref();
-    (child.stdin as Socket).unref();
-    let complaint = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (chunk: string) => (complaint = (complaint + chunk).slice(-1024)));
-    (child.stderr as Socket).unref();
-    child.stdin!.on('error', () => {});
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (chunk: string) => {
-      this.buffered += chunk;
-      let nl: number;
-      while ((nl = this.buffered.indexOf('\n')) >= 0) {
-        const line = this.buffered.slice(0, nl);
-        this.buffered = this.buffered.slice(nl + 1);
-        const tab = line.indexOf('\t');
-        const answer = this.waiting.get(line.slice(0, tab));
-        this.waiting.delete(line.slice(0, tab));
-        answer?.(line.slice(tab + 1));
-      }
-    });
-    (child.stdout as Socket).unref();
-    const gone = (why: string): void => {
-      if (this.child !== child) return;
-      this.child = undefined;
-      this.buffered = '';
-      const waiting = [...this.waiting.values()];
-      this.waiting.clear();
-      for (const answer of waiting)
-        answer(
-          new UnavailableError(
-            `skiff-helper exec-server ${why}${complaint.trim() ? `: ${complaint.trim()}` : ''}`,
-          ),
-        );
-    };
-    child.on('error', (err) => gone(`failed: ${err.message}`));
-    child.on('exit', (code, signal) => gone(`exited (${signal ?? code})`));
-    return child;
+  async run(specPath: string, timeoutMs: number, action: string): Promise<CapturedExec> {
+    const answer = await this.child.ask(`${specPath}\t${Math.max(0, Math.round(timeoutMs))}\n`);
+    const fields = answer.split('\t');
+    if (fields[0] === 'ok')
+      return {
+        exitCode: Number(fields[1]),
+        timedOut: fields[2] === '1',
+        output: Buffer.from(fields[3] ?? '', 'hex'),
+      };
+    const report = parseHelperReport(answer);
+    if (report && !report.ok) throw helperError(action, report);
+    throw new InternalError(
+      `${action}: skiff-helper exec-server answered ${JSON.stringify(answer.slice(0, 200))}`,
+    );
   }
 }
 
