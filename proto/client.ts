@@ -14,8 +14,6 @@
  * a deadline (`timeoutMs`, default 10 s; Infinity: none); watches run until the signal aborts, the server ends
  * them, or they fail.
  */
-// the reflection build: the .proto text parser is only for codegen (proto/codegen)
-import protobuf from 'protobufjs/light.js';
 import {
   MAX_DRY_RUN_WRITES,
   type DeleteOptions,
@@ -27,10 +25,9 @@ import {
 } from './api-requests.js';
 import { fromGrpcError, fromGrpcStatus, GRPC_CODE } from './grpc-status.js';
 import { InternalError, InvalidArgumentError, SkiffError, UnavailableError } from './errors.js';
-import { grpcServiceDefinition, type WireMessage } from './grpc-service.js';
 import { WireChannel, type WireDuplex, type WireStream } from './grpc-wire-client.js';
+import { messages, services } from './gen/messages.js';
 import {
-  POD_STREAM_RAW,
   SESSION_ID_KEY,
   SESSION_SECRET_KEY,
   chunks,
@@ -47,8 +44,8 @@ import {
 } from './pod-streams.js';
 import type { KubeObject, KubeObjectByKind } from './gen/types.js';
 import { resolveKind } from './kinds.js';
-import { envelopeType, fromEnvelope, toEnvelope } from './objects.js';
-import { schemaRoot } from './schema.js';
+import { fromEnvelope, toEnvelope } from './objects.js';
+import type { MethodType, WireMessage } from './wire/message-type.js';
 
 export interface ConnectOptions {
   /**
@@ -263,14 +260,6 @@ export interface EncryptionKeyRotation {
   resources: string[];
 }
 
-/** How a method's messages are written and read. */
-interface MethodCodec {
-  path: string;
-  /** A Uint8Array is the request's wire bytes, sent as they are (except for encoder-ready requests). */
-  requestSerialize(value: WireMessage | Uint8Array): Buffer;
-  responseDeserialize(bytes: Buffer): WireMessage;
-}
-
 /**
  * Encoded writes in one DryRunWrites call at most, besides MAX_DRY_RUN_WRITES: half of what the
  * control plane receives in a message (8 MiB, controlplane/main.ts). One larger write goes alone.
@@ -290,36 +279,14 @@ interface EncodedWrite {
   bytes: Uint8Array;
 }
 
-let dryRunFields: { writes: number; omitObjects: number; create: number; update: number } | undefined;
-
-/** The wire bytes of DryRunWritesRequest.writes[i] for `write`: its envelope under create or update. */
+/**
+ * The wire bytes of DryRunWritesRequest.writes[i] for `write`: its envelope under create or update.
+ * Encoded as each write is taken, so a batch's size is known before it is sent; the request then
+ * carries these bytes as they are (a message field may be given as its encoding).
+ */
 function encodeDryRunWrite(write: DryRunWrite): Uint8Array {
-  const root = schemaRoot();
-  dryRunFields ??= {
-    writes: root.lookupType('skiff.v1.DryRunWritesRequest').fields['writes']!.id,
-    omitObjects: root.lookupType('skiff.v1.DryRunWritesRequest').fields['omitObjects']!.id,
-    create: root.lookupType('skiff.v1.DryRunWrite').fields['create']!.id,
-    update: root.lookupType('skiff.v1.DryRunWrite').fields['update']!.id,
-  };
-  // toEnvelope's output is in the encoder's types (as Create's requests are sent)
-  const envelope = envelopeType().encode(toEnvelope(write.object)).finish();
-  return protobuf.Writer.create()
-    .uint32(((write.verb === 'create' ? dryRunFields.create : dryRunFields.update) << 3) | 2)
-    .bytes(envelope)
-    .finish();
+  return messages.DryRunWrite.encode({ [write.verb]: toEnvelope(write.object) });
 }
-
-/** A DryRunWritesRequest's wire bytes, from its writes' (encodeDryRunWrite). */
-function dryRunWritesRequest(writes: readonly Uint8Array[], omitObjects: boolean): Uint8Array {
-  const writer = protobuf.Writer.create();
-  for (const write of writes) writer.uint32((dryRunFields!.writes << 3) | 2).bytes(write);
-  if (omitObjects) writer.uint32(dryRunFields!.omitObjects << 3).bool(true);
-  return writer.finish();
-}
-
-let apiMethods: Record<string, MethodCodec> | undefined;
-let adminMethods: Record<string, MethodCodec> | undefined;
-let nodesMethods: Record<string, MethodCodec> | undefined;
 
 /**
  * The CA bundle (PEM) a control plane shows, fetched over TLS that verifies nothing: for a joining
@@ -333,40 +300,18 @@ export async function fetchUnverifiedTrustBundle(server: string, timeoutMs = 10_
     keepaliveTimeoutMs: 10_000,
     tls: { unverified: true },
   });
-  const method = nodesMethodsOf()['GetTrustBundle']!;
+  const method = services.Nodes.methods['GetTrustBundle']!;
   try {
-    const response = await channel.unary(method.path, method.requestSerialize({}), {
+    const response = await channel.unary(method.path, method.request.encode({}), {
       metadata: {},
       timeoutMs,
     });
-    return String(method.responseDeserialize(response).caBundle ?? '');
+    return String(method.response.decode(response).caBundle ?? '');
   } catch (err) {
     throw fromGrpcError(err, server, { timeoutMs });
   } finally {
     channel.close();
   }
-}
-
-/** skiff.v1.Api's methods (built once from the schema). */
-function apiMethodsOf(): Record<string, MethodCodec> {
-  apiMethods ??= grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'), {
-    // Responses stay decoded messages: fromEnvelope reads one in a single walk, and the few
-    // scalar fields read here (strings) are the same on a message.
-    // Object requests carry toEnvelope's output, which is already in the encoder's types.
-    messageResponses: true,
-    encoderReadyRequests: ['Create', 'Update', 'UpdateStatus'],
-    ...POD_STREAM_RAW,
-  }) as unknown as Record<string, MethodCodec>;
-  return apiMethods;
-}
-
-/** skiff.v1.Nodes's methods (built once from the schema); a session's frames cross as wire bytes. */
-function nodesMethodsOf(): Record<string, MethodCodec> {
-  nodesMethods ??= grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Nodes'), {
-    rawRequests: ['SessionStream'],
-    rawResponses: ['SessionStream'],
-  }) as unknown as Record<string, MethodCodec>;
-  return nodesMethods;
 }
 
 /** Connects lazily: the first call dials the server, so this never blocks or fails on I/O. */
@@ -392,23 +337,23 @@ export function connectApi(options: ConnectOptions): ApiClient {
   const callContext = { timeoutMs, tokenBytes: Buffer.byteLength(options.token ?? '') };
 
   const call = async (
-    method: MethodCodec,
-    request: WireMessage | Uint8Array,
+    method: MethodType,
+    request: WireMessage,
     deadlineMs: number,
     decode = true,
   ): Promise<WireMessage> => {
     try {
-      const response = await channel.unary(method.path, method.requestSerialize(request), {
+      const response = await channel.unary(method.path, method.request.encode(request), {
         metadata,
         timeoutMs: deadlineMs,
       });
-      return decode ? method.responseDeserialize(response) : {};
+      return decode ? method.response.decode(response) : {};
     } catch (err) {
       throw fromGrpcError(err, options.server, { ...callContext, timeoutMs: deadlineMs });
     }
   };
-  const unary = (method: string, request: WireMessage | Uint8Array, decode = true): Promise<WireMessage> =>
-    call(apiMethodsOf()[method]!, request, timeoutMs, decode);
+  const unary = (method: string, request: WireMessage, decode = true): Promise<WireMessage> =>
+    call(services.Api.methods[method]!, request, timeoutMs, decode);
   /** Create or Update: the stored object, or (discardAnswer) the one given. */
   const write = async <T>(method: 'Create' | 'Update', object: T, options: WriteOptions): Promise<T> => {
     const request = { object: toEnvelope(object as KubeObject), dryRun: options.dryRun === true };
@@ -426,11 +371,10 @@ export function connectApi(options: ConnectOptions): ApiClient {
     batch: readonly EncodedWrite[],
     discardAnswer: boolean,
   ): Promise<DryRunOutcome[]> => {
-    const request = dryRunWritesRequest(
-      batch.map((each) => each.bytes),
-      discardAnswer,
-    );
-    const response = await unary('DryRunWrites', request);
+    const response = await unary('DryRunWrites', {
+      writes: batch.map((each) => each.bytes),
+      omitObjects: discardAnswer,
+    });
     const results = (response.results as WireMessage[] | undefined) ?? [];
     if (results.length !== batch.length) {
       throw new InternalError(
@@ -439,11 +383,13 @@ export function connectApi(options: ConnectOptions): ApiClient {
     }
     return batch.map(({ write }, i): DryRunOutcome => {
       const result = results[i]!;
-      const status = result.error as {
-        code?: number;
-        message?: string;
-        details?: Record<string, string>;
-      } | null;
+      const status = result.error as
+        | {
+            code?: number;
+            message?: string;
+            details?: Record<string, string>;
+          }
+        | undefined;
       if (status) {
         const error = fromGrpcStatus(
           { code: status.code ?? 0, message: status.message ?? '', details: status.details ?? {} },
@@ -460,13 +406,8 @@ export function connectApi(options: ConnectOptions): ApiClient {
   };
 
   /** A skiff.v1.Admin call, on the same connection as the object API. */
-  const adminUnary = (method: string, request: WireMessage, deadlineMs: number): Promise<WireMessage> => {
-    adminMethods ??= grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Admin')) as unknown as Record<
-      string,
-      MethodCodec
-    >;
-    return call(adminMethods[method]!, request, deadlineMs);
-  };
+  const adminUnary = (method: string, request: WireMessage, deadlineMs: number): Promise<WireMessage> =>
+    call(services.Admin.methods[method]!, request, deadlineMs);
 
   return {
     async create(object, writeOptions = {}) {
@@ -481,7 +422,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
         namespace: listOptions.namespace ?? '',
         labelSelector: listOptions.labelSelector ?? '',
         fieldSelector: listOptions.fieldSelector ?? '',
-        limit: String(listOptions.limit ?? 0),
+        limit: listOptions.limit ?? 0,
         continue: listOptions.continue ?? '',
         resourceVersion: listOptions.resourceVersion ?? '',
       });
@@ -553,7 +494,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
     async delete(kind, namespace, name, deleteOptions = {}) {
       const request: WireMessage = { kind: resolveKind(kind).kind, namespace, name };
       if (deleteOptions.gracePeriodSeconds !== undefined) {
-        request.gracePeriodSeconds = String(deleteOptions.gracePeriodSeconds);
+        request.gracePeriodSeconds = deleteOptions.gracePeriodSeconds;
       }
       if (deleteOptions.preconditions) request.preconditions = { ...deleteOptions.preconditions };
       if (deleteOptions.dryRun) request.dryRun = true;
@@ -568,9 +509,9 @@ export function connectApi(options: ConnectOptions): ApiClient {
         resourceVersion: watchOptions.resourceVersion ?? '',
         allowBookmarks: watchOptions.allowBookmarks ?? false,
       };
-      const method = apiMethodsOf()['Watch']!;
+      const method = services.Api.methods['Watch']!;
       return watchStream(
-        () => channel.serverStream(method.path, method.requestSerialize(request), { metadata }),
+        () => channel.serverStream(method.path, method.request.encode(request), { metadata }),
         method,
         options.server,
         watchOptions.signal,
@@ -601,7 +542,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
     async createToken(request) {
       const response = await adminUnary(
         'CreateToken',
-        { name: request.name ?? '', role: request.role, ttlSeconds: String(request.ttlSeconds ?? 0) },
+        { name: request.name ?? '', role: request.role, ttlSeconds: request.ttlSeconds ?? 0 },
         timeoutMs,
       );
       return {
@@ -619,7 +560,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
     },
     async issueNodeCertificate(request) {
       const response = await call(
-        nodesMethodsOf()['IssueNodeCertificate']!,
+        services.Nodes.methods['IssueNodeCertificate']!,
         { nodeName: request.nodeName, publicKey: request.publicKey },
         timeoutMs,
       );
@@ -630,7 +571,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
       };
     },
     async issueRegistryToken() {
-      const response = await call(nodesMethodsOf()['IssueRegistryToken']!, {}, timeoutMs);
+      const response = await call(services.Nodes.methods['IssueRegistryToken']!, {}, timeoutMs);
       return { token: String(response.token ?? ''), expiresAt: String(response.expiresAt ?? '') };
     },
     async collectRegistryGarbage(gcOptions = {}) {
@@ -655,7 +596,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
       };
     },
     logs(logsOptions, signal) {
-      const method = apiMethodsOf()['Logs']!;
+      const method = services.Api.methods['Logs']!;
       return logStream(
         () => channel.serverStream(method.path, encodeLogsRequest(logsOptions), { metadata }),
         options.server,
@@ -664,7 +605,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
       );
     },
     podStream(kind, open) {
-      const call = channel.duplex(apiMethodsOf()[kind]!.path, { metadata });
+      const call = channel.duplex(services.Api.methods[kind]!.path, { metadata });
       const send = (frame: PodStreamFrame): Promise<boolean> => call.send(encodeFrame(frame));
       void send({ open });
       return {
@@ -693,9 +634,9 @@ export function connectApi(options: ConnectOptions): ApiClient {
       };
     },
     agentTunnel(nodeName, version) {
-      const method = nodesMethodsOf()['AgentTunnel']!;
+      const method = services.Nodes.methods['AgentTunnel']!;
       const call = channel.duplex(method.path, { metadata });
-      void call.send(method.requestSerialize({ hello: { nodeName, version } }));
+      void call.send(method.request.encode({ hello: { nodeName, version } }));
       let ready!: () => void;
       let refused!: (err: unknown) => void;
       const readyPromise = new Promise<void>((resolve, reject) => {
@@ -710,7 +651,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
       void (async () => {
         try {
           for await (const bytes of call) {
-            const message = method.responseDeserialize(bytes);
+            const message = method.response.decode(bytes);
             if (message.ready) ready();
             const open = message.open as WireMessage | undefined;
             if (open) requests.push({ open: sessionRequestOf(open) });
@@ -749,7 +690,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
       };
     },
     sessionStream(id, secret) {
-      return channel.duplex(nodesMethodsOf()['SessionStream']!.path, {
+      return channel.duplex(services.Nodes.methods['SessionStream']!.path, {
         metadata: { ...metadata, [SESSION_ID_KEY]: id, [SESSION_SECRET_KEY]: secret },
       });
     },
@@ -759,7 +700,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
   };
 }
 
-/** A SessionRequest as decoded (int64 as decimal strings, absent fields undefined). */
+/** A SessionRequest as decoded (absent fields undefined). */
 function sessionRequestOf(message: WireMessage): AgentSessionRequest {
   const str = (value: unknown): string => (typeof value === 'string' ? value : '');
   const request: AgentSessionRequest = {
@@ -817,7 +758,7 @@ async function* logStream(
 
 async function* watchStream<T extends KubeObject>(
   open: () => WireStream,
-  method: MethodCodec,
+  method: MethodType,
   server: string,
   signal: AbortSignal | undefined,
   tokenBytes: number,
@@ -828,7 +769,7 @@ async function* watchStream<T extends KubeObject>(
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
     for await (const bytes of stream) {
-      const message = method.responseDeserialize(bytes);
+      const message = method.response.decode(bytes);
       const event: WatchEvent<T> = {
         type: message.type as WatchEventType,
         resourceVersion: String(message.resourceVersion ?? ''),

@@ -1,82 +1,33 @@
 /**
- * A generic bridge from a protobufjs reflected `Service` (loaded from the .proto files at run
- * time) to a grpc-js `ServiceDefinition`, which both `Server.addService` and
- * `makeGenericClientConstructor` accept. Messages cross the bridge as plain objects in
- * protobufjs' JSON-ish shape (camelCase fields, int64 as decimal strings, enums as names, oneofs
- * with their virtual case field); converting them to and from domain objects is the caller's job.
+ * The grpc-js definition of a generated service (proto/gen/messages.ts `services`), which both
+ * `Server.addService` and `makeGenericClientConstructor` accept. Messages cross it in the codecs'
+ * shape (proto/wire/message-type.ts: camelCase fields, int64 as numbers, oneof members as plain
+ * fields); converting them to and from domain objects is the caller's job. A message given as a
+ * Uint8Array is taken as its wire bytes, already encoded (an object sent as it is stored, see
+ * objects.ts envelopeBytesWithResourceVersion), and sent as it is.
  *
- * Used by the API service (skiff.v1.Api) and by every later service (the agent's), so it knows
- * nothing about either.
+ * Used by the control plane's services (skiff.v1.Api, skiff.v1.Admin) and by every later one (the
+ * agent's), so it knows nothing about either. The CLI's client (client.ts) calls the generated
+ * codecs itself and never loads grpc-js.
  */
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
-import type { IConversionOptions, Method, Service, Type } from 'protobufjs';
+import type { MessageType, ServiceType, WireMessage } from './wire/message-type.js';
 
-/** A decoded message: what handlers receive and return. */
-export type WireMessage = Record<string, unknown>;
-
-export const DECODE_OPTIONS: IConversionOptions = {
-  longs: String,
-  enums: String,
-  defaults: false,
-  arrays: true,
-  objects: true,
-  oneofs: true,
-};
-
-function resolvedType(method: Method, which: 'request' | 'response'): Type {
-  method.resolve();
-  const type = which === 'request' ? method.resolvedRequestType : method.resolvedResponseType;
-  if (type === null) {
-    throw new TypeError(`build gRPC service: ${which} type of ${method.fullName} did not resolve`);
-  }
-  return type;
-}
-
-/** The writer's bytes as a Buffer without copying them (Buffer.from(buffer) would copy). */
+/** The bytes as a Buffer without copying them (Buffer.from(buffer) would copy). */
 function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/**
- * Encodes a message given as a plain object. A Uint8Array is taken as the message's wire bytes,
- * already encoded (e.g. an object sent as it is stored, see objects.ts
- * envelopeBytesWithResourceVersion), and sent as they are.
- */
-export function serializerFor(type: Type): (value: WireMessage | Uint8Array) => Buffer {
-  return (value) =>
-    value instanceof Uint8Array ? asBuffer(value) : asBuffer(type.encode(type.fromObject(value)).finish());
+/** Encodes a message, or sends a Uint8Array as the message's wire bytes. */
+function serializerFor(type: MessageType): (value: WireMessage | Uint8Array) => Buffer {
+  return (value) => (value instanceof Uint8Array ? asBuffer(value) : type.encode(value));
 }
 
-/**
- * Encodes a value that already has the generated encoder's types throughout (numbers for int64,
- * base64 text for bytes, oneof members as plain fields: what objects.ts `toEnvelope` builds), so the
- * fromObject copy serializerFor makes first would only be thrown away.
- */
-export function encoderReadySerializerFor(type: Type): (value: WireMessage) => Buffer {
-  return (value) => asBuffer(type.encode(value).finish());
-}
-
-export function deserializerFor(type: Type): (bytes: Buffer) => WireMessage {
-  return (bytes) => type.toObject(type.decode(bytes), DECODE_OPTIONS);
-}
-
-/**
- * Hands over the decoded protobufjs message itself: fields under their protobufjs names, set ones
- * as own properties (defaults on the prototype), nested messages as messages, int64 as Long,
- * bytes as Buffer. For receivers that convert the message anyway (objects.ts `fromEnvelope`
- * takes one as is), so the plain-object copy that toObject makes would be thrown away.
- */
-export function messageDeserializerFor(type: Type): (bytes: Buffer) => WireMessage {
-  return (bytes) => type.decode(bytes) as unknown as WireMessage;
+function deserializerFor(type: MessageType): (bytes: Buffer) => WireMessage {
+  return (bytes) => type.decode(bytes);
 }
 
 export interface ServiceDefinitionOptions {
-  /** Methods whose requests are decoded with messageDeserializerFor instead of to plain objects. */
-  messageRequests?: readonly string[];
-  /** Methods whose requests the caller builds in the encoder's types (see encoderReadySerializerFor). */
-  encoderReadyRequests?: readonly string[];
-  /** Decode every response with messageDeserializerFor. */
-  messageResponses?: boolean;
   /**
    * Methods whose requests, or responses, cross as wire bytes (Buffers) both ways: the caller
    * encodes and decodes them itself, or passes them on without (pod stream frames).
@@ -87,17 +38,11 @@ export interface ServiceDefinitionOptions {
   maxRawRequestBytes?: number;
 }
 
-const asIs = (value: WireMessage | Uint8Array): Buffer =>
-  Buffer.isBuffer(value) ? value : asBuffer(value as Uint8Array);
-
 /** The grpc-js definition of `service`, with method paths `/<package>.<Service>/<Method>`. */
 export function grpcServiceDefinition(
-  service: Service,
+  service: ServiceType,
   options: ServiceDefinitionOptions = {},
 ): ServiceDefinition {
-  const serviceName = service.fullName.replace(/^\./, '');
-  const messageRequests = new Set(options.messageRequests ?? []);
-  const encoderReadyRequests = new Set(options.encoderReadyRequests ?? []);
   const rawRequests = new Set(options.rawRequests ?? []);
   const rawResponses = new Set(options.rawResponses ?? []);
   const maxRaw = options.maxRawRequestBytes ?? Infinity;
@@ -106,32 +51,20 @@ export function grpcServiceDefinition(
       throw new RangeError(`a message of ${bytes.length} bytes, above the ${maxRaw} this call takes`);
     return bytes as unknown as WireMessage;
   };
-  const definition: Record<string, MethodDefinition<WireMessage, WireMessage>> = {};
-  for (const method of service.methodsArray) {
-    const requestType = resolvedType(method, 'request');
-    const responseType = resolvedType(method, 'response');
+  const rawResponse = (bytes: Buffer): WireMessage => bytes as unknown as WireMessage;
+  const definition: Record<string, MethodDefinition<WireMessage, WireMessage | Uint8Array>> = {};
+  for (const method of Object.values(service.methods)) {
+    // a raw method's messages are Buffers, which serializerFor sends as they are
     definition[method.name] = {
-      path: `/${serviceName}/${method.name}`,
-      requestStream: method.requestStream === true,
-      responseStream: method.responseStream === true,
-      requestSerialize: rawRequests.has(method.name)
-        ? asIs
-        : encoderReadyRequests.has(method.name)
-          ? encoderReadySerializerFor(requestType)
-          : serializerFor(requestType),
-      requestDeserialize: rawRequests.has(method.name)
-        ? rawRequest
-        : messageRequests.has(method.name)
-          ? messageDeserializerFor(requestType)
-          : deserializerFor(requestType),
-      responseSerialize: rawResponses.has(method.name) ? asIs : serializerFor(responseType),
-      responseDeserialize: rawResponses.has(method.name)
-        ? (bytes: Buffer) => bytes as unknown as WireMessage
-        : options.messageResponses
-          ? messageDeserializerFor(responseType)
-          : deserializerFor(responseType),
+      path: method.path,
+      requestStream: method.requestStream,
+      responseStream: method.responseStream,
+      requestSerialize: serializerFor(method.request),
+      requestDeserialize: rawRequests.has(method.name) ? rawRequest : deserializerFor(method.request),
+      responseSerialize: serializerFor(method.response),
+      responseDeserialize: rawResponses.has(method.name) ? rawResponse : deserializerFor(method.response),
       originalName: method.name,
     };
   }
-  return definition;
+  return definition as ServiceDefinition;
 }

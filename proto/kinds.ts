@@ -3,8 +3,8 @@
  * (Kind, plural, singular, short names, `plural.group`), its apiVersion, its scope, the field of
  * api.proto's `Object` envelope that carries it and its protobuf message.
  */
-import type protobuf from 'protobufjs';
 import { InvalidArgumentError } from './errors.js';
+import { messages } from './gen/messages.js';
 import {
   configMapPrinter,
   cronJobPrinter,
@@ -25,7 +25,7 @@ import {
   servicePrinter,
   type KindPrinter,
 } from './printing/columns.js';
-import { messageType } from './schema.js';
+import type { MessageType } from './wire/message-type.js';
 
 export type KindName =
   | 'Namespace'
@@ -60,10 +60,10 @@ export interface KindInfo {
   readonly singular: string;
   readonly shortNames: readonly string[];
   readonly namespaced: boolean;
-  /** The field of api.proto's `Object` oneof that carries this kind, as protobufjs names it. */
+  /** The field of api.proto's `Object` oneof that carries this kind (its camelCase name). */
   readonly envelopeField: string;
   /** The skiff.v1 message of this kind (same name as the kind). */
-  readonly message: protobuf.Type;
+  readonly message: MessageType;
   /** `deployments.apps`, or just `pods` for the core group: the name `get` and `api-resources` print. */
   readonly resource: string;
   /** The table columns `get` prints (proto/printing/columns.ts). */
@@ -237,7 +237,6 @@ const KIND_SPECS: readonly KindSpec[] = [
 ];
 
 function kindInfo(spec: KindSpec): KindInfo {
-  let message: protobuf.Type | undefined;
   const apiVersion = (spec.group === '' ? 'v1' : `${spec.group}/v1`) as ApiVersion;
   return {
     kind: spec.kind,
@@ -250,11 +249,7 @@ function kindInfo(spec: KindSpec): KindInfo {
     envelopeField: spec.envelopeField,
     printer: spec.printer,
     resource: spec.group === '' ? spec.plural : `${spec.plural}.${spec.group}`,
-    // The schema is loaded on first use, not when this module is imported, then kept.
-    get message() {
-      message ??= messageType(spec.kind);
-      return message;
-    },
+    message: messages[spec.kind],
   };
 }
 

@@ -5,13 +5,14 @@
  *    what `-o json` prints. apiVersion and kind at the top, camelCase field names (or the .proto's
  *    json_name, e.g. podIP), int64 as number, IntOrString as a bare number or string, bytes as
  *    base64 strings. Everything in skiff's TypeScript handles objects in this shape.
- * 2. The protobufjs plain object of the kind's message: protobufjs field names (podIp), IntOrString
- *    as `{intVal}` / `{strVal}`, no apiVersion/kind (the message type says the kind). It is what
- *    `Type.fromObject` takes and `Type.toObject` returns; the gRPC layer carries objects as api.proto's
- *    `Object` envelope in this shape (`toEnvelope` / `fromEnvelope`).
+ * 2. The codecs' shape of the kind's message (proto/wire/message-type.ts): camelCase .proto field
+ *    names (podIp), IntOrString as `{intVal}` / `{strVal}`, no apiVersion/kind (the message type
+ *    says the kind). It is what the generated codecs (proto/gen/messages.ts) write and read; the
+ *    gRPC layer carries objects as api.proto's `Object` envelope in this shape (`toEnvelope` /
+ *    `fromEnvelope`).
  * 3. Protobuf binary of the kind's message (`encodeObject` / `decodeObject`): what etcd stores.
  *
- * One reflective walker, driven by the protobufjs schema, converts between 1 and 2 for every kind.
+ * One walker, driven by the generated message types' fields, converts between 1 and 2 for every kind.
  * Going from 1 to 2 it is strict, because manifests and requests are untrusted: an unknown field, a
  * wrong type or a missing required field is an InvalidArgumentError whose `field` is the path
  * ("spec.template.spec.containers[0].image"). Every conversion returns the *normalised* object:
@@ -19,9 +20,8 @@
  * metadata (and spec, where it has one) is always present. So parseObject(x) equals
  * decodeObject(encodeObject(parseObject(x))), and normalised objects compare structurally.
  */
-// the reflection build: the .proto text parser is only for codegen (proto/codegen)
-import protobuf from 'protobufjs/light.js';
 import { InternalError, InvalidArgumentError, errorMessage } from './errors.js';
+import { messages } from './gen/messages.js';
 import type { KubeObject, KubeObjectByKind } from './gen/types.js';
 import {
   type KindInfo,
@@ -30,78 +30,56 @@ import {
   kindForEnvelopeField,
   kindInfoOf,
 } from './kinds.js';
-import {
-  QUANTITY_FIELDS,
-  REQUIRED_FIELDS,
-  hasExplicitPresence,
-  jsonFieldName,
-  messageType,
-  resolvedTypeOf,
-} from './schema.js';
+import { QUANTITY_FIELDS, REQUIRED_FIELDS } from './schema.js';
+import type { FieldInfo, MessageType, ScalarType, WireMessage } from './wire/message-type.js';
+import { Reader as WireReader } from './wire/reader.js';
 
 type PlainObject = Record<string, unknown>;
-
-/** The protobufjs `toObject` options that produce representation 2 as this module expects it. */
-export const PROTO_OBJECT_OPTIONS: protobuf.IConversionOptions = Object.freeze({
-  longs: Number,
-  bytes: String,
-  defaults: false,
-  arrays: false,
-  objects: false,
-  oneofs: false,
-});
 
 const INT_OR_STRING = 'IntOrString';
 
 // ---------------------------------------------------------------------------------------------
-// Reflection helpers
+// Field lookups
 
-/** One field of a message with what the walkers ask of it on every object, worked out once. */
-interface FieldInfo {
-  field: protobuf.Field;
-  jsonName: string;
-  explicitPresence: boolean;
-}
-
+/** What the walkers ask of a message's fields on every object, worked out once. */
 interface FieldIndex {
-  byJsonName: Map<string, protobuf.Field>;
-  byProtoName: Map<string, protobuf.Field>;
+  byJsonName: Map<string, FieldInfo>;
   jsonNames: string[];
-  /** Every field, in declaration order. */
-  fields: FieldInfo[];
   /** The REQUIRED_FIELDS of this message, in declaration order. */
   required: FieldInfo[];
   /** json names of the fields in QUANTITY_FIELDS. */
   quantities: Set<string>;
 }
 
-const fieldIndexes = new WeakMap<protobuf.Type, FieldIndex>();
+const fieldIndexes = new WeakMap<MessageType, FieldIndex>();
 
-function fieldIndex(type: protobuf.Type): FieldIndex {
+function fieldIndex(type: MessageType): FieldIndex {
   let index = fieldIndexes.get(type);
   if (index === undefined) {
-    const byJsonName = new Map<string, protobuf.Field>();
-    const byProtoName = new Map<string, protobuf.Field>();
-    const fields: FieldInfo[] = [];
-    for (const field of type.fieldsArray) {
-      const jsonName = jsonFieldName(field);
-      byJsonName.set(jsonName, field);
-      byProtoName.set(field.name, field);
-      fields.push({ field, jsonName, explicitPresence: hasExplicitPresence(field) });
-    }
+    const byJsonName = new Map(type.fields.map((field) => [field.jsonName, field]));
     index = {
       byJsonName,
-      byProtoName,
       jsonNames: [...byJsonName.keys()],
-      fields,
-      required: fields.filter((info) => REQUIRED_FIELDS.has(`${type.name}.${info.jsonName}`)),
+      required: type.fields.filter((field) => REQUIRED_FIELDS.has(`${type.name}.${field.jsonName}`)),
       quantities: new Set(
-        fields.map((info) => info.jsonName).filter((name) => QUANTITY_FIELDS.has(`${type.name}.${name}`)),
+        type.fields
+          .map((field) => field.jsonName)
+          .filter((name) => QUANTITY_FIELDS.has(`${type.name}.${name}`)),
       ),
     };
     fieldIndexes.set(type, index);
   }
   return index;
+}
+
+/** The name of a field's type (of a list's items, of a map's values): "string", "Container". */
+function typeName(field: FieldInfo): string {
+  return typeof field.type === 'string' ? field.type : field.type.name;
+}
+
+/** The message type of a message field (of a list's items, of a map's values); undefined for scalars. */
+function messageOf(field: FieldInfo): MessageType | undefined {
+  return typeof field.type === 'string' ? undefined : field.type;
 }
 
 function isPlainObject(value: unknown): value is PlainObject {
@@ -152,7 +130,7 @@ function closestName(name: string, candidates: string[]): string | undefined {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Kubernetes JSON shape → protobufjs plain object (strict)
+// Kubernetes JSON shape → the codecs' shape (strict)
 
 /** Throws InvalidArgumentError for the field at `path`; `subject` says which object is being read. */
 class Reader {
@@ -162,7 +140,7 @@ class Reader {
     throw new InvalidArgumentError(`${this.subject}: field "${path}": ${reason}`, path);
   }
 
-  message(type: protobuf.Type, value: unknown, path: string): PlainObject {
+  message(type: MessageType, value: unknown, path: string): PlainObject {
     if (!isPlainObject(value))
       this.fail(path, `expected an object (${type.name}), got ${describeValue(value)}`);
     const index = fieldIndex(type);
@@ -188,21 +166,21 @@ class Reader {
     return out;
   }
 
-  private checkRequired(type: protobuf.Type, index: FieldIndex, out: PlainObject, path: string): void {
-    for (const { field, jsonName } of index.required) {
+  private checkRequired(type: MessageType, index: FieldIndex, out: PlainObject, path: string): void {
+    for (const field of index.required) {
       if (out[field.name] === undefined) {
-        this.fail(joinPath(path, jsonName), `required field is missing (or empty) in ${type.name}`);
+        this.fail(joinPath(path, field.jsonName), `required field is missing (or empty) in ${type.name}`);
       }
     }
   }
 
-  private field(field: protobuf.Field, value: unknown, path: string): unknown {
-    if (field instanceof protobuf.MapField) {
+  private field(field: FieldInfo, value: unknown, path: string): unknown {
+    if (field.map) {
       if (!isPlainObject(value))
-        this.fail(path, `expected a map of string to ${field.type}, got ${describeValue(value)}`);
+        this.fail(path, `expected a map of string to ${typeName(field)}, got ${describeValue(value)}`);
       const entries = Object.entries(value).map(([key, entry]): [string, unknown] => {
         if (entry === null || entry === undefined)
-          this.fail(`${path}[${key}]`, `expected ${field.type}, got null`);
+          this.fail(`${path}[${key}]`, `expected ${typeName(field)}, got null`);
         return [wellFormed(key), this.single(field, entry, `${path}[${key}]`, true)];
       });
       // fromEntries defines own properties, so a "__proto__" key stays a plain key.
@@ -216,26 +194,17 @@ class Reader {
       });
       return items.length === 0 ? undefined : items;
     }
-    return this.single(field, value, path, hasExplicitPresence(field));
+    return this.single(field, value, path, field.explicitPresence);
   }
 
   /** One value of the field's element type; `keepZero` keeps zero values that proto3 would drop. */
-  private single(field: protobuf.Field, value: unknown, path: string, keepZero: boolean): unknown {
-    const resolved = resolvedTypeOf(field);
-    if (resolved instanceof protobuf.Type) {
-      if (resolved.name === INT_OR_STRING) return this.intOrString(value, path);
-      return this.message(resolved, value, path);
+  private single(field: FieldInfo, value: unknown, path: string, keepZero: boolean): unknown {
+    const type = field.type;
+    if (typeof type !== 'string') {
+      if (type.name === INT_OR_STRING) return this.intOrString(value, path);
+      return this.message(type, value, path);
     }
-    if (resolved instanceof protobuf.Enum) {
-      if (typeof value !== 'string' || !(value in resolved.values)) {
-        this.fail(
-          path,
-          `expected one of ${Object.keys(resolved.values).join(', ')}, got ${describeValue(value)}`,
-        );
-      }
-      return value;
-    }
-    const scalar = this.scalar(field.type, value, path);
+    const scalar = this.scalar(type, value, path);
     return keepZero || !isZero(scalar) ? scalar : undefined;
   }
 
@@ -247,7 +216,7 @@ class Reader {
     this.fail(path, `expected an integer or a string, got ${describeValue(value)}`);
   }
 
-  private scalar(type: string, value: unknown, path: string): unknown {
+  private scalar(type: ScalarType, value: unknown, path: string): unknown {
     switch (type) {
       case 'string':
         if (typeof value !== 'string') this.fail(path, `expected a string, got ${describeValue(value)}`);
@@ -261,22 +230,14 @@ class Reader {
           this.fail(path, `expected base64-encoded data, got ${describeValue(value)}`);
         }
         return value;
-      case 'double':
-      case 'float':
-        if (typeof value !== 'number' || !Number.isFinite(value)) {
-          this.fail(path, `expected a number, got ${describeValue(value)}`);
-        }
-        return value;
-      default: {
-        const range = INTEGER_RANGES[type];
-        if (range === undefined)
-          throw new InternalError(`${this.subject}: field "${path}" has unsupported type ${type}`);
+      case 'int32':
+      case 'int64': {
+        const [min, max] = INTEGER_RANGES[type];
         if (typeof value !== 'number' || !Number.isInteger(value)) {
           this.fail(path, `expected an integer (${type}), got ${describeValue(value)}`);
         }
-        if (value < range[0] || value > range[1]) {
-          this.fail(path, `${value} is out of range for ${type} (${range[0]} to ${range[1]})`);
-        }
+        if (value < min || value > max)
+          this.fail(path, `${value} is out of range for ${type} (${min} to ${max})`);
         return value;
       }
     }
@@ -303,17 +264,9 @@ const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
 
 /** int64 values are JavaScript numbers, so they are limited to the safe-integer range. */
-const INTEGER_RANGES: Record<string, [number, number]> = {
+const INTEGER_RANGES: Record<'int32' | 'int64', [number, number]> = {
   int32: [INT32_MIN, INT32_MAX],
-  sint32: [INT32_MIN, INT32_MAX],
-  sfixed32: [INT32_MIN, INT32_MAX],
-  uint32: [0, 2 ** 32 - 1],
-  fixed32: [0, 2 ** 32 - 1],
   int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  sint64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  sfixed64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  uint64: [0, Number.MAX_SAFE_INTEGER],
-  fixed64: [0, Number.MAX_SAFE_INTEGER],
 };
 
 function isZero(value: unknown): boolean {
@@ -360,20 +313,20 @@ function kubeBodyToProto(info: KindInfo, body: PlainObject): PlainObject {
 }
 
 // ---------------------------------------------------------------------------------------------
-// protobufjs plain object → Kubernetes JSON shape
+// the codecs' shape → Kubernetes JSON shape
 
-function protoMessageToKube(type: protobuf.Type, value: PlainObject): PlainObject {
+function protoMessageToKube(type: MessageType, value: PlainObject): PlainObject {
   const out: PlainObject = {};
-  for (const { field, jsonName } of fieldIndex(type).fields) {
+  for (const field of type.fields) {
     const fieldValue = value[field.name];
     if (fieldValue === undefined || fieldValue === null) continue;
-    out[jsonName] = protoFieldToKube(field, fieldValue);
+    out[field.jsonName] = protoFieldToKube(field, fieldValue);
   }
   return out;
 }
 
-function protoFieldToKube(field: protobuf.Field, value: unknown): unknown {
-  if (field instanceof protobuf.MapField) {
+function protoFieldToKube(field: FieldInfo, value: unknown): unknown {
+  if (field.map) {
     return Object.fromEntries(
       Object.entries(value as PlainObject).map(([key, entry]) => [key, protoSingleToKube(field, entry)]),
     );
@@ -382,17 +335,17 @@ function protoFieldToKube(field: protobuf.Field, value: unknown): unknown {
   return protoSingleToKube(field, value);
 }
 
-function protoSingleToKube(field: protobuf.Field, value: unknown): unknown {
-  const resolved = resolvedTypeOf(field);
-  if (resolved instanceof protobuf.Type) {
+function protoSingleToKube(field: FieldInfo, value: unknown): unknown {
+  const type = messageOf(field);
+  if (type !== undefined) {
     const message = value as PlainObject;
-    if (resolved.name === INT_OR_STRING) return message['strVal'] ?? message['intVal'] ?? 0;
-    return protoMessageToKube(resolved, message);
+    if (type.name === INT_OR_STRING) return message['strVal'] ?? message['intVal'] ?? 0;
+    return protoMessageToKube(type, message);
   }
   return value;
 }
 
-/** Representation 2 (canonical toObject output) → 1, with apiVersion, kind and the normalised parts. */
+/** Representation 2 (as the codecs decode it) → 1, with apiVersion, kind and the normalised parts. */
 function protoBodyToKube(info: KindInfo, body: PlainObject): PlainObject {
   const converted = protoMessageToKube(info.message, body);
   return normaliseKindParts(info, { apiVersion: info.apiVersion, kind: info.kind, ...converted });
@@ -400,7 +353,7 @@ function protoBodyToKube(info: KindInfo, body: PlainObject): PlainObject {
 
 function normaliseKindParts(info: KindInfo, obj: PlainObject): PlainObject {
   if (obj['metadata'] === undefined) obj['metadata'] = {};
-  if (info.message.fields['spec'] !== undefined && obj['spec'] === undefined) obj['spec'] = {};
+  if (info.message.field('spec') !== undefined && obj['spec'] === undefined) obj['spec'] = {};
   // Keep the conventional order: apiVersion, kind, metadata, then the rest as the message declares.
   const { apiVersion, kind, metadata, ...rest } = obj;
   return { apiVersion, kind, metadata, ...rest };
@@ -423,10 +376,8 @@ export function parseObject(json: unknown): KubeObject {
 /** The protobuf binary of the object's kind message: what etcd stores. Throws like parseObject. */
 export function encodeObject(obj: KubeObject): Uint8Array {
   const { info, body } = readKindHeader(obj);
-  const type = info.message;
-  // The Reader's output already has the exact types the generated encoder writes (numbers for
-  // int64, base64 text for bytes, nested plain objects), so no fromObject copy is needed first.
-  return type.encode(kubeBodyToProto(info, body)).finish();
+  // The Reader's output is in the codecs' shape (numbers for int64, base64 text for bytes).
+  return info.message.encode(kubeBodyToProto(info, body));
 }
 
 /**
@@ -501,22 +452,21 @@ function bulkiestField(obj: Record<string, unknown>): { path: string; size: numb
 /** Decodes what encodeObject wrote for `kind`. Bytes that are not that message are an InternalError. */
 export function decodeObject<K extends KindName>(kind: K, bytes: Uint8Array): KubeObjectByKind[K] {
   const info = kindInfoOf(kind);
-  let message: protobuf.Message;
+  let body: PlainObject;
   try {
-    message = info.message.decode(bytes);
+    body = info.message.decode(bytes);
   } catch (err) {
     throw new InternalError(`decode stored ${kind}: ${errorMessage(err)}`, { cause: err });
   }
-  const body = info.message.toObject(message, PROTO_OBJECT_OPTIONS);
   return protoBodyToKube(info, body) as unknown as KubeObjectByKind[K];
 }
 
-/** api.proto's `Object` envelope as a protobufjs plain object: `{ [envelopeField]: message }`. */
+/** api.proto's `Object` envelope in the codecs' shape: `{ [envelopeField]: message }`. */
 export type EnvelopeObject = Record<string, PlainObject>;
 
 /**
- * The object as api.proto's `Object` envelope, a plain object for `Type.fromObject` (representation
- * 2 under the kind's oneof field, e.g. `{ replicaSet: {...} }`). Throws like parseObject.
+ * The object as api.proto's `Object` envelope (representation 2 under the kind's oneof field,
+ * e.g. `{ replicaSet: {...} }`), for messages.Object's encoder. Throws like parseObject.
  */
 export function toEnvelope(obj: KubeObject): EnvelopeObject {
   const { info, body } = readKindHeader(obj);
@@ -524,8 +474,7 @@ export function toEnvelope(obj: KubeObject): EnvelopeObject {
 }
 
 /**
- * The object carried by an `Object` envelope: a protobufjs message or plain object, whatever
- * conversion options produced it (Longs, Buffers and defaults are all accepted). Envelopes come from
+ * The object carried by an `Object` envelope as messages.Object decodes it. Envelopes come from
  * clients, so the result is checked like parseObject's: exactly one kind must be set, and required
  * fields must be present.
  */
@@ -547,42 +496,37 @@ export function fromEnvelope(envelope: unknown): KubeObject {
   }
   const [field, value] = setFields[0]!;
   const info = kindForEnvelopeField(field)!;
-  let message: protobuf.Message;
-  try {
-    // fromObject puts whatever shape the caller used into a message; a decoded one is used as is.
-    message = value instanceof protobuf.Message ? value : info.message.fromObject(value as PlainObject);
-  } catch (err) {
-    throw new InvalidArgumentError(`read ${info.kind} from envelope: ${errorMessage(err)}`, field, {
-      cause: err,
-    });
+  if (!isPlainObject(value)) {
+    throw new InvalidArgumentError(
+      `read ${info.kind} from envelope: expected a message, got ${describeValue(value)}`,
+      field,
+    );
   }
-  return messageToKube(info, message);
+  return messageToKube(info, value);
 }
 
 // ---------------------------------------------------------------------------------------------
-// protobufjs message → Kubernetes JSON shape, strict (for envelopes, which come from clients)
+// a decoded message → Kubernetes JSON shape, strict (for envelopes, which come from clients)
 
 /**
  * A message of the kind's type as the normalised KubeObject, in one walk. It gives exactly what
- * parseObject gives for the message's Kubernetes form (toObject, then protoBodyToKube, then
- * parseObject, which walked the object four times): proto3 zero values without presence and empty
- * lists and maps dropped, and the same InvalidArgumentErrors naming the field path for a missing
- * required field, an integer outside its range or a number that is not finite.
+ * parseObject gives for the message's Kubernetes form (protoBodyToKube, then parseObject, which
+ * walked the object twice): proto3 zero values without presence and empty lists and maps dropped,
+ * and the same InvalidArgumentErrors naming the field path for a missing required field or an
+ * int64 beyond the safe integers.
  */
-function messageToKube(info: KindInfo, message: protobuf.Message): KubeObject {
-  const metadata = (message as unknown as { metadata?: { name?: unknown } | null }).metadata;
+function messageToKube(info: KindInfo, message: WireMessage): KubeObject {
+  const metadata = message['metadata'] as { name?: unknown } | undefined;
   const name = typeof metadata?.name === 'string' ? metadata.name : '';
   const reader = new Reader(name === '' ? `read ${info.kind}` : `read ${info.kind} "${name}"`);
   const type = info.message;
-  const body = messageBodyToKube(reader, type, message as unknown as PlainObject, '');
+  const body = messageBodyToKube(reader, type, message, '');
   // parseObject read the empty metadata and spec that normalising adds, so their required fields
   // are checked here too.
   for (const part of ['metadata', 'spec']) {
-    const partField = type.fields[part];
-    const partType = partField === undefined ? undefined : resolvedTypeOf(partField);
-    if (body[part] === undefined && partType instanceof protobuf.Type) {
-      messageBodyToKube(reader, partType, {}, part);
-    }
+    const partField = type.field(part);
+    const partType = partField === undefined ? undefined : messageOf(partField);
+    if (body[part] === undefined && partType !== undefined) messageBodyToKube(reader, partType, {}, part);
   }
   return normaliseKindParts(info, {
     apiVersion: info.apiVersion,
@@ -593,20 +537,18 @@ function messageToKube(info: KindInfo, message: protobuf.Message): KubeObject {
 
 function messageBodyToKube(
   reader: Reader,
-  type: protobuf.Type,
+  type: MessageType,
   message: PlainObject,
   path: string,
 ): PlainObject {
   const out: PlainObject = {};
-  const index = fieldIndex(type);
-  for (const { field, jsonName: name, explicitPresence } of index.fields) {
-    // Decoded messages carry set fields as own properties; defaults live on the prototype.
-    if (!Object.prototype.hasOwnProperty.call(message, field.name)) continue;
+  for (const field of type.fields) {
     const value = message[field.name];
     if (value === undefined || value === null) continue;
+    const name = field.jsonName;
     const fieldPath = joinPath(path, name);
     let converted: unknown;
-    if (field instanceof protobuf.MapField) {
+    if (field.map) {
       const keys = Object.keys(value as PlainObject);
       if (keys.length === 0) continue;
       const entries: Array<[string, unknown]> = [];
@@ -623,11 +565,11 @@ function messageBodyToKube(
         messageSingleToKube(reader, field, item, `${fieldPath}[${i}]`, true),
       );
     } else {
-      converted = messageSingleToKube(reader, field, value, fieldPath, explicitPresence);
+      converted = messageSingleToKube(reader, field, value, fieldPath, field.explicitPresence);
     }
     if (converted !== undefined) out[name] = converted;
   }
-  for (const { jsonName } of index.required) {
+  for (const { jsonName } of fieldIndex(type).required) {
     if (out[jsonName] === undefined) {
       reader.fail(joinPath(path, jsonName), `required field is missing (or empty) in ${type.name}`);
     }
@@ -637,80 +579,26 @@ function messageBodyToKube(
 
 function messageSingleToKube(
   reader: Reader,
-  field: protobuf.Field,
+  field: FieldInfo,
   value: unknown,
   path: string,
   keepZero: boolean,
 ): unknown {
-  const resolved = resolvedTypeOf(field);
-  if (resolved instanceof protobuf.Type) {
+  const type = field.type;
+  if (typeof type !== 'string') {
     const message = value as PlainObject;
-    if (resolved.name === INT_OR_STRING) {
-      const own = (key: string): unknown =>
-        Object.prototype.hasOwnProperty.call(message, key) ? message[key] : undefined;
-      return own('strVal') ?? own('intVal') ?? 0;
-    }
-    return messageBodyToKube(reader, resolved, message, path);
+    if (type.name === INT_OR_STRING) return message['strVal'] ?? message['intVal'] ?? 0;
+    return messageBodyToKube(reader, type, message, path);
   }
-  if (resolved instanceof protobuf.Enum) {
-    // toObject gave enums as numbers, which the Reader refused; no kind has an enum field.
-    reader.fail(
-      path,
-      `expected one of ${Object.keys(resolved.values).join(', ')}, got ${describeValue(value)}`,
-    );
+  // The decoder gave each value its field's type; what is checked here is what the type allows
+  // and the Kubernetes shape does not: int64 beyond the safe integers.
+  if (type === 'int32' || type === 'int64') {
+    const [min, max] = INTEGER_RANGES[type];
+    const number = value as number;
+    if (number < min || number > max)
+      reader.fail(path, `${number} is out of range for ${type} (${min} to ${max})`);
   }
-  let scalar: unknown;
-  switch (field.type) {
-    case 'string':
-    case 'bool':
-      scalar = value;
-      break;
-    case 'bytes':
-      scalar = base64Of(value);
-      break;
-    case 'double':
-    case 'float':
-      if (typeof value !== 'number' || !Number.isFinite(value)) {
-        reader.fail(path, `expected a number, got ${describeValue(value)}`);
-      }
-      scalar = value;
-      break;
-    default: {
-      const range = INTEGER_RANGES[field.type];
-      if (range === undefined)
-        throw new InternalError(`${reader.subject}: field "${path}" has unsupported type ${field.type}`);
-      const number =
-        typeof value === 'number'
-          ? value
-          : longToNumber(value, field.type === 'uint64' || field.type === 'fixed64');
-      if (number < range[0] || number > range[1]) {
-        reader.fail(path, `${number} is out of range for ${field.type} (${range[0]} to ${range[1]})`);
-      }
-      scalar = number;
-    }
-  }
-  return keepZero || !isZero(scalar) ? scalar : undefined;
-}
-
-/** An int64 as decoded (a Long, or a number when long.js is absent), as toObject's `longs: Number` gives it. */
-function longToNumber(value: unknown, unsigned: boolean): number {
-  if (typeof value === 'object' && value !== null) {
-    const long = value as { low: number; high: number };
-    return new protobuf.util.LongBits(long.low >>> 0, long.high >>> 0).toNumber(unsigned);
-  }
-  return Number(value);
-}
-
-/** bytes as toObject's `bytes: String` gives them. */
-function base64Of(value: unknown): string {
-  if (typeof value === 'string') return value;
-  const bytes = value as Uint8Array;
-  return protobuf.util.base64.encode(bytes, 0, bytes.length);
-}
-
-/** The protobuf message type of api.proto's `Object` envelope. */
-export function envelopeType(): protobuf.Type {
-  return messageType('Object');
+  return keepZero || !isZero(value) ? value : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -719,8 +607,7 @@ export function envelopeType(): protobuf.Type {
 interface EnvelopeSplice {
   /** Tag of the envelope's oneof field for the kind (length-delimited). */
   envelopeTag: number;
-  /** Field number of `metadata` in the kind's message. */
-  metadataId: number;
+  /** Tag of `metadata` in the kind's message. */
   metadataTag: number;
   resourceVersionTag: number;
 }
@@ -734,9 +621,9 @@ function lengthDelimitedTag(fieldId: number): number {
 function envelopeSplice(info: KindInfo): EnvelopeSplice {
   let splice = envelopeSplices.get(info);
   if (splice === undefined) {
-    const envelopeField = envelopeType().fields[info.envelopeField];
-    const metadataField = info.message.fields.metadata;
-    const resourceVersionField = messageType('ObjectMeta').fields.resourceVersion;
+    const envelopeField = messages.Object.field(info.envelopeField);
+    const metadataField = info.message.field('metadata');
+    const resourceVersionField = messages.ObjectMeta.field('resourceVersion');
     if (!envelopeField || !metadataField || !resourceVersionField) {
       throw new InternalError(
         `build ${info.kind} envelopes: the schema lacks its envelope, metadata or resourceVersion field`,
@@ -744,7 +631,6 @@ function envelopeSplice(info: KindInfo): EnvelopeSplice {
     }
     splice = {
       envelopeTag: lengthDelimitedTag(envelopeField.id),
-      metadataId: metadataField.id,
       metadataTag: lengthDelimitedTag(metadataField.id),
       resourceVersionTag: lengthDelimitedTag(resourceVersionField.id),
     };
@@ -788,18 +674,20 @@ export function envelopeBytesWithResourceVersion(
   let metadataBodyStart = bytes.length;
   let metadataEnd = bytes.length;
   try {
-    const reader = protobuf.Reader.create(bytes);
-    while (reader.pos < reader.len) {
+    const reader = new WireReader(bytes);
+    while (reader.pos < reader.limit) {
       const fieldStart = reader.pos;
       const tag = reader.uint32();
-      if (tag >>> 3 === splice.metadataId && (tag & 7) === 2) {
+      if (tag === splice.metadataTag) {
         const length = reader.uint32();
         metadataStart = fieldStart;
         metadataBodyStart = reader.pos;
-        reader.skip(length);
-        metadataEnd = reader.pos;
+        metadataEnd = metadataBodyStart + length;
+        if (metadataEnd > reader.limit)
+          throw new RangeError(`metadata runs past the end (${metadataEnd} > ${reader.limit})`);
+        reader.pos = metadataEnd;
       } else {
-        reader.skipType(tag & 7);
+        reader.skip(tag);
       }
     }
   } catch (err) {

@@ -10,11 +10,9 @@
  * - an error travels in `end` as skiff's error code and message (endOfError / errorOfEnd), and
  *   the control plane ends the client's call with it as any other error.
  */
-import type { Type } from 'protobufjs';
 import { SkiffError, type ErrorCode } from './errors.js';
-import { DECODE_OPTIONS } from './grpc-service.js';
+import { messages } from './gen/messages.js';
 import { INTERNAL_MESSAGE, isErrorCode, skiffErrorOf } from './grpc-status.js';
-import { schemaRoot } from './schema.js';
 
 export interface TerminalSize {
   rows: number;
@@ -82,17 +80,6 @@ export const MAX_FRAME_BYTES = POD_STREAM_RAW.maxRawRequestBytes;
 /** The first byte of a frame whose only field is `end` (field 15, length-delimited). */
 const END_TAG = (15 << 3) | 2;
 
-let frameType: Type | undefined;
-let logsType: Type | undefined;
-
-function frames(): Type {
-  return (frameType ??= schemaRoot().lookupType('skiff.v1.PodStreamFrame'));
-}
-
-function logsRequests(): Type {
-  return (logsType ??= schemaRoot().lookupType('skiff.v1.PodLogsRequest'));
-}
-
 /** The field numbers of the data fields (api.proto PodStreamFrame). */
 const DATA_FIELDS = { stdin: 2, stdout: 5, stderr: 6 } as const;
 export type DataField = keyof typeof DATA_FIELDS;
@@ -145,28 +132,27 @@ function dataFrameOf(bytes: Uint8Array): PodStreamFrame | undefined {
 }
 
 export function encodeFrame(frame: PodStreamFrame): Buffer {
-  const bytes = frames().encode(frame).finish();
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return messages.PodStreamFrame.encode(frame as unknown as Record<string, unknown>);
 }
 
 /** A frame's fields (absent ones undefined), bytes as Buffers (views into `bytes` for data frames). */
 export function decodeFrame(bytes: Uint8Array): PodStreamFrame {
   const data = dataFrameOf(bytes);
   if (data !== undefined) return data;
-  const message = frames().toObject(frames().decode(bytes), {
-    ...DECODE_OPTIONS,
-    longs: Number,
-    bytes: Buffer,
-  }) as PodStreamFrame;
-  return message;
+  const message = messages.PodStreamFrame.decode(bytes);
+  // the codecs read bytes as base64 text: a frame's data is a Buffer
+  for (const field of Object.keys(DATA_FIELDS)) {
+    const text = message[field];
+    if (typeof text === 'string') message[field] = Buffer.from(text, 'base64');
+  }
+  return message as PodStreamFrame;
 }
 
 export function encodeLogsRequest(request: PodLogsOptions): Buffer {
-  const bytes = logsRequests().encode(logsRequests().fromObject(request)).finish();
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return messages.PodLogsRequest.encode(request as unknown as Record<string, unknown>);
 }
 
-/** A PodLogsRequest as decoded by a server (int64 as decimal strings, as grpc-service.ts decodes). */
+/** A PodLogsRequest as decoded by a server (proto/wire/message-type.ts: int64 as numbers, unset fields absent). */
 export function logsOptionsOf(message: Record<string, unknown>): PodLogsOptions {
   const int = (value: unknown): number | undefined =>
     value === undefined || value === null || value === '' ? undefined : Number(value);

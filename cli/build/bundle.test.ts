@@ -5,11 +5,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
+import { services } from '../../proto/gen/messages.js';
+import { grpcServiceDefinition } from '../../proto/grpc-service.js';
 import { toEnvelope } from '../../proto/objects.js';
 import { packageRoot } from '../../proto/package-info.js';
-import { schemaRoot } from '../../proto/schema.js';
 import { CertificateAuthority } from '../../proto/support/pki.js';
+import type { WireMessage } from '../../proto/wire/message-type.js';
 
 interface Metafile {
   outputs: Record<
@@ -61,7 +62,7 @@ test('skiff version --client loads neither gRPC, protobufjs, YAML, logging nor t
     );
 });
 
-test('skiff get loads neither the control plane, the runtime, grpc-js (the server side of gRPC) nor YAML', () => {
+test('skiff get loads neither the control plane, the runtime, grpc-js (the server side of gRPC), protobufjs nor YAML', () => {
   const loaded = sourcesLoadedBy(
     main,
     chunkOf('cli/commands/get.ts'),
@@ -72,8 +73,15 @@ test('skiff get loads neither the control plane, the runtime, grpc-js (the serve
     loaded.some((source) => source.includes('proto/grpc-wire-client.ts')),
     'the gRPC client is part of get',
   );
+  assert.ok(
+    loaded.some((source) => source.includes('proto/gen/messages.ts')),
+    'the generated codecs are part of get',
+  );
   for (const heavy of [
     '@grpc/grpc-js',
+    // the codecs are generated at build time (proto/README.md): no schema to parse, no codecs to build
+    'protobufjs',
+    'proto/codegen/',
     'node_modules/yaml',
     'controlplane/',
     'node-agent/',
@@ -130,6 +138,17 @@ test('skiff image pull loads neither the container runtime, the tar and gzip cod
     );
 });
 
+test('nothing in the bundle loads protobufjs: its codecs are generated at build time, for every process', () => {
+  const sources = Object.values(metafile.outputs).flatMap((output) => Object.keys(output.inputs));
+  // grpc-js brings its own copy (under @grpc/proto-loader, for channelz), which only servers load
+  const ours = sources.filter(
+    (source) =>
+      (/node_modules\/protobufjs\//.test(source) && !source.includes('@grpc/proto-loader/')) ||
+      source.includes('proto/codegen/'),
+  );
+  assert.deepEqual(ours, []);
+});
+
 test('the launcher runs on the Node.js it was built with', () => {
   const firstLine = readFileSync(join(packageRoot(), 'dist/bin/skiff.cjs'), 'utf8').split('\n')[0];
   assert.equal(firstLine, `#!${process.execPath}`);
@@ -173,7 +192,7 @@ test('skiff get over the control plane’s socket loads neither node:tls nor nod
       metadata: { name: 'default', creationTimestamp: new Date().toISOString() },
       status: { phase: 'Active' },
     } as never);
-    server.addService(grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api')), {
+    server.addService(grpcServiceDefinition(services.Api), {
       List: (_call: grpc.ServerUnaryCall<WireMessage, WireMessage>, done: grpc.sendUnaryData<WireMessage>) =>
         done(null, { items: [namespace], resourceVersion: '7' }),
     });

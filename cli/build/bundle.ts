@@ -41,7 +41,7 @@ const result = await build({
   platform: 'node',
   target: 'node22.19',
   external: EXTERNAL,
-  // bundled CommonJS packages (grpc-js, protobufjs) call require() for Node's own modules
+  // bundled CommonJS packages (grpc-js, pino) call require() for Node's own modules
   banner: {
     js: "import { createRequire as skiffCreateRequire } from 'node:module'; const require = skiffCreateRequire(import.meta.url);",
   },

@@ -5,9 +5,10 @@
 import type * as grpc from '@grpc/grpc-js';
 import { PermissionDeniedError } from '../../proto/errors.js';
 import { toServiceError } from './grpc-errors.js';
-import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
-import { schemaRoot } from '../../proto/schema.js';
+import { services } from '../../proto/gen/messages.js';
+import { grpcServiceDefinition } from '../../proto/grpc-service.js';
 import type { Logger } from '../../proto/support/logger.js';
+import type { WireMessage } from '../../proto/wire/message-type.js';
 import type { Authenticator, Principal } from './auth.js';
 import type { TokenAdmin, TokenInfo } from './token-admin.js';
 import type { GarbageCollectionResult } from '../registry/gc.js';
@@ -40,7 +41,7 @@ export function createAdminService(options: {
   log: Logger;
 }): AdminService {
   const { auth, operations, log } = options;
-  const definition = grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Admin'));
+  const definition = grpcServiceDefinition(services.Admin);
   /** A unary call that only an admin token may make; `run` answers it. */
   const adminOnly =
     (what: string, run: (request: WireMessage, caller: Principal) => Promise<WireMessage>): UnaryHandler =>
@@ -72,8 +73,8 @@ export function createAdminService(options: {
       log.info(result, 'encryption key rotated');
       return {
         keyName: result.keyName,
-        rewritten: String(result.rewritten),
-        alreadyCurrent: String(result.alreadyCurrent),
+        rewritten: result.rewritten,
+        alreadyCurrent: result.alreadyCurrent,
         resources: result.resources,
       };
     }),
@@ -81,13 +82,13 @@ export function createAdminService(options: {
       const result = await operations.collectRegistryGarbage({ dryRun: request.dryRun === true });
       return {
         dryRun: result.dryRun,
-        manifests: String(result.manifests),
-        referenced: String(result.referenced),
-        deleted: result.deleted.map((b) => ({ digest: b.digest, size: String(b.size) })),
-        deletedBytes: String(result.deletedBytes),
-        young: String(result.young),
-        unlinked: String(result.unlinked),
-        graceSeconds: String(Math.round(result.graceMs / 1000)),
+        manifests: result.manifests,
+        referenced: result.referenced,
+        deleted: result.deleted.map((b) => ({ digest: b.digest, size: b.size })),
+        deletedBytes: result.deletedBytes,
+        young: result.young,
+        unlinked: result.unlinked,
+        graceSeconds: Math.round(result.graceMs / 1000),
       };
     }),
     CreateToken: adminOnly('create token', async (request, caller) => {

@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Pod } from '../../proto/gen/types.js';
 import { kindInfoOf } from '../../proto/kinds.js';
-import { encodeObject, envelopeType, toEnvelope } from '../../proto/objects.js';
+import { messages } from '../../proto/gen/messages.js';
+import { encodeObject, toEnvelope } from '../../proto/objects.js';
 import { ApiObject } from './api-object.js';
 
 const pod: Pod = {
@@ -18,8 +19,7 @@ const pod: Pod = {
 };
 
 function wireBytes(envelope: Record<string, unknown>): Buffer {
-  const type = envelopeType();
-  return Buffer.from(type.encode(type.fromObject(envelope)).finish());
+  return messages.Object.encode(envelope);
 }
 
 describe('ApiObject', () => {

@@ -64,7 +64,7 @@ export class ApiObject {
   /** api.proto's `Object` envelope for the wire: `{ [envelopeField]: message }`. */
   envelope(): Record<string, unknown> {
     if (this.bytes === undefined) return toEnvelope(this.object);
-    const message = this.info.message.decode(this.bytes) as unknown as { metadata?: Record<string, unknown> };
+    const message = this.info.message.decode(this.bytes) as { metadata?: Record<string, unknown> };
     message.metadata ??= {};
     message.metadata.resourceVersion = this.resourceVersion;
     return { [this.info.envelopeField]: message };

@@ -17,11 +17,10 @@ import {
   PermissionDeniedError,
 } from '../../proto/errors.js';
 import type { ConfigMap } from '../../proto/gen/types.js';
-import { grpcServiceDefinition } from '../../proto/grpc-service.js';
+import { services } from '../../proto/gen/messages.js';
 import { fromGrpcError } from '../../proto/grpc-status.js';
 import { WireChannel } from '../../proto/grpc-wire-client.js';
 import { toEnvelope } from '../../proto/objects.js';
-import { schemaRoot } from '../../proto/schema.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { Authenticator, hashToken } from './auth.js';
@@ -166,8 +165,7 @@ describe('DryRunWrites', () => {
   });
 
   test('a call over the limit is refused as a whole, naming the limit', async () => {
-    const methods = grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'));
-    const method = methods['DryRunWrites']!;
+    const method = services.Api.methods['DryRunWrites']!;
     const channel = new WireChannel(address, {
       maxReceiveBytes: 64 * 1024 * 1024,
       keepaliveMs: 30_000,
@@ -179,7 +177,7 @@ describe('DryRunWrites', () => {
       }));
       await assert.rejects(
         channel
-          .unary(method.path, method.requestSerialize({ writes }), {
+          .unary(method.path, method.request.encode({ writes }), {
             metadata: { authorization: 'Bearer edit-token' },
           })
           .catch((err: unknown) => {

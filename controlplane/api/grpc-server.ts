@@ -11,8 +11,6 @@
  * client learns why instead of only seeing DEADLINE_EXCEEDED.
  */
 import * as grpc from '@grpc/grpc-js';
-// the reflection build: the .proto text parser is only for codegen (proto/codegen)
-import protobuf from 'protobufjs/light.js';
 import {
   InternalError,
   InvalidArgumentError,
@@ -26,12 +24,13 @@ import {
 import { MAX_DRY_RUN_WRITES } from '../../proto/api-requests.js';
 import type { KubeObject } from '../../proto/gen/types.js';
 import { toServiceError } from './grpc-errors.js';
+import { messages, services } from '../../proto/gen/messages.js';
 import { toGrpcStatus, type GrpcStatus } from '../../proto/grpc-status.js';
-import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
+import { grpcServiceDefinition } from '../../proto/grpc-service.js';
 import type { Logger } from '../../proto/support/logger.js';
-import { kindForEnvelopeField, lookupKind } from '../../proto/kinds.js';
-import { envelopeType, fromEnvelope } from '../../proto/objects.js';
-import { schemaRoot } from '../../proto/schema.js';
+import { KINDS, lookupKind } from '../../proto/kinds.js';
+import { fromEnvelope } from '../../proto/objects.js';
+import type { WireMessage } from '../../proto/wire/message-type.js';
 import { authorize, type Authenticator, type Principal, type Verb } from './auth.js';
 import type { NodeAuthorizer, NodeRequest } from './node-authorizer.js';
 import type { ApiObject } from './api-object.js';
@@ -92,12 +91,15 @@ function writeOptionsOf(request: WireMessage): WriteInputOptions {
 
 const WRITE_VERBS: ReadonlySet<Verb> = new Set(['create', 'update', 'updateStatus', 'delete']);
 
+/** An int64 field of a request: unset, or a number the decoder read, which may lie beyond the safe integers. */
 function int64Field(value: unknown, field: string): number | undefined {
-  if (value === undefined || value === null || value === '') return undefined;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n))
-    throw new InvalidArgumentError(`read request: ${field} "${String(value)}" is not an integer`, field);
-  return n;
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value))
+    throw new InvalidArgumentError(
+      `read request: ${field} ${String(value)} is out of range for int64`,
+      field,
+    );
+  return value as number;
 }
 
 function str(value: unknown): string {
@@ -107,31 +109,12 @@ function str(value: unknown): string {
 /** Longest selector accepted, checked before any parsing (Kubernetes' selectors are far shorter). */
 export const MAX_SELECTOR_BYTES = 4096;
 
-const fieldIds = new Map<string, Record<string, number>>();
-
-/** The field numbers of a skiff.v1 message, by field name. */
-function fieldsOf(message: string): Record<string, number> {
-  let ids = fieldIds.get(message);
-  if (ids === undefined) {
-    const type = schemaRoot().lookupType(`skiff.v1.${message}`);
-    ids = Object.fromEntries(Object.entries(type.fields).map(([name, field]) => [name, field.id]));
-    fieldIds.set(message, ids);
-  }
-  return ids;
-}
-
-/** The tag of a length-delimited field (strings, bytes, messages). */
-function lengthDelimited(id: number | undefined): number {
-  return (id! << 3) | 2;
-}
-
 /** Wire bytes of the WatchEvents made of each (shared) ApiObject, by type and resourceVersion. */
 const watchEventBytes = new WeakMap<ApiObject, Map<string, Uint8Array>>();
 
 /**
  * A WatchEvent as wire bytes, made once per object, type and resourceVersion however many
- * watchers send it: its type and resourceVersion written here, its object appended as the bytes
- * its ApiObject made from the stored bytes (a message's fields may come in any order). A
+ * watchers send it, its object written as the bytes its ApiObject made from the stored bytes. A
  * WatchEvent whose object has no stored bytes goes as a message.
  */
 function watchEventWire(event: WatchEvent): Uint8Array | WireMessage {
@@ -142,15 +125,7 @@ function watchEventWire(event: WatchEvent): Uint8Array | WireMessage {
   if (made !== undefined) return made;
   const envelope = event.object.responseEnvelope();
   if (!(envelope instanceof Uint8Array)) return { ...message, object: envelope };
-  const fields = fieldsOf('WatchEvent');
-  const bytes = protobuf.Writer.create()
-    .uint32(lengthDelimited(fields['type']))
-    .string(event.type)
-    .uint32(lengthDelimited(fields['resourceVersion']))
-    .string(event.resourceVersion)
-    .uint32(lengthDelimited(fields['object']))
-    .bytes(envelope)
-    .finish();
+  const bytes = messages.WatchEvent.encode({ ...message, object: envelope });
   let byKey = watchEventBytes.get(event.object);
   if (byKey === undefined) watchEventBytes.set(event.object, (byKey = new Map()));
   byKey.set(key, bytes);
@@ -166,8 +141,7 @@ function listResponseWire(result: {
   resourceVersion: string;
   continue?: string;
 }): Uint8Array | WireMessage {
-  const fields = fieldsOf('ListResponse');
-  const writer = protobuf.Writer.create();
+  const items: Array<Uint8Array | WireMessage> = [];
   for (const item of result.items) {
     const envelope = item.responseEnvelope();
     if (!(envelope instanceof Uint8Array)) {
@@ -177,12 +151,13 @@ function listResponseWire(result: {
         ...(result.continue !== undefined ? { continue: result.continue } : {}),
       };
     }
-    writer.uint32(lengthDelimited(fields['items'])).bytes(envelope);
+    items.push(envelope);
   }
-  writer.uint32(lengthDelimited(fields['resourceVersion'])).string(result.resourceVersion);
-  if (result.continue !== undefined)
-    writer.uint32(lengthDelimited(fields['continue'])).string(result.continue);
-  return writer.finish();
+  return messages.ListResponse.encode({
+    items,
+    resourceVersion: result.resourceVersion,
+    ...(result.continue !== undefined ? { continue: result.continue } : {}),
+  });
 }
 
 /** One write's outcome in a DryRunWrites answer: the object it would store, or its status. */
@@ -212,27 +187,15 @@ async function mapConcurrently<T, R>(
  * made (a dry-run create has them), as a Get's is; a status encoded as api.proto's Status.
  */
 function dryRunWritesResponseWire(outcomes: readonly DryRunOutcome[]): Uint8Array {
-  const fields = fieldsOf('DryRunWritesResponse');
-  const resultFields = fieldsOf('DryRunWriteResult');
-  const statusType = schemaRoot().lookupType('skiff.v1.Status');
-  const writer = protobuf.Writer.create();
-  for (const outcome of outcomes) {
-    writer.uint32(lengthDelimited(fields['results'])).fork();
-    if ('error' in outcome) {
-      const { code, details, trailers } = outcome.error;
-      const status = statusType.fromObject({ code, message: details, details: trailers });
-      writer.uint32(lengthDelimited(resultFields['error'])).bytes(statusType.encode(status).finish());
-    } else if (outcome.object !== undefined) {
-      const envelope = outcome.object.responseEnvelope();
-      const bytes =
-        envelope instanceof Uint8Array
-          ? envelope
-          : envelopeType().encode(envelopeType().fromObject(envelope)).finish();
-      writer.uint32(lengthDelimited(resultFields['object'])).bytes(bytes);
-    }
-    writer.ldelim();
-  }
-  return writer.finish();
+  return messages.DryRunWritesResponse.encode({
+    results: outcomes.map((outcome): WireMessage => {
+      if ('error' in outcome) {
+        const { code, details, trailers } = outcome.error;
+        return { error: { code, message: details, details: trailers } };
+      }
+      return outcome.object === undefined ? {} : { object: outcome.object.responseEnvelope() };
+    }),
+  });
 }
 
 function selector(request: WireMessage, field: 'labelSelector' | 'fieldSelector'): string {
@@ -252,11 +215,11 @@ function objectOf(request: WireMessage): KubeObject {
   return fromEnvelope(request.object);
 }
 
-/** The kind label of an object request: the envelope's oneof case ("configMap") as its Kind name. */
+/** The kind label of an object request: the Kind of the envelope's member that is set ("configMap"). */
 function kindOfObjectRequest(request: WireMessage): string {
   const envelope = request.object as Record<string, unknown> | undefined;
-  const field = typeof envelope?.kind === 'string' ? envelope.kind : '';
-  return kindForEnvelopeField(field)?.kind ?? 'unknown';
+  if (envelope === undefined) return 'unknown';
+  return KINDS.find((info) => envelope[info.envelopeField] !== undefined)?.kind ?? 'unknown';
 }
 
 /** The kind label of a by-name request; anything but an exact Kind name is `unknown`, to bound label cardinality. */
@@ -350,12 +313,8 @@ export function createApiService(options: ApiServiceOptions): ApiService {
   const maxWatchesPerToken = options.maxWatchesPerToken ?? 256;
   const watchesByToken = new Map<string, number>();
   let closing = false;
-  // Object-carrying requests reach fromEnvelope as decoded messages, which it reads in one walk.
-  const definition = grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Api'), {
-    messageRequests: ['Create', 'Update', 'UpdateStatus', 'DryRunWrites'],
-    // pod stream frames pass through as wire bytes (controlplane/streams)
-    ...POD_STREAM_RAW,
-  });
+  // pod stream frames pass through as wire bytes (controlplane/streams)
+  const definition = grpcServiceDefinition(services.Api, POD_STREAM_RAW);
 
   const fail = (err: unknown, method: string): Partial<grpc.ServiceError> => {
     const serviceError = toServiceError(err);
@@ -464,7 +423,8 @@ export function createApiService(options: ApiServiceOptions): ApiService {
     omitObjects: boolean,
   ): Promise<DryRunOutcome> => {
     try {
-      const verb = write.write === 'create' || write.write === 'update' ? write.write : undefined;
+      // a oneof: the decoder keeps only the member read last
+      const verb = write.create !== undefined ? 'create' : write.update !== undefined ? 'update' : undefined;
       if (verb === undefined) {
         throw new InvalidArgumentError('read request: a write sets neither create nor update', 'writes');
       }

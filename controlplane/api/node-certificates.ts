@@ -21,8 +21,9 @@ import {
   UnauthenticatedError,
   errorMessage,
 } from '../../proto/errors.js';
-import { grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
-import { schemaRoot } from '../../proto/schema.js';
+import { services } from '../../proto/gen/messages.js';
+import { grpcServiceDefinition } from '../../proto/grpc-service.js';
+import type { WireMessage } from '../../proto/wire/message-type.js';
 import type { Logger } from '../../proto/support/logger.js';
 import type { CertificateAuthority } from '../../proto/support/pki.js';
 import { NODES_GROUP, NODE_USER_PREFIX, type Authenticator, type Principal } from './auth.js';
@@ -125,7 +126,7 @@ export function createNodesService(options: NodeCertificateOptions): {
 } {
   const { auth, log } = options;
   const issuer = new NodeCertificateIssuer(options);
-  const definition = grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Nodes'));
+  const definition = grpcServiceDefinition(services.Nodes);
   const GetTrustBundle: UnaryHandler = (_call, callback) => callback(null, { caBundle: options.bundle });
   const IssueNodeCertificate: UnaryHandler = (call, callback) => {
     const nodeName = String(call.request.nodeName ?? '');

@@ -15,8 +15,7 @@ import { errorMessage, UnavailableError, type SkiffError } from '../../proto/err
 import { GrpcCallError, WireChannel, type WireDuplex } from '../../proto/grpc-wire-client.js';
 import { ERROR_CODE_KEY, GRPC_CODE, fromGrpcError } from '../../proto/grpc-status.js';
 import { MAX_FRAME_BYTES } from '../../proto/pod-streams.js';
-import { schemaRoot } from '../../proto/schema.js';
-import { serializerFor } from '../../proto/grpc-service.js';
+import { messages } from '../../proto/gen/messages.js';
 import type { SessionRequest } from './node-tunnels.js';
 import type { FrameCall } from './splice.js';
 import type { TunnelHolder } from './tunnel-registry.js';
@@ -123,7 +122,7 @@ export class PeerRelay {
     const onAbort = (): void => duplex.cancel();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const first = serializerFor(schemaRoot().lookupType('skiff.v1.RelaySessionOpen'))({
+      const first = messages.RelaySessionOpen.encode({
         node,
         session,
         user,

@@ -31,7 +31,8 @@ import {
   errorMessage,
 } from '../../proto/errors.js';
 import type { Pod } from '../../proto/gen/types.js';
-import { deserializerFor, grpcServiceDefinition, type WireMessage } from '../../proto/grpc-service.js';
+import { messages, services } from '../../proto/gen/messages.js';
+import { grpcServiceDefinition } from '../../proto/grpc-service.js';
 import {
   MAX_FRAME_BYTES,
   SESSION_ID_KEY,
@@ -41,7 +42,7 @@ import {
   type PodStreamOpen,
 } from '../../proto/pod-streams.js';
 import type { Logger } from '../../proto/support/logger.js';
-import { schemaRoot } from '../../proto/schema.js';
+import type { WireMessage } from '../../proto/wire/message-type.js';
 import {
   authorize,
   authorizeNode,
@@ -153,7 +154,7 @@ function decodeRelayOpen(bytes: Buffer): {
   user: string;
   session: Omit<SessionRequest, 'id' | 'secret'>;
 } {
-  const message = deserializerFor(schemaRoot().lookupType('skiff.v1.RelaySessionOpen'))(bytes);
+  const message = messages.RelaySessionOpen.decode(bytes) as Record<string, unknown>;
   const node = typeof message.node === 'string' ? message.node : '';
   const invalid = node ? checkDns1123Subdomain(node) : 'is required';
   if (invalid) throw new InvalidArgumentError(`relay session: node "${node}" ${invalid}`, 'node');
@@ -512,7 +513,7 @@ export function createPodStreams(options: PodStreamsOptions): PodStreams {
   return {
     apiMethods,
     controlPlanes: {
-      definition: grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.ControlPlanes'), {
+      definition: grpcServiceDefinition(services.ControlPlanes, {
         rawRequests: ['RelaySession'],
         rawResponses: ['RelaySession'],
         maxRawRequestBytes: MAX_FRAME_BYTES,
@@ -520,7 +521,7 @@ export function createPodStreams(options: PodStreamsOptions): PodStreams {
       implementation: controlPlanesImplementation,
     },
     nodes: {
-      definition: grpcServiceDefinition(schemaRoot().lookupService('skiff.v1.Nodes'), {
+      definition: grpcServiceDefinition(services.Nodes, {
         rawRequests: ['SessionStream'],
         rawResponses: ['SessionStream'],
         maxRawRequestBytes: MAX_FRAME_BYTES,

@@ -1,17 +1,18 @@
 /**
- * Writes proto/gen/types.ts (the TypeScript shapes) and proto/gen/schema.json (the descriptor the
- * code loads at run time) from the .proto files. Run after changing a .proto file:
+ * Writes proto/gen/types.ts (the TypeScript shapes) and proto/gen/messages.ts (every message's
+ * fields and codec, every service) from the .proto files. Run after changing a .proto file:
  *   node --import tsx proto/codegen/gen-types.ts
- * (render-types.test.ts fails while either committed file is stale).
+ * (render-types.test.ts and render-messages.test.ts fail while a committed file is stale).
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { protoIncludeDir } from './proto-files.js';
-import { GENERATED_SCHEMA_FILE, GENERATED_TYPES_FILE, renderSchema, renderTypes } from './render-types.js';
+import { GENERATED_MESSAGES_FILE, renderMessages } from './render-messages.js';
+import { GENERATED_TYPES_FILE, renderTypes } from './render-types.js';
 
 for (const [file, text] of [
   [GENERATED_TYPES_FILE, await renderTypes()],
-  [GENERATED_SCHEMA_FILE, renderSchema()],
+  [GENERATED_MESSAGES_FILE, await renderMessages()],
 ] as const) {
   const target = path.join(protoIncludeDir(), file);
   writeFileSync(target, text);

@@ -1,7 +1,7 @@
 /**
  * The API schema as written: the .proto files under proto/skiff/v1, parsed with their comments and
- * file names. Only the generators read them; everything that runs uses the descriptor they write
- * (proto/gen/schema.json, loaded by proto/schema.ts), which loads about four times faster.
+ * file names by protobufjs. Only the generators (and the tests holding the generated codecs to
+ * protobufjs's) read them; what runs uses what they write (proto/gen/).
  */
 import path from 'node:path';
 import protobuf from 'protobufjs';
@@ -27,4 +27,18 @@ export function loadProtoFiles(): protobuf.Root {
     throw new InternalError(`load API schema from ${includeDir}: ${errorMessage(err)}`, { cause: err });
   }
   return root;
+}
+
+/**
+ * The name a field has in the Kubernetes JSON shape: its `json_name` where the .proto gives one
+ * (acronyms such as podIP), else protobufjs's camelCase of the snake_case name.
+ */
+export function jsonFieldName(field: protobuf.Field): string {
+  const explicit = field.options?.['json_name'];
+  return typeof explicit === 'string' ? explicit : field.name;
+}
+
+/** True for proto3 `optional` fields, whose zero value is kept (unset and zero differ). */
+export function hasExplicitPresence(field: protobuf.Field): boolean {
+  return field.options?.['proto3_optional'] === true;
 }

@@ -11,12 +11,11 @@
 import protobuf from 'protobufjs';
 import * as prettier from 'prettier';
 import { KINDS } from '../kinds.js';
-import { REQUIRED_FIELDS, jsonFieldName } from '../schema.js';
-import { loadProtoFiles, protoIncludeDir } from './proto-files.js';
+import { REQUIRED_FIELDS } from '../schema.js';
+import { jsonFieldName, loadProtoFiles, protoIncludeDir } from './proto-files.js';
 import path from 'node:path';
 
 export const GENERATED_TYPES_FILE = 'gen/types.ts';
-export const GENERATED_SCHEMA_FILE = 'gen/schema.json';
 export const REGENERATE_COMMAND = 'node --import tsx proto/codegen/gen-types.ts';
 
 /** The messages of the object model: those declared outside api.proto (the gRPC request shapes). */
@@ -110,12 +109,4 @@ export async function renderTypes(): Promise<string> {
   out += `export interface KubeObjectByKind {\n${KINDS.map((info) => `  ${info.kind}: ${info.kind};\n`).join('')}}\n`;
   const config = (await prettier.resolveConfig(path.join(protoIncludeDir(), GENERATED_TYPES_FILE))) ?? {};
   return prettier.format(out, { ...config, parser: 'typescript' });
-}
-
-/**
- * The text of proto/gen/schema.json: the protobufjs descriptor of the .proto files (names, numbers,
- * types, options such as json_name and proto3_optional; no comments), which proto/schema.ts loads.
- */
-export function renderSchema(): string {
-  return `${JSON.stringify(loadProtoFiles().toJSON({ keepComments: false }), null, 1)}\n`;
 }

@@ -38,9 +38,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as http2 from 'node:http2';
 import { connectApi } from '../../proto/client.js';
-import { serializerFor } from '../../proto/grpc-service.js';
+import { messages, type MessageName } from '../../proto/gen/messages.js';
 import { kindInfoOf } from '../../proto/kinds.js';
-import { schemaRoot } from '../../proto/schema.js';
 import { benchPod, cpuSeconds, createPods, percentile, rssMiB, startBenchCluster } from './api-create.js';
 
 const LIST_NAMESPACE = 'bench-list';
@@ -112,9 +111,7 @@ async function etcdWatchers(endpoint: string): Promise<number> {
  * and the object's name and resourceVersion from the wire bytes.
  */
 function lightWatchClient(server: string, token: string, windowBytes: number, ca: string) {
-  const root = schemaRoot();
-  const field = (message: string, name: string): number =>
-    root.lookupType(`skiff.v1.${message}`).fields[name]!.id;
+  const field = (message: MessageName, name: string): number => messages[message].field(name)!.id;
   const ids = {
     type: field('WatchEvent', 'type'),
     object: field('WatchEvent', 'object'),
@@ -190,7 +187,7 @@ function lightWatchClient(server: string, token: string, windowBytes: number, ca
       resourceVersion: text(bytes, at, ids.resourceVersion, metaEnd),
     };
   };
-  const encodeRequest = serializerFor(root.lookupType('skiff.v1.WatchRequest'));
+  const encodeRequest = (request: Record<string, unknown>): Buffer => messages.WatchRequest.encode(request);
   const sessions: http2.ClientHttp2Session[] = [];
   const session = (): http2.ClientHttp2Session => {
     const opened = http2.connect(`https://${server}`, {

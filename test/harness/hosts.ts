@@ -667,10 +667,14 @@ async function cleanUpLab(record: LabRecord): Promise<string[]> {
     const result = await exec(['ip', 'netns', 'del', name]);
     if (result.code !== 0) problems.push(`network namespace ${name}: ${result.stderr.trim()}`);
   }
+  // `ip netns del` returns before the kernel has torn the namespace down, and the machine's veth
+  // goes with its peer in the switch's namespace: it may still be listed here and gone by the
+  // `ip link del` (a loaded machine), which is left behind only if it is still there after
   const link = await exec(['ip', 'link', 'show', record.machineVeth]);
   if (link.code === 0) {
     const result = await exec(['ip', 'link', 'del', record.machineVeth]);
-    if (result.code !== 0) problems.push(`veth ${record.machineVeth}: ${result.stderr.trim()}`);
+    if (result.code !== 0 && existsSync(`/sys/class/net/${record.machineVeth}`))
+      problems.push(`veth ${record.machineVeth}: ${result.stderr.trim()}`);
   }
   // 5. the directory, the record and the /24
   try {

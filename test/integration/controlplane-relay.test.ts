@@ -22,12 +22,11 @@ import { removeAgentNode, startAgent, type RunningAgent } from '../../node-agent
 import { obtainNodeCredentials } from '../../node-agent/agent/node-credentials.js';
 import { connectApi, type ApiClient } from '../../proto/client.js';
 import type { Pod } from '../../proto/gen/types.js';
-import { serializerFor } from '../../proto/grpc-service.js';
+import { messages } from '../../proto/gen/messages.js';
 import { GRPC_CODE } from '../../proto/grpc-status.js';
 import { GrpcCallError, WireChannel } from '../../proto/grpc-wire-client.js';
 import type { Http2TlsOptions } from '../../proto/http2-connection.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
-import { schemaRoot } from '../../proto/schema.js';
 import { CertificateAuthority, privateKeyToPem, readCertificateAuthority } from '../../proto/support/pki.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { busyboxImage } from '../fixtures/images.js';
@@ -232,7 +231,7 @@ describe('pod streams through any control plane', { timeout: 180_000 }, () => {
 
   describe('RelaySession is for control planes only', () => {
     const open = () =>
-      serializerFor(schemaRoot().lookupType('skiff.v1.RelaySessionOpen'))({
+      messages.RelaySessionOpen.encode({
         node: 'nowhere',
         session: { kind: 'logs', namespace: 'default', pod: 'talker' },
         user: 'mallory',

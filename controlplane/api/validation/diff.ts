@@ -4,23 +4,20 @@
  * (or 'map'), map keys are written as the rest of the API writes them: `data[app.conf]`,
  * `spec.selector.matchLabels[app]`.
  */
-// the reflection build: the .proto text parser is only for codegen (proto/codegen)
-import protobuf from 'protobufjs/light.js';
-import { jsonFieldName, messageType, resolvedTypeOf } from '../../../proto/schema.js';
+import { messages, type MessageName } from '../../../proto/gen/messages.js';
 
 /** A skiff.v1 message name ("PodSpec"), or 'map' for a map of strings. */
-export type DiffShape = string;
+export type DiffShape = MessageName | 'map';
 
-const childShapes = new Map<string, Map<string, DiffShape | undefined>>();
+const childShapes = new Map<DiffShape, Map<string, DiffShape | undefined>>();
 
-function childShape(shape: DiffShape, key: string): DiffShape | undefined {
+function childShape(shape: MessageName, key: string): DiffShape | undefined {
   let fields = childShapes.get(shape);
   if (fields === undefined) {
     fields = new Map();
-    for (const field of messageType(shape).fieldsArray) {
-      const resolved = resolvedTypeOf(field);
-      const nested = resolved instanceof protobuf.Type ? resolved.name : undefined;
-      fields.set(jsonFieldName(field), field instanceof protobuf.MapField ? 'map' : nested);
+    for (const field of messages[shape].fields) {
+      const nested = typeof field.type === 'string' ? undefined : (field.type.name as MessageName);
+      fields.set(field.jsonName, field.map ? 'map' : nested);
     }
     childShapes.set(shape, fields);
   }
