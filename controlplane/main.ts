@@ -70,8 +70,6 @@ import { parseCidr } from '../proto/cidr.js';
 import { DEFAULT_CLUSTER_CIDR, NodeIpamController } from './controllers/node-ipam/node-ipam-controller.js';
 
 const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
-/** The Lease in kube-system whose holder runs the controllers and the scheduler. */
-export const LEADER_LEASE_NAME = 'skiff-control-plane';
 import { createPodStreams, type PodStreams } from './streams/pod-streams.js';
 import { StatusIngest } from './status/status-ingest.js';
 import { CachedStore } from './store/cached-store.js';
@@ -86,6 +84,7 @@ import {
 import { bootstrapCluster, followBootstrap, saveEncryptionConfig } from './bootstrap/cluster-bootstrap.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { LeaderElection } from './leader/leader-election.js';
+import { LEADER_LEASE_NAME } from './leader/leader-lease.js';
 import { Informer } from '../proto/informer/informer.js';
 import { storeSource } from './store/store-source.js';
 import type { Store } from './store/store.js';

@@ -1,7 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Deployment, Pod } from '../../proto/gen/types.js';
-import { ConflictError, InvalidArgumentError, NotFoundError } from '../../proto/errors.js';
+import type { Deployment, KubeObject, Pod } from '../../proto/gen/types.js';
+import {
+  ConflictError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+} from '../../proto/errors.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { ApiHandlers } from './handlers.js';
@@ -95,6 +100,29 @@ describe('ApiHandlers and the objects they are given', () => {
         handlers.bindPod({ namespace: 'default', name: 'nobody', nodeName: 'n1' }),
         (err: unknown) => err instanceof NotFoundError,
       );
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("the leader election's Lease is read-only through the API; other Leases are not", async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const lease = (namespace: string, name: string) =>
+        ({
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name, namespace },
+          spec: { holderIdentity: 'me' },
+        }) as KubeObject;
+      const refused = (err: unknown) =>
+        err instanceof PermissionDeniedError && /leader election.*may be read, not written/.test(err.message);
+      await assert.rejects(handlers.create(lease('kube-system', 'skiff-control-plane')), refused);
+      await handlers.create(lease('kube-system', 'other'));
+      await handlers.update(lease('kube-system', 'other'));
+      await handlers.delete('Lease', 'kube-system', 'other');
+      await assert.rejects(handlers.update(lease('kube-system', 'skiff-control-plane')), refused);
+      await assert.rejects(handlers.delete('Lease', 'kube-system', 'skiff-control-plane'), refused);
     } finally {
       await store.close();
     }

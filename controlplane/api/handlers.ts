@@ -20,6 +20,7 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
+  PermissionDeniedError,
 } from '../../proto/errors.js';
 import type { KubeObject, Pod } from '../../proto/gen/types.js';
 import { rfc3339Seconds } from '../../proto/support/kube-time.js';
@@ -163,6 +164,17 @@ export class ApiHandlers {
     this.bookmarkIntervalMs = options.bookmarkIntervalMs ?? 60_000;
   }
 
+  /** Refuses a write to an object the API does not keep (KindStrategy.keptBelowTheApi). */
+  private refuseKeptBelowTheApi(
+    strategy: KindStrategy,
+    namespace: string | undefined,
+    name: string,
+    action: string,
+  ): void {
+    const why = strategy.keptBelowTheApi?.(namespace ?? '', name);
+    if (why !== undefined) throw new PermissionDeniedError(`${action}: ${why}`);
+  }
+
   private keyOf(info: KindInfo, namespace: string | undefined, name: string): ObjectKey {
     return info.namespaced
       ? { resource: info.plural, namespace: namespace || DEFAULT_NAMESPACE, name }
@@ -269,6 +281,7 @@ export class ApiHandlers {
             ? generatedName(generateName, randomNameSuffix(this.random))
             : '';
       const action = `create ${describeObject(info, namespace, name || generateName || '<no name>')}`;
+      this.refuseKeptBelowTheApi(strategy, namespace, name, action);
       const prepared = prepareCreate(defaulted, strategy, { now: this.now(), uid: this.newUid(), name });
       validateObject(prepared);
       if (namespace !== undefined && !namespaceChecked) {
@@ -425,6 +438,7 @@ export class ApiHandlers {
       throw new InvalidArgumentError(`${verb} ${info.singular}: metadata.name is required`, 'metadata.name');
     const key = this.keyOf(info, input.metadata.namespace, name);
     const action = `${verb === 'update' ? 'update' : 'update status of'} ${describeObject(info, key.namespace, name)}`;
+    this.refuseKeptBelowTheApi(strategy, key.namespace, name, action);
     if (verb === 'updateStatus' && !strategy.statusSubresource) {
       throw new NotFoundError(`${action}: ${info.plural} have no status subresource; use update`);
     }
@@ -545,6 +559,7 @@ export class ApiHandlers {
     const info = strategy.info;
     const key = this.keyOf(info, namespace, name);
     const action = `delete ${describeObject(info, key.namespace, name)}`;
+    this.refuseKeptBelowTheApi(strategy, key.namespace, name, action);
     if (strategy.systemObjects?.some((object) => object.metadata.name === name)) {
       throw new FailedPreconditionError(
         `${action}: the system ${info.singular} "${name}" may not be deleted`,

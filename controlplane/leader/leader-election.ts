@@ -5,28 +5,37 @@
  * Leadership is the Lease object `kube-system/<name>` (`skiff get leases -n kube-system` shows the
  * holder), written with an etcd lease attached, as create-if-absent:
  *
- *   grant an etcd lease (ttl) ─► create the Lease ──► leading: keepAlive every ttl/3; lead(signal)
- *          ▲                        │ exists                 │ a keepAlive failed, or none
- *          │                        ▼                        │ succeeded for 2/3 of the ttl
- *          └──── deleted ◄── watch kube-system leases        ▼
- *                (or every ttl)                      signal aborts; wait for lead() to return
+ *   grant an etcd lease (ttl) ─► create the Lease ──► leading: every ttl/3 keepAlive + read the key;
+ *          ▲                        │ exists          lead(signal)
+ *          │                        ▼                        │ the lease or the key is gone or was
+ *          └──── deleted ◄── watch kube-system leases        │ rewritten, or no renewal succeeded
+ *                (or every ttl)                              ▼ within 2/3 ttl of being sent
+ *                                                    signal aborts; wait for lead() to return
  *
  * The key goes with the etcd lease: when a leader dies, etcd deletes it `ttl` seconds after its
  * last keepAlive, the standbys see the delete and one create wins. A leader that cannot renew
- * (etcd unreachable from it) steps down before its lease can expire, so two leaders overlap only
- * when a clock is off by a third of the ttl; the writes leaders make are compare-and-swap anyway
- * (a pod is bound once: nodeName may be set only while empty).
+ * (etcd unreachable from it) steps down 2/3 of the ttl after the last renewal it sent, before its
+ * lease can expire; its work must stop within the remaining third. The API refuses writes to this
+ * Lease (KindStrategy.keptBelowTheApi), and a leader that finds its key deleted or rewritten all
+ * the same (etcdctl, a restore) steps down at its next renewal. The writes leaders make are
+ * compare-and-swap anyway (a pod is bound once: nodeName may be set only while empty).
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { AlreadyExistsError, NotFoundError, errorMessage } from '../../proto/errors.js';
 import type { Lease as LeaseObject } from '../../proto/gen/types.js';
-import { encodeObject } from '../../proto/objects.js';
+import { decodeObject, encodeObject } from '../../proto/objects.js';
 import type { Logger } from '../../proto/support/logger.js';
 import { rfc3339Seconds } from '../../proto/support/kube-time.js';
-import type { LeaseId, ObjectKey, Store } from '../store/store.js';
+import type { LeaseId, ObjectKey, Store, StoredValue } from '../store/store.js';
+import { LEADER_LEASE_NAMESPACE } from './leader-lease.js';
 
-export const LEADER_LEASE_NAMESPACE = 'kube-system';
+/** One leadership term: the etcd lease, the Lease key's revision it wrote, when the lease started. */
+interface Term {
+  lease: LeaseId;
+  keyRevision: bigint;
+  renewedAfter: number;
+}
 
 export interface LeaderElectionOptions {
   store: Store;
@@ -99,9 +108,11 @@ export class LeaderElection {
     }
   }
 
-  /** The etcd lease, when this process now holds the Lease; undefined when another does. */
-  private async tryAcquire(): Promise<LeaseId | undefined> {
+  /** The term this process now holds; undefined when another holds the Lease. */
+  private async tryAcquire(): Promise<Term | undefined> {
     const { store } = this.options;
+    // the lease's clock starts when etcd grants it, after this
+    const grantedAfter = Date.now();
     const lease = await store.grantLease(this.ttlSeconds);
     const now = new Date();
     const object: LeaseObject = {
@@ -121,8 +132,8 @@ export class LeaderElection {
       },
     };
     try {
-      await store.create(this.key, encodeObject(object), { lease: lease.id });
-      return lease.id;
+      const created = await store.create(this.key, encodeObject(object), { lease: lease.id });
+      return { lease: lease.id, keyRevision: created.modRevision, renewedAfter: grantedAfter };
     } catch (err) {
       await store.revokeLease(lease.id).catch(() => {});
       if (err instanceof AlreadyExistsError) return undefined;
@@ -130,7 +141,7 @@ export class LeaderElection {
     }
   }
 
-  private async holdLeadership(lease: LeaseId): Promise<void> {
+  private async holdLeadership({ lease, keyRevision, renewedAfter }: Term): Promise<void> {
     const { store, log } = this.options;
     const term = new AbortController();
     const stepDown = (why: string) => {
@@ -147,21 +158,58 @@ export class LeaderElection {
     this.stopping.signal.addEventListener('abort', onStop);
     this.leading = true;
     log.info({ lease: this.options.name, identity: this.identity }, 'leading');
-    const periodMs = (this.ttlSeconds * 1000) / 3;
-    let renewedAt = Date.now();
+    // Step down two thirds of the ttl after the last renewal etcd can have counted from (its
+    // send time, not its answer's), so the work stops before the key can expire.
+    const holdMs = (this.ttlSeconds * 2000) / 3;
+    let deadline: NodeJS.Timeout | undefined;
+    const renewedFrom = (sentAt: number) => {
+      clearTimeout(deadline);
+      deadline = setTimeout(
+        () => stepDown(`no renewal succeeded for ${Math.round((Date.now() - sentAt) / 1000)} s`),
+        Math.max(0, sentAt + holdMs - Date.now()),
+      );
+    };
+    renewedFrom(renewedAfter);
+    const keyRewritten = (current: StoredValue): void => {
+      const holder = decodeObject('Lease', current.value).spec.holderIdentity;
+      if (holder !== this.identity) return stepDown(`the Lease is held by ${holder} now`);
+      stepDown('the Lease was rewritten outside the election');
+      // still naming this process, it was written without the etcd lease: it would never expire,
+      // and nobody would lead again
+      store.delete(this.key, current.modRevision).catch(() => {});
+    };
     const renew = setInterval(() => {
-      if (Date.now() - renewedAt > (this.ttlSeconds * 2000) / 3) {
-        stepDown(`no keepAlive succeeded for ${Math.round((Date.now() - renewedAt) / 1000)} s`);
-        return;
-      }
-      store.keepAlive(lease).then(
-        () => (renewedAt = Date.now()),
+      const sentAt = Date.now();
+      // the key is checked too: a Lease deleted or rewritten behind the election (etcdctl, a restore)
+      // means another may lead now
+      Promise.all([store.keepAlive(lease), store.get(this.key)]).then(
+        ([, current]) => {
+          if (current.modRevision === keyRevision) renewedFrom(sentAt);
+          else keyRewritten(current);
+        },
         (err) => {
-          if (err instanceof NotFoundError) stepDown('the lease expired');
-          else log.warn({ err: errorMessage(err) }, 'leader lease keepAlive failed; retrying');
+          if (err instanceof NotFoundError) stepDown('the lease expired or the Lease was deleted');
+          else log.warn({ err: errorMessage(err) }, 'renewing the leader lease failed; retrying');
         },
       );
-    }, periodMs);
+    }, holdMs / 2);
+    // and at once when the key changes under it
+    void (async () => {
+      try {
+        for await (const event of store.watch('leases', {
+          namespace: LEADER_LEASE_NAMESPACE,
+          afterRevision: keyRevision,
+          signal: term.signal,
+        })) {
+          if (event.type === 'progress' || event.item.key.name !== this.options.name) continue;
+          if (event.type === 'deleted') stepDown('the Lease was deleted');
+          else keyRewritten(event.item);
+          return;
+        }
+      } catch {
+        // the renewals above still check the key
+      }
+    })();
     try {
       await this.options.lead(term.signal);
       // lead() returned on its own: keep the lease until told otherwise
@@ -171,6 +219,7 @@ export class LeaderElection {
       log.error({ err: errorMessage(err) }, 'the leader work failed; stepping down');
     } finally {
       clearInterval(renew);
+      clearTimeout(deadline);
       this.stopping.signal.removeEventListener('abort', onStop);
       this.leading = false;
       // let a standby in now rather than after the ttl

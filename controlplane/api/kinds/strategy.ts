@@ -54,6 +54,12 @@ export interface KindStrategy<T extends KubeObject = KubeObject> {
    * already is left as it is.
    */
   readonly companions?: (object: T) => readonly KubeObject[];
+  /**
+   * Objects whose keys hold state a mechanism below the API keeps (the leader election's Lease,
+   * tied to an etcd lease): the API refuses to create, update or delete them, with the reason this
+   * returns (undefined: an ordinary object).
+   */
+  readonly keptBelowTheApi?: (namespace: string, name: string) => string | undefined;
   /** Checks against other objects, after validation and before a create or update is written. */
   readonly admit?: (object: T, old: T | undefined, cluster: AdmissionContext) => Promise<void>;
 }
