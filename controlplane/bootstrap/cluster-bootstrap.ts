@@ -8,7 +8,10 @@
  *     token of --server-token-file, or a new one written there 0600 first (a crash after the
  *     record is stored must not leave data no one can open); then the record is created only if
  *     still absent (one etcd transaction): of two first starts at once one wins and the other
- *     reads the winner's record, as below, and removes a token file it made
+ *     reads the winner's record, as below, and removes a token file it made. A create that fails
+ *     is judged by what etcd holds then, as its answer may be lost after it was applied: this
+ *     start's own record (bytes alike) is kept, token file and all; none removes the token file
+ *     made here; when etcd cannot be read the file stays, as it may be the record's only token
  *   etcd holds it (every later start, every other control plane)
  *     no server token: refused; a token that does not open it: refused; a CA on disk that is not
  *     the record's: refused. Each refusal names what to do, and nothing is written. Otherwise the
@@ -28,6 +31,7 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
+  UnavailableError,
   errorMessage,
 } from '../../proto/errors.js';
 import { writeFileAtomic } from '../../proto/support/atomic-file.js';
@@ -206,22 +210,44 @@ export async function bootstrapCluster(options: ClusterBootstrapOptions): Promis
   try {
     await store.create(BOOTSTRAP_KEY, sealed);
   } catch (err) {
-    if (!(err instanceof AlreadyExistsError)) {
-      if (given === undefined) await rm(serverTokenFile, { force: true });
-      throw err;
-    }
-    // another control plane stored it first: its record is the cluster's
+    // What etcd holds decides, never the error alone: a create whose answer was lost (a deadline,
+    // a reset connection) may have been applied, and with several endpoints the client's retry
+    // then finds this very record and says it already exists.
+    let stored: Uint8Array | undefined;
     try {
-      const winner = await read();
-      if (winner === undefined)
+      stored = await read();
+    } catch (readErr) {
+      throw new UnavailableError(
+        `start control plane: store the cluster's bootstrap data ${where}: ${errorMessage(err)}; whether it was stored is unknown (reading it again failed: ${errorMessage(readErr)})${given === undefined ? `, so the server token it may be sealed with stays in ${serverTokenFile}` : ''}; start again once etcd answers`,
+        options.etcd,
+        { cause: err },
+      );
+    }
+    if (stored === undefined) {
+      if (given === undefined) await rm(serverTokenFile, { force: true });
+      if (err instanceof AlreadyExistsError)
         throw new ConflictError(
           `start control plane: the bootstrap data ${where} was stored and removed at once; start again`,
         );
-      return await join(winner, given);
-    } catch (joinErr) {
-      if (given === undefined) await rm(serverTokenFile, { force: true });
-      throw joinErr;
+      throw err;
     }
+    if (!Buffer.from(stored).equals(sealed)) {
+      // another control plane stored it first: its record is the cluster's
+      try {
+        return await join(stored, given);
+      } catch (joinErr) {
+        if (given === undefined) {
+          await rm(serverTokenFile, { force: true });
+          if (joinErr instanceof FailedPreconditionError)
+            throw new FailedPreconditionError(
+              `start control plane: another control plane made the cluster ${where} at the same time, with a server token of its own; copy its <state-dir>/server-token to ${serverTokenFile} (mode 0600) and start again`,
+              { cause: joinErr },
+            );
+        }
+        throw joinErr;
+      }
+    }
+    // this start's own record: the create was applied and only its answer was lost
   }
   log.info(
     { caHash, serverTokenFile, etcd: options.etcd },

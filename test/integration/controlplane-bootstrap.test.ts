@@ -10,11 +10,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../controlplane/main.js';
-import { BOOTSTRAP_KEY } from '../../controlplane/bootstrap/cluster-bootstrap.js';
+import { BOOTSTRAP_KEY, bootstrapCluster } from '../../controlplane/bootstrap/cluster-bootstrap.js';
 import { EtcdStore } from '../../controlplane/store/etcd-store.js';
 import { obtainNodeCredentials } from '../../node-agent/agent/node-credentials.js';
 import { connectApi, type ApiClient } from '../../proto/client.js';
@@ -22,6 +23,56 @@ import { FailedPreconditionError } from '../../proto/errors.js';
 import type { Secret } from '../../proto/gen/types.js';
 import { parseJoinToken } from '../../proto/join-token.js';
 import { launchTestEtcd, launchTestNats, type TestEtcd, type TestNats } from '../harness/servers.js';
+
+/**
+ * A TCP relay to etcd that, once a client sends bytes holding `marker`, passes them on and then
+ * cuts that connection without passing etcd's answer back: a write applied whose answer is lost.
+ * Later connections pass.
+ */
+async function startAnswerCuttingRelay(
+  target: string,
+  marker: string,
+): Promise<{ address: string; readonly cut: boolean; close(): Promise<void> }> {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<Socket>();
+  let cut = false;
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: hostname, port: Number(port) });
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => (client.destroy(), upstream.destroy()));
+    }
+    let cutting = false;
+    let tail = Buffer.alloc(0);
+    client.on('data', (chunk: Buffer) => {
+      upstream.write(chunk);
+      if (cut) return;
+      const seen = Buffer.concat([tail, chunk]);
+      tail = seen.subarray(Math.max(0, seen.length - marker.length));
+      if (!seen.includes(marker)) return;
+      cut = cutting = true;
+      // etcd applies the write meanwhile; its answer never reaches the client
+      setTimeout(() => (client.destroy(), upstream.destroy()), 500);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!cutting) client.write(chunk);
+    });
+    client.on('end', () => upstream.end());
+    upstream.on('end', () => client.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    address: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    get cut() {
+      return cut;
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
 
 describe('control planes sharing one etcd: the bootstrap data', () => {
   let etcd: TestEtcd;
@@ -197,5 +248,41 @@ describe('control planes sharing one etcd: the bootstrap data', () => {
     assert.equal(a!.trust!.bundleHash, b!.trust!.bundleHash);
     assert.notEqual(a!.trust!.bundleHash, first.trust!.bundleHash);
     assert.equal(JSON.parse((await rawBootstrap('/race')).toString('utf8')).caHash, a!.trust!.bundleHash);
+  });
+
+  test('a first start whose create reached etcd but whose answer was cut keeps the record and its server token', async () => {
+    const relay = await startAnswerCuttingRelay(etcd.endpoint, 'skiff-bootstrap-');
+    const store = new EtcdStore({ endpoints: [relay.address], prefix: '/answer-lost', timeoutMs: 3000 });
+    const dir = join(work, 'answer-lost');
+    const files = {
+      serverTokenFile: join(dir, 'server-token'),
+      caDir: join(dir, 'pki'),
+      encryptionConfigFile: join(dir, 'encryption-config.yaml'),
+    };
+    try {
+      const started = await bootstrapCluster({
+        store,
+        etcd: relay.address,
+        log: quiet,
+        iterations: 100_000,
+        ...files,
+      });
+      assert.ok(relay.cut, "the create's answer was cut");
+      assert.equal(started.created, true);
+      assert.equal((await readFile(files.serverTokenFile, 'utf8')).trim(), started.serverToken);
+      // what etcd holds is this start's record: the next start opens it with the token kept
+      const again = await bootstrapCluster({
+        store,
+        etcd: relay.address,
+        log: quiet,
+        iterations: 100_000,
+        ...files,
+      });
+      assert.equal(again.created, false);
+      assert.equal(again.ca.certificatePem, started.ca.certificatePem);
+    } finally {
+      await store.close();
+      await relay.close();
+    }
   });
 });
