@@ -23,12 +23,17 @@
 import { createCipheriv, createDecipheriv, pbkdf2, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../proto/errors.js';
+import { trustBundleHash } from '../../proto/support/trust-bundle.js';
 
 export const BOOTSTRAP_FORMAT = 'skiff-bootstrap-v1';
 export const BOOTSTRAP_ITERATIONS = 600_000;
-/** Bounds on what a stored record may ask of the KDF: a record is read before it is authenticated. */
+/**
+ * Bounds on what a stored record may ask of the KDF: a record is read before it is authenticated,
+ * so anyone who may write to etcd chooses the count every control plane then spends on it. Twice
+ * what is written leaves room to raise the count in a later version, no more.
+ */
 const MIN_ITERATIONS = 100_000;
-const MAX_ITERATIONS = 10_000_000;
+const MAX_ITERATIONS = 2 * BOOTSTRAP_ITERATIONS;
 const SALT_BYTES = 16;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
@@ -58,13 +63,13 @@ function additionalData(caHash: string): Buffer {
   return Buffer.from(`${BOOTSTRAP_FORMAT}\0${caHash}`, 'utf8');
 }
 
-/** Seals `data` with `serverToken`; `caHash` is the CA's trust bundle hash. */
+/** Seals `data` with `serverToken`. */
 export async function sealBootstrap(
   data: BootstrapData,
-  caHash: string,
   serverToken: string,
   iterations = BOOTSTRAP_ITERATIONS,
 ): Promise<Buffer> {
+  const caHash = trustBundleHash(data.ca.certificatePem);
   const salt = randomBytes(SALT_BYTES);
   const nonce = randomBytes(NONCE_BYTES);
   const key = await derive(serverToken, salt, iterations, 32, 'sha256');
@@ -155,5 +160,11 @@ export async function openBootstrap(
     typeof data.encryptionConfig !== 'string'
   )
     throw new InvalidArgumentError(`read bootstrap data ${where}: it lacks the CA or the encryption config`);
+  // the sealed data is the token holder's word; the hash in the clear is what refusals and join
+  // tokens name: they must be of one CA
+  if (trustBundleHash(data.ca.certificatePem) !== record.caHash)
+    throw new InvalidArgumentError(
+      `read bootstrap data ${where}: its CA certificate is not the one whose hash it names (sha256:${record.caHash.slice(0, 16)}…); the record was made wrong: store it again from a control plane that holds the cluster's CA`,
+    );
   return { ca: data.ca, encryptionConfig: data.encryptionConfig };
 }

@@ -201,7 +201,6 @@ export async function bootstrapCluster(options: ClusterBootstrapOptions): Promis
       ca: { certificatePem: ca.certificatePem, privateKeyPem: ca.privateKeyPem },
       encryptionConfig: renderEncryptionConfig(encryption),
     },
-    caHash,
     token,
     options.iterations,
   );
@@ -278,11 +277,9 @@ export async function saveEncryptionConfig(
   const where = `in etcd ${etcd}`;
   for (let attempt = 0; ; attempt++) {
     const current = await store.get(BOOTSTRAP_KEY);
-    const { caHash } = readBootstrapRecord(current.value, where);
     const data = await openBootstrap(current.value, serverToken, where, 'this control plane’s server token');
     const sealed = await sealBootstrap(
       { ...data, encryptionConfig: renderEncryptionConfig(encryption) },
-      caHash,
       serverToken,
     );
     try {
