@@ -1,14 +1,25 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { AlreadyExistsError, FailedPreconditionError, UnavailableError } from '../../proto/errors.js';
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  SkiffError,
+  UnavailableError,
+} from '../../proto/errors.js';
 import { MemoryStore } from '../store/memory-store.js';
 import type { ObjectKey, StoredValue, WriteOptions } from '../store/store.js';
-import { BOOTSTRAP_KEY, bootstrapCluster, type ClusterBootstrapOptions } from './cluster-bootstrap.js';
+import {
+  BOOTSTRAP_KEY,
+  bootstrapCluster,
+  readServerToken,
+  type ClusterBootstrapOptions,
+} from './cluster-bootstrap.js';
 
 const log = pino({ level: 'silent' });
 // the lowest count a record may ask for: the tests need no more
@@ -123,4 +134,50 @@ test("a first start that made its own token and lost the race to another's recor
       err.message.includes(`to ${files.serverTokenFile}`),
   );
   assert.equal(existsSync(files.serverTokenFile), false);
+});
+
+test('a server token file is read only when it is a private regular file of this user, in a directory no one else writes', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'skiff-server-token-'));
+  roots.push(root);
+  const token = 'x'.repeat(43);
+  const file = join(root, 'server-token');
+  await writeFile(file, `${token}\n`, { mode: 0o600 });
+  assert.equal(await readServerToken(file), token);
+  assert.equal(await readServerToken(join(root, 'missing')), undefined);
+  const refused = async (path: string, pattern: RegExp) =>
+    assert.rejects(readServerToken(path), (err) => err instanceof SkiffError && pattern.test(err.message));
+
+  await chmod(file, 0o640);
+  await refused(file, /readable by others \(mode 640\); chmod 600/);
+  await chmod(file, 0o600);
+  // a link is not followed, even to a good file: whoever may change it would choose the token
+  await symlink(file, join(root, 'link'));
+  await refused(join(root, 'link'), /symbolic link, which is not followed/);
+  // nor does a FIFO put in its place hang the start
+  execFileSync('mkfifo', ['-m', '600', join(root, 'fifo')]);
+  await refused(join(root, 'fifo'), /not a regular file/);
+  // 16 characters once passed; a token is all that guards the CA's key in a copy of etcd
+  await writeFile(join(root, 'short'), 'sixteen-chars-ok\n', { mode: 0o600 });
+  await refused(join(root, 'short'), /at least 32 characters .*openssl rand -base64 32/);
+  // a directory others may write to: someone could put a token of their own in its place
+  const open = join(root, 'open');
+  await mkdir(open);
+  await chmod(open, 0o777);
+  await writeFile(join(open, 'server-token'), `${token}\n`, { mode: 0o600 });
+  await refused(join(open, 'server-token'), /its directory .*open is writable by others \(mode 777\)/);
+});
+
+test('a server token file of another user is refused', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root: only root can give a file to another user');
+  const root = await mkdtemp(join(tmpdir(), 'skiff-server-token-'));
+  roots.push(root);
+  const file = join(root, 'server-token');
+  await writeFile(file, `${'x'.repeat(43)}\n`, { mode: 0o600 });
+  await chown(file, 1, 1);
+  await assert.rejects(
+    readServerToken(file),
+    (err) =>
+      err instanceof FailedPreconditionError &&
+      /owned by uid 1, not by this control plane's user \(uid 0\)/.test(err.message),
+  );
 });

@@ -21,8 +21,8 @@
  * After the start, `followBootstrap` keeps the encryption keys current when another control plane
  * rotates them, and `saveEncryptionConfig` stores a rotation made here.
  */
-import { existsSync } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import {
@@ -57,8 +57,11 @@ import { openBootstrap, readBootstrapRecord, sealBootstrap, type BootstrapData }
 
 /** `<prefix>/bootstrap/cluster` in etcd. */
 export const BOOTSTRAP_KEY: ObjectKey = { resource: 'bootstrap', name: 'cluster' };
-/** A server token shorter than this is refused: it is all that guards the CA key in etcd. */
-const MIN_SERVER_TOKEN_LENGTH = 16;
+/**
+ * A server token shorter than this is refused: it is all that guards the CA key in etcd, and a
+ * copy of etcd lets anyone guess at it offline. What the first control plane makes is 43.
+ */
+const MIN_SERVER_TOKEN_LENGTH = 32;
 
 export interface ClusterBootstrapOptions {
   /** etcd without the encryption layer (the record is sealed already). */
@@ -82,26 +85,63 @@ export interface ClusterBootstrap {
   created: boolean;
 }
 
-/** The server token in `file`, or undefined when there is none; refused when others may read it. */
+function ownUid(): number {
+  return process.getuid?.() ?? 0;
+}
+
+/**
+ * The server token in `file`, or undefined when there is none. Refused unless the file is this
+ * user's, readable by no one else, in a directory no one else may write to (where someone could
+ * put a token of their own in its place), and itself a regular file: a symbolic link is not
+ * followed (it could be pointed elsewhere), and what is checked is the file that is read (one open,
+ * then fstat).
+ */
 export async function readServerToken(file: string): Promise<string | undefined> {
-  let mode: number;
+  const action = `read server token ${file}`;
+  let handle: FileHandle;
   try {
-    mode = (await stat(file)).mode;
+    // O_NONBLOCK: a FIFO put in its place does not hang the start
+    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new FailedPreconditionError(`read server token ${file}: ${errorMessage(err)}`, { cause: err });
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP')
+      throw new FailedPreconditionError(
+        `${action}: it is a symbolic link, which is not followed (whoever may change the link chooses the token); give --server-token-file the file itself`,
+      );
+    throw new FailedPreconditionError(`${action}: ${errorMessage(err)}`, { cause: err });
   }
-  if ((mode & 0o077) !== 0)
-    throw new FailedPreconditionError(
-      `read server token ${file}: it opens the cluster CA's key in etcd and is readable by others (mode ${(mode & 0o777).toString(8)}); chmod 600 ${file}`,
-    );
-  const token = (await readFile(file, 'utf8')).trim();
-  if (token.length < MIN_SERVER_TOKEN_LENGTH || /\s/.test(token))
-    throw new InvalidArgumentError(
-      `read server token ${file}: it must be one line of at least ${MIN_SERVER_TOKEN_LENGTH} characters without spaces (the first control plane makes one: 32 random bytes, base64url)`,
-      'server-token-file',
-    );
-  return token;
+  try {
+    const info = await handle.stat();
+    const uid = ownUid();
+    if (!info.isFile())
+      throw new FailedPreconditionError(
+        `${action}: it is not a regular file; give --server-token-file a file`,
+      );
+    if (info.uid !== uid)
+      throw new FailedPreconditionError(
+        `${action}: it is owned by uid ${info.uid}, not by this control plane's user (uid ${uid}), who alone may hold the token that opens the cluster CA's key in etcd; chown ${uid} ${file}`,
+      );
+    if ((info.mode & 0o077) !== 0)
+      throw new FailedPreconditionError(
+        `${action}: it opens the cluster CA's key in etcd and is readable by others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 ${file}`,
+      );
+    const dir = dirname(file);
+    const dirInfo = await stat(dir);
+    if ((dirInfo.uid !== uid && dirInfo.uid !== 0) || (dirInfo.mode & 0o022) !== 0)
+      throw new FailedPreconditionError(
+        `${action}: its directory ${dir} is ${dirInfo.uid !== uid && dirInfo.uid !== 0 ? `owned by uid ${dirInfo.uid}` : `writable by others (mode ${(dirInfo.mode & 0o777).toString(8)})`}, so someone else could put a token of their own in its place; make it uid ${uid}'s (or root's) and writable by no one else (chmod go-w ${dir}), or keep the token in such a directory`,
+      );
+    const token = (await handle.readFile('utf8')).trim();
+    if (token.length < MIN_SERVER_TOKEN_LENGTH || /\s/.test(token))
+      throw new InvalidArgumentError(
+        `${action}: it must be one line of at least ${MIN_SERVER_TOKEN_LENGTH} characters without spaces, random ones (it is all that guards the cluster CA's key in etcd); make one with \`openssl rand -base64 32\`, or leave the file missing on the cluster's first control plane, which then makes one`,
+        'server-token-file',
+      );
+    return token;
+  } finally {
+    await handle.close();
+  }
 }
 
 async function writePrivate(file: string, content: string): Promise<void> {

@@ -161,7 +161,7 @@ describe('control planes sharing one etcd: the bootstrap data', () => {
     const tokenDir = join(work, 'tokens');
     await mkdir(tokenDir, { recursive: true });
     const wrong = join(tokenDir, 'wrong');
-    await writeFile(wrong, 'not-the-cluster-server-token\n', { mode: 0o600 });
+    await writeFile(wrong, 'not-the-cluster-server-token-0123456789\n', { mode: 0o600 });
     await assert.rejects(
       start('wrong-token', { serverTokenFile: wrong }),
       (err) =>
