@@ -76,14 +76,9 @@ import { createPodStreams, type PodStreams } from './streams/pod-streams.js';
 import { StatusIngest } from './status/status-ingest.js';
 import { CachedStore } from './store/cached-store.js';
 import { EncryptingStore } from './store/encrypting-store.js';
-import {
-  ensureEncryptionConfig,
-  newEncryptionKey,
-  readEncryptionConfig,
-  writeEncryptionConfig,
-  type EncryptionConfig,
-} from './store/encryption-config.js';
-import { bootstrapCluster, followBootstrap, saveEncryptionConfig } from './bootstrap/cluster-bootstrap.js';
+import { ensureEncryptionConfig, LocalEncryptionConfig } from './store/encryption-config.js';
+import { rotateEncryptionKey } from './store/rotate-encryption-key.js';
+import { bootstrapCluster } from './bootstrap/cluster-bootstrap.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { LeaderElection } from './leader/leader-election.js';
 import { Informer } from '../proto/informer/informer.js';
@@ -226,32 +221,6 @@ function serializedCalls(): <T>(run: () => Promise<T>) => Promise<T> {
     last = next.catch(() => undefined);
     return next;
   };
-}
-
-/**
- * A new key first in the encryption config (older keys kept, so backups still decrypt), then every
- * encrypted resource rewritten under it.
- */
-async function rotateEncryptionKey(
-  file: string,
-  store: EncryptingStore,
-  share?: (config: EncryptionConfig) => Promise<void>,
-): Promise<{ keyName: string; rewritten: number; alreadyCurrent: number; resources: string[] }> {
-  const current = await readEncryptionConfig(file);
-  const key = newEncryptionKey();
-  const next = { resources: current.resources, keys: [key, ...current.keys] };
-  await writeEncryptionConfig(file, next);
-  store.setKeys(next.keys);
-  // the other control planes take the new key from the bootstrap data before Secrets are rewritten
-  await share?.(next);
-  let rewritten = 0;
-  let alreadyCurrent = 0;
-  for (const resource of next.resources) {
-    const result = await store.reencrypt(resource);
-    rewritten += result.rewritten;
-    alreadyCurrent += result.current;
-  }
-  return { keyName: key.name, rewritten, alreadyCurrent, resources: [...next.resources] };
 }
 
 /** The etcd3 client's credentials from files; errors name the file that cannot be read. */
@@ -414,6 +383,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // Secrets encrypted at rest: etcd holds only ciphertext; everything above reads plain values
     const encryption = bootstrap?.encryption ?? (await ensureEncryptionConfig(encryptionConfigFile));
     const encrypted = new EncryptingStore(etcd, { resources: encryption.resources, keys: encryption.keys });
+    // every later change of the keys (a rotation here or elsewhere) merges: none is ever dropped
+    const encryptionKeys = new LocalEncryptionConfig(encryptionConfigFile, encryption, (config) =>
+      encrypted.setKeys(config.keys),
+    );
     // one etcd watch per kind, however many watch it: API watches, informers, not-older-than lists
     const store = new CachedStore(encrypted, {
       logger: log.child({ component: 'watch-cache' }),
@@ -423,18 +396,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     if (bootstrap !== undefined) {
       // a rotation on another control plane: its keys here too, before a Secret needs them
       const following = new AbortController();
-      const followed = followBootstrap({
-        store: etcd,
-        serverToken: bootstrap.serverToken,
-        etcd: endpoints,
-        current: encryption,
-        onEncryption: async (config) => {
-          await writeEncryptionConfig(encryptionConfigFile, config);
-          encrypted.setKeys(config.keys);
-        },
-        log: log.child({ component: 'bootstrap' }),
-        signal: following.signal,
-      });
+      const followed = bootstrap.record.follow(
+        encryptionKeys,
+        log.child({ component: 'bootstrap' }),
+        following.signal,
+      );
       undo.push(async () => {
         following.abort();
         await followed;
@@ -650,11 +616,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       operations: {
         rotateEncryptionKey: serialized(() =>
           rotateEncryptionKey(
-            encryptionConfigFile,
+            encryptionKeys,
             encrypted,
-            bootstrap === undefined
-              ? undefined
-              : (config) => saveEncryptionConfig(etcd, bootstrap.serverToken, config, endpoints),
+            bootstrap === undefined ? undefined : (config) => bootstrap.record.saveEncryption(config),
           ),
         ),
         // one collection at a time here; others (other control planes) are safe alongside (gc.ts)

@@ -14,10 +14,22 @@ import {
 } from '../../proto/errors.js';
 import { MemoryStore } from '../store/memory-store.js';
 import type { ObjectKey, StoredValue, WriteOptions } from '../store/store.js';
+import { CertificateAuthority } from '../../proto/support/pki.js';
+import {
+  LocalEncryptionConfig,
+  newEncryptionKey,
+  parseEncryptionConfig,
+  readEncryptionConfig,
+  renderEncryptionConfig,
+  writeEncryptionConfig,
+  type EncryptionConfig,
+} from '../store/encryption-config.js';
+import { openBootstrap, sealBootstrap } from './bootstrap-data.js';
 import {
   BOOTSTRAP_KEY,
   bootstrapCluster,
   readServerToken,
+  type ClusterBootstrap,
   type ClusterBootstrapOptions,
 } from './cluster-bootstrap.js';
 
@@ -180,4 +192,163 @@ test('a server token file of another user is refused', async (t) => {
       err instanceof FailedPreconditionError &&
       /owned by uid 1, not by this control plane's user \(uid 0\)/.test(err.message),
   );
+});
+
+const TOKEN = 'operator-chosen-server-token-0123456789';
+
+/** A control plane's files with the cluster's server token in place. */
+async function withToken(): Promise<Awaited<ReturnType<typeof controlPlaneFiles>>> {
+  const files = await controlPlaneFiles();
+  await writeFile(files.serverTokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  return files;
+}
+
+const keyNames = (config: EncryptionConfig): string[] => config.keys.map((key) => key.name);
+
+/** What the record in `store` holds of the encryption config. */
+async function recordKeys(store: MemoryStore): Promise<string[]> {
+  const data = await openBootstrap((await store.get(BOOTSTRAP_KEY)).value, TOKEN, 'here', 'the token');
+  return keyNames(parseEncryptionConfig(data.encryptionConfig, 'record'));
+}
+
+/** A control plane following the record: its local config, and a stop that waits for the follow. */
+function follow(started: ClusterBootstrap, file: string) {
+  const local = new LocalEncryptionConfig(file, started.encryption, () => undefined);
+  const stop = new AbortController();
+  const following = started.record.follow(local, log, stop.signal);
+  return {
+    local,
+    async stop() {
+      stop.abort();
+      await following;
+    },
+  };
+}
+
+async function eventually(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
+  const until = Date.now() + 5000;
+  while (!(await check())) {
+    assert.ok(Date.now() < until, what);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+test('keys in the file that the record lacks (a rotation whose store failed) stay at the next start, and go to the record', async () => {
+  const store = new MemoryStore();
+  const files = await withToken();
+  const first = await bootstrapCluster({ store, etcd: 'e', log, iterations: ITERATIONS, ...files });
+  // before this version a rotation wrote the file and used the key first; then its store failed
+  const fresh = newEncryptionKey();
+  await writeEncryptionConfig(files.encryptionConfigFile, {
+    resources: first.encryption.resources,
+    keys: [fresh, ...first.encryption.keys],
+  });
+  const restarted = await bootstrapCluster({ store, etcd: 'e', log, iterations: ITERATIONS, ...files });
+  const expected = [...keyNames(first.encryption), fresh.name];
+  assert.deepEqual(keyNames(restarted.encryption), expected);
+  assert.deepEqual(keyNames(await readEncryptionConfig(files.encryptionConfigFile)), expected);
+  assert.deepEqual(
+    await recordKeys(store),
+    expected,
+    'the record holds it too: other control planes read its values',
+  );
+});
+
+test('rotations on two control planes at once: the record keeps both new keys, and every control plane gets both', async () => {
+  const store = new MemoryStore();
+  const cp1 = await withToken();
+  const first = await bootstrapCluster({ store, etcd: 'e', log, iterations: ITERATIONS, ...cp1 });
+  const cp2 = await withToken();
+  const second = await bootstrapCluster({ store, etcd: 'e', log, iterations: ITERATIONS, ...cp2 });
+  const following = [follow(first, cp1.encryptionConfigFile), follow(second, cp2.encryptionConfigFile)];
+  try {
+    const [a, b] = [newEncryptionKey(), newEncryptionKey()];
+    const old = first.encryption.keys;
+    const [onCp1, onCp2] = await Promise.all([
+      first.record.saveEncryption({ resources: first.encryption.resources, keys: [a, ...old] }),
+      second.record.saveEncryption({ resources: second.encryption.resources, keys: [b, ...old] }),
+    ]);
+    // each rotation's own key first where it was made; the other's after it
+    assert.equal(onCp1.keys[0]!.name, a.name);
+    assert.equal(onCp2.keys[0]!.name, b.name);
+    const all = [a.name, b.name, ...keyNames(first.encryption)].sort();
+    assert.deepEqual((await recordKeys(store)).sort(), all);
+    for (const { local } of following)
+      await eventually(
+        'a follower holds both keys',
+        () => [...keyNames(local.config)].sort().join() === all.join(),
+      );
+    const cp3 = await withToken();
+    const joined = await bootstrapCluster({ store, etcd: 'e', log, iterations: ITERATIONS, ...cp3 });
+    assert.deepEqual([...keyNames(joined.encryption)].sort(), all);
+  } finally {
+    for (const each of following) await each.stop();
+  }
+});
+
+test('a record that lacks keys a running control plane holds does not take them away', async () => {
+  const store = new MemoryStore();
+  const files = await withToken();
+  const first = await bootstrapCluster({ store, etcd: 'e', log, iterations: ITERATIONS, ...files });
+  const following = follow(first, files.encryptionConfigFile);
+  try {
+    // a record written with the token by something that replaces key lists (an older version)
+    const other = newEncryptionKey();
+    const current = await store.get(BOOTSTRAP_KEY);
+    const data = await openBootstrap(current.value, TOKEN, 'here', 'the token');
+    const config = { resources: first.encryption.resources, keys: [other] };
+    await store.update(
+      BOOTSTRAP_KEY,
+      await sealBootstrap({ ...data, encryptionConfig: renderEncryptionConfig(config) }, TOKEN, ITERATIONS),
+      current.modRevision,
+    );
+    const expected = [other.name, ...keyNames(first.encryption)];
+    await eventually(
+      'the follower took the new key',
+      () => following.local.config.keys[0]!.name === other.name,
+    );
+    assert.deepEqual(keyNames(following.local.config), expected);
+    assert.deepEqual(keyNames(await readEncryptionConfig(files.encryptionConfigFile)), expected);
+  } finally {
+    await following.stop();
+  }
+});
+
+test('a running control plane refuses a record of another CA made over its cluster’s, and keeps its keys', async () => {
+  const store = new MemoryStore();
+  const files = await withToken();
+  const first = await bootstrapCluster({ store, etcd: 'e', log, iterations: ITERATIONS, ...files });
+  const errors: string[] = [];
+  const logged = pino({ level: 'error' }, { write: (line: string) => void errors.push(line) });
+  const local = new LocalEncryptionConfig(files.encryptionConfigFile, first.encryption, () => undefined);
+  const stop = new AbortController();
+  const following = first.record.follow(local, logged, stop.signal);
+  try {
+    // the record removed, and a new cluster made in its place with the same token
+    await store.delete(BOOTSTRAP_KEY);
+    const otherCa = CertificateAuthority.create({ commonName: 'skiff-cluster-ca' });
+    const config = { resources: new Set(['secrets']), keys: [newEncryptionKey()] };
+    await store.create(
+      BOOTSTRAP_KEY,
+      await sealBootstrap(
+        {
+          ca: { certificatePem: otherCa.certificatePem, privateKeyPem: otherCa.privateKeyPem },
+          encryptionConfig: renderEncryptionConfig(config),
+        },
+        TOKEN,
+        ITERATIONS,
+      ),
+    );
+    await eventually('the refusal was logged', () =>
+      errors.some((line) => line.includes('of another cluster CA')),
+    );
+    assert.deepEqual(keyNames(local.config), keyNames(first.encryption));
+    assert.deepEqual(
+      keyNames(await readEncryptionConfig(files.encryptionConfigFile)),
+      keyNames(first.encryption),
+    );
+  } finally {
+    stop.abort();
+    await following;
+  }
 });

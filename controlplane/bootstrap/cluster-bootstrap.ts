@@ -15,11 +15,13 @@
  *   etcd holds it (every later start, every other control plane)
  *     no server token: refused; a token that does not open it: refused; a CA on disk that is not
  *     the record's: refused. Each refusal names what to do, and nothing is written. Otherwise the
- *     CA and the encryption config are written where missing (the encryption config replaced when
- *     it differs: the record is the cluster's, changed by rotations on any control plane)
+ *     CA is written where missing, and the encryption config merged with the file's: the record's
+ *     keys first (its first encrypts), then any only the file holds, which go to the record too
  *
- * After the start, `followBootstrap` keeps the encryption keys current when another control plane
- * rotates them, and `saveEncryptionConfig` stores a rotation made here.
+ * Keys are never dropped: every change of a key list, here or from the record, merges by key name
+ * (mergeEncryptionConfigs), so neither a record that lacks a key nor two rotations at once on two
+ * control planes lose one. After the start, SharedBootstrapRecord `follow` takes rotations made on
+ * other control planes, and `saveEncryption` stores one made here, before it is used here.
  */
 import { constants, existsSync } from 'node:fs';
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
@@ -46,13 +48,16 @@ import {
 import { trustBundleHash } from '../../proto/support/trust-bundle.js';
 import { generateToken } from '../api/auth.js';
 import {
+  mergeEncryptionConfigs,
   newEncryptionKey,
   parseEncryptionConfig,
   readEncryptionConfig,
   renderEncryptionConfig,
+  sameEncryptionConfig,
   type EncryptionConfig,
+  type LocalEncryptionConfig,
 } from '../store/encryption-config.js';
-import type { ObjectKey, Store } from '../store/store.js';
+import type { ObjectKey, Store, StoredValue } from '../store/store.js';
 import { openBootstrap, readBootstrapRecord, sealBootstrap, type BootstrapData } from './bootstrap-data.js';
 
 /** `<prefix>/bootstrap/cluster` in etcd. */
@@ -83,6 +88,8 @@ export interface ClusterBootstrap {
   serverToken: string;
   /** Whether this start stored the record (this is the cluster's first control plane). */
   created: boolean;
+  /** The record in etcd, for rotations here (saveEncryption) and elsewhere (follow). */
+  record: SharedBootstrapRecord;
 }
 
 function ownUid(): number {
@@ -165,47 +172,70 @@ async function localEncryption(file: string): Promise<EncryptionConfig | undefin
   }
 }
 
-/** Takes a record's data to this control plane's disk: what a later start or a reader of the files finds. */
+/**
+ * Takes a record's data to this control plane's disk: what a later start or a reader of the files
+ * finds. The encryption config is merged (the record's keys first, then any only the file holds:
+ * mergeEncryptionConfigs), never replaced; keys held here that the record lacks go to the record
+ * first, as a rotation's would.
+ */
 async function adopt(
   data: BootstrapData,
-  caHash: string,
   options: ClusterBootstrapOptions,
-  serverToken: string,
+  record: SharedBootstrapRecord,
   created: boolean,
 ): Promise<ClusterBootstrap> {
+  const { caHash } = record;
   const ca = CertificateAuthority.fromPem(data.ca);
-  const encryption = parseEncryptionConfig(data.encryptionConfig, `bootstrap data in etcd ${options.etcd}`);
+  const fromRecord = `the bootstrap data in etcd ${options.etcd}`;
+  const recordConfig = parseEncryptionConfig(data.encryptionConfig, fromRecord);
   const onDisk = await localCa(options.caDir);
   if (onDisk !== undefined && trustBundleHash(onDisk.certificatePem) !== caHash)
     throw new FailedPreconditionError(
       `start control plane: --cluster-ca-dir ${options.caDir} holds a CA (sha256:${trustBundleHash(onDisk.certificatePem).slice(0, 16)}…) that is not the cluster's in etcd ${options.etcd} (sha256:${caHash.slice(0, 16)}…); this control plane belongs to another cluster, or the directory is stale: point --cluster-ca-dir at an empty directory to take the cluster's CA`,
     );
   const localConfig = await localEncryption(options.encryptionConfigFile);
+  const merged =
+    localConfig === undefined
+      ? recordConfig
+      : mergeEncryptionConfigs(recordConfig, localConfig, {
+          first: fromRecord,
+          then: options.encryptionConfigFile,
+        });
+  // keys only this control plane holds (a rotation here whose store failed, before this version
+  // stored first; a key added to the file by hand): in the record before anything else
+  const encryption = sameEncryptionConfig(merged, recordConfig)
+    ? merged
+    : await record.saveEncryption(merged);
   // the files, once every check passed: a refusal writes nothing
   if (onDisk === undefined) {
     await writeCertificateAuthority(options.caDir, ca);
     options.log.info({ dir: options.caDir, caHash }, 'cluster CA taken from the bootstrap data in etcd');
   }
-  if (
-    localConfig === undefined ||
-    renderEncryptionConfig(localConfig) !== renderEncryptionConfig(encryption)
-  ) {
+  if (localConfig === undefined || !sameEncryptionConfig(localConfig, encryption)) {
     await writePrivate(options.encryptionConfigFile, renderEncryptionConfig(encryption));
     if (!created)
       options.log.info(
         { file: options.encryptionConfigFile, keys: encryption.keys.map((key) => key.name) },
         localConfig === undefined
           ? 'encryption config taken from the bootstrap data in etcd'
-          : 'encryption config replaced by the one in the bootstrap data in etcd',
+          : 'encryption config merged with the one in the bootstrap data in etcd',
       );
   }
-  return { ca, encryption, serverToken, created };
+  return { ca, encryption, serverToken: record.serverToken, created, record };
 }
 
 export async function bootstrapCluster(options: ClusterBootstrapOptions): Promise<ClusterBootstrap> {
   const { store, log, serverTokenFile } = options;
   const where = `in etcd ${options.etcd}`;
   const given = await readServerToken(serverTokenFile);
+  const sharedRecord = (caHash: string, serverToken: string): SharedBootstrapRecord =>
+    new SharedBootstrapRecord({
+      store,
+      etcd: options.etcd,
+      serverToken,
+      caHash,
+      ...(options.iterations !== undefined ? { iterations: options.iterations } : {}),
+    });
   const read = async (): Promise<Uint8Array | undefined> => {
     try {
       return (await store.get(BOOTSTRAP_KEY)).value;
@@ -221,7 +251,7 @@ export async function bootstrapCluster(options: ClusterBootstrapOptions): Promis
         `start control plane: etcd ${options.etcd} holds the bootstrap data of a cluster (cluster CA sha256:${caHash.slice(0, 16)}…), which only its server token opens, and ${serverTokenFile} does not exist; copy the first control plane's <state-dir>/server-token there (mode 0600) or give its path with --server-token-file`,
       );
     const data = await openBootstrap(stored, token, where, `the server token in ${serverTokenFile}`);
-    return adopt(data, caHash, options, token, false);
+    return adopt(data, options, sharedRecord(caHash, token), false);
   };
 
   const stored = await read();
@@ -297,92 +327,139 @@ export async function bootstrapCluster(options: ClusterBootstrapOptions): Promis
       ca: { certificatePem: ca.certificatePem, privateKeyPem: ca.privateKeyPem },
       encryptionConfig: renderEncryptionConfig(encryption),
     },
-    caHash,
     options,
-    token,
+    sharedRecord(caHash, token),
     true,
   );
 }
 
-/**
- * Stores `encryption` as the cluster's encryption config (after a rotation here), keeping the
- * record's CA; retried on a concurrent change.
- */
-export async function saveEncryptionConfig(
-  store: Store,
-  serverToken: string,
-  encryption: EncryptionConfig,
-  etcd: string,
-): Promise<void> {
-  const where = `in etcd ${etcd}`;
-  for (let attempt = 0; ; attempt++) {
-    const current = await store.get(BOOTSTRAP_KEY);
-    const data = await openBootstrap(current.value, serverToken, where, 'this control plane’s server token');
-    const sealed = await sealBootstrap(
-      { ...data, encryptionConfig: renderEncryptionConfig(encryption) },
-      serverToken,
-    );
-    try {
-      await store.update(BOOTSTRAP_KEY, sealed, current.modRevision);
-      return;
-    } catch (err) {
-      if (!(err instanceof ConflictError) || attempt >= 4) throw err;
-    }
-  }
+export interface SharedBootstrapRecordOptions {
+  /** etcd without the encryption layer. */
+  store: Store;
+  /** The endpoints, for messages. */
+  etcd: string;
+  serverToken: string;
+  /** The cluster CA's hash: a record of another CA is not this cluster's. */
+  caHash: string;
+  /** PBKDF2 iterations for records written; default BOOTSTRAP_ITERATIONS. */
+  iterations?: number;
 }
 
 /**
- * Follows the record from `afterRevision`: each change's encryption config (a rotation on another
- * control plane) is handed to `onEncryption` when it differs from the last. Until `signal` aborts.
+ * The cluster's bootstrap record in etcd as one control plane shares it: it stores a rotation made
+ * here (saveEncryption) and takes those made elsewhere (follow), merging key lists both ways, so
+ * that no control plane's change, however they interleave, drops a key another holds.
  */
-export async function followBootstrap(options: {
-  store: Store;
-  serverToken: string;
-  etcd: string;
-  current: EncryptionConfig;
-  onEncryption: (config: EncryptionConfig) => Promise<void>;
-  log: Logger;
-  signal: AbortSignal;
-}): Promise<void> {
-  const { store, log, signal } = options;
-  const where = `in etcd ${options.etcd}`;
-  let last = renderEncryptionConfig(options.current);
-  while (!signal.aborted) {
-    try {
-      const revision = (await store.list(BOOTSTRAP_KEY.resource)).revision;
-      // a change made between the start and this list
-      const now = await store.get(BOOTSTRAP_KEY).catch(() => undefined);
-      const apply = async (value: Uint8Array): Promise<void> => {
-        const data = await openBootstrap(
-          value,
-          options.serverToken,
-          where,
-          'this control plane’s server token',
-        );
-        if (data.encryptionConfig === last) return;
-        const config = parseEncryptionConfig(data.encryptionConfig, `bootstrap data ${where}`);
-        await options.onEncryption(config);
-        last = data.encryptionConfig;
-        log.info(
-          { keys: config.keys.map((key) => key.name) },
-          'encryption keys taken from the bootstrap data in etcd',
-        );
-      };
-      if (now !== undefined) await apply(now.value);
-      for await (const event of store.watch(BOOTSTRAP_KEY.resource, { afterRevision: revision, signal })) {
-        if (
-          (event.type === 'added' || event.type === 'modified') &&
-          event.item.key.name === BOOTSTRAP_KEY.name
-        )
-          await apply(event.item.value);
-      }
-    } catch (err) {
-      if (signal.aborted) return;
-      log.warn({ err: errorMessage(err) }, 'follow the bootstrap data in etcd failed; again in 5 s');
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 5000);
-        signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+export class SharedBootstrapRecord {
+  readonly caHash: string;
+  readonly serverToken: string;
+  private readonly where: string;
+
+  constructor(private readonly options: SharedBootstrapRecordOptions) {
+    this.caHash = options.caHash;
+    this.serverToken = options.serverToken;
+    this.where = `in etcd ${options.etcd}`;
+  }
+
+  /**
+   * Stores `encryption` in the record, merged over the record's (its keys first, then any the
+   * record holds that it lacks), keeping the record's CA; retried on a concurrent change. The
+   * encryption config the record holds now.
+   */
+  async saveEncryption(encryption: EncryptionConfig): Promise<EncryptionConfig> {
+    const { store } = this.options;
+    for (let attempt = 0; ; attempt++) {
+      const current = await store.get(BOOTSTRAP_KEY);
+      const { data, config } = await this.open(current.value);
+      const merged = mergeEncryptionConfigs(encryption, config, {
+        first: 'this control plane’s encryption config',
+        then: `the bootstrap data ${this.where}`,
       });
+      if (sameEncryptionConfig(merged, config)) return config;
+      const sealed = await sealBootstrap(
+        { ...data, encryptionConfig: renderEncryptionConfig(merged) },
+        this.serverToken,
+        this.options.iterations,
+      );
+      try {
+        await store.update(BOOTSTRAP_KEY, sealed, current.modRevision);
+        return merged;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= 4) throw err;
+      }
     }
+  }
+
+  /**
+   * Follows the record until `signal` aborts: each change's encryption config (a rotation on
+   * another control plane) is taken into `keys`, which merges it (nothing held here is dropped).
+   * A record this control plane must not take (another CA's, one its token does not open) is
+   * refused, logged as an error once, and the keys stay as they are.
+   */
+  async follow(keys: LocalEncryptionConfig, log: Logger, signal: AbortSignal): Promise<void> {
+    const { store } = this.options;
+    let last = renderEncryptionConfig(keys.config);
+    let refused: bigint | undefined;
+    const apply = async (stored: StoredValue): Promise<void> => {
+      let config: EncryptionConfig;
+      try {
+        config = (await this.open(stored.value)).config;
+      } catch (err) {
+        if (!(err instanceof FailedPreconditionError) && !(err instanceof InvalidArgumentError)) throw err;
+        if (refused !== stored.modRevision)
+          log.error(
+            { err: errorMessage(err) },
+            'bootstrap data in etcd refused; the encryption keys stay as they are',
+          );
+        refused = stored.modRevision;
+        return;
+      }
+      const text = renderEncryptionConfig(config);
+      if (text === last) return;
+      const now = await keys.take(config, `the bootstrap data ${this.where}`);
+      last = text;
+      log.info(
+        { keys: now.keys.map((key) => key.name) },
+        'encryption keys taken from the bootstrap data in etcd',
+      );
+    };
+    while (!signal.aborted) {
+      try {
+        const revision = (await store.list(BOOTSTRAP_KEY.resource)).revision;
+        // a change made between the start and this list
+        const now = await store.get(BOOTSTRAP_KEY).catch(() => undefined);
+        if (now !== undefined) await apply(now);
+        for await (const event of store.watch(BOOTSTRAP_KEY.resource, { afterRevision: revision, signal })) {
+          if (
+            (event.type === 'added' || event.type === 'modified') &&
+            event.item.key.name === BOOTSTRAP_KEY.name
+          )
+            await apply(event.item);
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        log.warn({ err: errorMessage(err) }, 'follow the bootstrap data in etcd failed; again in 5 s');
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 5000);
+          signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+        });
+      }
+    }
+  }
+
+  /** A stored record's data and encryption config; refused when it is not this cluster's. */
+  private async open(value: Uint8Array): Promise<{ data: BootstrapData; config: EncryptionConfig }> {
+    const { caHash } = readBootstrapRecord(value, this.where);
+    if (caHash !== this.caHash)
+      throw new FailedPreconditionError(
+        `read the bootstrap data ${this.where}: it is of another cluster CA (sha256:${caHash.slice(0, 16)}…) than this control plane's (sha256:${this.caHash.slice(0, 16)}…), made anew over this cluster's: remove it (bootstrap/cluster under the etcd prefix) and restart a control plane of this cluster that holds its CA and encryption config, with its server token: it stores them again`,
+      );
+    const data = await openBootstrap(
+      value,
+      this.serverToken,
+      this.where,
+      'this control plane’s server token',
+    );
+    return { data, config: parseEncryptionConfig(data.encryptionConfig, `bootstrap data ${this.where}`) };
   }
 }

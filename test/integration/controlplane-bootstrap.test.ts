@@ -127,6 +127,25 @@ describe('control planes sharing one etcd: the bootstrap data', () => {
     }
   };
 
+  const secret = (name: string): Secret => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace: 'default' },
+    data: { password: Buffer.from(`value of ${name}`).toString('base64') },
+  });
+  /** Waits up to 10 s for `check` to stop throwing (keys rotated elsewhere arrive within moments). */
+  const eventually = async (check: () => Promise<void>): Promise<void> => {
+    const until = Date.now() + 10_000;
+    for (;;) {
+      try {
+        return await check();
+      } catch (err) {
+        if (Date.now() > until) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  };
+
   let first: ControlPlane;
   let second: ControlPlane;
 
@@ -210,32 +229,43 @@ describe('control planes sharing one etcd: the bootstrap data', () => {
     const admin1 = await adminOf(first, first.adminTokenFile);
     // the admin token is the cluster's: the first control plane's file opens the second
     const admin2 = await adminOf(second, first.adminTokenFile);
-    const secret = (name: string): Secret => ({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name, namespace: 'default' },
-      data: { password: Buffer.from(`value of ${name}`).toString('base64') },
-    });
     await admin1.create(secret('before-rotation'));
     const read = async (name: string) => ((await admin2.get('Secret', 'default', name)) as Secret).data;
     assert.deepEqual(await read('before-rotation'), secret('before-rotation').data);
     const rotation = await admin1.rotateEncryptionKey();
     await admin1.create(secret('after-rotation'));
     // the second follows the bootstrap data: the new key arrives within moments
-    const until = Date.now() + 10_000;
-    for (;;) {
-      try {
-        assert.deepEqual(await read('after-rotation'), secret('after-rotation').data);
-        break;
-      } catch (err) {
-        if (Date.now() > until) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    }
+    await eventually(async () =>
+      assert.deepEqual(await read('after-rotation'), secret('after-rotation').data),
+    );
     assert.match(
       await readFile(join(work, 'second', 'encryption-config.yaml'), 'utf8'),
       new RegExp(rotation.keyName),
     );
+  });
+
+  test('rotations on both control planes at once keep both keys everywhere: Secrets written under either read through both', async () => {
+    const admin1 = await adminOf(first, first.adminTokenFile);
+    const admin2 = await adminOf(second, first.adminTokenFile);
+    const [rotation1, rotation2] = await Promise.all([
+      admin1.rotateEncryptionKey(),
+      admin2.rotateEncryptionKey(),
+    ]);
+    // each writes with its own new key; each reads the other's
+    await admin1.create(secret('under-rotation-1'));
+    await admin2.create(secret('under-rotation-2'));
+    await eventually(async () => {
+      for (const admin of [admin1, admin2])
+        for (const name of ['under-rotation-1', 'under-rotation-2'])
+          assert.deepEqual(((await admin.get('Secret', 'default', name)) as Secret).data, secret(name).data);
+    });
+    for (const name of ['first', 'second']) {
+      const config = await readFile(join(work, name, 'encryption-config.yaml'), 'utf8');
+      assert.ok(
+        config.includes(rotation1.keyName) && config.includes(rotation2.keyName),
+        `${name} holds both keys`,
+      );
+    }
   });
 
   test('two first starts at once on an empty etcd make one CA', async () => {
