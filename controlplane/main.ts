@@ -377,6 +377,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             serverTokenFile,
             caDir: options.clusterCaDir,
             encryptionConfigFile,
+            generationFile: join(options.stateDir, 'bootstrap-generation'),
             log,
           });
     await mkdir(options.stateDir, { recursive: true, mode: 0o700 });

@@ -17,28 +17,37 @@ const ca = CertificateAuthority.create({ commonName: 'skiff-cluster-ca' });
 const data: BootstrapData = {
   ca: { certificatePem: ca.certificatePem, privateKeyPem: ca.privateKeyPem },
   encryptionConfig: 'kind: EncryptionConfiguration\n',
+  generation: 3,
 };
 const caHash = trustBundleHash(ca.certificatePem);
 const token = 'a-server-token-of-enough-length';
 // the lowest count a record may ask for: the tests need no more
 const ITERATIONS = 100_000;
 
-/** A record sealed by hand as the format says, naming `namedHash` as its CA's. */
-function handSealed(sealedData: BootstrapData, namedHash: string): Buffer {
+/**
+ * A record sealed by hand as the format says, naming `namedHash` as its CA's; of format v1 (no
+ * generation, which the associated data then lacks too) when asked.
+ */
+function handSealed(sealedData: BootstrapData, namedHash: string, v1 = false): Buffer {
+  const format = v1 ? 'skiff-bootstrap-v1' : BOOTSTRAP_FORMAT;
+  const { generation, ...withoutGeneration } = sealedData;
   const salt = randomBytes(16);
   const nonce = randomBytes(12);
   const key = pbkdf2Sync(token, salt, ITERATIONS, 32, 'sha256');
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
-  cipher.setAAD(Buffer.from(`${BOOTSTRAP_FORMAT}\0${namedHash}`, 'utf8'));
+  cipher.setAAD(
+    Buffer.from(v1 ? `${format}\0${namedHash}` : `${format}\0${namedHash}\0${generation}`, 'utf8'),
+  );
   const sealed = Buffer.concat([
-    cipher.update(JSON.stringify(sealedData), 'utf8'),
+    cipher.update(JSON.stringify(v1 ? withoutGeneration : sealedData), 'utf8'),
     cipher.final(),
     cipher.getAuthTag(),
   ]);
   return Buffer.from(
     JSON.stringify({
-      format: BOOTSTRAP_FORMAT,
+      format,
       caHash: namedHash,
+      ...(v1 ? {} : { generation }),
       kdf: { name: 'pbkdf2-sha256', iterations: ITERATIONS, salt: salt.toString('base64') },
       cipher: 'aes-256-gcm',
       nonce: nonce.toString('base64'),
@@ -69,13 +78,20 @@ test('another token does not open it, and the refusal says which token and what 
   );
 });
 
-test('a record whose clear CA hash was changed does not open (it is authenticated with the data)', async () => {
+test('a record whose clear CA hash or generation was changed does not open (both are authenticated with the data)', async () => {
   const record = JSON.parse((await sealBootstrap(data, token, ITERATIONS)).toString('utf8'));
-  record.caHash = 'cd'.repeat(32);
-  await assert.rejects(
-    openBootstrap(Buffer.from(JSON.stringify(record)), token, 'here', 'the token'),
-    FailedPreconditionError,
-  );
+  assert.equal(record.generation, 3);
+  for (const change of [{ caHash: 'cd'.repeat(32) }, { generation: 4 }])
+    await assert.rejects(
+      openBootstrap(Buffer.from(JSON.stringify({ ...record, ...change })), token, 'here', 'the token'),
+      FailedPreconditionError,
+    );
+});
+
+test('a record of format v1, from before the generation, opens as generation 0', async () => {
+  const v1 = handSealed(data, caHash, true);
+  assert.equal(readBootstrapRecord(v1, 'here').generation, 0);
+  assert.deepEqual(await openBootstrap(v1, token, 'here', 'the token'), { ...data, generation: 0 });
 });
 
 test('a record that names another CA than the one sealed in it is refused once opened', async () => {

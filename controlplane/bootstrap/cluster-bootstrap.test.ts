@@ -9,10 +9,13 @@ import { pino } from 'pino';
 import {
   AlreadyExistsError,
   FailedPreconditionError,
+  InvalidArgumentError,
   SkiffError,
   UnavailableError,
 } from '../../proto/errors.js';
+import { EncryptingStore } from '../store/encrypting-store.js';
 import { MemoryStore } from '../store/memory-store.js';
+import { rotateEncryptionKey } from '../store/rotate-encryption-key.js';
 import type { ObjectKey, StoredValue, WriteOptions } from '../store/store.js';
 import { CertificateAuthority } from '../../proto/support/pki.js';
 import {
@@ -44,7 +47,7 @@ after(async () => {
 
 /** A control plane's files, in a directory of their own. */
 async function controlPlaneFiles(): Promise<
-  Pick<ClusterBootstrapOptions, 'serverTokenFile' | 'caDir' | 'encryptionConfigFile'>
+  Pick<ClusterBootstrapOptions, 'serverTokenFile' | 'caDir' | 'encryptionConfigFile' | 'generationFile'>
 > {
   const root = await mkdtemp(join(tmpdir(), 'skiff-bootstrap-'));
   roots.push(root);
@@ -52,6 +55,7 @@ async function controlPlaneFiles(): Promise<
     serverTokenFile: join(root, 'server-token'),
     caDir: join(root, 'pki'),
     encryptionConfigFile: join(root, 'encryption-config.yaml'),
+    generationFile: join(root, 'bootstrap-generation'),
   };
 }
 
@@ -299,7 +303,11 @@ test('a record that lacks keys a running control plane holds does not take them 
     const config = { resources: first.encryption.resources, keys: [other] };
     await store.update(
       BOOTSTRAP_KEY,
-      await sealBootstrap({ ...data, encryptionConfig: renderEncryptionConfig(config) }, TOKEN, ITERATIONS),
+      await sealBootstrap(
+        { ...data, encryptionConfig: renderEncryptionConfig(config), generation: data.generation + 1 },
+        TOKEN,
+        ITERATIONS,
+      ),
       current.modRevision,
     );
     const expected = [other.name, ...keyNames(first.encryption)];
@@ -334,6 +342,7 @@ test('a running control plane refuses a record of another CA made over its clust
         {
           ca: { certificatePem: otherCa.certificatePem, privateKeyPem: otherCa.privateKeyPem },
           encryptionConfig: renderEncryptionConfig(config),
+          generation: 1,
         },
         TOKEN,
         ITERATIONS,
@@ -351,4 +360,63 @@ test('a running control plane refuses a record of another CA made over its clust
     stop.abort();
     await following;
   }
+});
+
+/** The generation of the record in `store`, as its clear part says. */
+async function recordGeneration(store: MemoryStore): Promise<number> {
+  return JSON.parse(Buffer.from((await store.get(BOOTSTRAP_KEY)).value).toString('utf8')).generation;
+}
+
+test('an older record put back (a copy replayed without the token) rolls no rotation back: it is stored again, newer', async () => {
+  const store = new MemoryStore();
+  const files = await withToken();
+  const first = await bootstrapCluster({ store, etcd: 'e', log, iterations: ITERATIONS, ...files });
+  assert.equal(await recordGeneration(store), 1);
+  const copy = await store.get(BOOTSTRAP_KEY); // someone who may write to etcd keeps a copy
+  const local = new LocalEncryptionConfig(files.encryptionConfigFile, first.encryption, () => undefined);
+  const rotated = await rotateEncryptionKey(
+    local,
+    new EncryptingStore(new MemoryStore(), first.encryption),
+    (config) => first.record.saveEncryption(config),
+  );
+  assert.equal(await recordGeneration(store), 2);
+  const errors: string[] = [];
+  const logged = pino({ level: 'error' }, { write: (line: string) => void errors.push(line) });
+  const stop = new AbortController();
+  const following = first.record.follow(local, logged, stop.signal);
+  try {
+    const now = await store.get(BOOTSTRAP_KEY);
+    await store.update(BOOTSTRAP_KEY, copy.value, now.modRevision); // opens with the token as well
+    await eventually('the follower stored its keys again', async () => (await recordGeneration(store)) === 3);
+    assert.ok(errors.some((line) => line.includes('older than the one this control plane took')));
+    // the rotated key still encrypts, here and in the record
+    assert.equal(local.config.keys[0]!.name, rotated.keyName);
+    assert.equal((await recordKeys(store))[0], rotated.keyName);
+  } finally {
+    stop.abort();
+    await following;
+  }
+  // a restart remembers the generation it took (its file): the copy put back again is not taken
+  const now = await store.get(BOOTSTRAP_KEY);
+  await store.update(BOOTSTRAP_KEY, copy.value, now.modRevision);
+  const restarted = await bootstrapCluster({ store, etcd: 'e', log, iterations: ITERATIONS, ...files });
+  assert.equal(restarted.encryption.keys[0]!.name, rotated.keyName);
+  assert.equal((await recordKeys(store))[0], rotated.keyName);
+  assert.equal(await recordGeneration(store), 4);
+  assert.deepEqual(JSON.parse(await readFile(files.generationFile, 'utf8')), {
+    caHash: first.record.caHash,
+    generation: 4,
+  });
+});
+
+test('a generation file that is not one is refused, naming it and what to do', async () => {
+  const files = await withToken();
+  await writeFile(files.generationFile, 'seven\n', { mode: 0o600 });
+  await assert.rejects(
+    bootstrapCluster({ store: new MemoryStore(), etcd: 'e', log, iterations: ITERATIONS, ...files }),
+    (err) =>
+      err instanceof InvalidArgumentError &&
+      err.message.startsWith(`read ${files.generationFile}: it is not`) &&
+      /remove it/.test(err.message),
+  );
 });

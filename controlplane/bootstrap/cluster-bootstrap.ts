@@ -24,7 +24,7 @@
  * other control planes, and `saveEncryption` stores one made here, before it is used here.
  */
 import { constants, existsSync } from 'node:fs';
-import { open, rm, stat, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import {
@@ -76,6 +76,8 @@ export interface ClusterBootstrapOptions {
   serverTokenFile: string;
   caDir: string;
   encryptionConfigFile: string;
+  /** Where this control plane keeps the newest generation of the record it took (TakenGeneration). */
+  generationFile: string;
   log: Logger;
   /** PBKDF2 iterations for a new record (tests make it cheaper); default BOOTSTRAP_ITERATIONS. */
   iterations?: number;
@@ -173,10 +175,63 @@ async function localEncryption(file: string): Promise<EncryptionConfig | undefin
 }
 
 /**
+ * The newest generation of the record this control plane took, kept in a file (JSON: the CA's
+ * hash and the generation) so that a restart remembers it too: a record older than that was put
+ * back by someone (a copy replayed by whoever may write to etcd, an etcd restored from a backup)
+ * and is never taken. Counted per cluster CA: a generation of another cluster says nothing.
+ */
+export class TakenGeneration {
+  private writes: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly file: string,
+    private taken: { caHash: string; generation: number } | undefined,
+  ) {}
+
+  static async load(file: string): Promise<TakenGeneration> {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new TakenGeneration(file, undefined);
+      throw new FailedPreconditionError(`read ${file}: ${errorMessage(err)}`, { cause: err });
+    }
+    let taken: Partial<{ caHash: string; generation: number }> | undefined;
+    try {
+      taken = JSON.parse(text) as typeof taken;
+    } catch {
+      taken = undefined;
+    }
+    if (typeof taken?.caHash !== 'string' || !Number.isSafeInteger(taken.generation) || taken.generation! < 0)
+      throw new InvalidArgumentError(
+        `read ${file}: it is not {"caHash": …, "generation": …}, the generation of the bootstrap data this control plane took; remove it (it is written again at the next start)`,
+      );
+    return new TakenGeneration(file, { caHash: taken.caHash, generation: taken.generation! });
+  }
+
+  /** The newest generation taken of the record of the CA `caHash`; 0 when none. */
+  of(caHash: string): number {
+    return this.taken?.caHash === caHash ? this.taken.generation : 0;
+  }
+
+  /** Remembers that the record of `caHash` was taken at `generation` (when it is newer). */
+  note(caHash: string, generation: number): Promise<void> {
+    if (this.taken?.caHash === caHash && this.taken.generation >= generation)
+      return this.writes.then(() => undefined);
+    this.taken = { caHash, generation };
+    const taken = this.taken;
+    const write = this.writes.then(() => writePrivate(this.file, `${JSON.stringify(taken)}\n`));
+    this.writes = write.catch(() => undefined);
+    return write;
+  }
+}
+
+/**
  * Takes a record's data to this control plane's disk: what a later start or a reader of the files
  * finds. The encryption config is merged (the record's keys first, then any only the file holds:
  * mergeEncryptionConfigs), never replaced; keys held here that the record lacks go to the record
- * first, as a rotation's would.
+ * first, as a rotation's would. A record older than one this control plane took is not taken:
+ * the file's keys come first, and they are stored again as a newer generation.
  */
 async function adopt(
   data: BootstrapData,
@@ -184,7 +239,7 @@ async function adopt(
   record: SharedBootstrapRecord,
   created: boolean,
 ): Promise<ClusterBootstrap> {
-  const { caHash } = record;
+  const { caHash, taken } = record;
   const ca = CertificateAuthority.fromPem(data.ca);
   const fromRecord = `the bootstrap data in etcd ${options.etcd}`;
   const recordConfig = parseEncryptionConfig(data.encryptionConfig, fromRecord);
@@ -194,18 +249,29 @@ async function adopt(
       `start control plane: --cluster-ca-dir ${options.caDir} holds a CA (sha256:${trustBundleHash(onDisk.certificatePem).slice(0, 16)}…) that is not the cluster's in etcd ${options.etcd} (sha256:${caHash.slice(0, 16)}…); this control plane belongs to another cluster, or the directory is stale: point --cluster-ca-dir at an empty directory to take the cluster's CA`,
     );
   const localConfig = await localEncryption(options.encryptionConfigFile);
+  const newest = taken.of(caHash);
+  const older = data.generation < newest;
+  if (older && localConfig === undefined)
+    throw new FailedPreconditionError(
+      `start control plane: the bootstrap data in etcd ${options.etcd} is generation ${data.generation}, older than the ${newest} this control plane took (${taken.file}), and ${options.encryptionConfigFile}, which held that one's keys, is gone: put it back, or remove ${taken.file} to take the older record`,
+    );
+  const places = { first: fromRecord, then: options.encryptionConfigFile };
   const merged =
     localConfig === undefined
       ? recordConfig
-      : mergeEncryptionConfigs(recordConfig, localConfig, {
-          first: fromRecord,
-          then: options.encryptionConfigFile,
-        });
+      : older
+        ? mergeEncryptionConfigs(localConfig, recordConfig, { first: places.then, then: places.first })
+        : mergeEncryptionConfigs(recordConfig, localConfig, places);
+  if (older)
+    options.log.warn(
+      { generation: data.generation, taken: newest, etcd: options.etcd },
+      'bootstrap data in etcd is older than the one this control plane took (an older copy was put back); storing this control plane’s again',
+    );
   // keys only this control plane holds (a rotation here whose store failed, before this version
-  // stored first; a key added to the file by hand): in the record before anything else
-  const encryption = sameEncryptionConfig(merged, recordConfig)
-    ? merged
-    : await record.saveEncryption(merged);
+  // stored first; a key added to the file by hand; an older record's put back): in the record
+  // before anything else
+  const encryption =
+    !older && sameEncryptionConfig(merged, recordConfig) ? merged : await record.saveEncryption(merged);
   // the files, once every check passed: a refusal writes nothing
   if (onDisk === undefined) {
     await writeCertificateAuthority(options.caDir, ca);
@@ -221,6 +287,7 @@ async function adopt(
           : 'encryption config merged with the one in the bootstrap data in etcd',
       );
   }
+  await taken.note(caHash, data.generation);
   return { ca, encryption, serverToken: record.serverToken, created, record };
 }
 
@@ -228,12 +295,14 @@ export async function bootstrapCluster(options: ClusterBootstrapOptions): Promis
   const { store, log, serverTokenFile } = options;
   const where = `in etcd ${options.etcd}`;
   const given = await readServerToken(serverTokenFile);
+  const taken = await TakenGeneration.load(options.generationFile);
   const sharedRecord = (caHash: string, serverToken: string): SharedBootstrapRecord =>
     new SharedBootstrapRecord({
       store,
       etcd: options.etcd,
       serverToken,
       caHash,
+      taken,
       ...(options.iterations !== undefined ? { iterations: options.iterations } : {}),
     });
   const read = async (): Promise<Uint8Array | undefined> => {
@@ -266,14 +335,13 @@ export async function bootstrapCluster(options: ClusterBootstrapOptions): Promis
   };
   const caHash = trustBundleHash(ca.certificatePem);
   const token = given ?? generateToken();
-  const sealed = await sealBootstrap(
-    {
-      ca: { certificatePem: ca.certificatePem, privateKeyPem: ca.privateKeyPem },
-      encryptionConfig: renderEncryptionConfig(encryption),
-    },
-    token,
-    options.iterations,
-  );
+  const data: BootstrapData = {
+    ca: { certificatePem: ca.certificatePem, privateKeyPem: ca.privateKeyPem },
+    encryptionConfig: renderEncryptionConfig(encryption),
+    // above any this control plane took of its CA's record (one stored again after a loss)
+    generation: taken.of(caHash) + 1,
+  };
+  const sealed = await sealBootstrap(data, token, options.iterations);
   // the token first: a record stored with a token no file holds could never be opened again
   if (given === undefined) await writePrivate(serverTokenFile, `${token}\n`);
   try {
@@ -322,15 +390,7 @@ export async function bootstrapCluster(options: ClusterBootstrapOptions): Promis
     { caHash, serverTokenFile, etcd: options.etcd },
     'cluster bootstrap data stored in etcd, sealed with the server token',
   );
-  return adopt(
-    {
-      ca: { certificatePem: ca.certificatePem, privateKeyPem: ca.privateKeyPem },
-      encryptionConfig: renderEncryptionConfig(encryption),
-    },
-    options,
-    sharedRecord(caHash, token),
-    true,
-  );
+  return adopt(data, options, sharedRecord(caHash, token), true);
 }
 
 export interface SharedBootstrapRecordOptions {
@@ -341,6 +401,8 @@ export interface SharedBootstrapRecordOptions {
   serverToken: string;
   /** The cluster CA's hash: a record of another CA is not this cluster's. */
   caHash: string;
+  /** The newest generation taken: an older record is never taken, and each one stored is newer. */
+  taken: TakenGeneration;
   /** PBKDF2 iterations for records written; default BOOTSTRAP_ITERATIONS. */
   iterations?: number;
 }
@@ -353,40 +415,47 @@ export interface SharedBootstrapRecordOptions {
 export class SharedBootstrapRecord {
   readonly caHash: string;
   readonly serverToken: string;
+  readonly taken: TakenGeneration;
   private readonly where: string;
 
   constructor(private readonly options: SharedBootstrapRecordOptions) {
     this.caHash = options.caHash;
     this.serverToken = options.serverToken;
+    this.taken = options.taken;
     this.where = `in etcd ${options.etcd}`;
   }
 
   /**
    * Stores `encryption` in the record, merged over the record's (its keys first, then any the
-   * record holds that it lacks), keeping the record's CA; retried on a concurrent change. The
-   * encryption config the record holds now.
+   * record holds that it lacks), keeping the record's CA, as a generation above both the record's
+   * and any taken here; retried on a concurrent change. The encryption config the record holds now.
    */
   async saveEncryption(encryption: EncryptionConfig): Promise<EncryptionConfig> {
     const { store } = this.options;
     for (let attempt = 0; ; attempt++) {
       const current = await store.get(BOOTSTRAP_KEY);
       const { data, config } = await this.open(current.value);
+      const newest = this.taken.of(this.caHash);
       const merged = mergeEncryptionConfigs(encryption, config, {
         first: 'this control plane’s encryption config',
         then: `the bootstrap data ${this.where}`,
       });
-      if (sameEncryptionConfig(merged, config)) return config;
+      // an older record than one taken here is stored again whatever it holds
+      if (data.generation >= newest && sameEncryptionConfig(merged, config)) return config;
+      const generation = Math.max(data.generation, newest) + 1;
       const sealed = await sealBootstrap(
-        { ...data, encryptionConfig: renderEncryptionConfig(merged) },
+        { ...data, encryptionConfig: renderEncryptionConfig(merged), generation },
         this.serverToken,
         this.options.iterations,
       );
       try {
         await store.update(BOOTSTRAP_KEY, sealed, current.modRevision);
-        return merged;
       } catch (err) {
         if (!(err instanceof ConflictError) || attempt >= 4) throw err;
+        continue;
       }
+      await this.taken.note(this.caHash, generation);
+      return merged;
     }
   }
 
@@ -394,7 +463,9 @@ export class SharedBootstrapRecord {
    * Follows the record until `signal` aborts: each change's encryption config (a rotation on
    * another control plane) is taken into `keys`, which merges it (nothing held here is dropped).
    * A record this control plane must not take (another CA's, one its token does not open) is
-   * refused, logged as an error once, and the keys stay as they are.
+   * refused, logged as an error once, and the keys stay as they are. A record older than one taken
+   * here (a copy put back) is not taken either: this control plane's keys are stored again, as a
+   * newer generation.
    */
   async follow(keys: LocalEncryptionConfig, log: Logger, signal: AbortSignal): Promise<void> {
     const { store } = this.options;
@@ -402,8 +473,12 @@ export class SharedBootstrapRecord {
     let refused: bigint | undefined;
     const apply = async (stored: StoredValue): Promise<void> => {
       let config: EncryptionConfig;
+      let generation: number;
       try {
-        config = (await this.open(stored.value)).config;
+        ({
+          config,
+          data: { generation },
+        } = await this.open(stored.value));
       } catch (err) {
         if (!(err instanceof FailedPreconditionError) && !(err instanceof InvalidArgumentError)) throw err;
         if (refused !== stored.modRevision)
@@ -414,6 +489,16 @@ export class SharedBootstrapRecord {
         refused = stored.modRevision;
         return;
       }
+      const newest = this.taken.of(this.caHash);
+      if (generation < newest) {
+        log.error(
+          { generation, taken: newest },
+          'bootstrap data in etcd is older than the one this control plane took (an older copy was put back: by someone who may write to etcd, or an etcd restored from a backup); not taken, this control plane’s keys stored again',
+        );
+        await this.saveEncryption(keys.config);
+        return;
+      }
+      await this.taken.note(this.caHash, generation);
       const text = renderEncryptionConfig(config);
       if (text === last) return;
       const now = await keys.take(config, `the bootstrap data ${this.where}`);

@@ -288,6 +288,7 @@ describe('control planes sharing one etcd: the bootstrap data', () => {
       serverTokenFile: join(dir, 'server-token'),
       caDir: join(dir, 'pki'),
       encryptionConfigFile: join(dir, 'encryption-config.yaml'),
+      generationFile: join(dir, 'bootstrap-generation'),
     };
     try {
       const started = await bootstrapCluster({
