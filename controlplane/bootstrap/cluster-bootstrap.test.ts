@@ -420,3 +420,61 @@ test('a generation file that is not one is refused, naming it and what to do', a
       /remove it/.test(err.message),
   );
 });
+
+test('the record lost: a control plane on empty directories is refused (the cluster is named); one with the cluster’s files stores it again', async () => {
+  const store = new MemoryStore();
+  const cp1 = await withToken();
+  const first = await bootstrapCluster({
+    store,
+    etcd: 'e (prefix /skiff)',
+    log,
+    iterations: ITERATIONS,
+    ...cp1,
+  });
+  const local = new LocalEncryptionConfig(cp1.encryptionConfigFile, first.encryption, () => undefined);
+  const stop = new AbortController();
+  const following = first.record.follow(local, log, stop.signal);
+  try {
+    // a running cluster: what its first start made besides the record
+    await store.create({ resource: 'namespaces', name: 'default' }, Buffer.from('{}'));
+    await store.delete(BOOTSTRAP_KEY); // a clean-up, or someone with etcd access
+    const cp2 = await withToken();
+    await assert.rejects(
+      bootstrapCluster({ store, etcd: 'e (prefix /skiff)', log, iterations: ITERATIONS, ...cp2 }),
+      (err) =>
+        err instanceof FailedPreconditionError &&
+        err.message.includes(
+          'etcd e (prefix /skiff) holds a cluster (its namespaces) but not its bootstrap data',
+        ) &&
+        err.message.includes(
+          `no cluster CA in ${cp2.caDir} and no encryption config ${cp2.encryptionConfigFile}`,
+        ) &&
+        /Restore the record: restart a control plane of this cluster/.test(err.message),
+    );
+    assert.equal(existsSync(cp2.caDir) || existsSync(cp2.encryptionConfigFile), false, 'nothing written');
+    await assert.rejects(store.get(BOOTSTRAP_KEY), /not found/i);
+    // the first control plane, restarted with its files and the token, stores the record again
+    const restored = await bootstrapCluster({
+      store,
+      etcd: 'e (prefix /skiff)',
+      log,
+      iterations: ITERATIONS,
+      ...cp1,
+    });
+    assert.equal(restored.created, true);
+    assert.equal(await recordGeneration(store), 2, 'above the generation the running control planes took');
+    const joined = await bootstrapCluster({
+      store,
+      etcd: 'e (prefix /skiff)',
+      log,
+      iterations: ITERATIONS,
+      ...cp2,
+    });
+    assert.equal(joined.ca.certificatePem, first.ca.certificatePem);
+    assert.deepEqual(keyNames(joined.encryption), keyNames(first.encryption));
+    assert.deepEqual(keyNames(local.config), keyNames(first.encryption), 'the running one lost nothing');
+  } finally {
+    stop.abort();
+    await following;
+  }
+});

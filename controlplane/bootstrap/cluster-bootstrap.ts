@@ -4,7 +4,9 @@
  * (bootstrap-data.ts), and on each control plane's disk as before.
  *
  *   etcd holds no bootstrap data (the cluster's first control plane)
- *     the CA of --cluster-ca-dir and the encryption config of its file, or new ones; the server
+ *     refused when etcd holds a cluster's objects and this control plane lacks the CA or the
+ *     encryption config (the record was lost: new ones would orphan every Secret and node);
+ *     otherwise the CA of --cluster-ca-dir and the encryption config of its file, or new ones; the server
  *     token of --server-token-file, or a new one written there 0600 first (a crash after the
  *     record is stored must not leave data no one can open); then the record is created only if
  *     still absent (one etcd transaction): of two first starts at once one wins and the other
@@ -174,6 +176,16 @@ async function localEncryption(file: string): Promise<EncryptionConfig | undefin
   }
 }
 
+/** What every cluster's etcd holds once a control plane ran (namespaces, the admin token's record). */
+const CLUSTER_RESOURCES = ['namespaces', 'tokens', 'nodes', 'secrets'];
+
+/** The first resource of CLUSTER_RESOURCES of which etcd holds an object; undefined when none. */
+async function clusterObjectIn(store: Store): Promise<string | undefined> {
+  for (const resource of CLUSTER_RESOURCES)
+    if ((await store.list(resource, { limit: 1 })).items.length > 0) return resource;
+  return undefined;
+}
+
 /**
  * The newest generation of the record this control plane took, kept in a file (JSON: the CA's
  * hash and the generation) so that a restart remembers it too: a record older than that was put
@@ -326,10 +338,27 @@ export async function bootstrapCluster(options: ClusterBootstrapOptions): Promis
   const stored = await read();
   if (stored !== undefined) return join(stored, given);
 
-  // the cluster's first control plane, or one of several starting at once
-  const ca =
-    (await localCa(options.caDir)) ?? CertificateAuthority.create({ commonName: 'skiff-cluster-ca' });
-  const encryption = (await localEncryption(options.encryptionConfigFile)) ?? {
+  // the cluster's first control plane, or one of several starting at once; or a cluster whose
+  // record was lost, stored again from a control plane's own files
+  const caOnDisk = await localCa(options.caDir);
+  const encryptionOnDisk = await localEncryption(options.encryptionConfigFile);
+  if (caOnDisk === undefined || encryptionOnDisk === undefined) {
+    const found = await clusterObjectIn(store);
+    if (found !== undefined) {
+      // the first of several starting at once may have stored its record since the read above
+      const since = await read();
+      if (since !== undefined) return join(since, given);
+      const missing = [
+        ...(caOnDisk === undefined ? [`no cluster CA in ${options.caDir}`] : []),
+        ...(encryptionOnDisk === undefined ? [`no encryption config ${options.encryptionConfigFile}`] : []),
+      ].join(' and ');
+      throw new FailedPreconditionError(
+        `start control plane: etcd ${options.etcd} holds a cluster (its ${found}) but not its bootstrap data (bootstrap/cluster under that prefix), and this control plane has ${missing}; a new CA and new keys made here would leave every Secret unreadable and every node and join token of the cluster distrusted, so none are made. Restore the record: restart a control plane of this cluster that still holds its CA directory and encryption config, with the server token; it stores them again. Or give this one copies of them (--cluster-ca-dir, --encryption-provider-config) and the server token. For a new cluster, give another --etcd-prefix`,
+      );
+    }
+  }
+  const ca = caOnDisk ?? CertificateAuthority.create({ commonName: 'skiff-cluster-ca' });
+  const encryption = encryptionOnDisk ?? {
     resources: new Set(['secrets']),
     keys: [newEncryptionKey()],
   };

@@ -316,4 +316,41 @@ describe('control planes sharing one etcd: the bootstrap data', () => {
       await relay.close();
     }
   });
+
+  test('the record lost from etcd: a control plane on an empty state dir is refused; the first, restarted, stores it again', async () => {
+    const store = new EtcdStore({ endpoints: [etcd.endpoint], prefix: '/skiff' });
+    try {
+      await store.delete(BOOTSTRAP_KEY);
+    } finally {
+      await store.close();
+    }
+    const tokenFile = join(work, 'first', 'server-token');
+    await assert.rejects(
+      start('after-loss', { serverTokenFile: tokenFile }),
+      (err) =>
+        err instanceof FailedPreconditionError &&
+        err.message.includes(
+          `etcd ${etcd.endpoint} (prefix /skiff) holds a cluster (its namespaces) but not its bootstrap data`,
+        ) &&
+        /Restore the record/.test(err.message),
+    );
+    assert.equal(existsSync(join(work, 'after-loss')), false, 'nothing written');
+    // the second control plane, running meanwhile, still reads Secrets
+    const admin2 = await adminOf(second, first.adminTokenFile);
+    assert.deepEqual(
+      ((await admin2.get('Secret', 'default', 'after-rotation')) as Secret).data,
+      secret('after-rotation').data,
+    );
+    await first.stop();
+    first = await start('first');
+    const joined = await start('after-loss', { serverTokenFile: tokenFile });
+    assert.equal(joined.trust!.bundleHash, second.trust!.bundleHash);
+    const admin = await adminOf(joined, first.adminTokenFile);
+    await eventually(async () =>
+      assert.deepEqual(
+        ((await admin.get('Secret', 'default', 'under-rotation-2')) as Secret).data,
+        secret('under-rotation-2').data,
+      ),
+    );
+  });
 });
