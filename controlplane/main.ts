@@ -148,6 +148,11 @@ export interface ControlPlaneOptions {
   apiServingFiles?: { certFile: string; keyFile: string; caFile?: string };
   /** How long node certificates live; default 30 days (agents renew them before). */
   nodeCertificateTtlMs?: number;
+  /**
+   * How long this control plane's certificate for relays to the others is valid (issued again
+   * halfway, while running); default 24 h.
+   */
+  controlPlaneCertificateTtlMs?: number;
   /** TLS to NATS: its server's CA, and the control plane's client certificate (verify_and_map). */
   natsTls?: { caFile: string; certFile: string; keyFile: string };
   /**
@@ -566,11 +571,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     }-${randomBytes(3).toString('hex')}`;
     let peers: { registry: EtcdTunnelRegistry; relay: PeerRelay } | undefined;
     if (trust !== undefined) {
-      const identity = trust.ca.issueKeyPair({
-        commonName: `${CONTROL_PLANE_USER_PREFIX}${controlPlaneName}`,
-        organizations: [CONTROL_PLANES_GROUP],
-        usages: ['client auth'],
-      });
+      const { ca } = trust;
       peers = {
         registry: new EtcdTunnelRegistry({
           store: etcd,
@@ -579,8 +580,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         }),
         relay: new PeerRelay({
           ca: trust.bundle,
-          cert: identity.certificate.toString(),
-          key: privateKeyToPem(identity.privateKey),
+          issue: (notAfter) => {
+            const identity = ca.issueKeyPair({
+              commonName: `${CONTROL_PLANE_USER_PREFIX}${controlPlaneName}`,
+              organizations: [CONTROL_PLANES_GROUP],
+              usages: ['client auth'],
+              notAfter,
+            });
+            return { cert: identity.certificate.toString(), key: privateKeyToPem(identity.privateKey) };
+          },
+          ...(options.controlPlaneCertificateTtlMs !== undefined
+            ? { certificateTtlMs: options.controlPlaneCertificateTtlMs }
+            : {}),
+          log: log.child({ component: 'peer-relay' }),
         }),
       };
     }
