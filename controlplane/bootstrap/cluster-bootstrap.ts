@@ -6,19 +6,21 @@
  *   etcd holds no bootstrap data (the cluster's first control plane)
  *     refused when etcd holds a cluster's objects and this control plane lacks the CA or the
  *     encryption config (the record was lost: new ones would orphan every Secret and node);
- *     otherwise the CA of --cluster-ca-dir and the encryption config of its file, or new ones; the server
- *     token of --server-token-file, or a new one written there 0600 first (a crash after the
- *     record is stored must not leave data no one can open); then the record is created only if
- *     still absent (one etcd transaction): of two first starts at once one wins and the other
- *     reads the winner's record, as below, and removes a token file it made. A create that fails
- *     is judged by what etcd holds then, as its answer may be lost after it was applied: this
- *     start's own record (bytes alike) is kept, token file and all; none removes the token file
- *     made here; when etcd cannot be read the file stays, as it may be the record's only token
+ *     otherwise the CA of --cluster-ca-dir and the encryption config of its file, or new ones;
+ *     the server token of --server-token-file, or a new one written there 0600 first (a crash
+ *     after the record is stored must not leave data no one can open); then the record is created
+ *     only if still absent (one etcd transaction): of two first starts at once one wins and the
+ *     other reads the winner's record, as below, and removes a token file it made. A create that
+ *     fails is judged by what etcd holds then, as its answer may be lost after it was applied:
+ *     this start's own record (bytes alike) is kept, token file and all; none removes the token
+ *     file made here; when etcd cannot be read the file stays, as it may be the record's only token
  *   etcd holds it (every later start, every other control plane)
  *     no server token: refused; a token that does not open it: refused; a CA on disk that is not
  *     the record's: refused. Each refusal names what to do, and nothing is written. Otherwise the
  *     CA is written where missing, and the encryption config merged with the file's: the record's
- *     keys first (its first encrypts), then any only the file holds, which go to the record too
+ *     keys first (its first encrypts), then any only the file holds, which go to the record too.
+ *     A record older (by its generation) than one this control plane took is not taken: the
+ *     file's keys come first and are stored again, newer
  *
  * Keys are never dropped: every change of a key list, here or from the record, merges by key name
  * (mergeEncryptionConfigs), so neither a record that lacks a key nor two rotations at once on two

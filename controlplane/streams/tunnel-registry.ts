@@ -12,9 +12,9 @@
  * a late close never erases the entry of the control plane the agent moved to. Every other write
  * of an entry (when the lease was lost, etcd unreachable past the TTL, and a new one granted; when
  * the first write failed) claims it: created when absent, rewritten when it is still this control
- * plane's, and left alone when it names another, which opened a tunnel of the node since (this one's
- * may be a half-dead one not yet noticed). A claim that found another's entry is tried again at
- * every renewal, so that when that entry goes (its tunnel closed) this one's takes its place.
+ * plane's, and left alone when it names another, which opened a tunnel of the node since (this
+ * one's may be a half-dead one not yet noticed). A claim that found another's entry is tried again
+ * at every renewal, so that when that entry goes (its tunnel closed) this one's takes its place.
  * Writes go one at a time, in the order asked.
  */
 import { AlreadyExistsError, ConflictError, NotFoundError, errorMessage } from '../../proto/errors.js';
