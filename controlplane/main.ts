@@ -74,14 +74,9 @@ import { createPodStreams, type PodStreams } from './streams/pod-streams.js';
 import { StatusIngest } from './status/status-ingest.js';
 import { CachedStore } from './store/cached-store.js';
 import { EncryptingStore } from './store/encrypting-store.js';
-import {
-  ensureEncryptionConfig,
-  newEncryptionKey,
-  readEncryptionConfig,
-  writeEncryptionConfig,
-  type EncryptionConfig,
-} from './store/encryption-config.js';
-import { bootstrapCluster, followBootstrap, saveEncryptionConfig } from './bootstrap/cluster-bootstrap.js';
+import { ensureEncryptionConfig, LocalEncryptionConfig } from './store/encryption-config.js';
+import { rotateEncryptionKey } from './store/rotate-encryption-key.js';
+import { bootstrapCluster } from './bootstrap/cluster-bootstrap.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { LeaderElection } from './leader/leader-election.js';
 import { LEADER_LEASE_NAME } from './leader/leader-lease.js';
@@ -152,6 +147,11 @@ export interface ControlPlaneOptions {
   apiServingFiles?: { certFile: string; keyFile: string; caFile?: string };
   /** How long node certificates live; default 30 days (agents renew them before). */
   nodeCertificateTtlMs?: number;
+  /**
+   * How long this control plane's certificate for relays to the others is valid (issued again
+   * halfway, while running); default 24 h.
+   */
+  controlPlaneCertificateTtlMs?: number;
   /** TLS to NATS: its server's CA, and the control plane's client certificate (verify_and_map). */
   natsTls?: { caFile: string; certFile: string; keyFile: string };
   /**
@@ -225,32 +225,6 @@ function serializedCalls(): <T>(run: () => Promise<T>) => Promise<T> {
     last = next.catch(() => undefined);
     return next;
   };
-}
-
-/**
- * A new key first in the encryption config (older keys kept, so backups still decrypt), then every
- * encrypted resource rewritten under it.
- */
-async function rotateEncryptionKey(
-  file: string,
-  store: EncryptingStore,
-  share?: (config: EncryptionConfig) => Promise<void>,
-): Promise<{ keyName: string; rewritten: number; alreadyCurrent: number; resources: string[] }> {
-  const current = await readEncryptionConfig(file);
-  const key = newEncryptionKey();
-  const next = { resources: current.resources, keys: [key, ...current.keys] };
-  await writeEncryptionConfig(file, next);
-  store.setKeys(next.keys);
-  // the other control planes take the new key from the bootstrap data before Secrets are rewritten
-  await share?.(next);
-  let rewritten = 0;
-  let alreadyCurrent = 0;
-  for (const resource of next.resources) {
-    const result = await store.reencrypt(resource);
-    rewritten += result.rewritten;
-    alreadyCurrent += result.current;
-  }
-  return { keyName: key.name, rewritten, alreadyCurrent, resources: [...next.resources] };
 }
 
 /** The etcd3 client's credentials from files; errors name the file that cannot be read. */
@@ -407,12 +381,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             serverTokenFile,
             caDir: options.clusterCaDir,
             encryptionConfigFile,
+            generationFile: join(options.stateDir, 'bootstrap-generation'),
             log,
           });
     await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
     // Secrets encrypted at rest: etcd holds only ciphertext; everything above reads plain values
     const encryption = bootstrap?.encryption ?? (await ensureEncryptionConfig(encryptionConfigFile));
     const encrypted = new EncryptingStore(etcd, { resources: encryption.resources, keys: encryption.keys });
+    // every later change of the keys (a rotation here or elsewhere) merges: none is ever dropped
+    const encryptionKeys = new LocalEncryptionConfig(encryptionConfigFile, encryption, (config) =>
+      encrypted.setKeys(config.keys),
+    );
     // one etcd watch per kind, however many watch it: API watches, informers, not-older-than lists
     const store = new CachedStore(encrypted, {
       logger: log.child({ component: 'watch-cache' }),
@@ -422,18 +401,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     if (bootstrap !== undefined) {
       // a rotation on another control plane: its keys here too, before a Secret needs them
       const following = new AbortController();
-      const followed = followBootstrap({
-        store: etcd,
-        serverToken: bootstrap.serverToken,
-        etcd: endpoints,
-        current: encryption,
-        onEncryption: async (config) => {
-          await writeEncryptionConfig(encryptionConfigFile, config);
-          encrypted.setKeys(config.keys);
-        },
-        log: log.child({ component: 'bootstrap' }),
-        signal: following.signal,
-      });
+      const followed = bootstrap.record.follow(
+        encryptionKeys,
+        log.child({ component: 'bootstrap' }),
+        following.signal,
+      );
       undo.push(async () => {
         following.abort();
         await followed;
@@ -598,11 +570,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     }-${randomBytes(3).toString('hex')}`;
     let peers: { registry: EtcdTunnelRegistry; relay: PeerRelay } | undefined;
     if (trust !== undefined) {
-      const identity = trust.ca.issueKeyPair({
-        commonName: `${CONTROL_PLANE_USER_PREFIX}${controlPlaneName}`,
-        organizations: [CONTROL_PLANES_GROUP],
-        usages: ['client auth'],
-      });
+      const { ca } = trust;
       peers = {
         registry: new EtcdTunnelRegistry({
           store: etcd,
@@ -611,8 +579,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         }),
         relay: new PeerRelay({
           ca: trust.bundle,
-          cert: identity.certificate.toString(),
-          key: privateKeyToPem(identity.privateKey),
+          issue: (notAfter) => {
+            const identity = ca.issueKeyPair({
+              commonName: `${CONTROL_PLANE_USER_PREFIX}${controlPlaneName}`,
+              organizations: [CONTROL_PLANES_GROUP],
+              usages: ['client auth'],
+              notAfter,
+            });
+            return { cert: identity.certificate.toString(), key: privateKeyToPem(identity.privateKey) };
+          },
+          ...(options.controlPlaneCertificateTtlMs !== undefined
+            ? { certificateTtlMs: options.controlPlaneCertificateTtlMs }
+            : {}),
+          log: log.child({ component: 'peer-relay' }),
         }),
       };
     }
@@ -649,11 +628,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       operations: {
         rotateEncryptionKey: serialized(() =>
           rotateEncryptionKey(
-            encryptionConfigFile,
+            encryptionKeys,
             encrypted,
-            bootstrap === undefined
-              ? undefined
-              : (config) => saveEncryptionConfig(etcd, bootstrap.serverToken, config, endpoints),
+            bootstrap === undefined ? undefined : (config) => bootstrap.record.saveEncryption(config),
           ),
         ),
         // one collection at a time here; others (other control planes) are safe alongside (gc.ts)

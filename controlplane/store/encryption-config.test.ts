@@ -1,14 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FailedPreconditionError, InvalidArgumentError } from '../../proto/errors.js';
 import {
   ensureEncryptionConfig,
+  LocalEncryptionConfig,
+  mergeEncryptionConfigs,
+  newEncryptionKey,
   parseEncryptionConfig,
   readEncryptionConfig,
   renderEncryptionConfig,
+  writeEncryptionConfig,
+  type EncryptionConfig,
 } from './encryption-config.js';
 
 const config = (providers: string): string =>
@@ -81,6 +86,61 @@ test('a missing config is made with one new key, 0600; one others may read is re
     assert.deepEqual(await ensureEncryptionConfig(file), made, 'kept, not replaced');
     chmodSync(file, 0o644);
     await assert.rejects(readEncryptionConfig(file), FailedPreconditionError);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const secrets = (...keys: EncryptionConfig['keys']): EncryptionConfig => ({
+  resources: new Set(['secrets']),
+  keys,
+});
+const names = (config: EncryptionConfig): string[] => config.keys.map((key) => key.name);
+
+test("merged configs keep every key of both: the first's in its order, then the keys only the second holds", () => {
+  const [a, b, c, old] = [newEncryptionKey(), newEncryptionKey(), newEncryptionKey(), newEncryptionKey()];
+  const places = { first: 'the record', then: 'enc.yaml' };
+  // a record that does not know a key held here (two rotations at once, a replayed copy)
+  const merged = mergeEncryptionConfigs(
+    secrets(b, old),
+    { resources: new Set(['configmaps']), keys: [a, c, old] },
+    places,
+  );
+  assert.deepEqual(names(merged), [b.name, old.name, a.name, c.name]);
+  assert.deepEqual([...merged.resources], ['secrets', 'configmaps']);
+  // one name, two secrets: one of them was changed by hand, and values open with one only
+  const changed = { name: old.name, secret: Buffer.alloc(32, 9) };
+  assert.throws(
+    () => mergeEncryptionConfigs(secrets(b, old), secrets(changed), places),
+    (err) =>
+      err instanceof FailedPreconditionError &&
+      err.message.includes(`key "${old.name}" has one secret in the record and another in enc.yaml`),
+  );
+});
+
+test('the local config takes changes by merging, one at a time, in its file before in use', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skiff-enc-'));
+  try {
+    const file = join(dir, 'enc.yaml');
+    const [old, a, b] = [newEncryptionKey(), newEncryptionKey(), newEncryptionKey()];
+    await writeEncryptionConfig(file, secrets(old));
+    const inUse: string[][] = [];
+    const local = new LocalEncryptionConfig(file, secrets(old), (config) => {
+      // in use only once the file holds it
+      assert.deepEqual(names(parseEncryptionConfig(readFileSync(file, 'utf8'), file)), names(config));
+      inUse.push(names(config));
+    });
+    // two changes at once, each made without the other's key: neither key is lost
+    await Promise.all([local.take(secrets(a, old), 'rotation a'), local.take(secrets(b, old), 'record b')]);
+    assert.deepEqual(names(local.config), [b.name, old.name, a.name]);
+    assert.deepEqual(names(await readEncryptionConfig(file)), [b.name, old.name, a.name]);
+    assert.deepEqual(inUse, [
+      [a.name, old.name],
+      [b.name, old.name, a.name],
+    ]);
+    // a config with the same first key that only lacks others changes nothing
+    assert.equal(await local.take(secrets(b), 'a record'), local.config);
+    assert.equal(inUse.length, 2);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -167,3 +167,71 @@ export async function ensureEncryptionConfig(file: string): Promise<EncryptionCo
     return config;
   }
 }
+
+/** Whether two configs say the same (resources, keys and their order). */
+export function sameEncryptionConfig(a: EncryptionConfig, b: EncryptionConfig): boolean {
+  return renderEncryptionConfig(a) === renderEncryptionConfig(b);
+}
+
+/**
+ * `first`'s keys in its order, then those of `then` that `first` lacks, and the resources of both:
+ * a config that comes from elsewhere (the cluster's record, another control plane's rotation) may
+ * not know a key yet, and a key once held must stay, for values may be encrypted with it. Keys are
+ * told apart by name; FailedPreconditionError when the two hold different secrets under one name
+ * (one was edited by hand), naming the key and both places.
+ */
+export function mergeEncryptionConfigs(
+  first: EncryptionConfig,
+  then: EncryptionConfig,
+  places: { first: string; then: string },
+): EncryptionConfig {
+  const byName = new Map(first.keys.map((key) => [key.name, key]));
+  const keys = [...first.keys];
+  for (const key of then.keys) {
+    const held = byName.get(key.name);
+    if (held === undefined) keys.push(key);
+    else if (!held.secret.equals(key.secret))
+      throw new FailedPreconditionError(
+        `merge encryption configs: key "${key.name}" has one secret in ${places.first} and another in ${places.then}; one was changed by hand. Values encrypted with it open with one of them only: put back the secret they were written with in both, or give the other a new name`,
+      );
+  }
+  return { resources: new Set([...first.resources, ...then.resources]), keys };
+}
+
+/**
+ * This control plane's encryption config: its file and the keys the store uses, changed only by
+ * `take`, one change at a time, and only by merging (mergeEncryptionConfigs), so that no change,
+ * from here or from elsewhere and in whatever order they come, drops a key.
+ */
+export class LocalEncryptionConfig {
+  private changes: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly file: string,
+    private current: EncryptionConfig,
+    /** Puts keys in use (EncryptingStore.setKeys). */
+    private readonly use: (config: EncryptionConfig) => void,
+  ) {}
+
+  get config(): EncryptionConfig {
+    return this.current;
+  }
+
+  /**
+   * Takes `incoming` (from `source`, for messages) over the config held: its keys first, in its
+   * order (its first encrypts from now on), then any held key it lacks. In the file first, then in
+   * use: a key that encrypted a value is on disk, whatever happens next. The config now held.
+   */
+  take(incoming: EncryptionConfig, source: string): Promise<EncryptionConfig> {
+    const change = this.changes.then(async () => {
+      const merged = mergeEncryptionConfigs(incoming, this.current, { first: source, then: this.file });
+      if (sameEncryptionConfig(merged, this.current)) return this.current;
+      await writeEncryptionConfig(this.file, merged);
+      this.use(merged);
+      this.current = merged;
+      return merged;
+    });
+    this.changes = change.catch(() => undefined);
+    return change;
+  }
+}

@@ -7,8 +7,12 @@
  *   user ─► this control plane ─► RelaySession (first message RelaySessionOpen) ─► holder ─► agent
  *        ◄─ frames, raw, both ways (each leg's gRPC framing only) ◄────────────────────────┘
  *
- * One connection per peer address, made on first use and kept (calls multiplex on it); the server
- * is verified with the cluster's trust bundle against the address's host.
+ * One connection per peer address, made on first use and kept while calls use it (they multiplex
+ * on it); one without calls for `idleMs` is closed, so control planes gone from the cluster leave
+ * nothing behind. The server is verified with the cluster's trust bundle against the address's
+ * host. This control plane's certificate is issued here, valid `certificateTtlMs`, and issued again
+ * halfway: new connections present the new one; a connection with calls keeps its own (TLS checked
+ * it once, at the handshake) and is closed when its last call ends.
  */
 import { EventEmitter } from 'node:events';
 import { errorMessage, UnavailableError, type SkiffError } from '../../proto/errors.js';
@@ -16,6 +20,7 @@ import { GrpcCallError, WireChannel, type WireDuplex } from '../../proto/grpc-wi
 import { ERROR_CODE_KEY, GRPC_CODE, fromGrpcError } from '../../proto/grpc-status.js';
 import { MAX_FRAME_BYTES } from '../../proto/pod-streams.js';
 import { messages } from '../../proto/gen/messages.js';
+import type { Logger } from '../../proto/support/logger.js';
 import type { SessionRequest } from './node-tunnels.js';
 import type { FrameCall } from './splice.js';
 import type { TunnelHolder } from './tunnel-registry.js';
@@ -29,6 +34,28 @@ export interface PeerIdentity {
   cert: string;
   key: string;
 }
+
+export interface PeerRelayOptions {
+  /** PEM: what peers' API certificates are verified with (the cluster's trust bundle). */
+  ca: string;
+  /** Issues this control plane's certificate (CN=system:controlplane:<name>) valid until `notAfter`. */
+  issue(notAfter: Date): { cert: string; key: string };
+  /** How long each certificate is valid; issued again halfway. Default 24 h. */
+  certificateTtlMs?: number;
+  /** A connection to a peer without calls this long is closed; default 2 min. */
+  idleMs?: number;
+  log: Logger;
+}
+
+/** A connection to one peer address, and the relay calls on it. */
+interface PeerConnection {
+  channel: WireChannel;
+  calls: number;
+  idleSince: number;
+}
+
+const DEFAULT_CERTIFICATE_TTL_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_IDLE_MS = 2 * 60 * 1000;
 
 /** Sends awaiting the call before a write says "wait" (what grpc-js's own writable buffers hold). */
 const MAX_PENDING_SENDS = 16;
@@ -101,9 +128,28 @@ class RelayCall extends EventEmitter implements FrameCall {
 }
 
 export class PeerRelay {
-  private readonly channels = new Map<string, WireChannel>();
+  /** Connections made with the current certificate, by peer address. */
+  private readonly connections = new Map<string, PeerConnection>();
+  /** Connections made with an earlier certificate, closed when their last call ends. */
+  private readonly retiring = new Set<PeerConnection>();
+  private identity: PeerIdentity;
+  private readonly renewal: NodeJS.Timeout;
+  private readonly sweep: NodeJS.Timeout;
 
-  constructor(private readonly identity: PeerIdentity) {}
+  constructor(private readonly options: PeerRelayOptions) {
+    const ttlMs = options.certificateTtlMs ?? DEFAULT_CERTIFICATE_TTL_MS;
+    const idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
+    this.identity = this.issue(ttlMs);
+    this.renewal = setInterval(() => this.renew(ttlMs), ttlMs / 2);
+    this.renewal.unref();
+    this.sweep = setInterval(() => this.closeIdle(idleMs), Math.max(10, idleMs / 2));
+    this.sweep.unref();
+  }
+
+  /** Connections to peers now open (with calls or waiting to be closed idle). */
+  get openConnections(): number {
+    return this.connections.size + this.retiring.size;
+  }
 
   /**
    * Asks `holder` for the session; resolves with its call once its agent took the session, or
@@ -117,8 +163,10 @@ export class PeerRelay {
     user: string,
     signal: AbortSignal,
   ): Promise<{ call: FrameCall; cancel(): void }> {
-    const channel = this.channelTo(holder.address);
-    const duplex = channel.duplex(RELAY_SESSION_PATH, { metadata: {} });
+    const connection = this.connectionTo(holder.address);
+    const duplex = connection.channel.duplex(RELAY_SESSION_PATH, { metadata: {} });
+    connection.calls++;
+    void duplex.ended.then(() => this.callEnded(connection));
     const onAbort = (): void => duplex.cancel();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
@@ -157,24 +205,70 @@ export class PeerRelay {
     }
   }
 
-  /** Closes every connection to peers. */
+  /** Closes every connection to peers, and stops renewing the certificate. */
   close(): void {
-    for (const channel of this.channels.values()) channel.close();
-    this.channels.clear();
+    clearInterval(this.renewal);
+    clearInterval(this.sweep);
+    for (const connection of [...this.connections.values(), ...this.retiring]) connection.channel.close();
+    this.connections.clear();
+    this.retiring.clear();
   }
 
-  private channelTo(address: string): WireChannel {
-    let channel = this.channels.get(address);
-    if (channel === undefined) {
-      channel = new WireChannel(address, {
-        maxReceiveBytes: MAX_FRAME_BYTES + 1024,
-        keepaliveMs: 30_000,
-        keepaliveTimeoutMs: 10_000,
-        tls: { ca: this.identity.ca, cert: this.identity.cert, key: this.identity.key },
-      });
-      this.channels.set(address, channel);
+  private issue(ttlMs: number): PeerIdentity {
+    return { ca: this.options.ca, ...this.options.issue(new Date(Date.now() + ttlMs)) };
+  }
+
+  /** A new certificate for new connections; those made with the old one retire. */
+  private renew(ttlMs: number): void {
+    try {
+      this.identity = this.issue(ttlMs);
+    } catch (err) {
+      this.options.log.error(
+        { err: errorMessage(err) },
+        'control-plane certificate not issued again; relays to other control planes fail once it expires',
+      );
+      return;
     }
-    return channel;
+    for (const connection of this.connections.values()) {
+      if (connection.calls === 0) connection.channel.close();
+      else this.retiring.add(connection);
+    }
+    this.connections.clear();
+    this.options.log.info('control-plane certificate issued again');
+  }
+
+  private callEnded(connection: PeerConnection): void {
+    connection.calls--;
+    connection.idleSince = Date.now();
+    if (connection.calls === 0 && this.retiring.delete(connection)) connection.channel.close();
+  }
+
+  /** Closes the connections that had no call for `idleMs`. */
+  private closeIdle(idleMs: number): void {
+    const now = Date.now();
+    for (const [address, connection] of this.connections)
+      if (connection.calls === 0 && now - connection.idleSince >= idleMs) {
+        connection.channel.close();
+        this.connections.delete(address);
+      }
+  }
+
+  private connectionTo(address: string): PeerConnection {
+    let connection = this.connections.get(address);
+    if (connection === undefined) {
+      connection = {
+        channel: new WireChannel(address, {
+          maxReceiveBytes: MAX_FRAME_BYTES + 1024,
+          keepaliveMs: 30_000,
+          keepaliveTimeoutMs: 10_000,
+          tls: { ca: this.identity.ca, cert: this.identity.cert, key: this.identity.key },
+        }),
+        calls: 0,
+        idleSince: Date.now(),
+      };
+      this.connections.set(address, connection);
+    }
+    return connection;
   }
 
   /** The holder's own refusal as it is; a transport failure as UnavailableError naming the holder. */

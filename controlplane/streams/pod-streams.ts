@@ -13,7 +13,8 @@
  * (tunnel-registry.ts) names it, and the session goes there (peer-relay.ts, skiff.v1.ControlPlanes
  * RelaySession, mutual TLS with this control plane's certificate), which opens it on its tunnel
  * and splices as above, passing the agent's end frame on as it is. The user's token and role are
- * checked here only; the holder trusts the calling control plane and logs the user it names.
+ * checked here only; the holder trusts the calling control plane and logs the user it names. The
+ * control plane the user called logs every session it starts with its user, local or relayed.
  *
  * Limits: a frame of at most MAX_FRAME_BYTES (the call fails above it), `maxStreamsPerToken`
  * streams at once per token (RESOURCE_EXHAUSTED beyond), the first frame within 10 s. Errors go
@@ -267,9 +268,18 @@ export function createPodStreams(options: PodStreamsOptions): PodStreams {
           AbortSignal.any([gone.signal, closing.signal]),
         );
         observe('OK');
-        log.debug(
-          { method, pod: `${asked.namespace}/${asked.name}`, node, container, via: agent.via },
-          'pod stream spliced',
+        // the audit of who reached into which pod, on the control plane the user called (the
+        // holder of a relayed session logs it too, with the user this one vouched for)
+        log.info(
+          {
+            method,
+            user: principal.name,
+            pod: `${asked.namespace}/${asked.name}`,
+            node,
+            container,
+            via: agent.via,
+          },
+          'pod stream started',
         );
         await splice(
           {

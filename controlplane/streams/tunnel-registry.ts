@@ -9,8 +9,12 @@
  * `address` is where other control planes reach this one's API (its --advertise-address). A
  * tunnel opened here overwrites the node's entry whoever wrote it (the agent moved here); a tunnel
  * closed here removes it only if it is still this control plane's write (compared by revision), so
- * a late close never erases the entry of the control plane the agent moved to. When the lease is
- * lost (etcd unreachable past the TTL) a new one is granted and every entry written again.
+ * a late close never erases the entry of the control plane the agent moved to. Every other write
+ * of an entry (when the lease was lost, etcd unreachable past the TTL, and a new one granted; when
+ * the first write failed) claims it: created when absent, rewritten when it is still this control
+ * plane's, and left alone when it names another, which opened a tunnel of the node since (this
+ * one's may be a half-dead one not yet noticed). A claim that found another's entry is tried again
+ * at every renewal, so that when that entry goes (its tunnel closed) this one's takes its place.
  * Writes go one at a time, in the order asked.
  */
 import { AlreadyExistsError, ConflictError, NotFoundError, errorMessage } from '../../proto/errors.js';
@@ -37,6 +41,18 @@ export interface TunnelRegistry {
 const LEASE_TTL_SECONDS = 10;
 const tunnelKey = (node: string): ObjectKey => ({ resource: 'tunnels', name: node });
 
+/** The holder a tunnel entry names; undefined when it names none. */
+function holderIn(bytes: Uint8Array): TunnelHolder | undefined {
+  let value: Partial<TunnelHolder>;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8')) as Partial<TunnelHolder>;
+  } catch {
+    return undefined;
+  }
+  if (typeof value?.controlPlane !== 'string' || typeof value.address !== 'string') return undefined;
+  return { controlPlane: value.controlPlane, address: value.address };
+}
+
 export interface EtcdTunnelRegistryOptions {
   /** etcd without the encryption layer. */
   store: Store;
@@ -48,7 +64,10 @@ export interface EtcdTunnelRegistryOptions {
 
 export class EtcdTunnelRegistry implements TunnelRegistry {
   readonly self: string;
-  /** Nodes held here, with the revision of this control plane's last write of each. */
+  /**
+   * Nodes held here, with the revision of this control plane's entry of each; undefined until it
+   * is written (a write failed, or another's entry stood in the way of a claim).
+   */
   private readonly mine = new Map<string, bigint | undefined>();
   private lease: LeaseId | undefined;
   private writes: Promise<void> = Promise.resolve();
@@ -81,7 +100,7 @@ export class EtcdTunnelRegistry implements TunnelRegistry {
 
   held(node: string): void {
     this.mine.set(node, undefined);
-    void this.enqueue(() => this.publish(node));
+    void this.enqueue(() => this.publish(node, 'overwrite'));
   }
 
   released(node: string): void {
@@ -99,10 +118,7 @@ export class EtcdTunnelRegistry implements TunnelRegistry {
 
   async holderOf(node: string): Promise<TunnelHolder | undefined> {
     try {
-      const stored = await this.options.store.get(tunnelKey(node));
-      const value = JSON.parse(Buffer.from(stored.value).toString('utf8')) as Partial<TunnelHolder>;
-      if (typeof value.controlPlane !== 'string' || typeof value.address !== 'string') return undefined;
-      return { controlPlane: value.controlPlane, address: value.address };
+      return holderIn((await this.options.store.get(tunnelKey(node))).value);
     } catch (err) {
       if (err instanceof NotFoundError) return undefined;
       throw err;
@@ -138,8 +154,8 @@ export class EtcdTunnelRegistry implements TunnelRegistry {
     try {
       if (this.lease === undefined) throw new NotFoundError('no lease yet');
       await this.options.store.keepAlive(this.lease);
-      // entries whose write failed (etcd was away) are written again
-      for (const [node, revision] of this.mine) if (revision === undefined) await this.publish(node);
+      // entries not written yet (etcd was away; another's stood in the way) are claimed again
+      for (const [node, revision] of this.mine) if (revision === undefined) await this.publish(node, 'claim');
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
       this.options.log.warn({ controlPlane: this.self }, 'tunnel registry lease lost; registering again');
@@ -147,25 +163,37 @@ export class EtcdTunnelRegistry implements TunnelRegistry {
     }
   }
 
-  /** A new lease, the record and every node held here written under it. */
+  /** A new lease, the record and every node held here claimed under it. */
   private async renew(): Promise<void> {
     const lease = await this.options.store.grantLease(LEASE_TTL_SECONDS);
     this.lease = lease.id;
+    for (const node of this.mine.keys()) this.mine.set(node, undefined);
     await this.put(
       { resource: 'controlplanes', name: this.self },
       { address: this.address, startedAt: new Date().toISOString() },
+      'overwrite',
     );
-    for (const node of this.mine.keys()) await this.publish(node);
+    for (const node of this.mine.keys()) await this.publish(node, 'claim');
   }
 
-  private async publish(node: string): Promise<void> {
+  /** Writes the entry of `node` as this control plane's (how: see put). */
+  private async publish(node: string, how: 'overwrite' | 'claim'): Promise<void> {
     if (!this.mine.has(node) || this.lease === undefined) return;
-    const revision = await this.put(tunnelKey(node), { controlPlane: this.self, address: this.address });
+    const revision = await this.put(tunnelKey(node), { controlPlane: this.self, address: this.address }, how);
+    if (revision === undefined)
+      this.options.log.debug(
+        { node, controlPlane: this.self },
+        'tunnel entry names another control plane, which opened a tunnel of the node since; left alone',
+      );
     if (this.mine.has(node)) this.mine.set(node, revision);
   }
 
-  /** Writes `value` at `key` under the lease, whatever was there; the write's revision. */
-  private async put(key: ObjectKey, value: object): Promise<bigint> {
+  /**
+   * Writes `value` at `key` under the lease: `overwrite` whatever was there; `claim` only where
+   * nothing is or this control plane's own entry is (undefined, writing nothing, when another's
+   * is). The write's revision.
+   */
+  private async put(key: ObjectKey, value: object, how: 'overwrite' | 'claim'): Promise<bigint | undefined> {
     const { store } = this.options;
     const bytes = Buffer.from(JSON.stringify(value), 'utf8');
     const lease = { lease: this.lease! };
@@ -177,6 +205,7 @@ export class EtcdTunnelRegistry implements TunnelRegistry {
       }
       try {
         const current = await store.get(key);
+        if (how === 'claim' && holderIn(current.value)?.controlPlane !== this.self) return undefined;
         return (await store.update(key, bytes, current.modRevision, lease)).modRevision;
       } catch (err) {
         // changed or removed between the two: again

@@ -50,6 +50,16 @@ describe('pod streams through any control plane', { timeout: 180_000 }, () => {
   let caFile: string;
   let agent: RunningAgent | undefined;
   const firstLog: string[] = [];
+  const secondLog: string[] = [];
+  /** Whether the second control plane logged a session of the admin's to the pod, `via` matching. */
+  const secondLogged = (via: RegExp): boolean =>
+    secondLog.some(
+      (line) =>
+        line.includes('"msg":"pod stream started"') &&
+        line.includes('"user":"admin"') &&
+        line.includes('"pod":"default/talker"') &&
+        via.test(line),
+    );
 
   const eventually = async (what: string, check: () => Promise<boolean>, timeoutMs = 30_000) => {
     const until = Date.now() + timeoutMs;
@@ -106,7 +116,7 @@ describe('pod streams through any control plane', { timeout: 180_000 }, () => {
       clusterCaDir: join(work, 'second', 'pki'),
       serverTokenFile: join(cluster.stateDir, 'server-token'),
       nodeGraceMs: 60_000,
-      log: pino({ level: 'silent' }),
+      log: pino({ level: 'info' }, { write: (line: string) => void secondLog.push(line) }),
     });
     caFile = join(work, 'ca.crt');
     await writeFile(caFile, cluster.ca!);
@@ -185,13 +195,18 @@ describe('pod streams through any control plane', { timeout: 180_000 }, () => {
     const missing = await skiff(['exec', 'talker', '--', '/no/such/command']);
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /no\/such\/command/);
-    // the holder audits each relayed session with the user it was for
+    // the holder audits each relayed session with the user it was for, and so does the control
+    // plane the user called
     assert.ok(
       firstLog.some(
         (line) =>
           line.includes('pod stream relayed for another control plane') && line.includes('"user":"admin"'),
       ),
       'the first control plane logged the relayed session',
+    );
+    assert.ok(
+      secondLogged(/"via":"(?!tunnel")/),
+      'the second control plane logged the relayed session with its user',
     );
   });
 
@@ -316,5 +331,6 @@ describe('pod streams through any control plane', { timeout: 180_000 }, () => {
     assert.deepEqual(logs, { code: 0, stdout: 'hello through the relay\n', stderr: '' });
     const exec = await skiff(['exec', 'talker', '--', 'echo', 'after the move']);
     assert.deepEqual(exec, { code: 0, stdout: 'after the move\n', stderr: '' });
+    assert.ok(secondLogged(/"via":"tunnel"/), 'a session on its own tunnel is logged with its user too');
   });
 });
