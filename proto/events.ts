@@ -80,6 +80,14 @@ export class EventRecorder {
     this.draining ??= this.drain();
   }
 
+  /**
+   * Drops the events not yet written (the one being written finishes): for a recorder whose owner's
+   * authority ended, as a scheduler's when its leadership term does.
+   */
+  discard(): void {
+    this.queue.length = 0;
+  }
+
   /** Resolves once every event recorded so far was written (or failed). */
   async flush(): Promise<void> {
     while (this.draining) await this.draining;

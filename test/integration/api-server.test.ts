@@ -144,9 +144,14 @@ describe('API server', { timeout: 120_000 }, () => {
   });
 
   test('generation moves only when the spec changes; status is written only by updateStatus', async () => {
-    const created = await api.create({ ...pod('gen'), status: { phase: 'Running' } });
+    // bound from the start: the scheduler writes the status of pods without a node
+    const created = await api.create({ ...pod('gen', { nodeName: 'n1' }), status: { phase: 'Running' } });
     assert.equal(created.metadata.generation, 1);
-    assert.equal(created.status, undefined, 'status is ignored on create');
+    assert.deepEqual(
+      created.status,
+      { phase: 'Pending' },
+      'the status sent on create is replaced: a pod starts Pending',
+    );
     const relabelled = await api.update({
       ...created,
       metadata: { ...created.metadata, labels: { app: 'other' } },

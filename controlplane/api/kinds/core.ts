@@ -94,6 +94,8 @@ export const podStrategy: KindStrategy<Pod> = {
     if (old !== undefined) validatePodSpecUpdate(pod.spec, old.spec);
   },
   statusSubresource: true,
+  // Kubernetes' pod strategy: a new pod is Pending until its node's agent reports otherwise.
+  initialStatus: () => ({ phase: 'Pending' }),
   selectableFields: {
     'spec.nodeName': (pod) => pod.spec.nodeName ?? '',
     'spec.restartPolicy': (pod) => pod.spec.restartPolicy ?? '',
