@@ -19,16 +19,7 @@ import type { Event, Pod } from '../../proto/gen/types.js';
 import { runSkiff, type RunResult } from '../e2e/cli-harness.js';
 import { launchTestControlPlane, type TestControlPlane } from '../harness/control-plane.js';
 import { registerNode, userPod } from '../harness/registered-nodes.js';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not so after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+import { until } from '../harness/until.js';
 
 describe('the scheduler service', { timeout: 120_000 }, () => {
   let cluster: TestControlPlane;
