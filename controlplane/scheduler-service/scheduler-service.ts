@@ -2,8 +2,9 @@
  * SchedulerService: the scheduler (controlplane/scheduler/, pure logic) with its edges, for one
  * leadership term of the control plane that leads:
  *
- *   shared informers (pods, nodes, namespaces) ──handlers──► Scheduler ──bind──► ApiHandlers.bindPod
- *                                                                │        (one CAS: nodeName set once)
+ *   shared informers (pods, nodes, namespaces) ──handlers──► Scheduler ──bind──► ApiHandlers.bindPods
+ *                                                                │        (a CAS each, nodeName set once;
+ *                                                                │         many in one etcd txn)
  *                                                                ├─report─► PodSchedulingReporter
  *                                                                │          (PodScheduled, Events)
  *                                                                └─evict──► graceful delete
@@ -22,6 +23,7 @@ import type { ApiHandlers } from '../api/handlers.js';
 import type { SchedulerProfile } from '../scheduler/profile.js';
 import { Scheduler, type SchedulerOptions } from '../scheduler/scheduler.js';
 import type { SchedulerMetrics } from './metrics.js';
+import { BatchingBinder } from './batching-binder.js';
 import { PodSchedulingReporter } from './pod-scheduling-reporter.js';
 
 /** The Events' source.component, as kube-scheduler's. */
@@ -61,17 +63,7 @@ export class SchedulerService {
     });
     this.reporter = new PodSchedulingReporter({ handlers, pods: options.pods, events: this.events, log });
     this.scheduler = new Scheduler({
-      binder: {
-        bind: async (pod, nodeName) => {
-          await handlers.bindPod({
-            namespace: pod.metadata.namespace ?? '',
-            name: pod.metadata.name ?? '',
-            ...(pod.metadata.uid ? { uid: pod.metadata.uid } : {}),
-            nodeName,
-            ...(pod.metadata.resourceVersion ? { seenResourceVersion: pod.metadata.resourceVersion } : {}),
-          });
-        },
-      },
+      binder: new BatchingBinder(handlers),
       reporter: this.reporter,
       evictor: this.reporter,
       ...(options.profile !== undefined ? { profile: options.profile } : {}),

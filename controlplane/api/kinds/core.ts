@@ -157,7 +157,7 @@ async function admitPriority(pod: Pod, cluster: AdmissionContext): Promise<void>
     priority = found.value ?? 0;
     preemptionPolicy = found.preemptionPolicy;
   } else {
-    const classes = await cluster.list('PriorityClass');
+    const classes = await cluster.cachedList('PriorityClass');
     const globalDefault = classes.find(
       (each): each is PriorityClass => each.kind === 'PriorityClass' && each.globalDefault === true,
     );
