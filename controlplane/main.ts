@@ -35,9 +35,9 @@ import {
   UnavailableError,
   errorMessage,
 } from '../proto/errors.js';
-import type { Namespace, Node, Pod } from '../proto/gen/types.js';
+import type { KubeObject, KubeObjectByKind, Pod } from '../proto/gen/types.js';
 import { componentLogger, type Logger } from '../proto/support/logger.js';
-import { KINDS } from '../proto/kinds.js';
+import { KINDS, kindInfoOf, type KindName } from '../proto/kinds.js';
 import { decodeObject } from '../proto/objects.js';
 import { packageVersion } from '../proto/package-info.js';
 import { unixAddress } from '../proto/api-address.js';
@@ -85,6 +85,8 @@ import { SchedulerService } from './scheduler-service/scheduler-service.js';
 import { createSchedulerMetrics } from './scheduler-service/metrics.js';
 import { Informer } from '../proto/informer/informer.js';
 import { storeSource } from './store/store-source.js';
+import { ReplicaSetController } from './controllers/replicaset/replicaset-controller.js';
+import { GarbageCollector } from './controllers/garbage-collector/garbage-collector.js';
 import type { Store } from './store/store.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
 
@@ -437,16 +439,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     }
 
     // 4. namespaces
-    const namespaceInformer = new Informer<Namespace>({
-      source: storeSource({
-        store,
-        resource: 'namespaces',
-        decode: (bytes) => decodeObject('Namespace', bytes),
-      }),
-      logger: log.child({ component: 'informer', resource: 'namespaces' }),
-    });
-    namespaceInformer.start();
-    undo.push(() => namespaceInformer.stop());
+    // one informer per kind for the whole process (the API's checks, the controllers, the scheduler)
+    const storeInformer = <K extends KindName>(kind: K): Informer<KubeObjectByKind[K]> => {
+      const { plural } = kindInfoOf(kind);
+      const informer = new Informer<KubeObjectByKind[K]>({
+        source: storeSource({ store, resource: plural, decode: (bytes) => decodeObject(kind, bytes) }),
+        logger: log.child({ component: 'informer', resource: plural }),
+      });
+      informer.start();
+      undo.push(() => informer.stop());
+      return informer;
+    };
+    const namespaceInformer = storeInformer('Namespace');
     const namespaces = new CachedNamespaceLookup(namespaceInformer, store);
     const handlers = new ApiHandlers({
       store,
@@ -466,19 +470,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // 6. controllers, on the one control plane that leads (an etcd lease; the others serve the API
     // and stand by): every term starts them afresh and stops them when it ends
     parseCidr(options.serviceCIDR ?? DEFAULT_SERVICE_CIDR, '--service-cidr');
-    const nodeInformer = new Informer<Node>({
-      source: storeSource({ store, resource: 'nodes', decode: (bytes) => decodeObject('Node', bytes) }),
-      logger: log.child({ component: 'informer', resource: 'nodes' }),
-    });
-    nodeInformer.start();
-    undo.push(() => nodeInformer.stop());
-    // the one pod informer of this process, for whatever follows pods here (the scheduler)
-    const podInformer = new Informer<Pod>({
-      source: storeSource({ store, resource: 'pods', decode: (bytes) => decodeObject('Pod', bytes) }),
-      logger: log.child({ component: 'informer', resource: 'pods' }),
-    });
-    podInformer.start();
-    undo.push(() => podInformer.stop());
+    const nodeInformer = storeInformer('Node');
+    const podInformer = storeInformer('Pod');
+    const replicaSetInformer = storeInformer('ReplicaSet');
+    // every kind whose objects own others or are owned, for the garbage collector
+    const ownershipInformers = new Map<string, Informer<KubeObject>>(
+      (
+        [
+          ['Pod', podInformer],
+          ['ReplicaSet', replicaSetInformer],
+          ...(['Deployment', 'DaemonSet', 'Job', 'CronJob'] as const).map((kind) => [
+            kind,
+            storeInformer(kind),
+          ]),
+        ] as [string, unknown][]
+      ).map(([kind, informer]) => [kind, informer as Informer<KubeObject>]),
+    );
     // made here, before the first term, so the scheduler's metrics join the API's on /metrics
     const registry = new Registry();
     const schedulerMetrics = createSchedulerMetrics(registry);
@@ -500,12 +507,28 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         ...(options.nodeCidrMaskSize !== undefined ? { nodeMaskSize: options.nodeCidrMaskSize } : {}),
         log: log.child({ component: 'node-ipam' }),
       });
+      // controllers that count objects must see them all first (a ReplicaSet would create its
+      // pods again)
+      await Promise.all([...ownershipInformers.values()].map((informer) => informer.waitForSync()));
+      const replicaSets = new ReplicaSetController({
+        handlers,
+        replicaSets: replicaSetInformer,
+        pods: podInformer,
+        log: log.child({ component: 'replicaset-controller' }),
+      });
+      const garbageCollector = new GarbageCollector({
+        handlers,
+        informers: ownershipInformers,
+        log: log.child({ component: 'garbage-collector' }),
+      });
       namespaceController.start();
       nodeIpam.start();
-      // the scheduler, from a fresh start each term on what the informers hold now
+      replicaSets.start();
+      garbageCollector.start();
+      // the scheduler, from a fresh start each term on what the informers hold now (pods: above)
       const aborted = new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
       await Promise.race([
-        Promise.all([podInformer.waitForSync(), nodeInformer.waitForSync(), namespaceInformer.waitForSync()]),
+        Promise.all([nodeInformer.waitForSync(), namespaceInformer.waitForSync()]),
         aborted,
       ]);
       const scheduler = signal.aborted
@@ -522,7 +545,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           });
       scheduler?.start();
       await aborted;
-      await Promise.all([namespaceController.stop(), nodeIpam.stop(), scheduler?.stop()]);
+      await Promise.all([
+        namespaceController.stop(),
+        nodeIpam.stop(),
+        replicaSets.stop(),
+        garbageCollector.stop(),
+        scheduler?.stop(),
+      ]);
     };
     const leader = new LeaderElection({
       store,

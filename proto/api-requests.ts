@@ -37,7 +37,12 @@ export interface DeleteOptions {
   preconditions?: { uid?: string; resourceVersion?: string };
   /** Every check, nothing written: the object as the delete would leave it. */
   dryRun?: boolean;
+  /** What becomes of the objects this one owns; default Background (controlplane/controllers/garbage-collector). */
+  propagationPolicy?: PropagationPolicy;
 }
+
+export const PROPAGATION_POLICIES = ['Background', 'Foreground', 'Orphan'] as const;
+export type PropagationPolicy = (typeof PROPAGATION_POLICIES)[number];
 
 /**
  * Writes one DryRunWrites call may carry (api.proto): the call's one deadline covers them all, and

@@ -498,6 +498,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
       }
       if (deleteOptions.preconditions) request.preconditions = { ...deleteOptions.preconditions };
       if (deleteOptions.dryRun) request.dryRun = true;
+      if (deleteOptions.propagationPolicy) request.propagationPolicy = deleteOptions.propagationPolicy;
       return objectOf(await unary('Delete', request));
     },
     watch(kind, watchOptions = {}) {

@@ -8,6 +8,7 @@
  * `--dry-run=client` only reads each object.
  */
 import type { Command } from 'commander';
+import type { PropagationPolicy } from '../../proto/api-requests.js';
 import type { ApiClient } from '../../proto/client.js';
 import { InvalidArgumentError, NotFoundError } from '../../proto/errors.js';
 import type { KindInfo } from '../../proto/kinds.js';
@@ -34,6 +35,8 @@ interface DeleteFlags {
   all?: boolean;
   allNamespaces?: boolean;
   gracePeriod?: number;
+  /** true: --cascade without a value (commander does not call the parser then) */
+  cascade?: PropagationPolicy | true;
   ignoreNotFound?: boolean;
   dryRun?: string | boolean;
   output?: string;
@@ -63,6 +66,9 @@ async function deleteTargets(
       } else {
         await api.delete(t.info.kind, t.namespace, t.name, {
           ...(flags.gracePeriod === undefined ? {} : { gracePeriodSeconds: flags.gracePeriod }),
+          ...(flags.cascade === undefined
+            ? {}
+            : { propagationPolicy: flags.cascade === true ? 'Background' : flags.cascade }),
           ...(dryRun === 'server' ? { dryRun: true } : {}),
         });
       }
@@ -81,6 +87,25 @@ async function deleteTargets(
   return failures ? 1 : 0;
 }
 
+/** kubectl's --cascade: background, foreground, orphan; true and false as its older spelling. */
+function parseCascade(value: string | true): PropagationPolicy {
+  const policy = (
+    {
+      true: 'Background',
+      background: 'Background',
+      foreground: 'Foreground',
+      false: 'Orphan',
+      orphan: 'Orphan',
+    } as const
+  )[String(value) as 'true'];
+  if (policy === undefined)
+    throw new InvalidArgumentError(
+      `delete: --cascade=${value}: must be background, foreground or orphan`,
+      'cascade',
+    );
+  return policy;
+}
+
 export function registerDelete(program: Command): void {
   const command = program
     .command('delete')
@@ -96,6 +121,11 @@ export function registerDelete(program: Command): void {
       '--grace-period <seconds>',
       'seconds a pod gets to stop (0: at once)',
       parseNonNegativeInt('--grace-period'),
+    )
+    .option(
+      '--cascade [strategy]',
+      'what becomes of the objects it owns: background (default: deleted after it), foreground (deleted before it), orphan (kept)',
+      parseCascade,
     )
     .option('--ignore-not-found', 'treat a missing object as deleted')
     .option('-o, --output <format>', 'name: print kind.group/name of each object deleted');

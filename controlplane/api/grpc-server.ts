@@ -21,7 +21,7 @@ import {
   UnavailableError,
   errorMessage,
 } from '../../proto/errors.js';
-import { MAX_DRY_RUN_WRITES } from '../../proto/api-requests.js';
+import { MAX_DRY_RUN_WRITES, type PropagationPolicy } from '../../proto/api-requests.js';
 import type { KubeObject } from '../../proto/gen/types.js';
 import { toServiceError } from './grpc-errors.js';
 import { messages, services } from '../../proto/gen/messages.js';
@@ -476,6 +476,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
         ...(preconditions ? { preconditions } : {}),
         ...(req.dryRun === true ? { dryRun: true } : {}),
+        ...(str(req.propagationPolicy) ? { propagationPolicy: str(req.propagationPolicy) as PropagationPolicy } : {}),
       });
       return deleted.responseEnvelope();
     }),

@@ -33,6 +33,7 @@ import type {
   WatchEvent as SharedWatchEvent,
   WatchOptions,
 } from '../../proto/api-requests.js';
+import { PROPAGATION_POLICIES } from '../../proto/api-requests.js';
 import { encodeObjectWithin, MAX_OBJECT_BYTES } from '../../proto/objects.js';
 import {
   MAX_WRITES_PER_TRANSACTION,
@@ -663,6 +664,13 @@ export class ApiHandlers {
         'gracePeriodSeconds',
       );
     }
+    const policy = options.propagationPolicy;
+    if (policy !== undefined && !PROPAGATION_POLICIES.includes(policy)) {
+      throw new InvalidArgumentError(
+        `${action}: propagationPolicy "${policy}" is not one of ${PROPAGATION_POLICIES.join(', ')}`,
+        'propagationPolicy',
+      );
+    }
     const pinned = options.preconditions?.resourceVersion || undefined;
     if (pinned !== undefined) parseRevision(pinned, 'preconditions.resourceVersion', action);
     const uid = options.preconditions?.uid;
@@ -679,7 +687,7 @@ export class ApiHandlers {
       action,
       pinned,
       async (current, revision) => {
-        const plan = planDelete(current, strategy, grace, this.now());
+        const plan = planDelete(current, strategy, grace, this.now(), policy);
         if (plan.action === 'unchanged') return ApiObject.fromObject(info, current);
         if (options.dryRun) return ApiObject.fromObject(info, plan.action === 'mark' ? plan.object : current);
         if (plan.action === 'remove') return this.apiObject(info, await this.store.delete(key, revision));

@@ -153,6 +153,32 @@ describe('object lifecycle', () => {
     assert.equal((ns.object as Namespace).status?.phase, 'Terminating');
   });
 
+  test('Foreground and Orphan keep the object, marked with the finalizer the garbage collector reads', () => {
+    const plain = pod();
+    const foreground = planDelete(plain, PODS, undefined, now, 'Foreground');
+    assert.ok(foreground.action === 'mark');
+    assert.deepEqual(foreground.object.metadata.finalizers, ['foregroundDeletion']);
+    assert.equal(foreground.object.metadata.deletionTimestamp, '2026-01-02T03:04:05Z');
+    const orphan = planDelete(
+      pod({ metadata: { name: 'w', finalizers: ['x/y'] } }),
+      PODS,
+      undefined,
+      now,
+      'Orphan',
+    );
+    assert.ok(orphan.action === 'mark');
+    assert.deepEqual(orphan.object.metadata.finalizers, ['x/y', 'orphan']);
+    assert.deepEqual(planDelete(plain, PODS, undefined, now, 'Background'), { action: 'remove' });
+    // asked again with the finalizer there already: nothing changes
+    assert.deepEqual(planDelete(foreground.object, PODS, undefined, now, 'Foreground'), {
+      action: 'unchanged',
+    });
+    // a pod already marked keeps its deletion time when a propagation finalizer is added later
+    const later = planDelete(foreground.object, PODS, undefined, new Date('2026-01-02T03:09:00Z'), 'Orphan');
+    assert.ok(later.action === 'mark');
+    assert.equal(later.object.metadata.deletionTimestamp, '2026-01-02T03:04:05Z');
+  });
+
   test('removing the last finalizer of a marked object completes its deletion', () => {
     const marked = pod({
       metadata: { name: 'w', deletionTimestamp: '2026-01-01T00:00:00Z', finalizers: ['a'] },

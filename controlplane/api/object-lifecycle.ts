@@ -16,6 +16,7 @@
  *   deletionTimestamp = now + grace; everything else is removed at once. An update that leaves a marked object without finalizers (and no grace
  *   period running) completes the delete.
  */
+import type { PropagationPolicy } from '../../proto/api-requests.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { KubeObject, ObjectMeta } from '../../proto/gen/types.js';
 import type { KindStrategy } from './kinds/strategy.js';
@@ -180,6 +181,7 @@ export function planDelete(
   strategy: KindStrategy,
   gracePeriodSeconds: number | undefined,
   now: Date,
+  propagationPolicy: PropagationPolicy = 'Background',
 ): DeletePlan {
   const meta = object.metadata;
   const marked = meta.deletionTimestamp !== undefined && meta.deletionTimestamp !== '';
@@ -187,17 +189,45 @@ export function planDelete(
     if (marked) return { action: 'unchanged' };
     return { action: 'mark', object: strategy.markOnDelete(object, rfc3339Seconds(now)) };
   }
+  // Foreground and Orphan keep the object, marked, until the garbage collector has dealt with
+  // what it owns and removed the finalizer that says which
+  const propagationFinalizer = PROPAGATION_FINALIZERS[propagationPolicy];
+  const finalizers =
+    propagationFinalizer !== undefined && !(meta.finalizers ?? []).includes(propagationFinalizer)
+      ? [...(meta.finalizers ?? []), propagationFinalizer]
+      : meta.finalizers;
+  const addsFinalizer = finalizers !== meta.finalizers;
   const grace = strategy.deleteGraceSeconds?.(object, gracePeriodSeconds) ?? 0;
-  const finalizers = (meta.finalizers ?? []).length;
-  if (finalizers === 0 && grace <= 0) return { action: 'remove' };
-  if (marked) {
+  if ((finalizers ?? []).length === 0 && grace <= 0) return { action: 'remove' };
+  if (marked && !addsFinalizer) {
     // A running grace period can only be shortened, as Kubernetes does.
     const running = meta.deletionGracePeriodSeconds ?? 0;
     if (grace >= running) return { action: 'unchanged' };
   }
-  const deletionTimestamp = rfc3339Seconds(new Date(now.getTime() + grace * 1000));
+  const deletionTimestamp =
+    marked && addsFinalizer
+      ? meta.deletionTimestamp!
+      : rfc3339Seconds(new Date(now.getTime() + grace * 1000));
+  const deletionGracePeriodSeconds = marked && addsFinalizer ? (meta.deletionGracePeriodSeconds ?? 0) : grace;
   return {
     action: 'mark',
-    object: { ...object, metadata: { ...meta, deletionTimestamp, deletionGracePeriodSeconds: grace } },
+    object: {
+      ...object,
+      metadata: {
+        ...meta,
+        deletionTimestamp,
+        deletionGracePeriodSeconds,
+        ...(finalizers !== undefined ? { finalizers } : {}),
+      },
+    },
   };
 }
+
+/** The finalizers Kubernetes' garbage collector reads: what to do with an object's dependents. */
+export const FOREGROUND_DELETION_FINALIZER = 'foregroundDeletion';
+export const ORPHAN_FINALIZER = 'orphan';
+const PROPAGATION_FINALIZERS: Record<PropagationPolicy, string | undefined> = {
+  Background: undefined,
+  Foreground: FOREGROUND_DELETION_FINALIZER,
+  Orphan: ORPHAN_FINALIZER,
+};

@@ -16,7 +16,13 @@ export function storeSource<T>(options: StoreSourceOptions<T>): ListWatchSource<
   const read = (stored: StoredValue): SourceItem<T> => {
     const key = describeKey(stored.key);
     try {
-      return { key, modRevision: stored.modRevision, object: decode(stored.value, stored.key) };
+      const object = decode(stored.value, stored.key);
+      // the bytes hold the version the writer read, not the one this write made: a cached object
+      // carries its real resourceVersion, as the API's answers do, so a compare-and-swap from the
+      // cache is not refused as stale
+      const metadata = (object as { metadata?: { resourceVersion?: string } } | undefined)?.metadata;
+      if (metadata !== undefined) metadata.resourceVersion = stored.modRevision.toString();
+      return { key, modRevision: stored.modRevision, object };
     } catch (err) {
       return {
         key,

@@ -308,6 +308,7 @@ export const messages: { readonly [name in MessageName]: MessageType } = {
     field('gracePeriodSeconds', 4, 'int64', PRESENCE),
     field('preconditions', 5, messages.Preconditions),
     field('dryRun', 6, 'bool'),
+    field('propagationPolicy', 7, 'string'),
   ]),
   WatchRequest: message('WatchRequest', encodeWatchRequest, decodeWatchRequest, () => [
     field('kind', 1, 'string'),
@@ -2528,6 +2529,7 @@ function encodeDeleteRequest(m: Fields, w: Writer): void {
   if ((v = m.gracePeriodSeconds) != null) w.int64(32, v);
   if ((v = m.preconditions) != null) w.message(42, v, encodePreconditions);
   if ((v = m.dryRun) != null && v !== false) w.bool(48, v);
+  if ((v = m.propagationPolicy) != null && v !== '') w.string(58, v);
 }
 
 function decodeDeleteRequest(r: Reader, m: Fields = {}): Fields {
@@ -2551,6 +2553,9 @@ function decodeDeleteRequest(r: Reader, m: Fields = {}): Fields {
         break;
       case 48:
         if ((m.dryRun = r.bool()) === false) delete m.dryRun;
+        break;
+      case 58:
+        if ((m.propagationPolicy = r.string()) === '') delete m.propagationPolicy;
         break;
       default:
         r.skip(tag);

@@ -63,9 +63,20 @@ export interface Relist {
   revision: bigint;
 }
 
+/** The values an object is filed under in one index (e.g. its namespace, its owners' uids). */
+export type IndexFunction<T> = (object: T) => readonly string[];
+
+interface InformerIndex<T> {
+  by: IndexFunction<T>;
+  /** value → keys of the cached objects filed under it */
+  keys: Map<string, Set<string>>;
+}
+
 export class Informer<T> {
   private readonly source: ListWatchSource<T>;
   private cache = new Map<string, CachedObject<T>>();
+  /** index name → value → keys; kept with the cache, so lookups never scan it */
+  private readonly indexes = new Map<string, InformerIndex<T>>();
   private readonly handlers = new Set<InformerHandler<T>>();
   private readonly controller = new AbortController();
   private readonly log: Logger;
@@ -126,6 +137,35 @@ export class Informer<T> {
 
   list(): CachedObject<T>[] {
     return [...this.cache.values()];
+  }
+
+  /**
+   * Files every cached object (now and from now on) under the values `by` gives it, for byIndex.
+   * Adding the same function under the same name again does nothing (each user of a shared
+   * informer may ask for the index it needs); another function under a taken name throws.
+   */
+  addIndex(name: string, by: IndexFunction<T>): void {
+    const existing = this.indexes.get(name);
+    if (existing?.by === by) return;
+    if (existing !== undefined)
+      throw new Error(`informer index "${name}" exists already, filed by another function`);
+    const index: InformerIndex<T> = { by, keys: new Map() };
+    this.indexes.set(name, index);
+    for (const cached of this.cache.values()) this.fileUnder(index, cached);
+  }
+
+  /** The cached objects that index `name` files under `value`. */
+  byIndex(name: string, value: string): CachedObject<T>[] {
+    const index = this.indexes.get(name);
+    if (index === undefined) throw new Error(`informer has no index "${name}"`);
+    const keys = index.keys.get(value);
+    if (keys === undefined) return [];
+    const found: CachedObject<T>[] = [];
+    for (const key of keys) {
+      const cached = this.cache.get(key);
+      if (cached !== undefined) found.push(cached);
+    }
+    return found;
   }
 
   /** The revision the cache is current to. */
@@ -199,6 +239,10 @@ export class Informer<T> {
     const previous = this.cache;
     this.cache = fresh;
     this.lastRevision = revision;
+    for (const index of this.indexes.values()) {
+      index.keys.clear();
+      for (const cached of fresh.values()) this.fileUnder(index, cached);
+    }
     for (const [key, cached] of fresh) {
       const before = previous.get(key);
       if (before === undefined) this.notify(key, 'added');
@@ -223,6 +267,10 @@ export class Informer<T> {
     }
     const before = this.cache.get(item.key);
     this.cache.set(item.key, cached);
+    for (const index of this.indexes.values()) {
+      if (before !== undefined) this.unfile(index, before);
+      this.fileUnder(index, cached);
+    }
     this.notify(item.key, change, before);
   }
 
@@ -230,7 +278,25 @@ export class Informer<T> {
     const last = this.cache.get(key);
     if (last === undefined) return;
     this.cache.delete(key);
+    for (const index of this.indexes.values()) this.unfile(index, last);
     this.notify(key, 'deleted', last);
+  }
+
+  private fileUnder(index: InformerIndex<T>, cached: CachedObject<T>): void {
+    for (const value of index.by(cached.object)) {
+      let keys = index.keys.get(value);
+      if (keys === undefined) index.keys.set(value, (keys = new Set()));
+      keys.add(cached.key);
+    }
+  }
+
+  private unfile(index: InformerIndex<T>, cached: CachedObject<T>): void {
+    for (const value of index.by(cached.object)) {
+      const keys = index.keys.get(value);
+      if (keys === undefined) continue;
+      keys.delete(cached.key);
+      if (keys.size === 0) index.keys.delete(value);
+    }
   }
 
   /** The item to cache, or undefined (logged) when the source could not read it. */
