@@ -48,6 +48,8 @@ interface CaseResult {
   scheduledEvents: number;
   /** Scheduling cycles by result (skiff_scheduler_schedule_attempts_total). */
   attempts: string;
+  /** The mean scheduling cycle (pop to assume), from the scheduler's histogram. */
+  cycleMeanMs: number;
 }
 
 /** `count` calls of `run(i)`, `IN_FLIGHT` at once. */
@@ -140,7 +142,15 @@ async function runCase(nodeCount: number, podCount: number, spread: boolean): Pr
     ]
       .map(([, result, count]) => `${result} ${count}`)
       .join(', ');
+    const cycleSeconds = (name: string): number =>
+      Number(
+        new RegExp(
+          `^skiff_scheduler_scheduling_attempt_duration_seconds_${name}\\{result="scheduled"\\} (\\S+)`,
+          'm',
+        ).exec(metrics)?.[1] ?? NaN,
+      );
     return {
+      cycleMeanMs: (cycleSeconds('sum') / cycleSeconds('count')) * 1000,
       attempts,
       scheduledEvents,
       nodes: nodeCount,
@@ -182,6 +192,7 @@ async function main(): Promise<void> {
     'pods/s ÷ CAS/s',
     'Scheduled events',
     'cycles',
+    'cycle mean ms',
   ];
   const rows: string[][] = [];
   for (const nodes of values.nodes.split(',').map(Number)) {
@@ -200,6 +211,7 @@ async function main(): Promise<void> {
         (r.podsPerSecond / r.rawCasPerSecond).toFixed(2),
         String(r.scheduledEvents),
         r.attempts,
+        r.cycleMeanMs.toFixed(3),
       ]);
       process.stderr.write(`case done: ${rows[rows.length - 1]!.join(' ')}\n`);
     }
