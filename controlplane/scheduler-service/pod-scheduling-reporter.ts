@@ -124,22 +124,16 @@ export class PodSchedulingReporter implements SchedulingReporter, Evictor {
   private enqueue(pod: Pod, wanted: WantedStatus): void {
     if (this.closed) return;
     const key = podKey(pod);
-    const before = this.pending.get(key);
     // latest wins, field by field: a nomination asked for earlier stays unless changed since
-    this.pending.set(
-      key,
-      before === undefined || before.uid !== wanted.uid
-        ? wanted
-        : {
-            uid: wanted.uid,
-            ...((wanted.condition ?? before.condition)
-              ? { condition: wanted.condition ?? before.condition! }
-              : {}),
-            ...((wanted.nominatedNodeName ?? before.nominatedNodeName) !== undefined
-              ? { nominatedNodeName: wanted.nominatedNodeName ?? before.nominatedNodeName! }
-              : {}),
-          },
-    );
+    const before = this.pending.get(key);
+    const earlier = before !== undefined && before.uid === wanted.uid ? before : undefined;
+    const condition = wanted.condition ?? earlier?.condition;
+    const nominatedNodeName = wanted.nominatedNodeName ?? earlier?.nominatedNodeName;
+    this.pending.set(key, {
+      uid: wanted.uid,
+      ...(condition !== undefined ? { condition } : {}),
+      ...(nominatedNodeName !== undefined ? { nominatedNodeName } : {}),
+    });
     this.startWriters();
   }
 
