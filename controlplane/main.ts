@@ -84,6 +84,7 @@ import { Informer } from '../proto/informer/informer.js';
 import { storeSource } from './store/store-source.js';
 import { ReplicaSetController } from './controllers/replicaset/replicaset-controller.js';
 import { GarbageCollector } from './controllers/garbage-collector/garbage-collector.js';
+import { DeploymentController } from './controllers/deployment/deployment-controller.js';
 import type { Store } from './store/store.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
 
@@ -459,16 +460,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const nodeInformer = storeInformer('Node');
     const podInformer = storeInformer('Pod');
     const replicaSetInformer = storeInformer('ReplicaSet');
+    const deploymentInformer = storeInformer('Deployment');
     // every kind whose objects own others or are owned, for the garbage collector
     const ownershipInformers = new Map<string, Informer<KubeObject>>(
       (
         [
           ['Pod', podInformer],
           ['ReplicaSet', replicaSetInformer],
-          ...(['Deployment', 'DaemonSet', 'Job', 'CronJob'] as const).map((kind) => [
-            kind,
-            storeInformer(kind),
-          ]),
+          ['Deployment', deploymentInformer],
+          ...(['DaemonSet', 'Job', 'CronJob'] as const).map((kind) => [kind, storeInformer(kind)]),
         ] as [string, unknown][]
       ).map(([kind, informer]) => [kind, informer as Informer<KubeObject>]),
     );
@@ -498,6 +498,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         pods: podInformer,
         log: log.child({ component: 'replicaset-controller' }),
       });
+      const deployments = new DeploymentController({
+        handlers,
+        deployments: deploymentInformer,
+        replicaSets: replicaSetInformer,
+        pods: podInformer,
+        log: log.child({ component: 'deployment-controller' }),
+      });
       const garbageCollector = new GarbageCollector({
         handlers,
         informers: ownershipInformers,
@@ -506,12 +513,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       namespaceController.start();
       nodeIpam.start();
       replicaSets.start();
+      deployments.start();
       garbageCollector.start();
       await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
       await Promise.all([
         namespaceController.stop(),
         nodeIpam.stop(),
         replicaSets.stop(),
+        deployments.stop(),
         garbageCollector.stop(),
       ]);
     };
