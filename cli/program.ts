@@ -26,6 +26,7 @@ export const VERBS: Readonly<Record<string, () => Promise<Registrar>>> = {
   scale: async () => (await import('./commands/rollout.js')).registerScale,
   set: async () => (await import('./commands/rollout.js')).registerSet,
   rollout: async () => (await import('./commands/rollout.js')).registerRollout,
+  wait: async () => (await import('./commands/wait.js')).registerWait,
   secrets: async () => (await import('./commands/secrets.js')).registerSecrets,
   'api-resources': async () => (await import('./commands/api-resources.js')).registerApiResources,
   config: async () => (await import('./commands/config.js')).registerConfig,

@@ -194,8 +194,28 @@ describe('workload controllers through the CLI', () => {
       ).filter((p) => !p.metadata.deletionTimestamp);
       return now.length === 4 && now.every((p) => !before.includes(p.metadata.name));
     });
+    assert.equal(
+      ok(
+        await cluster.skiff(['wait', '--for=condition=Available', 'deployment/shop', '--timeout=60s']),
+        'wait',
+      ),
+      'deployment.apps/shop condition met\n',
+    );
+    const running = ok(
+      await cluster.skiff([
+        'wait',
+        '--for=jsonpath={.status.phase}=Running',
+        'pods',
+        '-l',
+        'app=shop',
+        '--timeout=30s',
+      ]),
+      'wait -l',
+    );
+    assert.equal(running.split('\n').filter(Boolean).length, 4);
     ok(await cluster.skiff(['delete', 'deploy', 'shop']), 'delete deployment');
     await until('its ReplicaSets and pods collected', async () => (await images()).length === 0);
+    ok(await cluster.skiff(['wait', '--for=delete', 'deployment/shop', '--timeout=30s']), 'wait for delete');
   });
 
   test('rollout status exits 1 once the progress deadline passes; bad arguments are refused by name', async () => {
@@ -218,6 +238,15 @@ spec:
     const stuck = await cluster.skiff(['rollout', 'status', 'deploy/stuck', '--timeout', '60s']);
     assert.equal(stuck.code, 1, stuck.stdout + stuck.stderr);
     assert.match(stuck.stderr, /error: deployment "stuck" exceeded its progress deadline/);
+
+    const notAvailable = await cluster.skiff([
+      'wait',
+      '--for=condition=Available',
+      'deploy/stuck',
+      '--timeout=1s',
+    ]);
+    assert.equal(notAvailable.code, 1);
+    assert.match(notAvailable.stderr, /error: timed out waiting for the condition on deployments\/stuck/);
 
     const noReplicas = await cluster.skiff(['scale', 'deploy/stuck']);
     assert.notEqual(noReplicas.code, 0);
