@@ -87,6 +87,7 @@ import { Informer } from '../proto/informer/informer.js';
 import { storeSource } from './store/store-source.js';
 import { ReplicaSetController } from './controllers/replicaset/replicaset-controller.js';
 import { GarbageCollector } from './controllers/garbage-collector/garbage-collector.js';
+import { DeploymentController } from './controllers/deployment/deployment-controller.js';
 import type { Store } from './store/store.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
 
@@ -473,16 +474,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const nodeInformer = storeInformer('Node');
     const podInformer = storeInformer('Pod');
     const replicaSetInformer = storeInformer('ReplicaSet');
+    const deploymentInformer = storeInformer('Deployment');
     // every kind whose objects own others or are owned, for the garbage collector
     const ownershipInformers = new Map<string, Informer<KubeObject>>(
       (
         [
           ['Pod', podInformer],
           ['ReplicaSet', replicaSetInformer],
-          ...(['Deployment', 'DaemonSet', 'Job', 'CronJob'] as const).map((kind) => [
-            kind,
-            storeInformer(kind),
-          ]),
+          ['Deployment', deploymentInformer],
+          ...(['DaemonSet', 'Job', 'CronJob'] as const).map((kind) => [kind, storeInformer(kind)]),
         ] as [string, unknown][]
       ).map(([kind, informer]) => [kind, informer as Informer<KubeObject>]),
     );
@@ -516,6 +516,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         pods: podInformer,
         log: log.child({ component: 'replicaset-controller' }),
       });
+      const deployments = new DeploymentController({
+        handlers,
+        deployments: deploymentInformer,
+        replicaSets: replicaSetInformer,
+        pods: podInformer,
+        log: log.child({ component: 'deployment-controller' }),
+      });
       const garbageCollector = new GarbageCollector({
         handlers,
         informers: ownershipInformers,
@@ -524,6 +531,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       namespaceController.start();
       nodeIpam.start();
       replicaSets.start();
+      deployments.start();
       garbageCollector.start();
       // the scheduler, from a fresh start each term on what the informers hold now (pods: above)
       const aborted = new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
@@ -549,6 +557,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         namespaceController.stop(),
         nodeIpam.stop(),
         replicaSets.stop(),
+        deployments.stop(),
         garbageCollector.stop(),
         scheduler?.stop(),
       ]);

@@ -16,7 +16,7 @@
  * informer (Expectations), so no pod is created twice for one missing replica.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { Pod, ReplicaSet, OwnerReference, Condition } from '../../../proto/gen/types.js';
+import type { Pod, ReplicaSet, Condition } from '../../../proto/gen/types.js';
 import { ConflictError, NotFoundError, errorMessage } from '../../../proto/errors.js';
 import { EventRecorder } from '../../../proto/events.js';
 import { Controller } from '../../../proto/informer/controller.js';
@@ -28,7 +28,8 @@ import type { ApiHandlers } from '../../api/handlers.js';
 import { labelSelectorFromObject } from '../../api/selectors.js';
 import { Expectations } from '../support/expectations.js';
 import { handlersEventSink } from '../support/event-sink.js';
-import { POD_INDEX_NAMESPACE, controllerOf, podsByNamespace } from '../support/pod-indexes.js';
+import { claimObjects, controllerRefOf, controllerReference } from '../support/claims.js';
+import { NAMESPACE_INDEX, indexByNamespace } from '../support/indexes.js';
 import { podAvailable, podReadySince, podsToDelete } from './pod-ranking.js';
 
 /** Kubernetes' BurstReplicas: creations or deletions one reconcile may start. */
@@ -73,7 +74,7 @@ export class ReplicaSetController {
       log: options.log.child({ component: 'events' }),
       now: () => new Date(this.clock.now()),
     });
-    podsByNamespace(options.pods);
+    indexByNamespace(options.pods);
   }
 
   start(): void {
@@ -100,7 +101,7 @@ export class ReplicaSetController {
     const pod = change === 'deleted' ? last : this.options.pods.get(key)?.object;
     if (pod === undefined) return;
     const namespace = pod.metadata.namespace ?? '';
-    const owner = controllerOf(pod, 'ReplicaSet');
+    const owner = controllerRefOf(pod, 'ReplicaSet');
     const ownerKey = owner ? `${namespace}/${owner.name}` : undefined;
     const before = this.lastOwner.get(key);
     if (before !== undefined && before !== ownerKey) this.controller.enqueue(before);
@@ -152,45 +153,14 @@ export class ReplicaSetController {
   }
 
   /** The active pods this ReplicaSet controls after adopting orphans and releasing strays. */
-  private async claimPods(rs: ReplicaSet): Promise<Pod[]> {
-    const { handlers, pods } = this.options;
-    const selector = selectorOf(rs);
-    const owned: Pod[] = [];
-    for (const { object: pod } of pods.byIndex(POD_INDEX_NAMESPACE, rs.metadata.namespace ?? '')) {
-      if (!isActive(pod)) continue;
-      const controller = controllerOf(pod);
-      if (controller !== undefined) {
-        if (controller.uid !== rs.metadata.uid) continue;
-        if (selector.matches(pod.metadata.labels)) owned.push(pod);
-        else if (!rs.metadata.deletionTimestamp) await this.release(rs, pod);
-        continue;
-      }
-      if (rs.metadata.deletionTimestamp || !selector.matches(pod.metadata.labels)) continue;
-      // adopt: a compare-and-swap on the pod as the cache has it (a conflict retries the reconcile)
-      const adopted = await handlers.update({
-        ...pod,
-        metadata: {
-          ...pod.metadata,
-          ownerReferences: [...(pod.metadata.ownerReferences ?? []), ownerReference(rs)],
-        },
-      } as never);
-      owned.push(adopted.object as Pod);
-    }
-    return owned;
-  }
-
-  private async release(rs: ReplicaSet, pod: Pod): Promise<void> {
-    try {
-      await this.options.handlers.update({
-        ...pod,
-        metadata: {
-          ...pod.metadata,
-          ownerReferences: (pod.metadata.ownerReferences ?? []).filter((ref) => ref.uid !== rs.metadata.uid),
-        },
-      } as never);
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
-    }
+  private claimPods(rs: ReplicaSet): Promise<Pod[]> {
+    const inNamespace = this.options.pods.byIndex(NAMESPACE_INDEX, rs.metadata.namespace ?? '');
+    return claimObjects(
+      this.options.handlers,
+      rs,
+      selectorOf(rs),
+      inNamespace.map((cached) => cached.object).filter(isActive),
+    );
   }
 
   /** Creates or deletes toward spec.replicas; the ReplicaFailure condition when that failed. */
@@ -232,7 +202,7 @@ export class ReplicaSetController {
         ...(template.metadata?.labels ? { labels: { ...template.metadata.labels } } : {}),
         ...(template.metadata?.annotations ? { annotations: { ...template.metadata.annotations } } : {}),
         ...(template.metadata?.finalizers ? { finalizers: [...template.metadata.finalizers] } : {}),
-        ownerReferences: [ownerReference(rs)],
+        ownerReferences: [controllerReference(rs)],
       },
       spec: structuredClone(template.spec ?? { containers: [] }),
     };
@@ -314,17 +284,6 @@ function selectorOf(rs: ReplicaSet) {
 function isActive(pod: Pod): boolean {
   const phase = pod.status?.phase;
   return phase !== 'Succeeded' && phase !== 'Failed' && !pod.metadata.deletionTimestamp;
-}
-
-function ownerReference(rs: ReplicaSet): OwnerReference {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'ReplicaSet',
-    name: rs.metadata.name ?? '',
-    uid: rs.metadata.uid ?? '',
-    controller: true,
-    blockOwnerDeletion: true,
-  };
 }
 
 function sameStatus(a: ReplicaSet['status'], b: NonNullable<ReplicaSet['status']>): boolean {
