@@ -88,6 +88,7 @@ import { storeSource } from './store/store-source.js';
 import { ReplicaSetController } from './controllers/replicaset/replicaset-controller.js';
 import { GarbageCollector } from './controllers/garbage-collector/garbage-collector.js';
 import { DeploymentController } from './controllers/deployment/deployment-controller.js';
+import { PodGarbageCollector } from './controllers/pod-gc/pod-gc-controller.js';
 import type { Store } from './store/store.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
 
@@ -103,6 +104,8 @@ export interface ControlPlaneOptions {
   nodeCidrMaskSize?: number;
   /** A node silent this long becomes NotReady; default 40 000 ms (`--node-monitor-grace-period`). */
   nodeGraceMs?: number;
+  /** Terminated pods kept before the oldest are deleted; default 12 500 (`--terminated-pod-gc-threshold`). */
+  terminatedPodGcThreshold?: number;
   /** The NATS URL(s) agents are told to report to (Version); default natsUrl. */
   natsAdvertiseUrl?: string;
   /** NATS server URL(s), comma-separated; omitted: run without NATS (tests of the API alone). */
@@ -523,6 +526,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         pods: podInformer,
         log: log.child({ component: 'deployment-controller' }),
       });
+      const podGc = new PodGarbageCollector({
+        handlers,
+        pods: podInformer,
+        nodes: nodeInformer,
+        log: log.child({ component: 'pod-gc' }),
+        ...(options.terminatedPodGcThreshold !== undefined
+          ? { terminatedPodThreshold: options.terminatedPodGcThreshold }
+          : {}),
+      });
       const garbageCollector = new GarbageCollector({
         handlers,
         informers: ownershipInformers,
@@ -533,6 +545,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       replicaSets.start();
       deployments.start();
       garbageCollector.start();
+      podGc.start();
       // the scheduler, from a fresh start each term on what the informers hold now (pods: above)
       const aborted = new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
       await Promise.race([
@@ -559,6 +572,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         replicaSets.stop(),
         deployments.stop(),
         garbageCollector.stop(),
+        podGc.stop(),
         scheduler?.stop(),
       ]);
     };

@@ -48,6 +48,7 @@ interface ControlPlaneFlags {
   natsAuthorizationFile?: string;
   natsPidFile?: string;
   nodeMonitorGracePeriod?: number;
+  terminatedPodGcThreshold?: number;
   leaderElectLeaseDuration?: number;
 }
 
@@ -215,6 +216,11 @@ export function registerControlPlane(program: Command): void {
       parseDurationOption('--node-monitor-grace-period'),
     )
     .option(
+      '--terminated-pod-gc-threshold <n>',
+      'terminated pods (Succeeded, Failed) kept before the oldest are deleted (default 12500)',
+      parsePositiveInt('--terminated-pod-gc-threshold'),
+    )
+    .option(
       '--leader-elect-lease-duration <duration>',
       'with several control planes, how long a dead leader holds on before another runs the controllers (whole seconds, default 10s)',
       parseSecondsOption('--leader-elect-lease-duration', 2),
@@ -268,6 +274,9 @@ export function registerControlPlane(program: Command): void {
           ? { schedulerConfigFile: resolvePath(flags.schedulerConfig) }
           : {}),
         ...(flags.nodeMonitorGracePeriod ? { nodeGraceMs: flags.nodeMonitorGracePeriod } : {}),
+        ...(flags.terminatedPodGcThreshold !== undefined
+          ? { terminatedPodGcThreshold: flags.terminatedPodGcThreshold }
+          : {}),
         ...(flags.leaderElectLeaseDuration !== undefined
           ? { leaderLeaseSeconds: flags.leaderElectLeaseDuration }
           : {}),

@@ -268,4 +268,26 @@ spec:
     assert.notEqual(stale.code, 0);
     assert.match(stale.stderr, /expected 5 replicas, found 1/);
   });
+
+  test('a pod deleted after its node went is not left Terminating: the pod garbage collector removes it', async () => {
+    ok(
+      await cluster.skiff(['apply', '-f', '-'], {
+        input: `apiVersion: v1
+kind: Pod
+metadata: {name: stranded, namespace: default, labels: {stuck: 'yes'}}
+spec:
+  nodeName: gone-node
+  terminationGracePeriodSeconds: 30
+  containers: [{name: c, image: 'x:1'}]
+`,
+      }),
+      'apply',
+    );
+    ok(await cluster.skiff(['delete', 'pod', 'stranded']), 'delete');
+    assert.match(ok(await cluster.skiff(['get', 'pod', 'stranded']), 'get'), /Terminating/);
+    ok(
+      await cluster.skiff(['wait', '--for=delete', 'pod/stranded', '--timeout=70s'], { timeoutMs: 80_000 }),
+      'collected',
+    );
+  });
 });
