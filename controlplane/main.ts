@@ -80,6 +80,9 @@ import { bootstrapCluster } from './bootstrap/cluster-bootstrap.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { LeaderElection } from './leader/leader-election.js';
 import { LEADER_LEASE_NAME } from './leader/leader-lease.js';
+import { defaultProfile, parseProfile, type SchedulerProfile } from './scheduler/profile.js';
+import { SchedulerService } from './scheduler-service/scheduler-service.js';
+import { createSchedulerMetrics } from './scheduler-service/metrics.js';
 import { Informer } from '../proto/informer/informer.js';
 import { storeSource } from './store/store-source.js';
 import { ReplicaSetController } from './controllers/replicaset/replicaset-controller.js';
@@ -170,6 +173,13 @@ export interface ControlPlaneOptions {
    * time a standby takes to run the controllers instead; default 10.
    */
   leaderLeaseSeconds?: number;
+  /**
+   * The scheduler's profile (controlplane/scheduler/profile.ts), a YAML file
+   * (`--scheduler-config`): read and checked before anything starts; default the built-in one.
+   */
+  schedulerConfigFile?: string;
+  /** The profile itself (tests; wins over schedulerConfigFile). */
+  schedulerProfile?: SchedulerProfile;
   /** How long start-up waits for etcd to answer; default 30 s. */
   etcdWaitMs?: number;
   /** Deadline of each etcd call; default the store's (5 s). */
@@ -359,6 +369,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
 
   try {
+    // 0. the scheduler's profile: a bad one stops start-up before anything is touched
+    const schedulerProfile =
+      options.schedulerProfile ?? (await loadSchedulerProfile(options.schedulerConfigFile));
+
     // 1. etcd, gated on it answering (nothing is written anywhere before the bootstrap's checks)
     const etcdPrefix = options.etcdPrefix ?? DEFAULT_ETCD_PREFIX;
     const etcd = new EtcdStore({
@@ -475,6 +489,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         ] as [string, unknown][]
       ).map(([kind, informer]) => [kind, informer as Informer<KubeObject>]),
     );
+    // made here, before the first term, so the scheduler's metrics join the API's on /metrics
+    const registry = new Registry();
+    const schedulerMetrics = createSchedulerMetrics(registry);
+    const instance = `${hostname()}_${process.pid}`;
     const leadControllers = async (signal: AbortSignal): Promise<void> => {
       // the namespace controller finishes namespace deletions (also ones a restart or another
       // leader left half-done: the informer hands it every namespace already marked)
@@ -528,7 +546,26 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       deployments.start();
       garbageCollector.start();
       podGc.start();
-      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+      // the scheduler, from a fresh start each term on what the informers hold now (pods: above)
+      const aborted = new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+      await Promise.race([
+        Promise.all([nodeInformer.waitForSync(), namespaceInformer.waitForSync()]),
+        aborted,
+      ]);
+      const scheduler = signal.aborted
+        ? undefined
+        : new SchedulerService({
+            handlers,
+            pods: podInformer,
+            nodes: nodeInformer,
+            namespaces: namespaceInformer,
+            profile: schedulerProfile,
+            metrics: schedulerMetrics,
+            instance,
+            log: log.child({ component: 'scheduler' }),
+          });
+      scheduler?.start();
+      await aborted;
       await Promise.all([
         namespaceController.stop(),
         nodeIpam.stop(),
@@ -536,6 +573,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         deployments.stop(),
         garbageCollector.stop(),
         podGc.stop(),
+        scheduler?.stop(),
       ]);
     };
     const leader = new LeaderElection({
@@ -569,7 +607,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     }
 
     // 7. HTTP
-    const registry = new Registry();
     const metrics = createApiMetrics(registry);
     const http = new HttpServer({
       address: options.httpAddr ?? DEFAULT_HTTP_ADDR,
@@ -820,4 +857,19 @@ async function drainGrpc(server: grpc.Server, graceMs = 5000): Promise<void> {
       resolve();
     });
   });
+}
+
+/** The scheduler's profile from `--scheduler-config`, or the built-in one; errors name the file. */
+async function loadSchedulerProfile(file: string | undefined): Promise<SchedulerProfile> {
+  if (file === undefined) return defaultProfile();
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(
+      `start control plane: read --scheduler-config ${file}: ${errorMessage(err)}`,
+      '--scheduler-config',
+    );
+  }
+  return parseProfile(text, file);
 }

@@ -105,9 +105,37 @@ test('an Event deleted meanwhile is recorded anew; past the fold window a repeat
 
 test('at most maxPending wait; the rest are dropped, never thrown at the caller', async () => {
   const { sink, events } = memorySink();
-  const recorder = new EventRecorder({ sink, component: 'c', host: 'h', log, maxPending: 3 });
+  const recorder = new EventRecorder({ sink, component: 'c', host: 'h', log, maxPending: 3, maxInFlight: 1 });
   for (let i = 0; i < 10; i++) recorder.record(pod, 'Normal', `R${i}`, 'm');
   await recorder.flush();
   // the first went out at once; three waited
   assert.deepEqual([...events.values()].map((e) => e.reason).sort(), ['R0', 'R1', 'R2', 'R3']);
+});
+
+test('up to maxInFlight writes at once, never two of one folding key', async () => {
+  const { sink, calls } = memorySink();
+  let inFlight = 0;
+  let most = 0;
+  const counted = {
+    create: async (object: KubeObject) => {
+      most = Math.max(most, ++inFlight);
+      try {
+        return await sink.create(object);
+      } finally {
+        inFlight--;
+      }
+    },
+    update: sink.update,
+  } as EventSink;
+  const recorder = new EventRecorder({ sink: counted, component: 'c', host: 'h', log, maxInFlight: 4 });
+  for (let i = 0; i < 10; i++) recorder.record(pod, 'Normal', `R${i}`, 'm');
+  for (let i = 0; i < 3; i++) recorder.record(pod, 'Normal', 'Again', 'm');
+  await recorder.flush();
+  assert.equal(most, 4);
+  // the repeats folded: each waited for the write before it
+  assert.deepEqual(
+    calls.filter((call) => call.includes('Again')),
+    ['create Again', 'update Again 2', 'update Again 3'],
+  );
+  assert.equal(calls.filter((call) => call.startsWith('create R')).length, 10);
 });

@@ -5,7 +5,9 @@
  * - Repeats fold: the same object, type, reason and message within `foldWindowMs` update one Event
  *   (count + 1, lastTimestamp) instead of creating another; the first is kept from the first.
  * - Recording never fails the caller: the API is told in the background, at most `maxPending`
- *   events wait (older ones are dropped and counted), and a failed write is logged.
+ *   events wait (newer ones are dropped and counted), and a failed write is logged.
+ * - Up to `maxInFlight` writes run at once (a scheduler records one Event per pod it binds, hundreds
+ *   a second), never two of one folding key: a repeat waits for the write it folds into.
  * - An Event lives in its object's namespace (`default` for cluster-scoped objects such as Nodes),
  *   named `<object>.<hex time>` as kubectl users know them.
  */
@@ -31,6 +33,8 @@ export interface EventRecorderOptions {
   foldWindowMs?: number;
   /** Default 1000. */
   maxPending?: number;
+  /** Writes at once; default 8. */
+  maxInFlight?: number;
   now?: () => Date;
 }
 
@@ -52,9 +56,11 @@ export function referenceTo(object: KubeObject, fieldPath?: string): ObjectRefer
 
 export class EventRecorder {
   private readonly folded = new Map<string, Folded>();
-  private readonly queue: (() => Promise<void>)[] = [];
-  /** The drain under way, if any. */
-  private draining: Promise<void> | undefined;
+  private readonly queue: { key: string; run: () => Promise<void> }[] = [];
+  /** The folding keys being written now. */
+  private readonly writing = new Set<string>();
+  /** The workers under way. */
+  private readonly workers = new Set<Promise<void>>();
   private dropped = 0;
   private readonly now: () => Date;
 
@@ -76,26 +82,43 @@ export class EventRecorder {
     }
     // stamped when it happened, not when the queue reaches it
     const at = this.now();
-    this.queue.push(() => this.write(key, ref, type, reason, message, at));
-    this.draining ??= this.drain();
+    this.queue.push({ key, run: () => this.write(key, ref, type, reason, message, at) });
+    if (this.workers.size < (this.options.maxInFlight ?? 8)) {
+      const worker = this.drain().finally(() => this.workers.delete(worker));
+      this.workers.add(worker);
+    }
+  }
+
+  /**
+   * Drops the events not yet written (the one being written finishes): for a recorder whose owner's
+   * authority ended, as a scheduler's when its leadership term does.
+   */
+  discard(): void {
+    this.queue.length = 0;
   }
 
   /** Resolves once every event recorded so far was written (or failed). */
   async flush(): Promise<void> {
-    while (this.draining) await this.draining;
+    while (this.workers.size > 0) await Promise.all([...this.workers]);
   }
 
-  /** Writes the queue in order, one at a time (folding reads the previous write); never rejects. */
+  /**
+   * Writes queued events in order, skipping past those whose key is being written (folding reads
+   * the previous write of its key; that write's worker takes them after); never rejects.
+   */
   private async drain(): Promise<void> {
-    try {
-      while (this.queue.length) {
-        const job = this.queue.shift()!;
-        await job().catch((err) =>
-          this.options.log.warn({ err: errorMessage(err) }, 'recording an event failed'),
-        );
+    for (;;) {
+      const index = this.queue.findIndex((job) => !this.writing.has(job.key));
+      if (index < 0) return;
+      const [job] = this.queue.splice(index, 1);
+      this.writing.add(job!.key);
+      try {
+        await job!.run();
+      } catch (err) {
+        this.options.log.warn({ err: errorMessage(err) }, 'recording an event failed');
+      } finally {
+        this.writing.delete(job!.key);
       }
-    } finally {
-      this.draining = undefined;
     }
   }
 

@@ -20,6 +20,7 @@ interface ControlPlaneFlags {
   natsAdvertiseUrl?: string;
   serverTokenFile?: string;
   advertiseAddress?: string;
+  schedulerConfig?: string;
   apiAddr: string;
   apiSocket?: string;
   httpAddr: string;
@@ -225,6 +226,10 @@ export function registerControlPlane(program: Command): void {
       parseSecondsOption('--leader-elect-lease-duration', 2),
     )
     .option(
+      '--scheduler-config <file>',
+      "the scheduler's profile (YAML: a profile, or a KubeSchedulerConfiguration holding one): plugins, weights, percentageOfNodesToScore; checked at start (default the built-in profile, Kubernetes' defaults)",
+    )
+    .option(
       '--max-watches-per-token <n>',
       'open watches one token may hold at once (default 256)',
       parsePositiveInt('--max-watches-per-token'),
@@ -265,6 +270,9 @@ export function registerControlPlane(program: Command): void {
         ...(flags.encryptionProviderConfig ? { encryptionConfigFile: flags.encryptionProviderConfig } : {}),
         ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
         ...(flags.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: flags.maxWatchesPerToken } : {}),
+        ...(flags.schedulerConfig !== undefined
+          ? { schedulerConfigFile: resolvePath(flags.schedulerConfig) }
+          : {}),
         ...(flags.nodeMonitorGracePeriod ? { nodeGraceMs: flags.nodeMonitorGracePeriod } : {}),
         ...(flags.terminatedPodGcThreshold !== undefined
           ? { terminatedPodGcThreshold: flags.terminatedPodGcThreshold }

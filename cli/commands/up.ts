@@ -103,7 +103,7 @@ export function registerUp(program: Command): void {
             apiSocket !== undefined
               ? { server: apiSocket, token }
               : { server: api, token, tls: { ca: readFileSync(clusterCaFile(stateDir), 'utf8') } },
-            record.agents?.[0]?.name,
+            (record.agents ?? []).length > 0,
           );
         }
       } catch (err) {
@@ -129,14 +129,10 @@ export function registerUp(program: Command): void {
 
 /**
  * The demo: its image built by skiff's own builder (cli/up/demo/, with this machine's static
- * busybox) and pushed to the cluster registry, then the manifest applied with its pod on the
- * first node. Without a node the image is skipped and the pod stays Pending.
+ * busybox) and pushed to the cluster registry, then the manifest applied; the scheduler places its
+ * pod. Without a node the image is skipped and the pod stays Pending.
  */
-async function applyDemo(
-  stateDir: string,
-  connect: ConnectOptions,
-  firstNode: string | undefined,
-): Promise<void> {
+async function applyDemo(stateDir: string, connect: ConnectOptions, withNodes: boolean): Promise<void> {
   const path = demoManifestPath();
   if (!path) {
     progress('demo manifest cli/up/demo.yaml not found: skipping the demo');
@@ -144,10 +140,8 @@ async function applyDemo(
   }
   const work = mkdtempSync(join(tmpdir(), 'skiff-demo-'));
   try {
-    if (firstNode) await buildDemoImage(stateDir, work);
-    const manifest = join(work, 'demo.yaml');
-    writeFileSync(manifest, readFileSync(path, 'utf8').replaceAll('${NODE}', firstNode ?? ''));
-    await applyManifest(manifest, connect);
+    if (withNodes) await buildDemoImage(stateDir, work);
+    await applyManifest(path, connect);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -82,13 +82,38 @@ const pod = {
 };
 
 describe('tables per kind', () => {
-  test('pods: NAME READY STATUS RESTARTS AGE; wide adds IP NODE; -A adds NAMESPACE', () => {
+  test('pods: NAME READY STATUS RESTARTS AGE; wide adds IP NODE NOMINATED NODE READINESS GATES; -A adds NAMESPACE', () => {
     const t = tableFor('Pod', [pod], { wide: false, withNamespace: false }, now);
     assert.deepEqual(t.headers, ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE']);
     assert.deepEqual(t.rows[0], ['web-1', '1/2', 'CrashLoopBackOff', '2 (30s ago)', '60s']);
     const w = tableFor('Pod', [pod], { wide: true, withNamespace: true }, now);
-    assert.deepEqual(w.headers, ['NAMESPACE', 'NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', 'IP', 'NODE']);
-    assert.deepEqual(w.rows[0]!.slice(-2), ['10.0.0.5', 'n1']);
+    assert.deepEqual(w.headers, [
+      'NAMESPACE',
+      'NAME',
+      'READY',
+      'STATUS',
+      'RESTARTS',
+      'AGE',
+      'IP',
+      'NODE',
+      'NOMINATED NODE',
+      'READINESS GATES',
+    ]);
+    assert.deepEqual(w.rows[0]!.slice(-4), ['10.0.0.5', 'n1', '<none>', '<none>']);
+    const gated = {
+      ...pod,
+      spec: { ...pod.spec, readinessGates: [{ conditionType: 'a' }, { conditionType: 'b' }] },
+      status: {
+        ...pod.status,
+        nominatedNodeName: 'n2',
+        conditions: [
+          { type: 'a', status: 'True' },
+          { type: 'b', status: 'False' },
+        ],
+      },
+    };
+    const g = tableFor('Pod', [gated], { wide: true, withNamespace: false }, now);
+    assert.deepEqual(g.rows[0]!.slice(-2), ['n2', '1/2']);
   });
 
   test('deployments: NAME READY UP-TO-DATE AVAILABLE AGE', () => {

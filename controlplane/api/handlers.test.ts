@@ -105,6 +105,72 @@ describe('ApiHandlers and the objects they are given', () => {
     }
   });
 
+  test('bindPods binds many in one transaction; a pod refused alone makes the others bind one by one, each with its own answer', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const pods = [];
+      for (const name of ['a', 'b', 'c', 'd']) pods.push((await handlers.create(pod(name))).object as Pod);
+      const binding = (p: Pod, nodeName: string) => ({
+        namespace: 'default',
+        name: p.metadata.name!,
+        uid: p.metadata.uid!,
+        nodeName,
+        seenResourceVersion: p.metadata.resourceVersion!,
+      });
+      const revisionBefore = await store.currentRevision();
+      const first = await handlers.bindPods([binding(pods[0]!, 'n1'), binding(pods[1]!, 'n2')]);
+      assert.deepEqual(
+        first.map((answer) =>
+          answer instanceof Error ? answer.message : (answer.object as Pod).spec.nodeName,
+        ),
+        ['n1', 'n2'],
+      );
+      assert.equal(await store.currentRevision(), revisionBefore + 1n, 'one transaction');
+
+      // b is bound already (its seen version is stale); c and d still bind, b's answer says why not
+      const second = await handlers.bindPods([
+        binding(pods[2]!, 'n1'),
+        binding(pods[1]!, 'n3'),
+        binding(pods[3]!, 'n2'),
+        { namespace: 'default', name: 'nobody', nodeName: 'n1' },
+      ]);
+      assert.equal((second[0] as { object: Pod }).object.spec.nodeName, 'n1');
+      assert.ok(
+        second[1] instanceof ConflictError && /already assigned to node "n2"/.test(second[1].message),
+      );
+      assert.equal((second[2] as { object: Pod }).object.spec.nodeName, 'n2');
+      assert.ok(second[3] instanceof NotFoundError);
+      // a transaction refused as a whole (a pod changed between the check and the write): one by one
+      const [e, f] = [
+        (await handlers.create(pod('e'))).object as Pod,
+        (await handlers.create(pod('f'))).object as Pod,
+      ];
+      const transact = store.transact.bind(store);
+      let refusals = 0;
+      store.transact = async (writes) => {
+        if (refusals++ === 0) throw new ConflictError('the pod changed since');
+        return transact(writes);
+      };
+      const third = await handlers.bindPods([binding(e, 'n3'), binding(f, 'n3')]);
+      assert.deepEqual(
+        third.map((answer) => (answer as { object: Pod }).object.spec.nodeName),
+        ['n3', 'n3'],
+      );
+      assert.equal(refusals, 1);
+      for (const [name, node] of [
+        ['e', 'n3'],
+        ['f', 'n3'],
+        ['a', 'n1'],
+        ['b', 'n2'],
+        ['c', 'n1'],
+        ['d', 'n2'],
+      ])
+        assert.equal(((await handlers.get('Pod', 'default', name)).object as Pod).spec.nodeName, node);
+    } finally {
+      await store.close();
+    }
+  });
+
   test("the leader election's Lease is read-only through the API; other Leases are not", async () => {
     const { handlers, store } = await handlersOn();
     try {

@@ -35,7 +35,15 @@ import type {
 } from '../../proto/api-requests.js';
 import { PROPAGATION_POLICIES } from '../../proto/api-requests.js';
 import { encodeObjectWithin, MAX_OBJECT_BYTES } from '../../proto/objects.js';
-import type { GetOptions, IndexHint, ObjectKey, Store, StoreEvent, StoredValue } from '../store/store.js';
+import {
+  MAX_WRITES_PER_TRANSACTION,
+  type GetOptions,
+  type IndexHint,
+  type ObjectKey,
+  type Store,
+  type StoreEvent,
+  type StoredValue,
+} from '../store/store.js';
 import { ApiObject } from './api-object.js';
 import {
   DEFAULT_NAMESPACE,
@@ -238,16 +246,27 @@ export class ApiHandlers {
     }
   }
 
-  /** What a strategy's admission check may read: whole lists, from the watch cache when there is one. */
+  /**
+   * What a strategy's admission check may read. `get` and `cachedList` read the watch cache when
+   * there is one (as Kubernetes' admission plugins read their informers' listers: a pod's create
+   * costs no etcd read); a get the cache answers "not found" is read again from etcd, so an object
+   * created just before is found (Kubernetes' ServiceAccount admission does the same).
+   */
   private readonly admission: AdmissionContext = {
     list: async (kind) => (await this.list(kind)).items.map((item) => item.object),
+    cachedList: async (kind) =>
+      (await this.list(kind, { resourceVersion: '0' })).items.map((item) => item.object),
     get: async (kind, namespace, name) => {
-      try {
-        return (await this.get(kind, namespace, name)).object;
-      } catch (err) {
-        if (err instanceof NotFoundError) return undefined;
-        throw err;
+      const info = kindInfoOf(kind);
+      const key = this.keyOf(info, namespace, name);
+      for (const options of [{ minRevision: 0n }, {}]) {
+        try {
+          return this.watchedObject(info, await this.store.get(key, options)).object;
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err;
+        }
       }
+      return undefined;
     },
   };
 
@@ -489,6 +508,81 @@ export class ApiHandlers {
    * the pod changed since reads it again and re-checks.
    */
   async bindPod(binding: PodBinding): Promise<ApiObject> {
+    let fromCache = binding.seenResourceVersion !== undefined;
+    for (let attempt = 1; ; attempt++) {
+      const prepared = await this.prepareBinding(binding, fromCache);
+      try {
+        const written = await this.store.update(prepared.key, prepared.bytes, prepared.revision);
+        return prepared.written(written.modRevision);
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= CONFLICT_RETRIES) throw err;
+        // changed since (a status write, a label): read it from etcd and check again
+        fromCache = false;
+      }
+    }
+  }
+
+  /**
+   * Several bindings, each with bindPod's semantics, written in as few etcd transactions as can
+   * hold them (a scheduler binding hundreds of pods a second pays one round trip for many). A
+   * transaction is all or nothing: when one of its binds is refused, its binds are made one by one
+   * with bindPod, so each gets its own answer. The answer for each binding, in order: the bound pod
+   * or the error bindPod would have given.
+   */
+  async bindPods(bindings: readonly PodBinding[]): Promise<(ApiObject | Error)[]> {
+    const answers: (ApiObject | Error)[] = new Array(bindings.length);
+    const prepared: { index: number; binding: Awaited<ReturnType<ApiHandlers['prepareBinding']>> }[] = [];
+    await Promise.all(
+      bindings.map(async (binding, index) => {
+        try {
+          prepared.push({
+            index,
+            binding: await this.prepareBinding(binding, binding.seenResourceVersion !== undefined),
+          });
+        } catch (err) {
+          answers[index] = err instanceof Error ? err : new Error(String(err));
+        }
+      }),
+    );
+    for (let from = 0; from < prepared.length; from += MAX_WRITES_PER_TRANSACTION) {
+      const chunk = prepared.slice(from, from + MAX_WRITES_PER_TRANSACTION);
+      try {
+        const written = await this.store.transact(
+          chunk.map(({ binding }) => ({
+            type: 'update' as const,
+            key: binding.key,
+            value: binding.bytes,
+            expectedModRevision: binding.revision,
+          })),
+        );
+        chunk.forEach(({ index, binding }, i) => (answers[index] = binding.written(written[i]!.modRevision)));
+      } catch (err) {
+        // one bind refused (or two of one pod): each on its own
+        if (
+          !(err instanceof ConflictError) &&
+          !(err instanceof NotFoundError) &&
+          !(err instanceof InvalidArgumentError)
+        )
+          throw err;
+        await Promise.all(
+          chunk.map(async ({ index }) => {
+            try {
+              answers[index] = await this.bindPod(bindings[index]!);
+            } catch (each) {
+              answers[index] = each instanceof Error ? each : new Error(String(each));
+            }
+          }),
+        );
+      }
+    }
+    return answers;
+  }
+
+  /** Reads the pod, checks that it may be bound, and encodes it bound: one bind's write, unmade. */
+  private async prepareBinding(
+    binding: PodBinding,
+    fromCache: boolean,
+  ): Promise<{ key: ObjectKey; bytes: Uint8Array; revision: bigint; written(revision: bigint): ApiObject }> {
     const info = strategyOf('Pod').info;
     const key = this.keyOf(info, binding.namespace, binding.name);
     const action = `bind ${describeObject(info, key.namespace, binding.name)} to node ${binding.nodeName}`;
@@ -498,56 +592,53 @@ export class ApiHandlers {
         `${action}: target.name: "${binding.nodeName}" ${badNode}`,
         'target.name',
       );
-    let minRevision =
-      binding.seenResourceVersion !== undefined
+    const minRevision =
+      fromCache && binding.seenResourceVersion !== undefined
         ? parseRevision(binding.seenResourceVersion, 'resourceVersion', action)
         : undefined;
-    for (let attempt = 1; ; attempt++) {
-      let stored: StoredValue;
-      try {
-        stored = await this.store.get(key, minRevision !== undefined ? { minRevision } : {});
-      } catch (err) {
-        if (err instanceof NotFoundError)
-          throw new NotFoundError(`${action}: the pod is gone`, { cause: err });
-        throw err;
-      }
-      const pod = this.decode(info, stored) as Pod;
-      if (binding.uid && pod.metadata.uid !== binding.uid)
-        throw new ConflictError(
-          `${action}: precondition failed: uid is ${pod.metadata.uid}, not ${binding.uid} (the pod was deleted and re-created)`,
-        );
-      if (pod.spec.nodeName)
-        throw new ConflictError(
-          `${action}: pod ${binding.name} is already assigned to node "${pod.spec.nodeName}"`,
-        );
-      if (pod.metadata.deletionTimestamp)
-        throw new ConflictError(
-          `${action}: pod ${binding.name} is being deleted, cannot be assigned to a host`,
-        );
-      const now = rfc3339Seconds(this.now());
-      const conditions = (pod.status?.conditions ?? []).filter((c) => c.type !== 'PodScheduled');
-      const bound: Pod = {
-        ...pod,
-        metadata: { ...pod.metadata },
-        spec: { ...pod.spec, nodeName: binding.nodeName },
-        status: {
-          ...pod.status,
-          conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: now }, ...conditions],
-        },
-      };
-      delete bound.metadata.resourceVersion;
-      if (bound.status?.nominatedNodeName !== undefined) delete bound.status.nominatedNodeName;
-      const bytes = this.encode(bound, action);
-      try {
-        const written = await this.store.update(key, bytes, stored.modRevision);
-        bound.metadata.resourceVersion = written.modRevision.toString();
-        return ApiObject.fromStored(info, bytes, bound.metadata.resourceVersion, bound);
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= CONFLICT_RETRIES) throw err;
-        // changed since (a status write, a label): read it from etcd and check again
-        minRevision = undefined;
-      }
+    let stored: StoredValue;
+    try {
+      stored = await this.store.get(key, minRevision !== undefined ? { minRevision } : {});
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new NotFoundError(`${action}: the pod is gone`, { cause: err });
+      throw err;
     }
+    const pod = this.decode(info, stored) as Pod;
+    if (binding.uid && pod.metadata.uid !== binding.uid)
+      throw new ConflictError(
+        `${action}: precondition failed: uid is ${pod.metadata.uid}, not ${binding.uid} (the pod was deleted and re-created)`,
+      );
+    if (pod.spec.nodeName)
+      throw new ConflictError(
+        `${action}: pod ${binding.name} is already assigned to node "${pod.spec.nodeName}"`,
+      );
+    if (pod.metadata.deletionTimestamp)
+      throw new ConflictError(
+        `${action}: pod ${binding.name} is being deleted, cannot be assigned to a host`,
+      );
+    const now = rfc3339Seconds(this.now());
+    const conditions = (pod.status?.conditions ?? []).filter((c) => c.type !== 'PodScheduled');
+    const bound: Pod = {
+      ...pod,
+      metadata: { ...pod.metadata },
+      spec: { ...pod.spec, nodeName: binding.nodeName },
+      status: {
+        ...pod.status,
+        conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: now }, ...conditions],
+      },
+    };
+    delete bound.metadata.resourceVersion;
+    if (bound.status?.nominatedNodeName !== undefined) delete bound.status.nominatedNodeName;
+    const bytes = this.encode(bound, action);
+    return {
+      key,
+      bytes,
+      revision: stored.modRevision,
+      written: (revision) => {
+        bound.metadata.resourceVersion = revision.toString();
+        return ApiObject.fromStored(info, bytes, bound.metadata.resourceVersion, bound);
+      },
+    };
   }
 
   async delete(

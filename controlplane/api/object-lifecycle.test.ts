@@ -59,7 +59,7 @@ describe('object lifecycle', () => {
     );
   });
 
-  test('create sets server fields and drops status and client-set system fields', () => {
+  test('create sets server fields, replaces status (a pod starts Pending) and drops client-set system fields', () => {
     const created = prepareCreate(
       pod({
         status: { phase: 'Running' },
@@ -75,7 +75,7 @@ describe('object lifecycle', () => {
     assert.equal(created.metadata.creationTimestamp, '2026-01-02T03:04:05Z');
     assert.equal(created.metadata.resourceVersion, undefined);
     assert.equal(created.metadata.deletionTimestamp, undefined);
-    assert.equal((created as Pod).status, undefined);
+    assert.deepEqual((created as Pod).status, { phase: 'Pending' });
   });
 
   test('a namespace is created Active and cluster-scoped kinds lose any namespace', () => {

@@ -112,7 +112,7 @@ describe('Informer', () => {
     const created = await store.create(pod('p9'), bytes('v9'));
     await until('the informer caught up', () => informer.revision >= created.modRevision);
     assert.deepEqual(seen, [
-      ['default/p1', 'modified', undefined],
+      ['default/p1', 'modified', 'v1'], // the object before the change
       ['default/p2', 'deleted', 'v2'],
       ['default/p9', 'added', undefined],
     ]);

@@ -32,7 +32,10 @@ export type InformerChange = 'added' | 'modified' | 'deleted' | 'resync';
 export type InformerHandler<T> = (
   key: string,
   change: InformerChange,
-  /** For 'deleted': the last object the cache held. */
+  /**
+   * For 'deleted': the last object the cache held; for 'modified': the object before the change
+   * (what a handler that keeps its own view, such as the scheduler's cache, diffs against).
+   */
   lastKnown?: CachedObject<T>,
 ) => void;
 
@@ -243,7 +246,7 @@ export class Informer<T> {
     for (const [key, cached] of fresh) {
       const before = previous.get(key);
       if (before === undefined) this.notify(key, 'added');
-      else if (before.modRevision !== cached.modRevision) this.notify(key, 'modified');
+      else if (before.modRevision !== cached.modRevision) this.notify(key, 'modified', before);
     }
     for (const [key, before] of previous) {
       if (!fresh.has(key)) this.notify(key, 'deleted', before);
@@ -268,7 +271,7 @@ export class Informer<T> {
       if (before !== undefined) this.unfile(index, before);
       this.fileUnder(index, cached);
     }
-    this.notify(item.key, change);
+    this.notify(item.key, change, before);
   }
 
   private remove(key: string): void {

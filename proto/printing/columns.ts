@@ -75,9 +75,25 @@ export const podPrinter: KindPrinter = {
         : String(restarts);
     return [`${ready}/${total}`, podStatus(obj), restartCell];
   },
-  wideColumns: ['IP', 'NODE'],
-  wideCells: (obj) => [str(obj, 'status', 'podIP') || NONE, str(obj, 'spec', 'nodeName') || NONE],
+  wideColumns: ['IP', 'NODE', 'NOMINATED NODE', 'READINESS GATES'],
+  wideCells: (obj) => [
+    str(obj, 'status', 'podIP') || NONE,
+    str(obj, 'spec', 'nodeName') || NONE,
+    str(obj, 'status', 'nominatedNodeName') || NONE,
+    readinessGatesCell(obj),
+  ],
 };
+
+/** kubectl's READINESS GATES: how many of the pod's gates have a True condition, of how many. */
+function readinessGatesCell(pod: ObjectJson): string {
+  const gates = list(pod, 'spec', 'readinessGates').map((gate) => str(gate, 'conditionType'));
+  if (gates.length === 0) return NONE;
+  const conditions = list(pod, 'status', 'conditions');
+  const met = gates.filter((type) =>
+    conditions.some((c) => str(c, 'type') === type && str(c, 'status') === 'True'),
+  ).length;
+  return `${met}/${gates.length}`;
+}
 
 export const deploymentPrinter: KindPrinter = {
   columns: ['READY', 'UP-TO-DATE', 'AVAILABLE'],

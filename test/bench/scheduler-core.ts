@@ -17,11 +17,9 @@
 import { parseArgs } from 'node:util';
 import type { Pod } from '../../proto/gen/types.js';
 import { Scheduler } from '../../controlplane/scheduler/scheduler.js';
-import { makeNode, makePod } from '../../controlplane/scheduler/testing.js';
+import { benchNode, benchPod, printTable, verifyPlacements } from './scheduler-workload.js';
 import { seededRandom } from '../../proto/support/seeded-random.js';
 import type { Clock } from '../../proto/informer/work-queue.js';
-
-const ZONES = 10;
 
 interface CaseResult {
   nodes: number;
@@ -49,26 +47,7 @@ const clock: Clock = {
 };
 
 function benchPods(count: number, spread: boolean): Pod[] {
-  return Array.from({ length: count }, (_, i) =>
-    makePod(`bench-${i}`, {
-      namespace: 'bench',
-      cpu: '100m',
-      memory: '128Mi',
-      labels: { app: 'bench' },
-      ...(spread
-        ? {
-            topologySpreadConstraints: [
-              {
-                maxSkew: 1,
-                topologyKey: 'topology.kubernetes.io/zone',
-                whenUnsatisfiable: 'DoNotSchedule',
-                labelSelector: { matchLabels: { app: 'bench' } },
-              },
-            ],
-          }
-        : {}),
-    }),
-  );
+  return Array.from({ length: count }, (_, i) => benchPod(`bench-${i}`, 'bench', spread));
 }
 
 async function runCase(nodeCount: number, podCount: number, spread: boolean): Promise<CaseResult> {
@@ -105,7 +84,7 @@ async function runCase(nodeCount: number, podCount: number, spread: boolean): Pr
     },
   });
   for (let i = 0; i < nodeCount; i++) {
-    scheduler.nodeAdded(makeNode(`node-${i}`, { cpu: '4', memory: '16Gi', zone: `zone-${i % ZONES}` }));
+    scheduler.nodeAdded(benchNode(i));
   }
   const pods = benchPods(podCount, spread);
   const cpuBefore = process.cpuUsage();
@@ -120,7 +99,7 @@ async function runCase(nodeCount: number, podCount: number, spread: boolean): Pr
   const cpu = process.cpuUsage(cpuBefore);
   await scheduler.stop();
   await running;
-  verify(nodeCount, pods, placed, spread);
+  verifyPlacements(placed, pods.length, spread);
   cycleTimes.sort((a, b) => a - b);
   e2e.sort((a, b) => a - b);
   return {
@@ -133,23 +112,6 @@ async function runCase(nodeCount: number, podCount: number, spread: boolean): Pr
     e2eMs: { p50: percentile(e2e, 0.5), p99: percentile(e2e, 0.99) },
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
   };
-}
-
-/** Every node within its allocatable (4 cpu, 16Gi, 110 pods); zones within maxSkew 1 when spread. */
-function verify(nodeCount: number, pods: Pod[], placed: Map<string, string>, spread: boolean): void {
-  const perNode = new Map<string, number>();
-  for (const node of placed.values()) perNode.set(node, (perNode.get(node) ?? 0) + 1);
-  for (const [node, count] of perNode) {
-    if (count > 40) throw new Error(`node ${node} got ${count} pods: over its 4 cpu at 100m each`);
-  }
-  if (placed.size !== pods.length) throw new Error(`${placed.size} of ${pods.length} pods placed`);
-  if (spread) {
-    const perZone = new Array<number>(ZONES).fill(0);
-    for (const node of placed.values()) perZone[Number(node.slice('node-'.length)) % ZONES]!++;
-    const skew = Math.max(...perZone) - Math.min(...perZone);
-    if (skew > 1) throw new Error(`zones ${perZone.join(',')}: skew ${skew} over maxSkew 1`);
-  }
-  void nodeCount;
 }
 
 async function main(): Promise<void> {
@@ -193,10 +155,7 @@ async function main(): Promise<void> {
     'e2e p99 ms',
     'cpu s',
   ];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padStart(widths[i]!)).join('  ');
-  console.log(line(header));
-  for (const row of rows) console.log(line(row));
+  printTable(header, rows);
 }
 
 await main();

@@ -36,6 +36,8 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
   let nodes: string[] = [];
   let agentPids: number[] = [];
   let netnsNames: string[] = [];
+  /** The node the scheduler put web-0 on. */
+  let web0Node = '';
   before(async () => {
     ok(await cluster.up(2), 'up --agents 2');
     const record = JSON.parse(readFileSync(join(cluster.stateDir, 'cluster.json'), 'utf8')) as {
@@ -87,7 +89,7 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
     assert.match(described, /PodCIDR:\s+10\.244\.\d+\.0\/24/);
   });
 
-  test('an image pushed to the cluster registry runs as pods on both nodes; get pods -o wide shows them', async () => {
+  test('an image pushed to the cluster registry runs as pods the scheduler spread over both nodes; get pods -o wide shows them', async () => {
     const archive = join(work, 'images.tar');
     writeFileSync(archive, archiveTar(ociLayout([busyboxImage('busybox:1')])));
     const image = (...args: string[]) => cluster.skiff(['image', '--root', join(work, 'root'), ...args]);
@@ -96,8 +98,9 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
     ok(await image('push', 'web:1'), 'image push');
     const manifest = nodes
       .map(
-        (node, i) =>
-          `apiVersion: v1\nkind: Pod\nmetadata: {name: web-${i}, namespace: default}\nspec:\n  nodeName: ${node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: web:1\n    command: [sh, -c, 'echo serving on $(hostname); sleep 3600']\n`,
+        (_, i) =>
+          // no node named: the scheduler places them, one a node (required anti-affinity)
+          `apiVersion: v1\nkind: Pod\nmetadata: {name: web-${i}, namespace: default, labels: {app: web}}\nspec:\n  terminationGracePeriodSeconds: 1\n  affinity:\n    podAntiAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n      - labelSelector: {matchLabels: {app: web}}\n        topologyKey: kubernetes.io/hostname\n  containers:\n  - name: web\n    image: web:1\n    command: [sh, -c, 'echo serving on $(hostname); sleep 3600']\n`,
       )
       .join('---\n');
     writeFileSync(join(work, 'pods.yaml'), manifest);
@@ -107,9 +110,20 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
       return nodes.every((_, i) => new RegExp(`^web-${i}\\s+1/1\\s+Running\\s`, 'm').test(out));
     });
     const wide = ok(await cluster.skiff(['get', 'pods', '-o', 'wide']), 'get pods -o wide').stdout;
-    assert.match(wide.split('\n')[0]!, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE/);
-    for (const [i, node] of nodes.entries())
-      assert.match(wide, new RegExp(`^web-${i}\\s.*\\s10\\.244\\.\\d+\\.\\d+\\s+${node}\\s*$`, 'm'));
+    assert.match(
+      wide.split('\n')[0]!,
+      /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE\s+NOMINATED NODE\s+READINESS GATES$/,
+    );
+    const placed = nodes.map((_, i) => {
+      const row = new RegExp(
+        `^web-${i}\\s.*\\s10\\.244\\.\\d+\\.\\d+\\s+(\\S+)\\s+<none>\\s+<none>\\s*$`,
+        'm',
+      ).exec(wide);
+      assert.ok(row, wide);
+      return row[1]!;
+    });
+    assert.deepEqual([...placed].sort(), [...nodes].sort(), 'one pod on each node');
+    web0Node = placed[0]!;
     // each node's pods live in the node's own network namespace, never in the machine's
     const record = JSON.parse(readFileSync(join(cluster.stateDir, 'cluster.json'), 'utf8')) as {
       agents: { netns: string }[];
@@ -128,7 +142,8 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
     const described = ok(await cluster.skiff(['describe', 'pod', 'web-0']), 'describe pod').stdout;
     for (const reason of ['Pulling', 'Pulled', 'Created', 'Started'])
       assert.match(described, new RegExp(`\\b${reason}\\b`), `${reason} event in:\n${described}`);
-    const nodeView = ok(await cluster.skiff(['describe', 'node', nodes[0]!]), 'describe node').stdout;
+    assert.match(described, new RegExp(`Scheduled\\s.*Successfully assigned default/web-0 to ${web0Node}`));
+    const nodeView = ok(await cluster.skiff(['describe', 'node', web0Node]), 'describe node').stdout;
     assert.match(nodeView, /Non-terminated Pods:\s+\(1 in total\)/);
     assert.match(nodeView, /default\s+web-0\s/);
     const events = ok(await cluster.skiff(['get', 'events']), 'get events').stdout;
@@ -144,7 +159,7 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
   });
 
   test('drain refuses to evict a pod no controller manages without --force, then evicts it and leaves the node cordoned', async () => {
-    const node = nodes[0]!;
+    const node = web0Node;
     const refused = await cluster.skiff(['drain', node]);
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /default\/web-0: not managed by a controller .*\(use --force\)/);

@@ -1,7 +1,8 @@
 /**
  * Two control planes of one cluster on two hosts (test/harness/lab.ts `controlPlanes: 2`): cp with
  * etcd and NATS, cp2 started on an empty state dir with cp's server token, and an agent on n1
- * given both (`--server cp,cp2`), which joins through cp and keeps its tunnel there. Driven
+ * given both (`--server cp,cp2`), which joins through cp and keeps its tunnel there (the scheduler
+ * places the pod on it, the one node). Driven
  * through the built CLI: cp2 holds the cluster CA it took from etcd; `skiff logs` and `skiff exec`
  * through cp2 reach the pod on n1 (cp2 relays them to cp, which logs each); after cp is killed
  * (SIGKILL: no goodbye, its lease in etcd expires) the agent reconnects to cp2 and the same
@@ -65,7 +66,6 @@ describe('two control planes: one CA through etcd, pod streams through either', 
 kind: Pod
 metadata: {name: talker, namespace: default}
 spec:
-  nodeName: n1
   terminationGracePeriodSeconds: 1
   containers:
   - name: main

@@ -2,8 +2,9 @@
  * A cluster on several hosts (test/harness/lab.ts: each host a network namespace on this machine,
  * its own address, runtime root and cgroup parent): etcd, NATS and the control plane on host cp,
  * agents on n1, n2 and n3, driven through the built CLI from the machine namespace. Nodes join and
- * are Ready at their hosts' addresses; pods pinned to each node get addresses from its pod CIDR and
- * reach each other and their node; an agent that is killed, a control plane or NATS that restarts
+ * are Ready at their hosts' addresses; the scheduler spreads pods over the three nodes; pods steered
+ * to each node (a kubernetes.io/hostname nodeSelector) get addresses from its pod CIDR and reach
+ * each other and their node; an agent that is killed, a control plane or NATS that restarts
  * restarts no pod; a status change made while NATS was away arrives after; a node's certificate
  * opens nothing of another node's. The lab is removed after, whatever happened.
  */
@@ -146,7 +147,7 @@ describe('several hosts: a control-plane host and three agent hosts', { timeout:
     assert.equal(cidrs.size, 3, 'each node its own pod CIDR');
   });
 
-  test('an image pushed to the cluster registry runs as pods pinned to each node, with addresses from its pod CIDR', async () => {
+  test('an image pushed to the cluster registry runs as pods placed on each node (hostname nodeSelector), with addresses from its pod CIDR', async () => {
     const work = join(L().hosts.dir, 'cli');
     await time('image load, tag, push', async () => {
       writeFileSync(join(L().hosts.dir, 'images.tar'), archiveTar(ociLayout([busyboxImage('busybox:1')])));
@@ -161,7 +162,7 @@ describe('several hosts: a control-plane host and three agent hosts', { timeout:
 kind: Pod
 metadata: {name: web-${node.name}, namespace: default}
 spec:
-  nodeName: ${node.name}
+  nodeSelector: {kubernetes.io/hostname: ${node.name}}
   terminationGracePeriodSeconds: 1
   containers:
   - name: web
@@ -179,12 +180,57 @@ spec:
     for (const node of L().nodes) {
       const row = wide.split('\n').find((r) => r.startsWith(`web-${node.name} `));
       assert.ok(row, wide);
-      assert.match(row!, new RegExp(`\\sRunning\\s.*\\s10\\.244\\.\\d+\\.\\d+\\s+${node.name}\\s*$`));
+      assert.match(
+        row!,
+        new RegExp(`\\sRunning\\s.*\\s10\\.244\\.\\d+\\.\\d+\\s+${node.name}\\s+<none>\\s+<none>\\s*$`),
+      );
       const ip = (await pod(`web-${node.name}`)).status!.podIP!;
       const cidr = parseCidr((await getJson<Node>(['get', 'node', node.name])).spec!.podCIDR!, 'podCIDR');
       assert.ok(cidrContains(cidr, ipv4Number(ip)!), `${ip} is in ${node.name}'s ${cidr.text}`);
       podIP[`web-${node.name}`] = ip;
     }
+  });
+
+  test('pods naming no node are spread over the three nodes by the scheduler and run there', async () => {
+    const spread = ['spread-0', 'spread-1', 'spread-2'];
+    writeFileSync(
+      join(L().hosts.dir, 'spread.yaml'),
+      spread
+        .map(
+          (name) => `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}, namespace: default, labels: {app: spread}}
+spec:
+  terminationGracePeriodSeconds: 1
+  topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: DoNotSchedule
+    labelSelector: {matchLabels: {app: spread}}
+  containers:
+  - name: c
+    image: web:1
+    command: [sleep, '3600']
+`,
+        )
+        .join('---\n'),
+    );
+    await time('3 scheduled pods Running', async () => {
+      ok(await skiff(['apply', '-f', join(L().hosts.dir, 'spread.yaml')]), 'apply');
+      for (const name of spread) await L().waitFor(`${name} Running`, () => podRunning(name), 60_000);
+    });
+    const placed = await Promise.all(spread.map(async (name) => (await pod(name)).spec.nodeName));
+    assert.deepEqual([...placed].sort(), ['n1', 'n2', 'n3'], 'one on each node');
+    const described = ok(await skiff(['describe', 'pod', 'spread-0']), 'describe').stdout;
+    assert.match(
+      described,
+      new RegExp(`Scheduled\\s.*Successfully assigned default/spread-0 to ${placed[0]}`),
+    );
+    ok(await skiff(['delete', 'pod', ...spread]), 'delete');
+    await L().waitFor('the spread pods gone', async () => {
+      const out = ok(await skiff(['get', 'pods']), 'get pods').stdout;
+      return !/^spread-/m.test(out);
+    });
   });
 
   test("pods on one node reach each other, and the node reaches its pods; another node's pods are unreachable", async () => {
@@ -208,7 +254,7 @@ spec:
 kind: Pod
 metadata: {name: client-n1, namespace: default}
 spec:
-  nodeName: n1
+  nodeSelector: {kubernetes.io/hostname: n1}
   restartPolicy: Never
   containers:
   - name: client
@@ -263,7 +309,7 @@ spec:
 kind: Pod
 metadata: {name: after-restart-${node.name}, namespace: default}
 spec:
-  nodeName: ${node.name}
+  nodeSelector: {kubernetes.io/hostname: ${node.name}}
   terminationGracePeriodSeconds: 1
   containers:
   - name: c
@@ -288,7 +334,7 @@ spec:
 kind: Pod
 metadata: {name: waiter, namespace: default}
 spec:
-  nodeName: n2
+  nodeSelector: {kubernetes.io/hostname: n2}
   restartPolicy: Never
   volumes:
   - name: share

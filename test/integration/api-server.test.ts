@@ -144,9 +144,17 @@ describe('API server', { timeout: 120_000 }, () => {
   });
 
   test('generation moves only when the spec changes; status is written only by updateStatus', async () => {
-    const created = await api.create({ ...pod('gen'), status: { phase: 'Running' } });
+    // a scheduler no one runs: the scheduler would write the status of a pod it places
+    const created = await api.create({
+      ...pod('gen', { schedulerName: 'no-scheduler' }),
+      status: { phase: 'Running' },
+    });
     assert.equal(created.metadata.generation, 1);
-    assert.equal(created.status, undefined, 'status is ignored on create');
+    assert.deepEqual(
+      created.status,
+      { phase: 'Pending' },
+      'the status sent on create is replaced: a pod starts Pending',
+    );
     const relabelled = await api.update({
       ...created,
       metadata: { ...created.metadata, labels: { app: 'other' } },

@@ -94,6 +94,8 @@ export const podStrategy: KindStrategy<Pod> = {
     if (old !== undefined) validatePodSpecUpdate(pod.spec, old.spec);
   },
   statusSubresource: true,
+  // Kubernetes' pod strategy: a new pod is Pending until its node's agent reports otherwise.
+  initialStatus: () => ({ phase: 'Pending' }),
   selectableFields: {
     'spec.nodeName': (pod) => pod.spec.nodeName ?? '',
     'spec.restartPolicy': (pod) => pod.spec.restartPolicy ?? '',
@@ -155,7 +157,7 @@ async function admitPriority(pod: Pod, cluster: AdmissionContext): Promise<void>
     priority = found.value ?? 0;
     preemptionPolicy = found.preemptionPolicy;
   } else {
-    const classes = await cluster.list('PriorityClass');
+    const classes = await cluster.cachedList('PriorityClass');
     const globalDefault = classes.find(
       (each): each is PriorityClass => each.kind === 'PriorityClass' && each.globalDefault === true,
     );

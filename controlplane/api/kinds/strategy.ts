@@ -12,8 +12,13 @@ import type { NameRule } from '../validation/meta.js';
 
 /** Reads the admission checks of a kind may make against other objects. */
 export interface AdmissionContext {
-  /** Every object of `kind` (all namespaces). */
+  /** Every object of `kind` (all namespaces), read from etcd: for checks that must see every write. */
   list(kind: KindName): Promise<KubeObject[]>;
+  /**
+   * The same from the watch cache, which may lag a write by moments (as Kubernetes' admission
+   * plugins read their informers): for what every pod's create reads.
+   */
+  cachedList(kind: KindName): Promise<KubeObject[]>;
   /** One object, or undefined when there is none (namespace '' for cluster-scoped kinds). */
   get(kind: KindName, namespace: string, name: string): Promise<KubeObject | undefined>;
 }
