@@ -659,7 +659,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             );
       await natsUsers?.load();
       const nodes = createNodesService({
-        ...(natsUsers !== undefined ? { onIssued: (node: string) => natsUsers.ensure(node) } : {}),
+        ...(natsUsers !== undefined ? { onIssued: (issued) => natsUsers.ensure(issued) } : {}),
         ca: trust.ca,
         bundle: trust.bundle,
         pullTokens: tokenAdmin,
