@@ -497,6 +497,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         // reports are ingested by whichever control plane NATS hands them to; silent nodes are
         // marked by the leader alone
         marksSilentNodes: () => leader.isLeader,
+        nodes: nodeInformer,
         log: log.child({ component: 'status-ingest' }),
         // a short grace is checked often enough to keep its meaning (every 5 s otherwise)
         ...(options.nodeGraceMs !== undefined

@@ -68,6 +68,11 @@ export interface StatusIngestOptions {
   marksSilentNodes?: () => boolean;
   /** Default 5 s. */
   checkMs?: number;
+  /**
+   * The Nodes as an informer holds them (decoded once per change): what the silent-node check
+   * walks. Absent: the Nodes are listed from the watch cache at each check (decoded every time).
+   */
+  nodes?: { list(): { object: Node }[] };
   now?: () => Date;
 }
 
@@ -397,7 +402,8 @@ export class StatusIngest {
   ): Promise<void> {
     let node: Node;
     try {
-      node = (await this.options.handlers.get('Node', '', name)).object as Node;
+      // the cached copy: what the change is decided on (the write reads the Node again)
+      node = (await this.options.handlers.get('Node', '', name, { minRevision: 0n })).object as Node;
     } catch (err) {
       if (err instanceof NotFoundError) return; // not registered (yet)
       throw err;
@@ -414,9 +420,11 @@ export class StatusIngest {
     const now = this.now();
     let nodes: Node[];
     try {
-      nodes = (await this.options.handlers.list('Node', { resourceVersion: '0' })).items.map(
-        (i) => i.object as Node,
-      );
+      nodes = this.options.nodes
+        ? this.options.nodes.list().map((cached) => cached.object)
+        : (await this.options.handlers.list('Node', { resourceVersion: '0' })).items.map(
+            (i) => i.object as Node,
+          );
     } catch {
       return;
     }
