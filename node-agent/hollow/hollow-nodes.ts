@@ -78,6 +78,8 @@ interface HollowNode {
   podRange?: { base: number; size: number };
   /** The next host number to hand out (1 is the gateway, as the real agent's IPAM). */
   next: number;
+  /** The read of its Node under way, which every pod waiting for its pod CIDR shares. */
+  lookup?: Promise<void>;
 }
 
 /** Reports in one NATS message (each a pod's status, about 1.5 KB: well under NATS' 1 MiB). */
@@ -251,6 +253,22 @@ export class HollowNodes {
     member.podRange = { base: cidr.base, size: cidr.size };
   }
 
+  /**
+   * Reads the member's Node for its pod CIDR: one read at a time per member, and none within a
+   * second of the last, however many of its pods wait (a fresh cluster gives thousands of nodes
+   * their CIDRs one by one).
+   */
+  private lookUpPodCIDR(member: HollowNode): Promise<void> {
+    member.lookup ??= (async () => {
+      try {
+        this.learnPodCIDR(member, (await this.options.api.get('Node', '', member.name)).spec?.podCIDR);
+      } finally {
+        setTimeout(() => (member.lookup = undefined), member.podRange ? 0 : 1000).unref();
+      }
+    })();
+    return member.lookup;
+  }
+
   /** The member a pod is bound to, when it is one of this process's. */
   private memberOf(pod: Pod): HollowNode | undefined {
     const name = pod.spec.nodeName ?? '';
@@ -281,9 +299,9 @@ export class HollowNodes {
       return;
     }
     if (this.running.has(uid)) return;
-    if (!member.podRange) {
-      this.learnPodCIDR(member, (await this.options.api.get('Node', '', member.name)).spec?.podCIDR);
-      if (!member.podRange && !pod.spec.hostNetwork) return { requeueAfterMs: 1000 }; // no CIDR yet
+    if (!member.podRange && !pod.spec.hostNetwork) {
+      await this.lookUpPodCIDR(member);
+      if (!member.podRange) return { requeueAfterMs: 1000 }; // no CIDR yet
     }
     const podIP = pod.spec.hostNetwork ? this.options.nodeIP : this.nextAddress(member);
     this.running.set(uid, podIP);
