@@ -593,6 +593,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         // reports are ingested by whichever control plane NATS hands them to; silent nodes are
         // marked by the leader alone
         marksSilentNodes: () => leader.isLeader,
+        nodes: nodeInformer,
         log: log.child({ component: 'status-ingest' }),
         // a short grace is checked often enough to keep its meaning (every 5 s otherwise)
         ...(options.nodeGraceMs !== undefined
@@ -754,7 +755,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             );
       await natsUsers?.load();
       const nodes = createNodesService({
-        ...(natsUsers !== undefined ? { onIssued: (node: string) => natsUsers.ensure(node) } : {}),
+        ...(natsUsers !== undefined ? { onIssued: (issued) => natsUsers.ensure(issued) } : {}),
         ca: trust.ca,
         bundle: trust.bundle,
         pullTokens: tokenAdmin,

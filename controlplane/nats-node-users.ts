@@ -9,11 +9,16 @@ import { readFile } from 'node:fs/promises';
 import { dirname, basename } from 'node:path';
 import { errorMessage } from '../proto/errors.js';
 import type { Logger } from '../proto/support/logger.js';
-import { formatNatsAuthorization, natsAuthorizationNodes } from '../proto/support/nats-authorization.js';
+import {
+  formatNatsAuthorization,
+  natsAuthorizationUsers,
+  type NatsIdentity,
+} from '../proto/support/nats-authorization.js';
 import { writePrivateFiles } from '../proto/support/pki.js';
 
 export class NatsNodeUsers {
   private nodes = new Set<string>();
+  private groups = new Set<string>();
   private writes: Promise<void> = Promise.resolve();
 
   constructor(
@@ -22,32 +27,37 @@ export class NatsNodeUsers {
     private readonly log: Logger,
   ) {}
 
-  /** Reads the nodes the file lists (none when it is missing). */
+  /** Reads the nodes and node groups the file lists (none when it is missing). */
   async load(): Promise<void> {
     try {
-      this.nodes = new Set(natsAuthorizationNodes(await readFile(this.file, 'utf8')));
+      const users = natsAuthorizationUsers(await readFile(this.file, 'utf8'));
+      this.nodes = new Set(users.nodes);
+      this.groups = new Set(users.groups);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
 
-  /** Makes `node` a NATS user (its certificate then connects), reloading nats-server when it was not. */
-  ensure(node: string): Promise<void> {
-    if (this.nodes.has(node)) return this.writes;
-    this.nodes.add(node);
-    const nodes = [...this.nodes];
+  /**
+   * Makes a node or node group a NATS user (its certificate then connects), reloading nats-server
+   * when it was not.
+   */
+  ensure(identity: NatsIdentity): Promise<void> {
+    const [set, name, field] =
+      'node' in identity
+        ? [this.nodes, identity.node, 'node']
+        : [this.groups, identity.nodeGroup, 'nodeGroup'];
+    if (set.has(name)) return this.writes;
+    set.add(name);
+    const text = formatNatsAuthorization(this.nodes, this.groups);
     this.writes = this.writes.then(async () => {
       try {
-        await writePrivateFiles(
-          dirname(this.file),
-          { [basename(this.file)]: formatNatsAuthorization(nodes) },
-          { replace: true },
-        );
+        await writePrivateFiles(dirname(this.file), { [basename(this.file)]: text }, { replace: true });
         await this.reload();
-        this.log.info({ node, file: this.file }, 'nats user added for node');
+        this.log.info({ [field]: name, file: this.file }, 'nats user added');
       } catch (err) {
-        this.nodes.delete(node);
-        this.log.error({ node, file: this.file, err: errorMessage(err) }, 'add nats user for node failed');
+        set.delete(name);
+        this.log.error({ [field]: name, file: this.file, err: errorMessage(err) }, 'add nats user failed');
       }
     });
     return this.writes;

@@ -161,7 +161,8 @@ export interface ApiClient {
    * skiff.v1.Nodes: a client certificate for `nodeName` and the public key (PEM SPKI), with a join
    * token as this client's token, or over mutual TLS with the node's own certificate (renewal).
    */
-  issueNodeCertificate(request: { nodeName: string; publicKey: string }): Promise<{
+  /** `nodeGroup` instead of `nodeName`: a node group's certificate (hollow nodes). */
+  issueNodeCertificate(request: { nodeName: string; nodeGroup?: string; publicKey: string }): Promise<{
     certificate: string;
     caBundle: string;
     notAfter: string;
@@ -562,7 +563,7 @@ export function connectApi(options: ConnectOptions): ApiClient {
     async issueNodeCertificate(request) {
       const response = await call(
         services.Nodes.methods['IssueNodeCertificate']!,
-        { nodeName: request.nodeName, publicKey: request.publicKey },
+        { nodeName: request.nodeName, publicKey: request.publicKey, nodeGroup: request.nodeGroup ?? '' },
         timeoutMs,
       );
       return {

@@ -3,6 +3,9 @@
  *
  *   skiff.node.<node>.pods        PodStatusBatch   an agent's pod statuses, as they change
  *   skiff.node.<node>.heartbeat   NodeHeartbeat    every heartbeat interval, and at once on a change
+ *   skiff.node-group.<g>.pods     PodStatusBatch   a node group's (hollow nodes, node-group.ts): each
+ *                                                  report names its member node
+ *   skiff.node-group.<g>.heartbeat NodeGroupHeartbeat  the members' heartbeats in one message
  *   skiff.control.resync          {}               the control plane asks every agent to report
  *                                                  every pod again (it started, or lost NATS)
  *
@@ -38,6 +41,8 @@ export interface PodStatusReport {
   uid: string;
   seq: number;
   status: PodStatus;
+  /** On a node group's subject: the member node that reports (a node's own subject names it). */
+  node?: string;
 }
 
 export interface PodStatusBatch {
@@ -51,6 +56,14 @@ export interface NodeHeartbeat {
   /** RFC 3339, the agent's clock. */
   time: string;
   /** Ready, MemoryPressure, DiskPressure, PIDPressure as the agent reads them. */
+  conditions: Condition[];
+}
+
+/** A node group's heartbeat: the same conditions for each member it names. */
+export interface NodeGroupHeartbeat {
+  seq: number;
+  time: string;
+  nodes: string[];
   conditions: Condition[];
 }
 

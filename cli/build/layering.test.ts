@@ -2,7 +2,8 @@
  * The layering of the tree, checked on every import of every source file (tests excepted):
  *
  *   cli ──► controlplane (only the `skiff controlplane` verb: main.ts, defaults.ts)
- *    ├──► node-agent/agent/main.ts (only the `skiff agent` verb)
+ *    ├──► node-agent/agent/main.ts (only the `skiff agent` verb), node-agent/hollow/main.ts
+ *    │      (only `skiff agent --hollow`)
  *    │ └──► node-agent/runtime (only through its façade, runtime.ts, or the façade's image half,
  *    │      image-side.ts, which loads no container code)
  *    ▼
@@ -46,7 +47,8 @@ function allowed(from: string, to: string): boolean {
     return (
       to === 'node-agent/runtime/runtime.ts' ||
       to === 'node-agent/runtime/image-side.ts' ||
-      to === 'node-agent/agent/main.ts'
+      to === 'node-agent/agent/main.ts' ||
+      to === 'node-agent/hollow/main.ts'
     );
   return false;
 }

@@ -2,11 +2,14 @@
  * `skiff agent`: runs a node agent on this host (as root): it registers the node with the control
  * plane at --server, runs the pods bound to it with the embedded runtime, and reports them through
  * NATS. Runs until SIGTERM or SIGINT; the containers keep running and the next agent adopts them.
+ * With --hollow: registers --count hollow nodes (<prefix>-0000 …) that run nothing and report their
+ * pods Running (node-agent/hollow/), from one process, without root.
  */
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../proto/errors.js';
+import { milliValue, parseQuantity, wholeValue } from '../../proto/quantity.js';
 import type { Taint } from '../../proto/gen/types.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { DEFAULT_ROOT } from '../../node-agent/runtime/image-side.js';
@@ -25,6 +28,13 @@ interface AgentFlags {
   hostNetns?: string;
   cgroupParent?: string;
   nodeStatusUpdateFrequency?: number;
+  hollow?: boolean;
+  count?: string;
+  nodeNamePrefix?: string;
+  cpu?: string;
+  memory?: string;
+  pods?: string;
+  zones?: string;
 }
 
 const TAINT_EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
@@ -110,6 +120,13 @@ export function registerAgent(program: Command): void {
       '--allow-privileged',
       'let pods run privileged containers (every capability, no seccomp filter); refused otherwise',
     )
+    .option('--hollow', 'run hollow nodes (kubemark-style): register --count nodes that run nothing')
+    .option('--count <n>', 'hollow nodes to register (with --hollow)', '1')
+    .option('--node-name-prefix <prefix>', 'the hollow nodes are <prefix>-0000 … (with --hollow)', 'hollow')
+    .option('--cpu <quantity>', "each hollow node's cpu capacity (with --hollow)", '4')
+    .option('--memory <quantity>', "each hollow node's memory capacity (with --hollow)", '16Gi')
+    .option('--pods <n>', 'pods each hollow node takes (with --hollow)', '110')
+    .option('--zones <n>', 'spread hollow nodes over zones zone-0 … (topology.kubernetes.io/zone)')
     .action(async (flags: AgentFlags, command: Command) => {
       // --server and --token are the global options every verb takes; an agent needs them given
       const globals = globalOptions(command);
@@ -118,17 +135,15 @@ export function registerAgent(program: Command): void {
           "agent: give --server, the control plane's API address (host:port; with several control planes, each, comma-separated)",
           'server',
         );
+      if (flags.hollow)
+        return runHollow(flags, globals.server, await agentToken(flags, globals.token), command);
       if (process.getuid?.() !== 0) {
         throw new InvalidArgumentError(
           'agent: run as root (it creates namespaces, mounts and cgroups)',
           'agent',
         );
       }
-      const token = flags.tokenFile
-        ? await readTokenFile(flags.tokenFile)
-        : (globals.token ?? process.env.SKIFF_TOKEN);
-      if (!token)
-        throw new InvalidArgumentError('agent: give --token or --token-file (or set SKIFF_TOKEN)', 'token');
+      const token = await agentToken(flags, globals.token);
       const log = componentLogger('agent', { node: flags.nodeName });
       const { startAgent } = await import('../../node-agent/agent/main.js');
       const running = await startAgent({
@@ -150,16 +165,86 @@ export function registerAgent(program: Command): void {
         ...(flags.nodeStatusUpdateFrequency ? { heartbeatMs: flags.nodeStatusUpdateFrequency } : {}),
         log,
       });
-      await new Promise<void>((resolve) => {
-        const onSignal = (signal: NodeJS.Signals): void => {
-          log.info({ signal }, 'stopping agent; containers keep running');
-          process.off('SIGTERM', onSignal);
-          process.off('SIGINT', onSignal);
-          resolve();
-        };
-        process.on('SIGTERM', onSignal);
-        process.on('SIGINT', onSignal);
-      });
+      await untilSignal((signal) => log.info({ signal }, 'stopping agent; containers keep running'));
       await running.stop();
     });
+}
+
+async function agentToken(flags: AgentFlags, given: string | undefined): Promise<string> {
+  const token = flags.tokenFile ? await readTokenFile(flags.tokenFile) : (given ?? process.env.SKIFF_TOKEN);
+  if (!token)
+    throw new InvalidArgumentError('agent: give --token or --token-file (or set SKIFF_TOKEN)', 'token');
+  return token;
+}
+
+/** Resolves at the first SIGTERM or SIGINT. */
+function untilSignal(onSignal: (signal: NodeJS.Signals) => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const handler = (signal: NodeJS.Signals): void => {
+      onSignal(signal);
+      process.off('SIGTERM', handler);
+      process.off('SIGINT', handler);
+      resolve();
+    };
+    process.on('SIGTERM', handler);
+    process.on('SIGINT', handler);
+  });
+}
+
+/** A whole number ≥ `min` from flag `flag`, or a clear error naming it. */
+function wholeFlag(text: string, flag: string, min: number): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min)
+    throw new InvalidArgumentError(
+      `agent: ${flag} must be a whole number ≥ ${min}, not "${text}"`,
+      flag.slice(2),
+    );
+  return value;
+}
+
+function quantityFlag(text: string, flag: string): ReturnType<typeof parseQuantity> {
+  try {
+    return parseQuantity(text, flag.slice(2));
+  } catch (err) {
+    throw new InvalidArgumentError(
+      `agent: ${flag} "${text}" is not a quantity (4, 500m, 16Gi)`,
+      flag.slice(2),
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/** `skiff agent --hollow`: the hollow nodes run until SIGTERM or SIGINT. */
+async function runHollow(flags: AgentFlags, server: string, token: string, command: Command): Promise<void> {
+  const globals = globalOptions(command);
+  const group = flags.nodeNamePrefix ?? 'hollow';
+  const capacity = {
+    cpus: milliValue(quantityFlag(flags.cpu ?? '4', '--cpu')) / 1000,
+    memoryBytes: wholeValue(quantityFlag(flags.memory ?? '16Gi', '--memory')),
+    pods: wholeFlag(flags.pods ?? '110', '--pods', 1),
+  };
+  const count = wholeFlag(flags.count ?? '1', '--count', 1);
+  const zones = flags.zones !== undefined ? wholeFlag(flags.zones, '--zones', 1) : undefined;
+  const log = componentLogger('agent', { nodeGroup: group });
+  const { startHollowNodes } = await import('../../node-agent/hollow/main.js');
+  const running = await startHollowNodes({
+    server,
+    token,
+    ...(globals.certificateAuthority ? { ca: readCertificateAuthority(globals.certificateAuthority) } : {}),
+    group,
+    count,
+    capacity,
+    root: flags.root,
+    ...(zones !== undefined ? { zones } : {}),
+    ...(flags.nats ? { natsUrl: flags.nats } : {}),
+    ...(flags.nodeIp ? { nodeIP: flags.nodeIp } : {}),
+    ...(flags.labels ? { labels: parseLabelList(flags.labels, '--labels') } : {}),
+    ...(flags.taints ? { taints: parseTaintList(flags.taints, '--taints') } : {}),
+    ...(flags.nodeStatusUpdateFrequency ? { heartbeatMs: flags.nodeStatusUpdateFrequency } : {}),
+    log,
+  });
+  await untilSignal((signal) => log.info({ signal }, 'stopping hollow nodes'));
+  await running.stop();
 }

@@ -43,7 +43,7 @@ import { ensureClusterPki, type ClusterPki } from './cluster-pki.js';
 import {
   formatNatsAuthorization,
   formatNatsServerConfig,
-  natsAuthorizationNodes,
+  natsAuthorizationUsers,
 } from '../../proto/support/nats-authorization.js';
 import { writePrivateFiles } from '../../proto/support/pki.js';
 import { startEtcd } from './etcd-process.js';
@@ -144,16 +144,16 @@ export async function writeNatsConfig(stateDir: string, pki: ClusterPki): Promis
     authorizationFile: join(dir, 'nats-authorization.conf'),
     pidFile: join(dir, 'nats.pid'),
   };
-  let nodes: string[] = [];
+  let users: { nodes: string[]; groups: string[] } = { nodes: [], groups: [] };
   try {
-    nodes = natsAuthorizationNodes(readFileSync(files.authorizationFile, 'utf8'));
+    users = natsAuthorizationUsers(readFileSync(files.authorizationFile, 'utf8'));
   } catch {
     // first up: no node yet
   }
   await writePrivateFiles(
     dir,
     {
-      'nats-authorization.conf': formatNatsAuthorization(nodes),
+      'nats-authorization.conf': formatNatsAuthorization(users.nodes, users.groups),
       'nats.conf': formatNatsServerConfig({
         ...pki.natsServer,
         authorizationFile: 'nats-authorization.conf',

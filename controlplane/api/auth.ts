@@ -20,6 +20,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { PermissionDeniedError, UnauthenticatedError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/support/logger.js';
+import { NODE_GROUP_USER_PREFIX, nodeGroupNameProblem } from '../../proto/node-group.js';
 
 export type Role = 'admin' | 'edit' | 'view' | 'join' | 'pull';
 export const ROLES: readonly Role[] = ['admin', 'edit', 'view', 'join', 'pull'];
@@ -49,6 +50,11 @@ export interface Principal {
   role: Role | 'node';
   /** Role node: the node's name (the certificate's CN system:node:<node>, O system:nodes). */
   node?: string;
+  /**
+   * Role node, instead of `node`: a node group acting for its hollow nodes <group>-<digits> (the
+   * certificate's CN system:node-group:<group>, O system:nodes; proto/node-group.ts).
+   */
+  nodeGroup?: string;
 }
 
 /** The subject of node certificates (Kubernetes' names): CN system:node:<node>, O system:nodes. */
@@ -72,9 +78,14 @@ function subjectValues(peer: PeerCertificateSubject | undefined, field: string):
 export function nodePrincipalOf(peer: PeerCertificateSubject | undefined): Principal | undefined {
   const values = (field: string): string[] => subjectValues(peer, field);
   const [commonName, ...more] = values('CN');
-  if (commonName === undefined || more.length > 0 || !commonName.startsWith(NODE_USER_PREFIX))
-    return undefined;
+  if (commonName === undefined || more.length > 0) return undefined;
   if (!values('O').includes(NODES_GROUP)) return undefined;
+  if (commonName.startsWith(NODE_GROUP_USER_PREFIX)) {
+    const nodeGroup = commonName.slice(NODE_GROUP_USER_PREFIX.length);
+    if (nodeGroupNameProblem(nodeGroup) !== undefined) return undefined;
+    return Object.freeze({ name: commonName, role: 'node' as const, nodeGroup });
+  }
+  if (!commonName.startsWith(NODE_USER_PREFIX)) return undefined;
   const node = commonName.slice(NODE_USER_PREFIX.length);
   if (node.length > 253 || !NODE_NAME.test(node)) return undefined;
   return Object.freeze({ name: commonName, role: 'node' as const, node });
@@ -164,6 +175,10 @@ export function authorize(principal: Principal, verb: Verb, what: string): void 
 export function authorizeNode(principal: Principal, nodeName: string): void {
   // a node certificate's identity (role node); a token is never a node, whatever its name
   if (principal.role === 'node') {
+    if (principal.nodeGroup !== undefined)
+      throw new PermissionDeniedError(
+        `serve node ${nodeName}: node group ${principal.nodeGroup} runs hollow nodes, which serve no pod streams`,
+      );
     const own = principal.node ?? principal.name.slice(NODE_IDENTITY_PREFIX.length);
     if (own !== nodeName)
       throw new PermissionDeniedError(

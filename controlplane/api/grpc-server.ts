@@ -278,7 +278,11 @@ function targetOf(method: string): (request: WireMessage) => Omit<NodeRequest, '
     case 'UpdateStatus':
       return (request) => {
         const metadata = request.object === undefined ? undefined : objectOf(request).metadata;
-        return { namespace: metadata?.namespace ?? '', name: metadata?.name ?? '' };
+        return {
+          namespace: metadata?.namespace ?? '',
+          name: metadata?.name ?? '',
+          ...(metadata?.labels ? { labels: metadata.labels } : {}),
+        };
       };
     case 'List':
       return (request) => ({
@@ -349,7 +353,7 @@ export function createApiService(options: ApiServiceOptions): ApiService {
       if (principal.role !== 'node') authorize(principal, verb, kind || 'object');
       else if (options.nodeAuthorizer === undefined)
         throw new PermissionDeniedError(`${verb} ${kind || 'object'}: this API takes no node certificates`);
-      else await options.nodeAuthorizer.authorize(principal.node!, request());
+      else await options.nodeAuthorizer.authorize(principal, request());
       return principal;
     } catch (err) {
       if (err instanceof UnauthenticatedError || err instanceof PermissionDeniedError) {
@@ -476,7 +480,9 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
         ...(preconditions ? { preconditions } : {}),
         ...(req.dryRun === true ? { dryRun: true } : {}),
-        ...(str(req.propagationPolicy) ? { propagationPolicy: str(req.propagationPolicy) as PropagationPolicy } : {}),
+        ...(str(req.propagationPolicy)
+          ? { propagationPolicy: str(req.propagationPolicy) as PropagationPolicy }
+          : {}),
       });
       return deleted.responseEnvelope();
     }),

@@ -9,6 +9,7 @@ import {
 } from '../../proto/errors.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { MemoryStore } from '../store/memory-store.js';
+import type { GetOptions, ObjectKey } from '../store/store.js';
 import { ApiHandlers } from './handlers.js';
 
 const pod = (name: string): Pod => ({
@@ -281,6 +282,72 @@ describe('ApiHandlers and the objects they are given', () => {
       const waiting = watch.next();
       abort.abort();
       assert.equal((await waiting).done, true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('pod statuses are written in one transaction; a stale copy is read again and written alone', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const created = await Promise.all(
+        ['a', 'b', 'c', 'd'].map(async (name) => {
+          const p = pod(name);
+          p.spec.nodeName = name === 'd' ? 'n2' : 'n1';
+          return (await handlers.create(p)).object as Pod;
+        }),
+      );
+      const running = { phase: 'Running', podIP: '10.244.0.5' };
+      let transactions = 0;
+      const transact = store.transact.bind(store);
+      store.transact = async (writes) => {
+        transactions++;
+        return transact(writes);
+      };
+      const write = (p: Pod) => ({
+        namespace: 'default',
+        name: p.metadata.name!,
+        uid: p.metadata.uid!,
+        status: running,
+        accept: (stored: Pod) => stored.spec.nodeName === 'n1',
+      });
+      const outcomes = await handlers.updatePodStatuses([
+        ...created.map(write),
+        { ...write(created[0]!), name: 'gone' },
+        { ...write(created[1]!), uid: 'another-pod' },
+      ]);
+      assert.equal(transactions, 1, 'one transaction for the three writes');
+      assert.ok(outcomes.slice(0, 3).every((o) => typeof o === 'object' && 'written' in o));
+      assert.deepEqual(outcomes.slice(3), ['refused', 'gone', 'gone']);
+      assert.equal(((await handlers.get('Pod', 'default', 'a')).object as Pod).status?.phase, 'Running');
+      assert.equal(((await handlers.get('Pod', 'default', 'd')).object as Pod).status?.phase, undefined);
+      // the same status again: nothing to write
+      assert.deepEqual(await handlers.updatePodStatuses([write(created[0]!)]), ['unchanged']);
+
+      // a label changed since the copy the batch was prepared from: the batch fails, each is retried alone
+      const get = store.get.bind(store);
+      const stale = new Map<string, Awaited<ReturnType<MemoryStore['get']>>>();
+      for (const name of ['a', 'b'])
+        stale.set(name, await get({ resource: 'pods', namespace: 'default', name }));
+      Object.assign(store, {
+        get: async (key: ObjectKey, options?: GetOptions) =>
+          options?.minRevision !== undefined ? stale.get(key.name)! : get(key),
+      });
+      const b = (await handlers.get('Pod', 'default', 'b')).object as Pod;
+      await handlers.update({ ...b, metadata: { ...b.metadata, labels: { changed: 'yes' } } });
+      transactions = 0;
+      const failed = { phase: 'Failed' };
+      const again = await handlers.updatePodStatuses(
+        created.slice(0, 2).map((p) => ({ ...write(p), status: failed, minRevision: 0n })),
+      );
+      assert.equal(transactions, 1);
+      assert.ok(
+        again.every((o) => typeof o === 'object' && 'written' in o),
+        JSON.stringify(again, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+      );
+      const stored = (await handlers.get('Pod', 'default', 'b')).object as Pod;
+      assert.equal(stored.status?.phase, 'Failed');
+      assert.equal(stored.metadata.labels?.['changed'], 'yes', 'the newer label kept');
     } finally {
       await store.close();
     }

@@ -22,7 +22,7 @@ import {
   NotFoundError,
   PermissionDeniedError,
 } from '../../proto/errors.js';
-import type { KubeObject, Pod } from '../../proto/gen/types.js';
+import type { KubeObject, Pod, PodStatus } from '../../proto/gen/types.js';
 import { rfc3339Seconds } from '../../proto/support/kube-time.js';
 import { kindInfoOf, type KindInfo } from '../../proto/kinds.js';
 import type { Logger } from '../../proto/support/logger.js';
@@ -43,6 +43,7 @@ import {
   type Store,
   type StoreEvent,
   type StoredValue,
+  type Write,
 } from '../store/store.js';
 import { ApiObject } from './api-object.js';
 import {
@@ -73,6 +74,21 @@ import { checkDns1123Subdomain } from './validation/names.js';
 
 const GENERATE_NAME_ATTEMPTS = 8;
 const CONFLICT_RETRIES = 16;
+
+/** One pod's reported status for ApiHandlers.updatePodStatuses. */
+export interface PodStatusWrite {
+  namespace: string;
+  name: string;
+  /** The pod the status is about: another pod of that name is `gone`. */
+  uid: string;
+  status: PodStatus;
+  /** The revision the caller last wrote this pod at: the cached copy must be at least as new. */
+  minRevision?: bigint;
+  /** Whether the stored pod may take this status (the reporter's node is the pod's). */
+  accept?: (pod: Pod) => boolean;
+}
+
+export type PodStatusOutcome = { written: bigint } | 'unchanged' | 'gone' | 'refused' | Error;
 
 export type { DeleteOptions, ListOptions, WatchOptions } from '../../proto/api-requests.js';
 export type ListResult = SharedListResult<ApiObject>;
@@ -373,10 +389,19 @@ export class ApiHandlers {
     }
   }
 
-  async get(kind: string, namespace: string, name: string): Promise<ApiObject> {
+  /**
+   * `options.minRevision`: any state not older than it will do (0n: the watch cache's copy), for
+   * advisory reads that no write is based on.
+   */
+  async get(
+    kind: string,
+    namespace: string,
+    name: string,
+    options: { minRevision?: bigint } = {},
+  ): Promise<ApiObject> {
     const info = kindInfoOf(kind);
     try {
-      return this.apiObject(info, await this.store.get(this.keyOf(info, namespace, name)));
+      return this.apiObject(info, await this.store.get(this.keyOf(info, namespace, name), options));
     } catch (err) {
       if (err instanceof NotFoundError) {
         throw new NotFoundError(
@@ -497,6 +522,102 @@ export class ApiHandlers {
       },
       sameUid,
     );
+  }
+
+  /**
+   * Writes many pods' statuses (what agents report) in few etcd transactions: each pod's write is a
+   * compare-and-swap on the copy the watch cache holds (at least `minRevision`, the revision the
+   * caller last wrote it at), up to MAX_WRITES_PER_TRANSACTION in one transaction. A transaction
+   * that fails (one pod changed since its cached copy) is not retried whole: each of its writes is
+   * read again from etcd and written alone, so one busy pod costs its batch one round trip.
+   * Per write, in order: the revision written, `unchanged` (the status is already stored), `gone`
+   * (no pod of that uid), `refused` (`accept` said no), or the error of that write.
+   */
+  async updatePodStatuses(writes: readonly PodStatusWrite[]): Promise<PodStatusOutcome[]> {
+    const info = strategyOf('Pod').info;
+    const outcomes: PodStatusOutcome[] = new Array(writes.length);
+    const prepared: { index: number; write: Write }[] = [];
+    await Promise.all(
+      writes.map(async (write, index) => {
+        try {
+          const step = await this.preparePodStatus(info, write, write.minRevision ?? 0n);
+          if ('outcome' in step) outcomes[index] = step.outcome;
+          else prepared.push({ index, write: step.write });
+        } catch (err) {
+          outcomes[index] = err as Error;
+        }
+      }),
+    );
+    prepared.sort((a, b) => a.index - b.index);
+    for (let at = 0; at < prepared.length; at += MAX_WRITES_PER_TRANSACTION) {
+      const chunk = prepared.slice(at, at + MAX_WRITES_PER_TRANSACTION);
+      try {
+        const stored = await this.store.transact(chunk.map((each) => each.write));
+        chunk.forEach((each, i) => (outcomes[each.index] = { written: stored[i]!.modRevision }));
+      } catch (err) {
+        if (!(err instanceof ConflictError || err instanceof NotFoundError)) {
+          for (const each of chunk) outcomes[each.index] = err as Error;
+          continue;
+        }
+        await Promise.all(
+          chunk.map(async (each) => {
+            outcomes[each.index] = await this.writePodStatusAlone(info, writes[each.index]!);
+          }),
+        );
+      }
+    }
+    return outcomes;
+  }
+
+  /** One pod's status write after its batch failed: read from etcd, written alone, retried on conflict. */
+  private async writePodStatusAlone(info: KindInfo, write: PodStatusWrite): Promise<PodStatusOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const step = await this.preparePodStatus(info, write, undefined);
+        if ('outcome' in step) return step.outcome;
+        if (step.write.type !== 'update') throw new Error('a status write is an update');
+        const stored = await this.store.update(
+          step.write.key,
+          step.write.value,
+          step.write.expectedModRevision,
+        );
+        return { written: stored.modRevision };
+      } catch (err) {
+        if (err instanceof NotFoundError) return 'gone';
+        if (!(err instanceof ConflictError) || attempt >= CONFLICT_RETRIES) return err as Error;
+      }
+    }
+  }
+
+  /** The compare-and-swap write of one pod's status on the copy read (cached when `minRevision` is set). */
+  private async preparePodStatus(
+    info: KindInfo,
+    write: PodStatusWrite,
+    minRevision: bigint | undefined,
+  ): Promise<{ write: Write } | { outcome: 'unchanged' | 'gone' | 'refused' }> {
+    const key = this.keyOf(info, write.namespace, write.name);
+    let stored: StoredValue;
+    try {
+      stored = await this.store.get(key, minRevision !== undefined ? { minRevision } : {});
+    } catch (err) {
+      if (err instanceof NotFoundError) return { outcome: 'gone' };
+      throw err;
+    }
+    const current = this.decode(info, stored) as Pod;
+    if (current.metadata.uid !== write.uid) return { outcome: 'gone' };
+    if (write.accept && !write.accept(current)) return { outcome: 'refused' };
+    const next = prepareStatusUpdate({ ...current, status: write.status } as KubeObject, current);
+    validateObject(next, current);
+    if (sameStored(next, current)) return { outcome: 'unchanged' };
+    const action = `update status of ${describeObject(info, key.namespace, write.name)}`;
+    return {
+      write: {
+        type: 'update',
+        key,
+        value: this.encode(next, action),
+        expectedModRevision: stored.modRevision,
+      },
+    };
   }
 
   /**

@@ -32,16 +32,28 @@ const pods = [
     ],
   }),
   pod('other', 'n2', { volumes: [{ name: 's', secret: { secretName: 'other-secret' } }] }),
+  pod('hollow-pod', 'hollow-0001'),
+  pod('impostor-pod', 'hollow-0002'),
 ];
+
+/** hollow-0001 is the group's; hollow-0002 a real node that happens to be named like a member. */
+const nodeLabels: Record<string, Record<string, string>> = {
+  n1: {},
+  n2: {},
+  'hollow-0001': { 'skiff.io/node-group': 'hollow' },
+  'hollow-0002': {},
+  'other-0001': { 'skiff.io/node-group': 'other' },
+};
 
 const authorizer = new NodeAuthorizer({
   pod: async (namespace, name) =>
     pods.find((each) => each.metadata.namespace === namespace && each.metadata.name === name),
   podsOn: async (node) => pods.filter((each) => each.spec.nodeName === node),
+  nodeLabels: async (name) => nodeLabels[name],
 });
 
 const allowed = (request: Partial<NodeRequest>, node = 'n1') =>
-  authorizer.authorize(node, { verb: 'get', kind: '', namespace: '', name: '', ...request });
+  authorizer.authorize({ node }, { verb: 'get', kind: '', namespace: '', name: '', ...request });
 const refused = (request: Partial<NodeRequest>, pattern: RegExp, node = 'n1') =>
   assert.rejects(
     allowed(request, node),
@@ -138,4 +150,96 @@ test('only CN=system:node:<name>, O=system:nodes is a node', () => {
     undefined,
   );
   assert.equal(nodePrincipalOf(undefined), undefined);
+
+  describe('a node group (hollow nodes)', () => {
+    const group = { nodeGroup: 'hollow' };
+    const GROUP_LABELS = { 'skiff.io/node-group': 'hollow' };
+    const groupAllowed = (request: Partial<NodeRequest>) =>
+      authorizer.authorize(group, { verb: 'get', kind: '', namespace: '', name: '', ...request });
+    const groupRefused = (request: Partial<NodeRequest>, pattern: RegExp) =>
+      assert.rejects(
+        groupAllowed(request),
+        (err) =>
+          err instanceof PermissionDeniedError &&
+          /refused for node group "hollow"/.test(err.message) &&
+          pattern.test(err.message),
+      );
+
+    test('Nodes: creates and writes its members only, labelled with the group', async () => {
+      await groupAllowed({ verb: 'list', kind: 'Node' });
+      await groupAllowed({ verb: 'create', kind: 'Node', name: 'hollow-0007', labels: GROUP_LABELS });
+      await groupAllowed({ verb: 'updateStatus', kind: 'Node', name: 'hollow-0001', labels: GROUP_LABELS });
+      await groupRefused({ verb: 'create', kind: 'Node', name: 'hollow-0007' }, /carry the label/);
+      await groupRefused(
+        { verb: 'create', kind: 'Node', name: 'n1', labels: GROUP_LABELS },
+        /only its members/,
+      );
+      await groupRefused(
+        { verb: 'create', kind: 'Node', name: 'hollowx-0001', labels: GROUP_LABELS },
+        /only its members/,
+      );
+      // a real node named like a member, and another group's member
+      await groupRefused(
+        { verb: 'updateStatus', kind: 'Node', name: 'hollow-0002', labels: GROUP_LABELS },
+        /only its members/,
+      );
+      await groupRefused(
+        { verb: 'update', kind: 'Node', name: 'other-0001', labels: GROUP_LABELS },
+        /only its members/,
+      );
+      await groupRefused({ verb: 'delete', kind: 'Node', name: 'hollow-0001' }, /may not delete/);
+    });
+
+    test('pods: watched by spec.nodeGroup=<group>; status and delete only on its members', async () => {
+      await groupAllowed({ verb: 'watch', kind: 'Pod', fieldSelector: 'spec.nodeGroup=hollow' });
+      await groupRefused(
+        { verb: 'watch', kind: 'Pod', fieldSelector: 'spec.nodeGroup=other' },
+        /spec.nodeGroup=hollow/,
+      );
+      await groupRefused(
+        { verb: 'list', kind: 'Pod', fieldSelector: 'spec.nodeName=hollow-0001' },
+        /only its pods/,
+      );
+      for (const verb of ['get', 'updateStatus', 'delete'] as const) {
+        await groupAllowed({ verb, kind: 'Pod', namespace: 'default', name: 'hollow-pod' });
+        await groupRefused(
+          { verb, kind: 'Pod', namespace: 'default', name: 'web' },
+          /not bound to one of its members/,
+        );
+        await groupRefused(
+          { verb, kind: 'Pod', namespace: 'default', name: 'impostor-pod' },
+          /not bound to one of its members/,
+        );
+      }
+      await groupRefused(
+        { verb: 'update', kind: 'Pod', namespace: 'default', name: 'hollow-pod' },
+        /only their status/,
+      );
+    });
+
+    test('nothing a hollow node does not need: Secrets, ConfigMaps; Events may be recorded', async () => {
+      await groupAllowed({ verb: 'create', kind: 'Event', namespace: 'default', name: 'e' });
+      await groupRefused({ verb: 'get', kind: 'Secret', namespace: 'default', name: 'web-tls' }, /hollow/);
+      await groupRefused(
+        { verb: 'get', kind: 'ConfigMap', namespace: 'default', name: 'web-config' },
+        /hollow/,
+      );
+      await groupRefused(
+        { verb: 'get', kind: 'Lease', namespace: 'kube-node-lease', name: 'n1' },
+        /Leases of its members/,
+      );
+    });
+
+    test('its certificate makes a group principal; a bad group name makes none', () => {
+      assert.deepEqual(
+        { ...nodePrincipalOf({ subject: { CN: 'system:node-group:hollow', O: 'system:nodes' } }) },
+        { name: 'system:node-group:hollow', role: 'node', nodeGroup: 'hollow' },
+      );
+      assert.equal(
+        nodePrincipalOf({ subject: { CN: 'system:node-group:Bad.Name', O: 'system:nodes' } }),
+        undefined,
+      );
+      assert.equal(nodePrincipalOf({ subject: { CN: 'system:node-group:hollow', O: 'other' } }), undefined);
+    });
+  });
 });

@@ -14,6 +14,17 @@
  *   Event            create
  *   version          always
  *
+ * A node group (`system:node-group:<G>`, hollow nodes: proto/node-group.ts) acts for its members,
+ * the nodes named <G>-<digits> whose Node carries the label skiff.io/node-group=<G>:
+ *
+ *   Node             get, list, watch any; create one named as a member and labelled with the group;
+ *                    update, updateStatus a member (the stored Node labelled so, the label kept)
+ *   Lease            a member's, as a node its own
+ *   Pod              list, watch only with the field selector spec.nodeGroup=<G>; get,
+ *                    updateStatus, delete only a pod bound to a member
+ *   Event            create
+ *   anything else    refused (hollow pods run nothing: no ConfigMaps, Secrets, pod streams)
+ *
  * Everything else is refused with a PermissionDeniedError that names the request and why. The
  * pods are looked up per request through NodeGraph, which the control plane answers from the watch
  * cache (its pods are indexed by spec.nodeName), so a check costs a map lookup and the decoding
@@ -23,6 +34,7 @@
 import { PermissionDeniedError } from '../../proto/errors.js';
 import type { KubeObject, Pod, PodSpec } from '../../proto/gen/types.js';
 import type { Verb } from './auth.js';
+import { NODE_GROUP_FIELD, NODE_GROUP_LABEL, isNodeGroupMemberName } from '../../proto/node-group.js';
 
 /** The namespace of node heartbeats (Leases named after their node). */
 export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
@@ -36,6 +48,14 @@ export interface NodeRequest {
   name: string;
   /** list, watch: the field selector as sent. */
   fieldSelector?: string;
+  /** create, update, updateStatus: the labels of the object sent. */
+  labels?: Record<string, string>;
+}
+
+/** Who asks: a node, or a node group (one of the two). */
+export interface NodeIdentity {
+  node?: string;
+  nodeGroup?: string;
 }
 
 /** The pods the rules read. */
@@ -44,6 +64,8 @@ export interface NodeGraph {
   pod(namespace: string, name: string): Promise<Pod | undefined>;
   /** Every pod bound to `node` (spec.nodeName). */
   podsOn(node: string): Promise<Pod[]>;
+  /** The labels of Node `name` as the control plane holds it; undefined when there is none. */
+  nodeLabels(name: string): Promise<Record<string, string> | undefined>;
 }
 
 type ReferencedKind = 'ConfigMap' | 'Secret' | 'ServiceAccount';
@@ -127,12 +149,61 @@ function describe(request: NodeRequest): string {
 export class NodeAuthorizer {
   constructor(private readonly graph: NodeGraph) {}
 
-  /** Resolves when `node` may make `request`; PermissionDeniedError saying why not otherwise. */
-  async authorize(node: string, request: NodeRequest): Promise<void> {
-    const reason = await this.refusal(node, request);
+  /** Resolves when `who` may make `request`; PermissionDeniedError saying why not otherwise. */
+  async authorize(who: NodeIdentity, request: NodeRequest): Promise<void> {
+    const group = who.nodeGroup;
+    const reason =
+      group !== undefined
+        ? await this.groupRefusal(group, request)
+        : await this.refusal(who.node ?? '', request);
     if (reason !== undefined) {
-      throw new PermissionDeniedError(`${describe(request)}: refused for node "${node}": ${reason}`);
+      const whom = group !== undefined ? `node group "${group}"` : `node "${who.node}"`;
+      throw new PermissionDeniedError(`${describe(request)}: refused for ${whom}: ${reason}`);
     }
+  }
+
+  /** Why node group `group` may not make `request`, or undefined when it may. */
+  private async groupRefusal(group: string, request: NodeRequest): Promise<string | undefined> {
+    const { verb, kind, namespace, name } = request;
+    if (verb === 'version') return undefined;
+    const members = `its members (Nodes named ${group}-<digits> labelled ${NODE_GROUP_LABEL}=${group})`;
+    const isMember = async (node: string): Promise<boolean> =>
+      isNodeGroupMemberName(group, node) && (await this.graph.nodeLabels(node))?.[NODE_GROUP_LABEL] === group;
+    switch (kind) {
+      case 'Node': {
+        if (verb === 'get' || verb === 'list' || verb === 'watch') return undefined;
+        if (verb === 'delete') return 'a node group may not delete Nodes';
+        if (!isNodeGroupMemberName(group, name)) return `a node group may ${verb} only ${members}`;
+        if (request.labels?.[NODE_GROUP_LABEL] !== group)
+          return `a node group's Nodes carry the label ${NODE_GROUP_LABEL}=${group}`;
+        if (verb === 'create') return undefined;
+        return (await isMember(name)) ? undefined : `a node group may ${verb} only ${members}`;
+      }
+      case 'Lease':
+        if (verb === 'list' || verb === 'watch' || verb === 'updateStatus')
+          return `a node group may only get, create, update and delete its members' Leases`;
+        return namespace === NODE_LEASE_NAMESPACE && (await isMember(name))
+          ? undefined
+          : `a node group may only use the Leases of ${members} (${NODE_LEASE_NAMESPACE}/<member>)`;
+      case 'Pod': {
+        if (verb === 'list' || verb === 'watch')
+          return selectedValue(request.fieldSelector, NODE_GROUP_FIELD) === group
+            ? undefined
+            : `a node group may ${verb} only its pods: select them with the field selector ${NODE_GROUP_FIELD}=${group}`;
+        if (verb === 'create' || verb === 'update')
+          return `a node group may not ${verb} pods (only their status)`;
+        if (verb !== 'get' && verb !== 'updateStatus' && verb !== 'delete')
+          return `a node group may not ${verb} pods: its nodes are hollow`;
+        const pod = await this.graph.pod(namespace, name);
+        if (pod === undefined) return `there is no pod ${namespace}/${name} bound to one of its members`;
+        return (await isMember(pod.spec?.nodeName ?? ''))
+          ? undefined
+          : `the pod is not bound to one of ${members}`;
+      }
+      case 'Event':
+        return verb === 'create' ? undefined : 'a node group may only create Events';
+    }
+    return `a node group may not ${verb} ${kind || 'objects of that kind'}: its nodes are hollow`;
   }
 
   /** Why `node` may not make `request`, or undefined when it may. */

@@ -28,6 +28,8 @@ import type { Logger } from '../../proto/support/logger.js';
 import type { CertificateAuthority } from '../../proto/support/pki.js';
 import { NODES_GROUP, NODE_USER_PREFIX, type Authenticator, type Principal } from './auth.js';
 import { toServiceError } from './grpc-errors.js';
+import { NODE_GROUP_USER_PREFIX, nodeGroupNameProblem } from '../../proto/node-group.js';
+import type { NatsIdentity } from '../../proto/support/nats-authorization.js';
 
 /** How long a node certificate lives: the agent renews it well before (node-agent/agent/node-credentials.ts). */
 export const NODE_CERTIFICATE_TTL_MS = 30 * 24 * 3600 * 1000;
@@ -45,8 +47,8 @@ export interface NodeCertificateOptions {
   now?: () => Date;
   /** Makes nodes' registry pull tokens (IssueRegistryToken); absent: the call is refused. */
   pullTokens?: { issueNodePullToken(node: string): Promise<{ info: { expiresAt?: string }; token: string }> };
-  /** Told of every node a certificate was issued to (NATS permissions follow it). */
-  onIssued?: (node: string) => Promise<void> | void;
+  /** Told of every node or node group a certificate was issued to (NATS permissions follow it). */
+  onIssued?: (issued: NatsIdentity) => Promise<void> | void;
 }
 
 export interface IssuedCertificate {
@@ -64,18 +66,38 @@ export class NodeCertificateIssuer {
     this.now = options.now ?? (() => new Date());
   }
 
-  async issue(caller: Principal, nodeName: string, publicKeyPem: string): Promise<IssuedCertificate> {
-    const action = `issue a certificate for node "${nodeName}"`;
-    if (nodeName.length > 253 || !NODE_NAME.test(nodeName)) {
+  /**
+   * A certificate for `subject`: a node (`nodeName`) or a node group (`nodeGroup`, for hollow
+   * nodes), for a join token or the same identity's own certificate (renewal).
+   */
+  async issue(
+    caller: Principal,
+    subject: { nodeName: string; nodeGroup?: string },
+    publicKeyPem: string,
+  ): Promise<IssuedCertificate> {
+    const { nodeName } = subject;
+    const nodeGroup = subject.nodeGroup || undefined;
+    const whom = nodeGroup !== undefined ? `node group "${nodeGroup}"` : `node "${nodeName}"`;
+    const action = `issue a certificate for ${whom}`;
+    if (nodeGroup !== undefined) {
+      const problem = nodeGroupNameProblem(nodeGroup);
+      if (nodeName !== '')
+        throw new InvalidArgumentError(`${action}: give nodeName or nodeGroup, not both`, 'nodeGroup');
+      if (problem !== undefined)
+        throw new InvalidArgumentError(`${action}: the node group's name: ${problem}`, 'nodeGroup');
+    } else if (nodeName.length > 253 || !NODE_NAME.test(nodeName)) {
       throw new InvalidArgumentError(
         `${action}: the node name is not a DNS subdomain (lower-case letters, digits, '-' and '.', at most 253)`,
         'nodeName',
       );
     }
-    if (caller.role === 'node' ? caller.node !== nodeName : caller.role !== 'join') {
+    const own =
+      caller.role === 'node' &&
+      (nodeGroup !== undefined ? caller.nodeGroup === nodeGroup : caller.node === nodeName);
+    if (caller.role === 'node' ? !own : caller.role !== 'join') {
       throw new PermissionDeniedError(
         caller.role === 'node'
-          ? `${action}: node "${caller.node}" may renew only its own certificate`
+          ? `${action}: ${caller.nodeGroup !== undefined ? `node group "${caller.nodeGroup}"` : `node "${caller.node}"`} may renew only its own certificate`
           : `${action}: ${caller.name} has role ${caller.role}; a certificate takes a join token (skiff token create --role join) or the node's own certificate`,
       );
     }
@@ -94,16 +116,17 @@ export class NodeCertificateIssuer {
     }
     const now = this.now();
     const certificate = this.options.ca.issue(publicKey, {
-      commonName: `${NODE_USER_PREFIX}${nodeName}`,
+      commonName:
+        nodeGroup !== undefined ? `${NODE_GROUP_USER_PREFIX}${nodeGroup}` : `${NODE_USER_PREFIX}${nodeName}`,
       organizations: [NODES_GROUP],
       usages: ['client auth'],
       now,
       notAfter: new Date(now.getTime() + this.ttlMs),
     });
-    await this.options.onIssued?.(nodeName);
+    await this.options.onIssued?.(nodeGroup !== undefined ? { nodeGroup } : { node: nodeName });
     this.options.log.info(
       {
-        node: nodeName,
+        ...(nodeGroup !== undefined ? { nodeGroup } : { node: nodeName }),
         by: caller.name,
         renewal: caller.role === 'node',
         notAfter: certificate.validToDate.toISOString(),
@@ -130,6 +153,7 @@ export function createNodesService(options: NodeCertificateOptions): {
   const GetTrustBundle: UnaryHandler = (_call, callback) => callback(null, { caBundle: options.bundle });
   const IssueNodeCertificate: UnaryHandler = (call, callback) => {
     const nodeName = String(call.request.nodeName ?? '');
+    const nodeGroup = String(call.request.nodeGroup ?? '');
     let caller: Principal | undefined;
     auth
       .authenticateCall(
@@ -138,7 +162,7 @@ export function createNodesService(options: NodeCertificateOptions): {
       )
       .then((principal) => {
         caller = principal;
-        return issuer.issue(principal, nodeName, String(call.request.publicKey ?? ''));
+        return issuer.issue(principal, { nodeName, nodeGroup }, String(call.request.publicKey ?? ''));
       })
       .then((issued) =>
         callback(null, {
@@ -157,6 +181,7 @@ export function createNodesService(options: NodeCertificateOptions): {
           log.warn(
             {
               node: nodeName,
+              ...(nodeGroup !== '' ? { nodeGroup } : {}),
               principal: caller?.name ?? 'unauthenticated',
               peer: call.getPeer(),
               reason: errorMessage(err),

@@ -23,6 +23,17 @@ export class StoreNodeGraph implements NodeGraph {
     }
   }
 
+  async nodeLabels(name: string): Promise<Record<string, string> | undefined> {
+    if (name === '') return undefined;
+    try {
+      const item = await this.store.get({ resource: 'nodes', name }, { minRevision: 0n });
+      return decodeObject('Node', item.value).metadata.labels ?? {};
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
   async podsOn(node: string): Promise<Pod[]> {
     const { items } = await this.store.list('pods', {
       minRevision: 0n,

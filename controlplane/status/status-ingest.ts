@@ -1,34 +1,52 @@
 /**
  * Status ingest: what agents report on NATS (proto/node-reports.ts) written to etcd.
  *
- *   skiff.node.<n>.pods       → the latest report per pod kept, written in batches every flushMs
- *                               (a burst of reports about one pod costs one write), never older
- *                               over newer (seq), only for a pod of that uid bound to that node
- *   skiff.node.<n>.heartbeat  → the Node's conditions (lastHeartbeatTime), batched the same way
- *   every checkMs             → a Node whose Ready condition was not renewed within nodeGraceMs
- *                               becomes Ready=Unknown (NodeStatusUnknown), as Kubernetes' node
- *                               lifecycle controller marks it
- *   on start                  → skiff.control.resync: every agent reports every pod again, so
- *                               what changed while the control plane was away reaches etcd
+ *   skiff.node.<n>.pods            → the latest report per pod kept, written every flushMs in
+ *   skiff.node-group.<g>.pods        batched transactions (ApiHandlers.updatePodStatuses: up to 128
+ *                                    pods a transaction, each a compare-and-swap on the cached copy);
+ *                                    a burst of reports about one pod costs one write, never older
+ *                                    over newer (seq), only for a pod of that uid bound to the
+ *                                    reporting node (a group's: to one of its members, by label)
+ *   skiff.node.<n>.heartbeat       → remembered in memory (when each node was last heard); the
+ *   skiff.node-group.<g>.heartbeat   Node's conditions written only when they change, or every
+ *                                    nodeStatusReportMs (5 min) to renew lastHeartbeatTime, as the
+ *                                    kubelet's node status updates with its Lease in between
+ *   every checkMs                  → a Node not heard within nodeGraceMs becomes Ready=Unknown
+ *                                    (NodeStatusUnknown), as Kubernetes' node lifecycle controller
+ *                                    marks it
+ *   on start                       → skiff.control.resync: every agent reports every pod again, so
+ *                                    what changed while the control plane was away reaches etcd
+ *
+ * Several control planes: pod reports go to one of them (a NATS queue group); heartbeats go to
+ * every one (no queue group: each keeps its own "last heard" map, so a standby that becomes leader
+ * knows which nodes are alive), and only the leader (`leads`) writes Node status and marks silent
+ * nodes. A node never heard since this control plane started gets the grace from its start.
  */
 import type { NatsConnection, Subscription } from 'nats';
-import { ConflictError, NotFoundError, errorMessage } from '../../proto/errors.js';
+import { NotFoundError, errorMessage } from '../../proto/errors.js';
 import type { Condition, Node, Pod } from '../../proto/gen/types.js';
 import {
   NODE_SUBJECT_PREFIX,
   RESYNC_SUBJECT,
   decodeReport,
   nodeSubjectToken,
+  type NodeGroupHeartbeat,
   type NodeHeartbeat,
   type PodStatusBatch,
   type PodStatusReport,
 } from '../../proto/node-reports.js';
+import {
+  NODE_GROUP_LABEL,
+  NODE_GROUP_SUBJECT_PREFIX,
+  isNodeGroupMemberName,
+} from '../../proto/node-group.js';
 import type { Logger } from '../../proto/support/logger.js';
-import type { ApiHandlers } from '../api/handlers.js';
+import type { ApiHandlers, PodStatusWrite } from '../api/handlers.js';
+import { MAX_WRITES_PER_TRANSACTION } from '../store/store.js';
 import { EventRecorder } from '../../proto/events.js';
 import { rfc3339Seconds } from '../../proto/support/kube-time.js';
 
-/** The NATS queue group of every control plane's ingest. */
+/** The NATS queue group of every control plane's pod status ingest. */
 const STATUS_INGEST_QUEUE = 'skiff-status-ingest';
 
 export interface StatusIngestOptions {
@@ -37,36 +55,60 @@ export interface StatusIngestOptions {
   log: Logger;
   /** Default 50 ms. */
   flushMs?: number;
-  /** Writes at once; default 16. */
+  /** Transactions (of up to 128 pods) or Node writes at once; default 16. */
   concurrency?: number;
   /** Default 40 s (Kubernetes' node-monitor-grace-period). */
   nodeGraceMs?: number;
+  /** A Node's unchanged status is written again this often (default 5 min, the kubelet's). */
+  nodeStatusReportMs?: number;
   /**
-   * Whether this process marks silent nodes NotReady now (the leading control plane); default
-   * always. Reports are ingested either way.
+   * Whether this process leads now: writes Node status from heartbeats and marks silent nodes
+   * NotReady; default always. Pod reports are ingested either way.
    */
   marksSilentNodes?: () => boolean;
   /** Default 5 s. */
   checkMs?: number;
+  /**
+   * The Nodes as an informer holds them (decoded once per change): what the silent-node check
+   * walks. Absent: the Nodes are listed from the watch cache at each check (decoded every time).
+   */
+  nodes?: { list(): { object: Node }[] };
   now?: () => Date;
 }
 
+/** Who reported a pod's status: a node (its subject token), or a group's member. */
 interface PendingPod {
-  nodeToken: string;
+  reporter: { nodeToken: string } | { group: string; node: string };
   report: PodStatusReport;
+}
+
+/** A node's heartbeat, and the group that sent it for a member. */
+type GroupedHeartbeat = NodeHeartbeat & { group?: string };
+
+/** What was last written (or found stored) of a pod whose status this process reported. */
+interface PodWritten {
+  seq: number;
+  revision: bigint;
 }
 
 export class StatusIngest {
   private readonly subscriptions: Subscription[] = [];
   private pendingPods = new Map<string, PendingPod>();
-  private pendingNodes = new Map<string, { token: string; beat: NodeHeartbeat }>();
-  /** Highest seq written (or skipped as unchanged) per pod uid. */
-  private readonly seqByUid = new Map<string, number>();
+  private pendingNodes = new Map<string, GroupedHeartbeat>();
+  /** Per pod uid: the highest seq written (or skipped as unchanged), and the revision written at. */
+  private readonly podsWritten = new Map<string, PodWritten>();
   private readonly seqByNode = new Map<string, number>();
+  /** When each node was last heard (ms), by this process. */
+  private readonly lastHeard = new Map<string, number>();
+  /** Per node: the conditions' signature stored, and when this process wrote or found it (ms). */
+  private readonly nodeStatusWritten = new Map<string, { signature: string; at: number }>();
+  /** Nodes found to be their group's (label), and when they were looked up (ms). */
+  private readonly groupMembers = new Map<string, { group: string; at: number }>();
   private flushTimer: NodeJS.Timeout | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private readonly now: () => Date;
+  private startedAt = 0;
   private stopped = false;
   private readonly events: EventRecorder;
 
@@ -84,24 +126,31 @@ export class StatusIngest {
     });
   }
 
+  private leads(): boolean {
+    return this.options.marksSilentNodes?.() ?? true;
+  }
+
   start(): void {
     const { nats } = this.options;
+    this.startedAt = this.now().getTime();
+    const on = (subject: string, queue: boolean, receive: (subject: string, data: Uint8Array) => void) =>
+      nats.subscribe(subject, {
+        ...(queue ? { queue: STATUS_INGEST_QUEUE } : {}),
+        callback: (err, msg) => {
+          if (!err) receive(msg.subject, msg.data);
+        },
+      });
     this.subscriptions.push(
       // one queue group: with several control planes each report is written by one of them
-      nats.subscribe(`${NODE_SUBJECT_PREFIX}.*.pods`, {
-        queue: STATUS_INGEST_QUEUE,
-        callback: (err, msg) => {
-          if (err) return;
-          this.receivePods(msg.subject, msg.data);
-        },
-      }),
-      nats.subscribe(`${NODE_SUBJECT_PREFIX}.*.heartbeat`, {
-        queue: STATUS_INGEST_QUEUE,
-        callback: (err, msg) => {
-          if (err) return;
-          this.receiveHeartbeat(msg.subject, msg.data);
-        },
-      }),
+      on(`${NODE_SUBJECT_PREFIX}.*.pods`, true, (subject, data) => this.receivePods(subject, data)),
+      on(`${NODE_GROUP_SUBJECT_PREFIX}.*.pods`, true, (subject, data) => this.receivePods(subject, data)),
+      // every control plane hears every heartbeat
+      on(`${NODE_SUBJECT_PREFIX}.*.heartbeat`, false, (subject, data) =>
+        this.receiveHeartbeat(subject, data),
+      ),
+      on(`${NODE_GROUP_SUBJECT_PREFIX}.*.heartbeat`, false, (subject, data) =>
+        this.receiveGroupHeartbeat(subject, data),
+      ),
     );
     void (async () => {
       for await (const s of nats.status()) {
@@ -111,7 +160,8 @@ export class StatusIngest {
     })();
     this.askForResync();
     this.checkTimer = setInterval(() => {
-      if (this.options.marksSilentNodes?.() ?? true) void this.markSilentNodes();
+      if (this.leads()) void this.markSilentNodes();
+      else this.nodeStatusWritten.clear(); // a new leader checks what is stored before it writes
     }, this.options.checkMs ?? 5000);
     this.checkTimer.unref();
   }
@@ -134,7 +184,8 @@ export class StatusIngest {
   }
 
   private receivePods(subject: string, data: Uint8Array): void {
-    const token = subject.split('.')[2] ?? '';
+    const [, , token = '', ...rest] = subject.split('.');
+    const group = subject.startsWith(`${NODE_GROUP_SUBJECT_PREFIX}.`) ? token : undefined;
     let batch: PodStatusBatch;
     try {
       batch = decodeReport<PodStatusBatch>(subject, data);
@@ -143,14 +194,26 @@ export class StatusIngest {
       this.options.log.warn({ subject, err: errorMessage(err) }, 'dropping a malformed status report');
       return;
     }
+    if (rest.length !== 1) return;
     for (const report of batch.reports) {
       if (!report || typeof report.uid !== 'string' || typeof report.seq !== 'number' || !report.status)
         continue;
-      if ((this.seqByUid.get(report.uid) ?? 0) >= report.seq) continue;
+      let reporter: PendingPod['reporter'];
+      if (group === undefined) reporter = { nodeToken: token };
+      else if (typeof report.node === 'string' && isNodeGroupMemberName(group, report.node))
+        reporter = { group, node: report.node };
+      else {
+        this.options.log.warn(
+          { subject, node: report.node, pod: `${report.namespace}/${report.name}` },
+          'dropping a status report for a node outside the reporting group',
+        );
+        continue;
+      }
+      if ((this.podsWritten.get(report.uid)?.seq ?? 0) >= report.seq) continue;
       const key = `${report.namespace}/${report.name}`;
       const queued = this.pendingPods.get(key);
       if (queued && queued.report.uid === report.uid && queued.report.seq >= report.seq) continue;
-      this.pendingPods.set(key, { nodeToken: token, report });
+      this.pendingPods.set(key, { reporter, report });
     }
     this.scheduleFlush();
   }
@@ -172,9 +235,45 @@ export class StatusIngest {
       this.options.log.warn({ subject }, 'dropping a heartbeat for another node than its subject names');
       return;
     }
+    this.heard(beat);
+  }
+
+  /** A group's heartbeat: one beat for each member it names. */
+  private receiveGroupHeartbeat(subject: string, data: Uint8Array): void {
+    const group = subject.split('.')[2] ?? '';
+    let beat: NodeGroupHeartbeat;
+    try {
+      beat = decodeReport<NodeGroupHeartbeat>(subject, data);
+      if (!Array.isArray(beat.nodes) || !Array.isArray(beat.conditions) || typeof beat.seq !== 'number')
+        throw new Error(`heartbeat on ${subject} lacks nodes, conditions or seq`);
+    } catch (err) {
+      this.options.log.warn({ subject, err: errorMessage(err) }, 'dropping a malformed heartbeat');
+      return;
+    }
+    for (const node of beat.nodes) {
+      if (typeof node !== 'string' || !isNodeGroupMemberName(group, node)) continue;
+      this.heard({ node, seq: beat.seq, time: beat.time, conditions: beat.conditions }, group);
+    }
+  }
+
+  /** A node was heard: remembered; its Node written when the leader has something new to say. */
+  private heard(beat: GroupedHeartbeat, group?: string): void {
+    if ((this.seqByNode.get(beat.node) ?? 0) >= beat.seq) return;
+    this.seqByNode.set(beat.node, beat.seq);
+    const now = this.now().getTime();
+    this.lastHeard.set(beat.node, now);
+    if (!this.leads()) return;
+    const written = this.nodeStatusWritten.get(beat.node);
+    if (
+      written !== undefined &&
+      written.signature === conditionSignature(beat.conditions) &&
+      now - written.at < (this.options.nodeStatusReportMs ?? 300_000)
+    )
+      return;
+    if (group !== undefined) beat = { ...beat, group };
     const queued = this.pendingNodes.get(beat.node);
-    if (queued && queued.beat.seq >= beat.seq) return;
-    this.pendingNodes.set(beat.node, { token, beat });
+    if (queued && queued.seq >= beat.seq) return;
+    this.pendingNodes.set(beat.node, beat);
     this.scheduleFlush();
   }
 
@@ -191,10 +290,11 @@ export class StatusIngest {
     const nodes = [...this.pendingNodes.values()];
     this.pendingPods = new Map();
     this.pendingNodes = new Map();
-    const work: (() => Promise<void>)[] = [
-      ...pods.map((p) => () => this.writePod(p)),
-      ...nodes.map((n) => () => this.writeHeartbeat(n.beat)),
-    ];
+    const work: (() => Promise<void>)[] = [...nodes.map((beat) => () => this.writeHeartbeat(beat))];
+    for (let at = 0; at < pods.length; at += MAX_WRITES_PER_TRANSACTION) {
+      const chunk = pods.slice(at, at + MAX_WRITES_PER_TRANSACTION);
+      work.push(() => this.writePods(chunk));
+    }
     const concurrency = this.options.concurrency ?? 16;
     let next = 0;
     await Promise.all(
@@ -209,40 +309,79 @@ export class StatusIngest {
     );
   }
 
-  private async writePod({ nodeToken, report }: PendingPod): Promise<void> {
+  /** One transaction's worth of pod statuses (ApiHandlers.updatePodStatuses). */
+  private async writePods(pods: PendingPod[]): Promise<void> {
     const { handlers, log } = this.options;
-    let pod: Pod;
-    try {
-      pod = (await handlers.get('Pod', report.namespace, report.name)).object as Pod;
-    } catch (err) {
-      if (err instanceof NotFoundError) return;
-      throw err;
+    const fresh = pods.filter((p) => (this.podsWritten.get(p.report.uid)?.seq ?? 0) < p.report.seq);
+    const writes: PodStatusWrite[] = [];
+    for (const { reporter, report } of fresh) {
+      const member = 'group' in reporter ? await this.isGroupMember(reporter.group, reporter.node) : true;
+      const minRevision = this.podsWritten.get(report.uid)?.revision;
+      writes.push({
+        namespace: report.namespace,
+        name: report.name,
+        uid: report.uid,
+        status: report.status,
+        ...(minRevision !== undefined ? { minRevision } : {}),
+        accept: (pod: Pod) =>
+          'group' in reporter
+            ? member && pod.spec.nodeName === reporter.node
+            : nodeSubjectToken(pod.spec.nodeName ?? '') === reporter.nodeToken,
+      });
     }
-    if (pod.metadata.uid !== report.uid) return; // an older pod of that name
-    if (nodeSubjectToken(pod.spec.nodeName ?? '') !== nodeToken) {
-      log.warn(
-        { pod: `${report.namespace}/${report.name}`, reportedBy: nodeToken, boundTo: pod.spec.nodeName },
-        'dropping a status report from a node the pod is not bound to',
-      );
-      return;
-    }
-    if ((this.seqByUid.get(report.uid) ?? 0) >= report.seq) return;
-    this.seqByUid.set(report.uid, report.seq);
-    if (JSON.stringify(pod.status ?? {}) === JSON.stringify(report.status)) return;
-    try {
-      const { resourceVersion: _rv, ...metadata } = pod.metadata;
-      await handlers.updateStatus({ ...pod, metadata, status: report.status });
-    } catch (err) {
-      if (err instanceof NotFoundError || err instanceof ConflictError) return; // deleted, or re-created
-      throw err;
-    }
+    if (writes.length === 0) return;
+    const outcomes = await handlers.updatePodStatuses(writes);
+    outcomes.forEach((outcome, i) => {
+      const { reporter, report } = fresh[i]!;
+      const pod = `${report.namespace}/${report.name}`;
+      if (outcome === 'gone') this.podsWritten.delete(report.uid);
+      else if (outcome === 'refused')
+        log.warn(
+          { pod, reportedBy: 'group' in reporter ? reporter.node : reporter.nodeToken },
+          'dropping a status report from a node the pod is not bound to',
+        );
+      else if (outcome instanceof Error)
+        log.warn({ pod, err: errorMessage(outcome) }, 'writing a reported status failed');
+      else {
+        const revision =
+          outcome === 'unchanged' ? (this.podsWritten.get(report.uid)?.revision ?? 0n) : outcome.written;
+        const seq = Math.max(report.seq, this.podsWritten.get(report.uid)?.seq ?? 0);
+        this.podsWritten.set(report.uid, { seq, revision });
+      }
+    });
   }
 
-  private async writeHeartbeat(beat: NodeHeartbeat): Promise<void> {
-    if ((this.seqByNode.get(beat.node) ?? 0) >= beat.seq) return;
-    this.seqByNode.set(beat.node, beat.seq);
+  /** Whether `node` is a Node `group` registered (its label), looked up again after 5 min. */
+  private async isGroupMember(group: string, node: string): Promise<boolean> {
+    const now = this.now().getTime();
+    const known = this.groupMembers.get(node);
+    if (known !== undefined && now - known.at < 300_000) return known.group === group;
+    let labels: Record<string, string> = {};
+    try {
+      const found = (await this.options.handlers.get('Node', '', node, { minRevision: 0n })).object;
+      labels = found.metadata.labels ?? {};
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+    const owner = labels[NODE_GROUP_LABEL] ?? '';
+    this.groupMembers.set(node, { group: owner, at: now });
+    return owner === group;
+  }
+
+  private async writeHeartbeat(beat: GroupedHeartbeat): Promise<void> {
+    if (beat.group !== undefined && !(await this.isGroupMember(beat.group, beat.node))) return;
+    const signature = conditionSignature(beat.conditions);
+    const reportMs = this.options.nodeStatusReportMs ?? 300_000;
     await this.updateNodeConditions(beat.node, (current) => {
-      const wasReady = current.find((c) => c.type === 'Ready')?.status === 'True';
+      const now = this.now().getTime();
+      const ready = current.find((c) => c.type === 'Ready');
+      const stored = Date.parse(ready?.lastHeartbeatTime ?? '');
+      // what is stored already says this, recently enough (another leader wrote it)
+      if (conditionSignature(current) === signature && now - stored < reportMs) {
+        this.nodeStatusWritten.set(beat.node, { signature, at: stored });
+        return undefined;
+      }
+      const wasReady = ready?.status === 'True';
       const merged = mergeConditions(current, beat.conditions);
       const nowReady = merged.find((c) => c.type === 'Ready')?.status === 'True';
       if (nowReady !== wasReady)
@@ -252,6 +391,7 @@ export class StatusIngest {
           nowReady ? 'NodeReady' : 'NodeNotReady',
           `Node ${beat.node} status is now: ${nowReady ? 'NodeReady' : 'NodeNotReady'}`,
         );
+      this.nodeStatusWritten.set(beat.node, { signature: conditionSignature(merged), at: now });
       return merged;
     });
   }
@@ -262,7 +402,8 @@ export class StatusIngest {
   ): Promise<void> {
     let node: Node;
     try {
-      node = (await this.options.handlers.get('Node', '', name)).object as Node;
+      // the cached copy: what the change is decided on (the write reads the Node again)
+      node = (await this.options.handlers.get('Node', '', name, { minRevision: 0n })).object as Node;
     } catch (err) {
       if (err instanceof NotFoundError) return; // not registered (yet)
       throw err;
@@ -273,33 +414,39 @@ export class StatusIngest {
     await this.options.handlers.updateStatus({ ...node, metadata, status: { ...node.status, conditions } });
   }
 
-  /** Nodes whose agent went silent: Ready=Unknown, as every other condition. */
+  /** Nodes not heard within the grace: Ready=Unknown, as every other condition. */
   private async markSilentNodes(): Promise<void> {
     const grace = this.options.nodeGraceMs ?? 40_000;
     const now = this.now();
     let nodes: Node[];
     try {
-      nodes = (await this.options.handlers.list('Node')).items.map((i) => i.object as Node);
+      nodes = this.options.nodes
+        ? this.options.nodes.list().map((cached) => cached.object)
+        : (await this.options.handlers.list('Node', { resourceVersion: '0' })).items.map(
+            (i) => i.object as Node,
+          );
     } catch {
       return;
     }
     for (const node of nodes) {
+      const name = node.metadata.name!;
       const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
       if (!ready || ready.status === 'Unknown') continue;
-      const beat = Date.parse(ready.lastHeartbeatTime ?? ready.lastTransitionTime ?? '');
-      if (Number.isNaN(beat) || now.getTime() - beat <= grace) continue;
+      const stored = Date.parse(ready.lastHeartbeatTime ?? ready.lastTransitionTime ?? '');
+      const heard = Math.max(
+        this.lastHeard.get(name) ?? 0,
+        Number.isNaN(stored) ? 0 : stored,
+        this.startedAt,
+      );
+      if (now.getTime() - heard <= grace) continue;
       const at = rfc3339Seconds(now);
       this.options.log.warn(
-        { node: node.metadata.name, lastHeartbeat: ready.lastHeartbeatTime },
+        { node: name, lastHeard: new Date(heard).toISOString() },
         'node stopped posting status; marking it NotReady',
       );
-      this.events.record(
-        nodeRef(node.metadata.name!),
-        'Normal',
-        'NodeNotReady',
-        `Node ${node.metadata.name} status is now: NodeNotReady`,
-      );
-      await this.updateNodeConditions(node.metadata.name!, (current) =>
+      this.events.record(nodeRef(name), 'Normal', 'NodeNotReady', `Node ${name} status is now: NodeNotReady`);
+      this.nodeStatusWritten.delete(name);
+      await this.updateNodeConditions(name, (current) =>
         current.map((c) => ({
           ...c,
           status: 'Unknown',
@@ -310,6 +457,15 @@ export class StatusIngest {
       ).catch((err) => this.options.log.warn({ err: errorMessage(err) }, 'marking a node NotReady failed'));
     }
   }
+}
+
+/** What a node's conditions say, without their times: a change of it is written at once. */
+function conditionSignature(conditions: readonly Condition[]): string {
+  return conditions
+    .filter((c) => typeof c?.type === 'string')
+    .map((c) => `${c.type}=${c.status}/${c.reason ?? ''}/${c.message ?? ''}`)
+    .sort()
+    .join(';');
 }
 
 function nodeRef(name: string): { kind: string; apiVersion: string; name: string } {

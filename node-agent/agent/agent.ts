@@ -164,14 +164,7 @@ export class Agent {
     });
     this.controller = controller;
     informer.onChange((key) => controller.enqueue(key));
-    this.subscriptions.push(
-      nats.subscribe(RESYNC_SUBJECT, {
-        callback: () => {
-          log.info('the control plane asked for every pod status again');
-          this.resendAll();
-        },
-      }),
-    );
+    this.subscriptions.push(onResync(nats, log, () => this.resendAll()));
     void this.followNatsStatus();
     await this.followRuntime();
     informer.start();
@@ -354,4 +347,14 @@ export class Agent {
 /** A Node as events name it (uid unknown before the first read; Kubernetes' node events omit it too). */
 function node0(name: string): { kind: string; apiVersion: string; name: string } {
   return { kind: 'Node', apiVersion: 'v1', name };
+}
+
+/** Calls `resendAll` whenever the control plane asks every agent for every pod status again. */
+export function onResync(nats: NatsConnection, log: Logger, resendAll: () => void): { unsubscribe(): void } {
+  return nats.subscribe(RESYNC_SUBJECT, {
+    callback: () => {
+      log.info('the control plane asked for every pod status again');
+      resendAll();
+    },
+  });
 }

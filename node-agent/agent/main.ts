@@ -83,7 +83,12 @@ export interface RunningAgent {
  * of a control plane without a CA, or an operator's choice): that token everywhere, TLS verified
  * with `ca` when given.
  */
-async function clusterCredentials(options: AgentProcessOptions): Promise<{
+export async function clusterCredentials(
+  options: Pick<AgentProcessOptions, 'server' | 'token' | 'ca' | 'nodeName' | 'root' | 'log'> & {
+    /** A node group's credentials instead (hollow nodes). */
+    nodeGroup?: string;
+  },
+): Promise<{
   api: ApiClient;
   natsTls?: { ca: string; cert: string; key: string };
   registryToken: () => Promise<string | undefined>;
@@ -91,7 +96,9 @@ async function clusterCredentials(options: AgentProcessOptions): Promise<{
 }> {
   const dir = join(options.root, 'pki');
   const joining = isJoinToken(options.token);
-  const existing = await readNodeCredentials(dir, options.nodeName).catch(() => undefined);
+  const existing = await readNodeCredentials(dir, options.nodeName, new Date(), options.nodeGroup).catch(
+    () => undefined,
+  );
   if (!joining && !existing) {
     const api = connectApi({
       server: options.server,
@@ -100,9 +107,11 @@ async function clusterCredentials(options: AgentProcessOptions): Promise<{
     });
     return { api, registryToken: async () => options.token };
   }
+  const group = options.nodeGroup !== undefined ? { nodeGroup: options.nodeGroup } : {};
   const credentials = await obtainNodeCredentials({
     server: options.server,
     ...(joining ? { joinToken: options.token } : {}),
+    ...group,
     nodeName: options.nodeName,
     dir,
     log: options.log,
@@ -112,6 +121,7 @@ async function clusterCredentials(options: AgentProcessOptions): Promise<{
   const api = connectApi({ server: options.server, tls });
   const renewal = startCertificateRenewal({
     server: options.server,
+    ...group,
     nodeName: options.nodeName,
     dir,
     credentials,
@@ -134,6 +144,65 @@ async function clusterCredentials(options: AgentProcessOptions): Promise<{
   };
 }
 
+/**
+ * The control plane's Version (where NATS and the registry are), from the first of the servers
+ * (comma-separated) that answers: a failed call moves the client to the next one.
+ */
+export async function askVersion(
+  api: ApiClient,
+  server: string,
+): Promise<Awaited<ReturnType<ApiClient['version']>>> {
+  const servers = server.split(',').length;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await api.version();
+    } catch (err) {
+      if (attempt < servers) continue;
+      throw new UnavailableError(
+        `start agent: the control plane at ${server} did not answer: ${errorMessage(err)}; check --server and --token`,
+        server,
+        { cause: err },
+      );
+    }
+  }
+}
+
+/**
+ * The agent's NATS connection (reconnecting for ever) to --nats or where the Version says, with the
+ * node's certificate when it has one.
+ */
+export async function connectNats(
+  version: { natsUrl: string },
+  options: { server: string; natsUrl?: string },
+  name: string,
+  tls: { ca: string; cert: string; key: string } | undefined,
+): Promise<NatsConnection> {
+  const { server } = options;
+  const natsUrl = options.natsUrl || version.natsUrl;
+  if (!natsUrl)
+    throw new UnavailableError(
+      `start agent: the control plane at ${server} runs without NATS and no --nats was given`,
+      server,
+    );
+  try {
+    return await connect({
+      servers: natsUrl.split(',').map((s) => s.trim()),
+      name,
+      timeout: 5000,
+      reconnect: true,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 1000,
+      ...(tls ? { tls: { ...tls } } : {}),
+    });
+  } catch (err) {
+    throw new UnavailableError(
+      `start agent: cannot connect to NATS at ${natsUrl}: ${errorMessage(err)}; check --nats`,
+      natsUrl,
+      { cause: err },
+    );
+  }
+}
+
 export async function startAgent(options: AgentProcessOptions): Promise<RunningAgent> {
   const { log } = options;
   // before joining: a bad flag must not leave a half-joined node
@@ -151,48 +220,8 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
   const { api } = credentials;
   let nats: NatsConnection | undefined;
   try {
-    let version;
-    try {
-      // with several control planes, a failed call moves the client to the next one: each is tried
-      const servers = options.server.split(',').length;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          version = await api.version();
-          break;
-        } catch (err) {
-          if (attempt >= servers) throw err;
-        }
-      }
-    } catch (err) {
-      throw new UnavailableError(
-        `start agent: the control plane at ${options.server} did not answer: ${errorMessage(err)}; check --server and --token`,
-        options.server,
-        { cause: err },
-      );
-    }
-    const natsUrl = options.natsUrl || version.natsUrl;
-    if (!natsUrl)
-      throw new UnavailableError(
-        `start agent: the control plane at ${options.server} runs without NATS and no --nats was given`,
-        options.server,
-      );
-    try {
-      nats = await connect({
-        servers: natsUrl.split(',').map((s) => s.trim()),
-        name: `skiff-agent-${options.nodeName}`,
-        timeout: 5000,
-        reconnect: true,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 1000,
-        ...(credentials.natsTls ? { tls: { ...credentials.natsTls } } : {}),
-      });
-    } catch (err) {
-      throw new UnavailableError(
-        `start agent: cannot connect to NATS at ${natsUrl}: ${errorMessage(err)}; check --nats`,
-        natsUrl,
-        { cause: err },
-      );
-    }
+    const version = await askVersion(api, options.server);
+    nats = await connectNats(version, options, `skiff-agent-${options.nodeName}`, credentials.natsTls);
     // the API verifies the server with the cluster CA when the node has its certificate or --ca
     const registryAddress = clusterRegistryAddress(
       version.httpUrl,
@@ -275,18 +304,29 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
       runtime,
       async stop() {
         if (registryRefresh) clearInterval(registryRefresh);
-        credentials.renewal?.stop();
         await agent.stop();
-        await connection.drain().catch(() => connection.close());
-        api.close();
+        await closeCluster(credentials, connection);
       },
     };
   } catch (err) {
-    credentials.renewal?.stop();
-    await nats?.close().catch(() => {});
-    api.close();
+    await closeCluster(credentials, nats, { drain: false });
     throw err;
   }
+}
+
+/**
+ * Closes what clusterCredentials and connectNats opened: the renewal stopped, NATS drained (what
+ * was published is sent) or, after a failed start, closed, and the API connection.
+ */
+export async function closeCluster(
+  credentials: { api: ApiClient; renewal?: CertificateRenewal },
+  nats: NatsConnection | undefined,
+  options: { drain: boolean } = { drain: true },
+): Promise<void> {
+  credentials.renewal?.stop();
+  if (options.drain) await nats?.drain().catch(() => nats.close());
+  else await nats?.close().catch(() => {});
+  credentials.api.close();
 }
 
 const NETWORK_PLAN_FILE = 'network.json';

@@ -14,6 +14,9 @@
  *                           started together does not renew together), retries a failure with
  *                           back-off while the certificate lasts, and hands each renewal over
  *
+ * A node group (hollow nodes, `skiff agent --hollow`) joins the same way with `nodeGroup` set: its
+ * certificate is `system:node-group:<group>` (proto/node-group.ts).
+ *
  * Files in `dir`: ca.crt (the bundle), node.key (PKCS#8), node.crt. The certificate is written
  * last, so a crash leaves either the old pair or a key without its certificate (joined again).
  */
@@ -26,6 +29,7 @@ import { parseJoinToken } from '../../proto/join-token.js';
 import type { Logger } from '../../proto/support/logger.js';
 import { privateKeyToPem, writePrivateFiles } from '../../proto/support/pki.js';
 import { bundleCertificates, trustBundleHash } from '../../proto/support/trust-bundle.js';
+import { NODE_GROUP_USER_PREFIX } from '../../proto/node-group.js';
 
 export const CA_FILE = 'ca.crt';
 export const CERT_FILE = 'node.crt';
@@ -46,6 +50,8 @@ export interface ObtainNodeCredentialsOptions {
   /** K10<hash>::<secret>; needed only when `dir` holds no still-valid certificate for the node. */
   joinToken?: string;
   nodeName: string;
+  /** Instead of a node: a node group's certificate (nodeName is then the group's name too). */
+  nodeGroup?: string;
   /** Where the credentials are kept (made 0700). */
   dir: string;
   log: Logger;
@@ -56,11 +62,22 @@ export interface ObtainNodeCredentialsOptions {
 
 const COMMON_NAME_PREFIX = 'system:node:';
 
-/** The credentials in `dir` when they are a still-valid certificate of `nodeName` from that CA. */
+/** The certificate's CN for a node, or for a node group. */
+function commonNameOf(nodeName: string, nodeGroup: string | undefined): string {
+  return nodeGroup !== undefined
+    ? `${NODE_GROUP_USER_PREFIX}${nodeGroup}`
+    : `${COMMON_NAME_PREFIX}${nodeName}`;
+}
+
+/**
+ * The credentials in `dir` when they are a still-valid certificate of `nodeName` (or of node group
+ * `nodeGroup`) from that CA.
+ */
 export async function readNodeCredentials(
   dir: string,
   nodeName: string,
   now: Date = new Date(),
+  nodeGroup?: string,
 ): Promise<NodeCredentials | undefined> {
   let ca: string, cert: string, key: string;
   try {
@@ -77,7 +94,7 @@ export async function readNodeCredentials(
     );
     const valid =
       issued &&
-      certificate.subject.split('\n').includes(`CN=${COMMON_NAME_PREFIX}${nodeName}`) &&
+      certificate.subject.split('\n').includes(`CN=${commonNameOf(nodeName, nodeGroup)}`) &&
       certificate.validFromDate.getTime() <= now.getTime() &&
       certificate.validToDate.getTime() > now.getTime() &&
       certificate.checkPrivateKey(createPrivateKey(key));
@@ -92,10 +109,11 @@ async function certify(
   api: ReturnType<typeof connectApi>,
   nodeName: string,
   dir: string,
+  nodeGroup?: string,
 ): Promise<NodeCredentials> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const issued = await api.issueNodeCertificate({
-    nodeName,
+    ...(nodeGroup !== undefined ? { nodeName: '', nodeGroup } : { nodeName }),
     publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
   });
   const certificate = new X509Certificate(issued.certificate);
@@ -126,7 +144,7 @@ async function certify(
 export async function obtainNodeCredentials(options: ObtainNodeCredentialsOptions): Promise<NodeCredentials> {
   const { server, nodeName, dir, log } = options;
   const now = options.now?.() ?? new Date();
-  const kept = await readNodeCredentials(dir, nodeName, now);
+  const kept = await readNodeCredentials(dir, nodeName, now, options.nodeGroup);
   if (kept !== undefined) {
     log.info({ node: nodeName, dir, notAfter: kept.notAfter.toISOString() }, 'node certificate reused');
     return kept;
@@ -160,7 +178,7 @@ export async function obtainNodeCredentials(options: ObtainNodeCredentialsOption
   }
   const api = connectApi({ server, token: token.secret, tls: { ca: bundle }, timeoutMs });
   try {
-    const credentials = await certify(api, nodeName, dir);
+    const credentials = await certify(api, nodeName, dir, options.nodeGroup);
     log.info(
       { node: nodeName, server, notAfter: credentials.notAfter.toISOString() },
       'node joined: certificate issued',
@@ -180,6 +198,7 @@ export async function renewNodeCredentials(options: {
   nodeName: string;
   dir: string;
   credentials: NodeCredentials;
+  nodeGroup?: string;
   timeoutMs?: number;
 }): Promise<NodeCredentials> {
   const { ca, cert, key } = options.credentials;
@@ -189,7 +208,7 @@ export async function renewNodeCredentials(options: {
     timeoutMs: options.timeoutMs ?? 10_000,
   });
   try {
-    return await certify(api, options.nodeName, options.dir);
+    return await certify(api, options.nodeName, options.dir, options.nodeGroup);
   } finally {
     api.close();
   }
@@ -219,6 +238,7 @@ export function startCertificateRenewal(options: {
   nodeName: string;
   dir: string;
   credentials: NodeCredentials;
+  nodeGroup?: string;
   log: Logger;
   onRenewed: (credentials: NodeCredentials) => void;
   now?: () => Date;

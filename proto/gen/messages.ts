@@ -510,7 +510,7 @@ export const messages: { readonly [name in MessageName]: MessageType } = {
     'IssueNodeCertificateRequest',
     encodeIssueNodeCertificateRequest,
     decodeIssueNodeCertificateRequest,
-    () => [field('nodeName', 1, 'string'), field('publicKey', 2, 'string')],
+    () => [field('nodeName', 1, 'string'), field('publicKey', 2, 'string'), field('nodeGroup', 3, 'string')],
   ),
   IssueNodeCertificateResponse: message(
     'IssueNodeCertificateResponse',
@@ -3381,6 +3381,7 @@ function encodeIssueNodeCertificateRequest(m: Fields, w: Writer): void {
   let v;
   if ((v = m.nodeName) != null && v !== '') w.string(10, v);
   if ((v = m.publicKey) != null && v !== '') w.string(18, v);
+  if ((v = m.nodeGroup) != null && v !== '') w.string(26, v);
 }
 
 function decodeIssueNodeCertificateRequest(r: Reader, m: Fields = {}): Fields {
@@ -3392,6 +3393,9 @@ function decodeIssueNodeCertificateRequest(r: Reader, m: Fields = {}): Fields {
         break;
       case 18:
         if ((m.publicKey = r.string()) === '') delete m.publicKey;
+        break;
+      case 26:
+        if ((m.nodeGroup = r.string()) === '') delete m.nodeGroup;
         break;
       default:
         r.skip(tag);

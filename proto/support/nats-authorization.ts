@@ -15,7 +15,16 @@
  * with none, and the control plane adds a node when it issues its certificate, then tells
  * nats-server to reload (controlplane/nats-node-users.ts). `<N>` is the node's name with `.` as
  * `_` (a subject token cannot hold a dot; DNS names hold no `_`), as agents spell their subjects.
+ *
+ * A node group (hollow nodes, proto/node-group.ts) is one user too:
+ *
+ *   group G ("CN=system:node-group:G,O=system:nodes")  publish skiff.node-group.<G>.>, subscribe
+ *                                                      as a node
  */
+import { NODE_GROUP_SUBJECT_PREFIX, NODE_GROUP_USER_PREFIX, nodeGroupNameProblem } from '../node-group.js';
+
+/** Who a NATS user is made for: a node, or a node group. */
+export type NatsIdentity = { node: string } | { nodeGroup: string };
 
 export const CONTROLPLANE_NATS_USER = 'CN=skiff-controlplane';
 
@@ -29,10 +38,18 @@ export function natsNodeUser(node: string): string {
   return `CN=system:node:${node},O=system:nodes`;
 }
 
-const NODE_LINE = /^ {4}\{ user: "CN=system:node:([a-z0-9.-]+),O=system:nodes",/;
+/** The user a node group's certificate maps to. */
+export function natsNodeGroupUser(group: string): string {
+  return `CN=${NODE_GROUP_USER_PREFIX}${group},O=system:nodes`;
+}
 
-/** The `authorization { … }` block for the control plane and `nodes`. */
-export function formatNatsAuthorization(nodes: Iterable<string>): string {
+const NODE_LINE = /^ {4}\{ user: "CN=system:node:([a-z0-9.-]+),O=system:nodes",/;
+const GROUP_LINE = /^ {4}\{ user: "CN=system:node-group:([a-z0-9-]+),O=system:nodes",/;
+
+const NODE_SUBSCRIBE = 'subscribe: { allow: ["skiff.control.>", "_INBOX.>"] }, allow_responses: true';
+
+/** The `authorization { … }` block for the control plane, `nodes` and `groups`. */
+export function formatNatsAuthorization(nodes: Iterable<string>, groups: Iterable<string> = []): string {
   const lines = [
     '# Written by skiff (skiff up, then the control plane as nodes join): one user per certificate.',
     'authorization {',
@@ -43,19 +60,25 @@ export function formatNatsAuthorization(nodes: Iterable<string>): string {
     if (!/^[a-z0-9.-]+$/.test(node)) continue;
     const token = natsNodeToken(node);
     lines.push(
-      `    { user: "${natsNodeUser(node)}", permissions: { publish: { allow: ["skiff.node.${token}.>"] }, subscribe: { allow: ["skiff.control.>", "_INBOX.>"] }, allow_responses: true } }`,
+      `    { user: "${natsNodeUser(node)}", permissions: { publish: { allow: ["skiff.node.${token}.>"] }, ${NODE_SUBSCRIBE} } }`,
+    );
+  }
+  for (const group of [...new Set(groups)].sort()) {
+    if (nodeGroupNameProblem(group) !== undefined) continue;
+    lines.push(
+      `    { user: "${natsNodeGroupUser(group)}", permissions: { publish: { allow: ["${NODE_GROUP_SUBJECT_PREFIX}.${group}.>"] }, ${NODE_SUBSCRIBE} } }`,
     );
   }
   lines.push('  ]', '}', '');
   return lines.join('\n');
 }
 
-/** The nodes a file written by formatNatsAuthorization lists. */
-export function natsAuthorizationNodes(text: string): string[] {
-  return text
-    .split('\n')
-    .map((line) => NODE_LINE.exec(line)?.[1])
-    .filter((node): node is string => node !== undefined);
+/** The nodes and node groups a file written by formatNatsAuthorization lists. */
+export function natsAuthorizationUsers(text: string): { nodes: string[]; groups: string[] } {
+  const lines = text.split('\n');
+  const matching = (pattern: RegExp): string[] =>
+    lines.map((line) => pattern.exec(line)?.[1]).filter((name): name is string => name !== undefined);
+  return { nodes: matching(NODE_LINE), groups: matching(GROUP_LINE) };
 }
 
 /** nats-server's main configuration: TLS with client certificates mapped to users, and the users. */

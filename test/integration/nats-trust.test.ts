@@ -66,7 +66,9 @@ describe('NATS with client certificates', () => {
   test('a node certificate connects once the control plane has added the node', async () => {
     const n1 = nodeTls('n1');
     await assert.rejects(connectAs(n1), /Authorization Violation/i);
-    await new NatsNodeUsers(config.authorizationFile, config.pidFile, pino({ level: 'silent' })).ensure('n1');
+    await new NatsNodeUsers(config.authorizationFile, config.pidFile, pino({ level: 'silent' })).ensure({
+      node: 'n1',
+    });
     for (let i = 0; ; i++) {
       try {
         await connectAs(n1);

@@ -1,4 +1,5 @@
 /** Strategies of the core ("v1") kinds. */
+import { NODE_GROUP_FIELD, nodeGroupOfName } from '../../../proto/node-group.js';
 import type {
   ConfigMap,
   Endpoints,
@@ -98,6 +99,8 @@ export const podStrategy: KindStrategy<Pod> = {
   initialStatus: () => ({ phase: 'Pending' }),
   selectableFields: {
     'spec.nodeName': (pod) => pod.spec.nodeName ?? '',
+    // not a field of the pod: the node group of its node's name (<G>-<digits>), for hollow nodes
+    [NODE_GROUP_FIELD]: (pod) => nodeGroupOfName(pod.spec.nodeName ?? '') ?? '',
     'spec.restartPolicy': (pod) => pod.spec.restartPolicy ?? '',
     'spec.schedulerName': (pod) => pod.spec.schedulerName ?? '',
     'status.phase': (pod) => pod.status?.phase ?? '',
