@@ -391,7 +391,13 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     eventOptions: ContainerEventHubOptions | undefined,
   ) {
     this.events = new ContainerEventHub(
-      { dir: store.dir, ids: () => store.ids(), read: (id) => this.refresh(id) },
+      {
+        dir: store.dir,
+        ids: () => store.ids(),
+        read: (id) => this.refresh(id),
+        changedUnannounced: ({ state }) =>
+          state.status === 'running' && !isSameProcess(state.shimPid, state.shimStartTime),
+      },
       eventOptions,
     );
   }
