@@ -28,7 +28,7 @@ import type {
   ContainerWatch,
 } from '../pod-runtime.js';
 import type { ContainerInfo } from './container-runtime.js';
-import { ID_RE, exitInfo, type ContainerState } from './state.js';
+import { ID_RE, exitInfo, type ContainerConfig, type ContainerState } from './state.js';
 
 const log = componentLogger('container-events');
 
@@ -65,8 +65,8 @@ export function transitions(before: ContainerState | undefined, after: Container
   return out;
 }
 
-export function selects(selector: ContainerSelector, info: ContainerInfo): boolean {
-  const { config } = info;
+/** Whether a container of `config` is one `selector` asks for (only its record's config counts). */
+export function selects(selector: ContainerSelector, config: ContainerConfig): boolean {
   if (selector.kind !== undefined && config.kind !== selector.kind) return false;
   if (selector.sandbox !== undefined && config.sandbox !== selector.sandbox) return false;
   for (const [key, value] of Object.entries(selector.labels ?? {})) {
@@ -148,7 +148,7 @@ export class ContainerEventHub {
       close: () => close(),
     };
     this.subscribers.add(subscriber);
-    const containers = [...this.known.values()].filter((info) => selects(selector, info));
+    const containers = [...this.known.values()].filter((info) => selects(selector, info.config));
     const revision = this.seq;
     let closed = false;
     const close = () => {
@@ -311,7 +311,7 @@ export class ContainerEventHub {
     const event: ContainerEvent = { seq: ++this.seq, type, time: new Date().toISOString(), container };
     if (type === 'exited') event.exit = exitInfo(container.state);
     for (const subscriber of [...this.subscribers]) {
-      if (!selects(subscriber.selector, container)) continue;
+      if (!selects(subscriber.selector, container.config)) continue;
       // one more than the backlog fails the watch (its reader gets the error after what it took)
       subscriber.queue.push(event);
       if (subscriber.queue.failIfBehind()) subscriber.close();

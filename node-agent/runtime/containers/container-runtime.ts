@@ -973,8 +973,9 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     const out: ContainerInfo[] = [];
     for (const id of await this.store.ids()) {
       try {
+        // the config (cached, never changed) selects: only the containers asked for are re-read
+        if (!selects(opts, await this.store.config(id))) continue;
         const info = await this.refresh(id);
-        if (!selects(opts, info)) continue;
         // detached --rm containers have no one waiting for them: the next listing removes them
         if (info.state.status === 'exited' && info.config.autoRemove) {
           await this.remove(id).catch((err) =>
