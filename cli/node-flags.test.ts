@@ -24,13 +24,28 @@ test('relaunching replaces the process (same pid) with one that runs with the fl
   const dir = mkdtempSync(join(tmpdir(), 'skiff-node-flags-'));
   const file = join(dir, 'relaunch.mjs');
   writeFileSync(file, script);
-  const child = spawnSync(process.execPath, ['--no-warnings', file, 'a', 'b c'], { encoding: 'utf8' });
-  rmSync(dir, { recursive: true, force: true });
-  assert.equal(child.status, 0, child.stderr);
-  const lines = child.stdout.trim().split('\n');
-  assert.equal(lines.length, 1, 'one process printed, the relaunched one');
-  const seen = JSON.parse(lines[0]!) as { pid: number; execArgv: string[]; args: string[] };
-  assert.equal(seen.pid, child.pid);
-  assert.deepEqual(seen.execArgv, ['--no-warnings', '--max-semi-space-size=1', '--no-opt']);
-  assert.deepEqual(seen.args, ['a', 'b c']);
+  const run = (env: NodeJS.ProcessEnv) => {
+    const child = spawnSync(process.execPath, ['--no-warnings', file, 'a', 'b c'], { encoding: 'utf8', env });
+    assert.equal(child.status, 0, child.stderr);
+    const lines = child.stdout.trim().split('\n');
+    assert.equal(lines.length, 1, 'one process printed, the relaunched one');
+    const seen = JSON.parse(lines[0]!) as { pid: number; execArgv: string[]; args: string[] };
+    assert.equal(seen.pid, child.pid);
+    assert.deepEqual(seen.args, ['a', 'b c']);
+    return seen.execArgv;
+  };
+  try {
+    assert.deepEqual(run({ ...process.env, NODE_OPTIONS: '' }), [
+      '--no-warnings',
+      '--max-semi-space-size=1',
+      '--no-opt',
+    ]);
+    // an option NODE_OPTIONS sets is its
+    assert.deepEqual(run({ ...process.env, NODE_OPTIONS: '--max-semi-space-size=2' }), [
+      '--no-warnings',
+      '--no-opt',
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -17,10 +17,12 @@ export function missingNodeFlags(execArgv: readonly string[], wanted: readonly s
 
 /**
  * Replaces this process with the same command under `flags` too, unless it already runs with them
- * (then it returns). Where the Node.js has no process.execve, the process goes on as it is.
+ * (then it returns); options set on node's command line or in NODE_OPTIONS are kept as set. Where
+ * the Node.js has no process.execve, the process goes on as it is.
  */
 export function relaunchWithNodeFlags(flags: readonly string[]): void {
-  const missing = missingNodeFlags(process.execArgv, flags);
+  const nodeOptions = (process.env['NODE_OPTIONS'] ?? '').split(/\s+/).filter(Boolean);
+  const missing = missingNodeFlags([...process.execArgv, ...nodeOptions], flags);
   if (missing.length === 0 || typeof process.execve !== 'function') return;
   process.execve(
     process.execPath,
