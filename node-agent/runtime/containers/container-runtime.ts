@@ -110,6 +110,7 @@ import {
   validateVolumes,
   type ParsedUser,
 } from './validate.js';
+import { compareCodePoints } from '../../../proto/support/code-point-order.js';
 
 const log = componentLogger('containers');
 
@@ -988,7 +989,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
         // removed meanwhile
       }
     }
-    return out.sort((a, b) => b.config.created.localeCompare(a.config.created));
+    return out.sort((a, b) => compareCodePoints(b.config.created, a.config.created));
   }
 
   async inspect(ref: string): Promise<ContainerInfo & { stats?: CgroupStats; exit?: ExitInfo }> {
