@@ -13,7 +13,24 @@ import { milliValue, parseQuantity, wholeValue } from '../../proto/quantity.js';
 import type { Taint } from '../../proto/gen/types.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { DEFAULT_ROOT } from '../../node-agent/runtime/image-side.js';
+import { relaunchWithNodeFlags } from '../node-flags.js';
 import { globalOptions, parseDurationOption, readCertificateAuthority } from './context.js';
+
+/**
+ * The agent runs on every node beside the pods, so it trades speed it does not need for memory
+ * (issue 11: under 80 MB): a young generation of 1 MiB semi-spaces instead of up to 16 (the agent
+ * allocates little and keeps what the default lets grow after a burst of pods), and only V8's
+ * interpreter (no Sparkplug, Maglev or TurboFan code, nor the memory they take; `--lite-mode`
+ * without its `--jitless`, which would take WebAssembly away). Measured with 30 pods after 100
+ * started and deleted: RSS 126 MB → 80 MB, CPU at idle 0.1 % of a core either way.
+ */
+export const AGENT_NODE_FLAGS = [
+  '--max-semi-space-size=1',
+  '--no-opt',
+  '--no-maglev',
+  '--no-sparkplug',
+  '--optimize-for-size',
+];
 
 interface AgentFlags {
   tokenFile?: string;
@@ -143,6 +160,7 @@ export function registerAgent(program: Command): void {
           'agent',
         );
       }
+      relaunchWithNodeFlags(AGENT_NODE_FLAGS);
       const token = await agentToken(flags, globals.token);
       const log = componentLogger('agent', { node: flags.nodeName });
       const { startAgent } = await import('../../node-agent/agent/main.js');

@@ -10,6 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AGENT_NODE_FLAGS } from '../../cli/commands/agent.js';
 import { archiveTar, busyboxImage, ociLayout } from '../fixtures/images.js';
 import { pidRunning, prepareTestCluster, type RunResult } from './cli-harness.js';
 
@@ -87,6 +88,18 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
     ])
       assert.match(described, new RegExp(section), described);
     assert.match(described, /PodCIDR:\s+10\.244\.\d+\.0\/24/);
+  });
+
+  test('each agent runs as the pid up recorded, relaunched with its memory settings, well under 80 MB idle', () => {
+    for (const pid of agentPids) {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      for (const flag of AGENT_NODE_FLAGS)
+        assert.ok(argv.includes(flag), `agent ${pid} runs with ${flag}: ${argv.join(' ')}`);
+      assert.ok(argv.includes('agent'), argv.join(' '));
+      // issue 11's goal is < 80 MB; an idle agent is ~70 MB, ~90 MB it was before the settings
+      const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+      assert.ok(rssKiB < 80 * 1024, `agent ${pid} RSS ${rssKiB} KiB`);
+    }
   });
 
   test('an image pushed to the cluster registry runs as pods the scheduler spread over both nodes; get pods -o wide shows them', async () => {

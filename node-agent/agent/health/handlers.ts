@@ -5,7 +5,8 @@
  * the runtime's exec, connections through a Dialer (the pod network may be in another namespace
  * than the agent's), messages worded as the kubelet's so that events read the same.
  */
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import type * as Http from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import { isIP, type Socket } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { connect as tlsConnect } from 'node:tls';
@@ -27,6 +28,11 @@ import {
   grpcHealthCheck,
 } from './grpc-health.js';
 import type { ProbeOutcome } from './probe-worker.js';
+
+// Not `import … from 'node:http'`: an ES module import of it builds the module's namespace, whose
+// WebSocket, CloseEvent and MessageEvent exports load undici, ~12 MB of an agent that never uses it
+// (as ../../../proto/oci/registry-transport.ts says); getBuiltinModule reads only what is used.
+const http: typeof Http = process.getBuiltinModule('node:http');
 
 /** How much of a command's output or a response's body is kept (the kubelet's 10 KiB). */
 export const MAX_OUTPUT_BYTES = 10 * 1024;
@@ -253,7 +259,7 @@ async function get(
     const abort = (): void => finish(new Error('context canceled'));
     signal?.addEventListener('abort', abort, { once: true });
     try {
-      req = httpRequest({
+      req = http.request({
         createConnection: () => socket,
         method: 'GET',
         path: `${url.pathname}${url.search}`,

@@ -18,6 +18,8 @@ let base: string;
 let store: ContainerStore;
 /** A state the hub reads instead of the file: a change no file tells of (a shim that died). */
 const unannounced = new Map<string, ContainerState>();
+/** A state the hub reads instead of the file, which nothing tells of (an inotify event lost). */
+const missed = new Map<string, ContainerState>();
 
 before(async () => {
   base = await mkdtemp(join(tmpdir(), 'skiff-events-'));
@@ -35,9 +37,10 @@ function hub(options: ContainerEventHubOptions = {}): ContainerEventHub {
       ids: () => store.ids(),
       read: async (id): Promise<ContainerInfo> => {
         const config = await store.config(id);
-        const state = unannounced.get(id) ?? (await store.state(id));
+        const state = unannounced.get(id) ?? missed.get(id) ?? (await store.state(id));
         return { id, name: config.name, config, state };
       },
+      changedUnannounced: (info) => unannounced.has(info.id),
     },
     options,
   );
@@ -248,6 +251,25 @@ describe('container event hub', () => {
       withoutResync.close();
       withResync.close();
       unannounced.delete(id);
+      await store.delete(id, (await store.config(id)).name);
+    }
+  });
+
+  test('a change nothing tells of (an inotify event lost) is found by the full resync', async () => {
+    const id = await createRecord();
+    await store.writeState(id, started());
+    const partialOnly = await hub({ resyncMs: 50, fullResyncMs: 3_600_000 }).watch();
+    const withFull = await hub({ resyncMs: 50, fullResyncMs: 200 }).watch();
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      missed.set(id, exited(3));
+      const event = await nextEvent(withFull, 'the exit the full resync finds', 2000);
+      assert.deepEqual([event.type, event.exit?.exitCode], ['exited', 3]);
+      await assert.rejects(nextEvent(partialOnly, 'nothing', 300), /no event within 300 ms/);
+    } finally {
+      partialOnly.close();
+      withFull.close();
+      missed.delete(id);
       await store.delete(id, (await store.config(id)).name);
     }
   });

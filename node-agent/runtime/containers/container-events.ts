@@ -7,9 +7,11 @@
  * may have changed it re-reads the containers concerned and emits the difference. It learns of
  * changes from inotify on `<root>/containers` (records made and removed) and on the directory of
  * every container not yet exited (config.json, state.json, and exit.json from the shim), and from
- * a full resync every `resyncMs`, for what writes nothing (a shim that died). Re-reading a running
- * container settles its exit (LinuxContainerRuntime.refresh), so an exit is an event without
- * anyone waiting for it.
+ * a resync every `resyncMs` for what writes nothing: the directory listed again, and every
+ * container the source says may have changed unannounced (a running one whose shim died) re-read.
+ * Every `fullResyncMs` the resync re-reads them all, in case inotify missed something (its queue
+ * overflowed). Re-reading a running container settles its exit (LinuxContainerRuntime.refresh), so
+ * an exit is an event without anyone waiting for it.
  *
  * A watch brings the hub up to date, then takes the list and registers itself in one turn of the
  * event loop: a change either is in the list or comes after it as an event. The hub watches the
@@ -26,7 +28,7 @@ import type {
   ContainerWatch,
 } from '../pod-runtime.js';
 import type { ContainerInfo } from './container-runtime.js';
-import { ID_RE, exitInfo, type ContainerState } from './state.js';
+import { ID_RE, exitInfo, type ContainerConfig, type ContainerState } from './state.js';
 
 const log = componentLogger('container-events');
 
@@ -37,11 +39,18 @@ export interface ContainerSource {
   ids(): Promise<string[]>;
   /** The container now, its exit settled; NotFoundError once it is gone. */
   read(id: string): Promise<ContainerInfo>;
+  /**
+   * Whether a container last seen as `info` may have changed without writing its records (a
+   * running container whose shim is gone): a check cheap enough for every resync.
+   */
+  changedUnannounced(info: ContainerInfo): boolean;
 }
 
 export interface ContainerEventHubOptions {
-  /** How often every container is re-read whatever inotify said (default 2 s). */
+  /** How often the directory is listed and the containers changed unannounced re-read (default 2 s). */
   resyncMs?: number;
+  /** How often every container is re-read whatever inotify said (default 60 s). */
+  fullResyncMs?: number;
   /** Events a watch may have queued before it is ended (default 10,000). */
   maxBacklog?: number;
 }
@@ -56,8 +65,8 @@ export function transitions(before: ContainerState | undefined, after: Container
   return out;
 }
 
-export function selects(selector: ContainerSelector, info: ContainerInfo): boolean {
-  const { config } = info;
+/** Whether a container of `config` is one `selector` asks for (only its record's config counts). */
+export function selects(selector: ContainerSelector, config: ContainerConfig): boolean {
   if (selector.kind !== undefined && config.kind !== selector.kind) return false;
   if (selector.sandbox !== undefined && config.sandbox !== selector.sandbox) return false;
   for (const [key, value] of Object.entries(selector.labels ?? {})) {
@@ -79,6 +88,9 @@ interface Subscriber {
 
 export class ContainerEventHub {
   private readonly resyncMs: number;
+  private readonly fullResyncMs: number;
+  /** When the last resync that re-read every container began (performance.now()). */
+  private lastFullResync = 0;
   private readonly maxBacklog: number;
   /** Watches open or opening: the disk is watched while there is one. */
   private watches = 0;
@@ -94,12 +106,14 @@ export class ContainerEventHub {
   private chain: Promise<void> = Promise.resolve();
   private readonly queuedIds = new Set<string>();
   private queuedAll: Promise<void> | undefined;
+  private queuedResync: Promise<void> | undefined;
 
   constructor(
     private readonly source: ContainerSource,
     options: ContainerEventHubOptions = {},
   ) {
     this.resyncMs = options.resyncMs ?? 2000;
+    this.fullResyncMs = options.fullResyncMs ?? 60_000;
     this.maxBacklog = options.maxBacklog ?? 10_000;
   }
 
@@ -134,7 +148,7 @@ export class ContainerEventHub {
       close: () => close(),
     };
     this.subscribers.add(subscriber);
-    const containers = [...this.known.values()].filter((info) => selects(selector, info));
+    const containers = [...this.known.values()].filter((info) => selects(selector, info.config));
     const revision = this.seq;
     let closed = false;
     const close = () => {
@@ -170,7 +184,7 @@ export class ContainerEventHub {
       log.warn({ dir: this.source.dir, err: errorMessage(err) }, 'watching containers failed; resyncing');
       this.syncAll().catch(() => {});
     });
-    this.resyncTimer = setInterval(() => this.syncAll().catch(() => {}), this.resyncMs);
+    this.resyncTimer = setInterval(() => this.resync().catch(() => {}), this.resyncMs);
     this.resyncTimer.unref();
   }
 
@@ -219,12 +233,32 @@ export class ContainerEventHub {
     this.queuedAll ??= this.enqueue(async () => {
       this.queuedAll = undefined;
       if (this.watches === 0) return;
-      const ids = await this.source.ids();
-      const present = new Set(ids);
-      for (const id of [...this.known.keys()]) if (!present.has(id)) this.removed(id);
-      for (const id of ids) await this.readOne(id);
+      this.lastFullResync = performance.now();
+      await this.readIds(() => true);
     });
     return this.queuedAll;
+  }
+
+  /**
+   * The periodic resync: every container re-read each `fullResyncMs`, else only those new to the
+   * hub or changed unannounced, so an idle node with many containers reads little more than /proc.
+   */
+  private resync(): Promise<void> {
+    if (performance.now() - this.lastFullResync >= this.fullResyncMs) return this.syncAll();
+    this.queuedResync ??= this.enqueue(async () => {
+      this.queuedResync = undefined;
+      if (this.watches === 0) return;
+      await this.readIds((before) => before === undefined || this.source.changedUnannounced(before));
+    });
+    return this.queuedResync;
+  }
+
+  /** Lists the containers: those gone are removed, those `selected` (by their last state) re-read. */
+  private async readIds(selected: (before: ContainerInfo | undefined) => boolean): Promise<void> {
+    const ids = await this.source.ids();
+    const present = new Set(ids);
+    for (const id of [...this.known.keys()]) if (!present.has(id)) this.removed(id);
+    for (const id of ids) if (selected(this.known.get(id))) await this.readOne(id);
   }
 
   private syncOne(id: string): void {
@@ -277,7 +311,7 @@ export class ContainerEventHub {
     const event: ContainerEvent = { seq: ++this.seq, type, time: new Date().toISOString(), container };
     if (type === 'exited') event.exit = exitInfo(container.state);
     for (const subscriber of [...this.subscribers]) {
-      if (!selects(subscriber.selector, container)) continue;
+      if (!selects(subscriber.selector, container.config)) continue;
       // one more than the backlog fails the watch (its reader gets the error after what it took)
       subscriber.queue.push(event);
       if (subscriber.queue.failIfBehind()) subscriber.close();

@@ -110,6 +110,7 @@ import {
   validateVolumes,
   type ParsedUser,
 } from './validate.js';
+import { compareCodePoints } from '../../../proto/support/code-point-order.js';
 
 const log = componentLogger('containers');
 
@@ -391,7 +392,13 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     eventOptions: ContainerEventHubOptions | undefined,
   ) {
     this.events = new ContainerEventHub(
-      { dir: store.dir, ids: () => store.ids(), read: (id) => this.refresh(id) },
+      {
+        dir: store.dir,
+        ids: () => store.ids(),
+        read: (id) => this.refresh(id),
+        changedUnannounced: ({ state }) =>
+          state.status === 'running' && !isSameProcess(state.shimPid, state.shimStartTime),
+      },
       eventOptions,
     );
   }
@@ -967,8 +974,9 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     const out: ContainerInfo[] = [];
     for (const id of await this.store.ids()) {
       try {
+        // the config (cached, never changed) selects: only the containers asked for are re-read
+        if (!selects(opts, await this.store.config(id))) continue;
         const info = await this.refresh(id);
-        if (!selects(opts, info)) continue;
         // detached --rm containers have no one waiting for them: the next listing removes them
         if (info.state.status === 'exited' && info.config.autoRemove) {
           await this.remove(id).catch((err) =>
@@ -981,7 +989,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
         // removed meanwhile
       }
     }
-    return out.sort((a, b) => b.config.created.localeCompare(a.config.created));
+    return out.sort((a, b) => compareCodePoints(b.config.created, a.config.created));
   }
 
   async inspect(ref: string): Promise<ContainerInfo & { stats?: CgroupStats; exit?: ExitInfo }> {

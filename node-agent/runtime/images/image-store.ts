@@ -53,6 +53,7 @@ import {
   repositoryOf,
   formatReference,
 } from '../../../proto/oci/reference.js';
+import { compareCodePoints } from '../../../proto/support/code-point-order.js';
 
 export interface ImageRecord {
   /** The manifest. */
@@ -480,7 +481,7 @@ export class ImageStore {
       if (image.config.created !== undefined) summary.created = image.config.created;
       out.push(summary);
     }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    return out.sort((a, b) => compareCodePoints(a.name, b.name));
   }
 
   /**

@@ -32,6 +32,7 @@
  * set-up (delete and create, in one transaction).
  */
 import type { PortMapping } from '../pod-runtime.js';
+import { compareCodePoints } from '../../../proto/support/code-point-order.js';
 
 export const TABLE_FAMILY = 'inet';
 export const TABLE_NAME = 'skiff';
@@ -62,7 +63,9 @@ function elements(map: string, rules: HostPortRule[]): string[] {
 
 /** The map contents for `rules`, replacing what the maps held (needs the table). */
 export function hostPortsScript(rules: readonly HostPortRule[]): string {
-  const sorted = [...rules].sort((a, b) => a.hostPort - b.hostPort || a.protocol.localeCompare(b.protocol));
+  const sorted = [...rules].sort(
+    (a, b) => a.hostPort - b.hostPort || compareCodePoints(a.protocol, b.protocol),
+  );
   return [
     `flush map ${TABLE} hostports`,
     `flush map ${TABLE} hostports_ip`,

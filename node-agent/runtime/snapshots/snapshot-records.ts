@@ -42,6 +42,7 @@ import { writeFileAtomic } from '../../../proto/support/atomic-file.js';
 import { CachedFiles } from '../../../proto/support/cached-file.js';
 import { unlinkIfPresent } from '../../../proto/support/small-files.js';
 import type { SnapshotInfo, SnapshotKind } from './snapshotter.js';
+import { compareCodePoints } from '../../../proto/support/code-point-order.js';
 
 export interface SnapshotRecord {
   id: string;
@@ -246,7 +247,7 @@ export class SnapshotRecords {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
     }
-    return out.sort((a, b) => a.created.localeCompare(b.created) || a.key.localeCompare(b.key));
+    return out.sort((a, b) => compareCodePoints(a.created, b.created) || compareCodePoints(a.key, b.key));
   }
 
   /** Removes the records a power loss left empty (see the top of this file). */
