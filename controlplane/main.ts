@@ -89,6 +89,7 @@ import { ReplicaSetController } from './controllers/replicaset/replicaset-contro
 import { GarbageCollector } from './controllers/garbage-collector/garbage-collector.js';
 import { DeploymentController } from './controllers/deployment/deployment-controller.js';
 import { JobController } from './controllers/job/job-controller.js';
+import { CronJobController } from './controllers/cronjob/cronjob-controller.js';
 import { PodGarbageCollector } from './controllers/pod-gc/pod-gc-controller.js';
 import type { Store } from './store/store.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
@@ -537,6 +538,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         pods: podInformer,
         log: log.child({ component: 'job-controller' }),
       });
+      const cronJobs = new CronJobController({
+        handlers,
+        cronJobs: cronJobInformer,
+        jobs: jobInformer,
+        log: log.child({ component: 'cronjob-controller' }),
+      });
       const podGc = new PodGarbageCollector({
         handlers,
         pods: podInformer,
@@ -556,6 +563,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       replicaSets.start();
       deployments.start();
       jobs.start();
+      cronJobs.start();
       garbageCollector.start();
       podGc.start();
       // the scheduler, from a fresh start each term on what the informers hold now (pods: above)
@@ -584,6 +592,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         replicaSets.stop(),
         deployments.stop(),
         jobs.stop(),
+        cronJobs.stop(),
         garbageCollector.stop(),
         podGc.stop(),
         scheduler?.stop(),
