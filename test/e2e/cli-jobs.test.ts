@@ -11,7 +11,13 @@ import assert from 'node:assert/strict';
 import type { ApiClient } from '../../proto/client.js';
 import type { Job, Pod } from '../../proto/gen/types.js';
 import { until } from '../harness/until.js';
-import { connectCluster, startTestCluster, type RunResult, type TestCluster } from './cli-harness.js';
+import {
+  connectCluster,
+  standIn,
+  startTestCluster,
+  type RunResult,
+  type TestCluster,
+} from './cli-harness.js';
 
 function ok(result: RunResult, what: string): string {
   assert.equal(
@@ -25,7 +31,7 @@ function ok(result: RunResult, what: string): string {
 describe('Jobs through the CLI', () => {
   let cluster: TestCluster;
   let api: ApiClient;
-  let standIn: NodeJS.Timeout | undefined;
+  let agents: { stop(): void } | undefined;
   before(async () => {
     cluster = await startTestCluster('jobs');
     api = connectCluster(cluster);
@@ -55,14 +61,10 @@ describe('Jobs through the CLI', () => {
           .catch(() => {});
       }
     };
-    const loop = () => {
-      standIn = setTimeout(() => void finishPods().finally(() => standIn && loop()), 100);
-    };
-    loop();
+    agents = standIn(finishPods);
   });
   after(async () => {
-    clearTimeout(standIn);
-    standIn = undefined;
+    agents?.stop();
     api?.close();
     await cluster?.dispose();
   });
