@@ -43,6 +43,8 @@ import { formatIndexes, parseIndexes } from './indexes.js';
 
 /** Kubernetes' finalizer that keeps a Job's pod until the Job has counted it. */
 export const JOB_TRACKING_FINALIZER = 'batch.kubernetes.io/job-tracking';
+/** The managedBy value of the Jobs this controller syncs (unset means the same). */
+const JOB_CONTROLLER_NAME = 'kubernetes.io/job-controller';
 export const JOB_COMPLETION_INDEX_ANNOTATION = 'batch.kubernetes.io/job-completion-index';
 const JOB_COMPLETION_INDEX_ENV = 'JOB_COMPLETION_INDEX';
 /** Kubernetes' DefaultJobPodFailureBackOff and MaxJobPodFailureBackOff. */
@@ -169,6 +171,9 @@ export class JobController {
       return;
     }
     if (cached.object.spec.selector === undefined) return; // stored before selectors were generated
+    // another controller syncs it (Kubernetes' managedBy)
+    const managedBy = cached.object.spec.managedBy;
+    if (managedBy !== undefined && managedBy !== JOB_CONTROLLER_NAME) return;
     const pods = await this.claimPods(cached.object);
     const now = this.clock.now();
     const status: JobStatus = structuredClone(cached.object.status ?? {});
