@@ -138,4 +138,27 @@ spec:
       (await getJob('hold-work')).status?.active === 3 ? true : undefined,
     );
   });
+
+  test('ttlSecondsAfterFinished deletes the finished Job, and the garbage collector its pods', async () => {
+    const manifest = `apiVersion: batch/v1
+kind: Job
+metadata: {name: ok-brief, namespace: default}
+spec:
+  completions: 2
+  ttlSecondsAfterFinished: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: work, image: 'busybox:1'}]
+`;
+    ok(await cluster.skiff(['apply', '-f', '-'], { input: manifest }), 'apply');
+    await until('the Job and its pods gone', async () => {
+      const jobs = ok(await cluster.skiff(['get', 'jobs', '-o', 'name']), 'get jobs');
+      const pods = ok(
+        await cluster.skiff(['get', 'pods', '-l', 'job-name=ok-brief', '-o', 'name']),
+        'get pods',
+      );
+      return !jobs.includes('job.batch/ok-brief') && pods.trim() === '' ? true : undefined;
+    });
+  });
 });
