@@ -319,6 +319,50 @@ describe('JobController', () => {
     }
   });
 
+  test("restartPolicy OnFailure: the containers' restarts count toward backoffLimit", async () => {
+    const cluster = setUp();
+    await cluster.start();
+    try {
+      await cluster.handlers.create(job('restarts', { backoffLimit: 2 }, 'OnFailure'));
+      await until('a pod', async () => (await cluster.podsOf('restarts')).length === 1);
+      const pod = (await cluster.podsOf('restarts'))[0]!;
+      await cluster.handlers.updateStatus({
+        ...pod,
+        status: {
+          phase: 'Running',
+          containerStatuses: [{ name: 'work', image: 'busybox:1', ready: false, restartCount: 2 }],
+        },
+      } as never);
+      await until(
+        'BackoffLimitExceeded',
+        async () => (await cluster.condition('restarts', 'Failed'))?.reason === 'BackoffLimitExceeded',
+      );
+      await until('its pod deleted', async () => (await cluster.podsOf('restarts')).length === 0);
+    } finally {
+      await cluster.stop();
+    }
+  });
+
+  test('a pod of a Job deleted (or being deleted) loses the job-tracking finalizer once the pod is deleted', async () => {
+    const cluster = setUp();
+    const { handlers } = cluster;
+    await cluster.start();
+    try {
+      await handlers.create(job('gone'));
+      await until('a pod', async () => (await cluster.podsOf('gone')).length === 1);
+      const pod = (await cluster.podsOf('gone'))[0]!;
+      await handlers.delete('Job', 'default', 'gone', { propagationPolicy: 'Orphan' });
+      // what the garbage collector does to a dependent of a Job deleted in the background
+      await handlers.delete('Pod', 'default', pod.metadata.name!);
+      await until('the pod gone', async () => {
+        const { items } = await handlers.list('Pod', { namespace: 'default' });
+        return items.length === 0;
+      });
+    } finally {
+      await cluster.stop();
+    }
+  });
+
   test('completedIndexes text', () => {
     assert.equal(formatIndexes([5, 1, 3, 4, 7, 3]), '1,3-5,7');
     assert.deepEqual(parseIndexes('1,3-5,7'), [1, 3, 4, 5, 7]);
