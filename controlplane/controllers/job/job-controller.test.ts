@@ -343,7 +343,7 @@ describe('JobController', () => {
     }
   });
 
-  test('a pod of a Job deleted (or being deleted) loses the job-tracking finalizer once the pod is deleted', async () => {
+  test('a pod whose Job is gone loses the job-tracking finalizer once it is deleted', async () => {
     const cluster = setUp();
     const { handlers } = cluster;
     await cluster.start();
@@ -351,7 +351,8 @@ describe('JobController', () => {
       await handlers.create(job('gone'));
       await until('a pod', async () => (await cluster.podsOf('gone')).length === 1);
       const pod = (await cluster.podsOf('gone'))[0]!;
-      await handlers.delete('Job', 'default', 'gone', { propagationPolicy: 'Orphan' });
+      await handlers.delete('Job', 'default', 'gone', { propagationPolicy: 'Background' });
+      await assert.rejects(handlers.get('Job', 'default', 'gone'));
       // what the garbage collector does to a dependent of a Job deleted in the background
       await handlers.delete('Pod', 'default', pod.metadata.name!);
       await until('the pod gone', async () => {

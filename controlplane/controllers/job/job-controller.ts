@@ -51,6 +51,8 @@ const JOB_COMPLETION_INDEX_ENV = 'JOB_COMPLETION_INDEX';
 const DEFAULT_BACKOFF_MS = 10_000;
 const MAX_BACKOFF_MS = 6 * 60_000;
 const DEFAULT_BURST = 500;
+/** Queue keys of pods whose Job is gone (a Job's key, namespace/name, never holds a colon). */
+const ORPHAN_POD_KEY = 'orphan-pod:';
 
 export interface JobControllerOptions {
   handlers: ApiHandlers;
@@ -148,23 +150,15 @@ export class JobController {
     const job = this.options.jobs.get(ownerKey)?.object;
     if (job === undefined || job.metadata.uid !== owner.uid) {
       // its Job is gone: nothing will count it, so the finalizer must not keep it
-      if (
-        change !== 'deleted' &&
-        hasTrackingFinalizer(pod) &&
-        (isFinished(pod) || pod.metadata.deletionTimestamp)
-      )
-        void this.removeFinalizer(pod).catch((err: unknown) =>
-          this.options.log.warn(
-            { pod: key, err: errorMessage(err) },
-            'removing the job-tracking finalizer failed',
-          ),
-        );
+      if (change !== 'deleted' && hasTrackingFinalizer(pod))
+        this.controller.enqueue(`${ORPHAN_POD_KEY}${key}`);
       return;
     }
     this.controller.enqueue(ownerKey);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
+    if (key.startsWith(ORPHAN_POD_KEY)) return this.releaseOrphan(key.slice(ORPHAN_POD_KEY.length));
     const cached = this.options.jobs.get(key);
     if (cached === undefined) {
       this.forget(key);
@@ -245,6 +239,21 @@ export class JobController {
     }
     await this.writeStatus(job, status, active);
     return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
+  }
+
+  /**
+   * A pod whose Job is gone keeps no job-tracking finalizer once it is finished or being deleted
+   * (the garbage collector deletes it; nothing would count it).
+   */
+  private async releaseOrphan(podKey: string): Promise<ReconcileResult> {
+    const pod = this.options.pods.get(podKey)?.object;
+    if (pod === undefined || !hasTrackingFinalizer(pod)) return;
+    if (!isFinished(pod) && !pod.metadata.deletionTimestamp) return;
+    const owner = controllerRefOf(pod, 'Job');
+    const job = owner && this.options.jobs.get(`${pod.metadata.namespace ?? ''}/${owner.name}`)?.object;
+    if (job !== undefined && job.metadata.uid === owner?.uid) return;
+    await this.removeFinalizer(pod);
+    return;
   }
 
   /** The pods this Job controls after adopting orphans its selector matches and releasing strays. */
