@@ -4,12 +4,12 @@
  * `skiff scale job` sets its parallelism. There are no agents here: a stand-in in this process
  * plays their part through the API, marking each pod of a Job named ok-* Succeeded and of one named
  * fail-* Failed (exit code 1); pods of other Jobs it leaves running. That real agents run a Job's
- * pods is the agents' tests' business.
+ * pods is the agents' tests' business. The CronJob test waits for the next full minute.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ApiClient } from '../../proto/client.js';
-import type { Job, Pod } from '../../proto/gen/types.js';
+import type { CronJob, Job, Pod } from '../../proto/gen/types.js';
 import { until } from '../harness/until.js';
 import {
   connectCluster,
@@ -160,5 +160,44 @@ spec:
       );
       return !jobs.includes('job.batch/ok-brief') && pods.trim() === '' ? true : undefined;
     });
+  });
+
+  test('a CronJob makes a Job at its next minute, named by it, and records its success', async () => {
+    const manifest = `apiVersion: batch/v1
+kind: CronJob
+metadata: {name: ok-minutely, namespace: default}
+spec:
+  schedule: '* * * * *'
+  timeZone: Etc/UTC
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: work, image: 'busybox:1'}]
+`;
+    ok(await cluster.skiff(['apply', '-f', '-'], { input: manifest }), 'apply');
+    const jobName = await until(
+      'a Job of the CronJob',
+      async () => {
+        const names = ok(await cluster.skiff(['get', 'jobs', '-o', 'name']), 'get jobs');
+        return /job\.batch\/(ok-minutely-\d+)/.exec(names)?.[1];
+      },
+      75_000,
+      500,
+    );
+    const minutes = Number(jobName.slice('ok-minutely-'.length));
+    assert.ok(Math.abs(minutes * 60_000 - Date.now()) < 120_000, `${jobName} is named by its minute`);
+    ok(
+      await cluster.skiff(['wait', '--for=condition=Complete', `job/${jobName}`, '--timeout=60s']),
+      'wait Complete',
+    );
+    await until(
+      'lastSuccessfulTime',
+      async () =>
+        ((await api.get('CronJob', 'default', 'ok-minutely')) as CronJob).status?.lastSuccessfulTime,
+    );
+    const listed = ok(await cluster.skiff(['get', 'cronjob', 'ok-minutely']), 'get cronjob');
+    assert.match(listed, /\nok-minutely\s+\* \* \* \* \*\s+Etc\/UTC\s+False\s+0\s+\d+s\s+/);
   });
 });
