@@ -88,6 +88,8 @@ import { storeSource } from './store/store-source.js';
 import { ReplicaSetController } from './controllers/replicaset/replicaset-controller.js';
 import { GarbageCollector } from './controllers/garbage-collector/garbage-collector.js';
 import { DeploymentController } from './controllers/deployment/deployment-controller.js';
+import { JobController } from './controllers/job/job-controller.js';
+import { CronJobController } from './controllers/cronjob/cronjob-controller.js';
 import { PodGarbageCollector } from './controllers/pod-gc/pod-gc-controller.js';
 import type { Store } from './store/store.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
@@ -478,6 +480,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const podInformer = storeInformer('Pod');
     const replicaSetInformer = storeInformer('ReplicaSet');
     const deploymentInformer = storeInformer('Deployment');
+    const jobInformer = storeInformer('Job');
+    const cronJobInformer = storeInformer('CronJob');
     // every kind whose objects own others or are owned, for the garbage collector
     const ownershipInformers = new Map<string, Informer<KubeObject>>(
       (
@@ -485,7 +489,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           ['Pod', podInformer],
           ['ReplicaSet', replicaSetInformer],
           ['Deployment', deploymentInformer],
-          ...(['DaemonSet', 'Job', 'CronJob'] as const).map((kind) => [kind, storeInformer(kind)]),
+          ['DaemonSet', storeInformer('DaemonSet')],
+          ['Job', jobInformer],
+          ['CronJob', cronJobInformer],
         ] as [string, unknown][]
       ).map(([kind, informer]) => [kind, informer as Informer<KubeObject>]),
     );
@@ -526,6 +532,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         pods: podInformer,
         log: log.child({ component: 'deployment-controller' }),
       });
+      const jobs = new JobController({
+        handlers,
+        jobs: jobInformer,
+        pods: podInformer,
+        log: log.child({ component: 'job-controller' }),
+      });
+      const cronJobs = new CronJobController({
+        handlers,
+        cronJobs: cronJobInformer,
+        jobs: jobInformer,
+        log: log.child({ component: 'cronjob-controller' }),
+      });
       const podGc = new PodGarbageCollector({
         handlers,
         pods: podInformer,
@@ -544,6 +562,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       nodeIpam.start();
       replicaSets.start();
       deployments.start();
+      jobs.start();
+      cronJobs.start();
       garbageCollector.start();
       podGc.start();
       // the scheduler, from a fresh start each term on what the informers hold now (pods: above)
@@ -571,6 +591,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         nodeIpam.stop(),
         replicaSets.stop(),
         deployments.stop(),
+        jobs.stop(),
+        cronJobs.stop(),
         garbageCollector.stop(),
         podGc.stop(),
         scheduler?.stop(),

@@ -69,7 +69,7 @@ const label = (t: Target) => resourceName(t.info.kind, t.info.group, t.name);
 export function registerScale(program: Command): void {
   const command = program
     .command('scale')
-    .description('set the replicas of deployments and replicasets')
+    .description('set the replicas of deployments and replicasets, the parallelism of jobs')
     .argument('<resources...>', 'KIND NAME… or KIND/NAME…')
     .requiredOption('--replicas <n>', 'the number of replicas', parseNonNegativeInt('--replicas'))
     .option(
@@ -85,7 +85,7 @@ export function registerScale(program: Command): void {
       cmd: Command,
     ) => {
       const dryRun = dryRunOf(flags.dryRun);
-      const targets = targetsOf(args, 'scale', ['Deployment', 'ReplicaSet'], flags);
+      const targets = targetsOf(args, 'scale', ['Deployment', 'ReplicaSet', 'Job'], flags);
       await withClient(cmd, async (api) => {
         for (const t of targets) {
           await updateObject(
@@ -95,12 +95,14 @@ export function registerScale(program: Command): void {
             t.name,
             (live) => {
               const spec = { ...(live['spec'] as Record<string, unknown>) };
-              const current = (spec['replicas'] as number | undefined) ?? 1;
+              // as kubectl: a Job's "replicas" are its parallelism
+              const field = t.info.kind === 'Job' ? 'parallelism' : 'replicas';
+              const current = (spec[field] as number | undefined) ?? 1;
               if (flags.currentReplicas !== undefined && current !== flags.currentReplicas)
                 throw new FailedPreconditionError(
-                  `scale ${label(t)}: expected ${flags.currentReplicas} replicas, found ${current}`,
+                  `scale ${label(t)}: expected ${flags.currentReplicas} ${field}, found ${current}`,
                 );
-              spec['replicas'] = flags.replicas;
+              spec[field] = flags.replicas;
               return { ...live, spec };
             },
             dryRun,

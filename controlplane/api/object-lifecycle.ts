@@ -135,7 +135,8 @@ export function prepareCreate(object: KubeObject, strategy: KindStrategy, ctx: C
   metadata.generation = 1;
   if (strategy.info.namespaced) metadata.namespace = object.metadata.namespace || DEFAULT_NAMESPACE;
   const status = strategy.initialStatus?.(object);
-  return withMetadataAndStatus(object, metadata, status);
+  const prepared = withMetadataAndStatus(object, metadata, status);
+  return strategy.prepareForCreate?.(prepared) ?? prepared;
 }
 
 /** The object as stored after a client update of `current` to `incoming`. */

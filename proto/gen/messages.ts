@@ -235,6 +235,7 @@ export type MessageName =
   | 'SuccessPolicy'
   | 'SuccessPolicyRule'
   | 'JobStatus'
+  | 'UncountedTerminatedPods'
   | 'CronJob'
   | 'CronJobSpec'
   | 'JobTemplateSpec'
@@ -1839,7 +1840,15 @@ export const messages: { readonly [name in MessageName]: MessageType } = {
     field('succeeded', 5, 'int32'),
     field('failed', 6, 'int32'),
     field('ready', 7, 'int32', PRESENCE),
+    field('completedIndexes', 8, 'string'),
+    field('uncountedTerminatedPods', 9, messages.UncountedTerminatedPods),
   ]),
+  UncountedTerminatedPods: message(
+    'UncountedTerminatedPods',
+    encodeUncountedTerminatedPods,
+    decodeUncountedTerminatedPods,
+    () => [field('succeeded', 1, 'string', REPEATED), field('failed', 2, 'string', REPEATED)],
+  ),
   CronJob: message('CronJob', encodeCronJob, decodeCronJob, () => [
     field('metadata', 1, messages.ObjectMeta),
     field('spec', 2, messages.CronJobSpec),
@@ -9083,6 +9092,8 @@ function encodeJobStatus(m: Fields, w: Writer): void {
   if ((v = m.succeeded) != null && v !== 0) w.int32(40, v);
   if ((v = m.failed) != null && v !== 0) w.int32(48, v);
   if ((v = m.ready) != null) w.int32(56, v);
+  if ((v = m.completedIndexes) != null && v !== '') w.string(66, v);
+  if ((v = m.uncountedTerminatedPods) != null) w.message(74, v, encodeUncountedTerminatedPods);
 }
 
 function decodeJobStatus(r: Reader, m: Fields = {}): Fields {
@@ -9109,6 +9120,35 @@ function decodeJobStatus(r: Reader, m: Fields = {}): Fields {
         break;
       case 56:
         m.ready = r.int32();
+        break;
+      case 66:
+        if ((m.completedIndexes = r.string()) === '') delete m.completedIndexes;
+        break;
+      case 74:
+        m.uncountedTerminatedPods = r.message(decodeUncountedTerminatedPods, m.uncountedTerminatedPods);
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return m;
+}
+
+function encodeUncountedTerminatedPods(m: Fields, w: Writer): void {
+  let v;
+  if ((v = m.succeeded) != null) w.strings(10, v);
+  if ((v = m.failed) != null) w.strings(18, v);
+}
+
+function decodeUncountedTerminatedPods(r: Reader, m: Fields = {}): Fields {
+  while (r.pos < r.limit) {
+    const tag = r.uint32();
+    switch (tag) {
+      case 10:
+        (m.succeeded ??= []).push(r.string());
+        break;
+      case 18:
+        (m.failed ??= []).push(r.string());
         break;
       default:
         r.skip(tag);

@@ -1392,6 +1392,19 @@ export interface JobStatus {
   succeeded?: number;
   failed?: number;
   ready?: number;
+  /** Indexed jobs: the indexes that succeeded, "1,3-5" */
+  completedIndexes?: string;
+  /**
+   * Finished pods the controller has seen and not yet counted in succeeded / failed: a pod goes
+   * here before its batch.kubernetes.io/job-tracking finalizer is removed, so it is counted once.
+   */
+  uncountedTerminatedPods?: UncountedTerminatedPods;
+}
+
+export interface UncountedTerminatedPods {
+  /** pod uids */
+  succeeded?: string[];
+  failed?: string[];
 }
 
 /** A Job made on a schedule, as Kubernetes' batch/v1 CronJob. */

@@ -168,3 +168,22 @@ export function connectCluster(cluster: TestCluster): ApiClient {
     ...(config.ca && !isUnixAddress(config.server!) ? { tls: { ca: readFileSync(config.ca, 'utf8') } } : {}),
   });
 }
+
+/**
+ * Runs `step` every `intervalMs` (after the previous run ended) until stopped: a stand-in for the
+ * agents that writes pods' status through the API in clusters without agents.
+ */
+export function standIn(step: () => Promise<void>, intervalMs = 100): { stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const loop = () => {
+    timer = setTimeout(() => void step().finally(() => !stopped && loop()), intervalMs);
+  };
+  loop();
+  return {
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -9,7 +9,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ApiClient } from '../../proto/client.js';
 import type { Pod } from '../../proto/gen/types.js';
-import { connectCluster, startTestCluster, type RunResult, type TestCluster } from './cli-harness.js';
+import {
+  connectCluster,
+  standIn,
+  startTestCluster,
+  type RunResult,
+  type TestCluster,
+} from './cli-harness.js';
 
 function ok(result: RunResult, what: string): string {
   assert.equal(
@@ -35,7 +41,7 @@ spec:
 describe('workload controllers through the CLI', () => {
   let cluster: TestCluster;
   let api: ApiClient;
-  let standIn: NodeJS.Timeout | undefined;
+  let agents: { stop(): void } | undefined;
   before(async () => {
     cluster = await startTestCluster('workloads');
     api = connectCluster(cluster);
@@ -55,14 +61,10 @@ describe('workload controllers through the CLI', () => {
           .catch(() => {});
       }
     };
-    const loop = () => {
-      standIn = setTimeout(() => void reportReady().finally(() => standIn && loop()), 100);
-    };
-    loop();
+    agents = standIn(reportReady);
   });
   after(async () => {
-    clearTimeout(standIn);
-    standIn = undefined;
+    agents?.stop();
     api?.close();
     await cluster?.dispose();
   });

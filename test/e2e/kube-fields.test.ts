@@ -287,6 +287,10 @@ spec:
       - succeededIndexes: 0-2
         succeededCount: 2
   managedBy: kubernetes.io/job-controller
+  manualSelector: true
+  selector:
+    matchLabels:
+      app: shards
   suspend: true
   ttlSecondsAfterFinished: 600
   template:

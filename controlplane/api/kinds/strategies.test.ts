@@ -9,6 +9,7 @@ import {
 import type {
   ConfigMap,
   CronJob,
+  Job,
   Lease,
   Pod,
   PriorityClass,
@@ -49,7 +50,61 @@ const cronJob = (schedule: string): CronJob => ({
   },
 });
 
+const job = (spec: Partial<Job['spec']> = {}): Job => ({
+  apiVersion: 'batch/v1',
+  kind: 'Job',
+  metadata: { name: 'once', namespace: 'default' },
+  spec: {
+    template: {
+      metadata: { labels: { app: 'once' } },
+      spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'busybox:1' }] },
+    },
+    ...spec,
+  },
+});
+
 describe('kind strategies', () => {
+  test('a Job selects its pods by its uid unless manualSelector; a chosen selector must match', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const created = (await handlers.create(job())).object as Job;
+      const uid = created.metadata.uid!;
+      assert.deepEqual(created.spec.selector, { matchLabels: { 'batch.kubernetes.io/controller-uid': uid } });
+      assert.deepEqual(created.spec.template?.metadata?.labels, {
+        app: 'once',
+        'batch.kubernetes.io/controller-uid': uid,
+        'batch.kubernetes.io/job-name': 'once',
+        'controller-uid': uid,
+        'job-name': 'once',
+      });
+      // an update keeps the generated selector
+      await handlers.update({ ...created, spec: { ...created.spec, parallelism: 2 } });
+      await assert.rejects(
+        handlers.create({ ...job({ selector: { matchLabels: { app: 'once' } } }), metadata: { name: 'x' } }),
+        (err: unknown) =>
+          err instanceof InvalidArgumentError && /spec\.selector.*not auto-generated/.test(err.message),
+      );
+      const manual = (
+        await handlers.create({
+          ...job({ manualSelector: true, selector: { matchLabels: { app: 'once' } } }),
+          metadata: { name: 'manual', namespace: 'default' },
+        })
+      ).object as Job;
+      assert.deepEqual(manual.spec.selector, { matchLabels: { app: 'once' } });
+      assert.deepEqual(manual.spec.template?.metadata?.labels, { app: 'once' });
+      await assert.rejects(
+        handlers.create({
+          ...job({ manualSelector: true, selector: { matchLabels: { app: 'other' } } }),
+          metadata: { name: 'mismatch', namespace: 'default' },
+        }),
+        (err: unknown) =>
+          err instanceof InvalidArgumentError && /template\.metadata\.labels/.test(err.message),
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
   test('every kind has exactly one strategy, for that kind', () => {
     assert.deepEqual(
       allStrategies().map((strategy) => strategy.info.kind),

@@ -39,6 +39,11 @@ export interface KindStrategy<T extends KubeObject = KubeObject> {
    * status). Kinds without one refuse UpdateStatus.
    */
   readonly statusSubresource: boolean;
+  /**
+   * The object as created, given what the server assigned (name, uid, creationTimestamp): what a
+   * kind derives from them (a Job's generated selector). Returns a new object; validation follows.
+   */
+  readonly prepareForCreate?: (object: T) => T;
   /** The status an object starts with (what a client sends on create is dropped). */
   readonly initialStatus?: (object: T) => unknown;
   /** Fields a field selector may name, beyond metadata.name and metadata.namespace. */

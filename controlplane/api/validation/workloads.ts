@@ -358,8 +358,8 @@ function validateJobSpec(path: string, spec: JobSpec, old: JobSpec | undefined):
       `unsupported value "${restartPolicy ?? ''}": a Job's pods must use OnFailure or Never (a pod that always restarts never completes)`,
     );
   }
-  // Without manualSelector the job controller selects its pods by their owner; a selector given
-  // anyway must still match the template, or the job could not see its own pods.
+  // Without manualSelector the API generated the selector at create (kinds/batch.ts); a selector
+  // chosen with manualSelector must match the template, or the job could not see its own pods.
   if (spec.selector !== undefined) {
     validateSelectorAndTemplate(spec.selector, spec.template, ['OnFailure', 'Never'], path);
   } else {

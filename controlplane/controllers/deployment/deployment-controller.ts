@@ -21,7 +21,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { AlreadyExistsError, NotFoundError, errorMessage } from '../../../proto/errors.js';
-import { EventRecorder } from '../../../proto/events.js';
+import type { EventRecorder } from '../../../proto/events.js';
 import type {
   Condition,
   Deployment,
@@ -38,7 +38,7 @@ import { rfc3339Seconds } from '../../../proto/support/kube-time.js';
 import type { ApiHandlers } from '../../api/handlers.js';
 import { labelSelectorFromObject } from '../../api/selectors.js';
 import { claimObjects, controllerRefOf, controllerReference } from '../support/claims.js';
-import { handlersEventSink } from '../support/event-sink.js';
+import { controllerEventRecorder } from '../support/event-sink.js';
 import { NAMESPACE_INDEX, indexByNamespace } from '../support/indexes.js';
 import { fenceposts, maxScaledDown, newReplicaSetReplicas } from './rollout-math.js';
 import { normalizedTemplate, templateHash } from '../support/template-hash.js';
@@ -80,13 +80,7 @@ export class DeploymentController {
       queue: { clock: this.clock },
       log: options.log,
     });
-    this.events = new EventRecorder({
-      sink: handlersEventSink(options.handlers),
-      component: 'deployment-controller',
-      host: 'skiff-controlplane',
-      log: options.log.child({ component: 'events' }),
-      now: () => new Date(this.clock.now()),
-    });
+    this.events = controllerEventRecorder(options.handlers, 'deployment-controller', options.log, this.clock);
     indexByNamespace(options.replicaSets);
     indexByNamespace(options.pods);
   }

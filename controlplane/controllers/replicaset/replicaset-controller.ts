@@ -18,7 +18,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Pod, ReplicaSet, Condition } from '../../../proto/gen/types.js';
 import { ConflictError, NotFoundError, errorMessage } from '../../../proto/errors.js';
-import { EventRecorder } from '../../../proto/events.js';
+import type { EventRecorder } from '../../../proto/events.js';
 import { Controller } from '../../../proto/informer/controller.js';
 import type { Informer } from '../../../proto/informer/informer.js';
 import { realClock, type Clock, type ReconcileResult } from '../../../proto/informer/work-queue.js';
@@ -27,7 +27,7 @@ import { rfc3339Seconds } from '../../../proto/support/kube-time.js';
 import type { ApiHandlers } from '../../api/handlers.js';
 import { labelSelectorFromObject } from '../../api/selectors.js';
 import { Expectations } from '../support/expectations.js';
-import { handlersEventSink } from '../support/event-sink.js';
+import { controllerEventRecorder } from '../support/event-sink.js';
 import { claimObjects, controllerRefOf, controllerReference } from '../support/claims.js';
 import { NAMESPACE_INDEX, indexByNamespace } from '../support/indexes.js';
 import { podAvailable, podReadySince, podsToDelete } from './pod-ranking.js';
@@ -67,13 +67,7 @@ export class ReplicaSetController {
       queue: { clock: this.clock },
       log: options.log,
     });
-    this.events = new EventRecorder({
-      sink: handlersEventSink(options.handlers),
-      component: 'replicaset-controller',
-      host: 'skiff-controlplane',
-      log: options.log.child({ component: 'events' }),
-      now: () => new Date(this.clock.now()),
-    });
+    this.events = controllerEventRecorder(options.handlers, 'replicaset-controller', options.log, this.clock);
     indexByNamespace(options.pods);
   }
 
