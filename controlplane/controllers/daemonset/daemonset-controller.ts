@@ -18,7 +18,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { NotFoundError, errorMessage } from '../../../proto/errors.js';
-import { EventRecorder } from '../../../proto/events.js';
+import type { EventRecorder } from '../../../proto/events.js';
 import type { DaemonSet, Node, Pod, Toleration } from '../../../proto/gen/types.js';
 import { Controller } from '../../../proto/informer/controller.js';
 import type { Informer } from '../../../proto/informer/informer.js';
@@ -31,7 +31,7 @@ import { tolerationsTolerate } from '../../scheduler/framework/taints.js';
 import { scaledValue } from '../deployment/rollout-math.js';
 import { podAvailable, podReadySince } from '../replicaset/pod-ranking.js';
 import { claimObjects, controllerRefOf, controllerReference } from '../support/claims.js';
-import { handlersEventSink } from '../support/event-sink.js';
+import { controllerEventRecorder } from '../support/event-sink.js';
 import { Expectations } from '../support/expectations.js';
 import { NAMESPACE_INDEX, indexByNamespace } from '../support/indexes.js';
 import { templateHash } from '../support/template-hash.js';
@@ -74,13 +74,7 @@ export class DaemonSetController {
       queue: { clock: this.clock },
       log: options.log,
     });
-    this.events = new EventRecorder({
-      sink: handlersEventSink(options.handlers),
-      component: 'daemonset-controller',
-      host: 'skiff-controlplane',
-      log: options.log.child({ component: 'events' }),
-      now: () => new Date(this.clock.now()),
-    });
+    this.events = controllerEventRecorder(options.handlers, 'daemonset-controller', options.log, this.clock);
     indexByNamespace(options.pods);
   }
 
