@@ -91,6 +91,7 @@ import { DeploymentController } from './controllers/deployment/deployment-contro
 import { JobController } from './controllers/job/job-controller.js';
 import { CronJobController } from './controllers/cronjob/cronjob-controller.js';
 import { PodGarbageCollector } from './controllers/pod-gc/pod-gc-controller.js';
+import { DaemonSetController } from './controllers/daemonset/daemonset-controller.js';
 import type { Store } from './store/store.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
 
@@ -480,6 +481,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const podInformer = storeInformer('Pod');
     const replicaSetInformer = storeInformer('ReplicaSet');
     const deploymentInformer = storeInformer('Deployment');
+    const daemonSetInformer = storeInformer('DaemonSet');
     const jobInformer = storeInformer('Job');
     const cronJobInformer = storeInformer('CronJob');
     // every kind whose objects own others or are owned, for the garbage collector
@@ -489,7 +491,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           ['Pod', podInformer],
           ['ReplicaSet', replicaSetInformer],
           ['Deployment', deploymentInformer],
-          ['DaemonSet', storeInformer('DaemonSet')],
+          ['DaemonSet', daemonSetInformer],
           ['Job', jobInformer],
           ['CronJob', cronJobInformer],
         ] as [string, unknown][]
@@ -538,6 +540,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         pods: podInformer,
         log: log.child({ component: 'job-controller' }),
       });
+      const daemonSets = new DaemonSetController({
+        handlers,
+        daemonSets: daemonSetInformer,
+        pods: podInformer,
+        nodes: nodeInformer,
+        log: log.child({ component: 'daemonset-controller' }),
+      });
       const cronJobs = new CronJobController({
         handlers,
         cronJobs: cronJobInformer,
@@ -564,6 +573,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       deployments.start();
       jobs.start();
       cronJobs.start();
+      daemonSets.start();
       garbageCollector.start();
       podGc.start();
       // the scheduler, from a fresh start each term on what the informers hold now (pods: above)
@@ -593,6 +603,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         deployments.stop(),
         jobs.stop(),
         cronJobs.stop(),
+        daemonSets.stop(),
         garbageCollector.stop(),
         podGc.stop(),
         scheduler?.stop(),

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AGENT_NODE_FLAGS } from '../../cli/commands/agent.js';
 import { archiveTar, busyboxImage, ociLayout } from '../fixtures/images.js';
-import { pidRunning, prepareTestCluster, type RunResult } from './cli-harness.js';
+import type { Pod } from '../../proto/gen/types.js';
+import { connectCluster, pidRunning, prepareTestCluster, type RunResult } from './cli-harness.js';
 
 function ok(result: RunResult, what: string): RunResult {
   assert.equal(
@@ -190,6 +191,127 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
       /Ready,SchedulingDisabled/,
     );
     ok(await cluster.skiff(['uncordon', node]), 'uncordon');
+  });
+
+  test('a DaemonSet runs a pod on every node; a Deployment rolls a new image on real agents with its readiness kept; drain --ignore-daemonsets keeps the daemon', async () => {
+    const image = (...args: string[]) => cluster.skiff(['image', '--root', join(work, 'root'), ...args]);
+    ok(await image('tag', 'busybox:1', 'web:2'), 'image tag');
+    ok(await image('push', 'web:2'), 'image push');
+    const workloads = `apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: node-agent, namespace: default}
+spec:
+  selector: {matchLabels: {app: node-agent}}
+  template:
+    metadata: {labels: {app: node-agent}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: c, image: 'web:1', command: [sleep, '3600']}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shop, namespace: default}
+spec:
+  replicas: 4
+  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: 'web:1'
+        command: [sh, -c, 'sleep 1; touch /tmp/ready; sleep 3600']
+        readinessProbe: {exec: {command: [cat, /tmp/ready]}, periodSeconds: 1}
+`;
+    writeFileSync(join(work, 'workloads.yaml'), workloads);
+    ok(await cluster.skiff(['apply', '-f', join(work, 'workloads.yaml')]), 'apply workloads');
+    ok(
+      await cluster.skiff(['rollout', 'status', 'deployment/shop', '--timeout', '120s'], {
+        timeoutMs: 130_000,
+      }),
+      'rollout status',
+    );
+    await eventually('a daemon on each node', async () => {
+      const out = (await cluster.skiff(['get', 'pods', '-l', 'app=node-agent', '-o', 'wide'])).stdout;
+      return nodes.every((node) =>
+        new RegExp(`^node-agent-\\S+\\s+1/1\\s+Running\\s.*\\s${node}\\s`, 'm').test(out),
+      );
+    });
+    assert.match(
+      ok(await cluster.skiff(['get', 'ds', 'node-agent']), 'get ds').stdout,
+      /^node-agent\s+2\s+2\s+2\s+2\s+2\s/m,
+    );
+
+    // the rolling update, sampled: never fewer than replicas - maxUnavailable ready
+    const api = connectCluster(cluster);
+    let fewestReady = Infinity;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const { items } = await api.list('Pod', { namespace: 'default', labelSelector: 'app=shop' });
+        const ready = (items as Pod[]).filter(
+          (p) =>
+            !p.metadata.deletionTimestamp &&
+            p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+        ).length;
+        fewestReady = Math.min(fewestReady, ready);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    try {
+      ok(await cluster.skiff(['set', 'image', 'deployment/shop', 'c=web:2']), 'set image');
+      ok(
+        await cluster.skiff(['rollout', 'status', 'deployment/shop', '--timeout', '120s'], {
+          timeoutMs: 130_000,
+        }),
+        'rollout status',
+      );
+    } finally {
+      sampling = false;
+      await sampler;
+      api.close();
+    }
+    assert.ok(fewestReady >= 3, `at least 3 of 4 ready throughout the rollout (fewest seen: ${fewestReady})`);
+    // the old pods finish terminating (grace 1 s)
+    await eventually('four pods of web:2 and nothing else', async () => {
+      const images = ok(
+        await cluster.skiff([
+          'get',
+          'pods',
+          '-l',
+          'app=shop',
+          '-o',
+          'jsonpath={.items[*].spec.containers[0].image}',
+        ]),
+        'images',
+      ).stdout;
+      return images.trim() === 'web:2 web:2 web:2 web:2';
+    });
+
+    const node = nodes[0]!;
+    const drained = ok(
+      await cluster.skiff(['drain', node, '--ignore-daemonsets', '--grace-period', '1', '--timeout', '90s'], {
+        timeoutMs: 100_000,
+      }),
+      'drain --ignore-daemonsets',
+    );
+    assert.match(drained.stdout, new RegExp(`node/${node} drained`));
+    const left = ok(await cluster.skiff(['get', 'pods', '-o', 'wide']), 'get pods').stdout;
+    assert.match(
+      left,
+      new RegExp(`^node-agent-\\S+\\s+1/1\\s+Running\\s.*\\s${node}\\s`, 'm'),
+      'the daemon stays on the drained node',
+    );
+    assert.doesNotMatch(
+      left,
+      new RegExp(`^shop-\\S+\\s.*\\s${node}\\s`, 'm'),
+      'the Deployment’s pods moved off it',
+    );
+    ok(await cluster.skiff(['uncordon', node]), 'uncordon');
+    ok(await cluster.skiff(['delete', 'deployment', 'shop']), 'delete deployment');
+    ok(await cluster.skiff(['delete', 'ds', 'node-agent']), 'delete ds');
   });
 
   test('down stops the agents and leaves no container process behind', async () => {

@@ -19,7 +19,6 @@
  * `skiff rollout undo` copies an old ReplicaSet's template into the Deployment; the controller
  * then finds that ReplicaSet as the new one and gives it the next revision.
  */
-import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { AlreadyExistsError, NotFoundError, errorMessage } from '../../../proto/errors.js';
 import type { EventRecorder } from '../../../proto/events.js';
@@ -42,6 +41,7 @@ import { claimObjects, controllerRefOf, controllerReference } from '../support/c
 import { controllerEventRecorder } from '../support/event-sink.js';
 import { NAMESPACE_INDEX, indexByNamespace } from '../support/indexes.js';
 import { fenceposts, maxScaledDown, newReplicaSetReplicas } from './rollout-math.js';
+import { normalizedTemplate, templateHash } from '../support/template-hash.js';
 
 export const REVISION_ANNOTATION = 'deployment.kubernetes.io/revision';
 export const DESIRED_REPLICAS_ANNOTATION = 'deployment.kubernetes.io/desired-replicas';
@@ -606,6 +606,11 @@ function withoutHash(template: PodTemplateSpec | undefined): PodTemplateSpec {
   return { ...template, metadata: { ...template?.metadata, labels } };
 }
 
+/** A short name-safe hash of the template (and the collision count), as pod-template-hash. */
+export function podTemplateHash(template: PodTemplateSpec, collisionCount: number): string {
+  return templateHash(withoutHash(template), collisionCount);
+}
+
 /** The ReplicaSet whose template is the Deployment's (the newest such), and the rest. */
 function splitNewAndOld(
   deployment: Deployment,
@@ -617,43 +622,6 @@ function splitNewAndOld(
     .sort(byCreation);
   const newRS = matching[0];
   return { newRS, oldRSs: owned.filter((rs) => rs !== newRS) };
-}
-
-/** Drops what the store cannot tell from absent (empty maps and lists) so templates compare alike. */
-function normalizedTemplate(value: unknown): unknown {
-  if (Array.isArray(value)) return value.length === 0 ? undefined : value.map(normalizedTemplate);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [key, child] of Object.entries(value)) {
-      const normal = normalizedTemplate(child);
-      if (normal !== undefined) out[key] = normal;
-    }
-    return Object.keys(out).length === 0 ? undefined : out;
-  }
-  return value;
-}
-
-const SAFE_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
-
-/** A short name-safe hash of the template (and the collision count), as pod-template-hash. */
-export function podTemplateHash(template: PodTemplateSpec, collisionCount: number): string {
-  const digest = createHash('sha256')
-    .update(canonicalJson(normalizedTemplate(withoutHash(template))))
-    .update(collisionCount > 0 ? `/${collisionCount}` : '')
-    .digest();
-  let out = '';
-  for (let i = 0; i < 10; i++) out += SAFE_ALPHABET[digest[i]! % SAFE_ALPHABET.length];
-  return out;
-}
-
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object')
-    return `{${Object.keys(value)
-      .sort()
-      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`)
-      .join(',')}}`;
-  return JSON.stringify(value) ?? 'null';
 }
 
 function withoutTimes(status: Deployment['status']): unknown {
