@@ -14,13 +14,7 @@ import { pino } from 'pino';
 import { readConfigFile } from '../../cli/config.js';
 import { obtainNodeCredentials } from '../../node-agent/agent/node-credentials.js';
 import { trustBundleHash } from '../../proto/support/trust-bundle.js';
-import {
-  connectCluster,
-  skiffArgv,
-  startTestCluster,
-  type RunResult,
-  type TestCluster,
-} from './cli-harness.js';
+import { skiffArgv, startTestCluster, type RunResult, type TestCluster } from './cli-harness.js';
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
@@ -190,14 +184,8 @@ spec:
 `,
     );
     ok(await cluster.skiff(['apply', '-f', manifest]), 'apply scaled');
-    const api = connectCluster(cluster);
-    try {
-      const live = await api.get('Deployment', 'e2e', 'scaled');
-      live.spec.replicas = 5;
-      await api.update(live);
-    } finally {
-      api.close();
-    }
+    // someone else scales it (the Deployment controller writes it meanwhile too: scale reads again on a conflict)
+    ok(await cluster.skiff(['scale', 'deployment/scaled', '-n', 'e2e', '--replicas', '5']), 'scale');
     const reapply = ok(await cluster.skiff(['apply', '-f', manifest]), 're-apply scaled');
     assert.equal(reapply.stdout, 'deployment.apps/scaled unchanged\n');
     const json = JSON.parse(

@@ -17,7 +17,7 @@
  * as Kubernetes has it. Creations are counted as expectations, so none is made twice.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { NotFoundError, errorMessage } from '../../../proto/errors.js';
+import { ConflictError, NotFoundError, errorMessage } from '../../../proto/errors.js';
 import type { EventRecorder } from '../../../proto/events.js';
 import type { DaemonSet, Node, Pod, Toleration } from '../../../proto/gen/types.js';
 import { Controller } from '../../../proto/informer/controller.js';
@@ -273,7 +273,8 @@ export class DaemonSetController {
         status: { ...status, ...(ds.status?.conditions ? { conditions: ds.status.conditions } : {}) },
       });
     } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
+      // gone, or changed since the cached copy (the newer one brings another reconcile)
+      if (!(err instanceof NotFoundError) && !(err instanceof ConflictError)) throw err;
     }
   }
 }

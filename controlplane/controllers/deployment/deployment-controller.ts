@@ -20,7 +20,7 @@
  * then finds that ReplicaSet as the new one and gives it the next revision.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { AlreadyExistsError, NotFoundError, errorMessage } from '../../../proto/errors.js';
+import { AlreadyExistsError, ConflictError, NotFoundError, errorMessage } from '../../../proto/errors.js';
 import type { EventRecorder } from '../../../proto/events.js';
 import type {
   Condition,
@@ -551,7 +551,8 @@ export class DeploymentController {
         await this.options.handlers.updateStatus({ ...deployment, status });
       } catch (err) {
         if (err instanceof NotFoundError) return;
-        throw err;
+        // changed since the cached copy: the newer one brings another reconcile
+        if (!(err instanceof ConflictError)) throw err;
       }
     }
     return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;

@@ -136,7 +136,9 @@ export class ReplicaSetController {
         await this.options.handlers.updateStatus({ ...rs, status } as never);
       } catch (err) {
         if (err instanceof NotFoundError) return;
-        throw err;
+        // the ReplicaSet changed since the cached copy: the newer one is on its way to the
+        // informer, and with it another reconcile
+        if (!(err instanceof ConflictError)) throw err;
       }
     }
     if (failure !== undefined) throw new Error(failure.message);
