@@ -233,5 +233,15 @@ describe('slowStart', () => {
     assert.equal(result.created, 14);
     assert.match(String(result.error), /tenth/);
     assert.deepEqual((await slowStart(5, async () => {})).created, 5);
+    // a warm start: the first batch as given, doubling from there
+    const started = await slowStart(
+      100,
+      async () => {
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+      32,
+    );
+    assert.equal(started.created, 100);
+    assert.equal(started.lastBatch, 4, 'batches of 32, 64, then the 4 left');
   });
 });

@@ -35,6 +35,10 @@ import { podAvailable, podReadySince, podsToDelete } from './pod-ranking.js';
 /** Kubernetes' BurstReplicas: creations or deletions one reconcile may start. */
 const DEFAULT_BURST = 500;
 const SLOW_START_INITIAL_BATCH = 1;
+/** How long a ReplicaSet waiting for its creations to show waits before looking again anyway. */
+const EXPECTATION_WAIT_MS = 5000;
+/** The largest batch a ReplicaSet's next burst starts with, after a burst that went through whole. */
+const WARM_BATCH_LIMIT = 64;
 
 export interface ReplicaSetControllerOptions {
   handlers: ApiHandlers;
@@ -55,6 +59,8 @@ export class ReplicaSetController {
   private readonly burst: number;
   /** pod key → the ReplicaSet key that controlled it when last seen (a changed owner is told too) */
   private readonly lastOwner = new Map<string, string>();
+  /** ReplicaSet key → the batch its next burst of creations starts with */
+  private readonly warmBatch = new Map<string, number>();
   private readonly unsubscribe: (() => void)[] = [];
 
   constructor(private readonly options: ReplicaSetControllerOptions) {
@@ -123,13 +129,19 @@ export class ReplicaSetController {
     const cached = this.options.replicaSets.get(key);
     if (cached === undefined) {
       this.expectations.forget(key);
+      this.warmBatch.delete(key);
       return;
     }
     const rs = cached.object;
-    const needsSync = this.expectations.satisfied(key);
+    // While pods it created or deleted are not all in the informer yet, counting again would only
+    // repeat the work of the last reconcile, once per pod event of the burst (the cost that held
+    // scale-ups to a third of the API's create rate): the event that completes them enqueues this
+    // ReplicaSet again, and a lost one is covered by the look after EXPECTATION_WAIT_MS.
+    if (!this.expectations.satisfied(key) && !rs.metadata.deletionTimestamp)
+      return { requeueAfterMs: EXPECTATION_WAIT_MS };
     const owned = await this.claimPods(rs);
     let failure: Condition | undefined;
-    if (needsSync && !rs.metadata.deletionTimestamp) failure = await this.manageReplicas(key, rs, owned);
+    if (!rs.metadata.deletionTimestamp) failure = await this.manageReplicas(key, rs, owned);
     const status = this.statusOf(rs, owned, failure);
     if (!sameStatus(rs.status, status)) {
       try {
@@ -165,7 +177,15 @@ export class ReplicaSetController {
     if (diff < 0) {
       const wanted = Math.min(-diff, this.burst);
       this.expectations.expectCreations(key, wanted);
-      const { created, error } = await slowStart(wanted, () => this.createPod(rs));
+      // a ReplicaSet whose last burst went through whole starts this one where that one ended
+      // (at most WARM_BATCH_LIMIT); after a failure it starts from one again
+      const { created, error, lastBatch } = await slowStart(
+        wanted,
+        () => this.createPod(rs),
+        this.warmBatch.get(key),
+      );
+      if (error === undefined) this.warmBatch.set(key, Math.min(lastBatch, WARM_BATCH_LIMIT));
+      else this.warmBatch.delete(key);
       // those never tried will not be seen either
       for (let i = created; i < wanted; i++) this.expectations.creationObserved(key);
       if (error !== undefined)
@@ -293,15 +313,18 @@ function sameStatus(a: ReplicaSet['status'], b: NonNullable<ReplicaSet['status']
 export async function slowStart(
   count: number,
   call: () => Promise<void>,
-): Promise<{ created: number; error: unknown }> {
+  initialBatch = SLOW_START_INITIAL_BATCH,
+): Promise<{ created: number; error: unknown; lastBatch: number }> {
   let done = 0;
-  let batch = Math.min(count, SLOW_START_INITIAL_BATCH);
+  let batch = Math.min(count, Math.max(1, initialBatch));
+  let lastBatch = batch;
   while (batch > 0) {
+    lastBatch = batch;
     const results = await Promise.allSettled(Array.from({ length: batch }, () => call()));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     done += results.filter((r) => r.status === 'fulfilled').length;
-    if (failed) return { created: done, error: failed.reason };
+    if (failed) return { created: done, error: failed.reason, lastBatch };
     batch = Math.min(2 * batch, count - done);
   }
-  return { created: done, error: undefined };
+  return { created: done, error: undefined, lastBatch };
 }
