@@ -18,17 +18,13 @@
  * The Job's name is fixed by its schedule time, so a second leader (or a retry) creating it again
  * gets AlreadyExists, never a second run. Time comes from an injectable clock.
  */
+import { LeaderController, type LeaderControllerOptions } from '../support/leader-controller.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { CronJob, CronJobStatus, Job, ObjectReference } from '../../../proto/gen/types.js';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../../../proto/errors.js';
-import type { EventRecorder } from '../../../proto/events.js';
-import { Controller } from '../../../proto/informer/controller.js';
 import type { Informer } from '../../../proto/informer/informer.js';
-import { realClock, type Clock, type ReconcileResult } from '../../../proto/informer/work-queue.js';
-import type { Logger } from '../../../proto/support/logger.js';
+import type { ReconcileResult } from '../../../proto/informer/work-queue.js';
 import { rfc3339Seconds } from '../../../proto/support/kube-time.js';
-import type { ApiHandlers } from '../../api/handlers.js';
-import { controllerEventRecorder } from '../support/event-sink.js';
 import { controllerRefOf, controllerReference } from '../support/claims.js';
 import { NAMESPACE_INDEX, indexByNamespace } from '../support/indexes.js';
 import { ScheduleTimes } from './schedule-times.js';
@@ -38,51 +34,29 @@ export const SCHEDULED_TIMESTAMP_ANNOTATION = 'batch.kubernetes.io/cronjob-sched
 /** Kubernetes' limit of missed times before it warns. */
 const TOO_MANY_MISSED = 100;
 
-export interface CronJobControllerOptions {
-  handlers: ApiHandlers;
+export interface CronJobControllerOptions extends LeaderControllerOptions {
   cronJobs: Informer<CronJob>;
   jobs: Informer<Job>;
-  log: Logger;
-  workers?: number;
-  clock?: Clock;
 }
 
-export class CronJobController {
-  private readonly controller: Controller;
-  private readonly events: EventRecorder;
-  private readonly clock: Clock;
-  private readonly unsubscribe: (() => void)[] = [];
-
+export class CronJobController extends LeaderController {
   constructor(private readonly options: CronJobControllerOptions) {
-    this.clock = options.clock ?? realClock;
-    this.controller = new Controller({
-      reconcile: (key) => this.reconcile(key),
-      workers: options.workers ?? 5,
-      queue: { clock: this.clock },
-      log: options.log,
-    });
-    this.events = controllerEventRecorder(options.handlers, 'cronjob-controller', options.log, this.clock);
+    super(options, 'cronjob-controller');
     indexByNamespace(options.jobs);
   }
 
-  start(): void {
+  protected watch(): (() => void)[] {
     const { cronJobs, jobs } = this.options;
-    this.unsubscribe.push(
+    const removals = [
       cronJobs.onChange((key) => this.controller.enqueue(key)),
       jobs.onChange((key, change, lastKnown) => {
         const job = change === 'deleted' ? lastKnown?.object : jobs.get(key)?.object;
         const owner = job !== undefined ? controllerRefOf(job, 'CronJob') : undefined;
         if (owner !== undefined) this.controller.enqueue(`${job!.metadata.namespace ?? ''}/${owner.name}`);
       }),
-    );
+    ];
     for (const cached of cronJobs.list()) this.controller.enqueue(cached.key);
-    this.controller.start();
-  }
-
-  async stop(): Promise<void> {
-    for (const off of this.unsubscribe.splice(0)) off();
-    await this.controller.stop();
-    await this.events.flush();
+    return removals;
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {

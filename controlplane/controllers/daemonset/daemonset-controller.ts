@@ -16,22 +16,18 @@
  * An untolerated NoSchedule taint keeps a new pod off a node but lets one already there run on,
  * as Kubernetes has it. Creations are counted as expectations, so none is made twice.
  */
+import { LeaderController, type LeaderControllerOptions } from '../support/leader-controller.js';
 import { isDeepStrictEqual } from 'node:util';
 import { ConflictError, NotFoundError, errorMessage } from '../../../proto/errors.js';
-import type { EventRecorder } from '../../../proto/events.js';
 import type { DaemonSet, Node, Pod, Toleration } from '../../../proto/gen/types.js';
-import { Controller } from '../../../proto/informer/controller.js';
 import type { Informer } from '../../../proto/informer/informer.js';
-import { realClock, type Clock, type ReconcileResult } from '../../../proto/informer/work-queue.js';
-import type { Logger } from '../../../proto/support/logger.js';
-import type { ApiHandlers } from '../../api/handlers.js';
+import type { ReconcileResult } from '../../../proto/informer/work-queue.js';
 import { labelSelectorFromObject } from '../../api/selectors.js';
 import { RequiredNodeAffinity } from '../../scheduler/framework/node-affinity.js';
 import { tolerationsTolerate } from '../../scheduler/framework/taints.js';
 import { scaledValue } from '../deployment/rollout-math.js';
 import { podAvailable, podReadySince } from '../replicaset/pod-ranking.js';
 import { claimObjects, controllerRefOf, controllerReference } from '../support/claims.js';
-import { controllerEventRecorder } from '../support/event-sink.js';
 import { Expectations } from '../support/expectations.js';
 import { NAMESPACE_INDEX, indexByNamespace } from '../support/indexes.js';
 import { templateHash } from '../support/template-hash.js';
@@ -48,42 +44,27 @@ export const DAEMON_TOLERATIONS: readonly Toleration[] = [
   { key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' },
 ];
 
-export interface DaemonSetControllerOptions {
-  handlers: ApiHandlers;
+export interface DaemonSetControllerOptions extends LeaderControllerOptions {
   daemonSets: Informer<DaemonSet>;
   pods: Informer<Pod>;
   nodes: Informer<Node>;
-  log: Logger;
-  workers?: number;
-  clock?: Clock;
 }
 
-export class DaemonSetController {
-  private readonly controller: Controller;
+export class DaemonSetController extends LeaderController {
   private readonly expectations: Expectations;
-  private readonly events: EventRecorder;
-  private readonly clock: Clock;
-  private readonly unsubscribe: (() => void)[] = [];
 
   constructor(private readonly options: DaemonSetControllerOptions) {
-    this.clock = options.clock ?? realClock;
+    super(options, 'daemonset-controller', 2);
     this.expectations = new Expectations(this.clock);
-    this.controller = new Controller({
-      reconcile: (key) => this.reconcile(key),
-      workers: options.workers ?? 2,
-      queue: { clock: this.clock },
-      log: options.log,
-    });
-    this.events = controllerEventRecorder(options.handlers, 'daemonset-controller', options.log, this.clock);
     indexByNamespace(options.pods);
   }
 
-  start(): void {
+  protected watch(): (() => void)[] {
     const { daemonSets, pods, nodes } = this.options;
     const enqueueAll = () => {
       for (const cached of daemonSets.list()) this.controller.enqueue(cached.key);
     };
-    this.unsubscribe.push(
+    const removals = [
       daemonSets.onChange((key, change) => {
         if (change === 'deleted') this.expectations.forget(key);
         this.controller.enqueue(key);
@@ -97,15 +78,9 @@ export class DaemonSetController {
         if (change === 'added') this.expectations.creationObserved(owner);
         this.controller.enqueue(owner);
       }),
-    );
+    ];
     enqueueAll();
-    this.controller.start();
-  }
-
-  async stop(): Promise<void> {
-    for (const off of this.unsubscribe.splice(0)) off();
-    await this.controller.stop();
-    await this.events.flush();
+    return removals;
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {

@@ -19,9 +19,9 @@
  * `skiff rollout undo` copies an old ReplicaSet's template into the Deployment; the controller
  * then finds that ReplicaSet as the new one and gives it the next revision.
  */
+import { LeaderController, type LeaderControllerOptions } from '../support/leader-controller.js';
 import { isDeepStrictEqual } from 'node:util';
 import { AlreadyExistsError, ConflictError, NotFoundError, errorMessage } from '../../../proto/errors.js';
-import type { EventRecorder } from '../../../proto/events.js';
 import type {
   Condition,
   Deployment,
@@ -30,15 +30,11 @@ import type {
   PodTemplateSpec,
   ReplicaSet,
 } from '../../../proto/gen/types.js';
-import { Controller } from '../../../proto/informer/controller.js';
 import type { Informer } from '../../../proto/informer/informer.js';
-import { realClock, type Clock, type ReconcileResult } from '../../../proto/informer/work-queue.js';
-import type { Logger } from '../../../proto/support/logger.js';
+import type { ReconcileResult } from '../../../proto/informer/work-queue.js';
 import { rfc3339Seconds } from '../../../proto/support/kube-time.js';
-import type { ApiHandlers } from '../../api/handlers.js';
 import { labelSelectorFromObject } from '../../api/selectors.js';
 import { claimObjects, controllerRefOf, controllerReference } from '../support/claims.js';
-import { controllerEventRecorder } from '../support/event-sink.js';
 import { NAMESPACE_INDEX, indexByNamespace } from '../support/indexes.js';
 import { fenceposts, maxScaledDown, newReplicaSetReplicas } from './rollout-math.js';
 import { normalizedTemplate, templateHash } from '../support/template-hash.js';
@@ -48,14 +44,10 @@ export const DESIRED_REPLICAS_ANNOTATION = 'deployment.kubernetes.io/desired-rep
 export const MAX_REPLICAS_ANNOTATION = 'deployment.kubernetes.io/max-replicas';
 export const POD_TEMPLATE_HASH = 'pod-template-hash';
 
-export interface DeploymentControllerOptions {
-  handlers: ApiHandlers;
+export interface DeploymentControllerOptions extends LeaderControllerOptions {
   deployments: Informer<Deployment>;
   replicaSets: Informer<ReplicaSet>;
   pods: Informer<Pod>;
-  log: Logger;
-  workers?: number;
-  clock?: Clock;
 }
 
 interface Rollout {
@@ -66,28 +58,16 @@ interface Rollout {
   moved: boolean;
 }
 
-export class DeploymentController {
-  private readonly controller: Controller;
-  private readonly events: EventRecorder;
-  private readonly clock: Clock;
-  private readonly unsubscribe: (() => void)[] = [];
-
+export class DeploymentController extends LeaderController {
   constructor(private readonly options: DeploymentControllerOptions) {
-    this.clock = options.clock ?? realClock;
-    this.controller = new Controller({
-      reconcile: (key) => this.reconcile(key),
-      workers: options.workers ?? 5,
-      queue: { clock: this.clock },
-      log: options.log,
-    });
-    this.events = controllerEventRecorder(options.handlers, 'deployment-controller', options.log, this.clock);
+    super(options, 'deployment-controller');
     indexByNamespace(options.replicaSets);
     indexByNamespace(options.pods);
   }
 
-  start(): void {
+  protected watch(): (() => void)[] {
     const { deployments, replicaSets, pods } = this.options;
-    this.unsubscribe.push(
+    const removals = [
       deployments.onChange((key) => this.controller.enqueue(key)),
       replicaSets.onChange((key, change, lastKnown) => {
         const rs = change === 'deleted' ? lastKnown?.object : replicaSets.get(key)?.object;
@@ -101,15 +81,9 @@ export class DeploymentController {
         const rs = replicaSets.get(`${lastKnown!.object.metadata.namespace}/${rsRef.name}`)?.object;
         if (rs !== undefined) this.enqueueOwnerOf(rs);
       }),
-    );
+    ];
     for (const cached of deployments.list()) this.controller.enqueue(cached.key);
-    this.controller.start();
-  }
-
-  async stop(): Promise<void> {
-    for (const off of this.unsubscribe.splice(0)) off();
-    await this.controller.stop();
-    await this.events.flush();
+    return removals;
   }
 
   private enqueueOwnerOf(rs: ReplicaSet): void {

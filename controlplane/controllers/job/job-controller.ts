@@ -21,19 +21,15 @@
  * (Expectations), and a pod whose finalizer it removed is not counted again while the informer
  * still shows the finalizer (`uncountedWhileCached`).
  */
+import { LeaderController, type LeaderControllerOptions } from '../support/leader-controller.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { Condition, Job, JobStatus, Pod } from '../../../proto/gen/types.js';
 import { ConflictError, NotFoundError, errorMessage } from '../../../proto/errors.js';
-import type { EventRecorder } from '../../../proto/events.js';
-import { Controller } from '../../../proto/informer/controller.js';
 import type { Informer } from '../../../proto/informer/informer.js';
-import { realClock, type Clock, type ReconcileResult } from '../../../proto/informer/work-queue.js';
-import type { Logger } from '../../../proto/support/logger.js';
+import type { ReconcileResult } from '../../../proto/informer/work-queue.js';
 import { rfc3339Seconds } from '../../../proto/support/kube-time.js';
-import type { ApiHandlers } from '../../api/handlers.js';
 import { labelSelectorFromObject } from '../../api/selectors.js';
 import { Expectations } from '../support/expectations.js';
-import { controllerEventRecorder } from '../support/event-sink.js';
 import { claimObjects, controllerRefOf, controllerReference } from '../support/claims.js';
 import { NAMESPACE_INDEX, indexByNamespace } from '../support/indexes.js';
 import { podReadySince } from '../replicaset/pod-ranking.js';
@@ -54,14 +50,10 @@ const DEFAULT_BURST = 500;
 /** Queue keys of pods whose Job is gone (a Job's key, namespace/name, never holds a colon). */
 const ORPHAN_POD_KEY = 'orphan-pod:';
 
-export interface JobControllerOptions {
-  handlers: ApiHandlers;
+export interface JobControllerOptions extends LeaderControllerOptions {
   jobs: Informer<Job>;
   /** The shared pod informer; the controller adds the namespace index if it is not there. */
   pods: Informer<Pod>;
-  log: Logger;
-  workers?: number;
-  clock?: Clock;
   /** The first re-creation delay after a failed pod (doubling per failure, at most 6 min). */
   backoffMs?: number;
 }
@@ -74,50 +66,33 @@ interface Counted {
   failJob?: string;
 }
 
-export class JobController {
-  private readonly controller: Controller;
+export class JobController extends LeaderController {
   private readonly expectations: Expectations;
-  private readonly events: EventRecorder;
-  private readonly clock: Clock;
   private readonly backoffMs: number;
   /** Job key → pod uids whose finalizer this controller removed, while the cache may lag. */
   private readonly uncountedWhileCached = new Map<string, Set<string>>();
   /** Job key → when this controller last counted a failed pod of it (the back-off's start). */
   private readonly lastFailure = new Map<string, number>();
-  private readonly unsubscribe: (() => void)[] = [];
 
   constructor(private readonly options: JobControllerOptions) {
-    this.clock = options.clock ?? realClock;
+    super(options, 'job-controller');
     this.backoffMs = options.backoffMs ?? DEFAULT_BACKOFF_MS;
     this.expectations = new Expectations(this.clock);
-    this.controller = new Controller({
-      reconcile: (key) => this.reconcile(key),
-      workers: options.workers ?? 5,
-      queue: { clock: this.clock },
-      log: options.log,
-    });
-    this.events = controllerEventRecorder(options.handlers, 'job-controller', options.log, this.clock);
     indexByNamespace(options.pods);
   }
 
-  start(): void {
+  protected watch(): (() => void)[] {
     const { jobs, pods } = this.options;
-    this.unsubscribe.push(
+    const removals = [
       jobs.onChange((key, change) => {
         if (change === 'deleted') this.forget(key);
         this.controller.enqueue(key);
       }),
       pods.onChange((key, change, lastKnown) => this.podChanged(key, change, lastKnown?.object)),
-    );
+    ];
     for (const cached of pods.list()) this.podChanged(cached.key, 'added');
     for (const cached of jobs.list()) this.controller.enqueue(cached.key);
-    this.controller.start();
-  }
-
-  async stop(): Promise<void> {
-    for (const off of this.unsubscribe.splice(0)) off();
-    await this.controller.stop();
-    await this.events.flush();
+    return removals;
   }
 
   private forget(key: string): void {

@@ -60,6 +60,8 @@ export class PodGarbageCollector {
   async pass(): Promise<void> {
     const { pods, nodes } = this.options;
     const missingNow = new Set<string>();
+    // asked of the API once a pass per node, however many pods are bound to it
+    const gone = new Map<string, Promise<boolean>>();
     const terminated: Pod[] = [];
     for (const { object: pod } of pods.list()) {
       const node = pod.spec.nodeName;
@@ -71,8 +73,13 @@ export class PodGarbageCollector {
       }
       if (nodes.get(node) !== undefined) continue;
       missingNow.add(node);
-      if (this.missingBefore.has(node) && !(await this.nodeExists(node)))
-        await this.remove(pod, `bound to node ${node}, which does not exist`);
+      if (!this.missingBefore.has(node)) continue;
+      if (!gone.has(node))
+        gone.set(
+          node,
+          this.nodeExists(node).then((exists) => !exists),
+        );
+      if (await gone.get(node)!) await this.remove(pod, `bound to node ${node}, which does not exist`);
     }
     this.missingBefore = missingNow;
     const threshold = this.options.terminatedPodThreshold ?? 12_500;

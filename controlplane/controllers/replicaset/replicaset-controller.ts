@@ -15,19 +15,15 @@
  * A ReplicaSet changes nothing while creations or deletions it asked for are not yet in the pod
  * informer (Expectations), so no pod is created twice for one missing replica.
  */
+import { LeaderController, type LeaderControllerOptions } from '../support/leader-controller.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { Pod, ReplicaSet, Condition } from '../../../proto/gen/types.js';
 import { ConflictError, NotFoundError, errorMessage } from '../../../proto/errors.js';
-import type { EventRecorder } from '../../../proto/events.js';
-import { Controller } from '../../../proto/informer/controller.js';
 import type { Informer } from '../../../proto/informer/informer.js';
-import { realClock, type Clock, type ReconcileResult } from '../../../proto/informer/work-queue.js';
-import type { Logger } from '../../../proto/support/logger.js';
+import type { ReconcileResult } from '../../../proto/informer/work-queue.js';
 import { rfc3339Seconds } from '../../../proto/support/kube-time.js';
-import type { ApiHandlers } from '../../api/handlers.js';
 import { labelSelectorFromObject } from '../../api/selectors.js';
 import { Expectations } from '../support/expectations.js';
-import { controllerEventRecorder } from '../support/event-sink.js';
 import { claimObjects, controllerRefOf, controllerReference } from '../support/claims.js';
 import { NAMESPACE_INDEX, indexByNamespace } from '../support/indexes.js';
 import { podAvailable, podReadySince, podsToDelete } from './pod-ranking.js';
@@ -40,61 +36,40 @@ const EXPECTATION_WAIT_MS = 5000;
 /** The largest batch a ReplicaSet's next burst starts with, after a burst that went through whole. */
 const WARM_BATCH_LIMIT = 64;
 
-export interface ReplicaSetControllerOptions {
-  handlers: ApiHandlers;
+export interface ReplicaSetControllerOptions extends LeaderControllerOptions {
   replicaSets: Informer<ReplicaSet>;
   /** The shared pod informer; the controller adds the namespace index if it is not there. */
   pods: Informer<Pod>;
-  log: Logger;
-  workers?: number;
   burstReplicas?: number;
-  clock?: Clock;
 }
 
-export class ReplicaSetController {
-  private readonly controller: Controller;
+export class ReplicaSetController extends LeaderController {
   private readonly expectations: Expectations;
-  private readonly events: EventRecorder;
-  private readonly clock: Clock;
   private readonly burst: number;
   /** pod key → the ReplicaSet key that controlled it when last seen (a changed owner is told too) */
   private readonly lastOwner = new Map<string, string>();
   /** ReplicaSet key → the batch its next burst of creations starts with */
   private readonly warmBatch = new Map<string, number>();
-  private readonly unsubscribe: (() => void)[] = [];
 
   constructor(private readonly options: ReplicaSetControllerOptions) {
-    this.clock = options.clock ?? realClock;
+    super(options, 'replicaset-controller');
     this.burst = options.burstReplicas ?? DEFAULT_BURST;
     this.expectations = new Expectations(this.clock);
-    this.controller = new Controller({
-      reconcile: (key) => this.reconcile(key),
-      workers: options.workers ?? 5,
-      queue: { clock: this.clock },
-      log: options.log,
-    });
-    this.events = controllerEventRecorder(options.handlers, 'replicaset-controller', options.log, this.clock);
     indexByNamespace(options.pods);
   }
 
-  start(): void {
+  protected watch(): (() => void)[] {
     const { replicaSets, pods } = this.options;
-    this.unsubscribe.push(
+    const removals = [
       replicaSets.onChange((key, change) => {
         if (change === 'deleted') this.expectations.forget(key);
         this.controller.enqueue(key);
       }),
       pods.onChange((key, change, lastKnown) => this.podChanged(key, change, lastKnown?.object)),
-    );
+    ];
     for (const cached of pods.list()) this.podChanged(cached.key, 'added');
     for (const cached of replicaSets.list()) this.controller.enqueue(cached.key);
-    this.controller.start();
-  }
-
-  async stop(): Promise<void> {
-    for (const off of this.unsubscribe.splice(0)) off();
-    await this.controller.stop();
-    await this.events.flush();
+    return removals;
   }
 
   private podChanged(key: string, change: string, last?: Pod): void {
