@@ -49,7 +49,7 @@ const SYSTEM_FIELDS = new Set(['apiVersion', 'kind', 'metadata', 'status']);
  * Drops what proto3 cannot tell from absent (undefined, empty lists and maps) so that two objects
  * that encode alike compare alike, whatever path they came by.
  */
-function normalized(value: unknown): unknown {
+export function normalized(value: unknown): unknown {
   if (Array.isArray(value)) {
     const items = value.map(normalized);
     return items.length === 0 ? undefined : items;

@@ -37,7 +37,8 @@ import { labelSelectorFromObject } from '../../api/selectors.js';
 import { claimObjects, controllerRefOf, controllerReference } from '../support/claims.js';
 import { NAMESPACE_INDEX, indexByNamespace } from '../support/indexes.js';
 import { fenceposts, maxScaledDown, newReplicaSetReplicas } from './rollout-math.js';
-import { normalizedTemplate, templateHash } from '../support/template-hash.js';
+import { templateHash } from '../support/template-hash.js';
+import { normalized } from '../../api/object-lifecycle.js';
 
 export const REVISION_ANNOTATION = 'deployment.kubernetes.io/revision';
 export const DESIRED_REPLICAS_ANNOTATION = 'deployment.kubernetes.io/desired-replicas';
@@ -591,9 +592,9 @@ function splitNewAndOld(
   deployment: Deployment,
   owned: ReplicaSet[],
 ): { newRS: ReplicaSet | undefined; oldRSs: ReplicaSet[] } {
-  const wanted = normalizedTemplate(withoutHash(deployment.spec.template));
+  const wanted = normalized(withoutHash(deployment.spec.template));
   const matching = owned
-    .filter((rs) => isDeepStrictEqual(normalizedTemplate(withoutHash(rs.spec.template)), wanted))
+    .filter((rs) => isDeepStrictEqual(normalized(withoutHash(rs.spec.template)), wanted))
     .sort(byCreation);
   const newRS = matching[0];
   return { newRS, oldRSs: owned.filter((rs) => rs !== newRS) };

@@ -3,27 +3,14 @@
  * DaemonSet's controller-revision-hash are made of.
  */
 import { createHash } from 'node:crypto';
-
-/** Drops what the store cannot tell from absent (empty maps and lists) so templates compare alike. */
-export function normalizedTemplate(value: unknown): unknown {
-  if (Array.isArray(value)) return value.length === 0 ? undefined : value.map(normalizedTemplate);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [key, child] of Object.entries(value)) {
-      const normal = normalizedTemplate(child);
-      if (normal !== undefined) out[key] = normal;
-    }
-    return Object.keys(out).length === 0 ? undefined : out;
-  }
-  return value;
-}
+import { normalized } from '../../api/object-lifecycle.js';
 
 const SAFE_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 
 /** A short name-safe hash of `content` (normalised first) and a collision count, 10 characters. */
 export function templateHash(content: unknown, collisionCount = 0): string {
   const digest = createHash('sha256')
-    .update(canonicalJson(normalizedTemplate(content)))
+    .update(canonicalJson(normalized(content)))
     .update(collisionCount > 0 ? `/${collisionCount}` : '')
     .digest();
   let out = '';
