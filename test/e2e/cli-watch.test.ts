@@ -153,6 +153,13 @@ describe('skiff get -w', { timeout: 240_000 }, () => {
       ['configmap/a', 'configmap/b'],
       'modified a, deleted b; c and ready are unchanged',
     );
+    // stderr is another pipe: its line may come a moment after stdout's
+    await until(
+      'the re-list said on stderr',
+      () => /no longer in the history; listed again/.test(stderr),
+      10_000,
+      output,
+    );
     assert.match(stderr, /no longer in the history; listed again/);
 
     ok(await cluster.skiff(['apply', '-f', '-'], { input: configMaps('d') }), 'apply d');
