@@ -5,7 +5,7 @@ import type { Node, Pod } from '../../proto/gen/types.js';
 import { RequiredNodeAffinity } from './framework/node-affinity.js';
 import { newPodInfo } from './framework/pod-info.js';
 import { parseResourceList } from './framework/resources.js';
-import { firstUntoleratedHardTaint } from './framework/taints.js';
+import { firstUntoleratedHardTaint } from '../../proto/taints.js';
 import { parseProfile } from './profile.js';
 import { InMemoryCluster, makeNode, makePod } from './testing.js';
 

@@ -24,7 +24,7 @@ import type { Informer } from '../../../proto/informer/informer.js';
 import type { ReconcileResult } from '../../../proto/informer/work-queue.js';
 import { labelSelectorFromObject } from '../../api/selectors.js';
 import { RequiredNodeAffinity } from '../../scheduler/framework/node-affinity.js';
-import { tolerationsTolerate } from '../../scheduler/framework/taints.js';
+import { tolerationsTolerate } from '../../../proto/taints.js';
 import { scaledValue } from '../deployment/rollout-math.js';
 import { podAvailable, podReadySince } from '../replicaset/pod-ranking.js';
 import { claimObjects, controllerRefOf, controllerReference } from '../support/claims.js';

@@ -11,7 +11,7 @@ import type { Node, Taint } from '../../../proto/gen/types.js';
 import type { HostPort, PodInfo } from './pod-info.js';
 import { addResources, copyResources, emptyResources, nodeAllocatable, type Resources } from './resources.js';
 import { normalizedImageName } from './pod-info.js';
-import { TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE } from './taints.js';
+import { TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE } from '../../../proto/taints.js';
 
 /** A source of NodeInfo generations shared by one cache: every change takes the next number. */
 export interface GenerationSource {

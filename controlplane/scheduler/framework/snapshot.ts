@@ -18,7 +18,7 @@
  */
 import type { NodeInfo } from './node-info.js';
 import { normalizedImageName, type AffinityTerm, type NamespaceLabels, type PodInfo } from './pod-info.js';
-import { isHardTaint } from './taints.js';
+import { isHardTaint } from '../../../proto/taints.js';
 
 export interface KnownImage {
   readonly size: number;

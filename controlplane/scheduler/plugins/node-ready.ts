@@ -16,7 +16,7 @@ import {
   TAINT_NODE_UNREACHABLE,
   tolerationsTolerate,
   untoleratedTaintReason,
-} from '../framework/taints.js';
+} from '../../../proto/taints.js';
 import { unresolvable, type ClusterEvent, type FilterPlugin, type Status } from '../framework/types.js';
 
 export const NODE_READY = 'NodeReady';

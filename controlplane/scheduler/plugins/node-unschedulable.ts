@@ -6,7 +6,7 @@ import type { Taint } from '../../../proto/gen/types.js';
 import type { NodeInfo } from '../framework/node-info.js';
 import type { PodInfo } from '../framework/pod-info.js';
 import type { Snapshot } from '../framework/snapshot.js';
-import { TAINT_NODE_UNSCHEDULABLE, tolerationsTolerate } from '../framework/taints.js';
+import { TAINT_NODE_UNSCHEDULABLE, tolerationsTolerate } from '../../../proto/taints.js';
 import { unresolvable, type ClusterEvent, type FilterPlugin, type Status } from '../framework/types.js';
 
 export const NODE_UNSCHEDULABLE = 'NodeUnschedulable';

@@ -30,7 +30,7 @@ import type { NodeInfo } from '../framework/node-info.js';
 import { RequiredNodeAffinity } from '../framework/node-affinity.js';
 import { cachedLabelSelector, withRequirements, type PodInfo } from '../framework/pod-info.js';
 import type { DomainCounts, PodCountIndex, PodMatcher, Snapshot } from '../framework/snapshot.js';
-import { firstUntoleratedHardTaint } from '../framework/taints.js';
+import { firstUntoleratedHardTaint } from '../../../proto/taints.js';
 import {
   errorStatus,
   MAX_NODE_SCORE,

@@ -14,7 +14,7 @@ import {
   firstUntoleratedHardTaint,
   tolerationsTolerate,
   untoleratedTaintReason,
-} from '../framework/taints.js';
+} from '../../../proto/taints.js';
 import {
   defaultNormalizeScore,
   unresolvable,

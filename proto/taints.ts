@@ -4,7 +4,7 @@
  * tolerates any value, Equal (the default) only its own. An empty key with Exists tolerates every
  * taint.
  */
-import type { Taint, Toleration } from '../../../proto/gen/types.js';
+import type { Taint, Toleration } from './gen/types.js';
 
 export const TAINT_NODE_NOT_READY = 'node.kubernetes.io/not-ready';
 export const TAINT_NODE_UNREACHABLE = 'node.kubernetes.io/unreachable';
