@@ -57,6 +57,7 @@ import { apiServerCredentials } from './api/tls-credentials.js';
 import { prepareApiSocket, removeApiSocket, secureBoundSocket, type BoundSocket } from './api/api-socket.js';
 import { widenConnectionWindows, widenStreamWindows } from './api/grpc-windows.js';
 import { ApiHandlers } from './api/handlers.js';
+import type { DefaultTolerationSeconds } from './api/kinds/strategy.js';
 import { WATCH_CACHE_INDEXES } from './api/watch-cache-indexes.js';
 import { createApiMetrics } from './api/metrics.js';
 import { CachedNamespaceLookup } from './api/namespace-lookup.js';
@@ -92,6 +93,8 @@ import { JobController } from './controllers/job/job-controller.js';
 import { CronJobController } from './controllers/cronjob/cronjob-controller.js';
 import { PodGarbageCollector } from './controllers/pod-gc/pod-gc-controller.js';
 import { DaemonSetController } from './controllers/daemonset/daemonset-controller.js';
+import { NodeLifecycleController } from './controllers/node-lifecycle/node-lifecycle-controller.js';
+import type { EvictionRates } from './controllers/node-lifecycle/node-health.js';
 import type { Store } from './store/store.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
 
@@ -107,6 +110,10 @@ export interface ControlPlaneOptions {
   nodeCidrMaskSize?: number;
   /** A node silent this long becomes NotReady; default 40 000 ms (`--node-monitor-grace-period`). */
   nodeGraceMs?: number;
+  /** How fast not-Ready nodes are tainted NoExecute, per zone (`--node-eviction-rate` and friends). */
+  evictionRates?: Partial<EvictionRates>;
+  /** What new pods tolerate of a not-Ready or unreachable node, in seconds; default 300 each. */
+  defaultTolerationSeconds?: DefaultTolerationSeconds;
   /** Terminated pods kept before the oldest are deleted; default 12 500 (`--terminated-pod-gc-threshold`). */
   terminatedPodGcThreshold?: number;
   /** The NATS URL(s) agents are told to report to (Version); default natsUrl. */
@@ -465,6 +472,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       namespaces,
       ...(options.bookmarkIntervalMs !== undefined ? { bookmarkIntervalMs: options.bookmarkIntervalMs } : {}),
       onNamespaceTerminating: (name) => namespaces.noteTerminating(name),
+      ...(options.defaultTolerationSeconds !== undefined
+        ? { defaultTolerationSeconds: options.defaultTolerationSeconds }
+        : {}),
     });
     await handlers.ensureSystemObjects();
 
@@ -553,6 +563,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         jobs: jobInformer,
         log: log.child({ component: 'cronjob-controller' }),
       });
+      const nodeLifecycle = new NodeLifecycleController({
+        handlers,
+        nodes: nodeInformer,
+        pods: podInformer,
+        ...(options.evictionRates !== undefined ? { rates: options.evictionRates } : {}),
+        // a short grace is looked at as often as the status ingest checks it
+        ...(options.nodeGraceMs !== undefined
+          ? { monitorPeriodMs: Math.min(5000, Math.max(250, options.nodeGraceMs / 4)) }
+          : {}),
+        log: log.child({ component: 'node-lifecycle' }),
+      });
       const podGc = new PodGarbageCollector({
         handlers,
         pods: podInformer,
@@ -595,6 +616,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             log: log.child({ component: 'scheduler' }),
           });
       scheduler?.start();
+      // zones are counted from every node before any is tainted
+      if (!signal.aborted) nodeLifecycle.start();
       await aborted;
       await Promise.all([
         namespaceController.stop(),
@@ -606,6 +629,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         daemonSets.stop(),
         garbageCollector.stop(),
         podGc.stop(),
+        nodeLifecycle.stop(),
         scheduler?.stop(),
       ]);
     };

@@ -6,8 +6,9 @@
  *   skiff.node-group.<g>.pods     PodStatusBatch   a node group's (hollow nodes, node-group.ts): each
  *                                                  report names its member node
  *   skiff.node-group.<g>.heartbeat NodeGroupHeartbeat  the members' heartbeats in one message
- *   skiff.control.resync          {}               the control plane asks every agent to report
- *                                                  every pod again (it started, or lost NATS)
+ *   skiff.control.resync          ResyncRequest    the control plane asks every agent (or those of
+ *                                                  the nodes named) to report every pod again (it
+ *                                                  started, lost NATS, or a node came back)
  *
  * An agent publishes only under its own `skiff.node.<node>.` (NATS permissions enforce it where the
  * cluster has its CA); the control plane also checks that a reported pod is bound to that node.
@@ -57,6 +58,11 @@ export interface NodeHeartbeat {
   time: string;
   /** Ready, MemoryPressure, DiskPressure, PIDPressure as the agent reads them. */
   conditions: Condition[];
+}
+
+/** Who should report every pod again: every agent, or those serving one of `nodes`. */
+export interface ResyncRequest {
+  nodes?: string[];
 }
 
 /** A node group's heartbeat: the same conditions for each member it names. */

@@ -168,6 +168,18 @@ export function parseNonNegativeInt(flag: string): (value: string) => number {
   };
 }
 
+/** A decimal number from 0 to `max` (a rate per second, a fraction). */
+export function parseNonNegativeNumber(flag: string, max = Infinity): (value: string) => number {
+  return (value: string) => {
+    const number = Number(value);
+    if (!/^(\d+(\.\d*)?|\.\d+)$/.test(value) || number > max)
+      throw new InvalidOptionValue(
+        `${flag} must be a number from 0${max === Infinity ? '' : ` to ${max}`}, got "${value}"`,
+      );
+    return number;
+  };
+}
+
 /** Collects a repeatable option's values (`--from-literal a=1 --from-literal b=2`). */
 export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

@@ -9,7 +9,13 @@
 import { homedir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
-import { parseDurationOption, parsePositiveInt, parseSecondsOption } from './context.js';
+import {
+  parseDurationOption,
+  parseNonNegativeInt,
+  parseNonNegativeNumber,
+  parsePositiveInt,
+  parseSecondsOption,
+} from './context.js';
 import { InvalidArgumentError } from '../../proto/errors.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from '../../controlplane/defaults.js';
@@ -49,6 +55,12 @@ interface ControlPlaneFlags {
   natsPidFile?: string;
   nodeMonitorGracePeriod?: number;
   terminatedPodGcThreshold?: number;
+  nodeEvictionRate?: number;
+  secondaryNodeEvictionRate?: number;
+  unhealthyZoneThreshold?: number;
+  largeClusterSizeThreshold?: number;
+  defaultNotReadyTolerationSeconds?: number;
+  defaultUnreachableTolerationSeconds?: number;
   leaderElectLeaseDuration?: number;
 }
 
@@ -216,6 +228,36 @@ export function registerControlPlane(program: Command): void {
       parseDurationOption('--node-monitor-grace-period'),
     )
     .option(
+      '--node-eviction-rate <n>',
+      'nodes a second that may be tainted NoExecute (their pods evicted) in a zone while it is healthy (default 0.1)',
+      parseNonNegativeNumber('--node-eviction-rate'),
+    )
+    .option(
+      '--secondary-node-eviction-rate <n>',
+      'the same in a zone where --unhealthy-zone-threshold of the nodes are not Ready (default 0.01; zones up to --large-cluster-size-threshold nodes: 0)',
+      parseNonNegativeNumber('--secondary-node-eviction-rate'),
+    )
+    .option(
+      '--unhealthy-zone-threshold <fraction>',
+      "the share of a zone's nodes not Ready (at least 3) at which it evicts at the secondary rate (default 0.55)",
+      parseNonNegativeNumber('--unhealthy-zone-threshold', 1),
+    )
+    .option(
+      '--large-cluster-size-threshold <n>',
+      'zones of more nodes than this keep evicting at the secondary rate when unhealthy (default 50)',
+      parseNonNegativeInt('--large-cluster-size-threshold'),
+    )
+    .option(
+      '--default-not-ready-toleration-seconds <n>',
+      'seconds a new pod tolerates its node being not Ready before it is evicted, unless it says (default 300)',
+      parseNonNegativeInt('--default-not-ready-toleration-seconds'),
+    )
+    .option(
+      '--default-unreachable-toleration-seconds <n>',
+      'seconds a new pod tolerates its node being unreachable before it is evicted, unless it says (default 300)',
+      parseNonNegativeInt('--default-unreachable-toleration-seconds'),
+    )
+    .option(
       '--terminated-pod-gc-threshold <n>',
       'terminated pods (Succeeded, Failed) kept before the oldest are deleted (default 12500)',
       parsePositiveInt('--terminated-pod-gc-threshold'),
@@ -277,6 +319,26 @@ export function registerControlPlane(program: Command): void {
         ...(flags.terminatedPodGcThreshold !== undefined
           ? { terminatedPodGcThreshold: flags.terminatedPodGcThreshold }
           : {}),
+        evictionRates: {
+          ...(flags.nodeEvictionRate !== undefined ? { rate: flags.nodeEvictionRate } : {}),
+          ...(flags.secondaryNodeEvictionRate !== undefined
+            ? { secondaryRate: flags.secondaryNodeEvictionRate }
+            : {}),
+          ...(flags.unhealthyZoneThreshold !== undefined
+            ? { unhealthyZoneThreshold: flags.unhealthyZoneThreshold }
+            : {}),
+          ...(flags.largeClusterSizeThreshold !== undefined
+            ? { largeClusterThreshold: flags.largeClusterSizeThreshold }
+            : {}),
+        },
+        defaultTolerationSeconds: {
+          ...(flags.defaultNotReadyTolerationSeconds !== undefined
+            ? { notReady: flags.defaultNotReadyTolerationSeconds }
+            : {}),
+          ...(flags.defaultUnreachableTolerationSeconds !== undefined
+            ? { unreachable: flags.defaultUnreachableTolerationSeconds }
+            : {}),
+        },
         ...(flags.leaderElectLeaseDuration !== undefined
           ? { leaderLeaseSeconds: flags.leaderElectLeaseDuration }
           : {}),

@@ -34,10 +34,25 @@ function renderLines(lines: Line[], indent = ''): string {
 }
 
 function mapLines(label: string, map: Record<string, unknown>): Line[] {
-  const entries = Object.entries(map);
+  return listLines(
+    label,
+    Object.entries(map).map(([k, v]) => `${k}=${String(v)}`),
+  );
+}
+
+function listLines(label: string, entries: string[]): Line[] {
   if (entries.length === 0) return [[label, '<none>']];
-  const [first, ...rest] = entries.map(([k, v]) => `${k}=${String(v)}`);
+  const [first, ...rest] = entries;
   return [[label, first!], ...rest.map((entry) => `${' '.repeat(LABEL_WIDTH)}${entry}`)];
+}
+
+/** kubectl's words for a toleration: `key=value:effect`, ` op=Exists`, ` for 300s`. */
+function tolerationText(t: unknown): string {
+  const key = str(t, 'key') ?? '';
+  const value = str(t, 'value');
+  const effect = str(t, 'effect');
+  const seconds = num(t, 'tolerationSeconds');
+  return `${key}${value ? `=${value}` : ''}${effect ? `:${effect}` : ''}${str(t, 'operator') === 'Exists' ? ' op=Exists' : ''}${seconds !== undefined ? ` for ${seconds}s` : ''}`;
 }
 
 function containerLines(containers: unknown[]): string[] {
@@ -107,6 +122,10 @@ function kindLines(obj: ObjectJson): string[] {
           ['Restart Policy', str(obj, 'spec', 'restartPolicy') || 'Always'],
         ]),
         ...podTemplateLines(field(obj, 'spec')),
+        renderLines([
+          ...mapLines('Node-Selectors', record(obj, 'spec', 'nodeSelector')),
+          ...listLines('Tolerations', list(obj, 'spec', 'tolerations').map(tolerationText)),
+        ]),
         ...(statuses.length
           ? [
               'Container Statuses:',

@@ -67,6 +67,7 @@ import {
   strategyOf,
   validateObject,
   type AdmissionContext,
+  type DefaultTolerationSeconds,
   type KindStrategy,
 } from './kinds/index.js';
 import { WATCH_CACHE_INDEXES } from './watch-cache-indexes.js';
@@ -74,6 +75,9 @@ import { checkDns1123Subdomain } from './validation/names.js';
 
 const GENERATE_NAME_ATTEMPTS = 8;
 const CONFLICT_RETRIES = 16;
+
+/** Kubernetes' DefaultTolerationSeconds: five minutes on a node that is down, then elsewhere. */
+const DEFAULT_TOLERATION_SECONDS = 300;
 
 /** One pod's reported status for ApiHandlers.updatePodStatuses. */
 export interface PodStatusWrite {
@@ -106,6 +110,8 @@ export interface ApiHandlersOptions {
   bookmarkIntervalMs?: number;
   /** Called after a namespace is marked for deletion (the namespace lookup notes it at once). */
   onNamespaceTerminating?: (name: string) => void;
+  /** What new pods tolerate of a not-Ready or unreachable node; default 300 s each. */
+  defaultTolerationSeconds?: DefaultTolerationSeconds;
 }
 
 /** How a create or update may treat the object it is given. */
@@ -187,6 +193,7 @@ export class ApiHandlers {
     this.namespaces = options.namespaces ?? new StoreNamespaceLookup(options.store);
     this.maxObjectBytes = options.maxObjectBytes ?? MAX_OBJECT_BYTES;
     this.bookmarkIntervalMs = options.bookmarkIntervalMs ?? 60_000;
+    Object.assign(this.admission.defaultTolerationSeconds, options.defaultTolerationSeconds);
   }
 
   /** Refuses a write to an object the API does not keep (KindStrategy.keptBelowTheApi). */
@@ -269,6 +276,10 @@ export class ApiHandlers {
    * created just before is found (Kubernetes' ServiceAccount admission does the same).
    */
   private readonly admission: AdmissionContext = {
+    defaultTolerationSeconds: {
+      notReady: DEFAULT_TOLERATION_SECONDS,
+      unreachable: DEFAULT_TOLERATION_SECONDS,
+    },
     list: async (kind) => (await this.list(kind)).items.map((item) => item.object),
     cachedList: async (kind) =>
       (await this.list(kind, { resourceVersion: '0' })).items.map((item) => item.object),

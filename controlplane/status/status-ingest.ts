@@ -34,6 +34,7 @@ import {
   type NodeHeartbeat,
   type PodStatusBatch,
   type PodStatusReport,
+  type ResyncRequest,
 } from '../../proto/node-reports.js';
 import {
   NODE_GROUP_LABEL,
@@ -175,9 +176,11 @@ export class StatusIngest {
     await this.events.flush();
   }
 
-  private askForResync(): void {
+  /** Every agent (or those serving `nodes`) reports every pod status again. */
+  private askForResync(nodes?: string[]): void {
     try {
-      this.options.nats.publish(RESYNC_SUBJECT, '{}');
+      const request: ResyncRequest = nodes !== undefined ? { nodes } : {};
+      this.options.nats.publish(RESYNC_SUBJECT, JSON.stringify(request));
     } catch (err) {
       this.options.log.warn({ err: errorMessage(err) }, 'asking agents to resync failed');
     }
@@ -372,6 +375,7 @@ export class StatusIngest {
     if (beat.group !== undefined && !(await this.isGroupMember(beat.group, beat.node))) return;
     const signature = conditionSignature(beat.conditions);
     const reportMs = this.options.nodeStatusReportMs ?? 300_000;
+    let returned = false;
     await this.updateNodeConditions(beat.node, (current) => {
       const now = this.now().getTime();
       const ready = current.find((c) => c.type === 'Ready');
@@ -382,6 +386,7 @@ export class StatusIngest {
         return undefined;
       }
       const wasReady = ready?.status === 'True';
+      returned = ready?.status === 'Unknown';
       const merged = mergeConditions(current, beat.conditions);
       const nowReady = merged.find((c) => c.type === 'Ready')?.status === 'True';
       if (nowReady !== wasReady)
@@ -394,6 +399,8 @@ export class StatusIngest {
       this.nodeStatusWritten.set(beat.node, { signature: conditionSignature(merged), at: now });
       return merged;
     });
+    // while it was away its pods were marked not ready (node lifecycle): it reports them all again
+    if (returned) this.askForResync([beat.node]);
   }
 
   private async updateNodeConditions(

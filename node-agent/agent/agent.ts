@@ -22,12 +22,14 @@ import { Informer } from '../../proto/informer/informer.js';
 import { EventRecorder, referenceTo } from '../../proto/events.js';
 import {
   RESYNC_SUBJECT,
+  decodeReport,
   heartbeatSubject,
   podStatusSubject,
   reportSequence,
   type NodeHeartbeat,
   type PodStatusBatch,
   type PodStatusReport,
+  type ResyncRequest,
 } from '../../proto/node-reports.js';
 import type { Logger } from '../../proto/support/logger.js';
 import type { ImageRuntime } from '../runtime/runtime.js';
@@ -164,7 +166,14 @@ export class Agent {
     });
     this.controller = controller;
     informer.onChange((key) => controller.enqueue(key));
-    this.subscriptions.push(onResync(nats, log, () => this.resendAll()));
+    this.subscriptions.push(
+      onResync(
+        nats,
+        log,
+        (node) => node === this.options.nodeName,
+        () => this.resendAll(),
+      ),
+    );
     void this.followNatsStatus();
     await this.followRuntime();
     informer.start();
@@ -349,10 +358,26 @@ function node0(name: string): { kind: string; apiVersion: string; name: string }
   return { kind: 'Node', apiVersion: 'v1', name };
 }
 
-/** Calls `resendAll` whenever the control plane asks every agent for every pod status again. */
-export function onResync(nats: NatsConnection, log: Logger, resendAll: () => void): { unsubscribe(): void } {
+/**
+ * Calls `resendAll` whenever the control plane asks every agent, or one of the nodes `serves`, for
+ * every pod status again.
+ */
+export function onResync(
+  nats: NatsConnection,
+  log: Logger,
+  serves: (node: string) => boolean,
+  resendAll: () => void,
+): { unsubscribe(): void } {
   return nats.subscribe(RESYNC_SUBJECT, {
-    callback: () => {
+    callback: (err, message) => {
+      if (err) return;
+      let request: ResyncRequest = {};
+      try {
+        request = decodeReport<ResyncRequest>(message.subject, message.data);
+      } catch {
+        // an empty or unreadable request asks everyone
+      }
+      if (Array.isArray(request.nodes) && !request.nodes.some(serves)) return;
       log.info('the control plane asked for every pod status again');
       resendAll();
     },

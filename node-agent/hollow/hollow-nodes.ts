@@ -30,6 +30,7 @@ import {
   nodeGroupHeartbeatSubject,
   nodeGroupMember,
   nodeGroupOfName,
+  isNodeGroupMemberName,
   nodeGroupPodsSubject,
 } from '../../proto/node-group.js';
 import {
@@ -150,7 +151,14 @@ export class HollowNodes {
     });
     this.controller = controller;
     informer.onChange((key) => controller.enqueue(key));
-    this.subscriptions.push(onResync(nats, log, () => this.resendAll()));
+    this.subscriptions.push(
+      onResync(
+        nats,
+        log,
+        (node) => isNodeGroupMemberName(group, node),
+        () => this.resendAll(),
+      ),
+    );
     informer.start();
     controller.start();
     await informer.waitForSync();

@@ -157,6 +157,11 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
     for (const reason of ['Pulling', 'Pulled', 'Created', 'Started'])
       assert.match(described, new RegExp(`\\b${reason}\\b`), `${reason} event in:\n${described}`);
     assert.match(described, new RegExp(`Scheduled\\s.*Successfully assigned default/web-0 to ${web0Node}`));
+    // the API gave it Kubernetes' default tolerations of a node's outage
+    assert.match(
+      described,
+      /Tolerations:\s+node\.kubernetes\.io\/not-ready:NoExecute op=Exists for 300s\n\s+node\.kubernetes\.io\/unreachable:NoExecute op=Exists for 300s\n/,
+    );
     const nodeView = ok(await cluster.skiff(['describe', 'node', web0Node]), 'describe node').stdout;
     assert.match(nodeView, /Non-terminated Pods:\s+\(1 in total\)/);
     assert.match(nodeView, /default\s+web-0\s/);

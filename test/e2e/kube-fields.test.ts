@@ -58,6 +58,9 @@ spec:
   priority: 0
   imagePullSecrets:
     - name: registry-creds
+  tolerations:
+    - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 300}
+    - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 300}
   dnsPolicy: None
   dnsConfig:
     nameservers: [10.96.0.10]

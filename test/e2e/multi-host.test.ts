@@ -291,16 +291,129 @@ spec:
     await time('NotReady after the agent was killed', () =>
       L().waitFor('n2 NotReady', async () => (await nodeStatus('n2')) === 'NotReady', 30_000),
     );
-    // its pod still serves: containers outlive their agent
+    // its pod still serves (containers outlive their agent), but is marked not Ready: nothing on an
+    // unreachable node should get traffic
     assert.equal(await fetchOn('n2', `http://${podIP['web-n2']}:8080/`), 'hello from web-n2\n');
+    const readyCondition = async () =>
+      (await pod('web-n2')).status?.conditions?.find((c) => c.type === 'Ready');
+    await L().waitFor('web-n2 marked not Ready', async () => (await readyCondition())?.status === 'False');
+    assert.equal((await readyCondition())?.reason, 'NodeNotReady');
     await time('Ready after the agent restarted', () => n2.startAgent());
     assert.equal(await nodeStatus('n2'), 'Ready');
     await L().waitFor('web-n2 Running', () => podRunning('web-n2'));
+    await L().waitFor('web-n2 Ready again', async () => (await readyCondition())?.status === 'True');
     assert.deepEqual(
       await fingerprint(['web-n2']),
       before,
       'the restarted agent adopted the running container',
     );
+  });
+
+  test("a dead node's pods are evicted after their toleration and come back on another node; when it returns it runs none of them", async () => {
+    // two replicas on two of the three nodes (one a node), tolerating an unreachable node 2 s
+    const toleration = (key: string) =>
+      `      - {key: node.kubernetes.io/${key}, operator: Exists, effect: NoExecute, tolerationSeconds: 2}`;
+    writeFileSync(
+      join(L().hosts.dir, 'movers.yaml'),
+      `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: movers, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: movers}}
+  template:
+    metadata: {labels: {app: movers}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      tolerations:
+${toleration('unreachable')}
+${toleration('not-ready')}
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchLabels: {app: movers}}
+            topologyKey: kubernetes.io/hostname
+      containers:
+      - name: c
+        image: web:1
+        command: [sleep, '3600']
+`,
+    );
+    ok(await skiff(['apply', '-f', join(L().hosts.dir, 'movers.yaml')]), 'apply movers');
+    const movers = async () => (await getJson<{ items: Pod[] }>(['get', 'pods', '-l', 'app=movers'])).items;
+    await L().waitFor('both movers Running', async () => {
+      const pods = await movers();
+      return (
+        pods.length === 2 && (await Promise.all(pods.map((p) => podRunning(p.metadata.name!)))).every(Boolean)
+      );
+    });
+    const before = await movers();
+    const victim = before[0]!;
+    const deadNode = victim.spec.nodeName!;
+    const survivorNode = before[1]!.spec.nodeName!;
+    const freeNode = L()
+      .nodes.map((n) => n.name)
+      .find((n) => n !== deadNode && n !== survivorNode)!;
+    const dead = L().node(deadNode);
+    dead.agent!.kill('SIGKILL');
+    await dead.agent!.exited;
+    await time('NotReady, tainted unreachable:NoExecute', () =>
+      L().waitFor(
+        `${deadNode} tainted`,
+        async () =>
+          (await getJson<Node>(['get', 'node', deadNode])).spec.taints?.some(
+            (t) => t.key === 'node.kubernetes.io/unreachable' && t.effect === 'NoExecute',
+          ) === true,
+        30_000,
+      ),
+    );
+    await time('the pod evicted and replaced on the free node', () =>
+      L().waitFor(
+        'a replacement Running on the free node',
+        async () => {
+          const pods = await movers();
+          const replacement = pods.find((p) => !before.some((b) => b.metadata.uid === p.metadata.uid));
+          return replacement?.spec.nodeName === freeNode && (await podRunning(replacement.metadata.name!));
+        },
+        60_000,
+      ),
+    );
+    const evicted = await pod(victim.metadata.name!);
+    assert.ok(
+      evicted.metadata.deletionTimestamp,
+      'the pod on the dead node is Terminating until its node confirms',
+    );
+    assert.equal(
+      evicted.status?.conditions?.find((c) => c.type === 'DisruptionTarget')?.reason,
+      'DeletionByTaintManager',
+    );
+    const events = ok(await skiff(['get', 'events', '-A']), 'get events').stdout;
+    assert.match(events, new RegExp(`TaintManagerEviction\\s.*${victim.metadata.name}`));
+    assert.equal(
+      (await getJson<{ status?: { availableReplicas?: number } }>(['get', 'deployment', 'movers'])).status
+        ?.availableReplicas,
+      2,
+      'the Deployment is whole again while the node is away',
+    );
+
+    await time('the node back Ready, untainted', () => dead.startAgent());
+    await L().waitFor(
+      'the evicted pod stopped and gone (its agent confirmed)',
+      async () => !(await movers()).some((p) => p.metadata.uid === victim.metadata.uid),
+      60_000,
+    );
+    await L().waitFor(
+      `${deadNode} untainted`,
+      async () => ((await getJson<Node>(['get', 'node', deadNode])).spec.taints ?? []).length === 0,
+    );
+    const after = await movers();
+    assert.deepEqual(
+      after.map((p) => p.spec.nodeName).sort(),
+      [survivorNode, freeNode].sort(),
+      `nothing of movers runs on ${deadNode}`,
+    );
+    ok(await skiff(['delete', 'deployment', 'movers']), 'delete movers');
+    await L().waitFor('movers gone', async () => (await movers()).length === 0, 60_000);
   });
 
   test('after the control plane restarts, agents reconnect, follow new pods, and nothing restarts', async () => {

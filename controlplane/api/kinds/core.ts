@@ -33,7 +33,8 @@ import {
   validatePodStatus,
 } from '../validation/pod.js';
 import { validateEndpoints, validateService } from '../validation/service.js';
-import type { AdmissionContext, KindStrategy } from './strategy.js';
+import type { AdmissionContext, DefaultTolerationSeconds, KindStrategy } from './strategy.js';
+import { TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE } from '../../../proto/taints.js';
 
 /**
  * The namespaces every Kubernetes cluster has from its first start, so manifests written for one
@@ -112,12 +113,14 @@ export const podStrategy: KindStrategy<Pod> = {
     pod.spec.nodeName
       ? (requested ?? pod.spec.terminationGracePeriodSeconds ?? DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS)
       : 0,
-  // A new pod runs as a ServiceAccount of its namespace, and at the priority of its PriorityClass
-  // (Kubernetes' ServiceAccount and Priority admission).
+  // A new pod runs as a ServiceAccount of its namespace, at the priority of its PriorityClass, and
+  // tolerates its node's outage for a while (Kubernetes' ServiceAccount, Priority and
+  // DefaultTolerationSeconds admission).
   admit: async (pod, old, cluster) => {
     if (old !== undefined) return;
     await admitServiceAccount(pod, cluster);
     await admitPriority(pod, cluster);
+    addDefaultTolerations(pod, cluster.defaultTolerationSeconds);
   },
 };
 
@@ -186,6 +189,32 @@ async function admitPriority(pod: Pod, cluster: AdmissionContext): Promise<void>
     }
     pod.spec.preemptionPolicy = preemptionPolicy;
   }
+}
+
+/**
+ * A pod that says nothing about its node being not Ready or unreachable (no NoExecute toleration
+ * of that taint key) tolerates each for the configured seconds, then is evicted and replaced
+ * elsewhere (Kubernetes' DefaultTolerationSeconds admission).
+ */
+function addDefaultTolerations(pod: Pod, seconds: Required<DefaultTolerationSeconds>): void {
+  const tolerations = pod.spec.tolerations ?? [];
+  const says = (key: string) =>
+    tolerations.some(
+      (t) =>
+        (t.effect === 'NoExecute' || !t.effect) && (t.key === key || (!t.key && t.operator === 'Exists')),
+    );
+  const added = [
+    { key: TAINT_NODE_NOT_READY, tolerationSeconds: seconds.notReady },
+    { key: TAINT_NODE_UNREACHABLE, tolerationSeconds: seconds.unreachable },
+  ]
+    .filter(({ key }) => !says(key))
+    .map(({ key, tolerationSeconds }) => ({
+      key,
+      operator: 'Exists',
+      effect: 'NoExecute',
+      tolerationSeconds,
+    }));
+  if (added.length > 0) pod.spec.tolerations = [...tolerations, ...added];
 }
 
 /** The ServiceAccount every namespace has, which pods that name none run as. */

@@ -29,7 +29,7 @@ import { endpointSliceStrategy } from './discovery.js';
 import { priorityClassStrategy } from './scheduling.js';
 import type { KindStrategy } from './strategy.js';
 
-export type { AdmissionContext, KindStrategy } from './strategy.js';
+export type { AdmissionContext, DefaultTolerationSeconds, KindStrategy } from './strategy.js';
 
 const STRATEGIES: { readonly [K in KindName]: KindStrategy<KubeObjectByKind[K]> } = {
   Namespace: namespaceStrategy,

@@ -11,7 +11,15 @@ import type { KindInfo, KindName } from '../../../proto/kinds.js';
 import type { NameRule } from '../validation/meta.js';
 
 /** Reads the admission checks of a kind may make against other objects. */
+/** Seconds a new pod tolerates its node being not Ready or unreachable (DefaultTolerationSeconds). */
+export interface DefaultTolerationSeconds {
+  notReady?: number;
+  unreachable?: number;
+}
+
 export interface AdmissionContext {
+  /** What a new pod that says nothing else tolerates of its node's troubles (default 300 s each). */
+  readonly defaultTolerationSeconds: Required<DefaultTolerationSeconds>;
   /** Every object of `kind` (all namespaces), read from etcd: for checks that must see every write. */
   list(kind: KindName): Promise<KubeObject[]>;
   /**

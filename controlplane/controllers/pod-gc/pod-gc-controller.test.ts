@@ -119,4 +119,38 @@ describe('PodGarbageCollector', () => {
       await cluster.stop();
     }
   });
+
+  test('a pod being deleted on a node tainted out-of-service goes once the node is not Ready', async () => {
+    const cluster = await setUp();
+    const { handlers, gc } = cluster;
+    await handlers.create({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'down' },
+      spec: {
+        taints: [{ key: 'node.kubernetes.io/out-of-service', value: 'nodeshutdown', effect: 'NoExecute' }],
+      },
+    } as Node);
+    const down = (await handlers.get('Node', '', 'down')).object as Node;
+    await handlers.updateStatus({ ...down, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
+    for (const name of ['leaving', 'staying'])
+      await handlers.create(pod(name, 'down', { terminationGracePeriodSeconds: 30 }));
+    await handlers.delete('Pod', 'default', 'leaving');
+    await cluster.start();
+    try {
+      await gc.pass();
+      assert.ok(await cluster.exists('leaving'), 'a Ready node may still stop it itself');
+      const ready = (await handlers.get('Node', '', 'down')).object as Node;
+      await handlers.updateStatus({
+        ...ready,
+        status: { conditions: [{ type: 'Ready', status: 'Unknown' }] },
+      });
+      await cluster.settle();
+      await gc.pass();
+      assert.equal(await cluster.exists('leaving'), undefined);
+      assert.ok(await cluster.exists('staying'), 'a pod not being deleted is the taint eviction’s business');
+    } finally {
+      await cluster.stop();
+    }
+  });
 });

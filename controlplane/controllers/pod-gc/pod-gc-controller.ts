@@ -6,6 +6,9 @@
  *     A node missing from the informer on two passes in a row, and then from the API, is gone
  *     (a node just registered may not be in the informer yet);
  *   - pods being deleted that never got a node;
+ *   - pods being deleted on a node that is not Ready and that the operator tainted
+ *     `node.kubernetes.io/out-of-service` (it is known to be down: shut off, its disks detached),
+ *     which will never confirm their end;
  *   - more terminated pods (Succeeded, Failed) than `terminatedPodThreshold`: the oldest go.
  *
  * Each is removed at once (grace 0), with its uid as a precondition.
@@ -15,6 +18,14 @@ import type { Node, Pod } from '../../../proto/gen/types.js';
 import type { Informer } from '../../../proto/informer/informer.js';
 import type { Logger } from '../../../proto/support/logger.js';
 import type { ApiHandlers } from '../../api/handlers.js';
+
+/** The taint an operator puts on a node known to be down for good (Kubernetes' non-graceful shutdown). */
+export const TAINT_OUT_OF_SERVICE = 'node.kubernetes.io/out-of-service';
+
+function isOutOfService(node: Node): boolean {
+  const ready = node.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+  return ready !== 'True' && (node.spec.taints ?? []).some((t) => t.key === TAINT_OUT_OF_SERVICE);
+}
 
 export interface PodGcOptions {
   handlers: ApiHandlers;
@@ -71,7 +82,12 @@ export class PodGarbageCollector {
         if (pod.metadata.deletionTimestamp) await this.remove(pod, 'being deleted and never bound to a node');
         continue;
       }
-      if (nodes.get(node) !== undefined) continue;
+      const known = nodes.get(node)?.object;
+      if (known !== undefined) {
+        if (pod.metadata.deletionTimestamp && isOutOfService(known))
+          await this.remove(pod, `being deleted on node ${node}, which is out of service`);
+        continue;
+      }
       missingNow.add(node);
       if (!this.missingBefore.has(node)) continue;
       if (!gone.has(node))
