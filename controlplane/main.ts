@@ -56,7 +56,7 @@ import { StoreNodeGraph } from './api/node-graph.js';
 import { apiServerCredentials } from './api/tls-credentials.js';
 import { prepareApiSocket, removeApiSocket, secureBoundSocket, type BoundSocket } from './api/api-socket.js';
 import { widenConnectionWindows, widenStreamWindows } from './api/grpc-windows.js';
-import { ApiHandlers } from './api/handlers.js';
+import { ApiHandlers, DEFAULT_SERVICE_CIDR } from './api/handlers.js';
 import type { DefaultTolerationSeconds } from './api/kinds/strategy.js';
 import { WATCH_CACHE_INDEXES } from './api/watch-cache-indexes.js';
 import { createApiMetrics } from './api/metrics.js';
@@ -67,10 +67,8 @@ import { formatHostPort, parseHostPort } from './http/host-port.js';
 import { HttpServer } from './http/server.js';
 import { openRegistry, type ImageRegistry } from './registry/registry.js';
 import { NamespaceController } from './controllers/namespace/namespace-controller.js';
-import { parseCidr } from '../proto/cidr.js';
 import { DEFAULT_CLUSTER_CIDR, NodeIpamController } from './controllers/node-ipam/node-ipam-controller.js';
 
-const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
 import { createPodStreams, type PodStreams } from './streams/pod-streams.js';
 import { StatusIngest } from './status/status-ingest.js';
 import { CachedStore } from './store/cached-store.js';
@@ -106,6 +104,8 @@ export interface ControlPlaneOptions {
   clusterCIDR?: string;
   /** Services' addresses; default 10.96.0.0/12. */
   serviceCIDR?: string;
+  /** Services' node ports; default 30000-32767 (`--service-node-port-range`). */
+  nodePortRange?: { min: number; max: number };
   /** Prefix length of each node's pod CIDR; default 24. */
   nodeCidrMaskSize?: number;
   /** A node silent this long becomes NotReady; default 40 000 ms (`--node-monitor-grace-period`). */
@@ -475,6 +475,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ...(options.defaultTolerationSeconds !== undefined
         ? { defaultTolerationSeconds: options.defaultTolerationSeconds }
         : {}),
+      ...(options.serviceCIDR !== undefined ? { serviceCIDR: options.serviceCIDR } : {}),
+      ...(options.nodePortRange !== undefined ? { nodePortRange: options.nodePortRange } : {}),
     });
     await handlers.ensureSystemObjects();
 
@@ -486,7 +488,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
     // 6. controllers, on the one control plane that leads (an etcd lease; the others serve the API
     // and stand by): every term starts them afresh and stops them when it ends
-    parseCidr(options.serviceCIDR ?? DEFAULT_SERVICE_CIDR, '--service-cidr');
     const nodeInformer = storeInformer('Node');
     const podInformer = storeInformer('Pod');
     const replicaSetInformer = storeInformer('ReplicaSet');

@@ -180,6 +180,18 @@ export function parseNonNegativeNumber(flag: string, max = Infinity): (value: st
   };
 }
 
+/** A port range `min-max` (Kubernetes' --service-node-port-range), both within 1-65535. */
+export function parsePortRange(flag: string): (value: string) => { min: number; max: number } {
+  return (value: string) => {
+    const match = /^(\d{1,5})-(\d{1,5})$/.exec(value.trim());
+    const min = Number(match?.[1]);
+    const max = Number(match?.[2]);
+    if (!match || min < 1 || max > 65535 || min > max)
+      throw new InvalidOptionValue(`${flag} must be a port range such as 30000-32767, got "${value}"`);
+    return { min, max };
+  };
+}
+
 /** Collects a repeatable option's values (`--from-literal a=1 --from-literal b=2`). */
 export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

@@ -13,6 +13,7 @@ import {
   parseDurationOption,
   parseNonNegativeInt,
   parseNonNegativeNumber,
+  parsePortRange,
   parsePositiveInt,
   parseSecondsOption,
 } from './context.js';
@@ -55,6 +56,7 @@ interface ControlPlaneFlags {
   natsPidFile?: string;
   nodeMonitorGracePeriod?: number;
   terminatedPodGcThreshold?: number;
+  serviceNodePortRange?: { min: number; max: number };
   nodeEvictionRate?: number;
   secondaryNodeEvictionRate?: number;
   unhealthyZoneThreshold?: number;
@@ -188,6 +190,11 @@ export function registerControlPlane(program: Command): void {
       parsePositiveInt('--node-cidr-mask-size'),
     )
     .option('--service-cidr <cidr>', "Services' virtual addresses (default 10.96.0.0/12)")
+    .option(
+      '--service-node-port-range <min-max>',
+      'the ports NodePort Services are given on every node (default 30000-32767)',
+      parsePortRange('--service-node-port-range'),
+    )
     .option(
       '--cluster-ca-dir <dir>',
       'the cluster CA (ca.crt, ca.key; made on the first start when missing): the API serves TLS with a certificate from it, and it issues node certificates (default <state-dir>/pki)',
@@ -344,6 +351,7 @@ export function registerControlPlane(program: Command): void {
           : {}),
         ...(flags.clusterCidr ? { clusterCIDR: flags.clusterCidr } : {}),
         ...(flags.serviceCidr ? { serviceCIDR: flags.serviceCidr } : {}),
+        ...(flags.serviceNodePortRange ? { nodePortRange: flags.serviceNodePortRange } : {}),
         ...(flags.nodeCidrMaskSize !== undefined ? { nodeCidrMaskSize: flags.nodeCidrMaskSize } : {}),
         ...(flags.registryDir ? { registryDir: flags.registryDir } : {}),
         ...(flags.registryMaxBlobBytes !== undefined

@@ -22,7 +22,10 @@ import {
   NotFoundError,
   PermissionDeniedError,
 } from '../../proto/errors.js';
-import type { KubeObject, Pod, PodStatus } from '../../proto/gen/types.js';
+import type { KubeObject, ObjectMeta, Pod, PodStatus } from '../../proto/gen/types.js';
+import { parseCidr } from '../../proto/cidr.js';
+import { reservationKey, reservationResource, reservationWrites, type Reservation } from './reservations.js';
+import type { ServiceRanges } from './service-allocation.js';
 import { rfc3339Seconds } from '../../proto/support/kube-time.js';
 import { kindInfoOf, type KindInfo } from '../../proto/kinds.js';
 import type { Logger } from '../../proto/support/logger.js';
@@ -76,6 +79,9 @@ import { checkDns1123Subdomain } from './validation/names.js';
 const GENERATE_NAME_ATTEMPTS = 8;
 const CONFLICT_RETRIES = 16;
 
+/** Creates that find an allocated value (a ClusterIP, a node port) taken meanwhile allocate again this often. */
+const RESERVATION_RETRIES = 8;
+
 /** Kubernetes' DefaultTolerationSeconds: five minutes on a node that is down, then elsewhere. */
 const DEFAULT_TOLERATION_SECONDS = 300;
 
@@ -112,7 +118,14 @@ export interface ApiHandlersOptions {
   onNamespaceTerminating?: (name: string) => void;
   /** What new pods tolerate of a not-Ready or unreachable node; default 300 s each. */
   defaultTolerationSeconds?: DefaultTolerationSeconds;
+  /** Services' ClusterIPs come from here; default 10.96.0.0/12 (`--service-cidr`). */
+  serviceCIDR?: string;
+  /** Node ports; default 30000-32767 (`--service-node-port-range`). */
+  nodePortRange?: { min: number; max: number };
 }
+
+export const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
+export const DEFAULT_NODE_PORT_RANGE = { min: 30000, max: 32767 };
 
 /** How a create or update may treat the object it is given. */
 export interface WriteInputOptions {
@@ -194,6 +207,10 @@ export class ApiHandlers {
     this.maxObjectBytes = options.maxObjectBytes ?? MAX_OBJECT_BYTES;
     this.bookmarkIntervalMs = options.bookmarkIntervalMs ?? 60_000;
     Object.assign(this.admission.defaultTolerationSeconds, options.defaultTolerationSeconds);
+    const ranges: ServiceRanges = this.admission.serviceRanges;
+    if (options.serviceCIDR !== undefined)
+      ranges.serviceCIDR = parseCidr(options.serviceCIDR, '--service-cidr');
+    if (options.nodePortRange !== undefined) ranges.nodePorts = options.nodePortRange;
   }
 
   /** Refuses a write to an object the API does not keep (KindStrategy.keptBelowTheApi). */
@@ -280,6 +297,19 @@ export class ApiHandlers {
       notReady: DEFAULT_TOLERATION_SECONDS,
       unreachable: DEFAULT_TOLERATION_SECONDS,
     },
+    serviceRanges: {
+      serviceCIDR: parseCidr(DEFAULT_SERVICE_CIDR, '--service-cidr'),
+      nodePorts: DEFAULT_NODE_PORT_RANGE,
+    },
+    reservations: {
+      holderOf: async (range, value) => {
+        const holder = await this.reservationHolder(reservationKey({ range, value }));
+        return holder === undefined ? undefined : `${holder.namespace}/${holder.name}`;
+      },
+      held: async (range) =>
+        new Set((await this.store.list(reservationResource(range))).items.map((item) => item.key.name)),
+      random: () => this.random(),
+    },
     list: async (kind) => (await this.list(kind)).items.map((item) => item.object),
     cachedList: async (kind) =>
       (await this.list(kind, { resourceVersion: '0' })).items.map((item) => item.object),
@@ -319,6 +349,9 @@ export class ApiHandlers {
     const givenName = defaulted.metadata.name ?? '';
     const generateName = defaulted.metadata.generateName ?? '';
     const attempts = givenName === '' && generateName !== '' ? GENERATE_NAME_ATTEMPTS : 1;
+    // what the client asked to hold (a ClusterIP it chose): taken, that is its error, not a retry
+    const requested = strategy.reservations?.(defaulted) ?? [];
+    let reservationRetries = 0;
     let namespaceChecked = false;
     for (let attempt = 1; ; attempt++) {
       const name =
@@ -348,11 +381,32 @@ export class ApiHandlers {
         // answered from the bytes just encoded, as a create answers from what it stored
         return ApiObject.fromStored(info, bytes, '', prepared);
       }
+      const key = this.keyOf(info, namespace, name);
+      const held = strategy.reservations?.(prepared) ?? [];
       let stored: StoredValue;
       try {
-        stored = await this.store.create(this.keyOf(info, namespace, name), bytes);
+        stored =
+          held.length === 0
+            ? await this.store.create(key, bytes)
+            : (
+                await this.store.transact([
+                  { type: 'create', key, value: bytes },
+                  ...(await this.reservationChanges([], held, prepared.metadata, action)),
+                ])
+              )[0]!;
       } catch (err) {
         if (!(err instanceof AlreadyExistsError)) throw err;
+        if (held.length > 0 && !(await this.exists(key))) {
+          // a value it was to hold was taken after admission read it free
+          await this.refuseTakenRequest(held, requested, action);
+          if (++reservationRetries <= RESERVATION_RETRIES) {
+            attempt--;
+            continue;
+          }
+          throw new ConflictError(`${action}: the values allocated to it were taken meanwhile; try again`, {
+            cause: err,
+          });
+        }
         if (attempt < attempts) continue;
         const hint =
           givenName === ''
@@ -516,10 +570,11 @@ export class ApiHandlers {
       async (current, revision) => {
         const next =
           verb === 'update' ? prepareUpdate(defaulted, current) : prepareStatusUpdate(defaulted, current);
+        if (verb === 'update') strategy.prepareForUpdate?.(next, current);
         validateObject(next, current);
         if (verb === 'update' && deletionComplete(next, strategy)) {
           if (options?.dryRun) return ApiObject.fromObject(info, next);
-          await this.store.delete(key, revision);
+          await this.removeStored(strategy, key, current, revision, action);
           this.log.debug({ object: action }, 'last finalizer removed; object deleted');
           return ApiObject.fromObject(info, next);
         }
@@ -527,12 +582,118 @@ export class ApiHandlers {
         if (verb === 'update') await strategy.admit?.(next, current, this.admission);
         const bytes = this.encode(next, action);
         if (options?.dryRun) return ApiObject.fromObject(info, next);
-        const stored = await this.store.update(key, bytes, revision);
+        const changes =
+          verb === 'update' && strategy.reservations
+            ? await this.reservationChanges(
+                strategy.reservations(current),
+                strategy.reservations(next),
+                next.metadata,
+                action,
+              )
+            : [];
+        let stored: StoredValue;
+        try {
+          stored =
+            changes.length === 0
+              ? await this.store.update(key, bytes, revision)
+              : (
+                  await this.store.transact([
+                    { type: 'update', key, value: bytes, expectedModRevision: revision },
+                    ...changes,
+                  ])
+                )[0]!;
+        } catch (err) {
+          if (!(err instanceof AlreadyExistsError)) throw err;
+          await this.refuseTakenRequest(
+            strategy.reservations!(next),
+            strategy.reservations!(defaulted),
+            action,
+          );
+          // an allocated value was taken meanwhile: read again, allocate again (readModifyWrite)
+          throw new ConflictError(`${action}: a value allocated to it was taken meanwhile`, { cause: err });
+        }
         next.metadata.resourceVersion = stored.modRevision.toString();
         return ApiObject.fromStored(info, bytes, next.metadata.resourceVersion, next);
       },
       sameUid,
     );
+  }
+
+  /**
+   * The store writes that take the values `after` holds and `before` did not, and release the
+   * others, from what the store holds now: a value already held for this object (its uid) is not
+   * taken again, one not held (an object stored before reservations existed) or held by another is
+   * not released.
+   */
+  private async reservationChanges(
+    before: readonly Reservation[],
+    after: readonly Reservation[],
+    holder: ObjectMeta,
+    action: string,
+  ): Promise<Write[]> {
+    const writes = reservationWrites(before, after, holder);
+    const kept: Write[] = [];
+    for (const write of writes) {
+      const current = await this.reservationHolder(write.key);
+      const mine = current !== undefined && current.uid === holder.uid;
+      if (write.type === 'create' && mine) continue;
+      if (write.type === 'delete' && !mine) continue;
+      kept.push(write);
+    }
+    this.log.debug({ object: action, reservations: kept.length }, 'reservations written with the object');
+    return kept;
+  }
+
+  private async reservationHolder(
+    key: ObjectKey,
+  ): Promise<{ namespace: string; name: string; uid: string } | undefined> {
+    try {
+      const stored = await this.store.get(key);
+      return JSON.parse(new TextDecoder().decode(stored.value)) as {
+        namespace: string;
+        name: string;
+        uid: string;
+      };
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  /** Throws InvalidArgumentError naming the field when a value the client asked for is held by another. */
+  private async refuseTakenRequest(
+    held: readonly Reservation[],
+    requested: readonly Reservation[],
+    action: string,
+  ): Promise<void> {
+    for (const reservation of held) {
+      if (!requested.some((r) => r.range === reservation.range && r.value === reservation.value)) continue;
+      const holder = await this.reservationHolder(reservationKey(reservation));
+      if (holder === undefined) continue;
+      throw new InvalidArgumentError(
+        `${action}: ${reservation.field}: Invalid value: "${reservation.value}": provided value is already allocated (to ${holder.namespace}/${holder.name})`,
+        reservation.field,
+      );
+    }
+  }
+
+  /** Deletes the stored object, releasing what it holds (its reservations) in the same transaction. */
+  private async removeStored(
+    strategy: KindStrategy,
+    key: ObjectKey,
+    current: KubeObject,
+    revision: bigint,
+    action: string,
+  ): Promise<StoredValue> {
+    const releases = strategy.reservations
+      ? await this.reservationChanges(strategy.reservations(current), [], current.metadata, action)
+      : [];
+    if (releases.length === 0) return this.store.delete(key, revision);
+    const [removed] = await this.store.transact([
+      { type: 'delete', key, expectedModRevision: revision },
+      ...releases,
+    ]);
+    return removed!;
   }
 
   /**
@@ -822,7 +983,8 @@ export class ApiHandlers {
         const plan = planDelete(current, strategy, grace, this.now(), policy);
         if (plan.action === 'unchanged') return ApiObject.fromObject(info, current);
         if (options.dryRun) return ApiObject.fromObject(info, plan.action === 'mark' ? plan.object : current);
-        if (plan.action === 'remove') return this.apiObject(info, await this.store.delete(key, revision));
+        if (plan.action === 'remove')
+          return this.apiObject(info, await this.removeStored(strategy, key, current, revision, action));
         const bytes = this.encode(plan.object, action);
         const stored = await this.store.update(key, bytes, revision);
         plan.object.metadata.resourceVersion = stored.modRevision.toString();

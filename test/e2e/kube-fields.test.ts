@@ -320,6 +320,8 @@ metadata:
   namespace: ${NAMESPACE}
 spec:
   type: LoadBalancer
+  clusterIP: 10.96.0.50
+  clusterIPs: [10.96.0.50]
   selector:
     app: web
   ports:
@@ -429,6 +431,78 @@ describe('Kubernetes 1.32 pod, job and service fields through the CLI', { timeou
     assert.equal(
       ok(await cluster.skiff(['apply', '-f', manifest]), 'second apply').stdout,
       'pod/web-0 unchanged\njob.batch/shards unchanged\nservice/web unchanged\n',
+    );
+  });
+
+  test('Services get a ClusterIP and node ports; a taken or foreign ClusterIP or node port is refused, naming the field', async () => {
+    const service = (name: string, spec: string) =>
+      `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}, namespace: ${NAMESPACE}}\nspec:\n  selector: {app: ${name}}\n${spec}`;
+    ok(
+      await cluster.skiff(['apply', '-f', '-'], {
+        input: service('front', '  type: NodePort\n  ports: [{port: 80, targetPort: 8080}]\n'),
+      }),
+      'apply front',
+    );
+    const front = JSON.parse(
+      ok(await cluster.skiff(['get', 'svc', 'front', '-n', NAMESPACE, '-o', 'json']), 'get front').stdout,
+    ) as { spec: { clusterIP: string; ports: { nodePort: number }[] } };
+    assert.match(front.spec.clusterIP, /^10\.(9[6-9]|10[0-9]|11[01])\.\d+\.\d+$/, 'from 10.96.0.0/12');
+    const nodePort = front.spec.ports[0]!.nodePort;
+    assert.ok(nodePort >= 30000 && nodePort <= 32767, String(nodePort));
+    const listed = ok(await cluster.skiff(['get', 'svc', 'front', '-n', NAMESPACE]), 'get svc').stdout;
+    assert.match(
+      listed,
+      new RegExp(
+        `^front\\s+NodePort\\s+${front.spec.clusterIP.replaceAll('.', '\\.')}\\s+<none>\\s+80:${nodePort}/TCP\\s`,
+        'm',
+      ),
+    );
+    ok(
+      await cluster.skiff(['apply', '-f', '-'], {
+        input: service('front', '  type: NodePort\n  ports: [{port: 80, targetPort: 8081}]\n'),
+      }),
+      're-apply front',
+    );
+    const again = JSON.parse(
+      ok(await cluster.skiff(['get', 'svc', 'front', '-n', NAMESPACE, '-o', 'json']), 'get front').stdout,
+    ) as typeof front;
+    assert.equal(again.spec.clusterIP, front.spec.clusterIP, 'a re-apply keeps the ClusterIP');
+    assert.equal(again.spec.ports[0]!.nodePort, nodePort, 'and the node port');
+    refusedWith(
+      await cluster.skiff(['apply', '-f', '-'], {
+        input: service('copy', `  clusterIP: ${front.spec.clusterIP}\n  ports: [{port: 80}]\n`),
+      }),
+      'a taken ClusterIP',
+      /spec\.clusterIP/,
+      new RegExp(`provided IP is already allocated \\(to Service ${NAMESPACE}/front\\)`),
+    );
+    refusedWith(
+      await cluster.skiff(['apply', '-f', '-'], {
+        input: service('elsewhere', '  clusterIP: 192.168.1.1\n  ports: [{port: 80}]\n'),
+      }),
+      'a ClusterIP outside the range',
+      /spec\.clusterIP/,
+      /The range of valid IPs is 10\.96\.0\.0\/12/,
+    );
+    refusedWith(
+      await cluster.skiff(['apply', '-f', '-'], {
+        input: service('port-copy', `  type: NodePort\n  ports: [{port: 80, nodePort: ${nodePort}}]\n`),
+      }),
+      'a taken node port',
+      /spec\.ports\[0\]\.nodePort/,
+      /provided port is already allocated/,
+    );
+    const names = ok(await cluster.skiff(['get', 'svc', '-n', NAMESPACE, '-o', 'name']), 'get svc').stdout;
+    assert.doesNotMatch(names, /copy|elsewhere/, 'nothing refused was stored');
+    ok(await cluster.skiff(['delete', 'svc', 'front', '-n', NAMESPACE]), 'delete front');
+    ok(
+      await cluster.skiff(['apply', '-f', '-'], {
+        input: service(
+          'heir',
+          `  type: NodePort\n  clusterIP: ${front.spec.clusterIP}\n  ports: [{port: 80, nodePort: ${nodePort}}]\n`,
+        ),
+      }),
+      'what front held is free once it is deleted',
     );
   });
 

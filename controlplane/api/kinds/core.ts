@@ -35,6 +35,7 @@ import {
 import { validateEndpoints, validateService } from '../validation/service.js';
 import type { AdmissionContext, DefaultTolerationSeconds, KindStrategy } from './strategy.js';
 import { TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE } from '../../../proto/taints.js';
+import { allocateService, carryServiceAllocations, serviceReservations } from '../service-allocation.js';
 
 /**
  * The namespaces every Kubernetes cluster has from its first start, so manifests written for one
@@ -242,6 +243,17 @@ export const serviceStrategy: KindStrategy<Service> = {
   defaults: defaultService,
   validate: validateService,
   statusSubresource: true,
+  prepareForUpdate: carryServiceAllocations,
+  reservations: serviceReservations,
+  // its ClusterIP and node ports: given ones checked, missing ones allocated
+  admit: (service, old, cluster) =>
+    allocateService(
+      service,
+      old,
+      cluster.serviceRanges,
+      cluster.reservations,
+      `Service "${service.metadata.namespace || DEFAULT_NAMESPACE}/${service.metadata.name ?? ''}"`,
+    ),
 };
 
 export const endpointsStrategy: KindStrategy<Endpoints> = {

@@ -9,6 +9,8 @@
 import type { KubeObject } from '../../../proto/gen/types.js';
 import type { KindInfo, KindName } from '../../../proto/kinds.js';
 import type { NameRule } from '../validation/meta.js';
+import type { Reservation } from '../reservations.js';
+import type { ReservationLookup, ServiceRanges } from '../service-allocation.js';
 
 /** Reads the admission checks of a kind may make against other objects. */
 /** Seconds a new pod tolerates its node being not Ready or unreachable (DefaultTolerationSeconds). */
@@ -18,6 +20,10 @@ export interface DefaultTolerationSeconds {
 }
 
 export interface AdmissionContext {
+  /** Where Services' ClusterIPs and node ports come from. */
+  readonly serviceRanges: ServiceRanges;
+  /** Who holds what (reservations.ts): what an allocation reads. */
+  readonly reservations: ReservationLookup;
   /** What a new pod that says nothing else tolerates of its node's troubles (default 300 s each). */
   readonly defaultTolerationSeconds: Required<DefaultTolerationSeconds>;
   /** Every object of `kind` (all namespaces), read from etcd: for checks that must see every write. */
@@ -52,6 +58,16 @@ export interface KindStrategy<T extends KubeObject = KubeObject> {
    * kind derives from them (a Job's generated selector). Returns a new object; validation follows.
    */
   readonly prepareForCreate?: (object: T) => T;
+  /**
+   * On update, before validation, in place: what the object keeps of the stored one when the client
+   * left it out (a Service's ClusterIP and node ports).
+   */
+  readonly prepareForUpdate?: (object: T, old: T) => void;
+  /**
+   * Values the object holds exclusively across the cluster (a Service's ClusterIP and node ports):
+   * taken and released in the same transaction as the object's own write (reservations.ts).
+   */
+  readonly reservations?: (object: T) => Reservation[];
   /** The status an object starts with (what a client sends on create is dropped). */
   readonly initialStatus?: (object: T) => unknown;
   /** Fields a field selector may name, beyond metadata.name and metadata.namespace. */

@@ -22,7 +22,6 @@ import {
 
 export const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'];
 /** Kubernetes' default --service-node-port-range. */
-export const NODE_PORT_RANGE: readonly [number, number] = [30000, 32767];
 /** Kubernetes' longest ClientIP session affinity: a day. */
 const MAX_CLIENT_IP_AFFINITY_SECONDS = 86400;
 
@@ -167,7 +166,8 @@ export function validateService(service: Service, old: Service | undefined): voi
       if (type !== 'NodePort' && type !== 'LoadBalancer') {
         violation(`${at}.nodePort`, `may be set only for type NodePort or LoadBalancer, not ${type}`);
       }
-      requireInRange(`${at}.nodePort`, port.nodePort, NODE_PORT_RANGE[0], NODE_PORT_RANGE[1]);
+      // the configured range (--service-node-port-range) is checked where node ports are allocated
+      requireInRange(`${at}.nodePort`, port.nodePort, 1, 65535);
     }
   });
 

@@ -1033,10 +1033,10 @@ table<Service>('Service', [
     name: 'nodePort out of range',
     mutate: (s) => {
       s.spec.type = 'NodePort';
-      s.spec.ports = [{ port: 80, nodePort: 80 }];
+      s.spec.ports = [{ port: 80, nodePort: 70000 }];
     },
     field: 'spec.ports[0].nodePort',
-    message: /between 30000 and 32767/,
+    message: /between 1 and 65535/,
   },
   {
     name: 'bad type',

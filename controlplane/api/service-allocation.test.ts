@@ -1,0 +1,144 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../proto/errors.js';
+import type { Service } from '../../proto/gen/types.js';
+import { componentLogger } from '../../proto/support/logger.js';
+import { MemoryStore } from '../store/memory-store.js';
+import { ApiHandlers } from './handlers.js';
+
+const log = componentLogger('service-allocation-test');
+
+/** A /29: six addresses (10.96.0.1-6); three node ports. */
+async function setUp() {
+  const store = new MemoryStore();
+  const handlers = new ApiHandlers({
+    store,
+    log,
+    serviceCIDR: '10.96.0.0/29',
+    nodePortRange: { min: 30000, max: 30002 },
+  });
+  await handlers.ensureSystemObjects();
+  const create = async (name: string, spec: Partial<Service['spec']> = {}) =>
+    (
+      await handlers.create({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name, namespace: 'default' },
+        spec: { selector: { app: name }, ports: [{ port: 80 }], ...spec },
+      } as Service)
+    ).object as Service;
+  const get = async (name: string) => (await handlers.get('Service', 'default', name)).object as Service;
+  return { store, handlers, create, get };
+}
+
+const refusedOn = (field: string, message: RegExp) => (err: unknown) => {
+  assert.ok(err instanceof InvalidArgumentError, String(err));
+  assert.equal(err.field, field);
+  assert.match(err.message, message);
+  return true;
+};
+
+describe('Service ClusterIPs and node ports', () => {
+  test('a Service gets a free ClusterIP of the range, a NodePort Service a node port; given ones are checked', async () => {
+    const { create, get, handlers } = await setUp();
+    const web = await create('web', { type: 'NodePort' });
+    assert.match(web.spec.clusterIP ?? '', /^10\.96\.0\.[1-6]$/);
+    assert.deepEqual(web.spec.clusterIPs, [web.spec.clusterIP]);
+    const nodePort = web.spec.ports![0]!.nodePort!;
+    assert.ok(nodePort >= 30000 && nodePort <= 30002, String(nodePort));
+
+    await assert.rejects(
+      create('copy', { clusterIP: web.spec.clusterIP! }),
+      refusedOn('spec.clusterIP', /provided IP is already allocated \(to Service default\/web\)/),
+    );
+    await assert.rejects(
+      create('outside', { clusterIP: '10.97.0.1' }),
+      refusedOn('spec.clusterIP', /not in the valid range\. The range of valid IPs is 10\.96\.0\.0\/29/),
+    );
+    await assert.rejects(
+      create('broadcast', { clusterIP: '10.96.0.7' }),
+      refusedOn('spec.clusterIP', /not in the valid range/),
+    );
+    await assert.rejects(
+      create('port-taken', { type: 'NodePort', ports: [{ port: 80, nodePort }] }),
+      refusedOn('spec.ports[0].nodePort', /provided port is already allocated \(to Service default\/web\)/),
+    );
+    await assert.rejects(
+      create('port-outside', { type: 'NodePort', ports: [{ port: 80, nodePort: 31000 }] }),
+      refusedOn('spec.ports[0].nodePort', /The range of valid ports is 30000-30002/),
+    );
+    for (const name of ['copy', 'outside', 'broadcast', 'port-taken', 'port-outside'])
+      await assert.rejects(handlers.get('Service', 'default', name), NotFoundError, `${name} was not stored`);
+
+    const free = ['10.96.0.5', '10.96.0.6'].find((ip) => ip !== web.spec.clusterIP)!;
+    const chosen = await create('chosen', { clusterIP: free, ports: [{ port: 53, protocol: 'UDP' }] });
+    assert.equal(chosen.spec.clusterIP, free);
+    const headless = await create('headless', { clusterIP: 'None' });
+    assert.equal(headless.spec.clusterIP, 'None');
+    const alias = await create('alias', { type: 'ExternalName', externalName: 'db.example.com', ports: [] });
+    assert.equal(alias.spec.clusterIP, undefined);
+    assert.equal((await get('web')).spec.clusterIP, web.spec.clusterIP);
+  });
+
+  test('when every address or port is held the create says so; a deleted Service frees what it held', async () => {
+    const { create, handlers } = await setUp();
+    const made: Service[] = [];
+    for (let i = 0; i < 6; i++) made.push(await create(`s${i}`));
+    assert.equal(new Set(made.map((s) => s.spec.clusterIP)).size, 6, 'six different addresses');
+    await assert.rejects(create('seventh'), (err: unknown) => {
+      assert.ok(err instanceof FailedPreconditionError, String(err));
+      assert.match(err.message, /every address of the service CIDR 10\.96\.0\.0\/29 is allocated/);
+      return true;
+    });
+    await handlers.delete('Service', 'default', 's3');
+    const again = await create('again', { clusterIP: made[3]!.spec.clusterIP! });
+    assert.equal(again.spec.clusterIP, made[3]!.spec.clusterIP);
+  });
+
+  test('an update that leaves them out keeps them; a type change takes or releases node ports', async () => {
+    const { create, get, handlers } = await setUp();
+    const web = await create('web', { type: 'NodePort' });
+    const port = web.spec.ports![0]!.nodePort!;
+    const { clusterIP: _ip, clusterIPs: _ips, ...rest } = web.spec;
+    await handlers.update({
+      ...web,
+      spec: { ...rest, ports: [{ port: 80, targetPort: 8080, protocol: 'TCP' }] },
+    } as Service);
+    let now = await get('web');
+    assert.equal(now.spec.clusterIP, web.spec.clusterIP, 'the ClusterIP stays');
+    assert.equal(now.spec.ports![0]!.nodePort, port, 'the node port stays');
+    assert.equal(now.spec.ports![0]!.targetPort, 8080);
+
+    await handlers.update({ ...now, spec: { ...now.spec, type: 'ClusterIP' } } as Service);
+    now = await get('web');
+    assert.equal(now.spec.ports![0]!.nodePort, undefined, 'a ClusterIP Service holds no node port');
+    const other = await create('other', { type: 'NodePort', ports: [{ port: 80, nodePort: port }] });
+    assert.equal(other.spec.ports![0]!.nodePort, port, 'the released port is free again');
+
+    await handlers.update({ ...now, spec: { ...now.spec, type: 'NodePort' } } as Service);
+    now = await get('web');
+    const moved = ['10.96.0.5', '10.96.0.6'].find((ip) => ip !== now.spec.clusterIP)!;
+    assert.ok(now.spec.ports![0]!.nodePort, 'back to NodePort: a port allocated again');
+    assert.notEqual(now.spec.ports![0]!.nodePort, port);
+    await assert.rejects(
+      handlers.update({
+        ...now,
+        spec: { ...now.spec, clusterIP: moved, clusterIPs: [moved] },
+      } as Service),
+      refusedOn('spec.clusterIP', /field is immutable/),
+    );
+  });
+
+  test('two creates racing for one address: one gets it, the other is refused and nothing is half-written', async () => {
+    const { create, store } = await setUp();
+    const results = await Promise.allSettled([
+      create('a', { clusterIP: '10.96.0.2' }),
+      create('b', { clusterIP: '10.96.0.2' }),
+    ]);
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, JSON.stringify(results));
+    const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    assert.ok(refused.reason instanceof InvalidArgumentError, String(refused.reason));
+    const services = (await store.list('services')).items.map((i) => i.key.name);
+    assert.equal(services.length, 1 + 0, `one Service stored: ${services.join()}`);
+  });
+});
