@@ -139,3 +139,31 @@ test('up to maxInFlight writes at once, never two of one folding key', async () 
   );
   assert.equal(calls.filter((call) => call.startsWith('create R')).length, 10);
 });
+
+test('perObjectLimit: a burst per object, then one per refill; other objects keep their own', async () => {
+  const { sink, events } = memorySink();
+  let clock = Date.parse('2026-12-07T05:00:00Z');
+  const recorder = new EventRecorder({
+    sink,
+    component: 'replicaset-controller',
+    host: 'h',
+    log,
+    now: () => new Date(clock),
+    perObjectLimit: { burst: 3, refillPerSecond: 1 / 60 },
+  });
+  const other = { ...pod, metadata: { ...pod.metadata, name: 'db', uid: 'u2' } } as KubeObject;
+  for (let i = 0; i < 10; i++) recorder.record(pod, 'Normal', 'SuccessfulCreate', `Created pod: web-${i}`);
+  recorder.record(other, 'Normal', 'SuccessfulCreate', 'Created pod: db-0');
+  clock += 30_000; // half a token
+  recorder.record(pod, 'Normal', 'SuccessfulCreate', 'Created pod: web-10');
+  clock += 30_000; // a whole one
+  recorder.record(pod, 'Normal', 'SuccessfulCreate', 'Created pod: web-11');
+  await recorder.flush();
+  assert.deepEqual([...events.values()].map((e) => e.message).sort(), [
+    'Created pod: db-0',
+    'Created pod: web-0',
+    'Created pod: web-1',
+    'Created pod: web-11',
+    'Created pod: web-2',
+  ]);
+});

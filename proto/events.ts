@@ -8,6 +8,10 @@
  *   events wait (newer ones are dropped and counted), and a failed write is logged.
  * - Up to `maxInFlight` writes run at once (a scheduler records one Event per pod it binds, hundreds
  *   a second), never two of one folding key: a repeat waits for the write it folds into.
+ * - With `perObjectLimit` (the controllers'), one object's Events are rate-limited as client-go's
+ *   EventSourceObjectSpamFilter does: a burst of 25, then one per 5 minutes (a token bucket per
+ *   object, any reason or message); the rest are dropped. A ReplicaSet scaled to 3,000 then records
+ *   its first 25 SuccessfulCreate Events, not 3,000 writes competing with its pods'.
  * - An Event lives in its object's namespace (`default` for cluster-scoped objects such as Nodes),
  *   named `<object>.<hex time>` as kubectl users know them.
  */
@@ -36,7 +40,20 @@ export interface EventRecorderOptions {
   /** Writes at once; default 8. */
   maxInFlight?: number;
   now?: () => Date;
+  /** Rate-limits each object's Events (a token bucket); off when absent. */
+  perObjectLimit?: PerObjectEventLimit;
 }
+
+export interface PerObjectEventLimit {
+  burst: number;
+  refillPerSecond: number;
+}
+
+/** client-go's defaults (tools/record: defaultSpamBurst 25, defaultSpamQPS 1/300). */
+export const KUBERNETES_EVENT_LIMIT: PerObjectEventLimit = { burst: 25, refillPerSecond: 1 / 300 };
+
+/** Objects whose token buckets are kept (client-go's LRU size); the least recently used go first. */
+const MAX_LIMITED_OBJECTS = 4096;
 
 interface Folded {
   event: Event;
@@ -63,6 +80,8 @@ export class EventRecorder {
   private readonly workers = new Set<Promise<void>>();
   private dropped = 0;
   private readonly now: () => Date;
+  /** object → its token bucket, least recently used first */
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(private readonly options: EventRecorderOptions) {
     this.now = options.now ?? (() => new Date());
@@ -74,19 +93,33 @@ export class EventRecorder {
     const key = [ref.kind, ref.namespace, ref.name, ref.uid, ref.fieldPath, type, reason, message].join(
       '\u0000',
     );
+    // stamped when it happened, not when the queue reaches it
+    const at = this.now();
+    if (!this.withinLimit(ref, at.getTime())) return;
     if (this.queue.length >= (this.options.maxPending ?? 1000)) {
       this.dropped++;
       if (this.dropped === 1 || this.dropped % 100 === 0)
         this.options.log.warn({ dropped: this.dropped }, 'events dropped: the API is not keeping up');
       return;
     }
-    // stamped when it happened, not when the queue reaches it
-    const at = this.now();
     this.queue.push({ key, run: () => this.write(key, ref, type, reason, message, at) });
     if (this.workers.size < (this.options.maxInFlight ?? 8)) {
       const worker = this.drain().finally(() => this.workers.delete(worker));
       this.workers.add(worker);
     }
+  }
+
+  /** Takes a token from the object's bucket (refilled since it was last used); false when empty. */
+  private withinLimit(ref: ObjectReference, now: number): boolean {
+    const limit = this.options.perObjectLimit;
+    if (limit === undefined) return true;
+    const key = [ref.kind, ref.apiVersion, ref.namespace, ref.name, ref.uid].join('\u0000');
+    const bucket = this.buckets.get(key) ?? { tokens: limit.burst, at: now };
+    const tokens = Math.min(limit.burst, bucket.tokens + ((now - bucket.at) / 1000) * limit.refillPerSecond);
+    this.buckets.delete(key);
+    this.buckets.set(key, { tokens: tokens >= 1 ? tokens - 1 : tokens, at: now });
+    if (this.buckets.size > MAX_LIMITED_OBJECTS) this.buckets.delete(this.buckets.keys().next().value!);
+    return tokens >= 1;
   }
 
   /**

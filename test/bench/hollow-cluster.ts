@@ -12,6 +12,7 @@ import { connectApi, type ApiClient } from '../../proto/client.js';
 import type { Pod } from '../../proto/gen/types.js';
 import { nodeGroupMember } from '../../proto/node-group.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
+import { spawnHollowAgent } from '../harness/hollow-agent.js';
 import { launchTestEtcd, launchTestNats, type TestEtcd, type TestNats } from '../harness/servers.js';
 
 export interface BenchCluster {
@@ -89,14 +90,9 @@ export async function startBenchCluster(controlPlaneArgs: string[] = []): Promis
     dir,
     api,
     hollow(args) {
-      const child = spawn(
-        process.execPath,
-        [
-          ...skiffEntryArgv(), 'agent', '--hollow', '--server', apiAddress, '--token', adminToken,
-          '--certificate-authority', caFile, '--root', join(dir, `hollow-${children.length}`),
-          '--node-ip', '127.0.0.1', ...args,
-        ], // prettier-ignore
-        { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, SKIFF_LOG_LEVEL: 'warn' } },
+      const child = spawnHollowAgent(
+        { server: apiAddress, token: adminToken, caFile, root: join(dir, `hollow-${children.length}`) },
+        args,
       );
       children.push(child);
       return child;

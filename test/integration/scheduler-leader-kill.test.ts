@@ -9,16 +9,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { makeNode, makePod } from '../../controlplane/scheduler/testing.js';
 import { EtcdStore } from '../../controlplane/store/etcd-store.js';
-import { connectApi, type ApiClient } from '../../proto/client.js';
 import type { Pod } from '../../proto/gen/types.js';
 import { decodeObject, encodeObject } from '../../proto/objects.js';
-import { skiffEntryArgv } from '../../proto/package-info.js';
+import { startControlPlanePair, type ControlPlanePair } from '../harness/control-plane-pair.js';
 import { launchTestEtcd, launchTestNats, type TestEtcd, type TestNats } from '../harness/servers.js';
 import { registerNode, userPod } from '../harness/registered-nodes.js';
 import { until } from '../harness/until.js';
@@ -27,97 +22,23 @@ const PODS = 500;
 const NODES = 20;
 const LEASE_SECONDS = 2;
 
-interface ControlPlaneProcess {
-  name: string;
-  child: ChildProcess;
-  api: string;
-  exited: Promise<void>;
-  /** When the process logged that it leads (ms since the epoch), if it did. */
-  ledAt(): number | undefined;
-}
-
-/** Starts `skiff controlplane` and resolves once it logs that it is ready. */
-async function startControlPlaneProcess(name: string, args: string[]): Promise<ControlPlaneProcess> {
-  const child = spawn(process.execPath, [...skiffEntryArgv(), 'controlplane', ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, SKIFF_LOG_LEVEL: 'info' },
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let led: number | undefined;
-  let log = '';
-  const api = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name}: not ready after 30 s:\n${log}`)), 30_000);
-    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready:\n${log}`)));
-    let pending = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      pending += chunk.toString();
-      const lines = pending.split('\n');
-      pending = lines.pop()!;
-      for (const line of lines) {
-        const entry = JSON.parse(line) as { msg?: string; api?: string; time?: number };
-        if (entry.msg === 'leading') led = entry.time ?? Date.now();
-        if (entry.msg?.startsWith('control plane ready') && entry.api) {
-          clearTimeout(timer);
-          resolve(entry.api);
-        }
-      }
-    });
-  });
-  return { name, child, api, exited, ledAt: () => led };
-}
-
 describe('leader killed mid-run: another schedules, no pod bound twice', { timeout: 180_000 }, () => {
   let etcd: TestEtcd;
   let nats: TestNats;
-  let dirs: string[] = [];
-  const processes: ControlPlaneProcess[] = [];
+  let pair: ControlPlanePair | undefined;
   before(async () => {
     etcd = await launchTestEtcd();
     nats = await launchTestNats();
   });
   after(async () => {
-    for (const each of processes) {
-      if (each.child.exitCode === null && each.child.signalCode === null) each.child.kill('SIGTERM');
-      await each.exited;
-    }
+    await pair?.dispose();
     await nats?.dispose();
     await etcd?.dispose();
-    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
   });
 
   test(`${PODS} pods, the leader SIGKILLed while they are created and bound: every pod bound exactly once`, async () => {
-    const [dirA, dirB] = [
-      await mkdtemp(join(tmpdir(), 'skiff-kill-a-')),
-      await mkdtemp(join(tmpdir(), 'skiff-kill-b-')),
-    ];
-    dirs = [dirA, dirB];
-    const common = [
-      '--etcd', etcd.endpoint,
-      '--nats', nats.endpoint,
-      '--api-addr', '127.0.0.1:0',
-      '--http-addr', '127.0.0.1:0',
-      '--leader-elect-lease-duration', `${LEASE_SECONDS}s`,
-      '--node-monitor-grace-period', '10m',
-    ]; // prettier-ignore
-    processes.push(await startControlPlaneProcess('a', [...common, '--state-dir', dirA]));
-    processes.push(
-      await startControlPlaneProcess('b', [
-        ...common,
-        '--state-dir', dirB,
-        // the cluster's bootstrap data (CA, encryption keys) is sealed with a's server token
-        '--server-token-file', join(dirA, 'server-token'),
-      ]), // prettier-ignore
-    );
-    const leader = await until(
-      'a leader',
-      () => processes.find((each) => each.ledAt() !== undefined),
-      15_000,
-    );
-    const survivor = processes.find((each) => each !== leader)!;
-    const ca = await readFile(join(dirA, 'pki', 'ca.crt'), 'utf8');
-    const token = (await readFile(join(dirA, 'admin-token'), 'utf8')).trim();
-    const api: ApiClient = connectApi({ server: survivor.api, token, tls: { ca } });
+    pair = await startControlPlanePair(etcd, nats, { leaseSeconds: LEASE_SECONDS });
+    const { leader, standby: survivor, api } = await pair.roles();
 
     for (let i = 0; i < NODES; i++)
       await registerNode(api, makeNode(`node-${i}`, { cpu: '8', memory: '32Gi' }));

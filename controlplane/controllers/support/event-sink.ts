@@ -1,5 +1,5 @@
 /** Events written straight through the control plane's own API handlers (no client, no token). */
-import { EventRecorder, type EventSink } from '../../../proto/events.js';
+import { EventRecorder, KUBERNETES_EVENT_LIMIT, type EventSink } from '../../../proto/events.js';
 import type { Clock } from '../../../proto/informer/work-queue.js';
 import type { Logger } from '../../../proto/support/logger.js';
 import type { ApiHandlers } from '../../api/handlers.js';
@@ -11,7 +11,10 @@ export function handlersEventSink(handlers: ApiHandlers): EventSink {
   };
 }
 
-/** The Event recorder of a leader's controller (`component`: its name in each Event's source). */
+/**
+ * The Event recorder of a leader's controller (`component`: its name in each Event's source),
+ * limited per object as kube-controller-manager's recorder is.
+ */
 export function controllerEventRecorder(
   handlers: ApiHandlers,
   component: string,
@@ -24,5 +27,6 @@ export function controllerEventRecorder(
     host: 'skiff-controlplane',
     log: log.child({ component: 'events' }),
     now: () => new Date(clock.now()),
+    perObjectLimit: KUBERNETES_EVENT_LIMIT,
   });
 }
