@@ -569,6 +569,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         nodes: nodeInformer,
         pods: podInformer,
         ...(options.evictionRates !== undefined ? { rates: options.evictionRates } : {}),
+        ...(options.defaultTolerationSeconds !== undefined
+          ? { defaultTolerationSeconds: options.defaultTolerationSeconds }
+          : {}),
         // a short grace is looked at as often as the status ingest checks it
         ...(options.nodeGraceMs !== undefined
           ? { monitorPeriodMs: Math.min(5000, Math.max(250, options.nodeGraceMs / 4)) }

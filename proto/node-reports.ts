@@ -6,9 +6,10 @@
  *   skiff.node-group.<g>.pods     PodStatusBatch   a node group's (hollow nodes, node-group.ts): each
  *                                                  report names its member node
  *   skiff.node-group.<g>.heartbeat NodeGroupHeartbeat  the members' heartbeats in one message
- *   skiff.control.resync          ResyncRequest    the control plane asks every agent (or those of
- *                                                  the nodes named) to report every pod again (it
- *                                                  started, lost NATS, or a node came back)
+ *   skiff.control.resync          {}               the control plane asks every agent to report
+ *                                                  every pod again (it started, or lost NATS)
+ *   skiff.control.resync.node.<n>   {}             the same of one node (it came back after it was
+ *   skiff.control.resync.group.<g>  {}             marked Unknown), or of a node group's members
  *
  * An agent publishes only under its own `skiff.node.<node>.` (NATS permissions enforce it where the
  * cluster has its CA); the control plane also checks that a reported pod is bound to that node.
@@ -25,6 +26,16 @@ export const RESYNC_SUBJECT = 'skiff.control.resync';
 /** Node names are DNS subdomains: no `.`-free guarantee, so the name is encoded as one NATS token. */
 export function nodeSubjectToken(nodeName: string): string {
   return nodeName.replaceAll('.', '_');
+}
+
+/** Where one node's agent is asked to report every pod again. */
+export function nodeResyncSubject(nodeName: string): string {
+  return `${RESYNC_SUBJECT}.node.${nodeSubjectToken(nodeName)}`;
+}
+
+/** Where a node group (hollow nodes) is asked to report every pod again. */
+export function groupResyncSubject(group: string): string {
+  return `${RESYNC_SUBJECT}.group.${group}`;
 }
 
 export function podStatusSubject(nodeName: string): string {
@@ -58,11 +69,6 @@ export interface NodeHeartbeat {
   time: string;
   /** Ready, MemoryPressure, DiskPressure, PIDPressure as the agent reads them. */
   conditions: Condition[];
-}
-
-/** Who should report every pod again: every agent, or those serving one of `nodes`. */
-export interface ResyncRequest {
-  nodes?: string[];
 }
 
 /** A node group's heartbeat: the same conditions for each member it names. */

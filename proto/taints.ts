@@ -51,3 +51,31 @@ export function firstUntoleratedHardTaint(
 export function untoleratedTaintReason(taint: Taint): string {
   return `node(s) had untolerated taint {${taint.key}: ${taint.value ?? ''}}`;
 }
+
+/**
+ * The tolerations with Kubernetes' DefaultTolerationSeconds added: a pod that says nothing about
+ * its node being not Ready or unreachable (no NoExecute toleration of that key) tolerates each for
+ * the seconds given, then is evicted and replaced elsewhere. The same array when nothing is added.
+ */
+export function withDefaultTolerations(
+  tolerations: Toleration[] | undefined,
+  seconds: { notReady: number; unreachable: number },
+): Toleration[] | undefined {
+  const says = (key: string) =>
+    (tolerations ?? []).some(
+      (t) =>
+        (t.effect === 'NoExecute' || !t.effect) && (t.key === key || (!t.key && t.operator === 'Exists')),
+    );
+  const added = [
+    { key: TAINT_NODE_NOT_READY, tolerationSeconds: seconds.notReady },
+    { key: TAINT_NODE_UNREACHABLE, tolerationSeconds: seconds.unreachable },
+  ]
+    .filter(({ key }) => !says(key))
+    .map(({ key, tolerationSeconds }) => ({
+      key,
+      operator: 'Exists',
+      effect: 'NoExecute',
+      tolerationSeconds,
+    }));
+  return added.length === 0 ? tolerations : [...(tolerations ?? []), ...added];
+}

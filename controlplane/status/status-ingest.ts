@@ -29,12 +29,13 @@ import {
   NODE_SUBJECT_PREFIX,
   RESYNC_SUBJECT,
   decodeReport,
+  groupResyncSubject,
+  nodeResyncSubject,
   nodeSubjectToken,
   type NodeGroupHeartbeat,
   type NodeHeartbeat,
   type PodStatusBatch,
   type PodStatusReport,
-  type ResyncRequest,
 } from '../../proto/node-reports.js';
 import {
   NODE_GROUP_LABEL,
@@ -105,6 +106,8 @@ export class StatusIngest {
   private readonly nodeStatusWritten = new Map<string, { signature: string; at: number }>();
   /** Nodes found to be their group's (label), and when they were looked up (ms). */
   private readonly groupMembers = new Map<string, { group: string; at: number }>();
+  /** When each node's or group's resync was last asked for (ms). */
+  private readonly resyncAsked = new Map<string, number>();
   private flushTimer: NodeJS.Timeout | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
@@ -176,11 +179,18 @@ export class StatusIngest {
     await this.events.flush();
   }
 
-  /** Every agent (or those serving `nodes`) reports every pod status again. */
-  private askForResync(nodes?: string[]): void {
+  /**
+   * Every agent (or the one on `subject`: a node's, a node group's) reports every pod status
+   * again. One subject is asked at most once a second: a group whose members all return in one
+   * heartbeat re-sends its pods once.
+   */
+  private askForResync(subject = RESYNC_SUBJECT): void {
+    const now = this.now().getTime();
+    if (subject !== RESYNC_SUBJECT && now - (this.resyncAsked.get(subject) ?? -Infinity) < 1000) return;
+    this.resyncAsked.set(subject, now);
+    if (this.resyncAsked.size > 10_000) this.resyncAsked.clear(); // a bound, not a cache
     try {
-      const request: ResyncRequest = nodes !== undefined ? { nodes } : {};
-      this.options.nats.publish(RESYNC_SUBJECT, JSON.stringify(request));
+      this.options.nats.publish(subject, '{}');
     } catch (err) {
       this.options.log.warn({ err: errorMessage(err) }, 'asking agents to resync failed');
     }
@@ -376,6 +386,7 @@ export class StatusIngest {
     const signature = conditionSignature(beat.conditions);
     const reportMs = this.options.nodeStatusReportMs ?? 300_000;
     let returned = false;
+    let written: { signature: string; at: number } | undefined;
     await this.updateNodeConditions(beat.node, (current) => {
       const now = this.now().getTime();
       const ready = current.find((c) => c.type === 'Ready');
@@ -396,11 +407,19 @@ export class StatusIngest {
           nowReady ? 'NodeReady' : 'NodeNotReady',
           `Node ${beat.node} status is now: ${nowReady ? 'NodeReady' : 'NodeNotReady'}`,
         );
-      this.nodeStatusWritten.set(beat.node, { signature: conditionSignature(merged), at: now });
+      written = { signature: conditionSignature(merged), at: now };
       return merged;
+    }).catch((err: unknown) => {
+      // nothing is taken as stored: the next heartbeat writes again
+      this.nodeStatusWritten.delete(beat.node);
+      throw err;
     });
+    if (written !== undefined) this.nodeStatusWritten.set(beat.node, written);
     // while it was away its pods were marked not ready (node lifecycle): it reports them all again
-    if (returned) this.askForResync([beat.node]);
+    if (returned)
+      this.askForResync(
+        beat.group !== undefined ? groupResyncSubject(beat.group) : nodeResyncSubject(beat.node),
+      );
   }
 
   private async updateNodeConditions(

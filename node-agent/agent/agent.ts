@@ -22,14 +22,13 @@ import { Informer } from '../../proto/informer/informer.js';
 import { EventRecorder, referenceTo } from '../../proto/events.js';
 import {
   RESYNC_SUBJECT,
-  decodeReport,
   heartbeatSubject,
+  nodeResyncSubject,
   podStatusSubject,
   reportSequence,
   type NodeHeartbeat,
   type PodStatusBatch,
   type PodStatusReport,
-  type ResyncRequest,
 } from '../../proto/node-reports.js';
 import type { Logger } from '../../proto/support/logger.js';
 import type { ImageRuntime } from '../runtime/runtime.js';
@@ -167,12 +166,7 @@ export class Agent {
     this.controller = controller;
     informer.onChange((key) => controller.enqueue(key));
     this.subscriptions.push(
-      onResync(
-        nats,
-        log,
-        (node) => node === this.options.nodeName,
-        () => this.resendAll(),
-      ),
+      onResync(nats, log, nodeResyncSubject(this.options.nodeName), () => this.resendAll()),
     );
     void this.followNatsStatus();
     await this.followRuntime();
@@ -359,27 +353,19 @@ function node0(name: string): { kind: string; apiVersion: string; name: string }
 }
 
 /**
- * Calls `resendAll` whenever the control plane asks every agent, or one of the nodes `serves`, for
- * every pod status again.
+ * Calls `resendAll` whenever the control plane asks every agent for every pod status again, or
+ * asks on `ownSubject` (this node's, or this node group's).
  */
 export function onResync(
   nats: NatsConnection,
   log: Logger,
-  serves: (node: string) => boolean,
+  ownSubject: string,
   resendAll: () => void,
 ): { unsubscribe(): void } {
-  return nats.subscribe(RESYNC_SUBJECT, {
-    callback: (err, message) => {
-      if (err) return;
-      let request: ResyncRequest = {};
-      try {
-        request = decodeReport<ResyncRequest>(message.subject, message.data);
-      } catch {
-        // an empty or unreadable request asks everyone
-      }
-      if (Array.isArray(request.nodes) && !request.nodes.some(serves)) return;
-      log.info('the control plane asked for every pod status again');
-      resendAll();
-    },
-  });
+  const callback = () => {
+    log.info('the control plane asked for every pod status again');
+    resendAll();
+  };
+  const subscriptions = [RESYNC_SUBJECT, ownSubject].map((subject) => nats.subscribe(subject, { callback }));
+  return { unsubscribe: () => subscriptions.forEach((s) => s.unsubscribe()) };
 }

@@ -283,7 +283,15 @@ export class PodSync {
     });
     if (terminalBefore) status.phase = memory.terminal ?? pod.status!.phase!;
     const encoded = JSON.stringify(comparable(status));
-    if (encoded !== memory.lastReported) {
+    // as the kubelet's status manager: when the API says otherwise than this agent reported (the
+    // node lifecycle controller wrote the pod not Ready while the node was unreachable), again
+    const readyOf = (s: typeof status | undefined) => s?.conditions?.find((c) => c.type === 'Ready')?.status;
+    const apiDisagrees =
+      memory.lastReported !== undefined &&
+      readyOf(pod.status) !== undefined &&
+      readyOf(pod.status) !== readyOf(status) &&
+      encoded === memory.lastReported;
+    if (encoded !== memory.lastReported || apiDisagrees) {
       memory.lastReported = encoded;
       this.options.report({ namespace: pod.metadata.namespace!, name: pod.metadata.name!, uid, status });
     }

@@ -30,10 +30,10 @@ import {
   nodeGroupHeartbeatSubject,
   nodeGroupMember,
   nodeGroupOfName,
-  isNodeGroupMemberName,
   nodeGroupPodsSubject,
 } from '../../proto/node-group.js';
 import {
+  groupResyncSubject,
   reportSequence,
   type NodeGroupHeartbeat,
   type PodStatusBatch,
@@ -151,14 +151,7 @@ export class HollowNodes {
     });
     this.controller = controller;
     informer.onChange((key) => controller.enqueue(key));
-    this.subscriptions.push(
-      onResync(
-        nats,
-        log,
-        (node) => isNodeGroupMemberName(group, node),
-        () => this.resendAll(),
-      ),
-    );
+    this.subscriptions.push(onResync(nats, log, groupResyncSubject(group), () => this.resendAll()));
     informer.start();
     controller.start();
     await informer.waitForSync();

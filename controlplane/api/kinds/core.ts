@@ -33,8 +33,8 @@ import {
   validatePodStatus,
 } from '../validation/pod.js';
 import { validateEndpoints, validateService } from '../validation/service.js';
-import type { AdmissionContext, DefaultTolerationSeconds, KindStrategy } from './strategy.js';
-import { TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE } from '../../../proto/taints.js';
+import type { AdmissionContext, KindStrategy } from './strategy.js';
+import { withDefaultTolerations } from '../../../proto/taints.js';
 import { allocateService, carryServiceAllocations, serviceReservations } from '../service-allocation.js';
 
 /**
@@ -121,7 +121,7 @@ export const podStrategy: KindStrategy<Pod> = {
     if (old !== undefined) return;
     await admitServiceAccount(pod, cluster);
     await admitPriority(pod, cluster);
-    addDefaultTolerations(pod, cluster.defaultTolerationSeconds);
+    pod.spec.tolerations = withDefaultTolerations(pod.spec.tolerations, cluster.defaultTolerationSeconds);
   },
 };
 
@@ -190,32 +190,6 @@ async function admitPriority(pod: Pod, cluster: AdmissionContext): Promise<void>
     }
     pod.spec.preemptionPolicy = preemptionPolicy;
   }
-}
-
-/**
- * A pod that says nothing about its node being not Ready or unreachable (no NoExecute toleration
- * of that taint key) tolerates each for the configured seconds, then is evicted and replaced
- * elsewhere (Kubernetes' DefaultTolerationSeconds admission).
- */
-function addDefaultTolerations(pod: Pod, seconds: Required<DefaultTolerationSeconds>): void {
-  const tolerations = pod.spec.tolerations ?? [];
-  const says = (key: string) =>
-    tolerations.some(
-      (t) =>
-        (t.effect === 'NoExecute' || !t.effect) && (t.key === key || (!t.key && t.operator === 'Exists')),
-    );
-  const added = [
-    { key: TAINT_NODE_NOT_READY, tolerationSeconds: seconds.notReady },
-    { key: TAINT_NODE_UNREACHABLE, tolerationSeconds: seconds.unreachable },
-  ]
-    .filter(({ key }) => !says(key))
-    .map(({ key, tolerationSeconds }) => ({
-      key,
-      operator: 'Exists',
-      effect: 'NoExecute',
-      tolerationSeconds,
-    }));
-  if (added.length > 0) pod.spec.tolerations = [...tolerations, ...added];
 }
 
 /** The ServiceAccount every namespace has, which pods that name none run as. */

@@ -113,7 +113,10 @@ describe('zones', () => {
     assert.equal(limiter.tryTake(1001), false);
     assert.equal(limiter.waitMs(1001), 9999);
     assert.equal(limiter.tryTake(11_000), true);
-    limiter.setRate(0, 11_000);
+    limiter.setRate(0.01);
+    assert.equal(limiter.tryTake(21_000), false, 'a slower rate counts from the last taint');
+    assert.equal(limiter.waitMs(21_000), 90_000);
+    limiter.setRate(0);
     assert.equal(limiter.tryTake(1_000_000), false);
     assert.equal(limiter.waitMs(1_000_000), undefined);
   });
@@ -126,10 +129,11 @@ describe('eviction time', () => {
     timeAdded: '2026-01-01T00:00:00Z',
   };
   const added = Date.parse(unreachable.timeAdded!);
+  const addedAt = (seen: number) => (taint: Taint) => (taint.timeAdded ? Date.parse(taint.timeAdded) : seen);
 
   test('not tolerated: at once; tolerated without a limit: never; else the shortest limit after the taint', () => {
-    assert.equal(evictionTime(pod(undefined), [unreachable], 5), 0);
-    assert.equal(evictionTime(pod([{ operator: 'Exists' }]), [unreachable], 5), undefined);
+    assert.equal(evictionTime(pod(undefined), [unreachable], addedAt(5)), 0);
+    assert.equal(evictionTime(pod([{ operator: 'Exists' }]), [unreachable], addedAt(5)), undefined);
     assert.equal(
       evictionTime(
         pod([
@@ -142,7 +146,7 @@ describe('eviction time', () => {
           { key: 'node.kubernetes.io/unreachable', operator: 'Exists', tolerationSeconds: 60 },
         ]),
         [unreachable],
-        5,
+        addedAt(5),
       ),
       added + 60_000,
     );
@@ -150,17 +154,30 @@ describe('eviction time', () => {
       evictionTime(
         pod([{ key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoSchedule' }]),
         [unreachable],
-        5,
+        addedAt(5),
       ),
       0,
       'a NoSchedule toleration does not tolerate NoExecute',
     );
-    assert.equal(evictionTime(pod(undefined), [], 5), undefined, 'no NoExecute taint: never');
+    assert.equal(evictionTime(pod(undefined), [], addedAt(5)), undefined, 'no NoExecute taint: never');
     const untimed: Taint = { key: 'k', effect: 'NoExecute' };
     assert.equal(
-      evictionTime(pod([{ key: 'k', operator: 'Exists', tolerationSeconds: 10 }]), [untimed], 7_000),
+      evictionTime(pod([{ key: 'k', operator: 'Exists', tolerationSeconds: 10 }]), [untimed], addedAt(7_000)),
       17_000,
       'a taint without timeAdded counts from when it was first seen',
+    );
+    const forever: Taint = { key: 'a', effect: 'NoExecute', timeAdded: '2026-06-01T00:00:00Z' };
+    assert.equal(
+      evictionTime(
+        pod([
+          { key: 'a', operator: 'Exists' },
+          { key: 'node.kubernetes.io/unreachable', operator: 'Exists', tolerationSeconds: 60 },
+        ]),
+        [unreachable, forever],
+        addedAt(5),
+      ),
+      added + 60_000,
+      'a later taint tolerated for ever does not move the clock',
     );
   });
 });

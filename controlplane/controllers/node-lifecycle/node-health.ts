@@ -154,20 +154,23 @@ export function zoneRate(state: ZoneState, zoneSize: number, rates: EvictionRate
 
 /** A token bucket of burst 1: one taint at once, then one every 1/rate seconds. */
 export class TaintLimiter {
-  private nextAt = 0;
+  private lastTakenAt = -Infinity;
 
   constructor(private rate: number) {}
 
-  setRate(rate: number, now: number): void {
-    if (rate === this.rate) return;
+  /** A new rate counts from the last token taken (a slower rate makes the next one wait longer). */
+  setRate(rate: number): void {
     this.rate = rate;
-    if (rate > 0) this.nextAt = Math.min(this.nextAt, now + 1000 / rate);
+  }
+
+  private get nextAt(): number {
+    return this.lastTakenAt + 1000 / this.rate;
   }
 
   /** True when a taint may be added now (and takes the token); false when not yet. */
   tryTake(now: number): boolean {
     if (this.rate <= 0 || now < this.nextAt) return false;
-    this.nextAt = now + 1000 / this.rate;
+    this.lastTakenAt = now;
     return true;
   }
 
@@ -183,27 +186,33 @@ export class TaintLimiter {
  * When a pod on a node with these NoExecute taints is evicted, as Kubernetes' taint eviction
  * decides: at once when a taint is not tolerated; never when every taint is tolerated without
  * tolerationSeconds; otherwise the shortest tolerationSeconds of the tolerations used, counted
- * from when the last of the taints was added (`fallbackAddedMs` for a taint without timeAdded).
- * Returns the time in ms since the epoch, or undefined for never.
+ * from when the last of the taints tolerated for a limited time was added (`addedAt` gives a
+ * taint's time: its timeAdded, or when it was first seen). Returns ms since the epoch, or
+ * undefined for never.
  */
 export function evictionTime(
   pod: Pod,
   noExecuteTaints: readonly Taint[],
-  fallbackAddedMs: number,
+  addedAt: (taint: Taint) => number,
 ): number | undefined {
-  if (noExecuteTaints.length === 0) return undefined;
   const tolerations: readonly Toleration[] = pod.spec.tolerations ?? [];
   let seconds = Infinity;
-  let addedAt = 0;
+  let since = 0;
   for (const taint of noExecuteTaints) {
     const used = tolerations.filter((t) => toleratesTaint(t, taint));
     if (used.length === 0) return 0;
-    for (const toleration of used) {
-      if (toleration.tolerationSeconds === undefined) continue;
-      seconds = Math.min(seconds, Math.max(0, toleration.tolerationSeconds));
-    }
-    const parsed = Date.parse(taint.timeAdded ?? '');
-    addedAt = Math.max(addedAt, Number.isNaN(parsed) ? fallbackAddedMs : parsed);
+    const limits = used
+      .filter((t) => t.tolerationSeconds !== undefined)
+      .map((t) => Math.max(0, t.tolerationSeconds!));
+    if (limits.length === 0) continue; // tolerated for ever: no clock of its own
+    seconds = Math.min(seconds, ...limits);
+    since = Math.max(since, addedAt(taint));
   }
-  return seconds === Infinity ? undefined : addedAt + seconds * 1000;
+  return seconds === Infinity ? undefined : since + seconds * 1000;
+}
+
+/** A taint's timeAdded in ms, or undefined when it has none (or an unreadable one). */
+export function taintAddedAt(taint: Taint): number | undefined {
+  const parsed = Date.parse(taint.timeAdded ?? '');
+  return Number.isNaN(parsed) ? undefined : parsed;
 }

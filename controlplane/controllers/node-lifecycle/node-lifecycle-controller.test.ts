@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { Node, Pod, Taint, Toleration } from '../../../proto/gen/types.js';
 import { Informer } from '../../../proto/informer/informer.js';
 import { ManualClock } from '../../../proto/informer/manual-clock.js';
-import { decodeObject } from '../../../proto/objects.js';
+import { decodeObject, encodeObject } from '../../../proto/objects.js';
 import { componentLogger } from '../../../proto/support/logger.js';
 import { ApiHandlers } from '../../api/handlers.js';
 import { MemoryStore } from '../../store/memory-store.js';
@@ -102,6 +102,9 @@ async function setUp(nodeNames: string[]) {
     createPod,
     eventually,
     settle,
+    nodes,
+    pods,
+    store,
     async stop() {
       await controller.stop();
       await nodes.stop();
@@ -137,6 +140,7 @@ describe('NodeLifecycleController', () => {
       );
 
       await c.setReady('n1', 'Unknown');
+      c.clock.advance(1000); // the outage is counted for a monitor period before a NoExecute taint
       await c.eventually(
         'n1 tainted unreachable',
         async () => (await c.taintsOf('n1')).join() === UNREACHABLE.join(),
@@ -198,6 +202,7 @@ describe('NodeLifecycleController', () => {
       assert.deepEqual(await c.taintsOf('n1'), ['dedicated:NoExecute'], "the operator's taint stays");
 
       await c.setReady('n2', 'Unknown');
+      c.clock.advance(1000);
       await c.eventually(
         'n2 unreachable',
         async () => (await c.taintsOf('n2')).join() === UNREACHABLE.join(),
@@ -219,6 +224,8 @@ describe('NodeLifecycleController', () => {
     try {
       await c.setReady('a', 'Unknown');
       await c.setReady('b', 'Unknown');
+      await c.settle();
+      c.clock.advance(1000);
       const noExecute = async (name: string) =>
         (await c.taintsOf(name)).includes('node.kubernetes.io/unreachable:NoExecute');
       await c.eventually('one node tainted', async () => (await noExecute('a')) !== (await noExecute('b')));
@@ -248,6 +255,143 @@ describe('NodeLifecycleController', () => {
         ['node.kubernetes.io/unreachable:NoSchedule'],
         'NoSchedule stays',
       );
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test('the eviction clock runs from the first NoExecute taint: a not-ready/unreachable swap keeps it', async () => {
+    const c = await setUp(['n1', 'n2', 'n3']);
+    try {
+      await c.createPod('web', 'n1'); // 30 s
+      await c.setReady('n1', 'False');
+      c.clock.advance(1000);
+      await c.eventually('not-ready', async () =>
+        (await c.taintsOf('n1')).includes('node.kubernetes.io/not-ready:NoExecute'),
+      );
+      c.clock.advance(20_000);
+      await c.setReady('n1', 'Unknown');
+      await c.eventually('swapped', async () =>
+        (await c.taintsOf('n1')).includes('node.kubernetes.io/unreachable:NoExecute'),
+      );
+      c.clock.advance(11_000);
+      await c.eventually(
+        'evicted 30 s after the first taint',
+        async () => (await c.podOf('web')).metadata.deletionTimestamp !== undefined,
+      );
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test("an operator's untimed taints each count from when they were first seen", async () => {
+    const c = await setUp(['n1', 'n2', 'n3']);
+    try {
+      await c.createPod('tolerant', 'n1', [
+        { key: 'a', operator: 'Exists', effect: 'NoExecute' },
+        { key: 'b', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 60 },
+      ]);
+      let n1 = await c.node('n1');
+      await c.handlers.update({ ...n1, spec: { ...n1.spec, taints: [{ key: 'a', effect: 'NoExecute' }] } });
+      await c.settle();
+      c.clock.advance(3600_000);
+      await c.settle();
+      n1 = await c.node('n1');
+      await c.handlers.update({
+        ...n1,
+        spec: { ...n1.spec, taints: [...(n1.spec.taints ?? []), { key: 'b', effect: 'NoExecute' }] },
+      });
+      await c.settle();
+      assert.equal((await c.podOf('tolerant')).metadata.deletionTimestamp, undefined, 'not at once');
+      c.clock.advance(61_000);
+      await c.eventually(
+        'evicted 60 s after b',
+        async () => (await c.podOf('tolerant')).metadata.deletionTimestamp !== undefined,
+      );
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test('an eviction does not write back a stale status: a status reported since its informer copy stays', async () => {
+    const c = await setUp(['n1', 'n2', 'n3']);
+    try {
+      await c.createPod('job-pod', 'n1');
+      await c.eventually(
+        'in the informer',
+        async () => c.pods.get('default/job-pod')?.object.status?.phase === 'Running',
+      );
+      await c.pods.stop(); // the informer lags from here on
+      const p = await c.podOf('job-pod');
+      await c.handlers.updateStatus({
+        ...p,
+        status: { ...p.status, phase: 'Succeeded', conditions: [{ type: 'Ready', status: 'False' }] },
+      } as Pod);
+      const n1 = await c.node('n1');
+      await c.handlers.update({ ...n1, spec: { ...n1.spec, taints: [{ key: 'x', effect: 'NoExecute' }] } });
+      await c.settle();
+      await c.settle();
+      const now = await c.podOf('job-pod');
+      assert.equal(now.status?.phase, 'Succeeded', 'the phase reported meanwhile stays');
+      assert.equal(now.metadata.deletionTimestamp, undefined, 'nothing is decided on the stale copy');
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test('nodes that all go Unknown together are none of them tainted NoExecute, whatever order they are marked in', async () => {
+    const c = await setUp(['a', 'b', 'c']);
+    try {
+      await c.createPod('short', 'a', [
+        {
+          key: 'node.kubernetes.io/unreachable',
+          operator: 'Exists',
+          effect: 'NoExecute',
+          tolerationSeconds: 0,
+        },
+      ]);
+      for (const name of ['a', 'b', 'c']) {
+        await c.setReady(name, 'Unknown');
+        await c.settle();
+      }
+      c.clock.advance(1000);
+      await c.settle();
+      c.clock.advance(1000);
+      await c.settle();
+      assert.equal((await c.podOf('short')).metadata.deletionTimestamp, undefined);
+      assert.deepEqual(await c.taintsOf('a'), ['node.kubernetes.io/unreachable:NoSchedule']);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test('a pod stored without the default tolerations (before they were added) still gets them', async () => {
+    const c = await setUp(['n1', 'n2', 'n3']);
+    try {
+      // stored around the API's admission, as an older skiff stored its pods
+      await c.store.create(
+        { resource: 'pods', namespace: 'default', name: 'old' },
+        encodeObject({
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: {
+            name: 'old',
+            namespace: 'default',
+            uid: 'old-uid',
+            creationTimestamp: '2026-01-01T00:00:00Z',
+          },
+          spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'i' }] },
+          status: { phase: 'Running' },
+        } as Pod),
+      );
+      await c.eventually('in the informer', async () => c.pods.get('default/old') !== undefined);
+      assert.equal((await c.podOf('old')).spec.tolerations, undefined);
+      await c.setReady('n1', 'Unknown');
+      c.clock.advance(1000);
+      await c.eventually('tainted', async () => (await c.taintsOf('n1')).includes(UNREACHABLE[0]!));
+      c.clock.advance(5000);
+      await c.settle();
+      assert.equal((await c.podOf('old')).metadata.deletionTimestamp, undefined);
     } finally {
       await c.stop();
     }
