@@ -91,6 +91,7 @@ import { JobController } from './controllers/job/job-controller.js';
 import { CronJobController } from './controllers/cronjob/cronjob-controller.js';
 import { PodGarbageCollector } from './controllers/pod-gc/pod-gc-controller.js';
 import { DaemonSetController } from './controllers/daemonset/daemonset-controller.js';
+import { EndpointSliceController } from './controllers/endpointslice/endpointslice-controller.js';
 import { NodeLifecycleController } from './controllers/node-lifecycle/node-lifecycle-controller.js';
 import type { EvictionRates } from './controllers/node-lifecycle/node-health.js';
 import type { Store } from './store/store.js';
@@ -495,6 +496,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const daemonSetInformer = storeInformer('DaemonSet');
     const jobInformer = storeInformer('Job');
     const cronJobInformer = storeInformer('CronJob');
+    const serviceInformer = storeInformer('Service');
+    const endpointSliceInformer = storeInformer('EndpointSlice');
+    const endpointsInformer = storeInformer('Endpoints');
     // every kind whose objects own others or are owned, for the garbage collector
     const ownershipInformers = new Map<string, Informer<KubeObject>>(
       (
@@ -505,6 +509,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           ['DaemonSet', daemonSetInformer],
           ['Job', jobInformer],
           ['CronJob', cronJobInformer],
+          ['Service', serviceInformer],
+          ['EndpointSlice', endpointSliceInformer],
         ] as [string, unknown][]
       ).map(([kind, informer]) => [kind, informer as Informer<KubeObject>]),
     );
@@ -531,7 +537,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       });
       // controllers that count objects must see them all first (a ReplicaSet would create its
       // pods again)
-      await Promise.all([...ownershipInformers.values()].map((informer) => informer.waitForSync()));
+      await Promise.all(
+        [...ownershipInformers.values(), endpointsInformer].map((informer) => informer.waitForSync()),
+      );
       const replicaSets = new ReplicaSetController({
         handlers,
         replicaSets: replicaSetInformer,
@@ -578,6 +586,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           : {}),
         log: log.child({ component: 'node-lifecycle' }),
       });
+      const endpointSlices = new EndpointSliceController({
+        handlers,
+        services: serviceInformer,
+        pods: podInformer,
+        slices: endpointSliceInformer,
+        endpoints: endpointsInformer,
+        log: log.child({ component: 'endpointslice-controller' }),
+      });
       const podGc = new PodGarbageCollector({
         handlers,
         pods: podInformer,
@@ -601,6 +617,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       daemonSets.start();
       garbageCollector.start();
       podGc.start();
+      endpointSlices.start();
       // the scheduler, from a fresh start each term on what the informers hold now (pods: above)
       const aborted = new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
       await Promise.race([
@@ -633,6 +650,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         daemonSets.stop(),
         garbageCollector.stop(),
         podGc.stop(),
+        endpointSlices.stop(),
         nodeLifecycle.stop(),
         scheduler?.stop(),
       ]);

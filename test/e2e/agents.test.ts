@@ -169,6 +169,44 @@ describe('node agents: skiff up --agents 2', { timeout: 300_000 }, () => {
     assert.match(events, /Started container web/);
   });
 
+  test('a Service selecting the pods gets a ClusterIP, and its EndpointSlice and Endpoints list their addresses on their nodes', async () => {
+    writeFileSync(
+      join(work, 'svc.yaml'),
+      'apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: 8080}]\n',
+    );
+    ok(await cluster.skiff(['apply', '-f', join(work, 'svc.yaml')]), 'apply service');
+    const pods = JSON.parse(
+      ok(await cluster.skiff(['get', 'pods', '-l', 'app=web', '-o', 'json']), 'get pods').stdout,
+    ) as {
+      items: Pod[];
+    };
+    const ips = pods.items.map((p) => p.status!.podIP!).sort();
+    assert.equal(ips.length, 2);
+    await eventually('the slice lists both pods', async () => {
+      const out = (await cluster.skiff(['get', 'endpointslices', '-l', 'kubernetes.io/service-name=web']))
+        .stdout;
+      return ips.every((ip) => out.includes(ip)) && /\sIPv4\s+8080\s/.test(out);
+    });
+    const endpoints = ok(await cluster.skiff(['get', 'endpoints', 'web']), 'get endpoints').stdout;
+    for (const ip of ips) assert.match(endpoints, new RegExp(`${ip.replaceAll('.', '\\.')}:8080`));
+    const slice = JSON.parse(
+      ok(
+        await cluster.skiff(['get', 'endpointslices', '-l', 'kubernetes.io/service-name=web', '-o', 'json']),
+        'get',
+      ).stdout,
+    ) as { items: { endpoints: { nodeName: string; conditions: { ready: boolean } }[] }[] };
+    assert.deepEqual(
+      slice.items[0]!.endpoints.map((e) => e.nodeName).sort(),
+      pods.items.map((p) => p.spec.nodeName).sort(),
+      'each endpoint names its node',
+    );
+    assert.ok(slice.items[0]!.endpoints.every((e) => e.conditions.ready));
+    assert.match(
+      ok(await cluster.skiff(['get', 'svc', 'web']), 'get svc').stdout,
+      /^web\s+ClusterIP\s+10\.(9[6-9]|10\d|11[01])\.\d+\.\d+\s+<none>\s+80\/TCP\s/m,
+    );
+  });
+
   test('deleting a pod stops it on its node and removes it', async () => {
     ok(await cluster.skiff(['delete', 'pod', 'web-1']), 'delete pod');
     await eventually(
