@@ -284,6 +284,47 @@ export class ApiHandlers {
         if (!object.metadata.deletionTimestamp) await this.createCompanions(strategy, object);
       }
     }
+    await this.reserveStoredValues();
+  }
+
+  /**
+   * Objects stored before reservations existed (a Service's ClusterIP, its node ports) are given
+   * theirs, so no new object is handed a value one of them holds. A value another object holds
+   * already is left to it, with a warning naming both.
+   */
+  private async reserveStoredValues(): Promise<void> {
+    for (const strategy of allStrategies()) {
+      if (strategy.reservations === undefined) continue;
+      for (const { object } of (await this.list(strategy.info.kind)).items) {
+        for (const reservation of strategy.reservations(object)) {
+          const key = reservationKey(reservation);
+          const holder = await this.reservationHolder(key);
+          if (holder?.uid === object.metadata.uid) continue;
+          const what = describeObject(strategy.info, object.metadata.namespace, object.metadata.name ?? '');
+          if (holder !== undefined) {
+            this.log.warn(
+              {
+                object: what,
+                field: reservation.field,
+                value: reservation.value,
+                heldBy: `${holder.namespace}/${holder.name}`,
+              },
+              'a stored object states a value another holds; change one of them',
+            );
+            continue;
+          }
+          try {
+            await this.store.transact(reservationWrites([], [reservation], object.metadata));
+            this.log.info(
+              { object: what, field: reservation.field, value: reservation.value },
+              'stored value reserved',
+            );
+          } catch (err) {
+            if (!(err instanceof AlreadyExistsError)) throw err;
+          }
+        }
+      }
+    }
   }
 
   /**

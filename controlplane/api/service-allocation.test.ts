@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../proto/errors.js';
 import type { Service } from '../../proto/gen/types.js';
 import { componentLogger } from '../../proto/support/logger.js';
+import { encodeObject } from '../../proto/objects.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { ApiHandlers } from './handlers.js';
 
@@ -140,5 +141,39 @@ describe('Service ClusterIPs and node ports', () => {
     assert.ok(refused.reason instanceof InvalidArgumentError, String(refused.reason));
     const services = (await store.list('services')).items.map((i) => i.key.name);
     assert.equal(services.length, 1 + 0, `one Service stored: ${services.join()}`);
+  });
+
+  test('Services stored before reservations existed get theirs at start-up, so nobody is handed their values', async () => {
+    const { store, handlers, create } = await setUp();
+    await store.create(
+      { resource: 'services', namespace: 'default', name: 'legacy' },
+      encodeObject({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: {
+          name: 'legacy',
+          namespace: 'default',
+          uid: 'legacy-uid',
+          creationTimestamp: '2026-01-01T00:00:00Z',
+        },
+        spec: {
+          type: 'NodePort',
+          clusterIP: '10.96.0.3',
+          clusterIPs: ['10.96.0.3'],
+          ports: [{ port: 80, nodePort: 30001 }],
+        },
+      } as Service),
+    );
+    await handlers.ensureSystemObjects(); // what a control plane does when it starts
+    await assert.rejects(
+      create('newcomer', { clusterIP: '10.96.0.3' }),
+      refusedOn('spec.clusterIP', /already allocated \(to Service default\/legacy\)/),
+    );
+    await assert.rejects(
+      create('porter', { type: 'NodePort', ports: [{ port: 80, nodePort: 30001 }] }),
+      refusedOn('spec.ports[0].nodePort', /already allocated/),
+    );
+    await handlers.delete('Service', 'default', 'legacy');
+    assert.equal((await create('newcomer', { clusterIP: '10.96.0.3' })).spec.clusterIP, '10.96.0.3');
   });
 });
