@@ -13,6 +13,7 @@ import {
   fromEnvelope,
   parseObject,
   toEnvelope,
+  withStatusBytes,
 } from './objects.js';
 
 /** A Pod with every part of the schema set, including values proto3 would drop if not `optional`. */
@@ -742,6 +743,55 @@ describe('envelopeBytesWithResourceVersion', () => {
     assert.throws(
       () => envelopeBytesWithResourceVersion('Pod', Uint8Array.from([0x0a, 0xff, 0xff]), '1'),
       (err: unknown) => err instanceof InternalError && /read stored Pod/.test(err.message),
+    );
+  });
+});
+
+describe('withStatusBytes', () => {
+  const stored = (obj: KubeObject): Uint8Array =>
+    encodeObject({ ...obj, metadata: { ...obj.metadata, resourceVersion: undefined } });
+
+  test('gives what encoding the object with that status gave, and the status as decoding gives it', () => {
+    const running = {
+      phase: 'Running',
+      podIP: '10.244.0.7',
+      conditions: [{ type: 'Ready', status: 'True' }],
+      containerStatuses: [{ name: 'c', ready: true, restartCount: 0, state: { running: {} } }],
+      // what decoding drops: an empty list
+      initContainerStatuses: [],
+    };
+    const { status: _status, ...withoutStatus } = FULL_POD;
+    for (const [before, status] of [
+      [FULL_POD, running],
+      [withoutStatus, running],
+      [FULL_POD, undefined],
+      [FULL_POD, {}],
+    ] as [KubeObject, unknown][]) {
+      const spliced = withStatusBytes('Pod', stored(before), status);
+      const whole = { ...before, status } as KubeObject;
+      if (status === undefined) delete (whole as { status?: unknown }).status;
+      assert.deepEqual(Buffer.from(spliced.bytes), Buffer.from(stored(whole)));
+      assert.deepEqual(spliced.status, (decodeObject('Pod', spliced.bytes) as Pod).status);
+    }
+  });
+
+  test('reads the status as strictly as an object is read, naming the field; bad bytes are internal', () => {
+    assert.throws(
+      () =>
+        withStatusBytes(
+          'Pod',
+          stored(FULL_POD),
+          { phase: 'Running', podIp: '1.2.3.4' },
+          'update status of pod shop/web-0',
+        ),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError &&
+        err.field === 'status.podIp' &&
+        /^update status of pod shop\/web-0: field "status.podIp": unknown field/.test(err.message),
+    );
+    assert.throws(
+      () => withStatusBytes('Pod', Uint8Array.from([0x0a, 0xff, 0xff]), {}),
+      (err: unknown) => err instanceof InternalError && /read the stored Pod/.test(err.message),
     );
   });
 });

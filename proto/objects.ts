@@ -718,3 +718,65 @@ export function envelopeBytesWithResourceVersion(
   out.set(bytes.subarray(metadataEnd), at);
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stored bytes with another status, without decoding the rest
+
+/**
+ * The object stored as `bytes` (what encodeObject wrote for `kind`) with its status replaced by
+ * `status` (the Kubernetes shape, read as strictly as encodeObject reads it; undefined: none), and
+ * that status normalised as decodeObject would give it. The bytes are what encodeObject gives for
+ * the decoded object with that status (status is the message's last field, and a later occurrence
+ * of a message field would merge, so every stored one is dropped): a status write encodes only the
+ * status, never the metadata and spec it leaves as they are. InvalidArgumentError names the status
+ * field that is wrong; bytes that are not a message are an InternalError.
+ */
+export function withStatusBytes(
+  kind: KindName,
+  bytes: Uint8Array,
+  status: unknown,
+  /** Says what is being done in errors ("update status of pod default/web"). */
+  action = `write the status of a ${kind}`,
+): { bytes: Uint8Array; status: PlainObject | undefined } {
+  const info = kindInfoOf(kind);
+  const field = info.message.field('status');
+  const type = field === undefined ? undefined : messageOf(field);
+  if (field === undefined || type === undefined)
+    throw new InternalError(`${action}: the schema gives a ${kind} no status message`);
+  const proto =
+    status === undefined || status === null ? undefined : new Reader(action).message(type, status, 'status');
+  const tag = lengthDelimitedTag(field.id);
+  // the fields other than status, as runs of the stored bytes
+  const kept: [number, number][] = [];
+  try {
+    const reader = new WireReader(bytes);
+    let runStart = 0;
+    while (reader.pos < reader.limit) {
+      const fieldStart = reader.pos;
+      const fieldTag = reader.uint32();
+      reader.skip(fieldTag);
+      if (fieldTag !== tag) continue;
+      if (fieldStart > runStart) kept.push([runStart, fieldStart]);
+      runStart = reader.pos;
+    }
+    if (reader.limit > runStart) kept.push([runStart, reader.limit]);
+  } catch (err) {
+    throw new InternalError(`${action}: read the stored ${kind}: ${errorMessage(err)}`, { cause: err });
+  }
+  const encoded = proto === undefined ? undefined : type.encode(proto);
+  let length = 0;
+  for (const [start, end] of kept) length += end - start;
+  if (encoded !== undefined) length += varintLength(tag) + varintLength(encoded.length) + encoded.length;
+  const out = Buffer.allocUnsafe(length);
+  let at = 0;
+  for (const [start, end] of kept) {
+    out.set(bytes.subarray(start, end), at);
+    at += end - start;
+  }
+  if (encoded !== undefined) {
+    at = writeVarint(out, at, tag);
+    at = writeVarint(out, at, encoded.length);
+    out.set(encoded, at);
+  }
+  return { bytes: out, status: proto === undefined ? undefined : protoMessageToKube(type, proto) };
+}

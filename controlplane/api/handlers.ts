@@ -34,7 +34,7 @@ import type {
   WatchOptions,
 } from '../../proto/api-requests.js';
 import { PROPAGATION_POLICIES } from '../../proto/api-requests.js';
-import { encodeObjectWithin, MAX_OBJECT_BYTES } from '../../proto/objects.js';
+import { encodeObjectWithin, MAX_OBJECT_BYTES, withStatusBytes } from '../../proto/objects.js';
 import {
   MAX_WRITES_PER_TRANSACTION,
   type GetOptions,
@@ -66,6 +66,7 @@ import {
   defaultObjectInPlace,
   strategyOf,
   validateObject,
+  validateStatusUpdate,
   type AdmissionContext,
   type KindStrategy,
 } from './kinds/index.js';
@@ -169,6 +170,8 @@ export class ApiHandlers {
   private readonly watchedObjects = new WeakMap<StoredValue, ApiObject>();
   /** The same for deleted values, which carry the revision of their delete. */
   private readonly deletedObjects = new WeakMap<StoredValue, ApiObject>();
+  /** Pods whose status updatePodStatuses wrote, by key, until their value is watched (watchedObject). */
+  private readonly writtenObjects = new Map<string, { modRevision: bigint; object: KubeObject }>();
   private readonly store: Store;
   private readonly log: Logger;
   private readonly now: () => Date;
@@ -220,13 +223,34 @@ export class ApiHandlers {
     const objects = deletedAt === undefined ? this.watchedObjects : this.deletedObjects;
     let object = objects.get(stored);
     if (object === undefined) {
+      const written = this.takeWrittenObject(stored);
       object =
         deletedAt === undefined
-          ? this.apiObject(info, stored)
+          ? ApiObject.fromStored(info, stored.value, stored.modRevision.toString(), written)
           : ApiObject.fromStored(info, stored.value, deletedAt);
       objects.set(stored, object);
     }
     return object;
+  }
+
+  /**
+   * Remembers the object this process wrote as `stored` (and sets its resourceVersion), so the watch
+   * cache's value of that revision is not decoded again: its bytes are the ones written. Read-only
+   * from here on, as every watched object is.
+   */
+  private rememberWrittenObject(stored: StoredValue, object: KubeObject): void {
+    if (this.writtenObjects.size >= MAX_WRITTEN_OBJECTS) this.writtenObjects.clear();
+    object.metadata.resourceVersion = stored.modRevision.toString();
+    this.writtenObjects.set(writtenObjectKey(stored.key), { modRevision: stored.modRevision, object });
+  }
+
+  /** The object remembered as written at `stored`'s revision, if any; what is older goes. */
+  private takeWrittenObject(stored: StoredValue): KubeObject | undefined {
+    const key = writtenObjectKey(stored.key);
+    const written = this.writtenObjects.get(key);
+    if (written === undefined || written.modRevision > stored.modRevision) return undefined;
+    this.writtenObjects.delete(key);
+    return written.modRevision === stored.modRevision ? written.object : undefined;
   }
 
   private decode(info: KindInfo, stored: StoredValue): KubeObject {
@@ -417,10 +441,10 @@ export class ApiHandlers {
     info: KindInfo,
     key: ObjectKey,
     action: string,
-  ): Promise<{ object: KubeObject; revision: bigint }> {
+  ): Promise<{ object: KubeObject; revision: bigint; stored: StoredValue }> {
     try {
       const stored = await this.store.get(key);
-      return { object: this.decode(info, stored), revision: stored.modRevision };
+      return { object: this.decode(info, stored), revision: stored.modRevision, stored };
     } catch (err) {
       if (err instanceof NotFoundError) throw new NotFoundError(`${action}: not found`, { cause: err });
       throw err;
@@ -436,12 +460,13 @@ export class ApiHandlers {
     key: ObjectKey,
     action: string,
     pinnedRevision: string | undefined,
-    step: (current: KubeObject, revision: bigint) => Promise<T>,
+    /** `stored` is what `current` was decoded from (its bytes: what a write that changes nothing gives). */
+    step: (current: KubeObject, revision: bigint, stored: StoredValue) => Promise<T>,
     /** Throws when the stored object is not the one the caller means (a uid precondition). */
     precondition?: (current: KubeObject) => void,
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const { object: current, revision } = await this.read(info, key, action);
+      const { object: current, revision, stored } = await this.read(info, key, action);
       if (pinnedRevision !== undefined && pinnedRevision !== revision.toString()) {
         throw new ConflictError(
           `${action}: the object has been modified (resourceVersion ${pinnedRevision} is stale, now ${revision}); read it again and retry`,
@@ -450,7 +475,7 @@ export class ApiHandlers {
       // Outside the retry below: another object under the same name stays another object.
       precondition?.(current);
       try {
-        return await step(current, revision);
+        return await step(current, revision, stored);
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
         if (pinnedRevision !== undefined || attempt >= CONFLICT_RETRIES) {
@@ -502,22 +527,32 @@ export class ApiHandlers {
       key,
       action,
       pinned,
-      async (current, revision) => {
-        const next =
-          verb === 'update' ? prepareUpdate(defaulted, current) : prepareStatusUpdate(defaulted, current);
+      async (current, revision, stored) => {
+        if (verb === 'updateStatus') {
+          const status = (input as { status?: unknown }).status;
+          const change = this.statusChange(info, stored, current, status, action);
+          if (change === undefined) return ApiObject.fromObject(info, current);
+          const written = await this.store.update(key, change.bytes, revision);
+          change.next.metadata.resourceVersion = written.modRevision.toString();
+          return ApiObject.fromStored(info, change.bytes, change.next.metadata.resourceVersion, change.next);
+        }
+        const next = prepareUpdate(defaulted, current);
         validateObject(next, current);
-        if (verb === 'update' && deletionComplete(next, strategy)) {
+        if (deletionComplete(next, strategy)) {
           if (options?.dryRun) return ApiObject.fromObject(info, next);
           await this.store.delete(key, revision);
           this.log.debug({ object: action }, 'last finalizer removed; object deleted');
           return ApiObject.fromObject(info, next);
         }
-        if (sameStored(next, current)) return ApiObject.fromObject(info, current);
-        if (verb === 'update') await strategy.admit?.(next, current, this.admission);
         const bytes = this.encode(next, action);
+        // the bytes decide what proto3 cannot tell apart (a zero count and none); the objects, maps
+        // whose keys came in another order
+        if (sameBytes(bytes, stored.value) || sameStored(next, current))
+          return ApiObject.fromObject(info, current);
+        await strategy.admit?.(next, current, this.admission);
         if (options?.dryRun) return ApiObject.fromObject(info, next);
-        const stored = await this.store.update(key, bytes, revision);
-        next.metadata.resourceVersion = stored.modRevision.toString();
+        const written = await this.store.update(key, bytes, revision);
+        next.metadata.resourceVersion = written.modRevision.toString();
         return ApiObject.fromStored(info, bytes, next.metadata.resourceVersion, next);
       },
       sameUid,
@@ -536,13 +571,13 @@ export class ApiHandlers {
   async updatePodStatuses(writes: readonly PodStatusWrite[]): Promise<PodStatusOutcome[]> {
     const info = strategyOf('Pod').info;
     const outcomes: PodStatusOutcome[] = new Array(writes.length);
-    const prepared: { index: number; write: Write }[] = [];
+    const prepared: { index: number; write: Write; next: KubeObject }[] = [];
     await Promise.all(
       writes.map(async (write, index) => {
         try {
           const step = await this.preparePodStatus(info, write, write.minRevision ?? 0n);
           if ('outcome' in step) outcomes[index] = step.outcome;
-          else prepared.push({ index, write: step.write });
+          else prepared.push({ index, write: step.write, next: step.next });
         } catch (err) {
           outcomes[index] = err as Error;
         }
@@ -553,7 +588,10 @@ export class ApiHandlers {
       const chunk = prepared.slice(at, at + MAX_WRITES_PER_TRANSACTION);
       try {
         const stored = await this.store.transact(chunk.map((each) => each.write));
-        chunk.forEach((each, i) => (outcomes[each.index] = { written: stored[i]!.modRevision }));
+        chunk.forEach((each, i) => {
+          this.rememberWrittenObject(stored[i]!, each.next);
+          outcomes[each.index] = { written: stored[i]!.modRevision };
+        });
       } catch (err) {
         if (!(err instanceof ConflictError || err instanceof NotFoundError)) {
           for (const each of chunk) outcomes[each.index] = err as Error;
@@ -581,6 +619,7 @@ export class ApiHandlers {
           step.write.value,
           step.write.expectedModRevision,
         );
+        this.rememberWrittenObject(stored, step.next);
         return { written: stored.modRevision };
       } catch (err) {
         if (err instanceof NotFoundError) return 'gone';
@@ -594,7 +633,7 @@ export class ApiHandlers {
     info: KindInfo,
     write: PodStatusWrite,
     minRevision: bigint | undefined,
-  ): Promise<{ write: Write } | { outcome: 'unchanged' | 'gone' | 'refused' }> {
+  ): Promise<{ write: Write; next: KubeObject } | { outcome: 'unchanged' | 'gone' | 'refused' }> {
     const key = this.keyOf(info, write.namespace, write.name);
     let stored: StoredValue;
     try {
@@ -603,21 +642,39 @@ export class ApiHandlers {
       if (err instanceof NotFoundError) return { outcome: 'gone' };
       throw err;
     }
-    const current = this.decode(info, stored) as Pod;
+    // the watch cache's value is decoded once for every reader of it (its watchers, the last write)
+    const current = this.watchedObject(info, stored).object as Pod;
     if (current.metadata.uid !== write.uid) return { outcome: 'gone' };
     if (write.accept && !write.accept(current)) return { outcome: 'refused' };
-    const next = prepareStatusUpdate({ ...current, status: write.status } as KubeObject, current);
-    validateObject(next, current);
-    if (sameStored(next, current)) return { outcome: 'unchanged' };
     const action = `update status of ${describeObject(info, key.namespace, write.name)}`;
+    const change = this.statusChange(info, stored, current, write.status, action);
+    if (change === undefined) return { outcome: 'unchanged' };
     return {
-      write: {
-        type: 'update',
-        key,
-        value: this.encode(next, action),
-        expectedModRevision: stored.modRevision,
-      },
+      write: { type: 'update', key, value: change.bytes, expectedModRevision: stored.modRevision },
+      next: change.next,
     };
+  }
+
+  /**
+   * What an UpdateStatus of `current` (decoded from `stored`) to `status` writes: the stored bytes
+   * with the status spliced in (metadata and spec stay as stored, so only the status is encoded and
+   * validated), and the object they hold; undefined when they are the stored bytes (no change).
+   * `current` is not changed (it may be the watch cache's).
+   */
+  private statusChange(
+    info: KindInfo,
+    stored: StoredValue,
+    current: KubeObject,
+    status: unknown,
+    action: string,
+  ): { next: KubeObject; bytes: Uint8Array } | undefined {
+    const spliced = withStatusBytes(info.kind, stored.value, status, action);
+    const next = prepareStatusUpdate({ ...current, status: spliced.status } as KubeObject, current);
+    validateStatusUpdate(next, current);
+    if (sameBytes(spliced.bytes, stored.value)) return undefined;
+    // over the limit: encodeObjectWithin says which field holds the bulk of it
+    if (spliced.bytes.length > this.maxObjectBytes) this.encode(next, action);
+    return { next, bytes: spliced.bytes };
   }
 
   /**
@@ -1008,6 +1065,15 @@ type ObjectEvent = Exclude<StoreEvent, { type: 'progress' }>;
 
 /** The key of a watch's set of matching objects. */
 const keyTextOf = (key: ObjectKey): string => `${key.namespace ?? ''}/${key.name}`;
+
+const writtenObjectKey = (key: ObjectKey): string => `${key.resource}/${keyTextOf(key)}`;
+
+/** Written objects remembered for the watch at most (a safety bound: most are taken at once). */
+const MAX_WRITTEN_OBJECTS = 65_536;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
 
 const WATCH_DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
