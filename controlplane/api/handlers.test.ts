@@ -474,4 +474,40 @@ describe('ApiHandlers and the objects they are given', () => {
       await store.close();
     }
   });
+
+  test('the next status batch starts from the pods the last one wrote, not a read of each, while the watch cache lags', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const created = await Promise.all(
+        ['r1', 'r2'].map(async (name) => (await handlers.create(pod(name))).object as Pod),
+      );
+      const writes = (phase: string, minRevisions: (bigint | undefined)[]) =>
+        created.map((p, i) => ({
+          namespace: 'default',
+          name: p.metadata.name!,
+          uid: p.metadata.uid!,
+          status: { phase },
+          ...(minRevisions[i] !== undefined ? { minRevision: minRevisions[i] } : {}),
+        }));
+      const first = await handlers.updatePodStatuses(writes('Running', []));
+      const revisions = first.map((o) => (typeof o === 'object' && 'written' in o ? o.written : undefined));
+      let reads = 0;
+      const get = store.get.bind(store);
+      store.get = async (key: ObjectKey) => {
+        reads++;
+        return get(key);
+      };
+      const second = await handlers.updatePodStatuses(writes('Succeeded', revisions));
+      assert.equal(reads, 0, 'no read: the copies written last are the newest');
+      assert.ok(second.every((o) => typeof o === 'object' && 'written' in o));
+      store.get = get;
+      for (const p of created)
+        assert.equal(
+          ((await handlers.get('Pod', 'default', p.metadata.name!)).object as Pod).status?.phase,
+          'Succeeded',
+        );
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -170,8 +170,11 @@ export class ApiHandlers {
   private readonly watchedObjects = new WeakMap<StoredValue, ApiObject>();
   /** The same for deleted values, which carry the revision of their delete. */
   private readonly deletedObjects = new WeakMap<StoredValue, ApiObject>();
-  /** Pods whose status updatePodStatuses wrote, by key, until their value is watched (watchedObject). */
-  private readonly writtenObjects = new Map<string, { modRevision: bigint; object: KubeObject }>();
+  /**
+   * Pods whose status updatePodStatuses wrote (the value written and the object it holds), by key,
+   * until their value is watched (watchedObject).
+   */
+  private readonly writtenObjects = new Map<string, { stored: StoredValue; object: KubeObject }>();
   private readonly store: Store;
   private readonly log: Logger;
   private readonly now: () => Date;
@@ -234,23 +237,24 @@ export class ApiHandlers {
   }
 
   /**
-   * Remembers the object this process wrote as `stored` (and sets its resourceVersion), so the watch
-   * cache's value of that revision is not decoded again: its bytes are the ones written. Read-only
-   * from here on, as every watched object is.
+   * Remembers the object this process wrote as `stored` (and sets its resourceVersion): the watch
+   * cache's value of that revision is not decoded again (its bytes are the ones written), and the
+   * next status write of the pod starts from it while the cache has not caught up. Read-only from
+   * here on, as every watched object is.
    */
   private rememberWrittenObject(stored: StoredValue, object: KubeObject): void {
     if (this.writtenObjects.size >= MAX_WRITTEN_OBJECTS) this.writtenObjects.clear();
     object.metadata.resourceVersion = stored.modRevision.toString();
-    this.writtenObjects.set(writtenObjectKey(stored.key), { modRevision: stored.modRevision, object });
+    this.writtenObjects.set(writtenObjectKey(stored.key), { stored, object });
   }
 
   /** The object remembered as written at `stored`'s revision, if any; what is older goes. */
   private takeWrittenObject(stored: StoredValue): KubeObject | undefined {
     const key = writtenObjectKey(stored.key);
     const written = this.writtenObjects.get(key);
-    if (written === undefined || written.modRevision > stored.modRevision) return undefined;
+    if (written === undefined || written.stored.modRevision > stored.modRevision) return undefined;
     this.writtenObjects.delete(key);
-    return written.modRevision === stored.modRevision ? written.object : undefined;
+    return written.stored.modRevision === stored.modRevision ? written.object : undefined;
   }
 
   private decode(info: KindInfo, stored: StoredValue): KubeObject {
@@ -561,8 +565,9 @@ export class ApiHandlers {
 
   /**
    * Writes many pods' statuses (what agents report) in few etcd transactions: each pod's write is a
-   * compare-and-swap on the copy the watch cache holds (at least `minRevision`, the revision the
-   * caller last wrote it at), up to MAX_WRITES_PER_TRANSACTION in one transaction. A transaction
+   * compare-and-swap on the copy the watch cache holds, or the one this process wrote last when the
+   * cache has not seen it yet (at least `minRevision`, the revision the caller last wrote it at),
+   * up to MAX_WRITES_PER_TRANSACTION in one transaction. A transaction
    * that fails (one pod changed since its cached copy) is not retried whole: each of its writes is
    * read again from etcd and written alone, so one busy pod costs its batch one round trip.
    * Per write, in order: the revision written, `unchanged` (the status is already stored), `gone`
@@ -635,15 +640,29 @@ export class ApiHandlers {
     minRevision: bigint | undefined,
   ): Promise<{ write: Write; next: KubeObject } | { outcome: 'unchanged' | 'gone' | 'refused' }> {
     const key = this.keyOf(info, write.namespace, write.name);
+    // What this process wrote last of the pod, when it is the copy the caller asks for at least:
+    // under load the watch cache lags the writes, and reading each pod from etcd instead costs a
+    // round trip a pod. A change since (by another writer) fails the compare-and-swap.
+    const own = minRevision === undefined ? undefined : this.writtenObjects.get(writtenObjectKey(key));
     let stored: StoredValue;
-    try {
-      stored = await this.store.get(key, minRevision !== undefined ? { minRevision } : {});
-    } catch (err) {
-      if (err instanceof NotFoundError) return { outcome: 'gone' };
-      throw err;
+    let current: Pod;
+    if (
+      own !== undefined &&
+      write.minRevision !== undefined &&
+      own.stored.modRevision >= write.minRevision &&
+      own.object.metadata.uid === write.uid
+    ) {
+      ({ stored, object: current } = own as { stored: StoredValue; object: Pod });
+    } else {
+      try {
+        stored = await this.store.get(key, minRevision !== undefined ? { minRevision } : {});
+      } catch (err) {
+        if (err instanceof NotFoundError) return { outcome: 'gone' };
+        throw err;
+      }
+      // the watch cache's value is decoded once for every reader of it (its watchers, the last write)
+      current = this.watchedObject(info, stored).object as Pod;
     }
-    // the watch cache's value is decoded once for every reader of it (its watchers, the last write)
-    const current = this.watchedObject(info, stored).object as Pod;
     if (current.metadata.uid !== write.uid) return { outcome: 'gone' };
     if (write.accept && !write.accept(current)) return { outcome: 'refused' };
     const action = `update status of ${describeObject(info, key.namespace, write.name)}`;
