@@ -12,6 +12,7 @@ import {
   envelopeBytesWithResourceVersion,
   fromEnvelope,
   parseObject,
+  storedStringField,
   toEnvelope,
   withStatusBytes,
 } from './objects.js';
@@ -792,6 +793,43 @@ describe('withStatusBytes', () => {
     assert.throws(
       () => withStatusBytes('Pod', Uint8Array.from([0x0a, 0xff, 0xff]), {}),
       (err: unknown) => err instanceof InternalError && /read the stored Pod/.test(err.message),
+    );
+  });
+});
+
+describe('storedStringField', () => {
+  test('reads what decoding gives at the path, without decoding', () => {
+    const { nodeName: _nodeName, ...unbound } = FULL_POD.spec;
+    for (const pod of [
+      FULL_POD,
+      { ...FULL_POD, spec: unbound },
+      { ...FULL_POD, spec: { ...FULL_POD.spec, nodeName: 'nöde-1' } },
+    ] as Pod[]) {
+      const bytes = encodeObject(pod);
+      assert.equal(
+        storedStringField('Pod', bytes, ['spec', 'nodeName']),
+        (decodeObject('Pod', bytes) as Pod).spec.nodeName,
+      );
+      assert.equal(storedStringField('Pod', bytes, ['metadata', 'name']), pod.metadata.name);
+    }
+    assert.equal(storedStringField('Pod', new Uint8Array(0), ['spec', 'nodeName']), undefined);
+    // a message field given twice merges, as a decoder merges it
+    const twice = Buffer.concat([
+      encodeObject(FULL_POD),
+      encodeObject({ ...FULL_POD, spec: { containers: [{ name: 'c', image: 'i' }] } } as Pod),
+    ]);
+    assert.equal(
+      storedStringField('Pod', twice, ['spec', 'nodeName']),
+      (decodeObject('Pod', twice) as Pod).spec.nodeName,
+    );
+  });
+
+  test('a path that is not message fields down to a string, and bytes that are not a message, are internal errors', () => {
+    assert.throws(() => storedStringField('Pod', new Uint8Array(0), ['spec', 'containers']), InternalError);
+    assert.throws(() => storedStringField('Pod', new Uint8Array(0), ['spec', 'noSuchField']), InternalError);
+    assert.throws(
+      () => storedStringField('Pod', Uint8Array.from([0x12, 0xff, 0xff]), ['spec', 'nodeName']),
+      InternalError,
     );
   });
 });

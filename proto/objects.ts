@@ -780,3 +780,78 @@ export function withStatusBytes(
   }
   return { bytes: out, status: proto === undefined ? undefined : protoMessageToKube(type, proto) };
 }
+
+// ---------------------------------------------------------------------------------------------
+// One string field of stored bytes, without decoding the object
+
+/**
+ * The string at `path` (message fields down to a string field, `['spec', 'nodeName']`) of the
+ * object stored as `bytes` (what encodeObject wrote for `kind`), read from the wire without
+ * decoding the rest: what decodeObject(kind, bytes) holds there, undefined when unset or empty. As
+ * a decoder does, a later occurrence of the string wins and repeated occurrences of a message merge.
+ * Bytes that are not a message are an InternalError.
+ */
+export function storedStringField(
+  kind: KindName,
+  bytes: Uint8Array,
+  path: readonly string[],
+): string | undefined {
+  const tags = stringFieldTags(kind, path);
+  let found: string | undefined;
+  try {
+    const reader = new WireReader(bytes);
+    const scan = (depth: number): void => {
+      const wanted = tags[depth]!;
+      while (reader.pos < reader.limit) {
+        const tag = reader.uint32();
+        if (tag !== wanted) {
+          reader.skip(tag);
+        } else if (depth === tags.length - 1) {
+          found = reader.string();
+        } else {
+          // a message field: read its fields, then carry on after it
+          const length = reader.uint32();
+          const outer = reader.limit;
+          const end = reader.pos + length;
+          if (end > outer) throw new RangeError(`a field runs past the end (${end} > ${outer})`);
+          reader.limit = end;
+          scan(depth + 1);
+          reader.limit = outer;
+        }
+      }
+    };
+    scan(0);
+  } catch (err) {
+    throw new InternalError(`read stored ${kind}: ${errorMessage(err)}`, { cause: err });
+  }
+  return found === '' ? undefined : found;
+}
+
+const stringFieldTagsByKind = new Map<string, number[]>();
+
+/** The wire tags of the fields along `path` in a kind's message; the last must be a string. */
+function stringFieldTags(kind: KindName, path: readonly string[]): number[] {
+  const cacheKey = `${kind}:${path.join('.')}`;
+  let tags = stringFieldTagsByKind.get(cacheKey);
+  if (tags === undefined) {
+    tags = [];
+    let type: MessageType | undefined = kindInfoOf(kind).message;
+    for (const [i, name] of path.entries()) {
+      const field: FieldInfo | undefined = type?.field(name);
+      const last = i === path.length - 1;
+      if (
+        field === undefined ||
+        field.repeated ||
+        field.map ||
+        (last ? field.type !== 'string' : messageOf(field) === undefined)
+      )
+        throw new InternalError(
+          `read ${path.join('.')} of a stored ${kind}: not a ${last ? 'string' : 'message'} field`,
+        );
+      tags.push(lengthDelimitedTag(field.id));
+      type = last ? undefined : messageOf(field);
+    }
+    stringFieldTagsByKind.set(cacheKey, tags);
+  }
+  return tags;
+}
