@@ -415,7 +415,7 @@ describe('ApiHandlers and the objects they are given', () => {
     }
   });
 
-  test('the pod a status batch wrote is what a watch hands out at that revision, as decoding the stored bytes gives it', async () => {
+  test('the pod a status batch wrote is what a watch hands out at that revision, as decoding the stored bytes gives it, whichever comes first', async () => {
     const { handlers, store } = await handlersOn();
     try {
       const created = (await handlers.create(pod('w'))).object as Pod;
@@ -423,22 +423,39 @@ describe('ApiHandlers and the objects they are given', () => {
         namespace: 'default',
         resourceVersion: created.metadata.resourceVersion!,
       });
-      const status = {
-        phase: 'Running',
-        conditions: [{ type: 'Ready', status: 'False', reason: 'ContainersNotReady' }],
-        containerStatuses: [],
-      };
-      const [outcome] = await handlers.updatePodStatuses([
-        { namespace: 'default', name: 'w', uid: created.metadata.uid!, status },
-      ]);
-      assert.ok(typeof outcome === 'object' && 'written' in outcome);
-      const event = await watch.next();
-      assert.equal(event.value?.type, 'MODIFIED');
-      const stored = await store.get({ resource: 'pods', namespace: 'default', name: 'w' });
-      const decoded = decodeObject('Pod', stored.value);
-      decoded.metadata.resourceVersion = String(stored.modRevision);
-      assert.deepEqual(event.value?.object?.object, decoded);
-      assert.equal(event.value?.resourceVersion, String(outcome.written));
+      const key = { resource: 'pods', namespace: 'default', name: 'w' };
+      const transact = store.transact.bind(store);
+      for (const [ready, watchFirst] of [
+        ['False', false],
+        ['True', true],
+        ['False', true],
+      ] as const) {
+        const status = {
+          phase: 'Running',
+          conditions: [
+            { type: 'Ready', status: ready, ...(ready === 'False' ? { reason: 'NotReady' } : {}) },
+          ],
+          containerStatuses: [],
+        };
+        let event: Awaited<ReturnType<typeof watch.next>> | undefined;
+        // the watch has the written value before the transaction's answer is in (as it may under load)
+        store.transact = async (writes) => {
+          const stored = await transact(writes);
+          if (watchFirst) event = await watch.next();
+          return stored;
+        };
+        const [outcome] = await handlers.updatePodStatuses([
+          { namespace: 'default', name: 'w', uid: created.metadata.uid!, status },
+        ]);
+        assert.ok(typeof outcome === 'object' && 'written' in outcome);
+        event ??= await watch.next();
+        assert.equal(event.value?.type, 'MODIFIED');
+        const stored = await store.get(key);
+        const decoded = decodeObject('Pod', stored.value);
+        decoded.metadata.resourceVersion = String(stored.modRevision);
+        assert.deepEqual(event.value?.object?.object, decoded);
+        assert.equal(event.value?.resourceVersion, String(outcome.written));
+      }
       await watch.return!();
     } finally {
       await store.close();

@@ -170,11 +170,8 @@ export class ApiHandlers {
   private readonly watchedObjects = new WeakMap<StoredValue, ApiObject>();
   /** The same for deleted values, which carry the revision of their delete. */
   private readonly deletedObjects = new WeakMap<StoredValue, ApiObject>();
-  /**
-   * Pods whose status updatePodStatuses wrote (the value written and the object it holds), by key,
-   * until their value is watched (watchedObject).
-   */
-  private readonly writtenObjects = new Map<string, { stored: StoredValue; object: KubeObject }>();
+  /** Pods whose status updatePodStatuses writes or wrote, by key, until their value is watched. */
+  private readonly writtenObjects = new Map<string, WrittenObject>();
   private readonly store: Store;
   private readonly log: Logger;
   private readonly now: () => Date;
@@ -237,22 +234,48 @@ export class ApiHandlers {
   }
 
   /**
-   * Remembers the object this process wrote as `stored` (and sets its resourceVersion): the watch
-   * cache's value of that revision is not decoded again (its bytes are the ones written), and the
-   * next status write of the pod starts from it while the cache has not caught up. Read-only from
-   * here on, as every watched object is.
+   * Remembers the object a status write is about to store (`write`'s bytes): the watch cache's
+   * value of it is not decoded again, even when the watch has it before the write's answer is in.
+   * Read-only from here on, as every watched object is.
    */
-  private rememberWrittenObject(stored: StoredValue, object: KubeObject): void {
+  private expectWrittenObject(write: Write & { type: 'update' }, object: KubeObject): WrittenObject {
     if (this.writtenObjects.size >= MAX_WRITTEN_OBJECTS) this.writtenObjects.clear();
-    object.metadata.resourceVersion = stored.modRevision.toString();
-    this.writtenObjects.set(writtenObjectKey(stored.key), { stored, object });
+    const written: WrittenObject = { bytes: write.value, after: write.expectedModRevision, object };
+    this.writtenObjects.set(writtenObjectKey(write.key), written);
+    return written;
   }
 
-  /** The object remembered as written at `stored`'s revision, if any; what is older goes. */
+  /**
+   * The write of `written` is done (stored as `stored`: its resourceVersion is set) or failed
+   * (undefined: forgotten). Done, the pod's next status write starts from it while the watch cache
+   * has not caught up.
+   */
+  private writtenObjectStored(written: WrittenObject, key: ObjectKey, stored: StoredValue | undefined): void {
+    const path = writtenObjectKey(key);
+    if (this.writtenObjects.get(path) !== written) return;
+    if (stored === undefined) {
+      this.writtenObjects.delete(path);
+      return;
+    }
+    written.object.metadata.resourceVersion = stored.modRevision.toString();
+    written.stored = stored;
+  }
+
+  /**
+   * The object remembered as written as `stored`, if any: the one stored at that revision, or the
+   * one whose write is under way when `stored` holds its bytes at a later revision than the write
+   * expects. One stored at an older revision than `stored` goes.
+   */
   private takeWrittenObject(stored: StoredValue): KubeObject | undefined {
     const key = writtenObjectKey(stored.key);
     const written = this.writtenObjects.get(key);
-    if (written === undefined || written.stored.modRevision > stored.modRevision) return undefined;
+    if (written === undefined) return undefined;
+    if (written.stored === undefined) {
+      if (stored.modRevision <= written.after || !sameBytes(stored.value, written.bytes)) return undefined;
+      written.object.metadata.resourceVersion = stored.modRevision.toString();
+      return written.object;
+    }
+    if (written.stored.modRevision > stored.modRevision) return undefined;
     this.writtenObjects.delete(key);
     return written.stored.modRevision === stored.modRevision ? written.object : undefined;
   }
@@ -576,7 +599,7 @@ export class ApiHandlers {
   async updatePodStatuses(writes: readonly PodStatusWrite[]): Promise<PodStatusOutcome[]> {
     const info = strategyOf('Pod').info;
     const outcomes: PodStatusOutcome[] = new Array(writes.length);
-    const prepared: { index: number; write: Write; next: KubeObject }[] = [];
+    const prepared: { index: number; write: Write & { type: 'update' }; next: KubeObject }[] = [];
     await Promise.all(
       writes.map(async (write, index) => {
         try {
@@ -591,13 +614,15 @@ export class ApiHandlers {
     prepared.sort((a, b) => a.index - b.index);
     for (let at = 0; at < prepared.length; at += MAX_WRITES_PER_TRANSACTION) {
       const chunk = prepared.slice(at, at + MAX_WRITES_PER_TRANSACTION);
+      const written = chunk.map((each) => this.expectWrittenObject(each.write, each.next));
       try {
         const stored = await this.store.transact(chunk.map((each) => each.write));
         chunk.forEach((each, i) => {
-          this.rememberWrittenObject(stored[i]!, each.next);
+          this.writtenObjectStored(written[i]!, each.write.key, stored[i]!);
           outcomes[each.index] = { written: stored[i]!.modRevision };
         });
       } catch (err) {
+        chunk.forEach((each, i) => this.writtenObjectStored(written[i]!, each.write.key, undefined));
         if (!(err instanceof ConflictError || err instanceof NotFoundError)) {
           for (const each of chunk) outcomes[each.index] = err as Error;
           continue;
@@ -618,13 +643,13 @@ export class ApiHandlers {
       try {
         const step = await this.preparePodStatus(info, write, undefined);
         if ('outcome' in step) return step.outcome;
-        if (step.write.type !== 'update') throw new Error('a status write is an update');
-        const stored = await this.store.update(
-          step.write.key,
-          step.write.value,
-          step.write.expectedModRevision,
-        );
-        this.rememberWrittenObject(stored, step.next);
+        const written = this.expectWrittenObject(step.write, step.next);
+        let stored: StoredValue | undefined;
+        try {
+          stored = await this.store.update(step.write.key, step.write.value, step.write.expectedModRevision);
+        } finally {
+          this.writtenObjectStored(written, step.write.key, stored);
+        }
         return { written: stored.modRevision };
       } catch (err) {
         if (err instanceof NotFoundError) return 'gone';
@@ -638,7 +663,9 @@ export class ApiHandlers {
     info: KindInfo,
     write: PodStatusWrite,
     minRevision: bigint | undefined,
-  ): Promise<{ write: Write; next: KubeObject } | { outcome: 'unchanged' | 'gone' | 'refused' }> {
+  ): Promise<
+    { write: Write & { type: 'update' }; next: KubeObject } | { outcome: 'unchanged' | 'gone' | 'refused' }
+  > {
     const key = this.keyOf(info, write.namespace, write.name);
     // What this process wrote last of the pod, when it is the copy the caller asks for at least:
     // under load the watch cache lags the writes, and reading each pod from etcd instead costs a
@@ -647,12 +674,13 @@ export class ApiHandlers {
     let stored: StoredValue;
     let current: Pod;
     if (
-      own !== undefined &&
+      own?.stored !== undefined &&
       write.minRevision !== undefined &&
       own.stored.modRevision >= write.minRevision &&
       own.object.metadata.uid === write.uid
     ) {
-      ({ stored, object: current } = own as { stored: StoredValue; object: Pod });
+      stored = own.stored;
+      current = own.object as Pod;
     } else {
       try {
         stored = await this.store.get(key, minRevision !== undefined ? { minRevision } : {});
@@ -1086,6 +1114,18 @@ type ObjectEvent = Exclude<StoreEvent, { type: 'progress' }>;
 const keyTextOf = (key: ObjectKey): string => `${key.namespace ?? ''}/${key.name}`;
 
 const writtenObjectKey = (key: ObjectKey): string => `${key.resource}/${keyTextOf(key)}`;
+
+/** A status write of this process, under way or done (ApiHandlers.writtenObjects). */
+interface WrittenObject {
+  /** What the write stores. */
+  bytes: Uint8Array;
+  /** The revision it replaces (its compare-and-swap's). */
+  after: bigint;
+  /** What `bytes` hold, decoded (resourceVersion set once the revision is known). */
+  object: KubeObject;
+  /** The stored value, once written. */
+  stored?: StoredValue;
+}
 
 /** Written objects remembered for the watch at most (a safety bound: most are taken at once). */
 const MAX_WRITTEN_OBJECTS = 65_536;
