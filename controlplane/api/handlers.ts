@@ -697,7 +697,13 @@ export class ApiHandlers {
     const change = this.statusChange(info, stored, current, write.status, action);
     if (change === undefined) return { outcome: 'unchanged' };
     return {
-      write: { type: 'update', key, value: change.bytes, expectedModRevision: stored.modRevision },
+      write: {
+        type: 'update',
+        key,
+        value: change.bytes,
+        expectedModRevision: stored.modRevision,
+        createRevision: stored.createRevision,
+      },
       next: change.next,
     };
   }

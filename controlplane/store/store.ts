@@ -133,7 +133,18 @@ export type StoreEvent =
 /** One write of a transaction, with the condition it has alone (see Store.create/update/delete). */
 export type Write =
   | { type: 'create'; key: ObjectKey; value: Uint8Array; lease?: LeaseId }
-  | { type: 'update'; key: ObjectKey; value: Uint8Array; expectedModRevision: bigint; lease?: LeaseId }
+  | {
+      type: 'update';
+      key: ObjectKey;
+      value: Uint8Array;
+      expectedModRevision: bigint;
+      lease?: LeaseId;
+      /**
+       * The object's createRevision, when the writer read it with `expectedModRevision`: the
+       * result's, so the store need not fetch the value it replaces to answer it (etcd's prev_kv).
+       */
+      createRevision?: bigint;
+    }
   | { type: 'delete'; key: ObjectKey; expectedModRevision?: bigint };
 
 /** At most this many writes in one transaction (etcd's default --max-txn-ops is 128). */
