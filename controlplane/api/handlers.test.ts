@@ -492,7 +492,7 @@ describe('ApiHandlers and the objects they are given', () => {
     }
   });
 
-  test('the next status batch starts from the pods the last one wrote, not a read of each, while the watch cache lags', async () => {
+  test('the next status batch offers the watch cache the pods the last one wrote, for while it lags', async () => {
     const { handlers, store } = await handlersOn();
     try {
       const created = await Promise.all(
@@ -508,14 +508,15 @@ describe('ApiHandlers and the objects they are given', () => {
         }));
       const first = await handlers.updatePodStatuses(writes('Running', []));
       const revisions = first.map((o) => (typeof o === 'object' && 'written' in o ? o.written : undefined));
-      let reads = 0;
+      const known: (bigint | undefined)[] = [];
       const get = store.get.bind(store);
-      store.get = async (key: ObjectKey) => {
-        reads++;
+      store.get = async (key: ObjectKey, options?: GetOptions) => {
+        known.push(options?.known?.modRevision);
         return get(key);
       };
       const second = await handlers.updatePodStatuses(writes('Succeeded', revisions));
-      assert.equal(reads, 0, 'no read: the copies written last are the newest');
+      // a cache that lags answers these instead of reading etcd (CachedStore's test)
+      assert.deepEqual(known.sort(), [...revisions].sort(), 'each read offers the copy written last');
       assert.ok(second.every((o) => typeof o === 'object' && 'written' in o));
       store.get = get;
       for (const p of created)

@@ -671,26 +671,25 @@ export class ApiHandlers {
     // under load the watch cache lags the writes, and reading each pod from etcd instead costs a
     // round trip a pod. A change since (by another writer) fails the compare-and-swap.
     const own = minRevision === undefined ? undefined : this.writtenObjects.get(writtenObjectKey(key));
-    let stored: StoredValue;
-    let current: Pod;
-    if (
+    const known =
       own?.stored !== undefined &&
       write.minRevision !== undefined &&
       own.stored.modRevision >= write.minRevision &&
       own.object.metadata.uid === write.uid
-    ) {
-      stored = own.stored;
-      current = own.object as Pod;
-    } else {
-      try {
-        stored = await this.store.get(key, minRevision !== undefined ? { minRevision } : {});
-      } catch (err) {
-        if (err instanceof NotFoundError) return { outcome: 'gone' };
-        throw err;
-      }
-      // the watch cache's value is decoded once for every reader of it (its watchers, the last write)
-      current = this.watchedObject(info, stored).object as Pod;
+        ? own.stored
+        : undefined;
+    let stored: StoredValue;
+    try {
+      stored = await this.store.get(
+        key,
+        minRevision === undefined ? {} : known === undefined ? { minRevision } : { minRevision, known },
+      );
+    } catch (err) {
+      if (err instanceof NotFoundError) return { outcome: 'gone' };
+      throw err;
     }
+    // the watch cache's value is decoded once for every reader of it (its watchers, the last write)
+    const current = (stored === known ? own!.object : this.watchedObject(info, stored).object) as Pod;
     if (current.metadata.uid !== write.uid) return { outcome: 'gone' };
     if (write.accept && !write.accept(current)) return { outcome: 'refused' };
     const action = `update status of ${describeObject(info, key.namespace, write.name)}`;
