@@ -24,7 +24,7 @@ import {
 } from '../../proto/errors.js';
 import type { KubeObject, Pod, PodStatus } from '../../proto/gen/types.js';
 import { rfc3339Seconds } from '../../proto/support/kube-time.js';
-import { kindInfoOf, type KindInfo } from '../../proto/kinds.js';
+import { kindInfoOf, type KindInfo, type KindName } from '../../proto/kinds.js';
 import type { Logger } from '../../proto/support/logger.js';
 import type {
   DeleteOptions,
@@ -278,6 +278,14 @@ export class ApiHandlers {
     if (written.stored.modRevision > stored.modRevision) return undefined;
     this.writtenObjects.delete(key);
     return written.stored.modRevision === stored.modRevision ? written.object : undefined;
+  }
+
+  /**
+   * The object a value of the watch cache holds, decoded once however many in this process read
+   * it (the API's watchers, the status writes, the informers that share it). Read-only.
+   */
+  cachedObject(kind: KindName, stored: StoredValue): KubeObject {
+    return this.watchedObject(kindInfoOf(kind), stored).object;
   }
 
   private decode(info: KindInfo, stored: StoredValue): KubeObject {
