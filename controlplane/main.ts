@@ -94,7 +94,7 @@ import { DaemonSetController } from './controllers/daemonset/daemonset-controlle
 import { EndpointSliceController } from './controllers/endpointslice/endpointslice-controller.js';
 import { NodeLifecycleController } from './controllers/node-lifecycle/node-lifecycle-controller.js';
 import type { EvictionRates } from './controllers/node-lifecycle/node-health.js';
-import type { Store } from './store/store.js';
+import type { ObjectKey, Store, StoredValue } from './store/store.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
 
 export { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
@@ -455,10 +455,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
     // 4. namespaces
     // one informer per kind for the whole process (the API's checks, the controllers, the scheduler)
-    const storeInformer = <K extends KindName>(kind: K): Informer<KubeObjectByKind[K]> => {
+    const storeInformer = <K extends KindName>(
+      kind: K,
+      decode: (bytes: Uint8Array, key: ObjectKey, stored: StoredValue) => KubeObjectByKind[K] = (bytes) =>
+        decodeObject(kind, bytes),
+    ): Informer<KubeObjectByKind[K]> => {
       const { plural } = kindInfoOf(kind);
       const informer = new Informer<KubeObjectByKind[K]>({
-        source: storeSource({ store, resource: plural, decode: (bytes) => decodeObject(kind, bytes) }),
+        source: storeSource({ store, resource: plural, decode }),
         logger: log.child({ component: 'informer', resource: plural }),
       });
       informer.start();
@@ -490,7 +494,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // 6. controllers, on the one control plane that leads (an etcd lease; the others serve the API
     // and stand by): every term starts them afresh and stops them when it ends
     const nodeInformer = storeInformer('Node');
-    const podInformer = storeInformer('Pod');
+    // a pod's every change is read by the API's watchers and the status writes too: one decode
+    const podInformer = storeInformer(
+      'Pod',
+      (_bytes, _key, stored) => handlers.cachedObject('Pod', stored) as Pod,
+    );
     const replicaSetInformer = storeInformer('ReplicaSet');
     const deploymentInformer = storeInformer('Deployment');
     const daemonSetInformer = storeInformer('DaemonSet');

@@ -88,10 +88,13 @@ export function reportSequence(now: () => number = Date.now): () => number {
   };
 }
 
+/** One for every message (a decoder per message was a tenth of reading a 200-report one). */
+const utf8 = new TextDecoder();
+
 /** The JSON of a NATS message, or a clear error naming the subject. */
 export function decodeReport<T>(subject: string, data: Uint8Array): T {
   try {
-    return JSON.parse(new TextDecoder().decode(data)) as T;
+    return JSON.parse(utf8.decode(data)) as T;
   } catch (err) {
     throw new Error(`report on ${subject} is not JSON: ${(err as Error).message}`);
   }

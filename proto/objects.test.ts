@@ -12,7 +12,9 @@ import {
   envelopeBytesWithResourceVersion,
   fromEnvelope,
   parseObject,
+  storedStringField,
   toEnvelope,
+  withStatusBytes,
 } from './objects.js';
 
 /** A Pod with every part of the schema set, including values proto3 would drop if not `optional`. */
@@ -742,6 +744,92 @@ describe('envelopeBytesWithResourceVersion', () => {
     assert.throws(
       () => envelopeBytesWithResourceVersion('Pod', Uint8Array.from([0x0a, 0xff, 0xff]), '1'),
       (err: unknown) => err instanceof InternalError && /read stored Pod/.test(err.message),
+    );
+  });
+});
+
+describe('withStatusBytes', () => {
+  const stored = (obj: KubeObject): Uint8Array =>
+    encodeObject({ ...obj, metadata: { ...obj.metadata, resourceVersion: undefined } });
+
+  test('gives what encoding the object with that status gave, and the status as decoding gives it', () => {
+    const running = {
+      phase: 'Running',
+      podIP: '10.244.0.7',
+      conditions: [{ type: 'Ready', status: 'True' }],
+      containerStatuses: [{ name: 'c', ready: true, restartCount: 0, state: { running: {} } }],
+      // what decoding drops: an empty list
+      initContainerStatuses: [],
+    };
+    const { status: _status, ...withoutStatus } = FULL_POD;
+    for (const [before, status] of [
+      [FULL_POD, running],
+      [withoutStatus, running],
+      [FULL_POD, undefined],
+      [FULL_POD, {}],
+    ] as [KubeObject, unknown][]) {
+      const spliced = withStatusBytes('Pod', stored(before), status);
+      const whole = { ...before, status } as KubeObject;
+      if (status === undefined) delete (whole as { status?: unknown }).status;
+      assert.deepEqual(Buffer.from(spliced.bytes), Buffer.from(stored(whole)));
+      assert.deepEqual(spliced.status, (decodeObject('Pod', spliced.bytes) as Pod).status);
+    }
+  });
+
+  test('reads the status as strictly as an object is read, naming the field; bad bytes are internal', () => {
+    assert.throws(
+      () =>
+        withStatusBytes(
+          'Pod',
+          stored(FULL_POD),
+          { phase: 'Running', podIp: '1.2.3.4' },
+          'update status of pod shop/web-0',
+        ),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError &&
+        err.field === 'status.podIp' &&
+        /^update status of pod shop\/web-0: field "status.podIp": unknown field/.test(err.message),
+    );
+    assert.throws(
+      () => withStatusBytes('Pod', Uint8Array.from([0x0a, 0xff, 0xff]), {}),
+      (err: unknown) => err instanceof InternalError && /read the stored Pod/.test(err.message),
+    );
+  });
+});
+
+describe('storedStringField', () => {
+  test('reads what decoding gives at the path, without decoding', () => {
+    const { nodeName: _nodeName, ...unbound } = FULL_POD.spec;
+    for (const pod of [
+      FULL_POD,
+      { ...FULL_POD, spec: unbound },
+      { ...FULL_POD, spec: { ...FULL_POD.spec, nodeName: 'nöde-1' } },
+    ] as Pod[]) {
+      const bytes = encodeObject(pod);
+      assert.equal(
+        storedStringField('Pod', bytes, ['spec', 'nodeName']),
+        (decodeObject('Pod', bytes) as Pod).spec.nodeName,
+      );
+      assert.equal(storedStringField('Pod', bytes, ['metadata', 'name']), pod.metadata.name);
+    }
+    assert.equal(storedStringField('Pod', new Uint8Array(0), ['spec', 'nodeName']), undefined);
+    // a message field given twice merges, as a decoder merges it
+    const twice = Buffer.concat([
+      encodeObject(FULL_POD),
+      encodeObject({ ...FULL_POD, spec: { containers: [{ name: 'c', image: 'i' }] } } as Pod),
+    ]);
+    assert.equal(
+      storedStringField('Pod', twice, ['spec', 'nodeName']),
+      (decodeObject('Pod', twice) as Pod).spec.nodeName,
+    );
+  });
+
+  test('a path that is not message fields down to a string, and bytes that are not a message, are internal errors', () => {
+    assert.throws(() => storedStringField('Pod', new Uint8Array(0), ['spec', 'containers']), InternalError);
+    assert.throws(() => storedStringField('Pod', new Uint8Array(0), ['spec', 'noSuchField']), InternalError);
+    assert.throws(
+      () => storedStringField('Pod', Uint8Array.from([0x12, 0xff, 0xff]), ['spec', 'nodeName']),
+      InternalError,
     );
   });
 });

@@ -718,3 +718,140 @@ export function envelopeBytesWithResourceVersion(
   out.set(bytes.subarray(metadataEnd), at);
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stored bytes with another status, without decoding the rest
+
+/**
+ * The object stored as `bytes` (what encodeObject wrote for `kind`) with its status replaced by
+ * `status` (the Kubernetes shape, read as strictly as encodeObject reads it; undefined: none), and
+ * that status normalised as decodeObject would give it. The bytes are what encodeObject gives for
+ * the decoded object with that status (status is the message's last field, and a later occurrence
+ * of a message field would merge, so every stored one is dropped): a status write encodes only the
+ * status, never the metadata and spec it leaves as they are. InvalidArgumentError names the status
+ * field that is wrong; bytes that are not a message are an InternalError.
+ */
+export function withStatusBytes(
+  kind: KindName,
+  bytes: Uint8Array,
+  status: unknown,
+  /** Says what is being done in errors ("update status of pod default/web"). */
+  action = `write the status of a ${kind}`,
+): { bytes: Uint8Array; status: PlainObject | undefined } {
+  const info = kindInfoOf(kind);
+  const field = info.message.field('status');
+  const type = field === undefined ? undefined : messageOf(field);
+  if (field === undefined || type === undefined)
+    throw new InternalError(`${action}: the schema gives a ${kind} no status message`);
+  const proto =
+    status === undefined || status === null ? undefined : new Reader(action).message(type, status, 'status');
+  const tag = lengthDelimitedTag(field.id);
+  // the fields other than status, as runs of the stored bytes
+  const kept: [number, number][] = [];
+  try {
+    const reader = new WireReader(bytes);
+    let runStart = 0;
+    while (reader.pos < reader.limit) {
+      const fieldStart = reader.pos;
+      const fieldTag = reader.uint32();
+      reader.skip(fieldTag);
+      if (fieldTag !== tag) continue;
+      if (fieldStart > runStart) kept.push([runStart, fieldStart]);
+      runStart = reader.pos;
+    }
+    if (reader.limit > runStart) kept.push([runStart, reader.limit]);
+  } catch (err) {
+    throw new InternalError(`${action}: read the stored ${kind}: ${errorMessage(err)}`, { cause: err });
+  }
+  const encoded = proto === undefined ? undefined : type.encode(proto);
+  let length = 0;
+  for (const [start, end] of kept) length += end - start;
+  if (encoded !== undefined) length += varintLength(tag) + varintLength(encoded.length) + encoded.length;
+  const out = Buffer.allocUnsafe(length);
+  let at = 0;
+  for (const [start, end] of kept) {
+    out.set(bytes.subarray(start, end), at);
+    at += end - start;
+  }
+  if (encoded !== undefined) {
+    at = writeVarint(out, at, tag);
+    at = writeVarint(out, at, encoded.length);
+    out.set(encoded, at);
+  }
+  return { bytes: out, status: proto === undefined ? undefined : protoMessageToKube(type, proto) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// One string field of stored bytes, without decoding the object
+
+/**
+ * The string at `path` (message fields down to a string field, `['spec', 'nodeName']`) of the
+ * object stored as `bytes` (what encodeObject wrote for `kind`), read from the wire without
+ * decoding the rest: what decodeObject(kind, bytes) holds there, undefined when unset or empty. As
+ * a decoder does, a later occurrence of the string wins and repeated occurrences of a message merge.
+ * Bytes that are not a message are an InternalError.
+ */
+export function storedStringField(
+  kind: KindName,
+  bytes: Uint8Array,
+  path: readonly string[],
+): string | undefined {
+  const tags = stringFieldTags(kind, path);
+  let found: string | undefined;
+  try {
+    const reader = new WireReader(bytes);
+    const scan = (depth: number): void => {
+      const wanted = tags[depth]!;
+      while (reader.pos < reader.limit) {
+        const tag = reader.uint32();
+        if (tag !== wanted) {
+          reader.skip(tag);
+        } else if (depth === tags.length - 1) {
+          found = reader.string();
+        } else {
+          // a message field: read its fields, then carry on after it
+          const length = reader.uint32();
+          const outer = reader.limit;
+          const end = reader.pos + length;
+          if (end > outer) throw new RangeError(`a field runs past the end (${end} > ${outer})`);
+          reader.limit = end;
+          scan(depth + 1);
+          reader.limit = outer;
+        }
+      }
+    };
+    scan(0);
+  } catch (err) {
+    throw new InternalError(`read stored ${kind}: ${errorMessage(err)}`, { cause: err });
+  }
+  return found === '' ? undefined : found;
+}
+
+const stringFieldTagsByKind = new Map<string, number[]>();
+
+/** The wire tags of the fields along `path` in a kind's message; the last must be a string. */
+function stringFieldTags(kind: KindName, path: readonly string[]): number[] {
+  const cacheKey = `${kind}:${path.join('.')}`;
+  let tags = stringFieldTagsByKind.get(cacheKey);
+  if (tags === undefined) {
+    tags = [];
+    let type: MessageType | undefined = kindInfoOf(kind).message;
+    for (const [i, name] of path.entries()) {
+      const field: FieldInfo | undefined = type?.field(name);
+      const last = i === path.length - 1;
+      if (
+        field === undefined ||
+        field.repeated ||
+        field.map ||
+        (last ? field.type !== 'string' : messageOf(field) === undefined)
+      )
+        throw new InternalError(
+          `read ${path.join('.')} of a stored ${kind}: not a ${last ? 'string' : 'message'} field`,
+        );
+      tags.push(lengthDelimitedTag(field.id));
+      type = last ? undefined : messageOf(field);
+    }
+    stringFieldTagsByKind.set(cacheKey, tags);
+  }
+  return tags;
+}

@@ -8,9 +8,11 @@ import {
   PermissionDeniedError,
 } from '../../proto/errors.js';
 import { componentLogger } from '../../proto/support/logger.js';
+import { decodeObject } from '../../proto/objects.js';
 import { MemoryStore } from '../store/memory-store.js';
 import type { GetOptions, ObjectKey } from '../store/store.js';
 import { ApiHandlers } from './handlers.js';
+import { kindInfoOf } from '../../proto/kinds.js';
 
 const pod = (name: string): Pod => ({
   apiVersion: 'v1',
@@ -349,6 +351,179 @@ describe('ApiHandlers and the objects they are given', () => {
       const stored = (await handlers.get('Pod', 'default', 'b')).object as Pod;
       assert.equal(stored.status?.phase, 'Failed');
       assert.equal(stored.metadata.labels?.['changed'], 'yes', 'the newer label kept');
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a status write changes the status alone: metadata and spec stay byte for byte, the status is validated, the same status writes nothing', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const p = pod('s');
+      p.metadata.labels = { app: 'web', tier: 'front' };
+      p.spec.nodeName = 'n1';
+      const created = (await handlers.create(p)).object as Pod;
+      const key = { resource: 'pods', namespace: 'default', name: 's' };
+      const partsOf = async () => {
+        const message = kindInfoOf('Pod').message.decode((await store.get(key)).value);
+        return { metadata: message['metadata'], spec: message['spec'] };
+      };
+      const before = await partsOf();
+      const running = {
+        phase: 'Running',
+        podIP: '10.244.0.9',
+        conditions: [{ type: 'Ready', status: 'True' }],
+      };
+      // the gRPC UpdateStatus path: what the caller sends besides the status is not taken
+      const updated = await handlers.updateStatus({
+        ...created,
+        metadata: { ...created.metadata, labels: { changed: 'yes' } },
+        spec: { ...created.spec, nodeName: 'elsewhere' },
+        status: running,
+      } as Pod);
+      assert.deepEqual(await partsOf(), before);
+      assert.deepEqual((updated.object as Pod).status, running);
+      const written = (await store.get(key)).modRevision;
+      assert.equal(updated.resourceVersion, String(written));
+      // the batch path (what agents report): the same status again writes nothing
+      const write = { namespace: 'default', name: 's', uid: created.metadata.uid!, status: running };
+      assert.deepEqual(await handlers.updatePodStatuses([write]), ['unchanged']);
+      const { resourceVersion: _rv, ...metadata } = created.metadata;
+      assert.equal(
+        (await handlers.updateStatus({ ...created, metadata, status: running } as Pod)).resourceVersion,
+        String(written),
+      );
+      assert.equal((await store.get(key)).modRevision, written);
+      // a status that is not valid is refused, naming the field; nothing is written
+      const [refused] = await handlers.updatePodStatuses([{ ...write, status: { phase: 'Sleeping' } }]);
+      assert.ok(refused instanceof InvalidArgumentError && refused.field === 'status.phase', String(refused));
+      await assert.rejects(
+        handlers.updateStatus({
+          ...created,
+          metadata,
+          status: { phase: 'Running', podIP: '10.244.0.300' },
+        } as Pod),
+        (err: unknown) => err instanceof InvalidArgumentError && err.field === 'status.podIP',
+      );
+      const [unknown] = await handlers.updatePodStatuses([
+        { ...write, status: { phase: 'Running', podIp: 'x' } as never },
+      ]);
+      assert.ok(unknown instanceof InvalidArgumentError && unknown.field === 'status.podIp', String(unknown));
+      assert.equal((await store.get(key)).modRevision, written);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('the pod a status batch wrote is what a watch hands out at that revision, as decoding the stored bytes gives it, whichever comes first', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const created = (await handlers.create(pod('w'))).object as Pod;
+      const watch = await handlers.watch('Pod', {
+        namespace: 'default',
+        resourceVersion: created.metadata.resourceVersion!,
+      });
+      const key = { resource: 'pods', namespace: 'default', name: 'w' };
+      const transact = store.transact.bind(store);
+      for (const [ready, watchFirst] of [
+        ['False', false],
+        ['True', true],
+        ['False', true],
+      ] as const) {
+        const status = {
+          phase: 'Running',
+          conditions: [
+            { type: 'Ready', status: ready, ...(ready === 'False' ? { reason: 'NotReady' } : {}) },
+          ],
+          containerStatuses: [],
+        };
+        let event: Awaited<ReturnType<typeof watch.next>> | undefined;
+        // the watch has the written value before the transaction's answer is in (as it may under load)
+        store.transact = async (writes) => {
+          const stored = await transact(writes);
+          if (watchFirst) event = await watch.next();
+          return stored;
+        };
+        const [outcome] = await handlers.updatePodStatuses([
+          { namespace: 'default', name: 'w', uid: created.metadata.uid!, status },
+        ]);
+        assert.ok(typeof outcome === 'object' && 'written' in outcome);
+        event ??= await watch.next();
+        assert.equal(event.value?.type, 'MODIFIED');
+        const stored = await store.get(key);
+        const decoded = decodeObject('Pod', stored.value);
+        decoded.metadata.resourceVersion = String(stored.modRevision);
+        assert.deepEqual(event.value?.object?.object, decoded);
+        assert.equal(event.value?.resourceVersion, String(outcome.written));
+      }
+      await watch.return!();
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a status whose encoding is what is stored (zero counts, which proto3 does not keep) writes nothing', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const deployment: Deployment = {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'z', namespace: 'default' },
+        spec: {
+          selector: { matchLabels: { app: 'z' } },
+          template: {
+            metadata: { labels: { app: 'z' } },
+            spec: { containers: [{ name: 'c', image: 'web:1' }] },
+          },
+        },
+      };
+      const created = (await handlers.create(deployment)).object as Deployment;
+      const { resourceVersion: _rv, ...metadata } = created.metadata;
+      const first = await handlers.updateStatus({ ...created, metadata, status: { observedGeneration: 1 } });
+      for (const status of [
+        { observedGeneration: 1, replicas: 0, readyReplicas: 0, conditions: [] },
+        { observedGeneration: 1 },
+      ]) {
+        const again = await handlers.updateStatus({ ...created, metadata, status } as Deployment);
+        assert.equal(again.resourceVersion, first.resourceVersion, JSON.stringify(status));
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('the next status batch offers the watch cache the pods the last one wrote, for while it lags', async () => {
+    const { handlers, store } = await handlersOn();
+    try {
+      const created = await Promise.all(
+        ['r1', 'r2'].map(async (name) => (await handlers.create(pod(name))).object as Pod),
+      );
+      const writes = (phase: string, minRevisions: (bigint | undefined)[]) =>
+        created.map((p, i) => ({
+          namespace: 'default',
+          name: p.metadata.name!,
+          uid: p.metadata.uid!,
+          status: { phase },
+          ...(minRevisions[i] !== undefined ? { minRevision: minRevisions[i] } : {}),
+        }));
+      const first = await handlers.updatePodStatuses(writes('Running', []));
+      const revisions = first.map((o) => (typeof o === 'object' && 'written' in o ? o.written : undefined));
+      const known: (bigint | undefined)[] = [];
+      const get = store.get.bind(store);
+      store.get = async (key: ObjectKey, options?: GetOptions) => {
+        known.push(options?.known?.modRevision);
+        return get(key);
+      };
+      const second = await handlers.updatePodStatuses(writes('Succeeded', revisions));
+      // a cache that lags answers these instead of reading etcd (CachedStore's test)
+      assert.deepEqual(known.sort(), [...revisions].sort(), 'each read offers the copy written last');
+      assert.ok(second.every((o) => typeof o === 'object' && 'written' in o));
+      store.get = get;
+      for (const p of created)
+        assert.equal(
+          ((await handlers.get('Pod', 'default', p.metadata.name!)).object as Pod).status?.phase,
+          'Succeeded',
+        );
     } finally {
       await store.close();
     }

@@ -27,7 +27,7 @@ import { parseCidr } from '../../proto/cidr.js';
 import { reservationKey, reservationResource, reservationWrites, type Reservation } from './reservations.js';
 import type { ServiceRanges } from './service-allocation.js';
 import { rfc3339Seconds } from '../../proto/support/kube-time.js';
-import { kindInfoOf, type KindInfo } from '../../proto/kinds.js';
+import { kindInfoOf, type KindInfo, type KindName } from '../../proto/kinds.js';
 import type { Logger } from '../../proto/support/logger.js';
 import type {
   DeleteOptions,
@@ -37,7 +37,7 @@ import type {
   WatchOptions,
 } from '../../proto/api-requests.js';
 import { PROPAGATION_POLICIES } from '../../proto/api-requests.js';
-import { encodeObjectWithin, MAX_OBJECT_BYTES } from '../../proto/objects.js';
+import { encodeObjectWithin, MAX_OBJECT_BYTES, withStatusBytes } from '../../proto/objects.js';
 import {
   MAX_WRITES_PER_TRANSACTION,
   type GetOptions,
@@ -69,6 +69,7 @@ import {
   defaultObjectInPlace,
   strategyOf,
   validateObject,
+  validateStatusUpdate,
   type AdmissionContext,
   type DefaultTolerationSeconds,
   type KindStrategy,
@@ -188,6 +189,8 @@ export class ApiHandlers {
   private readonly watchedObjects = new WeakMap<StoredValue, ApiObject>();
   /** The same for deleted values, which carry the revision of their delete. */
   private readonly deletedObjects = new WeakMap<StoredValue, ApiObject>();
+  /** Pods whose status updatePodStatuses writes or wrote, by key, until their value is watched. */
+  private readonly writtenObjects = new Map<string, WrittenObject>();
   private readonly store: Store;
   private readonly log: Logger;
   private readonly now: () => Date;
@@ -244,13 +247,69 @@ export class ApiHandlers {
     const objects = deletedAt === undefined ? this.watchedObjects : this.deletedObjects;
     let object = objects.get(stored);
     if (object === undefined) {
+      const written = this.takeWrittenObject(stored);
       object =
         deletedAt === undefined
-          ? this.apiObject(info, stored)
+          ? ApiObject.fromStored(info, stored.value, stored.modRevision.toString(), written)
           : ApiObject.fromStored(info, stored.value, deletedAt);
       objects.set(stored, object);
     }
     return object;
+  }
+
+  /**
+   * Remembers the object a status write is about to store (`write`'s bytes): the watch cache's
+   * value of it is not decoded again, even when the watch has it before the write's answer is in.
+   * Read-only from here on, as every watched object is.
+   */
+  private expectWrittenObject(write: Write & { type: 'update' }, object: KubeObject): WrittenObject {
+    if (this.writtenObjects.size >= MAX_WRITTEN_OBJECTS) this.writtenObjects.clear();
+    const written: WrittenObject = { bytes: write.value, after: write.expectedModRevision, object };
+    this.writtenObjects.set(writtenObjectKey(write.key), written);
+    return written;
+  }
+
+  /**
+   * The write of `written` is done (stored as `stored`: its resourceVersion is set) or failed
+   * (undefined: forgotten). Done, the pod's next status write starts from it while the watch cache
+   * has not caught up.
+   */
+  private writtenObjectStored(written: WrittenObject, key: ObjectKey, stored: StoredValue | undefined): void {
+    const path = writtenObjectKey(key);
+    if (this.writtenObjects.get(path) !== written) return;
+    if (stored === undefined) {
+      this.writtenObjects.delete(path);
+      return;
+    }
+    written.object.metadata.resourceVersion = stored.modRevision.toString();
+    written.stored = stored;
+  }
+
+  /**
+   * The object remembered as written as `stored`, if any: the one stored at that revision, or the
+   * one whose write is under way when `stored` holds its bytes at a later revision than the write
+   * expects. One stored at an older revision than `stored` goes.
+   */
+  private takeWrittenObject(stored: StoredValue): KubeObject | undefined {
+    const key = writtenObjectKey(stored.key);
+    const written = this.writtenObjects.get(key);
+    if (written === undefined) return undefined;
+    if (written.stored === undefined) {
+      if (stored.modRevision <= written.after || !sameBytes(stored.value, written.bytes)) return undefined;
+      written.object.metadata.resourceVersion = stored.modRevision.toString();
+      return written.object;
+    }
+    if (written.stored.modRevision > stored.modRevision) return undefined;
+    this.writtenObjects.delete(key);
+    return written.stored.modRevision === stored.modRevision ? written.object : undefined;
+  }
+
+  /**
+   * The object a value of the watch cache holds, decoded once however many in this process read
+   * it (the API's watchers, the status writes, the informers that share it). Read-only.
+   */
+  cachedObject(kind: KindName, stored: StoredValue): KubeObject {
+    return this.watchedObject(kindInfoOf(kind), stored).object;
   }
 
   private decode(info: KindInfo, stored: StoredValue): KubeObject {
@@ -523,10 +582,10 @@ export class ApiHandlers {
     info: KindInfo,
     key: ObjectKey,
     action: string,
-  ): Promise<{ object: KubeObject; revision: bigint }> {
+  ): Promise<{ object: KubeObject; revision: bigint; stored: StoredValue }> {
     try {
       const stored = await this.store.get(key);
-      return { object: this.decode(info, stored), revision: stored.modRevision };
+      return { object: this.decode(info, stored), revision: stored.modRevision, stored };
     } catch (err) {
       if (err instanceof NotFoundError) throw new NotFoundError(`${action}: not found`, { cause: err });
       throw err;
@@ -542,12 +601,13 @@ export class ApiHandlers {
     key: ObjectKey,
     action: string,
     pinnedRevision: string | undefined,
-    step: (current: KubeObject, revision: bigint) => Promise<T>,
+    /** `stored` is what `current` was decoded from (its bytes: what a write that changes nothing gives). */
+    step: (current: KubeObject, revision: bigint, stored: StoredValue) => Promise<T>,
     /** Throws when the stored object is not the one the caller means (a uid precondition). */
     precondition?: (current: KubeObject) => void,
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const { object: current, revision } = await this.read(info, key, action);
+      const { object: current, revision, stored } = await this.read(info, key, action);
       if (pinnedRevision !== undefined && pinnedRevision !== revision.toString()) {
         throw new ConflictError(
           `${action}: the object has been modified (resourceVersion ${pinnedRevision} is stale, now ${revision}); read it again and retry`,
@@ -556,7 +616,7 @@ export class ApiHandlers {
       // Outside the retry below: another object under the same name stays another object.
       precondition?.(current);
       try {
-        return await step(current, revision);
+        return await step(current, revision, stored);
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
         if (pinnedRevision !== undefined || attempt >= CONFLICT_RETRIES) {
@@ -608,33 +668,45 @@ export class ApiHandlers {
       key,
       action,
       pinned,
-      async (current, revision) => {
-        const next =
-          verb === 'update' ? prepareUpdate(defaulted, current) : prepareStatusUpdate(defaulted, current);
-        if (verb === 'update') strategy.prepareForUpdate?.(next, current);
+      async (current, revision, stored) => {
+        if (verb === 'updateStatus') {
+          const status = (input as { status?: unknown }).status;
+          const change = this.statusChange(info, stored, current, status, action);
+          if (change === undefined) return ApiObject.fromObject(info, current);
+          const written = await this.store.update(key, change.bytes, revision);
+          change.next.metadata.resourceVersion = written.modRevision.toString();
+          return ApiObject.fromStored(info, change.bytes, change.next.metadata.resourceVersion, change.next);
+        }
+        const next = prepareUpdate(defaulted, current);
+        strategy.prepareForUpdate?.(next, current);
         validateObject(next, current);
-        if (verb === 'update' && deletionComplete(next, strategy)) {
+        if (deletionComplete(next, strategy)) {
           if (options?.dryRun) return ApiObject.fromObject(info, next);
           await this.removeStored(strategy, key, current, revision, action);
           this.log.debug({ object: action }, 'last finalizer removed; object deleted');
           return ApiObject.fromObject(info, next);
         }
-        if (sameStored(next, current)) return ApiObject.fromObject(info, current);
-        if (verb === 'update') await strategy.admit?.(next, current, this.admission);
-        const bytes = this.encode(next, action);
+        let bytes = this.encode(next, action);
+        // the bytes decide what proto3 cannot tell apart (a zero count and none); the objects, maps
+        // whose keys came in another order
+        if (sameBytes(bytes, stored.value) || sameStored(next, current))
+          return ApiObject.fromObject(info, current);
+        if (strategy.admit !== undefined) {
+          await strategy.admit(next, current, this.admission);
+          bytes = this.encode(next, action); // admission may fill fields in (a Service's node ports)
+        }
         if (options?.dryRun) return ApiObject.fromObject(info, next);
-        const changes =
-          verb === 'update' && strategy.reservations
-            ? await this.reservationChanges(
-                strategy.reservations(current),
-                strategy.reservations(next),
-                next.metadata,
-                action,
-              )
-            : [];
-        let stored: StoredValue;
+        const changes = strategy.reservations
+          ? await this.reservationChanges(
+              strategy.reservations(current),
+              strategy.reservations(next),
+              next.metadata,
+              action,
+            )
+          : [];
+        let written: StoredValue;
         try {
-          stored =
+          written =
             changes.length === 0
               ? await this.store.update(key, bytes, revision)
               : (
@@ -653,7 +725,7 @@ export class ApiHandlers {
           // an allocated value was taken meanwhile: read again, allocate again (readModifyWrite)
           throw new ConflictError(`${action}: a value allocated to it was taken meanwhile`, { cause: err });
         }
-        next.metadata.resourceVersion = stored.modRevision.toString();
+        next.metadata.resourceVersion = written.modRevision.toString();
         return ApiObject.fromStored(info, bytes, next.metadata.resourceVersion, next);
       },
       sameUid,
@@ -739,8 +811,9 @@ export class ApiHandlers {
 
   /**
    * Writes many pods' statuses (what agents report) in few etcd transactions: each pod's write is a
-   * compare-and-swap on the copy the watch cache holds (at least `minRevision`, the revision the
-   * caller last wrote it at), up to MAX_WRITES_PER_TRANSACTION in one transaction. A transaction
+   * compare-and-swap on the copy the watch cache holds, or the one this process wrote last when the
+   * cache has not seen it yet (at least `minRevision`, the revision the caller last wrote it at),
+   * up to MAX_WRITES_PER_TRANSACTION in one transaction. A transaction
    * that fails (one pod changed since its cached copy) is not retried whole: each of its writes is
    * read again from etcd and written alone, so one busy pod costs its batch one round trip.
    * Per write, in order: the revision written, `unchanged` (the status is already stored), `gone`
@@ -749,13 +822,13 @@ export class ApiHandlers {
   async updatePodStatuses(writes: readonly PodStatusWrite[]): Promise<PodStatusOutcome[]> {
     const info = strategyOf('Pod').info;
     const outcomes: PodStatusOutcome[] = new Array(writes.length);
-    const prepared: { index: number; write: Write }[] = [];
+    const prepared: { index: number; write: Write & { type: 'update' }; next: KubeObject }[] = [];
     await Promise.all(
       writes.map(async (write, index) => {
         try {
           const step = await this.preparePodStatus(info, write, write.minRevision ?? 0n);
           if ('outcome' in step) outcomes[index] = step.outcome;
-          else prepared.push({ index, write: step.write });
+          else prepared.push({ index, write: step.write, next: step.next });
         } catch (err) {
           outcomes[index] = err as Error;
         }
@@ -764,10 +837,15 @@ export class ApiHandlers {
     prepared.sort((a, b) => a.index - b.index);
     for (let at = 0; at < prepared.length; at += MAX_WRITES_PER_TRANSACTION) {
       const chunk = prepared.slice(at, at + MAX_WRITES_PER_TRANSACTION);
+      const written = chunk.map((each) => this.expectWrittenObject(each.write, each.next));
       try {
         const stored = await this.store.transact(chunk.map((each) => each.write));
-        chunk.forEach((each, i) => (outcomes[each.index] = { written: stored[i]!.modRevision }));
+        chunk.forEach((each, i) => {
+          this.writtenObjectStored(written[i]!, each.write.key, stored[i]!);
+          outcomes[each.index] = { written: stored[i]!.modRevision };
+        });
       } catch (err) {
+        chunk.forEach((each, i) => this.writtenObjectStored(written[i]!, each.write.key, undefined));
         if (!(err instanceof ConflictError || err instanceof NotFoundError)) {
           for (const each of chunk) outcomes[each.index] = err as Error;
           continue;
@@ -788,12 +866,13 @@ export class ApiHandlers {
       try {
         const step = await this.preparePodStatus(info, write, undefined);
         if ('outcome' in step) return step.outcome;
-        if (step.write.type !== 'update') throw new Error('a status write is an update');
-        const stored = await this.store.update(
-          step.write.key,
-          step.write.value,
-          step.write.expectedModRevision,
-        );
+        const written = this.expectWrittenObject(step.write, step.next);
+        let stored: StoredValue | undefined;
+        try {
+          stored = await this.store.update(step.write.key, step.write.value, step.write.expectedModRevision);
+        } finally {
+          this.writtenObjectStored(written, step.write.key, stored);
+        }
         return { written: stored.modRevision };
       } catch (err) {
         if (err instanceof NotFoundError) return 'gone';
@@ -807,30 +886,70 @@ export class ApiHandlers {
     info: KindInfo,
     write: PodStatusWrite,
     minRevision: bigint | undefined,
-  ): Promise<{ write: Write } | { outcome: 'unchanged' | 'gone' | 'refused' }> {
+  ): Promise<
+    { write: Write & { type: 'update' }; next: KubeObject } | { outcome: 'unchanged' | 'gone' | 'refused' }
+  > {
     const key = this.keyOf(info, write.namespace, write.name);
+    // What this process wrote last of the pod, when it is the copy the caller asks for at least:
+    // under load the watch cache lags the writes, and reading each pod from etcd instead costs a
+    // round trip a pod. A change since (by another writer) fails the compare-and-swap.
+    const own = minRevision === undefined ? undefined : this.writtenObjects.get(writtenObjectKey(key));
+    const known =
+      own?.stored !== undefined &&
+      write.minRevision !== undefined &&
+      own.stored.modRevision >= write.minRevision &&
+      own.object.metadata.uid === write.uid
+        ? own.stored
+        : undefined;
     let stored: StoredValue;
     try {
-      stored = await this.store.get(key, minRevision !== undefined ? { minRevision } : {});
+      stored = await this.store.get(
+        key,
+        minRevision === undefined ? {} : known === undefined ? { minRevision } : { minRevision, known },
+      );
     } catch (err) {
       if (err instanceof NotFoundError) return { outcome: 'gone' };
       throw err;
     }
-    const current = this.decode(info, stored) as Pod;
+    // the watch cache's value is decoded once for every reader of it (its watchers, the last write)
+    const current = (stored === known ? own!.object : this.watchedObject(info, stored).object) as Pod;
     if (current.metadata.uid !== write.uid) return { outcome: 'gone' };
     if (write.accept && !write.accept(current)) return { outcome: 'refused' };
-    const next = prepareStatusUpdate({ ...current, status: write.status } as KubeObject, current);
-    validateObject(next, current);
-    if (sameStored(next, current)) return { outcome: 'unchanged' };
     const action = `update status of ${describeObject(info, key.namespace, write.name)}`;
+    const change = this.statusChange(info, stored, current, write.status, action);
+    if (change === undefined) return { outcome: 'unchanged' };
     return {
       write: {
         type: 'update',
         key,
-        value: this.encode(next, action),
+        value: change.bytes,
         expectedModRevision: stored.modRevision,
+        createRevision: stored.createRevision,
       },
+      next: change.next,
     };
+  }
+
+  /**
+   * What an UpdateStatus of `current` (decoded from `stored`) to `status` writes: the stored bytes
+   * with the status spliced in (metadata and spec stay as stored, so only the status is encoded and
+   * validated), and the object they hold; undefined when they are the stored bytes (no change).
+   * `current` is not changed (it may be the watch cache's).
+   */
+  private statusChange(
+    info: KindInfo,
+    stored: StoredValue,
+    current: KubeObject,
+    status: unknown,
+    action: string,
+  ): { next: KubeObject; bytes: Uint8Array } | undefined {
+    const spliced = withStatusBytes(info.kind, stored.value, status, action);
+    const next = prepareStatusUpdate({ ...current, status: spliced.status } as KubeObject, current);
+    validateStatusUpdate(next, current);
+    if (sameBytes(spliced.bytes, stored.value)) return undefined;
+    // over the limit: encodeObjectWithin says which field holds the bulk of it
+    if (spliced.bytes.length > this.maxObjectBytes) this.encode(next, action);
+    return { next, bytes: spliced.bytes };
   }
 
   /**
@@ -1222,6 +1341,27 @@ type ObjectEvent = Exclude<StoreEvent, { type: 'progress' }>;
 
 /** The key of a watch's set of matching objects. */
 const keyTextOf = (key: ObjectKey): string => `${key.namespace ?? ''}/${key.name}`;
+
+const writtenObjectKey = (key: ObjectKey): string => `${key.resource}/${keyTextOf(key)}`;
+
+/** A status write of this process, under way or done (ApiHandlers.writtenObjects). */
+interface WrittenObject {
+  /** What the write stores. */
+  bytes: Uint8Array;
+  /** The revision it replaces (its compare-and-swap's). */
+  after: bigint;
+  /** What `bytes` hold, decoded (resourceVersion set once the revision is known). */
+  object: KubeObject;
+  /** The stored value, once written. */
+  stored?: StoredValue;
+}
+
+/** Written objects remembered for the watch at most (a safety bound: most are taken at once). */
+const MAX_WRITTEN_OBJECTS = 65_536;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
 
 const WATCH_DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 

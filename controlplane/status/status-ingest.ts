@@ -208,11 +208,12 @@ export class StatusIngest {
       return;
     }
     if (rest.length !== 1) return;
+    const nodeReporter = { nodeToken: token };
     for (const report of batch.reports) {
       if (!report || typeof report.uid !== 'string' || typeof report.seq !== 'number' || !report.status)
         continue;
       let reporter: PendingPod['reporter'];
-      if (group === undefined) reporter = { nodeToken: token };
+      if (group === undefined) reporter = nodeReporter;
       else if (typeof report.node === 'string' && isNodeGroupMemberName(group, report.node))
         reporter = { group, node: report.node };
       else {
@@ -328,7 +329,11 @@ export class StatusIngest {
     const fresh = pods.filter((p) => (this.podsWritten.get(p.report.uid)?.seq ?? 0) < p.report.seq);
     const writes: PodStatusWrite[] = [];
     for (const { reporter, report } of fresh) {
-      const member = 'group' in reporter ? await this.isGroupMember(reporter.group, reporter.node) : true;
+      const member =
+        'group' in reporter
+          ? (this.knownGroupMember(reporter.group, reporter.node) ??
+            (await this.isGroupMember(reporter.group, reporter.node)))
+          : true;
       const minRevision = this.podsWritten.get(report.uid)?.revision;
       writes.push({
         namespace: report.namespace,
@@ -364,11 +369,18 @@ export class StatusIngest {
     });
   }
 
+  /** Whether `node` is a Node `group` registered, as looked up within 5 min; undefined: not known. */
+  private knownGroupMember(group: string, node: string): boolean | undefined {
+    const known = this.groupMembers.get(node);
+    if (known === undefined || this.now().getTime() - known.at >= 300_000) return undefined;
+    return known.group === group;
+  }
+
   /** Whether `node` is a Node `group` registered (its label), looked up again after 5 min. */
   private async isGroupMember(group: string, node: string): Promise<boolean> {
+    const known = this.knownGroupMember(group, node);
+    if (known !== undefined) return known;
     const now = this.now().getTime();
-    const known = this.groupMembers.get(node);
-    if (known !== undefined && now - known.at < 300_000) return known.group === group;
     let labels: Record<string, string> = {};
     try {
       const found = (await this.options.handlers.get('Node', '', node, { minRevision: 0n })).object;

@@ -287,6 +287,17 @@ describe('CachedStore', () => {
       await store.get(pod('a'), { minRevision: created.modRevision + 100n });
       assert.equal(inner.gets, before + 2, 'a revision the cache has not reached: the inner store');
       await assert.rejects(store.get({ resource: 'nodes', name: 'n1' }, { minRevision: 0n }), NotFoundError);
+      // what the caller wrote itself: answered while the cache has not caught up with it, never
+      // when the cache has (its copy is as new or newer)
+      const gets = inner.gets;
+      const ahead = { ...created, value: bytes('mine'), modRevision: created.modRevision + 100n };
+      assert.equal(await store.get(pod('a'), { minRevision: ahead.modRevision, known: ahead }), ahead);
+      const behind = { ...created, value: bytes('stale') };
+      assert.equal(
+        text((await store.get(pod('a'), { minRevision: created.modRevision, known: behind })).value),
+        '1',
+      );
+      assert.equal(inner.gets, gets, 'neither read the inner store');
     } finally {
       controller.abort();
       await store.close();

@@ -605,9 +605,16 @@ export class CachedStore implements Store {
   }
 
   async get(key: ObjectKey, options: GetOptions = {}): Promise<StoredValue> {
-    const { minRevision } = options;
+    const { minRevision, known } = options;
     if (minRevision === undefined) return this.inner.get(key);
     const cache = this.cacheOf(key.resource);
+    // what the caller wrote, while the cache lags its own writes (their watch events to come)
+    if (
+      known !== undefined &&
+      known.modRevision >= minRevision &&
+      !(cache.isReady && cache.currentRevision >= known.modRevision)
+    )
+      return known;
     // as for lists: a cache not filled yet, or older than asked, sends the read to the inner store
     if (!cache.isReady || cache.currentRevision < minRevision) return this.inner.get(key);
     const found = cache.get(key);

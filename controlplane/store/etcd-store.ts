@@ -478,7 +478,13 @@ export class EtcdStore implements Store {
         success: ops.map(({ write, path }) =>
           write.type === 'delete'
             ? { request_delete_range: { key: path, prev_kv: true } }
-            : { request_put: { ...putRequest(path, write.value, write.lease), prev_kv: true } },
+            : {
+                request_put: {
+                  ...putRequest(path, write.value, write.lease),
+                  // the replaced value only for its createRevision, unless the writer knows it
+                  prev_kv: write.type === 'create' || write.createRevision === undefined,
+                },
+              },
         ),
         failure: ops.map(({ path }) => ({ request_range: { key: path } })),
       }),
@@ -516,7 +522,12 @@ export class EtcdStore implements Store {
         value: write.value,
         modRevision: revision,
         // etcd answers a put of a new key with a null prev_kv
-        createRevision: previous ? BigInt(previous.create_revision) : revision,
+        createRevision:
+          write.type === 'update' && write.createRevision !== undefined
+            ? write.createRevision
+            : previous
+              ? BigInt(previous.create_revision)
+              : revision,
       };
     });
   }

@@ -480,7 +480,7 @@ export function storeConformance(name: string, makeFixture: () => Promise<StoreF
       const { store } = await fixture();
       const a = await store.create(pod('a'), bytes('a1'));
       await store.create(pod('b'), bytes('b1'));
-      await store.create(pod('x', 'other'), bytes('x1'));
+      const x = await store.create(pod('x', 'other'), bytes('x1'));
       const start = await store.currentRevision();
       const results = await store.transact([
         { type: 'create', key: pod('c'), value: bytes('c1') },
@@ -491,6 +491,8 @@ export function storeConformance(name: string, makeFixture: () => Promise<StoreF
           key: pod('x', 'other'),
           value: bytes('x2'),
           expectedModRevision: (await store.get(pod('x', 'other'))).modRevision,
+          // what the writer read: the store need not look it up
+          createRevision: x.createRevision,
         },
       ]);
       const revision = results[0]!.modRevision;
@@ -507,6 +509,7 @@ export function storeConformance(name: string, makeFixture: () => Promise<StoreF
       assert.equal(results[1]!.modRevision, revision);
       assert.equal(results[1]!.createRevision, a.createRevision);
       assert.equal(results[3]!.modRevision, revision);
+      assert.equal(results[3]!.createRevision, x.createRevision);
       assert.equal(await store.currentRevision(), revision, 'one revision for all the writes');
       await assert.rejects(store.get(pod('b')), NotFoundError);
       assert.equal(text((await store.get(pod('a'))).value), 'a2');

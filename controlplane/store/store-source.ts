@@ -7,7 +7,12 @@ export interface StoreSourceOptions<T> {
   resource: string;
   /** Only this namespace; every namespace when absent. */
   namespace?: string;
-  decode: (bytes: Uint8Array, key: ObjectKey) => T;
+  /**
+   * The object of a stored value. `stored` is the store's own value: a decoder may share one
+   * decoded object per value with the process's other readers (ApiHandlers.cachedObject), since
+   * an informer's objects are read-only.
+   */
+  decode: (bytes: Uint8Array, key: ObjectKey, stored: StoredValue) => T;
 }
 
 /** A resource of a Store in this process, decoded with `decode`. */
@@ -16,12 +21,14 @@ export function storeSource<T>(options: StoreSourceOptions<T>): ListWatchSource<
   const read = (stored: StoredValue): SourceItem<T> => {
     const key = describeKey(stored.key);
     try {
-      const object = decode(stored.value, stored.key);
+      const object = decode(stored.value, stored.key, stored);
       // the bytes hold the version the writer read, not the one this write made: a cached object
       // carries its real resourceVersion, as the API's answers do, so a compare-and-swap from the
       // cache is not refused as stale
       const metadata = (object as { metadata?: { resourceVersion?: string } } | undefined)?.metadata;
-      if (metadata !== undefined) metadata.resourceVersion = stored.modRevision.toString();
+      const resourceVersion = stored.modRevision.toString();
+      if (metadata !== undefined && metadata.resourceVersion !== resourceVersion)
+        metadata.resourceVersion = resourceVersion;
       return { key, modRevision: stored.modRevision, object };
     } catch (err) {
       return {

@@ -88,9 +88,15 @@ export interface GetOptions {
   /**
    * Any state not older than this revision will do, as for a list: a cache (CachedStore) answers
    * from memory, a store with its current state. For reads whose answer is advisory (a dry run's
-   * "does it exist yet?"), never for a read a write is based on.
+   * "does it exist yet?"), or a compare-and-swap write's (which fails if it was not the latest).
    */
   minRevision?: bigint;
+  /**
+   * With minRevision: a value of this key the caller holds (what it wrote), not older than
+   * minRevision. A cache that has not caught up with it answers it instead of reading the inner
+   * store; one that has answers its own copy (as new or newer). Other stores read as usual.
+   */
+  known?: StoredValue;
 }
 
 export interface ListResult {
@@ -133,7 +139,18 @@ export type StoreEvent =
 /** One write of a transaction, with the condition it has alone (see Store.create/update/delete). */
 export type Write =
   | { type: 'create'; key: ObjectKey; value: Uint8Array; lease?: LeaseId }
-  | { type: 'update'; key: ObjectKey; value: Uint8Array; expectedModRevision: bigint; lease?: LeaseId }
+  | {
+      type: 'update';
+      key: ObjectKey;
+      value: Uint8Array;
+      expectedModRevision: bigint;
+      lease?: LeaseId;
+      /**
+       * The object's createRevision, when the writer read it with `expectedModRevision`: the
+       * result's, so the store need not fetch the value it replaces to answer it (etcd's prev_kv).
+       */
+      createRevision?: bigint;
+    }
   | { type: 'delete'; key: ObjectKey; expectedModRevision?: bigint };
 
 /** At most this many writes in one transaction (etcd's default --max-txn-ops is 128). */

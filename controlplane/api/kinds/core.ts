@@ -96,6 +96,7 @@ export const podStrategy: KindStrategy<Pod> = {
       );
     if (old !== undefined) validatePodSpecUpdate(pod.spec, old.spec);
   },
+  validateStatus: (pod) => validatePodStatus(pod.status),
   statusSubresource: true,
   // Kubernetes' pod strategy: a new pod is Pending until its node's agent reports otherwise.
   initialStatus: () => ({ phase: 'Pending' }),

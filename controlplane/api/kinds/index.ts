@@ -90,7 +90,7 @@ function describe(obj: KubeObject): string {
  * ("spec.template.spec.containers[0].image") and whose message names the object and the problem.
  */
 export function validateObject(obj: KubeObject, old?: KubeObject): void {
-  try {
+  withObjectInErrors(obj, () => {
     const strategy = strategyOf(obj.kind);
     if (obj.metadata === undefined) violation('metadata', 'required');
     if (old !== undefined && old.kind !== obj.kind)
@@ -102,6 +102,27 @@ export function validateObject(obj: KubeObject, old?: KubeObject): void {
     });
     if (old !== undefined) validateMetaUpdate(obj.metadata, old.metadata);
     strategy.validate?.(obj, old);
+  });
+}
+
+/**
+ * Validates what UpdateStatus would store: `obj` is `old` (stored, so valid when written) with
+ * another status (prepareStatusUpdate), so only the status is checked where the kind's strategy
+ * says how (KindStrategy.validateStatus); otherwise the whole object, as validateObject does.
+ */
+export function validateStatusUpdate(obj: KubeObject, old: KubeObject): void {
+  const strategy = strategyOf(obj.kind);
+  if (strategy.validateStatus === undefined || old.kind !== obj.kind) {
+    validateObject(obj, old);
+    return;
+  }
+  withObjectInErrors(obj, () => strategy.validateStatus!(obj));
+}
+
+/** Runs a check, its FieldViolation (or a parser's InvalidArgumentError) saying which object. */
+function withObjectInErrors(obj: KubeObject, check: () => void): void {
+  try {
+    check();
   } catch (err) {
     if (err instanceof FieldViolation) {
       throw new InvalidArgumentError(`validate ${describe(obj)}: ${err.message}`, err.path);

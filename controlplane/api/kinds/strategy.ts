@@ -49,6 +49,12 @@ export interface KindStrategy<T extends KubeObject = KubeObject> {
    */
   readonly validate?: (object: T, old: T | undefined) => void;
   /**
+   * Throws a FieldViolation at the first problem of an UpdateStatus's object, whose metadata and
+   * spec are the stored object's (valid when they were written): its status alone, as Kubernetes'
+   * status strategies validate. Absent: `validate` checks the whole object.
+   */
+  readonly validateStatus?: (object: T) => void;
+  /**
    * Whether the kind has a status written through UpdateStatus only (an Update keeps the stored
    * status). Kinds without one refuse UpdateStatus.
    */
