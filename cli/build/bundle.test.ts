@@ -181,7 +181,7 @@ async function modulesLoadedBy(
 
 const TLS_OR_CRYPTO = /^(?:NativeModule|Internal Binding) (?:tls|crypto|tls_wrap)$/;
 
-test('skiff get over the control plane’s socket loads neither node:tls nor node:crypto (OpenSSL)', async () => {
+test('skiff get over the control plane’s socket loads neither node:tls, node:crypto (OpenSSL) nor node:child_process', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'skiff-bundle-uds-'));
   const server = new grpc.Server();
   try {
@@ -215,6 +215,12 @@ test('skiff get over the control plane’s socket loads neither node:tls nor nod
       overSocket.loaded.filter((module) => TLS_OR_CRYPTO.test(module)),
       [],
       'get over the socket loads TLS or crypto',
+    );
+    // commander's executable subcommands, which skiff has none of (bundle.ts commanderSpawnOnCall)
+    assert.deepEqual(
+      overSocket.loaded.filter((module) => /^NativeModule (?:child_process|dgram)$/.test(module)),
+      [],
+      'get over the socket loads child_process',
     );
     // the check sees them where they are loaded: a TLS dial (to a port nothing serves)
     const ca = join(dir, 'ca.crt');

@@ -9,7 +9,7 @@
  */
 import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 import { packageRoot } from '../../proto/package-info.js';
 import { SUPPORTED_NODE, isSupportedNode } from '../launcher.cjs';
 
@@ -18,6 +18,26 @@ import { SUPPORTED_NODE, isSupportedNode } from '../launcher.cjs';
  * (`${__dirname}/../proto`), which a bundle does not keep.
  */
 const EXTERNAL = ['etcd3'];
+
+/**
+ * commander requires node:child_process when loaded, to run executable subcommands, which skiff
+ * has none of; loading it brings dgram, the socket list, the process bindings and their modules
+ * into every command. Its one use, `spawn`, loads it when called.
+ */
+const commanderSpawnOnCall: Plugin = {
+  name: 'commander-spawn-on-call',
+  setup(build) {
+    build.onResolve({ filter: /^(?:node:)?child_process$/ }, (args) =>
+      args.importer.includes('/node_modules/commander/')
+        ? { path: 'child_process', namespace: 'commander-spawn-on-call' }
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'commander-spawn-on-call' }, () => ({
+      contents: "module.exports = { spawn: (...args) => require('node:child_process').spawn(...args) };",
+      loader: 'js',
+    }));
+  },
+};
 
 if (!isSupportedNode(process.versions.node)) {
   process.stderr.write(
@@ -41,6 +61,7 @@ const result = await build({
   platform: 'node',
   target: 'node22.19',
   external: EXTERNAL,
+  plugins: [commanderSpawnOnCall],
   // bundled CommonJS packages (grpc-js, pino) call require() for Node's own modules
   banner: {
     js: "import { createRequire as skiffCreateRequire } from 'node:module'; const require = skiffCreateRequire(import.meta.url);",
