@@ -173,17 +173,26 @@ export function connectCluster(cluster: TestCluster): ApiClient {
  * Runs `step` every `intervalMs` (after the previous run ended) until stopped: a stand-in for the
  * agents that writes pods' status through the API in clusters without agents.
  */
-export function standIn(step: () => Promise<void>, intervalMs = 100): { stop(): void } {
+export function standIn(step: () => Promise<void>, intervalMs = 100): { stop(): Promise<void> } {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  let running: Promise<void> = Promise.resolve();
   const loop = () => {
-    timer = setTimeout(() => void step().finally(() => !stopped && loop()), intervalMs);
+    timer = setTimeout(() => {
+      // a step that fails (the cluster going away at the end) is tried again, or not after stop
+      running = step()
+        .catch(() => undefined)
+        .finally(() => {
+          if (!stopped) loop();
+        });
+    }, intervalMs);
   };
   loop();
   return {
-    stop: () => {
+    stop: async () => {
       stopped = true;
       clearTimeout(timer);
+      await running;
     },
   };
 }

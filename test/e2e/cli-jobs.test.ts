@@ -31,7 +31,7 @@ function ok(result: RunResult, what: string): string {
 describe('Jobs through the CLI', () => {
   let cluster: TestCluster;
   let api: ApiClient;
-  let agents: { stop(): void } | undefined;
+  let agents: { stop(): Promise<void> } | undefined;
   before(async () => {
     cluster = await startTestCluster('jobs');
     api = connectCluster(cluster);
@@ -64,7 +64,7 @@ describe('Jobs through the CLI', () => {
     agents = standIn(finishPods);
   });
   after(async () => {
-    agents?.stop();
+    await agents?.stop();
     api?.close();
     await cluster?.dispose();
   });

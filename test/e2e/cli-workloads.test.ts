@@ -41,7 +41,7 @@ spec:
 describe('workload controllers through the CLI', () => {
   let cluster: TestCluster;
   let api: ApiClient;
-  let agents: { stop(): void } | undefined;
+  let agents: { stop(): Promise<void> } | undefined;
   before(async () => {
     cluster = await startTestCluster('workloads');
     api = connectCluster(cluster);
@@ -64,7 +64,7 @@ describe('workload controllers through the CLI', () => {
     agents = standIn(reportReady);
   });
   after(async () => {
-    agents?.stop();
+    await agents?.stop();
     api?.close();
     await cluster?.dispose();
   });
