@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { InternalError, InvalidArgumentError } from './errors.js';
 import { messages } from './gen/messages.js';
 import type { ConfigMap, Deployment, KubeObject, Pod } from './gen/types.js';
-import { kindInfoOf } from './kinds.js';
+import { KINDS, kindInfoOf } from './kinds.js';
 import {
   encodeObjectWithin,
   MAX_OBJECT_BYTES,
@@ -773,6 +773,14 @@ describe('withStatusBytes', () => {
       if (status === undefined) delete (whole as { status?: unknown }).status;
       assert.deepEqual(Buffer.from(spliced.bytes), Buffer.from(stored(whole)));
       assert.deepEqual(spliced.status, (decodeObject('Pod', spliced.bytes) as Pod).status);
+    }
+  });
+
+  test("every kind's status is its message's last field, so the spliced bytes are the encoder's", () => {
+    for (const info of KINDS) {
+      const status = info.message.field('status');
+      if (status === undefined) continue;
+      assert.equal(status.id, Math.max(...info.message.fields.map((field) => field.id)), info.kind);
     }
   });
 

@@ -145,7 +145,8 @@ class Reader {
       this.fail(path, `expected an object (${type.name}), got ${describeValue(value)}`);
     const index = fieldIndex(type);
     const out: PlainObject = {};
-    for (const [key, fieldValue] of Object.entries(value)) {
+    for (const key of Object.keys(value)) {
+      const fieldValue = value[key];
       const field = index.byJsonName.get(key);
       const fieldPath = joinPath(path, key);
       if (field === undefined) {
