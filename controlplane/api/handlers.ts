@@ -462,7 +462,9 @@ export class ApiHandlers {
             : '';
       const action = `create ${describeObject(info, namespace, name || generateName || '<no name>')}`;
       this.refuseKeptBelowTheApi(strategy, namespace, name, action);
-      const prepared = prepareCreate(defaulted, strategy, { now: this.now(), uid: this.newUid(), name });
+      // allocation fills the object in (a Service's ClusterIP): each attempt starts from the input
+      const input = strategy.reservations !== undefined ? structuredClone(defaulted) : defaulted;
+      const prepared = prepareCreate(input, strategy, { now: this.now(), uid: this.newUid(), name });
       validateObject(prepared);
       if (namespace !== undefined && !namespaceChecked) {
         await this.requireNamespace(namespace, action);
@@ -498,7 +500,7 @@ export class ApiHandlers {
         if (!(err instanceof AlreadyExistsError)) throw err;
         if (held.length > 0 && !(await this.exists(key))) {
           // a value it was to hold was taken after admission read it free
-          await this.refuseTakenRequest(held, requested, action);
+          await this.refuseTakenRequest(held, requested, prepared.metadata.uid, action);
           if (++reservationRetries <= RESERVATION_RETRIES) {
             attempt--;
             continue;
@@ -677,7 +679,10 @@ export class ApiHandlers {
           change.next.metadata.resourceVersion = written.modRevision.toString();
           return ApiObject.fromStored(info, change.bytes, change.next.metadata.resourceVersion, change.next);
         }
-        const next = prepareUpdate(defaulted, current);
+        const next = prepareUpdate(
+          strategy.reservations !== undefined ? structuredClone(defaulted) : defaulted,
+          current,
+        );
         strategy.prepareForUpdate?.(next, current);
         validateObject(next, current);
         if (deletionComplete(next, strategy)) {
@@ -720,6 +725,7 @@ export class ApiHandlers {
           await this.refuseTakenRequest(
             strategy.reservations!(next),
             strategy.reservations!(defaulted),
+            current.metadata.uid,
             action,
           );
           // an allocated value was taken meanwhile: read again, allocate again (readModifyWrite)
@@ -773,16 +779,20 @@ export class ApiHandlers {
     }
   }
 
-  /** Throws InvalidArgumentError naming the field when a value the client asked for is held by another. */
+  /**
+   * Throws InvalidArgumentError naming the field when a value the client asked for is held by
+   * another object (not `uid`, the one written).
+   */
   private async refuseTakenRequest(
     held: readonly Reservation[],
     requested: readonly Reservation[],
+    uid: string | undefined,
     action: string,
   ): Promise<void> {
     for (const reservation of held) {
       if (!requested.some((r) => r.range === reservation.range && r.value === reservation.value)) continue;
       const holder = await this.reservationHolder(reservationKey(reservation));
-      if (holder === undefined) continue;
+      if (holder === undefined || holder.uid === uid) continue;
       throw new InvalidArgumentError(
         `${action}: ${reservation.field}: Invalid value: "${reservation.value}": provided value is already allocated (to ${holder.namespace}/${holder.name})`,
         reservation.field,

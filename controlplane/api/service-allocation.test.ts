@@ -5,19 +5,20 @@ import type { Service } from '../../proto/gen/types.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { encodeObject } from '../../proto/objects.js';
 import { MemoryStore } from '../store/memory-store.js';
+import type { Write } from '../store/store.js';
 import { ApiHandlers } from './handlers.js';
 
 const log = componentLogger('service-allocation-test');
 
-/** A /29: six addresses (10.96.0.1-6); three node ports. */
-async function setUp() {
-  const store = new MemoryStore();
-  const handlers = new ApiHandlers({
-    store,
-    log,
+/** A /29: six addresses (10.96.0.1-6); three node ports (unless told otherwise). */
+async function setUp(
+  store: MemoryStore = new MemoryStore(),
+  ranges: { serviceCIDR: string; nodePortRange: { min: number; max: number } } = {
     serviceCIDR: '10.96.0.0/29',
     nodePortRange: { min: 30000, max: 30002 },
-  });
+  },
+) {
+  const handlers = new ApiHandlers({ store, log, ...ranges });
   await handlers.ensureSystemObjects();
   const create = async (name: string, spec: Partial<Service['spec']> = {}) =>
     (
@@ -175,5 +176,107 @@ describe('Service ClusterIPs and node ports', () => {
     );
     await handlers.delete('Service', 'default', 'legacy');
     assert.equal((await create('newcomer', { clusterIP: '10.96.0.3' })).spec.clusterIP, '10.96.0.3');
+  });
+
+  test('a create that loses its allocated address to a racing writer allocates again; an update is not refused over what it holds itself', async () => {
+    /** Takes the address or port the next transaction is about to reserve, as another control plane would. */
+    class RacingStore extends MemoryStore {
+      armed: string | undefined;
+      override async transact(writes: Write[]) {
+        const resource = this.armed;
+        this.armed = undefined;
+        for (const w of writes)
+          if (w.type === 'create' && w.key.resource === resource)
+            await super.create(
+              w.key,
+              new TextEncoder().encode(
+                JSON.stringify({ namespace: 'default', name: 'racer', uid: 'u-racer' }),
+              ),
+            );
+        return super.transact(writes);
+      }
+    }
+    const store = new RacingStore();
+    const { create, handlers } = await setUp(store, {
+      serviceCIDR: '10.96.0.0/24',
+      nodePortRange: { min: 30000, max: 32767 },
+    });
+    store.armed = 'serviceipallocations';
+    const web = await create('web');
+    assert.match(web.spec.clusterIP ?? '', /^10\.96\.0\.\d+$/, 'allocated again after losing the first');
+    store.armed = 'servicenodeportallocations';
+    // unpinned (no resourceVersion), as apply and scale write: a lost race is retried inside
+    const { resourceVersion: _rv, ...metadata } = web.metadata;
+    await handlers.update({ ...web, metadata, spec: { ...web.spec, type: 'NodePort' } } as Service);
+    const now = (await handlers.get('Service', 'default', 'web')).object as Service;
+    assert.ok(now.spec.ports![0]!.nodePort, 'a node port allocated again after losing the first');
+    assert.equal(now.spec.clusterIP, web.spec.clusterIP);
+  });
+
+  test('Services keep what they hold when the ranges change; a renumbered named port keeps its node port', async () => {
+    const store = new MemoryStore();
+    const { create } = await setUp(store);
+    const web = await create('web', { type: 'NodePort', ports: [{ name: 'http', port: 80 }] });
+    const moved = new ApiHandlers({
+      store,
+      log,
+      serviceCIDR: '10.100.0.0/24',
+      nodePortRange: { min: 31000, max: 31999 },
+    });
+    await moved.update({ ...web, metadata: { ...web.metadata, labels: { team: 'a' } } } as Service);
+    const renumbered = (
+      await moved.update({
+        ...web,
+        metadata: { ...web.metadata, resourceVersion: undefined, labels: { team: 'a' } },
+        spec: { ...web.spec, ports: [{ name: 'http', port: 8080, targetPort: 8080, protocol: 'TCP' }] },
+      } as Service)
+    ).object as Service;
+    assert.equal(renumbered.spec.clusterIP, web.spec.clusterIP);
+    assert.equal(renumbered.spec.ports![0]!.nodePort, web.spec.ports![0]!.nodePort);
+  });
+
+  test('port lists: one node port for TCP and UDP is held once; duplicates, too many ports, clusterIPs alone and ExternalName addresses', async () => {
+    const { create } = await setUp(new MemoryStore(), {
+      serviceCIDR: '10.96.0.0/24',
+      nodePortRange: { min: 30000, max: 32767 },
+    });
+    const dns = await create('dns', {
+      type: 'NodePort',
+      ports: [
+        { name: 'dns-tcp', port: 53, protocol: 'TCP', nodePort: 30053 },
+        { name: 'dns-udp', port: 53, protocol: 'UDP', nodePort: 30053 },
+      ],
+    });
+    assert.deepEqual(
+      dns.spec.ports!.map((p) => p.nodePort),
+      [30053, 30053],
+    );
+    await assert.rejects(
+      create('twice', {
+        type: 'NodePort',
+        ports: [
+          { name: 'a', port: 80, nodePort: 30080 },
+          { name: 'b', port: 81, nodePort: 30080 },
+        ],
+      }),
+      refusedOn('spec.ports[1].nodePort', /Duplicate value: 30080/),
+    );
+    await assert.rejects(
+      create('many', {
+        type: 'NodePort',
+        ports: Array.from({ length: 127 }, (_, i) => ({ name: `p${i}`, port: 1000 + i })),
+      }),
+      refusedOn('spec.ports', /at most 100 ports/),
+    );
+    assert.equal((await create('listed', { clusterIPs: ['10.96.0.77'] })).spec.clusterIP, '10.96.0.77');
+    await assert.rejects(
+      create('alias', {
+        type: 'ExternalName',
+        externalName: 'db.example.com',
+        clusterIP: '10.96.0.9',
+        ports: [],
+      }),
+      refusedOn('spec.clusterIP', /may not be set for type ExternalName/),
+    );
   });
 });

@@ -10,6 +10,9 @@ import { FailedPreconditionError, InvalidArgumentError } from '../../proto/error
 import type { Service, ServicePort } from '../../proto/gen/types.js';
 import type { Reservation, ReservationRange } from './reservations.js';
 
+/** Node ports one Service may hold: its write and their keys go in one etcd transaction (128). */
+export const MAX_NODE_PORTS = 100;
+
 export interface ServiceRanges {
   /** Where ClusterIPs come from (`--service-cidr`, default 10.96.0.0/12). */
   serviceCIDR: Cidr;
@@ -40,14 +43,18 @@ export function serviceReservations(service: Service): Reservation[] {
     held.push({ range: 'serviceIPs', value: service.spec.clusterIP, field: 'spec.clusterIP' });
   if (usesNodePorts(service.spec))
     (service.spec.ports ?? []).forEach((port, i) => {
-      if (port.nodePort)
+      // one node port may serve a port over TCP and UDP (DNS): held once
+      if (port.nodePort && !held.some((h) => h.range === 'nodePorts' && h.value === String(port.nodePort)))
         held.push({ range: 'nodePorts', value: String(port.nodePort), field: `spec.ports[${i}].nodePort` });
     });
   return held;
 }
 
-const samePort = (a: ServicePort, b: ServicePort) =>
-  a.port === b.port && (a.protocol || 'TCP') === (b.protocol || 'TCP');
+/** The old port a new one continues: the same name, or (unnamed) the same number and protocol. */
+const continues = (port: ServicePort, old: ServicePort) =>
+  port.name
+    ? port.name === old.name && (port.protocol || 'TCP') === (old.protocol || 'TCP')
+    : port.port === old.port && (port.protocol || 'TCP') === (old.protocol || 'TCP');
 
 /**
  * On update, before validation: what the user left out is what the Service had (its ClusterIP, the
@@ -65,9 +72,15 @@ export function carryServiceAllocations(service: Service, old: Service): void {
   const ports = spec.ports ?? [];
   const oldPorts = old.spec.ports ?? [];
   for (const port of ports) {
-    const before = oldPorts.find((o) => samePort(o, port));
+    const before = oldPorts.find((o) => continues(port, o));
     if (usesNodePorts(spec)) {
-      if (!port.nodePort && before?.nodePort && usesNodePorts(old.spec)) port.nodePort = before.nodePort;
+      if (
+        !port.nodePort &&
+        before?.nodePort &&
+        usesNodePorts(old.spec) &&
+        !ports.some((p) => p.nodePort === before.nodePort)
+      )
+        port.nodePort = before.nodePort;
     } else if (port.nodePort && port.nodePort === before?.nodePort) {
       delete port.nodePort;
     }
@@ -90,9 +103,17 @@ export async function allocateService(
   const takenByOther = async (range: ReservationRange, value: string) =>
     mine.has(`${range}/${value}`) ? undefined : lookup.holderOf(range, value);
 
+  if (spec.type === 'ExternalName' && spec.clusterIP)
+    throw new InvalidArgumentError(
+      `${what}: spec.clusterIP: Invalid value: "${spec.clusterIP}": may not be set for type ExternalName`,
+      'spec.clusterIP',
+    );
   if (hasClusterIP(service)) {
     const { serviceCIDR } = ranges;
-    if (spec.clusterIP) {
+    // clusterIPs alone states the address as well
+    if (!spec.clusterIP && spec.clusterIPs?.[0]) spec.clusterIP = spec.clusterIPs[0];
+    // what it holds already stays, whatever the range says now (--service-cidr changed)
+    if (spec.clusterIP && !mine.has(`serviceIPs/${spec.clusterIP}`)) {
       const address = ipv4Number(spec.clusterIP);
       const last = serviceCIDR.base + serviceCIDR.size - 1;
       if (
@@ -111,7 +132,7 @@ export async function allocateService(
           `${what}: spec.clusterIP: Invalid value: "${spec.clusterIP}": provided IP is already allocated (to Service ${holder})`,
           'spec.clusterIP',
         );
-    } else {
+    } else if (!spec.clusterIP) {
       spec.clusterIP = await freeServiceIP(serviceCIDR, lookup, what);
     }
     spec.clusterIPs = [spec.clusterIP];
@@ -120,10 +141,24 @@ export async function allocateService(
   if (usesNodePorts(spec)) {
     const { min, max } = ranges.nodePorts;
     const ports = spec.ports ?? [];
+    if (ports.length > MAX_NODE_PORTS)
+      throw new InvalidArgumentError(
+        `${what}: spec.ports: a Service of type ${spec.type} may have at most ${MAX_NODE_PORTS} ports (each holds a node port), got ${ports.length}`,
+        'spec.ports',
+      );
     const inThisService = new Set(ports.map((p) => p.nodePort).filter((n): n is number => !!n));
+    const seen = new Map<string, number>();
     for (const [i, port] of ports.entries()) {
       if (!port.nodePort) continue;
       const field = `spec.ports[${i}].nodePort`;
+      const byProtocol = `${port.nodePort}/${port.protocol || 'TCP'}`;
+      if (seen.has(byProtocol))
+        throw new InvalidArgumentError(
+          `${what}: ${field}: Duplicate value: ${port.nodePort}: spec.ports[${seen.get(byProtocol)}] has it for ${port.protocol || 'TCP'} already`,
+          field,
+        );
+      seen.set(byProtocol, i);
+      if (mine.has(`nodePorts/${port.nodePort}`)) continue; // held already, whatever the range says now
       if (port.nodePort < min || port.nodePort > max)
         throw new InvalidArgumentError(
           `${what}: ${field}: Invalid value: ${port.nodePort}: provided port is not in the valid range. The range of valid ports is ${min}-${max}`,
