@@ -18,6 +18,9 @@ export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 export const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
 export const MANAGED_BY = 'endpointslice-controller.k8s.io';
 export const MAX_ENDPOINTS_PER_SLICE = 100;
+/** The legacy Endpoints hold at most this many addresses (Kubernetes' limit; slices hold them all). */
+export const MAX_ENDPOINTS_ADDRESSES = 1000;
+export const OVER_CAPACITY_ANNOTATION = 'endpoints.kubernetes.io/over-capacity';
 
 /** The pods the selector picks, by labels (a Service selects by equality on every key). */
 export function selects(selector: Readonly<Record<string, string>>, pod: Pod): boolean {
@@ -48,7 +51,8 @@ function targetPortOf(port: ServicePort, pod: Pod): number | undefined {
 /**
  * The pod as an endpoint of the Service, or undefined when it is none (no address yet, ended).
  * Ready: the pod is Ready and not terminating (any pod with publishNotReadyAddresses); serving:
- * the pod is Ready, terminating or not; terminating: it is being deleted.
+ * the pod is Ready, terminating or not (publishNotReadyAddresses or not); terminating: it is
+ * being deleted.
  */
 export function podEndpoint(service: Service, pod: Pod): PodEndpoint | undefined {
   const ip = pod.status?.podIP;
@@ -61,7 +65,7 @@ export function podEndpoint(service: Service, pod: Pod): PodEndpoint | undefined
     addresses: [ip],
     conditions: {
       ready: publishAll || (podReady && !terminating),
-      serving: publishAll || podReady,
+      serving: podReady,
       terminating,
     },
     targetRef: {
@@ -93,58 +97,99 @@ export function podEndpoint(service: Service, pod: Pod): PodEndpoint | undefined
   return { pod, endpoint, ports, unresolved };
 }
 
-const portsKey = (ports: readonly EndpointSlicePort[]) =>
-  JSON.stringify([...ports].sort((a, b) => (a.name ?? '').localeCompare(b.name ?? '')));
+/** A port set's identity, however the store wrote it ('' names dropped, TCP defaulted). */
+export function portsKey(ports: readonly EndpointSlicePort[] | undefined): string {
+  return (ports ?? [])
+    .map((p) => `${p.name ?? ''}:${p.port ?? ''}/${p.protocol || 'TCP'}`)
+    .sort()
+    .join(',');
+}
+
+const endpointKey = (endpoint: Endpoint) => endpoint.targetRef?.uid || (endpoint.addresses ?? []).join(',');
+
+export interface SliceContent {
+  ports: EndpointSlicePort[];
+  endpoints: Endpoint[];
+}
+
+export interface SlicePlan<S> {
+  /** Existing slices and what they are to hold now (unchanged ones too: the caller compares). */
+  keep: { slice: S; content: SliceContent }[];
+  create: SliceContent[];
+  remove: S[];
+}
 
 /**
- * The slices' contents: endpoints grouped by their port set, each group in pod-name order and cut
- * into slices of at most `max`. Every group is one or more slices; no endpoint, no slice (but a
- * Service always has one slice, maybe empty, as Kubernetes keeps one: readers see "no endpoints").
+ * How the Service's slices change, as Kubernetes packs them: an endpoint stays in the slice that
+ * holds it (its content refreshed), one that left is taken out where it was, new ones go into
+ * slices of their port set with room, then into slices left empty, then into new slices of at most
+ * `max`. So one pod's change touches one slice. A Service keeps one slice, maybe empty, when it has
+ * no endpoint (readers then see "no endpoints", not "not yet computed").
  */
-export function sliceContents(
-  endpoints: readonly PodEndpoint[],
-  servicePorts: readonly ServicePort[],
+export function planSlices<S extends { ports?: EndpointSlicePort[]; endpoints?: Endpoint[] }>(
+  existing: readonly S[],
+  members: readonly PodEndpoint[],
   max = MAX_ENDPOINTS_PER_SLICE,
-): { ports: EndpointSlicePort[]; endpoints: Endpoint[] }[] {
-  const groups = new Map<string, { ports: EndpointSlicePort[]; members: PodEndpoint[] }>();
-  for (const each of endpoints) {
-    const key = portsKey(each.ports);
-    const group = groups.get(key) ?? { ports: each.ports, members: [] };
-    group.members.push(each);
+): SlicePlan<S> {
+  const groups = new Map<string, { ports: EndpointSlicePort[]; waiting: Map<string, Endpoint> }>();
+  for (const { ports, endpoint } of members) {
+    const key = portsKey(ports);
+    const group = groups.get(key) ?? { ports, waiting: new Map() };
+    group.waiting.set(endpointKey(endpoint), endpoint);
     groups.set(key, group);
   }
-  const slices: { ports: EndpointSlicePort[]; endpoints: Endpoint[] }[] = [];
-  for (const key of [...groups.keys()].sort()) {
-    const group = groups.get(key)!;
-    const sorted = group.members
-      .map((m) => m.endpoint)
-      .sort((a, b) => (a.targetRef?.name ?? '').localeCompare(b.targetRef?.name ?? ''));
-    for (let at = 0; at < sorted.length; at += max)
-      slices.push({ ports: group.ports, endpoints: sorted.slice(at, at + max) });
+  const keep: { slice: S; content: SliceContent }[] = [];
+  const emptied: S[] = [];
+  for (const slice of existing) {
+    const group = groups.get(portsKey(slice.ports));
+    const held = (slice.endpoints ?? [])
+      .map((e) => group?.waiting.get(endpointKey(e)))
+      .filter((e): e is Endpoint => e !== undefined)
+      .slice(0, max);
+    for (const e of held) group!.waiting.delete(endpointKey(e));
+    if (held.length === 0) emptied.push(slice);
+    else keep.push({ slice, content: { ports: group!.ports, endpoints: held } });
   }
-  if (slices.length === 0)
-    slices.push({
-      ports: servicePorts
-        .filter((p) => typeof (p.targetPort ?? p.port) === 'number')
-        .map((p) => ({
-          name: p.name ?? '',
-          port: Number(p.targetPort ?? p.port),
-          protocol: p.protocol || 'TCP',
-        })),
-      endpoints: [],
-    });
-  return slices;
+  const create: SliceContent[] = [];
+  for (const [key, group] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
+    const waiting = [...group.waiting.values()].sort((a, b) =>
+      (a.targetRef?.name ?? '').localeCompare(b.targetRef?.name ?? ''),
+    );
+    for (const { content } of keep) {
+      if (waiting.length === 0) break;
+      if (portsKey(content.ports) !== key) continue;
+      content.endpoints.push(...waiting.splice(0, max - content.endpoints.length));
+    }
+    while (waiting.length > 0) {
+      const content = { ports: group.ports, endpoints: waiting.splice(0, max) };
+      const reused = emptied.shift();
+      if (reused !== undefined) keep.push({ slice: reused, content });
+      else create.push(content);
+    }
+  }
+  if (keep.length === 0 && create.length === 0) {
+    const placeholder = emptied.shift();
+    if (placeholder !== undefined) keep.push({ slice: placeholder, content: { ports: [], endpoints: [] } });
+    else create.push({ ports: [], endpoints: [] });
+  }
+  return { keep, create, remove: emptied };
 }
 
 /**
  * The legacy Endpoints' subsets: ready addresses and not-ready ones per port set (terminating
  * pods are left out, as Kubernetes' Endpoints controller leaves them, unless all are published).
  */
-export function endpointSubsets(service: Service, endpoints: readonly PodEndpoint[]): EndpointSubset[] {
+export function endpointSubsets(
+  service: Service,
+  endpoints: readonly PodEndpoint[],
+  max = MAX_ENDPOINTS_ADDRESSES,
+): { subsets: EndpointSubset[]; truncated: boolean } {
   const groups = new Map<string, EndpointSubset>();
   const publishAll = service.spec.publishNotReadyAddresses === true;
+  let count = 0;
   for (const { endpoint, ports } of endpoints) {
     if (endpoint.conditions?.terminating && !publishAll) continue;
+    if (++count > max) break;
     const key = portsKey(ports);
     const subset = groups.get(key) ?? {
       ports: ports.map((p) => ({
@@ -164,10 +209,11 @@ export function endpointSubsets(service: Service, endpoints: readonly PodEndpoin
     groups.set(key, subset);
   }
   const byIp = (a: { ip: string }, b: { ip: string }) => a.ip.localeCompare(b.ip);
-  return [...groups.keys()].sort().map((key) => {
+  const subsets = [...groups.keys()].sort().map((key) => {
     const subset = groups.get(key)!;
     subset.addresses?.sort(byIp);
     subset.notReadyAddresses?.sort(byIp);
     return subset;
   });
+  return { subsets, truncated: count > max };
 }

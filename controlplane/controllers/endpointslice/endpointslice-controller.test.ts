@@ -57,7 +57,8 @@ async function setUp() {
         containers: [{ name: 'c', image: 'i', ...(options.ports ? { ports: options.ports } : {}) }],
       },
     } as Pod);
-    await setPod(name, options.ready ?? true, `10.244.0.${ip++}`);
+    const n = ip++;
+    await setPod(name, options.ready ?? true, `10.244.${Math.floor(n / 250)}.${(n % 250) + 1}`);
   };
   const setPod = async (name: string, ready: boolean, podIP?: string) => {
     const current = (await handlers.get('Pod', 'default', name)).object as Pod;
@@ -234,6 +235,64 @@ describe('EndpointSliceController', () => {
       const [slice] = await c.slicesOf('web');
       await c.handlers.delete('EndpointSlice', 'default', slice!.metadata.name!);
       await c.eventually('put back', async () => addresses(await c.slicesOf('web')).length === 1);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test('one pod more in a Service of 250 rewrites one slice; publishNotReadyAddresses serves only Ready pods', async () => {
+    const c = await setUp();
+    try {
+      for (let i = 0; i < 250; i++) await c.pod(`web-m${String(i).padStart(3, '0')}`);
+      await c.handlers.create(service('web'));
+      await c.eventually('250 endpoints', async () => addresses(await c.slicesOf('web')).length === 250);
+      const before = new Map(
+        (await c.slicesOf('web')).map((s) => [s.metadata.name, s.metadata.resourceVersion]),
+      );
+      assert.equal(before.size, 3);
+      await c.pod('web-a000'); // sorts first
+      await c.eventually('251 endpoints', async () => addresses(await c.slicesOf('web')).length === 251);
+      const rewritten = (await c.slicesOf('web')).filter(
+        (s) => before.get(s.metadata.name) !== s.metadata.resourceVersion,
+      );
+      assert.equal(rewritten.length, 1, `slices rewritten for one new pod: ${rewritten.length}`);
+
+      await c.pod('lazy-0', { labels: { app: 'lazy' }, ready: false });
+      await c.handlers.create(service('lazy', { publishNotReadyAddresses: true }));
+      await c.eventually('published', async () => addresses(await c.slicesOf('lazy')).length === 1);
+      assert.deepEqual(addresses(await c.slicesOf('lazy'), 'serving'), [], 'ready for DNS, not serving');
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test('an Endpoints made before its Service stays; a Service deleted and made again gets slices of its own', async () => {
+    const c = await setUp();
+    try {
+      await c.handlers.create({
+        apiVersion: 'v1',
+        kind: 'Endpoints',
+        metadata: { name: 'ext', namespace: 'default' },
+        subsets: [{ addresses: [{ ip: '192.0.2.10' }], ports: [{ port: 5432, protocol: 'TCP' }] }],
+      } as Endpoints);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await c.handlers.create(service('ext', { selector: {}, ports: [{ port: 5432 }] }));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal((await c.endpointsOf('ext')).subsets?.[0]?.addresses?.[0]?.ip, '192.0.2.10');
+
+      await c.pod('web-1');
+      await c.handlers.create(service('web'));
+      await c.eventually('a slice', async () => addresses(await c.slicesOf('web')).length === 1);
+      await c.handlers.delete('Service', 'default', 'web');
+      const again = (await c.handlers.create(service('web'))).object as Service;
+      await c.eventually('the slices are the new Service’s', async () => {
+        const slices = await c.slicesOf('web');
+        return (
+          slices.length === 1 &&
+          slices[0]!.metadata.ownerReferences?.[0]?.uid === again.metadata.uid &&
+          addresses(slices).length === 1
+        );
+      });
     } finally {
       await c.stop();
     }

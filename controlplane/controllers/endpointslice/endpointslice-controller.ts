@@ -14,17 +14,18 @@ import type { Informer } from '../../../proto/informer/informer.js';
 import type { ReconcileResult } from '../../../proto/informer/work-queue.js';
 import { decodeObject, encodeObject } from '../../../proto/objects.js';
 import { normalized } from '../../api/object-lifecycle.js';
-import { controllerReference } from '../support/claims.js';
+import { controllerRefOf, controllerReference } from '../support/claims.js';
 import { NAMESPACE_INDEX, indexByNamespace } from '../support/indexes.js';
 import { LeaderController, type LeaderControllerOptions } from '../support/leader-controller.js';
 import {
   MANAGED_BY,
   MANAGED_BY_LABEL,
   SERVICE_NAME_LABEL,
+  OVER_CAPACITY_ANNOTATION,
   endpointSubsets,
+  planSlices,
   podEndpoint,
   selects,
-  sliceContents,
   type PodEndpoint,
 } from './endpoints-of.js';
 
@@ -38,6 +39,8 @@ export interface EndpointSliceControllerOptions extends LeaderControllerOptions 
 export class EndpointSliceController extends LeaderController {
   /** Per Service: the pods and ports last reported as unresolved (an Event when it changes). */
   private readonly unresolvedReported = new Map<string, string>();
+  /** Services seen deleted: their Endpoints go (an Endpoints made before its Service stays). */
+  private readonly deletedServices = new Set<string>();
 
   constructor(private readonly options: EndpointSliceControllerOptions) {
     super(options, 'endpointslice-controller', 4);
@@ -49,9 +52,15 @@ export class EndpointSliceController extends LeaderController {
   protected watch(): (() => void)[] {
     const { services, pods, slices, endpoints } = this.options;
     const removals = [
-      services.onChange((key) => this.controller.enqueue(key)),
+      services.onChange((key, change) => {
+        if (change === 'deleted') this.deletedServices.add(key);
+        else this.deletedServices.delete(key);
+        this.controller.enqueue(key);
+      }),
       pods.onChange((key, change, before) => {
         const now = change === 'deleted' ? undefined : pods.get(key)?.object;
+        // only what an endpoint is made of: not a restart count, not a container's state
+        if (change === 'modified' && now && before && !endpointChanged(before.object, now)) return;
         const namespace = (now ?? before?.object)?.metadata.namespace ?? '';
         for (const { key: serviceKey, object: service } of services.byIndex(NAMESPACE_INDEX, namespace)) {
           const selector = service.spec.selector;
@@ -79,12 +88,13 @@ export class EndpointSliceController extends LeaderController {
     if (service === undefined) {
       this.unresolvedReported.delete(key);
       // its slices go with it (owner references); the Endpoints of its name are this controller's
-      if (this.options.endpoints.get(key) !== undefined)
+      if (this.deletedServices.delete(key) && this.options.endpoints.get(key) !== undefined)
         await this.deleteIgnoringMissing('Endpoints', namespace, name);
       return;
     }
     const selector = service.spec.selector;
-    if (selector === undefined || Object.keys(selector).length === 0) return;
+    if (selector === undefined || Object.keys(selector).length === 0 || service.spec.type === 'ExternalName')
+      return;
     const members = this.options.pods
       .byIndex(NAMESPACE_INDEX, namespace)
       .map((cached) => cached.object)
@@ -99,8 +109,7 @@ export class EndpointSliceController extends LeaderController {
   private async writeSlices(service: Service, members: readonly PodEndpoint[]): Promise<void> {
     const namespace = service.metadata.namespace ?? '';
     const name = service.metadata.name ?? '';
-    const desired = sliceContents(members, service.spec.ports ?? []);
-    const existing = this.options.slices
+    const mine = this.options.slices
       .byIndex(NAMESPACE_INDEX, namespace)
       .map((cached) => cached.object)
       .filter(
@@ -110,37 +119,32 @@ export class EndpointSliceController extends LeaderController {
           !slice.metadata.deletionTimestamp,
       )
       .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+    // slices of an earlier Service of this name go (the garbage collector would take them anyway)
+    const owned = mine.filter((slice) => controllerRefOf(slice)?.uid === service.metadata.uid);
+    const plan = planSlices(owned, members);
     const labels = { ...service.metadata.labels, [SERVICE_NAME_LABEL]: name, [MANAGED_BY_LABEL]: MANAGED_BY };
-    const unused = [...existing];
-    for (const wanted of desired) {
+    for (const { slice, content } of plan.keep) {
       // compared as stored: what the codec drops ('' names, false conditions) is not a change
       const want = asStored({
         apiVersion: 'discovery.k8s.io/v1',
         kind: 'EndpointSlice',
         metadata: {},
-        ...wanted,
+        ...content,
       });
-      // reuse a slice of the same ports, the one that already holds these endpoints first
-      const pick =
-        unused.find((s) => same(s.ports, want.ports) && same(s.endpoints, want.endpoints)) ??
-        unused.find((s) => same(s.ports, want.ports)) ??
-        unused[0];
-      if (pick !== undefined) {
-        unused.splice(unused.indexOf(pick), 1);
-        if (
-          same(pick.ports, want.ports) &&
-          same(pick.endpoints, want.endpoints) &&
-          same(pick.metadata.labels, labels)
-        )
-          continue;
-        await this.options.handlers.update({
-          ...pick,
-          metadata: { ...pick.metadata, labels },
-          ports: wanted.ports,
-          endpoints: wanted.endpoints,
-        });
+      if (
+        same(slice.ports, want.ports) &&
+        same(slice.endpoints, want.endpoints) &&
+        same(slice.metadata.labels, labels)
+      )
         continue;
-      }
+      await this.options.handlers.update({
+        ...slice,
+        metadata: { ...slice.metadata, labels },
+        ports: content.ports,
+        endpoints: content.endpoints,
+      });
+    }
+    for (const content of plan.create)
       await this.options.handlers.create({
         apiVersion: 'discovery.k8s.io/v1',
         kind: 'EndpointSlice',
@@ -151,35 +155,42 @@ export class EndpointSliceController extends LeaderController {
           ownerReferences: [{ ...controllerReference(service), blockOwnerDeletion: true }],
         },
         addressType: 'IPv4',
-        ports: wanted.ports,
-        endpoints: wanted.endpoints,
+        ...content,
       } as EndpointSlice);
-    }
-    for (const slice of unused)
+    for (const slice of [...plan.remove, ...mine.filter((slice) => !owned.includes(slice))])
       await this.deleteIgnoringMissing('EndpointSlice', namespace, slice.metadata.name ?? '');
   }
 
   private async writeEndpoints(service: Service, members: readonly PodEndpoint[]): Promise<void> {
     const namespace = service.metadata.namespace ?? '';
     const name = service.metadata.name ?? '';
-    const subsets = endpointSubsets(service, members);
-    const labels = service.metadata.labels;
+    const { subsets, truncated } = endpointSubsets(service, members);
+    const labels = service.metadata.labels ?? {};
     const current = this.options.endpoints.get(`${namespace}/${name}`)?.object;
+    const annotations = { ...current?.metadata.annotations };
+    if (truncated) annotations[OVER_CAPACITY_ANNOTATION] = 'truncated';
+    else delete annotations[OVER_CAPACITY_ANNOTATION];
+    const metadata = { ...current?.metadata, name, namespace, labels, annotations };
     if (current === undefined) {
       await this.options.handlers.create({
         apiVersion: 'v1',
         kind: 'Endpoints',
-        metadata: { name, namespace, ...(labels ? { labels } : {}) },
+        metadata,
         ...(subsets.length > 0 ? { subsets } : {}),
       } as Endpoints);
       return;
     }
     const want = asStored({ apiVersion: 'v1', kind: 'Endpoints', metadata: {}, subsets } as Endpoints);
-    if (same(current.subsets, want.subsets) && same(current.metadata.labels, labels)) return;
+    if (
+      same(current.subsets, want.subsets) &&
+      same(current.metadata.labels, labels) &&
+      same(current.metadata.annotations, annotations)
+    )
+      return;
     const { subsets: _old, ...rest } = current;
     await this.options.handlers.update({
       ...rest,
-      metadata: { ...current.metadata, ...(labels ? { labels } : {}) },
+      metadata,
       ...(subsets.length > 0 ? { subsets } : {}),
     } as Endpoints);
   }
@@ -190,7 +201,10 @@ export class EndpointSliceController extends LeaderController {
       .filter((m) => m.unresolved.length > 0)
       .map((m) => `${m.pod.metadata.name} (${m.unresolved.join(', ')})`)
       .sort();
-    const signature = missing.join('; ');
+    const signature =
+      missing.length > 5
+        ? `${missing.slice(0, 5).join('; ')} and ${missing.length - 5} more`
+        : missing.join('; ');
     if ((this.unresolvedReported.get(key) ?? '') === signature) return;
     this.unresolvedReported.set(key, signature);
     if (missing.length === 0) return;
@@ -226,5 +240,22 @@ function canonical(value: unknown): string {
     v !== null && typeof v === 'object' && !Array.isArray(v)
       ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => x.localeCompare(y)))
       : v,
+  );
+}
+
+/** Whether the pod changed in what makes its endpoint (not its restart count or container states). */
+function endpointChanged(before: Pod, now: Pod): boolean {
+  const ready = (pod: Pod) => pod.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+  const ports = (pod: Pod) => JSON.stringify((pod.spec.containers ?? []).map((c) => c.ports ?? []));
+  return (
+    JSON.stringify(before.metadata.labels ?? {}) !== JSON.stringify(now.metadata.labels ?? {}) ||
+    before.status?.podIP !== now.status?.podIP ||
+    before.status?.phase !== now.status?.phase ||
+    ready(before) !== ready(now) ||
+    before.metadata.deletionTimestamp !== now.metadata.deletionTimestamp ||
+    before.spec.nodeName !== now.spec.nodeName ||
+    before.spec.hostname !== now.spec.hostname ||
+    before.spec.subdomain !== now.spec.subdomain ||
+    ports(before) !== ports(now)
   );
 }
