@@ -14,6 +14,7 @@ type Registrar = (program: Command) => void;
 export const VERBS: Readonly<Record<string, () => Promise<Registrar>>> = {
   version: async () => (await import('./commands/version.js')).registerVersion,
   create: async () => (await import('./commands/create.js')).registerCreate,
+  expose: async () => (await import('./commands/create.js')).registerExpose,
   apply: async () => (await import('./commands/apply.js')).registerApply,
   get: async () => (await import('./commands/get.js')).registerGet,
   describe: async () => (await import('./commands/describe.js')).registerDescribe,

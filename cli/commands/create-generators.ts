@@ -6,6 +6,7 @@
  */
 import { basename, join } from 'node:path';
 import { InvalidArgumentError } from '../../proto/errors.js';
+import type { KubeObject } from '../../proto/gen/types.js';
 
 export type Generated = Record<string, unknown>;
 
@@ -331,4 +332,142 @@ export function generateJobFromCronJob(
     spec: structuredClone(jobTemplate.spec ?? {}),
     status: {},
   };
+}
+
+export interface ExposeOptions {
+  /** The Service's name; default the exposed object's. */
+  name?: string;
+  port?: number;
+  targetPort?: string;
+  protocol?: string;
+  type?: string;
+  clusterIP?: string;
+  /** `k=v,k2=v2`: instead of the object's own selector. */
+  selector?: string;
+  portName?: string;
+}
+
+const EXPOSABLE = [
+  'Pod',
+  'Service',
+  'Deployment',
+  'ReplicaSet',
+  'DaemonSet',
+  'StatefulSet',
+  'ReplicationController',
+];
+
+/**
+ * The Service `skiff expose` makes for an object, as kubectl's generator does: the object's
+ * selector (a pod's labels), its labels, and the port given, or else every port its containers
+ * declare (named port-1, port-2, … when several).
+ */
+export function generateServiceFor(target: KubeObject, options: ExposeOptions): Generated {
+  const kind = target.kind;
+  const what = `expose ${kind.toLowerCase()}/${target.metadata.name}`;
+  if (!EXPOSABLE.includes(kind))
+    throw new InvalidArgumentError(
+      `${what}: cannot expose a ${kind}; expose a pod, service, deployment, replicaset or daemonset`,
+      'kind',
+    );
+  const spec = (target as { spec?: Record<string, unknown> }).spec ?? {};
+  const selector =
+    options.selector !== undefined
+      ? parseSelectorPairs(options.selector, what)
+      : selectorOf(target, spec, what);
+  const podSpec =
+    kind === 'Pod'
+      ? spec
+      : ((spec['template'] as { spec?: Record<string, unknown> } | undefined)?.spec ?? {});
+  let ports: Record<string, unknown>[];
+  if (options.port !== undefined) {
+    const targetPort =
+      options.targetPort === undefined
+        ? options.port
+        : /^\d+$/.test(options.targetPort)
+          ? Number(options.targetPort)
+          : options.targetPort;
+    ports = [
+      {
+        ...(options.portName ? { name: options.portName } : {}),
+        port: options.port,
+        protocol: options.protocol ?? 'TCP',
+        targetPort,
+      },
+    ];
+  } else if (kind === 'Service') {
+    ports = ((spec['ports'] as Record<string, unknown>[] | undefined) ?? []).map((p) => ({
+      ...p,
+      nodePort: undefined,
+    }));
+  } else {
+    const declared = (
+      (podSpec['containers'] as { ports?: { containerPort: number; protocol?: string }[] }[] | undefined) ??
+      []
+    ).flatMap((c) => c.ports ?? []);
+    ports = declared.map((p, i) => ({
+      ...(declared.length > 1 ? { name: `port-${i + 1}` } : {}),
+      port: p.containerPort,
+      protocol: options.protocol ?? p.protocol ?? 'TCP',
+      targetPort: p.containerPort,
+    }));
+  }
+  if (ports.length === 0)
+    throw new InvalidArgumentError(
+      `${what}: couldn't find port via --port flag or introspection (its containers declare none); give --port`,
+      'port',
+    );
+  const labels = target.metadata.labels;
+  return {
+    kind: 'Service',
+    apiVersion: 'v1',
+    metadata: {
+      name: options.name ?? target.metadata.name,
+      ...(target.metadata.namespace ? { namespace: target.metadata.namespace } : {}),
+      ...(labels && Object.keys(labels).length > 0 ? { labels } : {}),
+    },
+    spec: {
+      ports,
+      selector,
+      ...(options.type ? { type: options.type } : {}),
+      ...(options.clusterIP ? { clusterIP: options.clusterIP } : {}),
+    },
+    status: { loadBalancer: {} },
+  };
+}
+
+function selectorOf(target: KubeObject, spec: Record<string, unknown>, what: string): Record<string, string> {
+  let selector: Record<string, string> | undefined;
+  if (target.kind === 'Pod') selector = target.metadata.labels;
+  else if (target.kind === 'Service') selector = spec['selector'] as Record<string, string> | undefined;
+  else {
+    const labelSelector = spec['selector'] as
+      { matchLabels?: Record<string, string>; matchExpressions?: unknown[] } | undefined;
+    if ((labelSelector?.matchExpressions ?? []).length > 0)
+      throw new InvalidArgumentError(
+        `${what}: its selector has matchExpressions, which a Service cannot state; give --selector`,
+        'selector',
+      );
+    selector = labelSelector?.matchLabels;
+  }
+  if (selector === undefined || Object.keys(selector).length === 0)
+    throw new InvalidArgumentError(
+      `${what}: couldn't retrieve selectors via --selector flag or introspection`,
+      'selector',
+    );
+  return selector;
+}
+
+function parseSelectorPairs(text: string, what: string): Record<string, string> {
+  const selector: Record<string, string> = {};
+  for (const pair of text.split(',')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0)
+      throw new InvalidArgumentError(
+        `${what}: --selector "${text}" must be key=value pairs separated by commas`,
+        'selector',
+      );
+    selector[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  return selector;
 }

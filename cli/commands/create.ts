@@ -18,6 +18,7 @@ import { manifestDocumentError, manifestFieldError } from '../manifests.js';
 import { parseOutput, type OutputSpec } from '../output/format.js';
 import { formatWritten, WRITTEN_FORMATS, type Written } from '../output/written.js';
 import { checkNamespaces, loadManifests, type PreparedObject } from './apply.js';
+import { parseResourceArgs } from './resource-args.js';
 import {
   collect,
   DEFAULT_NAMESPACE,
@@ -37,6 +38,8 @@ import {
   generateJobFromCronJob,
   generateNamespace,
   generateSecret,
+  generateServiceFor,
+  type ExposeOptions,
   type Generated,
   type SourceReader,
 } from './create-generators.js';
@@ -69,13 +72,18 @@ function print(results: Written[], output: OutputSpec | undefined, dryRun: DryRu
  * Creates one generated object. A client dry run prints it as generated (kubectl's shape); otherwise
  * the server's answer is printed.
  */
-async function createGenerated(command: Command, generated: Generated, own: WriteFlags): Promise<void> {
+async function createGenerated(
+  command: Command,
+  generated: Generated,
+  own: WriteFlags,
+  action = 'created',
+): Promise<void> {
   const flags = optionsOf(command, own);
   const dryRun = dryRunOf(flags.dryRun);
   const output = outputOf(flags);
   const info = kindInfoOf(String(generated.kind));
   const name = String((generated.metadata as Record<string, unknown>).name);
-  const written = (object: ObjectJson): Written[] => [{ info, name, action: 'created', object }];
+  const written = (object: ObjectJson): Written[] => [{ info, name, action, object }];
   const send = (): KubeObject => {
     const object = parseObject(generated);
     if (info.namespaced) object.metadata.namespace ||= DEFAULT_NAMESPACE;
@@ -342,6 +350,58 @@ export function registerCreate(program: Command): void {
         command,
         generateJobFromCronJob(name, flags.namespace, cronJob as unknown as Generated),
         flags,
+      );
+    },
+  );
+}
+
+/**
+ * `skiff expose KIND NAME | KIND/NAME`: a Service for a pod, Service, Deployment, ReplicaSet or
+ * DaemonSet, as kubectl's expose makes it (generateServiceFor).
+ */
+export function registerExpose(program: Command): void {
+  writeOptions(
+    program
+      .command('expose')
+      .description('make a Service for a pod, service, deployment, replicaset or daemonset')
+      .argument('<resource...>', 'KIND NAME, or KIND/NAME')
+      .option('-n, --namespace <ns>', 'namespace (default: default)')
+      .option(
+        '--port <port>',
+        'the port the Service serves on (default: the ports its containers declare)',
+        parseNonNegativeInt('--port'),
+      )
+      .option('--target-port <port>', 'the port (number or name) on the pods (default: --port)')
+      .option('--protocol <protocol>', 'TCP, UDP or SCTP (default TCP)')
+      .option('--type <type>', 'ClusterIP (default), NodePort, LoadBalancer')
+      .option('--name <name>', "the Service's name (default: the object's)")
+      .option('--port-name <name>', "the Service port's name")
+      .option('--cluster-ip <ip>', 'the ClusterIP to ask for, or None for a headless Service')
+      .option('--selector <k=v,...>', "the pods to send to, instead of the object's own selector"),
+  ).action(
+    async (
+      resource: string[],
+      own: WriteFlags & Omit<ExposeOptions, 'clusterIP'> & { clusterIp?: string },
+      command: Command,
+    ) => {
+      const flags = optionsOf(command, own);
+      const { groups } = parseResourceArgs(resource, 'expose');
+      const target = groups.length === 1 && groups[0]!.names.length === 1 ? groups[0]! : undefined;
+      if (target === undefined)
+        throw new InvalidArgumentError(
+          'expose: give one object: KIND NAME, or KIND/NAME (e.g. deployment/web)',
+          'name',
+        );
+      const namespace = flags.namespace ?? DEFAULT_NAMESPACE;
+      const object = await withClient(command, (api) =>
+        api.get(target.info.kind, target.info.namespaced ? namespace : '', target.names[0]!),
+      );
+      const { clusterIp, ...rest } = flags;
+      await createGenerated(
+        command,
+        generateServiceFor(object, { ...rest, ...(clusterIp !== undefined ? { clusterIP: clusterIp } : {}) }),
+        flags,
+        'exposed',
       );
     },
   );

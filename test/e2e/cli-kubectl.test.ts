@@ -178,6 +178,74 @@ status: {}
     failed(await skiff('get', 'cm', 'fresh', '-n', 'kx'), 'nothing of the file was created', /not found/);
   });
 
+  test('expose: a Service for a Deployment or a pod, from its selector and ports, as kubectl makes it', async () => {
+    ok(
+      await skiff('create', 'deployment', 'api', '-n', 'kx', '--image', 'web:1', '--port', '8080'),
+      'create',
+    );
+    assert.equal(
+      ok(
+        await skiff('expose', 'deployment', 'api', '-n', 'kx', '--port', '80', '--target-port', '8080'),
+        'expose',
+      ).stdout,
+      'service/api exposed\n',
+    );
+    const svc = JSON.parse(ok(await skiff('get', 'svc', 'api', '-n', 'kx', '-o', 'json'), 'get').stdout) as {
+      metadata: { labels?: Record<string, string> };
+      spec: {
+        selector: Record<string, string>;
+        clusterIP: string;
+        ports: { port: number; targetPort: number }[];
+      };
+    };
+    assert.deepEqual(svc.spec.selector, { app: 'api' });
+    assert.deepEqual(svc.metadata.labels, { app: 'api' });
+    assert.deepEqual(
+      svc.spec.ports.map((p) => [p.port, p.targetPort]),
+      [[80, 8080]],
+    );
+    assert.match(svc.spec.clusterIP, /^10\./);
+    // the port its containers declare, a NodePort, another name; printed by a client dry run first
+    const planned = ok(
+      await skiff(
+        'expose',
+        'deploy/api',
+        '-n',
+        'kx',
+        '--name',
+        'api-np',
+        '--type',
+        'NodePort',
+        '--dry-run=client',
+        '-o',
+        'yaml',
+      ),
+      'expose --dry-run=client',
+    ).stdout;
+    assert.match(planned, /^kind: Service$/m);
+    assert.match(planned, /port: 8080\n\s+protocol: TCP\n\s+targetPort: 8080/);
+    assert.match(planned, /type: NodePort/);
+    ok(
+      await skiff('expose', 'deploy/api', '-n', 'kx', '--name', 'api-np', '--type', 'NodePort'),
+      'expose NodePort',
+    );
+    assert.match(
+      ok(await skiff('get', 'svc', 'api-np', '-n', 'kx'), 'get').stdout,
+      /^api-np\s+NodePort\s+10\.\S+\s+<none>\s+8080:3\d{4}\/TCP\s/m,
+    );
+    failed(
+      await skiff('expose', 'deployment', 'api', '-n', 'kx'),
+      'a second Service of one name',
+      /already exists/,
+    );
+    failed(await skiff('expose', 'configmap', 'x', '-n', 'kx'), 'a ConfigMap', /not found|cannot expose/);
+    failed(
+      await skiff('expose', 'deployment', 'nope', '-n', 'kx', '--port', '80'),
+      'a missing one',
+      /not found/,
+    );
+  });
+
   test('KIND/NAME arguments, -o jsonpath, custom-columns, --sort-by, --show-labels, -L', async () => {
     for (const name of ['web-10', 'web-2', 'web-1'])
       ok(await skiff('create', 'cm', name, '-n', 'kx', '--from-literal', `n=${name}`), `create ${name}`);
