@@ -106,6 +106,8 @@ export class StatusIngest {
   private readonly nodeStatusWritten = new Map<string, { signature: string; at: number }>();
   /** Nodes found to be their group's (label), and when they were looked up (ms). */
   private readonly groupMembers = new Map<string, { group: string; at: number }>();
+  /** Whether this process led at the last check. */
+  private led = false;
   /** When each node's or group's resync was last asked for (ms). */
   private readonly resyncAsked = new Map<string, number>();
   private flushTimer: NodeJS.Timeout | undefined;
@@ -164,7 +166,11 @@ export class StatusIngest {
     })();
     this.askForResync();
     this.checkTimer = setInterval(() => {
-      if (this.leads()) void this.markSilentNodes();
+      const leads = this.leads();
+      // a leader that died may have taken reports in hand with it: every agent reports again
+      if (leads && !this.led) this.askForResync();
+      this.led = leads;
+      if (leads) void this.markSilentNodes();
       else this.nodeStatusWritten.clear(); // a new leader checks what is stored before it writes
     }, this.options.checkMs ?? 5000);
     this.checkTimer.unref();

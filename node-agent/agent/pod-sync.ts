@@ -286,11 +286,12 @@ export class PodSync {
     // as the kubelet's status manager: when the API says otherwise than this agent reported (the
     // node lifecycle controller wrote the pod not Ready while the node was unreachable), again
     const readyOf = (s: typeof status | undefined) => s?.conditions?.find((c) => c.type === 'Ready')?.status;
+    // (or a report was lost with the control plane it went to)
     const apiDisagrees =
       memory.lastReported !== undefined &&
-      readyOf(pod.status) !== undefined &&
-      readyOf(pod.status) !== readyOf(status) &&
-      encoded === memory.lastReported;
+      encoded === memory.lastReported &&
+      ((readyOf(pod.status) !== undefined && readyOf(pod.status) !== readyOf(status)) ||
+        pod.status?.phase !== status.phase);
     if (encoded !== memory.lastReported || apiDisagrees) {
       memory.lastReported = encoded;
       this.options.report({ namespace: pod.metadata.namespace!, name: pod.metadata.name!, uid, status });

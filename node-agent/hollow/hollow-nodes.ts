@@ -70,6 +70,8 @@ export interface HollowNodesOptions {
   /** Registrations and pod reconciles at once; default 16. */
   concurrency?: number;
   log: Logger;
+  /** How often every pod is looked at again (a report the API lacks is sent again); default 30 s. */
+  resyncMs?: number;
 }
 
 /** One member: what it needs to hand out pod addresses. */
@@ -141,6 +143,7 @@ export class HollowNodes {
     await this.registerAll();
     const informer = new Informer<Pod>({
       source: apiSource<Pod>({ api, kind: 'Pod', fieldSelector: `${NODE_GROUP_FIELD}=${group}` }),
+      resyncIntervalMs: this.options.resyncMs ?? 30_000,
       logger: log.child({ component: 'pod-informer' }),
     });
     this.informer = informer;
@@ -299,7 +302,12 @@ export class HollowNodes {
       this.running.delete(uid);
       return;
     }
-    if (this.running.has(uid)) return;
+    if (this.running.has(uid)) {
+      // reported Running, yet the API says otherwise: the report was lost (the control plane it
+      // went to died with it in hand), so again; the informer's resync brings every pod here
+      if (pod.status?.phase !== 'Running') this.report(pod, member, this.running.get(uid));
+      return;
+    }
     if (!member.podRange && !pod.spec.hostNetwork) {
       await this.lookUpPodCIDR(member);
       if (!member.podRange) return { requeueAfterMs: 1000 }; // no CIDR yet

@@ -266,7 +266,17 @@ describe(
           sampler.clean(async () => (rolloutState(await deployment()).done ? true : undefined)),
           90_000,
           100,
-        );
+        ).catch(async (err: unknown) => {
+          // what a stuck rollout looked like, for whoever reads the failure
+          const d = await deployment();
+          const rs = (await api.list('ReplicaSet', { namespace: NAMESPACE })).items as ReplicaSet[];
+          const nodes = (await api.list('Node', {})).items;
+          const podsNow = (await api.list('Pod', { namespace: NAMESPACE })).items as Pod[];
+          console.log(
+            `# stuck: deployment ${JSON.stringify(d.status)} ${rolloutState(d).message}\n# replicasets ${JSON.stringify(rs.map((r) => [r.metadata.name, r.spec.replicas, r.status]))}\n# nodes ${JSON.stringify(nodes.map((n) => [n.metadata.name, n.spec?.taints, n.status?.conditions?.map((c) => `${c.type}=${c.status}`)]))}\n# pods ${JSON.stringify(podsNow.map((p) => [p.metadata.name, p.spec.nodeName, p.status?.phase, p.status?.conditions?.map((c) => `${c.type}=${c.status}`), !!p.metadata.deletionTimestamp]))}`,
+          );
+          throw err;
+        });
         const doneAt = Date.now();
         // the last old pods' deletions reach the watch
         await until(
