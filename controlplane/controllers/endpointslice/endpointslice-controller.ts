@@ -44,7 +44,7 @@ export class EndpointSliceController extends LeaderController {
 
   constructor(private readonly options: EndpointSliceControllerOptions) {
     super(options, 'endpointslice-controller', 4);
-    indexByNamespace(options.services);
+    options.services.addIndex(SELECTOR_INDEX, bySelectorPairs);
     indexByNamespace(options.pods);
     indexByNamespace(options.slices);
   }
@@ -61,10 +61,18 @@ export class EndpointSliceController extends LeaderController {
         const now = change === 'deleted' ? undefined : pods.get(key)?.object;
         // only what an endpoint is made of: not a restart count, not a container's state
         if (change === 'modified' && now && before && !endpointChanged(before.object, now)) return;
-        const namespace = (now ?? before?.object)?.metadata.namespace ?? '';
-        for (const { key: serviceKey, object: service } of services.byIndex(NAMESPACE_INDEX, namespace)) {
-          const selector = service.spec.selector;
-          if (selector === undefined || Object.keys(selector).length === 0) continue;
+        // the Services filed under one of the pod's labels (before or after), not every Service of
+        // its namespace: a namespace of 10,000 Services costs a pod event a few lookups
+        const candidates = new Set<string>();
+        for (const pod of [now, before?.object])
+          for (const [label, value] of Object.entries(pod?.metadata.labels ?? {}))
+            for (const { key: serviceKey } of services.byIndex(
+              SELECTOR_INDEX,
+              selectorPair(pod!.metadata.namespace ?? '', label, value),
+            ))
+              candidates.add(serviceKey);
+        for (const serviceKey of candidates) {
+          const selector = services.get(serviceKey)?.object.spec.selector ?? {};
           if ((now && selects(selector, now)) || (before && selects(selector, before.object)))
             this.controller.enqueue(serviceKey);
         }
@@ -259,3 +267,14 @@ function endpointChanged(before: Pod, now: Pod): boolean {
     ports(before) !== ports(now)
   );
 }
+
+const SELECTOR_INDEX = 'selectorPairs';
+
+const selectorPair = (namespace: string, label: string, value: string) =>
+  `${namespace}\u0000${label}=${value}`;
+
+/** A Service filed under each key=value of its selector (none: it selects nothing by itself). */
+const bySelectorPairs = (service: Service): readonly string[] =>
+  Object.entries(service.spec.selector ?? {}).map(([label, value]) =>
+    selectorPair(service.metadata.namespace ?? '', label, value),
+  );
