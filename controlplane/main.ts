@@ -625,6 +625,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       daemonSets.start();
       garbageCollector.start();
       podGc.start();
+      // every 3 minutes, as Kubernetes' allocator repair loops: keys left without their holder go
+      const repair = setInterval(() => {
+        handlers
+          .repairReservations()
+          .catch((err) =>
+            log.warn({ err: errorMessage(err) }, 'repairing reservations failed; trying again'),
+          );
+      }, 180_000);
+      repair.unref();
+      signal.addEventListener('abort', () => clearInterval(repair), { once: true });
       endpointSlices.start();
       // the scheduler, from a fresh start each term on what the informers hold now (pods: above)
       const aborted = new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));

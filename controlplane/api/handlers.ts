@@ -24,7 +24,13 @@ import {
 } from '../../proto/errors.js';
 import type { KubeObject, ObjectMeta, Pod, PodStatus } from '../../proto/gen/types.js';
 import { parseCidr } from '../../proto/cidr.js';
-import { reservationKey, reservationResource, reservationWrites, type Reservation } from './reservations.js';
+import {
+  reservationKey,
+  reservationResource,
+  reservationWrites,
+  type Reservation,
+  type ReservationRange,
+} from './reservations.js';
 import type { ServiceRanges } from './service-allocation.js';
 import { rfc3339Seconds } from '../../proto/support/kube-time.js';
 import { kindInfoOf, type KindInfo, type KindName } from '../../proto/kinds.js';
@@ -351,6 +357,46 @@ export class ApiHandlers {
    * theirs, so no new object is handed a value one of them holds. A value another object holds
    * already is left to it, with a warning naming both.
    */
+  /**
+   * Kubernetes' repair loops for its allocators (RepairIP, RepairNodePort), run by the leader:
+   * every stored object holds its keys, and a key whose holder is gone or no longer states the value
+   * (left by a control plane of an older version, or by hand) is released. The keys are listed
+   * before the objects: a key and its object are written together, so a key seen has its object in
+   * the later list. Returns what was released.
+   */
+  async repairReservations(): Promise<string[]> {
+    await this.reserveStoredValues();
+    const ranges: ReservationRange[] = ['serviceIPs', 'nodePorts'];
+    const keys = new Map<ReservationRange, StoredValue[]>();
+    for (const range of ranges) keys.set(range, (await this.store.list(reservationResource(range))).items);
+    const stated = new Set<string>();
+    for (const strategy of allStrategies()) {
+      if (strategy.reservations === undefined) continue;
+      for (const { object } of (await this.list(strategy.info.kind)).items)
+        for (const r of strategy.reservations(object))
+          stated.add(`${r.range}/${r.value}/${object.metadata.uid}`);
+    }
+    const released: string[] = [];
+    for (const [range, items] of keys) {
+      for (const item of items) {
+        const holder = JSON.parse(new TextDecoder().decode(item.value)) as {
+          uid?: string;
+          namespace?: string;
+          name?: string;
+        };
+        if (stated.has(`${range}/${item.key.name}/${holder.uid}`)) continue;
+        try {
+          await this.store.delete(item.key, item.modRevision);
+          released.push(`${range} ${item.key.name} (held for ${holder.namespace}/${holder.name})`);
+        } catch (err) {
+          if (!(err instanceof NotFoundError || err instanceof ConflictError)) throw err;
+        }
+      }
+    }
+    if (released.length > 0) this.log.warn({ released }, 'released values no object holds any more');
+    return released;
+  }
+
   private async reserveStoredValues(): Promise<void> {
     for (const strategy of allStrategies()) {
       if (strategy.reservations === undefined) continue;

@@ -279,4 +279,24 @@ describe('Service ClusterIPs and node ports', () => {
       refusedOn('spec.clusterIP', /may not be set for type ExternalName/),
     );
   });
+
+  test('the repair pass releases keys no Service holds any more and gives Services the keys they lack', async () => {
+    const { store, handlers, create } = await setUp();
+    const web = await create('web', { clusterIP: '10.96.0.2' });
+    // left behind by a control plane of an older version: a key whose Service is gone
+    await store.create(
+      { resource: 'serviceipallocations', name: '10.96.0.4' },
+      new TextEncoder().encode(JSON.stringify({ namespace: 'default', name: 'gone', uid: 'gone-uid' })),
+    );
+    // and a Service stored without its key
+    await store.delete({ resource: 'serviceipallocations', name: '10.96.0.2' });
+    const released = await handlers.repairReservations();
+    assert.deepEqual(released, ['serviceIPs 10.96.0.4 (held for default/gone)']);
+    assert.equal((await create('heir', { clusterIP: '10.96.0.4' })).spec.clusterIP, '10.96.0.4');
+    await assert.rejects(
+      create('thief', { clusterIP: web.spec.clusterIP! }),
+      refusedOn('spec.clusterIP', /already allocated \(to Service default\/web\)/),
+    );
+    assert.deepEqual(await handlers.repairReservations(), [], 'nothing more to repair');
+  });
 });
