@@ -299,4 +299,46 @@ describe('Service ClusterIPs and node ports', () => {
     );
     assert.deepEqual(await handlers.repairReservations(), [], 'nothing more to repair');
   });
+
+  test('a LoadBalancer with externalTrafficPolicy Local holds a health check node port, released when the policy changes', async () => {
+    const { create, handlers } = await setUp(new MemoryStore(), {
+      serviceCIDR: '10.96.0.0/24',
+      nodePortRange: { min: 30000, max: 30009 },
+    });
+    const lb = await create('lb', { type: 'LoadBalancer', externalTrafficPolicy: 'Local' });
+    const health = lb.spec.healthCheckNodePort!;
+    assert.ok(health >= 30000 && health <= 30009, String(health));
+    assert.notEqual(health, lb.spec.ports![0]!.nodePort);
+    await assert.rejects(
+      create('copy', { type: 'NodePort', ports: [{ port: 80, nodePort: health }] }),
+      refusedOn('spec.ports[0].nodePort', /already allocated \(to Service default\/lb\)/),
+    );
+    const unused = [30000, 30001, 30002, 30003].find(
+      (p) => p !== health && p !== lb.spec.ports![0]!.nodePort,
+    )!;
+    await assert.rejects(
+      create('same', {
+        type: 'LoadBalancer',
+        externalTrafficPolicy: 'Local',
+        ports: [{ port: 80, nodePort: unused }],
+        healthCheckNodePort: unused,
+      }),
+      refusedOn('spec.healthCheckNodePort', new RegExp(`Duplicate value: ${unused}`)),
+    );
+    const { resourceVersion: _rv, ...metadata } = lb.metadata;
+    const cluster = (
+      await handlers.update({
+        ...lb,
+        metadata,
+        spec: { ...lb.spec, externalTrafficPolicy: 'Cluster' },
+      } as Service)
+    ).object as Service;
+    assert.equal(cluster.spec.healthCheckNodePort, undefined);
+    assert.equal(
+      (await create('heir', { type: 'NodePort', ports: [{ port: 80, nodePort: health }] })).spec.ports![0]!
+        .nodePort,
+      health,
+      'released with the policy',
+    );
+  });
 });

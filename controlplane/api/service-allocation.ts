@@ -47,6 +47,9 @@ export function serviceReservations(service: Service): Reservation[] {
       if (port.nodePort && !held.some((h) => h.range === 'nodePorts' && h.value === String(port.nodePort)))
         held.push({ range: 'nodePorts', value: String(port.nodePort), field: `spec.ports[${i}].nodePort` });
     });
+  const health = service.spec.healthCheckNodePort;
+  if (needsHealthCheck(service.spec) && health)
+    held.push({ range: 'nodePorts', value: String(health), field: 'spec.healthCheckNodePort' });
   return held;
 }
 
@@ -68,6 +71,12 @@ export function carryServiceAllocations(service: Service, old: Service): void {
   } else if (!spec.clusterIP && old.spec.clusterIP && old.spec.type !== 'ExternalName') {
     spec.clusterIP = old.spec.clusterIP;
     spec.clusterIPs = old.spec.clusterIPs ?? [old.spec.clusterIP];
+  }
+  if (needsHealthCheck(spec)) {
+    if (!spec.healthCheckNodePort && needsHealthCheck(old.spec) && old.spec.healthCheckNodePort)
+      spec.healthCheckNodePort = old.spec.healthCheckNodePort;
+  } else if (spec.healthCheckNodePort && spec.healthCheckNodePort === old.spec.healthCheckNodePort) {
+    delete spec.healthCheckNodePort;
   }
   const ports = spec.ports ?? [];
   const oldPorts = old.spec.ports ?? [];
@@ -176,8 +185,37 @@ export async function allocateService(
       port.nodePort = await freeNodePort(min, max, inThisService, lookup, what);
       inThisService.add(port.nodePort);
     }
+    // the port load balancers probe on every node for whether it has local endpoints
+    if (needsHealthCheck(spec)) {
+      const field = 'spec.healthCheckNodePort';
+      const given = spec.healthCheckNodePort;
+      if (given && inThisService.has(given))
+        throw new InvalidArgumentError(
+          `${what}: ${field}: Duplicate value: ${given}: a port of the Service has it`,
+          field,
+        );
+      if (given && !mine.has(`nodePorts/${given}`)) {
+        if (given < min || given > max)
+          throw new InvalidArgumentError(
+            `${what}: ${field}: Invalid value: ${given}: provided port is not in the valid range. The range of valid ports is ${min}-${max}`,
+            field,
+          );
+        const holder = await takenByOther('nodePorts', String(given));
+        if (holder !== undefined)
+          throw new InvalidArgumentError(
+            `${what}: ${field}: Invalid value: ${given}: provided port is already allocated (to Service ${holder})`,
+            field,
+          );
+      } else if (!given) {
+        spec.healthCheckNodePort = await freeNodePort(min, max, inThisService, lookup, what);
+      }
+    }
   }
 }
+
+/** A LoadBalancer that keeps traffic on the node it arrives at has a health check node port. */
+const needsHealthCheck = (spec: Service['spec']) =>
+  spec.type === 'LoadBalancer' && spec.externalTrafficPolicy === 'Local';
 
 /**
  * A free address: random picks from above the static band first (Kubernetes keeps the lowest
