@@ -5,8 +5,9 @@
  * whatever the system's `node` is. CommonJS and plain syntax on purpose: an old `node` running it
  * must get to the version check and say what it needs, not fail to parse the bundle.
  */
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { enableCompileCache } from 'node:module';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 /** package.json `engines` says the same; launcher.test.ts holds the two together. */
@@ -26,6 +27,39 @@ export function compileCacheDir(env: NodeJS.ProcessEnv): string | undefined {
   return base === undefined ? undefined : join(base, 'skiff', 'node-compile-cache');
 }
 
+/** Caches of this many builds are kept (several checkouts may run side by side); older ones go. */
+export const KEPT_BUILD_CACHES = 4;
+
+/**
+ * The compile cache of this build: a directory per build (the bundle's size and time), since every
+ * build names its chunks anew and Node never removes entries. The first run of a build removes
+ * the caches of all but the newest KEPT_BUILD_CACHES builds, so the cache stops growing.
+ */
+export function buildCacheDir(base: string, bundle: string): string {
+  const stat = statSync(bundle);
+  const dir = join(base, `${stat.size.toString(36)}-${Math.trunc(stat.mtimeMs).toString(36)}`);
+  if (!existsSync(dir)) pruneBuildCaches(base, KEPT_BUILD_CACHES - 1);
+  return dir;
+}
+
+/** Removes all but the `keep` most recently changed directories under `base` (and stray files). */
+export function pruneBuildCaches(base: string, keep: number): void {
+  let entries: { path: string; mtimeMs: number }[];
+  try {
+    entries = readdirSync(base).map((name) => {
+      const path = join(base, name);
+      return { path, mtimeMs: statSync(path).mtimeMs };
+    });
+  } catch {
+    return; // no cache yet
+  }
+  // what is not a build's directory (the one cache of skiff before builds had their own) goes too
+  const builds = entries.filter(({ path }) => /^[0-9a-z]+-[0-9a-z]+$/.test(basename(path)));
+  builds.sort((a, b) => b.mtimeMs - a.mtimeMs);
+  const kept = new Set(builds.slice(0, keep).map(({ path }) => path));
+  for (const { path } of entries) if (!kept.has(path)) rmSync(path, { recursive: true, force: true });
+}
+
 if (require.main === module) {
   if (!isSupportedNode(process.versions.node)) {
     process.stderr.write(
@@ -37,8 +71,15 @@ if (require.main === module) {
   }
   // NODE_COMPILE_CACHE, when set, has already turned the cache on (and NODE_DISABLE_COMPILE_CACHE off)
   const cacheDir = compileCacheDir(process.env);
-  if (cacheDir !== undefined && process.env['NODE_COMPILE_CACHE'] === undefined) enableCompileCache(cacheDir);
-  import(pathToFileURL(join(__dirname, 'skiff.mjs')).href).catch((err: unknown) => {
+  const bundle = join(__dirname, 'skiff.mjs');
+  if (cacheDir !== undefined && process.env['NODE_COMPILE_CACHE'] === undefined) {
+    try {
+      enableCompileCache(buildCacheDir(cacheDir, bundle));
+    } catch {
+      // no cache (the bundle unreadable: the import below says so)
+    }
+  }
+  import(pathToFileURL(bundle).href).catch((err: unknown) => {
     process.stderr.write(`skiff: cannot load ${join(__dirname, 'skiff.mjs')}: ${String(err)}\n`);
     process.exit(1);
   });

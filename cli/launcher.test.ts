@@ -1,12 +1,27 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { packageRoot } from '../proto/package-info.js';
-import { SUPPORTED_NODE, compileCacheDir, isSupportedNode } from './launcher.cjs';
+import {
+  SUPPORTED_NODE,
+  buildCacheDir,
+  compileCacheDir,
+  isSupportedNode,
+  pruneBuildCaches,
+} from './launcher.cjs';
 
 const execFileAsync = promisify(execFile);
 
@@ -25,6 +40,36 @@ test('compiled code is cached in the user’s own cache directory, never a share
   assert.equal(compileCacheDir({ XDG_CACHE_HOME: '/c', HOME: '/h' }), '/c/skiff/node-compile-cache');
   assert.equal(compileCacheDir({ HOME: '/h' }), '/h/.cache/skiff/node-compile-cache');
   assert.equal(compileCacheDir({}), undefined);
+});
+
+test('each build caches in its own directory, and the first run of a build keeps only the newest few', () => {
+  const base = mkdtempSync(join(tmpdir(), 'skiff-cache-'));
+  try {
+    for (let i = 0; i < 6; i++) {
+      mkdirSync(join(base, `old-${i}`));
+      utimesSync(join(base, `old-${i}`), 1000 + i, 1000 + i); // old-5 the newest
+    }
+    mkdirSync(join(base, 'v24.22.3-x64-964aae3f-0')); // the single cache of before
+    const bundle = join(base, '..', `${base.split('/').pop()}-bundle.mjs`);
+    writeFileSync(bundle, 'export {};\n');
+    try {
+      const dir = buildCacheDir(base, bundle);
+      assert.equal(existsSync(dir), false, 'made by Node when it writes the cache');
+      assert.deepEqual(
+        readdirSync(base).sort(),
+        ['old-3', 'old-4', 'old-5'],
+        'room for this build: 4 in all',
+      );
+      mkdirSync(dir);
+      assert.equal(buildCacheDir(base, bundle), dir, 'the same build, the same directory');
+      assert.equal(readdirSync(base).length, 4, 'a build seen before prunes nothing');
+      pruneBuildCaches(join(base, 'absent'), 1); // no cache yet: nothing to do, no error
+    } finally {
+      rmSync(bundle, { force: true });
+    }
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
 });
 
 test('an unsupported node running the built skiff says which version it needs', async () => {
