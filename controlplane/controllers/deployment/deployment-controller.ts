@@ -176,7 +176,13 @@ export class DeploymentController extends LeaderController {
     }
     // then available ones, as far as availability allows
     const minAvailable = replicas - unavailable;
-    const available = sumOf([newRS, ...rollout.oldRSs], (rs) => rs.status?.availableReplicas ?? 0);
+    // a ReplicaSet just scaled down may still report the pods it is deleting as available (its
+    // status is written from the pods it counted before the deletions, or not yet at all): it
+    // will keep no more than its replicas, so no more count, or a second scale-down would take
+    // availability below minAvailable
+    const available = sumOf([newRS, ...rollout.oldRSs], (rs) =>
+      Math.min(rs.status?.availableReplicas ?? 0, specReplicas(rs)),
+    );
     let toScaleDown = available - minAvailable;
     for (const rs of oldest) {
       if (toScaleDown <= 0) break;
