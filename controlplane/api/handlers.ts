@@ -25,10 +25,12 @@ import {
 import type { KubeObject, ObjectMeta, Pod, PodStatus } from '../../proto/gen/types.js';
 import { parseCidr } from '../../proto/cidr.js';
 import {
+  decodeHolder,
   reservationKey,
   reservationResource,
   reservationWrites,
   type Reservation,
+  type ReservationHolder,
   type ReservationRange,
 } from './reservations.js';
 import type { ServiceRanges } from './service-allocation.js';
@@ -353,11 +355,6 @@ export class ApiHandlers {
   }
 
   /**
-   * Objects stored before reservations existed (a Service's ClusterIP, its node ports) are given
-   * theirs, so no new object is handed a value one of them holds. A value another object holds
-   * already is left to it, with a warning naming both.
-   */
-  /**
    * Kubernetes' repair loops for its allocators (RepairIP, RepairNodePort), run by the leader:
    * every stored object holds its keys, and a key whose holder is gone or no longer states the value
    * (left by a control plane of an older version, or by hand) is released. The keys are listed
@@ -366,9 +363,7 @@ export class ApiHandlers {
    */
   async repairReservations(): Promise<string[]> {
     await this.reserveStoredValues();
-    const ranges: ReservationRange[] = ['serviceIPs', 'nodePorts'];
-    const keys = new Map<ReservationRange, StoredValue[]>();
-    for (const range of ranges) keys.set(range, (await this.store.list(reservationResource(range))).items);
+    const held = await this.heldValues();
     const stated = new Set<string>();
     for (const strategy of allStrategies()) {
       if (strategy.reservations === undefined) continue;
@@ -377,33 +372,40 @@ export class ApiHandlers {
           stated.add(`${r.range}/${r.value}/${object.metadata.uid}`);
     }
     const released: string[] = [];
-    for (const [range, items] of keys) {
-      for (const item of items) {
-        const holder = JSON.parse(new TextDecoder().decode(item.value)) as {
-          uid?: string;
-          namespace?: string;
-          name?: string;
-        };
-        if (stated.has(`${range}/${item.key.name}/${holder.uid}`)) continue;
-        try {
-          await this.store.delete(item.key, item.modRevision);
-          released.push(`${range} ${item.key.name} (held for ${holder.namespace}/${holder.name})`);
-        } catch (err) {
-          if (!(err instanceof NotFoundError || err instanceof ConflictError)) throw err;
-        }
+    for (const [value, { stored, holder }] of held) {
+      if (stated.has(`${value}/${holder.uid}`)) continue;
+      try {
+        await this.store.delete(stored.key, stored.modRevision);
+        released.push(`${value.replace('/', ' ')} (held for ${holder.namespace}/${holder.name})`);
+      } catch (err) {
+        if (!(err instanceof NotFoundError || err instanceof ConflictError)) throw err;
       }
     }
     if (released.length > 0) this.log.warn({ released }, 'released values no object holds any more');
     return released;
   }
 
+  /** Every held value (`<range>/<value>`), read in one list per range rather than a get each. */
+  private async heldValues(): Promise<Map<string, { stored: StoredValue; holder: ReservationHolder }>> {
+    const held = new Map<string, { stored: StoredValue; holder: ReservationHolder }>();
+    for (const range of ['serviceIPs', 'nodePorts'] as const)
+      for (const stored of (await this.store.list(reservationResource(range))).items)
+        held.set(`${range}/${stored.key.name}`, { stored, holder: decodeHolder(stored.value) });
+    return held;
+  }
+
+  /**
+   * Objects stored before reservations existed (a Service's ClusterIP, its node ports) are given
+   * theirs, so no new object is handed a value one of them holds. A value another object holds
+   * already is left to it, with a warning naming both.
+   */
   private async reserveStoredValues(): Promise<void> {
+    const held = await this.heldValues();
     for (const strategy of allStrategies()) {
       if (strategy.reservations === undefined) continue;
       for (const { object } of (await this.list(strategy.info.kind)).items) {
         for (const reservation of strategy.reservations(object)) {
-          const key = reservationKey(reservation);
-          const holder = await this.reservationHolder(key);
+          const holder = held.get(`${reservation.range}/${reservation.value}`)?.holder;
           if (holder?.uid === object.metadata.uid) continue;
           const what = describeObject(strategy.info, object.metadata.namespace, object.metadata.name ?? '');
           if (holder !== undefined) {
@@ -809,16 +811,10 @@ export class ApiHandlers {
     return kept;
   }
 
-  private async reservationHolder(
-    key: ObjectKey,
-  ): Promise<{ namespace: string; name: string; uid: string } | undefined> {
+  private async reservationHolder(key: ObjectKey): Promise<ReservationHolder | undefined> {
     try {
       const stored = await this.store.get(key);
-      return JSON.parse(new TextDecoder().decode(stored.value)) as {
-        namespace: string;
-        name: string;
-        uid: string;
-      };
+      return decodeHolder(stored.value);
     } catch (err) {
       if (err instanceof NotFoundError) return undefined;
       throw err;

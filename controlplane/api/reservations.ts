@@ -29,6 +29,30 @@ export function reservationKey(reservation: Pick<Reservation, 'range' | 'value'>
   return { resource: RESOURCES[reservation.range], name: reservation.value };
 }
 
+/** Who holds a value: what its key stores. */
+export interface ReservationHolder {
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
+export function encodeHolder(holder: {
+  namespace?: string | undefined;
+  name?: string | undefined;
+  uid?: string | undefined;
+}): Uint8Array {
+  const stored: ReservationHolder = {
+    namespace: holder.namespace ?? '',
+    name: holder.name ?? '',
+    uid: holder.uid ?? '',
+  };
+  return new TextEncoder().encode(JSON.stringify(stored));
+}
+
+export function decodeHolder(bytes: Uint8Array): ReservationHolder {
+  return JSON.parse(new TextDecoder().decode(bytes)) as ReservationHolder;
+}
+
 const sameValue = (a: Reservation, b: Reservation) => a.range === b.range && a.value === b.value;
 
 /** The writes that take what `after` holds and `before` did not, and release the reverse. */
@@ -37,9 +61,7 @@ export function reservationWrites(
   after: readonly Reservation[],
   holder: { namespace?: string | undefined; name?: string | undefined; uid?: string | undefined },
 ): Write[] {
-  const value = new TextEncoder().encode(
-    JSON.stringify({ namespace: holder.namespace ?? '', name: holder.name ?? '', uid: holder.uid ?? '' }),
-  );
+  const value = encodeHolder(holder);
   return [
     ...after
       .filter((r) => !before.some((b) => sameValue(b, r)))

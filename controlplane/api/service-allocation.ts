@@ -155,6 +155,21 @@ export async function allocateService(
         `${what}: spec.ports: a Service of type ${spec.type} may have at most ${MAX_NODE_PORTS} ports (each holds a node port), got ${ports.length}`,
         'spec.ports',
       );
+    /** A node port the client gave: in the range and free, unless the Service holds it already. */
+    const checkGivenPort = async (port: number, field: string): Promise<void> => {
+      if (mine.has(`nodePorts/${port}`)) return; // held already, whatever the range says now
+      if (port < min || port > max)
+        throw new InvalidArgumentError(
+          `${what}: ${field}: Invalid value: ${port}: provided port is not in the valid range. The range of valid ports is ${min}-${max}`,
+          field,
+        );
+      const holder = await takenByOther('nodePorts', String(port));
+      if (holder !== undefined)
+        throw new InvalidArgumentError(
+          `${what}: ${field}: Invalid value: ${port}: provided port is already allocated (to Service ${holder})`,
+          field,
+        );
+    };
     const inThisService = new Set(ports.map((p) => p.nodePort).filter((n): n is number => !!n));
     const seen = new Map<string, number>();
     for (const [i, port] of ports.entries()) {
@@ -167,18 +182,7 @@ export async function allocateService(
           field,
         );
       seen.set(byProtocol, i);
-      if (mine.has(`nodePorts/${port.nodePort}`)) continue; // held already, whatever the range says now
-      if (port.nodePort < min || port.nodePort > max)
-        throw new InvalidArgumentError(
-          `${what}: ${field}: Invalid value: ${port.nodePort}: provided port is not in the valid range. The range of valid ports is ${min}-${max}`,
-          field,
-        );
-      const holder = await takenByOther('nodePorts', String(port.nodePort));
-      if (holder !== undefined)
-        throw new InvalidArgumentError(
-          `${what}: ${field}: Invalid value: ${port.nodePort}: provided port is already allocated (to Service ${holder})`,
-          field,
-        );
+      await checkGivenPort(port.nodePort, field);
     }
     for (const port of allocatesNodePorts(spec) ? ports : []) {
       if (port.nodePort) continue;
@@ -194,21 +198,8 @@ export async function allocateService(
           `${what}: ${field}: Duplicate value: ${given}: a port of the Service has it`,
           field,
         );
-      if (given && !mine.has(`nodePorts/${given}`)) {
-        if (given < min || given > max)
-          throw new InvalidArgumentError(
-            `${what}: ${field}: Invalid value: ${given}: provided port is not in the valid range. The range of valid ports is ${min}-${max}`,
-            field,
-          );
-        const holder = await takenByOther('nodePorts', String(given));
-        if (holder !== undefined)
-          throw new InvalidArgumentError(
-            `${what}: ${field}: Invalid value: ${given}: provided port is already allocated (to Service ${holder})`,
-            field,
-          );
-      } else if (!given) {
-        spec.healthCheckNodePort = await freeNodePort(min, max, inThisService, lookup, what);
-      }
+      if (given) await checkGivenPort(given, field);
+      else spec.healthCheckNodePort = await freeNodePort(min, max, inThisService, lookup, what);
     }
   }
 }
