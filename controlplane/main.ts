@@ -56,7 +56,7 @@ import { StoreNodeGraph } from './api/node-graph.js';
 import { apiServerCredentials } from './api/tls-credentials.js';
 import { prepareApiSocket, removeApiSocket, secureBoundSocket, type BoundSocket } from './api/api-socket.js';
 import { widenConnectionWindows, widenStreamWindows } from './api/grpc-windows.js';
-import { ApiHandlers, DEFAULT_SERVICE_CIDR } from './api/handlers.js';
+import { ApiHandlers } from './api/handlers.js';
 import type { DefaultTolerationSeconds } from './api/kinds/strategy.js';
 import { WATCH_CACHE_INDEXES } from './api/watch-cache-indexes.js';
 import { createApiMetrics } from './api/metrics.js';
@@ -67,7 +67,7 @@ import { formatHostPort, parseHostPort } from './http/host-port.js';
 import { HttpServer } from './http/server.js';
 import { openRegistry, type ImageRegistry } from './registry/registry.js';
 import { NamespaceController } from './controllers/namespace/namespace-controller.js';
-import { DEFAULT_CLUSTER_CIDR, NodeIpamController } from './controllers/node-ipam/node-ipam-controller.js';
+import { NodeIpamController } from './controllers/node-ipam/node-ipam-controller.js';
 
 import { createPodStreams, type PodStreams } from './streams/pod-streams.js';
 import { StatusIngest } from './status/status-ingest.js';
@@ -96,6 +96,14 @@ import { NodeLifecycleController } from './controllers/node-lifecycle/node-lifec
 import type { EvictionRates } from './controllers/node-lifecycle/node-health.js';
 import type { ObjectKey, Store, StoredValue } from './store/store.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
+import {
+  DEFAULT_CLUSTER_CIDR,
+  DEFAULT_CLUSTER_DOMAIN,
+  DEFAULT_NETWORK_BACKEND,
+  DEFAULT_SERVICE_CIDR,
+  clusterDNSAddress,
+  type NetworkBackend,
+} from '../proto/network-plan.js';
 
 export { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from './defaults.js';
 
@@ -105,6 +113,12 @@ export interface ControlPlaneOptions {
   clusterCIDR?: string;
   /** Services' addresses; default 10.96.0.0/12. */
   serviceCIDR?: string;
+  /** How nodes route each other's pod CIDRs; default host-gw (`--network-backend`). */
+  networkBackend?: NetworkBackend;
+  /** The cluster DNS Service's address; default the service CIDR's tenth address (`--cluster-dns`). */
+  clusterDNS?: string;
+  /** The domain the cluster DNS serves; default cluster.local (`--cluster-domain`). */
+  clusterDomain?: string;
   /** Services' node ports; default 30000-32767 (`--service-node-port-range`). */
   nodePortRange?: { min: number; max: number };
   /** Prefix length of each node's pod CIDR; default 24. */
@@ -808,6 +822,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       httpUrl: `http://${httpAddress}`,
       clusterCIDR: options.clusterCIDR ?? DEFAULT_CLUSTER_CIDR,
       serviceCIDR: options.serviceCIDR ?? DEFAULT_SERVICE_CIDR,
+      networkBackend: options.networkBackend ?? DEFAULT_NETWORK_BACKEND,
+      clusterDNS: options.clusterDNS ?? clusterDNSAddress(options.serviceCIDR ?? DEFAULT_SERVICE_CIDR),
+      clusterDomain: options.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN,
       ...(options.maxWatchesPerToken !== undefined ? { maxWatchesPerToken: options.maxWatchesPerToken } : {}),
       // node certificates exist only where there is a CA to verify them
       ...(trust !== undefined ? { nodeAuthorizer: new NodeAuthorizer(new StoreNodeGraph(store)) } : {}),

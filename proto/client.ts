@@ -92,6 +92,11 @@ export interface VersionInfo {
   /** The cluster's pod address range and Service range (agents program them). */
   clusterCIDR: string;
   serviceCIDR: string;
+  /** How nodes route each other's pod CIDRs: `host-gw` or `vxlan` (empty: an older control plane). */
+  networkBackend: string;
+  /** The cluster DNS Service's address (pods' nameserver) and the domain it serves. */
+  clusterDNS: string;
+  clusterDomain: string;
 }
 
 type KindArg = keyof KubeObjectByKind | string;
@@ -529,6 +534,9 @@ export function connectApi(options: ConnectOptions): ApiClient {
         httpUrl: String(response.httpUrl ?? ''),
         clusterCIDR: String(response.clusterCidr ?? ''),
         serviceCIDR: String(response.serviceCidr ?? ''),
+        networkBackend: String(response.networkBackend ?? ''),
+        clusterDNS: String(response.clusterDns ?? ''),
+        clusterDomain: String(response.clusterDomain ?? ''),
       };
     },
     async rotateEncryptionKey() {

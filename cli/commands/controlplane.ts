@@ -18,6 +18,13 @@ import {
   parseSecondsOption,
 } from './context.js';
 import { InvalidArgumentError } from '../../proto/errors.js';
+import {
+  DEFAULT_SERVICE_CIDR,
+  checkClusterDNS,
+  parseClusterDomain,
+  parseNetworkBackend,
+  type NetworkBackend,
+} from '../../proto/network-plan.js';
 import { componentLogger } from '../../proto/support/logger.js';
 import { DEFAULT_API_ADDR, DEFAULT_ETCD_PREFIX, DEFAULT_HTTP_ADDR } from '../../controlplane/defaults.js';
 
@@ -43,6 +50,9 @@ interface ControlPlaneFlags {
   registryMaxBlobBytes?: number;
   clusterCidr?: string;
   serviceCidr?: string;
+  networkBackend?: NetworkBackend;
+  clusterDns?: string;
+  clusterDomain?: string;
   nodeCidrMaskSize?: number;
   clusterCaDir?: string;
   tlsSan: string[];
@@ -190,6 +200,16 @@ export function registerControlPlane(program: Command): void {
       parsePositiveInt('--node-cidr-mask-size'),
     )
     .option('--service-cidr <cidr>', "Services' virtual addresses (default 10.96.0.0/12)")
+    .option(
+      '--network-backend <host-gw|vxlan>',
+      "how nodes route each other's pods: host-gw (nodes on one L2 segment) or vxlan (any IP network between them) (default host-gw)",
+      (text: string) => parseNetworkBackend(text),
+    )
+    .option(
+      '--cluster-dns <ip>',
+      "the cluster DNS Service's address, pods' nameserver (default the service CIDR's tenth address)",
+    )
+    .option('--cluster-domain <domain>', 'the domain the cluster DNS serves (default cluster.local)')
     .option(
       '--service-node-port-range <min-max>',
       'the ports NodePort Services are given on every node (default 30000-32767)',
@@ -351,6 +371,11 @@ export function registerControlPlane(program: Command): void {
           : {}),
         ...(flags.clusterCidr ? { clusterCIDR: flags.clusterCidr } : {}),
         ...(flags.serviceCidr ? { serviceCIDR: flags.serviceCidr } : {}),
+        ...(flags.networkBackend ? { networkBackend: flags.networkBackend } : {}),
+        ...(flags.clusterDns
+          ? { clusterDNS: checkClusterDNS(flags.clusterDns, flags.serviceCidr ?? DEFAULT_SERVICE_CIDR) }
+          : {}),
+        ...(flags.clusterDomain ? { clusterDomain: parseClusterDomain(flags.clusterDomain) } : {}),
         ...(flags.serviceNodePortRange ? { nodePortRange: flags.serviceNodePortRange } : {}),
         ...(flags.nodeCidrMaskSize !== undefined ? { nodeCidrMaskSize: flags.nodeCidrMaskSize } : {}),
         ...(flags.registryDir ? { registryDir: flags.registryDir } : {}),

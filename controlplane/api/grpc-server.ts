@@ -52,6 +52,11 @@ export interface ApiServiceOptions {
   httpUrl?: string;
   clusterCIDR?: string;
   serviceCIDR?: string;
+  /** How nodes route each other's pod CIDRs (`host-gw`, `vxlan`), as Version tells agents. */
+  networkBackend?: string;
+  /** The cluster DNS Service's address and the domain it serves, as Version tells agents. */
+  clusterDNS?: string;
+  clusterDomain?: string;
   /**
    * Concurrent watches one token may hold; default 256. Each holds an etcd watch stream and a
    * backlog, so one client must not open them without limit.
@@ -497,6 +502,9 @@ export function createApiService(options: ApiServiceOptions): ApiService {
         httpUrl: options.httpUrl ?? '',
         clusterCidr: options.clusterCIDR ?? '',
         serviceCidr: options.serviceCIDR ?? '',
+        networkBackend: options.networkBackend ?? '',
+        clusterDns: options.clusterDNS ?? '',
+        clusterDomain: options.clusterDomain ?? '',
       }),
     ),
     DryRunWrites: unary(

@@ -13,6 +13,7 @@
  * The clock, uid source and randomness are parameters, so the logic is testable; the transport
  * (grpc-server.ts) adds authentication, deadlines and metrics.
  */
+import { DEFAULT_SERVICE_CIDR } from '../../proto/network-plan.js';
 import { randomUUID } from 'node:crypto';
 import {
   AlreadyExistsError,
@@ -133,7 +134,6 @@ export interface ApiHandlersOptions {
   nodePortRange?: { min: number; max: number };
 }
 
-export const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
 export const DEFAULT_NODE_PORT_RANGE = { min: 30000, max: 32767 };
 
 /** How a create or update may treat the object it is given. */

@@ -9,6 +9,7 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DEFAULT_CLUSTER_CIDR } from '../../proto/network-plan.js';
 import { writeFileAtomic } from '../../proto/support/atomic-file.js';
 import { connect, type NatsConnection } from 'nats';
 import { connectApi, type ApiClient } from '../../proto/client.js';
@@ -277,7 +278,7 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
       prepareNetwork: async (podCIDR) => {
         const plan: NetworkPlan = {
           podCIDR,
-          clusterCIDR: version.clusterCIDR || '10.244.0.0/16',
+          clusterCIDR: version.clusterCIDR || DEFAULT_CLUSTER_CIDR,
           ...(version.serviceCIDR ? { serviceCIDR: version.serviceCIDR } : {}),
           bridge: options.bridge ?? 'skiff0',
         };

@@ -357,6 +357,9 @@ export const messages: { readonly [name in MessageName]: MessageType } = {
     field('httpUrl', 4, 'string'),
     field('clusterCidr', 5, 'string'),
     field('serviceCidr', 6, 'string'),
+    field('networkBackend', 7, 'string'),
+    field('clusterDns', 8, 'string'),
+    field('clusterDomain', 9, 'string'),
   ]),
   PodLogsRequest: message('PodLogsRequest', encodePodLogsRequest, decodePodLogsRequest, () => [
     field('namespace', 1, 'string'),
@@ -2777,6 +2780,9 @@ function encodeVersionResponse(m: Fields, w: Writer): void {
   if ((v = m.httpUrl) != null && v !== '') w.string(34, v);
   if ((v = m.clusterCidr) != null && v !== '') w.string(42, v);
   if ((v = m.serviceCidr) != null && v !== '') w.string(50, v);
+  if ((v = m.networkBackend) != null && v !== '') w.string(58, v);
+  if ((v = m.clusterDns) != null && v !== '') w.string(66, v);
+  if ((v = m.clusterDomain) != null && v !== '') w.string(74, v);
 }
 
 function decodeVersionResponse(r: Reader, m: Fields = {}): Fields {
@@ -2800,6 +2806,15 @@ function decodeVersionResponse(r: Reader, m: Fields = {}): Fields {
         break;
       case 50:
         if ((m.serviceCidr = r.string()) === '') delete m.serviceCidr;
+        break;
+      case 58:
+        if ((m.networkBackend = r.string()) === '') delete m.networkBackend;
+        break;
+      case 66:
+        if ((m.clusterDns = r.string()) === '') delete m.clusterDns;
+        break;
+      case 74:
+        if ((m.clusterDomain = r.string()) === '') delete m.clusterDomain;
         break;
       default:
         r.skip(tag);

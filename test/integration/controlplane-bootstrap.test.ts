@@ -222,7 +222,19 @@ describe('control planes sharing one etcd: the bootstrap data', () => {
     // the node's certificate opens the first control plane too
     const asNode = connectApi({ server: first.apiAddress, tls: credentials });
     clients.push(asNode);
-    assert.ok((await asNode.version()).version);
+    const version = await asNode.version();
+    assert.ok(version.version);
+    // what the agent programs its node with: the address plan and the cluster network's defaults
+    assert.deepEqual(
+      [
+        version.clusterCIDR,
+        version.serviceCIDR,
+        version.networkBackend,
+        version.clusterDNS,
+        version.clusterDomain,
+      ],
+      ['10.244.0.0/16', '10.96.0.0/12', 'host-gw', '10.96.0.10', 'cluster.local'],
+    );
   });
 
   test('Secrets written through one read through the other, also after a key rotation on one', async () => {

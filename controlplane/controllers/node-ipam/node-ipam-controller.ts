@@ -5,6 +5,7 @@
  * allocates, so two nodes added at once get different ones. A full cluster CIDR is logged and
  * retried (a node that goes frees its range).
  */
+import { DEFAULT_CLUSTER_CIDR } from '../../../proto/network-plan.js';
 import { ConflictError, NotFoundError } from '../../../proto/errors.js';
 import type { Node } from '../../../proto/gen/types.js';
 import { parseCidr, subnet, subnetCount, type Cidr } from '../../../proto/cidr.js';
@@ -23,8 +24,6 @@ export interface NodeIpamOptions {
   nodeMaskSize?: number;
   log: Logger;
 }
-
-export const DEFAULT_CLUSTER_CIDR = '10.244.0.0/16';
 
 export class NodeIpamController {
   private readonly controller: Controller;
