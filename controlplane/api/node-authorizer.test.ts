@@ -113,6 +113,23 @@ describe('the node authorizer', () => {
     await refused({ verb: 'get', kind: 'Secret', namespace: 'default', name: 'db' }, /no pod bound/, 'n2');
   });
 
+  test('Services and EndpointSlices: any may be read (each node load-balances and names them all), none written', async () => {
+    for (const kind of ['Service', 'EndpointSlice']) {
+      for (const verb of ['get', 'list', 'watch'] as const)
+        await allowed({
+          verb,
+          kind,
+          namespace: verb === 'get' ? 'shop' : '',
+          name: verb === 'get' ? 'web' : '',
+        });
+      for (const verb of ['create', 'update', 'updateStatus', 'delete'] as const)
+        await refused(
+          { verb, kind, namespace: 'shop', name: 'web' },
+          new RegExp(`a node may only read ${kind}s`),
+        );
+    }
+  });
+
   test('Events may be created; every other kind is refused', async () => {
     await allowed({ verb: 'create', kind: 'Event', namespace: 'default', name: 'e' });
     await refused({ verb: 'list', kind: 'Event' }, /only create Events/);

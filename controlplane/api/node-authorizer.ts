@@ -11,6 +11,8 @@
  *   Secret,          env and envFrom of every container, imagePullSecrets, the service account);
  *   ServiceAccount   list, watch only in one namespace with the field selector metadata.name=<one
  *                    such object> (how kubelet watches a single object)
+ *   Service,         get, list, watch any (every node programs every Service's load balancing and
+ *   EndpointSlice    answers its cluster DNS names, as kube-proxy on each node does)
  *   Event            create
  *   version          always
  *
@@ -223,6 +225,11 @@ export class NodeAuthorizer {
           : `a node may only use its own Lease (${NODE_LEASE_NAMESPACE}/${node})`;
       case 'Pod':
         return this.podRefusal(node, request);
+      case 'Service':
+      case 'EndpointSlice':
+        return verb === 'get' || verb === 'list' || verb === 'watch'
+          ? undefined
+          : `a node may only read ${kind}s`;
       case 'Event':
         return verb === 'create' ? undefined : 'a node may only create Events';
     }

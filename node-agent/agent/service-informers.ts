@@ -1,0 +1,25 @@
+/**
+ * The node's view of the cluster's Services and EndpointSlices: one informer of each over the API,
+ * every namespace, shared by everything on the node that follows Services (the Service data plane,
+ * the cluster DNS). The node authorizer lets a node read both kinds everywhere.
+ */
+import type { ApiClient } from '../../proto/client.js';
+import type { EndpointSlice, Service } from '../../proto/gen/types.js';
+import { apiSource } from '../../proto/informer/api-source.js';
+import { Informer } from '../../proto/informer/informer.js';
+import type { Logger } from '../../proto/support/logger.js';
+
+export interface ServiceInformers {
+  services: Informer<Service>;
+  endpointSlices: Informer<EndpointSlice>;
+}
+
+export function serviceInformers(api: ApiClient, log: Logger): ServiceInformers {
+  return {
+    services: new Informer<Service>({ source: apiSource<Service>({ api, kind: 'Service' }), logger: log }),
+    endpointSlices: new Informer<EndpointSlice>({
+      source: apiSource<EndpointSlice>({ api, kind: 'EndpointSlice' }),
+      logger: log,
+    }),
+  };
+}
