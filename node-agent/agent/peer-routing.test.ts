@@ -1,0 +1,39 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Node } from '../../proto/gen/types.js';
+import { peersOf } from './peer-routing.js';
+
+const node = (name: string, podCIDR?: string, internalIP?: string): Node =>
+  ({
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name },
+    spec: podCIDR ? { podCIDR } : {},
+    status: {
+      addresses: [
+        { type: 'Hostname', address: name },
+        ...(internalIP ? [{ type: 'InternalIP', address: internalIP }] : []),
+      ],
+    },
+  }) as Node;
+
+describe('peer routing', () => {
+  test('every other node with a pod CIDR and an InternalIP is a peer, by name', () => {
+    assert.deepEqual(
+      peersOf(
+        [
+          node('n3', '10.244.3.0/24', '172.31.7.4'),
+          node('n1', '10.244.1.0/24', '172.31.7.2'),
+          node('n2', '10.244.2.0/24', '172.31.7.3'),
+          node('no-cidr-yet', undefined, '172.31.7.5'),
+          node('no-address-yet', '10.244.6.0/24'),
+        ],
+        'n1',
+      ),
+      [
+        { node: 'n2', podCIDR: '10.244.2.0/24', address: '172.31.7.3' },
+        { node: 'n3', podCIDR: '10.244.3.0/24', address: '172.31.7.4' },
+      ],
+    );
+  });
+});
