@@ -303,11 +303,18 @@ export class PodNetwork implements SandboxNetwork {
   async routePeers(candidates: readonly Peer[]): Promise<{ unrouted: UnroutedPeer[]; changes: number }> {
     const { peers, refused } = checkPeers(candidates, this.peerScope());
     const plan = await this.serial(() => this.applyPeers(this.backend, peers));
-    if (plan.changes > 0)
+    if (plan.changes > 0) {
       this.log.info(
         { backend: this.backend, peers: peers.length, changes: plan.changes },
         'routes to other nodes updated',
       );
+      // skiff turns forwarding on only where it may (a hostNetns, or asked): elsewhere it is the operator's
+      if (peers.length > 0 && (await this.exec.readSysctl(this.hostNetns, 'net.ipv4.ip_forward')) !== '1')
+        this.log.warn(
+          { sysctl: 'net.ipv4.ip_forward' },
+          "forwarding is off on this host: other nodes and their pods cannot reach this node's pods until net.ipv4.ip_forward=1",
+        );
+    }
     return { unrouted: [...refused, ...plan.offLink], changes: plan.changes };
   }
 
