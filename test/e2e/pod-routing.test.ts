@@ -17,6 +17,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { archiveTar, busyboxImage, ociLayout } from '../fixtures/images.js';
 import type { Node, Pod } from '../../proto/gen/types.js';
+import { removeAgentNode } from '../../node-agent/agent/main.js';
 import { startLab, type Lab, type LabOptions } from '../harness/lab.js';
 import { leftovers } from '../harness/hosts.js';
 import type { RunResult } from './cli-harness.js';
@@ -38,7 +39,7 @@ const PEER_PORT = 8080;
  * One lab for a describe, with helpers: pods `echo-<node>` (busybox httpd answering the client's
  * address) on the given nodes, their addresses, and fetches from pods and hosts.
  */
-function routingLab(options: LabOptions & { prefix: string }) {
+function routingLab(options: LabOptions & { prefix: string; echoPods?: false }) {
   let lab: Lab | undefined;
   const L = (): Lab => {
     if (!lab) throw new Error('the lab did not start');
@@ -52,6 +53,7 @@ function routingLab(options: LabOptions & { prefix: string }) {
 
   before(async () => {
     lab = await startLab(options);
+    if (options.echoPods === false) return;
     const dir = lab.hosts.dir;
     const image = (...args: string[]) => L().skiff(['image', '--root', join(dir, 'cli', 'root'), ...args]);
     writeFileSync(join(dir, 'images.tar'), archiveTar(ociLayout([busyboxImage('busybox:1')])));
@@ -164,6 +166,26 @@ describe('pod routing, host-gw: three nodes on one switch', { timeout: 300_000 }
     }
   });
 
+  test('a restarted agent puts its routes back as the Nodes say: a missing one made, a stale one removed', async () => {
+    const n1 = L().node('n1');
+    const n2Cidr = await podCIDR('n2');
+    await n1.agent!.stop();
+    // while it was away: n2's route removed by hand, a route of a node deleted meanwhile left over
+    ok(await n1.run(['ip', 'route', 'del', n2Cidr]), 'ip route del');
+    ok(
+      await n1.run(['ip', 'route', 'add', '10.244.250.0/24', 'via', L().node('n2').address]),
+      'ip route add',
+    );
+    await n1.startAgent();
+    await L().waitFor('n1 routes as the Nodes say', async () => {
+      const routes = (await n1.run(['ip', '-4', 'route', 'show'])).stdout;
+      return (
+        routes.includes(`${n2Cidr} via ${L().node('n2').address}`) && !routes.includes('10.244.250.0/24')
+      );
+    });
+    assert.equal(await seenFrom({ pod: 'n2' }, peerUrl(podIP.n1!)), podIP.n2);
+  });
+
   test('a Node deleted loses its route on the other hosts', async () => {
     const n3 = L().node('n3');
     const cidr = await podCIDR('n3');
@@ -248,4 +270,45 @@ describe('pod routing, vxlan: n1 and n2 on two subnets joined by a router', { ti
     const vtep = (await podCIDR('n1')).replace(/\/24$/, '');
     assert.equal(await seenFrom({ host: 'n1' }, peerUrl(podIP.n2!)), vtep);
   });
+
+  test("the node's network removed (skiff down's removeAgentNode): no VXLAN device, no route into the cluster CIDR", async () => {
+    const n1 = L().node('n1');
+    await n1.agent!.stop();
+    assert.deepEqual(await removeAgentNode(n1.root, { hostNetns: n1.host.netnsPath }), []);
+    assert.notEqual((await n1.run(['ip', 'link', 'show', 'skiff.vxlan'])).code, 0, 'skiff.vxlan is gone');
+    const routes = (await n1.run(['ip', '-4', 'route', 'show'])).stdout;
+    assert.doesNotMatch(routes, /^10\.244\./m, routes);
+    assert.doesNotMatch(routes, /unreachable/, routes);
+  });
 });
+
+describe(
+  'pod routing, host-gw on two subnets: the node behind the router is reported, not routed',
+  { timeout: 300_000 },
+  () => {
+    const { L, podCIDR } = routingLab({
+      nodes: 2,
+      prefix: 'routing-hostgw-routed',
+      networkBackend: 'host-gw',
+      secondSubnet: ['n2'],
+      echoPods: false,
+    });
+
+    test('n1 records a NodeNotRouted Warning naming n2 and why, and adds no route for it', async () => {
+      const n2 = L().node('n2');
+      await L().waitFor('the NodeNotRouted event', async () => {
+        const events = ok(await L().skiff(['get', 'events', '-A']), 'get events').stdout;
+        return /Warning\s+NodeNotRouted\s+node\/n1\s/.test(events) && events.includes('Pods of node n2');
+      });
+      const events = ok(await L().skiff(['get', 'events', '-A']), 'get events').stdout;
+      assert.match(
+        events,
+        new RegExp(
+          `Pods of node n2 are unreachable from here: host-gw cannot route its pod CIDR .*: its address ${n2.address.replaceAll('.', '\\.')} is on no subnet this node is connected to \\(nodes on different subnets need the vxlan backend\\)`,
+        ),
+      );
+      const routes = (await L().node('n1').run(['ip', '-4', 'route', 'show'])).stdout;
+      assert.ok(!routes.includes(await podCIDR('n2')), routes);
+    });
+  },
+);
