@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Node } from '../../proto/gen/types.js';
-import { peersOf } from './peer-routing.js';
+import { changesRoutes, peersOf } from './peer-routing.js';
 
 const node = (name: string, podCIDR?: string, internalIP?: string): Node =>
   ({
@@ -35,5 +35,16 @@ describe('peer routing', () => {
         { node: 'n3', podCIDR: '10.244.3.0/24', address: '172.31.7.4' },
       ],
     );
+  });
+
+  test('only a change of pod CIDR or InternalIP can change a route', () => {
+    const n2 = node('n2', '10.244.2.0/24', '172.31.7.3');
+    const notReady = {
+      ...n2,
+      status: { ...n2.status, conditions: [{ type: 'Ready', status: 'False' }] },
+    } as Node;
+    assert.equal(changesRoutes(n2, notReady), false);
+    assert.equal(changesRoutes(n2, node('n2', '10.244.2.0/24', '172.31.7.30')), true);
+    assert.equal(changesRoutes(node('n2', undefined, '172.31.7.3'), n2), true);
   });
 });

@@ -16,6 +16,7 @@ import { apiSource } from '../../proto/informer/api-source.js';
 import { Controller } from '../../proto/informer/controller.js';
 import { Informer } from '../../proto/informer/informer.js';
 import type { ReconcileResult } from '../../proto/informer/work-queue.js';
+import { compareCodePoints } from '../../proto/support/code-point-order.js';
 import type { Logger } from '../../proto/support/logger.js';
 import type { Peer, UnroutedPeer } from '../runtime/net/peer-routes.js';
 
@@ -45,11 +46,24 @@ export function peersOf(nodes: readonly Node[], self: string): Peer[] {
   return nodes
     .flatMap((node) => {
       const name = node.metadata.name ?? '';
-      const podCIDR = node.spec?.podCIDR;
-      const address = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+      const { podCIDR, address } = routingFields(node);
       return name !== self && podCIDR && address ? [{ node: name, podCIDR, address }] : [];
     })
-    .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+    .sort((a, b) => compareCodePoints(a.node, b.node));
+}
+
+/** What of a Node routing follows: a change of anything else (its conditions, say) changes no route. */
+function routingFields(node: Node | undefined): { podCIDR?: string; address?: string } {
+  return {
+    podCIDR: node?.spec?.podCIDR,
+    address: node?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address,
+  };
+}
+
+/** Whether a Node's change can change a route (its pod CIDR or InternalIP changed). */
+export function changesRoutes(before: Node | undefined, after: Node | undefined): boolean {
+  const [b, a] = [routingFields(before), routingFields(after)];
+  return b.podCIDR !== a.podCIDR || b.address !== a.address;
 }
 
 export class PeerRouting {
@@ -65,7 +79,11 @@ export class PeerRouting {
       logger: options.log.child({ component: 'node-informer' }),
     });
     this.controller = new Controller({ reconcile: () => this.reconcile(), log: options.log });
-    this.informer.onChange(() => this.controller.enqueue(KEY));
+    // a Node's status is written at every condition change: those need no route work
+    this.informer.onChange((key, change, lastKnown) => {
+      if (change === 'modified' && !changesRoutes(lastKnown?.object, this.informer.get(key)?.object)) return;
+      this.controller.enqueue(KEY);
+    });
   }
 
   /** Follows the Nodes; resolves once the first list is in. */

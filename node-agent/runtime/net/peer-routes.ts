@@ -32,6 +32,7 @@ import {
 } from '../../../proto/cidr.js';
 import { FailedPreconditionError, errorMessage } from '../../../proto/errors.js';
 import type { NetworkBackend } from '../../../proto/network-plan.js';
+import { compareCodePoints } from '../../../proto/support/code-point-order.js';
 import type { ShownLink, ShownRoute } from './ip-scripts.js';
 import { VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI, vtepMac } from './names.js';
 
@@ -107,7 +108,7 @@ export function checkPeers(
   const peers: Peer[] = [];
   const refused: UnroutedPeer[] = [];
   const taken: { node: string; cidr: Cidr }[] = [{ node: 'this node', cidr: scope.podCIDR }];
-  for (const peer of [...candidates].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0))) {
+  for (const peer of [...candidates].sort((a, b) => compareCodePoints(a.node, b.node))) {
     const reason = peerProblem(peer, scope, taken);
     if (reason !== undefined) refused.push({ node: peer.node, reason });
     else {
