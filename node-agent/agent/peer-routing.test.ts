@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Node } from '../../proto/gen/types.js';
-import { changesRoutes, peersOf } from './peer-routing.js';
+import { changesRoutes, peersOf, unroutedNotices } from './peer-routing.js';
 
 const node = (name: string, podCIDR?: string, internalIP?: string): Node =>
   ({
@@ -46,5 +46,21 @@ describe('peer routing', () => {
     assert.equal(changesRoutes(n2, notReady), false);
     assert.equal(changesRoutes(n2, node('n2', '10.244.2.0/24', '172.31.7.30')), true);
     assert.equal(changesRoutes(node('n2', undefined, '172.31.7.3'), n2), true);
+  });
+
+  test('unrouted peers are named one Event each, or past five in one Event that counts them', () => {
+    const peer = (i: number) => ({ node: `n${i}`, reason: 'why' });
+    assert.deepEqual(unroutedNotices([peer(2)]), [
+      { type: 'Warning', reason: 'NodeNotRouted', message: 'Pods of node n2 are unreachable from here: why' },
+    ]);
+    assert.equal(unroutedNotices([1, 2, 3, 4, 5].map(peer)).length, 5);
+    assert.deepEqual(unroutedNotices([1, 2, 3, 4, 5, 6, 7].map(peer)), [
+      {
+        type: 'Warning',
+        reason: 'NodeNotRouted',
+        message: 'Pods of 7 nodes are unreachable from here: n1 (why); n2 (why); n3 (why); and 4 more',
+      },
+    ]);
+    assert.deepEqual(unroutedNotices([]), []);
   });
 });

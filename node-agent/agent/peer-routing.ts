@@ -66,6 +66,27 @@ export function changesRoutes(before: Node | undefined, after: Node | undefined)
   return b.podCIDR !== a.podCIDR || b.address !== a.address;
 }
 
+/** Peers named one by one in Events and logs: past that, one summary (a cluster of hollow nodes has thousands). */
+const NAMED = 5;
+
+/**
+ * The Events that say which peers are newly unrouted: one per peer, or, past NAMED of them, one
+ * that names the first few and counts the rest.
+ */
+export function unroutedNotices(
+  fresh: readonly UnroutedPeer[],
+): { type: 'Warning'; reason: string; message: string }[] {
+  const notice = (message: string) => ({ type: 'Warning' as const, reason: 'NodeNotRouted', message });
+  if (fresh.length <= NAMED)
+    return fresh.map((u) => notice(`Pods of node ${u.node} are unreachable from here: ${u.reason}`));
+  const named = fresh.slice(0, 3).map((u) => `${u.node} (${u.reason})`);
+  return [
+    notice(
+      `Pods of ${fresh.length} nodes are unreachable from here: ${named.join('; ')}; and ${fresh.length - 3} more`,
+    ),
+  ];
+}
+
 export class PeerRouting {
   private readonly informer: Informer<Node>;
   private readonly controller: Controller;
@@ -109,15 +130,13 @@ export class PeerRouting {
     );
     const { unrouted } = await this.options.router.routePeers(peers);
     const now = new Map(unrouted.map((u) => [u.node, u.reason]));
-    for (const [node, reason] of now) {
-      if (this.reported.get(node) === reason) continue;
-      this.options.log.warn({ peer: node, reason }, 'node not routed');
-      this.options.event(
-        'Warning',
-        'NodeNotRouted',
-        `Pods of node ${node} are unreachable from here: ${reason}`,
+    const fresh = unrouted.filter((u) => this.reported.get(u.node) !== u.reason);
+    for (const { type, reason, message } of unroutedNotices(fresh)) this.options.event(type, reason, message);
+    if (fresh.length > 0)
+      this.options.log.warn(
+        { peers: fresh.slice(0, 50).map((u) => u.node), count: fresh.length, reason: fresh[0]!.reason },
+        'nodes not routed',
       );
-    }
     this.reported = now;
   }
 }

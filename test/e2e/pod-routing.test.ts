@@ -13,7 +13,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { archiveTar, busyboxImage, ociLayout } from '../fixtures/images.js';
 import type { Node, Pod } from '../../proto/gen/types.js';
@@ -203,6 +203,14 @@ describe('pod routing, host-gw: three nodes on one switch', { timeout: 300_000 }
       );
     // the others are still routed
     assert.equal(await seenFrom({ pod: 'n1' }, peerUrl(podIP.n2!)), podIP.n1);
+    // what each route update cost n1's agent (read the host, write the diff), as it logged them
+    const updates = readFileSync(L().node('n1').agent!.logFile, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('routes to other nodes updated'))
+      .map((line) => JSON.parse(line) as { ms: number; changes: number })
+      .map((u) => `${u.changes} change(s) in ${u.ms} ms`);
+    assert.ok(updates.length > 0);
+    console.log(`host-gw route updates on n1: ${updates.join(', ')}`);
   });
 });
 

@@ -301,11 +301,17 @@ export class PodNetwork implements SandboxNetwork {
    * overlapping pod CIDR; with host-gw, an address on no connected subnet), for the operator.
    */
   async routePeers(candidates: readonly Peer[]): Promise<{ unrouted: UnroutedPeer[]; changes: number }> {
+    const started = performance.now();
     const { peers, refused } = checkPeers(candidates, this.peerScope());
     const plan = await this.serial(() => this.applyPeers(this.backend, peers));
     if (plan.changes > 0) {
       this.log.info(
-        { backend: this.backend, peers: peers.length, changes: plan.changes },
+        {
+          backend: this.backend,
+          peers: peers.length,
+          changes: plan.changes,
+          ms: Math.round(performance.now() - started),
+        },
         'routes to other nodes updated',
       );
       // skiff turns forwarding on only where it may (a hostNetns, or asked): elsewhere it is the operator's
