@@ -21,10 +21,12 @@
  *
  * Invariants
  * - The host namespace gets `unreachable` routes for the cluster (and service) CIDR before anything
- *   else of skiff, and loses them last: a packet to a pod address no bridge of this host holds is
- *   dropped here, never sent on. No default route is added on the host; forwarding is enabled only
- *   in a host namespace given as `hostNetns` (or when asked), and the table drops whatever a pod
- *   sends out of the bridge but replies to host-port connections (nft-ruleset.ts).
+ *   else of skiff, and loses them last: a packet to a pod address that neither a bridge of this
+ *   host nor a route to another node's pod CIDR holds is dropped here, never sent on. No default
+ *   route is added on the host; forwarding is enabled only in a host namespace given as
+ *   `hostNetns` (or when asked); out of the bridge the table lets through only the pod CIDR's own
+ *   packets (masqueraded when not to the cluster CIDR) and replies to host-port connections
+ *   (nft-ruleset.ts).
  * - A lease is saved before the network is touched, and released only once its veth is gone, so
  *   whatever a set-up made (all of it, or part) is found and undone by tearDown or releaseExcept,
  *   and an address is never held by two sandboxes.
