@@ -143,7 +143,7 @@ export class Agent {
         event: (type, reason, message) => this.events.record(node0(nodeName), type, reason, message),
         log: log.child({ component: 'peer-routing' }),
       });
-      await this.peerRouting.start();
+      this.peerRouting.start();
     }
     const informer = new Informer<Pod>({
       source: apiSource<Pod>({ api, kind: 'Pod', fieldSelector: `spec.nodeName=${nodeName}` }),

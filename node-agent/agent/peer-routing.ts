@@ -107,13 +107,12 @@ export class PeerRouting {
     });
   }
 
-  /** Follows the Nodes; resolves once the first list is in. */
-  async start(): Promise<void> {
+  /** Follows the Nodes: the first reconcile follows the first list (the agent does not wait for it). */
+  start(): void {
     this.informer.start();
     this.controller.start();
-    await this.informer.waitForSync();
-    // even if no Node changes: a node deleted while the agent was away loses its routes now
-    this.controller.enqueue(KEY);
+    // whatever the list brings: a node deleted while the agent was away loses its routes now
+    void this.informer.waitForSync().then(() => this.controller.enqueue(KEY));
   }
 
   async stop(): Promise<void> {
