@@ -3,6 +3,7 @@
  * runtime (in-process), and reports what really runs through NATS.
  *
  *   start ─► runtime opened ─► Node registered (capacity, info, images) ─► podCIDR awaited (network)
+ *         ─► Node informer: routes to the other nodes' pod CIDRs (peer-routing.ts)
  *         ─► informer: pods with spec.nodeName=<node> (list, then watch from its revision;
  *            a disconnect resumes from the last revision seen)
  *         ─► PodSync workers (level-triggered) ◄─ informer changes, runtime container events,
@@ -41,6 +42,7 @@ import {
 } from './node-facts.js';
 import { LABEL_NAME, LABEL_NAMESPACE, PodSync, type BackoffPolicy } from './pod-sync.js';
 import { PodStreamServer } from './pod-streams.js';
+import { PeerRouting, type PeerRouter } from './peer-routing.js';
 import { rfc3339Seconds } from '../../proto/support/kube-time.js';
 
 export interface AgentOptions {
@@ -69,7 +71,9 @@ export interface AgentOptions {
    * Plugs the node into its pod CIDR once the control plane has given it one (the pod network);
    * absent: pods get loopback only (tests of the agent alone).
    */
-  prepareNetwork?: (podCIDR: string) => Promise<{ releaseExcept(live: Iterable<string>): Promise<unknown> }>;
+  prepareNetwork?: (
+    podCIDR: string,
+  ) => Promise<PeerRouter & { releaseExcept(live: Iterable<string>): Promise<unknown> }>;
   /** The host's network namespace when it is not this process's own (hostNetwork pods join it). */
   hostNetns?: string;
   /** Longest wait for the pod CIDR; default 60 s. */
@@ -90,6 +94,7 @@ export class Agent {
   private flushTimer: NodeJS.Timeout | undefined;
   private closeWatch: (() => void) | undefined;
   private podStreams: PodStreamServer | undefined;
+  private peerRouting: PeerRouting | undefined;
   private readonly subscriptions: { unsubscribe(): void }[] = [];
   private readonly events: EventRecorder;
   private lastConditions: Condition[] | undefined;
@@ -131,6 +136,14 @@ export class Agent {
       const live = await this.options.runtime.runtime.containers.listSandboxes();
       await network.releaseExcept(live.map((s) => s.id));
       log.info({ podCIDR: node.spec.podCIDR }, 'pod network ready');
+      this.peerRouting = new PeerRouting({
+        api,
+        nodeName,
+        router: network,
+        event: (type, reason, message) => this.events.record(node0(nodeName), type, reason, message),
+        log: log.child({ component: 'peer-routing' }),
+      });
+      this.peerRouting.start();
     }
     const informer = new Informer<Pod>({
       source: apiSource<Pod>({ api, kind: 'Pod', fieldSelector: `spec.nodeName=${nodeName}` }),
@@ -205,6 +218,7 @@ export class Agent {
     this.closeWatch?.();
     for (const s of this.subscriptions) s.unsubscribe();
     this.informer?.stop();
+    await this.peerRouting?.stop();
     this.podSync?.close();
     await this.controller?.stop();
     this.flush();

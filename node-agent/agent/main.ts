@@ -9,7 +9,7 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULT_CLUSTER_CIDR } from '../../proto/network-plan.js';
+import { DEFAULT_CLUSTER_CIDR, parseNetworkBackend } from '../../proto/network-plan.js';
 import { writeFileAtomic } from '../../proto/support/atomic-file.js';
 import { connect, type NatsConnection } from 'nats';
 import { connectApi, type ApiClient } from '../../proto/client.js';
@@ -260,12 +260,17 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
       ...(options.cgroupParent !== undefined ? { cgroupParent: options.cgroupParent } : {}),
       registry: { config: { ...(cluster ? { cluster } : {}) } },
     });
+    const nodeIP = options.nodeIP ?? detectNodeIP();
+    // an older control plane says nothing: host-gw, its default
+    const backend = version.networkBackend
+      ? parseNetworkBackend(version.networkBackend, "the control plane's network backend")
+      : undefined;
     const agent = new Agent({
       api,
       nats,
       runtime,
       nodeName: options.nodeName,
-      nodeIP: options.nodeIP ?? detectNodeIP(),
+      nodeIP,
       ...(options.labels ? { labels: options.labels } : {}),
       ...(options.taints ? { taints: options.taints } : {}),
       ...(options.allowedHostPaths ? { allowedHostPaths: options.allowedHostPaths } : {}),
@@ -290,6 +295,8 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
           ...plan,
           stateDir: join(options.root, 'net'),
           ...(options.hostNetns ? { hostNetns: options.hostNetns } : {}),
+          ...(backend ? { backend } : {}),
+          nodeIP,
           log: log.child({ component: 'pod-network' }),
         });
         await podNetwork.prepareNode();
@@ -342,7 +349,7 @@ interface NetworkPlan {
 
 /**
  * Removes what an agent (stopped) left on its node: every pod sandbox and container in its root,
- * then the node's pod network (veths, bridge, table, routes). Images stay. What could not be
+ * then the node's pod network (veths, bridge, VXLAN device, table, routes). Images stay. What could not be
  * removed is returned, each naming the object.
  */
 export async function removeAgentNode(

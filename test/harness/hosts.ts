@@ -1,6 +1,7 @@
 /**
  * Hosts for multi-host tests: each host a Linux network namespace on this machine, with its own
- * address, its own directory (a runtime root under it) and its own cgroup parent, on one switch.
+ * address, its own directory (a runtime root under it) and its own cgroup parent, on one switch
+ * (or, asked for, some of them on a second switch behind a router: below).
  * What runs "on" a host is a process entered into its network namespace (`nsenter --net`, nothing
  * else: mounts, cgroups and pids stay the machine's, as an agent needs them).
  *
@@ -19,11 +20,25 @@
  *     enters the lab, and IPv6 is off on that veth;
  *   - the bridge lives in a namespace of its own with no address and no route: it only switches
  *     frames between the lab's veths; nothing there forwards at layer 3;
- *   - a host has no default route and only the connected S/24 on eth0, and forwarding stays off in
- *     it (checked), so it can address nothing outside S but its own pods; pod addresses (and the
- *     cluster and service CIDRs, which skiff's agent routes `unreachable` there) never leave a
- *     host; the machine never forwards either (its ip_forward is left as it is, and no host can
- *     address a packet beyond S to it).
+ *   - a host has no default route and only the connected S/24 on eth0, and forwarding is off in
+ *     it when made (checked), so it can address nothing outside S but its own pods (and other
+ *     nodes' pods, through the routes skiff's agents add: lab.ts turns forwarding on in agent hosts,
+ *     which then forward between the lab's addresses only); pod addresses (and the cluster and
+ *     service CIDRs, which skiff's agent routes `unreachable` there) never leave the lab; the
+ *     machine never forwards (its ip_forward is left as it is, and no host can address a packet
+ *     beyond S to it).
+ *
+ * Two subnets (`secondSubnet`: the hosts named there): a second switch namespace skl-<id>-switch2
+ * on a second free /24, S2, and a router namespace joining the two:
+ *
+ *   switch0 (S) ── eth0 S.253/24 ┐ skl-<id>-router ┌ eth1 S2.253/24 ── switch0 of switch2 (S2)
+ *   hosts of S: route S2 via S.253                       hosts of S2: route S via S2.253
+ *
+ * Forwarding is on in the router namespace only, which has the two connected /24s and no other
+ * route, so it forwards between S and S2 and nothing else; a `blackhole` route there for the
+ * machine's S.254 keeps every packet from S2 away from the machine, whose reply (it has no route
+ * to S2) would take its default route. Hosts still have no default route, and the machine is on S
+ * only.
  *
  * Clean-up (`dispose`, also run for a lab whose test process died: `sweepAbandonedLabs`, from
  * `createHosts` and run-suite.sh's exit trap) removes, from the lab's record in /run/skiff-labs:
@@ -58,6 +73,8 @@ const RECORDS = '/run/skiff-labs';
 /** The /16 the labs' /24s come from. */
 const LAB_RANGE = '172.31';
 const MACHINE_HOST = 254;
+/** The router's address on each of two subnets. */
+const ROUTER_HOST = 253;
 
 export interface RunResult {
   code: number | null;
@@ -90,6 +107,8 @@ export interface Host {
   name: string;
   /** Its address on the switch, e.g. 172.31.7.2. */
   address: string;
+  /** Its switch's /24. */
+  subnet: string;
   /** The network namespace's name (`ip -n NAME`) and path (`nsenter --net=PATH`). */
   netns: string;
   netnsPath: string;
@@ -109,8 +128,12 @@ export interface Hosts {
   id: string;
   /** The lab's directory (the hosts' directories are under it). */
   dir: string;
-  /** The switch's /24, e.g. 172.31.7.0/24. */
+  /** The switch's /24, e.g. 172.31.7.0/24 (the first switch's, the machine's). */
   subnet: string;
+  /** Every switch's /24: the first, and the second's with `secondSubnet`. */
+  subnets: string[];
+  /** With `secondSubnet`: the router's address on each subnet, in the order of `subnets`. */
+  routerAddresses: string[];
   /** The machine namespace's address on the switch (S.254): what the test process is seen as. */
   machineAddress: string;
   hosts: Host[];
@@ -130,8 +153,10 @@ interface LabRecord {
   subnet: string;
   /** The /24 reservation file. */
   reservation: string;
+  /** With `secondSubnet`: the second /24 and its reservation file. */
+  second?: { subnet: string; reservation: string };
   machineVeth: string;
-  /** Namespace names: the switch's first, then the hosts'. */
+  /** Namespace names: the switch's first (the second switch's and the router's), then the hosts'. */
   namespaces: string[];
   /** `skiff-lab-<id>`, below each cgroup hierarchy's root. */
   cgroupRoot: string;
@@ -255,12 +280,19 @@ function killGroupsAtExit(): void {
 
 /**
  * Makes the switch and one namespace per name in `names` (cp first, say), each with its address:
- * S.1, S.2, … in that order. Sweeps abandoned labs first.
+ * S.1, S.2, … in that order; the hosts named in `secondSubnet` on S2 instead (S2.n for the nth
+ * name), behind a router. Sweeps abandoned labs first.
  */
-export async function createHosts(names: string[], options: { prefix?: string } = {}): Promise<Hosts> {
+export async function createHosts(
+  names: string[],
+  options: { prefix?: string; secondSubnet?: string[] } = {},
+): Promise<Hosts> {
   for (const name of names)
-    if (!HOST_NAME.test(name) || ['switch', 'machine'].includes(name))
+    if (!HOST_NAME.test(name) || ['switch', 'switch2', 'router', 'machine'].includes(name))
       throw new Error(`create hosts: "${name}" is not a host name (a-z, 0-9, -; at most 12)`);
+  const behindRouter = new Set(options.secondSubnet ?? []);
+  for (const name of behindRouter)
+    if (!names.includes(name)) throw new Error(`create hosts: secondSubnet names ${name}, not a host`);
   if (new Set(names).size !== names.length) throw new Error('create hosts: a name is given twice');
   if (options.prefix !== undefined && !/^[a-z0-9-]{1,40}$/.test(options.prefix))
     throw new Error(`create hosts: prefix "${options.prefix}" is not a-z, 0-9 and - (at most 40)`);
@@ -269,6 +301,14 @@ export async function createHosts(names: string[], options: { prefix?: string } 
   await sweepAbandonedLabs();
   const id = randomBytes(3).toString('hex');
   const { subnet, reservation } = await reserveSubnet(id);
+  let second: { subnet: Cidr; reservation: string } | undefined;
+  try {
+    second = behindRouter.size > 0 ? await reserveSubnet(id) : undefined;
+  } catch (err) {
+    rmSync(reservation, { force: true });
+    throw err;
+  }
+  const routed = second !== undefined;
   const dir = mkdtempSync(join(tmpdir(), `skiff-${options.prefix ?? 'lab'}-${id}-`));
   const record: LabRecord = {
     id,
@@ -276,8 +316,13 @@ export async function createHosts(names: string[], options: { prefix?: string } 
     dir,
     subnet: subnet.text,
     reservation,
+    ...(second ? { second: { subnet: second.subnet.text, reservation: second.reservation } } : {}),
     machineVeth: `skl${id}`,
-    namespaces: [`skl-${id}-switch`, ...names.map((name) => `skl-${id}-${name}`)],
+    namespaces: [
+      `skl-${id}-switch`,
+      ...(routed ? [`skl-${id}-switch2`, `skl-${id}-router`] : []),
+      ...names.map((name) => `skl-${id}-${name}`),
+    ],
     cgroupRoot: `skiff-lab-${id}`,
     groups: [],
   };
@@ -292,11 +337,15 @@ export async function createHosts(names: string[], options: { prefix?: string } 
       if (problems.length > 0) throw new Error(`dispose lab ${id}: left behind:\n  ${problems.join('\n  ')}`);
     })());
   try {
-    const [switchNs, ...hostNs] = record.namespaces as [string, ...string[]];
-    await must(['ip', 'netns', 'add', switchNs]);
-    await must(['ip', '-n', switchNs, 'link', 'set', 'lo', 'up']);
-    await must(['ip', '-n', switchNs, 'link', 'add', 'switch0', 'type', 'bridge']);
-    await must(['ip', '-n', switchNs, 'link', 'set', 'switch0', 'up']);
+    const switchNs = record.namespaces[0]!;
+    const [switch2Ns, routerNs] = routed ? [record.namespaces[1]!, record.namespaces[2]!] : [];
+    const hostNs = record.namespaces.slice(routed ? 3 : 1);
+    for (const ns of [switchNs, ...(switch2Ns ? [switch2Ns] : [])]) {
+      await must(['ip', 'netns', 'add', ns]);
+      await must(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+      await must(['ip', '-n', ns, 'link', 'add', 'switch0', 'type', 'bridge']);
+      await must(['ip', '-n', ns, 'link', 'set', 'switch0', 'up']);
+    }
     // the machine's one veth: no IPv6, one IPv4 address on the /24 no route of the machine's touched
     const veth = record.machineVeth;
     await must(['ip', 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'to-machine', 'netns', switchNs]);
@@ -304,15 +353,20 @@ export async function createHosts(names: string[], options: { prefix?: string } 
     await must(['ip', 'addr', 'add', `${addressIn(subnet, MACHINE_HOST)}/24`, 'dev', veth]);
     await must(['ip', 'link', 'set', veth, 'up']);
     await must(['ip', '-n', switchNs, 'link', 'set', 'to-machine', 'master', 'switch0', 'up']);
+    if (second && switch2Ns && routerNs)
+      await makeRouter(routerNs, [switchNs, switch2Ns], [subnet, second.subnet]);
     const hosts: Host[] = [];
     for (const [i, name] of names.entries()) {
       const netns = hostNs[i]!;
-      const address = addressIn(subnet, i + 1);
+      const onSecond = second !== undefined && behindRouter.has(name);
+      const own = onSecond ? second!.subnet : subnet;
+      const address = addressIn(own, i + 1);
+      const hostSwitch = onSecond ? switch2Ns! : switchNs;
       await must(['ip', 'netns', 'add', netns]);
       await must([
         'ip',
         '-n',
-        switchNs,
+        hostSwitch,
         'link',
         'add',
         `h-${name}`,
@@ -324,16 +378,22 @@ export async function createHosts(names: string[], options: { prefix?: string } 
         'netns',
         netns,
       ]);
-      await must(['ip', '-n', switchNs, 'link', 'set', `h-${name}`, 'master', 'switch0', 'up']);
+      await must(['ip', '-n', hostSwitch, 'link', 'set', `h-${name}`, 'master', 'switch0', 'up']);
       await must(['ip', '-n', netns, 'addr', 'add', `${address}/24`, 'dev', 'eth0']);
       await must(['ip', '-n', netns, 'link', 'set', 'eth0', 'up']);
       await must(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
+      if (second) {
+        // the other subnet through the router; nothing else beyond its own
+        const [other, via] = onSecond ? [subnet, second.subnet] : [second.subnet, subnet];
+        await must(['ip', '-n', netns, 'route', 'add', other.text, 'via', addressIn(via, ROUTER_HOST)]);
+      }
       const hostDir = join(dir, name);
       mkdirSync(join(hostDir, 'root'), { recursive: true, mode: 0o700 });
       hosts.push(
         makeHost({
           name,
           address,
+          subnet: own.text,
           netns,
           dir: hostDir,
           cgroupParent: `${record.cgroupRoot}/${name}`,
@@ -348,11 +408,13 @@ export async function createHosts(names: string[], options: { prefix?: string } 
       );
     }
     killGroupsAtExit();
-    await checkContained(hosts, switchNs);
+    await checkContained(hosts, [switchNs, ...(switch2Ns ? [switch2Ns] : [])], routerNs);
     return {
       id,
       dir,
       subnet: subnet.text,
+      subnets: [subnet.text, ...(second ? [second.subnet.text] : [])],
+      routerAddresses: second ? [addressIn(subnet, ROUTER_HOST), addressIn(second.subnet, ROUTER_HOST)] : [],
       machineAddress: addressIn(subnet, MACHINE_HOST),
       hosts,
       host(name) {
@@ -368,8 +430,64 @@ export async function createHosts(names: string[], options: { prefix?: string } 
   }
 }
 
-/** Every host: eth0 and lo only, no default route, forwarding off. The switch: no address. */
-async function checkContained(hosts: Host[], switchNs: string): Promise<void> {
+/**
+ * The router: eth0 on the first switch, eth1 on the second, each with the subnet's .253;
+ * forwarding on here alone; the machine's address blackholed (see the header).
+ */
+async function makeRouter(routerNs: string, switches: string[], subnets: Cidr[]): Promise<void> {
+  await must(['ip', 'netns', 'add', routerNs]);
+  await must(['ip', '-n', routerNs, 'link', 'set', 'lo', 'up']);
+  for (const [i, switchNs] of switches.entries()) {
+    const dev = `eth${i}`;
+    await must([
+      'ip',
+      '-n',
+      switchNs,
+      'link',
+      'add',
+      'to-router',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      dev,
+      'netns',
+      routerNs,
+    ]);
+    await must(['ip', '-n', switchNs, 'link', 'set', 'to-router', 'master', 'switch0', 'up']);
+    await must([
+      'ip',
+      '-n',
+      routerNs,
+      'addr',
+      'add',
+      `${addressIn(subnets[i]!, ROUTER_HOST)}/24`,
+      'dev',
+      dev,
+    ]);
+    await must(['ip', '-n', routerNs, 'link', 'set', dev, 'up']);
+  }
+  await must([
+    'ip',
+    '-n',
+    routerNs,
+    'route',
+    'add',
+    'blackhole',
+    `${addressIn(subnets[0]!, MACHINE_HOST)}/32`,
+  ]);
+  await must(['nsenter', `--net=/run/netns/${routerNs}`, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+}
+
+/**
+ * Every host: eth0 and lo only, no default route, forwarding off. The switches: no address. The
+ * router, if any: no default route.
+ */
+async function checkContained(
+  hosts: Host[],
+  switches: string[],
+  routerNs: string | undefined,
+): Promise<void> {
   for (const host of hosts) {
     const routes = await must(['ip', '-n', host.netns, '-4', 'route', 'show']);
     if (/^default/m.test(routes)) throw new Error(`host ${host.name} has a default route:\n${routes}`);
@@ -378,13 +496,21 @@ async function checkContained(hosts: Host[], switchNs: string): Promise<void> {
       await must(['nsenter', `--net=${host.netnsPath}`, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=0']);
     }
   }
-  const addresses = await must(['ip', '-n', switchNs, '-4', 'addr', 'show']);
-  if (/inet (?!127\.)/.test(addresses)) throw new Error(`the switch namespace has an address:\n${addresses}`);
+  for (const switchNs of switches) {
+    const addresses = await must(['ip', '-n', switchNs, '-4', 'addr', 'show']);
+    if (/inet (?!127\.)/.test(addresses))
+      throw new Error(`the switch namespace has an address:\n${addresses}`);
+  }
+  if (routerNs !== undefined) {
+    const routes = await must(['ip', '-n', routerNs, '-4', 'route', 'show']);
+    if (/^default/m.test(routes)) throw new Error(`the router has a default route:\n${routes}`);
+  }
 }
 
 function makeHost(spec: {
   name: string;
   address: string;
+  subnet: string;
   netns: string;
   dir: string;
   cgroupParent: string;
@@ -395,6 +521,7 @@ function makeHost(spec: {
   return {
     name: spec.name,
     address: spec.address,
+    subnet: spec.subnet,
     netns: spec.netns,
     netnsPath,
     dir: spec.dir,
@@ -588,9 +715,9 @@ function recordProblem(record: LabRecord): string | undefined {
   )
     return `directory ${JSON.stringify(record.dir)}`;
   const held = `${RECORDS}/subnet-${LAB_RANGE}.`;
-  const reservation = String(record.reservation);
-  if (!reservation.startsWith(held) || !/^\d{1,3}$/.test(reservation.slice(held.length)))
-    return `reservation ${JSON.stringify(record.reservation)}`;
+  for (const reservation of [record.reservation, ...(record.second ? [record.second.reservation] : [])])
+    if (!String(reservation).startsWith(held) || !/^\d{1,3}$/.test(String(reservation).slice(held.length)))
+      return `reservation ${JSON.stringify(reservation)}`;
   if (!Array.isArray(record.groups)) return 'groups';
   return undefined;
 }
@@ -684,6 +811,7 @@ async function cleanUpLab(record: LabRecord): Promise<string[]> {
   }
   if (problems.length === 0) {
     rmSync(record.reservation, { force: true });
+    if (record.second) rmSync(record.second.reservation, { force: true });
     rmSync(join(RECORDS, `${record.id}.json`), { force: true });
   }
   return problems;

@@ -22,6 +22,10 @@
  *   await lab.skiff(['get', 'nodes', '-o', 'wide']);
  *   await lab.node('n1').run(['busybox', 'ping', '-c1', podIP]);
  *
+ * `networkBackend` is the control plane's `--network-backend` (how agents route each other's pod
+ * CIDRs); `secondSubnet` puts the nodes it names on a second subnet behind a router (hosts.ts), as
+ * the vxlan backend is for: cp, and the test process with it, stay on the first.
+ *
  * Ports are the defaults: each host is a namespace of its own, so they are free there whatever
  * else runs on the machine. Heartbeats every 2 s and a 8 s grace (rather than 10 s and 40 s) keep
  * "the node went NotReady" short. `dispose()` stops everything and removes the hosts (hosts.ts).
@@ -38,6 +42,7 @@ import { httpProbe, listensOn } from '../../cli/up/process-support.js';
 import { formatConfigDocument } from '../../cli/config.js';
 import { connectApi, type ApiClient } from '../../proto/client.js';
 import type { Node } from '../../proto/gen/types.js';
+import type { NetworkBackend } from '../../proto/network-plan.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
 import { runSkiff, type RunOptions, type RunResult } from '../e2e/cli-harness.js';
 import { createHosts, type Host, type HostProcess, type Hosts, type HostRunOptions } from './hosts.js';
@@ -64,6 +69,10 @@ export interface LabOptions {
   readyTimeoutMs?: number;
   /** 2: a second control plane on host cp2 (default 1). */
   controlPlanes?: 1 | 2;
+  /** The control plane's `--network-backend` (default: its own, host-gw). */
+  networkBackend?: NetworkBackend;
+  /** Nodes (n2, …) put on a second subnet, joined to cp's by a router (default none: one switch). */
+  secondSubnet?: string[];
 }
 
 /** The second control plane of `controlPlanes: 2`. */
@@ -162,8 +171,12 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
   const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
   const names = Array.from({ length: count }, (_, i) => `n${i + 1}`);
   const two = options.controlPlanes === 2;
+  for (const name of options.secondSubnet ?? [])
+    if (!names.includes(name))
+      throw new Error(`start lab: secondSubnet names ${name}, not one of ${names.join(', ')}`);
   const hosts = await createHosts(['cp', ...(two ? ['cp2'] : []), ...names], {
     prefix: options.prefix ?? 'lab',
+    ...(options.secondSubnet?.length ? { secondSubnet: options.secondSubnet } : {}),
   });
   const cpHost = hosts.host('cp');
   const state = join(cpHost.dir, 'state');
@@ -242,6 +255,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       '--admin-token-file', adminTokenFile,
       '--cluster-ca-dir', pki.dir,
       '--node-monitor-grace-period', `${nodeGraceMs}ms`,
+      ...(options.networkBackend ? ['--network-backend', options.networkBackend] : []),
     ]; // prettier-ignore
     const env = { ...process.env, SKIFF_LOG_LEVEL: process.env.SKIFF_LOG_LEVEL ?? 'info' };
     const launchControlPlane = async () => {
@@ -284,6 +298,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
         '--cluster-ca-dir', caDir,
         '--server-token-file', join(state, 'controlplane', 'server-token'),
         '--node-monitor-grace-period', `${nodeGraceMs}ms`,
+        ...(options.networkBackend ? ['--network-backend', options.networkBackend] : []),
       ]; // prettier-ignore
       const started = host.spawn('controlplane', args, { env });
       controlplane2 = started;
@@ -408,6 +423,12 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       return node;
     });
     for (const node of nodes) mkdirSync(node.shareDir, { recursive: true, mode: 0o755 });
+    // a node forwards its pods' packets (as a Kubernetes node must): the operator's part, which an
+    // agent leaves alone in its own namespace. Safe here: a host routes the lab's subnets only
+    for (const node of nodes) {
+      const set = await node.run(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+      if (set.code !== 0) throw new Error(`turn on forwarding on ${node.name}: ${set.stderr.trim()}`);
+    }
     await Promise.all(nodes.map((node) => node.startAgent()));
 
     const cp: LabControlPlane = {

@@ -168,3 +168,52 @@ describe('hosts: network namespaces on one switch', { timeout: 120_000 }, () => 
     assert.deepEqual(leftovers(orphan), []);
   });
 });
+
+describe('hosts: two subnets joined by a router', { timeout: 120_000 }, () => {
+  let lab: Hosts | undefined;
+  after(async () => {
+    await lab?.dispose();
+  });
+
+  test('hosts on the two subnets reach each other through the router, and nothing else; the router forwards, no host does; S2 never reaches the machine', async () => {
+    const routesBefore = machineRoutes();
+    lab = await createHosts(['a', 'b'], { prefix: 'hosts-test-routed', secondSubnet: ['b'] });
+    const [a, b] = [lab.host('a'), lab.host('b')];
+    assert.equal(lab.subnets.length, 2);
+    assert.notEqual(lab.subnets[0], lab.subnets[1]);
+    assert.deepEqual([a.subnet, b.subnet], lab.subnets);
+    const ping = (from: typeof a, to: string) => from.run(['busybox', 'ping', '-c', '1', '-W', '2', to]);
+    assert.equal((await ping(a, b.address)).code, 0, 'a reaches b across the router');
+    assert.equal((await ping(b, a.address)).code, 0, 'b reaches a');
+    assert.notEqual((await ping(b, lab.machineAddress)).code, 0, 'b never reaches the machine');
+    for (const host of [a, b]) {
+      const routes = (await host.run(['ip', '-4', 'route', 'show', 'table', 'all'])).stdout;
+      assert.doesNotMatch(routes, /^default/m, `${host.name} has no default route`);
+      const beyond = await host.run(['ip', 'route', 'get', '192.0.2.1']);
+      assert.notEqual(beyond.code, 0, `${host.name} routes nothing beyond the two subnets`);
+      assert.equal((await host.run(['cat', '/proc/sys/net/ipv4/ip_forward'])).stdout.trim(), '0');
+    }
+    const router = `/run/netns/skl-${lab.id}-router`;
+    const inRouter = (argv: string[]) => execFileSync('nsenter', [`--net=${router}`, ...argv]).toString();
+    assert.equal(inRouter(['cat', '/proc/sys/net/ipv4/ip_forward']).trim(), '1');
+    const routerRoutes = inRouter(['ip', '-4', 'route', 'show', 'table', 'all']);
+    assert.doesNotMatch(routerRoutes, /^default/m);
+    assert.match(routerRoutes, new RegExp(`^blackhole ${lab.machineAddress.replaceAll('.', '\\.')}`, 'm'));
+    // the machine: nothing of the second subnet
+    assert.equal(machineRoutes().includes(lab.subnets[1]!.replace(/\.0\/24$/, '.')), false);
+    assert.deepEqual(
+      machineRoutes()
+        .split('\n')
+        .filter((l) => /^default/.test(l)),
+      routesBefore.split('\n').filter((l) => /^default/.test(l)),
+    );
+  });
+
+  test('dispose removes both switches, the router and both /24 reservations', async () => {
+    const hosts = lab!;
+    await hosts.dispose();
+    assert.deepEqual(leftovers(hosts), []);
+    for (const subnet of hosts.subnets)
+      assert.equal(existsSync(`/run/skiff-labs/subnet-${subnet.replace(/\.0\/24$/, '')}`), false, subnet);
+  });
+});

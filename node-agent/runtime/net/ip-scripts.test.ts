@@ -7,7 +7,7 @@ import {
   checkNetnsPath,
   podAddressScript,
   repairPlan,
-  staleBridgeAddresses,
+  staleAddresses,
   unreachableRoutesScript,
   vethAttachScript,
   vethCreateScript,
@@ -55,7 +55,7 @@ describe('ip scripts', () => {
       'link set dev skiff0 address 0a:58:0a:f4:03:01 mtu 1450\naddr del 10.244.9.1/24 dev skiff0\naddr replace 10.244.3.1/24 dev skiff0\nlink set dev skiff0 up\n',
     );
     assert.deepEqual(
-      staleBridgeAddresses(
+      staleAddresses(
         {
           ifindex: 3,
           ifname: 'skiff0',

@@ -11,6 +11,9 @@ export interface ShownRoute {
   type?: string;
   dev?: string;
   gateway?: string;
+  /** `link` for a connected subnet. */
+  scope?: string;
+  flags?: string[];
 }
 
 /** A link as `ip -j -d link show` or `ip -j addr show` prints it (the fields used here). */
@@ -24,7 +27,11 @@ export interface ShownLink {
   flags?: string[];
   mtu?: number;
   address?: string;
-  linkinfo?: { info_kind?: string };
+  linkinfo?: {
+    info_kind?: string;
+    /** A VXLAN device's settings (the fields used here). */
+    info_data?: { id?: number; local?: string; port?: number; learning?: boolean };
+  };
   addr_info?: { family: string; local: string; prefixlen: number }[];
 }
 
@@ -82,10 +89,10 @@ export function checkBridge(bridge: string, link: ShownLink | undefined): boolea
   return true;
 }
 
-/** The gateway's address aside, the bridge's IPv4 addresses (as ADDR/PREFIX). */
-export function staleBridgeAddresses(link: ShownLink | undefined, gateway: string): string[] {
+/** `kept` aside, the link's IPv4 addresses (as ADDR/PREFIX): the bridge's or the VXLAN device's. */
+export function staleAddresses(link: ShownLink | undefined, kept: string): string[] {
   return (link?.addr_info ?? [])
-    .filter((a) => a.family === 'inet' && a.local !== gateway)
+    .filter((a) => a.family === 'inet' && a.local !== kept)
     .map((a) => `${a.local}/${a.prefixlen}`);
 }
 

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_IFNAME, bridgeMac, validIfname, vethName } from './names.js';
+import { MAX_IFNAME, VXLAN_DEVICE, bridgeMac, validIfname, vethName, vtepMac } from './names.js';
 
 describe('names', () => {
   test('a veth is named from its sandbox id, within IFNAMSIZ', () => {
@@ -14,6 +14,12 @@ describe('names', () => {
   test('the bridge has a fixed link address made from its IPv4 address', () => {
     assert.equal(bridgeMac('10.244.3.1'), '0a:58:0a:f4:03:01');
     assert.throws(() => bridgeMac('10.244.3'), /not an IPv4 address/);
+  });
+
+  test("a VTEP's link address is made from its address (the pod CIDR's .0), never a bridge's", () => {
+    assert.equal(vtepMac('10.244.3.0'), '0a:58:0a:f4:03:00');
+    assert.notEqual(vtepMac('10.244.3.0'), bridgeMac('10.244.3.1'));
+    assert.ok(validIfname(VXLAN_DEVICE));
   });
 
   test('interface names as Linux takes them', () => {

@@ -27,8 +27,30 @@ export const POD_INTERFACE = 'eth0';
  * changes it as veths come and go, which leaves stale gateway entries in the pods' ARP caches.
  */
 export function bridgeMac(gateway: string): string {
-  const n = ipv4Number(gateway);
-  if (n === undefined) throw new Error(`bridge address: "${gateway}" is not an IPv4 address`);
+  return addressMac(gateway, 'bridge address');
+}
+
+/** The VXLAN device every node of a `vxlan` cluster has (flannel's is `flannel.1`). */
+export const VXLAN_DEVICE = 'skiff.vxlan';
+/** Its VXLAN network identifier and UDP port: flannel's, so a firewall rule written for it fits. */
+export const VXLAN_VNI = 1;
+export const VXLAN_PORT = 8472;
+/** What VXLAN adds to each packet over IPv4: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+export const VXLAN_OVERHEAD = 50;
+
+/**
+ * A node's VTEP (its VXLAN device) link address, made from the VTEP's IPv4 address (its pod CIDR's
+ * first, `.0`) as the bridge's is from `.1`: every node derives every other node's from the Node's
+ * `spec.podCIDR`, so nothing is published, and a VTEP made again after a restart keeps its address.
+ */
+export function vtepMac(vtep: string): string {
+  return addressMac(vtep, 'VTEP address');
+}
+
+/** `0a:58` (locally administered, unicast) and the four bytes of `address`. */
+function addressMac(address: string, what: string): string {
+  const n = ipv4Number(address);
+  if (n === undefined) throw new Error(`${what}: "${address}" is not an IPv4 address`);
   const bytes = [0x0a, 0x58, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }

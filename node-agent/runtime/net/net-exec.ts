@@ -1,5 +1,6 @@
 /**
- * The only code of the pod network that touches the system: iproute2's `ip`, `nft` and `sysctl`,
+ * The only code of the pod network that touches the system: iproute2's `ip` and `bridge`, `nft` and
+ * `sysctl`,
  * run as child processes in a network namespace. Everything they are told is decided before, as
  * text (ip-scripts.ts, nft-ruleset.ts), so this file only runs and reports.
  *
@@ -31,6 +32,10 @@ export interface NetExec {
   ip(netns: string | undefined, script: string): Promise<void>;
   /** `ip -j ARGS…` parsed; `undefined` when it exits non-zero (e.g. the device it names does not exist). */
   ipJson<T>(netns: string | undefined, args: string[]): Promise<T | undefined>;
+  /** `bridge -batch -` with `script` (forwarding database entries: a VXLAN device's). */
+  bridge(netns: string | undefined, script: string): Promise<void>;
+  /** `bridge -j ARGS…` parsed, as ipJson. */
+  bridgeJson<T>(netns: string | undefined, args: string[]): Promise<T | undefined>;
   /** `nft -f -` with `script`: one transaction. */
   nft(netns: string | undefined, script: string): Promise<void>;
   /** `sysctl -n KEY`, trimmed. */
@@ -93,17 +98,23 @@ async function runOk(netns: string | undefined, argv: string[], input?: string):
   return ran.stdout;
 }
 
+async function runBatch(netns: string | undefined, tool: 'ip' | 'bridge', script: string): Promise<void> {
+  if (script.trim() === '') return;
+  await runOk(netns, [tool, '-batch', '-'], script);
+}
+
+async function runJson<T>(netns: string | undefined, tool: 'ip' | 'bridge', args: string[]) {
+  const ran = await run(inNetns(netns, [tool, '-j', ...args]), undefined);
+  if (ran.code !== 0) return undefined;
+  return JSON.parse(ran.stdout || 'null') as T;
+}
+
 /** The commands as child processes (the agent's). */
 export const commandNetExec: NetExec = {
-  async ip(netns, script) {
-    if (script.trim() === '') return;
-    await runOk(netns, ['ip', '-batch', '-'], script);
-  },
-  async ipJson<T>(netns: string | undefined, args: string[]) {
-    const ran = await run(inNetns(netns, ['ip', '-j', ...args]), undefined);
-    if (ran.code !== 0) return undefined;
-    return JSON.parse(ran.stdout || 'null') as T;
-  },
+  ip: (netns, script) => runBatch(netns, 'ip', script),
+  ipJson: (netns, args) => runJson(netns, 'ip', args),
+  bridge: (netns, script) => runBatch(netns, 'bridge', script),
+  bridgeJson: (netns, args) => runJson(netns, 'bridge', args),
   async nft(netns, script) {
     await runOk(netns, ['nft', '-f', '-'], script);
   },

@@ -21,10 +21,11 @@ describe('nft ruleset', () => {
     assert.equal(hostPortsScript([]), 'flush map inet skiff hostports\nflush map inet skiff hostports_ip\n');
   });
 
-  test('the table replaces any of its name in one script, and names the bridge and pod CIDR', () => {
-    const script = nodeTableScript({ bridge: 'skiff0', podCIDR: '10.244.3.0/24' }, [
-      { hostPort: 8080, containerPort: 80, protocol: 'TCP', podIP: '10.244.3.2' },
-    ]);
+  test('the table replaces any of its name in one script, and names the bridge, pod CIDR and cluster CIDR', () => {
+    const script = nodeTableScript(
+      { bridge: 'skiff0', podCIDR: '10.244.3.0/24', clusterCIDR: '10.244.0.0/16' },
+      [{ hostPort: 8080, containerPort: 80, protocol: 'TCP', podIP: '10.244.3.2' }],
+    );
     const lines = script.split('\n').map((l) => l.trim());
     assert.deepEqual(lines.slice(0, 3), [
       'add table inet skiff',
@@ -40,10 +41,25 @@ describe('nft ruleset', () => {
       'oifname "skiff0" ct status dnat ip saddr { 127.0.0.0/8, 10.244.3.0/24 } masquerade',
       'iifname "skiff0" ip daddr 127.0.0.0/8 ct state != { established, related } drop',
       'iifname "skiff0" oifname != "skiff0" ct status dnat accept',
+      // routing between nodes: a pod's own packets out, as they are to the cluster CIDR, masqueraded elsewhere
+      'oifname != "skiff0" ip saddr 10.244.3.0/24 ip daddr != 10.244.0.0/16 masquerade',
+      'iifname "skiff0" oifname != "skiff0" ct state invalid drop',
+      'iifname "skiff0" oifname != "skiff0" ip saddr 10.244.3.0/24 accept',
       'iifname "skiff0" oifname != "skiff0" drop',
       'add element inet skiff hostports { tcp . 8080 : 10.244.3.2 . 80 }',
     ])
       assert.ok(lines.includes(rule), rule);
+    // in the forward chain, in this order: what is let out before what is dropped
+    const order = [
+      'iifname "skiff0" oifname != "skiff0" ct status dnat accept',
+      'iifname "skiff0" oifname != "skiff0" ct state invalid drop',
+      'iifname "skiff0" oifname != "skiff0" ip saddr 10.244.3.0/24 accept',
+      'iifname "skiff0" oifname != "skiff0" drop',
+    ].map((rule) => lines.indexOf(rule));
+    assert.deepEqual(
+      order,
+      [...order].sort((a, b) => a - b),
+    );
   });
 
   test('removal is idempotent: the table is made first, so the delete always finds it', () => {

@@ -10,8 +10,10 @@
  *   chain prerouting   nat, dstnat:  IPv4 to a local address → hostports      (from other hosts, from pods)
  *   chain output       nat, -100:    IPv4 to a local address → hostports      (from the host itself, 127.0.0.1 too)
  *   chain postrouting  nat, srcnat:  out the bridge, DNATed, from 127.0.0.0/8 or the pod CIDR → masquerade
+ *                                    not out the bridge, from the pod CIDR, not to the cluster CIDR → masquerade
  *   chain input        filter:       from the bridge to 127.0.0.0/8, not a reply → drop
- *   chain forward      filter:       from the bridge to elsewhere → drop, unless a DNATed connection's reply
+ *   chain forward      filter:       from the bridge to elsewhere: a DNATed connection's → accept;
+ *                                    invalid → drop; from the pod CIDR → accept; anything else → drop
  * ```
  *
  * Why each rule:
@@ -21,11 +23,16 @@
  * - input: route_localnet would otherwise let a pod reach the host's 127.0.0.1 services by sending
  *   to 127.0.0.1 over the bridge (CVE-2020-8558; kube-proxy drops the same). Replies pass: a
  *   host-port connection from 127.0.0.1 gets its answers over the bridge, un-masqueraded to it.
- * - forward: nothing of the pod network leaves the host yet (routing between nodes and masquerade
- *   for the outside come with Services), so a pod's packet to anything but the bridge is dropped
- *   even where the host forwards, and a pod address never reaches another network. Replies of
- *   host-port connections from other hosts pass. Pod to pod on the bridge is never dropped here,
- *   br_netfilter or not (bridged packets are seen with the bridge as both interfaces).
+ * - forward and the second masquerade (routing between nodes, peer-routes.ts): what a pod sends to
+ *   another node's pod leaves with the pod's own address (no NAT inside the cluster CIDR), and so
+ *   do its replies to a connection another node made to it (conntrack applies NAT to a
+ *   connection's first packet only, so a reply is never masqueraded); a connection a pod opens to
+ *   anything outside the cluster CIDR is masqueraded to the node's address, so a pod address
+ *   never reaches another network. Invalid packets are dropped first: NAT skips them, and they
+ *   would leave with the pod's address (kube-proxy drops them for the same reason). A source not
+ *   of the pod CIDR (a pod that forged it) is dropped, as is everything else a pod sends out but
+ *   replies of host-port connections. Pod to pod on the bridge is never dropped here, br_netfilter
+ *   or not (bridged packets are seen with the bridge as both interfaces).
  *
  * Host ports are elements of the two maps, so a pod's come and go by rewriting the maps (flush and
  * fill, in one transaction) without touching the chains; the table as a whole is written at node
@@ -47,6 +54,8 @@ export interface NodeTable {
   /** The bridge's name (checked by the caller: letters, digits, '_', '.', '-'). */
   bridge: string;
   podCIDR: string;
+  /** Every pod address of the cluster: what a pod reaches without NAT. */
+  clusterCIDR: string;
 }
 
 function hostPortElement(r: HostPortRule): string {
@@ -108,6 +117,8 @@ table ${TABLE} {
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     oifname ${br} ct status dnat ip saddr { 127.0.0.0/8, ${spec.podCIDR} } masquerade
+    # routing between nodes: a pod's own connections out of the cluster CIDR
+    oifname != ${br} ip saddr ${spec.podCIDR} ip daddr != ${spec.clusterCIDR} masquerade
   }
   chain input {
     type filter hook input priority filter; policy accept;
@@ -116,6 +127,9 @@ table ${TABLE} {
   chain forward {
     type filter hook forward priority filter; policy accept;
     iifname ${br} oifname != ${br} ct status dnat accept
+    # routing between nodes: pods' own packets, masqueraded in postrouting when not to the cluster CIDR
+    iifname ${br} oifname != ${br} ct state invalid drop
+    iifname ${br} oifname != ${br} ip saddr ${spec.podCIDR} accept
     iifname ${br} oifname != ${br} drop
   }
 }

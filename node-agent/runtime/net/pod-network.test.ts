@@ -24,15 +24,19 @@ const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 interface Call {
-  cmd: 'ip' | 'ipJson' | 'nft' | 'readSysctl' | 'writeSysctls';
+  cmd: 'ip' | 'ipJson' | 'bridge' | 'bridgeJson' | 'nft' | 'readSysctl' | 'writeSysctls';
   netns: string | undefined;
   text: string;
 }
 
-/** Records every command; `links` are what `ip link show dev X` finds, by namespace and name. */
+/**
+ * Records every command; `links` are what `ip link show dev X` finds, by namespace and name;
+ * `shown` what other `ip -j` and `bridge -j` commands print, by their arguments.
+ */
 class RecordingExec implements NetExec {
   calls: Call[] = [];
   links = new Map<string, ShownLink>();
+  shown = new Map<string, unknown>();
   failIp: (netns: string | undefined, script: string) => boolean = () => false;
   sysctls = new Map<string, string>([['net.ipv4.ip_forward', '0']]);
 
@@ -44,12 +48,20 @@ class RecordingExec implements NetExec {
   }
   async ipJson<T>(netns: string | undefined, args: string[]) {
     this.calls.push({ cmd: 'ipJson', netns, text: args.join(' ') });
+    if (this.shown.has(args.join(' '))) return this.shown.get(args.join(' ')) as T;
     const dev = args.indexOf('dev');
     if (dev >= 0) {
       const link = this.links.get(`${netns} ${args[dev + 1]}`);
       return (link ? [link] : undefined) as T | undefined;
     }
     return [] as T;
+  }
+  async bridge(netns: string | undefined, script: string) {
+    if (script !== '') this.calls.push({ cmd: 'bridge', netns, text: script });
+  }
+  async bridgeJson<T>(netns: string | undefined, args: string[]) {
+    this.calls.push({ cmd: 'bridgeJson', netns, text: args.join(' ') });
+    return (this.shown.get(args.join(' ')) ?? []) as T;
   }
   async nft(netns: string | undefined, script: string) {
     this.calls.push({ cmd: 'nft', netns, text: script });
@@ -333,6 +345,63 @@ describe('PodNetwork', () => {
     assert.deepEqual(await net.releaseExcept([sandboxId(2)]), []);
   });
 
+  test('vxlan: prepareNode makes the VXLAN device on the uplink before the bridge, whose MTU fits the tunnel; routePeers writes only what differs', async () => {
+    exec.shown.set('-4 addr show', [
+      {
+        ifindex: 2,
+        ifname: 'eth0',
+        mtu: 1400,
+        addr_info: [{ family: 'inet', local: '172.31.0.2', prefixlen: 24 }],
+      },
+    ]);
+    const net = network({ backend: 'vxlan', nodeIP: '172.31.0.2' });
+    await net.prepareNode();
+    const acts = exec.take().filter((c) => c.cmd === 'ip');
+    assert.equal(
+      acts[1]!.text,
+      'link add skiff.vxlan type vxlan id 1 local 172.31.0.2 dstport 8472 nolearning\n' +
+        'link set dev skiff.vxlan address 0a:58:0a:f4:03:00 mtu 1350\n' +
+        'addr replace 10.244.3.0/32 dev skiff.vxlan\nlink set dev skiff.vxlan up\n',
+    );
+    assert.match(acts[2]!.text, /^link add skiff0 type bridge\nlink set dev skiff0 address \S+ mtu 1350\n/);
+    assert.equal(net.mtu, 1350);
+
+    const peers = [{ node: 'n2', podCIDR: '10.244.5.0/24', address: '172.31.9.3' }];
+    assert.deepEqual(await net.routePeers(peers), { unrouted: [], changes: 3 });
+    assert.deepEqual(
+      exec
+        .take()
+        .filter((c) => c.cmd === 'ip' || c.cmd === 'bridge')
+        .map((c) => `${c.cmd} ${c.text}`),
+      [
+        'bridge fdb replace 0a:58:0a:f4:05:00 dev skiff.vxlan dst 172.31.9.3 self permanent\n',
+        'ip neigh replace 10.244.5.0 lladdr 0a:58:0a:f4:05:00 dev skiff.vxlan nud permanent\n' +
+          'route replace 10.244.5.0/24 via 10.244.5.0 dev skiff.vxlan onlink\n',
+      ],
+    );
+    exec.shown.set('-4 route show table main', [
+      { dst: '10.244.5.0/24', gateway: '10.244.5.0', dev: 'skiff.vxlan', flags: ['onlink'] },
+    ]);
+    exec.shown.set('-4 neigh show dev skiff.vxlan', [
+      { dst: '10.244.5.0', lladdr: '0a:58:0a:f4:05:00', state: ['PERMANENT'] },
+    ]);
+    exec.shown.set('fdb show dev skiff.vxlan', [{ mac: '0a:58:0a:f4:05:00', dst: '172.31.9.3' }]);
+    assert.deepEqual(await net.routePeers(peers), { unrouted: [], changes: 0 });
+    assert.deepEqual(
+      exec.take().filter((c) => c.cmd === 'ip' || c.cmd === 'bridge'),
+      [],
+      'nothing written when the host is as wanted',
+    );
+  });
+
+  test('vxlan needs the node address, which must be on an interface of the host', async () => {
+    assert.throws(() => network({ backend: 'vxlan' }), /nodeIP: the vxlan backend needs the node's address/);
+    await assert.rejects(
+      network({ backend: 'vxlan', nodeIP: '172.31.0.2' }).prepareNode(),
+      /no interface of the host holds the node's address 172\.31\.0\.2; check --node-ip/,
+    );
+  });
+
   test('removeNode: veths, bridge and table go before the unreachable routes; forwarding is put back; leases cleared', async () => {
     const net = network();
     await net.prepareNode();
@@ -348,7 +417,14 @@ describe('PodNetwork', () => {
           { dst: '10.244.0.0/16', type: 'unreachable' },
           { dst: '10.96.0.0/12', type: 'unreachable' },
         ] as T;
+      if (args.join(' ') === '-4 route show table main')
+        return [
+          { dst: '10.244.0.0/16', type: 'unreachable' },
+          { dst: '10.244.5.0/24', gateway: '172.31.0.5', dev: 'eth0' },
+        ] as T;
       if (args.join(' ') === 'link show dev skiff0') return [{ ifindex: 3, ifname: 'skiff0' }] as T;
+      if (args.join(' ') === '-d link show dev skiff.vxlan')
+        return [{ ifindex: 4, ifname: 'skiff.vxlan', linkinfo: { info_kind: 'vxlan' } }] as T;
       return undefined;
     };
     await net.removeNode();
@@ -360,6 +436,8 @@ describe('PodNetwork', () => {
       [
         'ip link del dev skv000000000001',
         'ip link del dev skiff0',
+        'ip link del dev skiff.vxlan',
+        'ip route del 10.244.5.0/24 via 172.31.0.5 dev eth0',
         'nft add table inet skiff; delete table inet skiff',
         'writeSysctls {"net.ipv4.ip_forward":"0"}',
         'ip route del unreachable 10.244.0.0/16; route del unreachable 10.96.0.0/12',

@@ -1,25 +1,32 @@
 /**
  * PodNetwork — one node's pod network: a bridge holding the first address of the node's pod CIDR,
  * a veth pair per sandbox (its end `eth0` in the sandbox's namespace with the next free address
- * and a default route via the bridge), the node's nftables table `inet skiff` (host ports), and
- * `unreachable` routes for the cluster and service CIDRs. It is the runtime's SandboxNetwork hook
- * (../pod-runtime.ts): the runtime calls setUp and tearDown; the agent calls the rest.
+ * and a default route via the bridge), the node's nftables table `inet skiff` (host ports), the
+ * routes to the other nodes' pod CIDRs (host-gw, or a VXLAN device), and `unreachable` routes for
+ * the cluster and service CIDRs. It is the runtime's SandboxNetwork hook (../pod-runtime.ts): the
+ * runtime calls setUp and tearDown; the agent calls the rest.
  *
  * Lifecycle
  *   prepareNode   unreachable routes → table inet skiff (with the host ports of the leases kept)
- *                 → bridge (made, addressed, up) → sysctls → veths of kept leases back on the bridge
+ *                 → VXLAN device (vxlan; removed with host-gw) → bridge (made, addressed, up)
+ *                 → sysctls → veths of kept leases back on the bridge
+ *   routePeers    the routes (and VXLAN entries) to the other nodes' pod CIDRs made as given
+ *                 (peer-routes.ts: a diff, so only what changed is touched)
  *   setUp         lease (address, veth name, host ports; refused when another sandbox holds a port)
  *                 saved → veth pair → eth0 addressed, up, default route → host ports in the table
  *   tearDown      veth deleted (its peer goes with it) → lease released → host ports rewritten
  *   releaseExcept tearDown of every lease whose sandbox is not among the live ones (start-up reconcile)
- *   removeNode    veths, bridge, table, then the routes removed; sysctls put back; state cleared
+ *   removeNode    veths, bridge, VXLAN device, peer routes, table, then the unreachable routes
+ *                 removed; sysctls put back; state cleared
  *
  * Invariants
  * - The host namespace gets `unreachable` routes for the cluster (and service) CIDR before anything
- *   else of skiff, and loses them last: a packet to a pod address no bridge of this host holds is
- *   dropped here, never sent on. No default route is added on the host; forwarding is enabled only
- *   in a host namespace given as `hostNetns` (or when asked), and the table drops whatever a pod
- *   sends out of the bridge but replies to host-port connections (nft-ruleset.ts).
+ *   else of skiff, and loses them last: a packet to a pod address that neither a bridge of this
+ *   host nor a route to another node's pod CIDR holds is dropped here, never sent on. No default
+ *   route is added on the host; forwarding is enabled only in a host namespace given as
+ *   `hostNetns` (or when asked); out of the bridge the table lets through only the pod CIDR's own
+ *   packets (masqueraded when not to the cluster CIDR) and replies to host-port connections
+ *   (nft-ruleset.ts).
  * - A lease is saved before the network is touched, and released only once its veth is gone, so
  *   whatever a set-up made (all of it, or part) is found and undone by tearDown or releaseExcept,
  *   and an address is never held by two sandboxes.
@@ -30,6 +37,7 @@
  */
 import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../../proto/errors.js';
 import { componentLogger, type Logger } from '../../../proto/support/logger.js';
+import { DEFAULT_NETWORK_BACKEND, type NetworkBackend } from '../../../proto/network-plan.js';
 import { validatePortMappings } from '../containers/validate.js';
 import type { SandboxNetwork, SandboxNetworkStatus, SandboxNetworkTarget } from '../pod-runtime.js';
 import { cidrWithin, cidrsOverlap, parseCidr, type Cidr } from '../../../proto/cidr.js';
@@ -39,7 +47,7 @@ import {
   checkNetnsPath,
   podAddressScript,
   repairPlan,
-  staleBridgeAddresses,
+  staleAddresses,
   unreachableRoutesScript,
   vethAttachScript,
   vethCreateScript,
@@ -57,9 +65,22 @@ import {
   type LeaseState,
 } from './ipam.js';
 import { LeaseFile } from './lease-file.js';
-import { bridgeMac, POD_INTERFACE, VETH_PREFIX, vethName } from './names.js';
+import { bridgeMac, POD_INTERFACE, VETH_PREFIX, VXLAN_DEVICE, VXLAN_OVERHEAD, vethName } from './names.js';
 import { NetCommandError, commandNetExec, type NetExec } from './net-exec.js';
 import { hostPortsScript, nodeTableScript, removeTableScript, type HostPortRule } from './nft-ruleset.js';
+import {
+  checkPeers,
+  peerPlan,
+  uplinkOf,
+  vtepOf,
+  vxlanDevicePlan,
+  vxlanDeviceScript,
+  type Peer,
+  type PeerScope,
+  type ShownFdbEntry,
+  type ShownNeighbour,
+  type UnroutedPeer,
+} from './peer-routes.js';
 
 export interface PodNetworkOptions {
   /** This node's block of the cluster CIDR (the Node's `spec.podCIDR`), e.g. `10.244.3.0/24`. */
@@ -77,8 +98,12 @@ export interface PodNetworkOptions {
    * there. Absent: this process's own namespace (`skiff up` on one machine).
    */
   hostNetns?: string;
-  /** Of the bridge and every veth; default 1500. */
+  /** Of the bridge and every veth; default 1500 (with vxlan, at most the uplink's less 50). */
   mtu?: number;
+  /** How the other nodes' pod CIDRs are reached (the cluster's, from Version); default host-gw. */
+  backend?: NetworkBackend;
+  /** This node's address (its InternalIP): the VXLAN device's local address. Needed by vxlan. */
+  nodeIP?: string;
   /**
    * Turn on the host's forwarding (net.ipv4.ip_forward) so that host ports are reached from other
    * hosts (and put the old value back at removeNode). Default: only in a `hostNetns`, never in the
@@ -100,8 +125,12 @@ export class PodNetwork implements SandboxNetwork {
   readonly bridge: string;
   /** The bridge's address: the pods' default gateway. */
   readonly gateway: string;
-  readonly mtu: number;
   readonly hostNetns: string | undefined;
+  readonly backend: NetworkBackend;
+  private readonly nodeIP: string | undefined;
+  private readonly configuredMtu: number;
+  /** The bridge's and veths' MTU: the configured one, less with vxlan over a small uplink (prepareNode). */
+  private effectiveMtu: number;
   private readonly ipForward: boolean;
   private readonly file: LeaseFile;
   private readonly exec: NetExec;
@@ -137,9 +166,13 @@ export class PodNetwork implements SandboxNetwork {
         `bridge: "${this.bridge}" is not a bridge name skiff takes (1-15 of letters, digits, '_', '.', '-'; not starting ${VETH_PREFIX})`,
         'bridge',
       );
-    this.mtu = opts.mtu ?? 1500;
-    if (!Number.isInteger(this.mtu) || this.mtu < 576 || this.mtu > 65535)
+    this.configuredMtu = this.effectiveMtu = opts.mtu ?? 1500;
+    if (!Number.isInteger(this.configuredMtu) || this.configuredMtu < 576 || this.configuredMtu > 65535)
       throw new InvalidArgumentError(`mtu: ${opts.mtu} is not an MTU (576-65535)`, 'mtu');
+    this.backend = opts.backend ?? DEFAULT_NETWORK_BACKEND;
+    if (this.backend === 'vxlan' && opts.nodeIP === undefined)
+      throw new InvalidArgumentError("nodeIP: the vxlan backend needs the node's address", 'nodeIP');
+    this.nodeIP = opts.nodeIP;
     if (opts.hostNetns !== undefined) checkNetnsPath(opts.hostNetns);
     this.hostNetns = opts.hostNetns;
     this.ipForward = opts.ipForward ?? opts.hostNetns !== undefined;
@@ -148,6 +181,10 @@ export class PodNetwork implements SandboxNetwork {
     this.exec = opts.exec ?? commandNetExec;
     this.log = opts.log ?? componentLogger('pod-network', { podCIDR: this.podCIDR.text });
     this.now = opts.now ?? (() => new Date());
+  }
+
+  get mtu(): number {
+    return this.effectiveMtu;
   }
 
   /** Every lease, as of now (a copy). */
@@ -172,8 +209,12 @@ export class PodNetwork implements SandboxNetwork {
       await this.exec.ip(host, unreachableRoutesScript(this.unreachableCidrs(), routes));
       await this.exec.nft(
         host,
-        nodeTableScript({ bridge: this.bridge, podCIDR: this.podCIDR.text }, rulesOf(state)),
+        nodeTableScript(
+          { bridge: this.bridge, podCIDR: this.podCIDR.text, clusterCIDR: this.clusterCIDR.text },
+          rulesOf(state),
+        ),
       );
+      await this.prepareVxlan();
       const shown = (
         await this.exec.ipJson<ShownLink[]>(host, ['-d', 'addr', 'show', 'dev', this.bridge])
       )?.[0];
@@ -187,7 +228,7 @@ export class PodNetwork implements SandboxNetwork {
           mtu: this.mtu,
           gateway: this.gateway,
           prefix: this.podCIDR.prefix,
-          staleAddresses: staleBridgeAddresses(shown, this.gateway),
+          staleAddresses: staleAddresses(shown, this.gateway),
         }),
       );
       await this.setSysctls();
@@ -236,6 +277,8 @@ export class PodNetwork implements SandboxNetwork {
       if (await this.exec.ipJson(host, ['link', 'show', 'dev', this.bridge])) {
         await this.exec.ip(host, `link del dev ${this.bridge}\n`);
       }
+      await this.removeVxlanDevice();
+      await this.applyPeers('host-gw', []);
       await this.exec.nft(host, removeTableScript());
       const restore = this.file.loadNode().restore;
       await this.exec.writeSysctls(host, restore);
@@ -248,6 +291,102 @@ export class PodNetwork implements SandboxNetwork {
       this.state = stateForCidr(undefined, this.podCIDR);
     });
     this.log.info({ bridge: this.bridge, hostNetns: this.hostNetns }, 'pod network removed');
+  }
+
+  // ------------------------------------------------------------------ other nodes
+
+  /**
+   * Makes the host route the pod CIDRs of `candidates` (every other node; this one is left out by
+   * the caller) with the cluster's backend, and nothing else of the cluster CIDR: a diff of what
+   * the host shows, so a peer added, changed or gone touches its own entries only, and the same
+   * peers again change nothing. Returns the peers that are not routed and why (a malformed or
+   * overlapping pod CIDR; with host-gw, an address on no connected subnet), for the operator.
+   */
+  async routePeers(candidates: readonly Peer[]): Promise<{ unrouted: UnroutedPeer[]; changes: number }> {
+    const started = performance.now();
+    const { peers, refused } = checkPeers(candidates, this.peerScope());
+    const plan = await this.serial(() => this.applyPeers(this.backend, peers));
+    if (plan.changes > 0) {
+      this.log.info(
+        {
+          backend: this.backend,
+          peers: peers.length,
+          changes: plan.changes,
+          ms: Math.round(performance.now() - started),
+        },
+        'routes to other nodes updated',
+      );
+      // skiff turns forwarding on only where it may (a hostNetns, or asked): elsewhere it is the operator's
+      if (peers.length > 0 && (await this.exec.readSysctl(this.hostNetns, 'net.ipv4.ip_forward')) !== '1')
+        this.log.warn(
+          { sysctl: 'net.ipv4.ip_forward' },
+          "forwarding is off on this host: other nodes and their pods cannot reach this node's pods until net.ipv4.ip_forward=1",
+        );
+    }
+    return { unrouted: [...refused, ...plan.offLink], changes: plan.changes };
+  }
+
+  private peerScope(): PeerScope {
+    return { clusterCIDR: this.clusterCIDR, podCIDR: this.podCIDR, bridge: this.bridge };
+  }
+
+  /** The peer plan made from what the host shows, and run. */
+  private async applyPeers(backend: NetworkBackend, peers: readonly Peer[]) {
+    const host = this.hostNetns;
+    const vxlan = backend === 'vxlan';
+    const [routes, neighbours, fdb] = await Promise.all([
+      this.exec.ipJson<ShownRoute[]>(host, ['-4', 'route', 'show', 'table', 'main']),
+      vxlan ? this.exec.ipJson<ShownNeighbour[]>(host, ['-4', 'neigh', 'show', 'dev', VXLAN_DEVICE]) : [],
+      vxlan ? this.exec.bridgeJson<ShownFdbEntry[]>(host, ['fdb', 'show', 'dev', VXLAN_DEVICE]) : [],
+    ]);
+    const plan = peerPlan(
+      backend,
+      peers,
+      { routes: routes ?? [], neighbours: neighbours ?? [], fdb: fdb ?? [] },
+      this.peerScope(),
+    );
+    await this.exec.bridge(host, plan.fdbAdd);
+    await this.exec.ip(host, plan.ip);
+    await this.exec.bridge(host, plan.fdbDel);
+    return plan;
+  }
+
+  /**
+   * With vxlan: the VXLAN device made (or kept, or made again with changed settings) on the
+   * uplink's address, and the pods' MTU lowered to fit in the tunnel. With host-gw: one left by a
+   * former vxlan set-up removed.
+   */
+  private async prepareVxlan(): Promise<void> {
+    const host = this.hostNetns;
+    if (this.backend !== 'vxlan') return this.removeVxlanDevice();
+    const nodeIP = this.nodeIP!;
+    const links = (await this.exec.ipJson<ShownLink[]>(host, ['-4', 'addr', 'show'])) ?? [];
+    const uplink = uplinkOf(links, nodeIP);
+    const mtu = uplink.mtu - VXLAN_OVERHEAD;
+    this.effectiveMtu = Math.min(this.configuredMtu, mtu);
+    const shown = (
+      await this.exec.ipJson<ShownLink[]>(host, ['-d', 'addr', 'show', 'dev', VXLAN_DEVICE])
+    )?.[0];
+    const vtep = vtepOf(this.podCIDR.text);
+    await this.exec.ip(
+      host,
+      vxlanDeviceScript({
+        plan: vxlanDevicePlan(shown, nodeIP),
+        nodeIP,
+        mtu,
+        vtep,
+        staleAddresses: staleAddresses(shown, vtep),
+      }),
+    );
+  }
+
+  /** The VXLAN device removed if there (its routes, neighbours and fdb entries go with it). */
+  private async removeVxlanDevice(): Promise<void> {
+    const shown = (
+      await this.exec.ipJson<ShownLink[]>(this.hostNetns, ['-d', 'link', 'show', 'dev', VXLAN_DEVICE])
+    )?.[0];
+    if (shown?.linkinfo?.info_kind === 'vxlan')
+      await this.exec.ip(this.hostNetns, `link del dev ${VXLAN_DEVICE}\n`);
   }
 
   // ------------------------------------------------------------------ sandboxes
