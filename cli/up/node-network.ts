@@ -162,8 +162,15 @@ export async function ensureNodeNetwork(stateDir: string): Promise<NodeNetwork> 
       }
     : await reserveSubnet(NODE_SUBNET_POOL, stateDir, {
         ...(plan.subnet !== undefined ? { preferred: plan.subnet } : {}),
-        // a holder whose state dir no longer names the /24 (removed without `down`) left it
-        isStale: (holder, path) => readPlan(holder)?.subnet === undefined && reservationAgeMs(path) > 60_000,
+        // a holder whose state dir no longer names the /24 (removed, or moved to another /24,
+        // without `down`) left it; a young one may be between its reservation and its plan
+        isStale: (holder, path) => {
+          const held = readPlan(holder)?.subnet;
+          return (
+            (held === undefined || reservationFile(NODE_SUBNET_POOL, parseCidr(held)) !== path) &&
+            reservationAgeMs(path) > 60_000
+          );
+        },
       });
   if (running && reservationHolder(reservation) !== stateDir)
     await writeFileAtomic(reservation, `${stateDir}\n`, { mode: 0o600 });

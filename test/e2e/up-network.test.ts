@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { archiveTar, busyboxImage, ociLayout } from '../fixtures/images.js';
 import type { Node, Pod } from '../../proto/gen/types.js';
-import { prepareTestCluster, type RunResult } from './cli-harness.js';
+import { pidRunning, prepareTestCluster, type RunResult } from './cli-harness.js';
 
 function ok(result: RunResult, what: string): RunResult {
   assert.equal(
@@ -62,6 +62,7 @@ const netnsOf = (path: string) => {
 };
 
 interface UpRecord {
+  etcd: { pid: number };
   nats: { endpoint: string };
   controlplane: { api: string; apiPort: number; httpPort: number };
   network: { subnet: string; machineAddress: string; switchNamespace: string; machineVeth: string };
@@ -76,6 +77,17 @@ describe('skiff up: nodes on a switch of their own', { timeout: 400_000 }, () =>
     (JSON.parse(readFileSync(join(cluster.stateDir, 'network.json'), 'utf8')) as { routeMetric: number })
       .routeMetric;
   let record: UpRecord;
+  /** The machine's routes this cluster made: its unreachable ones (by their metric), its switch's. */
+  const clusterRoutes = () => {
+    const metric = routeMetric();
+    return machineRoutes()
+      .split('\n')
+      .filter((r) =>
+        r.startsWith('unreachable ')
+          ? new RegExp(` metric ${metric}\\b`).test(r)
+          : r.includes(` dev ${record.network.machineVeth} `),
+      );
+  };
   const readRecord = () =>
     JSON.parse(readFileSync(join(cluster.stateDir, 'cluster.json'), 'utf8')) as UpRecord;
   before(async () => {
@@ -214,11 +226,30 @@ spec:
     }
   });
 
+  test('with etcd dead, up keeps the agents and their network as they are and starts etcd again', async () => {
+    const before = readRecord();
+    const routesBefore = clusterRoutes();
+    process.kill(before.etcd.pid, 'SIGKILL');
+    await eventually('etcd to die', async () => !pidRunning(before.etcd.pid));
+    const up = ok(await cluster.up(2), 'up with etcd dead');
+    assert.match(up.stderr, /etcd was not running: started again/);
+    for (const agent of before.agents)
+      assert.match(up.stderr, new RegExp(`agent ${agent.name} is running \\(pid ${agent.pid}\\): kept`));
+    const after = readRecord();
+    assert.deepEqual(after.network, before.network);
+    assert.deepEqual(after.agents, before.agents);
+    assert.deepEqual(clusterRoutes(), routesBefore, 'no route of the cluster added or removed');
+    for (const agent of after.agents)
+      await eventually(
+        `hello-${agent.name} answering`,
+        async () => (await httpGet(agent.address, 18080)).body === `hello from ${agent.name}\n`,
+      );
+  });
+
   test('down leaves nothing of the network on the machine; up again takes the same /24 and node addresses', async () => {
     const { switchNamespace, machineVeth, subnet } = record.network;
     const id = switchNamespace.replace(/-switch$/, '');
     const reservation = `/run/skiff-up/subnet-${subnet.replace(/\.0\/24$/, '')}`;
-    const metric = routeMetric();
     assert.ok(existsSync(reservation), 'the /24 is held while the cluster runs');
     const leftovers = () => [
       ...readdirSync('/run/netns')
@@ -227,12 +258,7 @@ spec:
       ...machineLinks()
         .filter((l) => l === machineVeth)
         .map((l) => `veth ${l}`),
-      ...machineRoutes()
-        .split('\n')
-        .filter((r) =>
-          r.startsWith('unreachable ') ? new RegExp(` metric ${metric}\\b`).test(r) : r.includes(machineVeth),
-        )
-        .map((r) => `route ${r}`),
+      ...clusterRoutes().map((r) => `route ${r}`),
       ...(existsSync(reservation) ? [`reservation ${reservation}`] : []),
     ];
     ok(await cluster.down(), 'down');
