@@ -362,9 +362,11 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
       network = await ensureNodeNetwork(stateDir);
       progress(`nodes' switch ${network.subnet}: this machine is ${network.machineAddress} on it`);
     }
-    // what agents reach is on the switch; the CLI keeps 127.0.0.1
+    // what agents reach is on the switch; the CLI keeps 127.0.0.1. The first listen address is
+    // the one the control plane advertises: agents pull from the registry at the HTTP one
     const agentHost = network?.machineAddress ?? HOST;
-    const pki = await ensureClusterPki(stateDir, [...new Set([HOST, agentHost])]);
+    const listenHosts = [...new Set([agentHost, HOST])];
+    const pki = await ensureClusterPki(stateDir, listenHosts);
     const etcdDir = join(stateDir, 'etcd');
     let etcdRecord: ClusterRecord['etcd'];
     const keptEtcd = keep('etcd');
@@ -474,9 +476,8 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
           '--nats-keyfile', pki.controlplaneNatsClient.keyFile,
           '--nats-authorization-file', join(stateDir, 'nats-config', 'nats-authorization.conf'),
           '--nats-pid-file', join(stateDir, 'nats-config', 'nats.pid'),
-          // the first is the one advertised: agents pull from the registry at the HTTP one
-          '--api-addr', [...new Set([agentHost, HOST])].map((host) => `${host}:${apiPort}`).join(','),
-          '--http-addr', [...new Set([agentHost, HOST])].map((host) => `${host}:${httpPort}`).join(','),
+          '--api-addr', listenHosts.map((host) => `${host}:${apiPort}`).join(','),
+          '--http-addr', listenHosts.map((host) => `${host}:${httpPort}`).join(','),
           '--state-dir', controlplaneDir,
           '--admin-token-file', adminTokenFile(stateDir),
           '--cluster-ca-dir', pki.dir,
@@ -603,7 +604,7 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
         for (const stop of stopAgents) await stop().catch(() => {});
         for (const agent of agents) await removeAgentPods(agent).catch(() => {});
         for (const name of ['controlplane', 'nats', 'etcd'] as const) await stopOf[name]?.().catch(() => {});
-        if (network !== undefined) await removeNodeNetwork(stateDir);
+        if (network !== undefined) await removeNodeNetwork(stateDir).catch(() => []);
         rmSync(clusterFile(stateDir), { force: true });
       },
     };
