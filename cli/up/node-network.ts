@@ -23,7 +23,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cidrsOverlap, parseCidr } from '../../proto/cidr.js';
+import { cidrsOverlap, parseCidr, type Cidr } from '../../proto/cidr.js';
 import { FailedPreconditionError } from '../../proto/errors.js';
 import { DEFAULT_CLUSTER_CIDR, DEFAULT_SERVICE_CIDR } from '../../proto/network-plan.js';
 import { writeFileAtomic } from '../../proto/support/atomic-file.js';
@@ -40,6 +40,7 @@ import {
   reservationHolder,
   reserveSubnet,
   runCommand,
+  type MachineRoute,
   type SubnetPool,
   type SwitchSpec,
 } from './switch.js';
@@ -99,47 +100,54 @@ function writePlan(stateDir: string, plan: NetworkPlan): Promise<void> {
   return writeFileAtomic(planFile(stateDir), `${JSON.stringify(plan, null, 2)}\n`, { mode: 0o600 });
 }
 
+/** Whether `route` (an entry of `ip -j route`) covers any address of `block`. */
+function routeOverlaps(route: MachineRoute, block: Cidr): boolean {
+  try {
+    return cidrsOverlap(parseCidr(route.dst.includes('/') ? route.dst : `${route.dst}/32`), block);
+  } catch {
+    return false; // not an IPv4 block
+  }
+}
+
 /**
- * The machine's unreachable routes for `cidrs` at `metric`: refused when the machine routes any
- * part of them otherwise (skiff's addresses would shadow that network here), kept where present.
+ * What `ip route` must add to the machine's main table `routes` so that `cidrs` are unreachable
+ * with this cluster's `metric`: nothing where such a route is there. Refused when the machine
+ * routes any part of them otherwise (the default route aside): a cluster's unreachable route would
+ * cut the machine off from that network. Pure.
  */
-async function ensureUnreachableRoutes(metric: number): Promise<void> {
-  const routes = (await machineRoutes()).filter((r) => r.table === undefined || r.table === 'main');
-  for (const cidr of UNREACHABLE_CIDRS) {
+export function unreachableRoutesToAdd(
+  routes: readonly MachineRoute[],
+  cidrs: readonly string[],
+  metric: number,
+): string[] {
+  const commands: string[] = [];
+  for (const cidr of cidrs) {
     const block = parseCidr(cidr);
     const other = routes.find(
-      (r) =>
-        r.dst !== 'default' &&
-        r.type !== 'unreachable' &&
-        (() => {
-          try {
-            return cidrsOverlap(parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`), block);
-          } catch {
-            return false;
-          }
-        })(),
+      (r) => r.dst !== 'default' && r.type !== 'unreachable' && routeOverlaps(r, block),
     );
     if (other !== undefined)
       throw new FailedPreconditionError(
         `prepare the nodes' network: this machine routes ${other.dst}${other.gateway ? ` via ${other.gateway}` : ''}${other.dev ? ` on ${other.dev}` : ''}, which overlaps ${cidr}, the addresses a local cluster keeps unreachable here: remove that route, or run the cluster elsewhere`,
       );
-    if (routes.some((r) => r.dst === cidr && r.type === 'unreachable' && (r.metric ?? 0) === metric))
-      continue;
-    await mustRun(['ip', 'route', 'add', 'unreachable', cidr, 'metric', String(metric)]);
+    if (!routes.some((r) => r.dst === cidr && r.type === 'unreachable' && (r.metric ?? 0) === metric))
+      commands.push(`route add unreachable ${cidr} metric ${metric}`);
   }
+  return commands;
 }
 
-/** The lowest metric from FIRST_ROUTE_METRIC no unreachable route for our CIDRs has. */
-async function freeRouteMetric(): Promise<number> {
+/** The lowest metric from FIRST_ROUTE_METRIC that no unreachable route for `cidrs` has. Pure. */
+export function freeRouteMetric(routes: readonly MachineRoute[], cidrs: readonly string[]): number {
   const taken = new Set(
-    (await machineRoutes())
-      .filter((r) => r.type === 'unreachable' && UNREACHABLE_CIDRS.includes(r.dst))
-      .map((r) => r.metric ?? 0),
+    routes.filter((r) => r.type === 'unreachable' && cidrs.includes(r.dst)).map((r) => r.metric ?? 0),
   );
   let metric = FIRST_ROUTE_METRIC;
   while (taken.has(metric)) metric++;
   return metric;
 }
+
+const mainTable = (routes: MachineRoute[]): MachineRoute[] =>
+  routes.filter((r) => r.table === undefined || r.table === 'main');
 
 /**
  * Makes the cluster's node network, or completes it (a restart of `up`): the unreachable routes
@@ -148,10 +156,15 @@ async function freeRouteMetric(): Promise<number> {
 export async function ensureNodeNetwork(stateDir: string): Promise<NodeNetwork> {
   let plan = readPlan(stateDir);
   if (plan === undefined) {
-    plan = { routeMetric: await freeRouteMetric() };
+    plan = { routeMetric: freeRouteMetric(mainTable(await machineRoutes()), UNREACHABLE_CIDRS) };
     await writePlan(stateDir, plan);
   }
-  await ensureUnreachableRoutes(plan.routeMetric);
+  for (const command of unreachableRoutesToAdd(
+    mainTable(await machineRoutes()),
+    UNREACHABLE_CIDRS,
+    plan.routeMetric,
+  ))
+    await mustRun(['ip', ...command.split(' ')]);
   const { switchNamespace, machineVeth } = names(stateDir);
   // a switch that still runs keeps its /24 (its address is the machine's now: not free to reserve)
   const running = existsSync(`/run/netns/${switchNamespace}`) && plan.subnet !== undefined;
