@@ -63,7 +63,7 @@ import { createApiMetrics } from './api/metrics.js';
 import { CachedNamespaceLookup } from './api/namespace-lookup.js';
 import { StoreTokenStore } from './api/token-store.js';
 import { TokenAdmin } from './api/token-admin.js';
-import { formatHostPort, parseHostPort } from './http/host-port.js';
+import { formatHostPort, listenAddresses, parseHostPort } from './http/host-port.js';
 import { HttpServer } from './http/server.js';
 import { openRegistry, type ImageRegistry } from './registry/registry.js';
 import { NamespaceController } from './controllers/namespace/namespace-controller.js';
@@ -135,7 +135,10 @@ export interface ControlPlaneOptions {
   natsAdvertiseUrl?: string;
   /** NATS server URL(s), comma-separated; omitted: run without NATS (tests of the API alone). */
   natsUrl?: string;
-  /** gRPC listen address `host:port` (port 0: any free port). */
+  /**
+   * gRPC listen address `host:port` (port 0: any free port), or several comma-separated: the
+   * first is the one reported and advertised; the API certificate names every host.
+   */
   apiAddr?: string;
   /**
    * Also serve the API on this Unix socket (absolute path; api/api-socket.ts): the same services,
@@ -143,7 +146,10 @@ export interface ControlPlaneOptions {
    * this user's and 0700 (made so when missing).
    */
   apiSocket?: string;
-  /** HTTP listen address `host:port` (port 0: any free port). */
+  /**
+   * HTTP listen address `host:port` (port 0: any free port), or several comma-separated: the first
+   * is the one advertised (agents pull from the registry there).
+   */
   httpAddr?: string;
   stateDir: string;
   etcdPrefix?: string;
@@ -741,7 +747,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     undo.push(() => http.close());
 
     // 8. gRPC API: over TLS when the cluster has a CA
-    const apiAddr = options.apiAddr ?? DEFAULT_API_ADDR;
+    const [apiAddr, ...moreApiAddrs] = listenAddresses(options.apiAddr ?? DEFAULT_API_ADDR, '--api-addr') as [
+      string,
+      ...string[],
+    ];
     const trust =
       options.clusterCaDir === undefined
         ? undefined
@@ -751,6 +760,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             apiHost: parseHostPort(apiAddr, '--api-addr').host,
             tlsSans: [
               ...(options.tlsSans ?? []),
+              ...moreApiAddrs.map((address) => parseHostPort(address, '--api-addr').host),
               ...(options.advertiseAddress !== undefined
                 ? [parseHostPort(options.advertiseAddress, '--advertise-address').host]
                 : []),
@@ -889,13 +899,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       await bindGrpcSocket(server, options.apiSocket);
       boundSocket = await secureBoundSocket(options.apiSocket);
     }
-    const port = await bindGrpc(
-      server,
-      apiAddr,
+    const credentials =
       trust === undefined
         ? grpc.ServerCredentials.createInsecure()
-        : apiServerCredentials({ clientCa: trust.ca.certificatePem, ...trust.serving }).credentials,
-    );
+        : apiServerCredentials({ clientCa: trust.ca.certificatePem, ...trust.serving }).credentials;
+    const port = await bindGrpc(server, apiAddr, credentials);
+    for (const address of moreApiAddrs) await bindGrpc(server, address, credentials);
     widenConnectionWindows(server, GRPC_CONNECTION_WINDOW_BYTES);
     const apiAddress = formatHostPort(parseHostPort(apiAddr, '--api-addr').host, port);
     const apiSocketAddress = boundSocket !== undefined ? unixAddress(boundSocket.path) : undefined;

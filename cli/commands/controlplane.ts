@@ -161,7 +161,11 @@ export function registerControlPlane(program: Command): void {
       '--nats-advertise-url <urls>',
       'the NATS URL(s), comma-separated, agents are told to report to (default --nats: give this when agents reach NATS by another address than the control plane does)',
     )
-    .option('--api-addr <host:port>', 'gRPC API listen address', DEFAULT_API_ADDR)
+    .option(
+      '--api-addr <host:port>',
+      'gRPC API listen address; several comma-separated: the first is the one advertised, the certificate names each',
+      DEFAULT_API_ADDR,
+    )
     .option(
       '--advertise-address <host:port>',
       "where the other control planes of the cluster reach this one's API, to relay pod streams of the nodes whose agents are connected here (default --api-addr; on every interface: this host's first non-loopback IPv4 address); the API certificate names its host",
@@ -170,7 +174,11 @@ export function registerControlPlane(program: Command): void {
       '--api-socket <path>',
       "also serve the API on this Unix socket (absolute path), without TLS, for clients on this machine: made 0600 in a directory that must be this user's and 0700 (made so when missing); a stale socket there is replaced, a symbolic link refused",
     )
-    .option('--http-addr <host:port>', 'HTTP listen address (/healthz, /readyz, /metrics)', DEFAULT_HTTP_ADDR)
+    .option(
+      '--http-addr <host:port>',
+      'HTTP listen address (/healthz, /readyz, /metrics, the registry); several comma-separated: the first is the one agents are told to pull from',
+      DEFAULT_HTTP_ADDR,
+    )
     .option('--state-dir <dir>', 'directory for the control plane state', defaultStateDir())
     .option('--etcd-prefix <prefix>', 'key prefix of every skiff key in etcd', DEFAULT_ETCD_PREFIX)
     .option('--etcd-cafile <file>', 'CA that signed the etcd server certificate (https etcd URLs)')

@@ -5,16 +5,17 @@
  *
  *   DIR/nodes/<name>/      that node's runtime root (images, containers, pod files)
  *   DIR/logs/agent-<name>.log
- *   /run/netns/skiff-<id>-<n>   the node's network namespace: its pods' bridge, veths, addresses and
- *                               nftables table live there, never in the machine's own namespace, so
- *                               local clusters (and their address plans) never meet
+ *   /run/netns/skiff-<id>-<n>   the node's network namespace, on the cluster's switch
+ *                               (node-network.ts): the agent runs in it (`nsenter --net`, nothing
+ *                               else: mounts, cgroups and pids stay the machine's), so its pods'
+ *                               bridge, veths and nftables table, and whatever it listens on, are
+ *                               the node's and never the machine's
  *
  * One agent is named after the host, as a kubelet is; several are `<host>-1`, `<host>-2`, …
  * An agent is ready once its Node reports Ready. Stopping the cluster stops the agents, then
  * removes their pods' containers and sandboxes (the pods start again on the next `up`).
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +24,13 @@ import { UnavailableError } from '../../proto/errors.js';
 import type { Node } from '../../proto/gen/types.js';
 import { skiffEntryArgv } from '../../proto/package-info.js';
 import { writeFileAtomic } from '../../proto/support/atomic-file.js';
-import { spawnServer, stopProcess, waitUntilReady, type SpawnedServer } from './process-support.js';
+import {
+  findBinary,
+  spawnServer,
+  stopProcess,
+  waitUntilReady,
+  type SpawnedServer,
+} from './process-support.js';
 
 export interface AgentRecord {
   name: string;
@@ -32,18 +39,8 @@ export interface AgentRecord {
   marker: string;
   /** The node's network namespace (a name under /run/netns). */
   netns: string;
-}
-
-/** A network namespace name for node `index` of the cluster in `stateDir` (unique per state dir). */
-export function nodeNetnsName(stateDir: string, index: number): string {
-  const id = createHash('sha256').update(stateDir).digest('hex').slice(0, 8);
-  return `skiff-${id}-${index}`;
-}
-
-/** Makes the node's network namespace (loopback up); an existing one is kept. */
-export function ensureNodeNetns(name: string): void {
-  if (!existsSync(`/run/netns/${name}`)) execFileSync('ip', ['netns', 'add', name]);
-  execFileSync('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+  /** Its address on the cluster's switch: the Node's InternalIP (absent in older records). */
+  address?: string;
 }
 
 export function deleteNodeNetns(name: string): void {
@@ -93,7 +90,10 @@ export async function writeJoinToken(options: {
 export async function startAgentProcess(options: {
   stateDir: string;
   name: string;
+  /** The node's namespace, on the switch (node-network.ts attachNode), and its address there. */
   netns: string;
+  address: string;
+  /** The API as the node reaches it: the machine's address on the switch. */
   api: string;
   /** A join token (the agent joins with it and keeps its certificate under its root). */
   tokenFile: string;
@@ -107,18 +107,19 @@ export async function startAgentProcess(options: {
   const root = nodeRoot(options.stateDir, options.name);
   mkdirSync(root, { recursive: true, mode: 0o700 });
   const logFile = join(options.logs, `agent-${options.name}.log`);
-  ensureNodeNetns(options.netns);
   const args = [
+    `--net=/run/netns/${options.netns}`, '--',
+    process.execPath,
     ...skiffEntryArgv(),
     'agent',
     '--server', options.api,
     '--token-file', options.tokenFile,
     '--node-name', options.name,
     '--root', root,
-    '--node-ip', '127.0.0.1',
-    '--host-netns', `/run/netns/${options.netns}`,
+    '--node-ip', options.address,
   ]; // prettier-ignore
-  const server = spawnServer(process.execPath, args, { logFile }, options.detached);
+  // nsenter execs the agent: the pid is the agent's
+  const server = spawnServer(findBinary('nsenter', 'util-linux'), args, { logFile }, options.detached);
   const pid = server.child.pid;
   if (pid === undefined)
     throw new UnavailableError(`start agent ${options.name}: it did not start; see ${logFile}`);
@@ -149,7 +150,11 @@ export async function startAgentProcess(options: {
   } finally {
     api.close();
   }
-  return { record: { name: options.name, pid, marker: root, netns: options.netns }, server, stop };
+  return {
+    record: { name: options.name, pid, marker: root, netns: options.netns, address: options.address },
+    server,
+    stop,
+  };
 }
 
 /**

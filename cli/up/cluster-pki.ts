@@ -49,28 +49,28 @@ export interface ClusterPki {
 }
 
 /** Leaf certificates of the cluster CA, in `pki/`. */
-const CLUSTER_LEAVES: Record<string, (host: string) => CertificateOptions> = {
-  'nats-server': (host) => ({
+const CLUSTER_LEAVES: Record<string, (hosts: string[]) => CertificateOptions> = {
+  'nats-server': (hosts) => ({
     commonName: 'skiff-nats',
     usages: ['server auth'],
-    ipAddresses: [host],
+    ipAddresses: hosts,
     dnsNames: ['localhost'],
   }),
   'controlplane-nats-client': () => ({ commonName: 'skiff-controlplane', usages: ['client auth'] }),
 };
 
 /** Leaf certificates of the etcd CA, in `pki/etcd/`. */
-const ETCD_LEAVES: Record<string, (host: string) => CertificateOptions> = {
-  server: (host) => ({
+const ETCD_LEAVES: Record<string, (hosts: string[]) => CertificateOptions> = {
+  server: (hosts) => ({
     commonName: 'skiff-etcd',
     usages: ['server auth', 'client auth'],
-    ipAddresses: [host],
+    ipAddresses: hosts,
     dnsNames: ['localhost'],
   }),
-  peer: (host) => ({
+  peer: (hosts) => ({
     commonName: 'skiff-etcd-peer',
     usages: ['server auth', 'client auth'],
-    ipAddresses: [host],
+    ipAddresses: hosts,
     dnsNames: ['localhost'],
   }),
   'controlplane-client': () => ({ commonName: 'skiff-controlplane', usages: ['client auth'] }),
@@ -93,29 +93,40 @@ async function caOf(dir: string, commonName: string): Promise<CertificateAuthori
   }
 }
 
-async function stillGood(ca: CertificateAuthority, certPath: string): Promise<boolean> {
+/** From `ca`, not about to expire, and naming every address of `ipAddresses`. */
+async function stillGood(
+  ca: CertificateAuthority,
+  certPath: string,
+  ipAddresses: readonly string[],
+): Promise<boolean> {
   try {
     const cert = new X509Certificate(await readFile(certPath));
+    const named = (cert.subjectAltName ?? '').split(', ');
     return (
       cert.checkIssued(ca.certificate) &&
       cert.verify(ca.certificate.publicKey) &&
-      Date.parse(cert.validTo) - Date.now() > RENEW_BEFORE_MS
+      Date.parse(cert.validTo) - Date.now() > RENEW_BEFORE_MS &&
+      ipAddresses.every((ip) => named.includes(`IP Address:${ip}`))
     );
   } catch {
     return false;
   }
 }
 
-/** Issues each leaf of `leaves` into `dir` that is missing, not from `ca`, or about to expire. */
+/**
+ * Issues each leaf of `leaves` into `dir` that is missing, not from `ca`, about to expire, or not
+ * naming every address it should (the nodes' switch of a later `up` is another /24).
+ */
 async function ensureLeaves(
   ca: CertificateAuthority,
   dir: string,
-  leaves: Record<string, (host: string) => CertificateOptions>,
-  host: string,
+  leaves: Record<string, (hosts: string[]) => CertificateOptions>,
+  hosts: string[],
 ): Promise<void> {
-  for (const [name, options] of Object.entries(leaves)) {
-    if (await stillGood(ca, join(dir, `${name}.crt`))) continue;
-    const pair = ca.issueKeyPair(options(host));
+  for (const [name, leaf] of Object.entries(leaves)) {
+    const options = leaf(hosts);
+    if (await stillGood(ca, join(dir, `${name}.crt`), options.ipAddresses ?? [])) continue;
+    const pair = ca.issueKeyPair(options);
     await writePrivateFiles(
       dir,
       { [`${name}.key`]: privateKeyToPem(pair.privateKey), [`${name}.crt`]: pair.certificate.toString() },
@@ -124,12 +135,15 @@ async function ensureLeaves(
   }
 }
 
-/** Makes (or keeps) the cluster's CA, etcd's CA and certificates for `host`; returns their paths. */
-export async function ensureClusterPki(stateDir: string, host: string): Promise<ClusterPki> {
+/**
+ * Makes (or keeps) the cluster's CA, etcd's CA and certificates naming `hosts` (the addresses the
+ * servers listen on: `skiff up`'s NATS serves its nodes on the switch); returns their paths.
+ */
+export async function ensureClusterPki(stateDir: string, hosts: string[]): Promise<ClusterPki> {
   const dir = join(stateDir, 'pki');
   const etcdDir = join(dir, 'etcd');
-  await ensureLeaves(await caOf(dir, 'skiff-cluster-ca'), dir, CLUSTER_LEAVES, host);
-  await ensureLeaves(await caOf(etcdDir, 'skiff-etcd-ca'), etcdDir, ETCD_LEAVES, host);
+  await ensureLeaves(await caOf(dir, 'skiff-cluster-ca'), dir, CLUSTER_LEAVES, hosts);
+  await ensureLeaves(await caOf(etcdDir, 'skiff-etcd-ca'), etcdDir, ETCD_LEAVES, hosts);
   await Promise.all(SINGLE_CA_ETCD_FILES.map((name) => rm(join(dir, name), { force: true })));
   const file = (name: string): string => join(dir, name);
   const etcdFile = (name: string): string => join(etcdDir, name);

@@ -10,12 +10,15 @@
  *                        mapped to users (verify_and_map), the users file the control plane adds
  *                        nodes to, nats-server's pid file
  *   DIR/nodes/<name>/    each node agent's runtime root   DIR/logs/agent-<name>.log (agent-process.ts)
+ *   DIR/network.json     the nodes' switch /24 (node-network.ts): with agents, each node is a network
+ *                        namespace on a switch of the cluster's own, the machine at S.254 on it
  *   DIR/api.sock         the API's Unix socket (0600; DIR is 0700), which the client config names
  *                        as the context's server: the CLI on this machine calls it without TLS
  *   DIR/admin-token      written by the control plane on its first start
  *   DIR/cluster.json     pids, ports and endpoints of what is running (removed by `down`)
  *
- * Start-up is a straight sequence with a readiness gate after each step: etcd, NATS, then
+ * Start-up is a straight sequence with a readiness gate after each step: with agents, the nodes'
+ * network first (the machine's unreachable routes, the switch, its veth); etcd, NATS, then
  * `skiff controlplane` (this same binary) until its /readyz answers, then the node agents until
  * their Nodes are Ready. A step that fails stops the
  * steps before it, so a failed `up` leaves nothing running. When a previous `up` of DIR still
@@ -26,6 +29,11 @@
  *
  * Ports: the ones recorded by the previous `up` of DIR, else the defaults (etcd 2379/2380, NATS
  * 4222/8222, API 7440, HTTP 7441), else free ones.
+ *
+ * Addresses: etcd on 127.0.0.1 (only the control plane calls it). With agents, NATS on the
+ * machine's switch address S.254 (the agents and the control plane reach it there), and the API
+ * and HTTP ports on both S.254 (what agents are given, and the registry they pull from) and
+ * 127.0.0.1 (what the client config names beside the socket); the certificates name both.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -48,9 +56,9 @@ import {
 import { writePrivateFiles } from '../../proto/support/pki.js';
 import { startEtcd } from './etcd-process.js';
 import { startNats } from './nats-process.js';
+import { attachNode, ensureNodeNetwork, removeNodeNetwork, type NodeNetwork } from './node-network.js';
 import {
   agentNames,
-  nodeNetnsName,
   removeAgentPods,
   startAgentProcess,
   writeJoinToken,
@@ -101,6 +109,8 @@ export interface ClusterRecord {
   };
   /** Node agents (absent in records of clusters started without them). */
   agents?: AgentRecord[];
+  /** The nodes' switch (absent without agents). */
+  network?: NodeNetwork;
 }
 
 export interface RunningCluster {
@@ -344,8 +354,19 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
     return pid;
   };
   const exits: Promise<{ component: string; code: number | null; signal: NodeJS.Signals | null }>[] = [];
+  // the nodes' network is made by an `up` with agents, and kept by one that keeps what runs
+  const withNetwork = (options.agents ?? 0) > 0 || previous?.network !== undefined;
+  let network: NodeNetwork | undefined;
   try {
-    const pki = await ensureClusterPki(stateDir, HOST);
+    if (withNetwork) {
+      network = await ensureNodeNetwork(stateDir);
+      progress(`nodes' switch ${network.subnet}: this machine is ${network.machineAddress} on it`);
+    }
+    // what agents reach is on the switch; the CLI keeps 127.0.0.1. The first listen address is
+    // the one the control plane advertises: agents pull from the registry at the HTTP one
+    const agentHost = network?.machineAddress ?? HOST;
+    const listenHosts = [...new Set([agentHost, HOST])];
+    const pki = await ensureClusterPki(stateDir, listenHosts);
     const etcdDir = join(stateDir, 'etcd');
     let etcdRecord: ClusterRecord['etcd'];
     const keptEtcd = keep('etcd');
@@ -393,7 +414,7 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
       const nats = await startNats({
         configFile: natsConfig.configFile,
         storeDir: natsDir,
-        host: HOST,
+        host: agentHost,
         ...(restarting
           ? { port: previous!.nats.port, monitorPort: previous!.nats.monitorPort }
           : {
@@ -455,8 +476,8 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
           '--nats-keyfile', pki.controlplaneNatsClient.keyFile,
           '--nats-authorization-file', join(stateDir, 'nats-config', 'nats-authorization.conf'),
           '--nats-pid-file', join(stateDir, 'nats-config', 'nats.pid'),
-          '--api-addr', `${HOST}:${apiPort}`,
-          '--http-addr', `${HOST}:${httpPort}`,
+          '--api-addr', listenHosts.map((host) => `${host}:${apiPort}`).join(','),
+          '--http-addr', listenHosts.map((host) => `${host}:${httpPort}`).join(','),
           '--state-dir', controlplaneDir,
           '--admin-token-file', adminTokenFile(stateDir),
           '--cluster-ca-dir', pki.dir,
@@ -542,11 +563,12 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
           });
           joinTokenWritten = true;
         }
+        const node = await attachNode(stateDir, network!, index + 1);
         const agent = await startAgentProcess({
           stateDir,
           name,
-          netns: previousAgent?.netns ?? nodeNetnsName(stateDir, index + 1),
-          api: controlplaneRecord.api,
+          ...node,
+          api: `${agentHost}:${controlplaneRecord.apiPort}`,
           tokenFile: joinTokenFile,
           adminToken: readAdminToken(stateDir),
           caFile: clusterCaFile(stateDir),
@@ -557,7 +579,7 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
         agents.push(agent.record);
         stopAgents.push(agent.stop);
         exits.push(agent.server.exited.then((e) => ({ component: `agent ${name}`, ...e })));
-        progress(`agent ${name} ready: node ${name} (pid ${agent.record.pid})`);
+        progress(`agent ${name} ready: node ${name} at ${node.address} (pid ${agent.record.pid})`);
       } catch (err) {
         for (const stop of stopAgents) await stop().catch(() => {});
         throw err;
@@ -572,6 +594,7 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
       nats: natsRecord,
       controlplane: controlplaneRecord,
       ...(agents.length ? { agents } : {}),
+      ...(network !== undefined ? { network } : {}),
     };
     await writeClusterRecord(record);
     return {
@@ -581,12 +604,14 @@ async function startClusterLocked(options: UpOptions): Promise<RunningCluster> {
         for (const stop of stopAgents) await stop().catch(() => {});
         for (const agent of agents) await removeAgentPods(agent).catch(() => {});
         for (const name of ['controlplane', 'nats', 'etcd'] as const) await stopOf[name]?.().catch(() => {});
+        if (network !== undefined) await removeNodeNetwork(stateDir).catch(() => []);
         rmSync(clusterFile(stateDir), { force: true });
       },
     };
   } catch (err) {
-    // What it kept was running before this `up` and stays.
+    // What it kept was running before this `up` and stays, and so does the network it uses.
     await stopStarted();
+    if (network !== undefined && !restarting) await removeNodeNetwork(stateDir).catch(() => {});
     throw err;
   }
 }
@@ -653,6 +678,9 @@ export async function stopCluster(stateDir: string, graceMs = 10_000): Promise<S
       }
     }
   }
+  // the network last, its unreachable routes last of all: nothing runs that could send there
+  if (result.failed.length === 0)
+    for (const problem of await removeNodeNetwork(stateDir)) result.failed.push(`nodes' network: ${problem}`);
   if (result.failed.length === 0) rmSync(clusterFile(stateDir), { force: true });
   return result;
 }

@@ -13,3 +13,13 @@ export function parseHostPort(address: string, flag: string): { host: string; po
 export function formatHostPort(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
+
+/**
+ * A listen flag's addresses: `host:port`, or several comma-separated (the first is the one the
+ * server advertises, e.g. `skiff up`'s nodes' switch address before 127.0.0.1); each checked.
+ */
+export function listenAddresses(text: string, flag: string): string[] {
+  const addresses = text.split(',').map((a) => a.trim());
+  for (const address of addresses) parseHostPort(address, flag);
+  return addresses;
+}

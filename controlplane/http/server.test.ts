@@ -68,6 +68,38 @@ describe('readiness', () => {
     }
   });
 
+  test('several comma-separated addresses: each serves the same routes, the first is reported', async () => {
+    const server = new HttpServer({
+      address: '127.0.0.1:0,127.0.0.2:0',
+      readinessChecks: [],
+      metrics: new Registry(),
+      log: componentLogger('http-test'),
+    });
+    const address = await server.listen();
+    try {
+      assert.match(address, /^127\.0\.0\.1:\d+$/);
+      assert.equal((await fetch(`http://${address}/healthz`)).status, 200);
+      const second = (server as unknown as { servers: import('node:http').Server[] }).servers[1]!;
+      const { port } = second.address() as import('node:net').AddressInfo;
+      assert.equal((await fetch(`http://127.0.0.2:${port}/healthz`)).status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('an address list with a malformed entry is refused naming the flag', () => {
+    assert.throws(
+      () =>
+        new HttpServer({
+          address: '127.0.0.1:0,nonsense',
+          readinessChecks: [],
+          metrics: new Registry(),
+          log: componentLogger('http-test'),
+        }),
+      /--http-addr "nonsense": want host:port/,
+    );
+  });
+
   test('routes match the path as it was sent: dot segments are not resolved into another route', async () => {
     const server = new HttpServer({
       address: '127.0.0.1:0',

@@ -13,7 +13,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { errorMessage } from '../../proto/errors.js';
-import { formatHostPort, parseHostPort } from './host-port.js';
+import { formatHostPort, listenAddresses, parseHostPort } from './host-port.js';
 import type { Logger } from '../../proto/support/logger.js';
 
 /** One readiness gate: resolves when ready, rejects (or times out) with the reason otherwise. */
@@ -25,7 +25,7 @@ export interface ReadinessCheck {
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
 export interface HttpServerOptions {
-  /** `host:port`; port 0 picks a free one. */
+  /** `host:port`, or several comma-separated (host-port.ts listenAddresses); port 0 picks a free one. */
   address: string;
   readinessChecks: ReadinessCheck[];
   metrics: Registry;
@@ -107,18 +107,22 @@ export function cachedReadiness(
 }
 
 export class HttpServer {
-  private readonly server: Server;
+  /** One per listen address, all serving the same routes. */
+  private readonly servers: Server[];
   private readonly routes: Array<{ prefix: string; handler: RouteHandler }> = [];
 
   constructor(private readonly options: HttpServerOptions) {
-    this.server = createServer({ requestTimeout: 0 }, (req, res) => {
-      this.handle(req, res).catch((err: unknown) => {
-        options.log.error({ err, url: req.url }, 'http handler failed');
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end('internal error\n');
+    this.servers = listenAddresses(options.address, '--http-addr').map(() => {
+      const server = createServer({ requestTimeout: 0 }, (req, res) => {
+        this.handle(req, res).catch((err: unknown) => {
+          options.log.error({ err, url: req.url }, 'http handler failed');
+          if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end('internal error\n');
+        });
       });
+      server.timeout = options.idleTimeoutMs ?? 120_000;
+      return server;
     });
-    this.server.timeout = options.idleTimeoutMs ?? 120_000;
     this.route('/healthz', (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     });
@@ -162,22 +166,30 @@ export class HttpServer {
     await route.handler(req, res);
   }
 
-  /** Starts listening; resolves with the bound `host:port`. */
+  /** Starts listening on every address; resolves with the first one's bound `host:port`. */
   async listen(): Promise<string> {
-    const { host, port } = parseHostPort(this.options.address, '--http-addr');
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
+    const bound: string[] = [];
+    for (const [i, address] of listenAddresses(this.options.address, '--http-addr').entries()) {
+      const server = this.servers[i]!;
+      const { host, port } = parseHostPort(address, '--http-addr');
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
-    const bound = this.server.address() as AddressInfo;
-    return formatHostPort(host, bound.port);
+      bound.push(formatHostPort(host, (server.address() as AddressInfo).port));
+    }
+    return bound[0]!;
   }
 
   async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await Promise.all(
+      this.servers.map((server) => {
+        server.closeAllConnections();
+        return new Promise<void>((resolve) => server.close(() => resolve()));
+      }),
+    );
   }
 }

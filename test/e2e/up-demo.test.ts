@@ -2,13 +2,13 @@
  * What `npm start` shows: `skiff up` in the foreground on a fresh state dir runs one node, builds
  * the demo image with skiff's own builder, pushes it to the cluster registry, and the demo pod
  * runs it on that node and serves the demo's page; Ctrl-C then removes the node's pods, network
- * and namespace along with every process.
+ * and namespace, the nodes' switch and the machine's veth, along with every process.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pidRunning, prepareTestCluster, skiffArgv } from './cli-harness.js';
 
@@ -44,6 +44,7 @@ describe('npm start: skiff up with its demo', { timeout: 240_000 }, () => {
       assert.match(wide, /^hello\s+1\/1\s+Running\s.*\s10\.244\.\d+\.\d+\s/m, wide);
       const record = JSON.parse(readFileSync(join(cluster.stateDir, 'cluster.json'), 'utf8')) as {
         agents: { pid: number; netns: string }[];
+        network: { switchNamespace: string; machineVeth: string };
       };
       const ip = (
         await cluster.skiff(['get', 'pod', 'hello', '-n', 'demo', '-o', 'jsonpath={.status.podIP}'])
@@ -63,10 +64,10 @@ describe('npm start: skiff up with its demo', { timeout: 240_000 }, () => {
       const [code] = await exited;
       assert.equal(code, 0, `skiff up exit after Ctrl-C:\n${output}`);
       assert.ok(!pidRunning(record.agents[0]!.pid), 'the agent stopped');
-      assert.ok(
-        !execFileSync('ip', ['netns', 'list']).toString().includes(record.agents[0]!.netns),
-        'the node namespace is gone',
-      );
+      const namespaces = execFileSync('ip', ['netns', 'list']).toString();
+      assert.ok(!namespaces.includes(record.agents[0]!.netns), 'the node namespace is gone');
+      assert.ok(!namespaces.includes(record.network.switchNamespace), 'the switch is gone');
+      assert.ok(!existsSync(`/sys/class/net/${record.network.machineVeth}`), "the machine's veth is gone");
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }

@@ -1,7 +1,8 @@
 /**
  * Hosts for multi-host tests: each host a Linux network namespace on this machine, with its own
  * address, its own directory (a runtime root under it) and its own cgroup parent, on one switch
- * (or, asked for, some of them on a second switch behind a router: below).
+ * (cli/up/switch.ts, which `skiff up` runs its nodes on too), or, asked for, some of them on a
+ * second switch behind a router (below).
  * What runs "on" a host is a process entered into its network namespace (`nsenter --net`, nothing
  * else: mounts, cgroups and pids stay the machine's, as an agent needs them).
  *
@@ -46,7 +47,7 @@
  * cgroups under `<hierarchy>/skiff-lab-<id>`, every mount under the lab directory, the namespaces,
  * the machine's veth, the directory; and it names what it could not remove.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
@@ -65,29 +66,31 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cidrsOverlap, parseCidr, type Cidr } from '../../proto/cidr.js';
+import {
+  MACHINE_HOST,
+  addressIn,
+  attachToSwitch,
+  ensureSwitch,
+  mustRun,
+  removeSwitch,
+  reserveSubnet,
+  runCommand,
+  type CommandResult,
+} from '../../cli/up/switch.js';
+import type { Cidr } from '../../proto/cidr.js';
 import { processStartTime } from '../../proto/support/pid-lock.js';
 
 /** Where labs record themselves (what a later clean-up needs) and hold their /24. */
 const RECORDS = '/run/skiff-labs';
 /** The /16 the labs' /24s come from. */
 const LAB_RANGE = '172.31';
-const MACHINE_HOST = 254;
 /** The router's address on each of two subnets. */
 const ROUTER_HOST = 253;
 
-export interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type RunResult = CommandResult;
 
-export interface HostRunOptions {
-  input?: string;
-  env?: NodeJS.ProcessEnv;
-  /** Killed after this long (default 30 s); the result then has code null. */
-  timeoutMs?: number;
-}
+/** Killed after `timeoutMs` (default 30 s); the result then has code null. */
+export type HostRunOptions = Parameters<typeof runCommand>[1];
 
 /** A long-running process on a host, in a process group of its own. */
 export interface HostProcess {
@@ -166,95 +169,6 @@ interface LabRecord {
 
 const HOST_NAME = /^[a-z][a-z0-9-]{0,11}$/;
 
-function fail(what: string, result: RunResult): never {
-  throw new Error(`${what}: exit ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`);
-}
-
-function exec(argv: string[], options: HostRunOptions = {}): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      argv[0]!,
-      argv.slice(1),
-      {
-        env: options.env ?? process.env,
-        timeout: options.timeoutMs ?? 30_000,
-        killSignal: 'SIGKILL',
-        maxBuffer: 64 << 20,
-        encoding: 'utf8',
-      },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-        resolve({ code, stdout, stderr: stderr || (err && code === null ? err.message : '') });
-      },
-    );
-    if (options.input !== undefined) child.stdin?.end(options.input);
-    else child.stdin?.end();
-  });
-}
-
-async function must(argv: string[], what = argv.join(' ')): Promise<string> {
-  const result = await exec(argv);
-  if (result.code !== 0) fail(what, result);
-  return result.stdout;
-}
-
-/**
- * A /24 of 172.31.0.0/16 free on this machine: no address or route (but a default route) of
- * the machine's namespace overlaps it, and no other lab holds it; held by creating `reservation`
- * exclusively. Tries from a random third octet.
- */
-async function reserveSubnet(id: string): Promise<{ subnet: Cidr; reservation: string }> {
-  const used: Cidr[] = [];
-  type Route = { dst?: string };
-  type Addr = { addr_info?: { family: string; local: string; prefixlen: number }[] };
-  const routes = JSON.parse(await must(['ip', '-j', '-4', 'route', 'show', 'table', 'all'])) as Route[];
-  const addrs = JSON.parse(await must(['ip', '-j', '-4', 'addr', 'show'])) as Addr[];
-  const asCidr = (text: string): Cidr | undefined => {
-    const [ip, prefix = '32'] = text.split('/');
-    const n = Number(prefix);
-    const octets = ip!.split('.').map(Number);
-    if (octets.length !== 4 || octets.some((o) => !(o >= 0 && o <= 255))) return undefined;
-    const value = ((octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
-    const size = 2 ** (32 - n);
-    const base = value - (value % size);
-    return parseCidr(
-      `${base >>> 24}.${(base >>> 16) & 255}.${(base >>> 8) & 255}.${base & 255}/${n}`,
-      'route',
-    );
-  };
-  for (const route of routes) {
-    if (!route.dst || route.dst === 'default') continue;
-    const cidr = asCidr(route.dst);
-    if (cidr && cidr.prefix > 0) used.push(cidr);
-  }
-  for (const link of addrs)
-    for (const info of link.addr_info ?? [])
-      if (info.family === 'inet') {
-        const cidr = asCidr(`${info.local}/${info.prefixlen}`);
-        if (cidr) used.push(cidr, asCidr(`${info.local}/32`)!);
-      }
-  mkdirSync(RECORDS, { recursive: true, mode: 0o700 });
-  const start = randomBytes(1)[0]!;
-  for (let i = 0; i < 256; i++) {
-    const octet = (start + i) % 256;
-    const subnet = parseCidr(`${LAB_RANGE}.${octet}.0/24`, 'lab subnet');
-    if (used.some((u) => cidrsOverlap(u, subnet))) continue;
-    const reservation = join(RECORDS, `subnet-${LAB_RANGE}.${octet}`);
-    try {
-      writeFileSync(reservation, `${id}\n`, { flag: 'wx', mode: 0o600 });
-    } catch {
-      continue; // another lab's
-    }
-    return { subnet, reservation };
-  }
-  throw new Error(`create hosts: no /24 of ${LAB_RANGE}.0.0/16 is free on this machine`);
-}
-
-function addressIn(subnet: Cidr, host: number): string {
-  const n = subnet.base + host;
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
-
 function writeRecord(record: LabRecord): void {
   writeFileSync(join(RECORDS, `${record.id}.json`), JSON.stringify(record, null, 2) + '\n', {
     mode: 0o600,
@@ -300,10 +214,12 @@ export async function createHosts(
   if (process.getuid?.() !== 0) throw new Error('create hosts: needs root (namespaces, veths, cgroups)');
   await sweepAbandonedLabs();
   const id = randomBytes(3).toString('hex');
-  const { subnet, reservation } = await reserveSubnet(id);
+  const pool = { dir: RECORDS, range: LAB_RANGE };
+  const { subnet, reservation } = await reserveSubnet(pool, id);
   let second: { subnet: Cidr; reservation: string } | undefined;
   try {
-    second = behindRouter.size > 0 ? await reserveSubnet(id) : undefined;
+    // the second /24 is held under a holder of its own: reserveSubnet hands a holder its own /24 back
+    second = behindRouter.size > 0 ? await reserveSubnet(pool, `${id}-2`) : undefined;
   } catch (err) {
     rmSync(reservation, { force: true });
     throw err;
@@ -340,52 +256,29 @@ export async function createHosts(
     const switchNs = record.namespaces[0]!;
     const [switch2Ns, routerNs] = routed ? [record.namespaces[1]!, record.namespaces[2]!] : [];
     const hostNs = record.namespaces.slice(routed ? 3 : 1);
-    for (const ns of [switchNs, ...(switch2Ns ? [switch2Ns] : [])]) {
-      await must(['ip', 'netns', 'add', ns]);
-      await must(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
-      await must(['ip', '-n', ns, 'link', 'add', 'switch0', 'type', 'bridge']);
-      await must(['ip', '-n', ns, 'link', 'set', 'switch0', 'up']);
-    }
-    // the machine's one veth: no IPv6, one IPv4 address on the /24 no route of the machine's touched
-    const veth = record.machineVeth;
-    await must(['ip', 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'to-machine', 'netns', switchNs]);
-    await must(['sysctl', '-q', '-w', `net.ipv6.conf.${veth}.disable_ipv6=1`]);
-    await must(['ip', 'addr', 'add', `${addressIn(subnet, MACHINE_HOST)}/24`, 'dev', veth]);
-    await must(['ip', 'link', 'set', veth, 'up']);
-    await must(['ip', '-n', switchNs, 'link', 'set', 'to-machine', 'master', 'switch0', 'up']);
+    const switchSpec = { namespace: switchNs, machineVeth: record.machineVeth, subnet };
+    await ensureSwitch(switchSpec);
+    // the second switch has no port to the machine: only the router joins it to the first
+    const switch2Spec =
+      second && switch2Ns ? { ...switchSpec, namespace: switch2Ns, subnet: second.subnet } : undefined;
+    if (switch2Spec) await ensureBridgeOnly(switch2Spec.namespace);
     if (second && switch2Ns && routerNs)
       await makeRouter(routerNs, [switchNs, switch2Ns], [subnet, second.subnet]);
     const hosts: Host[] = [];
     for (const [i, name] of names.entries()) {
       const netns = hostNs[i]!;
-      const onSecond = second !== undefined && behindRouter.has(name);
-      const own = onSecond ? second!.subnet : subnet;
+      const onSecond = switch2Spec !== undefined && behindRouter.has(name);
+      const own = onSecond ? switch2Spec.subnet : subnet;
       const address = addressIn(own, i + 1);
-      const hostSwitch = onSecond ? switch2Ns! : switchNs;
-      await must(['ip', 'netns', 'add', netns]);
-      await must([
-        'ip',
-        '-n',
-        hostSwitch,
-        'link',
-        'add',
-        `h-${name}`,
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'eth0',
-        'netns',
-        netns,
-      ]);
-      await must(['ip', '-n', hostSwitch, 'link', 'set', `h-${name}`, 'master', 'switch0', 'up']);
-      await must(['ip', '-n', netns, 'addr', 'add', `${address}/24`, 'dev', 'eth0']);
-      await must(['ip', '-n', netns, 'link', 'set', 'eth0', 'up']);
-      await must(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
+      await attachToSwitch(onSecond ? switch2Spec : switchSpec, {
+        namespace: netns,
+        port: `h-${name}`,
+        address,
+      });
       if (second) {
         // the other subnet through the router; nothing else beyond its own
         const [other, via] = onSecond ? [subnet, second.subnet] : [second.subnet, subnet];
-        await must(['ip', '-n', netns, 'route', 'add', other.text, 'via', addressIn(via, ROUTER_HOST)]);
+        await mustRun(['ip', '-n', netns, 'route', 'add', other.text, 'via', addressIn(via, ROUTER_HOST)]);
       }
       const hostDir = join(dir, name);
       mkdirSync(join(hostDir, 'root'), { recursive: true, mode: 0o700 });
@@ -430,16 +323,24 @@ export async function createHosts(
   }
 }
 
+/** A switch namespace with its bridge and nothing else (the second switch: no port to the machine). */
+async function ensureBridgeOnly(namespace: string): Promise<void> {
+  await mustRun(['ip', 'netns', 'add', namespace]);
+  await mustRun(['ip', '-n', namespace, 'link', 'set', 'lo', 'up']);
+  await mustRun(['ip', '-n', namespace, 'link', 'add', 'switch0', 'type', 'bridge']);
+  await mustRun(['ip', '-n', namespace, 'link', 'set', 'switch0', 'up']);
+}
+
 /**
  * The router: eth0 on the first switch, eth1 on the second, each with the subnet's .253;
  * forwarding on here alone; the machine's address blackholed (see the header).
  */
 async function makeRouter(routerNs: string, switches: string[], subnets: Cidr[]): Promise<void> {
-  await must(['ip', 'netns', 'add', routerNs]);
-  await must(['ip', '-n', routerNs, 'link', 'set', 'lo', 'up']);
+  await mustRun(['ip', 'netns', 'add', routerNs]);
+  await mustRun(['ip', '-n', routerNs, 'link', 'set', 'lo', 'up']);
   for (const [i, switchNs] of switches.entries()) {
     const dev = `eth${i}`;
-    await must([
+    await mustRun([
       'ip',
       '-n',
       switchNs,
@@ -454,8 +355,8 @@ async function makeRouter(routerNs: string, switches: string[], subnets: Cidr[])
       'netns',
       routerNs,
     ]);
-    await must(['ip', '-n', switchNs, 'link', 'set', 'to-router', 'master', 'switch0', 'up']);
-    await must([
+    await mustRun(['ip', '-n', switchNs, 'link', 'set', 'to-router', 'master', 'switch0', 'up']);
+    await mustRun([
       'ip',
       '-n',
       routerNs,
@@ -465,9 +366,9 @@ async function makeRouter(routerNs: string, switches: string[], subnets: Cidr[])
       'dev',
       dev,
     ]);
-    await must(['ip', '-n', routerNs, 'link', 'set', dev, 'up']);
+    await mustRun(['ip', '-n', routerNs, 'link', 'set', dev, 'up']);
   }
-  await must([
+  await mustRun([
     'ip',
     '-n',
     routerNs,
@@ -476,7 +377,7 @@ async function makeRouter(routerNs: string, switches: string[], subnets: Cidr[])
     'blackhole',
     `${addressIn(subnets[0]!, MACHINE_HOST)}/32`,
   ]);
-  await must(['nsenter', `--net=/run/netns/${routerNs}`, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+  await mustRun(['nsenter', `--net=/run/netns/${routerNs}`, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
 }
 
 /**
@@ -489,20 +390,20 @@ async function checkContained(
   routerNs: string | undefined,
 ): Promise<void> {
   for (const host of hosts) {
-    const routes = await must(['ip', '-n', host.netns, '-4', 'route', 'show']);
+    const routes = await mustRun(['ip', '-n', host.netns, '-4', 'route', 'show']);
     if (/^default/m.test(routes)) throw new Error(`host ${host.name} has a default route:\n${routes}`);
     const forward = (await host.run(['cat', '/proc/sys/net/ipv4/ip_forward'])).stdout.trim();
     if (forward !== '0') {
-      await must(['nsenter', `--net=${host.netnsPath}`, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=0']);
+      await mustRun(['nsenter', `--net=${host.netnsPath}`, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=0']);
     }
   }
   for (const switchNs of switches) {
-    const addresses = await must(['ip', '-n', switchNs, '-4', 'addr', 'show']);
+    const addresses = await mustRun(['ip', '-n', switchNs, '-4', 'addr', 'show']);
     if (/inet (?!127\.)/.test(addresses))
       throw new Error(`the switch namespace has an address:\n${addresses}`);
   }
   if (routerNs !== undefined) {
-    const routes = await must(['ip', '-n', routerNs, '-4', 'route', 'show']);
+    const routes = await mustRun(['ip', '-n', routerNs, '-4', 'route', 'show']);
     if (/^default/m.test(routes)) throw new Error(`the router has a default route:\n${routes}`);
   }
 }
@@ -527,7 +428,7 @@ function makeHost(spec: {
     dir: spec.dir,
     root: join(spec.dir, 'root'),
     cgroupParent: spec.cgroupParent,
-    run: (argv, options) => exec(enter(argv), options),
+    run: (argv, options) => runCommand(enter(argv), options),
     spawn(name, argv, options = {}) {
       const logFile = join(spec.dir, `${name}.log`);
       const fd = openSync(logFile, 'a');
@@ -619,7 +520,8 @@ export async function sweepAbandonedLabs(): Promise<string[]> {
   for (const name of readdirSync(RECORDS).filter((n) => n.startsWith('subnet-'))) {
     const path = join(RECORDS, name);
     try {
-      const id = readFileSync(path, 'utf8').trim();
+      // a second subnet's holder is `<id>-2`
+      const id = readFileSync(path, 'utf8').trim().replace(/-2$/, '');
       const age = Date.now() - statSync(path).mtimeMs;
       if (!existsSync(join(RECORDS, `${id}.json`)) && age > 60_000) unlinkSync(path);
     } catch {
@@ -784,25 +686,12 @@ async function cleanUpLab(record: LabRecord): Promise<string[]> {
   }
   // 3. mounts under the lab's directory
   for (const mount of mountsUnder(record.dir)) {
-    const result = await exec(['umount', '-l', mount]);
+    const result = await runCommand(['umount', '-l', mount]);
     if (result.code !== 0 && mountsUnder(record.dir).includes(mount))
       problems.push(`mount ${mount}: ${result.stderr.trim()}`);
   }
   // 4. namespaces (their veths and the bridge go with them), the machine's veth
-  for (const name of [...record.namespaces].reverse()) {
-    if (!existsSync(`/run/netns/${name}`)) continue;
-    const result = await exec(['ip', 'netns', 'del', name]);
-    if (result.code !== 0) problems.push(`network namespace ${name}: ${result.stderr.trim()}`);
-  }
-  // `ip netns del` returns before the kernel has torn the namespace down, and the machine's veth
-  // goes with its peer in the switch's namespace: it may still be listed here and gone by the
-  // `ip link del` (a loaded machine), which is left behind only if it is still there after
-  const link = await exec(['ip', 'link', 'show', record.machineVeth]);
-  if (link.code === 0) {
-    const result = await exec(['ip', 'link', 'del', record.machineVeth]);
-    if (result.code !== 0 && existsSync(`/sys/class/net/${record.machineVeth}`))
-      problems.push(`veth ${record.machineVeth}: ${result.stderr.trim()}`);
-  }
+  problems.push(...(await removeSwitch([...record.namespaces].reverse(), record.machineVeth)));
   // 5. the directory, the record and the /24
   try {
     rmSync(record.dir, { recursive: true, force: true });

@@ -204,7 +204,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
       await hosts.dispose();
     })());
   try {
-    const pki = await ensureClusterPki(state, cpHost.address);
+    const pki = await ensureClusterPki(state, [cpHost.address]);
     let natsConfig: NatsConfigFiles | undefined;
     const launchNats = async () => {
       natsConfig ??= await writeNatsConfig(state, pki);

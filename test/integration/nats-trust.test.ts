@@ -46,7 +46,7 @@ describe('NATS with client certificates', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'skiff-nats-trust-'));
-    pki = await ensureClusterPki(dir, '127.0.0.1');
+    pki = await ensureClusterPki(dir, ['127.0.0.1']);
     ca = await readCertificateAuthority(pki.dir);
     config = await writeNatsConfig(dir, pki);
     nats = await startNats({ storeDir: join(dir, 'nats'), configFile: config.configFile, output: {} });
