@@ -4,6 +4,7 @@
  * the cluster DNS). The node authorizer lets a node read both kinds everywhere.
  */
 import type { ApiClient } from '../../proto/client.js';
+import { serviceKeyOfSlice } from '../../proto/endpoint-slices.js';
 import type { EndpointSlice, Service } from '../../proto/gen/types.js';
 import { apiSource } from '../../proto/informer/api-source.js';
 import { Informer } from '../../proto/informer/informer.js';
@@ -14,12 +15,22 @@ export interface ServiceInformers {
   endpointSlices: Informer<EndpointSlice>;
 }
 
+/** The index of `endpointSlices` that files each slice under its Service's `namespace/name`. */
+export const SLICES_BY_SERVICE = 'service';
+
+function slicesByService(slice: EndpointSlice): string[] {
+  const key = serviceKeyOfSlice(slice);
+  return key === undefined ? [] : [key];
+}
+
 export function serviceInformers(api: ApiClient, log: Logger): ServiceInformers {
+  const endpointSlices = new Informer<EndpointSlice>({
+    source: apiSource<EndpointSlice>({ api, kind: 'EndpointSlice' }),
+    logger: log,
+  });
+  endpointSlices.addIndex(SLICES_BY_SERVICE, slicesByService);
   return {
     services: new Informer<Service>({ source: apiSource<Service>({ api, kind: 'Service' }), logger: log }),
-    endpointSlices: new Informer<EndpointSlice>({
-      source: apiSource<EndpointSlice>({ api, kind: 'EndpointSlice' }),
-      logger: log,
-    }),
+    endpointSlices,
   };
 }
