@@ -137,6 +137,7 @@ function serviceDeclarations(): string {
     masquerade fully-random
   }
   chain ${o.reject} {
+    meta l4proto tcp reject with tcp reset
     reject
   }
   chain services {
