@@ -38,13 +38,13 @@ function element(plan: ServicePlan, map: string, key: string): string | undefine
   return plan.elements.get(map)?.get(key);
 }
 
-/** The endpoint chains the numgen rule of `chain` picks from, as `ip-port`. */
+/** The endpoints the balancing rules of `chain` DNAT to, as `ip-port` (affinity lookups aside). */
 function balancedOver(plan: ServicePlan, chain: string): string[] {
   const rules = plan.chains.get(chain);
   assert.ok(rules, `chain ${chain} in the plan`);
-  const numgen = rules.find((r) => r.startsWith('numgen'));
-  assert.ok(numgen, `${chain} balances: ${rules.join(' | ')}`);
-  return [...numgen.matchAll(/goto ep-[0-9a-f]{8}-([0-9.]+-\d+)/g)].map((m) => m[1]!);
+  return rules
+    .filter((r) => !r.startsWith('ip saddr @'))
+    .flatMap((r) => [...r.matchAll(/dnat ip to ([0-9.]+):(\d+)$/g)].map((m) => `${m[1]}-${m[2]}`));
 }
 
 function chainNamed(plan: ServicePlan, prefix: string): string {
@@ -64,12 +64,13 @@ describe('service plan', () => {
     assert.match(svc, /^svc-[0-9a-f]{8}-shop\/web\/tcp\/80$/);
     assert.equal(element(plan, 'service-ips', '10.96.0.20 . tcp . 80'), `goto ${svc}`);
     assert.deepEqual(balancedOver(plan, svc), ['10.244.1.2-8080', '10.244.2.3-8080']);
-    assert.ok(plan.chains.get(svc)![0]!.includes('ip saddr != 10.244.0.0/16 jump mark-for-masquerade'));
-    const ep2 = [...plan.chains.entries()].find(([n]) => n.endsWith('-10.244.2.3-8080'))!;
-    assert.deepEqual(ep2[1], [
-      'ip saddr 10.244.2.3 jump mark-for-masquerade',
+    assert.deepEqual(plan.chains.get(svc), [
+      'ip daddr 10.96.0.20 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade',
+      'numgen random mod 2 == 0 meta l4proto tcp dnat ip to 10.244.1.2:8080',
       'meta l4proto tcp dnat ip to 10.244.2.3:8080',
     ]);
+    assert.equal(plan.chains.size, 1, 'no chain per endpoint');
+    assert.equal(plan.sets.size, 0);
     assert.deepEqual(plan.problems, []);
   });
 
@@ -151,7 +152,7 @@ describe('service plan', () => {
       node,
     );
     assert.deepEqual(balancedOver(plan, chainNamed(plan, 'svc-')), ['10.244.1.2-8080']);
-    assert.equal(plan.chains.size, 2, 'the not-ready endpoints have no chains');
+    assert.equal(plan.chains.size, 1);
 
     const terminating = planService(
       service(),
@@ -184,10 +185,12 @@ describe('service plan', () => {
     const svc = plan.chains.get(chainNamed(plan, 'svc-'))!;
     assert.match(
       svc[1]!,
-      /^ip saddr @aff-[0-9a-f]{8}-10\.244\.1\.2-8080-60 goto ep-[0-9a-f]{8}-10\.244\.1\.2-8080$/,
+      /^ip saddr @(aff-[0-9a-f]{8}-10\.244\.1\.2-8080-60) update @\1 \{ ip saddr \} meta l4proto tcp dnat ip to 10\.244\.1\.2:8080$/,
     );
-    const ep = [...plan.chains.entries()].find(([n]) => n.endsWith('-10.244.1.3-8080'))![1];
-    assert.match(ep[1]!, /^update @aff-[0-9a-f]{8}-10\.244\.1\.3-8080-60 \{ ip saddr \}$/);
+    assert.match(
+      svc.at(-1)!,
+      /^update @aff-[0-9a-f]{8}-10\.244\.1\.3-8080-60 \{ ip saddr \} meta l4proto tcp dnat ip to 10\.244\.1\.3:8080$/,
+    );
     const bad = planService(
       service({ sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 0 } } }),
       [],

@@ -1,7 +1,7 @@
 /**
- * What one Service asks of a node's table (kube-proxy's nftables mode, KEP-3866): map elements
- * that send its addresses to its chains, a chain per load-balanced endpoint set, a chain per
- * endpoint that DNATs, and with ClientIP affinity a timed set per endpoint. Pure: the proxier
+ * What one Service asks of a node's table (after kube-proxy's nftables mode, KEP-3866): map
+ * elements that send its addresses to its chains, a chain per load-balanced endpoint set whose
+ * rules pick an endpoint and DNAT, and with ClientIP affinity a timed set per endpoint. Pure: the proxier
  * (service-proxy.ts) plans each changed Service, gathers the plans into a table (service-table.ts)
  * and writes what changed.
  *
@@ -14,14 +14,18 @@
  *                    drop (a Local policy and no endpoint on this node)
  *
  * svc-H-…  ip daddr CIP tcp dport 80 ip saddr != CLUSTER_CIDR jump mark-for-masquerade
- *          ip saddr @aff-H-IP-PORT-T goto ep-H-IP-PORT                 (ClientIP affinity, per endpoint)
- *          numgen random mod N vmap { 0 : goto ep-H-…, … }             (the usable endpoints)
+ *          ip saddr @aff-H-IP-PORT-T update @aff-… dnat ip to IP:PORT     (ClientIP affinity, per endpoint)
+ *          numgen random mod N == 0 dnat ip to IP1:PORT                   (the usable endpoints: the k-th
+ *          numgen random mod N-1 == 0 dnat ip to IP2:PORT                  of N taken with 1/(N-k), so
+ *          …  dnat ip to IPN:PORT                                          each gets 1/N)
  * loc-H-…  the same over this node's usable endpoints (no masquerade: the client's address is kept)
  * ext-H-…  Cluster: jump mark-for-masquerade; goto svc-H-…
  *          Local:   ip saddr CLUSTER_CIDR goto svc-H-… (pods get ClusterIP behaviour);
  *                   fib saddr type local: mark, goto svc-H-… (the node itself); goto loc-H-… or drop
- * ep-H-IP-PORT  ip saddr IP jump mark-for-masquerade (hairpin); update @aff-…; dnat ip to IP:PORT
  * ```
+ *
+ * A pod reaching itself (hairpin) leaves through the bridge DNATed from the pod CIDR, which the
+ * table's postrouting masquerades already (nft-ruleset.ts), so its reply comes back through the host.
  *
  * Usable endpoints (Kubernetes' rule): the ready ones (ready, not terminating); when none is ready,
  * the serving terminating ones, so a Service whose pods are all shutting down still answers. The
@@ -243,7 +247,6 @@ export function planService(
     const clusterChain = `svc-${hash}${readable}`;
     const localChain = `loc-${hash}${readable}`;
     const externalChain = `ext-${hash}${readable}`;
-    const endpointChain = (t: Target) => `ep-${hash}-${t.ip}-${t.port}`;
     const affinitySet = (t: Target) => `aff-${hash}-${t.ip}-${t.port}-${timeout}`;
 
     const targets =
@@ -253,31 +256,30 @@ export function planService(
     const clusterTargets = usableEndpoints(targets);
     const localTargets = usableEndpoints(targets.filter((t) => t.local));
 
-    /** The rules that pick one of `ts` (with affinity, the client's last one while it lasts). */
+    const dnat = (t: Target) =>
+      `${affinity ? `update @${affinitySet(t)} { ip saddr } ` : ''}meta l4proto ${proto} dnat ip to ${t.ip}:${t.port}`;
+    /**
+     * The rules that pick one of `ts`: with affinity, the client's endpoint while its entry lasts;
+     * else the k-th of n with probability 1/(n-k) (uniform over all), the last one always. Plain
+     * rules, no set per Service: the kernel's cost of adding a set grows with the sets the table
+     * has, so a numgen verdict map per Service made a full write quadratic (README.md, Cost).
+     */
     const balance = (ts: readonly Target[]): string[] => [
-      ...(affinity ? ts.map((t) => `ip saddr @${affinitySet(t)} goto ${endpointChain(t)}`) : []),
-      `numgen random mod ${ts.length} vmap { ${ts.map((t, n) => `${n} : goto ${endpointChain(t)}`).join(', ')} }`,
+      ...(affinity ? ts.map((t) => `ip saddr @${affinitySet(t)} ${dnat(t)}`) : []),
+      ...ts.map((t, k) =>
+        k < ts.length - 1 ? `numgen random mod ${ts.length - k} == 0 ${dnat(t)}` : dnat(t),
+      ),
     ];
-    const used = new Map<string, Target>();
-    if (clusterTargets.length > 0) {
+    if (clusterTargets.length > 0)
       plan.chains.set(clusterChain, [
         `ip daddr ${clusterIP} ${proto} dport ${port.port} ip saddr != ${node.clusterCIDR.text} jump ${o.markForMasquerade}`,
         ...balance(clusterTargets),
       ]);
-      for (const t of clusterTargets) used.set(endpointChain(t), t);
-    }
-    if ((internalLocal || externalLocal) && localTargets.length > 0) {
+    if ((internalLocal || externalLocal) && localTargets.length > 0)
       plan.chains.set(localChain, balance(localTargets));
-      for (const t of localTargets) used.set(endpointChain(t), t);
-    }
-    for (const [name, t] of used) {
-      plan.chains.set(name, [
-        `ip saddr ${t.ip} jump ${o.markForMasquerade}`,
-        ...(affinity ? [`update @${affinitySet(t)} { ip saddr }`] : []),
-        `meta l4proto ${proto} dnat ip to ${t.ip}:${t.port}`,
-      ]);
-      if (affinity) plan.sets.set(affinitySet(t), { timeoutSeconds: timeout });
-    }
+    if (affinity)
+      for (const t of new Set([...clusterTargets, ...localTargets]))
+        plan.sets.set(affinitySet(t), { timeoutSeconds: timeout });
 
     // ClusterIP: the internal policy's endpoints, else rejected (none at all) or dropped (none here)
     const internalKey = `${clusterIP} . ${proto} . ${port.port}`;

@@ -8,8 +8,8 @@
  * - `changeScript(applied, wanted)`: only what differs, in an order the kernel accepts in one
  *   transaction: stale elements deleted, new sets and chains declared, changed chains flushed
  *   and refilled, new elements added, then stale chains flushed and deleted, stale sets deleted.
- *   One endpoint becoming ready rewrites its Service's balancing chain (a few rules) and adds its
- *   endpoint chain; nothing else is touched.
+ *   One endpoint becoming ready rewrites its Service's balancing chain (a rule per endpoint);
+ *   nothing else is touched.
  * - `fullScript(applied, wanted)`: every object written again (maps flushed and refilled, each
  *   chain declared, flushed and filled), and everything `applied` had that is no longer wanted
  *   declared then deleted, so it succeeds whatever subset of `applied` the kernel really holds
