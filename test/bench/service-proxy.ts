@@ -199,6 +199,7 @@ async function main(): Promise<void> {
     });
     const t0 = performance.now();
     await proxy.start();
+    const startMs = performance.now() - t0;
     const first = proxy.lastWrite!;
     const rules = Number(
       spawnSync(
@@ -213,7 +214,7 @@ async function main(): Promise<void> {
       ).stdout.trim(),
     );
     console.log(
-      `full write at start: ${(performance.now() - t0).toFixed(0)} ms from informers started (plan ${first.planMs.toFixed(0)} ms + nft ${first.nftMs.toFixed(0)} ms), script ${(first.scriptBytes / 1e6).toFixed(1)} MB, ${rules} rules in the table`,
+      `full write at start: ${startMs.toFixed(0)} ms from informers started (plan ${first.planMs.toFixed(0)} ms + nft ${first.nftMs.toFixed(0)} ms), script ${(first.scriptBytes / 1e6).toFixed(1)} MB, ${rules} rules in the table`,
     );
 
     const latencies: number[] = [];
