@@ -2,7 +2,7 @@
  * The Service data plane at scale (issue 14): `--services` Services (default 10,000) of
  * `--endpoints` endpoints each (default 5), every tenth a NodePort, programmed by a ServiceProxy
  * into the table `inet skiff` of a network namespace this bench makes (never the machine's own).
- * The proxy is fed by real informers over an in-memory source (the API's cost is its own bench's).
+ * The proxy is fed by real informers over an in-memory store (the API's cost is its own bench's).
  *
  * Reported:
  * 1. the full write at start (plan + nft -f), its script size, and the rule count;
@@ -19,7 +19,9 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { EndpointSlice, Service } from '../../proto/gen/types.js';
 import { Informer } from '../../proto/informer/informer.js';
-import type { ListWatchSource, SourceEvent } from '../../proto/informer/list-watch-source.js';
+import { decodeObject, encodeObject } from '../../proto/objects.js';
+import { MemoryStore } from '../../controlplane/store/memory-store.js';
+import { storeSource } from '../../controlplane/store/store-source.js';
 import { rootLogger } from '../../proto/support/logger.js';
 import { SLICES_BY_SERVICE, type ServiceInformers } from '../../node-agent/agent/service-informers.js';
 import { serviceKeyOfSlice } from '../../proto/endpoint-slices.js';
@@ -43,50 +45,6 @@ const CHANGES = Number(args.changes);
 const NETNS = `skiff-svcbench-${process.pid}`;
 const NETNS_PATH = `/run/netns/${NETNS}`;
 const NODE = 'bench-node';
-
-/** Objects held in memory, listed at once and changed by `push` (what the API would stream). */
-class MemorySource<
-  T extends { metadata: { namespace?: string; name?: string } },
-> implements ListWatchSource<T> {
-  readonly description: string;
-  private revision = 1n;
-  private readonly items = new Map<string, T>();
-  private readonly waiting: ((e: SourceEvent<T>) => void)[] = [];
-  private readonly queued: SourceEvent<T>[] = [];
-  constructor(kind: string, objects: T[]) {
-    this.description = kind;
-    for (const o of objects) this.items.set(`${o.metadata.namespace}/${o.metadata.name}`, o);
-  }
-  async list() {
-    return {
-      items: [...this.items].map(([key, object]) => ({ key, object, modRevision: this.revision })),
-      revision: this.revision,
-    };
-  }
-  push(object: T): void {
-    const key = `${object.metadata.namespace}/${object.metadata.name}`;
-    this.items.set(key, object);
-    const event: SourceEvent<T> = {
-      type: 'modified',
-      item: { key, object, modRevision: ++this.revision },
-      resumeAfter: this.revision,
-    };
-    const wake = this.waiting.shift();
-    if (wake) wake(event);
-    else this.queued.push(event);
-  }
-  async *watch(_after: bigint, signal: AbortSignal): AsyncIterable<SourceEvent<T>> {
-    while (!signal.aborted) {
-      const next =
-        this.queued.shift() ??
-        (await new Promise<SourceEvent<T> | undefined>((resolve) => {
-          this.waiting.push(resolve);
-          signal.addEventListener('abort', () => resolve(undefined), { once: true });
-        }));
-      if (next) yield next;
-    }
-  }
-}
 
 function ipOf(n: number, base: number): string {
   return `${base >>> 24}.${(base >>> 16) & 255}.${((base + n) >>> 8) & 255}.${(base + n) & 255}`;
@@ -171,17 +129,30 @@ async function main(): Promise<void> {
     await commandNetExec.nft(NETNS_PATH, nodeTableScript({ bridge: 'skiff0', podCIDR: '10.244.0.0/24' }, []));
     const log = rootLogger.child({ component: 'bench' });
     log.level = 'warn';
-    const serviceSource = new MemorySource(
-      'services',
-      Array.from({ length: SERVICES }, (_, i) => serviceOf(i)),
-    );
-    const sliceSource = new MemorySource(
-      'endpointslices',
-      Array.from({ length: SERVICES }, (_, i) => sliceOf(i)),
-    );
+    const store = new MemoryStore();
+    for (let i = 0; i < SERVICES; i++) {
+      await store.create(
+        { resource: 'services', namespace: 'bench', name: `svc-${i}` },
+        encodeObject(serviceOf(i)),
+      );
+      await store.create(
+        { resource: 'endpointslices', namespace: 'bench', name: `svc-${i}-1` },
+        encodeObject(sliceOf(i)),
+      );
+    }
     const shared: ServiceInformers = {
-      services: new Informer<Service>({ source: serviceSource, logger: log }),
-      endpointSlices: new Informer<EndpointSlice>({ source: sliceSource, logger: log }),
+      services: new Informer<Service>({
+        source: storeSource({ store, resource: 'services', decode: (b) => decodeObject('Service', b) }),
+        logger: log,
+      }),
+      endpointSlices: new Informer<EndpointSlice>({
+        source: storeSource({
+          store,
+          resource: 'endpointslices',
+          decode: (b) => decodeObject('EndpointSlice', b),
+        }),
+        logger: log,
+      }),
     };
     shared.endpointSlices.addIndex(SLICES_BY_SERVICE, (s) => {
       const key = serviceKeyOfSlice(s);
@@ -227,8 +198,10 @@ async function main(): Promise<void> {
       if (next < 0) notReady.delete(i);
       else notReady.set(i, next);
       const before = proxy.lastWrite!.at;
+      const key = { resource: 'endpointslices', namespace: 'bench', name: `svc-${i}-1` };
+      const current = await store.get(key);
       const t = performance.now();
-      sliceSource.push(sliceOf(i, next));
+      await store.update(key, encodeObject(sliceOf(i, next)), current.modRevision);
       while (proxy.lastWrite!.at === before) {
         if (performance.now() - t > 10_000) throw new Error(`change ${c} (svc-${i}) not written within 10 s`);
         await new Promise((r) => setTimeout(r, 1));
