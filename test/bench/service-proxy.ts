@@ -19,12 +19,10 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { EndpointSlice, Service } from '../../proto/gen/types.js';
 import { Informer } from '../../proto/informer/informer.js';
-import { decodeObject, encodeObject } from '../../proto/objects.js';
+import { encodeObject } from '../../proto/objects.js';
 import { MemoryStore } from '../../controlplane/store/memory-store.js';
-import { storeSource } from '../../controlplane/store/store-source.js';
 import { rootLogger } from '../../proto/support/logger.js';
-import { SLICES_BY_SERVICE, type ServiceInformers } from '../../node-agent/agent/service-informers.js';
-import { serviceKeyOfSlice } from '../../proto/endpoint-slices.js';
+import { storeServiceInformers } from '../harness/store-service-informers.js';
 import { commandNetExec } from '../../node-agent/runtime/net/net-exec.js';
 import { nodeTableScript } from '../../node-agent/runtime/net/nft-ruleset.js';
 import { ServiceProxy } from '../../node-agent/proxy/service-proxy.js';
@@ -140,24 +138,7 @@ async function main(): Promise<void> {
         encodeObject(sliceOf(i)),
       );
     }
-    const shared: ServiceInformers = {
-      services: new Informer<Service>({
-        source: storeSource({ store, resource: 'services', decode: (b) => decodeObject('Service', b) }),
-        logger: log,
-      }),
-      endpointSlices: new Informer<EndpointSlice>({
-        source: storeSource({
-          store,
-          resource: 'endpointslices',
-          decode: (b) => decodeObject('EndpointSlice', b),
-        }),
-        logger: log,
-      }),
-    };
-    shared.endpointSlices.addIndex(SLICES_BY_SERVICE, (s) => {
-      const key = serviceKeyOfSlice(s);
-      return key ? [key] : [];
-    });
+    const shared = storeServiceInformers(store, log);
     informers.push(shared.services as Informer<unknown>, shared.endpointSlices as Informer<unknown>);
     shared.services.start();
     shared.endpointSlices.start();
