@@ -17,6 +17,8 @@ import { UnavailableError, errorMessage } from '../../proto/errors.js';
 import type { Taint } from '../../proto/gen/types.js';
 import { packageVersion } from '../../proto/package-info.js';
 import type { Logger } from '../../proto/support/logger.js';
+import { ServiceProxy } from '../proxy/service-proxy.js';
+import { serviceInformers, type ServiceInformers } from './service-informers.js';
 import { PodNetwork, openImageRuntime, validateCgroupParent, type ImageRuntime } from '../runtime/runtime.js';
 import type { SandboxNetwork } from '../runtime/pod-runtime.js';
 import { Agent } from './agent.js';
@@ -253,6 +255,8 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
             .catch((err) => log.warn({ err: errorMessage(err) }, 'renewing the registry token failed'));
         }, 600_000).unref()
       : undefined;
+    // the node's Service data plane, started once the pod network has written the table
+    let services: { informers: ServiceInformers; proxy: ServiceProxy } | undefined;
     const runtime = await openImageRuntime(options.root, {
       logger: log.child({ component: 'runtime' }),
       sandboxNetwork: network,
@@ -301,6 +305,19 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
         });
         await podNetwork.prepareNode();
         network.target = podNetwork;
+        const informers = serviceInformers(api, log.child({ component: 'service-informers' }));
+        const proxy = new ServiceProxy({
+          informers,
+          nodeName: options.nodeName,
+          clusterCIDR: plan.clusterCIDR,
+          ...(options.hostNetns ? { hostNetns: options.hostNetns } : {}),
+          log: log.child({ component: 'service-proxy' }),
+        });
+        services = { informers, proxy };
+        informers.services.start();
+        informers.endpointSlices.start();
+        // not awaited: pods start while the Services list; a failed write is retried by the proxy
+        proxy.start().catch((err) => log.warn({ err: errorMessage(err) }, 'service proxy did not start'));
         return podNetwork;
       },
       log,
@@ -312,6 +329,9 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
       runtime,
       async stop() {
         if (registryRefresh) clearInterval(registryRefresh);
+        await services?.proxy.stop();
+        await services?.informers.services.stop();
+        await services?.informers.endpointSlices.stop();
         await agent.stop();
         await closeCluster(credentials, connection);
       },

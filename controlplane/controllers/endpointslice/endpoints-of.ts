@@ -13,8 +13,9 @@ import type {
   Service,
   ServicePort,
 } from '../../../proto/gen/types.js';
+import { SERVICE_NAME_LABEL } from '../../../proto/endpoint-slices.js';
 
-export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+export { SERVICE_NAME_LABEL };
 export const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
 export const MANAGED_BY = 'endpointslice-controller.k8s.io';
 export const MAX_ENDPOINTS_PER_SLICE = 100;

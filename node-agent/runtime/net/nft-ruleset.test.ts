@@ -62,6 +62,30 @@ describe('nft ruleset', () => {
     );
   });
 
+  test('the Service maps are declared empty, and the nat chains try Services first, then host ports', () => {
+    const lines = nodeTableScript(
+      { bridge: 'skiff0', podCIDR: '10.244.3.0/24', clusterCIDR: '10.244.0.0/16' },
+      [],
+    )
+      .split('\n')
+      .map((l) => l.trim());
+    for (const map of ['service-ips', 'service-nodeports', 'no-endpoint-services', 'no-endpoint-nodeports'])
+      assert.ok(lines.includes(`map ${map} {`), map);
+    for (const hook of [
+      'type nat hook prerouting priority dstnat; policy accept;',
+      'type nat hook output priority -100; policy accept;',
+    ]) {
+      const at = lines.indexOf(hook);
+      assert.deepEqual(lines.slice(at + 1, at + 3), [
+        'jump services',
+        'meta nfproto ipv4 fib daddr type local jump hostports',
+      ]);
+    }
+    const post = lines.indexOf('type nat hook postrouting priority srcnat; policy accept;');
+    assert.equal(lines[post + 1], 'jump masquerading');
+    assert.ok(lines.includes('ct state new jump service-endpoints-check'));
+  });
+
   test('removal is idempotent: the table is made first, so the delete always finds it', () => {
     assert.equal(removeTableScript(), 'add table inet skiff\ndelete table inet skiff\n');
   });
