@@ -9,7 +9,12 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULT_CLUSTER_CIDR } from '../../proto/network-plan.js';
+import {
+  DEFAULT_CLUSTER_CIDR,
+  DEFAULT_CLUSTER_DOMAIN,
+  DEFAULT_SERVICE_CIDR,
+  clusterDNSAddress,
+} from '../../proto/network-plan.js';
 import { writeFileAtomic } from '../../proto/support/atomic-file.js';
 import { connect, type NatsConnection } from 'nats';
 import { connectApi, type ApiClient } from '../../proto/client.js';
@@ -31,6 +36,16 @@ import {
   type CertificateRenewal,
 } from './node-credentials.js';
 import { isJoinToken } from '../../proto/join-token.js';
+import {
+  parseResolvConf,
+  podResolverConfig,
+  resolvConfText,
+  type ClusterDNS,
+  type ResolverConfig,
+} from './pod-dns.js';
+import { serviceInformers, type ServiceInformers } from './service-informers.js';
+import { upstreamsOf, type Upstream } from '../dns/upstreams.js';
+import type { NodeDns } from '../dns/node-dns.js';
 
 export interface AgentProcessOptions {
   /**
@@ -63,6 +78,8 @@ export interface AgentProcessOptions {
    * process's own: in-process tests run a node's network in a namespace of their own.
    */
   hostNetns?: string;
+  /** Where the node's cluster DNS forwards other names (`--dns-upstream`); default the node's resolv.conf nameservers. */
+  dnsUpstreams?: Upstream[];
   heartbeatMs?: number;
   /** Every pod reconciled again this often; default 60 s. */
   resyncMs?: number;
@@ -260,10 +277,19 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
       ...(options.cgroupParent !== undefined ? { cgroupParent: options.cgroupParent } : {}),
       registry: { config: { ...(cluster ? { cluster } : {}) } },
     });
+    // pods' resolv.conf (the kubelet's rules) and the node's own cluster DNS server
+    const nodeResolver = parseResolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
+    const clusterDns: ClusterDNS = {
+      address: version.clusterDNS || clusterDNSAddress(version.serviceCIDR || DEFAULT_SERVICE_CIDR),
+      domain: version.clusterDomain || DEFAULT_CLUSTER_DOMAIN,
+    };
+    let nodeDns: NodeDns | undefined;
+    let services: ServiceInformers | undefined;
     const agent = new Agent({
       api,
       nats,
       runtime,
+      resolvConfOf: (pod) => resolvConfText(podResolverConfig(pod, clusterDns, nodeResolver)),
       nodeName: options.nodeName,
       nodeIP: options.nodeIP ?? detectNodeIP(),
       ...(options.labels ? { labels: options.labels } : {}),
@@ -294,6 +320,16 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
         });
         await podNetwork.prepareNode();
         network.target = podNetwork;
+        if (!nodeDns) {
+          services ??= serviceInformers(api, log.child({ component: 'service-informers' }));
+          nodeDns = await serveClusterDns({
+            ...options,
+            informers: services,
+            gateway: podNetwork.gateway,
+            clusterDns,
+            nodeResolver,
+          });
+        }
         return podNetwork;
       },
       log,
@@ -306,12 +342,58 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
       async stop() {
         if (registryRefresh) clearInterval(registryRefresh);
         await agent.stop();
+        await nodeDns?.stop();
+        await services?.services.stop();
+        await services?.endpointSlices.stop();
         await closeCluster(credentials, connection);
       },
     };
   } catch (err) {
     await closeCluster(credentials, nats, { drain: false });
     throw err;
+  }
+}
+
+/**
+ * The node's cluster DNS server (../dns/node-dns.ts) on its bridge gateway, port 53, where its pods
+ * reach it (the data plane DNATs the cluster DNS address there). It binds in the agent's own
+ * namespace, so with --host-netns (the host is a namespace the agent is not in: in-process tests)
+ * there is none. A server that cannot start leaves pods without cluster DNS, not the node without
+ * an agent: logged as an error.
+ */
+async function serveClusterDns(
+  options: Pick<AgentProcessOptions, 'hostNetns' | 'dnsUpstreams' | 'log'> & {
+    informers: ServiceInformers;
+    gateway: string;
+    clusterDns: ClusterDNS;
+    nodeResolver: ResolverConfig;
+  },
+): Promise<NodeDns | undefined> {
+  const log = options.log.child({ component: 'cluster-dns' });
+  if (options.hostNetns) {
+    log.info(
+      { hostNetns: options.hostNetns },
+      'cluster dns not served: the agent is not in the host namespace',
+    );
+    return undefined;
+  }
+  const { startNodeDns } = await import('../dns/node-dns.js');
+  options.informers.services.start();
+  options.informers.endpointSlices.start();
+  try {
+    return await startNodeDns({
+      informers: options.informers,
+      address: options.gateway,
+      zone: { domain: options.clusterDns.domain, dnsAddress: options.clusterDns.address },
+      upstreams: options.dnsUpstreams ?? upstreamsOf(options.nodeResolver, options.gateway),
+      log,
+    });
+  } catch (err) {
+    log.error(
+      { address: `${options.gateway}:53`, err: errorMessage(err) },
+      "cluster dns could not start: pods on this node cannot resolve names; free port 53 on the bridge's address",
+    );
+    return undefined;
   }
 }
 

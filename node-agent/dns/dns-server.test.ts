@@ -5,10 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
-import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import dnsPacket, { type Answer, type DecodedPacket } from 'dns-packet';
 import { pino } from 'pino';
@@ -18,9 +16,8 @@ import { DnsServer } from './dns-server.js';
 import { Forwarder } from './forwarder.js';
 import { QueryHandler } from './query-handler.js';
 import { framed, readTcpMessages } from './tcp-framing.js';
-import { LoopbackUpstream, askUdp, askTcp } from './loopback-peers.js';
+import { LoopbackUpstream, askUdp, askTcp, dig as digAt } from './loopback-peers.js';
 
-const run = promisify(execFile);
 const zone = { domain: 'cluster.local', dnsAddress: '10.96.0.10' };
 
 function service(name: string, spec: Service['spec']): Service {
@@ -284,17 +281,7 @@ describe('cluster DNS server on loopback', () => {
   });
 
   describe('asked with dig', () => {
-    const dig = async (...args: string[]): Promise<string> => {
-      try {
-        return (await run('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', ...args])).stdout;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-          throw new Error(
-            'dig is not installed: apt-get install bind9-dnsutils (cli/bootstrap.sh installs it)',
-          );
-        throw err;
-      }
-    };
+    const dig = (...args: string[]) => digAt(port, '+time=2', ...args);
 
     test('A, SRV, PTR and NXDOMAIN as dig shows them', async () => {
       assert.equal((await dig('+short', 'web.shop.svc.cluster.local', 'A')).trim(), '10.96.0.20');

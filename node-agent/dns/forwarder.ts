@@ -19,11 +19,7 @@ import dnsPacket, { type Answer, type DecodedPacket, type Question } from 'dns-p
 import { errorMessage } from '../../proto/errors.js';
 import type { Logger } from '../../proto/support/logger.js';
 import { framed, readTcpMessages } from './tcp-framing.js';
-
-export interface Upstream {
-  address: string;
-  port: number;
-}
+import type { Upstream } from './upstreams.js';
 
 /** What a forwarded question got: the upstream's sections (its OPT left out). */
 export interface ForwardedReply {

@@ -1,13 +1,18 @@
 /**
  * What the DNS tests talk to, on loopback only: a small upstream resolver with fixed zone data
  * (standing in for the node's resolvers, so no test ever sends to a real one), and a client
- * asking one question over UDP or TCP. Both are dns-packet's encoding, nothing hand-rolled.
+ * asking one question over UDP or TCP. Both are dns-packet's encoding, nothing hand-rolled. And
+ * `dig`, a client nobody here wrote.
  */
+import { execFile } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
+import { promisify } from 'node:util';
 import { connect, createServer, type Server } from 'node:net';
 import dnsPacket, { type Answer, type DecodedPacket } from 'dns-packet';
 import { framed, readTcpMessages } from './tcp-framing.js';
-import type { Upstream } from './forwarder.js';
+
+const run = promisify(execFile);
+import type { Upstream } from './upstreams.js';
 
 /** name → type → records (data and TTL); a name not here is NXDOMAIN with an SOA of minimum 30. */
 export type ZoneData = Record<string, Record<string, { data: unknown; ttl: number }[]>>;
@@ -152,4 +157,15 @@ export function askTcp(port: number, name: string, type: string): Promise<Reply>
       resolve(dnsPacket.decode(message) as Reply);
     });
   });
+}
+
+/** `dig @127.0.0.1 -p PORT +time=1 +tries=1 ARGS…`'s output; a missing dig says how to install it. */
+export async function dig(port: number, ...args: string[]): Promise<string> {
+  try {
+    return (await run('dig', ['@127.0.0.1', '-p', String(port), '+time=1', '+tries=1', ...args])).stdout;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new Error('dig is not installed: apt-get install bind9-dnsutils (cli/bootstrap.sh installs it)');
+    throw err;
+  }
 }
