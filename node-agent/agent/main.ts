@@ -356,10 +356,9 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
 
 /**
  * The node's cluster DNS server (../dns/node-dns.ts) on its bridge gateway, port 53, where its pods
- * reach it (the data plane DNATs the cluster DNS address there). It binds in the agent's own
- * namespace, so with --host-netns (the host is a namespace the agent is not in: in-process tests)
- * there is none. A server that cannot start leaves pods without cluster DNS, not the node without
- * an agent: logged as an error.
+ * reach it (the data plane DNATs the cluster DNS address there), in the node's namespace: the
+ * agent's own, or --host-netns (`skiff up`; sockets bound there, served here). A server that
+ * cannot start leaves pods without cluster DNS, not the node without an agent: logged as an error.
  */
 async function serveClusterDns(
   options: Pick<AgentProcessOptions, 'hostNetns' | 'dnsUpstreams' | 'log'> & {
@@ -370,13 +369,6 @@ async function serveClusterDns(
   },
 ): Promise<NodeDns | undefined> {
   const log = options.log.child({ component: 'cluster-dns' });
-  if (options.hostNetns) {
-    log.info(
-      { hostNetns: options.hostNetns },
-      'cluster dns not served: the agent is not in the host namespace',
-    );
-    return undefined;
-  }
   const { startNodeDns } = await import('../dns/node-dns.js');
   options.informers.services.start();
   options.informers.endpointSlices.start();
@@ -384,6 +376,7 @@ async function serveClusterDns(
     return await startNodeDns({
       informers: options.informers,
       address: options.gateway,
+      ...(options.hostNetns ? { netnsPath: options.hostNetns } : {}),
       zone: { domain: options.clusterDns.domain, dnsAddress: options.clusterDns.address },
       upstreams: options.dnsUpstreams ?? upstreamsOf(options.nodeResolver, options.gateway),
       log,

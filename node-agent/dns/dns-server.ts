@@ -13,12 +13,15 @@ import { createServer, isIPv6, type Server } from 'node:net';
 import { errorMessage } from '../../proto/errors.js';
 import type { Logger } from '../../proto/support/logger.js';
 import type { QueryHandler } from './query-handler.js';
+import { bindInNetns } from './netns-sockets.js';
 import { framed, readTcpMessages } from './tcp-framing.js';
 
 export interface DnsServerOptions {
   address: string;
   /** 0: any free port (the same for UDP and TCP). */
   port: number;
+  /** Bind in this network namespace (a path), not this process's own (netns-sockets.ts). */
+  netnsPath?: string;
   handler: QueryHandler;
   log: Logger;
   /** Forwarded UDP queries open at once; default 2048. */
@@ -46,6 +49,10 @@ export class DnsServer {
   }
 
   static async listen(options: DnsServerOptions): Promise<DnsServer> {
+    if (options.netnsPath !== undefined) {
+      const { udp, tcp } = await bindInNetns(options.netnsPath, options.address, options.port);
+      return DnsServer.serving(options, udp, tcp);
+    }
     for (let attempt = 1; ; attempt++) {
       const udp = createSocket({ type: isIPv6(options.address) ? 'udp6' : 'udp4' });
       try {
@@ -56,24 +63,15 @@ export class DnsServer {
             resolve();
           });
         });
-        const port = udp.address().port;
-        try {
-          udp.setRecvBufferSize(4 << 20);
-        } catch {
-          // the kernel's limit stands: fine, only a burst may lose datagrams
-        }
-        const tcp = createServer({ noDelay: true });
-        tcp.maxConnections = MAX_TCP_CONNECTIONS;
+        const tcp = createServer();
         await new Promise<void>((resolve, reject) => {
           tcp.once('error', reject);
-          tcp.listen(port, options.address, () => {
+          tcp.listen(udp.address().port, options.address, () => {
             tcp.off('error', reject);
             resolve();
           });
         });
-        const server = new DnsServer(options, udp, tcp, port);
-        tcp.on('connection', (socket) => server.onConnection(socket));
-        return server;
+        return DnsServer.serving(options, udp, tcp);
       } catch (err) {
         udp.close();
         // port 0: the UDP port's TCP twin may be taken; another port then
@@ -85,6 +83,19 @@ export class DnsServer {
           throw err;
       }
     }
+  }
+
+  /** The server on a bound UDP socket and a listening TCP server. */
+  private static serving(options: DnsServerOptions, udp: Socket, tcp: Server): DnsServer {
+    try {
+      udp.setRecvBufferSize(4 << 20);
+    } catch {
+      // the kernel's limit stands: fine, only a burst may lose datagrams
+    }
+    tcp.maxConnections = MAX_TCP_CONNECTIONS;
+    const server = new DnsServer(options, udp, tcp, udp.address().port);
+    tcp.on('connection', (socket) => server.onConnection(socket));
+    return server;
   }
 
   async close(): Promise<void> {
@@ -120,6 +131,7 @@ export class DnsServer {
   }
 
   private onConnection(socket: import('node:net').Socket): void {
+    socket.setNoDelay(true);
     socket.setTimeout(this.options.tcpIdleMs ?? 10_000, () => socket.destroy());
     socket.on('error', () => socket.destroy());
     readTcpMessages(socket, (message) => {

@@ -18,6 +18,8 @@ export interface NodeDnsOptions {
   address: string;
   /** Default 53. */
   port?: number;
+  /** The node's network namespace when it is not this process's own (`--host-netns`). */
+  netnsPath?: string;
   zone: ClusterZone;
   upstreams: Upstream[];
   log: Logger;
@@ -38,6 +40,7 @@ export async function startNodeDns(options: NodeDnsOptions): Promise<NodeDns> {
   const server = await DnsServer.listen({
     address: options.address,
     port: options.port ?? 53,
+    ...(options.netnsPath !== undefined ? { netnsPath: options.netnsPath } : {}),
     handler,
     log,
   }).catch((err: unknown) => {

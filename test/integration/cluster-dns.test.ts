@@ -2,11 +2,14 @@
  * Cluster DNS against a real control plane (etcd, NATS, the API): Services and EndpointSlices
  * created, changed and deleted through the API reach the node's DNS answers through the node's
  * informers within a second, as `dig` (bind9-dnsutils) sees them. The server listens on loopback
- * (the agent puts it on its bridge gateway); its upstream is a resolver this test runs on
- * loopback, so nothing is ever sent to a real one.
+ * (the agent puts it on its bridge gateway), here and in a network namespace the test makes (as
+ * under `skiff up`); its upstream is a resolver this test runs on loopback, so nothing is ever
+ * sent to a real one.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { connectApi, type ApiClient } from '../../proto/client.js';
 import type { EndpointSlice, Service } from '../../proto/gen/types.js';
@@ -14,8 +17,10 @@ import { serviceInformers, type ServiceInformers } from '../../node-agent/agent/
 import { LoopbackUpstream, dig as digAt } from '../../node-agent/dns/loopback-peers.js';
 import { startNodeDns, type NodeDns } from '../../node-agent/dns/node-dns.js';
 import { launchTestControlPlane, type TestControlPlane } from '../harness/control-plane.js';
+import { until } from '../harness/until.js';
 
 const log = pino({ level: 'silent' });
+const run = promisify(execFile);
 
 describe('cluster DNS fed by a real control plane', { timeout: 120_000 }, () => {
   let cluster: TestControlPlane | undefined;
@@ -133,6 +138,55 @@ describe('cluster DNS fed by a real control plane', { timeout: 120_000 }, () => 
     t.diagnostic(`endpoint not ready → out of the answer: ${ms} ms`);
     assert.ok(ms < 1000, `changed after ${ms} ms`);
     assert.match(await dig('db-1.db.default.svc.cluster.local', 'A'), /status: NXDOMAIN/);
+  });
+
+  test("in a node's network namespace (--host-netns): bound there, served from this process", async () => {
+    const name = `skiff-dnstest-${process.pid}`;
+    await run('ip', ['netns', 'add', name]);
+    let inNetns: NodeDns | undefined;
+    try {
+      await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+      inNetns = await startNodeDns({
+        informers: informers!,
+        address: '127.0.0.1',
+        port: 0,
+        netnsPath: `/run/netns/${name}`,
+        zone: { domain: 'cluster.local', dnsAddress: '10.96.0.10' },
+        upstreams: [upstream!.address],
+        log,
+      });
+      const port = String(inNetns.server.port);
+      const inside = async (...args: string[]) =>
+        (
+          await run('ip', [
+            'netns',
+            'exec',
+            name,
+            'dig',
+            '@127.0.0.1',
+            '-p',
+            port,
+            '+time=1',
+            '+tries=1',
+            '+short',
+            ...args,
+          ])
+        ).stdout.trim();
+      await until('kube-dns answered inside the namespace', async () =>
+        (await inside('kube-dns.kube-system.svc.cluster.local')) === '10.96.0.10' ? true : undefined,
+      );
+      assert.equal(await inside('+tcp', 'kube-dns.kube-system.svc.cluster.local'), '10.96.0.10');
+      // not in this process's namespace: the sockets are the namespace's
+      const outside = await digAt(
+        inNetns.server.port,
+        '+short',
+        'kube-dns.kube-system.svc.cluster.local',
+      ).catch((err: { stdout?: string }) => err.stdout ?? '');
+      assert.doesNotMatch(outside, /10\.96\.0\.10/);
+    } finally {
+      await inNetns?.stop();
+      await run('ip', ['netns', 'del', name]);
+    }
   });
 
   test('other names are forwarded to the upstream', async () => {
