@@ -31,6 +31,18 @@ export interface DnsServerOptions {
 }
 
 const MAX_TCP_CONNECTIONS = 256;
+
+/**
+ * Replies go to the address a query came from, always a literal: answered at once, where the
+ * default lookup (dns.lookup) defers each send by a tick.
+ */
+function literalAddress(
+  address: string,
+  _family: unknown,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  callback(null, address, isIPv6(address) ? 6 : 4);
+}
 const BIND_ATTEMPTS = 8;
 
 export class DnsServer {
@@ -54,7 +66,7 @@ export class DnsServer {
       return DnsServer.serving(options, udp, tcp);
     }
     for (let attempt = 1; ; attempt++) {
-      const udp = createSocket({ type: isIPv6(options.address) ? 'udp6' : 'udp4' });
+      const udp = createSocket({ type: isIPv6(options.address) ? 'udp6' : 'udp4', lookup: literalAddress });
       try {
         await new Promise<void>((resolve, reject) => {
           udp.once('error', reject);
