@@ -168,8 +168,7 @@ export function registerAgent(program: Command): void {
       relaunchWithNodeFlags(AGENT_NODE_FLAGS);
       const token = await agentToken(flags, globals.token);
       const log = componentLogger('agent', { node: flags.nodeName });
-      const { startAgent } = await import('../../node-agent/agent/main.js');
-      const { parseUpstreams } = await import('../../node-agent/dns/upstreams.js');
+      const { startAgent, parseUpstreams } = await import('../../node-agent/agent/main.js');
       const dnsUpstreams = flags.dnsUpstream !== undefined ? parseUpstreams(flags.dnsUpstream) : undefined;
       const running = await startAgent({
         server: globals.server,

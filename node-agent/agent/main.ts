@@ -45,6 +45,9 @@ import {
 } from './pod-dns.js';
 import { serviceInformers, type ServiceInformers } from './service-informers.js';
 import { upstreamsOf, type Upstream } from '../dns/upstreams.js';
+
+// `skiff agent --dns-upstream` is checked by the CLI, which reaches the agent through this file only
+export { parseUpstreams } from '../dns/upstreams.js';
 import type { NodeDns } from '../dns/node-dns.js';
 
 export interface AgentProcessOptions {
