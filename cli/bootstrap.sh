@@ -36,6 +36,11 @@ declare -A apt_needs=(
   [apache2-utils]=/usr/bin/htpasswd
   # the registry server's interop tests and benchmark (skopeo and docker-registry as above)
   [curl]=/usr/bin/curl
+  # cluster DNS (node-agent/dns): dig checks the server in tests; the DNS benchmark's load
+  # generator and its reference server
+  [bind9-dnsutils]=/usr/bin/dig
+  [dnsperf]=/usr/bin/dnsperf
+  [unbound]=/usr/sbin/unbound
 )
 missing=()
 for pkg in "${!apt_needs[@]}"; do

@@ -502,6 +502,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         : {}),
       ...(options.serviceCIDR !== undefined ? { serviceCIDR: options.serviceCIDR } : {}),
       ...(options.nodePortRange !== undefined ? { nodePortRange: options.nodePortRange } : {}),
+      clusterDNS: options.clusterDNS ?? clusterDNSAddress(options.serviceCIDR ?? DEFAULT_SERVICE_CIDR),
     });
     await handlers.ensureSystemObjects();
 

@@ -14,6 +14,8 @@ export type NetworkBackend = 'host-gw' | 'vxlan';
 export const NETWORK_BACKENDS: readonly NetworkBackend[] = ['host-gw', 'vxlan'];
 export const DEFAULT_NETWORK_BACKEND: NetworkBackend = 'host-gw';
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
+/** The cluster DNS's Service (kubeadm's name), `namespace/name`: at the cluster DNS address, answered by every node. */
+export const CLUSTER_DNS_SERVICE = 'kube-system/kube-dns';
 /** Kubernetes' defaults: pods' addresses (a block of it per node) and Services' virtual addresses. */
 export const DEFAULT_CLUSTER_CIDR = '10.244.0.0/16';
 export const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';

@@ -43,6 +43,7 @@ interface AgentFlags {
   allowHostPath: string[];
   allowPrivileged?: boolean;
   hostNetns?: string;
+  dnsUpstream?: string;
   cgroupParent?: string;
   nodeStatusUpdateFrequency?: number;
   hollow?: boolean;
@@ -119,6 +120,10 @@ export function registerAgent(program: Command): void {
       "program the node's pod network in this network namespace (/run/netns/NAME) instead of the agent's own",
     )
     .option(
+      '--dns-upstream <address[:port],...>',
+      "where the node's cluster DNS forwards names outside the cluster (default: the nameservers of /etc/resolv.conf)",
+    )
+    .option(
       '--node-status-update-frequency <duration>',
       "how often the node's heartbeat is sent (default 10s; the control plane's --node-monitor-grace-period must be several times it)",
       parseDurationOption('--node-status-update-frequency'),
@@ -163,7 +168,8 @@ export function registerAgent(program: Command): void {
       relaunchWithNodeFlags(AGENT_NODE_FLAGS);
       const token = await agentToken(flags, globals.token);
       const log = componentLogger('agent', { node: flags.nodeName });
-      const { startAgent } = await import('../../node-agent/agent/main.js');
+      const { startAgent, parseUpstreams } = await import('../../node-agent/agent/main.js');
+      const dnsUpstreams = flags.dnsUpstream !== undefined ? parseUpstreams(flags.dnsUpstream) : undefined;
       const running = await startAgent({
         server: globals.server,
         ...(globals.certificateAuthority
@@ -179,6 +185,7 @@ export function registerAgent(program: Command): void {
         allowedHostPaths: flags.allowHostPath,
         ...(flags.allowPrivileged ? { allowPrivileged: true } : {}),
         ...(flags.hostNetns ? { hostNetns: flags.hostNetns } : {}),
+        ...(dnsUpstreams ? { dnsUpstreams } : {}),
         ...(flags.cgroupParent !== undefined ? { cgroupParent: flags.cgroupParent } : {}),
         ...(flags.nodeStatusUpdateFrequency ? { heartbeatMs: flags.nodeStatusUpdateFrequency } : {}),
         log,

@@ -13,7 +13,7 @@
  * The clock, uid source and randomness are parameters, so the logic is testable; the transport
  * (grpc-server.ts) adds authentication, deadlines and metrics.
  */
-import { DEFAULT_SERVICE_CIDR } from '../../proto/network-plan.js';
+import { CLUSTER_DNS_SERVICE, DEFAULT_SERVICE_CIDR } from '../../proto/network-plan.js';
 import { randomUUID } from 'node:crypto';
 import {
   AlreadyExistsError,
@@ -132,6 +132,11 @@ export interface ApiHandlersOptions {
   serviceCIDR?: string;
   /** Node ports; default 30000-32767 (`--service-node-port-range`). */
   nodePortRange?: { min: number; max: number };
+  /**
+   * The cluster DNS Service's address (`--cluster-dns`): ensureSystemObjects makes
+   * `kube-system/kube-dns` with it; absent, none is made.
+   */
+  clusterDNS?: string;
 }
 
 export const DEFAULT_NODE_PORT_RANGE = { min: 30000, max: 32767 };
@@ -207,6 +212,7 @@ export class ApiHandlers {
   private readonly namespaces: NamespaceLookup;
   private readonly maxObjectBytes: number;
   private readonly bookmarkIntervalMs: number;
+  private readonly clusterDNS: string | undefined;
 
   constructor(private readonly options: ApiHandlersOptions) {
     this.store = options.store;
@@ -222,6 +228,7 @@ export class ApiHandlers {
     if (options.serviceCIDR !== undefined)
       ranges.serviceCIDR = parseCidr(options.serviceCIDR, '--service-cidr');
     if (options.nodePortRange !== undefined) ranges.nodePorts = options.nodePortRange;
+    this.clusterDNS = options.clusterDNS;
   }
 
   /** Refuses a write to an object the API does not keep (KindStrategy.keptBelowTheApi). */
@@ -344,6 +351,7 @@ export class ApiHandlers {
         }
       }
     }
+    if (this.clusterDNS !== undefined) await this.ensureClusterDNSService(this.clusterDNS);
     // What objects stored before (or while a create failed half-way) still lack.
     for (const strategy of allStrategies()) {
       if (strategy.companions === undefined) continue;
@@ -352,6 +360,22 @@ export class ApiHandlers {
       }
     }
     await this.reserveStoredValues();
+  }
+
+  /** `kube-system/kube-dns` (after the system namespaces), unless it exists. */
+  private async ensureClusterDNSService(clusterIP: string): Promise<void> {
+    try {
+      await this.create(clusterDNSService(clusterIP));
+      this.log.info({ service: 'kube-system/kube-dns', clusterIP }, 'system object created');
+    } catch (err) {
+      if (err instanceof AlreadyExistsError) return;
+      // its address taken by a Service made before skiff reserved it: that one keeps it
+      if (!(err instanceof InvalidArgumentError)) throw err;
+      this.log.warn(
+        { service: 'kube-system/kube-dns', err: err.message },
+        'the cluster DNS Service could not be made; free its address or change --cluster-dns',
+      );
+    }
   }
 
   /**
@@ -1561,4 +1585,33 @@ class ApiWatch implements AsyncIterableIterator<WatchEvent> {
     this.signal?.removeEventListener('abort', this.onOuterAbort);
     this.abort.abort();
   }
+}
+
+/**
+ * `kube-system/kube-dns`, as kubeadm's: the cluster DNS address reserved and listed like any
+ * Service. Every node's agent answers at it (node-agent/dns); no pods back it, so it has no
+ * selector and the data plane DNATs its port 53 to the node's own server.
+ */
+function clusterDNSService(clusterIP: string): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name: CLUSTER_DNS_SERVICE.split('/')[1]!,
+      namespace: CLUSTER_DNS_SERVICE.split('/')[0]!,
+      labels: {
+        'k8s-app': 'kube-dns',
+        'kubernetes.io/cluster-service': 'true',
+        'kubernetes.io/name': 'skiff-dns',
+      },
+    },
+    spec: {
+      clusterIP,
+      clusterIPs: [clusterIP],
+      ports: [
+        { name: 'dns', port: 53, protocol: 'UDP', targetPort: 53 },
+        { name: 'dns-tcp', port: 53, protocol: 'TCP', targetPort: 53 },
+      ],
+    },
+  } as KubeObject;
 }

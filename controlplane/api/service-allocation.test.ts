@@ -342,3 +342,44 @@ describe('Service ClusterIPs and node ports', () => {
     );
   });
 });
+
+describe('the cluster DNS Service', () => {
+  test('ensureSystemObjects makes kube-system/kube-dns at the cluster DNS address, once', async () => {
+    const store = new MemoryStore();
+    const handlers = new ApiHandlers({ store, log, clusterDNS: '10.96.0.10' });
+    await handlers.ensureSystemObjects();
+    await handlers.ensureSystemObjects(); // a second control plane, or a restart
+    const dns = (await handlers.get('Service', 'kube-system', 'kube-dns')).object as Service;
+    assert.equal(dns.spec.clusterIP, '10.96.0.10');
+    assert.deepEqual(
+      dns.spec.ports?.map((p) => `${p.name} ${p.port}/${p.protocol}`),
+      ['dns 53/UDP', 'dns-tcp 53/TCP'],
+    );
+    assert.equal(dns.spec.selector, undefined, 'no pods back it: every node answers at it');
+    // the address is reserved: no other Service gets it
+    await assert.rejects(
+      handlers.create({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'other', namespace: 'default' },
+        spec: { clusterIP: '10.96.0.10', ports: [{ port: 53 }] },
+      } as Service),
+      refusedOn('spec.clusterIP', /already allocated/),
+    );
+  });
+
+  test('an address another Service holds already is left to it, with a warning, and start-up goes on', async () => {
+    const store = new MemoryStore();
+    const first = new ApiHandlers({ store, log });
+    await first.ensureSystemObjects();
+    await first.create({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'squatter', namespace: 'default' },
+      spec: { clusterIP: '10.96.0.10', ports: [{ port: 53 }] },
+    } as Service);
+    const handlers = new ApiHandlers({ store, log, clusterDNS: '10.96.0.10' });
+    await handlers.ensureSystemObjects();
+    await assert.rejects(handlers.get('Service', 'kube-system', 'kube-dns'), NotFoundError);
+  });
+});

@@ -76,6 +76,8 @@ export interface AgentOptions {
   ) => Promise<PeerRouter & { releaseExcept(live: Iterable<string>): Promise<unknown> }>;
   /** The host's network namespace when it is not this process's own (hostNetwork pods join it). */
   hostNetns?: string;
+  /** Each pod's /etc/resolv.conf (pod-dns.ts); absent: the runtime's default. */
+  resolvConfOf?: (pod: Pod) => string;
   /** Longest wait for the pod CIDR; default 60 s. */
   podCIDRWaitMs?: number;
   /** Waits between attempts to open the pod streams' tunnel; default 1 s doubling to 30 s. */
@@ -161,6 +163,7 @@ export class Agent {
       ...(this.options.hostNetns ? { hostNetns: this.options.hostNetns } : {}),
       ...(this.options.backoff ? { backoff: this.options.backoff } : {}),
       podIPOf: (sandbox) => sandbox.ips?.[0],
+      ...(this.options.resolvConfOf ? { resolvConfOf: this.options.resolvConfOf } : {}),
       report: (report) => this.queueReport(report),
       event: (pod, type, reason, message, fieldPath) =>
         this.events.record(referenceTo(pod, fieldPath), type, reason, message),

@@ -9,7 +9,14 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULT_CLUSTER_CIDR, parseNetworkBackend } from '../../proto/network-plan.js';
+import {
+  DEFAULT_CLUSTER_CIDR,
+  DEFAULT_CLUSTER_DOMAIN,
+  DEFAULT_SERVICE_CIDR,
+  CLUSTER_DNS_SERVICE,
+  clusterDNSAddress,
+  parseNetworkBackend,
+} from '../../proto/network-plan.js';
 import { writeFileAtomic } from '../../proto/support/atomic-file.js';
 import { connect, type NatsConnection } from 'nats';
 import { connectApi, type ApiClient } from '../../proto/client.js';
@@ -33,6 +40,18 @@ import {
   type CertificateRenewal,
 } from './node-credentials.js';
 import { isJoinToken } from '../../proto/join-token.js';
+import {
+  parseResolvConf,
+  podResolverConfig,
+  resolvConfText,
+  type ClusterDNS,
+  type ResolverConfig,
+} from './pod-dns.js';
+import { upstreamsOf, type Upstream } from '../dns/upstreams.js';
+
+// `skiff agent --dns-upstream` is checked by the CLI, which reaches the agent through this file only
+export { parseUpstreams } from '../dns/upstreams.js';
+import type { NodeDns } from '../dns/node-dns.js';
 
 export interface AgentProcessOptions {
   /**
@@ -65,6 +84,8 @@ export interface AgentProcessOptions {
    * process's own: in-process tests run a node's network in a namespace of their own.
    */
   hostNetns?: string;
+  /** Where the node's cluster DNS forwards other names (`--dns-upstream`); default the node's resolv.conf nameservers. */
+  dnsUpstreams?: Upstream[];
   heartbeatMs?: number;
   /** Every pod reconciled again this often; default 60 s. */
   resyncMs?: number;
@@ -269,10 +290,18 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
     const backend = version.networkBackend
       ? parseNetworkBackend(version.networkBackend, "the control plane's network backend")
       : undefined;
+    // pods' resolv.conf (the kubelet's rules) and the node's own cluster DNS server
+    const nodeResolver = parseResolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
+    const clusterDns: ClusterDNS = {
+      address: version.clusterDNS || clusterDNSAddress(version.serviceCIDR || DEFAULT_SERVICE_CIDR),
+      domain: version.clusterDomain || DEFAULT_CLUSTER_DOMAIN,
+    };
+    let nodeDns: NodeDns | undefined;
     const agent = new Agent({
       api,
       nats,
       runtime,
+      resolvConfOf: (pod) => resolvConfText(podResolverConfig(pod, clusterDns, nodeResolver)),
       nodeName: options.nodeName,
       nodeIP,
       ...(options.labels ? { labels: options.labels } : {}),
@@ -318,6 +347,15 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
         informers.endpointSlices.start();
         // not awaited: pods start while the Services list; a failed write is retried by the proxy
         proxy.start().catch((err) => log.warn({ err: errorMessage(err) }, 'service proxy did not start'));
+        nodeDns ??= await serveClusterDns({
+          ...options,
+          informers,
+          gateway: podNetwork.gateway,
+          clusterDns,
+          nodeResolver,
+        });
+        // the cluster DNS Service has no endpoints: its address goes to this node's own server
+        proxy.setNodeLocal(CLUSTER_DNS_SERVICE, podNetwork.gateway);
         return podNetwork;
       },
       log,
@@ -330,6 +368,7 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
       async stop() {
         if (registryRefresh) clearInterval(registryRefresh);
         await services?.proxy.stop();
+        await nodeDns?.stop();
         await services?.informers.services.stop();
         await services?.informers.endpointSlices.stop();
         await agent.stop();
@@ -339,6 +378,40 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
   } catch (err) {
     await closeCluster(credentials, nats, { drain: false });
     throw err;
+  }
+}
+
+/**
+ * The node's cluster DNS server (../dns/node-dns.ts) on its bridge gateway, port 53, where its pods
+ * reach it (the data plane DNATs the cluster DNS address there), in the node's namespace: the
+ * agent's own, or --host-netns (`skiff up`; sockets bound there, served here). A server that
+ * cannot start leaves pods without cluster DNS, not the node without an agent: logged as an error.
+ */
+async function serveClusterDns(
+  options: Pick<AgentProcessOptions, 'hostNetns' | 'dnsUpstreams' | 'log'> & {
+    informers: ServiceInformers;
+    gateway: string;
+    clusterDns: ClusterDNS;
+    nodeResolver: ResolverConfig;
+  },
+): Promise<NodeDns | undefined> {
+  const log = options.log.child({ component: 'cluster-dns' });
+  const { startNodeDns } = await import('../dns/node-dns.js');
+  try {
+    return await startNodeDns({
+      informers: options.informers,
+      address: options.gateway,
+      ...(options.hostNetns ? { netnsPath: options.hostNetns } : {}),
+      zone: { domain: options.clusterDns.domain, dnsAddress: options.clusterDns.address },
+      upstreams: options.dnsUpstreams ?? upstreamsOf(options.nodeResolver, options.gateway),
+      log,
+    });
+  } catch (err) {
+    log.error(
+      { address: `${options.gateway}:53`, err: errorMessage(err) },
+      "cluster dns could not start: pods on this node cannot resolve names; free port 53 on the bridge's address",
+    );
+    return undefined;
   }
 }
 

@@ -70,6 +70,8 @@ export interface PodSyncOptions {
   /** The host's network namespace when it is not this process's own (hostNetwork pods join it). */
   hostNetns?: string;
   backoff?: BackoffPolicy;
+  /** The pod's /etc/resolv.conf (pod-dns.ts, from its dnsPolicy); absent: the runtime's default. */
+  resolvConfOf?: (pod: Pod) => string;
   /** The pod's address, from its sandbox (the node network records it). */
   podIPOf?: (sandbox: SandboxInfo) => string | undefined;
   /** Called with every status that differs from the last one reported for that pod. */
@@ -214,6 +216,7 @@ export class PodSync {
             labels,
             hostname: pod.spec.hostNetwork ? this.options.nodeName : pod.spec.hostname || pod.metadata.name!,
             ...(portMappings.length && !pod.spec.hostNetwork ? { portMappings } : {}),
+            ...(this.options.resolvConfOf ? { resolvConf: this.options.resolvConfOf(pod) } : {}),
             ...(pod.spec.hostNetwork
               ? {
                   hostNetwork: {

@@ -1,7 +1,8 @@
 /**
  * The node's view of the cluster's Services and EndpointSlices: one informer of each over the API,
  * every namespace, shared by everything on the node that follows Services (the Service data plane,
- * the cluster DNS). The node authorizer lets a node read both kinds everywhere.
+ * the cluster DNS). The node authorizer lets a node read both kinds everywhere. Slices are indexed
+ * by the Service their `kubernetes.io/service-name` label names (`slicesOfService`).
  */
 import type { ApiClient } from '../../proto/client.js';
 import { serviceKeyOfSlice } from '../../proto/endpoint-slices.js';
@@ -42,4 +43,9 @@ export function serviceInformersOver(
   const endpointSlices = new Informer<EndpointSlice>({ source: sources.endpointSlices, logger: log });
   endpointSlices.addIndex(SLICES_BY_SERVICE, slicesByService);
   return { services: new Informer<Service>({ source: sources.services, logger: log }), endpointSlices };
+}
+
+/** The slices of the Service `namespace/name`, as the informer holds them now. */
+export function slicesOfService(informers: ServiceInformers, serviceKey: string): EndpointSlice[] {
+  return informers.endpointSlices.byIndex(SLICES_BY_SERVICE, serviceKey).map((cached) => cached.object);
 }

@@ -129,6 +129,11 @@ export interface CreateSandboxOptions {
    * the host is itself a namespace (PodNetwork's `hostNetns`), the one at `netnsPath`.
    */
   hostNetwork?: { ips: string[]; netnsPath?: string };
+  /**
+   * The text of the sandbox's /etc/resolv.conf, shared by its containers (the kubelet's, from the
+   * pod's dnsPolicy); absent: the host's file on the host network, none otherwise.
+   */
+  resolvConf?: string;
 }
 
 /** What the network hook is told about a sandbox. */

@@ -341,6 +341,50 @@ describe('pods', () => {
     assert.match(output, /\$\(LITERAL\)/);
   });
 
+  test("a pod's /etc/resolv.conf follows its dnsPolicy and dnsConfig (the kubelet's rules)", async () => {
+    const podWith = (name: string, spec: Partial<Pod['spec']>) =>
+      api.create({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: 'default' },
+        spec: {
+          nodeName: NODE,
+          restartPolicy: 'Never',
+          terminationGracePeriodSeconds: 1,
+          containers: [{ name: 'main', image: 'busybox:1', command: ['cat', '/etc/resolv.conf'] }],
+          ...spec,
+        },
+      } as Pod);
+    const outputOf = async (name: string) => {
+      const done = await eventually(
+        `pod ${name} Succeeded`,
+        () => getPod(name),
+        (p) => p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed',
+      );
+      assert.equal(done.status!.phase, 'Succeeded', JSON.stringify(done.status));
+      const id = done.status!.containerStatuses![0]!.containerID!.replace('skiff://', '');
+      return logText(agent!.runtime.runtime.containers, id);
+    };
+    await podWith('dns-cluster-first', {});
+    await podWith('dns-none', {
+      dnsPolicy: 'None',
+      dnsConfig: {
+        nameservers: ['192.0.2.1'],
+        searches: ['corp.example'],
+        options: [{ name: 'ndots', value: '2' }],
+      },
+    });
+    const clusterFirst = await outputOf('dns-cluster-first');
+    assert.match(clusterFirst, /search default\.svc\.cluster\.local svc\.cluster\.local cluster\.local/);
+    assert.match(clusterFirst, /nameserver 10\.96\.0\.10/);
+    assert.match(clusterFirst, /options ndots:5/);
+    const none = await outputOf('dns-none');
+    assert.match(none, /search corp\.example/);
+    assert.match(none, /nameserver 192\.0\.2\.1/);
+    assert.match(none, /options ndots:2/);
+    assert.doesNotMatch(none, /10\.96\.0\.10/);
+  });
+
   test('a reference the node cannot resolve fails the container with CreateContainerConfigError, not the agent', async () => {
     await api.create({
       ...pod('misconfigured', { restartPolicy: 'Never' }),

@@ -441,7 +441,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
     opts: CreateContainerOptions,
     kind: ContainerKind,
     /** A sandbox's own fields (validated). */
-    sandboxFields: Pick<ContainerConfig, 'portMappings'> = {},
+    sandboxFields: Pick<ContainerConfig, 'portMappings' | 'resolvConf'> = {},
   ): Promise<ContainerInfo> {
     const id = newContainerId();
     let network = opts.network ?? { mode: 'none' };
@@ -522,6 +522,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
       ...(opts.openStdin ? { openStdin: true } : {}),
     };
     if (sandboxFields.portMappings?.length) config.portMappings = sandboxFields.portMappings;
+    if (sandboxFields.resolvConf !== undefined) config.resolvConf = sandboxFields.resolvConf;
     await this.store.create(config, { status: 'created' });
     return { id, name: config.name, config, state: { status: 'created' } };
   }
@@ -1030,7 +1031,7 @@ export class LinuxContainerRuntime implements ContainerRuntime, SandboxService, 
           : { mode: 'none' },
       },
       'sandbox',
-      { portMappings },
+      { portMappings, ...(opts.resolvConf !== undefined ? { resolvConf: opts.resolvConf } : {}) },
     );
     const action = `create sandbox ${created.name}`;
     try {

@@ -42,8 +42,8 @@ export function hasHome(env: string[]): boolean {
 
 /**
  * The files under /etc every container gets bind-mounted from its record (generated per
- * container, or its peer's with --network container:C); /etc/resolv.conf is added only with the
- * host's network. Images' init layers hold their mount points (images/init-layer.ts).
+ * container, or its peer's with --network container:C); /etc/resolv.conf is added when the record
+ * has its own (a pod sandbox's) or with the host's network. Images' init layers hold their mount points (images/init-layer.ts).
  */
 export const ETC_FILES_ALWAYS_MOUNTED = ['hosts', 'hostname'] as const;
 

@@ -24,7 +24,7 @@ const digests = new Map<string, string>();
 
 /**
  * The /etc files a sandbox's process may have mounted: hosts and hostname always, resolv.conf on
- * the host network (start-plan.ts). A root's name carries the layout's version, so a root made
+ * the host network or when the sandbox has its own (start-plan.ts). A root's name carries the layout's version, so a root made
  * before a mount point was added is never taken for one that has it (old ones stay, unused once
  * their sandboxes are gone).
  */

@@ -96,6 +96,18 @@ describe('start plan: namespaces and network', () => {
     assert.equal(helperSpecOf(inHost).netnsPath, '/run/netns/host-a');
   });
 
+  test("a record's own resolv.conf (a pod sandbox's) is written and mounted, on any network", () => {
+    for (const network of [{ mode: 'none' as const }, { mode: 'host' as const }]) {
+      const plan = planStart(
+        config({ network, resolvConf: 'search shop.svc.cluster.local\nnameserver 10.96.0.10\n' }),
+        context({ hostResolvConf: 'nameserver 10.0.0.2\n' }),
+      );
+      const file = plan.files.find((f) => f.path.endsWith('/resolv.conf'));
+      assert.equal(file?.text, 'search shop.svc.cluster.local\nnameserver 10.96.0.10\n', network.mode);
+      assert.ok(plan.mounts.volumes.some((v) => v.target === '/etc/resolv.conf'));
+    }
+  });
+
   test("network container:C joins C's net, ipc and uts by its pid and start time, shares its /etc files, sets no hostname", () => {
     const plan = planStart(
       config({ network: { mode: 'container', container: PEER } }),

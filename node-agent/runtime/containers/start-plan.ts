@@ -105,14 +105,18 @@ export function hostsFileText(hostname: string, ips: readonly string[] = []): st
   return `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${own}`;
 }
 
-/** /etc/hosts and /etc/hostname as docker writes them (and the host's resolv.conf with its network). */
+/**
+ * /etc/hosts and /etc/hostname as docker writes them, and /etc/resolv.conf: the record's own (a
+ * pod sandbox's, from its dnsPolicy), else the host's with the host's network.
+ */
 function etcFileTexts(config: ContainerConfig, hostResolvConf: string | undefined): [string, string][] {
   const text: Record<(typeof ETC_FILES_ALWAYS_MOUNTED)[number], string> = {
     hosts: hostsFileText(config.hostname),
     hostname: `${config.hostname}\n`,
   };
   const files: [string, string][] = ETC_FILES_ALWAYS_MOUNTED.map((name) => [name, text[name]]);
-  if (config.network.mode === 'host' && hostResolvConf !== undefined)
+  if (config.resolvConf !== undefined) files.push(['resolv.conf', config.resolvConf]);
+  else if (config.network.mode === 'host' && hostResolvConf !== undefined)
     files.push(['resolv.conf', hostResolvConf]);
   return files;
 }

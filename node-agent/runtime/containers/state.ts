@@ -109,6 +109,11 @@ export interface ContainerConfig {
   labels: Record<string, string>;
   /** A sandbox's host ports, forwarded by its network hook (../pod-runtime.ts); absent when none. */
   portMappings?: PortMapping[];
+  /**
+   * A sandbox's /etc/resolv.conf as its creator wrote it (the agent's, from the pod's dnsPolicy and
+   * dnsConfig), which its containers share; absent: the host's with the host's network, none else.
+   */
+  resolvConf?: string;
   /** What `stop` sends first (the image's STOPSIGNAL, docker's --stop-signal); SIGTERM when absent. */
   stopSignal?: string;
   /**

@@ -10,8 +10,8 @@ import { ETC_FILES_ALWAYS_MOUNTED } from '../containers/defaults.js';
 
 /**
  * The bind targets the container runtime always mounts. /etc/resolv.conf is mounted only with the
- * host's network: an image without one must not gain an empty one, so a host-network container
- * still creates it itself.
+ * host's network or a sandbox's own (every pod's): an image without one must not gain an empty
+ * one outside a pod, so those containers still create it themselves.
  */
 export const INIT_LAYER_FILES = ETC_FILES_ALWAYS_MOUNTED.map((name) => `/etc/${name}`);
 
