@@ -41,6 +41,8 @@ declare -A apt_needs=(
   [bind9-dnsutils]=/usr/bin/dig
   [dnsperf]=/usr/bin/dnsperf
   [unbound]=/usr/sbin/unbound
+  # the Service throughput benchmark's load generator (test/bench/service-throughput.ts)
+  [wrk]=/usr/bin/wrk
 )
 missing=()
 for pkg in "${!apt_needs[@]}"; do
