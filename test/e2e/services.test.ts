@@ -202,6 +202,17 @@ spec:
       // busybox's nslookup asks every search domain at once and exits 1 when any of them is NXDOMAIN
       // (against Kubernetes' CoreDNS too): what a user reads is the answer it prints
       const looked = (await exec('client', ['busybox', 'nslookup', '-type=a', 'web'])).stdout;
+      // and from a node's own namespace (its processes, not a pod), on every host
+      for (const node of L().nodes) {
+        const answer = await node.run(['busybox', 'wget', '-q', '-O', '-', `http://${clusterIP}/`], {
+          timeoutMs: 15_000,
+        });
+        assert.match(
+          answer.stdout,
+          /^hello from web-/,
+          `host ${node.name} reaches the ClusterIP: ${answer.stderr}`,
+        );
+      }
       assert.match(
         looked,
         new RegExp(

@@ -9,11 +9,33 @@ import {
   repairPlan,
   staleAddresses,
   unreachableRoutesScript,
+  localServiceRouteScript,
+  removeLocalServiceRuleScript,
   vethAttachScript,
   vethCreateScript,
 } from './ip-scripts.js';
 
 describe('ip scripts', () => {
+  test("the host's own connections to the service CIDR go onto the bridge through one policy rule, added once", () => {
+    const opts = { serviceCIDR: '10.96.0.0/12', bridge: 'skiff0', gateway: '10.244.3.1' };
+    assert.equal(
+      localServiceRouteScript({ ...opts, rules: [] }),
+      'rule add priority 31000 to 10.96.0.0/12 iif lo lookup 31000\n' +
+        'route replace 10.96.0.0/12 dev skiff0 src 10.244.3.1 table 31000\n',
+    );
+    const present = [{ priority: 31000, dst: '10.96.0.0', dstlen: 12, iif: 'lo', table: '31000' }];
+    assert.equal(
+      localServiceRouteScript({ ...opts, rules: present }),
+      'route replace 10.96.0.0/12 dev skiff0 src 10.244.3.1 table 31000\n',
+    );
+    assert.equal(
+      removeLocalServiceRuleScript('10.96.0.0/12', present),
+      'rule del priority 31000 to 10.96.0.0/12 iif lo lookup 31000\n',
+    );
+    // another rule at that priority (the operator's) is not ours to remove
+    assert.equal(removeLocalServiceRuleScript('10.96.0.0/12', [{ ...present[0]!, iif: 'eth0' }]), '');
+  });
+
   test('unreachable routes are added once, and a block the host routes elsewhere is refused', () => {
     const cidrs = ['10.244.0.0/16', '10.96.0.0/12'];
     assert.equal(

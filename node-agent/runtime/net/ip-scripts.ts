@@ -56,6 +56,63 @@ export function unreachableRoutesScript(cidrs: readonly string[], routes: readon
   return lines.map((l) => l + '\n').join('');
 }
 
+/**
+ * The policy rule's priority and the route table that let the host's own connections to the
+ * service CIDR reach the table's output hook, where a ClusterIP is DNATed to an endpoint: the
+ * service CIDR's `unreachable` route would fail their connect() before it. Only packets the host
+ * itself makes (`iif lo`) look here: forwarded ones still meet the unreachable route.
+ */
+export const LOCAL_SERVICE_RULE_PRIORITY = 31000;
+export const LOCAL_SERVICE_TABLE = 31000;
+
+/** A policy rule as `ip -j rule show` prints it (the fields used here). */
+export interface ShownRule {
+  priority?: number;
+  dst?: string;
+  dstlen?: number;
+  iif?: string;
+  table?: string;
+}
+
+function isLocalServiceRule(rule: ShownRule, serviceCIDR: string): boolean {
+  return (
+    rule.priority === LOCAL_SERVICE_RULE_PRIORITY &&
+    `${rule.dst}/${rule.dstlen}` === serviceCIDR &&
+    rule.iif === 'lo' &&
+    rule.table === String(LOCAL_SERVICE_TABLE)
+  );
+}
+
+/**
+ * The host's own connections to the service CIDR routed onto the bridge, from its gateway address
+ * (the output hook then DNATs a ClusterIP to an endpoint; an address no Service holds finds no
+ * neighbour there and never leaves the host). The rule is added once; the route is replaced.
+ */
+export function localServiceRouteScript(opts: {
+  serviceCIDR: string;
+  bridge: string;
+  gateway: string;
+  rules: readonly ShownRule[];
+}): string {
+  const present = opts.rules.some((r) => isLocalServiceRule(r, opts.serviceCIDR));
+  return [
+    ...(present
+      ? []
+      : [
+          `rule add priority ${LOCAL_SERVICE_RULE_PRIORITY} to ${opts.serviceCIDR} iif lo lookup ${LOCAL_SERVICE_TABLE}`,
+        ]),
+    `route replace ${opts.serviceCIDR} dev ${opts.bridge} src ${opts.gateway} table ${LOCAL_SERVICE_TABLE}`,
+    '',
+  ].join('\n');
+}
+
+/** What localServiceRouteScript added, removed (the route goes with the bridge). */
+export function removeLocalServiceRuleScript(serviceCIDR: string, rules: readonly ShownRule[]): string {
+  return rules.some((r) => isLocalServiceRule(r, serviceCIDR))
+    ? `rule del priority ${LOCAL_SERVICE_RULE_PRIORITY} to ${serviceCIDR} iif lo lookup ${LOCAL_SERVICE_TABLE}\n`
+    : '';
+}
+
 /** The bridge made (unless it exists), addressed, with a fixed link address and MTU, up. */
 export function bridgeScript(opts: {
   bridge: string;

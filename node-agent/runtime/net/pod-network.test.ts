@@ -141,7 +141,7 @@ describe('PodNetwork', () => {
     assert.deepEqual(exec.calls, []);
   });
 
-  test('prepareNode: unreachable routes first, then the table, the bridge, its sysctls; all in the host namespace', async () => {
+  test('prepareNode: unreachable routes first, then the table, the bridge, the service CIDR rule, its sysctls; all in the host namespace', async () => {
     await network().prepareNode();
     const calls = exec.take();
     assert.ok(calls.every((c) => c.netns === HOST));
@@ -153,11 +153,17 @@ describe('PodNetwork', () => {
       acts[2]!.text,
       'link add skiff0 type bridge\nlink set dev skiff0 address 0a:58:0a:f4:03:01 mtu 1500\naddr replace 10.244.3.1/24 dev skiff0\nlink set dev skiff0 up\n',
     );
-    assert.deepEqual(JSON.parse(acts[3]!.text), {
+    assert.equal(
+      acts[3]!.text,
+      'rule add priority 31000 to 10.96.0.0/12 iif lo lookup 31000\n' +
+        'route replace 10.96.0.0/12 dev skiff0 src 10.244.3.1 table 31000\n',
+      "the host's own connections to ClusterIPs go onto the bridge",
+    );
+    assert.deepEqual(JSON.parse(acts[4]!.text), {
       'net.ipv4.conf.skiff0.route_localnet': '1',
       'net.ipv4.ip_forward': '1',
     });
-    assert.equal(acts.length, 4);
+    assert.equal(acts.length, 5);
     assert.deepEqual(JSON.parse(readFileSync(join(stateDir, 'node.json'), 'utf8')), {
       restore: { 'net.ipv4.ip_forward': '0' },
     });

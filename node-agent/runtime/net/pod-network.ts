@@ -9,6 +9,8 @@
  * Lifecycle
  *   prepareNode   unreachable routes → table inet skiff (with the host ports of the leases kept)
  *                 → VXLAN device (vxlan; removed with host-gw) → bridge (made, addressed, up)
+ *                 → the host's own connections to the service CIDR routed onto the bridge (a
+ *                   policy rule for `iif lo`: the table DNATs ClusterIPs in its output hook)
  *                 → sysctls → veths of kept leases back on the bridge
  *   routePeers    the routes (and VXLAN entries) to the other nodes' pod CIDRs made as given
  *                 (peer-routes.ts: a diff, so only what changed is touched)
@@ -16,7 +18,7 @@
  *                 saved → veth pair → eth0 addressed, up, default route → host ports in the table
  *   tearDown      veth deleted (its peer goes with it) → lease released → host ports rewritten
  *   releaseExcept tearDown of every lease whose sandbox is not among the live ones (start-up reconcile)
- *   removeNode    veths, bridge, VXLAN device, peer routes, table, then the unreachable routes
+ *   removeNode    veths, the service CIDR's policy rule, bridge, VXLAN device, peer routes, table, then the unreachable routes
  *                 removed; sysctls put back; state cleared
  *
  * Invariants
@@ -49,6 +51,9 @@ import {
   repairPlan,
   staleAddresses,
   unreachableRoutesScript,
+  localServiceRouteScript,
+  removeLocalServiceRuleScript,
+  type ShownRule,
   vethAttachScript,
   vethCreateScript,
   type ShownLink,
@@ -231,6 +236,18 @@ export class PodNetwork implements SandboxNetwork {
           staleAddresses: staleAddresses(shown, this.gateway),
         }),
       );
+      if (this.serviceCIDR) {
+        const rules = (await this.exec.ipJson<ShownRule[]>(host, ['rule', 'show'])) ?? [];
+        await this.exec.ip(
+          host,
+          localServiceRouteScript({
+            serviceCIDR: this.serviceCIDR.text,
+            bridge: this.bridge,
+            gateway: this.gateway,
+            rules,
+          }),
+        );
+      }
       await this.setSysctls();
       // sandboxes that outlived the bridge (removed by someone, or a reboot of the bridge only)
       const veths = new Map(
@@ -274,6 +291,10 @@ export class PodNetwork implements SandboxNetwork {
         (l) => leased.has(l.ifname) || (l.ifname.startsWith(VETH_PREFIX) && l.master === this.bridge),
       );
       await this.exec.ip(host, ours.map((l) => `link del dev ${l.ifname}\n`).join(''));
+      if (this.serviceCIDR) {
+        const rules = (await this.exec.ipJson<ShownRule[]>(host, ['rule', 'show'])) ?? [];
+        await this.exec.ip(host, removeLocalServiceRuleScript(this.serviceCIDR.text, rules));
+      }
       if (await this.exec.ipJson(host, ['link', 'show', 'dev', this.bridge])) {
         await this.exec.ip(host, `link del dev ${this.bridge}\n`);
       }
