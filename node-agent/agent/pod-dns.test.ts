@@ -121,3 +121,21 @@ test('limits: 3 nameservers, 32 search domains, 2048 characters of search line',
   assert.equal(long.searches.length, 8); // 8 × 252 - 1 = 2015 characters; a ninth would pass 2048
   assert.ok(long.searches.join(' ').length <= 2048);
 });
+
+test('a dnsConfig value with a newline never adds a line to resolv.conf', () => {
+  const text = resolvConfText(
+    podResolverConfig(
+      pod({
+        dnsConfig: {
+          options: [{ name: 'ndots', value: '1\nnameserver 203.0.113.66' }, { name: 'edns0' }],
+          searches: ['ok.example', 'bad.example\nnameserver 203.0.113.67'],
+        },
+      }),
+      cluster,
+      node,
+    ),
+  );
+  assert.doesNotMatch(text, /203\.0\.113/);
+  assert.match(text, /^options edns0$/m, 'the bad ndots left out, the rest kept');
+  assert.match(text, /^search .* ok\.example$/m);
+});

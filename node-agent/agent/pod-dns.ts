@@ -89,12 +89,22 @@ export function podResolverConfig(pod: Pod, cluster: ClusterDNS, node: ResolverC
   };
 }
 
-/** resolv.conf text for a configuration (an empty file for an empty one, as the kubelet writes). */
+/** A space, newline or control character: what would make one word of the file several, or a line. */
+const WORD_BREAK = /[\s\x00-\x1f\x7f]/;
+
+/**
+ * resolv.conf text for a configuration (an empty file for an empty one, as the kubelet writes).
+ * A word that is not one (an object stored before the API refused it) is left out, so no value
+ * adds a line of its own.
+ */
 export function resolvConfText(config: ResolverConfig): string {
+  const words = (values: readonly string[]) => values.filter((v) => v !== '' && !WORD_BREAK.test(v));
+  const searches = words(config.searches);
+  const options = words(config.options);
   const lines: string[] = [];
-  if (config.searches.length > 0) lines.push(`search ${config.searches.join(' ')}`);
-  for (const nameserver of config.nameservers) lines.push(`nameserver ${nameserver}`);
-  if (config.options.length > 0) lines.push(`options ${config.options.join(' ')}`);
+  if (searches.length > 0) lines.push(`search ${searches.join(' ')}`);
+  for (const nameserver of words(config.nameservers)) lines.push(`nameserver ${nameserver}`);
+  if (options.length > 0) lines.push(`options ${options.join(' ')}`);
   return lines.map((line) => `${line}\n`).join('');
 }
 

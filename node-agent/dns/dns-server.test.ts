@@ -234,6 +234,29 @@ describe('cluster DNS server on loopback', () => {
     assert.deepEqual(datas(await ask('web.shop.svc.cluster.local', 'A')), ['10.96.0.20']);
   });
 
+  test('10,000 questions, each a pointer to the one before: FORMERR at once, not a held event loop', async () => {
+    const questions = 10_000;
+    const query = Buffer.alloc(12 + 5 + (questions - 1) * 6);
+    query.writeUInt16BE(77, 0);
+    query.writeUInt16BE(questions, 4);
+    let at = 12;
+    query.writeUInt8(0, at); // the root name
+    query.writeUInt32BE(0x00010001, at + 1); // A, IN
+    let previous = at;
+    at += 5;
+    for (let i = 1; i < questions; i++) {
+      query.writeUInt16BE(0xc000 | previous, at); // a name that is the previous question's name
+      query.writeUInt32BE(0x00010001, at + 2);
+      previous = at;
+      at += 6;
+    }
+    // decoded, each cost ~35 ms of the agent's event loop: ten, a third of a second
+    const started = performance.now();
+    for (let i = 0; i < 10; i++) assert.equal((await rawUdp(port, query))?.rcode, 'FORMERR');
+    const ms = performance.now() - started;
+    assert.ok(ms < 150, `ten answered in ${ms.toFixed(0)} ms`);
+  });
+
   test('fuzz: thousands of random and mutated messages over UDP and TCP, then still answering', async () => {
     const valid = dnsPacket.encode({
       type: 'query',
@@ -311,6 +334,43 @@ describe('cluster DNS server on loopback', () => {
         'example.test.\n192.0.2.10',
       );
     });
+  });
+});
+
+describe('cluster DNS server against a TCP client that never reads', () => {
+  test('it is answered only as far as its replies are taken: the agent’s memory stays bounded', async () => {
+    let answered = 0;
+    const huge = Buffer.alloc(60_000);
+    // every query answered at once with 60 KB: 2,000 unread would be 120 MB held by the agent
+    const handler = {
+      answer: (query: Buffer) => {
+        answered++;
+        huge.writeUInt16BE(query.readUInt16BE(0), 0);
+        return huge;
+      },
+    } as unknown as QueryHandler;
+    const server = await DnsServer.listen({
+      address: '127.0.0.1',
+      port: 0,
+      handler,
+      log: pino({ level: 'silent' }),
+    });
+    const socket = connect({ host: '127.0.0.1', port: server.port });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.once('connect', resolve);
+      });
+      socket.pause(); // the client reads nothing
+      const query = dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', name: 'x.test' }] });
+      socket.write(Buffer.concat(Array.from({ length: 2000 }, () => framed(query))));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.ok(answered < 500, `${answered} of 2,000 queries answered to a client that read none`);
+      assert.ok(answered >= 1);
+    } finally {
+      socket.destroy();
+      await server.close();
+    }
   });
 });
 

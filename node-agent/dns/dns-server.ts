@@ -5,7 +5,10 @@
  * - UDP: one datagram, one reply (or none). Replies wait on nothing but the upstream; at most
  *   `maxPending` forwarded queries are open at once, more are dropped (the client retries).
  * - TCP: RFC 7766: length-framed messages, several per connection, replies in the order they are
- *   ready; a connection idle for 10 s is closed; at most 256 connections.
+ *   ready; a connection idle for 10 s is closed; at most 256 connections. A client that sends
+ *   faster than it reads is not read from while 64 of its queries are open or 256 KiB of replies
+ *   wait to be sent (pipelined queries for large answers would otherwise grow the agent's memory
+ *   without bound); if it reads nothing more, it falls idle and is closed.
  * - Whatever arrives, the server keeps serving: a handler failure drops that one query.
  */
 import { createSocket, type Socket } from 'node:dgram';
@@ -31,6 +34,9 @@ export interface DnsServerOptions {
 }
 
 const MAX_TCP_CONNECTIONS = 256;
+/** Per TCP connection: queries being answered, and reply bytes not yet sent, before it is paused. */
+const MAX_TCP_OPEN_QUERIES = 64;
+const MAX_TCP_UNSENT_BYTES = 256 * 1024;
 
 /**
  * Replies go to the address a query came from, always a literal: answered at once, where the
@@ -146,6 +152,12 @@ export class DnsServer {
     socket.setNoDelay(true);
     socket.setTimeout(this.options.tcpIdleMs ?? 10_000, () => socket.destroy());
     socket.on('error', () => socket.destroy());
+    let open = 0;
+    const flow = () => {
+      if (open >= MAX_TCP_OPEN_QUERIES || socket.writableLength >= MAX_TCP_UNSENT_BYTES) socket.pause();
+      else if (socket.isPaused()) socket.resume();
+    };
+    socket.on('drain', flow);
     readTcpMessages(socket, (message) => {
       let reply;
       try {
@@ -153,11 +165,17 @@ export class DnsServer {
       } catch {
         return;
       }
+      open++;
+      flow();
       Promise.resolve(reply)
         .then((bytes) => {
           if (bytes !== undefined && !socket.destroyed) socket.write(framed(bytes));
         })
-        .catch(() => socket.destroy());
+        .catch(() => socket.destroy())
+        .finally(() => {
+          open--;
+          flow();
+        });
     });
   }
 }

@@ -10,6 +10,11 @@
  *                 its SOA's min(TTL, minimum) (RFC 2308), at most 1 h; SERVFAIL when none answers
  *
  * The cache holds at most `maxEntries` replies; the least recently used goes first.
+ *
+ * Against poisoning of that cache (shared by every pod of the node), each UDP query has a socket of
+ * its own, connected to the upstream asked: a fresh random source port besides the random id, and
+ * the kernel takes replies from that upstream's address and port only (a pod can reach the node's
+ * sockets directly, so a reply from anywhere else would be an attacker's guess at the id).
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { connect } from 'node:net';
@@ -52,8 +57,8 @@ const UPSTREAM_PAYLOAD = 1232;
 export class Forwarder {
   private readonly cache = new Map<string, CacheEntry>();
   private readonly inFlight = new Map<string, Promise<ForwardedReply>>();
-  private readonly pending = new Map<number, { question: Question; done: (reply: DecodedPacket) => void }>();
-  private readonly sockets = new Map<'udp4' | 'udp6', Socket>();
+  /** The UDP sockets of queries waiting for their reply. */
+  private readonly open = new Set<Socket>();
   private readonly now: () => number;
   private closed = false;
   /** Replies served from the cache, and asked upstream (tests and metrics read them). */
@@ -89,8 +94,8 @@ export class Forwarder {
 
   close(): void {
     this.closed = true;
-    for (const socket of this.sockets.values()) socket.close();
-    this.sockets.clear();
+    for (const socket of this.open) socket.close();
+    this.open.clear();
     this.cache.clear();
   }
 
@@ -144,10 +149,23 @@ export class Forwarder {
     });
   }
 
-  private socket(family: 'udp4' | 'udp6'): Socket {
-    let socket = this.sockets.get(family);
-    if (socket === undefined) {
-      socket = createSocket(family);
+  private askUdp(upstream: Upstream, question: Question): Promise<DecodedPacket> {
+    const id = randomInt(0x10000);
+    const socket = createSocket(isIPv6(upstream.address) ? 'udp6' : 'udp4');
+    this.open.add(socket);
+    const timeoutMs = this.options.timeoutMs ?? 2000;
+    return new Promise<DecodedPacket>((resolve, reject) => {
+      let settled = false;
+      const finish = (err: Error | undefined, reply?: DecodedPacket) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (this.open.delete(socket)) socket.close();
+        if (err !== undefined) reject(err);
+        else resolve(reply!);
+      };
+      const timer = setTimeout(() => finish(new Error(`no reply within ${timeoutMs} ms`)), timeoutMs);
+      socket.on('error', (err) => finish(err));
       socket.on('message', (message) => {
         let reply: DecodedPacket;
         try {
@@ -155,50 +173,21 @@ export class Forwarder {
         } catch {
           return; // not a DNS message: ignored, the query times out or another reply comes
         }
-        const waiting = reply.id === undefined ? undefined : this.pending.get(reply.id);
-        const asked = waiting?.question;
         const got = reply.questions?.[0];
         if (
-          waiting === undefined ||
+          reply.id !== id ||
           got === undefined ||
-          got.name.toLowerCase() !== asked!.name.toLowerCase() ||
-          got.type !== asked!.type
+          got.name.toLowerCase() !== question.name.toLowerCase() ||
+          got.type !== question.type
         )
-          return; // not the reply to a query in flight (late, or spoofed)
-        this.pending.delete(reply.id!);
-        waiting.done(reply);
+          return; // not the reply to this query
+        finish(undefined, reply);
       });
-      socket.on('error', (err) =>
-        this.options.log.warn({ err: errorMessage(err) }, 'upstream socket failed'),
+      socket.connect(upstream.port, upstream.address, () =>
+        socket.send(this.query(id, question), (err) => {
+          if (err) finish(err);
+        }),
       );
-      socket.unref();
-      this.sockets.set(family, socket);
-    }
-    return socket;
-  }
-
-  private askUdp(upstream: Upstream, question: Question): Promise<DecodedPacket> {
-    let id = randomInt(0x10000);
-    while (this.pending.has(id)) id = randomInt(0x10000);
-    const socket = this.socket(isIPv6(upstream.address) ? 'udp6' : 'udp4');
-    return new Promise<DecodedPacket>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`no reply within ${this.options.timeoutMs ?? 2000} ms`));
-      }, this.options.timeoutMs ?? 2000);
-      this.pending.set(id, {
-        question,
-        done: (reply) => {
-          clearTimeout(timer);
-          resolve(reply);
-        },
-      });
-      socket.send(this.query(id, question), upstream.port, upstream.address, (err) => {
-        if (!err) return;
-        clearTimeout(timer);
-        this.pending.delete(id);
-        reject(err);
-      });
     });
   }
 

@@ -17,13 +17,14 @@ export function framed(message: Buffer): Buffer {
 
 /**
  * Calls `onMessage` with each whole message the socket brings, in order. A zero length is no DNS
- * message: the connection is closed. At most one message (64 KiB) is ever held.
+ * message: the connection is closed. While the socket is paused (the reader's back-pressure) no
+ * message is handed on, also not those already received; they follow on resume. What is held is
+ * at most one read's bytes and a message's start.
  */
 export function readTcpMessages(socket: Socket, onMessage: (message: Buffer) => void): void {
   let held: Buffer = Buffer.alloc(0);
-  socket.on('data', (chunk: Buffer) => {
-    held = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
-    while (held.length >= 2) {
+  const deliver = () => {
+    while (held.length >= 2 && !socket.isPaused()) {
       const length = held.readUInt16BE(0);
       if (length === 0) {
         socket.destroy();
@@ -35,5 +36,10 @@ export function readTcpMessages(socket: Socket, onMessage: (message: Buffer) => 
       onMessage(message);
       if (socket.destroyed) return;
     }
+  };
+  socket.on('data', (chunk: Buffer) => {
+    held = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
+    deliver();
   });
+  socket.on('resume', deliver);
 }

@@ -279,4 +279,31 @@ describe('service plan', () => {
     assert.equal(element(plan, 'service-ips', '192.0.2.20 . tcp . 80'), ext);
     assert.equal(element(plan, 'service-nodeports', 'tcp . 30081'), ext);
   });
+
+  test('no endpoint or external address sends traffic to the node itself or link-local', () => {
+    // a tenant's selector-less Service: its own EndpointSlice and externalIPs, stored before the API checked them
+    const plan = planService(
+      {
+        ...service({
+          type: 'LoadBalancer',
+          externalIPs: ['127.0.0.1', '192.0.2.10'],
+          ports: [{ name: 'http', port: 2379, protocol: 'TCP', nodePort: 30081 }],
+        }),
+        status: { loadBalancer: { ingress: [{ ip: '169.254.169.254' }] } },
+      },
+      [slice([endpoint('127.0.0.1', 'n1'), endpoint('169.254.169.254', 'n1'), endpoint('10.244.1.2', 'n1')])],
+      node,
+    );
+    assert.deepEqual(balancedOver(plan, chainNamed(plan, 'svc-')), ['10.244.1.2-8080']);
+    assert.deepEqual(
+      [...(plan.elements.get('service-ips')?.keys() ?? [])].sort(),
+      ['10.96.0.20 . tcp . 2379', '192.0.2.10 . tcp . 2379'],
+      'the node’s own 127.0.0.1:2379 is not captured',
+    );
+    assert.equal(
+      plan.problems.filter((p) => /loopback|link-local/.test(p)).length,
+      4,
+      plan.problems.join('; '),
+    );
+  });
 });

@@ -34,10 +34,14 @@
  *
  * Every name and number that reaches nft text is checked here (addresses as dotted quads, ports
  * 1-65535, timeouts 1-86400); a Service or endpoint that fails is left out with a problem naming it.
+ * So is an endpoint or external address the API would refuse now (loopback, link-local, unspecified:
+ * ../../proto/special-addresses.ts) that an object stored before that check may still carry: an
+ * external IP of 127.0.0.1 would DNAT the node's own connections to 127.0.0.1 (etcd, NATS) to a pod.
  */
 import { createHash } from 'node:crypto';
 import { ipv4Number, type Cidr } from '../../proto/cidr.js';
 import type { EndpointSlice, Service, ServicePort } from '../../proto/gen/types.js';
+import { specialAddressProblem } from '../../proto/special-addresses.js';
 import { SERVICE_OBJECTS } from '../runtime/net/nft-ruleset.js';
 
 /** What the plan needs to know of the node. */
@@ -63,6 +67,8 @@ export interface ServicePlan {
   sets: ReadonlyMap<string, AffinitySet>;
   /** Why parts of the Service were left out (bad addresses, SCTP, …), for the log. */
   problems: readonly string[];
+  /** Its own (checked) ClusterIP: keys of that address are its by right, ahead of any externalIP. */
+  clusterIP?: string;
 }
 
 export const EMPTY_PLAN: ServicePlan = {
@@ -134,6 +140,11 @@ function targetsOf(
         problems.push(`EndpointSlice ${slice.metadata.name}: address ${JSON.stringify(ip)} is not IPv4`);
         continue;
       }
+      const special = specialAddressProblem(ip);
+      if (special !== undefined) {
+        problems.push(`EndpointSlice ${slice.metadata.name}: address ${ip} ${special}`);
+        continue;
+      }
       const c = endpoint.conditions ?? {};
       // absent conditions: ready (and so serving), not terminating, as discovery/v1 reads them
       const ready = c.ready ?? true;
@@ -161,8 +172,9 @@ function externalAddresses(service: Service, problems: string[]): string[] {
       : []),
   ];
   const valid = addresses.filter((a) => {
-    if (validIPv4(a)) return true;
-    problems.push(`external address ${JSON.stringify(a)} is not IPv4`);
+    const problem = validIPv4(a) ? specialAddressProblem(a) : 'is not IPv4';
+    if (problem === undefined) return true;
+    problems.push(`external address ${JSON.stringify(a)} ${problem}`);
     return false;
   });
   return [...new Set(valid)];
@@ -312,5 +324,5 @@ export function planService(
     if (nodePort !== undefined)
       plan.element(o.serviceNodePorts, `${proto} . ${nodePort}`, `goto ${externalChain}`);
   }
-  return { elements: plan.elements, chains: plan.chains, sets: plan.sets, problems };
+  return { elements: plan.elements, chains: plan.chains, sets: plan.sets, problems, clusterIP };
 }

@@ -156,4 +156,33 @@ describe('service table', () => {
     assert.equal(conflicts.length, 2);
     assert.match(conflicts[0]!, /held by Service shop\/a, not given to shop\/b/);
   });
+
+  test('an externalIP naming another Service’s ClusterIP neither takes it nor rejects it', () => {
+    const victim = planService(service('web', '10.96.3.1'), [slice('web', { '10.244.1.2': true })], node);
+    const key = '10.96.3.1 . tcp . 80';
+    const attacker = (endpoints: Record<string, boolean>) =>
+      planService(
+        {
+          ...service('aaa', '10.96.3.9'),
+          spec: { ...service('aaa', '10.96.3.9').spec, externalIPs: ['10.96.3.1'] },
+        },
+        [slice('aaa', endpoints)],
+        node,
+      );
+    // 'shop/aaa' sorts before 'shop/web': first in Service order must not be enough
+    for (const [what, plan] of [
+      ['with endpoints of its own (hijack)', attacker({ '10.244.9.9': true })],
+      ['without endpoints (its no-endpoint reject)', attacker({})],
+    ] as const) {
+      const { table: t, conflicts } = gatherTable(
+        new Map([
+          ['shop/aaa', plan],
+          ['shop/web', victim],
+        ]),
+      );
+      assert.match(t.elements.get('service-ips')!.get(key)!, /shop\/web\//, what);
+      assert.equal(t.elements.get('no-endpoint-services')!.get(key), undefined, what);
+      assert.match(conflicts.join('\n'), /held by Service shop\/web, not given to shop\/aaa/, what);
+    }
+  });
 });

@@ -2,9 +2,12 @@
  * The Service objects of the node's table as one value, and the `nft -f` scripts that take the
  * kernel from one such value to another. Pure.
  *
- * - `gatherTable(plans)`: every Service's plan into one table. Two Services claiming one map key
- *   (a ClusterIP or nodePort reused while the old owner's deletion is still on its way) cannot both
- *   have it: the first in key order keeps it, the other is told in `conflicts`.
+ * - `gatherTable(plans)`: every Service's plan into one table. Two Services claiming one key
+ *   (a ClusterIP or nodePort reused while the old owner's deletion is still on its way, or a
+ *   tenant's externalIP naming another Service's ClusterIP) cannot both have it: a Service's own
+ *   ClusterIP keys go first, then the rest, each the first in Service order keeping it; the loser
+ *   is told in `conflicts`. A map and its no-endpoint twin are one key space: the no-endpoint
+ *   check runs before DNAT, so a key in both would reject the Service that holds it.
  * - `changeScript(applied, wanted)`: only what differs, in an order the kernel accepts in one
  *   transaction: stale elements deleted, new sets and chains declared, changed chains flushed
  *   and refilled, new elements added, then stale chains flushed and deleted, stale sets deleted.
@@ -30,6 +33,12 @@ export const SERVICE_MAPS: readonly string[] = [
   SERVICE_OBJECTS.noEndpointServices,
   SERVICE_OBJECTS.noEndpointNodePorts,
 ];
+
+/** Maps whose keys name the same packets: one owner per key across them. */
+const KEY_SPACE = new Map<string, string>([
+  [SERVICE_OBJECTS.noEndpointServices, SERVICE_OBJECTS.serviceIps],
+  [SERVICE_OBJECTS.noEndpointNodePorts, SERVICE_OBJECTS.serviceNodePorts],
+]);
 
 export interface ServiceTable {
   /** map name → element key → verdict (every map of SERVICE_MAPS present) */
@@ -58,20 +67,27 @@ export function gatherTable(plans: ReadonlyMap<string, ServicePlan>): GatheredTa
   const sets = new Map<string, AffinitySet>();
   const conflicts: string[] = [];
   const keys = [...plans.keys()].sort();
-  for (const service of keys) {
-    const plan = plans.get(service)!;
-    for (const [map, entries] of plan.elements) {
-      const into = elements.get(map)!;
-      for (const [key, verdict] of entries) {
-        const owner = owners.get(`${map} ${key}`);
-        if (owner !== undefined) {
-          conflicts.push(`${map} ${key}: held by Service ${owner}, not given to ${service}`);
-          continue;
+  for (const ownClusterIP of [true, false])
+    for (const service of keys) {
+      const plan = plans.get(service)!;
+      const own = plan.clusterIP === undefined ? undefined : `${plan.clusterIP} . `;
+      for (const [map, entries] of plan.elements) {
+        const into = elements.get(map)!;
+        for (const [key, verdict] of entries) {
+          if ((own !== undefined && key.startsWith(own)) !== ownClusterIP) continue;
+          const claim = `${KEY_SPACE.get(map) ?? map} ${key}`;
+          const owner = owners.get(claim);
+          if (owner !== undefined) {
+            conflicts.push(`${map} ${key}: held by Service ${owner}, not given to ${service}`);
+            continue;
+          }
+          owners.set(claim, service);
+          into.set(key, verdict);
         }
-        owners.set(`${map} ${key}`, service);
-        into.set(key, verdict);
       }
     }
+  for (const service of keys) {
+    const plan = plans.get(service)!;
     // chain and set names carry a hash of the Service's own key: no two Services share one
     for (const [name, rules] of plan.chains) chains.set(name, rules);
     for (const [name, set] of plan.sets) sets.set(name, set);

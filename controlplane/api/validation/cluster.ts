@@ -8,8 +8,19 @@ export function validateNamespace(namespace: Namespace): void {
   requireOneOf('status.phase', namespace.status?.phase, ['Active', 'Terminating']);
 }
 
-export function validateNode(node: Node): void {
+export function validateNode(node: Node, old?: Node): void {
   const spec = node.spec;
+  // every node routes a pod CIDR to the Node that holds it: moving it onto another's (a node may
+  // write its own Node) would take that node's pod traffic; as Kubernetes, set once, then fixed
+  for (const field of ['podCIDR', 'podCIDRs'] as const) {
+    const was = old?.spec[field];
+    if (was === undefined || (Array.isArray(was) && was.length === 0)) continue;
+    if (JSON.stringify(spec[field]) !== JSON.stringify(was))
+      violation(
+        `spec.${field}`,
+        `may not be changed once set: was ${JSON.stringify(was)}, got ${JSON.stringify(spec[field] ?? null)}`,
+      );
+  }
   const taints = new Set<string>();
   (spec.taints ?? []).forEach((taint, i) => {
     const at = `spec.taints[${i}]`;

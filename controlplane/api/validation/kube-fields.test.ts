@@ -378,6 +378,18 @@ spec:
       /IPv4 or IPv6/,
     ],
     [
+      'a resolver option whose value would add a nameserver line to resolv.conf',
+      { dnsConfig: { options: [{ name: 'ndots', value: '1\nnameserver 203.0.113.66' }] } },
+      'spec.dnsConfig.options[0].value',
+      /may not contain spaces, tabs, newlines/,
+    ],
+    [
+      'a resolver option name with a space',
+      { dnsConfig: { options: [{ name: 'ndots:1 rotate' }] } },
+      'spec.dnsConfig.options[0].name',
+      /may not contain spaces/,
+    ],
+    [
       '33 search domains',
       { dnsConfig: { searches: Array.from({ length: 33 }, (_, i) => `d${i}.local`) } },
       'spec.dnsConfig.searches',

@@ -411,6 +411,8 @@ const MAX_DNS_NAMESERVERS = 3;
 const MAX_DNS_SEARCHES = 32;
 const MAX_DNS_SEARCH_CHARACTERS = 2048;
 
+const RESOLV_CONF_WORD_BREAK = /[\s\x00-\x1f\x7f]/;
+
 function validateDnsConfig(
   path: string,
   config: PodDNSConfig | undefined,
@@ -446,9 +448,18 @@ function validateDnsConfig(
     const domain = search.replace(/\.$/, '');
     requireValid(`${path}.searches[${i}]`, search, checkDns1123Subdomain(domain));
   });
-  (config.options ?? []).forEach((option, i) =>
-    requireNonEmpty(`${path}.options[${i}].name`, option.name, 'the resolver option to set'),
-  );
+  (config.options ?? []).forEach((option, i) => {
+    requireNonEmpty(`${path}.options[${i}].name`, option.name, 'the resolver option to set');
+    // one word each on resolv.conf's options line: a space or newline would add lines of its own
+    for (const field of ['name', 'value'] as const) {
+      const text = option[field];
+      if (text !== undefined && RESOLV_CONF_WORD_BREAK.test(text))
+        violation(
+          `${path}.options[${i}].${field}`,
+          'may not contain spaces, tabs, newlines or other control characters',
+        );
+    }
+  });
 }
 
 /**

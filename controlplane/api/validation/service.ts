@@ -1,6 +1,7 @@
 /** Service and Endpoints: types, ports, cluster IPs and the fields fixed after create. */
 import { isIP } from 'node:net';
 import type { EndpointSlice, Endpoints, Service } from '../../../proto/gen/types.js';
+import { specialAddressProblem } from '../../../proto/special-addresses.js';
 import {
   requireInRange,
   requireNonEmpty,
@@ -123,7 +124,9 @@ export function validateService(service: Service, old: Service | undefined): voi
   if (spec.clusterIP && spec.clusterIPs?.length && spec.clusterIPs[0] !== spec.clusterIP) {
     violation('spec.clusterIPs[0]', `must equal spec.clusterIP "${spec.clusterIP}"`);
   }
-  (spec.externalIPs ?? []).forEach((ip, i) => requireValid(`spec.externalIPs[${i}]`, ip, checkIp(ip)));
+  (spec.externalIPs ?? []).forEach((ip, i) =>
+    requireValid(`spec.externalIPs[${i}]`, ip, checkIp(ip) ?? specialAddressProblem(ip)),
+  );
   if (spec.loadBalancerIP)
     requireValid('spec.loadBalancerIP', spec.loadBalancerIP, checkIp(spec.loadBalancerIP));
   requireOneOf('spec.externalTrafficPolicy', spec.externalTrafficPolicy, ['Cluster', 'Local']);
@@ -192,7 +195,11 @@ export function validateEndpoints(endpoints: Endpoints): void {
     const at = `subsets[${i}]`;
     for (const field of ['addresses', 'notReadyAddresses'] as const) {
       (subset[field] ?? []).forEach((address, j) => {
-        requireValid(`${at}.${field}[${j}].ip`, address.ip, checkIp(address.ip));
+        requireValid(
+          `${at}.${field}[${j}].ip`,
+          address.ip,
+          checkIp(address.ip) ?? specialAddressProblem(address.ip),
+        );
         if (address.nodeName)
           requireValid(
             `${at}.${field}[${j}].nodeName`,
@@ -218,8 +225,10 @@ const MAX_ENDPOINT_ADDRESSES = 100;
 
 function addressProblem(addressType: string, address: string): string | undefined {
   const family = isIP(address);
-  if (addressType === 'IPv4') return family === 4 ? undefined : 'must be an IPv4 address';
-  if (addressType === 'IPv6') return family === 6 ? undefined : 'must be an IPv6 address';
+  if (addressType === 'IPv4')
+    return family === 4 ? specialAddressProblem(address) : 'must be an IPv4 address';
+  if (addressType === 'IPv6')
+    return family === 6 ? specialAddressProblem(address) : 'must be an IPv6 address';
   return checkDns1123Subdomain(address);
 }
 

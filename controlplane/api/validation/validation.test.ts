@@ -1502,4 +1502,45 @@ describe('CronJob, Lease, PriorityClass and EndpointSlice, added through their s
     );
     assert.equal(old.ports?.[0]?.protocol, 'TCP');
   });
+
+  test('a Node’s pod CIDR is set once, then fixed (a node could otherwise move onto another’s)', () => {
+    const old = defaultObject(VALID.Node()) as Node;
+    expectInvalid(
+      variant<Node>('Node', (n) => (n.spec.podCIDR = '10.244.2.0/24')),
+      'spec.podCIDR',
+      /may not be changed once set: was "10.244.1.0\/24"/,
+      old,
+    );
+    const unset = defaultObject({ ...VALID.Node(), spec: {} } as Node) as Node;
+    validateObject(defaultObject(VALID.Node()), unset);
+  });
+
+  test('no endpoint or external IP may be the node itself or link-local (Kubernetes refuses them too)', () => {
+    const refused: [string, RegExp][] = [
+      ['127.0.0.1', /loopback/],
+      ['0.0.0.0', /unspecified/],
+      ['169.254.169.254', /link-local/],
+      ['224.0.0.5', /link-local multicast/],
+    ];
+    for (const [address, why] of refused) {
+      expectInvalid(
+        variant<EndpointSlice>('EndpointSlice', (es) => (es.endpoints![0]!.addresses = [address])),
+        'endpoints[0].addresses[0]',
+        why,
+      );
+      expectInvalid(
+        variant<Service>('Service', (s) => (s.spec.externalIPs = ['192.0.2.7', address])),
+        'spec.externalIPs[1]',
+        why,
+      );
+    }
+    expectInvalid(
+      variant<EndpointSlice>('EndpointSlice', (es) => {
+        es.addressType = 'IPv6';
+        es.endpoints = [{ addresses: ['::1'] }];
+      }),
+      'endpoints[0].addresses[0]',
+      /loopback/,
+    );
+  });
 });

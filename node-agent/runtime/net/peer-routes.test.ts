@@ -64,6 +64,28 @@ describe('peer routes', () => {
     });
   });
 
+  test('a Node claiming this node’s own address, loopback, link-local or multicast is not routed', () => {
+    const { peers, refused } = checkPeers(
+      [
+        { node: 'me-too', podCIDR: '10.244.4.0/24', address: '172.31.7.2' },
+        { node: 'loop', podCIDR: '10.244.5.0/24', address: '127.0.0.1' },
+        { node: 'meta', podCIDR: '10.244.6.0/24', address: '169.254.169.254' },
+        { node: 'zero', podCIDR: '10.244.7.0/24', address: '0.0.0.0' },
+        { node: 'multi', podCIDR: '10.244.8.0/24', address: '239.1.1.1' },
+        n2,
+      ],
+      { ...scope, nodeIP: '172.31.7.2' },
+    );
+    assert.deepEqual(peers, [n2]);
+    assert.deepEqual(Object.fromEntries(refused.map((r) => [r.node, r.reason])), {
+      'me-too': "its address 172.31.7.2 is this node's own",
+      loop: 'its address 127.0.0.1 may not be in the loopback range (127.0.0.0/8)',
+      meta: 'its address 169.254.169.254 may not be in the link-local range (169.254.0.0/16)',
+      zero: 'its address 0.0.0.0 may not be unspecified (0.0.0.0)',
+      multi: 'its address 239.1.1.1 may not be multicast or reserved',
+    });
+  });
+
   test('on link: an address of a connected subnet, not one behind a gateway, nor the pods’ own', () => {
     assert.ok(onLink('172.31.7.3', baseRoutes, scope));
     assert.ok(!onLink('172.31.8.4', baseRoutes, scope), 'behind the router');

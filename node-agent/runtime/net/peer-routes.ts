@@ -32,9 +32,13 @@ import {
 } from '../../../proto/cidr.js';
 import { FailedPreconditionError, errorMessage } from '../../../proto/errors.js';
 import type { NetworkBackend } from '../../../proto/network-plan.js';
+import { specialAddressProblem } from '../../../proto/special-addresses.js';
 import { compareCodePoints } from '../../../proto/support/code-point-order.js';
 import type { ShownLink, ShownRoute } from './ip-scripts.js';
 import { VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI, vtepMac } from './names.js';
+
+/** 224.0.0.0: from here on no address is a node's. */
+const MULTICAST_AND_ABOVE = 0xe0000000;
 
 /** Another node, as routing needs it. */
 export interface Peer {
@@ -57,6 +61,8 @@ export interface PeerScope {
   /** This node's own block (routed by the bridge). */
   podCIDR: Cidr;
   bridge: string;
+  /** This node's own address (its InternalIP), when known: no peer may claim it. */
+  nodeIP?: string;
 }
 
 /** A neighbour entry as `ip -j neigh show dev X` prints it. */
@@ -97,8 +103,8 @@ export function vtepOf(podCIDR: string): string {
 }
 
 /**
- * The peers that can be routed, and why the others cannot: an address that is not IPv4 or lies in
- * the cluster CIDR, a pod CIDR that is malformed, outside the cluster CIDR, or overlapping this
+ * The peers that can be routed, and why the others cannot: an address that is not IPv4, lies in
+ * the cluster CIDR, is this node's own, loopback, link-local, unspecified or multicast, a pod CIDR that is malformed, outside the cluster CIDR, or overlapping this
  * node's or another peer's (the first by node name keeps it). Sorted by node name.
  */
 export function checkPeers(
@@ -126,6 +132,11 @@ function peerProblem(
 ): string | undefined {
   const address = ipv4Number(peer.address);
   if (address === undefined) return `its address "${peer.address}" is not an IPv4 address`;
+  // `route … via` one of our own addresses fails, and with it the whole `ip -batch` (every peer)
+  if (peer.address === scope.nodeIP) return `its address ${peer.address} is this node's own`;
+  const special =
+    address >= MULTICAST_AND_ABOVE ? 'may not be multicast or reserved' : specialAddressProblem(peer.address);
+  if (special !== undefined) return `its address ${peer.address} ${special}`;
   if (cidrContains(scope.clusterCIDR, address))
     return `its address ${peer.address} is inside the cluster CIDR ${scope.clusterCIDR.text}`;
   let cidr: Cidr;

@@ -348,7 +348,12 @@ export class PodNetwork implements SandboxNetwork {
   }
 
   private peerScope(): PeerScope {
-    return { clusterCIDR: this.clusterCIDR, podCIDR: this.podCIDR, bridge: this.bridge };
+    return {
+      clusterCIDR: this.clusterCIDR,
+      podCIDR: this.podCIDR,
+      bridge: this.bridge,
+      ...(this.nodeIP !== undefined ? { nodeIP: this.nodeIP } : {}),
+    };
   }
 
   /** The peer plan made from what the host shows, and run. */
