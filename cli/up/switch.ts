@@ -220,16 +220,21 @@ async function ensureNamespace(name: string): Promise<void> {
   await mustRun(['ip', '-n', name, 'link', 'set', 'lo', 'up']);
 }
 
+/** A switch namespace with its bridge and nothing else, made or completed. */
+export async function ensureBridge(namespace: string): Promise<void> {
+  await ensureNamespace(namespace);
+  if (!(await linkExists(namespace, BRIDGE)))
+    await mustRun(['ip', '-n', namespace, 'link', 'add', BRIDGE, 'type', 'bridge']);
+  await mustRun(['ip', '-n', namespace, 'link', 'set', BRIDGE, 'up']);
+}
+
 /**
  * The switch namespace with its bridge, and the machine's veth on it (IPv6 off, S.254/24): made,
  * or completed where part of it exists.
  */
 export async function ensureSwitch(spec: SwitchSpec): Promise<void> {
   const ns = spec.namespace;
-  await ensureNamespace(ns);
-  if (!(await linkExists(ns, BRIDGE)))
-    await mustRun(['ip', '-n', ns, 'link', 'add', BRIDGE, 'type', 'bridge']);
-  await mustRun(['ip', '-n', ns, 'link', 'set', BRIDGE, 'up']);
+  await ensureBridge(ns);
   const veth = spec.machineVeth;
   if (!(await linkExists(ns, MACHINE_PORT))) {
     // a veth left without its peer (the switch namespace was removed alone) cannot be reused

@@ -384,7 +384,8 @@ export async function startAgent(options: AgentProcessOptions): Promise<RunningA
 /**
  * The node's cluster DNS server (../dns/node-dns.ts) on its bridge gateway, port 53, where its pods
  * reach it (the data plane DNATs the cluster DNS address there), in the node's namespace: the
- * agent's own, or --host-netns (`skiff up`; sockets bound there, served here). A server that
+ * agent's own (`skiff up`, a lab host, a real one), or --host-netns (in-process tests; sockets bound
+ * there, served here). A server that
  * cannot start leaves pods without cluster DNS, not the node without an agent: logged as an error.
  */
 async function serveClusterDns(

@@ -1,7 +1,7 @@
 /**
  * A UDP socket and a TCP listener bound in another network namespace, for the node's DNS server
- * where the node's network is a namespace the agent is not in (`--host-netns`: `skiff up`, the
- * in-process tests). A socket belongs to the namespace it was made in, whoever uses it later, and
+ * where the node's network is a namespace the agent is not in (`--host-netns`: the in-process
+ * tests). A socket belongs to the namespace it was made in, whoever uses it later, and
  * Node cannot enter one; so a short-lived Node process started in it (`nsenter --net`) binds both
  * and hands them to this process over Node's IPC channel (child_process handle passing), then
  * exits. The server then runs here as anywhere else.

@@ -70,6 +70,7 @@ import {
   MACHINE_HOST,
   addressIn,
   attachToSwitch,
+  ensureBridge,
   ensureSwitch,
   mustRun,
   removeSwitch,
@@ -261,7 +262,7 @@ export async function createHosts(
     // the second switch has no port to the machine: only the router joins it to the first
     const switch2Spec =
       second && switch2Ns ? { ...switchSpec, namespace: switch2Ns, subnet: second.subnet } : undefined;
-    if (switch2Spec) await ensureBridgeOnly(switch2Spec.namespace);
+    if (switch2Spec) await ensureBridge(switch2Spec.namespace);
     if (second && switch2Ns && routerNs)
       await makeRouter(routerNs, [switchNs, switch2Ns], [subnet, second.subnet]);
     const hosts: Host[] = [];
@@ -321,14 +322,6 @@ export async function createHosts(
     await dispose().catch(() => {});
     throw err;
   }
-}
-
-/** A switch namespace with its bridge and nothing else (the second switch: no port to the machine). */
-async function ensureBridgeOnly(namespace: string): Promise<void> {
-  await mustRun(['ip', 'netns', 'add', namespace]);
-  await mustRun(['ip', '-n', namespace, 'link', 'set', 'lo', 'up']);
-  await mustRun(['ip', '-n', namespace, 'link', 'add', 'switch0', 'type', 'bridge']);
-  await mustRun(['ip', '-n', namespace, 'link', 'set', 'switch0', 'up']);
 }
 
 /**
